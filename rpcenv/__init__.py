@@ -1,0 +1,56 @@
+"""rpcenv: the messaging layer every sparkctl process speaks through.
+
+Interfaces (`RpcEnv`, `RpcEndpoint`, `RpcEndpointRef`, `RpcCallContext`,
+`RpcAddress`) live apart from the transports (`rpcenv.grpc`, `rpcenv.local`),
+which are chosen by name with `spark.rpc.backend`. Cluster and scheduler code
+imports only from here, never from a backend or from grpc.
+"""
+
+from __future__ import annotations
+
+from rpcenv._address import RpcAddress, is_loopback_host, parse_endpoint_uri
+from rpcenv._conf import KNOWN_KEYS, Conf, parse_duration, parse_size
+from rpcenv._core import RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcEnv
+from rpcenv._errors import (
+    RpcAuthenticationError,
+    RpcConfigError,
+    RpcConnectionError,
+    RpcEndpointNotFoundError,
+    RpcEndpointStoppedError,
+    RpcError,
+    RpcMessageTooLargeError,
+    RpcProtocolError,
+    RpcRemoteError,
+    RpcTimeoutError,
+)
+from rpcenv._registry import ENTRY_POINT_GROUP, available_backends, get_backend, register_backend
+from rpcenv._security import SECRET_ENV_VAR
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "KNOWN_KEYS",
+    "SECRET_ENV_VAR",
+    "Conf",
+    "RpcAddress",
+    "RpcAuthenticationError",
+    "RpcCallContext",
+    "RpcConfigError",
+    "RpcConnectionError",
+    "RpcEndpoint",
+    "RpcEndpointNotFoundError",
+    "RpcEndpointRef",
+    "RpcEndpointStoppedError",
+    "RpcEnv",
+    "RpcError",
+    "RpcMessageTooLargeError",
+    "RpcProtocolError",
+    "RpcRemoteError",
+    "RpcTimeoutError",
+    "available_backends",
+    "get_backend",
+    "is_loopback_host",
+    "parse_duration",
+    "parse_endpoint_uri",
+    "parse_size",
+    "register_backend",
+]

@@ -1,0 +1,265 @@
+"""Dispatcher and inboxes: one ordered mailbox per endpoint, a shared thread pool.
+
+An inbox is processed by at most one thread at a time, so endpoint code needs no
+locks; `on_start` is its first item and `on_stop` its last. This module knows
+nothing of transports: backends hand it decoded messages.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from google.protobuf.message import Message
+
+from rpcenv._address import RpcAddress
+from rpcenv._core import RpcCallContext, RpcEndpoint, RpcEndpointRef
+from rpcenv._errors import RpcEndpointNotFoundError, RpcEndpointStoppedError
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["Dispatcher", "current_endpoint_ref"]
+
+log = logging.getLogger(__name__)
+
+_BATCH = 64
+_local = threading.local()
+
+
+def current_endpoint_ref() -> RpcEndpointRef | None:
+    """The endpoint whose hook this thread is running, if any (the implicit sender)."""
+    return getattr(_local, "ref", None)
+
+
+class _Item:
+    """One inbox entry: a hook call."""
+
+    __slots__ = ("args", "kind")
+
+    def __init__(self, kind: str, args: tuple[object, ...]) -> None:
+        self.kind = kind
+        self.args = args
+
+
+class Inbox:
+    """The ordered mailbox of one endpoint."""
+
+    def __init__(
+        self,
+        name: str,
+        endpoint: RpcEndpoint,
+        ref: RpcEndpointRef,
+        pool: concurrent.futures.ThreadPoolExecutor,
+        on_stopped: Callable[[Inbox], None],
+    ) -> None:
+        self.name = name
+        self.endpoint = endpoint
+        self.ref = ref
+        self._pool = pool
+        self._on_stopped = on_stopped
+        self._items: collections.deque[_Item] = collections.deque([_Item("start", ())])
+        self._lock = threading.Lock()
+        self._scheduled = False
+        self._stopping = False
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        """Schedule `on_start`."""
+        with self._lock:
+            self._schedule()
+
+    def post(self, item: _Item) -> bool:
+        """Queue `item`; False when the endpoint is stopping or stopped."""
+        with self._lock:
+            if self._stopping:
+                return False
+            self._items.append(item)
+            self._schedule()
+            return True
+
+    def post_many(self, items: list[_Item]) -> bool:
+        """Queue several items with one wake-up."""
+        with self._lock:
+            if self._stopping:
+                return False
+            self._items.extend(items)
+            self._schedule()
+            return True
+
+    def request_stop(self) -> None:
+        """Queue `on_stop` after everything already queued."""
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+            self._items.append(_Item("stop", ()))
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                self._pool.submit(self._process)
+            except RuntimeError:  # pool shut down: run the rest inline
+                self._scheduled = False
+                threading.Thread(target=self._process, daemon=True).start()
+
+    def _process(self) -> None:
+        _local.ref = self.ref
+        try:
+            while True:
+                with self._lock:
+                    if not self._items:
+                        self._scheduled = False
+                        return
+                    count = min(len(self._items), _BATCH)
+                    batch = [self._items.popleft() for _ in range(count)]
+                for item in batch:
+                    if self.stopped.is_set():
+                        _reject(item, self.name)
+                        continue
+                    self._run(item)
+        finally:
+            _local.ref = None
+
+    def _run(self, item: _Item) -> None:
+        endpoint = self.endpoint
+        try:
+            kind = item.kind
+            if kind == "send":
+                message, sender = item.args
+                endpoint.receive(message, sender)  # type: ignore[arg-type]
+            elif kind == "ask":
+                message, context = item.args
+                assert isinstance(context, RpcCallContext)
+                try:
+                    endpoint.receive_and_reply(message, context)  # type: ignore[arg-type]
+                except BaseException as exc:
+                    context.send_failure(exc)
+                    raise
+            elif kind == "start":
+                endpoint.on_start()
+            elif kind == "connected":
+                endpoint.on_connected(item.args[0])  # type: ignore[arg-type]
+            elif kind == "disconnected":
+                endpoint.on_disconnected(item.args[0])  # type: ignore[arg-type]
+            elif kind == "network_error":
+                endpoint.on_network_error(item.args[0], item.args[1])  # type: ignore[arg-type]
+            elif kind == "stop":
+                try:
+                    endpoint.on_stop()
+                finally:
+                    self.stopped.set()
+                    self._on_stopped(self)
+        except Exception as exc:
+            try:
+                endpoint.on_error(exc)
+            except Exception:
+                log.exception("on_error of endpoint %s raised", self.name)
+
+
+def _reject(item: _Item, name: str) -> None:
+    if item.kind == "ask":
+        context = item.args[1]
+        assert isinstance(context, RpcCallContext)
+        context.send_failure(RpcEndpointStoppedError(f"endpoint {name!r} was stopped"))
+    elif item.kind == "send":
+        log.warning("dropped %s sent to stopped endpoint %r", _type_name(item.args[0]), name)
+
+
+def _type_name(message: object) -> str:
+    return message.DESCRIPTOR.full_name if isinstance(message, Message) else type(message).__name__
+
+
+class Dispatcher:
+    """Routes decoded messages to inboxes by endpoint name."""
+
+    def __init__(self, env_name: str, threads: int) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix=f"{env_name}-dispatcher"
+        )
+        self._inboxes: dict[str, Inbox] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._all_stopped = threading.Event()
+        self._all_stopped.set()
+
+    def register(self, name: str, endpoint: RpcEndpoint, ref: RpcEndpointRef) -> None:
+        """Add an inbox and schedule its `on_start`.
+
+        Raises:
+            ValueError: the name is taken.
+            RpcEndpointStoppedError: the env is shutting down.
+        """
+        with self._lock:
+            if self._closed:
+                raise RpcEndpointStoppedError(f"cannot set up {name!r}: the RpcEnv is stopped")
+            if name in self._inboxes:
+                raise ValueError(f"an endpoint named {name!r} is already registered")
+            inbox = Inbox(name, endpoint, ref, self._pool, self._forget)
+            self._inboxes[name] = inbox
+            self._all_stopped.clear()
+        inbox.start()
+
+    def _forget(self, inbox: Inbox) -> None:
+        with self._lock:
+            if self._inboxes.get(inbox.name) is inbox:
+                del self._inboxes[inbox.name]
+            if not self._inboxes:
+                self._all_stopped.set()
+
+    def has(self, name: str) -> bool:
+        """True when an endpoint of that name is registered and not stopping."""
+        with self._lock:
+            return name in self._inboxes
+
+    def post_send(self, name: str, message: Message, sender: RpcEndpointRef | None) -> None:
+        """Deliver a one-way message; dropped and logged when there is no such endpoint."""
+        inbox = self._inboxes.get(name)
+        if inbox is None or not inbox.post(_Item("send", (message, sender))):
+            log.warning("dropped %s sent to unknown or stopped endpoint %r", _type_name(message), name)
+
+    def post_ask(self, name: str, message: Message, context: RpcCallContext) -> None:
+        """Deliver an ask; fail it at once when there is no such endpoint."""
+        inbox = self._inboxes.get(name)
+        if inbox is None:
+            context.send_failure(RpcEndpointNotFoundError(f"no endpoint named {name!r}"))
+        elif not inbox.post(_Item("ask", (message, context))):
+            context.send_failure(RpcEndpointStoppedError(f"endpoint {name!r} was stopped"))
+
+    def post_to_all(self, kind: str, *args: object) -> None:
+        """Tell every endpoint about a connection event."""
+        with self._lock:
+            inboxes = list(self._inboxes.values())
+        for inbox in inboxes:
+            inbox.post(_Item(kind, args))
+
+    def connected(self, address: RpcAddress) -> None:
+        """A peer connected."""
+        self.post_to_all("connected", address)
+
+    def disconnected(self, address: RpcAddress) -> None:
+        """A peer went away."""
+        self.post_to_all("disconnected", address)
+
+    def stop_endpoint(self, name: str) -> None:
+        """Queue `on_stop` for one endpoint."""
+        inbox = self._inboxes.get(name)
+        if inbox is not None:
+            inbox.request_stop()
+
+    def close(self, timeout: float) -> None:
+        """Stop every endpoint, wait for their `on_stop`, then end the threads."""
+        with self._lock:
+            self._closed = True
+            inboxes = list(self._inboxes.values())
+        for inbox in inboxes:
+            inbox.request_stop()
+        if not self._all_stopped.wait(timeout):
+            log.warning("endpoints still stopping after %.0fs: %s", timeout, list(self._inboxes))
+        self._pool.shutdown(wait=False, cancel_futures=False)

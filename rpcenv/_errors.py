@@ -1,0 +1,128 @@
+"""The one exception tree of the RpcEnv.
+
+    RpcError                         base of everything the RpcEnv raises
+    ├── RpcTimeoutError              an ask got no answer in time (also TimeoutError)
+    ├── RpcEndpointNotFoundError     no endpoint by that name at that address
+    ├── RpcEndpointStoppedError      the endpoint or its env was stopped
+    ├── RpcRemoteError               the receiver raised; carries its type and traceback
+    ├── RpcMessageTooLargeError      a message exceeds spark.rpc.message.maxSize
+    ├── RpcConnectionError           the peer is unreachable or the connection broke
+    │   └── RpcAuthenticationError   the peer refused our proof of the shared secret
+    ├── RpcProtocolError             a peer sent something that is not our protocol
+    └── RpcConfigError               a bad configuration value or an unsafe setting
+
+Each error maps onto one gRPC status code (`GRPC_STATUS`), so that a public
+service can answer with a proper code and a client can map it back.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "RpcAuthenticationError",
+    "RpcConfigError",
+    "RpcConnectionError",
+    "RpcEndpointNotFoundError",
+    "RpcEndpointStoppedError",
+    "RpcError",
+    "RpcMessageTooLargeError",
+    "RpcProtocolError",
+    "RpcRemoteError",
+    "RpcTimeoutError",
+    "error_class_by_name",
+]
+
+
+class RpcError(Exception):
+    """Base class of every error the RpcEnv raises."""
+
+    GRPC_STATUS = "INTERNAL"
+
+
+class RpcTimeoutError(RpcError, TimeoutError):
+    """An ask received no reply within its timeout."""
+
+    GRPC_STATUS = "DEADLINE_EXCEEDED"
+
+
+class RpcEndpointNotFoundError(RpcError, LookupError):
+    """No endpoint is registered under the name at the address."""
+
+    GRPC_STATUS = "NOT_FOUND"
+
+
+class RpcEndpointStoppedError(RpcError):
+    """The endpoint, or the whole RpcEnv, has been stopped."""
+
+    GRPC_STATUS = "UNAVAILABLE"
+
+
+class RpcRemoteError(RpcError):
+    """The receiving endpoint raised while handling an ask.
+
+    Attributes:
+        remote_type: qualified name of the remote exception's type.
+        remote_message: str() of the remote exception.
+        remote_traceback: the remote traceback, formatted.
+    """
+
+    GRPC_STATUS = "UNKNOWN"
+
+    def __init__(self, remote_type: str, remote_message: str, remote_traceback: str) -> None:
+        self.remote_type = remote_type
+        self.remote_message = remote_message
+        self.remote_traceback = remote_traceback
+        text = f"{remote_type}: {remote_message}"
+        if remote_traceback:
+            text += "\n\nRemote traceback:\n" + remote_traceback.rstrip()
+        super().__init__(text)
+
+
+class RpcMessageTooLargeError(RpcError, ValueError):
+    """A message is larger than the configured maximum."""
+
+    GRPC_STATUS = "RESOURCE_EXHAUSTED"
+
+
+class RpcConnectionError(RpcError, ConnectionError):
+    """The peer cannot be reached, or the connection to it broke."""
+
+    GRPC_STATUS = "UNAVAILABLE"
+
+
+class RpcAuthenticationError(RpcConnectionError):
+    """The peer refused the connection's proof of the shared secret."""
+
+    GRPC_STATUS = "UNAUTHENTICATED"
+
+
+class RpcProtocolError(RpcError):
+    """A peer sent bytes that do not follow the RpcEnv protocol."""
+
+    GRPC_STATUS = "INVALID_ARGUMENT"
+
+
+class RpcConfigError(RpcError, ValueError):
+    """A configuration value is malformed, or the setting is unsafe."""
+
+    GRPC_STATUS = "INVALID_ARGUMENT"
+
+
+_BY_NAME: dict[str, type[RpcError]] = {
+    cls.__name__: cls
+    for cls in (
+        RpcError,
+        RpcTimeoutError,
+        RpcEndpointNotFoundError,
+        RpcEndpointStoppedError,
+        RpcMessageTooLargeError,
+        RpcConnectionError,
+        RpcAuthenticationError,
+        RpcProtocolError,
+        RpcConfigError,
+    )
+}
+
+
+def error_class_by_name(name: str) -> type[RpcError] | None:
+    """Return the RpcEnv error class called `name`, if there is one."""
+    return _BY_NAME.get(name)

@@ -1,0 +1,197 @@
+"""The listening side of the gRPC backend: one grpc.Server per env.
+
+It serves the RpcService stream, any public typed services set up through
+`serve_service`, grpc.health.v1 and server reflection. An interceptor checks
+the shared secret before any handler runs, so an unauthenticated caller never
+reaches an endpoint.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor as pb_descriptor
+from google.protobuf import message_factory
+from google.protobuf.message import DecodeError, Message
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+
+from rpcenv._errors import RpcError
+from rpcenv._security import AuthVerifier
+
+__all__ = ["CONNECT_METHOD", "AUTH_METADATA", "PEER_METADATA", "GrpcServer", "status_for"]
+
+log = logging.getLogger(__name__)
+
+CONNECT_METHOD = "/sparkctl.v1.RpcService/Connect"
+PEER_METADATA = "x-sparkctl-peer"
+AUTH_METADATA = "x-sparkctl-auth"
+_UNAUTHENTICATED_OK = ("/grpc.health.v1.Health/",)
+
+_STATUS_BY_NAME = {code.name: code for code in grpc.StatusCode}
+
+
+def status_for(error: BaseException) -> grpc.StatusCode:
+    """The gRPC status code that describes `error`."""
+    if isinstance(error, RpcError):
+        return _STATUS_BY_NAME.get(error.GRPC_STATUS, grpc.StatusCode.INTERNAL)
+    if isinstance(error, (KeyError, LookupError)):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(error, PermissionError):
+        return grpc.StatusCode.PERMISSION_DENIED
+    if isinstance(error, (ValueError, TypeError)):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(error, TimeoutError):
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.INTERNAL
+
+
+def peer_env_id(metadata: dict[str, str]) -> str:
+    """The env id a caller claims in its peer metadata ('' for plain clients)."""
+    return metadata.get(PEER_METADATA, "").split(";", 1)[0]
+
+
+class _AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, verifier: AuthVerifier) -> None:
+        self._verifier = verifier
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        if details.method.startswith(_UNAUTHENTICATED_OK):
+            return continuation(details)
+        metadata = {k: v for k, v in details.invocation_metadata if isinstance(v, str)}
+        reason = self._verifier.verify(metadata.get(AUTH_METADATA), peer_env_id(metadata))
+        if reason is None:
+            return continuation(details)
+        method = details.method
+
+        def reject(_request: Any, context: grpc.ServicerContext) -> None:
+            log.warning("rejected unauthenticated call to %s from %s: %s", method, context.peer(), reason)
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"authentication failed: {reason}")
+
+        return grpc.stream_stream_rpc_method_handler(reject)
+
+
+class _Methods(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """Method table that may grow while the server runs."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, details: Any) -> grpc.RpcMethodHandler | None:
+        return self.handlers.get(details.method)
+
+
+class _LiveReflection(reflection.ReflectionServicer):  # type: ignore[misc]
+    """Reflection that lists services added after the server started."""
+
+    def __init__(self, names: list[str]) -> None:
+        self._names = names
+        super().__init__([])
+
+    @property
+    def _service_names(self) -> tuple[str, ...]:
+        return tuple(sorted(self._names))
+
+    @_service_names.setter
+    def _service_names(self, _value: object) -> None:
+        pass
+
+
+class GrpcServer:
+    """A grpc.Server with our method table, health and reflection."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        options: list[tuple[str, Any]],
+        credentials: grpc.ServerCredentials | None,
+        verifier: AuthVerifier | None,
+        threads: int,
+    ) -> None:
+        self._methods = _Methods()
+        self._service_names: list[str] = [
+            "sparkctl.v1.RpcService",
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        ]
+        interceptors = [_AuthInterceptor(verifier)] if verifier is not None else []
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="grpc-server")
+        self.server = grpc.server(
+            self._pool,
+            handlers=[self._methods],
+            interceptors=interceptors,
+            options=options,
+        )
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            _LiveReflection(self._service_names), self.server
+        )
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if credentials is None:
+            self.port = self.server.add_insecure_port(target)
+        else:
+            self.port = self.server.add_secure_port(target, credentials)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {target}: address in use or not available")
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start serving; health says SERVING."""
+        self.server.start()
+        self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        for name in self._service_names:
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def add_stream(self, path: str, behaviour: Callable[[Any, grpc.ServicerContext], Any]) -> None:
+        """Serve a raw-bytes bidirectional stream at `path`."""
+        self._methods.handlers[path] = grpc.stream_stream_rpc_method_handler(behaviour)
+
+    def add_service(self, service: pb_descriptor.ServiceDescriptor, implementation: object) -> None:
+        """Serve every unary method of `service` by the same-named method of `implementation`."""
+        for method in service.methods:
+            if method.client_streaming or method.server_streaming:
+                raise ValueError(f"{method.full_name}: only unary methods can be served")
+            handler = getattr(implementation, method.name, None)
+            if handler is None:
+                raise ValueError(f"{type(implementation).__name__} has no method {method.name}")
+            request_class = message_factory.GetMessageClass(method.input_type)
+            self._methods.handlers[f"/{service.full_name}/{method.name}"] = (
+                grpc.unary_unary_rpc_method_handler(_unary(handler, request_class))
+            )
+        with self._lock:
+            if service.full_name not in self._service_names:
+                self._service_names.append(service.full_name)
+        self.health.set(service.full_name, health_pb2.HealthCheckResponse.SERVING)
+
+    def stop(self, grace: float) -> None:
+        """Refuse new calls, let running ones finish for `grace` seconds."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait(grace + 1.0)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _unary(
+    handler: Callable[[Message], Message], request_class: type[Message]
+) -> Callable[[bytes, grpc.ServicerContext], bytes]:
+    name = request_class.DESCRIPTOR.full_name
+
+    def behaviour(data: bytes, context: grpc.ServicerContext) -> bytes:
+        try:
+            request = request_class.FromString(data)
+        except DecodeError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {name}: {exc}")
+        try:
+            response = handler(request)
+        except Exception as exc:  # mapped onto a status code; never a bare traceback
+            log.debug("public call with %s failed", name, exc_info=True)
+            context.abort(status_for(exc), str(exc) or type(exc).__name__)
+        return response.SerializeToString()
+
+    return behaviour

@@ -1,0 +1,51 @@
+"""TLS credentials for the gRPC backend from `spark.ssl.rpc.*` PEM files."""
+
+from __future__ import annotations
+
+import grpc
+
+from rpcenv._conf import Conf
+from rpcenv._errors import RpcConfigError
+
+__all__ = ["channel_credentials", "server_credentials", "tls_enabled"]
+
+
+def tls_enabled(conf: Conf) -> bool:
+    """True when `spark.ssl.rpc.enabled` is set."""
+    return conf.get_bool("spark.ssl.rpc.enabled")
+
+
+def _read(conf: Conf, key: str, required: bool) -> bytes | None:
+    path = conf.get_str(key)
+    if not path:
+        if required:
+            raise RpcConfigError(f"TLS is enabled (spark.ssl.rpc.enabled) but {key} is not set")
+        return None
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise RpcConfigError(f"cannot read {key} file {path}: {exc.strerror}") from None
+
+
+def server_credentials(conf: Conf) -> grpc.ServerCredentials:
+    """Server certificate and key; with needClientAuth, clients must present a trusted cert.
+
+    Raises:
+        RpcConfigError: a file is missing or unreadable.
+    """
+    key = _read(conf, "spark.ssl.rpc.privateKey", True)
+    chain = _read(conf, "spark.ssl.rpc.certChain", True)
+    need_client = conf.get_bool("spark.ssl.rpc.needClientAuth")
+    roots = _read(conf, "spark.ssl.rpc.trustStore", need_client)
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=roots, require_client_auth=need_client
+    )
+
+
+def channel_credentials(conf: Conf) -> grpc.ChannelCredentials:
+    """Trust roots, plus our own certificate for mutual TLS when we have one."""
+    roots = _read(conf, "spark.ssl.rpc.trustStore", False)
+    key = _read(conf, "spark.ssl.rpc.privateKey", False)
+    chain = _read(conf, "spark.ssl.rpc.certChain", False)
+    return grpc.ssl_channel_credentials(root_certificates=roots, private_key=key, certificate_chain=chain)
