@@ -969,3 +969,150 @@ class MasterChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MasterChanged: _TypeAlias = MasterChanged  # noqa: Y015
+
+@_typing.final
+class GetWorkerStateRequest(_message.Message):
+    """---- Web UI / status queries (asks to the local endpoint) ----"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWorkerStateRequest: _TypeAlias = GetWorkerStateRequest  # noqa: Y015
+
+@_typing.final
+class ExecutorRunnerSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    EXECUTOR_ID_FIELD_NUMBER: _builtins.int
+    CORES_FIELD_NUMBER: _builtins.int
+    MEMORY_MB_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    WORK_DIR_FIELD_NUMBER: _builtins.int
+    PID_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    executor_id: _builtins.int
+    cores: _builtins.int
+    memory_mb: _builtins.int
+    state: Global___ExecutorState.ValueType
+    work_dir: _builtins.str
+    pid: _builtins.int
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        executor_id: _builtins.int = ...,
+        cores: _builtins.int = ...,
+        memory_mb: _builtins.int = ...,
+        state: Global___ExecutorState.ValueType = ...,
+        work_dir: _builtins.str = ...,
+        pid: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "cores", b"cores", "executor_id", b"executor_id", "memory_mb", b"memory_mb", "pid", b"pid", "state", b"state", "work_dir", b"work_dir"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutorRunnerSummary: _TypeAlias = ExecutorRunnerSummary  # noqa: Y015
+
+@_typing.final
+class DriverRunnerSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRIVER_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CORES_FIELD_NUMBER: _builtins.int
+    MEMORY_MB_FIELD_NUMBER: _builtins.int
+    WORK_DIR_FIELD_NUMBER: _builtins.int
+    driver_id: _builtins.str
+    state: Global___DriverState.ValueType
+    cores: _builtins.int
+    memory_mb: _builtins.int
+    work_dir: _builtins.str
+    def __init__(
+        self,
+        *,
+        driver_id: _builtins.str = ...,
+        state: Global___DriverState.ValueType = ...,
+        cores: _builtins.int = ...,
+        memory_mb: _builtins.int = ...,
+        work_dir: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "driver_id", b"driver_id", "memory_mb", b"memory_mb", "state", b"state", "work_dir", b"work_dir"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DriverRunnerSummary: _TypeAlias = DriverRunnerSummary  # noqa: Y015
+
+@_typing.final
+class GetWorkerStateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    CORES_FIELD_NUMBER: _builtins.int
+    CORES_USED_FIELD_NUMBER: _builtins.int
+    MEMORY_MB_FIELD_NUMBER: _builtins.int
+    MEMORY_USED_MB_FIELD_NUMBER: _builtins.int
+    MASTER_URL_FIELD_NUMBER: _builtins.int
+    MASTER_WEBUI_URL_FIELD_NUMBER: _builtins.int
+    EXECUTORS_FIELD_NUMBER: _builtins.int
+    FINISHED_EXECUTORS_FIELD_NUMBER: _builtins.int
+    DRIVERS_FIELD_NUMBER: _builtins.int
+    FINISHED_DRIVERS_FIELD_NUMBER: _builtins.int
+    WORK_DIR_FIELD_NUMBER: _builtins.int
+    worker_id: _builtins.str
+    host: _builtins.str
+    port: _builtins.int
+    cores: _builtins.int
+    cores_used: _builtins.int
+    memory_mb: _builtins.int
+    memory_used_mb: _builtins.int
+    master_url: _builtins.str
+    master_webui_url: _builtins.str
+    work_dir: _builtins.str
+    @_builtins.property
+    def executors(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutorRunnerSummary]: ...
+    @_builtins.property
+    def finished_executors(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutorRunnerSummary]: ...
+    @_builtins.property
+    def drivers(self) -> _containers.RepeatedCompositeFieldContainer[Global___DriverRunnerSummary]: ...
+    @_builtins.property
+    def finished_drivers(self) -> _containers.RepeatedCompositeFieldContainer[Global___DriverRunnerSummary]: ...
+    def __init__(
+        self,
+        *,
+        worker_id: _builtins.str = ...,
+        host: _builtins.str = ...,
+        port: _builtins.int = ...,
+        cores: _builtins.int = ...,
+        cores_used: _builtins.int = ...,
+        memory_mb: _builtins.int = ...,
+        memory_used_mb: _builtins.int = ...,
+        master_url: _builtins.str = ...,
+        master_webui_url: _builtins.str = ...,
+        executors: _abc.Iterable[Global___ExecutorRunnerSummary] | None = ...,
+        finished_executors: _abc.Iterable[Global___ExecutorRunnerSummary] | None = ...,
+        drivers: _abc.Iterable[Global___DriverRunnerSummary] | None = ...,
+        finished_drivers: _abc.Iterable[Global___DriverRunnerSummary] | None = ...,
+        work_dir: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "cores_used", b"cores_used", "drivers", b"drivers", "executors", b"executors", "finished_drivers", b"finished_drivers", "finished_executors", b"finished_executors", "host", b"host", "master_url", b"master_url", "master_webui_url", b"master_webui_url", "memory_mb", b"memory_mb", "memory_used_mb", b"memory_used_mb", "port", b"port", "work_dir", b"work_dir", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWorkerStateResponse: _TypeAlias = GetWorkerStateResponse  # noqa: Y015
