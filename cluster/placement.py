@@ -1,0 +1,214 @@
+"""Executor and driver placement: which worker gets which executor or driver.
+
+A plain decision class with no I/O, no clock and no RpcEnv, so that it can be
+tested exhaustively on its own. The Master feeds it a snapshot of the alive
+workers' free resources and of the applications waiting for cores (in FIFO
+order) and turns the answer into LaunchExecutor / LaunchDriver messages.
+
+Semantics follow Spark standalone: applications are served first come, first
+served; within one application cores are spread across workers by default
+(`spark.deploy.spreadOut`) or packed onto as few workers as possible;
+`cores_per_executor == 0` means one executor per worker that takes all the
+cores assigned there. It must never assign more cores or memory than a worker
+has free, nor more cores than an application still wants.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Sequence
+
+__all__ = [
+    "AppDemand",
+    "DriverDemand",
+    "ExecutorAssignment",
+    "Placement",
+    "WorkerResources",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkerResources:
+    """What one alive worker can still give."""
+
+    worker_id: str
+    cores_free: int
+    memory_free_mb: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AppDemand:
+    """What one waiting application still wants.
+
+    Attributes:
+        app_id: the application.
+        cores_left: cores it may still be granted (max cores minus granted).
+        memory_per_executor_mb: memory of each executor.
+        cores_per_executor: cores of each executor; 0 = one executor per worker
+            taking every core assigned to the app on that worker.
+        executors_running: executors it has now (counted against the limit).
+        executor_limit: the most executors it may have (dynamic allocation); None = no limit.
+    """
+
+    app_id: str
+    cores_left: int
+    memory_per_executor_mb: int
+    cores_per_executor: int = 0
+    executors_running: int = 0
+    executor_limit: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DriverDemand:
+    """A cluster-mode driver waiting for a worker."""
+
+    driver_id: str
+    cores: int
+    memory_mb: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExecutorAssignment:
+    """Launch one executor of `app_id` on `worker_id` with these resources."""
+
+    app_id: str
+    worker_id: str
+    cores: int
+    memory_mb: int
+
+
+class Placement:
+    """Decides where executors and drivers go, given free resources.
+
+    Args:
+        spread_out: spread each application's cores over as many workers as
+            possible (Spark's default); False packs them onto few workers.
+        rng: the randomness used to shuffle workers for driver placement
+            (seed it in tests for reproducible answers).
+    """
+
+    def __init__(self, spread_out: bool = True, rng: random.Random | None = None) -> None:
+        self.spread_out = spread_out
+        self._rng = rng or random.Random()
+
+    def place_drivers(
+        self, drivers: Sequence[DriverDemand], workers: Sequence[WorkerResources]
+    ) -> tuple[list[tuple[str, str]], list[WorkerResources]]:
+        """Place waiting drivers, each on one worker with enough free cores and memory.
+
+        Workers are visited round-robin from a shuffled order, so that drivers do
+        not all pile onto the first worker.
+
+        Returns:
+            The (driver_id, worker_id) pairs placed, and the workers' resources
+            left after those drivers (to pass on to `place_executors`).
+        """
+        free = {w.worker_id: [w.cores_free, w.memory_free_mb] for w in workers}
+        order = [w.worker_id for w in workers]
+        self._rng.shuffle(order)
+        placed: list[tuple[str, str]] = []
+        position = 0
+        for driver in drivers:
+            if driver.cores < 0 or driver.memory_mb < 0:
+                raise ValueError(f"driver {driver.driver_id} asks for negative resources")
+            for step in range(len(order)):
+                worker_id = order[(position + step) % len(order)]
+                cores, memory = free[worker_id]
+                if cores >= driver.cores and memory >= driver.memory_mb:
+                    free[worker_id] = [cores - driver.cores, memory - driver.memory_mb]
+                    placed.append((driver.driver_id, worker_id))
+                    position = (position + step + 1) % len(order)
+                    break
+        remaining = [WorkerResources(w.worker_id, *free[w.worker_id]) for w in workers]
+        return placed, remaining
+
+    def place_executors(
+        self, apps: Sequence[AppDemand], workers: Sequence[WorkerResources]
+    ) -> list[ExecutorAssignment]:
+        """Assign executors to the applications, first come first served.
+
+        Args:
+            apps: waiting applications, oldest first.
+            workers: alive workers with their free resources.
+
+        Returns:
+            One assignment per executor to launch, in launch order.
+        """
+        free = {w.worker_id: [w.cores_free, w.memory_free_mb] for w in workers}
+        assignments: list[ExecutorAssignment] = []
+        for app in apps:
+            snapshot = [WorkerResources(wid, c, m) for wid, (c, m) in free.items()]
+            for worker_id, cores_list in self._assign_app(app, snapshot):
+                for cores in cores_list:
+                    free[worker_id][0] -= cores
+                    free[worker_id][1] -= app.memory_per_executor_mb
+                    assignments.append(
+                        ExecutorAssignment(app.app_id, worker_id, cores, app.memory_per_executor_mb)
+                    )
+        return assignments
+
+    def _assign_app(
+        self, app: AppDemand, workers: Sequence[WorkerResources]
+    ) -> list[tuple[str, list[int]]]:
+        """Cores of each new executor of `app`, per worker (no I/O, no mutation)."""
+        if app.cores_per_executor < 0 or app.memory_per_executor_mb < 0:
+            raise ValueError(f"application {app.app_id} asks for negative resources")
+        one_per_worker = app.cores_per_executor == 0
+        min_cores = 1 if one_per_worker else app.cores_per_executor
+        limit = app.executor_limit
+        if app.cores_left < min_cores or (limit is not None and app.executors_running >= limit):
+            return []
+        # Usable = can host at least one more executor of this app right now.
+        usable = [
+            w
+            for w in sorted(workers, key=lambda w: w.cores_free, reverse=True)
+            if w.cores_free >= min_cores and w.memory_free_mb >= app.memory_per_executor_mb
+        ]
+        if not usable:
+            return []
+        count = len(usable)
+        assigned_cores = [0] * count
+        assigned_execs = [0] * count
+        to_assign = min(app.cores_left, sum(w.cores_free for w in usable))
+
+        def can_launch(pos: int) -> bool:
+            worker = usable[pos]
+            enough_cores = to_assign >= min_cores
+            cores_fit = worker.cores_free - assigned_cores[pos] >= min_cores
+            new_executor = not one_per_worker or assigned_execs[pos] == 0
+            if not new_executor:  # adding a core to this worker's single executor
+                return enough_cores and cores_fit
+            memory_left = worker.memory_free_mb - assigned_execs[pos] * app.memory_per_executor_mb
+            total_execs = app.executors_running + sum(assigned_execs)
+            under_limit = limit is None or total_execs < limit
+            return (
+                enough_cores
+                and cores_fit
+                and memory_left >= app.memory_per_executor_mb
+                and (under_limit)
+            )
+
+        candidates = [pos for pos in range(count) if can_launch(pos)]
+        while candidates:
+            for pos in candidates:
+                keep = True
+                while keep and can_launch(pos):
+                    to_assign -= min_cores
+                    assigned_cores[pos] += min_cores
+                    if not one_per_worker or assigned_execs[pos] == 0:
+                        assigned_execs[pos] += 1
+                    # Spreading out moves on to the next worker after one step;
+                    # consolidating fills this worker before touching the next.
+                    keep = not self.spread_out
+            candidates = [pos for pos in candidates if can_launch(pos)]
+
+        result: list[tuple[str, list[int]]] = []
+        for pos, worker in enumerate(usable):
+            if assigned_cores[pos] == 0:
+                continue
+            if one_per_worker:
+                result.append((worker.worker_id, [assigned_cores[pos]]))
+            else:
+                result.append((worker.worker_id, [app.cores_per_executor] * assigned_execs[pos]))
+        return result
