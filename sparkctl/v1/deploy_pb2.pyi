@@ -1116,3 +1116,319 @@ class GetWorkerStateResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetWorkerStateResponse: _TypeAlias = GetWorkerStateResponse  # noqa: Y015
+
+@_typing.final
+class CheckWorkerTimeouts(_message.Message):
+    """---- Timers and notices an endpoint sends to itself ----
+    (Master and Worker keep their state single-threaded: background threads and
+    timers only ever post one of these to the endpoint's own inbox.)
+
+    Master: look for workers silent longer than spark.worker.timeout.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckWorkerTimeouts: _TypeAlias = CheckWorkerTimeouts  # noqa: Y015
+
+@_typing.final
+class RelaunchDriver(_message.Message):
+    """Master: the back-off of a supervised driver is over; place it again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRIVER_ID_FIELD_NUMBER: _builtins.int
+    driver_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        driver_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["driver_id", b"driver_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RelaunchDriver: _TypeAlias = RelaunchDriver  # noqa: Y015
+
+@_typing.final
+class CompleteRecovery(_message.Message):
+    """Master: the recovery wait is over; forget what did not come back."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteRecovery: _TypeAlias = CompleteRecovery  # noqa: Y015
+
+@_typing.final
+class MasterReachable(_message.Message):
+    """Worker: a Master answered (reachable) and can be asked to register us."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MASTER_URL_FIELD_NUMBER: _builtins.int
+    master_url: _builtins.str
+    def __init__(
+        self,
+        *,
+        master_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["master_url", b"master_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MasterReachable: _TypeAlias = MasterReachable  # noqa: Y015
+
+@_typing.final
+class RegistrationFailed(_message.Message):
+    """Worker: registration with a Master failed; try again after a back-off."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MASTER_URL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    master_url: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        master_url: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["master_url", b"master_url", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegistrationFailed: _TypeAlias = RegistrationFailed  # noqa: Y015
+
+@_typing.final
+class SendHeartbeat(_message.Message):
+    """Worker: time to send a heartbeat."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendHeartbeat: _TypeAlias = SendHeartbeat  # noqa: Y015
+
+@_typing.final
+class ProcessExited(_message.Message):
+    """Worker: an executor or driver process ended (posted by its watcher thread)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    APP_ID_FIELD_NUMBER: _builtins.int
+    EXECUTOR_ID_FIELD_NUMBER: _builtins.int
+    DRIVER_ID_FIELD_NUMBER: _builtins.int
+    EXIT_STATUS_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"executor" or "driver"."""
+    app_id: _builtins.str
+    executor_id: _builtins.int
+    driver_id: _builtins.str
+    exit_status: _builtins.int
+    """Exit code; negative = killed by that signal."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        app_id: _builtins.str = ...,
+        executor_id: _builtins.int = ...,
+        driver_id: _builtins.str = ...,
+        exit_status: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "driver_id", b"driver_id", "executor_id", b"executor_id", "exit_status", b"exit_status", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProcessExited: _TypeAlias = ProcessExited  # noqa: Y015
+
+@_typing.final
+class MemoryExceeded(_message.Message):
+    """Worker: the memory monitor found a process over its limit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    EXECUTOR_ID_FIELD_NUMBER: _builtins.int
+    DRIVER_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_MB_FIELD_NUMBER: _builtins.int
+    RSS_MB_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    executor_id: _builtins.int
+    driver_id: _builtins.str
+    limit_mb: _builtins.int
+    rss_mb: _builtins.int
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        executor_id: _builtins.int = ...,
+        driver_id: _builtins.str = ...,
+        limit_mb: _builtins.int = ...,
+        rss_mb: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "driver_id", b"driver_id", "executor_id", b"executor_id", "limit_mb", b"limit_mb", "rss_mb", b"rss_mb"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemoryExceeded: _TypeAlias = MemoryExceeded  # noqa: Y015
+
+@_typing.final
+class CleanupWorkDirs(_message.Message):
+    """Worker: time for the TTL-based cleanup of finished applications' work dirs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CleanupWorkDirs: _TypeAlias = CleanupWorkDirs  # noqa: Y015
+
+@_typing.final
+class PersistedApplication(_message.Message):
+    """---- FILESYSTEM recovery: what the Master persists ----"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    START_TIME_MS_FIELD_NUMBER: _builtins.int
+    DRIVER_HOST_FIELD_NUMBER: _builtins.int
+    DRIVER_PORT_FIELD_NUMBER: _builtins.int
+    DRIVER_CLIENT_ID_FIELD_NUMBER: _builtins.int
+    DRIVER_ENDPOINT_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    start_time_ms: _builtins.int
+    driver_host: _builtins.str
+    driver_port: _builtins.int
+    driver_client_id: _builtins.str
+    driver_endpoint: _builtins.str
+    @_builtins.property
+    def description(self) -> Global___ApplicationDescription: ...
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        description: Global___ApplicationDescription | None = ...,
+        start_time_ms: _builtins.int = ...,
+        driver_host: _builtins.str = ...,
+        driver_port: _builtins.int = ...,
+        driver_client_id: _builtins.str = ...,
+        driver_endpoint: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["description", b"description"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "description", b"description", "driver_client_id", b"driver_client_id", "driver_endpoint", b"driver_endpoint", "driver_host", b"driver_host", "driver_port", b"driver_port", "start_time_ms", b"start_time_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersistedApplication: _TypeAlias = PersistedApplication  # noqa: Y015
+
+@_typing.final
+class PersistedWorker(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    CORES_FIELD_NUMBER: _builtins.int
+    MEMORY_MB_FIELD_NUMBER: _builtins.int
+    WEBUI_ADDRESS_FIELD_NUMBER: _builtins.int
+    INCARNATION_FIELD_NUMBER: _builtins.int
+    worker_id: _builtins.str
+    host: _builtins.str
+    port: _builtins.int
+    cores: _builtins.int
+    memory_mb: _builtins.int
+    webui_address: _builtins.str
+    incarnation: _builtins.int
+    def __init__(
+        self,
+        *,
+        worker_id: _builtins.str = ...,
+        host: _builtins.str = ...,
+        port: _builtins.int = ...,
+        cores: _builtins.int = ...,
+        memory_mb: _builtins.int = ...,
+        webui_address: _builtins.str = ...,
+        incarnation: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "host", b"host", "incarnation", b"incarnation", "memory_mb", b"memory_mb", "port", b"port", "webui_address", b"webui_address", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersistedWorker: _TypeAlias = PersistedWorker  # noqa: Y015
+
+@_typing.final
+class PersistedDriver(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRIVER_ID_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    SUBMIT_TIME_MS_FIELD_NUMBER: _builtins.int
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    driver_id: _builtins.str
+    submit_time_ms: _builtins.int
+    worker_id: _builtins.str
+    state: Global___DriverState.ValueType
+    @_builtins.property
+    def description(self) -> Global___DriverDescription: ...
+    def __init__(
+        self,
+        *,
+        driver_id: _builtins.str = ...,
+        description: Global___DriverDescription | None = ...,
+        submit_time_ms: _builtins.int = ...,
+        worker_id: _builtins.str = ...,
+        state: Global___DriverState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["description", b"description"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "driver_id", b"driver_id", "state", b"state", "submit_time_ms", b"submit_time_ms", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersistedDriver: _TypeAlias = PersistedDriver  # noqa: Y015
