@@ -66,7 +66,9 @@ def parse_endpoint_uri(uri: str) -> tuple[str | None, RpcAddress]:
     if "://" in rest:
         scheme, rest = rest.split("://", 1)
         if scheme != "spark":
-            raise ValueError(f"unknown URL scheme {scheme!r} in {uri!r}: expected spark://host:port")
+            raise ValueError(
+                f"unknown URL scheme {scheme!r} in {uri!r}: expected spark://host:port"
+            )
     name: str | None = None
     if "@" in rest:
         name, rest = rest.rsplit("@", 1)

@@ -70,7 +70,9 @@ class BaseEndpointRef(RpcEndpointRef):
     def send(self, message: Message) -> None:
         self._env._send(self, message)
 
-    def ask(self, message: Message, timeout: float | None = None) -> concurrent.futures.Future[Message]:
+    def ask(
+        self, message: Message, timeout: float | None = None
+    ) -> concurrent.futures.Future[Message]:
         return self._env._ask(self, message, timeout)
 
     def ask_sync(self, message: Message, timeout: float | None = None) -> Message:
@@ -85,7 +87,9 @@ class BaseEndpointRef(RpcEndpointRef):
 class _CallContext(RpcCallContext):
     __slots__ = ("_done", "_env", "_peer", "_request_id", "_sender_name")
 
-    def __init__(self, env: BaseRpcEnv, peer: RpcAddress, request_id: int, sender_name: str) -> None:
+    def __init__(
+        self, env: BaseRpcEnv, peer: RpcAddress, request_id: int, sender_name: str
+    ) -> None:
         self._env = env
         self._peer = peer
         self._request_id = request_id
@@ -152,7 +156,9 @@ class BaseRpcEnv(RpcEnv):
             conf.get_size("spark.rpc.message.maxSize", unit="m") or DEFAULT_MAX_MESSAGE_BYTES
         )
         self._ask_timeout = _ask_timeout(conf)
-        threads = conf.get_int("spark.rpc.dispatcher.numThreads") or max(8, (os.cpu_count() or 2) * 2)
+        threads = conf.get_int("spark.rpc.dispatcher.numThreads") or max(
+            8, (os.cpu_count() or 2) * 2
+        )
         self._dispatcher = Dispatcher(name, threads)
         self._request_ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
@@ -251,7 +257,9 @@ class BaseRpcEnv(RpcEnv):
             try:
                 if kind == SEND:
                     message = unpack(envelope.payload)
-                    dispatcher.post_send(envelope.receiver, message, self._sender(peer, envelope.sender))
+                    dispatcher.post_send(
+                        envelope.receiver, message, self._sender(peer, envelope.sender)
+                    )
                 elif kind == ASK:
                     context = _CallContext(self, peer, envelope.request_id, envelope.sender)
                     try:
@@ -322,7 +330,9 @@ class BaseRpcEnv(RpcEnv):
 
     def _verify(self, message: Message, context: _CallContext) -> None:
         if not isinstance(message, rpc_pb2.CheckEndpointRequest):
-            context.send_failure(RpcProtocolError("the endpoint verifier takes CheckEndpointRequest"))
+            context.send_failure(
+                RpcProtocolError("the endpoint verifier takes CheckEndpointRequest")
+            )
             return
         context.reply(rpc_pb2.CheckEndpointResponse(exists=self._dispatcher.has(message.name)))
 
@@ -339,7 +349,12 @@ class BaseRpcEnv(RpcEnv):
         envelope = rpc_pb2.Envelope(kind=SEND, receiver=ref.name, sender=self._sender_name())
         pack(message, self._max_message_bytes, envelope.payload)
         if self._stopped.is_set():
-            log.warning("dropped %s to %s: RpcEnv %r is stopped", message.DESCRIPTOR.full_name, ref, self._name)
+            log.warning(
+                "dropped %s to %s: RpcEnv %r is stopped",
+                message.DESCRIPTOR.full_name,
+                ref,
+                self._name,
+            )
             return
         try:
             self._route(ref.address, envelope)
@@ -366,7 +381,8 @@ class BaseRpcEnv(RpcEnv):
         try:
             self._route(ref.address, envelope)
         except RpcError as exc:
-            self._fail(request_id, lambda _p: exc)
+            failure: RpcError = exc
+            self._fail(request_id, lambda _p: failure)
         return future
 
     def _route(self, address: RpcAddress, envelope: rpc_pb2.Envelope) -> None:
@@ -406,7 +422,9 @@ class BaseRpcEnv(RpcEnv):
             if not item.future.done():
                 item.future.set_exception(error)
 
-    def _timeout_error(self, ref: RpcEndpointRef, message_type: str, timeout: float) -> RpcTimeoutError:
+    def _timeout_error(
+        self, ref: RpcEndpointRef, message_type: str, timeout: float
+    ) -> RpcTimeoutError:
         return RpcTimeoutError(
             f"ask of {message_type} to endpoint {ref.name!r} at {ref.address} timed out after "
             f"{timeout:g}s (set by spark.rpc.askTimeout)"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import traceback
 
-from google.protobuf import any_pb2, empty_pb2, message_factory, symbol_database
+from google.protobuf import any_pb2, descriptor_pool, empty_pb2, message_factory
 from google.protobuf.message import DecodeError, Message
 
 from rpcenv._errors import (
@@ -31,7 +31,7 @@ __all__ = [
 DEFAULT_MAX_MESSAGE_BYTES = 128 << 20
 _TYPE_PREFIX = "type.googleapis.com/"
 _classes: dict[str, type[Message]] = {}
-_pool = symbol_database.Default().pool
+_pool = descriptor_pool.Default()
 
 
 def pack(message: Message, max_bytes: int, into: any_pb2.Any) -> None:
@@ -64,7 +64,8 @@ def _class_for(type_url: str) -> type[Message]:
             descriptor = _pool.FindMessageTypeByName(full_name)
         except KeyError:
             raise RpcProtocolError(
-                f"unknown message type {full_name!r}: import its _pb2 module in the receiving process"
+                f"unknown message type {full_name!r}: "
+                "import its _pb2 module in the receiving process"
             ) from None
         cls = message_factory.GetMessageClass(descriptor)
         _classes[type_url] = cls
@@ -91,7 +92,9 @@ def unpack(payload: any_pb2.Any) -> Message:
 def encode_error(error: BaseException, into: rpc_pb2.RemoteError) -> None:
     """Describe `error` (type, text, traceback) for the asking side."""
     cls = type(error)
-    into.type = cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    into.type = (
+        cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
     into.message = str(error)
     if isinstance(error, RpcRemoteError):
         into.type = error.remote_type

@@ -49,7 +49,9 @@ class RpcEndpointRef(abc.ABC):
         """
 
     @abc.abstractmethod
-    def ask(self, message: Message, timeout: float | None = None) -> concurrent.futures.Future[Message]:
+    def ask(
+        self, message: Message, timeout: float | None = None
+    ) -> concurrent.futures.Future[Message]:
         """Send a request; the future holds the reply or the error.
 
         The future fails with RpcTimeoutError after `timeout` seconds (default:

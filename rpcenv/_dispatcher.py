@@ -222,7 +222,9 @@ class Dispatcher:
         """Deliver a one-way message; dropped and logged when there is no such endpoint."""
         inbox = self._inboxes.get(name)
         if inbox is None or not inbox.post(_Item("send", (message, sender))):
-            log.warning("dropped %s sent to unknown or stopped endpoint %r", _type_name(message), name)
+            log.warning(
+                "dropped %s sent to unknown or stopped endpoint %r", _type_name(message), name
+            )
 
     def post_ask(self, name: str, message: Message, context: RpcCallContext) -> None:
         """Deliver an ask; fail it at once when there is no such endpoint."""

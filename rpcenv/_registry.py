@@ -23,7 +23,13 @@ if TYPE_CHECKING:
     from rpcenv._conf import Conf
     from rpcenv._core import RpcEnv
 
-__all__ = ["ENTRY_POINT_GROUP", "BackendFactory", "available_backends", "get_backend", "register_backend"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BackendFactory",
+    "available_backends",
+    "get_backend",
+    "register_backend",
+]
 
 #: `factory(name, host, port, conf, client_mode) -> RpcEnv`
 BackendFactory = Callable[[str, str, int, "Conf", bool], "RpcEnv"]

@@ -46,6 +46,8 @@ class Connection:
         self._on_close = on_close
         self._close_lock = threading.Lock()
         self._closed = False
+        #: Why the stream ended, when it ended badly.
+        self.error: RpcError | None = None
 
     def put(self, item: QueuedEnvelope) -> bool:
         """Queue a serialized envelope; False when the stream is closing."""
@@ -87,6 +89,7 @@ class Connection:
             if self._closed:
                 return
             self._closed = True
+            self.error = error
         leftover = self.outbox.close(drain=drain)
         try:
             self._on_close(self, leftover, error)

@@ -30,7 +30,13 @@ from rpcenv._errors import (
 from rpcenv._security import AuthVerifier, check_bind_allowed, make_auth_token, resolve_secret
 from rpcenv.grpc._connection import Connection
 from rpcenv.grpc._outbox import QueuedEnvelope
-from rpcenv.grpc._server import AUTH_METADATA, CONNECT_METHOD, PEER_METADATA, GrpcServer
+from rpcenv.grpc._server import (
+    AUTH_METADATA,
+    CONNECT_METHOD,
+    PEER_METADATA,
+    GrpcServer,
+    status_for,
+)
 from rpcenv.grpc._tls import channel_credentials, server_credentials, tls_enabled
 from sparkctl.v1 import rpc_pb2
 
@@ -102,7 +108,9 @@ class GrpcRpcEnv(BaseRpcEnv):
 
     # -- public typed services -------------------------------------------------
 
-    def serve_service(self, service: pb_descriptor.ServiceDescriptor, implementation: object) -> None:
+    def serve_service(
+        self, service: pb_descriptor.ServiceDescriptor, implementation: object
+    ) -> None:
         """Serve a typed gRPC service on this env's port (the public MasterService)."""
         if self._server is None:
             raise RpcConfigError(f"RpcEnv {self._name!r} runs in client mode and serves nothing")
@@ -116,7 +124,9 @@ class GrpcRpcEnv(BaseRpcEnv):
             connection = self._connections.get(address)
             if connection is None:
                 if address.is_client:
-                    raise RpcConnectionError(f"client {address} is not connected to {self._address}")
+                    raise RpcConnectionError(
+                        f"client {address} is not connected to {self._address}"
+                    )
                 connection = self._dial(address)
             if connection.put(item):
                 return
@@ -147,7 +157,9 @@ class GrpcRpcEnv(BaseRpcEnv):
         address = connection.peer
         target = address.host_port
         if self._tls:
-            channel = grpc.secure_channel(target, channel_credentials(self._conf), self._channel_options)
+            channel = grpc.secure_channel(
+                target, channel_credentials(self._conf), self._channel_options
+            )
         else:
             channel = grpc.insecure_channel(target, self._channel_options)
         metadata = [(PEER_METADATA, self._peer_metadata)]
@@ -176,6 +188,7 @@ class GrpcRpcEnv(BaseRpcEnv):
         peer = _peer_address(metadata.get(PEER_METADATA, ""))
         if peer is None:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"missing or malformed {PEER_METADATA}")
+            raise AssertionError("unreachable: abort raises")
         if self._stopped.is_set():
             context.abort(grpc.StatusCode.UNAVAILABLE, f"RpcEnv {self._name!r} is stopping")
         connection = Connection(
@@ -202,7 +215,13 @@ class GrpcRpcEnv(BaseRpcEnv):
                 connection.close(error)
 
         threading.Thread(target=read, name=f"rpc-in-{peer}", daemon=True).start()
-        return connection.frames(self._hello_bytes)
+
+        def respond() -> Any:
+            yield from connection.frames(self._hello_bytes)
+            if connection.error is not None:
+                context.abort(status_for(connection.error), str(connection.error))
+
+        return respond()
 
     def _on_hello(self, connection: Connection, hello: rpc_pb2.PeerHello) -> None:
         if connection.outbound and not connection.connected:
@@ -217,7 +236,9 @@ class GrpcRpcEnv(BaseRpcEnv):
                 del self._connections[connection.peer]
         if leftover:
             reason = error or RpcConnectionError(f"connection to {connection.peer} closed")
-            self._transmit_failed(connection.peer, [(kind, rid) for _, kind, rid in leftover], reason)
+            self._transmit_failed(
+                connection.peer, [(kind, rid) for _, kind, rid in leftover], reason
+            )
         self._peer_disconnected(connection.peer, error, notify=connection.connected)
 
     def _close_transport(self) -> None:
@@ -254,4 +275,3 @@ def _error_from_status(exc: grpc.RpcError, address: RpcAddress) -> RpcError:
         return RpcMessageTooLargeError(f"{address} refused a message: {details}")
     name = code.name if code is not None else "UNKNOWN"
     return RpcConnectionError(f"connection to {address} failed: {name}: {details}")
-

@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from rpcenv._errors import RpcError
 from rpcenv._security import AuthVerifier
 
-__all__ = ["CONNECT_METHOD", "AUTH_METADATA", "PEER_METADATA", "GrpcServer", "status_for"]
+__all__ = ["AUTH_METADATA", "CONNECT_METHOD", "PEER_METADATA", "GrpcServer", "status_for"]
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,9 @@ class _AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         method = details.method
 
         def reject(_request: Any, context: grpc.ServicerContext) -> None:
-            log.warning("rejected unauthenticated call to %s from %s: %s", method, context.peer(), reason)
+            log.warning(
+                "rejected unauthenticated call to %s from %s: %s", method, context.peer(), reason
+            )
             context.abort(grpc.StatusCode.UNAUTHENTICATED, f"authentication failed: {reason}")
 
         return grpc.stream_stream_rpc_method_handler(reject)
@@ -121,7 +123,9 @@ class GrpcServer:
             reflection.SERVICE_NAME,
         ]
         interceptors = [_AuthInterceptor(verifier)] if verifier is not None else []
-        self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="grpc-server")
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            threads, thread_name_prefix="grpc-server"
+        )
         self.server = grpc.server(
             self._pool,
             handlers=[self._methods],

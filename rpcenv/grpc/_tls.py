@@ -48,4 +48,6 @@ def channel_credentials(conf: Conf) -> grpc.ChannelCredentials:
     roots = _read(conf, "spark.ssl.rpc.trustStore", False)
     key = _read(conf, "spark.ssl.rpc.privateKey", False)
     chain = _read(conf, "spark.ssl.rpc.certChain", False)
-    return grpc.ssl_channel_credentials(root_certificates=roots, private_key=key, certificate_chain=chain)
+    return grpc.ssl_channel_credentials(
+        root_certificates=roots, private_key=key, certificate_chain=chain
+    )

@@ -14,7 +14,8 @@ import uuid
 from rpcenv._address import RpcAddress
 from rpcenv._base import BaseRpcEnv
 from rpcenv._conf import Conf
-from rpcenv._errors import RpcConnectionError
+from rpcenv._errors import RpcAuthenticationError, RpcConnectionError
+from rpcenv._security import resolve_secret
 from sparkctl.v1 import rpc_pb2
 
 __all__ = ["LocalRpcEnv", "create_env"]
@@ -41,6 +42,7 @@ class LocalRpcEnv(BaseRpcEnv):
                     raise OSError(f"address {address} is already in use by a local RpcEnv")
             super().__init__(name, address, conf)
             _envs[address] = self
+        self._secret = resolve_secret(conf)
         self._peers: set[RpcAddress] = set()
         self._peers_lock = threading.Lock()
 
@@ -59,6 +61,10 @@ class LocalRpcEnv(BaseRpcEnv):
         if peer is None or peer._stopped.is_set():
             raise RpcConnectionError(f"cannot reach {address}: no running local RpcEnv there")
         if address not in self._peers:
+            if peer._secret is not None and peer._secret != self._secret:
+                raise RpcAuthenticationError(
+                    f"{address} refused the connection: wrong shared secret"
+                )
             self._connect(peer)
         peer._receive_envelopes(self.address, (envelope,))
 
