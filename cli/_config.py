@@ -1,0 +1,252 @@
+"""Configuration loading for the command line, in Spark's order of precedence.
+
+    command-line flag  >  --conf key=value  >  --properties-file (or
+    $SPARK_CONF_DIR/spark-defaults.conf)  >  SPARK_* environment variables  >  default
+
+This module reads files and the environment and validates values; it never
+starts anything. Secrets are never accepted here from the command line: they
+come from SPARKCTL_SECRET or a secret file, which the RpcEnv reads itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+from rpcenv import Conf, parse_size
+
+__all__ = [
+    "ConfigError",
+    "Setting",
+    "default_worker_memory_mb",
+    "java_opts_conf",
+    "load_conf",
+    "parse_conf_pairs",
+    "parse_memory_mb",
+    "parse_port",
+    "parse_positive_int",
+    "parse_properties",
+    "parse_properties_file",
+    "resolve",
+]
+
+T = TypeVar("T")
+
+#: Keys that must never be given on a command line (they would show in `ps`).
+_SECRET_KEYS = ("spark.authenticate.secret",)
+_JAVA_OPT = re.compile(r"^-D(spark\.[^=\s]+)=(.*)$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; `source` names the flag, key or file."""
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = source
+        super().__init__(message)
+
+
+def parse_properties(text: str, origin: str) -> dict[str, str]:
+    """Parse `spark-defaults.conf` text: `key value`, `key=value` or `key: value` lines.
+
+    Blank lines and lines starting with `#` or `!` are skipped, as Java
+    properties files do.
+
+    Raises:
+        ConfigError: a line has a key but no value separator.
+    """
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        match = re.match(r"^([^\s=:]+)\s*[=:\s]\s*(.*)$", line)
+        if match is None:
+            raise ConfigError(origin, f"{origin}:{number}: expected 'key value', got {line!r}")
+        key, value = match.groups()
+        values[key] = value.strip()
+    return values
+
+
+def parse_properties_file(path: Path, origin: str = "--properties-file") -> dict[str, str]:
+    """Read and parse a properties file.
+
+    Raises:
+        ConfigError: the file cannot be read or is malformed.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(origin, f"cannot read {path}: {exc.strerror or exc}") from None
+    return parse_properties(text, str(path))
+
+
+def parse_conf_pairs(pairs: Iterable[str]) -> dict[str, str]:
+    """Parse repeated `--conf key=value` flags.
+
+    Raises:
+        ConfigError: a pair has no `=`, an empty key, or is a secret.
+    """
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError("--conf", f"expected key=value, got {pair!r}")
+        if key in _SECRET_KEYS:
+            raise ConfigError(
+                "--conf",
+                f"{key} must not be given on the command line (it would be visible to every "
+                "user of this machine): set SPARKCTL_SECRET or spark.authenticate.secret.file",
+            )
+        values[key] = value
+    return values
+
+
+def java_opts_conf(text: str) -> dict[str, str]:
+    """`-Dspark.key=value` entries of a SPARK_MASTER_OPTS-style variable."""
+    values: dict[str, str] = {}
+    for token in text.split():
+        match = _JAVA_OPT.match(token)
+        if match is not None:
+            values[match.group(1)] = match.group(2)
+    return values
+
+
+def load_conf(
+    conf_pairs: Iterable[str],
+    properties_file: Path | None,
+    environ: Mapping[str, str],
+    opts_var: str | None = None,
+) -> Conf:
+    """Merge the configuration sources below the flags into one `Conf`.
+
+    Args:
+        conf_pairs: the `--conf key=value` flags.
+        properties_file: `--properties-file`; without it,
+            `$SPARK_CONF_DIR/spark-defaults.conf` when that exists.
+        environ: the environment to read.
+        opts_var: an env variable holding `-Dspark.k=v` options (e.g. SPARK_MASTER_OPTS),
+            lowest in precedence.
+
+    Raises:
+        ConfigError: naming the flag or file that is wrong.
+    """
+    values: dict[str, str] = {}
+    if opts_var and environ.get(opts_var):
+        values.update(java_opts_conf(environ[opts_var]))
+    if properties_file is not None:
+        values.update(parse_properties_file(properties_file))
+    elif environ.get("SPARK_CONF_DIR"):
+        defaults = Path(environ["SPARK_CONF_DIR"]) / "spark-defaults.conf"
+        if defaults.is_file():
+            values.update(parse_properties_file(defaults, "SPARK_CONF_DIR"))
+    values.update(parse_conf_pairs(conf_pairs))
+    conf = Conf(values)
+    conf.warn_unknown()
+    return conf
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """Where one daemon setting may come from, in precedence order.
+
+    Attributes:
+        flag: the flag's name for messages (e.g. "--cores").
+        conf_key: a Spark conf key that sets it, if any.
+        env_vars: environment variables that set it, first found wins.
+    """
+
+    flag: str
+    conf_key: str | None = None
+    env_vars: tuple[str, ...] = ()
+
+
+def resolve(
+    setting: Setting,
+    flag_value: str | int | None,
+    conf: Conf,
+    environ: Mapping[str, str],
+    default: T,
+    parse: Callable[[str], T],
+) -> T:
+    """The value of `setting`: flag, then conf key, then env, then `default`.
+
+    Raises:
+        ConfigError: the chosen value does not parse; the message names its source.
+    """
+    candidates: list[tuple[str, str]] = []
+    if flag_value is not None:
+        candidates.append((setting.flag, str(flag_value)))
+    if setting.conf_key and setting.conf_key in conf:
+        candidates.append((setting.conf_key, conf[setting.conf_key]))
+    candidates.extend((var, environ[var]) for var in setting.env_vars if environ.get(var))
+    if not candidates:
+        return default
+    source, text = candidates[0]
+    try:
+        return parse(text)
+    except ValueError as exc:
+        hint = setting.flag if source == setting.flag else f"{source} (for {setting.flag})"
+        raise ConfigError(setting.flag, f"invalid value for {hint}: {exc}") from None
+
+
+def parse_memory_mb(text: str) -> int:
+    """A memory amount in MiB: `4g`, `512m`, or a bare number of MiB.
+
+    Raises:
+        ValueError: not a size, or less than 1 MiB.
+    """
+    size = parse_size(text.strip(), "m")
+    mb = size // (1 << 20)
+    if mb < 1:
+        raise ValueError(f"{text!r} is less than 1 MiB")
+    if mb > 2**31 - 1:
+        raise ValueError(f"{text!r} is too large")
+    return mb
+
+
+def parse_positive_int(text: str) -> int:
+    """A whole number >= 1.
+
+    Raises:
+        ValueError: not an integer, or below 1.
+    """
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise ValueError(f"{value} must be at least 1")
+    return value
+
+
+def parse_port(text: str) -> int:
+    """A TCP port, 0 meaning any free port.
+
+    Raises:
+        ValueError: not an integer in 0..65535.
+    """
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise ValueError(f"port {value} is out of range 0..65535")
+    return value
+
+
+def default_worker_memory_mb() -> int:
+    """Spark's default: the machine's memory less 1 GiB, at least 1 GiB."""
+    import psutil
+
+    total_mb = psutil.virtual_memory().total // (1 << 20)
+    return max(1024, total_mb - 1024)
+
+
+def environ_snapshot() -> dict[str, str]:
+    """A copy of the process environment (tests pass their own mapping instead)."""
+    return dict(os.environ)

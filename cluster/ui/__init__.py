@@ -1,0 +1,14 @@
+"""The master and worker web UIs: HTML for people, `/json` for scripts, `/metrics`.
+
+Served on the standard library's threaded HTTP server with Jinja2 templates
+(autoescaped) and prometheus-client, to keep an idle daemon small. The UIs
+only read state through a callable; they never change the cluster.
+"""
+
+from __future__ import annotations
+
+from cluster.ui._json import master_state_json, worker_state_json
+from cluster.ui._master_ui import MasterWebUI
+from cluster.ui._worker_ui import WorkerWebUI
+
+__all__ = ["MasterWebUI", "WorkerWebUI", "master_state_json", "worker_state_json"]

@@ -1,0 +1,163 @@
+"""A small threaded HTTP server for the web UIs, on the standard library.
+
+One `WebServer` per daemon: routes map a path to a function of the query
+string that returns a `Response`. Every response carries headers that stop a
+browser from sniffing text as HTML or running scripts from elsewhere. This
+module never renders HTML itself and never touches cluster state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import http.server
+import logging
+import threading
+import urllib.parse
+from collections.abc import Callable, Mapping
+
+__all__ = ["Handler", "Query", "Response", "WebServer"]
+
+log = logging.getLogger(__name__)
+
+#: A route's view of the query string: first value of each parameter.
+Query = Mapping[str, str]
+Handler = Callable[[Query], "Response"]
+
+_SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'"),
+)
+
+
+@dataclasses.dataclass
+class Response:
+    """What a route answers."""
+
+    body: bytes
+    content_type: str = "text/html; charset=utf-8"
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class _RequestHandler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "sparkctl"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._answer(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(send_body=False)
+
+    def _answer(self, send_body: bool) -> None:
+        parsed = urllib.parse.urlsplit(self.path)
+        path = parsed.path.rstrip("/") or "/"
+        query = {k: v[0] for k, v in urllib.parse.parse_qs(parsed.query).items()}
+        route = self.server.routes.get(path)
+        if route is None:
+            response = self.server.not_found(path)
+        else:
+            try:
+                response = route(query)
+            except Exception:  # a page bug must not kill the server thread
+                log.exception("web UI route %s failed", path)
+                response = Response(b"internal error\n", "text/plain; charset=utf-8", 500)
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in (*_SECURITY_HEADERS, *response.headers):
+            self.send_header(name, value)
+        self.end_headers()
+        if send_body:
+            self.wfile.write(response.body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    # Our own port-retry loop decides; never share a port with another process.
+    allow_reuse_address = False
+    routes: dict[str, Handler]
+    not_found: Callable[[str], Response]
+
+
+class WebServer:
+    """A threaded HTTP server with a route table.
+
+    Args:
+        host: address to bind.
+        port: port to bind; 0 = any free port. When taken, the next ports are
+            tried, up to `max_retries` more, as Spark's UIs do.
+        routes: path (no trailing slash) -> handler.
+        not_found: builds the 404 page for an unknown path.
+        max_retries: how many following ports to try when `port` is taken.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        routes: dict[str, Handler],
+        not_found: Callable[[str], Response],
+        max_retries: int = 16,
+    ) -> None:
+        self._server = self._bind(host, port, max_retries)
+        self._server.routes = routes
+        self._server.not_found = not_found
+        self.host = host
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _bind(host: str, port: int, max_retries: int) -> _Server:
+        attempts = 1 if port == 0 else max_retries + 1
+        last: OSError | None = None
+        for offset in range(attempts):
+            candidate = port + offset if port else 0
+            if candidate > 65535:
+                break
+            try:
+                return _Server((host, candidate), _RequestHandler)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise OSError(
+                        exc.errno, f"cannot serve the web UI on {host}:{candidate}: {exc.strerror}"
+                    ) from None
+                last = exc
+                log.warning("web UI port %d is in use, trying the next one", candidate)
+        raise OSError(
+            errno.EADDRINUSE,
+            f"cannot serve the web UI on {host}: ports {port}..{port + attempts - 1} are in use",
+        ) from last
+
+    @property
+    def port(self) -> int:
+        """The port actually bound."""
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """`http://host:port` of this server."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"webui-{self.port}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(5.0)
+        self._server.server_close()

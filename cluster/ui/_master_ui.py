@@ -1,0 +1,142 @@
+"""The master's web UI: the cluster page, an application page, `/json`, `/metrics`.
+
+It reads the cluster through one callable (in the daemon, an ask to the Master
+endpoint) and renders it; it never changes cluster state, so there is nothing
+here to kill or submit. Log links point at the workers' own UIs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from cluster.ui._http import Query, Response, WebServer
+from cluster.ui._json import app_state_name, executor_state_name, master_state_json
+from cluster.ui._metrics import CONTENT_TYPE, master_registry, render
+from cluster.ui._render import render_page
+from sparkctl.v1 import master_service_pb2
+
+__all__ = ["MasterWebUI"]
+
+log = logging.getLogger(__name__)
+
+StateSource = Callable[[], master_service_pb2.GetClusterStateResponse]
+
+
+def _error_page(status: int, title: str, message: str, home: str = "/") -> Response:
+    body = render_page("error.html", title=title, message=message, home=home)
+    return Response(body, status=status)
+
+
+class MasterWebUI:
+    """Serves the master's pages over HTTP.
+
+    Args:
+        state: returns the current cluster state (raises when the master does not answer).
+        host: address to bind.
+        port: port to bind (8080 by default in the CLI; 0 = any free port).
+        max_retries: following ports to try when `port` is taken.
+    """
+
+    def __init__(self, state: StateSource, host: str, port: int, max_retries: int = 16) -> None:
+        self._state = state
+        self._registry = master_registry(state)
+        routes = {
+            "/": self._index,
+            "/app": self._app,
+            "/json": self._json,
+            "/metrics": self._metrics,
+        }
+        self._server = WebServer(
+            host,
+            port,
+            routes,
+            lambda path: _error_page(404, "Not Found", f"No page at {path}"),
+            max_retries,
+        )
+
+    @property
+    def port(self) -> int:
+        """The port the UI listens on."""
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        """`http://host:port` of the UI."""
+        return self._server.url
+
+    def start(self) -> None:
+        """Start serving in the background."""
+        self._server.start()
+        log.info("master web UI at %s", self.url)
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
+
+    def _read(self) -> master_service_pb2.GetClusterStateResponse | Response:
+        try:
+            return self._state()
+        except Exception as exc:  # the page says so instead of a 500
+            log.warning("web UI: cannot read the master's state: %s", exc)
+            return _error_page(503, "Master unavailable", f"The master did not answer: {exc}")
+
+    def _index(self, _query: Query) -> Response:
+        state = self._read()
+        if isinstance(state, Response):
+            return state
+        doc = master_state_json(state)
+        worker_ui = {w.id: w.webui_address for w in state.workers}
+        return Response(render_page("master.html", state=doc, worker_ui=worker_ui))
+
+    def _app(self, query: Query) -> Response:
+        app_id = query.get("appId", "")
+        state = self._read()
+        if isinstance(state, Response):
+            return state
+        for app in [*state.active_apps, *state.completed_apps]:
+            if app.id == app_id:
+                break
+        else:
+            return _error_page(404, "Unknown application", f"No application {app_id!r}", "../")
+        worker_ui = {w.id: w.webui_address for w in state.workers}
+        executors: list[dict[str, Any]] = [
+            {
+                "id": e.id,
+                "worker_id": e.worker_id,
+                "worker_ui": worker_ui.get(e.worker_id, ""),
+                "cores": e.cores,
+                "memory_mb": e.memory_mb,
+                "state": executor_state_name(e.state),
+            }
+            for e in app.executors
+        ]
+        view = {
+            "id": app.id,
+            "name": app.name,
+            "user": app.user,
+            "cores": app.cores,
+            "max_cores": app.max_cores,
+            "memory_per_executor_mb": app.memory_per_executor_mb,
+            "start_time_ms": app.start_time_ms,
+            "state": app_state_name(app.state),
+            "message": app.message,
+            "app_ui_url": app.app_ui_url,
+        }
+        return Response(render_page("app.html", app=view, executors=executors))
+
+    def _json(self, _query: Query) -> Response:
+        state = self._read()
+        if isinstance(state, Response):
+            return Response(
+                json.dumps({"error": "the master did not answer"}).encode(),
+                "application/json",
+                503,
+            )
+        body = json.dumps(master_state_json(state), indent=2).encode()
+        return Response(body, "application/json")
+
+    def _metrics(self, _query: Query) -> Response:
+        return Response(render(self._registry), CONTENT_TYPE)

@@ -1,0 +1,143 @@
+"""Prometheus `/metrics` for the master and worker UIs (prometheus-client).
+
+Each UI owns its own registry (never the global one, so several UIs can live
+in one test process). Gauges are read from the daemon's state at scrape time;
+a failed read exports `..._up 0` instead of stale numbers. No I/O other than
+the state callable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from cluster.ui._json import app_state_name, executor_state_name, worker_state_name
+from sparkctl.v1 import deploy_pb2, master_service_pb2
+
+__all__ = ["CONTENT_TYPE", "master_registry", "render", "worker_registry"]
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_MIB = 1 << 20
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+class _MasterCollector(Collector):
+    def __init__(self, state: Callable[[], master_service_pb2.GetClusterStateResponse]) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            state = self._state()
+        except Exception as exc:  # a scrape must answer even when the master does not
+            log.warning("metrics: cannot read the master's state: %s", exc)
+            yield _gauge("sparkctl_master_up", "1 when the master answered this scrape", 0)
+            return
+        yield _gauge("sparkctl_master_up", "1 when the master answered this scrape", 1)
+        workers = GaugeMetricFamily(
+            "sparkctl_master_workers", "Workers known to the master, by state", labels=["state"]
+        )
+        counts: dict[str, int] = {}
+        for worker in state.workers:
+            name = worker_state_name(worker.state)
+            counts[name] = counts.get(name, 0) + 1
+        for name in ("ALIVE", "DEAD", "DECOMMISSIONED", "UNKNOWN"):
+            workers.add_metric([name], counts.get(name, 0))
+        yield workers
+        yield _gauge("sparkctl_master_cores", "Cores of alive workers", state.cores)
+        yield _gauge("sparkctl_master_cores_used", "Cores granted to executors", state.cores_used)
+        yield _gauge(
+            "sparkctl_master_memory_bytes", "Memory of alive workers", state.memory_mb * _MIB
+        )
+        yield _gauge(
+            "sparkctl_master_memory_used_bytes",
+            "Memory granted to executors",
+            state.memory_used_mb * _MIB,
+        )
+        apps = GaugeMetricFamily(
+            "sparkctl_master_apps", "Applications the master knows, by state", labels=["state"]
+        )
+        app_counts: dict[str, int] = {}
+        for app in [*state.active_apps, *state.completed_apps]:
+            name = app_state_name(app.state)
+            app_counts[name] = app_counts.get(name, 0) + 1
+        for name, count in sorted(app_counts.items()):
+            apps.add_metric([name], count)
+        yield apps
+        drivers = GaugeMetricFamily(
+            "sparkctl_master_drivers", "Cluster-mode drivers, active or completed", labels=["phase"]
+        )
+        drivers.add_metric(["active"], len(state.active_drivers))
+        drivers.add_metric(["completed"], len(state.completed_drivers))
+        yield drivers
+
+
+class _WorkerCollector(Collector):
+    def __init__(self, state: Callable[[], deploy_pb2.GetWorkerStateResponse]) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            state = self._state()
+        except Exception as exc:  # see _MasterCollector
+            log.warning("metrics: cannot read the worker's state: %s", exc)
+            yield _gauge("sparkctl_worker_up", "1 when the worker answered this scrape", 0)
+            return
+        yield _gauge("sparkctl_worker_up", "1 when the worker answered this scrape", 1)
+        yield _gauge("sparkctl_worker_cores", "Cores this worker offers", state.cores)
+        yield _gauge("sparkctl_worker_cores_used", "Cores used by executors", state.cores_used)
+        yield _gauge(
+            "sparkctl_worker_memory_bytes", "Memory this worker offers", state.memory_mb * _MIB
+        )
+        yield _gauge(
+            "sparkctl_worker_memory_used_bytes",
+            "Memory used by executors and drivers",
+            state.memory_used_mb * _MIB,
+        )
+        executors = GaugeMetricFamily(
+            "sparkctl_worker_executors", "Executors on this worker, by state", labels=["state"]
+        )
+        counts: dict[str, int] = {}
+        for executor in [*state.executors, *state.finished_executors]:
+            name = executor_state_name(executor.state)
+            counts[name] = counts.get(name, 0) + 1
+        for name, count in sorted(counts.items()):
+            executors.add_metric([name], count)
+        yield executors
+        yield _gauge(
+            "sparkctl_worker_drivers", "Drivers running on this worker", len(state.drivers)
+        )
+
+
+def _registry(collector: Collector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    # process_resident_memory_bytes and friends, for the "idle RSS" goal.
+    ProcessCollector(registry=registry)
+    return registry
+
+
+def master_registry(
+    state: Callable[[], master_service_pb2.GetClusterStateResponse],
+) -> CollectorRegistry:
+    """A registry exporting the master's gauges and its process metrics."""
+    return _registry(_MasterCollector(state))
+
+
+def worker_registry(state: Callable[[], deploy_pb2.GetWorkerStateResponse]) -> CollectorRegistry:
+    """A registry exporting the worker's gauges and its process metrics."""
+    return _registry(_WorkerCollector(state))
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The registry in Prometheus text format."""
+    data: bytes = generate_latest(registry)
+    return data

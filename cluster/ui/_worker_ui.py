@@ -1,0 +1,232 @@
+"""The worker's web UI: its executors and drivers, their logs, `/json`, `/metrics`.
+
+Logs are named by ids, never paths, and must lie in the worker's work
+directory (see `_logs`). Log text is shown HTML-escaped in a page, or raw as
+`text/plain` with `nosniff`, so a log can never act as HTML. This module never
+changes the worker's state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cluster.ui._http import Query, Response, WebServer
+from cluster.ui._json import driver_state_name, executor_state_name, worker_state_json
+from cluster.ui._logs import DEFAULT_CHUNK, LogRequestError, log_path, read_log
+from cluster.ui._metrics import CONTENT_TYPE, render, worker_registry
+from cluster.ui._render import render_page
+from sparkctl.v1 import deploy_pb2
+
+__all__ = ["WorkerWebUI"]
+
+log = logging.getLogger(__name__)
+
+StateSource = Callable[[], deploy_pb2.GetWorkerStateResponse]
+
+
+def _error_page(status: int, title: str, message: str, home: str = "/") -> Response:
+    return Response(
+        render_page("error.html", title=title, message=message, home=home), status=status
+    )
+
+
+def _int_param(query: Query, name: str) -> int | None:
+    text = query.get(name)
+    if text is None or text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise LogRequestError(f"bad {name} {text[:20]!r}: expected a whole number") from None
+
+
+class WorkerWebUI:
+    """Serves a worker's pages over HTTP.
+
+    The state source may be attached after the server is bound (`attach`),
+    because the worker must know the UI's address before it registers.
+
+    Args:
+        work_dir: the worker's work directory, the only place logs are read from.
+        host: address to bind.
+        port: port to bind (8081 by default in the CLI; 0 = any free port).
+        state: returns the worker's state (raises when the worker does not answer).
+        max_retries: following ports to try when `port` is taken.
+    """
+
+    def __init__(
+        self,
+        work_dir: Path,
+        host: str,
+        port: int,
+        state: StateSource | None = None,
+        max_retries: int = 16,
+    ) -> None:
+        self._work_dir = work_dir
+        self._state_source = state
+        self._registry = worker_registry(self._state)
+        routes = {
+            "/": self._index,
+            "/logPage": self._log_page,
+            "/log": self._log_raw,
+            "/json": self._json,
+            "/metrics": self._metrics,
+        }
+        self._server = WebServer(
+            host,
+            port,
+            routes,
+            lambda path: _error_page(404, "Not Found", f"No page at {path}"),
+            max_retries,
+        )
+
+    def attach(self, state: StateSource) -> None:
+        """Set where the worker's state comes from."""
+        self._state_source = state
+
+    @property
+    def port(self) -> int:
+        """The port the UI listens on."""
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        """`http://host:port` of the UI."""
+        return self._server.url
+
+    def start(self) -> None:
+        """Start serving in the background."""
+        self._server.start()
+        log.info("worker web UI at %s", self.url)
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
+
+    def _state(self) -> deploy_pb2.GetWorkerStateResponse:
+        if self._state_source is None:
+            raise RuntimeError("the worker is still starting")
+        return self._state_source()
+
+    def _read(self) -> deploy_pb2.GetWorkerStateResponse | Response:
+        try:
+            return self._state()
+        except Exception as exc:  # the page says so instead of a 500
+            log.warning("web UI: cannot read the worker's state: %s", exc)
+            return _error_page(503, "Worker unavailable", f"The worker did not answer: {exc}")
+
+    def _index(self, _query: Query) -> Response:
+        state = self._read()
+        if isinstance(state, Response):
+            return state
+
+        def executor(e: deploy_pb2.ExecutorRunnerSummary) -> dict[str, Any]:
+            return {
+                "app_id": e.app_id,
+                "executor_id": e.executor_id,
+                "cores": e.cores,
+                "memory_mb": e.memory_mb,
+                "state": executor_state_name(e.state),
+            }
+
+        def driver(d: deploy_pb2.DriverRunnerSummary) -> dict[str, Any]:
+            return {
+                "driver_id": d.driver_id,
+                "cores": d.cores,
+                "memory_mb": d.memory_mb,
+                "state": driver_state_name(d.state),
+            }
+
+        body = render_page(
+            "worker.html",
+            state=state,
+            running=[executor(e) for e in state.executors],
+            finished=[executor(e) for e in state.finished_executors],
+            drivers=[driver(d) for d in state.drivers],
+            finished_drivers=[driver(d) for d in state.finished_drivers],
+        )
+        return Response(body)
+
+    def _known_dirs(self) -> dict[tuple[str, str], str]:
+        try:
+            state = self._state()
+        except Exception:  # logs of finished runs stay readable by the default layout
+            return {}
+        dirs: dict[tuple[str, str], str] = {}
+        for e in [*state.executors, *state.finished_executors]:
+            if e.work_dir:
+                dirs[(e.app_id, str(e.executor_id))] = e.work_dir
+        for d in [*state.drivers, *state.finished_drivers]:
+            if d.work_dir:
+                dirs[(d.driver_id, "")] = d.work_dir
+        return dirs
+
+    def _locate(self, query: Query) -> tuple[Path, str, str]:
+        log_type = query.get("logType", "stdout")
+        app_id, executor_id, driver_id = (
+            query.get("appId"),
+            query.get("executorId"),
+            query.get("driverId"),
+        )
+        path = log_path(
+            self._work_dir, log_type, app_id, executor_id, driver_id, self._known_dirs()
+        )
+        if driver_id is not None:
+            return (
+                path,
+                f"{log_type} log of driver {driver_id}",
+                urllib.parse.urlencode({"driverId": driver_id, "logType": log_type}),
+            )
+        title = f"{log_type} log of executor {executor_id} of {app_id}"
+        return (
+            path,
+            title,
+            urllib.parse.urlencode(
+                {"appId": app_id, "executorId": executor_id, "logType": log_type}
+            ),
+        )
+
+    def _log_page(self, query: Query) -> Response:
+        try:
+            path, title, params = self._locate(query)
+            length = _int_param(query, "byteLength") or DEFAULT_CHUNK
+            chunk = read_log(path, _int_param(query, "offset"), length)
+        except LogRequestError as exc:
+            return _error_page(exc.status, "Log not available", str(exc), "../")
+        prev_url = next_url = ""
+        if chunk.start > 0:
+            prev_url = f"?{params}&offset={max(0, chunk.start - length)}&byteLength={length}"
+        if chunk.end < chunk.total:
+            next_url = f"?{params}&offset={chunk.end}&byteLength={length}"
+        body = render_page(
+            "log.html",
+            title=title,
+            chunk=chunk,
+            raw_url=f"../log/?{params}",
+            prev_url=prev_url,
+            next_url=next_url,
+        )
+        return Response(body)
+
+    def _log_raw(self, query: Query) -> Response:
+        try:
+            path, _title, _params = self._locate(query)
+            length = _int_param(query, "byteLength") or DEFAULT_CHUNK
+            chunk = read_log(path, _int_param(query, "offset"), length)
+        except LogRequestError as exc:
+            return Response(f"{exc}\n".encode(), "text/plain; charset=utf-8", exc.status)
+        return Response(chunk.text.encode("utf-8"), "text/plain; charset=utf-8")
+
+    def _json(self, _query: Query) -> Response:
+        state = self._read()
+        if isinstance(state, Response):
+            return Response(b'{"error": "the worker did not answer"}', "application/json", 503)
+        return Response(json.dumps(worker_state_json(state), indent=2).encode(), "application/json")
+
+    def _metrics(self, _query: Query) -> Response:
+        return Response(render(self._registry), CONTENT_TYPE)
