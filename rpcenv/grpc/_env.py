@@ -149,7 +149,8 @@ class GrpcRpcEnv(BaseRpcEnv):
         thread = threading.Thread(
             target=self._run_outbound, args=(connection,), name=f"rpc-out-{address}", daemon=True
         )
-        self._threads.append(thread)
+        with self._connections_lock:
+            self._threads.append(thread)
         thread.start()
         return connection
 
@@ -180,6 +181,7 @@ class GrpcRpcEnv(BaseRpcEnv):
         finally:
             connection.close(error)
             channel.close()
+            self._threads.remove(threading.current_thread())
 
     # -- inbound -----------------------------------------------------------------
 

@@ -202,3 +202,21 @@ def test_envelope_of_unknown_type_fails_that_ask_only(server: RpcEnv) -> None:
     assert failure is not None and failure.kind == rpc_pb2.ENVELOPE_KIND_FAILURE
     assert "no.such.Type" in failure.error.message
     _still_serves(server)
+
+
+def test_idle_connection_survives_frequent_keepalive_pings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    conf = {"spark.rpc.keepalive.interval": "100ms"}
+    server = RpcEnv.create("server", "127.0.0.1", 0, conf)
+    client = RpcEnv.create("client", "127.0.0.1", 0, conf, client_mode=True)
+    events = Events()
+    server.setup_endpoint("echo", events)
+    try:
+        ref = client.endpoint_ref(server.address, "echo", timeout=5)
+        time.sleep(2.5)  # idle: only keepalive pings cross the connection
+        assert events.disconnected == [], "keepalive pings closed an idle connection"
+        assert ref.ask_sync(wrappers_pb2.StringValue(value="x"), 5).value == "pong"  # type: ignore[attr-defined]
+        assert len(events.connected) == 1, "the connection was re-established"
+    finally:
+        client.shutdown()
+        server.shutdown()
