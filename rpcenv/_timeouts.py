@@ -26,6 +26,7 @@ class DeadlineWheel:
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._stopped = False
+        self._waiting_until = float("inf")  # bucket the thread sleeps until
         self._thread = threading.Thread(target=self._run, name=f"{name}-deadlines", daemon=True)
         self._thread.start()
 
@@ -36,7 +37,8 @@ class DeadlineWheel:
             keys = self._buckets.get(bucket)
             if keys is None:
                 keys = self._buckets[bucket] = set()
-                self._wakeup.notify()
+                if bucket < self._waiting_until:  # only an earlier deadline needs a wake-up
+                    self._wakeup.notify()
             keys.add(key)
             self._bucket_of[key] = bucket
 
@@ -69,10 +71,13 @@ class DeadlineWheel:
                         expired.append(key)
                 if not expired:
                     if self._buckets:
-                        wait = max(0.0, min(self._buckets) * RESOLUTION - time.monotonic())
+                        self._waiting_until = min(self._buckets)
+                        wait = max(0.0, self._waiting_until * RESOLUTION - time.monotonic())
                         self._wakeup.wait(wait + 0.001)
                     else:
+                        self._waiting_until = float("inf")
                         self._wakeup.wait()
+                    self._waiting_until = float("-inf")
                     continue
             for key in expired:
                 self._on_expire(key)
