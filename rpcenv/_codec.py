@@ -55,13 +55,42 @@ def pack(message: Message, max_bytes: int, into: any_pb2.Any) -> None:
         )
 
 
+def _import_known_modules() -> None:
+    """Load the well-known types and all of sparkctl.v1, so their messages always decode."""
+    import importlib
+    import pkgutil
+
+    import sparkctl.v1
+
+    for module in _WELL_KNOWN:
+        importlib.import_module(f"google.protobuf.{module}")
+    for info in pkgutil.iter_modules(sparkctl.v1.__path__):
+        if info.name.endswith("_pb2"):
+            importlib.import_module(f"sparkctl.v1.{info.name}")
+
+
+_WELL_KNOWN = (
+    "any_pb2",
+    "duration_pb2",
+    "empty_pb2",
+    "field_mask_pb2",
+    "struct_pb2",
+    "timestamp_pb2",
+    "wrappers_pb2",
+)
+
+
 def _class_for(type_url: str) -> type[Message]:
     cls = _classes.get(type_url)
     if cls is None:
         full_name = type_url[len(_TYPE_PREFIX) :] if type_url.startswith(_TYPE_PREFIX) else type_url
         full_name = full_name.rsplit("/", 1)[-1]
         try:
-            descriptor = _pool.FindMessageTypeByName(full_name)
+            try:
+                descriptor = _pool.FindMessageTypeByName(full_name)
+            except KeyError:
+                _import_known_modules()
+                descriptor = _pool.FindMessageTypeByName(full_name)
         except KeyError:
             raise RpcProtocolError(
                 f"unknown message type {full_name!r}: "

@@ -220,3 +220,47 @@ def test_idle_connection_survives_frequent_keepalive_pings(monkeypatch: pytest.M
     finally:
         client.shutdown()
         server.shutdown()
+
+
+def _start_slow_server(port: int = 0) -> tuple[subprocess.Popen[str], int]:
+    child = subprocess.Popen(
+        [sys.executable, str(HERE / "_slow_server.py"), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(HERE.parents[1])},
+    )
+    assert child.stdout is not None
+    return child, int(child.stdout.readline())
+
+
+def test_ask_in_flight_fails_fast_when_the_peer_dies_and_a_restarted_peer_is_reached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rpcenv import RpcConnectionError, RpcEndpointNotFoundError
+
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    client = RpcEnv.create("client", "127.0.0.1", 0, {}, client_mode=True)
+    child, port = _start_slow_server()
+    restarted: subprocess.Popen[str] | None = None
+    try:
+        ref = client.endpoint_ref(RpcAddress("127.0.0.1", port), "stuck", timeout=10)
+        future = ref.ask(wrappers_pb2.StringValue(value="never answered"), 60)
+        time.sleep(0.2)
+        child.kill()
+        started = time.monotonic()
+        with pytest.raises(RpcConnectionError):
+            future.result(10)
+        assert time.monotonic() - started < 2.0
+        child.wait(10)
+        restarted, same_port = _start_slow_server(port)
+        assert same_port == port
+        again = client.endpoint_ref(RpcAddress("127.0.0.1", port), "stuck", timeout=10)
+        assert again.name == "stuck"
+        with pytest.raises(RpcEndpointNotFoundError):
+            client.endpoint_ref(RpcAddress("127.0.0.1", port), "gone", timeout=10)
+    finally:
+        for proc in (child, restarted):
+            if proc is not None:
+                proc.kill()
+                proc.wait(10)
+        client.shutdown()
