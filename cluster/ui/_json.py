@@ -14,7 +14,9 @@ from typing import Any
 from sparkctl.v1 import deploy_pb2, master_service_pb2
 
 __all__ = [
+    "app_json",
     "app_state_name",
+    "driver_json",
     "driver_state_name",
     "executor_state_name",
     "master_state_json",
@@ -82,7 +84,8 @@ def _worker(worker: master_service_pb2.WorkerSummary) -> dict[str, Any]:
     }
 
 
-def _app(app: master_service_pb2.ApplicationSummary) -> dict[str, Any]:
+def app_json(app: master_service_pb2.ApplicationSummary) -> dict[str, Any]:
+    """One application as Spark's master `/json` lists it."""
     return {
         "id": app.id,
         "starttime": app.start_time_ms,
@@ -97,7 +100,8 @@ def _app(app: master_service_pb2.ApplicationSummary) -> dict[str, Any]:
     }
 
 
-def _driver(driver: master_service_pb2.DriverSummary) -> dict[str, Any]:
+def driver_json(driver: master_service_pb2.DriverSummary) -> dict[str, Any]:
+    """One driver as Spark's master `/json` lists it."""
     return {
         "id": driver.id,
         "starttime": str(driver.submit_time_ms),
@@ -120,10 +124,10 @@ def master_state_json(state: master_service_pb2.GetClusterStateResponse) -> dict
         "coresused": state.cores_used,
         "memory": state.memory_mb,
         "memoryused": state.memory_used_mb,
-        "activeapps": [_app(a) for a in state.active_apps],
-        "completedapps": [_app(a) for a in state.completed_apps],
-        "activedrivers": [_driver(d) for d in state.active_drivers],
-        "completeddrivers": [_driver(d) for d in state.completed_drivers],
+        "activeapps": [app_json(a) for a in state.active_apps],
+        "completedapps": [app_json(a) for a in state.completed_apps],
+        "activedrivers": [driver_json(d) for d in state.active_drivers],
+        "completeddrivers": [driver_json(d) for d in state.completed_drivers],
         "status": master_status_name(state.status),
     }
 

@@ -1,0 +1,276 @@
+"""`sparkctl start-master`, `start-worker`, `stop-master`, `stop-worker`.
+
+Each start command resolves its settings (flags > --conf > properties file >
+SPARK_* environment > defaults) in the calling process, so every usage error
+exits with status 2 before anything is spawned; then it either runs in the
+foreground or re-executes itself detached with the resolved flags and waits
+for the child to be ready. Secrets never appear in the child's arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from cli._config import (
+    ConfigError,
+    Setting,
+    default_worker_memory_mb,
+    load_conf,
+    parse_memory_mb,
+    parse_port,
+    parse_positive_int,
+    resolve,
+)
+from cli._daemon import DaemonError, ReadySignal, daemon_files, spawn_daemon, stop_daemon
+from cli._master_client import parse_master_list
+from cli._options import MEMORY, conf_options, usage_error
+from cli._services import MasterSettings, WorkerSettings, check_masters_reachable
+from rpcenv import Conf
+
+__all__ = ["start_master", "start_worker", "stop_master", "stop_worker"]
+
+DEFAULT_HOST = "127.0.0.1"
+#: How long the parent waits for a daemon to say it is ready.
+READY_TIMEOUT = 60.0
+
+_HOST_ENV = ("SPARK_LOCAL_IP",)
+MASTER_HOST = Setting("--host", None, ("SPARK_MASTER_HOST", *_HOST_ENV))
+MASTER_PORT = Setting("--port", None, ("SPARK_MASTER_PORT",))
+MASTER_WEBUI_PORT = Setting("--webui-port", "spark.master.ui.port", ("SPARK_MASTER_WEBUI_PORT",))
+WORKER_CORES = Setting("--cores", "spark.worker.cores", ("SPARK_WORKER_CORES",))
+WORKER_MEMORY = Setting("--memory", "spark.worker.memory", ("SPARK_WORKER_MEMORY",))
+WORKER_HOST = Setting("--host", None, _HOST_ENV)
+WORKER_PORT = Setting("--port", None, ("SPARK_WORKER_PORT",))
+WORKER_WEBUI_PORT = Setting("--webui-port", "spark.worker.ui.port", ("SPARK_WORKER_WEBUI_PORT",))
+WORK_DIR = Setting("--work-dir", None, ("SPARK_WORKER_DIR",))
+
+
+def _work_dir(flag: str | None, environ: dict[str, str]) -> Path:
+    text = resolve(WORK_DIR, flag, load_conf((), None, {}), environ, "work", str)
+    return Path(text).expanduser().resolve()
+
+
+def _common_daemon_options(function: click.decorators.FC) -> click.decorators.FC:
+    for decorator in reversed(
+        [
+            click.option("--host", help="Address to bind and advertise (default 127.0.0.1)."),
+            click.option(
+                "--work-dir", help="Directory for pid, log and work files (default ./work)."
+            ),
+            click.option(
+                "--foreground", is_flag=True, help="Run in this process; do not daemonize."
+            ),
+            click.option(
+                "--allow-insecure",
+                is_flag=True,
+                help="Allow a non-loopback --host without SPARKCTL_SECRET (unauthenticated!).",
+            ),
+            conf_options,
+            click.option("--ready-fd", type=int, hidden=True),
+        ]
+    ):
+        function = decorator(function)
+    return function
+
+
+def _load(
+    conf_pairs: tuple[str, ...],
+    properties_file: str | None,
+    opts_var: str,
+    allow_insecure: bool,
+    environ: dict[str, str],
+) -> Conf:
+    conf = load_conf(
+        conf_pairs, Path(properties_file) if properties_file else None, environ, opts_var
+    )
+    if allow_insecure:
+        conf = conf.merged({"spark.rpc.allowInsecure": "true"})
+    return conf
+
+
+def _child_args(
+    command: str,
+    flags: list[str],
+    conf_pairs: tuple[str, ...],
+    properties_file: str | None,
+    allow_insecure: bool,
+) -> list[str]:
+    argv = [command, "--foreground", *flags]
+    for pair in conf_pairs:
+        argv += ["--conf", pair]
+    if properties_file:
+        argv += ["--properties-file", properties_file]
+    if allow_insecure:
+        argv.append("--allow-insecure")
+    return argv
+
+
+def _spawn(role: str, argv: list[str], work_dir: Path) -> None:
+    files = daemon_files(work_dir, role)
+    try:
+        report = spawn_daemon(argv, files, READY_TIMEOUT)
+    except DaemonError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"started {role} {report.get('url', '')} (pid {report.get('pid')}), "
+        f"web UI {report.get('webui_url', '')}, log {files.log_file}"
+    )
+
+
+@click.command("start-master")
+@_common_daemon_options
+@click.option("--port", type=click.IntRange(0, 65535), help="RPC port (default 7077).")
+@click.option("--webui-port", type=click.IntRange(0, 65535), help="Web UI port (default 8080).")
+def start_master(
+    host: str | None,
+    port: int | None,
+    webui_port: int | None,
+    work_dir: str | None,
+    foreground: bool,
+    allow_insecure: bool,
+    conf_pairs: tuple[str, ...],
+    properties_file: str | None,
+    ready_fd: int | None,
+) -> None:
+    """Start a standalone Master (a daemon unless --foreground)."""
+    environ = dict(os.environ)
+    try:
+        conf = _load(conf_pairs, properties_file, "SPARK_MASTER_OPTS", allow_insecure, environ)
+        settings = MasterSettings(
+            host=resolve(MASTER_HOST, host, conf, environ, DEFAULT_HOST, str.strip),
+            port=resolve(MASTER_PORT, port, conf, environ, 7077, parse_port),
+            webui_port=resolve(MASTER_WEBUI_PORT, webui_port, conf, environ, 8080, parse_port),
+            work_dir=_work_dir(work_dir, environ),
+            conf=conf,
+        )
+    except ConfigError as exc:
+        raise usage_error(exc.source, str(exc)) from None
+    if foreground:
+        from cli._services import run_master
+
+        files = daemon_files(settings.work_dir, "master") if ready_fd is not None else None
+        code = run_master(settings, ReadySignal(ready_fd), files.pid_file if files else None)
+        raise SystemExit(code)
+    flags = [
+        "--host", settings.host,
+        "--port", str(settings.port),
+        "--webui-port", str(settings.webui_port),
+        "--work-dir", str(settings.work_dir),
+    ]  # fmt: skip
+    argv = _child_args("start-master", flags, conf_pairs, properties_file, allow_insecure)
+    _spawn("master", argv, settings.work_dir)
+
+
+@click.command("start-worker")
+@click.argument("master")
+@click.option("--cores", type=click.IntRange(min=1), help="Cores to offer (default: all).")
+@click.option("--memory", type=MEMORY, help="Memory to offer, e.g. 4g (default: total less 1g).")
+@_common_daemon_options
+@click.option("--port", type=click.IntRange(0, 65535), help="RPC port (default: any free).")
+@click.option("--webui-port", type=click.IntRange(0, 65535), help="Web UI port (default 8081).")
+def start_worker(
+    master: str,
+    cores: int | None,
+    memory: int | None,
+    host: str | None,
+    port: int | None,
+    webui_port: int | None,
+    work_dir: str | None,
+    foreground: bool,
+    allow_insecure: bool,
+    conf_pairs: tuple[str, ...],
+    properties_file: str | None,
+    ready_fd: int | None,
+) -> None:
+    """Start a Worker for the master at MASTER (spark://host:port[,host:port])."""
+    environ = dict(os.environ)
+    try:
+        masters = parse_master_list(master)
+    except ValueError as exc:
+        raise usage_error("MASTER", str(exc)) from None
+    try:
+        conf = _load(conf_pairs, properties_file, "SPARK_WORKER_OPTS", allow_insecure, environ)
+        settings = WorkerSettings(
+            master_url=master,
+            masters=masters,
+            cores=resolve(
+                WORKER_CORES, cores, conf, environ, os.cpu_count() or 1, parse_positive_int
+            ),
+            memory_mb=resolve(
+                WORKER_MEMORY, memory, conf, environ, default_worker_memory_mb(), parse_memory_mb
+            ),
+            host=resolve(WORKER_HOST, host, conf, environ, DEFAULT_HOST, str.strip),
+            port=resolve(WORKER_PORT, port, conf, environ, 0, parse_port),
+            webui_port=resolve(WORKER_WEBUI_PORT, webui_port, conf, environ, 8081, parse_port),
+            work_dir=_work_dir(work_dir, environ),
+            conf=conf,
+            register_timeout=READY_TIMEOUT - 5.0,
+        )
+    except ConfigError as exc:
+        raise usage_error(exc.source, str(exc)) from None
+    if ready_fd is None:
+        # The child would retry forever: say now that the master is not there.
+        reason = check_masters_reachable(masters, conf, timeout=5.0)
+        if reason is not None:
+            raise usage_error("MASTER", f"cannot reach the master: {reason}")
+    if foreground:
+        from cli._services import run_worker
+
+        files = daemon_files(settings.work_dir, "worker") if ready_fd is not None else None
+        code = run_worker(settings, ReadySignal(ready_fd), files.pid_file if files else None)
+        raise SystemExit(code)
+    flags = [
+        master,
+        "--cores", str(settings.cores),
+        "--memory", f"{settings.memory_mb}m",
+        "--host", settings.host,
+        "--port", str(settings.port),
+        "--webui-port", str(settings.webui_port),
+        "--work-dir", str(settings.work_dir),
+    ]  # fmt: skip
+    argv = _child_args("start-worker", flags, conf_pairs, properties_file, allow_insecure)
+    _spawn("worker", argv, settings.work_dir)
+
+
+def _stop(role: str, work_dir: str | None, grace: float) -> None:
+    directory = _work_dir(work_dir, dict(os.environ))
+    files = daemon_files(directory, role)
+    try:
+        pid = stop_daemon(files, grace)
+    except DaemonError as exc:
+        raise click.ClickException(str(exc)) from None
+    if pid is None:
+        click.echo(f"no {role} is running (no live pid file {files.pid_file})")
+        return
+    click.echo(f"stopped {role} (pid {pid})")
+
+
+@click.command("stop-master")
+@click.option("--work-dir", help="The master's work directory (default ./work).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait after SIGTERM before SIGKILL.",
+)
+def stop_master(work_dir: str | None, timeout: float) -> None:
+    """Stop the master daemon started from this work directory."""
+    _stop("master", work_dir, timeout)
+
+
+@click.command("stop-worker")
+@click.option("--work-dir", help="The worker's work directory (default ./work).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait after SIGTERM before SIGKILL.",
+)
+def stop_worker(work_dir: str | None, timeout: float) -> None:
+    """Stop the worker daemon started from this work directory."""
+    _stop("worker", work_dir, timeout)

@@ -1,0 +1,267 @@
+"""The foreground lives of `start-master` and `start-worker`: service + web UI.
+
+Each function starts the cluster service through `cluster.launch`, its web UI,
+writes the pid file once ready, tells a waiting parent (ReadySignal), and then
+waits for SIGTERM/SIGINT to stop both cleanly. A failure to start is reported
+with its reason (port in use, unreachable master), never as a traceback.
+This module never forks; daemonizing is `_daemon`'s job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from cli._daemon import ReadySignal, remove_own_pid_file, write_pid_file
+from rpcenv import Conf, RpcAddress, RpcEnv, RpcError
+from sparkctl.v1 import deploy_pb2, master_service_pb2
+
+__all__ = [
+    "MasterSettings",
+    "WorkerSettings",
+    "check_masters_reachable",
+    "run_master",
+    "run_worker",
+]
+
+log = logging.getLogger(__name__)
+
+#: How long the UI waits for the service to answer a state query.
+_STATE_TIMEOUT = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class MasterSettings:
+    """Everything `start-master` resolved from flags, conf and environment."""
+
+    host: str
+    port: int
+    webui_port: int
+    work_dir: Path
+    conf: Conf
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSettings:
+    """Everything `start-worker` resolved from flags, conf and environment."""
+
+    master_url: str
+    masters: list[RpcAddress]
+    cores: int
+    memory_mb: int
+    host: str
+    port: int
+    webui_port: int
+    work_dir: Path
+    conf: Conf
+    register_timeout: float
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _stop_event() -> threading.Event:
+    """An event set by SIGTERM or SIGINT (the daemon's way to stop cleanly)."""
+    event = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        event.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return event
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already listens on host:port (port 0 is never in use)."""
+    if port == 0:
+        return False
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR: a port in TIME_WAIT is free for gRPC too; only a listener conflicts.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def _wait_for_stop(stop: threading.Event, alive: object) -> None:
+    """Block until a signal arrives or the service ends by itself."""
+    waiter = getattr(alive, "wait", None)
+    while not stop.wait(0.5):
+        if waiter is not None and waiter(0) is True:
+            log.warning("the service stopped by itself")
+            return
+
+
+def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | None) -> int:
+    """Run a master and its web UI until SIGTERM/SIGINT; returns the exit status."""
+    from cluster.launch import start_master
+
+    from cluster.ui import MasterWebUI
+
+    _configure_logging()
+    stop = _stop_event()
+    host, port = settings.host, settings.port
+    if port_in_use(host, port):
+        return _fail(
+            ready,
+            f"cannot start the master: port {port} on {host} is already in use "
+            "(is another master running? pick another with --port)",
+        )
+    max_retries = settings.conf.get_int("spark.port.maxRetries", 16) or 0
+    try:
+        ui = MasterWebUI(lambda: _master_state(handle), host, settings.webui_port, max_retries)
+    except OSError as exc:
+        return _fail(ready, f"cannot start the master web UI (--webui-port): {exc.strerror or exc}")
+    conf = settings.conf.merged({"spark.sparkctl.master.webUiUrl": ui.url})
+    started = time.monotonic()
+    try:
+        handle = start_master(conf, host, port, settings.work_dir)
+    except (OSError, RpcError, ValueError) as exc:
+        ui.stop()
+        in_use = port_in_use(host, port)
+        reason = f"port {port} on {host} is already in use" if in_use else str(exc)
+        return _fail(ready, f"cannot start the master: {reason}")
+    try:
+        ui.start()
+        if pid_file is not None:
+            write_pid_file(pid_file)
+        log.info(
+            "master %s ready in %.0f ms; web UI at %s",
+            handle.url,
+            (time.monotonic() - started) * 1000,
+            ui.url,
+        )
+        ready.ready(url=handle.url, webui_url=ui.url)
+        _wait_for_stop(stop, handle)
+    finally:
+        ui.stop()
+        handle.stop()
+        if pid_file is not None:
+            remove_own_pid_file(pid_file)
+    log.info("master stopped")
+    return 0
+
+
+def _master_state(handle: object) -> master_service_pb2.GetClusterStateResponse:
+    ref = getattr(handle, "ref", None)
+    if ref is None:
+        raise RuntimeError("the master is still starting")
+    reply = ref.ask_sync(master_service_pb2.GetClusterStateRequest(), _STATE_TIMEOUT)
+    if not isinstance(reply, master_service_pb2.GetClusterStateResponse):
+        raise RuntimeError(f"unexpected answer {type(reply).__name__}")
+    return reply
+
+
+def check_masters_reachable(masters: list[RpcAddress], conf: Conf, timeout: float) -> str | None:
+    """None if at least one master answers, else why none does."""
+    reasons: list[str] = []
+    env = RpcEnv.create("sparkctl-probe", "localhost", 0, conf, client_mode=True)
+    try:
+        for address in masters:
+            try:
+                env.endpoint_ref(address, "Master", timeout=timeout)
+                return None
+            except RpcError as exc:
+                text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+                reasons.append(f"{address.to_spark_url()}: {text}")
+    finally:
+        env.shutdown()
+    return "; ".join(reasons)
+
+
+def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | None) -> int:
+    """Run a worker and its web UI until SIGTERM/SIGINT; returns the exit status."""
+    from cluster.launch import start_worker
+
+    from cluster.ui import WorkerWebUI
+
+    _configure_logging()
+    stop = _stop_event()
+    host, port = settings.host, settings.port
+    if port_in_use(host, port):
+        return _fail(
+            ready,
+            f"cannot start the worker: port {port} on {host} is already in use "
+            "(pick another with --port, or 0 for any)",
+        )
+    max_retries = settings.conf.get_int("spark.port.maxRetries", 16) or 0
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        ui = WorkerWebUI(settings.work_dir, host, settings.webui_port, max_retries=max_retries)
+    except OSError as exc:
+        return _fail(ready, f"cannot start the worker web UI (--webui-port): {exc.strerror or exc}")
+    started = time.monotonic()
+    try:
+        handle = start_worker(
+            settings.conf,
+            [a.to_spark_url() for a in settings.masters],
+            settings.cores,
+            settings.memory_mb,
+            host,
+            port,
+            settings.work_dir,
+            webui_address=ui.url,
+        )
+    except (OSError, RpcError, ValueError) as exc:
+        ui.stop()
+        return _fail(ready, f"cannot start the worker: {exc}")
+    try:
+        ui.attach(lambda: _worker_state(handle))
+        ui.start()
+        if not handle.wait_registered(settings.register_timeout):
+            return _fail(
+                ready,
+                f"the worker did not register with {settings.master_url} within "
+                f"{settings.register_timeout:g} s (is the master up and reachable from {host}?)",
+            )
+        if pid_file is not None:
+            write_pid_file(pid_file)
+        log.info(
+            "worker %s registered in %.0f ms; web UI at %s",
+            handle.worker_id,
+            (time.monotonic() - started) * 1000,
+            ui.url,
+        )
+        ready.ready(url=handle.url, webui_url=ui.url, worker_id=handle.worker_id)
+        _wait_for_stop(stop, handle)
+    finally:
+        ui.stop()
+        handle.stop()
+        if pid_file is not None:
+            remove_own_pid_file(pid_file)
+    log.info("worker stopped")
+    return 0
+
+
+def _worker_state(handle: object) -> deploy_pb2.GetWorkerStateResponse:
+    ref = getattr(handle, "ref", None)
+    if ref is None:
+        raise RuntimeError("the worker is still starting")
+    reply = ref.ask_sync(deploy_pb2.GetWorkerStateRequest(), _STATE_TIMEOUT)
+    if not isinstance(reply, deploy_pb2.GetWorkerStateResponse):
+        raise RuntimeError(f"unexpected answer {type(reply).__name__}")
+    return reply
+
+
+def _fail(ready: ReadySignal, reason: str) -> int:
+    log.error("%s", reason)
+    ready.fail(reason)
+    return 1

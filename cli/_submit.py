@@ -1,0 +1,229 @@
+"""`sparkctl submit`: run an application, in client or cluster deploy mode.
+
+Client mode runs `app.py` in a child Python with its settings in the
+environment variable SPARKCTL_SUBMIT_CONF (a JSON object of Spark keys) and
+the --py-files on PYTHONPATH; its output streams through and its exit status
+becomes ours. Cluster mode hands a DriverDescription to the Master and prints
+the driver id. Every bad flag exits with status 2 before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from cli._config import ConfigError, load_conf
+from cli._master_client import (
+    MasterClient,
+    MasterUnreachableError,
+    parse_master_list,
+)
+from cli._options import MEMORY, conf_options, usage_error
+from cli._services import check_masters_reachable
+from rpcenv import Conf, RpcError
+from sparkctl.v1 import deploy_pb2
+
+__all__ = ["SUBMIT_CONF_ENV", "submit", "validate_master"]
+
+SUBMIT_CONF_ENV = "SPARKCTL_SUBMIT_CONF"
+_LOCAL = re.compile(r"^local(?:\[(\*|\d+)(?:,(\d+))?\])?$")
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def validate_master(master: str) -> str:
+    """Check a --master value: local, local[N], local[*], local[N,F] or spark://...
+
+    Raises:
+        ValueError: naming what is wrong.
+    """
+    text = master.strip()
+    if text.startswith("local"):
+        match = _LOCAL.match(text)
+        if match is None:
+            raise ValueError(
+                f"bad local master {master!r}: expected local, local[N], local[*] or local[N,F]"
+            )
+        threads, failures = match.groups()
+        if threads not in (None, "*") and int(threads) < 1:
+            raise ValueError(f"{master!r}: the number of threads must be at least 1")
+        if failures is not None and int(failures) < 1:
+            raise ValueError(f"{master!r}: the number of task failures must be at least 1")
+        return text
+    parse_master_list(text)  # raises ValueError for an unknown scheme or bad host:port
+    return text
+
+
+def _python_path(py_files: list[Path]) -> str:
+    """PYTHONPATH with the py-files first: archives as they are, .py files by directory."""
+    entries: list[str] = []
+    for path in py_files:
+        entry = str(path.parent if path.suffix == ".py" else path)
+        if entry not in entries:
+            entries.append(entry)
+    existing = os.environ.get("PYTHONPATH", "")
+    entries += [e for e in existing.split(os.pathsep) if e]
+    entries.append(str(_PROJECT_ROOT))  # `from scheduler import ...` without an install
+    return os.pathsep.join(entries)
+
+
+def _run_client(app: Path, app_args: tuple[str, ...], conf: Conf, py_files: list[Path]) -> int:
+    env = dict(os.environ)
+    env[SUBMIT_CONF_ENV] = json.dumps(dict(conf), sort_keys=True)
+    env["PYTHONPATH"] = _python_path(py_files)
+    child = subprocess.Popen([sys.executable, str(app), *app_args], env=env)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        child.send_signal(signum)
+
+    # SIGTERM is passed on; Ctrl-C already reaches the app through the terminal.
+    previous_term = signal.signal(signal.SIGTERM, forward)
+    previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        code = child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
+    return 128 - code if code < 0 else code
+
+
+def _submit_cluster(
+    master: str,
+    app: Path,
+    app_args: tuple[str, ...],
+    conf: Conf,
+    py_files: list[Path],
+    driver_cores: int,
+    driver_memory_mb: int,
+    supervise: bool,
+) -> None:
+    description = deploy_pb2.DriverDescription(
+        app_resource=str(app),
+        app_args=list(app_args),
+        cores=driver_cores,
+        memory_mb=driver_memory_mb,
+        supervise=supervise,
+        conf=dict(conf),
+        py_files=[str(p) for p in py_files],
+        # Inline, so a worker on another machine can run it too.
+        app_content=app.read_bytes(),
+    )
+    try:
+        with MasterClient(master, conf) as client:
+            reply = client.submit_driver(description)
+    except MasterUnreachableError as exc:
+        raise usage_error("--master", str(exc)) from None
+    except RpcError as exc:
+        raise click.ClickException(f"the master refused the driver: {exc}") from None
+    click.echo(
+        f"submitted {app.name} as {reply.driver_id}; follow it with "
+        f"'sparkctl status {reply.driver_id} --master {master}'",
+        err=True,
+    )
+    click.echo(reply.driver_id)
+
+
+@click.command(context_settings={"allow_interspersed_args": False})
+@click.option("--master", help="spark://host:port, local, local[N] or local[*] (default local[*]).")
+@click.option(
+    "--deploy-mode",
+    type=click.Choice(["client", "cluster"]),
+    help="Run the driver here (client, default) or on a worker (cluster).",
+)
+@click.option("--name", help="Application name (default: the app file's name).")
+@click.option("--executor-cores", type=click.IntRange(min=1), help="Cores per executor.")
+@click.option("--executor-memory", type=MEMORY, help="Memory per executor, e.g. 1g.")
+@click.option("--total-executor-cores", type=click.IntRange(min=1), help="Cores for the whole app.")
+@click.option("--driver-cores", type=click.IntRange(min=1), help="Driver cores (cluster mode).")
+@click.option("--driver-memory", type=MEMORY, help="Driver memory, e.g. 1g (cluster mode).")
+@click.option("--py-files", help="Comma-separated .py/.zip/.egg files for the app's PYTHONPATH.")
+@click.option("--supervise", is_flag=True, help="Restart the driver if it fails (cluster mode).")
+@conf_options
+@click.argument(
+    "app", type=click.Path(exists=True, dir_okay=False, readable=True, resolve_path=True)
+)
+@click.argument("app_args", nargs=-1, type=click.UNPROCESSED)
+def submit(
+    master: str | None,
+    deploy_mode: str | None,
+    name: str | None,
+    executor_cores: int | None,
+    executor_memory: int | None,
+    total_executor_cores: int | None,
+    driver_cores: int | None,
+    driver_memory: int | None,
+    py_files: str | None,
+    supervise: bool,
+    conf_pairs: tuple[str, ...],
+    properties_file: str | None,
+    app: str,
+    app_args: tuple[str, ...],
+) -> None:
+    """Run APP (a Python file) with APP_ARGS on a cluster or locally."""
+    try:
+        base = load_conf(conf_pairs, Path(properties_file) if properties_file else None, os.environ)
+    except ConfigError as exc:
+        raise usage_error(exc.source, str(exc)) from None
+    master = master or base.get_str("spark.master") or os.environ.get("MASTER") or "local[*]"
+    try:
+        master = validate_master(master)
+    except ValueError as exc:
+        raise usage_error("--master", str(exc)) from None
+    mode = deploy_mode or base.get_str("spark.submit.deployMode") or "client"
+    if mode not in ("client", "cluster"):
+        raise usage_error("--deploy-mode", f"{mode!r} is neither client nor cluster")
+    if mode == "cluster" and master.startswith("local"):
+        raise usage_error(
+            "--deploy-mode", f"cluster deploy mode needs a spark:// master, not {master}"
+        )
+    files: list[Path] = []
+    for item in (py_files or base.get_str("spark.submit.pyFiles") or "").split(","):
+        if not item.strip():
+            continue
+        path = Path(item.strip()).expanduser().resolve()
+        if not path.is_file():
+            raise usage_error("--py-files", f"{item.strip()!r} is not a file")
+        files.append(path)
+    app_path = Path(app)
+    updates: dict[str, str] = {
+        "spark.master": master,
+        "spark.submit.deployMode": mode,
+        "spark.app.name": name or base.get_str("spark.app.name") or app_path.stem,
+    }
+    if files:
+        updates["spark.submit.pyFiles"] = ",".join(str(p) for p in files)
+    if executor_cores is not None:
+        updates["spark.executor.cores"] = str(executor_cores)
+    if executor_memory is not None:
+        updates["spark.executor.memory"] = f"{executor_memory}m"
+    if total_executor_cores is not None:
+        updates["spark.cores.max"] = str(total_executor_cores)
+    if driver_cores is not None:
+        updates["spark.driver.cores"] = str(driver_cores)
+    if driver_memory is not None:
+        updates["spark.driver.memory"] = f"{driver_memory}m"
+    if supervise:
+        updates["spark.driver.supervise"] = "true"
+    conf = base.merged(updates)
+    if mode == "cluster":
+        try:
+            cores = conf.get_int("spark.driver.cores") or 1
+            memory_mb = (conf.get_size("spark.driver.memory", unit="m") or 1 << 30) >> 20
+        except ValueError as exc:
+            raise usage_error("--conf", str(exc)) from None
+        _submit_cluster(master, app_path, app_args, conf, files, cores, memory_mb, supervise)
+        return
+    if supervise:
+        click.echo("warning: --supervise only applies in cluster deploy mode", err=True)
+    if master.startswith("spark://"):
+        reason = check_masters_reachable(parse_master_list(master), conf, timeout=5.0)
+        if reason is not None:
+            raise usage_error("--master", f"cannot reach the master: {reason}")
+    raise SystemExit(_run_client(app_path, app_args, conf, files))
