@@ -708,9 +708,14 @@ class RegisterApplicationRequest(_message.Message):
 
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     DRIVER_ENDPOINT_FIELD_NUMBER: _builtins.int
+    APP_ID_FIELD_NUMBER: _builtins.int
     driver_endpoint: _builtins.str
     """The driver's endpoint name for pushes (ExecutorAdded, ...); the Master
     replies over the connection the driver opened.
+    """
+    app_id: _builtins.str
+    """Set when a driver re-registers after a Master restart (recovery): the
+    application id the previous Master gave it. Empty for a new application.
     """
     @_builtins.property
     def description(self) -> Global___ApplicationDescription: ...
@@ -719,10 +724,11 @@ class RegisterApplicationRequest(_message.Message):
         *,
         description: Global___ApplicationDescription | None = ...,
         driver_endpoint: _builtins.str = ...,
+        app_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["description", b"description"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "driver_endpoint", b"driver_endpoint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "description", b"description", "driver_endpoint", b"driver_endpoint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,153 @@
+"""Starting a Master or a Worker in this process: the API the CLI calls.
+
+`start_master` and `start_worker` create the RpcEnv, set up the endpoint (and
+the public MasterService) and return once the port listens; the handles stop
+them and wait for them. This module never daemonizes, writes pid files or
+parses command lines: that is the CLI's job.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import socket
+import time
+
+from cluster.master import ENDPOINT_NAME as MASTER_ENDPOINT
+from cluster.master import Master
+from cluster.master_finder import split_master_urls
+from cluster.master_service import serve_master_service
+from cluster.worker import ENDPOINT_NAME as WORKER_ENDPOINT
+from cluster.worker import Worker
+from rpcenv import Conf, RpcEndpointRef, RpcEnv
+
+__all__ = ["MasterHandle", "WorkerHandle", "start_master", "start_worker"]
+
+
+class MasterHandle:
+    """A running Master.
+
+    Attributes:
+        url: `spark://host:port`, what workers and drivers are given.
+        rpc_env: its RpcEnv.
+        ref: the "Master" endpoint.
+        endpoint: the Master object itself (for in-process tests and tools).
+    """
+
+    def __init__(self, rpc_env: RpcEnv, ref: RpcEndpointRef, endpoint: Master) -> None:
+        self.rpc_env = rpc_env
+        self.ref = ref
+        self.endpoint = endpoint
+        self.url = rpc_env.address.to_spark_url()
+
+    def stop(self) -> None:
+        """Stop the Master and close its port."""
+        self.rpc_env.shutdown()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until stopped; False if `timeout` passed first."""
+        return self.rpc_env.await_termination(timeout)
+
+
+class WorkerHandle:
+    """A running Worker.
+
+    Attributes:
+        url: `spark://Worker@host:port`.
+        worker_id: its id at the Master.
+        rpc_env: its RpcEnv.
+        ref: the "Worker" endpoint.
+        endpoint: the Worker object itself (for in-process tests and tools).
+    """
+
+    def __init__(self, rpc_env: RpcEnv, ref: RpcEndpointRef, endpoint: Worker) -> None:
+        self.rpc_env = rpc_env
+        self.ref = ref
+        self.endpoint = endpoint
+        self.worker_id = endpoint.worker_id
+        self.url = f"spark://{WORKER_ENDPOINT}@{rpc_env.address.host_port}"
+
+    def wait_registered(self, timeout: float | None = None) -> bool:
+        """Block until a Master accepted this worker; False if `timeout` passed first."""
+        return self.endpoint.registered.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop the Worker: its executors and drivers are killed, its port closed."""
+        self.rpc_env.shutdown()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until stopped; False if `timeout` passed first."""
+        return self.rpc_env.await_termination(timeout)
+
+
+def _conf(conf: Conf | dict[str, str]) -> Conf:
+    return conf if isinstance(conf, Conf) else Conf(conf)
+
+
+def start_master(conf: Conf, host: str, port: int, work_dir: pathlib.Path) -> MasterHandle:
+    """Start a Master listening on `host:port` (0 = any free port).
+
+    Raises:
+        ValueError: a bad setting (e.g. spark.worker.timeout, recovery mode).
+        RpcConfigError: an unsafe bind (non-loopback without a secret).
+        OSError: the port is taken.
+    """
+    settings = _conf(conf)
+    if not 0 <= port < 65536:
+        raise ValueError(f"bad master port {port}: expected 0-65535")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    master = Master(settings, work_dir)  # validates the conf before a port is taken
+    env = RpcEnv.create("sparkMaster", host, port, settings)
+    try:
+        ref = env.setup_endpoint(MASTER_ENDPOINT, master)
+        serve_master_service(env, ref)
+    except BaseException:
+        env.shutdown()
+        raise
+    return MasterHandle(env, ref, master)
+
+
+def start_worker(
+    conf: Conf,
+    master_urls: list[str],
+    cores: int,
+    memory_mb: int,
+    host: str,
+    port: int,
+    work_dir: pathlib.Path,
+    webui_address: str = "",
+) -> WorkerHandle:
+    """Start a Worker on `host:port` that registers with the first reachable Master.
+
+    Returns once the Worker listens; `WorkerHandle.wait_registered` waits for
+    the Master's acceptance.
+
+    Raises:
+        ValueError: bad master URL, non-positive cores or memory, bad port.
+        RpcConfigError: an unsafe bind (non-loopback without a secret).
+        OSError: the port is taken.
+    """
+    settings = _conf(conf)
+    urls = split_master_urls(master_urls)
+    if cores <= 0:
+        raise ValueError(f"--cores must be a positive number, not {cores}")
+    if memory_mb <= 0:
+        raise ValueError(f"--memory must be positive, not {memory_mb} MiB")
+    if not 0 <= port < 65536:
+        raise ValueError(f"bad worker port {port}: expected 0-65535")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    env = RpcEnv.create("sparkWorker", host, port, settings)
+    try:
+        address = env.address
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+        worker_id = f"worker-{stamp}-{address.host}-{address.port}"
+        worker = Worker(settings, worker_id, urls, cores, memory_mb, work_dir, webui_address)
+        ref = env.setup_endpoint(WORKER_ENDPOINT, worker)
+    except BaseException:
+        env.shutdown()
+        raise
+    return WorkerHandle(env, ref, worker)
+
+
+def default_host() -> str:
+    """This machine's host name, as Spark advertises by default."""
+    return socket.gethostname()

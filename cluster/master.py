@@ -1,0 +1,871 @@
+"""The Master endpoint ("Master"): workers, applications, executors and drivers.
+
+It translates messages into changes of its records (`master_state`) and asks
+`Placement` where new executors and drivers go; pushes to workers and drivers
+are one-way sends. Everything runs on the endpoint's own thread: timers only
+post messages here (`_timers`), and the handlers never block on an ask. It
+never starts processes and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import pathlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf import empty_pb2
+from google.protobuf.message import Message
+
+from cluster import master_views
+from cluster._timers import Ticker, later
+from cluster.master_state import (
+    FINISHED_EXECUTOR_STATES,
+    AppInfo,
+    AppStateValue,
+    DriverInfo,
+    DriverStateValue,
+    ExecutorInfo,
+    IdGenerator,
+    WorkerInfo,
+)
+from cluster.persistence import persistence_from_conf
+from cluster.placement import AppDemand, DriverDemand, Placement, WorkerResources
+from cluster.recovery import recover
+from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcError
+from sparkctl.v1 import deploy_pb2 as pb
+from sparkctl.v1 import master_service_pb2 as api
+
+__all__ = ["ENDPOINT_NAME", "Master"]
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_NAME = "Master"
+
+ES = pb.ExecutorState
+AS = pb.ApplicationState
+DS = pb.DriverState
+WS = pb.WorkerState
+MS = pb.MasterStatus
+
+#: Default resources of a driver that does not say (Spark's defaults).
+DEFAULT_DRIVER_CORES = 1
+DEFAULT_DRIVER_MEMORY_MB = 1024
+#: Back-off of supervised driver relaunches: 1 s, 2 s, 4 s ... at most this.
+MAX_RELAUNCH_BACKOFF_S = 60.0
+
+
+class Master(RpcEndpoint):
+    """The standalone cluster's Master.
+
+    Args:
+        conf: settings (`spark.worker.timeout`, `spark.deploy.*`).
+        work_dir: where FILESYSTEM recovery keeps its records by default.
+        webui_url: the Master web UI's URL, told to workers (may be empty).
+    """
+
+    def __init__(self, conf: Conf, work_dir: pathlib.Path, webui_url: str = "") -> None:
+        self.conf = conf
+        self.webui_url = webui_url or (conf.get_str("spark.sparkctl.master.webUiUrl") or "")
+        self.worker_timeout = conf.get_duration("spark.worker.timeout", 60.0) or 60.0
+        if self.worker_timeout <= 0:
+            raise ValueError(f"spark.worker.timeout must be positive, not {self.worker_timeout}")
+        self.max_executor_retries = conf.get_int("spark.deploy.maxExecutorRetries", 10)
+        self.placement = Placement(spread_out=conf.get_bool("spark.deploy.spreadOut", True))
+        self.persistence = persistence_from_conf(conf, work_dir)
+        retained_apps = conf.get_int("spark.deploy.retainedApplications", 200) or 200
+        retained_drivers = conf.get_int("spark.deploy.retainedDrivers", 200) or 200
+        self.ids = IdGenerator()
+        self.epoch = time.time_ns() // 1_000_000
+        self.status: pb.MasterStatus.ValueType = MS.MASTER_STATUS_ALIVE
+        self.url = ""
+        self.workers: dict[str, WorkerInfo] = {}
+        self.worker_by_address: dict[RpcAddress, str] = {}
+        # Active applications and drivers, oldest first (FIFO placement order).
+        self.apps: dict[str, AppInfo] = {}
+        self.app_by_address: dict[RpcAddress, str] = {}
+        self.completed_apps: collections.deque[AppInfo] = collections.deque(maxlen=retained_apps)
+        self.drivers: dict[str, DriverInfo] = {}
+        self.waiting_drivers: list[str] = []
+        self.completed_drivers: collections.deque[DriverInfo] = collections.deque(
+            maxlen=retained_drivers
+        )
+        self._ticker: Ticker | None = None
+        self._handlers: dict[type[Message], Callable[[Any, RpcCallContext], None]] = {
+            pb.RegisterWorkerRequest: self._on_register_worker,
+            pb.RegisterApplicationRequest: self._on_register_application,
+            pb.RequestExecutorsRequest: self._on_request_executors,
+            pb.KillExecutorsRequest: self._on_kill_executors,
+            api.GetClusterStateRequest: self._on_get_cluster_state,
+            api.SubmitDriverRequest: self._on_submit_driver,
+            api.GetDriverStatusRequest: self._on_get_driver_status,
+            api.KillDriverRequest: self._on_kill_driver,
+            api.KillApplicationRequest: self._on_kill_application,
+            pb.UnregisterApplication: self._on_unregister_ask,
+        }
+        self._notices: dict[type[Message], Callable[[Any, RpcEndpointRef | None], None]] = {
+            pb.WorkerHeartbeat: self._on_heartbeat,
+            pb.ExecutorStateChanged: self._on_executor_state_changed,
+            pb.DriverStateChanged: self._on_driver_state_changed,
+            pb.UnregisterApplication: self._on_unregister_application,
+            pb.CheckWorkerTimeouts: self._on_check_worker_timeouts,
+            pb.RelaunchDriver: self._on_relaunch_driver,
+            pb.CompleteRecovery: self._on_complete_recovery,
+        }
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self.url = self.rpc_env.address.to_spark_url()
+        interval = max(0.05, self.worker_timeout / 4)
+        ref = self.self_ref
+        self._ticker = Ticker(
+            "master-timeouts", interval, lambda: ref.send(pb.CheckWorkerTimeouts())
+        )
+        self._ticker.start()
+        if recover(self):
+            log.info("master %s is RECOVERING; waiting up to %gs", self.url, self.worker_timeout)
+            later(self.worker_timeout, lambda: ref.send(pb.CompleteRecovery()), "master-recovery")
+        else:
+            log.info("master %s is ALIVE", self.url)
+
+    def on_stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+
+    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
+        handler = self._notices.get(type(message))
+        if handler is None:
+            log.warning("master ignores unexpected %s", message.DESCRIPTOR.full_name)
+            return
+        handler(message, sender)
+
+    def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            context.send_failure(
+                ValueError(f"the Master does not answer {message.DESCRIPTOR.full_name}")
+            )
+            return
+        try:
+            handler(message, context)
+        except (ValueError, LookupError) as exc:  # the caller's mistake: tell it why
+            context.send_failure(exc)
+
+    def on_disconnected(self, address: RpcAddress) -> None:
+        worker_id = self.worker_by_address.get(address)
+        if worker_id is not None:
+            worker = self.workers[worker_id]
+            if worker.alive:
+                # Suspected at once: no new work goes there; it is declared DEAD
+                # only if it also stays silent for spark.worker.timeout.
+                log.info("worker %s disconnected; suspected until heard from again", worker_id)
+                worker.suspected = True
+        app_id = self.app_by_address.get(address)
+        if app_id is not None and app_id in self.apps:
+            self._finish_app(
+                self.apps[app_id], AS.APPLICATION_STATE_FINISHED, "driver disconnected", False
+            )
+
+    # -- workers -------------------------------------------------------------------
+
+    def _on_register_worker(self, msg: pb.RegisterWorkerRequest, context: RpcCallContext) -> None:
+        problem = _check_worker_request(msg)
+        if problem:
+            context.reply(pb.RegisterWorkerResponse(accepted=False, reason=problem))
+            return
+        existing = self.workers.get(msg.worker_id)
+        if existing is not None and existing.incarnation > msg.incarnation:
+            reason = (
+                f"stale incarnation {msg.incarnation} of worker {msg.worker_id}: a newer "
+                f"incarnation ({existing.incarnation}) is registered"
+            )
+            log.warning("refused registration: %s", reason)
+            context.reply(
+                pb.RegisterWorkerResponse(accepted=False, reason=reason, master_url=self.url)
+            )
+            return
+        address = RpcAddress(msg.host, msg.port)
+        other_id = self.worker_by_address.get(address)
+        if other_id is not None and other_id != msg.worker_id:
+            # A new worker process on the same host and port: the old one is gone.
+            self._remove_worker(self.workers[other_id], f"replaced by {msg.worker_id} at {address}")
+        ref = context.sender
+        if ref is None:
+            log.warning("worker %s registered from outside an endpoint: no pushes", msg.worker_id)
+        worker = WorkerInfo(
+            worker_id=msg.worker_id,
+            host=msg.host,
+            port=msg.port,
+            cores=msg.cores,
+            memory_mb=msg.memory_mb,
+            webui_address=msg.webui_address,
+            incarnation=msg.incarnation,
+            ref=ref,
+        )
+        previous = existing.executors if existing is not None else {}
+        previous_drivers = existing.drivers if existing is not None else {}
+        if existing is not None:
+            self.worker_by_address.pop(existing.address, None)
+        self.workers[worker.worker_id] = worker
+        self.worker_by_address[address] = worker.worker_id
+        self.persistence.put(
+            "worker",
+            worker.worker_id,
+            pb.PersistedWorker(
+                worker_id=worker.worker_id,
+                host=worker.host,
+                port=worker.port,
+                cores=worker.cores,
+                memory_mb=worker.memory_mb,
+                webui_address=worker.webui_address,
+                incarnation=worker.incarnation,
+            ),
+        )
+        context.reply(
+            pb.RegisterWorkerResponse(
+                accepted=True,
+                master_url=self.url,
+                master_webui_url=self.webui_url,
+                master_epoch=self.epoch,
+            )
+        )
+        log.info(
+            "registered worker %s at %s with %d cores, %d MiB",
+            worker.worker_id,
+            address,
+            worker.cores,
+            worker.memory_mb,
+        )
+        self._reconcile_worker(worker, msg, previous, previous_drivers)
+        self._maybe_finish_recovery()
+        self._schedule()
+
+    def _reconcile_worker(
+        self,
+        worker: WorkerInfo,
+        msg: pb.RegisterWorkerRequest,
+        previous: dict[tuple[str, int], ExecutorInfo],
+        previous_drivers: dict[str, DriverInfo],
+    ) -> None:
+        """Match what a (re-)registering worker runs against what we believed."""
+        reported: set[tuple[str, int]] = set()
+        for desc in msg.executors:
+            key = (desc.app_id, desc.executor_id)
+            reported.add(key)
+            app = self.apps.get(desc.app_id)
+            executor = app.executors.get(desc.executor_id) if app is not None else None
+            if app is not None and executor is None and self.status == MS.MASTER_STATUS_RECOVERING:
+                # A recovered application's executors are known only from workers.
+                executor = ExecutorInfo(
+                    desc.app_id, desc.executor_id, worker.worker_id, desc.cores, desc.memory_mb
+                )
+                app.executors[desc.executor_id] = executor
+                app.next_executor_id = max(app.next_executor_id, desc.executor_id + 1)
+            if app is None or app.finished or executor is None:
+                # We no longer count on it (its app ended or it was reported LOST).
+                self._send(
+                    worker.ref,
+                    pb.KillExecutor(
+                        master_url=self.url,
+                        app_id=desc.app_id,
+                        executor_id=desc.executor_id,
+                        master_epoch=self.epoch,
+                    ),
+                )
+                continue
+            old_worker = self.workers.get(executor.worker_id)
+            if old_worker is not None and old_worker is not worker:
+                old_worker.executors.pop(key, None)
+            executor.worker_id = worker.worker_id
+            executor.state = desc.state or ES.EXECUTOR_STATE_RUNNING
+            worker.executors[key] = executor
+        for key, executor in previous.items():
+            if key not in reported:
+                self._executor_lost(executor, f"worker {worker.worker_id} re-registered without it")
+        reported_drivers: set[str] = set()
+        for runtime in msg.drivers:
+            reported_drivers.add(runtime.driver_id)
+            driver = self.drivers.get(runtime.driver_id)
+            if driver is None:
+                self._send(
+                    worker.ref, pb.KillDriver(driver_id=runtime.driver_id, master_epoch=self.epoch)
+                )
+                continue
+            driver.worker_id = worker.worker_id
+            driver.state = DS.DRIVER_STATE_RUNNING
+            if runtime.driver_id in self.waiting_drivers:
+                self.waiting_drivers.remove(runtime.driver_id)
+            worker.drivers[driver.driver_id] = driver
+        for driver_id, driver in previous_drivers.items():
+            if driver_id not in reported_drivers and not driver.finished:
+                self._driver_lost(driver, f"worker {worker.worker_id} re-registered without it")
+
+    def _on_heartbeat(self, msg: pb.WorkerHeartbeat, sender: RpcEndpointRef | None) -> None:
+        worker = self.workers.get(msg.worker_id)
+        if worker is not None and worker.alive and worker.incarnation == msg.incarnation:
+            worker.heard_from()
+            return
+        if worker is not None and worker.incarnation > msg.incarnation:
+            log.debug("ignoring a heartbeat of a stale incarnation of %s", msg.worker_id)
+            return
+        # Unknown, DEAD or recovered-but-not-yet-registered: ask it to register again.
+        log.info("worker %s is not registered (or was DEAD); asking it to reconnect", msg.worker_id)
+        self._send(sender, pb.ReconnectWorker(master_url=self.url, master_epoch=self.epoch))
+
+    def _on_check_worker_timeouts(
+        self, _msg: pb.CheckWorkerTimeouts, _s: RpcEndpointRef | None
+    ) -> None:
+        now = time.monotonic()
+        for worker in list(self.workers.values()):
+            silent = now - worker.last_heartbeat
+            if worker.alive and silent > self.worker_timeout:
+                self._remove_worker(
+                    worker,
+                    f"no heartbeat for {silent:.1f}s "
+                    f"(spark.worker.timeout={self.worker_timeout:g}s)",
+                )
+            elif worker.state == WS.WORKER_STATE_DEAD and silent > 15 * self.worker_timeout:
+                del self.workers[worker.worker_id]  # the UI shows the dead for a while, not forever
+
+    def _remove_worker(self, worker: WorkerInfo, reason: str) -> None:
+        """Declare `worker` DEAD: its executors are LOST, its drivers relaunched or failed."""
+        log.warning("worker %s is DEAD: %s", worker.worker_id, reason)
+        worker.state = WS.WORKER_STATE_DEAD
+        worker.suspected = False
+        if self.worker_by_address.get(worker.address) == worker.worker_id:
+            del self.worker_by_address[worker.address]
+        for executor in list(worker.executors.values()):
+            self._executor_lost(executor, f"worker {worker.worker_id} lost: {reason}")
+        worker.executors.clear()
+        for driver in list(worker.drivers.values()):
+            self._driver_lost(driver, f"worker {worker.worker_id} lost: {reason}")
+        worker.drivers.clear()
+        self.persistence.remove("worker", worker.worker_id)
+        self._schedule()
+
+    def _executor_lost(self, executor: ExecutorInfo, reason: str) -> None:
+        worker = self.workers.get(executor.worker_id)
+        if worker is not None:
+            worker.executors.pop(executor.key, None)
+        app = self.apps.get(executor.app_id)
+        if app is None or app.executors.pop(executor.executor_id, None) is None:
+            return
+        executor.state = ES.EXECUTOR_STATE_LOST
+        self._send(
+            app.driver_ref,
+            pb.ExecutorUpdated(
+                executor_id=executor.executor_id,
+                state=ES.EXECUTOR_STATE_LOST,
+                message=reason,
+                worker_lost=True,
+            ),
+        )
+
+    # -- executors -----------------------------------------------------------------
+
+    def _on_executor_state_changed(
+        self, msg: pb.ExecutorStateChanged, sender: RpcEndpointRef | None
+    ) -> None:
+        app = self.apps.get(msg.app_id)
+        executor = app.executors.get(msg.executor_id) if app is not None else None
+        if app is None or executor is None:
+            if msg.state in (ES.EXECUTOR_STATE_LAUNCHING, ES.EXECUTOR_STATE_RUNNING):
+                self._send(
+                    sender,
+                    pb.KillExecutor(
+                        master_url=self.url,
+                        app_id=msg.app_id,
+                        executor_id=msg.executor_id,
+                        master_epoch=self.epoch,
+                    ),
+                )
+            return
+        executor.state = msg.state
+        update = pb.ExecutorUpdated(
+            executor_id=msg.executor_id, state=msg.state, message=msg.message
+        )
+        if msg.HasField("exit_status"):
+            update.exit_status = msg.exit_status
+        self._send(app.driver_ref, update)
+        if msg.state == ES.EXECUTOR_STATE_RUNNING:
+            app.retry_count = 0
+            return
+        if msg.state not in FINISHED_EXECUTOR_STATES:
+            return
+        del app.executors[msg.executor_id]
+        worker = self.workers.get(executor.worker_id)
+        if worker is not None:
+            worker.executors.pop(executor.key, None)
+        normal = msg.HasField("exit_status") and msg.exit_status == 0
+        if not normal:
+            app.retry_count += 1
+            limit = self.max_executor_retries
+            running = any(e.state == ES.EXECUTOR_STATE_RUNNING for e in app.executors.values())
+            if limit is not None and 0 <= limit <= app.retry_count and not running:
+                detail = msg.message or pb.ExecutorState.Name(msg.state)
+                reason = (
+                    f"application {app.app_id} failed: {app.retry_count} executors failed in a row "
+                    f"with none running (spark.deploy.maxExecutorRetries={limit}); last: {detail}"
+                )
+                self._finish_app(app, AS.APPLICATION_STATE_FAILED, reason, True)
+                return
+        self._schedule()
+
+    def _on_request_executors(
+        self, msg: pb.RequestExecutorsRequest, context: RpcCallContext
+    ) -> None:
+        app = self._active_app(msg.app_id)
+        if msg.requested_total < 0:
+            raise ValueError(f"requested_total must be >= 0, not {msg.requested_total}")
+        app.executor_limit = msg.requested_total
+        log.info("application %s asks for %d executors in total", app.app_id, msg.requested_total)
+        context.reply(pb.RequestExecutorsResponse(acknowledged=True))
+        self._schedule()
+
+    def _on_kill_executors(self, msg: pb.KillExecutorsRequest, context: RpcCallContext) -> None:
+        app = self._active_app(msg.app_id)
+        unknown = [i for i in msg.executor_ids if i not in app.executors]
+        for executor_id in msg.executor_ids:
+            executor = app.executors.pop(executor_id, None)
+            if executor is None:
+                continue
+            worker = self.workers.get(executor.worker_id)
+            if worker is not None:
+                worker.executors.pop(executor.key, None)
+                self._send(
+                    worker.ref,
+                    pb.KillExecutor(
+                        master_url=self.url,
+                        app_id=app.app_id,
+                        executor_id=executor_id,
+                        master_epoch=self.epoch,
+                    ),
+                )
+        if unknown:
+            log.info("application %s asked to kill unknown executors %s", app.app_id, unknown)
+        context.reply(pb.KillExecutorsResponse(acknowledged=not unknown))
+
+    # -- applications --------------------------------------------------------------
+
+    def _on_register_application(
+        self, msg: pb.RegisterApplicationRequest, context: RpcCallContext
+    ) -> None:
+        desc = msg.description
+        for field in ("max_cores", "memory_per_executor_mb", "cores_per_executor"):
+            if getattr(desc, field) < 0:
+                raise ValueError(
+                    f"ApplicationDescription.{field} must be >= 0, not {getattr(desc, field)}"
+                )
+        ref = context.sender
+        if ref is None and msg.driver_endpoint:
+            try:
+                ref = self.rpc_env.endpoint_ref(
+                    context.sender_address, msg.driver_endpoint, timeout=5.0
+                )
+            except RpcError as exc:
+                log.warning("cannot reach driver endpoint %s: %s", msg.driver_endpoint, exc)
+        recovered = self.apps.get(msg.app_id) if msg.app_id else None
+        if recovered is not None and recovered.state == AS.APPLICATION_STATE_UNKNOWN:
+            app = recovered
+            app.driver_ref = ref
+            app.driver_address = context.sender_address
+            app.state = (
+                AS.APPLICATION_STATE_RUNNING if app.executors else AS.APPLICATION_STATE_WAITING
+            )
+        else:
+            app = AppInfo(
+                app_id=self.ids.app_id(),
+                description=desc,
+                driver_ref=ref,
+                driver_address=context.sender_address,
+            )
+            if desc.initial_executor_limit > 0:
+                app.executor_limit = desc.initial_executor_limit
+            self.apps[app.app_id] = app
+        self.app_by_address[context.sender_address] = app.app_id
+        self.persistence.put(
+            "app",
+            app.app_id,
+            pb.PersistedApplication(
+                app_id=app.app_id,
+                description=app.description,
+                start_time_ms=app.start_time_ms,
+                driver_endpoint=msg.driver_endpoint,
+            ),
+        )
+        log.info("registered application %s (%s)", app.app_id, desc.name)
+        context.reply(
+            pb.RegisterApplicationResponse(
+                app_id=app.app_id, master_url=self.url, master_epoch=self.epoch
+            )
+        )
+        self._maybe_finish_recovery()
+        self._schedule()
+
+    def _on_unregister_application(
+        self, msg: pb.UnregisterApplication, _sender: RpcEndpointRef | None
+    ) -> None:
+        app = self.apps.get(msg.app_id)
+        if app is not None:
+            self._finish_app(
+                app, AS.APPLICATION_STATE_FINISHED, "unregistered by its driver", False
+            )
+
+    def _on_unregister_ask(self, msg: pb.UnregisterApplication, context: RpcCallContext) -> None:
+        self._on_unregister_application(msg, context.sender)
+        context.reply(empty_pb2.Empty())
+
+    def _on_kill_application(
+        self, msg: api.KillApplicationRequest, context: RpcCallContext
+    ) -> None:
+        app = self.apps.get(msg.app_id)
+        if app is None:
+            if any(a.app_id == msg.app_id for a in self.completed_apps):
+                context.reply(
+                    api.KillApplicationResponse(killed=False, message=f"{msg.app_id} already ended")
+                )
+                return
+            raise LookupError(f"no application {msg.app_id!r}")
+        self._finish_app(app, AS.APPLICATION_STATE_KILLED, "killed by request", True)
+        context.reply(api.KillApplicationResponse(killed=True, message=f"killed {msg.app_id}"))
+
+    def _finish_app(
+        self, app: AppInfo, state: AppStateValue, message: str, tell_driver: bool
+    ) -> None:
+        if app.finished:
+            return
+        log.info("application %s %s: %s", app.app_id, AS.Name(state), message)
+        app.state = state
+        app.message = message
+        app.end_time_ms = int(time.time() * 1000)
+        self.apps.pop(app.app_id, None)
+        if (
+            app.driver_address is not None
+            and self.app_by_address.get(app.driver_address) == app.app_id
+        ):
+            del self.app_by_address[app.driver_address]
+        self.completed_apps.append(app)
+        for executor in app.executors.values():
+            worker = self.workers.get(executor.worker_id)
+            if worker is not None:
+                worker.executors.pop(executor.key, None)
+        for worker in self.workers.values():
+            if worker.alive:
+                self._send(
+                    worker.ref, pb.ApplicationFinished(app_id=app.app_id, master_epoch=self.epoch)
+                )
+        if tell_driver:
+            self._send(
+                app.driver_ref,
+                pb.ApplicationRemoved(app_id=app.app_id, message=message, state=state),
+            )
+        self.persistence.remove("app", app.app_id)
+        self._schedule()
+
+    def _active_app(self, app_id: str) -> AppInfo:
+        app = self.apps.get(app_id)
+        if app is None:
+            raise LookupError(f"no active application {app_id!r}")
+        return app
+
+    # -- drivers -------------------------------------------------------------------
+
+    def _on_submit_driver(self, msg: api.SubmitDriverRequest, context: RpcCallContext) -> None:
+        desc = pb.DriverDescription()
+        desc.CopyFrom(msg.description)
+        if not (desc.app_resource or desc.command.argv or desc.app_content):
+            raise ValueError("DriverDescription needs app_resource, command.argv or app_content")
+        if desc.cores < 0 or desc.memory_mb < 0:
+            raise ValueError(
+                f"driver cores and memory must be >= 0 (got {desc.cores}, {desc.memory_mb})"
+            )
+        desc.cores = desc.cores or DEFAULT_DRIVER_CORES
+        desc.memory_mb = desc.memory_mb or DEFAULT_DRIVER_MEMORY_MB
+        driver = DriverInfo(driver_id=self.ids.driver_id(), description=desc)
+        self.drivers[driver.driver_id] = driver
+        self.waiting_drivers.append(driver.driver_id)
+        self._persist_driver(driver)
+        log.info(
+            "submitted driver %s (%s)", driver.driver_id, desc.app_resource or desc.command.argv
+        )
+        context.reply(
+            api.SubmitDriverResponse(
+                driver_id=driver.driver_id, message=f"submitted {driver.driver_id}"
+            )
+        )
+        self._schedule()
+
+    def _on_get_driver_status(
+        self, msg: api.GetDriverStatusRequest, context: RpcCallContext
+    ) -> None:
+        driver = self._find_driver(msg.driver_id)
+        context.reply(api.GetDriverStatusResponse(driver=master_views.driver_summary(self, driver)))
+
+    def _on_kill_driver(self, msg: api.KillDriverRequest, context: RpcCallContext) -> None:
+        driver = self._find_driver(msg.driver_id)
+        if driver.finished:
+            text = f"{driver.driver_id} already ended ({DS.Name(driver.state)})"
+            context.reply(api.KillDriverResponse(killed=False, message=text))
+            return
+        worker = self.workers.get(driver.worker_id) if driver.worker_id else None
+        if worker is not None and driver.driver_id in worker.drivers:
+            driver.description.supervise = False  # a killed driver is not relaunched
+            self._send(
+                worker.ref, pb.KillDriver(driver_id=driver.driver_id, master_epoch=self.epoch)
+            )
+            text = f"kill requested for {driver.driver_id}"
+        else:
+            self._finish_driver(driver, DS.DRIVER_STATE_KILLED, "killed before it ran")
+            text = f"killed {driver.driver_id}"
+        context.reply(api.KillDriverResponse(killed=True, message=text))
+
+    def _on_driver_state_changed(
+        self, msg: pb.DriverStateChanged, _s: RpcEndpointRef | None
+    ) -> None:
+        driver = self.drivers.get(msg.driver_id)
+        if driver is None:
+            log.info("state %s of unknown driver %s ignored", DS.Name(msg.state), msg.driver_id)
+            return
+        if msg.state == DS.DRIVER_STATE_RUNNING:
+            driver.state = DS.DRIVER_STATE_RUNNING
+            return
+        if msg.state not in (
+            DS.DRIVER_STATE_FINISHED,
+            DS.DRIVER_STATE_FAILED,
+            DS.DRIVER_STATE_KILLED,
+            DS.DRIVER_STATE_ERROR,
+        ):
+            return
+        worker = self.workers.get(driver.worker_id)
+        if worker is not None:
+            worker.drivers.pop(driver.driver_id, None)
+        if msg.state == DS.DRIVER_STATE_FAILED and driver.description.supervise:
+            self._relaunch_later(driver, msg.exception)
+        else:
+            self._finish_driver(driver, msg.state, msg.exception)
+        self._schedule()
+
+    def _driver_lost(self, driver: DriverInfo, reason: str) -> None:
+        worker = self.workers.get(driver.worker_id)
+        if worker is not None:
+            worker.drivers.pop(driver.driver_id, None)
+        if driver.description.supervise:
+            self._relaunch_later(driver, reason)
+        else:
+            self._finish_driver(driver, DS.DRIVER_STATE_ERROR, reason)
+
+    def _relaunch_later(self, driver: DriverInfo, reason: str) -> None:
+        delay = min(MAX_RELAUNCH_BACKOFF_S, 2.0**driver.relaunches)
+        driver.relaunches += 1
+        driver.state = DS.DRIVER_STATE_RELAUNCHING
+        driver.worker_id = ""
+        driver.exception = reason
+        driver.backing_off = True
+        self._persist_driver(driver)
+        log.info("relaunching supervised driver %s in %.0fs (%s)", driver.driver_id, delay, reason)
+        ref = self.self_ref
+        later(
+            delay, lambda: ref.send(pb.RelaunchDriver(driver_id=driver.driver_id)), "driver-backoff"
+        )
+
+    def _on_relaunch_driver(self, msg: pb.RelaunchDriver, _s: RpcEndpointRef | None) -> None:
+        driver = self.drivers.get(msg.driver_id)
+        if driver is None or not driver.backing_off:
+            return
+        driver.backing_off = False
+        if driver.driver_id not in self.waiting_drivers:
+            self.waiting_drivers.append(driver.driver_id)
+        self._schedule()
+
+    def _finish_driver(self, driver: DriverInfo, state: DriverStateValue, exception: str) -> None:
+        log.info("driver %s %s %s", driver.driver_id, DS.Name(state), exception)
+        driver.state = state
+        driver.exception = exception
+        driver.backing_off = False
+        self.drivers.pop(driver.driver_id, None)
+        if driver.driver_id in self.waiting_drivers:
+            self.waiting_drivers.remove(driver.driver_id)
+        self.completed_drivers.append(driver)
+        self.persistence.remove("driver", driver.driver_id)
+
+    def _find_driver(self, driver_id: str) -> DriverInfo:
+        driver = self.drivers.get(driver_id)
+        if driver is not None:
+            return driver
+        for done in self.completed_drivers:
+            if done.driver_id == driver_id:
+                return done
+        raise LookupError(f"no driver {driver_id!r}")
+
+    def _persist_driver(self, driver: DriverInfo) -> None:
+        self.persistence.put(
+            "driver",
+            driver.driver_id,
+            pb.PersistedDriver(
+                driver_id=driver.driver_id,
+                description=driver.description,
+                submit_time_ms=driver.submit_time_ms,
+                worker_id=driver.worker_id,
+                state=driver.state,
+            ),
+        )
+
+    # -- recovery ------------------------------------------------------------------
+
+    def _maybe_finish_recovery(self) -> None:
+        if self.status != MS.MASTER_STATUS_RECOVERING:
+            return
+        waiting_workers = any(w.state == WS.WORKER_STATE_UNKNOWN for w in self.workers.values())
+        waiting_apps = any(a.state == AS.APPLICATION_STATE_UNKNOWN for a in self.apps.values())
+        if not waiting_workers and not waiting_apps:
+            self._on_complete_recovery(pb.CompleteRecovery(), None)
+
+    def _on_complete_recovery(self, _msg: pb.CompleteRecovery, _s: RpcEndpointRef | None) -> None:
+        if self.status != MS.MASTER_STATUS_RECOVERING:
+            return
+        self.status = MS.MASTER_STATUS_COMPLETING_RECOVERY
+        for worker in list(self.workers.values()):
+            if worker.state == WS.WORKER_STATE_UNKNOWN:
+                self._remove_worker(worker, "did not re-register after master recovery")
+                del self.workers[worker.worker_id]
+        for app in list(self.apps.values()):
+            if app.state == AS.APPLICATION_STATE_UNKNOWN:
+                self._finish_app(
+                    app,
+                    AS.APPLICATION_STATE_FINISHED,
+                    "driver did not re-register after recovery",
+                    False,
+                )
+        for driver in list(self.drivers.values()):
+            if not driver.worker_id and driver.state == DS.DRIVER_STATE_RUNNING:
+                self._driver_lost(driver, "not found on any worker after master recovery")
+        self.status = MS.MASTER_STATUS_ALIVE
+        log.info("master %s completed recovery and is ALIVE", self.url)
+        self._schedule()
+
+    # -- placement -----------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        """Place waiting drivers, then executors of waiting applications."""
+        if self.status != MS.MASTER_STATUS_ALIVE:
+            return
+        usable = {
+            w.worker_id: w for w in self.workers.values() if w.alive and not w.suspected and w.ref
+        }
+        resources = [
+            WorkerResources(w.worker_id, w.cores_free, w.memory_free_mb) for w in usable.values()
+        ]
+        waiting = [self.drivers[d] for d in self.waiting_drivers if d in self.drivers]
+        demands = [
+            DriverDemand(d.driver_id, d.description.cores, d.description.memory_mb) for d in waiting
+        ]
+        placed, resources = self.placement.place_drivers(demands, resources)
+        for driver_id, worker_id in placed:
+            self._launch_driver(self.drivers[driver_id], usable[worker_id])
+        apps = [
+            a
+            for a in self.apps.values()
+            if not a.finished and a.state != AS.APPLICATION_STATE_UNKNOWN
+        ]
+        app_demands = [
+            AppDemand(
+                app_id=a.app_id,
+                cores_left=a.cores_left,
+                memory_per_executor_mb=a.description.memory_per_executor_mb,
+                cores_per_executor=a.description.cores_per_executor,
+                executors_running=len(a.executors),
+                executor_limit=a.executor_limit,
+            )
+            for a in apps
+        ]
+        for assignment in self.placement.place_executors(app_demands, resources):
+            self._launch_executor(
+                self.apps[assignment.app_id],
+                usable[assignment.worker_id],
+                assignment.cores,
+                assignment.memory_mb,
+            )
+
+    def _launch_driver(self, driver: DriverInfo, worker: WorkerInfo) -> None:
+        self.waiting_drivers.remove(driver.driver_id)
+        driver.worker_id = worker.worker_id
+        driver.state = DS.DRIVER_STATE_RUNNING
+        worker.drivers[driver.driver_id] = driver
+        self._persist_driver(driver)
+        log.info("launching driver %s on worker %s", driver.driver_id, worker.worker_id)
+        self._send(
+            worker.ref,
+            pb.LaunchDriver(
+                driver_id=driver.driver_id, description=driver.description, master_epoch=self.epoch
+            ),
+        )
+
+    def _launch_executor(
+        self, app: AppInfo, worker: WorkerInfo, cores: int, memory_mb: int
+    ) -> None:
+        executor = ExecutorInfo(
+            app.app_id, app.new_executor_id(), worker.worker_id, cores, memory_mb
+        )
+        app.executors[executor.executor_id] = executor
+        worker.executors[executor.key] = executor
+        app.state = AS.APPLICATION_STATE_RUNNING
+        log.info(
+            "launching executor %s/%d on worker %s (%d cores, %d MiB)",
+            app.app_id,
+            executor.executor_id,
+            worker.worker_id,
+            cores,
+            memory_mb,
+        )
+        self._send(
+            worker.ref,
+            pb.LaunchExecutor(
+                master_url=self.url,
+                app_id=app.app_id,
+                executor_id=executor.executor_id,
+                app_description=app.description,
+                cores=cores,
+                memory_mb=memory_mb,
+                master_epoch=self.epoch,
+            ),
+        )
+        self._send(
+            app.driver_ref,
+            pb.ExecutorAdded(
+                executor_id=executor.executor_id,
+                worker_id=worker.worker_id,
+                host_port=worker.address.host_port,
+                cores=cores,
+                memory_mb=memory_mb,
+            ),
+        )
+
+    # -- queries -------------------------------------------------------------------
+
+    def _on_get_cluster_state(
+        self, _msg: api.GetClusterStateRequest, context: RpcCallContext
+    ) -> None:
+        context.reply(master_views.cluster_state(self))
+
+    @staticmethod
+    def _send(ref: RpcEndpointRef | None, message: Message) -> None:
+        """One-way push that never raises: a vanished peer is handled by its timeout."""
+        if ref is None:
+            return
+        try:
+            ref.send(message)
+        except RpcError as exc:
+            log.warning("could not send %s to %s: %s", message.DESCRIPTOR.full_name, ref, exc)
+
+
+def _check_worker_request(msg: pb.RegisterWorkerRequest) -> str:
+    if not msg.worker_id:
+        return "worker_id is empty"
+    if not msg.host or not 0 < msg.port < 65536:
+        return f"bad worker address {msg.host!r}:{msg.port}"
+    if msg.cores < 0 or msg.memory_mb < 0:
+        return f"cores and memory must be >= 0 (got {msg.cores}, {msg.memory_mb})"
+    return ""

@@ -1,0 +1,239 @@
+"""The Master's records of workers, applications, executors and drivers.
+
+Plain mutable records owned by the Master endpoint (one thread at a time, so
+no locks) plus the ids it hands out. They hold refs for pushes but never send
+anything themselves: this module must never do I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from typing import TypeAlias
+
+from rpcenv import RpcAddress, RpcEndpointRef
+from sparkctl.v1 import deploy_pb2
+
+__all__ = [
+    "FINISHED_APP_STATES",
+    "FINISHED_DRIVER_STATES",
+    "FINISHED_EXECUTOR_STATES",
+    "AppInfo",
+    "AppStateValue",
+    "DriverInfo",
+    "DriverStateValue",
+    "ExecutorInfo",
+    "ExecutorStateValue",
+    "IdGenerator",
+    "WorkerInfo",
+    "WorkerStateValue",
+]
+
+ES = deploy_pb2.ExecutorState
+AS = deploy_pb2.ApplicationState
+DS = deploy_pb2.DriverState
+WS = deploy_pb2.WorkerState
+
+ExecutorStateValue: TypeAlias = deploy_pb2.ExecutorState.ValueType
+AppStateValue: TypeAlias = deploy_pb2.ApplicationState.ValueType
+DriverStateValue: TypeAlias = deploy_pb2.DriverState.ValueType
+WorkerStateValue: TypeAlias = deploy_pb2.WorkerState.ValueType
+
+FINISHED_EXECUTOR_STATES = frozenset(
+    {
+        ES.EXECUTOR_STATE_KILLED,
+        ES.EXECUTOR_STATE_FAILED,
+        ES.EXECUTOR_STATE_LOST,
+        ES.EXECUTOR_STATE_EXITED,
+    }
+)
+FINISHED_APP_STATES = frozenset(
+    {AS.APPLICATION_STATE_FINISHED, AS.APPLICATION_STATE_FAILED, AS.APPLICATION_STATE_KILLED}
+)
+FINISHED_DRIVER_STATES = frozenset(
+    {
+        DS.DRIVER_STATE_FINISHED,
+        DS.DRIVER_STATE_FAILED,
+        DS.DRIVER_STATE_KILLED,
+        DS.DRIVER_STATE_ERROR,
+    }
+)
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, for what users see (start times, heartbeats)."""
+    return time.time_ns() // 1_000_000
+
+
+class IdGenerator:
+    """Spark-style ids: `app-20261122201500-0000`, `driver-...`, numbered per Master."""
+
+    def __init__(self) -> None:
+        self._apps = itertools.count()
+        self._drivers = itertools.count()
+
+    @staticmethod
+    def _stamp() -> str:
+        return time.strftime("%Y%m%d%H%M%S", time.gmtime())
+
+    def app_id(self) -> str:
+        """A new application id."""
+        return f"app-{self._stamp()}-{next(self._apps):04d}"
+
+    def driver_id(self) -> str:
+        """A new driver id."""
+        return f"driver-{self._stamp()}-{next(self._drivers):04d}"
+
+    def skip_past(self, app_ids: int, driver_ids: int) -> None:
+        """After recovery: never reuse a number a recovered id carries."""
+        self._apps = itertools.count(app_ids)
+        self._drivers = itertools.count(driver_ids)
+
+
+@dataclasses.dataclass(slots=True)
+class ExecutorInfo:
+    """One executor of one application, on one worker."""
+
+    app_id: str
+    executor_id: int
+    worker_id: str
+    cores: int
+    memory_mb: int
+    state: ExecutorStateValue = ES.EXECUTOR_STATE_LAUNCHING
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """(app id, executor id): unique in the cluster."""
+        return (self.app_id, self.executor_id)
+
+
+@dataclasses.dataclass(slots=True)
+class WorkerInfo:
+    """A registered worker: its capacity, what runs on it, when it was last heard."""
+
+    worker_id: str
+    host: str
+    port: int
+    cores: int
+    memory_mb: int
+    webui_address: str
+    incarnation: int
+    ref: RpcEndpointRef | None
+    state: WorkerStateValue = WS.WORKER_STATE_ALIVE
+    last_heartbeat: float = dataclasses.field(default_factory=time.monotonic)
+    last_heartbeat_ms: int = dataclasses.field(default_factory=now_ms)
+    # The connection dropped: no new work until it is heard from again.
+    suspected: bool = False
+    executors: dict[tuple[str, int], ExecutorInfo] = dataclasses.field(default_factory=dict)
+    drivers: dict[str, DriverInfo] = dataclasses.field(default_factory=dict)
+
+    @property
+    def address(self) -> RpcAddress:
+        """Where its RpcEnv listens (what on_disconnected reports)."""
+        return RpcAddress(self.host, self.port)
+
+    @property
+    def cores_used(self) -> int:
+        """Cores held by its executors and drivers."""
+        return sum(e.cores for e in self.executors.values()) + sum(
+            d.description.cores for d in self.drivers.values()
+        )
+
+    @property
+    def memory_used_mb(self) -> int:
+        """Memory held by its executors and drivers."""
+        return sum(e.memory_mb for e in self.executors.values()) + sum(
+            d.description.memory_mb for d in self.drivers.values()
+        )
+
+    @property
+    def cores_free(self) -> int:
+        """Cores it can still give."""
+        return self.cores - self.cores_used
+
+    @property
+    def memory_free_mb(self) -> int:
+        """Memory it can still give."""
+        return self.memory_mb - self.memory_used_mb
+
+    @property
+    def alive(self) -> bool:
+        """ALIVE (suspected workers are alive but get no new work)."""
+        return self.state == WS.WORKER_STATE_ALIVE
+
+    def heard_from(self) -> None:
+        """Record a sign of life."""
+        self.last_heartbeat = time.monotonic()
+        self.last_heartbeat_ms = now_ms()
+        self.suspected = False
+
+
+@dataclasses.dataclass(slots=True)
+class AppInfo:
+    """A registered application and the executors it holds."""
+
+    app_id: str
+    description: deploy_pb2.ApplicationDescription
+    driver_ref: RpcEndpointRef | None
+    driver_address: RpcAddress | None
+    start_time_ms: int = dataclasses.field(default_factory=now_ms)
+    end_time_ms: int = 0
+    state: AppStateValue = AS.APPLICATION_STATE_WAITING
+    message: str = ""
+    executors: dict[int, ExecutorInfo] = dataclasses.field(default_factory=dict)
+    next_executor_id: int = 0
+    # Abnormal executor exits in a row (reset when one reaches RUNNING).
+    retry_count: int = 0
+    # Dynamic allocation's target; None = as many as cores allow.
+    executor_limit: int | None = None
+
+    @property
+    def cores_granted(self) -> int:
+        """Cores held by its executors now."""
+        return sum(e.cores for e in self.executors.values())
+
+    @property
+    def cores_left(self) -> int:
+        """Cores it may still be granted (spark.cores.max minus granted)."""
+        wanted = self.description.max_cores
+        if wanted <= 0:
+            return 1 << 30
+        return max(0, wanted - self.cores_granted)
+
+    @property
+    def finished(self) -> bool:
+        """FINISHED, FAILED or KILLED."""
+        return self.state in FINISHED_APP_STATES
+
+    def new_executor_id(self) -> int:
+        """The next executor id of this application."""
+        value = self.next_executor_id
+        self.next_executor_id += 1
+        return value
+
+    def duration_ms(self) -> int:
+        """How long it ran (until now while it runs)."""
+        end = self.end_time_ms or now_ms()
+        return max(0, end - self.start_time_ms)
+
+
+@dataclasses.dataclass(slots=True)
+class DriverInfo:
+    """A cluster-mode driver: where it runs and how it is doing."""
+
+    driver_id: str
+    description: deploy_pb2.DriverDescription
+    submit_time_ms: int = dataclasses.field(default_factory=now_ms)
+    state: DriverStateValue = DS.DRIVER_STATE_SUBMITTED
+    worker_id: str = ""
+    exception: str = ""
+    # Supervised relaunches so far (for the back-off).
+    relaunches: int = 0
+    # Waiting for its back-off timer: not placeable yet.
+    backing_off: bool = False
+
+    @property
+    def finished(self) -> bool:
+        """FINISHED, FAILED, KILLED or ERROR."""
+        return self.state in FINISHED_DRIVER_STATES

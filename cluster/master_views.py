@@ -1,0 +1,99 @@
+"""Read-only views of the Master's records as `sparkctl.v1` summaries.
+
+`GetClusterStateResponse` is what the web UI's `/json`, `sparkctl status` and
+the public MasterService show. This module only reads; it must never change
+the Master's state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cluster.master_state import AppInfo, DriverInfo, WorkerInfo
+from sparkctl.v1 import deploy_pb2 as pb
+from sparkctl.v1 import master_service_pb2 as api
+
+if TYPE_CHECKING:
+    from cluster.master import Master
+
+__all__ = ["app_summary", "cluster_state", "driver_summary", "worker_summary"]
+
+
+def worker_summary(worker: WorkerInfo) -> api.WorkerSummary:
+    """One worker as the UI lists it."""
+    return api.WorkerSummary(
+        id=worker.worker_id,
+        host=worker.host,
+        port=worker.port,
+        webui_address=worker.webui_address,
+        cores=worker.cores,
+        cores_used=worker.cores_used,
+        memory_mb=worker.memory_mb,
+        memory_used_mb=worker.memory_used_mb,
+        state=worker.state,
+        last_heartbeat_ms=worker.last_heartbeat_ms,
+    )
+
+
+def app_summary(app: AppInfo) -> api.ApplicationSummary:
+    """One application, with its executors."""
+    return api.ApplicationSummary(
+        id=app.app_id,
+        name=app.description.name,
+        cores=app.cores_granted,
+        max_cores=app.description.max_cores,
+        memory_per_executor_mb=app.description.memory_per_executor_mb,
+        state=app.state,
+        start_time_ms=app.start_time_ms,
+        duration_ms=app.duration_ms(),
+        user=app.description.user,
+        executors=[
+            api.ExecutorSummary(
+                id=e.executor_id,
+                worker_id=e.worker_id,
+                cores=e.cores,
+                memory_mb=e.memory_mb,
+                state=e.state,
+            )
+            for e in app.executors.values()
+        ],
+        app_ui_url=app.description.app_ui_url,
+        message=app.message,
+    )
+
+
+def driver_summary(master: Master, driver: DriverInfo) -> api.DriverSummary:
+    """One cluster-mode driver."""
+    worker = master.workers.get(driver.worker_id) if driver.worker_id else None
+    return api.DriverSummary(
+        id=driver.driver_id,
+        state=driver.state,
+        worker_id=driver.worker_id,
+        worker_host_port=worker.address.host_port if worker is not None else "",
+        cores=driver.description.cores,
+        memory_mb=driver.description.memory_mb,
+        submit_time_ms=driver.submit_time_ms,
+        app_resource=driver.description.app_resource,
+        exception=driver.exception,
+    )
+
+
+def cluster_state(master: Master) -> api.GetClusterStateResponse:
+    """The whole cluster as the Master sees it now."""
+    workers = list(master.workers.values())
+    alive = [w for w in workers if w.state == pb.WORKER_STATE_ALIVE]
+    return api.GetClusterStateResponse(
+        url=master.url,
+        status=master.status,
+        workers=[worker_summary(w) for w in workers],
+        alive_workers=len(alive),
+        cores=sum(w.cores for w in alive),
+        cores_used=sum(w.cores_used for w in alive),
+        memory_mb=sum(w.memory_mb for w in alive),
+        memory_used_mb=sum(w.memory_used_mb for w in alive),
+        active_apps=[app_summary(a) for a in master.apps.values()],
+        completed_apps=[app_summary(a) for a in reversed(master.completed_apps)],
+        active_drivers=[driver_summary(master, d) for d in master.drivers.values()],
+        completed_drivers=[driver_summary(master, d) for d in reversed(master.completed_drivers)],
+        webui_url=master.webui_url,
+    )

@@ -1,0 +1,125 @@
+"""Where the Master keeps what it must remember across a restart.
+
+`spark.deploy.recoveryMode=FILESYSTEM` stores one small protobuf file per
+application, worker and driver in `spark.deploy.recoveryDirectory`; NONE
+keeps nothing. Files are written atomically (temp file + rename) so that a
+Master killed mid-write never leaves a torn record. This module only reads and
+writes files; it never decides anything about the cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import tempfile
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
+
+from rpcenv import Conf
+from sparkctl.v1 import deploy_pb2
+
+__all__ = ["FileSystemPersistence", "NoPersistence", "Persistence", "persistence_from_conf"]
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
+
+
+class Persistence:
+    """Records nothing: recovery mode NONE."""
+
+    def put(self, kind: str, key: str, record: Message) -> None:
+        """Store `record` under (`kind`, `key`), replacing any earlier one."""
+
+    def remove(self, kind: str, key: str) -> None:
+        """Forget the record under (`kind`, `key`), if any."""
+
+    def read(self, kind: str, message_type: type[M]) -> list[M]:
+        """Every stored record of `kind`."""
+        return []
+
+    @property
+    def enabled(self) -> bool:
+        """Whether anything is stored (and a restart should recover)."""
+        return False
+
+
+class NoPersistence(Persistence):
+    """Recovery mode NONE."""
+
+
+class FileSystemPersistence(Persistence):
+    """Recovery mode FILESYSTEM: one file per record under `directory`.
+
+    Raises:
+        ValueError: the directory cannot be created or written.
+    """
+
+    def __init__(self, directory: pathlib.Path) -> None:
+        self.directory = directory
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"spark.deploy.recoveryDirectory {directory}: {exc}") from None
+        if not os.access(directory, os.W_OK):
+            raise ValueError(f"spark.deploy.recoveryDirectory {directory} is not writable")
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def _path(self, kind: str, key: str) -> pathlib.Path:
+        if "/" in key or key.startswith("."):
+            raise ValueError(f"bad record key {key!r}")
+        return self.directory / f"{kind}_{key}"
+
+    def put(self, kind: str, key: str, record: Message) -> None:
+        target = self._path(kind, key)
+        fd, tmp = tempfile.mkstemp(prefix=f".{kind}_", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(record.SerializeToString())
+            os.replace(tmp, target)
+        except BaseException:
+            pathlib.Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def remove(self, kind: str, key: str) -> None:
+        self._path(kind, key).unlink(missing_ok=True)
+
+    def read(self, kind: str, message_type: type[M]) -> list[M]:
+        records: list[M] = []
+        for path in sorted(self.directory.glob(f"{kind}_*")):
+            try:
+                records.append(message_type.FromString(path.read_bytes()))
+            except (OSError, DecodeError) as exc:
+                log.warning("skipping unreadable recovery record %s: %s", path, exc)
+        return records
+
+
+def persistence_from_conf(conf: Conf, work_dir: pathlib.Path) -> Persistence:
+    """The persistence engine `spark.deploy.recoveryMode` asks for.
+
+    Raises:
+        ValueError: an unknown or unsupported recovery mode.
+    """
+    mode = (conf.get_str("spark.deploy.recoveryMode") or "NONE").upper()
+    if mode == "NONE":
+        return NoPersistence()
+    if mode == "FILESYSTEM":
+        directory = conf.get_str("spark.deploy.recoveryDirectory")
+        path = pathlib.Path(directory) if directory else work_dir / "recovery"
+        return FileSystemPersistence(path)
+    if mode == "ZOOKEEPER":
+        raise ValueError("spark.deploy.recoveryMode=ZOOKEEPER is not supported; use FILESYSTEM")
+    raise ValueError(f"unknown spark.deploy.recoveryMode {mode!r}: use NONE or FILESYSTEM")
+
+
+# Record kinds and their message types, for readers of this module.
+RECORD_TYPES: dict[str, type[Message]] = {
+    "app": deploy_pb2.PersistedApplication,
+    "worker": deploy_pb2.PersistedWorker,
+    "driver": deploy_pb2.PersistedDriver,
+}

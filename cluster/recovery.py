@@ -1,0 +1,86 @@
+"""Rebuilding a restarted Master's records from its persistence engine.
+
+With `spark.deploy.recoveryMode=FILESYSTEM` a new Master reads back the
+applications, workers and drivers its predecessor stored, marks them UNKNOWN
+and comes up RECOVERING; workers and drivers that re-register claim their
+records back (see `Master._on_register_worker`), and `CompleteRecovery`
+forgets the rest. This module only loads records into the Master's
+dictionaries; it never sends messages.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from cluster.master_state import AppInfo, DriverInfo, WorkerInfo
+from sparkctl.v1 import deploy_pb2 as pb
+
+if TYPE_CHECKING:
+    from cluster.master import Master
+
+__all__ = ["recover"]
+
+_NUMBER = re.compile(r"-(\d+)$")
+
+
+def _next_number(ids: list[str]) -> int:
+    numbers = [int(m.group(1)) for i in ids if (m := _NUMBER.search(i))]
+    return max(numbers, default=-1) + 1
+
+
+def recover(master: Master) -> bool:
+    """Load persisted records into `master`; True when there was anything to recover."""
+    engine = master.persistence
+    if not engine.enabled:
+        return False
+    apps = engine.read("app", pb.PersistedApplication)
+    workers = engine.read("worker", pb.PersistedWorker)
+    drivers = engine.read("driver", pb.PersistedDriver)
+    if not (apps or workers or drivers):
+        return False
+    master.status = pb.MASTER_STATUS_RECOVERING
+    for record in apps:
+        app = AppInfo(
+            app_id=record.app_id,
+            description=record.description,
+            driver_ref=None,
+            driver_address=None,
+            start_time_ms=record.start_time_ms,
+            state=pb.APPLICATION_STATE_UNKNOWN,
+        )
+        master.apps[app.app_id] = app
+    for w in workers:
+        worker = WorkerInfo(
+            worker_id=w.worker_id,
+            host=w.host,
+            port=w.port,
+            cores=w.cores,
+            memory_mb=w.memory_mb,
+            webui_address=w.webui_address,
+            incarnation=w.incarnation,
+            ref=None,
+            state=pb.WORKER_STATE_UNKNOWN,
+        )
+        master.workers[worker.worker_id] = worker
+        master.worker_by_address[worker.address] = worker.worker_id
+    for d in drivers:
+        driver = DriverInfo(
+            driver_id=d.driver_id,
+            description=d.description,
+            submit_time_ms=d.submit_time_ms,
+            state=d.state or pb.DRIVER_STATE_SUBMITTED,
+        )
+        master.drivers[driver.driver_id] = driver
+        owner = master.workers.get(d.worker_id) if d.worker_id else None
+        if owner is not None and driver.state == pb.DRIVER_STATE_RUNNING:
+            driver.worker_id = owner.worker_id
+            owner.drivers[driver.driver_id] = driver
+        else:
+            # Waiting (or relaunching) drivers go back in the queue.
+            driver.state = pb.DRIVER_STATE_SUBMITTED
+            master.waiting_drivers.append(driver.driver_id)
+    master.ids.skip_past(
+        _next_number([a.app_id for a in apps]), _next_number([d.driver_id for d in drivers])
+    )
+    return True

@@ -1,0 +1,627 @@
+"""The Worker endpoint ("Worker"): registers with a Master and runs its processes.
+
+It launches each executor and cluster-mode driver as an OS process of its own
+(`process_runner`), reports their states to the Master, heartbeats, keeps its
+cores and memory accounting, and cleans up after finished applications. The
+handlers never block: finding a Master, watching processes, memory sampling
+and timers all run on helper threads that only post messages to this
+endpoint's own inbox. On stop it kills every process it started.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import pathlib
+import shutil
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+from google.protobuf.message import Message
+
+from cluster._timers import Ticker, later
+from cluster.master_finder import MasterFinder
+from cluster.memory_monitor import MemoryMonitor
+from cluster.process_runner import ManagedProcess, describe_exit, tail
+from cluster.worker_runners import (
+    DriverRunner,
+    ExecutorRunner,
+    driver_launch_spec,
+    executor_launch_spec,
+)
+from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcError
+from sparkctl.v1 import deploy_pb2 as pb
+
+__all__ = ["ENDPOINT_NAME", "Worker"]
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_NAME = "Worker"
+ES = pb.ExecutorState
+DS = pb.DriverState
+
+#: Seconds an executor or driver gets between SIGTERM and SIGKILL.
+STOP_GRACE_S = 3.0
+
+
+class Worker(RpcEndpoint):
+    """A standalone Worker.
+
+    Args:
+        conf: settings (`spark.worker.timeout`, `spark.worker.cleanup.*`).
+        worker_id: this worker's id (unique per process).
+        master_urls: `spark://host:port` URLs of the Master(s), tried in order.
+        cores: cores it offers.
+        memory_mb: memory it offers, in MiB.
+        work_dir: root of the executors' and drivers' work directories.
+        webui_address: its web UI's URL (shown by the Master), may be empty.
+    """
+
+    def __init__(
+        self,
+        conf: Conf,
+        worker_id: str,
+        master_urls: Sequence[str],
+        cores: int,
+        memory_mb: int,
+        work_dir: pathlib.Path,
+        webui_address: str = "",
+    ) -> None:
+        if cores <= 0:
+            raise ValueError(f"worker cores must be positive, not {cores}")
+        if memory_mb <= 0:
+            raise ValueError(f"worker memory must be positive, not {memory_mb} MiB")
+        self.conf = conf
+        self.worker_id = worker_id
+        self.master_urls = list(master_urls)
+        self.cores = cores
+        self.memory_mb = memory_mb
+        self.work_dir = work_dir
+        self.webui_address = webui_address
+        self.incarnation = time.time_ns()
+        timeout = conf.get_duration("spark.worker.timeout", 60.0) or 60.0
+        self.heartbeat_interval = max(0.05, timeout / 4)
+        self.cleanup_enabled = conf.get_bool("spark.worker.cleanup.enabled", True)
+        self.cleanup_interval = conf.get_duration("spark.worker.cleanup.interval", 1800.0) or 1800.0
+        self.app_data_ttl = (
+            conf.get_duration("spark.worker.cleanup.appDataTtl", 604800.0) or 604800.0
+        )
+        memory_interval = conf.get_duration("spark.sparkctl.worker.memoryCheckInterval", 1.0)
+        self.memory_check_interval = memory_interval or 1.0
+        self.master_ref: RpcEndpointRef | None = None
+        self.master_url = ""
+        self.master_webui_url = ""
+        self.master_epoch = 0
+        self.registered = threading.Event()
+        self.executors: dict[tuple[str, int], ExecutorRunner] = {}
+        self.finished_executors: collections.deque[ExecutorRunner] = collections.deque(maxlen=200)
+        self.drivers: dict[str, DriverRunner] = {}
+        self.finished_drivers: collections.deque[DriverRunner] = collections.deque(maxlen=200)
+        self.finished_apps: set[str] = set()
+        self._asking: RpcEndpointRef | None = None
+        self._found: dict[str, RpcEndpointRef] = {}
+        self._refused = False
+        self._failures = 0
+        self._finder: MasterFinder | None = None
+        self._tickers: list[Ticker] = []
+        self._monitor: MemoryMonitor | None = None
+        self._launch_times: collections.deque[float] = collections.deque(maxlen=100)
+        self._asks: dict[type[Message], Callable[[Any, RpcCallContext], None]] = {
+            pb.GetWorkerStateRequest: self._on_get_state,
+        }
+        self._notices: dict[type[Message], Callable[[Any, RpcEndpointRef | None], None]] = {
+            pb.MasterReachable: self._on_master_reachable,
+            pb.RegisterWorkerResponse: self._on_registered,
+            pb.RegistrationFailed: self._on_registration_failed,
+            pb.ReconnectWorker: self._on_reconnect,
+            pb.MasterChanged: self._on_master_changed,
+            pb.SendHeartbeat: self._on_send_heartbeat,
+            pb.LaunchExecutor: self._on_launch_executor,
+            pb.KillExecutor: self._on_kill_executor,
+            pb.ApplicationFinished: self._on_application_finished,
+            pb.LaunchDriver: self._on_launch_driver,
+            pb.KillDriver: self._on_kill_driver,
+            pb.ProcessExited: self._on_process_exited,
+            pb.MemoryExceeded: self._on_memory_exceeded,
+            pb.CleanupWorkDirs: self._on_cleanup,
+        }
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """`spark://Worker@host:port`: how executors find this worker."""
+        return f"spark://{ENDPOINT_NAME}@{self.rpc_env.address.host_port}"
+
+    @property
+    def cores_used(self) -> int:
+        """Cores held by running (not stopping) executors and drivers."""
+        return sum(r.cores for r in self.executors.values() if not r.stop_reason) + sum(
+            d.description.cores for d in self.drivers.values() if not d.killed
+        )
+
+    @property
+    def memory_used_mb(self) -> int:
+        """Memory held by running (not stopping) executors and drivers."""
+        return sum(r.memory_mb for r in self.executors.values() if not r.stop_reason) + sum(
+            d.description.memory_mb for d in self.drivers.values() if not d.killed
+        )
+
+    def launch_times(self) -> list[float]:
+        """Seconds from LaunchExecutor received to process started, most recent last."""
+        return list(self._launch_times)
+
+    def on_start(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        ref = self.self_ref
+        self._finder = MasterFinder(self.rpc_env, self.master_urls, self._master_found)
+        self._finder.start()
+        self._tickers.append(
+            Ticker(
+                "worker-heartbeat", self.heartbeat_interval, lambda: ref.send(pb.SendHeartbeat())
+            )
+        )
+        if self.cleanup_enabled:
+            self._tickers.append(
+                Ticker(
+                    "worker-cleanup", self.cleanup_interval, lambda: ref.send(pb.CleanupWorkDirs())
+                )
+            )
+        for ticker in self._tickers:
+            ticker.start()
+        self._monitor = MemoryMonitor(self.memory_check_interval, self._memory_exceeded)
+        self._monitor.start()
+
+    def on_stop(self) -> None:
+        if self._finder is not None:
+            self._finder.stop()
+        for ticker in self._tickers:
+            ticker.stop()
+        if self._monitor is not None:
+            self._monitor.stop()
+        processes = [r.process for r in self.executors.values()]
+        processes += [d.process for d in self.drivers.values() if d.process is not None]
+        for process in processes:
+            process.stop(grace=STOP_GRACE_S)
+        deadline = time.monotonic() + STOP_GRACE_S + 2.0
+        for process in processes:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        for process in processes:
+            if process.running:
+                process.stop(grace=0)
+                process.wait(2.0)
+        log.info("worker %s stopped %d process(es)", self.worker_id, len(processes))
+
+    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
+        handler = self._notices.get(type(message))
+        if handler is None:
+            log.warning("worker ignores unexpected %s", message.DESCRIPTOR.full_name)
+            return
+        handler(message, sender)
+
+    def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
+        handler = self._asks.get(type(message))
+        if handler is None:
+            context.send_failure(
+                ValueError(f"the Worker does not answer {message.DESCRIPTOR.full_name}")
+            )
+            return
+        handler(message, context)
+
+    def on_disconnected(self, address: RpcAddress) -> None:
+        if self.master_ref is not None and address == self.master_ref.address:
+            log.warning("lost the connection to master %s; registering again", self.master_url)
+            self._reregister()
+
+    # -- registration ---------------------------------------------------------------
+
+    def _master_found(self, url: str, ref: RpcEndpointRef) -> None:
+        """On the finder thread: hand the ref to the endpoint through its inbox."""
+        self._found[url] = ref
+        self.self_ref.send(pb.MasterReachable(master_url=url))
+
+    def _on_master_reachable(self, msg: pb.MasterReachable, _s: RpcEndpointRef | None) -> None:
+        ref = self._found.pop(msg.master_url, None)
+        if ref is None or self.registered.is_set():
+            return
+        self._asking = ref
+        request = pb.RegisterWorkerRequest(
+            worker_id=self.worker_id,
+            host=self.rpc_env.address.host,
+            port=self.rpc_env.address.port,
+            cores=self.cores,
+            memory_mb=self.memory_mb,
+            webui_address=self.webui_address,
+            incarnation=self.incarnation,
+            executors=[
+                pb.ExecutorDescription(
+                    app_id=r.app_id,
+                    executor_id=r.executor_id,
+                    cores=r.cores,
+                    memory_mb=r.memory_mb,
+                    state=r.state,
+                )
+                for r in self.executors.values()
+                if not r.stop_reason
+            ],
+            drivers=[
+                pb.DriverRuntime(driver_id=d.driver_id, description=d.description, state=d.state)
+                for d in self.drivers.values()
+                if not d.killed
+            ],
+        )
+        me = self.self_ref
+        url = msg.master_url
+
+        def answered(future: concurrent.futures.Future[Message]) -> None:
+            try:
+                me.send(future.result())
+            except Exception as exc:  # timeout, connection lost: try again later
+                me.send(pb.RegistrationFailed(master_url=url, reason=str(exc)))
+
+        # Asked from inside the handler so the Master gets our ref as the sender.
+        ref.ask(request, timeout=10.0).add_done_callback(answered)
+
+    def _on_registered(self, msg: pb.RegisterWorkerResponse, _s: RpcEndpointRef | None) -> None:
+        if not msg.accepted:
+            log.error("master refused to register worker %s: %s", self.worker_id, msg.reason)
+            if "stale incarnation" in msg.reason:
+                self._refused = True  # a newer incarnation of us exists: stop trying
+                return
+            self._retry_registration(msg.reason)
+            return
+        self.master_ref = self._asking
+        self.master_url = msg.master_url
+        self.master_webui_url = msg.master_webui_url
+        self.master_epoch = msg.master_epoch
+        self._failures = 0
+        self.registered.set()
+        log.info("worker %s registered with master %s", self.worker_id, msg.master_url)
+
+    def _on_registration_failed(
+        self, msg: pb.RegistrationFailed, _s: RpcEndpointRef | None
+    ) -> None:
+        log.warning("registering with %s failed: %s", msg.master_url, msg.reason)
+        self._retry_registration(msg.reason)
+
+    def _retry_registration(self, _reason: str) -> None:
+        self._failures += 1
+        if self._finder is not None:
+            self._finder.start(delay=min(5.0, 0.1 * 2**self._failures))
+
+    def _reregister(self) -> None:
+        if self._refused:
+            return
+        self.registered.clear()
+        self.master_ref = None
+        if self._finder is not None:
+            self._finder.start()
+
+    def _on_reconnect(self, msg: pb.ReconnectWorker, _s: RpcEndpointRef | None) -> None:
+        log.info("master %s asks worker %s to register again", msg.master_url, self.worker_id)
+        self._reregister()
+
+    def _on_master_changed(self, msg: pb.MasterChanged, _s: RpcEndpointRef | None) -> None:
+        self._reregister()
+
+    def _on_send_heartbeat(self, _msg: pb.SendHeartbeat, _s: RpcEndpointRef | None) -> None:
+        if self.registered.is_set() and self.master_ref is not None:
+            self._send(
+                self.master_ref,
+                pb.WorkerHeartbeat(worker_id=self.worker_id, incarnation=self.incarnation),
+            )
+
+    def _send(self, ref: RpcEndpointRef | None, message: Message) -> None:
+        if ref is None:
+            return
+        try:
+            ref.send(message)
+        except RpcError as exc:
+            log.warning("could not send %s: %s", message.DESCRIPTOR.full_name, exc)
+
+    def _to_master(self, message: Message) -> None:
+        # While unregistered the Master learns the truth from our next registration.
+        self._send(self.master_ref, message)
+
+    # -- executors -------------------------------------------------------------------
+
+    def _on_launch_executor(self, msg: pb.LaunchExecutor, _s: RpcEndpointRef | None) -> None:
+        received = time.monotonic()
+        key = (msg.app_id, msg.executor_id)
+
+        def failed(reason: str) -> None:
+            log.error("cannot launch executor %s/%d: %s", msg.app_id, msg.executor_id, reason)
+            self._to_master(
+                pb.ExecutorStateChanged(
+                    app_id=msg.app_id,
+                    executor_id=msg.executor_id,
+                    state=ES.EXECUTOR_STATE_FAILED,
+                    message=reason,
+                    worker_id=self.worker_id,
+                )
+            )
+
+        if key in self.executors:
+            log.info("executor %s/%d already runs here", *key)
+            return
+        if (
+            self.cores_used + msg.cores > self.cores
+            or self.memory_used_mb + msg.memory_mb > self.memory_mb
+        ):
+            failed(
+                f"worker {self.worker_id} has {self.cores - self.cores_used} cores and "
+                f"{self.memory_mb - self.memory_used_mb} MiB free; asked {msg.cores} cores, "
+                f"{msg.memory_mb} MiB"
+            )
+            return
+        try:
+            spec = executor_launch_spec(msg, self.work_dir, self.rpc_env.address.host, self.url)
+        except ValueError as exc:
+            failed(str(exc))
+            return
+        me = self.self_ref
+        process = ManagedProcess(
+            f"executor-{msg.app_id}-{msg.executor_id}",
+            spec.argv,
+            spec.cwd,
+            spec.env,
+            lambda code: me.send(
+                pb.ProcessExited(
+                    kind="executor",
+                    app_id=msg.app_id,
+                    executor_id=msg.executor_id,
+                    exit_status=code,
+                )
+            ),
+        )
+        runner = ExecutorRunner(msg.app_id, msg.executor_id, msg.cores, msg.memory_mb, process)
+        try:
+            process.start()
+        except OSError as exc:
+            failed(f"could not start {spec.argv[0]!r}: {exc}")
+            return
+        self._launch_times.append(time.monotonic() - received)
+        self.finished_apps.discard(msg.app_id)
+        runner.state = ES.EXECUTOR_STATE_RUNNING
+        self.executors[key] = runner
+        if self._monitor is not None:
+            self._monitor.watch(("executor", key), process.pid, msg.memory_mb)
+        log.info("started executor %s/%d (pid %d)", msg.app_id, msg.executor_id, process.pid)
+        self._to_master(
+            pb.ExecutorStateChanged(
+                app_id=msg.app_id,
+                executor_id=msg.executor_id,
+                state=ES.EXECUTOR_STATE_RUNNING,
+                worker_id=self.worker_id,
+            )
+        )
+
+    def _stop_executor(
+        self, runner: ExecutorRunner, reason: str, grace: float = STOP_GRACE_S
+    ) -> None:
+        if runner.stop_reason:
+            return
+        runner.stop_reason = reason
+        if self._monitor is not None:
+            self._monitor.unwatch(("executor", runner.key))
+        runner.process.stop(grace)
+
+    def _on_kill_executor(self, msg: pb.KillExecutor, _s: RpcEndpointRef | None) -> None:
+        runner = self.executors.get((msg.app_id, msg.executor_id))
+        if runner is not None:
+            log.info("killing executor %s/%d as asked", msg.app_id, msg.executor_id)
+            self._stop_executor(runner, "killed by the master")
+
+    def _on_application_finished(
+        self, msg: pb.ApplicationFinished, _s: RpcEndpointRef | None
+    ) -> None:
+        self.finished_apps.add(msg.app_id)
+        runners = [r for r in self.executors.values() if r.app_id == msg.app_id]
+        for runner in runners:
+            self._stop_executor(runner, f"application {msg.app_id} finished")
+        if not runners:
+            self._clean_app_dir(msg.app_id)
+
+    def _on_memory_exceeded(self, msg: pb.MemoryExceeded, _s: RpcEndpointRef | None) -> None:
+        runner = self.executors.get((msg.app_id, msg.executor_id))
+        if runner is None or runner.stop_reason:
+            return
+        runner.over_memory = True
+        reason = f"exceeded {msg.limit_mb} MiB (resident {msg.rss_mb} MiB, with its children)"
+        log.warning("stopping executor %s/%d: %s", msg.app_id, msg.executor_id, reason)
+        self._stop_executor(runner, reason, grace=0)
+
+    def _memory_exceeded(self, key: Hashable, limit_mb: int, rss_mb: int) -> None:
+        """On the monitor thread: report through the inbox."""
+        assert isinstance(key, tuple)
+        _, (app_id, executor_id) = key
+        self.self_ref.send(
+            pb.MemoryExceeded(
+                app_id=app_id, executor_id=executor_id, limit_mb=limit_mb, rss_mb=rss_mb
+            )
+        )
+
+    def _on_process_exited(self, msg: pb.ProcessExited, _s: RpcEndpointRef | None) -> None:
+        if msg.kind == "driver":
+            self._driver_exited(msg)
+            return
+        runner = self.executors.pop((msg.app_id, msg.executor_id), None)
+        if runner is None:
+            return
+        if self._monitor is not None:
+            self._monitor.unwatch(("executor", runner.key))
+        code = msg.exit_status
+        runner.exit_status = code
+        if runner.over_memory:
+            state, text = ES.EXECUTOR_STATE_FAILED, f"{runner.stop_reason}; {describe_exit(code)}"
+        elif runner.stop_reason:
+            state, text = ES.EXECUTOR_STATE_KILLED, runner.stop_reason
+        elif code == 0:
+            state, text = ES.EXECUTOR_STATE_EXITED, describe_exit(code)
+        else:
+            state, text = ES.EXECUTOR_STATE_FAILED, describe_exit(code)
+            stderr = tail(runner.process.stderr_path)
+            if stderr:
+                text += f"; stderr ends with:\n{stderr}"
+        runner.state = state
+        self.finished_executors.append(runner)
+        log.info("executor %s/%d %s: %s", msg.app_id, msg.executor_id, ES.Name(state), text)
+        self._to_master(
+            pb.ExecutorStateChanged(
+                app_id=msg.app_id,
+                executor_id=msg.executor_id,
+                state=state,
+                message=text,
+                exit_status=code,
+                worker_id=self.worker_id,
+            )
+        )
+        if msg.app_id in self.finished_apps and not any(
+            r.app_id == msg.app_id for r in self.executors.values()
+        ):
+            self._clean_app_dir(msg.app_id)
+
+    # -- drivers ---------------------------------------------------------------------
+
+    def _on_launch_driver(self, msg: pb.LaunchDriver, _s: RpcEndpointRef | None) -> None:
+        desc = msg.description
+        runner = DriverRunner(msg.driver_id, desc, None, self.work_dir / msg.driver_id)
+
+        def error(reason: str) -> None:
+            log.error("cannot launch driver %s: %s", msg.driver_id, reason)
+            runner.state = DS.DRIVER_STATE_ERROR
+            runner.exception = reason
+            self.finished_drivers.append(runner)
+            self._to_master(
+                pb.DriverStateChanged(
+                    driver_id=msg.driver_id,
+                    state=DS.DRIVER_STATE_ERROR,
+                    exception=reason,
+                    worker_id=self.worker_id,
+                )
+            )
+
+        if msg.driver_id in self.drivers:
+            return
+        if (
+            self.cores_used + desc.cores > self.cores
+            or self.memory_used_mb + desc.memory_mb > self.memory_mb
+        ):
+            error(f"worker {self.worker_id} lacks the cores or memory the driver asks for")
+            return
+        try:
+            spec = driver_launch_spec(msg, self.work_dir, self.master_url)
+        except (ValueError, OSError) as exc:
+            error(str(exc))
+            return
+        me = self.self_ref
+        process = ManagedProcess(
+            f"driver-{msg.driver_id}",
+            spec.argv,
+            spec.cwd,
+            spec.env,
+            lambda code: me.send(
+                pb.ProcessExited(kind="driver", driver_id=msg.driver_id, exit_status=code)
+            ),
+        )
+        runner.process = process
+        try:
+            process.start()
+        except OSError as exc:
+            error(f"could not start {spec.argv[0]!r}: {exc}")
+            return
+        runner.state = DS.DRIVER_STATE_RUNNING
+        self.drivers[msg.driver_id] = runner
+        log.info("started driver %s (pid %d)", msg.driver_id, process.pid)
+        self._to_master(
+            pb.DriverStateChanged(
+                driver_id=msg.driver_id, state=DS.DRIVER_STATE_RUNNING, worker_id=self.worker_id
+            )
+        )
+
+    def _on_kill_driver(self, msg: pb.KillDriver, _s: RpcEndpointRef | None) -> None:
+        runner = self.drivers.get(msg.driver_id)
+        if runner is None or runner.process is None:
+            return
+        runner.killed = True
+        runner.process.stop(STOP_GRACE_S)
+
+    def _driver_exited(self, msg: pb.ProcessExited) -> None:
+        runner = self.drivers.pop(msg.driver_id, None)
+        if runner is None:
+            return
+        code = msg.exit_status
+        if runner.killed:
+            state, text = DS.DRIVER_STATE_KILLED, "killed by request"
+        elif code == 0:
+            state, text = DS.DRIVER_STATE_FINISHED, ""
+        else:
+            state, text = DS.DRIVER_STATE_FAILED, describe_exit(code)
+            if runner.process is not None and (stderr := tail(runner.process.stderr_path)):
+                text += f"; stderr ends with:\n{stderr}"
+        runner.state = state
+        runner.exception = text
+        self.finished_drivers.append(runner)
+        log.info("driver %s %s %s", msg.driver_id, DS.Name(state), text)
+        self._to_master(
+            pb.DriverStateChanged(
+                driver_id=msg.driver_id, state=state, exception=text, worker_id=self.worker_id
+            )
+        )
+
+    # -- cleanup ---------------------------------------------------------------------
+
+    def _clean_app_dir(self, app_id: str) -> None:
+        path = self.work_dir / app_id
+        if path.parent != self.work_dir or not path.is_dir():
+            return
+        _remove_later(path)
+
+    def _on_cleanup(self, _msg: pb.CleanupWorkDirs, _s: RpcEndpointRef | None) -> None:
+        """Remove work dirs of applications that ended more than appDataTtl ago."""
+        active = {r.app_id for r in self.executors.values()}
+        now = time.time()
+        try:
+            entries = list(self.work_dir.iterdir())
+        except OSError:
+            return
+        for path in entries:
+            if not path.name.startswith("app-") or path.name in active or not path.is_dir():
+                continue
+            try:
+                age = now - path.stat().st_mtime
+            except OSError:
+                continue
+            if age > self.app_data_ttl:
+                log.info("removing %s (%.0fs old, spark.worker.cleanup.appDataTtl)", path, age)
+                _remove_later(path)
+
+    # -- queries ---------------------------------------------------------------------
+
+    def _on_get_state(self, _msg: pb.GetWorkerStateRequest, context: RpcCallContext) -> None:
+        context.reply(
+            pb.GetWorkerStateResponse(
+                worker_id=self.worker_id,
+                host=self.rpc_env.address.host,
+                port=self.rpc_env.address.port,
+                cores=self.cores,
+                cores_used=self.cores_used,
+                memory_mb=self.memory_mb,
+                memory_used_mb=self.memory_used_mb,
+                master_url=self.master_url,
+                master_webui_url=self.master_webui_url,
+                executors=[r.summary() for r in self.executors.values()],
+                finished_executors=[r.summary() for r in self.finished_executors],
+                drivers=[d.summary() for d in self.drivers.values()],
+                finished_drivers=[d.summary() for d in self.finished_drivers],
+                work_dir=str(self.work_dir),
+            )
+        )
+
+
+def _remove_later(path: pathlib.Path) -> None:
+    """Delete a directory tree on a helper thread (never in a handler)."""
+    later(0.0, lambda: shutil.rmtree(path, ignore_errors=True), f"rm-{path.name}")

@@ -1,0 +1,187 @@
+"""What a Worker runs: executor and driver records and how their commands are built.
+
+`ExecutorRunner` and `DriverRunner` pair a `ManagedProcess` with the Worker's
+bookkeeping (resources, state, why it was stopped); the `*_command` functions
+turn a LaunchExecutor / LaunchDriver into argv, environment and work dir. This
+module starts no process by itself and never talks to the Master.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import sys
+from collections.abc import Mapping
+
+from cluster.process_runner import ManagedProcess
+from sparkctl.v1 import deploy_pb2 as pb
+
+__all__ = [
+    "SUBMIT_CONF_ENV",
+    "DriverRunner",
+    "ExecutorRunner",
+    "LaunchSpec",
+    "driver_launch_spec",
+    "executor_launch_spec",
+    "substitute",
+]
+
+#: The environment variable through which a cluster-mode driver gets its conf (JSON).
+SUBMIT_CONF_ENV = "SPARKCTL_SUBMIT_CONF"
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    """Everything needed to start one process."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: pathlib.Path
+
+
+def substitute(argv: list[str], values: Mapping[str, str]) -> list[str]:
+    """Replace `{{NAME}}` placeholders in each argument."""
+    result = []
+    for arg in argv:
+        for name, value in values.items():
+            arg = arg.replace("{{" + name + "}}", value)
+        result.append(arg)
+    return result
+
+
+def _safe_id(kind: str, value: str) -> str:
+    # Ids become directory names: refuse anything that could escape the work dir.
+    if not _SAFE_ID.match(value) or ".." in value:
+        raise ValueError(f"bad {kind} {value!r}: letters, digits, '.', '_' and '-' only")
+    return value
+
+
+def executor_launch_spec(
+    msg: pb.LaunchExecutor, work_dir: pathlib.Path, hostname: str, worker_url: str
+) -> LaunchSpec:
+    """argv, environment and cwd of an executor.
+
+    Raises:
+        ValueError: no command, or an app id unfit for a directory name.
+    """
+    app_id = _safe_id("application id", msg.app_id)
+    command = msg.app_description.command
+    if not command.argv:
+        raise ValueError(f"application {app_id} gave no executor command")
+    values = {
+        "EXECUTOR_ID": str(msg.executor_id),
+        "HOSTNAME": hostname,
+        "CORES": str(msg.cores),
+        "APP_ID": app_id,
+        "WORKER_URL": worker_url,
+    }
+    env = dict(os.environ)
+    env.update(command.environment)
+    env.update(
+        SPARK_EXECUTOR_ID=str(msg.executor_id),
+        SPARK_EXECUTOR_CORES=str(msg.cores),
+        SPARK_EXECUTOR_MEMORY=f"{msg.memory_mb}m",
+        SPARK_APP_ID=app_id,
+    )
+    cwd = work_dir / app_id / str(msg.executor_id)
+    return LaunchSpec(substitute(list(command.argv), values), env, cwd)
+
+
+def driver_launch_spec(msg: pb.LaunchDriver, work_dir: pathlib.Path, master_url: str) -> LaunchSpec:
+    """argv, environment and cwd of a cluster-mode driver; writes inline app content.
+
+    Raises:
+        ValueError: nothing to run, or a driver id unfit for a directory name.
+    """
+    driver_id = _safe_id("driver id", msg.driver_id)
+    desc = msg.description
+    cwd = work_dir / driver_id
+    cwd.mkdir(parents=True, exist_ok=True)
+    resource = desc.app_resource.removeprefix("file://")
+    if desc.app_content:
+        name = pathlib.Path(resource).name if resource else "app.py"
+        script = cwd / (name or "app.py")
+        script.write_bytes(desc.app_content)
+        resource = str(script)
+    if desc.command.argv:
+        argv = list(desc.command.argv)
+    elif resource:
+        if not pathlib.Path(resource).is_file():
+            raise ValueError(f"app resource {desc.app_resource!r} is not a file on this worker")
+        argv = [sys.executable, resource, *desc.app_args]
+    else:
+        raise ValueError(f"driver {driver_id} has no command and no app resource")
+    conf = dict(desc.conf)
+    conf["spark.master"] = master_url
+    conf["spark.submit.deployMode"] = "cluster"
+    env = dict(os.environ)
+    env.update(desc.command.environment)
+    env[SUBMIT_CONF_ENV] = json.dumps(conf, sort_keys=True)
+    if desc.py_files:
+        paths = [p.removeprefix("file://") for p in desc.py_files]
+        if env.get("PYTHONPATH"):
+            paths.append(env["PYTHONPATH"])
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+    return LaunchSpec(argv, env, cwd)
+
+
+@dataclasses.dataclass(slots=True)
+class ExecutorRunner:
+    """One executor process and the Worker's view of it."""
+
+    app_id: str
+    executor_id: int
+    cores: int
+    memory_mb: int
+    process: ManagedProcess
+    state: pb.ExecutorState.ValueType = pb.EXECUTOR_STATE_LAUNCHING
+    # Why the Worker stopped it ("" = it was not stopped by us).
+    stop_reason: str = ""
+    # Stopped for using too much memory: a failure, not a kill.
+    over_memory: bool = False
+    exit_status: int | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """(app id, executor id)."""
+        return (self.app_id, self.executor_id)
+
+    def summary(self) -> pb.ExecutorRunnerSummary:
+        """For GetWorkerStateResponse."""
+        return pb.ExecutorRunnerSummary(
+            app_id=self.app_id,
+            executor_id=self.executor_id,
+            cores=self.cores,
+            memory_mb=self.memory_mb,
+            state=self.state,
+            work_dir=str(self.process.cwd),
+            pid=self.process.pid,
+        )
+
+
+@dataclasses.dataclass(slots=True)
+class DriverRunner:
+    """One cluster-mode driver process and the Worker's view of it."""
+
+    driver_id: str
+    description: pb.DriverDescription
+    process: ManagedProcess | None
+    work_dir: pathlib.Path
+    state: pb.DriverState.ValueType = pb.DRIVER_STATE_SUBMITTED
+    killed: bool = False
+    exception: str = ""
+
+    def summary(self) -> pb.DriverRunnerSummary:
+        """For GetWorkerStateResponse."""
+        return pb.DriverRunnerSummary(
+            driver_id=self.driver_id,
+            state=self.state,
+            cores=self.description.cores,
+            memory_mb=self.description.memory_mb,
+            work_dir=str(self.work_dir),
+        )
