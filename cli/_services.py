@@ -113,7 +113,6 @@ def _wait_for_stop(stop: threading.Event, alive: object) -> None:
 def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | None) -> int:
     """Run a master and its web UI until SIGTERM/SIGINT; returns the exit status."""
     from cluster.launch import start_master
-
     from cluster.ui import MasterWebUI
 
     _configure_logging()
@@ -190,7 +189,6 @@ def check_masters_reachable(masters: list[RpcAddress], conf: Conf, timeout: floa
 def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | None) -> int:
     """Run a worker and its web UI until SIGTERM/SIGINT; returns the exit status."""
     from cluster.launch import start_worker
-
     from cluster.ui import WorkerWebUI
 
     _configure_logging()

@@ -1,0 +1,140 @@
+"""Bad flags exit with status 2 and a message naming the flag, never a traceback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli._master_client import parse_master_list
+from cli._submit import validate_master
+from cli.main import cli
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    path = tmp_path / "app.py"
+    path.write_text("print('hi')\n")
+    return path
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, args, env=env)
+    assert not isinstance(result.exception, AssertionError)
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["start-worker", "spark://127.0.0.1:7077", "--cores", "-1"], "'--cores'"),
+        (["start-worker", "spark://127.0.0.1:7077", "--cores", "0"], "'--cores'"),
+        (["start-worker", "spark://127.0.0.1:7077", "--memory", "lots"], "'--memory'"),
+        (["start-worker", "spark://127.0.0.1:7077", "--memory", "-4g"], "'--memory'"),
+        (["start-worker", "mesos://127.0.0.1:5050"], "MASTER"),
+        (["start-worker", "spark://127.0.0.1"], "MASTER"),
+        (["start-master", "--port", "99999"], "'--port'"),
+        (["start-master", "--properties-file", "/nonexistent/x.conf"], "'--properties-file'"),
+        (["start-master", "--conf", "novalue"], "'--conf'"),
+        (["status", "--master", "yarn"], "'--master'"),
+        (["kill", "driver-1", "--master", "http://x:1"], "'--master'"),
+    ],
+)
+def test_bad_flags(args: list[str], names: str) -> None:
+    code, output = _run(args)
+    assert code == 2, output
+    assert names in output
+    assert "Traceback" not in output
+
+
+def test_submit_bad_flags(app: Path, tmp_path: Path) -> None:
+    cases = [
+        (["submit", "--master", "yarn", str(app)], "'--master'"),
+        (["submit", "--master", "local[0]", str(app)], "'--master'"),
+        (["submit", "--master", "local[x]", str(app)], "'--master'"),
+        (["submit", "--executor-memory", "1q", str(app)], "'--executor-memory'"),
+        (["submit", "--executor-cores", "-2", str(app)], "'--executor-cores'"),
+        (["submit", "--total-executor-cores", "0", str(app)], "'--total-executor-cores'"),
+        (["submit", "--py-files", str(tmp_path / "missing.py"), str(app)], "'--py-files'"),
+        (["submit", str(tmp_path / "missing_app.py")], "'APP'"),
+        (
+            ["submit", "--deploy-mode", "cluster", "--master", "local[2]", str(app)],
+            "'--deploy-mode'",
+        ),
+        (["submit", "--deploy-mode", "sideways", str(app)], "'--deploy-mode'"),
+    ]
+    for args, names in cases:
+        code, output = _run(args)
+        assert code == 2, (args, output)
+        assert names in output, (args, output)
+
+
+def test_env_var_errors_name_the_variable() -> None:
+    code, output = _run(
+        ["start-worker", "spark://127.0.0.1:7077"], env={"SPARK_WORKER_MEMORY": "huge"}
+    )
+    assert code == 2
+    assert "SPARK_WORKER_MEMORY" in output
+
+
+def test_unreachable_master_exit_2(app: Path) -> None:
+    port = _free_port()  # nothing listens there
+    for args in (
+        ["start-worker", f"spark://127.0.0.1:{port}", "--work-dir", "unused"],
+        ["status", "--master", f"spark://127.0.0.1:{port}"],
+        ["kill", "driver-x", "--master", f"spark://127.0.0.1:{port}"],
+        ["submit", "--master", f"spark://127.0.0.1:{port}", str(app)],
+        ["submit", "--master", f"spark://127.0.0.1:{port}", "--deploy-mode", "cluster", str(app)],
+    ):
+        code, output = _run(args)
+        assert code == 2, (args, output)
+        assert "cannot reach" in output, output
+        assert f"127.0.0.1:{port}" in output
+
+
+def test_secret_never_from_flags(app: Path) -> None:
+    code, output = _run(["submit", "--conf", "spark.authenticate.secret=s3cret", str(app)])
+    assert code == 2
+    assert "SPARKCTL_SECRET" in output
+
+
+def test_stop_with_nothing_running(tmp_path: Path) -> None:
+    for role in ("master", "worker"):
+        code, output = _run([f"stop-{role}", "--work-dir", str(tmp_path)])
+        assert code == 0
+        assert f"no {role} is running" in output
+
+
+def test_console_script_exit_code_without_traceback() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "start-worker", "spark://127.0.0.1:7077", "--cores", "-3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "'--cores'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_master_lists() -> None:
+    addresses = parse_master_list("spark://a:1,b:2")
+    assert [(a.host, a.port) for a in addresses] == [("a", 1), ("b", 2)]
+    for bad in ("local", "spark://", "spark://a", "spark://a:1,", "http://a:1"):
+        with pytest.raises(ValueError):
+            parse_master_list(bad)
+
+
+@pytest.mark.parametrize("good", ["local", "local[4]", "local[*]", "local[2,3]", "spark://h:7077"])
+def test_valid_masters(good: str) -> None:
+    assert validate_master(good) == good
