@@ -1,0 +1,200 @@
+"""Harness of the cluster tests: fake drivers and workers, local clusters, bounded waits."""
+
+from __future__ import annotations
+
+import collections.abc
+import concurrent.futures
+import pathlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf.message import Message
+
+from cluster._timers import Ticker
+from cluster.launch import MasterHandle, start_master
+from rpcenv import Conf, RpcEndpoint, RpcEndpointRef, RpcEnv
+from sparkctl.v1 import deploy_pb2 as pb
+from sparkctl.v1 import master_service_pb2 as api
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+class Recorder(RpcEndpoint):
+    """An endpoint that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self._lock = threading.Lock()
+
+    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
+        with self._lock:
+            self.messages.append(message)
+
+    def of(self, kind: type[Message]) -> list[Any]:
+        with self._lock:
+            return [m for m in self.messages if isinstance(m, kind)]
+
+    def wait_of(self, kind: type[Message], count: int = 1, timeout: float = 10.0) -> list[Any]:
+        return wait_for(
+            lambda: (found := self.of(kind)) and len(found) >= count and found,
+            timeout,
+            f"{count} {kind.__name__}",
+        )
+
+
+class FakeDriver(Recorder):
+    """A driver's app client: registers an application from inside its endpoint."""
+
+    def __init__(self, master: RpcEndpointRef, description: pb.ApplicationDescription) -> None:
+        super().__init__()
+        self.master = master
+        self.description = description
+        self.registered: concurrent.futures.Future[Message] | None = None
+
+    def on_start(self) -> None:
+        # A ref made by our own env, so that the Master sees us as the sender.
+        self.master = self.rpc_env.endpoint_ref(self.master.address, self.master.name)
+        request = pb.RegisterApplicationRequest(
+            description=self.description, driver_endpoint="AppClient"
+        )
+        self.registered = self.master.ask(request, timeout=10.0)
+
+    @property
+    def app_id(self) -> str:
+        assert self.registered is not None
+        reply = self.registered.result(timeout=10.0)
+        assert isinstance(reply, pb.RegisterApplicationResponse)
+        return reply.app_id
+
+
+class FakeWorker(Recorder):
+    """A worker that registers and records what the Master tells it, running nothing."""
+
+    def __init__(
+        self,
+        master: RpcEndpointRef,
+        worker_id: str,
+        cores: int,
+        memory_mb: int,
+        incarnation: int = 1,
+        heartbeat: bool = True,
+    ) -> None:
+        super().__init__()
+        self.master = master
+        self.worker_id = worker_id
+        self.cores = cores
+        self.memory_mb = memory_mb
+        self.incarnation = incarnation
+        self.reply: concurrent.futures.Future[Message] | None = None
+        self.heartbeat = heartbeat
+        self._ticker: Ticker | None = None
+
+    def on_start(self) -> None:
+        # A ref made by our own env, so that the Master sees us as the sender.
+        self.master = self.rpc_env.endpoint_ref(self.master.address, self.master.name)
+        self.register()
+        if self.heartbeat:
+            me = self.self_ref
+            self._ticker = Ticker("fake-heartbeat", 0.2, lambda: me.send(pb.WorkerHeartbeat()))
+            self._ticker.start()
+
+    def on_stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+
+    def register(self, executors: collections.abc.Sequence[pb.ExecutorDescription] = ()) -> None:
+        address = self.rpc_env.address
+        self.reply = self.master.ask(
+            pb.RegisterWorkerRequest(
+                worker_id=self.worker_id,
+                host=address.host,
+                port=address.port,
+                cores=self.cores,
+                memory_mb=self.memory_mb,
+                incarnation=self.incarnation,
+                executors=executors,
+            ),
+            timeout=10.0,
+        )
+
+    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
+        if isinstance(message, pb.RegisterWorkerRequest):  # a test asks us to register again
+            self.register(message.executors)
+            return
+        if isinstance(message, pb.WorkerHeartbeat):  # a test asks us to heartbeat
+            self.master.send(
+                pb.WorkerHeartbeat(worker_id=self.worker_id, incarnation=self.incarnation)
+            )
+            return
+        if isinstance(message, pb.ExecutorStateChanged):  # a test plays an executor's fate
+            self.master.send(message)
+            return
+        if isinstance(message, pb.DriverStateChanged):
+            self.master.send(message)
+            return
+        super().receive(message, sender)
+
+
+LOCAL_CONF = {
+    "spark.rpc.backend": "local",
+    "spark.worker.timeout": "1",
+    "spark.rpc.askTimeout": "10s",
+}
+
+
+class LocalCluster:
+    """A Master on the local backend plus fake workers and drivers, all cleaned up."""
+
+    def __init__(self, tmp_path: pathlib.Path, conf: dict[str, str] | None = None) -> None:
+        self.tmp_path = tmp_path
+        self.conf = Conf({**LOCAL_CONF, **(conf or {})})
+        self.envs: list[RpcEnv] = []
+        self.master: MasterHandle = start_master(self.conf, "127.0.0.1", 0, tmp_path / "master")
+
+    def env(self, client: bool = False) -> RpcEnv:
+        env = RpcEnv.create("test", "127.0.0.1", 0, self.conf, client_mode=client)
+        self.envs.append(env)
+        return env
+
+    def worker(
+        self, worker_id: str, cores: int = 4, memory_mb: int = 4096, **kw: Any
+    ) -> FakeWorker:
+        env = self.env()
+        worker = FakeWorker(self.master.ref, worker_id, cores, memory_mb, **kw)
+        env.setup_endpoint("Worker", worker)
+        wait_for(lambda: worker.reply is not None and worker.reply.done(), 5, "registration")
+        return worker
+
+    def driver(self, **description: Any) -> FakeDriver:
+        env = self.env(client=True)
+        desc = pb.ApplicationDescription(
+            name="test-app", command=pb.Command(argv=["true"]), memory_per_executor_mb=512
+        )
+        for key, value in description.items():
+            setattr(desc, key, value)
+        driver = FakeDriver(self.master.ref, desc)
+        env.setup_endpoint("AppClient", driver)
+        wait_for(lambda: driver.registered is not None and driver.registered.done(), 5, "app")
+        return driver
+
+    def state(self) -> api.GetClusterStateResponse:
+        reply = self.master.ref.ask_sync(api.GetClusterStateRequest(), 5.0)
+        assert isinstance(reply, api.GetClusterStateResponse)
+        return reply
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.shutdown()
+        self.master.stop()

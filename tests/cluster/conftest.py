@@ -1,0 +1,50 @@
+"""Fixtures of the cluster tests, and the leak check at the end of the suite."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import time
+from collections.abc import Callable, Iterator
+
+import psutil
+import pytest
+from cluster_harness import LocalCluster
+
+
+@pytest.fixture
+def local_cluster(tmp_path: pathlib.Path) -> Iterator[Callable[..., LocalCluster]]:
+    made: list[LocalCluster] = []
+
+    def make(conf: dict[str, str] | None = None) -> LocalCluster:
+        cluster = LocalCluster(tmp_path / f"c{len(made)}", conf)
+        made.append(cluster)
+        return cluster
+
+    try:
+        yield make
+    finally:
+        for cluster in made:
+            cluster.close()
+
+
+def descendants() -> list[psutil.Process]:
+    """Living child processes of this test process."""
+    try:
+        children = psutil.Process(os.getpid()).children(recursive=True)
+    except psutil.Error:
+        return []
+    return [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_stray_processes() -> Iterator[None]:
+    """The leak check: no child process may outlive the cluster test suite."""
+    yield
+    deadline = time.monotonic() + 10
+    while descendants() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    leftover = descendants()
+    for process in leftover:
+        process.kill()
+    assert not leftover, f"stray processes after the cluster tests: {leftover}"

@@ -1,0 +1,334 @@
+"""The Master endpoint over the in-process backend, with fake workers and drivers."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from cluster_harness import LocalCluster, wait_for
+
+from rpcenv import RpcRemoteError
+from sparkctl.v1 import deploy_pb2 as pb
+from sparkctl.v1 import master_service_pb2 as api
+
+MakeCluster = Callable[..., LocalCluster]
+
+
+def test_worker_registration_is_idempotent(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.worker("worker-a", cores=4, memory_mb=2048)
+    assert w.reply is not None and w.reply.result().accepted
+    assert w.reply.result().master_url == c.master.url
+    # Register again with the same id and incarnation: still one worker.
+    w.self_ref.send(pb.RegisterWorkerRequest())
+    wait_for(lambda: w.reply is not None and w.reply.done())
+    state = c.state()
+    assert [s.id for s in state.workers if s.id == "worker-a"] == ["worker-a"]
+    assert state.alive_workers == 1
+    assert state.cores == 4 and state.memory_mb == 2048
+
+
+def test_stale_incarnation_is_refused(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    newer = c.worker("worker-a", incarnation=10)
+    assert newer.reply is not None and newer.reply.result().accepted
+    stale = c.worker("worker-a", incarnation=5)
+    assert stale.reply is not None
+    answer = stale.reply.result()
+    assert not answer.accepted
+    assert "stale incarnation 5" in answer.reason
+
+
+def test_bad_worker_request_is_refused_with_reason(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.worker("worker-a", cores=-1)
+    assert w.reply is not None
+    assert not w.reply.result().accepted
+    assert "cores" in w.reply.result().reason
+
+
+def test_spread_out_across_workers(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    workers = [c.worker(f"w{i}", cores=4) for i in range(2)]
+    driver = c.driver(max_cores=4, cores_per_executor=1)
+    added = driver.wait_of(pb.ExecutorAdded, 4)
+    assert Counter(a.worker_id for a in added) == {"w0": 2, "w1": 2}
+    launches = [len(w.of(pb.LaunchExecutor)) for w in workers]
+    assert launches == [2, 2]
+    state = c.state()
+    assert state.active_apps[0].state == pb.APPLICATION_STATE_RUNNING
+    assert state.active_apps[0].cores == 4
+
+
+def test_consolidate_fills_one_worker(local_cluster: MakeCluster) -> None:
+    c = local_cluster({"spark.deploy.spreadOut": "false"})
+    for i in range(2):
+        c.worker(f"w{i}", cores=4)
+    driver = c.driver(max_cores=4, cores_per_executor=1)
+    added = driver.wait_of(pb.ExecutorAdded, 4)
+    assert len({a.worker_id for a in added}) == 1
+
+
+def test_memory_is_never_overcommitted(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.worker("w0", cores=8, memory_mb=1000)
+    driver = c.driver(cores_per_executor=1, memory_per_executor_mb=400)
+    driver.wait_of(pb.ExecutorAdded, 2)
+    wait_for(lambda: c.state().workers[0].memory_used_mb == 800)
+    assert len(w.of(pb.LaunchExecutor)) == 2
+
+
+def test_failed_executor_is_replaced(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.worker("w0", cores=1)
+    driver = c.driver(cores_per_executor=1)
+    first = w.wait_of(pb.LaunchExecutor, 1)[0]
+    w.self_ref.send(
+        pb.ExecutorStateChanged(
+            app_id=first.app_id,
+            executor_id=first.executor_id,
+            state=pb.EXECUTOR_STATE_FAILED,
+            message="boom",
+            exit_status=1,
+        )
+    )
+    second = w.wait_of(pb.LaunchExecutor, 2)[1]
+    assert second.executor_id != first.executor_id
+    updates = driver.wait_of(pb.ExecutorUpdated, 1)
+    assert updates[0].state == pb.EXECUTOR_STATE_FAILED and updates[0].exit_status == 1
+
+
+def test_max_retries_fail_the_app(local_cluster: MakeCluster) -> None:
+    c = local_cluster({"spark.deploy.maxExecutorRetries": "3"})
+    w = c.worker("w0", cores=1)
+    driver = c.driver(cores_per_executor=1)
+    for n in range(3):
+        launch = w.wait_of(pb.LaunchExecutor, n + 1)[n]
+        w.self_ref.send(
+            pb.ExecutorStateChanged(
+                app_id=launch.app_id,
+                executor_id=launch.executor_id,
+                state=pb.EXECUTOR_STATE_FAILED,
+                message=f"crash {n}",
+                exit_status=3,
+            )
+        )
+    removed = driver.wait_of(pb.ApplicationRemoved)[0]
+    assert removed.state == pb.APPLICATION_STATE_FAILED
+    assert "maxExecutorRetries=3" in removed.message and "crash 2" in removed.message
+    state = c.state()
+    assert not state.active_apps
+    assert state.completed_apps[0].state == pb.APPLICATION_STATE_FAILED
+    assert "crash 2" in state.completed_apps[0].message
+    assert len(w.of(pb.LaunchExecutor)) == 3
+
+
+def test_running_executor_resets_retries(local_cluster: MakeCluster) -> None:
+    c = local_cluster({"spark.deploy.maxExecutorRetries": "2"})
+    w = c.worker("w0", cores=1)
+    driver = c.driver(cores_per_executor=1)
+    for n in range(4):
+        launch = w.wait_of(pb.LaunchExecutor, n + 1)[n]
+        for state in (pb.EXECUTOR_STATE_RUNNING, pb.EXECUTOR_STATE_FAILED):
+            w.self_ref.send(
+                pb.ExecutorStateChanged(
+                    app_id=launch.app_id, executor_id=launch.executor_id, state=state, exit_status=1
+                )
+            )
+    w.wait_of(pb.LaunchExecutor, 5)
+    assert not driver.of(pb.ApplicationRemoved)
+
+
+def test_dead_worker_loses_its_executors(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.worker("w0", cores=2, heartbeat=False)
+    driver = c.driver(cores_per_executor=1)
+    driver.wait_of(pb.ExecutorAdded, 2)
+    # This fake worker never heartbeats: DEAD after spark.worker.timeout (1 s).
+    lost = driver.wait_of(pb.ExecutorUpdated, 2, timeout=5)
+    assert all(u.state == pb.EXECUTOR_STATE_LOST and u.worker_lost for u in lost)
+    assert c.state().workers[0].state == pb.WORKER_STATE_DEAD
+    assert c.state().active_apps[0].cores == 0
+    # Coming back with a heartbeat: told to register again.
+    w.self_ref.send(pb.WorkerHeartbeat())
+    w.wait_of(pb.ReconnectWorker)
+
+
+def test_heartbeats_keep_a_worker_alive(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.worker("w0", heartbeat=False)
+    deadline = time.monotonic() + 2.0  # twice spark.worker.timeout
+    while time.monotonic() < deadline:
+        w.self_ref.send(pb.WorkerHeartbeat())
+        time.sleep(0.2)  # paces the heartbeats; not a synchronisation
+    assert c.state().workers[0].state == pb.WORKER_STATE_ALIVE
+
+
+def test_driver_disconnect_finishes_the_app(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.worker("w0", cores=2)
+    driver = c.driver(cores_per_executor=1)
+    app_id = driver.app_id
+    driver.wait_of(pb.ExecutorAdded, 2)
+    driver.rpc_env.shutdown()
+    wait_for(lambda: not c.state().active_apps)
+    done = c.state().completed_apps[0]
+    assert done.id == app_id and done.state == pb.APPLICATION_STATE_FINISHED
+    assert w.wait_of(pb.ApplicationFinished)[0].app_id == app_id
+
+
+def test_unregister_and_kill_application(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    c.worker("w0", cores=2)
+    first = c.driver(cores_per_executor=1, max_cores=1)
+    second = c.driver(cores_per_executor=1, max_cores=1)
+    first.master.send(pb.UnregisterApplication(app_id=first.app_id))
+    reply = c.master.ref.ask_sync(api.KillApplicationRequest(app_id=second.app_id), 5)
+    assert isinstance(reply, api.KillApplicationResponse) and reply.killed
+    removed = second.wait_of(pb.ApplicationRemoved)[0]
+    assert removed.state == pb.APPLICATION_STATE_KILLED
+    states = {
+        a.id: a.state
+        for a in wait_for(lambda: len(c.state().completed_apps) == 2 and c.state().completed_apps)
+    }
+    assert states == {
+        first.app_id: pb.APPLICATION_STATE_FINISHED,
+        second.app_id: pb.APPLICATION_STATE_KILLED,
+    }
+    with pytest.raises(RpcRemoteError, match="no application"):
+        c.master.ref.ask_sync(api.KillApplicationRequest(app_id="app-nope"), 5)
+
+
+def test_fifo_second_app_waits(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    c.worker("w0", cores=2)
+    first = c.driver(cores_per_executor=1)
+    first.wait_of(pb.ExecutorAdded, 2)
+    second = c.driver(cores_per_executor=1)
+    state = c.state()
+    assert [a.state for a in state.active_apps] == [
+        pb.APPLICATION_STATE_RUNNING,
+        pb.APPLICATION_STATE_WAITING,
+    ]
+    first.master.send(pb.UnregisterApplication(app_id=first.app_id))
+    second.wait_of(pb.ExecutorAdded, 2)
+
+
+def test_dynamic_allocation_limits_and_kills(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.worker("w0", cores=4)
+    driver = c.driver(cores_per_executor=1, initial_executor_limit=1)
+    driver.wait_of(pb.ExecutorAdded, 1)
+    assert len(c.state().active_apps[0].executors) == 1
+    reply = c.master.ref.ask_sync(
+        pb.RequestExecutorsRequest(app_id=driver.app_id, requested_total=3), 5
+    )
+    assert isinstance(reply, pb.RequestExecutorsResponse) and reply.acknowledged
+    added = driver.wait_of(pb.ExecutorAdded, 3)
+    reply = c.master.ref.ask_sync(
+        pb.KillExecutorsRequest(app_id=driver.app_id, executor_ids=[added[0].executor_id]), 5
+    )
+    assert isinstance(reply, pb.KillExecutorsResponse) and reply.acknowledged
+    kill = w.wait_of(pb.KillExecutor)[0]
+    assert kill.executor_id == added[0].executor_id
+    with pytest.raises(RpcRemoteError, match="requested_total"):
+        c.master.ref.ask_sync(
+            pb.RequestExecutorsRequest(app_id=driver.app_id, requested_total=-1), 5
+        )
+
+
+def test_bad_application_is_refused(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    with pytest.raises(RpcRemoteError, match="memory_per_executor_mb"):
+        c.master.ref.ask_sync(
+            pb.RegisterApplicationRequest(
+                description=pb.ApplicationDescription(name="x", memory_per_executor_mb=-5)
+            ),
+            5,
+        )
+
+
+def test_driver_lifecycle_and_supervise(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.worker("w0", cores=4, memory_mb=4096)
+    submit = c.master.ref.ask_sync(
+        api.SubmitDriverRequest(
+            description=pb.DriverDescription(app_resource="/x/app.py", cores=1)
+        ),
+        5,
+    )
+    assert isinstance(submit, api.SubmitDriverResponse)
+    launch = w.wait_of(pb.LaunchDriver)[0]
+    assert launch.driver_id == submit.driver_id
+    assert launch.description.memory_mb == 1024  # Spark's default driver memory
+    w.self_ref.send(
+        pb.DriverStateChanged(driver_id=launch.driver_id, state=pb.DRIVER_STATE_FINISHED)
+    )
+    status = wait_for(
+        lambda: (
+            (
+                r := c.master.ref.ask_sync(
+                    api.GetDriverStatusRequest(driver_id=submit.driver_id), 5
+                )
+            ).driver.state
+            == pb.DRIVER_STATE_FINISHED
+            and r
+        )
+    )
+    assert status.driver.worker_id == "w0"
+
+    supervised = c.master.ref.ask_sync(
+        api.SubmitDriverRequest(
+            description=pb.DriverDescription(app_resource="/x/app.py", cores=1, supervise=True)
+        ),
+        5,
+    )
+    assert isinstance(supervised, api.SubmitDriverResponse)
+    w.wait_of(pb.LaunchDriver, 2)
+    w.self_ref.send(
+        pb.DriverStateChanged(
+            driver_id=supervised.driver_id, state=pb.DRIVER_STATE_FAILED, exception="exit 1"
+        )
+    )
+    wait_for(
+        lambda: (
+            c.master.ref.ask_sync(
+                api.GetDriverStatusRequest(driver_id=supervised.driver_id), 5
+            ).driver.state
+            == pb.DRIVER_STATE_RELAUNCHING
+        )
+    )
+    relaunch = w.wait_of(pb.LaunchDriver, 3, timeout=5)[2]  # after a 1 s back-off
+    assert relaunch.driver_id == supervised.driver_id
+    killed = c.master.ref.ask_sync(api.KillDriverRequest(driver_id=supervised.driver_id), 5)
+    assert isinstance(killed, api.KillDriverResponse) and killed.killed
+    assert w.wait_of(pb.KillDriver)[0].driver_id == supervised.driver_id
+    w.self_ref.send(
+        pb.DriverStateChanged(driver_id=supervised.driver_id, state=pb.DRIVER_STATE_KILLED)
+    )
+    wait_for(
+        lambda: (
+            c.master.ref.ask_sync(
+                api.GetDriverStatusRequest(driver_id=supervised.driver_id), 5
+            ).driver.state
+            == pb.DRIVER_STATE_KILLED
+        )
+    )
+    with pytest.raises(RpcRemoteError, match="no driver"):
+        c.master.ref.ask_sync(api.GetDriverStatusRequest(driver_id="driver-nope"), 5)
+    with pytest.raises(RpcRemoteError, match="app_resource"):
+        c.master.ref.ask_sync(api.SubmitDriverRequest(description=pb.DriverDescription()), 5)
+
+
+def test_waiting_driver_can_be_killed(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    submit = c.master.ref.ask_sync(
+        api.SubmitDriverRequest(description=pb.DriverDescription(app_resource="/a.py")), 5
+    )
+    assert isinstance(submit, api.SubmitDriverResponse)
+    killed = c.master.ref.ask_sync(api.KillDriverRequest(driver_id=submit.driver_id), 5)
+    assert isinstance(killed, api.KillDriverResponse) and killed.killed
+    state = c.state()
+    assert state.completed_drivers[0].state == pb.DRIVER_STATE_KILLED
