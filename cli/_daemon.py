@@ -189,6 +189,25 @@ def _log_tail(log_file: Path, lines: int = 15) -> str:
     return ("\nlast lines of the log:\n  " + "\n  ".join(tail)) if tail else ""
 
 
+def _gone(process: psutil.Process) -> bool:
+    """True once the process has exited (a zombie awaiting its reaper counts as exited)."""
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _wait_gone(process: psutil.Process, timeout: float) -> bool:
+    # Our own poll: the daemon is not our child, and a zombie whose reaper is
+    # slow must not look alive for the whole grace period.
+    deadline = time.monotonic() + timeout
+    while not _gone(process):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def _terminate(pid: int, grace: float) -> bool:
     """SIGTERM, then SIGKILL (its whole session) after `grace` s; True if it is gone."""
     try:
@@ -196,22 +215,15 @@ def _terminate(pid: int, grace: float) -> bool:
         process.send_signal(signal.SIGTERM)
     except psutil.NoSuchProcess:
         return True
-    try:
-        process.wait(grace)
+    if _wait_gone(process, grace):
         return True
-    except psutil.TimeoutExpired:
-        pass
     with contextlib.suppress(ProcessLookupError, PermissionError):
         # The daemon leads its own session: take its children along.
         if os.getpgid(pid) == pid:
             os.killpg(pid, signal.SIGKILL)
         else:
             os.kill(pid, signal.SIGKILL)
-    try:
-        process.wait(5.0)
-    except psutil.TimeoutExpired:
-        return False
-    return True
+    return _wait_gone(process, 5.0)
 
 
 def stop_daemon(files: DaemonFiles, grace: float) -> int | None:
