@@ -118,6 +118,16 @@ def test_combine_by_key_and_fold_by_key(sc: Any) -> None:
     assert sorted(ones.foldByKey(0, add).collect()) == [("a", 2), ("b", 1)]
 
 
+def test_default_shuffle_partitions_follow_the_parents(sc: Any) -> None:
+    pairs = sc.parallelize(range(10), 3).map(lambda x: (x, 1))
+    assert pairs.reduceByKey(max).getNumPartitions() == 3
+    assert pairs.groupByKey().getNumPartitions() == 3
+    assert pairs.distinct().getNumPartitions() == 3
+    assert pairs.sortByKey().getNumPartitions() == 3
+    # A join shuffles the union of both sides, so it gets the sum of their partitions.
+    assert pairs.join(sc.parallelize([(1, 1)], 5)).getNumPartitions() == 8
+
+
 def test_count_by_key(sc: Any) -> None:
     counts = sc.parallelize([("a", 1), ("b", 1), ("a", 1)]).countByKey()
     assert sorted(counts.items()) == [("a", 2), ("b", 1)]

@@ -1,0 +1,232 @@
+"""PySpark compatibility: broadcast variables, accumulators, TaskContext, status tracking.
+
+Ported (re-expressed) from the behaviours of apache/spark
+python/pyspark/tests/test_rdd.py, test_taskcontext.py, test_join.py and the
+doctests of python/pyspark/core/context.py. Expected values were checked on
+PySpark 4.x (local[2]) first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Any
+
+import pytest
+
+# -- broadcast variables ----------------------------------------------------------------
+
+
+def test_broadcast_value_reaches_tasks(sc: Any) -> None:
+    mapping = {1: 10001, 2: 10002}
+    bc = sc.broadcast(mapping)
+    assert bc.value == mapping
+    looked_up = sc.range(5).map(lambda i: bc.value.get(i, -1))
+    assert looked_up.collect() == [-1, 10001, 10002, -1, -1]
+    bc.destroy()
+
+
+def test_large_and_multiple_broadcasts(sc: Any) -> None:
+    rows = 2000
+    big = sc.broadcast([[float(i) for i in range(300)] for _ in range(rows)])  # ~5 MB pickled
+    assert sc.parallelize(range(1), 1).map(lambda x: len(big.value)).sum() == rows
+    numbers = list(range(1 << 15))
+    random.Random(7).shuffle(numbers)
+    blob = str(numbers).encode()
+    checksum = hashlib.md5(blob).hexdigest()
+    as_set = sc.broadcast(set(range(1 << 18)))
+    as_bytes = sc.broadcast(blob)
+    seen = (
+        sc.parallelize(range(10), 10)
+        .map(lambda x: (len(as_set.value), hashlib.md5(as_bytes.value).hexdigest()))
+        .collect()
+    )
+    assert set(seen) == {(1 << 18, checksum)}
+    for b in (big, as_set, as_bytes):
+        b.destroy()
+
+
+def test_broadcast_unpersist_keeps_it_usable_destroy_does_not(sc: Any) -> None:
+    data = [[float(i) for i in range(300)] for _ in range(1000)]
+    bc = sc.broadcast(data)
+    bc.unpersist()
+    assert sc.parallelize(range(1), 1).map(lambda x: len(bc.value)).sum() == 1000
+    bc.unpersist(blocking=True)
+    assert sc.parallelize(range(2), 2).map(lambda x: len(bc.value)).sum() == 2000
+    bc.destroy(blocking=True)
+    with pytest.raises(Exception):  # noqa: B017 - PySpark fails the job with a Py4J error
+        sc.parallelize(range(1), 1).map(lambda x: len(bc.value)).sum()
+
+
+# -- accumulators -----------------------------------------------------------------------
+
+
+def test_accumulator_add_and_iadd_on_the_driver_and_in_tasks(sc: Any) -> None:
+    acc = sc.accumulator(9)
+    assert acc.value == 9
+    acc += 1
+    assert acc.value == 10
+
+    def bump(x: int) -> None:
+        acc.add(1)
+
+    sc.range(5).foreach(bump)
+    assert acc.value == 15
+    total = sc.accumulator(0.0)
+    sc.parallelize([1.5, 2.5, 3.0], 3).foreach(lambda x: total.add(x))
+    assert total.value == 7.0
+    acc.value = 0
+    assert acc.value == 0
+
+
+def test_accumulator_with_a_custom_param(sc: Any) -> None:
+    from scheduler import AccumulatorParam
+
+    class VectorParam(AccumulatorParam):  # type: ignore[misc]
+        def zero(self, value: list[float]) -> list[float]:
+            return [0.0] * len(value)
+
+        def addInPlace(self, v1: list[float], v2: list[float]) -> list[float]:
+            for i in range(len(v1)):
+                v1[i] += v2[i]
+            return v1
+
+    vector = sc.accumulator([1.0, 2.0, 3.0], VectorParam())
+    sc.parallelize(range(4), 2).foreach(lambda x: vector.add([float(x), 1.0, 0.0]))
+    assert vector.value == [7.0, 6.0, 3.0]
+
+
+def test_accumulator_value_cannot_be_read_inside_a_task(sc: Any) -> None:
+    acc = sc.accumulator(0)
+    with pytest.raises(
+        Exception, match=r"Accumulator\.value\W{0,3}cannot be accessed inside tasks"
+    ):
+        sc.parallelize([1], 1).map(lambda x: acc.value).collect()
+
+
+def test_accumulators_updated_in_transformations_count_per_computation(sc: Any) -> None:
+    seen = sc.accumulator(0)
+
+    def tally(x: int) -> int:
+        seen.add(1)
+        return x
+
+    rdd = sc.parallelize(range(10), 2).map(tally)
+    rdd.count()
+    assert seen.value == 10
+    rdd.count()
+    assert seen.value == 20
+
+
+# -- TaskContext ------------------------------------------------------------------------
+
+
+def test_task_context_is_none_on_the_driver(sc: Any) -> None:
+    from scheduler import TaskContext
+
+    assert TaskContext.get() is None
+
+
+def test_stage_ids_increase_from_job_to_job(sc: Any) -> None:
+    from scheduler import TaskContext
+
+    rdd = sc.parallelize(range(10))
+    first = rdd.map(lambda x: TaskContext.get().stageId()).take(1)[0]
+    second = rdd.map(lambda x: TaskContext.get().stageId()).take(1)[0]
+    third = rdd.map(lambda x: TaskContext().stageId()).take(1)[0]
+    assert second == first + 1
+    assert third == first + 2
+
+
+def test_partition_ids_and_attempts(sc: Any) -> None:
+    from scheduler import TaskContext
+
+    one = sc.parallelize(range(10), 1).map(lambda x: TaskContext.get().partitionId()).collect()
+    assert one == [0] * 10
+    two = sc.parallelize(range(10), 2).map(lambda x: TaskContext.get().partitionId()).collect()
+    assert two == [0] * 5 + [1] * 5
+
+    def describe(it: Any) -> Any:
+        tc = TaskContext.get()
+        yield (tc.partitionId(), tc.attemptNumber(), tc.taskAttemptId(), tc.stageId())
+
+    seen = sc.parallelize(range(10), 4).mapPartitions(describe).collect()
+    assert [s[0] for s in seen] == [0, 1, 2, 3]
+    assert [s[1] for s in seen] == [0, 0, 0, 0]
+    assert len({s[2] for s in seen}) == 4
+    assert len({s[3] for s in seen}) == 1
+
+
+def test_local_properties_reach_the_task_context(sc: Any) -> None:
+    from scheduler import TaskContext
+
+    sc.setLocalProperty("testkey", "testvalue")
+    try:
+        assert sc.getLocalProperty("testkey") == "testvalue"
+        rdd = sc.parallelize(range(1), 1)
+        assert rdd.map(lambda _: TaskContext.get().getLocalProperty("testkey")).collect() == [
+            "testvalue"
+        ]
+        assert rdd.map(lambda _: TaskContext.get().getLocalProperty("otherkey")).collect() == [None]
+    finally:
+        sc.setLocalProperty("testkey", None)
+    assert sc.getLocalProperty("testkey") is None
+
+
+# -- status tracker and job groups ------------------------------------------------------
+
+
+def test_status_tracker_reports_finished_jobs_of_a_group(sc: Any) -> None:
+    tracker = sc.statusTracker()
+    sc.setJobGroup("compat-tracked", "a group for the status tracker test")
+    try:
+        assert sc.parallelize(range(10), 3).map(lambda x: (x % 2, x)).reduceByKey(max).count() == 2
+    finally:
+        sc.setJobGroup("compat-other", "after the tracked job")
+    job_ids = tracker.getJobIdsForGroup("compat-tracked")
+    assert len(job_ids) == 1
+    info = tracker.getJobInfo(job_ids[0])
+    assert info.jobId == job_ids[0]
+    assert info.status == "SUCCEEDED"
+    assert len(info.stageIds) == 2
+    result_stage = tracker.getStageInfo(max(info.stageIds))
+    if result_stage is not None:  # PySpark may have forgotten a finished stage already
+        # reduceByKey without numPartitions keeps its parent's partition count.
+        assert result_stage.numTasks == 3
+        assert result_stage.numCompletedTasks == 3
+    assert tracker.getJobIdsForGroup("compat-never-used") == []
+    assert tracker.getJobInfo(10**6) is None
+    assert tracker.getActiveJobsIds() == []
+    assert tracker.getActiveStageIds() == []
+
+
+# -- errors surface in the driver -------------------------------------------------------
+
+
+def _explode_on_seven(x: int) -> int:
+    if x == 7:
+        raise ValueError(f"compat boom at {x}")
+    return x
+
+
+def test_exception_in_a_task_reaches_the_driver_with_the_remote_traceback(sc: Any) -> None:
+    with pytest.raises(Exception) as raised:  # PySpark raises Py4JJavaError
+        sc.parallelize(range(10), 2).map(_explode_on_seven).collect()
+    text = str(raised.value)
+    assert "compat boom at 7" in text
+    assert "ValueError" in text
+    assert "_explode_on_seven" in text  # the remote frame, not only the message
+    # The context stays usable after a failed job.
+    assert sc.parallelize(range(10), 2).map(lambda x: x + 1).sum() == 55
+
+
+def test_stop_iteration_in_user_code_fails_the_task(sc: Any) -> None:
+    def stop(*args: Any) -> Any:
+        raise StopIteration()
+
+    with pytest.raises(Exception, match="StopIteration"):
+        sc.parallelize(range(10)).map(stop).collect()
+    with pytest.raises(Exception, match="StopIteration"):
+        sc.parallelize(range(10)).filter(stop).collect()
+    with pytest.raises(Exception, match="StopIteration"):
+        sc.parallelize(range(10)).reduce(stop)
