@@ -1,0 +1,280 @@
+"""End to end: the sparkctl daemons, status, submit and kill as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+from _cli_harness import (
+    CLI,
+    clean_env,
+    free_port,
+    gone,
+    parse_started,
+    reaped,
+    run_cli,
+    wait_for,
+)
+
+from conftest import CliCluster
+
+TINY_APP = """
+import json, os, sys
+conf = json.loads(os.environ["SPARKCTL_SUBMIT_CONF"])
+name, mode = conf["spark.app.name"], conf["spark.submit.deployMode"]
+print("app", name, conf["spark.master"], mode, sys.argv[1:])
+sys.exit(int(os.environ.get("TINY_EXIT", "0")))
+"""
+
+
+def _json(url: str) -> dict:  # type: ignore[type-arg]
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_status_json_and_table(cli_cluster: CliCluster) -> None:
+    result = run_cli("status", "--master", cli_cluster.master.url, "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "ALIVE" and doc["aliveworkers"] == 1
+    (worker,) = doc["workers"]
+    assert (worker["cores"], worker["memory"], worker["state"]) == (2, 1024, "ALIVE")
+    assert worker["webuiaddress"] == cli_cluster.worker.webui_url
+    # The same document as the master UI's /json (apart from the heartbeat clock).
+    ui = _json(cli_cluster.master.webui_url + "/json")
+    for w in (*ui["workers"], *doc["workers"]):
+        w.pop("lastheartbeat")
+    assert ui == doc
+    table = run_cli("status", "--master", cli_cluster.master.url)
+    assert table.returncode == 0
+    assert "Workers (1)" in table.stdout and worker["id"] in table.stdout
+
+
+def test_pid_and_log_files(cli_cluster: CliCluster) -> None:
+    for role in ("master", "worker"):
+        pid_file = cli_cluster.work_dir / f"sparkctl-{role}.pid"
+        assert pid_file.is_file()
+        assert (cli_cluster.work_dir / f"sparkctl-{role}.log").is_file()
+    assert int((cli_cluster.work_dir / "sparkctl-master.pid").read_text()) == cli_cluster.master.pid
+
+
+def test_second_master_on_busy_port_says_so(cli_cluster: CliCluster, tmp_path: Path) -> None:
+    port = cli_cluster.master.url.rsplit(":", 1)[1]
+    with reaped(tmp_path):
+        result = run_cli(
+            "start-master", "--port", port, "--webui-port", "0", "--work-dir", str(tmp_path)
+        )
+    assert result.returncode != 0
+    assert f"port {port}" in result.stderr and "in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "sparkctl-master.pid").exists()
+
+
+def test_second_master_in_same_work_dir_says_so(cli_cluster: CliCluster) -> None:
+    result = run_cli(
+        "start-master", "--port", "0", "--webui-port", "0", "--work-dir", str(cli_cluster.work_dir)
+    )
+    assert result.returncode != 0
+    assert "already running" in result.stderr
+
+
+def test_client_mode_local_master(tmp_path: Path) -> None:
+    helper = tmp_path / "libs" / "helper_mod.py"
+    helper.parent.mkdir()
+    helper.write_text("VALUE = 'from py-files'\n")
+    app = tmp_path / "app.py"
+    app.write_text("import helper_mod\nprint(helper_mod.VALUE)\n" + TINY_APP)
+    result = run_cli(
+        "submit",
+        "--master",
+        "local[2]",
+        "--name",
+        "tiny",
+        "--py-files",
+        str(helper),
+        str(app),
+        "a",
+        "--b",
+        env=clean_env(TINY_EXIT="3"),
+    )
+    assert result.returncode == 3, result.stderr
+    assert "app tiny local[2] client ['a', '--b']" in result.stdout
+    assert "from py-files" in result.stdout
+
+
+def test_client_mode_app_traceback_exits_nonzero(tmp_path: Path) -> None:
+    app = tmp_path / "boom.py"
+    app.write_text("raise RuntimeError('boom from the app')\n")
+    result = run_cli("submit", "--master", "local", str(app))
+    assert result.returncode == 1
+    assert "RuntimeError: boom from the app" in result.stderr
+
+
+def test_conf_precedence_reaches_the_app(tmp_path: Path) -> None:
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    (conf_dir / "spark-defaults.conf").write_text(
+        "spark.executor.memory 2g\nspark.task.maxFailures 7\nspark.app.name fromfile\n"
+    )
+    app = tmp_path / "show.py"
+    app.write_text("import os; print(os.environ['SPARKCTL_SUBMIT_CONF'])\n")
+    result = run_cli(
+        "submit",
+        "--master",
+        "local[1]",
+        "--conf",
+        "spark.executor.memory=3g",
+        "--executor-memory",
+        "512m",
+        str(app),
+        env=clean_env(SPARK_CONF_DIR=str(conf_dir)),
+    )
+    assert result.returncode == 0, result.stderr
+    conf = json.loads(result.stdout)
+    assert conf["spark.executor.memory"] == "512m"  # flag > --conf > file
+    assert conf["spark.task.maxFailures"] == "7"
+    assert conf["spark.app.name"] == "fromfile"
+
+
+def _driver_state(cluster: CliCluster, driver_id: str) -> str:
+    result = run_cli("status", driver_id, "--master", cluster.master.url, "--json")
+    assert result.returncode == 0, result.stderr
+    return str(json.loads(result.stdout)["state"])
+
+
+def test_cluster_mode_submit_and_status(cli_cluster: CliCluster, tmp_path: Path) -> None:
+    app = tmp_path / "tiny.py"
+    app.write_text(TINY_APP)
+    result = run_cli(
+        "submit",
+        "--master",
+        cli_cluster.master.url,
+        "--deploy-mode",
+        "cluster",
+        "--driver-memory",
+        "256m",
+        str(app),
+        "x",
+    )
+    assert result.returncode == 0, result.stderr
+    driver_id = result.stdout.strip()
+    assert driver_id.startswith("driver-")
+    wait_for(
+        lambda: _driver_state(cli_cluster, driver_id) == "FINISHED", 30, "the driver to finish"
+    )
+    stdout = cli_cluster.work_dir / driver_id / "stdout"
+    assert f"app tiny {cli_cluster.master.url} cluster ['x']" in stdout.read_text()
+    # The worker UI serves that log.
+    url = f"{cli_cluster.worker.webui_url}/log/?driverId={driver_id}&logType=stdout"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert b"app tiny" in response.read()
+
+
+def test_kill_driver(cli_cluster: CliCluster, tmp_path: Path) -> None:
+    app = tmp_path / "sleepy.py"
+    app.write_text("import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n")
+    result = run_cli(
+        "submit",
+        "--master",
+        cli_cluster.master.url,
+        "--deploy-mode",
+        "cluster",
+        "--driver-memory",
+        "256m",
+        str(app),
+    )
+    assert result.returncode == 0, result.stderr
+    driver_id = result.stdout.strip()
+    wait_for(lambda: _driver_state(cli_cluster, driver_id) == "RUNNING", 30, "the driver to run")
+    killed = run_cli("kill", driver_id, "--master", cli_cluster.master.url)
+    assert killed.returncode == 0, killed.stderr
+    wait_for(lambda: _driver_state(cli_cluster, driver_id) == "KILLED", 30, "the driver to die")
+    again = run_cli("kill", driver_id, "--master", cli_cluster.master.url)
+    assert again.returncode == 1 and "already ended" in again.stdout
+
+
+def test_kill_unknown_ids(cli_cluster: CliCluster) -> None:
+    for item in ("driver-19700101000000-9999", "app-19700101000000-9999"):
+        result = run_cli("kill", item, "--master", cli_cluster.master.url)
+        assert result.returncode == 1
+        assert "nothing to kill" in result.stderr
+
+
+def test_daemon_lifecycle_and_stop(tmp_path: Path) -> None:
+    with reaped(tmp_path) as pids:
+        started = run_cli(
+            "start-master", "--port", "0", "--webui-port", "0", "--work-dir", str(tmp_path)
+        )
+        assert started.returncode == 0, started.stderr
+        master = parse_started(started.stdout)
+        pids.append(master.pid)
+        assert _json(master.webui_url + "/json")["status"] == "ALIVE"
+        stopped = run_cli("stop-master", "--work-dir", str(tmp_path))
+        assert stopped.returncode == 0 and f"pid {master.pid}" in stopped.stdout
+        assert gone(master.pid)
+        assert not (tmp_path / "sparkctl-master.pid").exists()
+        again = run_cli("stop-master", "--work-dir", str(tmp_path))
+        assert again.returncode == 0 and "no master is running" in again.stdout
+
+
+def test_stale_pid_file_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "sparkctl-master.pid").write_text(f"{os.getpid()}\n")  # alive, but not a master
+    result = run_cli("stop-master", "--work-dir", str(tmp_path))
+    assert "no master is running" in result.stdout
+    assert not (tmp_path / "sparkctl-master.pid").exists()
+
+
+def test_foreground_master_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *CLI,
+            "start-master",
+            "--foreground",
+            "--port",
+            str(port),
+            "--webui-port",
+            "0",
+            "--work-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+
+        def up() -> bool:
+            return run_cli("status", "--master", f"spark://127.0.0.1:{port}").returncode == 0
+
+        wait_for(up, 30, "the foreground master to answer")
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+        assert process.returncode == 0, output
+        assert "master stopped" in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def test_worker_daemon_unreachable_master(tmp_path: Path) -> None:
+    with reaped(tmp_path):
+        result = run_cli(
+            "start-worker", f"spark://127.0.0.1:{free_port()}", "--work-dir", str(tmp_path)
+        )
+    assert result.returncode == 2
+    assert "cannot reach the master" in result.stderr
+    assert not list(tmp_path.glob("*.pid"))
+
+
+@pytest.mark.parametrize("role", ["master", "worker"])
+def test_start_time_is_reported(cli_cluster: CliCluster, role: str) -> None:
+    log = (cli_cluster.work_dir / f"sparkctl-{role}.log").read_text()
+    assert ("ready in" if role == "master" else "registered in") in log
