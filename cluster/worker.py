@@ -91,6 +91,8 @@ class Worker(RpcEndpoint):
         )
         memory_interval = conf.get_duration("spark.sparkctl.worker.memoryCheckInterval", 1.0)
         self.memory_check_interval = memory_interval or 1.0
+        grace = conf.get_duration("spark.sparkctl.worker.executorStartupGrace", 0.5)
+        self.startup_grace = 0.5 if grace is None else grace
         self.master_ref: RpcEndpointRef | None = None
         self.master_url = ""
         self.master_webui_url = ""
@@ -126,6 +128,7 @@ class Worker(RpcEndpoint):
             pb.KillDriver: self._on_kill_driver,
             pb.ProcessExited: self._on_process_exited,
             pb.MemoryExceeded: self._on_memory_exceeded,
+            pb.ExecutorStartupCheck: self._on_startup_check,
             pb.CleanupWorkDirs: self._on_cleanup,
         }
 
@@ -385,11 +388,21 @@ class Worker(RpcEndpoint):
             return
         self._launch_times.append(time.monotonic() - received)
         self.finished_apps.discard(msg.app_id)
-        runner.state = ES.EXECUTOR_STATE_RUNNING
         self.executors[key] = runner
         if self._monitor is not None:
             self._monitor.watch(("executor", key), process.pid, msg.memory_mb)
         log.info("started executor %s/%d (pid %d)", msg.app_id, msg.executor_id, process.pid)
+        check = pb.ExecutorStartupCheck(app_id=msg.app_id, executor_id=msg.executor_id)
+        if self.startup_grace > 0:
+            later(self.startup_grace, lambda: me.send(check), "executor-startup")
+        else:
+            self._on_startup_check(check, None)
+
+    def _on_startup_check(self, msg: pb.ExecutorStartupCheck, _s: RpcEndpointRef | None) -> None:
+        runner = self.executors.get((msg.app_id, msg.executor_id))
+        if runner is None or runner.stop_reason or runner.state != ES.EXECUTOR_STATE_LAUNCHING:
+            return  # it already ended (and was reported) or is being stopped
+        runner.state = ES.EXECUTOR_STATE_RUNNING
         self._to_master(
             pb.ExecutorStateChanged(
                 app_id=msg.app_id,

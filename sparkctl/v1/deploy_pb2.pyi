@@ -1281,6 +1281,33 @@ class ProcessExited(_message.Message):
 Global___ProcessExited: _TypeAlias = ProcessExited  # noqa: Y015
 
 @_typing.final
+class ExecutorStartupCheck(_message.Message):
+    """Worker: an executor's startup grace is over; if it still runs it is RUNNING.
+    (A process that dies at once never counts as running, so that a crash loop
+    reaches spark.deploy.maxExecutorRetries.)
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    EXECUTOR_ID_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    executor_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        executor_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "executor_id", b"executor_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutorStartupCheck: _TypeAlias = ExecutorStartupCheck  # noqa: Y015
+
+@_typing.final
 class MemoryExceeded(_message.Message):
     """Worker: the memory monitor found a process over its limit."""
 

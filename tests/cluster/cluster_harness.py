@@ -13,7 +13,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from cluster._timers import Ticker
-from cluster.launch import MasterHandle, start_master
+from cluster.launch import MasterHandle, WorkerHandle, start_master, start_worker
 from rpcenv import Conf, RpcEndpoint, RpcEndpointRef, RpcEnv
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -161,6 +161,7 @@ class LocalCluster:
         self.tmp_path = tmp_path
         self.conf = Conf({**LOCAL_CONF, **(conf or {})})
         self.envs: list[RpcEnv] = []
+        self.workers: list[WorkerHandle] = []
         self.master: MasterHandle = start_master(self.conf, "127.0.0.1", 0, tmp_path / "master")
 
     def env(self, client: bool = False) -> RpcEnv:
@@ -183,7 +184,10 @@ class LocalCluster:
             name="test-app", command=pb.Command(argv=["true"]), memory_per_executor_mb=512
         )
         for key, value in description.items():
-            setattr(desc, key, value)
+            if isinstance(value, Message):
+                getattr(desc, key).CopyFrom(value)
+            else:
+                setattr(desc, key, value)
         driver = FakeDriver(self.master.ref, desc)
         env.setup_endpoint("AppClient", driver)
         wait_for(lambda: driver.registered is not None and driver.registered.done(), 5, "app")
@@ -194,7 +198,29 @@ class LocalCluster:
         assert isinstance(reply, api.GetClusterStateResponse)
         return reply
 
+    def real_worker(self, cores: int = 2, memory_mb: int = 2048, name: str = "w") -> WorkerHandle:
+        handle = start_worker(
+            self.conf,
+            [self.master.url],
+            cores,
+            memory_mb,
+            "127.0.0.1",
+            0,
+            self.tmp_path / f"{name}{len(self.workers)}",
+        )
+        self.workers.append(handle)
+        assert handle.wait_registered(5), "worker did not register"
+        return handle
+
+    def restart_master(self) -> MasterHandle:
+        port = self.master.rpc_env.address.port
+        self.master.stop()
+        self.master = start_master(self.conf, "127.0.0.1", port, self.tmp_path / "master")
+        return self.master
+
     def close(self) -> None:
+        for handle in self.workers:
+            handle.stop()
         for env in self.envs:
             env.shutdown()
         self.master.stop()

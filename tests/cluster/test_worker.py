@@ -1,0 +1,333 @@
+"""The Worker endpoint with a real Master over the in-process backend, real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+from collections.abc import Callable
+
+import psutil
+import pytest
+from cluster_harness import LocalCluster, wait_for
+
+from cluster.worker_runners import SUBMIT_CONF_ENV
+from sparkctl.v1 import deploy_pb2 as pb
+from sparkctl.v1 import master_service_pb2 as api
+
+MakeCluster = Callable[..., LocalCluster]
+
+# A stand-in executor: records its arguments and environment, then runs `action`.
+EXECUTOR = """
+import json, os, sys, time, signal
+json.dump({"argv": sys.argv[1:], "env": os.environ.get("FAKE_MARK", ""), "cwd": os.getcwd()},
+          open("args.json", "w"))
+print("executor", sys.argv[1], "up", flush=True)
+action = os.environ.get("FAKE_ACTION", "sleep")
+if action == "crash":
+    print("something broke", file=sys.stderr, flush=True)
+    sys.exit(3)
+if action == "signal":
+    os.kill(os.getpid(), signal.SIGKILL)
+if action == "hog":
+    hog = bytearray(200 * 1024 * 1024)
+    for i in range(0, len(hog), 4096):
+        hog[i] = 1
+if action == "exit0":
+    sys.exit(0)
+time.sleep(120)
+"""
+
+
+def command(action: str = "sleep") -> pb.Command:
+    return pb.Command(
+        argv=[
+            sys.executable,
+            "-c",
+            EXECUTOR,
+            "{{EXECUTOR_ID}}",
+            "{{APP_ID}}",
+            "{{CORES}}",
+            "{{HOSTNAME}}",
+            "{{WORKER_URL}}",
+        ],
+        environment={"FAKE_MARK": "marked", "FAKE_ACTION": action},
+    )
+
+
+def updates(driver, state: int, count: int = 1, timeout: float = 10.0) -> list[pb.ExecutorUpdated]:  # type: ignore[no-untyped-def]
+    return wait_for(
+        lambda: (
+            (u := [m for m in driver.of(pb.ExecutorUpdated) if m.state == state])
+            and len(u) >= count
+            and u
+        ),
+        timeout,
+        f"{count} ExecutorUpdated {pb.ExecutorState.Name(state)}",
+    )
+
+
+def test_worker_registers_and_reports_state(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.real_worker(cores=3, memory_mb=1500)
+    state = c.state()
+    assert [(x.id, x.cores, x.memory_mb) for x in state.workers] == [(w.worker_id, 3, 1500)]
+    reply = w.ref.ask_sync(pb.GetWorkerStateRequest(), 5)
+    assert isinstance(reply, pb.GetWorkerStateResponse)
+    assert reply.worker_id == w.worker_id and reply.master_url == c.master.url
+    assert reply.cores == 3 and reply.cores_used == 0
+
+
+def test_executor_launch_substitutes_and_runs(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.real_worker(cores=2)
+    driver = c.driver(cores_per_executor=2, command=command(), memory_per_executor_mb=256)
+    added = driver.wait_of(pb.ExecutorAdded)[0]
+    updates(driver, pb.EXECUTOR_STATE_RUNNING)
+    exec_dir = w.endpoint.work_dir / driver.app_id / str(added.executor_id)
+    args_file = exec_dir / "args.json"
+    record = wait_for(
+        lambda: (
+            args_file.exists() and args_file.stat().st_size and json.loads(args_file.read_text())
+        )
+    )
+    assert record["argv"] == [
+        str(added.executor_id),
+        driver.app_id,
+        "2",
+        "127.0.0.1",
+        w.url,
+    ]
+    assert record["env"] == "marked"
+    assert pathlib.Path(record["cwd"]) == exec_dir
+    wait_for(lambda: "up" in (exec_dir / "stdout").read_text())
+    assert (exec_dir / "stderr").exists()
+    reply = w.ref.ask_sync(pb.GetWorkerStateRequest(), 5)
+    assert isinstance(reply, pb.GetWorkerStateResponse)
+    assert reply.cores_used == 2 and reply.executors[0].pid > 0
+
+
+def test_crash_reports_exit_code_and_is_replaced(local_cluster: MakeCluster) -> None:
+    c = local_cluster({"spark.deploy.maxExecutorRetries": "100"})
+    c.real_worker(cores=1)
+    driver = c.driver(cores_per_executor=1, command=command("crash"), memory_per_executor_mb=128)
+    failed = updates(driver, pb.EXECUTOR_STATE_FAILED, 2)
+    assert failed[0].exit_status == 3
+    assert "exited with code 3" in failed[0].message and "something broke" in failed[0].message
+    assert len({u.executor_id for u in failed}) == 2  # a replacement was launched
+
+
+def test_death_by_signal_is_negative(local_cluster: MakeCluster) -> None:
+    c = local_cluster({"spark.deploy.maxExecutorRetries": "1"})
+    c.real_worker(cores=1)
+    driver = c.driver(cores_per_executor=1, command=command("signal"), memory_per_executor_mb=128)
+    failed = updates(driver, pb.EXECUTOR_STATE_FAILED)
+    assert failed[0].exit_status == -9 and "SIGKILL" in failed[0].message
+    removed = driver.wait_of(pb.ApplicationRemoved)[0]
+    assert removed.state == pb.APPLICATION_STATE_FAILED
+
+
+def test_max_retries_with_real_processes(local_cluster: MakeCluster) -> None:
+    c = local_cluster({"spark.deploy.maxExecutorRetries": "3"})
+    c.real_worker(cores=2)
+    driver = c.driver(cores_per_executor=1, command=command("crash"), memory_per_executor_mb=128)
+    removed = driver.wait_of(pb.ApplicationRemoved, timeout=20)[0]
+    assert removed.state == pb.APPLICATION_STATE_FAILED
+    assert "maxExecutorRetries=3" in removed.message
+    assert c.state().completed_apps[0].state == pb.APPLICATION_STATE_FAILED
+
+
+def test_app_end_kills_executors_and_cleans_work_dir(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.real_worker(cores=2)
+    driver = c.driver(cores_per_executor=1, command=command(), memory_per_executor_mb=128)
+    updates(driver, pb.EXECUTOR_STATE_RUNNING, 2)
+    pids = [e.pid for e in w.ref.ask_sync(pb.GetWorkerStateRequest(), 5).executors]  # type: ignore[attr-defined]
+    app_dir = w.endpoint.work_dir / driver.app_id
+    assert app_dir.is_dir()
+    driver.master.send(pb.UnregisterApplication(app_id=driver.app_id))
+    wait_for(
+        lambda: (
+            not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
+        )
+    )
+    wait_for(lambda: not app_dir.exists(), what="app work dir removed")
+    reply = w.ref.ask_sync(pb.GetWorkerStateRequest(), 5)
+    assert isinstance(reply, pb.GetWorkerStateResponse)
+    assert reply.cores_used == 0
+    assert {e.state for e in reply.finished_executors} == {pb.EXECUTOR_STATE_KILLED}
+
+
+def test_kill_executors_from_the_driver(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.real_worker(cores=2)
+    driver = c.driver(cores_per_executor=1, command=command(), memory_per_executor_mb=128)
+    running = updates(driver, pb.EXECUTOR_STATE_RUNNING, 2)
+    victim = running[0].executor_id
+    driver.master.ask_sync(pb.KillExecutorsRequest(app_id=driver.app_id, executor_ids=[victim]), 5)
+
+    def finished() -> list[pb.ExecutorRunnerSummary]:
+        reply = w.ref.ask_sync(pb.GetWorkerStateRequest(), 5)
+        assert isinstance(reply, pb.GetWorkerStateResponse)
+        return list(reply.finished_executors)
+
+    done = wait_for(finished)
+    assert [(e.executor_id, e.state) for e in done] == [(victim, pb.EXECUTOR_STATE_KILLED)]
+
+
+def test_memory_limit_stops_executor(local_cluster: MakeCluster) -> None:
+    c = local_cluster(
+        {"spark.sparkctl.worker.memoryCheckInterval": "0.1", "spark.deploy.maxExecutorRetries": "1"}
+    )
+    c.real_worker(cores=1)
+    driver = c.driver(cores_per_executor=1, command=command("hog"), memory_per_executor_mb=64)
+    failed = updates(driver, pb.EXECUTOR_STATE_FAILED, timeout=20)
+    assert "exceeded 64 MiB" in failed[0].message
+
+
+def test_worker_refuses_more_than_its_memory(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.real_worker(cores=4, memory_mb=300)
+    driver = c.driver(cores_per_executor=1, command=command(), memory_per_executor_mb=128)
+    updates(driver, pb.EXECUTOR_STATE_RUNNING, 2)
+    reply = w.ref.ask_sync(pb.GetWorkerStateRequest(), 5)
+    assert isinstance(reply, pb.GetWorkerStateResponse)
+    assert len(reply.executors) == 2 and reply.memory_used_mb == 256
+
+
+def test_cluster_mode_driver_runs_to_finished(
+    local_cluster: MakeCluster, tmp_path: pathlib.Path
+) -> None:
+    c = local_cluster()
+    c.real_worker(cores=2, memory_mb=2048)
+    app = tmp_path / "app.py"
+    app.write_text(
+        "import os, sys, json\n"
+        f"json.dump(json.loads(os.environ[{SUBMIT_CONF_ENV!r}]), open('conf.json', 'w'))\n"
+        "print('args', sys.argv[1:])\n"
+    )
+    submit = c.master.ref.ask_sync(
+        api.SubmitDriverRequest(
+            description=pb.DriverDescription(
+                app_resource=str(app),
+                app_args=["a", "b"],
+                memory_mb=256,
+                conf={"spark.app.name": "t"},
+            )
+        ),
+        5,
+    )
+    assert isinstance(submit, api.SubmitDriverResponse)
+
+    def status() -> api.DriverSummary:
+        reply = c.master.ref.ask_sync(api.GetDriverStatusRequest(driver_id=submit.driver_id), 5)
+        assert isinstance(reply, api.GetDriverStatusResponse)
+        return reply.driver
+
+    wait_for(lambda: status().state == pb.DRIVER_STATE_FINISHED, 15)
+    work = c.workers[0].endpoint.work_dir / submit.driver_id
+    conf = json.loads((work / "conf.json").read_text())
+    assert conf == {
+        "spark.app.name": "t",
+        "spark.master": c.master.url,
+        "spark.submit.deployMode": "cluster",
+    }
+    assert "args ['a', 'b']" in (work / "stdout").read_text()
+
+
+def test_failing_driver_and_kill(local_cluster: MakeCluster, tmp_path: pathlib.Path) -> None:
+    c = local_cluster()
+    c.real_worker(cores=2, memory_mb=2048)
+    bad = tmp_path / "bad.py"
+    bad.write_text("raise SystemExit('bad things')\n")
+    slow = tmp_path / "slow.py"
+    slow.write_text("import time\ntime.sleep(120)\n")
+
+    def submit(path: pathlib.Path) -> str:
+        reply = c.master.ref.ask_sync(
+            api.SubmitDriverRequest(
+                description=pb.DriverDescription(app_resource=str(path), memory_mb=128)
+            ),
+            5,
+        )
+        assert isinstance(reply, api.SubmitDriverResponse)
+        return reply.driver_id
+
+    def driver(driver_id: str) -> api.DriverSummary:
+        reply = c.master.ref.ask_sync(api.GetDriverStatusRequest(driver_id=driver_id), 5)
+        assert isinstance(reply, api.GetDriverStatusResponse)
+        return reply.driver
+
+    failing = submit(bad)
+    wait_for(lambda: driver(failing).state == pb.DRIVER_STATE_FAILED, 15)
+    assert "bad things" in driver(failing).exception
+    running = submit(slow)
+    wait_for(lambda: driver(running).state == pb.DRIVER_STATE_RUNNING, 15)
+    c.master.ref.ask_sync(api.KillDriverRequest(driver_id=running), 5)
+    wait_for(lambda: driver(running).state == pb.DRIVER_STATE_KILLED, 15)
+    missing = submit(tmp_path / "missing.py")
+    wait_for(lambda: driver(missing).state == pb.DRIVER_STATE_ERROR, 15)
+    assert "not a file" in driver(missing).exception
+
+
+def test_worker_stop_kills_its_processes(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.real_worker(cores=2)
+    driver = c.driver(cores_per_executor=1, command=command(), memory_per_executor_mb=128)
+    updates(driver, pb.EXECUTOR_STATE_RUNNING, 2)
+    reply = w.ref.ask_sync(pb.GetWorkerStateRequest(), 5)
+    assert isinstance(reply, pb.GetWorkerStateResponse)
+    pids = [e.pid for e in reply.executors]
+    w.stop()
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_master_restart_workers_reregister(local_cluster: MakeCluster) -> None:
+    c = local_cluster()
+    w = c.real_worker(cores=2)
+    c.restart_master()
+    wait_for(lambda: [x.id for x in c.state().workers] == [w.worker_id], 10, "re-registration")
+
+
+def test_filesystem_recovery_keeps_executors(
+    local_cluster: MakeCluster, tmp_path: pathlib.Path
+) -> None:
+    c = local_cluster(
+        {
+            "spark.deploy.recoveryMode": "FILESYSTEM",
+            "spark.deploy.recoveryDirectory": str(tmp_path / "rec"),
+        }
+    )
+    w = c.real_worker(cores=2)
+    driver = c.driver(cores_per_executor=1, command=command(), memory_per_executor_mb=128)
+    updates(driver, pb.EXECUTOR_STATE_RUNNING, 2)
+    app_id = driver.app_id
+    c.restart_master()
+    state = c.state()
+    assert state.status in (pb.MASTER_STATUS_RECOVERING, pb.MASTER_STATUS_ALIVE)
+    wait_for(lambda: c.state().workers and c.state().workers[0].state == pb.WORKER_STATE_ALIVE, 10)
+    state = wait_for(lambda: (s := c.state()).active_apps and s.active_apps[0].executors and s, 10)
+    assert state.active_apps[0].id == app_id
+    assert {e.worker_id for e in state.active_apps[0].executors} == {w.worker_id}
+    # The driver never re-registers (its connection died with the old Master):
+    # recovery completes after spark.worker.timeout and the app is finished.
+    wait_for(lambda: c.state().status == pb.MASTER_STATUS_ALIVE and not c.state().active_apps, 10)
+    wait_for(lambda: not w.endpoint.executors, 10, "executors of the unrecovered app stopped")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
+def test_bad_master_url_is_a_clear_error(tmp_path: pathlib.Path) -> None:
+    from cluster.launch import start_worker
+    from rpcenv import Conf
+
+    with pytest.raises(ValueError, match="expected spark://host:port"):
+        start_worker(
+            Conf({"spark.rpc.backend": "local"}), ["http://x:1"], 1, 1, "127.0.0.1", 0, tmp_path
+        )
+    with pytest.raises(ValueError, match="--cores"):
+        start_worker(
+            Conf({"spark.rpc.backend": "local"}), ["spark://x:1"], 0, 1, "127.0.0.1", 0, tmp_path
+        )
+    assert os.path.isdir(tmp_path)
