@@ -1,0 +1,213 @@
+"""PySpark compatibility: the SparkContext's life cycle, retries and job cancellation.
+
+These tests create and stop their own SparkContext (only one may be active),
+on ``local[2]`` and on the real cluster. Ported (re-expressed) from the
+behaviours of apache/spark python/pyspark/tests/test_context.py,
+test_taskcontext.py and the doctests of python/pyspark/core/context.py;
+expected values were checked on PySpark 4.x first.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import _compat_support as support
+import pytest
+
+#: A cancelled job must fail in the driver well before its tasks would finish.
+CANCEL_DEADLINE_S = 30.0
+
+
+def test_with_statement_stops_the_context(master: str) -> None:
+    from scheduler import SparkContext
+
+    with SparkContext(conf=support.compat_conf("compat-with").setMaster(master)) as sc:
+        assert sc.parallelize(range(10), 2).count() == 10
+        assert sc.master == master
+        assert sc.appName == "compat-with"
+        assert SparkContext.getOrCreate() is sc
+    # After the block a new context can be made, which proves the old one stopped.
+    with SparkContext(conf=support.compat_conf("compat-with-2").setMaster(master)) as again:
+        assert again.parallelize([1, 2]).sum() == 3
+
+
+def test_with_statement_stops_the_context_on_error(master: str) -> None:
+    from scheduler import SparkContext
+
+    with (
+        pytest.raises(RuntimeError, match="inside the block"),
+        SparkContext(conf=support.compat_conf("compat-with-error").setMaster(master)),
+    ):
+        raise RuntimeError("inside the block")
+    with SparkContext(conf=support.compat_conf("compat-after-error").setMaster(master)) as sc:
+        assert sc.parallelize(range(3)).collect() == [0, 1, 2]
+
+
+def test_only_one_active_context_and_get_or_create(master: str) -> None:
+    from scheduler import SparkConf, SparkContext
+
+    sc = support.new_context(master, "compat-single")
+    try:
+        with pytest.raises(ValueError):
+            SparkContext(conf=support.compat_conf("compat-second").setMaster(master))
+        assert SparkContext.getOrCreate() is sc
+        assert SparkContext.getOrCreate(SparkConf().setMaster(master)) is sc
+    finally:
+        sc.stop()
+    created = SparkContext.getOrCreate(support.compat_conf("compat-created").setMaster(master))
+    try:
+        assert created is not sc
+        assert created.appName == "compat-created"
+        assert created.parallelize(range(4)).count() == 4
+    finally:
+        created.stop()
+
+
+def test_stop_is_idempotent_and_conf_is_kept(master: str) -> None:
+    sc = support.new_context(master, "compat-conf", **{"spark.compat.custom": "42"})
+    try:
+        conf = sc.getConf()
+        assert conf.get("spark.compat.custom") == "42"
+        assert conf.get("spark.app.name") == "compat-conf"
+        assert conf.get("spark.compat.missing") is None
+        assert conf.get("spark.compat.missing", "fallback") == "fallback"
+        assert sc.defaultParallelism == 2
+        assert isinstance(sc.applicationId, str) and sc.applicationId
+        assert sc.startTime > 0
+    finally:
+        sc.stop()
+    sc.stop()
+
+
+def test_set_log_level(master: str) -> None:
+    sc = support.new_context(master, "compat-log-level")
+    try:
+        for level in ("ERROR", "WARN", "INFO", "DEBUG", "OFF", "warn"):
+            sc.setLogLevel(level)
+        with pytest.raises(Exception):  # noqa: B017 - PySpark raises a Py4J error
+            sc.setLogLevel("NOT_A_LEVEL")
+        sc.setLogLevel("ERROR")
+        assert sc.parallelize([1]).count() == 1
+    finally:
+        sc.stop()
+
+
+def test_spark_conf_api() -> None:
+    from scheduler import SparkConf
+
+    conf = SparkConf(loadDefaults=False)
+    assert conf.setMaster("local[3]").setAppName("name") is conf
+    conf.set("spark.executor.memory", "2g").setAll([("spark.a", "1"), ("spark.b", "2")])
+    conf.setIfMissing("spark.a", "overwritten?").setIfMissing("spark.c", "3")
+    assert conf.get("spark.master") == "local[3]"
+    assert conf.get("spark.app.name") == "name"
+    assert conf.get("spark.a") == "1" and conf.get("spark.c") == "3"
+    assert conf.contains("spark.b") and not conf.contains("spark.zzz")
+    assert ("spark.executor.memory", "2g") in conf.getAll()
+    conf.set("spark.int", 5)
+    assert conf.get("spark.int") == "5"
+
+
+def test_attempt_numbers_with_retries(master: str) -> None:
+    from scheduler import TaskContext
+
+    sc = support.new_context(support.retrying_master(master), "compat-attempts")
+    try:
+
+        def fail_first_attempt_of_partition_zero(x: int) -> list[int]:
+            tc = TaskContext.get()
+            if tc.attemptNumber() == 0 and tc.partitionId() == 0:
+                raise RuntimeError("failing on first attempt")
+            return [x, tc.partitionId(), tc.attemptNumber(), tc.taskAttemptId()]
+
+        result = sc.parallelize(range(10), 4).map(fail_first_attempt_of_partition_zero).collect()
+        assert result[0][:3] == [0, 0, 1]
+        assert result[9][:3] == [9, 3, 0]
+        assert all(r[2] == 1 for r in result if r[1] == 0)
+        assert all(r[2] == 0 for r in result if r[1] != 0)
+        assert result[0][3] != result[9][3]
+    finally:
+        sc.stop()
+
+
+def test_accumulators_count_only_successful_attempts(master: str) -> None:
+    from scheduler import TaskContext
+
+    sc = support.new_context(support.retrying_master(master), "compat-acc-retry")
+    try:
+        acc = sc.accumulator(0)
+
+        def add_then_fail_once(it: Any) -> Any:
+            for x in it:
+                acc.add(x)
+            tc = TaskContext.get()
+            if tc.partitionId() == 1 and tc.attemptNumber() == 0:
+                raise RuntimeError("fail after updating the accumulator")
+            yield 1
+
+        assert sc.parallelize(range(1, 11), 2).mapPartitions(add_then_fail_once).sum() == 2
+        assert acc.value == 55
+    finally:
+        sc.stop()
+
+
+def test_a_task_failing_every_attempt_fails_the_job(master: str) -> None:
+    sc = support.new_context(support.retrying_master(master), "compat-poison")
+    try:
+
+        def poison(x: int) -> int:
+            raise ZeroDivisionError(f"poisoned {x}")
+
+        with pytest.raises(Exception, match="poisoned"):
+            sc.parallelize([1], 1).map(poison).collect()
+        assert sc.parallelize(range(5), 2).sum() == 10
+    finally:
+        sc.stop()
+
+
+def test_cancel_job_group(master: str) -> None:
+    sc = support.new_context(master, "compat-cancel")
+    outcome: dict[str, Any] = {}
+
+    def slow(x: int) -> int:
+        deadline = time.monotonic() + CANCEL_DEADLINE_S
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+        return x
+
+    def run_job() -> None:
+        sc.setJobGroup("compat-to-cancel", "a job that the test cancels", True)
+        started = time.monotonic()
+        try:
+            outcome["result"] = sc.parallelize(range(4), 2).map(slow).collect()
+        except Exception as exc:
+            outcome["error"] = exc
+        outcome["seconds"] = time.monotonic() - started
+
+    try:
+        tracker = sc.statusTracker()
+        worker = threading.Thread(target=run_job, daemon=True)
+        worker.start()
+        support.wait_until(
+            lambda: any(
+                tracker.getJobInfo(j) is not None and tracker.getJobInfo(j).status == "RUNNING"
+                for j in tracker.getJobIdsForGroup("compat-to-cancel")
+            ),
+            timeout=20,
+            what="the job of group compat-to-cancel to run",
+        )
+        sc.cancelJobGroup("compat-to-cancel")
+        worker.join(timeout=CANCEL_DEADLINE_S)
+        assert not worker.is_alive(), "the cancelled job did not return"
+        assert "result" not in outcome
+        assert "cancel" in str(outcome["error"]).lower()
+        assert outcome["seconds"] < CANCEL_DEADLINE_S
+        job_ids = tracker.getJobIdsForGroup("compat-to-cancel")
+        assert [tracker.getJobInfo(j).status for j in job_ids] == ["FAILED"]
+        # Jobs of other groups still run.
+        sc.setJobGroup("compat-after-cancel", "after the cancelled group")
+        assert sc.parallelize(range(10), 2).count() == 10
+    finally:
+        sc.stop()
