@@ -118,3 +118,61 @@ def reaped(work_dir: Path) -> Iterator[list[int]]:
                 pids.append(int(pid_file.read_text().strip()))
         for pid in pids:
             kill_tree(pid)
+
+
+@dataclasses.dataclass
+class CliCluster:
+    """A master and one worker daemon sharing a work directory."""
+
+    work_dir: Path
+    master: Daemon
+    worker: Daemon
+
+
+@contextlib.contextmanager
+def daemon_cluster(
+    work: Path, cores: int = 2, memory: str = "1g", env: dict[str, str] | None = None
+) -> Iterator[CliCluster]:
+    """A master and a worker started with `sparkctl start-*`, stopped with `stop-*`.
+
+    On the way out, every executor and driver the daemons started must be gone
+    too; whatever is left is killed by `reaped`.
+    """
+    with reaped(work) as pids:
+        started = run_cli(
+            "start-master",
+            "--port",
+            str(free_port()),
+            "--webui-port",
+            "0",
+            "--work-dir",
+            str(work),
+            env=env,
+        )
+        assert started.returncode == 0, started.stderr + started.stdout
+        master = parse_started(started.stdout)
+        pids.append(master.pid)
+        started = run_cli(
+            "start-worker",
+            master.url,
+            "--cores",
+            str(cores),
+            "--memory",
+            memory,
+            "--webui-port",
+            "0",
+            "--work-dir",
+            str(work),
+            env=env,
+        )
+        assert started.returncode == 0, started.stderr + started.stdout
+        worker = parse_started(started.stdout)
+        pids.append(worker.pid)
+        yield CliCluster(work, master, worker)
+        children: list[psutil.Process] = []
+        for pid in (worker.pid, master.pid):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                children += psutil.Process(pid).children(recursive=True)
+        assert run_cli("stop-worker", "--work-dir", str(work), env=env).returncode == 0
+        assert run_cli("stop-master", "--work-dir", str(work), env=env).returncode == 0
+        wait_for(lambda: all(gone(c.pid) for c in children), 15, "executors and drivers to exit")

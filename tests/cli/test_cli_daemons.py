@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from _cli_harness import (
     CLI,
+    CliCluster,
     clean_env,
     free_port,
     gone,
@@ -20,8 +21,6 @@ from _cli_harness import (
     run_cli,
     wait_for,
 )
-
-from conftest import CliCluster
 
 TINY_APP = """
 import json, os, sys
