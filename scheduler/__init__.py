@@ -1,0 +1,80 @@
+"""scheduler: the driver side of sparkctl, with PySpark's RDD API.
+
+`from scheduler import SparkContext, SparkConf` is all an application needs.
+Names are imported lazily so that executor worker processes, which import
+`scheduler._pyworker`, do not pay for the driver's RpcEnv and gRPC imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scheduler._accumulators import Accumulator, AccumulatorParam
+    from scheduler._aggregation import ResultIterable
+    from scheduler._broadcast import Broadcast
+    from scheduler._context import SparkContext
+    from scheduler._errors import JobCancelledError, JobFailedError, SparkJobError
+    from scheduler._partitioner import Partitioner, portable_hash
+    from scheduler._rdd import RDD
+    from scheduler._sparkconf import SparkConf
+    from scheduler._statcounter import StatCounter
+    from scheduler._status import SparkJobInfo, SparkStageInfo, StatusTracker
+    from scheduler._storagelevel import StorageLevel
+    from scheduler._taskcontext import TaskContext
+
+__all__ = [
+    "RDD",
+    "Accumulator",
+    "AccumulatorParam",
+    "Broadcast",
+    "JobCancelledError",
+    "JobFailedError",
+    "Partitioner",
+    "ResultIterable",
+    "SparkConf",
+    "SparkContext",
+    "SparkJobError",
+    "SparkJobInfo",
+    "SparkStageInfo",
+    "StatCounter",
+    "StatusTracker",
+    "StorageLevel",
+    "TaskContext",
+    "portable_hash",
+]
+
+_WHERE = {
+    "RDD": "_rdd",
+    "Accumulator": "_accumulators",
+    "AccumulatorParam": "_accumulators",
+    "Broadcast": "_broadcast",
+    "JobCancelledError": "_errors",
+    "JobFailedError": "_errors",
+    "Partitioner": "_partitioner",
+    "ResultIterable": "_aggregation",
+    "SparkConf": "_sparkconf",
+    "SparkContext": "_context",
+    "SparkJobError": "_errors",
+    "SparkJobInfo": "_status",
+    "SparkStageInfo": "_status",
+    "StatCounter": "_statcounter",
+    "StatusTracker": "_status",
+    "StorageLevel": "_storagelevel",
+    "TaskContext": "_taskcontext",
+    "portable_hash": "_partitioner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scheduler' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"scheduler.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,268 @@
+"""Aggregation and sorting of one partition within a memory budget.
+
+`ExternalMerger` combines values per key in a dict and, when the process's
+resident memory passes the budget (`spark.python.worker.memory`), spills the
+dict into hash buckets on disk and merges them one bucket at a time at the
+end; `ExternalSorter` sorts in runs and merges spilled runs. Runs inside an
+executor's Python worker; never talks to the network.
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+import os
+import pickle
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import cloudpickle
+
+__all__ = [
+    "SPILL_STATS",
+    "Aggregator",
+    "ExternalGroupBy",
+    "ExternalMerger",
+    "ExternalSorter",
+    "ResultIterable",
+    "dump_chunk",
+    "load_chunks",
+    "used_memory_mb",
+]
+
+#: Bytes spilled to disk by this process (reported with each task's metrics).
+SPILL_STATS: dict[str, int] = {"diskBytesSpilled": 0, "spills": 0}
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+#: Where spill files go: the executor's local dir when running in one.
+SPILL_ROOT: list[str] = []
+
+
+def used_memory_mb() -> float:
+    """Resident memory of this process in MiB."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE / (1 << 20)
+    except OSError:
+        import psutil
+
+        return float(psutil.Process().memory_info().rss) / (1 << 20)
+
+
+def dump_chunk(items: Any, f: Any) -> int:
+    """Append one pickled chunk to file `f`; returns the bytes written."""
+    try:
+        data = pickle.dumps(items, pickle.HIGHEST_PROTOCOL)
+    except Exception:  # lambdas or local classes inside the data
+        data = cloudpickle.dumps(items, pickle.HIGHEST_PROTOCOL)
+    f.write(data)
+    return len(data)
+
+
+def load_chunks(f: Any) -> Iterator[Any]:
+    """The chunks of a file written by `dump_chunk`, in order."""
+    while True:
+        try:
+            yield pickle.load(f)
+        except EOFError:
+            return
+
+
+def _spill_dir() -> str:
+    root = SPILL_ROOT[0] if SPILL_ROOT else None
+    return tempfile.mkdtemp(prefix="spill-", dir=root)
+
+
+class Aggregator:
+    """The three functions of a combineByKey."""
+
+    def __init__(
+        self,
+        createCombiner: Callable[[Any], Any],
+        mergeValue: Callable[[Any, Any], Any],
+        mergeCombiners: Callable[[Any, Any], Any],
+    ) -> None:
+        self.createCombiner = createCombiner
+        self.mergeValue = mergeValue
+        self.mergeCombiners = mergeCombiners
+
+
+class ResultIterable:
+    """The values of one key after groupByKey: iterable, sized."""
+
+    def __init__(self, data: list[Any]) -> None:
+        self.data = data
+        self.index = None
+        self.maxindex = len(data)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+class ExternalMerger:
+    """Combine values by key; spill hash buckets to disk past `memory_limit_mb`.
+
+    Args:
+        aggregator: the combine functions.
+        memory_limit_mb: the resident-memory budget of this process.
+    """
+
+    BATCH = 1000
+    BUCKETS = 59
+
+    def __init__(self, aggregator: Aggregator, memory_limit_mb: float = 512) -> None:
+        self.agg = aggregator
+        self.memory_limit = memory_limit_mb
+        self.data: dict[Any, Any] = {}
+        self.spills = 0
+        self._dir: str | None = None
+
+    def mergeValues(self, iterator: Iterable[Any]) -> None:
+        """Add raw (key, value) pairs."""
+        creator, comb = self.agg.createCombiner, self.agg.mergeValue
+        self._merge(iterator, creator, comb)
+
+    def mergeCombiners(self, iterator: Iterable[Any]) -> None:
+        """Add (key, combiner) pairs produced by mergeValues elsewhere."""
+        self._merge(iterator, None, self.agg.mergeCombiners)
+
+    def _merge(
+        self,
+        iterator: Iterable[Any],
+        creator: Callable[[Any], Any] | None,
+        comb: Callable[[Any, Any], Any],
+    ) -> None:
+        data = self.data
+        count = 0
+        for k, v in iterator:
+            if k in data:
+                data[k] = comb(data[k], v)
+            else:
+                data[k] = creator(v) if creator is not None else v
+            count += 1
+            if count >= self.BATCH:
+                count = 0
+                if used_memory_mb() >= self.memory_limit:
+                    self._spill()
+                    data = self.data
+
+    def _spill(self) -> None:
+        if self._dir is None:
+            self._dir = _spill_dir()
+        buckets: list[list[Any]] = [[] for _ in range(self.BUCKETS)]
+        for item in self.data.items():
+            buckets[hash(item[0]) % self.BUCKETS].append(item)
+        written = 0
+        for i, bucket in enumerate(buckets):
+            if bucket:
+                with open(os.path.join(self._dir, str(i)), "ab") as f:
+                    written += dump_chunk(bucket, f)
+        self.data = {}
+        self.spills += 1
+        SPILL_STATS["diskBytesSpilled"] += written
+        SPILL_STATS["spills"] += 1
+        gc.collect()
+        # Memory freed by Python rarely goes back to the OS: raise the bar so we do not
+        # spill after every batch from here on.
+        self.memory_limit = max(self.memory_limit, used_memory_mb() * 1.05)
+
+    def items(self) -> Iterator[Any]:
+        """The (key, combiner) pairs; merges spilled buckets one at a time."""
+        if not self.spills:
+            return iter(self.data.items())
+        self._spill()
+        return self._merged_items()
+
+    def _merged_items(self) -> Iterator[Any]:
+        assert self._dir is not None
+        comb = self.agg.mergeCombiners
+        try:
+            for i in range(self.BUCKETS):
+                path = os.path.join(self._dir, str(i))
+                if not os.path.exists(path):
+                    continue
+                merged: dict[Any, Any] = {}
+                with open(path, "rb") as f:
+                    for chunk in load_chunks(f):
+                        for k, v in chunk:
+                            merged[k] = comb(merged[k], v) if k in merged else v
+                os.unlink(path)
+                yield from merged.items()
+                del merged
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class ExternalGroupBy(ExternalMerger):
+    """ExternalMerger for groupByKey, whose combiners are lists."""
+
+
+class ExternalSorter:
+    """Sort an iterator in memory, or in spilled sorted runs merged at the end."""
+
+    def __init__(self, memory_limit_mb: float = 512) -> None:
+        self.memory_limit = memory_limit_mb
+
+    def sorted(
+        self,
+        iterator: Iterable[Any],
+        key: Callable[[Any], Any] | None = None,
+        reverse: bool = False,
+    ) -> Iterable[Any]:
+        """The items sorted by `key` (stable)."""
+        runs: list[str] = []
+        spill_dir: str | None = None
+        batch = 1000
+        chunk: list[Any] = []
+        for item in iterator:
+            chunk.append(item)
+            if len(chunk) % batch == 0 and used_memory_mb() > self.memory_limit:
+                if spill_dir is None:
+                    spill_dir = _spill_dir()
+                runs.append(self._spill_run(chunk, key, reverse, spill_dir, len(runs)))
+                chunk = []
+                gc.collect()
+                self.memory_limit = max(self.memory_limit, used_memory_mb() * 1.05)
+        chunk.sort(key=key, reverse=reverse)
+        if not runs:
+            return chunk
+        assert spill_dir is not None
+        runs.append(self._spill_run(chunk, key, reverse, spill_dir, len(runs)))
+        return self._merge_runs(runs, key, reverse, spill_dir)
+
+    @staticmethod
+    def _spill_run(
+        chunk: list[Any],
+        key: Callable[[Any], Any] | None,
+        reverse: bool,
+        spill_dir: str,
+        index: int,
+    ) -> str:
+        chunk.sort(key=key, reverse=reverse)
+        path = os.path.join(spill_dir, f"run-{index}")
+        written = 0
+        with open(path, "wb") as f:
+            for start in range(0, len(chunk), 1000):
+                written += dump_chunk(chunk[start : start + 1000], f)
+        SPILL_STATS["diskBytesSpilled"] += written
+        SPILL_STATS["spills"] += 1
+        return path
+
+    @staticmethod
+    def _merge_runs(
+        runs: list[str], key: Callable[[Any], Any] | None, reverse: bool, spill_dir: str
+    ) -> Iterator[Any]:
+        def read(path: str) -> Iterator[Any]:
+            with open(path, "rb") as f:
+                for chunk in load_chunks(f):
+                    yield from chunk
+
+        try:
+            yield from heapq.merge(*[read(p) for p in runs], key=key, reverse=reverse)
+        finally:
+            shutil.rmtree(spill_dir, ignore_errors=True)

@@ -1,0 +1,666 @@
+"""SparkContext: the driver's entry point (PySpark's API).
+
+It parses the master URL, starts the driver's RpcEnv with the
+"CoarseGrainedScheduler" endpoint, the TaskScheduler and a backend (local[N]
+executor process, or the standalone AppClient), creates RDDs from data and
+files, runs jobs and waits for them, and owns broadcasts, accumulators, job
+groups and local properties. It never computes partitions itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any, ClassVar
+
+from rpcenv import RpcEnv
+from scheduler._accumulators import (
+    COMPLEX_ACCUMULATOR_PARAM,
+    FLOAT_ACCUMULATOR_PARAM,
+    INT_ACCUMULATOR_PARAM,
+    Accumulator,
+    AccumulatorParam,
+)
+from scheduler._broadcast import Broadcast
+from scheduler._driver_endpoint import (
+    ENDPOINT_NAME,
+    LocalBackend,
+    SchedulerEndpoint,
+    local_executor_env,
+)
+from scheduler._errors import JobCancelledError
+from scheduler._rdd import RDD
+from scheduler._sparkconf import SparkConf
+from scheduler._status import JobRecord, JobWaiter, StatusTracker
+from scheduler._taskscheduler import SchedulerSettings, TaskScheduler
+from sparkctl.v1 import scheduler_pb2 as pb
+
+__all__ = ["SparkContext", "parse_master"]
+
+log = logging.getLogger(__name__)
+
+_LOCAL_N = re.compile(r"^local\[(\*|\d+)\]$")
+_LOCAL_N_F = re.compile(r"^local\[(\*|\d+)\s*,\s*(\d+)\]$")
+
+
+def parse_master(master: str) -> tuple[str, int, int | None, list[str]]:
+    """Parse a master URL into (kind, cores, max_failures, master_urls).
+
+    kind is "local" or "standalone".
+
+    Raises:
+        ValueError: naming the URL when it is not one sparkctl understands.
+    """
+    master = master.strip()
+    cpus = os.cpu_count() or 1
+    if master == "local":
+        return "local", 1, None, []
+    match = _LOCAL_N.match(master)
+    if match:
+        n = cpus if match.group(1) == "*" else int(match.group(1))
+        if n < 1:
+            raise ValueError(f"bad master URL {master!r}: the number of cores must be >= 1")
+        return "local", n, None, []
+    match = _LOCAL_N_F.match(master)
+    if match:
+        n = cpus if match.group(1) == "*" else int(match.group(1))
+        if n < 1:
+            raise ValueError(f"bad master URL {master!r}: the number of cores must be >= 1")
+        return "local", n, int(match.group(2)), []
+    if master.startswith("spark://"):
+        urls = []
+        for host_port in master[len("spark://") :].split(","):
+            host_port = host_port.strip()
+            if not re.match(r"^[^:/\s]+:\d+$", host_port):
+                raise ValueError(f"bad master URL {master!r}: expected spark://host:port[,host:port]")
+            urls.append("spark://" + host_port)
+        return "standalone", 0, None, urls
+    raise ValueError(
+        f"bad master URL {master!r}: use local, local[N], local[*], local[N,F] or spark://host:port"
+    )
+
+
+class SparkContext:
+    """The connection to a cluster (or local executors): creates RDDs and runs jobs."""
+
+    _active_spark_context: ClassVar[SparkContext | None] = None
+    _lock: ClassVar[threading.RLock] = threading.RLock()
+
+    def __init__(
+        self,
+        master: str | None = None,
+        appName: str | None = None,
+        sparkHome: str | None = None,
+        pyFiles: list[str] | None = None,
+        environment: dict[str, str] | None = None,
+        batchSize: int = 0,
+        serializer: Any = None,
+        conf: SparkConf | None = None,
+        gateway: Any = None,
+        jsc: Any = None,
+        profiler_cls: Any = None,
+    ) -> None:
+        with SparkContext._lock:
+            active = SparkContext._active_spark_context
+            if active is not None:
+                raise ValueError(
+                    "Cannot run multiple SparkContexts at once; existing "
+                    f"SparkContext(app={active.appName}, master={active.master})"
+                )
+            self._conf = conf.copy() if conf is not None else SparkConf()
+            if master:
+                self._conf.setMaster(master)
+            if appName:
+                self._conf.setAppName(appName)
+            for key, value in (environment or {}).items():
+                self._conf.setExecutorEnv(key, value)
+            if not self._conf.contains("spark.master"):
+                raise ValueError("A master URL must be set in your configuration")
+            if not self._conf.contains("spark.app.name"):
+                raise ValueError("An application name must be set in your configuration")
+            self._conf.to_conf().warn_unknown()
+            SparkContext._active_spark_context = self
+        try:
+            self._start(pyFiles or [])
+        except BaseException:
+            with SparkContext._lock:
+                SparkContext._active_spark_context = None
+            self._teardown()
+            raise
+
+    # -- startup and shutdown -----------------------------------------------------------
+
+    def _start(self, py_files: list[str]) -> None:
+        self.master: str = self._conf.get("spark.master") or ""
+        self.appName: str = self._conf.get("spark.app.name") or ""
+        self.sparkHome = self._conf.get("spark.home")
+        self.startTime = int(time.time() * 1000)
+        self._stopped = False
+        self._rdd_ids = itertools.count()
+        self._shuffle_ids = itertools.count()
+        self._broadcast_ids = itertools.count()
+        self._accumulator_ids = itertools.count()
+        self._ids_lock = threading.Lock()
+        self._persisted: dict[int, RDD] = {}
+        self._broadcasts: dict[int, Broadcast[Any]] = {}
+        self._accumulators: dict[int, Accumulator[Any]] = {}
+        self._jobs: dict[int, JobRecord] = {}
+        self._thread_local = threading.local()
+        self._checkpoint_dir: str | None = None
+        self._env: RpcEnv | None = None
+        self._backend: Any = None
+        self._progress: Any = None
+        self._py_files = list(py_files)
+        kind, cores, max_failures, urls = parse_master(self.master)
+        settings = self._conf.to_conf()
+        sched_settings = SchedulerSettings(
+            max_failures=max_failures or settings.get_int("spark.task.maxFailures") or 4,
+            max_stage_attempts=settings.get_int("spark.stage.maxConsecutiveAttempts") or 4,
+            locality_wait=settings.get_duration("spark.locality.wait") or 0.0,
+            speculation=settings.get_bool("spark.speculation"),
+            speculation_multiplier=settings.get_float("spark.speculation.multiplier") or 1.5,
+            speculation_quantile=settings.get_float("spark.speculation.quantile") or 0.75,
+        )
+        if kind == "local" and max_failures is None and not self._conf.contains("spark.task.maxFailures"):
+            # Spark's local[N] does not retry failed tasks; local[N,F] retries F-1 times.
+            sched_settings.max_failures = 1
+        self._scheduler = TaskScheduler(
+            sched_settings, self._broadcast_bytes, self._apply_accumulators, self._executor_lost
+        )
+        host = self._conf.get("spark.driver.host") or "127.0.0.1"
+        port = int(self._conf.get("spark.driver.port") or "0")
+        env_conf = dict(self._conf.getAll())
+        self._env = RpcEnv.create("sparkDriver", host, port, env_conf)
+        self._local_cores = cores
+        self._kind = kind
+        if kind == "local":
+            self._app_id = f"local-{self.startTime}"
+        else:
+            self._app_id = f"pending-{uuid.uuid4().hex[:8]}"
+        self._endpoint = SchedulerEndpoint(self._scheduler, self._app_id)
+        self._env.setup_endpoint(ENDPOINT_NAME, self._endpoint)
+        address = self._env.address
+        self._driver_url = f"spark://{ENDPOINT_NAME}@{address.host}:{address.port}"
+        executor_env = self._executor_environment()
+        if kind == "local":
+            backend = LocalBackend(
+                self._scheduler, self._driver_url, self._app_id, cores, local_executor_env(executor_env)
+            )
+            self._backend = backend
+            backend.start()
+        else:
+            from scheduler._standalone import StandaloneBackend
+
+            standalone = StandaloneBackend(self, urls, executor_env)
+            self._backend = standalone
+            self._app_id = standalone.start()
+            self._endpoint._app_id = self._app_id
+        self._ticker = threading.Thread(target=self._tick, name="scheduler-ticker", daemon=True)
+        self._ticker.start()
+        if self._conf.to_conf().get_bool("spark.ui.showConsoleProgress", True) and sys.stderr.isatty():
+            from scheduler._progress import ConsoleProgressBar
+
+            self._progress = ConsoleProgressBar(self._scheduler)
+            self._progress.start()
+        level = self._conf.get("spark.log.level")
+        if level:
+            self.setLogLevel(level)
+
+    def _executor_environment(self) -> dict[str, str]:
+        env = {
+            key[len("spark.executorEnv.") :]: value
+            for key, value in self._conf.getAll()
+            if key.startswith("spark.executorEnv.")
+        }
+        env.setdefault("PYTHONHASHSEED", os.environ.get("PYTHONHASHSEED", "0"))
+        local_dir = self._conf.get("spark.local.dir")
+        if local_dir:
+            env["SPARKCTL_LOCAL_DIR"] = local_dir
+        env["SPARKCTL_PYTHON_WORKER_MEMORY_MB"] = str(self._python_worker_memory_mb())
+        return env
+
+    def _tick(self) -> None:
+        while not self._stopped:
+            time.sleep(0.1)
+            try:
+                if self._scheduler.tsms:
+                    self._scheduler.check_speculation()
+            except Exception:
+                log.exception("scheduler tick failed")
+
+    def _executor_lost(self, executor_id: str, reason: str) -> None:
+        backend = self._backend
+        if backend is not None and hasattr(backend, "executor_lost") and not self._stopped:
+            backend.executor_lost(executor_id, reason)
+
+    def stop(self) -> None:
+        """Cancel running jobs, stop the executors and release everything."""
+        with SparkContext._lock:
+            if getattr(self, "_stopped", True):
+                return
+            self._stopped = True
+            try:
+                self.cancelAllJobs()
+            except Exception:
+                log.exception("cancelling jobs on stop failed")
+            self._teardown()
+            if SparkContext._active_spark_context is self:
+                SparkContext._active_spark_context = None
+
+    def _teardown(self) -> None:
+        self._stopped = True
+        progress = getattr(self, "_progress", None)
+        if progress is not None:
+            progress.stop()
+        backend = getattr(self, "_backend", None)
+        if backend is not None:
+            try:
+                backend.stop()
+            except Exception:
+                log.exception("stopping the backend failed")
+        env = getattr(self, "_env", None)
+        if env is not None:
+            env.shutdown()
+        tmp = getattr(self, "_tmp_checkpoint_root", None)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def __enter__(self) -> SparkContext:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __reduce__(self) -> Any:
+        raise RuntimeError(
+            "It appears that you are attempting to reference SparkContext from a broadcast "
+            "variable, action, or transformation. SparkContext can only be used on the driver, "
+            "not in code that it run on workers."
+        )
+
+    @classmethod
+    def getOrCreate(cls, conf: SparkConf | None = None) -> SparkContext:
+        """The active SparkContext, or a new one from `conf`."""
+        with cls._lock:
+            if cls._active_spark_context is None:
+                cls(conf=conf or SparkConf())
+            assert cls._active_spark_context is not None
+            return cls._active_spark_context
+
+    # -- properties ----------------------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        return "3.5.0"
+
+    @property
+    def applicationId(self) -> str:
+        """The application id (local-<ms> or the Master's app id)."""
+        return self._app_id
+
+    @property
+    def uiWebUrl(self) -> str | None:
+        return None
+
+    @property
+    def defaultParallelism(self) -> int:
+        """Default number of partitions: spark.default.parallelism, else the cores."""
+        configured = self._conf.get("spark.default.parallelism")
+        if configured:
+            return int(configured)
+        if self._kind == "local":
+            return self._local_cores
+        with self._scheduler.lock:
+            total = sum(h.cores for h in self._scheduler.executors.values())
+        return max(total, 2)
+
+    @property
+    def defaultMinPartitions(self) -> int:
+        return min(self.defaultParallelism, 2)
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        return {}
+
+    def getConf(self) -> SparkConf:
+        """A copy of this context's configuration."""
+        conf = self._conf.copy()
+        return conf
+
+    def sparkUser(self) -> str:
+        import getpass
+
+        return os.environ.get("SPARK_USER") or getpass.getuser()
+
+    def setLogLevel(self, logLevel: str) -> None:
+        """Set the driver's log level (ALL, DEBUG, INFO, WARN, ERROR, FATAL, OFF)."""
+        levels = {
+            "ALL": logging.NOTSET, "TRACE": logging.DEBUG, "DEBUG": logging.DEBUG,
+            "INFO": logging.INFO, "WARN": logging.WARNING, "WARNING": logging.WARNING,
+            "ERROR": logging.ERROR, "FATAL": logging.CRITICAL, "OFF": logging.CRITICAL + 10,
+        }  # fmt: skip
+        level = levels.get(logLevel.upper())
+        if level is None:
+            raise ValueError(f"bad log level {logLevel!r}: use one of {', '.join(levels)}")
+        for name in ("scheduler", "rpcenv", "py4j"):
+            logging.getLogger(name).setLevel(level)
+
+    def statusTracker(self) -> StatusTracker:
+        """Job and stage progress."""
+        return StatusTracker(self._jobs, self._scheduler)
+
+    # -- ids -----------------------------------------------------------------------------
+
+    def _new_rdd_id(self) -> int:
+        with self._ids_lock:
+            return next(self._rdd_ids)
+
+    def _new_shuffle_id(self) -> int:
+        with self._ids_lock:
+            return next(self._shuffle_ids)
+
+    def _python_worker_memory_mb(self) -> int:
+        size = self._conf.to_conf().get_size("spark.python.worker.memory", unit="m")
+        return max(1, (size or 512 << 20) >> 20)
+
+    # -- local properties and job groups ---------------------------------------------------
+
+    def _local_props(self) -> dict[str, str]:
+        props = getattr(self._thread_local, "props", None)
+        if props is None:
+            props = self._thread_local.props = {}
+        return props  # type: ignore[no-any-return]
+
+    def setLocalProperty(self, key: str, value: str | None) -> None:
+        """A property of jobs started from this thread (None removes it)."""
+        if value is None:
+            self._local_props().pop(key, None)
+        else:
+            self._local_props()[key] = str(value)
+
+    def getLocalProperty(self, key: str) -> str | None:
+        return self._local_props().get(key)
+
+    def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
+        """Put the jobs started from this thread in a group, for cancelJobGroup."""
+        self.setLocalProperty("spark.jobGroup.id", groupId)
+        self.setLocalProperty("spark.job.description", description)
+        self.setLocalProperty("spark.job.interruptOnCancel", str(interruptOnCancel).lower())
+
+    def setJobDescription(self, value: str) -> None:
+        self.setLocalProperty("spark.job.description", value)
+
+    def cancelJobGroup(self, groupId: str) -> None:
+        """Cancel the running jobs of a group."""
+        with self._scheduler.lock:
+            for job in list(self._scheduler.dag.jobs.values()):
+                if job.properties.get("spark.jobGroup.id") == groupId:
+                    self._scheduler.dag.cancel_job(job.id, f"part of cancelled job group {groupId}")
+
+    def cancelAllJobs(self) -> None:
+        """Cancel every running job."""
+        with self._scheduler.lock:
+            for job_id in list(self._scheduler.dag.jobs):
+                self._scheduler.dag.cancel_job(job_id, "because all jobs were cancelled")
+
+    # -- creating RDDs ----------------------------------------------------------------------
+
+    def parallelize(self, c: Iterable[Any], numSlices: int | None = None) -> RDD:
+        """An RDD of a local collection, sliced as PySpark slices it."""
+        from scheduler._rdds import ParallelCollectionRDD, parallelize_slices
+
+        num = int(numSlices) if numSlices is not None else self.defaultParallelism
+        if isinstance(c, range):
+            size = len(c)
+            if size == 0:
+                return self.parallelize([], num)
+            step = c[1] - c[0] if size > 1 else 1
+            start0 = c[0]
+
+            def start_of(split: int) -> int:
+                return start0 + int(split * size / num) * step
+
+            def slice_range(split: int, iterator: Iterator[Any]) -> Iterable[Any]:
+                return range(start_of(split), start_of(split + 1), step)
+
+            return self.parallelize([], num).mapPartitionsWithIndex(slice_range)
+        data = c if hasattr(c, "__len__") and hasattr(c, "__getitem__") else list(c)
+        if not isinstance(data, list):
+            data = list(data)
+        return ParallelCollectionRDD(self, parallelize_slices(data, num))
+
+    def range(
+        self, start: int, end: int | None = None, step: int = 1, numSlices: int | None = None
+    ) -> RDD:
+        """An RDD of range(start, end, step)."""
+        if end is None:
+            end = start
+            start = 0
+        return self.parallelize(range(start, end, step), numSlices)
+
+    def emptyRDD(self) -> RDD:
+        """An RDD with no partitions."""
+        from scheduler._rdds import ParallelCollectionRDD
+
+        return ParallelCollectionRDD(self, [])
+
+    def textFile(self, name: str, minPartitions: int | None = None, use_unicode: bool = True) -> RDD:
+        """Lines of a text file, directory, glob or comma-separated list of them."""
+        from scheduler._files import TextFileRDD
+
+        min_parts = minPartitions if minPartitions is not None else self.defaultMinPartitions
+        return TextFileRDD(self, name, min_parts, use_unicode)
+
+    def wholeTextFiles(
+        self, path: str, minPartitions: int | None = None, use_unicode: bool = True
+    ) -> RDD:
+        """(path, content) for each file under `path`."""
+        from scheduler._files import WholeTextFilesRDD
+
+        min_parts = minPartitions if minPartitions is not None else self.defaultMinPartitions
+        return WholeTextFilesRDD(self, path, min_parts, use_unicode)
+
+    def pickleFile(self, name: str, minPartitions: int | None = None) -> RDD:
+        """An RDD saved with saveAsPickleFile."""
+        from scheduler._files import PickleFileRDD
+
+        return PickleFileRDD(self, name, minPartitions or 0)
+
+    def union(self, rdds: list[RDD]) -> RDD:
+        """The union of several RDDs."""
+        from scheduler._rdds import union_of
+
+        if not rdds:
+            raise ValueError("union needs at least one RDD")
+        rdd = union_of(self, list(rdds))
+        rdd.partitioner = None
+        return rdd
+
+    # -- shared variables -------------------------------------------------------------------
+
+    def broadcast(self, value: Any) -> Broadcast[Any]:
+        """A read-only value shipped once to each executor."""
+        with self._ids_lock:
+            bid = next(self._broadcast_ids)
+        b = Broadcast(self, value, bid)
+        self._broadcasts[bid] = b
+        return b
+
+    def _broadcast_bytes(self, bid: int) -> bytes:
+        b = self._broadcasts.get(bid)
+        if b is None:
+            raise RuntimeError(f"Attempted to use broadcast {bid} after it was destroyed")
+        return b.data()
+
+    def _remove_broadcast(self, bid: int, destroy: bool) -> None:
+        with self._scheduler.lock:
+            for handle in self._scheduler.executors.values():
+                if bid in handle.broadcasts:
+                    handle.broadcasts.discard(bid)
+                    handle.send(pb.RemoveBlocks(broadcast_ids=[bid]))
+            if destroy:
+                self._broadcasts.pop(bid, None)
+
+    def accumulator(self, value: Any, accum_param: AccumulatorParam[Any] | None = None) -> Accumulator[Any]:
+        """An add-only shared variable; tasks add, the driver reads `.value`."""
+        if accum_param is None:
+            if isinstance(value, bool) or not isinstance(value, (int, float, complex)):
+                raise TypeError(f"No default accumulator param for type {type(value)}")
+            if isinstance(value, int):
+                accum_param = INT_ACCUMULATOR_PARAM
+            elif isinstance(value, float):
+                accum_param = FLOAT_ACCUMULATOR_PARAM
+            else:
+                accum_param = COMPLEX_ACCUMULATOR_PARAM
+        with self._ids_lock:
+            aid = next(self._accumulator_ids)
+        acc: Accumulator[Any] = Accumulator(aid, value, accum_param)
+        self._accumulators[aid] = acc
+        return acc
+
+    def _apply_accumulators(self, updates: dict[int, Any]) -> None:
+        for aid, value in updates.items():
+            acc = self._accumulators.get(aid)
+            if acc is not None:
+                acc._value = acc.accum_param.addInPlace(acc._value, value)
+
+    # -- files and checkpoints ------------------------------------------------------------
+
+    def addPyFile(self, path: str) -> None:
+        """Make a .py/.zip importable on executors started from now on."""
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"addPyFile: {path} does not exist")
+        self._py_files.append(os.path.abspath(path))
+
+    def setCheckpointDir(self, dirName: str) -> None:
+        """Where checkpoint() writes RDDs."""
+        path = os.path.join(os.path.abspath(dirName), str(uuid.uuid4()))
+        os.makedirs(path, exist_ok=True)
+        self._checkpoint_dir = path
+
+    def getCheckpointDir(self) -> str | None:
+        return self._checkpoint_dir
+
+    def _unpersist_rdd(self, rdd_id: int, blocking: bool) -> None:
+        self._persisted.pop(rdd_id, None)
+        self._scheduler.forget_rdd(rdd_id)
+        self._scheduler.broadcast_to_executors(pb.RemoveBlocks(rdd_ids=[rdd_id]))
+
+    def getPersistentRDDs(self) -> dict[int, RDD]:
+        return dict(self._persisted)
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def runJob(
+        self,
+        rdd: RDD,
+        partitionFunc: Callable[[Iterator[Any]], Iterable[Any]],
+        partitions: Iterable[int] | None = None,
+        allowLocal: bool = False,
+    ) -> list[Any]:
+        """Run `partitionFunc` on the given partitions; returns all its items as one list."""
+        if partitions is None:
+            parts = list(range(rdd.getNumPartitions()))
+        else:
+            parts = list(partitions)
+        n = rdd.getNumPartitions()
+        for p in parts:
+            if not 0 <= p < n:
+                raise ValueError(f"partition {p} is out of range: the RDD has {n} partitions")
+        mapped = rdd.mapPartitions(partitionFunc)
+        results = self._run_job(mapped, _collect_partition, parts)
+        return [item for chunk in results for item in chunk]
+
+    def _run_job(self, rdd: RDD, func: Callable[[Any, Any], Any], partitions: list[int]) -> list[Any]:
+        if self._stopped:
+            raise RuntimeError("Cannot call methods on a stopped SparkContext")
+        if not partitions:
+            return []
+        waiter = JobWaiter(len(partitions))
+        props = dict(self._local_props())
+        with self._scheduler.lock:
+            job_id = self._scheduler.dag.submit_job(rdd, func, partitions, waiter, props)
+            record = JobRecord(job_id, props.get("spark.jobGroup.id"))
+            record.stage_ids = self._scheduler.dag.job_stage_ids(job_id)
+            self._jobs[job_id] = record
+        try:
+            while not waiter.wait(0.5):
+                if self._stopped:
+                    break
+        except KeyboardInterrupt:
+            with self._scheduler.lock:
+                self._scheduler.dag.cancel_job(job_id, "by KeyboardInterrupt")
+            raise
+        if not waiter.wait(0):
+            record.status = "FAILED"
+            raise JobCancelledError(f"Job {job_id} cancelled because SparkContext was shut down")
+        if waiter.error is not None:
+            record.status = "FAILED"
+            raise waiter.error
+        record.status = "SUCCEEDED"
+        self._after_job(rdd)
+        return waiter.results
+
+    def _after_job(self, rdd: RDD) -> None:
+        """Write the checkpoints that the finished job's lineage asked for."""
+        todo = [rdd]
+        seen: set[int] = set()
+        wanted: list[RDD] = []
+        while todo:
+            current = todo.pop()
+            if current.id() in seen:
+                continue
+            seen.add(current.id())
+            if current._checkpoint_requested and current._checkpoint_rdd is None:
+                wanted.append(current)
+            todo.extend(dep.rdd for dep in current.dependencies)
+        for target in wanted:
+            self._write_checkpoint(target)
+
+    def _write_checkpoint(self, rdd: RDD) -> None:
+        from scheduler._files import PickleFileRDD, write_pickle_partitions
+
+        if self._checkpoint_dir is None:
+            return
+        rdd._checkpoint_requested = False
+        path = os.path.join(self._checkpoint_dir, f"rdd-{rdd.id()}")
+        os.makedirs(path, exist_ok=True)
+        write_pickle_partitions(rdd, path, 1024)
+        rdd._checkpoint_rdd = PickleFileRDD(self, path)
+
+    def show_profiles(self) -> None:
+        """Profiling is not supported; does nothing."""
+
+    def dump_profiles(self, path: str) -> None:
+        """Profiling is not supported; does nothing."""
+
+    def _make_temp_dir(self) -> str:
+        root = getattr(self, "_tmp_checkpoint_root", None)
+        if root is None:
+            root = self._tmp_checkpoint_root = tempfile.mkdtemp(prefix="sparkctl-driver-")
+        return root
+
+    @property
+    def _executor_pids(self) -> list[int]:
+        """Process ids of executors this driver launched itself (local mode)."""
+        backend = self._backend
+        return list(getattr(backend, "pids", []))
+
+
+def _collect_partition(context: Any, iterator: Iterator[Any]) -> list[Any]:
+    return list(iterator)

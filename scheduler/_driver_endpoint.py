@@ -1,0 +1,210 @@
+"""The driver's "CoarseGrainedScheduler" endpoint and the local[N] backend.
+
+The endpoint turns executor messages (registration, batched status updates,
+heartbeats, disconnects) into TaskScheduler calls; it keeps each executor's
+ref from its registration ask, since executors are client-mode envs. The
+local backend starts one executor process with N cores through the same
+`python -m scheduler.executor` path a Worker uses, and replaces it if it
+dies. Nothing here schedules tasks itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from google.protobuf.message import Message
+
+from rpcenv import RpcAddress, RpcCallContext, RpcEndpoint, RpcEndpointRef
+from scheduler._taskscheduler import ExecutorHandle, TaskScheduler
+from sparkctl.v1 import scheduler_pb2 as pb
+
+__all__ = ["LocalBackend", "SchedulerEndpoint", "executor_argv"]
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_NAME = "CoarseGrainedScheduler"
+
+
+def executor_argv(
+    driver_url: str, executor_id: str, hostname: str, cores: str, app_id: str, worker_url: str | None
+) -> list[str]:
+    """The command line of an executor process."""
+    argv = [
+        sys.executable,
+        "-m",
+        "scheduler.executor",
+        "--driver-url",
+        driver_url,
+        "--executor-id",
+        executor_id,
+        "--hostname",
+        hostname,
+        "--cores",
+        cores,
+        "--app-id",
+        app_id,
+    ]
+    if worker_url is not None:
+        argv += ["--worker-url", worker_url]
+    return argv
+
+
+class SchedulerEndpoint(RpcEndpoint):
+    """Where executors register and report."""
+
+    def __init__(self, scheduler: TaskScheduler, app_id: str) -> None:
+        self._scheduler = scheduler
+        self._app_id = app_id
+        self._by_address: dict[RpcAddress, str] = {}
+
+    def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
+        if isinstance(message, pb.RegisterExecutorRequest):
+            ref = context.sender
+            if ref is None:
+                context.reply(pb.RegisterExecutorResponse(accepted=False, reason="ask from an endpoint"))
+                return
+            if message.app_id and message.app_id != self._app_id:
+                reason = f"executor belongs to app {message.app_id}, this driver runs {self._app_id}"
+                context.reply(pb.RegisterExecutorResponse(accepted=False, reason=reason))
+                return
+            handle = ExecutorHandle(
+                executor_id=message.executor_id,
+                host=message.hostname,
+                cores=max(1, message.cores),
+                send=_sender(ref),
+                address=context.sender_address,
+                local_dir=message.local_dir,
+                pid=message.pid,
+            )
+            accepted = self._scheduler.register_executor(handle)
+            if accepted:
+                self._by_address[context.sender_address] = message.executor_id
+                context.reply(pb.RegisterExecutorResponse(accepted=True))
+            else:
+                reason = f"duplicate executor id {message.executor_id}"
+                context.reply(pb.RegisterExecutorResponse(accepted=False, reason=reason))
+            return
+        super().receive_and_reply(message, context)
+
+    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
+        if isinstance(message, pb.StatusUpdates):
+            self._scheduler.status_update(message.executor_id, list(message.statuses))
+        elif isinstance(message, pb.ExecutorHeartbeat):
+            self._scheduler.heartbeat(message.executor_id)
+
+    def on_disconnected(self, address: RpcAddress) -> None:
+        executor_id = self._by_address.pop(address, None)
+        if executor_id is not None:
+            self._scheduler.executor_lost(executor_id, "executor disconnected")
+
+
+def _sender(ref: RpcEndpointRef) -> Any:
+    def send(message: Message) -> None:
+        try:
+            ref.send(message)
+        except Exception as exc:  # the executor is going away; its disconnect follows
+            log.debug("could not send to %s: %s", ref, exc)
+
+    return send
+
+
+class LocalBackend:
+    """local[N]: one executor process with N cores on this machine, restarted if it dies."""
+
+    def __init__(
+        self,
+        scheduler: TaskScheduler,
+        driver_url: str,
+        app_id: str,
+        cores: int,
+        env: dict[str, str],
+        max_restarts: int = 16,
+    ) -> None:
+        self._scheduler = scheduler
+        self._driver_url = driver_url
+        self._app_id = app_id
+        self._cores = cores
+        self._env = env
+        self._max_restarts = max_restarts
+        self._restarts = 0
+        self._next_id = 0
+        self._lock = threading.Lock()
+        self._stopped = False
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Launch the executor and wait until it has registered."""
+        executor_id = self._launch()
+        deadline = time.monotonic() + timeout
+        with self._scheduler.lock:
+            while executor_id not in self._scheduler.executors:
+                proc = self.processes.get(executor_id)
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(
+                        f"the local executor exited with code {proc.returncode} before registering"
+                    )
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError(f"the local executor did not register within {timeout:.0f}s")
+                self._scheduler.executors_changed.wait(min(left, 0.2))
+
+    def _launch(self) -> str:
+        with self._lock:
+            executor_id = str(self._next_id)
+            self._next_id += 1
+            argv = executor_argv(
+                self._driver_url, executor_id, "127.0.0.1", str(self._cores), self._app_id, None
+            )
+            self.processes[executor_id] = subprocess.Popen(argv, env=self._env, stdin=subprocess.DEVNULL)
+            return executor_id
+
+    def executor_lost(self, executor_id: str, reason: str) -> None:
+        """Replace a dead local executor (bounded)."""
+        proc = self.processes.pop(executor_id, None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        if proc is not None:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        if self._stopped or self._restarts >= self._max_restarts:
+            return
+        self._restarts += 1
+        self._launch()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._scheduler.broadcast_to_executors(pb.StopExecutor(reason="application finished"))
+        deadline = time.monotonic() + 5.0
+        for proc in list(self.processes.values()):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self.processes.clear()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes.values()]
+
+
+def local_executor_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment of locally launched executors: the driver's, plus its sys.path."""
+    env = dict(os.environ)
+    env.update(extra)
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    cwd = os.getcwd()
+    if cwd not in paths:
+        paths.insert(0, cwd)
+    existing = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join(paths + ([existing] if existing else []))
+    env.setdefault("PYTHONHASHSEED", os.environ.get("PYTHONHASHSEED", "0"))
+    return env

@@ -1,0 +1,267 @@
+"""The executor process: registers with its driver and runs tasks in Python workers.
+
+It owns a client-mode RpcEnv (no listening port) with the "Executor"
+endpoint, one Python worker process per core (`_pyworker`, spawned at start
+and reused), a local dir for shuffle files, cached blocks and broadcasts
+(removed at exit), and a sender thread that batches status updates. It exits
+when its driver goes away, when the worker given by --worker-url goes away,
+or when told to stop. It never unpickles user code itself: workers do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+import os
+import pickle
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+__all__ = ["main"]
+
+log = logging.getLogger("scheduler.executor")
+
+_HEARTBEAT_SECONDS = 10.0
+
+
+class _Slot:
+    """One Python worker process and the task it runs."""
+
+    def __init__(self, index: int, args: list[str], env: dict[str, str]) -> None:
+        self.index = index
+        self._args = args
+        self._env = env
+        self.task_id: int | None = None
+        self.stages: set[str] = set()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.conn: Connection | None = None
+        self.start()
+
+    def start(self) -> None:
+        parent, child = socket.socketpair()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler._pyworker", str(child.fileno()), *self._args],
+            pass_fds=[child.fileno()],
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+        )
+        child.close()
+        self.conn = Connection(parent.detach())
+        self.stages = set()
+        self.task_id = None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.conn is not None:
+            self.conn.close()
+
+
+class ExecutorRuntime:
+    """Task queue, worker slots and status batching of one executor."""
+
+    def __init__(self, executor_id: str, host: str, cores: int, local_dir: str, memory_mb: float) -> None:
+        self.executor_id = executor_id
+        self.host = host
+        self.local_dir = local_dir
+        self._lock = threading.Lock()
+        self._queue: collections.deque[tuple[int, str, int, int]] = collections.deque()
+        self._payloads: dict[str, bytes] = {}
+        self._statuses: list[Any] = []
+        self._status_cond = threading.Condition()
+        self._stopping = False
+        self.on_statuses: Any = None
+        env = dict(os.environ)
+        env.setdefault("PYTHONHASHSEED", "0")
+        args = [local_dir, executor_id, host, str(memory_mb)]
+        self._slots = [_Slot(i, args, env) for i in range(max(1, cores))]
+        self._free = collections.deque(self._slots)
+        for slot in self._slots:
+            self._start_reader(slot)
+        threading.Thread(target=self._send_loop, name="status-sender", daemon=True).start()
+
+    # -- from the endpoint ----------------------------------------------------------------
+
+    def add_stage(self, key: str, data: bytes) -> None:
+        with self._lock:
+            self._payloads[key] = data
+
+    def launch(self, tasks: list[tuple[int, str, int, int]]) -> None:
+        with self._lock:
+            self._queue.extend(tasks)
+            self._dispatch()
+
+    def kill(self, task_ids: set[int], reason: str) -> None:
+        with self._lock:
+            remaining = [t for t in self._queue if t[0] not in task_ids]
+            dropped = [t[0] for t in self._queue if t[0] in task_ids]
+            self._queue = collections.deque(remaining)
+            victims = [s for s in self._slots if s.task_id in task_ids]
+            for slot in victims:
+                assert slot.task_id is not None
+                dropped.append(slot.task_id)
+                slot.task_id = None
+                slot.kill()  # its reader sees EOF and restarts it
+        for task_id in dropped:
+            self._report(("done", task_id, "KILLED", b"", b"", reason, "", None, 0.0))
+
+    def forget(self, tasksets: list[str], rdd_ids: list[int], broadcast_ids: list[int]) -> None:
+        message = pickle.dumps(("forget", tasksets, rdd_ids, broadcast_ids))
+        with self._lock:
+            for key in tasksets:
+                self._payloads.pop(key, None)
+            for slot in self._slots:
+                slot.stages.difference_update(tasksets)
+                if slot.conn is not None:
+                    try:
+                        slot.conn.send_bytes(message)
+                    except OSError:
+                        pass
+
+    def stop(self) -> None:
+        self._stopping = True
+        with self._status_cond:
+            self._status_cond.notify_all()
+        for slot in self._slots:
+            slot.kill()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Hand queued tasks to free workers (lock held)."""
+        while self._queue and self._free:
+            task_id, key, partition, attempt = self._queue.popleft()
+            slot = self._free.popleft()
+            payload = None
+            if key not in slot.stages:
+                payload = self._payloads.get(key)
+                if payload is None:
+                    self._free.appendleft(slot)
+                    self._report(
+                        ("done", task_id, "FAILED", b"", b"", f"no code for task set {key}", "", None, 0.0)
+                    )
+                    continue
+                slot.stages.add(key)
+            slot.task_id = task_id
+            assert slot.conn is not None
+            try:
+                slot.conn.send_bytes(
+                    pickle.dumps(("task", task_id, key, partition, attempt, payload), 5)
+                )
+            except OSError:
+                pass  # the reader notices the dead worker and reports the task
+
+    def _start_reader(self, slot: _Slot) -> None:
+        threading.Thread(
+            target=self._read_loop, args=(slot,), name=f"worker-{slot.index}", daemon=True
+        ).start()
+
+    def _read_loop(self, slot: _Slot) -> None:
+        conn = slot.conn
+        proc = slot.proc
+        assert conn is not None and proc is not None
+        while True:
+            try:
+                reply = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError):
+                break
+            with self._lock:
+                if slot.task_id == reply[1]:
+                    slot.task_id = None
+                    self._free.append(slot)
+                    self._dispatch()
+                else:
+                    continue  # a killed task's late reply
+            self._report(reply)
+        if self._stopping:
+            return
+        code = proc.wait()
+        with self._lock:
+            lost = slot.task_id
+            slot.task_id = None
+            if slot in self._free:
+                self._free.remove(slot)
+            slot.kill()
+            slot.start()
+            self._free.append(slot)
+            self._start_reader(slot)
+            self._dispatch()
+        if lost is not None:
+            reason = f"Python worker exited unexpectedly (exit code {code})"
+            self._report(("done", lost, "FAILED", b"", b"", reason, "WorkerCrashed", None, 0.0))
+
+    def _report(self, reply: tuple[Any, ...]) -> None:
+        with self._status_cond:
+            self._statuses.append(reply)
+            self._status_cond.notify()
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._status_cond:
+                while not self._statuses and not self._stopping:
+                    self._status_cond.wait()
+                if self._stopping:
+                    return
+                batch, self._statuses = self._statuses, []
+            try:
+                self.on_statuses(batch)
+            except Exception:
+                log.exception("could not send %d status updates", len(batch))
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m scheduler.executor")
+    parser.add_argument("--driver-url", required=True)
+    parser.add_argument("--executor-id", required=True)
+    parser.add_argument("--hostname", required=True)
+    parser.add_argument("--cores", type=int, required=True)
+    parser.add_argument("--app-id", required=True)
+    parser.add_argument("--worker-url", default=None)
+    parser.add_argument("--memory-mb", type=float, default=0)
+    args = parser.parse_args(argv)
+    if args.cores < 1:
+        parser.error(f"--cores must be >= 1, got {args.cores}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run an executor until its driver or worker goes away."""
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = os.environ.get("SPARKCTL_LOCAL_DIR") or os.environ.get("SPARK_LOCAL_DIRS") or None
+    if root:
+        root = root.split(",")[0]
+        os.makedirs(root, exist_ok=True)
+    local_dir = tempfile.mkdtemp(prefix=f"executor-{args.app_id}-{args.executor_id}-", dir=root)
+    worker_memory = float(os.environ.get("SPARKCTL_PYTHON_WORKER_MEMORY_MB", "512"))
+    # Workers start first (in parallel with our gRPC import) so startup stays short.
+    runtime = ExecutorRuntime(args.executor_id, args.hostname, args.cores, local_dir, worker_memory)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        from scheduler._executor_endpoint import run_endpoint
+
+        run_endpoint(args, runtime, done)
+        done.wait()
+    finally:
+        runtime.stop()
+        shutil.rmtree(local_dir, ignore_errors=True)
+    return 0
+
+
+def heartbeat_interval() -> float:
+    return _HEARTBEAT_SECONDS
+

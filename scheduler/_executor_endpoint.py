@@ -1,0 +1,189 @@
+"""The "Executor" endpoint: the executor's side of the driver conversation.
+
+Registers from `on_start` (so the driver keeps a ref back to this client-mode
+env), turns LaunchTasks / KillTasks / RemoveBlocks into calls on the
+ExecutorRuntime, sends batched StatusUpdates and heartbeats, and ends the
+process when the driver or the watched Worker disconnects. It never runs
+tasks on its own thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+
+from google.protobuf.message import Message
+
+from rpcenv import RpcAddress, RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcEnv
+from scheduler._broadcast import broadcast_path
+from scheduler._executor import ExecutorRuntime, heartbeat_interval
+from sparkctl.v1 import scheduler_pb2 as pb
+
+__all__ = ["ExecutorEndpoint", "run_endpoint"]
+
+log = logging.getLogger("scheduler.executor")
+
+_STATES = {
+    "FINISHED": pb.TASK_STATE_FINISHED,
+    "FAILED": pb.TASK_STATE_FAILED,
+    "KILLED": pb.TASK_STATE_KILLED,
+}
+
+
+class ExecutorEndpoint(RpcEndpoint):
+    """Receives work from the driver; reports back through `driver`."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        runtime: ExecutorRuntime,
+        driver: RpcEndpointRef,
+        worker: RpcAddress | None,
+        done: threading.Event,
+    ) -> None:
+        self._args = args
+        self._runtime = runtime
+        self._driver = driver
+        self._worker = worker
+        self._done = done
+
+    def on_start(self) -> None:
+        request = pb.RegisterExecutorRequest(
+            executor_id=self._args.executor_id,
+            hostname=self._args.hostname,
+            cores=self._args.cores,
+            app_id=self._args.app_id,
+            pid=os.getpid(),
+            local_dir=self._runtime.local_dir,
+        )
+        future = self._driver.ask(request, 30.0)
+
+        def registered(f: object) -> None:
+            try:
+                reply = future.result()
+            except Exception as exc:
+                log.error("could not register with the driver: %s", exc)
+                self._done.set()
+                return
+            assert isinstance(reply, pb.RegisterExecutorResponse)
+            if not reply.accepted:
+                log.error("the driver refused this executor: %s", reply.reason)
+                self._done.set()
+
+        future.add_done_callback(registered)
+
+    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
+        if isinstance(message, pb.LaunchTasks):
+            for block in message.broadcasts:
+                path = broadcast_path(self._runtime.local_dir, block.broadcast_id)
+                tmp = path + ".tmp"
+                with open(tmp, "wb") as f:
+                    f.write(block.data)
+                os.replace(tmp, path)
+            for stage in message.stages:
+                self._runtime.add_stage(stage.taskset, stage.data)
+            self._runtime.launch([(t.task_id, t.taskset, t.partition, t.attempt) for t in message.tasks])
+        elif isinstance(message, pb.KillTasks):
+            self._runtime.kill(set(message.task_ids), message.reason)
+        elif isinstance(message, pb.RemoveBlocks):
+            self._remove(message)
+        elif isinstance(message, pb.StopExecutor):
+            self._done.set()
+
+    def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
+        if isinstance(message, pb.StopExecutor):
+            context.reply(pb.RegisterExecutorResponse(accepted=True))
+            self._done.set()
+            return
+        super().receive_and_reply(message, context)
+
+    def _remove(self, message: pb.RemoveBlocks) -> None:
+        local = self._runtime.local_dir
+        prefixes = [f"rdd_{r}_" for r in message.rdd_ids]
+        prefixes += [f"shuffle_{s}_" for s in message.shuffle_ids]
+        names = {f"broadcast_{b}" for b in message.broadcast_ids}
+        if prefixes or names:
+            for name in os.listdir(local):
+                if name in names or name.startswith(tuple(prefixes)):
+                    try:
+                        os.unlink(os.path.join(local, name))
+                    except OSError:
+                        pass
+        self._runtime.forget(list(message.tasksets), list(message.rdd_ids), list(message.broadcast_ids))
+
+    def on_disconnected(self, address: RpcAddress) -> None:
+        if address == self._driver.address:
+            log.warning("driver %s disconnected: exiting", address)
+            self._done.set()
+        elif self._worker is not None and address == self._worker:
+            log.warning("worker %s disconnected: exiting", address)
+            self._done.set()
+
+
+def _status_message(executor_id: str, batch: list[tuple[object, ...]]) -> pb.StatusUpdates:
+    update = pb.StatusUpdates(executor_id=executor_id)
+    for reply in batch:
+        _, task_id, state, result, extra, error, error_type, fetch, seconds = reply
+        status = update.statuses.add(
+            task_id=int(task_id),  # type: ignore[call-overload]
+            state=_STATES[str(state)],
+            result=result,  # type: ignore[arg-type]
+            accumulators=extra,  # type: ignore[arg-type]
+            error=str(error),
+            error_type=str(error_type),
+            run_seconds=float(seconds),  # type: ignore[arg-type]
+        )
+        if fetch is not None:
+            shuffle_id, map_index, exec_id, text = fetch  # type: ignore[misc]
+            status.fetch_failure.shuffle_id = shuffle_id
+            status.fetch_failure.map_index = map_index
+            status.fetch_failure.executor_id = exec_id
+            status.fetch_failure.message = text
+    return update
+
+
+def run_endpoint(args: argparse.Namespace, runtime: ExecutorRuntime, done: threading.Event) -> None:
+    """Connect to the driver (and worker), register, and serve until `done`."""
+    conf = {"spark.rpc.allowInsecure": "true"}
+    env = RpcEnv.create("sparkExecutor", args.hostname, 0, conf, client_mode=True)
+    try:
+        driver = env.endpoint_ref(args.driver_url)
+    except Exception as exc:
+        log.error("cannot reach the driver at %s: %s", args.driver_url, exc)
+        env.shutdown()
+        done.set()
+        return
+    worker_address: RpcAddress | None = None
+    if args.worker_url:
+        try:
+            worker_ref = env.endpoint_ref(args.worker_url)
+            worker_address = worker_ref.address
+        except Exception as exc:
+            log.error("cannot reach the worker at %s: %s", args.worker_url, exc)
+            env.shutdown()
+            done.set()
+            return
+
+    def send(batch: list[tuple[object, ...]]) -> None:
+        driver.send(_status_message(args.executor_id, batch))
+
+    runtime.on_statuses = send
+    endpoint = ExecutorEndpoint(args, runtime, driver, worker_address, done)
+    env.setup_endpoint("Executor", endpoint)
+
+    def heartbeat() -> None:
+        while not done.wait(heartbeat_interval()):
+            try:
+                driver.send(pb.ExecutorHeartbeat(executor_id=args.executor_id))
+            except Exception:
+                pass
+
+    threading.Thread(target=heartbeat, name="heartbeat", daemon=True).start()
+
+    def shutdown_when_done() -> None:
+        done.wait()
+        env.shutdown()
+
+    threading.Thread(target=shutdown_when_done, name="env-shutdown", daemon=True).start()

@@ -1,0 +1,195 @@
+"""The Python worker: a process of its own that runs one task at a time.
+
+An executor starts one worker per core (spawned once, reused for every task,
+like PySpark's python workers) so CPU-bound tasks run truly in parallel. It
+talks to its executor over one inherited socket with framed pickles: the
+executor sends ("task", ...) with the stage's code the first time a worker
+sees that stage; the worker answers ("done", ...). The worker never opens a
+network connection; shuffle outputs and cached blocks are files in the
+executor's local dir.
+
+Run as: python -m scheduler._pyworker FD LOCAL_DIR EXECUTOR_ID HOST MEMORY_MB
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import pickle
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+import cloudpickle
+
+from scheduler import _accumulators, _aggregation, _broadcast
+from scheduler._dag import MapOutput, TaskSetSpec
+from scheduler._shuffle import FetchFailedError, read_shuffle_block, shuffle_file, write_shuffle_output
+from scheduler._taskcontext import TaskContext
+
+__all__ = ["WorkerRuntime", "main"]
+
+#: Bytes of cached partitions a worker keeps deserialized in memory.
+_CACHE_BUDGET = 256 << 20
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return cloudpickle.dumps(value, pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+
+
+class WorkerRuntime:
+    """What tasks in this worker reach through `TaskContext._runtime`."""
+
+    def __init__(self, local_dir: str, executor_id: str, host: str, memory_mb: float) -> None:
+        self.local_dir = local_dir
+        self.executor_id = executor_id
+        self.host = host
+        self.memory_mb = memory_mb
+        self.map_outputs: dict[int, list[MapOutput | None]] = {}
+        self.stored_blocks: list[tuple[int, int]] = []
+        self._cache: collections.OrderedDict[tuple[int, int], tuple[list[Any], int]] = (
+            collections.OrderedDict()
+        )
+        self._cache_bytes = 0
+
+    def read_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[Any]:
+        outputs = self.map_outputs.get(shuffle_id)
+        if outputs is None:
+            raise FetchFailedError(shuffle_id, 0, "", "no map output locations were shipped")
+        return read_shuffle_block(shuffle_id, reduce_id, outputs)
+
+    def block_path(self, rdd_id: int, split: int) -> str:
+        return os.path.join(self.local_dir, f"rdd_{rdd_id}_{split}")
+
+    def get_or_compute(self, rdd: Any, split: int, context: TaskContext) -> list[Any]:
+        """A cached partition: from memory, from the executor's disk, or computed and stored."""
+        key = (rdd.id(), split)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit[0]
+        path = self.block_path(*key)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            values: list[Any] = pickle.loads(data)
+        except FileNotFoundError:
+            values = list(rdd.compute(split, context))
+            data = _dumps(values)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+            self.stored_blocks.append(key)
+        level = rdd._storage_level
+        if level is None or level.useMemory:
+            self._remember(key, values, len(data))
+        return values
+
+    def _remember(self, key: tuple[int, int], values: list[Any], size: int) -> None:
+        self._cache[key] = (values, size)
+        self._cache_bytes += size
+        while self._cache_bytes > _CACHE_BUDGET and len(self._cache) > 1:
+            _, (_, old) = self._cache.popitem(last=False)
+            self._cache_bytes -= old
+
+    def drop_rdds(self, rdd_ids: set[int]) -> None:
+        for key in [k for k in self._cache if k[0] in rdd_ids]:
+            _, size = self._cache.pop(key)
+            self._cache_bytes -= size
+
+
+def _collect_metrics(start: float) -> dict[str, Any]:
+    return {"runSeconds": time.monotonic() - start, **_aggregation.SPILL_STATS}
+
+
+def run_task(
+    runtime: WorkerRuntime, spec: TaskSetSpec, task_id: int, partition: int, attempt: int
+) -> tuple[Any, ...]:
+    """Run one task; returns the ("done", ...) reply."""
+    start = time.monotonic()
+    context = TaskContext(
+        spec.stage_id, partition, attempt, task_id, spec.properties, 1, runtime
+    )
+    TaskContext._set(context)
+    _accumulators.reset_registry()
+    runtime.stored_blocks = []
+    runtime.map_outputs = spec.map_outputs
+    _aggregation.SPILL_STATS["diskBytesSpilled"] = 0
+    _aggregation.SPILL_STATS["spills"] = 0
+    try:
+        iterator = spec.rdd.iterator(partition, context)
+        if spec.shuffle_dep is not None:
+            dep = spec.shuffle_dep
+            path = shuffle_file(runtime.local_dir, dep.shuffle_id, partition, task_id)
+            write_shuffle_output(
+                iterator, dep.partitioner, dep.partitioner.numPartitions, path, runtime.memory_mb
+            )
+            result = _dumps(MapOutput(runtime.executor_id, runtime.host, path))
+        else:
+            assert spec.func is not None
+            result = _dumps(spec.func(context, iterator))
+        extra = _dumps(
+            (_accumulators.collect_updates(), runtime.stored_blocks, _collect_metrics(start))
+        )
+        return ("done", task_id, "FINISHED", result, extra, "", "", None, time.monotonic() - start)
+    except FetchFailedError as exc:
+        fetch = (exc.shuffle_id, exc.map_index, exc.executor_id, exc.message)
+        return ("done", task_id, "FAILED", b"", b"", str(exc), "FetchFailedError", fetch, 0.0)
+    except BaseException as exc:  # the user's code failed: report it, keep the worker
+        text = "".join(traceback.format_exception(exc))
+        kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        return ("done", task_id, "FAILED", b"", b"", text, kind, None, time.monotonic() - start)
+    finally:
+        TaskContext._set(None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve tasks from the executor until it says exit or goes away."""
+    args = sys.argv[1:] if argv is None else argv
+    fd, local_dir, executor_id, host, memory_mb = args[:5]
+    conn = Connection(int(fd))
+    runtime = WorkerRuntime(local_dir, executor_id, host, float(memory_mb))
+    _broadcast.BROADCAST_DIR[:] = [local_dir]
+    _aggregation.SPILL_ROOT[:] = [local_dir]
+    specs: dict[str, TaskSetSpec] = {}
+    while True:
+        try:
+            message = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return
+        kind = message[0]
+        if kind == "task":
+            _, task_id, key, partition, attempt, payload = message
+            if payload is not None:
+                try:
+                    specs[key] = cloudpickle.loads(payload)
+                except BaseException as exc:
+                    text = "".join(traceback.format_exception(exc))
+                    kind_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+                    reply: tuple[Any, ...] = (
+                        "done", task_id, "FAILED", b"", b"",
+                        "could not deserialize the stage's code:\n" + text, kind_name, None, 0.0,
+                    )  # fmt: skip
+                    conn.send_bytes(pickle.dumps(reply))
+                    continue
+            reply = run_task(runtime, specs[key], task_id, partition, attempt)
+            conn.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+        elif kind == "forget":
+            _, tasksets, rdd_ids, broadcast_ids = message
+            for key in tasksets:
+                specs.pop(key, None)
+            runtime.drop_rdds(set(rdd_ids))
+            _broadcast.forget_loaded(list(broadcast_ids))
+        elif kind == "exit":
+            return
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,737 @@
+"""RDD: PySpark's resilient distributed dataset API over a lineage graph.
+
+An RDD knows its partitions, its dependencies and how to compute one
+partition from its parents on an executor. Transformations build new RDDs
+(narrow ones are pipelined into one function chain); actions hand a job to
+the SparkContext. Key-value methods live in `_pairs.py`, the concrete RDD
+kinds in `_rdds.py`. This module never talks to executors itself.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import operator
+import random
+import shlex
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from functools import reduce
+from typing import TYPE_CHECKING, Any
+
+from scheduler._deps import Dependency
+from scheduler._pairs import PairFunctions
+from scheduler._partitioner import Partitioner
+from scheduler._sampling import BernoulliRangeSampler, PartitionSampler
+from scheduler._statcounter import StatCounter
+from scheduler._storagelevel import StorageLevel
+
+if TYPE_CHECKING:
+    from scheduler._context import SparkContext
+    from scheduler._taskcontext import TaskContext
+
+__all__ = ["RDD", "fail_on_stopiteration"]
+
+_REFERENCE_ERROR = (
+    "It appears that you are attempting to broadcast an RDD or reference an RDD from an "
+    "action or transformation. RDD transformations and actions can only be invoked by the "
+    "driver, not inside of other transformations."
+)
+
+
+def fail_on_stopiteration(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap `f` so a StopIteration it raises fails the task instead of ending a loop."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except StopIteration as exc:
+            raise RuntimeError(
+                "Caught StopIteration thrown from user's code; failing the task"
+            ) from exc
+
+    return wrapper
+
+
+class RDD(PairFunctions):
+    """A partitioned collection computed lazily from its lineage."""
+
+    def __init__(self, ctx: SparkContext, deps: list[Dependency]) -> None:
+        self._ctx: SparkContext | None = ctx
+        self._id = ctx._new_rdd_id()
+        self._deps = deps
+        self.partitioner: Partitioner | None = None
+        self._storage_level: StorageLevel | None = None
+        self._name: str | None = None
+        self._checkpoint_rdd: RDD | None = None
+        self._checkpoint_requested = False
+        self._local_checkpoint = False
+
+    # -- lineage (subclasses override) ------------------------------------------------
+
+    def getNumPartitions(self) -> int:
+        """How many partitions this RDD has."""
+        if self._checkpoint_rdd is not None:
+            return self._checkpoint_rdd.getNumPartitions()
+        return self._num_partitions()
+
+    def _num_partitions(self) -> int:
+        raise NotImplementedError
+
+    def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        """Compute one partition on an executor."""
+        raise NotImplementedError
+
+    def _preferred_hosts(self, split: int) -> list[str]:
+        return []
+
+    @property
+    def dependencies(self) -> list[Dependency]:
+        """Dependencies on parent RDDs (one on the checkpoint once checkpointed)."""
+        if self._checkpoint_rdd is not None:
+            from scheduler._deps import OneToOneDependency
+
+            return [OneToOneDependency(self._checkpoint_rdd)]
+        return self._deps
+
+    def iterator(self, split: int, context: TaskContext) -> Iterator[Any]:
+        """The partition's items: from the checkpoint, the cache, or computed."""
+        if self._checkpoint_rdd is not None:
+            return self._checkpoint_rdd.iterator(split, context)
+        if self._storage_level is not None and context._runtime is not None:
+            return iter(context._runtime.get_or_compute(self, split, context))
+        return self.compute(split, context)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_ctx"] = None
+        state["_deps"] = []
+        return state
+
+    # -- identity ---------------------------------------------------------------------
+
+    @property
+    def ctx(self) -> SparkContext:
+        if self._ctx is None:
+            raise RuntimeError(_REFERENCE_ERROR)
+        return self._ctx
+
+    @property
+    def context(self) -> SparkContext:
+        """The SparkContext this RDD was created on."""
+        return self.ctx
+
+    def id(self) -> int:
+        """A unique id for this RDD within its SparkContext."""
+        return self._id
+
+    def name(self) -> str | None:
+        """The name set with `setName`."""
+        return self._name
+
+    def setName(self, name: str) -> RDD:
+        """Name this RDD (shown in the UI)."""
+        self._name = name
+        return self
+
+    def __repr__(self) -> str:
+        label = self._name or type(self).__name__
+        return f"{label}[{self._id}]"
+
+    def toDebugString(self) -> bytes:
+        """A description of the lineage, one RDD per line."""
+        lines: list[str] = []
+
+        def walk(rdd: RDD, depth: int) -> None:
+            lines.append(f"{'  ' * depth}({rdd.getNumPartitions()}) {rdd!r}")
+            for dep in rdd.dependencies:
+                walk(dep.rdd, depth + 1)
+
+        walk(self, 0)
+        return "\n".join(lines).encode()
+
+    # -- persistence ------------------------------------------------------------------
+
+    def cache(self) -> RDD:
+        """Persist with MEMORY_ONLY."""
+        return self.persist(StorageLevel.MEMORY_ONLY)
+
+    def persist(self, storageLevel: StorageLevel = StorageLevel.MEMORY_ONLY) -> RDD:
+        """Keep computed partitions on the executors for later jobs."""
+        self._storage_level = storageLevel
+        self.ctx._persisted[self._id] = self
+        return self
+
+    def unpersist(self, blocking: bool = False) -> RDD:
+        """Forget the cached partitions."""
+        self._storage_level = None
+        self.ctx._unpersist_rdd(self._id, blocking)
+        return self
+
+    @property
+    def is_cached(self) -> bool:
+        return self._storage_level is not None
+
+    def getStorageLevel(self) -> StorageLevel:
+        """The storage level (StorageLevel(False, False, False, False, 1) when not persisted)."""
+        return self._storage_level or StorageLevel(False, False, False, False, 1)
+
+    def checkpoint(self) -> None:
+        """Save this RDD to the checkpoint directory after the next job computes it."""
+        if self.ctx._checkpoint_dir is None:
+            raise RuntimeError("Checkpoint directory has not been set in the SparkContext")
+        self._checkpoint_requested = True
+
+    def localCheckpoint(self) -> None:
+        """Truncate the lineage, keeping the data in the executors' cache."""
+        self._local_checkpoint = True
+        self.persist(StorageLevel.MEMORY_AND_DISK)
+
+    def isCheckpointed(self) -> bool:
+        return self._checkpoint_rdd is not None and not self._local_checkpoint
+
+    def isLocallyCheckpointed(self) -> bool:
+        return self._local_checkpoint
+
+    def getCheckpointFile(self) -> str | None:
+        """Where the checkpoint lives, once written."""
+        path = getattr(self._checkpoint_rdd, "path", None)
+        return str(path) if path is not None else None
+
+    def _memory_limit(self) -> int:
+        return self.ctx._python_worker_memory_mb()
+
+    def _default_reduce_partitions(self) -> int:
+        if self.ctx._conf.contains("spark.default.parallelism"):
+            return self.ctx.defaultParallelism
+        return self.getNumPartitions()
+
+    # -- narrow transformations -------------------------------------------------------
+
+    def mapPartitionsWithIndex(
+        self, f: Callable[[int, Iterator[Any]], Iterable[Any]], preservesPartitioning: bool = False
+    ) -> RDD:
+        """Apply `f(partition_index, iterator)` to each partition."""
+        from scheduler._rdds import MapPartitionsRDD
+
+        return MapPartitionsRDD(self, f, preservesPartitioning)
+
+    def mapPartitions(
+        self, f: Callable[[Iterator[Any]], Iterable[Any]], preservesPartitioning: bool = False
+    ) -> RDD:
+        """Apply `f(iterator)` to each partition."""
+
+        def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
+            return f(iterator)
+
+        return self.mapPartitionsWithIndex(func, preservesPartitioning)
+
+    def mapPartitionsWithSplit(
+        self, f: Callable[[int, Iterator[Any]], Iterable[Any]], preservesPartitioning: bool = False
+    ) -> RDD:
+        """Deprecated name of `mapPartitionsWithIndex`."""
+        return self.mapPartitionsWithIndex(f, preservesPartitioning)
+
+    def map(self, f: Callable[[Any], Any], preservesPartitioning: bool = False) -> RDD:
+        """Apply `f` to each item."""
+        g = fail_on_stopiteration(f)
+
+        def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
+            return map(g, iterator)
+
+        return self.mapPartitionsWithIndex(func, preservesPartitioning)
+
+    def flatMap(self, f: Callable[[Any], Iterable[Any]], preservesPartitioning: bool = False) -> RDD:
+        """Apply `f` to each item and flatten the results."""
+        g = fail_on_stopiteration(f)
+
+        def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
+            return itertools.chain.from_iterable(map(g, iterator))
+
+        return self.mapPartitionsWithIndex(func, preservesPartitioning)
+
+    def filter(self, f: Callable[[Any], bool]) -> RDD:
+        """Keep the items for which `f` is true."""
+        g = fail_on_stopiteration(f)
+
+        def func(iterator: Iterator[Any]) -> Iterable[Any]:
+            return filter(g, iterator)
+
+        return self.mapPartitions(func, True)
+
+    def glom(self) -> RDD:
+        """Each partition as one list."""
+
+        def func(iterator: Iterator[Any]) -> Iterable[Any]:
+            yield list(iterator)
+
+        return self.mapPartitions(func)
+
+    def keyBy(self, f: Callable[[Any], Any]) -> RDD:
+        """Pairs (f(x), x)."""
+        return self.map(lambda x: (f(x), x))
+
+    def sample(self, withReplacement: bool, fraction: float, seed: int | None = None) -> RDD:
+        """A random sample of about `fraction` of the items."""
+        if fraction < 0.0:
+            raise ValueError(f"Negative fraction value: {fraction}")
+        return self.mapPartitionsWithIndex(
+            PartitionSampler(withReplacement, fraction, seed).func, True
+        )
+
+    def randomSplit(self, weights: list[float], seed: int | None = None) -> list[RDD]:
+        """Split randomly by relative `weights`."""
+        if not all(w >= 0 for w in weights):
+            raise ValueError("Weights must be nonnegative")
+        total = float(sum(weights))
+        if total <= 0:
+            raise ValueError("Sum of weights must be positive")
+        bounds = [0.0]
+        for w in weights:
+            bounds.append(bounds[-1] + w / total)
+        if seed is None:
+            seed = random.randint(0, 2**32 - 1)
+        return [
+            self.mapPartitionsWithIndex(BernoulliRangeSampler(lo, hi, seed).func, True)
+            for lo, hi in itertools.pairwise(bounds)
+        ]
+
+    def union(self, other: RDD) -> RDD:
+        """The items of both RDDs (duplicates kept)."""
+        from scheduler._rdds import union_of
+
+        rdd = union_of(self.ctx, [self, other])
+        if self.partitioner == other.partitioner and self.getNumPartitions() == rdd.getNumPartitions():
+            rdd.partitioner = self.partitioner
+        return rdd
+
+    def __add__(self, other: RDD) -> RDD:
+        if not isinstance(other, RDD):
+            raise TypeError
+        return self.union(other)
+
+    def intersection(self, other: RDD) -> RDD:
+        """Distinct items present in both RDDs."""
+        return (
+            self.map(lambda v: (v, None))
+            .cogroup(other.map(lambda v: (v, None)))
+            .filter(lambda k_vs: all(k_vs[1]))
+            .keys()
+        )
+
+    def subtract(self, other: RDD, numPartitions: int | None = None) -> RDD:
+        """Items of this RDD not in `other`."""
+        rdd = other.map(lambda x: (x, True))
+        return self.map(lambda x: (x, True)).subtractByKey(rdd, numPartitions).keys()
+
+    def distinct(self, numPartitions: int | None = None) -> RDD:
+        """Distinct items."""
+        return (
+            self.map(lambda x: (x, None))
+            .reduceByKey(lambda x, _: x, numPartitions)
+            .map(lambda x: x[0])
+        )
+
+    def cartesian(self, other: RDD) -> RDD:
+        """All pairs (a, b) with a in this RDD and b in `other`."""
+        from scheduler._rdds import CartesianRDD
+
+        return CartesianRDD(self, other)
+
+    def groupBy(
+        self,
+        f: Callable[[Any], Any],
+        numPartitions: int | None = None,
+        partitionFunc: Callable[[Any], int] | None = None,
+    ) -> RDD:
+        """Group items by `f(item)`."""
+        return self.map(lambda x: (f(x), x)).groupByKey(numPartitions, partitionFunc)
+
+    def pipe(self, command: str, env: dict[str, str] | None = None, checkCode: bool = False) -> RDD:
+        """Pipe each partition through an external command, one item per line."""
+        argv = shlex.split(command)
+
+        def func(iterator: Iterator[Any]) -> Iterator[str]:
+            proc = subprocess.Popen(
+                argv,
+                env=env or None,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            assert proc.stdin is not None and proc.stdout is not None
+            stdin = proc.stdin
+
+            def feed() -> None:
+                try:
+                    for obj in iterator:
+                        text = obj if isinstance(obj, str) else str(obj)
+                        stdin.write(text.rstrip("\n").encode("utf-8") + b"\n")
+                finally:
+                    stdin.close()
+
+            import threading
+
+            feeder = threading.Thread(target=feed, daemon=True)
+            feeder.start()
+            for line in proc.stdout:
+                yield line.decode("utf-8").rstrip("\n")
+            feeder.join()
+            code = proc.wait()
+            if checkCode and code:
+                raise RuntimeError(f"Pipe function `{command}' exited with error code {code}")
+
+        return self.mapPartitions(func)
+
+    def coalesce(self, numPartitions: int, shuffle: bool = False) -> RDD:
+        """Fewer partitions, by merging neighbours (or by a shuffle)."""
+        if numPartitions <= 0:
+            raise ValueError(f"Number of partitions ({numPartitions}) must be positive.")
+        if shuffle:
+            from scheduler._rdds import round_robin_repartition
+
+            return round_robin_repartition(self, numPartitions)
+        from scheduler._rdds import CoalescedRDD
+
+        return CoalescedRDD(self, numPartitions)
+
+    def repartition(self, numPartitions: int) -> RDD:
+        """Exactly `numPartitions` partitions, through a shuffle."""
+        return self.coalesce(numPartitions, shuffle=True)
+
+    def zip(self, other: RDD) -> RDD:
+        """Pairs of the n-th items of both RDDs (same partitioning required)."""
+        if self.getNumPartitions() != other.getNumPartitions():
+            raise ValueError("Can only zip with RDD which has the same number of partitions")
+        from scheduler._rdds import ZippedRDD
+
+        return ZippedRDD(self, other)
+
+    def zipWithIndex(self) -> RDD:
+        """Pairs (item, index) with indexes in partition order (runs a job when > 1 partition)."""
+        starts = [0]
+        if self.getNumPartitions() > 1:
+            nums = self.mapPartitions(lambda it: [sum(1 for _ in it)]).collect()
+            for i in range(len(nums) - 1):
+                starts.append(starts[-1] + nums[i])
+
+        def func(k: int, iterator: Iterator[Any]) -> Iterator[Any]:
+            for i, v in enumerate(iterator, starts[k]):
+                yield v, i
+
+        return self.mapPartitionsWithIndex(func)
+
+    def zipWithUniqueId(self) -> RDD:
+        """Pairs (item, id): the k-th item of partition i gets i + k * numPartitions."""
+        n = self.getNumPartitions()
+
+        def func(k: int, iterator: Iterator[Any]) -> Iterator[Any]:
+            for i, v in enumerate(iterator):
+                yield v, i * n + k
+
+        return self.mapPartitionsWithIndex(func)
+
+    def sortBy(
+        self,
+        keyfunc: Callable[[Any], Any],
+        ascending: bool = True,
+        numPartitions: int | None = None,
+    ) -> RDD:
+        """Sort by `keyfunc(item)`."""
+        return self.keyBy(keyfunc).sortByKey(ascending, numPartitions).values()
+
+    # -- actions ----------------------------------------------------------------------
+
+    def collect(self) -> list[Any]:
+        """All items, in partition order."""
+        return self.ctx.runJob(self, lambda it: it)
+
+    def toLocalIterator(self, prefetchPartitions: bool = False) -> Iterator[Any]:
+        """Iterate over the items, one partition (one job) at a time."""
+        for split in range(self.getNumPartitions()):
+            yield from self.ctx.runJob(self, lambda it: it, [split])
+
+    def foreach(self, f: Callable[[Any], None]) -> None:
+        """Apply `f` to every item on the executors."""
+        g = fail_on_stopiteration(f)
+
+        def func(iterator: Iterator[Any]) -> Iterable[Any]:
+            for x in iterator:
+                g(x)
+            return iter([])
+
+        self.mapPartitions(func).count()
+
+    def foreachPartition(self, f: Callable[[Iterator[Any]], None]) -> None:
+        """Apply `f` to every partition's iterator on the executors."""
+
+        def func(iterator: Iterator[Any]) -> Iterable[Any]:
+            result = f(iterator)
+            try:
+                return iter(result)  # type: ignore[call-overload]
+            except TypeError:
+                return iter([])
+
+        self.mapPartitions(func).count()
+
+    def reduce(self, f: Callable[[Any, Any], Any]) -> Any:
+        """Reduce the items with a commutative, associative `f`."""
+        g = fail_on_stopiteration(f)
+
+        def func(iterator: Iterator[Any]) -> Iterator[Any]:
+            iterator = iter(iterator)
+            try:
+                initial = next(iterator)
+            except StopIteration:
+                return
+            yield reduce(g, iterator, initial)
+
+        vals = self.mapPartitions(func).collect()
+        if vals:
+            return reduce(g, vals)
+        raise ValueError("Can not reduce() empty RDD")
+
+    def treeReduce(self, f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
+        """`reduce` in a tree (same result)."""
+        if depth < 1:
+            raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
+        return self.reduce(f)
+
+    def fold(self, zeroValue: Any, op: Callable[[Any, Any], Any]) -> Any:
+        """Fold each partition from `zeroValue`, then fold the results."""
+        g = fail_on_stopiteration(op)
+
+        def func(iterator: Iterator[Any]) -> Iterator[Any]:
+            acc = zeroValue
+            for obj in iterator:
+                acc = g(acc, obj)
+            yield acc
+
+        vals = self.mapPartitions(func).collect()
+        return reduce(g, vals, zeroValue)
+
+    def aggregate(
+        self, zeroValue: Any, seqOp: Callable[[Any, Any], Any], combOp: Callable[[Any, Any], Any]
+    ) -> Any:
+        """Aggregate each partition with `seqOp`, then combine with `combOp`."""
+        seq = fail_on_stopiteration(seqOp)
+        comb = fail_on_stopiteration(combOp)
+
+        def func(iterator: Iterator[Any]) -> Iterator[Any]:
+            acc = zeroValue
+            for obj in iterator:
+                acc = seq(acc, obj)
+            yield acc
+
+        vals = self.mapPartitions(func).collect()
+        return reduce(comb, vals, zeroValue)
+
+    def treeAggregate(
+        self,
+        zeroValue: Any,
+        seqOp: Callable[[Any, Any], Any],
+        combOp: Callable[[Any, Any], Any],
+        depth: int = 2,
+    ) -> Any:
+        """`aggregate` in a tree (same result)."""
+        if depth < 1:
+            raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
+        return self.aggregate(zeroValue, seqOp, combOp)
+
+    def max(self, key: Callable[[Any], Any] | None = None) -> Any:
+        """The largest item."""
+        if key is None:
+            return self.reduce(max)
+        return self.reduce(lambda a, b: max(a, b, key=key))
+
+    def min(self, key: Callable[[Any], Any] | None = None) -> Any:
+        """The smallest item."""
+        if key is None:
+            return self.reduce(min)
+        return self.reduce(lambda a, b: min(a, b, key=key))
+
+    def sum(self) -> Any:
+        """The sum of the items."""
+        return self.mapPartitions(lambda x: [sum(x)]).fold(0, operator.add)
+
+    def count(self) -> int:
+        """The number of items."""
+        return int(self.mapPartitions(lambda i: [sum(1 for _ in i)]).sum())
+
+    def countApprox(self, timeout: int, confidence: float = 0.95) -> int:
+        """The count (exact in sparkctl)."""
+        return self.count()
+
+    def sumApprox(self, timeout: int, confidence: float = 0.95) -> float:
+        """The sum (exact in sparkctl)."""
+        return float(self.sum())
+
+    def meanApprox(self, timeout: int, confidence: float = 0.95) -> float:
+        """The mean (exact in sparkctl)."""
+        return self.mean()
+
+    def countApproxDistinct(self, relativeSD: float = 0.05) -> int:
+        """The number of distinct items (exact in sparkctl)."""
+        if relativeSD < 0.000017:
+            raise ValueError("relativeSD should be greater than 0.000017")
+        return self.distinct().count()
+
+    def stats(self) -> StatCounter:
+        """Count, mean, variance, max and min in one pass."""
+
+        def red(left: StatCounter, right: StatCounter) -> StatCounter:
+            return left.mergeStats(right)
+
+        return self.mapPartitions(lambda i: [StatCounter(i)]).reduce(red)  # type: ignore[no-any-return]
+
+    def mean(self) -> float:
+        return self.stats().mean()
+
+    def variance(self) -> float:
+        return self.stats().variance()
+
+    def stdev(self) -> float:
+        return self.stats().stdev()
+
+    def sampleStdev(self) -> float:
+        return self.stats().sampleStdev()
+
+    def sampleVariance(self) -> float:
+        return self.stats().sampleVariance()
+
+    def histogram(self, buckets: int | list[Any] | tuple[Any, ...]) -> tuple[list[Any], list[int]]:
+        """Counts per bucket: `buckets` is a count of even buckets or sorted boundaries."""
+        from scheduler._histogram import histogram
+
+        return histogram(self, buckets)
+
+    def countByValue(self) -> dict[Any, int]:
+        """How often each distinct item occurs."""
+
+        def count_partition(iterator: Iterator[Any]) -> Iterator[dict[Any, int]]:
+            counts: dict[Any, int] = defaultdict(int)
+            for obj in iterator:
+                counts[obj] += 1
+            yield counts
+
+        def merge(m1: dict[Any, int], m2: dict[Any, int]) -> dict[Any, int]:
+            for k, v in m2.items():
+                m1[k] += v
+            return m1
+
+        return self.mapPartitions(count_partition).reduce(merge)  # type: ignore[no-any-return]
+
+    def top(self, num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
+        """The `num` largest items, largest first."""
+
+        def top_iterator(iterator: Iterator[Any]) -> Iterator[list[Any]]:
+            yield heapq.nlargest(num, iterator, key=key)
+
+        def merge(a: list[Any], b: list[Any]) -> list[Any]:
+            return heapq.nlargest(num, a + b, key=key)
+
+        return self.mapPartitions(top_iterator).reduce(merge)  # type: ignore[no-any-return]
+
+    def takeOrdered(self, num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
+        """The `num` smallest items, smallest first."""
+        if num < 0:
+            raise ValueError("top N cannot be negative.")
+        if num == 0 or self.getNumPartitions() == 0:
+            return []
+
+        def merge(a: list[Any], b: list[Any]) -> list[Any]:
+            return heapq.nsmallest(num, a + b, key)
+
+        return self.mapPartitions(lambda it: [heapq.nsmallest(num, it, key)]).reduce(merge)  # type: ignore[no-any-return]
+
+    def take(self, num: int) -> list[Any]:
+        """The first `num` items, scanning as few partitions as it can."""
+        items: list[Any] = []
+        total_parts = self.getNumPartitions()
+        scanned = 0
+        while len(items) < num and scanned < total_parts:
+            to_try = 1
+            if scanned > 0:
+                if not items:
+                    to_try = scanned * 4
+                else:
+                    to_try = int(1.5 * num * scanned / len(items)) - scanned
+                    to_try = min(max(to_try, 1), scanned * 4)
+            left = num - len(items)
+
+            def take_up_to(iterator: Iterator[Any], left: int = left) -> Iterator[Any]:
+                taken = 0
+                iterator = iter(iterator)
+                while taken < left:
+                    try:
+                        yield next(iterator)
+                    except StopIteration:
+                        return
+                    taken += 1
+
+            parts = range(scanned, min(scanned + to_try, total_parts))
+            items += self.ctx.runJob(self, take_up_to, parts)
+            scanned += to_try
+        return items[:num]
+
+    def first(self) -> Any:
+        """The first item."""
+        rs = self.take(1)
+        if rs:
+            return rs[0]
+        raise ValueError("RDD is empty")
+
+    def isEmpty(self) -> bool:
+        """Whether the RDD has no items."""
+        return self.getNumPartitions() == 0 or len(self.take(1)) == 0
+
+    def takeSample(self, withReplacement: bool, num: int, seed: int | None = None) -> list[Any]:
+        """A fixed-size random sample, as a list."""
+        num_stdev = 10.0
+        max_sample_size = sys.maxsize - int(num_stdev * math.sqrt(sys.maxsize))
+        if num < 0:
+            raise ValueError("Sample size cannot be negative.")
+        if num > max_sample_size:
+            raise ValueError(f"Sample size cannot be greater than {max_sample_size}.")
+        if num == 0 or self.getNumPartitions() == 0:
+            return []
+        initial_count = self.count()
+        if initial_count == 0:
+            return []
+        rand = random.Random(seed)
+        if (not withReplacement) and num >= initial_count:
+            samples = self.collect()
+            rand.shuffle(samples)
+            return samples
+        fraction = _fraction_for_sample_size(num, initial_count, withReplacement)
+        samples = self.sample(withReplacement, fraction, seed).collect()
+        while len(samples) < num:
+            seed = rand.randint(0, sys.maxsize)
+            samples = self.sample(withReplacement, fraction, seed).collect()
+        rand.shuffle(samples)
+        return samples[0:num]
+
+    def saveAsTextFile(self, path: str, compressionCodecClass: str | None = None) -> None:
+        """Write one `part-NNNNN` text file per partition under directory `path`."""
+        from scheduler._files import save_as_text_file
+
+        save_as_text_file(self, path, compressionCodecClass)
+
+    def saveAsPickleFile(self, path: str, batchSize: int = 10) -> None:
+        """Write the items as pickled batches, one file per partition (read with pickleFile)."""
+        from scheduler._files import save_as_pickle_file
+
+        save_as_pickle_file(self, path, batchSize)
+
+
+def _fraction_for_sample_size(lower_bound: int, total: int, with_replacement: bool) -> float:
+    fraction = float(lower_bound) / total
+    if with_replacement:
+        num_stdev = 9 if lower_bound < 12 else 5
+        return fraction + num_stdev * math.sqrt(fraction / total)
+    delta = 0.00005
+    gamma = -math.log(delta) / total
+    return min(1.0, fraction + gamma + math.sqrt(gamma * gamma + 2 * gamma * fraction))
+

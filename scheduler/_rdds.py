@@ -1,0 +1,273 @@
+"""The concrete RDD kinds: how each one lays out and computes its partitions.
+
+Partition layouts follow PySpark's exactly (parallelize's batch slicing,
+coalesce's position ranges, partitioner-aware unions), because programs and
+tests observe them through glom, zipWithIndex and friends. `compute` runs on
+executors; everything else runs on the driver. No network I/O here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from scheduler._deps import (
+    Dependency,
+    OneToOneDependency,
+    RangeDependency,
+    SelectDependency,
+    ShuffleDependency,
+)
+from scheduler._partitioner import Partitioner
+from scheduler._rdd import RDD
+
+if TYPE_CHECKING:
+    from scheduler._context import SparkContext
+    from scheduler._taskcontext import TaskContext
+
+__all__ = [
+    "CartesianRDD",
+    "CoalescedRDD",
+    "MapPartitionsRDD",
+    "ParallelCollectionRDD",
+    "PartitionerAwareUnionRDD",
+    "ShuffledRDD",
+    "UnionRDD",
+    "ZippedRDD",
+    "parallelize_slices",
+    "round_robin_repartition",
+    "union_of",
+]
+
+
+def parallelize_slices(data: Sequence[Any], num_slices: int) -> list[list[Any]]:
+    """Slice `data` into `num_slices` lists as PySpark does.
+
+    PySpark cuts the data into batches of max(1, min(len // n, 1024)) items and
+    the JVM then deals whole batches to slices by position, so the layout is
+    by batches, not by items.
+    """
+    if num_slices <= 0:
+        raise ValueError(f"numSlices must be positive, got {num_slices}")
+    batch = max(1, min(len(data) // num_slices, 1024))
+    batches = [data[i : i + batch] for i in range(0, len(data), batch)]
+    count = len(batches)
+    slices: list[list[Any]] = []
+    for i in range(num_slices):
+        start = (i * count) // num_slices
+        end = ((i + 1) * count) // num_slices
+        slices.append([item for b in batches[start:end] for item in b])
+    return slices
+
+
+class ParallelCollectionRDD(RDD):
+    """Data from the driver, already sliced into partitions."""
+
+    def __init__(self, ctx: SparkContext, slices: list[list[Any]]) -> None:
+        super().__init__(ctx, [])
+        self._slices = slices
+
+    def _num_partitions(self) -> int:
+        return len(self._slices)
+
+    def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        return iter(self._slices[split])
+
+
+class MapPartitionsRDD(RDD):
+    """f(split, iterator) over the parent; consecutive ones fuse into one function."""
+
+    def __init__(
+        self,
+        prev: RDD,
+        f: Callable[[int, Iterator[Any]], Iterable[Any]],
+        preserves_partitioning: bool = False,
+    ) -> None:
+        if isinstance(prev, MapPartitionsRDD) and prev._pipelinable():
+            prev_func = prev.func
+
+            def pipeline(split: int, iterator: Iterator[Any]) -> Iterable[Any]:
+                return f(split, iter(prev_func(split, iterator)))
+
+            self.func: Callable[[int, Iterator[Any]], Iterable[Any]] = pipeline
+            self.prev: RDD = prev.prev
+        else:
+            self.func = f
+            self.prev = prev
+        super().__init__(prev.ctx, [OneToOneDependency(self.prev)])
+        self.preservesPartitioning = preserves_partitioning
+        self.partitioner = prev.partitioner if preserves_partitioning else None
+
+    def _pipelinable(self) -> bool:
+        return not (
+            self._storage_level is not None
+            or self._checkpoint_requested
+            or self._checkpoint_rdd is not None
+        )
+
+    def _num_partitions(self) -> int:
+        return self.prev.getNumPartitions()
+
+    def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        return iter(self.func(split, self.prev.iterator(split, context)))
+
+
+class UnionRDD(RDD):
+    """The partitions of several RDDs, one after another."""
+
+    def __init__(self, ctx: SparkContext, rdds: list[RDD]) -> None:
+        deps: list[Dependency] = []
+        self._index: list[tuple[int, int]] = []
+        for i, rdd in enumerate(rdds):
+            n = rdd.getNumPartitions()
+            deps.append(RangeDependency(rdd, 0, len(self._index), n))
+            self._index.extend((i, split) for split in range(n))
+        super().__init__(ctx, deps)
+        self._rdds = rdds
+
+    def _num_partitions(self) -> int:
+        return len(self._index)
+
+    def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        which, parent_split = self._index[split]
+        return self._rdds[which].iterator(parent_split, context)
+
+
+class PartitionerAwareUnionRDD(RDD):
+    """The union of co-partitioned RDDs: partition i is every parent's partition i."""
+
+    def __init__(self, ctx: SparkContext, rdds: list[RDD]) -> None:
+        super().__init__(ctx, [OneToOneDependency(rdd) for rdd in rdds])
+        self._rdds = rdds
+        self.partitioner = rdds[0].partitioner
+
+    def _num_partitions(self) -> int:
+        return self._rdds[0].getNumPartitions()
+
+    def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        return itertools.chain.from_iterable(rdd.iterator(split, context) for rdd in self._rdds)
+
+
+def union_of(ctx: SparkContext, rdds: list[RDD]) -> RDD:
+    """A union, partitioner-aware when every RDD has the same partitioner."""
+    partitioners = [rdd.partitioner for rdd in rdds]
+    first = partitioners[0]
+    if first is not None and all(p == first for p in partitioners):
+        return PartitionerAwareUnionRDD(ctx, rdds)
+    return UnionRDD(ctx, rdds)
+
+
+class ShuffledRDD(RDD):
+    """The parent's pairs redistributed by key with `partitioner` (a stage boundary)."""
+
+    def __init__(self, prev: RDD, partitioner: Partitioner) -> None:
+        ctx = prev.ctx
+        self.shuffle_id = ctx._new_shuffle_id()
+        super().__init__(ctx, [ShuffleDependency(prev, self.shuffle_id, partitioner)])
+        self.partitioner = partitioner
+
+    def _num_partitions(self) -> int:
+        assert self.partitioner is not None
+        return self.partitioner.numPartitions
+
+    def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        if context._runtime is None:
+            raise RuntimeError("a shuffled RDD can only be computed inside a task")
+        return context._runtime.read_shuffle(self.shuffle_id, split)  # type: ignore[no-any-return]
+
+
+class CoalescedRDD(RDD):
+    """Fewer partitions, each a contiguous range of parent partitions (no shuffle)."""
+
+    def __init__(self, prev: RDD, num_partitions: int) -> None:
+        n = prev.getNumPartitions()
+        if num_partitions >= n:
+            groups = [[i] for i in range(n)]
+        else:
+            groups = [
+                list(range((i * n) // num_partitions, ((i + 1) * n) // num_partitions))
+                for i in range(num_partitions)
+            ]
+        super().__init__(prev.ctx, [SelectDependency(prev, groups)])
+        self._prev = prev
+        self._groups = groups
+
+    def _num_partitions(self) -> int:
+        return len(self._groups)
+
+    def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        return itertools.chain.from_iterable(
+            self._prev.iterator(p, context) for p in self._groups[split]
+        )
+
+
+def round_robin_repartition(rdd: RDD, num_partitions: int) -> RDD:
+    """Redistribute items evenly over `num_partitions` through a shuffle, in batches of 10."""
+
+    def distribute(index: int, iterator: Iterator[Any]) -> Iterator[Any]:
+        position = random.Random(index).randrange(num_partitions)
+        batch: list[Any] = []
+        for item in iterator:
+            batch.append(item)
+            if len(batch) == 10:
+                position = (position + 1) % num_partitions
+                yield position, batch
+                batch = []
+        if batch:
+            yield (position + 1) % num_partitions, batch
+
+    def by_position(key: int) -> int:
+        return key
+
+    shuffled = rdd.mapPartitionsWithIndex(distribute).partitionBy(num_partitions, by_position)
+    return shuffled.flatMap(lambda kv: kv[1])
+
+
+class CartesianRDD(RDD):
+    """Every pair of items from two RDDs; partition (i, j) pairs their partitions."""
+
+    def __init__(self, first: RDD, second: RDD) -> None:
+        n1, n2 = first.getNumPartitions(), second.getNumPartitions()
+        deps: list[Dependency] = [
+            SelectDependency(first, [[i // n2] for i in range(n1 * n2)]),
+            SelectDependency(second, [[i % n2] for i in range(n1 * n2)]),
+        ]
+        super().__init__(first.ctx, deps)
+        self._first = first
+        self._second = second
+        self._n2 = n2
+        self._n = n1 * n2
+
+    def _num_partitions(self) -> int:
+        return self._n
+
+    def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        right = list(self._second.iterator(split % self._n2, context))
+        for x in self._first.iterator(split // self._n2, context):
+            for y in right:
+                yield x, y
+
+
+class ZippedRDD(RDD):
+    """Pairs of the n-th items of two equally partitioned RDDs."""
+
+    def __init__(self, first: RDD, second: RDD) -> None:
+        super().__init__(first.ctx, [OneToOneDependency(first), OneToOneDependency(second)])
+        self._first = first
+        self._second = second
+
+    def _num_partitions(self) -> int:
+        return self._first.getNumPartitions()
+
+    def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        marker = object()
+        left = self._first.iterator(split, context)
+        right = self._second.iterator(split, context)
+        for a, b in itertools.zip_longest(left, right, fillvalue=marker):
+            if a is marker or b is marker:
+                raise ValueError(
+                    "Can only zip RDDs with same number of elements in each partition"
+                )
+            yield a, b

@@ -1,0 +1,151 @@
+"""Shuffle files: one data file plus an index per map task, and their readers.
+
+A map task buckets its (key, value) pairs by the partitioner, spilling the
+buckets when the process passes its memory budget, then writes the buckets
+contiguously (pickled chunks) with an index of offsets. A reduce task reads
+its segment of every map output, in map order. Runs in executor workers; a
+missing or unreadable output raises FetchFailedError so the driver can
+recompute it. No network I/O here.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from scheduler._aggregation import SPILL_STATS, dump_chunk, load_chunks, used_memory_mb
+from scheduler._dag import MapOutput
+
+__all__ = ["FetchFailedError", "read_shuffle_block", "write_shuffle_output"]
+
+_CHUNK = 1024
+
+
+class FetchFailedError(Exception):
+    """A reduce task could not read a map output (its executor is gone)."""
+
+    def __init__(self, shuffle_id: int, map_index: int, executor_id: str, message: str) -> None:
+        super().__init__(
+            f"FetchFailed: shuffle {shuffle_id} map {map_index} (executor {executor_id}): {message}"
+        )
+        self.shuffle_id = shuffle_id
+        self.map_index = map_index
+        self.executor_id = executor_id
+        self.message = message
+
+
+def shuffle_file(local_dir: str, shuffle_id: int, map_index: int, attempt: int) -> str:
+    """Where a map task attempt writes its data file (the index is `<path>.index`)."""
+    return os.path.join(local_dir, f"shuffle_{shuffle_id}_{map_index}_{attempt}.data")
+
+
+def write_shuffle_output(
+    items: Iterable[Any],
+    partition_of: Callable[[Any], int],
+    num_partitions: int,
+    path: str,
+    memory_limit_mb: float,
+) -> None:
+    """Bucket `items` (pairs) by `partition_of(key)` and write the data and index files."""
+    buckets: list[list[Any]] = [[] for _ in range(num_partitions)]
+    spilled: list[list[tuple[int, int]]] = [[] for _ in range(num_partitions)]
+    spill_path = path + ".spill"
+    spill_file = None
+    count = 0
+    try:
+        for item in items:
+            buckets[partition_of(item[0])].append(item)
+            count += 1
+            if count % 10000 == 0 and used_memory_mb() > memory_limit_mb:
+                if spill_file is None:
+                    spill_file = open(spill_path, "w+b")  # noqa: SIM115 - closed in finally
+                for r, bucket in enumerate(buckets):
+                    if bucket:
+                        start = spill_file.tell()
+                        written = dump_chunk(bucket, spill_file)
+                        spilled[r].append((start, written))
+                        SPILL_STATS["diskBytesSpilled"] += written
+                        buckets[r] = []
+                SPILL_STATS["spills"] += 1
+                memory_limit_mb = max(memory_limit_mb, used_memory_mb() * 1.05)
+        offsets = array.array("q", [0] * (num_partitions + 1))
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as out:
+            for r in range(num_partitions):
+                offsets[r] = out.tell()
+                if spill_file is not None:
+                    for start, length in spilled[r]:
+                        spill_file.seek(start)
+                        out.write(spill_file.read(length))
+                bucket = buckets[r]
+                for i in range(0, len(bucket), _CHUNK):
+                    dump_chunk(bucket[i : i + _CHUNK], out)
+            offsets[num_partitions] = out.tell()
+        with open(path + ".index.tmp", "wb") as index:
+            index.write(offsets.tobytes())
+        os.replace(path + ".index.tmp", path + ".index")
+        os.replace(tmp, path)
+    finally:
+        if spill_file is not None:
+            spill_file.close()
+            os.unlink(spill_path)
+
+
+def read_shuffle_block(
+    shuffle_id: int, reduce_id: int, outputs: list[MapOutput | None]
+) -> Iterator[Any]:
+    """The pairs of reduce partition `reduce_id`, from every map output in map order.
+
+    Raises:
+        FetchFailedError: an output is missing or its files cannot be read.
+    """
+    for map_index, out in enumerate(outputs):
+        if out is None:
+            raise FetchFailedError(shuffle_id, map_index, "", "map output is missing")
+        try:
+            with open(out.path + ".index", "rb") as index:
+                index.seek(reduce_id * 8)
+                bounds = array.array("q")
+                bounds.frombytes(index.read(16))
+            start, end = bounds[0], bounds[1]
+            if start == end:
+                continue
+            f = open(out.path, "rb")  # noqa: SIM115 - closed below, after the generator drains
+        except (OSError, ValueError, IndexError) as exc:
+            raise FetchFailedError(shuffle_id, map_index, out.executor_id, str(exc)) from None
+        with f:
+            f.seek(start)
+            for chunk in load_chunks(_Bounded(f, end)):
+                yield from chunk
+
+
+class _Bounded:
+    """A file view that ends at `end`, for reading one segment with pickle.load."""
+
+    def __init__(self, f: Any, end: int) -> None:
+        self._f = f
+        self._end = end
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._end - self._f.tell()
+        if left <= 0:
+            return b""
+        if n < 0 or n > left:
+            n = left
+        return self._f.read(n)  # type: ignore[no-any-return]
+
+    def readline(self) -> bytes:
+        left = self._end - self._f.tell()
+        if left <= 0:
+            return b""
+        return self._f.readline(left)  # type: ignore[no-any-return]
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def peek(self, n: int = 0) -> bytes:
+        return b""

@@ -1,0 +1,113 @@
+"""StatCounter: count, mean, variance, min and max of numbers, mergeable.
+
+Uses a running (Welford-style) update so that partial counters computed per
+partition merge exactly on the driver. No I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["StatCounter"]
+
+
+class StatCounter:
+    """Running statistics over a stream of numbers (PySpark's `StatCounter`)."""
+
+    def __init__(self, values: Iterable[Any] | None = None) -> None:
+        self.n = 0
+        self.mu = 0.0
+        self.m2 = 0.0
+        self.maxValue: Any = float("-inf")
+        self.minValue: Any = float("inf")
+        for v in values or ():
+            self.merge(v)
+
+    def merge(self, value: Any) -> StatCounter:
+        """Add one value."""
+        delta = value - self.mu
+        self.n += 1
+        self.mu += delta / self.n
+        self.m2 += delta * (value - self.mu)
+        self.maxValue = max(self.maxValue, value)
+        self.minValue = min(self.minValue, value)
+        return self
+
+    def mergeStats(self, other: StatCounter) -> StatCounter:
+        """Add another counter's values."""
+        if not isinstance(other, StatCounter):
+            raise TypeError(f"Can only merge StatCounter but got {type(other)}")
+        if other is self:
+            return self.mergeStats(other.copy())
+        if self.n == 0:
+            self.mu, self.m2, self.n = other.mu, other.m2, other.n
+            self.maxValue, self.minValue = other.maxValue, other.minValue
+        elif other.n != 0:
+            delta = other.mu - self.mu
+            if other.n * 10 < self.n:
+                self.mu = self.mu + (delta * other.n) / (self.n + other.n)
+            elif self.n * 10 < other.n:
+                self.mu = other.mu - (delta * self.n) / (self.n + other.n)
+            else:
+                self.mu = (self.mu * self.n + other.mu * other.n) / (self.n + other.n)
+            self.maxValue = max(self.maxValue, other.maxValue)
+            self.minValue = min(self.minValue, other.minValue)
+            self.m2 += other.m2 + (delta * delta * self.n * other.n) / (self.n + other.n)
+            self.n += other.n
+        return self
+
+    def copy(self) -> StatCounter:
+        """An independent copy."""
+        clone = StatCounter()
+        clone.n, clone.mu, clone.m2 = self.n, self.mu, self.m2
+        clone.maxValue, clone.minValue = self.maxValue, self.minValue
+        return clone
+
+    def count(self) -> int:
+        return int(self.n)
+
+    def mean(self) -> float:
+        return float(self.mu)
+
+    def sum(self) -> float:
+        return float(self.n * self.mu)
+
+    def min(self) -> Any:
+        return self.minValue
+
+    def max(self) -> Any:
+        return self.maxValue
+
+    def variance(self) -> float:
+        """Population variance (divides by n); NaN when empty."""
+        return float("nan") if self.n == 0 else float(self.m2 / self.n)
+
+    def sampleVariance(self) -> float:
+        """Sample variance (divides by n - 1); NaN with fewer than two values."""
+        return float("nan") if self.n <= 1 else float(self.m2 / (self.n - 1))
+
+    def stdev(self) -> float:
+        return math.sqrt(self.variance())
+
+    def sampleStdev(self) -> float:
+        return math.sqrt(self.sampleVariance())
+
+    def asDict(self, sample: bool = False) -> dict[str, Any]:
+        """The statistics as a dict (sample or population variance)."""
+        return {
+            "count": self.count(),
+            "mean": self.mean(),
+            "sum": self.sum(),
+            "min": self.min(),
+            "max": self.max(),
+            "stdev": self.stdev() if not sample else self.sampleStdev(),
+            "variance": self.variance() if not sample else self.sampleVariance(),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"(count: {self.count()}, mean: {self.mean()}, stdev: {self.stdev()}, "
+            f"max: {self.max()}, min: {self.min()})"
+        )

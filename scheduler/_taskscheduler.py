@@ -1,0 +1,355 @@
+"""TaskScheduler: matches task sets to executor cores and applies task outcomes.
+
+It owns the driver's scheduling lock: user threads submitting or cancelling
+jobs and the "CoarseGrainedScheduler" endpoint delivering status updates all
+enter here, so the DAGScheduler and TaskSetManagers (plain classes) are only
+touched under it. A stage attempt's code is pickled once; an executor gets it
+(and the broadcasts it references) with the first task it runs of that
+attempt, and launches to one executor are batched into one LaunchTasks.
+Sending goes through the `ExecutorHandle.send` callables; nothing here
+blocks on the network.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import pickle
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+from google.protobuf.message import Message
+
+from scheduler._broadcast import collect_broadcast_ids
+from scheduler._dag import DAGScheduler, TaskSet
+from scheduler._rdd import RDD
+from scheduler._tsm import TaskSetManager
+from sparkctl.v1 import scheduler_pb2 as pb
+
+__all__ = ["ExecutorHandle", "SchedulerSettings", "TaskScheduler"]
+
+log = logging.getLogger(__name__)
+
+#: Tasks queued per executor core, so the next task is already there when one ends.
+_SLOTS_PER_CORE = 2
+
+
+@dataclass
+class ExecutorHandle:
+    """What the driver knows about one registered executor."""
+
+    executor_id: str
+    host: str
+    cores: int
+    send: Callable[[Message], None]
+    address: Any = None
+    local_dir: str = ""
+    pid: int = 0
+    free_slots: int = 0
+    running: set[int] = field(default_factory=set)
+    stages: set[str] = field(default_factory=set)
+    broadcasts: set[int] = field(default_factory=set)
+    registered_at: float = field(default_factory=time.time)
+    last_heartbeat: float = field(default_factory=time.monotonic)
+    completed_tasks: int = 0
+    failed_tasks: int = 0
+
+
+@dataclass
+class SchedulerSettings:
+    max_failures: int = 4
+    max_stage_attempts: int = 4
+    locality_wait: float = 3.0
+    speculation: bool = False
+    speculation_multiplier: float = 1.5
+    speculation_quantile: float = 0.75
+
+
+@dataclass
+class _Payload:
+    data: bytes
+    broadcasts: set[int]
+
+
+class TaskScheduler:
+    """The driver's scheduler: DAGScheduler + TaskSetManagers + executors."""
+
+    def __init__(
+        self,
+        settings: SchedulerSettings,
+        broadcast_data: Callable[[int], bytes],
+        apply_accumulators: Callable[[dict[int, Any]], None],
+        on_executor_lost: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.settings = settings
+        self._broadcast_data = broadcast_data
+        self._apply_accumulators = apply_accumulators
+        self._on_executor_lost = on_executor_lost
+        self.executors: dict[str, ExecutorHandle] = {}
+        self.executors_changed = threading.Condition(self.lock)
+        self.tsms: dict[str, TaskSetManager] = {}
+        self._task_owner: dict[int, tuple[TaskSetManager, str]] = {}
+        self._payloads: dict[str, _Payload] = {}
+        self._task_ids = itertools.count()
+        self.cache_locations: dict[tuple[int, int], set[str]] = {}
+        self.metrics: dict[str, float] = {"diskBytesSpilled": 0, "spills": 0, "tasks": 0}
+        self.dag = DAGScheduler(self, settings.max_stage_attempts, self._cached_on)
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+    # -- DAGScheduler sink -------------------------------------------------------------
+
+    def submit_task_set(self, task_set: TaskSet) -> None:
+        with collect_broadcast_ids() as tracked:
+            data = cloudpickle.dumps(task_set.spec, pickle.HIGHEST_PROTOCOL)
+        self._payloads[task_set.key] = _Payload(data, tracked.ids)
+        now = time.monotonic()
+        tsm = TaskSetManager(
+            task_set,
+            self.settings.max_failures,
+            self.settings.locality_wait,
+            self.settings.speculation,
+            self.settings.speculation_multiplier,
+            self.settings.speculation_quantile,
+            now,
+        )
+        self.tsms[task_set.key] = tsm
+        self._emit("stage_submitted", {"stage_id": task_set.stage_id, "attempt": task_set.attempt,
+                                       "num_tasks": len(task_set.partitions), "job_id": task_set.job_id})
+        self.revive()
+
+    def cancel_stage(self, stage_id: int, reason: str) -> None:
+        for key, tsm in list(self.tsms.items()):
+            if tsm.task_set.stage_id != stage_id:
+                continue
+            victims = tsm.abort(reason)
+            self._kill(victims, reason)
+            if tsm.is_finished():
+                self._retire(key)
+
+    # -- executors ------------------------------------------------------------------------
+
+    def register_executor(self, handle: ExecutorHandle) -> bool:
+        with self.lock:
+            if handle.executor_id in self.executors:
+                return False
+            handle.free_slots = handle.cores * _SLOTS_PER_CORE
+            self.executors[handle.executor_id] = handle
+            self.executors_changed.notify_all()
+            self._emit("executor_added", {"executor_id": handle.executor_id})
+            self.revive()
+            return True
+
+    def executor_lost(self, executor_id: str, reason: str) -> None:
+        with self.lock:
+            handle = self.executors.pop(executor_id, None)
+            if handle is None:
+                return
+            log.warning("lost executor %s: %s", executor_id, reason)
+            for tsm in list(self.tsms.values()):
+                for task_id in tsm.executor_lost(executor_id):
+                    self._task_owner.pop(task_id, None)
+            for locations in self.cache_locations.values():
+                locations.discard(executor_id)
+            self.dag.executor_lost(executor_id)
+            self.executors_changed.notify_all()
+            self._emit("executor_removed", {"executor_id": executor_id, "reason": reason})
+            self._retire_finished()
+            self.revive()
+        if self._on_executor_lost is not None:
+            self._on_executor_lost(executor_id, reason)
+
+    def heartbeat(self, executor_id: str) -> None:
+        handle = self.executors.get(executor_id)
+        if handle is not None:
+            handle.last_heartbeat = time.monotonic()
+
+    # -- offers -----------------------------------------------------------------------------
+
+    def revive(self) -> None:
+        """Offer free executor slots to task sets, FIFO by job then stage; send launches."""
+        with self.lock:
+            active = [t for t in self.tsms.values() if t.has_pending()]
+            if not active or not self.executors:
+                return
+            active.sort(key=lambda t: (t.task_set.job_id, t.task_set.stage_id))
+            now = time.monotonic()
+            alive = len(self.executors)
+            launches: dict[str, pb.LaunchTasks] = {}
+            progress = True
+            while progress:
+                progress = False
+                for handle in self.executors.values():
+                    if handle.free_slots <= 0:
+                        continue
+                    for tsm in active:
+                        if not tsm.has_pending():
+                            continue
+                        task_id = next(self._task_ids)
+                        attempt = tsm.resource_offer(handle.executor_id, now, alive, task_id)
+                        if attempt is None:
+                            continue
+                        self._add_launch(launches, handle, tsm, attempt.index, attempt.attempt, task_id)
+                        progress = True
+                        break
+            for executor_id, message in launches.items():
+                self.executors[executor_id].send(message)
+
+    def _add_launch(
+        self,
+        launches: dict[str, pb.LaunchTasks],
+        handle: ExecutorHandle,
+        tsm: TaskSetManager,
+        index: int,
+        attempt: int,
+        task_id: int,
+    ) -> None:
+        message = launches.get(handle.executor_id)
+        if message is None:
+            message = launches[handle.executor_id] = pb.LaunchTasks()
+        key = tsm.task_set.key
+        if key not in handle.stages:
+            payload = self._payloads[key]
+            for bid in sorted(payload.broadcasts - handle.broadcasts):
+                message.broadcasts.add(broadcast_id=bid, data=self._broadcast_data(bid))
+                handle.broadcasts.add(bid)
+            message.stages.add(taskset=key, data=payload.data)
+            handle.stages.add(key)
+        message.tasks.add(
+            task_id=task_id, taskset=key, partition=tsm.task_set.partitions[index], attempt=attempt
+        )
+        handle.free_slots -= 1
+        handle.running.add(task_id)
+        self._task_owner[task_id] = (tsm, handle.executor_id)
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def status_update(self, executor_id: str, statuses: list[pb.TaskStatus]) -> None:
+        with self.lock:
+            now = time.monotonic()
+            for status in statuses:
+                owner = self._task_owner.pop(status.task_id, None)
+                handle = self.executors.get(executor_id)
+                if handle is not None and status.task_id in handle.running:
+                    handle.running.discard(status.task_id)
+                    handle.free_slots += 1
+                if owner is None:
+                    continue
+                tsm, _ = owner
+                self._apply(tsm, executor_id, status, now, handle)
+                if tsm.is_finished():
+                    self._retire(tsm.task_set.key)
+            self.revive()
+
+    def _apply(
+        self,
+        tsm: TaskSetManager,
+        executor_id: str,
+        status: pb.TaskStatus,
+        now: float,
+        handle: ExecutorHandle | None,
+    ) -> None:
+        task_set = tsm.task_set
+        if status.state == pb.TASK_STATE_FINISHED:
+            index, duplicates = tsm.handle_success(status.task_id, now)
+            if handle is not None:
+                handle.completed_tasks += 1
+            self._kill(duplicates, "another attempt succeeded")
+            if index is None:
+                return
+            try:
+                value = pickle.loads(status.result)
+                updates, blocks, metrics = pickle.loads(status.accumulators)
+            except Exception as exc:  # e.g. a result class the driver cannot import
+                tsm.abort(f"could not deserialize the result of task {status.task_id}: {exc!r}")
+                self.dag.task_set_failed(task_set.stage_id, task_set.attempt, tsm.abort_reason or "")
+                return
+            self._apply_accumulators(updates)
+            for block in blocks:
+                self.cache_locations.setdefault(tuple(block), set()).add(executor_id)
+            self.metrics["diskBytesSpilled"] += metrics.get("diskBytesSpilled", 0)
+            self.metrics["spills"] += metrics.get("spills", 0)
+            self.metrics["tasks"] += 1
+            self._emit("task_end", {"stage_id": task_set.stage_id, "ok": True})
+            self.dag.task_succeeded(task_set.stage_id, task_set.attempt, task_set.indices[index], value)
+            return
+        if status.state == pb.TASK_STATE_KILLED:
+            tsm.handle_failure(status.task_id, status.error or "killed", counts=False)
+            return
+        if handle is not None:
+            handle.failed_tasks += 1
+        if status.HasField("fetch_failure"):
+            ff = status.fetch_failure
+            tsm.handle_failure(status.task_id, status.error, counts=False)
+            self._kill(tsm.abort(f"fetch failure: {ff.message}"), "fetch failure in this stage")
+            self.dag.fetch_failed(
+                task_set.stage_id, task_set.attempt, ff.shuffle_id, ff.map_index, ff.executor_id
+            )
+            return
+        tsm.handle_failure(status.task_id, status.error, counts=True)
+        self._emit("task_end", {"stage_id": task_set.stage_id, "ok": False})
+        if tsm.zombie and tsm.abort_reason is not None:
+            self._kill(sorted(tsm.running), "stage aborted")
+            self.dag.task_set_failed(task_set.stage_id, task_set.attempt, tsm.abort_reason)
+
+    def _kill(self, task_ids: list[int], reason: str) -> None:
+        by_executor: dict[str, list[int]] = {}
+        for task_id in task_ids:
+            owner = self._task_owner.get(task_id)
+            if owner is not None:
+                by_executor.setdefault(owner[1], []).append(task_id)
+        for executor_id, ids in by_executor.items():
+            handle = self.executors.get(executor_id)
+            if handle is not None:
+                handle.send(pb.KillTasks(task_ids=ids, reason=reason))
+
+    def _retire(self, key: str) -> None:
+        tsm = self.tsms.pop(key, None)
+        self._payloads.pop(key, None)
+        if tsm is None:
+            return
+        self._emit("stage_completed", {"stage_id": tsm.task_set.stage_id, "attempt": tsm.task_set.attempt})
+        for handle in self.executors.values():
+            if key in handle.stages:
+                handle.stages.discard(key)
+                handle.send(pb.RemoveBlocks(tasksets=[key]))
+
+    def _retire_finished(self) -> None:
+        for key, tsm in list(self.tsms.items()):
+            if tsm.is_finished():
+                self._retire(key)
+
+    def check_speculation(self) -> None:
+        """Mark slow tasks for speculative copies (called periodically)."""
+        with self.lock:
+            now = time.monotonic()
+            if any(tsm.check_speculation(now) for tsm in self.tsms.values()):
+                self.revive()
+            elif any(t.has_pending() for t in self.tsms.values()):
+                self.revive()  # locality waits expire with time
+
+    # -- cache --------------------------------------------------------------------------------
+
+    def _cached_on(self, rdd: RDD, split: int) -> list[str]:
+        return sorted(self.cache_locations.get((rdd.id(), split), ()))
+
+    def forget_rdd(self, rdd_id: int) -> None:
+        with self.lock:
+            for key in [k for k in self.cache_locations if k[0] == rdd_id]:
+                del self.cache_locations[key]
+
+    def broadcast_to_executors(self, message: Message) -> None:
+        with self.lock:
+            for handle in self.executors.values():
+                handle.send(message)
+
+    def _emit(self, event: str, data: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, data)
+            except Exception:
+                log.exception("listener failed on %s", event)
