@@ -5,8 +5,12 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PROTOS := $(shell find proto -name '*.proto' | sort)
 GEN_DIR := sparkctl/v1
+NODE_DIR := tests/node
+# apt-get needs root; elsewhere go through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install proto check check-proto lint typecheck test test-fast demo bench bench-rpc clean node-deps
+.PHONY: install proto check check-proto lint typecheck test test-fast demo bench bench-rpc clean node-deps \
+	chromium buf-lint
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +41,44 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-check: check-proto lint typecheck
+# The Node.js client test's packages and buf (committed package-lock.json).
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
-test: check
+node-deps: $(NODE_DIR)/node_modules/.installed
+
+# Lint proto/ with buf's STANDARD rules (buf.yaml).
+buf-lint: node-deps
+	$(NODE_DIR)/node_modules/.bin/buf lint
+	@echo "buf lint: proto/ is clean"
+
+# Debian's Chromium for the web UI tests, installed once.
+chromium:
+	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
+
+check: check-proto lint typecheck buf-lint
+
+test: check chromium node-deps
 	$(BIN)/pytest -q
+
+# A master and a worker daemon on 127.0.0.1 in a throwaway work dir, one
+# example submitted to them, both stopped whatever happens.
+DEMO_APP ?= examples/wordcount.py
+demo: install
+	@set -eu; work=$$(mktemp -d -t sparkctl-demo.XXXXXX); \
+	sparkctl="$(BIN)/sparkctl"; \
+	cleanup() { "$$sparkctl" stop-worker --work-dir "$$work" || true; \
+		"$$sparkctl" stop-master --work-dir "$$work" || true; rm -rf "$$work"; }; \
+	trap cleanup EXIT INT TERM; \
+	port=$$($(PY) -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	"$$sparkctl" start-master --host 127.0.0.1 --port "$$port" --webui-port 0 --work-dir "$$work"; \
+	"$$sparkctl" start-worker "spark://127.0.0.1:$$port" --host 127.0.0.1 --cores 2 --memory 1g \
+		--webui-port 0 --work-dir "$$work"; \
+	"$$sparkctl" status --master "spark://127.0.0.1:$$port"; \
+	echo; echo "== sparkctl submit --master spark://127.0.0.1:$$port $(DEMO_APP)"; \
+	"$$sparkctl" submit --master "spark://127.0.0.1:$$port" $(DEMO_APP)
 
 test-fast: install
 	$(BIN)/pytest -q -x
