@@ -67,7 +67,7 @@ def histogram(rdd: RDD, buckets: Any) -> tuple[list[Any], list[int]]:
             raise ValueError("buckets should be sorted")
         if len(set(buckets)) != len(buckets):
             raise ValueError("buckets should not contain duplicated values")
-        bounds = list(buckets)
+        bounds = buckets
         minv, maxv = bounds[0], bounds[-1]
         try:
             steps = [bounds[i + 1] - bounds[i] for i in range(len(bounds) - 1)]
@@ -94,4 +94,4 @@ def histogram(rdd: RDD, buckets: Any) -> tuple[list[Any], list[int]]:
     def merge(a: list[int], b: list[int]) -> list[int]:
         return [i + j for i, j in zip(a, b, strict=True)]
 
-    return bounds, rdd.mapPartitions(count).reduce(merge)
+    return bounds, rdd.mapPartitions(count).reduce(merge)  # type: ignore[return-value]

@@ -59,9 +59,12 @@ def fail_on_stopiteration(f: Callable[..., Any]) -> Callable[..., Any]:
 class RDD(PairFunctions):
     """A partitioned collection computed lazily from its lineage."""
 
+    _lazy_id = False
+
     def __init__(self, ctx: SparkContext, deps: list[Dependency]) -> None:
         self._ctx: SparkContext | None = ctx
-        self._id = ctx._new_rdd_id()
+        # Pipelined RDDs take their id lazily, as PySpark's PipelinedRDD does.
+        self._id: int | None = None if self._lazy_id else ctx._new_rdd_id()
         self._deps = deps
         self.partitioner: Partitioner | None = None
         self._storage_level: StorageLevel | None = None
@@ -126,6 +129,8 @@ class RDD(PairFunctions):
 
     def id(self) -> int:
         """A unique id for this RDD within its SparkContext."""
+        if self._id is None:
+            self._id = self.ctx._new_rdd_id()
         return self._id
 
     def name(self) -> str | None:
@@ -139,7 +144,7 @@ class RDD(PairFunctions):
 
     def __repr__(self) -> str:
         label = self._name or type(self).__name__
-        return f"{label}[{self._id}]"
+        return f"{label}[{self.id()}]"
 
     def toDebugString(self) -> bytes:
         """A description of the lineage, one RDD per line."""
@@ -162,13 +167,13 @@ class RDD(PairFunctions):
     def persist(self, storageLevel: StorageLevel = StorageLevel.MEMORY_ONLY) -> RDD:
         """Keep computed partitions on the executors for later jobs."""
         self._storage_level = storageLevel
-        self.ctx._persisted[self._id] = self
+        self.ctx._persisted[self.id()] = self
         return self
 
     def unpersist(self, blocking: bool = False) -> RDD:
         """Forget the cached partitions."""
         self._storage_level = None
-        self.ctx._unpersist_rdd(self._id, blocking)
+        self.ctx._unpersist_rdd(self.id(), blocking)
         return self
 
     @property

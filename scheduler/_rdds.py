@@ -79,6 +79,8 @@ class ParallelCollectionRDD(RDD):
 class MapPartitionsRDD(RDD):
     """f(split, iterator) over the parent; consecutive ones fuse into one function."""
 
+    _lazy_id = True
+
     def __init__(
         self,
         prev: RDD,

@@ -95,15 +95,15 @@ class StatCounter:
         return math.sqrt(self.sampleVariance())
 
     def asDict(self, sample: bool = False) -> dict[str, Any]:
-        """The statistics as a dict (sample or population variance)."""
+        """The statistics as a dict; like PySpark, sample statistics unless `sample` is true."""
         return {
             "count": self.count(),
             "mean": self.mean(),
             "sum": self.sum(),
             "min": self.min(),
             "max": self.max(),
-            "stdev": self.stdev() if not sample else self.sampleStdev(),
-            "variance": self.variance() if not sample else self.sampleVariance(),
+            "stdev": self.stdev() if sample else self.sampleStdev(),
+            "variance": self.variance() if sample else self.sampleVariance(),
         }
 
     def __repr__(self) -> str:

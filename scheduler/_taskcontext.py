@@ -17,6 +17,12 @@ class TaskContext:
 
     _current: ClassVar[TaskContext | None] = None
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> TaskContext:
+        # Inside a task, TaskContext() is the running task's context, as in PySpark.
+        if not args and not kwargs and cls._current is not None:
+            return cls._current
+        return super().__new__(cls)
+
     def __init__(
         self,
         stage_id: int = 0,
@@ -27,6 +33,9 @@ class TaskContext:
         cpus: int = 1,
         runtime: Any = None,
     ) -> None:
+        if getattr(self, "_initialized", False):
+            return
+        self._initialized = True
         self._stage_id = stage_id
         self._partition_id = partition_id
         self._attempt_number = attempt_number
