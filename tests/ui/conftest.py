@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,3 +34,7 @@ def master_ui(worker_ui: WorkerWebUI) -> Iterator[MasterWebUI]:
         yield ui
     finally:
         ui.stop()
+
+
+# The live-cluster test reuses the CLI test harness (daemons on 127.0.0.1).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cli"))
