@@ -1,0 +1,212 @@
+"""The standalone backend: the "AppClient" endpoint that talks to the Master.
+
+It registers the application (ApplicationDescription with the executor
+command whose {{...}} placeholders the Worker fills in), follows the
+Master's ExecutorAdded / ExecutorUpdated / ApplicationRemoved pushes, and
+unregisters on stop. Executors themselves register with the driver's
+"CoarseGrainedScheduler" endpoint; this module never schedules tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf.message import Message
+
+import scheduler
+from rpcenv import RpcAddress, RpcEndpoint, RpcEndpointRef, parse_size
+from scheduler._driver_endpoint import executor_argv
+from sparkctl.v1 import deploy_pb2 as dpb
+from sparkctl.v1 import scheduler_pb2 as pb
+
+if TYPE_CHECKING:
+    from scheduler._context import SparkContext
+
+__all__ = ["APP_CLIENT_ENDPOINT", "StandaloneBackend"]
+
+log = logging.getLogger(__name__)
+
+APP_CLIENT_ENDPOINT = "AppClient"
+_ENDED = {
+    dpb.EXECUTOR_STATE_KILLED,
+    dpb.EXECUTOR_STATE_FAILED,
+    dpb.EXECUTOR_STATE_LOST,
+    dpb.EXECUTOR_STATE_EXITED,
+}
+
+
+class AppClient(RpcEndpoint):
+    """Registers the application with the first reachable Master and follows its pushes."""
+
+    def __init__(self, backend: StandaloneBackend) -> None:
+        self._backend = backend
+        self.master: RpcEndpointRef | None = None
+
+    def on_start(self) -> None:
+        errors: list[str] = []
+        for url in self._backend.master_urls:
+            uri = f"spark://Master@{url.removeprefix('spark://')}"
+            try:
+                master = self.rpc_env.endpoint_ref(uri, timeout=10.0)
+            except Exception as exc:
+                errors.append(f"{url}: {exc}")
+                continue
+            request = dpb.RegisterApplicationRequest(
+                description=self._backend.description, driver_endpoint=APP_CLIENT_ENDPOINT
+            )
+            # Asked from our own on_start, so the Master keeps a ref back to us for pushes.
+            future = master.ask(request, 30.0)
+            self.master = master
+            future.add_done_callback(self._backend.registered)
+            return
+        self._backend.registration_failed("no Master reachable: " + "; ".join(errors))
+
+    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
+        if isinstance(message, dpb.ExecutorAdded):
+            log.info("executor %s added on %s", message.executor_id, message.worker_id)
+        elif isinstance(message, dpb.ExecutorUpdated):
+            if message.state in _ENDED:
+                reason = message.message or dpb.ExecutorState.Name(message.state)
+                self._backend.executor_ended(str(message.executor_id), reason)
+        elif isinstance(message, dpb.ApplicationRemoved):
+            self._backend.application_removed(message.message, message.state)
+        elif isinstance(message, dpb.MasterChanged):
+            if sender is not None:
+                self.master = sender
+
+    def on_disconnected(self, address: RpcAddress) -> None:
+        if self.master is not None and address == self.master.address:
+            log.warning("lost the connection to the Master at %s", address)
+
+
+class StandaloneBackend:
+    """Asks a standalone Master for executors for this application."""
+
+    def __init__(self, sc: SparkContext, master_urls: list[str], executor_env: dict[str, str]) -> None:
+        self._sc = sc
+        self.master_urls = master_urls
+        self.app_id: str | None = None
+        self._registered = threading.Event()
+        self._error: str | None = None
+        self._client: AppClient | None = None
+        self._stopped = False
+        self.description = self._describe(executor_env)
+
+    def _describe(self, executor_env: dict[str, str]) -> dpb.ApplicationDescription:
+        conf = self._sc._conf.to_conf()
+        memory = parse_size(conf.get_str("spark.executor.memory") or "1g", "m") >> 20
+        cores_max = conf.get_int("spark.cores.max") or 0
+        executor_cores = conf.get_int("spark.executor.cores") or 0
+        argv = executor_argv(
+            self._sc._driver_url,
+            "{{EXECUTOR_ID}}",
+            "{{HOSTNAME}}",
+            "{{CORES}}",
+            "{{APP_ID}}",
+            "{{WORKER_URL}}",
+        )
+        env = dict(executor_env)
+        paths = list(self._sc._py_files)
+        app_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else ""
+        if app_dir and os.path.isdir(app_dir):
+            paths.append(app_dir)
+        # Executors must import `scheduler` even when the worker's own path lacks it.
+        paths.append(os.path.dirname(os.path.dirname(os.path.abspath(scheduler.__file__))))
+        submit_py_files = self._sc._conf.get("spark.submit.pyFiles")
+        if submit_py_files:
+            paths = [p for p in submit_py_files.split(",") if p] + paths
+        if env.get("PYTHONPATH"):
+            paths.append(env["PYTHONPATH"])
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+        return dpb.ApplicationDescription(
+            name=self._sc.appName,
+            max_cores=cores_max,
+            memory_per_executor_mb=int(memory),
+            cores_per_executor=executor_cores,
+            command=dpb.Command(argv=argv, environment=env),
+            user=self._sc.sparkUser(),
+        )
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Register with a Master; returns the application id.
+
+        Raises:
+            RuntimeError: no Master answered or it refused the application.
+        """
+        env = self._sc._env
+        assert env is not None
+        self._client = AppClient(self)
+        env.setup_endpoint(APP_CLIENT_ENDPOINT, self._client)
+        if not self._registered.wait(timeout):
+            raise RuntimeError(
+                f"could not register with the Master at {','.join(self.master_urls)} "
+                f"within {timeout:.0f}s"
+            )
+        if self._error is not None or self.app_id is None:
+            raise RuntimeError(f"could not register the application: {self._error}")
+        self._wait_for_executors(10.0)
+        return self.app_id
+
+    def _wait_for_executors(self, timeout: float) -> None:
+        scheduler_ = self._sc._scheduler
+        deadline = time.monotonic() + timeout
+        with scheduler_.lock:
+            while not scheduler_.executors and not self._stopped:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("no executor registered yet; jobs wait for one")
+                    return
+                scheduler_.executors_changed.wait(min(left, 0.2))
+            # Executors of one launch round register close together: give them a moment.
+            settle = time.monotonic() + 0.5
+            expected = self.description.max_cores or 0
+            while time.monotonic() < settle:
+                have = sum(h.cores for h in scheduler_.executors.values())
+                if expected and have >= expected:
+                    break
+                scheduler_.executors_changed.wait(0.05)
+
+    def registered(self, future: Any) -> None:
+        try:
+            reply = future.result()
+        except Exception as exc:
+            self.registration_failed(str(exc))
+            return
+        assert isinstance(reply, dpb.RegisterApplicationResponse)
+        self.app_id = reply.app_id
+        self._sc._endpoint._app_id = reply.app_id
+        log.info("registered as application %s with %s", reply.app_id, reply.master_url)
+        self._registered.set()
+
+    def registration_failed(self, reason: str) -> None:
+        self._error = reason
+        self._registered.set()
+
+    def executor_ended(self, executor_id: str, reason: str) -> None:
+        self._sc._scheduler.executor_lost(executor_id, reason)
+
+    def application_removed(self, message: str, state: int) -> None:
+        if self._stopped:
+            return
+        log.error("the Master removed application %s: %s", self.app_id, message)
+        self._stopped = True
+        sched = self._sc._scheduler
+        with sched.lock:
+            for job_id in list(sched.dag.jobs):
+                sched.dag.cancel_job(job_id, f"because the Master removed the application: {message}")
+
+    def stop(self) -> None:
+        """Unregister from the Master and stop the executors."""
+        self._stopped = True
+        self._sc._scheduler.broadcast_to_executors(pb.StopExecutor(reason="application finished"))
+        client = self._client
+        if client is not None and client.master is not None and self.app_id is not None:
+            try:
+                client.master.ask_sync(dpb.UnregisterApplication(app_id=self.app_id), 5.0)
+            except Exception as exc:
+                log.warning("could not unregister %s: %s", self.app_id, exc)
