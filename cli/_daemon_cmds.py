@@ -25,9 +25,8 @@ from cli._config import (
     resolve,
 )
 from cli._daemon import DaemonError, ReadySignal, daemon_files, spawn_daemon, stop_daemon
-from cli._master_client import parse_master_list
 from cli._options import MEMORY, conf_options, usage_error
-from cli._services import MasterSettings, WorkerSettings, check_masters_reachable
+from cli._settings import MasterSettings, WorkerSettings, parse_master_list
 from rpcenv import Conf
 
 __all__ = ["start_master", "start_worker", "stop_master", "stop_worker"]
@@ -212,6 +211,8 @@ def start_worker(
     except ConfigError as exc:
         raise usage_error(exc.source, str(exc)) from None
     if ready_fd is None:
+        from cli._services import check_masters_reachable
+
         # The child would retry forever: say now that the master is not there.
         reason = check_masters_reachable(masters, conf, timeout=5.0)
         if reason is not None:

@@ -14,9 +14,9 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from cli._settings import parse_master_list
 from rpcenv import (
     Conf,
-    RpcAddress,
     RpcEndpointRef,
     RpcEnv,
     RpcError,
@@ -44,26 +44,6 @@ class MasterUnreachableError(ConnectionError):
 
 class MasterNotFoundError(LookupError):
     """The master does not know the driver or application asked about."""
-
-
-def parse_master_list(url: str) -> list[RpcAddress]:
-    """Parse `spark://h1:7077[,h2:7077...]` into addresses.
-
-    Raises:
-        ValueError: not a spark:// URL, or a host/port is malformed.
-    """
-    text = url.strip()
-    if not text.startswith("spark://"):
-        scheme = text.split("://", 1)[0] if "://" in text else text
-        raise ValueError(
-            f"unknown master URL {url!r} (scheme {scheme!r}): expected spark://host:port"
-        )
-    addresses: list[RpcAddress] = []
-    for part in text.removeprefix("spark://").split(","):
-        if not part.strip():
-            raise ValueError(f"empty host:port in master URL {url!r}")
-        addresses.append(RpcAddress.from_uri(f"spark://{part.strip()}"))
-    return addresses
 
 
 class MasterClient:

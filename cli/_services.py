@@ -9,7 +9,6 @@ This module never forks; daemonizing is `_daemon`'s job.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import logging
 import signal
@@ -21,12 +20,11 @@ from pathlib import Path
 from types import FrameType
 
 from cli._daemon import ReadySignal, remove_own_pid_file, write_pid_file
+from cli._settings import MasterSettings, WorkerSettings
 from rpcenv import Conf, RpcAddress, RpcEnv, RpcError
 from sparkctl.v1 import deploy_pb2, master_service_pb2
 
 __all__ = [
-    "MasterSettings",
-    "WorkerSettings",
     "check_masters_reachable",
     "run_master",
     "run_worker",
@@ -36,33 +34,6 @@ log = logging.getLogger(__name__)
 
 #: How long the UI waits for the service to answer a state query.
 _STATE_TIMEOUT = 10.0
-
-
-@dataclasses.dataclass(frozen=True)
-class MasterSettings:
-    """Everything `start-master` resolved from flags, conf and environment."""
-
-    host: str
-    port: int
-    webui_port: int
-    work_dir: Path
-    conf: Conf
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkerSettings:
-    """Everything `start-worker` resolved from flags, conf and environment."""
-
-    master_url: str
-    masters: list[RpcAddress]
-    cores: int
-    memory_mb: int
-    host: str
-    port: int
-    webui_port: int
-    work_dir: Path
-    conf: Conf
-    register_timeout: float
 
 
 def _configure_logging() -> None:

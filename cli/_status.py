@@ -19,7 +19,6 @@ import click
 from cli._config import ConfigError, load_conf
 from cli._master_client import MasterClient, MasterNotFoundError, MasterUnreachableError
 from cli._options import conf_options, usage_error
-from cluster.ui import app_json, driver_json, master_state_json
 from rpcenv import Conf, RpcError
 
 __all__ = ["default_master", "kill", "render_table", "status"]
@@ -136,6 +135,8 @@ def _print_cluster(doc: dict[str, Any]) -> None:
 
 
 def _show_one(client: MasterClient, item_id: str, as_json: bool) -> None:
+    from cluster.ui import app_json, driver_json
+
     if not item_id.startswith("app-"):
         try:
             driver = client.driver_status(item_id)
@@ -188,6 +189,8 @@ def status(
             if item_id:
                 _show_one(client, item_id, as_json)
                 return
+            from cluster.ui import master_state_json
+
             doc = master_state_json(client.cluster_state())
     except MasterUnreachableError as exc:
         raise usage_error("--master", str(exc)) from None

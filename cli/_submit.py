@@ -21,15 +21,9 @@ from types import FrameType
 import click
 
 from cli._config import ConfigError, load_conf
-from cli._master_client import (
-    MasterClient,
-    MasterUnreachableError,
-    parse_master_list,
-)
 from cli._options import MEMORY, conf_options, usage_error
-from cli._services import check_masters_reachable
-from rpcenv import Conf, RpcError
-from sparkctl.v1 import deploy_pb2
+from cli._settings import parse_master_list
+from rpcenv import Conf
 
 __all__ = ["SUBMIT_CONF_ENV", "submit", "validate_master"]
 
@@ -104,6 +98,10 @@ def _submit_cluster(
     driver_memory_mb: int,
     supervise: bool,
 ) -> None:
+    from cli._master_client import MasterClient, MasterUnreachableError
+    from rpcenv import RpcError
+    from sparkctl.v1 import deploy_pb2
+
     description = deploy_pb2.DriverDescription(
         app_resource=str(app),
         app_args=list(app_args),
@@ -223,6 +221,8 @@ def submit(
     if supervise:
         click.echo("warning: --supervise only applies in cluster deploy mode", err=True)
     if master.startswith("spark://"):
+        from cli._services import check_masters_reachable
+
         reason = check_masters_reachable(parse_master_list(master), conf, timeout=5.0)
         if reason is not None:
             raise usage_error("--master", f"cannot reach the master: {reason}")

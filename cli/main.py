@@ -8,26 +8,47 @@ is printed only when SPARKCTL_DEBUG is set.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
-from cli._daemon_cmds import start_master, start_worker, stop_master, stop_worker
-from cli._status import kill, status
-from cli._submit import submit
-
 __all__ = ["cli", "main"]
 
+#: command name -> (module, attribute); modules load only when their command runs,
+#: so `sparkctl stop-master` does not pay for gRPC or the web UI code.
+_COMMANDS = {
+    "start-master": ("cli._daemon_cmds", "start_master"),
+    "start-worker": ("cli._daemon_cmds", "start_worker"),
+    "stop-master": ("cli._daemon_cmds", "stop_master"),
+    "stop-worker": ("cli._daemon_cmds", "stop_worker"),
+    "submit": ("cli._submit", "submit"),
+    "status": ("cli._status", "status"),
+    "kill": ("cli._status", "kill"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        command = getattr(importlib.import_module(target[0]), target[1])
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="sparkctl", prog_name="sparkctl")
 def cli() -> None:
     """A Spark-style standalone cluster manager."""
-
-
-for _command in (start_master, start_worker, stop_master, stop_worker, submit, status, kill):
-    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

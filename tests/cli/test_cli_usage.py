@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli._master_client import parse_master_list
+from cli._settings import parse_master_list
 from cli._submit import validate_master
 from cli.main import cli
 
