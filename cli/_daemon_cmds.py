@@ -27,7 +27,7 @@ from cli._config import (
 from cli._daemon import DaemonError, ReadySignal, daemon_files, spawn_daemon, stop_daemon
 from cli._options import MEMORY, conf_options, usage_error
 from cli._settings import MasterSettings, WorkerSettings, parse_master_list
-from rpcenv import Conf
+from rpcenv import SECRET_ENV_VAR, Conf, is_loopback_host
 
 __all__ = ["start_master", "start_worker", "stop_master", "stop_worker"]
 
@@ -45,6 +45,30 @@ WORKER_HOST = Setting("--host", None, _HOST_ENV)
 WORKER_PORT = Setting("--port", None, ("SPARK_WORKER_PORT",))
 WORKER_WEBUI_PORT = Setting("--webui-port", "spark.worker.ui.port", ("SPARK_WORKER_WEBUI_PORT",))
 WORK_DIR = Setting("--work-dir", None, ("SPARK_WORKER_DIR",))
+
+
+def _check_bind(host: str, conf: Conf, environ: dict[str, str]) -> None:
+    """Refuse a non-loopback --host without a secret before anything listens (UI included).
+
+    The RpcEnv enforces the same rule; checking here too keeps the web UI from
+    opening on that address first, and makes it a usage error naming the flag.
+    """
+    if is_loopback_host(host) or conf.get_bool("spark.rpc.allowInsecure"):
+        return
+    has_secret = any(
+        (
+            conf.get_str("spark.authenticate.secret"),
+            conf.get_str("spark.authenticate.secret.file"),
+            environ.get(SECRET_ENV_VAR),
+            environ.get(f"{SECRET_ENV_VAR}_FILE"),
+        )
+    )
+    if not has_secret:
+        raise usage_error(
+            "--host",
+            f"refusing to listen on non-loopback address {host!r} without a shared secret: set "
+            f"{SECRET_ENV_VAR} (or spark.authenticate.secret.file), or pass --allow-insecure",
+        )
 
 
 def _work_dir(flag: str | None, environ: dict[str, str]) -> Path:
@@ -147,6 +171,7 @@ def start_master(
         )
     except ConfigError as exc:
         raise usage_error(exc.source, str(exc)) from None
+    _check_bind(settings.host, conf, environ)
     if foreground:
         from cli._services import run_master
 
@@ -210,6 +235,7 @@ def start_worker(
         )
     except ConfigError as exc:
         raise usage_error(exc.source, str(exc)) from None
+    _check_bind(settings.host, conf, environ)
     if ready_fd is None:
         from cli._services import check_masters_reachable
 

@@ -138,3 +138,22 @@ def test_master_lists() -> None:
 @pytest.mark.parametrize("good", ["local", "local[4]", "local[*]", "local[2,3]", "spark://h:7077"])
 def test_valid_masters(good: str) -> None:
     assert validate_master(good) == good
+
+
+def test_non_loopback_host_needs_a_secret(tmp_path: Path) -> None:
+    env = {"SPARKCTL_SECRET": "", "SPARKCTL_SECRET_FILE": ""}
+    for args in (
+        ["start-master", "--host", "0.0.0.0", "--work-dir", str(tmp_path)],
+        [
+            "start-worker",
+            "spark://127.0.0.1:7077",
+            "--host",
+            "0.0.0.0",
+            "--work-dir",
+            str(tmp_path),
+        ],
+    ):
+        code, output = _run(args, env=env)
+        assert code == 2, output
+        assert "'--host'" in output and "SPARKCTL_SECRET" in output and "--allow-insecure" in output
+    assert not list(tmp_path.iterdir())
