@@ -34,7 +34,7 @@ def broadcast_path(local_dir: str, broadcast_id: int) -> str:
     return os.path.join(local_dir, f"broadcast_{broadcast_id}")
 
 
-class collect_broadcast_ids:  # noqa: N801 - used as a context manager like a function
+class collect_broadcast_ids:
     """Within this block, pickled Broadcasts record their ids in `.ids`."""
 
     def __init__(self) -> None:
@@ -64,7 +64,7 @@ class Broadcast(Generic[T]):
         self._id = broadcast_id
         self._value = value
         self._destroyed = False
-        self._bytes = cloudpickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        self._bytes: bytes = cloudpickle.dumps(value, pickle.HIGHEST_PROTOCOL)
 
     @property
     def id(self) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -39,7 +38,9 @@ from scheduler._driver_endpoint import (
     local_executor_env,
 )
 from scheduler._errors import JobCancelledError
+from scheduler._master_url import parse_master
 from scheduler._rdd import RDD
+from scheduler._sources import RDDSources
 from scheduler._sparkconf import SparkConf
 from scheduler._status import JobRecord, JobWaiter, StatusTracker
 from scheduler._taskscheduler import SchedulerSettings, TaskScheduler
@@ -49,48 +50,8 @@ __all__ = ["SparkContext", "parse_master"]
 
 log = logging.getLogger(__name__)
 
-_LOCAL_N = re.compile(r"^local\[(\*|\d+)\]$")
-_LOCAL_N_F = re.compile(r"^local\[(\*|\d+)\s*,\s*(\d+)\]$")
 
-
-def parse_master(master: str) -> tuple[str, int, int | None, list[str]]:
-    """Parse a master URL into (kind, cores, max_failures, master_urls).
-
-    kind is "local" or "standalone".
-
-    Raises:
-        ValueError: naming the URL when it is not one sparkctl understands.
-    """
-    master = master.strip()
-    cpus = os.cpu_count() or 1
-    if master == "local":
-        return "local", 1, None, []
-    match = _LOCAL_N.match(master)
-    if match:
-        n = cpus if match.group(1) == "*" else int(match.group(1))
-        if n < 1:
-            raise ValueError(f"bad master URL {master!r}: the number of cores must be >= 1")
-        return "local", n, None, []
-    match = _LOCAL_N_F.match(master)
-    if match:
-        n = cpus if match.group(1) == "*" else int(match.group(1))
-        if n < 1:
-            raise ValueError(f"bad master URL {master!r}: the number of cores must be >= 1")
-        return "local", n, int(match.group(2)), []
-    if master.startswith("spark://"):
-        urls = []
-        for host_port in master[len("spark://") :].split(","):
-            host_port = host_port.strip()
-            if not re.match(r"^[^:/\s]+:\d+$", host_port):
-                raise ValueError(f"bad master URL {master!r}: expected spark://host:port[,host:port]")
-            urls.append("spark://" + host_port)
-        return "standalone", 0, None, urls
-    raise ValueError(
-        f"bad master URL {master!r}: use local, local[N], local[*], local[N,F] or spark://host:port"
-    )
-
-
-class SparkContext:
+class SparkContext(RDDSources):
     """The connection to a cluster (or local executors): creates RDDs and runs jobs."""
 
     _active_spark_context: ClassVar[SparkContext | None] = None
@@ -171,7 +132,11 @@ class SparkContext:
             speculation_multiplier=settings.get_float("spark.speculation.multiplier") or 1.5,
             speculation_quantile=settings.get_float("spark.speculation.quantile") or 0.75,
         )
-        if kind == "local" and max_failures is None and not self._conf.contains("spark.task.maxFailures"):
+        if (
+            kind == "local"
+            and max_failures is None
+            and not self._conf.contains("spark.task.maxFailures")
+        ):
             # Spark's local[N] does not retry failed tasks; local[N,F] retries F-1 times.
             sched_settings.max_failures = 1
         self._scheduler = TaskScheduler(
@@ -194,7 +159,11 @@ class SparkContext:
         executor_env = self._executor_environment()
         if kind == "local":
             backend = LocalBackend(
-                self._scheduler, self._driver_url, self._app_id, cores, local_executor_env(executor_env)
+                self._scheduler,
+                self._driver_url,
+                self._app_id,
+                cores,
+                local_executor_env(executor_env),
             )
             self._backend = backend
             backend.start()
@@ -207,7 +176,10 @@ class SparkContext:
             self._endpoint._app_id = self._app_id
         self._ticker = threading.Thread(target=self._tick, name="scheduler-ticker", daemon=True)
         self._ticker.start()
-        if self._conf.to_conf().get_bool("spark.ui.showConsoleProgress", True) and sys.stderr.isatty():
+        if (
+            self._conf.to_conf().get_bool("spark.ui.showConsoleProgress", True)
+            and sys.stderr.isatty()
+        ):
             from scheduler._progress import ConsoleProgressBar
 
             self._progress = ConsoleProgressBar(self._scheduler)
@@ -381,10 +353,10 @@ class SparkContext:
     # -- local properties and job groups ---------------------------------------------------
 
     def _local_props(self) -> dict[str, str]:
-        props = getattr(self._thread_local, "props", None)
+        props: dict[str, str] | None = getattr(self._thread_local, "props", None)
         if props is None:
             props = self._thread_local.props = {}
-        return props  # type: ignore[no-any-return]
+        return props
 
     def setLocalProperty(self, key: str, value: str | None) -> None:
         """A property of jobs started from this thread (None removes it)."""
@@ -419,78 +391,6 @@ class SparkContext:
                 self._scheduler.dag.cancel_job(job_id, "because all jobs were cancelled")
 
     # -- creating RDDs ----------------------------------------------------------------------
-
-    def parallelize(self, c: Iterable[Any], numSlices: int | None = None) -> RDD:
-        """An RDD of a local collection, sliced as PySpark slices it."""
-        from scheduler._rdds import ParallelCollectionRDD, parallelize_slices
-
-        num = int(numSlices) if numSlices is not None else self.defaultParallelism
-        if isinstance(c, range):
-            size = len(c)
-            if size == 0:
-                return self.parallelize([], num)
-            step = c[1] - c[0] if size > 1 else 1
-            start0 = c[0]
-
-            def start_of(split: int) -> int:
-                return start0 + int(split * size / num) * step
-
-            def slice_range(split: int, iterator: Iterator[Any]) -> Iterable[Any]:
-                return range(start_of(split), start_of(split + 1), step)
-
-            return self.parallelize([], num).mapPartitionsWithIndex(slice_range)
-        data = c if hasattr(c, "__len__") and hasattr(c, "__getitem__") else list(c)
-        if not isinstance(data, list):
-            data = list(data)
-        return ParallelCollectionRDD(self, parallelize_slices(data, num))
-
-    def range(
-        self, start: int, end: int | None = None, step: int = 1, numSlices: int | None = None
-    ) -> RDD:
-        """An RDD of range(start, end, step)."""
-        if end is None:
-            end = start
-            start = 0
-        return self.parallelize(range(start, end, step), numSlices)
-
-    def emptyRDD(self) -> RDD:
-        """An RDD with no partitions."""
-        from scheduler._rdds import ParallelCollectionRDD
-
-        return ParallelCollectionRDD(self, [])
-
-    def textFile(self, name: str, minPartitions: int | None = None, use_unicode: bool = True) -> RDD:
-        """Lines of a text file, directory, glob or comma-separated list of them."""
-        from scheduler._files import TextFileRDD
-
-        min_parts = minPartitions if minPartitions is not None else self.defaultMinPartitions
-        return TextFileRDD(self, name, min_parts, use_unicode)
-
-    def wholeTextFiles(
-        self, path: str, minPartitions: int | None = None, use_unicode: bool = True
-    ) -> RDD:
-        """(path, content) for each file under `path`."""
-        from scheduler._files import WholeTextFilesRDD
-
-        min_parts = minPartitions if minPartitions is not None else self.defaultMinPartitions
-        return WholeTextFilesRDD(self, path, min_parts, use_unicode)
-
-    def pickleFile(self, name: str, minPartitions: int | None = None) -> RDD:
-        """An RDD saved with saveAsPickleFile."""
-        from scheduler._files import PickleFileRDD
-
-        return PickleFileRDD(self, name, minPartitions or 0)
-
-    def union(self, rdds: list[RDD]) -> RDD:
-        """The union of several RDDs."""
-        from scheduler._rdds import union_of
-
-        if not rdds:
-            raise ValueError("union needs at least one RDD")
-        rdd = union_of(self, list(rdds))
-        rdd.partitioner = None
-        return rdd
-
     # -- shared variables -------------------------------------------------------------------
 
     def broadcast(self, value: Any) -> Broadcast[Any]:
@@ -516,7 +416,9 @@ class SparkContext:
             if destroy:
                 self._broadcasts.pop(bid, None)
 
-    def accumulator(self, value: Any, accum_param: AccumulatorParam[Any] | None = None) -> Accumulator[Any]:
+    def accumulator(
+        self, value: Any, accum_param: AccumulatorParam[Any] | None = None
+    ) -> Accumulator[Any]:
         """An add-only shared variable; tasks add, the driver reads `.value`."""
         if accum_param is None:
             if isinstance(value, bool) or not isinstance(value, (int, float, complex)):
@@ -574,10 +476,7 @@ class SparkContext:
         allowLocal: bool = False,
     ) -> list[Any]:
         """Run `partitionFunc` on the given partitions; returns all its items as one list."""
-        if partitions is None:
-            parts = list(range(rdd.getNumPartitions()))
-        else:
-            parts = list(partitions)
+        parts = list(range(rdd.getNumPartitions())) if partitions is None else list(partitions)
         n = rdd.getNumPartitions()
         for p in parts:
             if not 0 <= p < n:
@@ -586,7 +485,9 @@ class SparkContext:
         results = self._run_job(mapped, _collect_partition, parts)
         return [item for chunk in results for item in chunk]
 
-    def _run_job(self, rdd: RDD, func: Callable[[Any, Any], Any], partitions: list[int]) -> list[Any]:
+    def _run_job(
+        self, rdd: RDD, func: Callable[[Any, Any], Any], partitions: list[int]
+    ) -> list[Any]:
         if self._stopped:
             raise RuntimeError("Cannot call methods on a stopped SparkContext")
         if not partitions:

@@ -172,7 +172,14 @@ class DAGScheduler:
         """Start a job computing `func` over `partitions` of `rdd`; returns the job id."""
         job_id = next(self._job_ids)
         final = self._new_stage(rdd, len(partitions), None, job_id)
-        job = Job(job_id, final, list(partitions), listener, dict(properties or {}), [False] * len(partitions))
+        job = Job(
+            job_id,
+            final,
+            list(partitions),
+            listener,
+            dict(properties or {}),
+            [False] * len(partitions),
+        )
         final.job = job
         final.result_func = func  # type: ignore[attr-defined]
         self.jobs[job_id] = job
@@ -414,7 +421,9 @@ class DAGScheduler:
         for job_id in self._active_job_ids(stage):
             job = self.jobs.get(job_id)
             if job is not None:
-                self._fail_job(job, JobFailedError(f"Job {job_id} aborted due to stage failure: {reason}"))
+                self._fail_job(
+                    job, JobFailedError(f"Job {job_id} aborted due to stage failure: {reason}")
+                )
 
     def _cleanup_stages(self) -> None:
         """Forget result stages of finished jobs; keep shuffle stages for reuse."""
@@ -442,4 +451,3 @@ def _shuffle_deps(rdd: RDD) -> list[ShuffleDependency]:
             else:
                 todo.append(dep.rdd)
     return found
-

@@ -17,8 +17,8 @@ __all__ = [
     "NarrowDependency",
     "OneToOneDependency",
     "RangeDependency",
-    "ShuffleDependency",
     "SelectDependency",
+    "ShuffleDependency",
 ]
 
 

@@ -10,6 +10,7 @@ dies. Nothing here schedules tasks itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -32,7 +33,12 @@ ENDPOINT_NAME = "CoarseGrainedScheduler"
 
 
 def executor_argv(
-    driver_url: str, executor_id: str, hostname: str, cores: str, app_id: str, worker_url: str | None
+    driver_url: str,
+    executor_id: str,
+    hostname: str,
+    cores: str,
+    app_id: str,
+    worker_url: str | None,
 ) -> list[str]:
     """The command line of an executor process."""
     argv = [
@@ -67,10 +73,14 @@ class SchedulerEndpoint(RpcEndpoint):
         if isinstance(message, pb.RegisterExecutorRequest):
             ref = context.sender
             if ref is None:
-                context.reply(pb.RegisterExecutorResponse(accepted=False, reason="ask from an endpoint"))
+                context.reply(
+                    pb.RegisterExecutorResponse(accepted=False, reason="ask from an endpoint")
+                )
                 return
             if message.app_id and message.app_id != self._app_id:
-                reason = f"executor belongs to app {message.app_id}, this driver runs {self._app_id}"
+                reason = (
+                    f"executor belongs to app {message.app_id}, this driver runs {self._app_id}"
+                )
                 context.reply(pb.RegisterExecutorResponse(accepted=False, reason=reason))
                 return
             handle = ExecutorHandle(
@@ -161,7 +171,9 @@ class LocalBackend:
             argv = executor_argv(
                 self._driver_url, executor_id, "127.0.0.1", str(self._cores), self._app_id, None
             )
-            self.processes[executor_id] = subprocess.Popen(argv, env=self._env, stdin=subprocess.DEVNULL)
+            self.processes[executor_id] = subprocess.Popen(
+                argv, env=self._env, stdin=subprocess.DEVNULL
+            )
             return executor_id
 
     def executor_lost(self, executor_id: str, reason: str) -> None:
@@ -170,10 +182,8 @@ class LocalBackend:
         if proc is not None and proc.poll() is None:
             proc.kill()
         if proc is not None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
         if self._stopped or self._restarts >= self._max_restarts:
             return
         self._restarts += 1

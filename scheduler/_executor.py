@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import logging
 import os
 import pickle
@@ -62,10 +63,8 @@ class _Slot:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
         if self.proc is not None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
         if self.conn is not None:
             self.conn.close()
 
@@ -73,7 +72,9 @@ class _Slot:
 class ExecutorRuntime:
     """Task queue, worker slots and status batching of one executor."""
 
-    def __init__(self, executor_id: str, host: str, cores: int, local_dir: str, memory_mb: float) -> None:
+    def __init__(
+        self, executor_id: str, host: str, cores: int, local_dir: str, memory_mb: float
+    ) -> None:
         self.executor_id = executor_id
         self.host = host
         self.local_dir = local_dir
@@ -126,10 +127,8 @@ class ExecutorRuntime:
             for slot in self._slots:
                 slot.stages.difference_update(tasksets)
                 if slot.conn is not None:
-                    try:
+                    with contextlib.suppress(OSError):
                         slot.conn.send_bytes(message)
-                    except OSError:
-                        pass
 
     def stop(self) -> None:
         self._stopping = True
@@ -151,18 +150,27 @@ class ExecutorRuntime:
                 if payload is None:
                     self._free.appendleft(slot)
                     self._report(
-                        ("done", task_id, "FAILED", b"", b"", f"no code for task set {key}", "", None, 0.0)
+                        (
+                            "done",
+                            task_id,
+                            "FAILED",
+                            b"",
+                            b"",
+                            f"no code for task set {key}",
+                            "",
+                            None,
+                            0.0,
+                        )
                     )
                     continue
                 slot.stages.add(key)
             slot.task_id = task_id
             assert slot.conn is not None
-            try:
+            # On OSError the reader notices the dead worker and reports the task.
+            with contextlib.suppress(OSError):
                 slot.conn.send_bytes(
                     pickle.dumps(("task", task_id, key, partition, attempt, payload), 5)
                 )
-            except OSError:
-                pass  # the reader notices the dead worker and reports the task
 
     def _start_reader(self, slot: _Slot) -> None:
         threading.Thread(
@@ -240,7 +248,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run an executor until its driver or worker goes away."""
     args = _parse(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     root = os.environ.get("SPARKCTL_LOCAL_DIR") or os.environ.get("SPARK_LOCAL_DIRS") or None
     if root:
         root = root.split(",")[0]
@@ -264,4 +274,3 @@ def main(argv: list[str] | None = None) -> int:
 
 def heartbeat_interval() -> float:
     return _HEARTBEAT_SECONDS
-

@@ -10,9 +10,11 @@ tasks on its own thread.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import threading
+from typing import Any
 
 from google.protobuf.message import Message
 
@@ -84,7 +86,9 @@ class ExecutorEndpoint(RpcEndpoint):
                 os.replace(tmp, path)
             for stage in message.stages:
                 self._runtime.add_stage(stage.taskset, stage.data)
-            self._runtime.launch([(t.task_id, t.taskset, t.partition, t.attempt) for t in message.tasks])
+            self._runtime.launch(
+                [(t.task_id, t.taskset, t.partition, t.attempt) for t in message.tasks]
+            )
         elif isinstance(message, pb.KillTasks):
             self._runtime.kill(set(message.task_ids), message.reason)
         elif isinstance(message, pb.RemoveBlocks):
@@ -107,11 +111,11 @@ class ExecutorEndpoint(RpcEndpoint):
         if prefixes or names:
             for name in os.listdir(local):
                 if name in names or name.startswith(tuple(prefixes)):
-                    try:
+                    with contextlib.suppress(OSError):
                         os.unlink(os.path.join(local, name))
-                    except OSError:
-                        pass
-        self._runtime.forget(list(message.tasksets), list(message.rdd_ids), list(message.broadcast_ids))
+        self._runtime.forget(
+            list(message.tasksets), list(message.rdd_ids), list(message.broadcast_ids)
+        )
 
     def on_disconnected(self, address: RpcAddress) -> None:
         if address == self._driver.address:
@@ -122,21 +126,21 @@ class ExecutorEndpoint(RpcEndpoint):
             self._done.set()
 
 
-def _status_message(executor_id: str, batch: list[tuple[object, ...]]) -> pb.StatusUpdates:
+def _status_message(executor_id: str, batch: list[tuple[Any, ...]]) -> pb.StatusUpdates:
     update = pb.StatusUpdates(executor_id=executor_id)
     for reply in batch:
         _, task_id, state, result, extra, error, error_type, fetch, seconds = reply
         status = update.statuses.add(
-            task_id=int(task_id),  # type: ignore[call-overload]
+            task_id=int(task_id),
             state=_STATES[str(state)],
-            result=result,  # type: ignore[arg-type]
-            accumulators=extra,  # type: ignore[arg-type]
+            result=result,
+            accumulators=extra,
             error=str(error),
             error_type=str(error_type),
-            run_seconds=float(seconds),  # type: ignore[arg-type]
+            run_seconds=float(seconds),
         )
         if fetch is not None:
-            shuffle_id, map_index, exec_id, text = fetch  # type: ignore[misc]
+            shuffle_id, map_index, exec_id, text = fetch
             status.fetch_failure.shuffle_id = shuffle_id
             status.fetch_failure.map_index = map_index
             status.fetch_failure.executor_id = exec_id
@@ -166,7 +170,7 @@ def run_endpoint(args: argparse.Namespace, runtime: ExecutorRuntime, done: threa
             done.set()
             return
 
-    def send(batch: list[tuple[object, ...]]) -> None:
+    def send(batch: list[tuple[Any, ...]]) -> None:
         driver.send(_status_message(args.executor_id, batch))
 
     runtime.on_statuses = send
@@ -175,10 +179,8 @@ def run_endpoint(args: argparse.Namespace, runtime: ExecutorRuntime, done: threa
 
     def heartbeat() -> None:
         while not done.wait(heartbeat_interval()):
-            try:
+            with contextlib.suppress(Exception):
                 driver.send(pb.ExecutorHeartbeat(executor_id=args.executor_id))
-            except Exception:
-                pass
 
     threading.Thread(target=heartbeat, name="heartbeat", daemon=True).start()
 

@@ -74,7 +74,9 @@ def _splittable(path: str) -> bool:
 class TextFileRDD(RDD):
     """Lines of text files, split as Hadoop's TextInputFormat does."""
 
-    def __init__(self, ctx: SparkContext, path: str, min_partitions: int, use_unicode: bool) -> None:
+    def __init__(
+        self, ctx: SparkContext, path: str, min_partitions: int, use_unicode: bool
+    ) -> None:
         super().__init__(ctx, [])
         files = list_input_files(path)
         sizes = {f: os.path.getsize(f) for f in files}
@@ -141,11 +143,15 @@ def _read_lines(path: str, start: int, length: int) -> Iterator[bytes]:
 class WholeTextFilesRDD(RDD):
     """(path, content) per file, files grouped into at most minPartitions partitions."""
 
-    def __init__(self, ctx: SparkContext, path: str, min_partitions: int, use_unicode: bool) -> None:
+    def __init__(
+        self, ctx: SparkContext, path: str, min_partitions: int, use_unicode: bool
+    ) -> None:
         super().__init__(ctx, [])
         files = list_input_files(path)
         n = max(1, min(min_partitions, len(files)))
-        self._groups = [files[(i * len(files)) // n : ((i + 1) * len(files)) // n] for i in range(n)]
+        self._groups = [
+            files[(i * len(files)) // n : ((i + 1) * len(files)) // n] for i in range(n)
+        ]
         self._use_unicode = use_unicode
 
     def _num_partitions(self) -> int:
@@ -192,7 +198,7 @@ def save_as_text_file(rdd: RDD, path: str, codec: str | None) -> None:
     def write(index: int, iterator: Iterator[Any]) -> Iterator[Any]:
         name = os.path.join(out, f"part-{index:05d}" + (".gz" if compress else ""))
         tmp = name + ".tmp"
-        with (gzip.open(tmp, "wb") if compress else open(tmp, "wb")) as f:
+        with gzip.open(tmp, "wb") if compress else open(tmp, "wb") as f:
             for x in iterator:
                 if isinstance(x, bytes):
                     f.write(x)

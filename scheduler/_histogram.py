@@ -17,7 +17,7 @@ def _comparable(x: Any) -> bool:
     return x is not None and not (isinstance(x, float) and math.isnan(x))
 
 
-def histogram(rdd: RDD, buckets: Any) -> tuple[list[Any], list[int]]:
+def histogram(rdd: RDD, buckets: Any) -> tuple[Any, list[int]]:
     """Counts of `rdd`'s items per bucket.
 
     Args:
@@ -55,8 +55,8 @@ def histogram(rdd: RDD, buckets: Any) -> tuple[list[Any], list[int]]:
         inc = int(inc)
         if inc * buckets != maxv - minv:
             inc = (maxv - minv) * 1.0 / buckets
-        bounds = [i * inc + minv for i in range(buckets)]
-        bounds.append(maxv)
+        bounds: list[Any] | tuple[Any, ...] = [i * inc + minv for i in range(buckets)]
+        bounds = [*bounds, maxv]
         even = True
     elif isinstance(buckets, (list, tuple)):
         if len(buckets) < 2:
@@ -94,4 +94,4 @@ def histogram(rdd: RDD, buckets: Any) -> tuple[list[Any], list[int]]:
     def merge(a: list[int], b: list[int]) -> list[int]:
         return [i + j for i, j in zip(a, b, strict=True)]
 
-    return bounds, rdd.mapPartitions(count).reduce(merge)  # type: ignore[return-value]
+    return bounds, rdd.mapPartitions(count).reduce(merge)

@@ -7,6 +7,8 @@ new shuffle. This module only builds lineage; it never runs anything itself
 except through actions.
 """
 
+# Mixin methods are typed with `self: RDD`, the class they are mixed into.
+# mypy: disable-error-code="misc"
 from __future__ import annotations
 
 import bisect
@@ -68,7 +70,9 @@ class PairFunctions:
         values = self.filter(lambda kv: kv[0] == key).values()
         partitioner = self.partitioner
         hash_safe = "PYTHONHASHSEED" in os.environ or not isinstance(key, (str, bytes, tuple))
-        if partitioner is not None and (partitioner.partitionFunc is not portable_hash or hash_safe):
+        if partitioner is not None and (
+            partitioner.partitionFunc is not portable_hash or hash_safe
+        ):
             return self.ctx.runJob(values, lambda x: x, [partitioner(key)])
         return values.collect()
 
@@ -113,7 +117,7 @@ class PairFunctions:
         numPartitions: int | None = None,
         partitionFunc: Callable[[Any], int] = portable_hash,
     ) -> RDD:
-        """Combine values per key: map-side with `mergeValue`, after the shuffle with `mergeCombiners`."""
+        """Combine values per key: map-side with `mergeValue`, then `mergeCombiners`."""
         if numPartitions is None:
             numPartitions = self._default_reduce_partitions()
         memory = self._memory_limit()
@@ -252,7 +256,9 @@ class PairFunctions:
             p = bisect.bisect_left(bounds, keyfunc(k))
             return p if ascending else parts - 1 - p
 
-        return self.partitionBy(numPartitions, range_partitioner).mapPartitions(sort_partition, True)
+        return self.partitionBy(numPartitions, range_partitioner).mapPartitions(
+            sort_partition, True
+        )
 
     def repartitionAndSortWithinPartitions(
         self: RDD,

@@ -27,7 +27,12 @@ import cloudpickle
 
 from scheduler import _accumulators, _aggregation, _broadcast
 from scheduler._dag import MapOutput, TaskSetSpec
-from scheduler._shuffle import FetchFailedError, read_shuffle_block, shuffle_file, write_shuffle_output
+from scheduler._shuffle import (
+    FetchFailedError,
+    read_shuffle_block,
+    shuffle_file,
+    write_shuffle_output,
+)
 from scheduler._taskcontext import TaskContext
 
 __all__ = ["WorkerRuntime", "main"]
@@ -114,9 +119,7 @@ def run_task(
 ) -> tuple[Any, ...]:
     """Run one task; returns the ("done", ...) reply."""
     start = time.monotonic()
-    context = TaskContext(
-        spec.stage_id, partition, attempt, task_id, spec.properties, 1, runtime
-    )
+    context = TaskContext(spec.stage_id, partition, attempt, task_id, spec.properties, 1, runtime)
     TaskContext._set(context)
     _accumulators.reset_registry()
     runtime.stored_blocks = []

@@ -9,24 +9,18 @@ kinds in `_rdds.py`. This module never talks to executors itself.
 
 from __future__ import annotations
 
-import heapq
 import itertools
-import math
-import operator
 import random
 import shlex
 import subprocess
-import sys
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from functools import reduce
 from typing import TYPE_CHECKING, Any
 
+from scheduler._actions import ActionFunctions
 from scheduler._deps import Dependency
 from scheduler._pairs import PairFunctions
 from scheduler._partitioner import Partitioner
 from scheduler._sampling import BernoulliRangeSampler, PartitionSampler
-from scheduler._statcounter import StatCounter
 from scheduler._storagelevel import StorageLevel
 
 if TYPE_CHECKING:
@@ -56,7 +50,7 @@ def fail_on_stopiteration(f: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-class RDD(PairFunctions):
+class RDD(ActionFunctions, PairFunctions):
     """A partitioned collection computed lazily from its lineage."""
 
     _lazy_id = False
@@ -249,7 +243,9 @@ class RDD(PairFunctions):
 
         return self.mapPartitionsWithIndex(func, preservesPartitioning)
 
-    def flatMap(self, f: Callable[[Any], Iterable[Any]], preservesPartitioning: bool = False) -> RDD:
+    def flatMap(
+        self, f: Callable[[Any], Iterable[Any]], preservesPartitioning: bool = False
+    ) -> RDD:
         """Apply `f` to each item and flatten the results."""
         g = fail_on_stopiteration(f)
 
@@ -309,7 +305,10 @@ class RDD(PairFunctions):
         from scheduler._rdds import union_of
 
         rdd = union_of(self.ctx, [self, other])
-        if self.partitioner == other.partitioner and self.getNumPartitions() == rdd.getNumPartitions():
+        if (
+            self.partitioner == other.partitioner
+            and self.getNumPartitions() == rdd.getNumPartitions()
+        ):
             rdd.partitioner = self.partitioner
         return rdd
 
@@ -469,254 +468,17 @@ class RDD(PairFunctions):
 
         self.mapPartitions(func).count()
 
-    def foreachPartition(self, f: Callable[[Iterator[Any]], None]) -> None:
+    def foreachPartition(self, f: Callable[[Iterator[Any]], Any]) -> None:
         """Apply `f` to every partition's iterator on the executors."""
 
         def func(iterator: Iterator[Any]) -> Iterable[Any]:
             result = f(iterator)
             try:
-                return iter(result)  # type: ignore[call-overload]
+                return iter(result)  # type: ignore[no-any-return]
             except TypeError:
                 return iter([])
 
         self.mapPartitions(func).count()
-
-    def reduce(self, f: Callable[[Any, Any], Any]) -> Any:
-        """Reduce the items with a commutative, associative `f`."""
-        g = fail_on_stopiteration(f)
-
-        def func(iterator: Iterator[Any]) -> Iterator[Any]:
-            iterator = iter(iterator)
-            try:
-                initial = next(iterator)
-            except StopIteration:
-                return
-            yield reduce(g, iterator, initial)
-
-        vals = self.mapPartitions(func).collect()
-        if vals:
-            return reduce(g, vals)
-        raise ValueError("Can not reduce() empty RDD")
-
-    def treeReduce(self, f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
-        """`reduce` in a tree (same result)."""
-        if depth < 1:
-            raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
-        return self.reduce(f)
-
-    def fold(self, zeroValue: Any, op: Callable[[Any, Any], Any]) -> Any:
-        """Fold each partition from `zeroValue`, then fold the results."""
-        g = fail_on_stopiteration(op)
-
-        def func(iterator: Iterator[Any]) -> Iterator[Any]:
-            acc = zeroValue
-            for obj in iterator:
-                acc = g(acc, obj)
-            yield acc
-
-        vals = self.mapPartitions(func).collect()
-        return reduce(g, vals, zeroValue)
-
-    def aggregate(
-        self, zeroValue: Any, seqOp: Callable[[Any, Any], Any], combOp: Callable[[Any, Any], Any]
-    ) -> Any:
-        """Aggregate each partition with `seqOp`, then combine with `combOp`."""
-        seq = fail_on_stopiteration(seqOp)
-        comb = fail_on_stopiteration(combOp)
-
-        def func(iterator: Iterator[Any]) -> Iterator[Any]:
-            acc = zeroValue
-            for obj in iterator:
-                acc = seq(acc, obj)
-            yield acc
-
-        vals = self.mapPartitions(func).collect()
-        return reduce(comb, vals, zeroValue)
-
-    def treeAggregate(
-        self,
-        zeroValue: Any,
-        seqOp: Callable[[Any, Any], Any],
-        combOp: Callable[[Any, Any], Any],
-        depth: int = 2,
-    ) -> Any:
-        """`aggregate` in a tree (same result)."""
-        if depth < 1:
-            raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
-        return self.aggregate(zeroValue, seqOp, combOp)
-
-    def max(self, key: Callable[[Any], Any] | None = None) -> Any:
-        """The largest item."""
-        if key is None:
-            return self.reduce(max)
-        return self.reduce(lambda a, b: max(a, b, key=key))
-
-    def min(self, key: Callable[[Any], Any] | None = None) -> Any:
-        """The smallest item."""
-        if key is None:
-            return self.reduce(min)
-        return self.reduce(lambda a, b: min(a, b, key=key))
-
-    def sum(self) -> Any:
-        """The sum of the items."""
-        return self.mapPartitions(lambda x: [sum(x)]).fold(0, operator.add)
-
-    def count(self) -> int:
-        """The number of items."""
-        return int(self.mapPartitions(lambda i: [sum(1 for _ in i)]).sum())
-
-    def countApprox(self, timeout: int, confidence: float = 0.95) -> int:
-        """The count (exact in sparkctl)."""
-        return self.count()
-
-    def sumApprox(self, timeout: int, confidence: float = 0.95) -> float:
-        """The sum (exact in sparkctl)."""
-        return float(self.sum())
-
-    def meanApprox(self, timeout: int, confidence: float = 0.95) -> float:
-        """The mean (exact in sparkctl)."""
-        return self.mean()
-
-    def countApproxDistinct(self, relativeSD: float = 0.05) -> int:
-        """The number of distinct items (exact in sparkctl)."""
-        if relativeSD < 0.000017:
-            raise ValueError("relativeSD should be greater than 0.000017")
-        return self.distinct().count()
-
-    def stats(self) -> StatCounter:
-        """Count, mean, variance, max and min in one pass."""
-
-        def red(left: StatCounter, right: StatCounter) -> StatCounter:
-            return left.mergeStats(right)
-
-        return self.mapPartitions(lambda i: [StatCounter(i)]).reduce(red)  # type: ignore[no-any-return]
-
-    def mean(self) -> float:
-        return self.stats().mean()
-
-    def variance(self) -> float:
-        return self.stats().variance()
-
-    def stdev(self) -> float:
-        return self.stats().stdev()
-
-    def sampleStdev(self) -> float:
-        return self.stats().sampleStdev()
-
-    def sampleVariance(self) -> float:
-        return self.stats().sampleVariance()
-
-    def histogram(self, buckets: int | list[Any] | tuple[Any, ...]) -> tuple[list[Any], list[int]]:
-        """Counts per bucket: `buckets` is a count of even buckets or sorted boundaries."""
-        from scheduler._histogram import histogram
-
-        return histogram(self, buckets)
-
-    def countByValue(self) -> dict[Any, int]:
-        """How often each distinct item occurs."""
-
-        def count_partition(iterator: Iterator[Any]) -> Iterator[dict[Any, int]]:
-            counts: dict[Any, int] = defaultdict(int)
-            for obj in iterator:
-                counts[obj] += 1
-            yield counts
-
-        def merge(m1: dict[Any, int], m2: dict[Any, int]) -> dict[Any, int]:
-            for k, v in m2.items():
-                m1[k] += v
-            return m1
-
-        return self.mapPartitions(count_partition).reduce(merge)  # type: ignore[no-any-return]
-
-    def top(self, num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
-        """The `num` largest items, largest first."""
-
-        def top_iterator(iterator: Iterator[Any]) -> Iterator[list[Any]]:
-            yield heapq.nlargest(num, iterator, key=key)
-
-        def merge(a: list[Any], b: list[Any]) -> list[Any]:
-            return heapq.nlargest(num, a + b, key=key)
-
-        return self.mapPartitions(top_iterator).reduce(merge)  # type: ignore[no-any-return]
-
-    def takeOrdered(self, num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
-        """The `num` smallest items, smallest first."""
-        if num < 0:
-            raise ValueError("top N cannot be negative.")
-        if num == 0 or self.getNumPartitions() == 0:
-            return []
-
-        def merge(a: list[Any], b: list[Any]) -> list[Any]:
-            return heapq.nsmallest(num, a + b, key)
-
-        return self.mapPartitions(lambda it: [heapq.nsmallest(num, it, key)]).reduce(merge)  # type: ignore[no-any-return]
-
-    def take(self, num: int) -> list[Any]:
-        """The first `num` items, scanning as few partitions as it can."""
-        items: list[Any] = []
-        total_parts = self.getNumPartitions()
-        scanned = 0
-        while len(items) < num and scanned < total_parts:
-            to_try = 1
-            if scanned > 0:
-                if not items:
-                    to_try = scanned * 4
-                else:
-                    to_try = int(1.5 * num * scanned / len(items)) - scanned
-                    to_try = min(max(to_try, 1), scanned * 4)
-            left = num - len(items)
-
-            def take_up_to(iterator: Iterator[Any], left: int = left) -> Iterator[Any]:
-                taken = 0
-                iterator = iter(iterator)
-                while taken < left:
-                    try:
-                        yield next(iterator)
-                    except StopIteration:
-                        return
-                    taken += 1
-
-            parts = range(scanned, min(scanned + to_try, total_parts))
-            items += self.ctx.runJob(self, take_up_to, parts)
-            scanned += to_try
-        return items[:num]
-
-    def first(self) -> Any:
-        """The first item."""
-        rs = self.take(1)
-        if rs:
-            return rs[0]
-        raise ValueError("RDD is empty")
-
-    def isEmpty(self) -> bool:
-        """Whether the RDD has no items."""
-        return self.getNumPartitions() == 0 or len(self.take(1)) == 0
-
-    def takeSample(self, withReplacement: bool, num: int, seed: int | None = None) -> list[Any]:
-        """A fixed-size random sample, as a list."""
-        num_stdev = 10.0
-        max_sample_size = sys.maxsize - int(num_stdev * math.sqrt(sys.maxsize))
-        if num < 0:
-            raise ValueError("Sample size cannot be negative.")
-        if num > max_sample_size:
-            raise ValueError(f"Sample size cannot be greater than {max_sample_size}.")
-        if num == 0 or self.getNumPartitions() == 0:
-            return []
-        initial_count = self.count()
-        if initial_count == 0:
-            return []
-        rand = random.Random(seed)
-        if (not withReplacement) and num >= initial_count:
-            samples = self.collect()
-            rand.shuffle(samples)
-            return samples
-        fraction = _fraction_for_sample_size(num, initial_count, withReplacement)
-        samples = self.sample(withReplacement, fraction, seed).collect()
-        while len(samples) < num:
-            seed = rand.randint(0, sys.maxsize)
-            samples = self.sample(withReplacement, fraction, seed).collect()
-        rand.shuffle(samples)
-        return samples[0:num]
 
     def saveAsTextFile(self, path: str, compressionCodecClass: str | None = None) -> None:
         """Write one `part-NNNNN` text file per partition under directory `path`."""
@@ -729,14 +491,3 @@ class RDD(PairFunctions):
         from scheduler._files import save_as_pickle_file
 
         save_as_pickle_file(self, path, batchSize)
-
-
-def _fraction_for_sample_size(lower_bound: int, total: int, with_replacement: bool) -> float:
-    fraction = float(lower_bound) / total
-    if with_replacement:
-        num_stdev = 9 if lower_bound < 12 else 5
-        return fraction + num_stdev * math.sqrt(fraction / total)
-    delta = 0.00005
-    gamma = -math.log(delta) / total
-    return min(1.0, fraction + gamma + math.sqrt(gamma * gamma + 2 * gamma * fraction))
-

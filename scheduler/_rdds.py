@@ -269,7 +269,5 @@ class ZippedRDD(RDD):
         right = self._second.iterator(split, context)
         for a, b in itertools.zip_longest(left, right, fillvalue=marker):
             if a is marker or b is marker:
-                raise ValueError(
-                    "Can only zip RDDs with same number of elements in each partition"
-                )
+                raise ValueError("Can only zip RDDs with same number of elements in each partition")
             yield a, b

@@ -40,7 +40,9 @@ class SparkConf:
         loadDefaults: read `SPARKCTL_SUBMIT_CONF` first.
     """
 
-    def __init__(self, loadDefaults: bool = True, _jvm: object = None, _jconf: object = None) -> None:
+    def __init__(
+        self, loadDefaults: bool = True, _jvm: object = None, _jconf: object = None
+    ) -> None:
         self._values: dict[str, str] = _submit_defaults() if loadDefaults else {}
 
     def set(self, key: str, value: object) -> SparkConf:

@@ -75,9 +75,8 @@ class AppClient(RpcEndpoint):
                 self._backend.executor_ended(str(message.executor_id), reason)
         elif isinstance(message, dpb.ApplicationRemoved):
             self._backend.application_removed(message.message, message.state)
-        elif isinstance(message, dpb.MasterChanged):
-            if sender is not None:
-                self.master = sender
+        elif isinstance(message, dpb.MasterChanged) and sender is not None:
+            self.master = sender
 
     def on_disconnected(self, address: RpcAddress) -> None:
         if self.master is not None and address == self.master.address:
@@ -87,7 +86,9 @@ class AppClient(RpcEndpoint):
 class StandaloneBackend:
     """Asks a standalone Master for executors for this application."""
 
-    def __init__(self, sc: SparkContext, master_urls: list[str], executor_env: dict[str, str]) -> None:
+    def __init__(
+        self, sc: SparkContext, master_urls: list[str], executor_env: dict[str, str]
+    ) -> None:
         self._sc = sc
         self.master_urls = master_urls
         self.app_id: str | None = None
@@ -198,7 +199,9 @@ class StandaloneBackend:
         sched = self._sc._scheduler
         with sched.lock:
             for job_id in list(sched.dag.jobs):
-                sched.dag.cancel_job(job_id, f"because the Master removed the application: {message}")
+                sched.dag.cancel_job(
+                    job_id, f"because the Master removed the application: {message}"
+                )
 
     def stop(self) -> None:
         """Unregister from the Master and stop the executors."""

@@ -118,8 +118,15 @@ class TaskScheduler:
             now,
         )
         self.tsms[task_set.key] = tsm
-        self._emit("stage_submitted", {"stage_id": task_set.stage_id, "attempt": task_set.attempt,
-                                       "num_tasks": len(task_set.partitions), "job_id": task_set.job_id})
+        self._emit(
+            "stage_submitted",
+            {
+                "stage_id": task_set.stage_id,
+                "attempt": task_set.attempt,
+                "num_tasks": len(task_set.partitions),
+                "job_id": task_set.job_id,
+            },
+        )
         self.revive()
 
     def cancel_stage(self, stage_id: int, reason: str) -> None:
@@ -193,7 +200,9 @@ class TaskScheduler:
                         attempt = tsm.resource_offer(handle.executor_id, now, alive, task_id)
                         if attempt is None:
                             continue
-                        self._add_launch(launches, handle, tsm, attempt.index, attempt.attempt, task_id)
+                        self._add_launch(
+                            launches, handle, tsm, attempt.index, attempt.attempt, task_id
+                        )
                         progress = True
                         break
             for executor_id, message in launches.items():
@@ -266,7 +275,9 @@ class TaskScheduler:
                 updates, blocks, metrics = pickle.loads(status.accumulators)
             except Exception as exc:  # e.g. a result class the driver cannot import
                 tsm.abort(f"could not deserialize the result of task {status.task_id}: {exc!r}")
-                self.dag.task_set_failed(task_set.stage_id, task_set.attempt, tsm.abort_reason or "")
+                self.dag.task_set_failed(
+                    task_set.stage_id, task_set.attempt, tsm.abort_reason or ""
+                )
                 return
             self._apply_accumulators(updates)
             for block in blocks:
@@ -275,7 +286,9 @@ class TaskScheduler:
             self.metrics["spills"] += metrics.get("spills", 0)
             self.metrics["tasks"] += 1
             self._emit("task_end", {"stage_id": task_set.stage_id, "ok": True})
-            self.dag.task_succeeded(task_set.stage_id, task_set.attempt, task_set.indices[index], value)
+            self.dag.task_succeeded(
+                task_set.stage_id, task_set.attempt, task_set.indices[index], value
+            )
             return
         if status.state == pb.TASK_STATE_KILLED:
             tsm.handle_failure(status.task_id, status.error or "killed", counts=False)
@@ -312,7 +325,9 @@ class TaskScheduler:
         self._payloads.pop(key, None)
         if tsm is None:
             return
-        self._emit("stage_completed", {"stage_id": tsm.task_set.stage_id, "attempt": tsm.task_set.attempt})
+        self._emit(
+            "stage_completed", {"stage_id": tsm.task_set.stage_id, "attempt": tsm.task_set.attempt}
+        )
         for handle in self.executors.values():
             if key in handle.stages:
                 handle.stages.discard(key)

@@ -133,7 +133,10 @@ class TaskSetManager:
                     fallback = pos
                 continue
             return self.pending.pop(pos)
-        if fallback is not None and len(self.tasks[self.pending[fallback]].failed_on) >= alive_executors:
+        if (
+            fallback is not None
+            and len(self.tasks[self.pending[fallback]].failed_on) >= alive_executors
+        ):
             return self.pending.pop(fallback)
         return None
 
@@ -188,8 +191,9 @@ class TaskSetManager:
             state.failed_on.add(attempt.executor_id)
             if state.failures >= self.max_failures:
                 self.zombie = True
+                stage = f"{self.task_set.stage_id}.{self.task_set.attempt}"
                 self.abort_reason = (
-                    f"Task {attempt.index} in stage {self.task_set.stage_id}.{self.task_set.attempt} "
+                    f"Task {attempt.index} in stage {stage} "
                     f"failed {state.failures} times, most recent failure: lost task "
                     f"{attempt.index}.{attempt.attempt} in stage {self.task_set.stage_id}."
                     f"{self.task_set.attempt} (TID {task_id}) on executor {attempt.executor_id}: "
