@@ -9,7 +9,7 @@ NODE_DIR := tests/node
 # apt-get needs root; elsewhere go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install proto check check-proto lint typecheck test test-fast demo bench bench-rpc clean node-deps \
+.PHONY: install proto check check-proto lint typecheck test test-fast demo bench bench-rpc bench-driver bench-compare clean node-deps \
 	chromium buf-lint
 
 $(VENV)/.installed: pyproject.toml
@@ -86,7 +86,23 @@ test-fast: install
 bench-rpc: install
 	$(PY) bench/bench_rpc.py
 
-bench: bench-rpc
+# Driver workloads W1-W6 (issue 4) on local[2] and a master + one 2-core worker.
+bench-driver: install
+	$(PY) bench/bench_driver.py run
+
+bench: bench-rpc bench-driver
+
+# The same workloads on PySpark (its own venv, installed here), side by side with ratios.
+BENCH_VENV := .bench-venv
+$(BENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q 'pyspark>=4,<5' 'psutil>=5.9,<8' 'numpy>=1.26,<3'
+	touch $@
+
+bench-compare: install $(BENCH_VENV)/.installed
+	$(PY) bench/bench_driver.py run --json .bench-results/sparkctl.json
+	$(BENCH_VENV)/bin/python bench/bench_driver.py run --impl pyspark --json .bench-results/pyspark.json
+	$(PY) bench/bench_driver.py compare .bench-results/sparkctl.json .bench-results/pyspark.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

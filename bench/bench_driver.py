@@ -1,0 +1,290 @@
+"""Driver benchmark (issue 4): W1-W6 on local[2] and on a master + one 2-core worker.
+
+Usage:
+    bench_driver.py [run] [--impl sparkctl|pyspark] [--masters local,standalone]
+                    [--json OUT] [--timeout S]
+    bench_driver.py compare SPARKCTL.json PYSPARK.json
+
+``run`` executes the workloads with one implementation (``pyspark`` needs a
+Python with pyspark installed: ``make bench-compare`` makes ``.bench-venv/``)
+and prints a table; ``compare`` prints two runs side by side with ratios
+(> 1 means sparkctl is better). ``BENCH_QUICK=1`` shrinks every workload.
+
+Workloads: W1 tiny-job latency on a warm context; W2 2,000 tiny tasks; W3
+word count of ~100 MB; W4 groupByKey of 5M pairs and sortByKey of 2M pairs;
+W5 submit of a one-job app, end to end; W6 idle RSS of driver and executors.
+A workload that fails or exceeds its timeout is reported as such, never as a
+number. The benchmark binds only 127.0.0.1 and stops every process it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _bench_clusters as clusters
+import _bench_workloads as workloads
+
+REPO = Path(__file__).resolve().parent.parent
+Result = dict[str, Any]
+
+#: (metric, label, unit, higher is better, target from issue 4 or "").
+METRICS = [
+    ("w1_p50_ms", "W1 tiny job p50", "ms", False, "<= 5"),
+    ("w1_p95_ms", "W1 tiny job p95", "ms", False, ""),
+    ("w2_tasks_per_s", "W2 2,000 tiny tasks", "tasks/s", True, ">= 5000"),
+    ("w3_s", "W3 word count ~100 MB", "s", False, "2x PySpark"),
+    ("w4_group_s", "W4 groupByKey 5M pairs", "s", False, "2x PySpark"),
+    ("w4_sort_s", "W4 sortByKey 2M pairs", "s", False, "2x PySpark"),
+    ("w5_submit_s", "W5 submit one-job app", "s", False, "< 1.5"),
+    ("w6_driver_mib", "W6 driver RSS idle", "MiB", False, "< 80"),
+    ("w6_driver_children_mib", "W6 driver's child procs", "MiB", False, ""),
+    ("w6_executor_max_mib", "W6 largest executor proc", "MiB", False, "< 80"),
+    ("w6_executors_mib", "W6 all executor procs", "MiB", False, ""),
+]
+
+SUBMIT_APP = """\
+{import_line}
+
+sc = SparkContext(appName="bench-submit")
+print("counted", sc.parallelize(range(1000), 2).count())
+sc.stop()
+"""
+
+
+class WorkloadTimeout(Exception):
+    """A workload ran past --timeout."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: int) -> Iterator[None]:
+    def expire(signum: int, frame: Any) -> None:
+        raise WorkloadTimeout(f"exceeded {seconds}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _guarded(result: Result, name: str, timeout: int, fn: Callable[[], Result]) -> None:
+    """Run one workload into `result`; a failure is recorded under its name, not raised."""
+    print(f"  {name} ...", end="", flush=True, file=sys.stderr)
+    start = time.perf_counter()
+    try:
+        with _deadline(timeout):
+            result.update(fn())
+        print(f" {time.perf_counter() - start:.1f}s", file=sys.stderr)
+    except Exception as exc:
+        result[f"{name}_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        print(f" FAILED ({result[f'{name}_error']})", file=sys.stderr)
+
+
+def _import_line(impl: str) -> str:
+    package = "pyspark" if impl == "pyspark" else "scheduler"
+    return f"from {package} import SparkConf, SparkContext"
+
+
+def _new_context(impl: str, master: str) -> Any:
+    if impl == "pyspark":
+        from pyspark import SparkConf, SparkContext
+
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    else:
+        from scheduler import SparkConf, SparkContext
+    conf = (
+        SparkConf()
+        .setMaster(master)
+        .setAppName(f"bench-driver-{impl}")
+        .set("spark.ui.showConsoleProgress", "false")
+        .set("spark.ui.enabled", "false")
+    )
+    sc = SparkContext(conf=conf)
+    if impl == "pyspark":
+        sc.setLogLevel("ERROR")
+    return sc
+
+
+def _submit_once(impl: str, master: str) -> Result:
+    """W5: submit a one-job app and wait for it, end to end."""
+    with tempfile.TemporaryDirectory(prefix="bench-submit-") as tmp:
+        app = Path(tmp) / "app.py"
+        app.write_text(SUBMIT_APP.format(import_line=_import_line(impl)))
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        if impl == "pyspark":
+            import pyspark
+
+            home = Path(pyspark.__file__).resolve().parent
+            command = [str(home / "bin" / "spark-submit"), "--master", master, str(app)]
+            env.update(SPARK_HOME=str(home), PYSPARK_PYTHON=sys.executable)
+        else:
+            command = [str(Path(sys.executable).parent / "sparkctl"), "submit"]
+            command += ["--master", master, str(app)]
+        start = time.perf_counter()
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=300, cwd=tmp
+        )
+        seconds = time.perf_counter() - start
+    if done.returncode != 0 or "counted 1000" not in done.stdout:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"submit exited {done.returncode}: {tail[0][:200]}")
+    return {"w5_submit_s": seconds}
+
+
+def run_master(impl: str, label: str, sizes: workloads.Sizes, timeout: int) -> Result:
+    """Every workload on one master: 'local' (local[2]) or 'standalone' (master + worker)."""
+    result: Result = {}
+    cluster: clusters.Cluster | None = None
+    print(f"{impl} on {label}:", file=sys.stderr)
+    try:
+        if label == "standalone":
+            cluster = clusters.PySparkCluster() if impl == "pyspark" else clusters.SparkctlCluster()
+            master = cluster.url
+        else:
+            master = "local[2]"
+        before = set(cluster.pids()) if cluster else set()
+        sc = _new_context(impl, master)
+        try:
+            sc.parallelize(range(4), 2).count()  # warm-up: executors up and registered
+            executors = [p for p in cluster.pids() if p not in before] if cluster else []
+            _guarded(result, "w6", timeout, lambda: workloads.w6_idle_memory(executors))
+            _guarded(result, "w1", timeout, lambda: workloads.w1_tiny_job_latency(sc, sizes))
+            _guarded(result, "w2", timeout, lambda: workloads.w2_many_tiny_tasks(sc, sizes))
+            _guarded(result, "w3", timeout, lambda: workloads.w3_word_count(sc, sizes))
+            _guarded(result, "w4", timeout, lambda: workloads.w4_group_and_sort(sc, sizes))
+        finally:
+            sc.stop()
+        _guarded(result, "w5", timeout, lambda: _submit_once(impl, master))
+    except Exception as exc:
+        result["error"] = (
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        )
+        print(f"  could not run: {result['error']}", file=sys.stderr)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    return result
+
+
+def _cell(result: Result, metric: str) -> str:
+    if metric in result:
+        value = result[metric]
+        return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+    workload = metric.split("_")[0]
+    if f"{workload}_error" in result or "error" in result:
+        return "failed"
+    return "-"
+
+
+def print_table(runs: dict[str, Result], title: str) -> None:
+    """One row per metric, one column per run."""
+    names = list(runs)
+    print(f"\n{title}")
+    header = f"{'workload':<28}{'unit':<9}" + "".join(f"{n:>22}" for n in names) + f"{'target':>14}"
+    print(header)
+    print("-" * len(header))
+    for metric, label, unit, _, target in METRICS:
+        cells = "".join(f"{_cell(runs[n], metric):>22}" for n in names)
+        print(f"{label:<28}{unit:<9}{cells}{target:>14}")
+    for name, result in runs.items():
+        for key, value in result.items():
+            if key.endswith("error"):
+                print(f"  {name} {key}: {value}")
+
+
+def _ratio(ours: Result, theirs: Result, metric: str, higher_better: bool) -> str:
+    if metric not in ours or metric not in theirs or not ours[metric] or not theirs[metric]:
+        return "-"
+    ratio = ours[metric] / theirs[metric] if higher_better else theirs[metric] / ours[metric]
+    return f"{ratio:.2f}x"
+
+
+def print_comparison(ours: Result, theirs: Result) -> None:
+    """sparkctl vs PySpark per master, with ratios (> 1 means sparkctl is better)."""
+    for label in ours["masters"]:
+        a, b = ours["masters"][label], theirs["masters"].get(label, {})
+        print(
+            f"\n{label}: sparkctl vs PySpark {theirs.get('version', '')}"
+            " (ratio > 1: sparkctl better)"
+        )
+        header = (
+            f"{'workload':<28}{'unit':<9}{'sparkctl':>12}{'pyspark':>12}{'ratio':>10}{'target':>14}"
+        )
+        print(header)
+        print("-" * len(header))
+        for metric, name, unit, higher, target in METRICS:
+            row = f"{name:<28}{unit:<9}{_cell(a, metric):>12}{_cell(b, metric):>12}"
+            print(row + f"{_ratio(a, b, metric, higher):>10}{target:>14}")
+        for who, result in (("sparkctl", a), ("pyspark", b)):
+            for key, value in result.items():
+                if key.endswith("error"):
+                    print(f"  {who} {key}: {value}")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run the workloads with one implementation")
+    run.add_argument("--impl", choices=["sparkctl", "pyspark"], default="sparkctl")
+    run.add_argument("--masters", default="local,standalone", help="comma list: local,standalone")
+    run.add_argument("--json", type=Path, help="also write the results to this file")
+    run.add_argument("--timeout", type=int, default=900, help="seconds allowed per workload")
+    compare = sub.add_parser("compare", help="print two runs side by side")
+    compare.add_argument("ours", type=Path)
+    compare.add_argument("theirs", type=Path)
+    args = parser.parse_args(argv[1:] or ["run"])
+    if args.command == "compare":
+        for path in (args.ours, args.theirs):
+            if not path.is_file():
+                parser.error(f"no results file {path} (run 'bench_driver.py run --json' first)")
+        print_comparison(json.loads(args.ours.read_text()), json.loads(args.theirs.read_text()))
+        return 0
+    masters = [m.strip() for m in args.masters.split(",") if m.strip()]
+    unknown = sorted(set(masters) - {"local", "standalone"})
+    if unknown:
+        parser.error(f"--masters: unknown {unknown}; use local and/or standalone")
+    if args.timeout <= 0:
+        parser.error(f"--timeout must be positive, not {args.timeout}")
+    quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+    sizes = workloads.Sizes.quick() if quick else workloads.Sizes()
+    version = ""
+    if args.impl == "pyspark":
+        import pyspark
+
+        version = pyspark.__version__
+    results = {
+        "impl": args.impl,
+        "version": version,
+        "quick": quick,
+        "sizes": sizes.__dict__,
+        "masters": {m: run_master(args.impl, m, sizes, args.timeout) for m in masters},
+    }
+    label = f"{args.impl} {version}".strip() + (" (BENCH_QUICK sizes)" if quick else "")
+    columns = {
+        ("local[2]" if m == "local" else "master+1 worker"): r
+        for m, r in results["masters"].items()
+    }
+    print_table(columns, f"driver benchmark: {label}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
