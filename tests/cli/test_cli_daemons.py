@@ -277,3 +277,28 @@ def test_worker_daemon_unreachable_master(tmp_path: Path) -> None:
 def test_start_time_is_reported(cli_cluster: CliCluster, role: str) -> None:
     log = (cli_cluster.work_dir / f"sparkctl-{role}.log").read_text()
     assert ("ready in" if role == "master" else "registered in") in log
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_submit_example_client_mode(cli_cluster: CliCluster) -> None:
+    result = run_cli(
+        "submit", "--master", cli_cluster.master.url, str(EXAMPLES / "wordcount.py"), timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distinct words: 34, all words: 85" in result.stdout
+    assert "the: 11" in result.stdout
+
+
+def test_submit_example_cluster_mode(cli_cluster: CliCluster) -> None:
+    result = run_cli(
+        "submit", "--master", cli_cluster.master.url, "--deploy-mode", "cluster",
+        # The worker has 2 cores and 1 GiB: room for the driver and one executor.
+        "--driver-memory", "256m", "--executor-memory", "256m", str(EXAMPLES / "wordcount.py"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    driver_id = result.stdout.strip()
+    wait_for(lambda: _driver_state(cli_cluster, driver_id) == "FINISHED", 90, "wordcount to finish")
+    stdout = (cli_cluster.work_dir / driver_id / "stdout").read_text()
+    assert "distinct words: 34, all words: 85" in stdout
