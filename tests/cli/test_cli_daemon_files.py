@@ -1,0 +1,80 @@
+"""Pid files and stopping: stale files, recycled pids, SIGTERM then SIGKILL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _cli_harness import gone, kill_tree, wait_for
+
+from cli._daemon import daemon_files, live_daemon_pid, stop_daemon
+
+STUBBORN = (
+    "import signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+def _fake_daemon(code: str, role: str) -> subprocess.Popen[str]:
+    # argv carries "start-<role>" as the real daemons' command lines do.
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, f"start-{role}"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+def test_sigkill_after_grace(tmp_path: Path) -> None:
+    files = daemon_files(tmp_path, "master")
+    process = _fake_daemon(STUBBORN, "master")
+    try:
+        files.pid_file.write_text(f"{process.pid}\n")
+        assert live_daemon_pid(files) == process.pid
+        started = time.monotonic()
+        assert stop_daemon(files, grace=0.5) == process.pid
+        assert time.monotonic() - started < 10
+        process.wait(10)
+        assert process.returncode == -9
+        assert not files.pid_file.exists()
+    finally:
+        kill_tree(process.pid)
+        process.wait(10)
+
+
+def test_sigterm_is_enough_for_a_polite_daemon(tmp_path: Path) -> None:
+    files = daemon_files(tmp_path, "worker")
+    process = _fake_daemon("import time\nprint('ready', flush=True)\ntime.sleep(120)\n", "worker")
+    try:
+        files.pid_file.write_text(f"{process.pid}\n")
+        assert stop_daemon(files, grace=10) == process.pid
+        process.wait(10)
+        assert process.returncode == -15
+    finally:
+        kill_tree(process.pid)
+        process.wait(10)
+
+
+def test_pid_of_another_role_or_program_is_left_alone(tmp_path: Path) -> None:
+    process = _fake_daemon(STUBBORN, "worker")
+    try:
+        files = daemon_files(tmp_path, "master")
+        files.pid_file.write_text(f"{process.pid}\n")
+        assert stop_daemon(files, grace=0.5) is None  # a worker is not a master
+        assert not files.pid_file.exists()  # the stale file is cleaned up
+        assert not gone(process.pid)
+    finally:
+        kill_tree(process.pid)
+        process.wait(10)
+    wait_for(lambda: gone(process.pid), 10, "the fake daemon to exit")
+
+
+def test_garbage_pid_file(tmp_path: Path) -> None:
+    files = daemon_files(tmp_path, "master")
+    files.pid_file.write_text("not a pid\n")
+    assert live_daemon_pid(files) is None
