@@ -31,6 +31,8 @@ __all__ = ["main"]
 log = logging.getLogger("scheduler.executor")
 
 _HEARTBEAT_SECONDS = 10.0
+#: Tasks handed to one Python worker at once: the next one waits in its pipe.
+_PREFETCH = 2
 
 
 class _Slot:
@@ -40,7 +42,7 @@ class _Slot:
         self.index = index
         self._args = args
         self._env = env
-        self.task_id: int | None = None
+        self.outstanding: collections.deque[tuple[int, str, int, int]] = collections.deque()
         self.stages: set[str] = set()
         self.proc: subprocess.Popen[bytes] | None = None
         self.conn: Connection | None = None
@@ -57,7 +59,6 @@ class _Slot:
         child.close()
         self.conn = Connection(parent.detach())
         self.stages = set()
-        self.task_id = None
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -89,7 +90,7 @@ class ExecutorRuntime:
         env.setdefault("PYTHONHASHSEED", "0")
         args = [local_dir, executor_id, host, str(memory_mb)]
         self._slots = [_Slot(i, args, env) for i in range(max(1, cores))]
-        self._free = collections.deque(self._slots)
+        self._cancelled: set[int] = set()
         for slot in self._slots:
             self._start_reader(slot)
         threading.Thread(target=self._send_loop, name="status-sender", daemon=True).start()
@@ -106,16 +107,27 @@ class ExecutorRuntime:
             self._dispatch()
 
     def kill(self, task_ids: set[int], reason: str) -> None:
+        dropped: list[int] = []
         with self._lock:
-            remaining = [t for t in self._queue if t[0] not in task_ids]
             dropped = [t[0] for t in self._queue if t[0] in task_ids]
-            self._queue = collections.deque(remaining)
-            victims = [s for s in self._slots if s.task_id in task_ids]
-            for slot in victims:
-                assert slot.task_id is not None
-                dropped.append(slot.task_id)
-                slot.task_id = None
-                slot.kill()  # its reader sees EOF and restarts it
+            self._queue = collections.deque(t for t in self._queue if t[0] not in task_ids)
+            for slot in self._slots:
+                if not slot.outstanding:
+                    continue
+                head = slot.outstanding[0]
+                for task in list(slot.outstanding)[1:]:
+                    if task[0] in task_ids:
+                        # Already in the worker's pipe: let it run, forget its reply.
+                        self._cancelled.add(task[0])
+                        dropped.append(task[0])
+                if head[0] in task_ids:
+                    dropped.append(head[0])
+                    slot.outstanding.popleft()
+                    for task in reversed(slot.outstanding):
+                        if task[0] not in self._cancelled:
+                            self._queue.appendleft(task)
+                    slot.outstanding.clear()
+                    slot.kill()  # its reader sees EOF and restarts it
         for task_id in dropped:
             self._report(("done", task_id, "KILLED", b"", b"", reason, "", None, 0.0))
 
@@ -140,33 +152,23 @@ class ExecutorRuntime:
     # -- internals --------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        """Hand queued tasks to free workers (lock held)."""
-        while self._queue and self._free:
-            task_id, key, partition, attempt = self._queue.popleft()
-            slot = self._free.popleft()
+        """Hand queued tasks to workers, idle ones first, then queued behind one (lock held)."""
+        while self._queue:
+            slot = min(self._slots, key=lambda sl: len(sl.outstanding))
+            if len(slot.outstanding) >= _PREFETCH or slot.conn is None:
+                return
+            task = self._queue.popleft()
+            task_id, key, partition, attempt = task
             payload = None
             if key not in slot.stages:
                 payload = self._payloads.get(key)
                 if payload is None:
-                    self._free.appendleft(slot)
-                    self._report(
-                        (
-                            "done",
-                            task_id,
-                            "FAILED",
-                            b"",
-                            b"",
-                            f"no code for task set {key}",
-                            "",
-                            None,
-                            0.0,
-                        )
-                    )
+                    reason = f"no code for task set {key}"
+                    self._report(("done", task_id, "FAILED", b"", b"", reason, "", None, 0.0))
                     continue
                 slot.stages.add(key)
-            slot.task_id = task_id
-            assert slot.conn is not None
-            # On OSError the reader notices the dead worker and reports the task.
+            slot.outstanding.append(task)
+            # On OSError the reader notices the dead worker and requeues or reports the task.
             with contextlib.suppress(OSError):
                 slot.conn.send_bytes(
                     pickle.dumps(("task", task_id, key, partition, attempt, payload), 5)
@@ -186,28 +188,33 @@ class ExecutorRuntime:
                 reply = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError):
                 break
+            task_id = reply[1]
             with self._lock:
-                if slot.task_id == reply[1]:
-                    slot.task_id = None
-                    self._free.append(slot)
-                    self._dispatch()
-                else:
-                    continue  # a killed task's late reply
+                if slot.conn is not conn:
+                    break  # killed and restarted meanwhile
+                if slot.outstanding and slot.outstanding[0][0] == task_id:
+                    slot.outstanding.popleft()
+                self._dispatch()
+                if task_id in self._cancelled:
+                    self._cancelled.discard(task_id)
+                    continue
             self._report(reply)
         if self._stopping:
             return
         code = proc.wait()
         with self._lock:
-            lost = slot.task_id
-            slot.task_id = None
-            if slot in self._free:
-                self._free.remove(slot)
+            if slot.conn is not conn and slot.proc is not proc:
+                return  # someone else restarted it
+            lost = slot.outstanding.popleft()[0] if slot.outstanding else None
+            for task in reversed(slot.outstanding):
+                if task[0] not in self._cancelled:
+                    self._queue.appendleft(task)
+            slot.outstanding.clear()
             slot.kill()
             slot.start()
-            self._free.append(slot)
             self._start_reader(slot)
             self._dispatch()
-        if lost is not None:
+        if lost is not None and lost not in self._cancelled:
             reason = f"Python worker exited unexpectedly (exit code {code})"
             self._report(("done", lost, "FAILED", b"", b"", reason, "WorkerCrashed", None, 0.0))
 

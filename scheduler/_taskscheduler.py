@@ -35,7 +35,7 @@ __all__ = ["ExecutorHandle", "SchedulerSettings", "TaskScheduler"]
 log = logging.getLogger(__name__)
 
 #: Tasks queued per executor core, so the next task is already there when one ends.
-_SLOTS_PER_CORE = 2
+_SLOTS_PER_CORE = 8
 
 
 @dataclass
