@@ -11,11 +11,10 @@ the Master.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,26 +26,17 @@ __all__ = ["ManagedProcess", "describe_exit", "tail"]
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
+# The child must die with the Worker even when the Worker is SIGKILLed. A
+# preexec_fn could set PR_SET_PDEATHSIG, but it forces fork() in a process
+# full of gRPC threads, whose fork handlers can abort the child; exec'ing
+# through util-linux's setpriv keeps the fast vfork/posix_spawn path.
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        prctl: Callable[..., int] = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    return prctl
-
-
-_prctl = _load_prctl()
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _with_parent_death_signal(argv: list[str]) -> list[str]:
+    if _SETPRIV is None:
+        return argv
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
 def describe_exit(code: int) -> str:
@@ -129,7 +119,7 @@ class ManagedProcess:
         self.cwd.mkdir(parents=True, exist_ok=True)
         with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
             self._popen = subprocess.Popen(
-                self.argv,
+                _with_parent_death_signal(self.argv),
                 cwd=self.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -137,7 +127,6 @@ class ManagedProcess:
                 stderr=err,
                 start_new_session=True,
                 close_fds=True,
-                preexec_fn=_die_with_parent if _prctl is not None else None,
             )
         self.started_at = time.monotonic()
         threading.Thread(target=self._watch, name=f"watch-{self.name}", daemon=True).start()
