@@ -81,6 +81,19 @@ def test_stop_is_idempotent_and_conf_is_kept(master: str) -> None:
     sc.stop()
 
 
+def test_local_master_urls_set_the_default_parallelism() -> None:
+    import os
+
+    for url, cores in (("local", 1), ("local[3]", 3), ("local[*]", os.cpu_count())):
+        sc = support.new_context(url, "compat-local-urls")
+        try:
+            assert sc.defaultParallelism == cores
+            assert sc.parallelize(range(12)).getNumPartitions() == cores
+            assert sc.parallelize(range(12)).sum() == 66
+        finally:
+            sc.stop()
+
+
 def test_set_log_level(master: str) -> None:
     sc = support.new_context(master, "compat-log-level")
     try:

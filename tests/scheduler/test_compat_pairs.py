@@ -128,6 +128,21 @@ def test_default_shuffle_partitions_follow_the_parents(sc: Any) -> None:
     assert pairs.join(sc.parallelize([(1, 1)], 5)).getNumPartitions() == 8
 
 
+def test_shuffle_output_of_an_earlier_job_is_reused(sc: Any) -> None:
+    computed = sc.accumulator(0)
+
+    def tally(x: int) -> tuple[int, int]:
+        computed.add(1)
+        return (x % 3, x)
+
+    summed = sc.parallelize(range(30), 3).map(tally).reduceByKey(add)
+    assert sorted(summed.collect()) == [(0, 135), (1, 145), (2, 155)]
+    assert computed.value == 30
+    # The map stage is skipped the second time: its shuffle files are still there.
+    assert sorted(summed.mapValues(lambda v: -v).collect()) == [(0, -135), (1, -145), (2, -155)]
+    assert computed.value == 30
+
+
 def test_count_by_key(sc: Any) -> None:
     counts = sc.parallelize([("a", 1), ("b", 1), ("a", 1)]).countByKey()
     assert sorted(counts.items()) == [("a", 2), ("b", 1)]

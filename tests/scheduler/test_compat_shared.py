@@ -200,6 +200,35 @@ def test_status_tracker_reports_finished_jobs_of_a_group(sc: Any) -> None:
     assert tracker.getActiveStageIds() == []
 
 
+def test_concurrent_jobs_from_several_driver_threads(sc: Any) -> None:
+    import threading
+
+    results: dict[int, Any] = {}
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            sc.setJobGroup(f"compat-thread-{n}", f"thread {n}")
+            pairs = sc.parallelize(range(n * 100), 3).map(lambda x: (x % 7, 1))
+            results[n] = sorted(pairs.reduceByKey(lambda a, b: a + b).collect())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in (1, 2, 3, 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a driver thread's job did not finish"
+    assert errors == []
+    for n in (1, 2, 3, 4):
+        expected = [(k, len(range(k, n * 100, 7))) for k in range(7)]
+        assert results[n] == expected
+    tracker = sc.statusTracker()
+    for n in (1, 2, 3, 4):
+        assert len(tracker.getJobIdsForGroup(f"compat-thread-{n}")) == 1
+
+
 # -- errors surface in the driver -------------------------------------------------------
 
 
