@@ -18,11 +18,15 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from cli._daemon import ReadySignal, remove_own_pid_file, write_pid_file
 from cli._settings import MasterSettings, WorkerSettings
 from rpcenv import Conf, RpcAddress, RpcEnv, RpcError
 from sparkctl.v1 import deploy_pb2, master_service_pb2
+
+if TYPE_CHECKING:
+    from cluster.launch import MasterHandle, WorkerHandle
 
 __all__ = [
     "check_masters_reachable",
@@ -72,13 +76,17 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _wait_for_stop(stop: threading.Event, alive: object) -> None:
+def _wait_for_stop(stop: threading.Event, handle: MasterHandle | WorkerHandle) -> None:
     """Block until a signal arrives or the service ends by itself."""
-    waiter = getattr(alive, "wait", None)
     while not stop.wait(0.5):
-        if waiter is not None and waiter(0) is True:
+        if handle.wait(0):
             log.warning("the service stopped by itself")
             return
+
+
+def _log_ready(what: str, started: float, webui_url: str) -> None:
+    elapsed_ms = (time.monotonic() - started) * 1000
+    log.info("%s in %.0f ms; web UI at %s", what, elapsed_ms, webui_url)
 
 
 def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | None) -> int:
@@ -88,6 +96,7 @@ def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | No
 
     _configure_logging()
     stop = _stop_event()
+    started = time.monotonic()
     host, port = settings.host, settings.port
     if port_in_use(host, port):
         return _fail(
@@ -95,13 +104,22 @@ def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | No
             f"cannot start the master: port {port} on {host} is already in use "
             "(is another master running? pick another with --port)",
         )
+    handles: list[MasterHandle] = []  # filled once the master runs; the UI reads through it
+
+    def state() -> master_service_pb2.GetClusterStateResponse:
+        if not handles:
+            raise RuntimeError("the master is still starting")
+        reply = handles[0].ref.ask_sync(master_service_pb2.GetClusterStateRequest(), _STATE_TIMEOUT)
+        assert isinstance(reply, master_service_pb2.GetClusterStateResponse)
+        return reply
+
     max_retries = settings.conf.get_int("spark.port.maxRetries", 16) or 0
     try:
-        ui = MasterWebUI(lambda: _master_state(handle), host, settings.webui_port, max_retries)
+        # Bound before the master starts: the master tells workers the UI's URL.
+        ui = MasterWebUI(state, host, settings.webui_port, max_retries)
     except OSError as exc:
         return _fail(ready, f"cannot start the master web UI (--webui-port): {exc.strerror or exc}")
     conf = settings.conf.merged({"spark.sparkctl.master.webUiUrl": ui.url})
-    started = time.monotonic()
     try:
         handle = start_master(conf, host, port, settings.work_dir)
     except (OSError, RpcError, ValueError) as exc:
@@ -109,16 +127,12 @@ def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | No
         in_use = port_in_use(host, port)
         reason = f"port {port} on {host} is already in use" if in_use else str(exc)
         return _fail(ready, f"cannot start the master: {reason}")
+    handles.append(handle)
     try:
         ui.start()
         if pid_file is not None:
             write_pid_file(pid_file)
-        log.info(
-            "master %s ready in %.0f ms; web UI at %s",
-            handle.url,
-            (time.monotonic() - started) * 1000,
-            ui.url,
-        )
+        _log_ready(f"master {handle.url} ready", started, ui.url)
         ready.ready(url=handle.url, webui_url=ui.url)
         _wait_for_stop(stop, handle)
     finally:
@@ -128,16 +142,6 @@ def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | No
             remove_own_pid_file(pid_file)
     log.info("master stopped")
     return 0
-
-
-def _master_state(handle: object) -> master_service_pb2.GetClusterStateResponse:
-    ref = getattr(handle, "ref", None)
-    if ref is None:
-        raise RuntimeError("the master is still starting")
-    reply = ref.ask_sync(master_service_pb2.GetClusterStateRequest(), _STATE_TIMEOUT)
-    if not isinstance(reply, master_service_pb2.GetClusterStateResponse):
-        raise RuntimeError(f"unexpected answer {type(reply).__name__}")
-    return reply
 
 
 def check_masters_reachable(masters: list[RpcAddress], conf: Conf, timeout: float) -> str | None:
@@ -164,6 +168,7 @@ def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | No
 
     _configure_logging()
     stop = _stop_event()
+    started = time.monotonic()
     host, port = settings.host, settings.port
     if port_in_use(host, port):
         return _fail(
@@ -174,10 +179,10 @@ def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | No
     max_retries = settings.conf.get_int("spark.port.maxRetries", 16) or 0
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     try:
+        # Bound before the worker starts: it registers with the UI's URL.
         ui = WorkerWebUI(settings.work_dir, host, settings.webui_port, max_retries=max_retries)
     except OSError as exc:
         return _fail(ready, f"cannot start the worker web UI (--webui-port): {exc.strerror or exc}")
-    started = time.monotonic()
     try:
         handle = start_worker(
             settings.conf,
@@ -192,8 +197,14 @@ def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | No
     except (OSError, RpcError, ValueError) as exc:
         ui.stop()
         return _fail(ready, f"cannot start the worker: {exc}")
+
+    def state() -> deploy_pb2.GetWorkerStateResponse:
+        reply = handle.ref.ask_sync(deploy_pb2.GetWorkerStateRequest(), _STATE_TIMEOUT)
+        assert isinstance(reply, deploy_pb2.GetWorkerStateResponse)
+        return reply
+
     try:
-        ui.attach(lambda: _worker_state(handle))
+        ui.attach(state)
         ui.start()
         if not handle.wait_registered(settings.register_timeout):
             return _fail(
@@ -203,12 +214,7 @@ def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | No
             )
         if pid_file is not None:
             write_pid_file(pid_file)
-        log.info(
-            "worker %s registered in %.0f ms; web UI at %s",
-            handle.worker_id,
-            (time.monotonic() - started) * 1000,
-            ui.url,
-        )
+        _log_ready(f"worker {handle.worker_id} registered", started, ui.url)
         ready.ready(url=handle.url, webui_url=ui.url, worker_id=handle.worker_id)
         _wait_for_stop(stop, handle)
     finally:
@@ -218,16 +224,6 @@ def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | No
             remove_own_pid_file(pid_file)
     log.info("worker stopped")
     return 0
-
-
-def _worker_state(handle: object) -> deploy_pb2.GetWorkerStateResponse:
-    ref = getattr(handle, "ref", None)
-    if ref is None:
-        raise RuntimeError("the worker is still starting")
-    reply = ref.ask_sync(deploy_pb2.GetWorkerStateRequest(), _STATE_TIMEOUT)
-    if not isinstance(reply, deploy_pb2.GetWorkerStateResponse):
-        raise RuntimeError(f"unexpected answer {type(reply).__name__}")
-    return reply
 
 
 def _fail(ready: ReadySignal, reason: str) -> int:
