@@ -161,7 +161,10 @@ def run_master(impl: str, label: str, sizes: workloads.Sizes, timeout: int) -> R
         sc = _new_context(impl, master)
         try:
             sc.parallelize(range(4), 2).count()  # warm-up: executors up and registered
-            executors = [p for p in cluster.pids() if p not in before] if cluster else []
+            if cluster is not None:
+                executors = [p for p in cluster.pids() if p not in before]
+            else:  # local[2]: the executor side runs in the driver's child processes
+                executors = workloads.descendants(os.getpid())
             _guarded(result, "w6", timeout, lambda: workloads.w6_idle_memory(executors))
             _guarded(result, "w1", timeout, lambda: workloads.w1_tiny_job_latency(sc, sizes))
             _guarded(result, "w2", timeout, lambda: workloads.w2_many_tiny_tasks(sc, sizes))
