@@ -9,7 +9,7 @@ NODE_DIR := tests/node
 # apt-get needs root; elsewhere go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install proto check check-proto lint typecheck test test-fast demo bench bench-rpc bench-driver bench-compare clean node-deps \
+.PHONY: install proto check check-proto lint typecheck test test-fast demo bench bench-rpc bench-driver bench-compare test-oracle clean node-deps \
 	chromium buf-lint
 
 $(VENV)/.installed: pyproject.toml
@@ -98,6 +98,12 @@ $(BENCH_VENV)/.installed:
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q 'pyspark>=4,<5' 'psutil>=5.9,<8' 'numpy>=1.26,<3'
 	touch $@
+
+# The PySpark-compatibility tests run on real PySpark: how their expected values are checked.
+test-oracle: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/pip install -q 'pytest>=8,<10' 'pytest-timeout>=2.2,<3'
+	SPARKCTL_TEST_IMPL=pyspark PYTHONHASHSEED=0 $(BENCH_VENV)/bin/pytest -q -p no:cacheprovider \
+		tests/scheduler/test_compat_*.py
 
 bench-compare: install $(BENCH_VENV)/.installed
 	$(PY) bench/bench_driver.py run --json .bench-results/sparkctl.json

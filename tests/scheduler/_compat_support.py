@@ -7,7 +7,7 @@ chosen with the environment variable ``SPARKCTL_TEST_IMPL``:
 - ``sparkctl`` (default): ``from scheduler import ...`` is our driver.
 - ``pyspark``: the oracle. ``scheduler`` is aliased to the real ``pyspark``
   package (run from a venv that has pyspark, pytest and pytest-timeout):
-  ``SPARKCTL_TEST_IMPL=pyspark /tmp/pyspark-venv/bin/pytest tests/scheduler/test_compat_*.py``.
+  ``make test-oracle`` (it installs PySpark into ``.bench-venv/``).
 
 This module never leaves a process behind: the cluster it starts is stopped
 by PID with bounded waits, and its descendants are killed by PID if they
