@@ -234,6 +234,8 @@ class SparkContext(RDDSources):
         progress = getattr(self, "_progress", None)
         if progress is not None:
             progress.stop()
+        if getattr(self, "_scheduler", None) is not None:
+            self._scheduler.stopping = True
         backend = getattr(self, "_backend", None)
         if backend is not None:
             try:
@@ -243,6 +245,11 @@ class SparkContext(RDDSources):
         env = getattr(self, "_env", None)
         if env is not None:
             env.shutdown()
+        scheduler = getattr(self, "_scheduler", None)
+        if scheduler is not None and getattr(self, "_kind", "") == "local":
+            # Executors remove their own dirs; these are the ones of executors that died.
+            for path in scheduler.local_dirs:
+                shutil.rmtree(path, ignore_errors=True)
         tmp = getattr(self, "_tmp_checkpoint_root", None)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

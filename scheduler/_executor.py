@@ -127,7 +127,10 @@ class ExecutorRuntime:
                         if task[0] not in self._cancelled:
                             self._queue.appendleft(task)
                     slot.outstanding.clear()
-                    slot.kill()  # its reader sees EOF and restarts it
+                    slot.kill()  # its old reader sees EOF and leaves: the new one takes over
+                    slot.start()
+                    self._start_reader(slot)
+            self._dispatch()
         for task_id in dropped:
             self._report(("done", task_id, "KILLED", b"", b"", reason, "", None, 0.0))
 
@@ -203,8 +206,8 @@ class ExecutorRuntime:
             return
         code = proc.wait()
         with self._lock:
-            if slot.conn is not conn and slot.proc is not proc:
-                return  # someone else restarted it
+            if slot.conn is not conn:
+                return  # kill() restarted it already
             lost = slot.outstanding.popleft()[0] if slot.outstanding else None
             for task in reversed(slot.outstanding):
                 if task[0] not in self._cancelled:

@@ -153,8 +153,25 @@ def run_task(
         TaskContext._set(None)
 
 
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the executor dies, so no worker outlives it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve tasks from the executor until it says exit or goes away."""
+    _die_with_parent()
+    if os.getppid() == 1:
+        return  # the executor died before we were set up
     args = sys.argv[1:] if argv is None else argv
     fd, local_dir, executor_id, host, memory_mb = args[:5]
     conn = Connection(int(fd))

@@ -100,6 +100,10 @@ class TaskScheduler:
         self.metrics: dict[str, float] = {"diskBytesSpilled": 0, "spills": 0, "tasks": 0}
         self.dag = DAGScheduler(self, settings.max_stage_attempts, self._cached_on)
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        #: Local dirs of every executor that registered (removed at the end in local mode).
+        self.local_dirs: set[str] = set()
+        #: Set when the application ends: executors going away is expected then.
+        self.stopping = False
 
     # -- DAGScheduler sink -------------------------------------------------------------
 
@@ -146,6 +150,8 @@ class TaskScheduler:
                 return False
             handle.free_slots = handle.cores * _SLOTS_PER_CORE
             self.executors[handle.executor_id] = handle
+            if handle.local_dir:
+                self.local_dirs.add(handle.local_dir)
             self.executors_changed.notify_all()
             self._emit("executor_added", {"executor_id": handle.executor_id})
             self.revive()
@@ -156,7 +162,10 @@ class TaskScheduler:
             handle = self.executors.pop(executor_id, None)
             if handle is None:
                 return
-            log.warning("lost executor %s: %s", executor_id, reason)
+            if self.stopping:
+                log.info("executor %s stopped: %s", executor_id, reason)
+            else:
+                log.warning("lost executor %s: %s", executor_id, reason)
             for tsm in list(self.tsms.values()):
                 for task_id in tsm.executor_lost(executor_id):
                     self._task_owner.pop(task_id, None)

@@ -1,0 +1,205 @@
+"""Failures the driver must survive or report: lost executors and workers, poison tasks,
+spilling aggregations and cancelled job groups. Real processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from conftest import NodeCluster, new_context, wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _slow_pairs(marker_dir: str, delay: float) -> Any:
+    def f(x: int) -> tuple[int, int]:
+        Path(marker_dir, f"started-{os.getpid()}-{x}").touch()
+        time.sleep(delay)
+        return x % 10, x
+
+    return f
+
+
+def _executor_workers(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def test_executor_sigkill_mid_stage_gives_the_exact_result(tmp_path: Path) -> None:
+    sc = new_context("local[2]", "executor-sigkill")
+    try:
+        old_pid = sc._executor_pids[0]
+        old_workers = _executor_workers(old_pid)
+        rdd = sc.parallelize(range(40), 8).map(_slow_pairs(str(tmp_path), 0.2))
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                result["value"] = sorted(rdd.reduceByKey(lambda a, b: a + b).collect())
+            except BaseException as exc:
+                result["error"] = exc
+
+        job = threading.Thread(target=run)
+        job.start()
+        wait_until(lambda: any(tmp_path.iterdir()), 30, "a map task to start")
+        os.kill(old_pid, signal.SIGKILL)
+        job.join(120)
+        assert not job.is_alive()
+        assert "error" not in result, result.get("error")
+        expected = sorted({k: sum(x for x in range(40) if x % 10 == k) for k in range(10)}.items())
+        assert result["value"] == expected
+        assert sc._executor_pids and sc._executor_pids[0] != old_pid
+        # The dead executor's Python workers went with it.
+        wait_until(
+            lambda: not any(p.is_running() and p.status() != "zombie" for p in old_workers),
+            10,
+            "the killed executor's workers to exit",
+        )
+    finally:
+        sc.stop()
+
+
+def test_lost_map_outputs_are_recomputed(tmp_path: Path) -> None:
+    sc = new_context("local[2]", "lost-map-outputs")
+    try:
+        pairs = sc.parallelize(range(100), 4).map(lambda x: (x % 7, x))
+        grouped = pairs.reduceByKey(lambda a, b: a + b)
+        first = sorted(grouped.collect())
+        pid = sc._executor_pids[0]
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: sc._executor_pids and sc._executor_pids[0] != pid, 30, "a new executor")
+        wait_until(lambda: len(sc._scheduler.executors) == 1, 30, "the new executor to register")
+        # The shuffle of `grouped` lived on the dead executor: the reduce stage must not
+        # read stale outputs; the map stage is recomputed.
+        assert sorted(grouped.collect()) == first
+        assert sorted(grouped.mapValues(lambda v: v * 2).collect()) == [
+            (k, v * 2) for k, v in first
+        ]
+    finally:
+        sc.stop()
+
+
+def test_poison_task_fails_its_job_after_four_attempts_while_another_job_finishes() -> None:
+    from scheduler import JobFailedError
+
+    sc = new_context("local[2,4]", "poison")
+    try:
+        outcome: dict[str, Any] = {}
+
+        def poison(x: int) -> int:
+            if x == 3:
+                raise ValueError(f"poisoned record {x}")
+            return x
+
+        def run_poison() -> None:
+            try:
+                sc.parallelize(range(8), 4).map(poison).collect()
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run_poison)
+        thread.start()
+        assert sc.parallelize(range(1000), 4).map(lambda x: x * 2).sum() == 999000
+        thread.join(60)
+        assert not thread.is_alive()
+        error = outcome.get("error")
+        assert isinstance(error, JobFailedError), error
+        text = str(error)
+        assert "failed 4 times" in text
+        assert "ValueError: poisoned record 3" in text
+        assert "in stage" in text and "TID" in text
+        # The context stays usable after a failed job.
+        assert sc.parallelize([1, 2, 3]).count() == 3
+    finally:
+        sc.stop()
+
+
+def test_group_by_key_larger_than_the_memory_budget_spills_and_finishes() -> None:
+    sc = new_context("local[2]", "spill", {"spark.python.worker.memory": "1m"})
+    try:
+        n = 200_000
+        pairs = sc.parallelize(range(n), 4).map(lambda x: (x % 1000, x))
+        sizes = pairs.groupByKey(4).mapValues(len).collect()
+        assert len(sizes) == 1000 and all(v == n // 1000 for _, v in sizes)
+        assert sc._scheduler.metrics["diskBytesSpilled"] > 0
+        ordered = sc.parallelize(range(50_000), 2).map(lambda x: (-x, x)).sortByKey().values()
+        assert ordered.take(3) == [49999, 49998, 49997]
+    finally:
+        sc.stop()
+
+
+def test_cancel_job_group_stops_its_jobs_and_keeps_the_context(tmp_path: Path) -> None:
+    from scheduler import JobCancelledError
+
+    sc = new_context("local[2]", "cancel")
+    try:
+        outcome: dict[str, Any] = {}
+
+        def sleepy(x: int) -> int:
+            Path(tmp_path, f"started-{x}").touch()
+            time.sleep(30)
+            return x
+
+        def run() -> None:
+            sc.setJobGroup("slow-group", "jobs to cancel")
+            try:
+                sc.parallelize(range(4), 4).map(sleepy).collect()
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        wait_until(lambda: any(tmp_path.iterdir()), 30, "a task to start")
+        started = time.monotonic()
+        sc.cancelJobGroup("slow-group")
+        thread.join(30)
+        assert not thread.is_alive()
+        assert time.monotonic() - started < 10
+        assert isinstance(outcome.get("error"), JobCancelledError), outcome
+        assert "slow-group" in str(outcome["error"])
+        assert sc.statusTracker().getJobIdsForGroup("slow-group")
+        assert sc.parallelize(range(10), 2).sum() == 45
+    finally:
+        sc.stop()
+
+
+def test_worker_sigkill_after_a_shuffle_map_stage_gives_the_exact_result(
+    node_cluster: NodeCluster, tmp_path: Path
+) -> None:
+    sc = new_context(node_cluster.master.url, "worker-sigkill")
+    try:
+        wait_until(lambda: len(sc._scheduler.executors) == 2, 30, "two executors")
+        pairs = sc.parallelize(range(200), 4).map(lambda x: (x % 13, x))
+        summed = pairs.reduceByKey(lambda a, b: a + b, 4)
+        expected = sorted(summed.collect())
+        # Both executors hold map outputs of `summed`'s shuffle; kill one worker (and with it
+        # its executor) and use the shuffle again.
+        victim = node_cluster.workers[0]
+        victim_children = victim.descendants()
+        victim.proc.kill()
+        victim.proc.wait(10)
+        wait_until(lambda: len(sc._scheduler.executors) == 1, 60, "the lost executor to go")
+        assert sorted(summed.collect()) == expected
+        assert sorted(summed.map(lambda kv: (kv[0], kv[1] + 1)).collect()) == [
+            (k, v + 1) for k, v in expected
+        ]
+        wait_until(
+            lambda: (
+                not any(
+                    psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+                    for p in victim_children
+                )
+            ),
+            30,
+            "the killed worker's executor to exit",
+        )
+    finally:
+        sc.stop()
