@@ -14,7 +14,6 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     from cluster.launch import start_master, start_worker
-
     from rpcenv import Conf
 
     role, target, work_dir = argv[1], argv[2], Path(argv[3])

@@ -12,6 +12,7 @@ from typing import Any
 
 import psutil
 import pytest
+
 from conftest import NodeCluster, new_context, wait_until
 
 pytestmark = pytest.mark.timeout(180)
