@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cluster.ui._http import Query, Response, WebServer
 from cluster.ui._json import app_state_name, executor_state_name, master_state_json
-from cluster.ui._metrics import CONTENT_TYPE, master_registry, render
 from cluster.ui._render import render_page
 from sparkctl.v1 import master_service_pb2
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["MasterWebUI"]
 
@@ -42,7 +44,7 @@ class MasterWebUI:
 
     def __init__(self, state: StateSource, host: str, port: int, max_retries: int = 16) -> None:
         self._state = state
-        self._registry = master_registry(state)
+        self._registry: CollectorRegistry | None = None  # built on the first scrape
         routes = {
             "/": self._index,
             "/app": self._app,
@@ -139,4 +141,8 @@ class MasterWebUI:
         return Response(body, "application/json")
 
     def _metrics(self, _query: Query) -> Response:
+        from cluster.ui._metrics import CONTENT_TYPE, master_registry, render
+
+        if self._registry is None:
+            self._registry = master_registry(self._state)
         return Response(render(self._registry), CONTENT_TYPE)

@@ -12,9 +12,10 @@ import datetime
 import functools
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = ["format_duration", "format_mib", "format_time", "render_page", "safe_url"]
 
@@ -63,6 +64,8 @@ def safe_url(url: str) -> str:
 
 @functools.cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # on the first page, not at daemon start: an idle daemon stays smaller
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
         autoescape=True,  # every template, whatever its name

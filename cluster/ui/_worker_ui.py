@@ -13,14 +13,16 @@ import logging
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cluster.ui._http import Query, Response, WebServer
 from cluster.ui._json import driver_state_name, executor_state_name, worker_state_json
 from cluster.ui._logs import DEFAULT_CHUNK, LogRequestError, log_path, read_log
-from cluster.ui._metrics import CONTENT_TYPE, render, worker_registry
 from cluster.ui._render import render_page
 from sparkctl.v1 import deploy_pb2
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["WorkerWebUI"]
 
@@ -69,7 +71,7 @@ class WorkerWebUI:
     ) -> None:
         self._work_dir = work_dir
         self._state_source = state
-        self._registry = worker_registry(self._state)
+        self._registry: CollectorRegistry | None = None  # built on the first scrape
         routes = {
             "/": self._index,
             "/logPage": self._log_page,
@@ -229,4 +231,8 @@ class WorkerWebUI:
         return Response(json.dumps(worker_state_json(state), indent=2).encode(), "application/json")
 
     def _metrics(self, _query: Query) -> Response:
+        from cluster.ui._metrics import CONTENT_TYPE, render, worker_registry
+
+        if self._registry is None:
+            self._registry = worker_registry(self._state)
         return Response(render(self._registry), CONTENT_TYPE)
