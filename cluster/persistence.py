@@ -114,7 +114,9 @@ def persistence_from_conf(conf: Conf, work_dir: pathlib.Path) -> Persistence:
         return FileSystemPersistence(path)
     if mode == "ZOOKEEPER":
         raise ValueError("spark.deploy.recoveryMode=ZOOKEEPER is not supported; use FILESYSTEM")
-    raise ValueError(f"unknown spark.deploy.recoveryMode {mode!r}: use NONE or FILESYSTEM")
+    raise ValueError(
+        f"unknown recovery mode {mode!r} (spark.deploy.recoveryMode): use NONE or FILESYSTEM"
+    )
 
 
 # Record kinds and their message types, for readers of this module.

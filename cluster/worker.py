@@ -223,6 +223,8 @@ class Worker(RpcEndpoint):
 
     def _master_found(self, url: str, ref: RpcEndpointRef) -> None:
         """On the finder thread: hand the ref to the endpoint through its inbox."""
+        # A single dict store (atomic in CPython) published before the message
+        # that tells the endpoint to read it.
         self._found[url] = ref
         self.self_ref.send(pb.MasterReachable(master_url=url))
 
@@ -595,14 +597,16 @@ class Worker(RpcEndpoint):
 
     def _on_cleanup(self, _msg: pb.CleanupWorkDirs, _s: RpcEndpointRef | None) -> None:
         """Remove work dirs of applications that ended more than appDataTtl ago."""
-        active = {r.app_id for r in self.executors.values()}
+        active = {r.app_id for r in self.executors.values()} | set(self.drivers)
         now = time.time()
         try:
             entries = list(self.work_dir.iterdir())
         except OSError:
             return
         for path in entries:
-            if not path.name.startswith("app-") or path.name in active or not path.is_dir():
+            # Only what we made: the work dir may also hold a daemon's pid and log files.
+            ours = path.name.startswith(("app-", "driver-"))
+            if not ours or path.name in active or not path.is_dir():
                 continue
             try:
                 age = now - path.stat().st_mtime

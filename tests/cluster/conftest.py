@@ -37,9 +37,9 @@ def descendants() -> list[psutil.Process]:
     return [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True, scope="module")
 def no_stray_processes() -> Iterator[None]:
-    """The leak check: no child process may outlive the cluster test suite."""
+    """The leak check: no child process may outlive a cluster test module."""
     yield
     deadline = time.monotonic() + 10
     while descendants() and time.monotonic() < deadline:
