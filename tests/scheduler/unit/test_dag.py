@@ -1,0 +1,192 @@
+"""DAGScheduler bookkeeping without processes: stages, shuffle reuse, fetch failures,
+executor loss, aborts and cancellation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from scheduler._dag import DAGScheduler, MapOutput, TaskSet
+from scheduler._errors import JobCancelledError, JobFailedError
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.task_sets: list[TaskSet] = []
+        self.cancelled: list[int] = []
+
+    def submit_task_set(self, task_set: TaskSet) -> None:
+        self.task_sets.append(task_set)
+
+    def cancel_stage(self, stage_id: int, reason: str) -> None:
+        self.cancelled.append(stage_id)
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.results: dict[int, Any] = {}
+        self.error: BaseException | None = None
+
+    def task_succeeded(self, index: int, result: Any) -> None:
+        self.results[index] = result
+
+    def job_failed(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _collect(_: Any, it: Any) -> list[Any]:
+    return list(it)
+
+
+def _finish(
+    dag: DAGScheduler, ts: TaskSet, executor: str = "e1", skip: set[int] = frozenset()
+) -> None:  # type: ignore[assignment]
+    for index in ts.indices:
+        if index in skip:
+            continue
+        if ts.spec.shuffle_dep is not None:
+            out = MapOutput(executor, "h", f"/tmp/{ts.stage_id}-{index}")
+            dag.task_succeeded(ts.stage_id, ts.attempt, index, out)
+        else:
+            dag.task_succeeded(ts.stage_id, ts.attempt, index, [index])
+
+
+def test_a_narrow_job_is_one_stage(ctx: Any) -> None:
+    sink, listener = Sink(), Listener()
+    dag = DAGScheduler(sink)
+    rdd = ctx.parallelize(list(range(10)), 3).map(lambda x: x + 1).filter(bool)
+    dag.submit_job(rdd, _collect, [0, 1, 2], listener)
+    assert len(sink.task_sets) == 1
+    ts = sink.task_sets[0]
+    assert ts.partitions == [0, 1, 2] and ts.spec.shuffle_dep is None
+    _finish(dag, ts)
+    assert listener.results == {0: [0], 1: [1], 2: [2]}
+    assert not dag.jobs
+
+
+def test_a_shuffle_runs_its_map_stage_first_and_is_reused_by_later_jobs(ctx: Any) -> None:
+    sink = Sink()
+    dag = DAGScheduler(sink)
+    summed = ctx.parallelize(list(range(10)), 2).map(lambda x: (x % 3, x)).reduceByKey(max)
+    dag.submit_job(summed, _collect, [0, 1], Listener())
+    assert [ts.spec.shuffle_dep is not None for ts in sink.task_sets] == [True]
+    _finish(dag, sink.task_sets[0])
+    assert len(sink.task_sets) == 2 and sink.task_sets[1].spec.shuffle_dep is None
+    shuffle_id = sink.task_sets[0].spec.shuffle_dep.shuffle_id  # type: ignore[union-attr]
+    assert all(o is not None for o in sink.task_sets[1].spec.map_outputs[shuffle_id])
+    _finish(dag, sink.task_sets[1])
+    # A second job on the same shuffle needs no map stage.
+    dag.submit_job(summed.mapValues(str), _collect, [0, 1], Listener())
+    assert len(sink.task_sets) == 3 and sink.task_sets[2].spec.shuffle_dep is None
+
+
+def test_a_partitioned_rdd_joined_with_itself_needs_no_second_shuffle(ctx: Any) -> None:
+    sink = Sink()
+    dag = DAGScheduler(sink)
+    pairs = ctx.parallelize([(i % 4, i) for i in range(20)], 2).partitionBy(2)
+    joined = pairs.join(pairs)
+    dag.submit_job(joined, _collect, [0, 1], Listener())
+    _finish(dag, sink.task_sets[0])
+    _finish(dag, sink.task_sets[1])
+    assert len(sink.task_sets) == 2
+    assert len(dag.shuffle_stages) == 1
+
+
+def test_a_fetch_failure_recomputes_the_lost_output_then_retries_the_stage(ctx: Any) -> None:
+    sink, listener = Sink(), Listener()
+    dag = DAGScheduler(sink)
+    summed = ctx.parallelize(list(range(10)), 2).map(lambda x: (x, x)).reduceByKey(max, 2)
+    dag.submit_job(summed, _collect, [0, 1], listener)
+    map_ts = sink.task_sets[0]
+    _finish(dag, map_ts, executor="e1")
+    result_ts = sink.task_sets[1]
+    dag.task_succeeded(result_ts.stage_id, result_ts.attempt, 0, ["ok"])
+    shuffle_id = map_ts.spec.shuffle_dep.shuffle_id  # type: ignore[union-attr]
+    dag.fetch_failed(result_ts.stage_id, result_ts.attempt, shuffle_id, 1, "e1")
+    assert result_ts.stage_id in sink.cancelled
+    # Every output on e1 is gone: the map stage runs again, for its missing partitions.
+    again = sink.task_sets[2]
+    assert again.stage_id == map_ts.stage_id and again.attempt == 1 and again.indices == [0, 1]
+    _finish(dag, again, executor="e2")
+    retry = sink.task_sets[3]
+    assert retry.stage_id == result_ts.stage_id and retry.attempt == 1
+    assert retry.indices == [1]  # partition 0's result was already in
+    _finish(dag, retry)
+    assert listener.error is None and set(listener.results) == {0, 1}
+
+
+def test_repeated_fetch_failures_abort_the_job(ctx: Any) -> None:
+    sink, listener = Sink(), Listener()
+    dag = DAGScheduler(sink, max_stage_attempts=2)
+    summed = ctx.parallelize(list(range(4)), 2).map(lambda x: (x, x)).reduceByKey(max, 2)
+    dag.submit_job(summed, _collect, [0, 1], listener)
+    for _ in range(2):
+        map_ts = [t for t in sink.task_sets if t.spec.shuffle_dep is not None][-1]
+        _finish(dag, map_ts)
+        result_ts = sink.task_sets[-1]
+        sid = map_ts.spec.shuffle_dep.shuffle_id  # type: ignore[union-attr]
+        dag.fetch_failed(result_ts.stage_id, result_ts.attempt, sid, 0, "e1")
+    assert isinstance(listener.error, JobFailedError)
+    assert "fetch failures" in str(listener.error)
+
+
+def test_executor_loss_during_a_map_stage_reruns_its_outputs(ctx: Any) -> None:
+    sink = Sink()
+    dag = DAGScheduler(sink)
+    summed = ctx.parallelize(list(range(9)), 3).map(lambda x: (x, x)).reduceByKey(max, 2)
+    dag.submit_job(summed, _collect, [0, 1], Listener())
+    map_ts = sink.task_sets[0]
+    dag.task_succeeded(map_ts.stage_id, 0, 0, MapOutput("e1", "h", "/a"))
+    dag.task_succeeded(map_ts.stage_id, 0, 1, MapOutput("e2", "h", "/b"))
+    dag.executor_lost("e1")
+    dag.task_succeeded(map_ts.stage_id, 0, 2, MapOutput("e2", "h", "/c"))
+    rerun = sink.task_sets[1]
+    assert rerun.stage_id == map_ts.stage_id and rerun.indices == [0]
+
+
+def test_an_aborted_task_set_fails_the_job_with_the_reason(ctx: Any) -> None:
+    sink, listener = Sink(), Listener()
+    dag = DAGScheduler(sink)
+    dag.submit_job(ctx.parallelize([1, 2], 2), _collect, [0, 1], listener)
+    ts = sink.task_sets[0]
+    dag.task_set_failed(ts.stage_id, ts.attempt, "Task 1 in stage 0.0 failed 4 times: boom")
+    assert isinstance(listener.error, JobFailedError)
+    assert "failed 4 times: boom" in str(listener.error)
+    assert not dag.jobs
+
+
+def test_cancelling_a_job_cancels_its_stages(ctx: Any) -> None:
+    sink, listener = Sink(), Listener()
+    dag = DAGScheduler(sink)
+    job_id = dag.submit_job(ctx.parallelize([1, 2], 2), _collect, [0, 1], listener)
+    dag.cancel_job(job_id, "part of cancelled job group g")
+    assert isinstance(listener.error, JobCancelledError)
+    assert "job group g" in str(listener.error)
+    assert sink.cancelled == [sink.task_sets[0].stage_id]
+
+
+def test_a_stage_shared_by_two_jobs_survives_one_cancellation(ctx: Any) -> None:
+    sink = Sink()
+    dag = DAGScheduler(sink)
+    summed = ctx.parallelize(list(range(4)), 2).map(lambda x: (x, x)).reduceByKey(max, 2)
+    first, second = Listener(), Listener()
+    job1 = dag.submit_job(summed, _collect, [0, 1], first)
+    dag.submit_job(summed.keys(), _collect, [0, 1], second)
+    map_stage = sink.task_sets[0].stage_id
+    dag.cancel_job(job1, "by test")
+    assert map_stage not in sink.cancelled
+    _finish(dag, sink.task_sets[0])
+    result = sink.task_sets[-1]
+    _finish(dag, result)
+    assert second.error is None and set(second.results) == {0, 1}
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_result_tasks_compute_the_requested_partitions(ctx: Any, n: int) -> None:
+    sink = Sink()
+    dag = DAGScheduler(sink)
+    rdd = ctx.parallelize(list(range(10)), 4)
+    dag.submit_job(rdd, _collect, list(range(4 - n, 4)), Listener())
+    ts = sink.task_sets[0]
+    assert ts.partitions == list(range(4 - n, 4)) and ts.indices == list(range(n))
