@@ -111,6 +111,7 @@ class Worker(RpcEndpoint):
         self._tickers: list[Ticker] = []
         self._monitor: MemoryMonitor | None = None
         self._launch_times: collections.deque[float] = collections.deque(maxlen=100)
+        self._stopping = threading.Event()
         self._asks: dict[type[Message], Callable[[Any, RpcCallContext], None]] = {
             pb.GetWorkerStateRequest: self._on_get_state,
         }
@@ -178,7 +179,13 @@ class Worker(RpcEndpoint):
         self._monitor = MemoryMonitor(self.memory_check_interval, self._memory_exceeded)
         self._monitor.start()
 
+    def _post(self, message: Message) -> None:
+        """From a helper thread: post to our own inbox, unless we are stopping."""
+        if not self._stopping.is_set():
+            self.self_ref.send(message)
+
     def on_stop(self) -> None:
+        self._stopping.set()
         if self._finder is not None:
             self._finder.stop()
         for ticker in self._tickers:
@@ -226,7 +233,7 @@ class Worker(RpcEndpoint):
         # A single dict store (atomic in CPython) published before the message
         # that tells the endpoint to read it.
         self._found[url] = ref
-        self.self_ref.send(pb.MasterReachable(master_url=url))
+        self._post(pb.MasterReachable(master_url=url))
 
     def _on_master_reachable(self, msg: pb.MasterReachable, _s: RpcEndpointRef | None) -> None:
         ref = self._found.pop(msg.master_url, None)
@@ -258,14 +265,13 @@ class Worker(RpcEndpoint):
                 if not d.killed
             ],
         )
-        me = self.self_ref
         url = msg.master_url
 
         def answered(future: concurrent.futures.Future[Message]) -> None:
             try:
-                me.send(future.result())
+                self._post(future.result())
             except Exception as exc:  # timeout, connection lost: try again later
-                me.send(pb.RegistrationFailed(master_url=url, reason=str(exc)))
+                self._post(pb.RegistrationFailed(master_url=url, reason=str(exc)))
 
         # Asked from inside the handler so the Master gets our ref as the sender.
         ref.ask(request, timeout=10.0).add_done_callback(answered)
@@ -367,13 +373,12 @@ class Worker(RpcEndpoint):
         except ValueError as exc:
             failed(str(exc))
             return
-        me = self.self_ref
         process = ManagedProcess(
             f"executor-{msg.app_id}-{msg.executor_id}",
             spec.argv,
             spec.cwd,
             spec.env,
-            lambda code: me.send(
+            lambda code: self._post(
                 pb.ProcessExited(
                     kind="executor",
                     app_id=msg.app_id,
@@ -396,7 +401,7 @@ class Worker(RpcEndpoint):
         log.info("started executor %s/%d (pid %d)", msg.app_id, msg.executor_id, process.pid)
         check = pb.ExecutorStartupCheck(app_id=msg.app_id, executor_id=msg.executor_id)
         if self.startup_grace > 0:
-            later(self.startup_grace, lambda: me.send(check), "executor-startup")
+            later(self.startup_grace, lambda: self._post(check), "executor-startup")
         else:
             self._on_startup_check(check, None)
 
@@ -453,7 +458,7 @@ class Worker(RpcEndpoint):
         """On the monitor thread: report through the inbox."""
         assert isinstance(key, tuple)
         _, (app_id, executor_id) = key
-        self.self_ref.send(
+        self._post(
             pb.MemoryExceeded(
                 app_id=app_id, executor_id=executor_id, limit_mb=limit_mb, rss_mb=rss_mb
             )
@@ -532,13 +537,12 @@ class Worker(RpcEndpoint):
         except (ValueError, OSError) as exc:
             error(str(exc))
             return
-        me = self.self_ref
         process = ManagedProcess(
             f"driver-{msg.driver_id}",
             spec.argv,
             spec.cwd,
             spec.env,
-            lambda code: me.send(
+            lambda code: self._post(
                 pb.ProcessExited(kind="driver", driver_id=msg.driver_id, exit_status=code)
             ),
         )
