@@ -10,6 +10,19 @@ the foreground. The web UIs live in `cluster.ui`.
 
 from __future__ import annotations
 
-from cluster.launch import MasterHandle, WorkerHandle, start_master, start_worker
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cluster.launch import MasterHandle, WorkerHandle, start_master, start_worker
 
 __all__ = ["MasterHandle", "WorkerHandle", "start_master", "start_worker"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `import cluster.ui` (the CLI's status command) does not pay
+    # for the Master and Worker modules.
+    if name in __all__:
+        import cluster.launch
+
+        return getattr(cluster.launch, name)
+    raise AttributeError(f"module 'cluster' has no attribute {name!r}")
