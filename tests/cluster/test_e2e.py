@@ -230,3 +230,42 @@ def test_idle_footprint_and_readiness(cluster_factory: Callable[..., ProcCluster
     )
     assert all(r < 200 for r in rss)  # a sanity bound; the 60 MiB goal is measured by bench/
     assert Counter(w.state for w in c.state().workers) == {pb.WORKER_STATE_ALIVE: 2}
+
+
+def test_filesystem_recovery_keeps_a_cluster_mode_driver(
+    cluster_factory: Callable[..., ProcCluster], tmp_path: pathlib.Path
+) -> None:
+    c = cluster_factory(
+        {
+            "spark.deploy.recoveryMode": "FILESYSTEM",
+            "spark.deploy.recoveryDirectory": str(tmp_path / "rec"),
+        }
+    )
+    slow = tmp_path / "slow.py"
+    slow.write_text("import time\ntime.sleep(120)\n")
+    env = c.client_env()
+    submit = c.master_ref(env).ask_sync(
+        api.SubmitDriverRequest(
+            description=pb.DriverDescription(app_resource=str(slow), memory_mb=128)
+        ),
+        10,
+    )
+    assert isinstance(submit, api.SubmitDriverResponse)
+    running = wait_for(
+        lambda: [d for d in c.state().active_drivers if d.state == pb.DRIVER_STATE_RUNNING], 15
+    )
+    worker_id = running[0].worker_id
+    c.restart_master()
+    state = wait_for(
+        lambda: (s := c.state()).status == pb.MASTER_STATUS_ALIVE and s.alive_workers == 2 and s,
+        15,
+        "recovered",
+    )
+    assert [(d.id, d.state, d.worker_id) for d in state.active_drivers] == [
+        (submit.driver_id, pb.DRIVER_STATE_RUNNING, worker_id)
+    ]
+    killed = c.master_ref(env).ask_sync(api.KillDriverRequest(driver_id=submit.driver_id), 10)
+    assert isinstance(killed, api.KillDriverResponse) and killed.killed
+    wait_for(
+        lambda: [d for d in c.state().completed_drivers if d.state == pb.DRIVER_STATE_KILLED], 15
+    )

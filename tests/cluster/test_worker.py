@@ -331,3 +331,23 @@ def test_bad_master_url_is_a_clear_error(tmp_path: pathlib.Path) -> None:
             Conf({"spark.rpc.backend": "local"}), ["spark://x:1"], 0, 1, "127.0.0.1", 0, tmp_path
         )
     assert os.path.isdir(tmp_path)
+
+
+def test_worker_waits_for_a_master_that_comes_later(tmp_path: pathlib.Path) -> None:
+    from cluster.launch import start_master, start_worker
+    from rpcenv import Conf
+
+    conf = Conf({"spark.rpc.backend": "local", "spark.worker.timeout": "1"})
+    port = 59_321
+    worker = start_worker(
+        conf, [f"spark://127.0.0.1:{port}"], 1, 256, "127.0.0.1", 0, tmp_path / "w"
+    )
+    master = None
+    try:
+        assert not worker.wait_registered(0.5)  # nobody there yet: it keeps retrying
+        master = start_master(conf, "127.0.0.1", port, tmp_path / "m")
+        assert worker.wait_registered(10)
+    finally:
+        worker.stop()
+        if master is not None:
+            master.stop()
