@@ -89,6 +89,7 @@ class SchedulerEndpoint(RpcEndpoint):
                 cores=max(1, message.cores),
                 send=_sender(ref),
                 address=context.sender_address,
+                ref=ref,
                 local_dir=message.local_dir,
                 pid=message.pid,
             )
@@ -100,7 +101,26 @@ class SchedulerEndpoint(RpcEndpoint):
                 reason = f"duplicate executor id {message.executor_id}"
                 context.reply(pb.RegisterExecutorResponse(accepted=False, reason=reason))
             return
+        if isinstance(message, pb.FetchBlockRequest):
+            self._relay_fetch(message, context)
+            return
         super().receive_and_reply(message, context)
+
+    def _relay_fetch(self, message: pb.FetchBlockRequest, context: RpcCallContext) -> None:
+        """Executors have no port: ask the owner on the asker's behalf, reply when it answers."""
+        handle = self._scheduler.executors.get(message.executor_id)
+        if handle is None or handle.ref is None:
+            context.send_failure(LookupError(f"executor {message.executor_id} is gone"))
+            return
+        future = handle.ref.ask(message, 60.0)
+
+        def relay(done: Any) -> None:
+            try:
+                context.reply(done.result())
+            except Exception as exc:
+                context.send_failure(exc)
+
+        future.add_done_callback(relay)
 
     def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
         if isinstance(message, pb.StatusUpdates):

@@ -86,6 +86,8 @@ class ExecutorRuntime:
         self._status_cond = threading.Condition()
         self._stopping = False
         self.on_statuses: Any = None
+        #: (owner executor, path, offset, length) -> bytes, through the driver.
+        self.fetch_remote: Any = None
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
         args = [local_dir, executor_id, host, str(memory_mb)]
@@ -191,6 +193,11 @@ class ExecutorRuntime:
                 reply = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError):
                 break
+            if reply[0] == "fetch":
+                threading.Thread(
+                    target=self._serve_fetch, args=(conn, reply), name="fetch", daemon=True
+                ).start()
+                continue
             task_id = reply[1]
             with self._lock:
                 if slot.conn is not conn:
@@ -220,6 +227,15 @@ class ExecutorRuntime:
         if lost is not None and lost not in self._cancelled:
             reason = f"Python worker exited unexpectedly (exit code {code})"
             self._report(("done", lost, "FAILED", b"", b"", reason, "WorkerCrashed", None, 0.0))
+
+    def _serve_fetch(self, conn: Connection, request: tuple[Any, ...]) -> None:
+        _, request_id, owner, path, offset, length = request
+        try:
+            data, error = self.fetch_remote(owner, path, offset, length), ""
+        except Exception as exc:
+            data, error = b"", f"{type(exc).__name__}: {exc}"
+        with self._lock, contextlib.suppress(OSError):
+            conn.send_bytes(pickle.dumps(("fetched", request_id, data, error), 5))
 
     def _report(self, reply: tuple[Any, ...]) -> None:
         with self._status_cond:

@@ -27,6 +27,9 @@ __all__ = ["ExecutorEndpoint", "run_endpoint"]
 
 log = logging.getLogger("scheduler.executor")
 
+#: The largest byte range one FetchBlockRequest may ask for.
+_MAX_FETCH = 16 << 20
+
 _STATES = {
     "FINISHED": pb.TASK_STATE_FINISHED,
     "FAILED": pb.TASK_STATE_FAILED,
@@ -97,11 +100,27 @@ class ExecutorEndpoint(RpcEndpoint):
             self._done.set()
 
     def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
+        if isinstance(message, pb.FetchBlockRequest):
+            context.reply(pb.FetchBlockResponse(data=self._read_block(message)))
+            return
         if isinstance(message, pb.StopExecutor):
             context.reply(pb.RegisterExecutorResponse(accepted=True))
             self._done.set()
             return
         super().receive_and_reply(message, context)
+
+    def _read_block(self, message: pb.FetchBlockRequest) -> bytes:
+        root = os.path.realpath(self._runtime.local_dir)
+        path = os.path.realpath(message.path)
+        if os.path.dirname(path) != root:
+            raise PermissionError(
+                f"{message.path} is not a block of executor {self._args.executor_id}"
+            )
+        if message.length < 0 or message.length > _MAX_FETCH:
+            raise ValueError(f"bad fetch length {message.length}")
+        with open(path, "rb") as f:
+            f.seek(message.offset)
+            return f.read(message.length)
 
     def _remove(self, message: pb.RemoveBlocks) -> None:
         local = self._runtime.local_dir
@@ -174,6 +193,14 @@ def run_endpoint(args: argparse.Namespace, runtime: ExecutorRuntime, done: threa
         driver.send(_status_message(args.executor_id, batch))
 
     runtime.on_statuses = send
+
+    def fetch(owner: str, path: str, offset: int, length: int) -> bytes:
+        request = pb.FetchBlockRequest(executor_id=owner, path=path, offset=offset, length=length)
+        reply = driver.ask_sync(request, 120.0)
+        assert isinstance(reply, pb.FetchBlockResponse)
+        return reply.data
+
+    runtime.fetch_remote = fetch
     endpoint = ExecutorEndpoint(args, runtime, driver, worker_address, done)
     env.setup_endpoint("Executor", endpoint)
 

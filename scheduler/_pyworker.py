@@ -62,12 +62,42 @@ class WorkerRuntime:
             collections.OrderedDict()
         )
         self._cache_bytes = 0
+        #: The pipe to our executor (None outside an executor, e.g. in tests).
+        self.conn: Connection | None = None
+        #: Messages that arrived while a task waited for fetched bytes.
+        self.inbox: collections.deque[Any] = collections.deque()
+        self._requests = 0
+        #: Fetch every map output through the executor, even local ones (for tests).
+        self.force_remote = os.environ.get("SPARKCTL_FORCE_REMOTE_FETCH") == "1"
 
     def read_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[Any]:
         outputs = self.map_outputs.get(shuffle_id)
         if outputs is None:
             raise FetchFailedError(shuffle_id, 0, "", "no map output locations were shipped")
-        return read_shuffle_block(shuffle_id, reduce_id, outputs)
+        return read_shuffle_block(shuffle_id, reduce_id, outputs, self._is_local, self._fetch)
+
+    def _is_local(self, out: MapOutput) -> bool:
+        """Same host and the file is there: read it directly from disk."""
+        if self.force_remote or self.conn is None:
+            return self.conn is None
+        return out.host == self.host and os.path.exists(out.path)
+
+    def _fetch(self, out: MapOutput, path: str, offset: int, length: int) -> bytes:
+        """Ask our executor to fetch a byte range of another executor's file (via the driver)."""
+        assert self.conn is not None
+        self._requests += 1
+        request_id = self._requests
+        self.conn.send_bytes(
+            pickle.dumps(("fetch", request_id, out.executor_id, path, offset, length))
+        )
+        while True:
+            message = pickle.loads(self.conn.recv_bytes())
+            if message[0] == "fetched" and message[1] == request_id:
+                _, _, data, error = message
+                if error:
+                    raise OSError(f"fetching {path} from executor {out.executor_id}: {error}")
+                return data  # type: ignore[no-any-return]
+            self.inbox.append(message)  # a task queued behind us: the main loop runs it later
 
     def block_path(self, rdd_id: int, split: int) -> str:
         return os.path.join(self.local_dir, f"rdd_{rdd_id}_{split}")
@@ -176,12 +206,13 @@ def main(argv: list[str] | None = None) -> None:
     fd, local_dir, executor_id, host, memory_mb = args[:5]
     conn = Connection(int(fd))
     runtime = WorkerRuntime(local_dir, executor_id, host, float(memory_mb))
+    runtime.conn = conn
     _broadcast.BROADCAST_DIR[:] = [local_dir]
     _aggregation.SPILL_ROOT[:] = [local_dir]
     specs: dict[str, TaskSetSpec] = {}
     while True:
         try:
-            message = pickle.loads(conn.recv_bytes())
+            message = runtime.inbox.popleft() if runtime.inbox else pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
         kind = message[0]

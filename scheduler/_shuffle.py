@@ -11,6 +11,7 @@ recompute it. No network I/O here.
 from __future__ import annotations
 
 import array
+import io
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -93,10 +94,24 @@ def write_shuffle_output(
             os.unlink(spill_path)
 
 
+#: Bytes per remote fetch request.
+FETCH_CHUNK = 8 << 20
+
+#: Reads a byte range of another executor's file: (map output, path, offset, length) -> bytes.
+RemoteReader = Callable[[MapOutput, str, int, int], bytes]
+
+
 def read_shuffle_block(
-    shuffle_id: int, reduce_id: int, outputs: list[MapOutput | None]
+    shuffle_id: int,
+    reduce_id: int,
+    outputs: list[MapOutput | None],
+    is_local: Callable[[MapOutput], bool] | None = None,
+    remote: RemoteReader | None = None,
 ) -> Iterator[Any]:
     """The pairs of reduce partition `reduce_id`, from every map output in map order.
+
+    Outputs for which `is_local` is true are read from disk; the others through
+    `remote`, in chunks of FETCH_CHUNK bytes.
 
     Raises:
         FetchFailedError: an output is missing or its files cannot be read.
@@ -104,6 +119,9 @@ def read_shuffle_block(
     for map_index, out in enumerate(outputs):
         if out is None:
             raise FetchFailedError(shuffle_id, map_index, "", "map output is missing")
+        if remote is not None and is_local is not None and not is_local(out):
+            yield from _read_remote(shuffle_id, reduce_id, map_index, out, remote)
+            continue
         try:
             with open(out.path + ".index", "rb") as index:
                 index.seek(reduce_id * 8)
@@ -119,6 +137,22 @@ def read_shuffle_block(
             f.seek(start)
             for chunk in load_chunks(_Bounded(f, end)):
                 yield from chunk
+
+
+def _read_remote(
+    shuffle_id: int, reduce_id: int, map_index: int, out: MapOutput, remote: RemoteReader
+) -> Iterator[Any]:
+    try:
+        bounds = array.array("q")
+        bounds.frombytes(remote(out, out.path + ".index", reduce_id * 8, 16))
+        start, end = bounds[0], bounds[1]
+        pieces = []
+        for offset in range(start, end, FETCH_CHUNK):
+            pieces.append(remote(out, out.path, offset, min(FETCH_CHUNK, end - offset)))
+    except (OSError, ValueError, IndexError) as exc:
+        raise FetchFailedError(shuffle_id, map_index, out.executor_id, str(exc)) from None
+    for chunk in load_chunks(io.BytesIO(b"".join(pieces))):
+        yield from chunk
 
 
 class _Bounded:

@@ -47,6 +47,8 @@ class ExecutorHandle:
     cores: int
     send: Callable[[Message], None]
     address: Any = None
+    #: The executor endpoint's ref, for asks (shuffle bytes relayed to other executors).
+    ref: Any = None
     local_dir: str = ""
     pid: int = 0
     free_slots: int = 0

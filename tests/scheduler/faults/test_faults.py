@@ -204,3 +204,17 @@ def test_worker_sigkill_after_a_shuffle_map_stage_gives_the_exact_result(
         )
     finally:
         sc.stop()
+
+
+def test_shuffle_blocks_fetched_over_the_rpc_env_give_the_same_result() -> None:
+    # Executors on other hosts fetch map outputs through the driver; force that path here.
+    conf = {"spark.executorEnv.SPARKCTL_FORCE_REMOTE_FETCH": "1"}
+    sc = new_context("local[2]", "remote-fetch", conf)
+    try:
+        words = sc.parallelize([f"w{i % 37}" for i in range(5000)], 5)
+        counts = dict(words.map(lambda w: (w, 1)).reduceByKey(lambda a, b: a + b, 3).collect())
+        assert len(counts) == 37 and sum(counts.values()) == 5000
+        big = sc.parallelize(range(300_000), 2).map(lambda x: (x % 2, x)).groupByKey(2)
+        assert sorted(big.mapValues(len).collect()) == [(0, 150_000), (1, 150_000)]
+    finally:
+        sc.stop()
