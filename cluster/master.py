@@ -1,15 +1,15 @@
 """The Master endpoint ("Master"): workers, applications, executors and drivers.
 
-It translates messages into changes of its records (`master_state`) and asks
-`Placement` where new executors and drivers go; pushes to workers and drivers
-are one-way sends. Everything runs on the endpoint's own thread: timers only
+It translates messages into changes of its records (`master_state`, held by
+`master_base.MasterBase`, which asks `Placement` where new executors and
+drivers go); driver handling is in `master_drivers`. Pushes to workers and
+drivers are one-way sends. Everything runs on the endpoint's own thread: timers only
 post messages here (`_timers`), and the handlers never block on an ask. It
 never starts processes and never unpickles anything.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import pathlib
 import time
@@ -21,20 +21,16 @@ from google.protobuf.message import Message
 
 from cluster import master_views
 from cluster._timers import Ticker, later
+from cluster.master_drivers import MasterDrivers
 from cluster.master_state import (
     FINISHED_EXECUTOR_STATES,
     AppInfo,
-    AppStateValue,
     DriverInfo,
-    DriverStateValue,
     ExecutorInfo,
-    IdGenerator,
     WorkerInfo,
 )
-from cluster.persistence import persistence_from_conf
-from cluster.placement import AppDemand, DriverDemand, Placement, WorkerResources
 from cluster.recovery import recover
-from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcError
+from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpointRef, RpcError
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
 
@@ -50,14 +46,8 @@ DS = pb.DriverState
 WS = pb.WorkerState
 MS = pb.MasterStatus
 
-#: Default resources of a driver that does not say (Spark's defaults).
-DEFAULT_DRIVER_CORES = 1
-DEFAULT_DRIVER_MEMORY_MB = 1024
-#: Back-off of supervised driver relaunches: 1 s, 2 s, 4 s ... at most this.
-MAX_RELAUNCH_BACKOFF_S = 60.0
 
-
-class Master(RpcEndpoint):
+class Master(MasterDrivers):
     """The standalone cluster's Master.
 
     Args:
@@ -67,32 +57,7 @@ class Master(RpcEndpoint):
     """
 
     def __init__(self, conf: Conf, work_dir: pathlib.Path, webui_url: str = "") -> None:
-        self.conf = conf
-        self.webui_url = webui_url or (conf.get_str("spark.sparkctl.master.webUiUrl") or "")
-        self.worker_timeout = conf.get_duration("spark.worker.timeout", 60.0) or 60.0
-        if self.worker_timeout <= 0:
-            raise ValueError(f"spark.worker.timeout must be positive, not {self.worker_timeout}")
-        self.max_executor_retries = conf.get_int("spark.deploy.maxExecutorRetries", 10)
-        self.placement = Placement(spread_out=conf.get_bool("spark.deploy.spreadOut", True))
-        self.persistence = persistence_from_conf(conf, work_dir)
-        retained_apps = conf.get_int("spark.deploy.retainedApplications", 200) or 200
-        retained_drivers = conf.get_int("spark.deploy.retainedDrivers", 200) or 200
-        self.ids = IdGenerator()
-        self.epoch = time.time_ns() // 1_000_000
-        self.status: pb.MasterStatus.ValueType = MS.MASTER_STATUS_ALIVE
-        self.url = ""
-        self.workers: dict[str, WorkerInfo] = {}
-        self.worker_by_address: dict[RpcAddress, str] = {}
-        # Active applications and drivers, oldest first (FIFO placement order).
-        self.apps: dict[str, AppInfo] = {}
-        self.app_by_address: dict[RpcAddress, str] = {}
-        self.completed_apps: collections.deque[AppInfo] = collections.deque(maxlen=retained_apps)
-        self.drivers: dict[str, DriverInfo] = {}
-        self.waiting_drivers: list[str] = []
-        self.completed_drivers: collections.deque[DriverInfo] = collections.deque(
-            maxlen=retained_drivers
-        )
-        self._ticker: Ticker | None = None
+        super().__init__(conf, work_dir, webui_url)
         self._handlers: dict[type[Message], Callable[[Any, RpcCallContext], None]] = {
             pb.RegisterWorkerRequest: self._on_register_worker,
             pb.RegisterApplicationRequest: self._on_register_application,
@@ -346,24 +311,6 @@ class Master(RpcEndpoint):
         self.persistence.remove("worker", worker.worker_id)
         self._schedule()
 
-    def _executor_lost(self, executor: ExecutorInfo, reason: str) -> None:
-        worker = self.workers.get(executor.worker_id)
-        if worker is not None:
-            worker.executors.pop(executor.key, None)
-        app = self.apps.get(executor.app_id)
-        if app is None or app.executors.pop(executor.executor_id, None) is None:
-            return
-        executor.state = ES.EXECUTOR_STATE_LOST
-        self._send(
-            app.driver_ref,
-            pb.ExecutorUpdated(
-                executor_id=executor.executor_id,
-                state=ES.EXECUTOR_STATE_LOST,
-                message=reason,
-                worker_lost=True,
-            ),
-        )
-
     # -- executors -----------------------------------------------------------------
 
     def _on_executor_state_changed(
@@ -532,187 +479,6 @@ class Master(RpcEndpoint):
         self._finish_app(app, AS.APPLICATION_STATE_KILLED, "killed by request", True)
         context.reply(api.KillApplicationResponse(killed=True, message=f"killed {msg.app_id}"))
 
-    def _finish_app(
-        self, app: AppInfo, state: AppStateValue, message: str, tell_driver: bool
-    ) -> None:
-        if app.finished:
-            return
-        log.info("application %s %s: %s", app.app_id, AS.Name(state), message)
-        app.state = state
-        app.message = message
-        app.end_time_ms = int(time.time() * 1000)
-        self.apps.pop(app.app_id, None)
-        if (
-            app.driver_address is not None
-            and self.app_by_address.get(app.driver_address) == app.app_id
-        ):
-            del self.app_by_address[app.driver_address]
-        self.completed_apps.append(app)
-        for executor in app.executors.values():
-            worker = self.workers.get(executor.worker_id)
-            if worker is not None:
-                worker.executors.pop(executor.key, None)
-        for worker in self.workers.values():
-            if worker.alive:
-                self._send(
-                    worker.ref, pb.ApplicationFinished(app_id=app.app_id, master_epoch=self.epoch)
-                )
-        if tell_driver:
-            self._send(
-                app.driver_ref,
-                pb.ApplicationRemoved(app_id=app.app_id, message=message, state=state),
-            )
-        self.persistence.remove("app", app.app_id)
-        self._schedule()
-
-    def _active_app(self, app_id: str) -> AppInfo:
-        app = self.apps.get(app_id)
-        if app is None:
-            raise LookupError(f"no active application {app_id!r}")
-        return app
-
-    # -- drivers -------------------------------------------------------------------
-
-    def _on_submit_driver(self, msg: api.SubmitDriverRequest, context: RpcCallContext) -> None:
-        desc = pb.DriverDescription()
-        desc.CopyFrom(msg.description)
-        if not (desc.app_resource or desc.command.argv or desc.app_content):
-            raise ValueError("DriverDescription needs app_resource, command.argv or app_content")
-        if desc.cores < 0 or desc.memory_mb < 0:
-            raise ValueError(
-                f"driver cores and memory must be >= 0 (got {desc.cores}, {desc.memory_mb})"
-            )
-        desc.cores = desc.cores or DEFAULT_DRIVER_CORES
-        desc.memory_mb = desc.memory_mb or DEFAULT_DRIVER_MEMORY_MB
-        driver = DriverInfo(driver_id=self.ids.driver_id(), description=desc)
-        self.drivers[driver.driver_id] = driver
-        self.waiting_drivers.append(driver.driver_id)
-        self._persist_driver(driver)
-        log.info(
-            "submitted driver %s (%s)", driver.driver_id, desc.app_resource or desc.command.argv
-        )
-        context.reply(
-            api.SubmitDriverResponse(
-                driver_id=driver.driver_id, message=f"submitted {driver.driver_id}"
-            )
-        )
-        self._schedule()
-
-    def _on_get_driver_status(
-        self, msg: api.GetDriverStatusRequest, context: RpcCallContext
-    ) -> None:
-        driver = self._find_driver(msg.driver_id)
-        context.reply(api.GetDriverStatusResponse(driver=master_views.driver_summary(self, driver)))
-
-    def _on_kill_driver(self, msg: api.KillDriverRequest, context: RpcCallContext) -> None:
-        driver = self._find_driver(msg.driver_id)
-        if driver.finished:
-            text = f"{driver.driver_id} already ended ({DS.Name(driver.state)})"
-            context.reply(api.KillDriverResponse(killed=False, message=text))
-            return
-        worker = self.workers.get(driver.worker_id) if driver.worker_id else None
-        if worker is not None and driver.driver_id in worker.drivers:
-            driver.description.supervise = False  # a killed driver is not relaunched
-            self._send(
-                worker.ref, pb.KillDriver(driver_id=driver.driver_id, master_epoch=self.epoch)
-            )
-            text = f"kill requested for {driver.driver_id}"
-        else:
-            self._finish_driver(driver, DS.DRIVER_STATE_KILLED, "killed before it ran")
-            text = f"killed {driver.driver_id}"
-        context.reply(api.KillDriverResponse(killed=True, message=text))
-
-    def _on_driver_state_changed(
-        self, msg: pb.DriverStateChanged, _s: RpcEndpointRef | None
-    ) -> None:
-        driver = self.drivers.get(msg.driver_id)
-        if driver is None:
-            log.info("state %s of unknown driver %s ignored", DS.Name(msg.state), msg.driver_id)
-            return
-        if msg.state == DS.DRIVER_STATE_RUNNING:
-            driver.state = DS.DRIVER_STATE_RUNNING
-            return
-        if msg.state not in (
-            DS.DRIVER_STATE_FINISHED,
-            DS.DRIVER_STATE_FAILED,
-            DS.DRIVER_STATE_KILLED,
-            DS.DRIVER_STATE_ERROR,
-        ):
-            return
-        worker = self.workers.get(driver.worker_id)
-        if worker is not None:
-            worker.drivers.pop(driver.driver_id, None)
-        if msg.state == DS.DRIVER_STATE_FAILED and driver.description.supervise:
-            self._relaunch_later(driver, msg.exception)
-        else:
-            self._finish_driver(driver, msg.state, msg.exception)
-        self._schedule()
-
-    def _driver_lost(self, driver: DriverInfo, reason: str) -> None:
-        worker = self.workers.get(driver.worker_id)
-        if worker is not None:
-            worker.drivers.pop(driver.driver_id, None)
-        if driver.description.supervise:
-            self._relaunch_later(driver, reason)
-        else:
-            self._finish_driver(driver, DS.DRIVER_STATE_ERROR, reason)
-
-    def _relaunch_later(self, driver: DriverInfo, reason: str) -> None:
-        delay = min(MAX_RELAUNCH_BACKOFF_S, 2.0**driver.relaunches)
-        driver.relaunches += 1
-        driver.state = DS.DRIVER_STATE_RELAUNCHING
-        driver.worker_id = ""
-        driver.exception = reason
-        driver.backing_off = True
-        self._persist_driver(driver)
-        log.info("relaunching supervised driver %s in %.0fs (%s)", driver.driver_id, delay, reason)
-        ref = self.self_ref
-        later(
-            delay, lambda: ref.send(pb.RelaunchDriver(driver_id=driver.driver_id)), "driver-backoff"
-        )
-
-    def _on_relaunch_driver(self, msg: pb.RelaunchDriver, _s: RpcEndpointRef | None) -> None:
-        driver = self.drivers.get(msg.driver_id)
-        if driver is None or not driver.backing_off:
-            return
-        driver.backing_off = False
-        if driver.driver_id not in self.waiting_drivers:
-            self.waiting_drivers.append(driver.driver_id)
-        self._schedule()
-
-    def _finish_driver(self, driver: DriverInfo, state: DriverStateValue, exception: str) -> None:
-        log.info("driver %s %s %s", driver.driver_id, DS.Name(state), exception)
-        driver.state = state
-        driver.exception = exception
-        driver.backing_off = False
-        self.drivers.pop(driver.driver_id, None)
-        if driver.driver_id in self.waiting_drivers:
-            self.waiting_drivers.remove(driver.driver_id)
-        self.completed_drivers.append(driver)
-        self.persistence.remove("driver", driver.driver_id)
-
-    def _find_driver(self, driver_id: str) -> DriverInfo:
-        driver = self.drivers.get(driver_id)
-        if driver is not None:
-            return driver
-        for done in self.completed_drivers:
-            if done.driver_id == driver_id:
-                return done
-        raise LookupError(f"no driver {driver_id!r}")
-
-    def _persist_driver(self, driver: DriverInfo) -> None:
-        self.persistence.put(
-            "driver",
-            driver.driver_id,
-            pb.PersistedDriver(
-                driver_id=driver.driver_id,
-                description=driver.description,
-                submit_time_ms=driver.submit_time_ms,
-                worker_id=driver.worker_id,
-                state=driver.state,
-            ),
-        )
-
     # -- recovery ------------------------------------------------------------------
 
     def _maybe_finish_recovery(self) -> None:
@@ -746,119 +512,12 @@ class Master(RpcEndpoint):
         log.info("master %s completed recovery and is ALIVE", self.url)
         self._schedule()
 
-    # -- placement -----------------------------------------------------------------
-
-    def _schedule(self) -> None:
-        """Place waiting drivers, then executors of waiting applications."""
-        if self.status != MS.MASTER_STATUS_ALIVE:
-            return
-        usable = {
-            w.worker_id: w for w in self.workers.values() if w.alive and not w.suspected and w.ref
-        }
-        resources = [
-            WorkerResources(w.worker_id, w.cores_free, w.memory_free_mb) for w in usable.values()
-        ]
-        waiting = [self.drivers[d] for d in self.waiting_drivers if d in self.drivers]
-        demands = [
-            DriverDemand(d.driver_id, d.description.cores, d.description.memory_mb) for d in waiting
-        ]
-        placed, resources = self.placement.place_drivers(demands, resources)
-        for driver_id, worker_id in placed:
-            self._launch_driver(self.drivers[driver_id], usable[worker_id])
-        apps = [
-            a
-            for a in self.apps.values()
-            if not a.finished and a.state != AS.APPLICATION_STATE_UNKNOWN
-        ]
-        app_demands = [
-            AppDemand(
-                app_id=a.app_id,
-                cores_left=a.cores_left,
-                memory_per_executor_mb=a.description.memory_per_executor_mb,
-                cores_per_executor=a.description.cores_per_executor,
-                executors_running=len(a.executors),
-                executor_limit=a.executor_limit,
-            )
-            for a in apps
-        ]
-        for assignment in self.placement.place_executors(app_demands, resources):
-            self._launch_executor(
-                self.apps[assignment.app_id],
-                usable[assignment.worker_id],
-                assignment.cores,
-                assignment.memory_mb,
-            )
-
-    def _launch_driver(self, driver: DriverInfo, worker: WorkerInfo) -> None:
-        self.waiting_drivers.remove(driver.driver_id)
-        driver.worker_id = worker.worker_id
-        driver.state = DS.DRIVER_STATE_RUNNING
-        worker.drivers[driver.driver_id] = driver
-        self._persist_driver(driver)
-        log.info("launching driver %s on worker %s", driver.driver_id, worker.worker_id)
-        self._send(
-            worker.ref,
-            pb.LaunchDriver(
-                driver_id=driver.driver_id, description=driver.description, master_epoch=self.epoch
-            ),
-        )
-
-    def _launch_executor(
-        self, app: AppInfo, worker: WorkerInfo, cores: int, memory_mb: int
-    ) -> None:
-        executor = ExecutorInfo(
-            app.app_id, app.new_executor_id(), worker.worker_id, cores, memory_mb
-        )
-        app.executors[executor.executor_id] = executor
-        worker.executors[executor.key] = executor
-        app.state = AS.APPLICATION_STATE_RUNNING
-        log.info(
-            "launching executor %s/%d on worker %s (%d cores, %d MiB)",
-            app.app_id,
-            executor.executor_id,
-            worker.worker_id,
-            cores,
-            memory_mb,
-        )
-        self._send(
-            worker.ref,
-            pb.LaunchExecutor(
-                master_url=self.url,
-                app_id=app.app_id,
-                executor_id=executor.executor_id,
-                app_description=app.description,
-                cores=cores,
-                memory_mb=memory_mb,
-                master_epoch=self.epoch,
-            ),
-        )
-        self._send(
-            app.driver_ref,
-            pb.ExecutorAdded(
-                executor_id=executor.executor_id,
-                worker_id=worker.worker_id,
-                host_port=worker.address.host_port,
-                cores=cores,
-                memory_mb=memory_mb,
-            ),
-        )
-
     # -- queries -------------------------------------------------------------------
 
     def _on_get_cluster_state(
         self, _msg: api.GetClusterStateRequest, context: RpcCallContext
     ) -> None:
         context.reply(master_views.cluster_state(self))
-
-    @staticmethod
-    def _send(ref: RpcEndpointRef | None, message: Message) -> None:
-        """One-way push that never raises: a vanished peer is handled by its timeout."""
-        if ref is None:
-            return
-        try:
-            ref.send(message)
-        except RpcError as exc:
-            log.warning("could not send %s to %s: %s", message.DESCRIPTOR.full_name, ref, exc)
 
 
 def _check_worker_request(msg: pb.RegisterWorkerRequest) -> str:

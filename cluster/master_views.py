@@ -14,7 +14,7 @@ from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
 
 if TYPE_CHECKING:
-    from cluster.master import Master
+    from cluster.master_base import MasterBase
 
 __all__ = ["app_summary", "cluster_state", "driver_summary", "worker_summary"]
 
@@ -62,7 +62,7 @@ def app_summary(app: AppInfo) -> api.ApplicationSummary:
     )
 
 
-def driver_summary(master: Master, driver: DriverInfo) -> api.DriverSummary:
+def driver_summary(master: MasterBase, driver: DriverInfo) -> api.DriverSummary:
     """One cluster-mode driver."""
     worker = master.workers.get(driver.worker_id) if driver.worker_id else None
     return api.DriverSummary(
@@ -78,7 +78,7 @@ def driver_summary(master: Master, driver: DriverInfo) -> api.DriverSummary:
     )
 
 
-def cluster_state(master: Master) -> api.GetClusterStateResponse:
+def cluster_state(master: MasterBase) -> api.GetClusterStateResponse:
     """The whole cluster as the Master sees it now."""
     workers = list(master.workers.values())
     alive = [w for w in workers if w.state == pb.WORKER_STATE_ALIVE]

@@ -17,7 +17,7 @@ from cluster.master_state import AppInfo, DriverInfo, WorkerInfo
 from sparkctl.v1 import deploy_pb2 as pb
 
 if TYPE_CHECKING:
-    from cluster.master import Master
+    from cluster.master_base import MasterBase
 
 __all__ = ["recover"]
 
@@ -29,7 +29,7 @@ def _next_number(ids: list[str]) -> int:
     return max(numbers, default=-1) + 1
 
 
-def recover(master: Master) -> bool:
+def recover(master: MasterBase) -> bool:
     """Load persisted records into `master`; True when there was anything to recover."""
     engine = master.persistence
     if not engine.enabled:

@@ -14,7 +14,6 @@ import collections
 import concurrent.futures
 import logging
 import pathlib
-import shutil
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -26,6 +25,7 @@ from cluster._timers import Ticker, later
 from cluster.master_finder import MasterFinder
 from cluster.memory_monitor import MemoryMonitor
 from cluster.process_runner import ManagedProcess, describe_exit, tail
+from cluster.work_dirs import expired_dirs, remove_later
 from cluster.worker_runners import (
     DriverRunner,
     ExecutorRunner,
@@ -594,31 +594,14 @@ class Worker(RpcEndpoint):
     # -- cleanup ---------------------------------------------------------------------
 
     def _clean_app_dir(self, app_id: str) -> None:
-        path = self.work_dir / app_id
-        if path.parent != self.work_dir or not path.is_dir():
-            return
-        _remove_later(path)
+        remove_later(self.work_dir, app_id)
 
     def _on_cleanup(self, _msg: pb.CleanupWorkDirs, _s: RpcEndpointRef | None) -> None:
-        """Remove work dirs of applications that ended more than appDataTtl ago."""
+        """Remove work dirs of applications and drivers that ended more than appDataTtl ago."""
         active = {r.app_id for r in self.executors.values()} | set(self.drivers)
-        now = time.time()
-        try:
-            entries = list(self.work_dir.iterdir())
-        except OSError:
-            return
-        for path in entries:
-            # Only what we made: the work dir may also hold a daemon's pid and log files.
-            ours = path.name.startswith(("app-", "driver-"))
-            if not ours or path.name in active or not path.is_dir():
-                continue
-            try:
-                age = now - path.stat().st_mtime
-            except OSError:
-                continue
-            if age > self.app_data_ttl:
-                log.info("removing %s (%.0fs old, spark.worker.cleanup.appDataTtl)", path, age)
-                _remove_later(path)
+        for path in expired_dirs(self.work_dir, active, self.app_data_ttl):
+            log.info("removing %s (older than spark.worker.cleanup.appDataTtl)", path)
+            remove_later(self.work_dir, path.name)
 
     # -- queries ---------------------------------------------------------------------
 
@@ -641,8 +624,3 @@ class Worker(RpcEndpoint):
                 work_dir=str(self.work_dir),
             )
         )
-
-
-def _remove_later(path: pathlib.Path) -> None:
-    """Delete a directory tree on a helper thread (never in a handler)."""
-    later(0.0, lambda: shutil.rmtree(path, ignore_errors=True), f"rm-{path.name}")

@@ -163,3 +163,25 @@ def test_persistence(tmp_path: pathlib.Path) -> None:
         persistence_from_conf(Conf({"spark.deploy.recoveryMode": "ZOOKEEPER"}), tmp_path)
     with pytest.raises(ValueError, match="unknown recovery"):
         persistence_from_conf(Conf({"spark.deploy.recoveryMode": "S3"}), tmp_path)
+
+
+def test_expired_dirs_only_ours_and_old(tmp_path: pathlib.Path) -> None:
+    import os
+    import time
+
+    from cluster.work_dirs import expired_dirs, remove_later
+
+    for name in ("app-old", "app-new", "driver-old", "app-active", "logs"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "worker.pid").write_text("1")
+    old = time.time() - 1000
+    for name in ("app-old", "driver-old", "app-active", "logs"):
+        os.utime(tmp_path / name, (old, old))
+    found = sorted(p.name for p in expired_dirs(tmp_path, {"app-active"}, ttl=500))
+    assert found == ["app-old", "driver-old"]
+    assert not remove_later(tmp_path, "logs") and not remove_later(tmp_path, "../x")
+    assert remove_later(tmp_path, "app-old")
+    deadline = time.monotonic() + 5
+    while (tmp_path / "app-old").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not (tmp_path / "app-old").exists() and (tmp_path / "worker.pid").exists()

@@ -1,0 +1,257 @@
+"""The Master's state and the actions every Master handler shares.
+
+`MasterBase` holds the records (`master_state`) and does what several message
+handlers need: placing waiting drivers and executors (`_schedule`, through
+`Placement`), launching them, ending an application, losing an executor, and
+one-way pushes that never raise. The handlers themselves live in
+`cluster.master` and `cluster.master_drivers`. Nothing here blocks or
+starts processes.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import pathlib
+import time
+
+from google.protobuf.message import Message
+
+from cluster._timers import Ticker
+from cluster.master_state import (
+    AppInfo,
+    AppStateValue,
+    DriverInfo,
+    ExecutorInfo,
+    IdGenerator,
+    WorkerInfo,
+)
+from cluster.persistence import persistence_from_conf
+from cluster.placement import AppDemand, DriverDemand, Placement, WorkerResources
+from rpcenv import Conf, RpcAddress, RpcEndpoint, RpcEndpointRef, RpcError
+from sparkctl.v1 import deploy_pb2 as pb
+
+__all__ = ["MasterBase"]
+
+log = logging.getLogger("cluster.master")
+
+ES = pb.ExecutorState
+AS = pb.ApplicationState
+DS = pb.DriverState
+WS = pb.WorkerState
+MS = pb.MasterStatus
+
+
+class MasterBase(RpcEndpoint):
+    """The Master's records and shared actions (see `cluster.master.Master`).
+
+    Args:
+        conf: settings (`spark.worker.timeout`, `spark.deploy.*`).
+        work_dir: where FILESYSTEM recovery keeps its records by default.
+        webui_url: the Master web UI's URL, told to workers (may be empty).
+    """
+
+    def __init__(self, conf: Conf, work_dir: pathlib.Path, webui_url: str = "") -> None:
+        self.conf = conf
+        self.webui_url = webui_url or (conf.get_str("spark.sparkctl.master.webUiUrl") or "")
+        self.worker_timeout = conf.get_duration("spark.worker.timeout", 60.0) or 60.0
+        if self.worker_timeout <= 0:
+            raise ValueError(f"spark.worker.timeout must be positive, not {self.worker_timeout}")
+        self.max_executor_retries = conf.get_int("spark.deploy.maxExecutorRetries", 10)
+        self.placement = Placement(spread_out=conf.get_bool("spark.deploy.spreadOut", True))
+        self.persistence = persistence_from_conf(conf, work_dir)
+        retained_apps = conf.get_int("spark.deploy.retainedApplications", 200) or 200
+        retained_drivers = conf.get_int("spark.deploy.retainedDrivers", 200) or 200
+        self.ids = IdGenerator()
+        self.epoch = time.time_ns() // 1_000_000
+        self.status: pb.MasterStatus.ValueType = MS.MASTER_STATUS_ALIVE
+        self.url = ""
+        self.workers: dict[str, WorkerInfo] = {}
+        self.worker_by_address: dict[RpcAddress, str] = {}
+        # Active applications and drivers, oldest first (FIFO placement order).
+        self.apps: dict[str, AppInfo] = {}
+        self.app_by_address: dict[RpcAddress, str] = {}
+        self.completed_apps: collections.deque[AppInfo] = collections.deque(maxlen=retained_apps)
+        self.drivers: dict[str, DriverInfo] = {}
+        self.waiting_drivers: list[str] = []
+        self.completed_drivers: collections.deque[DriverInfo] = collections.deque(
+            maxlen=retained_drivers
+        )
+        self._ticker: Ticker | None = None
+
+    def _executor_lost(self, executor: ExecutorInfo, reason: str) -> None:
+        worker = self.workers.get(executor.worker_id)
+        if worker is not None:
+            worker.executors.pop(executor.key, None)
+        app = self.apps.get(executor.app_id)
+        if app is None or app.executors.pop(executor.executor_id, None) is None:
+            return
+        executor.state = ES.EXECUTOR_STATE_LOST
+        self._send(
+            app.driver_ref,
+            pb.ExecutorUpdated(
+                executor_id=executor.executor_id,
+                state=ES.EXECUTOR_STATE_LOST,
+                message=reason,
+                worker_lost=True,
+            ),
+        )
+
+    def _finish_app(
+        self, app: AppInfo, state: AppStateValue, message: str, tell_driver: bool
+    ) -> None:
+        if app.finished:
+            return
+        log.info("application %s %s: %s", app.app_id, AS.Name(state), message)
+        app.state = state
+        app.message = message
+        app.end_time_ms = int(time.time() * 1000)
+        self.apps.pop(app.app_id, None)
+        if (
+            app.driver_address is not None
+            and self.app_by_address.get(app.driver_address) == app.app_id
+        ):
+            del self.app_by_address[app.driver_address]
+        self.completed_apps.append(app)
+        for executor in app.executors.values():
+            worker = self.workers.get(executor.worker_id)
+            if worker is not None:
+                worker.executors.pop(executor.key, None)
+        for worker in self.workers.values():
+            if worker.alive:
+                self._send(
+                    worker.ref, pb.ApplicationFinished(app_id=app.app_id, master_epoch=self.epoch)
+                )
+        if tell_driver:
+            self._send(
+                app.driver_ref,
+                pb.ApplicationRemoved(app_id=app.app_id, message=message, state=state),
+            )
+        self.persistence.remove("app", app.app_id)
+        self._schedule()
+
+    def _active_app(self, app_id: str) -> AppInfo:
+        app = self.apps.get(app_id)
+        if app is None:
+            raise LookupError(f"no active application {app_id!r}")
+        return app
+
+    # -- placement -----------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        """Place waiting drivers, then executors of waiting applications."""
+        if self.status != MS.MASTER_STATUS_ALIVE:
+            return
+        usable = {
+            w.worker_id: w for w in self.workers.values() if w.alive and not w.suspected and w.ref
+        }
+        resources = [
+            WorkerResources(w.worker_id, w.cores_free, w.memory_free_mb) for w in usable.values()
+        ]
+        waiting = [self.drivers[d] for d in self.waiting_drivers if d in self.drivers]
+        demands = [
+            DriverDemand(d.driver_id, d.description.cores, d.description.memory_mb) for d in waiting
+        ]
+        placed, resources = self.placement.place_drivers(demands, resources)
+        for driver_id, worker_id in placed:
+            self._launch_driver(self.drivers[driver_id], usable[worker_id])
+        apps = [
+            a
+            for a in self.apps.values()
+            if not a.finished and a.state != AS.APPLICATION_STATE_UNKNOWN
+        ]
+        app_demands = [
+            AppDemand(
+                app_id=a.app_id,
+                cores_left=a.cores_left,
+                memory_per_executor_mb=a.description.memory_per_executor_mb,
+                cores_per_executor=a.description.cores_per_executor,
+                executors_running=len(a.executors),
+                executor_limit=a.executor_limit,
+            )
+            for a in apps
+        ]
+        for assignment in self.placement.place_executors(app_demands, resources):
+            self._launch_executor(
+                self.apps[assignment.app_id],
+                usable[assignment.worker_id],
+                assignment.cores,
+                assignment.memory_mb,
+            )
+
+    def _launch_driver(self, driver: DriverInfo, worker: WorkerInfo) -> None:
+        self.waiting_drivers.remove(driver.driver_id)
+        driver.worker_id = worker.worker_id
+        driver.state = DS.DRIVER_STATE_RUNNING
+        worker.drivers[driver.driver_id] = driver
+        self._persist_driver(driver)
+        log.info("launching driver %s on worker %s", driver.driver_id, worker.worker_id)
+        self._send(
+            worker.ref,
+            pb.LaunchDriver(
+                driver_id=driver.driver_id, description=driver.description, master_epoch=self.epoch
+            ),
+        )
+
+    def _launch_executor(
+        self, app: AppInfo, worker: WorkerInfo, cores: int, memory_mb: int
+    ) -> None:
+        executor = ExecutorInfo(
+            app.app_id, app.new_executor_id(), worker.worker_id, cores, memory_mb
+        )
+        app.executors[executor.executor_id] = executor
+        worker.executors[executor.key] = executor
+        app.state = AS.APPLICATION_STATE_RUNNING
+        log.info(
+            "launching executor %s/%d on worker %s (%d cores, %d MiB)",
+            app.app_id,
+            executor.executor_id,
+            worker.worker_id,
+            cores,
+            memory_mb,
+        )
+        self._send(
+            worker.ref,
+            pb.LaunchExecutor(
+                master_url=self.url,
+                app_id=app.app_id,
+                executor_id=executor.executor_id,
+                app_description=app.description,
+                cores=cores,
+                memory_mb=memory_mb,
+                master_epoch=self.epoch,
+            ),
+        )
+        self._send(
+            app.driver_ref,
+            pb.ExecutorAdded(
+                executor_id=executor.executor_id,
+                worker_id=worker.worker_id,
+                host_port=worker.address.host_port,
+                cores=cores,
+                memory_mb=memory_mb,
+            ),
+        )
+
+    def _persist_driver(self, driver: DriverInfo) -> None:
+        self.persistence.put(
+            "driver",
+            driver.driver_id,
+            pb.PersistedDriver(
+                driver_id=driver.driver_id,
+                description=driver.description,
+                submit_time_ms=driver.submit_time_ms,
+                worker_id=driver.worker_id,
+                state=driver.state,
+            ),
+        )
+
+    @staticmethod
+    def _send(ref: RpcEndpointRef | None, message: Message) -> None:
+        """One-way push that never raises: a vanished peer is handled by its timeout."""
+        if ref is None:
+            return
+        try:
+            ref.send(message)
+        except RpcError as exc:
+            log.warning("could not send %s to %s: %s", message.DESCRIPTOR.full_name, ref, exc)

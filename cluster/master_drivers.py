@@ -1,0 +1,162 @@
+"""The Master's handling of cluster-mode drivers.
+
+Submission, status, kill, state changes reported by workers, loss with a
+worker, and the back-off relaunch of supervised drivers. A mixin of the
+Master endpoint (single-threaded like it); it never starts a process itself:
+workers do, on LaunchDriver.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from cluster import master_views
+from cluster._timers import later
+from cluster.master_base import MasterBase
+from cluster.master_state import DriverInfo, DriverStateValue
+from rpcenv import RpcCallContext, RpcEndpointRef
+from sparkctl.v1 import deploy_pb2 as pb
+from sparkctl.v1 import master_service_pb2 as api
+
+__all__ = ["DEFAULT_DRIVER_CORES", "DEFAULT_DRIVER_MEMORY_MB", "MasterDrivers"]
+
+log = logging.getLogger("cluster.master")
+
+DS = pb.DriverState
+
+#: Default resources of a driver that does not say (Spark's defaults).
+DEFAULT_DRIVER_CORES = 1
+DEFAULT_DRIVER_MEMORY_MB = 1024
+#: Back-off of supervised driver relaunches: 1 s, 2 s, 4 s ... at most this.
+MAX_RELAUNCH_BACKOFF_S = 60.0
+
+
+class MasterDrivers(MasterBase):
+    """Driver handlers of the Master endpoint."""
+
+    def _on_submit_driver(self, msg: api.SubmitDriverRequest, context: RpcCallContext) -> None:
+        desc = pb.DriverDescription()
+        desc.CopyFrom(msg.description)
+        if not (desc.app_resource or desc.command.argv or desc.app_content):
+            raise ValueError("DriverDescription needs app_resource, command.argv or app_content")
+        if desc.cores < 0 or desc.memory_mb < 0:
+            raise ValueError(
+                f"driver cores and memory must be >= 0 (got {desc.cores}, {desc.memory_mb})"
+            )
+        desc.cores = desc.cores or DEFAULT_DRIVER_CORES
+        desc.memory_mb = desc.memory_mb or DEFAULT_DRIVER_MEMORY_MB
+        driver = DriverInfo(driver_id=self.ids.driver_id(), description=desc)
+        self.drivers[driver.driver_id] = driver
+        self.waiting_drivers.append(driver.driver_id)
+        self._persist_driver(driver)
+        log.info(
+            "submitted driver %s (%s)", driver.driver_id, desc.app_resource or desc.command.argv
+        )
+        context.reply(
+            api.SubmitDriverResponse(
+                driver_id=driver.driver_id, message=f"submitted {driver.driver_id}"
+            )
+        )
+        self._schedule()
+
+    def _on_get_driver_status(
+        self, msg: api.GetDriverStatusRequest, context: RpcCallContext
+    ) -> None:
+        driver = self._find_driver(msg.driver_id)
+        context.reply(api.GetDriverStatusResponse(driver=master_views.driver_summary(self, driver)))
+
+    def _on_kill_driver(self, msg: api.KillDriverRequest, context: RpcCallContext) -> None:
+        driver = self._find_driver(msg.driver_id)
+        if driver.finished:
+            text = f"{driver.driver_id} already ended ({DS.Name(driver.state)})"
+            context.reply(api.KillDriverResponse(killed=False, message=text))
+            return
+        worker = self.workers.get(driver.worker_id) if driver.worker_id else None
+        if worker is not None and driver.driver_id in worker.drivers:
+            driver.description.supervise = False  # a killed driver is not relaunched
+            self._send(
+                worker.ref, pb.KillDriver(driver_id=driver.driver_id, master_epoch=self.epoch)
+            )
+            text = f"kill requested for {driver.driver_id}"
+        else:
+            self._finish_driver(driver, DS.DRIVER_STATE_KILLED, "killed before it ran")
+            text = f"killed {driver.driver_id}"
+        context.reply(api.KillDriverResponse(killed=True, message=text))
+
+    def _on_driver_state_changed(
+        self, msg: pb.DriverStateChanged, _s: RpcEndpointRef | None
+    ) -> None:
+        driver = self.drivers.get(msg.driver_id)
+        if driver is None:
+            log.info("state %s of unknown driver %s ignored", DS.Name(msg.state), msg.driver_id)
+            return
+        if msg.state == DS.DRIVER_STATE_RUNNING:
+            driver.state = DS.DRIVER_STATE_RUNNING
+            return
+        if msg.state not in (
+            DS.DRIVER_STATE_FINISHED,
+            DS.DRIVER_STATE_FAILED,
+            DS.DRIVER_STATE_KILLED,
+            DS.DRIVER_STATE_ERROR,
+        ):
+            return
+        worker = self.workers.get(driver.worker_id)
+        if worker is not None:
+            worker.drivers.pop(driver.driver_id, None)
+        if msg.state == DS.DRIVER_STATE_FAILED and driver.description.supervise:
+            self._relaunch_later(driver, msg.exception)
+        else:
+            self._finish_driver(driver, msg.state, msg.exception)
+        self._schedule()
+
+    def _driver_lost(self, driver: DriverInfo, reason: str) -> None:
+        worker = self.workers.get(driver.worker_id)
+        if worker is not None:
+            worker.drivers.pop(driver.driver_id, None)
+        if driver.description.supervise:
+            self._relaunch_later(driver, reason)
+        else:
+            self._finish_driver(driver, DS.DRIVER_STATE_ERROR, reason)
+
+    def _relaunch_later(self, driver: DriverInfo, reason: str) -> None:
+        delay = min(MAX_RELAUNCH_BACKOFF_S, 2.0**driver.relaunches)
+        driver.relaunches += 1
+        driver.state = DS.DRIVER_STATE_RELAUNCHING
+        driver.worker_id = ""
+        driver.exception = reason
+        driver.backing_off = True
+        self._persist_driver(driver)
+        log.info("relaunching supervised driver %s in %.0fs (%s)", driver.driver_id, delay, reason)
+        ref = self.self_ref
+        later(
+            delay, lambda: ref.send(pb.RelaunchDriver(driver_id=driver.driver_id)), "driver-backoff"
+        )
+
+    def _on_relaunch_driver(self, msg: pb.RelaunchDriver, _s: RpcEndpointRef | None) -> None:
+        driver = self.drivers.get(msg.driver_id)
+        if driver is None or not driver.backing_off:
+            return
+        driver.backing_off = False
+        if driver.driver_id not in self.waiting_drivers:
+            self.waiting_drivers.append(driver.driver_id)
+        self._schedule()
+
+    def _finish_driver(self, driver: DriverInfo, state: DriverStateValue, exception: str) -> None:
+        log.info("driver %s %s %s", driver.driver_id, DS.Name(state), exception)
+        driver.state = state
+        driver.exception = exception
+        driver.backing_off = False
+        self.drivers.pop(driver.driver_id, None)
+        if driver.driver_id in self.waiting_drivers:
+            self.waiting_drivers.remove(driver.driver_id)
+        self.completed_drivers.append(driver)
+        self.persistence.remove("driver", driver.driver_id)
+
+    def _find_driver(self, driver_id: str) -> DriverInfo:
+        driver = self.drivers.get(driver_id)
+        if driver is not None:
+            return driver
+        for done in self.completed_drivers:
+            if done.driver_id == driver_id:
+                return done
+        raise LookupError(f"no driver {driver_id!r}")
