@@ -38,7 +38,16 @@ __all__ = [
 
 
 class DaemonError(RuntimeError):
-    """A daemon could not be started or stopped; the message says why."""
+    """A daemon could not be started or stopped; the message says why.
+
+    Attributes:
+        flag: set when the child found a usage error (e.g. "MASTER" for an
+            unreachable master), which the command reports with status 2.
+    """
+
+    def __init__(self, message: str, flag: str | None = None) -> None:
+        self.flag = flag
+        super().__init__(message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +159,8 @@ def spawn_daemon(argv: list[str], files: DaemonFiles, timeout: float) -> dict[st
     if not report.get("ok"):
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(5.0)
-        raise DaemonError(str(report.get("error") or "unknown failure"))
+        flag = report.get("flag")
+        raise DaemonError(str(report.get("error") or "unknown failure"), flag if flag else None)
     return report
 
 
@@ -267,9 +277,9 @@ class ReadySignal:
         """Tell the parent the service is up, with its addresses."""
         self._write({"ok": True, "pid": os.getpid(), **info})
 
-    def fail(self, reason: str) -> None:
-        """Tell the parent why the service could not start."""
-        self._write({"ok": False, "error": reason})
+    def fail(self, reason: str, flag: str | None = None) -> None:
+        """Tell the parent why the service could not start (`flag`: a usage error of it)."""
+        self._write({"ok": False, "error": reason, "flag": flag})
 
 
 def write_pid_file(pid_file: Path) -> None:

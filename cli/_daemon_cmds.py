@@ -10,7 +10,11 @@ for the child to be ready. Secrets never appear in the child's arguments.
 from __future__ import annotations
 
 import os
+import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
 import click
 
@@ -30,6 +34,8 @@ from cli._settings import MasterSettings, WorkerSettings, parse_master_list
 from rpcenv import SECRET_ENV_VAR, Conf, is_loopback_host
 
 __all__ = ["start_master", "start_worker", "stop_master", "stop_worker"]
+
+S = TypeVar("S", MasterSettings, WorkerSettings)
 
 DEFAULT_HOST = "127.0.0.1"
 #: How long the parent waits for a daemon to say it is ready.
@@ -131,11 +137,35 @@ def _child_args(
     return argv
 
 
+def _run_foreground(
+    role: str,
+    run: Callable[[S, ReadySignal, Path | None], int],
+    settings: S,
+    ready_fd: int | None,
+) -> NoReturn:
+    """Run the service here; a daemon's child reports any failure to its parent first."""
+    ready = ReadySignal(ready_fd)
+    files = daemon_files(settings.work_dir, role) if ready_fd is not None else None
+    try:
+        code = run(settings, ready, files.pid_file if files else None)
+    except BaseException as exc:
+        if ready_fd is None:
+            raise
+        # Never leave the parent waiting, nor a half-started daemon behind.
+        traceback.print_exc()
+        ready.fail(f"the {role} failed to start: {exc!r} (see the log)")
+        sys.stderr.flush()
+        os._exit(1)
+    raise SystemExit(code)
+
+
 def _spawn(role: str, argv: list[str], work_dir: Path) -> None:
     files = daemon_files(work_dir, role)
     try:
         report = spawn_daemon(argv, files, READY_TIMEOUT)
     except DaemonError as exc:
+        if exc.flag is not None:
+            raise usage_error(exc.flag, str(exc)) from None
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"started {role} {report.get('url', '')} (pid {report.get('pid')}), "
@@ -175,9 +205,7 @@ def start_master(
     if foreground:
         from cli._services import run_master
 
-        files = daemon_files(settings.work_dir, "master") if ready_fd is not None else None
-        code = run_master(settings, ReadySignal(ready_fd), files.pid_file if files else None)
-        raise SystemExit(code)
+        _run_foreground("master", run_master, settings, ready_fd)
     flags = [
         "--host", settings.host,
         "--port", str(settings.port),
@@ -236,19 +264,18 @@ def start_worker(
     except ConfigError as exc:
         raise usage_error(exc.source, str(exc)) from None
     _check_bind(settings.host, conf, environ)
-    if ready_fd is None:
+    if foreground and ready_fd is None:
         from cli._services import check_masters_reachable
 
-        # The child would retry forever: say now that the master is not there.
+        # The worker would retry forever: say now that the master is not there.
+        # (A daemon's child checks this itself and reports it as a usage error.)
         reason = check_masters_reachable(masters, conf, timeout=5.0)
         if reason is not None:
             raise usage_error("MASTER", f"cannot reach the master: {reason}")
     if foreground:
         from cli._services import run_worker
 
-        files = daemon_files(settings.work_dir, "worker") if ready_fd is not None else None
-        code = run_worker(settings, ReadySignal(ready_fd), files.pid_file if files else None)
-        raise SystemExit(code)
+        _run_foreground("worker", run_worker, settings, ready_fd)
     flags = [
         master,
         "--cores", str(settings.cores),

@@ -176,6 +176,11 @@ def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | No
             f"cannot start the worker: port {port} on {host} is already in use "
             "(pick another with --port, or 0 for any)",
         )
+    reason = check_masters_reachable(settings.masters, settings.conf, timeout=5.0)
+    if reason is not None:
+        log.error("cannot reach the master: %s", reason)
+        ready.fail(f"cannot reach the master: {reason}", flag="MASTER")
+        return 2
     max_retries = settings.conf.get_int("spark.port.maxRetries", 16) or 0
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -302,3 +302,26 @@ def test_submit_example_cluster_mode(cli_cluster: CliCluster) -> None:
     wait_for(lambda: _driver_state(cli_cluster, driver_id) == "FINISHED", 90, "wordcount to finish")
     stdout = (cli_cluster.work_dir / driver_id / "stdout").read_text()
     assert "distinct words: 34, all words: 85" in stdout
+
+
+def test_unexpected_child_failure_is_reported_at_once(tmp_path: Path) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    # Make the daemon's child crash inside the service start with an unexpected error.
+    (hook / "sitecustomize.py").write_text(
+        "import cluster.launch\n"
+        "def boom(*args, **kwargs):\n"
+        "    raise NameError('simulated bug')\n"
+        "cluster.launch.start_master = boom\n"
+    )
+    work = tmp_path / "work"
+    with reaped(work):
+        result = run_cli(
+            "start-master", "--port", "0", "--webui-port", "0", "--work-dir", str(work),
+            env=clean_env(PYTHONPATH=str(hook)), timeout=30,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert "the master failed to start: NameError('simulated bug')" in result.stderr
+    assert "Traceback" not in result.stderr  # the traceback is in the log, not on the terminal
+    assert "simulated bug" in (work / "sparkctl-master.log").read_text()
+    assert not (work / "sparkctl-master.pid").exists()
