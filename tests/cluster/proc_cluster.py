@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 
 from rpcenv import RpcEndpointRef, RpcEnv
+from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -176,6 +177,33 @@ class ProcCluster:
         reply = self.master_ref(env).ask_sync(api.GetClusterStateRequest(), 10)
         assert isinstance(reply, api.GetClusterStateResponse)
         return reply
+
+    def assert_all_free(self, timeout: float = 15.0) -> None:
+        """The end-of-test leak check: drivers gone, so every core and MiB is free again."""
+        for env in self.envs:
+            env.shutdown()
+        self.envs = []
+        if self.master.popen.poll() is not None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state()
+            alive = [w for w in state.workers if w.state == pb.WORKER_STATE_ALIVE]
+            if not state.active_apps and all(
+                w.cores_used == 0 and w.memory_used_mb == 0 for w in alive
+            ):
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"resources still held after the test: {state}")
+            time.sleep(0.05)
+        for worker in self.workers:
+            if worker.popen.poll() is None:
+                wait_until = time.monotonic() + timeout
+                while worker.children() and time.monotonic() < wait_until:
+                    time.sleep(0.05)
+                assert not worker.children(), (
+                    f"worker {worker.info['worker_id']} still has children"
+                )
 
     def close(self) -> None:
         for env in self.envs:

@@ -41,6 +41,8 @@ def cluster_factory(tmp_path: pathlib.Path) -> Iterator[Callable[..., ProcCluste
 
     try:
         yield make
+        for c in made:
+            c.assert_all_free()
     finally:
         for c in made:
             c.close()
