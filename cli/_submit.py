@@ -55,6 +55,11 @@ def validate_master(master: str) -> str:
     return text
 
 
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return "secret" in lowered or "password" in lowered
+
+
 def _python_path(py_files: list[Path]) -> str:
     """PYTHONPATH with the py-files first: archives as they are, .py files by directory."""
     entries: list[str] = []
@@ -108,7 +113,9 @@ def _submit_cluster(
         cores=driver_cores,
         memory_mb=driver_memory_mb,
         supervise=supervise,
-        conf=dict(conf),
+        # Secrets stay here: the cluster's processes have their own, and the master
+        # may persist driver descriptions for recovery.
+        conf={k: v for k, v in conf.items() if not _is_secret_key(k)},
         py_files=[str(p) for p in py_files],
         # Inline, so a worker on another machine can run it too.
         app_content=app.read_bytes(),
