@@ -157,6 +157,13 @@ class SparkContext(RDDSources):
         address = self._env.address
         self._driver_url = f"spark://{ENDPOINT_NAME}@{address.host}:{address.port}"
         executor_env = self._executor_environment()
+        self._ui: Any = None
+        self._status_store: Any = None
+        if settings.get_bool("spark.ui.enabled", True):
+            from scheduler._ui import AppStatusStore
+
+            self._status_store = AppStatusStore(self._app_id, self.appName)
+            self._scheduler.listeners.append(self._status_store)
         if kind == "local":
             backend = LocalBackend(
                 self._scheduler,
@@ -174,6 +181,15 @@ class SparkContext(RDDSources):
             self._backend = standalone
             self._app_id = standalone.start()
             self._endpoint._app_id = self._app_id
+        if self._status_store is not None:
+            from scheduler._ui import DriverUI
+
+            self._status_store.app_id = self._app_id
+            ui_port = settings.get_int("spark.ui.port") or 4040
+            try:
+                self._ui = DriverUI(self._status_store, host, ui_port)
+            except OSError as exc:
+                log.warning("application UI not started: %s", exc)
         self._ticker = threading.Thread(target=self._tick, name="scheduler-ticker", daemon=True)
         self._ticker.start()
         if (
@@ -231,6 +247,9 @@ class SparkContext(RDDSources):
 
     def _teardown(self) -> None:
         self._stopped = True
+        ui = getattr(self, "_ui", None)
+        if ui is not None:
+            ui.stop()
         progress = getattr(self, "_progress", None)
         if progress is not None:
             progress.stop()
@@ -294,7 +313,8 @@ class SparkContext(RDDSources):
 
     @property
     def uiWebUrl(self) -> str | None:
-        return None
+        """The application UI's URL, when it runs."""
+        return self._ui.url if self._ui is not None else None
 
     @property
     def defaultParallelism(self) -> int:
@@ -506,6 +526,15 @@ class SparkContext(RDDSources):
             record = JobRecord(job_id, props.get("spark.jobGroup.id"))
             record.stage_ids = self._scheduler.dag.job_stage_ids(job_id)
             self._jobs[job_id] = record
+            self._scheduler._emit(
+                "job_start",
+                {
+                    "job_id": job_id,
+                    "group": record.group,
+                    "description": props.get("spark.job.description"),
+                    "stage_ids": record.stage_ids,
+                },
+            )
         try:
             while not waiter.wait(0.5):
                 if self._stopped:
@@ -515,14 +544,18 @@ class SparkContext(RDDSources):
                 self._scheduler.dag.cancel_job(job_id, "by KeyboardInterrupt")
             raise
         if not waiter.wait(0):
-            record.status = "FAILED"
+            self._end_job(record, "FAILED")
             raise JobCancelledError(f"Job {job_id} cancelled because SparkContext was shut down")
         if waiter.error is not None:
-            record.status = "FAILED"
+            self._end_job(record, "FAILED")
             raise waiter.error
-        record.status = "SUCCEEDED"
+        self._end_job(record, "SUCCEEDED")
         self._after_job(rdd)
         return waiter.results
+
+    def _end_job(self, record: JobRecord, status: str) -> None:
+        record.status = status
+        self._scheduler._emit("job_end", {"job_id": record.job_id, "status": status})
 
     def _after_job(self, rdd: RDD) -> None:
         """Write the checkpoints that the finished job's lineage asked for."""

@@ -155,7 +155,10 @@ class TaskScheduler:
             if handle.local_dir:
                 self.local_dirs.add(handle.local_dir)
             self.executors_changed.notify_all()
-            self._emit("executor_added", {"executor_id": handle.executor_id})
+            self._emit(
+                "executor_added",
+                {"executor_id": handle.executor_id, "host": handle.host, "cores": handle.cores},
+            )
             self.revive()
             return True
 
@@ -296,7 +299,9 @@ class TaskScheduler:
             self.metrics["diskBytesSpilled"] += metrics.get("diskBytesSpilled", 0)
             self.metrics["spills"] += metrics.get("spills", 0)
             self.metrics["tasks"] += 1
-            self._emit("task_end", {"stage_id": task_set.stage_id, "ok": True})
+            self._emit(
+                "task_end", {"stage_id": task_set.stage_id, "attempt": task_set.attempt, "ok": True}
+            )
             self.dag.task_succeeded(
                 task_set.stage_id, task_set.attempt, task_set.indices[index], value
             )
@@ -315,7 +320,9 @@ class TaskScheduler:
             )
             return
         tsm.handle_failure(status.task_id, status.error, counts=True)
-        self._emit("task_end", {"stage_id": task_set.stage_id, "ok": False})
+        self._emit(
+            "task_end", {"stage_id": task_set.stage_id, "attempt": task_set.attempt, "ok": False}
+        )
         if tsm.zombie and tsm.abort_reason is not None:
             self._kill(sorted(tsm.running), "stage aborted")
             self.dag.task_set_failed(task_set.stage_id, task_set.attempt, tsm.abort_reason)
@@ -374,6 +381,8 @@ class TaskScheduler:
                 handle.send(message)
 
     def _emit(self, event: str, data: dict[str, Any]) -> None:
+        if not self.listeners:
+            return
         for listener in self.listeners:
             try:
                 listener(event, data)

@@ -1,0 +1,226 @@
+"""The driver's application UI (port 4040 or the next free one): jobs, stages, executors.
+
+`AppStatusStore` listens to the task scheduler's events and keeps a bounded
+history; `DriverUI` serves it on a small threaded HTTP server: an HTML page
+for people (everything user-supplied escaped), `/json` for scripts and
+`/metrics` in Prometheus text format. It binds the driver's host
+(127.0.0.1 unless spark.driver.host says otherwise) and never changes
+scheduler state.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["AppStatusStore", "DriverUI"]
+
+log = logging.getLogger(__name__)
+
+_RETAINED = 1000
+_PORT_RETRIES = 16
+
+
+class AppStatusStore:
+    """What the UI shows, updated from scheduler events (thread-safe)."""
+
+    def __init__(self, app_id: str, app_name: str) -> None:
+        self.app_id = app_id
+        self.app_name = app_name
+        self.start_time = time.time()
+        self._lock = threading.Lock()
+        self.jobs: dict[int, dict[str, Any]] = {}
+        self.stages: dict[str, dict[str, Any]] = {}
+        self.executors: dict[str, dict[str, Any]] = {}
+        self.tasks_completed = 0
+        self.tasks_failed = 0
+
+    def __call__(self, event: str, data: dict[str, Any]) -> None:
+        now = time.time()
+        with self._lock:
+            if event == "job_start":
+                self.jobs[data["job_id"]] = {
+                    "jobId": data["job_id"],
+                    "group": data.get("group"),
+                    "description": data.get("description"),
+                    "stageIds": data.get("stage_ids", []),
+                    "status": "RUNNING",
+                    "submissionTime": now,
+                    "completionTime": None,
+                }
+            elif event == "job_end" and data["job_id"] in self.jobs:
+                self.jobs[data["job_id"]].update(status=data["status"], completionTime=now)
+            elif event == "stage_submitted":
+                key = f"{data['stage_id']}.{data['attempt']}"
+                self.stages[key] = {
+                    "stageId": data["stage_id"],
+                    "attemptId": data["attempt"],
+                    "jobId": data["job_id"],
+                    "numTasks": data["num_tasks"],
+                    "numCompleteTasks": 0,
+                    "numFailedTasks": 0,
+                    "status": "ACTIVE",
+                    "submissionTime": now,
+                    "completionTime": None,
+                }
+            elif event == "stage_completed":
+                stage = self.stages.get(f"{data['stage_id']}.{data['attempt']}")
+                if stage is not None:
+                    done = stage["numCompleteTasks"] >= stage["numTasks"]
+                    stage.update(status="COMPLETE" if done else "FAILED", completionTime=now)
+            elif event == "task_end":
+                stage = self.stages.get(f"{data['stage_id']}.{data.get('attempt', 0)}")
+                if data["ok"]:
+                    self.tasks_completed += 1
+                else:
+                    self.tasks_failed += 1
+                if stage is not None:
+                    stage["numCompleteTasks" if data["ok"] else "numFailedTasks"] += 1
+            elif event == "executor_added":
+                self.executors[data["executor_id"]] = {
+                    "id": data["executor_id"],
+                    "hostPort": data.get("host", ""),
+                    "totalCores": data.get("cores", 0),
+                    "isActive": True,
+                    "addTime": now,
+                    "removeReason": None,
+                }
+            elif event == "executor_removed" and data["executor_id"] in self.executors:
+                self.executors[data["executor_id"]].update(
+                    isActive=False, removeReason=data.get("reason")
+                )
+            self._trim()
+
+    def _trim(self) -> None:
+        for table in (self.jobs, self.stages):
+            while len(table) > _RETAINED:
+                del table[next(iter(table))]  # type: ignore[arg-type]
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "id": self.app_id,
+                "name": self.app_name,
+                "startTime": self.start_time,
+                "jobs": [dict(j) for j in self.jobs.values()],
+                "stages": [dict(s) for s in self.stages.values()],
+                "executors": [dict(e) for e in self.executors.values()],
+                "tasksCompleted": self.tasks_completed,
+                "tasksFailed": self.tasks_failed,
+            }
+
+
+def _metrics(snapshot: dict[str, Any]) -> str:
+    jobs = snapshot["jobs"]
+    lines = [
+        "# HELP sparkctl_driver_jobs Jobs of this application by status.",
+        "# TYPE sparkctl_driver_jobs gauge",
+    ]
+    for status in ("RUNNING", "SUCCEEDED", "FAILED"):
+        count = sum(1 for j in jobs if j["status"] == status)
+        lines.append(f'sparkctl_driver_jobs{{status="{status}"}} {count}')
+    active_stages = sum(1 for s in snapshot["stages"] if s["status"] == "ACTIVE")
+    active_executors = sum(1 for e in snapshot["executors"] if e["isActive"])
+    lines += [
+        "# HELP sparkctl_driver_active_stages Stages running now.",
+        "# TYPE sparkctl_driver_active_stages gauge",
+        f"sparkctl_driver_active_stages {active_stages}",
+        "# HELP sparkctl_driver_executors Executors registered now.",
+        "# TYPE sparkctl_driver_executors gauge",
+        f"sparkctl_driver_executors {active_executors}",
+        "# HELP sparkctl_driver_tasks_total Finished tasks by outcome.",
+        "# TYPE sparkctl_driver_tasks_total counter",
+        f'sparkctl_driver_tasks_total{{outcome="success"}} {snapshot["tasksCompleted"]}',
+        f'sparkctl_driver_tasks_total{{outcome="failure"}} {snapshot["tasksFailed"]}',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>"
+        for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _page(snapshot: dict[str, Any]) -> str:
+    title = html.escape(f"{snapshot['name']} - {snapshot['id']}")
+    jobs = _table(
+        list(reversed(snapshot["jobs"])),
+        ["jobId", "description", "group", "status", "stageIds"],
+    )
+    stages = _table(
+        list(reversed(snapshot["stages"])),
+        ["stageId", "attemptId", "jobId", "status", "numTasks", "numCompleteTasks",
+         "numFailedTasks"],
+    )  # fmt: skip
+    executors = _table(snapshot["executors"], ["id", "hostPort", "totalCores", "isActive"])
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px}</style></head>"
+        f"<body><h1>{title}</h1><h2>Jobs</h2>{jobs}<h2>Stages</h2>{stages}"
+        f"<h2>Executors</h2>{executors}<p><a href='/json'>json</a> "
+        "<a href='/metrics'>metrics</a></p></body></html>"
+    )
+
+
+class DriverUI:
+    """The HTTP server of the application UI."""
+
+    def __init__(self, store: AppStatusStore, host: str, port: int) -> None:
+        self.store = store
+        handler = self._handler()
+        server: ThreadingHTTPServer | None = None
+        last_error: OSError | None = None
+        for candidate in range(port, port + _PORT_RETRIES) if port else [0]:
+            try:
+                server = ThreadingHTTPServer((host, candidate), handler)
+                break
+            except OSError as exc:
+                last_error = exc
+        if server is None:
+            raise OSError(f"no free port for the application UI from {port}: {last_error}")
+        server.daemon_threads = True
+        self._server = server
+        self.url = f"http://{host}:{server.server_address[1]}"
+        self._thread = threading.Thread(target=server.serve_forever, name="driver-ui", daemon=True)
+        self._thread.start()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        store = self.store
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                snapshot = store.snapshot()
+                path = self.path.split("?", 1)[0].rstrip("/") or "/"
+                if path == "/json":
+                    body, kind = json.dumps(snapshot).encode(), "application/json"
+                elif path == "/metrics":
+                    body, kind = _metrics(snapshot).encode(), "text/plain; version=0.0.4"
+                elif path in ("/", "/jobs", "/stages", "/executors"):
+                    body, kind = _page(snapshot).encode(), "text/html; charset=utf-8"
+                else:
+                    self.send_error(404, "no such page")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("ui: " + format, *args)
+
+        return Handler
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
