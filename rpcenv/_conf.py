@@ -29,6 +29,7 @@ KNOWN_KEYS: dict[str, str | None] = {
     "spark.executor.cores": None,
     "spark.executor.memory": "1g",
     "spark.executor.instances": None,
+    "spark.executor.heartbeatInterval": "10s",
     "spark.cores.max": None,
     "spark.default.parallelism": None,
     "spark.task.cpus": "1",

@@ -215,14 +215,22 @@ class SparkContext(RDDSources):
         if local_dir:
             env["SPARKCTL_LOCAL_DIR"] = local_dir
         env["SPARKCTL_PYTHON_WORKER_MEMORY_MB"] = str(self._python_worker_memory_mb())
+        interval = self._conf.to_conf().get_duration("spark.executor.heartbeatInterval") or 10.0
+        env["SPARKCTL_EXECUTOR_HEARTBEAT_INTERVAL"] = str(interval)
         return env
 
     def _tick(self) -> None:
+        conf = self._conf.to_conf()
+        timeout = conf.get_duration("spark.network.timeout") or 120.0
+        last_expiry = time.monotonic()
         while not self._stopped:
             time.sleep(0.1)
             try:
                 if self._scheduler.tsms:
                     self._scheduler.check_speculation()
+                if time.monotonic() - last_expiry > 1.0:
+                    last_expiry = time.monotonic()
+                    self._scheduler.expire_silent_executors(timeout)
             except Exception:
                 log.exception("scheduler tick failed")
 

@@ -299,4 +299,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def heartbeat_interval() -> float:
-    return _HEARTBEAT_SECONDS
+    """Seconds between heartbeats (spark.executor.heartbeatInterval, passed by the driver)."""
+    try:
+        return float(os.environ.get("SPARKCTL_EXECUTOR_HEARTBEAT_INTERVAL", _HEARTBEAT_SECONDS))
+    except ValueError:
+        return _HEARTBEAT_SECONDS

@@ -184,6 +184,15 @@ class TaskScheduler:
         if self._on_executor_lost is not None:
             self._on_executor_lost(executor_id, reason)
 
+    def expire_silent_executors(self, timeout: float) -> None:
+        """Executors that sent no heartbeat for `timeout` seconds are lost (e.g. frozen)."""
+        now = time.monotonic()
+        with self.lock:
+            silent = [h for h in self.executors.values() if now - h.last_heartbeat > timeout]
+        for handle in silent:
+            handle.send(pb.StopExecutor(reason=f"no heartbeat for {timeout:.0f}s"))
+            self.executor_lost(handle.executor_id, f"no heartbeat for {timeout:.0f}s")
+
     def heartbeat(self, executor_id: str) -> None:
         handle = self.executors.get(executor_id)
         if handle is not None:

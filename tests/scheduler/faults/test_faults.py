@@ -3,6 +3,7 @@ spilling aggregations and cancelled job groups. Real processes on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -216,5 +217,35 @@ def test_shuffle_blocks_fetched_over_the_rpc_env_give_the_same_result() -> None:
         assert len(counts) == 37 and sum(counts.values()) == 5000
         big = sc.parallelize(range(300_000), 2).map(lambda x: (x % 2, x)).groupByKey(2)
         assert sorted(big.mapValues(len).collect()) == [(0, 150_000), (1, 150_000)]
+    finally:
+        sc.stop()
+
+
+def test_a_frozen_executor_is_declared_lost_after_the_heartbeat_timeout(tmp_path: Path) -> None:
+    conf = {"spark.network.timeout": "3s", "spark.executor.heartbeatInterval": "500ms"}
+    sc = new_context("local[2]", "frozen-executor", conf)
+    try:
+        frozen = sc._executor_pids[0]
+        rdd = sc.parallelize(range(16), 8).map(_slow_pairs(str(tmp_path), 0.1))
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                result["value"] = rdd.values().sum()
+            except BaseException as exc:
+                result["error"] = exc
+
+        job = threading.Thread(target=run)
+        job.start()
+        wait_until(lambda: any(tmp_path.iterdir()), 30, "a task to start")
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            job.join(60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(frozen, signal.SIGKILL)
+        assert not job.is_alive()
+        assert result.get("value") == sum(range(16)), result
+        assert frozen not in sc._executor_pids
     finally:
         sc.stop()

@@ -1,0 +1,50 @@
+"""The application UI's store and pages, without a SparkContext."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+from scheduler._ui import AppStatusStore, DriverUI
+
+
+def _fill(store: AppStatusStore) -> None:
+    store("executor_added", {"executor_id": "0", "host": "127.0.0.1", "cores": 2})
+    store("job_start", {"job_id": 0, "group": "<g>", "description": "<b>x</b>", "stage_ids": [0]})
+    store("stage_submitted", {"stage_id": 0, "attempt": 0, "num_tasks": 2, "job_id": 0})
+    store("task_end", {"stage_id": 0, "attempt": 0, "ok": True})
+    store("task_end", {"stage_id": 0, "attempt": 0, "ok": False})
+    store("task_end", {"stage_id": 0, "attempt": 0, "ok": True})
+    store("stage_completed", {"stage_id": 0, "attempt": 0})
+    store("job_end", {"job_id": 0, "status": "SUCCEEDED"})
+
+
+def test_the_store_follows_jobs_stages_and_executors() -> None:
+    store = AppStatusStore("app-1", "name")
+    _fill(store)
+    snap = store.snapshot()
+    assert snap["jobs"][0]["status"] == "SUCCEEDED"
+    stage = snap["stages"][0]
+    assert (stage["numCompleteTasks"], stage["numFailedTasks"], stage["status"]) == (
+        2,
+        1,
+        "COMPLETE",
+    )
+    assert snap["executors"][0]["totalCores"] == 2
+
+
+def test_pages_json_and_metrics_are_served_and_escaped() -> None:
+    store = AppStatusStore("app-1", "<script>")
+    _fill(store)
+    ui = DriverUI(store, "127.0.0.1", 0)
+    try:
+        page = urllib.request.urlopen(ui.url + "/", timeout=10).read().decode()
+        assert "<script>" not in page and "&lt;script&gt;" in page
+        assert "&lt;b&gt;x&lt;/b&gt;" in page
+        data = json.loads(urllib.request.urlopen(ui.url + "/json", timeout=10).read())
+        assert data["id"] == "app-1" and data["jobs"][0]["jobId"] == 0
+        metrics = urllib.request.urlopen(ui.url + "/metrics", timeout=10).read().decode()
+        assert 'sparkctl_driver_jobs{status="SUCCEEDED"} 1' in metrics
+        assert 'sparkctl_driver_tasks_total{outcome="failure"} 1' in metrics
+    finally:
+        ui.stop()
