@@ -1,9 +1,10 @@
 """The example apps in examples/ run and print what PySpark prints for them.
 
-Each example is run as a user runs it (``python examples/X.py``, local[2] by
-default). The expected outputs were produced by PySpark 4.x running the same
-files with only their import line changed; in oracle mode
-(``SPARKCTL_TEST_IMPL=pyspark``) this test does exactly that.
+Each example is run as a user runs it: ``python examples/X.py`` (local[2] by
+default) and ``sparkctl submit --master spark://...`` on the test cluster.
+The expected outputs were produced by PySpark 4.x running the same files with
+only their import line changed; in oracle mode (``SPARKCTL_TEST_IMPL=pyspark``)
+this test does exactly that.
 """
 
 from __future__ import annotations
@@ -88,6 +89,24 @@ def _run_example(name: str, args: list[str], tmp_path: Path, returncode: int = 0
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_prints_what_pyspark_prints(name: str, tmp_path: Path) -> None:
     assert _run_example(name, [], tmp_path) == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_submitted_to_the_cluster_prints_the_same(
+    name: str, spark_cluster: str, tmp_path: Path
+) -> None:
+    sparkctl = Path(sys.executable).parent / "sparkctl"
+    done = subprocess.run(
+        [str(sparkctl), "submit", "--master", spark_cluster, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": str(support.REPO)},
+        check=False,
+    )
+    assert done.returncode == 0, f"submit {name} exited {done.returncode}:\n{done.stderr[-3000:]}"
+    assert done.stdout == EXPECTED[name]
 
 
 def test_wordcount_reads_a_file_argument(tmp_path: Path) -> None:
