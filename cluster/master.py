@@ -254,13 +254,21 @@ class Master(MasterDrivers):
         for runtime in msg.drivers:
             reported_drivers.add(runtime.driver_id)
             driver = self.drivers.get(runtime.driver_id)
-            if driver is None:
+            placed_elsewhere = (
+                driver is not None
+                and driver.worker_id not in ("", worker.worker_id)
+                and driver.worker_id in self.workers
+                and self.workers[driver.worker_id].alive
+            )
+            if driver is None or placed_elsewhere:
+                # Unknown, or relaunched on another worker meanwhile: one copy only.
                 self._send(
                     worker.ref, pb.KillDriver(driver_id=runtime.driver_id, master_epoch=self.epoch)
                 )
                 continue
             driver.worker_id = worker.worker_id
             driver.state = DS.DRIVER_STATE_RUNNING
+            driver.backing_off = False  # it never died: cancel a pending relaunch
             if runtime.driver_id in self.waiting_drivers:
                 self.waiting_drivers.remove(runtime.driver_id)
             worker.drivers[driver.driver_id] = driver

@@ -325,6 +325,18 @@ class Worker(RpcEndpoint):
                 pb.WorkerHeartbeat(worker_id=self.worker_id, incarnation=self.incarnation),
             )
 
+    def _stale(self, message: Message, epoch: int) -> bool:
+        """A command from an older Master than the one we registered with: ignore it."""
+        if epoch and self.master_epoch and epoch < self.master_epoch:
+            log.warning(
+                "ignoring %s from an older master (epoch %d < %d)",
+                message.DESCRIPTOR.full_name,
+                epoch,
+                self.master_epoch,
+            )
+            return True
+        return False
+
     def _send(self, ref: RpcEndpointRef | None, message: Message) -> None:
         if ref is None:
             return
@@ -340,6 +352,8 @@ class Worker(RpcEndpoint):
     # -- executors -------------------------------------------------------------------
 
     def _on_launch_executor(self, msg: pb.LaunchExecutor, _s: RpcEndpointRef | None) -> None:
+        if self._stale(msg, msg.master_epoch):
+            return
         received = time.monotonic()
         key = (msg.app_id, msg.executor_id)
 
@@ -430,6 +444,8 @@ class Worker(RpcEndpoint):
         runner.process.stop(grace)
 
     def _on_kill_executor(self, msg: pb.KillExecutor, _s: RpcEndpointRef | None) -> None:
+        if self._stale(msg, msg.master_epoch):
+            return
         runner = self.executors.get((msg.app_id, msg.executor_id))
         if runner is not None:
             log.info("killing executor %s/%d as asked", msg.app_id, msg.executor_id)
@@ -438,6 +454,8 @@ class Worker(RpcEndpoint):
     def _on_application_finished(
         self, msg: pb.ApplicationFinished, _s: RpcEndpointRef | None
     ) -> None:
+        if self._stale(msg, msg.master_epoch):
+            return
         self.finished_apps.add(msg.app_id)
         runners = [r for r in self.executors.values() if r.app_id == msg.app_id]
         for runner in runners:
@@ -507,6 +525,8 @@ class Worker(RpcEndpoint):
     # -- drivers ---------------------------------------------------------------------
 
     def _on_launch_driver(self, msg: pb.LaunchDriver, _s: RpcEndpointRef | None) -> None:
+        if self._stale(msg, msg.master_epoch):
+            return
         desc = msg.description
         runner = DriverRunner(msg.driver_id, desc, None, self.work_dir / msg.driver_id)
 
@@ -562,6 +582,8 @@ class Worker(RpcEndpoint):
         )
 
     def _on_kill_driver(self, msg: pb.KillDriver, _s: RpcEndpointRef | None) -> None:
+        if self._stale(msg, msg.master_epoch):
+            return
         runner = self.drivers.get(msg.driver_id)
         if runner is None or runner.process is None:
             return

@@ -114,7 +114,11 @@ class FakeWorker(Recorder):
         if self._ticker is not None:
             self._ticker.stop()
 
-    def register(self, executors: collections.abc.Sequence[pb.ExecutorDescription] = ()) -> None:
+    def register(
+        self,
+        executors: collections.abc.Sequence[pb.ExecutorDescription] = (),
+        drivers: collections.abc.Sequence[pb.DriverRuntime] = (),
+    ) -> None:
         address = self.rpc_env.address
         self.reply = self.master.ask(
             pb.RegisterWorkerRequest(
@@ -125,13 +129,14 @@ class FakeWorker(Recorder):
                 memory_mb=self.memory_mb,
                 incarnation=self.incarnation,
                 executors=executors,
+                drivers=drivers,
             ),
             timeout=10.0,
         )
 
     def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
         if isinstance(message, pb.RegisterWorkerRequest):  # a test asks us to register again
-            self.register(message.executors)
+            self.register(message.executors, message.drivers)
             return
         if isinstance(message, pb.WorkerHeartbeat):  # a test asks us to heartbeat
             self.master.send(

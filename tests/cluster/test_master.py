@@ -332,3 +332,32 @@ def test_waiting_driver_can_be_killed(local_cluster: MakeCluster) -> None:
     assert isinstance(killed, api.KillDriverResponse) and killed.killed
     state = c.state()
     assert state.completed_drivers[0].state == pb.DRIVER_STATE_KILLED
+
+
+def test_supervised_driver_relaunched_once_when_its_worker_returns(
+    local_cluster: MakeCluster,
+) -> None:
+    c = local_cluster()
+    w0 = c.worker("w0", cores=2, memory_mb=2048, heartbeat=False)
+    submit = c.master.ref.ask_sync(
+        api.SubmitDriverRequest(
+            description=pb.DriverDescription(app_resource="/a.py", memory_mb=512, supervise=True)
+        ),
+        5,
+    )
+    assert isinstance(submit, api.SubmitDriverResponse)
+    w0.wait_of(pb.LaunchDriver)
+    w1 = c.worker("w1", cores=2, memory_mb=2048)
+    # w0 goes silent: DEAD, and its supervised driver is relaunched on w1 after a back-off.
+    relaunched = w1.wait_of(pb.LaunchDriver, timeout=10)[0]
+    assert relaunched.driver_id == submit.driver_id
+    # w0 comes back still running its copy: that copy is killed, one driver stays.
+    w0.self_ref.send(
+        pb.RegisterWorkerRequest(
+            drivers=[pb.DriverRuntime(driver_id=submit.driver_id, state=pb.DRIVER_STATE_RUNNING)]
+        )
+    )
+    assert w0.wait_of(pb.KillDriver)[0].driver_id == submit.driver_id
+    status = c.master.ref.ask_sync(api.GetDriverStatusRequest(driver_id=submit.driver_id), 5)
+    assert isinstance(status, api.GetDriverStatusResponse)
+    assert status.driver.worker_id == "w1" and status.driver.state == pb.DRIVER_STATE_RUNNING
