@@ -271,3 +271,49 @@ def test_filesystem_recovery_keeps_a_cluster_mode_driver(
     wait_for(
         lambda: [d for d in c.state().completed_drivers if d.state == pb.DRIVER_STATE_KILLED], 15
     )
+
+
+def test_frozen_worker_is_dead_then_comes_back(cluster_factory: Callable[..., ProcCluster]) -> None:
+    import os
+    import signal
+
+    c = cluster_factory()
+    driver = driver_for(c, SLEEPER, cores_per_executor=1, max_cores=2)
+    running = executor_updates(driver, pb.EXECUTOR_STATE_RUNNING, 2)
+    added = {a.executor_id: a.worker_id for a in driver.of(pb.ExecutorAdded)}
+    frozen = c.workers[0]
+    frozen_id = str(frozen.info["worker_id"])
+    old_children = frozen.children()
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        lost = executor_updates(driver, pb.EXECUTOR_STATE_LOST, 1, timeout=10)
+        assert added[lost[0].executor_id] == frozen_id and lost[0].worker_lost
+        # Its cores are replaced on the other worker, which had one free.
+        replacement = wait_for(
+            lambda: [a for a in driver.of(pb.ExecutorAdded) if a.executor_id not in added], 10
+        )
+        assert replacement[0].worker_id != frozen_id
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    state = wait_for(
+        lambda: (
+            (s := c.state())
+            and [w for w in s.workers if w.id == frozen_id and w.state == pb.WORKER_STATE_ALIVE]
+            and s
+        ),
+        15,
+        "the frozen worker re-registered",
+    )
+    assert state.alive_workers == 2
+    # Its stale executor was killed when it came back: no duplicate cores.
+    wait_for(
+        lambda: (
+            not [
+                p
+                for p in old_children
+                if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+            ]
+        ),
+        15,
+    )
+    assert len(running) == 2 and state.active_apps[0].cores == 2
