@@ -35,6 +35,7 @@ __all__ = [
 #: Bytes spilled to disk by this process (reported with each task's metrics).
 SPILL_STATS: dict[str, int] = {"diskBytesSpilled": 0, "spills": 0}
 
+_MISSING = object()
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 #: Where spill files go: the executor's local dir when running in one.
 SPILL_ROOT: list[str] = []
@@ -138,18 +139,22 @@ class ExternalMerger:
         comb: Callable[[Any, Any], Any],
     ) -> None:
         data = self.data
+        get = data.get
+        missing = _MISSING
         count = 0
         for k, v in iterator:
-            if k in data:
-                data[k] = comb(data[k], v)
-            else:
+            old = get(k, missing)
+            if old is missing:
                 data[k] = creator(v) if creator is not None else v
+            else:
+                data[k] = comb(old, v)
             count += 1
             if count >= self.BATCH:
                 count = 0
                 if used_memory_mb() >= self.memory_limit:
                     self._spill()
                     data = self.data
+                    get = data.get
 
     def _spill(self) -> None:
         if self._dir is None:

@@ -104,6 +104,8 @@ class TextFileRDD(RDD):
 
     def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
         path, start, length = self._splits[split]
+        if self._use_unicode and _splittable(path):
+            return _split_lines(_read_split(path, start, length).decode("utf-8"))
         lines = _read_lines(path, start, length)
         if self._use_unicode:
             return (line.decode("utf-8") for line in lines)
@@ -125,19 +127,35 @@ def _read_lines(path: str, start: int, length: int) -> Iterator[bytes]:
             for line in f:
                 yield _strip_eol(line)
         return
-    end = start + length
+    yield from _split_lines(_read_split(path, start, length))
+
+
+def _read_split(path: str, start: int, length: int) -> bytes:
+    """The bytes of the lines that start in [start, start + length]."""
     with open(path, "rb") as f:
         f.seek(start)
-        pos = start
-        if start != 0:
-            # The line that straddles our start belongs to the previous split.
-            pos += len(f.readline())
-        while pos <= end:
-            line = f.readline()
-            if not line:
-                break
-            pos += len(line)
-            yield _strip_eol(line)
+        # Our bytes, plus the rest of the line that starts at or crosses our end
+        # (Hadoop's reader takes lines while their start is <= end).
+        data = f.read(length) + f.readline()
+    if start != 0:
+        # The line that straddles (or starts at) our start belongs to the previous split.
+        cut = data.find(b"\n")
+        data = b"" if cut < 0 else data[cut + 1 :]
+    return data
+
+
+def _split_lines(data: Any) -> Iterator[Any]:
+    """Lines of `data` (bytes or str) without their \\n or \\r\\n."""
+    if not data:
+        return iter(())
+    newline = "\n" if isinstance(data, str) else b"\n"
+    lines = data.split(newline)
+    if not lines[-1]:
+        lines.pop()
+    cr = "\r" if isinstance(data, str) else b"\r"
+    if cr in data:
+        lines = [line[:-1] if line.endswith(cr) else line for line in lines]
+    return iter(lines)
 
 
 class WholeTextFilesRDD(RDD):

@@ -15,6 +15,10 @@ from typing import Any
 __all__ = ["Partitioner", "portable_hash"]
 
 
+#: Read once: checking os.environ per key would dominate the cost of hashing.
+_HASH_SEED_SET = "PYTHONHASHSEED" in os.environ
+
+
 def portable_hash(x: Any) -> int:
     """A hash of `x` that is stable across processes sharing PYTHONHASHSEED.
 
@@ -35,7 +39,7 @@ def portable_hash(x: Any) -> int:
         if h == -1:
             h = -2
         return int(h)
-    if "PYTHONHASHSEED" not in os.environ and isinstance(x, (str, bytes)):
+    if not _HASH_SEED_SET and isinstance(x, (str, bytes)):
         raise RuntimeError("Randomness of hash of string should be disabled via PYTHONHASHSEED")
     return hash(x)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from scheduler._aggregation import SPILL_STATS, dump_chunk, load_chunks, used_memory_mb
 from scheduler._dag import MapOutput
+from scheduler._partitioner import portable_hash
 
 __all__ = ["FetchFailedError", "read_shuffle_block", "write_shuffle_output"]
 
@@ -54,23 +55,35 @@ def write_shuffle_output(
     spilled: list[list[tuple[int, int]]] = [[] for _ in range(num_partitions)]
     spill_path = path + ".spill"
     spill_file = None
+    # portable_hash is hash() except for None and tuples: skip two calls per pair.
+    fast = getattr(partition_of, "partitionFunc", None) is portable_hash
+    n = num_partitions
     count = 0
     try:
         for item in items:
-            buckets[partition_of(item[0])].append(item)
+            key = item[0]
+            if fast:
+                h = portable_hash(key) if key is None or type(key) is tuple else hash(key)
+                buckets[h % n].append(item)
+            else:
+                buckets[partition_of(key)].append(item)
             count += 1
-            if count % 10000 == 0 and used_memory_mb() > memory_limit_mb:
-                if spill_file is None:
-                    spill_file = open(spill_path, "w+b")  # noqa: SIM115 - closed in finally
-                for r, bucket in enumerate(buckets):
-                    if bucket:
-                        start = spill_file.tell()
-                        written = dump_chunk(bucket, spill_file)
-                        spilled[r].append((start, written))
-                        SPILL_STATS["diskBytesSpilled"] += written
-                        buckets[r] = []
-                SPILL_STATS["spills"] += 1
-                memory_limit_mb = max(memory_limit_mb, used_memory_mb() * 1.05)
+            if count < 10000:
+                continue
+            count = 0
+            if used_memory_mb() <= memory_limit_mb:
+                continue
+            if spill_file is None:
+                spill_file = open(spill_path, "w+b")  # noqa: SIM115 - closed in finally
+            for r, bucket in enumerate(buckets):
+                if bucket:
+                    start = spill_file.tell()
+                    written = dump_chunk(bucket, spill_file)
+                    spilled[r].append((start, written))
+                    SPILL_STATS["diskBytesSpilled"] += written
+                    buckets[r] = []
+            SPILL_STATS["spills"] += 1
+            memory_limit_mb = max(memory_limit_mb, used_memory_mb() * 1.05)
         offsets = array.array("q", [0] * (num_partitions + 1))
         tmp = path + ".tmp"
         with open(tmp, "wb") as out:
