@@ -102,7 +102,8 @@ class Worker(RpcEndpoint):
         self.finished_executors: collections.deque[ExecutorRunner] = collections.deque(maxlen=200)
         self.drivers: dict[str, DriverRunner] = {}
         self.finished_drivers: collections.deque[DriverRunner] = collections.deque(maxlen=200)
-        self.finished_apps: set[str] = set()
+        # Ended applications whose work dirs go once their executors exit (bounded).
+        self.finished_apps: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._asking: RpcEndpointRef | None = None
         self._found: dict[str, RpcEndpointRef] = {}
         self._refused = False
@@ -408,7 +409,7 @@ class Worker(RpcEndpoint):
             failed(f"could not start {spec.argv[0]!r}: {exc}")
             return
         self._launch_times.append(time.monotonic() - received)
-        self.finished_apps.discard(msg.app_id)
+        self.finished_apps.pop(msg.app_id, None)
         self.executors[key] = runner
         if self._monitor is not None:
             self._monitor.watch(("executor", key), process.pid, msg.memory_mb)
@@ -456,7 +457,9 @@ class Worker(RpcEndpoint):
     ) -> None:
         if self._stale(msg, msg.master_epoch):
             return
-        self.finished_apps.add(msg.app_id)
+        self.finished_apps[msg.app_id] = None
+        while len(self.finished_apps) > 1000:
+            self.finished_apps.popitem(last=False)
         runners = [r for r in self.executors.values() if r.app_id == msg.app_id]
         for runner in runners:
             self._stop_executor(runner, f"application {msg.app_id} finished")
