@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import operator
 import os
 from collections.abc import Callable, Iterable, Iterator
 from functools import reduce
@@ -36,6 +37,13 @@ __all__ = ["PairFunctions"]
 
 def _identity(x: Any) -> Any:
     return x
+
+
+def _pair_key(keyfunc: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The sort key of a (key, value) pair; a C-level getter for the identity keyfunc."""
+    if keyfunc is _identity:
+        return operator.itemgetter(0)
+    return lambda kv: keyfunc(kv[0])
 
 
 class PairFunctions:
@@ -233,9 +241,7 @@ class PairFunctions:
 
         def sort_partition(iterator: Iterator[Any]) -> Iterator[Any]:
             sorter = ExternalSorter(memory * 0.9)
-            return iter(
-                sorter.sorted(iterator, key=lambda kv: keyfunc(kv[0]), reverse=not ascending)
-            )
+            return iter(sorter.sorted(iterator, key=_pair_key(keyfunc), reverse=not ascending))
 
         if numPartitions == 1:
             rdd = self.coalesce(1) if self.getNumPartitions() > 1 else self
@@ -252,8 +258,10 @@ class PairFunctions:
         ]
         parts = numPartitions
 
+        identity = keyfunc is _identity
+
         def range_partitioner(k: Any) -> int:
-            p = bisect.bisect_left(bounds, keyfunc(k))
+            p = bisect.bisect_left(bounds, k if identity else keyfunc(k))
             return p if ascending else parts - 1 - p
 
         return self.partitionBy(numPartitions, range_partitioner).mapPartitions(
@@ -274,9 +282,7 @@ class PairFunctions:
 
         def sort_partition(iterator: Iterator[Any]) -> Iterator[Any]:
             sorter = ExternalSorter(memory * 0.9)
-            return iter(
-                sorter.sorted(iterator, key=lambda kv: keyfunc(kv[0]), reverse=not ascending)
-            )
+            return iter(sorter.sorted(iterator, key=_pair_key(keyfunc), reverse=not ascending))
 
         return self.partitionBy(numPartitions, partitionFunc).mapPartitions(sort_partition, True)
 
