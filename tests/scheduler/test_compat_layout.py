@@ -178,3 +178,26 @@ def test_small_rdd_api(sc: Any) -> None:
     assert sc.parallelize(range(100), 10).treeAggregate(0, add, add, 2) == 4950
     assert sc.parallelize(range(100), 10).treeReduce(add, 3) == 4950
     assert sc.parallelize([0.1] * 10).sum() == pytest.approx(1.0)
+
+
+def test_seeded_sampling_gives_pyspark_s_exact_results(sc: Any) -> None:
+    # PySpark seeds one generator per partition from (seed, partition index); a
+    # program that samples with a fixed seed gets the same rows after the port.
+    rdd = sc.parallelize(range(100), 4)
+    assert rdd.sample(False, 0.1, 2).collect() == [36, 40, 74, 86, 88]
+    assert rdd.sample(True, 0.2, 5).collect() == [
+        0, 6, 12, 14, 18, 20, 21, 24, 27, 31, 32, 38, 38, 40, 45, 46, 56, 87, 96,
+    ]  # fmt: skip
+    thousand = sc.parallelize(range(1000), 3)
+    assert thousand.takeSample(False, 5, 1) == [889, 547, 439, 362, 797]
+    assert thousand.takeSample(True, 5, 1) == [735, 415, 632, 536, 761]
+    halves = [part.collect() for part in sc.parallelize(range(20), 2).randomSplit([0.5, 0.5], 7)]
+    assert halves == [[0, 1, 2, 4, 9, 10, 13, 16, 19], [3, 5, 6, 7, 8, 11, 12, 14, 15, 17, 18]]
+
+
+def test_sort_by_key_bounds_from_a_sample_match_pyspark(sc: Any) -> None:
+    # Over 20 keys per partition, sortByKey samples (seeded) to pick its range bounds.
+    pairs = sc.parallelize([((i * 7919) % 10007, i) for i in range(10007)], 4)
+    ordered = pairs.sortByKey(numPartitions=4)
+    assert ordered.glom().map(len).collect() == [1838, 2634, 2058, 3477]
+    assert ordered.keys().collect() == sorted((i * 7919) % 10007 for i in range(10007))
