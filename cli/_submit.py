@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ import click
 from cli._config import ConfigError, load_conf
 from cli._options import MEMORY, conf_options, usage_error
 from cli._settings import parse_master_list
-from rpcenv import Conf
+from rpcenv import Conf, RpcAddress
 
 __all__ = ["SUBMIT_CONF_ENV", "submit", "validate_master"]
 
@@ -53,6 +54,22 @@ def validate_master(master: str) -> str:
         return text
     parse_master_list(text)  # raises ValueError for an unknown scheme or bad host:port
     return text
+
+
+def _tcp_unreachable(masters: list[RpcAddress], timeout: float) -> str | None:
+    """None if a TCP connection to some master opens, else why none does.
+
+    Only a connect: the app's SparkContext does the real handshake moments
+    later, and the check must not cost the app a gRPC start-up of its own.
+    """
+    reasons: list[str] = []
+    for address in masters:
+        try:
+            with socket.create_connection((address.host, address.port), timeout=timeout):
+                return None
+        except OSError as exc:
+            reasons.append(f"{address.to_spark_url()}: {exc.strerror or exc}")
+    return "; ".join(reasons)
 
 
 def _is_secret_key(key: str) -> bool:
@@ -228,9 +245,7 @@ def submit(
     if supervise:
         click.echo("warning: --supervise only applies in cluster deploy mode", err=True)
     if master.startswith("spark://"):
-        from cli._services import check_masters_reachable
-
-        reason = check_masters_reachable(parse_master_list(master), conf, timeout=5.0)
+        reason = _tcp_unreachable(parse_master_list(master), timeout=5.0)
         if reason is not None:
             raise usage_error("--master", f"cannot reach the master: {reason}")
     raise SystemExit(_run_client(app_path, app_args, conf, files))

@@ -325,3 +325,11 @@ def test_unexpected_child_failure_is_reported_at_once(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr  # the traceback is in the log, not on the terminal
     assert "simulated bug" in (work / "sparkctl-master.log").read_text()
     assert not (work / "sparkctl-master.pid").exists()
+
+
+def test_status_with_a_list_of_masters_uses_the_live_one(cli_cluster: CliCluster) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    live = cli_cluster.master.url.removeprefix("spark://")
+    result = run_cli("status", "--master", f"spark://{dead},{live}", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["url"] == cli_cluster.master.url
