@@ -78,7 +78,7 @@ def _check_bind(host: str, conf: Conf, environ: dict[str, str]) -> None:
 
 
 def _work_dir(flag: str | None, environ: dict[str, str]) -> Path:
-    text = resolve(WORK_DIR, flag, load_conf((), None, {}), environ, "work", str)
+    text = resolve(WORK_DIR, flag, Conf(), environ, "work", str)
     return Path(text).expanduser().resolve()
 
 
