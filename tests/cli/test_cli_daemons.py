@@ -333,3 +333,28 @@ def test_status_with_a_list_of_masters_uses_the_live_one(cli_cluster: CliCluster
     result = run_cli("status", "--master", f"spark://{dead},{live}", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["url"] == cli_cluster.master.url
+
+
+def test_kill_application(cli_cluster: CliCluster) -> None:
+    import sys
+
+    from rpcenv import RpcAddress, RpcEnv
+    from sparkctl.v1 import deploy_pb2 as pb
+
+    # A bare application whose executor just sleeps: no driver library needed.
+    env = RpcEnv.create("kill-app-test", "127.0.0.1", 0, {}, client_mode=True)
+    try:
+        master = env.endpoint_ref(RpcAddress.from_uri(cli_cluster.master.url), "Master", timeout=10)
+        description = pb.ApplicationDescription(
+            name="to be killed", max_cores=1, cores_per_executor=1, memory_per_executor_mb=64,
+            command=pb.Command(argv=[sys.executable, "-c", "import time; time.sleep(120)"]),
+        )  # fmt: skip
+        reply = master.ask_sync(pb.RegisterApplicationRequest(description=description), 10)
+        assert isinstance(reply, pb.RegisterApplicationResponse)
+        app_id = reply.app_id
+        killed = run_cli("kill", app_id, "--master", cli_cluster.master.url)
+        assert killed.returncode == 0, killed.stderr
+        shown = run_cli("status", app_id, "--master", cli_cluster.master.url, "--json")
+        assert json.loads(shown.stdout)["state"] == "KILLED"
+    finally:
+        env.shutdown()
