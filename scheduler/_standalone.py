@@ -69,8 +69,10 @@ class AppClient(RpcEndpoint):
     def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
         if isinstance(message, dpb.ExecutorAdded):
             log.info("executor %s added on %s", message.executor_id, message.worker_id)
+            self._backend.executor_announced(str(message.executor_id))
         elif isinstance(message, dpb.ExecutorUpdated):
             if message.state in _ENDED:
+                self._backend.executor_unannounced(str(message.executor_id))
                 reason = message.message or dpb.ExecutorState.Name(message.state)
                 self._backend.executor_ended(str(message.executor_id), reason)
         elif isinstance(message, dpb.ApplicationRemoved):
@@ -96,6 +98,7 @@ class StandaloneBackend:
         self._error: str | None = None
         self._client: AppClient | None = None
         self._stopped = False
+        self._announced: set[str] = set()
         self.description = self._describe(executor_env)
 
     def _describe(self, executor_env: dict[str, str]) -> dpb.ApplicationDescription:
@@ -153,7 +156,18 @@ class StandaloneBackend:
         self._wait_for_executors(10.0)
         return self.app_id
 
+    def executor_announced(self, executor_id: str) -> None:
+        with self._sc._scheduler.lock:
+            self._announced.add(executor_id)
+            self._sc._scheduler.executors_changed.notify_all()
+
+    def executor_unannounced(self, executor_id: str) -> None:
+        with self._sc._scheduler.lock:
+            self._announced.discard(executor_id)
+            self._sc._scheduler.executors_changed.notify_all()
+
     def _wait_for_executors(self, timeout: float) -> None:
+        """Wait for a first executor, then for the rest the Master announced (bounded)."""
         scheduler_ = self._sc._scheduler
         deadline = time.monotonic() + timeout
         with scheduler_.lock:
@@ -163,13 +177,10 @@ class StandaloneBackend:
                     log.warning("no executor registered yet; jobs wait for one")
                     return
                 scheduler_.executors_changed.wait(min(left, 0.2))
-            # Executors of one launch round register close together: give them a moment.
-            settle = time.monotonic() + 0.5
-            expected = self.description.max_cores or 0
-            while time.monotonic() < settle:
-                have = sum(h.cores for h in scheduler_.executors.values())
-                if expected and have >= expected:
-                    break
+            # Executors of one launch round register close together: wait for the ones
+            # the Master announced, so that defaultParallelism sees all their cores.
+            settle = time.monotonic() + 3.0
+            while time.monotonic() < settle and not self._announced <= set(scheduler_.executors):
                 scheduler_.executors_changed.wait(0.05)
 
     def registered(self, future: Any) -> None:
