@@ -94,6 +94,33 @@ def test_local_master_urls_set_the_default_parallelism() -> None:
             sc.stop()
 
 
+@pytest.mark.parametrize("url", ["bogus://x", "local[0]", "local[abc]"])
+def test_a_bad_master_url_is_refused(url: str) -> None:
+    from scheduler import SparkContext
+
+    with pytest.raises(Exception):  # noqa: B017 - PySpark raises Py4J/gateway errors
+        SparkContext(conf=support.compat_conf("compat-bad-master").setMaster(url))
+
+
+@pytest.mark.skipif(support.IMPL == "pyspark", reason="checks sparkctl's own, clearer message")
+@pytest.mark.parametrize("url", ["bogus://x", "local[0]", "local[abc]"])
+def test_a_bad_master_url_is_named_in_a_value_error(url: str) -> None:
+    from scheduler import SparkContext
+
+    with pytest.raises(ValueError, match=r"bad master URL"):
+        SparkContext(conf=support.compat_conf("compat-bad-master").setMaster(url))
+
+
+def test_a_stopped_context_refuses_new_jobs(master: str) -> None:
+    sc = support.new_context(master, "compat-stopped")
+    sc.stop()
+    with pytest.raises(Exception):  # noqa: B017 - PySpark raises AttributeError here
+        sc.parallelize([1]).count()
+    if support.IMPL == "sparkctl":
+        with pytest.raises(RuntimeError, match="stopped SparkContext"):
+            sc.parallelize([1]).count()
+
+
 def test_set_log_level(master: str) -> None:
     sc = support.new_context(master, "compat-log-level")
     try:
