@@ -10,7 +10,7 @@ NODE_DIR := tests/node
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install proto check check-proto lint typecheck test test-fast demo bench bench-rpc bench-driver bench-compare test-oracle clean node-deps \
-	chromium buf-lint
+	chromium buf-lint bench-cli
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -90,7 +90,24 @@ bench-rpc: install
 bench-driver: install
 	$(PY) bench/bench_driver.py run
 
-bench: bench-rpc bench-driver
+# CLI-side figures: start-master / start-worker to ready as the daemon commands
+# see it, and the idle RSS of both daemons with their web UIs (5 runs).
+bench-cli: install
+	@for i in 1 2 3 4 5; do \
+		w=$$(mktemp -d -t sparkctl-bench.XXXXXX); s="$(BIN)/sparkctl"; \
+		t0=$$(date +%s%N); out=$$("$$s" start-master --port 0 --webui-port 0 --work-dir "$$w"); \
+		t1=$$(date +%s%N); m=$$(echo "$$out" | grep -o 'spark://[0-9.:]*'); \
+		"$$s" start-worker "$$m" --cores 2 --memory 1g --webui-port 0 --work-dir "$$w" >/dev/null; \
+		t2=$$(date +%s%N); sleep 3; \
+		echo "run $$i: start-master $$(( (t1 - t0) / 1000000 )) ms," \
+			"start-worker $$(( (t2 - t1) / 1000000 )) ms," \
+			"idle RSS master $$(( $$(ps -o rss= -p $$(cat $$w/sparkctl-master.pid)) / 1024 )) MiB," \
+			"worker $$(( $$(ps -o rss= -p $$(cat $$w/sparkctl-worker.pid)) / 1024 )) MiB"; \
+		"$$s" stop-worker --work-dir "$$w" >/dev/null; "$$s" stop-master --work-dir "$$w" >/dev/null; \
+		rm -rf "$$w"; \
+	done
+
+bench: bench-rpc bench-driver bench-cli
 
 # The same workloads on PySpark (its own venv, installed here), side by side with ratios.
 BENCH_VENV := .bench-venv

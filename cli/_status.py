@@ -63,8 +63,9 @@ def _client(
         raise usage_error("--master", str(exc)) from None
 
 
-def _print_cluster(doc: dict[str, Any]) -> None:
-    click.echo(f"Master {doc['url']}  status {doc['status']}")
+def _print_cluster(doc: dict[str, Any], webui_url: str) -> None:
+    web = f"  web UI {webui_url}" if webui_url else ""
+    click.echo(f"Master {doc['url']}  status {doc['status']}{web}")
     click.echo(
         f"Workers {doc['aliveworkers']} alive; cores {doc['coresused']}/{doc['cores']} used; "
         f"memory {_mib(doc['memoryused'])}/{_mib(doc['memory'])} used"
@@ -191,7 +192,8 @@ def status(
                 return
             from cluster.ui import master_state_json
 
-            doc = master_state_json(client.cluster_state())
+            state = client.cluster_state()
+            doc = master_state_json(state)
     except MasterUnreachableError as exc:
         raise usage_error("--master", str(exc)) from None
     except RpcError as exc:
@@ -199,7 +201,7 @@ def status(
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
-        _print_cluster(doc)
+        _print_cluster(doc, state.webui_url)
 
 
 @click.command()
