@@ -358,3 +358,30 @@ def test_kill_application(cli_cluster: CliCluster) -> None:
         assert json.loads(shown.stdout)["state"] == "KILLED"
     finally:
         env.shutdown()
+
+
+def test_worker_settings_from_env_file_and_flags_reach_the_daemon(tmp_path: Path) -> None:
+    props = tmp_path / "worker.conf"
+    props.write_text("spark.worker.memory 640m\nspark.worker.cores 5\n")
+    env = clean_env(
+        SPARK_WORKER_CORES="3", SPARK_WORKER_MEMORY="2g", SPARK_WORKER_DIR=str(tmp_path / "w")
+    )
+    with reaped(tmp_path / "w") as pids:
+        started = run_cli("start-master", "--port", "0", "--webui-port", "0", env=env)
+        assert started.returncode == 0, started.stderr
+        master = parse_started(started.stdout)
+        pids.append(master.pid)
+        # The file beats the environment for memory; the flag beats the file for cores.
+        started = run_cli(
+            "start-worker", master.url, "--cores", "1", "--properties-file", str(props),
+            "--webui-port", "0", env=env,
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        pids.append(parse_started(started.stdout).pid)
+        doc = json.loads(run_cli("status", "--master", master.url, "--json", env=env).stdout)
+        (worker,) = doc["workers"]
+        assert (worker["cores"], worker["memory"]) == (1, 640)
+        # SPARK_WORKER_DIR is the default work dir of both daemons and of stop-*.
+        assert (tmp_path / "w" / "sparkctl-worker.pid").is_file()
+        assert run_cli("stop-worker", env=env).returncode == 0
+        assert run_cli("stop-master", env=env).returncode == 0
