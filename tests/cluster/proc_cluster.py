@@ -129,9 +129,12 @@ class ProcCluster:
     def master_port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
 
-    def restart_master(self) -> Proc:
+    def restart_master(self, kill: bool = False) -> Proc:
         port = self.master_port
-        self.master.stop()
+        if kill:
+            self.master.kill()
+        else:
+            self.master.stop()
         deadline = time.monotonic() + 10
         while True:  # the port is free once the old process is gone; retry briefly
             try:

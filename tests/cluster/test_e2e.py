@@ -148,10 +148,13 @@ def test_sigkill_worker_is_dead_and_executors_lost(
     assert c.state().alive_workers == 1
 
 
-def test_master_restart_workers_reregister(cluster_factory: Callable[..., ProcCluster]) -> None:
+@pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
+def test_master_restart_workers_reregister(
+    cluster_factory: Callable[..., ProcCluster], kill: bool
+) -> None:
     c = cluster_factory()
     ids = {str(p.info["worker_id"]) for p in c.workers}
-    c.restart_master()
+    c.restart_master(kill=kill)
     state = wait_for(lambda: (s := c.state()).alive_workers == 2 and s, 15, "workers re-registered")
     assert {w.id for w in state.workers} == ids
 
