@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -86,35 +87,38 @@ class Cluster:
 
 
 class SparkctlCluster(Cluster):
-    """sparkctl's master and worker, through cluster.launch in one child process."""
+    """sparkctl's master and worker, each its own process, through cluster.launch."""
 
     def __init__(self, cores: int = 2, memory_mb: int = 2048) -> None:
         super().__init__()
-        self._stderr = open(self.work_dir / "cluster.stderr", "wb")  # noqa: SIM115 - closed in stop
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(BENCH_DIR / "_bench_cluster.py"),
-                str(free_port()),
-                str(self.work_dir),
-                "1",
-                str(cores),
-                str(memory_mb),
-            ],
-            cwd=str(REPO),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
-        self.procs.append(proc)
+        self._logs: list[Any] = []
         try:
-            self.url = self._await_ready(proc)
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            master = self._spawn(["master", str(free_port()), str(self.work_dir / "master")])
+            self.url = self._await_ready(master, deadline)
+            worker = self._spawn(
+                ["worker", self.url, str(cores), str(memory_mb), str(self.work_dir / "worker")]
+            )
+            self._await_ready(worker, deadline)
         except BaseException:
             self.stop()
             raise
 
-    def _await_ready(self, proc: subprocess.Popen[bytes]) -> str:
+    def _spawn(self, args: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.work_dir / f"{args[0]}.log", "wb")  # noqa: SIM115 - closed in stop
+        self._logs.append(log)
+        proc = subprocess.Popen(
+            [sys.executable, str(BENCH_DIR / "_bench_cluster.py"), *args],
+            cwd=str(REPO),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        self.procs.append(proc)
+        return proc
+
+    def _await_ready(self, proc: subprocess.Popen[bytes], deadline: float) -> str:
         lines: list[str] = []
         stdout = proc.stdout
         assert stdout is not None
@@ -124,24 +128,27 @@ class SparkctlCluster(Cluster):
                 lines.append(raw.decode(errors="replace").strip())
 
         threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline and proc.poll() is None:
             for line in list(lines):
                 if line.startswith("READY "):
                     return line.split(" ", 1)[1]
             time.sleep(0.05)
-        err = (self.work_dir / "cluster.stderr").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"sparkctl cluster not ready in {READY_TIMEOUT_S}s: {err}")
+        logs = " | ".join(
+            p.read_text(errors="replace")[-1000:] for p in sorted(self.work_dir.glob("*.log"))
+        )
+        raise RuntimeError(f"sparkctl {proc.args!r} not ready in {READY_TIMEOUT_S}s: {logs}")
 
     def stop(self) -> None:
-        for proc in self.procs:
+        # Worker first (it stops its executors), then the master: stdin EOF is their stop.
+        for proc in reversed(self.procs):
             if proc.stdin is not None and proc.poll() is None:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=STOP_TIMEOUT_S)
         super().stop()
-        self._stderr.close()
+        for log in self._logs:
+            log.close()
 
 
 class PySparkCluster(Cluster):

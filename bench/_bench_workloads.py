@@ -188,10 +188,15 @@ def descendants(pid: int) -> list[int]:
         return []
 
 
-def w6_idle_memory(executor_pids: list[int]) -> dict[str, float]:
-    """W6: RSS of this driver process and of the executor-side processes, idle."""
+def w6_idle_memory(executor_pids: list[int], cluster_pids: list[int]) -> dict[str, float]:
+    """W6: RSS of this driver process and of the executor-side processes, idle.
+
+    ``cluster_pids`` (master, worker, executors) are children of the benchmark
+    too but not of the driver proper, so they are left out of its children.
+    """
     time.sleep(1.0)  # let the warm-up job's garbage settle
-    driver_children = rss_mib(descendants(os.getpid()))
+    outside = set(cluster_pids)
+    driver_children = rss_mib([p for p in descendants(os.getpid()) if p not in outside])
     executors = rss_mib(executor_pids)
     return {
         "w6_driver_mib": rss_mib([os.getpid()])[0],

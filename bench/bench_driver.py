@@ -165,7 +165,8 @@ def run_master(impl: str, label: str, sizes: workloads.Sizes, timeout: int) -> R
                 executors = [p for p in cluster.pids() if p not in before]
             else:  # local[2]: the executor side runs in the driver's child processes
                 executors = workloads.descendants(os.getpid())
-            _guarded(result, "w6", timeout, lambda: workloads.w6_idle_memory(executors))
+            in_cluster = cluster.pids() if cluster is not None else []
+            _guarded(result, "w6", timeout, lambda: workloads.w6_idle_memory(executors, in_cluster))
             _guarded(result, "w1", timeout, lambda: workloads.w1_tiny_job_latency(sc, sizes))
             _guarded(result, "w2", timeout, lambda: workloads.w2_many_tiny_tasks(sc, sizes))
             _guarded(result, "w3", timeout, lambda: workloads.w3_word_count(sc, sizes))

@@ -1,12 +1,14 @@
-"""Child process of the compatibility suite: a master and two workers on 127.0.0.1.
+"""Child process of the compatibility suite: one master or one worker on 127.0.0.1.
 
-Usage: ``python _compat_cluster.py MASTER_PORT WORK_DIR``. Prints ``READY <master url>``
-once both workers are registered, then runs until its stdin closes (the parent
-test session ending, or dying), and stops the workers and the master.
+Usage:
+    python _compat_cluster.py master PORT WORK_DIR
+    python _compat_cluster.py worker MASTER_URL CORES MEMORY_MB WORK_DIR
 
-It exists so that the cluster lives in its own process (as it does for users)
-and the test session can stop all of it by one PID. It never binds anything
-but 127.0.0.1.
+Prints ``READY <master url>`` (master) or ``READY <worker id>`` (worker, once
+the master accepted it), then runs until its stdin closes (the parent test
+session ending, or dying) and stops. Each master and worker is its own
+process, as when users start them with sparkctl. It never binds anything but
+127.0.0.1.
 """
 
 from __future__ import annotations
@@ -14,42 +16,34 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-#: Each worker offers one core, so the cluster has local[2]'s parallelism.
-WORKER_CORES = 1
-WORKER_MEMORY_MB = 1024
 REGISTER_TIMEOUT_S = 30.0
+USAGE = "usage: _compat_cluster.py master PORT WORK_DIR | worker URL CORES MEMORY_MB WORK_DIR"
 
 
 def main(argv: list[str]) -> int:
     from cluster.launch import start_master, start_worker
-
     from rpcenv import Conf
 
-    port, work_dir = int(argv[1]), Path(argv[2])
     conf = Conf({"spark.worker.timeout": "10"})
-    master = start_master(conf, "127.0.0.1", port, work_dir / "master")
-    workers = []
-    try:
-        for i in range(2):
-            worker = start_worker(
-                conf,
-                [master.url],
-                WORKER_CORES,
-                WORKER_MEMORY_MB,
-                "127.0.0.1",
-                0,
-                work_dir / f"worker-{i}",
-            )
-            workers.append(worker)
-        for worker in workers:
-            worker.wait_registered(REGISTER_TIMEOUT_S)
-        print("READY", master.url, flush=True)
-        # The parent closes our stdin to stop us; EOF also comes if it dies.
-        sys.stdin.read()
-    finally:
-        for worker in workers:
+    if len(argv) == 4 and argv[1] == "master":
+        handle = start_master(conf, "127.0.0.1", int(argv[2]), Path(argv[3]))
+        print("READY", handle.url, flush=True)
+    elif len(argv) == 6 and argv[1] == "worker":
+        url, cores, memory_mb, work_dir = argv[2], int(argv[3]), int(argv[4]), Path(argv[5])
+        worker = start_worker(conf, [url], cores, memory_mb, "127.0.0.1", 0, work_dir)
+        if not worker.wait_registered(REGISTER_TIMEOUT_S):
             worker.stop()
-        master.stop()
+            print(f"worker not registered with {url} in {REGISTER_TIMEOUT_S}s", file=sys.stderr)
+            return 1
+        print("READY", worker.worker_id, flush=True)
+        handle = worker  # type: ignore[assignment]
+    else:
+        print(USAGE, file=sys.stderr)
+        return 2
+    try:
+        sys.stdin.read()  # the parent closes our stdin to stop us
+    finally:
+        handle.stop()
     return 0
 
 

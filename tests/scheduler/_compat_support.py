@@ -36,7 +36,7 @@ IMPL = os.environ.get("SPARKCTL_TEST_IMPL", "sparkctl")
 if IMPL not in ("sparkctl", "pyspark"):
     raise RuntimeError(f"SPARKCTL_TEST_IMPL must be 'sparkctl' or 'pyspark', not {IMPL!r}")
 
-#: How long the child process may take to report a master and two registered workers.
+#: How long the child processes may take to report a master and two registered workers.
 CLUSTER_READY_TIMEOUT_S = 60.0
 #: How long a stopped cluster may take to exit before it is killed.
 CLUSTER_STOP_TIMEOUT_S = 15.0
@@ -79,71 +79,103 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ClusterProcess:
-    """A master and two workers running in one child process (see _compat_cluster.py)."""
+#: Each worker offers one core, so the cluster has local[2]'s parallelism.
+WORKER_CORES = 1
+WORKER_MEMORY_MB = 1024
+WORKERS = 2
 
-    def __init__(self, work_dir: Path) -> None:
-        self.work_dir = work_dir
-        self._stderr = open(work_dir / "cluster.stderr", "wb")  # noqa: SIM115 - closed in stop()
+
+class _Child:
+    """One child of _compat_cluster.py whose first ``READY x`` line gives ``x``."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.log = log
+        self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "_compat_cluster.py"), str(free_port()), str(work_dir)],
+            [sys.executable, str(HERE / "_compat_cluster.py"), *args],
             cwd=str(REPO),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=self._stderr,
+            stderr=self._log_file,
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
-        self.url = self._await_ready()
-
-    def _await_ready(self) -> str:
-        lines: list[str] = []
+        self.lines: list[str] = []
         stdout = self.proc.stdout
         assert stdout is not None
 
         def read() -> None:
             for raw in stdout:
-                lines.append(raw.decode(errors="replace").strip())
+                self.lines.append(raw.decode(errors="replace").strip())
 
         threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + CLUSTER_READY_TIMEOUT_S
+
+    def await_ready(self, deadline: float) -> str:
         while time.monotonic() < deadline:
-            for line in list(lines):
+            for line in list(self.lines):
                 if line.startswith("READY "):
                     return line.split(" ", 1)[1]
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
-        self.stop()
-        err = (self.work_dir / "cluster.stderr").read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"test cluster did not become ready; stdout {lines!r}; stderr:\n{err}")
+        err = self.log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{self.proc.args!r} not ready; stdout {self.lines!r}; stderr:\n{err}")
 
-    def descendants(self) -> list[int]:
-        """PIDs of every process the cluster started (executors included)."""
-        try:
-            import psutil
-
-            return [p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)]
-        except Exception:
-            return []
-
-    def stop(self) -> None:
-        """Stop the child politely (stdin EOF), then by SIGKILL; then any leftover descendant."""
-        leftovers = self.descendants()
+    def stop(self) -> list[int]:
+        """Close stdin (the polite stop), then SIGKILL; returns the PIDs it had started."""
+        leftovers = _descendant_pids(self.proc.pid)
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(OSError):
                 assert self.proc.stdin is not None
                 self.proc.stdin.close()
-            except OSError:
-                pass
             try:
                 self.proc.wait(timeout=CLUSTER_STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=CLUSTER_STOP_TIMEOUT_S)
+        self._log_file.close()
+        return leftovers
+
+
+def _descendant_pids(pid: int) -> list[int]:
+    try:
+        import psutil
+
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except Exception:
+        return []
+
+
+class ClusterProcess:
+    """A master and two one-core workers, each its own process (see _compat_cluster.py)."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.work_dir = work_dir
+        self.children: list[_Child] = []
+        try:
+            deadline = time.monotonic() + CLUSTER_READY_TIMEOUT_S
+            master = _Child(
+                ["master", str(free_port()), str(work_dir / "master")], work_dir / "master.log"
+            )
+            self.children.append(master)
+            self.url = master.await_ready(deadline)
+            for i in range(WORKERS):
+                args = ["worker", self.url, str(WORKER_CORES), str(WORKER_MEMORY_MB)]
+                args.append(str(work_dir / f"worker-{i}"))
+                self.children.append(_Child(args, work_dir / f"worker-{i}.log"))
+            for worker in self.children[1:]:
+                worker.await_ready(deadline)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Workers first (they stop their executors), then the master; then any leftover."""
+        leftovers: list[int] = []
+        for child in reversed(self.children):
+            leftovers += child.stop()
         for pid in leftovers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        self._stderr.close()
 
 
 def cluster_unavailable_reason() -> str | None:
