@@ -183,6 +183,7 @@ class MasterBase(RpcEndpoint):
         self.waiting_drivers.remove(driver.driver_id)
         driver.worker_id = worker.worker_id
         driver.state = DS.DRIVER_STATE_RUNNING
+        driver.launched_at = time.monotonic()
         worker.drivers[driver.driver_id] = driver
         self._persist_driver(driver)
         log.info("launching driver %s on worker %s", driver.driver_id, worker.worker_id)

@@ -232,6 +232,8 @@ class DriverInfo:
     relaunches: int = 0
     # Waiting for its back-off timer: not placeable yet.
     backing_off: bool = False
+    # When it was last launched (monotonic seconds; 0 = never).
+    launched_at: float = 0.0
 
     @property
     def finished(self) -> bool:
