@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -250,8 +251,9 @@ class GrpcRpcEnv(BaseRpcEnv):
             connection.close(None, drain=True)
         if self._server is not None:
             self._server.stop(grace=1.0)
+        deadline = time.monotonic() + 2.0  # one bound for all streams, however many
         for thread in list(self._threads):
-            thread.join(timeout=2.0)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _peer_address(text: str) -> RpcAddress | None:
