@@ -18,6 +18,10 @@ import pytest
 Person = namedtuple("Person", "id firstName lastName")
 
 
+def greeting() -> str:
+    return "Hi"
+
+
 # -- parallelize and range: how data is sliced into partitions ---------------------------
 
 
@@ -427,3 +431,36 @@ def test_to_local_iterator(sc: Any) -> None:
     rdd = sc.parallelize([1, 2, 3])
     assert sorted(rdd.toLocalIterator()) == [1, 2, 3]
     assert list(sc.parallelize(range(10), 3).toLocalIterator()) == list(range(10))
+
+
+def test_to_local_iterator_surfaces_task_failures(sc: Any) -> None:
+    def fail(_: int) -> int:
+        raise RuntimeError("local iterator error")
+
+    with pytest.raises(Exception, match="local iterator error"):
+        for _ in sc.range(10).map(fail).toLocalIterator():
+            pass
+
+
+def test_to_local_iterator_computes_partitions_only_when_reached(sc: Any) -> None:
+    def fail_on_nine(x: int) -> int:
+        if x == 9:
+            raise RuntimeError("the last partition should not be computed")
+        return x
+
+    it = sc.range(12, numSlices=4).map(fail_on_nine).toLocalIterator()
+    assert [next(it) for _ in range(4)] == [0, 1, 2, 3]
+
+
+def test_a_redefined_global_function_is_shipped_anew(sc: Any) -> None:
+    global greeting
+    original = greeting
+    try:
+        assert sc.parallelize([1]).map(lambda _: greeting()).first() == "Hi"
+
+        def greeting() -> str:
+            return "Yeah"
+
+        assert sc.parallelize([1]).map(lambda _: greeting()).first() == "Yeah"
+    finally:
+        greeting = original
