@@ -77,13 +77,19 @@ def _is_secret_key(key: str) -> bool:
     return "secret" in lowered or "password" in lowered
 
 
-def _python_path(py_files: list[Path]) -> str:
-    """PYTHONPATH with the py-files first: archives as they are, .py files by directory."""
+def _path_entries(py_files: list[Path]) -> list[str]:
+    """sys.path entries for the py-files: archives as they are, .py files by directory."""
     entries: list[str] = []
     for path in py_files:
         entry = str(path.parent if path.suffix == ".py" else path)
         if entry not in entries:
             entries.append(entry)
+    return entries
+
+
+def _python_path(py_files: list[Path]) -> str:
+    """PYTHONPATH with the py-files first, then the caller's, then this project."""
+    entries = _path_entries(py_files)
     existing = os.environ.get("PYTHONPATH", "")
     entries += [e for e in existing.split(os.pathsep) if e]
     entries.append(str(_PROJECT_ROOT))  # `from scheduler import ...` without an install
@@ -133,7 +139,8 @@ def _submit_cluster(
         # Secrets stay here: the cluster's processes have their own, and the master
         # may persist driver descriptions for recovery.
         conf={k: v for k, v in conf.items() if not _is_secret_key(k)},
-        py_files=[str(p) for p in py_files],
+        # PYTHONPATH entries of the driver: a .py file is importable through its directory.
+        py_files=_path_entries(py_files),
         # Inline, so a worker on another machine can run it too.
         app_content=app.read_bytes(),
     )

@@ -385,3 +385,22 @@ def test_worker_settings_from_env_file_and_flags_reach_the_daemon(tmp_path: Path
         assert (tmp_path / "w" / "sparkctl-worker.pid").is_file()
         assert run_cli("stop-worker", env=env).returncode == 0
         assert run_cli("stop-master", env=env).returncode == 0
+
+
+def test_cluster_mode_py_files(cli_cluster: CliCluster, tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "helper_for_driver.py").write_text("VALUE = 'helper imported on the worker'\n")
+    app = tmp_path / "uses_helper.py"
+    app.write_text("import helper_for_driver\nprint(helper_for_driver.VALUE)\n")
+    result = run_cli(
+        "submit", "--master", cli_cluster.master.url, "--deploy-mode", "cluster",
+        "--driver-memory", "128m", "--py-files", str(lib / "helper_for_driver.py"), str(app),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    driver_id = result.stdout.strip()
+    wait_for(
+        lambda: _driver_state(cli_cluster, driver_id) == "FINISHED", 30, "the driver to finish"
+    )
+    stdout = (cli_cluster.work_dir / driver_id / "stdout").read_text()
+    assert "helper imported on the worker" in stdout
