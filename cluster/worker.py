@@ -113,6 +113,7 @@ class Worker(RpcEndpoint):
         self._monitor: MemoryMonitor | None = None
         self._launch_times: collections.deque[float] = collections.deque(maxlen=100)
         self._stopping = threading.Event()
+        self._unsent: collections.deque[Message] = collections.deque(maxlen=1000)
         self._asks: dict[type[Message], Callable[[Any, RpcCallContext], None]] = {
             pb.GetWorkerStateRequest: self._on_get_state,
         }
@@ -241,6 +242,11 @@ class Worker(RpcEndpoint):
         if ref is None or self.registered.is_set():
             return
         self._asking = ref
+        # State changes from while we were unregistered go first (same stream, so
+        # in order): a recovering Master then knows which drivers and executors
+        # ended before it reconciles our registration.
+        while self._unsent:
+            self._send(ref, self._unsent.popleft())
         request = pb.RegisterWorkerRequest(
             worker_id=self.worker_id,
             host=self.rpc_env.address.host,
@@ -347,7 +353,10 @@ class Worker(RpcEndpoint):
             log.warning("could not send %s: %s", message.DESCRIPTOR.full_name, exc)
 
     def _to_master(self, message: Message) -> None:
-        # While unregistered the Master learns the truth from our next registration.
+        if self.master_ref is None:
+            # Kept for the next Master, which gets them just before our registration.
+            self._unsent.append(message)
+            return
         self._send(self.master_ref, message)
 
     # -- executors -------------------------------------------------------------------

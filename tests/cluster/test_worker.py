@@ -351,3 +351,37 @@ def test_worker_waits_for_a_master_that_comes_later(tmp_path: pathlib.Path) -> N
         worker.stop()
         if master is not None:
             master.stop()
+
+
+def test_driver_ending_while_master_is_down_is_recovered(
+    local_cluster: MakeCluster, tmp_path: pathlib.Path
+) -> None:
+    c = local_cluster(
+        {
+            "spark.deploy.recoveryMode": "FILESYSTEM",
+            "spark.deploy.recoveryDirectory": str(tmp_path / "rec"),
+        }
+    )
+    w = c.real_worker(cores=2)
+    gate = tmp_path / "gate"
+    app = tmp_path / "app.py"
+    app.write_text(
+        f"import os, time\nwhile not os.path.exists({str(gate)!r}):\n    time.sleep(0.02)\n"
+    )
+    submit = c.master.ref.ask_sync(
+        api.SubmitDriverRequest(
+            description=pb.DriverDescription(app_resource=str(app), memory_mb=128)
+        ),
+        5,
+    )
+    assert isinstance(submit, api.SubmitDriverResponse)
+    wait_for(lambda: w.endpoint.drivers, 10, "driver running")
+    port = c.master.rpc_env.address.port
+    c.master.stop()
+    gate.write_text("go")  # the driver finishes while no Master runs
+    wait_for(lambda: not w.endpoint.drivers, 10, "driver exited")
+    from cluster.launch import start_master
+
+    c.master = start_master(c.conf, "127.0.0.1", port, c.tmp_path / "master")
+    done = wait_for(lambda: c.state().completed_drivers, 10, "driver completed after recovery")
+    assert [(d.id, d.state) for d in done] == [(submit.driver_id, pb.DRIVER_STATE_FINISHED)]
