@@ -229,10 +229,6 @@ def kill(
     except MasterNotFoundError as exc:
         raise click.ClickException(f"nothing to kill: {exc}") from None
     except RpcError as exc:
-        if "LookupError" in str(exc) or "no active application" in str(exc):
-            raise click.ClickException(
-                f"nothing to kill: no driver or application {item_id}"
-            ) from None
         raise click.ClickException(f"the master failed to kill {item_id}: {exc}") from None
     click.echo(reply.message or (f"killed {item_id}" if reply.killed else f"{item_id} not killed"))
     if not reply.killed:
