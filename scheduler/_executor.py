@@ -83,7 +83,8 @@ class ExecutorRuntime:
         self._queue: collections.deque[tuple[int, str, int, int]] = collections.deque()
         self._payloads: dict[str, bytes] = {}
         self._statuses: list[Any] = []
-        self._status_cond = threading.Condition()
+        self._status_lock = threading.Lock()
+        self._sending = False
         self._stopping = False
         self.on_statuses: Any = None
         #: (owner executor, path, offset, length) -> bytes, through the driver.
@@ -95,7 +96,6 @@ class ExecutorRuntime:
         self._cancelled: set[int] = set()
         for slot in self._slots:
             self._start_reader(slot)
-        threading.Thread(target=self._send_loop, name="status-sender", daemon=True).start()
 
     # -- from the endpoint ----------------------------------------------------------------
 
@@ -149,8 +149,6 @@ class ExecutorRuntime:
 
     def stop(self) -> None:
         self._stopping = True
-        with self._status_cond:
-            self._status_cond.notify_all()
         for slot in self._slots:
             slot.kill()
 
@@ -238,18 +236,22 @@ class ExecutorRuntime:
             conn.send_bytes(pickle.dumps(("fetched", request_id, data, error), 5))
 
     def _report(self, reply: tuple[Any, ...]) -> None:
-        with self._status_cond:
-            self._statuses.append(reply)
-            self._status_cond.notify()
+        """Queue a status; the first thread to find nobody sending sends the whole batch.
 
-    def _send_loop(self) -> None:
+        Sending from the reporting thread itself (instead of waking a sender thread)
+        saves a thread hand-off per batch; replies that arrive meanwhile ride along.
+        """
+        with self._status_lock:
+            self._statuses.append(reply)
+            if self._sending:
+                return
+            self._sending = True
         while True:
-            with self._status_cond:
-                while not self._statuses and not self._stopping:
-                    self._status_cond.wait()
-                if self._stopping:
-                    return
+            with self._status_lock:
                 batch, self._statuses = self._statuses, []
+                if not batch or self._stopping:
+                    self._sending = False
+                    return
             try:
                 self.on_statuses(batch)
             except Exception:
