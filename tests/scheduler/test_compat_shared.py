@@ -176,6 +176,24 @@ def test_local_properties_reach_the_task_context(sc: Any) -> None:
 # -- status tracker and job groups ------------------------------------------------------
 
 
+def test_job_group_and_description_are_local_properties(sc: Any) -> None:
+    from scheduler import TaskContext
+
+    sc.setJobGroup("compat-props", "job group as a local property")
+    sc.setJobDescription("my job")
+    try:
+        assert sc.getLocalProperty("spark.jobGroup.id") == "compat-props"
+        assert sc.getLocalProperty("spark.job.description") == "my job"
+        seen = sc.parallelize([1], 1).map(
+            lambda _: TaskContext.get().getLocalProperty("spark.jobGroup.id")
+        )
+        assert seen.collect() == ["compat-props"]
+        assert sc.cancelJobGroup("compat-no-such-group") is None
+    finally:
+        sc.setJobDescription(None)
+        sc.setJobGroup("compat-after-props", "reset")
+
+
 def test_status_tracker_reports_finished_jobs_of_a_group(sc: Any) -> None:
     tracker = sc.statusTracker()
     sc.setJobGroup("compat-tracked", "a group for the status tracker test")
