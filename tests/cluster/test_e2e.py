@@ -96,7 +96,10 @@ def test_consolidate(cluster_factory: Callable[..., ProcCluster]) -> None:
 
 
 def test_crash_replacement_and_max_retries(cluster_factory: Callable[..., ProcCluster]) -> None:
-    c = cluster_factory({"spark.deploy.maxExecutorRetries": "4"})
+    # A long startup grace: even on a loaded machine no crash counts as RUNNING.
+    c = cluster_factory(
+        {"spark.deploy.maxExecutorRetries": "4", "spark.sparkctl.worker.executorStartupGrace": "5s"}
+    )
     driver = driver_for(c, CRASHER, cores_per_executor=1, max_cores=1)
     removed = driver.wait_of(pb.ApplicationRemoved, timeout=30)[0]
     failed = [u for u in driver.of(pb.ExecutorUpdated) if u.state == pb.EXECUTOR_STATE_FAILED]

@@ -129,7 +129,9 @@ def test_death_by_signal_is_negative(local_cluster: MakeCluster) -> None:
 
 
 def test_max_retries_with_real_processes(local_cluster: MakeCluster) -> None:
-    c = local_cluster({"spark.deploy.maxExecutorRetries": "3"})
+    c = local_cluster(
+        {"spark.deploy.maxExecutorRetries": "3", "spark.sparkctl.worker.executorStartupGrace": "5s"}
+    )
     c.real_worker(cores=2)
     driver = c.driver(cores_per_executor=1, command=command("crash"), memory_per_executor_mb=128)
     removed = driver.wait_of(pb.ApplicationRemoved, timeout=20)[0]
