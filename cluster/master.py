@@ -408,12 +408,15 @@ class Master(MasterDrivers):
     def _on_register_application(
         self, msg: pb.RegisterApplicationRequest, context: RpcCallContext
     ) -> None:
-        desc = msg.description
+        desc = pb.ApplicationDescription()
+        desc.CopyFrom(msg.description)
         for field in ("max_cores", "memory_per_executor_mb", "cores_per_executor"):
             if getattr(desc, field) < 0:
                 raise ValueError(
                     f"ApplicationDescription.{field} must be >= 0, not {getattr(desc, field)}"
                 )
+        if desc.max_cores == 0 and self.default_cores:
+            desc.max_cores = self.default_cores  # spark.deploy.defaultCores
         ref = context.sender
         if ref is None and msg.driver_endpoint:
             try:

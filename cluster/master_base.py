@@ -58,6 +58,10 @@ class MasterBase(RpcEndpoint):
         if self.worker_timeout <= 0:
             raise ValueError(f"spark.worker.timeout must be positive, not {self.worker_timeout}")
         self.max_executor_retries = conf.get_int("spark.deploy.maxExecutorRetries", 10)
+        # Cores of an application that does not set spark.cores.max (0 = all).
+        self.default_cores = conf.get_int("spark.deploy.defaultCores", 0) or 0
+        if self.default_cores < 0:
+            raise ValueError(f"spark.deploy.defaultCores must be >= 0, not {self.default_cores}")
         self.placement = Placement(spread_out=conf.get_bool("spark.deploy.spreadOut", True))
         self.persistence = persistence_from_conf(conf, work_dir)
         retained_apps = conf.get_int("spark.deploy.retainedApplications", 200) or 200

@@ -54,6 +54,7 @@ KNOWN_KEYS: dict[str, str | None] = {
     "spark.deploy.zookeeper.dir": "/spark",
     "spark.deploy.retainedApplications": "200",
     "spark.deploy.retainedDrivers": "200",
+    "spark.deploy.defaultCores": None,
     "spark.rpc.backend": "grpc",
     "spark.rpc.askTimeout": None,
     "spark.rpc.lookupTimeout": None,

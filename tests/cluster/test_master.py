@@ -361,3 +361,14 @@ def test_supervised_driver_relaunched_once_when_its_worker_returns(
     status = c.master.ref.ask_sync(api.GetDriverStatusRequest(driver_id=submit.driver_id), 5)
     assert isinstance(status, api.GetDriverStatusResponse)
     assert status.driver.worker_id == "w1" and status.driver.state == pb.DRIVER_STATE_RUNNING
+
+
+def test_default_cores_caps_apps_without_cores_max(local_cluster: MakeCluster) -> None:
+    c = local_cluster({"spark.deploy.defaultCores": "3"})
+    c.worker("w0", cores=8)
+    driver = c.driver(cores_per_executor=1)
+    driver.wait_of(pb.ExecutorAdded, 3)
+    app = wait_for(
+        lambda: (s := c.state()).active_apps and s.active_apps[0].cores == 3 and s.active_apps[0]
+    )
+    assert app.max_cores == 3
