@@ -201,3 +201,142 @@ def test_sort_by_key_bounds_from_a_sample_match_pyspark(sc: Any) -> None:
     ordered = pairs.sortByKey(numPartitions=4)
     assert ordered.glom().map(len).collect() == [1838, 2634, 2058, 3477]
     assert ordered.keys().collect() == sorted((i * 7919) % 10007 for i in range(10007))
+
+
+# What a program that prints unsorted results sees: the order of collect() after
+# shuffles of int keys, and the order in which partition results are combined.
+COLLECT_ORDER_CASES = {
+    "reduce combines partitions in order": (
+        lambda sc: sc.parallelize(list("abcdefg"), 3).reduce(add),
+        "abcdefg",
+    ),
+    "fold combines partitions in order": (
+        lambda sc: sc.parallelize(list("abcdefg"), 3).fold("", add),
+        "abcdefg",
+    ),
+    "aggregate combines partitions in order": (
+        lambda sc: sc.parallelize(list("abcdefg"), 3).aggregate(
+            "<", lambda a, x: a + x, lambda a, b: a + "|" + b
+        ),
+        "<|<ab|<cd|<efg",
+    ),
+    "cartesian": (
+        lambda sc: sc.parallelize([1, 2], 1).cartesian(sc.parallelize([3, 4, 5], 1)).collect(),
+        [(1, 3), (1, 4), (1, 5), (2, 3), (2, 4), (2, 5)],
+    ),
+    "sortBy keeps ties in input order": (
+        lambda sc: (
+            sc.parallelize([(1, "a"), (0, "b"), (1, "c"), (0, "d"), (1, "e"), (0, "f")], 3)
+            .sortBy(lambda kv: kv[0])
+            .collect()
+        ),
+        [(0, "b"), (0, "d"), (0, "f"), (1, "a"), (1, "c"), (1, "e")],
+    ),
+    "groupByKey values in input order": (
+        lambda sc: (
+            sc.parallelize([(1, "a"), (1, "b"), (1, "c"), (1, "d"), (1, "e")], 3)
+            .groupByKey()
+            .mapValues(list)
+            .collect()
+        ),
+        [(1, ["a", "b", "c", "d", "e"])],
+    ),
+    "reduceByKey keys in first-seen order": (
+        lambda sc: (
+            sc.parallelize([(3, 1), (1, 1), (5, 1), (3, 1), (7, 1), (1, 1)], 2)
+            .reduceByKey(add, 2)
+            .collect()
+        ),
+        [(3, 2), (1, 2), (5, 1), (7, 1)],
+    ),
+    "groupByKey keys in first-seen order": (
+        lambda sc: (
+            sc.parallelize([(9, 1), (2, 1), (4, 1), (2, 2), (0, 1)], 2)
+            .groupByKey(1)
+            .mapValues(list)
+            .collect()
+        ),
+        [(9, [1]), (2, [1, 2]), (4, [1]), (0, [1])],
+    ),
+    "distinct": (
+        lambda sc: sc.parallelize([5, 3, 5, 1, 3, 9, 7], 2).distinct(1).collect(),
+        [5, 3, 1, 9, 7],
+    ),
+    "join": (
+        lambda sc: (
+            sc.parallelize([(1, "a"), (2, "b"), (1, "c")], 2)
+            .join(sc.parallelize([(1, "x"), (2, "y"), (1, "z")], 2), 1)
+            .collect()
+        ),
+        [(1, ("a", "x")), (1, ("a", "z")), (1, ("c", "x")), (1, ("c", "z")), (2, ("b", "y"))],
+    ),
+    "leftOuterJoin": (
+        lambda sc: (
+            sc.parallelize([(3, "a"), (2, "b"), (1, "c")], 2)
+            .leftOuterJoin(sc.parallelize([(1, "x")], 1), 1)
+            .collect()
+        ),
+        [(3, ("a", None)), (2, ("b", None)), (1, ("c", "x"))],
+    ),
+    "cogroup": (
+        lambda sc: [
+            (k, tuple(map(list, v)))
+            for k, v in sc.parallelize([(1, "a"), (2, "b"), (1, "c")], 2)
+            .cogroup(sc.parallelize([(1, "x"), (1, "z")], 2), 1)
+            .collect()
+        ],
+        [(1, (["a", "c"], ["x", "z"])), (2, (["b"], []))],
+    ),
+    "subtract": (
+        lambda sc: sc.parallelize([5, 4, 3, 2, 1], 2).subtract(sc.parallelize([2], 1), 1).collect(),
+        [5, 4, 3, 1],
+    ),
+    "intersection": (
+        lambda sc: (
+            sc.parallelize([5, 4, 3, 2, 1], 2).intersection(sc.parallelize([2, 4, 5], 1)).collect()
+        ),
+        [4, 5, 2],
+    ),
+    "countByValue": (
+        lambda sc: list(sc.parallelize(["b", "a", "b", "c"], 2).countByValue().items()),
+        [("b", 2), ("a", 1), ("c", 1)],
+    ),
+    "collectAsMap keeps the last value": (
+        lambda sc: sc.parallelize([(1, "a"), (1, "b")], 2).collectAsMap(),
+        {1: "b"},
+    ),
+    "lookup": (
+        lambda sc: sc.parallelize([(1, "a"), (2, "q"), (1, "b")], 2).lookup(1),
+        ["a", "b"],
+    ),
+    "groupBy": (
+        lambda sc: [
+            (k, list(v))
+            for k, v in sc.parallelize([4, 1, 3, 2, 6, 5], 2).groupBy(lambda x: x % 2, 1).collect()
+        ],
+        [(0, [4, 2, 6]), (1, [1, 3, 5])],
+    ),
+    "aggregateByKey": (
+        lambda sc: (
+            sc.parallelize([(2, "a"), (1, "b"), (2, "c")], 2)
+            .aggregateByKey("", add, add, 1)
+            .collect()
+        ),
+        [(2, "ac"), (1, "b")],
+    ),
+    "partitionBy": (
+        lambda sc: (
+            sc.parallelize([(4, "a"), (2, "b"), (0, "c"), (1, "d"), (3, "e")], 2)
+            .partitionBy(2)
+            .glom()
+            .collect()
+        ),
+        [[(4, "a"), (2, "b"), (0, "c")], [(1, "d"), (3, "e")]],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COLLECT_ORDER_CASES))
+def test_collect_order_matches_pyspark(sc: Any, case: str) -> None:
+    action, expected = COLLECT_ORDER_CASES[case]
+    assert action(sc) == expected
