@@ -9,6 +9,8 @@ groups and local properties. It never computes partitions itself.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import itertools
 import logging
 import os
@@ -98,6 +100,10 @@ class SparkContext(RDDSources):
                 SparkContext._active_spark_context = None
             self._teardown()
             raise
+        # Like Spark's shutdown hook: a program that forgets stop() still ends its app
+        # cleanly. threading's exit hooks run before non-daemon (RpcEnv pool) threads are
+        # joined, last registered first: ours must come after concurrent.futures' own.
+        _register_exit_hook(self.stop)
 
     # -- startup and shutdown -----------------------------------------------------------
 
@@ -165,12 +171,14 @@ class SparkContext(RDDSources):
             self._status_store = AppStatusStore(self._app_id, self.appName)
             self._scheduler.listeners.append(self._status_store)
         if kind == "local":
+            py_files = [p for p in (self._conf.get("spark.submit.pyFiles") or "").split(",") if p]
+            py_files += self._py_files
             backend = LocalBackend(
                 self._scheduler,
                 self._driver_url,
                 self._app_id,
                 cores,
-                local_executor_env(executor_env),
+                local_executor_env(executor_env, py_files),
             )
             self._backend = backend
             backend.start()
@@ -252,6 +260,8 @@ class SparkContext(RDDSources):
             self._teardown()
             if SparkContext._active_spark_context is self:
                 SparkContext._active_spark_context = None
+            with contextlib.suppress(Exception):
+                atexit.unregister(self.stop)
 
     def _teardown(self) -> None:
         self._stopped = True
@@ -609,6 +619,19 @@ class SparkContext(RDDSources):
         """Process ids of executors this driver launched itself (local mode)."""
         backend = self._backend
         return list(getattr(backend, "pids", []))
+
+
+def _register_exit_hook(hook: Callable[[], None]) -> None:
+    import concurrent.futures.thread  # noqa: F401 - registers its exit hook first
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(hook)
+            return
+        except RuntimeError:  # the interpreter is already shutting down
+            return
+    atexit.register(hook)
 
 
 def _collect_partition(context: Any, iterator: Iterator[Any]) -> list[Any]:

@@ -226,11 +226,12 @@ class LocalBackend:
         return [p.pid for p in self.processes.values()]
 
 
-def local_executor_env(extra: dict[str, str]) -> dict[str, str]:
+def local_executor_env(extra: dict[str, str], py_files: list[str] | None = None) -> dict[str, str]:
     """The environment of locally launched executors: the driver's, plus its sys.path."""
     env = dict(os.environ)
     env.update(extra)
-    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    paths = [os.path.abspath(p) for p in py_files or []]
+    paths += [p for p in sys.path if p and os.path.isdir(p)]
     cwd = os.getcwd()
     if cwd not in paths:
         paths.insert(0, cwd)

@@ -53,7 +53,13 @@ def list_input_files(path: str) -> list[str]:
     files: list[str] = []
     for part in path.split(","):
         local = _local_path(part.strip())
-        matches = sorted(glob.glob(local)) if glob.has_magic(local) else [local]
+        if glob.has_magic(local):
+            # Hadoop's hidden-file filter: a glob never matches _SUCCESS-style or dot files.
+            matches = sorted(
+                m for m in glob.glob(local) if not os.path.basename(m).startswith(("_", "."))
+            )
+        else:
+            matches = [local]
         if not matches or not all(os.path.exists(m) for m in matches):
             raise FileNotFoundError(f"Input path does not exist: {part.strip()}")
         for match in matches:

@@ -159,7 +159,15 @@ class RDD(ActionFunctions, PairFunctions):
         return self.persist(StorageLevel.MEMORY_ONLY)
 
     def persist(self, storageLevel: StorageLevel = StorageLevel.MEMORY_ONLY) -> RDD:
-        """Keep computed partitions on the executors for later jobs."""
+        """Keep computed partitions on the executors for later jobs.
+
+        Raises:
+            ValueError: the RDD is already persisted with another level.
+        """
+        if self._storage_level is not None and self._storage_level != storageLevel:
+            raise ValueError(
+                "Cannot change storage level of an RDD after it was already assigned a level"
+            )
         self._storage_level = storageLevel
         self.ctx._persisted[self.id()] = self
         return self
