@@ -387,3 +387,27 @@ def test_driver_ending_while_master_is_down_is_recovered(
     c.master = start_master(c.conf, "127.0.0.1", port, c.tmp_path / "master")
     done = wait_for(lambda: c.state().completed_drivers, 10, "driver completed after recovery")
     assert [(d.id, d.state) for d in done] == [(submit.driver_id, pb.DRIVER_STATE_FINISHED)]
+
+
+def test_ttl_cleanup_removes_old_driver_dirs(
+    local_cluster: MakeCluster, tmp_path: pathlib.Path
+) -> None:
+    c = local_cluster(
+        {"spark.worker.cleanup.interval": "0.2s", "spark.worker.cleanup.appDataTtl": "0.5s"}
+    )
+    w = c.real_worker(cores=1)
+    app = tmp_path / "quick.py"
+    app.write_text("print('done')\n")
+    submit = c.master.ref.ask_sync(
+        api.SubmitDriverRequest(
+            description=pb.DriverDescription(app_resource=str(app), memory_mb=64)
+        ),
+        5,
+    )
+    assert isinstance(submit, api.SubmitDriverResponse)
+    driver_dir = w.endpoint.work_dir / submit.driver_id
+    wait_for(lambda: c.state().completed_drivers, 10, "driver finished")
+    assert driver_dir.is_dir()
+    (w.endpoint.work_dir / "worker.log").write_text("kept")
+    wait_for(lambda: not driver_dir.exists(), 10, "driver dir removed after its TTL")
+    assert (w.endpoint.work_dir / "worker.log").exists()
