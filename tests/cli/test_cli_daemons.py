@@ -404,3 +404,34 @@ def test_cluster_mode_py_files(cli_cluster: CliCluster, tmp_path: Path) -> None:
     )
     stdout = (cli_cluster.work_dir / driver_id / "stdout").read_text()
     assert "helper imported on the worker" in stdout
+
+
+def test_foreground_worker_stops_on_sigint(tmp_path: Path) -> None:
+    with reaped(tmp_path) as pids:
+        started = run_cli(
+            "start-master", "--port", "0", "--webui-port", "0", "--work-dir", str(tmp_path)
+        )
+        assert started.returncode == 0, started.stderr
+        master = parse_started(started.stdout)
+        pids.append(master.pid)
+        process = subprocess.Popen(
+            [*CLI, "start-worker", master.url, "--foreground", "--cores", "1", "--memory", "256m",
+             "--webui-port", "0", "--work-dir", str(tmp_path / "worker")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env(),
+        )  # fmt: skip
+        try:
+
+            def registered() -> bool:
+                result = run_cli("status", "--master", master.url, "--json")
+                return json.loads(result.stdout)["aliveworkers"] == 1
+
+            wait_for(registered, 30, "the foreground worker to register")
+            process.send_signal(signal.SIGINT)
+            output, _ = process.communicate(timeout=30)
+            assert process.returncode == 0, output
+            assert "received SIGINT" in output and "worker stopped" in output
+            assert "Traceback" not in output
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
