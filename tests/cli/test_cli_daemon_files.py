@@ -7,9 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from _cli_harness import gone, kill_tree, wait_for
 
-from cli._daemon import daemon_files, live_daemon_pid, stop_daemon
+from cli._daemon import DaemonError, daemon_files, live_daemon_pid, spawn_daemon, stop_daemon
 
 STUBBORN = (
     "import signal, sys, time\n"
@@ -78,3 +79,45 @@ def test_garbage_pid_file(tmp_path: Path) -> None:
     files = daemon_files(tmp_path, "master")
     files.pid_file.write_text("not a pid\n")
     assert live_daemon_pid(files) is None
+
+
+def test_a_child_that_never_gets_ready_is_killed_at_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    # The master "starts" forever: the parent must give up at its deadline and kill it.
+    (hook / "sitecustomize.py").write_text(
+        "import time\n"
+        "import cluster.launch\n"
+        "def hang(*args, **kwargs):\n"
+        "    time.sleep(600)\n"
+        "cluster.launch.start_master = hang\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(hook))
+    work = tmp_path / "work"
+    files = daemon_files(work, "master")
+    argv = [
+        "start-master",
+        "--foreground",
+        "--port",
+        "0",
+        "--webui-port",
+        "0",
+        "--work-dir",
+        str(work),
+    ]
+    started = time.monotonic()
+    with pytest.raises(DaemonError, match="did not become ready within 3 s") as info:
+        spawn_daemon(argv, files, timeout=3.0)
+    assert time.monotonic() - started < 20
+    assert str(files.log_file) in str(info.value)
+    assert live_daemon_pid(files) is None
+    # Nothing of that child is left running.
+    import psutil
+
+    leftovers = [
+        p for p in psutil.process_iter(["cmdline"])
+        if str(work) in " ".join(p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE
+    ]  # fmt: skip
+    assert not leftovers
