@@ -346,3 +346,60 @@ def test_every_job_gets_new_stage_ids_even_for_skipped_stages(sc: Any) -> None:
     third = stage_ids("compat-ids-3", summed.mapValues(str).collect)
     base = first[0]
     assert [[s - base for s in ids] for ids in (first, second, third)] == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_stage_info_of_a_running_stage(sc: Any, tmp_path: Any) -> None:
+    import os
+    import threading
+    import time
+
+    tracker = sc.statusTracker()
+    # Executors see the driver's files (one machine): the test releases its tasks with a
+    # file; they also give up by themselves after 30 s if the test fails first.
+    release = str(tmp_path / "release")
+
+    def slow(x: int) -> int:
+        deadline = time.monotonic() + 30.0
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return x
+
+    def run() -> None:
+        sc.setJobGroup("compat-running-stage", "a job the test watches")
+        sc.parallelize(range(2), 2).map(slow).count()
+
+    job = threading.Thread(target=run, daemon=True)
+    job.start()
+    try:
+        support.wait_until(
+            lambda: tracker.getActiveStageIds() != [], timeout=20, what="an active stage"
+        )
+        (stage_id,) = tracker.getActiveStageIds()
+        info = tracker.getStageInfo(stage_id)
+        assert info.stageId == stage_id
+        assert info.numTasks == 2
+        assert info.numCompletedTasks == 0
+        assert len(tracker.getActiveJobsIds()) == 1
+    finally:
+        open(release, "w").close()
+        job.join(timeout=60)
+    assert not job.is_alive()
+
+
+@pytest.mark.xfail(
+    support.IMPL == "sparkctl",
+    reason="known gap (reported to the driver): statusTracker().getStageInfo() returns None"
+    " once a stage finished; Spark keeps the last spark.ui.retainedStages (1000) stages",
+    strict=False,
+)
+def test_stage_info_of_finished_stages_is_kept(sc: Any) -> None:
+    tracker = sc.statusTracker()
+    sc.setJobGroup("compat-finished-stages", "stage info after the job")
+    sc.parallelize(range(10), 3).map(lambda x: (x % 2, x)).reduceByKey(max, 2).count()
+    (job_id,) = tracker.getJobIdsForGroup("compat-finished-stages")
+    map_stage, result_stage = sorted(tracker.getJobInfo(job_id).stageIds)
+    for stage_id, tasks in ((map_stage, 3), (result_stage, 2)):
+        info = tracker.getStageInfo(stage_id)
+        assert info is not None
+        assert (info.numTasks, info.numCompletedTasks, info.numActiveTasks) == (tasks, tasks, 0)
+        assert info.numFailedTasks == 0
