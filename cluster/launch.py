@@ -22,6 +22,9 @@ from rpcenv import Conf, RpcEndpointRef, RpcEnv
 
 __all__ = ["MasterHandle", "WorkerHandle", "start_master", "start_worker"]
 
+#: How long WorkerHandle.stop waits for the Worker to stop its processes.
+STOP_WAIT_S = 15.0
+
 
 class MasterHandle:
     """A running Master.
@@ -71,8 +74,16 @@ class WorkerHandle:
         return self.endpoint.registered.wait(timeout)
 
     def stop(self) -> None:
-        """Stop the Worker: its executors and drivers are killed, its port closed."""
-        self.rpc_env.shutdown()
+        """Stop the Worker: its executors and drivers are killed, its port closed.
+
+        The endpoint stops first, while the env can still tell the Master
+        (WorkerStopping), then the env shuts down.
+        """
+        try:
+            self.rpc_env.stop(self.ref)
+            self.endpoint.stopped.wait(STOP_WAIT_S)
+        finally:
+            self.rpc_env.shutdown()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until stopped; False if `timeout` passed first."""

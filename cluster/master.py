@@ -72,6 +72,7 @@ class Master(MasterDrivers):
         }
         self._notices: dict[type[Message], Callable[[Any, RpcEndpointRef | None], None]] = {
             pb.WorkerHeartbeat: self._on_heartbeat,
+            pb.WorkerStopping: self._on_worker_stopping,
             pb.ExecutorStateChanged: self._on_executor_state_changed,
             pb.DriverStateChanged: self._on_driver_state_changed,
             pb.UnregisterApplication: self._on_unregister_application,
@@ -287,6 +288,11 @@ class Master(MasterDrivers):
         # Unknown, DEAD or recovered-but-not-yet-registered: ask it to register again.
         log.info("worker %s is not registered (or was DEAD); asking it to reconnect", msg.worker_id)
         self._send(sender, pb.ReconnectWorker(master_url=self.url, master_epoch=self.epoch))
+
+    def _on_worker_stopping(self, msg: pb.WorkerStopping, _s: RpcEndpointRef | None) -> None:
+        worker = self.workers.get(msg.worker_id)
+        if worker is not None and worker.alive and worker.incarnation == msg.incarnation:
+            self._remove_worker(worker, msg.reason or "worker stopped")
 
     def _on_check_worker_timeouts(
         self, _msg: pb.CheckWorkerTimeouts, _s: RpcEndpointRef | None

@@ -113,6 +113,8 @@ class Worker(RpcEndpoint):
         self._monitor: MemoryMonitor | None = None
         self._launch_times: collections.deque[float] = collections.deque(maxlen=100)
         self._stopping = threading.Event()
+        #: Set when on_stop has finished (its processes are gone).
+        self.stopped = threading.Event()
         self._unsent: collections.deque[Message] = collections.deque(maxlen=1000)
         self._asks: dict[type[Message], Callable[[Any, RpcCallContext], None]] = {
             pb.GetWorkerStateRequest: self._on_get_state,
@@ -187,6 +189,12 @@ class Worker(RpcEndpoint):
             self.self_ref.send(message)
 
     def on_stop(self) -> None:
+        try:
+            self._stop_everything()
+        finally:
+            self.stopped.set()
+
+    def _stop_everything(self) -> None:
         self._stopping.set()
         if self._finder is not None:
             self._finder.stop()
@@ -206,6 +214,14 @@ class Worker(RpcEndpoint):
                 process.stop(grace=0)
                 process.wait(2.0)
         log.info("worker %s stopped %d process(es)", self.worker_id, len(processes))
+        if self.registered.is_set() and self.master_ref is not None:
+            # Delivered only when the endpoint stops before its env (WorkerHandle.stop).
+            self._send(
+                self.master_ref,
+                pb.WorkerStopping(
+                    worker_id=self.worker_id, incarnation=self.incarnation, reason="worker stopped"
+                ),
+            )
 
     def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
         handler = self._notices.get(type(message))

@@ -324,3 +324,24 @@ def test_frozen_worker_is_dead_then_comes_back(cluster_factory: Callable[..., Pr
         15,
     )
     assert len(running) == 2 and state.active_apps[0].cores == 2
+
+
+def test_stopped_worker_is_dead_at_once(cluster_factory: Callable[..., ProcCluster]) -> None:
+    # A long timeout: only the worker's own WorkerStopping can make it DEAD this fast.
+    c = cluster_factory({"spark.worker.timeout": "60"})
+    driver = driver_for(c, SLEEPER, cores_per_executor=1, max_cores=2)
+    executor_updates(driver, pb.EXECUTOR_STATE_RUNNING, 2)
+    leaving = c.workers[0]
+    stopped_at = time.monotonic()
+    leaving.stop()  # SIGTERM: a clean stop
+    lost = executor_updates(driver, pb.EXECUTOR_STATE_LOST, 1, timeout=15)
+    assert lost[0].worker_lost
+    wait_for(
+        lambda: [
+            w
+            for w in c.state().workers
+            if w.id == leaving.info["worker_id"] and w.state == pb.WORKER_STATE_DEAD
+        ],
+        15,
+    )
+    assert time.monotonic() - stopped_at < 15  # not the 60 s timeout
