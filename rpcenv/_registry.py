@@ -12,7 +12,6 @@ changes.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING
 from rpcenv._errors import RpcConfigError
 
 if TYPE_CHECKING:
+    import importlib.metadata
+
     from rpcenv._conf import Conf
     from rpcenv._core import RpcEnv
 
@@ -56,10 +57,17 @@ def _load(target: str) -> BackendFactory:
     return factory
 
 
+def _entry_points(name: str | None = None) -> list[importlib.metadata.EntryPoint]:
+    import importlib.metadata  # slow to import: only a third-party backend needs it
+
+    points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return [point for point in points if name is None or point.name == name]
+
+
 def available_backends() -> list[str]:
     """Names of every backend: registered, built in, or found as an entry point."""
     names = set(_registered) | set(_BUILTIN)
-    names |= {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    names |= {ep.name for ep in _entry_points()}
     return sorted(names)
 
 
@@ -76,8 +84,8 @@ def get_backend(name: str) -> BackendFactory:
     if name in _BUILTIN:
         factory = _load(_BUILTIN[name])
     else:
-        points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name)
-        point = next(iter(points), None)
+        points = _entry_points(name)
+        point = points[0] if points else None
         if point is None:
             raise RpcConfigError(
                 f"unknown RpcEnv backend {name!r} (spark.rpc.backend); "

@@ -87,10 +87,10 @@ def test_env_var_errors_name_the_variable() -> None:
     assert "SPARK_WORKER_MEMORY" in output
 
 
-def test_unreachable_master_exit_2(app: Path) -> None:
+def test_unreachable_master_exit_2(app: Path, tmp_path: Path) -> None:
     port = _free_port()  # nothing listens there
     for args in (
-        ["start-worker", f"spark://127.0.0.1:{port}", "--work-dir", "unused"],
+        ["start-worker", f"spark://127.0.0.1:{port}", "--work-dir", str(tmp_path / "work")],
         ["status", "--master", f"spark://127.0.0.1:{port}"],
         ["kill", "driver-x", "--master", f"spark://127.0.0.1:{port}"],
         ["submit", "--master", f"spark://127.0.0.1:{port}", str(app)],
