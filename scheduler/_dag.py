@@ -152,7 +152,10 @@ class DAGScheduler:
         self._preferred_cache = preferred or (lambda rdd, split: [])
         self._stage_ids = itertools.count()
         self._job_ids = itertools.count()
+        #: The map stage of each shuffle, while some active job needs it.
         self.shuffle_stages: dict[int, Stage] = {}
+        #: Map outputs by shuffle id; they outlive stages, so later jobs skip the map stage.
+        self.map_outputs: dict[int, list[MapOutput | None]] = {}
         self.stages: dict[int, Stage] = {}
         self.jobs: dict[int, Job] = {}
         self.waiting: set[Stage] = set()
@@ -235,12 +238,11 @@ class DAGScheduler:
         stage = self.stages.get(stage_id)
         if stage is None:
             return
-        map_stage = self.shuffle_stages.get(shuffle_id)
-        if map_stage is not None:
-            if 0 <= map_index < len(map_stage.outputs):
-                map_stage.outputs[map_index] = None
-            if executor_id:
-                self._forget_executor_outputs(executor_id)
+        outputs = self.map_outputs.get(shuffle_id)
+        if outputs is not None and 0 <= map_index < len(outputs):
+            outputs[map_index] = None
+        if executor_id:
+            self._forget_executor_outputs(executor_id)
         if attempt != stage.attempt or stage not in self.running:
             return  # an older attempt's failure: already handled
         stage.failed_attempts.add(attempt)
@@ -273,10 +275,10 @@ class DAGScheduler:
     # -- internals ----------------------------------------------------------------------
 
     def _forget_executor_outputs(self, executor_id: str) -> None:
-        for stage in self.shuffle_stages.values():
-            for i, out in enumerate(stage.outputs):
+        for outputs in self.map_outputs.values():
+            for i, out in enumerate(outputs):
                 if out is not None and out.executor_id == executor_id:
-                    stage.outputs[i] = None
+                    outputs[i] = None
 
     def _new_stage(
         self, rdd: RDD, num_tasks: int, shuffle_dep: ShuffleDependency | None, job_id: int
@@ -284,7 +286,7 @@ class DAGScheduler:
         parents = [self._shuffle_stage(dep, job_id) for dep in _shuffle_deps(rdd)]
         stage = Stage(next(self._stage_ids), rdd, num_tasks, parents, shuffle_dep, job_id)
         if shuffle_dep is not None:
-            stage.outputs = [None] * num_tasks
+            stage.outputs = self.map_outputs.setdefault(shuffle_dep.shuffle_id, [None] * num_tasks)
         self.stages[stage.id] = stage
         return stage
 
@@ -340,15 +342,10 @@ class DAGScheduler:
         stage.pending = set(partitions)
         self.running.add(stage)
         map_outputs = {
-            p.shuffle_dep.shuffle_id: list(p.outputs) for p in stage.parents if p.shuffle_dep
+            dep.shuffle_id: list(self.map_outputs[dep.shuffle_id])
+            for dep in _shuffle_deps(stage.rdd)
+            if dep.shuffle_id in self.map_outputs
         }
-        map_outputs.update(
-            {
-                dep.shuffle_id: list(self.shuffle_stages[dep.shuffle_id].outputs)
-                for dep in _shuffle_deps(stage.rdd)
-                if dep.shuffle_id in self.shuffle_stages
-            }
-        )
         spec = TaskSetSpec(
             stage_id=stage.id,
             stage_attempt=stage.attempt,
@@ -426,12 +423,18 @@ class DAGScheduler:
                 )
 
     def _cleanup_stages(self) -> None:
-        """Forget result stages of finished jobs; keep shuffle stages for reuse."""
+        """Forget stages no active job needs; map outputs stay for later jobs.
+
+        As in Spark, a later job that reuses a shuffle gets a new (skipped) map stage.
+        """
         for stage_id, stage in list(self.stages.items()):
-            if not stage.is_map and not self._active_job_ids(stage):
+            if not self._active_job_ids(stage):
                 del self.stages[stage_id]
                 self.waiting.discard(stage)
                 self.running.discard(stage)
+                dep = stage.shuffle_dep
+                if dep is not None and self.shuffle_stages.get(dep.shuffle_id) is stage:
+                    del self.shuffle_stages[dep.shuffle_id]
 
 
 def _shuffle_deps(rdd: RDD) -> list[ShuffleDependency]:

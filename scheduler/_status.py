@@ -98,14 +98,19 @@ class StatusTracker:
         return SparkJobInfo(job.job_id, list(job.stage_ids), job.status)
 
     def getStageInfo(self, stageId: int) -> SparkStageInfo | None:
-        """A running stage's task counts, or None."""
+        """A running or recently finished stage's task counts, or None."""
         with self._scheduler.lock:
+            found = None
             for tsm in self._scheduler.tsms.values():
                 if tsm.task_set.stage_id == stageId:
-                    ts = tsm.task_set
-                    failed = sum(t.failures for t in tsm.tasks)
-                    return SparkStageInfo(
-                        stageId, ts.attempt, repr(ts.spec.rdd), tsm.num_tasks,
-                        len(tsm.running), tsm.num_done, failed,
-                    )  # fmt: skip
-        return None
+                    found = tsm
+            if found is None:
+                found = self._scheduler.finished_stages.get(stageId)
+            if found is None:
+                return None
+            ts = found.task_set
+            failed = sum(t.failures for t in found.tasks)
+            return SparkStageInfo(
+                stageId, ts.attempt, repr(ts.spec.rdd), found.num_tasks,
+                len(found.running), found.num_done, failed,
+            )  # fmt: skip

@@ -12,6 +12,7 @@ blocks on the network.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import pickle
@@ -33,6 +34,9 @@ from sparkctl.v1 import scheduler_pb2 as pb
 __all__ = ["ExecutorHandle", "SchedulerSettings", "TaskScheduler"]
 
 log = logging.getLogger(__name__)
+
+#: Finished stages the status tracker remembers (spark.ui.retainedStages).
+_RETAINED_STAGES = 1000
 
 #: Tasks queued per executor core, so the next task is already there when one ends.
 _SLOTS_PER_CORE = 8
@@ -104,6 +108,10 @@ class TaskScheduler:
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         #: Local dirs of every executor that registered (removed at the end in local mode).
         self.local_dirs: set[str] = set()
+        #: The last TaskSetManager of recently finished stages, for the status tracker.
+        self.finished_stages: collections.OrderedDict[int, TaskSetManager] = (
+            collections.OrderedDict()
+        )
         #: Set when the application ends: executors going away is expected then.
         self.stopping = False
 
@@ -352,6 +360,9 @@ class TaskScheduler:
         self._payloads.pop(key, None)
         if tsm is None:
             return
+        self.finished_stages[tsm.task_set.stage_id] = tsm
+        while len(self.finished_stages) > _RETAINED_STAGES:
+            self.finished_stages.popitem(last=False)
         self._emit(
             "stage_completed", {"stage_id": tsm.task_set.stage_id, "attempt": tsm.task_set.attempt}
         )

@@ -90,7 +90,7 @@ def test_a_partitioned_rdd_joined_with_itself_needs_no_second_shuffle(ctx: Any) 
     _finish(dag, sink.task_sets[0])
     _finish(dag, sink.task_sets[1])
     assert len(sink.task_sets) == 2
-    assert len(dag.shuffle_stages) == 1
+    assert len(dag.map_outputs) == 1
 
 
 def test_a_fetch_failure_recomputes_the_lost_output_then_retries_the_stage(ctx: Any) -> None:
