@@ -11,14 +11,18 @@ from __future__ import annotations
 import pathlib
 import socket
 import time
+from typing import TYPE_CHECKING
 
-from cluster.master import ENDPOINT_NAME as MASTER_ENDPOINT
-from cluster.master import Master
 from cluster.master_finder import split_master_urls
-from cluster.master_service import serve_master_service
-from cluster.worker import ENDPOINT_NAME as WORKER_ENDPOINT
-from cluster.worker import Worker
 from rpcenv import Conf, RpcEndpointRef, RpcEnv
+
+if TYPE_CHECKING:
+    from cluster.master import Master
+    from cluster.worker import Worker
+
+# The Master and Worker modules are imported by the function that starts one,
+# so that a worker process does not load the Master's and vice versa.
+WORKER_ENDPOINT = "Worker"
 
 __all__ = ["MasterHandle", "WorkerHandle", "start_master", "start_worker"]
 
@@ -102,6 +106,10 @@ def start_master(conf: Conf, host: str, port: int, work_dir: pathlib.Path) -> Ma
         RpcConfigError: an unsafe bind (non-loopback without a secret).
         OSError: the port is taken.
     """
+    from cluster.master import ENDPOINT_NAME as MASTER_ENDPOINT
+    from cluster.master import Master
+    from cluster.master_service import serve_master_service
+
     settings = _conf(conf)
     if not 0 <= port < 65536:
         raise ValueError(f"bad master port {port}: expected 0-65535")
@@ -137,6 +145,8 @@ def start_worker(
         RpcConfigError: an unsafe bind (non-loopback without a secret).
         OSError: the port is taken.
     """
+    from cluster.worker import Worker
+
     settings = _conf(conf)
     urls = split_master_urls(master_urls)
     if cores <= 0:
