@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
+import json
 import logging
 import os
 import shutil
@@ -223,6 +224,13 @@ class SparkContext(RDDSources):
         if local_dir:
             env["SPARKCTL_LOCAL_DIR"] = local_dir
         env["SPARKCTL_PYTHON_WORKER_MEMORY_MB"] = str(self._python_worker_memory_mb())
+        rpc = {
+            k: v
+            for k, v in self._conf.getAll()
+            if k.startswith("spark.rpc.") and "secret" not in k.lower()
+        }
+        # Executors must agree with the driver on message limits and the backend.
+        env["SPARKCTL_RPC_CONF"] = json.dumps(rpc)
         interval = self._conf.to_conf().get_duration("spark.executor.heartbeatInterval") or 10.0
         env["SPARKCTL_EXECUTOR_HEARTBEAT_INTERVAL"] = str(interval)
         return env
@@ -460,6 +468,7 @@ class SparkContext(RDDSources):
                     handle.send(pb.RemoveBlocks(broadcast_ids=[bid]))
             if destroy:
                 self._broadcasts.pop(bid, None)
+        self._scheduler.forget_broadcast_blob(bid)
 
     def accumulator(
         self, value: Any, accum_param: AccumulatorParam[Any] | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -18,7 +19,14 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from rpcenv import RpcAddress, RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcEnv
+from rpcenv import (
+    RpcAddress,
+    RpcCallContext,
+    RpcEndpoint,
+    RpcEndpointRef,
+    RpcEnv,
+    RpcMessageTooLargeError,
+)
 from scheduler._broadcast import broadcast_path
 from scheduler._executor import ExecutorRuntime, heartbeat_interval
 from sparkctl.v1 import scheduler_pb2 as pb
@@ -85,10 +93,17 @@ class ExecutorEndpoint(RpcEndpoint):
                 path = broadcast_path(self._runtime.local_dir, block.broadcast_id)
                 tmp = path + ".tmp"
                 with open(tmp, "wb") as f:
-                    f.write(block.data)
+                    if block.blob:
+                        for piece in self._fetch_blob(block.blob, block.size):
+                            f.write(piece)
+                    else:
+                        f.write(block.data)
                 os.replace(tmp, path)
             for stage in message.stages:
-                self._runtime.add_stage(stage.taskset, stage.data)
+                data = stage.data
+                if stage.blob:
+                    data = b"".join(self._fetch_blob(stage.blob, stage.size))
+                self._runtime.add_stage(stage.taskset, data)
             self._runtime.launch(
                 [(t.task_id, t.taskset, t.partition, t.attempt) for t in message.tasks]
             )
@@ -108,6 +123,21 @@ class ExecutorEndpoint(RpcEndpoint):
             self._done.set()
             return
         super().receive_and_reply(message, context)
+
+    def _fetch_blob(self, blob: str, size: int) -> list[bytes]:
+        """A large stage payload or broadcast, read from the driver in chunks."""
+        pieces = []
+        for offset in range(0, size, _MAX_FETCH):
+            request = pb.FetchBlockRequest(
+                executor_id="driver",
+                path=blob,
+                offset=offset,
+                length=min(_MAX_FETCH, size - offset),
+            )
+            reply = self._driver.ask_sync(request, 120.0)
+            assert isinstance(reply, pb.FetchBlockResponse)
+            pieces.append(reply.data)
+        return pieces
 
     def _read_block(self, message: pb.FetchBlockRequest) -> bytes:
         root = os.path.realpath(self._runtime.local_dir)
@@ -170,6 +200,10 @@ def _status_message(executor_id: str, batch: list[tuple[Any, ...]]) -> pb.Status
 def run_endpoint(args: argparse.Namespace, runtime: ExecutorRuntime, done: threading.Event) -> None:
     """Connect to the driver (and worker), register, and serve until `done`."""
     conf = {"spark.rpc.allowInsecure": "true"}
+    try:
+        conf.update(json.loads(os.environ.get("SPARKCTL_RPC_CONF") or "{}"))
+    except ValueError:
+        log.warning("ignoring a malformed SPARKCTL_RPC_CONF")
     env = RpcEnv.create("sparkExecutor", args.hostname, 0, conf, client_mode=True)
     try:
         driver = env.endpoint_ref(args.driver_url)
@@ -190,7 +224,21 @@ def run_endpoint(args: argparse.Namespace, runtime: ExecutorRuntime, done: threa
             return
 
     def send(batch: list[tuple[Any, ...]]) -> None:
-        driver.send(_status_message(args.executor_id, batch))
+        try:
+            driver.send(_status_message(args.executor_id, batch))
+        except RpcMessageTooLargeError as exc:
+            if len(batch) > 1:
+                for reply in batch:  # one big result must not sink the others
+                    send([reply])
+                return
+            # A result larger than spark.rpc.message.maxSize fails its task, clearly.
+            _, task_id, _, result, *_ = batch[0]
+            reason = (
+                f"the result of task {task_id} ({len(result)} bytes) is larger than "
+                f"spark.rpc.message.maxSize: {exc}"
+            )
+            failed = ("done", task_id, "FAILED", b"", b"", reason, "ResultTooLarge", None, 0.0)
+            driver.send(_status_message(args.executor_id, [failed]))
 
     runtime.on_statuses = send
 

@@ -35,6 +35,9 @@ __all__ = ["ExecutorHandle", "SchedulerSettings", "TaskScheduler"]
 
 log = logging.getLogger(__name__)
 
+#: Stage code or broadcasts larger than this are fetched by executors in chunks.
+INLINE_LIMIT = 32 << 20
+
 #: Finished stages the status tracker remembers (spark.ui.retainedStages).
 _RETAINED_STAGES = 1000
 
@@ -108,6 +111,8 @@ class TaskScheduler:
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         #: Local dirs of every executor that registered (removed at the end in local mode).
         self.local_dirs: set[str] = set()
+        #: Stage code and broadcasts too large to inline, fetched by executors in chunks.
+        self.blobs: dict[str, bytes] = {}
         #: The last TaskSetManager of recently finished stages, for the status tracker.
         self.finished_stages: collections.OrderedDict[int, TaskSetManager] = (
             collections.OrderedDict()
@@ -255,9 +260,18 @@ class TaskScheduler:
         if key not in handle.stages:
             payload = self._payloads[key]
             for bid in sorted(payload.broadcasts - handle.broadcasts):
-                message.broadcasts.add(broadcast_id=bid, data=self._broadcast_data(bid))
+                data = self._broadcast_data(bid)
+                if len(data) > INLINE_LIMIT:
+                    blob = self._blob(f"broadcast-{bid}", data)
+                    message.broadcasts.add(broadcast_id=bid, blob=blob, size=len(data))
+                else:
+                    message.broadcasts.add(broadcast_id=bid, data=data)
                 handle.broadcasts.add(bid)
-            message.stages.add(taskset=key, data=payload.data)
+            if len(payload.data) > INLINE_LIMIT:
+                blob = self._blob(f"stage-{key}", payload.data)
+                message.stages.add(taskset=key, blob=blob, size=len(payload.data))
+            else:
+                message.stages.add(taskset=key, data=payload.data)
             handle.stages.add(key)
         message.tasks.add(
             task_id=task_id, taskset=key, partition=tsm.task_set.partitions[index], attempt=attempt
@@ -355,9 +369,31 @@ class TaskScheduler:
             if handle is not None:
                 handle.send(pb.KillTasks(task_ids=ids, reason=reason))
 
+    def _blob(self, name: str, data: bytes) -> str:
+        """Keep `data` for executors to fetch in chunks; returns its name."""
+        self.blobs[name] = data
+        return name
+
+    def read_blob(self, name: str, offset: int, length: int) -> bytes:
+        """A chunk of a blob (for FetchBlockRequest with executor_id "driver").
+
+        Raises:
+            LookupError: no such blob (its stage finished or its broadcast was removed).
+        """
+        with self.lock:
+            data = self.blobs.get(name)
+        if data is None:
+            raise LookupError(f"the driver has no blob {name!r}")
+        return data[offset : offset + length]
+
+    def forget_broadcast_blob(self, bid: int) -> None:
+        with self.lock:
+            self.blobs.pop(f"broadcast-{bid}", None)
+
     def _retire(self, key: str) -> None:
         tsm = self.tsms.pop(key, None)
         self._payloads.pop(key, None)
+        self.blobs.pop(f"stage-{key}", None)
         if tsm is None:
             return
         self.finished_stages[tsm.task_set.stage_id] = tsm

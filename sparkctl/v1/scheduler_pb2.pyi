@@ -238,17 +238,26 @@ class StagePayload(_message.Message):
 
     TASKSET_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
+    BLOB_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
     taskset: _builtins.str
     data: _builtins.bytes
+    blob: _builtins.str
+    """Set instead of `data` when the code is too large to inline: the executor
+    reads `size` bytes of driver blob `blob` with FetchBlockRequest (executor_id "driver").
+    """
+    size: _builtins.int
     def __init__(
         self,
         *,
         taskset: _builtins.str = ...,
         data: _builtins.bytes = ...,
+        blob: _builtins.str = ...,
+        size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "taskset", b"taskset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob", b"blob", "data", b"data", "size", b"size", "taskset", b"taskset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -260,17 +269,24 @@ class BroadcastBlock(_message.Message):
 
     BROADCAST_ID_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
+    BLOB_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
     broadcast_id: _builtins.int
     data: _builtins.bytes
+    blob: _builtins.str
+    """As in StagePayload, for values too large to inline."""
+    size: _builtins.int
     def __init__(
         self,
         *,
         broadcast_id: _builtins.int = ...,
         data: _builtins.bytes = ...,
+        blob: _builtins.str = ...,
+        size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broadcast_id", b"broadcast_id", "data", b"data"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob", b"blob", "broadcast_id", b"broadcast_id", "data", b"data", "size", b"size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -418,7 +434,8 @@ class FetchBlockRequest(_message.Message):
 
     A byte range of a file in an executor's local dir. Sent by a reducing
     executor to the driver, which forwards it to `executor_id` (executors have
-    no listening port) and relays the answer.
+    no listening port) and relays the answer. With executor_id "driver", `path`
+    names one of the driver's own blobs (large stage code or broadcasts).
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -249,3 +249,29 @@ def test_a_frozen_executor_is_declared_lost_after_the_heartbeat_timeout(tmp_path
         assert frozen not in sc._executor_pids
     finally:
         sc.stop()
+
+
+def test_stage_code_and_broadcasts_larger_than_the_inline_limit_are_fetched_in_chunks() -> None:
+    sc = new_context("local[2]", "large-payloads")
+    try:
+        blob = "x" * (40 << 20)
+        big = sc.broadcast(blob)
+        assert (
+            sc.parallelize(range(4), 2).map(lambda i: len(big.value) + i).sum() == 4 * len(blob) + 6
+        )
+        data = [bytes([i % 256]) * 1000 for i in range(45_000)]  # ~45 MB of stage code
+        assert sc.parallelize(data, 3).map(len).sum() == 45_000_000
+    finally:
+        sc.stop()
+
+
+def test_a_result_larger_than_the_message_limit_fails_the_task_clearly() -> None:
+    from scheduler import JobFailedError
+
+    sc = new_context("local[2]", "large-result", {"spark.rpc.message.maxSize": "1"})
+    try:
+        with pytest.raises(JobFailedError, match=r"spark\.rpc\.message\.maxSize"):
+            sc.parallelize([0], 1).map(lambda _: b"y" * (3 << 20)).collect()
+        assert sc.parallelize(range(3), 1).sum() == 3
+    finally:
+        sc.stop()
