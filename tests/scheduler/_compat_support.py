@@ -58,6 +58,27 @@ if IMPL == "pyspark":
     alias_pyspark_as_scheduler()
 
 
+def stop_pyspark_gateway() -> None:
+    """Shut down PySpark's JVM gateway (it outlives SparkContext.stop by design)."""
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    proc = getattr(gateway, "proc", None)
+    with contextlib.suppress(Exception):
+        gateway.shutdown()
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=CLUSTER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=CLUSTER_STOP_TIMEOUT_S)
+
+
 def pickle_by_value(module: types.ModuleType) -> None:
     """Ship a module's functions by value, as cloudpickle does for a user's ``__main__``."""
     try:

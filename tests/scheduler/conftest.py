@@ -33,6 +33,14 @@ def _ship_test_module_by_value(request: pytest.FixtureRequest) -> None:
         support.pickle_by_value(request.module)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _stop_pyspark_gateway() -> Iterator[None]:
+    """Oracle mode: PySpark keeps its JVM for the life of the process; stop it by PID."""
+    yield
+    if support.IMPL == "pyspark":
+        support.stop_pyspark_gateway()
+
+
 @pytest.fixture(scope="session")
 def spark_cluster() -> Iterator[str]:
     """URL of a master with two registered one-core workers, started once per session."""
