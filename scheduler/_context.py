@@ -27,11 +27,7 @@ from typing import Any, ClassVar
 
 from rpcenv import RpcEnv
 from scheduler._accumulators import (
-    COMPLEX_ACCUMULATOR_PARAM,
-    FLOAT_ACCUMULATOR_PARAM,
-    INT_ACCUMULATOR_PARAM,
     Accumulator,
-    AccumulatorParam,
 )
 from scheduler._broadcast import Broadcast
 from scheduler._driver_endpoint import (
@@ -43,6 +39,7 @@ from scheduler._driver_endpoint import (
 from scheduler._errors import JobCancelledError
 from scheduler._master_url import parse_master
 from scheduler._rdd import RDD
+from scheduler._shared import SharedVariables
 from scheduler._sources import RDDSources
 from scheduler._sparkconf import SparkConf
 from scheduler._status import JobRecord, JobWaiter, StatusTracker
@@ -54,7 +51,7 @@ __all__ = ["SparkContext", "parse_master"]
 log = logging.getLogger(__name__)
 
 
-class SparkContext(RDDSources):
+class SparkContext(RDDSources, SharedVariables):
     """The connection to a cluster (or local executors): creates RDDs and runs jobs."""
 
     _active_spark_context: ClassVar[SparkContext | None] = None
@@ -442,58 +439,6 @@ class SparkContext(RDDSources):
         with self._scheduler.lock:
             for job_id in list(self._scheduler.dag.jobs):
                 self._scheduler.dag.cancel_job(job_id, "because all jobs were cancelled")
-
-    # -- creating RDDs ----------------------------------------------------------------------
-    # -- shared variables -------------------------------------------------------------------
-
-    def broadcast(self, value: Any) -> Broadcast[Any]:
-        """A read-only value shipped once to each executor."""
-        with self._ids_lock:
-            bid = next(self._broadcast_ids)
-        b = Broadcast(self, value, bid)
-        self._broadcasts[bid] = b
-        return b
-
-    def _broadcast_bytes(self, bid: int) -> bytes:
-        b = self._broadcasts.get(bid)
-        if b is None:
-            raise RuntimeError(f"Attempted to use broadcast {bid} after it was destroyed")
-        return b.data()
-
-    def _remove_broadcast(self, bid: int, destroy: bool) -> None:
-        with self._scheduler.lock:
-            for handle in self._scheduler.executors.values():
-                if bid in handle.broadcasts:
-                    handle.broadcasts.discard(bid)
-                    handle.send(pb.RemoveBlocks(broadcast_ids=[bid]))
-            if destroy:
-                self._broadcasts.pop(bid, None)
-        self._scheduler.forget_broadcast_blob(bid)
-
-    def accumulator(
-        self, value: Any, accum_param: AccumulatorParam[Any] | None = None
-    ) -> Accumulator[Any]:
-        """An add-only shared variable; tasks add, the driver reads `.value`."""
-        if accum_param is None:
-            if isinstance(value, bool) or not isinstance(value, (int, float, complex)):
-                raise TypeError(f"No default accumulator param for type {type(value)}")
-            if isinstance(value, int):
-                accum_param = INT_ACCUMULATOR_PARAM
-            elif isinstance(value, float):
-                accum_param = FLOAT_ACCUMULATOR_PARAM
-            else:
-                accum_param = COMPLEX_ACCUMULATOR_PARAM
-        with self._ids_lock:
-            aid = next(self._accumulator_ids)
-        acc: Accumulator[Any] = Accumulator(aid, value, accum_param)
-        self._accumulators[aid] = acc
-        return acc
-
-    def _apply_accumulators(self, updates: dict[int, Any]) -> None:
-        for aid, value in updates.items():
-            acc = self._accumulators.get(aid)
-            if acc is not None:
-                acc._value = acc.accum_param.addInPlace(acc._value, value)
 
     # -- files and checkpoints ------------------------------------------------------------
 
