@@ -275,3 +275,49 @@ def test_a_result_larger_than_the_message_limit_fails_the_task_clearly() -> None
         assert sc.parallelize(range(3), 1).sum() == 3
     finally:
         sc.stop()
+
+
+DRIVER_APP = """
+import sys, time
+from scheduler import SparkConf, SparkContext
+conf = SparkConf(loadDefaults=False).setMaster("local[2]").setAppName("doomed")
+sc = SparkContext(conf=conf.set("spark.ui.enabled", "false"))
+assert sc.parallelize(range(10), 2).sum() == 45
+print("PIDS", *sc._executor_pids, flush=True)
+time.sleep(120)
+"""
+
+
+def test_executors_and_their_workers_exit_when_the_driver_is_killed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    app = tmp_path / "app.py"
+    app.write_text(DRIVER_APP)
+    repo = Path(__file__).resolve().parents[3]
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    driver = subprocess.Popen(
+        [sys.executable, str(app)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+    )
+    family: list[psutil.Process] = []
+    try:
+        assert driver.stdout is not None
+        line = driver.stdout.readline().decode()
+        assert line.startswith("PIDS"), line
+        executors = [psutil.Process(int(pid)) for pid in line.split()[1:]]
+        family = executors + [c for e in executors for c in e.children(recursive=True)]
+        assert len(family) >= 3  # the executor and its two Python workers
+        driver.kill()
+        driver.wait(10)
+
+        def gone() -> bool:
+            return not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family)
+
+        wait_until(gone, 30, "the executor and its workers to exit after the driver died")
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(10)
+        for proc in family:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
