@@ -321,3 +321,23 @@ def test_executors_and_their_workers_exit_when_the_driver_is_killed(tmp_path: Pa
         for proc in family:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
+
+
+def test_local_n_runs_n_tasks_at_once_in_separate_processes(tmp_path: Path) -> None:
+    sc = new_context("local[2]", "parallel")
+    try:
+        marker_dir = str(tmp_path)
+
+        def meet(index: int, iterator: Any) -> Any:
+            # Each task waits for the other to start: only truly parallel tasks meet.
+            Path(marker_dir, f"task-{index}").touch()
+            deadline = time.monotonic() + 30
+            while len(os.listdir(marker_dir)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            yield index, len(os.listdir(marker_dir)), os.getpid()
+
+        met = sc.parallelize(range(2), 2).mapPartitionsWithIndex(meet).collect()
+        assert [m[1] for m in met] == [2, 2]
+        assert met[0][2] != met[1][2] and os.getpid() not in (met[0][2], met[1][2])
+    finally:
+        sc.stop()
