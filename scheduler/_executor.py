@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -31,6 +32,10 @@ __all__ = ["main"]
 log = logging.getLogger("scheduler.executor")
 
 _HEARTBEAT_SECONDS = 10.0
+#: Statuses that may wait to share a message while the executor has queued work.
+_STATUS_BATCH = 4
+#: The longest such a status waits.
+_STATUS_DELAY_SECONDS = 0.001
 #: Tasks handed to one Python worker at once: the next one waits in its pipe.
 _PREFETCH = 2
 
@@ -85,6 +90,7 @@ class ExecutorRuntime:
         self._statuses: list[Any] = []
         self._status_lock = threading.Lock()
         self._sending = False
+        self._status_pending = threading.Event()
         self._stopping = False
         self.on_statuses: Any = None
         #: (owner executor, path, offset, length) -> bytes, through the driver.
@@ -96,6 +102,7 @@ class ExecutorRuntime:
         self._cancelled: set[int] = set()
         for slot in self._slots:
             self._start_reader(slot)
+        threading.Thread(target=self._flush_loop, name="status-flusher", daemon=True).start()
 
     # -- from the endpoint ----------------------------------------------------------------
 
@@ -149,6 +156,7 @@ class ExecutorRuntime:
 
     def stop(self) -> None:
         self._stopping = True
+        self._status_pending.set()
         for slot in self._slots:
             slot.kill()
 
@@ -235,6 +243,17 @@ class ExecutorRuntime:
         with self._lock, contextlib.suppress(OSError):
             conn.send_bytes(pickle.dumps(("fetched", request_id, data, error), 5))
 
+    def _flush_loop(self) -> None:
+        while not self._stopping:
+            self._status_pending.wait()
+            time.sleep(_STATUS_DELAY_SECONDS)
+            self._status_pending.clear()
+            with self._status_lock:
+                if self._sending or not self._statuses:
+                    continue
+                self._sending = True
+            self._flush_statuses()
+
     def _report(self, reply: tuple[Any, ...]) -> None:
         """Queue a status; the first thread to find nobody sending sends the whole batch.
 
@@ -245,7 +264,16 @@ class ExecutorRuntime:
             self._statuses.append(reply)
             if self._sending:
                 return
+            if self._can_wait():
+                # Plenty of queued work: this status frees no urgent slot, so let a few
+                # share one message (the flusher sends them within a millisecond).
+                self._status_pending.set()
+                return
             self._sending = True
+        self._flush_statuses()
+
+    def _flush_statuses(self) -> None:
+        """Send queued statuses until none are left (the caller set `_sending`)."""
         while True:
             with self._status_lock:
                 batch, self._statuses = self._statuses, []
@@ -256,6 +284,15 @@ class ExecutorRuntime:
                 self.on_statuses(batch)
             except Exception:
                 log.exception("could not send %d status updates", len(batch))
+            with self._status_lock:
+                if self._statuses and self._can_wait():
+                    self._sending = False
+                    self._status_pending.set()
+                    return
+
+    def _can_wait(self) -> bool:
+        """Whether queued statuses may wait for company (status lock held)."""
+        return len(self._statuses) < _STATUS_BATCH and len(self._queue) >= len(self._slots)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

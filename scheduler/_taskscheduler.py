@@ -224,9 +224,17 @@ class TaskScheduler:
             alive = len(self.executors)
             launches: dict[str, pb.LaunchTasks] = {}
             progress = True
+            # A busy executor is refilled only once a quarter of its queue has drained,
+            # so that launches travel several to a message; an idle one gets work at once.
+            eligible = [
+                h
+                for h in self.executors.values()
+                if h.free_slots > 0
+                and (not h.running or h.free_slots >= max(1, h.cores * _SLOTS_PER_CORE // 4))
+            ]
             while progress:
                 progress = False
-                for handle in self.executors.values():
+                for handle in eligible:
                     if handle.free_slots <= 0:
                         continue
                     for tsm in active:
