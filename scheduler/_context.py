@@ -164,10 +164,16 @@ class SparkContext(RDDSources, SharedVariables):
         self._ui: Any = None
         self._status_store: Any = None
         if settings.get_bool("spark.ui.enabled", True):
-            from scheduler._ui import AppStatusStore
+            from scheduler._ui import AppStatusStore, DriverUI
 
             self._status_store = AppStatusStore(self._app_id, self.appName)
             self._scheduler.listeners.append(self._status_store)
+            try:
+                self._ui = DriverUI(
+                    self._status_store, host, settings.get_int("spark.ui.port") or 4040
+                )
+            except OSError as exc:
+                log.warning("application UI not started: %s", exc)
         if kind == "local":
             py_files = [p for p in (self._conf.get("spark.submit.pyFiles") or "").split(",") if p]
             py_files += self._py_files
@@ -188,14 +194,7 @@ class SparkContext(RDDSources, SharedVariables):
             self._app_id = standalone.start()
             self._endpoint._app_id = self._app_id
         if self._status_store is not None:
-            from scheduler._ui import DriverUI
-
             self._status_store.app_id = self._app_id
-            ui_port = settings.get_int("spark.ui.port") or 4040
-            try:
-                self._ui = DriverUI(self._status_store, host, ui_port)
-            except OSError as exc:
-                log.warning("application UI not started: %s", exc)
         self._ticker = threading.Thread(target=self._tick, name="scheduler-ticker", daemon=True)
         self._ticker.start()
         if (

@@ -133,6 +133,7 @@ class StandaloneBackend:
             memory_per_executor_mb=int(memory),
             cores_per_executor=executor_cores,
             command=dpb.Command(argv=argv, environment=env),
+            app_ui_url=self._sc.uiWebUrl or "",
             user=self._sc.sparkUser(),
         )
 
