@@ -110,9 +110,13 @@ class FakeWorker(Recorder):
             self._ticker = Ticker("fake-heartbeat", 0.2, lambda: me.send(pb.WorkerHeartbeat()))
             self._ticker.start()
 
-    def on_stop(self) -> None:
+    def silence(self) -> None:
+        """Stop heartbeating (the worker hangs, as far as the Master can tell)."""
         if self._ticker is not None:
             self._ticker.stop()
+
+    def on_stop(self) -> None:
+        self.silence()
 
     def register(
         self,
@@ -154,7 +158,7 @@ class FakeWorker(Recorder):
 
 LOCAL_CONF = {
     "spark.rpc.backend": "local",
-    "spark.worker.timeout": "1",
+    "spark.worker.timeout": "2",
     "spark.rpc.askTimeout": "10s",
 }
 

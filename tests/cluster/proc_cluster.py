@@ -97,7 +97,7 @@ class ProcCluster:
     def __init__(self, tmp: pathlib.Path, conf: dict[str, str] | None = None) -> None:
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
-        self.conf = {"spark.worker.timeout": "2", **(conf or {})}
+        self.conf = {"spark.worker.timeout": "3", **(conf or {})}
         self.procs: list[Proc] = []
         self.workers: list[Proc] = []
         self.master = self._start_master(0)

@@ -143,11 +143,11 @@ def test_running_executor_resets_retries(local_cluster: MakeCluster) -> None:
 
 def test_dead_worker_loses_its_executors(local_cluster: MakeCluster) -> None:
     c = local_cluster()
-    w = c.worker("w0", cores=2, heartbeat=False)
+    w = c.worker("w0", cores=2)
     driver = c.driver(cores_per_executor=1)
     driver.wait_of(pb.ExecutorAdded, 2)
-    # This fake worker never heartbeats: DEAD after spark.worker.timeout (1 s).
-    lost = driver.wait_of(pb.ExecutorUpdated, 2, timeout=5)
+    w.silence()  # no more heartbeats: DEAD after spark.worker.timeout (2 s)
+    lost = driver.wait_of(pb.ExecutorUpdated, 2, timeout=10)
     assert all(u.state == pb.EXECUTOR_STATE_LOST and u.worker_lost for u in lost)
     assert c.state().workers[0].state == pb.WORKER_STATE_DEAD
     assert c.state().active_apps[0].cores == 0
@@ -159,7 +159,7 @@ def test_dead_worker_loses_its_executors(local_cluster: MakeCluster) -> None:
 def test_heartbeats_keep_a_worker_alive(local_cluster: MakeCluster) -> None:
     c = local_cluster()
     w = c.worker("w0", heartbeat=False)
-    deadline = time.monotonic() + 2.0  # twice spark.worker.timeout
+    deadline = time.monotonic() + 3.0  # longer than spark.worker.timeout
     while time.monotonic() < deadline:
         w.self_ref.send(pb.WorkerHeartbeat())
         time.sleep(0.2)  # paces the heartbeats; not a synchronisation
@@ -338,7 +338,7 @@ def test_supervised_driver_relaunched_once_when_its_worker_returns(
     local_cluster: MakeCluster,
 ) -> None:
     c = local_cluster()
-    w0 = c.worker("w0", cores=2, memory_mb=2048, heartbeat=False)
+    w0 = c.worker("w0", cores=2, memory_mb=2048)
     submit = c.master.ref.ask_sync(
         api.SubmitDriverRequest(
             description=pb.DriverDescription(app_resource="/a.py", memory_mb=512, supervise=True)
@@ -348,6 +348,7 @@ def test_supervised_driver_relaunched_once_when_its_worker_returns(
     assert isinstance(submit, api.SubmitDriverResponse)
     w0.wait_of(pb.LaunchDriver)
     w1 = c.worker("w1", cores=2, memory_mb=2048)
+    w0.silence()
     # w0 goes silent: DEAD, and its supervised driver is relaunched on w1 after a back-off.
     relaunched = w1.wait_of(pb.LaunchDriver, timeout=10)[0]
     assert relaunched.driver_id == submit.driver_id
