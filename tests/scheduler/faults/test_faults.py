@@ -13,8 +13,7 @@ from typing import Any
 
 import psutil
 import pytest
-
-from conftest import NodeCluster, new_context, wait_until
+from _faults_support import NodeCluster, new_context, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
