@@ -340,3 +340,28 @@ def test_local_n_runs_n_tasks_at_once_in_separate_processes(tmp_path: Path) -> N
         assert met[0][2] != met[1][2] and os.getpid() not in (met[0][2], met[1][2])
     finally:
         sc.stop()
+
+
+def test_speculation_reruns_a_straggler_on_another_executor(node_cluster: NodeCluster) -> None:
+    conf = {
+        "spark.speculation": "true",
+        "spark.speculation.quantile": "0.5",
+        "spark.speculation.multiplier": "2",
+    }
+    sc = new_context(node_cluster.master.url, "speculation", conf)
+    try:
+        wait_until(lambda: len(sc._scheduler.executors) == 2, 30, "two executors")
+
+        def straggle(index: int, iterator: Any) -> Any:
+            from scheduler import TaskContext
+
+            attempt = TaskContext.get().attemptNumber()
+            if index == 0 and attempt == 0:
+                time.sleep(60)  # only the first attempt of task 0 is slow
+            yield index, attempt, sum(iterator)
+
+        result = sc.parallelize(range(40), 4).mapPartitionsWithIndex(straggle).collect()
+        assert [r[2] for r in result] == [sum(range(i * 10, i * 10 + 10)) for i in range(4)]
+        assert result[0][1] >= 1  # partition 0 came from the speculative copy
+    finally:
+        sc.stop()
