@@ -55,7 +55,7 @@ def test_spread_out_across_workers(local_cluster: MakeCluster) -> None:
     driver = c.driver(max_cores=4, cores_per_executor=1)
     added = driver.wait_of(pb.ExecutorAdded, 4)
     assert Counter(a.worker_id for a in added) == {"w0": 2, "w1": 2}
-    launches = [len(w.of(pb.LaunchExecutor)) for w in workers]
+    launches = [len(w.wait_of(pb.LaunchExecutor, 2)) for w in workers]
     assert launches == [2, 2]
     state = c.state()
     assert state.active_apps[0].state == pb.APPLICATION_STATE_RUNNING
@@ -77,7 +77,7 @@ def test_memory_is_never_overcommitted(local_cluster: MakeCluster) -> None:
     driver = c.driver(cores_per_executor=1, memory_per_executor_mb=400)
     driver.wait_of(pb.ExecutorAdded, 2)
     wait_for(lambda: c.state().workers[0].memory_used_mb == 800)
-    assert len(w.of(pb.LaunchExecutor)) == 2
+    assert len(w.wait_of(pb.LaunchExecutor, 2)) == 2
 
 
 def test_failed_executor_is_replaced(local_cluster: MakeCluster) -> None:
