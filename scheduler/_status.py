@@ -100,17 +100,18 @@ class StatusTracker:
     def getStageInfo(self, stageId: int) -> SparkStageInfo | None:
         """A running or recently finished stage's task counts, or None."""
         with self._scheduler.lock:
-            found = None
             for tsm in self._scheduler.tsms.values():
                 if tsm.task_set.stage_id == stageId:
-                    found = tsm
-            if found is None:
-                found = self._scheduler.finished_stages.get(stageId)
-            if found is None:
-                return None
-            ts = found.task_set
-            failed = sum(t.failures for t in found.tasks)
-            return SparkStageInfo(
-                stageId, ts.attempt, repr(ts.spec.rdd), found.num_tasks,
-                len(found.running), found.num_done, failed,
-            )  # fmt: skip
+                    ts = tsm.task_set
+                    failed = sum(t.failures for t in tsm.tasks)
+                    return SparkStageInfo(
+                        stageId, ts.attempt, repr(ts.spec.rdd), tsm.num_tasks,
+                        len(tsm.running), tsm.num_done, failed,
+                    )  # fmt: skip
+            done = self._scheduler.finished_stages.get(stageId)
+        if done is None:
+            return None
+        return SparkStageInfo(
+            stageId, done.attempt, done.name, done.num_tasks, done.num_active,
+            done.num_completed, done.num_failed,
+        )  # fmt: skip

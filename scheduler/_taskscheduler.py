@@ -68,6 +68,18 @@ class ExecutorHandle:
     failed_tasks: int = 0
 
 
+@dataclass(frozen=True)
+class StageSummary:
+    """What the status tracker shows of a finished stage attempt."""
+
+    attempt: int
+    name: str
+    num_tasks: int
+    num_active: int
+    num_completed: int
+    num_failed: int
+
+
 @dataclass
 class SchedulerSettings:
     max_failures: int = 4
@@ -114,9 +126,7 @@ class TaskScheduler:
         #: Stage code and broadcasts too large to inline, fetched by executors in chunks.
         self.blobs: dict[str, bytes] = {}
         #: The last TaskSetManager of recently finished stages, for the status tracker.
-        self.finished_stages: collections.OrderedDict[int, TaskSetManager] = (
-            collections.OrderedDict()
-        )
+        self.finished_stages: collections.OrderedDict[int, StageSummary] = collections.OrderedDict()
         #: Set when the application ends: executors going away is expected then.
         self.stopping = False
 
@@ -404,7 +414,12 @@ class TaskScheduler:
         self.blobs.pop(f"stage-{key}", None)
         if tsm is None:
             return
-        self.finished_stages[tsm.task_set.stage_id] = tsm
+        # A summary only: the TaskSet holds the stage's code and data.
+        ts = tsm.task_set
+        self.finished_stages[ts.stage_id] = StageSummary(
+            ts.attempt, repr(ts.spec.rdd), tsm.num_tasks, len(tsm.running), tsm.num_done,
+            sum(t.failures for t in tsm.tasks),
+        )  # fmt: skip
         while len(self.finished_stages) > _RETAINED_STAGES:
             self.finished_stages.popitem(last=False)
         self._emit(
