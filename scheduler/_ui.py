@@ -102,17 +102,24 @@ class AppStatusStore:
                 del table[next(iter(table))]  # type: ignore[arg-type]
 
     def snapshot(self) -> dict[str, Any]:
+        now = time.time()
         with self._lock:
             return {
                 "id": self.app_id,
                 "name": self.app_name,
                 "startTime": self.start_time,
-                "jobs": [dict(j) for j in self.jobs.values()],
-                "stages": [dict(s) for s in self.stages.values()],
+                "jobs": [_with_duration(j, now) for j in self.jobs.values()],
+                "stages": [_with_duration(s, now) for s in self.stages.values()],
                 "executors": [dict(e) for e in self.executors.values()],
                 "tasksCompleted": self.tasks_completed,
                 "tasksFailed": self.tasks_failed,
             }
+
+
+def _with_duration(record: dict[str, Any], now: float) -> dict[str, Any]:
+    """A copy with `duration` in seconds (so far, while running)."""
+    end = record.get("completionTime") or now
+    return {**record, "duration": round(end - record["submissionTime"], 3)}
 
 
 def _metrics(snapshot: dict[str, Any]) -> str:
@@ -154,12 +161,12 @@ def _page(snapshot: dict[str, Any]) -> str:
     title = html.escape(f"{snapshot['name']} - {snapshot['id']}")
     jobs = _table(
         list(reversed(snapshot["jobs"])),
-        ["jobId", "description", "group", "status", "stageIds"],
+        ["jobId", "description", "group", "status", "stageIds", "duration"],
     )
     stages = _table(
         list(reversed(snapshot["stages"])),
         ["stageId", "attemptId", "jobId", "status", "numTasks", "numCompleteTasks",
-         "numFailedTasks"],
+         "numFailedTasks", "duration"],
     )  # fmt: skip
     executors = _table(snapshot["executors"], ["id", "hostPort", "totalCores", "isActive"])
     return (
