@@ -12,7 +12,6 @@ from __future__ import annotations
 import glob
 import gzip
 import os
-import pickle
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -262,6 +261,3 @@ def save_as_pickle_file(rdd: RDD, path: str, batch_size: int) -> None:
     out = _prepare_output_dir(path)
     write_pickle_partitions(rdd, out, max(1, batch_size))
     open(os.path.join(out, "_SUCCESS"), "wb").close()
-
-
-_ = pickle  # chunks are plain pickles (see _aggregation.dump_chunk)
