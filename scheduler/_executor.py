@@ -317,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     root = os.environ.get("SPARKCTL_LOCAL_DIR") or os.environ.get("SPARK_LOCAL_DIRS") or None
+    if root is None and args.worker_url:
+        # A Worker started us in this app's work dir, which it removes when the app ends:
+        # shuffle files of a crashed executor go with it.
+        root = os.getcwd()
     if root:
         root = root.split(",")[0]
         os.makedirs(root, exist_ok=True)
