@@ -1,20 +1,19 @@
 """The Worker endpoint ("Worker"): registers with a Master and runs its processes.
 
-It launches each executor and cluster-mode driver as an OS process of its own
-(`process_runner`), reports their states to the Master, heartbeats, keeps its
-cores and memory accounting, and cleans up after finished applications. The
-handlers never block: finding a Master, watching processes, memory sampling
-and timers all run on helper threads that only post messages to this
-endpoint's own inbox. On stop it kills every process it started.
+It launches each executor (here) and cluster-mode driver (`worker_drivers`)
+as an OS process of its own (`process_runner`), reports their states to the
+Master, heartbeats, keeps its cores and memory accounting, and cleans up
+after finished applications. The handlers never block: finding a Master,
+watching processes, memory sampling and timers all run on helper threads that
+only post messages to this endpoint's own inbox. On stop it kills every
+process it started.
 """
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import logging
 import pathlib
-import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
@@ -26,28 +25,24 @@ from cluster.master_finder import MasterFinder
 from cluster.memory_monitor import MemoryMonitor
 from cluster.process_runner import ManagedProcess, describe_exit, tail
 from cluster.work_dirs import expired_dirs, remove_later
+from cluster.worker_base import ENDPOINT_NAME, STOP_GRACE_S
+from cluster.worker_drivers import WorkerDrivers
 from cluster.worker_runners import (
-    DriverRunner,
     ExecutorRunner,
-    driver_launch_spec,
     executor_launch_spec,
 )
-from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcError
+from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpointRef
 from sparkctl.v1 import deploy_pb2 as pb
 
 __all__ = ["ENDPOINT_NAME", "Worker"]
 
 log = logging.getLogger(__name__)
 
-ENDPOINT_NAME = "Worker"
 ES = pb.ExecutorState
 DS = pb.DriverState
 
-#: Seconds an executor or driver gets between SIGTERM and SIGKILL.
-STOP_GRACE_S = 3.0
 
-
-class Worker(RpcEndpoint):
+class Worker(WorkerDrivers):
     """A standalone Worker.
 
     Args:
@@ -70,52 +65,7 @@ class Worker(RpcEndpoint):
         work_dir: pathlib.Path,
         webui_address: str = "",
     ) -> None:
-        if cores <= 0:
-            raise ValueError(f"worker cores must be positive, not {cores}")
-        if memory_mb <= 0:
-            raise ValueError(f"worker memory must be positive, not {memory_mb} MiB")
-        self.conf = conf
-        self.worker_id = worker_id
-        self.master_urls = list(master_urls)
-        self.cores = cores
-        self.memory_mb = memory_mb
-        self.work_dir = work_dir
-        self.webui_address = webui_address
-        self.incarnation = time.time_ns()
-        timeout = conf.get_duration("spark.worker.timeout", 60.0) or 60.0
-        self.heartbeat_interval = max(0.05, timeout / 4)
-        self.cleanup_enabled = conf.get_bool("spark.worker.cleanup.enabled", True)
-        self.cleanup_interval = conf.get_duration("spark.worker.cleanup.interval", 1800.0) or 1800.0
-        self.app_data_ttl = (
-            conf.get_duration("spark.worker.cleanup.appDataTtl", 604800.0) or 604800.0
-        )
-        memory_interval = conf.get_duration("spark.sparkctl.worker.memoryCheckInterval", 1.0)
-        self.memory_check_interval = memory_interval or 1.0
-        grace = conf.get_duration("spark.sparkctl.worker.executorStartupGrace", 0.5)
-        self.startup_grace = 0.5 if grace is None else grace
-        self.master_ref: RpcEndpointRef | None = None
-        self.master_url = ""
-        self.master_webui_url = ""
-        self.master_epoch = 0
-        self.registered = threading.Event()
-        self.executors: dict[tuple[str, int], ExecutorRunner] = {}
-        self.finished_executors: collections.deque[ExecutorRunner] = collections.deque(maxlen=200)
-        self.drivers: dict[str, DriverRunner] = {}
-        self.finished_drivers: collections.deque[DriverRunner] = collections.deque(maxlen=200)
-        # Ended applications whose work dirs go once their executors exit (bounded).
-        self.finished_apps: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._asking: RpcEndpointRef | None = None
-        self._found: dict[str, RpcEndpointRef] = {}
-        self._refused = False
-        self._failures = 0
-        self._finder: MasterFinder | None = None
-        self._tickers: list[Ticker] = []
-        self._monitor: MemoryMonitor | None = None
-        self._launch_times: collections.deque[float] = collections.deque(maxlen=100)
-        self._stopping = threading.Event()
-        #: Set when on_stop has finished (its processes are gone).
-        self.stopped = threading.Event()
-        self._unsent: collections.deque[Message] = collections.deque(maxlen=1000)
+        super().__init__(conf, worker_id, master_urls, cores, memory_mb, work_dir, webui_address)
         self._asks: dict[type[Message], Callable[[Any, RpcCallContext], None]] = {
             pb.GetWorkerStateRequest: self._on_get_state,
         }
@@ -138,30 +88,6 @@ class Worker(RpcEndpoint):
         }
 
     # -- lifecycle -----------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """`spark://Worker@host:port`: how executors find this worker."""
-        return f"spark://{ENDPOINT_NAME}@{self.rpc_env.address.host_port}"
-
-    @property
-    def cores_used(self) -> int:
-        """Cores held by running (not stopping) executors and drivers."""
-        return sum(r.cores for r in self.executors.values() if not r.stop_reason) + sum(
-            d.description.cores for d in self.drivers.values() if not d.killed
-        )
-
-    @property
-    def memory_used_mb(self) -> int:
-        """Memory held by running (not stopping) executors and drivers."""
-        return sum(r.memory_mb for r in self.executors.values() if not r.stop_reason) + sum(
-            d.description.memory_mb for d in self.drivers.values() if not d.killed
-        )
-
-    def launch_times(self) -> list[float]:
-        """Seconds from LaunchExecutor received to process started, most recent last."""
-        return list(self._launch_times)
-
     def on_start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         ref = self.self_ref
@@ -182,11 +108,6 @@ class Worker(RpcEndpoint):
             ticker.start()
         self._monitor = MemoryMonitor(self.memory_check_interval, self._memory_exceeded)
         self._monitor.start()
-
-    def _post(self, message: Message) -> None:
-        """From a helper thread: post to our own inbox, unless we are stopping."""
-        if not self._stopping.is_set():
-            self.self_ref.send(message)
 
     def on_stop(self) -> None:
         try:
@@ -347,33 +268,6 @@ class Worker(RpcEndpoint):
                 self.master_ref,
                 pb.WorkerHeartbeat(worker_id=self.worker_id, incarnation=self.incarnation),
             )
-
-    def _stale(self, message: Message, epoch: int) -> bool:
-        """A command from an older Master than the one we registered with: ignore it."""
-        if epoch and self.master_epoch and epoch < self.master_epoch:
-            log.warning(
-                "ignoring %s from an older master (epoch %d < %d)",
-                message.DESCRIPTOR.full_name,
-                epoch,
-                self.master_epoch,
-            )
-            return True
-        return False
-
-    def _send(self, ref: RpcEndpointRef | None, message: Message) -> None:
-        if ref is None:
-            return
-        try:
-            ref.send(message)
-        except RpcError as exc:
-            log.warning("could not send %s: %s", message.DESCRIPTOR.full_name, exc)
-
-    def _to_master(self, message: Message) -> None:
-        if self.master_ref is None:
-            # Kept for the next Master, which gets them just before our registration.
-            self._unsent.append(message)
-            return
-        self._send(self.master_ref, message)
 
     # -- executors -------------------------------------------------------------------
 
@@ -549,97 +443,6 @@ class Worker(RpcEndpoint):
             r.app_id == msg.app_id for r in self.executors.values()
         ):
             self._clean_app_dir(msg.app_id)
-
-    # -- drivers ---------------------------------------------------------------------
-
-    def _on_launch_driver(self, msg: pb.LaunchDriver, _s: RpcEndpointRef | None) -> None:
-        if self._stale(msg, msg.master_epoch):
-            return
-        desc = msg.description
-        runner = DriverRunner(msg.driver_id, desc, None, self.work_dir / msg.driver_id)
-
-        def error(reason: str) -> None:
-            log.error("cannot launch driver %s: %s", msg.driver_id, reason)
-            runner.state = DS.DRIVER_STATE_ERROR
-            runner.exception = reason
-            self.finished_drivers.append(runner)
-            self._to_master(
-                pb.DriverStateChanged(
-                    driver_id=msg.driver_id,
-                    state=DS.DRIVER_STATE_ERROR,
-                    exception=reason,
-                    worker_id=self.worker_id,
-                )
-            )
-
-        if msg.driver_id in self.drivers:
-            return
-        if (
-            self.cores_used + desc.cores > self.cores
-            or self.memory_used_mb + desc.memory_mb > self.memory_mb
-        ):
-            error(f"worker {self.worker_id} lacks the cores or memory the driver asks for")
-            return
-        try:
-            spec = driver_launch_spec(msg, self.work_dir, self.master_url)
-        except (ValueError, OSError) as exc:
-            error(str(exc))
-            return
-        process = ManagedProcess(
-            f"driver-{msg.driver_id}",
-            spec.argv,
-            spec.cwd,
-            spec.env,
-            lambda code: self._post(
-                pb.ProcessExited(kind="driver", driver_id=msg.driver_id, exit_status=code)
-            ),
-        )
-        runner.process = process
-        try:
-            process.start()
-        except OSError as exc:
-            error(f"could not start {spec.argv[0]!r}: {exc}")
-            return
-        runner.state = DS.DRIVER_STATE_RUNNING
-        self.drivers[msg.driver_id] = runner
-        log.info("started driver %s (pid %d)", msg.driver_id, process.pid)
-        self._to_master(
-            pb.DriverStateChanged(
-                driver_id=msg.driver_id, state=DS.DRIVER_STATE_RUNNING, worker_id=self.worker_id
-            )
-        )
-
-    def _on_kill_driver(self, msg: pb.KillDriver, _s: RpcEndpointRef | None) -> None:
-        if self._stale(msg, msg.master_epoch):
-            return
-        runner = self.drivers.get(msg.driver_id)
-        if runner is None or runner.process is None:
-            return
-        runner.killed = True
-        runner.process.stop(STOP_GRACE_S)
-
-    def _driver_exited(self, msg: pb.ProcessExited) -> None:
-        runner = self.drivers.pop(msg.driver_id, None)
-        if runner is None:
-            return
-        code = msg.exit_status
-        if runner.killed:
-            state, text = DS.DRIVER_STATE_KILLED, "killed by request"
-        elif code == 0:
-            state, text = DS.DRIVER_STATE_FINISHED, ""
-        else:
-            state, text = DS.DRIVER_STATE_FAILED, describe_exit(code)
-            if runner.process is not None and (stderr := tail(runner.process.stderr_path)):
-                text += f"; stderr ends with:\n{stderr}"
-        runner.state = state
-        runner.exception = text
-        self.finished_drivers.append(runner)
-        log.info("driver %s %s %s", msg.driver_id, DS.Name(state), text)
-        self._to_master(
-            pb.DriverStateChanged(
-                driver_id=msg.driver_id, state=state, exception=text, worker_id=self.worker_id
-            )
-        )
 
     # -- cleanup ---------------------------------------------------------------------
 

@@ -1,0 +1,160 @@
+"""The Worker's state and the helpers every Worker handler shares.
+
+`WorkerBase` holds the executor and driver records (`worker_runners`), the
+Master it registered with, its resource accounting, and the one-way sends:
+to the Master (kept while unregistered), to its own inbox from helper threads
+(dropped once stopping). The handlers live in `cluster.worker` and
+`cluster.worker_drivers`. Nothing here blocks or starts a process.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import pathlib
+import threading
+import time
+from collections.abc import Sequence
+
+from google.protobuf.message import Message
+
+from cluster._timers import Ticker
+from cluster.master_finder import MasterFinder
+from cluster.memory_monitor import MemoryMonitor
+from cluster.worker_runners import DriverRunner, ExecutorRunner
+from rpcenv import Conf, RpcEndpoint, RpcEndpointRef, RpcError
+
+__all__ = ["ENDPOINT_NAME", "STOP_GRACE_S", "WorkerBase"]
+
+log = logging.getLogger("cluster.worker")
+
+ENDPOINT_NAME = "Worker"
+
+#: Seconds an executor or driver gets between SIGTERM and SIGKILL.
+STOP_GRACE_S = 3.0
+
+
+class WorkerBase(RpcEndpoint):
+    """A standalone Worker's state (see `cluster.worker.Worker`).
+
+    Args:
+        conf: settings (`spark.worker.timeout`, `spark.worker.cleanup.*`).
+        worker_id: this worker's id (unique per process).
+        master_urls: `spark://host:port` URLs of the Master(s), tried in order.
+        cores: cores it offers.
+        memory_mb: memory it offers, in MiB.
+        work_dir: root of the executors' and drivers' work directories.
+        webui_address: its web UI's URL (shown by the Master), may be empty.
+    """
+
+    def __init__(
+        self,
+        conf: Conf,
+        worker_id: str,
+        master_urls: Sequence[str],
+        cores: int,
+        memory_mb: int,
+        work_dir: pathlib.Path,
+        webui_address: str = "",
+    ) -> None:
+        if cores <= 0:
+            raise ValueError(f"worker cores must be positive, not {cores}")
+        if memory_mb <= 0:
+            raise ValueError(f"worker memory must be positive, not {memory_mb} MiB")
+        self.conf = conf
+        self.worker_id = worker_id
+        self.master_urls = list(master_urls)
+        self.cores = cores
+        self.memory_mb = memory_mb
+        self.work_dir = work_dir
+        self.webui_address = webui_address
+        self.incarnation = time.time_ns()
+        timeout = conf.get_duration("spark.worker.timeout", 60.0) or 60.0
+        self.heartbeat_interval = max(0.05, timeout / 4)
+        self.cleanup_enabled = conf.get_bool("spark.worker.cleanup.enabled", True)
+        self.cleanup_interval = conf.get_duration("spark.worker.cleanup.interval", 1800.0) or 1800.0
+        self.app_data_ttl = (
+            conf.get_duration("spark.worker.cleanup.appDataTtl", 604800.0) or 604800.0
+        )
+        memory_interval = conf.get_duration("spark.sparkctl.worker.memoryCheckInterval", 1.0)
+        self.memory_check_interval = memory_interval or 1.0
+        grace = conf.get_duration("spark.sparkctl.worker.executorStartupGrace", 0.5)
+        self.startup_grace = 0.5 if grace is None else grace
+        self.master_ref: RpcEndpointRef | None = None
+        self.master_url = ""
+        self.master_webui_url = ""
+        self.master_epoch = 0
+        self.registered = threading.Event()
+        self.executors: dict[tuple[str, int], ExecutorRunner] = {}
+        self.finished_executors: collections.deque[ExecutorRunner] = collections.deque(maxlen=200)
+        self.drivers: dict[str, DriverRunner] = {}
+        self.finished_drivers: collections.deque[DriverRunner] = collections.deque(maxlen=200)
+        # Ended applications whose work dirs go once their executors exit (bounded).
+        self.finished_apps: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._asking: RpcEndpointRef | None = None
+        self._found: dict[str, RpcEndpointRef] = {}
+        self._refused = False
+        self._failures = 0
+        self._finder: MasterFinder | None = None
+        self._tickers: list[Ticker] = []
+        self._monitor: MemoryMonitor | None = None
+        self._launch_times: collections.deque[float] = collections.deque(maxlen=100)
+        self._stopping = threading.Event()
+        #: Set when on_stop has finished (its processes are gone).
+        self.stopped = threading.Event()
+        self._unsent: collections.deque[Message] = collections.deque(maxlen=1000)
+
+    @property
+    def url(self) -> str:
+        """`spark://Worker@host:port`: how executors find this worker."""
+        return f"spark://{ENDPOINT_NAME}@{self.rpc_env.address.host_port}"
+
+    @property
+    def cores_used(self) -> int:
+        """Cores held by running (not stopping) executors and drivers."""
+        return sum(r.cores for r in self.executors.values() if not r.stop_reason) + sum(
+            d.description.cores for d in self.drivers.values() if not d.killed
+        )
+
+    @property
+    def memory_used_mb(self) -> int:
+        """Memory held by running (not stopping) executors and drivers."""
+        return sum(r.memory_mb for r in self.executors.values() if not r.stop_reason) + sum(
+            d.description.memory_mb for d in self.drivers.values() if not d.killed
+        )
+
+    def launch_times(self) -> list[float]:
+        """Seconds from LaunchExecutor received to process started, most recent last."""
+        return list(self._launch_times)
+
+    def _post(self, message: Message) -> None:
+        """From a helper thread: post to our own inbox, unless we are stopping."""
+        if not self._stopping.is_set():
+            self.self_ref.send(message)
+
+    def _stale(self, message: Message, epoch: int) -> bool:
+        """A command from an older Master than the one we registered with: ignore it."""
+        if epoch and self.master_epoch and epoch < self.master_epoch:
+            log.warning(
+                "ignoring %s from an older master (epoch %d < %d)",
+                message.DESCRIPTOR.full_name,
+                epoch,
+                self.master_epoch,
+            )
+            return True
+        return False
+
+    def _send(self, ref: RpcEndpointRef | None, message: Message) -> None:
+        if ref is None:
+            return
+        try:
+            ref.send(message)
+        except RpcError as exc:
+            log.warning("could not send %s: %s", message.DESCRIPTOR.full_name, exc)
+
+    def _to_master(self, message: Message) -> None:
+        if self.master_ref is None:
+            # Kept for the next Master, which gets them just before our registration.
+            self._unsent.append(message)
+            return
+        self._send(self.master_ref, message)
