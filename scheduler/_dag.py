@@ -355,7 +355,10 @@ class DAGScheduler:
             map_outputs=map_outputs,
             properties=job.properties,
         )
-        preferred = [self._preferred_locations(stage.rdd, p) for p in parts_to_run]
+        if _has_cached_rdd(stage.rdd):
+            preferred = [self._preferred_locations(stage.rdd, p) for p in parts_to_run]
+        else:
+            preferred = [[] for _ in parts_to_run]  # nothing cached: no preference to look up
         self._sink.submit_task_set(
             TaskSet(
                 stage_id=stage.id,
@@ -435,6 +438,21 @@ class DAGScheduler:
                 dep = stage.shuffle_dep
                 if dep is not None and self.shuffle_stages.get(dep.shuffle_id) is stage:
                     del self.shuffle_stages[dep.shuffle_id]
+
+
+def _has_cached_rdd(rdd: RDD) -> bool:
+    """Whether any RDD of the stage (narrow lineage of `rdd`) is persisted."""
+    seen: set[int] = set()
+    todo: list[RDD] = [rdd]
+    while todo:
+        current = todo.pop()
+        if current.id() in seen:
+            continue
+        seen.add(current.id())
+        if current.is_cached:
+            return True
+        todo.extend(d.rdd for d in current.dependencies if not isinstance(d, ShuffleDependency))
+    return False
 
 
 def _shuffle_deps(rdd: RDD) -> list[ShuffleDependency]:
