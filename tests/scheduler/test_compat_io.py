@@ -15,7 +15,6 @@ from glob import glob
 from pathlib import Path
 from typing import Any
 
-import _compat_support as support
 import pytest
 
 
@@ -146,12 +145,6 @@ def test_text_file_of_a_directory_skips_hidden_files(sc: Any, tmp_path: Path) ->
     assert sc.textFile(str(tmp_path)).collect() == ["s"]
 
 
-@pytest.mark.xfail(
-    support.IMPL == "sparkctl",
-    reason="known gap (reported to the driver): a glob also matches files starting with '_'"
-    " (e.g. _SUCCESS-style files), which Hadoop's hidden-file filter (and so PySpark) skips",
-    strict=False,
-)
 def test_text_file_glob_skips_hidden_files(sc: Any, tmp_path: Path) -> None:
     _hidden_and_seen_files(tmp_path)
     assert sc.textFile(str(tmp_path / "*.txt")).collect() == ["s"]
@@ -249,12 +242,6 @@ def test_storage_levels(sc: Any) -> None:
     rdd.unpersist()
 
 
-@pytest.mark.xfail(
-    support.IMPL == "sparkctl",
-    reason="known gap (reported to the driver): RDD.persist() accepts a different level"
-    " on an RDD that already has one; PySpark raises 'Cannot change storage level'",
-    strict=False,
-)
 def test_changing_the_storage_level_of_a_persisted_rdd_is_refused(sc: Any) -> None:
     from scheduler import StorageLevel
 

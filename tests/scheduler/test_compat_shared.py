@@ -325,12 +325,6 @@ def test_task_attempt_ids_grow_across_jobs(sc: Any) -> None:
     assert relative == [(0, 0, 0), (0, 1, 1), (1, 0, 2), (1, 1, 3)]
 
 
-@pytest.mark.xfail(
-    support.IMPL == "sparkctl",
-    reason="known gap (reported to the driver): a job that reuses a computed shuffle keeps"
-    " the old map stage id; Spark gives the (skipped) map stage a new id in every job",
-    strict=False,
-)
 def test_every_job_gets_new_stage_ids_even_for_skipped_stages(sc: Any) -> None:
     tracker = sc.statusTracker()
     summed = sc.parallelize(range(10), 2).map(lambda x: (x % 2, x)).reduceByKey(lambda a, b: a + b)
@@ -386,12 +380,6 @@ def test_stage_info_of_a_running_stage(sc: Any, tmp_path: Any) -> None:
     assert not job.is_alive()
 
 
-@pytest.mark.xfail(
-    support.IMPL == "sparkctl",
-    reason="known gap (reported to the driver): statusTracker().getStageInfo() returns None"
-    " once a stage finished; Spark keeps the last spark.ui.retainedStages (1000) stages",
-    strict=False,
-)
 def test_stage_info_of_finished_stages_is_kept(sc: Any) -> None:
     tracker = sc.statusTracker()
     sc.setJobGroup("compat-finished-stages", "stage info after the job")
