@@ -41,6 +41,17 @@ class AppStatusStore:
         self.tasks_failed = 0
 
     def __call__(self, event: str, data: dict[str, Any]) -> None:
+        if event == "task_end":  # the hot one: once per task
+            with self._lock:
+                stage = self.stages.get(f"{data['stage_id']}.{data.get('attempt', 0)}")
+                ok = data["ok"]
+                if ok:
+                    self.tasks_completed += 1
+                else:
+                    self.tasks_failed += 1
+                if stage is not None:
+                    stage["numCompleteTasks" if ok else "numFailedTasks"] += 1
+            return
         now = time.time()
         with self._lock:
             if event == "job_start":
@@ -73,14 +84,6 @@ class AppStatusStore:
                 if stage is not None:
                     done = stage["numCompleteTasks"] >= stage["numTasks"]
                     stage.update(status="COMPLETE" if done else "FAILED", completionTime=now)
-            elif event == "task_end":
-                stage = self.stages.get(f"{data['stage_id']}.{data.get('attempt', 0)}")
-                if data["ok"]:
-                    self.tasks_completed += 1
-                else:
-                    self.tasks_failed += 1
-                if stage is not None:
-                    stage["numCompleteTasks" if data["ok"] else "numFailedTasks"] += 1
             elif event == "executor_added":
                 self.executors[data["executor_id"]] = {
                     "id": data["executor_id"],
