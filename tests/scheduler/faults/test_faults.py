@@ -365,3 +365,28 @@ def test_speculation_reruns_a_straggler_on_another_executor(node_cluster: NodeCl
         assert result[0][1] >= 1  # partition 0 came from the speculative copy
     finally:
         sc.stop()
+
+
+def test_cached_partitions_are_read_where_they_live(node_cluster: NodeCluster) -> None:
+    sc = new_context(node_cluster.master.url, "cache-locality", {"spark.locality.wait": "10s"})
+    try:
+        wait_until(lambda: len(sc._scheduler.executors) == 2, 30, "two executors")
+        computed = sc.accumulator(0)
+
+        def tally(x: int) -> int:
+            computed.add(1)
+            return x
+
+        cached = sc.parallelize(range(40), 8).map(tally).cache()
+
+        def where(index: int, iterator: Any) -> Any:
+            yield index, os.getppid(), sum(iterator)  # a Python worker's parent: its executor
+
+        first = dict((i, (pid, s)) for i, pid, s in cached.mapPartitionsWithIndex(where).collect())
+        assert computed.value == 40
+        second = dict((i, (pid, s)) for i, pid, s in cached.mapPartitionsWithIndex(where).collect())
+        assert computed.value == 40  # nothing recomputed
+        assert second == first  # every partition ran on the executor that caches it
+        assert len({pid for pid, _ in first.values()}) == 2
+    finally:
+        sc.stop()
