@@ -37,12 +37,22 @@ def greeting() -> str:
         ([1, 2, 3, 4, 5, 6, 7], 4, [[1], [2, 3], [4, 5], [6, 7]]),
         ([], 2, [[], []]),
         (range(5), 1, [[0, 1, 2, 3, 4]]),
+        (range(0, 100, 7), 4, [[0, 7, 14], [21, 28, 35, 42], [49, 56, 63, 70], [77, 84, 91, 98]]),
+        (range(10, 0, -3), 2, [[10, 7], [4, 1]]),
     ],
 )
 def test_parallelize_slices_like_pyspark(sc: Any, data: Any, slices: int, layout: Any) -> None:
     rdd = sc.parallelize(data, slices)
     assert rdd.getNumPartitions() == slices
     assert rdd.glom().collect() == layout
+
+
+def test_parallelize_slices_a_huge_range_without_materializing_it(sc: Any) -> None:
+    huge = sc.parallelize(range(10**12), 4)
+    assert huge.take(3) == [0, 1, 2]
+    firsts = huge.mapPartitions(lambda it: [next(iter(it))]).collect()
+    assert firsts == [0, 250000000000, 500000000000, 750000000000]
+    assert sc.range(10**12, numSlices=4).take(2) == [0, 1]
 
 
 def test_parallelize_default_slices_follow_default_parallelism(sc: Any) -> None:
