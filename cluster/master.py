@@ -248,6 +248,11 @@ class Master(MasterDrivers):
             executor.worker_id = worker.worker_id
             executor.state = desc.state or ES.EXECUTOR_STATE_RUNNING
             worker.executors[key] = executor
+            if (
+                executor.state == ES.EXECUTOR_STATE_RUNNING
+                and app.state == AS.APPLICATION_STATE_WAITING
+            ):
+                app.state = AS.APPLICATION_STATE_RUNNING  # a re-claimed app with a live executor
         for key, executor in previous.items():
             if key not in reported:
                 self._executor_lost(executor, f"worker {worker.worker_id} re-registered without it")

@@ -46,6 +46,7 @@ class AppClient(RpcEndpoint):
     def __init__(self, backend: StandaloneBackend) -> None:
         self._backend = backend
         self.master: RpcEndpointRef | None = None
+        self._reconnect_attempts = 0
 
     def on_start(self) -> None:
         errors: list[str] = []
@@ -79,10 +80,60 @@ class AppClient(RpcEndpoint):
             self._backend.application_removed(message.message, message.state)
         elif isinstance(message, dpb.MasterChanged) and sender is not None:
             self.master = sender
+        elif isinstance(message, pb.ReregisterApplication):
+            self._reregister()
 
     def on_disconnected(self, address: RpcAddress) -> None:
         if self.master is not None and address == self.master.address:
-            log.warning("lost the connection to the Master at %s", address)
+            log.warning(
+                "lost the connection to the Master at %s; executors keep running, "
+                "registering again when a Master is back",
+                address,
+            )
+            self._schedule_reregister(0.5)
+
+    def _schedule_reregister(self, delay: float) -> None:
+        """Retry later from a timer, so the endpoint never sleeps."""
+        if self._backend._stopped:
+            return
+        ref = self.self_ref
+        timer = threading.Timer(delay, lambda: ref.send(pb.ReregisterApplication()))
+        timer.daemon = True
+        timer.start()
+
+    def _reregister(self) -> None:
+        """Ask a Master to take the application back under its old id."""
+        backend = self._backend
+        if backend._stopped or backend.app_id is None:
+            return
+        self._reconnect_attempts += 1
+        for url in backend.master_urls:
+            uri = f"spark://Master@{url.removeprefix('spark://')}"
+            try:
+                master = self.rpc_env.endpoint_ref(uri, timeout=5.0)
+            except Exception as exc:
+                log.debug("no Master at %s yet: %s", url, exc)
+                continue
+            request = dpb.RegisterApplicationRequest(
+                description=backend.description,
+                driver_endpoint=APP_CLIENT_ENDPOINT,
+                app_id=backend.app_id,
+            )
+            self.master = master
+            master.ask(request, 30.0).add_done_callback(self._reregistered)
+            return
+        self._schedule_reregister(min(5.0, 0.5 * 2 ** min(self._reconnect_attempts, 4)))
+
+    def _reregistered(self, future: Any) -> None:
+        try:
+            reply = future.result()
+        except Exception as exc:
+            log.warning("registering again with the Master failed: %s", exc)
+            self._schedule_reregister(2.0)
+            return
+        assert isinstance(reply, dpb.RegisterApplicationResponse)
+        self._reconnect_attempts = 0
+        self._backend.reregistered(reply)
 
 
 class StandaloneBackend:
@@ -195,6 +246,20 @@ class StandaloneBackend:
         self._sc._endpoint._app_id = reply.app_id
         log.info("registered as application %s with %s", reply.app_id, reply.master_url)
         self._registered.set()
+
+    def reregistered(self, reply: dpb.RegisterApplicationResponse) -> None:
+        """A Master took the application back (under a new id if it had forgotten it)."""
+        if reply.app_id != self.app_id:
+            log.warning(
+                "the Master at %s no longer knew application %s; it is now %s",
+                reply.master_url,
+                self.app_id,
+                reply.app_id,
+            )
+            self.app_id = reply.app_id
+            self._sc._endpoint._app_id = reply.app_id
+        else:
+            log.info("application %s registered again with %s", reply.app_id, reply.master_url)
 
     def registration_failed(self, reason: str) -> None:
         self._error = reason

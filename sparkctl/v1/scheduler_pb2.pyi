@@ -482,3 +482,22 @@ class FetchBlockResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FetchBlockResponse: _TypeAlias = FetchBlockResponse  # noqa: Y015
+
+@_typing.final
+class ReregisterApplication(_message.Message):
+    """The driver's AppClient tells itself to register again after losing its
+    Master (a restarted Master in recovery re-claims the application by id).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReregisterApplication: _TypeAlias = ReregisterApplication  # noqa: Y015
