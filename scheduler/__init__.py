@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     from scheduler._status import SparkJobInfo, SparkStageInfo, StatusTracker
     from scheduler._storagelevel import StorageLevel
     from scheduler._taskcontext import TaskContext
+    from scheduler._threads import InheritableThread, inheritable_thread_target
 
 __all__ = [
     "RDD",
     "Accumulator",
     "AccumulatorParam",
     "Broadcast",
+    "InheritableThread",
     "JobCancelledError",
     "JobFailedError",
     "Partitioner",
@@ -42,6 +44,7 @@ __all__ = [
     "StatusTracker",
     "StorageLevel",
     "TaskContext",
+    "inheritable_thread_target",
     "portable_hash",
 ]
 
@@ -63,6 +66,8 @@ _WHERE = {
     "StatusTracker": "_status",
     "StorageLevel": "_storagelevel",
     "TaskContext": "_taskcontext",
+    "InheritableThread": "_threads",
+    "inheritable_thread_target": "_threads",
     "portable_hash": "_partitioner",
 }
 

@@ -449,12 +449,6 @@ def test_local_properties_and_job_groups_belong_to_the_thread_that_set_them(sc: 
         sc.setJobGroup("compat-after-threads", "reset")
 
 
-@pytest.mark.xfail(
-    support.IMPL == "sparkctl",
-    reason="known gap (reported to the driver): scheduler has no InheritableThread /"
-    " inheritable_thread_target, which PySpark exports for job groups in threads",
-    strict=False,
-)
 def test_inheritable_thread_carries_the_local_properties(sc: Any) -> None:
     from scheduler import InheritableThread, TaskContext, inheritable_thread_target
 
