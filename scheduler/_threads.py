@@ -47,6 +47,7 @@ def inheritable_thread_target(f: _F) -> _F:
 class InheritableThread(threading.Thread):
     """A `threading.Thread` that starts with a copy of its creator's local properties."""
 
-    def __init__(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, target: Callable[..., Any], **kwargs: Any) -> None:
         kwargs.pop("session", None)  # PySpark's SparkSession argument; there is none here
-        super().__init__(*args, target=inheritable_thread_target(target), **kwargs)
+        kwargs["target"] = inheritable_thread_target(target)
+        super().__init__(**kwargs)
