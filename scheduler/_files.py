@@ -90,8 +90,7 @@ class TextFileRDD(RDD):
         for f in files:
             length = sizes[f]
             if length == 0:
-                self._splits.append((f, 0, 0))
-                continue
+                continue  # Spark drops empty splits (spark.hadoopRDD.ignoreEmptySplits)
             if not _splittable(f):
                 self._splits.append((f, 0, length))
                 continue

@@ -16,7 +16,6 @@ from operator import add
 from pathlib import Path
 from typing import Any
 
-import _compat_support as support
 import pytest
 
 TEN_LINES = "".join(f"line-{i}\n" for i in range(10))  # 70 bytes
@@ -94,12 +93,6 @@ def test_text_file_defaults_and_directories(sc: Any, tmp_path: Path) -> None:
     assert sorted(rdd.collect()) == ["x0", "x1", "x2", "y0", "y1", "y2"]
 
 
-@pytest.mark.xfail(
-    support.IMPL == "sparkctl",
-    reason="known gap (reported to the driver): empty input files get a split each; Spark"
-    " drops zero-length splits (spark.hadoopRDD.ignoreEmptySplits, true by default)",
-    strict=False,
-)
 def test_text_file_drops_splits_of_empty_files(sc: Any, tmp_path: Path) -> None:
     sparse = tmp_path / "sparse"
     sc.parallelize(["a"], 3).saveAsTextFile(str(sparse))  # two empty part files, one with "a"
