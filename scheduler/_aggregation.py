@@ -89,6 +89,8 @@ class Aggregator:
         self.createCombiner = createCombiner
         self.mergeValue = mergeValue
         self.mergeCombiners = mergeCombiners
+        #: The combiners are groupByKey's lists ([v], append, extend): merged inline.
+        self.lists = False
 
 
 class ResultIterable:
@@ -139,23 +141,41 @@ class ExternalMerger:
         creator: Callable[[Any], Any] | None,
         comb: Callable[[Any, Any], Any],
     ) -> None:
-        data = self.data
-        get = data.get
+        # Whole batches through islice (no per-pair counter); the memory check once per batch.
+        source = iter(iterator)
+        batch = self.BATCH
         missing = _MISSING
-        count = 0
-        for k, v in iterator:
-            old = get(k, missing)
-            if old is missing:
-                data[k] = creator(v) if creator is not None else v
+        lists = self.agg.lists
+        while True:
+            data = self.data
+            get = data.get
+            k = missing
+            if lists and creator is not None:
+                # groupByKey's own combiners: append in place, no Python call per pair.
+                for k, v in itertools.islice(source, batch):
+                    old = get(k, missing)
+                    if old is missing:
+                        data[k] = [v]
+                    else:
+                        old.append(v)
+            elif lists:
+                for k, v in itertools.islice(source, batch):
+                    old = get(k, missing)
+                    if old is missing:
+                        data[k] = v
+                    else:
+                        old.extend(v)
             else:
-                data[k] = comb(old, v)
-            count += 1
-            if count >= self.BATCH:
-                count = 0
-                if used_memory_mb() >= self.memory_limit:
-                    self._spill()
-                    data = self.data
-                    get = data.get
+                for k, v in itertools.islice(source, batch):
+                    old = get(k, missing)
+                    if old is missing:
+                        data[k] = creator(v) if creator is not None else v
+                    else:
+                        data[k] = comb(old, v)
+            if k is missing:
+                return
+            if used_memory_mb() >= self.memory_limit:
+                self._spill()
 
     def _spill(self) -> None:
         if self._dir is None:

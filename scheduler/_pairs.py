@@ -212,6 +212,7 @@ class PairFunctions:
 
         memory = self._memory_limit()
         agg = Aggregator(create_combiner, merge_value, merge_combiners)
+        agg.lists = True
 
         def combine(iterator: Iterator[Any]) -> Iterator[Any]:
             merger = ExternalMerger(agg, memory * 0.9)
