@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from scheduler._partitioner import Partitioner, portable_hash
     from scheduler._rdd import RDD
     from scheduler._sparkconf import SparkConf
+    from scheduler._sparkfiles import SparkFiles
     from scheduler._statcounter import StatCounter
     from scheduler._status import SparkJobInfo, SparkStageInfo, StatusTracker
     from scheduler._storagelevel import StorageLevel
@@ -37,6 +38,7 @@ __all__ = [
     "ResultIterable",
     "SparkConf",
     "SparkContext",
+    "SparkFiles",
     "SparkJobError",
     "SparkJobInfo",
     "SparkStageInfo",
@@ -59,6 +61,7 @@ _WHERE = {
     "ResultIterable": "_aggregation",
     "SparkConf": "_sparkconf",
     "SparkContext": "_context",
+    "SparkFiles": "_sparkfiles",
     "SparkJobError": "_errors",
     "SparkJobInfo": "_status",
     "SparkStageInfo": "_status",

@@ -42,6 +42,7 @@ from scheduler._rdd import RDD
 from scheduler._shared import SharedVariables
 from scheduler._sources import RDDSources
 from scheduler._sparkconf import SparkConf
+from scheduler._sparkfiles import AddedFiles
 from scheduler._status import JobRecord, JobWaiter, StatusTracker
 from scheduler._taskscheduler import SchedulerSettings, TaskScheduler
 from sparkctl.v1 import scheduler_pb2 as pb
@@ -51,7 +52,7 @@ __all__ = ["SparkContext", "parse_master"]
 log = logging.getLogger(__name__)
 
 
-class SparkContext(RDDSources, SharedVariables):
+class SparkContext(RDDSources, SharedVariables, AddedFiles):
     """The connection to a cluster (or local executors): creates RDDs and runs jobs."""
 
     _active_spark_context: ClassVar[SparkContext | None] = None
@@ -291,6 +292,7 @@ class SparkContext(RDDSources, SharedVariables):
             # Executors remove their own dirs; these are the ones of executors that died.
             for path in scheduler.local_dirs:
                 shutil.rmtree(path, ignore_errors=True)
+        self._remove_added_files()
         tmp = getattr(self, "_tmp_checkpoint_root", None)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -492,6 +494,7 @@ class SparkContext(RDDSources, SharedVariables):
             return []
         waiter = JobWaiter(len(partitions))
         props = dict(self._local_props())
+        props.update(self._files_properties())
         with self._scheduler.lock:
             job_id = self._scheduler.dag.submit_job(rdd, func, partitions, waiter, props)
             record = JobRecord(job_id, props.get("spark.jobGroup.id"))
