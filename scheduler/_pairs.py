@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import functools
 import operator
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -265,9 +266,13 @@ class PairFunctions:
             p = bisect.bisect_left(bounds, k if identity else keyfunc(k))
             return p if ascending else parts - 1 - p
 
-        return self.partitionBy(numPartitions, range_partitioner).mapPartitions(
-            sort_partition, True
+        # The common case as a C-level callable: no Python frame per pair on the map side.
+        partition_func: Callable[[Any], int] = (
+            functools.partial(bisect.bisect_left, bounds)
+            if identity and ascending
+            else range_partitioner
         )
+        return self.partitionBy(numPartitions, partition_func).mapPartitions(sort_partition, True)
 
     def repartitionAndSortWithinPartitions(
         self: RDD,

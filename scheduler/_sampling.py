@@ -58,8 +58,9 @@ class PartitionSampler(_Seeded):
                 for _ in range(self._poisson(self._fraction)):
                     yield obj
         else:
+            draw, fraction = self._random.random, self._fraction
             for obj in iterator:
-                if self._random.random() < self._fraction:
+                if draw() < fraction:
                     yield obj
 
 
