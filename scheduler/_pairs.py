@@ -304,47 +304,19 @@ class PairFunctions:
 
     def join(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
         """Inner join: (k, (v, w)) for each matching pair."""
-
-        def dispatch(seq: Iterable[Any]) -> list[Any]:
-            vbuf, wbuf = _split_tagged(seq)
-            return [(v, w) for v in vbuf for w in wbuf]
-
-        return _tagged_join(self, other, numPartitions, dispatch)
+        return _tagged_join(self, other, numPartitions, _pairing(False, False))
 
     def leftOuterJoin(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
         """Left outer join: w is None when `other` lacks the key."""
-
-        def dispatch(seq: Iterable[Any]) -> list[Any]:
-            vbuf, wbuf = _split_tagged(seq)
-            if not wbuf:
-                wbuf.append(None)
-            return [(v, w) for v in vbuf for w in wbuf]
-
-        return _tagged_join(self, other, numPartitions, dispatch)
+        return _tagged_join(self, other, numPartitions, _pairing(False, True))
 
     def rightOuterJoin(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
         """Right outer join: v is None when this RDD lacks the key."""
-
-        def dispatch(seq: Iterable[Any]) -> list[Any]:
-            vbuf, wbuf = _split_tagged(seq)
-            if not vbuf:
-                vbuf.append(None)
-            return [(v, w) for v in vbuf for w in wbuf]
-
-        return _tagged_join(self, other, numPartitions, dispatch)
+        return _tagged_join(self, other, numPartitions, _pairing(True, False))
 
     def fullOuterJoin(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
         """Full outer join: None on the side that lacks the key."""
-
-        def dispatch(seq: Iterable[Any]) -> list[Any]:
-            vbuf, wbuf = _split_tagged(seq)
-            if not vbuf:
-                vbuf.append(None)
-            if not wbuf:
-                wbuf.append(None)
-            return [(v, w) for v in vbuf for w in wbuf]
-
-        return _tagged_join(self, other, numPartitions, dispatch)
+        return _tagged_join(self, other, numPartitions, _pairing(True, True))
 
     def subtractByKey(self: RDD, other: RDD, numPartitions: int | None = None) -> RDD:
         """Pairs whose key is not in `other`."""
@@ -365,6 +337,20 @@ class PairFunctions:
         return self.mapPartitionsWithIndex(
             StratifiedSampler(withReplacement, fractions, seed).func, True
         )
+
+
+def _pairing(pad_left: bool, pad_right: bool) -> Callable[[Iterable[Any]], list[Any]]:
+    """The (v, w) pairs of one key's tagged values; a padded side that is empty yields None."""
+
+    def dispatch(seq: Iterable[Any]) -> list[Any]:
+        vbuf, wbuf = _split_tagged(seq)
+        if pad_left and not vbuf:
+            vbuf.append(None)
+        if pad_right and not wbuf:
+            wbuf.append(None)
+        return [(v, w) for v in vbuf for w in wbuf]
+
+    return dispatch
 
 
 def _split_tagged(seq: Iterable[Any]) -> tuple[list[Any], list[Any]]:

@@ -16,7 +16,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
 
-__all__ = ["Handler", "Query", "Response", "WebServer"]
+__all__ = ["Handler", "Query", "Response", "ServedUI", "WebServer"]
 
 log = logging.getLogger(__name__)
 
@@ -165,3 +165,29 @@ class WebServer:
             self._server.shutdown()
             self._thread.join(5.0)
         self._server.server_close()
+
+
+class ServedUI:
+    """What the master and worker UIs share: one WebServer, started and stopped as a unit."""
+
+    _server: WebServer
+    _label = "web UI"
+
+    @property
+    def port(self) -> int:
+        """The port the UI listens on."""
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        """`http://host:port` of the UI."""
+        return self._server.url
+
+    def start(self) -> None:
+        """Start serving in the background."""
+        self._server.start()
+        log.info("%s at %s", self._label, self.url)
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()

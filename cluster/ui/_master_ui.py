@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cluster.ui._http import Query, Response, WebServer
+from cluster.ui._http import Query, Response, ServedUI, WebServer
 from cluster.ui._json import app_state_name, executor_state_name, master_state_json
 from cluster.ui._render import render_page
 from sparkctl.v1 import master_service_pb2
@@ -32,7 +32,7 @@ def _error_page(status: int, title: str, message: str, home: str = "/") -> Respo
     return Response(body, status=status)
 
 
-class MasterWebUI:
+class MasterWebUI(ServedUI):
     """Serves the master's pages over HTTP.
 
     Args:
@@ -41,6 +41,8 @@ class MasterWebUI:
         port: port to bind (8080 by default in the CLI; 0 = any free port).
         max_retries: following ports to try when `port` is taken.
     """
+
+    _label = "master web UI"
 
     def __init__(self, state: StateSource, host: str, port: int, max_retries: int = 16) -> None:
         self._state = state
@@ -58,25 +60,6 @@ class MasterWebUI:
             lambda path: _error_page(404, "Not Found", f"No page at {path}"),
             max_retries,
         )
-
-    @property
-    def port(self) -> int:
-        """The port the UI listens on."""
-        return self._server.port
-
-    @property
-    def url(self) -> str:
-        """`http://host:port` of the UI."""
-        return self._server.url
-
-    def start(self) -> None:
-        """Start serving in the background."""
-        self._server.start()
-        log.info("master web UI at %s", self.url)
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.stop()
 
     def _read(self) -> master_service_pb2.GetClusterStateResponse | Response:
         try:

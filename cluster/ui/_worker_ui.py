@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cluster.ui._http import Query, Response, WebServer
+from cluster.ui._http import Query, Response, ServedUI, WebServer
 from cluster.ui._json import driver_state_name, executor_state_name, worker_state_json
 from cluster.ui._logs import DEFAULT_CHUNK, LogRequestError, log_path, read_log
 from cluster.ui._render import render_page
@@ -47,7 +47,7 @@ def _int_param(query: Query, name: str) -> int | None:
         raise LogRequestError(f"bad {name} {text[:20]!r}: expected a whole number") from None
 
 
-class WorkerWebUI:
+class WorkerWebUI(ServedUI):
     """Serves a worker's pages over HTTP.
 
     The state source may be attached after the server is bound (`attach`),
@@ -60,6 +60,8 @@ class WorkerWebUI:
         state: returns the worker's state (raises when the worker does not answer).
         max_retries: following ports to try when `port` is taken.
     """
+
+    _label = "worker web UI"
 
     def __init__(
         self,
@@ -90,25 +92,6 @@ class WorkerWebUI:
     def attach(self, state: StateSource) -> None:
         """Set where the worker's state comes from."""
         self._state_source = state
-
-    @property
-    def port(self) -> int:
-        """The port the UI listens on."""
-        return self._server.port
-
-    @property
-    def url(self) -> str:
-        """`http://host:port` of the UI."""
-        return self._server.url
-
-    def start(self) -> None:
-        """Start serving in the background."""
-        self._server.start()
-        log.info("worker web UI at %s", self.url)
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.stop()
 
     def _state(self) -> deploy_pb2.GetWorkerStateResponse:
         if self._state_source is None:
