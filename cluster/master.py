@@ -451,7 +451,7 @@ class Master(MasterDrivers):
                 driver_ref=ref,
                 driver_address=context.sender_address,
             )
-            if desc.initial_executor_limit > 0:
+            if desc.HasField("initial_executor_limit"):
                 app.executor_limit = desc.initial_executor_limit
             self.apps[app.app_id] = app
         self.app_by_address[context.sender_address] = app.app_id

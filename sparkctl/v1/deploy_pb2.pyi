@@ -217,7 +217,9 @@ class ApplicationDescription(_message.Message):
     app_ui_url: _builtins.str
     user: _builtins.str
     initial_executor_limit: _builtins.int
-    """Initial executor limit under dynamic allocation; 0 = no limit."""
+    """Initial executor limit under dynamic allocation (spark.dynamicAllocation.initialExecutors);
+    unset = no limit. Set to 0, the application starts without executors.
+    """
     @_builtins.property
     def command(self) -> Global___Command: ...
     def __init__(
@@ -230,13 +232,15 @@ class ApplicationDescription(_message.Message):
         command: Global___Command | None = ...,
         app_ui_url: _builtins.str = ...,
         user: _builtins.str = ...,
-        initial_executor_limit: _builtins.int = ...,
+        initial_executor_limit: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_initial_executor_limit", b"_initial_executor_limit", "command", b"command", "initial_executor_limit", b"initial_executor_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_ui_url", b"app_ui_url", "command", b"command", "cores_per_executor", b"cores_per_executor", "initial_executor_limit", b"initial_executor_limit", "max_cores", b"max_cores", "memory_per_executor_mb", b"memory_per_executor_mb", "name", b"name", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_initial_executor_limit", b"_initial_executor_limit", "app_ui_url", b"app_ui_url", "command", b"command", "cores_per_executor", b"cores_per_executor", "initial_executor_limit", b"initial_executor_limit", "max_cores", b"max_cores", "memory_per_executor_mb", b"memory_per_executor_mb", "name", b"name", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__initial_executor_limit: _TypeAlias = _typing.Literal["initial_executor_limit"]  # noqa: Y015
+    _WhichOneofArgType__initial_executor_limit: _TypeAlias = _typing.Literal["_initial_executor_limit", b"_initial_executor_limit"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__initial_executor_limit) -> _WhichOneofReturnType__initial_executor_limit | None: ...
 
 Global___ApplicationDescription: _TypeAlias = ApplicationDescription  # noqa: Y015
 

@@ -239,6 +239,18 @@ def test_dynamic_allocation_limits_and_kills(local_cluster: MakeCluster) -> None
         )
 
 
+def test_initial_executor_limit_zero_starts_without_executors(local_cluster: MakeCluster) -> None:
+    """Dynamic allocation with initialExecutors=0: nothing until the driver asks."""
+    c = local_cluster()
+    c.worker("w0", cores=4)
+    driver = c.driver(cores_per_executor=1, initial_executor_limit=0)
+    time.sleep(0.2)
+    assert len(c.state().active_apps[0].executors) == 0
+    c.master.ref.ask_sync(pb.RequestExecutorsRequest(app_id=driver.app_id, requested_total=2), 5)
+    driver.wait_of(pb.ExecutorAdded, 2)
+    assert len(c.state().active_apps[0].executors) == 2
+
+
 def test_bad_application_is_refused(local_cluster: MakeCluster) -> None:
     c = local_cluster()
     with pytest.raises(RpcRemoteError, match="memory_per_executor_mb"):
