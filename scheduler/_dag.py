@@ -12,6 +12,7 @@ that lived on it. Callers serialise calls (one lock in the task scheduler).
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -156,6 +157,11 @@ class DAGScheduler:
         self.shuffle_stages: dict[int, Stage] = {}
         #: Map outputs by shuffle id; they outlive stages, so later jobs skip the map stage.
         self.map_outputs: dict[int, list[MapOutput | None]] = {}
+        #: Each shuffle's dependency while the program still references it: dynamic
+        #: allocation keeps the executors holding its map outputs until then.
+        self.shuffle_deps: weakref.WeakValueDictionary[int, ShuffleDependency] = (
+            weakref.WeakValueDictionary()
+        )
         self.stages: dict[int, Stage] = {}
         self.jobs: dict[int, Job] = {}
         self.waiting: set[Stage] = set()
@@ -287,6 +293,7 @@ class DAGScheduler:
         stage = Stage(next(self._stage_ids), rdd, num_tasks, parents, shuffle_dep, job_id)
         if shuffle_dep is not None:
             stage.outputs = self.map_outputs.setdefault(shuffle_dep.shuffle_id, [None] * num_tasks)
+            self.shuffle_deps[shuffle_dep.shuffle_id] = shuffle_dep
         self.stages[stage.id] = stage
         return stage
 
