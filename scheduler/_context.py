@@ -37,6 +37,7 @@ from scheduler._driver_endpoint import (
     local_executor_env,
 )
 from scheduler._errors import JobCancelledError
+from scheduler._eventlog import EventLogSettings, EventLogWriter
 from scheduler._master_url import parse_master
 from scheduler._rdd import RDD
 from scheduler._shared import SharedVariables
@@ -164,6 +165,11 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         executor_env = self._executor_environment()
         self._ui: Any = None
         self._status_store: Any = None
+        self._event_log: EventLogWriter | None = None
+        log_settings = EventLogSettings.from_conf(settings)
+        if log_settings is not None:
+            self._event_log = EventLogWriter(log_settings)
+            self._scheduler.listeners.append(self._event_log)
         if settings.get_bool("spark.ui.enabled", True):
             from scheduler._ui import AppStatusStore, DriverUI
 
@@ -196,6 +202,10 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             self._endpoint._app_id = self._app_id
         if self._status_store is not None:
             self._status_store.app_id = self._app_id
+        if self._event_log is not None:
+            self._event_log.start(
+                self._app_id, self.appName, self.startTime, self.sparkUser(), self._conf.getAll()
+            )
         self._ticker = threading.Thread(target=self._tick, name="scheduler-ticker", daemon=True)
         self._ticker.start()
         if (
@@ -287,6 +297,9 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         env = getattr(self, "_env", None)
         if env is not None:
             env.shutdown()
+        event_log = getattr(self, "_event_log", None)
+        if event_log is not None:
+            event_log.stop()
         scheduler = getattr(self, "_scheduler", None)
         if scheduler is not None and getattr(self, "_kind", "") == "local":
             # Executors remove their own dirs; these are the ones of executors that died.
@@ -500,15 +513,17 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             record = JobRecord(job_id, props.get("spark.jobGroup.id"))
             record.stage_ids = self._scheduler.dag.job_stage_ids(job_id)
             self._jobs[job_id] = record
-            self._scheduler._emit(
-                "job_start",
-                {
-                    "job_id": job_id,
-                    "group": record.group,
-                    "description": props.get("spark.job.description"),
-                    "stage_ids": record.stage_ids,
-                },
-            )
+            if self._scheduler.listeners:
+                self._scheduler._emit(
+                    "job_start",
+                    {
+                        "job_id": job_id,
+                        "group": record.group,
+                        "description": props.get("spark.job.description"),
+                        "stage_ids": record.stage_ids,
+                        "stages": self._stage_infos(record.stage_ids),
+                    },
+                )
         try:
             while not waiter.wait(0.5):
                 if self._stopped:
@@ -518,18 +533,39 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                 self._scheduler.dag.cancel_job(job_id, "by KeyboardInterrupt")
             raise
         if not waiter.wait(0):
-            self._end_job(record, "FAILED")
-            raise JobCancelledError(f"Job {job_id} cancelled because SparkContext was shut down")
+            error = JobCancelledError(f"Job {job_id} cancelled because SparkContext was shut down")
+            self._end_job(record, "FAILED", error)
+            raise error
         if waiter.error is not None:
-            self._end_job(record, "FAILED")
+            self._end_job(record, "FAILED", waiter.error)
             raise waiter.error
         self._end_job(record, "SUCCEEDED")
         self._after_job(rdd)
         return waiter.results
 
-    def _end_job(self, record: JobRecord, status: str) -> None:
+    def _end_job(self, record: JobRecord, status: str, error: BaseException | None = None) -> None:
         record.status = status
-        self._scheduler._emit("job_end", {"job_id": record.job_id, "status": status})
+        data: dict[str, Any] = {"job_id": record.job_id, "status": status}
+        if error is not None:
+            data["error"] = str(error)
+        self._scheduler._emit("job_end", data)
+
+    def _stage_infos(self, stage_ids: list[int]) -> list[dict[str, Any]]:
+        """What the event log says of a job's stages (called under the scheduler lock)."""
+        infos = []
+        for stage_id in stage_ids:
+            stage = self._scheduler.dag.stages.get(stage_id)
+            if stage is not None:
+                infos.append(
+                    {
+                        "stage_id": stage_id,
+                        "name": repr(stage.rdd),
+                        "num_tasks": stage.num_tasks,
+                        "parent_ids": [p.id for p in stage.parents],
+                        "is_map": stage.is_map,
+                    }
+                )
+        return infos
 
     def _after_job(self, rdd: RDD) -> None:
         """Write the checkpoints that the finished job's lineage asked for."""

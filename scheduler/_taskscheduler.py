@@ -326,6 +326,7 @@ class TaskScheduler:
         handle: ExecutorHandle | None,
     ) -> None:
         task_set = tsm.task_set
+        task = tsm.running.get(status.task_id) if self.listeners else None
         if status.state == pb.TASK_STATE_FINISHED:
             index, duplicates = tsm.handle_success(status.task_id, now)
             if handle is not None:
@@ -348,9 +349,13 @@ class TaskScheduler:
             self.metrics["diskBytesSpilled"] += metrics.get("diskBytesSpilled", 0)
             self.metrics["spills"] += metrics.get("spills", 0)
             self.metrics["tasks"] += 1
-            self._emit(
-                "task_end", {"stage_id": task_set.stage_id, "attempt": task_set.attempt, "ok": True}
-            )
+            if self.listeners:
+                self._emit(
+                    "task_end",
+                    {"stage_id": task_set.stage_id, "attempt": task_set.attempt, "ok": True,
+                     "task": task, "now": now, "run_seconds": status.run_seconds,
+                     "metrics": metrics, "partition": task_set.partitions[index]},
+                )  # fmt: skip
             self.dag.task_succeeded(
                 task_set.stage_id, task_set.attempt, task_set.indices[index], value
             )
@@ -369,9 +374,13 @@ class TaskScheduler:
             )
             return
         tsm.handle_failure(status.task_id, status.error, counts=True)
-        self._emit(
-            "task_end", {"stage_id": task_set.stage_id, "attempt": task_set.attempt, "ok": False}
-        )
+        if self.listeners:
+            self._emit(
+                "task_end",
+                {"stage_id": task_set.stage_id, "attempt": task_set.attempt, "ok": False,
+                 "task": task, "now": now, "run_seconds": status.run_seconds,
+                 "error": status.error, "error_type": status.error_type},
+            )  # fmt: skip
         if tsm.zombie and tsm.abort_reason is not None:
             self._kill(sorted(tsm.running), "stage aborted")
             self.dag.task_set_failed(task_set.stage_id, task_set.attempt, tsm.abort_reason)
@@ -423,7 +432,8 @@ class TaskScheduler:
         while len(self.finished_stages) > _RETAINED_STAGES:
             self.finished_stages.popitem(last=False)
         self._emit(
-            "stage_completed", {"stage_id": tsm.task_set.stage_id, "attempt": tsm.task_set.attempt}
+            "stage_completed",
+            {"stage_id": ts.stage_id, "attempt": ts.attempt, "failure": tsm.abort_reason},
         )
         for handle in self.executors.values():
             if key in handle.stages:

@@ -18,7 +18,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["AppStatusStore", "DriverUI"]
+__all__ = ["AppStatusStore", "DriverUI", "render"]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class AppStatusStore:
                 if stage is not None:
                     stage["numCompleteTasks" if ok else "numFailedTasks"] += 1
             return
-        now = time.time()
+        now = data.get("time") or time.time()  # a replayed event brings its own time
         with self._lock:
             if event == "job_start":
                 self.jobs[data["job_id"]] = {
@@ -104,8 +104,9 @@ class AppStatusStore:
             while len(table) > _RETAINED:
                 del table[next(iter(table))]  # type: ignore[arg-type]
 
-    def snapshot(self) -> dict[str, Any]:
-        now = time.time()
+    def snapshot(self, now: float | None = None) -> dict[str, Any]:
+        """Everything shown, with durations up to `now` (default: the current time)."""
+        now = time.time() if now is None else now
         with self._lock:
             return {
                 "id": self.app_id,
@@ -160,7 +161,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _page(snapshot: dict[str, Any]) -> str:
+def _page(snapshot: dict[str, Any], base: str = "") -> str:
     title = html.escape(f"{snapshot['name']} - {snapshot['id']}")
     jobs = _table(
         list(reversed(snapshot["jobs"])),
@@ -177,9 +178,24 @@ def _page(snapshot: dict[str, Any]) -> str:
         "<style>body{font-family:sans-serif}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 6px}</style></head>"
         f"<body><h1>{title}</h1><h2>Jobs</h2>{jobs}<h2>Stages</h2>{stages}"
-        f"<h2>Executors</h2>{executors}<p><a href='/json'>json</a> "
-        "<a href='/metrics'>metrics</a></p></body></html>"
+        f"<h2>Executors</h2>{executors}<p><a href='{html.escape(base)}/json'>json</a> "
+        f"<a href='{html.escape(base)}/metrics'>metrics</a></p></body></html>"
     )
+
+
+def render(snapshot: dict[str, Any], path: str, base: str = "") -> tuple[bytes, str] | None:
+    """The body and content type of an application page (`path` below `base`), else None.
+
+    Shared by the driver's UI and the history server, which serves replayed
+    applications under /history/<app id>.
+    """
+    if path == "/json":
+        return json.dumps(snapshot).encode(), "application/json"
+    if path == "/metrics":
+        return _metrics(snapshot).encode(), "text/plain; version=0.0.4"
+    if path in ("/", "/jobs", "/stages", "/executors"):
+        return _page(snapshot, base).encode(), "text/html; charset=utf-8"
+    return None
 
 
 class DriverUI:
@@ -209,17 +225,12 @@ class DriverUI:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                snapshot = store.snapshot()
                 path = self.path.split("?", 1)[0].rstrip("/") or "/"
-                if path == "/json":
-                    body, kind = json.dumps(snapshot).encode(), "application/json"
-                elif path == "/metrics":
-                    body, kind = _metrics(snapshot).encode(), "text/plain; version=0.0.4"
-                elif path in ("/", "/jobs", "/stages", "/executors"):
-                    body, kind = _page(snapshot).encode(), "text/html; charset=utf-8"
-                else:
+                page = render(store.snapshot(), path)
+                if page is None:
                     self.send_error(404, "no such page")
                     return
+                body, kind = page
                 self.send_response(200)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))

@@ -1,0 +1,399 @@
+"""Spark's JsonProtocol for the events sparkctl has: scheduler events to JSON and back.
+
+`EventEncoder` turns the task scheduler's listener events into the JSON
+objects Spark's event log holds (same "Event" names and field names), and
+keeps the little state that takes: executor hosts, stage names and kinds,
+and holding back a job's stage submissions until its JobStart (the driver
+announces a job after the DAGScheduler has submitted its first stages).
+`replay_events` goes the other way, turning logged JSON (ours or Spark's)
+into the events `AppStatusStore` understands. Only measured values are
+written: a metric sparkctl does not measure is left out, never zeroed.
+No I/O here.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+__all__ = ["SPARK_VERSION", "AppInfo", "EventEncoder", "replay_events"]
+
+log = logging.getLogger(__name__)
+
+#: What SparkListenerLogStart records (the API level sparkctl follows).
+SPARK_VERSION = "3.5.0"
+
+#: Spark's default spark.redaction.regex: values of matching keys are not logged.
+_REDACT = re.compile(r"(?i)secret|password|token|access[.]key")
+
+Json = dict[str, Any]
+
+
+def _stage_info(
+    stage_id: int,
+    attempt: int,
+    num_tasks: int,
+    known: Mapping[str, Any] | None,
+    submitted: int | None = None,
+    completed: int | None = None,
+    failure: str | None = None,
+) -> Json:
+    known = known or {}
+    info: Json = {
+        "Stage ID": stage_id,
+        "Stage Attempt ID": attempt,
+        "Stage Name": known.get("name", f"stage {stage_id}"),
+        "Number of Tasks": num_tasks,
+        "RDD Info": [],
+        "Parent IDs": list(known.get("parent_ids", [])),
+        "Details": "",
+    }
+    if submitted is not None:
+        info["Submission Time"] = submitted
+    if completed is not None:
+        info["Completion Time"] = completed
+    if failure:
+        info["Failure Reason"] = failure
+    info["Accumulables"] = []
+    return info
+
+
+class EventEncoder:
+    """Scheduler events -> Spark JsonProtocol objects, in Spark's order."""
+
+    def __init__(self) -> None:
+        self._hosts: dict[str, str] = {}
+        #: What job_start told about each stage: name, parent ids, whether it is a map stage.
+        self._stages: dict[int, dict[str, Any]] = {}
+        #: Submission time of each running stage attempt (ms).
+        self._submitted: dict[tuple[int, int], tuple[int, int]] = {}
+        self._started_jobs: set[int] = set()
+        #: Stage submissions of jobs whose JobStart has not been seen yet.
+        self._held: dict[int, list[tuple[Json, int]]] = {}
+
+    def header(
+        self, app_id: str, app_name: str, start_ms: int, user: str, conf: Iterable[tuple[str, str]]
+    ) -> list[Json]:
+        """LogStart, EnvironmentUpdate and ApplicationStart: the first lines of a log."""
+        props = {k: ("*********(redacted)" if _REDACT.search(k) else v) for k, v in conf}
+        return [
+            {"Event": "SparkListenerLogStart", "Spark Version": SPARK_VERSION},
+            {
+                "Event": "SparkListenerEnvironmentUpdate",
+                "JVM Information": {"Python Version": platform.python_version()},
+                "Spark Properties": dict(sorted(props.items())),
+                "System Properties": {},
+                "Classpath Entries": {},
+            },
+            {
+                "Event": "SparkListenerApplicationStart",
+                "App Name": app_name,
+                "App ID": app_id,
+                "Timestamp": start_ms,
+                "User": user,
+            },
+        ]
+
+    def application_end(self, end_ms: int) -> list[Json]:
+        """Whatever is still held back, then ApplicationEnd."""
+        out = [event for held in self._held.values() for event, _ in held]
+        self._held.clear()
+        return [*out, {"Event": "SparkListenerApplicationEnd", "Timestamp": end_ms}]
+
+    def encode(self, event: str, data: Mapping[str, Any], t: float) -> list[Json]:
+        """The JSON events for one scheduler event at wall time `t` (seconds)."""
+        ms = int(t * 1000)
+        if event == "task_end":
+            return [self._task_end(data, ms, t)]
+        if event == "stage_submitted":
+            job_id = data.get("job_id", -1)
+            stage_id, attempt = data["stage_id"], data["attempt"]
+            self._submitted[(stage_id, attempt)] = (ms, data["num_tasks"])
+            if job_id not in self._started_jobs:
+                held = self._held.setdefault(job_id, [])
+                held.append((self._stage_submitted(data, ms), stage_id))
+                return []
+            return [self._stage_submitted(data, ms)]
+        if event == "stage_completed":
+            stage_id, attempt = data["stage_id"], data["attempt"]
+            submitted, num_tasks = self._submitted.pop((stage_id, attempt), (None, 0))
+            info = _stage_info(
+                stage_id,
+                attempt,
+                num_tasks,
+                self._stages.get(stage_id),
+                submitted,
+                ms,
+                data.get("failure"),
+            )
+            return [{"Event": "SparkListenerStageCompleted", "Stage Info": info}]
+        if event == "job_start":
+            return self._job_start(data, ms)
+        if event == "job_end":
+            self._started_jobs.discard(data["job_id"])
+            result: Json = {"Result": "JobSucceeded"}
+            if data.get("status") != "SUCCEEDED":
+                message = data.get("error") or f"Job {data['job_id']} {data.get('status')}"
+                result = {"Result": "JobFailed", "Exception": {"Message": message}}
+            return [
+                {
+                    "Event": "SparkListenerJobEnd",
+                    "Job ID": data["job_id"],
+                    "Completion Time": ms,
+                    "Job Result": result,
+                }
+            ]
+        if event == "executor_added":
+            self._hosts[data["executor_id"]] = data.get("host", "")
+            return [
+                {
+                    "Event": "SparkListenerExecutorAdded",
+                    "Timestamp": ms,
+                    "Executor ID": data["executor_id"],
+                    "Executor Info": {
+                        "Host": data.get("host", ""),
+                        "Total Cores": data.get("cores", 0),
+                        "Log Urls": {},
+                    },
+                }
+            ]
+        if event == "executor_removed":
+            return [
+                {
+                    "Event": "SparkListenerExecutorRemoved",
+                    "Timestamp": ms,
+                    "Executor ID": data["executor_id"],
+                    "Removed Reason": data.get("reason", ""),
+                }
+            ]
+        return []  # an event Spark's log has no counterpart for
+
+    def _stage_submitted(self, data: Mapping[str, Any], ms: int) -> Json:
+        stage_id = data["stage_id"]
+        info = _stage_info(
+            stage_id, data["attempt"], data["num_tasks"], self._stages.get(stage_id), ms
+        )
+        return {"Event": "SparkListenerStageSubmitted", "Stage Info": info, "Properties": {}}
+
+    def _job_start(self, data: Mapping[str, Any], ms: int) -> list[Json]:
+        job_id = data["job_id"]
+        self._started_jobs.add(job_id)
+        for stage in data.get("stages", []):
+            self._stages[stage["stage_id"]] = stage
+        infos = []
+        for stage_id in data.get("stage_ids", []):
+            known = self._stages.get(stage_id) or {}
+            infos.append(_stage_info(stage_id, 0, known.get("num_tasks", 0), known))
+        props = {
+            key: value
+            for key, value in (
+                ("spark.jobGroup.id", data.get("group")),
+                ("spark.job.description", data.get("description")),
+            )
+            if value is not None
+        }
+        start: Json = {
+            "Event": "SparkListenerJobStart",
+            "Job ID": job_id,
+            "Submission Time": ms,
+            "Stage Infos": infos,
+            "Stage IDs": list(data.get("stage_ids", [])),
+            "Properties": props,
+        }
+        held = []
+        for event, stage_id in self._held.pop(job_id, []):
+            # Names were learnt only now, from this JobStart.
+            learnt = self._stages.get(stage_id)
+            if learnt is not None:
+                event["Stage Info"]["Stage Name"] = learnt.get("name", "")
+                event["Stage Info"]["Parent IDs"] = list(learnt.get("parent_ids", []))
+            held.append(event)
+        return [start, *held]
+
+    def _task_end(self, data: Mapping[str, Any], ms: int, t: float) -> Json:
+        stage_id = data["stage_id"]
+        task = data.get("task")
+        executor_id = task.executor_id if task is not None else data.get("executor_id", "")
+        run_seconds = data.get("run_seconds")
+        info: Json = {"Task ID": -1, "Index": -1, "Attempt": 0, "Partition ID": -1}
+        if task is not None:
+            launch = ms
+            if data.get("now") is not None:
+                launch = int((t - (data["now"] - task.start)) * 1000)
+            info = {
+                "Task ID": task.task_id,
+                "Index": task.index,
+                "Attempt": task.attempt,
+                "Partition ID": data.get("partition", task.index),
+                "Launch Time": launch,
+            }
+        info.update(
+            {
+                "Executor ID": executor_id,
+                "Host": self._hosts.get(executor_id, ""),
+                "Locality": "ANY",
+                "Speculative": bool(getattr(task, "speculative", False)),
+                "Getting Result Time": 0,
+                "Finish Time": ms,
+                "Failed": not data["ok"],
+                "Killed": False,
+                "Accumulables": [],
+            }
+        )
+        if data["ok"]:
+            reason: Json = {"Reason": "Success"}
+        else:
+            error = str(data.get("error") or "")
+            reason = {
+                "Reason": "ExceptionFailure",
+                "Class Name": data.get("error_type") or "",
+                "Description": error.strip().splitlines()[-1] if error.strip() else "",
+                "Stack Trace": [],
+                "Full Stack Trace": error,
+                "Accumulables": [],
+            }
+        metrics: Json = {}
+        if run_seconds is not None:
+            metrics["Executor Run Time"] = int(run_seconds * 1000)
+        measured = data.get("metrics") or {}
+        if "diskBytesSpilled" in measured:
+            metrics["Disk Bytes Spilled"] = int(measured["diskBytesSpilled"])
+        is_map = self._stages.get(stage_id, {}).get("is_map", False)
+        return {
+            "Event": "SparkListenerTaskEnd",
+            "Stage ID": stage_id,
+            "Stage Attempt ID": data.get("attempt", 0),
+            "Task Type": "ShuffleMapTask" if is_map else "ResultTask",
+            "Task End Reason": reason,
+            "Task Info": info,
+            "Task Metrics": metrics,
+        }
+
+
+class AppInfo:
+    """What the history listing shows of one application, read from its log."""
+
+    def __init__(self) -> None:
+        self.app_id: str | None = None
+        self.name = ""
+        self.user = ""
+        self.start_ms: int | None = None
+        self.end_ms: int | None = None
+        self.spark_version = ""
+
+    def update(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("Event")
+        if kind == "SparkListenerApplicationStart":
+            self.app_id = _opt_str(event.get("App ID")) or self.app_id
+            self.name = str(event.get("App Name", ""))
+            self.user = str(event.get("User", ""))
+            self.start_ms = int(event["Timestamp"])
+        elif kind == "SparkListenerApplicationEnd":
+            self.end_ms = int(event["Timestamp"])
+        elif kind == "SparkListenerLogStart":
+            self.spark_version = str(event.get("Spark Version", ""))
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def replay_events(events: Iterable[Json]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """AppStatusStore events (with `time` in seconds) for logged JSON events.
+
+    Events of kinds the store does not show are passed over; an event whose
+    fields are malformed is skipped with a warning.
+    """
+    job_of_stage: dict[int, int] = {}
+    for event in events:
+        try:
+            yield from _replay_one(event, job_of_stage)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("skipping a malformed %s event: %r", event.get("Event"), exc)
+
+
+def _replay_one(event: Json, job_of_stage: dict[int, int]) -> Iterator[tuple[str, dict[str, Any]]]:
+    kind = event.get("Event")
+    if kind == "SparkListenerTaskEnd":
+        ok = (event.get("Task End Reason") or {}).get("Reason") == "Success"
+        yield (
+            "task_end",
+            {"stage_id": int(event["Stage ID"]), "attempt": int(event.get("Stage Attempt ID", 0)),
+             "ok": ok},
+        )  # fmt: skip
+    elif kind == "SparkListenerJobStart":
+        job_id = int(event["Job ID"])
+        stage_ids = [int(s) for s in event.get("Stage IDs", [])]
+        for stage_id in stage_ids:
+            job_of_stage[stage_id] = job_id
+        props = event.get("Properties") or {}
+        yield (
+            "job_start",
+            {
+                "job_id": job_id,
+                "group": props.get("spark.jobGroup.id"),
+                "description": props.get("spark.job.description"),
+                "stage_ids": stage_ids,
+                "time": _seconds(event.get("Submission Time")),
+            },
+        )
+    elif kind == "SparkListenerJobEnd":
+        result = (event.get("Job Result") or {}).get("Result")
+        yield (
+            "job_end",
+            {
+                "job_id": int(event["Job ID"]),
+                "status": "SUCCEEDED" if result == "JobSucceeded" else "FAILED",
+                "time": _seconds(event.get("Completion Time")),
+            },
+        )
+    elif kind == "SparkListenerStageSubmitted":
+        info = event["Stage Info"]
+        stage_id = int(info["Stage ID"])
+        yield (
+            "stage_submitted",
+            {
+                "stage_id": stage_id,
+                "attempt": int(info.get("Stage Attempt ID", 0)),
+                "num_tasks": int(info["Number of Tasks"]),
+                "job_id": job_of_stage.get(stage_id, -1),
+                "time": _seconds(info.get("Submission Time")),
+            },
+        )
+    elif kind == "SparkListenerStageCompleted":
+        info = event["Stage Info"]
+        yield (
+            "stage_completed",
+            {
+                "stage_id": int(info["Stage ID"]),
+                "attempt": int(info.get("Stage Attempt ID", 0)),
+                "time": _seconds(info.get("Completion Time")),
+            },
+        )
+    elif kind == "SparkListenerExecutorAdded":
+        executor = event.get("Executor Info") or {}
+        yield (
+            "executor_added",
+            {
+                "executor_id": str(event["Executor ID"]),
+                "host": str(executor.get("Host", "")),
+                "cores": int(executor.get("Total Cores", 0)),
+                "time": _seconds(event.get("Timestamp")),
+            },
+        )
+    elif kind == "SparkListenerExecutorRemoved":
+        yield (
+            "executor_removed",
+            {
+                "executor_id": str(event["Executor ID"]),
+                "reason": str(event.get("Removed Reason", "")),
+                "time": _seconds(event.get("Timestamp")),
+            },
+        )
+
+
+def _seconds(ms: Any) -> float | None:
+    return None if ms is None or int(ms) < 0 else int(ms) / 1000.0
