@@ -26,6 +26,8 @@ _COMMANDS = {
     "submit": ("cli._submit", "submit"),
     "status": ("cli._status", "status"),
     "kill": ("cli._status", "kill"),
+    "start-history-server": ("cli._history_cmds", "start_history_server"),
+    "stop-history-server": ("cli._history_cmds", "stop_history_server"),
 }
 
 
