@@ -29,6 +29,7 @@ from rpcenv import RpcEnv
 from scheduler._accumulators import (
     Accumulator,
 )
+from scheduler._allocation import allocation_settings
 from scheduler._broadcast import Broadcast
 from scheduler._driver_endpoint import (
     ENDPOINT_NAME,
@@ -130,6 +131,8 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         self._py_files = list(py_files)
         kind, cores, max_failures, urls = parse_master(self.master)
         settings = self._conf.to_conf()
+        # Checked before anything starts, so that a bad value fails fast and names its key.
+        self._allocation = allocation_settings(settings, local=kind == "local")
         sched_settings = SchedulerSettings(
             max_failures=max_failures or settings.get_int("spark.task.maxFailures") or 4,
             max_stage_attempts=settings.get_int("spark.stage.maxConsecutiveAttempts") or 4,
@@ -399,6 +402,45 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
     def statusTracker(self) -> StatusTracker:
         """Job and stage progress."""
         return StatusTracker(self._jobs, self._scheduler)
+
+    # -- executors (Spark's developer API; standalone mode only) ---------------------------
+
+    def requestExecutors(self, numAdditionalExecutors: int) -> bool:
+        """Ask the cluster manager for this many executors more than requested so far."""
+        backend = self._standalone("Requesting executors")
+        return backend is not None and backend.request_executors(numAdditionalExecutors)
+
+    def requestTotalExecutors(
+        self,
+        numExecutors: int,
+        localityAwareTasks: int = 0,
+        hostToLocalTaskCount: dict[str, int] | None = None,
+    ) -> bool:
+        """Set the number of executors the cluster manager keeps for this application."""
+        backend = self._standalone("Requesting executors")
+        return backend is not None and backend.request_total(numExecutors)
+
+    def killExecutors(self, executorIds: list[str]) -> bool:
+        """Kill executors (their running tasks run again elsewhere) and lower the target.
+
+        Raises:
+            ValueError: dynamic allocation is on (it decides which executors go).
+        """
+        backend = self._standalone("Killing executors")
+        return backend is not None and backend.kill_executors(list(executorIds))
+
+    def killExecutor(self, executorId: str) -> bool:
+        """Kill one executor; see killExecutors."""
+        return self.killExecutors([executorId])
+
+    def _standalone(self, what: str) -> Any:
+        """The standalone backend, or None (with Spark's warning) in local mode."""
+        from scheduler._standalone import StandaloneBackend
+
+        if isinstance(self._backend, StandaloneBackend):
+            return self._backend
+        log.warning("%s is not supported by the local scheduler", what)
+        return None
 
     # -- ids -----------------------------------------------------------------------------
 

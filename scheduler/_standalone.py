@@ -5,6 +5,11 @@ command whose {{...}} placeholders the Worker fills in), follows the
 Master's ExecutorAdded / ExecutorUpdated / ApplicationRemoved pushes, and
 unregisters on stop. Executors themselves register with the driver's
 "CoarseGrainedScheduler" endpoint; this module never schedules tasks.
+
+With spark.dynamicAllocation.enabled, an `ExecutorAllocator` thread runs the
+policy of `_allocation` every 100 ms and carries out its decisions here:
+RequestExecutors with the new total, KillExecutors with idle executors'
+ids (taken out of task offers first, so that no task lands on them).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from google.protobuf.message import Message
 
 import scheduler
 from rpcenv import RpcAddress, RpcEndpoint, RpcEndpointRef, parse_size
+from scheduler._allocation import AllocationPolicy, AllocationSettings, read_snapshot
 from scheduler._driver_endpoint import executor_argv
 from sparkctl.v1 import deploy_pb2 as dpb
 from sparkctl.v1 import scheduler_pb2 as pb
@@ -27,7 +33,7 @@ from sparkctl.v1 import scheduler_pb2 as pb
 if TYPE_CHECKING:
     from scheduler._context import SparkContext
 
-__all__ = ["APP_CLIENT_ENDPOINT", "StandaloneBackend"]
+__all__ = ["APP_CLIENT_ENDPOINT", "ExecutorAllocator", "StandaloneBackend"]
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +140,51 @@ class AppClient(RpcEndpoint):
         assert isinstance(reply, dpb.RegisterApplicationResponse)
         self._reconnect_attempts = 0
         self._backend.reregistered(reply)
+        allocator = self._backend.allocator
+        if allocator is not None and self.master is not None:
+            # A Master that had forgotten the app starts it at initialExecutors again.
+            request = dpb.RequestExecutorsRequest(
+                app_id=reply.app_id, requested_total=allocator.policy.target
+            )
+            self.master.ask(request, 10.0)
+
+
+class ExecutorAllocator:
+    """Dynamic allocation's clock: every 100 ms, read the scheduler, decide, ask the Master."""
+
+    INTERVAL = 0.1
+
+    def __init__(self, backend: StandaloneBackend, policy: AllocationPolicy) -> None:
+        self._backend = backend
+        self.policy = policy
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dynamic-allocation", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5.0)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.INTERVAL):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("dynamic allocation tick failed")
+
+    def tick(self) -> None:
+        """One round: the policy's decision, carried out through the AppClient's Master."""
+        decision = self.policy.tick(read_snapshot(self._backend._sc._scheduler))
+        if decision.total is not None and not self._backend.request_total(decision.total):
+            self.policy.not_acknowledged(decision)
+        if decision.kill:
+            killed = self._backend.kill(
+                decision.kill, "idle, removed by dynamic allocation", only_idle=True
+            )
+            self.policy.not_killed(set(decision.kill) - set(killed))
 
 
 class StandaloneBackend:
@@ -150,6 +201,10 @@ class StandaloneBackend:
         self._client: AppClient | None = None
         self._stopped = False
         self._announced: set[str] = set()
+        self.allocation: AllocationSettings | None = getattr(sc, "_allocation", None)
+        self.allocator: ExecutorAllocator | None = None
+        #: The executor total last acknowledged by the Master (None: no limit asked).
+        self.requested_total: int | None = None
         self.description = self._describe(executor_env)
 
     def _describe(self, executor_env: dict[str, str]) -> dpb.ApplicationDescription:
@@ -178,7 +233,7 @@ class StandaloneBackend:
         if env.get("PYTHONPATH"):
             paths.append(env["PYTHONPATH"])
         env["PYTHONPATH"] = os.pathsep.join(paths)
-        return dpb.ApplicationDescription(
+        description = dpb.ApplicationDescription(
             name=self._sc.appName,
             max_cores=cores_max,
             memory_per_executor_mb=int(memory),
@@ -187,6 +242,10 @@ class StandaloneBackend:
             app_ui_url=self._sc.uiWebUrl or "",
             user=self._sc.sparkUser(),
         )
+        if self.allocation is not None:
+            description.initial_executor_limit = self.allocation.initial_executors
+            self.requested_total = self.allocation.initial_executors
+        return description
 
     def start(self, timeout: float = 30.0) -> str:
         """Register with a Master; returns the application id.
@@ -205,7 +264,17 @@ class StandaloneBackend:
             )
         if self._error is not None or self.app_id is None:
             raise RuntimeError(f"could not register the application: {self._error}")
-        self._wait_for_executors(10.0)
+        if self.allocation is None or self.allocation.initial_executors > 0:
+            self._wait_for_executors(10.0)
+        if self.allocation is not None:
+            self.allocator = ExecutorAllocator(self, AllocationPolicy(self.allocation))
+            self.allocator.start()
+            log.info(
+                "dynamic allocation on: %d executor(s) to start, between %d and %s",
+                self.allocation.initial_executors,
+                self.allocation.min_executors,
+                self.allocation.max_executors,
+            )
         return self.app_id
 
     def executor_announced(self, executor_id: str) -> None:
@@ -273,6 +342,8 @@ class StandaloneBackend:
             return
         log.error("the Master removed application %s: %s", self.app_id, message)
         self._stopped = True
+        if self.allocator is not None:
+            self.allocator.stop()
         sched = self._sc._scheduler
         with sched.lock:
             for job_id in list(sched.dag.jobs):
@@ -283,6 +354,8 @@ class StandaloneBackend:
     def stop(self) -> None:
         """Unregister from the Master and stop the executors."""
         self._stopped = True
+        if self.allocator is not None:
+            self.allocator.stop()
         self._sc._scheduler.broadcast_to_executors(pb.StopExecutor(reason="application finished"))
         client = self._client
         if client is not None and client.master is not None and self.app_id is not None:
@@ -290,3 +363,81 @@ class StandaloneBackend:
                 client.master.ask_sync(dpb.UnregisterApplication(app_id=self.app_id), 5.0)
             except Exception as exc:
                 log.warning("could not unregister %s: %s", self.app_id, exc)
+
+    # -- executors on demand (dynamic allocation and the developer API) --------------------
+
+    def _ask_master(self, message: Message) -> Message | None:
+        """Ask the current Master; None (logged) when it cannot be reached."""
+        client = self._client
+        if client is None or client.master is None or self.app_id is None or self._stopped:
+            return None
+        try:
+            return client.master.ask_sync(message, 10.0)
+        except Exception as exc:
+            log.warning("the Master did not answer %s: %s", type(message).__name__, exc)
+            return None
+
+    def request_total(self, total: int) -> bool:
+        """Ask the Master to keep `total` executors for this app; True once acknowledged."""
+        if total < 0:
+            raise ValueError(f"the number of executors must be >= 0, not {total}")
+        reply = self._ask_master(
+            dpb.RequestExecutorsRequest(app_id=self.app_id or "", requested_total=total)
+        )
+        acknowledged = isinstance(reply, dpb.RequestExecutorsResponse) and reply.acknowledged
+        if acknowledged:
+            self.requested_total = total
+            log.info("asked the Master for %d executor(s) in total", total)
+        return acknowledged
+
+    def request_executors(self, additional: int) -> bool:
+        """`additional` executors more than requested so far (or than registered)."""
+        if additional < 0:
+            raise ValueError(f"the number of executors must be >= 0, not {additional}")
+        return self.request_total(self._current_total() + additional)
+
+    def kill_executors(self, executor_ids: list[str]) -> bool:
+        """The developer API's kill: lower the total first, so the Master does not replace them."""
+        if self.allocator is not None:
+            raise ValueError("killExecutors() is not supported with dynamic allocation turned on")
+        with self._sc._scheduler.lock:
+            known = [e for e in executor_ids if e in self._sc._scheduler.executors]
+        if not known:
+            return False
+        self.request_total(max(0, self._current_total() - len(known)))
+        return bool(self.kill(known, "killed by the driver", only_idle=False))
+
+    def _current_total(self) -> int:
+        if self.requested_total is not None:
+            return self.requested_total
+        with self._sc._scheduler.lock:
+            return len(self._sc._scheduler.executors)
+
+    def kill(self, executor_ids: list[str], reason: str, only_idle: bool) -> list[str]:
+        """Kill executors through the Master; returns the ids it was asked to kill.
+
+        Each leaves the task scheduler first, under its lock (so no task can be launched
+        on it meanwhile; with `only_idle`, one that got a task since the policy looked is
+        spared). If the Master cannot be reached, the executor is told to stop itself.
+        """
+        sched = self._sc._scheduler
+        removed: dict[str, Any] = {}
+        with sched.lock:
+            for executor_id in executor_ids:
+                handle = sched.executors.get(executor_id)
+                if handle is None or not executor_id.isdigit() or (only_idle and handle.running):
+                    continue
+                removed[executor_id] = handle
+                self._announced.discard(executor_id)
+                sched.executor_lost(executor_id, reason)
+        if not removed:
+            return []
+        reply = self._ask_master(
+            dpb.KillExecutorsRequest(
+                app_id=self.app_id or "", executor_ids=[int(e) for e in removed]
+            )
+        )
+        if not isinstance(reply, dpb.KillExecutorsResponse):
+            for handle in removed.values():
+                handle.send(pb.StopExecutor(reason=reason))
+        return list(removed)

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     from scheduler._taskscheduler import TaskScheduler
 
-__all__ = ["JobRecord", "JobWaiter", "SparkJobInfo", "SparkStageInfo", "StatusTracker"]
+__all__ = [
+    "JobRecord",
+    "JobWaiter",
+    "SparkExecutorInfo",
+    "SparkJobInfo",
+    "SparkStageInfo",
+    "StatusTracker",
+]
 
 
 class JobWaiter:
@@ -60,6 +67,16 @@ class SparkStageInfo(NamedTuple):
     numActiveTasks: int
     numCompletedTasks: int
     numFailedTasks: int
+
+
+class SparkExecutorInfo(NamedTuple):
+    """One registered executor (a few of Scala's SparkExecutorInfo fields, plus its id)."""
+
+    executorId: str
+    host: str
+    totalCores: int
+    #: Tasks launched to it and not finished, including those queued behind its cores.
+    numRunningTasks: int
 
 
 @dataclass
@@ -115,3 +132,11 @@ class StatusTracker:
             stageId, done.attempt, done.name, done.num_tasks, done.num_active,
             done.num_completed, done.num_failed,
         )  # fmt: skip
+
+    def getExecutorInfos(self) -> list[SparkExecutorInfo]:
+        """The executors registered now (Scala's API; dynamic allocation changes them)."""
+        with self._scheduler.lock:
+            handles = list(self._scheduler.executors.values())
+            return [
+                SparkExecutorInfo(h.executor_id, h.host, h.cores, len(h.running)) for h in handles
+            ]
