@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 ROLE = "history-server"
 DEFAULT_HOST = "127.0.0.1"
-HISTORY_PORT = Setting("--port", "spark.history.ui.port", ("SPARK_HISTORY_UI_PORT",))
+HISTORY_PORT = Setting("--port", "spark.history.ui.port", ())
 HISTORY_DIR = Setting("--dir", "spark.history.fs.logDirectory", ())
 
 
