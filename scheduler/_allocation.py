@@ -53,6 +53,10 @@ UNBOUNDED = 2**31 - 1
 
 _PREFIX = "spark.dynamicAllocation."
 
+#: An idle executor kept for what it holds is looked at again after at most this long:
+#: reading storage scans every map output and cached block under the scheduler's lock.
+STORAGE_RECHECK = 1.0
+
 
 @dataclass(frozen=True)
 class AllocationSettings:
@@ -255,6 +259,8 @@ class AllocationPolicy:
         #: so that the first job does not start by ramping down.
         self._initializing = True
         self._idle_since: dict[str, float] = {}
+        #: Idle executors kept for their storage, and when to look at them again.
+        self._recheck_at: dict[str, float] = {}
         self._finished: dict[str, int] = {}
         #: Killed, not yet gone from the task scheduler.
         self.pending_removal: set[str] = set()
@@ -281,7 +287,7 @@ class AllocationPolicy:
             self._initializing = False
         previous = self.target
         self._update_target(now, self._needed(snapshot.pending_tasks + launched, executors))
-        kill = self._removable(expired, len(executors))
+        kill = self._removable(expired, len(executors), now)
         total = self.target if self.target != previous else None
         return Decision(total, previous, kill)
 
@@ -309,13 +315,16 @@ class AllocationPolicy:
             self._finished[e.executor_id] = e.finished
             if e.running > 0:
                 self._idle_since.pop(e.executor_id, None)
+                self._recheck_at.pop(e.executor_id, None)
             elif last is not None and last != e.finished:
                 self._idle_since[e.executor_id] = now  # it ran tasks since the last tick
+                self._recheck_at.pop(e.executor_id, None)
             else:
                 self._idle_since.setdefault(e.executor_id, now)
         for gone in set(self._finished) - present:
             del self._finished[gone]
             self._idle_since.pop(gone, None)
+            self._recheck_at.pop(gone, None)
             self.pending_removal.discard(gone)
 
     def _needed(self, tasks: int, executors: list[ExecutorState]) -> int:
@@ -360,7 +369,9 @@ class AllocationPolicy:
         candidates = [
             executor_id
             for executor_id, since in self._idle_since.items()
-            if executor_id not in self.pending_removal and now - since >= self._shortest_timeout
+            if executor_id not in self.pending_removal
+            and now - since >= self._shortest_timeout
+            and now >= self._recheck_at.get(executor_id, since)
         ]
         if not candidates:
             return []
@@ -369,7 +380,9 @@ class AllocationPolicy:
         expired: list[str] = []
         for executor_id in sorted(candidates, key=_natural):
             shuffles = storage.shuffles.get(executor_id, frozenset()) & storage.live_shuffles
+            since = self._idle_since[executor_id]
             if shuffles & storage.active_shuffles:
+                self._recheck_at[executor_id] = now + STORAGE_RECHECK
                 continue  # a running job still reads its shuffle output
             cached = executor_id in storage.cached
             if cached or shuffles:
@@ -379,15 +392,18 @@ class AllocationPolicy:
                 )
             else:
                 timeout = s.idle_timeout
-            if now - self._idle_since[executor_id] >= timeout:
+            if now - since >= timeout:
                 expired.append(executor_id)
+            else:
+                self._recheck_at[executor_id] = min(since + timeout, now + STORAGE_RECHECK)
         return expired
 
-    def _removable(self, expired: list[str], registered: int) -> list[str]:
+    def _removable(self, expired: list[str], registered: int, now: float) -> list[str]:
         left = registered - len(self.pending_removal)
         kill: list[str] = []
         for executor_id in expired:
             if left - 1 < self.settings.min_executors or left - 1 < self.target:
+                self._recheck_at[executor_id] = now + STORAGE_RECHECK
                 continue
             kill.append(executor_id)
             left -= 1

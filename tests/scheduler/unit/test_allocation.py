@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Collection
 
@@ -9,6 +10,7 @@ import pytest
 
 from rpcenv import Conf
 from scheduler._allocation import (
+    STORAGE_RECHECK,
     UNBOUNDED,
     AllocationPolicy,
     AllocationSettings,
@@ -303,8 +305,11 @@ def test_shuffle_tracking() -> None:
     assert policy.tick(snap(executors=executors, storage=storage, active=True)).kill == ["1"]
     clock.now += 1000
     assert policy.tick(snap(executors=executors, storage=storage, active=True)).kill == []
-    # The job ends and the program drops shuffle 7: executor 0 goes at once (idle long enough).
+    # The job ends and the program drops shuffle 7: executor 0 goes at its next look
+    # (idle long enough already), which comes within STORAGE_RECHECK.
     done = Storage(shuffles=held)
+    assert policy.tick(snap(executors=executors, storage=done)).kill == []
+    clock.now += STORAGE_RECHECK
     assert policy.tick(snap(executors=executors, storage=done)).kill == ["0"]
 
 
@@ -322,3 +327,18 @@ def test_storage_is_read_only_for_idle_candidates() -> None:
     clock.now += 1.0
     policy.tick(busy)
     assert asked == [["1"]]
+
+
+def test_kept_executors_storage_is_reread_at_most_every_recheck() -> None:
+    policy, clock = make(idle_timeout=1.0, min_executors=1, initial_executors=1)
+    asked: list[float] = []
+
+    def read(ids: Collection[str]) -> Storage:
+        asked.append(clock.now)
+        return Storage(cached=frozenset({"0"}))
+
+    for _ in range(50):  # 5 s of ticks; "0" is kept (cached, and minExecutors is 1)
+        policy.tick(Snapshot(0, False, [ex("0")], read))
+        clock.now += 0.1
+    assert 3 <= len(asked) <= 5
+    assert all(b - a >= STORAGE_RECHECK - 1e-9 for a, b in itertools.pairwise(asked))
