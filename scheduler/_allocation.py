@@ -271,10 +271,10 @@ class AllocationPolicy:
         """Update from the scheduler's state; returns what to ask of the cluster manager."""
         now = self._clock()
         executors = snapshot.executors
-        self._observe(executors, now)
+        ran = self._observe(executors, now)
         launched = sum(e.running for e in executors)
         waiting = snapshot.pending_tasks + sum(max(0, e.running - e.cores) for e in executors)
-        if snapshot.stages_active:
+        if snapshot.stages_active or ran:  # a job too short to be seen counts too
             self._initializing = False
         if waiting > 0:
             if self._add_at is None:
@@ -301,13 +301,11 @@ class AllocationPolicy:
         """These executors were not killed (busy again, or the Master refused)."""
         self.pending_removal.difference_update(executor_ids)
 
-    def idle_executors(self) -> set[str]:
-        """Executors running no task now (for status displays)."""
-        return set(self._idle_since)
-
     # -- internals ----------------------------------------------------------------------
 
-    def _observe(self, executors: list[ExecutorState], now: float) -> None:
+    def _observe(self, executors: list[ExecutorState], now: float) -> bool:
+        """Track idle times; returns whether any executor ran tasks since the last tick."""
+        ran = False
         present = set()
         for e in executors:
             present.add(e.executor_id)
@@ -319,6 +317,7 @@ class AllocationPolicy:
             elif last is not None and last != e.finished:
                 self._idle_since[e.executor_id] = now  # it ran tasks since the last tick
                 self._recheck_at.pop(e.executor_id, None)
+                ran = True
             else:
                 self._idle_since.setdefault(e.executor_id, now)
         for gone in set(self._finished) - present:
@@ -326,6 +325,7 @@ class AllocationPolicy:
             self._idle_since.pop(gone, None)
             self._recheck_at.pop(gone, None)
             self.pending_removal.discard(gone)
+        return ran
 
     def _needed(self, tasks: int, executors: list[ExecutorState]) -> int:
         per_executor = self.settings.tasks_per_executor

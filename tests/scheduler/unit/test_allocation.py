@@ -342,3 +342,11 @@ def test_kept_executors_storage_is_reread_at_most_every_recheck() -> None:
         clock.now += 0.1
     assert 3 <= len(asked) <= 5
     assert all(b - a >= STORAGE_RECHECK - 1e-9 for a, b in itertools.pairwise(asked))
+
+
+def test_a_job_shorter_than_a_tick_still_ends_the_initial_period() -> None:
+    policy, clock = make(initial_executors=3)
+    policy.tick(snap(executors=[ex("0")]))
+    clock.now += 0.1
+    decision = policy.tick(snap(executors=[ex("0", finished=2)]))  # ran 2 tasks in between
+    assert decision.total == 0
