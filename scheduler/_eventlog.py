@@ -53,6 +53,8 @@ SPARK_CODECS = ("lz4", "lzf", "snappy", "zstd")
 #: Seconds stop() waits for the writer to drain the queue.
 STOP_TIMEOUT = 30.0
 _MAX_BATCH = 1024
+#: Spark's compact JSON; made once (json.dumps with options builds an encoder per call).
+_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 _Stop = tuple[None, int]
 
@@ -256,7 +258,7 @@ class EventLogWriter:
     def _write(self, events: list[dict[str, Any]]) -> None:
         if self._file is None:
             return
-        text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events)
+        text = "".join(_JSON.encode(e) + "\n" for e in events)
         self._file.write(text.encode())
 
     def _finish(self) -> None:

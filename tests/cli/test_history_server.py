@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _cli_harness import clean_env, gone, kill_tree, reaped, run_cli, wait_for
+from _cli_harness import CLI, clean_env, gone, kill_tree, reaped, run_cli, wait_for
 
 APP = """
 import pathlib, sys, time
@@ -237,3 +239,30 @@ def test_log_dir_from_spark_history_fs_log_directory(tmp_path: Path, via: str) -
         status, _, page = _get(url + "/")
         assert status == 200 and str(log_dir) in page
         assert run_cli("stop-history-server", "--work-dir", str(work)).returncode == 0
+
+
+def test_foreground_serves_until_sigterm(tmp_path: Path) -> None:
+    (tmp_path / "events").mkdir()
+    process = subprocess.Popen(
+        [*CLI, "start-history-server", "--foreground", "--port", "0",
+         "--dir", str(tmp_path / "events"), "--work-dir", str(tmp_path / "work")],
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(process.stderr or []), daemon=True)
+        reader.start()
+        wait_for(lambda: any("history server at" in line for line in lines), 60, "the server")
+        (line,) = [x for x in lines if "history server at" in x]
+        url = line.split("history server at ", 1)[1].split(",")[0]
+        assert url.startswith("http://127.0.0.1:")
+        assert _json(url + "/json") == []
+        assert not (tmp_path / "work" / "sparkctl-history-server.pid").exists()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    finally:
+        kill_tree(process.pid)
