@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Collection
+from typing import Any
 
 import pytest
 
@@ -350,3 +351,43 @@ def test_a_job_shorter_than_a_tick_still_ends_the_initial_period() -> None:
     clock.now += 0.1
     decision = policy.tick(snap(executors=[ex("0", finished=2)]))  # ran 2 tasks in between
     assert decision.total == 0
+
+
+# -- reading the task scheduler ---------------------------------------------------------------
+
+
+def test_read_snapshot_and_storage_from_a_task_scheduler(ctx: Any) -> None:
+    from scheduler._allocation import read_snapshot
+    from scheduler._dag import MapOutput, Stage
+    from scheduler._deps import ShuffleDependency
+    from scheduler._partitioner import Partitioner
+    from scheduler._taskscheduler import ExecutorHandle, SchedulerSettings, TaskScheduler
+
+    sched = TaskScheduler(SchedulerSettings(), lambda bid: b"", lambda updates: None)
+    for executor_id, cores in (("0", 2), ("1", 1), ("2", 1)):
+        sched.register_executor(ExecutorHandle(executor_id, "h", cores, lambda message: None))
+    sched.executors["0"].running.update({10, 11, 12})
+    sched.executors["1"].completed_tasks = 4
+    rdd = ctx.parallelize([1, 2], 2)
+    live = ShuffleDependency(rdd, 5, Partitioner(2, hash))
+    gone = ShuffleDependency(rdd, 6, Partitioner(2, hash))
+    sched.dag.shuffle_deps[5] = live
+    sched.dag.shuffle_deps[6] = gone
+    del gone  # the program dropped shuffle 6
+    sched.dag.map_outputs[5] = [MapOutput("1", "h", "p"), None]
+    sched.dag.map_outputs[6] = [MapOutput("2", "h", "p")]
+    sched.dag.stages[0] = Stage(0, rdd, 2, [], live, 0)  # a running job needs shuffle 5
+    sched.cache_locations[(3, 0)] = {"2"}
+
+    snapshot = read_snapshot(sched)
+    assert snapshot.pending_tasks == 0 and not snapshot.stages_active
+    assert {(e.executor_id, e.cores, e.running, e.finished) for e in snapshot.executors} == {
+        ("0", 2, 3, 0),
+        ("1", 1, 0, 4),
+        ("2", 1, 0, 0),
+    }
+    storage = snapshot.storage(["1", "2"])
+    assert storage.cached == frozenset({"2"})
+    assert storage.shuffles == {"1": frozenset({5}), "2": frozenset({6})}
+    assert storage.active_shuffles == frozenset({5})
+    assert storage.live_shuffles == frozenset({5})
