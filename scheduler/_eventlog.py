@@ -152,6 +152,8 @@ class EventLogWriter:
         self.settings = settings
         self._queue: queue.SimpleQueue[tuple[Any, Any, Any]] = queue.SimpleQueue()
         self._enabled = True
+        #: False once stopped or disabled: later events are not even queued.
+        self._accepting = True
         self._thread: threading.Thread | None = None
         self._file: IO[bytes] | None = None
         self.path: Path | None = None
@@ -159,7 +161,7 @@ class EventLogWriter:
 
     def __call__(self, event: str, data: dict[str, Any]) -> None:
         # The job path: a timestamp and a queue put, nothing else.
-        if self._enabled:
+        if self._accepting:
             self._queue.put((event, data, time.time()))
 
     @property
@@ -214,6 +216,7 @@ class EventLogWriter:
         if thread is None:
             return
         self._thread = None
+        self._accepting = False
         if self._enabled:
             self._queue.put((None, end_ms or int(time.time() * 1000), None))
         thread.join(STOP_TIMEOUT)
@@ -230,7 +233,7 @@ class EventLogWriter:
     def _run(self, encoder: EventEncoder, header: list[dict[str, Any]]) -> None:
         warned: set[str] = set()
         try:
-            self._write(header)
+            self._write(_lines(header))
             while True:
                 batch = [self._queue.get()]
                 with contextlib.suppress(queue.Empty):
@@ -238,28 +241,26 @@ class EventLogWriter:
                         batch.append(self._queue.get_nowait())
                 for event, data, t in batch:
                     if event is None:
-                        self._write(encoder.application_end(data))
+                        self._write(_lines(encoder.application_end(data)))
                         self._finish()
                         return
                     try:
-                        lines = encoder.encode(event, data, t)
+                        text = _lines(encoder.encode(event, data, t))
                     except Exception as exc:  # a payload we cannot encode: skip it, keep logging
                         if event not in warned:
                             warned.add(event)
                             log.warning("event log: cannot encode a %s event: %r", event, exc)
                         continue
-                    if lines:
-                        self._write(lines)
+                    if text:
+                        self._write(text)
                 if self._file is not None:
                     self._file.flush()
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # I/O above all; whatever it is, the jobs go on without the log
             self._disable(exc)
 
-    def _write(self, events: list[dict[str, Any]]) -> None:
-        if self._file is None:
-            return
-        text = "".join(_JSON.encode(e) + "\n" for e in events)
-        self._file.write(text.encode())
+    def _write(self, text: str) -> None:
+        if self._file is not None:
+            self._file.write(text.encode())
 
     def _finish(self) -> None:
         self._close()
@@ -281,10 +282,15 @@ class EventLogWriter:
 
     def _disable(self, exc: BaseException) -> None:
         if self._enabled:
-            log.warning("event log disabled after an I/O error (the application goes on): %s", exc)
+            log.warning("event log disabled (the application goes on): %s", exc)
         self._enabled = False
-        with contextlib.suppress(OSError, ValueError):
+        self._accepting = False
+        with contextlib.suppress(Exception):
             self._close()
+
+
+def _lines(events: list[dict[str, Any]]) -> str:
+    return "".join(_JSON.encode(e) + "\n" for e in events)
 
 
 def read_log(path: Path, in_progress: bool = False) -> Iterator[dict[str, Any]]:

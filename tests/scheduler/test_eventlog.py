@@ -255,3 +255,23 @@ def test_log_dirs_names_and_hostile_lines(tmp_path: Path) -> None:
         + b'{"Event": "SparkListenerJobSt'  # the writer is mid-line
     )
     assert len(list(read_log(path, in_progress=True))) == 2
+
+
+def test_an_event_that_cannot_be_encoded_is_skipped(
+    log_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="scheduler._eventlog")
+    writer = EventLogWriter(EventLogSettings(log_dir, None, False))
+    writer("executor_added", {"executor_id": "1", "host": "h", "cores": 1})  # before start
+    writer.start("app-7", "n", 1000, "u", [("spark.app.name", "n")])
+    writer("executor_added", {"executor_id": object()})  # not JSON
+    writer("job_end", {})  # missing fields
+    writer("executor_removed", {"executor_id": "1", "reason": "gone"})
+    writer.stop()
+    writer("executor_added", {"executor_id": "2"})  # after stop: ignored
+    kinds = _kinds(_events(log_dir / "app-7"))
+    assert kinds == ["LogStart", "EnvironmentUpdate", "ApplicationStart", "ExecutorAdded",
+                     "ExecutorRemoved", "ApplicationEnd"]  # fmt: skip
+    assert writer.enabled
+    warnings = [r.getMessage() for r in caplog.records if r.name == "scheduler._eventlog"]
+    assert len(warnings) == 2 and all("cannot encode" in w for w in warnings)
