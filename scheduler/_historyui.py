@@ -202,7 +202,12 @@ class HistoryServer:
                 if page is None:
                     self._send(404, b"no such page\n", "text/plain")
                     return
-                self._send(200, *page)
+                body, kind = page
+                if kind.startswith("text/html"):
+                    state = "completed" if app.completed else "in progress"
+                    nav = f"<body><p><a href='/'>History Server</a> &middot; {state}</p>"
+                    body = body.replace(b"<body>", nav.encode(), 1)
+                self._send(200, body, kind)
 
             def _send(self, code: int, body: bytes, kind: str) -> None:
                 self.send_response(code)

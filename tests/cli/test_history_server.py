@@ -136,7 +136,7 @@ def test_lists_and_renders_running_then_finished_apps(tmp_path: Path) -> None:
             status, kind, page = _get(f"{url}/history/{app.app_id}/")
             assert status == 200 and kind.startswith("text/html")
             assert "&lt;b&gt;the sum&lt;/b&gt;" in page and "<b>the sum" not in page
-            assert f"/history/{app.app_id}/json" in page
+            assert f"/history/{app.app_id}/json" in page and "completed</p>" in page
             snapshot = _json(f"{url}/history/{app.app_id}/json")
             stages = {s["stageId"]: s for s in snapshot["stages"]}
             for stage_id in (0, 1):
