@@ -2,7 +2,7 @@
 
 Usage:
     bench_driver.py [run] [--impl sparkctl|pyspark] [--masters local,standalone]
-                    [--json OUT] [--timeout S]
+                    [--only w1,w2,...] [--json OUT] [--timeout S]
     bench_driver.py compare SPARKCTL.json PYSPARK.json
 
 ``run`` executes the workloads with one implementation (``pyspark`` needs a
@@ -146,8 +146,17 @@ def _submit_once(impl: str, master: str) -> Result:
     return {"w5_submit_s": seconds}
 
 
-def run_master(impl: str, label: str, sizes: workloads.Sizes, timeout: int) -> Result:
-    """Every workload on one master: 'local' (local[2]) or 'standalone' (master + worker)."""
+WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6")
+
+
+def run_master(
+    impl: str,
+    label: str,
+    sizes: workloads.Sizes,
+    timeout: int,
+    only: tuple[str, ...] = WORKLOADS,
+) -> Result:
+    """The workloads in `only` on one master: 'local' (local[2]) or 'standalone'."""
     result: Result = {}
     cluster: clusters.Cluster | None = None
     print(f"{impl} on {label}:", file=sys.stderr)
@@ -166,14 +175,20 @@ def run_master(impl: str, label: str, sizes: workloads.Sizes, timeout: int) -> R
             else:  # local[2]: the executor side runs in the driver's child processes
                 executors = workloads.descendants(os.getpid())
             in_cluster = cluster.pids() if cluster is not None else []
-            _guarded(result, "w6", timeout, lambda: workloads.w6_idle_memory(executors, in_cluster))
-            _guarded(result, "w1", timeout, lambda: workloads.w1_tiny_job_latency(sc, sizes))
-            _guarded(result, "w2", timeout, lambda: workloads.w2_many_tiny_tasks(sc, sizes))
-            _guarded(result, "w3", timeout, lambda: workloads.w3_word_count(sc, sizes))
-            _guarded(result, "w4", timeout, lambda: workloads.w4_group_and_sort(sc, sizes))
+            steps: dict[str, Callable[[], Result]] = {
+                "w6": lambda: workloads.w6_idle_memory(executors, in_cluster),
+                "w1": lambda: workloads.w1_tiny_job_latency(sc, sizes),
+                "w2": lambda: workloads.w2_many_tiny_tasks(sc, sizes),
+                "w3": lambda: workloads.w3_word_count(sc, sizes),
+                "w4": lambda: workloads.w4_group_and_sort(sc, sizes),
+            }
+            for name, step in steps.items():
+                if name in only:
+                    _guarded(result, name, timeout, step)
         finally:
             sc.stop()
-        _guarded(result, "w5", timeout, lambda: _submit_once(impl, master))
+        if "w5" in only:
+            _guarded(result, "w5", timeout, lambda: _submit_once(impl, master))
     except Exception as exc:
         result["error"] = (
             f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
@@ -243,7 +258,8 @@ def print_comparison(ours: Result, theirs: Result) -> None:
 def _describe_sizes(sizes: workloads.Sizes) -> str:
     return (
         f"sizes: W1 {sizes.w1_runs} runs; W2 {sizes.w2_tasks} tasks over {sizes.w2_elements}"
-        f" elements; W3 {sizes.w3_megabytes} MB text, 8 partitions; W4 groupByKey"
+        f" elements, median of {sizes.w2_runs} runs; W3 {sizes.w3_megabytes} MB text,"
+        f" 8 partitions; W4 groupByKey"
         f" {sizes.w4_group_pairs:,} pairs / {sizes.w4_group_keys:,} keys, sortByKey"
         f" {sizes.w4_sort_pairs:,} pairs"
     )
@@ -255,6 +271,7 @@ def main(argv: list[str]) -> int:
     run = sub.add_parser("run", help="run the workloads with one implementation")
     run.add_argument("--impl", choices=["sparkctl", "pyspark"], default="sparkctl")
     run.add_argument("--masters", default="local,standalone", help="comma list: local,standalone")
+    run.add_argument("--only", default=",".join(WORKLOADS), help="comma list: w1,...,w6")
     run.add_argument("--json", type=Path, help="also write the results to this file")
     run.add_argument("--timeout", type=int, default=900, help="seconds allowed per workload")
     compare = sub.add_parser("compare", help="print two runs side by side")
@@ -273,6 +290,9 @@ def main(argv: list[str]) -> int:
     unknown = sorted(set(masters) - {"local", "standalone"})
     if unknown:
         parser.error(f"--masters: unknown {unknown}; use local and/or standalone")
+    only = tuple(w.strip().lower() for w in args.only.split(",") if w.strip())
+    if not only or set(only) - set(WORKLOADS):
+        parser.error(f"--only: unknown {sorted(set(only) - set(WORKLOADS))}; use {WORKLOADS}")
     if args.timeout <= 0:
         parser.error(f"--timeout must be positive, not {args.timeout}")
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
@@ -287,7 +307,7 @@ def main(argv: list[str]) -> int:
         "version": version,
         "quick": quick,
         "sizes": sizes.__dict__,
-        "masters": {m: run_master(args.impl, m, sizes, args.timeout) for m in masters},
+        "masters": {m: run_master(args.impl, m, sizes, args.timeout, only) for m in masters},
     }
     label = f"{args.impl} {version}".strip() + (" (BENCH_QUICK sizes)" if quick else "")
     columns = {

@@ -32,10 +32,11 @@ __all__ = ["main"]
 log = logging.getLogger("scheduler.executor")
 
 _HEARTBEAT_SECONDS = 10.0
-#: Statuses that may wait to share a message while the executor has queued work.
-_STATUS_BATCH = 4
+#: Statuses that may wait to share a message while the executor has queued work (the
+#: driver keeps dozens of tiny tasks queued here, so none of them waits for a launch).
+_STATUS_BATCH = 16
 #: The longest such a status waits.
-_STATUS_DELAY_SECONDS = 0.001
+_STATUS_DELAY_SECONDS = 0.003
 #: Tasks handed to one Python worker at once: the next one waits in its pipe.
 _PREFETCH = 2
 

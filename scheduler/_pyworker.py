@@ -41,11 +41,7 @@ __all__ = ["WorkerRuntime", "main"]
 _CACHE_BUDGET = 256 << 20
 
 
-def _dumps(value: Any) -> bytes:
-    try:
-        return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        return cloudpickle.dumps(value, pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+_dumps = _aggregation.dumps_records
 
 
 class WorkerRuntime:

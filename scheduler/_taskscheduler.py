@@ -41,8 +41,22 @@ INLINE_LIMIT = 32 << 20
 #: Finished stages the status tracker remembers (spark.ui.retainedStages).
 _RETAINED_STAGES = 1000
 
-#: Tasks queued per executor core, so the next task is already there when one ends.
-_SLOTS_PER_CORE = 8
+#: Weight of the newest task in an executor's running average of task durations.
+_DURATION_WEIGHT = 0.2
+
+
+def queue_depth(task_seconds: float) -> int:
+    """Tasks to keep queued per executor core, given how long its recent tasks ran.
+
+    Tiny tasks queue deep, so that launches and status updates travel dozens to a
+    message and the next task is always there when one ends; long tasks queue one
+    behind each running task, so no executor sits on work another one could take.
+    """
+    if task_seconds < 0.005:
+        return 32
+    if task_seconds < 0.05:
+        return 8
+    return 2
 
 
 @dataclass
@@ -58,7 +72,10 @@ class ExecutorHandle:
     ref: Any = None
     local_dir: str = ""
     pid: int = 0
-    free_slots: int = 0
+    #: Tasks this executor may hold (running or queued): cores x queue_depth(task_seconds).
+    capacity: int = 0
+    #: Running average of its tasks' run times; a new executor starts at a moderate guess.
+    task_seconds: float = 0.01
     running: set[int] = field(default_factory=set)
     stages: set[str] = field(default_factory=set)
     broadcasts: set[int] = field(default_factory=set)
@@ -173,7 +190,7 @@ class TaskScheduler:
         with self.lock:
             if handle.executor_id in self.executors:
                 return False
-            handle.free_slots = handle.cores * _SLOTS_PER_CORE
+            handle.capacity = handle.cores * queue_depth(handle.task_seconds)
             self.executors[handle.executor_id] = handle
             if handle.local_dir:
                 self.local_dirs.add(handle.local_dir)
@@ -239,13 +256,12 @@ class TaskScheduler:
             eligible = [
                 h
                 for h in self.executors.values()
-                if h.free_slots > 0
-                and (not h.running or h.free_slots >= max(1, h.cores * _SLOTS_PER_CORE // 4))
+                if not h.running or h.capacity - len(h.running) >= max(1, h.capacity // 4)
             ]
             while progress:
                 progress = False
                 for handle in eligible:
-                    if handle.free_slots <= 0:
+                    if len(handle.running) >= handle.capacity:
                         continue
                     for tsm in active:
                         if not tsm.has_pending():
@@ -294,7 +310,6 @@ class TaskScheduler:
         message.tasks.add(
             task_id=task_id, taskset=key, partition=tsm.task_set.partitions[index], attempt=attempt
         )
-        handle.free_slots -= 1
         handle.running.add(task_id)
         self._task_owner[task_id] = (tsm, handle.executor_id)
 
@@ -303,18 +318,23 @@ class TaskScheduler:
     def status_update(self, executor_id: str, statuses: list[pb.TaskStatus]) -> None:
         with self.lock:
             now = time.monotonic()
+            handle = self.executors.get(executor_id)
             for status in statuses:
                 owner = self._task_owner.pop(status.task_id, None)
-                handle = self.executors.get(executor_id)
-                if handle is not None and status.task_id in handle.running:
+                if handle is not None:
                     handle.running.discard(status.task_id)
-                    handle.free_slots += 1
+                    if status.state == pb.TASK_STATE_FINISHED:
+                        handle.task_seconds += _DURATION_WEIGHT * (
+                            status.run_seconds - handle.task_seconds
+                        )
                 if owner is None:
                     continue
                 tsm, _ = owner
                 self._apply(tsm, executor_id, status, now, handle)
                 if tsm.is_finished():
                     self._retire(tsm.task_set.key)
+            if handle is not None:
+                handle.capacity = handle.cores * queue_depth(handle.task_seconds)
             self.revive()
 
     def _apply(
