@@ -261,7 +261,7 @@ def _describe_sizes(sizes: workloads.Sizes) -> str:
         f" elements, median of {sizes.w2_runs} runs; W3 {sizes.w3_megabytes} MB text,"
         f" 8 partitions; W4 groupByKey"
         f" {sizes.w4_group_pairs:,} pairs / {sizes.w4_group_keys:,} keys, sortByKey"
-        f" {sizes.w4_sort_pairs:,} pairs"
+        f" {sizes.w4_sort_pairs:,} pairs; W3 and W4 median of {sizes.heavy_runs} runs"
     )
 
 
