@@ -163,9 +163,9 @@ class ExecutorAllocator:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
         self._stopped.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
+        if wait and self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(5.0)
 
     def _run(self) -> None:
@@ -343,7 +343,7 @@ class StandaloneBackend:
         log.error("the Master removed application %s: %s", self.app_id, message)
         self._stopped = True
         if self.allocator is not None:
-            self.allocator.stop()
+            self.allocator.stop(wait=False)  # from the AppClient's inbox: never block it
         sched = self._sc._scheduler
         with sched.lock:
             for job_id in list(sched.dag.jobs):
