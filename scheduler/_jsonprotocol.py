@@ -13,10 +13,11 @@ No I/O here.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 __all__ = ["SPARK_VERSION", "AppInfo", "EventEncoder", "replay_events"]
@@ -61,15 +62,34 @@ def _stage_info(
     return info
 
 
+@dataclasses.dataclass
+class _OpenStage:
+    """A stage attempt submitted and not yet logged as completed."""
+
+    submitted_ms: int
+    num_tasks: int
+    job_id: int
+    done: int = 0
+    failed: bool = False
+
+
 class EventEncoder:
-    """Scheduler events -> Spark JsonProtocol objects, in Spark's order."""
+    """Scheduler events -> Spark JsonProtocol objects, in Spark's order.
+
+    The task scheduler retires a stage attempt after the DAGScheduler has
+    reacted to its last task (submitting the next stage, or failing the job),
+    so StageCompleted is written as soon as the attempt is over: before the
+    next StageSubmitted once all its tasks succeeded, before a failed JobEnd
+    for an attempt that had failed tasks. The scheduler's own report of it
+    is then dropped.
+    """
 
     def __init__(self) -> None:
         self._hosts: dict[str, str] = {}
         #: What job_start told about each stage: name, parent ids, whether it is a map stage.
         self._stages: dict[int, dict[str, Any]] = {}
-        #: Submission time of each running stage attempt (ms).
-        self._submitted: dict[tuple[int, int], tuple[int, int]] = {}
+        self._open: dict[tuple[int, int], _OpenStage] = {}
+        self._closed_early: set[tuple[int, int]] = set()
         self._started_jobs: set[int] = set()
         #: Stage submissions of jobs whose JobStart has not been seen yet.
         self._held: dict[int, list[tuple[Json, int]]] = {}
@@ -111,41 +131,38 @@ class EventEncoder:
         if event == "stage_submitted":
             job_id = data.get("job_id", -1)
             stage_id, attempt = data["stage_id"], data["attempt"]
-            self._submitted[(stage_id, attempt)] = (ms, data["num_tasks"])
+            out = self._close(ms, lambda s: s.done >= s.num_tasks)
+            self._open[(stage_id, attempt)] = _OpenStage(ms, data["num_tasks"], job_id)
             if job_id not in self._started_jobs:
                 held = self._held.setdefault(job_id, [])
                 held.append((self._stage_submitted(data, ms), stage_id))
-                return []
-            return [self._stage_submitted(data, ms)]
+                return out
+            return [*out, self._stage_submitted(data, ms)]
         if event == "stage_completed":
-            stage_id, attempt = data["stage_id"], data["attempt"]
-            submitted, num_tasks = self._submitted.pop((stage_id, attempt), (None, 0))
-            info = _stage_info(
-                stage_id,
-                attempt,
-                num_tasks,
-                self._stages.get(stage_id),
-                submitted,
-                ms,
-                data.get("failure"),
-            )
-            return [{"Event": "SparkListenerStageCompleted", "Stage Info": info}]
+            key = (data["stage_id"], data["attempt"])
+            if key in self._closed_early:
+                self._closed_early.discard(key)
+                return []
+            stage = self._open.pop(key, None)
+            return [self._stage_completed(key, stage, ms, data.get("failure"))]
         if event == "job_start":
             return self._job_start(data, ms)
         if event == "job_end":
-            self._started_jobs.discard(data["job_id"])
+            job_id = data["job_id"]
+            self._started_jobs.discard(job_id)
+            out = self._close(ms, lambda s: s.done >= s.num_tasks)
             result: Json = {"Result": "JobSucceeded"}
             if data.get("status") != "SUCCEEDED":
-                message = data.get("error") or f"Job {data['job_id']} {data.get('status')}"
+                message = data.get("error") or f"Job {job_id} {data.get('status')}"
                 result = {"Result": "JobFailed", "Exception": {"Message": message}}
-            return [
-                {
-                    "Event": "SparkListenerJobEnd",
-                    "Job ID": data["job_id"],
-                    "Completion Time": ms,
-                    "Job Result": result,
-                }
-            ]
+                out += self._close(ms, lambda s: s.job_id == job_id and s.failed, message)
+            end = {
+                "Event": "SparkListenerJobEnd",
+                "Job ID": job_id,
+                "Completion Time": ms,
+                "Job Result": result,
+            }
+            return [*out, end]
         if event == "executor_added":
             self._hosts[data["executor_id"]] = data.get("host", "")
             return [
@@ -170,6 +187,32 @@ class EventEncoder:
                 }
             ]
         return []  # an event Spark's log has no counterpart for
+
+    def _stage_completed(
+        self, key: tuple[int, int], stage: _OpenStage | None, ms: int, failure: str | None
+    ) -> Json:
+        info = _stage_info(
+            key[0],
+            key[1],
+            stage.num_tasks if stage is not None else 0,
+            self._stages.get(key[0]),
+            stage.submitted_ms if stage is not None else None,
+            ms,
+            failure,
+        )
+        return {"Event": "SparkListenerStageCompleted", "Stage Info": info}
+
+    def _close(
+        self, ms: int, over: Callable[[_OpenStage], bool], failure: str | None = None
+    ) -> list[Json]:
+        """StageCompleted for the open stage attempts that are `over`, now."""
+        out = []
+        for key, stage in list(self._open.items()):
+            if over(stage):
+                del self._open[key]
+                self._closed_early.add(key)
+                out.append(self._stage_completed(key, stage, ms, failure))
+        return out
 
     def _stage_submitted(self, data: Mapping[str, Any], ms: int) -> Json:
         stage_id = data["stage_id"]
@@ -215,6 +258,12 @@ class EventEncoder:
 
     def _task_end(self, data: Mapping[str, Any], ms: int, t: float) -> Json:
         stage_id = data["stage_id"]
+        stage = self._open.get((stage_id, data.get("attempt", 0)))
+        if stage is not None:
+            if data["ok"]:
+                stage.done += 1
+            else:
+                stage.failed = True
         task = data.get("task")
         executor_id = task.executor_id if task is not None else data.get("executor_id", "")
         run_seconds = data.get("run_seconds")

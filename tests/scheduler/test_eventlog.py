@@ -130,6 +130,10 @@ def test_a_local_job_writes_sparks_events_in_order(log_dir: Path) -> None:
     assert job0 < position("StageSubmitted", Stage_ID=map_stage)
     first_task = min(i for i, e in enumerate(events) if e in by_stage[map_stage])
     assert position("StageSubmitted", Stage_ID=map_stage) < first_task
+    # Spark's order: a stage completes before the stage that reads its output starts.
+    assert position("StageCompleted", Stage_ID=map_stage) < position(
+        "StageSubmitted", Stage_ID=result_stage
+    )
     last_task = max(i for i, e in enumerate(events) if e in by_stage[result_stage])
     assert last_task < position("StageCompleted", Stage_ID=result_stage)
     assert position("StageCompleted", Stage_ID=result_stage) < position("JobEnd", Job_ID=0)
@@ -137,6 +141,7 @@ def test_a_local_job_writes_sparks_events_in_order(log_dir: Path) -> None:
     failed_stage = events[position("JobStart", Job_ID=1)]["Stage IDs"][0]
     completed = events[position("StageCompleted", Stage_ID=failed_stage)]["Stage Info"]
     assert "ZeroDivisionError" in completed["Failure Reason"]
+    assert position("StageCompleted", Stage_ID=failed_stage) < position("JobEnd", Job_ID=1)
 
 
 def test_a_missing_directory_or_unknown_codec_fails_at_start_naming_the_key(
