@@ -9,6 +9,7 @@ Every wait is bounded; every process started here is stopped by PID.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import operator
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psutil
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "cluster"))
@@ -75,6 +77,15 @@ def executor_ids(sc: SparkContext) -> set[str]:
     return {e.executorId for e in sc.statusTracker().getExecutorInfos()}
 
 
+def worker_processes(c: ProcCluster) -> int:
+    """Executor processes the Workers run (their direct children)."""
+    total = 0
+    for worker in c.workers:
+        with contextlib.suppress(psutil.Error):
+            total += len(psutil.Process(worker.pid).children())
+    return total
+
+
 def master_view(c: ProcCluster) -> tuple[int, int]:
     """(executors of the running app, cores used on the workers) as the Master sees them."""
     state = c.state()
@@ -107,6 +118,7 @@ def test_scales_up_under_backlog_and_releases_idle_executors(cluster: ProcCluste
         # Idle for executorIdleTimeout (1 s): back down to minExecutors, Master and Workers too.
         wait_until(lambda: len(executor_ids(sc)) == 1, 10, "executors back to minExecutors")
         wait_until(lambda: master_view(cluster) == (1, 1), 10, "the Master to see them gone")
+        wait_until(lambda: worker_processes(cluster) == 1, 10, "the Workers to stop them")
         assert sc.parallelize(range(10), 2).sum() == 45  # still works on what is left
     finally:
         sc.stop()
@@ -133,6 +145,7 @@ def test_executor_holding_shuffle_output_is_kept_while_referenced(cluster: ProcC
         gc.collect()
         wait_until(lambda: not executor_ids(sc), 10, "the shuffle's executors released")
         wait_until(lambda: master_view(cluster) == (0, 0), 10, "the Master to see them gone")
+        wait_until(lambda: worker_processes(cluster) == 0, 10, "the Workers to stop them")
         # From zero executors, a new job's backlog brings one back.
         assert sc.parallelize(range(4), 2).map(lambda x: x + 1).collect() == [1, 2, 3, 4]
     finally:
