@@ -429,7 +429,7 @@ class StandaloneBackend:
                     continue
                 removed[executor_id] = handle
                 self._announced.discard(executor_id)
-                sched.executor_lost(executor_id, reason)
+                sched.executor_lost(executor_id, reason, expected=True)
         if not removed:
             return []
         reply = self._ask_master(

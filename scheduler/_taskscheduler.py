@@ -202,12 +202,13 @@ class TaskScheduler:
             self.revive()
             return True
 
-    def executor_lost(self, executor_id: str, reason: str) -> None:
+    def executor_lost(self, executor_id: str, reason: str, expected: bool = False) -> None:
+        """Forget an executor and resubmit its tasks; `expected`: we removed it on purpose."""
         with self.lock:
             handle = self.executors.pop(executor_id, None)
             if handle is None:
                 return
-            if self.stopping:
+            if self.stopping or expected:
                 log.info("executor %s stopped: %s", executor_id, reason)
             else:
                 log.warning("lost executor %s: %s", executor_id, reason)
