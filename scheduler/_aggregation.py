@@ -139,7 +139,11 @@ class ExternalMerger:
         memory_limit_mb: the resident-memory budget of this process.
     """
 
+    #: Pairs merged between two memory checks at first; while memory stays under the
+    #: limit the batch grows by half each time up to MAX_BATCH, and halves after a spill
+    #: (a check reads /proc, about as costly as merging a few hundred pairs).
     BATCH = 1000
+    MAX_BATCH = 64_000
     BUCKETS = 59
 
     def __init__(self, aggregator: Aggregator, memory_limit_mb: float = 512) -> None:
@@ -199,6 +203,9 @@ class ExternalMerger:
                 return
             if used_memory_mb() >= self.memory_limit:
                 self._spill()
+                batch = max(self.BATCH, batch // 2)
+            else:
+                batch = min(self.MAX_BATCH, batch + batch // 2)
 
     def _spill(self) -> None:
         if self._dir is None:
