@@ -45,13 +45,16 @@ _RETAINED_STAGES = 1000
 _DURATION_WEIGHT = 0.2
 
 
-def queue_depth(task_seconds: float) -> int:
-    """Tasks to keep queued per executor core, given how long its recent tasks ran.
+def queue_depth(task_seconds: float | None) -> int:
+    """Tasks of a task set to keep per executor core, given how long its tasks run.
 
     Tiny tasks queue deep, so that launches and status updates travel dozens to a
-    message and the next task is always there when one ends; long tasks queue one
-    behind each running task, so no executor sits on work another one could take.
+    message and the next task is always there when one ends; long tasks (and those
+    of a set none of whose tasks finished yet) queue one behind each running task,
+    so no executor sits on work that another one, or a new one, could take.
     """
+    if task_seconds is None:
+        return 2
     if task_seconds < 0.005:
         return 32
     if task_seconds < 0.05:
@@ -72,10 +75,6 @@ class ExecutorHandle:
     ref: Any = None
     local_dir: str = ""
     pid: int = 0
-    #: Tasks this executor may hold (running or queued): cores x queue_depth(task_seconds).
-    capacity: int = 0
-    #: Running average of its tasks' run times; a new executor starts at a moderate guess.
-    task_seconds: float = 0.01
     running: set[int] = field(default_factory=set)
     stages: set[str] = field(default_factory=set)
     broadcasts: set[int] = field(default_factory=set)
@@ -190,7 +189,6 @@ class TaskScheduler:
         with self.lock:
             if handle.executor_id in self.executors:
                 return False
-            handle.capacity = handle.cores * queue_depth(handle.task_seconds)
             self.executors[handle.executor_id] = handle
             if handle.local_dir:
                 self.local_dirs.add(handle.local_dir)
@@ -254,18 +252,20 @@ class TaskScheduler:
             progress = True
             # A busy executor is refilled only once a quarter of its queue has drained,
             # so that launches travel several to a message; an idle one gets work at once.
+            depths = {t.task_set.key: queue_depth(t.run_seconds) for t in active}
+            deepest = max(depths.values())
             eligible = [
                 h
                 for h in self.executors.values()
-                if not h.running or h.capacity - len(h.running) >= max(1, h.capacity // 4)
+                if not h.running
+                or h.cores * deepest - len(h.running) >= max(1, h.cores * deepest // 4)
             ]
             while progress:
                 progress = False
                 for handle in eligible:
-                    if len(handle.running) >= handle.capacity:
-                        continue
+                    held = len(handle.running)
                     for tsm in active:
-                        if not tsm.has_pending():
+                        if not tsm.has_pending() or held >= handle.cores * depths[tsm.task_set.key]:
                             continue
                         task_id = next(self._task_ids)
                         attempt = tsm.resource_offer(handle.executor_id, now, alive, task_id)
@@ -324,18 +324,19 @@ class TaskScheduler:
                 owner = self._task_owner.pop(status.task_id, None)
                 if handle is not None:
                     handle.running.discard(status.task_id)
-                    if status.state == pb.TASK_STATE_FINISHED:
-                        handle.task_seconds += _DURATION_WEIGHT * (
-                            status.run_seconds - handle.task_seconds
-                        )
                 if owner is None:
                     continue
                 tsm, _ = owner
+                if status.state == pb.TASK_STATE_FINISHED:
+                    seconds = tsm.run_seconds
+                    tsm.run_seconds = (
+                        status.run_seconds
+                        if seconds is None
+                        else seconds + _DURATION_WEIGHT * (status.run_seconds - seconds)
+                    )
                 self._apply(tsm, executor_id, status, now, handle)
                 if tsm.is_finished():
                     self._retire(tsm.task_set.key)
-            if handle is not None:
-                handle.capacity = handle.cores * queue_depth(handle.task_seconds)
             self.revive()
 
     def _apply(

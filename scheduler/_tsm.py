@@ -74,6 +74,9 @@ class TaskSetManager:
         self.running: dict[int, Attempt] = {}
         self.num_done = 0
         self.durations: list[float] = []
+        #: Running average of the run times executors report for this set's tasks
+        #: (None until one finished): how deep executors may queue its tasks.
+        self.run_seconds: float | None = None
         self.speculatable: set[int] = set()
         self.zombie = False
         self.abort_reason: str | None = None

@@ -1,4 +1,4 @@
-"""How many tasks the driver keeps queued on an executor: deep for tiny tasks, shallow for long."""
+"""How many tasks the driver queues on an executor: deep for tiny tasks, shallow otherwise."""
 
 from __future__ import annotations
 
@@ -13,63 +13,78 @@ from sparkctl.v1 import scheduler_pb2 as pb
 _EXTRA = pickle.dumps(({}, [], {}))
 
 
-def _scheduler(num_tasks: int, cores: int) -> tuple[TaskScheduler, list[Message]]:
+def _task_set(stage_id: int, num_tasks: int) -> TaskSet:
+    spec = TaskSetSpec(stage_id, 0, None, None, None, {}, {})  # type: ignore[arg-type]
+    indices = list(range(num_tasks))
+    return TaskSet(stage_id, 0, stage_id, indices, indices, [[] for _ in indices], spec, {})
+
+
+def _scheduler(cores: int) -> tuple[TaskScheduler, list[Message]]:
     sent: list[Message] = []
     sched = TaskScheduler(SchedulerSettings(), lambda bid: b"", lambda updates: None)
     sched.register_executor(ExecutorHandle("0", "h", cores, sent.append))
-    spec = TaskSetSpec(0, 0, None, None, None, {}, {})  # type: ignore[arg-type]
-    indices = list(range(num_tasks))
-    task_set = TaskSet(0, 0, 0, indices, indices, [[] for _ in indices], spec, {})
-    with sched.lock:
-        sched.submit_task_set(task_set)
     return sched, sent
 
 
-def _launched(sent: list[Message]) -> list[int]:
-    return [t.task_id for m in sent if isinstance(m, pb.LaunchTasks) for t in m.tasks]
+def _submit(sched: TaskScheduler, task_set: TaskSet) -> None:
+    with sched.lock:
+        sched.submit_task_set(task_set)
 
 
-def _finish(sched: TaskScheduler, task_ids: list[int], run_seconds: float) -> None:
-    statuses = [
-        pb.TaskStatus(
-            task_id=t,
-            state=pb.TASK_STATE_FINISHED,
-            result=pickle.dumps(None),
-            accumulators=_EXTRA,
-            run_seconds=run_seconds,
-        )
-        for t in task_ids
+def _launched(sent: list[Message], taskset: str) -> list[int]:
+    return [
+        t.task_id
+        for m in sent
+        if isinstance(m, pb.LaunchTasks)
+        for t in m.tasks
+        if t.taskset == taskset
     ]
-    sched.status_update("0", statuses)
+
+
+def _finish(sched: TaskScheduler, task_id: int, run_seconds: float) -> None:
+    status = pb.TaskStatus(
+        task_id=task_id,
+        state=pb.TASK_STATE_FINISHED,
+        result=pickle.dumps(None),
+        accumulators=_EXTRA,
+        run_seconds=run_seconds,
+    )
+    sched.status_update("0", [status])
 
 
 def test_queue_depth_follows_task_duration() -> None:
     assert queue_depth(0.0005) > queue_depth(0.02) > queue_depth(2.0) >= 1
+    assert queue_depth(None) == queue_depth(2.0)
 
 
-def test_a_new_executor_gets_a_moderate_queue_then_a_deep_one_for_tiny_tasks() -> None:
-    sched, sent = _scheduler(num_tasks=1000, cores=2)
-    first = _launched(sent)
-    assert len(first) == 2 * queue_depth(0.01)
-    for done in range(20):  # tiny tasks finish one by one: the queue deepens
-        _finish(sched, [_launched(sent)[done]], run_seconds=0.0005)
-    handle = sched.executors["0"]
-    assert handle.capacity == 2 * queue_depth(0.0005)
-    assert len(handle.running) == handle.capacity
+def test_a_new_task_set_queues_shallow_then_deep_once_its_tasks_prove_tiny() -> None:
+    sched, sent = _scheduler(cores=2)
+    _submit(sched, _task_set(0, 1000))
+    assert len(_launched(sent, "0.0")) == 2 * queue_depth(None)
+    for done in range(10):  # tiny tasks finish one by one: the queue deepens
+        _finish(sched, _launched(sent, "0.0")[done], run_seconds=0.0005)
+    # Refilled once a quarter of the deep queue has drained (launches go many to a message).
+    deep = 2 * queue_depth(0.0005)
+    assert deep - deep // 4 <= len(sched.executors["0"].running) <= deep
 
 
-def test_long_tasks_keep_the_queue_short() -> None:
-    sched, sent = _scheduler(num_tasks=100, cores=2)
-    for done in range(15):
-        _finish(sched, [_launched(sent)[done]], run_seconds=3.0)
-    done = 15
-    handle = sched.executors["0"]
-    assert handle.capacity == 2 * queue_depth(3.0)
-    # Tasks launched earlier stay queued; no new ones go out while the queue is over capacity.
-    running_before = len(handle.running)
-    _finish(sched, [_launched(sent)[done]], run_seconds=3.0)
-    assert len(handle.running) <= max(running_before - 1, handle.capacity)
-    while len(handle.running) > handle.capacity:
-        done += 1
-        _finish(sched, [_launched(sent)[done]], run_seconds=3.0)
-    assert len(handle.running) <= handle.capacity
+def test_long_tasks_keep_the_queue_shallow() -> None:
+    sched, sent = _scheduler(cores=2)
+    _submit(sched, _task_set(0, 100))
+    for done in range(10):
+        _finish(sched, _launched(sent, "0.0")[done], run_seconds=3.0)
+        assert len(sched.executors["0"].running) <= 2 * queue_depth(3.0)
+    assert len(_launched(sent, "0.0")) == 10 + 2 * queue_depth(3.0)
+
+
+def test_a_long_stage_after_a_tiny_one_does_not_inherit_its_deep_queue() -> None:
+    sched, sent = _scheduler(cores=2)
+    _submit(sched, _task_set(0, 40))
+    for task_id in _launched(sent, "0.0")[:40]:
+        _finish(sched, task_id, run_seconds=0.0005)
+    for task_id in _launched(sent, "0.0")[len(_launched(sent, "0.0")) - 40 :]:
+        if task_id in sched.executors["0"].running:
+            _finish(sched, task_id, run_seconds=0.0005)
+    assert not sched.executors["0"].running
+    _submit(sched, _task_set(1, 100))
+    assert len(_launched(sent, "1.0")) == 2 * queue_depth(None)
