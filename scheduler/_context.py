@@ -264,6 +264,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         backend = self._backend
         if backend is not None and hasattr(backend, "executor_lost") and not self._stopped:
             backend.executor_lost(executor_id, reason)
+                    self._scheduler.check_starvation(time.monotonic())
 
     def stop(self) -> None:
         """Cancel running jobs, stop the executors and release everything."""

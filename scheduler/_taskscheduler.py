@@ -41,6 +41,10 @@ INLINE_LIMIT = 32 << 20
 #: Finished stages the status tracker remembers (spark.ui.retainedStages).
 _RETAINED_STAGES = 1000
 
+#: Seconds tasks may wait with no executor before the driver warns, and between warnings
+#: (spark.starvation.timeout).
+STARVATION_TIMEOUT = 15.0
+
 #: Weight of the newest task in an executor's running average of task durations.
 _DURATION_WEIGHT = 0.2
 
@@ -145,6 +149,8 @@ class TaskScheduler:
         self.finished_stages: collections.OrderedDict[int, StageSummary] = collections.OrderedDict()
         #: Set when the application ends: executors going away is expected then.
         self.stopping = False
+        #: Since when tasks have been waiting with no executor at all (None: they are not).
+        self._starving_since: float | None = None
 
     # -- DAGScheduler sink -------------------------------------------------------------
 
@@ -466,6 +472,32 @@ class TaskScheduler:
         for key, tsm in list(self.tsms.items()):
             if tsm.is_finished():
                 self._retire(key)
+
+    def check_starvation(self, now: float, timeout: float = STARVATION_TIMEOUT) -> bool:
+        """Warn every `timeout` seconds while tasks wait and no executor is registered.
+
+        Without it a job on a cluster that cannot give the application any executor
+        (too little memory or cores free, no worker) would wait in silence. Returns
+        whether it warned.
+        """
+        with self.lock:
+            waiting = sum(len(t.pending) for t in self.tsms.values() if not t.zombie)
+            if not waiting or self.executors:
+                self._starving_since = None
+                return False
+            if self._starving_since is None:
+                self._starving_since = now
+                return False
+            if now - self._starving_since < timeout:
+                return False
+            self._starving_since = now
+        log.warning(
+            "Initial job has not accepted any resources; check your cluster UI to ensure "
+            "that workers are registered and have sufficient resources (%d task(s) waiting "
+            "for an executor)",
+            waiting,
+        )
+        return True
 
     def check_speculation(self) -> None:
         """Mark slow tasks for speculative copies (called periodically)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 
+import pytest
 from google.protobuf.message import Message
 
 from scheduler._dag import TaskSet, TaskSetSpec
@@ -88,3 +90,20 @@ def test_a_long_stage_after_a_tiny_one_does_not_inherit_its_deep_queue() -> None
     assert not sched.executors["0"].running
     _submit(sched, _task_set(1, 100))
     assert len(_launched(sent, "1.0")) == 2 * queue_depth(None)
+
+
+def test_tasks_waiting_with_no_executor_are_warned_about_every_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sched = TaskScheduler(SchedulerSettings(), lambda bid: b"", lambda updates: None)
+    _submit(sched, _task_set(0, 3))
+    with caplog.at_level(logging.WARNING, logger="scheduler._taskscheduler"):
+        assert not sched.check_starvation(100.0, timeout=15.0)  # starts the clock
+        assert not sched.check_starvation(114.0, timeout=15.0)
+        assert sched.check_starvation(115.0, timeout=15.0)
+        assert not sched.check_starvation(120.0, timeout=15.0)
+        assert sched.check_starvation(130.0, timeout=15.0)
+    assert "has not accepted any resources" in caplog.text and "3 task(s)" in caplog.text
+    sent: list[Message] = []
+    sched.register_executor(ExecutorHandle("0", "h", 2, sent.append))
+    assert not sched.check_starvation(200.0, timeout=15.0)  # an executor came: no warning
