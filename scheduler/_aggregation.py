@@ -17,6 +17,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -55,6 +56,45 @@ def used_memory_mb() -> float:
         return float(psutil.Process().memory_info().rss) / (1 << 20)
 
 
+class _RecordPickler:
+    """One memo-less pickler and buffer, reused: a task pickles two small records
+    (its result and its metrics) and a shuffle many chunks, and making a Pickler
+    and a BytesIO for each costs more than pickling a small record."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._new()
+
+    def _new(self) -> None:
+        self._buffer = io.BytesIO()
+        self._pickler = pickle.Pickler(self._buffer, pickle.HIGHEST_PROTOCOL)
+        self._pickler.fast = True
+
+    def dumps(self, items: Any) -> bytes | None:
+        """The pickle of `items`, or None when it needs the memo or the pickler is busy."""
+        if not self._lock.acquire(blocking=False):
+            return None  # another thread, or a __reduce__ pickling records itself
+        try:
+            self._pickler.dump(items)
+            data = self._buffer.getvalue()
+            if len(data) > _KEEP_BUFFER:
+                self._new()  # do not hold on to a large buffer between records
+            else:
+                self._buffer.seek(0)
+                self._buffer.truncate()
+            return data
+        except Exception:
+            self._new()  # a failed dump leaves the pickler's state unknown
+            return None
+        finally:
+            self._lock.release()
+
+
+#: Buffers larger than this are dropped after use rather than kept for the next record.
+_KEEP_BUFFER = 1 << 20
+_RECORD_PICKLER = _RecordPickler()
+
+
 def dumps_records(items: Any) -> bytes:
     """Pickle records for a shuffle file, a spill or a task result.
 
@@ -65,14 +105,9 @@ def dumps_records(items: Any) -> bytes:
     plain pickle, and data plain pickle cannot handle (lambdas, local classes) to
     cloudpickle.
     """
-    buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
-    pickler.fast = True
-    try:
-        pickler.dump(items)
-        return buffer.getvalue()
-    except Exception:
-        pass
+    data = _RECORD_PICKLER.dumps(items)
+    if data is not None:
+        return data
     try:
         return pickle.dumps(items, pickle.HIGHEST_PROTOCOL)
     except Exception:  # lambdas or local classes inside the data
