@@ -93,6 +93,8 @@ KNOWN_KEYS: dict[str, str | None] = {
     "spark.history.retainedApplications": "50",
     "spark.shuffle.compress": "true",
     "spark.shuffle.service.enabled": "false",
+    # Where an executor serves its shuffle blocks to other executors (0 = any free port).
+    "spark.blockManager.port": "0",
     "spark.dynamicAllocation.enabled": "false",
     "spark.log.level": None,
 }

@@ -53,6 +53,15 @@ __all__ = ["SparkContext", "parse_master"]
 
 log = logging.getLogger(__name__)
 
+#: Driver settings executors receive in SPARKCTL_RPC_CONF (never a secret).
+_EXECUTOR_RPC_PREFIXES = (
+    "spark.rpc.",
+    "spark.ssl.rpc.",
+    "spark.blockManager.",
+    "spark.port.maxRetries",
+    "spark.sparkctl.shuffle.",
+)
+
 
 class SparkContext(RDDSources, SharedVariables, AddedFiles):
     """The connection to a cluster (or local executors): creates RDDs and runs jobs."""
@@ -237,9 +246,10 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         rpc = {
             k: v
             for k, v in self._conf.getAll()
-            if k.startswith("spark.rpc.") and "secret" not in k.lower()
+            if k.startswith(_EXECUTOR_RPC_PREFIXES) and "secret" not in k.lower()
         }
-        # Executors must agree with the driver on message limits and the backend.
+        # Executors must agree with the driver on message limits, the backend and TLS,
+        # and listen for block fetches as the app says (secrets come from their env).
         env["SPARKCTL_RPC_CONF"] = json.dumps(rpc)
         interval = self._conf.to_conf().get_duration("spark.executor.heartbeatInterval") or 10.0
         env["SPARKCTL_EXECUTOR_HEARTBEAT_INTERVAL"] = str(interval)

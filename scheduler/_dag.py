@@ -39,6 +39,9 @@ class MapOutput:
     executor_id: str
     host: str
     path: str
+    #: "host:port" where the owner serves its blocks to other executors; "" when it serves
+    #: none (it could not listen), and its blocks are fetched through the driver.
+    address: str = ""
 
 
 @dataclass

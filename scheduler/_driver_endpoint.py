@@ -2,7 +2,9 @@
 
 The endpoint turns executor messages (registration, batched status updates,
 heartbeats, disconnects) into TaskScheduler calls; it keeps each executor's
-ref from its registration ask, since executors are client-mode envs. The
+ref from its registration ask, which reaches the executor over the connection
+it opened. It relays shuffle bytes only for executors that serve no
+block-manager port (the others serve each other directly). The
 local backend starts one executor process with N cores through the same
 `python -m scheduler.executor` path a Worker uses, and replaces it if it
 dies. Nothing here schedules tasks itself.
@@ -68,6 +70,11 @@ class SchedulerEndpoint(RpcEndpoint):
         self._scheduler = scheduler
         self._app_id = app_id
         self._by_address: dict[RpcAddress, str] = {}
+        #: Executor id -> "host:port" of its block manager, for those that listen.
+        self.block_addresses: dict[str, str] = {}
+        #: FetchBlockRequests relayed to an executor on another's behalf (driver blobs
+        #: not counted): with direct fetches this stays 0 unless an executor cannot listen.
+        self.relayed_fetches = 0
 
     def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
         if isinstance(message, pb.RegisterExecutorRequest):
@@ -96,6 +103,14 @@ class SchedulerEndpoint(RpcEndpoint):
             accepted = self._scheduler.register_executor(handle)
             if accepted:
                 self._by_address[context.sender_address] = message.executor_id
+                if message.block_manager_port:
+                    address = f"{message.hostname}:{message.block_manager_port}"
+                    self.block_addresses[message.executor_id] = address
+                    log.info("executor %s serves blocks at %s", message.executor_id, address)
+                else:
+                    log.info(
+                        "executor %s serves no blocks: the driver relays them", message.executor_id
+                    )
                 context.reply(pb.RegisterExecutorResponse(accepted=True))
             else:
                 reason = f"duplicate executor id {message.executor_id}"
@@ -107,7 +122,7 @@ class SchedulerEndpoint(RpcEndpoint):
         super().receive_and_reply(message, context)
 
     def _relay_fetch(self, message: pb.FetchBlockRequest, context: RpcCallContext) -> None:
-        """Executors have no port: ask the owner on the asker's behalf, reply when it answers."""
+        """The owner serves no port: ask it on the asker's behalf, reply when it answers."""
         if message.executor_id == "driver":
             data = self._scheduler.read_blob(message.path, message.offset, message.length)
             context.reply(pb.FetchBlockResponse(data=data))
@@ -116,6 +131,7 @@ class SchedulerEndpoint(RpcEndpoint):
         if handle is None or handle.ref is None:
             context.send_failure(LookupError(f"executor {message.executor_id} is gone"))
             return
+        self.relayed_fetches += 1
         future = handle.ref.ask(message, 60.0)
 
         def relay(done: Any) -> None:
@@ -135,6 +151,7 @@ class SchedulerEndpoint(RpcEndpoint):
     def on_disconnected(self, address: RpcAddress) -> None:
         executor_id = self._by_address.pop(address, None)
         if executor_id is not None:
+            self.block_addresses.pop(executor_id, None)
             self._scheduler.executor_lost(executor_id, "executor disconnected")
 
 

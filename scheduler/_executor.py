@@ -1,11 +1,13 @@
 """The executor process: registers with its driver and runs tasks in Python workers.
 
-It owns a client-mode RpcEnv (no listening port) with the "Executor"
-endpoint, one Python worker process per core (`_pyworker`, spawned at start
-and reused), a local dir for shuffle files, cached blocks and broadcasts
-(removed at exit), and a sender thread that batches status updates. It exits
-when its driver goes away, when the worker given by --worker-url goes away,
-or when told to stop. It never unpickles user code itself: workers do.
+It owns an RpcEnv with the "Executor" endpoint, listening on its block-manager
+port so that other executors read its shuffle files directly (in client mode,
+its files relayed by the driver, when it cannot listen), one Python worker
+process per core (`_pyworker`, spawned at start and reused), a local dir for
+shuffle files, cached blocks and broadcasts (removed at exit), and a sender
+thread that batches status updates. It exits when its driver goes away, when
+the worker given by --worker-url goes away, or when told to stop. It never
+unpickles user code itself: workers do.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class _Slot:
         self.stages: set[str] = set()
         self.proc: subprocess.Popen[bytes] | None = None
         self.conn: Connection | None = None
+        #: Where our executor serves blocks: told to every worker process it starts.
+        self.block_address = ""
         self.start()
 
     def start(self) -> None:
@@ -65,6 +69,14 @@ class _Slot:
         child.close()
         self.conn = Connection(parent.detach())
         self.stages = set()
+        if self.block_address:
+            self.tell_block_address(self.block_address)
+
+    def tell_block_address(self, address: str) -> None:
+        self.block_address = address
+        if self.conn is not None:
+            with contextlib.suppress(OSError):  # a dead worker: its reader restarts it
+                self.conn.send_bytes(pickle.dumps(("block_address", address)))
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -94,7 +106,8 @@ class ExecutorRuntime:
         self._status_pending = threading.Event()
         self._stopping = False
         self.on_statuses: Any = None
-        #: (owner executor, path, offset, length) -> bytes, through the driver.
+        #: (owner executor, path, offset, length, owner address) -> bytes: from the owner
+        #: at its address, or through the driver when the address is "".
         self.fetch_remote: Any = None
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
@@ -106,6 +119,12 @@ class ExecutorRuntime:
         threading.Thread(target=self._flush_loop, name="status-flusher", daemon=True).start()
 
     # -- from the endpoint ----------------------------------------------------------------
+
+    def set_block_address(self, address: str) -> None:
+        """Our workers' map outputs name `address` ("host:port") as where to fetch them."""
+        with self._lock:
+            for slot in self._slots:
+                slot.tell_block_address(address)
 
     def add_stage(self, key: str, data: bytes) -> None:
         with self._lock:
@@ -236,9 +255,9 @@ class ExecutorRuntime:
             self._report(("done", lost, "FAILED", b"", b"", reason, "WorkerCrashed", None, 0.0))
 
     def _serve_fetch(self, conn: Connection, request: tuple[Any, ...]) -> None:
-        _, request_id, owner, path, offset, length = request
+        _, request_id, owner, path, offset, length, address = request
         try:
-            data, error = self.fetch_remote(owner, path, offset, length), ""
+            data, error = self.fetch_remote(owner, path, offset, length, address), ""
         except Exception as exc:
             data, error = b"", f"{type(exc).__name__}: {exc}"
         with self._lock, contextlib.suppress(OSError):

@@ -1,10 +1,15 @@
 """The "Executor" endpoint: the executor's side of the driver conversation.
 
-Registers from `on_start` (so the driver keeps a ref back to this client-mode
-env), turns LaunchTasks / KillTasks / RemoveBlocks into calls on the
-ExecutorRuntime, sends batched StatusUpdates and heartbeats, and ends the
-process when the driver or the watched Worker disconnects. It never runs
-tasks on its own thread.
+Registers from `on_start` (so the driver keeps a ref back to this env, over the
+connection it opened), turns LaunchTasks / KillTasks / RemoveBlocks into calls
+on the ExecutorRuntime, sends batched StatusUpdates and heartbeats, serves its
+shuffle files to other executors (FetchBlockRequest, files of its local dir
+only) and ends the process when the driver or the watched Worker disconnects.
+It never runs tasks on its own thread.
+
+The env listens on `spark.blockManager.port` with the cluster's security (its
+secret, TLS and loopback rule), so reducers elsewhere fetch from it directly;
+when it cannot listen it runs in client mode and the driver relays its blocks.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from typing import Any
 from google.protobuf.message import Message
 
 from rpcenv import (
+    Conf,
     RpcAddress,
     RpcCallContext,
     RpcEndpoint,
     RpcEndpointRef,
     RpcEnv,
     RpcMessageTooLargeError,
+    is_loopback_host,
+    parse_endpoint_uri,
 )
 from scheduler._broadcast import broadcast_path
 from scheduler._executor import ExecutorRuntime, heartbeat_interval
@@ -55,12 +63,14 @@ class ExecutorEndpoint(RpcEndpoint):
         driver: RpcEndpointRef,
         worker: RpcAddress | None,
         done: threading.Event,
+        block_port: int = 0,
     ) -> None:
         self._args = args
         self._runtime = runtime
         self._driver = driver
         self._worker = worker
         self._done = done
+        self._block_port = block_port
 
     def on_start(self) -> None:
         request = pb.RegisterExecutorRequest(
@@ -70,6 +80,7 @@ class ExecutorEndpoint(RpcEndpoint):
             app_id=self._args.app_id,
             pid=os.getpid(),
             local_dir=self._runtime.local_dir,
+            block_manager_port=self._block_port,
         )
         future = self._driver.ask(request, 30.0)
 
@@ -140,6 +151,12 @@ class ExecutorEndpoint(RpcEndpoint):
         return pieces
 
     def _read_block(self, message: pb.FetchBlockRequest) -> bytes:
+        """A byte range of a file directly in our local dir; anything else is refused."""
+        if message.executor_id and message.executor_id != self._args.executor_id:
+            # A stale address now served by another executor: never answer for someone else.
+            raise LookupError(
+                f"this is executor {self._args.executor_id}, not {message.executor_id}"
+            )
         root = os.path.realpath(self._runtime.local_dir)
         path = os.path.realpath(message.path)
         if os.path.dirname(path) != root:
@@ -197,14 +214,87 @@ def _status_message(executor_id: str, batch: list[tuple[Any, ...]]) -> pb.Status
     return update
 
 
-def run_endpoint(args: argparse.Namespace, runtime: ExecutorRuntime, done: threading.Event) -> None:
-    """Connect to the driver (and worker), register, and serve until `done`."""
-    conf = {"spark.rpc.allowInsecure": "true"}
+def _rpc_conf() -> dict[str, str]:
+    """The app's RPC settings, as its driver passed them (SPARKCTL_RPC_CONF)."""
     try:
-        conf.update(json.loads(os.environ.get("SPARKCTL_RPC_CONF") or "{}"))
+        values = json.loads(os.environ.get("SPARKCTL_RPC_CONF") or "{}")
     except ValueError:
         log.warning("ignoring a malformed SPARKCTL_RPC_CONF")
-    env = RpcEnv.create("sparkExecutor", args.hostname, 0, conf, client_mode=True)
+        return {}
+    return {str(k): str(v) for k, v in values.items()} if isinstance(values, dict) else {}
+
+
+def _create_env(hostname: str, driver_url: str, conf: dict[str, str]) -> tuple[RpcEnv, int]:
+    """The executor's env and its block-manager port: listening if it can, else client mode.
+
+    The listening env gets the app's conf unchanged, so the loopback rule applies as
+    for any server of the cluster: no secret on a non-loopback host means no port,
+    unless the app opted into spark.rpc.allowInsecure.
+    """
+    settings = Conf(conf)
+    reason = ""
+    if not settings.get_bool("spark.sparkctl.shuffle.directFetch", True):
+        reason = "spark.sparkctl.shuffle.directFetch is false"
+    elif is_loopback_host(hostname) and not _driver_on_loopback(driver_url):
+        reason = f"{hostname} is a loopback address, which executors on other hosts cannot reach"
+    if not reason:
+        port = settings.get_int("spark.blockManager.port", 0) or 0
+        retries = 0 if port == 0 else max(0, settings.get_int("spark.port.maxRetries", 16) or 0)
+        for candidate in range(port, port + retries + 1):
+            try:
+                env = RpcEnv.create("sparkExecutor", hostname, candidate, conf)
+            except Exception as exc:  # taken port, refused bind, bad TLS files...
+                reason = f"{type(exc).__name__}: {exc}"
+                continue
+            return env, env.address.port
+    log.warning(
+        "not serving shuffle blocks on %s (%s): other executors will fetch them through the driver",
+        hostname,
+        reason,
+    )
+    # A client-mode env never listens, so the loopback rule does not concern it.
+    client_conf = {**conf, "spark.rpc.allowInsecure": "true"}
+    return RpcEnv.create("sparkExecutor", hostname, 0, client_conf, client_mode=True), 0
+
+
+def _driver_on_loopback(driver_url: str) -> bool:
+    try:
+        return is_loopback_host(parse_endpoint_uri(driver_url)[1].host)
+    except ValueError:
+        return False
+
+
+class _BlockFetcher:
+    """Byte ranges of other executors' files: from the owner directly, else via the driver."""
+
+    def __init__(self, env: RpcEnv, driver: RpcEndpointRef) -> None:
+        self._env = env
+        self._driver = driver
+        self._owners: dict[str, RpcEndpointRef] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, owner: str, path: str, offset: int, length: int, address: str) -> bytes:
+        request = pb.FetchBlockRequest(executor_id=owner, path=path, offset=offset, length=length)
+        target = self._owner(address) if address else self._driver
+        reply = target.ask_sync(request, 120.0)
+        assert isinstance(reply, pb.FetchBlockResponse)
+        return reply.data
+
+    def _owner(self, address: str) -> RpcEndpointRef:
+        with self._lock:
+            ref = self._owners.get(address)
+        if ref is None:
+            # One lookup per owner; a dead owner fails here or on the ask, and the
+            # reducer reports a fetch failure either way.
+            ref = self._env.endpoint_ref(f"spark://Executor@{address}", timeout=30.0)
+            with self._lock:
+                self._owners[address] = ref
+        return ref
+
+
+def run_endpoint(args: argparse.Namespace, runtime: ExecutorRuntime, done: threading.Event) -> None:
+    """Serve blocks, connect to the driver (and worker), register, and serve until `done`."""
+    env, block_port = _create_env(args.hostname, args.driver_url, _rpc_conf())
     try:
         driver = env.endpoint_ref(args.driver_url)
     except Exception as exc:
@@ -242,14 +332,12 @@ def run_endpoint(args: argparse.Namespace, runtime: ExecutorRuntime, done: threa
 
     runtime.on_statuses = send
 
-    def fetch(owner: str, path: str, offset: int, length: int) -> bytes:
-        request = pb.FetchBlockRequest(executor_id=owner, path=path, offset=offset, length=length)
-        reply = driver.ask_sync(request, 120.0)
-        assert isinstance(reply, pb.FetchBlockResponse)
-        return reply.data
-
-    runtime.fetch_remote = fetch
-    endpoint = ExecutorEndpoint(args, runtime, driver, worker_address, done)
+    runtime.fetch_remote = _BlockFetcher(env, driver)
+    endpoint = ExecutorEndpoint(args, runtime, driver, worker_address, done, block_port)
+    # Before registering: the workers know where their map outputs will be served
+    # before the driver can launch a task.
+    if block_port:
+        runtime.set_block_address(env.address.host_port)
     env.setup_endpoint("Executor", endpoint)
 
     def heartbeat() -> None:

@@ -6,7 +6,8 @@ talks to its executor over one inherited socket with framed pickles: the
 executor sends ("task", ...) with the stage's code the first time a worker
 sees that stage; the worker answers ("done", ...). The worker never opens a
 network connection; shuffle outputs and cached blocks are files in the
-executor's local dir.
+executor's local dir, and map outputs on other hosts are fetched by the executor
+(from their owner's block-manager port, or through the driver).
 
 Run as: python -m scheduler._pyworker FD LOCAL_DIR EXECUTOR_ID HOST MEMORY_MB
 """
@@ -74,6 +75,9 @@ class WorkerRuntime:
         self._requests = 0
         #: Fetch every map output through the executor, even local ones (for tests).
         self.force_remote = os.environ.get("SPARKCTL_FORCE_REMOTE_FETCH") == "1"
+        #: "host:port" where our executor serves blocks ("" if it serves none): our map
+        #: outputs carry it so that reducers elsewhere ask our executor directly.
+        self.block_address = ""
 
     def read_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[Any]:
         outputs = self.map_outputs.get(shuffle_id)
@@ -88,12 +92,15 @@ class WorkerRuntime:
         return out.host == self.host and os.path.exists(out.path)
 
     def _fetch(self, out: MapOutput, path: str, offset: int, length: int) -> bytes:
-        """Ask our executor to fetch a byte range of another executor's file (via the driver)."""
+        """Ask our executor to fetch a byte range of another executor's file.
+
+        The executor asks the owner at `out.address`, or the driver when it has none.
+        """
         assert self.conn is not None
         self._requests += 1
         request_id = self._requests
         self.conn.send_bytes(
-            pickle.dumps(("fetch", request_id, out.executor_id, path, offset, length))
+            pickle.dumps(("fetch", request_id, out.executor_id, path, offset, length, out.address))
         )
         while True:
             message = pickle.loads(self.conn.recv_bytes())
@@ -171,7 +178,8 @@ def run_task(
             write_shuffle_output(
                 iterator, dep.partitioner, dep.partitioner.numPartitions, path, runtime.memory_mb
             )
-            result = _dumps(MapOutput(runtime.executor_id, runtime.host, path))
+            out = MapOutput(runtime.executor_id, runtime.host, path, runtime.block_address)
+            result = _dumps(out)
         else:
             assert spec.func is not None
             result = _dumps(spec.func(context, iterator))
@@ -246,6 +254,8 @@ def main(argv: list[str] | None = None) -> None:
                 specs.pop(key, None)
             runtime.drop_rdds(set(rdd_ids))
             _broadcast.forget_loaded(list(broadcast_ids))
+        elif kind == "block_address":
+            runtime.block_address = message[1]
         elif kind == "exit":
             return
 

@@ -92,14 +92,20 @@ class GrpcRpcEnv(BaseRpcEnv):
                 ("grpc.http2.max_ping_strikes", 0),
                 ("grpc.so_reuseport", 0),
             ]
-            self._server = GrpcServer(
-                host,
-                port,
-                server_options,
-                server_credentials(conf) if self._tls else None,
-                AuthVerifier(self._secret) if self._secret is not None else None,
-                threads=conf.get_int("spark.rpc.io.serverThreads") or 256,
-            )
+            try:
+                self._server = GrpcServer(
+                    host,
+                    port,
+                    server_options,
+                    server_credentials(conf) if self._tls else None,
+                    AuthVerifier(self._secret) if self._secret is not None else None,
+                    threads=conf.get_int("spark.rpc.io.serverThreads") or 256,
+                )
+            except BaseException:
+                # A taken port or bad TLS files: leave no deadline thread behind, since
+                # callers may try the next port (an executor's spark.blockManager.port).
+                self._deadlines.stop()
+                raise
             self._address = RpcAddress(host, self._server.port)
             self._hello.port = self._server.port
             self._server.add_stream(CONNECT_METHOD, self._serve_connect)

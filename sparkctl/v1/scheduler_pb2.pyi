@@ -61,6 +61,7 @@ class RegisterExecutorRequest(_message.Message):
     APP_ID_FIELD_NUMBER: _builtins.int
     PID_FIELD_NUMBER: _builtins.int
     LOCAL_DIR_FIELD_NUMBER: _builtins.int
+    BLOCK_MANAGER_PORT_FIELD_NUMBER: _builtins.int
     executor_id: _builtins.str
     hostname: _builtins.str
     cores: _builtins.int
@@ -68,6 +69,11 @@ class RegisterExecutorRequest(_message.Message):
     pid: _builtins.int
     local_dir: _builtins.str
     """Where this executor keeps shuffle files and cached blocks."""
+    block_manager_port: _builtins.int
+    """The port on `hostname` where this executor serves FetchBlockRequest to other
+    executors (spark.blockManager.port); 0 when it cannot listen, in which case
+    its blocks are fetched through the driver.
+    """
     def __init__(
         self,
         *,
@@ -77,10 +83,11 @@ class RegisterExecutorRequest(_message.Message):
         app_id: _builtins.str = ...,
         pid: _builtins.int = ...,
         local_dir: _builtins.str = ...,
+        block_manager_port: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "cores", b"cores", "executor_id", b"executor_id", "hostname", b"hostname", "local_dir", b"local_dir", "pid", b"pid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "block_manager_port", b"block_manager_port", "cores", b"cores", "executor_id", b"executor_id", "hostname", b"hostname", "local_dir", b"local_dir", "pid", b"pid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -430,12 +437,14 @@ Global___StopExecutor: _TypeAlias = StopExecutor  # noqa: Y015
 
 @_typing.final
 class FetchBlockRequest(_message.Message):
-    """---- Executor -> driver -> executor: shuffle bytes from another host ----
+    """---- Executor -> executor: shuffle bytes from another host ----
 
-    A byte range of a file in an executor's local dir. Sent by a reducing
-    executor to the driver, which forwards it to `executor_id` (executors have
-    no listening port) and relays the answer. With executor_id "driver", `path`
-    names one of the driver's own blobs (large stage code or broadcasts).
+    A byte range of a file in an executor's local dir. A reducing executor asks
+    the owner's "Executor" endpoint at its block-manager port directly; when the
+    owner serves no port, it asks the driver, which forwards the request to
+    `executor_id` over the owner's own connection and relays the answer. With
+    executor_id "driver", `path` names one of the driver's own blobs (large stage
+    code or broadcasts).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
