@@ -290,3 +290,41 @@ def test_the_block_server_requires_the_clusters_secret(no_secret: None) -> None:
         member.shutdown()
         intruder.shutdown()
         env.shutdown()
+
+
+def _pki(root: Path) -> dict[str, str]:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    files = {"ca": root / "ca.pem", "key": root / "node.key", "chain": root / "node.pem"}
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    cert.private_key_pem.write_to_path(str(files["key"]))
+    cert.cert_chain_pems[0].write_to_path(str(files["chain"]))
+    return {k: str(v) for k, v in files.items()}
+
+
+def test_the_block_server_uses_the_clusters_tls(no_secret: None, tmp_path: Path) -> None:
+    from rpcenv import RpcConnectionError, RpcEndpoint, RpcEnv
+    from scheduler._executor_endpoint import _create_env
+
+    pki = _pki(tmp_path)
+    tls = {"spark.ssl.rpc.enabled": "true", "spark.ssl.rpc.trustStore": pki["ca"]}
+    node = {**tls, "spark.ssl.rpc.privateKey": pki["key"], "spark.ssl.rpc.certChain": pki["chain"]}
+    env, port = _create_env("127.0.0.1", LOCAL_DRIVER, node)
+    env.setup_endpoint("Executor", RpcEndpoint())
+    member = RpcEnv.create("member", "127.0.0.1", 0, tls, client_mode=True)
+    plain = RpcEnv.create("plain", "127.0.0.1", 0, {}, client_mode=True)
+    try:
+        assert port > 0
+        assert member.endpoint_ref(f"spark://Executor@127.0.0.1:{port}", timeout=10.0)
+        with pytest.raises(RpcConnectionError):
+            plain.endpoint_ref(f"spark://Executor@127.0.0.1:{port}", timeout=10.0)
+    finally:
+        for each in (plain, member, env):
+            each.shutdown()
+    # Without its key an executor cannot serve TLS: it falls back to client mode.
+    env, port = _create_env("127.0.0.1", LOCAL_DRIVER, tls)
+    try:
+        assert port == 0 and env.address.is_client
+    finally:
+        env.shutdown()
