@@ -264,6 +264,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             try:
                 if self._scheduler.tsms:
                     self._scheduler.check_speculation()
+                    self._scheduler.check_starvation(time.monotonic())
                 if time.monotonic() - last_expiry > 1.0:
                     last_expiry = time.monotonic()
                     self._scheduler.expire_silent_executors(timeout)
@@ -274,7 +275,6 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         backend = self._backend
         if backend is not None and hasattr(backend, "executor_lost") and not self._stopped:
             backend.executor_lost(executor_id, reason)
-                    self._scheduler.check_starvation(time.monotonic())
 
     def stop(self) -> None:
         """Cancel running jobs, stop the executors and release everything."""
@@ -508,12 +508,6 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                 self._scheduler.dag.cancel_job(job_id, "because all jobs were cancelled")
 
     # -- files and checkpoints ------------------------------------------------------------
-
-    def addPyFile(self, path: str) -> None:
-        """Make a .py/.zip importable on executors started from now on."""
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"addPyFile: {path} does not exist")
-        self._py_files.append(os.path.abspath(path))
 
     def setCheckpointDir(self, dirName: str) -> None:
         """Where checkpoint() writes RDDs."""

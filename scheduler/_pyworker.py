@@ -35,6 +35,7 @@ from scheduler._shuffle import (
     shuffle_file,
     write_shuffle_output,
 )
+from scheduler._sparkfiles import prepare_task_files
 from scheduler._taskcontext import TaskContext
 
 __all__ = ["WorkerRuntime", "main"]
@@ -96,18 +97,26 @@ class WorkerRuntime:
 
         The executor asks the owner at `out.address`, or the driver when it has none.
         """
+        return self.fetch_bytes(out.executor_id, path, offset, length, out.address)
+
+    def read_driver_blob(self, name: str, offset: int, length: int) -> bytes:
+        """A byte range of a file the driver serves (e.g. one added with sc.addFile)."""
+        return self.fetch_bytes("driver", name, offset, length, "")
+
+    def fetch_bytes(self, owner: str, path: str, offset: int, length: int, address: str) -> bytes:
+        """A byte range of `owner`'s file `path`, fetched by our executor."""
         assert self.conn is not None
         self._requests += 1
         request_id = self._requests
         self.conn.send_bytes(
-            pickle.dumps(("fetch", request_id, out.executor_id, path, offset, length, out.address))
+            pickle.dumps(("fetch", request_id, owner, path, offset, length, address))
         )
         while True:
             message = pickle.loads(self.conn.recv_bytes())
             if message[0] == "fetched" and message[1] == request_id:
                 _, _, data, error = message
                 if error:
-                    raise OSError(f"fetching {path} from executor {out.executor_id}: {error}")
+                    raise OSError(f"fetching {path} from {owner}: {error}")
                 return data  # type: ignore[no-any-return]
             self.inbox.append(message)  # a task queued behind us: the main loop runs it later
 
@@ -161,7 +170,15 @@ def run_task(
 ) -> tuple[Any, ...]:
     """Run one task; returns the ("done", ...) reply."""
     start = time.monotonic()
-    context = TaskContext(spec.stage_id, partition, attempt, task_id, spec.properties, 1, runtime)
+    try:
+        reader = runtime.read_driver_blob if runtime.conn is not None else None
+        properties = prepare_task_files(
+            spec.properties, runtime.local_dir, reader, runtime.force_remote
+        )
+    except (OSError, ValueError) as exc:
+        reason = f"could not make the files added with sc.addFile/addPyFile available: {exc}"
+        return ("done", task_id, "FAILED", b"", b"", reason, type(exc).__name__, None, 0.0)
+    context = TaskContext(spec.stage_id, partition, attempt, task_id, properties, 1, runtime)
     TaskContext._set(context)
     _accumulators.reset_registry()
     runtime.stored_blocks = []

@@ -145,6 +145,8 @@ class TaskScheduler:
         self.local_dirs: set[str] = set()
         #: Stage code and broadcasts too large to inline, fetched by executors in chunks.
         self.blobs: dict[str, bytes] = {}
+        #: Files added with sc.addFile, served by name from the driver's copy.
+        self.file_blobs: dict[str, str] = {}
         #: The last TaskSetManager of recently finished stages, for the status tracker.
         self.finished_stages: collections.OrderedDict[int, StageSummary] = collections.OrderedDict()
         #: Set when the application ends: executors going away is expected then.
@@ -429,6 +431,11 @@ class TaskScheduler:
         self.blobs[name] = data
         return name
 
+    def serve_file(self, name: str, path: str) -> None:
+        """Serve the file at `path` as blob `name` (files added with sc.addFile)."""
+        with self.lock:
+            self.file_blobs[name] = path
+
     def read_blob(self, name: str, offset: int, length: int) -> bytes:
         """A chunk of a blob (for FetchBlockRequest with executor_id "driver").
 
@@ -437,6 +444,11 @@ class TaskScheduler:
         """
         with self.lock:
             data = self.blobs.get(name)
+            path = self.file_blobs.get(name) if data is None else None
+        if path is not None:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                return f.read(length)
         if data is None:
             raise LookupError(f"the driver has no blob {name!r}")
         return data[offset : offset + length]

@@ -51,3 +51,33 @@ def test_add_file_errors_name_the_path(sc: Any, tmp_path: Path) -> None:
         return sorted(os.listdir(SparkFiles.get("conf.d")))
 
     assert sc.parallelize([0], 1).map(listing).collect() == [["a.conf"]]
+
+
+def test_add_py_file_reaches_executors_that_are_already_running(sc: Any, tmp_path: Path) -> None:
+    import zipfile
+
+    assert sc.parallelize(range(4), 2).count() == 4  # the executors are up before the add
+    module = tmp_path / "compat_added_module.py"
+    module.write_text("def triple(x):\n    return 3 * x\n")
+    archive = tmp_path / "compat_added_pkg.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("compat_added_pkg/__init__.py", "def greet(x):\n    return f'hi {x}'\n")
+    sc.addPyFile(str(module))
+    sc.addPyFile(str(archive))
+    import compat_added_module  # type: ignore[import-not-found]
+    import compat_added_pkg  # type: ignore[import-not-found]
+
+    assert compat_added_module.triple(2) == 6 and compat_added_pkg.greet(1) == "hi 1"
+
+    def use(x: int) -> tuple[int, str]:
+        import compat_added_module
+        import compat_added_pkg
+
+        return compat_added_module.triple(x), compat_added_pkg.greet(x)
+
+    assert sc.parallelize(range(4), 2).map(use).collect() == [
+        (0, "hi 0"), (3, "hi 1"), (6, "hi 2"), (9, "hi 3")
+    ]  # fmt: skip
+    if support.IMPL != "pyspark":  # PySpark raises Py4JJavaError here
+        with pytest.raises(FileNotFoundError, match=r"missing\.py"):
+            sc.addPyFile(str(tmp_path / "missing.py"))
