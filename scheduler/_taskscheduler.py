@@ -478,7 +478,8 @@ class TaskScheduler:
         for handle in self.executors.values():
             if key in handle.stages:
                 handle.stages.discard(key)
-                handle.send(pb.RemoveBlocks(tasksets=[key]))
+                if not self.stopping:  # stopped executors drop it (with a warning)
+                    handle.send(pb.RemoveBlocks(tasksets=[key]))
 
     def _retire_finished(self) -> None:
         for key, tsm in list(self.tsms.items()):
