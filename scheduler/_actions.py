@@ -11,6 +11,7 @@ results on the driver, exactly as PySpark's implementations do, so results
 from __future__ import annotations
 
 import collections
+import copy
 import heapq
 import itertools
 import math
@@ -43,6 +44,27 @@ def _fail_on_stopiteration(f: Callable[..., Any]) -> Callable[..., Any]:
     return fail_on_stopiteration(f)
 
 
+def _aggregator(zero: Any, seq: Callable[[Any, Any], Any]) -> Callable[..., Iterator[Any]]:
+    def func(iterator: Iterator[Any]) -> Iterator[Any]:
+        # Every task starts from its own copy, as each PySpark task unpickles its own.
+        acc = copy.deepcopy(zero)
+        for obj in iterator:
+            acc = seq(acc, obj)
+        yield acc
+
+    return func
+
+
+def _tree_level(partial: RDD, num_partitions: int, comb: Callable[[Any, Any], Any]) -> RDD:
+    """One level of treeAggregate: partition i's values go to key i % num_partitions."""
+
+    def keyed(index: int, iterator: Iterator[Any]) -> Iterator[Any]:
+        for obj in iterator:
+            yield index % num_partitions, obj
+
+    return partial.mapPartitionsWithIndex(keyed).reduceByKey(comb, num_partitions).values()
+
+
 class ActionFunctions:
     """Actions that combine per-partition results on the driver."""
 
@@ -64,17 +86,31 @@ class ActionFunctions:
         raise ValueError("Can not reduce() empty RDD")
 
     def treeReduce(self: RDD, f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
-        """`reduce` in a tree (same result)."""
+        """`reduce` through a tree of shuffles (`treeAggregate`), as PySpark does."""
         if depth < 1:
             raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
-        return self.reduce(f)
+        g = _fail_on_stopiteration(f)
+
+        # (value, True) is the empty marker, so that f never sees a zero value.
+        def op(x: tuple[Any, bool], y: tuple[Any, bool]) -> tuple[Any, bool]:
+            if x[1]:
+                return y
+            if y[1]:
+                return x
+            return g(x[0], y[0]), False
+
+        reduced = self.map(lambda x: (x, False)).treeAggregate((None, True), op, op, depth)
+        if reduced[1]:
+            raise ValueError("Cannot reduce empty RDD.")
+        return reduced[0]
 
     def fold(self: RDD, zeroValue: Any, op: Callable[[Any, Any], Any]) -> Any:
         """Fold each partition from `zeroValue`, then fold the results."""
         g = _fail_on_stopiteration(op)
 
         def func(iterator: Iterator[Any]) -> Iterator[Any]:
-            acc = zeroValue
+            # Every task starts from its own copy, as each PySpark task unpickles its own.
+            acc = copy.deepcopy(zeroValue)
             for obj in iterator:
                 acc = g(acc, obj)
             yield acc
@@ -91,14 +127,7 @@ class ActionFunctions:
         """Aggregate each partition with `seqOp`, then combine with `combOp`."""
         seq = _fail_on_stopiteration(seqOp)
         comb = _fail_on_stopiteration(combOp)
-
-        def func(iterator: Iterator[Any]) -> Iterator[Any]:
-            acc = zeroValue
-            for obj in iterator:
-                acc = seq(acc, obj)
-            yield acc
-
-        vals = self.mapPartitions(func).collect()
+        vals = self.mapPartitions(_aggregator(zeroValue, seq)).collect()
         return reduce(comb, vals, zeroValue)
 
     def treeAggregate(
@@ -108,10 +137,23 @@ class ActionFunctions:
         combOp: Callable[[Any, Any], Any],
         depth: int = 2,
     ) -> Any:
-        """`aggregate` in a tree (same result)."""
+        """`aggregate` through rounds of `reduceByKey` that each divide the partitions by a scale.
+
+        As in PySpark, the driver does not fold `zeroValue` in again at the end.
+        """
         if depth < 1:
             raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
-        return self.aggregate(zeroValue, seqOp, combOp)
+        if self.getNumPartitions() == 0:
+            return zeroValue
+        seq = _fail_on_stopiteration(seqOp)
+        comb = _fail_on_stopiteration(combOp)
+        partial = self.mapPartitions(_aggregator(zeroValue, seq))
+        num_partitions: float = partial.getNumPartitions()
+        scale = max(math.ceil(num_partitions ** (1.0 / depth)), 2)
+        while num_partitions > scale + num_partitions / scale:
+            num_partitions /= scale
+            partial = _tree_level(partial, int(num_partitions), comb)
+        return partial.reduce(comb)
 
     def max(self: RDD, key: Callable[[Any], Any] | None = None) -> Any:
         """The largest item."""

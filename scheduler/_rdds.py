@@ -9,7 +9,6 @@ executors; everything else runs on the driver. No network I/O here.
 from __future__ import annotations
 
 import itertools
-import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -205,11 +204,62 @@ class CoalescedRDD(RDD):
         )
 
 
+_M32 = 0xFFFFFFFF
+_M64 = (1 << 64) - 1
+
+
+def _murmur3_mix_last(h: int, k: int) -> int:
+    k = (k * 0xCC9E2D51) & _M32
+    k = ((k << 15) | (k >> 17)) & _M32
+    return h ^ ((k * 0x1B873593) & _M32)
+
+
+def _murmur3_bytes(data: bytes, seed: int) -> int:
+    """Scala's `MurmurHash3.bytesHash` of a buffer whose length is a multiple of 4."""
+    h = seed & _M32
+    for i in range(0, len(data), 4):
+        h = _murmur3_mix_last(h, int.from_bytes(data[i : i + 4], "little"))
+        h = ((h << 13) | (h >> 19)) & _M32
+        h = (h * 5 + 0xE6546B64) & _M32
+    h ^= len(data)
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & _M32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & _M32
+    return h ^ (h >> 16)
+
+
+def xorshift_next_int(seed: int, bound: int) -> int:
+    """The first `nextInt(bound)` of Spark's `XORShiftRandom(seed)` (coalesce's start position)."""
+    data = (seed & _M64).to_bytes(8, "big")
+    low = _murmur3_bytes(data, 0x3C074A61)
+    state = (_murmur3_bytes(data, low) << 32) | low
+
+    def next31() -> int:
+        nonlocal state
+        state ^= (state << 21) & _M64
+        state ^= state >> 35
+        state ^= (state << 4) & _M64
+        return state & 0x7FFFFFFF
+
+    bits = next31()
+    if bound & (bound - 1) == 0:
+        return (bound * bits) >> 31
+    # java.util.Random.nextInt's rejection of the last, incomplete range of 31-bit values.
+    while bits - bits % bound + bound - 1 >= 1 << 31:
+        bits = next31()
+    return bits % bound
+
+
 def round_robin_repartition(rdd: RDD, num_partitions: int) -> RDD:
-    """Redistribute items evenly over `num_partitions` through a shuffle, in batches of 10."""
+    """Redistribute items evenly over `num_partitions` through a shuffle, in batches of 10.
+
+    Like PySpark: the JVM sees batches of 10 items, and each map partition deals
+    them out round robin from Spark's seeded start position.
+    """
 
     def distribute(index: int, iterator: Iterator[Any]) -> Iterator[Any]:
-        position = random.Random(index).randrange(num_partitions)
+        position = xorshift_next_int(index, num_partitions)
         batch: list[Any] = []
         for item in iterator:
             batch.append(item)
