@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from google.protobuf.message import Message
@@ -45,6 +46,8 @@ log = logging.getLogger("scheduler.executor")
 
 #: The largest byte range one FetchBlockRequest may ask for.
 _MAX_FETCH = 16 << 20
+#: Threads reading blocks for other executors at once.
+_BLOCK_READERS = 4
 
 _STATES = {
     "FINISHED": pb.TASK_STATE_FINISHED,
@@ -71,6 +74,12 @@ class ExecutorEndpoint(RpcEndpoint):
         self._worker = worker
         self._done = done
         self._block_port = block_port
+        #: Block reads for other executors run here, off the endpoint's ordered inbox:
+        #: a reducer's 8 MiB read must not hold up our next LaunchTasks, nor wait for
+        #: another reducer's read.
+        self._block_readers = ThreadPoolExecutor(
+            max_workers=_BLOCK_READERS, thread_name_prefix="block-reader"
+        )
 
     def on_start(self) -> None:
         request = pb.RegisterExecutorRequest(
@@ -127,7 +136,7 @@ class ExecutorEndpoint(RpcEndpoint):
 
     def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
         if isinstance(message, pb.FetchBlockRequest):
-            context.reply(pb.FetchBlockResponse(data=self._read_block(message)))
+            self._block_readers.submit(self._serve_block, message, context)
             return
         if isinstance(message, pb.StopExecutor):
             context.reply(pb.RegisterExecutorResponse(accepted=True))
@@ -149,6 +158,17 @@ class ExecutorEndpoint(RpcEndpoint):
             assert isinstance(reply, pb.FetchBlockResponse)
             pieces.append(reply.data)
         return pieces
+
+    def on_stop(self) -> None:
+        self._block_readers.shutdown(wait=False, cancel_futures=True)
+
+    def _serve_block(self, message: pb.FetchBlockRequest, context: RpcCallContext) -> None:
+        try:
+            data = self._read_block(message)
+        except Exception as exc:  # the asker gets it as a fetch failure
+            context.send_failure(exc)
+            return
+        context.reply(pb.FetchBlockResponse(data=data))
 
     def _read_block(self, message: pb.FetchBlockRequest) -> bytes:
         """A byte range of a file directly in our local dir; anything else is refused."""
