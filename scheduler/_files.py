@@ -1,4 +1,4 @@
-"""Reading and writing files: textFile, wholeTextFiles, pickle files, checkpoints.
+"""Reading and writing files: textFile, wholeTextFiles, binary files, pickle files, checkpoints.
 
 Input splits follow Hadoop's FileInputFormat rules (goal size from
 minPartitions, 32 MiB local block size, 10% slop; a line belongs to the split
@@ -23,9 +23,12 @@ if TYPE_CHECKING:
     from scheduler._taskcontext import TaskContext
 
 __all__ = [
+    "BinaryFilesRDD",
+    "BinaryRecordsRDD",
     "PickleFileRDD",
     "TextFileRDD",
     "WholeTextFilesRDD",
+    "combine_files",
     "list_input_files",
     "save_as_pickle_file",
     "save_as_text_file",
@@ -162,18 +165,36 @@ def _split_lines(data: Any) -> Iterator[Any]:
     return iter(lines)
 
 
+def combine_files(files: list[str], max_split: int) -> list[list[str]]:
+    """Files packed into splits as Hadoop's CombineFileInputFormat does on one node.
+
+    Files are added in order until a split holds `max_split` bytes or more
+    (0: no limit); the files left over make the last split.
+    """
+    groups: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for f in files:
+        current.append(f)
+        size += os.path.getsize(f)
+        if max_split and size >= max_split:
+            groups.append(current)
+            current, size = [], 0
+    if current or not groups:
+        groups.append(current)
+    return groups
+
+
 class WholeTextFilesRDD(RDD):
-    """(path, content) per file, files grouped into at most minPartitions partitions."""
+    """(path, content) per file, packed into splits of total size / minPartitions bytes."""
 
     def __init__(
         self, ctx: SparkContext, path: str, min_partitions: int, use_unicode: bool
     ) -> None:
         super().__init__(ctx, [])
         files = list_input_files(path)
-        n = max(1, min(min_partitions, len(files)))
-        self._groups = [
-            files[(i * len(files)) // n : ((i + 1) * len(files)) // n] for i in range(n)
-        ]
+        total = sum(os.path.getsize(f) for f in files)
+        self._groups = combine_files(files, -(-total // max(min_partitions, 1)))
         self._use_unicode = use_unicode
 
     def _num_partitions(self) -> int:
@@ -185,6 +206,71 @@ class WholeTextFilesRDD(RDD):
                 data = fh.read()
             uri = "file:" + f
             yield (uri, data.decode("utf-8")) if self._use_unicode else (uri, data)
+
+
+#: spark.files.maxPartitionBytes and spark.files.openCostInBytes (binaryFiles' split sizes).
+_FILES_MAX_PARTITION_BYTES = 128 * 1024 * 1024
+_FILES_OPEN_COST_BYTES = 4 * 1024 * 1024
+
+
+class BinaryFilesRDD(RDD):
+    """(path, bytes) per file, packed as Spark's StreamFileInputFormat packs them."""
+
+    def __init__(self, ctx: SparkContext, path: str, min_partitions: int) -> None:
+        super().__init__(ctx, [])
+        files = list_input_files(path)
+        total = sum(os.path.getsize(f) + _FILES_OPEN_COST_BYTES for f in files)
+        per_core = total // max(ctx.defaultParallelism, min_partitions)
+        max_split = min(_FILES_MAX_PARTITION_BYTES, max(_FILES_OPEN_COST_BYTES, per_core))
+        self._groups = combine_files(files, max_split)
+
+    def _num_partitions(self) -> int:
+        return len(self._groups)
+
+    def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        for f in self._groups[split]:
+            with open(f, "rb") as fh:
+                yield "file:" + f, fh.read()
+
+
+class BinaryRecordsRDD(RDD):
+    """Fixed-length records of flat binary files, one split per 32 MiB block of records."""
+
+    def __init__(self, ctx: SparkContext, path: str, record_length: int) -> None:
+        super().__init__(ctx, [])
+        if record_length <= 0:
+            raise ValueError(f"recordLength must be positive, got {record_length}")
+        self._record_length = record_length
+        # FixedLengthBinaryInputFormat: splits of the block size rounded down to whole records.
+        split_size = max(record_length, _BLOCK_SIZE // record_length * record_length)
+        self._splits: list[tuple[str, int, int]] = []
+        for f in list_input_files(path):
+            length = os.path.getsize(f)
+            start = 0
+            while length - start > split_size * _SLOP:
+                self._splits.append((f, start, split_size))
+                start += split_size
+            if length - start > 0:
+                self._splits.append((f, start, length - start))
+
+    def _num_partitions(self) -> int:
+        return len(self._splits)
+
+    def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        path, start, length = self._splits[split]
+        size = self._record_length
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            data = fh.read(length)
+        for offset in range(0, len(data), size):
+            record = data[offset : offset + size]
+            if len(record) < size:
+                # Spark's FixedLengthBinaryRecordReader fails on a partial last record too.
+                raise EOFError(
+                    f"{path}: {os.path.getsize(path)} bytes is not a whole number "
+                    f"of {size}-byte records"
+                )
+            yield record
 
 
 class PickleFileRDD(RDD):

@@ -332,8 +332,9 @@ class PairFunctions:
     ) -> RDD:
         """Sample each key's pairs with its own fraction."""
         for fraction in fractions.values():
-            if fraction < 0.0:
-                raise ValueError(f"Negative fraction value: {fraction}")
+            # PySpark checks with an assert: the same exception type for the same mistake.
+            if not fraction >= 0.0:
+                raise AssertionError(f"Negative fraction value: {fraction}")
         return self.mapPartitionsWithIndex(
             StratifiedSampler(withReplacement, fractions, seed).func, True
         )

@@ -288,8 +288,8 @@ class RDD(ActionFunctions, PairFunctions):
 
     def sample(self, withReplacement: bool, fraction: float, seed: int | None = None) -> RDD:
         """A random sample of about `fraction` of the items."""
-        if fraction < 0.0:
-            raise ValueError(f"Negative fraction value: {fraction}")
+        if not fraction >= 0:
+            raise ValueError("Fraction must be nonnegative.")
         return self.mapPartitionsWithIndex(
             PartitionSampler(withReplacement, fraction, seed).func, True
         )
@@ -403,7 +403,7 @@ class RDD(ActionFunctions, PairFunctions):
     def coalesce(self, numPartitions: int, shuffle: bool = False) -> RDD:
         """Fewer partitions, by merging neighbours (or by a shuffle)."""
         if numPartitions <= 0:
-            raise ValueError(f"Number of partitions ({numPartitions}) must be positive.")
+            raise ValueError("Number of partitions must be positive.")
         if shuffle:
             from scheduler._rdds import round_robin_repartition
 

@@ -83,6 +83,19 @@ class RDDSources:
         min_parts = minPartitions if minPartitions is not None else self.defaultMinPartitions
         return WholeTextFilesRDD(self, path, min_parts, use_unicode)
 
+    def binaryFiles(self: SparkContext, path: str, minPartitions: int | None = None) -> RDD:
+        """(path, bytes) for each file under `path`."""
+        from scheduler._files import BinaryFilesRDD
+
+        min_parts = minPartitions if minPartitions is not None else self.defaultMinPartitions
+        return BinaryFilesRDD(self, path, min_parts)
+
+    def binaryRecords(self: SparkContext, path: str, recordLength: int) -> RDD:
+        """The `recordLength`-byte records of flat binary files."""
+        from scheduler._files import BinaryRecordsRDD
+
+        return BinaryRecordsRDD(self, path, recordLength)
+
     def pickleFile(self: SparkContext, name: str, minPartitions: int | None = None) -> RDD:
         """An RDD saved with saveAsPickleFile."""
         from scheduler._files import PickleFileRDD

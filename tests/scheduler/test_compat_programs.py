@@ -9,7 +9,9 @@ contract.
 
 from __future__ import annotations
 
+import os
 from operator import add
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,3 +96,65 @@ def test_tree_reduce_and_tree_aggregate_combine_in_a_tree(sc: Any) -> None:
         sc.parallelize([], 2).treeReduce(add)
     with pytest.raises(ValueError, match="Depth cannot be smaller than 1"):
         letters.treeAggregate("", add, add, 0)
+
+
+# -- binaryFiles / binaryRecords, and wholeTextFiles' packing by size ---------------------
+
+
+def _write_equal_files(directory: Path, count: int, size: int) -> None:
+    for i in range(count):
+        (directory / f"f{i}.bin").write_bytes(bytes((i + j) % 256 for j in range(size)))
+    (directory / "_SUCCESS").write_bytes(b"")
+
+
+def test_binary_files_pairs_each_file_with_its_bytes(sc: Any, tmp_path: Path) -> None:
+    _write_equal_files(tmp_path, 5, 12)
+    files = sc.binaryFiles(str(tmp_path))
+    # Small files share one partition (spark.files.openCostInBytes is 4 MiB).
+    assert files.getNumPartitions() == 1
+    assert sc.binaryFiles(str(tmp_path), 3).getNumPartitions() == 1
+    pairs = sorted(files.collect())
+    assert [os.path.basename(k) for k, _ in pairs] == [f"f{i}.bin" for i in range(5)]
+    assert all(k.startswith("file:") for k, _ in pairs)
+    assert pairs[2][1] == bytes(range(2, 14))
+
+
+def test_binary_records_cut_fixed_length_records(sc: Any, tmp_path: Path) -> None:
+    _write_equal_files(tmp_path, 3, 12)
+    records = sc.binaryRecords(str(tmp_path), 4)
+    assert records.getNumPartitions() == 3
+    assert sorted(records.glom().collect()) == [
+        [bytes(range(s, s + 4)), bytes(range(s + 4, s + 8)), bytes(range(s + 8, s + 12))]
+        for s in range(3)
+    ]
+    one = sc.binaryRecords(str(tmp_path / "f1.bin"), 6)
+    assert one.collect() == [bytes(range(1, 7)), bytes(range(7, 13))]
+    with pytest.raises(Exception):  # noqa: B017 - PySpark's is a Py4JJavaError (EOFException)
+        sc.binaryRecords(str(tmp_path / "f1.bin"), 5).collect()
+
+
+def test_whole_text_files_pack_files_by_size(sc: Any, tmp_path: Path) -> None:
+    for i in range(6):
+        (tmp_path / f"doc{i}.txt").write_text("x" * 10)
+    assert sc.wholeTextFiles(str(tmp_path), 3).glom().map(len).collect() == [2, 2, 2]
+    assert sc.wholeTextFiles(str(tmp_path), 4).glom().map(len).collect() == [2, 2, 2]
+    assert sc.wholeTextFiles(str(tmp_path), 5).glom().map(len).collect() == [2, 2, 2]
+    assert sc.wholeTextFiles(str(tmp_path), 6).glom().map(len).collect() == [1] * 6
+    assert sc.wholeTextFiles(str(tmp_path), 1).getNumPartitions() == 1
+
+
+# -- bad arguments raise what PySpark raises ------------------------------------------
+
+
+def test_bad_arguments_raise_pysparks_exceptions(sc: Any) -> None:
+    rdd = sc.parallelize(range(10), 2)
+    with pytest.raises(ValueError, match=r"^Number of partitions must be positive\.$"):
+        rdd.coalesce(0)
+    with pytest.raises(ValueError, match=r"^Number of partitions must be positive\.$"):
+        rdd.repartition(-1)
+    with pytest.raises(ValueError, match=r"^Fraction must be nonnegative\.$"):
+        rdd.sample(False, -0.5)
+    with pytest.raises(ValueError, match="Weights must be nonnegative"):
+        rdd.randomSplit([1.0, -1.0])
+    with pytest.raises(AssertionError, match="Negative fraction value"):
+        rdd.map(lambda x: (x % 2, x)).sampleByKey(False, {0: 0.5, 1: -0.1})
