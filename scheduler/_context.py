@@ -507,6 +507,51 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             for job_id in list(self._scheduler.dag.jobs):
                 self._scheduler.dag.cancel_job(job_id, "because all jobs were cancelled")
 
+    def setInterruptOnCancel(self, interruptOnCancel: bool) -> None:
+        """Whether cancelling this thread's jobs interrupts their running tasks."""
+        self.setLocalProperty("spark.job.interruptOnCancel", str(interruptOnCancel).lower())
+
+    # Job tags (Spark 3.5): a comma-separated set in the local property spark.job.tags.
+
+    @staticmethod
+    def _check_tag(tag: str) -> None:
+        if tag is None:
+            raise ValueError("Spark job tag cannot be null.")
+        if "," in tag:
+            raise ValueError("Spark job tag cannot contain `,`.")
+        if not tag:
+            raise ValueError("Spark job tag cannot be an empty string.")
+
+    def getJobTags(self) -> set[str]:
+        """The tags the jobs started from this thread get."""
+        tags = self.getLocalProperty("spark.job.tags") or ""
+        return {t for t in tags.split(",") if t}
+
+    def _set_job_tags(self, tags: set[str]) -> None:
+        self.setLocalProperty("spark.job.tags", ",".join(sorted(tags)) if tags else None)
+
+    def addJobTag(self, tag: str) -> None:
+        """Tag the jobs started from this thread (for cancelJobsWithTag)."""
+        self._check_tag(tag)
+        self._set_job_tags(self.getJobTags() | {tag})
+
+    def removeJobTag(self, tag: str) -> None:
+        """Stop tagging this thread's jobs with `tag`."""
+        self._check_tag(tag)
+        self._set_job_tags(self.getJobTags() - {tag})
+
+    def clearJobTags(self) -> None:
+        """Stop tagging this thread's jobs."""
+        self._set_job_tags(set())
+
+    def cancelJobsWithTag(self, tag: str) -> None:
+        """Cancel the running jobs that carry `tag`."""
+        self._check_tag(tag)
+        with self._scheduler.lock:
+            for job in list(self._scheduler.dag.jobs.values()):
+                if tag in job.properties.get("spark.job.tags", "").split(","):
+                    self._scheduler.dag.cancel_job(job.id, f"part of cancelled job tag {tag}")
+
     # -- files and checkpoints ------------------------------------------------------------
 
     def setCheckpointDir(self, dirName: str) -> None:

@@ -10,6 +10,8 @@ contract.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from operator import add
 from pathlib import Path
 from typing import Any
@@ -158,3 +160,53 @@ def test_bad_arguments_raise_pysparks_exceptions(sc: Any) -> None:
         rdd.randomSplit([1.0, -1.0])
     with pytest.raises(AssertionError, match="Negative fraction value"):
         rdd.map(lambda x: (x % 2, x)).sampleByKey(False, {0: 0.5, 1: -0.1})
+
+
+# -- job tags (Spark 3.5+) ----------------------------------------------------------------
+
+CANCEL_DEADLINE_S = 30.0
+
+
+def _slow_item(x: int) -> int:
+    time.sleep(0.2)
+    return x
+
+
+def test_job_tags_are_a_per_thread_set_and_cancel_tagged_jobs(sc: Any) -> None:
+    assert set(sc.getJobTags()) == set()
+    sc.addJobTag("etl")
+    sc.addJobTag("nightly")
+    sc.addJobTag("etl")
+    assert set(sc.getJobTags()) == {"etl", "nightly"}
+    sc.removeJobTag("nightly")
+    assert set(sc.getJobTags()) == {"etl"}
+    sc.clearJobTags()
+    assert set(sc.getJobTags()) == set()
+    sc.setInterruptOnCancel(True)
+    assert sc.getLocalProperty("spark.job.interruptOnCancel") == "true"
+    sc.setInterruptOnCancel(False)
+
+    outcome: dict[str, Any] = {}
+
+    def run_tagged() -> None:
+        sc.addJobTag("to-cancel")
+        try:
+            outcome["result"] = sc.parallelize(range(200), 2).map(_slow_item).count()
+        except Exception as exc:
+            outcome["error"] = exc
+        finally:
+            sc.clearJobTags()
+
+    worker = threading.Thread(target=run_tagged, daemon=True)
+    worker.start()
+    tracker = sc.statusTracker()
+    deadline = time.monotonic() + CANCEL_DEADLINE_S
+    while not tracker.getActiveJobsIds() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tracker.getActiveJobsIds(), "the tagged job never started"
+    sc.cancelJobsWithTag("other-tag")
+    sc.cancelJobsWithTag("to-cancel")
+    worker.join(timeout=CANCEL_DEADLINE_S)
+    assert not worker.is_alive(), "the cancelled job did not return"
+    assert "result" not in outcome and "error" in outcome
+    assert sc.parallelize(range(10), 2).count() == 10
