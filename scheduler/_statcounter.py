@@ -12,6 +12,23 @@ from typing import Any
 
 __all__ = ["StatCounter"]
 
+_OPS: list[Any] = []
+
+
+def _ops() -> tuple[Any, Any, Any]:
+    """max, min and sqrt: numpy's when it is installed, as PySpark's StatCounter picks them.
+
+    With numpy, min/max (and stdev) come back as numpy floats, as they do in PySpark.
+    """
+    if not _OPS:
+        try:
+            from numpy import maximum, minimum, sqrt  # type: ignore[import-not-found, unused-ignore]
+
+            _OPS.extend((maximum, minimum, sqrt))
+        except ImportError:
+            _OPS.extend((max, min, math.sqrt))
+    return _OPS[0], _OPS[1], _OPS[2]
+
 
 class StatCounter:
     """Running statistics over a stream of numbers (PySpark's `StatCounter`)."""
@@ -31,8 +48,9 @@ class StatCounter:
         self.n += 1
         self.mu += delta / self.n
         self.m2 += delta * (value - self.mu)
-        self.maxValue = max(self.maxValue, value)
-        self.minValue = min(self.minValue, value)
+        maximum, minimum, _ = _ops()
+        self.maxValue = maximum(self.maxValue, value)
+        self.minValue = minimum(self.minValue, value)
         return self
 
     def mergeStats(self, other: StatCounter) -> StatCounter:
@@ -52,8 +70,9 @@ class StatCounter:
                 self.mu = other.mu - (delta * self.n) / (self.n + other.n)
             else:
                 self.mu = (self.mu * self.n + other.mu * other.n) / (self.n + other.n)
-            self.maxValue = max(self.maxValue, other.maxValue)
-            self.minValue = min(self.minValue, other.minValue)
+            maximum, minimum, _ = _ops()
+            self.maxValue = maximum(self.maxValue, other.maxValue)
+            self.minValue = minimum(self.minValue, other.minValue)
             self.m2 += other.m2 + (delta * delta * self.n * other.n) / (self.n + other.n)
             self.n += other.n
         return self
@@ -89,10 +108,10 @@ class StatCounter:
         return float("nan") if self.n <= 1 else float(self.m2 / (self.n - 1))
 
     def stdev(self) -> float:
-        return math.sqrt(self.variance())
+        return _ops()[2](self.variance())  # type: ignore[no-any-return]
 
     def sampleStdev(self) -> float:
-        return math.sqrt(self.sampleVariance())
+        return _ops()[2](self.sampleVariance())  # type: ignore[no-any-return]
 
     def asDict(self, sample: bool = False) -> dict[str, Any]:
         """The statistics as a dict; like PySpark, sample statistics unless `sample` is true."""

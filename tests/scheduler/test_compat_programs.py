@@ -210,3 +210,16 @@ def test_job_tags_are_a_per_thread_set_and_cancel_tagged_jobs(sc: Any) -> None:
     assert not worker.is_alive(), "the cancelled job did not return"
     assert "result" not in outcome and "error" in outcome
     assert sc.parallelize(range(10), 2).count() == 10
+
+
+# -- StatCounter picks numpy's max/min/sqrt when numpy is installed, as PySpark's does --------
+
+
+def test_stats_of_ints_follow_numpy_availability(sc: Any) -> None:
+    import importlib.util
+
+    stats = sc.parallelize([3, 1, 4, 1, 5], 2).stats()
+    numpy_installed = importlib.util.find_spec("numpy") is not None
+    assert type(stats.max()).__name__ == ("float64" if numpy_installed else "int")
+    shown = "max: 5.0, min: 1.0" if numpy_installed else "max: 5, min: 1"
+    assert repr(stats) == f"(count: 5, mean: 2.8, stdev: 1.6, {shown})"
