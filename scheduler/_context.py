@@ -142,7 +142,9 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         settings = self._conf.to_conf()
         # Checked before anything starts, so that a bad value fails fast and names its key.
         self._allocation = allocation_settings(settings, local=kind == "local")
+        task_cpus = _task_cpus(settings, kind, cores)
         sched_settings = SchedulerSettings(
+            task_cpus=task_cpus,
             max_failures=max_failures or settings.get_int("spark.task.maxFailures") or 4,
             max_stage_attempts=settings.get_int("spark.stage.maxConsecutiveAttempts") or 4,
             locality_wait=settings.get_duration("spark.locality.wait") or 0.0,
@@ -243,6 +245,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         if local_dir:
             env["SPARKCTL_LOCAL_DIR"] = local_dir
         env["SPARKCTL_PYTHON_WORKER_MEMORY_MB"] = str(self._python_worker_memory_mb())
+        env["SPARKCTL_TASK_CPUS"] = str(self._scheduler.settings.task_cpus)
         rpc = {
             k: v
             for k, v in self._conf.getAll()
@@ -720,3 +723,27 @@ def _register_exit_hook(hook: Callable[[], None]) -> None:
 
 def _collect_partition(context: Any, iterator: Iterator[Any]) -> list[Any]:
     return list(iterator)
+
+
+def _task_cpus(settings: Any, kind: str, local_cores: int) -> int:
+    """spark.task.cpus, checked against the cores an executor will have.
+
+    Raises:
+        ValueError: not a positive number, or more than an executor's cores (local[N]
+            gives N; spark.executor.cores when set), naming the keys.
+    """
+    raw = settings.get("spark.task.cpus") or "1"
+    try:
+        cpus = int(raw)
+    except ValueError:
+        raise ValueError(f"spark.task.cpus must be a whole number, not {raw!r}") from None
+    if cpus < 1:
+        raise ValueError(f"spark.task.cpus must be at least 1, not {cpus}")
+    executor_cores = local_cores if kind == "local" else settings.get_int("spark.executor.cores")
+    if executor_cores and executor_cores < cpus:
+        where = f"local[{local_cores}]" if kind == "local" else "spark.executor.cores"
+        raise ValueError(
+            f"the number of cores per executor ({where} = {executor_cores}) must be at least "
+            f"spark.task.cpus ({cpus})"
+        )
+    return cpus

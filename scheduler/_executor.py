@@ -112,7 +112,9 @@ class ExecutorRuntime:
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
         args = [local_dir, executor_id, host, str(memory_mb)]
-        self._slots = [_Slot(i, args, env) for i in range(max(1, cores))]
+        # One Python worker per task that may run at once: a task takes spark.task.cpus cores.
+        task_cpus = max(1, int(os.environ.get("SPARKCTL_TASK_CPUS") or "1"))
+        self._slots = [_Slot(i, args, env) for i in range(max(1, cores // task_cpus))]
         self._cancelled: set[int] = set()
         for slot in self._slots:
             self._start_reader(slot)

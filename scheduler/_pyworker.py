@@ -51,6 +51,9 @@ _CACHE_BUDGET = 256 << 20
 #: re-traversed until the task ends and the defaults come back.
 _TASK_GC_THRESHOLDS = (50_000, 1000, 1000)
 
+#: Cores each task may use (spark.task.cpus; TaskContext.cpus()).
+_TASK_CPUS = max(1, int(os.environ.get("SPARKCTL_TASK_CPUS") or "1"))
+
 
 _dumps = _aggregation.dumps_records
 
@@ -178,7 +181,9 @@ def run_task(
     except (OSError, ValueError) as exc:
         reason = f"could not make the files added with sc.addFile/addPyFile available: {exc}"
         return ("done", task_id, "FAILED", b"", b"", reason, type(exc).__name__, None, 0.0)
-    context = TaskContext(spec.stage_id, partition, attempt, task_id, properties, 1, runtime)
+    context = TaskContext(
+        spec.stage_id, partition, attempt, task_id, properties, _TASK_CPUS, runtime
+    )
     TaskContext._set(context)
     _accumulators.reset_registry()
     runtime.stored_blocks = []

@@ -103,6 +103,8 @@ class StageSummary:
 @dataclass
 class SchedulerSettings:
     max_failures: int = 4
+    #: Cores each task takes (spark.task.cpus): an executor runs cores // task_cpus at once.
+    task_cpus: int = 1
     max_stage_attempts: int = 4
     locality_wait: float = 3.0
     speculation: bool = False
@@ -197,6 +199,14 @@ class TaskScheduler:
         with self.lock:
             if handle.executor_id in self.executors:
                 return False
+            if handle.cores < self.settings.task_cpus:
+                log.warning(
+                    "executor %s has %d core(s), fewer than spark.task.cpus=%d: it runs one "
+                    "task at a time",
+                    handle.executor_id,
+                    handle.cores,
+                    self.settings.task_cpus,
+                )
             self.executors[handle.executor_id] = handle
             if handle.local_dir:
                 self.local_dirs.add(handle.local_dir)
@@ -262,18 +272,19 @@ class TaskScheduler:
             # so that launches travel several to a message; an idle one gets work at once.
             depths = {t.task_set.key: queue_depth(t.run_seconds) for t in active}
             deepest = max(depths.values())
-            eligible = [
-                h
-                for h in self.executors.values()
-                if not h.running
-                or h.cores * deepest - len(h.running) >= max(1, h.cores * deepest // 4)
-            ]
+            task_cpus = self.settings.task_cpus
+            eligible = []
+            for h in self.executors.values():
+                room = max(1, h.cores // task_cpus) * deepest
+                if not h.running or room - len(h.running) >= max(1, room // 4):
+                    eligible.append(h)
             while progress:
                 progress = False
                 for handle in eligible:
                     held = len(handle.running)
+                    slots = max(1, handle.cores // task_cpus)
                     for tsm in active:
-                        if not tsm.has_pending() or held >= handle.cores * depths[tsm.task_set.key]:
+                        if not tsm.has_pending() or held >= slots * depths[tsm.task_set.key]:
                             continue
                         task_id = next(self._task_ids)
                         attempt = tsm.resource_offer(handle.executor_id, now, alive, task_id)
