@@ -43,7 +43,7 @@ from scheduler._master_url import parse_master
 from scheduler._rdd import RDD
 from scheduler._shared import SharedVariables
 from scheduler._sources import RDDSources
-from scheduler._sparkconf import SparkConf
+from scheduler._sparkconf import SYSTEM_PROPERTIES, SparkConf
 from scheduler._sparkfiles import AddedFiles
 from scheduler._status import JobRecord, JobWaiter, StatusTracker
 from scheduler._taskscheduler import SchedulerSettings, TaskScheduler
@@ -353,6 +353,19 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                 cls(conf=conf or SparkConf())
             assert cls._active_spark_context is not None
             return cls._active_spark_context
+
+    #: Files of these kinds added with addPyFile go on the executors' sys.path.
+    PACKAGE_EXTENSIONS: tuple[str, ...] = (".zip", ".egg", ".jar")
+
+    @classmethod
+    def setSystemProperty(cls, key: str, value: str) -> None:
+        """Set a driver-wide property; `spark.*` ones become defaults of later SparkConfs."""
+        SYSTEM_PROPERTIES[key] = value
+
+    @classmethod
+    def getSystemProperty(cls, key: str) -> str | None:
+        """A property set with setSystemProperty (None when unset)."""
+        return SYSTEM_PROPERTIES.get(key)
 
     # -- properties ----------------------------------------------------------------------
 

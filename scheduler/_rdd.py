@@ -13,6 +13,7 @@ import itertools
 import random
 import shlex
 import subprocess
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -462,6 +463,18 @@ class RDD(ActionFunctions, PairFunctions):
     def collect(self) -> list[Any]:
         """All items, in partition order."""
         return self.ctx.runJob(self, lambda it: it)
+
+    def collectWithJobGroup(
+        self, groupId: str, description: str, interruptOnCancel: bool = False
+    ) -> list[Any]:
+        """`collect` in job group `groupId` (deprecated in PySpark 3.1, kept working)."""
+        warnings.warn(
+            "Deprecated in 3.1, Use pyspark.InheritableThread with the pinned thread mode enabled.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        self.ctx.setJobGroup(groupId, description, interruptOnCancel)
+        return self.collect()
 
     def toLocalIterator(self, prefetchPartitions: bool = False) -> Iterator[Any]:
         """Iterate over the items, one partition (one job) at a time."""

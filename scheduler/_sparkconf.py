@@ -14,13 +14,23 @@ from collections.abc import Iterable
 
 from rpcenv import Conf
 
-__all__ = ["SUBMIT_CONF_ENV", "SparkConf"]
+__all__ = ["SUBMIT_CONF_ENV", "SYSTEM_PROPERTIES", "SparkConf"]
 
 #: The environment variable carrying submit-time settings as a JSON object.
 SUBMIT_CONF_ENV = "SPARKCTL_SUBMIT_CONF"
 
+#: The driver process's "system properties" (SparkContext.setSystemProperty): the
+#: `spark.*` ones are defaults of every SparkConf made afterwards, as the JVM's are.
+SYSTEM_PROPERTIES: dict[str, str] = {}
+
 
 def _submit_defaults() -> dict[str, str]:
+    defaults = _submit_conf()
+    defaults.update((k, v) for k, v in SYSTEM_PROPERTIES.items() if k.startswith("spark."))
+    return defaults
+
+
+def _submit_conf() -> dict[str, str]:
     text = os.environ.get(SUBMIT_CONF_ENV)
     if not text:
         return {}

@@ -223,3 +223,27 @@ def test_stats_of_ints_follow_numpy_availability(sc: Any) -> None:
     assert type(stats.max()).__name__ == ("float64" if numpy_installed else "int")
     shown = "max: 5.0, min: 1.0" if numpy_installed else "max: 5, min: 1"
     assert repr(stats) == f"(count: 5, mean: 2.8, stdev: 1.6, {shown})"
+
+
+# -- SparkContext system properties and collectWithJobGroup ---------------------------------
+
+
+def test_system_properties_are_defaults_of_new_confs(sc: Any) -> None:
+    from scheduler import SparkConf, SparkContext
+
+    # A key every compat context sets to the same value, so later contexts are unaffected.
+    SparkContext.setSystemProperty("spark.ui.showConsoleProgress", "false")
+    assert SparkContext.getSystemProperty("spark.ui.showConsoleProgress") == "false"
+    assert SparkConf().get("spark.ui.showConsoleProgress") == "false"
+    assert SparkConf(loadDefaults=False).get("spark.ui.showConsoleProgress") is None
+    assert SparkContext.PACKAGE_EXTENSIONS == (".zip", ".egg", ".jar")
+
+
+def test_collect_with_job_group_is_deprecated_but_runs_in_the_group(sc: Any) -> None:
+    try:
+        with pytest.warns(FutureWarning, match="Deprecated in 3.1"):
+            got = sc.parallelize(range(6), 2).collectWithJobGroup("compat-cwjg", "described")
+        assert got == list(range(6))
+        assert len(sc.statusTracker().getJobIdsForGroup("compat-cwjg")) == 1
+    finally:
+        sc.setJobGroup("compat-after-cwjg", "reset")
