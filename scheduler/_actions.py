@@ -188,10 +188,16 @@ class ActionFunctions:
         return self.mean()
 
     def countApproxDistinct(self: RDD, relativeSD: float = 0.05) -> int:
-        """The number of distinct items (exact in sparkctl)."""
+        """The number of distinct items, estimated with Spark's HyperLogLog++ registers."""
+        from scheduler._hyperloglog import estimate, merge_registers, precision_for, registers_of
+        from scheduler._partitioner import portable_hash
+
         if relativeSD < 0.000017:
             raise ValueError("relativeSD should be greater than 0.000017")
-        return self.distinct().count()
+        p = precision_for(relativeSD)
+        hashes = self.map(lambda x: portable_hash(x) & 0xFFFFFFFF)
+        parts = hashes.mapPartitions(lambda it: [registers_of(it, p)]).collect()
+        return estimate(reduce(merge_registers, parts, bytearray(1 << p)), p)
 
     def stats(self: RDD) -> StatCounter:
         """Count, mean, variance, max and min in one pass."""

@@ -247,3 +247,19 @@ def test_collect_with_job_group_is_deprecated_but_runs_in_the_group(sc: Any) -> 
         assert len(sc.statusTracker().getJobIdsForGroup("compat-cwjg")) == 1
     finally:
         sc.setJobGroup("compat-after-cwjg", "reset")
+
+
+# -- countApproxDistinct: Spark's HyperLogLog++ registers -----------------------------------
+
+
+def test_count_approx_distinct_estimates_as_spark_does(sc: Any) -> None:
+    """Exact matches where stream-lib uses linear counting or the raw estimate."""
+    assert sc.parallelize(range(20), 3).countApproxDistinct() == 19
+    assert sc.parallelize(range(300), 3).countApproxDistinct() == 300
+    assert sc.parallelize([str(i) for i in range(250)] * 3, 4).countApproxDistinct() == 239
+    assert sc.parallelize([(i, "x") for i in range(50)], 2).countApproxDistinct(0.01) == 50
+    assert sc.parallelize(range(5000), 4).countApproxDistinct(0.1) == 4523
+    assert sc.parallelize(range(10), 2).countApproxDistinct(0.5) == 11
+    assert sc.parallelize([], 2).countApproxDistinct() == 0
+    with pytest.raises(ValueError, match=r"relativeSD should be greater than 0\.000017"):
+        sc.parallelize([1]).countApproxDistinct(0.00001)
