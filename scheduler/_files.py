@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import gzip
 import os
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -112,11 +113,20 @@ class TextFileRDD(RDD):
     def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
         path, start, length = self._splits[split]
         if self._use_unicode and _splittable(path):
-            return _split_lines(_read_split(path, start, length).decode("utf-8"))
+            return _split_lines(_read_split(path, start, length).decode("utf-8", "replace"))
         lines = _read_lines(path, start, length)
         if self._use_unicode:
-            return (line.decode("utf-8") for line in lines)
-        return lines
+            return (line.decode("utf-8", "replace") for line in lines)
+        return (_as_java_string_bytes(line) for line in lines)
+
+
+def _as_java_string_bytes(line: bytes) -> bytes:
+    """`line` after PySpark's trip through a Java String: invalid UTF-8 becomes U+FFFD."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line.decode("utf-8", "replace").encode("utf-8")
+    return line
 
 
 def _strip_eol(line: bytes) -> bytes:
@@ -132,7 +142,10 @@ def _read_lines(path: str, start: int, length: int) -> Iterator[bytes]:
         opener = gzip.open if path.endswith(".gz") else open
         with opener(path, "rb") as f:
             for line in f:
-                yield _strip_eol(line)
+                if b"\r" in line[:-2]:
+                    yield from _split_lines(line)  # lone \r ends lines too
+                else:
+                    yield _strip_eol(line)
         return
     yield from _split_lines(_read_split(path, start, length))
 
@@ -152,17 +165,18 @@ def _read_split(path: str, start: int, length: int) -> bytes:
 
 
 def _split_lines(data: Any) -> Iterator[Any]:
-    """Lines of `data` (bytes or str) without their \\n or \\r\\n."""
+    """Lines of `data` (bytes or str) ended, as in Hadoop's LineReader, by \\n, \\r\\n or \\r."""
     if not data:
         return iter(())
-    newline = "\n" if isinstance(data, str) else b"\n"
-    lines = data.split(newline)
+    if isinstance(data, bytes):
+        return iter(data.splitlines())  # exactly \n, \r\n and \r for bytes
+    lines = _LINE_ENDS.split(data) if "\r" in data else data.split("\n")
     if not lines[-1]:
         lines.pop()
-    cr = "\r" if isinstance(data, str) else b"\r"
-    if cr in data:
-        lines = [line[:-1] if line.endswith(cr) else line for line in lines]
     return iter(lines)
+
+
+_LINE_ENDS = re.compile("\r\n|\r|\n")
 
 
 def combine_files(files: list[str], max_split: int) -> list[list[str]]:
@@ -309,7 +323,8 @@ def save_as_text_file(rdd: RDD, path: str, codec: str | None) -> None:
         with gzip.open(tmp, "wb") if compress else open(tmp, "wb") as f:
             for x in iterator:
                 if isinstance(x, bytes):
-                    f.write(x)
+                    # PySpark writes bytes through a Java String: invalid UTF-8 becomes U+FFFD.
+                    f.write(_as_java_string_bytes(x))
                 else:
                     f.write(str(x).encode("utf-8"))
                 f.write(b"\n")

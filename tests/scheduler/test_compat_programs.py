@@ -263,3 +263,28 @@ def test_count_approx_distinct_estimates_as_spark_does(sc: Any) -> None:
     assert sc.parallelize([], 2).countApproxDistinct() == 0
     with pytest.raises(ValueError, match=r"relativeSD should be greater than 0\.000017"):
         sc.parallelize([1]).countApproxDistinct(0.00001)
+
+
+# -- text files: Hadoop's line ends, and bytes through a Java String ----------------------
+
+
+def test_text_file_lines_end_at_cr_too_and_bad_utf8_is_replaced(sc: Any, tmp_path: Path) -> None:
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(b"a\r\nb\r\n\r\nc\rd\n\xff\xfeoops\nlast")
+    replaced = "\ufffd\ufffdoops"
+    assert sc.textFile(str(path)).collect() == ["a", "b", "", "c", "d", replaced, "last"]
+    raw = sc.textFile(str(path), use_unicode=False).collect()
+    assert raw == [b"a", b"b", b"", b"c", b"d", replaced.encode(), b"last"]
+    assert sc.textFile(str(path), 3).glom().collect() == [
+        ["a", "b", ""],
+        ["c", "d", replaced],
+        ["last"],
+        [],
+    ]
+
+
+def test_save_as_text_file_writes_bytes_as_utf8_text(sc: Any, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    sc.parallelize([b"raw\xffbytes", "\u00fcn\u00ef", 7, None], 1).saveAsTextFile(str(out))
+    written = (out / "part-00000").read_bytes()
+    assert written == b"raw\xef\xbf\xbdbytes\n\xc3\xbcn\xc3\xaf\n7\nNone\n"
