@@ -354,6 +354,9 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             assert cls._active_spark_context is not None
             return cls._active_spark_context
 
+    def __repr__(self) -> str:
+        return f"<SparkContext master={self.master} appName={self.appName}>"
+
     #: Files of these kinds added with addPyFile go on the executors' sys.path.
     PACKAGE_EXTENSIONS: tuple[str, ...] = (".zip", ".egg", ".jar")
 

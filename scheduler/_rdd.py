@@ -138,8 +138,9 @@ class RDD(ActionFunctions, PairFunctions):
         return self
 
     def __repr__(self) -> str:
-        label = self._name or type(self).__name__
-        return f"{label}[{self.id()}]"
+        # Spark's RDD.toString, without the call site: "[name ]ClassName[id]".
+        prefix = f"{self._name} " if self._name else ""
+        return f"{prefix}{type(self).__name__}[{self.id()}]"
 
     def toDebugString(self) -> bytes:
         """A description of the lineage, one RDD per line."""

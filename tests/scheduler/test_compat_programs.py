@@ -288,3 +288,14 @@ def test_save_as_text_file_writes_bytes_as_utf8_text(sc: Any, tmp_path: Path) ->
     sc.parallelize([b"raw\xffbytes", "\u00fcn\u00ef", 7, None], 1).saveAsTextFile(str(out))
     written = (out / "part-00000").read_bytes()
     assert written == b"raw\xef\xbf\xbdbytes\n\xc3\xbcn\xc3\xaf\n7\nNone\n"
+
+
+# -- how a context and an RDD show themselves ------------------------------------------------
+
+
+def test_context_and_rdd_reprs(sc: Any) -> None:
+    assert repr(sc) == f"<SparkContext master={sc.master} appName={sc.appName}>"
+    rdd = sc.parallelize(range(4), 2).map(lambda x: x + 1)
+    assert f"RDD[{rdd.id()}]" in repr(rdd)
+    rdd.setName("squares")
+    assert repr(rdd).startswith("squares ") and f"RDD[{rdd.id()}]" in repr(rdd)
