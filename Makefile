@@ -10,7 +10,7 @@ NODE_DIR := tests/node
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install proto check check-proto lint typecheck test test-fast demo bench bench-rpc bench-driver bench-compare test-oracle clean node-deps \
-	chromium buf-lint bench-cli
+	chromium zookeeper buf-lint bench-cli
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,9 +63,21 @@ chromium:
 	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
+# Debian's ZooKeeper for the standby-Master (recoveryMode=ZOOKEEPER) tests, installed once;
+# the tests start their own server from its jars (tests/cluster/zk_server.py). apt's lists
+# are refreshed only when the package is not found without it (chromium may have just done so).
+ZK_JAR := /usr/share/java/zookeeper.jar
+zookeeper:
+	@{ [ -f $(ZK_JAR) ] && command -v java >/dev/null; } || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(SUDO) apt-get install -y -q --no-install-recommends zookeeper >/dev/null 2>&1 || { \
+			$(SUDO) apt-get update -q && \
+			$(SUDO) apt-get install -y -q --no-install-recommends zookeeper; }; }
+	@[ -f $(ZK_JAR) ] || { echo "ZooKeeper is not installed ($(ZK_JAR) missing)"; exit 1; }
+
 check: check-proto lint typecheck buf-lint
 
-test: check chromium node-deps
+test: check chromium zookeeper node-deps
 	$(BIN)/pytest -q
 
 # A master and a worker daemon on 127.0.0.1 in a throwaway work dir, one

@@ -140,6 +140,10 @@ def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | No
         handle.stop()
         if pid_file is not None:
             remove_own_pid_file(pid_file)
+    if handle.revoked:
+        # Spark's Master exits too: a supervisor restarts it as a standby.
+        log.error("master stopped: ZooKeeper leadership revoked (%s)", handle.revoked)
+        return 1
     log.info("master stopped")
     return 0
 

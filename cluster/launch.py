@@ -46,6 +46,11 @@ class MasterHandle:
         self.endpoint = endpoint
         self.url = rpc_env.address.to_spark_url()
 
+    @property
+    def revoked(self) -> str:
+        """Why ZooKeeper leadership was revoked ('' if it was not): the Master stopped."""
+        return self.endpoint.revoked
+
     def stop(self) -> None:
         """Stop the Master and close its port."""
         self.rpc_env.shutdown()

@@ -10,17 +10,20 @@ never starts processes and never unpickles anything.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import pathlib
+import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 
 from cluster import master_views
 from cluster._timers import Ticker, later
+from cluster.master_base import StandbyMasterError
 from cluster.master_drivers import MasterDrivers
 from cluster.master_state import (
     FINISHED_EXECUTOR_STATES,
@@ -34,11 +37,19 @@ from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpointRef, RpcError
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
 
+if TYPE_CHECKING:
+    from cluster.zookeeper_election import ZooKeeperLeaderElection
+
 __all__ = ["ENDPOINT_NAME", "Master"]
 
 log = logging.getLogger(__name__)
 
 ENDPOINT_NAME = "Master"
+WORKER_ENDPOINT = "Worker"
+
+#: What a standby Master still answers or handles (everything else is refused).
+_STANDBY_ASKS = (api.GetClusterStateRequest,)
+_STANDBY_NOTICES = (pb.ElectedLeader, pb.RevokedLeadership, pb.CheckWorkerTimeouts)
 
 ES = pb.ExecutorState
 AS = pb.ApplicationState
@@ -79,7 +90,10 @@ class Master(MasterDrivers):
             pb.CheckWorkerTimeouts: self._on_check_worker_timeouts,
             pb.RelaunchDriver: self._on_relaunch_driver,
             pb.CompleteRecovery: self._on_complete_recovery,
+            pb.ElectedLeader: self._on_elected_leader,
+            pb.RevokedLeadership: self._on_revoked_leadership,
         }
+        self.election: ZooKeeperLeaderElection | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -91,24 +105,52 @@ class Master(MasterDrivers):
             "master-timeouts", interval, lambda: ref.send(pb.CheckWorkerTimeouts())
         )
         self._ticker.start()
+        if self.recovery_mode == "ZOOKEEPER":
+            self.status = MS.MASTER_STATUS_STANDBY
+            self._start_election()
+            log.info("master %s is STANDBY until elected leader", self.url)
+        else:
+            self._lead()
+
+    def _lead(self) -> None:
+        """Become the serving Master: recover what the persistence engine holds, or be ALIVE."""
+        ref = self.self_ref
         if recover(self):
             log.info("master %s is RECOVERING; waiting up to %gs", self.url, self.worker_timeout)
             later(self.worker_timeout, lambda: ref.send(pb.CompleteRecovery()), "master-recovery")
+            if self.recovery_mode == "ZOOKEEPER":
+                self._announce_master_changed()
         else:
             log.info("master %s is ALIVE", self.url)
 
     def on_stop(self) -> None:
         if self._ticker is not None:
             self._ticker.stop()
+        if self.election is not None:
+            self.election.stop()  # leaves the election: a standby takes over at once
 
     def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
         handler = self._notices.get(type(message))
         if handler is None:
             log.warning("master ignores unexpected %s", message.DESCRIPTOR.full_name)
             return
+        if self.status == MS.MASTER_STATUS_STANDBY and not isinstance(message, _STANDBY_NOTICES):
+            log.debug("standby master ignores %s", message.DESCRIPTOR.full_name)
+            return
         handler(message, sender)
 
     def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
+        if self.status == MS.MASTER_STATUS_STANDBY and not isinstance(message, _STANDBY_ASKS):
+            reason = self._standby_reason()
+            if isinstance(message, pb.RegisterWorkerRequest):
+                context.reply(
+                    pb.RegisterWorkerResponse(
+                        accepted=False, reason=reason, master_in_standby=True, master_url=self.url
+                    )
+                )
+            else:
+                context.send_failure(StandbyMasterError(reason))
+            return
         handler = self._handlers.get(type(message))
         if handler is None:
             context.send_failure(
@@ -134,6 +176,80 @@ class Master(MasterDrivers):
             self._finish_app(
                 self.apps[app_id], AS.APPLICATION_STATE_FINISHED, "driver disconnected", False
             )
+
+    # -- leader election (spark.deploy.recoveryMode=ZOOKEEPER) ---------------------------
+
+    def _start_election(self) -> None:
+        from cluster.zookeeper_election import ZooKeeperLeaderElection
+        from cluster.zookeeper_persistence import ZooKeeperPersistence
+
+        engine = self.persistence
+        assert isinstance(engine, ZooKeeperPersistence)
+        ref = self.self_ref
+
+        def revoke(reason: str) -> None:
+            ref.send(pb.RevokedLeadership(reason=reason))
+
+        engine.on_failure = lambda reason: revoke(f"ZooKeeper write failed: {reason}")
+        self.election = ZooKeeperLeaderElection(
+            engine.client, engine.directory, self.url, lambda: ref.send(pb.ElectedLeader()), revoke
+        )
+        self.election.start()
+
+    def _standby_reason(self) -> str:
+        if self.revoked:
+            return f"standby master {self.url}: leadership revoked ({self.revoked}); shutting down"
+        return (
+            f"standby master {self.url}: not the elected leader "
+            "(spark.deploy.recoveryMode=ZOOKEEPER); use the ALIVE master"
+        )
+
+    def _on_elected_leader(self, _msg: pb.ElectedLeader, _s: RpcEndpointRef | None) -> None:
+        if self.status != MS.MASTER_STATUS_STANDBY or self.revoked:
+            return
+        # Fencing: a leader elected later commands with a larger epoch than any before it.
+        self.epoch = max(self.epoch + 1, time.time_ns() // 1_000_000)
+        self.status = MS.MASTER_STATUS_ALIVE
+        log.info("master %s was elected leader", self.url)
+        self._lead()
+
+    def _on_revoked_leadership(self, msg: pb.RevokedLeadership, _s: RpcEndpointRef | None) -> None:
+        if self.revoked:
+            return
+        self.revoked = msg.reason or "leadership revoked"
+        # As Spark's Master: never serve again (another Master may lead now); exit.
+        log.error("leadership has been revoked (%s): master shutting down", self.revoked)
+        self.status = MS.MASTER_STATUS_STANDBY
+        if self._ticker is not None:
+            self._ticker.stop()
+        env = self.rpc_env
+        threading.Thread(target=env.shutdown, name="master-revoked", daemon=True).start()
+
+    def _announce_master_changed(self) -> None:
+        """Tell recovered workers and drivers that we lead now (Spark's beginRecovery).
+
+        Off the endpoint's thread: each ref costs a round trip, and a gone peer a timeout.
+        """
+        message = pb.MasterChanged(
+            master_url=self.url, master_webui_url=self.webui_url, master_epoch=self.epoch
+        )
+        targets = [
+            (RpcAddress(w.host, w.port), WORKER_ENDPOINT)
+            for w in self.workers.values()
+            if w.state == WS.WORKER_STATE_UNKNOWN
+        ] + list(self.recovered_drivers)
+        env = self.rpc_env
+
+        def tell(address: RpcAddress, name: str) -> None:
+            try:
+                env.endpoint_ref(address, name, timeout=5.0).send(message)
+            except Exception as exc:  # gone: it re-registers by itself, or times out
+                log.info("could not tell %s@%s of the new master: %s", name, address, exc)
+
+        pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="master-changed")
+        for address, name in targets:
+            pool.submit(tell, address, name)
+        pool.shutdown(wait=False)
 
     # -- workers -------------------------------------------------------------------
 
@@ -463,6 +579,9 @@ class Master(MasterDrivers):
                 description=app.description,
                 start_time_ms=app.start_time_ms,
                 driver_endpoint=msg.driver_endpoint,
+                # Where a newly elected leader tells the driver (0: a client-mode env).
+                driver_host=context.sender_address.host,
+                driver_port=context.sender_address.port,
             ),
         )
         log.info("registered application %s (%s)", app.app_id, desc.name)

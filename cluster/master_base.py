@@ -31,7 +31,7 @@ from cluster.placement import AppDemand, DriverDemand, Placement, WorkerResource
 from rpcenv import Conf, RpcAddress, RpcEndpoint, RpcEndpointRef, RpcError
 from sparkctl.v1 import deploy_pb2 as pb
 
-__all__ = ["MasterBase"]
+__all__ = ["MasterBase", "StandbyMasterError"]
 
 log = logging.getLogger("cluster.master")
 
@@ -40,6 +40,12 @@ AS = pb.ApplicationState
 DS = pb.DriverState
 WS = pb.WorkerState
 MS = pb.MasterStatus
+
+
+class StandbyMasterError(RpcError):
+    """A standby (not elected) Master refuses the request: ask the ALIVE one."""
+
+    GRPC_STATUS = "UNAVAILABLE"
 
 
 class MasterBase(RpcEndpoint):
@@ -63,7 +69,12 @@ class MasterBase(RpcEndpoint):
         if self.default_cores < 0:
             raise ValueError(f"spark.deploy.defaultCores must be >= 0, not {self.default_cores}")
         self.placement = Placement(spread_out=conf.get_bool("spark.deploy.spreadOut", True))
+        self.recovery_mode = (conf.get_str("spark.deploy.recoveryMode") or "NONE").upper()
         self.persistence = persistence_from_conf(conf, work_dir)
+        # ZOOKEEPER: where recovered drivers' AppClients listen, told of a new leader.
+        self.recovered_drivers: list[tuple[RpcAddress, str]] = []
+        #: Why leadership was revoked ('' while not): the Master then stops for good.
+        self.revoked = ""
         retained_apps = conf.get_int("spark.deploy.retainedApplications", 200) or 200
         retained_drivers = conf.get_int("spark.deploy.retainedDrivers", 200) or 200
         self.ids = IdGenerator()

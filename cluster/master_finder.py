@@ -1,9 +1,9 @@
 """Finding a reachable Master for a Worker, with jittered exponential back-off.
 
-A daemon thread tries each master URL in turn (one `endpoint_ref` round trip
-each) until one answers, then hands the ref to a callback, which posts a
-message to the Worker endpoint. It never registers anything itself and never
-touches the Worker's state.
+A daemon thread tries every master URL (one `endpoint_ref` round trip each)
+and hands each reachable Master's ref to a callback, which posts a message to
+the Worker endpoint; it repeats with back-off while none answers. It never
+registers anything itself and never touches the Worker's state.
 """
 
 from __future__ import annotations
@@ -45,12 +45,12 @@ def master_endpoint_uri(master_url: str, name: str = "Master") -> str:
 
 
 class MasterFinder:
-    """Looks for the first reachable Master on a thread of its own.
+    """Looks for reachable Masters on a thread of its own.
 
     Args:
         env: the Worker's RpcEnv.
         master_urls: `spark://host:port` URLs, tried in order.
-        on_found: called (on the finder thread) with the URL and the Master's ref.
+        on_found: called (on the finder thread) with the URL and ref of each reachable Master.
         initial_backoff: seconds to wait after the first round of failures.
         max_backoff: the longest wait between rounds.
     """
@@ -92,14 +92,20 @@ class MasterFinder:
             return
         attempt = 0
         while not self._stopped.is_set():
+            found = False
             for url in self._urls:
                 try:
                     ref = self._env.endpoint_ref(master_endpoint_uri(url), timeout=10.0)
                 except Exception as exc:  # unreachable, refused, not a Master: try the next
                     log.debug("master %s not reachable: %s", url, exc)
                     continue
-                if not self._stopped.is_set():
-                    self._on_found(url, ref)
+                if self._stopped.is_set():
+                    return
+                # Every reachable Master is handed over, as Spark's worker registers with
+                # all of them: only the leader accepts, standbys refuse.
+                self._on_found(url, ref)
+                found = True
+            if found:
                 return
             pause = min(self._max, self._initial * 2**attempt) * self._rng.uniform(0.5, 1.5)
             if attempt in (0, 5) or attempt % 20 == 0:

@@ -3,7 +3,8 @@
 Each call is forwarded into the Master endpoint as an ask, so the Master's
 state stays single-threaded; the endpoint's complaints come back as the
 Python exception types that the RpcEnv maps onto gRPC status codes
-(ValueError -> INVALID_ARGUMENT, LookupError -> NOT_FOUND). This module never
+(ValueError -> INVALID_ARGUMENT, LookupError -> NOT_FOUND, a standby Master's
+refusal -> UNAVAILABLE). This module never
 reads or changes the Master's records itself.
 """
 
@@ -13,6 +14,7 @@ import logging
 
 from google.protobuf.message import Message
 
+from cluster.master_base import StandbyMasterError
 from rpcenv import RpcConfigError, RpcEndpointRef, RpcEnv, RpcRemoteError
 from sparkctl.v1 import master_service_pb2 as api
 
@@ -85,6 +87,8 @@ def _local_error(exc: RpcRemoteError) -> Exception:
         return LookupError(exc.remote_message)
     if kind == "ValueError":
         return ValueError(exc.remote_message)
+    if kind == StandbyMasterError.__name__:
+        return StandbyMasterError(exc.remote_message)
     return exc
 
 

@@ -1,7 +1,8 @@
 """Where the Master keeps what it must remember across a restart.
 
 `spark.deploy.recoveryMode=FILESYSTEM` stores one small protobuf file per
-application, worker and driver in `spark.deploy.recoveryDirectory`; NONE
+application, worker and driver in `spark.deploy.recoveryDirectory`; ZOOKEEPER
+stores the same records as znodes (`cluster.zookeeper_persistence`); NONE
 keeps nothing. Files are written atomically (temp file + rename) so that a
 Master killed mid-write never leaves a torn record. This module only reads and
 writes files; it never decides anything about the cluster.
@@ -103,7 +104,8 @@ def persistence_from_conf(conf: Conf, work_dir: pathlib.Path) -> Persistence:
     """The persistence engine `spark.deploy.recoveryMode` asks for.
 
     Raises:
-        ValueError: an unknown or unsupported recovery mode.
+        ValueError: an unknown recovery mode, a bad setting, or (ZOOKEEPER)
+            no ZooKeeper server reachable.
     """
     mode = (conf.get_str("spark.deploy.recoveryMode") or "NONE").upper()
     if mode == "NONE":
@@ -113,9 +115,13 @@ def persistence_from_conf(conf: Conf, work_dir: pathlib.Path) -> Persistence:
         path = pathlib.Path(directory) if directory else work_dir / "recovery"
         return FileSystemPersistence(path)
     if mode == "ZOOKEEPER":
-        raise ValueError("spark.deploy.recoveryMode=ZOOKEEPER is not supported; use FILESYSTEM")
+        # Imported here: kazoo is loaded only by Masters that use it.
+        from cluster.zookeeper_persistence import ZooKeeperPersistence
+
+        return ZooKeeperPersistence.from_conf(conf)
     raise ValueError(
-        f"unknown recovery mode {mode!r} (spark.deploy.recoveryMode): use NONE or FILESYSTEM"
+        f"unknown recovery mode {mode!r} (spark.deploy.recoveryMode): "
+        "use NONE, FILESYSTEM or ZOOKEEPER"
     )
 
 

@@ -1,11 +1,12 @@
 """Rebuilding a restarted Master's records from its persistence engine.
 
-With `spark.deploy.recoveryMode=FILESYSTEM` a new Master reads back the
-applications, workers and drivers its predecessor stored, marks them UNKNOWN
-and comes up RECOVERING; workers and drivers that re-register claim their
-records back (see `Master._on_register_worker`), and `CompleteRecovery`
-forgets the rest. This module only loads records into the Master's
-dictionaries; it never sends messages.
+With `spark.deploy.recoveryMode=FILESYSTEM` a new Master (with ZOOKEEPER, a
+newly elected leader) reads back the applications, workers and drivers its
+predecessor stored, marks them UNKNOWN and comes up RECOVERING; workers and
+drivers that re-register claim their records back (see
+`Master._on_register_worker`), and `CompleteRecovery` forgets the rest. This
+module only loads records into the Master's dictionaries; it never sends
+messages.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from typing import TYPE_CHECKING
 
 from cluster.master_state import AppInfo, DriverInfo, WorkerInfo
+from rpcenv import RpcAddress
 from sparkctl.v1 import deploy_pb2 as pb
 
 if TYPE_CHECKING:
@@ -40,6 +42,11 @@ def recover(master: MasterBase) -> bool:
     if not (apps or workers or drivers):
         return False
     master.status = pb.MASTER_STATUS_RECOVERING
+    master.recovered_drivers = [
+        (RpcAddress(r.driver_host, r.driver_port), r.driver_endpoint)
+        for r in apps
+        if r.driver_host and r.driver_port and r.driver_endpoint
+    ]
     for record in apps:
         app = AppInfo(
             app_id=record.app_id,

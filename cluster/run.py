@@ -106,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handle.wait(0):
             break
     handle.stop()
+    if isinstance(handle, MasterHandle) and handle.revoked:
+        print(f"leadership revoked: {handle.revoked}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

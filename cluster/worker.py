@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import pathlib
+import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from cluster._timers import Ticker, later
-from cluster.master_finder import MasterFinder
+from cluster.master_finder import MasterFinder, master_endpoint_uri
 from cluster.memory_monitor import MemoryMonitor
 from cluster.process_runner import ManagedProcess, describe_exit, tail
 from cluster.work_dirs import expired_dirs, remove_later
@@ -178,12 +179,13 @@ class Worker(WorkerDrivers):
         ref = self._found.pop(msg.master_url, None)
         if ref is None or self.registered.is_set():
             return
-        self._asking = ref
         # State changes from while we were unregistered go first (same stream, so
         # in order): a recovering Master then knows which drivers and executors
-        # ended before it reconciles our registration.
-        while self._unsent:
-            self._send(ref, self._unsent.popleft())
+        # ended before it reconciles our registration. Every Master asked gets them
+        # (a standby ignores them); they are dropped once one accepted us.
+        sent = len(self._unsent)
+        for message in list(self._unsent):
+            self._send(ref, message)
         request = pb.RegisterWorkerRequest(
             worker_id=self.worker_id,
             host=self.rpc_env.address.host,
@@ -213,34 +215,69 @@ class Worker(WorkerDrivers):
 
         def answered(future: concurrent.futures.Future[Message]) -> None:
             try:
-                self._post(future.result())
+                reply = future.result()
             except Exception as exc:  # timeout, connection lost: try again later
                 self._post(pb.RegistrationFailed(master_url=url, reason=str(exc)))
+                return
+            if isinstance(reply, pb.RegisterWorkerResponse):
+                self._responders[reply.master_url] = (ref, sent)  # read by _on_registered
+            self._post(reply)
 
         # Asked from inside the handler so the Master gets our ref as the sender.
         ref.ask(request, timeout=10.0).add_done_callback(answered)
 
     def _on_registered(self, msg: pb.RegisterWorkerResponse, _s: RpcEndpointRef | None) -> None:
+        responder = self._responders.pop(msg.master_url, None)
         if not msg.accepted:
-            log.error("master refused to register worker %s: %s", self.worker_id, msg.reason)
+            if msg.master_in_standby:
+                log.info("master %s is in standby; waiting for the leader", msg.master_url)
+            else:
+                log.error("master refused to register worker %s: %s", self.worker_id, msg.reason)
             if "stale incarnation" in msg.reason:
                 self._refused = True  # a newer incarnation of us exists: stop trying
                 return
-            self._retry_registration(msg.reason)
+            if not self.registered.is_set():
+                self._retry_registration(msg.reason)
             return
-        self.master_ref = self._asking
+        if responder is None:
+            return
+        ref, sent = responder
+        if self.registered.is_set():
+            if self.master_ref is not None and ref.address != self.master_ref.address:
+                # Two Masters accepted us (both ALIVE: not an HA setup): keep the first.
+                log.warning(
+                    "master %s also accepted worker %s; staying with %s",
+                    msg.master_url,
+                    self.worker_id,
+                    self.master_url,
+                )
+                self._send(
+                    ref,
+                    pb.WorkerStopping(
+                        worker_id=self.worker_id,
+                        incarnation=self.incarnation,
+                        reason=f"registered with master {self.master_url}",
+                    ),
+                )
+            return
+        for _ in range(min(sent, len(self._unsent))):
+            self._unsent.popleft()
+        self.master_ref = ref
         self.master_url = msg.master_url
         self.master_webui_url = msg.master_webui_url
         self.master_epoch = msg.master_epoch
         self._failures = 0
         self.registered.set()
+        while self._unsent:  # changes that happened while the registration was on its way
+            self._send(ref, self._unsent.popleft())
         log.info("worker %s registered with master %s", self.worker_id, msg.master_url)
 
     def _on_registration_failed(
         self, msg: pb.RegistrationFailed, _s: RpcEndpointRef | None
     ) -> None:
         log.warning("registering with %s failed: %s", msg.master_url, msg.reason)
-        self._retry_registration(msg.reason)
+        if not self.registered.is_set():
+            self._retry_registration(msg.reason)
 
     def _retry_registration(self, _reason: str) -> None:
         self._failures += 1
@@ -260,7 +297,26 @@ class Worker(WorkerDrivers):
         self._reregister()
 
     def _on_master_changed(self, msg: pb.MasterChanged, _s: RpcEndpointRef | None) -> None:
-        self._reregister()
+        """A newly elected leader recovers us: register with it (Spark's masterChanged)."""
+        if self._refused or self._stale(msg, msg.master_epoch):
+            return
+        if self.registered.is_set() and msg.master_epoch == self.master_epoch:
+            return  # already registered with it
+        log.info("master changed to %s; registering with it", msg.master_url)
+        self.registered.clear()
+        self.master_ref = None
+        url, env = msg.master_url, self.rpc_env
+
+        def connect() -> None:
+            try:
+                ref = env.endpoint_ref(master_endpoint_uri(url), timeout=10.0)
+            except Exception as exc:
+                log.warning("new master %s not reachable (%s); looking for one", url, exc)
+                self._post(pb.ReconnectWorker(master_url=url))
+                return
+            self._master_found(url, ref)
+
+        threading.Thread(target=connect, name="master-changed", daemon=True).start()
 
     def _on_send_heartbeat(self, _msg: pb.SendHeartbeat, _s: RpcEndpointRef | None) -> None:
         if self.registered.is_set() and self.master_ref is not None:

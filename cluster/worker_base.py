@@ -91,7 +91,9 @@ class WorkerBase(RpcEndpoint):
         self.finished_drivers: collections.deque[DriverRunner] = collections.deque(maxlen=200)
         # Ended applications whose work dirs go once their executors exit (bounded).
         self.finished_apps: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._asking: RpcEndpointRef | None = None
+        # Masters that answered a registration: (their ref, how many unsent messages
+        # went before the request), by the URL in their answer.
+        self._responders: dict[str, tuple[RpcEndpointRef, int]] = {}
         self._found: dict[str, RpcEndpointRef] = {}
         self._refused = False
         self._failures = 0

@@ -19,12 +19,13 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 
 import scheduler
-from rpcenv import RpcAddress, RpcEndpoint, RpcEndpointRef, parse_size
+from rpcenv import RpcAddress, RpcEndpoint, RpcEndpointRef, RpcRemoteError, parse_size
 from scheduler._allocation import AllocationPolicy, AllocationSettings, read_snapshot
 from scheduler._driver_endpoint import executor_argv
 from sparkctl.v1 import deploy_pb2 as dpb
@@ -47,31 +48,27 @@ _ENDED = {
 
 
 class AppClient(RpcEndpoint):
-    """Registers the application with the first reachable Master and follows its pushes."""
+    """Registers the application with every Master it is given and follows the leader.
+
+    As Spark's StandaloneAppClient: the registration goes to all Masters at once;
+    only the ALIVE one accepts (a standby refuses), and a newly elected leader that
+    recovered the application says so with MasterChanged, upon which the client
+    registers again with it under the same application id.
+    """
 
     def __init__(self, backend: StandaloneBackend) -> None:
         self._backend = backend
         self.master: RpcEndpointRef | None = None
         self._reconnect_attempts = 0
+        # The current registration round: asks outstanding, and why the others failed.
+        self._pending = 0
+        self._errors: list[str] = []
+        self._fatal = False
+        # Masters that accepted us, by the URL in their answer (set on the ask's thread).
+        self._responders: dict[str, RpcEndpointRef] = {}
 
     def on_start(self) -> None:
-        errors: list[str] = []
-        for url in self._backend.master_urls:
-            uri = f"spark://Master@{url.removeprefix('spark://')}"
-            try:
-                master = self.rpc_env.endpoint_ref(uri, timeout=10.0)
-            except Exception as exc:
-                errors.append(f"{url}: {exc}")
-                continue
-            request = dpb.RegisterApplicationRequest(
-                description=self._backend.description, driver_endpoint=APP_CLIENT_ENDPOINT
-            )
-            # Asked from our own on_start, so the Master keeps a ref back to us for pushes.
-            future = master.ask(request, 30.0)
-            self.master = master
-            future.add_done_callback(self._backend.registered)
-            return
-        self._backend.registration_failed("no Master reachable: " + "; ".join(errors))
+        self._register(self._backend.master_urls)
 
     def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
         if isinstance(message, dpb.ExecutorAdded):
@@ -84,10 +81,14 @@ class AppClient(RpcEndpoint):
                 self._backend.executor_ended(str(message.executor_id), reason)
         elif isinstance(message, dpb.ApplicationRemoved):
             self._backend.application_removed(message.message, message.state)
-        elif isinstance(message, dpb.MasterChanged) and sender is not None:
-            self.master = sender
-        elif isinstance(message, pb.ReregisterApplication):
-            self._reregister()
+        elif isinstance(message, dpb.MasterChanged):
+            self._on_master_changed(message)
+        elif isinstance(message, dpb.RegisterApplicationResponse):
+            self._on_registered(message)
+        elif isinstance(message, dpb.RegistrationFailed):
+            self._on_registration_failed(message)
+        elif isinstance(message, pb.ReregisterApplication) and self.master is None:
+            self._register(self._backend.master_urls)
 
     def on_disconnected(self, address: RpcAddress) -> None:
         if self.master is not None and address == self.master.address:
@@ -96,57 +97,122 @@ class AppClient(RpcEndpoint):
                 "registering again when a Master is back",
                 address,
             )
+            self.master = None
             self._schedule_reregister(0.5)
 
-    def _schedule_reregister(self, delay: float) -> None:
-        """Retry later from a timer, so the endpoint never sleeps."""
-        if self._backend._stopped:
+    def _on_master_changed(self, message: dpb.MasterChanged) -> None:
+        """A newly elected leader recovered our application: register with it again."""
+        if self._backend._stopped or self._backend.app_id is None:
             return
-        ref = self.self_ref
-        timer = threading.Timer(delay, lambda: ref.send(pb.ReregisterApplication()))
-        timer.daemon = True
-        timer.start()
+        log.info("the Master changed to %s; registering the application again", message.master_url)
+        self.master = None
+        self._register([message.master_url], force=True)
 
-    def _reregister(self) -> None:
-        """Ask a Master to take the application back under its old id."""
+    def _register(self, urls: list[str], force: bool = False) -> None:
+        """Ask every Master in `urls` to take the application (again, once it has an id).
+
+        A round still waiting for answers is not doubled, unless `force`d (a new leader).
+        """
         backend = self._backend
-        if backend._stopped or backend.app_id is None:
+        if backend._stopped or (self._pending and not force):
             return
-        self._reconnect_attempts += 1
-        for url in backend.master_urls:
+        if backend.app_id is not None:
+            self._reconnect_attempts += 1
+        self._errors = []
+        self._fatal = False
+        for url in urls:
             uri = f"spark://Master@{url.removeprefix('spark://')}"
             try:
                 master = self.rpc_env.endpoint_ref(uri, timeout=5.0)
             except Exception as exc:
-                log.debug("no Master at %s yet: %s", url, exc)
+                self._errors.append(f"{url}: {exc}")
                 continue
             request = dpb.RegisterApplicationRequest(
                 description=backend.description,
                 driver_endpoint=APP_CLIENT_ENDPOINT,
-                app_id=backend.app_id,
+                app_id=backend.app_id or "",
             )
-            self.master = master
-            master.ask(request, 30.0).add_done_callback(self._reregistered)
-            return
-        self._schedule_reregister(min(5.0, 0.5 * 2 ** min(self._reconnect_attempts, 4)))
+            # Asked from our own inbox, so the Master keeps a ref back to us for pushes.
+            master.ask(request, 30.0).add_done_callback(self._answered(url, master))
+            self._pending += 1
+        if not self._pending:
+            self._round_failed()
 
-    def _reregistered(self, future: Any) -> None:
-        try:
-            reply = future.result()
-        except Exception as exc:
-            log.warning("registering again with the Master failed: %s", exc)
-            self._schedule_reregister(2.0)
+    def _answered(self, url: str, master: RpcEndpointRef) -> Callable[[Any], None]:
+        ref = self.self_ref
+
+        def answered(future: Any) -> None:
+            try:
+                reply = future.result()
+            except Exception as exc:
+                standby = "StandbyMasterError" in getattr(exc, "remote_type", "")
+                fatal = isinstance(exc, RpcRemoteError) and not standby
+                text = getattr(exc, "remote_message", "") or str(exc)
+                ref.send(dpb.RegistrationFailed(master_url=url, reason=text, fatal=fatal))
+                return
+            if isinstance(reply, dpb.RegisterApplicationResponse):
+                self._responders[reply.master_url] = master
+            ref.send(reply)
+
+        return answered
+
+    def _on_registered(self, reply: dpb.RegisterApplicationResponse) -> None:
+        self._pending = max(0, self._pending - 1)
+        master = self._responders.pop(reply.master_url, None)
+        if master is None:
             return
-        assert isinstance(reply, dpb.RegisterApplicationResponse)
+        if self.master is not None:
+            if master.address != self.master.address:
+                # Two Masters accepted (both ALIVE: not an HA setup): leave the second.
+                log.warning("master %s also accepted the application; leaving it", reply.master_url)
+                master.send(dpb.UnregisterApplication(app_id=reply.app_id))
+            return
+        self.master = master
         self._reconnect_attempts = 0
-        self._backend.reregistered(reply)
-        allocator = self._backend.allocator
-        if allocator is not None and self.master is not None:
+        backend = self._backend
+        if backend.app_id is None:
+            backend.registered(reply)
+            return
+        backend.reregistered(reply)
+        allocator = backend.allocator
+        if allocator is not None:
             # A Master that had forgotten the app starts it at initialExecutors again.
             request = dpb.RequestExecutorsRequest(
                 app_id=reply.app_id, requested_total=allocator.policy.target
             )
-            self.master.ask(request, 10.0)
+            master.ask(request, 10.0)
+
+    def _on_registration_failed(self, failure: dpb.RegistrationFailed) -> None:
+        self._pending = max(0, self._pending - 1)
+        self._errors.append(f"{failure.master_url}: {failure.reason}")
+        self._fatal = self._fatal or failure.fatal
+        if not self._pending and self.master is None:
+            self._round_failed()
+
+    def _round_failed(self) -> None:
+        """No Master took the application in this round: give up, or try again later."""
+        reasons = "; ".join(self._errors) or "no Master answered"
+        if self._backend.app_id is None and self._fatal:
+            self._backend.registration_failed(reasons)
+            return
+        log.info("no ALIVE Master took the application yet (%s); retrying", reasons)
+        self._schedule_reregister(min(5.0, 0.5 * 2 ** min(self._reconnect_attempts, 4)))
+
+    def _schedule_reregister(self, delay: float) -> None:
+        """Retry later from a timer, so the endpoint never sleeps."""
+        if self._backend._stopped or self._backend._registered_failed:
+            return
+        ref = self.self_ref
+
+        def fire() -> None:
+            try:
+                ref.send(pb.ReregisterApplication())
+            except Exception as exc:  # the driver is stopping
+                log.debug("no registration retry: %s", exc)
+
+        timer = threading.Timer(delay, fire)
+        timer.daemon = True
+        timer.start()
 
 
 class ExecutorAllocator:
@@ -258,6 +324,7 @@ class StandaloneBackend:
         self._client = AppClient(self)
         env.setup_endpoint(APP_CLIENT_ENDPOINT, self._client)
         if not self._registered.wait(timeout):
+            self._error = f"no ALIVE Master within {timeout:.0f}s"
             raise RuntimeError(
                 f"could not register with the Master at {','.join(self.master_urls)} "
                 f"within {timeout:.0f}s"
@@ -304,13 +371,8 @@ class StandaloneBackend:
             while time.monotonic() < settle and not self._announced <= set(scheduler_.executors):
                 scheduler_.executors_changed.wait(0.05)
 
-    def registered(self, future: Any) -> None:
-        try:
-            reply = future.result()
-        except Exception as exc:
-            self.registration_failed(str(exc))
-            return
-        assert isinstance(reply, dpb.RegisterApplicationResponse)
+    def registered(self, reply: dpb.RegisterApplicationResponse) -> None:
+        """The first Master to accept gave the application its id."""
         self.app_id = reply.app_id
         self._sc._endpoint._app_id = reply.app_id
         log.info("registered as application %s with %s", reply.app_id, reply.master_url)
@@ -333,6 +395,11 @@ class StandaloneBackend:
     def registration_failed(self, reason: str) -> None:
         self._error = reason
         self._registered.set()
+
+    @property
+    def _registered_failed(self) -> bool:
+        """Registration failed or timed out: the AppClient stops retrying."""
+        return self._error is not None
 
     def executor_ended(self, executor_id: str, reason: str) -> None:
         self._sc._scheduler.executor_lost(executor_id, reason)

@@ -986,6 +986,11 @@ Global___KillExecutorsResponse: _TypeAlias = KillExecutorsResponse  # noqa: Y015
 
 @_typing.final
 class MasterChanged(_message.Message):
+    """A newly elected leader (ZOOKEEPER recovery) tells the workers and drivers it
+    recovered that it is now their Master: a worker registers with it again
+    (reporting its executors and drivers), a driver re-registers its application.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MASTER_URL_FIELD_NUMBER: _builtins.int
@@ -1217,6 +1222,48 @@ class CompleteRecovery(_message.Message):
 Global___CompleteRecovery: _TypeAlias = CompleteRecovery  # noqa: Y015
 
 @_typing.final
+class ElectedLeader(_message.Message):
+    """Master (spark.deploy.recoveryMode=ZOOKEEPER): this Master won the leader
+    election; it reads the persisted state and recovers, as Spark's ElectedLeader.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ElectedLeader: _TypeAlias = ElectedLeader  # noqa: Y015
+
+@_typing.final
+class RevokedLeadership(_message.Message):
+    """Master: leadership is lost (ZooKeeper session suspended or expired); the
+    Master stops serving and exits, as Spark's RevokedLeadership.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokedLeadership: _TypeAlias = RevokedLeadership  # noqa: Y015
+
+@_typing.final
 class MasterReachable(_message.Message):
     """Worker: a Master answered (reachable) and can be asked to register us."""
 
@@ -1245,17 +1292,21 @@ class RegistrationFailed(_message.Message):
 
     MASTER_URL_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    FATAL_FIELD_NUMBER: _builtins.int
     master_url: _builtins.str
     reason: _builtins.str
+    fatal: _builtins.bool
+    """The Master refused for good (not a standby, not unreachable): do not retry."""
     def __init__(
         self,
         *,
         master_url: _builtins.str = ...,
         reason: _builtins.str = ...,
+        fatal: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["master_url", b"master_url", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fatal", b"fatal", "master_url", b"master_url", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -10,6 +10,22 @@ from collections.abc import Callable, Iterator
 import psutil
 import pytest
 from cluster_harness import LocalCluster
+from zk_server import ZooKeeperServer
+
+#: Processes that outlive a module on purpose (the session's ZooKeeper server).
+SESSION_PIDS: set[int] = set()
+
+
+@pytest.fixture(scope="session")
+def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
+    """One real ZooKeeper server on 127.0.0.1 for the whole test session."""
+    server = ZooKeeperServer(tmp_path_factory.mktemp("zookeeper"))
+    SESSION_PIDS.add(server.pid)
+    try:
+        yield server
+    finally:
+        server.stop()
+        SESSION_PIDS.discard(server.pid)
 
 
 @pytest.fixture
@@ -34,7 +50,11 @@ def descendants() -> list[psutil.Process]:
         children = psutil.Process(os.getpid()).children(recursive=True)
     except psutil.Error:
         return []
-    return [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    return [
+        c
+        for c in children
+        if c.pid not in SESSION_PIDS and c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+    ]
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -159,7 +159,7 @@ def test_persistence(tmp_path: pathlib.Path) -> None:
     engine.remove("worker", "w1")
     assert engine.read("worker", pb.PersistedWorker) == []
     assert not persistence_from_conf(Conf({}), tmp_path).enabled
-    with pytest.raises(ValueError, match="ZOOKEEPER is not supported"):
+    with pytest.raises(ValueError, match=r"needs spark\.deploy\.zookeeper\.url"):
         persistence_from_conf(Conf({"spark.deploy.recoveryMode": "ZOOKEEPER"}), tmp_path)
     with pytest.raises(ValueError, match="unknown recovery"):
         persistence_from_conf(Conf({"spark.deploy.recoveryMode": "S3"}), tmp_path)
