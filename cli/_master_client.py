@@ -3,7 +3,8 @@
 `sparkctl status`, `kill` and cluster-mode `submit` ask the Master endpoint
 with the public request messages of `master_service.proto`, so the CLI gets
 the RpcEnv's authentication and TLS for free. With several masters
-(`spark://h1:7077,h2:7077`) the ALIVE one is used. This module never starts a
+(`spark://h1:7077,h2:7077`) the ALIVE one is used (else the recovering leader,
+else a standby, whose refusals say it is one). This module never starts a
 cluster process and never prints: it returns messages or raises.
 """
 
@@ -91,6 +92,7 @@ class MasterClient:
             self._env = RpcEnv.create("sparkctl-cli", "localhost", 0, self._conf, client_mode=True)
         reasons: list[str] = []
         fallback: RpcEndpointRef | None = None
+        recovering: RpcEndpointRef | None = None
         for address in self._addresses:
             try:
                 ref = self._env.endpoint_ref(address, MASTER_ENDPOINT, timeout=self._timeout)
@@ -105,11 +107,17 @@ class MasterClient:
             if state.status == deploy_pb2.MASTER_STATUS_ALIVE:
                 self._ref = ref
                 return ref
-            fallback = fallback or ref
-            reasons.append(f"{address.to_spark_url()}: in standby")
-        if fallback is not None:
-            self._ref = fallback  # no leader yet: the standby says so in its answers
-            return fallback
+            if state.status == deploy_pb2.MASTER_STATUS_STANDBY:
+                fallback = fallback or ref
+                reasons.append(f"{address.to_spark_url()}: in standby")
+            else:  # the elected leader, still recovering: it is the one to ask
+                recovering = recovering or ref
+                reasons.append(f"{address.to_spark_url()}: recovering")
+        chosen = recovering or fallback
+        if chosen is not None:
+            # No ALIVE master yet: a recovering leader answers; a standby says why it refuses.
+            self._ref = chosen
+            return chosen
         raise MasterUnreachableError(
             f"cannot reach a master at {self.master_url}: " + "; ".join(reasons)
         )

@@ -7,10 +7,12 @@ wait is bounded; every process is stopped by its PID.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import operator
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -264,3 +266,68 @@ def test_zookeeper_persistence_round_trip(zookeeper: ZooKeeperServer) -> None:
     )
     with pytest.raises(ValueError, match=r"cannot connect to ZooKeeper at 127\.0\.0\.1:9"):
         persistence_from_conf(closed, pathlib.Path("unused"))
+
+
+def _cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "SPARKCTL_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def test_sparkctl_daemons_with_two_masters(
+    tmp_path: pathlib.Path, zookeeper: ZooKeeperServer
+) -> None:
+    """start-master twice, start-worker / submit / status with spark://a,b."""
+    conf = [
+        a for k, v in ha_conf(zookeeper, "/sparkctl-cli").items() for a in ("--conf", f"{k}={v}")
+    ]
+    work = {name: tmp_path / name for name in ("m0", "m1", "w")}
+    try:
+        urls = []
+        for name in ("m0", "m1"):
+            started = _cli(
+                "start-master", "--host", "127.0.0.1", "--port", "0", "--webui-port", "0",
+                "--work-dir", str(work[name]), *conf,
+            )  # fmt: skip
+            assert started.returncode == 0, started.stderr + started.stdout
+            urls.append(re.search(r"spark://[\d.]+:\d+", started.stdout).group(0))  # type: ignore[union-attr]
+        ha_url = "spark://" + ",".join(u.removeprefix("spark://") for u in urls)
+        started = _cli(
+            "start-worker", ha_url, "--host", "127.0.0.1", "--cores", "1", "--memory", "512m",
+            "--webui-port", "0", "--work-dir", str(work["w"]), *conf,
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr + started.stdout
+
+        status = _cli("status", "--master", ha_url, "--json")
+        assert status.returncode == 0, status.stderr
+        doc = json.loads(status.stdout)
+        assert doc["status"] == "ALIVE" and doc["url"] in urls and doc["aliveworkers"] == 1
+
+        app = tmp_path / "tiny.py"
+        app.write_text("print('sum', sum(range(10)), flush=True)\n")
+        submitted = _cli(
+            "submit", "--master", ha_url, "--deploy-mode", "cluster", "--driver-memory", "128m",
+            str(app),
+        )  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        driver_id = submitted.stdout.strip()
+
+        def finished() -> bool:
+            shown = _cli("status", driver_id, "--master", ha_url, "--json")
+            return shown.returncode == 0 and json.loads(shown.stdout)["state"] == "FINISHED"
+
+        wait_for(finished, 30, "the cluster-mode driver to finish")
+        assert "sum 45" in (work["w"] / driver_id / "stdout").read_text()
+    finally:
+        for name, role in (("w", "worker"), ("m0", "master"), ("m1", "master")):
+            _cli(f"stop-{role}", "--work-dir", str(work[name]))
+        for pid_file in tmp_path.rglob("sparkctl-*.pid"):  # whatever did not stop
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
