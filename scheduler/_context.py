@@ -575,12 +575,16 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
 
     def setCheckpointDir(self, dirName: str) -> None:
         """Where checkpoint() writes RDDs."""
-        path = os.path.join(os.path.abspath(dirName), str(uuid.uuid4()))
+        local = dirName[len("file:") :] if dirName.startswith("file:") else dirName
+        if local.startswith("//"):
+            local = local[2:]  # file:///x
+        path = os.path.join(os.path.abspath(local), str(uuid.uuid4()))
         os.makedirs(path, exist_ok=True)
         self._checkpoint_dir = path
 
     def getCheckpointDir(self) -> str | None:
-        return self._checkpoint_dir
+        """The checkpoint directory as a URI (``file:/...``), as PySpark returns it."""
+        return None if self._checkpoint_dir is None else "file:" + self._checkpoint_dir
 
     def _unpersist_rdd(self, rdd_id: int, blocking: bool) -> None:
         self._persisted.pop(rdd_id, None)

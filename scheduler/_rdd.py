@@ -208,7 +208,7 @@ class RDD(ActionFunctions, PairFunctions):
     def getCheckpointFile(self) -> str | None:
         """Where the checkpoint lives, once written."""
         path = getattr(self._checkpoint_rdd, "path", None)
-        return str(path) if path is not None else None
+        return f"file:{path}" if path is not None else None
 
     def _memory_limit(self) -> int:
         return self.ctx._python_worker_memory_mb()

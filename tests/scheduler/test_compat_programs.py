@@ -299,3 +299,21 @@ def test_context_and_rdd_reprs(sc: Any) -> None:
     assert f"RDD[{rdd.id()}]" in repr(rdd)
     rdd.setName("squares")
     assert repr(rdd).startswith("squares ") and f"RDD[{rdd.id()}]" in repr(rdd)
+
+
+# -- checkpoint locations are file: URIs -------------------------------------------------------
+
+
+def test_checkpoint_dir_and_file_are_file_uris(sc: Any, tmp_path: Path) -> None:
+    sc.setCheckpointDir(str(tmp_path / "ck"))
+    directory = sc.getCheckpointDir()
+    assert directory.startswith(f"file:{tmp_path}/ck/")
+    rdd = sc.parallelize(range(10), 3).map(lambda x: x * 2)
+    rdd.checkpoint()
+    assert rdd.sum() == 90
+    checkpoint_file = rdd.getCheckpointFile()
+    assert checkpoint_file.startswith(directory + "/rdd-")
+    assert os.path.isdir(checkpoint_file[len("file:") :])
+    assert rdd.glom().collect() == [[0, 2, 4], [6, 8, 10], [12, 14, 16, 18]]
+    sc.setCheckpointDir(f"file:{tmp_path}/ck2")
+    assert sc.getCheckpointDir().startswith(f"file:{tmp_path}/ck2/")
