@@ -7,6 +7,7 @@ wait is bounded; every process is stopped by its PID.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import operator
@@ -164,8 +165,16 @@ def test_standby_takes_over_a_killed_leader_with_its_worker_and_running_applicat
             leader_state = c.state(leader)
             assert leader_state is not None and [a.id for a in leader_state.active_apps] == [app_id]
 
-            leader.kill()  # SIGKILL by PID, mid-application
-            killed_at = time.monotonic()
+            # A job in flight when the leader dies: executors talk to the driver, not
+            # to the Master, so it finishes, with exact results.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                slow = pool.submit(
+                    lambda: sc.parallelize(range(8), 4).map(lambda x: time.sleep(0.4) or x).sum()
+                )
+                time.sleep(0.3)
+                leader.kill()  # SIGKILL by PID, mid-application
+                killed_at = time.monotonic()
+                assert slow.result(timeout=30) == 28
 
             def recovered() -> bool:
                 state = c.state(standby)
