@@ -47,11 +47,15 @@ def _local_path(path: str) -> str:
     return path
 
 
-def list_input_files(path: str) -> list[str]:
+def list_input_files(path: str, nested_dirs_fail: bool = False) -> list[str]:
     """The files named by `path`: comma-separated paths, directories or globs.
+
+    Subdirectories of a named directory are skipped, or, with
+    `nested_dirs_fail` (Hadoop's record readers: textFile, pickleFile), an error.
 
     Raises:
         FileNotFoundError: naming a path that matches nothing.
+        IsADirectoryError: a named directory holds a directory and `nested_dirs_fail`.
     """
     files: list[str] = []
     for part in path.split(","):
@@ -69,8 +73,16 @@ def list_input_files(path: str) -> list[str]:
             if os.path.isdir(match):
                 for name in sorted(os.listdir(match)):
                     full = os.path.join(match, name)
-                    if not name.startswith(("_", ".")) and os.path.isfile(full):
+                    if name.startswith(("_", ".")):
+                        continue
+                    if os.path.isfile(full):
                         files.append(os.path.abspath(full))
+                    elif nested_dirs_fail and os.path.isdir(full):
+                        raise IsADirectoryError(
+                            f"Path: {os.path.abspath(full)} is a directory, which is not "
+                            "supported by the record reader when "
+                            "`mapreduce.input.fileinputformat.input.dir.recursive` is false."
+                        )
             else:
                 files.append(os.path.abspath(match))
     return files
@@ -87,7 +99,7 @@ class TextFileRDD(RDD):
         self, ctx: SparkContext, path: str, min_partitions: int, use_unicode: bool
     ) -> None:
         super().__init__(ctx, [])
-        files = list_input_files(path)
+        files = list_input_files(path, nested_dirs_fail=True)
         sizes = {f: os.path.getsize(f) for f in files}
         goal = sum(sizes.values()) // max(min_partitions, 1)
         self._splits: list[tuple[str, int, int]] = []
@@ -293,7 +305,8 @@ class PickleFileRDD(RDD):
     def __init__(self, ctx: SparkContext, path: str, min_partitions: int = 0) -> None:
         super().__init__(ctx, [])
         self.path = path
-        self._files = [f for f in list_input_files(path) if os.path.basename(f).startswith("part-")]
+        files = list_input_files(path, nested_dirs_fail=True)
+        self._files = [f for f in files if os.path.basename(f).startswith("part-")]
 
     def _num_partitions(self) -> int:
         return len(self._files)

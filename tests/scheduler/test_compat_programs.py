@@ -317,3 +317,18 @@ def test_checkpoint_dir_and_file_are_file_uris(sc: Any, tmp_path: Path) -> None:
     assert rdd.glom().collect() == [[0, 2, 4], [6, 8, 10], [12, 14, 16, 18]]
     sc.setCheckpointDir(f"file:{tmp_path}/ck2")
     assert sc.getCheckpointDir().startswith(f"file:{tmp_path}/ck2/")
+
+
+# -- a directory inside an input directory ----------------------------------------------------
+
+
+def test_text_file_of_a_directory_with_a_subdirectory_fails(sc: Any, tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "_temporary").mkdir()  # hidden, as Hadoop's filter hides it
+    (tmp_path / "a.txt").write_text("top\n")
+    (tmp_path / "sub" / "b.txt").write_text("nested\n")
+    with pytest.raises(Exception, match="is a directory, which is not supported"):
+        sc.textFile(str(tmp_path)).collect()
+    assert sorted(sc.textFile(str(tmp_path / "*")).collect()) == ["nested", "top"]
+    assert [v for _, v in sc.wholeTextFiles(str(tmp_path)).collect()] == ["top\n"]
+    assert sc.binaryFiles(str(tmp_path)).count() == 1
