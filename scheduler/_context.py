@@ -177,6 +177,13 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         address = self._env.address
         self._driver_url = f"spark://{ENDPOINT_NAME}@{address.host}:{address.port}"
         executor_env = self._executor_environment()
+        #: The executors' extra environment variables, as PySpark's `sc.environment` lists them.
+        self.environment: dict[str, str] = {
+            key[len("spark.executorEnv.") :]: value
+            for key, value in self._conf.getAll()
+            if key.startswith("spark.executorEnv.")
+        }
+        self.environment["PYTHONHASHSEED"] = executor_env["PYTHONHASHSEED"]
         self._ui: Any = None
         self._status_store: Any = None
         self._event_log: EventLogWriter | None = None

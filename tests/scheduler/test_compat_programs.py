@@ -332,3 +332,12 @@ def test_text_file_of_a_directory_with_a_subdirectory_fails(sc: Any, tmp_path: P
     assert sorted(sc.textFile(str(tmp_path / "*")).collect()) == ["nested", "top"]
     assert [v for _, v in sc.wholeTextFiles(str(tmp_path)).collect()] == ["top\n"]
     assert sc.binaryFiles(str(tmp_path)).count() == 1
+
+
+# -- executor environment ------------------------------------------------------------------
+
+
+def test_context_lists_the_executor_environment(sc: Any) -> None:
+    assert sc.environment == {"PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
+    seed = sc.parallelize([0], 1).map(lambda _: os.environ.get("PYTHONHASHSEED")).first()
+    assert seed == sc.environment["PYTHONHASHSEED"]
