@@ -184,6 +184,10 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             if key.startswith("spark.executorEnv.")
         }
         self.environment["PYTHONHASHSEED"] = executor_env["PYTHONHASHSEED"]
+        #: The Python that runs tasks (ours: the driver's own interpreter) and its version.
+        self.pythonExec = sys.executable
+        self.pythonVer = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        self.profiler_collector = None
         self._ui: Any = None
         self._status_store: Any = None
         self._event_log: EventLogWriter | None = None

@@ -10,6 +10,7 @@ contract.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from operator import add
@@ -341,3 +342,5 @@ def test_context_lists_the_executor_environment(sc: Any) -> None:
     assert sc.environment == {"PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
     seed = sc.parallelize([0], 1).map(lambda _: os.environ.get("PYTHONHASHSEED")).first()
     assert seed == sc.environment["PYTHONHASHSEED"]
+    assert sc.pythonVer == f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert isinstance(sc.pythonExec, str) and sc.profiler_collector is None
