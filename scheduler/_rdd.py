@@ -202,6 +202,14 @@ class RDD(ActionFunctions, PairFunctions):
     def isCheckpointed(self) -> bool:
         return self._checkpoint_rdd is not None and not self._local_checkpoint
 
+    @property
+    def is_checkpointed(self) -> bool:
+        """PySpark's attribute: checkpoint() was called (written or not yet)."""
+        return bool(self._checkpoint_requested) or self.isCheckpointed()
+
+    #: PySpark's attribute; resource profiles (withResources) are not supported.
+    has_resource_profile = False
+
     def isLocallyCheckpointed(self) -> bool:
         return self._local_checkpoint
 

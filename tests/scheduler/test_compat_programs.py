@@ -310,8 +310,11 @@ def test_checkpoint_dir_and_file_are_file_uris(sc: Any, tmp_path: Path) -> None:
     directory = sc.getCheckpointDir()
     assert directory.startswith(f"file:{tmp_path}/ck/")
     rdd = sc.parallelize(range(10), 3).map(lambda x: x * 2)
+    assert not rdd.is_checkpointed and not rdd.has_resource_profile
     rdd.checkpoint()
+    assert rdd.is_checkpointed and not rdd.isCheckpointed()
     assert rdd.sum() == 90
+    assert rdd.is_checkpointed and rdd.isCheckpointed()
     checkpoint_file = rdd.getCheckpointFile()
     assert checkpoint_file.startswith(directory + "/rdd-")
     assert os.path.isdir(checkpoint_file[len("file:") :])
