@@ -120,7 +120,11 @@ def start_master(conf: Conf, host: str, port: int, work_dir: pathlib.Path) -> Ma
         raise ValueError(f"bad master port {port}: expected 0-65535")
     work_dir.mkdir(parents=True, exist_ok=True)
     master = Master(settings, work_dir)  # validates the conf before a port is taken
-    env = RpcEnv.create("sparkMaster", host, port, settings)
+    try:
+        env = RpcEnv.create("sparkMaster", host, port, settings)
+    except BaseException:
+        master.persistence.close()  # e.g. the ZooKeeper session opened for recovery
+        raise
     try:
         ref = env.setup_endpoint(MASTER_ENDPOINT, master)
         serve_master_service(env, ref)

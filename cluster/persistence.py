@@ -46,6 +46,9 @@ class Persistence:
         """Whether anything is stored (and a restart should recover)."""
         return False
 
+    def close(self) -> None:
+        """Release what the engine holds open (a ZooKeeper session); idempotent."""
+
 
 class NoPersistence(Persistence):
     """Recovery mode NONE."""

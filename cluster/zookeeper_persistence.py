@@ -134,6 +134,10 @@ class ZooKeeperPersistence(Persistence):
     def enabled(self) -> bool:
         return True
 
+    def close(self) -> None:
+        self.client.stop()
+        self.client.close()
+
     def _node(self, kind: str, key: str) -> str:
         if "/" in key or not key:
             raise ValueError(f"bad record key {key!r}")
