@@ -7,6 +7,7 @@ points to (`_runtime`) reads shuffles, caches and broadcasts.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, ClassVar
 
 __all__ = ["TaskContext"]
@@ -77,6 +78,10 @@ class TaskContext:
     def cpus(self) -> int:
         """CPUs reserved for this task."""
         return self._cpus
+
+    def cpuAmount(self) -> Decimal:
+        """The exact CPUs reserved for this task (PySpark 4.3); whole numbers in sparkctl."""
+        return Decimal(self._cpus)
 
     def resources(self) -> dict[str, Any]:
         """Custom resources of this task (none in sparkctl)."""

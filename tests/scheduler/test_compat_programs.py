@@ -347,3 +347,13 @@ def test_context_lists_the_executor_environment(sc: Any) -> None:
     assert seed == sc.environment["PYTHONHASHSEED"]
     assert sc.pythonVer == f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert isinstance(sc.pythonExec, str) and sc.profiler_collector is None
+
+
+def test_task_context_reports_its_cpu_amount(sc: Any) -> None:
+    from decimal import Decimal
+
+    from scheduler import TaskContext
+
+    amounts = sc.parallelize([0, 1], 2).map(lambda _: TaskContext.get().cpuAmount()).collect()
+    assert amounts == [Decimal(1), Decimal(1)]
+    assert all(isinstance(a, Decimal) for a in amounts)
