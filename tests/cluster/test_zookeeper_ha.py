@@ -239,6 +239,29 @@ def test_a_leader_that_loses_its_zookeeper_session_stops_leading(
         c.close()
 
 
+def test_a_stopped_leader_hands_over_at_once_and_standbys_refuse_drivers(
+    tmp_path: pathlib.Path, zookeeper: ZooKeeperServer
+) -> None:
+    conf = ha_conf(zookeeper, "/sparkctl-handover")
+    conf["spark.sparkctl.zookeeper.sessionTimeout"] = "5s"
+    c = HACluster(tmp_path, conf)
+    try:
+        leader, standby = c.roles()
+        with pytest.raises(RpcRemoteError, match="standby master") as refused:
+            c.ref(standby).ask_sync(
+                pb.RegisterApplicationRequest(description=pb.ApplicationDescription(name="x")), 5.0
+            )
+        assert refused.value.remote_type.endswith("StandbyMasterError")
+        stopped_at = time.monotonic()
+        leader.stop()  # SIGTERM by PID: it leaves the election on its way out
+        wait_for(lambda: c.status(standby) == "MASTER_STATUS_ALIVE", 10, "the standby elected")
+        # Well before the 5 s session timeout a SIGKILLed leader would hold on for.
+        assert time.monotonic() - stopped_at < 4.0
+        assert leader.popen.returncode == 0
+    finally:
+        c.close()
+
+
 def test_zookeeper_persistence_round_trip(zookeeper: ZooKeeperServer) -> None:
     from cluster.persistence import persistence_from_conf
     from cluster.zookeeper_persistence import ZooKeeperPersistence
