@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from scheduler._errors import JobCancelledError, JobFailedError, SparkJobError
     from scheduler._partitioner import Partitioner, portable_hash
     from scheduler._rdd import RDD
+    from scheduler._serializers import CPickleSerializer, MarshalSerializer
     from scheduler._sparkconf import SparkConf
     from scheduler._sparkfiles import SparkFiles
     from scheduler._statcounter import StatCounter
@@ -31,9 +32,11 @@ __all__ = [
     "Accumulator",
     "AccumulatorParam",
     "Broadcast",
+    "CPickleSerializer",
     "InheritableThread",
     "JobCancelledError",
     "JobFailedError",
+    "MarshalSerializer",
     "Partitioner",
     "ResultIterable",
     "SparkConf",
@@ -55,6 +58,8 @@ _WHERE = {
     "Accumulator": "_accumulators",
     "AccumulatorParam": "_accumulators",
     "Broadcast": "_broadcast",
+    "CPickleSerializer": "_serializers",
+    "MarshalSerializer": "_serializers",
     "JobCancelledError": "_errors",
     "JobFailedError": "_errors",
     "Partitioner": "_partitioner",

@@ -357,3 +357,16 @@ def test_task_context_reports_its_cpu_amount(sc: Any) -> None:
     amounts = sc.parallelize([0, 1], 2).map(lambda _: TaskContext.get().cpuAmount()).collect()
     assert amounts == [Decimal(1), Decimal(1)]
     assert all(isinstance(a, Decimal) for a in amounts)
+
+
+def test_public_serializers_round_trip(sc: Any) -> None:
+    import inspect
+
+    from scheduler import CPickleSerializer, MarshalSerializer, SparkContext
+
+    value = {"k": [1, 2.5, "x", (3, None)]}
+    for serializer in (CPickleSerializer(), MarshalSerializer()):
+        assert serializer.loads(serializer.dumps(value)) == value
+    with pytest.raises(ValueError):
+        MarshalSerializer().dumps(object())
+    assert "serializer" in inspect.signature(SparkContext).parameters
