@@ -14,14 +14,13 @@ from __future__ import annotations
 import html
 import json
 import logging
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from scheduler._history import AppEntry, HistoryProvider
-from scheduler._ui import render
+from scheduler._ui import ServedHTTP, render
 
 __all__ = ["HistoryServer"]
 
@@ -120,7 +119,7 @@ def _spark_api(apps: list[AppEntry]) -> list[dict[str, Any]]:
     return out
 
 
-class HistoryServer:
+class HistoryServer(ServedHTTP):
     """The HTTP server of the history UI.
 
     Args:
@@ -133,24 +132,7 @@ class HistoryServer:
         self, provider: HistoryProvider, host: str, port: int, max_retries: int = 16
     ) -> None:
         self.provider = provider
-        handler = self._handler()
-        server: ThreadingHTTPServer | None = None
-        last_error: OSError | None = None
-        for candidate in range(port, port + max_retries + 1) if port else [0]:
-            try:
-                server = ThreadingHTTPServer((host, candidate), handler)
-                break
-            except OSError as exc:
-                last_error = exc
-        if server is None:
-            raise OSError(f"no free port for the history server from {port}: {last_error}")
-        server.daemon_threads = True
-        self._server = server
-        self.url = f"http://{host}:{server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, name="history-server", daemon=True
-        )
-        self._thread.start()
+        super().__init__(self._handler(), host, port, max_retries + 1, "history server")
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         provider = self.provider
@@ -220,7 +202,3 @@ class HistoryServer:
                 log.debug("history: " + format, *args)
 
         return Handler
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()

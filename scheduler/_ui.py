@@ -18,7 +18,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["AppStatusStore", "DriverUI", "render"]
+__all__ = ["AppStatusStore", "DriverUI", "ServedHTTP", "render"]
 
 log = logging.getLogger(__name__)
 
@@ -198,34 +198,55 @@ def render(snapshot: dict[str, Any], path: str, base: str = "") -> tuple[bytes, 
     return None
 
 
-class DriverUI:
-    """The HTTP server of the application UI."""
+class ServedHTTP:
+    """A threaded HTTP server on the first free port from `port` (0: any), in a daemon thread.
 
-    def __init__(self, store: AppStatusStore, host: str, port: int) -> None:
-        self.store = store
-        handler = self._handler()
+    Raises:
+        OSError: none of `candidates` ports from `port` was free.
+    """
+
+    def __init__(
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        host: str,
+        port: int,
+        candidates: int,
+        what: str,
+    ) -> None:
         server: ThreadingHTTPServer | None = None
         last_error: OSError | None = None
-        for candidate in range(port, port + _PORT_RETRIES) if port else [0]:
+        for candidate in range(port, port + candidates) if port else [0]:
             try:
                 server = ThreadingHTTPServer((host, candidate), handler)
                 break
             except OSError as exc:
                 last_error = exc
         if server is None:
-            raise OSError(f"no free port for the application UI from {port}: {last_error}")
+            raise OSError(f"no free port for the {what} from {port}: {last_error}")
         server.daemon_threads = True
         self._server = server
         self.url = f"http://{host}:{server.server_address[1]}"
-        # sc.stop() waits for the serving loop to notice: a short poll keeps that wait
+        # stop() waits for the serving loop to notice: a short poll keeps that wait
         # (and so every application's exit) under 50 ms instead of the default 0.5 s.
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
-            name="driver-ui",
+            name=what.replace(" ", "-"),
             daemon=True,
         )
         self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class DriverUI(ServedHTTP):
+    """The HTTP server of the application UI."""
+
+    def __init__(self, store: AppStatusStore, host: str, port: int) -> None:
+        self.store = store
+        super().__init__(self._handler(), host, port, _PORT_RETRIES, "application UI")
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         store = self.store
@@ -248,7 +269,3 @@ class DriverUI:
                 log.debug("ui: " + format, *args)
 
         return Handler
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
