@@ -9,11 +9,15 @@ driver; files are read and written by tasks on the executors.
 
 from __future__ import annotations
 
+import bz2
+import functools
 import glob
 import gzip
+import io
 import os
 import re
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from scheduler._aggregation import dump_chunk, load_chunks
@@ -89,7 +93,64 @@ def list_input_files(path: str, nested_dirs_fail: bool = False) -> list[str]:
 
 
 def _splittable(path: str) -> bool:
-    return not path.endswith((".gz", ".bz2", ".zst", ".xz"))
+    return not path.endswith((".gz", ".bz2", ".deflate", ".zst", ".xz"))
+
+
+def _open_input(path: str) -> Any:
+    """A binary file object of `path`'s data, decompressed by its extension as Hadoop does."""
+    if path.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if path.endswith(".bz2"):
+        return bz2.open(path, "rb")
+    if path.endswith(".deflate"):  # DefaultCodec: one zlib stream
+        with open(path, "rb") as f:
+            return io.BytesIO(zlib.decompress(f.read()))
+    return open(path, "rb")
+
+
+class _DeflateWriter:
+    """A write-only file that zlib-compresses into `path` (Hadoop's DefaultCodec)."""
+
+    def __init__(self, path: str) -> None:
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._zlib = zlib.compressobj()
+
+    def write(self, data: bytes) -> None:
+        self._file.write(self._zlib.compress(data))
+
+    def close(self) -> None:
+        self._file.write(self._zlib.flush())
+        self._file.close()
+
+    def __enter__(self) -> _DeflateWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+#: Hadoop codec classes saveAsTextFile writes, by their class name: extension, opener.
+_OUTPUT_CODECS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "GzipCodec": (".gz", functools.partial(gzip.open, mode="wb")),
+    "BZip2Codec": (".bz2", functools.partial(bz2.open, mode="wb")),
+    "DefaultCodec": (".deflate", _DeflateWriter),
+    "DeflateCodec": (".deflate", _DeflateWriter),
+}
+
+
+def _output_codec(codec: str | None) -> tuple[str, Callable[[str], Any]]:
+    """Extension and opener for a compressionCodecClass (none: plain files).
+
+    Raises:
+        ValueError: a codec sparkctl cannot write (Snappy, LZ4, ZStandard...).
+    """
+    if codec is None:
+        return "", functools.partial(open, mode="wb")
+    found = _OUTPUT_CODECS.get(codec.rsplit(".", 1)[-1])
+    if found is None:
+        known = ", ".join(f"org.apache.hadoop.io.compress.{n}" for n in _OUTPUT_CODECS)
+        raise ValueError(f"compression codec {codec} is not supported; sparkctl writes {known}")
+    return found
 
 
 class TextFileRDD(RDD):
@@ -107,9 +168,11 @@ class TextFileRDD(RDD):
             length = sizes[f]
             if length == 0:
                 continue  # Spark drops empty splits (spark.hadoopRDD.ignoreEmptySplits)
-            if not _splittable(f):
+            if not _splittable(f) and not f.endswith(".bz2"):
                 self._splits.append((f, 0, length))
                 continue
+            # BZip2 is splittable in Hadoop: its splits are planned like plain text. Each
+            # starts at the next bzip2 block; we read a file whole in its first split.
             split_size = max(1, min(goal, _BLOCK_SIZE))
             remaining = length
             while remaining / split_size > _SLOP:
@@ -124,6 +187,8 @@ class TextFileRDD(RDD):
 
     def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
         path, start, length = self._splits[split]
+        if path.endswith(".bz2") and start != 0:
+            return iter(())
         if self._use_unicode and _splittable(path):
             return _split_lines(_read_split(path, start, length).decode("utf-8", "replace"))
         lines = _read_lines(path, start, length)
@@ -151,8 +216,7 @@ def _strip_eol(line: bytes) -> bytes:
 
 def _read_lines(path: str, start: int, length: int) -> Iterator[bytes]:
     if not _splittable(path):
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rb") as f:
+        with _open_input(path) as f:
             for line in f:
                 if b"\r" in line[:-2]:
                     yield from _split_lines(line)  # lone \r ends lines too
@@ -326,14 +390,14 @@ def _prepare_output_dir(path: str) -> str:
 
 
 def save_as_text_file(rdd: RDD, path: str, codec: str | None) -> None:
-    """Write `str(item)` lines, one part file per partition (gzip when the codec says Gzip)."""
+    """Write `str(item)` lines, one part file per partition, compressed as `codec` says."""
+    extension, opener = _output_codec(codec)
     out = _prepare_output_dir(path)
-    compress = codec is not None and "gzip" in codec.lower()
 
     def write(index: int, iterator: Iterator[Any]) -> Iterator[Any]:
-        name = os.path.join(out, f"part-{index:05d}" + (".gz" if compress else ""))
+        name = os.path.join(out, f"part-{index:05d}{extension}")
         tmp = name + ".tmp"
-        with gzip.open(tmp, "wb") if compress else open(tmp, "wb") as f:
+        with opener(tmp) as f:
             for x in iterator:
                 if isinstance(x, bytes):
                     # PySpark writes bytes through a Java String: invalid UTF-8 becomes U+FFFD.

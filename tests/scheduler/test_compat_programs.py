@@ -370,3 +370,34 @@ def test_public_serializers_round_trip(sc: Any) -> None:
     with pytest.raises(ValueError):
         MarshalSerializer().dumps(object())
     assert "serializer" in inspect.signature(SparkContext).parameters
+
+
+# -- compressed text: Hadoop's codecs ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("codec", "extension", "partitions"),
+    [("GzipCodec", ".gz", 2), ("BZip2Codec", ".bz2", 4), ("DefaultCodec", ".deflate", 2)],
+)
+def test_save_as_text_file_with_a_codec_and_read_it_back(
+    sc: Any, tmp_path: Path, codec: str, extension: str, partitions: int
+) -> None:
+    out = tmp_path / codec
+    words = ["alpha", "beta", "gamma", "\u00fc"]
+    sc.parallelize(words, 2).saveAsTextFile(str(out), f"org.apache.hadoop.io.compress.{codec}")
+    names = sorted(f for f in os.listdir(out) if not f.startswith("."))
+    assert names == ["_SUCCESS", f"part-00000{extension}", f"part-00001{extension}"]
+    assert sorted(sc.textFile(str(out)).collect()) == sorted(words)
+    back = sc.textFile(str(out), 4)
+    assert back.getNumPartitions() == partitions
+    assert sorted(back.collect()) == sorted(words)
+
+
+def test_text_file_reads_bzip2_and_deflate_files(sc: Any, tmp_path: Path) -> None:
+    import bz2
+    import zlib
+
+    (tmp_path / "x.bz2").write_bytes(bz2.compress(b"one\ntwo\nthree\n"))
+    (tmp_path / "y.deflate").write_bytes(zlib.compress(b"four\nfive\n"))
+    assert sc.textFile(str(tmp_path / "x.bz2")).collect() == ["one", "two", "three"]
+    assert sc.textFile(str(tmp_path / "y.deflate")).collect() == ["four", "five"]
