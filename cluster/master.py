@@ -2,7 +2,8 @@
 
 It translates messages into changes of its records (`master_state`, held by
 `master_base.MasterBase`, which asks `Placement` where new executors and
-drivers go); driver handling is in `master_drivers`. Pushes to workers and
+drivers go); driver handling is in `master_drivers`, leadership (standby,
+election, revocation) in `master_leadership`. Pushes to workers and
 drivers are one-way sends. Everything runs on the endpoint's own thread: timers only
 post messages here (`_timers`), and the handlers never block on an ask. It
 never starts processes and never unpickles anything.
@@ -10,21 +11,19 @@ never starts processes and never unpickles anything.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import pathlib
-import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 
 from cluster import master_views
-from cluster._timers import Ticker, later
+from cluster._timers import Ticker
 from cluster.master_base import StandbyMasterError
-from cluster.master_drivers import MasterDrivers
+from cluster.master_leadership import MasterLeadership
 from cluster.master_state import (
     FINISHED_EXECUTOR_STATES,
     AppInfo,
@@ -32,20 +31,15 @@ from cluster.master_state import (
     ExecutorInfo,
     WorkerInfo,
 )
-from cluster.recovery import recover
 from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpointRef, RpcError
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
-
-if TYPE_CHECKING:
-    from cluster.zookeeper_election import ZooKeeperLeaderElection
 
 __all__ = ["ENDPOINT_NAME", "Master"]
 
 log = logging.getLogger(__name__)
 
 ENDPOINT_NAME = "Master"
-WORKER_ENDPOINT = "Worker"
 
 #: What a standby Master still answers or handles (everything else is refused).
 _STANDBY_ASKS = (api.GetClusterStateRequest,)
@@ -58,7 +52,7 @@ WS = pb.WorkerState
 MS = pb.MasterStatus
 
 
-class Master(MasterDrivers):
+class Master(MasterLeadership):
     """The standalone cluster's Master.
 
     Args:
@@ -93,7 +87,6 @@ class Master(MasterDrivers):
             pb.ElectedLeader: self._on_elected_leader,
             pb.RevokedLeadership: self._on_revoked_leadership,
         }
-        self.election: ZooKeeperLeaderElection | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -111,17 +104,6 @@ class Master(MasterDrivers):
             log.info("master %s is STANDBY until elected leader", self.url)
         else:
             self._lead()
-
-    def _lead(self) -> None:
-        """Become the serving Master: recover what the persistence engine holds, or be ALIVE."""
-        ref = self.self_ref
-        if recover(self):
-            log.info("master %s is RECOVERING; waiting up to %gs", self.url, self.worker_timeout)
-            later(self.worker_timeout, lambda: ref.send(pb.CompleteRecovery()), "master-recovery")
-            if self.recovery_mode == "ZOOKEEPER":
-                self._announce_master_changed()
-        else:
-            log.info("master %s is ALIVE", self.url)
 
     def on_stop(self) -> None:
         if self._ticker is not None:
@@ -176,80 +158,6 @@ class Master(MasterDrivers):
             self._finish_app(
                 self.apps[app_id], AS.APPLICATION_STATE_FINISHED, "driver disconnected", False
             )
-
-    # -- leader election (spark.deploy.recoveryMode=ZOOKEEPER) ---------------------------
-
-    def _start_election(self) -> None:
-        from cluster.zookeeper_election import ZooKeeperLeaderElection
-        from cluster.zookeeper_persistence import ZooKeeperPersistence
-
-        engine = self.persistence
-        assert isinstance(engine, ZooKeeperPersistence)
-        ref = self.self_ref
-
-        def revoke(reason: str) -> None:
-            ref.send(pb.RevokedLeadership(reason=reason))
-
-        engine.on_failure = lambda reason: revoke(f"ZooKeeper write failed: {reason}")
-        self.election = ZooKeeperLeaderElection(
-            engine.client, engine.directory, self.url, lambda: ref.send(pb.ElectedLeader()), revoke
-        )
-        self.election.start()
-
-    def _standby_reason(self) -> str:
-        if self.revoked:
-            return f"standby master {self.url}: leadership revoked ({self.revoked}); shutting down"
-        return (
-            f"standby master {self.url}: not the elected leader "
-            "(spark.deploy.recoveryMode=ZOOKEEPER); use the ALIVE master"
-        )
-
-    def _on_elected_leader(self, _msg: pb.ElectedLeader, _s: RpcEndpointRef | None) -> None:
-        if self.status != MS.MASTER_STATUS_STANDBY or self.revoked:
-            return
-        # Fencing: a leader elected later commands with a larger epoch than any before it.
-        self.epoch = max(self.epoch + 1, time.time_ns() // 1_000_000)
-        self.status = MS.MASTER_STATUS_ALIVE
-        log.info("master %s was elected leader", self.url)
-        self._lead()
-
-    def _on_revoked_leadership(self, msg: pb.RevokedLeadership, _s: RpcEndpointRef | None) -> None:
-        if self.revoked:
-            return
-        self.revoked = msg.reason or "leadership revoked"
-        # As Spark's Master: never serve again (another Master may lead now); exit.
-        log.error("leadership has been revoked (%s): master shutting down", self.revoked)
-        self.status = MS.MASTER_STATUS_STANDBY
-        if self._ticker is not None:
-            self._ticker.stop()
-        env = self.rpc_env
-        threading.Thread(target=env.shutdown, name="master-revoked", daemon=True).start()
-
-    def _announce_master_changed(self) -> None:
-        """Tell recovered workers and drivers that we lead now (Spark's beginRecovery).
-
-        Off the endpoint's thread: each ref costs a round trip, and a gone peer a timeout.
-        """
-        message = pb.MasterChanged(
-            master_url=self.url, master_webui_url=self.webui_url, master_epoch=self.epoch
-        )
-        targets = [
-            (RpcAddress(w.host, w.port), WORKER_ENDPOINT)
-            for w in self.workers.values()
-            if w.state == WS.WORKER_STATE_UNKNOWN
-        ] + list(self.recovered_drivers)
-        env = self.rpc_env
-
-        def tell(address: RpcAddress, name: str) -> None:
-            try:
-                env.endpoint_ref(address, name, timeout=5.0).send(message)
-            except Exception as exc:  # gone: it re-registers by itself, or times out
-                log.info("could not tell %s@%s of the new master: %s", name, address, exc)
-
-        pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="master-changed")
-        for address, name in targets:
-            pool.submit(tell, address, name)
-        pool.shutdown(wait=False)
 
     # -- workers -------------------------------------------------------------------
 
