@@ -10,6 +10,7 @@ No job runs here.
 # mypy: disable-error-code="misc"
 from __future__ import annotations
 
+import pickle
 from typing import TYPE_CHECKING, Any
 
 from scheduler._accumulators import (
@@ -32,7 +33,15 @@ class SharedVariables:
     """SparkContext's broadcast and accumulator methods."""
 
     def broadcast(self: SparkContext, value: Any) -> Broadcast[Any]:
-        """A read-only value shipped once to each executor."""
+        """A read-only value shipped once to each executor.
+
+        Raises:
+            pickle.PicklingError: `value` is an RDD (as PySpark refuses to broadcast one).
+        """
+        from scheduler._rdd import _REFERENCE_ERROR, RDD
+
+        if isinstance(value, RDD):
+            raise pickle.PicklingError(f"Could not serialize broadcast: {_REFERENCE_ERROR}")
         with self._ids_lock:
             bid = next(self._broadcast_ids)
         b = Broadcast(self, value, bid)

@@ -401,3 +401,10 @@ def test_text_file_reads_bzip2_and_deflate_files(sc: Any, tmp_path: Path) -> Non
     (tmp_path / "y.deflate").write_bytes(zlib.compress(b"four\nfive\n"))
     assert sc.textFile(str(tmp_path / "x.bz2")).collect() == ["one", "two", "three"]
     assert sc.textFile(str(tmp_path / "y.deflate")).collect() == ["four", "five"]
+
+
+def test_broadcasting_an_rdd_is_refused(sc: Any) -> None:
+    import pickle
+
+    with pytest.raises(pickle.PicklingError, match="broadcast an RDD"):
+        sc.broadcast(sc.parallelize([1, 2]))
