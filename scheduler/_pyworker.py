@@ -25,8 +25,6 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
-import cloudpickle
-
 from scheduler import _accumulators, _aggregation, _broadcast
 from scheduler._dag import MapOutput, TaskSetSpec
 from scheduler._shuffle import (
@@ -36,6 +34,7 @@ from scheduler._shuffle import (
     write_shuffle_output,
 )
 from scheduler._sparkfiles import prepare_task_files
+from scheduler._stagecode import StageCode
 from scheduler._taskcontext import TaskContext
 
 __all__ = ["WorkerRuntime", "main"]
@@ -247,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     runtime.conn = conn
     _broadcast.BROADCAST_DIR[:] = [local_dir]
     _aggregation.SPILL_ROOT[:] = [local_dir]
-    specs: dict[str, TaskSetSpec] = {}
+    stages: dict[str, StageCode] = {}
     while True:
         try:
             message = runtime.inbox.popleft() if runtime.inbox else pickle.loads(conn.recv_bytes())
@@ -256,24 +255,27 @@ def main(argv: list[str] | None = None) -> None:
         kind = message[0]
         if kind == "task":
             _, task_id, key, partition, attempt, payload = message
-            if payload is not None:
-                try:
-                    specs[key] = cloudpickle.loads(payload)
-                except BaseException as exc:
-                    text = "".join(traceback.format_exception(exc))
-                    kind_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
-                    reply: tuple[Any, ...] = (
-                        "done", task_id, "FAILED", b"", b"",
-                        "could not deserialize the stage's code:\n" + text, kind_name, None, 0.0,
-                    )  # fmt: skip
-                    conn.send_bytes(pickle.dumps(reply))
-                    continue
-            reply = run_task(runtime, specs[key], task_id, partition, attempt)
+            try:
+                if payload is not None:
+                    stages[key] = StageCode(payload)
+                # Each task gets its own copy of the stage's functions (see _stagecode).
+                spec = stages[key].spec()
+            except BaseException as exc:
+                text = "".join(traceback.format_exception(exc))
+                kind_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+                reply: tuple[Any, ...] = (
+                    "done", task_id, "FAILED", b"", b"",
+                    "could not deserialize the stage's code:\n" + text, kind_name, None, 0.0,
+                )  # fmt: skip
+                conn.send_bytes(pickle.dumps(reply))
+                continue
+            reply = run_task(runtime, spec, task_id, partition, attempt)
+            del spec
             conn.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
         elif kind == "forget":
             _, tasksets, rdd_ids, broadcast_ids = message
             for key in tasksets:
-                specs.pop(key, None)
+                stages.pop(key, None)
             runtime.drop_rdds(set(rdd_ids))
             _broadcast.forget_loaded(list(broadcast_ids))
         elif kind == "block_address":

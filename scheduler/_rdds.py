@@ -21,6 +21,7 @@ from scheduler._deps import (
 )
 from scheduler._partitioner import Partitioner
 from scheduler._rdd import RDD
+from scheduler._stagecode import externalize, resolve
 
 if TYPE_CHECKING:
     from scheduler._context import SparkContext
@@ -73,6 +74,17 @@ class ParallelCollectionRDD(RDD):
 
     def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
         return iter(self._slices[split])
+
+    def __getstate__(self) -> dict[str, Any]:
+        # In a stage's payload the data travels beside the code: workers unpickle the
+        # code for every task but the data once (scheduler/_stagecode.py).
+        state = super().__getstate__()
+        state["_slices"] = externalize(self._slices)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["_slices"] = resolve(state["_slices"])
+        self.__dict__.update(state)
 
 
 class MapPartitionsRDD(RDD):

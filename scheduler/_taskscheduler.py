@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import cloudpickle
 from google.protobuf.message import Message
 
 from scheduler._broadcast import collect_broadcast_ids
 from scheduler._dag import DAGScheduler, TaskSet
 from scheduler._rdd import RDD
+from scheduler._stagecode import dumps_stage
 from scheduler._tsm import TaskSetManager
 from sparkctl.v1 import scheduler_pb2 as pb
 
@@ -160,7 +160,7 @@ class TaskScheduler:
 
     def submit_task_set(self, task_set: TaskSet) -> None:
         with collect_broadcast_ids() as tracked:
-            data = cloudpickle.dumps(task_set.spec, pickle.HIGHEST_PROTOCOL)
+            data = dumps_stage(task_set.spec)
         self._payloads[task_set.key] = _Payload(data, tracked.ids)
         now = time.monotonic()
         tsm = TaskSetManager(

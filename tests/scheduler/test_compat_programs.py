@@ -408,3 +408,37 @@ def test_broadcasting_an_rdd_is_refused(sc: Any) -> None:
 
     with pytest.raises(pickle.PicklingError, match="broadcast an RDD"):
         sc.broadcast(sc.parallelize([1, 2]))
+
+
+# -- state a user's function captures starts afresh in every task --------------------------
+
+_SEEN_IN_THIS_TASK: set[int] = set()
+
+
+def _first_sighting(x: int) -> bool:
+    if x in _SEEN_IN_THIS_TASK:
+        return False
+    _SEEN_IN_THIS_TASK.add(x)
+    return True
+
+
+class _NumberingCounter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, x: int) -> tuple[int, int]:
+        self.n += 1
+        return (x, self.n)
+
+
+def test_state_captured_by_a_function_starts_afresh_in_every_task(sc: Any) -> None:
+    """PySpark deserializes the task's function per task: a global set or a callable
+    object's counter never carries over from one task to the next in a worker."""
+    rdd = sc.parallelize([1, 2, 1, 3, 1, 2, 4, 1], 4)
+    assert rdd.filter(_first_sighting).glom().collect() == [[1, 2], [1, 3], [1, 2], [4, 1]]
+    numbered = sc.parallelize(range(6), 3).map(_NumberingCounter()).collect()
+    assert numbered == [(0, 1), (1, 2), (2, 1), (3, 2), (4, 1), (5, 2)]
+    lookup = {1: "one", 2: "two"}  # read-only state: the same answer either way
+    assert sc.parallelize([1, 2, 1, 2], 4).map(lambda k: lookup[k]).collect() == [
+        "one", "two", "one", "two"
+    ]  # fmt: skip

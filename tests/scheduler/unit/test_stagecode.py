@@ -1,0 +1,84 @@
+"""Which stage specs a Python worker may share between tasks (scheduler/_stagecode.py)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import cloudpickle
+import pytest
+
+from scheduler._stagecode import StageCode, dumps_stage, has_private_state
+
+COUNTS: list[int] = []
+LIMIT = 10
+
+
+def _shipped(obj: Any) -> Any:
+    """`obj` as a worker sees it: this module's functions come by value, as __main__'s do."""
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        return cloudpickle.loads(cloudpickle.dumps(obj))
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+
+
+def _pure(x: int) -> int:
+    return min(x, LIMIT) * 2
+
+
+def _counting(x: int) -> int:
+    COUNTS.append(x)
+    return x
+
+
+def _calls_counting(x: int) -> int:
+    return _counting(x) + 1
+
+
+class _Stateful:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, x: int) -> int:
+        self.n += 1
+        return x
+
+
+def _pipeline(f: Any) -> Any:
+    def run(split: int, iterator: Iterator[Any]) -> Iterator[Any]:
+        return map(f, iterator)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("function", "stateful"),
+    [
+        (_pure, False),
+        (lambda x: x + 1, False),
+        (_counting, True),
+        (_calls_counting, True),
+        (_Stateful(), True),
+        (COUNTS.append, True),
+        ({1: 2}.get, True),
+        (len, False),
+    ],
+)
+def test_a_users_function_with_state_is_found(function: Any, stateful: bool) -> None:
+    assert has_private_state(_shipped(function)) is stateful
+    assert has_private_state(_shipped((1, "x", _pipeline(function)))) is stateful
+
+
+def test_a_worker_shares_a_stateless_spec_and_copies_a_stateful_one() -> None:
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        stateless = StageCode(dumps_stage(_pipeline(_pure)))
+        stateful = StageCode(dumps_stage(_pipeline(_counting)))
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    assert stateless.spec() is stateless.spec()
+    assert stateful.spec() is not stateful.spec()
