@@ -28,7 +28,7 @@ from scheduler._aggregation import (
     ResultIterable,
 )
 from scheduler._partitioner import Partitioner, portable_hash
-from scheduler._sampling import StratifiedSampler
+from scheduler._sampling import PartitionSampler, StratifiedSampler
 
 if TYPE_CHECKING:
     from scheduler._rdd import RDD
@@ -52,11 +52,11 @@ class PairFunctions:
 
     def keys(self: RDD) -> RDD:
         """The keys."""
-        return self.map(lambda x: x[0])
+        return self.map(operator.itemgetter(0))  # no Python frame per pair
 
     def values(self: RDD) -> RDD:
         """The values."""
-        return self.map(lambda x: x[1])
+        return self.map(operator.itemgetter(1))
 
     def mapValues(self: RDD, f: Callable[[Any], Any]) -> RDD:
         """Apply `f` to each value, keeping keys and partitioning."""
@@ -248,12 +248,9 @@ class PairFunctions:
         if numPartitions == 1:
             rdd = self.coalesce(1) if self.getNumPartitions() > 1 else self
             return rdd.mapPartitions(sort_partition, True)
-        rdd_size = self.count()
+        rdd_size, samples = _count_and_sample_keys(self, numPartitions * 20.0)
         if not rdd_size:
             return self
-        max_sample_size = numPartitions * 20.0
-        fraction = min(max_sample_size / max(rdd_size, 1), 1.0)
-        samples = self.sample(False, fraction, 1).map(lambda kv: kv[0]).collect()
         samples = sorted(samples, key=keyfunc)
         bounds = [
             samples[int(len(samples) * (i + 1) / numPartitions)] for i in range(numPartitions - 1)
@@ -388,3 +385,33 @@ def _cogroup(rdds: list[RDD], num_partitions: int | None) -> RDD:
         return tuple(ResultIterable(vs) for vs in bufs)
 
     return union.groupByKey(num_partitions).mapValues(dispatch)
+
+
+def _count_and_sample_keys(rdd: RDD, max_sample_size: float) -> tuple[int, list[Any]]:
+    """The RDD's size and the keys of `rdd.sample(False, fraction, 1)`, in one pass.
+
+    PySpark's sortByKey counts the RDD, then samples it with fraction
+    min(max_sample_size / size, 1): two jobs, each computing the whole lineage.
+    Here each partition counts its pairs and keeps the keys whose uniform draw (the
+    same draws, in the same order, as that sample's) could still fall under the
+    fraction: below max_sample_size / (pairs seen so far), since the size is at
+    least that. The driver then keeps those under the real fraction: the very
+    sample PySpark takes, so the range bounds and partition layouts are the same.
+    """
+
+    def candidates(split: int, iterator: Iterator[Any]) -> Iterator[Any]:
+        sampler = PartitionSampler(False, 1.0, 1)
+        draw = sampler.start_draws(split)
+        kept: list[tuple[float, Any]] = []
+        n = 0
+        for kv in iterator:
+            n += 1
+            u = draw()
+            if u * n < max_sample_size:
+                kept.append((u, kv[0]))
+        yield n, [(u, k) for u, k in kept if u * n < max_sample_size]
+
+    parts = rdd.mapPartitionsWithIndex(candidates).collect()
+    size = sum(n for n, _ in parts)
+    fraction = min(max_sample_size / max(size, 1), 1.0)
+    return size, [k for _, kept in parts for u, k in kept if u < fraction]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 __all__ = ["BernoulliRangeSampler", "PartitionSampler", "StratifiedSampler"]
@@ -50,6 +50,11 @@ class PartitionSampler(_Seeded):
         super().__init__(seed)
         self._with_replacement = withReplacement
         self._fraction = fraction
+
+    def start_draws(self, split: int) -> Callable[[], float]:
+        """The uniform draws `func` makes for partition `split`, one per item, in order."""
+        self._start(split)
+        return self._random.random
 
     def func(self, split: int, iterator: Iterable[Any]) -> Iterator[Any]:
         self._start(split)

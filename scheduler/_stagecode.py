@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 import pickle
 import sys
 import threading
@@ -100,7 +101,10 @@ class StageCode:
 
 
 #: Values that can never carry state from one task to the next.
-_ATOMS = (int, float, complex, str, bytes, bool, type(None), range, type(Ellipsis))
+_ATOMS = (
+    int, float, complex, str, bytes, bool, type(None), range, type(Ellipsis),
+    operator.itemgetter, operator.attrgetter, operator.methodcaller,
+)  # fmt: skip
 #: Containers of a library object larger than this hold data, not functions: not walked.
 _WALK_LIMIT = 1000
 #: Attributes that hold a stage's data (shared on purpose, read only).

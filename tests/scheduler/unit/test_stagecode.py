@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -65,6 +66,7 @@ def _pipeline(f: Any) -> Any:
         (COUNTS.append, True),
         ({1: 2}.get, True),
         (len, False),
+        (operator.itemgetter(0), False),
     ],
 )
 def test_a_users_function_with_state_is_found(function: Any, stateful: bool) -> None:
