@@ -39,8 +39,13 @@ _HEARTBEAT_SECONDS = 10.0
 _STATUS_BATCH = 16
 #: The longest such a status waits.
 _STATUS_DELAY_SECONDS = 0.003
-#: Tasks handed to one Python worker at once: the next one waits in its pipe.
+#: Tasks handed to one Python worker at once when tasks are tiny: the next one waits
+#: in its pipe. Longer ones (and those of an executor that has run none yet) go to a
+#: worker only when it is free, so that a worker stuck with a long task does not hold
+#: a second one that another worker could run.
 _PREFETCH = 2
+#: Tasks running longer than this on average are handed over one at a time.
+_PREFETCH_BELOW_SECONDS = 0.05
 
 
 class _Slot:
@@ -116,6 +121,9 @@ class ExecutorRuntime:
         task_cpus = max(1, int(os.environ.get("SPARKCTL_TASK_CPUS") or "1"))
         self._slots = [_Slot(i, args, env) for i in range(max(1, cores // task_cpus))]
         self._cancelled: set[int] = set()
+        #: Running average of task run times here (None until one finished).
+        self._run_seconds: float | None = None
+        self._prefetch = 1
         for slot in self._slots:
             self._start_reader(slot)
         threading.Thread(target=self._flush_loop, name="status-flusher", daemon=True).start()
@@ -188,7 +196,7 @@ class ExecutorRuntime:
         """Hand queued tasks to workers, idle ones first, then queued behind one (lock held)."""
         while self._queue:
             slot = min(self._slots, key=lambda sl: len(sl.outstanding))
-            if len(slot.outstanding) >= _PREFETCH or slot.conn is None:
+            if len(slot.outstanding) >= self._prefetch or slot.conn is None:
                 return
             task = self._queue.popleft()
             task_id, key, partition, attempt = task
@@ -206,6 +214,13 @@ class ExecutorRuntime:
                 slot.conn.send_bytes(
                     pickle.dumps(("task", task_id, key, partition, attempt, payload), 5)
                 )
+
+    def _note_run_time(self, seconds: float) -> None:
+        """Track how long tasks run here, to pick how many each worker holds (lock held)."""
+        average = self._run_seconds
+        average = seconds if average is None else average + 0.2 * (seconds - average)
+        self._run_seconds = average
+        self._prefetch = _PREFETCH if average < _PREFETCH_BELOW_SECONDS else 1
 
     def _start_reader(self, slot: _Slot) -> None:
         threading.Thread(
@@ -230,6 +245,7 @@ class ExecutorRuntime:
             with self._lock:
                 if slot.conn is not conn:
                     break  # killed and restarted meanwhile
+                self._note_run_time(reply[8])
                 if slot.outstanding and slot.outstanding[0][0] == task_id:
                     slot.outstanding.popleft()
                 self._dispatch()
