@@ -44,17 +44,7 @@ DS = pb.DriverState
 
 
 class Worker(WorkerDrivers):
-    """A standalone Worker.
-
-    Args:
-        conf: settings (`spark.worker.timeout`, `spark.worker.cleanup.*`).
-        worker_id: this worker's id (unique per process).
-        master_urls: `spark://host:port` URLs of the Master(s), tried in order.
-        cores: cores it offers.
-        memory_mb: memory it offers, in MiB.
-        work_dir: root of the executors' and drivers' work directories.
-        webui_address: its web UI's URL (shown by the Master), may be empty.
-    """
+    """A standalone Worker: `WorkerBase`'s state plus its message handlers (same arguments)."""
 
     def __init__(
         self,
