@@ -36,6 +36,7 @@ from rpcenv.grpc._server import (
     CONNECT_METHOD,
     PEER_METADATA,
     GrpcServer,
+    status_details,
     status_for,
 )
 from rpcenv.grpc._tls import channel_credentials, server_credentials, tls_enabled
@@ -228,7 +229,7 @@ class GrpcRpcEnv(BaseRpcEnv):
         def respond() -> Any:
             yield from connection.frames(self._hello_bytes)
             if connection.error is not None:
-                context.abort(status_for(connection.error), str(connection.error))
+                context.abort(status_for(connection.error), status_details(str(connection.error)))
 
         return respond()
 

@@ -24,7 +24,14 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from rpcenv._errors import RpcError
 from rpcenv._security import AuthVerifier
 
-__all__ = ["AUTH_METADATA", "CONNECT_METHOD", "PEER_METADATA", "GrpcServer", "status_for"]
+__all__ = [
+    "AUTH_METADATA",
+    "CONNECT_METHOD",
+    "PEER_METADATA",
+    "GrpcServer",
+    "status_details",
+    "status_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,20 @@ AUTH_METADATA = "x-sparkctl-auth"
 _UNAUTHENTICATED_OK = ("/grpc.health.v1.Health/",)
 
 _STATUS_BY_NAME = {code.name: code for code in grpc.StatusCode}
+
+#: The longest error message a status carries. The message travels in an HTTP/2
+#: trailer, and peers refuse headers over 8-16 KiB: a longer one breaks the whole
+#: connection (HPACK COMPRESSION_ERROR), so a Node.js client then waits out its
+#: deadline on every call of that channel instead of getting its status.
+MAX_DETAILS_CHARS = 1000
+
+
+def status_details(text: str) -> str:
+    """`text` cut to MAX_DETAILS_CHARS, saying so, for a gRPC status message."""
+    if len(text) <= MAX_DETAILS_CHARS:
+        return text
+    cut = len(text) - MAX_DETAILS_CHARS
+    return f"{text[:MAX_DETAILS_CHARS]}... ({cut} more characters cut)"
 
 
 def status_for(error: BaseException) -> grpc.StatusCode:
@@ -190,12 +211,14 @@ def _unary(
         try:
             request = request_class.FromString(data)
         except DecodeError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {name}: {exc}")
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, status_details(f"malformed {name}: {exc}")
+            )
         try:
             response = handler(request)
         except Exception as exc:  # mapped onto a status code; never a bare traceback
             log.debug("public call with %s failed", name, exc_info=True)
-            context.abort(status_for(exc), str(exc) or type(exc).__name__)
+            context.abort(status_for(exc), status_details(str(exc) or type(exc).__name__))
         return response.SerializeToString()
 
     return behaviour

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from _cli_harness import CLI, clean_env, daemon_cluster
 
+from cluster.launch import start_master
+from rpcenv import Conf
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -53,3 +56,30 @@ def test_node_client_lists_submits_polls_and_kills(tmp_path: Path, secret: str) 
             env=env,
         )
         assert json.loads(status.stdout)["state"] == "KILLED"
+
+
+def test_node_client_gets_a_status_for_oversized_empty_and_garbage_requests(
+    tmp_path: Path,
+) -> None:
+    # A 200,000-character id came back in a status trailer too large for HTTP/2: the
+    # channel broke and every later call of this client hung until its deadline.
+    node = _require_node()
+    master = start_master(Conf({}), "127.0.0.1", 0, tmp_path / "master")
+    try:
+        result = subprocess.run(
+            [node, str(HERE / "hostile_client.js"), master.rpc_env.address.host_port],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        master.stop()
+    assert result.returncode == 0, result.stderr + result.stdout
+    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcomes["hugeDriverStatus"].startswith("NOT_FOUND no driver 'ddd")
+    assert outcomes["hugeDriverStatus"].endswith("more characters cut)")
+    assert outcomes["hugeKillApplication"].startswith("NOT_FOUND no application 'ddd")
+    assert outcomes["emptyKillDriver"] == "INVALID_ARGUMENT driver_id is required"
+    assert outcomes["emptySubmit"].startswith("INVALID_ARGUMENT DriverDescription needs")
+    assert outcomes["garbage"].startswith("INVALID_ARGUMENT malformed")
+    assert outcomes["state"] == "OK"

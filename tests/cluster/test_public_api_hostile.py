@@ -1,0 +1,67 @@
+"""The public MasterService against careless or hostile callers (raw gRPC, no stubs)."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from cluster.launch import MasterHandle, start_master
+from rpcenv import Conf
+from sparkctl.v1 import master_service_pb2 as api
+
+SERVICE = "/sparkctl.v1.MasterService/"
+
+
+@pytest.fixture
+def master(tmp_path: pathlib.Path) -> Iterator[MasterHandle]:
+    handle = start_master(Conf({}), "127.0.0.1", 0, tmp_path / "master")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def _raw_call(channel: grpc.Channel, method: str, data: bytes) -> tuple[grpc.StatusCode, str]:
+    call = channel.unary_unary(
+        SERVICE + method, request_serializer=lambda b: b, response_deserializer=lambda b: b
+    )
+    try:
+        call(data, timeout=10)
+    except grpc.RpcError as exc:
+        return exc.code(), exc.details() or ""
+    return grpc.StatusCode.OK, ""
+
+
+def test_a_huge_unknown_id_gets_not_found_and_the_channel_keeps_working(
+    master: MasterHandle,
+) -> None:
+    # The error message names the id; sent whole, its HTTP/2 trailer passed every peer's
+    # header limit: Python saw RESOURCE_EXHAUSTED and a Node.js channel hung until its deadline.
+    huge = "d" * 100_000
+    with grpc.insecure_channel(master.rpc_env.address.host_port) as channel:
+        for method, request in (
+            ("GetDriverStatus", api.GetDriverStatusRequest(driver_id=huge)),
+            ("KillDriver", api.KillDriverRequest(driver_id=huge)),
+            ("KillApplication", api.KillApplicationRequest(app_id=huge)),
+        ):
+            code, details = _raw_call(channel, method, request.SerializeToString())
+            assert code == grpc.StatusCode.NOT_FOUND, (method, code, details[:200])
+            assert details.startswith(("no driver 'ddd", "no application 'ddd")), details[:200]
+            assert len(details) < 1100 and "more characters cut" in details
+        started = time.monotonic()
+        code, details = _raw_call(channel, "KillDriver", b"")
+        assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT, "driver_id is required")
+        assert time.monotonic() - started < 5
+
+
+def test_garbage_bytes_and_unknown_methods_get_proper_codes(master: MasterHandle) -> None:
+    with grpc.insecure_channel(master.rpc_env.address.host_port) as channel:
+        code, details = _raw_call(channel, "GetDriverStatus", b"\xff\xff\xff" * 10_000)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert details.startswith("malformed sparkctl.v1.GetDriverStatusRequest")
+        assert _raw_call(channel, "NoSuchMethod", b"")[0] == grpc.StatusCode.UNIMPLEMENTED
+        assert _raw_call(channel, "GetClusterState", b"")[0] == grpc.StatusCode.OK
