@@ -111,10 +111,11 @@ class AuthVerifier:
         if len(parts) != 4 or parts[0] != _TOKEN_VERSION:
             return "malformed authentication token"
         _, timestamp, nonce, mac = parts
-        try:
-            stamped = float(timestamp)
-        except ValueError:
+        # Whole seconds in ASCII digits only: float() would take "nan", which no clock
+        # check refuses, so such a token would never expire.
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
             return "malformed authentication token"
+        stamped = float(timestamp)
         now = time.time()
         if abs(now - stamped) > MAX_SKEW_SECONDS:
             return "expired authentication token (check the clocks)"

@@ -87,6 +87,17 @@ def test_tokens_are_bound_to_env_and_not_replayable() -> None:
     assert verifier.verify(None, "env-a") == "no authentication token"
 
 
+@pytest.mark.parametrize("timestamp", ["nan", "NaN", "1e9", "1_800_000_000", " 1", "+1", "9" * 13])
+def test_a_timestamp_that_is_not_whole_seconds_is_malformed(timestamp: str) -> None:
+    # Signed with the right secret, as a buggy client in another language would: "nan"
+    # passed every clock check (a token that never expired) before digits were required.
+    from rpcenv._security import _mac
+
+    verifier = AuthVerifier(SECRET.encode())
+    token = f"v1:{timestamp}:n1:{_mac(SECRET.encode(), '', timestamp, 'n1')}"
+    assert verifier.verify(token, "") == "malformed authentication token"
+
+
 def test_secret_file(tmp_path: Path) -> None:
     path = tmp_path / "secret"
     path.write_text(SECRET + "\n")
