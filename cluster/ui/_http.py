@@ -12,6 +12,7 @@ import dataclasses
 import errno
 import http.server
 import logging
+import sys
 import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -42,11 +43,17 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+#: Seconds a connection may stay silent (mid-request or idle between keep-alive
+#: requests) before it is closed: each one holds a thread of the daemon.
+IDLE_TIMEOUT_S = 30.0
+
+
 class _RequestHandler(http.server.BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
     server_version = "sparkctl"
     sys_version = ""
+    timeout = IDLE_TIMEOUT_S
 
     def do_GET(self) -> None:
         self._answer(send_body=True)
@@ -83,10 +90,22 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
-    # Our own port-retry loop decides; never share a port with another process.
-    allow_reuse_address = False
+    # SO_REUSEADDR, as Jetty and HTTPServer set it: a restarted daemon takes its port
+    # back while connections of the old one linger in TIME_WAIT (on Linux it never lets
+    # two live listeners share a port; SO_REUSEPORT, which would, stays off).
+    allow_reuse_address = sys.platform != "win32"  # there, it would let a port be shared
+    allow_reuse_port = False
     routes: dict[str, Handler]
     not_found: Callable[[str], Response]
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # socketserver would print a traceback to stderr (the daemon's log) for every
+        # client that hangs up mid-answer.
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log.debug("web UI client %s went away: %s", client_address, error)
+        else:
+            log.error("web UI request from %s failed", client_address, exc_info=True)
 
 
 class WebServer:

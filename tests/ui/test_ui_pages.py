@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -219,6 +221,47 @@ def test_busy_port_moves_to_the_next(master_ui: MasterWebUI) -> None:
         ui.stop()
     with pytest.raises(OSError, match="in use"):
         MasterWebUI(lambda: None, "127.0.0.1", taken, max_retries=0)  # type: ignore[arg-type,return-value]
+
+
+def test_a_restarted_ui_gets_its_port_back_while_old_connections_linger() -> None:
+    # A killed or restarted master leaves its scrapers' connections in TIME_WAIT on
+    # the UI port for a minute; the new master's UI moved to the next port (the
+    # worker UI's 8081) until SO_REUSEADDR, which still refuses a live listener.
+    ui = MasterWebUI(lambda: None, "127.0.0.1", 0)  # type: ignore[arg-type,return-value]
+    ui.start()
+    port = ui.port
+    try:
+        for _ in range(3):
+            assert get(ui.url + "/nothing")[0] == 404  # the server closes: its side lingers
+    finally:
+        ui.stop()
+    again = MasterWebUI(lambda: None, "127.0.0.1", port, max_retries=3)  # type: ignore[arg-type,return-value]
+    try:
+        assert again.port == port
+    finally:
+        again.stop()
+
+
+def test_a_silent_connection_is_closed_and_frees_its_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each connection holds a thread: one that never finishes its request (or a browser's
+    # idle keep-alive) held it for good.
+    from cluster.ui import _http
+
+    assert 0 < _http._RequestHandler.timeout <= 60
+    monkeypatch.setattr(_http._RequestHandler, "timeout", 0.3)
+    ui = MasterWebUI(lambda: None, "127.0.0.1", 0)  # type: ignore[arg-type,return-value]
+    ui.start()
+    try:
+        with socket.create_connection(("127.0.0.1", ui.port), timeout=10) as silent:
+            silent.sendall(b"GET / HTTP/1.1\r\n")  # and nothing more
+            started = time.monotonic()
+            assert silent.recv(1024) == b""
+            assert time.monotonic() - started < 5
+        assert get(ui.url + "/nothing")[0] == 404
+    finally:
+        ui.stop()
 
 
 def test_security_headers(master_ui: MasterWebUI) -> None:
