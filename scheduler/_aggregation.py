@@ -304,8 +304,9 @@ class ExternalSorter:
         iterator: Iterable[Any],
         key: Callable[[Any], Any] | None = None,
         reverse: bool = False,
+        observe: Callable[[list[Any]], None] | None = None,
     ) -> Iterable[Any]:
-        """The items sorted by `key` (stable)."""
+        """The items sorted by `key` (stable); `observe` sees them first, in batches."""
         runs: list[str] = []
         spill_dir: str | None = None
         chunk: list[Any] = []
@@ -315,6 +316,8 @@ class ExternalSorter:
             piece = list(itertools.islice(source, 10_000))
             if not piece:
                 break
+            if observe is not None:
+                observe(piece)
             chunk.extend(piece)
             if used_memory_mb() > self.memory_limit:
                 if spill_dir is None:

@@ -31,6 +31,7 @@ from scheduler._accumulators import (
 )
 from scheduler._allocation import allocation_settings
 from scheduler._broadcast import Broadcast
+from scheduler._deps import ShuffleDependency
 from scheduler._driver_endpoint import (
     ENDPOINT_NAME,
     LocalBackend,
@@ -632,10 +633,35 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         if not partitions:
             return []
         waiter = JobWaiter(len(partitions))
+
+        def submit(props: dict[str, str]) -> int:
+            return self._scheduler.dag.submit_job(rdd, func, partitions, waiter, props)
+
+        return self._await_job(submit, waiter, rdd)
+
+    def _run_map_stage(self, dep: ShuffleDependency) -> dict[int, Any]:
+        """Compute only the map stage of `dep`, as a job; returns its tasks' samples.
+
+        sortByKey runs its shuffle's map stage first: the range bounds come from it.
+        """
+        if self._stopped:
+            raise RuntimeError("Cannot call methods on a stopped SparkContext")
+        waiter = JobWaiter(1)
+
+        def submit(props: dict[str, str]) -> int:
+            return self._scheduler.dag.submit_map_stage(dep, waiter, props)
+
+        results = self._await_job(submit, waiter, dep.rdd)
+        return results[0]  # type: ignore[no-any-return]
+
+    def _await_job(
+        self, submit: Callable[[dict[str, str]], int], waiter: JobWaiter, rdd: RDD
+    ) -> list[Any]:
+        """Submit a job (under the scheduler lock) with this thread's properties; wait."""
         props = dict(self._local_props())
         props.update(self._files_properties())
         with self._scheduler.lock:
-            job_id = self._scheduler.dag.submit_job(rdd, func, partitions, waiter, props)
+            job_id = submit(props)
             record = JobRecord(job_id, props.get("spark.jobGroup.id"))
             record.stage_ids = self._scheduler.dag.job_stage_ids(job_id)
             self._jobs[job_id] = record

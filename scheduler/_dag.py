@@ -11,15 +11,19 @@ that lived on it. Callers serialise calls (one lock in the task scheduler).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scheduler._deps import NarrowDependency, ShuffleDependency
 from scheduler._errors import JobCancelledError, JobFailedError
 from scheduler._rdd import RDD
+
+if TYPE_CHECKING:
+    from scheduler._rangesort import Sample, SortedRun
 
 __all__ = [
     "DAGScheduler",
@@ -42,6 +46,11 @@ class MapOutput:
     #: "host:port" where the owner serves its blocks to other executors; "" when it serves
     #: none (it could not listen), and its blocks are fetched through the driver.
     address: str = ""
+    #: sortByKey's shuffles: the chunk index of the task's sorted run.
+    run: SortedRun | None = None
+    #: sortByKey's shuffles: the task's count and key sample, for the driver only (the
+    #: DAGScheduler keeps it apart, so reduce tasks are not shipped every sample).
+    sample: Sample | None = None
 
 
 @dataclass
@@ -97,6 +106,8 @@ class Stage:
     failed_attempts: set[int] = field(default_factory=set)
     #: Result stages: which job and which of its partitions.
     job: Job | None = None
+    #: Map stages of sortByKey: each task's count and key sample, by map partition.
+    samples: dict[int, Sample] = field(default_factory=dict)
 
     @property
     def is_map(self) -> bool:
@@ -199,6 +210,27 @@ class DAGScheduler:
         self._submit_stage(final)
         return job_id
 
+    def submit_map_stage(
+        self,
+        dep: ShuffleDependency,
+        listener: JobListener,
+        properties: dict[str, str] | None = None,
+    ) -> int:
+        """Start a job that computes only the map stage of `dep` (Spark's submitMapStage).
+
+        When every map output is available the listener gets, as result 0, the
+        samples its tasks returned by map partition (empty for a reused shuffle).
+        """
+        job_id = next(self._job_ids)
+        stage = self._shuffle_stage(dep, job_id)
+        job = Job(job_id, stage, [0], listener, dict(properties or {}), [False])
+        self.jobs[job_id] = job
+        self._mark_job(stage, job_id)
+        self._submit_stage(stage)
+        if stage.available() and job.id in self.jobs:
+            self._finish_map_jobs(stage)
+        return job_id
+
     def job_stage_ids(self, job_id: int) -> list[int]:
         """The ids of the stages a job needs."""
         job = self.jobs.get(job_id)
@@ -222,6 +254,9 @@ class DAGScheduler:
             return
         if stage.is_map:
             assert isinstance(result, MapOutput)
+            if result.sample is not None:
+                stage.samples[partition] = result.sample
+                result = dataclasses.replace(result, sample=None)
             stage.outputs[partition] = result
             stage.pending.discard(partition)
             if stage in self.running and not stage.pending:
@@ -406,10 +441,19 @@ class DAGScheduler:
                 self._submit_stage(stage)  # some outputs were lost meanwhile
             return
         stage.failed_attempts.clear()
+        self._finish_map_jobs(stage)
         for waiting in sorted(self.waiting, key=lambda s: s.id):
             if not self._missing_parents(waiting):
                 self.waiting.discard(waiting)
                 self._submit_stage(waiting)
+
+    def _finish_map_jobs(self, stage: Stage) -> None:
+        """Finish the map-stage jobs (submit_map_stage) waiting for `stage`."""
+        for job in [j for j in self.jobs.values() if j.final_stage is stage]:
+            job.finished[0] = True
+            job.num_finished = 1
+            job.listener.task_succeeded(0, dict(stage.samples))
+            self._finish_job(job)
 
     def _finish_job(self, job: Job) -> None:
         del self.jobs[job.id]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from scheduler._partitioner import Partitioner
+    from scheduler._rangesort import RangeSort
     from scheduler._rdd import RDD
 
 __all__ = [
@@ -72,7 +73,15 @@ class SelectDependency(NarrowDependency):
 class ShuffleDependency(Dependency):
     """The child reads every parent partition's output for its key range."""
 
-    def __init__(self, rdd: RDD, shuffle_id: int, partitioner: Partitioner) -> None:
+    def __init__(
+        self,
+        rdd: RDD,
+        shuffle_id: int,
+        partitioner: Partitioner,
+        range_sort: RangeSort | None = None,
+    ) -> None:
         super().__init__(rdd)
         self.shuffle_id = shuffle_id
         self.partitioner = partitioner
+        #: sortByKey's shuffles: map tasks write sorted runs, not hash buckets.
+        self.range_sort = range_sort

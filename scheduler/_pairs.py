@@ -11,9 +11,7 @@ except through actions.
 # mypy: disable-error-code="misc"
 from __future__ import annotations
 
-import bisect
 import copy
-import functools
 import operator
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -28,7 +26,8 @@ from scheduler._aggregation import (
     ResultIterable,
 )
 from scheduler._partitioner import Partitioner, portable_hash
-from scheduler._sampling import PartitionSampler, StratifiedSampler
+from scheduler._rangesort import RangeSort
+from scheduler._sampling import StratifiedSampler
 
 if TYPE_CHECKING:
     from scheduler._rdd import RDD
@@ -248,28 +247,21 @@ class PairFunctions:
         if numPartitions == 1:
             rdd = self.coalesce(1) if self.getNumPartitions() > 1 else self
             return rdd.mapPartitions(sort_partition, True)
-        rdd_size, samples = _count_and_sample_keys(self, numPartitions * 20.0)
-        if not rdd_size:
-            return self
-        samples = sorted(samples, key=keyfunc)
-        bounds = [
-            samples[int(len(samples) * (i + 1) / numPartitions)] for i in range(numPartitions - 1)
-        ]
-        parts = numPartitions
-
-        identity = keyfunc is _identity
-
-        def range_partitioner(k: Any) -> int:
-            p = bisect.bisect_left(bounds, k if identity else keyfunc(k))
-            return p if ascending else parts - 1 - p
-
-        # The common case as a C-level callable: no Python frame per pair on the map side.
-        partition_func: Callable[[Any], int] = (
-            functools.partial(bisect.bisect_left, bounds)
-            if identity and ascending
-            else range_partitioner
+        # The shuffle's map stage runs now, as a job (PySpark runs count() and sample()
+        # here): its tasks sort their pairs and sample the keys; the bounds follow.
+        spec = RangeSort(
+            numPartitions, keyfunc, _pair_key(keyfunc), ascending, numPartitions * 20.0
         )
-        return self.partitionBy(numPartitions, partition_func).mapPartitions(sort_partition, True)
+        from scheduler._rdds import ShuffledRDD
+
+        shuffled = ShuffledRDD(self, Partitioner(numPartitions, spec), spec)
+        samples = self.ctx._run_map_stage(shuffled.shuffle_dependency)
+        if not spec.bounds_from_samples(samples[p] for p in sorted(samples)):
+            return self
+        if not spec.readable_by_range:
+            # NaN-like keys: the plain range shuffle, one more pass, PySpark's exact output.
+            return self.partitionBy(numPartitions, spec).mapPartitions(sort_partition, True)
+        return shuffled.mapPartitions(sort_partition, True)
 
     def repartitionAndSortWithinPartitions(
         self: RDD,
@@ -385,33 +377,3 @@ def _cogroup(rdds: list[RDD], num_partitions: int | None) -> RDD:
         return tuple(ResultIterable(vs) for vs in bufs)
 
     return union.groupByKey(num_partitions).mapValues(dispatch)
-
-
-def _count_and_sample_keys(rdd: RDD, max_sample_size: float) -> tuple[int, list[Any]]:
-    """The RDD's size and the keys of `rdd.sample(False, fraction, 1)`, in one pass.
-
-    PySpark's sortByKey counts the RDD, then samples it with fraction
-    min(max_sample_size / size, 1): two jobs, each computing the whole lineage.
-    Here each partition counts its pairs and keeps the keys whose uniform draw (the
-    same draws, in the same order, as that sample's) could still fall under the
-    fraction: below max_sample_size / (pairs seen so far), since the size is at
-    least that. The driver then keeps those under the real fraction: the very
-    sample PySpark takes, so the range bounds and partition layouts are the same.
-    """
-
-    def candidates(split: int, iterator: Iterator[Any]) -> Iterator[Any]:
-        sampler = PartitionSampler(False, 1.0, 1)
-        draw = sampler.start_draws(split)
-        kept: list[tuple[float, Any]] = []
-        n = 0
-        for kv in iterator:
-            n += 1
-            u = draw()
-            if u * n < max_sample_size:
-                kept.append((u, kv[0]))
-        yield n, [(u, k) for u, k in kept if u * n < max_sample_size]
-
-    parts = rdd.mapPartitionsWithIndex(candidates).collect()
-    size = sum(n for n, _ in parts)
-    fraction = min(max_sample_size / max(size, 1), 1.0)
-    return size, [k for _, kept in parts for u, k in kept if u < fraction]

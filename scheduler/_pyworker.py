@@ -27,6 +27,7 @@ from typing import Any
 
 from scheduler import _accumulators, _aggregation, _broadcast
 from scheduler._dag import MapOutput, TaskSetSpec
+from scheduler._rangesort import RangeSort, write_sorted_run
 from scheduler._shuffle import (
     FetchFailedError,
     read_shuffle_block,
@@ -82,11 +83,15 @@ class WorkerRuntime:
         #: outputs carry it so that reducers elsewhere ask our executor directly.
         self.block_address = ""
 
-    def read_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[Any]:
+    def read_shuffle(
+        self, shuffle_id: int, reduce_id: int, ranges: RangeSort | None = None
+    ) -> Iterator[Any]:
         outputs = self.map_outputs.get(shuffle_id)
         if outputs is None:
             raise FetchFailedError(shuffle_id, 0, "", "no map output locations were shipped")
-        return read_shuffle_block(shuffle_id, reduce_id, outputs, self._is_local, self._fetch)
+        return read_shuffle_block(
+            shuffle_id, reduce_id, outputs, self._is_local, self._fetch, ranges
+        )
 
     def _is_local(self, out: MapOutput) -> bool:
         """Same host and the file is there: read it directly from disk."""
@@ -196,10 +201,22 @@ def run_task(
         if spec.shuffle_dep is not None:
             dep = spec.shuffle_dep
             path = shuffle_file(runtime.local_dir, dep.shuffle_id, partition, task_id)
-            write_shuffle_output(
-                iterator, dep.partitioner, dep.partitioner.numPartitions, path, runtime.memory_mb
-            )
-            out = MapOutput(runtime.executor_id, runtime.host, path, runtime.block_address)
+            if dep.range_sort is not None:
+                run, sample = write_sorted_run(
+                    iterator, dep.range_sort, partition, path, runtime.memory_mb
+                )
+                out = MapOutput(
+                    runtime.executor_id, runtime.host, path, runtime.block_address, run, sample
+                )
+            else:
+                write_shuffle_output(
+                    iterator,
+                    dep.partitioner,
+                    dep.partitioner.numPartitions,
+                    path,
+                    runtime.memory_mb,
+                )
+                out = MapOutput(runtime.executor_id, runtime.host, path, runtime.block_address)
             result = _dumps(out)
         else:
             assert spec.func is not None

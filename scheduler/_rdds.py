@@ -25,6 +25,7 @@ from scheduler._stagecode import externalize, resolve
 
 if TYPE_CHECKING:
     from scheduler._context import SparkContext
+    from scheduler._rangesort import RangeSort
     from scheduler._taskcontext import TaskContext
 
 __all__ = [
@@ -175,11 +176,21 @@ def union_of(ctx: SparkContext, rdds: list[RDD]) -> RDD:
 class ShuffledRDD(RDD):
     """The parent's pairs redistributed by key with `partitioner` (a stage boundary)."""
 
-    def __init__(self, prev: RDD, partitioner: Partitioner) -> None:
+    def __init__(
+        self, prev: RDD, partitioner: Partitioner, range_sort: RangeSort | None = None
+    ) -> None:
         ctx = prev.ctx
         self.shuffle_id = ctx._new_shuffle_id()
-        super().__init__(ctx, [ShuffleDependency(prev, self.shuffle_id, partitioner)])
+        super().__init__(ctx, [ShuffleDependency(prev, self.shuffle_id, partitioner, range_sort)])
         self.partitioner = partitioner
+        self._range_sort = range_sort
+
+    @property
+    def shuffle_dependency(self) -> ShuffleDependency:
+        """The shuffle this RDD reads (driver side: tasks do not carry their lineage)."""
+        dep = self._deps[0]
+        assert isinstance(dep, ShuffleDependency)
+        return dep
 
     def _num_partitions(self) -> int:
         assert self.partitioner is not None
@@ -188,7 +199,9 @@ class ShuffledRDD(RDD):
     def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
         if context._runtime is None:
             raise RuntimeError("a shuffled RDD can only be computed inside a task")
-        return context._runtime.read_shuffle(self.shuffle_id, split)  # type: ignore[no-any-return]
+        return context._runtime.read_shuffle(  # type: ignore[no-any-return]
+            self.shuffle_id, split, self._range_sort
+        )
 
 
 class CoalescedRDD(RDD):

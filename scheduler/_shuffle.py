@@ -20,6 +20,7 @@ from typing import Any
 from scheduler._aggregation import SPILL_STATS, dump_chunk, load_chunks, used_memory_mb
 from scheduler._dag import MapOutput
 from scheduler._partitioner import portable_hash
+from scheduler._rangesort import RangeSort
 
 __all__ = ["FetchFailedError", "read_shuffle_block", "write_shuffle_output"]
 
@@ -129,55 +130,108 @@ def read_shuffle_block(
     outputs: list[MapOutput | None],
     is_local: Callable[[MapOutput], bool] | None = None,
     remote: RemoteReader | None = None,
+    ranges: RangeSort | None = None,
 ) -> Iterator[Any]:
     """The pairs of reduce partition `reduce_id`, from every map output in map order.
 
     Outputs for which `is_local` is true are read from disk; the others through
-    `remote`, in chunks of FETCH_CHUNK bytes.
+    `remote`, in chunks of FETCH_CHUNK bytes. With `ranges`, the outputs are
+    sortByKey's sorted runs and only the chunks in this partition's range are read.
 
     Raises:
         FetchFailedError: an output is missing or its files cannot be read.
     """
+    # Chunks are flattened at C speed: no generator frame per pair.
+    return itertools.chain.from_iterable(
+        _block_chunks(shuffle_id, reduce_id, outputs, is_local, remote, ranges)
+    )
+
+
+def _block_chunks(
+    shuffle_id: int,
+    reduce_id: int,
+    outputs: list[MapOutput | None],
+    is_local: Callable[[MapOutput], bool] | None,
+    remote: RemoteReader | None,
+    ranges: RangeSort | None,
+) -> Iterator[list[Any]]:
     for map_index, out in enumerate(outputs):
         if out is None:
             raise FetchFailedError(shuffle_id, map_index, "", "map output is missing")
-        if remote is not None and is_local is not None and not is_local(out):
-            yield from _read_remote(shuffle_id, reduce_id, map_index, out, remote)
+        local = remote is None or is_local is None or is_local(out)
+        reader = _Segments(shuffle_id, map_index, out, None if local else remote)
+        if ranges is None:
+            start, end = reader.hash_segment(reduce_id)
+            if start != end:
+                yield from reader.chunks(start, end)
             continue
+        run = out.run
+        if run is None:
+            raise FetchFailedError(shuffle_id, map_index, out.executor_id, "not a sorted run")
+        first, last, spans = ranges.chunks_for(run, reduce_id)
+        if first == last:
+            continue
+        own = (reduce_id, reduce_id)
+        chunks = reader.chunks(run.offsets[first], run.offsets[last])
+        for span, chunk in zip(spans[first:last], chunks, strict=True):
+            if span == own:
+                yield chunk
+            else:
+                yield ranges.keep_own(chunk, span, reduce_id)
+
+
+class _Segments:
+    """Byte segments of one map output's files, from disk or through `remote`."""
+
+    def __init__(
+        self, shuffle_id: int, map_index: int, out: MapOutput, remote: RemoteReader | None
+    ) -> None:
+        self._shuffle_id = shuffle_id
+        self._map_index = map_index
+        self._out = out
+        self._remote = remote
+
+    def _failed(self, exc: BaseException) -> FetchFailedError:
+        return FetchFailedError(self._shuffle_id, self._map_index, self._out.executor_id, str(exc))
+
+    def hash_segment(self, reduce_id: int) -> tuple[int, int]:
+        """Where partition `reduce_id` lies in a hash shuffle's data file (its index)."""
+        out = self._out
+        bounds = array.array("q")
         try:
-            with open(out.path + ".index", "rb") as index:
-                index.seek(reduce_id * 8)
-                bounds = array.array("q")
-                bounds.frombytes(index.read(16))
-            start, end = bounds[0], bounds[1]
-            if start == end:
-                continue
-            f = open(out.path, "rb")  # noqa: SIM115 - closed below, after the generator drains
+            if self._remote is not None:
+                bounds.frombytes(self._remote(out, out.path + ".index", reduce_id * 8, 16))
+            else:
+                with open(out.path + ".index", "rb") as index:
+                    index.seek(reduce_id * 8)
+                    bounds.frombytes(index.read(16))
+            return bounds[0], bounds[1]
         except (OSError, ValueError, IndexError) as exc:
-            raise FetchFailedError(shuffle_id, map_index, out.executor_id, str(exc)) from None
+            raise self._failed(exc) from None
+
+    def chunks(self, start: int, end: int) -> Iterator[list[Any]]:
+        """The pickled chunks in bytes [start, end) of the data file."""
+        out = self._out
+        if self._remote is not None:
+            try:
+                pieces = [
+                    self._remote(out, out.path, offset, min(FETCH_CHUNK, end - offset))
+                    for offset in range(start, end, FETCH_CHUNK)
+                ]
+            except (OSError, ValueError, IndexError) as exc:
+                raise self._failed(exc) from None
+            yield from load_chunks(io.BytesIO(b"".join(pieces)))
+            return
+        try:
+            f = open(out.path, "rb")  # noqa: SIM115 - closed below, after the generator drains
+        except OSError as exc:
+            raise self._failed(exc) from None
         with f:
             f.seek(start)
             # A segment of moderate size is read at once: pickle then parses an in-memory
             # buffer at C speed instead of calling back into _Bounded for every frame.
             segment: Any = io.BytesIO(f.read(end - start)) if end - start <= _SLURP else None
-            for chunk in load_chunks(segment if segment is not None else _Bounded(f, end)):
-                yield from chunk
-
-
-def _read_remote(
-    shuffle_id: int, reduce_id: int, map_index: int, out: MapOutput, remote: RemoteReader
-) -> Iterator[Any]:
-    try:
-        bounds = array.array("q")
-        bounds.frombytes(remote(out, out.path + ".index", reduce_id * 8, 16))
-        start, end = bounds[0], bounds[1]
-        pieces = []
-        for offset in range(start, end, FETCH_CHUNK):
-            pieces.append(remote(out, out.path, offset, min(FETCH_CHUNK, end - offset)))
-    except (OSError, ValueError, IndexError) as exc:
-        raise FetchFailedError(shuffle_id, map_index, out.executor_id, str(exc)) from None
-    for chunk in load_chunks(io.BytesIO(b"".join(pieces))):
-        yield from chunk
+            yield from load_chunks(segment if segment is not None else _Bounded(f, end))
 
 
 class _Bounded:

@@ -65,6 +65,10 @@ def _shuffle_jobs(sc: Any) -> None:
     sums = dict(big.mapValues(sum).collect())
     assert sizes == {k: len(range(k, 400_000, 3)) for k in range(3)}
     assert sums == {k: sum(range(k, 400_000, 3)) for k in range(3)}
+    # sortByKey's sorted runs are read by key range, over the RpcEnv too.
+    pairs = [((i * 7919) % 50_021, i) for i in range(60_000)]
+    ordered = sc.parallelize(pairs, 4).sortByKey(False, 3).collect()
+    assert ordered == sorted(pairs, key=lambda kv: kv[0], reverse=True)
 
 
 def _map_outputs(sc: Any) -> list[Any]:
@@ -104,8 +108,9 @@ def _gate(marker_dir: str) -> Any:
     return gate
 
 
+@pytest.mark.parametrize("shuffle", ["partitionBy", "sortByKey"])
 def test_an_owner_killed_between_map_and_reduce_is_a_fetch_failure_and_is_recomputed(
-    cluster: str, tmp_path: Path
+    cluster: str, tmp_path: Path, shuffle: str
 ) -> None:
     sc = _context(cluster, "direct-fetch-owner-killed")
     failures: list[tuple[Any, ...]] = []
@@ -121,12 +126,18 @@ def test_an_owner_killed_between_map_and_reduce_is_a_fetch_failure_and_is_recomp
     markers.mkdir()
     try:
         pairs = sc.parallelize(range(2_000), 4).map(lambda x: (x % 10, x))
-        reduced = pairs.partitionBy(2).mapPartitions(_gate(str(markers)))
+        if shuffle == "sortByKey":  # its map stage runs here, in sortByKey
+            reduced = pairs.sortByKey(True, 2).mapPartitions(_gate(str(markers)))
+            expected = sorted(((x % 10, x) for x in range(2_000)), key=lambda kv: kv[0])
+        else:
+            reduced = pairs.partitionBy(2).mapPartitions(_gate(str(markers)))
+            expected = sorted((x % 10, x) for x in range(2_000))
         result: dict[str, Any] = {}
 
         def run() -> None:
             try:
-                result["value"] = sorted(reduced.collect())
+                values = reduced.collect()
+                result["value"] = values if shuffle == "sortByKey" else sorted(values)
             except BaseException as exc:
                 result["error"] = exc
 
@@ -149,7 +160,7 @@ def test_an_owner_killed_between_map_and_reduce_is_a_fetch_failure_and_is_recomp
         job.join(180)
         assert not job.is_alive()
         assert "error" not in result, result.get("error")
-        assert result["value"] == sorted((x % 10, x) for x in range(2_000))
+        assert result["value"] == expected
         assert failures, "no fetch failure was reported"
         assert any(f[4] == victim.executor_id for f in failures), failures
         assert sc._endpoint.relayed_fetches == 0  # the failure came from the direct path

@@ -1,0 +1,260 @@
+"""sortByKey's shuffle: map tasks sort and sample their pairs; range bounds come after.
+
+PySpark's sortByKey counts the RDD, samples it, computes range bounds from the
+sample, then shuffles by range: three passes over the whole lineage. Here the
+shuffle's map stage runs first, as a job of its own: each map task counts and
+samples its pairs while sorting them (the very draws PySpark's sample() makes,
+so the bounds and partition layouts are PySpark's), and writes them as one
+sorted run in pickled chunks. The MapOutput carries the first and last sort
+key of every chunk. The driver computes the bounds from the samples, and each
+reduce task then reads from every run only the chunks that can hold its range,
+and merges sorted runs instead of sorting from scratch. One pass over the
+lineage instead of three.
+
+Records are assigned to reduce partitions by a rule every reduce task applies
+the same way, from the chunk index alone: a chunk whose first and last keys fall
+in one partition belongs to it whole; a chunk that straddles partitions is read
+by each of them, and each keeps the records whose key falls in its own range
+(clamped to the chunk's span, so that keys which are not totally ordered, such
+as NaN, are never lost or duplicated). A run whose keys are not in order as
+`<` sees it (NaN keys again) is flagged, and every reduce task reads it whole
+and keeps its own keys, as a plain range partitioner would.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import operator
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from scheduler._aggregation import ExternalSorter, dump_chunk
+from scheduler._sampling import PartitionSampler
+
+__all__ = ["RangeSort", "SortedRun", "write_sorted_run"]
+
+#: Chunks per sorted run at most (bigger runs get bigger chunks): bounds the index
+#: each MapOutput carries to every reduce task.
+_MAX_CHUNKS = 256
+
+#: Pairs per chunk at least.
+_MIN_CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class SortedRun:
+    """The chunk index of one map task's sorted run (ascending by sort key)."""
+
+    #: Byte offset of each chunk in the data file, then the file's length.
+    offsets: tuple[int, ...]
+    #: The sort key of each chunk's first and last pair.
+    first_keys: tuple[Any, ...]
+    last_keys: tuple[Any, ...]
+    #: False when the keys are not in order as `<` sees them (e.g. NaN keys).
+    ordered: bool
+
+
+#: What a map task reports to the driver: (pairs counted, [(uniform draw, key), ...],
+#: whether its run's keys were in order).
+Sample = tuple[int, list[tuple[float, Any]], bool]
+
+
+class RangeSort:
+    """A range-partitioned, sorted shuffle: what its map and reduce tasks need.
+
+    `bounds` is None until the driver has the map stage's samples
+    (`bounds_from_samples`); reduce tasks run only after that.
+    """
+
+    def __init__(
+        self,
+        num_partitions: int,
+        keyfunc: Callable[[Any], Any],
+        pair_sort_key: Callable[[Any], Any],
+        ascending: bool,
+        max_sample_size: float,
+    ) -> None:
+        self.num_partitions = num_partitions
+        self.keyfunc = keyfunc
+        #: keyfunc(pair[0]), as cheaply as it can be had.
+        self.pair_sort_key = pair_sort_key
+        self.ascending = ascending
+        self.max_sample_size = max_sample_size
+        self.bounds: list[Any] | None = None
+        #: Whether bisecting the bounds maps sorted keys to non-decreasing partitions:
+        #: not when a keyfunc's sampled keys are out of order as `<` sees them.
+        self.bounds_in_order = True
+        #: Whether every map task's keys were in order as `<` sees them.
+        self.runs_in_order = True
+
+    def __call__(self, key: Any) -> int:
+        """The partition of `key` (the shuffle's partitioner function)."""
+        return self._partition_of_sort_key(self.keyfunc(key))
+
+    def _partition_of_sort_key(self, sort_key: Any) -> int:
+        if self.bounds is None:
+            raise RuntimeError("the range bounds are not known before the map stage ran")
+        p = bisect.bisect_left(self.bounds, sort_key)
+        return p if self.ascending else self.num_partitions - 1 - p
+
+    def sampled_keys(self, samples: Iterable[Sample]) -> tuple[int, list[Any]]:
+        """The RDD's size and the keys of PySpark's `sample(False, fraction, 1)`.
+
+        The fraction is min(max_sample_size / size, 1). Each map task kept the keys
+        whose draw could still fall under it; keeping those under the real fraction
+        gives PySpark's exact sample.
+        """
+        parts = list(samples)
+        size = sum(part[0] for part in parts)
+        fraction = min(self.max_sample_size / max(size, 1), 1.0)
+        return size, [k for part in parts for u, k in part[1] if u < fraction]
+
+    def bounds_from_samples(self, samples: Iterable[Sample]) -> int:
+        """Set the bounds as PySpark computes them from its sample; returns the RDD's size.
+
+        Afterwards `readable_by_range` says whether reduce tasks can read the runs by
+        key range.
+        """
+        parts = list(samples)
+        self.runs_in_order = all(part[2] for part in parts)
+        size, keys = self.sampled_keys(parts)
+        if not size:
+            return 0  # PySpark returns the empty RDD itself: no bounds needed
+        keys = sorted(keys, key=self.keyfunc)
+        n = self.num_partitions
+        # As in PySpark: the bounds are sampled keys, compared with keyfunc(key).
+        self.bounds = [keys[int(len(keys) * (i + 1) / n)] for i in range(n - 1)]
+        self.bounds_in_order = not self.bounds or _in_order(self.bounds, self.bounds[0])
+        return size
+
+    @property
+    def readable_by_range(self) -> bool:
+        """False for keys `<` does not order (NaN) or a keyfunc whose bounds it does not.
+
+        A sort's output order then depends on its input order, and only PySpark's plain
+        range shuffle (pairs in their map order) gives PySpark's output.
+        """
+        return self.runs_in_order and self.bounds_in_order
+
+    # -- the reduce side ------------------------------------------------------------
+
+    def chunk_owners(self, run: SortedRun) -> list[tuple[int, int]]:
+        """For each chunk of `run`, the span of reduce partitions that read it.
+
+        Computed from the index alone, so every reduce task agrees.
+        """
+        if not (run.ordered and self.readable_by_range):
+            whole = (0, self.num_partitions - 1)
+            return [whole] * len(run.first_keys)
+        spans = []
+        for first, last in zip(run.first_keys, run.last_keys, strict=True):
+            a = self._partition_of_sort_key(first)
+            b = self._partition_of_sort_key(last)
+            spans.append((a, b) if a <= b else (b, a))
+        return spans
+
+    def keep_own(self, chunk: list[Any], span: tuple[int, int], reduce_id: int) -> list[Any]:
+        """The pairs of a chunk shared by `span`'s partitions that belong to `reduce_id`."""
+        lo, hi = span
+        sort_key = self.pair_sort_key
+        out = []
+        for kv in chunk:
+            p = self._partition_of_sort_key(sort_key(kv))
+            if min(max(p, lo), hi) == reduce_id:
+                out.append(kv)
+        return out
+
+    def chunks_for(self, run: SortedRun, reduce_id: int) -> tuple[int, int, list[tuple[int, int]]]:
+        """The chunks [first, last) of `run` that reduce partition `reduce_id` reads, and
+        the span of every chunk (the caller filters the shared ones)."""
+        spans = self.chunk_owners(run)
+        wanted = [i for i, (lo, hi) in enumerate(spans) if lo <= reduce_id <= hi]
+        if not wanted:
+            return 0, 0, spans
+        return wanted[0], wanted[-1] + 1, spans
+
+
+def write_sorted_run(
+    items: Iterable[Any],
+    spec: RangeSort,
+    split: int,
+    path: str,
+    memory_limit_mb: float,
+) -> tuple[SortedRun, Sample]:
+    """Count, sample and sort a map task's pairs; write them as chunks to `path`.
+
+    The sample holds the keys whose uniform draw (PySpark's sample() draws for
+    partition `split`, in order) is below max_sample_size / (pairs seen so far):
+    the size is at least that, so every key the final fraction keeps is among them.
+    """
+    sampler = _KeySampler(split, spec.max_sample_size)
+    sort_key = spec.pair_sort_key
+    run = ExternalSorter(memory_limit_mb).sorted(items, key=sort_key, observe=sampler.observe)
+    size = sampler.count
+    chunk_size = max(_MIN_CHUNK, -(-size // _MAX_CHUNKS))
+    offsets = [0]
+    first_keys: list[Any] = []
+    last_keys: list[Any] = []
+    ordered = True
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as out:
+        source = iter(run)
+        while True:
+            chunk = list(itertools.islice(source, chunk_size))
+            if not chunk:
+                break
+            keys = list(map(sort_key, chunk))
+            if ordered:
+                ordered = _in_order(keys, last_keys[-1] if last_keys else keys[0])
+            first_keys.append(keys[0])
+            last_keys.append(keys[-1])
+            offsets.append(offsets[-1] + dump_chunk(chunk, out))
+    os.replace(tmp, path)
+    index = SortedRun(tuple(offsets), tuple(first_keys), tuple(last_keys), ordered)
+    return index, sampler.sample(ordered)
+
+
+class _KeySampler:
+    """Counts pairs and keeps the keys PySpark's sample() could still draw.
+
+    The i-th pair (from 1) is kept when its uniform draw u has u * i < max_sample_size:
+    the RDD has at least i pairs, so every key the final fraction keeps is among them.
+    Batches go through at C speed but for the few draws under the bound.
+    """
+
+    def __init__(self, split: int, max_sample_size: float) -> None:
+        self._draw = PartitionSampler(False, 1.0, 1).start_draws(split)
+        self._limit = max_sample_size
+        self._kept: list[tuple[float, Any]] = []
+        self.count = 0
+
+    def observe(self, batch: list[Any]) -> None:
+        """Draw for each pair of the next `batch`, in order."""
+        n = len(batch)
+        draws = list(itertools.starmap(self._draw, itertools.repeat((), n)))
+        bound = self._limit / (self.count + 1)  # no later pair in the batch may pass more
+        for j in itertools.compress(range(n), map(bound.__gt__, draws)):
+            u = draws[j]
+            if u * (self.count + 1 + j) < self._limit:
+                self._kept.append((u, batch[j][0]))
+        self.count += n
+
+    def sample(self, ordered: bool) -> Sample:
+        """What the driver needs: the count, the keys that can pass the final fraction."""
+        size = self.count
+        return size, [(u, k) for u, k in self._kept if u * size < self._limit], ordered
+
+
+def _in_order(keys: list[Any], previous: Any) -> bool:
+    """Whether `keys` (after `previous`) never go down and each equals itself (no NaN)."""
+    try:
+        if keys[0] < previous:
+            return False
+        if any(map(operator.lt, itertools.islice(keys, 1, None), keys)):
+            return False
+        return all(map(operator.eq, keys, keys))
+    except Exception:  # keys that cannot be compared that way: treat the run as unordered
+        return False
