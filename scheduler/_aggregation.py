@@ -305,8 +305,15 @@ class ExternalSorter:
         key: Callable[[Any], Any] | None = None,
         reverse: bool = False,
         observe: Callable[[list[Any]], None] | None = None,
+        keep_input: list[list[Any]] | None = None,
     ) -> Iterable[Any]:
-        """The items sorted by `key` (stable); `observe` sees them first, in batches."""
+        """The items sorted by `key` (stable); `observe` sees them first, in batches.
+
+        With `keep_input`, an in-memory sort appends the items in input order to it: a
+        caller that drops the sorted list first and that one last frees the items in
+        the order they were allocated, 4-5 times faster than in sorted order (which
+        misses the CPU cache on every item).
+        """
         runs: list[str] = []
         spill_dir: str | None = None
         chunk: list[Any] = []
@@ -326,9 +333,13 @@ class ExternalSorter:
                 chunk = []
                 gc.collect()
                 self.memory_limit = max(self.memory_limit, used_memory_mb() * 1.05)
-        chunk.sort(key=key, reverse=reverse)
         if not runs:
+            if keep_input is not None:
+                keep_input.append(chunk)
+                return sorted(chunk, key=key, reverse=reverse)
+            chunk.sort(key=key, reverse=reverse)
             return chunk
+        chunk.sort(key=key, reverse=reverse)
         assert spill_dir is not None
         runs.append(self._spill_run(chunk, key, reverse, spill_dir, len(runs)))
         return self._merge_runs(runs, key, reverse, spill_dir)

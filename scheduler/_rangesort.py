@@ -192,29 +192,40 @@ def write_sorted_run(
     """
     sampler = _KeySampler(split, spec.max_sample_size)
     sort_key = spec.pair_sort_key
-    run = ExternalSorter(memory_limit_mb).sorted(items, key=sort_key, observe=sampler.observe)
-    size = sampler.count
+    allocated: list[list[Any]] = []
+    run = ExternalSorter(memory_limit_mb).sorted(
+        items, key=sort_key, observe=sampler.observe, keep_input=allocated
+    )
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as out:
+        index = _write_chunks(run, sort_key, sampler.count, out)
+    os.replace(tmp, path)
+    del run  # only references: the pairs themselves are freed below,
+    allocated.clear()  # in the order they were made
+    return index, sampler.sample(index.ordered)
+
+
+def _write_chunks(
+    run: Iterable[Any], sort_key: Callable[[Any], Any], size: int, out: Any
+) -> SortedRun:
+    """Write a sorted run to `out` in pickled chunks; its index of chunk keys."""
     chunk_size = max(_MIN_CHUNK, -(-size // _MAX_CHUNKS))
     offsets = [0]
     first_keys: list[Any] = []
     last_keys: list[Any] = []
     ordered = True
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as out:
-        source = iter(run)
-        while True:
-            chunk = list(itertools.islice(source, chunk_size))
-            if not chunk:
-                break
-            keys = list(map(sort_key, chunk))
-            if ordered:
-                ordered = _in_order(keys, last_keys[-1] if last_keys else keys[0])
-            first_keys.append(keys[0])
-            last_keys.append(keys[-1])
-            offsets.append(offsets[-1] + dump_chunk(chunk, out))
-    os.replace(tmp, path)
-    index = SortedRun(tuple(offsets), tuple(first_keys), tuple(last_keys), ordered)
-    return index, sampler.sample(ordered)
+    source = iter(run)
+    while True:
+        chunk = list(itertools.islice(source, chunk_size))
+        if not chunk:
+            break
+        keys = list(map(sort_key, chunk))
+        if ordered:
+            ordered = _in_order(keys, last_keys[-1] if last_keys else keys[0])
+        first_keys.append(keys[0])
+        last_keys.append(keys[-1])
+        offsets.append(offsets[-1] + dump_chunk(chunk, out))
+    return SortedRun(tuple(offsets), tuple(first_keys), tuple(last_keys), ordered)
 
 
 class _KeySampler:
@@ -249,12 +260,13 @@ class _KeySampler:
 
 
 def _in_order(keys: list[Any], previous: Any) -> bool:
-    """Whether `keys` (after `previous`) never go down and each equals itself (no NaN)."""
+    """Whether `previous <= keys[0] <= keys[1] <= ...`: false as soon as a NaN is there.
+
+    Pass keys[0] as `previous` for a first chunk (NaN <= NaN is false too).
+    """
     try:
-        if keys[0] < previous:
-            return False
-        if any(map(operator.lt, itertools.islice(keys, 1, None), keys)):
-            return False
-        return all(map(operator.eq, keys, keys))
+        return bool(previous <= keys[0]) and all(
+            map(operator.le, keys, itertools.islice(keys, 1, None))
+        )
     except Exception:  # keys that cannot be compared that way: treat the run as unordered
         return False
