@@ -201,7 +201,7 @@ class Master(MasterLeadership):
             self.worker_by_address.pop(existing.address, None)
         self.workers[worker.worker_id] = worker
         self.worker_by_address[address] = worker.worker_id
-        self.persistence.put(
+        self._store(
             "worker",
             worker.worker_id,
             pb.PersistedWorker(
@@ -351,7 +351,7 @@ class Master(MasterLeadership):
         for driver in list(worker.drivers.values()):
             self._driver_lost(driver, f"worker {worker.worker_id} lost: {reason}")
         worker.drivers.clear()
-        self.persistence.remove("worker", worker.worker_id)
+        self._unstore("worker", worker.worker_id)
         self._schedule()
 
     # -- executors -----------------------------------------------------------------
@@ -479,7 +479,7 @@ class Master(MasterLeadership):
                 app.executor_limit = desc.initial_executor_limit
             self.apps[app.app_id] = app
         self.app_by_address[context.sender_address] = app.app_id
-        self.persistence.put(
+        self._store(
             "app",
             app.app_id,
             pb.PersistedApplication(

@@ -26,7 +26,7 @@ from cluster.master_state import (
     IdGenerator,
     WorkerInfo,
 )
-from cluster.persistence import persistence_from_conf
+from cluster.persistence import PersistenceError, persistence_from_conf
 from cluster.placement import AppDemand, DriverDemand, Placement, WorkerResources
 from rpcenv import Conf, RpcAddress, RpcEndpoint, RpcEndpointRef, RpcError
 from sparkctl.v1 import deploy_pb2 as pb
@@ -142,7 +142,7 @@ class MasterBase(RpcEndpoint):
                 app.driver_ref,
                 pb.ApplicationRemoved(app_id=app.app_id, message=message, state=state),
             )
-        self.persistence.remove("app", app.app_id)
+        self._unstore("app", app.app_id)
         self._schedule()
 
     def _active_app(self, app_id: str) -> AppInfo:
@@ -249,18 +249,34 @@ class MasterBase(RpcEndpoint):
             ),
         )
 
-    def _persist_driver(self, driver: DriverInfo) -> None:
-        self.persistence.put(
-            "driver",
-            driver.driver_id,
-            pb.PersistedDriver(
-                driver_id=driver.driver_id,
-                description=driver.description,
-                submit_time_ms=driver.submit_time_ms,
-                worker_id=driver.worker_id,
-                state=driver.state,
-            ),
+    def _persist_driver(self, driver: DriverInfo, strict: bool = False) -> None:
+        """Record `driver` for recovery; `strict` raises PersistenceError instead of logging."""
+        record = pb.PersistedDriver(
+            driver_id=driver.driver_id,
+            description=driver.description,
+            submit_time_ms=driver.submit_time_ms,
+            worker_id=driver.worker_id,
+            state=driver.state,
         )
+        if strict:
+            self.persistence.put("driver", driver.driver_id, record)
+        else:
+            self._store("driver", driver.driver_id, record)
+
+    def _store(self, kind: str, key: str, record: Message) -> None:
+        """Write a recovery record. A failed write (a full disk) is logged, never raised:
+        the cluster runs on from memory; only a restarted Master would miss the record."""
+        try:
+            self.persistence.put(kind, key, record)
+        except PersistenceError as exc:
+            log.error("a restarted Master will not recover %s %s: %s", kind, key, exc)
+
+    def _unstore(self, kind: str, key: str) -> None:
+        """Delete a recovery record; a failure is logged, as in `_store`."""
+        try:
+            self.persistence.remove(kind, key)
+        except PersistenceError as exc:
+            log.error("a restarted Master may recover the ended %s %s: %s", kind, key, exc)
 
     @staticmethod
     def _send(ref: RpcEndpointRef | None, message: Message) -> None:

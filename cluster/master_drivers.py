@@ -15,6 +15,7 @@ from cluster import master_views
 from cluster._timers import later
 from cluster.master_base import MasterBase
 from cluster.master_state import DriverInfo, DriverStateValue
+from cluster.persistence import PersistenceError
 from rpcenv import RpcCallContext, RpcEndpointRef
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -47,9 +48,14 @@ class MasterDrivers(MasterBase):
         desc.cores = desc.cores or DEFAULT_DRIVER_CORES
         desc.memory_mb = desc.memory_mb or DEFAULT_DRIVER_MEMORY_MB
         driver = DriverInfo(driver_id=self.ids.driver_id(), description=desc)
+        try:  # recorded first: a driver the Master could not recover is refused, not kept
+            self._persist_driver(driver, strict=True)
+        except PersistenceError as exc:
+            raise PersistenceError(
+                f"the Master cannot record the driver for recovery, so it refuses it: {exc}"
+            ) from None
         self.drivers[driver.driver_id] = driver
         self.waiting_drivers.append(driver.driver_id)
-        self._persist_driver(driver)
         log.info(
             "submitted driver %s (%s)", driver.driver_id, desc.app_resource or desc.command.argv
         )
@@ -153,7 +159,7 @@ class MasterDrivers(MasterBase):
         if driver.driver_id in self.waiting_drivers:
             self.waiting_drivers.remove(driver.driver_id)
         self.completed_drivers.append(driver)
-        self.persistence.remove("driver", driver.driver_id)
+        self._unstore("driver", driver.driver_id)
 
     def _find_driver(self, driver_id: str) -> DriverInfo:
         driver = self.drivers.get(driver_id)

@@ -4,7 +4,7 @@ Each call is forwarded into the Master endpoint as an ask, so the Master's
 state stays single-threaded; the endpoint's complaints come back as the
 Python exception types that the RpcEnv maps onto gRPC status codes
 (ValueError -> INVALID_ARGUMENT, LookupError -> NOT_FOUND, a standby Master's
-refusal -> UNAVAILABLE). This module never
+refusal or a recovery record it cannot write -> UNAVAILABLE). This module never
 reads or changes the Master's records itself.
 """
 
@@ -15,6 +15,7 @@ import logging
 from google.protobuf.message import Message
 
 from cluster.master_base import StandbyMasterError
+from cluster.persistence import PersistenceError
 from rpcenv import RpcConfigError, RpcEndpointRef, RpcEnv, RpcRemoteError
 from sparkctl.v1 import master_service_pb2 as api
 
@@ -89,6 +90,8 @@ def _local_error(exc: RpcRemoteError) -> Exception:
         return ValueError(exc.remote_message)
     if kind == StandbyMasterError.__name__:
         return StandbyMasterError(exc.remote_message)
+    if kind == PersistenceError.__name__:
+        return PersistenceError(exc.remote_message)
     return exc
 
 

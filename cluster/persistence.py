@@ -18,14 +18,29 @@ from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
-from rpcenv import Conf
+from rpcenv import Conf, RpcError
 from sparkctl.v1 import deploy_pb2
 
-__all__ = ["FileSystemPersistence", "NoPersistence", "Persistence", "persistence_from_conf"]
+__all__ = [
+    "FileSystemPersistence",
+    "NoPersistence",
+    "Persistence",
+    "PersistenceError",
+    "persistence_from_conf",
+]
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
+
+
+class PersistenceError(RpcError):
+    """A recovery record could not be written or deleted (a full or read-only disk).
+
+    A client refused for it may try again later, hence UNAVAILABLE.
+    """
+
+    GRPC_STATUS = "UNAVAILABLE"
 
 
 class Persistence:
@@ -80,18 +95,29 @@ class FileSystemPersistence(Persistence):
         return self.directory / f"{kind}_{key}"
 
     def put(self, kind: str, key: str, record: Message) -> None:
+        """Raises PersistenceError when the file cannot be written (the old one stays)."""
         target = self._path(kind, key)
-        fd, tmp = tempfile.mkstemp(prefix=f".{kind}_", dir=self.directory)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{kind}_", dir=self.directory)
+        except OSError as exc:
+            raise PersistenceError(f"cannot write {target}: {exc.strerror or exc}") from None
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(record.SerializeToString())
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException as exc:
             pathlib.Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise PersistenceError(f"cannot write {target}: {exc.strerror or exc}") from None
             raise
 
     def remove(self, kind: str, key: str) -> None:
-        self._path(kind, key).unlink(missing_ok=True)
+        """Raises PersistenceError when the file cannot be deleted."""
+        target = self._path(kind, key)
+        try:
+            target.unlink(missing_ok=True)
+        except OSError as exc:
+            raise PersistenceError(f"cannot delete {target}: {exc.strerror or exc}") from None
 
     def read(self, kind: str, message_type: type[M]) -> list[M]:
         records: list[M] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -385,3 +387,32 @@ def test_default_cores_caps_apps_without_cores_max(local_cluster: MakeCluster) -
         lambda: (s := c.state()).active_apps and s.active_apps[0].cores == 3 and s.active_apps[0]
     )
     assert app.max_cores == 3
+
+
+def test_a_recovery_directory_that_cannot_be_written_refuses_drivers_only(
+    local_cluster: MakeCluster, tmp_path: pathlib.Path
+) -> None:
+    # A full disk under spark.deploy.recoveryDirectory: the failed write escaped the
+    # handlers, so a worker could not register, an application could not start, and a
+    # driver refused with an OSError stayed SUBMITTED and would have run anyway.
+    recovery = tmp_path / "recovery"
+    c = local_cluster(
+        {"spark.deploy.recoveryMode": "FILESYSTEM", "spark.deploy.recoveryDirectory": str(recovery)}
+    )
+    shutil.rmtree(recovery)
+    recovery.write_text("a file where the directory was: every record write fails\n")
+    w = c.worker("w0", cores=2)
+    assert w.reply is not None and w.reply.result().accepted
+    with pytest.raises(RpcRemoteError, match="cannot record the driver for recovery") as info:
+        c.master.ref.ask_sync(
+            api.SubmitDriverRequest(description=pb.DriverDescription(app_resource="/x/app.py")), 5
+        )
+    assert info.value.remote_type.endswith("PersistenceError")
+    driver = c.driver(cores_per_executor=1, max_cores=1)
+    assert driver.wait_of(pb.ExecutorAdded)[0].worker_id == "w0"
+    reply = c.master.ref.ask_sync(api.KillApplicationRequest(app_id=driver.app_id), 5)
+    assert isinstance(reply, api.KillApplicationResponse) and reply.killed
+    state = c.state()
+    assert not state.active_drivers and not state.completed_drivers
+    assert [a.state for a in state.completed_apps] == [pb.APPLICATION_STATE_KILLED]
+    assert not w.of(pb.LaunchDriver)

@@ -11,6 +11,7 @@ import pytest
 
 from cluster.launch import MasterHandle, start_master
 from rpcenv import Conf
+from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
 
 SERVICE = "/sparkctl.v1.MasterService/"
@@ -65,3 +66,22 @@ def test_garbage_bytes_and_unknown_methods_get_proper_codes(master: MasterHandle
         assert details.startswith("malformed sparkctl.v1.GetDriverStatusRequest")
         assert _raw_call(channel, "NoSuchMethod", b"")[0] == grpc.StatusCode.UNIMPLEMENTED
         assert _raw_call(channel, "GetClusterState", b"")[0] == grpc.StatusCode.OK
+
+
+def test_a_driver_the_master_cannot_record_is_unavailable(tmp_path: pathlib.Path) -> None:
+    recovery = tmp_path / "recovery"
+    conf = {
+        "spark.deploy.recoveryMode": "FILESYSTEM",
+        "spark.deploy.recoveryDirectory": str(recovery),
+    }
+    handle = start_master(Conf(conf), "127.0.0.1", 0, tmp_path / "master")
+    try:
+        recovery.rmdir()
+        recovery.write_text("not a directory: as a full disk, every record write fails\n")
+        request = api.SubmitDriverRequest(description=pb.DriverDescription(app_resource="/x.py"))
+        with grpc.insecure_channel(handle.rpc_env.address.host_port) as channel:
+            code, details = _raw_call(channel, "SubmitDriver", request.SerializeToString())
+        assert code == grpc.StatusCode.UNAVAILABLE
+        assert "cannot record the driver for recovery" in details and str(recovery) in details
+    finally:
+        handle.stop()
