@@ -17,11 +17,13 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from rpcenv import Conf, parse_size
+from rpcenv import SECRET_ENV_VAR, Conf, parse_size
 
 __all__ = [
     "ConfigError",
     "Setting",
+    "check_secret",
+    "check_values",
     "default_worker_memory_mb",
     "java_opts_conf",
     "load_conf",
@@ -106,6 +108,151 @@ def parse_conf_pairs(pairs: Iterable[str]) -> dict[str, str]:
     return values
 
 
+#: Well-known keys whose values are checked before anything starts, read as the code
+#: that uses them reads them: a bad one is a usage error naming its key and source,
+#: not a failure of the daemon or a traceback of the app minutes later.
+_SIZES_MIB = {  # key -> the smallest value allowed, in bytes (a bare number is MiB)
+    "spark.executor.memory": 1 << 20,
+    "spark.driver.memory": 1 << 20,
+    "spark.worker.memory": 1 << 20,
+    "spark.python.worker.memory": 1 << 20,
+    "spark.rpc.message.maxSize": 1 << 20,
+}
+_DURATIONS = {  # key -> True when zero is not allowed
+    "spark.worker.timeout": True,
+    "spark.network.timeout": True,
+    "spark.rpc.askTimeout": True,
+    "spark.rpc.lookupTimeout": True,
+    "spark.rpc.keepalive.interval": True,
+    "spark.executor.heartbeatInterval": True,
+    "spark.locality.wait": False,
+    "spark.speculation.interval": True,
+    "spark.worker.cleanup.interval": True,
+    "spark.worker.cleanup.appDataTtl": False,
+    "spark.sparkctl.worker.executorStartupGrace": False,
+    "spark.sparkctl.worker.memoryCheckInterval": True,
+}
+_INTS = {  # key -> the smallest value allowed
+    "spark.executor.cores": 1,
+    "spark.driver.cores": 1,
+    "spark.cores.max": 1,
+    "spark.task.cpus": 1,
+    "spark.task.maxFailures": 1,
+    "spark.stage.maxConsecutiveAttempts": 1,
+    "spark.default.parallelism": 1,
+    "spark.executor.instances": 0,
+    "spark.deploy.maxExecutorRetries": -1,
+    "spark.deploy.defaultCores": 0,
+    "spark.deploy.retainedApplications": 0,
+    "spark.deploy.retainedDrivers": 0,
+    "spark.history.retainedApplications": 0,
+    "spark.port.maxRetries": 0,
+    "spark.rpc.io.serverThreads": 0,
+    "spark.rpc.dispatcher.numThreads": 0,
+    "spark.rpc.connect.threads": 0,
+}
+_PORTS = (
+    "spark.driver.port",
+    "spark.blockManager.port",
+    "spark.ui.port",
+    "spark.master.ui.port",
+    "spark.worker.ui.port",
+    "spark.history.ui.port",
+)
+_BOOLS = (
+    "spark.driver.supervise",
+    "spark.speculation",
+    "spark.deploy.spreadOut",
+    "spark.worker.cleanup.enabled",
+    "spark.rpc.allowInsecure",
+    "spark.authenticate",
+    "spark.ssl.rpc.enabled",
+    "spark.ssl.rpc.needClientAuth",
+    "spark.ui.enabled",
+    "spark.ui.showConsoleProgress",
+    "spark.python.worker.reuse",
+    "spark.eventLog.enabled",
+    "spark.eventLog.compress",
+    "spark.eventLog.overwrite",
+    "spark.shuffle.compress",
+    "spark.dynamicAllocation.enabled",
+    "spark.sparkctl.shuffle.directFetch",
+)
+_CHOICES = {
+    "spark.deploy.recoveryMode": ("NONE", "FILESYSTEM", "ZOOKEEPER"),
+    "spark.submit.deployMode": ("client", "cluster"),
+}
+
+
+def _check_value(conf: Conf, key: str) -> None:
+    """Raises ValueError, naming `key`, when its value does not read as its kind."""
+    if key in _SIZES_MIB:
+        size = conf.get_size(key, unit="m") or 0
+        if size < _SIZES_MIB[key]:
+            raise ValueError(f"{key} must be at least 1m, not {conf[key]!r}")
+    elif key in _DURATIONS:
+        seconds = conf.get_duration(key) or 0.0
+        if _DURATIONS[key] and seconds <= 0:
+            raise ValueError(f"{key} must be longer than 0, not {conf[key]!r}")
+    elif key in _INTS:
+        number = conf.get_int(key) or 0
+        if number < _INTS[key]:
+            raise ValueError(f"{key} must be at least {_INTS[key]}, not {number}")
+    elif key in _PORTS:
+        port = conf.get_int(key) or 0
+        if not 0 <= port <= 65535:
+            raise ValueError(f"{key}: port {port} is out of range 0..65535")
+    elif key in _BOOLS:
+        conf.get_bool(key)
+    elif key in ("spark.speculation.multiplier", "spark.speculation.quantile"):
+        conf.get_float(key)
+    elif key in _CHOICES:
+        allowed = _CHOICES[key]
+        if conf[key].strip().upper() not in (a.upper() for a in allowed):
+            raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {conf[key]!r}")
+
+
+def check_values(values: Mapping[str, str], source: str) -> None:
+    """Check the values of the well-known keys among `values`, which came from `source`.
+
+    Raises:
+        ConfigError: naming `source` and the key whose value is wrong.
+    """
+    conf = Conf(values)
+    for key in values:
+        try:
+            _check_value(conf, key)
+        except ValueError as exc:
+            text = str(exc)
+            raise ConfigError(source, text if key in text else f"{key}: {text}") from None
+
+
+def check_secret(conf: Conf, environ: Mapping[str, str]) -> None:
+    """Check that a configured secret file holds a secret, before anything dials or listens.
+
+    The RpcEnv reads it the same way (a secret given directly wins over a file).
+
+    Raises:
+        ConfigError: naming the setting that points at the file.
+    """
+    if conf.get_str("spark.authenticate.secret") or environ.get(SECRET_ENV_VAR):
+        return
+    source, path = "spark.authenticate.secret.file", conf.get_str("spark.authenticate.secret.file")
+    if not path:
+        source, path = f"{SECRET_ENV_VAR}_FILE", environ.get(f"{SECRET_ENV_VAR}_FILE")
+    if not path:
+        return
+    try:
+        with open(path, "rb") as handle:
+            empty = not handle.read().strip()
+    except OSError as exc:
+        raise ConfigError(
+            source, f"cannot read the secret file {path}: {exc.strerror or exc}"
+        ) from None
+    if empty:
+        raise ConfigError(source, f"the secret file {path} is empty")
+
+
 def java_opts_conf(text: str) -> dict[str, str]:
     """`-Dspark.key=value` entries of a SPARK_MASTER_OPTS-style variable."""
     values: dict[str, str] = {}
@@ -137,17 +284,24 @@ def load_conf(
     """
     values: dict[str, str] = {}
     if opts_var and environ.get(opts_var):
-        values.update(java_opts_conf(environ[opts_var]))
+        values.update(_checked(java_opts_conf(environ[opts_var]), opts_var))
     if properties_file is not None:
-        values.update(parse_properties_file(properties_file))
+        values.update(_checked(parse_properties_file(properties_file), "--properties-file"))
     elif environ.get("SPARK_CONF_DIR"):
         defaults = Path(environ["SPARK_CONF_DIR"]) / "spark-defaults.conf"
         if defaults.is_file():
-            values.update(parse_properties_file(defaults, "SPARK_CONF_DIR"))
-    values.update(parse_conf_pairs(conf_pairs))
+            values.update(
+                _checked(parse_properties_file(defaults, "SPARK_CONF_DIR"), str(defaults))
+            )
+    values.update(_checked(parse_conf_pairs(conf_pairs), "--conf"))
     conf = Conf(values)
     conf.warn_unknown()
     return conf
+
+
+def _checked(values: dict[str, str], source: str) -> dict[str, str]:
+    check_values(values, source)
+    return values
 
 
 @dataclasses.dataclass(frozen=True)

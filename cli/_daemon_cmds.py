@@ -21,6 +21,7 @@ import click
 from cli._config import (
     ConfigError,
     Setting,
+    check_secret,
     default_worker_memory_mb,
     load_conf,
     parse_memory_mb,
@@ -77,9 +78,29 @@ def _check_bind(host: str, conf: Conf, environ: dict[str, str]) -> None:
         )
 
 
-def _work_dir(flag: str | None, environ: dict[str, str]) -> Path:
+def _work_dir(flag: str | None, environ: dict[str, str], check: bool = False) -> Path:
+    """The work directory; with `check`, one that exists or can be made, and is writable.
+
+    The check creates nothing: a start that fails later leaves no directory behind.
+
+    Raises:
+        ConfigError: (with `check`) naming --work-dir or SPARK_WORKER_DIR.
+    """
     text = resolve(WORK_DIR, flag, Conf(), environ, "work", str)
-    return Path(text).expanduser().resolve()
+    path = Path(text).expanduser().resolve()
+    if not check:
+        return path
+    source = WORK_DIR.flag if flag is not None else "SPARK_WORKER_DIR"
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "" if existing == path else f" ({existing} is not a directory)"
+        raise ConfigError(source, f"the work directory {path} is not a directory{what}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "" if existing == path else f" (cannot create it in {existing})"
+        raise ConfigError(source, f"the work directory {path} is not writable{what}")
+    return path
 
 
 def _common_daemon_options(function: click.decorators.FC) -> click.decorators.FC:
@@ -115,6 +136,7 @@ def _load(
     conf = load_conf(
         conf_pairs, Path(properties_file) if properties_file else None, environ, opts_var
     )
+    check_secret(conf, environ)
     if allow_insecure:
         conf = conf.merged({"spark.rpc.allowInsecure": "true"})
     return conf
@@ -196,7 +218,7 @@ def start_master(
             host=resolve(MASTER_HOST, host, conf, environ, DEFAULT_HOST, str.strip),
             port=resolve(MASTER_PORT, port, conf, environ, 7077, parse_port),
             webui_port=resolve(MASTER_WEBUI_PORT, webui_port, conf, environ, 8080, parse_port),
-            work_dir=_work_dir(work_dir, environ),
+            work_dir=_work_dir(work_dir, environ, check=True),
             conf=conf,
         )
     except ConfigError as exc:
@@ -257,7 +279,7 @@ def start_worker(
             host=resolve(WORKER_HOST, host, conf, environ, DEFAULT_HOST, str.strip),
             port=resolve(WORKER_PORT, port, conf, environ, 0, parse_port),
             webui_port=resolve(WORKER_WEBUI_PORT, webui_port, conf, environ, 8081, parse_port),
-            work_dir=_work_dir(work_dir, environ),
+            work_dir=_work_dir(work_dir, environ, check=True),
             conf=conf,
             register_timeout=READY_TIMEOUT - 5.0,
         )

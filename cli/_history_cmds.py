@@ -80,11 +80,15 @@ def _resolve(
             f"log directory {text} {what}; create it, or point --dir "
             "(spark.history.fs.logDirectory) at the applications' spark.eventLog.dir",
         )
+    try:
+        work = _work_dir(work_dir, environ, check=True)
+    except ConfigError as exc:
+        raise usage_error(exc.source, str(exc)) from None
     return HistorySettings(
         host=(host or DEFAULT_HOST).strip(),
         port=chosen_port,
         log_dir=directory,
-        work_dir=_work_dir(work_dir, environ),
+        work_dir=work,
         conf=conf,
     )
 

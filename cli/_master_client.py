@@ -29,6 +29,7 @@ __all__ = [
     "MasterClient",
     "MasterNotFoundError",
     "MasterUnreachableError",
+    "error_text",
     "parse_master_list",
 ]
 
@@ -180,6 +181,13 @@ class MasterClient:
             master_service_pb2.KillApplicationRequest(app_id=app_id),
             master_service_pb2.KillApplicationResponse,
         )
+
+
+def error_text(exc: BaseException) -> str:
+    """What to tell a user about `exc`: a remote failure's message without its traceback."""
+    if isinstance(exc, RpcRemoteError):
+        return exc.remote_message.strip() or exc.remote_type
+    return _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:

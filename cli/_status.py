@@ -16,8 +16,13 @@ from typing import Any
 
 import click
 
-from cli._config import ConfigError, load_conf
-from cli._master_client import MasterClient, MasterNotFoundError, MasterUnreachableError
+from cli._config import ConfigError, check_secret, load_conf
+from cli._master_client import (
+    MasterClient,
+    MasterNotFoundError,
+    MasterUnreachableError,
+    error_text,
+)
 from cli._options import conf_options, usage_error
 from rpcenv import Conf, RpcError
 
@@ -54,6 +59,7 @@ def _client(
 ) -> MasterClient:
     try:
         conf = load_conf(conf_pairs, Path(properties_file) if properties_file else None, os.environ)
+        check_secret(conf, os.environ)
     except ConfigError as exc:
         raise usage_error(exc.source, str(exc)) from None
     url = master or default_master(conf, os.environ)
@@ -197,7 +203,7 @@ def status(
     except MasterUnreachableError as exc:
         raise usage_error("--master", str(exc)) from None
     except RpcError as exc:
-        raise click.ClickException(f"the master failed to answer: {exc}") from None
+        raise click.ClickException(f"the master failed to answer: {error_text(exc)}") from None
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
@@ -229,7 +235,9 @@ def kill(
     except MasterNotFoundError as exc:
         raise click.ClickException(f"nothing to kill: {exc}") from None
     except RpcError as exc:
-        raise click.ClickException(f"the master failed to kill {item_id}: {exc}") from None
+        raise click.ClickException(
+            f"the master failed to kill {item_id}: {error_text(exc)}"
+        ) from None
     click.echo(reply.message or (f"killed {item_id}" if reply.killed else f"{item_id} not killed"))
     if not reply.killed:
         raise SystemExit(1)

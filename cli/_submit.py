@@ -21,7 +21,7 @@ from types import FrameType
 
 import click
 
-from cli._config import ConfigError, load_conf
+from cli._config import ConfigError, check_secret, load_conf
 from cli._options import MEMORY, conf_options, usage_error
 from cli._settings import parse_master_list
 from rpcenv import Conf, RpcAddress
@@ -126,7 +126,7 @@ def _submit_cluster(
     driver_memory_mb: int,
     supervise: bool,
 ) -> None:
-    from cli._master_client import MasterClient, MasterUnreachableError
+    from cli._master_client import MasterClient, MasterUnreachableError, error_text
     from rpcenv import RpcError
     from sparkctl.v1 import deploy_pb2
 
@@ -150,7 +150,7 @@ def _submit_cluster(
     except MasterUnreachableError as exc:
         raise usage_error("--master", str(exc)) from None
     except RpcError as exc:
-        raise click.ClickException(f"the master refused the driver: {exc}") from None
+        raise click.ClickException(f"the master refused the driver: {error_text(exc)}") from None
     click.echo(
         f"submitted {app.name} as {reply.driver_id}; follow it with "
         f"'sparkctl status {reply.driver_id} --master {master}'",
@@ -205,6 +205,17 @@ def submit(
         master = validate_master(master)
     except ValueError as exc:
         raise usage_error("--master", str(exc)) from None
+    if master.startswith("spark://"):
+        from scheduler._allocation import allocation_settings
+
+        try:
+            check_secret(base, os.environ)
+            # Checked as the app's SparkContext will check them, but before it runs.
+            allocation_settings(base, local=False)
+        except ConfigError as exc:
+            raise usage_error(exc.source, str(exc)) from None
+        except ValueError as exc:
+            raise usage_error("--conf", str(exc)) from None
     mode = deploy_mode or base.get_str("spark.submit.deployMode") or "client"
     if mode not in ("client", "cluster"):
         raise usage_error("--deploy-mode", f"{mode!r} is neither client nor cluster")

@@ -157,3 +157,140 @@ def test_non_loopback_host_needs_a_secret(tmp_path: Path) -> None:
         assert code == 2, output
         assert "'--host'" in output and "SPARKCTL_SECRET" in output and "--allow-insecure" in output
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("args", "names", "says"),
+    [
+        (
+            ["start-master", "--conf", "spark.worker.timeout=abc"],
+            "'--conf'",
+            "spark.worker.timeout: bad duration 'abc'",
+        ),
+        (
+            ["start-master", "--conf", "spark.deploy.recoveryMode=BOGUS"],
+            "'--conf'",
+            "spark.deploy.recoveryMode must be one of NONE, FILESYSTEM, ZOOKEEPER",
+        ),
+        (
+            ["start-worker", "spark://127.0.0.1:7077", "--conf", "spark.deploy.spreadOut=maybe"],
+            "'--conf'",
+            "bad boolean 'maybe' for spark.deploy.spreadOut",
+        ),
+        (
+            ["status", "--master", "spark://127.0.0.1:7077", "--conf", "spark.rpc.askTimeout=0s"],
+            "'--conf'",
+            "spark.rpc.askTimeout must be longer than 0",
+        ),
+        (
+            ["kill", "app-1", "--conf", "spark.network.timeout=soon"],
+            "'--conf'",
+            "spark.network.timeout: bad duration 'soon'",
+        ),
+        (
+            ["submit", "--master", "local[2]", "--conf", "spark.task.maxFailures=0", "APP"],
+            "'--conf'",
+            "spark.task.maxFailures must be at least 1, not 0",
+        ),
+        (
+            ["submit", "--master", "spark://h:7077", "--conf", "spark.executor.memory=lots", "APP"],
+            "'--conf'",
+            "spark.executor.memory: bad size 'lots'",
+        ),
+        (
+            ["submit", "--master", "spark://h:7077", "--conf", "spark.executor.cores=two", "APP"],
+            "'--conf'",
+            "bad integer 'two' for spark.executor.cores",
+        ),
+        (
+            [
+                "submit",
+                "--master",
+                "spark://h:7077",
+                "--conf",
+                "spark.dynamicAllocation.enabled=true",
+                "--conf",
+                "spark.dynamicAllocation.maxExecutors=0",
+                "APP",
+            ],
+            "'--conf'",
+            "spark.dynamicAllocation.maxExecutors must be > 0",
+        ),
+    ],
+)
+def test_bad_conf_values_are_usage_errors_naming_the_key(
+    args: list[str], names: str, says: str, app: Path, tmp_path: Path
+) -> None:
+    # Before, a daemon failed with status 1 ("cannot start the master: ..."), status and
+    # kill said "the master failed to answer", and a client-mode app died with a traceback.
+    args = [str(app) if a == "APP" else a for a in args]
+    if args[0].startswith("start-"):
+        args += ["--work-dir", str(tmp_path / "work")]
+    code, output = _run(args)
+    assert code == 2, output
+    assert names in output and says in output, output
+    assert "Traceback" not in output
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_bad_value_names_the_file_or_variable_it_came_from(app: Path, tmp_path: Path) -> None:
+    properties = tmp_path / "bad.conf"
+    properties.write_text("spark.executor.memory 1x\n")
+    code, output = _run(["submit", "--properties-file", str(properties), str(app)])
+    assert code == 2 and "'--properties-file'" in output and "spark.executor.memory" in output
+    code, output = _run(
+        ["start-master", "--work-dir", str(tmp_path / "w")],
+        env={"SPARK_MASTER_OPTS": "-Dspark.worker.timeout=zz"},
+    )
+    assert code == 2 and "SPARK_MASTER_OPTS" in output and "spark.worker.timeout" in output
+
+
+def test_an_unreadable_secret_file_is_a_usage_error_naming_its_setting(
+    app: Path, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "no-secret")
+    empty = tmp_path / "empty-secret"
+    empty.write_text("\n")
+    env = {"SPARKCTL_SECRET": "", "SPARKCTL_SECRET_FILE": missing}
+    for args in (
+        ["start-master", "--work-dir", str(tmp_path / "w")],
+        ["start-worker", "spark://127.0.0.1:7077", "--work-dir", str(tmp_path / "w")],
+        ["status", "--master", "spark://127.0.0.1:7077"],
+        ["kill", "driver-1", "--master", "spark://127.0.0.1:7077"],
+        ["submit", "--master", "spark://127.0.0.1:7077", str(app)],
+    ):
+        code, output = _run(args, env=env)
+        assert code == 2, (args, output)
+        assert "SPARKCTL_SECRET_FILE" in output and "cannot read the secret file" in output
+    code, output = _run(
+        ["status", "--conf", f"spark.authenticate.secret.file={empty}"],
+        env={"SPARKCTL_SECRET": "", "SPARKCTL_SECRET_FILE": ""},
+    )
+    assert code == 2 and "spark.authenticate.secret.file" in output and "is empty" in output
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_work_dir_that_cannot_be_one_is_a_usage_error(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for work_dir, says in (
+        (a_file, "is not a directory"),
+        (a_file / "below", f"({a_file} is not a directory)"),
+    ):
+        for args in (
+            ["start-master", "--work-dir", str(work_dir)],
+            ["start-worker", "spark://127.0.0.1:7077", "--work-dir", str(work_dir)],
+        ):
+            code, output = _run(args)
+            assert code == 2, output
+            assert "'--work-dir'" in output and says in output, output
+    code, output = _run(["start-master"], env={"SPARK_WORKER_DIR": str(a_file)})
+    assert code == 2 and "SPARK_WORKER_DIR" in output
+
+
+def test_a_remote_failure_is_told_without_its_traceback() -> None:
+    from cli._master_client import error_text
+    from rpcenv import RpcRemoteError
+
+    exc = RpcRemoteError("cluster.persistence.PersistenceError", "disk full", "Traceback ...\n")
+    assert error_text(exc) == "disk full"
