@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.message import Message
 
 import scheduler
-from rpcenv import RpcAddress, RpcEndpoint, RpcEndpointRef, RpcRemoteError, parse_size
+from rpcenv import (
+    RpcAddress,
+    RpcAuthenticationError,
+    RpcEndpoint,
+    RpcEndpointRef,
+    RpcRemoteError,
+    parse_size,
+)
 from scheduler._allocation import AllocationPolicy, AllocationSettings, read_snapshot
 from scheduler._driver_endpoint import executor_argv
 from sparkctl.v1 import deploy_pb2 as dpb
@@ -126,6 +133,8 @@ class AppClient(RpcEndpoint):
                 master = self.rpc_env.endpoint_ref(uri, timeout=5.0)
             except Exception as exc:
                 self._errors.append(f"{url}: {exc}")
+                # A Master that refuses our proof of the secret will refuse it again.
+                self._fatal = self._fatal or isinstance(exc, RpcAuthenticationError)
                 continue
             request = dpb.RegisterApplicationRequest(
                 description=backend.description,
@@ -325,9 +334,10 @@ class StandaloneBackend:
         env.setup_endpoint(APP_CLIENT_ENDPOINT, self._client)
         if not self._registered.wait(timeout):
             self._error = f"no ALIVE Master within {timeout:.0f}s"
+            last = "; ".join(list(self._client._errors))
             raise RuntimeError(
                 f"could not register with the Master at {','.join(self.master_urls)} "
-                f"within {timeout:.0f}s"
+                f"within {timeout:.0f}s" + (f" ({last})" if last else "")
             )
         if self._error is not None or self.app_id is None:
             raise RuntimeError(f"could not register the application: {self._error}")
