@@ -26,7 +26,7 @@ from scheduler._aggregation import (
     ResultIterable,
 )
 from scheduler._partitioner import Partitioner, portable_hash
-from scheduler._rangesort import RangeSort
+from scheduler._rangesort import RangeSort, sample_partition
 from scheduler._sampling import StratifiedSampler
 
 if TYPE_CHECKING:
@@ -247,11 +247,20 @@ class PairFunctions:
         if numPartitions == 1:
             rdd = self.coalesce(1) if self.getNumPartitions() > 1 else self
             return rdd.mapPartitions(sort_partition, True)
-        # The shuffle's map stage runs now, as a job (PySpark runs count() and sample()
-        # here): its tasks sort their pairs and sample the keys; the bounds follow.
         spec = RangeSort(
             numPartitions, keyfunc, _pair_key(keyfunc), ascending, numPartitions * 20.0
         )
+        if not spec.fits(self.getNumPartitions()):
+            # Too many map tasks times partitions to index: count and sample (one job,
+            # where PySpark runs count() and sample()), then the plain range shuffle.
+            def sample(split: int, iterator: Iterator[Any]) -> Iterator[Any]:
+                yield sample_partition(spec, split, iterator)
+
+            if not spec.bounds_from_samples(self.mapPartitionsWithIndex(sample).collect()):
+                return self
+            return self.partitionBy(numPartitions, spec).mapPartitions(sort_partition, True)
+        # The shuffle's map stage runs now, as a job (where PySpark runs count() and
+        # sample()): its tasks sort their pairs and sample the keys; the bounds follow.
         from scheduler._rdds import ShuffledRDD
 
         shuffled = ShuffledRDD(self, Partitioner(numPartitions, spec), spec)

@@ -34,14 +34,18 @@ from typing import Any
 from scheduler._aggregation import ExternalSorter, dump_chunk
 from scheduler._sampling import PartitionSampler
 
-__all__ = ["RangeSort", "SortedRun", "write_sorted_run"]
+__all__ = ["RangeSort", "SortedRun", "sample_partition", "write_sorted_run"]
 
-#: Chunks per sorted run at most (bigger runs get bigger chunks): bounds the index
-#: each MapOutput carries to every reduce task.
-_MAX_CHUNKS = 256
+#: Chunks per sorted run for each reduce partition: a reducer reads at most two chunks
+#: per run beyond its own pairs, so about 2/16 more than its share.
+_CHUNKS_PER_PARTITION = 16
 
-#: Pairs per chunk at least.
-_MIN_CHUNK = 1024
+#: Pairs per chunk at least (smaller chunks cost more to index than they save).
+_MIN_CHUNK = 256
+
+#: Chunk keys that all the MapOutputs of one shuffle may carry to every reduce task;
+#: bigger shuffles (many map tasks times many partitions) take the plain range shuffle.
+_MAX_INDEX_KEYS = 200_000
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,14 @@ class RangeSort:
         """
         return self.runs_in_order and self.bounds_in_order
 
+    def chunks_per_run(self) -> int:
+        """How many chunks a map task cuts its run into (at most)."""
+        return _CHUNKS_PER_PARTITION * self.num_partitions
+
+    def fits(self, map_tasks: int) -> bool:
+        """Whether the chunk index of `map_tasks` sorted runs is small enough to ship."""
+        return 2 * self.chunks_per_run() * map_tasks <= _MAX_INDEX_KEYS
+
     # -- the reduce side ------------------------------------------------------------
 
     def chunk_owners(self, run: SortedRun) -> list[tuple[int, int]]:
@@ -156,10 +168,25 @@ class RangeSort:
             spans.append((a, b) if a <= b else (b, a))
         return spans
 
-    def keep_own(self, chunk: list[Any], span: tuple[int, int], reduce_id: int) -> list[Any]:
-        """The pairs of a chunk shared by `span`'s partitions that belong to `reduce_id`."""
-        lo, hi = span
+    def keep_own(
+        self, chunk: list[Any], span: tuple[int, int], reduce_id: int, ordered: bool
+    ) -> list[Any]:
+        """The pairs of a chunk shared by `span`'s partitions that belong to `reduce_id`.
+
+        From an ordered run, a slice found by bisecting the chunk's keys. Otherwise each
+        pair's partition, clamped to the span: every reader of the chunk applies the
+        same rule, so no pair is lost or read twice whatever its key.
+        """
         sort_key = self.pair_sort_key
+        bounds = self.bounds
+        assert bounds is not None
+        if ordered and self.readable_by_range:
+            keys = list(map(sort_key, chunk))
+            t = reduce_id if self.ascending else self.num_partitions - 1 - reduce_id
+            start = 0 if t == 0 else bisect.bisect_right(keys, bounds[t - 1])
+            end = len(keys) if t == len(bounds) else bisect.bisect_right(keys, bounds[t])
+            return chunk[start:end]
+        lo, hi = span
         out = []
         for kv in chunk:
             p = self._partition_of_sort_key(sort_key(kv))
@@ -198,7 +225,8 @@ def write_sorted_run(
     )
     tmp = path + ".tmp"
     with open(tmp, "wb") as out:
-        index = _write_chunks(run, sort_key, sampler.count, out)
+        chunk_size = max(_MIN_CHUNK, -(-sampler.count // spec.chunks_per_run()))
+        index = _write_chunks(run, sort_key, chunk_size, out)
     os.replace(tmp, path)
     del run  # only references: the pairs themselves are freed below,
     allocated.clear()  # in the order they were made
@@ -206,10 +234,9 @@ def write_sorted_run(
 
 
 def _write_chunks(
-    run: Iterable[Any], sort_key: Callable[[Any], Any], size: int, out: Any
+    run: Iterable[Any], sort_key: Callable[[Any], Any], chunk_size: int, out: Any
 ) -> SortedRun:
     """Write a sorted run to `out` in pickled chunks; its index of chunk keys."""
-    chunk_size = max(_MIN_CHUNK, -(-size // _MAX_CHUNKS))
     offsets = [0]
     first_keys: list[Any] = []
     last_keys: list[Any] = []
@@ -226,6 +253,17 @@ def _write_chunks(
         last_keys.append(keys[-1])
         offsets.append(offsets[-1] + dump_chunk(chunk, out))
     return SortedRun(tuple(offsets), tuple(first_keys), tuple(last_keys), ordered)
+
+
+def sample_partition(
+    spec: RangeSort, split: int, iterator: Iterable[Any], batch: int = 10_000
+) -> Sample:
+    """Count and sample one partition without writing it (the plain range shuffle's pass)."""
+    sampler = _KeySampler(split, spec.max_sample_size)
+    source = iter(iterator)
+    while piece := list(itertools.islice(source, batch)):
+        sampler.observe(piece)
+    return sampler.sample(True)
 
 
 class _KeySampler:

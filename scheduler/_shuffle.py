@@ -177,7 +177,7 @@ def _block_chunks(
             if span == own:
                 yield chunk
             else:
-                yield ranges.keep_own(chunk, span, reduce_id)
+                yield ranges.keep_own(chunk, span, reduce_id, run.ordered)
 
 
 class _Segments:

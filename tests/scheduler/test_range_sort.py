@@ -145,20 +145,59 @@ def test_a_failing_keyfunc_fails_at_sortbykey_as_in_pyspark(sc: SparkContext) ->
         rdd.sortByKey(keyfunc=lambda k: k + 1)
 
 
+def _read_all(spec: RangeSort, run: SortedRun, chunks: list[list[Any]]) -> list[list[Any]]:
+    """What each reduce partition reads of `run`, as _shuffle's reader selects it."""
+    parts = []
+    for reduce_id in range(spec.num_partitions):
+        mine: list[Any] = []
+        first, last, spans = spec.chunks_for(run, reduce_id)
+        for i in range(first, last):
+            if spans[i] == (reduce_id, reduce_id):
+                mine.extend(chunks[i])
+            else:
+                mine.extend(spec.keep_own(chunks[i], spans[i], reduce_id, run.ordered))
+        parts.append(mine)
+    return parts
+
+
 def test_every_pair_of_an_unordered_run_lands_in_exactly_one_partition() -> None:
     """Keys that `<` does not order (NaN) are never lost or read twice."""
     spec = RangeSort(3, _identity, operator.itemgetter(0), True, 60.0)
     spec.bounds = [1.0, 2.0]
     nan = float("nan")
     chunks = [[(0.5, 0), (nan, 1), (3.0, 2)], [(2.5, 3), (nan, 4), (0.1, 5)]]
-    for ordered in (True, False):
-        run = SortedRun((0, 10, 20), (0.5, 2.5), (3.0, 0.1), ordered)
-        seen = []
-        for reduce_id in range(3):
-            first, last, spans = spec.chunks_for(run, reduce_id)
-            for i in range(first, last):
-                if spans[i] == (reduce_id, reduce_id):
-                    seen.extend(chunks[i])
-                else:
-                    seen.extend(spec.keep_own(chunks[i], spans[i], reduce_id))
-        assert sorted(v for _, v in seen) == list(range(6)), ordered
+    run = SortedRun((0, 10, 20), (0.5, 2.5), (3.0, 0.1), False)
+    seen = [v for part in _read_all(spec, run, chunks) for _, v in part]
+    assert sorted(seen) == list(range(6))
+
+
+@pytest.mark.parametrize("ascending", [True, False])
+def test_an_ordered_run_is_cut_exactly_where_the_partitioner_cuts(ascending: bool) -> None:
+    spec = RangeSort(4, _identity, operator.itemgetter(0), ascending, 60.0)
+    spec.bounds = [10, 20, 30]
+    pairs = [(k, i) for i, k in enumerate(sorted([0, 5, 10, 10, 11, 15, 20, 20, 25, 31, 40] * 3))]
+    chunks = [pairs[i : i + 4] for i in range(0, len(pairs), 4)]
+    run = SortedRun(
+        tuple(range(len(chunks) + 1)),
+        tuple(c[0][0] for c in chunks),
+        tuple(c[-1][0] for c in chunks),
+        True,
+    )
+    expected: list[list[Any]] = [[] for _ in range(4)]
+    for kv in pairs:
+        expected[spec(kv[0])].append(kv)
+    assert _read_all(spec, run, chunks) == expected
+
+
+def test_big_shuffles_take_the_plain_range_shuffle_with_the_same_layout(
+    sc: SparkContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scheduler._rangesort as rangesort
+
+    data = CASES[0][1]
+    expected = reference_layout(sc, data, 5, 7, False)
+    monkeypatch.setattr(rangesort, "_MAX_INDEX_KEYS", 10)
+    jobs_before = len(sc.statusTracker().getJobIdsForGroup())
+    got = sc.parallelize(data, 5).sortByKey(False, 7).glom().collect()
+    assert got == expected
+    assert len(sc.statusTracker().getJobIdsForGroup()) == jobs_before + 2  # sample, sort
