@@ -3,9 +3,10 @@
 It owns an RpcEnv with the "Executor" endpoint, listening on its block-manager
 port so that other executors read its shuffle files directly (in client mode,
 its files relayed by the driver, when it cannot listen), one Python worker
-process per core (`_pyworker`, spawned at start and reused), a local dir for
-shuffle files, cached blocks and broadcasts (removed at exit), and a sender
-thread that batches status updates. It exits when its driver goes away, when
+process per core (`_pyworker`, reused; as many as the machine has CPUs start at
+once, the others when tasks would wait), a local dir for shuffle files, cached
+blocks and broadcasts (removed at exit), and a sender thread that batches
+status updates. It exits when its driver goes away, when
 the worker given by --worker-url goes away, or when told to stop. It never
 unpickles user code itself: workers do.
 """
@@ -61,7 +62,6 @@ class _Slot:
         self.conn: Connection | None = None
         #: Where our executor serves blocks: told to every worker process it starts.
         self.block_address = ""
-        self.start()
 
     def start(self) -> None:
         parent, child = socket.socketpair()
@@ -120,12 +120,17 @@ class ExecutorRuntime:
         # One Python worker per task that may run at once: a task takes spark.task.cpus cores.
         task_cpus = max(1, int(os.environ.get("SPARKCTL_TASK_CPUS") or "1"))
         self._slots = [_Slot(i, args, env) for i in range(max(1, cores // task_cpus))]
+        #: The slots whose worker runs. As many as the machine has CPUs start at once
+        #: (warm for the first tasks); the others when tasks would otherwise wait, so
+        #: that local[1000] or --cores 64 on a small machine does not spawn hundreds of
+        #: processes that no task needs (PySpark starts its workers on demand too).
+        self._started: list[_Slot] = []
         self._cancelled: set[int] = set()
         #: Running average of task run times here (None until one finished).
         self._run_seconds: float | None = None
         self._prefetch = 1
-        for slot in self._slots:
-            self._start_reader(slot)
+        for slot in self._slots[: os.cpu_count() or 1]:
+            self._start_slot(slot)
         threading.Thread(target=self._flush_loop, name="status-flusher", daemon=True).start()
 
     # -- from the endpoint ----------------------------------------------------------------
@@ -192,10 +197,18 @@ class ExecutorRuntime:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _start_slot(self, slot: _Slot) -> None:
+        slot.start()
+        self._started.append(slot)
+        self._start_reader(slot)
+
     def _dispatch(self) -> None:
         """Hand queued tasks to workers, idle ones first, then queued behind one (lock held)."""
         while self._queue:
-            slot = min(self._slots, key=lambda sl: len(sl.outstanding))
+            slot = min(self._started, key=lambda sl: len(sl.outstanding))
+            if slot.outstanding and len(self._started) < len(self._slots):
+                slot = self._slots[len(self._started)]  # every worker is busy: one more
+                self._start_slot(slot)
             if len(slot.outstanding) >= self._prefetch or slot.conn is None:
                 return
             task = self._queue.popleft()
@@ -330,7 +343,7 @@ class ExecutorRuntime:
 
     def _can_wait(self) -> bool:
         """Whether queued statuses may wait for company (status lock held)."""
-        return len(self._statuses) < _STATUS_BATCH and len(self._queue) >= len(self._slots)
+        return len(self._statuses) < _STATUS_BATCH and len(self._queue) >= len(self._started)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
