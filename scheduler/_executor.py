@@ -119,18 +119,19 @@ class ExecutorRuntime:
         args = [local_dir, executor_id, host, str(memory_mb)]
         # One Python worker per task that may run at once: a task takes spark.task.cpus cores.
         task_cpus = max(1, int(os.environ.get("SPARKCTL_TASK_CPUS") or "1"))
-        self._slots = [_Slot(i, args, env) for i in range(max(1, cores // task_cpus))]
-        #: The slots whose worker runs. As many as the machine has CPUs start at once
-        #: (warm for the first tasks); the others when tasks would otherwise wait, so
-        #: that local[1000] or --cores 64 on a small machine does not spawn hundreds of
-        #: processes that no task needs (PySpark starts its workers on demand too).
-        self._started: list[_Slot] = []
+        self._max_slots = max(1, cores // task_cpus)
+        self._worker_args = (args, env)
+        #: The slots, each with a worker process. As many as the machine has CPUs start
+        #: at once (warm for the first tasks); the others when tasks would otherwise
+        #: wait, so that local[1000] or --cores 64 on a small machine does not spawn
+        #: hundreds of processes no task needs (PySpark starts its workers on demand too).
+        self._slots: list[_Slot] = []
         self._cancelled: set[int] = set()
         #: Running average of task run times here (None until one finished).
         self._run_seconds: float | None = None
         self._prefetch = 1
-        for slot in self._slots[: os.cpu_count() or 1]:
-            self._start_slot(slot)
+        for _ in range(min(self._max_slots, os.cpu_count() or 1)):
+            self._add_slot()
         threading.Thread(target=self._flush_loop, name="status-flusher", daemon=True).start()
 
     # -- from the endpoint ----------------------------------------------------------------
@@ -197,18 +198,21 @@ class ExecutorRuntime:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _start_slot(self, slot: _Slot) -> None:
+    def _add_slot(self) -> _Slot:
+        slot = _Slot(len(self._slots), *self._worker_args)
+        if self._slots:
+            slot.block_address = self._slots[0].block_address
         slot.start()
-        self._started.append(slot)
+        self._slots.append(slot)
         self._start_reader(slot)
+        return slot
 
     def _dispatch(self) -> None:
         """Hand queued tasks to workers, idle ones first, then queued behind one (lock held)."""
         while self._queue:
-            slot = min(self._started, key=lambda sl: len(sl.outstanding))
-            if slot.outstanding and len(self._started) < len(self._slots):
-                slot = self._slots[len(self._started)]  # every worker is busy: one more
-                self._start_slot(slot)
+            slot = min(self._slots, key=lambda sl: len(sl.outstanding))
+            if slot.outstanding and len(self._slots) < self._max_slots:
+                slot = self._add_slot()  # every worker is busy: one more
             if len(slot.outstanding) >= self._prefetch or slot.conn is None:
                 return
             task = self._queue.popleft()
@@ -343,7 +347,7 @@ class ExecutorRuntime:
 
     def _can_wait(self) -> bool:
         """Whether queued statuses may wait for company (status lock held)."""
-        return len(self._statuses) < _STATUS_BATCH and len(self._queue) >= len(self._started)
+        return len(self._statuses) < _STATUS_BATCH and len(self._queue) >= len(self._slots)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
