@@ -190,3 +190,49 @@ def test_result_tasks_compute_the_requested_partitions(ctx: Any, n: int) -> None
     dag.submit_job(rdd, _collect, list(range(4 - n, 4)), Listener())
     ts = sink.task_sets[0]
     assert ts.partitions == list(range(4 - n, 4)) and ts.indices == list(range(n))
+
+
+def test_a_map_stage_job_finishes_with_its_samples_and_ships_no_sample_on(ctx: Any) -> None:
+    """submit_map_stage (sortByKey's first job): samples go to the listener only."""
+    sink, listener = Sink(), Listener()
+    dag = DAGScheduler(sink)
+    shuffled = ctx.parallelize(list(range(9)), 3).map(lambda x: (x, x)).partitionBy(2)
+    dep = shuffled.dependencies[0]
+    dag.submit_map_stage(dep, listener)
+    (map_ts,) = sink.task_sets
+    assert map_ts.spec.shuffle_dep is dep and map_ts.indices == [0, 1, 2]
+    for i in range(3):
+        sample = (3, [(0.5, i)], True)
+        out = MapOutput("e1", "h", f"/m{i}", sample=sample)
+        dag.task_succeeded(map_ts.stage_id, 0, i, out)
+        if i == 1:
+            dag.executor_lost("e1")  # outputs 0 and 1 are lost: they run again
+            assert listener.results == {}
+    assert listener.results == {}
+    rerun = sink.task_sets[-1]
+    assert rerun.indices == [0, 1]
+    for i in rerun.indices:
+        out = MapOutput("e2", "h", f"/r{i}", sample=(3, [(0.5, i)], True))
+        dag.task_succeeded(rerun.stage_id, rerun.attempt, i, out)
+    assert listener.results == {0: {i: (3, [(0.5, i)], True) for i in range(3)}}
+    assert not dag.jobs
+    outputs = dag.map_outputs[dep.shuffle_id]
+    assert all(o is not None and o.sample is None for o in outputs)
+    # The shuffle is reused: a second map-stage job finishes at once, a reduce job
+    # needs no map stage.
+    again = Listener()
+    dag.submit_map_stage(dep, again)
+    assert again.results == {0: {}} and len(sink.task_sets) == 2
+    dag.submit_job(shuffled, _collect, [0, 1], Listener())
+    assert sink.task_sets[-1].spec.shuffle_dep is None
+
+
+def test_a_cancelled_map_stage_job_cancels_its_stage(ctx: Any) -> None:
+    sink, listener = Sink(), Listener()
+    dag = DAGScheduler(sink)
+    dep = ctx.parallelize([(1, 1)], 1).partitionBy(2).dependencies[0]
+    job_id = dag.submit_map_stage(dep, listener)
+    dag.cancel_job(job_id, "by KeyboardInterrupt")
+    assert isinstance(listener.error, JobCancelledError)
+    assert sink.cancelled == [sink.task_sets[0].stage_id]
+    assert not dag.jobs
