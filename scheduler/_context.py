@@ -744,7 +744,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         path = os.path.join(self._checkpoint_dir, f"rdd-{rdd.id()}")
         os.makedirs(path, exist_ok=True)
         write_pickle_partitions(rdd, path, 1024)
-        rdd._checkpoint_rdd = PickleFileRDD(self, path)
+        rdd._checkpoint_rdd = PickleFileRDD(self, path, partition_order=True)
 
     def show_profiles(self) -> None:
         """Profiling is not supported; does nothing."""

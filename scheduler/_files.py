@@ -75,7 +75,9 @@ def list_input_files(path: str, nested_dirs_fail: bool = False) -> list[str]:
             raise FileNotFoundError(f"Input path does not exist: {part.strip()}")
         for match in matches:
             if os.path.isdir(match):
-                for name in sorted(os.listdir(match)):
+                # Hadoop's local file system lists a directory in readdir order, as
+                # os.listdir does (globs come back sorted).
+                for name in os.listdir(match):
                     full = os.path.join(match, name)
                     if name.startswith(("_", ".")):
                         continue
@@ -258,15 +260,28 @@ _LINE_ENDS = re.compile("\r\n|\r|\n")
 def combine_files(files: list[str], max_split: int) -> list[list[str]]:
     """Files packed into splits as Hadoop's CombineFileInputFormat does on one node.
 
-    Files are added in order until a split holds `max_split` bytes or more
-    (0: no limit); the files left over make the last split.
+    Hadoop first packs the files that have a block on the node (the non-empty
+    ones), in order, into splits of `max_split` bytes or more (0: no limit);
+    what is left of them joins the empty files, which have no location, and
+    all of those are packed again in listing order, the remainder making the
+    last split.
     """
+    sizes = {f: os.path.getsize(f) for f in files}
     groups: list[list[str]] = []
+    placed: set[str] = set()
     current: list[str] = []
     size = 0
-    for f in files:
+    for f in (f for f in files if sizes[f] > 0):
         current.append(f)
-        size += os.path.getsize(f)
+        size += sizes[f]
+        if max_split and size >= max_split:
+            groups.append(current)
+            placed.update(current)
+            current, size = [], 0
+    current, size = [], 0
+    for f in (f for f in files if f not in placed):
+        current.append(f)
+        size += sizes[f]
         if max_split and size >= max_split:
             groups.append(current)
             current, size = [], 0
@@ -291,11 +306,13 @@ class WholeTextFilesRDD(RDD):
         return len(self._groups)
 
     def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        # As Spark's WholeTextFileRecordReader: decompressed by extension, then through a
+        # Java String (bad UTF-8 becomes U+FFFD); without use_unicode both are UTF-8 bytes.
         for f in self._groups[split]:
-            with open(f, "rb") as fh:
-                data = fh.read()
+            with _open_input(f) as fh:
+                text = fh.read().decode("utf-8", "replace")
             uri = "file:" + f
-            yield (uri, data.decode("utf-8")) if self._use_unicode else (uri, data)
+            yield (uri, text) if self._use_unicode else (uri.encode(), text.encode())
 
 
 #: spark.files.maxPartitionBytes and spark.files.openCostInBytes (binaryFiles' split sizes).
@@ -364,13 +381,21 @@ class BinaryRecordsRDD(RDD):
 
 
 class PickleFileRDD(RDD):
-    """Items saved by saveAsPickleFile (or a checkpoint): one partition per part file."""
+    """Items saved by saveAsPickleFile (or a checkpoint): one partition per part file.
 
-    def __init__(self, ctx: SparkContext, path: str, min_partitions: int = 0) -> None:
+    pickleFile reads part files in the directory's listing order, as Hadoop
+    does; a checkpoint (`partition_order`) reads part-NNNNN as partition NNNNN.
+    """
+
+    def __init__(
+        self, ctx: SparkContext, path: str, min_partitions: int = 0, partition_order: bool = False
+    ) -> None:
         super().__init__(ctx, [])
         self.path = path
         files = list_input_files(path, nested_dirs_fail=True)
         self._files = [f for f in files if os.path.basename(f).startswith("part-")]
+        if partition_order:
+            self._files.sort()
 
     def _num_partitions(self) -> int:
         return len(self._files)
