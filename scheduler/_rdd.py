@@ -37,6 +37,13 @@ _REFERENCE_ERROR = (
 )
 
 
+def _with_disk(level: StorageLevel) -> StorageLevel:
+    """`level` with disk added (Spark's LocalRDDCheckpointData.transformStorageLevel)."""
+    return StorageLevel(
+        True, level.useMemory, level.useOffHeap, level.deserialized, level.replication
+    )
+
+
 def fail_on_stopiteration(f: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap `f` so a StopIteration it raises fails the task instead of ending a loop."""
 
@@ -166,6 +173,10 @@ class RDD(ActionFunctions, PairFunctions):
         Raises:
             ValueError: the RDD is already persisted with another level.
         """
+        if self._local_checkpoint:
+            # As Spark's: a locally checkpointed RDD takes any level, always with disk.
+            self._storage_level = _with_disk(storageLevel)
+            return self
         if self._storage_level is not None and self._storage_level != storageLevel:
             raise ValueError(
                 "Cannot change storage level of an RDD after it was already assigned a level"
@@ -195,9 +206,17 @@ class RDD(ActionFunctions, PairFunctions):
         self._checkpoint_requested = True
 
     def localCheckpoint(self) -> None:
-        """Truncate the lineage, keeping the data in the executors' cache."""
+        """Truncate the lineage, keeping the data in the executors' cache.
+
+        As in Spark, a persisted RDD keeps its level plus disk; an unpersisted one
+        takes the JVM's MEMORY_AND_DISK (deserialized).
+        """
+        level = self._storage_level
         self._local_checkpoint = True
-        self.persist(StorageLevel.MEMORY_AND_DISK)
+        self._storage_level = (
+            StorageLevel.MEMORY_AND_DISK_DESER if level is None else _with_disk(level)
+        )
+        self.ctx._persisted[self.id()] = self
 
     def isCheckpointed(self) -> bool:
         return self._checkpoint_rdd is not None and not self._local_checkpoint
