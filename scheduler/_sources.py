@@ -103,11 +103,16 @@ class RDDSources:
         return PickleFileRDD(self, name, minPartitions or 0)
 
     def union(self: SparkContext, rdds: list[RDD]) -> RDD:
-        """The union of several RDDs."""
+        """The union of several RDDs.
+
+        Raises:
+            IndexError: `rdds` is empty.
+        """
         from scheduler._rdds import union_of
 
         if not rdds:
-            raise ValueError("union needs at least one RDD")
+            # PySpark fails indexing rdds[0]: an IndexError, which programs may catch.
+            raise IndexError("union needs at least one RDD")
         rdd = union_of(self, list(rdds))
         rdd.partitioner = None
         return rdd
