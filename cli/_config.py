@@ -132,6 +132,8 @@ _DURATIONS = {  # key -> True when zero is not allowed
     "spark.sparkctl.worker.executorStartupGrace": False,
     "spark.sparkctl.worker.memoryCheckInterval": True,
 }
+#: The largest count the wire carries (int32 fields of the protobuf messages).
+_INT32_MAX = 2**31 - 1
 _INTS = {  # key -> the smallest value allowed
     "spark.executor.cores": 1,
     "spark.driver.cores": 1,
@@ -196,8 +198,8 @@ def _check_value(conf: Conf, key: str) -> None:
             raise ValueError(f"{key} must be longer than 0, not {conf[key]!r}")
     elif key in _INTS:
         number = conf.get_int(key) or 0
-        if number < _INTS[key]:
-            raise ValueError(f"{key} must be at least {_INTS[key]}, not {number}")
+        if not _INTS[key] <= number <= _INT32_MAX:
+            raise ValueError(f"{key} must be {_INTS[key]}..{_INT32_MAX}, not {number}")
     elif key in _PORTS:
         port = conf.get_int(key) or 0
         if not 0 <= port <= 65535:
@@ -375,6 +377,8 @@ def parse_positive_int(text: str) -> int:
         raise ValueError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise ValueError(f"{value} must be at least 1")
+    if value > _INT32_MAX:
+        raise ValueError(f"{value} is too large (at most {_INT32_MAX})")
     return value
 
 

@@ -30,7 +30,7 @@ from cli._config import (
     resolve,
 )
 from cli._daemon import DaemonError, ReadySignal, daemon_files, spawn_daemon, stop_daemon
-from cli._options import MEMORY, conf_options, usage_error
+from cli._options import COUNT, MEMORY, conf_options, usage_error
 from cli._settings import MasterSettings, WorkerSettings, parse_master_list
 from rpcenv import SECRET_ENV_VAR, Conf, is_loopback_host
 
@@ -240,7 +240,7 @@ def start_master(
 
 @click.command("start-worker")
 @click.argument("master")
-@click.option("--cores", type=click.IntRange(min=1), help="Cores to offer (default: all).")
+@click.option("--cores", type=COUNT, help="Cores to offer (default: all).")
 @click.option("--memory", type=MEMORY, help="Memory to offer, e.g. 4g (default: total less 1g).")
 @_common_daemon_options
 @click.option("--port", type=click.IntRange(0, 65535), help="RPC port (default: any free).")

@@ -13,7 +13,7 @@ import click
 
 from cli._config import parse_memory_mb
 
-__all__ = ["MEMORY", "conf_options", "usage_error"]
+__all__ = ["COUNT", "MEMORY", "conf_options", "usage_error"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,6 +33,10 @@ class _MemoryType(click.ParamType[int]):
 
 
 MEMORY = _MemoryType()
+
+#: A number of cores or executors: at least 1, and at most what the wire's int32 carries
+#: (a larger one failed to serialize: a worker never registered, an app died).
+COUNT = click.IntRange(min=1, max=2**31 - 1)
 
 
 def conf_options(function: F) -> F:

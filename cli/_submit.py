@@ -22,7 +22,7 @@ from types import FrameType
 import click
 
 from cli._config import ConfigError, check_secret, load_conf
-from cli._options import MEMORY, conf_options, usage_error
+from cli._options import COUNT, MEMORY, conf_options, usage_error
 from cli._settings import parse_master_list
 from rpcenv import Conf, RpcAddress
 
@@ -31,6 +31,8 @@ __all__ = ["SUBMIT_CONF_ENV", "submit", "validate_master"]
 SUBMIT_CONF_ENV = "SPARKCTL_SUBMIT_CONF"
 _LOCAL = re.compile(r"^local(?:\[(\*|\d+)(?:,(\d+))?\])?$")
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The largest count the wire carries (int32 fields): local[N] beyond it never registered.
+_INT32_MAX = 2**31 - 1
 
 
 def validate_master(master: str) -> str:
@@ -47,10 +49,10 @@ def validate_master(master: str) -> str:
                 f"bad local master {master!r}: expected local, local[N], local[*] or local[N,F]"
             )
         threads, failures = match.groups()
-        if threads not in (None, "*") and int(threads) < 1:
-            raise ValueError(f"{master!r}: the number of threads must be at least 1")
-        if failures is not None and int(failures) < 1:
-            raise ValueError(f"{master!r}: the number of task failures must be at least 1")
+        if threads not in (None, "*") and not 1 <= int(threads) <= _INT32_MAX:
+            raise ValueError(f"{master!r}: the number of threads must be 1..{_INT32_MAX}")
+        if failures is not None and not 1 <= int(failures) <= _INT32_MAX:
+            raise ValueError(f"{master!r}: the number of task failures must be 1..{_INT32_MAX}")
         return text
     parse_master_list(text)  # raises ValueError for an unknown scheme or bad host:port
     return text
@@ -167,10 +169,10 @@ def _submit_cluster(
     help="Run the driver here (client, default) or on a worker (cluster).",
 )
 @click.option("--name", help="Application name (default: the app file's name).")
-@click.option("--executor-cores", type=click.IntRange(min=1), help="Cores per executor.")
+@click.option("--executor-cores", type=COUNT, help="Cores per executor.")
 @click.option("--executor-memory", type=MEMORY, help="Memory per executor, e.g. 1g.")
-@click.option("--total-executor-cores", type=click.IntRange(min=1), help="Cores for the whole app.")
-@click.option("--driver-cores", type=click.IntRange(min=1), help="Driver cores (cluster mode).")
+@click.option("--total-executor-cores", type=COUNT, help="Cores for the whole app.")
+@click.option("--driver-cores", type=COUNT, help="Driver cores (cluster mode).")
 @click.option("--driver-memory", type=MEMORY, help="Driver memory, e.g. 1g (cluster mode).")
 @click.option("--py-files", help="Comma-separated .py/.zip/.egg files for the app's PYTHONPATH.")
 @click.option("--supervise", is_flag=True, help="Restart the driver if it fails (cluster mode).")

@@ -158,10 +158,11 @@ def start_worker(
 
     settings = _conf(conf)
     urls = split_master_urls(master_urls)
-    if cores <= 0:
-        raise ValueError(f"--cores must be a positive number, not {cores}")
-    if memory_mb <= 0:
-        raise ValueError(f"--memory must be positive, not {memory_mb} MiB")
+    # Both travel as int32: a larger value failed to serialize and never registered.
+    if not 0 < cores < 2**31:
+        raise ValueError(f"--cores must be a positive number below 2^31, not {cores}")
+    if not 0 < memory_mb < 2**31:
+        raise ValueError(f"--memory must be positive and below 2^31 MiB, not {memory_mb} MiB")
     if not 0 <= port < 65536:
         raise ValueError(f"bad worker port {port}: expected 0-65535")
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -190,7 +190,7 @@ def test_non_loopback_host_needs_a_secret(tmp_path: Path) -> None:
         (
             ["submit", "--master", "local[2]", "--conf", "spark.task.maxFailures=0", "APP"],
             "'--conf'",
-            "spark.task.maxFailures must be at least 1, not 0",
+            "spark.task.maxFailures must be 1..2147483647, not 0",
         ),
         (
             ["submit", "--master", "spark://h:7077", "--conf", "spark.executor.memory=lots", "APP"],
@@ -294,3 +294,41 @@ def test_a_remote_failure_is_told_without_its_traceback() -> None:
 
     exc = RpcRemoteError("cluster.persistence.PersistenceError", "disk full", "Traceback ...\n")
     assert error_text(exc) == "disk full"
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["start-worker", "spark://127.0.0.1:7077", "--cores", "99999999999"], "'--cores'"),
+        (["start-worker", "spark://127.0.0.1:7077"], "SPARK_WORKER_CORES"),
+        (["submit", "--executor-cores", "99999999999", "APP"], "'--executor-cores'"),
+        (["submit", "--total-executor-cores", "99999999999", "APP"], "'--total-executor-cores'"),
+        (
+            [
+                "submit",
+                "--master",
+                "spark://h:1",
+                "--deploy-mode",
+                "cluster",
+                "--driver-cores",
+                "99999999999",
+                "APP",
+            ],
+            "'--driver-cores'",
+        ),
+        (["submit", "--conf", "spark.cores.max=99999999999", "APP"], "'--conf'"),
+        (["submit", "--master", "local[99999999999]", "APP"], "'--master'"),
+    ],
+)
+def test_counts_beyond_the_wires_int32_are_usage_errors(
+    args: list[str], names: str, app: Path, tmp_path: Path
+) -> None:
+    # They failed to serialize: a worker waited 55 s and said it could not register, an
+    # app died with "ValueError: Value out of range", local[N] waited 60 s for its executor.
+    args = [str(app) if a == "APP" else a for a in args]
+    code, output = _run(
+        [*args, "--work-dir", str(tmp_path)] if args[0] == "start-worker" else args,
+        env={"SPARK_WORKER_CORES": "99999999999"},
+    )
+    assert code == 2, output
+    assert names in output and "Traceback" not in output

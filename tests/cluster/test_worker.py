@@ -332,6 +332,18 @@ def test_bad_master_url_is_a_clear_error(tmp_path: pathlib.Path) -> None:
         start_worker(
             Conf({"spark.rpc.backend": "local"}), ["spark://x:1"], 0, 1, "127.0.0.1", 0, tmp_path
         )
+    # Beyond int32 the registration never serialized: the worker just never registered.
+    for cores, memory_mb, flag in ((2**31, 1, "--cores"), (1, 2**31, "--memory")):
+        with pytest.raises(ValueError, match=flag):
+            start_worker(
+                Conf({"spark.rpc.backend": "local"}),
+                ["spark://x:1"],
+                cores,
+                memory_mb,
+                "127.0.0.1",
+                0,
+                tmp_path,
+            )
     assert os.path.isdir(tmp_path)
 
 
