@@ -192,6 +192,8 @@ def _check_value(conf: Conf, key: str) -> None:
         size = conf.get_size(key, unit="m") or 0
         if size < _SIZES_MIB[key]:
             raise ValueError(f"{key} must be at least 1m, not {conf[key]!r}")
+        if size >> 20 > _INT32_MAX:  # MiB travel as int32
+            raise ValueError(f"{key} is too large: {conf[key]!r}")
     elif key in _DURATIONS:
         seconds = conf.get_duration(key) or 0.0
         if _DURATIONS[key] and seconds <= 0:

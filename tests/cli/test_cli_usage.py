@@ -317,6 +317,7 @@ def test_a_remote_failure_is_told_without_its_traceback() -> None:
             "'--driver-cores'",
         ),
         (["submit", "--conf", "spark.cores.max=99999999999", "APP"], "'--conf'"),
+        (["submit", "--conf", "spark.executor.memory=9999999g", "APP"], "'--conf'"),
         (["submit", "--master", "local[99999999999]", "APP"], "'--master'"),
     ],
 )
