@@ -9,6 +9,7 @@ the driver id. Every bad flag exits with status 2 before anything runs.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -31,6 +33,7 @@ __all__ = ["SUBMIT_CONF_ENV", "submit", "validate_master"]
 SUBMIT_CONF_ENV = "SPARKCTL_SUBMIT_CONF"
 _LOCAL = re.compile(r"^local(?:\[(\*|\d+)(?:,(\d+))?\])?$")
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_PR_SET_PDEATHSIG = 1
 #: The largest count the wire carries (int32 fields): local[N] beyond it never registered.
 _INT32_MAX = 2**31 - 1
 
@@ -98,11 +101,32 @@ def _python_path(py_files: list[Path]) -> str:
     return os.pathsep.join(entries)
 
 
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """A preexec_fn that has the child SIGKILLed when `parent` dies (Linux), else None.
+
+    In client mode the app is the driver, as spark-submit's own JVM is: a SIGKILLed
+    sparkctl must not leave it running, holding the cluster's cores with nobody reading
+    its output. (No gRPC thread runs in this process yet, so a fork is safe here.)
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def setup() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        if os.getppid() != parent:  # it died before the prctl took effect
+            os._exit(128 + int(signal.SIGKILL))
+
+    return setup
+
+
 def _run_client(app: Path, app_args: tuple[str, ...], conf: Conf, py_files: list[Path]) -> int:
     env = dict(os.environ)
     env[SUBMIT_CONF_ENV] = json.dumps(dict(conf), sort_keys=True)
     env["PYTHONPATH"] = _python_path(py_files)
-    child = subprocess.Popen([sys.executable, str(app), *app_args], env=env)
+    child = subprocess.Popen(
+        [sys.executable, str(app), *app_args], env=env, preexec_fn=_die_with(os.getpid())
+    )
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         child.send_signal(signum)

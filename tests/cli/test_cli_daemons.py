@@ -114,6 +114,34 @@ def test_client_mode_app_traceback_exits_nonzero(tmp_path: Path) -> None:
     assert "RuntimeError: boom from the app" in result.stderr
 
 
+def test_a_sigkilled_submit_takes_its_client_mode_app_with_it(tmp_path: Path) -> None:
+    # The app is the driver, as spark-submit's JVM is; it ran on as an orphan, holding
+    # the cluster's cores with nobody reading its output.
+    pid_file = tmp_path / "app.pid"
+    app = tmp_path / "sleepy.py"
+    app.write_text(
+        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n"
+    )
+    submit = subprocess.Popen(
+        [*CLI, "submit", "--master", "local[1]", str(app)],
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    app_pid = 0
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", 30, "the app")
+        app_pid = int(pid_file.read_text())
+        submit.kill()
+        submit.wait(10)
+        wait_for(lambda: gone(app_pid), 10, "the app to die with sparkctl submit")
+    finally:
+        submit.kill()
+        submit.wait(10)
+        if app_pid and not gone(app_pid):
+            os.kill(app_pid, signal.SIGKILL)
+
+
 def test_conf_precedence_reaches_the_app(tmp_path: Path) -> None:
     conf_dir = tmp_path / "conf"
     conf_dir.mkdir()
