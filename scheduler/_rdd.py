@@ -229,6 +229,10 @@ class RDD(ActionFunctions, PairFunctions):
     #: PySpark's attribute; resource profiles (withResources) are not supported.
     has_resource_profile = False
 
+    def getResourceProfile(self) -> None:
+        """The RDD's resource profile: always None, as withResources is not supported."""
+        return None
+
     def isLocallyCheckpointed(self) -> bool:
         return self._local_checkpoint
 

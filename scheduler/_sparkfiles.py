@@ -122,6 +122,11 @@ class AddedFiles:
         """The `file:` URIs added with addFile, in the order they were added."""
         return [f"file:{path}" for path in self.__dict__.get("_added_files", {}).values()]
 
+    @property
+    def listArchives(self) -> list[str]:
+        """Archives added with addArchive: always none, as addArchive is not supported."""
+        return []
+
     def _local_dir_for_files(self) -> str | None:
         conf: Any = getattr(self, "_conf", None)
         local = conf.get("spark.local.dir") if conf is not None else None

@@ -158,6 +158,15 @@ def test_union_of_co_partitioned_rdds_keeps_the_partitioner(sc: Any) -> None:
         sc.union([])
 
 
+def test_archives_and_resource_profiles_are_reported_empty(sc: Any) -> None:
+    rdd = sc.parallelize([1], 1)
+    assert (sc.listArchives, rdd.getResourceProfile(), rdd.has_resource_profile) == (
+        [],
+        None,
+        False,
+    )
+
+
 # -- combiners, zeros and three-way groupings ------------------------------------------
 
 
