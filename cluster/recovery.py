@@ -11,8 +11,11 @@ messages.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING
+
+from google.protobuf.message import Message
 
 from cluster.master_state import AppInfo, DriverInfo, WorkerInfo
 from rpcenv import RpcAddress
@@ -23,7 +26,41 @@ if TYPE_CHECKING:
 
 __all__ = ["recover"]
 
+log = logging.getLogger(__name__)
+
 _NUMBER = re.compile(r"-(\d+)$")
+#: What the ids a Master hands out look like; they also name files and work dirs.
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def _usable(kind: str, record: Message, record_id: str, problem: str | None = None) -> bool:
+    """False, with a warning, for a record that parsed but cannot be one we wrote
+    (an empty file parses as an empty record; a torn or tampered one as anything)."""
+    if not _ID.match(record_id):
+        problem = f"bad id {record_id[:80]!r}"
+    if problem is None:
+        return True
+    log.warning("skipping %s recovery record %s: %s", kind, record_id[:80] or "''", problem)
+    return False
+
+
+def _driver_problem(record: pb.PersistedDriver) -> str | None:
+    if record.state not in pb.DriverState.values():
+        return f"unknown state {record.state}"
+    desc = record.description
+    if desc.cores < 0 or desc.memory_mb < 0:
+        return f"negative cores or memory ({desc.cores}, {desc.memory_mb})"
+    if not (desc.app_resource or desc.command.argv or desc.app_content):
+        return "no app_resource, command or app_content"
+    return None
+
+
+def _worker_problem(record: pb.PersistedWorker) -> str | None:
+    if record.cores <= 0 or record.memory_mb <= 0 or not record.host:
+        return f"bad resources or address ({record.cores} cores, {record.memory_mb} MiB)"
+    if not 0 < record.port < 65536:
+        return f"bad port {record.port}"
+    return None
 
 
 def _next_number(ids: list[str]) -> int:
@@ -36,9 +73,17 @@ def recover(master: MasterBase) -> bool:
     engine = master.persistence
     if not engine.enabled:
         return False
-    apps = engine.read("app", pb.PersistedApplication)
-    workers = engine.read("worker", pb.PersistedWorker)
-    drivers = engine.read("driver", pb.PersistedDriver)
+    apps = [r for r in engine.read("app", pb.PersistedApplication) if _usable("app", r, r.app_id)]
+    workers = [
+        r
+        for r in engine.read("worker", pb.PersistedWorker)
+        if _usable("worker", r, r.worker_id, _worker_problem(r))
+    ]
+    drivers = [
+        r
+        for r in engine.read("driver", pb.PersistedDriver)
+        if _usable("driver", r, r.driver_id, _driver_problem(r))
+    ]
     if not (apps or workers or drivers):
         return False
     master.status = pb.MASTER_STATUS_RECOVERING

@@ -416,3 +416,37 @@ def test_a_recovery_directory_that_cannot_be_written_refuses_drivers_only(
     assert not state.active_drivers and not state.completed_drivers
     assert [a.state for a in state.completed_apps] == [pb.APPLICATION_STATE_KILLED]
     assert not w.of(pb.LaunchDriver)
+
+
+def test_recovery_skips_records_that_cannot_be_ours(
+    local_cluster: MakeCluster, tmp_path: pathlib.Path
+) -> None:
+    # An empty file parsed as an app with id '' (listed forever as running); a driver
+    # named '../../etc' reached _schedule, whose write of its record raised and broke
+    # that scheduling round (its worker would have been told to use <work>/../../etc).
+    recovery = tmp_path / "recovery"
+    recovery.mkdir()
+    good = pb.DriverDescription(app_resource="/x/app.py", cores=1, memory_mb=64)
+    records = {
+        "app_empty": pb.PersistedApplication(),
+        "driver_evil": pb.PersistedDriver(driver_id="../../etc", description=good),
+        "driver_odd": pb.PersistedDriver(driver_id="driver-1-0001", description=good, state=99),
+        "driver_hollow": pb.PersistedDriver(driver_id="driver-1-0002"),
+        "worker_none": pb.PersistedWorker(worker_id="w-x", host="h", port=1),
+        "driver_ok": pb.PersistedDriver(driver_id="driver-1-0007", description=good),
+    }
+    for name, record in records.items():
+        (recovery / name).write_bytes(record.SerializeToString())
+    c = local_cluster(
+        {"spark.deploy.recoveryMode": "FILESYSTEM", "spark.deploy.recoveryDirectory": str(recovery)}
+    )
+    state = c.state()
+    assert [d.id for d in state.active_drivers] == ["driver-1-0007"]
+    assert not state.active_apps and not state.workers
+    w = c.worker("w0", cores=2, memory_mb=1024)
+    launch = w.wait_of(pb.LaunchDriver, timeout=15)[0]
+    assert launch.driver_id == "driver-1-0007"
+    assert c.state().status == pb.MASTER_STATUS_ALIVE
+    submitted = c.master.ref.ask_sync(api.SubmitDriverRequest(description=good), 5)
+    assert isinstance(submitted, api.SubmitDriverResponse)
+    assert submitted.driver_id.endswith("-0008")  # numbering goes on past the good record
