@@ -78,6 +78,12 @@ def _check_bind(host: str, conf: Conf, environ: dict[str, str]) -> None:
         )
 
 
+def _check_ports(port: int, webui_port: int) -> None:
+    """The web UI, bound first, would take the RPC port and the service fail to start."""
+    if port and port == webui_port:
+        raise usage_error("--webui-port", f"{webui_port} is also the RPC port (--port)")
+
+
 def _work_dir(flag: str | None, environ: dict[str, str], check: bool = False) -> Path:
     """The work directory; with `check`, one that exists or can be made, and is writable.
 
@@ -224,6 +230,7 @@ def start_master(
     except ConfigError as exc:
         raise usage_error(exc.source, str(exc)) from None
     _check_bind(settings.host, conf, environ)
+    _check_ports(settings.port, settings.webui_port)
     if foreground:
         from cli._services import run_master
 
@@ -286,6 +293,7 @@ def start_worker(
     except ConfigError as exc:
         raise usage_error(exc.source, str(exc)) from None
     _check_bind(settings.host, conf, environ)
+    _check_ports(settings.port, settings.webui_port)
     if foreground and ready_fd is None:
         from cli._services import check_masters_reachable
 

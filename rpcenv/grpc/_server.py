@@ -9,6 +9,7 @@ reaches an endpoint.
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import logging
 import threading
 from collections.abc import Callable
@@ -159,12 +160,18 @@ class GrpcServer:
             _LiveReflection(self._service_names), self.server
         )
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        if credentials is None:
-            self.port = self.server.add_insecure_port(target)
-        else:
-            self.port = self.server.add_secure_port(target, credentials)
+        try:
+            if credentials is None:
+                self.port = self.server.add_insecure_port(target)
+            else:
+                self.port = self.server.add_secure_port(target, credentials)
+        except RuntimeError:  # newer grpcio raises "Failed to bind" instead of returning 0
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {target}: address in use or not available")
+            self._pool.shutdown(wait=False)
+            raise OSError(
+                errno.EADDRINUSE, f"cannot listen on {target}: address in use or not available"
+            )
         self._lock = threading.Lock()
 
     def start(self) -> None:

@@ -48,6 +48,12 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
         (["start-master", "--conf", "novalue"], "'--conf'"),
         (["status", "--master", "yarn"], "'--master'"),
         (["kill", "driver-1", "--master", "http://x:1"], "'--master'"),
+        # The UI took the port first, then the master failed with a raw gRPC RuntimeError.
+        (["start-master", "--port", "18090", "--webui-port", "18090"], "'--webui-port'"),
+        (
+            ["start-worker", "spark://127.0.0.1:7077", "--port", "18091", "--webui-port", "18091"],
+            "'--webui-port'",
+        ),
     ],
 )
 def test_bad_flags(args: list[str], names: str) -> None:

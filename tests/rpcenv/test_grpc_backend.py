@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -264,3 +265,14 @@ def test_ask_in_flight_fails_fast_when_the_peer_dies_and_a_restarted_peer_is_rea
                 proc.kill()
                 proc.wait(10)
         client.shutdown()
+
+
+def test_a_taken_port_is_an_oserror_naming_it() -> None:
+    # grpcio raised a bare RuntimeError("Failed to bind ... set GRPC_VERBOSITY=debug").
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}") as info:
+            RpcEnv.create("late", "127.0.0.1", port, {})
+        assert info.value.errno == errno.EADDRINUSE
