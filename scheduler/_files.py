@@ -14,6 +14,7 @@ import functools
 import glob
 import gzip
 import io
+import itertools
 import os
 import re
 import zlib
@@ -219,13 +220,19 @@ def _strip_eol(line: bytes) -> bytes:
 def _read_lines(path: str, start: int, length: int) -> Iterator[bytes]:
     if not _splittable(path):
         with _open_input(path) as f:
-            for line in f:
+            first = f.readline()
+            first = first[len(_BOM) :] if first.startswith(_BOM) else first
+            head = [first] if first else []
+            for line in itertools.chain(head, f):
                 if b"\r" in line[:-2]:
                     yield from _split_lines(line)  # lone \r ends lines too
                 else:
                     yield _strip_eol(line)
         return
     yield from _split_lines(_read_split(path, start, length))
+
+
+_BOM = b"\xef\xbb\xbf"
 
 
 def _read_split(path: str, start: int, length: int) -> bytes:
@@ -235,6 +242,9 @@ def _read_split(path: str, start: int, length: int) -> bytes:
         # Our bytes, plus the rest of the line that starts at or crosses our end
         # (Hadoop's reader takes lines while their start is <= end).
         data = f.read(length) + f.readline()
+    if start == 0 and data.startswith(_BOM):
+        # Hadoop's LineRecordReader skips a UTF-8 byte order mark at the start of a file.
+        data = data[len(_BOM) :]
     if start != 0:
         # The line that straddles (or starts at) our start belongs to the previous split.
         cut = data.find(b"\n")

@@ -58,6 +58,29 @@ def test_a_checkpoint_reads_its_partitions_back_in_order(sc: Any, tmp_path: Path
     assert summed.join(summed).getNumPartitions() == 5
 
 
+def test_text_file_skips_a_utf8_byte_order_mark_at_the_start_of_a_file(
+    sc: Any, tmp_path: Path
+) -> None:
+    """Hadoop's LineRecordReader drops a leading BOM; wholeTextFiles keeps it."""
+    bom = "\ufeff".encode()
+    (tmp_path / "a.txt").write_bytes(bom + b"head\nbody\n")
+    (tmp_path / "twice.txt").write_bytes(bom + bom + b"x\n" + bom + b"y")
+    (tmp_path / "only.txt").write_bytes(bom)
+    with gzip.open(tmp_path / "c.txt.gz", "wb") as f:
+        f.write(bom + b"head\r\nbody")
+    with gzip.open(tmp_path / "d.gz", "wb") as f:
+        f.write(bom + b"\n")
+    assert sc.textFile(str(tmp_path / "a.txt")).collect() == ["head", "body"]
+    assert sc.textFile(str(tmp_path / "a.txt"), use_unicode=False).collect() == [b"head", b"body"]
+    assert sc.textFile(str(tmp_path / "c.txt.gz")).collect() == ["head", "body"]
+    assert sc.textFile(str(tmp_path / "d.gz")).collect() == [""]
+    assert sc.textFile(str(tmp_path / "only.txt")).collect() == []
+    assert sc.textFile(str(tmp_path / "twice.txt")).collect() == ["\ufeffx", "\ufeffy"]
+    assert [v for _, v in sc.wholeTextFiles(str(tmp_path / "a.txt")).collect()] == [
+        "\ufeffhead\nbody\n"
+    ]
+
+
 # -- wholeTextFiles: compressed files, bad UTF-8, bytes, empty files -------------------
 
 
