@@ -153,7 +153,7 @@ def _submit_cluster(
     supervise: bool,
 ) -> None:
     from cli._master_client import MasterClient, MasterUnreachableError, error_text
-    from rpcenv import RpcError
+    from rpcenv import RpcError, RpcMessageTooLargeError
     from sparkctl.v1 import deploy_pb2
 
     description = deploy_pb2.DriverDescription(
@@ -175,6 +175,11 @@ def _submit_cluster(
             reply = client.submit_driver(description)
     except MasterUnreachableError as exc:
         raise usage_error("--master", str(exc)) from None
+    except RpcMessageTooLargeError as exc:
+        # The app travels inline, so that a worker on another machine can run it.
+        raise usage_error(
+            "APP", f"{app} is too large to send to the master: {error_text(exc)}"
+        ) from None
     except RpcError as exc:
         raise click.ClickException(f"the master refused the driver: {error_text(exc)}") from None
     click.echo(

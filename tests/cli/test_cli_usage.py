@@ -339,3 +339,30 @@ def test_counts_beyond_the_wires_int32_are_usage_errors(
     )
     assert code == 2, output
     assert names in output and "Traceback" not in output
+
+
+def test_a_cluster_mode_app_too_large_to_send_is_a_usage_error(tmp_path: Path) -> None:
+    from cluster.launch import start_master
+    from rpcenv import Conf
+
+    big = tmp_path / "big.py"
+    big.write_text("x = 1\n#" + "a" * (2 << 20) + "\n")
+    master = start_master(Conf({}), "127.0.0.1", 0, tmp_path / "master")
+    try:
+        code, output = _run(
+            [
+                "submit",
+                "--master",
+                master.url,
+                "--deploy-mode",
+                "cluster",
+                "--conf",
+                "spark.rpc.message.maxSize=1",
+                str(big),
+            ]
+        )
+    finally:
+        master.stop()
+    assert code == 2, output
+    assert "Invalid value for APP" in output and "too large to send to the master" in output
+    assert "spark.rpc.message.maxSize" in output
