@@ -19,6 +19,7 @@ from operator import add
 from pathlib import Path
 from typing import Any
 
+import _compat_support as support
 import pytest
 
 # -- input directories are read in the file system's listing order ---------------------
@@ -313,6 +314,31 @@ def test_three_way_groupings_and_outer_joins_with_none_and_tuple_keys(sc: Any) -
         [(2, "b"), (3, "b")],
     ]
     assert sc.parallelize([1, 2, 3], 2).cartesian(sc.emptyRDD()).getNumPartitions() == 0
+
+
+@pytest.mark.xfail(
+    support.IMPL == "sparkctl",
+    strict=True,
+    reason="the shuffle writer (scheduler/_shuffle.py, being rewritten) passes records on "
+    "as they are; PySpark's unpacks `k, v` and writes tuples",
+)
+def test_a_shuffle_turns_list_pairs_into_tuples(sc: Any) -> None:
+    rows = sc.parallelize(["b,2", "a,1", "c,3", "a,4"], 2).map(lambda line: line.split(","))
+    assert rows.partitionBy(2).glom().collect() == [
+        [("b", "2"), ("c", "3")],
+        [("a", "1"), ("a", "4")],
+    ]
+    assert rows.sortByKey().collect() == [("a", "1"), ("a", "4"), ("b", "2"), ("c", "3")]
+    assert rows.repartitionAndSortWithinPartitions(2).glom().collect() == [
+        [("b", "2"), ("c", "3")],
+        [("a", "1"), ("a", "4")],
+    ]
+    assert sc.parallelize(["ab", "cd"], 1).partitionBy(2).glom().collect() == [
+        [("c", "d")],
+        [("a", "b")],
+    ]
+    with pytest.raises(Exception, match="unpack"):
+        sc.parallelize([(1, 2, 3)], 1).partitionBy(2).collect()
 
 
 # -- ordering with keys, descending sorts, sorted repartitions --------------------------
