@@ -22,7 +22,7 @@ from rpcenv import SECRET_ENV_VAR, Conf, parse_size
 __all__ = [
     "ConfigError",
     "Setting",
-    "check_secret",
+    "check_security",
     "check_values",
     "default_worker_memory_mb",
     "java_opts_conf",
@@ -231,14 +231,44 @@ def check_values(values: Mapping[str, str], source: str) -> None:
             raise ConfigError(source, text if key in text else f"{key}: {text}") from None
 
 
-def check_secret(conf: Conf, environ: Mapping[str, str]) -> None:
-    """Check that a configured secret file holds a secret, before anything dials or listens.
+_TLS_FILES = ("spark.ssl.rpc.privateKey", "spark.ssl.rpc.certChain", "spark.ssl.rpc.trustStore")
 
-    The RpcEnv reads it the same way (a secret given directly wins over a file).
+
+def check_security(conf: Conf, environ: Mapping[str, str], serving: bool) -> None:
+    """Check the secret file and the TLS files before anything dials or listens.
+
+    The RpcEnv reads them the same way, but only once a process runs: a daemon then
+    failed with status 1, an app with a traceback, and a dial waited out its timeout.
+
+    Args:
+        conf: the settings.
+        environ: the environment (SPARKCTL_SECRET, SPARKCTL_SECRET_FILE).
+        serving: whether this command's process listens (daemons, a client-mode
+            driver): TLS then needs a private key and a certificate chain.
 
     Raises:
-        ConfigError: naming the setting that points at the file.
+        ConfigError: naming the setting that is wrong.
     """
+    _check_secret_file(conf, environ)
+    if not conf.get_bool("spark.ssl.rpc.enabled"):
+        return
+    for key in _TLS_FILES:
+        path = conf.get_str(key)
+        if not path:
+            if serving and key != "spark.ssl.rpc.trustStore":
+                raise ConfigError(key, f"spark.ssl.rpc.enabled is true but {key} is not set")
+            continue
+        try:
+            with open(path, "rb") as handle:
+                pem = b"-----BEGIN " in handle.read()
+        except OSError as exc:
+            raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
+        if not pem:
+            raise ConfigError(key, f"{path} is not a PEM file (no '-----BEGIN' line)")
+
+
+def _check_secret_file(conf: Conf, environ: Mapping[str, str]) -> None:
+    """A secret given directly wins over a file, as in the RpcEnv."""
     if conf.get_str("spark.authenticate.secret") or environ.get(SECRET_ENV_VAR):
         return
     source, path = "spark.authenticate.secret.file", conf.get_str("spark.authenticate.secret.file")

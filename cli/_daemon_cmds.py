@@ -21,7 +21,7 @@ import click
 from cli._config import (
     ConfigError,
     Setting,
-    check_secret,
+    check_security,
     default_worker_memory_mb,
     load_conf,
     parse_memory_mb,
@@ -142,7 +142,7 @@ def _load(
     conf = load_conf(
         conf_pairs, Path(properties_file) if properties_file else None, environ, opts_var
     )
-    check_secret(conf, environ)
+    check_security(conf, environ, serving=True)
     if allow_insecure:
         conf = conf.merged({"spark.rpc.allowInsecure": "true"})
     return conf

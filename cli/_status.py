@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from cli._config import ConfigError, check_secret, load_conf
+from cli._config import ConfigError, check_security, load_conf
 from cli._master_client import (
     MasterClient,
     MasterNotFoundError,
@@ -59,7 +59,7 @@ def _client(
 ) -> MasterClient:
     try:
         conf = load_conf(conf_pairs, Path(properties_file) if properties_file else None, os.environ)
-        check_secret(conf, os.environ)
+        check_security(conf, os.environ, serving=False)
     except ConfigError as exc:
         raise usage_error(exc.source, str(exc)) from None
     url = master or default_master(conf, os.environ)

@@ -23,7 +23,7 @@ from types import FrameType
 
 import click
 
-from cli._config import ConfigError, check_secret, load_conf
+from cli._config import ConfigError, check_security, load_conf
 from cli._options import COUNT, MEMORY, conf_options, usage_error
 from cli._settings import parse_master_list
 from rpcenv import Conf, RpcAddress
@@ -236,20 +236,21 @@ def submit(
         master = validate_master(master)
     except ValueError as exc:
         raise usage_error("--master", str(exc)) from None
-    if master.startswith("spark://"):
-        from scheduler._allocation import allocation_settings
-
-        try:
-            check_secret(base, os.environ)
-            # Checked as the app's SparkContext will check them, but before it runs.
-            allocation_settings(base, local=False)
-        except ConfigError as exc:
-            raise usage_error(exc.source, str(exc)) from None
-        except ValueError as exc:
-            raise usage_error("--conf", str(exc)) from None
     mode = deploy_mode or base.get_str("spark.submit.deployMode") or "client"
     if mode not in ("client", "cluster"):
         raise usage_error("--deploy-mode", f"{mode!r} is neither client nor cluster")
+    try:
+        # A client-mode app is the driver, which listens; cluster mode only dials here.
+        check_security(base, os.environ, serving=mode == "client")
+        if master.startswith("spark://"):
+            from scheduler._allocation import allocation_settings
+
+            # Checked as the app's SparkContext will check them, but before it runs.
+            allocation_settings(base, local=False)
+    except ConfigError as exc:
+        raise usage_error(exc.source, str(exc)) from None
+    except ValueError as exc:
+        raise usage_error("--conf", str(exc)) from None
     if mode == "cluster" and master.startswith("local"):
         raise usage_error(
             "--deploy-mode", f"cluster deploy mode needs a spark:// master, not {master}"

@@ -55,6 +55,9 @@ class GrpcRpcEnv(BaseRpcEnv):
     def __init__(self, name: str, host: str, port: int, conf: Conf, client_mode: bool) -> None:
         self._secret = resolve_secret(conf)
         self._tls = tls_enabled(conf)
+        # Read now, so that a bad file fails RpcEnv.create, not each dial in its thread
+        # (where it left the first ask waiting for its whole timeout).
+        self._channel_credentials = channel_credentials(conf) if self._tls else None
         env_id = uuid.uuid4().hex
         self._server: GrpcServer | None = None
         if client_mode:
@@ -165,10 +168,8 @@ class GrpcRpcEnv(BaseRpcEnv):
     def _run_outbound(self, connection: Connection) -> None:
         address = connection.peer
         target = address.host_port
-        if self._tls:
-            channel = grpc.secure_channel(
-                target, channel_credentials(self._conf), self._channel_options
-            )
+        if self._channel_credentials is not None:
+            channel = grpc.secure_channel(target, self._channel_credentials, self._channel_options)
         else:
             channel = grpc.insecure_channel(target, self._channel_options)
         metadata = [(PEER_METADATA, self._peer_metadata)]

@@ -169,8 +169,10 @@ class GrpcServer:
             self.port = 0
         if self.port == 0:
             self._pool.shutdown(wait=False)
+            tls = "" if credentials is None else ", or its TLS certificate and key do not match"
             raise OSError(
-                errno.EADDRINUSE, f"cannot listen on {target}: address in use or not available"
+                errno.EADDRINUSE,
+                f"cannot listen on {target}: address in use or not available{tls}",
             )
         self._lock = threading.Lock()
 

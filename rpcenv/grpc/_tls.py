@@ -23,16 +23,20 @@ def _read(conf: Conf, key: str, required: bool) -> bytes | None:
         return None
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            data = handle.read()
     except OSError as exc:
         raise RpcConfigError(f"cannot read {key} file {path}: {exc.strerror}") from None
+    # gRPC would only find out at bind or handshake time, and say little.
+    if b"-----BEGIN " not in data:
+        raise RpcConfigError(f"{key} file {path} is not PEM (no '-----BEGIN' line)")
+    return data
 
 
 def server_credentials(conf: Conf) -> grpc.ServerCredentials:
     """Server certificate and key; with needClientAuth, clients must present a trusted cert.
 
     Raises:
-        RpcConfigError: a file is missing or unreadable.
+        RpcConfigError: a file is missing, unreadable or not PEM.
     """
     key = _read(conf, "spark.ssl.rpc.privateKey", True)
     chain = _read(conf, "spark.ssl.rpc.certChain", True)
@@ -44,7 +48,11 @@ def server_credentials(conf: Conf) -> grpc.ServerCredentials:
 
 
 def channel_credentials(conf: Conf) -> grpc.ChannelCredentials:
-    """Trust roots, plus our own certificate for mutual TLS when we have one."""
+    """Trust roots, plus our own certificate for mutual TLS when we have one.
+
+    Raises:
+        RpcConfigError: a file is unreadable or not PEM.
+    """
     roots = _read(conf, "spark.ssl.rpc.trustStore", False)
     key = _read(conf, "spark.ssl.rpc.privateKey", False)
     chain = _read(conf, "spark.ssl.rpc.certChain", False)

@@ -366,3 +366,38 @@ def test_a_cluster_mode_app_too_large_to_send_is_a_usage_error(tmp_path: Path) -
     assert code == 2, output
     assert "Invalid value for APP" in output and "too large to send to the master" in output
     assert "spark.rpc.message.maxSize" in output
+
+
+def test_unusable_tls_settings_are_usage_errors_naming_the_key(app: Path, tmp_path: Path) -> None:
+    # status waited 10 s and blamed --master, a daemon failed with status 1 ("address
+    # in use" for a file that is not PEM), a client-mode app died with a traceback.
+    not_pem = tmp_path / "passwd"
+    not_pem.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    tls = ["--conf", "spark.ssl.rpc.enabled=true"]
+    cases = [
+        (
+            ["status", *tls, "--conf", f"spark.ssl.rpc.trustStore={tmp_path / 'none'}"],
+            "spark.ssl.rpc.trustStore",
+            "cannot read",
+        ),
+        (["start-master", *tls], "spark.ssl.rpc.privateKey", "is not set"),
+        (
+            [
+                "start-master",
+                *tls,
+                "--conf",
+                f"spark.ssl.rpc.privateKey={not_pem}",
+                "--conf",
+                f"spark.ssl.rpc.certChain={not_pem}",
+            ],
+            "spark.ssl.rpc.privateKey",
+            "is not a PEM file",
+        ),
+        (["submit", "--master", "local[1]", *tls, str(app)], "spark.ssl.rpc.privateKey", "not set"),
+    ]
+    for args, names, says in cases:
+        if args[0] == "start-master":
+            args = [*args, "--work-dir", str(tmp_path / "w")]
+        code, output = _run(args)
+        assert code == 2, (args, output)
+        assert names in output and says in output, output

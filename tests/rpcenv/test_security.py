@@ -193,3 +193,24 @@ def test_mutual_tls_requires_a_client_certificate(pki: dict[str, str]) -> None:
 def test_tls_without_key_is_a_config_error(pki: dict[str, str]) -> None:
     with pytest.raises(RpcConfigError, match=r"spark\.ssl\.rpc\.privateKey"):
         RpcEnv.create("server", "127.0.0.1", 0, {"spark.ssl.rpc.enabled": "true"})
+
+
+def test_unusable_tls_files_fail_at_create_not_at_the_first_ask(
+    pki: dict[str, str], tmp_path: Path
+) -> None:
+    # A missing trust store left the first ask waiting its whole timeout (the dialling
+    # thread died reading it); a file that is not PEM failed at bind time as "address
+    # in use", or at handshake time.
+    not_pem = tmp_path / "passwd"
+    not_pem.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    for key, path, says in (
+        ("spark.ssl.rpc.trustStore", str(tmp_path / "none.pem"), "cannot read"),
+        ("spark.ssl.rpc.trustStore", str(not_pem), "is not PEM"),
+    ):
+        conf = {**_tls_conf(pki, "client"), key: path}
+        with pytest.raises(RpcConfigError, match=says):
+            RpcEnv.create("c", "127.0.0.1", 0, conf, client_mode=True)
+    for key in ("spark.ssl.rpc.privateKey", "spark.ssl.rpc.certChain"):
+        conf = {**_tls_conf(pki, "server"), key: str(not_pem)}
+        with pytest.raises(RpcConfigError, match=f"{key} file .* is not PEM"):
+            RpcEnv.create("s", "127.0.0.1", 0, conf)
