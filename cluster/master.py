@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,7 @@ AS = pb.ApplicationState
 DS = pb.DriverState
 WS = pb.WorkerState
 MS = pb.MasterStatus
+_WORKER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:%-]{0,199}$")
 
 
 class Master(MasterLeadership):
@@ -570,8 +572,9 @@ class Master(MasterLeadership):
 
 
 def _check_worker_request(msg: pb.RegisterWorkerRequest) -> str:
-    if not msg.worker_id:
-        return "worker_id is empty"
+    # The id names the worker's recovery record file and appears in pages and paths.
+    if not _WORKER_ID.match(msg.worker_id):
+        return f"bad worker_id {msg.worker_id[:80]!r}: letters, digits and . _ : % - only"
     if not msg.host or not 0 < msg.port < 65536:
         return f"bad worker address {msg.host!r}:{msg.port}"
     if msg.cores < 0 or msg.memory_mb < 0:

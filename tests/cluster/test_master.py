@@ -51,6 +51,21 @@ def test_bad_worker_request_is_refused_with_reason(local_cluster: MakeCluster) -
     assert "cores" in w.reply.result().reason
 
 
+def test_a_worker_id_unfit_for_a_file_name_is_refused_with_reason(
+    local_cluster: MakeCluster,
+) -> None:
+    # It names the worker's recovery record: '../w' made the registration fail with a
+    # bare ValueError from the persistence layer (FILESYSTEM), and was taken otherwise.
+    c = local_cluster({"spark.deploy.recoveryMode": "FILESYSTEM"})
+    for bad in ("../w", "a/b", ".hidden", "x" * 300):
+        w = c.worker(bad)
+        assert w.reply is not None
+        answer = w.reply.result()
+        assert not answer.accepted and "bad worker_id" in answer.reason, answer
+    ok = c.worker("worker-20260101000000-::1-7078")
+    assert ok.reply is not None and ok.reply.result().accepted
+
+
 def test_spread_out_across_workers(local_cluster: MakeCluster) -> None:
     c = local_cluster()
     workers = [c.worker(f"w{i}", cores=4) for i in range(2)]
