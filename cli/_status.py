@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,10 @@ from cli._master_client import (
 from cli._options import conf_options, usage_error
 from rpcenv import Conf, RpcError
 
-__all__ = ["default_master", "kill", "render_table", "status"]
+__all__ = ["default_master", "kill", "printable", "render_table", "status"]
+
+#: Control characters (C0, DEL, C1) but newline and tab.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def default_master(conf: Conf, environ: Mapping[str, str]) -> str:
@@ -39,9 +43,24 @@ def default_master(conf: Conf, environ: Mapping[str, str]) -> str:
     return f"spark://{host}:{port}"
 
 
+def printable(text: object, one_line: bool = False) -> str:
+    """`text` with control characters shown as escapes (newlines too when `one_line`).
+
+    App names, worker addresses and driver errors come from other users and programs:
+    printed raw, an escape sequence in one would drive the reader's terminal.
+    """
+    value = str(text)
+    if one_line:
+        value = value.replace("\n", "\\n").replace("\t", "\\t")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+
+
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Left-aligned columns separated by two spaces."""
-    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    """Left-aligned columns separated by two spaces (control characters escaped)."""
+    cells = [
+        [printable(h, one_line=True) for h in headers],
+        *[[printable(c, one_line=True) for c in row] for row in rows],
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -71,7 +90,7 @@ def _client(
 
 def _print_cluster(doc: dict[str, Any], webui_url: str) -> None:
     web = f"  web UI {webui_url}" if webui_url else ""
-    click.echo(f"Master {doc['url']}  status {doc['status']}{web}")
+    click.echo(printable(f"Master {doc['url']}  status {doc['status']}{web}", one_line=True))
     click.echo(
         f"Workers {doc['aliveworkers']} alive; cores {doc['coresused']}/{doc['cores']} used; "
         f"memory {_mib(doc['memoryused'])}/{_mib(doc['memory'])} used"
@@ -159,9 +178,9 @@ def _show_one(client: MasterClient, item_id: str, as_json: bool) -> None:
                 where = (
                     f" on {driver.worker_host_port or driver.worker_id}" if driver.worker_id else ""
                 )
-                click.echo(f"{driver.id} {doc['state']}{where}")
+                click.echo(printable(f"{driver.id} {doc['state']}{where}", one_line=True))
                 if driver.exception:
-                    click.echo(f"  {driver.exception}")
+                    click.echo(printable(f"  {driver.exception}"))
             return
     state = client.cluster_state()
     for app in [*state.active_apps, *state.completed_apps]:
@@ -170,9 +189,9 @@ def _show_one(client: MasterClient, item_id: str, as_json: bool) -> None:
             if as_json:
                 click.echo(json.dumps(doc, indent=2))
                 return
-            click.echo(f"{app.id} {doc['state']} {app.name!r}: {app.cores} cores")
+            click.echo(printable(f"{app.id} {doc['state']} {app.name!r}: {app.cores} cores"))
             if app.message:
-                click.echo(f"  {app.message}")
+                click.echo(printable(f"  {app.message}"))
             return
     raise click.ClickException(f"the master knows no driver or application {item_id}")
 
@@ -238,6 +257,7 @@ def kill(
         raise click.ClickException(
             f"the master failed to kill {item_id}: {error_text(exc)}"
         ) from None
-    click.echo(reply.message or (f"killed {item_id}" if reply.killed else f"{item_id} not killed"))
+    text = reply.message or (f"killed {item_id}" if reply.killed else f"{item_id} not killed")
+    click.echo(printable(text))
     if not reply.killed:
         raise SystemExit(1)

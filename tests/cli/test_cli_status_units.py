@@ -27,3 +27,12 @@ def test_python_path_puts_py_files_first(tmp_path: Path) -> None:
     archive = tmp_path / "deps.zip"
     path = _python_path([lib, archive, tmp_path / "lib" / "other.py"]).split(":")
     assert path[:2] == [str(tmp_path / "lib"), str(archive)]
+
+
+def test_printable_escapes_control_characters() -> None:
+    from cli._status import printable
+
+    assert printable("a\x1b[31mb\x9bc\x7f") == "a\\x1b[31mb\\x9bc\\x7f"
+    assert printable("line1\n\tline2") == "line1\n\tline2"
+    assert printable("line1\n\tline2", one_line=True) == "line1\\n\\tline2"
+    assert render_table(["H"], [["x\x1by"]]).splitlines()[1] == "x\\x1by"

@@ -401,3 +401,29 @@ def test_unusable_tls_settings_are_usage_errors_naming_the_key(app: Path, tmp_pa
         code, output = _run(args)
         assert code == 2, (args, output)
         assert names in output and says in output, output
+
+
+def test_status_escapes_control_characters_that_other_users_chose(tmp_path: Path) -> None:
+    # An app named with an escape sequence drove the terminal of whoever ran status.
+    from cluster.launch import start_master
+    from rpcenv import Conf, RpcEnv
+    from sparkctl.v1 import deploy_pb2
+
+    evil = "\x1b[2J\x1b]0;owned\x07app\nname"
+    master = start_master(Conf({}), "127.0.0.1", 0, tmp_path / "master")
+    client = RpcEnv.create("evil", "127.0.0.1", 0, Conf({}), client_mode=True)
+    try:
+        ref = client.endpoint_ref(master.rpc_env.address, "Master", timeout=10)
+        description = deploy_pb2.ApplicationDescription(
+            name=evil, command=deploy_pb2.Command(argv=["true"])
+        )
+        reply = ref.ask_sync(deploy_pb2.RegisterApplicationRequest(description=description), 10)
+        assert isinstance(reply, deploy_pb2.RegisterApplicationResponse)
+        for args in (["status"], ["status", reply.app_id]):
+            code, output = _run([*args, "--master", master.url])
+            assert code == 0, output
+            assert "\x1b" not in output and "\x07" not in output
+            assert "\\x1b[2J\\x1b]0;owned\\x07app" in output
+    finally:
+        client.shutdown()
+        master.stop()
