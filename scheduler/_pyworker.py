@@ -15,6 +15,7 @@ Run as: python -m scheduler._pyworker FD LOCAL_DIR EXECUTOR_ID HOST MEMORY_MB
 from __future__ import annotations
 
 import collections
+import contextlib
 import gc
 import os
 import pickle
@@ -251,11 +252,20 @@ def _die_with_parent() -> None:
         pass
 
 
+def _flush_stdout() -> None:
+    """Let what a task printed show now, not when the worker's buffer fills."""
+    with contextlib.suppress(Exception):  # a task may have closed or replaced sys.stdout
+        sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve tasks from the executor until it says exit or goes away."""
     _die_with_parent()
     if os.getppid() == 1:
         return  # the executor died before we were set up
+    # As in PySpark, whose JVM copies its workers' stdout to its stderr: what a task
+    # prints goes to the executor's stderr, never into a program's standard output.
+    os.dup2(2, 1)
     args = sys.argv[1:] if argv is None else argv
     fd, local_dir, executor_id, host, memory_mb = args[:5]
     conn = Connection(int(fd))
@@ -288,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             reply = run_task(runtime, spec, task_id, partition, attempt)
             del spec
+            _flush_stdout()
             conn.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
         elif kind == "forget":
             _, tasksets, rdd_ids, broadcast_ids = message

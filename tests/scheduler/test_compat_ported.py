@@ -14,6 +14,8 @@ from __future__ import annotations
 import bz2
 import gzip
 import os
+import subprocess
+import sys
 import zlib
 from operator import add
 from pathlib import Path
@@ -696,3 +698,36 @@ def test_log_analysis_over_a_gzipped_file(sc: Any, tmp_path: Path) -> None:
         [0.0, 497.5, 995.0, 1492.5, 1990],
         [50, 50, 50, 50],
     )
+
+
+# -- what a task prints -----------------------------------------------------------------
+
+PRINTING_APP = """\
+from scheduler import SparkContext
+
+with SparkContext("local[2]", "printing") as sc:
+    sc.setLogLevel("ERROR")
+    sc.parallelize(["printed by a task"], 1).foreach(print)
+    print("printed by the driver", sc.parallelize(range(4), 2).sum())
+"""
+
+
+def test_what_a_task_prints_goes_to_stderr_not_the_programs_stdout(tmp_path: Path) -> None:
+    """PySpark's JVM copies its Python workers' stdout to its own stderr."""
+    source = PRINTING_APP
+    if support.IMPL == "pyspark":
+        source = source.replace("from scheduler import", "from pyspark import")
+    app = tmp_path / "app.py"
+    app.write_text(source)
+    done = subprocess.run(
+        [sys.executable, str(app)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": str(support.REPO), "PYTHONHASHSEED": "0"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout == "printed by the driver 6\n"
+    assert "printed by a task" in done.stderr
