@@ -494,7 +494,7 @@ class Master(MasterLeadership):
                 driver_port=context.sender_address.port,
             ),
         )
-        log.info("registered application %s (%s)", app.app_id, desc.name)
+        log.info("registered application %s (%r)", app.app_id, desc.name)  # a name can forge lines
         context.reply(
             pb.RegisterApplicationResponse(
                 app_id=app.app_id, master_url=self.url, master_epoch=self.epoch

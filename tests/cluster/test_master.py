@@ -465,3 +465,13 @@ def test_recovery_skips_records_that_cannot_be_ours(
     submitted = c.master.ref.ask_sync(api.SubmitDriverRequest(description=good), 5)
     assert isinstance(submitted, api.SubmitDriverResponse)
     assert submitted.driver_id.endswith("-0008")  # numbering goes on past the good record
+
+
+def test_an_app_name_cannot_forge_master_log_lines(
+    local_cluster: MakeCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    c = local_cluster()
+    with caplog.at_level("INFO", logger="cluster.master"):
+        c.driver(name="x\n2026-01-01 00:00:00,000 ERROR cluster.master: forged")
+    lines = [r.getMessage() for r in caplog.records if "registered application" in r.message]
+    assert lines and all("\n" not in line for line in lines)
