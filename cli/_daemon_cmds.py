@@ -10,6 +10,7 @@ for the child to be ready. Secrets never appear in the child's arguments.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import traceback
 from collections.abc import Callable
@@ -76,6 +77,24 @@ def _check_bind(host: str, conf: Conf, environ: dict[str, str]) -> None:
             f"refusing to listen on non-loopback address {host!r} without a shared secret: set "
             f"{SECRET_ENV_VAR} (or spark.authenticate.secret.file), or pass --allow-insecure",
         )
+
+
+def _check_host(host: str) -> None:
+    """--host must be an address of this machine (the web UI failed first, blaming its port)."""
+    if not host:
+        raise usage_error("--host", "must not be empty (0.0.0.0 listens on every address)")
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise usage_error("--host", f"cannot resolve {host!r}: {reason}") from None
+    with socket.socket(family, kind) as probe:
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise usage_error(
+                "--host", f"{host} is not an address of this machine: {exc.strerror or exc}"
+            ) from None
 
 
 def _check_ports(port: int, webui_port: int) -> None:
@@ -229,6 +248,7 @@ def start_master(
         )
     except ConfigError as exc:
         raise usage_error(exc.source, str(exc)) from None
+    _check_host(settings.host)
     _check_bind(settings.host, conf, environ)
     _check_ports(settings.port, settings.webui_port)
     if foreground:
@@ -292,6 +312,7 @@ def start_worker(
         )
     except ConfigError as exc:
         raise usage_error(exc.source, str(exc)) from None
+    _check_host(settings.host)
     _check_bind(settings.host, conf, environ)
     _check_ports(settings.port, settings.webui_port)
     if foreground and ready_fd is None:

@@ -12,6 +12,7 @@ import dataclasses
 import errno
 import http.server
 import logging
+import socket
 import sys
 import threading
 import urllib.parse
@@ -108,6 +109,18 @@ class _Server(http.server.ThreadingHTTPServer):
             log.error("web UI request from %s failed", client_address, exc_info=True)
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+def _is_ipv6(host: str) -> bool:
+    """Whether `host` (a literal or a name) is an IPv6 address; HTTPServer assumes IPv4."""
+    try:
+        return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0] == socket.AF_INET6
+    except (OSError, UnicodeError):
+        return ":" in host  # let the bind say what is wrong with it
+
+
 class WebServer:
     """A threaded HTTP server with a route table.
 
@@ -136,6 +149,7 @@ class WebServer:
 
     @staticmethod
     def _bind(host: str, port: int, max_retries: int) -> _Server:
+        server_class = _Server6 if _is_ipv6(host) else _Server
         attempts = 1 if port == 0 else max_retries + 1
         last: OSError | None = None
         for offset in range(attempts):
@@ -143,7 +157,7 @@ class WebServer:
             if candidate > 65535:
                 break
             try:
-                return _Server((host, candidate), _RequestHandler)
+                return server_class((host, candidate), _RequestHandler)
             except OSError as exc:
                 if exc.errno != errno.EADDRINUSE:
                     raise OSError(

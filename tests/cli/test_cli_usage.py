@@ -427,3 +427,24 @@ def test_status_escapes_control_characters_that_other_users_chose(tmp_path: Path
     finally:
         client.shutdown()
         master.stop()
+
+
+@pytest.mark.parametrize(
+    ("host", "says"),
+    [
+        ("192.0.2.1", "is not an address of this machine"),
+        ("no.such.host.invalid", "cannot resolve"),
+        ("", "must not be empty"),
+    ],
+)
+def test_a_host_this_machine_cannot_listen_on_is_a_usage_error(
+    host: str, says: str, tmp_path: Path
+) -> None:
+    # With a secret (so that the loopback rule lets it through), the web UI failed first
+    # and the error blamed --webui-port, with status 1.
+    for args in (["start-master"], ["start-worker", "spark://127.0.0.1:7077"]):
+        code, output = _run(
+            [*args, "--host", host, "--work-dir", str(tmp_path)], env={"SPARKCTL_SECRET": "s"}
+        )
+        assert code == 2, output
+        assert "'--host'" in output and says in output, output

@@ -264,6 +264,22 @@ def test_a_silent_connection_is_closed_and_frees_its_thread(
         ui.stop()
 
 
+def test_an_ipv6_host_is_served() -> None:
+    # HTTPServer is IPv4 only: --host ::1 failed ("Address family for hostname not supported").
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    ui = MasterWebUI(lambda: None, "::1", 0)  # type: ignore[arg-type,return-value]
+    ui.start()
+    try:
+        assert ui.url.startswith("http://[::1]:")
+        assert get(ui.url + "/nothing")[0] == 404
+    finally:
+        ui.stop()
+
+
 def test_security_headers(master_ui: MasterWebUI) -> None:
     with urllib.request.urlopen(master_ui.url + "/", timeout=10) as response:
         assert response.headers["X-Content-Type-Options"] == "nosniff"
