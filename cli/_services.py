@@ -103,6 +103,7 @@ def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | No
             ready,
             f"cannot start the master: port {port} on {host} is already in use "
             "(is another master running? pick another with --port)",
+            flag="--port",
         )
     handles: list[MasterHandle] = []  # filled once the master runs; the UI reads through it
 
@@ -118,15 +119,18 @@ def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | No
         # Bound before the master starts: the master tells workers the UI's URL.
         ui = MasterWebUI(state, host, settings.webui_port, max_retries)
     except OSError as exc:
-        return _fail(ready, f"cannot start the master web UI (--webui-port): {exc.strerror or exc}")
+        return _fail(
+            ready, f"cannot start the master web UI: {exc.strerror or exc}", flag="--webui-port"
+        )
     conf = settings.conf.merged({"spark.sparkctl.master.webUiUrl": ui.url})
     try:
         handle = start_master(conf, host, port, settings.work_dir)
     except (OSError, RpcError, ValueError) as exc:
         ui.stop()
-        in_use = port_in_use(host, port)
-        reason = f"port {port} on {host} is already in use" if in_use else str(exc)
-        return _fail(ready, f"cannot start the master: {reason}")
+        if port_in_use(host, port):
+            reason = f"cannot start the master: port {port} on {host} is already in use"
+            return _fail(ready, reason, flag="--port")
+        return _fail(ready, f"cannot start the master: {exc}")
     handles.append(handle)
     try:
         ui.start()
@@ -179,6 +183,7 @@ def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | No
             ready,
             f"cannot start the worker: port {port} on {host} is already in use "
             "(pick another with --port, or 0 for any)",
+            flag="--port",
         )
     reason = check_masters_reachable(settings.masters, settings.conf, timeout=5.0)
     if reason is not None:
@@ -191,7 +196,9 @@ def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | No
         # Bound before the worker starts: it registers with the UI's URL.
         ui = WorkerWebUI(settings.work_dir, host, settings.webui_port, max_retries=max_retries)
     except OSError as exc:
-        return _fail(ready, f"cannot start the worker web UI (--webui-port): {exc.strerror or exc}")
+        return _fail(
+            ready, f"cannot start the worker web UI: {exc.strerror or exc}", flag="--webui-port"
+        )
     try:
         handle = start_worker(
             settings.conf,
@@ -235,7 +242,8 @@ def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | No
     return 0
 
 
-def _fail(ready: ReadySignal, reason: str) -> int:
+def _fail(ready: ReadySignal, reason: str, flag: str | None = None) -> int:
+    """Report why the service did not start; with `flag`, a usage error of it (status 2)."""
     log.error("%s", reason)
-    ready.fail(reason)
-    return 1
+    ready.fail(reason, flag=flag)
+    return 1 if flag is None else 2

@@ -68,10 +68,19 @@ def test_second_master_on_busy_port_says_so(cli_cluster: CliCluster, tmp_path: P
         result = run_cli(
             "start-master", "--port", port, "--webui-port", "0", "--work-dir", str(tmp_path)
         )
-    assert result.returncode != 0
+    assert result.returncode == 2  # a usage error naming the flag, as DESIGN.md asks
+    assert "'--port'" in result.stderr
     assert f"port {port}" in result.stderr and "in use" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "sparkctl-master.pid").exists()
+    webui_port = cli_cluster.master.webui_url.rsplit(":", 1)[1]
+    with reaped(tmp_path):
+        result = run_cli(
+            *("start-master", "--port", "0", "--webui-port", webui_port),
+            *("--conf", "spark.port.maxRetries=0", "--work-dir", str(tmp_path)),
+        )
+    assert result.returncode == 2 and "'--webui-port'" in result.stderr, result.stderr
+    assert "in use" in result.stderr
 
 
 def test_second_master_in_same_work_dir_says_so(cli_cluster: CliCluster) -> None:
