@@ -155,6 +155,8 @@ class MasterDrivers(MasterBase):
         driver.state = state
         driver.exception = exception
         driver.backing_off = False
+        # Only a (re)launch reads it: the retained drivers held every app file in memory.
+        driver.description.ClearField("app_content")
         self.drivers.pop(driver.driver_id, None)
         if driver.driver_id in self.waiting_drivers:
             self.waiting_drivers.remove(driver.driver_id)

@@ -36,6 +36,7 @@ class WorkerDrivers(WorkerBase):
             log.error("cannot launch driver %s: %s", msg.driver_id, reason)
             runner.state = DS.DRIVER_STATE_ERROR
             runner.exception = reason
+            runner.description.ClearField("app_content")  # finished: never launched again
             self.finished_drivers.append(runner)
             self._to_master(
                 pb.DriverStateChanged(
@@ -107,6 +108,8 @@ class WorkerDrivers(WorkerBase):
                 text += f"; stderr ends with:\n{stderr}"
         runner.state = state
         runner.exception = text
+        # The 200 finished drivers kept held every app file in memory.
+        runner.description.ClearField("app_content")
         self.finished_drivers.append(runner)
         log.info("driver %s %s %s", msg.driver_id, DS.Name(state), text)
         self._to_master(
