@@ -298,7 +298,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                 return
             self._stopped = True
             try:
-                self.cancelAllJobs()
+                self._cancel_all_jobs("because SparkContext was shut down")
             except Exception:
                 log.exception("cancelling jobs on stop failed")
             self._teardown()
@@ -534,9 +534,12 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
 
     def cancelAllJobs(self) -> None:
         """Cancel every running job."""
+        self._cancel_all_jobs("because all jobs were cancelled")
+
+    def _cancel_all_jobs(self, reason: str) -> None:
         with self._scheduler.lock:
             for job_id in list(self._scheduler.dag.jobs):
-                self._scheduler.dag.cancel_job(job_id, "because all jobs were cancelled")
+                self._scheduler.dag.cancel_job(job_id, reason)
 
     def setInterruptOnCancel(self, interruptOnCancel: bool) -> None:
         """Whether cancelling this thread's jobs interrupts their running tasks."""

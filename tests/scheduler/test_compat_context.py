@@ -251,3 +251,40 @@ def test_cancel_job_group(master: str) -> None:
         assert sc.parallelize(range(10), 2).count() == 10
     finally:
         sc.stop()
+
+
+def test_stopping_the_context_fails_a_running_job_saying_so(master: str) -> None:
+    sc = support.new_context(master, "compat-stop-running")
+    outcome: dict[str, Any] = {}
+    release = threading.Event()
+
+    def slow(x: int) -> int:
+        deadline = time.monotonic() + CANCEL_DEADLINE_S
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+        return x
+
+    def run_job() -> None:
+        sc.setJobGroup("compat-stopped", "a job running when the context stops", True)
+        try:
+            outcome["result"] = sc.parallelize(range(4), 2).map(slow).collect()
+        except Exception as exc:
+            outcome["error"] = exc
+        release.set()
+
+    try:
+        tracker = sc.statusTracker()
+        worker = threading.Thread(target=run_job, daemon=True)
+        worker.start()
+
+        def both_tasks_run() -> bool:
+            stages = [tracker.getStageInfo(s) for s in tracker.getActiveStageIds()]
+            return any(s is not None and s.numActiveTasks == 2 for s in stages)
+
+        support.wait_until(both_tasks_run, timeout=20, what="the job's two tasks to run")
+    finally:
+        sc.stop()
+    worker.join(timeout=CANCEL_DEADLINE_S)
+    assert not worker.is_alive() and release.is_set(), "the job did not return"
+    assert "result" not in outcome
+    assert "cancelled because SparkContext was shut down" in str(outcome["error"])
