@@ -304,6 +304,9 @@ class Master(MasterLeadership):
             if runtime.driver_id in self.waiting_drivers:
                 self.waiting_drivers.remove(runtime.driver_id)
             worker.drivers[driver.driver_id] = driver
+            if driver.kill_requested:  # asked while the worker could not be told
+                kill = pb.KillDriver(driver_id=driver.driver_id, master_epoch=self.epoch)
+                self._send(worker.ref, kill)
         for driver_id, driver in previous_drivers.items():
             if driver_id not in reported_drivers and not driver.finished:
                 self._driver_lost(driver, f"worker {worker.worker_id} re-registered without it")

@@ -81,6 +81,7 @@ class MasterDrivers(MasterBase):
         worker = self.workers.get(driver.worker_id) if driver.worker_id else None
         if worker is not None and driver.driver_id in worker.drivers:
             driver.description.supervise = False  # a killed driver is not relaunched
+            driver.kill_requested = True  # the worker may be unreachable (e.g. recovering)
             self._send(
                 worker.ref, pb.KillDriver(driver_id=driver.driver_id, master_epoch=self.epoch)
             )

@@ -234,6 +234,8 @@ class DriverInfo:
     backing_off: bool = False
     # When it was last launched (monotonic seconds; 0 = never).
     launched_at: float = 0.0
+    # Killed by request while running: said again to a worker that re-registers with it.
+    kill_requested: bool = False
 
     @property
     def finished(self) -> bool:

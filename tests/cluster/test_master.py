@@ -475,3 +475,29 @@ def test_an_app_name_cannot_forge_master_log_lines(
         c.driver(name="x\n2026-01-01 00:00:00,000 ERROR cluster.master: forged")
     lines = [r.getMessage() for r in caplog.records if "registered application" in r.message]
     assert lines and all("\n" not in line for line in lines)
+
+
+def test_a_kill_asked_while_the_worker_cannot_hear_it_is_said_again_when_it_returns(
+    local_cluster: MakeCluster,
+) -> None:
+    # A recovering Master has no ref to a worker until it re-registers: the KillDriver went
+    # nowhere, `sparkctl kill` said "kill requested", and the re-registering worker's
+    # driver was adopted and ran on.
+    c = local_cluster({"spark.deploy.recoveryMode": "FILESYSTEM", "spark.worker.timeout": "30"})
+    w = c.worker("w0", cores=2, memory_mb=2048, heartbeat=False)
+    description = pb.DriverDescription(app_resource="/x/app.py", cores=1, memory_mb=64)
+    submit = c.master.ref.ask_sync(api.SubmitDriverRequest(description=description), 5)
+    assert isinstance(submit, api.SubmitDriverResponse)
+    w.wait_of(pb.LaunchDriver)
+    c.restart_master()
+    assert c.state().status == pb.MASTER_STATUS_RECOVERING
+    reply = c.master.ref.ask_sync(api.KillDriverRequest(driver_id=submit.driver_id), 5)
+    assert isinstance(reply, api.KillDriverResponse) and reply.killed
+    running = pb.DriverRuntime(
+        driver_id=submit.driver_id, description=description, state=pb.DRIVER_STATE_RUNNING
+    )
+    w.self_ref.send(pb.RegisterWorkerRequest(drivers=[running]))
+    kill = w.wait_of(pb.KillDriver)[0]
+    assert kill.driver_id == submit.driver_id
+    w.self_ref.send(pb.DriverStateChanged(driver_id=submit.driver_id, state=pb.DRIVER_STATE_KILLED))
+    wait_for(lambda: [d.state for d in c.state().completed_drivers] == [pb.DRIVER_STATE_KILLED])
