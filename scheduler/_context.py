@@ -534,7 +534,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
 
     def cancelAllJobs(self) -> None:
         """Cancel every running job."""
-        self._cancel_all_jobs("because all jobs were cancelled")
+        self._cancel_all_jobs("as part of cancellation of all jobs")
 
     def _cancel_all_jobs(self, reason: str) -> None:
         with self._scheduler.lock:
@@ -584,7 +584,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         with self._scheduler.lock:
             for job in list(self._scheduler.dag.jobs.values()):
                 if tag in job.properties.get("spark.job.tags", "").split(","):
-                    self._scheduler.dag.cancel_job(job.id, f"part of cancelled job tag {tag}")
+                    self._scheduler.dag.cancel_job(job.id, f"part of cancelled job tags {tag}")
 
     # -- files and checkpoints ------------------------------------------------------------
 

@@ -14,8 +14,11 @@ from __future__ import annotations
 import bz2
 import gzip
 import os
+import re
 import subprocess
 import sys
+import threading
+import time
 import zlib
 from operator import add
 from pathlib import Path
@@ -731,3 +734,56 @@ def test_what_a_task_prints_goes_to_stderr_not_the_programs_stdout(tmp_path: Pat
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout == "printed by the driver 6\n"
     assert "printed by a task" in done.stderr
+
+
+# -- the reason a cancelled job gives ----------------------------------------------------
+
+
+def _run_until_cancelled(sc: Any, setup: Any, cancel: Any) -> str:
+    """Run a slow job in a thread, cancel it once it runs; the job's error, job id elided."""
+    tracker = sc.statusTracker()
+    before = set(tracker.getActiveJobsIds())
+    outcome: dict[str, str] = {}
+
+    def slow(x: int) -> int:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+        return x
+
+    def run() -> None:
+        setup()
+        try:
+            sc.parallelize(range(4), 2).map(slow).count()
+            outcome["error"] = "no error"
+        except Exception as exc:
+            found = re.search(r"Job \d+ cancelled [^\n]*?(?= SQLSTATE|$)", str(exc), re.M)
+            outcome["error"] = re.sub(r"\d+", "N", found.group(0)) if found else str(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    support.wait_until(
+        lambda: bool(set(tracker.getActiveJobsIds()) - before), timeout=20, what="a new job"
+    )
+    time.sleep(0.5)  # let its tasks start (PySpark fails a job cancelled while it launches)
+    cancel()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the cancelled job did not return"
+    return outcome["error"]
+
+
+def test_a_cancelled_job_says_why(sc: Any) -> None:
+    try:
+        assert (
+            _run_until_cancelled(
+                sc, lambda: sc.addJobTag("compat-tag"), lambda: sc.cancelJobsWithTag("compat-tag")
+            )
+            == "Job N cancelled part of cancelled job tags compat-tag"
+        )
+        assert (
+            _run_until_cancelled(sc, lambda: sc.clearJobTags(), sc.cancelAllJobs)
+            == "Job N cancelled as part of cancellation of all jobs"
+        )
+    finally:
+        sc.clearJobTags()
+    assert sc.parallelize(range(4), 2).sum() == 6
