@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import select
@@ -31,6 +32,7 @@ __all__ = [
     "DaemonFiles",
     "ReadySignal",
     "daemon_files",
+    "hold_daemon_lock",
     "live_daemon_pid",
     "spawn_daemon",
     "stop_daemon",
@@ -62,6 +64,34 @@ class DaemonFiles:
 def daemon_files(work_dir: Path, role: str) -> DaemonFiles:
     """The pid and log file of the `role` ("master" or "worker") daemon under `work_dir`."""
     return DaemonFiles(role, work_dir / f"sparkctl-{role}.pid", work_dir / f"sparkctl-{role}.log")
+
+
+def hold_daemon_lock(files: DaemonFiles) -> None:
+    """Take the role's lock in its work dir for the rest of this process's life.
+
+    The pid file is written only once the daemon is ready, so two starts at the same
+    moment both found none and both ran: the second pid file hid the first daemon
+    from stop-*. The kernel drops the lock when the process exits, however it dies.
+
+    Raises:
+        DaemonError: another daemon of this role holds it.
+    """
+    lock_file = files.pid_file.with_name(f"sparkctl-{files.role}.lock")
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        running = _read_pid(files.pid_file)
+        which = f" as process {running}" if running else ""
+        raise DaemonError(
+            f"a {files.role} is already starting or running{which} in {files.pid_file.parent} "
+            f"(lock {lock_file}); stop it with 'sparkctl stop-{files.role}'"
+        ) from None
+    _held_locks.append(fd)  # never closed: held until exit
+
+
+_held_locks: list[int] = []
 
 
 def _read_pid(pid_file: Path) -> int | None:

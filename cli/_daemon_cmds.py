@@ -30,7 +30,14 @@ from cli._config import (
     parse_positive_int,
     resolve,
 )
-from cli._daemon import DaemonError, ReadySignal, daemon_files, spawn_daemon, stop_daemon
+from cli._daemon import (
+    DaemonError,
+    ReadySignal,
+    daemon_files,
+    hold_daemon_lock,
+    spawn_daemon,
+    stop_daemon,
+)
 from cli._options import COUNT, MEMORY, conf_options, usage_error
 from cli._settings import MasterSettings, WorkerSettings, parse_master_list
 from rpcenv import SECRET_ENV_VAR, Conf, is_loopback_host
@@ -193,6 +200,12 @@ def _run_foreground(
     """Run the service here; a daemon's child reports any failure to its parent first."""
     ready = ReadySignal(ready_fd)
     files = daemon_files(settings.work_dir, role) if ready_fd is not None else None
+    if files is not None:
+        try:
+            hold_daemon_lock(files)
+        except DaemonError as exc:
+            ready.fail(str(exc))
+            raise SystemExit(1) from None
     try:
         code = run(settings, ready, files.pid_file if files else None)
     except BaseException as exc:

@@ -21,7 +21,14 @@ from typing import NoReturn
 import click
 
 from cli._config import ConfigError, Setting, load_conf, parse_port, resolve
-from cli._daemon import ReadySignal, remove_own_pid_file, write_pid_file
+from cli._daemon import (
+    DaemonError,
+    ReadySignal,
+    daemon_files,
+    hold_daemon_lock,
+    remove_own_pid_file,
+    write_pid_file,
+)
 from cli._daemon_cmds import _spawn, _stop, _work_dir
 from cli._options import conf_options, usage_error
 from rpcenv import Conf, is_loopback_host
@@ -129,6 +136,12 @@ def run_history_server(settings: HistorySettings, ready: ReadySignal, pid_file: 
 def _foreground(settings: HistorySettings, ready_fd: int | None) -> NoReturn:
     ready = ReadySignal(ready_fd)
     pid_file = settings.work_dir / f"sparkctl-{ROLE}.pid" if ready_fd is not None else None
+    if ready_fd is not None:
+        try:
+            hold_daemon_lock(daemon_files(settings.work_dir, ROLE))
+        except DaemonError as exc:
+            ready.fail(str(exc))
+            raise SystemExit(1) from None
     try:
         code = run_history_server(settings, ready, pid_file)
     except BaseException as exc:

@@ -83,6 +83,25 @@ def test_second_master_on_busy_port_says_so(cli_cluster: CliCluster, tmp_path: P
     assert "in use" in result.stderr
 
 
+def test_two_masters_started_at_once_in_one_work_dir_make_one_daemon(tmp_path: Path) -> None:
+    # Both found no pid file (it is written once ready) and both ran; the second pid file
+    # hid the first master from stop-master.
+    args = [*CLI, "start-master", "--port", "0", "--webui-port", "0", "--work-dir", str(tmp_path)]
+    with reaped(tmp_path) as pids:
+        starts = [
+            subprocess.Popen(args, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(2)
+        ]
+        results = [(p.wait(60), *(s.decode() for s in p.communicate(timeout=60))) for p in starts]
+        started = [parse_started(out) for code, out, _ in results if code == 0]
+        pids.extend(d.pid for d in started)
+        refused = [err for code, _, err in results if code != 0]
+        assert len(started) == 1 and len(refused) == 1, results
+        assert "already starting or running" in refused[0]
+        assert run_cli("stop-master", "--work-dir", str(tmp_path)).returncode == 0
+        wait_for(lambda: gone(started[0].pid), 15, "the one master to stop")
+
+
 def test_second_master_in_same_work_dir_says_so(cli_cluster: CliCluster) -> None:
     result = run_cli(
         "start-master", "--port", "0", "--webui-port", "0", "--work-dir", str(cli_cluster.work_dir)
