@@ -54,17 +54,25 @@ class ConfigError(ValueError):
 def parse_properties(text: str, origin: str) -> dict[str, str]:
     """Parse `spark-defaults.conf` text: `key value`, `key=value` or `key: value` lines.
 
-    Blank lines and lines starting with `#` or `!` are skipped, as Java
-    properties files do.
+    Blank lines and lines starting with `#` or `!` are skipped, and a line ending
+    in a backslash goes on on the next one, as in Java properties files (which is
+    how Spark reads this file).
 
     Raises:
         ConfigError: a line has a key but no value separator.
     """
     values: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        number = index + 1
+        line = lines[index].strip()
+        index += 1
         if not line or line.startswith(("#", "!")):
             continue
+        while _continues(line):
+            line = line[:-1] + (lines[index].strip() if index < len(lines) else "")
+            index += 1
         match = re.match(r"^([^\s=:]+)\s*[=:\s]\s*(.*)$", line)
         if match is None:
             raise ConfigError(origin, f"{origin}:{number}: expected 'key value', got {line!r}")
@@ -73,16 +81,27 @@ def parse_properties(text: str, origin: str) -> dict[str, str]:
     return values
 
 
+def _continues(line: str) -> bool:
+    """Whether `line` ends with an odd number of backslashes (an unescaped one)."""
+    return (len(line) - len(line.rstrip("\\"))) % 2 == 1
+
+
 def parse_properties_file(path: Path, origin: str = "--properties-file") -> dict[str, str]:
-    """Read and parse a properties file.
+    """Read and parse a properties file (UTF-8; a byte-order mark is skipped).
 
     Raises:
-        ConfigError: the file cannot be read or is malformed.
+        ConfigError: the file cannot be read or decoded, or is malformed.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a BOM written by an editor otherwise became part of the first key,
+        # which was then ignored as unknown.
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(origin, f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            origin, f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
     return parse_properties(text, str(path))
 
 

@@ -16,6 +16,7 @@ from cli._config import (
     parse_port,
     parse_positive_int,
     parse_properties,
+    parse_properties_file,
     resolve,
 )
 
@@ -139,3 +140,22 @@ def test_ports_and_counts() -> None:
         parse_port("70000")
     with pytest.raises(ValueError):
         parse_positive_int("0")
+
+
+def test_properties_files_as_editors_and_java_write_them(tmp_path: Path) -> None:
+    # A BOM made the first key '\ufeffspark.executor.memory' (ignored as unknown); a line
+    # continued with a backslash was "expected 'key value'"; a Latin-1 file was a bare
+    # UnicodeDecodeError with status 1.
+    bom = tmp_path / "bom.conf"
+    bom.write_bytes(b"\xef\xbb\xbfspark.executor.memory 2g\r\nspark.app.name crlf\r\n")
+    assert parse_properties_file(bom) == {"spark.executor.memory": "2g", "spark.app.name": "crlf"}
+    text = "spark.driver.extraJavaOptions=-Da=1 \\\n    -Db=2\n# comment \\\nspark.x 1\\\\\nlast \\"
+    assert parse_properties(text, "t") == {
+        "spark.driver.extraJavaOptions": "-Da=1 -Db=2",
+        "spark.x": "1\\\\",
+        "last": "",
+    }
+    latin = tmp_path / "latin.conf"
+    latin.write_bytes(b"spark.app.name caf\xe9\n")
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        parse_properties_file(latin)
