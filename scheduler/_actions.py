@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import functools
 import heapq
 import itertools
 import math
@@ -45,14 +46,26 @@ def _fail_on_stopiteration(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _aggregator(zero: Any, seq: Callable[[Any, Any], Any]) -> Callable[..., Iterator[Any]]:
-    def func(iterator: Iterator[Any]) -> Iterator[Any]:
-        # Every task starts from its own copy, as each PySpark task unpickles its own.
-        acc = copy.deepcopy(zero)
-        for obj in iterator:
-            acc = seq(acc, obj)
-        yield acc
+    """Fold a partition from `zero` with `seq` (a partial: pickled by reference)."""
+    return functools.partial(_aggregate_partition, zero, seq)
 
-    return func
+
+def _aggregate_partition(
+    zero: Any, seq: Callable[[Any, Any], Any], iterator: Iterator[Any]
+) -> Iterator[Any]:
+    # Every task starts from its own copy, as each PySpark task unpickles its own.
+    acc = copy.deepcopy(zero)
+    for obj in iterator:
+        acc = seq(acc, obj)
+    yield acc
+
+
+def _sum_partition(iterator: Iterator[Any]) -> list[Any]:
+    return [sum(iterator)]
+
+
+def _count_partition(iterator: Iterator[Any]) -> list[int]:
+    return [_ilen(iterator)]
 
 
 def _tree_level(partial: RDD, num_partitions: int, comb: Callable[[Any, Any], Any]) -> RDD:
@@ -107,15 +120,7 @@ class ActionFunctions:
     def fold(self: RDD, zeroValue: Any, op: Callable[[Any, Any], Any]) -> Any:
         """Fold each partition from `zeroValue`, then fold the results."""
         g = _fail_on_stopiteration(op)
-
-        def func(iterator: Iterator[Any]) -> Iterator[Any]:
-            # Every task starts from its own copy, as each PySpark task unpickles its own.
-            acc = copy.deepcopy(zeroValue)
-            for obj in iterator:
-                acc = g(acc, obj)
-            yield acc
-
-        vals = self.mapPartitions(func).collect()
+        vals = self.mapPartitions(_aggregator(zeroValue, g)).collect()
         return reduce(g, vals, zeroValue)
 
     def aggregate(
@@ -169,11 +174,11 @@ class ActionFunctions:
 
     def sum(self: RDD) -> Any:
         """The sum of the items."""
-        return self.mapPartitions(lambda x: [sum(x)]).fold(0, operator.add)
+        return self.mapPartitions(_sum_partition).fold(0, operator.add)
 
     def count(self: RDD) -> int:
         """The number of items."""
-        return int(self.mapPartitions(lambda i: [_ilen(i)]).sum())
+        return int(self.mapPartitions(_count_partition).sum())
 
     def countApprox(self: RDD, timeout: int, confidence: float = 0.95) -> int:
         """The count (exact in sparkctl)."""

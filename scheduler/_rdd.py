@@ -9,6 +9,7 @@ kinds in `_rdds.py`. This module never talks to executors itself.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import shlex
@@ -46,16 +47,32 @@ def _with_disk(level: StorageLevel) -> StorageLevel:
 
 def fail_on_stopiteration(f: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap `f` so a StopIteration it raises fails the task instead of ending a loop."""
+    return functools.partial(_failing_on_stopiteration, f)
 
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except StopIteration as exc:
-            raise RuntimeError(
-                "Caught StopIteration thrown from user's code; failing the task"
-            ) from exc
 
-    return wrapper
+# Library functions that tasks run are module functions bound with functools.partial,
+# not closures: cloudpickle pickles those by reference, where a closure costs its code
+# object each time a stage is pickled and again each time a worker unpickles it (most
+# of a tiny job's pickling).
+
+
+def _failing_on_stopiteration(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    try:
+        return f(*args, **kwargs)
+    except StopIteration as exc:
+        raise RuntimeError(
+            "Caught StopIteration thrown from user's code; failing the task"
+        ) from exc
+
+
+def _on_iterator(
+    f: Callable[[Iterator[Any]], Iterable[Any]], _split: int, iterator: Iterator[Any]
+) -> Iterable[Any]:
+    return f(iterator)
+
+
+def _same_iterator(iterator: Iterator[Any]) -> Iterator[Any]:
+    return iterator
 
 
 class RDD(ActionFunctions, PairFunctions):
@@ -264,10 +281,9 @@ class RDD(ActionFunctions, PairFunctions):
     ) -> RDD:
         """Apply `f(iterator)` to each partition."""
 
-        def func(_: int, iterator: Iterator[Any]) -> Iterable[Any]:
-            return f(iterator)
-
-        return self.mapPartitionsWithIndex(func, preservesPartitioning)
+        return self.mapPartitionsWithIndex(
+            functools.partial(_on_iterator, f), preservesPartitioning
+        )
 
     def mapPartitionsWithSplit(
         self, f: Callable[[int, Iterator[Any]], Iterable[Any]], preservesPartitioning: bool = False
@@ -494,7 +510,7 @@ class RDD(ActionFunctions, PairFunctions):
 
     def collect(self) -> list[Any]:
         """All items, in partition order."""
-        return self.ctx.runJob(self, lambda it: it)
+        return self.ctx.runJob(self, _same_iterator)
 
     def collectWithJobGroup(
         self, groupId: str, description: str, interruptOnCancel: bool = False

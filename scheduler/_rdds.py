@@ -8,6 +8,7 @@ executors; everything else runs on the driver. No network I/O here.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -100,12 +101,9 @@ class MapPartitionsRDD(RDD):
         preserves_partitioning: bool = False,
     ) -> None:
         if isinstance(prev, MapPartitionsRDD) and prev._pipelinable():
-            prev_func = prev.func
-
-            def pipeline(split: int, iterator: Iterator[Any]) -> Iterable[Any]:
-                return f(split, iter(prev_func(split, iterator)))
-
-            self.func: Callable[[int, Iterator[Any]], Iterable[Any]] = pipeline
+            self.func: Callable[[int, Iterator[Any]], Iterable[Any]] = functools.partial(
+                _pipeline, f, prev.func
+            )
             self.prev: RDD = prev.prev
         else:
             self.func = f
@@ -126,6 +124,16 @@ class MapPartitionsRDD(RDD):
 
     def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
         return iter(self.func(split, self.prev.iterator(split, context)))
+
+
+def _pipeline(
+    f: Callable[[int, Iterator[Any]], Iterable[Any]],
+    prev_func: Callable[[int, Iterator[Any]], Iterable[Any]],
+    split: int,
+    iterator: Iterator[Any],
+) -> Iterable[Any]:
+    """Two fused mapPartitions functions (a partial of this pickles by reference)."""
+    return f(split, iter(prev_func(split, iterator)))
 
 
 class UnionRDD(RDD):

@@ -9,6 +9,7 @@ the driver. Nothing here runs a job.
 # mypy: disable-error-code="misc"
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,17 @@ if TYPE_CHECKING:
     from scheduler._rdd import RDD
 
 __all__ = ["RDDSources"]
+
+
+def _range_slice(
+    start: int, size: int, step: int, num: int, split: int, _: Iterator[Any]
+) -> Iterable[Any]:
+    """Split `split` of a parallelized range, as PySpark slices it (no data shipped)."""
+
+    def start_of(i: int) -> int:
+        return start + int(i * size / num) * step
+
+    return range(start_of(split), start_of(split + 1), step)
 
 
 class RDDSources:
@@ -32,15 +44,8 @@ class RDDSources:
             if size == 0:
                 return self.parallelize([], num)
             step = c[1] - c[0] if size > 1 else 1
-            start0 = c[0]
-
-            def start_of(split: int) -> int:
-                return start0 + int(split * size / num) * step
-
-            def slice_range(split: int, iterator: Iterator[Any]) -> Iterable[Any]:
-                return range(start_of(split), start_of(split + 1), step)
-
-            return self.parallelize([], num).mapPartitionsWithIndex(slice_range)
+            slicer = functools.partial(_range_slice, c[0], size, step, num)
+            return self.parallelize([], num).mapPartitionsWithIndex(slicer)
         data = c if hasattr(c, "__len__") and hasattr(c, "__getitem__") else list(c)
         if not isinstance(data, list):
             data = list(data)
