@@ -307,7 +307,8 @@ class ExternalSorter:
         observe: Callable[[list[Any]], None] | None = None,
         keep_input: list[list[Any]] | None = None,
     ) -> Iterable[Any]:
-        """The items sorted by `key` (stable); `observe` sees them first, in batches.
+        """The items sorted by `key` (stable); `observe` sees them first, in batches (and
+        may rewrite a batch in place).
 
         With `keep_input`, an in-memory sort appends the items in input order to it: a
         caller that drops the sorted list first and that one last frees the items in

@@ -281,7 +281,8 @@ class _KeySampler:
         self.count = 0
 
     def observe(self, batch: list[Any]) -> None:
-        """Draw for each pair of the next `batch`, in order."""
+        """Draw for each pair of the next `batch`, in order; make its records tuples."""
+        _as_pairs(batch)
         n = len(batch)
         draws = list(itertools.starmap(self._draw, itertools.repeat((), n)))
         bound = self._limit / (self.count + 1)  # no later pair in the batch may pass more
@@ -295,6 +296,14 @@ class _KeySampler:
         """What the driver needs: the count, the keys that can pass the final fraction."""
         size = self.count
         return size, [(u, k) for u, k in self._kept if u * size < self._limit], ordered
+
+
+def _as_pairs(batch: list[Any]) -> None:
+    """Records unpacked as `k, v` and kept as tuples, as PySpark's shuffle writes them:
+    [k, v] or "kv" become (k, v); a record that is not a pair fails with Python's error."""
+    if set(map(type, batch)) == {tuple} and set(map(len, batch)) == {2}:
+        return  # the usual case, checked at C speed
+    batch[:] = [(k, v) for k, v in batch]
 
 
 def _in_order(keys: list[Any], previous: Any) -> bool:

@@ -67,15 +67,19 @@ def write_shuffle_output(
     try:
         while True:
             # Whole batches through islice (no per-pair counter); memory checked per batch.
+            # Each record is unpacked as `k, v` and written as a tuple, as PySpark does: a
+            # list [k, v] or a 2-character string becomes (k, v); a triple fails the task.
             item = missing
             if fast:
                 for item in itertools.islice(source, 10000):
-                    key = item[0]
+                    key, value = item
                     h = portable_hash(key) if key is None or type(key) is tuple else hash(key)
-                    buckets[h % n].append(item)
+                    buckets[h % n].append(item if type(item) is tuple else (key, value))
             else:
                 for item in itertools.islice(source, 10000):
-                    buckets[func(item[0]) % n].append(item)
+                    key, value = item
+                    bucket = buckets[func(key) % n]
+                    bucket.append(item if type(item) is tuple else (key, value))
             if item is missing:
                 break
             if used_memory_mb() <= memory_limit_mb:

@@ -321,12 +321,6 @@ def test_three_way_groupings_and_outer_joins_with_none_and_tuple_keys(sc: Any) -
     assert sc.parallelize([1, 2, 3], 2).cartesian(sc.emptyRDD()).getNumPartitions() == 0
 
 
-@pytest.mark.xfail(
-    support.IMPL == "sparkctl",
-    strict=True,
-    reason="the shuffle writer (scheduler/_shuffle.py, being rewritten) passes records on "
-    "as they are; PySpark's unpacks `k, v` and writes tuples",
-)
 def test_a_shuffle_turns_list_pairs_into_tuples(sc: Any) -> None:
     rows = sc.parallelize(["b,2", "a,1", "c,3", "a,4"], 2).map(lambda line: line.split(","))
     assert rows.partitionBy(2).glom().collect() == [
