@@ -278,6 +278,16 @@ def test_stop_iteration_in_user_code_fails_the_task(sc: Any) -> None:
         sc.parallelize(range(10)).filter(stop).collect()
     with pytest.raises(Exception, match="StopIteration"):
         sc.parallelize(range(10)).reduce(stop)
+    with pytest.raises(Exception, match="StopIteration"):
+        sc.parallelize(range(10)).flatMap(stop).collect()
+
+    def stop_on_last(x: int) -> list[int]:
+        if x == 9:
+            raise StopIteration()
+        return [x]
+
+    with pytest.raises(Exception, match="StopIteration"):  # not a silently shorter result
+        sc.parallelize(range(10), 1).flatMap(stop_on_last).collect()
 
 
 # -- which partitions an action computes (visible through accumulators) ----------------
