@@ -80,6 +80,7 @@ KNOWN_KEYS: dict[str, str | None] = {
     "spark.port.maxRetries": "16",
     "spark.ui.showConsoleProgress": "true",
     "spark.python.worker.memory": "512m",
+    "spark.driver.maxResultSize": "1g",
     "spark.python.worker.reuse": "true",
     "spark.local.dir": None,
     "spark.eventLog.enabled": "false",

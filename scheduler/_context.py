@@ -152,6 +152,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             speculation=settings.get_bool("spark.speculation"),
             speculation_multiplier=settings.get_float("spark.speculation.multiplier") or 1.5,
             speculation_quantile=settings.get_float("spark.speculation.quantile") or 0.75,
+            max_result_size=settings.get_size("spark.driver.maxResultSize", 1 << 30) or 0,
         )
         if (
             kind == "local"

@@ -110,6 +110,8 @@ class SchedulerSettings:
     speculation: bool = False
     speculation_multiplier: float = 1.5
     speculation_quantile: float = 0.75
+    #: spark.driver.maxResultSize in bytes (0: no limit) for the results of a result stage.
+    max_result_size: int = 1 << 30
 
 
 @dataclass
@@ -375,6 +377,12 @@ class TaskScheduler:
             self._kill(duplicates, "another attempt succeeded")
             if index is None:
                 return
+            if task_set.spec.shuffle_dep is None:
+                too_big = tsm.count_result(len(status.result), self.settings.max_result_size)
+                if too_big is not None:
+                    self._kill(tsm.abort(too_big), "stage aborted")
+                    self.dag.task_set_failed(task_set.stage_id, task_set.attempt, too_big)
+                    return
             try:
                 value = pickle.loads(status.result)
                 updates, blocks, metrics = pickle.loads(status.accumulators)

@@ -15,7 +15,22 @@ from dataclasses import dataclass, field
 
 from scheduler._dag import TaskSet
 
-__all__ = ["Attempt", "TaskSetManager"]
+__all__ = ["Attempt", "TaskSetManager", "bytes_to_string"]
+
+
+def bytes_to_string(size: int) -> str:
+    """A size as Spark's Utils.bytesToString shows it: "1024.0 KiB", "1.5 GiB"."""
+    for shift, unit in (
+        (60, "EiB"),
+        (50, "PiB"),
+        (40, "TiB"),
+        (30, "GiB"),
+        (20, "MiB"),
+        (10, "KiB"),
+    ):
+        if size >= 2 << shift:
+            return f"{size / (1 << shift):.1f} {unit}"
+    return f"{float(size):.1f} B"
 
 
 @dataclass
@@ -80,6 +95,9 @@ class TaskSetManager:
         self.speculatable: set[int] = set()
         self.zombie = False
         self.abort_reason: str | None = None
+        #: Serialized results of this set's result tasks so far (spark.driver.maxResultSize).
+        self.result_bytes = 0
+        self.results = 0
         self._last_launch = now
         self._has_preferences = any(task_set.preferred)
 
@@ -220,6 +238,18 @@ class TaskSetManager:
         if self.abort_reason is None:
             self.abort_reason = reason
         return sorted(self.running)
+
+    def count_result(self, size: int, limit: int) -> str | None:
+        """Count a result task's serialized result; past `limit` (0: none), why to abort."""
+        self.result_bytes += size
+        self.results += 1
+        if limit <= 0 or self.result_bytes <= limit:
+            return None
+        return (
+            f"Total size of serialized results of {self.results} tasks "
+            f"({bytes_to_string(self.result_bytes)}) is bigger than "
+            f"spark.driver.maxResultSize ({bytes_to_string(limit)})"
+        )
 
     def check_speculation(self, now: float) -> list[int]:
         """Mark slow tasks speculatable; returns the newly marked indexes."""

@@ -288,3 +288,21 @@ def test_stopping_the_context_fails_a_running_job_saying_so(master: str) -> None
     assert not worker.is_alive() and release.is_set(), "the job did not return"
     assert "result" not in outcome
     assert "cancelled because SparkContext was shut down" in str(outcome["error"])
+
+
+def test_results_past_spark_driver_max_result_size_fail_the_job(master: str) -> None:
+    sc = support.new_context(master, "compat-max-result", **{"spark.driver.maxResultSize": "1m"})
+    try:
+        big = sc.parallelize(range(3), 3).map(lambda i: b"x" * 600000)
+        with pytest.raises(
+            Exception,
+            match=r"Total size of serialized results of 2 tasks \(11\d\d\.\d KiB\) is bigger "
+            r"than spark\.driver\.maxResultSize \(1024\.0 KiB\)",
+        ):
+            big.collect()
+        # Only what reaches the driver counts: map outputs and small results do not.
+        assert big.count() == 3
+        assert big.map(lambda b: (1, b)).reduceByKey(lambda a, b: a[:10]).count() == 1
+        assert len(sc.parallelize([0], 1).map(lambda i: b"y" * 900000).first()) == 900000
+    finally:
+        sc.stop()

@@ -105,3 +105,19 @@ def test_a_slow_task_is_speculated_on_another_executor() -> None:
     assert copy is not None and copy.index == 0 and copy.speculative
     index, kill = tsm.handle_success(copy.task_id, 6.0)
     assert index == 0 and kill == [attempts[0].task_id]
+
+
+def test_result_sizes_past_the_limit_give_sparks_abort_reason() -> None:
+    from scheduler._tsm import bytes_to_string
+
+    assert [bytes_to_string(n) for n in (0, 2047, 2048, 1 << 20, 3 << 29, 1 << 30, 5 << 40)] == [
+        "0.0 B", "2047.0 B", "2.0 KiB", "1024.0 KiB", "1536.0 MiB", "1024.0 MiB", "5.0 TiB",
+    ]  # fmt: skip
+    tsm = TaskSetManager(_task_set(3))
+    assert tsm.count_result(600 << 10, 1 << 20) is None
+    assert tsm.count_result(600 << 10, 1 << 20) == (
+        "Total size of serialized results of 2 tasks (1200.0 KiB) is bigger than "
+        "spark.driver.maxResultSize (1024.0 KiB)"
+    )
+    unlimited = TaskSetManager(_task_set(1))
+    assert unlimited.count_result(5 << 30, 0) is None
