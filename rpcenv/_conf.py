@@ -81,6 +81,8 @@ KNOWN_KEYS: dict[str, str | None] = {
     "spark.ui.showConsoleProgress": "true",
     "spark.python.worker.memory": "512m",
     "spark.driver.maxResultSize": "1g",
+    "spark.files.maxPartitionBytes": "128m",
+    "spark.files.openCostInBytes": "4m",
     "spark.python.worker.reuse": "true",
     "spark.local.dir": None,
     "spark.eventLog.enabled": "false",

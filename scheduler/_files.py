@@ -325,20 +325,22 @@ class WholeTextFilesRDD(RDD):
             yield (uri, text) if self._use_unicode else (uri.encode(), text.encode())
 
 
-#: spark.files.maxPartitionBytes and spark.files.openCostInBytes (binaryFiles' split sizes).
-_FILES_MAX_PARTITION_BYTES = 128 * 1024 * 1024
-_FILES_OPEN_COST_BYTES = 4 * 1024 * 1024
-
-
 class BinaryFilesRDD(RDD):
-    """(path, bytes) per file, packed as Spark's StreamFileInputFormat packs them."""
+    """(path, bytes) per file, packed as Spark's StreamFileInputFormat packs them.
+
+    Splits hold up to min(spark.files.maxPartitionBytes, max(spark.files.openCostInBytes,
+    the files' bytes plus an open cost each, over max(defaultParallelism, minPartitions))).
+    """
 
     def __init__(self, ctx: SparkContext, path: str, min_partitions: int) -> None:
         super().__init__(ctx, [])
+        conf = ctx._conf.to_conf()
+        max_bytes = conf.get_size("spark.files.maxPartitionBytes", 128 << 20) or 0
+        open_cost = conf.get_size("spark.files.openCostInBytes", 4 << 20) or 0
         files = list_input_files(path)
-        total = sum(os.path.getsize(f) + _FILES_OPEN_COST_BYTES for f in files)
+        total = sum(os.path.getsize(f) + open_cost for f in files)
         per_core = total // max(ctx.defaultParallelism, min_partitions)
-        max_split = min(_FILES_MAX_PARTITION_BYTES, max(_FILES_OPEN_COST_BYTES, per_core))
+        max_split = min(max_bytes, max(open_cost, per_core))
         self._groups = combine_files(files, max_split)
 
     def _num_partitions(self) -> int:

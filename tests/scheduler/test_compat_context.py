@@ -306,3 +306,25 @@ def test_results_past_spark_driver_max_result_size_fail_the_job(master: str) -> 
         assert len(sc.parallelize([0], 1).map(lambda i: b"y" * 900000).first()) == 900000
     finally:
         sc.stop()
+
+
+def test_binary_files_split_by_the_files_settings(master: str, tmp_path: Any) -> None:
+    import os
+
+    for i in range(6):
+        (tmp_path / f"f{i}").write_bytes(b"z" * (30 * (i + 1)))
+    settings = {"spark.files.openCostInBytes": "10", "spark.files.maxPartitionBytes": "100"}
+    sc = support.new_context(master, "compat-files-settings", **settings)
+    try:
+        # Splits take files in listing order until they hold 100 bytes or more.
+        listed = os.listdir(tmp_path)
+        expected: list[list[str]] = [[]]
+        for name in listed:
+            if sum(os.path.getsize(tmp_path / n) for n in expected[-1]) >= 100:
+                expected.append([])
+            expected[-1].append(name)
+        for files in (sc.binaryFiles(str(tmp_path)), sc.binaryFiles(str(tmp_path), 4)):
+            layout = files.glom().map(lambda p: [os.path.basename(k) for k, _ in p]).collect()
+            assert layout == expected
+    finally:
+        sc.stop()
