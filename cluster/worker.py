@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 
 from cluster._timers import Ticker, later
 from cluster.master_finder import MasterFinder, master_endpoint_uri
-from cluster.memory_monitor import MemoryMonitor
+from cluster.memory_monitor import MemoryMonitor, tree_rss_bytes
 from cluster.process_runner import ManagedProcess, describe_exit, tail
 from cluster.work_dirs import expired_dirs, remove_later
 from cluster.worker_base import ENDPOINT_NAME, STOP_GRACE_S
@@ -389,6 +389,19 @@ class Worker(WorkerDrivers):
         runner = self.executors.get((msg.app_id, msg.executor_id))
         if runner is None or runner.stop_reason or runner.state != ES.EXECUTOR_STATE_LAUNCHING:
             return  # it already ended (and was reported) or is being stopped
+        rss_mb = tree_rss_bytes(runner.process.pid) >> 20 if self._monitor is not None else 0
+        if runner.memory_mb > 0 and rss_mb > runner.memory_mb:
+            # Over its memory already: it fails before RUNNING, so that it counts towards
+            # spark.deploy.maxExecutorRetries. Killed by the monitor a moment after RUNNING,
+            # executors below Python's own footprint were relaunched forever.
+            exceeded = pb.MemoryExceeded(
+                app_id=msg.app_id,
+                executor_id=msg.executor_id,
+                limit_mb=runner.memory_mb,
+                rss_mb=rss_mb,
+            )
+            self._on_memory_exceeded(exceeded, None)
+            return
         runner.state = ES.EXECUTOR_STATE_RUNNING
         self._to_master(
             pb.ExecutorStateChanged(

@@ -450,3 +450,18 @@ def test_finished_drivers_do_not_keep_their_app_files_in_memory(local_cluster: M
         assert worker_done[driver_id].description.app_content == b""
     work = c.workers[0].endpoint.work_dir
     assert (work / ids[0] / "ok.py").read_bytes() == content  # the file itself stays
+
+
+def test_executors_over_their_memory_from_the_start_fail_the_app(
+    local_cluster: MakeCluster,
+) -> None:
+    # Reported RUNNING after the startup grace, then killed by the memory monitor a moment
+    # later: each RUNNING reset spark.deploy.maxExecutorRetries, so an app whose executors
+    # cannot fit (--executor-memory below Python's footprint) relaunched them forever.
+    c = local_cluster({"spark.deploy.maxExecutorRetries": "3"})
+    c.real_worker(cores=1)
+    driver = c.driver(cores_per_executor=1, command=command(), memory_per_executor_mb=1)
+    removed = driver.wait_of(pb.ApplicationRemoved, timeout=30)[0]
+    assert removed.state == pb.APPLICATION_STATE_FAILED
+    assert "exceeded 1 MiB" in removed.message
+    assert not [m for m in driver.of(pb.ExecutorUpdated) if m.state == pb.EXECUTOR_STATE_RUNNING]
