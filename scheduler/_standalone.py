@@ -427,6 +427,10 @@ class StandaloneBackend:
                 sched.dag.cancel_job(
                     job_id, f"because the Master removed the application: {message}"
                 )
+        # As Spark's StandaloneSchedulerBackend.dead: the context goes with its application
+        # (off this inbox, whose env it shuts down). A job started later waited forever for
+        # executors the Master would never grant; it now fails on the stopped context.
+        threading.Thread(target=self._sc.stop, name="stop-removed-app", daemon=True).start()
 
     def stop(self) -> None:
         """Unregister from the Master and stop the executors."""
