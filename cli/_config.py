@@ -213,6 +213,8 @@ def _check_value(conf: Conf, key: str) -> None:
             raise ValueError(f"{key} must be at least 1m, not {conf[key]!r}")
         if size >> 20 > _INT32_MAX:  # MiB travel as int32
             raise ValueError(f"{key} is too large: {conf[key]!r}")
+        if key == "spark.rpc.message.maxSize" and size > 2047 << 20:  # as Spark's limit
+            raise ValueError(f"{key} must be at most 2047 (MiB), not {conf[key]!r}")
     elif key in _DURATIONS:
         seconds = conf.get_duration(key) or 0.0
         if _DURATIONS[key] and seconds <= 0:

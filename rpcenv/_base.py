@@ -25,6 +25,7 @@ from rpcenv._conf import Conf
 from rpcenv._core import RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcEnv
 from rpcenv._dispatcher import Dispatcher, current_endpoint_ref
 from rpcenv._errors import (
+    RpcConfigError,
     RpcConnectionError,
     RpcEndpointNotFoundError,
     RpcEndpointStoppedError,
@@ -36,7 +37,11 @@ from rpcenv._errors import (
 from rpcenv._timeouts import DeadlineWheel
 from sparkctl.v1 import rpc_pb2
 
-__all__ = ["VERIFIER_NAME", "BaseEndpointRef", "BaseRpcEnv"]
+__all__ = ["MAX_MESSAGE_LIMIT_BYTES", "VERIFIER_NAME", "BaseEndpointRef", "BaseRpcEnv"]
+
+#: The largest spark.rpc.message.maxSize, as Spark's (2047 MiB): with the framing
+#: overhead it still fits gRPC's int32 message sizes.
+MAX_MESSAGE_LIMIT_BYTES = 2047 << 20
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +160,12 @@ class BaseRpcEnv(RpcEnv):
         self._max_message_bytes = (
             conf.get_size("spark.rpc.message.maxSize", unit="m") or DEFAULT_MAX_MESSAGE_BYTES
         )
+        if self._max_message_bytes > MAX_MESSAGE_LIMIT_BYTES:
+            # As Spark's limit: gRPC's sizes are int32, and a larger one failed every dial.
+            raise RpcConfigError(
+                f"spark.rpc.message.maxSize must be at most {MAX_MESSAGE_LIMIT_BYTES >> 20} "
+                f"(MiB), not {self._max_message_bytes >> 20}"
+            )
         self._ask_timeout = _ask_timeout(conf)
         threads = conf.get_int("spark.rpc.dispatcher.numThreads") or max(
             8, (os.cpu_count() or 2) * 2

@@ -67,7 +67,7 @@ class GrpcRpcEnv(BaseRpcEnv):
             address = RpcAddress(host, port)
         super().__init__(name, address, conf)
         self.env_id = env_id
-        limit = self._max_message_bytes + _OVERHEAD
+        limit = min(self._max_message_bytes + _OVERHEAD, 2**31 - 1)  # gRPC sizes are int32
         keepalive_ms = int((conf.get_duration("spark.rpc.keepalive.interval") or 20.0) * 1000)
         self._channel_options: list[tuple[str, Any]] = [
             ("grpc.max_send_message_length", limit),

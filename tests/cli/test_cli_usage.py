@@ -324,6 +324,7 @@ def test_a_remote_failure_is_told_without_its_traceback() -> None:
         ),
         (["submit", "--conf", "spark.cores.max=99999999999", "APP"], "'--conf'"),
         (["submit", "--conf", "spark.executor.memory=9999999g", "APP"], "'--conf'"),
+        (["status", "--conf", "spark.rpc.message.maxSize=2048"], "'--conf'"),
         (["submit", "--master", "local[99999999999]", "APP"], "'--master'"),
     ],
 )
