@@ -168,15 +168,20 @@ class GrpcRpcEnv(BaseRpcEnv):
     def _run_outbound(self, connection: Connection) -> None:
         address = connection.peer
         target = address.host_port
-        if self._channel_credentials is not None:
-            channel = grpc.secure_channel(target, self._channel_credentials, self._channel_options)
-        else:
-            channel = grpc.insecure_channel(target, self._channel_options)
         metadata = [(PEER_METADATA, self._peer_metadata)]
         if self._secret is not None:
             metadata.append((AUTH_METADATA, make_auth_token(self._secret, self.env_id)))
         error: RpcError | None = None
+        channel: grpc.Channel | None = None
         try:
+            # Inside the try: a channel that cannot be made must fail the connection's
+            # asks at once, not leave them to their timeouts.
+            if self._channel_credentials is not None:
+                channel = grpc.secure_channel(
+                    target, self._channel_credentials, self._channel_options
+                )
+            else:
+                channel = grpc.insecure_channel(target, self._channel_options)
             call = channel.stream_stream(CONNECT_METHOD)
             responses = call(connection.frames(), metadata=metadata)
             connection.read(responses)
@@ -189,7 +194,8 @@ class GrpcRpcEnv(BaseRpcEnv):
             error = RpcConnectionError(f"connection to {address} failed: {exc!r}")
         finally:
             connection.close(error)
-            channel.close()
+            if channel is not None:
+                channel.close()
             self._threads.remove(threading.current_thread())
 
     # -- inbound -----------------------------------------------------------------

@@ -23,6 +23,7 @@ from rpcenv import (
     RpcAddress,
     RpcCallContext,
     RpcConfigError,
+    RpcConnectionError,
     RpcEndpoint,
     RpcEnv,
 )
@@ -285,3 +286,24 @@ def test_a_message_size_limit_beyond_grpcs_int32_is_a_config_error() -> None:
         RpcEnv.create("big", "127.0.0.1", 0, {"spark.rpc.message.maxSize": "2048"})
     env = RpcEnv.create("big", "127.0.0.1", 0, {"spark.rpc.message.maxSize": "2047"})
     env.shutdown()
+
+
+def test_a_channel_that_cannot_be_made_fails_the_dial_at_once(
+    server: RpcEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Made outside the try, its exception killed the dialling thread silently: the
+    # connection stayed open and every ask on it waited out its timeout.
+    from rpcenv.grpc import _env
+
+    def broken(*_args: object, **_kwargs: object) -> grpc.Channel:
+        raise ValueError("bad channel argument")
+
+    monkeypatch.setattr(_env.grpc, "insecure_channel", broken)
+    client = RpcEnv.create("c", "127.0.0.1", 0, {}, client_mode=True)
+    try:
+        started = time.monotonic()
+        with pytest.raises(RpcConnectionError, match="bad channel argument"):
+            client.endpoint_ref(server.address, "endpoint-verifier", timeout=20)
+        assert time.monotonic() - started < 5
+    finally:
+        client.shutdown()
