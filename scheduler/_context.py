@@ -31,6 +31,7 @@ from scheduler._accumulators import (
 )
 from scheduler._allocation import allocation_settings
 from scheduler._broadcast import Broadcast
+from scheduler._callsite import first_api_call, stage_name
 from scheduler._deps import ShuffleDependency
 from scheduler._driver_endpoint import (
     ENDPOINT_NAME,
@@ -664,6 +665,10 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         """Submit a job (under the scheduler lock) with this thread's properties; wait."""
         props = dict(self._local_props())
         props.update(self._files_properties())
+        if "callSite.short" not in props:
+            site = first_api_call()  # what PySpark names the job and its result stage
+            if site is not None:
+                props["callSite.short"] = site
         with self._scheduler.lock:
             job_id = submit(props)
             record = JobRecord(job_id, props.get("spark.jobGroup.id"))
@@ -677,7 +682,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                         "group": record.group,
                         "description": props.get("spark.job.description"),
                         "stage_ids": record.stage_ids,
-                        "stages": self._stage_infos(record.stage_ids),
+                        "stages": self._stage_infos(record.stage_ids, props),
                     },
                 )
         try:
@@ -706,7 +711,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             data["error"] = str(error)
         self._scheduler._emit("job_end", data)
 
-    def _stage_infos(self, stage_ids: list[int]) -> list[dict[str, Any]]:
+    def _stage_infos(self, stage_ids: list[int], props: dict[str, str]) -> list[dict[str, Any]]:
         """What the event log says of a job's stages (called under the scheduler lock)."""
         infos = []
         for stage_id in stage_ids:
@@ -715,7 +720,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                 infos.append(
                     {
                         "stage_id": stage_id,
-                        "name": repr(stage.rdd),
+                        "name": stage_name(stage.rdd, props, stage.is_map),
                         "num_tasks": stage.num_tasks,
                         "parent_ids": [p.id for p in stage.parents],
                         "is_map": stage.is_map,

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from scheduler._actions import ActionFunctions
+from scheduler._callsite import first_api_call
 from scheduler._deps import Dependency
 from scheduler._pairs import PairFunctions
 from scheduler._partitioner import Partitioner
@@ -119,6 +120,7 @@ class RDD(ActionFunctions, PairFunctions):
     """A partitioned collection computed lazily from its lineage."""
 
     _lazy_id = False
+    _creation_site: str | None = None
 
     def __init__(self, ctx: SparkContext, deps: list[Dependency]) -> None:
         self._ctx: SparkContext | None = ctx
@@ -131,6 +133,8 @@ class RDD(ActionFunctions, PairFunctions):
         self._checkpoint_rdd: RDD | None = None
         self._checkpoint_requested = False
         self._local_checkpoint = False
+        #: "<api> at <file>:<line>": where the user's program made this RDD (stage names).
+        self._creation_site = first_api_call()
 
     # -- lineage (subclasses override) ------------------------------------------------
 
@@ -171,6 +175,7 @@ class RDD(ActionFunctions, PairFunctions):
         state = dict(self.__dict__)
         state["_ctx"] = None
         state["_deps"] = []
+        state.pop("_creation_site", None)  # the driver's business only
         return state
 
     # -- identity ---------------------------------------------------------------------

@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from scheduler._callsite import task_set_name
+
 if TYPE_CHECKING:
     from scheduler._taskscheduler import TaskScheduler
 
@@ -122,7 +124,7 @@ class StatusTracker:
                     ts = tsm.task_set
                     failed = sum(t.failures for t in tsm.tasks)
                     return SparkStageInfo(
-                        stageId, ts.attempt, repr(ts.spec.rdd), tsm.num_tasks,
+                        stageId, ts.attempt, task_set_name(ts.spec), tsm.num_tasks,
                         len(tsm.running), tsm.num_done, failed,
                     )  # fmt: skip
             done = self._scheduler.finished_stages.get(stageId)

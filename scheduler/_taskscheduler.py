@@ -25,6 +25,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from scheduler._broadcast import collect_broadcast_ids
+from scheduler._callsite import task_set_name
 from scheduler._dag import DAGScheduler, TaskSet
 from scheduler._rdd import RDD
 from scheduler._stagecode import dumps_stage
@@ -485,7 +486,7 @@ class TaskScheduler:
         # A summary only: the TaskSet holds the stage's code and data.
         ts = tsm.task_set
         self.finished_stages[ts.stage_id] = StageSummary(
-            ts.attempt, repr(ts.spec.rdd), tsm.num_tasks, len(tsm.running), tsm.num_done,
+            ts.attempt, task_set_name(ts.spec), tsm.num_tasks, len(tsm.running), tsm.num_done,
             sum(t.failures for t in tsm.tasks),
         )  # fmt: skip
         while len(self.finished_stages) > _RETAINED_STAGES:

@@ -781,3 +781,35 @@ def test_a_cancelled_job_says_why(sc: Any) -> None:
     finally:
         sc.clearJobTags()
     assert sc.parallelize(range(4), 2).sum() == 6
+
+
+# -- stage names and call sites ---------------------------------------------------------
+
+
+def test_stages_are_named_after_the_calls_that_made_them(sc: Any) -> None:
+    """PySpark names a stage '<API> at <file>:<line>': its RDD's creation, or the action."""
+    from scheduler import TaskContext
+
+    tracker = sc.statusTracker()
+    sc.setJobGroup("compat-call-sites", "stage names")
+    try:
+        pairs = sc.parallelize(range(10), 2).map(lambda x: (x % 2, x))
+        summed = pairs.reduceByKey(add)
+        reduced_at = sys._getframe().f_lineno - 1
+        summed.collect()
+        collected_at = sys._getframe().f_lineno - 1
+        (job_id,) = tracker.getJobIdsForGroup("compat-call-sites")
+        names = [tracker.getStageInfo(s).name for s in sorted(tracker.getJobInfo(job_id).stageIds)]
+        assert names == [
+            f"reduceByKey at {__file__}:{reduced_at}",
+            f"collect at {__file__}:{collected_at}",
+        ]
+        site = sc.parallelize([1], 1).map(
+            lambda _: TaskContext.get().getLocalProperty("callSite.short")
+        )
+        sites = site.collect()
+        assert sites == [f"collect at {__file__}:{sys._getframe().f_lineno - 1}"]
+        assert sc.getLocalProperty("callSite.short") is None
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
