@@ -8,7 +8,6 @@ of a job's tasks come from here. Walks frames only; never raises.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from types import FrameType
@@ -19,25 +18,27 @@ __all__ = ["first_api_call", "stage_name", "task_set_name"]
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-@functools.lru_cache(maxsize=1024)
-def _ours(filename: str) -> bool:
-    return os.path.abspath(filename).startswith(_PACKAGE)
+_OURS: dict[str, bool] = {}
 
 
 def first_api_call() -> str | None:
     """`"<api> at <file>:<line>"` for the current stack; None when no user code called us."""
-    frames: list[FrameType] = []
+    site = None
+    api = None  # the outermost of our frames just inside the frame at hand
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
-        frames.append(frame)
+        code = frame.f_code
+        ours = _OURS.get(code.co_filename)
+        if ours is None:
+            ours = _OURS[code.co_filename] = os.path.abspath(code.co_filename).startswith(_PACKAGE)
+        if ours:
+            api = code.co_name
+        else:
+            if api is not None:  # the user's frame that called our API: the outermost wins
+                site = f"{api} at {code.co_filename}:{frame.f_lineno}"
+            api = None
         frame = frame.f_back
-    # Outermost first: the first frame of ours after the user's is the API they called.
-    for outer, inner in zip(reversed(frames), reversed(frames[:-1]), strict=False):
-        if _ours(inner.f_code.co_filename):
-            if _ours(outer.f_code.co_filename):
-                return None
-            return f"{inner.f_code.co_name} at {outer.f_code.co_filename}:{outer.f_lineno}"
-    return None
+    return site
 
 
 def stage_name(rdd: Any, properties: dict[str, str], is_map: bool) -> str:
