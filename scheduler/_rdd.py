@@ -212,16 +212,10 @@ class RDD(ActionFunctions, PairFunctions):
         return f"{prefix}{type(self).__name__}[{self.id()}]"
 
     def toDebugString(self) -> bytes:
-        """A description of the lineage, one RDD per line."""
-        lines: list[str] = []
+        """The lineage, one RDD per line, in Spark's layout (stages drawn with `+-`)."""
+        from scheduler._debugstring import debug_string
 
-        def walk(rdd: RDD, depth: int) -> None:
-            lines.append(f"{'  ' * depth}({rdd.getNumPartitions()}) {rdd!r}")
-            for dep in rdd.dependencies:
-                walk(dep.rdd, depth + 1)
-
-        walk(self, 0)
-        return "\n".join(lines).encode()
+        return debug_string(self).encode()
 
     # -- persistence ------------------------------------------------------------------
 
