@@ -247,6 +247,13 @@ class PairFunctions:
         if numPartitions == 1:
             rdd = self.coalesce(1) if self.getNumPartitions() > 1 else self
             return rdd.mapPartitions(sort_partition, True)
+        if numPartitions < 1:
+            # As PySpark: it counts, then samples with fraction numPartitions * 20 / size.
+            if not self.count():
+                return self
+            if numPartitions < 0:
+                raise ValueError("Fraction must be nonnegative.")
+            return self.partitionBy(0).mapPartitions(sort_partition, True)  # no partitions
         spec = RangeSort(
             numPartitions, keyfunc, _pair_key(keyfunc), ascending, numPartitions * 20.0
         )

@@ -322,3 +322,13 @@ def test_word_count_pipeline(sc: Any, slices: int) -> None:
     )
     assert counts[:3] == [("the", 3), ("brown", 1), ("dog", 1)]
     assert sum(c for _, c in counts) == 11
+
+
+def test_sort_by_key_with_no_or_negative_partitions(sc: Any) -> None:
+    pairs = sc.parallelize([(3, "c"), (1, "a")], 2)
+    assert pairs.sortByKey(numPartitions=0).collect() == []
+    assert pairs.sortByKey(numPartitions=0).getNumPartitions() == 0
+    with pytest.raises(ValueError, match="Fraction must be nonnegative"):
+        pairs.sortByKey(numPartitions=-1)
+    empty = sc.parallelize([], 3)
+    assert empty.sortByKey(numPartitions=-1).getNumPartitions() == 3
