@@ -220,6 +220,9 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                 local_executor_env(executor_env, py_files),
             )
             self._backend = backend
+            # As when the Master removes an application: the context goes with its last
+            # executor, so a later job fails at once instead of waiting for one forever.
+            backend.on_dead = self.stop
             backend.start()
         else:
             from scheduler._standalone import StandaloneBackend

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.message import Message
@@ -188,6 +189,8 @@ class LocalBackend:
         self._lock = threading.Lock()
         self._stopped = False
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        #: Called (on a thread of its own) once no executor will be started again.
+        self.on_dead: Callable[[], None] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
         """Launch the executor and wait until it has registered."""
@@ -225,10 +228,31 @@ class LocalBackend:
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-        if self._stopped or self._restarts >= self._max_restarts:
+        if self._stopped:
+            return
+        if self._restarts >= self._max_restarts:
+            self._give_up(reason)
             return
         self._restarts += 1
         self._launch()
+
+    def _give_up(self, reason: str) -> None:
+        """No executor will come back: fail the jobs now instead of waiting for one forever."""
+        log.error(
+            "the local executor was lost %d times (last: %s); not starting another",
+            self._restarts + 1,
+            reason,
+        )
+        self._stopped = True
+        message = (
+            f"because the local executor was lost {self._restarts + 1} times "
+            f"(last: {reason}) and no other is started"
+        )
+        with self._scheduler.lock:
+            for job_id in list(self._scheduler.dag.jobs):
+                self._scheduler.dag.cancel_job(job_id, message)
+        if self.on_dead is not None:
+            threading.Thread(target=self.on_dead, name="stop-dead-app", daemon=True).start()
 
     def stop(self) -> None:
         self._stopped = True

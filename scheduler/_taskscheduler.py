@@ -232,8 +232,13 @@ class TaskScheduler:
             else:
                 log.warning("lost executor %s: %s", executor_id, reason)
             for tsm in list(self.tsms.values()):
-                for task_id in tsm.executor_lost(executor_id):
+                was_zombie = tsm.zombie
+                for task_id in tsm.executor_lost(executor_id, reason):
                     self._task_owner.pop(task_id, None)
+                if tsm.zombie and not was_zombie and tsm.abort_reason is not None:
+                    task_set = tsm.task_set
+                    self._kill(sorted(tsm.running), "stage aborted")
+                    self.dag.task_set_failed(task_set.stage_id, task_set.attempt, tsm.abort_reason)
             for locations in self.cache_locations.values():
                 locations.discard(executor_id)
             self.dag.executor_lost(executor_id)

@@ -45,10 +45,17 @@ class Attempt:
     speculative: bool = False
 
 
+#: Lost executors a task may have been running on before its set is aborted (Spark
+#: counts an executor's exit towards the task's spark.task.maxFailures).
+MAX_EXECUTOR_LOSSES = 4
+
+
 @dataclass
 class _TaskState:
     attempts: int = 0
     failures: int = 0
+    #: Executors lost while this task ran on them (not counted as failures).
+    executor_losses: int = 0
     failed_on: set[str] = field(default_factory=set)
     done: bool = False
     running: set[int] = field(default_factory=set)
@@ -225,12 +232,28 @@ class TaskSetManager:
             self.pending.append(attempt.index)
         return attempt.index
 
-    def executor_lost(self, executor_id: str) -> list[int]:
-        """Re-queue the tasks that were running on a lost executor; returns their task ids."""
-        lost = [t for t, a in self.running.items() if a.executor_id == executor_id]
-        for task_id in lost:
+    def executor_lost(self, executor_id: str, reason: str = "") -> list[int]:
+        """Re-queue the tasks that were running on a lost executor; returns their task ids.
+
+        A lost executor is not the task's fault, but a task that was running on
+        MAX_EXECUTOR_LOSSES lost executors is most likely what kills them (a native
+        crash, memory): the set is aborted then, instead of killing executors forever.
+        """
+        lost = [(t, a) for t, a in self.running.items() if a.executor_id == executor_id]
+        for task_id, attempt in lost:
             self.handle_failure(task_id, f"executor {executor_id} lost", counts=False)
-        return lost
+            state = self.tasks[attempt.index]
+            state.executor_losses += 1
+            if state.executor_losses >= MAX_EXECUTOR_LOSSES and not self.zombie:
+                self.zombie = True
+                stage = f"{self.task_set.stage_id}.{self.task_set.attempt}"
+                self.abort_reason = (
+                    f"Task {attempt.index} in stage {stage} was running on "
+                    f"{state.executor_losses} executors that were lost, most recently "
+                    f"executor {executor_id} (TID {task_id}): {reason or 'lost'}; the task "
+                    f"may be what kills them"
+                )
+        return [t for t, _ in lost]
 
     def abort(self, reason: str) -> list[int]:
         """Stop launching; returns the running attempts to kill."""

@@ -123,6 +123,30 @@ def test_poison_task_fails_its_job_after_four_attempts_while_another_job_finishe
         sc.stop()
 
 
+def test_a_task_that_kills_its_executor_fails_its_job_after_four_lost_executors() -> None:
+    """Lost executors are not a task's failures, but not forever: the job ends clearly."""
+    from scheduler import JobFailedError
+
+    sc = new_context("local[2]", "executor-killer")
+    try:
+
+        def kill_executor(x: int) -> int:
+            if x == 3:
+                os.kill(os.getppid(), signal.SIGKILL)
+            return x
+
+        start = time.monotonic()
+        with pytest.raises(JobFailedError) as failed:
+            sc.parallelize(range(8), 4).map(kill_executor).collect()
+        assert time.monotonic() - start < 60
+        text = str(failed.value)
+        assert "Task 1 in stage" in text and "was running on 4 executors that were lost" in text
+        # A new executor replaces the last one: the context stays usable.
+        assert sc.parallelize([1, 2, 3]).count() == 3
+    finally:
+        sc.stop()
+
+
 def test_group_by_key_larger_than_the_memory_budget_spills_and_finishes() -> None:
     sc = new_context("local[2]", "spill", {"spark.python.worker.memory": "1m"})
     try:
