@@ -1,10 +1,9 @@
 """RDD.toDebugString in Spark's layout: the lineage as an indented tree.
 
-Each line is `(partitions) Name[id] [storage level]` for the first RDD and for
-every RDD read through a shuffle (drawn with `+-`), and `|  Name[id] [...]`
-for the narrow parents that share its stage, so stage boundaries show as
-they do in Spark. The call sites Spark prints after each name are not
-recorded here.
+Each line is `(partitions) Name[id] at <api> at <file>:<line> [storage level]`
+for the first RDD and for every RDD read through a shuffle (drawn with `+-`),
+and `|  Name[id] at ... [...]` for the narrow parents that share its stage, so
+stage boundaries show as they do in Spark.
 """
 
 from __future__ import annotations
@@ -28,9 +27,9 @@ def debug_string(rdd: RDD) -> str:
 
 
 def _describe(rdd: RDD) -> str:
-    level = rdd.getStorageLevel()
-    persisted = str(level) if rdd.is_cached else ""
-    return f"{rdd!r} [{persisted}]"
+    persisted = str(rdd.getStorageLevel()) if rdd.is_cached else ""
+    site = rdd._creation_site
+    return f"{rdd!r} at {site} [{persisted}]" if site else f"{rdd!r} [{persisted}]"
 
 
 def _parents(rdd: RDD, prefix: str) -> list[str]:

@@ -19,10 +19,18 @@ def sc() -> Iterator[SparkContext]:
 
 
 def _shape(text: bytes) -> list[str]:
-    """The lines with each RDD's id replaced by `#` (ids depend on earlier tests)."""
+    """The lines without call sites, each RDD's id as `#` (ids depend on earlier tests)."""
     import re
 
-    return [re.sub(r"\[\d+\]", "[#]", line) for line in text.decode().splitlines()]
+    lines = [re.sub(r" at \S+ at \S+:\d+", "", line) for line in text.decode().splitlines()]
+    return [re.sub(r"\[\d+\]", "[#]", line) for line in lines]
+
+
+def test_each_rdd_names_the_call_that_made_it(sc: SparkContext) -> None:
+    rdd = sc.parallelize(range(10), 2).map(lambda x: (x % 3, x)).reduceByKey(max)
+    first = rdd.toDebugString().decode().splitlines()[0]
+    assert first.startswith("(2) MapPartitionsRDD[")
+    assert f" at reduceByKey at {__file__}:" in first and first.endswith(" []")
 
 
 def test_a_shuffle_draws_a_new_stage(sc: SparkContext) -> None:
