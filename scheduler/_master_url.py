@@ -1,4 +1,5 @@
-"""Master URLs: local, local[N], local[*], local[N,F], spark://host:port[,host:port].
+"""Master URLs: local, local[N], local[*], local[N,F], spark://host:port[,host:port]
+(the host may be a bracketed IPv6 address).
 
 Parsing only; no I/O.
 """
@@ -12,6 +13,8 @@ __all__ = ["parse_master"]
 
 _LOCAL_N = re.compile(r"^local\[(\*|\d+)\]$")
 _LOCAL_N_F = re.compile(r"^local\[(\*|\d+)\s*,\s*(\d+)\]$")
+#: host:port, the host a name, an IPv4 address or a bracketed IPv6 one ([::1]:7077).
+_HOST_PORT = re.compile(r"^(?:[^:/\s\[\]]+|\[[0-9A-Fa-f:.]+\]):\d+$")
 
 
 def parse_master(master: str) -> tuple[str, int, int | None, list[str]]:
@@ -42,7 +45,7 @@ def parse_master(master: str) -> tuple[str, int, int | None, list[str]]:
         urls = []
         for host_port in master[len("spark://") :].split(","):
             host_port = host_port.strip()
-            if not re.match(r"^[^:/\s]+:\d+$", host_port):
+            if not _HOST_PORT.match(host_port):
                 raise ValueError(
                     f"bad master URL {master!r}: expected spark://host:port[,host:port]"
                 )

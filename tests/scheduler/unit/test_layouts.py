@@ -63,7 +63,11 @@ def test_master_urls(url: str, kind: str, cores: int, failures: int | None) -> N
 
 def test_several_masters_and_bad_urls() -> None:
     assert parse_master("spark://a:1,b:2")[3] == ["spark://a:1", "spark://b:2"]
-    for bad in ("yarn", "local[0]", "spark://nohost", "local[x]"):
+    assert parse_master("spark://[::1]:7077,[fe80::2]:7078")[3] == [
+        "spark://[::1]:7077",
+        "spark://[fe80::2]:7078",
+    ]
+    for bad in ("yarn", "local[0]", "spark://nohost", "local[x]", "spark://::1:7077"):
         with pytest.raises(ValueError, match="bad master URL"):
             parse_master(bad)
 
