@@ -207,21 +207,23 @@ def test_a_task_failing_every_attempt_fails_the_job(master: str) -> None:
         sc.stop()
 
 
+def _slow(x: int) -> int:
+    """Runs until CANCEL_DEADLINE_S unless its job is cancelled first."""
+    deadline = time.monotonic() + CANCEL_DEADLINE_S
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    return x
+
+
 def test_cancel_job_group(master: str) -> None:
     sc = support.new_context(master, "compat-cancel")
     outcome: dict[str, Any] = {}
-
-    def slow(x: int) -> int:
-        deadline = time.monotonic() + CANCEL_DEADLINE_S
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
-        return x
 
     def run_job() -> None:
         sc.setJobGroup("compat-to-cancel", "a job that the test cancels", True)
         started = time.monotonic()
         try:
-            outcome["result"] = sc.parallelize(range(4), 2).map(slow).collect()
+            outcome["result"] = sc.parallelize(range(4), 2).map(_slow).collect()
         except Exception as exc:
             outcome["error"] = exc
         outcome["seconds"] = time.monotonic() - started
@@ -258,16 +260,10 @@ def test_stopping_the_context_fails_a_running_job_saying_so(master: str) -> None
     outcome: dict[str, Any] = {}
     release = threading.Event()
 
-    def slow(x: int) -> int:
-        deadline = time.monotonic() + CANCEL_DEADLINE_S
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
-        return x
-
     def run_job() -> None:
         sc.setJobGroup("compat-stopped", "a job running when the context stops", True)
         try:
-            outcome["result"] = sc.parallelize(range(4), 2).map(slow).collect()
+            outcome["result"] = sc.parallelize(range(4), 2).map(_slow).collect()
         except Exception as exc:
             outcome["error"] = exc
         release.set()
