@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from scheduler._aggregation import ExternalSorter, dump_chunk
+from scheduler._aggregation import ExternalSorter, dump_chunk, dumps_records
 from scheduler._sampling import PartitionSampler
 
 __all__ = ["RangeSort", "SortedRun", "sample_partition", "write_sorted_run"]
@@ -42,6 +42,11 @@ _CHUNKS_PER_PARTITION = 16
 
 #: Pairs per chunk at least (smaller chunks cost more to index than they save).
 _MIN_CHUNK = 256
+
+#: Bytes of chunk keys one run's index should hold: large keys (long strings) get fewer,
+#: larger chunks (at least one per reduce partition), so that the MapOutputs every
+#: reduce task receives stay small.
+_INDEX_BYTES = 64 << 10
 
 #: Chunk keys that all the MapOutputs of one shuffle may carry to every reduce task;
 #: bigger shuffles (many map tasks times many partitions) take the plain range shuffle.
@@ -143,9 +148,13 @@ class RangeSort:
         """
         return self.runs_in_order and self.bounds_in_order
 
-    def chunks_per_run(self) -> int:
-        """How many chunks a map task cuts its run into (at most)."""
-        return _CHUNKS_PER_PARTITION * self.num_partitions
+    def chunks_per_run(self, key_bytes: float = 0.0) -> int:
+        """How many chunks a map task cuts its run into (at most), for keys that pickle
+        to about `key_bytes` each."""
+        most = _CHUNKS_PER_PARTITION * self.num_partitions
+        if key_bytes <= 0:
+            return most
+        return max(self.num_partitions, min(most, int(_INDEX_BYTES // (2 * key_bytes))))
 
     def fits(self, map_tasks: int) -> bool:
         """Whether the chunk index of `map_tasks` sorted runs is small enough to ship."""
@@ -225,7 +234,8 @@ def write_sorted_run(
     )
     tmp = path + ".tmp"
     with open(tmp, "wb") as out:
-        chunk_size = max(_MIN_CHUNK, -(-sampler.count // spec.chunks_per_run()))
+        chunks = spec.chunks_per_run(sampler.key_bytes(sort_key))
+        chunk_size = max(_MIN_CHUNK, -(-sampler.count // chunks))
         index = _write_chunks(run, sort_key, chunk_size, out)
     os.replace(tmp, path)
     del run  # only references: the pairs themselves are freed below,
@@ -291,6 +301,13 @@ class _KeySampler:
             if u * (self.count + 1 + j) < self._limit:
                 self._kept.append((u, batch[j][0]))
         self.count += n
+
+    def key_bytes(self, sort_key: Callable[[Any], Any]) -> float:
+        """About how many bytes a sort key pickles to (from up to 16 sampled keys)."""
+        keys = [sort_key((k, None)) for _, k in self._kept[:16]]
+        if not keys:
+            return 0.0
+        return len(dumps_records(keys)) / len(keys)
 
     def sample(self, ordered: bool) -> Sample:
         """What the driver needs: the count, the keys that can pass the final fraction."""

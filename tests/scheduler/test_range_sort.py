@@ -17,7 +17,7 @@ import pytest
 
 from scheduler import SparkConf, SparkContext
 from scheduler._partitioner import Partitioner
-from scheduler._rangesort import RangeSort, SortedRun
+from scheduler._rangesort import RangeSort, SortedRun, write_sorted_run
 from scheduler._rdds import ShuffledRDD
 
 pytestmark = pytest.mark.timeout(120)
@@ -201,3 +201,17 @@ def test_big_shuffles_take_the_plain_range_shuffle_with_the_same_layout(
     got = sc.parallelize(data, 5).sortByKey(False, 7).glom().collect()
     assert got == expected
     assert len(sc.statusTracker().getJobIdsForGroup()) == jobs_before + 2  # sample, sort
+
+
+def test_large_keys_get_fewer_chunks_so_the_index_stays_small(
+    sc: SparkContext, tmp_path: Any
+) -> None:
+    spec = RangeSort(4, _identity, operator.itemgetter(0), True, 80.0)
+    assert spec.chunks_per_run() == spec.chunks_per_run(10.0) == 64
+    assert spec.chunks_per_run(1 << 20) == 4  # one per partition, not fewer
+    data = [(f"{(i * 7919) % 4001:05d}" + "x" * 4000, i) for i in range(4000)]
+    run, (count, _, ordered) = write_sorted_run(iter(data), spec, 0, str(tmp_path / "run"), 4096)
+    assert count == 4000 and ordered
+    # About 64 KiB of keys: 7 chunks of 4 KB first and last keys (16 with small keys).
+    assert 4 <= len(run.first_keys) <= 8
+    assert sc.parallelize(data, 2).sortByKey(True, 4).collect() == sorted(data)
