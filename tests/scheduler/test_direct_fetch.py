@@ -21,19 +21,11 @@ from typing import Any
 
 import _compat_support as support
 import pytest
+from _compat_support import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
 FORCE_REMOTE = {"spark.executorEnv.SPARKCTL_FORCE_REMOTE_FETCH": "1"}
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
