@@ -11,14 +11,12 @@ reduce task then reads from every run only the chunks that can hold its range,
 and merges sorted runs instead of sorting from scratch. One pass over the
 lineage instead of three.
 
-Records are assigned to reduce partitions by a rule every reduce task applies
-the same way, from the chunk index alone: a chunk whose first and last keys fall
-in one partition belongs to it whole; a chunk that straddles partitions is read
-by each of them, and each keeps the records whose key falls in its own range
-(clamped to the chunk's span, so that keys which are not totally ordered, such
-as NaN, are never lost or duplicated). A run whose keys are not in order as
-`<` sees it (NaN keys again) is flagged, and every reduce task reads it whole
-and keeps its own keys, as a plain range partitioner would.
+A reduce task reads from each run the chunks whose key span meets its range,
+and cuts the first and last of them by bisecting their keys. A run whose keys
+are not in order as `<` sees them (NaN) is flagged while it is written; the
+driver then shuffles once more with the plain range partitioner instead of
+reading runs by range, since with such keys a sort's output depends on its
+input order and only that gives PySpark's.
 """
 
 from __future__ import annotations
@@ -162,55 +160,30 @@ class RangeSort:
 
     # -- the reduce side ------------------------------------------------------------
 
-    def chunk_owners(self, run: SortedRun) -> list[tuple[int, int]]:
-        """For each chunk of `run`, the span of reduce partitions that read it.
+    def chunk_range(self, run: SortedRun, reduce_id: int) -> tuple[int, int]:
+        """The chunks [first, last) of `run` that can hold partition `reduce_id`'s keys.
 
-        Computed from the index alone, so every reduce task agrees.
+        Only the first and the last of them can hold other partitions' keys too: the run
+        is sorted and the bounds are in order, or the driver would not read it by range.
         """
         if not (run.ordered and self.readable_by_range):
-            whole = (0, self.num_partitions - 1)
-            return [whole] * len(run.first_keys)
-        spans = []
-        for first, last in zip(run.first_keys, run.last_keys, strict=True):
-            a = self._partition_of_sort_key(first)
-            b = self._partition_of_sort_key(last)
-            spans.append((a, b) if a <= b else (b, a))
-        return spans
+            raise RuntimeError("a run whose keys are out of order cannot be read by range")
+        owners = [
+            (self._partition_of_sort_key(first), self._partition_of_sort_key(last))
+            for first, last in zip(run.first_keys, run.last_keys, strict=True)
+        ]
+        wanted = [i for i, (a, b) in enumerate(owners) if min(a, b) <= reduce_id <= max(a, b)]
+        return (wanted[0], wanted[-1] + 1) if wanted else (0, 0)
 
-    def keep_own(
-        self, chunk: list[Any], span: tuple[int, int], reduce_id: int, ordered: bool
-    ) -> list[Any]:
-        """The pairs of a chunk shared by `span`'s partitions that belong to `reduce_id`.
-
-        From an ordered run, a slice found by bisecting the chunk's keys. Otherwise each
-        pair's partition, clamped to the span: every reader of the chunk applies the
-        same rule, so no pair is lost or read twice whatever its key.
-        """
-        sort_key = self.pair_sort_key
+    def own_part(self, chunk: list[Any], reduce_id: int) -> list[Any]:
+        """The pairs of a sorted chunk that belong to `reduce_id`: a slice, by bisection."""
         bounds = self.bounds
         assert bounds is not None
-        if ordered and self.readable_by_range:
-            keys = list(map(sort_key, chunk))
-            t = reduce_id if self.ascending else self.num_partitions - 1 - reduce_id
-            start = 0 if t == 0 else bisect.bisect_right(keys, bounds[t - 1])
-            end = len(keys) if t == len(bounds) else bisect.bisect_right(keys, bounds[t])
-            return chunk[start:end]
-        lo, hi = span
-        out = []
-        for kv in chunk:
-            p = self._partition_of_sort_key(sort_key(kv))
-            if min(max(p, lo), hi) == reduce_id:
-                out.append(kv)
-        return out
-
-    def chunks_for(self, run: SortedRun, reduce_id: int) -> tuple[int, int, list[tuple[int, int]]]:
-        """The chunks [first, last) of `run` that reduce partition `reduce_id` reads, and
-        the span of every chunk (the caller filters the shared ones)."""
-        spans = self.chunk_owners(run)
-        wanted = [i for i, (lo, hi) in enumerate(spans) if lo <= reduce_id <= hi]
-        if not wanted:
-            return 0, 0, spans
-        return wanted[0], wanted[-1] + 1, spans
+        keys = list(map(self.pair_sort_key, chunk))
+        t = reduce_id if self.ascending else self.num_partitions - 1 - reduce_id
+        start = 0 if t == 0 else bisect.bisect_right(keys, bounds[t - 1])
+        end = len(keys) if t == len(bounds) else bisect.bisect_right(keys, bounds[t])
+        return chunk[start:end]
 
 
 def write_sorted_run(

@@ -172,16 +172,11 @@ def _block_chunks(
         run = out.run
         if run is None:
             raise FetchFailedError(shuffle_id, map_index, out.executor_id, "not a sorted run")
-        first, last, spans = ranges.chunks_for(run, reduce_id)
-        if first == last:
-            continue
-        own = (reduce_id, reduce_id)
-        chunks = reader.chunks(run.offsets[first], run.offsets[last])
-        for span, chunk in zip(spans[first:last], chunks, strict=True):
-            if span == own:
-                yield chunk
-            else:
-                yield ranges.keep_own(chunk, span, reduce_id, run.ordered)
+        first, last = ranges.chunk_range(run, reduce_id)
+        chunks = reader.chunks(run.offsets[first], run.offsets[last]) if first < last else ()
+        for i, chunk in enumerate(chunks, first):
+            # Inner chunks hold only this partition's keys; the two ends are cut.
+            yield ranges.own_part(chunk, reduce_id) if i in (first, last - 1) else chunk
 
 
 class _Segments:
