@@ -207,6 +207,7 @@ class ApplicationDescription(_message.Message):
     APP_UI_URL_FIELD_NUMBER: _builtins.int
     USER_FIELD_NUMBER: _builtins.int
     INITIAL_EXECUTOR_LIMIT_FIELD_NUMBER: _builtins.int
+    EXECUTORS_REPORT_REGISTRATION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     max_cores: _builtins.int
     """spark.cores.max; 0 = no limit."""
@@ -219,6 +220,12 @@ class ApplicationDescription(_message.Message):
     initial_executor_limit: _builtins.int
     """Initial executor limit under dynamic allocation (spark.dynamicAllocation.initialExecutors);
     unset = no limit. Set to 0, the application starts without executors.
+    """
+    executors_report_registration: _builtins.bool
+    """The executor command tells its Worker (ExecutorRegistered) once it has registered
+    with its driver: the Worker reports it RUNNING only then, so that executors that
+    cannot reach their driver count towards spark.deploy.maxExecutorRetries. Unset, an
+    executor is RUNNING once it survived the Worker's startup grace.
     """
     @_builtins.property
     def command(self) -> Global___Command: ...
@@ -233,10 +240,11 @@ class ApplicationDescription(_message.Message):
         app_ui_url: _builtins.str = ...,
         user: _builtins.str = ...,
         initial_executor_limit: _builtins.int | None = ...,
+        executors_report_registration: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_initial_executor_limit", b"_initial_executor_limit", "command", b"command", "initial_executor_limit", b"initial_executor_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_initial_executor_limit", b"_initial_executor_limit", "app_ui_url", b"app_ui_url", "command", b"command", "cores_per_executor", b"cores_per_executor", "initial_executor_limit", b"initial_executor_limit", "max_cores", b"max_cores", "memory_per_executor_mb", b"memory_per_executor_mb", "name", b"name", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_initial_executor_limit", b"_initial_executor_limit", "app_ui_url", b"app_ui_url", "command", b"command", "cores_per_executor", b"cores_per_executor", "executors_report_registration", b"executors_report_registration", "initial_executor_limit", b"initial_executor_limit", "max_cores", b"max_cores", "memory_per_executor_mb", b"memory_per_executor_mb", "name", b"name", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__initial_executor_limit: _TypeAlias = _typing.Literal["initial_executor_limit"]  # noqa: Y015
     _WhichOneofArgType__initial_executor_limit: _TypeAlias = _typing.Literal["_initial_executor_limit", b"_initial_executor_limit"]  # noqa: Y015
@@ -1396,6 +1404,30 @@ class MemoryExceeded(_message.Message):
     """Worker: the memory monitor found a process over its limit."""
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ExecutorRegistered(_message.Message):
+        """Executor -> its Worker: it registered with its driver (see
+        ApplicationDescription.executors_report_registration).
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        APP_ID_FIELD_NUMBER: _builtins.int
+        EXECUTOR_ID_FIELD_NUMBER: _builtins.int
+        app_id: _builtins.str
+        executor_id: _builtins.int
+        def __init__(
+            self,
+            *,
+            app_id: _builtins.str = ...,
+            executor_id: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "executor_id", b"executor_id"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     APP_ID_FIELD_NUMBER: _builtins.int
     EXECUTOR_ID_FIELD_NUMBER: _builtins.int
