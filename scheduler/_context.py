@@ -55,6 +55,10 @@ __all__ = ["SparkContext", "parse_master"]
 
 log = logging.getLogger(__name__)
 
+#: The master and application name of a context whose conf sets neither (PySpark's).
+DEFAULT_MASTER = "local[*]"
+DEFAULT_APP_NAME = "pyspark-shell"
+
 #: Driver settings executors receive in SPARKCTL_RPC_CONF (never a secret).
 _EXECUTOR_RPC_PREFIXES = (
     "spark.rpc.",
@@ -99,10 +103,10 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                 self._conf.setAppName(appName)
             for key, value in (environment or {}).items():
                 self._conf.setExecutorEnv(key, value)
-            if not self._conf.contains("spark.master"):
-                raise ValueError("A master URL must be set in your configuration")
-            if not self._conf.contains("spark.app.name"):
-                raise ValueError("An application name must be set in your configuration")
+            # What PySpark's launcher (spark-submit pyspark-shell) gives a program run with
+            # plain `python app.py`: every core of this host, and the launcher's own name.
+            self._conf.setIfMissing("spark.master", DEFAULT_MASTER)
+            self._conf.setIfMissing("spark.app.name", DEFAULT_APP_NAME)
             self._conf.to_conf().warn_unknown()
             SparkContext._active_spark_context = self
         try:
