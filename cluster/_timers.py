@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 __all__ = ["Ticker", "later"]
@@ -17,31 +18,65 @@ log = logging.getLogger(__name__)
 
 
 class Ticker:
-    """Calls `action` every `interval` seconds on a daemon thread until `stop()`."""
+    """Calls `action` every `interval` seconds on a daemon thread until `stop()`.
+
+    `set_interval` changes the period at once (a worker told its heartbeat
+    interval by the Master must not wait out its old, longer period first).
+    """
 
     def __init__(self, name: str, interval: float, action: Callable[[], None]) -> None:
-        if interval <= 0:
-            raise ValueError(f"{name}: the interval must be positive, not {interval}")
+        _check_interval(name, interval)
+        self._name = name
         self._interval = interval
         self._action = action
-        self._stopped = threading.Event()
+        self._stopped = False
+        self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @property
+    def interval(self) -> float:
+        """The current period in seconds."""
+        return self._interval
 
     def start(self) -> Ticker:
         """Start ticking; returns self."""
         self._thread.start()
         return self
 
+    def set_interval(self, interval: float) -> None:
+        """Tick every `interval` seconds from now on, counted from the last tick."""
+        _check_interval(self._name, interval)
+        with self._changed:
+            self._interval = interval
+            self._changed.notify_all()
+
     def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
+        last = time.monotonic()
+        while True:
+            with self._changed:
+                while not self._stopped:
+                    remaining = last + self._interval - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._changed.wait(remaining)
+                if self._stopped:
+                    return
+            last = time.monotonic()
             try:
                 self._action()
             except Exception:  # a failed tick must not end the ticker
-                log.exception("timer %s failed", self._thread.name)
+                log.exception("timer %s failed", self._name)
 
     def stop(self) -> None:
         """Stop ticking (does not wait for a running action)."""
-        self._stopped.set()
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+
+
+def _check_interval(name: str, interval: float) -> None:
+    if not interval > 0:
+        raise ValueError(f"{name}: the interval must be positive, not {interval}")
 
 
 def later(delay: float, action: Callable[[], None], name: str = "timer") -> threading.Timer:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import pathlib
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -94,11 +93,14 @@ class Master(MasterLeadership):
 
     def on_start(self) -> None:
         self.url = self.rpc_env.address.to_spark_url()
-        interval = max(0.05, self.worker_timeout / 4)
         ref = self.self_ref
-        self._ticker = Ticker(
-            "master-timeouts", interval, lambda: ref.send(pb.CheckWorkerTimeouts())
-        )
+        liveness = self.liveness
+
+        def check() -> None:
+            liveness.issue()  # judged as of now, however long the inbox makes it wait
+            ref.send(pb.CheckWorkerTimeouts())
+
+        self._ticker = Ticker("master-timeouts", liveness.check_interval, check)
         self._ticker.start()
         if self.recovery_mode == "ZOOKEEPER":
             self.status = MS.MASTER_STATUS_STANDBY
@@ -151,10 +153,10 @@ class Master(MasterLeadership):
         if worker_id is not None:
             worker = self.workers[worker_id]
             if worker.alive:
-                # Suspected at once: no new work goes there; it is declared DEAD
-                # only if it also stays silent for spark.worker.timeout.
+                # Suspected at once: no new work goes there; DEAD unless it comes
+                # back within spark.sparkctl.worker.disconnectGrace.
                 log.info("worker %s disconnected; suspected until heard from again", worker_id)
-                worker.suspected = True
+                worker.lost_connection(self.liveness.clock())
         app_id = self.app_by_address.get(address)
         if app_id is not None and app_id in self.apps:
             self._finish_app(
@@ -222,6 +224,7 @@ class Master(MasterLeadership):
                 master_url=self.url,
                 master_webui_url=self.webui_url,
                 master_epoch=self.epoch,
+                heartbeat_interval_ms=round(self.liveness.heartbeat_interval * 1000),
             )
         )
         log.info(
@@ -314,7 +317,7 @@ class Master(MasterLeadership):
     def _on_heartbeat(self, msg: pb.WorkerHeartbeat, sender: RpcEndpointRef | None) -> None:
         worker = self.workers.get(msg.worker_id)
         if worker is not None and worker.alive and worker.incarnation == msg.incarnation:
-            worker.heard_from()
+            worker.heard_from(self.liveness.clock())
             return
         if worker is not None and worker.incarnation > msg.incarnation:
             log.debug("ignoring a heartbeat of a stale incarnation of %s", msg.worker_id)
@@ -331,17 +334,20 @@ class Master(MasterLeadership):
     def _on_check_worker_timeouts(
         self, _msg: pb.CheckWorkerTimeouts, _s: RpcEndpointRef | None
     ) -> None:
-        now = time.monotonic()
-        for worker in list(self.workers.values()):
-            silent = now - worker.last_heartbeat
-            if worker.alive and silent > self.worker_timeout:
-                self._remove_worker(
-                    worker,
-                    f"no heartbeat for {silent:.1f}s "
-                    f"(spark.worker.timeout={self.worker_timeout:g}s)",
-                )
-            elif worker.state == WS.WORKER_STATE_DEAD and silent > 15 * self.worker_timeout:
-                del self.workers[worker.worker_id]  # the UI shows the dead for a while, not forever
+        liveness = self.liveness
+        issued = liveness.take_issue_time()
+        now = liveness.clock()
+        if now - issued > liveness.timeout / 4:
+            log.warning(
+                "master is %.1fs behind its inbox; worker timeouts are judged as of "
+                "when the check was issued",
+                now - issued,
+            )
+        for verdict in liveness.verdicts(list(self.workers.values()), issued):
+            if verdict.worker.alive:  # an earlier removal may have replaced it meanwhile
+                self._remove_worker(verdict.worker, verdict.reason)
+        for worker in liveness.forgettable(list(self.workers.values()), now):
+            del self.workers[worker.worker_id]  # the UI shows the dead for a while, not forever
 
     def _remove_worker(self, worker: WorkerInfo, reason: str) -> None:
         """Declare `worker` DEAD: its executors are LOST, its drivers relaunched or failed."""

@@ -18,6 +18,7 @@ import time
 from google.protobuf.message import Message
 
 from cluster._timers import Ticker
+from cluster.master_liveness import WorkerLiveness
 from cluster.master_state import (
     AppInfo,
     AppStateValue,
@@ -63,6 +64,7 @@ class MasterBase(RpcEndpoint):
         self.worker_timeout = conf.get_duration("spark.worker.timeout", 60.0) or 60.0
         if self.worker_timeout <= 0:
             raise ValueError(f"spark.worker.timeout must be positive, not {self.worker_timeout}")
+        self.liveness = WorkerLiveness.from_conf(conf, self.worker_timeout)
         self.max_executor_retries = conf.get_int("spark.deploy.maxExecutorRetries", 10)
         # Cores of an application that does not set spark.cores.max (0 = all).
         self.default_cores = conf.get_int("spark.deploy.defaultCores", 0) or 0
@@ -132,6 +134,10 @@ class MasterBase(RpcEndpoint):
             worker = self.workers.get(executor.worker_id)
             if worker is not None:
                 worker.executors.pop(executor.key, None)
+        # A finished app is shown as a summary: its executor records would keep
+        # up to 200 apps x thousands of executors alive and in every cluster state.
+        app.final_cores = app.cores_granted
+        app.executors.clear()
         for worker in self.workers.values():
             if worker.alive:
                 self._send(
@@ -157,24 +163,31 @@ class MasterBase(RpcEndpoint):
         """Place waiting drivers, then executors of waiting applications."""
         if self.status != MS.MASTER_STATUS_ALIVE:
             return
+        waiting = [self.drivers[d] for d in self.waiting_drivers if d in self.drivers]
+        apps = [
+            a
+            for a in self.apps.values()
+            if not a.finished and a.state != AS.APPLICATION_STATE_UNKNOWN and _wants_more(a)
+        ]
+        if not waiting and not apps:
+            return  # the common case (a registration, an exit): nothing to place, O(1)
+        # Only workers with something free: a full cluster costs one pass, not a placement.
         usable = {
-            w.worker_id: w for w in self.workers.values() if w.alive and not w.suspected and w.ref
+            w.worker_id: w
+            for w in self.workers.values()
+            if w.alive and not w.suspected and w.ref and w.cores_free > 0
         }
+        if not usable:
+            return
         resources = [
             WorkerResources(w.worker_id, w.cores_free, w.memory_free_mb) for w in usable.values()
         ]
-        waiting = [self.drivers[d] for d in self.waiting_drivers if d in self.drivers]
         demands = [
             DriverDemand(d.driver_id, d.description.cores, d.description.memory_mb) for d in waiting
         ]
         placed, resources = self.placement.place_drivers(demands, resources)
         for driver_id, worker_id in placed:
             self._launch_driver(self.drivers[driver_id], usable[worker_id])
-        apps = [
-            a
-            for a in self.apps.values()
-            if not a.finished and a.state != AS.APPLICATION_STATE_UNKNOWN
-        ]
         app_demands = [
             AppDemand(
                 app_id=a.app_id,
@@ -287,3 +300,11 @@ class MasterBase(RpcEndpoint):
             ref.send(message)
         except RpcError as exc:
             log.warning("could not send %s to %s: %s", message.DESCRIPTOR.full_name, ref, exc)
+
+
+def _wants_more(app: AppInfo) -> bool:
+    """Whether `app` may be granted another executor or core (cheap: no worker looked at)."""
+    min_cores = app.description.cores_per_executor or 1
+    if app.cores_left < min_cores:
+        return False
+    return app.executor_limit is None or len(app.executors) < app.executor_limit

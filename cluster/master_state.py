@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-from typing import TypeAlias
+from collections.abc import Callable
+from typing import Any, TypeAlias, TypeVar
 
 from rpcenv import RpcAddress, RpcEndpointRef
 from sparkctl.v1 import deploy_pb2
@@ -25,6 +26,7 @@ __all__ = [
     "DriverStateValue",
     "ExecutorInfo",
     "ExecutorStateValue",
+    "Holdings",
     "IdGenerator",
     "WorkerInfo",
     "WorkerStateValue",
@@ -91,6 +93,82 @@ class IdGenerator:
         self._drivers = itertools.count(driver_ids)
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class Holdings(dict[_K, _V]):
+    """A dict of executors or drivers that keeps the sum of their cores and memory.
+
+    The Master asks a worker's free resources for every worker on every placement;
+    summing each worker's executors there made one placement O(executors) and
+    registering N workers O(N^2). Values must not change their size while held.
+    """
+
+    __slots__ = ("_size", "cores", "memory_mb")
+
+    def __init__(self, size: Callable[[_V], tuple[int, int]]) -> None:
+        super().__init__()
+        self._size = size
+        self.cores = 0
+        self.memory_mb = 0
+
+    def _add(self, value: _V, sign: int) -> None:
+        cores, memory_mb = self._size(value)
+        self.cores += sign * cores
+        self.memory_mb += sign * memory_mb
+
+    def __setitem__(self, key: _K, value: _V) -> None:
+        old = super().get(key)
+        if old is not None:
+            self._add(old, -1)
+        super().__setitem__(key, value)
+        self._add(value, 1)
+
+    def __delitem__(self, key: _K) -> None:
+        self._add(self[key], -1)
+        super().__delitem__(key)
+
+    def pop(self, key: _K, *default: Any) -> Any:
+        """As dict.pop, keeping the sums."""
+        if key in self:
+            value = super().pop(key)
+            self._add(value, -1)
+            return value
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def clear(self) -> None:
+        """As dict.clear, keeping the sums."""
+        super().clear()
+        self.cores = 0
+        self.memory_mb = 0
+
+    def _refuse(self, *args: object, **kwargs: object) -> Any:
+        raise TypeError("Holdings supports only [k] = v, del, pop and clear")
+
+    update = setdefault = popitem = __ior__ = _refuse
+
+
+def _executor_size(executor: ExecutorInfo) -> tuple[int, int]:
+    return executor.cores, executor.memory_mb
+
+
+def _driver_size(driver: DriverInfo) -> tuple[int, int]:
+    return driver.description.cores, driver.description.memory_mb
+
+
+def executor_holdings() -> Holdings[Any, ExecutorInfo]:
+    """An empty executor map that sums cores and memory."""
+    return Holdings(_executor_size)
+
+
+def driver_holdings() -> Holdings[str, DriverInfo]:
+    """An empty driver map that sums cores and memory."""
+    return Holdings(_driver_size)
+
+
 @dataclasses.dataclass(slots=True)
 class ExecutorInfo:
     """One executor of one application, on one worker."""
@@ -125,8 +203,12 @@ class WorkerInfo:
     last_heartbeat_ms: int = dataclasses.field(default_factory=now_ms)
     # The connection dropped: no new work until it is heard from again.
     suspected: bool = False
-    executors: dict[tuple[str, int], ExecutorInfo] = dataclasses.field(default_factory=dict)
-    drivers: dict[str, DriverInfo] = dataclasses.field(default_factory=dict)
+    # When its connection closed (monotonic; None while connected or heard from since).
+    disconnected_at: float | None = None
+    executors: Holdings[tuple[str, int], ExecutorInfo] = dataclasses.field(
+        default_factory=executor_holdings
+    )
+    drivers: Holdings[str, DriverInfo] = dataclasses.field(default_factory=driver_holdings)
 
     @property
     def address(self) -> RpcAddress:
@@ -136,16 +218,12 @@ class WorkerInfo:
     @property
     def cores_used(self) -> int:
         """Cores held by its executors and drivers."""
-        return sum(e.cores for e in self.executors.values()) + sum(
-            d.description.cores for d in self.drivers.values()
-        )
+        return self.executors.cores + self.drivers.cores
 
     @property
     def memory_used_mb(self) -> int:
         """Memory held by its executors and drivers."""
-        return sum(e.memory_mb for e in self.executors.values()) + sum(
-            d.description.memory_mb for d in self.drivers.values()
-        )
+        return self.executors.memory_mb + self.drivers.memory_mb
 
     @property
     def cores_free(self) -> int:
@@ -162,11 +240,17 @@ class WorkerInfo:
         """ALIVE (suspected workers are alive but get no new work)."""
         return self.state == WS.WORKER_STATE_ALIVE
 
-    def heard_from(self) -> None:
-        """Record a sign of life."""
-        self.last_heartbeat = time.monotonic()
+    def heard_from(self, now: float | None = None) -> None:
+        """Record a sign of life (at monotonic `now`, by default the present)."""
+        self.last_heartbeat = time.monotonic() if now is None else now
         self.last_heartbeat_ms = now_ms()
         self.suspected = False
+        self.disconnected_at = None
+
+    def lost_connection(self, now: float | None = None) -> None:
+        """Its connection closed: suspected (no new work) until heard from again."""
+        self.suspected = True
+        self.disconnected_at = time.monotonic() if now is None else now
 
 
 @dataclasses.dataclass(slots=True)
@@ -181,17 +265,19 @@ class AppInfo:
     end_time_ms: int = 0
     state: AppStateValue = AS.APPLICATION_STATE_WAITING
     message: str = ""
-    executors: dict[int, ExecutorInfo] = dataclasses.field(default_factory=dict)
+    executors: Holdings[int, ExecutorInfo] = dataclasses.field(default_factory=executor_holdings)
     next_executor_id: int = 0
     # Abnormal executor exits in a row (reset when one reaches RUNNING).
     retry_count: int = 0
     # Dynamic allocation's target; None = as many as cores allow.
     executor_limit: int | None = None
+    # Cores it held when it finished (its executor records are dropped then).
+    final_cores: int = 0
 
     @property
     def cores_granted(self) -> int:
         """Cores held by its executors now."""
-        return sum(e.cores for e in self.executors.values())
+        return self.executors.cores
 
     @property
     def cores_left(self) -> int:

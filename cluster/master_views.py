@@ -36,11 +36,11 @@ def worker_summary(worker: WorkerInfo) -> api.WorkerSummary:
 
 
 def app_summary(app: AppInfo) -> api.ApplicationSummary:
-    """One application, with its executors."""
+    """One application, with its executors while it runs (a finished one has none left)."""
     return api.ApplicationSummary(
         id=app.app_id,
         name=app.description.name,
-        cores=app.cores_granted,
+        cores=app.final_cores if app.finished else app.cores_granted,
         max_cores=app.description.max_cores,
         memory_per_executor_mb=app.description.memory_per_executor_mb,
         state=app.state,

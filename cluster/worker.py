@@ -75,6 +75,7 @@ class Worker(WorkerDrivers):
             pb.ProcessExited: self._on_process_exited,
             pb.MemoryExceeded: self._on_memory_exceeded,
             pb.ExecutorStartupCheck: self._on_startup_check,
+            pb.ExecutorRegistered: self._on_executor_registered,
             pb.CleanupWorkDirs: self._on_cleanup,
         }
 
@@ -84,11 +85,10 @@ class Worker(WorkerDrivers):
         ref = self.self_ref
         self._finder = MasterFinder(self.rpc_env, self.master_urls, self._master_found)
         self._finder.start()
-        self._tickers.append(
-            Ticker(
-                "worker-heartbeat", self.heartbeat_interval, lambda: ref.send(pb.SendHeartbeat())
-            )
+        self._heartbeat = Ticker(
+            "worker-heartbeat", self.heartbeat_interval, lambda: ref.send(pb.SendHeartbeat())
         )
+        self._tickers.append(self._heartbeat)
         if self.cleanup_enabled:
             self._tickers.append(
                 Ticker(
@@ -256,6 +256,11 @@ class Worker(WorkerDrivers):
         self.master_url = msg.master_url
         self.master_webui_url = msg.master_webui_url
         self.master_epoch = msg.master_epoch
+        if msg.heartbeat_interval_ms > 0 and self._heartbeat is not None:
+            # The Master owns the interval: a timeout set on it alone must not make
+            # workers that keep their own (longer) default flap.
+            self.heartbeat_interval = max(0.05, msg.heartbeat_interval_ms / 1000)
+            self._heartbeat.set_interval(self.heartbeat_interval)
         self._failures = 0
         self.registered.set()
         while self._unsent:  # changes that happened while the registration was on its way
@@ -349,7 +354,9 @@ class Worker(WorkerDrivers):
             )
             return
         try:
-            spec = executor_launch_spec(msg, self.work_dir, self.rpc_env.address.host, self.url)
+            spec = executor_launch_spec(
+                msg, self.work_dir, self.executor_host, self.url, self.local_dirs
+            )
         except ValueError as exc:
             failed(str(exc))
             return
@@ -368,6 +375,7 @@ class Worker(WorkerDrivers):
             ),
         )
         runner = ExecutorRunner(msg.app_id, msg.executor_id, msg.cores, msg.memory_mb, process)
+        runner.awaits_registration = msg.app_description.executors_report_registration
         try:
             process.start()
         except OSError as exc:
@@ -402,11 +410,30 @@ class Worker(WorkerDrivers):
             )
             self._on_memory_exceeded(exceeded, None)
             return
+        runner.grace_over = True
+        if runner.awaits_registration and not runner.driver_registered:
+            # Alive is not enough: an executor that cannot reach its driver lives a few
+            # seconds, and RUNNING would reset spark.deploy.maxExecutorRetries each time.
+            return
+        self._report_running(runner)
+
+    def _on_executor_registered(
+        self, msg: pb.ExecutorRegistered, _s: RpcEndpointRef | None
+    ) -> None:
+        """The executor registered with its driver: RUNNING once its startup grace is over."""
+        runner = self.executors.get((msg.app_id, msg.executor_id))
+        if runner is None or runner.stop_reason or runner.state != ES.EXECUTOR_STATE_LAUNCHING:
+            return
+        runner.driver_registered = True
+        if runner.grace_over:
+            self._report_running(runner)
+
+    def _report_running(self, runner: ExecutorRunner) -> None:
         runner.state = ES.EXECUTOR_STATE_RUNNING
         self._to_master(
             pb.ExecutorStateChanged(
-                app_id=msg.app_id,
-                executor_id=msg.executor_id,
+                app_id=runner.app_id,
+                executor_id=runner.executor_id,
                 state=ES.EXECUTOR_STATE_RUNNING,
                 worker_id=self.worker_id,
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import pathlib
 import threading
 import time
@@ -21,8 +22,8 @@ from google.protobuf.message import Message
 from cluster._timers import Ticker
 from cluster.master_finder import MasterFinder
 from cluster.memory_monitor import MemoryMonitor
-from cluster.worker_runners import DriverRunner, ExecutorRunner
-from rpcenv import Conf, RpcEndpoint, RpcEndpointRef, RpcError
+from cluster.worker_runners import DriverRunner, ExecutorRunner, worker_local_dirs
+from rpcenv import Conf, RpcAddress, RpcEndpoint, RpcEndpointRef, RpcError, route_address
 
 __all__ = ["ENDPOINT_NAME", "STOP_GRACE_S", "WorkerBase"]
 
@@ -80,6 +81,8 @@ class WorkerBase(RpcEndpoint):
         self.memory_check_interval = memory_interval or 1.0
         grace = conf.get_duration("spark.sparkctl.worker.executorStartupGrace", 0.5)
         self.startup_grace = 0.5 if grace is None else grace
+        #: The executors' local dirs (SPARK_EXECUTOR_DIRS), stronger than the app's own.
+        self.local_dirs = worker_local_dirs(os.environ, conf.get_str("spark.local.dir"))
         self.master_ref: RpcEndpointRef | None = None
         self.master_url = ""
         self.master_webui_url = ""
@@ -99,6 +102,8 @@ class WorkerBase(RpcEndpoint):
         self._failures = 0
         self._finder: MasterFinder | None = None
         self._tickers: list[Ticker] = []
+        # Its period is the Master's to set (RegisterWorkerResponse.heartbeat_interval_ms).
+        self._heartbeat: Ticker | None = None
         self._monitor: MemoryMonitor | None = None
         self._launch_times: collections.deque[float] = collections.deque(maxlen=100)
         self._stopping = threading.Event()
@@ -110,6 +115,28 @@ class WorkerBase(RpcEndpoint):
     def url(self) -> str:
         """`spark://Worker@host:port`: how executors find this worker."""
         return f"spark://{ENDPOINT_NAME}@{self.rpc_env.address.host_port}"
+
+    @property
+    def executor_host(self) -> str:
+        """The host executors advertise ({{HOSTNAME}}): ours, or our route to the Master.
+
+        A Worker listening on a wildcard address cannot be dialled there; its
+        executors take the local end of its route to the Master instead.
+        """
+        host = self.rpc_env.address.host
+        if host not in ("0.0.0.0", "::", ""):
+            return host
+        for url in [self.master_url, *self.master_urls]:
+            if not url:
+                continue
+            try:
+                master = RpcAddress.from_uri(url)
+            except ValueError:
+                continue
+            routed = route_address(master.host, master.port)
+            if routed is not None:
+                return routed
+        return host
 
     @property
     def cores_used(self) -> int:

@@ -440,6 +440,7 @@ class RegisterWorkerResponse(_message.Message):
     MASTER_EPOCH_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     MASTER_IN_STANDBY_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _builtins.int
     accepted: _builtins.bool
     master_url: _builtins.str
     master_webui_url: _builtins.str
@@ -447,6 +448,10 @@ class RegisterWorkerResponse(_message.Message):
     reason: _builtins.str
     """Why registration was refused (stale incarnation, standby master, ...)."""
     master_in_standby: _builtins.bool
+    heartbeat_interval_ms: _builtins.int
+    """How often the worker must heartbeat (spark.worker.timeout / 4 of the Master):
+    the Master owns the interval; 0 (an older Master) keeps the worker's own.
+    """
     def __init__(
         self,
         *,
@@ -456,10 +461,11 @@ class RegisterWorkerResponse(_message.Message):
         master_epoch: _builtins.int = ...,
         reason: _builtins.str = ...,
         master_in_standby: _builtins.bool = ...,
+        heartbeat_interval_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "master_epoch", b"master_epoch", "master_in_standby", b"master_in_standby", "master_url", b"master_url", "master_webui_url", b"master_webui_url", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "heartbeat_interval_ms", b"heartbeat_interval_ms", "master_epoch", b"master_epoch", "master_in_standby", b"master_in_standby", "master_url", b"master_url", "master_webui_url", b"master_webui_url", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1400,34 +1406,36 @@ class ExecutorStartupCheck(_message.Message):
 Global___ExecutorStartupCheck: _TypeAlias = ExecutorStartupCheck  # noqa: Y015
 
 @_typing.final
+class ExecutorRegistered(_message.Message):
+    """Executor -> its Worker: it registered with its driver (see
+    ApplicationDescription.executors_report_registration).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_ID_FIELD_NUMBER: _builtins.int
+    EXECUTOR_ID_FIELD_NUMBER: _builtins.int
+    app_id: _builtins.str
+    executor_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        app_id: _builtins.str = ...,
+        executor_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "executor_id", b"executor_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutorRegistered: _TypeAlias = ExecutorRegistered  # noqa: Y015
+
+@_typing.final
 class MemoryExceeded(_message.Message):
     """Worker: the memory monitor found a process over its limit."""
 
     DESCRIPTOR: _descriptor.Descriptor
-
-    @_typing.final
-    class ExecutorRegistered(_message.Message):
-        """Executor -> its Worker: it registered with its driver (see
-        ApplicationDescription.executors_report_registration).
-        """
-
-        DESCRIPTOR: _descriptor.Descriptor
-
-        APP_ID_FIELD_NUMBER: _builtins.int
-        EXECUTOR_ID_FIELD_NUMBER: _builtins.int
-        app_id: _builtins.str
-        executor_id: _builtins.int
-        def __init__(
-            self,
-            *,
-            app_id: _builtins.str = ...,
-            executor_id: _builtins.int = ...,
-        ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "executor_id", b"executor_id"]  # noqa: Y015
-        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     APP_ID_FIELD_NUMBER: _builtins.int
     EXECUTOR_ID_FIELD_NUMBER: _builtins.int
