@@ -1,8 +1,8 @@
 """One Connect stream with a peer, shared by every endpoint, in both directions.
 
-The dialling side passes `frames()` as its request iterator and reads the
-responses; the listening side returns `frames()` from its handler and reads the
-requests on a thread of its own. Either way `read()` delivers envelopes in the
+Either side runs the stream as coroutines on the env's I/O loop: a writer that
+drains the outbox (`write_frames`) and a reader that hands each frame to
+`receive`. No thread is held per stream. `receive` delivers envelopes in the
 order the peer sent them, and `close()` tells the env exactly once.
 """
 
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 
 from google.protobuf.message import DecodeError
 
 from rpcenv._address import RpcAddress
 from rpcenv._errors import RpcError, RpcProtocolError
 from rpcenv.grpc._framing import encode_frame
+from rpcenv.grpc._loop import IoLoop
 from rpcenv.grpc._outbox import Outbox, QueuedEnvelope
 from sparkctl.v1 import rpc_pb2
 
@@ -24,12 +25,15 @@ __all__ = ["Connection"]
 
 log = logging.getLogger(__name__)
 
+_parse_frame = rpc_pb2.ConnectRequest.FromString
+
 
 class Connection:
     """The state of one stream: its outbox, whether the handshake is done."""
 
     def __init__(
         self,
+        io: IoLoop,
         peer: RpcAddress,
         outbound: bool,
         deliver: Callable[[RpcAddress, Iterable[rpc_pb2.Envelope]], None],
@@ -38,7 +42,7 @@ class Connection:
     ) -> None:
         self.peer = peer
         self.outbound = outbound
-        self.outbox = Outbox()
+        self.outbox = Outbox(io)
         self.connected = False
         self.finished = threading.Event()
         self._deliver = deliver
@@ -50,38 +54,41 @@ class Connection:
         self.error: RpcError | None = None
 
     def put(self, item: QueuedEnvelope) -> bool:
-        """Queue a serialized envelope; False when the stream is closing."""
+        """Queue a serialized envelope (from any thread); False when the stream is closing."""
         return self.outbox.put(item)
 
-    def frames(self, hello: bytes = b"") -> Iterator[bytes]:
-        """Serialized frames to write: the hello (if any), then batches from the outbox."""
+    async def write_frames(
+        self, write: Callable[[bytes], Awaitable[None]], hello: bytes = b""
+    ) -> None:
+        """Write the hello (if any), then batches from the outbox until it closes."""
         if hello:
-            yield encode_frame((), hello)
+            await write(encode_frame((), hello))
         take = self.outbox.take
         while True:
-            items = take()
+            items = await take()
             if items is None:
                 return
-            yield encode_frame([item[0] for item in items])
+            await write(encode_frame([item[0] for item in items]))
 
-    def read(self, frames: Iterable[bytes]) -> None:
-        """Deliver every frame the peer sends until the stream ends.
+    def receive(self, data: bytes) -> None:
+        """Deliver one frame the peer sent.
 
         Raises:
             RpcProtocolError: a frame that does not parse.
         """
-        parse = rpc_pb2.ConnectRequest.FromString
-        deliver = self._deliver
-        peer = self.peer
-        for data in frames:
-            try:
-                frame = parse(data).frame
-            except DecodeError as exc:
-                raise RpcProtocolError(f"malformed frame from {peer}: {exc}") from None
-            if frame.HasField("hello"):
-                self._on_hello(self, frame.hello)
-            if frame.envelopes:
-                deliver(peer, frame.envelopes)
+        try:
+            frame = _parse_frame(data).frame
+        except DecodeError as exc:
+            raise RpcProtocolError(f"malformed frame from {self.peer}: {exc}") from None
+        if frame.HasField("hello"):
+            self._on_hello(self, frame.hello)
+        if frame.envelopes:
+            self._deliver(self.peer, frame.envelopes)
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` was called."""
+        return self._closed
 
     def close(self, error: RpcError | None, drain: bool = False) -> None:
         """End the stream; the env hears of it once. With `drain`, queued frames go out first."""

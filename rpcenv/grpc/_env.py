@@ -3,17 +3,23 @@
 A connection is keyed by the peer's advertised address; whichever side dialled,
 both reuse it for every endpoint and both directions. A client-mode env has no
 server: peers reach it over the stream it opened.
+
+Every stream, inbound or outbound, runs as coroutines on the env's one I/O loop
+thread (`IoLoop`), so a connection costs no thread: the server serves thousands
+of peers with a fixed handful. Envelopes reach the dispatcher from that loop,
+in order per peer; endpoint code never runs on it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-import time
 import uuid
 from typing import Any
 
 import grpc
+import grpc.aio
 from google.protobuf import descriptor as pb_descriptor
 
 from rpcenv._address import RpcAddress
@@ -30,6 +36,7 @@ from rpcenv._errors import (
 )
 from rpcenv._security import AuthVerifier, check_bind_allowed, make_auth_token, resolve_secret
 from rpcenv.grpc._connection import Connection
+from rpcenv.grpc._loop import IoLoop
 from rpcenv.grpc._outbox import QueuedEnvelope
 from rpcenv.grpc._server import (
     AUTH_METADATA,
@@ -48,6 +55,16 @@ log = logging.getLogger(__name__)
 
 _OVERHEAD = 1 << 20  # room for envelope and frame headers above the message limit
 
+#: Default of spark.rpc.io.connectionTimeout: how long a connection may sit without
+#: finishing its handshake or without any call open before the server closes it.
+DEFAULT_CONNECTION_TIMEOUT = 30.0
+#: Default of spark.rpc.io.serverThreads: threads for public unary handlers only.
+DEFAULT_HANDLER_THREADS = 16
+#: Pings closer together than this (on a connection with no data) are strikes; a few
+#: strikes and the server sends GOAWAY too_many_pings. Our own keepalive stays wider.
+_MIN_PING_INTERVAL_MS = 5_000
+_MAX_PING_STRIKES = 2
+
 
 class GrpcRpcEnv(BaseRpcEnv):
     """An RpcEnv on gRPC."""
@@ -55,7 +72,7 @@ class GrpcRpcEnv(BaseRpcEnv):
     def __init__(self, name: str, host: str, port: int, conf: Conf, client_mode: bool) -> None:
         self._secret = resolve_secret(conf)
         self._tls = tls_enabled(conf)
-        # Read now, so that a bad file fails RpcEnv.create, not each dial in its thread
+        # Read now, so that a bad file fails RpcEnv.create, not each dial on the loop
         # (where it left the first ask waiting for its whole timeout).
         self._channel_credentials = channel_credentials(conf) if self._tls else None
         env_id = uuid.uuid4().hex
@@ -69,6 +86,14 @@ class GrpcRpcEnv(BaseRpcEnv):
         self.env_id = env_id
         limit = min(self._max_message_bytes + _OVERHEAD, 2**31 - 1)  # gRPC sizes are int32
         keepalive_ms = int((conf.get_duration("spark.rpc.keepalive.interval") or 20.0) * 1000)
+        if keepalive_ms <= 0:
+            raise RpcConfigError("spark.rpc.keepalive.interval must be positive")
+        connection_timeout = conf.get_duration(
+            "spark.rpc.io.connectionTimeout", DEFAULT_CONNECTION_TIMEOUT
+        )
+        if connection_timeout is None or connection_timeout <= 0:
+            raise RpcConfigError("spark.rpc.io.connectionTimeout must be positive")
+        handler_threads = conf.get_int("spark.rpc.io.serverThreads") or DEFAULT_HANDLER_THREADS
         self._channel_options: list[tuple[str, Any]] = [
             ("grpc.max_send_message_length", limit),
             ("grpc.max_receive_message_length", limit),
@@ -83,31 +108,45 @@ class GrpcRpcEnv(BaseRpcEnv):
         ]
         self._connections: dict[RpcAddress, Connection] = {}
         self._connections_lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self._hello = rpc_pb2.PeerHello(env_id=env_id, name=name, host=host, port=0)
+        self._io = IoLoop(name)
         if not client_mode:
+            idle_ms = max(1, int(connection_timeout * 1000))
             server_options: list[tuple[str, Any]] = [
                 ("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.keepalive_time_ms", keepalive_ms),
                 ("grpc.keepalive_timeout_ms", 10_000),
                 ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-                ("grpc.http2.max_ping_strikes", 0),
+                # Our peers ping every keepalive interval: allow twice that rate and no
+                # more, so a client's ping flood earns GOAWAY while ours never does.
+                (
+                    "grpc.http2.min_ping_interval_without_data_ms",
+                    max(1, min(_MIN_PING_INTERVAL_MS, keepalive_ms // 2)),
+                ),
+                ("grpc.http2.max_ping_strikes", _MAX_PING_STRIKES),
+                # Hygiene: a socket that never finishes its TLS/HTTP/2 handshake, or a
+                # connection with no call open (never authenticated, or a public client
+                # gone quiet), is closed after spark.rpc.io.connectionTimeout.
+                ("grpc.server_handshake_timeout_ms", idle_ms),
+                ("grpc.max_connection_idle_ms", idle_ms),
                 ("grpc.so_reuseport", 0),
             ]
             try:
                 self._server = GrpcServer(
+                    self._io,
                     host,
                     port,
                     server_options,
                     server_credentials(conf) if self._tls else None,
                     AuthVerifier(self._secret) if self._secret is not None else None,
-                    threads=conf.get_int("spark.rpc.io.serverThreads") or 256,
+                    handler_threads=handler_threads,
                 )
             except BaseException:
-                # A taken port or bad TLS files: leave no deadline thread behind, since
-                # callers may try the next port (an executor's spark.blockManager.port).
+                # A taken port or bad TLS files: leave no thread behind, since callers
+                # may try the next port (an executor's spark.blockManager.port).
+                self._io.stop(2.0)
                 self._deadlines.stop()
                 raise
             self._address = RpcAddress(host, self._server.port)
@@ -146,6 +185,16 @@ class GrpcRpcEnv(BaseRpcEnv):
                     del self._connections[address]
         raise RpcConnectionError(f"cannot deliver to {address}: the connection keeps closing")
 
+    def _new_connection(self, peer: RpcAddress, outbound: bool) -> Connection:
+        return Connection(
+            self._io,
+            peer,
+            outbound,
+            self._receive_envelopes,
+            self._on_hello,
+            self._on_connection_closed,
+        )
+
     def _dial(self, address: RpcAddress) -> Connection:
         with self._connections_lock:
             existing = self._connections.get(address)
@@ -153,92 +202,125 @@ class GrpcRpcEnv(BaseRpcEnv):
                 return existing
             if self._stopped.is_set():
                 raise RpcEndpointStoppedError(f"RpcEnv {self._name!r} is stopped")
-            connection = Connection(
-                address, True, self._receive_envelopes, self._on_hello, self._on_connection_closed
-            )
+            connection = self._new_connection(address, True)
             self._connections[address] = connection
-        thread = threading.Thread(
-            target=self._run_outbound, args=(connection,), name=f"rpc-out-{address}", daemon=True
-        )
-        with self._connections_lock:
-            self._threads.append(thread)
-        thread.start()
+        self._io.call_soon(self._start_task, self._run_outbound(connection))
         return connection
 
-    def _run_outbound(self, connection: Connection) -> None:
+    def _start_task(self, coro: Any) -> None:
+        task = self._io.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_outbound(self, connection: Connection) -> None:
         address = connection.peer
         target = address.host_port
         metadata = [(PEER_METADATA, self._peer_metadata)]
         if self._secret is not None:
             metadata.append((AUTH_METADATA, make_auth_token(self._secret, self.env_id)))
         error: RpcError | None = None
-        channel: grpc.Channel | None = None
+        channel: grpc.aio.Channel | None = None
+        writer: asyncio.Task[None] | None = None
         try:
             # Inside the try: a channel that cannot be made must fail the connection's
             # asks at once, not leave them to their timeouts.
             if self._channel_credentials is not None:
-                channel = grpc.secure_channel(
+                channel = grpc.aio.secure_channel(
                     target, self._channel_credentials, self._channel_options
                 )
             else:
-                channel = grpc.insecure_channel(target, self._channel_options)
-            call = channel.stream_stream(CONNECT_METHOD)
-            responses = call(connection.frames(), metadata=metadata)
-            connection.read(responses)
+                channel = grpc.aio.insecure_channel(target, self._channel_options)
+            call = channel.stream_stream(CONNECT_METHOD)(metadata=metadata)
+            writer = asyncio.get_running_loop().create_task(self._write_outbound(connection, call))
+            receive = connection.receive
+            eof = grpc.aio.EOF
+            while True:
+                data = await call.read()
+                if data is eof:
+                    break
+                receive(data)
+            code = await call.code()
+            if code != grpc.StatusCode.OK:
+                error = _error_from_status_parts(code, await call.details(), address)
         except grpc.RpcError as exc:
             error = _error_from_status(exc, address)
         except RpcProtocolError as exc:
             error = exc
-        except Exception as exc:  # never let a transport thread die silently
+        except asyncio.CancelledError:
+            error = None  # the env is shutting down
+        except Exception as exc:  # never let a stream end silently
             log.exception("connection to %s failed", address)
             error = RpcConnectionError(f"connection to {address} failed: {exc!r}")
         finally:
             connection.close(error)
+            if writer is not None:
+                writer.cancel()
             if channel is not None:
-                channel.close()
-            self._threads.remove(threading.current_thread())
+                await channel.close()
+
+    async def _write_outbound(self, connection: Connection, call: Any) -> None:
+        try:
+            await connection.write_frames(call.write)
+            await call.done_writing()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the call ended: the reader reports why
+            log.debug("writing to %s stopped", connection.peer, exc_info=True)
 
     # -- inbound -----------------------------------------------------------------
 
-    def _serve_connect(self, requests: Any, context: grpc.ServicerContext) -> Any:
-        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+    async def _serve_connect(
+        self, _requests: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         peer = _peer_address(metadata.get(PEER_METADATA, ""))
         if peer is None:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"missing or malformed {PEER_METADATA}")
-            raise AssertionError("unreachable: abort raises")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"missing or malformed {PEER_METADATA}"
+            )
+            return
         if self._stopped.is_set():
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"RpcEnv {self._name!r} is stopping")
-        connection = Connection(
-            peer, False, self._receive_envelopes, self._on_hello, self._on_connection_closed
-        )
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"RpcEnv {self._name!r} is stopping")
+            return
+        connection = self._new_connection(peer, False)
         with self._connections_lock:
             self._connections[peer] = connection
-        context.add_callback(lambda: connection.close(None))
         connection.connected = True
         self._peer_connected(peer)
+        reader = asyncio.get_running_loop().create_task(self._read_inbound(connection, context))
+        try:
+            await connection.write_frames(context.write, self._hello_bytes)
+        except asyncio.CancelledError:
+            raise  # the peer went away; finally says so
+        except Exception:
+            log.debug("writing to %s stopped", peer, exc_info=True)
+        finally:
+            connection.close(None)
+            reader.cancel()
+        if connection.error is not None:
+            await context.abort(status_for(connection.error), status_details(str(connection.error)))
 
-        def read() -> None:
-            error: RpcError | None = None
-            try:
-                connection.read(requests)
-            except grpc.RpcError:
-                pass  # the peer went away: close() below says so
-            except RpcProtocolError as exc:
-                log.warning("closing the stream from %s: %s", peer, exc)
-                error = exc
-            except Exception:
-                log.exception("reading from %s failed", peer)
-            finally:
-                connection.close(error)
-
-        threading.Thread(target=read, name=f"rpc-in-{peer}", daemon=True).start()
-
-        def respond() -> Any:
-            yield from connection.frames(self._hello_bytes)
-            if connection.error is not None:
-                context.abort(status_for(connection.error), status_details(str(connection.error)))
-
-        return respond()
+    async def _read_inbound(
+        self, connection: Connection, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        error: RpcError | None = None
+        receive = connection.receive
+        eof = grpc.aio.EOF
+        try:
+            while True:
+                data = await context.read()
+                if data is eof:
+                    break
+                receive(data)
+        except asyncio.CancelledError:
+            pass  # the stream ended first
+        except RpcProtocolError as exc:
+            log.warning("closing the stream from %s: %s", connection.peer, exc)
+            error = exc
+        except Exception:  # the peer went away (a read on a dead call raises)
+            log.debug("reading from %s stopped", connection.peer, exc_info=True)
+        finally:
+            connection.close(error)
 
     def _on_hello(self, connection: Connection, hello: rpc_pb2.PeerHello) -> None:
         if connection.outbound and not connection.connected:
@@ -263,11 +345,22 @@ class GrpcRpcEnv(BaseRpcEnv):
             connections = list(self._connections.values())
         for connection in connections:
             connection.close(None, drain=True)
-        if self._server is not None:
-            self._server.stop(grace=1.0)
-        deadline = time.monotonic() + 2.0  # one bound for all streams, however many
-        for thread in list(self._threads):
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+        async def finish() -> None:
+            # One bound for all streams, however many: drained outbound streams end
+            # when the peer closes its side.
+            tasks = set(self._tasks)
+            if tasks:
+                await asyncio.wait(tasks, timeout=2.0)
+            if self._server is not None:
+                await self._server.stop(grace=1.0)
+
+        try:
+            self._io.run(finish(), timeout=5.0)
+        except TimeoutError:
+            log.warning("RpcEnv %r: streams did not close in time", self._name)
+        finally:
+            self._io.stop(timeout=2.0)
 
 
 def _peer_address(text: str) -> RpcAddress | None:
@@ -287,6 +380,12 @@ def _peer_address(text: str) -> RpcAddress | None:
 def _error_from_status(exc: grpc.RpcError, address: RpcAddress) -> RpcError:
     code = exc.code() if hasattr(exc, "code") else None
     details = exc.details() if hasattr(exc, "details") else str(exc)
+    return _error_from_status_parts(code, details, address)
+
+
+def _error_from_status_parts(
+    code: grpc.StatusCode | None, details: str | None, address: RpcAddress
+) -> RpcError:
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return RpcAuthenticationError(f"{address} refused the connection: {details}")
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:

@@ -1,14 +1,19 @@
-"""The outbound queue of one connection: many producers, one draining writer.
+"""The outbound queue of one connection: many producer threads, one writer coroutine.
 
-Producers append serialized envelopes; the writer takes everything queued at
-once, which is what batches small messages onto the stream without a timer.
+Producers append serialized envelopes under a plain lock; the writer takes
+everything queued at once, which batches small messages onto the stream without
+a timer. The writer is woken across threads only when it is actually waiting,
+so a burst of messages costs one wake-up, not one per message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
-__all__ = ["Outbox", "QueuedEnvelope"]
+from rpcenv.grpc._loop import IoLoop
+
+__all__ = ["MAX_FRAME_BYTES", "Outbox", "QueuedEnvelope"]
 
 #: (serialized envelope, kind, request id) — kind and id let a broken
 #: connection fail the asks it could not deliver.
@@ -18,56 +23,67 @@ QueuedEnvelope = tuple[bytes, int, int]
 MAX_FRAME_BYTES = 4 << 20
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class Outbox:
     """FIFO of envelopes for one peer."""
 
-    def __init__(self) -> None:
+    def __init__(self, io: IoLoop) -> None:
+        self._io = io
         self._items: list[QueuedEnvelope] = []
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self._closed = False
-        self._waiting = False
+        self._waiter: asyncio.Future[None] | None = None
 
     def put(self, item: QueuedEnvelope) -> bool:
-        """Queue `item`; False once the outbox is closed."""
-        with self._cond:
+        """Queue `item` (from any thread); False once the outbox is closed."""
+        with self._lock:
             if self._closed:
                 return False
             self._items.append(item)
-            if self._waiting:
-                self._cond.notify()
-            return True
+            waiter = self._waiter
+            if waiter is None:
+                return True
+            self._waiter = None
+        self._io.call_soon(_wake, waiter)
+        return True
 
-    def take(self) -> list[QueuedEnvelope] | None:
+    async def take(self) -> list[QueuedEnvelope] | None:
         """Wait for envelopes and take up to a frame's worth; None once closed and empty."""
-        with self._cond:
-            while not self._items:
+        while True:
+            with self._lock:
+                items = self._items
+                if items:
+                    size = 0
+                    for index, item in enumerate(items):
+                        size += len(item[0])
+                        if size > MAX_FRAME_BYTES and index > 0:
+                            self._items = items[index:]
+                            return items[:index]
+                    self._items = []
+                    return items
                 if self._closed:
                     return None
-                self._waiting = True
-                self._cond.wait()
-                self._waiting = False
-            items = self._items
-            size = 0
-            for index, item in enumerate(items):
-                size += len(item[0])
-                if size > MAX_FRAME_BYTES and index > 0:
-                    self._items = items[index:]
-                    return items[:index]
-            self._items = []
-            return items
+                waiter = self._waiter = self._io.loop.create_future()
+            await waiter
 
     def close(self, drain: bool = False) -> list[QueuedEnvelope]:
         """Refuse further envelopes; return those never taken (none with `drain`).
 
         With `drain`, `take` still hands out what is queued before it returns None.
         """
-        with self._cond:
+        with self._lock:
             self._closed = True
             items: list[QueuedEnvelope] = []
             if not drain:
                 items, self._items = self._items, []
-            self._cond.notify_all()
-            return items
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None and not self._io.loop.is_closed():
+            self._io.call_soon(_wake, waiter)
+        return items
 
     @property
     def closed(self) -> bool:

@@ -1,9 +1,11 @@
-"""The listening side of the gRPC backend: one grpc.Server per env.
+"""The listening side of the gRPC backend: one grpc.aio server per env.
 
 It serves the RpcService stream, any public typed services set up through
-`serve_service`, grpc.health.v1 and server reflection. An interceptor checks
-the shared secret before any handler runs, so an unauthenticated caller never
-reaches an endpoint.
+`serve_service`, grpc.health.v1 and server reflection, all on the env's I/O
+loop. Streams are coroutines; only handlers of public unary methods, which call
+into endpoint code that may block, run on a small thread pool of their own. An
+interceptor checks the shared secret before any handler runs, so an
+unauthenticated caller never reaches an endpoint.
 """
 
 from __future__ import annotations
@@ -12,18 +14,21 @@ import concurrent.futures
 import errno
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+import grpc.aio
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf import message_factory
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+from grpc_reflection.v1alpha._async import ReflectionServicer as AsyncReflectionServicer
 
 from rpcenv._errors import RpcError
 from rpcenv._security import AuthVerifier
+from rpcenv.grpc._loop import IoLoop
 
 __all__ = [
     "AUTH_METADATA",
@@ -48,6 +53,9 @@ _STATUS_BY_NAME = {code.name: code for code in grpc.StatusCode}
 #: connection (HPACK COMPRESSION_ERROR), so a Node.js client then waits out its
 #: deadline on every call of that channel instead of getting its status.
 MAX_DETAILS_CHARS = 1000
+
+#: Stream handler of the Connect method: (request iterator, context) -> None.
+StreamBehaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
 
 
 def status_details(text: str) -> str:
@@ -78,24 +86,29 @@ def peer_env_id(metadata: dict[str, str]) -> str:
     return metadata.get(PEER_METADATA, "").split(";", 1)[0]
 
 
-class _AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class _AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Refuses every call without a valid token, before any handler runs."""
+
     def __init__(self, verifier: AuthVerifier) -> None:
         self._verifier = verifier
 
-    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+    async def intercept_service(
+        self, continuation: Callable[[Any], Awaitable[Any]], details: Any
+    ) -> Any:
         if details.method.startswith(_UNAUTHENTICATED_OK):
-            return continuation(details)
+            return await continuation(details)
         metadata = {k: v for k, v in details.invocation_metadata if isinstance(v, str)}
         reason = self._verifier.verify(metadata.get(AUTH_METADATA), peer_env_id(metadata))
         if reason is None:
-            return continuation(details)
+            return await continuation(details)
         method = details.method
 
-        def reject(_request: Any, context: grpc.ServicerContext) -> None:
+        # A streaming handler whatever the method: it must not read a request first.
+        async def reject(_requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             log.warning(
                 "rejected unauthenticated call to %s from %s: %s", method, context.peer(), reason
             )
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"authentication failed: {reason}")
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"authentication failed: {reason}")
 
         return grpc.stream_stream_rpc_method_handler(reject)
 
@@ -110,7 +123,7 @@ class _Methods(grpc.GenericRpcHandler):  # type: ignore[misc]
         return self.handlers.get(details.method)
 
 
-class _LiveReflection(reflection.ReflectionServicer):  # type: ignore[misc]
+class _LiveReflection(AsyncReflectionServicer):  # type: ignore[misc]
     """Reflection that lists services added after the server started."""
 
     def __init__(self, names: list[str]) -> None:
@@ -127,46 +140,56 @@ class _LiveReflection(reflection.ReflectionServicer):  # type: ignore[misc]
 
 
 class GrpcServer:
-    """A grpc.Server with our method table, health and reflection."""
+    """A grpc.aio server with our method table, health and reflection, on `io`'s loop."""
 
     def __init__(
         self,
+        io: IoLoop,
         host: str,
         port: int,
         options: list[tuple[str, Any]],
         credentials: grpc.ServerCredentials | None,
         verifier: AuthVerifier | None,
-        threads: int,
+        handler_threads: int,
     ) -> None:
+        self._io = io
         self._methods = _Methods()
         self._service_names: list[str] = [
             "sparkctl.v1.RpcService",
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         ]
-        interceptors = [_AuthInterceptor(verifier)] if verifier is not None else []
+        self._lock = threading.Lock()
+        # Only public unary handlers run here (they may wait on an endpoint's answer);
+        # streams never take a thread.
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            threads, thread_name_prefix="grpc-server"
+            handler_threads, thread_name_prefix="rpc-handler"
         )
-        self.server = grpc.server(
-            self._pool,
-            handlers=[self._methods],
-            interceptors=interceptors,
-            options=options,
-        )
-        self.health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
-            _LiveReflection(self._service_names), self.server
-        )
+        self.health = health.aio.HealthServicer()
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        try:
-            if credentials is None:
-                self.port = self.server.add_insecure_port(target)
-            else:
-                self.port = self.server.add_secure_port(target, credentials)
-        except RuntimeError:  # newer grpcio raises "Failed to bind" instead of returning 0
-            self.port = 0
+        interceptors = [_AuthInterceptor(verifier)] if verifier is not None else []
+
+        async def make() -> tuple[grpc.aio.Server, int]:
+            server = grpc.aio.server(
+                migration_thread_pool=self._pool,
+                handlers=[self._methods],
+                interceptors=interceptors,
+                options=options,
+            )
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+            reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+                _LiveReflection(self._service_names), server
+            )
+            try:
+                if credentials is None:
+                    bound = server.add_insecure_port(target)
+                else:
+                    bound = server.add_secure_port(target, credentials)
+            except RuntimeError:  # newer grpcio raises "Failed to bind" instead of returning 0
+                bound = 0
+            return server, bound
+
+        self.server, self.port = io.run(make(), timeout=30.0)
         if self.port == 0:
             self._pool.shutdown(wait=False)
             tls = "" if credentials is None else ", or its TLS certificate and key do not match"
@@ -174,21 +197,26 @@ class GrpcServer:
                 errno.EADDRINUSE,
                 f"cannot listen on {target}: address in use or not available{tls}",
             )
-        self._lock = threading.Lock()
 
     def start(self) -> None:
         """Start serving; health says SERVING."""
-        self.server.start()
-        self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        for name in self._service_names:
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
-    def add_stream(self, path: str, behaviour: Callable[[Any, grpc.ServicerContext], Any]) -> None:
-        """Serve a raw-bytes bidirectional stream at `path`."""
+        async def start() -> None:
+            await self.server.start()
+            for name in ["", *self._service_names]:
+                await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+        self._io.run(start(), timeout=30.0)
+
+    def add_stream(self, path: str, behaviour: StreamBehaviour) -> None:
+        """Serve a raw-bytes bidirectional stream at `path` by a coroutine on the loop."""
         self._methods.handlers[path] = grpc.stream_stream_rpc_method_handler(behaviour)
 
     def add_service(self, service: pb_descriptor.ServiceDescriptor, implementation: object) -> None:
-        """Serve every unary method of `service` by the same-named method of `implementation`."""
+        """Serve every unary method of `service` by the same-named method of `implementation`.
+
+        The methods run on the handler pool, so they may block.
+        """
         for method in service.methods:
             if method.client_streaming or method.server_streaming:
                 raise ValueError(f"{method.full_name}: only unary methods can be served")
@@ -202,12 +230,16 @@ class GrpcServer:
         with self._lock:
             if service.full_name not in self._service_names:
                 self._service_names.append(service.full_name)
-        self.health.set(service.full_name, health_pb2.HealthCheckResponse.SERVING)
+        serving = self.health.set(service.full_name, health_pb2.HealthCheckResponse.SERVING)
+        if self._io.in_loop():
+            self._io.loop.create_task(serving)
+        else:
+            self._io.run(serving, timeout=30.0)
 
-    def stop(self, grace: float) -> None:
-        """Refuse new calls, let running ones finish for `grace` seconds."""
-        self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait(grace + 1.0)
+    async def stop(self, grace: float) -> None:
+        """Refuse new calls, let running ones finish for `grace` seconds (on the loop)."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -1,0 +1,108 @@
+"""The one I/O thread of a gRPC env: an asyncio event loop that owns every stream.
+
+Every gRPC object of the env (the aio server, the aio channels, their calls)
+is made and used on this loop only; other threads reach it through `submit`
+and `call_soon`. A stream is a pair of coroutines, so connections cost memory,
+never a thread. Code that may block (endpoint code, public handlers) must never
+run here: the dispatcher's pool and the server's handler pool take it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["IoLoop"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class IoLoop:
+    """An event loop running on a daemon thread of its own."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(_log_loop_error)
+        started = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(started,), name=f"rpc-io-{name}", daemon=True
+        )
+        self._thread.start()
+        started.wait()
+        #: The loop thread's id, to tell "already on the loop" cheaply.
+        self.thread_id = self._thread.ident
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(started.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            try:
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            finally:
+                self.loop.close()
+
+    def in_loop(self) -> bool:
+        """True on the loop's own thread."""
+        return threading.get_ident() == self.thread_id
+
+    def call_soon(self, callback: Callable[..., object], *args: object) -> None:
+        """Run `callback(*args)` on the loop, from any thread."""
+        if self.in_loop():
+            self.loop.call_soon(callback, *args)
+        else:
+            self.loop.call_soon_threadsafe(callback, *args)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run `coro` on the loop; its result as a thread-safe future."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run `coro` on the loop and wait for its result (never call this on the loop).
+
+        Raises:
+            TimeoutError: it took longer than `timeout` seconds (it is cancelled).
+        """
+        if self.in_loop():
+            coro.close()
+            raise RuntimeError("IoLoop.run called on the loop's own thread")
+        future = self.submit(coro)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"the I/O loop did not finish within {timeout:g}s") from None
+
+    def stop(self, timeout: float) -> None:
+        """Cancel what still runs on the loop, stop it and join its thread."""
+        if not self._thread.is_alive():
+            return
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=max(0.1, timeout / 2))
+
+        try:
+            self.run(cancel_all(), timeout)
+        except (TimeoutError, RuntimeError):
+            log.debug("I/O loop tasks did not all end in time", exc_info=True)
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+
+
+def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    exc = context.get("exception")
+    if isinstance(exc, (asyncio.CancelledError, ConnectionError)):
+        return
+    log.error("I/O loop error: %s", context.get("message"), exc_info=exc)
