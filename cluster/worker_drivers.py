@@ -56,7 +56,7 @@ class WorkerDrivers(WorkerBase):
             error(f"worker {self.worker_id} lacks the cores or memory the driver asks for")
             return
         try:
-            spec = driver_launch_spec(msg, self.work_dir, self.master_url)
+            spec = driver_launch_spec(msg, self.work_dir, self.master_url, self.executor_host)
         except (ValueError, OSError) as exc:
             error(str(exc))
             return

@@ -25,8 +25,11 @@ __all__ = [
     "ExecutorRunner",
     "LaunchSpec",
     "driver_launch_spec",
+    "driver_python",
     "executor_launch_spec",
     "substitute",
+    "worker_local_dirs",
+    "worker_python",
 ]
 
 #: The environment variable through which a cluster-mode driver gets its conf (JSON).
@@ -61,10 +64,31 @@ def _safe_id(kind: str, value: str) -> str:
     return value
 
 
+def worker_python(environ: Mapping[str, str]) -> str:
+    """The Python this Worker gives executors whose app names none: PYSPARK_PYTHON, else its own."""
+    return environ.get("PYSPARK_PYTHON") or sys.executable
+
+
+def worker_local_dirs(environ: Mapping[str, str], conf_local_dir: str | None) -> str:
+    """The Worker's local dirs for its executors (SPARK_LOCAL_DIRS, else spark.local.dir); "": none.
+
+    As in Spark, they win over the application's spark.local.dir: the application
+    cannot know which disks each host has, nor who may write where.
+    """
+    return (environ.get("SPARK_LOCAL_DIRS") or conf_local_dir or "").strip()
+
+
 def executor_launch_spec(
-    msg: pb.LaunchExecutor, work_dir: pathlib.Path, hostname: str, worker_url: str
+    msg: pb.LaunchExecutor,
+    work_dir: pathlib.Path,
+    hostname: str,
+    worker_url: str,
+    local_dirs: str = "",
 ) -> LaunchSpec:
     """argv, environment and cwd of an executor.
+
+    `{{PYTHON}}` becomes this Worker's Python; `local_dirs` (the Worker's) reach the
+    executor as SPARK_EXECUTOR_DIRS, stronger than anything the application set.
 
     Raises:
         ValueError: no command, or an app id unfit for a directory name.
@@ -79,9 +103,13 @@ def executor_launch_spec(
         "CORES": str(msg.cores),
         "APP_ID": app_id,
         "WORKER_URL": worker_url,
+        "PYTHON": worker_python(os.environ),
     }
     env = dict(os.environ)
     env.update(command.environment)
+    env.pop("SPARK_EXECUTOR_DIRS", None)
+    if local_dirs:
+        env["SPARK_EXECUTOR_DIRS"] = local_dirs
     env.update(
         SPARK_EXECUTOR_ID=str(msg.executor_id),
         SPARK_EXECUTOR_CORES=str(msg.cores),
@@ -92,8 +120,24 @@ def executor_launch_spec(
     return LaunchSpec(substitute(list(command.argv), values), env, cwd)
 
 
-def driver_launch_spec(msg: pb.LaunchDriver, work_dir: pathlib.Path, master_url: str) -> LaunchSpec:
+def driver_python(conf: Mapping[str, str], environ: Mapping[str, str]) -> str:
+    """The Python of a cluster-mode driver, in Spark's order; else this Worker's own."""
+    return (
+        conf.get("spark.pyspark.driver.python")
+        or conf.get("spark.pyspark.python")
+        or environ.get("PYSPARK_DRIVER_PYTHON")
+        or environ.get("PYSPARK_PYTHON")
+        or sys.executable
+    )
+
+
+def driver_launch_spec(
+    msg: pb.LaunchDriver, work_dir: pathlib.Path, master_url: str, host: str = ""
+) -> LaunchSpec:
     """argv, environment and cwd of a cluster-mode driver; writes inline app content.
+
+    The driver advertises `host` (this Worker's): the submitting host's
+    spark.driver.host and bindAddress mean nothing here.
 
     Raises:
         ValueError: nothing to run, or a driver id unfit for a directory name.
@@ -113,12 +157,15 @@ def driver_launch_spec(msg: pb.LaunchDriver, work_dir: pathlib.Path, master_url:
     elif resource:
         if not pathlib.Path(resource).is_file():
             raise ValueError(f"app resource {desc.app_resource!r} is not a file on this worker")
-        argv = [sys.executable, resource, *desc.app_args]
+        argv = [driver_python(desc.conf, os.environ), resource, *desc.app_args]
     else:
         raise ValueError(f"driver {driver_id} has no command and no app resource")
     conf = dict(desc.conf)
     conf["spark.master"] = master_url
     conf["spark.submit.deployMode"] = "cluster"
+    if host:
+        conf["spark.driver.host"] = host
+        conf.pop("spark.driver.bindAddress", None)
     env = dict(os.environ)
     env.update(desc.command.environment)
     env[SUBMIT_CONF_ENV] = json.dumps(conf, sort_keys=True)
@@ -142,6 +189,12 @@ class ExecutorRunner:
     state: pb.ExecutorState.ValueType = pb.EXECUTOR_STATE_LAUNCHING
     # Why the Worker stopped it ("" = it was not stopped by us).
     stop_reason: str = ""
+    # It reports when it has registered with its driver: RUNNING waits for that.
+    awaits_registration: bool = False
+    # It told us it registered with its driver (ExecutorRegistered).
+    driver_registered: bool = False
+    # It outlived the startup grace (and was not over its memory then).
+    grace_over: bool = False
     # Stopped for using too much memory: a failure, not a kill.
     over_memory: bool = False
     exit_status: int | None = None

@@ -24,6 +24,7 @@ from rpcenv._errors import (
     RpcTimeoutError,
 )
 from rpcenv._registry import ENTRY_POINT_GROUP, available_backends, get_backend, register_backend
+from rpcenv._routes import LocalAddresses, local_addresses, route_address
 from rpcenv._security import SECRET_ENV_VAR
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "KNOWN_KEYS",
     "SECRET_ENV_VAR",
     "Conf",
+    "LocalAddresses",
     "RpcAddress",
     "RpcAuthenticationError",
     "RpcCallContext",
@@ -49,8 +51,10 @@ __all__ = [
     "available_backends",
     "get_backend",
     "is_loopback_host",
+    "local_addresses",
     "parse_duration",
     "parse_endpoint_uri",
     "parse_size",
     "register_backend",
+    "route_address",
 ]

@@ -25,10 +25,11 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, ClassVar
 
-from rpcenv import RpcEnv
+from rpcenv import RpcAddress, RpcEnv
 from scheduler._accumulators import (
     Accumulator,
 )
+from scheduler._addresses import check_driver_bind, driver_addresses
 from scheduler._allocation import allocation_settings
 from scheduler._broadcast import Broadcast
 from scheduler._callsite import first_api_call, stage_name
@@ -37,6 +38,7 @@ from scheduler._driver_endpoint import (
     ENDPOINT_NAME,
     LocalBackend,
     SchedulerEndpoint,
+    executor_python,
     local_executor_env,
 )
 from scheduler._errors import JobCancelledError
@@ -169,10 +171,11 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         self._scheduler = TaskScheduler(
             sched_settings, self._broadcast_bytes, self._apply_accumulators, self._executor_lost
         )
-        host = self._conf.get("spark.driver.host") or "127.0.0.1"
+        addresses = driver_addresses(settings, kind, urls, os.environ)
+        check_driver_bind(addresses, settings, os.environ)
         port = int(self._conf.get("spark.driver.port") or "0")
         env_conf = dict(self._conf.getAll())
-        self._env = RpcEnv.create("sparkDriver", host, port, env_conf)
+        self._env = RpcEnv.create("sparkDriver", addresses.bind, port, env_conf)
         self._local_cores = cores
         self._kind = kind
         if kind == "local":
@@ -181,8 +184,13 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             self._app_id = f"pending-{uuid.uuid4().hex[:8]}"
         self._endpoint = SchedulerEndpoint(self._scheduler, self._app_id)
         self._env.setup_endpoint(ENDPOINT_NAME, self._endpoint)
-        address = self._env.address
-        self._driver_url = f"spark://{ENDPOINT_NAME}@{address.host}:{address.port}"
+        # Executors dial the advertised address, which differs from the bound one only
+        # when spark.driver.bindAddress says so (a NAT, a container).
+        advertised = RpcAddress(addresses.advertise, self._env.address.port)
+        self._driver_url = f"spark://{ENDPOINT_NAME}@{advertised.host_port}"
+        # As Spark's driver does: the conf says where it ended up.
+        self._conf.set("spark.driver.host", addresses.advertise)
+        self._conf.set("spark.driver.port", str(advertised.port))
         executor_env = self._executor_environment()
         #: The executors' extra environment variables, as PySpark's `sc.environment` lists them.
         self.environment: dict[str, str] = {
@@ -191,8 +199,9 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             if key.startswith("spark.executorEnv.")
         }
         self.environment["PYTHONHASHSEED"] = executor_env["PYTHONHASHSEED"]
-        #: The Python that runs tasks (ours: the driver's own interpreter) and its version.
-        self.pythonExec = sys.executable
+        #: The Python that runs tasks: spark.pyspark.python, else PYSPARK_PYTHON, else (for
+        #: executors on workers) each worker's own interpreter, which here is ours.
+        self.pythonExec = executor_python(settings, os.environ) or sys.executable
         self.pythonVer = f"{sys.version_info[0]}.{sys.version_info[1]}"
         self.profiler_collector = None
         self._ui: Any = None
@@ -209,7 +218,10 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             self._scheduler.listeners.append(self._status_store)
             try:
                 self._ui = DriverUI(
-                    self._status_store, host, settings.get_int("spark.ui.port") or 4040
+                    self._status_store,
+                    addresses.bind,
+                    settings.get_int("spark.ui.port") or 4040,
+                    advertise=addresses.advertise,
                 )
             except OSError as exc:
                 log.warning("application UI not started: %s", exc)
@@ -222,6 +234,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                 self._app_id,
                 cores,
                 local_executor_env(executor_env, py_files),
+                python=self.pythonExec,
             )
             self._backend = backend
             # As when the Master removes an application: the context goes with its last

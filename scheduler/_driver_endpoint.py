@@ -19,20 +19,39 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from google.protobuf.message import Message
 
-from rpcenv import RpcAddress, RpcCallContext, RpcEndpoint, RpcEndpointRef
+from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpoint, RpcEndpointRef
 from scheduler._taskscheduler import ExecutorHandle, TaskScheduler
 from sparkctl.v1 import scheduler_pb2 as pb
 
-__all__ = ["LocalBackend", "SchedulerEndpoint", "executor_argv"]
+__all__ = [
+    "WORKER_PYTHON",
+    "LocalBackend",
+    "SchedulerEndpoint",
+    "executor_argv",
+    "executor_python",
+]
 
 log = logging.getLogger(__name__)
 
 ENDPOINT_NAME = "CoarseGrainedScheduler"
+
+
+#: The placeholder a Worker replaces with its own Python (`cluster.worker_runners`).
+WORKER_PYTHON = "{{PYTHON}}"
+
+
+def executor_python(conf: Conf, environ: Mapping[str, str]) -> str | None:
+    """The Python the app asks its executors to run, as Spark resolves it; None: not set.
+
+    `spark.pyspark.python`, else the driver's `PYSPARK_PYTHON`. Unset, executors on
+    a Worker run the Worker's own interpreter (its path may differ from ours).
+    """
+    return conf.get_str("spark.pyspark.python") or environ.get("PYSPARK_PYTHON") or None
 
 
 def executor_argv(
@@ -42,10 +61,11 @@ def executor_argv(
     cores: str,
     app_id: str,
     worker_url: str | None,
+    python: str = sys.executable,
 ) -> list[str]:
-    """The command line of an executor process."""
+    """The command line of an executor process, run by `python`."""
     argv = [
-        sys.executable,
+        python,
         "-m",
         "scheduler.executor",
         "--driver-url",
@@ -177,8 +197,11 @@ class LocalBackend:
         cores: int,
         env: dict[str, str],
         max_restarts: int = 16,
+        python: str = sys.executable,
     ) -> None:
         self._scheduler = scheduler
+        #: The interpreter of the executor (spark.pyspark.python / PYSPARK_PYTHON, else ours).
+        self.python = python
         self._driver_url = driver_url
         self._app_id = app_id
         self._cores = cores
@@ -213,11 +236,23 @@ class LocalBackend:
             executor_id = str(self._next_id)
             self._next_id += 1
             argv = executor_argv(
-                self._driver_url, executor_id, "127.0.0.1", str(self._cores), self._app_id, None
+                self._driver_url,
+                executor_id,
+                "127.0.0.1",
+                str(self._cores),
+                self._app_id,
+                None,
+                self.python,
             )
-            self.processes[executor_id] = subprocess.Popen(
-                argv, env=self._env, stdin=subprocess.DEVNULL
-            )
+            try:
+                self.processes[executor_id] = subprocess.Popen(
+                    argv, env=self._env, stdin=subprocess.DEVNULL
+                )
+            except OSError as exc:
+                raise RuntimeError(
+                    f"cannot start the local executor with Python {self.python!r} "
+                    f"(spark.pyspark.python / PYSPARK_PYTHON): {exc.strerror or exc}"
+                ) from None
             return executor_id
 
     def executor_lost(self, executor_id: str, reason: str) -> None:

@@ -27,10 +27,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["LOCAL_DIR_SOURCES", "local_root_dirs", "main", "make_local_dir"]
 
 log = logging.getLogger("scheduler.executor")
 
@@ -365,34 +366,89 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+#: Where an executor's local dirs come from, strongest first (Spark's order: the
+#: Worker's dirs win over the application's spark.local.dir).
+LOCAL_DIR_SOURCES = (
+    ("SPARK_EXECUTOR_DIRS", "the worker's SPARK_LOCAL_DIRS or spark.local.dir"),
+    ("SPARK_LOCAL_DIRS", "SPARK_LOCAL_DIRS"),
+    ("SPARKCTL_LOCAL_DIR", "the application's spark.local.dir"),
+)
+
+
+def local_root_dirs(environ: Mapping[str, str]) -> tuple[list[str], str]:
+    """The candidate roots of the executor's local dir and the setting they came from.
+
+    Empty when nothing is set: the executor then uses its Worker's work dir (its cwd)
+    or, under local[N], the system's temp dir.
+    """
+    for name, source in LOCAL_DIR_SOURCES:
+        dirs = [d.strip() for d in (environ.get(name) or "").split(",") if d.strip()]
+        if dirs:
+            return dirs, source
+    return [], ""
+
+
+def make_local_dir(roots: list[str], source: str, prefix: str, start: int = 0) -> str:
+    """A fresh local dir under the first usable root, trying them from `start` (round robin).
+
+    Raises:
+        OSError: no root can hold it; the message names every root and the setting.
+    """
+    if not roots:
+        return tempfile.mkdtemp(prefix=prefix)
+    errors = []
+    for i in range(len(roots)):
+        root = roots[(start + i) % len(roots)]
+        try:
+            os.makedirs(root, exist_ok=True)
+            return tempfile.mkdtemp(prefix=prefix, dir=root)
+        except OSError as exc:
+            errors.append(f"{root}: {exc.strerror or exc}")
+    raise OSError(f"no usable local dir among {source} ({'; '.join(errors)})")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run an executor until its driver or worker goes away."""
+    """Run an executor until its driver or worker goes away; 1 when it failed to start."""
     args = _parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    root = os.environ.get("SPARKCTL_LOCAL_DIR") or os.environ.get("SPARK_LOCAL_DIRS") or None
-    if root is None and args.worker_url:
+    roots, source = local_root_dirs(os.environ)
+    if not roots and args.worker_url:
         # A Worker started us in this app's work dir, which it removes when the app ends:
         # shuffle files of a crashed executor go with it.
-        root = os.getcwd()
-    if root:
-        root = root.split(",")[0]
-        os.makedirs(root, exist_ok=True)
-    local_dir = tempfile.mkdtemp(prefix=f"executor-{args.app_id}-{args.executor_id}-", dir=root)
+        roots, source = [os.getcwd()], "the worker's work dir"
+    start = int(args.executor_id) if args.executor_id.isdigit() else 0
+    prefix = f"executor-{args.app_id}-{args.executor_id}-"
+    try:
+        local_dir = make_local_dir(roots, source, prefix, start)
+    except OSError as exc:
+        print(f"executor {args.executor_id} failed: {exc}", file=sys.stderr, flush=True)
+        return 1
     worker_memory = float(os.environ.get("SPARKCTL_PYTHON_WORKER_MEMORY_MB", "512"))
     # Workers start first (in parallel with our gRPC import) so startup stays short.
     runtime = ExecutorRuntime(args.executor_id, args.hostname, args.cores, local_dir, worker_memory)
     done = threading.Event()
+    errors: list[str] = []
+
+    def fail(reason: str) -> None:
+        if not errors:
+            errors.append(reason)
+        done.set()
+
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
         from scheduler._executor_endpoint import run_endpoint
 
-        run_endpoint(args, runtime, done)
+        run_endpoint(args, runtime, done, fail)
         done.wait()
     finally:
         runtime.stop()
         shutil.rmtree(local_dir, ignore_errors=True)
+    if errors:
+        # The last line of stderr: the Worker reports it as the reason of the failure.
+        print(f"executor {args.executor_id} failed: {errors[0]}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,9 +39,10 @@ from rpcenv import (
 )
 from scheduler._broadcast import broadcast_path
 from scheduler._executor import ExecutorRuntime, heartbeat_interval
+from sparkctl.v1 import deploy_pb2 as dpb
 from sparkctl.v1 import scheduler_pb2 as pb
 
-__all__ = ["ExecutorEndpoint", "run_endpoint"]
+__all__ = ["DRIVER_CONNECT_SECONDS", "ExecutorEndpoint", "run_endpoint"]
 
 log = logging.getLogger("scheduler.executor")
 
@@ -48,6 +50,8 @@ log = logging.getLogger("scheduler.executor")
 _MAX_FETCH = 16 << 20
 #: Threads reading blocks for other executors at once.
 _BLOCK_READERS = 4
+#: How long an executor tries to reach its driver (and its worker) when it starts.
+DRIVER_CONNECT_SECONDS = 5.0
 
 _STATES = {
     "FINISHED": pb.TASK_STATE_FINISHED,
@@ -64,16 +68,19 @@ class ExecutorEndpoint(RpcEndpoint):
         args: argparse.Namespace,
         runtime: ExecutorRuntime,
         driver: RpcEndpointRef,
-        worker: RpcAddress | None,
+        worker: RpcEndpointRef | None,
         done: threading.Event,
         block_port: int = 0,
+        fail: Callable[[str], None] | None = None,
     ) -> None:
         self._args = args
         self._runtime = runtime
         self._driver = driver
-        self._worker = worker
+        self._worker_ref = worker
+        self._worker = worker.address if worker is not None else None
         self._done = done
         self._block_port = block_port
+        self._fail = fail or (lambda reason: done.set())
         #: Block reads for other executors run here, off the endpoint's ordered inbox:
         #: a reducer's 8 MiB read must not hold up our next LaunchTasks, nor wait for
         #: another reducer's read.
@@ -92,20 +99,35 @@ class ExecutorEndpoint(RpcEndpoint):
             block_manager_port=self._block_port,
         )
         future = self._driver.ask(request, 30.0)
+        driver_url = self._args.driver_url
 
         def registered(f: object) -> None:
             try:
                 reply = future.result()
             except Exception as exc:
-                log.error("could not register with the driver: %s", exc)
-                self._done.set()
+                self._fail(f"could not register with the driver at {driver_url}: {exc}")
                 return
             assert isinstance(reply, pb.RegisterExecutorResponse)
             if not reply.accepted:
-                log.error("the driver refused this executor: %s", reply.reason)
-                self._done.set()
+                self._fail(f"the driver at {driver_url} refused this executor: {reply.reason}")
+                return
+            self._tell_worker_registered()
 
         future.add_done_callback(registered)
+
+    def _tell_worker_registered(self) -> None:
+        """The Worker reports us RUNNING (and the Master resets its retries) only now."""
+        if self._worker_ref is None:
+            return
+        try:
+            app_executor = int(self._args.executor_id)
+        except ValueError:
+            return  # not an id a Worker gave
+        message = dpb.ExecutorRegistered(app_id=self._args.app_id, executor_id=app_executor)
+        try:
+            self._worker_ref.send(message)
+        except Exception as exc:  # the worker is gone: its disconnect ends us anyway
+            log.warning("could not tell the worker this executor registered: %s", exc)
 
     def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
         if isinstance(message, pb.LaunchTasks):
@@ -312,25 +334,34 @@ class _BlockFetcher:
         return ref
 
 
-def run_endpoint(args: argparse.Namespace, runtime: ExecutorRuntime, done: threading.Event) -> None:
-    """Serve blocks, connect to the driver (and worker), register, and serve until `done`."""
+def run_endpoint(
+    args: argparse.Namespace,
+    runtime: ExecutorRuntime,
+    done: threading.Event,
+    fail: Callable[[str], None] | None = None,
+) -> None:
+    """Serve blocks, connect to the driver (and worker), register, and serve until `done`.
+
+    `fail(reason)` is called (and ends the executor) when the driver or the worker
+    cannot be reached or the driver refuses us.
+    """
+    fail = fail or (lambda reason: done.set())
     env, block_port = _create_env(args.hostname, args.driver_url, _rpc_conf())
     try:
-        driver = env.endpoint_ref(args.driver_url)
+        # Bounded: an executor that cannot reach its driver must fail while its Worker
+        # still counts it as starting, so that the app fails fast with this reason.
+        driver = env.endpoint_ref(args.driver_url, timeout=DRIVER_CONNECT_SECONDS)
     except Exception as exc:
-        log.error("cannot reach the driver at %s: %s", args.driver_url, exc)
         env.shutdown()
-        done.set()
+        fail(f"cannot reach the driver at {args.driver_url}: {exc}")
         return
-    worker_address: RpcAddress | None = None
+    worker_ref: RpcEndpointRef | None = None
     if args.worker_url:
         try:
-            worker_ref = env.endpoint_ref(args.worker_url)
-            worker_address = worker_ref.address
+            worker_ref = env.endpoint_ref(args.worker_url, timeout=DRIVER_CONNECT_SECONDS)
         except Exception as exc:
-            log.error("cannot reach the worker at %s: %s", args.worker_url, exc)
             env.shutdown()
-            done.set()
+            fail(f"cannot reach the worker at {args.worker_url}: {exc}")
             return
 
     def send(batch: list[tuple[Any, ...]]) -> None:
@@ -353,7 +384,7 @@ def run_endpoint(args: argparse.Namespace, runtime: ExecutorRuntime, done: threa
     runtime.on_statuses = send
 
     runtime.fetch_remote = _BlockFetcher(env, driver)
-    endpoint = ExecutorEndpoint(args, runtime, driver, worker_address, done, block_port)
+    endpoint = ExecutorEndpoint(args, runtime, driver, worker_ref, done, block_port, fail)
     # Before registering: the workers know where their map outputs will be served
     # before the driver can launch a task.
     if block_port:

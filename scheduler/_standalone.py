@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from rpcenv import (
     parse_size,
 )
 from scheduler._allocation import AllocationPolicy, AllocationSettings, read_snapshot
-from scheduler._driver_endpoint import executor_argv
+from scheduler._driver_endpoint import WORKER_PYTHON, executor_argv, executor_python
 from sparkctl.v1 import deploy_pb2 as dpb
 from sparkctl.v1 import scheduler_pb2 as pb
 
@@ -82,6 +81,8 @@ class AppClient(RpcEndpoint):
             log.info("executor %s added on %s", message.executor_id, message.worker_id)
             self._backend.executor_announced(str(message.executor_id))
         elif isinstance(message, dpb.ExecutorUpdated):
+            if message.state == dpb.EXECUTOR_STATE_FAILED:
+                log.warning("executor %s failed: %s", message.executor_id, message.message)
             if message.state in _ENDED:
                 self._backend.executor_unannounced(str(message.executor_id))
                 reason = message.message or dpb.ExecutorState.Name(message.state)
@@ -276,6 +277,8 @@ class StandaloneBackend:
         self._client: AppClient | None = None
         self._stopped = False
         self._announced: set[str] = set()
+        #: Why the Master removed the application (None while it has not).
+        self.removed_reason: str | None = None
         self.allocation: AllocationSettings | None = getattr(sc, "_allocation", None)
         self.allocator: ExecutorAllocator | None = None
         #: The executor total last acknowledged by the Master (None: no limit asked).
@@ -294,17 +297,15 @@ class StandaloneBackend:
             "{{CORES}}",
             "{{APP_ID}}",
             "{{WORKER_URL}}",
+            # Our sys.executable means nothing on another host: unless the app names one,
+            # each Worker runs its executors with its own Python.
+            executor_python(conf, os.environ) or WORKER_PYTHON,
         )
         env = dict(executor_env)
-        paths = list(self._sc._py_files)
-        app_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else ""
-        if app_dir and os.path.isdir(app_dir):
-            paths.append(app_dir)
+        # No path of the driver's host for the app's own code: --py-files and addPyFile
+        # travel by content (the driver's file server), and the app's functions by value.
         # Executors must import `scheduler` even when the worker's own path lacks it.
-        paths.append(os.path.dirname(os.path.dirname(os.path.abspath(scheduler.__file__))))
-        submit_py_files = self._sc._conf.get("spark.submit.pyFiles")
-        if submit_py_files:
-            paths = [p for p in submit_py_files.split(",") if p] + paths
+        paths = [os.path.dirname(os.path.dirname(os.path.abspath(scheduler.__file__)))]
         if env.get("PYTHONPATH"):
             paths.append(env["PYTHONPATH"])
         env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -316,6 +317,7 @@ class StandaloneBackend:
             command=dpb.Command(argv=argv, environment=env),
             app_ui_url=self._sc.uiWebUrl or "",
             user=self._sc.sparkUser(),
+            executors_report_registration=True,
         )
         if self.allocation is not None:
             description.initial_executor_limit = self.allocation.initial_executors
@@ -343,6 +345,8 @@ class StandaloneBackend:
             raise RuntimeError(f"could not register the application: {self._error}")
         if self.allocation is None or self.allocation.initial_executors > 0:
             self._wait_for_executors(10.0)
+        if self.removed_reason is not None:
+            raise RuntimeError(f"Master removed our application: {self.removed_reason}")
         if self.allocation is not None:
             self.allocator = ExecutorAllocator(self, AllocationPolicy(self.allocation))
             self.allocator.start()
@@ -417,6 +421,7 @@ class StandaloneBackend:
     def application_removed(self, message: str, state: int) -> None:
         if self._stopped:
             return
+        self.removed_reason = message
         log.error("the Master removed application %s: %s", self.app_id, message)
         self._stopped = True
         if self.allocator is not None:
@@ -424,9 +429,7 @@ class StandaloneBackend:
         sched = self._sc._scheduler
         with sched.lock:
             for job_id in list(sched.dag.jobs):
-                sched.dag.cancel_job(
-                    job_id, f"because the Master removed the application: {message}"
-                )
+                sched.dag.cancel_job(job_id, f"because Master removed our application: {message}")
         # As Spark's StandaloneSchedulerBackend.dead: the context goes with its application
         # (off this inbox, whose env it shuts down). A job started later waited forever for
         # executors the Master would never grant; it now fails on the stopped context.
@@ -439,6 +442,8 @@ class StandaloneBackend:
             self.allocator.stop()
         self._sc._scheduler.broadcast_to_executors(pb.StopExecutor(reason="application finished"))
         client = self._client
+        if self.removed_reason is not None:
+            return  # the Master already removed it
         if client is not None and client.master is not None and self.app_id is not None:
             try:
                 client.master.ask_sync(dpb.UnregisterApplication(app_id=self.app_id), 5.0)

@@ -3,8 +3,8 @@
 `AppStatusStore` listens to the task scheduler's events and keeps a bounded
 history; `DriverUI` serves it on a small threaded HTTP server: an HTML page
 for people (everything user-supplied escaped), `/json` for scripts and
-`/metrics` in Prometheus text format. It binds the driver's host
-(127.0.0.1 unless spark.driver.host says otherwise) and never changes
+`/metrics` in Prometheus text format. It binds the driver's bind address
+(spark.driver.bindAddress, else the address the driver advertises) and never changes
 scheduler state.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -198,6 +199,12 @@ def render(snapshot: dict[str, Any], path: str, base: str = "") -> tuple[bytes, 
     return None
 
 
+class _IPv6HTTPServer(ThreadingHTTPServer):
+    """For a driver on an IPv6 address (a master reached over IPv6)."""
+
+    address_family = socket.AF_INET6
+
+
 class ServedHTTP:
     """A threaded HTTP server on the first free port from `port` (0: any), in a daemon thread.
 
@@ -215,9 +222,10 @@ class ServedHTTP:
     ) -> None:
         server: ThreadingHTTPServer | None = None
         last_error: OSError | None = None
+        server_class = _IPv6HTTPServer if ":" in host else ThreadingHTTPServer
         for candidate in range(port, port + candidates) if port else [0]:
             try:
-                server = ThreadingHTTPServer((host, candidate), handler)
+                server = server_class((host, candidate), handler)
                 break
             except OSError as exc:
                 last_error = exc
@@ -225,7 +233,8 @@ class ServedHTTP:
             raise OSError(f"no free port for the {what} from {port}: {last_error}")
         server.daemon_threads = True
         self._server = server
-        self.url = f"http://{host}:{server.server_address[1]}"
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{server.server_address[1]}"
         # stop() waits for the serving loop to notice: a short poll keeps that wait
         # (and so every application's exit) under 50 ms instead of the default 0.5 s.
         self._thread = threading.Thread(
@@ -244,9 +253,15 @@ class ServedHTTP:
 class DriverUI(ServedHTTP):
     """The HTTP server of the application UI."""
 
-    def __init__(self, store: AppStatusStore, host: str, port: int) -> None:
+    def __init__(
+        self, store: AppStatusStore, host: str, port: int, advertise: str | None = None
+    ) -> None:
         self.store = store
         super().__init__(self._handler(), host, port, _PORT_RETRIES, "application UI")
+        if advertise and advertise != host:
+            # Bound to spark.driver.bindAddress: people reach it at the advertised host.
+            shown = f"[{advertise}]" if ":" in advertise else advertise
+            self.url = f"http://{shown}:{self._server.server_address[1]}"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         store = self.store

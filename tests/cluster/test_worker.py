@@ -230,10 +230,12 @@ def test_cluster_mode_driver_runs_to_finished(
     wait_for(lambda: status().state == pb.DRIVER_STATE_FINISHED, 15)
     work = c.workers[0].endpoint.work_dir / submit.driver_id
     conf = json.loads((work / "conf.json").read_text())
+    # The driver advertises its worker's host (issue 9: it advertised 127.0.0.1 anywhere).
     assert conf == {
         "spark.app.name": "t",
         "spark.master": c.master.url,
         "spark.submit.deployMode": "cluster",
+        "spark.driver.host": c.workers[0].rpc_env.address.host,
     }
     assert "args ['a', 'b']" in (work / "stdout").read_text()
 
