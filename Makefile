@@ -10,7 +10,7 @@ NODE_DIR := tests/node
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install proto check check-proto lint typecheck test test-fast demo bench bench-rpc bench-driver bench-compare test-oracle clean node-deps \
-	chromium zookeeper buf-lint bench-cli
+	chromium zookeeper buf-lint bench-cli bench-scale
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -123,6 +123,11 @@ bench-cli: install
 		"$$s" stop-worker --work-dir "$$w" >/dev/null; "$$s" stop-master --work-dir "$$w" >/dev/null; \
 		rm -rf "$$w"; \
 	done
+
+# One master process, N = 10..2,000 simulated workers and 20 drivers (issue 9);
+# ARGS=--quick runs N = 10, 100 only.
+bench-scale: install
+	$(PY) bench/bench_scale.py $(ARGS)
 
 bench: bench-rpc bench-driver bench-cli
 

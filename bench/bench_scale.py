@@ -1,0 +1,597 @@
+"""Scale benchmark: one real Master process, N simulated workers, 20 drivers.
+
+Usage: ``.venv/bin/python bench/bench_scale.py [--quick] [--sizes 10,100,1000,2000] [--json]``
+(``make bench-scale``).
+
+The Master is `sparkctl start-master --foreground` (its web UI included, for
+`/json`), with default settings. Each simulated worker is a real RpcEnv peer:
+its own client-mode RpcEnv (its own connection to the Master) with a "Worker"
+endpoint that registers (`RegisterWorkerRequest`, asked from inside the
+endpoint as the real Worker does), heartbeats every second, and answers
+`LaunchExecutor` with `ExecutorStateChanged(RUNNING)` without starting
+anything. Workers run in a few helper processes (this file with ``--sim``),
+each holding many RpcEnvs. Drivers are client-mode RpcEnvs of this process
+that register applications as a driver's AppClient does.
+
+Measured per N: time to register all workers; the Master's CPU per heartbeat
+and in % of a core (psutil over a window / heartbeats sent in it); its RSS;
+`GetClusterState` and `/json` latency p50/p99; time to place one app with an
+executor on every worker; 20 apps at once (registered, placed); workers the
+Master declared DEAD (it must be none); SIGTERM to exit under heartbeat load.
+Targets at 2,000 workers (issue 9): register < 10 s, 20/20 drivers, CPU < 20%
+of a core, GetClusterState p99 < 50 ms, idle RSS < 250 MiB, flat cost per
+heartbeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import pathlib
+import queue
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+from google.protobuf.message import Message  # noqa: E402
+
+from rpcenv import RpcAddress, RpcEndpoint, RpcEndpointRef, RpcEnv  # noqa: E402
+from sparkctl.v1 import deploy_pb2 as pb  # noqa: E402
+from sparkctl.v1 import master_service_pb2 as api  # noqa: E402
+
+WORKER_CORES = 2
+WORKER_MEMORY_MB = 4096
+PER_HELPER = 500  # simulated workers per helper process
+DRIVERS = 20
+CLIENT_CONF = {"spark.rpc.askTimeout": "30s"}
+
+
+# -- simulated workers (helper processes) ---------------------------------------------
+
+
+class SimWorker(RpcEndpoint):
+    """A worker that registers, heartbeats and 'runs' executors without processes."""
+
+    def __init__(self, master: RpcAddress, worker_id: str, fake_port: int, stats: Stats) -> None:
+        self.master_address = master
+        self.worker_id = worker_id
+        self.fake_port = fake_port
+        self.stats = stats
+        self.master: RpcEndpointRef | None = None
+        self.registered = False
+
+    def on_start(self) -> None:
+        # Made by our own env, so that the Master sees this endpoint as the sender.
+        self.master = self.rpc_env.endpoint_ref(self.master_address, "Master", timeout=60.0)
+
+    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
+        master = self.master
+        if master is None:
+            return
+        if isinstance(message, pb.MasterReachable | pb.ReconnectWorker):
+            if isinstance(message, pb.ReconnectWorker):
+                self.stats.add("reconnects")
+            self._register(master)
+        elif isinstance(message, pb.SendHeartbeat):
+            if self.registered:
+                master.send(pb.WorkerHeartbeat(worker_id=self.worker_id, incarnation=1))
+                self.stats.add("heartbeats")
+        elif isinstance(message, pb.LaunchExecutor):
+            self.stats.add("launches")
+            master.send(
+                pb.ExecutorStateChanged(
+                    app_id=message.app_id,
+                    executor_id=message.executor_id,
+                    state=pb.EXECUTOR_STATE_RUNNING,
+                )
+            )
+        elif isinstance(message, pb.KillExecutor):
+            self.stats.add("kills")
+        elif isinstance(message, pb.ApplicationFinished):
+            self.stats.add("app_finished")
+
+    def _register(self, master: RpcEndpointRef) -> None:
+        request = pb.RegisterWorkerRequest(
+            worker_id=self.worker_id,
+            host="127.0.0.1",
+            port=self.fake_port,
+            cores=WORKER_CORES,
+            memory_mb=WORKER_MEMORY_MB,
+            incarnation=1,
+        )
+
+        def done(future: Any) -> None:
+            try:
+                reply = future.result()
+            except Exception as exc:
+                self.stats.add("register_errors")
+                self.stats.note_error(str(exc))
+                return
+            if isinstance(reply, pb.RegisterWorkerResponse) and reply.accepted:
+                first = not self.registered
+                self.registered = True
+                if first:
+                    self.stats.registered()
+            else:
+                self.stats.add("register_refused")
+
+        master.ask(request, timeout=60.0).add_done_callback(done)
+
+
+class Stats:
+    """Counters of one helper process (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+        self.last_registered_wall = 0.0
+        self.error = ""
+
+    def add(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[key] = self.counts.get(key, 0) + n
+
+    def registered(self) -> None:
+        with self._lock:
+            self.counts["registered"] = self.counts.get("registered", 0) + 1
+            self.last_registered_wall = time.time()
+
+    def note_error(self, text: str) -> None:
+        with self._lock:
+            self.error = self.error or text[:300]
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {**self.counts, "last_registered_wall": self.last_registered_wall,
+                    "error": self.error}  # fmt: skip
+
+
+def run_helper(master_url: str, first: int, count: int) -> int:
+    """One helper process: `count` simulated workers; commands on stdin, answers on stdout."""
+    host, _, port = master_url.removeprefix("spark://").rpartition(":")
+    master = RpcAddress(host, int(port))
+    stats = Stats()
+    sims: list[SimWorker] = []
+    envs: list[RpcEnv] = []
+    for i in range(first, first + count):
+        env = RpcEnv.create(f"sim{i}", "127.0.0.1", 0, CLIENT_CONF, client_mode=True)
+        sim = SimWorker(master, f"worker-sim-{i:05d}", 20_000 + i, stats)
+        env.setup_endpoint("Worker", sim)
+        envs.append(env)
+        sims.append(sim)
+    deadline = time.monotonic() + 120
+    while any(s.master is None for s in sims) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print(json.dumps({"ready": True, "connected": sum(s.master is not None for s in sims)}),
+          flush=True)  # fmt: skip
+    stop = threading.Event()
+
+    def heartbeats() -> None:
+        # Every second, spread over the second (as real workers' timers are).
+        while not stop.is_set():
+            start = time.monotonic()
+            for n, sim in enumerate(sims):
+                if stop.is_set():
+                    return
+                wait = start + n / len(sims) - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                sim.self_ref.send(pb.SendHeartbeat())
+            rest = start + 1.0 - time.monotonic()
+            if rest > 0:
+                stop.wait(rest)
+
+    threading.Thread(target=heartbeats, name="sim-heartbeats", daemon=True).start()
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "register":
+            for sim in sims:
+                sim.self_ref.send(pb.MasterReachable())
+            print(json.dumps({"ok": True}), flush=True)
+        elif command == "stats":
+            print(json.dumps(stats.snapshot()), flush=True)
+        elif command == "stop":
+            break
+    stop.set()
+    for env in envs:
+        threading.Thread(target=env.shutdown, daemon=True).start()
+    time.sleep(1.0)
+    os._exit(0)  # thousands of envs: do not wait for each one's orderly end
+
+
+class Helper:
+    """The orchestrator's side of one helper process."""
+
+    def __init__(self, master_url: str, first: int, count: int, log: pathlib.Path) -> None:
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--sim", master_url, str(first), str(count)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            cwd=ROOT,
+            text=True,
+        )
+        self._lines: queue.Queue[str] = queue.Queue()
+        out = self.proc.stdout
+        assert out is not None
+
+        def pump() -> None:
+            for line in out:
+                self._lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def read(self, timeout: float) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self._lines.get(timeout=timeout)))
+        except queue.Empty:
+            raise RuntimeError(f"helper {self.proc.pid} did not answer in {timeout}s") from None
+
+    def command(self, text: str, timeout: float = 30.0) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        return self.read(timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write("stop\n")
+                self.proc.stdin.flush()
+                self.proc.wait(15)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+
+# -- drivers (this process) -------------------------------------------------------------
+
+
+class BenchDriver(RpcEndpoint):
+    """A driver's app client: registers on request, times its executors' arrival."""
+
+    def __init__(self, master: RpcAddress, description: pb.ApplicationDescription) -> None:
+        self.master_address = master
+        self.description = description
+        self.master: RpcEndpointRef | None = None
+        self.app_id = ""
+        self.error = ""
+        self.executors = 0
+        self.wanted = 0
+        self.asked_at = 0.0
+        self.done_at = 0.0
+        self.registered = threading.Event()
+        self.placed = threading.Event()
+
+    def on_start(self) -> None:
+        self.master = self.rpc_env.endpoint_ref(self.master_address, "Master", timeout=30.0)
+
+    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
+        if isinstance(message, pb.MasterReachable) and self.master is not None:
+            self.asked_at = time.monotonic()
+            request = pb.RegisterApplicationRequest(
+                description=self.description, driver_endpoint="AppClient"
+            )
+            self.master.ask(request, timeout=30.0).add_done_callback(self._answered)
+        elif isinstance(message, pb.ExecutorAdded):
+            self.executors += 1
+            if self.executors >= self.wanted and not self.placed.is_set():
+                self.done_at = time.monotonic()
+                self.placed.set()
+
+    def _answered(self, future: Any) -> None:
+        try:
+            reply = future.result()
+            assert isinstance(reply, pb.RegisterApplicationResponse)
+            self.app_id = reply.app_id
+        except Exception as exc:
+            self.error = str(exc)[:300]
+        self.registered.set()
+
+
+def start_drivers(
+    master: RpcAddress, count: int, max_cores: int, cores_per_executor: int, wanted: int
+) -> tuple[list[RpcEnv], list[BenchDriver]]:
+    envs, drivers = [], []
+    for n in range(count):
+        env = RpcEnv.create(f"bench-driver{n}", "127.0.0.1", 0, CLIENT_CONF, client_mode=True)
+        desc = pb.ApplicationDescription(
+            name=f"bench-app-{n}",
+            max_cores=max_cores,
+            cores_per_executor=cores_per_executor,
+            memory_per_executor_mb=512,
+            command=pb.Command(argv=["true"]),
+        )
+        driver = BenchDriver(master, desc)
+        driver.wanted = wanted
+        env.setup_endpoint("AppClient", driver)
+        envs.append(env)
+        drivers.append(driver)
+    deadline = time.monotonic() + 30
+    while any(d.master is None for d in drivers) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return envs, drivers
+
+
+def stop_envs(envs: list[RpcEnv]) -> None:
+    threads = [threading.Thread(target=e.shutdown, daemon=True) for e in envs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+
+
+# -- the orchestrator ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    if not ordered:
+        return math.nan, math.nan
+    p99 = ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+    return statistics.median(ordered), p99
+
+
+class Master:
+    """`sparkctl start-master --foreground` on free ports."""
+
+    def __init__(self, work: pathlib.Path) -> None:
+        self.port, self.ui_port = free_port(), free_port()
+        self.url = f"spark://127.0.0.1:{self.port}"
+        self.address = RpcAddress("127.0.0.1", self.port)
+        self._log = (work / "master.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "start-master", "--foreground", "--host", "127.0.0.1",
+             "--port", str(self.port), "--webui-port", str(self.ui_port),
+             "--work-dir", str(work / "master")],
+            stdout=self._log, stderr=self._log, cwd=ROOT,
+        )  # fmt: skip
+        self.ps = psutil.Process(self.proc.pid)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.json()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"master did not start; see {work / 'master.log'}") from None
+                time.sleep(0.1)
+
+    def json(self) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.ui_port}/json"
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            return dict(json.loads(reply.read()))
+
+    def cpu(self) -> float:
+        times = self.ps.cpu_times()
+        return float(times.user + times.system)
+
+    def rss_mb(self) -> float:
+        return float(self.ps.memory_info().rss / (1 << 20))
+
+    def sigterm(self, bound: float = 30.0) -> float:
+        """SIGTERM; seconds until it exited (the bound plus a kill if it did not)."""
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(bound)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            return math.inf
+        finally:
+            self._log.close()
+        return time.monotonic() - started
+
+
+def helper_totals(helpers: list[Helper]) -> dict[str, Any]:
+    total: dict[str, Any] = {"last_registered_wall": 0.0, "error": ""}
+    for helper in helpers:
+        snap = helper.command("stats")
+        for key, value in snap.items():
+            if key == "last_registered_wall":
+                total[key] = max(total[key], value)
+            elif key == "error":
+                total[key] = total[key] or value
+            else:
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+def wait_totals(helpers: list[Helper], key: str, want: int, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        totals = helper_totals(helpers)
+        if totals.get(key, 0) >= want or time.monotonic() > deadline:
+            return totals
+        time.sleep(0.25)
+
+
+def measure(n: int, window: float, work: pathlib.Path) -> dict[str, Any]:
+    row: dict[str, Any] = {"workers": n}
+    master = Master(work)
+    helpers: list[Helper] = []
+    envs: list[RpcEnv] = []
+    try:
+        count = math.ceil(n / PER_HELPER)
+        for h in range(count):
+            first = h * PER_HELPER
+            size = min(PER_HELPER, n - first)
+            helpers.append(Helper(master.url, first, size, work / f"helper{h}.log"))
+        for helper in helpers:
+            helper.read(timeout=300)  # envs made and connected
+        # Registration: all at once, timed on this machine's wall clock.
+        go = time.time()
+        for helper in helpers:
+            helper.command("register")
+        totals = wait_totals(helpers, "registered", n, timeout=120)
+        row["registered"] = totals.get("registered", 0)
+        row["register_s"] = totals["last_registered_wall"] - go
+        row["register_error"] = totals["error"]
+        # Idle with heartbeats every second: CPU per heartbeat, RSS.
+        time.sleep(2.0)
+        before_hb, before_cpu = helper_totals(helpers).get("heartbeats", 0), master.cpu()
+        time.sleep(window)
+        after_hb, after_cpu = helper_totals(helpers).get("heartbeats", 0), master.cpu()
+        beats = max(1, after_hb - before_hb)
+        row["hb_per_s"] = beats / window
+        row["cpu_pct"] = 100 * (after_cpu - before_cpu) / window
+        row["us_per_hb"] = 1e6 * (after_cpu - before_cpu) / beats
+        row["idle_rss_mb"] = master.rss_mb()
+        # Status latency, with heartbeats flowing.
+        client = RpcEnv.create("bench-status", "127.0.0.1", 0, CLIENT_CONF, client_mode=True)
+        envs.append(client)
+        ref = client.endpoint_ref(master.address, "Master", timeout=30.0)
+        samples = []
+        for _ in range(60):
+            t = time.perf_counter()
+            ref.ask_sync(api.GetClusterStateRequest(), 30.0)
+            samples.append(1000 * (time.perf_counter() - t))
+        row["state_p50_ms"], row["state_p99_ms"] = percentiles(samples)
+        samples = []
+        for _ in range(30):
+            t = time.perf_counter()
+            master.json()
+            samples.append(1000 * (time.perf_counter() - t))
+        row["json_p50_ms"], row["json_p99_ms"] = percentiles(samples)
+        # One app with an executor on every worker.
+        denvs, (driver,) = start_drivers(master.address, 1, n * WORKER_CORES, WORKER_CORES, n)
+        envs.extend(denvs)
+        driver.self_ref.send(pb.MasterReachable())
+        placed = driver.placed.wait(120)
+        row["place_all_s"] = driver.done_at - driver.asked_at if placed else math.inf
+        launched = wait_totals(helpers, "launches", n, timeout=60)
+        row["launched"] = launched.get("launches", 0)
+        stop_envs(denvs)  # the driver goes: its app FINISHED, every worker told
+        wait_totals(helpers, "app_finished", n, timeout=60)
+        # 20 apps at once, each asking for a 20th of the cluster.
+        share = max(1, n * WORKER_CORES // DRIVERS)
+        denvs, drivers = start_drivers(master.address, DRIVERS, share, 1, share)
+        envs.extend(denvs)
+        started = time.monotonic()
+        for d in drivers:
+            d.self_ref.send(pb.MasterReachable())
+        for d in drivers:
+            d.registered.wait(max(0.0, started + 60 - time.monotonic()))
+        row["drivers_ok"] = sum(bool(d.app_id) for d in drivers)
+        row["driver_error"] = next((d.error for d in drivers if d.error), "")
+        for d in drivers:
+            d.placed.wait(max(0.0, started + 120 - time.monotonic()))
+        row["apps_placed"] = sum(d.placed.is_set() for d in drivers)
+        row["apps20_s"] = (
+            max(d.done_at for d in drivers) - started
+            if all(d.placed.is_set() for d in drivers)
+            else math.inf
+        )
+        state = ref.ask_sync(api.GetClusterStateRequest(), 30.0)
+        assert isinstance(state, api.GetClusterStateResponse)
+        row["state_kb"] = state.ByteSize() / 1024
+        row["dead"] = sum(w.state == pb.WORKER_STATE_DEAD for w in state.workers)
+        row["reconnects"] = helper_totals(helpers).get("reconnects", 0)
+        row["loaded_rss_mb"] = master.rss_mb()
+        stop_envs(envs)
+        envs = []
+        row["sigterm_s"] = master.sigterm()  # heartbeats still flowing
+    finally:
+        stop_envs(envs)
+        for helper in helpers:
+            helper.stop()
+        if master.proc.poll() is None:
+            master.proc.kill()
+            master.proc.wait(10)
+    return row
+
+
+COLUMNS = [
+    ("workers", "N", "{:.0f}"),
+    ("registered", "reg'd", "{:.0f}"),
+    ("register_s", "reg s", "{:.2f}"),
+    ("hb_per_s", "hb/s", "{:.0f}"),
+    ("cpu_pct", "cpu %", "{:.1f}"),
+    ("us_per_hb", "us/hb", "{:.0f}"),
+    ("idle_rss_mb", "rss MiB", "{:.0f}"),
+    ("state_p50_ms", "state p50", "{:.1f}"),
+    ("state_p99_ms", "state p99", "{:.1f}"),
+    ("json_p50_ms", "json p50", "{:.1f}"),
+    ("json_p99_ms", "json p99", "{:.1f}"),
+    ("place_all_s", "place N s", "{:.2f}"),
+    ("drivers_ok", "drivers", "{:.0f}"),
+    ("apps20_s", "20 apps s", "{:.2f}"),
+    ("dead", "dead", "{:.0f}"),
+    ("state_kb", "state KiB", "{:.0f}"),
+    ("sigterm_s", "stop s", "{:.2f}"),
+]
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    cells = [[title for _, title, _ in COLUMNS]]
+    for row in rows:
+        cells.append(
+            [fmt.format(row[k]) if isinstance(row.get(k), int | float) else str(row.get(k, "-"))
+             for k, _, fmt in COLUMNS]
+        )  # fmt: skip
+    widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
+    for r in cells:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    for row in rows:
+        for key in ("register_error", "driver_error"):
+            if row.get(key):
+                print(f"N={row['workers']}: {key}: {row[key]}")
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--sim"]:
+        return run_helper(argv[1], int(argv[2]), int(argv[3]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 10, 100 only (a sanity run)")
+    parser.add_argument("--sizes", default="", help="comma-separated N (default 10,100,1000,2000)")
+    parser.add_argument("--window", type=float, default=10.0, help="CPU window in seconds")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s] or (
+        [10, 100] if args.quick else [10, 100, 1000, 2000]
+    )
+    window = min(args.window, 5.0) if args.quick else args.window
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        for n in sizes:
+            work = pathlib.Path(tmp) / f"n{n}"
+            work.mkdir()
+            try:
+                row = measure(n, window, work)
+            except Exception as exc:  # report the sizes that ran, and why this one did not
+                row = {"workers": n, "register_error": f"{type(exc).__name__}: {exc}"}
+                log_tail = (work / "master.log").read_text(errors="replace")[-1500:]
+                print(f"N={n} failed: {exc}\nmaster log tail:\n{log_tail}", file=sys.stderr)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    print_table(rows)
+    if args.json:
+        print(json.dumps(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
