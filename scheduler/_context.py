@@ -225,15 +225,16 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                 )
             except OSError as exc:
                 log.warning("application UI not started: %s", exc)
+        # As Spark does: --py-files/--files/--archives (and pyFiles) are added files,
+        # served to executors by content (checked here, before any executor starts).
+        self._add_configured_files(self._py_files)
         if kind == "local":
-            py_files = [p for p in (self._conf.get("spark.submit.pyFiles") or "").split(",") if p]
-            py_files += self._py_files
             backend = LocalBackend(
                 self._scheduler,
                 self._driver_url,
                 self._app_id,
                 cores,
-                local_executor_env(executor_env, py_files),
+                local_executor_env(executor_env),
                 python=self.pythonExec,
             )
             self._backend = backend

@@ -28,6 +28,7 @@ from typing import Any
 
 from scheduler import _accumulators, _aggregation, _broadcast
 from scheduler._dag import MapOutput, TaskSetSpec
+from scheduler._filefetch import prepare_task_files
 from scheduler._rangesort import RangeSort, write_sorted_run
 from scheduler._shuffle import (
     FetchFailedError,
@@ -35,8 +36,7 @@ from scheduler._shuffle import (
     shuffle_file,
     write_shuffle_output,
 )
-from scheduler._sparkfiles import prepare_task_files
-from scheduler._stagecode import StageCode
+from scheduler._stagecode import StageCode, stage_header
 from scheduler._taskcontext import TaskContext
 
 __all__ = ["WorkerRuntime", "main"]
@@ -179,13 +179,9 @@ def run_task(
     """Run one task; returns the ("done", ...) reply."""
     start = time.monotonic()
     try:
-        reader = runtime.read_driver_blob if runtime.conn is not None else None
-        properties = prepare_task_files(
-            spec.properties, runtime.local_dir, reader, runtime.force_remote
-        )
+        properties = _prepare_files(runtime, spec.properties)
     except (OSError, ValueError) as exc:
-        reason = f"could not make the files added with sc.addFile/addPyFile available: {exc}"
-        return ("done", task_id, "FAILED", b"", b"", reason, type(exc).__name__, None, 0.0)
+        return _files_failed(task_id, exc)
     context = TaskContext(
         spec.stage_id, partition, attempt, task_id, properties, _TASK_CPUS, runtime
     )
@@ -238,6 +234,17 @@ def run_task(
         TaskContext._set(None)
 
 
+def _prepare_files(runtime: WorkerRuntime, properties: dict[str, str]) -> dict[str, str]:
+    """Fetch and install the stage's added files; its properties as tasks here see them."""
+    reader = runtime.read_driver_blob if runtime.conn is not None else None
+    return prepare_task_files(properties, runtime.local_dir, reader)
+
+
+def _files_failed(task_id: int, exc: Exception) -> tuple[Any, ...]:
+    reason = f"could not make the files added with sc.addFile/addPyFile/addArchive available: {exc}"
+    return ("done", task_id, "FAILED", b"", b"", reason, type(exc).__name__, None, 0.0)
+
+
 def _die_with_parent() -> None:
     """Linux: get SIGKILL when the executor dies, so no worker outlives it."""
     if not sys.platform.startswith("linux"):
@@ -274,6 +281,8 @@ def main(argv: list[str] | None = None) -> None:
     _broadcast.BROADCAST_DIR[:] = [local_dir]
     _aggregation.SPILL_ROOT[:] = [local_dir]
     stages: dict[str, StageCode] = {}
+    #: Payloads not unpickled yet: kept until their files are in place and they load.
+    payloads: dict[str, bytes] = {}
     while True:
         try:
             message = runtime.inbox.popleft() if runtime.inbox else pickle.loads(conn.recv_bytes())
@@ -282,11 +291,23 @@ def main(argv: list[str] | None = None) -> None:
         kind = message[0]
         if kind == "task":
             _, task_id, key, partition, attempt, payload = message
+            if payload is not None:
+                payloads[key] = payload
+                stages.pop(key, None)
+            code = stages.get(key)
+            if code is None and key in payloads:
+                # Added modules must be importable before anything of the stage is unpickled.
+                try:
+                    _prepare_files(runtime, stage_header(payloads[key]))
+                except (OSError, ValueError) as exc:
+                    conn.send_bytes(pickle.dumps(_files_failed(task_id, exc)))
+                    continue
             try:
-                if payload is not None:
-                    stages[key] = StageCode(payload)
+                if code is None:
+                    code = stages[key] = StageCode(payloads[key])
+                    del payloads[key]
                 # Each task gets its own copy of the stage's functions (see _stagecode).
-                spec = stages[key].spec()
+                spec = code.spec()
             except BaseException as exc:
                 text = "".join(traceback.format_exception(exc))
                 kind_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
@@ -304,6 +325,7 @@ def main(argv: list[str] | None = None) -> None:
             _, tasksets, rdd_ids, broadcast_ids = message
             for key in tasksets:
                 stages.pop(key, None)
+                payloads.pop(key, None)
             runtime.drop_rdds(set(rdd_ids))
             _broadcast.forget_loaded(list(broadcast_ids))
         elif kind == "block_address":

@@ -7,14 +7,21 @@ deserialize the task's function per task. The data of `parallelize`, which can
 be large and which tasks only read, is pickled beside the code, unpickled once
 per worker and shared by the stage's tasks there.
 
-Payload layout: 8 bytes (little endian) giving the code pickle's length, the
-code pickle, then the data pickle (empty when the stage has no parallelized data).
+A header in front of both, plain JSON, carries what a worker must set up
+before it unpickles anything: the manifest of the files added with
+addFile/addPyFile/addArchive (a task's function, or an object in its data, may
+come from an added module).
+
+Payload layout: 8 bytes (little endian) giving the header's length, the header
+(JSON: the stage's files properties), 8 bytes giving the code pickle's length,
+the code pickle, then the data pickle (empty when the stage has no parallelized data).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import operator
 import pickle
 import sys
@@ -24,7 +31,19 @@ from typing import Any
 
 import cloudpickle
 
-__all__ = ["StageCode", "dumps_stage", "externalize", "has_private_state", "resolve"]
+from scheduler._sparkfiles import FILES_MANIFEST_PROPERTY, FILES_ROOT_PROPERTY
+
+__all__ = [
+    "StageCode",
+    "dumps_stage",
+    "externalize",
+    "has_private_state",
+    "resolve",
+    "stage_header",
+]
+
+#: Local properties a worker needs before it unpickles a stage (see the module doc).
+_HEADER_KEYS = (FILES_ROOT_PROPERTY, FILES_MANIFEST_PROPERTY)
 
 _tracking = threading.local()
 
@@ -50,7 +69,18 @@ def dumps_stage(spec: Any) -> bytes:
     finally:
         _tracking.side = None
     data: bytes = cloudpickle.dumps(side, pickle.HIGHEST_PROTOCOL) if side else b""
-    return len(code).to_bytes(8, "little") + code + data
+    properties = getattr(spec, "properties", None) or {}
+    header = json.dumps({k: properties[k] for k in _HEADER_KEYS if k in properties}).encode()
+    return b"".join(
+        (len(header).to_bytes(8, "little"), header, len(code).to_bytes(8, "little"), code, data)
+    )
+
+
+def stage_header(payload: bytes) -> dict[str, str]:
+    """The properties in a stage payload's header, read without unpickling anything."""
+    length = int.from_bytes(payload[:8], "little")
+    header: dict[str, str] = json.loads(bytes(payload[8 : 8 + length]))
+    return header
 
 
 def externalize(value: Any) -> Any:
@@ -80,9 +110,10 @@ class StageCode:
 
     def __init__(self, payload: bytes) -> None:
         view = memoryview(payload)
-        length = int.from_bytes(view[:8], "little")
-        self._code = view[8 : 8 + length]
-        rest = view[8 + length :]
+        start = 8 + int.from_bytes(view[:8], "little")  # past the header
+        length = int.from_bytes(view[start : start + 8], "little")
+        self._code = view[start + 8 : start + 8 + length]
+        rest = view[start + 8 + length :]
         self._data: list[Any] = cloudpickle.loads(rest) if len(rest) else []
         self._shared: Any = None
 
