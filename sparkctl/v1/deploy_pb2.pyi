@@ -144,6 +144,32 @@ MASTER_STATUS_RECOVERING: MasterStatus.ValueType  # 3
 MASTER_STATUS_COMPLETING_RECOVERY: MasterStatus.ValueType  # 4
 Global___MasterStatus: _TypeAlias = MasterStatus  # noqa: Y015
 
+class _SubmittedFileKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SubmittedFileKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SubmittedFileKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SUBMITTED_FILE_KIND_UNSPECIFIED: _SubmittedFileKind.ValueType  # 0
+    SUBMITTED_FILE_KIND_PY_FILE: _SubmittedFileKind.ValueType  # 1
+    """--py-files: .py, .zip or .egg, importable by the driver and every task."""
+    SUBMITTED_FILE_KIND_FILE: _SubmittedFileKind.ValueType  # 2
+    """--files: opened by tasks with SparkFiles.get(name)."""
+    SUBMITTED_FILE_KIND_ARCHIVE: _SubmittedFileKind.ValueType  # 3
+    """--archives: .zip, .jar, .tar, .tar.gz or .tgz, unpacked under `alias`."""
+
+class SubmittedFileKind(_SubmittedFileKind, metaclass=_SubmittedFileKindEnumTypeWrapper):
+    """What a submitted file is for."""
+
+SUBMITTED_FILE_KIND_UNSPECIFIED: SubmittedFileKind.ValueType  # 0
+SUBMITTED_FILE_KIND_PY_FILE: SubmittedFileKind.ValueType  # 1
+"""--py-files: .py, .zip or .egg, importable by the driver and every task."""
+SUBMITTED_FILE_KIND_FILE: SubmittedFileKind.ValueType  # 2
+"""--files: opened by tasks with SparkFiles.get(name)."""
+SUBMITTED_FILE_KIND_ARCHIVE: SubmittedFileKind.ValueType  # 3
+"""--archives: .zip, .jar, .tar, .tar.gz or .tgz, unpacked under `alias`."""
+Global___SubmittedFileKind: _TypeAlias = SubmittedFileKind  # noqa: Y015
+
 @_typing.final
 class Command(_message.Message):
     """A process to launch: the Worker runs `argv` with `environment` added, in the
@@ -287,6 +313,7 @@ class DriverDescription(_message.Message):
     PY_FILES_FIELD_NUMBER: _builtins.int
     COMMAND_FIELD_NUMBER: _builtins.int
     APP_CONTENT_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
     app_resource: _builtins.str
     """Path (or file:// URL) of app.py as seen from the worker."""
     cores: _builtins.int
@@ -302,6 +329,15 @@ class DriverDescription(_message.Message):
     def py_files(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def command(self) -> Global___Command: ...
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmittedFile]:
+        """Files that travel with the submission (--py-files, --files, --archives), by
+        content: the submitting host's files need not exist anywhere in the cluster.
+        The Master keeps their bytes in its own store (never in a recovery record)
+        and sends them along with LaunchDriver; the driver adds them as Spark adds
+        spark.submit.pyFiles, spark.files and spark.archives.
+        """
+
     def __init__(
         self,
         *,
@@ -314,14 +350,74 @@ class DriverDescription(_message.Message):
         py_files: _abc.Iterable[_builtins.str] | None = ...,
         command: Global___Command | None = ...,
         app_content: _builtins.bytes = ...,
+        files: _abc.Iterable[Global___SubmittedFile] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_args", b"app_args", "app_content", b"app_content", "app_resource", b"app_resource", "command", b"command", "conf", b"conf", "cores", b"cores", "memory_mb", b"memory_mb", "py_files", b"py_files", "supervise", b"supervise"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_args", b"app_args", "app_content", b"app_content", "app_resource", b"app_resource", "command", b"command", "conf", b"conf", "cores", b"cores", "files", b"files", "memory_mb", b"memory_mb", "py_files", b"py_files", "supervise", b"supervise"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DriverDescription: _TypeAlias = DriverDescription  # noqa: Y015
+
+@_typing.final
+class SubmittedFile(_message.Message):
+    """One file of a cluster-mode submission. A client sets name, kind, content (and
+    alias, source_path); the Master answers INVALID_ARGUMENT for a bad name, a
+    duplicate, a sha256 that does not match, or more bytes in all than its
+    spark.sparkctl.submit.maxFilesSize (default 64 MiB).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    ALIAS_FIELD_NUMBER: _builtins.int
+    SOURCE_PATH_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The file's base name on the driver's host: letters, digits, '.', '_', '-'
+    (no path); unique within the submission and not the app file's name.
+    """
+    kind: Global___SubmittedFileKind.ValueType
+    content: _builtins.bytes
+    """The bytes. Set by clients; the Master clears it in what it keeps and
+    records (sha256 and size remain), and fills it in LaunchDriver.
+    """
+    sha256: _builtins.str
+    """Hex SHA-256 of content: optional from a client (then checked), always set
+    by the Master.
+    """
+    size: _builtins.int
+    """Size in bytes: set by the Master."""
+    alias: _builtins.str
+    """ARCHIVE: the directory name it unpacks to (spark-submit's 'a.zip#alias');
+    empty = name.
+    """
+    source_path: _builtins.str
+    """Where the file was on the submitting host (absolute). Optional; when set, the
+    driver's sc.addFile / addPyFile / addArchive of that path use this copy.
+    """
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        kind: Global___SubmittedFileKind.ValueType = ...,
+        content: _builtins.bytes = ...,
+        sha256: _builtins.str = ...,
+        size: _builtins.int = ...,
+        alias: _builtins.str = ...,
+        source_path: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias", "content", b"content", "kind", b"kind", "name", b"name", "sha256", b"sha256", "size", b"size", "source_path", b"source_path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmittedFile: _TypeAlias = SubmittedFile  # noqa: Y015
 
 @_typing.final
 class ExecutorDescription(_message.Message):
