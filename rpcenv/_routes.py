@@ -53,12 +53,13 @@ def route_address(host: str, port: int = 7077) -> str | None:
 class LocalAddresses:
     """Where a process listens (`bind`) and what it tells its peers (`advertise`).
 
-    `source` names the setting that decided `advertise`, for error messages.
+    `source` and `bind_source` name the settings that decided them, for error messages.
     """
 
     advertise: str
     bind: str
     source: str
+    bind_source: str = ""
 
     @property
     def from_route(self) -> bool:
@@ -108,9 +109,18 @@ def local_addresses(
         else:
             if masters:
                 source = "loopback (no route to the master)"
-    bind = bind_address or host or local_ip or advertise
+    bind, bind_source = next(
+        (value, name)
+        for value, name in (
+            (bind_address, "spark.driver.bindAddress"),
+            (host, "spark.driver.host"),
+            (local_ip, "SPARK_LOCAL_IP"),
+            (advertise, source),
+        )
+        if value
+    )
     if advertise in _WILDCARDS:
         # A wildcard can be listened on but not dialled: advertise the route instead.
         routed = next((r for h, p in masters if (r := route_address(h, p)) is not None), LOOPBACK)
         advertise = routed
-    return LocalAddresses(advertise=advertise, bind=bind, source=source)
+    return LocalAddresses(advertise, bind, source, bind_source)

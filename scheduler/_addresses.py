@@ -64,13 +64,13 @@ def check_driver_bind(addresses: LocalAddresses, conf: Conf, environ: Mapping[st
     )
     if has_secret:
         return
-    if addresses.from_route:
+    if addresses.from_route and addresses.bind == addresses.advertise:
         why = (
             f"its executors must reach it at {addresses.advertise}, this host's address on the "
             f"{addresses.source}"
         )
     else:
-        why = f"it was asked to listen on {addresses.bind} ({addresses.source})"
+        why = f"it was asked to listen on {addresses.bind} ({addresses.bind_source})"
     raise RpcConfigError(
         f"the driver cannot start: {why}, and without a shared secret it listens on loopback "
         f"only. Set {SECRET_ENV_VAR} (or spark.authenticate.secret.file) to the cluster's "

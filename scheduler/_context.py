@@ -132,6 +132,8 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         self.startTime = int(time.time() * 1000)
         self._stopped = False
         self._rdd_ids = itertools.count()
+        #: Why the context stopped on its own (the Master removed the application).
+        self.stop_reason: str | None = None
         self._shuffle_ids = itertools.count()
         self._broadcast_ids = itertools.count()
         self._accumulator_ids = itertools.count()
@@ -653,9 +655,14 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
 
     def _run_job(
         self, rdd: RDD, func: Callable[[Any, Any], Any], partitions: list[int]
+    def _stopped_message(self) -> str:
+        reason = getattr(self, "stop_reason", None)
+        text = "Cannot call methods on a stopped SparkContext"
+        return f"{text}: it stopped because {reason}" if reason else text
+
     ) -> list[Any]:
         if self._stopped:
-            raise RuntimeError("Cannot call methods on a stopped SparkContext")
+            raise RuntimeError(self._stopped_message())
         if not partitions:
             return []
         waiter = JobWaiter(len(partitions))
@@ -671,7 +678,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         sortByKey runs its shuffle's map stage first: the range bounds come from it.
         """
         if self._stopped:
-            raise RuntimeError("Cannot call methods on a stopped SparkContext")
+            raise RuntimeError(self._stopped_message())
         waiter = JobWaiter(1)
 
         def submit(props: dict[str, str]) -> int:
@@ -715,7 +722,8 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                 self._scheduler.dag.cancel_job(job_id, "by KeyboardInterrupt")
             raise
         if not waiter.wait(0):
-            error = JobCancelledError(f"Job {job_id} cancelled because SparkContext was shut down")
+            why = self.stop_reason or "SparkContext was shut down"
+            error = JobCancelledError(f"Job {job_id} cancelled because {why}")
             self._end_job(record, "FAILED", error)
             raise error
         if waiter.error is not None:

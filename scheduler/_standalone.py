@@ -422,6 +422,7 @@ class StandaloneBackend:
         if self._stopped:
             return
         self.removed_reason = message
+        self._sc.stop_reason = f"Master removed our application: {message}"
         log.error("the Master removed application %s: %s", self.app_id, message)
         self._stopped = True
         if self.allocator is not None:
