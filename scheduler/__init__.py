@@ -19,12 +19,14 @@ if TYPE_CHECKING:
     from scheduler._partitioner import Partitioner, portable_hash
     from scheduler._rdd import RDD
     from scheduler._serializers import CPickleSerializer, MarshalSerializer
+    from scheduler._session import SparkSession
     from scheduler._sparkconf import SparkConf
     from scheduler._sparkfiles import SparkFiles
     from scheduler._statcounter import StatCounter
     from scheduler._status import SparkJobInfo, SparkStageInfo, StatusTracker
     from scheduler._storagelevel import StorageLevel
     from scheduler._taskcontext import TaskContext
+    from scheduler._textscan import Row
     from scheduler._threads import InheritableThread, inheritable_thread_target
 
 __all__ = [
@@ -39,11 +41,13 @@ __all__ = [
     "MarshalSerializer",
     "Partitioner",
     "ResultIterable",
+    "Row",
     "SparkConf",
     "SparkContext",
     "SparkFiles",
     "SparkJobError",
     "SparkJobInfo",
+    "SparkSession",
     "SparkStageInfo",
     "StatCounter",
     "StatusTracker",
@@ -64,6 +68,8 @@ _WHERE = {
     "JobFailedError": "_errors",
     "Partitioner": "_partitioner",
     "ResultIterable": "_aggregation",
+    "Row": "_textscan",
+    "SparkSession": "_session",
     "SparkConf": "_sparkconf",
     "SparkContext": "_context",
     "SparkFiles": "_sparkfiles",

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import cloudpickle
 
@@ -151,15 +151,18 @@ class Aggregator:
         self.lists = False
 
 
-class ResultIterable:
-    """The values of one key after groupByKey: iterable, sized."""
+_T = TypeVar("_T")
 
-    def __init__(self, data: list[Any]) -> None:
+
+class ResultIterable(Generic[_T]):
+    """The values of one key after groupByKey: iterable, sized (``ResultIterable[str]``)."""
+
+    def __init__(self, data: list[_T]) -> None:
         self.data = data
         self.index = None
         self.maxindex = len(data)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[_T]:
         return iter(self.data)
 
     def __len__(self) -> int:

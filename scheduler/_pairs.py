@@ -386,7 +386,7 @@ def _cogroup(rdds: list[RDD], num_partitions: int | None) -> RDD:
     union = reduce(lambda acc, other: acc.union(other), tagged)
     width = len(tagged)
 
-    def dispatch(seq: Iterable[Any]) -> tuple[ResultIterable, ...]:
+    def dispatch(seq: Iterable[Any]) -> tuple[ResultIterable[Any], ...]:
         bufs: list[list[Any]] = [[] for _ in range(width)]
         for n, v in seq:
             bufs[n].append(v)

@@ -14,6 +14,7 @@ import itertools
 import random
 import shlex
 import subprocess
+import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -121,6 +122,10 @@ class RDD(ActionFunctions, PairFunctions):
 
     _lazy_id = False
     _creation_site: str | None = None
+
+    def __class_getitem__(cls, item: Any) -> types.GenericAlias:
+        """``RDD[Tuple[int, int]]`` in a program's annotations, as PySpark's RDD is generic."""
+        return types.GenericAlias(cls, item)
 
     def __init__(self, ctx: SparkContext, deps: list[Dependency]) -> None:
         self._ctx: SparkContext | None = ctx

@@ -51,6 +51,10 @@ def alias_pyspark_as_scheduler() -> None:
     for name in pyspark.__all__:
         setattr(alias, name, getattr(pyspark, name))
     alias.StatCounter = StatCounter  # type: ignore[attr-defined]
+    from pyspark.sql import Row, SparkSession
+
+    alias.SparkSession = SparkSession  # type: ignore[attr-defined]
+    alias.Row = Row  # type: ignore[attr-defined]
     sys.modules["scheduler"] = alias
 
 
