@@ -51,6 +51,7 @@ from scheduler._sparkconf import SYSTEM_PROPERTIES, SparkConf
 from scheduler._sparkfiles import AddedFiles
 from scheduler._status import JobRecord, JobWaiter, StatusTracker
 from scheduler._taskscheduler import SchedulerSettings, TaskScheduler
+from scheduler.ui import stage_rdds
 from sparkctl.v1 import scheduler_pb2 as pb
 
 __all__ = ["SparkContext", "parse_master"]
@@ -216,7 +217,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         if settings.get_bool("spark.ui.enabled", True):
             from scheduler._ui import AppStatusStore, DriverUI
 
-            self._status_store = AppStatusStore(self._app_id, self.appName)
+            self._status_store = AppStatusStore(self._app_id, self.appName, self._conf.getAll())
             self._scheduler.listeners.append(self._status_store)
             try:
                 self._ui = DriverUI(
@@ -252,7 +253,8 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             self._app_id = standalone.start()
             self._endpoint._app_id = self._app_id
         if self._status_store is not None:
-            self._status_store.app_id = self._app_id
+            self._status_store.set_app(self._app_id)
+            self._status_store.user = self.sparkUser()
         if self._event_log is not None:
             self._event_log.start(
                 self._app_id, self.appName, self.startTime, self.sparkUser(), self._conf.getAll()
@@ -753,6 +755,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                         "num_tasks": stage.num_tasks,
                         "parent_ids": [p.id for p in stage.parents],
                         "is_map": stage.is_map,
+                        "rdds": stage_rdds(stage.rdd),
                     }
                 )
         return infos

@@ -16,13 +16,12 @@ import dataclasses
 import logging
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from scheduler._eventlog import LogFile, parse_log_name, read_log
 from scheduler._jsonprotocol import AppInfo, replay_events
-from scheduler._ui import AppStatusStore
+from scheduler.ui import AppStatusStore
 
 __all__ = ["AppEntry", "HistoryProvider"]
 
@@ -133,24 +132,20 @@ class HistoryProvider:
                 self._stores.move_to_end(app.path)
                 return cached[1]
         store = AppStatusStore(app.app_id, app.name)
+        store.environment = {}  # the log's, not the history server's own
+        store.user = app.user
         if app.start_ms is not None:
             store.start_time = app.start_ms / 1000.0
         for event, data in replay_events(read_log(app.path, not app.completed)):
             store(event, data)
+        if app.completed:
+            store.app_ended(app.end_ms / 1000.0 if app.end_ms else None)
         with self._lock:
             self._stores[app.path] = (key, store)
             self._stores.move_to_end(app.path)
             while len(self._stores) > self._retained:
                 self._stores.popitem(last=False)
         return store
-
-    def snapshot(self, app: AppEntry) -> dict[str, Any]:
-        """What the application UI shows, durations measured to the app's end (or now)."""
-        now = app.end_ms / 1000.0 if app.completed and app.end_ms else time.time()
-        snapshot = self.store(app).snapshot(now)
-        snapshot["completed"] = app.completed
-        snapshot["endTime"] = app.end_ms / 1000.0 if app.completed and app.end_ms else None
-        return snapshot
 
     def _summary(self, path: Path, parsed: LogFile, stat: os.stat_result) -> AppEntry | None:
         key = (stat.st_size, stat.st_mtime_ns)

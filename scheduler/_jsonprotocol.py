@@ -32,6 +32,9 @@ _REDACT = re.compile(r"(?i)secret|password|token|access[.]key")
 
 Json = dict[str, Any]
 
+#: Launched tasks whose locality the encoder remembers until their TaskEnd.
+_MAX_LAUNCHED = 100_000
+
 
 def _stage_info(
     stage_id: int,
@@ -48,7 +51,7 @@ def _stage_info(
         "Stage Attempt ID": attempt,
         "Stage Name": known.get("name", f"stage {stage_id}"),
         "Number of Tasks": num_tasks,
-        "RDD Info": [],
+        "RDD Info": [_rdd_info(r) for r in known.get("rdds", [])],
         "Parent IDs": list(known.get("parent_ids", [])),
         "Details": "",
     }
@@ -60,6 +63,38 @@ def _stage_info(
         info["Failure Reason"] = failure
     info["Accumulables"] = []
     return info
+
+
+def _rdd_info(rdd: Mapping[str, Any]) -> Json:
+    """Spark's RDDInfo of a stage's RDD (see `scheduler.ui.stage_rdds`)."""
+    level = rdd.get("storage") or ""
+    return {
+        "RDD ID": rdd["id"],
+        "Name": rdd.get("name", ""),
+        "Callsite": rdd.get("callsite", ""),
+        "Parent IDs": list(rdd.get("parents", [])),
+        "Shuffle Parent IDs": list(rdd.get("shuffle_parents", [])),
+        "Storage Level": {"Description": level, "Use Memory": bool(level), "Replication": 1},
+        "Number of Partitions": rdd.get("partitions", 0),
+        "Number of Cached Partitions": 0,
+        "Memory Size": 0,
+        "Disk Size": 0,
+    }
+
+
+def _rdd_from_info(info: Mapping[str, Any]) -> Json:
+    """`_rdd_info` backwards (Spark's logs have no shuffle parents: those stay unknown)."""
+    level = info.get("Storage Level") or {}
+    description = level.get("Description", "") if isinstance(level, dict) else ""
+    return {
+        "id": int(info["RDD ID"]),
+        "name": str(info.get("Name", "")),
+        "callsite": str(info.get("Callsite", "")),
+        "parents": [int(p) for p in info.get("Parent IDs", [])],
+        "shuffle_parents": [int(p) for p in info.get("Shuffle Parent IDs", [])],
+        "partitions": int(info.get("Number of Partitions", 0)),
+        "storage": description if level.get("Use Memory") or level.get("Use Disk") else "",
+    }
 
 
 @dataclasses.dataclass
@@ -93,6 +128,8 @@ class EventEncoder:
         self._started_jobs: set[int] = set()
         #: Stage submissions of jobs whose JobStart has not been seen yet.
         self._held: dict[int, list[tuple[Json, int]]] = {}
+        #: Locality of launched tasks until their TaskEnd (killed ones never end: bounded).
+        self._locality: dict[int, str] = {}
 
     def header(
         self, app_id: str, app_name: str, start_ms: int, user: str, conf: Iterable[tuple[str, str]]
@@ -128,6 +165,12 @@ class EventEncoder:
         ms = int(t * 1000)
         if event == "task_end":
             return [self._task_end(data, ms, t)]
+        if event == "tasks_launched":
+            if len(self._locality) > _MAX_LAUNCHED:
+                self._locality.clear()
+            for launched in data["tasks"]:
+                self._locality[launched[0]] = "PROCESS_LOCAL" if launched[7] else "ANY"
+            return []
         if event == "stage_submitted":
             job_id = data.get("job_id", -1)
             stage_id, attempt = data["stage_id"], data["attempt"]
@@ -173,7 +216,7 @@ class EventEncoder:
                     "Executor Info": {
                         "Host": data.get("host", ""),
                         "Total Cores": data.get("cores", 0),
-                        "Log Urls": {},
+                        "Log Urls": dict(data.get("log_urls") or {}),
                     },
                 }
             ]
@@ -283,7 +326,7 @@ class EventEncoder:
             {
                 "Executor ID": executor_id,
                 "Host": self._hosts.get(executor_id, ""),
-                "Locality": "ANY",
+                "Locality": self._locality.pop(task.task_id, "ANY") if task is not None else "ANY",
                 "Speculative": bool(getattr(task, "speculative", False)),
                 "Getting Result Time": 0,
                 "Finish Time": ms,
@@ -310,6 +353,16 @@ class EventEncoder:
         measured = data.get("metrics") or {}
         if "diskBytesSpilled" in measured:
             metrics["Disk Bytes Spilled"] = int(measured["diskBytesSpilled"])
+        if "gcSeconds" in measured:
+            metrics["JVM GC Time"] = int(measured["gcSeconds"] * 1000)
+        if "shuffleBytesWritten" in measured:
+            metrics["Shuffle Write Metrics"] = {
+                "Shuffle Bytes Written": int(measured["shuffleBytesWritten"])
+            }
+        if "shuffleBytesRead" in measured:
+            metrics["Shuffle Read Metrics"] = {
+                "Remote Bytes Read": int(measured["shuffleBytesRead"])
+            }
         is_map = self._stages.get(stage_id, {}).get("is_map", False)
         return {
             "Event": "SparkListenerTaskEnd",
@@ -367,18 +420,27 @@ def replay_events(events: Iterable[Json]) -> Iterator[tuple[str, dict[str, Any]]
 def _replay_one(event: Json, job_of_stage: dict[int, int]) -> Iterator[tuple[str, dict[str, Any]]]:
     kind = event.get("Event")
     if kind == "SparkListenerTaskEnd":
-        ok = (event.get("Task End Reason") or {}).get("Reason") == "Success"
-        yield (
-            "task_end",
-            {"stage_id": int(event["Stage ID"]), "attempt": int(event.get("Stage Attempt ID", 0)),
-             "ok": ok},
-        )  # fmt: skip
+        yield "task_end", _replay_task_end(event)
     elif kind == "SparkListenerJobStart":
         job_id = int(event["Job ID"])
         stage_ids = [int(s) for s in event.get("Stage IDs", [])]
         for stage_id in stage_ids:
             job_of_stage[stage_id] = job_id
         props = event.get("Properties") or {}
+        infos = [i for i in event.get("Stage Infos", []) if isinstance(i, dict)]
+        parents = {int(p) for i in infos for p in i.get("Parent IDs", [])}
+        stages = [
+            {
+                "stage_id": int(i["Stage ID"]),
+                "name": str(i.get("Stage Name", "")),
+                "num_tasks": int(i.get("Number of Tasks", 0)),
+                "parent_ids": [int(p) for p in i.get("Parent IDs", [])],
+                "rdds": [_rdd_from_info(r) for r in i.get("RDD Info", [])],
+                # Spark's log does not say: a stage another one of the job reads is a map stage.
+                "is_map": int(i["Stage ID"]) in parents,
+            }
+            for i in infos
+        ]
         yield (
             "job_start",
             {
@@ -386,16 +448,20 @@ def _replay_one(event: Json, job_of_stage: dict[int, int]) -> Iterator[tuple[str
                 "group": props.get("spark.jobGroup.id"),
                 "description": props.get("spark.job.description"),
                 "stage_ids": stage_ids,
+                "stages": stages,
                 "time": _seconds(event.get("Submission Time")),
             },
         )
     elif kind == "SparkListenerJobEnd":
-        result = (event.get("Job Result") or {}).get("Result")
+        result = event.get("Job Result") or {}
+        ok = result.get("Result") == "JobSucceeded"
+        error = (result.get("Exception") or {}).get("Message") if not ok else None
         yield (
             "job_end",
             {
                 "job_id": int(event["Job ID"]),
-                "status": "SUCCEEDED" if result == "JobSucceeded" else "FAILED",
+                "status": "SUCCEEDED" if ok else "FAILED",
+                "error": error,
                 "time": _seconds(event.get("Completion Time")),
             },
         )
@@ -409,6 +475,7 @@ def _replay_one(event: Json, job_of_stage: dict[int, int]) -> Iterator[tuple[str
                 "attempt": int(info.get("Stage Attempt ID", 0)),
                 "num_tasks": int(info["Number of Tasks"]),
                 "job_id": job_of_stage.get(stage_id, -1),
+                "name": str(info.get("Stage Name", "")),
                 "time": _seconds(info.get("Submission Time")),
             },
         )
@@ -419,17 +486,20 @@ def _replay_one(event: Json, job_of_stage: dict[int, int]) -> Iterator[tuple[str
             {
                 "stage_id": int(info["Stage ID"]),
                 "attempt": int(info.get("Stage Attempt ID", 0)),
+                "failure": info.get("Failure Reason"),
                 "time": _seconds(info.get("Completion Time")),
             },
         )
     elif kind == "SparkListenerExecutorAdded":
         executor = event.get("Executor Info") or {}
+        urls = executor.get("Log Urls") or {}
         yield (
             "executor_added",
             {
                 "executor_id": str(event["Executor ID"]),
                 "host": str(executor.get("Host", "")),
                 "cores": int(executor.get("Total Cores", 0)),
+                "log_urls": {str(k): str(v) for k, v in urls.items()},
                 "time": _seconds(event.get("Timestamp")),
             },
         )
@@ -442,6 +512,68 @@ def _replay_one(event: Json, job_of_stage: dict[int, int]) -> Iterator[tuple[str
                 "time": _seconds(event.get("Timestamp")),
             },
         )
+    elif kind == "SparkListenerUnpersistRDD":
+        yield "unpersist_rdd", {"rdd_id": int(event["RDD ID"])}
+    elif kind == "SparkListenerEnvironmentUpdate":
+        sections: dict[str, Any] = {}
+        for name, shown in (
+            ("JVM Information", "Runtime Information"),
+            ("Spark Properties", "Spark Properties"),
+            ("System Properties", "System Properties"),
+            ("Classpath Entries", "Classpath Entries"),
+        ):
+            value = event.get(name) or {}
+            pairs = value.items() if isinstance(value, dict) else value
+            sections[shown] = sorted((str(k), str(v)) for k, v in pairs)
+        yield "environment", sections
+
+
+def _replay_task_end(event: Json) -> dict[str, Any]:
+    info = event.get("Task Info") or {}
+    reason = event.get("Task End Reason") or {}
+    logged = event.get("Task Metrics") or {}
+    ok = reason.get("Reason") == "Success"
+    task_id = int(info.get("Task ID", -1))
+    data: dict[str, Any] = {
+        "stage_id": int(event["Stage ID"]),
+        "attempt": int(event.get("Stage Attempt ID", 0)),
+        "ok": ok,
+        "task_id": task_id if task_id >= 0 else None,
+        "index": int(info.get("Index", -1)),
+        "task_attempt": int(info.get("Attempt", 0)),
+        "partition": int(info.get("Partition ID", info.get("Index", -1))),
+        "executor_id": str(info.get("Executor ID", "")),
+        "host": str(info.get("Host", "")),
+        "launch_time": _seconds(info.get("Launch Time")),
+        "locality": str(info.get("Locality", "PROCESS_LOCAL")),
+        "speculative": bool(info.get("Speculative", False)),
+        "time": _seconds(info.get("Finish Time")),
+    }
+    if "Executor Run Time" in logged:
+        data["run_seconds"] = int(logged["Executor Run Time"]) / 1000.0
+    metrics: dict[str, float] = {}
+    if "JVM GC Time" in logged:
+        metrics["gcSeconds"] = int(logged["JVM GC Time"]) / 1000.0
+    if "Disk Bytes Spilled" in logged:
+        metrics["diskBytesSpilled"] = int(logged["Disk Bytes Spilled"])
+    written = logged.get("Shuffle Write Metrics") or {}
+    if "Shuffle Bytes Written" in written:
+        metrics["shuffleBytesWritten"] = int(written["Shuffle Bytes Written"])
+    read = logged.get("Shuffle Read Metrics") or {}
+    if "Remote Bytes Read" in read or "Local Bytes Read" in read:
+        metrics["shuffleBytesRead"] = int(read.get("Remote Bytes Read", 0)) + int(
+            read.get("Local Bytes Read", 0)
+        )
+    data["metrics"] = metrics
+    if not ok:
+        data["error"] = str(
+            reason.get("Full Stack Trace")
+            or reason.get("Description")
+            or reason.get("Reason")
+            or ""
+        )
+        data["error_type"] = str(reason.get("Class Name") or reason.get("Reason") or "")
+    return data
 
 
 def _seconds(ms: Any) -> float | None:

@@ -275,6 +275,8 @@ class TaskScheduler:
             now = time.monotonic()
             alive = len(self.executors)
             launches: dict[str, pb.LaunchTasks] = {}
+            # For the UI's task table and task stream: one event per offer round, not per task.
+            launched: list[tuple[Any, ...]] | None = [] if self.listeners else None
             progress = True
             # A busy executor is refilled only once a quarter of its queue has drained,
             # so that launches travel several to a message; an idle one gets work at once.
@@ -301,8 +303,19 @@ class TaskScheduler:
                         self._add_launch(
                             launches, handle, tsm, attempt.index, attempt.attempt, task_id
                         )
+                        if launched is not None:
+                            ts, index = tsm.task_set, attempt.index
+                            preferred = ts.preferred[index]
+                            launched.append(
+                                (task_id, ts.stage_id, ts.attempt, index, attempt.attempt,
+                                 handle.executor_id, ts.partitions[index],
+                                 not preferred or handle.executor_id in preferred,
+                                 attempt.speculative)
+                            )  # fmt: skip
                         progress = True
                         break
+            if launched:
+                self._emit("tasks_launched", {"tasks": launched})
             for executor_id, message in launches.items():
                 self.executors[executor_id].send(message)
 
@@ -409,7 +422,8 @@ class TaskScheduler:
                     "task_end",
                     {"stage_id": task_set.stage_id, "attempt": task_set.attempt, "ok": True,
                      "task": task, "now": now, "run_seconds": status.run_seconds,
-                     "metrics": metrics, "partition": task_set.partitions[index]},
+                     "metrics": metrics, "partition": task_set.partitions[index],
+                     "blocks": blocks},
                 )  # fmt: skip
             self.dag.task_succeeded(
                 task_set.stage_id, task_set.attempt, task_set.indices[index], value
@@ -555,6 +569,7 @@ class TaskScheduler:
         with self.lock:
             for key in [k for k in self.cache_locations if k[0] == rdd_id]:
                 del self.cache_locations[key]
+            self._emit("unpersist_rdd", {"rdd_id": rdd_id})
 
     def broadcast_to_executors(self, message: Message) -> None:
         with self.lock:

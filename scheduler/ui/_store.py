@@ -1,0 +1,548 @@
+"""The application UI's status store: jobs, stages, tasks, executors, storage, environment.
+
+`AppStatusStore` is a task scheduler listener (and the target of an event
+log replay, which feeds it the same events with their logged `time`). It
+keeps plain records under one lock and is bounded like Spark's UI:
+`spark.ui.retainedJobs`, `spark.ui.retainedStages`, `spark.ui.retainedTasks`
+(per stage attempt) and `spark.ui.retainedDeadExecutors`. Aggregates (task
+counts, run time, shuffle bytes) are kept as totals, so dropping old task
+records never changes a count. The listener path (`task_end` above all)
+only updates records; everything a page shows is computed when a page asks
+(`_views`). It never calls back into the scheduler.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+__all__ = ["AppStatusStore", "ExecutorRecord", "JobRecord", "Limits", "StageRecord", "TaskRecord"]
+
+#: Spark's default spark.redaction.regex (keys or values that match are hidden).
+DEFAULT_REDACTION = r"(?i)secret|password|token|access[.]?key"
+REDACTED = "*********(redacted)"
+#: Recent tasks kept for the task stream picture, across stages.
+STREAM_TASKS = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """How much history the store keeps (Spark's spark.ui.retained* settings)."""
+
+    jobs: int = 1000
+    stages: int = 1000
+    tasks: int = 100_000
+    dead_executors: int = 100
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, str]) -> Limits:
+        """The limits of `conf`; a value that is not a positive integer keeps the default."""
+
+        def pick(key: str, default: int) -> int:
+            try:
+                value = int(str(conf.get(key, default)).strip())
+            except ValueError:
+                return default
+            return value if value > 0 else default
+
+        return cls(
+            pick("spark.ui.retainedJobs", cls.jobs),
+            pick("spark.ui.retainedStages", cls.stages),
+            pick("spark.ui.retainedTasks", cls.tasks),
+            pick("spark.ui.retainedDeadExecutors", cls.dead_executors),
+        )
+
+
+@dataclasses.dataclass(slots=True)
+class TaskRecord:
+    """One task attempt (times in seconds since the epoch; sizes in bytes; None: not known)."""
+
+    task_id: int
+    stage_id: int
+    stage_attempt: int
+    index: int
+    attempt: int
+    partition: int
+    executor_id: str
+    host: str
+    launch: float
+    locality: str = "PROCESS_LOCAL"
+    speculative: bool = False
+    status: str = "RUNNING"
+    finish: float | None = None
+    run_ms: int | None = None
+    gc_ms: int | None = None
+    shuffle_read: int | None = None
+    shuffle_write: int | None = None
+    spilled: int | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+    @property
+    def duration_ms(self) -> int | None:
+        """Executor run time if measured, else launch to finish."""
+        if self.run_ms is not None:
+            return self.run_ms
+        if self.finish is None:
+            return None
+        return max(0, int((self.finish - self.launch) * 1000))
+
+
+@dataclasses.dataclass(slots=True)
+class StageRecord:
+    """One stage attempt (PENDING until submitted)."""
+
+    stage_id: int
+    attempt: int
+    job_id: int
+    name: str = ""
+    num_tasks: int = 0
+    parent_ids: list[int] = dataclasses.field(default_factory=list)
+    rdds: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    is_map: bool = False
+    status: str = "PENDING"
+    submitted: float | None = None
+    first_launch: float | None = None
+    completed: float | None = None
+    failure: str | None = None
+    active: int = 0
+    complete: int = 0
+    failed: int = 0
+    killed: int = 0
+    run_ms: int = 0
+    gc_ms: int = 0
+    shuffle_read: int = 0
+    shuffle_write: int = 0
+    spilled: int = 0
+    #: Which of the three size totals some task reported (else the page shows nothing).
+    measured: set[str] = dataclasses.field(default_factory=set)
+    tasks: dict[int, TaskRecord] = dataclasses.field(default_factory=dict)
+    #: Task records dropped by spark.ui.retainedTasks.
+    dropped_tasks: int = 0
+
+
+@dataclasses.dataclass(slots=True)
+class JobRecord:
+    """One job."""
+
+    job_id: int
+    stage_ids: list[int]
+    description: str | None = None
+    group: str | None = None
+    status: str = "RUNNING"
+    submitted: float = 0.0
+    completed: float | None = None
+    error: str | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class ExecutorRecord:
+    """One executor (the driver's tasks never show here: it runs none)."""
+
+    executor_id: str
+    host: str
+    cores: int
+    added: float
+    removed: float | None = None
+    remove_reason: str | None = None
+    active: int = 0
+    completed: int = 0
+    failed: int = 0
+    run_ms: int = 0
+    gc_ms: int = 0
+    shuffle_read: int = 0
+    shuffle_write: int = 0
+    log_urls: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+class AppStatusStore:
+    """What the application UI shows, updated from scheduler events (thread-safe).
+
+    Args:
+        app_id: the application id (replaced once a Master assigns one).
+        app_name: spark.app.name.
+        conf: the application's settings, for the Environment page and the limits.
+        limits: overrides the limits `conf` gives.
+    """
+
+    def __init__(
+        self,
+        app_id: str,
+        app_name: str,
+        conf: Iterable[tuple[str, str]] = (),
+        limits: Limits | None = None,
+    ) -> None:
+        self.app_id = app_id
+        self.app_name = app_name
+        self.start_time = time.time()
+        self.end_time: float | None = None
+        self.user = ""
+        self.lock = threading.Lock()
+        pairs = list(conf)
+        self.limits = limits or Limits.from_conf(dict(pairs))
+        self.environment: dict[str, list[tuple[str, str]]] = environment_of(pairs)
+        self.jobs: dict[int, JobRecord] = {}
+        self.stages: dict[tuple[int, int], StageRecord] = {}
+        self.executors: dict[str, ExecutorRecord] = {}
+        #: What job_start told of each stage (name, parents, RDDs), for later attempts.
+        self._stage_info: dict[int, dict[str, Any]] = {}
+        #: Task records of running tasks by task id (until their task_end).
+        self._running: dict[int, TaskRecord] = {}
+        #: Recent tasks for the task stream, oldest first.
+        self.stream: collections.deque[TaskRecord] = collections.deque(maxlen=STREAM_TASKS)
+        #: Cached partitions: rdd id -> partition -> executors holding it.
+        self.blocks: dict[int, dict[int, set[str]]] = {}
+        #: RDDs ever marked persisted: rdd id -> its lineage dict.
+        self.persisted: dict[int, dict[str, Any]] = {}
+        self.tasks_completed = 0
+        self.tasks_failed = 0
+        #: Bumped on every change: the pages' live refresh polls it.
+        self.version = 0
+        self._handlers: dict[str, Callable[[dict[str, Any], float], None]] = {
+            "tasks_launched": self._tasks_launched,
+            "task_end": self._task_end,
+            "job_start": self._job_start,
+            "job_end": self._job_end,
+            "stage_submitted": self._stage_submitted,
+            "stage_completed": self._stage_completed,
+            "executor_added": self._executor_added,
+            "executor_removed": self._executor_removed,
+            "unpersist_rdd": self._unpersist,
+            "environment": self._environment,
+        }
+
+    def __call__(self, event: str, data: dict[str, Any]) -> None:
+        handler = self._handlers.get(event)
+        if handler is None:
+            return
+        now = data.get("time") or time.time()  # a replayed event brings its own time
+        with self.lock:
+            handler(data, now)
+            self.version += 1
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    def _tasks_launched(self, data: dict[str, Any], now: float) -> None:
+        for (
+            task_id,
+            stage_id,
+            stage_attempt,
+            index,
+            attempt,
+            executor_id,
+            partition,
+            local,
+            spec,
+        ) in data["tasks"]:
+            stage = self.stages.get((stage_id, stage_attempt))
+            executor = self.executors.get(executor_id)
+            record = TaskRecord(
+                task_id, stage_id, stage_attempt, index, attempt, partition, executor_id,
+                executor.host if executor is not None else "", now,
+                "PROCESS_LOCAL" if local else "ANY", spec,
+            )  # fmt: skip
+            self._running[task_id] = record
+            self.stream.append(record)
+            if executor is not None:
+                executor.active += 1
+            if stage is not None:
+                stage.active += 1
+                if stage.first_launch is None:
+                    stage.first_launch = now
+                self._keep_task(stage, record)
+
+    def _task_end(self, data: dict[str, Any], now: float) -> None:
+        stage_id, stage_attempt = data["stage_id"], data.get("attempt", 0)
+        ok = data["ok"]
+        stage = self.stages.get((stage_id, stage_attempt))
+        task = data.get("task")
+        task_id = task.task_id if task is not None else data.get("task_id")
+        record = self._running.pop(task_id, None) if task_id is not None else None
+        if record is None and task_id is not None:  # a replay, or launched before we listened
+            launch = data.get("launch_time")
+            record = TaskRecord(
+                task_id, stage_id, stage_attempt,
+                task.index if task is not None else data.get("index", -1),
+                task.attempt if task is not None else data.get("task_attempt", 0),
+                data.get("partition", -1),
+                task.executor_id if task is not None else str(data.get("executor_id", "")),
+                data.get("host", ""), launch if launch is not None else now,
+                data.get("locality", "PROCESS_LOCAL"), bool(data.get("speculative", False)),
+            )  # fmt: skip
+            if not record.host and record.executor_id in self.executors:
+                record.host = self.executors[record.executor_id].host
+            self.stream.append(record)
+            if stage is not None:
+                stage.active += 1  # undone below, like a launched task's
+                self._keep_task(stage, record)
+            executor = self.executors.get(record.executor_id)
+            if executor is not None:
+                executor.active += 1
+        if ok:
+            self.tasks_completed += 1
+        else:
+            self.tasks_failed += 1
+        if record is None:
+            if stage is not None:
+                if ok:
+                    stage.complete += 1
+                else:
+                    stage.failed += 1
+            return
+        record.finish = now
+        record.status = "SUCCESS" if ok else "FAILED"
+        run = data.get("run_seconds")
+        if run is not None and (ok or run > 0):
+            record.run_ms = int(run * 1000)
+        metrics = data.get("metrics") or {}
+        gc = metrics.get("gcSeconds")
+        if gc is not None:
+            record.gc_ms = int(gc * 1000)
+        read, written, spilled = (
+            metrics.get("shuffleBytesRead"),
+            metrics.get("shuffleBytesWritten"),
+            metrics.get("diskBytesSpilled"),
+        )
+        record.shuffle_read = None if read is None else int(read)
+        record.shuffle_write = None if written is None else int(written)
+        record.spilled = None if spilled is None else int(spilled)
+        if not ok:
+            record.error = str(data.get("error") or "")
+            record.error_type = data.get("error_type") or None
+        duration = record.duration_ms or 0
+        executor = self.executors.get(record.executor_id)
+        if executor is not None:
+            executor.active = max(0, executor.active - 1)
+            executor.run_ms += duration
+            executor.gc_ms += record.gc_ms or 0
+            executor.shuffle_read += record.shuffle_read or 0
+            executor.shuffle_write += record.shuffle_write or 0
+            if ok:
+                executor.completed += 1
+            else:
+                executor.failed += 1
+        for block in data.get("blocks") or ():
+            rdd_id, split = int(block[0]), int(block[1])
+            self.blocks.setdefault(rdd_id, {}).setdefault(split, set()).add(record.executor_id)
+        if stage is None:
+            return
+        stage.active = max(0, stage.active - 1)
+        if ok:
+            stage.complete += 1
+        else:
+            stage.failed += 1
+        stage.run_ms += duration
+        stage.gc_ms += record.gc_ms or 0
+        for name, value in (
+            ("shuffle_read", record.shuffle_read),
+            ("shuffle_write", record.shuffle_write),
+            ("spilled", record.spilled),
+        ):
+            if value is not None:
+                stage.measured.add(name)
+                setattr(stage, name, getattr(stage, name) + value)
+
+    def _keep_task(self, stage: StageRecord, record: TaskRecord) -> None:
+        stage.tasks[record.task_id] = record
+        if len(stage.tasks) > self.limits.tasks:
+            for task_id, old in stage.tasks.items():  # the oldest finished one goes
+                if old.finish is not None:
+                    del stage.tasks[task_id]
+                    stage.dropped_tasks += 1
+                    break
+
+    # -- jobs and stages -------------------------------------------------------------------
+
+    def _job_start(self, data: dict[str, Any], now: float) -> None:
+        job_id = data["job_id"]
+        stage_ids = list(data.get("stage_ids", []))
+        self.jobs[job_id] = JobRecord(
+            job_id, stage_ids, data.get("description"), data.get("group"), "RUNNING", now
+        )
+        for info in data.get("stages", []):
+            stage_id = info["stage_id"]
+            self._stage_info[stage_id] = info
+            for rdd in info.get("rdds", ()):
+                if rdd.get("storage"):
+                    self.persisted[rdd["id"]] = rdd
+            for (sid, _), stage in self.stages.items():
+                if sid == stage_id:
+                    self._describe(stage, info)
+        for stage_id in stage_ids:
+            if not any(sid == stage_id for sid, _ in self.stages):
+                stage = StageRecord(stage_id, 0, job_id)
+                self._describe(stage, self._stage_info.get(stage_id, {}))
+                self.stages[(stage_id, 0)] = stage
+        self._trim()
+
+    def _describe(self, stage: StageRecord, info: Mapping[str, Any]) -> None:
+        stage.name = info.get("name") or stage.name
+        stage.num_tasks = stage.num_tasks or int(info.get("num_tasks", 0))
+        stage.parent_ids = list(info.get("parent_ids", stage.parent_ids))
+        stage.rdds = list(info.get("rdds", stage.rdds))
+        stage.is_map = bool(info.get("is_map", stage.is_map))
+
+    def _job_end(self, data: dict[str, Any], now: float) -> None:
+        job = self.jobs.get(data["job_id"])
+        if job is None:
+            return
+        job.status = data["status"]
+        job.completed = now
+        job.error = data.get("error")
+        for stage_id in job.stage_ids:
+            stage = self.stages.get((stage_id, 0))
+            if stage is not None and stage.status == "PENDING":
+                stage.status = "SKIPPED"
+
+    def _stage_submitted(self, data: dict[str, Any], now: float) -> None:
+        key = (data["stage_id"], data["attempt"])
+        stage = self.stages.get(key)
+        if stage is None:
+            stage = self.stages[key] = StageRecord(key[0], key[1], data.get("job_id", -1))
+            self._describe(stage, self._stage_info.get(key[0], {}))
+        stage.status = "ACTIVE"
+        stage.submitted = now
+        stage.num_tasks = data["num_tasks"]
+        if data.get("job_id", -1) >= 0:
+            stage.job_id = data["job_id"]
+        if data.get("name"):
+            stage.name = data["name"]
+        self._trim()
+
+    def _stage_completed(self, data: dict[str, Any], now: float) -> None:
+        stage = self.stages.get((data["stage_id"], data["attempt"]))
+        if stage is None:
+            return
+        done = stage.complete >= stage.num_tasks and not data.get("failure")
+        stage.status = "COMPLETE" if done else "FAILED"
+        stage.completed = now
+        stage.failure = data.get("failure") or (None if done else "not all tasks succeeded")
+        for task in stage.tasks.values():  # a killed stage's tasks never report
+            if task.finish is None:
+                task.status, task.finish = "KILLED", now
+                stage.killed += 1
+                self._running.pop(task.task_id, None)
+                executor = self.executors.get(task.executor_id)
+                if executor is not None:
+                    executor.active = max(0, executor.active - 1)
+        stage.active = 0
+
+    def _trim(self) -> None:
+        while len(self.jobs) > self.limits.jobs:
+            victim = next((j for j in self.jobs.values() if j.completed is not None), None)
+            if victim is None:
+                break
+            del self.jobs[victim.job_id]
+        while len(self.stages) > self.limits.stages:
+            key = next((k for k, s in self.stages.items() if s.status not in ("ACTIVE",)), None)
+            if key is None:
+                break
+            del self.stages[key]
+        while len(self._stage_info) > self.limits.stages:
+            del self._stage_info[next(iter(self._stage_info))]
+
+    # -- executors, storage, environment ---------------------------------------------------
+
+    def _executor_added(self, data: dict[str, Any], now: float) -> None:
+        executor_id = str(data["executor_id"])
+        self.executors[executor_id] = ExecutorRecord(
+            executor_id,
+            data.get("host", ""),
+            int(data.get("cores", 0)),
+            now,
+            log_urls=dict(data.get("log_urls") or {}),
+        )
+        dead = [e for e in self.executors.values() if e.removed is not None]
+        for record in dead[: max(0, len(dead) - self.limits.dead_executors)]:
+            del self.executors[record.executor_id]
+
+    def _executor_removed(self, data: dict[str, Any], now: float) -> None:
+        record = self.executors.get(str(data["executor_id"]))
+        if record is None:
+            return
+        record.removed = now
+        record.remove_reason = data.get("reason")
+        record.active = 0
+        lost = [t for t in self._running.values() if t.executor_id == record.executor_id]
+        for task in lost:  # the scheduler runs them again elsewhere, as new attempts
+            del self._running[task.task_id]
+            task.status, task.finish = "FAILED", now
+            task.error = (
+                f"ExecutorLostFailure (executor {record.executor_id} exited): "
+                f"{record.remove_reason}"
+            )
+            task.error_type = "ExecutorLostFailure"
+            stage = self.stages.get((task.stage_id, task.stage_attempt))
+            if stage is not None:
+                stage.active = max(0, stage.active - 1)
+                stage.failed += 1
+        for partitions in self.blocks.values():
+            for holders in partitions.values():
+                holders.discard(record.executor_id)
+
+    def _unpersist(self, data: dict[str, Any], now: float) -> None:
+        self.blocks.pop(int(data["rdd_id"]), None)
+        self.persisted.pop(int(data["rdd_id"]), None)
+
+    def _environment(self, data: dict[str, Any], now: float) -> None:
+        for section, pairs in data.items():
+            if section != "time" and isinstance(pairs, list):
+                self.environment[section] = [(str(k), str(v)) for k, v in pairs]
+
+    def set_app(self, app_id: str, name: str | None = None) -> None:
+        """The application id a Master assigned (and, from a log, the name)."""
+        with self.lock:
+            self.app_id = app_id
+            if name is not None:
+                self.app_name = name
+            self.version += 1
+
+    def app_ended(self, end_time: float | None = None) -> None:
+        """Mark the application finished (its pages stop refreshing)."""
+        with self.lock:
+            self.end_time = end_time or time.time()
+            self.version += 1
+
+
+def redactor(conf: Mapping[str, str]) -> Callable[[str, str], str]:
+    """Spark's redaction: a value whose key or value matches spark.redaction.regex is hidden."""
+    try:
+        pattern = re.compile(conf.get("spark.redaction.regex") or DEFAULT_REDACTION)
+    except re.error:
+        pattern = re.compile(DEFAULT_REDACTION)
+
+    def redact(key: str, value: str) -> str:
+        return REDACTED if pattern.search(key) or pattern.search(value) else value
+
+    return redact
+
+
+def environment_of(pairs: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
+    """The Environment page's sections for a driver's settings, secrets redacted."""
+    import os
+    import platform
+    import sys
+
+    redact = redactor(dict(pairs))
+    runtime = [
+        ("Python Version", platform.python_version()),
+        ("Python Implementation", platform.python_implementation()),
+        ("Python Executable", sys.executable),
+        ("Platform", platform.platform()),
+    ]
+    system = [
+        ("user.dir", os.getcwd()),
+        ("os.name", platform.system()),
+        ("PYTHONHASHSEED", os.environ.get("PYTHONHASHSEED", "")),
+    ]
+    return {
+        "Runtime Information": runtime,
+        "Spark Properties": sorted((k, redact(k, v)) for k, v in pairs),
+        "System Properties": [(k, redact(k, v)) for k, v in system],
+        "Classpath Entries": [(p, "Python path") for p in sys.path if p],
+    }
