@@ -169,8 +169,23 @@ class WorkerRuntime:
             self._cache_bytes -= size
 
 
-def _collect_metrics(start: float) -> dict[str, Any]:
-    return {"runSeconds": time.monotonic() - start, **_aggregation.SPILL_STATS}
+#: Seconds the current task spent in Python's garbage collector (the UI's "GC Time").
+_GC_STATS = {"seconds": 0.0, "since": 0.0}
+
+
+def _gc_timer(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _GC_STATS["since"] = time.perf_counter()
+    else:
+        _GC_STATS["seconds"] += time.perf_counter() - _GC_STATS["since"]
+
+
+def _collect_metrics(start: float, shuffle_written: int | None = None) -> dict[str, Any]:
+    metrics = {"runSeconds": time.monotonic() - start, **_aggregation.SPILL_STATS}
+    metrics["gcSeconds"] = _GC_STATS["seconds"]
+    if shuffle_written is not None:
+        metrics["shuffleBytesWritten"] = shuffle_written
+    return metrics
 
 
 def run_task(
@@ -191,6 +206,10 @@ def run_task(
     runtime.map_outputs = spec.map_outputs
     _aggregation.SPILL_STATS["diskBytesSpilled"] = 0
     _aggregation.SPILL_STATS["spills"] = 0
+    _GC_STATS["seconds"] = 0.0
+    if _gc_timer not in gc.callbacks:
+        gc.callbacks.append(_gc_timer)
+    shuffle_written: int | None = None
     thresholds = gc.get_threshold()
     gc.set_threshold(*_TASK_GC_THRESHOLDS)
     try:
@@ -214,12 +233,18 @@ def run_task(
                     runtime.memory_mb,
                 )
                 out = MapOutput(runtime.executor_id, runtime.host, path, runtime.block_address)
+            with contextlib.suppress(OSError):  # for the UI: the map output's size on disk
+                shuffle_written = os.path.getsize(path)
             result = _dumps(out)
         else:
             assert spec.func is not None
             result = _dumps(spec.func(context, iterator))
         extra = _dumps(
-            (_accumulators.collect_updates(), runtime.stored_blocks, _collect_metrics(start))
+            (
+                _accumulators.collect_updates(),
+                runtime.stored_blocks,
+                _collect_metrics(start, shuffle_written),
+            )
         )
         return ("done", task_id, "FINISHED", result, extra, "", "", None, time.monotonic() - start)
     except FetchFailedError as exc:
