@@ -50,6 +50,7 @@ AS = pb.ApplicationState
 DS = pb.DriverState
 WS = pb.WorkerState
 MS = pb.MasterStatus
+_STANDBY = int(pb.MASTER_STATUS_STANDBY)  # a plain int: read on every message
 _WORKER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:%-]{0,199}$")
 
 
@@ -120,7 +121,7 @@ class Master(MasterLeadership):
         if handler is None:
             log.warning("master ignores unexpected %s", message.DESCRIPTOR.full_name)
             return
-        if self.status == MS.MASTER_STATUS_STANDBY and not isinstance(message, _STANDBY_NOTICES):
+        if self.status == _STANDBY and not isinstance(message, _STANDBY_NOTICES):
             log.debug("standby master ignores %s", message.DESCRIPTOR.full_name)
             return
         handler(message, sender)
@@ -198,6 +199,7 @@ class Master(MasterLeadership):
             webui_address=msg.webui_address,
             incarnation=msg.incarnation,
             ref=ref,
+            last_heartbeat=self.liveness.clock(),
         )
         previous = existing.executors if existing is not None else {}
         previous_drivers = existing.drivers if existing is not None else {}
