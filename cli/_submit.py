@@ -3,13 +3,18 @@
 Client mode runs `app.py` in a child Python with its settings in the
 environment variable SPARKCTL_SUBMIT_CONF (a JSON object of Spark keys) and
 the --py-files on PYTHONPATH; its output streams through and its exit status
-becomes ours. Cluster mode hands a DriverDescription to the Master and prints
-the driver id. Every bad flag exits with status 2 before anything runs.
+becomes ours. Cluster mode hands a DriverDescription to the Master, with the
+bytes of app.py, --py-files, --files and --archives (nothing needs to exist on
+the cluster's hosts), and prints the driver id. Either way the driver's
+SparkContext adds those files (spark.submit.pyFiles, spark.files,
+spark.archives) and serves them to its executors. Every bad flag exits with
+status 2 before anything runs.
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import os
 import re
@@ -20,12 +25,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
 from cli._config import ConfigError, check_security, load_conf
 from cli._options import COUNT, MEMORY, conf_options, usage_error
 from cli._settings import parse_master_list
+from cluster.submitted_files import DEFAULT_MAX_FILES_BYTES, MAX_FILES_KEY, check_file_name
 from rpcenv import Conf, RpcAddress
 
 __all__ = ["SUBMIT_CONF_ENV", "submit", "validate_master"]
@@ -36,6 +43,8 @@ _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _PR_SET_PDEATHSIG = 1
 #: The largest count the wire carries (int32 fields): local[N] beyond it never registered.
 _INT32_MAX = 2**31 - 1
+#: What --archives accepts (what the driver can unpack), as Spark's Utils.unpack.
+_ARCHIVE_SUFFIXES = (".zip", ".jar", ".tar", ".tar.gz", ".tgz")
 
 
 def validate_master(master: str) -> str:
@@ -80,6 +89,57 @@ def _tcp_unreachable(masters: list[RpcAddress], timeout: float) -> str | None:
 def _is_secret_key(key: str) -> bool:
     lowered = key.lower()
     return "secret" in lowered or "password" in lowered
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shipped:
+    """One --py-files, --files or --archives entry."""
+
+    flag: str
+    path: Path
+    alias: str | None = None
+
+    @property
+    def conf_value(self) -> str:
+        """As spark.submit.pyFiles / spark.files / spark.archives list it."""
+        return f"{self.path}#{self.alias}" if self.alias else str(self.path)
+
+
+#: Flag -> (conf key, SubmittedFile kind name).
+_SHIPPING = {
+    "--py-files": ("spark.submit.pyFiles", "SUBMITTED_FILE_KIND_PY_FILE"),
+    "--files": ("spark.files", "SUBMITTED_FILE_KIND_FILE"),
+    "--archives": ("spark.archives", "SUBMITTED_FILE_KIND_ARCHIVE"),
+}
+
+
+def _shipped_files(flag: str, value: str | None) -> list[_Shipped]:
+    """Parse a comma-separated --py-files/--files/--archives value (`#alias` for archives).
+
+    Raises:
+        click.BadParameter: an entry that is not a file, or a bad archive or alias.
+    """
+    found: list[_Shipped] = []
+    for item in (value or "").split(","):
+        text = item.strip().removeprefix("file://").removeprefix("file:")
+        if not text:
+            continue
+        alias: str | None = None
+        if flag == "--archives" and "#" in text:
+            text, alias = text.rsplit("#", 1)
+            try:
+                check_file_name(alias, "the alias")
+            except ValueError as exc:
+                raise usage_error(flag, f"{item.strip()!r}: {exc}") from None
+        path = Path(text).expanduser().resolve()
+        if not path.is_file():
+            raise usage_error(flag, f"{item.strip()!r} is not a file")
+        if flag == "--archives" and not path.name.lower().endswith(_ARCHIVE_SUFFIXES):
+            raise usage_error(
+                flag, f"{item.strip()!r}: archives must end with {', '.join(_ARCHIVE_SUFFIXES)}"
+            )
+        found.append(_Shipped(flag, path, alias))
+    return found
 
 
 def _path_entries(py_files: list[Path]) -> list[str]:
@@ -142,12 +202,63 @@ def _run_client(app: Path, app_args: tuple[str, ...], conf: Conf, py_files: list
     return 128 - code if code < 0 else code
 
 
+def _submitted_files(app: Path, shipped: list[_Shipped], conf: Conf) -> list[Any]:
+    """SubmittedFile messages with the bytes of every shipped file, within the limit.
+
+    Raises:
+        click.BadParameter: two files of one name (or the app's), or too many bytes.
+    """
+    from sparkctl.v1 import deploy_pb2
+
+    try:
+        limit = conf.get_size(MAX_FILES_KEY, DEFAULT_MAX_FILES_BYTES) or DEFAULT_MAX_FILES_BYTES
+    except ValueError as exc:
+        raise usage_error("--conf", str(exc)) from None
+    total = sum(item.path.stat().st_size for item in shipped)
+    if total > limit:
+        biggest = sorted(shipped, key=lambda i: -i.path.stat().st_size)[:3]
+        listing = ", ".join(
+            f"{i.path.name} {i.path.stat().st_size / 2**20:.1f} MiB" for i in biggest
+        )
+        raise usage_error(
+            shipped[0].flag
+            if len({i.flag for i in shipped}) == 1
+            else "--py-files/--files/--archives",
+            f"cluster deploy mode sends these files with the submission: {total / 2**20:.1f} MiB "
+            f"in all ({listing}) is more than {limit / 2**20:.1f} MiB ({MAX_FILES_KEY}; the "
+            "master has its own): put large inputs where the cluster can read them",
+        )
+    names: dict[str, str] = {app.name: "APP"}
+    files = []
+    for item in shipped:
+        try:
+            check_file_name(item.path.name, "the file name")
+        except ValueError as exc:
+            raise usage_error(item.flag, f"{item.path}: {exc}") from None
+        for name in {item.path.name, item.alias or item.path.name}:
+            if name in names:
+                raise usage_error(
+                    item.flag, f"{item.path}: the name {name!r} is also {names[name]}'s"
+                )
+            names[name] = f"{item.flag} {item.path}"
+        files.append(
+            deploy_pb2.SubmittedFile(
+                name=item.path.name,
+                kind=deploy_pb2.SubmittedFileKind.Value(_SHIPPING[item.flag][1]),
+                content=item.path.read_bytes(),
+                alias=item.alias or "",
+                source_path=str(item.path),
+            )
+        )
+    return files
+
+
 def _submit_cluster(
     master: str,
     app: Path,
     app_args: tuple[str, ...],
     conf: Conf,
-    py_files: list[Path],
+    shipped: list[_Shipped],
     driver_cores: int,
     driver_memory_mb: int,
     supervise: bool,
@@ -156,6 +267,9 @@ def _submit_cluster(
     from rpcenv import RpcError, RpcMessageTooLargeError
     from sparkctl.v1 import deploy_pb2
 
+    files = _submitted_files(app, shipped, conf)
+    # The paths are this host's: the files go by content, and the worker names its copies.
+    local_keys = {key for key, _ in _SHIPPING.values()}
     description = deploy_pb2.DriverDescription(
         app_resource=str(app),
         app_args=list(app_args),
@@ -164,11 +278,10 @@ def _submit_cluster(
         supervise=supervise,
         # Secrets stay here: the cluster's processes have their own, and the master
         # may persist driver descriptions for recovery.
-        conf={k: v for k, v in conf.items() if not _is_secret_key(k)},
-        # PYTHONPATH entries of the driver: a .py file is importable through its directory.
-        py_files=_path_entries(py_files),
+        conf={k: v for k, v in conf.items() if not _is_secret_key(k) and k not in local_keys},
         # Inline, so a worker on another machine can run it too.
         app_content=app.read_bytes(),
+        files=files,
     )
     try:
         with MasterClient(master, conf) as client:
@@ -203,7 +316,15 @@ def _submit_cluster(
 @click.option("--total-executor-cores", type=COUNT, help="Cores for the whole app.")
 @click.option("--driver-cores", type=COUNT, help="Driver cores (cluster mode).")
 @click.option("--driver-memory", type=MEMORY, help="Driver memory, e.g. 1g (cluster mode).")
-@click.option("--py-files", help="Comma-separated .py/.zip/.egg files for the app's PYTHONPATH.")
+@click.option(
+    "--py-files",
+    help="Comma-separated .py/.zip/.egg files for the app's and its tasks' PYTHONPATH.",
+)
+@click.option("--files", help="Comma-separated files for tasks to open with SparkFiles.get(name).")
+@click.option(
+    "--archives",
+    help="Comma-separated .zip/.jar/.tar/.tar.gz/.tgz archives, unpacked for tasks (a.zip#alias).",
+)
 @click.option("--supervise", is_flag=True, help="Restart the driver if it fails (cluster mode).")
 @conf_options
 @click.argument(
@@ -220,6 +341,8 @@ def submit(
     driver_cores: int | None,
     driver_memory: int | None,
     py_files: str | None,
+    files: str | None,
+    archives: str | None,
     supervise: bool,
     conf_pairs: tuple[str, ...],
     properties_file: str | None,
@@ -255,22 +378,20 @@ def submit(
         raise usage_error(
             "--deploy-mode", f"cluster deploy mode needs a spark:// master, not {master}"
         )
-    files: list[Path] = []
-    for item in (py_files or base.get_str("spark.submit.pyFiles") or "").split(","):
-        if not item.strip():
-            continue
-        path = Path(item.strip()).expanduser().resolve()
-        if not path.is_file():
-            raise usage_error("--py-files", f"{item.strip()!r} is not a file")
-        files.append(path)
+    given = {"--py-files": py_files, "--files": files, "--archives": archives}
+    shipped: list[_Shipped] = []
+    for flag, (key, _) in _SHIPPING.items():
+        shipped += _shipped_files(flag, given[flag] or base.get_str(key))
     app_path = Path(app)
     updates: dict[str, str] = {
         "spark.master": master,
         "spark.submit.deployMode": mode,
         "spark.app.name": name or base.get_str("spark.app.name") or app_path.stem,
     }
-    if files:
-        updates["spark.submit.pyFiles"] = ",".join(str(p) for p in files)
+    for flag, (key, _) in _SHIPPING.items():
+        values = [item.conf_value for item in shipped if item.flag == flag]
+        if values:
+            updates[key] = ",".join(values)
     if executor_cores is not None:
         updates["spark.executor.cores"] = str(executor_cores)
     if executor_memory is not None:
@@ -290,7 +411,7 @@ def submit(
             memory_mb = (conf.get_size("spark.driver.memory", unit="m") or 1 << 30) >> 20
         except ValueError as exc:
             raise usage_error("--conf", str(exc)) from None
-        _submit_cluster(master, app_path, app_args, conf, files, cores, memory_mb, supervise)
+        _submit_cluster(master, app_path, app_args, conf, shipped, cores, memory_mb, supervise)
         return
     if supervise:
         click.echo("warning: --supervise only applies in cluster deploy mode", err=True)
@@ -298,4 +419,5 @@ def submit(
         reason = _tcp_unreachable(parse_master_list(master), timeout=5.0)
         if reason is not None:
             raise usage_error("--master", f"cannot reach the master: {reason}")
-    raise SystemExit(_run_client(app_path, app_args, conf, files))
+    py_paths = [item.path for item in shipped if item.flag == "--py-files"]
+    raise SystemExit(_run_client(app_path, app_args, conf, py_paths))

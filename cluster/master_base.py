@@ -73,6 +73,8 @@ class MasterBase(RpcEndpoint):
         self.placement = Placement(spread_out=conf.get_bool("spark.deploy.spreadOut", True))
         self.recovery_mode = (conf.get_str("spark.deploy.recoveryMode") or "NONE").upper()
         self.persistence = persistence_from_conf(conf, work_dir)
+        #: Where the Master keeps its own files (those submitted with drivers, ...).
+        self.work_dir = work_dir
         # ZOOKEEPER: where recovered drivers' AppClients listen, told of a new leader.
         self.recovered_drivers: list[tuple[RpcAddress, str]] = []
         #: Why leadership was revoked ('' while not): the Master then stops for good.
@@ -218,9 +220,15 @@ class MasterBase(RpcEndpoint):
         self._send(
             worker.ref,
             pb.LaunchDriver(
-                driver_id=driver.driver_id, description=driver.description, master_epoch=self.epoch
+                driver_id=driver.driver_id,
+                description=self._launch_description(driver),
+                master_epoch=self.epoch,
             ),
         )
+
+    def _launch_description(self, driver: DriverInfo) -> pb.DriverDescription:
+        """What a LaunchDriver carries: the description, with its files' bytes (MasterDrivers)."""
+        return driver.description
 
     def _launch_executor(
         self, app: AppInfo, worker: WorkerInfo, cores: int, memory_mb: int

@@ -15,7 +15,8 @@ from cluster import master_views
 from cluster._timers import later
 from cluster.master_base import MasterBase
 from cluster.master_state import DriverInfo, DriverStateValue
-from cluster.persistence import PersistenceError
+from cluster.persistence import FileSystemPersistence, PersistenceError
+from cluster.submitted_files import DEFAULT_MAX_FILES_BYTES, MAX_FILES_KEY, SubmittedFileStore
 from rpcenv import RpcCallContext, RpcEndpointRef
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -47,6 +48,13 @@ class MasterDrivers(MasterBase):
             )
         desc.cores = desc.cores or DEFAULT_DRIVER_CORES
         desc.memory_mb = desc.memory_mb or DEFAULT_DRIVER_MEMORY_MB
+        if desc.files:
+            try:  # the bytes go to the store, never into a recovery record
+                self._submitted_files().accept(desc)
+            except OSError as exc:
+                raise PersistenceError(
+                    f"the Master cannot store the driver's submitted files: {exc}"
+                ) from None
         driver = DriverInfo(driver_id=self.ids.driver_id(), description=desc)
         try:  # recorded first: a driver the Master could not recover is refused, not kept
             self._persist_driver(driver, strict=True)
@@ -163,6 +171,23 @@ class MasterDrivers(MasterBase):
             self.waiting_drivers.remove(driver.driver_id)
         self.completed_drivers.append(driver)
         self._unstore("driver", driver.driver_id)
+        if driver.description.files:
+            kept = [d.description for d in self.drivers.values()]
+            self._submitted_files().release(driver.description, kept)
+
+    def _submitted_files(self) -> SubmittedFileStore:
+        """The store of submitted files: beside FILESYSTEM recovery records, else the work dir."""
+        store: SubmittedFileStore | None = getattr(self, "_file_store", None)
+        if store is None:
+            engine = self.persistence
+            base = engine.directory if isinstance(engine, FileSystemPersistence) else self.work_dir
+            limit = self.conf.get_size(MAX_FILES_KEY, DEFAULT_MAX_FILES_BYTES)
+            store = SubmittedFileStore(base / "submitted-files", limit or DEFAULT_MAX_FILES_BYTES)
+            self._file_store = store
+        return store
+
+    def _launch_description(self, driver: DriverInfo) -> pb.DriverDescription:
+        return self._submitted_files().with_contents(driver.description)
 
     def _find_driver(self, driver_id: str) -> DriverInfo:
         driver = self.drivers.get(driver_id)

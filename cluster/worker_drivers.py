@@ -60,6 +60,9 @@ class WorkerDrivers(WorkerBase):
         except (ValueError, OSError) as exc:
             error(str(exc))
             return
+        finally:
+            for entry in runner.description.files:  # on disk now: not kept in memory
+                entry.ClearField("content")
         process = ManagedProcess(
             f"driver-{msg.driver_id}",
             spec.argv,

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Mapping
 
 from cluster.process_runner import ManagedProcess
+from cluster.submitted_files import place_submitted_files
 from sparkctl.v1 import deploy_pb2 as pb
 
 __all__ = [
@@ -134,13 +135,14 @@ def driver_python(conf: Mapping[str, str], environ: Mapping[str, str]) -> str:
 def driver_launch_spec(
     msg: pb.LaunchDriver, work_dir: pathlib.Path, master_url: str, host: str = ""
 ) -> LaunchSpec:
-    """argv, environment and cwd of a cluster-mode driver; writes inline app content.
+    """argv, environment and cwd of a cluster-mode driver; writes inline app content and files.
 
     The driver advertises `host` (this Worker's): the submitting host's
     spark.driver.host and bindAddress mean nothing here.
 
     Raises:
-        ValueError: nothing to run, or a driver id unfit for a directory name.
+        ValueError: nothing to run, a driver id unfit for a directory name, or
+            submitted files that did not arrive intact.
     """
     driver_id = _safe_id("driver id", msg.driver_id)
     desc = msg.description
@@ -166,11 +168,19 @@ def driver_launch_spec(
     if host:
         conf["spark.driver.host"] = host
         conf.pop("spark.driver.bindAddress", None)
+    # Py-files named by path must exist on this worker; the driver ships them on.
+    paths = [p.removeprefix("file://") for p in desc.py_files]
+    if paths:
+        known = [p for p in conf.get("spark.submit.pyFiles", "").split(",") if p]
+        conf["spark.submit.pyFiles"] = ",".join([*paths, *known])
+    if desc.files:  # those that travelled with the submission, by content
+        placed = place_submitted_files(desc.files, cwd / "files", conf)
+        conf.update(placed.conf)
+        paths = [*placed.python_path, *paths]
     env = dict(os.environ)
     env.update(desc.command.environment)
     env[SUBMIT_CONF_ENV] = json.dumps(conf, sort_keys=True)
-    if desc.py_files:
-        paths = [p.removeprefix("file://") for p in desc.py_files]
+    if paths:
         if env.get("PYTHONPATH"):
             paths.append(env["PYTHONPATH"])
         env["PYTHONPATH"] = os.pathsep.join(paths)

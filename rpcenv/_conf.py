@@ -21,6 +21,8 @@ KNOWN_KEYS: dict[str, str | None] = {
     "spark.app.name": None,
     "spark.submit.deployMode": "client",
     "spark.submit.pyFiles": None,
+    "spark.files": None,
+    "spark.archives": None,
     "spark.driver.host": None,
     "spark.driver.port": "0",
     "spark.driver.bindAddress": None,

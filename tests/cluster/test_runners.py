@@ -82,6 +82,8 @@ def test_driver_spec_inline_content_and_py_files(tmp_path: pathlib.Path) -> None
         "spark.executor.cores": "1",
         "spark.master": "spark://m:7077",
         "spark.submit.deployMode": "cluster",
+        # Paths on the worker: the driver adds them, so its executors get them too.
+        "spark.submit.pyFiles": "/libs/a.zip",
     }
     assert spec.env["PYTHONPATH"].split(":")[0] == "/libs/a.zip"
     with pytest.raises(ValueError, match="not a file"):

@@ -1,0 +1,245 @@
+"""The Master's store of files submitted with cluster-mode drivers.
+
+A SubmitDriver carries the bytes of its --py-files, --files and --archives
+(`DriverDescription.files`). The Master checks them, writes each once under
+its SHA-256 in a directory of its own (beside the FILESYSTEM recovery
+records, else in its work dir), and keeps only the name, hash and size in
+the driver's description: recovery records, ZooKeeper nodes included, never
+hold file contents. A LaunchDriver gets the bytes back from the store. A file
+is deleted when no driver the Master still keeps needs it.
+
+A newly elected Master on another host (ZOOKEEPER) has no copy of the files its
+predecessor stored; a driver it relaunches then fails with a reason that says
+so. This module reads and writes files only; it never sends a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import re
+import tempfile
+from collections.abc import Iterable
+
+from sparkctl.v1 import deploy_pb2 as pb
+
+__all__ = [
+    "DEFAULT_MAX_FILES_BYTES",
+    "MAX_FILES_KEY",
+    "SUBMITTED_FILES_KEY",
+    "PlacedFiles",
+    "SubmittedFileStore",
+    "check_file_name",
+    "place_submitted_files",
+]
+
+log = logging.getLogger(__name__)
+
+#: Conf key: the most bytes the files of one submission may hold in all.
+MAX_FILES_KEY = "spark.sparkctl.submit.maxFilesSize"
+#: Its default: well below the default spark.rpc.message.maxSize (128 MiB).
+DEFAULT_MAX_FILES_BYTES = 64 << 20
+#: Conf key of a cluster-mode driver: JSON {path on the submitting host: local copy}
+#: (the scheduler's SparkContext reads it; the same name as scheduler._sparkfiles').
+SUBMITTED_FILES_KEY = "spark.sparkctl.submittedFiles"
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_ARCHIVES = (".zip", ".jar", ".tar", ".tar.gz", ".tgz")
+_KIND = pb.SubmittedFileKind
+
+
+def check_file_name(name: str, what: str) -> None:
+    """Raises ValueError unless `name` is a plain file name fit for a directory entry."""
+    if not _NAME.match(name) or len(name) > 255:
+        raise ValueError(
+            f"{what} {name[:80]!r} must be a plain file name: letters, digits, '.', '_', '-'"
+        )
+
+
+class SubmittedFileStore:
+    """Content-addressed copies of submitted files, in `directory`."""
+
+    def __init__(self, directory: pathlib.Path, max_bytes: int = DEFAULT_MAX_FILES_BYTES) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+
+    def accept(self, desc: pb.DriverDescription) -> None:
+        """Check `desc.files`, store their bytes and keep only name, hash and size in it.
+
+        Raises:
+            ValueError: a bad name, kind or alias, a duplicate, a hash mismatch, a
+                file with neither bytes nor a stored copy, or too many bytes in all.
+            OSError: the store cannot be written.
+        """
+        total = sum(len(f.content) for f in desc.files)
+        if total > self.max_bytes:
+            sizes = ", ".join(f"{f.name} {len(f.content) / 2**20:.1f} MiB" for f in desc.files)
+            raise ValueError(
+                f"the submitted files hold {total / 2**20:.1f} MiB ({sizes}), more than the "
+                f"{self.max_bytes / 2**20:.1f} MiB this Master accepts ({MAX_FILES_KEY}); put "
+                "large inputs where the cluster can read them"
+            )
+        app_name = os.path.basename(desc.app_resource.removeprefix("file://"))
+        seen: set[str] = set()
+        for entry in desc.files:
+            self._check(entry, app_name, seen)
+        for entry in desc.files:
+            digest = hashlib.sha256(entry.content).hexdigest()
+            if entry.content or not entry.sha256 or entry.sha256 == _EMPTY_SHA256:
+                if entry.sha256 and entry.sha256 != digest:
+                    raise ValueError(
+                        f"submitted file {entry.name!r}: its bytes hash to {digest}, "
+                        f"not the sha256 {entry.sha256} given"
+                    )
+                self._write(digest, entry.content)
+                entry.sha256, entry.size = digest, len(entry.content)
+            else:  # a client naming bytes it submitted before, by their hash
+                path = self._path(entry.sha256)
+                if not path.is_file():
+                    raise ValueError(
+                        f"submitted file {entry.name!r} has no content and this Master "
+                        f"holds no file with sha256 {entry.sha256}"
+                    )
+                entry.size = path.stat().st_size
+            entry.ClearField("content")
+
+    @staticmethod
+    def _check(entry: pb.SubmittedFile, app_name: str, seen: set[str]) -> None:
+        check_file_name(entry.name, "submitted file name")
+        if entry.kind not in (_KIND.SUBMITTED_FILE_KIND_PY_FILE, _KIND.SUBMITTED_FILE_KIND_FILE,
+                              _KIND.SUBMITTED_FILE_KIND_ARCHIVE):  # fmt: skip
+            raise ValueError(f"submitted file {entry.name!r} has no kind (PY_FILE, FILE, ARCHIVE)")
+        if entry.sha256 and not _SHA256.match(entry.sha256):
+            raise ValueError(
+                f"submitted file {entry.name!r}: sha256 must be 64 lowercase hex digits"
+            )
+        if entry.kind == _KIND.SUBMITTED_FILE_KIND_ARCHIVE:
+            if not entry.name.lower().endswith(_ARCHIVES):
+                raise ValueError(
+                    f"submitted archive {entry.name!r} must end with {', '.join(_ARCHIVES)}"
+                )
+            if entry.alias:
+                check_file_name(entry.alias, f"alias of the archive {entry.name!r}")
+        elif entry.alias:
+            raise ValueError(f"submitted file {entry.name!r}: only archives take an alias")
+        for name in {entry.name, entry.alias or entry.name}:
+            if name in seen or name == app_name:
+                raise ValueError(f"the name {name!r} is submitted twice (or is the app's own)")
+            seen.add(name)
+
+    def with_contents(self, desc: pb.DriverDescription) -> pb.DriverDescription:
+        """A copy of `desc` whose files carry their bytes again (for a LaunchDriver).
+
+        A file the store lacks is left empty: the Worker then fails the driver, saying so.
+        """
+        if not desc.files:
+            return desc
+        full = pb.DriverDescription()
+        full.CopyFrom(desc)
+        for entry in full.files:
+            try:
+                entry.content = self._path(entry.sha256).read_bytes()
+            except (OSError, ValueError) as exc:
+                log.error(
+                    "no stored copy of submitted file %s (%s): %s", entry.name, entry.sha256, exc
+                )
+        return full
+
+    def release(self, done: pb.DriverDescription, kept: Iterable[pb.DriverDescription]) -> None:
+        """Delete the files of `done` that no description in `kept` needs."""
+        needed = {f.sha256 for d in kept for f in d.files}
+        for entry in done.files:
+            if entry.sha256 and entry.sha256 not in needed:
+                with contextlib.suppress(OSError, ValueError):
+                    self._path(entry.sha256).unlink(missing_ok=True)
+
+    def _path(self, digest: str) -> pathlib.Path:
+        if not _SHA256.match(digest):
+            raise ValueError(f"bad sha256 {digest[:80]!r}")
+        return self.directory / digest
+
+    def _write(self, digest: str, content: bytes) -> None:
+        target = self._path(digest)
+        if target.is_file() and target.stat().st_size == len(content):
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+            os.replace(tmp, target)
+        except BaseException:
+            pathlib.Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@dataclasses.dataclass
+class PlacedFiles:
+    """Where a driver's submitted files were written, as the driver's conf names them."""
+
+    conf: dict[str, str]
+    python_path: list[str]
+
+
+def place_submitted_files(
+    files: Iterable[pb.SubmittedFile], directory: pathlib.Path, conf: dict[str, str]
+) -> PlacedFiles:
+    """Write a LaunchDriver's files into `directory`, checked; the conf that adds them.
+
+    The driver's SparkContext then adds them as Spark adds spark.submit.pyFiles,
+    spark.files and spark.archives (entries `conf` already has come after ours);
+    `spark.sparkctl.submittedFiles` maps their paths on the submitting host to
+    these copies.
+
+    Raises:
+        ValueError: a bad name, or bytes that are missing or are not what was submitted.
+        OSError: a file cannot be written.
+    """
+    keys = {
+        _KIND.SUBMITTED_FILE_KIND_PY_FILE: "spark.submit.pyFiles",
+        _KIND.SUBMITTED_FILE_KIND_FILE: "spark.files",
+        _KIND.SUBMITTED_FILE_KIND_ARCHIVE: "spark.archives",
+    }
+    added: dict[str, list[str]] = {key: [] for key in keys.values()}
+    python_path: list[str] = []
+    sources: dict[str, str] = {}
+    for entry in files:
+        check_file_name(entry.name, "submitted file name")
+        if entry.kind not in keys:
+            raise ValueError(f"submitted file {entry.name!r} has no kind")
+        digest = hashlib.sha256(entry.content).hexdigest()
+        if len(entry.content) != entry.size or digest != entry.sha256:
+            raise ValueError(
+                f"submitted file {entry.name!r} ({entry.size} bytes, sha256 {entry.sha256}) "
+                f"arrived as {len(entry.content)} bytes hashing to {digest}: the Master has "
+                "no intact copy (a Master elected after the submission never had one); "
+                "submit the driver again"
+            )
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / entry.name
+        target.write_bytes(entry.content)
+        local = str(target)
+        if entry.kind == _KIND.SUBMITTED_FILE_KIND_PY_FILE:
+            # The app imports them before its SparkContext exists: on its PYTHONPATH too.
+            entry_path = str(directory) if entry.name.endswith(".py") else local
+            if entry_path not in python_path:
+                python_path.append(entry_path)
+        if entry.kind == _KIND.SUBMITTED_FILE_KIND_ARCHIVE and entry.alias:
+            local = f"{local}#{entry.alias}"
+        added[keys[entry.kind]].append(local)
+        if entry.source_path:
+            sources[os.path.normpath(entry.source_path)] = str(target)
+    updates: dict[str, str] = {}
+    for key, paths in added.items():
+        if paths:
+            updates[key] = ",".join([*paths, *[p for p in conf.get(key, "").split(",") if p]])
+    if sources:
+        updates[SUBMITTED_FILES_KEY] = json.dumps(sources, sort_keys=True)
+    return PlacedFiles(updates, python_path)
