@@ -32,6 +32,7 @@ _REDACT = re.compile(r"(?i)secret|password|token|access[.]key")
 
 Json = dict[str, Any]
 
+_RDD_BLOCK = re.compile(r"^rdd_(\d+)_(\d+)$")
 #: Launched tasks whose locality the encoder remembers until their TaskEnd.
 _MAX_LAUNCHED = 100_000
 
@@ -359,6 +360,12 @@ class EventEncoder:
             metrics["Shuffle Write Metrics"] = {
                 "Shuffle Bytes Written": int(measured["shuffleBytesWritten"])
             }
+        blocks = data.get("blocks") or ()
+        if blocks:  # cached partitions, as Spark 2's logs listed them
+            metrics["Updated Blocks"] = [
+                {"Block ID": f"rdd_{rdd_id}_{split}", "Status": {"Memory Size": 0, "Disk Size": 0}}
+                for rdd_id, split in blocks
+            ]
         if "shuffleBytesRead" in measured:
             metrics["Shuffle Read Metrics"] = {
                 "Remote Bytes Read": int(measured["shuffleBytesRead"])
@@ -565,6 +572,14 @@ def _replay_task_end(event: Json) -> dict[str, Any]:
             read.get("Local Bytes Read", 0)
         )
     data["metrics"] = metrics
+    updated = logged.get("Updated Blocks") or []
+    data["blocks"] = [
+        (int(m.group(1)), int(m.group(2)))
+        for m in (
+            _RDD_BLOCK.match(str(b.get("Block ID", ""))) for b in updated if isinstance(b, dict)
+        )
+        if m is not None
+    ]
     if not ok:
         data["error"] = str(
             reason.get("Full Stack Trace")

@@ -336,6 +336,8 @@ class AppStatusStore:
             stage.complete += 1
         else:
             stage.failed += 1
+        if len(stage.tasks) > self.limits.tasks:
+            self._trim_tasks(stage)
         stage.run_ms += duration
         stage.gc_ms += record.gc_ms or 0
         for name, value in (
@@ -349,12 +351,17 @@ class AppStatusStore:
 
     def _keep_task(self, stage: StageRecord, record: TaskRecord) -> None:
         stage.tasks[record.task_id] = record
-        if len(stage.tasks) > self.limits.tasks:
-            for task_id, old in stage.tasks.items():  # the oldest finished one goes
-                if old.finish is not None:
-                    del stage.tasks[task_id]
-                    stage.dropped_tasks += 1
-                    break
+        self._trim_tasks(stage)
+
+    def _trim_tasks(self, stage: StageRecord) -> None:
+        """Drop the oldest finished task records beyond spark.ui.retainedTasks."""
+        excess = len(stage.tasks) - self.limits.tasks
+        if excess <= 0:
+            return
+        victims = [t for t, old in stage.tasks.items() if old.finish is not None][:excess]
+        for task_id in victims:
+            del stage.tasks[task_id]
+        stage.dropped_tasks += len(victims)
 
     # -- jobs and stages -------------------------------------------------------------------
 

@@ -289,9 +289,8 @@ def _executor_summary(tasks: list[TaskRecord]) -> Json:
 
 
 def _quantile(values: list[int], q: float) -> int:
-    """Nearest-rank quantile of sorted `values` (Spark's summary uses the same kind)."""
-    position = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
-    return values[position]
+    """The value at index q * n of sorted `values`, as Spark's task summary picks it."""
+    return values[min(int(q * len(values)), len(values) - 1)]
 
 
 def quantiles(tasks: list[TaskRecord]) -> dict[str, list[int] | None]:

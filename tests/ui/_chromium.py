@@ -36,12 +36,12 @@ def require_chromium() -> None:
         pytest.skip("chromium is not installed: run 'make chromium' (make test does)")
 
 
-def dump_dom(url: str, timeout: float = 60.0) -> str:
-    """The serialized DOM of `url` as Chromium rendered it."""
+def dump_dom(url: str, timeout: float = 60.0, flags: tuple[str, ...] = ()) -> str:
+    """The serialized DOM of `url` as Chromium rendered it (`flags`: more switches)."""
     require_chromium()
     with tempfile.TemporaryDirectory(prefix="sparkctl-chromium-") as profile:
         process = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+            [CHROMIUM, *FLAGS, *flags, f"--user-data-dir={profile}", "--dump-dom", url],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -84,3 +84,26 @@ def links_of(dom: str) -> list[tuple[str, str, str]]:
     parser = Links()
     parser.feed(dom)
     return parser.links
+
+
+def screenshot(
+    url: str, path: str, width: int = 1300, height: int = 1400, timeout: float = 60.0
+) -> None:
+    """Save a PNG of `url` as Chromium renders it (window `width` x `height`)."""
+    require_chromium()
+    with tempfile.TemporaryDirectory(prefix="sparkctl-chromium-") as profile:
+        process = subprocess.Popen(
+            [CHROMIUM, *FLAGS, "--hide-scrollbars", f"--window-size={width},{height}",
+             f"--user-data-dir={profile}", f"--screenshot={path}", url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            process.wait(timeout)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    if not os.path.exists(path):
+        raise AssertionError(f"chromium saved no screenshot of {url}")
