@@ -22,6 +22,7 @@ processes are removed when a new network is made.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import shlex
@@ -41,6 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 SUBNET = "10.213.7"
 _PREFIX = "scmh"
 _FIRST_UID = 61000
+_network_numbers = itertools.count(1)
 
 
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -93,7 +95,7 @@ def remove_stale_namespaces() -> None:
     listed = _run("ip", "netns", "list", check=False).stdout
     for line in listed.splitlines():
         name = line.split()[0] if line.strip() else ""
-        match = re.fullmatch(rf"{_PREFIX}(\d+)-\w+", name)
+        match = re.fullmatch(rf"{_PREFIX}(\d+)n\d+-\w+", name)
         if match is None:
             continue
         pid = int(match.group(1))
@@ -278,7 +280,7 @@ class Network:
 
     def __init__(self, roles: Sequence[str], env: dict[str, str] | None = None) -> None:
         remove_stale_namespaces()
-        self.prefix = f"{_PREFIX}{os.getpid()}"
+        self.prefix = f"{_PREFIX}{os.getpid()}n{next(_network_numbers)}"
         self.bridge_ns = f"{self.prefix}-switch"
         self.env: dict[str, str] = dict(env or {})
         self.spawned: list[subprocess.Popen[bytes]] = []
