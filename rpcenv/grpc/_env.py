@@ -4,9 +4,9 @@ A connection is keyed by the peer's advertised address; whichever side dialled,
 both reuse it for every endpoint and both directions. A client-mode env has no
 server: peers reach it over the stream it opened.
 
-Every stream, inbound or outbound, runs as coroutines on the env's one I/O loop
-thread (`IoLoop`), so a connection costs no thread: the server serves thousands
-of peers with a fixed handful. Envelopes reach the dispatcher from that loop,
+Every stream, inbound or outbound, runs as coroutines on the process's one I/O
+loop thread (`IoLoop.shared()`), so a connection costs no thread: the server
+serves thousands of peers with a fixed handful. Envelopes reach the dispatcher from that loop,
 in order per peer; endpoint code never runs on it.
 """
 
@@ -110,7 +110,7 @@ class GrpcRpcEnv(BaseRpcEnv):
         self._connections_lock = threading.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._hello = rpc_pb2.PeerHello(env_id=env_id, name=name, host=host, port=0)
-        self._io = IoLoop(name)
+        self._io = IoLoop.shared()
         if not client_mode:
             idle_ms = max(1, int(connection_timeout * 1000))
             server_options: list[tuple[str, Any]] = [
@@ -146,7 +146,6 @@ class GrpcRpcEnv(BaseRpcEnv):
             except BaseException:
                 # A taken port or bad TLS files: leave no thread behind, since callers
                 # may try the next port (an executor's spark.blockManager.port).
-                self._io.stop(2.0)
                 self._deadlines.stop()
                 raise
             self._address = RpcAddress(host, self._server.port)
@@ -231,7 +230,6 @@ class GrpcRpcEnv(BaseRpcEnv):
             else:
                 channel = grpc.aio.insecure_channel(target, self._channel_options)
             call = channel.stream_stream(CONNECT_METHOD)(metadata=metadata)
-            writer = asyncio.get_running_loop().create_task(self._write_outbound(connection, call))
             receive = connection.receive
             eof = grpc.aio.EOF
             while True:
@@ -239,6 +237,12 @@ class GrpcRpcEnv(BaseRpcEnv):
                 if data is eof:
                     break
                 receive(data)
+                if writer is None:
+                    # Only once the server's first frame (its hello) came: a write racing
+                    # a refusal (a wrong secret) turned its status into INTERNAL.
+                    writer = asyncio.get_running_loop().create_task(
+                        self._write_outbound(connection, call)
+                    )
             code = await call.code()
             if code != grpc.StatusCode.OK:
                 error = _error_from_status_parts(code, await call.details(), address)
@@ -348,19 +352,21 @@ class GrpcRpcEnv(BaseRpcEnv):
 
         async def finish() -> None:
             # One bound for all streams, however many: drained outbound streams end
-            # when the peer closes its side.
+            # when the peer closes its side; what is left then is cancelled.
             tasks = set(self._tasks)
             if tasks:
-                await asyncio.wait(tasks, timeout=2.0)
+                _, pending = await asyncio.wait(tasks, timeout=2.0)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.wait(pending, timeout=1.0)
             if self._server is not None:
                 await self._server.stop(grace=1.0)
 
         try:
-            self._io.run(finish(), timeout=5.0)
+            self._io.run(finish(), timeout=6.0)
         except TimeoutError:
             log.warning("RpcEnv %r: streams did not close in time", self._name)
-        finally:
-            self._io.stop(timeout=2.0)
 
 
 def _peer_address(text: str) -> RpcAddress | None:

@@ -1,10 +1,16 @@
-"""The one I/O thread of a gRPC env: an asyncio event loop that owns every stream.
+"""The one I/O thread of the gRPC backend: an asyncio event loop that owns every stream.
 
-Every gRPC object of the env (the aio server, the aio channels, their calls)
-is made and used on this loop only; other threads reach it through `submit`
-and `call_soon`. A stream is a pair of coroutines, so connections cost memory,
-never a thread. Code that may block (endpoint code, public handlers) must never
-run here: the dispatcher's pool and the server's handler pool take it.
+Every gRPC object of every gRPC env in the process (aio servers, aio channels,
+their calls) is made and used on this loop only; other threads reach it through
+`submit` and `call_soon`. A stream is a pair of coroutines, so connections cost
+memory, never a thread. Code that may block (endpoint code, public handlers)
+must never run here: the dispatcher's pool and the server's handler pool take it.
+
+One loop per process, not per env: grpc.aio hands every completion to whichever
+loop polls first, which forwards it to the owner's loop; a loop closed while
+gRPC still had an event for it made that hand-off raise ("Event loop is closed")
+for the envs still running. The shared loop lives as long as the process (a
+forked child makes its own).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -23,8 +30,27 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+_shared: IoLoop | None = None
+_shared_pid = 0
+_shared_lock = threading.Lock()
+
+
 class IoLoop:
     """An event loop running on a daemon thread of its own."""
+
+    @staticmethod
+    def shared() -> IoLoop:
+        """The process's I/O loop, started on first use (again in a forked child)."""
+        global _shared, _shared_pid
+        pid = os.getpid()
+        loop = _shared
+        if loop is not None and _shared_pid == pid:
+            return loop
+        with _shared_lock:
+            if _shared is None or _shared_pid != pid:
+                _shared = IoLoop("grpc")
+                _shared_pid = pid
+            return _shared
 
     def __init__(self, name: str) -> None:
         self.loop = asyncio.new_event_loop()

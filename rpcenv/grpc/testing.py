@@ -1,4 +1,4 @@
-"""Test helpers for the gRPC backend: many idle peer streams held from one thread.
+"""Test helpers for the gRPC backend: many idle peer streams held from one loop.
 
 `IdlePeerStreams` opens N Connect streams to a server, each on a connection of
 its own, completes the handshake (peer metadata, the shared-secret token when
@@ -60,7 +60,7 @@ class IdlePeerStreams:
             TimeoutError: not all handshakes finished within `timeout` seconds.
             RuntimeError: a stream was refused (its status says why).
         """
-        self._io = IoLoop("idle-peers")
+        self._io = IoLoop.shared()
         self._io.run(self._open_all(), timeout)
 
     async def _open_all(self) -> None:
@@ -114,7 +114,7 @@ class IdlePeerStreams:
             self.open_streams -= 1
 
     def close(self) -> None:
-        """End every stream and channel, and the thread that held them."""
+        """End every stream and channel."""
         io, self._io = self._io, None
         if io is None:
             return
@@ -124,11 +124,11 @@ class IdlePeerStreams:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await asyncio.gather(*(c.close() for c in self._channels), return_exceptions=True)
+            # A closed aio channel keeps its socket until the object is freed.
+            self._channels.clear()
+            self._tasks.clear()
 
-        try:
-            io.run(close_all(), timeout=30.0)
-        finally:
-            io.stop(timeout=5.0)
+        io.run(close_all(), timeout=30.0)
 
     def __enter__(self) -> IdlePeerStreams:
         return self
