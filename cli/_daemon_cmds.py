@@ -40,7 +40,7 @@ from cli._daemon import (
 )
 from cli._options import COUNT, MEMORY, conf_options, usage_error
 from cli._settings import MasterSettings, WorkerSettings, parse_master_list
-from rpcenv import SECRET_ENV_VAR, Conf, is_loopback_host
+from rpcenv import SECRET_ENV_VAR, Conf, RpcAddress, is_loopback_host, route_address
 
 __all__ = ["start_master", "start_worker", "stop_master", "stop_worker"]
 
@@ -70,7 +70,16 @@ def _check_bind(host: str, conf: Conf, environ: dict[str, str]) -> None:
     """
     if is_loopback_host(host) or conf.get_bool("spark.rpc.allowInsecure"):
         return
-    has_secret = any(
+    if not _has_secret(conf, environ):
+        raise usage_error(
+            "--host",
+            f"refusing to listen on non-loopback address {host!r} without a shared secret: set "
+            f"{SECRET_ENV_VAR} (or spark.authenticate.secret.file), or pass --allow-insecure",
+        )
+
+
+def _has_secret(conf: Conf, environ: dict[str, str]) -> bool:
+    return any(
         (
             conf.get_str("spark.authenticate.secret"),
             conf.get_str("spark.authenticate.secret.file"),
@@ -78,12 +87,27 @@ def _check_bind(host: str, conf: Conf, environ: dict[str, str]) -> None:
             environ.get(f"{SECRET_ENV_VAR}_FILE"),
         )
     )
-    if not has_secret:
-        raise usage_error(
-            "--host",
-            f"refusing to listen on non-loopback address {host!r} without a shared secret: set "
-            f"{SECRET_ENV_VAR} (or spark.authenticate.secret.file), or pass --allow-insecure",
-        )
+
+
+def _default_worker_host(masters: list[RpcAddress], conf: Conf, environ: dict[str, str]) -> str:
+    """Where a worker given no --host listens: its route to the master, as peers must reach it.
+
+    A worker on the master's host stays on loopback. One on another host takes the
+    address of the interface that reaches the master (a UDP connect(): nothing is sent),
+    which needs a shared secret like any non-loopback address; without one the error
+    says so and names both ways out.
+    """
+    routed = next((r for m in masters if (r := route_address(m.host, m.port)) is not None), None)
+    if routed is None or is_loopback_host(routed):
+        return DEFAULT_HOST
+    if _has_secret(conf, environ) or conf.get_bool("spark.rpc.allowInsecure"):
+        return routed
+    raise usage_error(
+        "--host",
+        f"the master is on another host, so this worker would listen on {routed} (its route "
+        f"to the master), which needs a shared secret: set {SECRET_ENV_VAR} (or "
+        "spark.authenticate.secret.file) here and on the master, or pass --allow-insecure",
+    )
 
 
 def _check_host(host: str) -> None:
@@ -138,7 +162,11 @@ def _work_dir(flag: str | None, environ: dict[str, str], check: bool = False) ->
 def _common_daemon_options(function: click.decorators.FC) -> click.decorators.FC:
     for decorator in reversed(
         [
-            click.option("--host", help="Address to bind and advertise (default 127.0.0.1)."),
+            click.option(
+                "--host",
+                help="Address to bind and advertise (default 127.0.0.1; a worker: its route "
+                "to the master).",
+            ),
             click.option(
                 "--work-dir", help="Directory for pid, log and work files (default ./work)."
             ),
@@ -316,7 +344,8 @@ def start_worker(
             memory_mb=resolve(
                 WORKER_MEMORY, memory, conf, environ, default_worker_memory_mb(), parse_memory_mb
             ),
-            host=resolve(WORKER_HOST, host, conf, environ, DEFAULT_HOST, str.strip),
+            host=resolve(WORKER_HOST, host, conf, environ, "", str.strip)
+            or _default_worker_host(masters, conf, environ),
             port=resolve(WORKER_PORT, port, conf, environ, 0, parse_port),
             webui_port=resolve(WORKER_WEBUI_PORT, webui_port, conf, environ, 8081, parse_port),
             work_dir=_work_dir(work_dir, environ, check=True),

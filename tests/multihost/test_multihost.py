@@ -146,12 +146,14 @@ class Cluster:
             self.start_worker(worker)
 
     def start_worker(self, worker: Host) -> None:
+        # The first worker finds its address itself (its route to the master); the
+        # second is told, as SPARK_LOCAL_IP / --host do in Spark.
+        host = () if worker is self.workers[0] else ("--host", worker.ip)
         _check(
             worker.sparkctl(
                 "start-worker",
                 self.url,
-                "--host",
-                worker.ip,
+                *host,
                 "--cores",
                 "2",
                 "--memory",
@@ -275,6 +277,15 @@ def test_a_wrong_secret_is_refused(cluster: Cluster) -> None:
     assert "authentic" in (result.stdout + result.stderr).lower()
     assert "Traceback" not in result.stderr
     assert intruder.ip not in cluster.worker_states()
+
+
+def test_a_worker_on_another_host_without_a_secret_says_what_it_needs(cluster: Cluster) -> None:
+    result = cluster.driver.sparkctl(
+        "start-worker", cluster.url, "--work-dir", "/tmp/nosecret", env={"SPARKCTL_SECRET": ""}
+    )
+    assert result.returncode == 2, result.stderr
+    assert "SPARKCTL_SECRET" in result.stderr and cluster.driver.ip in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_a_cut_link_past_the_timeout_and_back(cluster: Cluster) -> None:
