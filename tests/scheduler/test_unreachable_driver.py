@@ -43,3 +43,20 @@ def test_executors_that_cannot_reach_the_driver_fail_the_app_with_their_reason(
     good = SparkConf().setMaster(spark_cluster).setAppName("after").set("spark.ui.enabled", "false")
     with SparkContext(conf=good) as sc:
         assert sc.parallelize(range(10), 2).sum() == 45
+
+
+def test_a_missing_executor_python_fails_the_app_naming_it(spark_cluster: str) -> None:
+    conf = (
+        SparkConf()
+        .setMaster(spark_cluster)
+        .setAppName("missing-python")
+        .set("spark.pyspark.python", "/nonexistent/bin/python3")
+        .set("spark.ui.enabled", "false")
+    )
+    started = time.monotonic()
+    with pytest.raises((RuntimeError, JobCancelledError)) as error, SparkContext(conf=conf) as sc:
+        sc.parallelize([1]).count()
+    text = str(error.value)
+    assert "Master removed our application:" in text, text
+    assert "/nonexistent/bin/python3" in text
+    assert time.monotonic() - started < 20
