@@ -122,7 +122,7 @@ def prepare_task_files(
         else:
             root = os.path.join(local_dir, "files")
             with _executor_lock(local_dir):
-                fetch_into(root, manifest, read_blob, os.path.join(local_dir, "archives"))
+                fetch_into(root, manifest, read_blob, os.path.join(local_dir, "incoming"))
         _put_on_path(root)
         for name in manifest.py:
             if name.lower().endswith(_PACKAGE_EXTENSIONS):
@@ -148,6 +148,8 @@ def _executor_lock(local_dir: str) -> Iterator[None]:
 def fetch_into(root: str, manifest: FilesManifest, read_blob: BlobReader, staging: str) -> None:
     """Fetch what `root` lacks of `manifest`; unpack its archives (caller holds the lock).
 
+    `staging` holds partial files and packed archives, outside `root`.
+
     A file already in `root` at its size was fetched and checked before (files are
     renamed in only after their check), so it is not fetched again.
     """
@@ -155,13 +157,13 @@ def fetch_into(root: str, manifest: FilesManifest, read_blob: BlobReader, stagin
         target = os.path.join(root, relative)
         if os.path.isfile(target) and os.path.getsize(target) == size:
             continue
-        _fetch_checked(blob_name(relative), size, digest, target, read_blob)
+        _fetch_checked(blob_name(relative), size, digest, target, read_blob, staging)
     for name, alias, size, digest in manifest.archives:
         dest = os.path.join(root, alias)
         if os.path.isdir(dest):
             continue  # unpacked whole (renamed into place) by an earlier task
         packed = os.path.join(staging, alias)
-        _fetch_checked(archive_blob_name(alias), size, digest, packed, read_blob)
+        _fetch_checked(archive_blob_name(alias), size, digest, packed, read_blob, staging)
         try:
             unpack_archive(packed, dest, name)
         finally:
@@ -169,14 +171,20 @@ def fetch_into(root: str, manifest: FilesManifest, read_blob: BlobReader, stagin
                 os.unlink(packed)
 
 
-def _fetch_checked(blob: str, size: int, digest: str, target: str, read_blob: BlobReader) -> None:
+def _fetch_checked(
+    blob: str, size: int, digest: str, target: str, read_blob: BlobReader, staging: str
+) -> None:
     """Fetch `blob` in chunks to `target`, renamed in only if its size and hash match.
+
+    The partial file lives in `staging` (beside the files root, on the same
+    filesystem), so that a worker killed mid-fetch leaves nothing among the files.
 
     Raises:
         OSError: the driver sent too few or too many bytes, or other bytes than it added.
     """
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = f"{target}.{os.getpid()}.part"
+    os.makedirs(staging, exist_ok=True)
+    tmp = os.path.join(staging, f"{digest}.{os.getpid()}.part")
     hasher = hashlib.sha256()
     received = 0
     try:
