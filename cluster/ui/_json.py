@@ -85,8 +85,8 @@ def _worker(worker: master_service_pb2.WorkerSummary) -> dict[str, Any]:
 
 
 def app_json(app: master_service_pb2.ApplicationSummary) -> dict[str, Any]:
-    """One application as Spark's master `/json` lists it."""
-    return {
+    """One application as Spark's master `/json` lists it (plus why it ended, if it failed)."""
+    doc: dict[str, Any] = {
         "id": app.id,
         "starttime": app.start_time_ms,
         "name": app.name,
@@ -98,6 +98,10 @@ def app_json(app: master_service_pb2.ApplicationSummary) -> dict[str, Any]:
         "state": app_state_name(app.state),
         "duration": app.duration_ms,
     }
+    if app.message:
+        # Not a field of Spark's: why the Master removed it ("... cannot reach the driver").
+        doc["message"] = app.message
+    return doc
 
 
 def driver_json(driver: master_service_pb2.DriverSummary) -> dict[str, Any]:

@@ -26,6 +26,15 @@ def test_master_json_totals_and_driver_fields() -> None:
     driver = doc["activedrivers"][0]
     assert driver["worker"] == "worker-20261122-0001" and driver["memory"] == 512
     assert doc["completedapps"][0]["state"] == "FINISHED"
+    assert "message" not in doc["activeapps"][0]
+
+
+def test_master_json_says_why_an_app_failed() -> None:
+    state = cluster_state("http://127.0.0.1:1")
+    state.completed_apps[0].state = pb.APPLICATION_STATE_FAILED
+    state.completed_apps[0].message = "executor 9 failed: cannot reach the driver at spark://x"
+    doc = master_state_json(state)
+    assert doc["completedapps"][0]["message"].endswith("cannot reach the driver at spark://x")
 
 
 @pytest.mark.parametrize(
