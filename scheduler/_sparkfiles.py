@@ -295,9 +295,26 @@ class AddedFiles:
         return list(self._added.archive_uris) if self._added is not None else []
 
     def _local_dir_for_files(self) -> str | None:
+        """The first usable local dir: SPARK_LOCAL_DIRS (this host's), then spark.local.dir.
+
+        A cluster-mode driver's conf comes from the submitting host, whose
+        spark.local.dir may not exist here: then the system's temp dir it is.
+        """
         conf: Any = getattr(self, "_conf", None)
-        local = conf.get("spark.local.dir") if conf is not None else None
-        return str(local).split(",")[0] if local else None
+        candidates = (os.environ.get("SPARK_LOCAL_DIRS") or "").split(",")
+        candidates += str((conf.get("spark.local.dir") if conf is not None else None) or "").split(
+            ","
+        )
+        for candidate in (c.strip() for c in candidates):
+            if not candidate:
+                continue
+            try:
+                os.makedirs(candidate, exist_ok=True)
+            except OSError:
+                continue
+            if os.access(candidate, os.W_OK | os.X_OK):
+                return candidate
+        return None
 
     def _files_properties(self) -> dict[str, str]:
         added = self._added
