@@ -183,6 +183,10 @@ class MasterDrivers(MasterBase):
             base = engine.directory if isinstance(engine, FileSystemPersistence) else self.work_dir
             limit = self.conf.get_size(MAX_FILES_KEY, DEFAULT_MAX_FILES_BYTES)
             store = SubmittedFileStore(base / "submitted-files", limit or DEFAULT_MAX_FILES_BYTES)
+            # Drivers were recovered (or not) by now: what none of them needs is left over.
+            removed = store.sweep(d.description for d in self.drivers.values())
+            if removed:
+                log.info("removed %d submitted files no driver needs any more", removed)
             self._file_store = store
         return store
 

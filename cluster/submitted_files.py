@@ -160,6 +160,21 @@ class SubmittedFileStore:
                 with contextlib.suppress(OSError, ValueError):
                     self._path(entry.sha256).unlink(missing_ok=True)
 
+    def sweep(self, kept: Iterable[pb.DriverDescription]) -> int:
+        """Delete stored files no description in `kept` needs (left by an earlier Master
+        run: a restart without recovery, a crash between storing and recording); a count."""
+        needed = {f.sha256 for d in kept for f in d.files}
+        removed = 0
+        with contextlib.suppress(OSError):
+            for path in self.directory.iterdir():
+                if path.name not in needed and (
+                    _SHA256.match(path.name) or path.name.startswith(".incoming-")
+                ):
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                        removed += 1
+        return removed
+
     def _path(self, digest: str) -> pathlib.Path:
         if not _SHA256.match(digest):
             raise ValueError(f"bad sha256 {digest[:80]!r}")

@@ -69,6 +69,23 @@ def test_contents_go_to_the_store_not_the_recovery_record(
     wait_for(lambda: not (recovery / "submitted-files" / stored.sha256).exists(), 5, "cleanup")
 
 
+def test_a_restarted_master_keeps_what_recovered_drivers_need(
+    local_cluster: MakeCluster, tmp_path: pathlib.Path
+) -> None:
+    recovery = tmp_path / "recovery"
+    c = local_cluster(
+        {"spark.deploy.recoveryMode": "FILESYSTEM", "spark.deploy.recoveryDirectory": str(recovery)}
+    )
+    _submit(c, _desc(pb.SubmittedFile(name="a.txt", kind=K.SUBMITTED_FILE_KIND_FILE, content=b"A")))
+    store = recovery / "submitted-files"
+    (store / ("f" * 64)).write_bytes(b"left over")  # no driver needs it
+    c.restart_master()
+    w = c.worker("w0")
+    launch = w.wait_of(pb.LaunchDriver)[0]  # the recovered driver, with its file
+    assert [f.content for f in launch.description.files] == [b"A"]
+    assert sorted(p.name for p in store.iterdir()) == [hashlib.sha256(b"A").hexdigest()]
+
+
 @pytest.mark.parametrize(
     "entry,pattern",
     [
