@@ -190,7 +190,7 @@ class AddedFiles:
             raise ValueError(f"{caller}: {path} is a directory; pass recursive=True to add it")
         name = os.path.basename(source.rstrip(os.sep))
         added = self._ensure_dir()
-        if added.sources.get(name) == source:
+        if added.sources.get(name) == source or _same_file(added, name, source):
             return name
         self._check_free(name, caller)
         target = os.path.join(added.root, name)
@@ -333,6 +333,22 @@ class AddedFiles:
         stale = {added.root} | {os.path.join(added.root, n) for n in added.py}
         sys.path[:] = [p for p in sys.path if p not in stale]
         shutil.rmtree(added.base, ignore_errors=True)
+
+
+def _same_file(added: _Added, name: str, source: str) -> bool:
+    """Whether `source` holds the very bytes already added as `name`.
+
+    So re-adding an added file by another path, e.g. `addPyFile(SparkFiles.get(n))`
+    for a file that came with --files, is a no-op rather than a name clash.
+    """
+    if name not in added.sources or not os.path.isfile(source):
+        return False
+    known = [entry for entry in added.files if entry[0] == name]
+    return (
+        bool(known)
+        and os.path.getsize(source) == known[0][1]
+        and file_digest(source) == known[0][2]
+    )
 
 
 def _strip_scheme(path: str) -> str:

@@ -95,3 +95,19 @@ def test_added_files_are_the_executors_own_copies(sc: Any, tmp_path: Path) -> No
         assert root != driver_root and module_file.startswith(root + os.sep)
         assert has_marker
         assert not sees_user_dir
+
+
+@pytest.mark.skipif(support.IMPL == "pyspark", reason="Spark refuses a second path of one name")
+def test_re_adding_an_added_file_by_its_copy_is_a_no_op(sc: Any, tmp_path: Path) -> None:
+    from scheduler import SparkFiles
+
+    module = tmp_path / "compat_readded.py"
+    module.write_text("VALUE = 5\n")
+    sc.addFile(str(module))  # e.g. it came with --files
+    sc.addPyFile(SparkFiles.get("compat_readded.py"))  # the driver's copy: the same bytes
+    assert sc.parallelize([0], 1).map(lambda _: __import__("compat_readded").VALUE).collect() == [5]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "compat_readded.py").write_text("VALUE = 6\n")
+    with pytest.raises(ValueError, match="already taken"):
+        sc.addFile(str(other / "compat_readded.py"))
