@@ -140,7 +140,12 @@ class MasterBase(RpcEndpoint):
         # up to 200 apps x thousands of executors alive and in every cluster state.
         app.final_cores = app.cores_granted
         app.executors.clear()
-        for worker in self.workers.values():
+        told = (
+            self.workers.values()
+            if app.worker_ids is None
+            else (self.workers[w] for w in app.worker_ids if w in self.workers)
+        )
+        for worker in told:
             if worker.alive:
                 self._send(
                     worker.ref, pb.ApplicationFinished(app_id=app.app_id, master_epoch=self.epoch)
@@ -201,6 +206,7 @@ class MasterBase(RpcEndpoint):
             )
             for a in apps
         ]
+        launched: collections.Counter[str] = collections.Counter()
         for assignment in self.placement.place_executors(app_demands, resources):
             self._launch_executor(
                 self.apps[assignment.app_id],
@@ -208,6 +214,9 @@ class MasterBase(RpcEndpoint):
                 assignment.cores,
                 assignment.memory_mb,
             )
+            launched[assignment.app_id] += 1
+        for app_id, count in launched.items():  # one line per app, not per executor
+            log.info("launching %d executor(s) of application %s", count, app_id)
 
     def _launch_driver(self, driver: DriverInfo, worker: WorkerInfo) -> None:
         self.waiting_drivers.remove(driver.driver_id)
@@ -238,8 +247,9 @@ class MasterBase(RpcEndpoint):
         )
         app.executors[executor.executor_id] = executor
         worker.executors[executor.key] = executor
+        app.ran_on(worker.worker_id)
         app.state = AS.APPLICATION_STATE_RUNNING
-        log.info(
+        log.debug(
             "launching executor %s/%d on worker %s (%d cores, %d MiB)",
             app.app_id,
             executor.executor_id,

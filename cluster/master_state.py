@@ -276,6 +276,19 @@ class AppInfo:
     executor_limit: int | None = None
     # Cores it held when it finished (its executor records are dropped then).
     final_cores: int = 0
+    # Workers that ever ran one of its executors: only they have its work dir to
+    # clean when it ends (telling all of them cost 2,000 sends per app at scale).
+    # None = not known (recovered from a record): every worker is told.
+    worker_ids: set[str] | None = dataclasses.field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.state == AS.APPLICATION_STATE_UNKNOWN:
+            self.worker_ids = None  # recovered: earlier executors' workers are unknown
+
+    def ran_on(self, worker_id: str) -> None:
+        """Note that one of its executors was placed on `worker_id`."""
+        if self.worker_ids is not None:
+            self.worker_ids.add(worker_id)
 
     @property
     def cores_granted(self) -> int:

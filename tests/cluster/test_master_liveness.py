@@ -269,3 +269,60 @@ def test_a_sigkilled_worker_is_dead_after_the_grace_not_the_timeout(
     print(f"SIGKILLed worker DEAD after {elapsed:.1f}s (grace 1s, timeout 60s)")
     states = {w.id: w.state for w in proc_cluster.state().workers}
     assert states[str(survivor.info["worker_id"])] == ALIVE
+
+
+def test_cluster_state_is_rebuilt_after_changes_not_after_heartbeats(
+    tmp_path: pathlib.Path,
+) -> None:
+    clock = Clock()
+    master = make_master(tmp_path, clock)
+
+    def state() -> api.GetClusterStateResponse:
+        ctx = FakeContext(None, RpcAddress("127.0.0.1", 1))
+        master.receive_and_reply(api.GetClusterStateRequest(), ctx)
+        assert isinstance(ctx.answer, api.GetClusterStateResponse)
+        return ctx.answer
+
+    ref = FakeRef("Worker", 20001)
+    request = pb.RegisterWorkerRequest(
+        worker_id="w1", host="127.0.0.1", port=20001, cores=2, memory_mb=64, incarnation=1
+    )
+    master.receive_and_reply(request, FakeContext(ref, ref.address))
+    first = state()
+    assert [w.id for w in first.workers] == ["w1"]
+    master.receive(pb.WorkerHeartbeat(worker_id="w1", incarnation=1), None)
+    assert state() is first  # a heartbeat alone: the cached answer
+    clock.now += 1.5
+    assert state() is not first  # heartbeat times are at most a second stale
+    master.on_disconnected(RpcAddress("127.0.0.1", 20001))
+    master.liveness.disconnect_grace = 0.0
+    cached = state()
+    clock.now += 0.1
+    master.receive(pb.CheckWorkerTimeouts(), None)
+    assert state() is not cached and state().workers[0].state == DEAD
+
+
+def test_only_the_workers_an_app_ran_on_are_told_it_finished(tmp_path: pathlib.Path) -> None:
+    master = make_master(tmp_path, Clock())
+    refs = {}
+    for n in range(3):
+        refs[n] = FakeRef("Worker", 20000 + n)
+        request = pb.RegisterWorkerRequest(
+            worker_id=f"w{n}", host="127.0.0.1", port=20000 + n, cores=1, memory_mb=64,
+            incarnation=1,
+        )  # fmt: skip
+        master._on_register_worker(request, FakeContext(refs[n], refs[n].address))
+    desc = pb.ApplicationDescription(name="a", max_cores=2, memory_per_executor_mb=64)
+    ctx = FakeContext(FakeRef("AppClient", 30000), RpcAddress("127.0.0.1", 30000))
+    master._on_register_application(pb.RegisterApplicationRequest(description=desc), ctx)
+    assert isinstance(ctx.answer, pb.RegisterApplicationResponse)
+    app_id = ctx.answer.app_id
+    used = {e.worker_id for e in master.apps[app_id].executors.values()}
+    assert len(used) == 2
+    master._on_unregister_application(pb.UnregisterApplication(app_id=app_id), None)
+    told = {
+        f"w{n}"
+        for n, ref in refs.items()
+        if any(isinstance(m, pb.ApplicationFinished) for m in ref.sent)
+    }
+    assert told == used
