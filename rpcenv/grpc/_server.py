@@ -14,6 +14,7 @@ import concurrent.futures
 import errno
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,6 +54,8 @@ _STATUS_BY_NAME = {code.name: code for code in grpc.StatusCode}
 #: connection (HPACK COMPRESSION_ERROR), so a Node.js client then waits out its
 #: deadline on every call of that channel instead of getting its status.
 MAX_DETAILS_CHARS = 1000
+#: Seconds between two logged authentication rejections.
+_REJECTION_LOG_INTERVAL = 1.0
 
 #: Stream handler of the Connect method: (request iterator, context) -> None.
 StreamBehaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
@@ -91,6 +94,20 @@ class _AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def __init__(self, verifier: AuthVerifier) -> None:
         self._verifier = verifier
+        # Rejections are logged at most once a second (a flood must not flood the log);
+        # the interceptor runs on the I/O loop only, so no lock.
+        self._next_log = 0.0
+        self._unlogged = 0
+
+    def _log_rejection(self, method: str, peer: str, reason: str) -> None:
+        now = time.monotonic()
+        if now < self._next_log:
+            self._unlogged += 1
+            return
+        unlogged, self._unlogged = self._unlogged, 0
+        self._next_log = now + _REJECTION_LOG_INTERVAL
+        more = f" ({unlogged} more rejected since the last report)" if unlogged else ""
+        log.warning("rejected unauthenticated call to %s from %s: %s%s", method, peer, reason, more)
 
     async def intercept_service(
         self, continuation: Callable[[Any], Awaitable[Any]], details: Any
@@ -102,12 +119,11 @@ class _AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if reason is None:
             return await continuation(details)
         method = details.method
+        interceptor = self
 
         # A streaming handler whatever the method: it must not read a request first.
         async def reject(_requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-            log.warning(
-                "rejected unauthenticated call to %s from %s: %s", method, context.peer(), reason
-            )
+            interceptor._log_rejection(method, context.peer(), reason)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"authentication failed: {reason}")
 
         return grpc.stream_stream_rpc_method_handler(reject)

@@ -7,12 +7,15 @@ close times) are printed for the log, and asserted only with wide margins.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import resource
 import socket
 import subprocess
 import sys
+import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import grpc
 import grpc.aio
 import pytest
 from google.protobuf import wrappers_pb2
+from google.protobuf.message import Message
 
 from rpcenv import RpcAddress, RpcCallContext, RpcEndpoint, RpcEnv
 from rpcenv.grpc.testing import IdlePeerStreams
@@ -209,3 +213,79 @@ def test_a_ping_flood_gets_goaway_too_many_pings(hygienic_server: RpcEnv) -> Non
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert "ping" in (error.details() or "").lower()
     _ask_time(hygienic_server.address)  # the server itself is fine
+
+
+def test_blocked_public_handlers_stall_neither_streams_nor_other_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from google.protobuf import message_factory
+
+    from sparkctl.v1 import master_service_pb2 as api
+
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    service = api.DESCRIPTOR.services_by_name["MasterService"]
+    release = threading.Event()
+
+    def answer(method_name: str, output: type[Message]) -> object:
+        def handler(_request: Message) -> Message:
+            if method_name == "GetClusterState":
+                release.wait(20)  # as a handler waiting on a busy endpoint
+            return output()
+
+        return handler
+
+    implementation = types.SimpleNamespace(
+        **{
+            m.name: answer(m.name, message_factory.GetMessageClass(m.output_type))
+            for m in service.methods
+        }
+    )
+    env = RpcEnv.create("server", "127.0.0.1", 0, {"spark.rpc.io.serverThreads": "4"})
+    env.setup_endpoint("echo", Echo())
+    env.serve_service(service, implementation)
+    try:
+        with grpc.insecure_channel(env.address.host_port) as channel:
+            stuck = channel.unary_unary(
+                "/sparkctl.v1.MasterService/GetClusterState",
+                request_serializer=api.GetClusterStateRequest.SerializeToString,
+                response_deserializer=api.GetClusterStateResponse.FromString,
+            )
+            blocked = [stuck.future(api.GetClusterStateRequest(), timeout=30) for _ in range(3)]
+            time.sleep(0.3)  # three of the four handler threads now wait
+            assert _ask_time(env.address) < 1.0
+            status = channel.unary_unary(
+                "/sparkctl.v1.MasterService/GetDriverStatus",
+                request_serializer=api.GetDriverStatusRequest.SerializeToString,
+                response_deserializer=api.GetDriverStatusResponse.FromString,
+            )
+            started = time.monotonic()
+            status(api.GetDriverStatusRequest(driver_id="d"), timeout=5)
+            assert time.monotonic() - started < 1.0
+            assert not any(f.done() for f in blocked)
+            release.set()
+            for future in blocked:
+                future.result(timeout=10)
+    finally:
+        release.set()
+        env.shutdown()
+
+
+def test_a_flood_of_refused_calls_is_logged_once_a_second(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("SPARKCTL_SECRET", "the-cluster-secret")
+    env = RpcEnv.create("server", "127.0.0.1", 0, {})
+    try:
+        with caplog.at_level(logging.WARNING), grpc.insecure_channel(env.address.host_port) as ch:
+            call = ch.unary_unary("/grpc.reflection.v1alpha.ServerReflection/Nope")
+            codes = set()
+            for _ in range(50):
+                with pytest.raises(grpc.RpcError) as info:
+                    call(b"", timeout=5)
+                codes.add(info.value.code())
+        assert codes == {grpc.StatusCode.UNAUTHENTICATED}
+        logged = [r for r in caplog.records if "rejected unauthenticated" in r.getMessage()]
+        print(f"50 refused calls, {len(logged)} log lines")
+        assert 1 <= len(logged) <= 3
+    finally:
+        env.shutdown()
