@@ -59,6 +59,9 @@ class MasterDrivers(MasterBase):
         try:  # recorded first: a driver the Master could not recover is refused, not kept
             self._persist_driver(driver, strict=True)
         except PersistenceError as exc:
+            if desc.files:  # refused: its stored files are nobody's
+                kept = [d.description for d in self.drivers.values()]
+                self._submitted_files().release(desc, kept)
             raise PersistenceError(
                 f"the Master cannot record the driver for recovery, so it refuses it: {exc}"
             ) from None
