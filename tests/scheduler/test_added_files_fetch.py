@@ -1,7 +1,8 @@
-"""sc.addFile / addPyFile when a worker cannot see the driver's copy (another host).
+"""sc.addFile / addPyFile: executors fetch their own copies, never the driver's path.
 
-SPARKCTL_FORCE_REMOTE_FETCH makes local executors behave as if on another host: they
-fetch every added file from the driver, in chunks, into their own local dir.
+Executors always fetch every added file from the driver, in chunks, into their own
+local dir (as on another host); SPARKCTL_FORCE_REMOTE_FETCH also sends their shuffle
+reads through the fetch path.
 """
 
 from __future__ import annotations
