@@ -162,15 +162,16 @@ class AppPages:
             )
         picture = _pictures.dag([data], self.base)
         tasks = list(data["tasks"].values())
+        recent = _views.task_stream(self.store, self._now())
         stream = _pictures.task_stream(
             {
-                "cores": {},
+                "cores": recent["cores"],
                 "spans": [
-                    (t["executorId"], data["stageId"], t["taskId"], t["_launch"],
+                    (t["executorId"], data["stageId"], t["taskId"], t["_ran_from"],
                      None if t["status"] == "RUNNING" else t["_finish"], t["status"])
                     for t in tasks
                 ],
-                "now": _views.task_stream(self.store, self._now())["now"],
+                "now": recent["now"],
             }
         )  # fmt: skip
         return self._page(

@@ -164,16 +164,17 @@ def _clip(text: str, size: int) -> str:
 def _axis(start: float, end: float, width: int, left: int) -> list[Json]:
     """About six round time ticks between `start` and `end` (local wall-clock labels)."""
     span = max(end - start, 1e-3)
-    steps = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+    steps = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
+             1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)  # fmt: skip
     step = next((s for s in steps if span / s <= 8), steps[-1] * max(1, int(span / 28800) + 1))
     first = (int(start / step) + 1) * step
     ticks: list[Json] = []
     t = first
     while t <= end and len(ticks) < 12:
-        fmt = "%H:%M:%S" if step >= 1 else "%H:%M:%S."
-        label = time.strftime(fmt, time.gmtime(t))
-        if step < 1:
-            label += f"{round((t % 1) * 10) % 10}"
+        ms = round(t * 1000)
+        label = time.strftime("%H:%M:%S", time.gmtime(ms // 1000))
+        if step < 1:  # tenths or milliseconds, as the step needs
+            label += f".{(ms % 1000) // 100}" if step >= 0.1 else f".{ms % 1000:03d}"
         ticks.append({"x": left + (t - start) / span * width, "label": label})
         t += step
     return ticks

@@ -253,6 +253,7 @@ def _task(task: TaskRecord, store: AppStatusStore, end: float) -> Json:
         "schedulerDelay": 0,
         "gettingResultTime": 0,
         "_launch": task.launch,
+        "_ran_from": _ran_from(task),
         "_finish": task.finish,
         "_gc_ms": task.gc_ms,
         "_shuffle_read": task.shuffle_read,
@@ -260,6 +261,13 @@ def _task(task: TaskRecord, store: AppStatusStore, end: float) -> Json:
         "_error_type": task.error_type,
         "_error_line": _last_line(task.error),
     }
+
+
+def _ran_from(task: TaskRecord) -> float:
+    """When the task started running: its launch includes time queued on the executor."""
+    if task.finish is not None and task.run_ms is not None:
+        return max(task.launch, task.finish - task.run_ms / 1000)
+    return task.launch
 
 
 def _last_line(text: str | None) -> str:
@@ -412,7 +420,7 @@ def task_stream(store: AppStatusStore, now: float | None = None) -> Json:
     with store.lock:
         cores = {e.executor_id: max(1, e.cores) for e in store.executors.values()}
         spans = [
-            (t.executor_id, t.stage_id, t.task_id, t.launch, t.finish, t.status)
+            (t.executor_id, t.stage_id, t.task_id, _ran_from(t), t.finish, t.status)
             for t in store.stream
         ]
     return {"cores": cores, "spans": spans, "now": end}
