@@ -289,9 +289,13 @@ def _submit_cluster(
     except MasterUnreachableError as exc:
         raise usage_error("--master", str(exc)) from None
     except RpcMessageTooLargeError as exc:
-        # The app travels inline, so that a worker on another machine can run it.
+        # The app and its files travel inline, so that a worker on another machine can run it.
+        what = f"{app} and its files" if files else str(app)
+        size = (len(description.app_content) + sum(len(f.content) for f in files)) / 2**20
         raise usage_error(
-            "APP", f"{app} is too large to send to the master: {error_text(exc)}"
+            "APP",
+            f"{what} ({size:.1f} MiB) are too large to send to the master: {error_text(exc)} "
+            "(spark.rpc.message.maxSize of the master and of this submit)",
         ) from None
     except RpcError as exc:
         raise click.ClickException(f"the master refused the driver: {error_text(exc)}") from None
