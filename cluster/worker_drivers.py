@@ -37,6 +37,8 @@ class WorkerDrivers(WorkerBase):
             runner.state = DS.DRIVER_STATE_ERROR
             runner.exception = reason
             runner.description.ClearField("app_content")  # finished: never launched again
+            for entry in runner.description.files:
+                entry.ClearField("content")
             self.finished_drivers.append(runner)
             self._to_master(
                 pb.DriverStateChanged(
