@@ -168,6 +168,9 @@ class AddedFiles:
         uri = f"file:{source}" + (f"#{alias}" if alias != name else "")
         if added.sources.get(alias) == uri:
             return
+        known = [entry for entry in added.archives if entry[1] == alias]
+        if known and known[0][3] == file_digest(source):
+            return  # the same archive by another path (e.g. one that came with --archives)
         self._check_free(alias, "addArchive")
         packed = os.path.join(added.base, "archives", alias)
         os.makedirs(os.path.dirname(packed), exist_ok=True)
