@@ -19,6 +19,7 @@ import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 
 __all__ = ["ARCHIVE_SUFFIXES", "UnsafeArchiveError", "archive_kind", "unpack_archive"]
 
@@ -67,10 +68,13 @@ def unpack_archive(source: str, dest: str, name: str | None = None) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     os.mkdir(staging)
     try:
-        if kind == "zip":
-            _unzip(source, staging)
-        else:
-            _untar(source, staging)
+        try:
+            if kind == "zip":
+                _unzip(source, staging)
+            else:
+                _untar(source, staging)
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+            raise ValueError(f"{source} is corrupt: {type(exc).__name__}: {exc}") from None
         _check_links_resolve_inside(staging)
         if os.path.lexists(dest):
             shutil.rmtree(dest)

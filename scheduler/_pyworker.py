@@ -195,7 +195,7 @@ def run_task(
     start = time.monotonic()
     try:
         properties = _prepare_files(runtime, spec.properties)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:
         return _files_failed(task_id, exc)
     context = TaskContext(
         spec.stage_id, partition, attempt, task_id, properties, _TASK_CPUS, runtime
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
                 # Added modules must be importable before anything of the stage is unpickled.
                 try:
                     _prepare_files(runtime, stage_header(payloads[key]))
-                except (OSError, ValueError) as exc:
+                except Exception as exc:  # the task fails with the reason; the worker lives
                     conn.send_bytes(pickle.dumps(_files_failed(task_id, exc)))
                     continue
             try:

@@ -168,6 +168,12 @@ def test_unsupported_or_corrupt_archives_say_so(tmp_path: Path) -> None:
     bad.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a readable zip"):
         unpack_archive(str(bad), str(tmp_path / "o"))
+    good = _tar(tmp_path / "t.tar.gz", [_member("a.txt")], {"a.txt": b"x" * 100_000})
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(good.read_bytes()[:-200])  # a truncated download
+    with pytest.raises(ValueError, match="corrupt"):
+        unpack_archive(str(cut), str(tmp_path / "o"))
+    assert not (tmp_path / "o").exists()
     assert split_alias("/x/a.zip#env") == ("/x/a.zip", "env")
     with pytest.raises(ValueError, match="plain file name"):
         split_alias("/x/a.zip#../up")
