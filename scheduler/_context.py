@@ -132,9 +132,9 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         self.sparkHome = self._conf.get("spark.home")
         self.startTime = int(time.time() * 1000)
         self._stopped = False
-        self._rdd_ids = itertools.count()
         #: Why the context stopped on its own (the Master removed the application).
         self.stop_reason: str | None = None
+        self._rdd_ids = itertools.count()
         self._shuffle_ids = itertools.count()
         self._broadcast_ids = itertools.count()
         self._accumulator_ids = itertools.count()
@@ -655,13 +655,13 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         results = self._run_job(mapped, _collect_partition, parts)
         return [item for chunk in results for item in chunk]
 
-    def _run_job(
-        self, rdd: RDD, func: Callable[[Any, Any], Any], partitions: list[int]
     def _stopped_message(self) -> str:
         reason = getattr(self, "stop_reason", None)
         text = "Cannot call methods on a stopped SparkContext"
         return f"{text}: it stopped because {reason}" if reason else text
 
+    def _run_job(
+        self, rdd: RDD, func: Callable[[Any, Any], Any], partitions: list[int]
     ) -> list[Any]:
         if self._stopped:
             raise RuntimeError(self._stopped_message())
