@@ -9,6 +9,7 @@ workers do, on LaunchDriver.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from cluster import master_views
@@ -32,6 +33,8 @@ DEFAULT_DRIVER_CORES = 1
 DEFAULT_DRIVER_MEMORY_MB = 1024
 #: Back-off of supervised driver relaunches: 1 s, 2 s, 4 s ... at most this.
 MAX_RELAUNCH_BACKOFF_S = 60.0
+#: How long a submission whose files were stored off-thread waits for the endpoint.
+_RESUBMIT_TIMEOUT_S = 30.0
 
 
 class MasterDrivers(MasterBase):
@@ -48,6 +51,9 @@ class MasterDrivers(MasterBase):
             )
         desc.cores = desc.cores or DEFAULT_DRIVER_CORES
         desc.memory_mb = desc.memory_mb or DEFAULT_DRIVER_MEMORY_MB
+        if any(entry.content for entry in desc.files):
+            self._store_files_then_submit(desc, context)
+            return
         if desc.files:
             try:  # the bytes go to the store, never into a recovery record
                 self._submitted_files().accept(desc)
@@ -76,6 +82,37 @@ class MasterDrivers(MasterBase):
             )
         )
         self._schedule()
+
+    def _store_files_then_submit(self, desc: pb.DriverDescription, context: RpcCallContext) -> None:
+        """Check the files here; hash and write them off this thread, then submit again.
+
+        Hashing and writing up to spark.sparkctl.submit.maxFilesSize (64 MiB: about
+        0.3 s idle, 1 s on a loaded host) would hold up heartbeats and registrations.
+        The second submission names the stored files by hash only.
+
+        Raises:
+            ValueError: a bad name, kind or alias, a duplicate, or too many bytes.
+        """
+        store = self._submitted_files()
+        store.check(desc)
+        ref = self.self_ref
+
+        def store_and_submit() -> None:
+            try:
+                try:
+                    store.store(desc)
+                except OSError as exc:
+                    raise PersistenceError(
+                        f"the Master cannot store the driver's submitted files: {exc}"
+                    ) from None
+                answer = ref.ask_sync(
+                    api.SubmitDriverRequest(description=desc), _RESUBMIT_TIMEOUT_S
+                )
+                context.reply(answer)
+            except Exception as exc:
+                context.send_failure(exc)
+
+        threading.Thread(target=store_and_submit, name="master-store-files", daemon=True).start()
 
     def _on_get_driver_status(
         self, msg: api.GetDriverStatusRequest, context: RpcCallContext

@@ -78,6 +78,15 @@ class SubmittedFileStore:
                 file with neither bytes nor a stored copy, or too many bytes in all.
             OSError: the store cannot be written.
         """
+        self.check(desc)
+        self.store(desc)
+
+    def check(self, desc: pb.DriverDescription) -> None:
+        """The checks of `accept` that need no hashing: names, kinds, aliases, the size limit.
+
+        Raises:
+            ValueError: naming the file and what is wrong with it.
+        """
         total = sum(len(f.content) for f in desc.files)
         if total > self.max_bytes:
             sizes = ", ".join(f"{f.name} {len(f.content) / 2**20:.1f} MiB" for f in desc.files)
@@ -90,6 +99,14 @@ class SubmittedFileStore:
         seen: set[str] = set()
         for entry in desc.files:
             self._check(entry, app_name, seen)
+
+    def store(self, desc: pb.DriverDescription) -> None:
+        """Hash and store the bytes of checked `desc.files`; keep only name, hash and size.
+
+        Raises:
+            ValueError: a hash mismatch, or a file with neither bytes nor a stored copy.
+            OSError: the store cannot be written.
+        """
         for entry in desc.files:
             digest = hashlib.sha256(entry.content).hexdigest()
             if entry.content or not entry.sha256 or entry.sha256 == _EMPTY_SHA256:
