@@ -31,6 +31,7 @@ from scheduler._dag import MapOutput, TaskSetSpec
 from scheduler._filefetch import prepare_task_files
 from scheduler._rangesort import RangeSort, write_sorted_run
 from scheduler._shuffle import (
+    READ_STATS,
     FetchFailedError,
     read_shuffle_block,
     shuffle_file,
@@ -183,6 +184,8 @@ def _gc_timer(phase: str, info: dict[str, Any]) -> None:
 def _collect_metrics(start: float, shuffle_written: int | None = None) -> dict[str, Any]:
     metrics = {"runSeconds": time.monotonic() - start, **_aggregation.SPILL_STATS}
     metrics["gcSeconds"] = _GC_STATS["seconds"]
+    if READ_STATS["shuffleBytesRead"]:
+        metrics["shuffleBytesRead"] = READ_STATS["shuffleBytesRead"]
     if shuffle_written is not None:
         metrics["shuffleBytesWritten"] = shuffle_written
     return metrics
@@ -207,6 +210,7 @@ def run_task(
     _aggregation.SPILL_STATS["diskBytesSpilled"] = 0
     _aggregation.SPILL_STATS["spills"] = 0
     _GC_STATS["seconds"] = 0.0
+    READ_STATS["shuffleBytesRead"] = 0
     if _gc_timer not in gc.callbacks:
         gc.callbacks.append(_gc_timer)
     shuffle_written: int | None = None

@@ -22,7 +22,7 @@ from scheduler._dag import MapOutput
 from scheduler._partitioner import portable_hash
 from scheduler._rangesort import RangeSort
 
-__all__ = ["FetchFailedError", "read_shuffle_block", "write_shuffle_output"]
+__all__ = ["READ_STATS", "FetchFailedError", "read_shuffle_block", "write_shuffle_output"]
 
 _CHUNK = 1024
 
@@ -121,6 +121,9 @@ def write_shuffle_output(
 #: Local segments up to this size are read into memory whole.
 _SLURP = 64 << 20
 
+#: Shuffle bytes the current task read (local and remote), for the UI's Shuffle Read.
+READ_STATS: dict[str, int] = {"shuffleBytesRead": 0}
+
 #: Bytes per remote fetch request.
 FETCH_CHUNK = 8 << 20
 
@@ -211,6 +214,7 @@ class _Segments:
     def chunks(self, start: int, end: int) -> Iterator[list[Any]]:
         """The pickled chunks in bytes [start, end) of the data file."""
         out = self._out
+        READ_STATS["shuffleBytesRead"] += end - start
         if self._remote is not None:
             try:
                 pieces = [
