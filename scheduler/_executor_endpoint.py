@@ -42,7 +42,12 @@ from scheduler._executor import ExecutorRuntime, heartbeat_interval
 from sparkctl.v1 import deploy_pb2 as dpb
 from sparkctl.v1 import scheduler_pb2 as pb
 
-__all__ = ["DRIVER_CONNECT_SECONDS", "ExecutorEndpoint", "run_endpoint"]
+__all__ = [
+    "DRIVER_CONNECT_SECONDS",
+    "LOCAL_DRIVER_CONNECT_SECONDS",
+    "ExecutorEndpoint",
+    "run_endpoint",
+]
 
 log = logging.getLogger("scheduler.executor")
 
@@ -50,8 +55,12 @@ log = logging.getLogger("scheduler.executor")
 _MAX_FETCH = 16 << 20
 #: Threads reading blocks for other executors at once.
 _BLOCK_READERS = 4
-#: How long an executor tries to reach its driver (and its worker) when it starts.
+#: How long an executor started by a Worker tries to reach its driver (and its worker):
+#: one that cannot must fail while the Worker still counts it as starting.
 DRIVER_CONNECT_SECONDS = 5.0
+#: The same for local[N]'s executor, whose driver is its parent: only load delays it,
+#: and failing would fail the SparkContext.
+LOCAL_DRIVER_CONNECT_SECONDS = 60.0
 
 _STATES = {
     "FINISHED": pb.TASK_STATE_FINISHED,
@@ -347,10 +356,11 @@ def run_endpoint(
     """
     fail = fail or (lambda reason: done.set())
     env, block_port = _create_env(args.hostname, args.driver_url, _rpc_conf())
+    timeout = DRIVER_CONNECT_SECONDS if args.worker_url else LOCAL_DRIVER_CONNECT_SECONDS
     try:
         # Bounded: an executor that cannot reach its driver must fail while its Worker
         # still counts it as starting, so that the app fails fast with this reason.
-        driver = env.endpoint_ref(args.driver_url, timeout=DRIVER_CONNECT_SECONDS)
+        driver = env.endpoint_ref(args.driver_url, timeout=timeout)
     except Exception as exc:
         env.shutdown()
         fail(f"cannot reach the driver at {args.driver_url}: {exc}")

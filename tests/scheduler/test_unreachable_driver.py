@@ -38,7 +38,9 @@ def test_executors_that_cannot_reach_the_driver_fail_the_app_with_their_reason(
     assert "Master removed our application:" in text, text
     assert "maxExecutorRetries" in text
     assert "cannot reach the driver at spark://CoarseGrainedScheduler@127.0.0.2:" in text
-    assert took < 20, f"the app took {took:.1f}s to fail"
+    # About 3 s on an idle 2-core machine (10 executors, each refused at once); the
+    # bound leaves room for a loaded one. Before, it never failed at all.
+    assert took < 60, f"the app took {took:.1f}s to fail"
     # The cluster is fine afterwards: a context that advertises a reachable address runs.
     good = SparkConf().setMaster(spark_cluster).setAppName("after").set("spark.ui.enabled", "false")
     with SparkContext(conf=good) as sc:
@@ -59,4 +61,4 @@ def test_a_missing_executor_python_fails_the_app_naming_it(spark_cluster: str) -
     text = str(error.value)
     assert "Master removed our application:" in text, text
     assert "/nonexistent/bin/python3" in text
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 60
