@@ -20,9 +20,6 @@ from typing import Any
 import pytest
 from _netns import Host, Network, wait_until
 
-#: Until the driver advertises a reachable address and ships its files (issue 9).
-PENDING = pytest.mark.xfail(reason="issue 9: addresses and shipped files in progress")
-
 SECRET = "multihost-secret-7c1e"
 WORDS = "the quick brown fox jumps over the lazy dog the end"
 #: What the app prints for WORDS: count, weighted count and tag of every word.
@@ -154,10 +151,11 @@ class Cluster:
                 "start-worker",
                 self.url,
                 *host,
+                # Room for a cluster-mode driver (1 core, 1g) beside an executor.
                 "--cores",
-                "2",
+                "3",
                 "--memory",
-                "1g",
+                "2g",
                 "--work-dir",
                 "/tmp/work",
             ),
@@ -198,7 +196,6 @@ def test_workers_on_their_own_hosts_register(cluster: Cluster) -> None:
     assert states == {w.ip: "ALIVE" for w in cluster.workers}
 
 
-@PENDING
 def test_client_mode_driver_on_its_own_host(cluster: Cluster) -> None:
     """No address setting: the driver advertises the address its route to the master uses."""
     files = cluster.place_app_files()
@@ -220,7 +217,6 @@ def test_client_mode_driver_on_its_own_host(cluster: Cluster) -> None:
     _expect_result(_result_line(_check(result, "client-mode submit")), cluster.workers)
 
 
-@PENDING
 def test_cluster_mode_driver_on_a_worker(cluster: Cluster) -> None:
     files = cluster.place_app_files()
     submitted = cluster.driver.sparkctl(
@@ -320,7 +316,6 @@ sc.stop()
 """
 
 
-@PENDING
 def test_tls_everywhere() -> None:
     """Every port serves TLS with each host's own certificate, at the same path everywhere."""
     trustme = pytest.importorskip("trustme")
@@ -362,7 +357,6 @@ def test_tls_everywhere() -> None:
         assert "Traceback" not in plain.stderr
 
 
-@PENDING
 def test_a_driver_without_a_secret_says_what_it_needs() -> None:
     """Without a secret a driver may not listen beyond loopback: one clear error, no hang."""
     with Network(["master", "drv"]) as net:
