@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 import zipfile
 from collections.abc import Iterator
 from typing import Any
@@ -255,6 +256,30 @@ def test_cluster_mode_driver_on_a_worker(cluster: Cluster) -> None:
     assert outputs, f"no output of {driver_id} in either worker's work dir"
     assert state == "FINISHED", "\n".join(outputs)[-4000:]
     _expect_result(_result_line("\n".join(outputs)), cluster.workers)
+
+
+def test_executors_that_cannot_reach_their_driver_fail_the_app_fast(cluster: Cluster) -> None:
+    """A driver that advertises an address nobody can reach fails with it, in seconds."""
+    app = cluster.driver.write("/tmp/apps/unreachable.py", TLS_APP)
+    unreachable = f"{cluster.driver.ip.rsplit('.', 1)[0]}.99"
+    started = time.monotonic()
+    result = cluster.driver.sparkctl(
+        "submit",
+        "--master",
+        cluster.url,
+        "--executor-memory",
+        "512m",
+        "--conf",
+        f"spark.driver.host={unreachable}",
+        "--conf",
+        f"spark.driver.bindAddress={cluster.driver.ip}",
+        app,
+        timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert unreachable in result.stderr, result.stderr[-3000:]
+    print(f"app failed {elapsed:.1f}s after submit: {result.stderr.strip().splitlines()[-1]}")
 
 
 def test_a_wrong_secret_is_refused(cluster: Cluster) -> None:
