@@ -9,6 +9,7 @@ workers do, on LaunchDriver.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 
@@ -35,14 +36,17 @@ DEFAULT_DRIVER_MEMORY_MB = 1024
 MAX_RELAUNCH_BACKOFF_S = 60.0
 #: How long a submission whose files were stored off-thread waits for the endpoint.
 _RESUBMIT_TIMEOUT_S = 30.0
+#: Conf key marking a resubmission whose files this Master stored (a one-time token).
+_STORED_TOKEN_KEY = "spark.sparkctl.master.storedFilesToken"
 
 
 class MasterDrivers(MasterBase):
     """Driver handlers of the Master endpoint."""
 
     def _on_submit_driver(self, msg: api.SubmitDriverRequest, context: RpcCallContext) -> None:
-        desc = pb.DriverDescription()
-        desc.CopyFrom(msg.description)
+        # The RpcEnv hands each endpoint a message decoded for it alone: changed in place
+        # (a copy of up to spark.sparkctl.submit.maxFilesSize of file bytes is not free).
+        desc = msg.description
         if not (desc.app_resource or desc.command.argv or desc.app_content):
             raise ValueError("DriverDescription needs app_resource, command.argv or app_content")
         if desc.cores < 0 or desc.memory_mb < 0:
@@ -51,16 +55,13 @@ class MasterDrivers(MasterBase):
             )
         desc.cores = desc.cores or DEFAULT_DRIVER_CORES
         desc.memory_mb = desc.memory_mb or DEFAULT_DRIVER_MEMORY_MB
-        if any(entry.content for entry in desc.files):
-            self._store_files_then_submit(desc, context)
-            return
         if desc.files:
-            try:  # the bytes go to the store, never into a recovery record
-                self._submitted_files().accept(desc)
-            except OSError as exc:
-                raise PersistenceError(
-                    f"the Master cannot store the driver's submitted files: {exc}"
-                ) from None
+            token = desc.conf.pop(_STORED_TOKEN_KEY, "")
+            if token not in self._stored_tokens():  # not yet stored (by us, below)
+                # The bytes go to the store, never into a recovery record.
+                self._store_files_then_submit(desc, context)
+                return
+            self._stored_tokens().discard(token)
         driver = DriverInfo(driver_id=self.ids.driver_id(), description=desc)
         try:  # recorded first: a driver the Master could not recover is refused, not kept
             self._persist_driver(driver, strict=True)
@@ -83,19 +84,29 @@ class MasterDrivers(MasterBase):
         )
         self._schedule()
 
-    def _store_files_then_submit(self, desc: pb.DriverDescription, context: RpcCallContext) -> None:
-        """Check the files here; hash and write them off this thread, then submit again.
+    def _stored_tokens(self) -> set[str]:
+        """One-time tokens of resubmissions whose files this Master stored."""
+        tokens: set[str] | None = getattr(self, "_file_tokens", None)
+        if tokens is None:
+            tokens = set()
+            self._file_tokens = tokens
+        return tokens
 
-        Hashing and writing up to spark.sparkctl.submit.maxFilesSize (64 MiB: about
-        0.3 s idle, 1 s on a loaded host) would hold up heartbeats and registrations.
-        The second submission names the stored files by hash only.
+    def _store_files_then_submit(self, desc: pb.DriverDescription, context: RpcCallContext) -> None:
+        """Check the files' names here; store their bytes off this thread, then submit again.
+
+        Reading, hashing and writing up to spark.sparkctl.submit.maxFilesSize (64 MiB)
+        would hold up heartbeats and registrations for a good part of a second (every
+        read of a protobuf bytes field copies it). The second submission carries no
+        bytes, and a token only this Master knows, so that it is not stored again.
 
         Raises:
-            ValueError: a bad name, kind or alias, a duplicate, or too many bytes.
+            ValueError: a bad name, kind or alias, or a duplicate.
         """
         store = self._submitted_files()
         store.check(desc)
         ref = self.self_ref
+        tokens = self._stored_tokens()
 
         def store_and_submit() -> None:
             try:
@@ -105,6 +116,9 @@ class MasterDrivers(MasterBase):
                     raise PersistenceError(
                         f"the Master cannot store the driver's submitted files: {exc}"
                     ) from None
+                token = secrets.token_hex(16)
+                tokens.add(token)
+                desc.conf[_STORED_TOKEN_KEY] = token
                 answer = ref.ask_sync(
                     api.SubmitDriverRequest(description=desc), _RESUBMIT_TIMEOUT_S
                 )

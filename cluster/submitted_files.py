@@ -82,41 +82,49 @@ class SubmittedFileStore:
         self.store(desc)
 
     def check(self, desc: pb.DriverDescription) -> None:
-        """The checks of `accept` that need no hashing: names, kinds, aliases, the size limit.
+        """The checks of `accept` that never read the bytes: names, kinds, aliases.
 
         Raises:
             ValueError: naming the file and what is wrong with it.
         """
-        total = sum(len(f.content) for f in desc.files)
-        if total > self.max_bytes:
-            sizes = ", ".join(f"{f.name} {len(f.content) / 2**20:.1f} MiB" for f in desc.files)
-            raise ValueError(
-                f"the submitted files hold {total / 2**20:.1f} MiB ({sizes}), more than the "
-                f"{self.max_bytes / 2**20:.1f} MiB this Master accepts ({MAX_FILES_KEY}); put "
-                "large inputs where the cluster can read them"
-            )
         app_name = os.path.basename(desc.app_resource.removeprefix("file://"))
         seen: set[str] = set()
         for entry in desc.files:
             self._check(entry, app_name, seen)
 
     def store(self, desc: pb.DriverDescription) -> None:
-        """Hash and store the bytes of checked `desc.files`; keep only name, hash and size.
+        """Check the size limit, hash and store the bytes of checked `desc.files`.
+
+        Afterwards each entry holds only name, kind, alias, hash and size. Reading
+        a bytes field copies it (and so does ByteSize), so each is read once, here.
 
         Raises:
-            ValueError: a hash mismatch, or a file with neither bytes nor a stored copy.
+            ValueError: too many bytes in all, a hash mismatch, or a file with
+                neither bytes nor a stored copy.
             OSError: the store cannot be written.
         """
-        for entry in desc.files:
-            digest = hashlib.sha256(entry.content).hexdigest()
-            if entry.content or not entry.sha256 or entry.sha256 == _EMPTY_SHA256:
+        contents = [entry.content for entry in desc.files]
+        total = sum(len(c) for c in contents)
+        if total > self.max_bytes:
+            sizes = ", ".join(
+                f"{f.name} {len(c) / 2**20:.1f} MiB"
+                for f, c in zip(desc.files, contents, strict=True)
+            )
+            raise ValueError(
+                f"the submitted files hold {total / 2**20:.1f} MiB ({sizes}), more than the "
+                f"{self.max_bytes / 2**20:.1f} MiB this Master accepts ({MAX_FILES_KEY}); put "
+                "large inputs where the cluster can read them"
+            )
+        for entry, content in zip(desc.files, contents, strict=True):
+            digest = hashlib.sha256(content).hexdigest()
+            if content or not entry.sha256 or entry.sha256 == _EMPTY_SHA256:
                 if entry.sha256 and entry.sha256 != digest:
                     raise ValueError(
                         f"submitted file {entry.name!r}: its bytes hash to {digest}, "
                         f"not the sha256 {entry.sha256} given"
                     )
-                self._write(digest, entry.content)
-                entry.sha256, entry.size = digest, len(entry.content)
+                self._write(digest, content)
+                entry.sha256, entry.size = digest, len(content)
             else:  # a client naming bytes it submitted before, by their hash
                 path = self._path(entry.sha256)
                 if not path.is_file():
@@ -246,17 +254,18 @@ def place_submitted_files(
         check_file_name(entry.name, "submitted file name")
         if entry.kind not in keys:
             raise ValueError(f"submitted file {entry.name!r} has no kind")
-        digest = hashlib.sha256(entry.content).hexdigest()
-        if len(entry.content) != entry.size or digest != entry.sha256:
+        content = entry.content  # each read of the field copies the bytes: read once
+        digest = hashlib.sha256(content).hexdigest()
+        if len(content) != entry.size or digest != entry.sha256:
             raise ValueError(
                 f"submitted file {entry.name!r} ({entry.size} bytes, sha256 {entry.sha256}) "
-                f"arrived as {len(entry.content)} bytes hashing to {digest}: the Master has "
+                f"arrived as {len(content)} bytes hashing to {digest}: the Master has "
                 "no intact copy (a Master elected after the submission never had one); "
                 "submit the driver again"
             )
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / entry.name
-        target.write_bytes(entry.content)
+        target.write_bytes(content)
         local = str(target)
         if entry.kind == _KIND.SUBMITTED_FILE_KIND_PY_FILE:
             # The app imports them before its SparkContext exists: on its PYTHONPATH too.
