@@ -362,9 +362,11 @@ class EventEncoder:
             }
         blocks = data.get("blocks") or ()
         if blocks:  # cached partitions, as Spark 2's logs listed them
+            sizes = list(measured.get("storedBlockBytes") or ())
+            sizes += [0] * (len(blocks) - len(sizes))
             metrics["Updated Blocks"] = [
-                {"Block ID": f"rdd_{rdd_id}_{split}", "Status": {"Memory Size": 0, "Disk Size": 0}}
-                for rdd_id, split in blocks
+                {"Block ID": f"rdd_{rdd_id}_{split}", "Status": {"Disk Size": size}}
+                for (rdd_id, split), size in zip(blocks, sizes, strict=False)
             ]
         if "shuffleBytesRead" in measured:
             metrics["Shuffle Read Metrics"] = {
@@ -558,7 +560,7 @@ def _replay_task_end(event: Json) -> dict[str, Any]:
     }
     if "Executor Run Time" in logged:
         data["run_seconds"] = int(logged["Executor Run Time"]) / 1000.0
-    metrics: dict[str, float] = {}
+    metrics: dict[str, Any] = {}
     if "JVM GC Time" in logged:
         metrics["gcSeconds"] = int(logged["JVM GC Time"]) / 1000.0
     if "Disk Bytes Spilled" in logged:
@@ -572,14 +574,16 @@ def _replay_task_end(event: Json) -> dict[str, Any]:
             read.get("Local Bytes Read", 0)
         )
     data["metrics"] = metrics
-    updated = logged.get("Updated Blocks") or []
-    data["blocks"] = [
-        (int(m.group(1)), int(m.group(2)))
-        for m in (
-            _RDD_BLOCK.match(str(b.get("Block ID", ""))) for b in updated if isinstance(b, dict)
-        )
-        if m is not None
-    ]
+    updated = [b for b in logged.get("Updated Blocks") or [] if isinstance(b, dict)]
+    blocks, sizes = [], []
+    for block in updated:
+        match = _RDD_BLOCK.match(str(block.get("Block ID", "")))
+        if match is not None:
+            blocks.append((int(match.group(1)), int(match.group(2))))
+            sizes.append(int((block.get("Status") or {}).get("Disk Size", 0)))
+    data["blocks"] = blocks
+    if blocks:
+        metrics["storedBlockBytes"] = sizes
     if not ok:
         data["error"] = str(
             reason.get("Full Stack Trace")

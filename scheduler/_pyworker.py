@@ -70,6 +70,8 @@ class WorkerRuntime:
         self.memory_mb = memory_mb
         self.map_outputs: dict[int, list[MapOutput | None]] = {}
         self.stored_blocks: list[tuple[int, int]] = []
+        #: Bytes of each of `stored_blocks` on disk (the UI's Storage sizes).
+        self.stored_bytes: list[int] = []
         self._cache: collections.OrderedDict[tuple[int, int], tuple[list[Any], int]] = (
             collections.OrderedDict()
         )
@@ -152,6 +154,7 @@ class WorkerRuntime:
                 f.write(data)
             os.replace(tmp, path)
             self.stored_blocks.append(key)
+            self.stored_bytes.append(len(data))
         level = rdd._storage_level
         if level is None or level.useMemory:
             self._remember(key, values, len(data))
@@ -181,13 +184,17 @@ def _gc_timer(phase: str, info: dict[str, Any]) -> None:
         _GC_STATS["seconds"] += time.perf_counter() - _GC_STATS["since"]
 
 
-def _collect_metrics(start: float, shuffle_written: int | None = None) -> dict[str, Any]:
-    metrics = {"runSeconds": time.monotonic() - start, **_aggregation.SPILL_STATS}
+def _collect_metrics(
+    start: float, shuffle_written: int | None = None, stored_bytes: list[int] | None = None
+) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"runSeconds": time.monotonic() - start, **_aggregation.SPILL_STATS}
     metrics["gcSeconds"] = _GC_STATS["seconds"]
     if READ_STATS["shuffleBytesRead"]:
         metrics["shuffleBytesRead"] = READ_STATS["shuffleBytesRead"]
     if shuffle_written is not None:
         metrics["shuffleBytesWritten"] = shuffle_written
+    if stored_bytes:
+        metrics["storedBlockBytes"] = list(stored_bytes)
     return metrics
 
 
@@ -206,6 +213,7 @@ def run_task(
     TaskContext._set(context)
     _accumulators.reset_registry()
     runtime.stored_blocks = []
+    runtime.stored_bytes = []
     runtime.map_outputs = spec.map_outputs
     _aggregation.SPILL_STATS["diskBytesSpilled"] = 0
     _aggregation.SPILL_STATS["spills"] = 0
@@ -247,7 +255,7 @@ def run_task(
             (
                 _accumulators.collect_updates(),
                 runtime.stored_blocks,
-                _collect_metrics(start, shuffle_written),
+                _collect_metrics(start, shuffle_written, runtime.stored_bytes),
             )
         )
         return ("done", task_id, "FINISHED", result, extra, "", "", None, time.monotonic() - start)
@@ -333,6 +341,10 @@ def main(argv: list[str] | None = None) -> None:
                     continue
             try:
                 if code is None:
+                    if key not in payloads:
+                        raise LookupError(
+                            f"the code of task set {key} was never sent to this Python worker"
+                        )
                     code = stages[key] = StageCode(payloads[key])
                     del payloads[key]
                 # Each task gets its own copy of the stage's functions (see _stagecode).

@@ -197,6 +197,8 @@ class AppStatusStore:
         self.stream: collections.deque[TaskRecord] = collections.deque(maxlen=STREAM_TASKS)
         #: Cached partitions: rdd id -> partition -> executors holding it.
         self.blocks: dict[int, dict[int, set[str]]] = {}
+        #: Their sizes as the executors stored them (pickled bytes), where reported.
+        self.block_bytes: dict[tuple[int, int], int] = {}
         #: RDDs ever marked persisted: rdd id -> its lineage dict.
         self.persisted: dict[int, dict[str, Any]] = {}
         self.tasks_completed = 0
@@ -326,9 +328,13 @@ class AppStatusStore:
                 executor.completed += 1
             else:
                 executor.failed += 1
-        for block in data.get("blocks") or ():
+        blocks = data.get("blocks") or ()
+        sizes = metrics.get("storedBlockBytes") or ()
+        for i, block in enumerate(blocks):
             rdd_id, split = int(block[0]), int(block[1])
             self.blocks.setdefault(rdd_id, {}).setdefault(split, set()).add(record.executor_id)
+            if i < len(sizes):
+                self.block_bytes[(rdd_id, split)] = int(sizes[i])
         if stage is None:
             return
         stage.active = max(0, stage.active - 1)
@@ -493,8 +499,10 @@ class AppStatusStore:
                 holders.discard(record.executor_id)
 
     def _unpersist(self, data: dict[str, Any], now: float) -> None:
-        self.blocks.pop(int(data["rdd_id"]), None)
-        self.persisted.pop(int(data["rdd_id"]), None)
+        rdd_id = int(data["rdd_id"])
+        for split in self.blocks.pop(rdd_id, {}):
+            self.block_bytes.pop((rdd_id, split), None)
+        self.persisted.pop(rdd_id, None)
 
     def _environment(self, data: dict[str, Any], now: float) -> None:
         for section, pairs in data.items():

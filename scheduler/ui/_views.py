@@ -327,23 +327,28 @@ def executors(store: AppStatusStore, now: float | None = None) -> list[Json]:
     """ExecutorSummary of every retained executor, active ones first."""
     end = _now(store, now)
     with store.lock:
-        blocks: dict[str, int] = {}
-        for partitions in store.blocks.values():
-            for holders in partitions.values():
+        blocks: dict[str, list[int]] = {}  # executor -> [blocks, memory bytes, disk bytes]
+        for rdd_id, partitions in store.blocks.items():
+            in_memory = "Memory" in store.persisted.get(rdd_id, {}).get("storage", "")
+            for split, holders in partitions.items():
+                size = store.block_bytes.get((rdd_id, split), 0)
                 for executor_id in holders:
-                    blocks[executor_id] = blocks.get(executor_id, 0) + 1
+                    entry = blocks.setdefault(executor_id, [0, 0, 0])
+                    entry[0] += 1
+                    entry[1] += size if in_memory else 0
+                    entry[2] += size
         records = sorted(store.executors.values(), key=lambda e: (e.removed is not None, e.added))
-        return [_executor(e, blocks.get(e.executor_id, 0), end) for e in records]
+        return [_executor(e, blocks.get(e.executor_id, [0, 0, 0]), end) for e in records]
 
 
-def _executor(record: ExecutorRecord, rdd_blocks: int, end: float) -> Json:
+def _executor(record: ExecutorRecord, blocks: list[int], end: float) -> Json:
     return {
         "id": record.executor_id,
         "hostPort": record.host,
         "isActive": record.removed is None,
-        "rddBlocks": rdd_blocks,
-        "memoryUsed": 0,
-        "diskUsed": 0,
+        "rddBlocks": blocks[0],
+        "memoryUsed": blocks[1],
+        "diskUsed": blocks[2],
         "totalCores": record.cores,
         "maxTasks": record.cores,
         "activeTasks": record.active,
@@ -376,15 +381,19 @@ def storage(store: AppStatusStore) -> list[Json]:
             if not cached:
                 continue
             info = store.persisted.get(rdd_id, {})
+            level = info.get("storage", "")
+            sizes = [store.block_bytes.get((rdd_id, s)) for s in cached]
+            size = sum(s for s in sizes if s is not None)
             out.append(
                 {
                     "id": rdd_id,
                     "name": info.get("name", f"RDD[{rdd_id}]"),
                     "numPartitions": int(info.get("partitions", len(cached))),
                     "numCachedPartitions": len(cached),
-                    "storageLevel": info.get("storage", ""),
-                    "memoryUsed": 0,
-                    "diskUsed": 0,
+                    "storageLevel": level,
+                    "memoryUsed": size if "Memory" in level else 0,
+                    "diskUsed": size,
+                    "_sized": any(s is not None for s in sizes),
                     "_executors": sorted({e for holders in cached.values() for e in holders}),
                     "_callsite": info.get("callsite", ""),
                 }

@@ -119,7 +119,8 @@ def test_every_page_of_a_running_app_renders(app: App, tmp_path: Path) -> None:
     assert "Completed Stages (2)" in stages and "Failed Stages (1)" in stages
     assert re.search(r"reduceByKey at \S*test_app_ui_browser\.py:\d+", stages)
     storage = dump_dom(app.url + "/storage/")
-    assert "PythonRDD" in storage or "RDD[" in storage
+    assert "RDD[1]" in storage and "Memory" in storage
+    assert "not reported" not in storage  # executors report the cached blocks' sizes
     env = dump_dom(app.url + "/environment/")
     assert "spark.hadoop.fs.s3a.access.key" in env and "hunter2-not-shown" not in env
     executors = dump_dom(app.url + "/executors/")

@@ -68,7 +68,8 @@ def _two_stage_job(store: AppStatusStore, job_id: int = 0, base_stage: int = 0) 
                 "stage_id": stage, "attempt": 0, "ok": ok,
                 "task": _Attempt(tid + i, i, 0, "1", time.monotonic()),
                 "run_seconds": 0.5 + i, "metrics": {"gcSeconds": 0.01,
-                "shuffleBytesWritten": 1000 * (i + 1)} if stage == s0 else {},
+                "shuffleBytesWritten": 1000 * (i + 1), "storedBlockBytes": [300]}
+                if stage == s0 else {},
                 "blocks": [(1, i)] if stage == s0 else [],
             }  # fmt: skip
             if not ok:
@@ -123,6 +124,8 @@ def test_tasks_stages_and_jobs_add_up() -> None:
     assert executor["rddBlocks"] == 2 and executor["totalShuffleWrite"] == 3000
     (rdd,) = _views.storage(store)
     assert (rdd["id"], rdd["numCachedPartitions"], rdd["numPartitions"]) == (1, 2, 2)
+    assert (rdd["memoryUsed"], rdd["diskUsed"]) == (600, 600)
+    assert (executor["memoryUsed"], executor["diskUsed"]) == (600, 600)
     store("unpersist_rdd", {"rdd_id": 1})
     assert _views.storage(store) == []
 
