@@ -24,6 +24,8 @@ __all__ = ["AppPages", "api_json"]
 
 TABS = (("jobs", "Jobs"), ("stages", "Stages"), ("storage", "Storage"),
         ("environment", "Environment"), ("executors", "Executors"))  # fmt: skip
+#: Task rows per page of the stage page (Spark's task.pageSize default).
+TASK_PAGE = 100
 _API = re.compile(r"^/api/v1/applications(?:/([^/]+)(/.*)?)?$")
 
 
@@ -155,13 +157,24 @@ class AppPages:
         attempt = _int(query, "attempt") if "attempt" in query else None
         if "attempt" in query and attempt is None:
             return Response.text(400, "bad parameter attempt: a stage attempt is a number")
-        data = _views.stage(self.store, stage_id, attempt, self._now())
+        page = _int(query, "task.page") or 1
+        size = min(max(_int(query, "task.pageSize") or TASK_PAGE, 1), 10_000)
+        if page < 1:
+            return Response.text(400, "bad parameter task.page: pages count from 1")
+        window = ((page - 1) * size, size)
+        data = _views.stage(self.store, stage_id, attempt, self._now(), window)
         if data is None:
             return Response.text(
                 404, f"no stage {stage_id} attempt {attempt if attempt is not None else 'any'}"
             )
         picture = _pictures.dag([data], self.base)
         tasks = list(data["tasks"].values())
+        pages = max(1, -(-data["_task_count"] // size))
+        link = (
+            f"{self.base}/stages/stage/?id={data['stageId']}&attempt={data['attemptId']}"
+            f"&task.pageSize={size}&task.page="
+        )
+        paging = {"page": page, "size": size, "pages": pages, "link": link}
         recent = _views.task_stream(self.store, self._now())
         stream = _pictures.task_stream(
             {
@@ -177,7 +190,7 @@ class AppPages:
         return self._page(
             "stage.html", "stages",
             f"Details for Stage {data['stageId']} (Attempt {data['attemptId']})",
-            stage=data, tasks=tasks, dag=picture, stream=stream,
+            stage=data, tasks=tasks, dag=picture, stream=stream, paging=paging,
         )  # fmt: skip
 
     def _storage(self, query: Query) -> Response:

@@ -452,7 +452,12 @@ class AppStatusStore:
                 break
             del self.jobs[victim.job_id]
         while len(self.stages) > self.limits.stages:
-            key = next((k for k, s in self.stages.items() if s.status not in ("ACTIVE",)), None)
+            # The oldest finished attempt goes; a pending one only when no finished one is left.
+            finished = (k for k, s in self.stages.items() if s.status not in ("ACTIVE", "PENDING"))
+            pending = (k for k, s in self.stages.items() if s.status == "PENDING")
+            key = next(finished, None)
+            if key is None:
+                key = next(pending, None)
             if key is None:
                 break
             del self.stages[key]

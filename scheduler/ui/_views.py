@@ -155,9 +155,17 @@ def stages(store: AppStatusStore, now: float | None = None) -> list[Json]:
 
 
 def stage(
-    store: AppStatusStore, stage_id: int, attempt: int | None = None, now: float | None = None
+    store: AppStatusStore,
+    stage_id: int,
+    attempt: int | None = None,
+    now: float | None = None,
+    tasks_window: tuple[int, int] | None = None,
 ) -> Json | None:
-    """StageData of one attempt (the latest when `attempt` is None) with tasks and summaries."""
+    """StageData of one attempt (the latest when `attempt` is None) with tasks and summaries.
+
+    `tasks_window` (offset, count) limits `tasks` to one page of them (in task id
+    order); `_task_count` says how many there are. Summaries cover them all.
+    """
     end = _now(store, now)
     with store.lock:
         found = [s for s in store.stages.values() if s.stage_id == stage_id]
@@ -168,7 +176,11 @@ def stage(
         record = max(found, key=lambda s: s.attempt)
         data = _stage(record, end)
         tasks = sorted(record.tasks.values(), key=lambda t: t.task_id)
-        data["tasks"] = {str(t.task_id): _task(t, store, end) for t in tasks}
+        shown = tasks
+        if tasks_window is not None:
+            shown = tasks[tasks_window[0] : tasks_window[0] + tasks_window[1]]
+        data["tasks"] = {str(t.task_id): _task(t, store, end) for t in shown}
+        data["_task_count"] = len(tasks)
         data["executorSummary"] = _executor_summary(tasks)
         data["_quantiles"] = quantiles(tasks)
         data["_dropped_tasks"] = record.dropped_tasks

@@ -308,3 +308,18 @@ def test_replayed_log_shows_what_the_live_store_showed() -> None:
     assert stage is not None and EVIL in stage["tasks"]["3"]["errorMessage"]
     assert stage["tasks"]["2"]["taskLocality"] == "PROCESS_LOCAL"
     assert [r["id"] for r in stage["_rdds"]] == [2, 3]
+
+
+def test_stage_page_pages_its_task_table() -> None:
+    store = AppStatusStore("app-1", "a")
+    store("stage_submitted", {"stage_id": 0, "attempt": 0, "num_tasks": 250, "job_id": 0})
+    store("tasks_launched", {"tasks": [(i, 0, 0, i, 0, "1", i, True, False) for i in range(250)]})
+    pages = AppPages(store)
+    first = pages.route("/stages/stage/", {"id": "0"})
+    assert first is not None and first.body.count(b'<tr class="task"') == 100
+    assert b"Page 1 of 3" in first.body and b"task.page=2" in first.body
+    last = pages.route("/stages/stage/", {"id": "0", "task.page": "3"})
+    assert last is not None and last.body.count(b'<tr class="task"') == 50
+    assert b'id="task-249"' in last.body and b'id="task-0"' not in last.body
+    bad = pages.route("/stages/stage/", {"id": "0", "task.page": "-1"})
+    assert bad is not None and bad.status == 400
