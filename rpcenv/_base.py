@@ -81,6 +81,7 @@ class BaseEndpointRef(RpcEndpointRef):
         return self._env._ask(self, message, timeout)
 
     def ask_sync(self, message: Message, timeout: float | None = None) -> Message:
+        self._env._check_may_block("ask_sync")
         future = self._env._ask(self, message, timeout)
         limit = self._env._effective_timeout(timeout)
         try:
@@ -259,6 +260,13 @@ class BaseRpcEnv(RpcEnv):
     @abc.abstractmethod
     def _close_transport(self) -> None:
         """Close every connection and the listening port."""
+
+    def _check_may_block(self, what: str) -> None:
+        """Raise if this thread must never wait (a backend's I/O thread): it would deadlock.
+
+        Raises:
+            RuntimeError: naming `what` and the way out.
+        """
 
     def _receive_envelopes(self, peer: RpcAddress, envelopes: Iterable[rpc_pb2.Envelope]) -> None:
         """Handle envelopes that arrived from `peer`, in order."""

@@ -326,6 +326,15 @@ class GrpcRpcEnv(BaseRpcEnv):
         finally:
             connection.close(error)
 
+    def _check_may_block(self, what: str) -> None:
+        # Ask futures complete on the I/O loop, so their callbacks run there: one that
+        # waited for another answer would wait forever, the loop being the one to read it.
+        if self._io.in_loop():
+            raise RuntimeError(
+                f"{what} called on the gRPC I/O loop thread (from an ask future's callback?): "
+                "it would deadlock; use ask() and add_done_callback, or post to an endpoint"
+            )
+
     def _on_hello(self, connection: Connection, hello: rpc_pb2.PeerHello) -> None:
         if connection.outbound and not connection.connected:
             connection.connected = True
@@ -363,6 +372,9 @@ class GrpcRpcEnv(BaseRpcEnv):
             if self._server is not None:
                 await self._server.stop(grace=1.0)
 
+        if self._io.in_loop():  # shutdown() from a future's callback: cannot wait here
+            self._io.loop.create_task(finish())
+            return
         try:
             self._io.run(finish(), timeout=6.0)
         except TimeoutError:

@@ -38,6 +38,14 @@ class Echo(RpcEndpoint):
         context.reply(wrappers_pb2.StringValue(value="pong"))
 
 
+class SlowEcho(RpcEndpoint):
+    """Answers after a pause, so a callback added right after an ask runs on the I/O loop."""
+
+    def receive_and_reply(self, message: object, context: RpcCallContext) -> None:
+        time.sleep(0.3)
+        context.reply(wrappers_pb2.StringValue(value="pong"))
+
+
 def _raise_fd_limit(needed: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft >= needed:
@@ -289,3 +297,30 @@ def test_a_flood_of_refused_calls_is_logged_once_a_second(
         assert 1 <= len(logged) <= 3
     finally:
         env.shutdown()
+
+
+def test_waiting_inside_an_ask_callback_fails_clearly_and_shutdown_there_works(
+    hygienic_server: RpcEnv,
+) -> None:
+    # Answers complete their futures on the I/O loop: a callback that waited there for
+    # another answer would wait forever, since the loop is what would read it.
+    hygienic_server.setup_endpoint("slow", SlowEcho())
+    client = RpcEnv.create("client", "127.0.0.1", 0, {}, client_mode=True)
+    ref = client.endpoint_ref(hygienic_server.address, "slow", timeout=10)
+    seen: list[BaseException | str] = []
+    done = threading.Event()
+
+    def callback(_future: object) -> None:
+        try:
+            ref.ask_sync(wrappers_pb2.StringValue(value="again"), 5)
+            seen.append("no error")
+        except RuntimeError as exc:
+            seen.append(exc)
+        client.shutdown()  # must not raise nor hang here
+        done.set()
+
+    ref.ask(wrappers_pb2.StringValue(value="x"), 5).add_done_callback(callback)
+    assert done.wait(10)
+    assert isinstance(seen[0], RuntimeError) and "deadlock" in str(seen[0])
+    assert client.await_termination(10)
+    assert _ask_time(hygienic_server.address) < 1.0
