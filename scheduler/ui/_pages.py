@@ -116,7 +116,7 @@ class AppPages:
         attempt = app["attempts"][0]
         start = self.store.start_time
         end = (attempt["lastUpdatedEpoch"] or 0) / 1000.0
-        picture = _pictures.timeline(start, end, executors, jobs, self.base)
+        picture = _pictures.timeline(start, end, executors, _pictures.job_bars(jobs, self.base))
         stream = _pictures.task_stream(_views.task_stream(self.store, now))
         groups = {
             "Active Jobs": [j for j in jobs if j["status"] == "RUNNING"],
@@ -140,9 +140,15 @@ class AppPages:
         stages = data["_stages"]
         picture = _pictures.dag(stages, self.base)
         groups = _stage_groups(stages)
-        return self._page(
-            "job.html", "jobs", f"Details for Job {job_id}", job=data, dag=picture, groups=groups
+        executors = _views.executors(self.store, self._now())
+        finish = data["_completed"] or data["_submitted"] + data["_duration_ms"] / 1000
+        events = _pictures.timeline(
+            data["_submitted"], finish, executors, _pictures.stage_bars(stages, self.base)
         )
+        return self._page(
+            "job.html", "jobs", f"Details for Job {job_id}", job=data, dag=picture, groups=groups,
+            timeline=events,
+        )  # fmt: skip
 
     def _stages(self, query: Query) -> Response:
         stages = _views.stages(self.store, self._now())

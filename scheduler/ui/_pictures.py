@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["dag", "stage_color", "task_stream", "timeline"]
+__all__ = ["dag", "job_bars", "stage_bars", "stage_color", "task_stream", "timeline"]
 
 Json = dict[str, Any]
 
@@ -180,13 +180,40 @@ def _axis(start: float, end: float, width: int, left: int) -> list[Json]:
     return ticks
 
 
-def timeline(
-    start: float, end: float, executors: Sequence[Json], jobs: Sequence[Json], base: str = ""
-) -> Json:
-    """The event timeline: executors added/removed as markers, jobs as bars, over time."""
+def job_bars(jobs: Sequence[Json], base: str = "") -> list[Json]:
+    """The timeline's bars for jobs (JobData with the `_` extras), oldest first."""
+    return [
+        {"start": j["_submitted"], "end": j["_completed"], "status": j["status"],
+         "label": f"Job {j['jobId']}",
+         "title": f"Job {j['jobId']}: {j.get('description') or j['name']} ({j['status']})",
+         "href": f"{base}/jobs/job/?id={j['jobId']}"}
+        for j in sorted(jobs, key=lambda j: j["jobId"])
+    ]  # fmt: skip
+
+
+def stage_bars(stages: Sequence[Json], base: str = "") -> list[Json]:
+    """The timeline's bars for stage attempts that were submitted, oldest first."""
+    shown = sorted((s for s in stages if s["_submitted"] is not None),
+                   key=lambda s: (s["_submitted"], s["stageId"]))  # fmt: skip
+    status = {"COMPLETE": "SUCCEEDED", "ACTIVE": "RUNNING"}
+    return [
+        {"start": s["_submitted"], "end": s["_completed"],
+         "status": status.get(s["status"], s["status"]),
+         "label": f"Stage {s['stageId']}" + (f".{s['attemptId']}" if s["attemptId"] else ""),
+         "title": f"Stage {s['stageId']} (attempt {s['attemptId']}): {s['name']} ({s['status']})",
+         "href": f"{base}/stages/stage/?id={s['stageId']}&attempt={s['attemptId']}"}
+        for s in shown
+    ]  # fmt: skip
+
+
+def timeline(start: float, end: float, executors: Sequence[Json], spans: Sequence[Json]) -> Json:
+    """The event timeline: executors added/removed as markers, jobs or stages as bars.
+
+    `spans` come from `job_bars` or `stage_bars` (the last 30 are drawn).
+    """
     left, width = 150, 760
     span_end = max(end, start + 1e-3)
-    shown_jobs = sorted(jobs, key=lambda j: j["jobId"])[-30:]
+    shown = list(spans)[-30:]
 
     def x_of(t: float) -> float:
         return left + (min(max(t, start), span_end) - start) / (span_end - start) * width
@@ -202,16 +229,11 @@ def timeline(
                  "label": f"Executor {e['id']} removed: {e.get('removeReason') or ''}"}
             )  # fmt: skip
     bars = []
-    for row, j in enumerate(shown_jobs):
-        x1 = x_of(j["_submitted"])
-        x2 = x_of(j["_completed"] if j["_completed"] is not None else span_end)
-        bars.append(
-            {"x": x1, "w": max(2.0, x2 - x1), "y": 58 + row * 20, "status": j["status"],
-             "label": f"Job {j['jobId']}",
-             "title": f"Job {j['jobId']}: {j.get('description') or j['name']} ({j['status']})",
-             "href": f"{base}/jobs/job/?id={j['jobId']}"}
-        )  # fmt: skip
-    height = 58 + max(1, len(shown_jobs)) * 20 + 30
+    for row, span in enumerate(shown):
+        x1 = x_of(span["start"])
+        x2 = x_of(span["end"] if span["end"] is not None else span_end)
+        bars.append({**span, "x": x1, "w": max(2.0, x2 - x1), "y": 58 + row * 20})
+    height = 58 + max(1, len(shown)) * 20 + 30
     ticks = _axis(start, span_end, width, left)
     return {"width": left + width + 20, "height": height, "left": left, "markers": markers,
             "bars": bars, "ticks": ticks, "axis_y": height - 22}  # fmt: skip

@@ -232,6 +232,7 @@ def _stage(record: StageRecord, end: float) -> Json:
         "_measured": sorted(record.measured),
         "_duration_ms": int((finish - start) * 1000) if start is not None else None,
         "_submitted": start,
+        "_completed": record.completed,
     }
 
 

@@ -269,6 +269,7 @@ def test_dag_has_one_group_per_stage_and_shuffle_edges() -> None:
     assert picture["stages"][1]["x"] > picture["stages"][0]["x"]  # child right of parent
     body = AppPages(store).route("/jobs/job/", {"id": "0"}).body.decode()  # type: ignore[union-attr]
     assert body.count('<g class="stage"') == 2 and body.count('class="shuffle"') == 1
+    assert body.count('<g class="stage-bar"') == 2  # the job's event timeline: its stages
 
 
 def test_task_stream_puts_tasks_on_executor_slots() -> None:
