@@ -21,18 +21,24 @@ __all__ = ["app_summary", "cluster_state", "driver_summary", "worker_summary"]
 
 def worker_summary(worker: WorkerInfo) -> api.WorkerSummary:
     """One worker as the UI lists it."""
-    return api.WorkerSummary(
-        id=worker.worker_id,
-        host=worker.host,
-        port=worker.port,
-        webui_address=worker.webui_address,
-        cores=worker.cores,
-        cores_used=worker.cores_used,
-        memory_mb=worker.memory_mb,
-        memory_used_mb=worker.memory_used_mb,
-        state=worker.state,
-        last_heartbeat_ms=worker.last_heartbeat_ms,
-    )
+    summary = api.WorkerSummary()
+    _fill_worker(summary, worker)
+    return summary
+
+
+def _fill_worker(summary: api.WorkerSummary, worker: WorkerInfo) -> None:
+    # Filled in place (`repeated.add()`): building each summary apart and copying
+    # it into the list took twice as long, and a cluster state lists every worker.
+    summary.id = worker.worker_id
+    summary.host = worker.host
+    summary.port = worker.port
+    summary.webui_address = worker.webui_address
+    summary.cores = worker.cores
+    summary.cores_used = worker.cores_used
+    summary.memory_mb = worker.memory_mb
+    summary.memory_used_mb = worker.memory_used_mb
+    summary.state = worker.state
+    summary.last_heartbeat_ms = worker.last_heartbeat_ms
 
 
 def app_summary(app: AppInfo) -> api.ApplicationSummary:
@@ -82,10 +88,9 @@ def cluster_state(master: MasterBase) -> api.GetClusterStateResponse:
     """The whole cluster as the Master sees it now."""
     workers = list(master.workers.values())
     alive = [w for w in workers if w.state == pb.WORKER_STATE_ALIVE]
-    return api.GetClusterStateResponse(
+    state = api.GetClusterStateResponse(
         url=master.url,
         status=master.status,
-        workers=[worker_summary(w) for w in workers],
         alive_workers=len(alive),
         cores=sum(w.cores for w in alive),
         cores_used=sum(w.cores_used for w in alive),
@@ -97,3 +102,7 @@ def cluster_state(master: MasterBase) -> api.GetClusterStateResponse:
         completed_drivers=[driver_summary(master, d) for d in reversed(master.completed_drivers)],
         webui_url=master.webui_url,
     )
+    add = state.workers.add
+    for worker in workers:
+        _fill_worker(add(), worker)
+    return state
