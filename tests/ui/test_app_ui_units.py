@@ -324,3 +324,43 @@ def test_stage_page_pages_its_task_table() -> None:
     assert b'id="task-249"' in last.body and b'id="task-0"' not in last.body
     bad = pages.route("/stages/stage/", {"id": "0", "task.page": "-1"})
     assert bad is not None and bad.status == 400
+
+
+def test_driver_ui_server_headers_ipv6_and_static_script() -> None:
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from scheduler._ui import DriverUI
+
+    store = _store()
+    ui = DriverUI(store, "127.0.0.1", 0)
+    try:
+        with urllib.request.urlopen(ui.url + "/jobs/", timeout=10) as reply:
+            headers = reply.headers
+            assert headers["X-Content-Type-Options"] == "nosniff"
+            assert headers["X-Frame-Options"] == "DENY"
+            assert "default-src 'self'" in headers["Content-Security-Policy"]
+        with urllib.request.urlopen(ui.url + "/static/live.js", timeout=10) as reply:
+            assert reply.headers["Content-Type"].startswith("text/javascript")
+            assert b"data-live" in reply.read()
+        for path in ("/static/../_web.py", "/static/nope.js", "/nope"):
+            try:
+                urllib.request.urlopen(ui.url + path, timeout=10)
+                raise AssertionError(path)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 404, path
+    finally:
+        ui.stop()
+    if not socket.has_ipv6:
+        return
+    try:
+        ui6 = DriverUI(store, "::1", 0)
+    except OSError:  # no IPv6 loopback in this sandbox
+        return
+    try:
+        assert ui6.url.startswith("http://[::1]:")
+        with urllib.request.urlopen(ui6.url + "/api/v1/applications", timeout=10) as reply:
+            assert json.loads(reply.read())[0]["id"] == "app-1"
+    finally:
+        ui6.stop()
