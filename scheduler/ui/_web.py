@@ -32,11 +32,14 @@ if TYPE_CHECKING:
     import jinja2
 
 __all__ = [
+    "Metric",
     "Query",
     "Response",
+    "Route",
     "WebServer",
     "format_bytes",
     "format_duration",
+    "format_time",
     "prometheus",
     "render",
     "safe_url",
