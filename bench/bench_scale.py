@@ -376,10 +376,16 @@ def stop_envs(envs: list[RpcEnv]) -> None:
 # -- the orchestrator ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (all held open while picked, so never the same)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -394,7 +400,7 @@ class Master:
     """`sparkctl start-master --foreground` on free ports."""
 
     def __init__(self, work: pathlib.Path) -> None:
-        self.port, self.ui_port = free_port(), free_port()
+        self.port, self.ui_port = free_ports(2)
         self.url = f"spark://127.0.0.1:{self.port}"
         self.address = RpcAddress("127.0.0.1", self.port)
         self._log = (work / "master.log").open("wb")
@@ -442,6 +448,17 @@ class Master:
         return time.monotonic() - started
 
 
+def start_master(work: pathlib.Path, attempts: int = 3) -> Master:
+    """A Master; picked ports can be taken by another process before it binds: retry."""
+    for attempt in range(attempts):
+        try:
+            return Master(work)
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def helper_totals(helpers: list[Helper]) -> dict[str, Any]:
     total: dict[str, Any] = {"last_registered_wall": 0.0, "error": ""}
     for helper in helpers:
@@ -467,7 +484,7 @@ def wait_totals(helpers: list[Helper], key: str, want: int, timeout: float) -> d
 
 def measure(n: int, window: float, work: pathlib.Path) -> dict[str, Any]:
     row: dict[str, Any] = {"workers": n}
-    master = Master(work)
+    master = start_master(work)
     helpers: list[Helper] = []
     envs: list[RpcEnv] = []
     try:
