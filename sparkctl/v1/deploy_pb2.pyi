@@ -326,7 +326,12 @@ class DriverDescription(_message.Message):
     @_builtins.property
     def conf(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
-    def py_files(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def py_files(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """.py/.zip/.egg paths as seen from the worker (a shared filesystem): put on the
+        driver's PYTHONPATH and added like spark.submit.pyFiles. Files of the
+        submitting host go in `files`, by content.
+        """
+
     @_builtins.property
     def command(self) -> Global___Command: ...
     @_builtins.property
