@@ -44,7 +44,6 @@ class Connection:
         self.outbound = outbound
         self.outbox = Outbox(io)
         self.connected = False
-        self.finished = threading.Event()
         self._deliver = deliver
         self._on_hello = on_hello
         self._on_close = on_close
@@ -85,11 +84,6 @@ class Connection:
         if frame.envelopes:
             self._deliver(self.peer, frame.envelopes)
 
-    @property
-    def closed(self) -> bool:
-        """True once `close` was called."""
-        return self._closed
-
     def close(self, error: RpcError | None, drain: bool = False) -> None:
         """End the stream; the env hears of it once. With `drain`, queued frames go out first."""
         with self._close_lock:
@@ -98,7 +92,4 @@ class Connection:
             self._closed = True
             self.error = error
         leftover = self.outbox.close(drain=drain)
-        try:
-            self._on_close(self, leftover, error)
-        finally:
-            self.finished.set()
+        self._on_close(self, leftover, error)

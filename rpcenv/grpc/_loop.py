@@ -106,26 +106,6 @@ class IoLoop:
             future.cancel()
             raise TimeoutError(f"the I/O loop did not finish within {timeout:g}s") from None
 
-    def stop(self, timeout: float) -> None:
-        """Cancel what still runs on the loop, stop it and join its thread."""
-        if not self._thread.is_alive():
-            return
-
-        async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.wait(tasks, timeout=max(0.1, timeout / 2))
-
-        try:
-            self.run(cancel_all(), timeout)
-        except (TimeoutError, RuntimeError):
-            log.debug("I/O loop tasks did not all end in time", exc_info=True)
-        if not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout)
-
 
 def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     exc = context.get("exception")
