@@ -10,6 +10,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from scheduler._serializers import pickle_namedtuples_by_value
+
+# As PySpark does on import: namedtuple classes the executors cannot import travel by value.
+pickle_namedtuples_by_value()
+
 if TYPE_CHECKING:
     from scheduler._accumulators import Accumulator, AccumulatorParam
     from scheduler._aggregation import ResultIterable

@@ -86,6 +86,9 @@ class PairFunctions:
 
     def reduceByKeyLocally(self: RDD, func: Callable[[Any, Any], Any]) -> dict[Any, Any]:
         """Merge the values of each key with `func`, returning a dict to the driver."""
+        from scheduler._rdd import fail_on_stopiteration
+
+        func = fail_on_stopiteration(func)
 
         def reduce_partition(iterator: Iterator[Any]) -> Iterator[dict[Any, Any]]:
             m: dict[Any, Any] = {}

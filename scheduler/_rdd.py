@@ -9,6 +9,7 @@ kinds in `_rdds.py`. This module never talks to executors itself.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import itertools
 import random
@@ -45,6 +46,10 @@ def _with_disk(level: StorageLevel) -> StorageLevel:
     return StorageLevel(
         True, level.useMemory, level.useOffHeap, level.deserialized, level.replication
     )
+
+
+def _identity_partition(iterator: Iterator[Any]) -> Iterator[Any]:
+    return iterator
 
 
 def fail_on_stopiteration(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -122,6 +127,8 @@ class RDD(ActionFunctions, PairFunctions):
 
     _lazy_id = False
     _creation_site: str | None = None
+    #: A local checkpoint that a job computed (Spark's isCheckpointed turns true then).
+    _local_checkpoint_done = False
 
     def __class_getitem__(cls, item: Any) -> types.GenericAlias:
         """``RDD[Tuple[int, int]]`` in a program's annotations, as PySpark's RDD is generic."""
@@ -280,7 +287,10 @@ class RDD(ActionFunctions, PairFunctions):
         self.ctx._persisted[self.id()] = self
 
     def isCheckpointed(self) -> bool:
-        return self._checkpoint_rdd is not None and not self._local_checkpoint
+        """Whether a checkpoint (reliable, or local once a job computed it) stands for this RDD."""
+        if self._local_checkpoint:
+            return self._local_checkpoint_done
+        return self._checkpoint_rdd is not None
 
     @property
     def is_checkpointed(self) -> bool:
@@ -551,9 +561,27 @@ class RDD(ActionFunctions, PairFunctions):
         return self.collect()
 
     def toLocalIterator(self, prefetchPartitions: bool = False) -> Iterator[Any]:
-        """Iterate over the items, one partition (one job) at a time."""
-        for split in range(self.getNumPartitions()):
-            yield from self.ctx.runJob(self, lambda it: it, [split])
+        """Iterate over the items, one partition (one job) at a time.
+
+        With `prefetchPartitions`, the job of the next partition runs while the
+        current one is read, as PySpark's does (at most one partition ahead).
+        """
+        n = self.getNumPartitions()
+        if not prefetchPartitions:
+            for split in range(n):
+                yield from self.ctx.runJob(self, _identity_partition, [split])
+            return
+        from scheduler._threads import inheritable_thread_target
+
+        run = inheritable_thread_target(self.ctx.runJob)
+        with concurrent.futures.ThreadPoolExecutor(2, "toLocalIterator-prefetch") as pool:
+            pending = pool.submit(run, self, _identity_partition, [0]) if n else None
+            for split in range(n):
+                assert pending is not None
+                current = pending
+                if split + 1 < n:  # as Spark's: submitted before the current one is awaited
+                    pending = pool.submit(run, self, _identity_partition, [split + 1])
+                yield from current.result()
 
     def foreach(self, f: Callable[[Any], None]) -> None:
         """Apply `f` to every item on the executors."""

@@ -1,17 +1,28 @@
-"""PySpark's two public serializers, for programs that name one.
+"""PySpark's two public serializers, and namedtuple classes that travel by value.
 
 `SparkContext(serializer=MarshalSerializer())` is accepted as in PySpark;
 sparkctl ships its own data with (cloud)pickle whatever is named, so the
-choice changes nothing but what these objects do themselves. No I/O.
+choice changes nothing but what these objects do themselves.
+
+A namedtuple class defined where executors cannot import it (a program's
+`__main__`, a module only the driver has) would make every task that touches
+its instances fail to unpickle. As PySpark does, importing `scheduler`
+replaces `collections.namedtuple` with a version whose classes pickle their
+instances by value (class name, field names, values) and are rebuilt on the
+other side; the namedtuple classes already in `__main__` are changed too.
+No I/O.
 """
 
 from __future__ import annotations
 
+import collections
+import functools
 import marshal
 import pickle
+import sys
 from typing import Any
 
-__all__ = ["CPickleSerializer", "MarshalSerializer"]
+__all__ = ["CPickleSerializer", "MarshalSerializer", "pickle_namedtuples_by_value"]
 
 
 class CPickleSerializer:
@@ -41,3 +52,45 @@ class MarshalSerializer(CPickleSerializer):
 
     def loads(self, obj: bytes) -> Any:
         return marshal.loads(obj)
+
+
+#: Classes rebuilt from pickles in this process, by (name, fields).
+_REBUILT: dict[tuple[str, tuple[str, ...]], type] = {}
+_ORIGINAL_NAMEDTUPLE = collections.namedtuple
+
+
+def _rebuild_namedtuple(name: str, fields: tuple[str, ...], values: tuple[Any, ...]) -> Any:
+    """Unpickle a namedtuple instance: a class of that name and fields, made once here."""
+    cls = _REBUILT.get((name, fields))
+    if cls is None:
+        cls = _REBUILT[(name, fields)] = _by_value(_ORIGINAL_NAMEDTUPLE(name, fields))
+    return cls(*values)
+
+
+def _reduce_by_value(self: Any) -> tuple[Any, ...]:
+    return (_rebuild_namedtuple, (type(self).__name__, tuple(self._fields), tuple(self)))
+
+
+def _by_value(cls: type) -> type:
+    cls.__reduce__ = _reduce_by_value  # type: ignore[assignment]
+    cls._is_namedtuple_ = True  # type: ignore[attr-defined]
+    return cls
+
+
+@functools.wraps(_ORIGINAL_NAMEDTUPLE)
+def _namedtuple(*args: Any, **kwargs: Any) -> Any:
+    return _by_value(_ORIGINAL_NAMEDTUPLE(*args, **kwargs))
+
+
+def _is_namedtuple_class(value: object) -> bool:
+    return isinstance(value, type) and issubclass(value, tuple) and hasattr(value, "_fields")
+
+
+def pickle_namedtuples_by_value() -> None:
+    """Make namedtuple classes made from now on, and those of `__main__`, pickle by value."""
+    if collections.namedtuple is not _namedtuple:
+        collections.namedtuple = _namedtuple
+    main = sys.modules.get("__main__")
+    for value in list(vars(main).values()) if main is not None else []:
+        if _is_namedtuple_class(value) and value.__module__ == "__main__":
+            _by_value(value)
