@@ -85,7 +85,8 @@ class GrpcRpcEnv(BaseRpcEnv):
         super().__init__(name, address, conf)
         self.env_id = env_id
         limit = min(self._max_message_bytes + _OVERHEAD, 2**31 - 1)  # gRPC sizes are int32
-        keepalive_ms = int((conf.get_duration("spark.rpc.keepalive.interval") or 20.0) * 1000)
+        keepalive = conf.get_duration("spark.rpc.keepalive.interval", 20.0)
+        keepalive_ms = int((20.0 if keepalive is None else keepalive) * 1000)
         if keepalive_ms <= 0:
             raise RpcConfigError("spark.rpc.keepalive.interval must be positive")
         connection_timeout = conf.get_duration(

@@ -25,7 +25,7 @@ import pytest
 from google.protobuf import wrappers_pb2
 from google.protobuf.message import Message
 
-from rpcenv import RpcAddress, RpcCallContext, RpcEndpoint, RpcEnv
+from rpcenv import RpcAddress, RpcCallContext, RpcConfigError, RpcEndpoint, RpcEnv
 from rpcenv.grpc.testing import IdlePeerStreams
 
 HERE = Path(__file__).parent
@@ -324,3 +324,19 @@ def test_waiting_inside_an_ask_callback_fails_clearly_and_shutdown_there_works(
     assert isinstance(seen[0], RuntimeError) and "deadlock" in str(seen[0])
     assert client.await_termination(10)
     assert _ask_time(hygienic_server.address) < 1.0
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("spark.rpc.io.connectionTimeout", "0s", "connectionTimeout must be positive"),
+        ("spark.rpc.io.connectionTimeout", "soon", "spark.rpc.io.connectionTimeout"),
+        ("spark.rpc.keepalive.interval", "0ms", "keepalive.interval must be positive"),
+    ],
+)
+def test_bad_transport_settings_fail_create_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str, match: str
+) -> None:
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    with pytest.raises((RpcConfigError, ValueError), match=match):
+        RpcEnv.create("bad", "127.0.0.1", 0, {key: value})
