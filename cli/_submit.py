@@ -180,6 +180,22 @@ def _die_with(parent: int) -> Callable[[], None] | None:
     return setup
 
 
+def _check_driver_address(master: str, conf: Conf) -> None:
+    """Say before the app starts, not in its traceback, that the driver may not listen.
+
+    A driver on a host other than the master's must listen beyond loopback, which
+    needs the shared secret; the SparkContext would refuse too, but from inside
+    the user's program.
+    """
+    from scheduler._addresses import check_driver_bind, driver_addresses
+
+    urls = [f"spark://{host}" for host in master.removeprefix("spark://").split(",")]
+    try:
+        check_driver_bind(driver_addresses(conf, "spark", urls, os.environ), conf, os.environ)
+    except ValueError as exc:  # RpcConfigError is a ValueError too
+        raise usage_error("--master", str(exc)) from None
+
+
 def _run_client(app: Path, app_args: tuple[str, ...], conf: Conf, py_files: list[Path]) -> int:
     env = dict(os.environ)
     env[SUBMIT_CONF_ENV] = json.dumps(dict(conf), sort_keys=True)
@@ -423,5 +439,6 @@ def submit(
         reason = _tcp_unreachable(parse_master_list(master), timeout=5.0)
         if reason is not None:
             raise usage_error("--master", f"cannot reach the master: {reason}")
+        _check_driver_address(master, conf)
     py_paths = [item.path for item in shipped if item.flag == "--py-files"]
     raise SystemExit(_run_client(app_path, app_args, conf, py_paths))

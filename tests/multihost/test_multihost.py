@@ -399,5 +399,6 @@ def test_a_driver_without_a_secret_says_what_it_needs() -> None:
         )
         app = driver.write("/tmp/apps/tls.py", TLS_APP)
         result = driver.sparkctl("submit", "--master", f"spark://{master.ip}:7077", app, timeout=60)
-        assert result.returncode != 0
+        assert result.returncode == 2, result.stderr[-3000:]
         assert "SPARKCTL_SECRET" in result.stderr, result.stderr[-3000:]
+        assert driver.ip in result.stderr and "Traceback" not in result.stderr
