@@ -293,12 +293,12 @@ def test_a_channel_that_cannot_be_made_fails_the_dial_at_once(
 ) -> None:
     # Made outside the try, its exception killed the dialling thread silently: the
     # connection stayed open and every ask on it waited out its timeout.
-    from rpcenv.grpc import _env
+    import grpc.aio
 
     def broken(*_args: object, **_kwargs: object) -> grpc.aio.Channel:
         raise ValueError("bad channel argument")
 
-    monkeypatch.setattr(_env.grpc.aio, "insecure_channel", broken)
+    monkeypatch.setattr(grpc.aio, "insecure_channel", broken)  # what the backend dials with
     client = RpcEnv.create("c", "127.0.0.1", 0, {}, client_mode=True)
     try:
         started = time.monotonic()
