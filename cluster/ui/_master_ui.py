@@ -47,6 +47,10 @@ class MasterWebUI(ServedUI):
     def __init__(self, state: StateSource, host: str, port: int, max_retries: int = 16) -> None:
         self._state = state
         self._registry: CollectorRegistry | None = None  # built on the first scrape
+        # The last /json body and the state it shows: the Master answers an unchanged
+        # cluster with the same state, and a poller then costs no rendering (a tuple,
+        # swapped whole, so request threads need no lock).
+        self._json_cache: tuple[bytes, bytes] = (b"", b"")
         routes = {
             "/": self._index,
             "/app": self._app,
@@ -120,7 +124,12 @@ class MasterWebUI(ServedUI):
                 "application/json",
                 503,
             )
-        return Response(pretty_json(master_state_json(state)), "application/json")
+        key = state.SerializeToString(deterministic=True)
+        cached_key, body = self._json_cache
+        if key != cached_key:
+            body = pretty_json(master_state_json(state))
+            self._json_cache = (key, body)
+        return Response(body, "application/json")
 
     def _metrics(self, _query: Query) -> Response:
         from cluster.ui._metrics import CONTENT_TYPE, master_registry, render
