@@ -108,6 +108,11 @@ def executor_launch_spec(
     }
     env = dict(os.environ)
     env.update(command.environment)
+    # The app's PYTHONPATH (spark.executorEnv.PYTHONPATH) first, then this Worker's own,
+    # as Spark merges them: what the worker's host installed stays importable in tasks.
+    paths = [p for p in (command.environment.get("PYTHONPATH"), os.environ.get("PYTHONPATH")) if p]
+    if paths:
+        env["PYTHONPATH"] = os.pathsep.join(paths)
     env.pop("SPARK_EXECUTOR_DIRS", None)
     if local_dirs:
         env["SPARK_EXECUTOR_DIRS"] = local_dirs

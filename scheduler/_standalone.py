@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 
-import scheduler
 from rpcenv import (
     RpcAddress,
     RpcAuthenticationError,
@@ -301,14 +300,10 @@ class StandaloneBackend:
             # each Worker runs its executors with its own Python.
             executor_python(conf, os.environ) or WORKER_PYTHON,
         )
+        # No path of the driver's host: --py-files and addPyFile travel by content (the
+        # driver's file server), the app's functions by value, and each worker's Python
+        # imports its own sparkctl (the worker adds its own PYTHONPATH, as Spark does).
         env = dict(executor_env)
-        # No path of the driver's host for the app's own code: --py-files and addPyFile
-        # travel by content (the driver's file server), and the app's functions by value.
-        # Executors must import `scheduler` even when the worker's own path lacks it.
-        paths = [os.path.dirname(os.path.dirname(os.path.abspath(scheduler.__file__)))]
-        if env.get("PYTHONPATH"):
-            paths.append(env["PYTHONPATH"])
-        env["PYTHONPATH"] = os.pathsep.join(paths)
         description = dpb.ApplicationDescription(
             name=self._sc.appName,
             max_cores=cores_max,

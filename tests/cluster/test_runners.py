@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import signal
 import sys
@@ -62,6 +63,25 @@ def test_executor_spec(tmp_path: pathlib.Path) -> None:
         executor_launch_spec(bad, tmp_path, "h", "u")
     with pytest.raises(ValueError, match="no executor command"):
         executor_launch_spec(pb.LaunchExecutor(app_id="app-2"), tmp_path, "h", "u")
+
+
+def test_executor_pythonpath_merges_the_apps_then_the_workers(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Spark merges them: spark.executorEnv.PYTHONPATH, then the worker's own."""
+    monkeypatch.setenv("PYTHONPATH", "/worker/site")
+    msg = pb.LaunchExecutor(
+        app_id="app-1",
+        executor_id=1,
+        app_description=pb.ApplicationDescription(command=pb.Command(argv=["run"])),
+    )
+    spec = executor_launch_spec(msg, tmp_path, "h", "u")
+    assert spec.env["PYTHONPATH"] == "/worker/site"
+    msg.app_description.command.environment["PYTHONPATH"] = "/app/libs"
+    spec = executor_launch_spec(msg, tmp_path, "h", "u")
+    assert spec.env["PYTHONPATH"] == f"/app/libs{os.pathsep}/worker/site"
+    monkeypatch.delenv("PYTHONPATH")
+    assert executor_launch_spec(msg, tmp_path, "h", "u").env["PYTHONPATH"] == "/app/libs"
 
 
 def test_driver_spec_inline_content_and_py_files(tmp_path: pathlib.Path) -> None:
