@@ -188,6 +188,8 @@ class AppStatusStore:
         self.environment: dict[str, list[tuple[str, str]]] = environment_of(pairs)
         self.jobs: dict[int, JobRecord] = {}
         self.stages: dict[tuple[int, int], StageRecord] = {}
+        #: Stage id -> its attempts in `stages` (job_start looks them up per stage).
+        self._attempts: dict[int, set[int]] = {}
         self.executors: dict[str, ExecutorRecord] = {}
         #: What job_start told of each stage (name, parents, RDDs), for later attempts.
         self._stage_info: dict[int, dict[str, Any]] = {}
@@ -230,33 +232,43 @@ class AppStatusStore:
     # -- tasks ---------------------------------------------------------------------------
 
     def _tasks_launched(self, data: dict[str, Any], now: float) -> None:
-        for (
-            task_id,
-            stage_id,
-            stage_attempt,
-            index,
-            attempt,
-            executor_id,
-            partition,
-            local,
-            spec,
-        ) in data["tasks"]:
-            stage = self.stages.get((stage_id, stage_attempt))
-            executor = self.executors.get(executor_id)
+        # Once per offer round, under the scheduler's lock: a round's tasks mostly share
+        # their stage and executor, so those lookups are cached across the loop.
+        running, stream, stages, executors = self._running, self.stream, self.stages, self.executors
+        touched: list[StageRecord] = []
+        stage_key: tuple[int, int] | None = None
+        stage: StageRecord | None = None
+        executor_id_seen: str | None = None
+        executor: ExecutorRecord | None = None
+        host = ""
+        for launched in data["tasks"]:
+            task_id, stage_id, stage_attempt, index, attempt, executor_id = launched[:6]
+            partition, local, spec = launched[6:]
+            if (stage_id, stage_attempt) != stage_key:
+                stage_key = (stage_id, stage_attempt)
+                stage = stages.get(stage_key)
+                if stage is not None:
+                    touched.append(stage)
+            if executor_id != executor_id_seen:
+                executor_id_seen = executor_id
+                executor = executors.get(executor_id)
+                host = executor.host if executor is not None else ""
             record = TaskRecord(
-                task_id, stage_id, stage_attempt, index, attempt, partition, executor_id,
-                executor.host if executor is not None else "", now,
-                "PROCESS_LOCAL" if local else "ANY", spec,
+                task_id, stage_id, stage_attempt, index, attempt, partition, executor_id, host,
+                now, "PROCESS_LOCAL" if local else "ANY", spec,
             )  # fmt: skip
-            self._running[task_id] = record
-            self.stream.append(record)
+            running[task_id] = record
+            stream.append(record)
             if executor is not None:
                 executor.active += 1
             if stage is not None:
                 stage.active += 1
-                if stage.first_launch is None:
-                    stage.first_launch = now
-                self._keep_task(stage, record)
+                stage.tasks[task_id] = record
+        for stage in touched:
+            if stage.first_launch is None:
+                stage.first_launch = now
+            if len(stage.tasks) > self.limits.tasks:
+                self._trim_tasks(stage)
 
     def _task_end(self, data: dict[str, Any], now: float) -> None:
         stage_id, stage_attempt = data["stage_id"], data.get("attempt", 0)
@@ -285,59 +297,72 @@ class AppStatusStore:
             executor = self.executors.get(record.executor_id)
             if executor is not None:
                 executor.active += 1
-        if ok:
-            self.tasks_completed += 1
-        else:
-            self.tasks_failed += 1
-        if record is None:
+        if record is None:  # no task id at all (an old log): counts only
+            if ok:
+                self.tasks_completed += 1
+            else:
+                self.tasks_failed += 1
             if stage is not None:
                 if ok:
                     stage.complete += 1
                 else:
                     stage.failed += 1
             return
+        # The hot path (once per task, under the scheduler's lock): straight-line code.
         record.finish = now
-        record.status = "SUCCESS" if ok else "FAILED"
         run = data.get("run_seconds")
-        if run is not None and (ok or run > 0):
-            record.run_ms = int(run * 1000)
-        metrics = data.get("metrics") or {}
-        gc = metrics.get("gcSeconds")
-        if gc is not None:
-            record.gc_ms = int(gc * 1000)
-        read, written, spilled = (
-            metrics.get("shuffleBytesRead"),
-            metrics.get("shuffleBytesWritten"),
-            metrics.get("diskBytesSpilled"),
-        )
-        record.shuffle_read = None if read is None else int(read)
-        record.shuffle_write = None if written is None else int(written)
-        record.spilled = None if spilled is None else int(spilled)
-        if not ok:
+        if ok:
+            self.tasks_completed += 1
+            record.status = "SUCCESS"
+            if run is not None:
+                record.run_ms = int(run * 1000)
+        else:
+            self.tasks_failed += 1
+            record.status = "FAILED"
+            if run:
+                record.run_ms = int(run * 1000)
             record.error = str(data.get("error") or "")
             record.error_type = data.get("error_type") or None
-        duration = record.duration_ms or 0
+        duration = record.run_ms
+        if duration is None:
+            duration = max(0, int((now - record.launch) * 1000))
+        gc_ms = read = written = spilled = None
+        metrics = data.get("metrics")
+        if metrics:
+            gc = metrics.get("gcSeconds")
+            if gc is not None:
+                record.gc_ms = gc_ms = int(gc * 1000)
+            read = metrics.get("shuffleBytesRead")
+            if read is not None:
+                record.shuffle_read = read = int(read)
+            written = metrics.get("shuffleBytesWritten")
+            if written is not None:
+                record.shuffle_write = written = int(written)
+            spilled = metrics.get("diskBytesSpilled")
+            if spilled is not None:
+                record.spilled = spilled = int(spilled)
         executor = self.executors.get(record.executor_id)
         if executor is not None:
-            executor.active = max(0, executor.active - 1)
+            if executor.active > 0:
+                executor.active -= 1
             executor.run_ms += duration
-            executor.gc_ms += record.gc_ms or 0
-            executor.shuffle_read += record.shuffle_read or 0
-            executor.shuffle_write += record.shuffle_write or 0
             if ok:
                 executor.completed += 1
             else:
                 executor.failed += 1
-        blocks = data.get("blocks") or ()
-        sizes = metrics.get("storedBlockBytes") or ()
-        for i, block in enumerate(blocks):
-            rdd_id, split = int(block[0]), int(block[1])
-            self.blocks.setdefault(rdd_id, {}).setdefault(split, set()).add(record.executor_id)
-            if i < len(sizes):
-                self.block_bytes[(rdd_id, split)] = int(sizes[i])
+            if gc_ms:
+                executor.gc_ms += gc_ms
+            if read:
+                executor.shuffle_read += read
+            if written:
+                executor.shuffle_write += written
+        blocks = data.get("blocks")
+        if blocks:
+            self._cached(record.executor_id, blocks, (metrics or {}).get("storedBlockBytes") or ())
         if stage is None:
             return
-        stage.active = max(0, stage.active - 1)
+        if stage.active > 0:
+            stage.active -= 1
         if ok:
             stage.complete += 1
         else:
@@ -345,15 +370,25 @@ class AppStatusStore:
         if len(stage.tasks) > self.limits.tasks:
             self._trim_tasks(stage)
         stage.run_ms += duration
-        stage.gc_ms += record.gc_ms or 0
-        for name, value in (
-            ("shuffle_read", record.shuffle_read),
-            ("shuffle_write", record.shuffle_write),
-            ("spilled", record.spilled),
-        ):
-            if value is not None:
-                stage.measured.add(name)
-                setattr(stage, name, getattr(stage, name) + value)
+        if gc_ms:
+            stage.gc_ms += gc_ms
+        if read is not None:
+            stage.shuffle_read += read
+            stage.measured.add("shuffle_read")
+        if written is not None:
+            stage.shuffle_write += written
+            stage.measured.add("shuffle_write")
+        if spilled is not None:
+            stage.spilled += spilled
+            stage.measured.add("spilled")
+
+    def _cached(self, executor_id: str, blocks: Any, sizes: Any) -> None:
+        """Partitions a task cached on `executor_id`, with their sizes where reported."""
+        for i, block in enumerate(blocks):
+            rdd_id, split = int(block[0]), int(block[1])
+            self.blocks.setdefault(rdd_id, {}).setdefault(split, set()).add(executor_id)
+            if i < len(sizes):
+                self.block_bytes[(rdd_id, split)] = int(sizes[i])
 
     def _keep_task(self, stage: StageRecord, record: TaskRecord) -> None:
         stage.tasks[record.task_id] = record
@@ -383,15 +418,18 @@ class AppStatusStore:
             for rdd in info.get("rdds", ()):
                 if rdd.get("storage"):
                     self.persisted[rdd["id"]] = rdd
-            for (sid, _), stage in self.stages.items():
-                if sid == stage_id:
-                    self._describe(stage, info)
+            for attempt in self._attempts.get(stage_id, ()):
+                self._describe(self.stages[(stage_id, attempt)], info)
         for stage_id in stage_ids:
-            if not any(sid == stage_id for sid, _ in self.stages):
+            if stage_id not in self._attempts:
                 stage = StageRecord(stage_id, 0, job_id)
                 self._describe(stage, self._stage_info.get(stage_id, {}))
-                self.stages[(stage_id, 0)] = stage
+                self._add_stage(stage)
         self._trim()
+
+    def _add_stage(self, stage: StageRecord) -> None:
+        self.stages[(stage.stage_id, stage.attempt)] = stage
+        self._attempts.setdefault(stage.stage_id, set()).add(stage.attempt)
 
     def _describe(self, stage: StageRecord, info: Mapping[str, Any]) -> None:
         stage.name = info.get("name") or stage.name
@@ -416,7 +454,8 @@ class AppStatusStore:
         key = (data["stage_id"], data["attempt"])
         stage = self.stages.get(key)
         if stage is None:
-            stage = self.stages[key] = StageRecord(key[0], key[1], data.get("job_id", -1))
+            stage = StageRecord(key[0], key[1], data.get("job_id", -1))
+            self._add_stage(stage)
             self._describe(stage, self._stage_info.get(key[0], {}))
         stage.status = "ACTIVE"
         stage.submitted = now
@@ -461,6 +500,10 @@ class AppStatusStore:
             if key is None:
                 break
             del self.stages[key]
+            attempts = self._attempts[key[0]]
+            attempts.discard(key[1])
+            if not attempts:
+                del self._attempts[key[0]]
         while len(self._stage_info) > self.limits.stages:
             del self._stage_info[next(iter(self._stage_info))]
 
