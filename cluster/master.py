@@ -31,6 +31,7 @@ from cluster.master_state import (
     ExecutorInfo,
     WorkerInfo,
 )
+from cluster.senders import MASTER_SENDERS
 from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpointRef, RpcError
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -64,6 +65,9 @@ class Master(MasterLeadership):
         work_dir: where FILESYSTEM recovery keeps its records by default.
         webui_url: the Master web UI's URL, told to workers (may be empty).
     """
+
+    #: Checked before every handler: who may send which message (`cluster.senders`).
+    sender_policy = MASTER_SENDERS
 
     def __init__(self, conf: Conf, work_dir: pathlib.Path, webui_url: str = "") -> None:
         super().__init__(conf, work_dir, webui_url)

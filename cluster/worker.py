@@ -25,6 +25,7 @@ from cluster._timers import Ticker, later
 from cluster.master_finder import MasterFinder, master_endpoint_uri
 from cluster.memory_monitor import MemoryMonitor, tree_rss_bytes
 from cluster.process_runner import ManagedProcess, describe_exit, tail
+from cluster.senders import WORKER_SENDERS
 from cluster.work_dirs import expired_dirs, remove_later
 from cluster.worker_base import ENDPOINT_NAME, STOP_GRACE_S
 from cluster.worker_drivers import WorkerDrivers
@@ -45,6 +46,9 @@ DS = pb.DriverState
 
 class Worker(WorkerDrivers):
     """A standalone Worker: `WorkerBase`'s state plus its message handlers (same arguments)."""
+
+    #: Checked before every handler: who may send which message (`cluster.senders`).
+    sender_policy = WORKER_SENDERS
 
     def __init__(
         self,

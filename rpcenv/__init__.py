@@ -11,6 +11,7 @@ from __future__ import annotations
 from rpcenv._address import RpcAddress, is_loopback_host, parse_endpoint_uri
 from rpcenv._conf import KNOWN_KEYS, Conf, parse_duration, parse_size
 from rpcenv._core import RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcEnv
+from rpcenv._dispatcher import current_origin
 from rpcenv._errors import (
     RpcAuthenticationError,
     RpcConfigError,
@@ -19,6 +20,7 @@ from rpcenv._errors import (
     RpcEndpointStoppedError,
     RpcError,
     RpcMessageTooLargeError,
+    RpcPermissionDeniedError,
     RpcProtocolError,
     RpcRemoteError,
     RpcTimeoutError,
@@ -26,13 +28,17 @@ from rpcenv._errors import (
 from rpcenv._registry import ENTRY_POINT_GROUP, available_backends, get_backend, register_backend
 from rpcenv._routes import LocalAddresses, local_addresses, route_address
 from rpcenv._security import SECRET_ENV_VAR
+from rpcenv._senders import ANYONE, LOCAL_ONLY, MessageOrigin, SenderPolicy, SenderRule
 
 __all__ = [
+    "ANYONE",
     "ENTRY_POINT_GROUP",
     "KNOWN_KEYS",
+    "LOCAL_ONLY",
     "SECRET_ENV_VAR",
     "Conf",
     "LocalAddresses",
+    "MessageOrigin",
     "RpcAddress",
     "RpcAuthenticationError",
     "RpcCallContext",
@@ -45,10 +51,14 @@ __all__ = [
     "RpcEnv",
     "RpcError",
     "RpcMessageTooLargeError",
+    "RpcPermissionDeniedError",
     "RpcProtocolError",
     "RpcRemoteError",
     "RpcTimeoutError",
+    "SenderPolicy",
+    "SenderRule",
     "available_backends",
+    "current_origin",
     "get_backend",
     "is_loopback_host",
     "local_addresses",

@@ -34,6 +34,7 @@ from rpcenv._errors import (
     RpcProtocolError,
     RpcTimeoutError,
 )
+from rpcenv._senders import MessageOrigin
 from rpcenv._timeouts import DeadlineWheel
 from sparkctl.v1 import rpc_pb2
 
@@ -268,16 +269,23 @@ class BaseRpcEnv(RpcEnv):
             RuntimeError: naming `what` and the way out.
         """
 
-    def _receive_envelopes(self, peer: RpcAddress, envelopes: Iterable[rpc_pb2.Envelope]) -> None:
-        """Handle envelopes that arrived from `peer`, in order."""
+    def _receive_envelopes(
+        self, peer: RpcAddress, envelopes: Iterable[rpc_pb2.Envelope], local: bool = False
+    ) -> None:
+        """Handle envelopes that arrived from `peer`, in order.
+
+        `local` is True only for what this env routed to itself (`_route`): a backend
+        passes envelopes from a connection with the default, so no peer can claim it.
+        """
         dispatcher = self._dispatcher
         for envelope in envelopes:
             kind = envelope.kind
             try:
                 if kind == SEND:
                     message = unpack(envelope.payload)
+                    origin = MessageOrigin(peer, local, envelope.sender)
                     dispatcher.post_send(
-                        envelope.receiver, message, self._sender(peer, envelope.sender)
+                        envelope.receiver, message, self._sender(peer, envelope.sender), origin
                     )
                 elif kind == ASK:
                     context = _CallContext(self, peer, envelope.request_id, envelope.sender)
@@ -289,7 +297,8 @@ class BaseRpcEnv(RpcEnv):
                     if envelope.receiver == VERIFIER_NAME:
                         self._verify(message, context)
                     else:
-                        dispatcher.post_ask(envelope.receiver, message, context)
+                        origin = MessageOrigin(peer, local, envelope.sender)
+                        dispatcher.post_ask(envelope.receiver, message, context, origin)
                 elif kind in (REPLY, FAILURE):
                     self._complete(envelope)
                 else:
@@ -406,7 +415,7 @@ class BaseRpcEnv(RpcEnv):
 
     def _route(self, address: RpcAddress, envelope: rpc_pb2.Envelope) -> None:
         if address == self._address:
-            self._receive_envelopes(address, (envelope,))
+            self._receive_envelopes(address, (envelope,), local=True)
         else:
             self._transmit(address, envelope)
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from google.protobuf.descriptor import ServiceDescriptor
 
     from rpcenv._conf import Conf
+    from rpcenv._senders import SenderPolicy
 
 __all__ = ["RpcCallContext", "RpcEndpoint", "RpcEndpointRef", "RpcEnv"]
 
@@ -110,6 +111,9 @@ class RpcEndpoint:
 
     _rpc_env: RpcEnv | None = None
     _self_ref: RpcEndpointRef | None = None
+    #: Who may send which message (`rpcenv.SenderPolicy`), checked before `receive`
+    #: and `receive_and_reply`; None (the default) lets every message through.
+    sender_policy: SenderPolicy | None = None
 
     @property
     def rpc_env(self) -> RpcEnv:

@@ -1,8 +1,10 @@
 """Dispatcher and inboxes: one ordered mailbox per endpoint, a shared thread pool.
 
 An inbox is processed by at most one thread at a time, so endpoint code needs no
-locks; `on_start` is its first item and `on_stop` its last. This module knows
-nothing of transports: backends hand it decoded messages.
+locks; `on_start` is its first item and `on_stop` its last. An endpoint's
+`sender_policy` is checked before each message reaches its handler (see
+`rpcenv._senders`). This module knows nothing of transports: backends hand it
+decoded messages and say where each came from.
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ from google.protobuf.message import Message
 
 from rpcenv._address import RpcAddress
 from rpcenv._core import RpcCallContext, RpcEndpoint, RpcEndpointRef
-from rpcenv._errors import RpcEndpointNotFoundError, RpcEndpointStoppedError
+from rpcenv._errors import (
+    RpcEndpointNotFoundError,
+    RpcEndpointStoppedError,
+    RpcPermissionDeniedError,
+)
+from rpcenv._senders import MessageOrigin
 
 if TYPE_CHECKING:
     pass
 
-__all__ = ["Dispatcher", "current_endpoint_ref"]
+__all__ = ["Dispatcher", "current_endpoint_ref", "current_origin"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,11 @@ _local = threading.local()
 def current_endpoint_ref() -> RpcEndpointRef | None:
     """The endpoint whose hook this thread is running, if any (the implicit sender)."""
     return getattr(_local, "ref", None)
+
+
+def current_origin() -> MessageOrigin | None:
+    """Where the message being handled on this thread came from (None outside a handler)."""
+    return getattr(_local, "origin", None)
 
 
 class _Item:
@@ -132,16 +144,29 @@ class Inbox:
         try:
             kind = item.kind
             if kind == "send":
-                message, sender = item.args
-                endpoint.receive(message, sender)  # type: ignore[arg-type]
-            elif kind == "ask":
-                message, context = item.args
-                assert isinstance(context, RpcCallContext)
+                message, sender, origin = item.args
+                assert isinstance(message, Message) and isinstance(origin, MessageOrigin)
+                if not self._permitted(message, origin, None):
+                    return
+                _local.origin = origin
                 try:
-                    endpoint.receive_and_reply(message, context)  # type: ignore[arg-type]
+                    endpoint.receive(message, sender)  # type: ignore[arg-type]
+                finally:
+                    _local.origin = None
+            elif kind == "ask":
+                message, context, origin = item.args
+                assert isinstance(context, RpcCallContext)
+                assert isinstance(message, Message) and isinstance(origin, MessageOrigin)
+                if not self._permitted(message, origin, context):
+                    return
+                _local.origin = origin
+                try:
+                    endpoint.receive_and_reply(message, context)
                 except BaseException as exc:
                     context.send_failure(exc)
                     raise
+                finally:
+                    _local.origin = None
             elif kind == "start":
                 endpoint.on_start()
             elif kind == "connected":
@@ -162,6 +187,18 @@ class Inbox:
             except Exception:
                 log.exception("on_error of endpoint %s raised", self.name)
 
+    def _permitted(
+        self, message: Message, origin: MessageOrigin, context: RpcCallContext | None
+    ) -> bool:
+        """Apply the endpoint's sender policy: refuse (drop, or fail the ask) and log."""
+        policy = self.endpoint.sender_policy
+        if policy is None or policy.allows(self.endpoint, message, origin):
+            return True
+        policy.log_refusal(message, origin)
+        if context is not None:
+            context.send_failure(RpcPermissionDeniedError(policy.refusal(message, origin)))
+        return False
+
 
 def _reject(item: _Item, name: str) -> None:
     if item.kind == "ask":
@@ -170,6 +207,15 @@ def _reject(item: _Item, name: str) -> None:
         context.send_failure(RpcEndpointStoppedError(f"endpoint {name!r} was stopped"))
     elif item.kind == "send":
         log.warning("dropped %s sent to stopped endpoint %r", _type_name(item.args[0]), name)
+
+
+def _remote_origin(address: RpcAddress | None, sender: RpcEndpointRef | None) -> MessageOrigin:
+    """The most a caller that did not say where a message came from gets: remote."""
+    return MessageOrigin(
+        address if address is not None else RpcAddress("", 0),
+        local=False,
+        sender_name=sender.name if sender is not None else "",
+    )
 
 
 def _type_name(message: object) -> str:
@@ -218,20 +264,40 @@ class Dispatcher:
         with self._lock:
             return name in self._inboxes
 
-    def post_send(self, name: str, message: Message, sender: RpcEndpointRef | None) -> None:
-        """Deliver a one-way message; dropped and logged when there is no such endpoint."""
+    def post_send(
+        self,
+        name: str,
+        message: Message,
+        sender: RpcEndpointRef | None,
+        origin: MessageOrigin | None = None,
+    ) -> None:
+        """Deliver a one-way message; dropped and logged when there is no such endpoint.
+
+        `origin` (where the transport got it) is what the sender policy judges; without
+        it the message counts as remote from the sender's address, or from nowhere.
+        """
+        if origin is None:
+            origin = _remote_origin(sender.address if sender is not None else None, sender)
         inbox = self._inboxes.get(name)
-        if inbox is None or not inbox.post(_Item("send", (message, sender))):
+        if inbox is None or not inbox.post(_Item("send", (message, sender, origin))):
             log.warning(
                 "dropped %s sent to unknown or stopped endpoint %r", _type_name(message), name
             )
 
-    def post_ask(self, name: str, message: Message, context: RpcCallContext) -> None:
+    def post_ask(
+        self,
+        name: str,
+        message: Message,
+        context: RpcCallContext,
+        origin: MessageOrigin | None = None,
+    ) -> None:
         """Deliver an ask; fail it at once when there is no such endpoint."""
+        if origin is None:
+            origin = _remote_origin(context.sender_address, context.sender)
         inbox = self._inboxes.get(name)
         if inbox is None:
             context.send_failure(RpcEndpointNotFoundError(f"no endpoint named {name!r}"))
-        elif not inbox.post(_Item("ask", (message, context))):
+        elif not inbox.post(_Item("ask", (message, context, origin))):
             context.send_failure(RpcEndpointStoppedError(f"endpoint {name!r} was stopped"))
 
     def post_to_all(self, kind: str, *args: object) -> None:

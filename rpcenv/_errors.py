@@ -9,6 +9,7 @@
     ├── RpcConnectionError           the peer is unreachable or the connection broke
     │   └── RpcAuthenticationError   the peer refused our proof of the shared secret
     ├── RpcProtocolError             a peer sent something that is not our protocol
+    ├── RpcPermissionDeniedError     the sender may not send that message (sender policy)
     └── RpcConfigError               a bad configuration value or an unsafe setting
 
 Each error maps onto one gRPC status code (`GRPC_STATUS`), so that a public
@@ -25,6 +26,7 @@ __all__ = [
     "RpcEndpointStoppedError",
     "RpcError",
     "RpcMessageTooLargeError",
+    "RpcPermissionDeniedError",
     "RpcProtocolError",
     "RpcRemoteError",
     "RpcTimeoutError",
@@ -101,6 +103,12 @@ class RpcProtocolError(RpcError):
     GRPC_STATUS = "INVALID_ARGUMENT"
 
 
+class RpcPermissionDeniedError(RpcError, PermissionError):
+    """The receiving endpoint's sender policy does not let this peer send that message."""
+
+    GRPC_STATUS = "PERMISSION_DENIED"
+
+
 class RpcConfigError(RpcError, ValueError):
     """A configuration value is malformed, or the setting is unsafe."""
 
@@ -118,6 +126,7 @@ _BY_NAME: dict[str, type[RpcError]] = {
         RpcConnectionError,
         RpcAuthenticationError,
         RpcProtocolError,
+        RpcPermissionDeniedError,
         RpcConfigError,
     )
 }

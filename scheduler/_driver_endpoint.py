@@ -25,6 +25,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpoint, RpcEndpointRef
+from scheduler._senders import SCHEDULER_SENDERS
 from scheduler._taskscheduler import ExecutorHandle, TaskScheduler
 from sparkctl.v1 import scheduler_pb2 as pb
 
@@ -87,6 +88,9 @@ def executor_argv(
 class SchedulerEndpoint(RpcEndpoint):
     """Where executors register and report."""
 
+    #: Checked before every handler: reports only from the executor they name.
+    sender_policy = SCHEDULER_SENDERS
+
     def __init__(self, scheduler: TaskScheduler, app_id: str) -> None:
         self._scheduler = scheduler
         self._app_id = app_id
@@ -96,6 +100,10 @@ class SchedulerEndpoint(RpcEndpoint):
         #: FetchBlockRequests relayed to an executor on another's behalf (driver blobs
         #: not counted): with direct fetches this stays 0 unless an executor cannot listen.
         self.relayed_fetches = 0
+
+    def executor_at(self, address: RpcAddress) -> str | None:
+        """The id of the executor registered over the connection from `address`."""
+        return self._by_address.get(address)
 
     def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
         if isinstance(message, pb.RegisterExecutorRequest):

@@ -39,6 +39,7 @@ from rpcenv import (
 )
 from scheduler._broadcast import broadcast_path
 from scheduler._executor import ExecutorRuntime, heartbeat_interval
+from scheduler._senders import EXECUTOR_SENDERS
 from sparkctl.v1 import deploy_pb2 as dpb
 from sparkctl.v1 import scheduler_pb2 as pb
 
@@ -72,6 +73,9 @@ _STATES = {
 class ExecutorEndpoint(RpcEndpoint):
     """Receives work from the driver; reports back through `driver`."""
 
+    #: Checked before every handler: commands only from our driver.
+    sender_policy = EXECUTOR_SENDERS
+
     def __init__(
         self,
         args: argparse.Namespace,
@@ -96,6 +100,11 @@ class ExecutorEndpoint(RpcEndpoint):
         self._block_readers = ThreadPoolExecutor(
             max_workers=_BLOCK_READERS, thread_name_prefix="block-reader"
         )
+
+    @property
+    def driver_address(self) -> RpcAddress:
+        """Where our driver's commands come from."""
+        return self._driver.address
 
     def on_start(self) -> None:
         request = pb.RegisterExecutorRequest(

@@ -1,0 +1,242 @@
+"""Who may say what: every control message is refused from a peer that may not send it.
+
+The impostor is a plain RpcEnv client holding the cluster's shared secret but
+registered as no worker, application or executor. For every message type of
+`proto/` (the `sparkctl.v1` modules) that an endpoint handles and does not open
+to anyone, its ask fails with PERMISSION_DENIED and its send is dropped with a
+log line naming the peer, while the endpoint carries on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pathlib
+import threading
+import types
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+import pytest
+from cluster_harness import LocalCluster, Recorder, wait_for
+from google.protobuf import descriptor as pb_descriptor
+from google.protobuf.message import Message
+
+from cluster.master import Master
+from cluster.senders import MASTER_SENDERS, WORKER_SENDERS
+from cluster.worker import Worker
+from rpcenv import (
+    ANYONE,
+    LOCAL_ONLY,
+    Conf,
+    MessageOrigin,
+    RpcAddress,
+    RpcEndpointRef,
+    RpcEnv,
+    RpcPermissionDeniedError,
+    SenderPolicy,
+)
+from scheduler._driver_endpoint import SchedulerEndpoint
+from scheduler._executor_endpoint import ExecutorEndpoint
+from scheduler._senders import EXECUTOR_SENDERS, SCHEDULER_SENDERS
+from sparkctl.v1 import deploy_pb2, master_service_pb2, rpc_pb2, scheduler_pb2
+
+MODULES = (deploy_pb2, master_service_pb2, scheduler_pb2, rpc_pb2)
+SECRET_CONF = {"spark.authenticate.secret": "senders-test-secret"}
+
+#: The message types any connected peer may send, on purpose (see docs/security.md).
+OPEN = {
+    "Master": {
+        "sparkctl.v1.RegisterWorkerRequest",
+        "sparkctl.v1.RegisterApplicationRequest",
+        "sparkctl.v1.GetClusterStateRequest",
+        "sparkctl.v1.SubmitDriverRequest",
+        "sparkctl.v1.GetDriverStatusRequest",
+        "sparkctl.v1.KillDriverRequest",
+        "sparkctl.v1.KillApplicationRequest",
+    },
+    "Worker": {"sparkctl.v1.GetWorkerStateRequest"},
+    "driver scheduler endpoint": {
+        "sparkctl.v1.RegisterExecutorRequest",
+        "sparkctl.v1.FetchBlockRequest",
+    },
+    "executor endpoint": {"sparkctl.v1.FetchBlockRequest"},
+}
+
+
+def all_message_types() -> list[type[Message]]:
+    """Every top-level message class of the sparkctl.v1 modules."""
+    found = []
+    for module in MODULES:
+        file: pb_descriptor.FileDescriptor = module.DESCRIPTOR
+        for name in file.message_types_by_name:
+            found.append(getattr(module, name))
+    return found
+
+
+def filled(kind: type[Message], ids: dict[str, Any]) -> Message:
+    """A `kind` message naming the real worker, app, executor and driver where it can."""
+    message = kind()
+    for field in kind.DESCRIPTOR.fields:
+        if field.name not in ids:
+            continue
+        value = ids[field.name]
+        if field.type == field.TYPE_STRING:
+            value = str(value)
+        if isinstance(value, list):
+            getattr(message, field.name).extend(value)
+        elif field.type in (field.TYPE_STRING, field.TYPE_INT32, field.TYPE_INT64, field.TYPE_ENUM):
+            setattr(message, field.name, value)
+    return message
+
+
+def refused_types(policy: SenderPolicy) -> list[type[Message]]:
+    """The handled types the policy does not open to everyone."""
+    return [t for t in policy.message_types if policy.rule(t) is not ANYONE]
+
+
+def assert_refused_everything(
+    ref: RpcEndpointRef, policy: SenderPolicy, ids: dict[str, Any]
+) -> int:
+    """Ask `ref` every proto message type except the open ones: each is refused."""
+    refused = 0
+    for kind in all_message_types():
+        if policy.rule(kind) is ANYONE:
+            continue
+        message = filled(kind, ids)
+        with pytest.raises(RpcPermissionDeniedError) as caught:
+            ref.ask_sync(message, 5.0)
+        assert kind.DESCRIPTOR.full_name in str(caught.value)
+        refused += 1
+    return refused
+
+
+@pytest.fixture
+def impostor(local_cluster: Callable[..., LocalCluster]) -> Iterator[tuple[LocalCluster, RpcEnv]]:
+    cluster = local_cluster(SECRET_CONF)
+    yield cluster, cluster.env(client=True)
+
+
+def test_policies_declare_exactly_what_the_endpoints_handle(tmp_path: pathlib.Path) -> None:
+    """A handler without a declared sender rule (or a stale rule) fails here."""
+    master = Master(Conf({}), tmp_path / "master")
+    assert set(master._handlers) | set(master._notices) == set(MASTER_SENDERS.message_types)
+    worker = Worker(Conf({}), "w", ["spark://127.0.0.1:7077"], 1, 64, tmp_path / "worker")
+    assert set(worker._asks) | set(worker._notices) == set(WORKER_SENDERS.message_types)
+    for policy in (MASTER_SENDERS, WORKER_SENDERS, SCHEDULER_SENDERS, EXECUTOR_SENDERS):
+        opened = {t.DESCRIPTOR.full_name for t in policy.message_types if policy.rule(t) is ANYONE}
+        assert opened == OPEN[policy.name], policy.name
+    for notice in ("CheckWorkerTimeouts", "ElectedLeader", "RevokedLeadership"):
+        assert MASTER_SENDERS.rule(getattr(deploy_pb2, notice)) is LOCAL_ONLY
+
+
+def test_master_refuses_every_message_from_an_unregistered_peer(
+    impostor: tuple[LocalCluster, RpcEnv], caplog: pytest.LogCaptureFixture
+) -> None:
+    c, env = impostor
+    worker = c.worker("w-real", cores=4)
+    driver = c.driver(cores_per_executor=1, max_cores=1)
+    launch = worker.wait_of(deploy_pb2.LaunchExecutor)[0]
+    submitted = c.master.ref.ask_sync(
+        master_service_pb2.SubmitDriverRequest(
+            description=deploy_pb2.DriverDescription(app_resource="/x/app.py", cores=1)
+        ),
+        5,
+    )
+    assert isinstance(submitted, master_service_pb2.SubmitDriverResponse)
+    worker.wait_of(deploy_pb2.LaunchDriver)
+    ids = {
+        "worker_id": "w-real",
+        "incarnation": 1,
+        "app_id": driver.app_id,
+        "executor_id": launch.executor_id,
+        "executor_ids": [launch.executor_id],
+        "driver_id": submitted.driver_id,
+        "state": deploy_pb2.EXECUTOR_STATE_FAILED,
+    }
+    ref = env.endpoint_ref(c.master.ref.address, c.master.ref.name)
+
+    refused = assert_refused_everything(ref, MASTER_SENDERS, ids)
+    assert refused == len(all_message_types()) - len(OPEN["Master"])
+
+    # The same as one-way sends: dropped, logged with our address, nothing changes.
+    caplog.set_level(logging.WARNING, logger="rpcenv._senders")
+    for kind in refused_types(MASTER_SENDERS):
+        message = filled(kind, ids)
+        if kind is deploy_pb2.DriverStateChanged:
+            message = deploy_pb2.DriverStateChanged(
+                driver_id=submitted.driver_id, state=deploy_pb2.DRIVER_STATE_KILLED
+            )
+        ref.send(message)
+    names = {k.DESCRIPTOR.full_name for k in refused_types(MASTER_SENDERS)}
+    wait_for(
+        lambda: all(any(n in r.getMessage() for r in caplog.records) for n in names),
+        10,
+        "a refusal line per message type",
+    )
+    assert all(str(env.address) in r.getMessage() for r in caplog.records if "refused" in r.msg)
+    state = c.state()
+    assert state.status == deploy_pb2.MASTER_STATUS_ALIVE and not c.master.revoked
+    assert [w.state for w in state.workers] == [deploy_pb2.WORKER_STATE_ALIVE]
+    assert [a.id for a in state.active_apps] == [driver.app_id]
+    assert any(d.id == submitted.driver_id for d in state.active_drivers)
+    assert not driver.of(deploy_pb2.ApplicationRemoved)
+
+
+def test_worker_refuses_every_message_from_a_peer_that_is_not_its_master(
+    impostor: tuple[LocalCluster, RpcEnv],
+) -> None:
+    c, env = impostor
+    handle = c.real_worker()
+    ids = {"worker_id": handle.worker_id, "app_id": "app-x", "executor_id": 0, "driver_id": "d"}
+    ref = env.endpoint_ref(handle.ref.address, handle.ref.name)
+    refused = assert_refused_everything(ref, WORKER_SENDERS, ids)
+    assert refused == len(all_message_types()) - len(OPEN["Worker"])
+    assert handle.endpoint.registered.is_set() and not handle.endpoint.executors
+
+
+def test_driver_scheduler_endpoint_takes_reports_only_from_that_executor(
+    impostor: tuple[LocalCluster, RpcEnv],
+) -> None:
+    c, env = impostor
+    server = c.env()
+    endpoint = SchedulerEndpoint(cast(Any, None), "app-1")
+    target = server.setup_endpoint("CoarseGrainedScheduler", endpoint)
+    endpoint._by_address[RpcAddress("10.0.0.9", 0, "real-executor")] = "7"
+    ref = env.endpoint_ref(target.address, target.name)
+    refused = assert_refused_everything(ref, SCHEDULER_SENDERS, {"executor_id": 7})
+    assert refused == len(all_message_types()) - len(OPEN["driver scheduler endpoint"])
+    real = MessageOrigin(RpcAddress("10.0.0.9", 0, "real-executor"), local=False)
+    report = scheduler_pb2.StatusUpdates(executor_id="7")
+    assert SCHEDULER_SENDERS.allows(endpoint, report, real)
+    assert not SCHEDULER_SENDERS.allows(
+        endpoint, scheduler_pb2.StatusUpdates(executor_id="8"), real
+    )
+
+
+def test_executor_takes_commands_only_from_its_driver(
+    impostor: tuple[LocalCluster, RpcEnv], tmp_path: pathlib.Path
+) -> None:
+    c, env = impostor
+    driver_env = c.env()
+    driver_ref = driver_env.setup_endpoint("CoarseGrainedScheduler", Recorder())
+    failed = threading.Event()
+    executor = ExecutorEndpoint(
+        argparse.Namespace(
+            executor_id="1", hostname="127.0.0.1", cores=1, app_id="app-1", driver_url="x"
+        ),
+        cast(Any, types.SimpleNamespace(local_dir=str(tmp_path))),
+        driver_ref,
+        None,
+        threading.Event(),
+        fail=lambda _reason: failed.set(),
+    )
+    target = c.env().setup_endpoint("Executor", executor)
+    ref = env.endpoint_ref(target.address, target.name)
+    refused = assert_refused_everything(ref, EXECUTOR_SENDERS, {"executor_id": 1})
+    assert refused == len(all_message_types()) - len(OPEN["executor endpoint"])
+    from_driver = MessageOrigin(driver_ref.address, local=False)
+    assert EXECUTOR_SENDERS.allows(executor, scheduler_pb2.KillTasks(), from_driver)
+    assert not EXECUTOR_SENDERS.allows(
+        executor, scheduler_pb2.KillTasks(), MessageOrigin(env.address, local=False)
+    )
