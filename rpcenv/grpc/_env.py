@@ -313,7 +313,13 @@ class GrpcRpcEnv(BaseRpcEnv):
         eof = grpc.aio.EOF
         try:
             while True:
-                data = await context.read()
+                try:
+                    data = await context.read()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the peer went away (a read on a dead call raises)
+                    log.debug("reading from %s stopped", connection.peer, exc_info=True)
+                    break
                 if data is eof:
                     break
                 receive(data)
@@ -322,8 +328,8 @@ class GrpcRpcEnv(BaseRpcEnv):
         except RpcProtocolError as exc:
             log.warning("closing the stream from %s: %s", connection.peer, exc)
             error = exc
-        except Exception:  # the peer went away (a read on a dead call raises)
-            log.debug("reading from %s stopped", connection.peer, exc_info=True)
+        except Exception:  # a bug on our side: say so, and end only this stream
+            log.exception("handling a frame from %s failed", connection.peer)
         finally:
             connection.close(error)
 
