@@ -16,9 +16,33 @@ scheduler's internals or `cluster`.
 
 from __future__ import annotations
 
-from scheduler.ui._lineage import stage_rdds
-from scheduler.ui._pages import AppPages
-from scheduler.ui._store import AppStatusStore, Limits
-from scheduler.ui._web import Response, WebServer
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scheduler.ui._lineage import stage_rdds
+    from scheduler.ui._pages import AppPages
+    from scheduler.ui._store import AppStatusStore, Limits
+    from scheduler.ui._web import Response, WebServer
 
 __all__ = ["AppPages", "AppStatusStore", "Limits", "Response", "WebServer", "stage_rdds"]
+
+#: Where each name lives: imported on first use, so that a driver that only needs
+#: `stage_rdds` (the UI off, the event log on) does not load the web server.
+_HOMES = {
+    "AppPages": "_pages",
+    "AppStatusStore": "_store",
+    "Limits": "_store",
+    "Response": "_web",
+    "WebServer": "_web",
+    "stage_rdds": "_lineage",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'scheduler.ui' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"scheduler.ui.{home}"), name)
+    globals()[name] = value
+    return value
