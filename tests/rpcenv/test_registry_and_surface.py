@@ -71,7 +71,9 @@ def test_register_backend_in_process() -> None:
         _registered.pop("recorded", None)
 
 
-@pytest.mark.parametrize("module_name", ["rpcenv.grpc", "rpcenv.local", "rpcenv.testing"])
+@pytest.mark.parametrize(
+    "module_name", ["rpcenv.grpc", "rpcenv.grpc.testing", "rpcenv.local", "rpcenv.testing"]
+)
 def test_all_lists_what_a_module_defines(module_name: str) -> None:
     module = importlib.import_module(module_name)
     defined = {
