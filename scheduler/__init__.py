@@ -8,12 +8,14 @@ Names are imported lazily so that executor worker processes, which import
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
-from scheduler._serializers import pickle_namedtuples_by_value
+from scheduler._serializers import NAMEDTUPLE_PATCH_ENV, pickle_namedtuples_by_value
 
-# As PySpark does on import: namedtuple classes the executors cannot import travel by value.
-pickle_namedtuples_by_value()
+# As PySpark does on import when asked: namedtuple classes travel by value.
+if os.environ.get(NAMEDTUPLE_PATCH_ENV) == "1":
+    pickle_namedtuples_by_value()
 
 if TYPE_CHECKING:
     from scheduler._accumulators import Accumulator, AccumulatorParam

@@ -761,7 +761,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         return infos
 
     def _after_job(self, rdd: RDD) -> None:
-        """Write the checkpoints that the finished job's lineage asked for; mark local ones."""
+        """Write the checkpoints that the finished job's lineage asked for."""
         todo = [rdd]
         seen: set[int] = set()
         wanted: list[RDD] = []
@@ -772,8 +772,6 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             seen.add(current.id())
             if current._checkpoint_requested and current._checkpoint_rdd is None:
                 wanted.append(current)
-            if current._local_checkpoint:
-                current._local_checkpoint_done = True  # its blocks now stand for its lineage
             todo.extend(dep.rdd for dep in current.dependencies)
         for target in wanted:
             self._write_checkpoint(target)

@@ -351,6 +351,12 @@ def main(argv: list[str] | None = None) -> None:
                 spec = code.spec()
             except BaseException as exc:
                 text = "".join(traceback.format_exception(exc))
+                if isinstance(exc, ModuleNotFoundError) and exc.name:
+                    text += (
+                        f"(the executors cannot import module {exc.name!r}: ship it with "
+                        "--py-files or sc.addPyFile; a namedtuple class from it travels by value "
+                        "with PYSPARK_ENABLE_NAMEDTUPLE_PATCH=1)\n"
+                    )
                 kind_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
                 reply: tuple[Any, ...] = (
                     "done", task_id, "FAILED", b"", b"",

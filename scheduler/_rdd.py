@@ -127,7 +127,7 @@ class RDD(ActionFunctions, PairFunctions):
 
     _lazy_id = False
     _creation_site: str | None = None
-    #: A local checkpoint that a job computed (Spark's isCheckpointed turns true then).
+    #: A local checkpoint that collect() computed (PySpark's isCheckpointed turns true then).
     _local_checkpoint_done = False
 
     def __class_getitem__(cls, item: Any) -> types.GenericAlias:
@@ -546,7 +546,12 @@ class RDD(ActionFunctions, PairFunctions):
 
     def collect(self) -> list[Any]:
         """All items, in partition order."""
-        return self.ctx.runJob(self, _same_iterator)
+        items = self.ctx.runJob(self, _same_iterator)
+        if self._local_checkpoint:
+            # PySpark's collect is the action that runs a job on this very RDD (the JVM's
+            # runJob, which marks local checkpoints); others run on a pipelined copy.
+            self._local_checkpoint_done = True
+        return items
 
     def collectWithJobGroup(
         self, groupId: str, description: str, interruptOnCancel: bool = False

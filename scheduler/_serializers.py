@@ -4,13 +4,15 @@
 sparkctl ships its own data with (cloud)pickle whatever is named, so the
 choice changes nothing but what these objects do themselves.
 
-A namedtuple class defined where executors cannot import it (a program's
-`__main__`, a module only the driver has) would make every task that touches
-its instances fail to unpickle. As PySpark does, importing `scheduler`
-replaces `collections.namedtuple` with a version whose classes pickle their
-instances by value (class name, field names, values) and are rebuilt on the
-other side; the namedtuple classes already in `__main__` are changed too.
-No I/O.
+A namedtuple class defined in a module the executors cannot import (one only
+the driver has) makes every task that touches it fail to unpickle ("No module
+named ..."); a program's `__main__` travels by value anyway. As PySpark 4
+does when PYSPARK_ENABLE_NAMEDTUPLE_PATCH=1 (off by default there, as here),
+importing `scheduler` then replaces `collections.namedtuple` with a version
+whose classes pickle their instances by value (class name, field names,
+values), rebuilt on the other side, and whose classes name no importable
+module, so that cloudpickle ships them by value too; the namedtuple classes
+already in `__main__` are changed as well. No I/O.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ import pickle
 import sys
 from typing import Any
 
-__all__ = ["CPickleSerializer", "MarshalSerializer", "pickle_namedtuples_by_value"]
+__all__ = [
+    "NAMEDTUPLE_PATCH_ENV",
+    "CPickleSerializer",
+    "MarshalSerializer",
+    "pickle_namedtuples_by_value",
+]
+
+#: PySpark's switch for its namedtuple patch ("1" turns it on).
+NAMEDTUPLE_PATCH_ENV = "PYSPARK_ENABLE_NAMEDTUPLE_PATCH"
 
 
 class CPickleSerializer:

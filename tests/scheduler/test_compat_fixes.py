@@ -39,10 +39,15 @@ def test_local_checkpoint_is_checkpointed_once_computed(sc: Any) -> None:
     assert not child.isCheckpointed()
 
 
-def test_local_checkpoint_of_a_parent_is_marked_by_a_childs_job(sc: Any) -> None:
+def test_only_collect_marks_a_local_checkpoint(sc: Any) -> None:
+    """PySpark marks it in the one action that runs a job on the RDD itself: collect."""
     parent = sc.parallelize(range(6), 3).map(lambda x: (x % 2, x))
     parent.localCheckpoint()
+    assert parent.count() == 6 and parent.take(2) == [(0, 0), (1, 1)]
     assert parent.reduceByKey(lambda a, b: a + b).collectAsMap() == {0: 6, 1: 9}
+    assert parent.map(lambda kv: kv[1]).sum() == 15
+    assert not parent.isCheckpointed()
+    assert parent.collectAsMap() == {0: 4, 1: 5}
     assert parent.isCheckpointed()
 
 
@@ -133,33 +138,48 @@ def _namedtuple_app(directory: Path) -> Path:
     return programs.write_program(NAMEDTUPLE_APP, directory)
 
 
-def test_namedtuples_the_executors_cannot_import_travel_by_value(tmp_path: Path) -> None:
+def _run_namedtuple_app(master: str, tmp_path: Path, patch: bool) -> Any:
+    """Run the app with python (local[2]) or sparkctl submit (a spark:// master)."""
     script = _namedtuple_app(tmp_path)
-    done = subprocess.run(
-        [sys.executable, str(script)],
+    patch_env = {"PYSPARK_ENABLE_NAMEDTUPLE_PATCH": "1"} if patch else {}
+    if master.startswith("local"):
+        command = [sys.executable, str(script)]
+        env = programs.launcher_env({"spark.master": master})
+    else:
+        sparkctl = Path(sys.executable).parent / "sparkctl"
+        flags = ["--master", master, "--conf", "spark.ui.enabled=false"]
+        command = [str(sparkctl), "submit", *flags, str(script)]
+        env = {**os.environ, "PYTHONPATH": str(support.REPO), "PYTHONHASHSEED": "0"}
+    return subprocess.run(
+        command,
         capture_output=True,
         text=True,
         timeout=programs.RUN_TIMEOUT_S,
         cwd=str(tmp_path),
-        env=programs.launcher_env({"spark.master": "local[2]"}),
+        env={**env, **patch_env},
         check=False,
     )
+
+
+def test_namedtuples_travel_by_value_with_pysparks_patch(master: str, tmp_path: Path) -> None:
+    """PYSPARK_ENABLE_NAMEDTUPLE_PATCH=1: classes and instances go by value (PySpark 4)."""
+    done = _run_namedtuple_app(master, tmp_path, patch=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout == NAMEDTUPLE_OUTPUT
 
 
-def test_namedtuples_travel_by_value_on_the_cluster(spark_cluster: str, tmp_path: Path) -> None:
-    script = _namedtuple_app(tmp_path)
-    sparkctl = Path(sys.executable).parent / "sparkctl"
-    flags = ["--master", spark_cluster, "--conf", "spark.ui.enabled=false"]
-    done = subprocess.run(
-        [str(sparkctl), "submit", *flags, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=programs.RUN_TIMEOUT_S,
-        cwd=str(tmp_path),
-        env={**os.environ, "PYTHONPATH": str(support.REPO), "PYTHONHASHSEED": "0"},
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout == NAMEDTUPLE_OUTPUT
+def test_a_driver_only_namedtuple_module_is_named_in_the_failure(
+    master: str, tmp_path: Path
+) -> None:
+    """Without the patch (PySpark 4's default) the executors' import of it fails, saying so.
+
+    sparkctl's local executors run with the driver's sys.path, so they can import it.
+    """
+    if support.IMPL == "sparkctl" and master.startswith("local"):
+        pytest.skip("sparkctl's local executors see the driver's sys.path")
+    done = _run_namedtuple_app(master, tmp_path, patch=False)
+    assert done.returncode != 0
+    assert "No module named 'shapes'" in done.stderr
+    if support.IMPL == "sparkctl":
+        assert "could not deserialize the stage's code" in done.stderr
+        assert "ship it with --py-files" in done.stderr
