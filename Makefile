@@ -10,7 +10,7 @@ NODE_DIR := tests/node
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install proto check check-proto lint typecheck test test-fast demo bench bench-rpc bench-driver bench-compare test-oracle clean node-deps \
-	chromium zookeeper buf-lint bench-cli bench-scale
+	chromium zookeeper buf-lint bench-cli bench-scale bench-scale-driver
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -148,6 +148,14 @@ bench-compare: install $(BENCH_VENV)/.installed
 	$(PY) bench/bench_driver.py run --json .bench-results/sparkctl.json
 	$(BENCH_VENV)/bin/python bench/bench_driver.py run --impl pyspark --json .bench-results/pyspark.json
 	$(PY) bench/bench_driver.py compare .bench-results/sparkctl.json .bench-results/pyspark.json
+
+# Issue 13's scale rows S1-S4 (minutes), both engines and the plain-Python floors side by side.
+bench-scale-driver: install $(BENCH_VENV)/.installed
+	$(PY) bench/bench_driver.py run --scale --json .bench-results/sparkctl-scale.json
+	$(BENCH_VENV)/bin/python bench/bench_driver.py run --scale --impl pyspark \
+		--json .bench-results/pyspark-scale.json
+	$(PY) bench/bench_driver.py compare .bench-results/sparkctl-scale.json \
+		.bench-results/pyspark-scale.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

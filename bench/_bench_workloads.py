@@ -1,14 +1,20 @@
-"""The driver benchmark's workloads (W1-W4, W6), written against the PySpark RDD API.
+"""The driver benchmark's workloads (W1-W4, W6, S1-S4), written against the PySpark RDD API.
 
 Each workload takes a live SparkContext (ours or PySpark's: only the public
 RDD API is used), checks its own result so a wrong answer never passes as a
 fast one, and returns plain numbers. W5 (submit) lives in bench_driver.py
 because it runs a separate process. Nothing here starts or stops a context.
+
+The scale rows (S1-S4, issue 13) grow the input; each has a plain-Python floor
+here too (`floor_*`: one process, no framework, the same answer checked), so
+that a table can say how far an engine is from what Python itself does.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 import os
 import random
 import statistics
@@ -39,6 +45,15 @@ class Sizes:
     w4_group_pairs: int = 5_000_000
     w4_group_keys: int = 100_000
     w4_sort_pairs: int = 2_000_000
+    #: S1: partitions on both sides of one wide shuffle (M x M blocks).
+    s1_partitions: int = 500
+    #: S2: records of groupByKey at each size (N/50 keys, 8 partitions).
+    s2_records: tuple[int, ...] = (1_000_000, 4_000_000, 16_000_000)
+    #: S3: cached floats and map+reduce passes over them.
+    s3_records: int = 1_000_000
+    s3_passes: int = 10
+    #: S4: records of each side of the join at each size.
+    s4_records: tuple[int, ...] = (500_000, 2_000_000)
 
     @staticmethod
     def quick() -> Sizes:
@@ -52,6 +67,11 @@ class Sizes:
             w4_group_pairs=500_000,
             w4_group_keys=10_000,
             w4_sort_pairs=200_000,
+            s1_partitions=100,
+            s2_records=(100_000, 400_000),
+            s3_records=100_000,
+            s3_passes=5,
+            s4_records=(50_000, 200_000),
         )
 
 
@@ -239,3 +259,181 @@ def w6_idle_memory(executor_pids: list[int], cluster_pids: list[int]) -> dict[st
         "w6_executor_max_mib": max(executors, default=0.0),
         "w6_executors": float(len(executors)),
     }
+
+
+# -- scale rows (issue 13) ---------------------------------------------------------------
+
+#: Partitions of the S2-S4 inputs.
+SCALE_PARTITIONS = 8
+#: S2's records per key.
+S2_RECORDS_PER_KEY = 50
+#: S4's key permutation: a prime that divides none of the sizes, so keys stay distinct.
+S4_STRIDE = 7919
+
+
+def growth_exponent(sizes: tuple[int, ...], seconds: list[float]) -> float:
+    """The exponent k of seconds ~ size**k, fitted by least squares on the log-log points."""
+    xs = [math.log(n) for n in sizes]
+    ys = [math.log(max(t, 1e-9)) for t in seconds]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    spread = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / spread
+
+
+def _timed(job: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    job()
+    return time.perf_counter() - start
+
+
+def s1_wide_shuffle(sc: Any, sizes: Sizes) -> dict[str, float]:
+    """S1: one shuffle of M map partitions into M reduce partitions (M*M blocks)."""
+    m = sizes.s1_partitions
+
+    def job() -> None:
+        n = sc.parallelize(range(m * m), m).map(lambda i: (i, 1)).reduceByKey(add, m).count()
+        if n != m * m:
+            raise AssertionError(f"S1 counted {n} keys, expected {m * m}")
+
+    return {"s1_s": _timed(job)}
+
+
+def _s2_job(sc: Any, records: int) -> None:
+    keys = records // S2_RECORDS_PER_KEY
+    groups = (
+        sc.parallelize(range(records), SCALE_PARTITIONS)
+        .map(lambda i: (i % keys, i))
+        .groupByKey()
+        .mapValues(len)
+        .values()
+        .map(lambda n: (1, n))
+        .reduce(lambda a, b: (a[0] + b[0], a[1] + b[1]))
+    )
+    if groups != (keys, records):
+        raise AssertionError(f"S2 made (groups, values) {groups}, expected {(keys, records)}")
+
+
+def s2_group_by_key(sc: Any, sizes: Sizes) -> dict[str, float]:
+    """S2: groupByKey of N records over N/50 keys at each size, and the growth exponent."""
+    seconds = [_timed(lambda n=n: _s2_job(sc, n)) for n in sizes.s2_records]
+    result = {f"s2_{n}_s": t for n, t in zip(sizes.s2_records, seconds, strict=True)}
+    result["s2_exponent"] = growth_exponent(sizes.s2_records, seconds)
+    return result
+
+
+def s3_cached_passes(sc: Any, sizes: Sizes) -> dict[str, float]:
+    """S3: passes of map+reduce over cached floats (an ML-style loop); caching not timed."""
+    n = sizes.s3_records
+    data = sc.parallelize(range(n), SCALE_PARTITIONS).map(float).cache()
+    try:
+        if data.count() != n:
+            raise AssertionError("S3 cached the wrong number of floats")
+        # Integers below 2**53 as floats: every sum is exact whatever the order.
+        expected = float(n * (n - 1))
+
+        def job() -> None:
+            for _ in range(sizes.s3_passes):
+                total = data.map(lambda x: x * 2.0).reduce(add)
+                if total != expected:
+                    raise AssertionError(f"S3 pass summed {total}, expected {expected}")
+
+        return {"s3_s": _timed(job)}
+    finally:
+        data.unpersist()
+
+
+def _s4_job(sc: Any, records: int) -> None:
+    left = sc.parallelize(range(records), SCALE_PARTITIONS).map(lambda i: (i, i))
+    right = sc.parallelize(range(records), SCALE_PARTITIONS).map(
+        lambda i: ((i * S4_STRIDE) % records, 2 * ((i * S4_STRIDE) % records))
+    )
+    joined = left.join(right).map(lambda kv: (1, kv[1][0] + kv[1][1]))
+    found = joined.reduce(lambda a, b: (a[0] + b[0], a[1] + b[1]))
+    expected = (records, 3 * records * (records - 1) // 2)
+    if found != expected:
+        raise AssertionError(f"S4 joined (count, sum) {found}, expected {expected}")
+
+
+def s4_join(sc: Any, sizes: Sizes) -> dict[str, float]:
+    """S4: join of two pair RDDs at each size, and the growth exponent."""
+    seconds = [_timed(lambda n=n: _s4_job(sc, n)) for n in sizes.s4_records]
+    result = {f"s4_{n}_s": t for n, t in zip(sizes.s4_records, seconds, strict=True)}
+    result["s4_exponent"] = growth_exponent(sizes.s4_records, seconds)
+    return result
+
+
+# The floors: the same work and the same check in one plain Python process.
+
+
+def floor_s2(records: int) -> float:
+    """groupByKey's floor: a dict of lists, then the group count and sizes."""
+
+    def job() -> None:
+        keys = records // S2_RECORDS_PER_KEY
+        groups: dict[int, list[int]] = {}
+        for i in range(records):
+            k = i % keys
+            group = groups.get(k)
+            if group is None:
+                groups[k] = [i]
+            else:
+                group.append(i)
+        found = (len(groups), sum(map(len, groups.values())))
+        if found != (keys, records):
+            raise AssertionError(f"S2 floor made {found}")
+
+    return _timed(job)
+
+
+def floor_s3(sizes: Sizes) -> float:
+    """The ML loop's floor: the floats held in a list, map and reduce per pass."""
+    n = sizes.s3_records
+    data = [float(i) for i in range(n)]
+    expected = float(n * (n - 1))
+
+    def job() -> None:
+        for _ in range(sizes.s3_passes):
+            total = functools.reduce(add, map(lambda x: x * 2.0, data))
+            if total != expected:
+                raise AssertionError(f"S3 floor summed {total}")
+
+    return _timed(job)
+
+
+def floor_s4(records: int) -> float:
+    """The join's floor: a dict of one side probed by the other."""
+    left = [(i, i) for i in range(records)]
+    right = [((i * S4_STRIDE) % records, 2 * ((i * S4_STRIDE) % records)) for i in range(records)]
+
+    def job() -> None:
+        table = dict(left)
+        count = total = 0
+        for k, w in right:
+            v = table.get(k)
+            if v is not None:
+                count += 1
+                total += v + w
+        if (count, total) != (records, 3 * records * (records - 1) // 2):
+            raise AssertionError("S4 floor joined the wrong pairs")
+
+    return _timed(job)
+
+
+def scale_floors(sizes: Sizes, only: tuple[str, ...]) -> dict[str, float]:
+    """The one-process floors of the S rows in `only` (S1 has none: it is all shuffle)."""
+    floors: dict[str, float] = {}
+    if "s2" in only:
+        for n in sizes.s2_records:
+            floors[f"s2_{n}_s"] = floor_s2(n)
+        floors["s2_exponent"] = growth_exponent(
+            sizes.s2_records, [floors[f"s2_{n}_s"] for n in sizes.s2_records]
+        )
+    if "s3" in only:
+        floors["s3_s"] = floor_s3(sizes)
+    if "s4" in only:
+        for n in sizes.s4_records:
+            floors[f"s4_{n}_s"] = floor_s4(n)
+        floors["s4_exponent"] = growth_exponent(
+            sizes.s4_records, [floors[f"s4_{n}_s"] for n in sizes.s4_records]
+        )
+    return floors

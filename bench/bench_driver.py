@@ -1,8 +1,8 @@
-"""Driver benchmark (issue 4): W1-W6 on local[2] and on a master + one 2-core worker.
+"""Driver benchmark (issues 4, 13): W1-W6 and S1-S4 on local[2] and on a master + worker.
 
 Usage:
     bench_driver.py [run] [--impl sparkctl|pyspark] [--masters local,standalone]
-                    [--only w1,w2,...] [--json OUT] [--timeout S]
+                    [--only w1,w2,...,s4] [--scale] [--json OUT] [--timeout S]
     bench_driver.py compare SPARKCTL.json PYSPARK.json
 
 ``run`` executes the workloads with one implementation (``pyspark`` needs a
@@ -13,6 +13,12 @@ and prints a table; ``compare`` prints two runs side by side with ratios
 Workloads: W1 tiny-job latency on a warm context; W2 2,000 tiny tasks; W3
 word count of ~100 MB; W4 groupByKey of 5M pairs and sortByKey of 2M pairs;
 W5 submit of a one-job app, end to end; W6 idle RSS of driver and executors.
+The scale rows (issue 13, long: not run by default; ``--scale`` runs them alone
+on local[2], or name them in ``--only``): S1 one M x M wide shuffle; S2
+groupByKey at growing sizes; S3 passes of map+reduce over cached floats; S4 a
+join at growing sizes. Their plain-Python floors (one process, no framework)
+are measured by the sparkctl run and printed beside both engines, with the
+growth exponents of S2 and S4.
 A workload that fails or exceeds its timeout is reported as such, never as a
 number. The benchmark binds only 127.0.0.1 and stops every process it starts.
 """
@@ -147,6 +153,7 @@ def _submit_once(impl: str, master: str) -> Result:
 
 
 WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6")
+SCALE_WORKLOADS = ("s1", "s2", "s3", "s4")
 
 
 def run_master(
@@ -181,6 +188,10 @@ def run_master(
                 "w2": lambda: workloads.w2_many_tiny_tasks(sc, sizes),
                 "w3": lambda: workloads.w3_word_count(sc, sizes),
                 "w4": lambda: workloads.w4_group_and_sort(sc, sizes),
+                "s1": lambda: workloads.s1_wide_shuffle(sc, sizes),
+                "s2": lambda: workloads.s2_group_by_key(sc, sizes),
+                "s3": lambda: workloads.s3_cached_passes(sc, sizes),
+                "s4": lambda: workloads.s4_join(sc, sizes),
             }
             for name, step in steps.items():
                 if name in only:
@@ -237,6 +248,16 @@ def print_comparison(ours: Result, theirs: Result) -> None:
     """sparkctl vs PySpark per master, with ratios (> 1 means sparkctl is better)."""
     for label in ours["masters"]:
         a, b = ours["masters"][label], theirs["masters"].get(label, {})
+        if _has_scale(a) or _has_scale(b):
+            sizes = workloads.Sizes(**_sizes_of(ours))
+            floors = ours.get("floors", {})
+            pyspark = f"pyspark {theirs.get('version', '')}".strip()
+            print_scale({"sparkctl": a, pyspark: b}, floors, sizes, f"{label}: scale rows")
+            for metric, name, _ in _scale_rows(sizes):
+                if metric in a and metric in b and not metric.endswith("exponent"):
+                    print(f"  {name}: sparkctl {b[metric] / a[metric]:.2f}x faster than PySpark")
+        if not any(metric in a or metric in b for metric, *_ in METRICS):
+            continue
         print(
             f"\n{label}: sparkctl vs PySpark {theirs.get('version', '')}"
             " (ratio > 1: sparkctl better)"
@@ -255,14 +276,74 @@ def print_comparison(ours: Result, theirs: Result) -> None:
                     print(f"  {who} {key}: {value}")
 
 
+def _scale_rows(sizes: workloads.Sizes) -> list[tuple[str, str, str]]:
+    """(metric, label, unit) of the S rows at these sizes."""
+    rows = [("s1_s", f"S1 wide shuffle {sizes.s1_partitions}x{sizes.s1_partitions}", "s")]
+    rows += [(f"s2_{n}_s", f"S2 groupByKey {_count(n)}", "s") for n in sizes.s2_records]
+    rows.append(("s2_exponent", "S2 growth exponent", "k"))
+    rows.append(("s3_s", f"S3 {sizes.s3_passes} passes cached {_count(sizes.s3_records)}", "s"))
+    rows += [(f"s4_{n}_s", f"S4 join {_count(n)} x {_count(n)}", "s") for n in sizes.s4_records]
+    rows.append(("s4_exponent", "S4 growth exponent", "k"))
+    return rows
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k"
+
+
+def _has_scale(result: Result) -> bool:
+    return any(k.startswith("s") and k[1:2].isdigit() for k in result)
+
+
+def print_scale(
+    columns: dict[str, Result], floors: Result, sizes: workloads.Sizes, title: str
+) -> None:
+    """The S rows: one column per run, the one-process floor and half of it (two cores).
+
+    Ratios are engine / floor time (1.0 is the floor; a growth exponent is not a time
+    and has no ratio).
+    """
+    names = list(columns)
+    print(f"\n{title} (floor: plain Python, one process; floor/2: its 2-core bound)")
+    header = f"{'workload':<28}{'unit':<6}" + "".join(f"{n:>14}" for n in names)
+    header += f"{'floor':>10}{'floor/2':>10}" + "".join(
+        f"{n.split()[0][:9] + '/f2':>14}" for n in names
+    )
+    print(header)
+    print("-" * len(header))
+    for metric, label, unit in _scale_rows(sizes):
+        cells = "".join(f"{_cell(columns[n], metric):>14}" for n in names)
+        floor = floors.get(metric)
+        if floor is None:
+            cells += f"{'-':>10}{'-':>10}" + "".join(f"{'-':>14}" for _ in names)
+        elif unit == "k":
+            cells += f"{floor:>10.2f}{'':>10}" + "".join(f"{'':>14}" for _ in names)
+        else:
+            cells += f"{floor:>10.2f}{floor / 2:>10.2f}"
+            for n in names:
+                ours = columns[n].get(metric)
+                cells += f"{ours / (floor / 2):>13.1f}x" if ours else f"{'-':>14}"
+        print(f"{label:<28}{unit:<6}{cells}")
+    for name, result in columns.items():
+        for key, value in result.items():
+            if key.endswith("error"):
+                print(f"  {name} {key}: {value}")
+
+
 def _describe_sizes(sizes: workloads.Sizes) -> str:
     return (
         f"sizes: W1 {sizes.w1_runs} runs; W2 {sizes.w2_tasks} tasks over {sizes.w2_elements}"
         f" elements, median of {sizes.w2_runs} runs; W3 {sizes.w3_megabytes} MB text,"
         f" 8 partitions; W4 groupByKey"
         f" {sizes.w4_group_pairs:,} pairs / {sizes.w4_group_keys:,} keys, sortByKey"
-        f" {sizes.w4_sort_pairs:,} pairs; W3 and W4 median of {sizes.heavy_runs} runs"
+        f" {sizes.w4_sort_pairs:,} pairs; W3 and W4 median of {sizes.heavy_runs} runs;"
+        f" S rows one run each, S2-S4 over {workloads.SCALE_PARTITIONS} partitions"
     )
+
+
+def _sizes_of(results: Result) -> dict[str, Any]:
+    """The Sizes fields of a results file (JSON made its tuples lists)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in results["sizes"].items()}
 
 
 def main(argv: list[str]) -> int:
@@ -271,7 +352,10 @@ def main(argv: list[str]) -> int:
     run = sub.add_parser("run", help="run the workloads with one implementation")
     run.add_argument("--impl", choices=["sparkctl", "pyspark"], default="sparkctl")
     run.add_argument("--masters", default="local,standalone", help="comma list: local,standalone")
-    run.add_argument("--only", default=",".join(WORKLOADS), help="comma list: w1,...,w6")
+    run.add_argument("--only", default=",".join(WORKLOADS), help="comma list: w1,...,w6,s1,...,s4")
+    run.add_argument(
+        "--scale", action="store_true", help="run only the scale rows S1-S4, on local[2]"
+    )
     run.add_argument("--json", type=Path, help="also write the results to this file")
     run.add_argument("--timeout", type=int, default=900, help="seconds allowed per workload")
     compare = sub.add_parser("compare", help="print two runs side by side")
@@ -284,15 +368,18 @@ def main(argv: list[str]) -> int:
                 parser.error(f"no results file {path} (run 'bench_driver.py run --json' first)")
         ours = json.loads(args.ours.read_text())
         print_comparison(ours, json.loads(args.theirs.read_text()))
-        print(_describe_sizes(workloads.Sizes(**ours["sizes"])))
+        print(_describe_sizes(workloads.Sizes(**_sizes_of(ours))))
         return 0
     masters = [m.strip() for m in args.masters.split(",") if m.strip()]
     unknown = sorted(set(masters) - {"local", "standalone"})
     if unknown:
         parser.error(f"--masters: unknown {unknown}; use local and/or standalone")
     only = tuple(w.strip().lower() for w in args.only.split(",") if w.strip())
-    if not only or set(only) - set(WORKLOADS):
-        parser.error(f"--only: unknown {sorted(set(only) - set(WORKLOADS))}; use {WORKLOADS}")
+    if args.scale:
+        only, masters = SCALE_WORKLOADS, ["local"]
+    known = WORKLOADS + SCALE_WORKLOADS
+    if not only or set(only) - set(known):
+        parser.error(f"--only: unknown {sorted(set(only) - set(known))}; use {known}")
     if args.timeout <= 0:
         parser.error(f"--timeout must be positive, not {args.timeout}")
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
@@ -302,20 +389,31 @@ def main(argv: list[str]) -> int:
         import pyspark
 
         version = pyspark.__version__
-    results = {
+    results: Result = {
         "impl": args.impl,
         "version": version,
         "quick": quick,
+        "load": os.getloadavg(),
         "sizes": sizes.__dict__,
         "masters": {m: run_master(args.impl, m, sizes, args.timeout, only) for m in masters},
     }
+    scale = tuple(w for w in only if w in SCALE_WORKLOADS)
+    if scale and args.impl == "sparkctl":
+        print("plain-Python floors ...", file=sys.stderr)
+        results["floors"] = workloads.scale_floors(sizes, scale)
     label = f"{args.impl} {version}".strip() + (" (BENCH_QUICK sizes)" if quick else "")
     columns = {
         ("local[2]" if m == "local" else "master+1 worker"): r
         for m, r in results["masters"].items()
     }
-    print_table(columns, f"driver benchmark: {label}")
+    if any(w in WORKLOADS for w in only):
+        print_table(columns, f"driver benchmark: {label}")
+    if scale:
+        print_scale(columns, results.get("floors", {}), sizes, f"scale rows: {label}")
     print(_describe_sizes(sizes))
+    before = " ".join(f"{x:.1f}" for x in results["load"])
+    after = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average (1, 5, 15 min) before / after: {before} / {after}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))
