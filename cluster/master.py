@@ -311,7 +311,9 @@ class Master(MasterLeadership):
                 and driver.worker_id in self.workers
                 and self.workers[driver.worker_id].alive
             )
-            if driver is None or placed_elsewhere:
+            # A copy of an earlier launch (0: a worker that does not say) is not the driver.
+            stale = driver is not None and runtime.attempt not in (0, driver.attempt)
+            if driver is None or placed_elsewhere or stale:
                 # Unknown, or relaunched on another worker meanwhile: one copy only.
                 self._send(
                     worker.ref, pb.KillDriver(driver_id=runtime.driver_id, master_epoch=self.epoch)

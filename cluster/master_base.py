@@ -223,6 +223,7 @@ class MasterBase(RpcEndpoint):
         driver.worker_id = worker.worker_id
         driver.state = DS.DRIVER_STATE_RUNNING
         driver.launched_at = time.monotonic()
+        driver.attempt += 1
         worker.drivers[driver.driver_id] = driver
         self._persist_driver(driver)
         log.info("launching driver %s on worker %s", driver.driver_id, worker.worker_id)
@@ -232,6 +233,7 @@ class MasterBase(RpcEndpoint):
                 driver_id=driver.driver_id,
                 description=self._launch_description(driver),
                 master_epoch=self.epoch,
+                attempt=driver.attempt,
             ),
         )
 
@@ -288,6 +290,7 @@ class MasterBase(RpcEndpoint):
             submit_time_ms=driver.submit_time_ms,
             worker_id=driver.worker_id,
             state=driver.state,
+            attempt=driver.attempt,
         )
         if strict:
             self.persistence.put("driver", driver.driver_id, record)

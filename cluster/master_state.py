@@ -338,6 +338,9 @@ class DriverInfo:
     launched_at: float = 0.0
     # Killed by request while running: said again to a worker that re-registers with it.
     kill_requested: bool = False
+    # Launches so far: the current one's number, echoed by the worker's reports, so that
+    # a stale copy's report is told apart from the live one's (cluster.senders).
+    attempt: int = 0
 
     @property
     def finished(self) -> bool:

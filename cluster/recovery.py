@@ -122,6 +122,7 @@ def recover(master: MasterBase) -> bool:
             description=d.description,
             submit_time_ms=d.submit_time_ms,
             state=d.state or pb.DRIVER_STATE_SUBMITTED,
+            attempt=d.attempt,
         )
         master.drivers[driver.driver_id] = driver
         owner = master.workers.get(d.worker_id) if d.worker_id else None

@@ -70,12 +70,14 @@ def _executor_report(master: MasterBase, msg: Any, origin: MessageOrigin) -> boo
 def _driver_report(master: MasterBase, msg: Any, origin: MessageOrigin) -> bool:
     """DriverStateChanged: from the worker running the driver's current launch.
 
-    A relaunched driver is recorded on its new worker (or none while it backs off):
-    the old copy's report must not end the live one's record.
+    A relaunched driver is recorded on its new worker (or none while it backs off)
+    with a new attempt number: the old copy's report must not end the live record.
     """
     driver = master.drivers.get(msg.driver_id)
     if driver is None:
         return True  # unknown: ignored by the handler
+    if msg.attempt and msg.attempt != driver.attempt:
+        return False  # a report on an earlier launch (0: a worker that does not say)
     if msg.worker_id and msg.worker_id != driver.worker_id:
         return False
     return _is_worker(master, driver.worker_id, origin)

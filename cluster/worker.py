@@ -200,7 +200,12 @@ class Worker(WorkerDrivers):
                 if not r.stop_reason
             ],
             drivers=[
-                pb.DriverRuntime(driver_id=d.driver_id, description=d.description, state=d.state)
+                pb.DriverRuntime(
+                    driver_id=d.driver_id,
+                    description=d.description,
+                    state=d.state,
+                    attempt=d.attempt,
+                )
                 for d in self.drivers.values()
                 if not d.killed
             ],

@@ -31,6 +31,7 @@ class WorkerDrivers(WorkerBase):
             return
         desc = msg.description
         runner = DriverRunner(msg.driver_id, desc, None, self.work_dir / msg.driver_id)
+        runner.attempt = msg.attempt
 
         def error(reason: str) -> None:
             log.error("cannot launch driver %s: %s", msg.driver_id, reason)
@@ -46,6 +47,7 @@ class WorkerDrivers(WorkerBase):
                     state=DS.DRIVER_STATE_ERROR,
                     exception=reason,
                     worker_id=self.worker_id,
+                    attempt=msg.attempt,
                 )
             )
 
@@ -85,7 +87,10 @@ class WorkerDrivers(WorkerBase):
         log.info("started driver %s (pid %d)", msg.driver_id, process.pid)
         self._to_master(
             pb.DriverStateChanged(
-                driver_id=msg.driver_id, state=DS.DRIVER_STATE_RUNNING, worker_id=self.worker_id
+                driver_id=msg.driver_id,
+                state=DS.DRIVER_STATE_RUNNING,
+                worker_id=self.worker_id,
+                attempt=msg.attempt,
             )
         )
 
@@ -119,6 +124,10 @@ class WorkerDrivers(WorkerBase):
         log.info("driver %s %s %s", msg.driver_id, DS.Name(state), text)
         self._to_master(
             pb.DriverStateChanged(
-                driver_id=msg.driver_id, state=state, exception=text, worker_id=self.worker_id
+                driver_id=msg.driver_id,
+                state=state,
+                exception=text,
+                worker_id=self.worker_id,
+                attempt=runner.attempt,
             )
         )

@@ -243,6 +243,8 @@ class DriverRunner:
     state: pb.DriverState.ValueType = pb.DRIVER_STATE_SUBMITTED
     killed: bool = False
     exception: str = ""
+    #: The Master's launch attempt (LaunchDriver.attempt), echoed in every report.
+    attempt: int = 0
 
     def summary(self) -> pb.DriverRunnerSummary:
         """For GetWorkerStateResponse."""

@@ -462,8 +462,11 @@ class DriverRuntime(_message.Message):
     DRIVER_ID_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
     driver_id: _builtins.str
     state: Global___DriverState.ValueType
+    attempt: _builtins.int
+    """The launch attempt this copy runs (LaunchDriver.attempt; 0 from an older worker)."""
     @_builtins.property
     def description(self) -> Global___DriverDescription: ...
     def __init__(
@@ -472,10 +475,11 @@ class DriverRuntime(_message.Message):
         driver_id: _builtins.str = ...,
         description: Global___DriverDescription | None = ...,
         state: Global___DriverState.ValueType = ...,
+        attempt: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["description", b"description"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "driver_id", b"driver_id", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "description", b"description", "driver_id", b"driver_id", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -668,10 +672,15 @@ class DriverStateChanged(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     EXCEPTION_FIELD_NUMBER: _builtins.int
     WORKER_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
     driver_id: _builtins.str
     state: Global___DriverState.ValueType
     exception: _builtins.str
     worker_id: _builtins.str
+    attempt: _builtins.int
+    """The launch attempt reported on: the Master ignores any but the driver's current
+    one, so a stale copy's report cannot end a relaunched driver (0: an older worker).
+    """
     def __init__(
         self,
         *,
@@ -679,10 +688,11 @@ class DriverStateChanged(_message.Message):
         state: Global___DriverState.ValueType = ...,
         exception: _builtins.str = ...,
         worker_id: _builtins.str = ...,
+        attempt: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["driver_id", b"driver_id", "exception", b"exception", "state", b"state", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "driver_id", b"driver_id", "exception", b"exception", "state", b"state", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -785,8 +795,11 @@ class LaunchDriver(_message.Message):
     DRIVER_ID_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     MASTER_EPOCH_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
     driver_id: _builtins.str
     master_epoch: _builtins.int
+    attempt: _builtins.int
+    """Counts the driver's launches from 1: the worker echoes it in every report."""
     @_builtins.property
     def description(self) -> Global___DriverDescription: ...
     def __init__(
@@ -795,10 +808,11 @@ class LaunchDriver(_message.Message):
         driver_id: _builtins.str = ...,
         description: Global___DriverDescription | None = ...,
         master_epoch: _builtins.int = ...,
+        attempt: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["description", b"description"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "driver_id", b"driver_id", "master_epoch", b"master_epoch"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "description", b"description", "driver_id", b"driver_id", "master_epoch", b"master_epoch"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1668,10 +1682,12 @@ class PersistedDriver(_message.Message):
     SUBMIT_TIME_MS_FIELD_NUMBER: _builtins.int
     WORKER_ID_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
     driver_id: _builtins.str
     submit_time_ms: _builtins.int
     worker_id: _builtins.str
     state: Global___DriverState.ValueType
+    attempt: _builtins.int
     @_builtins.property
     def description(self) -> Global___DriverDescription: ...
     def __init__(
@@ -1682,10 +1698,11 @@ class PersistedDriver(_message.Message):
         submit_time_ms: _builtins.int = ...,
         worker_id: _builtins.str = ...,
         state: Global___DriverState.ValueType = ...,
+        attempt: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["description", b"description"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "driver_id", b"driver_id", "state", b"state", "submit_time_ms", b"submit_time_ms", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "description", b"description", "driver_id", b"driver_id", "state", b"state", "submit_time_ms", b"submit_time_ms", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
