@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, ClassVar
 
-from rpcenv import RpcAddress, RpcEnv
+from rpcenv import SECRET_ENV_VAR, RpcAddress, RpcEnv
 from scheduler._accumulators import (
     Accumulator,
 )
@@ -223,7 +223,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                 self._ui = DriverUI(
                     self._status_store,
                     addresses.bind,
-                    settings.get_int("spark.ui.port") or 4040,
+                    settings.get_int("spark.ui.port", 4040) or 0,  # 0: any free port
                     advertise=addresses.advertise,
                 )
             except OSError as exc:
@@ -237,7 +237,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                 self._driver_url,
                 self._app_id,
                 cores,
-                local_executor_env(executor_env),
+                local_executor_env({**executor_env, **self._local_secret_env()}),
                 python=self.pythonExec,
             )
             self._backend = backend
@@ -272,6 +272,19 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         level = self._conf.get("spark.log.level")
         if level:
             self.setLogLevel(level)
+
+    def _local_secret_env(self) -> dict[str, str]:
+        """The app's own secret for local[N]'s executor, its child: through the environment.
+
+        A cluster's executors take the secret of their worker's host; local[N]'s has no
+        other source, and a secret set only in the app's conf left it refused by its
+        own driver ('no authentication token'). Never on a command line.
+        """
+        secret = self._conf.get("spark.authenticate.secret")
+        if secret:
+            return {SECRET_ENV_VAR: secret}
+        secret_file = self._conf.get("spark.authenticate.secret.file")
+        return {f"{SECRET_ENV_VAR}_FILE": secret_file} if secret_file else {}
 
     def _executor_environment(self) -> dict[str, str]:
         env = {
