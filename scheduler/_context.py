@@ -151,6 +151,12 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         self._py_files = list(py_files)
         kind, cores, max_failures, urls = parse_master(self.master)
         settings = self._conf.to_conf()
+        if kind == "local-cluster":
+            from scheduler._localcluster import start_local_cluster
+
+            memory = settings.get_size("spark.executor.memory", unit="m") or 1 << 30
+            self._local_cluster = start_local_cluster(self.master, memory >> 20)
+            kind, urls = "standalone", [self._local_cluster.url]
         # Checked before anything starts, so that a bad value fails fast and names its key.
         self._allocation = allocation_settings(settings, local=kind == "local")
         task_cpus = _task_cpus(settings, kind, cores)
@@ -366,6 +372,9 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         env = getattr(self, "_env", None)
         if env is not None:
             env.shutdown()
+        local_cluster = getattr(self, "_local_cluster", None)
+        if local_cluster is not None:
+            local_cluster.stop()
         event_log = getattr(self, "_event_log", None)
         if event_log is not None:
             event_log.stop()
