@@ -364,7 +364,12 @@ class Worker(WorkerDrivers):
             return
         try:
             spec = executor_launch_spec(
-                msg, self.work_dir, self.executor_host, self.url, self.local_dirs
+                msg,
+                self.work_dir,
+                self.executor_host,
+                self.url,
+                self.local_dirs,
+                self.webui_address,
             )
         except ValueError as exc:
             failed(str(exc))

@@ -85,6 +85,7 @@ def executor_launch_spec(
     hostname: str,
     worker_url: str,
     local_dirs: str = "",
+    webui_address: str = "",
 ) -> LaunchSpec:
     """argv, environment and cwd of an executor.
 
@@ -116,6 +117,11 @@ def executor_launch_spec(
     env.pop("SPARK_EXECUTOR_DIRS", None)
     if local_dirs:
         env["SPARK_EXECUTOR_DIRS"] = local_dirs
+    if webui_address:  # the executor hands these links to its driver's UI, as in Spark
+        query = f"appId={app_id}&executorId={msg.executor_id}"
+        for log_type in ("stdout", "stderr"):
+            url = f"{webui_address.rstrip('/')}/logPage/?{query}&logType={log_type}"
+            env[f"SPARK_LOG_URL_{log_type.upper()}"] = url
     env.update(
         SPARK_EXECUTOR_ID=str(msg.executor_id),
         SPARK_EXECUTOR_CORES=str(msg.cores),

@@ -128,6 +128,7 @@ class SchedulerEndpoint(RpcEndpoint):
                 ref=ref,
                 local_dir=message.local_dir,
                 pid=message.pid,
+                log_urls=dict(message.log_urls),
             )
             accepted = self._scheduler.register_executor(handle)
             if accepted:

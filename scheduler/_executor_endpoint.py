@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -115,6 +115,7 @@ class ExecutorEndpoint(RpcEndpoint):
             pid=os.getpid(),
             local_dir=self._runtime.local_dir,
             block_manager_port=self._block_port,
+            log_urls=_log_urls(os.environ),
         )
         future = self._driver.ask(request, 30.0)
         driver_url = self._args.driver_url
@@ -422,3 +423,9 @@ def run_endpoint(
         env.shutdown()
 
     threading.Thread(target=shutdown_when_done, name="env-shutdown", daemon=True).start()
+
+
+def _log_urls(environ: Mapping[str, str]) -> dict[str, str]:
+    """SPARK_LOG_URL_STDOUT=... -> {"stdout": ...}: the links its worker gave this executor."""
+    prefix = "SPARK_LOG_URL_"
+    return {k[len(prefix) :].lower(): v for k, v in environ.items() if k.startswith(prefix) and v}

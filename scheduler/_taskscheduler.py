@@ -80,6 +80,8 @@ class ExecutorHandle:
     ref: Any = None
     local_dir: str = ""
     pid: int = 0
+    #: "stdout"/"stderr" -> the URL of that log on its worker's web UI.
+    log_urls: dict[str, str] = field(default_factory=dict)
     running: set[int] = field(default_factory=set)
     stages: set[str] = field(default_factory=set)
     broadcasts: set[int] = field(default_factory=set)
@@ -216,7 +218,12 @@ class TaskScheduler:
             self.executors_changed.notify_all()
             self._emit(
                 "executor_added",
-                {"executor_id": handle.executor_id, "host": handle.host, "cores": handle.cores},
+                {
+                    "executor_id": handle.executor_id,
+                    "host": handle.host,
+                    "cores": handle.cores,
+                    "log_urls": dict(handle.log_urls),
+                },
             )
             self.revive()
             return True

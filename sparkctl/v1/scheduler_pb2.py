@@ -24,45 +24,49 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsparkctl/v1/scheduler.proto\x12\x0bsparkctl.v1\"\x9b\x01\n\x17RegisterExecutorRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\r\n\x05\x63ores\x18\x03 \x01(\x05\x12\x0e\n\x06\x61pp_id\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\x05\x12\x11\n\tlocal_dir\x18\x06 \x01(\t\x12\x1a\n\x12\x62lock_manager_port\x18\x07 \x01(\x05\"<\n\x18RegisterExecutorResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"(\n\x11\x45xecutorHeartbeat\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\"[\n\x0c\x46\x65tchFailure\x12\x12\n\nshuffle_id\x18\x01 \x01(\x05\x12\x11\n\tmap_index\x18\x02 \x01(\x05\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xd4\x01\n\nTaskStatus\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.sparkctl.v1.TaskState\x12\x0e\n\x06result\x18\x03 \x01(\x0c\x12\x14\n\x0c\x61\x63\x63umulators\x18\x04 \x01(\x0c\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x12\n\nerror_type\x18\x06 \x01(\t\x12\x30\n\rfetch_failure\x18\x07 \x01(\x0b\x32\x19.sparkctl.v1.FetchFailure\x12\x13\n\x0brun_seconds\x18\x08 \x01(\x01\"O\n\rStatusUpdates\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12)\n\x08statuses\x18\x02 \x03(\x0b\x32\x17.sparkctl.v1.TaskStatus\"I\n\x0cStagePayload\x12\x0f\n\x07taskset\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04\x62lob\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"P\n\x0e\x42roadcastBlock\x12\x14\n\x0c\x62roadcast_id\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04\x62lob\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"R\n\nTaskLaunch\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12\x0f\n\x07taskset\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\"\x91\x01\n\x0bLaunchTasks\x12)\n\x06stages\x18\x01 \x03(\x0b\x32\x19.sparkctl.v1.StagePayload\x12/\n\nbroadcasts\x18\x02 \x03(\x0b\x32\x1b.sparkctl.v1.BroadcastBlock\x12&\n\x05tasks\x18\x03 \x03(\x0b\x32\x17.sparkctl.v1.TaskLaunch\"-\n\tKillTasks\x12\x10\n\x08task_ids\x18\x01 \x03(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"]\n\x0cRemoveBlocks\x12\x0f\n\x07rdd_ids\x18\x01 \x03(\x05\x12\x13\n\x0bshuffle_ids\x18\x02 \x03(\x05\x12\x15\n\rbroadcast_ids\x18\x03 \x03(\x03\x12\x10\n\x08tasksets\x18\x04 \x03(\t\"\x1e\n\x0cStopExecutor\x12\x0e\n\x06reason\x18\x01 \x01(\t\"V\n\x11\x46\x65tchBlockRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"\"\n\x12\x46\x65tchBlockResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x17\n\x15ReregisterApplication*\x9b\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_RUNNING\x10\x01\x12\x17\n\x13TASK_STATE_FINISHED\x10\x02\x12\x15\n\x11TASK_STATE_FAILED\x10\x03\x12\x15\n\x11TASK_STATE_KILLED\x10\x04\x12\x13\n\x0fTASK_STATE_LOST\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsparkctl/v1/scheduler.proto\x12\x0bsparkctl.v1\"\x90\x02\n\x17RegisterExecutorRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\r\n\x05\x63ores\x18\x03 \x01(\x05\x12\x0e\n\x06\x61pp_id\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\x05\x12\x11\n\tlocal_dir\x18\x06 \x01(\t\x12\x1a\n\x12\x62lock_manager_port\x18\x07 \x01(\x05\x12\x43\n\x08log_urls\x18\x08 \x03(\x0b\x32\x31.sparkctl.v1.RegisterExecutorRequest.LogUrlsEntry\x1a.\n\x0cLogUrlsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"<\n\x18RegisterExecutorResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"(\n\x11\x45xecutorHeartbeat\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\"[\n\x0c\x46\x65tchFailure\x12\x12\n\nshuffle_id\x18\x01 \x01(\x05\x12\x11\n\tmap_index\x18\x02 \x01(\x05\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xd4\x01\n\nTaskStatus\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.sparkctl.v1.TaskState\x12\x0e\n\x06result\x18\x03 \x01(\x0c\x12\x14\n\x0c\x61\x63\x63umulators\x18\x04 \x01(\x0c\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x12\n\nerror_type\x18\x06 \x01(\t\x12\x30\n\rfetch_failure\x18\x07 \x01(\x0b\x32\x19.sparkctl.v1.FetchFailure\x12\x13\n\x0brun_seconds\x18\x08 \x01(\x01\"O\n\rStatusUpdates\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12)\n\x08statuses\x18\x02 \x03(\x0b\x32\x17.sparkctl.v1.TaskStatus\"I\n\x0cStagePayload\x12\x0f\n\x07taskset\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04\x62lob\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"P\n\x0e\x42roadcastBlock\x12\x14\n\x0c\x62roadcast_id\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04\x62lob\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"R\n\nTaskLaunch\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12\x0f\n\x07taskset\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\"\x91\x01\n\x0bLaunchTasks\x12)\n\x06stages\x18\x01 \x03(\x0b\x32\x19.sparkctl.v1.StagePayload\x12/\n\nbroadcasts\x18\x02 \x03(\x0b\x32\x1b.sparkctl.v1.BroadcastBlock\x12&\n\x05tasks\x18\x03 \x03(\x0b\x32\x17.sparkctl.v1.TaskLaunch\"-\n\tKillTasks\x12\x10\n\x08task_ids\x18\x01 \x03(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"]\n\x0cRemoveBlocks\x12\x0f\n\x07rdd_ids\x18\x01 \x03(\x05\x12\x13\n\x0bshuffle_ids\x18\x02 \x03(\x05\x12\x15\n\rbroadcast_ids\x18\x03 \x03(\x03\x12\x10\n\x08tasksets\x18\x04 \x03(\t\"\x1e\n\x0cStopExecutor\x12\x0e\n\x06reason\x18\x01 \x01(\t\"V\n\x11\x46\x65tchBlockRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"\"\n\x12\x46\x65tchBlockResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x17\n\x15ReregisterApplication*\x9b\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_RUNNING\x10\x01\x12\x17\n\x13TASK_STATE_FINISHED\x10\x02\x12\x15\n\x11TASK_STATE_FAILED\x10\x03\x12\x15\n\x11TASK_STATE_KILLED\x10\x04\x12\x13\n\x0fTASK_STATE_LOST\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sparkctl.v1.scheduler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKSTATE']._serialized_start=1408
-  _globals['_TASKSTATE']._serialized_end=1563
+  _globals['_REGISTEREXECUTORREQUEST_LOGURLSENTRY']._loaded_options = None
+  _globals['_REGISTEREXECUTORREQUEST_LOGURLSENTRY']._serialized_options = b'8\001'
+  _globals['_TASKSTATE']._serialized_start=1525
+  _globals['_TASKSTATE']._serialized_end=1680
   _globals['_REGISTEREXECUTORREQUEST']._serialized_start=45
-  _globals['_REGISTEREXECUTORREQUEST']._serialized_end=200
-  _globals['_REGISTEREXECUTORRESPONSE']._serialized_start=202
-  _globals['_REGISTEREXECUTORRESPONSE']._serialized_end=262
-  _globals['_EXECUTORHEARTBEAT']._serialized_start=264
-  _globals['_EXECUTORHEARTBEAT']._serialized_end=304
-  _globals['_FETCHFAILURE']._serialized_start=306
-  _globals['_FETCHFAILURE']._serialized_end=397
-  _globals['_TASKSTATUS']._serialized_start=400
-  _globals['_TASKSTATUS']._serialized_end=612
-  _globals['_STATUSUPDATES']._serialized_start=614
-  _globals['_STATUSUPDATES']._serialized_end=693
-  _globals['_STAGEPAYLOAD']._serialized_start=695
-  _globals['_STAGEPAYLOAD']._serialized_end=768
-  _globals['_BROADCASTBLOCK']._serialized_start=770
-  _globals['_BROADCASTBLOCK']._serialized_end=850
-  _globals['_TASKLAUNCH']._serialized_start=852
-  _globals['_TASKLAUNCH']._serialized_end=934
-  _globals['_LAUNCHTASKS']._serialized_start=937
-  _globals['_LAUNCHTASKS']._serialized_end=1082
-  _globals['_KILLTASKS']._serialized_start=1084
-  _globals['_KILLTASKS']._serialized_end=1129
-  _globals['_REMOVEBLOCKS']._serialized_start=1131
-  _globals['_REMOVEBLOCKS']._serialized_end=1224
-  _globals['_STOPEXECUTOR']._serialized_start=1226
-  _globals['_STOPEXECUTOR']._serialized_end=1256
-  _globals['_FETCHBLOCKREQUEST']._serialized_start=1258
-  _globals['_FETCHBLOCKREQUEST']._serialized_end=1344
-  _globals['_FETCHBLOCKRESPONSE']._serialized_start=1346
-  _globals['_FETCHBLOCKRESPONSE']._serialized_end=1380
-  _globals['_REREGISTERAPPLICATION']._serialized_start=1382
-  _globals['_REREGISTERAPPLICATION']._serialized_end=1405
+  _globals['_REGISTEREXECUTORREQUEST']._serialized_end=317
+  _globals['_REGISTEREXECUTORREQUEST_LOGURLSENTRY']._serialized_start=271
+  _globals['_REGISTEREXECUTORREQUEST_LOGURLSENTRY']._serialized_end=317
+  _globals['_REGISTEREXECUTORRESPONSE']._serialized_start=319
+  _globals['_REGISTEREXECUTORRESPONSE']._serialized_end=379
+  _globals['_EXECUTORHEARTBEAT']._serialized_start=381
+  _globals['_EXECUTORHEARTBEAT']._serialized_end=421
+  _globals['_FETCHFAILURE']._serialized_start=423
+  _globals['_FETCHFAILURE']._serialized_end=514
+  _globals['_TASKSTATUS']._serialized_start=517
+  _globals['_TASKSTATUS']._serialized_end=729
+  _globals['_STATUSUPDATES']._serialized_start=731
+  _globals['_STATUSUPDATES']._serialized_end=810
+  _globals['_STAGEPAYLOAD']._serialized_start=812
+  _globals['_STAGEPAYLOAD']._serialized_end=885
+  _globals['_BROADCASTBLOCK']._serialized_start=887
+  _globals['_BROADCASTBLOCK']._serialized_end=967
+  _globals['_TASKLAUNCH']._serialized_start=969
+  _globals['_TASKLAUNCH']._serialized_end=1051
+  _globals['_LAUNCHTASKS']._serialized_start=1054
+  _globals['_LAUNCHTASKS']._serialized_end=1199
+  _globals['_KILLTASKS']._serialized_start=1201
+  _globals['_KILLTASKS']._serialized_end=1246
+  _globals['_REMOVEBLOCKS']._serialized_start=1248
+  _globals['_REMOVEBLOCKS']._serialized_end=1341
+  _globals['_STOPEXECUTOR']._serialized_start=1343
+  _globals['_STOPEXECUTOR']._serialized_end=1373
+  _globals['_FETCHBLOCKREQUEST']._serialized_start=1375
+  _globals['_FETCHBLOCKREQUEST']._serialized_end=1461
+  _globals['_FETCHBLOCKRESPONSE']._serialized_start=1463
+  _globals['_FETCHBLOCKRESPONSE']._serialized_end=1497
+  _globals['_REREGISTERAPPLICATION']._serialized_start=1499
+  _globals['_REREGISTERAPPLICATION']._serialized_end=1522
 # @@protoc_insertion_point(module_scope)

@@ -55,6 +55,26 @@ class RegisterExecutorRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class LogUrlsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     EXECUTOR_ID_FIELD_NUMBER: _builtins.int
     HOSTNAME_FIELD_NUMBER: _builtins.int
     CORES_FIELD_NUMBER: _builtins.int
@@ -62,6 +82,7 @@ class RegisterExecutorRequest(_message.Message):
     PID_FIELD_NUMBER: _builtins.int
     LOCAL_DIR_FIELD_NUMBER: _builtins.int
     BLOCK_MANAGER_PORT_FIELD_NUMBER: _builtins.int
+    LOG_URLS_FIELD_NUMBER: _builtins.int
     executor_id: _builtins.str
     hostname: _builtins.str
     cores: _builtins.int
@@ -74,6 +95,12 @@ class RegisterExecutorRequest(_message.Message):
     executors (spark.blockManager.port); 0 when it cannot listen, in which case
     its blocks are fetched through the driver.
     """
+    @_builtins.property
+    def log_urls(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Where people read this executor's logs ("stdout", "stderr" -> URL of its worker's
+        web UI), from the SPARK_LOG_URL_* variables its worker set, as in Spark.
+        """
+
     def __init__(
         self,
         *,
@@ -84,10 +111,11 @@ class RegisterExecutorRequest(_message.Message):
         pid: _builtins.int = ...,
         local_dir: _builtins.str = ...,
         block_manager_port: _builtins.int = ...,
+        log_urls: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "block_manager_port", b"block_manager_port", "cores", b"cores", "executor_id", b"executor_id", "hostname", b"hostname", "local_dir", b"local_dir", "pid", b"pid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "block_manager_port", b"block_manager_port", "cores", b"cores", "executor_id", b"executor_id", "hostname", b"hostname", "local_dir", b"local_dir", "log_urls", b"log_urls", "pid", b"pid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

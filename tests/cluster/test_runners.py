@@ -84,6 +84,21 @@ def test_executor_pythonpath_merges_the_apps_then_the_workers(
     assert executor_launch_spec(msg, tmp_path, "h", "u").env["PYTHONPATH"] == "/app/libs"
 
 
+def test_executor_log_urls_point_at_the_workers_log_page(tmp_path: pathlib.Path) -> None:
+    msg = pb.LaunchExecutor(
+        app_id="app-7",
+        executor_id=2,
+        app_description=pb.ApplicationDescription(command=pb.Command(argv=["run"])),
+    )
+    spec = executor_launch_spec(msg, tmp_path, "h", "u", webui_address="http://10.0.0.2:8081")
+    assert spec.env["SPARK_LOG_URL_STDERR"] == (
+        "http://10.0.0.2:8081/logPage/?appId=app-7&executorId=2&logType=stderr"
+    )
+    assert spec.env["SPARK_LOG_URL_STDOUT"].endswith("logType=stdout")
+    no_ui = executor_launch_spec(msg, tmp_path, "h", "u")
+    assert not [k for k in no_ui.env if k.startswith("SPARK_LOG_URL_")]
+
+
 def test_driver_spec_inline_content_and_py_files(tmp_path: pathlib.Path) -> None:
     msg = pb.LaunchDriver(
         driver_id="driver-1",

@@ -32,6 +32,7 @@ import os
 import socket
 import sys
 import time
+import urllib.request
 
 from scheduler import SparkConf, SparkContext, SparkFiles
 
@@ -72,7 +73,15 @@ counts = (
 )
 tags = sorted(set(sc.parallelize(helper.TEXT.split(), 4).map(extra_mod.tag).collect()))
 hosts = sorted(set(sc.parallelize(range(8), 8).map(where).collect()))
-print("RESULT " + json.dumps({"counts": dict(counts), "tags": tags, "hosts": hosts}))
+# The UI's executors link to their logs on their workers' web UIs, on other hosts.
+api = f"{sc.uiWebUrl.rstrip('/')}/api/v1/applications/{sc.applicationId}/executors"
+with urllib.request.urlopen(api, timeout=10) as answer:
+    executors = [e for e in json.load(answer) if e["id"] != "driver"]
+links = [e["executorLogs"].get("stderr", "") for e in executors]
+with urllib.request.urlopen(links[0], timeout=10) as answer:
+    log_page = answer.status
+result = {"counts": dict(counts), "tags": tags, "hosts": hosts, "links": links}
+print("RESULT " + json.dumps({**result, "log_page": log_page}))
 sc.stop()
 '''
 
@@ -123,6 +132,12 @@ def _expect_result(result: dict[str, Any], workers: list[Host]) -> None:
     assert result["tags"] == sorted({"tagged-" + w[0] for w in WORDS.split()})
     # Tasks ran on both workers' hosts, none on the driver's or the master's.
     assert result["hosts"] == sorted(w.ip for w in workers)
+    # Every executor links to its stderr on its own worker's web UI, which serves it.
+    assert result["links"] and all(
+        any(link.startswith(f"http://{w.ip}:8081/logPage/?") for w in workers)
+        for link in result["links"]
+    ), result["links"]
+    assert result["log_page"] == 200
 
 
 class Cluster:
