@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from scheduler._context import SparkContext
     from scheduler._errors import JobCancelledError, JobFailedError, SparkJobError
     from scheduler._partitioner import Partitioner, portable_hash
+    from scheduler._profiler import BasicProfiler, Profiler
     from scheduler._rdd import RDD
     from scheduler._serializers import CPickleSerializer, MarshalSerializer
     from scheduler._session import SparkSession
@@ -40,6 +41,7 @@ __all__ = [
     "RDD",
     "Accumulator",
     "AccumulatorParam",
+    "BasicProfiler",
     "Broadcast",
     "CPickleSerializer",
     "InheritableThread",
@@ -47,6 +49,7 @@ __all__ = [
     "JobFailedError",
     "MarshalSerializer",
     "Partitioner",
+    "Profiler",
     "ResultIterable",
     "Row",
     "SparkConf",
@@ -74,6 +77,8 @@ _WHERE = {
     "JobCancelledError": "_errors",
     "JobFailedError": "_errors",
     "Partitioner": "_partitioner",
+    "BasicProfiler": "_profiler",
+    "Profiler": "_profiler",
     "ResultIterable": "_aggregation",
     "Row": "_textscan",
     "SparkSession": "_session",

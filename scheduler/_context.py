@@ -44,6 +44,7 @@ from scheduler._driver_endpoint import (
 from scheduler._errors import JobCancelledError
 from scheduler._eventlog import EventLogSettings, EventLogWriter
 from scheduler._master_url import parse_master
+from scheduler._profiler import BasicProfiler, ProfilerCollector
 from scheduler._rdd import RDD
 from scheduler._shared import SharedVariables
 from scheduler._sources import RDDSources
@@ -113,6 +114,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             self._conf.to_conf().warn_unknown()
             SparkContext._active_spark_context = self
         try:
+            self._profiler_cls = profiler_cls
             self._start(pyFiles or [])
         except BaseException:
             with SparkContext._lock:
@@ -212,7 +214,12 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         #: executors on workers) each worker's own interpreter, which here is ours.
         self.pythonExec = executor_python(settings, os.environ) or sys.executable
         self.pythonVer = f"{sys.version_info[0]}.{sys.version_info[1]}"
-        self.profiler_collector = None
+        #: One profiler per RDD that runs Python code, with spark.python.profile=true.
+        self.profiler_collector: ProfilerCollector | None = None
+        if settings.get_bool("spark.python.profile"):
+            self.profiler_collector = ProfilerCollector(
+                self._profiler_cls or BasicProfiler, self._conf.get("spark.python.profile.dump")
+            )
         self._ui: Any = None
         self._status_store: Any = None
         self._event_log: EventLogWriter | None = None
@@ -810,10 +817,28 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         rdd._checkpoint_rdd = PickleFileRDD(self, path, partition_order=True)
 
     def show_profiles(self) -> None:
-        """Profiling is not supported; does nothing."""
+        """Print the profile of every profiled RDD not shown yet (spark.python.profile).
+
+        Raises:
+            RuntimeError: profiling is off.
+        """
+        self._profilers().show_profiles()
 
     def dump_profiles(self, path: str) -> None:
-        """Profiling is not supported; does nothing."""
+        """Write each profiled RDD's profile to `path/rdd_<id>.pstats` (spark.python.profile).
+
+        Raises:
+            RuntimeError: profiling is off.
+        """
+        self._profilers().dump_profiles(path)
+
+    def _profilers(self) -> ProfilerCollector:
+        if self.profiler_collector is None:
+            raise RuntimeError(
+                "[INCORRECT_CONF_FOR_PROFILE] 'spark.python.profile' configuration must be "
+                "set to 'true' to enable Python profile."
+            )
+        return self.profiler_collector
 
     def _make_temp_dir(self) -> str:
         root = getattr(self, "_tmp_checkpoint_root", None)

@@ -26,6 +26,7 @@ from scheduler._stagecode import externalize, resolve
 
 if TYPE_CHECKING:
     from scheduler._context import SparkContext
+    from scheduler._profiler import Profiler
     from scheduler._rangesort import RangeSort
     from scheduler._taskcontext import TaskContext
 
@@ -111,6 +112,11 @@ class MapPartitionsRDD(RDD):
         super().__init__(prev.ctx, [OneToOneDependency(self.prev)])
         self.preservesPartitioning = preserves_partitioning
         self.partitioner = prev.partitioner if preserves_partitioning else None
+        self._profiler: Profiler | None = None
+        collector = prev.ctx.profiler_collector
+        if collector is not None:  # spark.python.profile: PySpark profiles each Python RDD
+            self._profiler = collector.new_profiler(prev.ctx)
+            collector.add_profiler(self, self._profiler)
 
     def _pipelinable(self) -> bool:
         return not (
@@ -123,6 +129,13 @@ class MapPartitionsRDD(RDD):
         return self.prev.getNumPartitions()
 
     def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        profiler = getattr(self, "_profiler", None)
+        if profiler is not None:
+            from scheduler._profiler import profiled
+
+            return profiled(
+                profiler, lambda: iter(self.func(split, self.prev.iterator(split, context)))
+            )
         return iter(self.func(split, self.prev.iterator(split, context)))
 
 

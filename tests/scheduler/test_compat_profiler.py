@@ -1,0 +1,88 @@
+"""PySpark compatibility: the Python profiler (``spark.python.profile``).
+
+With the setting on, each RDD that runs Python code is profiled on the
+executors and the statistics summed on the driver: ``sc.show_profiles()``
+prints them once, ``sc.dump_profiles(dir)`` writes ``rdd_<id>.pstats`` files,
+and ``SparkContext(profiler_cls=...)`` replaces the profiler. Checked on
+PySpark 4.3 first; the statistics themselves differ (ours profile our worker's
+code), so only their shape and the user's function are compared.
+"""
+
+from __future__ import annotations
+
+import pstats
+import re
+from pathlib import Path
+from typing import Any
+
+import _compat_support as support
+import pytest
+
+
+def heavy(x: int) -> int:
+    return sum(i * i for i in range(x % 50))
+
+
+def test_show_and_dump_profiles(master: str, tmp_path: Path, capsys: Any) -> None:
+    sc = support.new_context(master, "compat-profile", **{"spark.python.profile": "true"})
+    try:
+        rdd = sc.parallelize(range(2000), 2).map(heavy)
+        assert rdd.count() == 2000
+        capsys.readouterr()
+        sc.show_profiles()
+        out = capsys.readouterr().out
+        assert re.search(r"^Profile of RDD<id=\d+>$", out, re.MULTILINE), out
+        assert "function calls" in out and "(heavy)" in out
+        sc.show_profiles()  # each profile is shown once
+        assert "Profile of RDD" not in capsys.readouterr().out
+        assert rdd.map(heavy).sum() > 0
+        sc.dump_profiles(str(tmp_path))
+        dumped = sorted(p.name for p in tmp_path.iterdir())
+        assert dumped and all(re.fullmatch(r"rdd_\d+\.pstats", name) for name in dumped)
+        functions = {
+            func[2] for name in dumped for func in pstats.Stats(str(tmp_path / name)).stats
+        }
+        assert "heavy" in functions
+    finally:
+        sc.stop()
+
+
+def _profiler_cls() -> Any:
+    """A BasicProfiler whose show() prints a marker first."""
+    from scheduler import BasicProfiler
+
+    class ShoutingProfiler(BasicProfiler):  # type: ignore[misc]
+        def show(self, id: int) -> None:
+            print(f"custom profiler for RDD {id}")
+            super().show(id)
+
+    return ShoutingProfiler
+
+
+def test_a_custom_profiler_class(master: str, capsys: Any) -> None:
+    from scheduler import SparkContext
+
+    conf = support.compat_conf("compat-profile-cls").setMaster(master)
+    conf.set("spark.python.profile", "true")
+    sc = SparkContext(conf=conf, profiler_cls=_profiler_cls())
+    try:
+        assert sc.parallelize(range(100), 2).map(heavy).count() == 100
+        capsys.readouterr()
+        sc.show_profiles()
+        out = capsys.readouterr().out
+        assert re.search(r"^custom profiler for RDD \d+$", out, re.MULTILINE), out
+        assert "(heavy)" in out
+    finally:
+        sc.stop()
+
+
+def test_profiles_need_the_setting(master: str) -> None:
+    sc = support.new_context(master, "compat-profile-off")
+    try:
+        assert sc.parallelize(range(10), 2).map(heavy).count() == 10
+        with pytest.raises(Exception, match=r"spark\.python\.profile"):
+            sc.show_profiles()
+        with pytest.raises(Exception, match=r"spark\.python\.profile"):
+            sc.dump_profiles("/nonexistent")
+    finally:
+        sc.stop()
