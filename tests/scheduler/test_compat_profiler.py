@@ -23,6 +23,19 @@ def heavy(x: int) -> int:
     return sum(i * i for i in range(x % 50))
 
 
+def test_profiles_need_the_setting(master: str) -> None:
+    """First in the module: in PySpark a context with the setting leaks it to later ones."""
+    sc = support.new_context(master, "compat-profile-off")
+    try:
+        assert sc.parallelize(range(10), 2).map(heavy).count() == 10
+        with pytest.raises(Exception, match=r"spark\.python\.profile"):
+            sc.show_profiles()
+        with pytest.raises(Exception, match=r"spark\.python\.profile"):
+            sc.dump_profiles("/nonexistent")
+    finally:
+        sc.stop()
+
+
 def test_show_and_dump_profiles(master: str, tmp_path: Path, capsys: Any) -> None:
     sc = support.new_context(master, "compat-profile", **{"spark.python.profile": "true"})
     try:
@@ -72,17 +85,5 @@ def test_a_custom_profiler_class(master: str, capsys: Any) -> None:
         out = capsys.readouterr().out
         assert re.search(r"^custom profiler for RDD \d+$", out, re.MULTILINE), out
         assert "(heavy)" in out
-    finally:
-        sc.stop()
-
-
-def test_profiles_need_the_setting(master: str) -> None:
-    sc = support.new_context(master, "compat-profile-off")
-    try:
-        assert sc.parallelize(range(10), 2).map(heavy).count() == 10
-        with pytest.raises(Exception, match=r"spark\.python\.profile"):
-            sc.show_profiles()
-        with pytest.raises(Exception, match=r"spark\.python\.profile"):
-            sc.dump_profiles("/nonexistent")
     finally:
         sc.stop()
