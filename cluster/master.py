@@ -32,7 +32,7 @@ from cluster.master_state import (
     WorkerInfo,
 )
 from cluster.senders import MASTER_SENDERS
-from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpointRef, RpcError
+from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpointRef, RpcError, current_origin
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
 
@@ -213,6 +213,7 @@ class Master(MasterLeadership):
             incarnation=msg.incarnation,
             ref=ref,
             last_heartbeat=self.liveness.clock(),
+            peer_id=_peer_id(),
         )
         previous = existing.executors if existing is not None else {}
         previous_drivers = existing.drivers if existing is not None else {}
@@ -494,6 +495,7 @@ class Master(MasterLeadership):
             app = recovered
             app.driver_ref = ref
             app.driver_address = context.sender_address
+            app.driver_peer_id = _peer_id()
             app.state = (
                 AS.APPLICATION_STATE_RUNNING if app.executors else AS.APPLICATION_STATE_WAITING
             )
@@ -503,6 +505,7 @@ class Master(MasterLeadership):
                 description=desc,
                 driver_ref=ref,
                 driver_address=context.sender_address,
+                driver_peer_id=_peer_id(),
             )
             if desc.HasField("initial_executor_limit"):
                 app.executor_limit = desc.initial_executor_limit
@@ -603,6 +606,12 @@ class Master(MasterLeadership):
             self._state_cache = master_views.cluster_state(self)
             self._state_cache_at = now
         context.reply(self._state_cache)
+
+
+def _peer_id() -> str:
+    """The env id of the connection the message being handled came over."""
+    origin = current_origin()
+    return origin.peer_id if origin is not None else ""
 
 
 def _check_worker_request(msg: pb.RegisterWorkerRequest) -> str:

@@ -212,6 +212,9 @@ class WorkerInfo:
         default_factory=executor_holdings
     )
     drivers: Holdings[str, DriverInfo] = dataclasses.field(default_factory=driver_holdings)
+    # The env id of the connection it registered over ("" until it does): with its
+    # address, what its reports must come from (cluster.senders).
+    peer_id: str = ""
 
     @property
     def address(self) -> RpcAddress:
@@ -280,6 +283,8 @@ class AppInfo:
     # clean when it ends (telling all of them cost 2,000 sends per app at scale).
     # None = not known (recovered from a record): every worker is told.
     worker_ids: set[str] | None = dataclasses.field(default_factory=set)
+    # The env id of the connection its driver registered over ("" until it does).
+    driver_peer_id: str = ""
 
     def __post_init__(self) -> None:
         if self.state == AS.APPLICATION_STATE_UNKNOWN:

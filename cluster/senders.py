@@ -36,16 +36,16 @@ log = logging.getLogger(__name__)
 # -- the Master ------------------------------------------------------------------------
 
 
-def _worker_connection(master: MasterBase, worker_id: str) -> RpcAddress | None:
-    """The address a worker registered from (its recovery record's, before it re-registers)."""
-    worker = master.workers.get(worker_id)
-    if worker is None:
-        return None
-    return worker.ref.address if worker.ref is not None else worker.address
-
-
 def _is_worker(master: MasterBase, worker_id: str, origin: MessageOrigin) -> bool:
-    return bool(worker_id) and _worker_connection(master, worker_id) == origin.address
+    """Over the connection `worker_id` registered from: its address and env id.
+
+    A recovered worker that has not re-registered is known by its record's address.
+    """
+    worker = master.workers.get(worker_id) if worker_id else None
+    if worker is None:
+        return False
+    address = worker.ref.address if worker.ref is not None else worker.address
+    return address == origin.address and worker.peer_id in ("", origin.peer_id)
 
 
 def _worker_notice(master: MasterBase, msg: Any, origin: MessageOrigin) -> bool:
@@ -88,7 +88,9 @@ def _app_driver(master: MasterBase, msg: Any, origin: MessageOrigin) -> bool:
     app = master.apps.get(msg.app_id)
     if app is None:
         return True  # unknown: the handler says so, or ignores it
-    return origin.local or (app.driver_address is not None and app.driver_address == origin.address)
+    if origin.local:
+        return True
+    return app.driver_address == origin.address and app.driver_peer_id in ("", origin.peer_id)
 
 
 #: The Master's senders. Registrations and the public API (also served as

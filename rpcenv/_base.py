@@ -270,12 +270,17 @@ class BaseRpcEnv(RpcEnv):
         """
 
     def _receive_envelopes(
-        self, peer: RpcAddress, envelopes: Iterable[rpc_pb2.Envelope], local: bool = False
+        self,
+        peer: RpcAddress,
+        envelopes: Iterable[rpc_pb2.Envelope],
+        local: bool = False,
+        peer_id: str = "",
     ) -> None:
         """Handle envelopes that arrived from `peer`, in order.
 
         `local` is True only for what this env routed to itself (`_route`): a backend
         passes envelopes from a connection with the default, so no peer can claim it.
+        `peer_id` is the env id the connection's peer gave, when the backend knows it.
         """
         dispatcher = self._dispatcher
         for envelope in envelopes:
@@ -283,7 +288,7 @@ class BaseRpcEnv(RpcEnv):
             try:
                 if kind == SEND:
                     message = unpack(envelope.payload)
-                    origin = MessageOrigin(peer, local, envelope.sender)
+                    origin = MessageOrigin(peer, local, envelope.sender, peer_id)
                     dispatcher.post_send(
                         envelope.receiver, message, self._sender(peer, envelope.sender), origin
                     )
@@ -297,7 +302,7 @@ class BaseRpcEnv(RpcEnv):
                     if envelope.receiver == VERIFIER_NAME:
                         self._verify(message, context)
                     else:
-                        origin = MessageOrigin(peer, local, envelope.sender)
+                        origin = MessageOrigin(peer, local, envelope.sender, peer_id)
                         dispatcher.post_ask(envelope.receiver, message, context, origin)
                 elif kind in (REPLY, FAILURE):
                     self._complete(envelope)
@@ -415,7 +420,7 @@ class BaseRpcEnv(RpcEnv):
 
     def _route(self, address: RpcAddress, envelope: rpc_pb2.Envelope) -> None:
         if address == self._address:
-            self._receive_envelopes(address, (envelope,), local=True)
+            self._receive_envelopes(address, (envelope,), local=True, peer_id=self.env_id)
         else:
             self._transmit(address, envelope)
 

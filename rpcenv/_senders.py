@@ -42,11 +42,16 @@ class MessageOrigin:
         address: the peer env's address (this env's own for a local message).
         local: posted by this process's own env, not received over a connection.
         sender_name: the sending endpoint's name, "" when sent from outside one.
+        peer_id: the env id the connection's peer gave when it connected ("" when the
+            backend does not know it). Unlike a server-mode address, which any peer
+            may claim, it is a random id its owner never shows, so a record can be
+            bound to the connection that created it.
     """
 
     address: RpcAddress
     local: bool
     sender_name: str = ""
+    peer_id: str = ""
 
 
 #: A rule: (endpoint, message, origin) -> may this origin send this message?

@@ -20,15 +20,18 @@ from google.protobuf.message import Message
 
 from rpcenv._address import RpcAddress
 from rpcenv._core import RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcEnv
+from rpcenv._dispatcher import current_origin
 from rpcenv._errors import (
     RpcAuthenticationError,
     RpcConnectionError,
     RpcEndpointNotFoundError,
     RpcEndpointStoppedError,
     RpcMessageTooLargeError,
+    RpcPermissionDeniedError,
     RpcRemoteError,
     RpcTimeoutError,
 )
+from rpcenv._senders import ANYONE, LOCAL_ONLY, MessageOrigin, SenderPolicy
 
 __all__ = [
     "CHECKS",
@@ -45,6 +48,7 @@ __all__ = [
     "check_ordering",
     "check_remote_failure",
     "check_rpc_env",
+    "check_sender_policy",
     "check_sender_ref",
 ]
 
@@ -454,6 +458,86 @@ def check_auth(make_env: EnvFactory) -> None:
         assert endpoint.asks == asks, "an unauthenticated message reached the endpoint"
 
 
+def check_sender_policy(make_env: EnvFactory) -> None:
+    """A sender policy sees where each message came from, as the transport knows it.
+
+    Only what an env posts to itself is local; a remote peer's messages carry its
+    address and an env id that is the same for all of its messages and differs
+    between envs. Refused sends never reach the handler; refused asks fail with
+    RpcPermissionDeniedError.
+    """
+    origins: list[MessageOrigin] = []
+    trusted: list[str] = []
+
+    def from_trusted(_endpoint: object, _message: Message, origin: MessageOrigin) -> bool:
+        return origin.peer_id in trusted
+
+    class Guarded(_Recorder):
+        sender_policy = SenderPolicy(
+            {
+                wrappers_pb2.StringValue: LOCAL_ONLY,
+                wrappers_pb2.Int32Value: from_trusted,
+                empty_pb2.Empty: ANYONE,
+            },
+            "guarded",
+        )
+
+        def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
+            origin = current_origin()
+            assert origin is not None
+            with self.lock:
+                origins.append(origin)
+            super().receive_and_reply(message, context)
+
+    with _envs(make_env) as make:
+        server = make("server")
+        endpoint = Guarded()
+        server.setup_endpoint("guarded", endpoint)
+        alice = make("alice")
+        bob = make("bob", client_mode=True)
+        to_alice = alice.endpoint_ref(server.address, "guarded")
+        to_bob = bob.endpoint_ref(server.address, "guarded")
+        for ref in (to_alice, to_bob, to_alice):
+            ref.ask_sync(empty_pb2.Empty(), WAIT)
+        first, second, third = origins
+        assert not (first.local or second.local or third.local), origins
+        assert first.address == alice.address and second.address == bob.address, origins
+        assert first.peer_id and first.peer_id == third.peer_id != second.peer_id, origins
+
+        for ref in (to_alice, to_bob):
+            for message in (wrappers_pb2.StringValue(value="x"), wrappers_pb2.Int32Value()):
+                try:
+                    ref.ask_sync(message, WAIT)
+                except RpcPermissionDeniedError as exc:
+                    assert message.DESCRIPTOR.full_name in str(exc)
+                else:
+                    raise AssertionError(f"{message.DESCRIPTOR.full_name} was let through")
+            ref.send(wrappers_pb2.StringValue(value="forged"))
+        try:
+            to_alice.ask_sync(wrappers_pb2.BytesValue(), WAIT)
+        except RpcPermissionDeniedError:
+            pass
+        else:
+            raise AssertionError("a message type the policy does not declare was let through")
+
+        trusted.append(first.peer_id)  # alice's env, as her connection gave it
+        to_alice.ask_sync(wrappers_pb2.Int32Value(value=1), WAIT)
+        try:
+            to_bob.ask_sync(wrappers_pb2.Int32Value(value=2), WAIT)
+        except RpcPermissionDeniedError:
+            pass
+        else:
+            raise AssertionError("a rule bound to one peer's env id let another through")
+
+        own = server.endpoint_ref(server.address, "guarded")
+        own.send(wrappers_pb2.StringValue(value="local"))
+        _wait_for(lambda: bool(endpoint.values("receive")), "the local send")
+        time.sleep(0.1)
+        received = endpoint.values("receive")
+        assert [m.value for m in received] == ["local"], received  # type: ignore[attr-defined]
+        assert origins[-1].peer_id == first.peer_id and not origins[-1].local
+
+
 CHECKS: list[Callable[[EnvFactory], None]] = [
     check_lifecycle,
     check_ordering,
@@ -467,6 +551,7 @@ CHECKS: list[Callable[[EnvFactory], None]] = [
     check_any_message_type,
     check_sender_ref,
     check_auth,
+    check_sender_policy,
 ]
 
 

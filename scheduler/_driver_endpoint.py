@@ -24,7 +24,15 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpoint, RpcEndpointRef
+from rpcenv import (
+    Conf,
+    MessageOrigin,
+    RpcAddress,
+    RpcCallContext,
+    RpcEndpoint,
+    RpcEndpointRef,
+    current_origin,
+)
 from scheduler._senders import SCHEDULER_SENDERS
 from scheduler._taskscheduler import ExecutorHandle, TaskScheduler
 from sparkctl.v1 import scheduler_pb2 as pb
@@ -95,15 +103,19 @@ class SchedulerEndpoint(RpcEndpoint):
         self._scheduler = scheduler
         self._app_id = app_id
         self._by_address: dict[RpcAddress, str] = {}
+        #: Executor id -> env id of the connection it registered over.
+        self._peer_ids: dict[str, str] = {}
         #: Executor id -> "host:port" of its block manager, for those that listen.
         self.block_addresses: dict[str, str] = {}
         #: FetchBlockRequests relayed to an executor on another's behalf (driver blobs
         #: not counted): with direct fetches this stays 0 unless an executor cannot listen.
         self.relayed_fetches = 0
 
-    def executor_at(self, address: RpcAddress) -> str | None:
-        """The id of the executor registered over the connection from `address`."""
-        return self._by_address.get(address)
+    def is_executor(self, executor_id: str, origin: MessageOrigin) -> bool:
+        """Whether `origin` is the connection executor `executor_id` registered over."""
+        if self._by_address.get(origin.address) != executor_id:
+            return False
+        return self._peer_ids.get(executor_id, "") in ("", origin.peer_id)
 
     def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
         if isinstance(message, pb.RegisterExecutorRequest):
@@ -133,6 +145,8 @@ class SchedulerEndpoint(RpcEndpoint):
             accepted = self._scheduler.register_executor(handle)
             if accepted:
                 self._by_address[context.sender_address] = message.executor_id
+                origin = current_origin()
+                self._peer_ids[message.executor_id] = origin.peer_id if origin else ""
                 if message.block_manager_port:
                     address = f"{message.hostname}:{message.block_manager_port}"
                     self.block_addresses[message.executor_id] = address
@@ -182,6 +196,7 @@ class SchedulerEndpoint(RpcEndpoint):
         executor_id = self._by_address.pop(address, None)
         if executor_id is not None:
             self.block_addresses.pop(executor_id, None)
+            self._peer_ids.pop(executor_id, None)
             self._scheduler.executor_lost(executor_id, "executor disconnected")
 
 

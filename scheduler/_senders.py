@@ -23,7 +23,7 @@ __all__ = ["EXECUTOR_SENDERS", "SCHEDULER_SENDERS"]
 
 def _that_executor(endpoint: SchedulerEndpoint, msg: Any, origin: MessageOrigin) -> bool:
     """StatusUpdates, ExecutorHeartbeat: from the executor they name, as registered."""
-    return origin.local or endpoint.executor_at(origin.address) == msg.executor_id
+    return origin.local or endpoint.is_executor(msg.executor_id, origin)
 
 
 def _the_driver(endpoint: ExecutorEndpoint, _msg: Any, origin: MessageOrigin) -> bool:

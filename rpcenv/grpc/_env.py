@@ -16,6 +16,7 @@ import asyncio
 import logging
 import threading
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
@@ -190,7 +191,7 @@ class GrpcRpcEnv(BaseRpcEnv):
             self._io,
             peer,
             outbound,
-            self._receive_envelopes,
+            self._receive_from_connection,
             self._on_hello,
             self._on_connection_closed,
         )
@@ -288,6 +289,7 @@ class GrpcRpcEnv(BaseRpcEnv):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"RpcEnv {self._name!r} is stopping")
             return
         connection = self._new_connection(peer, False)
+        connection.peer_id = metadata.get(PEER_METADATA, "").split(";", 1)[0]
         with self._connections_lock:
             self._connections[peer] = connection
         connection.connected = True
@@ -342,7 +344,14 @@ class GrpcRpcEnv(BaseRpcEnv):
                 "it would deadlock; use ask() and add_done_callback, or post to an endpoint"
             )
 
+    def _receive_from_connection(
+        self, peer: RpcAddress, envelopes: Iterable[rpc_pb2.Envelope], peer_id: str
+    ) -> None:
+        self._receive_envelopes(peer, envelopes, peer_id=peer_id)
+
     def _on_hello(self, connection: Connection, hello: rpc_pb2.PeerHello) -> None:
+        if connection.outbound and not connection.peer_id:
+            connection.peer_id = hello.env_id
         if connection.outbound and not connection.connected:
             connection.connected = True
             self._peer_connected(connection.peer)

@@ -66,7 +66,7 @@ class LocalRpcEnv(BaseRpcEnv):
                     f"{address} refused the connection: wrong shared secret"
                 )
             self._connect(peer)
-        peer._receive_envelopes(self.address, (envelope,))
+        peer._receive_envelopes(self.address, (envelope,), peer_id=self.env_id)
 
     def _close_transport(self) -> None:
         with _envs_lock:

@@ -13,15 +13,17 @@ import argparse
 import logging
 import pathlib
 import threading
+import time
 import types
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
-from cluster_harness import LocalCluster, Recorder, wait_for
+from cluster_harness import FakeWorker, LocalCluster, Recorder, wait_for
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf.message import Message
 
+from cluster.launch import start_master
 from cluster.master import Master
 from cluster.senders import MASTER_SENDERS, WORKER_SENDERS
 from cluster.worker import Worker
@@ -207,6 +209,11 @@ def test_driver_scheduler_endpoint_takes_reports_only_from_that_executor(
     refused = assert_refused_everything(ref, SCHEDULER_SENDERS, {"executor_id": 7})
     assert refused == len(all_message_types()) - len(OPEN["driver scheduler endpoint"])
     real = MessageOrigin(RpcAddress("10.0.0.9", 0, "real-executor"), local=False)
+    endpoint._peer_ids["7"] = "env-of-7"
+    assert not SCHEDULER_SENDERS.allows(
+        endpoint, scheduler_pb2.StatusUpdates(executor_id="7"), real
+    )
+    real = MessageOrigin(real.address, local=False, peer_id="env-of-7")
     report = scheduler_pb2.StatusUpdates(executor_id="7")
     assert SCHEDULER_SENDERS.allows(endpoint, report, real)
     assert not SCHEDULER_SENDERS.allows(
@@ -240,3 +247,40 @@ def test_executor_takes_commands_only_from_its_driver(
     assert not EXECUTOR_SENDERS.allows(
         executor, scheduler_pb2.KillTasks(), MessageOrigin(env.address, local=False)
     )
+
+
+def test_a_peer_claiming_a_workers_address_is_not_that_worker(tmp_path: pathlib.Path) -> None:
+    """gRPC peers say their own address when they connect; the env id gives them away.
+
+    The impostor holds the secret and claims the registered worker's host and port
+    in its peer metadata, so its messages arrive from the worker's address; only
+    the env id of its connection differs from the one the worker registered over.
+    """
+    conf = Conf({**SECRET_CONF, "spark.rpc.backend": "grpc", "spark.worker.timeout": "30"})
+    master = start_master(conf, "127.0.0.1", 0, tmp_path / "master")
+    envs: list[RpcEnv] = []
+    try:
+        worker_env = RpcEnv.create("worker", "127.0.0.1", 0, conf)
+        envs.append(worker_env)
+        worker = FakeWorker(master.ref, "w-grpc", 2, 1024)
+        worker_env.setup_endpoint("Worker", worker)
+        wait_for(lambda: worker.reply is not None and worker.reply.done(), 10, "registration")
+        assert worker.reply is not None and worker.reply.result().accepted
+
+        impostor = RpcEnv.create("impostor", "127.0.0.1", 0, conf, client_mode=True)
+        envs.append(impostor)
+        claimed = worker_env.address
+        impostor._peer_metadata = f"{impostor.env_id};Worker;{claimed.host};{claimed.port}"  # type: ignore[attr-defined]
+        ref = impostor.endpoint_ref(master.ref.address, master.ref.name)
+        stopping = deploy_pb2.WorkerStopping(worker_id="w-grpc", incarnation=1, reason="forged")
+        with pytest.raises(RpcPermissionDeniedError, match=str(claimed).replace(".", r"\.")):
+            ref.ask_sync(stopping, 10)
+        ref.send(stopping)
+        time.sleep(0.3)
+        state = master.ref.ask_sync(master_service_pb2.GetClusterStateRequest(), 10)
+        assert isinstance(state, master_service_pb2.GetClusterStateResponse)
+        assert [w.state for w in state.workers] == [deploy_pb2.WORKER_STATE_ALIVE]
+    finally:
+        for env in envs:
+            env.shutdown()
+        master.stop()
