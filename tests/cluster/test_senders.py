@@ -22,6 +22,7 @@ import pytest
 from cluster_harness import FakeWorker, LocalCluster, Recorder, wait_for
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf.message import Message
+from proc_cluster import ProcCluster
 
 from cluster.launch import start_master
 from cluster.master import Master
@@ -284,3 +285,36 @@ def test_a_peer_claiming_a_workers_address_is_not_that_worker(tmp_path: pathlib.
         for env in envs:
             env.shutdown()
         master.stop()
+
+
+def test_forged_leadership_notices_leave_a_master_process_serving(tmp_path: pathlib.Path) -> None:
+    """Findings 1 and 2 against real processes: the loopback default, no secret.
+
+    One one-way RevokedLeadership from any client used to make the Master exit
+    with status 1; an ElectedLeader could make a second Master ALIVE.
+    """
+    c = ProcCluster(tmp_path)
+    try:
+        worker = c.add_worker()
+        worker_id = str(worker.info["worker_id"])
+        env = c.client_env()
+        master = c.master_ref(env)
+        master.send(deploy_pb2.RevokedLeadership(reason="forged"))
+        master.send(deploy_pb2.ElectedLeader())
+        master.send(deploy_pb2.CheckWorkerTimeouts())
+        master.send(deploy_pb2.WorkerStopping(worker_id=worker_id, reason="forged"))
+        log_path = c.master.log_path
+        wait_for(
+            lambda: log_path.read_text().count("refused sparkctl.v1.") >= 4,
+            10,
+            "four refusals in the master's log",
+        )
+        assert c.master.popen.poll() is None, "the master exited"
+        state = c.state()
+        assert state.status == deploy_pb2.MASTER_STATUS_ALIVE
+        assert [(w.id, w.state) for w in state.workers] == [
+            (worker_id, deploy_pb2.WORKER_STATE_ALIVE)
+        ]
+        assert "forged" not in log_path.read_text()  # a refusal never shows the content
+    finally:
+        c.close()
