@@ -275,12 +275,15 @@ class BaseRpcEnv(RpcEnv):
         envelopes: Iterable[rpc_pb2.Envelope],
         local: bool = False,
         peer_id: str = "",
+        hold: bool = False,
     ) -> None:
         """Handle envelopes that arrived from `peer`, in order.
 
         `local` is True only for what this env routed to itself (`_route`): a backend
         passes envelopes from a connection with the default, so no peer can claim it.
         `peer_id` is the env id the connection's peer gave, when the backend knows it.
+        With `hold`, the backend calls `self._dispatcher.release()` soon after (once
+        per turn of its I/O loop), so many messages share one hand-off to the pool.
         """
         dispatcher = self._dispatcher
         for envelope in envelopes:
@@ -290,7 +293,11 @@ class BaseRpcEnv(RpcEnv):
                     message = unpack(envelope.payload)
                     origin = MessageOrigin(peer, local, envelope.sender, peer_id)
                     dispatcher.post_send(
-                        envelope.receiver, message, self._sender(peer, envelope.sender), origin
+                        envelope.receiver,
+                        message,
+                        self._sender(peer, envelope.sender),
+                        origin,
+                        hold,
                     )
                 elif kind == ASK:
                     context = _CallContext(self, peer, envelope.request_id, envelope.sender)
@@ -303,7 +310,7 @@ class BaseRpcEnv(RpcEnv):
                         self._verify(message, context)
                     else:
                         origin = MessageOrigin(peer, local, envelope.sender, peer_id)
-                        dispatcher.post_ask(envelope.receiver, message, context, origin)
+                        dispatcher.post_ask(envelope.receiver, message, context, origin, hold)
                 elif kind in (REPLY, FAILURE):
                     self._complete(envelope)
                 else:

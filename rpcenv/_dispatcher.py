@@ -1,7 +1,11 @@
 """Dispatcher and inboxes: one ordered mailbox per endpoint, a shared thread pool.
 
 An inbox is processed by at most one thread at a time, so endpoint code needs no
-locks; `on_start` is its first item and `on_stop` its last. An endpoint's
+locks; `on_start` is its first item and `on_stop` its last. One hand-off to the
+pool drains everything queued by then. A transport may `hold` what it posts and
+`release` once per turn of its I/O loop, so a burst of messages from many peers
+costs one hand-off, not one per message (the cross-thread wake-up dominates the
+cost of a small message). An endpoint's
 `sender_policy` is checked before each message reaches its handler (see
 `rpcenv._senders`). This module knows nothing of transports: backends hand it
 decoded messages and say where each came from.
@@ -13,6 +17,7 @@ import collections
 import concurrent.futures
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -36,6 +41,36 @@ log = logging.getLogger(__name__)
 
 _BATCH = 64
 _local = threading.local()
+#: Seconds between two "dropped ... endpoint" warnings (the rest are counted).
+_DROP_LOG_INTERVAL = 1.0
+
+
+class _DropLog:
+    """Warns of messages dropped for want of an endpoint, at most once per interval.
+
+    A stopped master still hears every worker's heartbeat: one line per message
+    would flood its log at thousands a second.
+    """
+
+    def __init__(self, interval: float = _DROP_LOG_INTERVAL) -> None:
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._unlogged = 0
+
+    def dropped(self, what: str, name: str, why: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                self._unlogged += 1
+                return
+            unlogged, self._unlogged = self._unlogged, 0
+            self._next = now + self._interval
+        more = f" ({unlogged} more dropped since the last report)" if unlogged else ""
+        log.warning("dropped %s sent to %s endpoint %r%s", what, why, name, more)
+
+
+_drops = _DropLog()
 
 
 def current_endpoint_ref() -> RpcEndpointRef | None:
@@ -68,15 +103,18 @@ class Inbox:
         ref: RpcEndpointRef,
         pool: concurrent.futures.ThreadPoolExecutor,
         on_stopped: Callable[[Inbox], None],
+        on_held: Callable[[Inbox], None],
     ) -> None:
         self.name = name
         self.endpoint = endpoint
         self.ref = ref
         self._pool = pool
         self._on_stopped = on_stopped
+        self._on_held = on_held
         self._items: collections.deque[_Item] = collections.deque([_Item("start", ())])
         self._lock = threading.Lock()
         self._scheduled = False
+        self._held = False
         self._stopping = False
         self.stopped = threading.Event()
 
@@ -85,14 +123,31 @@ class Inbox:
         with self._lock:
             self._schedule()
 
-    def post(self, item: _Item) -> bool:
-        """Queue `item`; False when the endpoint is stopping or stopped."""
+    def post(self, item: _Item, hold: bool = False) -> bool:
+        """Queue `item`; False when the endpoint is stopping or stopped.
+
+        With `hold`, an idle inbox is not handed to the pool now but at the
+        dispatcher's next `release` (the item's place in the order is kept).
+        """
         with self._lock:
             if self._stopping:
                 return False
             self._items.append(item)
-            self._schedule()
-            return True
+            if not hold:
+                self._schedule()
+                return True
+            if self._scheduled or self._held:
+                return True
+            self._held = True
+        self._on_held(self)
+        return True
+
+    def release(self) -> None:
+        """Hand a held inbox to the pool (a no-op when it is already there)."""
+        with self._lock:
+            self._held = False
+            if self._items:
+                self._schedule()
 
     def post_many(self, items: list[_Item]) -> bool:
         """Queue several items with one wake-up."""
@@ -206,7 +261,7 @@ def _reject(item: _Item, name: str) -> None:
         assert isinstance(context, RpcCallContext)
         context.send_failure(RpcEndpointStoppedError(f"endpoint {name!r} was stopped"))
     elif item.kind == "send":
-        log.warning("dropped %s sent to stopped endpoint %r", _type_name(item.args[0]), name)
+        _drops.dropped(_type_name(item.args[0]), name, "stopped")
 
 
 def _remote_origin(address: RpcAddress | None, sender: RpcEndpointRef | None) -> MessageOrigin:
@@ -234,6 +289,8 @@ class Dispatcher:
         self._closed = False
         self._all_stopped = threading.Event()
         self._all_stopped.set()
+        self._held: list[Inbox] = []
+        self._held_lock = threading.Lock()
 
     def register(self, name: str, endpoint: RpcEndpoint, ref: RpcEndpointRef) -> None:
         """Add an inbox and schedule its `on_start`.
@@ -247,7 +304,7 @@ class Dispatcher:
                 raise RpcEndpointStoppedError(f"cannot set up {name!r}: the RpcEnv is stopped")
             if name in self._inboxes:
                 raise ValueError(f"an endpoint named {name!r} is already registered")
-            inbox = Inbox(name, endpoint, ref, self._pool, self._forget)
+            inbox = Inbox(name, endpoint, ref, self._pool, self._forget, self._hold)
             self._inboxes[name] = inbox
             self._all_stopped.clear()
         inbox.start()
@@ -258,6 +315,17 @@ class Dispatcher:
                 del self._inboxes[inbox.name]
             if not self._inboxes:
                 self._all_stopped.set()
+
+    def _hold(self, inbox: Inbox) -> None:
+        with self._held_lock:
+            self._held.append(inbox)
+
+    def release(self) -> None:
+        """Hand every inbox held since the last call to the pool: one hand-off each."""
+        with self._held_lock:
+            held, self._held = self._held, []
+        for inbox in held:
+            inbox.release()
 
     def has(self, name: str) -> bool:
         """True when an endpoint of that name is registered and not stopping."""
@@ -270,19 +338,19 @@ class Dispatcher:
         message: Message,
         sender: RpcEndpointRef | None,
         origin: MessageOrigin | None = None,
+        hold: bool = False,
     ) -> None:
         """Deliver a one-way message; dropped and logged when there is no such endpoint.
 
         `origin` (where the transport got it) is what the sender policy judges; without
         it the message counts as remote from the sender's address, or from nowhere.
+        With `hold`, the caller promises a `release` soon (see `Inbox.post`).
         """
         if origin is None:
             origin = _remote_origin(sender.address if sender is not None else None, sender)
         inbox = self._inboxes.get(name)
-        if inbox is None or not inbox.post(_Item("send", (message, sender, origin))):
-            log.warning(
-                "dropped %s sent to unknown or stopped endpoint %r", _type_name(message), name
-            )
+        if inbox is None or not inbox.post(_Item("send", (message, sender, origin)), hold):
+            _drops.dropped(_type_name(message), name, "unknown or stopped")
 
     def post_ask(
         self,
@@ -290,6 +358,7 @@ class Dispatcher:
         message: Message,
         context: RpcCallContext,
         origin: MessageOrigin | None = None,
+        hold: bool = False,
     ) -> None:
         """Deliver an ask; fail it at once when there is no such endpoint."""
         if origin is None:
@@ -297,7 +366,7 @@ class Dispatcher:
         inbox = self._inboxes.get(name)
         if inbox is None:
             context.send_failure(RpcEndpointNotFoundError(f"no endpoint named {name!r}"))
-        elif not inbox.post(_Item("ask", (message, context, origin))):
+        elif not inbox.post(_Item("ask", (message, context, origin)), hold):
             context.send_failure(RpcEndpointStoppedError(f"endpoint {name!r} was stopped"))
 
     def post_to_all(self, kind: str, *args: object) -> None:

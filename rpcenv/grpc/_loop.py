@@ -16,6 +16,7 @@ forked child makes its own).
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import os
@@ -54,6 +55,11 @@ class IoLoop:
 
     def __init__(self, name: str) -> None:
         self.loop = asyncio.new_event_loop()
+        self._pending: collections.deque[tuple[Callable[..., object], tuple[object, ...]]] = (
+            collections.deque()
+        )
+        self._pending_lock = threading.Lock()
+        self._wake_scheduled = False
         self.loop.set_exception_handler(_log_loop_error)
         started = threading.Event()
         self._thread = threading.Thread(
@@ -80,11 +86,38 @@ class IoLoop:
         return threading.get_ident() == self.thread_id
 
     def call_soon(self, callback: Callable[..., object], *args: object) -> None:
-        """Run `callback(*args)` on the loop, from any thread."""
-        if self.in_loop():
+        """Run `callback(*args)` on the loop, from any thread, in the order of the calls.
+
+        Calls from other threads are queued and run by one wake-up of the loop:
+        `call_soon_threadsafe` writes to the loop's self-pipe and, on a loaded
+        machine, cost ~160 µs a call; a burst of sends to many peers pays it once.
+        """
+        if threading.get_ident() == self.thread_id:
             self.loop.call_soon(callback, *args)
-        else:
-            self.loop.call_soon_threadsafe(callback, *args)
+            return
+        with self._pending_lock:
+            self._pending.append((callback, args))
+            if self._wake_scheduled:
+                return
+            self._wake_scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self._run_pending)
+        except RuntimeError:  # the loop is closed (interpreter exit): nothing runs now
+            with self._pending_lock:
+                self._wake_scheduled = False
+            raise
+
+    def _run_pending(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, collections.deque()
+            self._wake_scheduled = False
+        for callback, args in pending:
+            try:
+                callback(*args)
+            except Exception as exc:  # one bad callback must not starve the rest
+                self.loop.call_exception_handler(
+                    {"message": f"exception in callback {callback!r}", "exception": exc}
+                )
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run `coro` on the loop; its result as a thread-safe future."""

@@ -3,7 +3,8 @@
 Producers append serialized envelopes under a plain lock; the writer takes
 everything queued at once, which batches small messages onto the stream without
 a timer. The writer is woken across threads only when it is actually waiting,
-so a burst of messages costs one wake-up, not one per message.
+so a burst of messages costs one wake-up, not one per message; wake-ups of many
+writers from other threads share one loop wake-up (`IoLoop.call_soon`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ class Outbox:
             if waiter is None:
                 return True
             self._waiter = None
-        self._io.call_soon(_wake, waiter)
+        if self._io.in_loop():
+            _wake(waiter)  # a send from the loop itself needs no wake-up
+        else:
+            self._io.call_soon(_wake, waiter)
         return True
 
     async def take(self) -> list[QueuedEnvelope] | None:
