@@ -48,6 +48,17 @@ _STATUS_DELAY_SECONDS = 0.003
 _PREFETCH = 2
 #: Tasks running longer than this on average are handed over one at a time.
 _PREFETCH_BELOW_SECONDS = 0.05
+#: Share of the executor's memory its Python workers may fill with cached partitions
+#: kept as objects (Spark's spark.memory.fraction 0.6 times spark.memory.storageFraction
+#: 0.5); split evenly between the workers. SPARKCTL_MEMORY_FRACTION and
+#: SPARKCTL_MEMORY_STORAGE_FRACTION (e.g. through spark.executorEnv.*) override them.
+_MEMORY_FRACTION = 0.6
+_STORAGE_FRACTION = 0.5
+#: The longest a task waits for the busy worker that holds its cached partition in
+#: memory before another worker reads the serialized copy (twice the average task time
+#: here, within these bounds: process locality is worth a task's wait, not more).
+_LOCALITY_WAIT_MIN = 0.005
+_LOCALITY_WAIT_MAX = 0.1
 
 
 class _Slot:
@@ -59,6 +70,12 @@ class _Slot:
         self._env = env
         self.outstanding: collections.deque[tuple[int, str, int, int]] = collections.deque()
         self.stages: set[str] = set()
+        #: The (rdd id, split) blocks this worker process holds as objects in memory, and
+        #: how many of them each split has: tasks of those partitions prefer this worker.
+        self.cached: set[tuple[int, int]] = set()
+        self.splits: collections.Counter[int] = collections.Counter()
+        #: Estimated bytes of those objects (as the worker last reported).
+        self.cache_bytes = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.conn: Connection | None = None
         #: Where our executor serves blocks: told to every worker process it starts.
@@ -75,6 +92,9 @@ class _Slot:
         child.close()
         self.conn = Connection(parent.detach())
         self.stages = set()
+        self.cached.clear()  # a new process holds nothing: its tasks read the disk copy
+        self.splits.clear()
+        self.cache_bytes = 0
         if self.block_address:
             self.tell_block_address(self.block_address)
 
@@ -105,6 +125,12 @@ class ExecutorRuntime:
         self.local_dir = local_dir
         self._lock = threading.Lock()
         self._queue: collections.deque[tuple[int, str, int, int]] = collections.deque()
+        #: When each queued task arrived (for the process-locality wait).
+        self._queued_at: dict[int, float] = {}
+        #: Split -> the worker that last cached a block of it in memory.
+        self._holders: dict[int, _Slot] = {}
+        #: When a dispatch retry is due for tasks waiting for their worker (0: none).
+        self._retry_at = 0.0
         self._payloads: dict[str, bytes] = {}
         self._statuses: list[Any] = []
         self._status_lock = threading.Lock()
@@ -121,6 +147,8 @@ class ExecutorRuntime:
         # One Python worker per task that may run at once: a task takes spark.task.cpus cores.
         task_cpus = max(1, int(os.environ.get("SPARKCTL_TASK_CPUS") or "1"))
         self._max_slots = max(1, cores // task_cpus)
+        if not env.get("SPARKCTL_WORKER_CACHE_MB"):
+            env["SPARKCTL_WORKER_CACHE_MB"] = f"{worker_cache_mb(env, self._max_slots):.1f}"
         self._worker_args = (args, env)
         #: The slots, each with a worker process. As many as the machine has CPUs start
         #: at once (warm for the first tasks); the others when tasks would otherwise
@@ -150,13 +178,24 @@ class ExecutorRuntime:
     def launch(self, tasks: list[tuple[int, str, int, int]]) -> None:
         with self._lock:
             self._queue.extend(tasks)
+            if self._holders:
+                now = time.monotonic()
+                for task in tasks:
+                    self._queued_at[task[0]] = now
             self._dispatch()
+
+    def cached_in_memory(self) -> dict[int, tuple[int, int]]:
+        """Worker index -> (blocks, estimated bytes) it holds as objects."""
+        with self._lock:
+            return {s.index: (len(s.cached), s.cache_bytes) for s in self._slots if s.cached}
 
     def kill(self, task_ids: set[int], reason: str) -> None:
         dropped: list[int] = []
         with self._lock:
             dropped = [t[0] for t in self._queue if t[0] in task_ids]
             self._queue = collections.deque(t for t in self._queue if t[0] not in task_ids)
+            for task_id in dropped:
+                self._queued_at.pop(task_id, None)
             for slot in self._slots:
                 if not slot.outstanding:
                     continue
@@ -175,6 +214,7 @@ class ExecutorRuntime:
                     slot.outstanding.clear()
                     slot.kill()  # its old reader sees EOF and leaves: the new one takes over
                     slot.start()
+                    self._drop_holder(slot)
                     self._start_reader(slot)
             self._dispatch()
         for task_id in dropped:
@@ -185,8 +225,11 @@ class ExecutorRuntime:
         with self._lock:
             for key in tasksets:
                 self._payloads.pop(key, None)
+            forgotten = set(rdd_ids)
             for slot in self._slots:
                 slot.stages.difference_update(tasksets)
+                if forgotten and slot.cached:
+                    self._note_cached(slot, [], [k for k in slot.cached if k[0] in forgotten])
                 if slot.conn is not None:
                     with contextlib.suppress(OSError):
                         slot.conn.send_bytes(message)
@@ -209,29 +252,135 @@ class ExecutorRuntime:
         return slot
 
     def _dispatch(self) -> None:
-        """Hand queued tasks to workers, idle ones first, then queued behind one (lock held)."""
+        """Hand queued tasks to workers, idle ones first, then queued behind one (lock held).
+
+        A task whose partition a worker process holds in memory (cached as objects) goes
+        to that worker; while that worker is busy the task waits for it up to the
+        locality wait, then any worker runs it from the serialized copy.
+        """
+        if self._holders:
+            self._dispatch_local()
+            return
         while self._queue:
-            slot = min(self._slots, key=lambda sl: len(sl.outstanding))
-            if slot.outstanding and len(self._slots) < self._max_slots:
-                slot = self._add_slot()  # every worker is busy: one more
-            if len(slot.outstanding) >= self._prefetch or slot.conn is None:
+            slot = self._free_slot()
+            if slot is None:
                 return
+            self._send(slot, self._queue.popleft())
+
+    def _free_slot(self) -> _Slot | None:
+        """The least busy worker that may take one more task now, if any (lock held)."""
+        slot = min(self._slots, key=lambda sl: len(sl.outstanding))
+        if slot.outstanding and len(self._slots) < self._max_slots:
+            slot = self._add_slot()  # every worker is busy: one more
+        if len(slot.outstanding) >= self._prefetch or slot.conn is None:
+            return None
+        return slot
+
+    def _holder_of(self, split: int) -> _Slot | None:
+        """The worker holding a memory-cached block of `split`, if one still does."""
+        slot = self._holders.get(split)
+        if slot is not None and not slot.splits.get(split):
+            del self._holders[split]
+            return None
+        return slot
+
+    def _drop_holder(self, slot: _Slot) -> None:
+        """A restarted worker holds nothing in memory: its partitions go anywhere (lock held)."""
+        for split in [p for p, s in self._holders.items() if s is slot]:
+            del self._holders[split]
+
+    def _dispatch_local(self) -> None:
+        """`_dispatch` with process locality (lock held)."""
+        now = time.monotonic()
+        wait = self._locality_wait()
+        retry_at = 0.0
+        kept: collections.deque[tuple[int, str, int, int]] = collections.deque()
+        while self._queue:
             task = self._queue.popleft()
-            task_id, key, partition, attempt = task
-            payload = None
-            if key not in slot.stages:
-                payload = self._payloads.get(key)
-                if payload is None:
-                    reason = f"no code for task set {key}"
-                    self._report(("done", task_id, "FAILED", b"", b"", reason, "", None, 0.0))
+            holder = self._holder_of(task[2])
+            if holder is not None and holder.conn is not None:
+                if len(holder.outstanding) < self._prefetch:
+                    self._send(holder, task)
                     continue
-                slot.stages.add(key)
-            slot.outstanding.append(task)
-            # On OSError the reader notices the dead worker and requeues or reports the task.
-            with contextlib.suppress(OSError):
-                slot.conn.send_bytes(
-                    pickle.dumps(("task", task_id, key, partition, attempt, payload), 5)
-                )
+                due = self._queued_at.setdefault(task[0], now) + wait
+                if now < due:
+                    kept.append(task)  # its worker may free up soon: wait for it
+                    retry_at = min(retry_at, due) if retry_at else due
+                    continue
+            slot = self._free_slot()
+            if slot is None:
+                kept.append(task)
+                kept.extend(self._queue)
+                self._queue.clear()
+                break
+            self._send(slot, task)
+        self._queue = kept
+        if retry_at and (not self._retry_at or retry_at < self._retry_at):
+            self._retry_at = retry_at
+            timer = threading.Timer(retry_at - now, self._retry_dispatch)
+            timer.daemon = True
+            timer.start()
+
+    def _retry_dispatch(self) -> None:
+        """The locality wait of a waiting task ran out: let any worker take it."""
+        with self._lock:
+            self._retry_at = 0.0
+            if not self._stopping:
+                self._dispatch()
+
+    def _locality_wait(self) -> float:
+        average = self._run_seconds
+        if average is None:
+            return _LOCALITY_WAIT_MAX
+        return min(_LOCALITY_WAIT_MAX, max(_LOCALITY_WAIT_MIN, 2 * average))
+
+    def _send(self, slot: _Slot, task: tuple[int, str, int, int]) -> None:
+        """Hand one task to a worker, with its stage's code the first time (lock held)."""
+        task_id, key, partition, attempt = task
+        self._queued_at.pop(task_id, None)
+        payload = None
+        if key not in slot.stages:
+            payload = self._payloads.get(key)
+            if payload is None:
+                reason = f"no code for task set {key}"
+                self._report(("done", task_id, "FAILED", b"", b"", reason, "", None, 0.0))
+                return
+            slot.stages.add(key)
+        slot.outstanding.append(task)
+        assert slot.conn is not None
+        # On OSError the reader notices the dead worker and requeues or reports the task.
+        with contextlib.suppress(OSError):
+            slot.conn.send_bytes(
+                pickle.dumps(("task", task_id, key, partition, attempt, payload), 5)
+            )
+
+    def _note_cached(
+        self,
+        slot: _Slot,
+        added: list[tuple[int, int]],
+        evicted: list[tuple[int, int]],
+        held_bytes: int | None = None,
+    ) -> None:
+        """A worker cached or dropped blocks in memory: where their partitions go (lock held)."""
+        for key in added:
+            key = (key[0], key[1])
+            if key not in slot.cached:
+                slot.cached.add(key)
+                slot.splits[key[1]] += 1
+            self._holders[key[1]] = slot
+        for key in evicted:
+            key = (key[0], key[1])
+            if key in slot.cached:
+                slot.cached.discard(key)
+                slot.splits[key[1]] -= 1
+                if slot.splits[key[1]] <= 0:
+                    del slot.splits[key[1]]
+                    if self._holders.get(key[1]) is slot:
+                        del self._holders[key[1]]
+        if held_bytes is not None:
+            slot.cache_bytes = held_bytes
+        elif not slot.cached:
+            slot.cache_bytes = 0
 
     def _note_run_time(self, seconds: float) -> None:
         """Track how long tasks run here, to pick how many each worker holds (lock held)."""
@@ -259,6 +408,11 @@ class ExecutorRuntime:
                     target=self._serve_fetch, args=(conn, reply), name="fetch", daemon=True
                 ).start()
                 continue
+            if reply[0] == "cached":
+                with self._lock:
+                    if slot.conn is conn:
+                        self._note_cached(slot, reply[1], reply[2], reply[3])
+                continue
             task_id = reply[1]
             with self._lock:
                 if slot.conn is not conn:
@@ -284,6 +438,7 @@ class ExecutorRuntime:
             slot.outstanding.clear()
             slot.kill()
             slot.start()
+            self._drop_holder(slot)
             self._start_reader(slot)
             self._dispatch()
         if lost is not None and lost not in self._cancelled:
@@ -349,6 +504,34 @@ class ExecutorRuntime:
     def _can_wait(self) -> bool:
         """Whether queued statuses may wait for company (status lock held)."""
         return len(self._statuses) < _STATUS_BATCH and len(self._queue) >= len(self._slots)
+
+
+def worker_cache_mb(environ: Mapping[str, str], workers: int) -> float:
+    """Each Python worker's share of the executor's storage memory, in MiB.
+
+    The executor's memory is SPARK_EXECUTOR_MEMORY (set by the Worker that started it;
+    1g when absent, as spark.executor.memory's default), times the memory and storage
+    fractions.
+    """
+    memory_mb = 1024.0
+    text = (environ.get("SPARK_EXECUTOR_MEMORY") or "").strip().lower()
+    units = {"k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0 * 1024}
+    with contextlib.suppress(ValueError):
+        if text and text[-1] in units:
+            memory_mb = float(text[:-1]) * units[text[-1]]
+        elif text:
+            memory_mb = float(text) / (1 << 20)  # plain bytes
+    fractions = []
+    for name, default in (
+        ("SPARKCTL_MEMORY_FRACTION", _MEMORY_FRACTION),
+        ("SPARKCTL_MEMORY_STORAGE_FRACTION", _STORAGE_FRACTION),
+    ):
+        try:
+            value = float(environ.get(name) or default)
+        except ValueError:
+            value = default
+        fractions.append(min(1.0, max(0.0, value)))
+    return memory_mb * fractions[0] * fractions[1] / max(1, workers)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -40,10 +40,11 @@ from scheduler._shuffle import (
 from scheduler._stagecode import StageCode, stage_header
 from scheduler._taskcontext import TaskContext
 
-__all__ = ["WorkerRuntime", "main"]
+__all__ = ["WorkerRuntime", "estimate_size", "main"]
 
-#: Bytes of cached partitions a worker keeps deserialized in memory.
-_CACHE_BUDGET = 256 << 20
+#: Bytes of cached partitions a worker keeps deserialized in memory (an estimate of the
+#: objects' size): its share of the executor's storage memory, which the executor passes.
+_CACHE_BUDGET = int(float(os.environ.get("SPARKCTL_WORKER_CACHE_MB") or 256) * (1 << 20))
 
 #: The cyclic collector's thresholds while a task runs. With the defaults (700, 10, 10)
 #: a task that builds a large structure (a groupByKey's lists, a sort's records) has
@@ -76,6 +77,10 @@ class WorkerRuntime:
             collections.OrderedDict()
         )
         self._cache_bytes = 0
+        #: Memory-cached blocks added and evicted since the executor last heard: it routes
+        #: later tasks of a partition to the worker holding it (process locality).
+        self.cache_added: list[tuple[int, int]] = []
+        self.cache_evicted: list[tuple[int, int]] = []
         #: The pipe to our executor (None outside an executor, e.g. in tests).
         self.conn: Connection | None = None
         #: Messages that arrived while a task waited for fetched bytes.
@@ -157,20 +162,52 @@ class WorkerRuntime:
             self.stored_bytes.append(len(data))
         level = rdd._storage_level
         if level is None or level.useMemory:
-            self._remember(key, values, len(data))
+            self._remember(key, values, estimate_size(values, len(data)))
         return values
 
     def _remember(self, key: tuple[int, int], values: list[Any], size: int) -> None:
+        """Keep `values` in memory, evicting the least recently used beyond the budget."""
+        if size > _CACHE_BUDGET:
+            return  # would evict everything else and still not fit: read from disk
         self._cache[key] = (values, size)
         self._cache_bytes += size
+        self.cache_added.append(key)
         while self._cache_bytes > _CACHE_BUDGET and len(self._cache) > 1:
-            _, (_, old) = self._cache.popitem(last=False)
+            old_key, (_, old) = self._cache.popitem(last=False)
             self._cache_bytes -= old
+            self.cache_evicted.append(old_key)
+
+    def cache_report(self) -> tuple[Any, ...] | None:
+        """("cached", added, evicted, bytes held) since the last report, or None: no change."""
+        if not self.cache_added and not self.cache_evicted:
+            return None
+        report = ("cached", self.cache_added, self.cache_evicted, self._cache_bytes)
+        self.cache_added, self.cache_evicted = [], []
+        return report
 
     def drop_rdds(self, rdd_ids: set[int]) -> None:
         for key in [k for k in self._cache if k[0] in rdd_ids]:
             _, size = self._cache.pop(key)
             self._cache_bytes -= size
+
+
+def estimate_size(values: list[Any], pickled: int) -> int:
+    """About how many bytes `values` take as Python objects (a sample, one level deep).
+
+    At least the pickle's size: an estimate for the cache's budget, not an audit.
+    """
+    n = len(values)
+    total = sys.getsizeof(values)
+    if n:
+        step = max(1, n // 64)
+        sample = values[::step]
+        each = 0
+        for item in sample:
+            each += sys.getsizeof(item)
+            if type(item) in (tuple, list):
+                each += sum(sys.getsizeof(x) for x in item)
+        total += each * n // len(sample)
+    return max(total, pickled)
 
 
 #: Seconds the current task spent in Python's garbage collector (the UI's "GC Time").
@@ -367,6 +404,9 @@ def main(argv: list[str] | None = None) -> None:
             reply = run_task(runtime, spec, task_id, partition, attempt)
             del spec
             _flush_stdout()
+            cached = runtime.cache_report()
+            if cached is not None:  # before the reply: the executor routes on it
+                conn.send_bytes(pickle.dumps(cached, pickle.HIGHEST_PROTOCOL))
             conn.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
         elif kind == "forget":
             _, tasksets, rdd_ids, broadcast_ids = message
