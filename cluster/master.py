@@ -241,6 +241,8 @@ class Master(MasterLeadership):
                 master_webui_url=self.webui_url,
                 master_epoch=self.epoch,
                 heartbeat_interval_ms=round(self.liveness.heartbeat_interval * 1000),
+                # (A Master driven without an env, in unit tests, has none.)
+                master_env_id=self._rpc_env.env_id if self._rpc_env is not None else "",
             )
         )
         log.info(

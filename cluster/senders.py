@@ -141,8 +141,15 @@ def _master_addresses(worker: WorkerBase) -> set[RpcAddress]:
 
 
 def _from_master(worker: WorkerBase, _msg: Any, origin: MessageOrigin) -> bool:
-    """A Master's command: from a Master this worker knows (epochs fence old leaders)."""
+    """A Master's notice: from a Master this worker knows (epochs fence old leaders)."""
     return origin.local or origin.address in _master_addresses(worker)
+
+
+def _from_our_master(worker: WorkerBase, msg: Any, origin: MessageOrigin) -> bool:
+    """A Master's command: also over the connection of the Master we registered with."""
+    if origin.local:
+        return True
+    return _from_master(worker, msg, origin) and worker.master_env_id in ("", origin.peer_id)
 
 
 def _own_executor(worker: WorkerBase, msg: Any, _origin: MessageOrigin) -> bool:
@@ -164,11 +171,11 @@ WORKER_SENDERS = SenderPolicy(
         pb.CleanupWorkDirs: LOCAL_ONLY,
         pb.ReconnectWorker: _from_master,
         pb.MasterChanged: _from_master,
-        pb.LaunchExecutor: _from_master,
-        pb.KillExecutor: _from_master,
-        pb.ApplicationFinished: _from_master,
-        pb.LaunchDriver: _from_master,
-        pb.KillDriver: _from_master,
+        pb.LaunchExecutor: _from_our_master,
+        pb.KillExecutor: _from_our_master,
+        pb.ApplicationFinished: _from_our_master,
+        pb.LaunchDriver: _from_our_master,
+        pb.KillDriver: _from_our_master,
         pb.ExecutorRegistered: _own_executor,
     },
     "Worker",

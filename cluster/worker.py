@@ -265,6 +265,7 @@ class Worker(WorkerDrivers):
         self.master_url = msg.master_url
         self.master_webui_url = msg.master_webui_url
         self.master_epoch = msg.master_epoch
+        self.master_env_id = msg.master_env_id
         if msg.heartbeat_interval_ms > 0 and self._heartbeat is not None:
             # The Master owns the interval: a timeout set on it alone must not make
             # workers that keep their own (longer) default flap.

@@ -87,6 +87,8 @@ class WorkerBase(RpcEndpoint):
         self.master_url = ""
         self.master_webui_url = ""
         self.master_epoch = 0
+        #: The env id of the Master we registered with (its commands come over it).
+        self.master_env_id = ""
         self.registered = threading.Event()
         self.executors: dict[tuple[str, int], ExecutorRunner] = {}
         self.finished_executors: collections.deque[ExecutorRunner] = collections.deque(maxlen=200)

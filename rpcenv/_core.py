@@ -167,6 +167,10 @@ class RpcEndpoint:
 class RpcEnv(abc.ABC):
     """A process's messaging runtime: hosts endpoints and reaches remote ones."""
 
+    #: A random id of this env, new at every start: what its connections present as
+    #: their `MessageOrigin.peer_id` ("" for a backend without one).
+    env_id: str = ""
+
     @staticmethod
     def create(
         name: str,

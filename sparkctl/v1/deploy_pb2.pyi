@@ -546,6 +546,7 @@ class RegisterWorkerResponse(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     MASTER_IN_STANDBY_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _builtins.int
+    MASTER_ENV_ID_FIELD_NUMBER: _builtins.int
     accepted: _builtins.bool
     master_url: _builtins.str
     master_webui_url: _builtins.str
@@ -557,6 +558,10 @@ class RegisterWorkerResponse(_message.Message):
     """How often the worker must heartbeat (spark.worker.timeout / 4 of the Master):
     the Master owns the interval; 0 (an older Master) keeps the worker's own.
     """
+    master_env_id: _builtins.str
+    """The env id of the Master's RpcEnv: the worker takes commands only from a
+    connection that presents it ("" from an older Master: its address suffices).
+    """
     def __init__(
         self,
         *,
@@ -567,10 +572,11 @@ class RegisterWorkerResponse(_message.Message):
         reason: _builtins.str = ...,
         master_in_standby: _builtins.bool = ...,
         heartbeat_interval_ms: _builtins.int = ...,
+        master_env_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "heartbeat_interval_ms", b"heartbeat_interval_ms", "master_epoch", b"master_epoch", "master_in_standby", b"master_in_standby", "master_url", b"master_url", "master_webui_url", b"master_webui_url", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "heartbeat_interval_ms", b"heartbeat_interval_ms", "master_env_id", b"master_env_id", "master_epoch", b"master_epoch", "master_in_standby", b"master_in_standby", "master_url", b"master_url", "master_webui_url", b"master_webui_url", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

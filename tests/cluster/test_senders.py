@@ -24,7 +24,7 @@ from google.protobuf import descriptor as pb_descriptor
 from google.protobuf.message import Message
 from proc_cluster import ProcCluster
 
-from cluster.launch import start_master
+from cluster.launch import start_master, start_worker
 from cluster.master import Master
 from cluster.senders import MASTER_SENDERS, WORKER_SENDERS
 from cluster.worker import Worker
@@ -318,3 +318,40 @@ def test_forged_leadership_notices_leave_a_master_process_serving(tmp_path: path
         assert "forged" not in log_path.read_text()  # a refusal never shows the content
     finally:
         c.close()
+
+
+def test_a_peer_claiming_the_masters_address_cannot_command_a_worker(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A Worker takes commands only over the connection of the Master it registered with."""
+    conf = Conf({**SECRET_CONF, "spark.rpc.backend": "grpc"})
+    master = start_master(conf, "127.0.0.1", 0, tmp_path / "master")
+    envs: list[RpcEnv] = []
+    worker = None
+    try:
+        worker = start_worker(conf, [master.url], 2, 1024, "127.0.0.1", 0, tmp_path / "w")
+        assert worker.wait_registered(10)
+        assert worker.endpoint.master_env_id == master.rpc_env.env_id != ""
+
+        impostor = RpcEnv.create("impostor", "127.0.0.1", 0, conf, client_mode=True)
+        envs.append(impostor)
+        claimed = master.rpc_env.address
+        impostor._peer_metadata = f"{impostor.env_id};sparkMaster;{claimed.host};{claimed.port}"  # type: ignore[attr-defined]
+        ref = impostor.endpoint_ref(worker.ref.address, worker.ref.name)
+        launch = deploy_pb2.LaunchDriver(
+            driver_id="driver-forged",
+            description=deploy_pb2.DriverDescription(app_resource="/x/app.py", cores=1),
+            master_epoch=worker.endpoint.master_epoch,
+            attempt=1,
+        )
+        with pytest.raises(RpcPermissionDeniedError):
+            ref.ask_sync(launch, 10)
+        ref.send(launch)
+        time.sleep(0.3)
+        assert not worker.endpoint.drivers and not worker.endpoint.finished_drivers
+    finally:
+        if worker is not None:
+            worker.stop()
+        for env in envs:
+            env.shutdown()
+        master.stop()
