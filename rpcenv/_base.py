@@ -23,7 +23,7 @@ from rpcenv._address import RpcAddress, parse_endpoint_uri
 from rpcenv._codec import DEFAULT_MAX_MESSAGE_BYTES, decode_error, encode_error, pack, unpack
 from rpcenv._conf import Conf
 from rpcenv._core import RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcEnv
-from rpcenv._dispatcher import Dispatcher, current_endpoint_ref
+from rpcenv._dispatcher import Dispatcher, RateLimitedWarning, current_endpoint_ref
 from rpcenv._errors import (
     RpcConfigError,
     RpcConnectionError,
@@ -389,7 +389,7 @@ class BaseRpcEnv(RpcEnv):
         envelope = rpc_pb2.Envelope(kind=SEND, receiver=ref.name, sender=self._sender_name())
         pack(message, self._max_message_bytes, envelope.payload)
         if self._stopped.is_set():
-            log.warning(
+            _stopped_drops.warn(
                 "dropped %s to %s: RpcEnv %r is stopped",
                 message.DESCRIPTOR.full_name,
                 ref,
@@ -482,6 +482,10 @@ class BaseRpcEnv(RpcEnv):
                 "(set by spark.rpc.askTimeout)"
             )
         )
+
+
+#: Sends after shutdown: an endpoint draining its backlog may make thousands.
+_stopped_drops = RateLimitedWarning(log)
 
 
 def _ask_timeout(conf: Conf) -> float:

@@ -178,26 +178,31 @@ class RpcEnv(abc.ABC):
         port: int,
         conf: Mapping[str, str] | None = None,
         client_mode: bool = False,
+        *,
+        advertise_host: str | None = None,
     ) -> RpcEnv:
         """Create an env with the backend named by `spark.rpc.backend` (default grpc).
 
         Args:
             name: what the env is called in logs and hellos (e.g. "sparkMaster").
-            host: the host to bind and advertise.
+            host: the host to bind (and to advertise, unless `advertise_host` says).
             port: the port to listen on; 0 picks a free one.
             conf: settings (`spark.rpc.*`, `spark.authenticate.secret`, `spark.ssl.rpc.*`).
             client_mode: no listening port; peers answer over our connections.
+            advertise_host: the host peers are told to reach us at, in `address` and
+                in every hello, when it is not `host` (a driver bound to 0.0.0.0 by
+                spark.driver.bindAddress, advertising spark.driver.host).
 
         Raises:
-            RpcConfigError: unknown backend, bad value, or an unsafe bind.
+            RpcConfigError: unknown backend, bad value, an unsafe bind, or a backend
+                whose factory cannot advertise a host other than the one it binds.
         """
         from rpcenv._conf import Conf
-        from rpcenv._registry import get_backend
+        from rpcenv._registry import create_with_backend
 
         settings = conf if isinstance(conf, Conf) else Conf(conf or {})
         backend = settings.get_str("spark.rpc.backend") or "grpc"
-        factory = get_backend(backend)
-        return factory(name, host, port, settings, client_mode)
+        return create_with_backend(backend, name, host, port, settings, client_mode, advertise_host)
 
     @property
     @abc.abstractmethod

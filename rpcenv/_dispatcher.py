@@ -35,7 +35,7 @@ from rpcenv._senders import MessageOrigin
 if TYPE_CHECKING:
     pass
 
-__all__ = ["Dispatcher", "current_endpoint_ref", "current_origin"]
+__all__ = ["Dispatcher", "RateLimitedWarning", "current_endpoint_ref", "current_origin"]
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +45,23 @@ _local = threading.local()
 _DROP_LOG_INTERVAL = 1.0
 
 
-class _DropLog:
-    """Warns of messages dropped for want of an endpoint, at most once per interval.
+class RateLimitedWarning:
+    """A warning logged at most once per interval; the others are counted.
 
-    A stopped master still hears every worker's heartbeat: one line per message
-    would flood its log at thousands a second.
+    A stopped master still hears every worker's heartbeat (and its endpoint may
+    still answer a backlog): one line per message would flood its log, and slow
+    its shutdown, at thousands a second.
     """
 
-    def __init__(self, interval: float = _DROP_LOG_INTERVAL) -> None:
+    def __init__(self, logger: logging.Logger, interval: float = _DROP_LOG_INTERVAL) -> None:
+        self._logger = logger
         self._interval = interval
         self._lock = threading.Lock()
         self._next = 0.0
         self._unlogged = 0
 
-    def dropped(self, what: str, name: str, why: str) -> None:
+    def warn(self, text: str, *args: object) -> None:
+        """`log.warning(text, *args)`, or count it when one was logged within the interval."""
         now = time.monotonic()
         with self._lock:
             if now < self._next:
@@ -66,11 +69,19 @@ class _DropLog:
                 return
             unlogged, self._unlogged = self._unlogged, 0
             self._next = now + self._interval
-        more = f" ({unlogged} more dropped since the last report)" if unlogged else ""
-        log.warning("dropped %s sent to %s endpoint %r%s", what, why, name, more)
+        if unlogged:
+            text += f" ({unlogged} more like it since the last report)"
+        self._logger.warning(text, *args)
 
 
-_drops = _DropLog()
+class _DropLog(RateLimitedWarning):
+    """Messages dropped for want of an endpoint."""
+
+    def dropped(self, what: str, name: str, why: str) -> None:
+        self.warn("dropped %s sent to %s endpoint %r", what, why, name)
+
+
+_drops = _DropLog(log)
 
 
 def current_endpoint_ref() -> RpcEndpointRef | None:

@@ -12,9 +12,10 @@ changes.
 from __future__ import annotations
 
 import importlib
+import inspect
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rpcenv._errors import RpcConfigError
 
@@ -32,7 +33,10 @@ __all__ = [
     "register_backend",
 ]
 
-#: `factory(name, host, port, conf, client_mode) -> RpcEnv`
+#: `factory(name, host, port, conf, client_mode) -> RpcEnv`. A factory that can
+#: advertise a host other than the one it binds also takes a keyword argument
+#: `advertise_host: str | None` (see `RpcEnv.create`); one without it still works
+#: for every env that advertises the host it binds.
 BackendFactory = Callable[[str, str, int, "Conf", bool], "RpcEnv"]
 
 ENTRY_POINT_GROUP = "sparkctl.rpc_backends"
@@ -94,3 +98,48 @@ def get_backend(name: str) -> BackendFactory:
         factory = point.load()
     register_backend(name, factory)
     return factory
+
+
+def accepts_advertise_host(factory: BackendFactory) -> bool:
+    """True when `factory` takes the `advertise_host` keyword (or any keyword)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a callable without a signature: assume the old one
+        return False
+    return any(
+        p.kind is inspect.Parameter.VAR_KEYWORD
+        or (p.name == "advertise_host" and p.kind is not inspect.Parameter.POSITIONAL_ONLY)
+        for p in parameters
+    )
+
+
+def create_with_backend(
+    backend: str,
+    name: str,
+    host: str,
+    port: int,
+    conf: Conf,
+    client_mode: bool,
+    advertise_host: str | None = None,
+) -> RpcEnv:
+    """Make an env with backend `backend`, passing `advertise_host` only when it matters.
+
+    A factory of the old five-argument signature gets exactly those five arguments
+    whenever the env advertises the host it binds, so third-party backends keep
+    working unchanged.
+
+    Raises:
+        RpcConfigError: an unknown backend, or one that cannot advertise another host.
+    """
+    factory = get_backend(backend)
+    if advertise_host is None or advertise_host == host:
+        return factory(name, host, port, conf, client_mode)
+    if not accepts_advertise_host(factory):
+        raise RpcConfigError(
+            f"the {backend!r} RpcEnv backend (spark.rpc.backend) cannot advertise "
+            f"{advertise_host!r} while binding {host!r}: its factory takes no advertise_host "
+            "argument; bind the advertised host itself, or use the grpc backend"
+        )
+    extended: Any = factory
+    env: RpcEnv = extended(name, host, port, conf, client_mode, advertise_host=advertise_host)
+    return env

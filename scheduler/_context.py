@@ -186,7 +186,9 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         check_driver_bind(addresses, settings, os.environ)
         port = int(self._conf.get("spark.driver.port") or "0")
         env_conf = dict(self._conf.getAll())
-        self._env = RpcEnv.create("sparkDriver", addresses.bind, port, env_conf)
+        self._env = RpcEnv.create(
+            "sparkDriver", addresses.bind, port, env_conf, advertise_host=addresses.advertise
+        )
         self._local_cores = cores
         self._kind = kind
         if kind == "local":

@@ -8,6 +8,13 @@ from rpcenv.grpc._env import GrpcRpcEnv
 __all__ = ["GrpcRpcEnv", "create_env"]
 
 
-def create_env(name: str, host: str, port: int, conf: Conf, client_mode: bool) -> GrpcRpcEnv:
+def create_env(
+    name: str,
+    host: str,
+    port: int,
+    conf: Conf,
+    client_mode: bool,
+    advertise_host: str | None = None,
+) -> GrpcRpcEnv:
     """Backend factory for `spark.rpc.backend=grpc`."""
-    return GrpcRpcEnv(name, host, port, conf, client_mode)
+    return GrpcRpcEnv(name, host, port, conf, client_mode, advertise_host=advertise_host)

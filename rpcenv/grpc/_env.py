@@ -75,7 +75,17 @@ _STOP_BOUND = 3.0
 class GrpcRpcEnv(BaseRpcEnv):
     """An RpcEnv on gRPC."""
 
-    def __init__(self, name: str, host: str, port: int, conf: Conf, client_mode: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        conf: Conf,
+        client_mode: bool,
+        advertise_host: str | None = None,
+    ) -> None:
+        """Bind `host` (unless `client_mode`); peers are told `advertise_host`, else `host`."""
+        advertise = advertise_host or host
         self._secret = resolve_secret(conf)
         self._tls = tls_enabled(conf)
         # Read now, so that a bad file fails RpcEnv.create, not each dial on the loop
@@ -84,10 +94,10 @@ class GrpcRpcEnv(BaseRpcEnv):
         env_id = uuid.uuid4().hex
         self._server: GrpcServer | None = None
         if client_mode:
-            address = RpcAddress(host, 0, env_id)
+            address = RpcAddress(advertise, 0, env_id)
         else:
             check_bind_allowed(host, self._secret, conf)
-            address = RpcAddress(host, port)
+            address = RpcAddress(advertise, port)
         super().__init__(name, address, conf)
         self.env_id = env_id
         limit = min(self._max_message_bytes + _OVERHEAD, 2**31 - 1)  # gRPC sizes are int32
@@ -117,7 +127,7 @@ class GrpcRpcEnv(BaseRpcEnv):
         self._connections_lock = threading.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._release_scheduled = False  # loop thread only
-        self._hello = rpc_pb2.PeerHello(env_id=env_id, name=name, host=host, port=0)
+        self._hello = rpc_pb2.PeerHello(env_id=env_id, name=name, host=advertise, port=0)
         self._io = IoLoop.shared()
         if not client_mode:
             idle_ms = max(1, int(connection_timeout * 1000))
@@ -156,12 +166,12 @@ class GrpcRpcEnv(BaseRpcEnv):
                 # may try the next port (an executor's spark.blockManager.port).
                 self._deadlines.stop()
                 raise
-            self._address = RpcAddress(host, self._server.port)
+            self._address = RpcAddress(advertise, self._server.port)
             self._hello.port = self._server.port
             self._server.add_stream(CONNECT_METHOD, self._serve_connect)
             self._server.start()
         self._hello_bytes = self._hello.SerializeToString()
-        self._peer_metadata = f"{env_id};{name};{host};{self._hello.port}"
+        self._peer_metadata = f"{env_id};{name};{advertise};{self._hello.port}"
 
     # -- public typed services -------------------------------------------------
 

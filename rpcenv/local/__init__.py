@@ -28,7 +28,17 @@ _ports = itertools.count(50_000)
 class LocalRpcEnv(BaseRpcEnv):
     """An RpcEnv whose peers live in the same Python process."""
 
-    def __init__(self, name: str, host: str, port: int, conf: Conf, client_mode: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        conf: Conf,
+        client_mode: bool,
+        advertise_host: str | None = None,
+    ) -> None:
+        # Nothing binds here: peers find the env under the host it advertises.
+        host = advertise_host or host
         with _envs_lock:
             if client_mode:
                 address = RpcAddress(host, 0, uuid.uuid4().hex)
@@ -83,6 +93,13 @@ class LocalRpcEnv(BaseRpcEnv):
                 peer._peer_disconnected(self.address)
 
 
-def create_env(name: str, host: str, port: int, conf: Conf, client_mode: bool) -> LocalRpcEnv:
+def create_env(
+    name: str,
+    host: str,
+    port: int,
+    conf: Conf,
+    client_mode: bool,
+    advertise_host: str | None = None,
+) -> LocalRpcEnv:
     """Backend factory for `spark.rpc.backend=local`."""
-    return LocalRpcEnv(name, host, port, conf, client_mode)
+    return LocalRpcEnv(name, host, port, conf, client_mode, advertise_host=advertise_host)
