@@ -10,10 +10,15 @@ with an older Master epoch than the one it registered with.
 from __future__ import annotations
 
 import logging
+import os
+import pathlib
+import signal
+import time
 from collections.abc import Callable
 
 import pytest
 from cluster_harness import LocalCluster, wait_for
+from proc_cluster import ProcCluster
 
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -152,3 +157,74 @@ def test_a_worker_ignores_commands_of_an_older_master_epoch(
     state = handle.endpoint
     assert not state.executors and not state.drivers and state.registered.is_set()
     assert "app-old" not in state.finished_apps
+
+
+def test_finding_3_with_processes_sigstop_sigcont_keeps_the_relaunched_driver(
+    tmp_path: pathlib.Path,
+) -> None:
+    """The issue's scenario end to end: real workers, a real supervised driver process."""
+    c = ProcCluster(tmp_path)  # spark.worker.timeout=3
+    try:
+        hung = c.add_worker(cores=1)
+        hung_id = str(hung.info["worker_id"])
+        env = c.client_env()
+        master = c.master_ref(env)
+        submitted = master.ask_sync(
+            api.SubmitDriverRequest(
+                description=pb.DriverDescription(
+                    app_resource="sleeper.py",
+                    app_content=b"import time\ntime.sleep(600)\n",
+                    cores=1,
+                    memory_mb=64,
+                    supervise=True,
+                )
+            ),
+            10,
+        )
+        assert isinstance(submitted, api.SubmitDriverResponse)
+        driver_id = submitted.driver_id
+
+        def driver() -> api.DriverSummary | None:
+            return next((d for d in c.state().active_drivers if d.id == driver_id), None)
+
+        wait_for(lambda: (d := driver()) and d.worker_id == hung_id, 15, "running on the first")
+        wait_for(lambda: hung.children(), 15, "the first copy's process")
+        live = c.add_worker(cores=1)
+        live_id = str(live.info["worker_id"])
+        os.kill(hung.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: (d := driver()) and d.worker_id == live_id, 30, "the relaunch")
+            wait_for(lambda: live.children(), 15, "the relaunched copy's process")
+        finally:
+            os.kill(hung.pid, signal.SIGCONT)
+        # Back: the stale copy is killed, and its KILLED report must change nothing.
+        wait_for(lambda: not hung.children(), 20, "the stale copy killed")
+        wait_for(
+            lambda: any(
+                w.id == hung_id and w.state == pb.WORKER_STATE_ALIVE for w in c.state().workers
+            ),
+            15,
+            "the hung worker re-registered",
+        )
+        time.sleep(1.0)  # time for a stale report to arrive and (not) be applied
+        summary = driver()
+        assert summary is not None and summary.state == pb.DRIVER_STATE_RUNNING
+        assert summary.worker_id == live_id
+        cores = {w.id: w.cores_used for w in c.state().workers}
+        assert cores == {hung_id: 0, live_id: 1}
+        assert f"driver {driver_id} DRIVER_STATE_KILLED" not in c.master.log_path.read_text()
+
+        # Still supervised and controllable: a kill ends the live copy.
+        killed = master.ask_sync(api.KillDriverRequest(driver_id=driver_id), 10)
+        assert isinstance(killed, api.KillDriverResponse) and killed.killed
+        wait_for(lambda: not live.children(), 20, "the live copy killed")
+        wait_for(
+            lambda: any(
+                d.id == driver_id and d.state == pb.DRIVER_STATE_KILLED
+                for d in c.state().completed_drivers
+            ),
+            15,
+            "KILLED",
+        )
+    finally:
+        c.close()
