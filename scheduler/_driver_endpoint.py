@@ -155,7 +155,11 @@ class SchedulerEndpoint(RpcEndpoint):
                     log.info(
                         "executor %s serves no blocks: the driver relays them", message.executor_id
                     )
-                context.reply(pb.RegisterExecutorResponse(accepted=True))
+                env = self._rpc_env  # None only for an endpoint driven without an env
+                driver_env_id = env.env_id if env is not None else ""
+                context.reply(
+                    pb.RegisterExecutorResponse(accepted=True, driver_env_id=driver_env_id)
+                )
             else:
                 reason = f"duplicate executor id {message.executor_id}"
                 context.reply(pb.RegisterExecutorResponse(accepted=False, reason=reason))

@@ -89,6 +89,8 @@ class ExecutorEndpoint(RpcEndpoint):
         self._args = args
         self._runtime = runtime
         self._driver = driver
+        #: The env id of our driver's connection, once it accepted us.
+        self._driver_env_id = ""
         self._worker_ref = worker
         self._worker = worker.address if worker is not None else None
         self._done = done
@@ -105,6 +107,11 @@ class ExecutorEndpoint(RpcEndpoint):
     def driver_address(self) -> RpcAddress:
         """Where our driver's commands come from."""
         return self._driver.address
+
+    @property
+    def driver_env_id(self) -> str:
+        """The env id our driver's commands come with ("" until it accepted us)."""
+        return self._driver_env_id
 
     def on_start(self) -> None:
         request = pb.RegisterExecutorRequest(
@@ -130,6 +137,8 @@ class ExecutorEndpoint(RpcEndpoint):
             if not reply.accepted:
                 self._fail(f"the driver at {driver_url} refused this executor: {reply.reason}")
                 return
+            # Set before the driver's next message on this stream is handed to our inbox.
+            self._driver_env_id = reply.driver_env_id
             self._tell_worker_registered()
 
         future.add_done_callback(registered)

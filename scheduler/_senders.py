@@ -27,8 +27,13 @@ def _that_executor(endpoint: SchedulerEndpoint, msg: Any, origin: MessageOrigin)
 
 
 def _the_driver(endpoint: ExecutorEndpoint, _msg: Any, origin: MessageOrigin) -> bool:
-    """Tasks, kills, block removals, stop: from our driver (or this process)."""
-    return origin.local or origin.address == endpoint.driver_address
+    """Tasks, kills, block removals, stop: from our driver's connection (or this process)."""
+    if origin.local:
+        return True
+    return origin.address == endpoint.driver_address and endpoint.driver_env_id in (
+        "",
+        origin.peer_id,
+    )
 
 
 #: The driver's scheduler endpoint ("CoarseGrainedScheduler").

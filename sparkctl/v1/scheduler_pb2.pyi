@@ -127,17 +127,23 @@ class RegisterExecutorResponse(_message.Message):
 
     ACCEPTED_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    DRIVER_ENV_ID_FIELD_NUMBER: _builtins.int
     accepted: _builtins.bool
     reason: _builtins.str
+    driver_env_id: _builtins.str
+    """The env id of the driver's RpcEnv: the executor takes commands only from a
+    connection that presents it ("" from an older driver: its address suffices).
+    """
     def __init__(
         self,
         *,
         accepted: _builtins.bool = ...,
         reason: _builtins.str = ...,
+        driver_env_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "driver_env_id", b"driver_env_id", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

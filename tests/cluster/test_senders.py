@@ -243,8 +243,12 @@ def test_executor_takes_commands_only_from_its_driver(
     ref = env.endpoint_ref(target.address, target.name)
     refused = assert_refused_everything(ref, EXECUTOR_SENDERS, {"executor_id": 1})
     assert refused == len(all_message_types()) - len(OPEN["executor endpoint"])
-    from_driver = MessageOrigin(driver_ref.address, local=False)
+    from_driver = MessageOrigin(driver_ref.address, local=False, peer_id="driver-env")
     assert EXECUTOR_SENDERS.allows(executor, scheduler_pb2.KillTasks(), from_driver)
+    executor._driver_env_id = "driver-env"  # as the driver's RegisterExecutorResponse says
+    assert EXECUTOR_SENDERS.allows(executor, scheduler_pb2.KillTasks(), from_driver)
+    claims_its_address = MessageOrigin(driver_ref.address, local=False, peer_id="other-env")
+    assert not EXECUTOR_SENDERS.allows(executor, scheduler_pb2.KillTasks(), claims_its_address)
     assert not EXECUTOR_SENDERS.allows(
         executor, scheduler_pb2.KillTasks(), MessageOrigin(env.address, local=False)
     )
