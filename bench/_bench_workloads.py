@@ -280,10 +280,52 @@ def growth_exponent(sizes: tuple[int, ...], seconds: list[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / spread
 
 
+def tree_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and every live descendant.
+
+    On a loaded machine wall time measures the machine as much as the engine; the
+    CPU an engine's processes (driver, executors, workers, a JVM) burn for a job
+    does not depend on how many other programs share the cores.
+    """
+    total = 0.0
+    try:
+        me = psutil.Process(os.getpid())
+        procs = [me, *me.children(recursive=True)]
+    except psutil.Error:
+        return time.process_time()
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def _timed(job: Callable[[], None]) -> float:
+    return _timed_cpu(job)[0]
+
+
+def _timed_cpu(job: Callable[[], None]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the whole process tree) of one run of `job`."""
+    cpu = tree_cpu_seconds()
     start = time.perf_counter()
     job()
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    return wall, tree_cpu_seconds() - cpu
+
+
+def _sized(
+    prefix: str, sizes: tuple[int, ...], runs: list[tuple[float, float]]
+) -> dict[str, float]:
+    """Wall and CPU seconds per size, and the growth exponent of each."""
+    result: dict[str, float] = {}
+    for n, (wall, cpu) in zip(sizes, runs, strict=True):
+        result[f"{prefix}_{n}_s"] = wall
+        result[f"{prefix}_{n}_cpu_s"] = cpu
+    result[f"{prefix}_exponent"] = growth_exponent(sizes, [w for w, _ in runs])
+    result[f"{prefix}_cpu_exponent"] = growth_exponent(sizes, [c for _, c in runs])
+    return result
 
 
 def s1_wide_shuffle(sc: Any, sizes: Sizes) -> dict[str, float]:
@@ -295,7 +337,8 @@ def s1_wide_shuffle(sc: Any, sizes: Sizes) -> dict[str, float]:
         if n != m * m:
             raise AssertionError(f"S1 counted {n} keys, expected {m * m}")
 
-    return {"s1_s": _timed(job)}
+    wall, cpu = _timed_cpu(job)
+    return {"s1_s": wall, "s1_cpu_s": cpu}
 
 
 def _s2_job(sc: Any, records: int) -> None:
@@ -315,10 +358,8 @@ def _s2_job(sc: Any, records: int) -> None:
 
 def s2_group_by_key(sc: Any, sizes: Sizes) -> dict[str, float]:
     """S2: groupByKey of N records over N/50 keys at each size, and the growth exponent."""
-    seconds = [_timed(lambda n=n: _s2_job(sc, n)) for n in sizes.s2_records]
-    result = {f"s2_{n}_s": t for n, t in zip(sizes.s2_records, seconds, strict=True)}
-    result["s2_exponent"] = growth_exponent(sizes.s2_records, seconds)
-    return result
+    runs = [_timed_cpu(lambda n=n: _s2_job(sc, n)) for n in sizes.s2_records]
+    return _sized("s2", sizes.s2_records, runs)
 
 
 def s3_cached_passes(sc: Any, sizes: Sizes) -> dict[str, float]:
@@ -337,7 +378,8 @@ def s3_cached_passes(sc: Any, sizes: Sizes) -> dict[str, float]:
                 if total != expected:
                     raise AssertionError(f"S3 pass summed {total}, expected {expected}")
 
-        return {"s3_s": _timed(job)}
+        wall, cpu = _timed_cpu(job)
+        return {"s3_s": wall, "s3_cpu_s": cpu}
     finally:
         data.unpersist()
 
@@ -356,16 +398,14 @@ def _s4_job(sc: Any, records: int) -> None:
 
 def s4_join(sc: Any, sizes: Sizes) -> dict[str, float]:
     """S4: join of two pair RDDs at each size, and the growth exponent."""
-    seconds = [_timed(lambda n=n: _s4_job(sc, n)) for n in sizes.s4_records]
-    result = {f"s4_{n}_s": t for n, t in zip(sizes.s4_records, seconds, strict=True)}
-    result["s4_exponent"] = growth_exponent(sizes.s4_records, seconds)
-    return result
+    runs = [_timed_cpu(lambda n=n: _s4_job(sc, n)) for n in sizes.s4_records]
+    return _sized("s4", sizes.s4_records, runs)
 
 
 # The floors: the same work and the same check in one plain Python process.
 
 
-def floor_s2(records: int) -> float:
+def floor_s2(records: int) -> tuple[float, float]:
     """groupByKey's floor: a dict of lists, then the group count and sizes."""
 
     def job() -> None:
@@ -382,10 +422,10 @@ def floor_s2(records: int) -> float:
         if found != (keys, records):
             raise AssertionError(f"S2 floor made {found}")
 
-    return _timed(job)
+    return _timed_cpu(job)
 
 
-def floor_s3(sizes: Sizes) -> float:
+def floor_s3(sizes: Sizes) -> tuple[float, float]:
     """The ML loop's floor: the floats held in a list, map and reduce per pass."""
     n = sizes.s3_records
     data = [float(i) for i in range(n)]
@@ -397,10 +437,10 @@ def floor_s3(sizes: Sizes) -> float:
             if total != expected:
                 raise AssertionError(f"S3 floor summed {total}")
 
-    return _timed(job)
+    return _timed_cpu(job)
 
 
-def floor_s4(records: int) -> float:
+def floor_s4(records: int) -> tuple[float, float]:
     """The join's floor: a dict of one side probed by the other."""
     left = [(i, i) for i in range(records)]
     right = [((i * S4_STRIDE) % records, 2 * ((i * S4_STRIDE) % records)) for i in range(records)]
@@ -416,24 +456,16 @@ def floor_s4(records: int) -> float:
         if (count, total) != (records, 3 * records * (records - 1) // 2):
             raise AssertionError("S4 floor joined the wrong pairs")
 
-    return _timed(job)
+    return _timed_cpu(job)
 
 
 def scale_floors(sizes: Sizes, only: tuple[str, ...]) -> dict[str, float]:
     """The one-process floors of the S rows in `only` (S1 has none: it is all shuffle)."""
     floors: dict[str, float] = {}
     if "s2" in only:
-        for n in sizes.s2_records:
-            floors[f"s2_{n}_s"] = floor_s2(n)
-        floors["s2_exponent"] = growth_exponent(
-            sizes.s2_records, [floors[f"s2_{n}_s"] for n in sizes.s2_records]
-        )
+        floors.update(_sized("s2", sizes.s2_records, [floor_s2(n) for n in sizes.s2_records]))
     if "s3" in only:
-        floors["s3_s"] = floor_s3(sizes)
+        floors["s3_s"], floors["s3_cpu_s"] = floor_s3(sizes)
     if "s4" in only:
-        for n in sizes.s4_records:
-            floors[f"s4_{n}_s"] = floor_s4(n)
-        floors["s4_exponent"] = growth_exponent(
-            sizes.s4_records, [floors[f"s4_{n}_s"] for n in sizes.s4_records]
-        )
+        floors.update(_sized("s4", sizes.s4_records, [floor_s4(n) for n in sizes.s4_records]))
     return floors

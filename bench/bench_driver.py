@@ -254,7 +254,7 @@ def print_comparison(ours: Result, theirs: Result) -> None:
             pyspark = f"pyspark {theirs.get('version', '')}".strip()
             print_scale({"sparkctl": a, pyspark: b}, floors, sizes, f"{label}: scale rows")
             for metric, name, _ in _scale_rows(sizes):
-                if metric in a and metric in b and not metric.endswith("exponent"):
+                if metric in a and metric in b and not metric.endswith("exponent") and b[metric]:
                     print(f"  {name}: sparkctl {b[metric] / a[metric]:.2f}x faster than PySpark")
         if not any(metric in a or metric in b for metric, *_ in METRICS):
             continue
@@ -278,13 +278,20 @@ def print_comparison(ours: Result, theirs: Result) -> None:
 
 def _scale_rows(sizes: workloads.Sizes) -> list[tuple[str, str, str]]:
     """(metric, label, unit) of the S rows at these sizes."""
-    rows = [("s1_s", f"S1 wide shuffle {sizes.s1_partitions}x{sizes.s1_partitions}", "s")]
-    rows += [(f"s2_{n}_s", f"S2 groupByKey {_count(n)}", "s") for n in sizes.s2_records]
-    rows.append(("s2_exponent", "S2 growth exponent", "k"))
-    rows.append(("s3_s", f"S3 {sizes.s3_passes} passes cached {_count(sizes.s3_records)}", "s"))
-    rows += [(f"s4_{n}_s", f"S4 join {_count(n)} x {_count(n)}", "s") for n in sizes.s4_records]
-    rows.append(("s4_exponent", "S4 growth exponent", "k"))
-    return rows
+    rows = [("s1", f"S1 wide shuffle {sizes.s1_partitions}x{sizes.s1_partitions}", "s")]
+    rows += [(f"s2_{n}", f"S2 groupByKey {_count(n)}", "s") for n in sizes.s2_records]
+    rows.append(("s2", "S2 growth exponent", "k"))
+    rows.append(("s3", f"S3 {sizes.s3_passes} passes cached {_count(sizes.s3_records)}", "s"))
+    rows += [(f"s4_{n}", f"S4 join {_count(n)} x {_count(n)}", "s") for n in sizes.s4_records]
+    rows.append(("s4", "S4 growth exponent", "k"))
+    # Each as wall time, then as CPU seconds of all the engine's processes.
+    out = []
+    for base, label, unit in rows:
+        if unit == "k":
+            out += [(f"{base}_exponent", label, unit), (f"{base}_cpu_exponent", label, "k cpu")]
+        else:
+            out += [(f"{base}_s", label, unit), (f"{base}_cpu_s", label, "s cpu")]
+    return out
 
 
 def _count(n: int) -> str:
@@ -305,7 +312,11 @@ def print_scale(
     """
     names = list(columns)
     print(f"\n{title} (floor: plain Python, one process; floor/2: its 2-core bound)")
-    header = f"{'workload':<28}{'unit':<6}" + "".join(f"{n:>14}" for n in names)
+    print(
+        "'s' rows: wall time, ratio to floor/2; 's cpu' rows: CPU seconds of every process"
+        " of the run, ratio to the floor's CPU"
+    )
+    header = f"{'workload':<28}{'unit':<8}" + "".join(f"{n:>14}" for n in names)
     header += f"{'floor':>10}{'floor/2':>10}" + "".join(
         f"{n.split()[0][:9] + '/f2':>14}" for n in names
     )
@@ -316,14 +327,16 @@ def print_scale(
         floor = floors.get(metric)
         if floor is None:
             cells += f"{'-':>10}{'-':>10}" + "".join(f"{'-':>14}" for _ in names)
-        elif unit == "k":
+        elif unit.startswith("k"):
             cells += f"{floor:>10.2f}{'':>10}" + "".join(f"{'':>14}" for _ in names)
         else:
-            cells += f"{floor:>10.2f}{floor / 2:>10.2f}"
+            # CPU seconds do not halve on two cores: those rows compare with the floor itself.
+            bound = floor if unit == "s cpu" else floor / 2
+            cells += f"{floor:>10.2f}" + (f"{'':>10}" if unit == "s cpu" else f"{bound:>10.2f}")
             for n in names:
                 ours = columns[n].get(metric)
-                cells += f"{ours / (floor / 2):>13.1f}x" if ours else f"{'-':>14}"
-        print(f"{label:<28}{unit:<6}{cells}")
+                cells += f"{ours / bound:>13.1f}x" if ours and bound else f"{'-':>14}"
+        print(f"{label:<28}{unit:<8}{cells}")
     for name, result in columns.items():
         for key, value in result.items():
             if key.endswith("error"):
