@@ -110,6 +110,17 @@ def _default_worker_host(masters: list[RpcAddress], conf: Conf, environ: dict[st
     )
 
 
+def _worker_host(
+    flag: str | None, masters: list[RpcAddress], conf: Conf, environ: dict[str, str]
+) -> str:
+    """--host, else SPARK_LOCAL_IP, else the route to the master (an empty --host stays
+    empty, for `_check_host` to refuse)."""
+    chosen = resolve(WORKER_HOST, flag, conf, environ, None, str.strip)
+    if chosen is not None:
+        return chosen
+    return _default_worker_host(masters, conf, environ)
+
+
 def _check_host(host: str) -> None:
     """--host must be an address of this machine (the web UI failed first, blaming its port)."""
     if not host:
@@ -344,8 +355,7 @@ def start_worker(
             memory_mb=resolve(
                 WORKER_MEMORY, memory, conf, environ, default_worker_memory_mb(), parse_memory_mb
             ),
-            host=resolve(WORKER_HOST, host, conf, environ, "", str.strip)
-            or _default_worker_host(masters, conf, environ),
+            host=_worker_host(host, masters, conf, environ),
             port=resolve(WORKER_PORT, port, conf, environ, 0, parse_port),
             webui_port=resolve(WORKER_WEBUI_PORT, webui_port, conf, environ, 8081, parse_port),
             work_dir=_work_dir(work_dir, environ, check=True),
