@@ -25,6 +25,8 @@ class FakeContext:
         self._conf = _Conf()
         self._persisted: dict[int, Any] = {}
         self.defaultParallelism = 2
+        #: spark.python.profile is off: RDDs made here carry no profiler.
+        self.profiler_collector = None
 
     def _new_rdd_id(self) -> int:
         return next(self._rdd_ids)
