@@ -84,7 +84,7 @@ from random import Random
 
 from scheduler import SparkSession
 
-EDGES, VERTICES = 30, 20
+EDGES, VERTICES = 15, 10
 rand = Random(42)
 
 
@@ -338,6 +338,8 @@ SOURCES = {
     "als": ALS,
 }
 NEEDS_NUMPY = {"logistic_regression", "kmeans", "als"}
+#: PySpark (the oracle) takes minutes for the iterative ones on a loaded 2-core machine.
+ORACLE_RUN_TIMEOUT_S = 600
 EXPECTED: dict[str, str] = {
     "als": (
         "Running ALS with M=20, U=30, F=4, iters=3, partitions=2\n"
@@ -437,7 +439,7 @@ EXPECTED: dict[str, str] = {
         "969\n"
         "981\n"
     ),
-    "transitive_closure": ("TC has 91 edges\n"),
+    "transitive_closure": ("TC has 46 edges\n"),
     "wordcount": (
         "of: 48\nit: 44\ntimes: 16\nwisdom: 18\nworst: 14\nwas: 29\nthe: 63\nage: 10\nbest: 10\n"
     ),
@@ -453,6 +455,7 @@ def _check(name: str, out: str) -> None:
     assert out == EXPECTED[name]
 
 
+@pytest.mark.timeout(ORACLE_RUN_TIMEOUT_S + 60)
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_current_example_prints_what_pyspark_prints(name: str, tmp_path: Path) -> None:
     if name in NEEDS_NUMPY:
@@ -463,7 +466,7 @@ def test_current_example_prints_what_pyspark_prints(name: str, tmp_path: Path) -
         [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
-        timeout=programs.RUN_TIMEOUT_S,
+        timeout=ORACLE_RUN_TIMEOUT_S if support.IMPL == "pyspark" else programs.RUN_TIMEOUT_S,
         cwd=str(tmp_path),
         env=programs.launcher_env({"spark.master": "local[2]"}),
         check=False,
