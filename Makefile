@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 # worker would compile every module at start (about 0.1 s each). Up-to-date files are
 # skipped; a stale .pyc is ignored by Python, never used.
 install: $(VENV)/.installed
-	@$(PY) -m compileall -q -j 0 rpcenv cluster scheduler cli sparkctl >/dev/null
+	@$(PY) -m compileall -q -j 0 rpcenv webui cluster scheduler cli sparkctl >/dev/null
 
 # Regenerate the Python code of proto/ (committed; `make check` proves it is current).
 proto: install
@@ -41,7 +41,7 @@ check-proto: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check rpcenv cluster scheduler cli tests bench
+	$(BIN)/ruff format --check rpcenv webui cluster scheduler cli tests bench
 
 typecheck: install
 	$(BIN)/mypy

@@ -21,8 +21,9 @@ import urllib.parse
 from typing import Any
 
 from scheduler._history import AppEntry, HistoryProvider
-from scheduler.ui import AppPages, Response, WebServer
-from scheduler.ui._web import Query, render
+from scheduler.ui import AppPages
+from scheduler.ui._web import render, serve
+from webui.server import Query, Response
 
 __all__ = ["HistoryServer"]
 
@@ -78,7 +79,7 @@ class HistoryServer:
         self, provider: HistoryProvider, host: str, port: int, max_retries: int = 16
     ) -> None:
         self.provider = provider
-        self._server = WebServer(self.route, host, port, max_retries + 1, "history server")
+        self._server = serve(self.route, host, port, max_retries, "history server")
         self.url = self._server.url
         self.port = self._server.port
 

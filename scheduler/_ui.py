@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 
-from scheduler.ui import AppPages, AppStatusStore, WebServer
+from scheduler.ui import AppPages, AppStatusStore
+from scheduler.ui._web import serve
+from webui.server import http_url
 
 __all__ = ["AppStatusStore", "DriverUI"]
 
 log = logging.getLogger(__name__)
 
-#: Ports tried from spark.ui.port when it is taken (Spark's spark.port.maxRetries).
+#: Ports tried after spark.ui.port when it is taken (Spark's spark.port.maxRetries).
 _PORT_RETRIES = 16
 
 
@@ -34,13 +36,12 @@ class DriverUI:
     ) -> None:
         self.store = store
         self.pages = AppPages(store)
-        self._server = WebServer(self.pages.route, host, port, _PORT_RETRIES, "application UI")
+        self._server = serve(self.pages.route, host, port, _PORT_RETRIES, "application UI")
         self.port = self._server.port
         self.url = self._server.url
         if advertise and advertise != host:
             # Bound to spark.driver.bindAddress: people reach it at the advertised host.
-            shown = f"[{advertise}]" if ":" in advertise else advertise
-            self.url = f"http://{shown}:{self.port}"
+            self.url = http_url(advertise, self.port)
 
     def stop(self) -> None:
         """Stop serving (the store keeps what it has)."""

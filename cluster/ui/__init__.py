@@ -1,7 +1,8 @@
 """The master and worker web UIs: HTML for people, `/json` for scripts, `/metrics`.
 
-Served on the standard library's threaded HTTP server with Jinja2 templates
-(autoescaped) and prometheus-client, to keep an idle daemon small. The UIs
+Served through `webui.server` (the web layer shared with the driver UI and the
+history server: threaded standard-library HTTP server, security headers, Jinja2
+templates autoescaped, prometheus-client), to keep an idle daemon small. The UIs
 only read state through a callable; they never change the cluster.
 """
 

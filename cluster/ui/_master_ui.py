@@ -12,10 +12,10 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cluster.ui._http import Query, Response, ServedUI, WebServer
+from cluster.ui._base import ServedUI, error_page, render_page
 from cluster.ui._json import app_state_name, executor_state_name, master_state_json
-from cluster.ui._render import render_page
 from sparkctl.v1 import master_service_pb2
+from webui.server import Query, Response, WebServer, prometheus_text, route_table
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -27,11 +27,6 @@ log = logging.getLogger(__name__)
 StateSource = Callable[[], master_service_pb2.GetClusterStateResponse]
 
 
-def _error_page(status: int, title: str, message: str, home: str = "/") -> Response:
-    body = render_page("error.html", title=title, message=message, home=home)
-    return Response(body, status=status)
-
-
 class MasterWebUI(ServedUI):
     """Serves the master's pages over HTTP.
 
@@ -41,8 +36,6 @@ class MasterWebUI(ServedUI):
         port: port to bind (8080 by default in the CLI; 0 = any free port).
         max_retries: following ports to try when `port` is taken.
     """
-
-    _label = "master web UI"
 
     def __init__(self, state: StateSource, host: str, port: int, max_retries: int = 16) -> None:
         self._state = state
@@ -58,11 +51,12 @@ class MasterWebUI(ServedUI):
             "/metrics": self._metrics,
         }
         self._server = WebServer(
+            route_table(routes),
             host,
             port,
-            routes,
-            lambda path: _error_page(404, "Not Found", f"No page at {path}"),
-            max_retries,
+            max_retries=max_retries,
+            what="master web UI",
+            not_found=lambda path: error_page(404, "Not Found", f"No page at {path}"),
         )
 
     def _read(self) -> master_service_pb2.GetClusterStateResponse | Response:
@@ -70,7 +64,7 @@ class MasterWebUI(ServedUI):
             return self._state()
         except Exception as exc:  # the page says so instead of a 500
             log.warning("web UI: cannot read the master's state: %s", exc)
-            return _error_page(503, "Master unavailable", f"The master did not answer: {exc}")
+            return error_page(503, "Master unavailable", f"The master did not answer: {exc}")
 
     def _index(self, _query: Query) -> Response:
         state = self._read()
@@ -89,7 +83,7 @@ class MasterWebUI(ServedUI):
             if app.id == app_id:
                 break
         else:
-            return _error_page(404, "Unknown application", f"No application {app_id!r}", "../")
+            return error_page(404, "Unknown application", f"No application {app_id!r}", "../")
         worker_ui = {w.id: w.webui_address for w in state.workers}
         executors: list[dict[str, Any]] = [
             {
@@ -132,11 +126,11 @@ class MasterWebUI(ServedUI):
         return Response(body, "application/json")
 
     def _metrics(self, _query: Query) -> Response:
-        from cluster.ui._metrics import CONTENT_TYPE, master_registry, render
+        from cluster.ui._metrics import master_registry
 
         if self._registry is None:
             self._registry = master_registry(self._state)
-        return Response(render(self._registry), CONTENT_TYPE)
+        return prometheus_text(self._registry)
 
 
 def pretty_json(doc: dict[str, Any]) -> bytes:

@@ -1,4 +1,4 @@
-"""Prometheus `/metrics` for the master and worker UIs (prometheus-client).
+"""The master's and worker's Prometheus collectors (`webui.prometheus_text` renders them).
 
 Each UI owns its own registry (never the global one, so several UIs can live
 in one test process). Gauges are read from the daemon's state at scrape time;
@@ -11,18 +11,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from cluster.ui._json import app_state_name, executor_state_name, worker_state_name
 from sparkctl.v1 import deploy_pb2, master_service_pb2
 
-__all__ = ["CONTENT_TYPE", "master_registry", "render", "worker_registry"]
+__all__ = ["master_registry", "worker_registry"]
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _MIB = 1 << 20
 
 
@@ -135,9 +134,3 @@ def master_registry(
 def worker_registry(state: Callable[[], deploy_pb2.GetWorkerStateResponse]) -> CollectorRegistry:
     """A registry exporting the worker's gauges and its process metrics."""
     return _registry(_WorkerCollector(state))
-
-
-def render(registry: CollectorRegistry) -> bytes:
-    """The registry in Prometheus text format."""
-    data: bytes = generate_latest(registry)
-    return data

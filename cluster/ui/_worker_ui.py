@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cluster.ui._http import Query, Response, ServedUI, WebServer
+from cluster.ui._base import ServedUI, error_page, render_page
 from cluster.ui._json import driver_state_name, executor_state_name, worker_state_json
 from cluster.ui._logs import DEFAULT_CHUNK, LogRequestError, log_path, read_log
-from cluster.ui._render import render_page
 from sparkctl.v1 import deploy_pb2
+from webui.server import Query, Response, WebServer, prometheus_text, route_table
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -29,12 +29,6 @@ __all__ = ["WorkerWebUI"]
 log = logging.getLogger(__name__)
 
 StateSource = Callable[[], deploy_pb2.GetWorkerStateResponse]
-
-
-def _error_page(status: int, title: str, message: str, home: str = "/") -> Response:
-    return Response(
-        render_page("error.html", title=title, message=message, home=home), status=status
-    )
 
 
 def _int_param(query: Query, name: str) -> int | None:
@@ -61,8 +55,6 @@ class WorkerWebUI(ServedUI):
         max_retries: following ports to try when `port` is taken.
     """
 
-    _label = "worker web UI"
-
     def __init__(
         self,
         work_dir: Path,
@@ -82,11 +74,12 @@ class WorkerWebUI(ServedUI):
             "/metrics": self._metrics,
         }
         self._server = WebServer(
+            route_table(routes),
             host,
             port,
-            routes,
-            lambda path: _error_page(404, "Not Found", f"No page at {path}"),
-            max_retries,
+            max_retries=max_retries,
+            what="worker web UI",
+            not_found=lambda path: error_page(404, "Not Found", f"No page at {path}"),
         )
 
     def attach(self, state: StateSource) -> None:
@@ -103,7 +96,7 @@ class WorkerWebUI(ServedUI):
             return self._state()
         except Exception as exc:  # the page says so instead of a 500
             log.warning("web UI: cannot read the worker's state: %s", exc)
-            return _error_page(503, "Worker unavailable", f"The worker did not answer: {exc}")
+            return error_page(503, "Worker unavailable", f"The worker did not answer: {exc}")
 
     def _index(self, _query: Query) -> Response:
         state = self._read()
@@ -182,7 +175,7 @@ class WorkerWebUI(ServedUI):
             length = _int_param(query, "byteLength") or DEFAULT_CHUNK
             chunk = read_log(path, _int_param(query, "offset"), length)
         except LogRequestError as exc:
-            return _error_page(exc.status, "Log not available", str(exc), "../")
+            return error_page(exc.status, "Log not available", str(exc), "../")
         prev_url = next_url = ""
         if chunk.start > 0:
             prev_url = f"?{params}&offset={max(0, chunk.start - length)}&byteLength={length}"
@@ -214,8 +207,8 @@ class WorkerWebUI(ServedUI):
         return Response(json.dumps(worker_state_json(state), indent=2).encode(), "application/json")
 
     def _metrics(self, _query: Query) -> Response:
-        from cluster.ui._metrics import CONTENT_TYPE, render, worker_registry
+        from cluster.ui._metrics import worker_registry
 
         if self._registry is None:
             self._registry = worker_registry(self._state)
-        return Response(render(self._registry), CONTENT_TYPE)
+        return prometheus_text(self._registry)

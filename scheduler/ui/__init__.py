@@ -7,11 +7,12 @@
 | `_views`      | records -> Spark's REST API objects (`/api/v1/...`)              |
 | `_pictures`   | geometry of the DAG, event timeline and task stream (SVG)        |
 | `_pages`      | `AppPages`: Spark's paths -> templates / JSON / Prometheus       |
-| `_web`        | `WebServer`, jinja2 rendering, security headers, Prometheus text |
+| `_web`        | templates and static files on `webui.server` (the one web layer) |
 
 The layers point down the table's reverse order: `_pages` uses `_views`,
 `_pictures` and `_web`; `_views` reads `_store`; nothing here imports the
-scheduler's internals or `cluster`.
+scheduler's internals or `cluster`. The HTTP server, security headers and
+Prometheus text are `webui`'s, shared with the master and worker UIs.
 """
 
 from __future__ import annotations
@@ -23,19 +24,19 @@ if TYPE_CHECKING:
     from scheduler.ui._lineage import stage_rdds
     from scheduler.ui._pages import AppPages
     from scheduler.ui._store import AppStatusStore, Limits
-    from scheduler.ui._web import Response, WebServer
+    from webui.server import Response, WebServer
 
 __all__ = ["AppPages", "AppStatusStore", "Limits", "Response", "WebServer", "stage_rdds"]
 
 #: Where each name lives: imported on first use, so that a driver that only needs
 #: `stage_rdds` (the UI off, the event log on) does not load the web server.
 _HOMES = {
-    "AppPages": "_pages",
-    "AppStatusStore": "_store",
-    "Limits": "_store",
-    "Response": "_web",
-    "WebServer": "_web",
-    "stage_rdds": "_lineage",
+    "AppPages": "scheduler.ui._pages",
+    "AppStatusStore": "scheduler.ui._store",
+    "Limits": "scheduler.ui._store",
+    "Response": "webui.server",
+    "WebServer": "webui.server",
+    "stage_rdds": "scheduler.ui._lineage",
 }
 
 
@@ -43,6 +44,6 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'scheduler.ui' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"scheduler.ui.{home}"), name)
+    value = getattr(importlib.import_module(home), name)
     globals()[name] = value
     return value

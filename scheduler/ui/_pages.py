@@ -18,7 +18,8 @@ from typing import Any
 
 from scheduler.ui import _pictures, _views
 from scheduler.ui._store import AppStatusStore
-from scheduler.ui._web import Query, Response, prometheus, render
+from scheduler.ui._web import render
+from webui.server import Query, Response, prometheus
 
 __all__ = ["AppPages", "api_json"]
 

@@ -247,10 +247,10 @@ def test_a_silent_connection_is_closed_and_frees_its_thread(
 ) -> None:
     # Each connection holds a thread: one that never finishes its request (or a browser's
     # idle keep-alive) held it for good.
-    from cluster.ui import _http
+    from webui import server
 
-    assert 0 < _http._RequestHandler.timeout <= 60
-    monkeypatch.setattr(_http._RequestHandler, "timeout", 0.3)
+    assert 0 < server._RequestHandler.timeout <= 60
+    monkeypatch.setattr(server._RequestHandler, "timeout", 0.3)
     ui = MasterWebUI(lambda: None, "127.0.0.1", 0)  # type: ignore[arg-type,return-value]
     ui.start()
     try:

@@ -9,8 +9,8 @@ from _ui_fakes import cluster_state
 
 from cluster.ui import app_state_name, driver_state_name, master_state_json, worker_state_name
 from cluster.ui._logs import LogRequestError, log_path, read_log
-from cluster.ui._render import format_duration, format_mib, format_time, safe_url
 from sparkctl.v1 import deploy_pb2 as pb
+from webui.server import base_url, format_duration, format_mib, format_time_ms
 
 
 def test_state_names_drop_the_enum_prefix() -> None:
@@ -45,10 +45,11 @@ def test_format_mib(mib: int, text: str) -> None:
 
 
 def test_format_time_and_duration() -> None:
-    assert format_time(0) == ""
-    assert format_time(1_000) == "1970-01-01 00:00:01"
+    assert format_time_ms(0) == ""
+    assert format_time_ms(1_000) == "1970-01-01 00:00:01"
     assert format_duration(950) == "950 ms"
-    assert format_duration(5_000) == "5 s"
+    assert format_duration(5_000) == "5.0 s"
+    assert format_duration(12_400) == "12 s"
     assert format_duration(90_000) == "1.5 min"
     assert format_duration(7_200_000) == "2.0 h"
 
@@ -65,8 +66,9 @@ def test_format_time_and_duration() -> None:
         ("//evil.example/x", "#"),
     ],
 )
-def test_safe_url(url: str, safe: str) -> None:
-    assert safe_url(url) == safe
+def test_base_url(url: str, safe: str) -> None:
+    # The cluster's templates' `safe_url` filter: they append a path to the address.
+    assert base_url(url) == safe
 
 
 def test_log_path_default_layout_and_refusals(tmp_path: Path) -> None:
