@@ -253,9 +253,10 @@ def print_comparison(ours: Result, theirs: Result) -> None:
             floors = ours.get("floors", {})
             pyspark = f"pyspark {theirs.get('version', '')}".strip()
             print_scale({"sparkctl": a, pyspark: b}, floors, sizes, f"{label}: scale rows")
-            for metric, name, _ in _scale_rows(sizes):
+            for metric, name, unit in _scale_rows(sizes):
                 if metric in a and metric in b and not metric.endswith("exponent") and b[metric]:
-                    print(f"  {name}: sparkctl {b[metric] / a[metric]:.2f}x faster than PySpark")
+                    what = "less CPU than" if unit == "s cpu" else "faster than"
+                    print(f"  {name}: sparkctl {b[metric] / a[metric]:.2f}x {what} PySpark")
         if not any(metric in a or metric in b for metric, *_ in METRICS):
             continue
         print(
