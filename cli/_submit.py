@@ -48,12 +48,19 @@ _ARCHIVE_SUFFIXES = (".zip", ".jar", ".tar", ".tar.gz", ".tgz")
 
 
 def validate_master(master: str) -> str:
-    """Check a --master value: local, local[N], local[*], local[N,F] or spark://...
+    """Check a --master value: local, local[N], local[*], local[N,F], local-cluster[N,C,M]
+    or spark://...
 
     Raises:
         ValueError: naming what is wrong.
     """
     text = master.strip()
+    if text.startswith("local-cluster"):
+        from scheduler._master_url import parse_local_cluster
+
+        if parse_local_cluster(text) is None:
+            raise ValueError(f"bad master {master!r}: expected local-cluster[N,C,M]")
+        return text
     if text.startswith("local"):
         match = _LOCAL.match(text)
         if match is None:
@@ -324,7 +331,10 @@ def _submit_cluster(
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
-@click.option("--master", help="spark://host:port, local, local[N] or local[*] (default local[*]).")
+@click.option(
+    "--master",
+    help="spark://host:port, local, local[N], local[*] or local-cluster[N,C,M] (default local[*]).",
+)
 @click.option(
     "--deploy-mode",
     type=click.Choice(["client", "cluster"]),

@@ -141,9 +141,18 @@ def test_master_lists() -> None:
             parse_master_list(bad)
 
 
-@pytest.mark.parametrize("good", ["local", "local[4]", "local[*]", "local[2,3]", "spark://h:7077"])
+@pytest.mark.parametrize(
+    "good",
+    ["local", "local[4]", "local[*]", "local[2,3]", "local-cluster[2,1,512]", "spark://h:7077"],
+)
 def test_valid_masters(good: str) -> None:
     assert validate_master(good) == good
+
+
+@pytest.mark.parametrize("bad", ["local-cluster[2,1]", "local-cluster[0,1,512]", "local-cluster"])
+def test_bad_local_cluster_masters_name_the_form(bad: str) -> None:
+    with pytest.raises(ValueError, match="local-cluster"):
+        validate_master(bad)
 
 
 def test_non_loopback_host_needs_a_secret(tmp_path: Path) -> None:
