@@ -31,6 +31,15 @@ from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
+from scheduler._workerlimits import (
+    FAULTHANDLER_DIR_ENV,
+    FAULTHANDLER_ENV,
+    MEMORY_LIMIT_ENV,
+    PYSPARK_MEMORY_ENV,
+    read_crash_dump,
+    worker_memory_limit_mb,
+)
+
 __all__ = ["LOCAL_DIR_SOURCES", "local_root_dirs", "main", "make_local_dir"]
 
 log = logging.getLogger("scheduler.executor")
@@ -149,6 +158,7 @@ class ExecutorRuntime:
         self._max_slots = max(1, cores // task_cpus)
         if not env.get("SPARKCTL_WORKER_CACHE_MB"):
             env["SPARKCTL_WORKER_CACHE_MB"] = f"{worker_cache_mb(env, self._max_slots):.1f}"
+        self._fault_dir = _limit_workers(env, local_dir, self._max_slots)
         self._worker_args = (args, env)
         #: The slots, each with a worker process. As many as the machine has CPUs start
         #: at once (warm for the first tasks); the others when tasks would otherwise
@@ -443,6 +453,9 @@ class ExecutorRuntime:
             self._dispatch()
         if lost is not None and lost not in self._cancelled:
             reason = f"Python worker exited unexpectedly (exit code {code})"
+            dump = read_crash_dump(self._fault_dir, proc.pid) if self._fault_dir else ""
+            if dump:  # as PySpark: the faulthandler's dump of a crashed worker
+                reason = f"Python worker exited unexpectedly (crashed, exit code {code}): {dump}"
             self._report(("done", lost, "FAILED", b"", b"", reason, "WorkerCrashed", None, 0.0))
 
     def _serve_fetch(self, conn: Connection, request: tuple[Any, ...]) -> None:
@@ -504,6 +517,26 @@ class ExecutorRuntime:
     def _can_wait(self) -> bool:
         """Whether queued statuses may wait for company (status lock held)."""
         return len(self._statuses) < _STATUS_BATCH and len(self._queue) >= len(self._slots)
+
+
+def _limit_workers(env: dict[str, str], local_dir: str, workers: int) -> str:
+    """Put the driver's worker limits into the workers' `env`; the faulthandler dir or "".
+
+    `spark.executor.pyspark.memory` is split evenly between the `workers` Python
+    workers (each runs one task at a time); the faulthandler files go to a
+    directory in the executor's local dir.
+    """
+    with contextlib.suppress(ValueError):
+        total = int(env.pop(PYSPARK_MEMORY_ENV, "") or 0)
+        if total > 0:
+            env[MEMORY_LIMIT_ENV] = str(worker_memory_limit_mb(total, workers))
+    if env.pop(FAULTHANDLER_ENV, "") != "1":
+        env.pop(FAULTHANDLER_DIR_ENV, None)
+        return ""
+    fault_dir = os.path.join(local_dir, "faulthandler")
+    os.makedirs(fault_dir, exist_ok=True)
+    env[FAULTHANDLER_DIR_ENV] = fault_dir
+    return fault_dir
 
 
 def worker_cache_mb(environ: Mapping[str, str], workers: int) -> float:

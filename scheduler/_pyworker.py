@@ -37,8 +37,15 @@ from scheduler._shuffle import (
     shuffle_file,
     write_shuffle_output,
 )
-from scheduler._stagecode import StageCode, stage_header
+from scheduler._stagecode import StageCode, stage_header, stage_python_version
 from scheduler._taskcontext import TaskContext
+from scheduler._workerlimits import (
+    FAULTHANDLER_DIR_ENV,
+    MEMORY_LIMIT_ENV,
+    apply_memory_limit,
+    enable_faulthandler,
+    version_mismatch,
+)
 
 __all__ = ["WorkerRuntime", "estimate_size", "main"]
 
@@ -319,6 +326,23 @@ def _files_failed(task_id: int, exc: Exception) -> tuple[Any, ...]:
     return ("done", task_id, "FAILED", b"", b"", reason, type(exc).__name__, None, 0.0)
 
 
+def _version_failed(task_id: int, message: str) -> tuple[Any, ...]:
+    reason = f"PySparkRuntimeError: {message}"
+    return ("done", task_id, "FAILED", b"", b"", reason, "PySparkRuntimeError", None, 0.0)
+
+
+def _apply_limits() -> None:
+    """spark.executor.pyspark.memory and the faulthandler, before any task runs."""
+    with contextlib.suppress(ValueError):
+        apply_memory_limit(int(os.environ.get(MEMORY_LIMIT_ENV) or 0))
+    fault_dir = os.environ.get(FAULTHANDLER_DIR_ENV)
+    if fault_dir:
+        try:
+            enable_faulthandler(fault_dir)
+        except OSError as exc:
+            print(f"could not enable the faulthandler in {fault_dir}: {exc}", file=sys.stderr)
+
+
 def _die_with_parent() -> None:
     """Linux: get SIGKILL when the executor dies, so no worker outlives it."""
     if not sys.platform.startswith("linux"):
@@ -350,6 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     fd, local_dir, executor_id, host, memory_mb = args[:5]
     conn = Connection(int(fd))
+    _apply_limits()
     runtime = WorkerRuntime(local_dir, executor_id, host, float(memory_mb))
     runtime.conn = conn
     _broadcast.BROADCAST_DIR[:] = [local_dir]
@@ -370,6 +395,10 @@ def main(argv: list[str] | None = None) -> None:
                 stages.pop(key, None)
             code = stages.get(key)
             if code is None and key in payloads:
+                mismatch = version_mismatch(stage_python_version(payloads[key]))
+                if mismatch is not None:  # every task of the stage fails the same way
+                    conn.send_bytes(pickle.dumps(_version_failed(task_id, mismatch)))
+                    continue
                 # Added modules must be importable before anything of the stage is unpickled.
                 try:
                     _prepare_files(runtime, stage_header(payloads[key]))

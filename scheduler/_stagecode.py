@@ -10,11 +10,14 @@ per worker and shared by the stage's tasks there.
 A header in front of both, plain JSON, carries what a worker must set up
 before it unpickles anything: the manifest of the files added with
 addFile/addPyFile/addArchive (a task's function, or an object in its data, may
-come from an added module).
+come from an added module), and the driver's Python major.minor version (a
+worker on another minor version fails the task with PySpark's message rather
+than unpickling code compiled for another interpreter).
 
 Payload layout: 8 bytes (little endian) giving the header's length, the header
-(JSON: the stage's files properties), 8 bytes giving the code pickle's length,
-the code pickle, then the data pickle (empty when the stage has no parallelized data).
+(JSON: the stage's files properties and `PYTHON_VERSION_KEY`), 8 bytes giving
+the code pickle's length, the code pickle, then the data pickle (empty when
+the stage has no parallelized data).
 """
 
 from __future__ import annotations
@@ -34,16 +37,24 @@ import cloudpickle
 from scheduler._sparkfiles import FILES_MANIFEST_PROPERTY, FILES_ROOT_PROPERTY
 
 __all__ = [
+    "DRIVER_PYTHON",
+    "PYTHON_VERSION_KEY",
     "StageCode",
     "dumps_stage",
     "externalize",
     "has_private_state",
     "resolve",
     "stage_header",
+    "stage_python_version",
 ]
 
 #: Local properties a worker needs before it unpickles a stage (see the module doc).
 _HEADER_KEYS = (FILES_ROOT_PROPERTY, FILES_MANIFEST_PROPERTY)
+
+#: The header's entry naming the driver's Python version (not a property: never a task's).
+PYTHON_VERSION_KEY = "sparkctl.python.version"
+#: Major.minor of the Python that pickles stages: the driver's.
+DRIVER_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 _tracking = threading.local()
 
@@ -70,17 +81,30 @@ def dumps_stage(spec: Any) -> bytes:
         _tracking.side = None
     data: bytes = cloudpickle.dumps(side, pickle.HIGHEST_PROTOCOL) if side else b""
     properties = getattr(spec, "properties", None) or {}
-    header = json.dumps({k: properties[k] for k in _HEADER_KEYS if k in properties}).encode()
+    fields = {k: properties[k] for k in _HEADER_KEYS if k in properties}
+    fields[PYTHON_VERSION_KEY] = DRIVER_PYTHON
+    header = json.dumps(fields).encode()
     return b"".join(
         (len(header).to_bytes(8, "little"), header, len(code).to_bytes(8, "little"), code, data)
     )
 
 
-def stage_header(payload: bytes) -> dict[str, str]:
-    """The properties in a stage payload's header, read without unpickling anything."""
+def _read_header(payload: bytes) -> dict[str, str]:
     length = int.from_bytes(payload[:8], "little")
     header: dict[str, str] = json.loads(bytes(payload[8 : 8 + length]))
     return header
+
+
+def stage_header(payload: bytes) -> dict[str, str]:
+    """The properties in a stage payload's header, read without unpickling anything."""
+    header = _read_header(payload)
+    header.pop(PYTHON_VERSION_KEY, None)
+    return header
+
+
+def stage_python_version(payload: bytes) -> str | None:
+    """The driver's Python major.minor from a payload's header (None if it has none)."""
+    return _read_header(payload).get(PYTHON_VERSION_KEY)
 
 
 def externalize(value: Any) -> Any:

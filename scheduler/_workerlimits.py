@@ -1,0 +1,137 @@
+"""Limits and checks of a Python worker process, as PySpark's worker applies them.
+
+- `spark.executor.pyspark.memory`: the executor splits it between its Python
+  workers; each caps its address space (RLIMIT_AS) at its share before it runs
+  a task, so a task that allocates past it gets a MemoryError (the task fails,
+  the worker and its executor live on).
+- The driver's Python major.minor travels in every stage's header; a worker
+  on another minor version fails the task with PySpark's message.
+- `spark.python.worker.faulthandler.enabled`: a worker writes `faulthandler`'s
+  dump to a file of its own, which its executor reads when the worker dies of
+  a signal, so a segfault is reported with the Python stack, not only an exit code.
+
+This module only sets the worker's own limits and reads the files; it never
+starts or stops a process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import os
+import sys
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:  # the worker never imports the RPC layer
+    from rpcenv import Conf
+
+__all__ = [
+    "FAULTHANDLER_DIR_ENV",
+    "FAULTHANDLER_ENV",
+    "MEMORY_LIMIT_ENV",
+    "PYSPARK_MEMORY_ENV",
+    "apply_memory_limit",
+    "enable_faulthandler",
+    "executor_env",
+    "faulthandler_path",
+    "read_crash_dump",
+    "version_mismatch",
+    "worker_memory_limit_mb",
+]
+
+#: The executor's total `spark.executor.pyspark.memory` in MiB (set by the driver).
+PYSPARK_MEMORY_ENV = "SPARKCTL_PYSPARK_MEMORY_MB"
+#: One Python worker's share of it in MiB (set by the executor for its workers).
+MEMORY_LIMIT_ENV = "SPARKCTL_PYTHON_WORKER_LIMIT_MB"
+#: Set by the driver when `spark.python.worker.faulthandler.enabled` is true.
+FAULTHANDLER_ENV = "SPARKCTL_PYTHON_FAULTHANDLER"
+#: The directory where each worker writes its faulthandler file (set by the executor).
+FAULTHANDLER_DIR_ENV = "SPARKCTL_PYTHON_FAULTHANDLER_DIR"
+
+#: The open dump file: faulthandler writes to its descriptor, which must stay open.
+_dump_file: list[IO[str]] = []
+
+
+def executor_env(conf: Conf) -> dict[str, str]:
+    """What an executor needs of the app's conf to limit its workers (the driver's side).
+
+    Raises:
+        ValueError: spark.executor.pyspark.memory is not a size (the message names it).
+    """
+    env: dict[str, str] = {}
+    size = conf.get_size("spark.executor.pyspark.memory", unit="m")
+    if size is not None:
+        if size < 1 << 20:
+            raise ValueError(f"spark.executor.pyspark.memory must be at least 1m, got {size} bytes")
+        env[PYSPARK_MEMORY_ENV] = str(size >> 20)
+    if conf.get_bool("spark.python.worker.faulthandler.enabled", False):
+        env[FAULTHANDLER_ENV] = "1"
+    return env
+
+
+def worker_memory_limit_mb(total_mb: int, workers: int) -> int:
+    """Each of `workers` Python workers' equal share of `total_mb` (at least 1 MiB)."""
+    return max(1, total_mb // max(1, workers))
+
+
+def apply_memory_limit(limit_mb: int) -> bool:
+    """Cap this process's address space at `limit_mb` MiB; False when it cannot.
+
+    Only ever lowers the limit (a worker may not raise its hard limit back), and
+    does nothing where the `resource` module does not exist (Windows), as PySpark.
+    """
+    if limit_mb <= 0:
+        return False
+    try:
+        import resource
+    except ImportError:
+        return False
+    new_limit = limit_mb * 1024 * 1024
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY and new_limit >= soft:
+        return False
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (new_limit, new_limit))
+    except (OSError, ValueError) as exc:
+        print(f"could not set the Python worker's memory limit: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def version_mismatch(driver_version: str | None) -> str | None:
+    """PySpark's error text when the driver's major.minor is not this worker's, else None."""
+    if driver_version is None or driver_version == f"{sys.version_info[0]}.{sys.version_info[1]}":
+        return None
+    worker = str(sys.version_info[:2])  # PySpark shows the tuple: "(3, 11)"
+    return (
+        f"[PYTHON_VERSION_MISMATCH] Python in worker has different version: {worker} than "
+        f"that in driver: {driver_version}, PySpark cannot run with different minor versions.\n"
+        "Please check environment variables PYSPARK_PYTHON and PYSPARK_DRIVER_PYTHON are "
+        "correctly set."
+    )
+
+
+def faulthandler_path(directory: str, pid: int) -> str:
+    """The dump file of the worker process `pid`."""
+    return os.path.join(directory, str(pid))
+
+
+def enable_faulthandler(directory: str) -> None:
+    """Dump the Python stack of every thread to this worker's file on a fatal signal."""
+    os.makedirs(directory, exist_ok=True)
+    dump = open(faulthandler_path(directory, os.getpid()), "w")  # noqa: SIM115 - kept open
+    _dump_file.append(dump)
+    faulthandler.enable(file=dump, all_threads=True)
+
+
+def read_crash_dump(directory: str, pid: int) -> str:
+    """What the dead worker `pid`'s faulthandler wrote ("" if nothing); removes the file."""
+    path = faulthandler_path(directory, pid)
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    with contextlib.suppress(OSError):
+        os.remove(path)
+    return text.strip()

@@ -1,0 +1,124 @@
+"""PySpark compatibility: the Python workers' limits and checks.
+
+- ``spark.executor.pyspark.memory`` caps each Python worker's address space
+  (RLIMIT_AS): a task allocating past it fails with MemoryError, and the next
+  task runs.
+- A worker whose Python minor version is not the driver's fails the task with
+  PySpark's PYTHON_VERSION_MISMATCH message (the driver's version is faked).
+- ``spark.python.worker.faulthandler.enabled`` turns a segfault's bare
+  "worker exited" into the faulthandler's "Fatal Python error: Segmentation
+  fault" dump with the Python stack.
+
+The messages differ in their framing between PySpark and sparkctl, so only
+their common substrings are asserted.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import resource
+from typing import Any
+
+import _compat_support as support
+import pytest
+
+sparkctl_only = pytest.mark.skipif(
+    support.IMPL == "pyspark", reason="checks sparkctl's own split of the memory"
+)
+
+
+def address_space_limit(_: Any) -> int:
+    return resource.getrlimit(resource.RLIMIT_AS)[0]
+
+
+def allocate_gib(n: int) -> int:
+    return len(bytearray(n << 30))
+
+
+def crash(_: Any) -> int:
+    return len(ctypes.string_at(0))
+
+
+def test_pyspark_memory_caps_the_python_workers(master: str) -> None:
+    sc = support.new_context(
+        master, "compat-pyspark-memory", **{"spark.executor.pyspark.memory": "1g"}
+    )
+    try:
+        limits = sc.parallelize(range(4), 2).map(address_space_limit).collect()
+        assert all(0 < limit <= 1 << 30 for limit in limits), limits
+        with pytest.raises(Exception, match="MemoryError"):
+            sc.parallelize([2], 1).map(allocate_gib).collect()
+        assert sc.parallelize(range(10), 2).map(lambda x: len(bytearray(1 << 20))).sum() == (
+            10 << 20
+        )
+    finally:
+        sc.stop()
+
+
+@sparkctl_only
+def test_pyspark_memory_is_split_between_the_workers_of_an_executor() -> None:
+    sc = support.new_context(
+        "local[2]", "compat-pyspark-memory-split", **{"spark.executor.pyspark.memory": "512m"}
+    )
+    try:
+        limits = set(sc.parallelize(range(8), 4).map(address_space_limit).collect())
+        assert limits == {256 << 20}
+    finally:
+        sc.stop()
+
+
+def test_without_pyspark_memory_the_workers_are_not_capped(master: str) -> None:
+    sc = support.new_context(master, "compat-pyspark-memory-off")
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        assert sc.parallelize([0], 1).map(address_space_limit).collect() == [soft]
+    finally:
+        sc.stop()
+
+
+def test_a_python_version_mismatch_fails_the_task(
+    master: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sc = support.new_context(master, "compat-python-version")
+    try:
+        if support.IMPL == "pyspark":
+            sc.pythonVer = "2.7"
+        else:
+            from scheduler import _stagecode
+
+            monkeypatch.setattr(_stagecode, "DRIVER_PYTHON", "2.7")
+        expected = (
+            r"Python in worker has different version: .* than that in driver: 2\.7, "
+            "PySpark cannot run with different minor versions"
+        )
+        with pytest.raises(Exception, match=expected) as info:
+            sc.parallelize(range(4), 2).map(lambda x: x + 1).collect()
+        assert "PYSPARK_PYTHON and PYSPARK_DRIVER_PYTHON" in str(info.value)
+    finally:
+        sc.stop()
+
+
+def test_a_segfault_without_the_faulthandler_says_the_worker_crashed(master: str) -> None:
+    sc = support.new_context(master, "compat-segfault")
+    try:
+        with pytest.raises(Exception, match="Python worker exited unexpectedly") as info:
+            sc.parallelize([0], 1).map(crash).collect()
+        assert "Fatal Python error" not in str(info.value)
+        assert sc.parallelize(range(3), 1).sum() == 3
+    finally:
+        sc.stop()
+
+
+def test_a_segfault_with_the_faulthandler_reports_its_dump(master: str) -> None:
+    sc = support.new_context(
+        master, "compat-segfault-dump", **{"spark.python.worker.faulthandler.enabled": "true"}
+    )
+    try:
+        with pytest.raises(Exception, match="Python worker exited unexpectedly") as info:
+            sc.parallelize([0], 1).map(crash).collect()
+        text = str(info.value)
+        assert "Fatal Python error: Segmentation fault" in text, text
+        assert "in crash" in text, text  # the Python stack names the task's function
+        assert sc.parallelize(range(3), 1).sum() == 3
+    finally:
+        sc.stop()
