@@ -1,0 +1,163 @@
+"""Python worker limits and checks (issue 14), on one worker process and without one.
+
+The driver's Python version is faked in the stage header (no other Python is
+installed); the memory limit is read back from /proc; the faulthandler dump is
+produced by sending the worker SIGSEGV.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import pytest
+
+from rpcenv import Conf
+from scheduler import _stagecode
+from scheduler._executor import _limit_workers
+from scheduler._stagecode import dumps_stage, stage_header, stage_python_version
+from scheduler._workerlimits import (
+    FAULTHANDLER_DIR_ENV,
+    FAULTHANDLER_ENV,
+    MEMORY_LIMIT_ENV,
+    PYSPARK_MEMORY_ENV,
+    apply_memory_limit,
+    executor_env,
+    read_crash_dump,
+    version_mismatch,
+    worker_memory_limit_mb,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+THIS_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+WAIT_S = 20.0
+
+
+def test_the_version_check_passes_the_same_minor_version() -> None:
+    assert version_mismatch(THIS_PYTHON) is None
+    assert version_mismatch(None) is None  # a payload from before the check
+
+
+def test_the_version_check_gives_pysparks_message() -> None:
+    text = version_mismatch("2.7")
+    assert text == (
+        "[PYTHON_VERSION_MISMATCH] Python in worker has different version: "
+        f"{sys.version_info[:2]} than that in driver: 2.7, PySpark cannot run with different "
+        "minor versions.\nPlease check environment variables PYSPARK_PYTHON and "
+        "PYSPARK_DRIVER_PYTHON are correctly set."
+    )
+
+
+def test_the_stage_header_carries_the_drivers_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert stage_python_version(dumps_stage([1])) == THIS_PYTHON
+    monkeypatch.setattr(_stagecode, "DRIVER_PYTHON", "3.99")
+    payload = dumps_stage([1])
+    assert stage_python_version(payload) == "3.99"
+    assert stage_header(payload) == {}  # not a property the tasks see
+
+
+def test_executor_env_from_the_apps_conf() -> None:
+    assert executor_env(Conf({})) == {}
+    conf = Conf(
+        {
+            "spark.executor.pyspark.memory": "2g",
+            "spark.python.worker.faulthandler.enabled": "true",
+        }
+    )
+    assert executor_env(conf) == {PYSPARK_MEMORY_ENV: "2048", FAULTHANDLER_ENV: "1"}
+    assert executor_env(Conf({"spark.executor.pyspark.memory": "300"})) == {
+        PYSPARK_MEMORY_ENV: "300"  # a bare number is MiB, as in Spark
+    }
+    with pytest.raises(ValueError, match=r"spark\.executor\.pyspark\.memory"):
+        executor_env(Conf({"spark.executor.pyspark.memory": "lots"}))
+    with pytest.raises(ValueError, match=r"spark\.executor\.pyspark\.memory"):
+        executor_env(Conf({"spark.executor.pyspark.memory": "10k"}))
+
+
+def test_the_executor_splits_the_memory_between_its_workers(tmp_path: Path) -> None:
+    assert worker_memory_limit_mb(1024, 3) == 341
+    assert worker_memory_limit_mb(1, 8) == 1
+    env = {PYSPARK_MEMORY_ENV: "1024", FAULTHANDLER_ENV: "1"}
+    fault_dir = _limit_workers(env, str(tmp_path), 4)
+    assert fault_dir == str(tmp_path / "faulthandler") and os.path.isdir(fault_dir)
+    assert env == {MEMORY_LIMIT_ENV: "256", FAULTHANDLER_DIR_ENV: fault_dir}
+    env = {FAULTHANDLER_DIR_ENV: "/stale"}
+    assert _limit_workers(env, str(tmp_path), 4) == ""
+    assert env == {}
+
+
+def test_no_limit_is_applied_for_zero() -> None:
+    assert apply_memory_limit(0) is False
+
+
+class _Worker:
+    """One real Python worker process, on a socket pair, stopped by PID."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
+        parent, child = socket.socketpair()
+        args = [str(child.fileno()), str(tmp_path), "0", "127.0.0.1", "64"]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler._pyworker", *args],
+            pass_fds=[child.fileno()],
+            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+            stdin=subprocess.DEVNULL,
+        )
+        child.close()
+        self.conn = Connection(parent.detach())
+
+    def ask(self, message: tuple[object, ...]) -> tuple[object, ...]:
+        self.conn.send_bytes(pickle.dumps(message))
+        assert self.conn.poll(WAIT_S), "the worker did not answer"
+        reply: tuple[object, ...] = pickle.loads(self.conn.recv_bytes())
+        return reply
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=WAIT_S)
+        self.conn.close()
+
+
+def test_a_worker_fails_every_task_of_a_driver_on_another_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_stagecode, "DRIVER_PYTHON", "2.7")
+    payload = dumps_stage([1])
+    worker = _Worker(tmp_path, {})
+    try:
+        for task_id, sent in ((1, payload), (2, None)):
+            reply = worker.ask(("task", task_id, "s0", 0, 0, sent))
+            assert reply[:3] == ("done", task_id, "FAILED")
+            assert reply[6] == "PySparkRuntimeError"
+            assert "than that in driver: 2.7" in str(reply[5])
+        assert worker.proc.poll() is None  # the worker lives on
+    finally:
+        worker.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_caps_its_address_space_and_dumps_its_stack(tmp_path: Path) -> None:
+    fault_dir = tmp_path / "faulthandler"
+    worker = _Worker(tmp_path, {MEMORY_LIMIT_ENV: "300", FAULTHANDLER_DIR_ENV: str(fault_dir)})
+    try:
+        pid = worker.proc.pid
+        # Any answer comes from the worker's loop, after its limits and faulthandler are set.
+        assert worker.ask(("task", 1, "unknown", 0, 0, None))[:3] == ("done", 1, "FAILED")
+        assert (fault_dir / str(pid)).exists(), "the worker made no faulthandler file"
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        line = next(x for x in limits.splitlines() if x.startswith("Max address space"))
+        assert line.split()[3:5] == [str(300 << 20), str(300 << 20)], line
+        os.kill(pid, signal.SIGSEGV)
+        assert worker.proc.wait(timeout=WAIT_S) == -signal.SIGSEGV
+        dump = read_crash_dump(str(fault_dir), pid)
+        assert dump.startswith("Fatal Python error: Segmentation fault"), dump
+        assert not (fault_dir / str(pid)).exists()  # read once
+        assert read_crash_dump(str(fault_dir), pid) == ""
+    finally:
+        worker.stop()
