@@ -39,6 +39,16 @@ def crash(_: Any) -> int:
     return len(ctypes.string_at(0))
 
 
+def test_without_pyspark_memory_the_workers_are_not_capped(master: str) -> None:
+    """First in the module: in PySpark a context with the setting leaks it to later ones."""
+    sc = support.new_context(master, "compat-pyspark-memory-off")
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        assert sc.parallelize([0], 1).map(address_space_limit).collect() == [soft]
+    finally:
+        sc.stop()
+
+
 def test_pyspark_memory_caps_the_python_workers(master: str) -> None:
     sc = support.new_context(
         master, "compat-pyspark-memory", **{"spark.executor.pyspark.memory": "1g"}
@@ -63,15 +73,6 @@ def test_pyspark_memory_is_split_between_the_workers_of_an_executor() -> None:
     try:
         limits = set(sc.parallelize(range(8), 4).map(address_space_limit).collect())
         assert limits == {256 << 20}
-    finally:
-        sc.stop()
-
-
-def test_without_pyspark_memory_the_workers_are_not_capped(master: str) -> None:
-    sc = support.new_context(master, "compat-pyspark-memory-off")
-    try:
-        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
-        assert sc.parallelize([0], 1).map(address_space_limit).collect() == [soft]
     finally:
         sc.stop()
 
