@@ -102,6 +102,9 @@ class Master(MasterLeadership):
 
     def on_start(self) -> None:
         self.url = self.rpc_env.address.to_spark_url()
+        # Callers with an application's credential are limited to it (cluster.senders,
+        # _on_get_cluster_state): the Master is the one env that may let them in.
+        self.rpc_env.accept_app_credentials()
         ref = self.self_ref
         liveness = self.liveness
 
@@ -512,6 +515,12 @@ class Master(MasterLeadership):
             if desc.HasField("initial_executor_limit"):
                 app.executor_limit = desc.initial_executor_limit
             self.apps[app.app_id] = app
+        # The admin's claim (registering takes the secret): the application's credential
+        # then reaches this driver too, unless another live application has it already.
+        if msg.driver_id in self.drivers and not any(
+            a.driver_id == msg.driver_id for a in self.apps.values() if a is not app
+        ):
+            app.driver_id = msg.driver_id
         self.app_by_address[context.sender_address] = app.app_id
         self._store(
             "app",
@@ -529,7 +538,10 @@ class Master(MasterLeadership):
         log.info("registered application %s (%r)", app.app_id, desc.name)  # a name can forge lines
         context.reply(
             pb.RegisterApplicationResponse(
-                app_id=app.app_id, master_url=self.url, master_epoch=self.epoch
+                app_id=app.app_id,
+                master_url=self.url,
+                master_epoch=self.epoch,
+                app_credential=self.app_credential(app.app_id),
             )
         )
         self._maybe_finish_recovery()
@@ -607,6 +619,11 @@ class Master(MasterLeadership):
         if self._state_cache is None or now - self._state_cache_at > _STATE_CACHE_S:
             self._state_cache = master_views.cluster_state(self)
             self._state_cache_at = now
+        origin = current_origin()
+        scope = origin.app_id if origin is not None else ""
+        if scope:  # a caller with an application's credential sees that application only
+            context.reply(master_views.scoped_state(self._state_cache, scope, self))
+            return
         context.reply(self._state_cache)
 
 

@@ -29,7 +29,15 @@ from cluster.master_state import (
 )
 from cluster.persistence import PersistenceError, persistence_from_conf
 from cluster.placement import AppDemand, DriverDemand, Placement, WorkerResources
-from rpcenv import Conf, RpcAddress, RpcEndpoint, RpcEndpointRef, RpcError
+from rpcenv import (
+    Conf,
+    RpcAddress,
+    RpcEndpoint,
+    RpcEndpointRef,
+    RpcError,
+    derive_app_credential,
+    resolve_secret,
+)
 from sparkctl.v1 import deploy_pb2 as pb
 
 __all__ = ["MasterBase", "StandbyMasterError"]
@@ -60,6 +68,8 @@ class MasterBase(RpcEndpoint):
 
     def __init__(self, conf: Conf, work_dir: pathlib.Path, webui_url: str = "") -> None:
         self.conf = conf
+        # Only to derive applications' credentials (docs/security.md); never logged.
+        self._secret = resolve_secret(conf)
         self.webui_url = webui_url or (conf.get_str("spark.sparkctl.master.webUiUrl") or "")
         self.worker_timeout = conf.get_duration("spark.worker.timeout", 60.0) or 60.0
         if self.worker_timeout <= 0:
@@ -97,6 +107,17 @@ class MasterBase(RpcEndpoint):
             maxlen=retained_drivers
         )
         self._ticker: Ticker | None = None
+
+    def app_credential(self, app_id: str) -> str:
+        """The credential of application `app_id` ("" without a shared secret)."""
+        return derive_app_credential(self._secret, app_id) if self._secret is not None else ""
+
+    def app_owns_driver(self, app_id: str, driver_id: str) -> bool:
+        """Whether cluster-mode driver `driver_id` registered application `app_id`."""
+        app = self.apps.get(app_id)
+        if app is None:
+            app = next((a for a in self.completed_apps if a.app_id == app_id), None)
+        return app is not None and bool(driver_id) and app.driver_id == driver_id
 
     def _executor_lost(self, executor: ExecutorInfo, reason: str) -> None:
         worker = self.workers.get(executor.worker_id)
@@ -269,6 +290,7 @@ class MasterBase(RpcEndpoint):
                 cores=cores,
                 memory_mb=memory_mb,
                 master_epoch=self.epoch,
+                app_credential=self.app_credential(app.app_id),
             ),
         )
         self._send(

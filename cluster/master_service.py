@@ -4,8 +4,11 @@ Each call is forwarded into the Master endpoint as an ask, so the Master's
 state stays single-threaded; the endpoint's complaints come back as the
 Python exception types that the RpcEnv maps onto gRPC status codes
 (ValueError -> INVALID_ARGUMENT, LookupError -> NOT_FOUND, a standby Master's
-refusal or a recovery record it cannot write -> UNAVAILABLE). This module never
-reads or changes the Master's records itself.
+refusal or a recovery record it cannot write -> UNAVAILABLE). A caller that
+authenticated with an application's credential stays limited to that
+application in the ask (the transport carries it into the ask's origin), so it
+gets PERMISSION_DENIED where the Master's sender policy says so. This module
+never reads or changes the Master's records itself.
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ from google.protobuf.message import Message
 
 from cluster.master_base import StandbyMasterError
 from cluster.persistence import PersistenceError
-from rpcenv import RpcConfigError, RpcEndpointRef, RpcEnv, RpcRemoteError
+from rpcenv import (
+    RpcConfigError,
+    RpcEndpointRef,
+    RpcEnv,
+    RpcPermissionDeniedError,
+    RpcRemoteError,
+)
 from sparkctl.v1 import master_service_pb2 as api
 
 __all__ = ["MasterServiceImpl", "serve_master_service"]
@@ -88,6 +97,8 @@ def _local_error(exc: RpcRemoteError) -> Exception:
         return LookupError(exc.remote_message)
     if kind == "ValueError":
         return ValueError(exc.remote_message)
+    if kind in ("PermissionError", RpcPermissionDeniedError.__name__):
+        return RpcPermissionDeniedError(exc.remote_message)
     if kind == StandbyMasterError.__name__:
         return StandbyMasterError(exc.remote_message)
     if kind == PersistenceError.__name__:

@@ -285,6 +285,9 @@ class AppInfo:
     worker_ids: set[str] | None = dataclasses.field(default_factory=set)
     # The env id of the connection its driver registered over ("" until it does).
     driver_peer_id: str = ""
+    # The cluster-mode driver that registered it ("" for a client-mode driver): a
+    # caller holding only this application's credential may read and kill it.
+    driver_id: str = ""
 
     def __post_init__(self) -> None:
         if self.state == AS.APPLICATION_STATE_UNKNOWN:

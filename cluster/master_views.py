@@ -16,7 +16,7 @@ from sparkctl.v1 import master_service_pb2 as api
 if TYPE_CHECKING:
     from cluster.master_base import MasterBase
 
-__all__ = ["app_summary", "cluster_state", "driver_summary", "worker_summary"]
+__all__ = ["app_summary", "cluster_state", "driver_summary", "scoped_state", "worker_summary"]
 
 
 def worker_summary(worker: WorkerInfo) -> api.WorkerSummary:
@@ -106,3 +106,26 @@ def cluster_state(master: MasterBase) -> api.GetClusterStateResponse:
     for worker in workers:
         _fill_worker(add(), worker)
     return state
+
+
+def scoped_state(
+    state: api.GetClusterStateResponse, app_id: str, master: MasterBase
+) -> api.GetClusterStateResponse:
+    """What a caller holding only `app_id`'s credential may see of `state`.
+
+    Its application (active or completed) and the cluster-mode driver that
+    registered it; the Master's URL and status. No workers and no totals: they
+    would show what other applications hold.
+    """
+    scoped = api.GetClusterStateResponse(
+        url=state.url, status=state.status, webui_url=state.webui_url
+    )
+    scoped.active_apps.extend(a for a in state.active_apps if a.id == app_id)
+    scoped.completed_apps.extend(a for a in state.completed_apps if a.id == app_id)
+    scoped.active_drivers.extend(
+        d for d in state.active_drivers if master.app_owns_driver(app_id, d.id)
+    )
+    scoped.completed_drivers.extend(
+        d for d in state.completed_drivers if master.app_owns_driver(app_id, d.id)
+    )
+    return scoped

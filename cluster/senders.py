@@ -9,7 +9,11 @@ the RpcEnv's dispatcher before the handler runs (`rpcenv.SenderPolicy`):
 - an application's requests: the connection its driver registered over;
 - a Master's commands to a Worker: a Master the Worker knows;
 - registrations and the public API (state, submit, kill): anyone connected,
-  which with a shared secret means anyone who holds it (the admin).
+  which with a shared secret means anyone who holds it (the admin);
+- a caller that authenticated with an application's credential instead of the
+  secret (`MessageOrigin.app_id`): that application's kill, its driver's status
+  and kill, its driver's requests, and the state (the handler shows it only its
+  application); nothing else, not even what the process itself may post.
 
 A rule sees only the transport's `MessageOrigin` and the endpoint's records,
 never a sender's claim about itself. This module never changes a record.
@@ -83,6 +87,16 @@ def _driver_report(master: MasterBase, msg: Any, origin: MessageOrigin) -> bool:
     return _is_worker(master, driver.worker_id, origin)
 
 
+def _own_app(_master: MasterBase, msg: Any, origin: MessageOrigin) -> bool:
+    """On an application: the admin, or a caller holding that application's credential."""
+    return origin.app_id in ("", msg.app_id)
+
+
+def _own_driver(master: MasterBase, msg: Any, origin: MessageOrigin) -> bool:
+    """KillDriver, GetDriverStatus: the admin, or the credential of the app it registered."""
+    return not origin.app_id or master.app_owns_driver(origin.app_id, msg.driver_id)
+
+
 def _app_driver(master: MasterBase, msg: Any, origin: MessageOrigin) -> bool:
     """Requests on an application: from the connection its driver registered over."""
     app = master.apps.get(msg.app_id)
@@ -118,6 +132,17 @@ MASTER_SENDERS = SenderPolicy(
         pb.RevokedLeadership: LOCAL_ONLY,
     },
     "Master",
+    # A caller with an application's credential (docs/security.md): these only, and
+    # each also under the rule above. The state it gets shows its application only.
+    app_rules={
+        api.GetClusterStateRequest: ANYONE,
+        api.GetDriverStatusRequest: _own_driver,
+        api.KillDriverRequest: _own_driver,
+        api.KillApplicationRequest: _own_app,
+        pb.UnregisterApplication: _own_app,
+        pb.RequestExecutorsRequest: _own_app,
+        pb.KillExecutorsRequest: _own_app,
+    },
 )
 
 

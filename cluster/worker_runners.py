@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from cluster.process_runner import ManagedProcess
 from cluster.submitted_files import place_submitted_files
+from rpcenv import APP_CREDENTIAL_ENV_VAR, APP_ID_ENV_VAR, DRIVER_ID_ENV_VAR
 from sparkctl.v1 import deploy_pb2 as pb
 
 __all__ = [
@@ -128,6 +129,12 @@ def executor_launch_spec(
         SPARK_EXECUTOR_MEMORY=f"{msg.memory_mb}m",
         SPARK_APP_ID=app_id,
     )
+    # Never from the Worker's own environment, and never on the command line.
+    env.pop(APP_CREDENTIAL_ENV_VAR, None)
+    env.pop(APP_ID_ENV_VAR, None)
+    if msg.app_credential:  # the application's credential (docs/security.md)
+        env[APP_CREDENTIAL_ENV_VAR] = msg.app_credential
+        env[APP_ID_ENV_VAR] = app_id
     cwd = work_dir / app_id / str(msg.executor_id)
     return LaunchSpec(substitute(list(command.argv), values), env, cwd)
 
@@ -191,6 +198,7 @@ def driver_launch_spec(
     env = dict(os.environ)
     env.update(desc.command.environment)
     env[SUBMIT_CONF_ENV] = json.dumps(conf, sort_keys=True)
+    env[DRIVER_ID_ENV_VAR] = driver_id  # named when its application registers
     if paths:
         if env.get("PYTHONPATH"):
             paths.append(env["PYTHONPATH"])

@@ -27,11 +27,21 @@ from rpcenv._errors import (
 )
 from rpcenv._registry import ENTRY_POINT_GROUP, available_backends, get_backend, register_backend
 from rpcenv._routes import LocalAddresses, local_addresses, route_address
-from rpcenv._security import SECRET_ENV_VAR
+from rpcenv._security import (
+    APP_CREDENTIAL_ENV_VAR,
+    APP_ID_ENV_VAR,
+    DRIVER_ID_ENV_VAR,
+    SECRET_ENV_VAR,
+    derive_app_credential,
+    resolve_secret,
+)
 from rpcenv._senders import ANYONE, LOCAL_ONLY, MessageOrigin, SenderPolicy, SenderRule
 
 __all__ = [
     "ANYONE",
+    "APP_CREDENTIAL_ENV_VAR",
+    "APP_ID_ENV_VAR",
+    "DRIVER_ID_ENV_VAR",
     "ENTRY_POINT_GROUP",
     "KNOWN_KEYS",
     "LOCAL_ONLY",
@@ -59,6 +69,7 @@ __all__ = [
     "SenderRule",
     "available_backends",
     "current_origin",
+    "derive_app_credential",
     "get_backend",
     "is_loopback_host",
     "local_addresses",
@@ -66,5 +77,6 @@ __all__ = [
     "parse_endpoint_uri",
     "parse_size",
     "register_backend",
+    "resolve_secret",
     "route_address",
 ]

@@ -34,6 +34,7 @@ from rpcenv._errors import (
     RpcProtocolError,
     RpcTimeoutError,
 )
+from rpcenv._security import current_caller_app
 from rpcenv._senders import MessageOrigin
 from rpcenv._timeouts import DeadlineWheel
 from sparkctl.v1 import rpc_pb2
@@ -276,6 +277,7 @@ class BaseRpcEnv(RpcEnv):
         local: bool = False,
         peer_id: str = "",
         hold: bool = False,
+        app_id: str = "",
     ) -> None:
         """Handle envelopes that arrived from `peer`, in order.
 
@@ -284,6 +286,8 @@ class BaseRpcEnv(RpcEnv):
         `peer_id` is the env id the connection's peer gave, when the backend knows it.
         With `hold`, the backend calls `self._dispatcher.release()` soon after (once
         per turn of its I/O loop), so many messages share one hand-off to the pool.
+        `app_id` is the application the connection authenticated as ("" for the
+        secret's holders).
         """
         dispatcher = self._dispatcher
         for envelope in envelopes:
@@ -291,7 +295,7 @@ class BaseRpcEnv(RpcEnv):
             try:
                 if kind == SEND:
                     message = unpack(envelope.payload)
-                    origin = MessageOrigin(peer, local, envelope.sender, peer_id)
+                    origin = MessageOrigin(peer, local, envelope.sender, peer_id, app_id)
                     dispatcher.post_send(
                         envelope.receiver,
                         message,
@@ -309,7 +313,7 @@ class BaseRpcEnv(RpcEnv):
                     if envelope.receiver == VERIFIER_NAME:
                         self._verify(message, context)
                     else:
-                        origin = MessageOrigin(peer, local, envelope.sender, peer_id)
+                        origin = MessageOrigin(peer, local, envelope.sender, peer_id, app_id)
                         dispatcher.post_ask(envelope.receiver, message, context, origin, hold)
                 elif kind in (REPLY, FAILURE):
                     self._complete(envelope)
@@ -427,7 +431,14 @@ class BaseRpcEnv(RpcEnv):
 
     def _route(self, address: RpcAddress, envelope: rpc_pb2.Envelope) -> None:
         if address == self._address:
-            self._receive_envelopes(address, (envelope,), local=True, peer_id=self.env_id)
+            # A public call's handler forwarding to an endpoint keeps its caller's limits.
+            self._receive_envelopes(
+                address,
+                (envelope,),
+                local=True,
+                peer_id=self.env_id,
+                app_id=current_caller_app.get(),
+            )
         else:
             self._transmit(address, envelope)
 

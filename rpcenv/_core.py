@@ -254,6 +254,13 @@ class RpcEnv(abc.ABC):
 
         raise RpcConfigError(f"the {type(self).__name__} backend cannot serve {service.full_name}")
 
+    def accept_app_credentials(self) -> None:  # noqa: B027 - optional for a backend
+        """Let peers connect with an application's credential instead of the secret.
+
+        Only for an env whose endpoints limit such peers to their application (they
+        read `MessageOrigin.app_id`). A backend without authentication ignores it.
+        """
+
     @abc.abstractmethod
     def stop(self, ref: RpcEndpointRef) -> None:
         """Stop a local endpoint: pending messages are handled, then `on_stop`."""

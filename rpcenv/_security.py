@@ -4,6 +4,12 @@ A connection proves it knows the secret with an HMAC over its env id, a
 timestamp and a nonce; the secret itself never crosses the wire, and is never
 logged or put on a command line. Without a secret, servers stay on loopback
 unless the user opts in to insecurity explicitly.
+
+An application credential is a key derived from the secret and an application
+id (`derive_app_credential`). A process holding only that key proves it with an
+`app1` token, which names the application; a verifier that may derive
+application keys (the Master's) accepts it and reports which application the
+caller is, so that the caller can be limited to that application.
 """
 
 from __future__ import annotations
@@ -22,18 +28,35 @@ from rpcenv._conf import Conf
 from rpcenv._errors import RpcConfigError
 
 __all__ = [
+    "APP_CREDENTIAL_ENV_VAR",
+    "APP_ID_ENV_VAR",
+    "DRIVER_ID_ENV_VAR",
     "SECRET_ENV_VAR",
     "AuthVerifier",
     "check_bind_allowed",
+    "current_caller_app",
+    "derive_app_credential",
+    "make_app_auth_token",
     "make_auth_token",
+    "resolve_app_credential",
     "resolve_secret",
+    "token_app_id",
 ]
 
 log = logging.getLogger(__name__)
 
 SECRET_ENV_VAR = "SPARKCTL_SECRET"
 SECRET_FILE_ENV_VAR = "SPARKCTL_SECRET_FILE"
+#: An application's credential (hex) and its id, for a process without the secret.
+APP_CREDENTIAL_ENV_VAR = "SPARKCTL_APP_CREDENTIAL"
+APP_ID_ENV_VAR = "SPARKCTL_APP_ID"
+#: A cluster-mode driver's id, set by the Worker that launches it: its application
+#: names it when it registers, so that the application's credential reaches it.
+DRIVER_ID_ENV_VAR = "SPARKCTL_DRIVER_ID"
 _TOKEN_VERSION = "v1"
+_APP_TOKEN_VERSION = "app1"
+#: Domain separation: an application key is never a MAC some other token could need.
+_APP_KEY_LABEL = b"sparkctl-app-credential:v1:"
 #: How far a token's clock may be from ours.
 MAX_SKEW_SECONDS = 300.0
 
@@ -58,6 +81,37 @@ def resolve_secret(conf: Conf) -> bytes | None:
             raise RpcConfigError(f"the secret file {path} is empty")
         return data
     return None
+
+
+def resolve_app_credential() -> tuple[str, bytes] | None:
+    """(app id, credential) from SPARKCTL_APP_ID and SPARKCTL_APP_CREDENTIAL, if both are set.
+
+    Raises:
+        RpcConfigError: only one of them is set, or the id cannot be named in a token.
+    """
+    app_id = os.environ.get(APP_ID_ENV_VAR, "")
+    credential = os.environ.get(APP_CREDENTIAL_ENV_VAR, "")
+    if not app_id and not credential:
+        return None
+    if not app_id or not credential:
+        missing = APP_ID_ENV_VAR if not app_id else APP_CREDENTIAL_ENV_VAR
+        raise RpcConfigError(f"{missing} must be set with the application credential")
+    if not _valid_app_id(app_id):
+        raise RpcConfigError(f"{APP_ID_ENV_VAR} {app_id[:80]!r} is not an application id")
+    return app_id, credential.encode()
+
+
+def _valid_app_id(app_id: str) -> bool:
+    return 0 < len(app_id) <= 128 and app_id.isascii() and ":" not in app_id
+
+
+def derive_app_credential(secret: bytes, app_id: str) -> str:
+    """Application `app_id`'s credential: a key only the secret's holders can derive.
+
+    It is hex text (it travels in an environment variable); it is not the secret and
+    the secret cannot be computed from it.
+    """
+    return hmac.new(secret, _APP_KEY_LABEL + app_id.encode(), hashlib.sha256).hexdigest()
 
 
 def check_bind_allowed(host: str, secret: bytes | None, conf: Conf) -> None:
@@ -95,22 +149,105 @@ def make_auth_token(secret: bytes, env_id: str) -> str:
     return f"{_TOKEN_VERSION}:{timestamp}:{nonce}:{_mac(secret, env_id, timestamp, nonce)}"
 
 
-class AuthVerifier:
-    """Checks tokens; remembers recent nonces so a captured token cannot be replayed."""
+def _app_mac(credential: bytes, app_id: str, env_id: str, timestamp: str, nonce: str) -> str:
+    text = f"{_APP_TOKEN_VERSION}:{app_id}:{env_id}:{timestamp}:{nonce}".encode()
+    return hmac.new(credential, text, hashlib.sha256).hexdigest()
 
-    def __init__(self, secret: bytes) -> None:
+
+def make_app_auth_token(credential: bytes, app_id: str, env_id: str) -> str:
+    """A fresh proof of `app_id`'s credential, bound to `env_id`.
+
+    `app1:<app-id>:<ts>:<nonce>:<hmac(credential, "app1:<app-id>:<env-id>:<ts>:<nonce>")>`.
+    """
+    timestamp = str(int(time.time()))
+    nonce = secrets.token_hex(16)
+    mac = _app_mac(credential, app_id, env_id, timestamp, nonce)
+    return f"{_APP_TOKEN_VERSION}:{app_id}:{timestamp}:{nonce}:{mac}"
+
+
+def token_app_id(token: str | None) -> str:
+    """The application an `app1` token names ("" for a secret token, or none).
+
+    Only meaningful for a token a verifier has accepted: it reads, it does not check.
+    """
+    if not token or not token.startswith(_APP_TOKEN_VERSION + ":"):
+        return ""
+    return token.split(":", 2)[1]
+
+
+_caller = threading.local()
+
+
+class current_caller_app:
+    """The application the caller of a public call on this thread is limited to.
+
+    `current_caller_app.get()` is "" for the secret's holders (and outside a call);
+    the transport sets it with `with current_caller_app(app_id):` around a handler,
+    and an env carries it into the origin of what the handler posts to an endpoint.
+    """
+
+    def __init__(self, app_id: str) -> None:
+        self._app_id = app_id
+        self._previous = ""
+
+    def __enter__(self) -> None:
+        self._previous = getattr(_caller, "app_id", "")
+        _caller.app_id = self._app_id
+
+    def __exit__(self, *exc: object) -> None:
+        _caller.app_id = self._previous
+
+    @staticmethod
+    def get() -> str:
+        """The current thread's caller application, "" when unlimited."""
+        return str(getattr(_caller, "app_id", ""))
+
+
+class AuthVerifier:
+    """Checks tokens; remembers recent nonces so a captured token cannot be replayed.
+
+    Args:
+        secret: the cluster's shared secret.
+        accept_app_tokens: also accept `app1` tokens, proving a credential derived from
+            the secret; only where the callers they let in are limited to their
+            application (the Master), since they prove less than the secret.
+    """
+
+    def __init__(self, secret: bytes, accept_app_tokens: bool = False) -> None:
         self._secret = secret
+        self.accept_app_tokens = accept_app_tokens
         self._seen: collections.OrderedDict[str, float] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def verify(self, token: str | None, env_id: str) -> str | None:
-        """None when `token` is valid for `env_id`, else the reason it is not."""
+        """None when `token` is valid for `env_id`, else the reason it is not.
+
+        A valid `app1` token's application is `token_app_id(token)`.
+        """
         if not token:
             return "no authentication token"
         parts = token.split(":")
+        if parts[0] == _APP_TOKEN_VERSION:
+            if not self.accept_app_tokens:
+                return "application credentials are not accepted here"
+            if len(parts) != 5 or not _valid_app_id(parts[1]):
+                return "malformed authentication token"
+            app_id, timestamp, nonce, mac = parts[1:]
+            key = derive_app_credential(self._secret, app_id).encode()
+            expected = _app_mac(key, app_id, env_id, timestamp, nonce)
+            return self._check(timestamp, nonce, mac, expected, "wrong application credential")
         if len(parts) != 4 or parts[0] != _TOKEN_VERSION:
             return "malformed authentication token"
         _, timestamp, nonce, mac = parts
+        return self._check(
+            timestamp,
+            nonce,
+            mac,
+            _mac(self._secret, env_id, timestamp, nonce),
+            "wrong shared secret",
+        )
+
+    def _check(self, timestamp: str, nonce: str, mac: str, expected: str, wrong: str) -> str | None:
         # Whole seconds in ASCII digits only: float() would take "nan", which no clock
         # check refuses, so such a token would never expire.
         if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
@@ -119,8 +256,8 @@ class AuthVerifier:
         now = time.time()
         if abs(now - stamped) > MAX_SKEW_SECONDS:
             return "expired authentication token (check the clocks)"
-        if not hmac.compare_digest(mac, _mac(self._secret, env_id, timestamp, nonce)):
-            return "wrong shared secret"
+        if not hmac.compare_digest(mac.encode(), expected.encode()):
+            return wrong
         with self._lock:
             if nonce in self._seen:
                 return "replayed authentication token"

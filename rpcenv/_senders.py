@@ -46,12 +46,16 @@ class MessageOrigin:
             backend does not know it). Unlike a server-mode address, which any peer
             may claim, it is a random id its owner never shows, so a record can be
             bound to the connection that created it.
+        app_id: the application the caller authenticated as, with that application's
+            credential instead of the shared secret: it may act on that application
+            only. "" for the secret's holders (and when there is no secret).
     """
 
     address: RpcAddress
     local: bool
     sender_name: str = ""
     peer_id: str = ""
+    app_id: str = ""
 
 
 #: A rule: (endpoint, message, origin) -> may this origin send this message?
@@ -75,12 +79,23 @@ class SenderPolicy:
         rules: the rule of each message type the endpoint handles.
         name: the endpoint's name, for logs.
         log_interval: at most one refusal line per (type, peer) this often, in seconds.
+        app_rules: what a caller holding an application's credential instead of the
+            secret (`MessageOrigin.app_id`) may send: a type named here must pass
+            both its rule here and its rule in `rules`; any other type is refused to
+            such a caller, even one posted by this process for it.
     """
 
     def __init__(
-        self, rules: Mapping[type[Message], SenderRule], name: str, log_interval: float = 10.0
+        self,
+        rules: Mapping[type[Message], SenderRule],
+        name: str,
+        log_interval: float = 10.0,
+        app_rules: Mapping[type[Message], SenderRule] | None = None,
     ) -> None:
         self._rules = dict(rules)
+        self._app_rules = dict(app_rules or {})
+        if not self._app_rules.keys() <= self._rules.keys():
+            raise ValueError(f"{name}: app_rules name types that rules do not handle")
         self.name = name
         self._log_interval = log_interval
         self._logged: dict[tuple[str, RpcAddress], tuple[float, int]] = {}
@@ -95,12 +110,21 @@ class SenderPolicy:
         """The rule declared for `message_type`, if any."""
         return self._rules.get(message_type)
 
+    def app_rule(self, message_type: type[Message]) -> SenderRule | None:
+        """The extra rule for a caller with an application's credential, if it may send it."""
+        return self._app_rules.get(message_type)
+
     def allows(self, endpoint: object, message: Message, origin: MessageOrigin) -> bool:
         """Whether `origin` may send `message` to `endpoint`; a rule that raises refuses."""
         rule = self._rules.get(type(message))
         if rule is None:
             return False
+        app_rule = self._app_rules.get(type(message)) if origin.app_id else None
+        if origin.app_id and app_rule is None:
+            return False
         try:
+            if app_rule is not None and not app_rule(endpoint, message, origin):
+                return False
             return bool(rule(endpoint, message, origin))
         except Exception:
             log.exception("sender rule of %s for %s raised", self.name, _type_name(message))
@@ -112,6 +136,11 @@ class SenderPolicy:
         if type(message) not in self._rules:
             return f"{self.name} takes no {kind}"
         where = "this process" if origin.local else str(origin.address)
+        if origin.app_id:
+            return (
+                f"{self.name} refused {kind} from {where}: the credential of application "
+                f"{origin.app_id} does not allow it"
+            )
         return f"{self.name} refused {kind} from {where}: that peer may not send it"
 
     def log_refusal(self, message: Message, origin: MessageOrigin) -> None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.message import Message
 
 from rpcenv import (
+    DRIVER_ID_ENV_VAR,
     RpcAddress,
     RpcAuthenticationError,
     RpcEndpoint,
@@ -140,6 +141,8 @@ class AppClient(RpcEndpoint):
                 description=backend.description,
                 driver_endpoint=APP_CLIENT_ENDPOINT,
                 app_id=backend.app_id or "",
+                # Set by the Worker that launched us in cluster mode: our driver id.
+                driver_id=os.environ.get(DRIVER_ID_ENV_VAR, ""),
             )
             # Asked from our own inbox, so the Master keeps a ref back to us for pushes.
             master.ask(request, 30.0).add_done_callback(self._answered(url, master))
@@ -271,6 +274,9 @@ class StandaloneBackend:
         self._sc = sc
         self.master_urls = master_urls
         self.app_id: str | None = None
+        #: The application's credential from the Master (docs/security.md): enough to
+        #: act on this application alone. Never logged; "" without a shared secret.
+        self.app_credential = ""
         self._registered = threading.Event()
         self._error: str | None = None
         self._client: AppClient | None = None
@@ -383,12 +389,15 @@ class StandaloneBackend:
     def registered(self, reply: dpb.RegisterApplicationResponse) -> None:
         """The first Master to accept gave the application its id."""
         self.app_id = reply.app_id
+        self.app_credential = reply.app_credential
         self._sc._endpoint._app_id = reply.app_id
         log.info("registered as application %s with %s", reply.app_id, reply.master_url)
         self._registered.set()
 
     def reregistered(self, reply: dpb.RegisterApplicationResponse) -> None:
         """A Master took the application back (under a new id if it had forgotten it)."""
+        # The same id gets the same credential from any Master (same secret).
+        self.app_credential = reply.app_credential
         if reply.app_id != self.app_id:
             log.warning(
                 "the Master at %s no longer knew application %s; it is now %s",

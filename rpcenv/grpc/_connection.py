@@ -36,7 +36,7 @@ class Connection:
         io: IoLoop,
         peer: RpcAddress,
         outbound: bool,
-        deliver: Callable[[RpcAddress, Iterable[rpc_pb2.Envelope], str], None],
+        deliver: Callable[[RpcAddress, Iterable[rpc_pb2.Envelope], str, str], None],
         on_hello: Callable[[Connection, rpc_pb2.PeerHello], None],
         on_close: Callable[[Connection, list[QueuedEnvelope], RpcError | None], None],
     ) -> None:
@@ -46,6 +46,8 @@ class Connection:
         self.connected = False
         #: The env id the peer gave (its metadata when it dialled us, else its hello).
         self.peer_id = ""
+        #: The application the peer authenticated as ("" for the secret's holders).
+        self.app_id = ""
         self._deliver = deliver
         self._on_hello = on_hello
         self._on_close = on_close
@@ -84,7 +86,7 @@ class Connection:
         if frame.HasField("hello"):
             self._on_hello(self, frame.hello)
         if frame.envelopes:
-            self._deliver(self.peer, frame.envelopes, self.peer_id)
+            self._deliver(self.peer, frame.envelopes, self.peer_id, self.app_id)
 
     def close(self, error: RpcError | None, drain: bool = False) -> None:
         """End the stream; the env hears of it once. With `drain`, queued frames go out first."""

@@ -36,7 +36,15 @@ from rpcenv._errors import (
     RpcMessageTooLargeError,
     RpcProtocolError,
 )
-from rpcenv._security import AuthVerifier, check_bind_allowed, make_auth_token, resolve_secret
+from rpcenv._security import (
+    AuthVerifier,
+    check_bind_allowed,
+    make_app_auth_token,
+    make_auth_token,
+    resolve_app_credential,
+    resolve_secret,
+    token_app_id,
+)
 from rpcenv.grpc._connection import Connection
 from rpcenv.grpc._loop import IoLoop
 from rpcenv.grpc._outbox import QueuedEnvelope
@@ -87,6 +95,9 @@ class GrpcRpcEnv(BaseRpcEnv):
         """Bind `host` (unless `client_mode`); peers are told `advertise_host`, else `host`."""
         advertise = advertise_host or host
         self._secret = resolve_secret(conf)
+        # Without the secret, an application's credential (from the environment) may
+        # still let this env call the Master, limited to that application.
+        self._app_credential = resolve_app_credential() if self._secret is None else None
         self._tls = tls_enabled(conf)
         # Read now, so that a bad file fails RpcEnv.create, not each dial on the loop
         # (where it left the first ask waiting for its whole timeout).
@@ -183,6 +194,15 @@ class GrpcRpcEnv(BaseRpcEnv):
             raise RpcConfigError(f"RpcEnv {self._name!r} runs in client mode and serves nothing")
         self._server.add_service(service, implementation)
 
+    def accept_app_credentials(self) -> None:
+        """Let callers in with an application's credential instead of the secret.
+
+        Only for an env whose endpoints limit such callers to their application
+        (the Master's): `MessageOrigin.app_id` names it.
+        """
+        if self._server is not None and self._server.verifier is not None:
+            self._server.verifier.accept_app_tokens = True
+
     # -- outbound ----------------------------------------------------------------
 
     def _transmit(self, address: RpcAddress, envelope: rpc_pb2.Envelope) -> None:
@@ -235,6 +255,10 @@ class GrpcRpcEnv(BaseRpcEnv):
         metadata = [(PEER_METADATA, self._peer_metadata)]
         if self._secret is not None:
             metadata.append((AUTH_METADATA, make_auth_token(self._secret, self.env_id)))
+        elif self._app_credential is not None:
+            app_id, credential = self._app_credential
+            token = make_app_auth_token(credential, app_id, self.env_id)
+            metadata.append((AUTH_METADATA, token))
         error: RpcError | None = None
         channel: grpc.aio.Channel | None = None
         writer: asyncio.Task[None] | None = None
@@ -306,6 +330,8 @@ class GrpcRpcEnv(BaseRpcEnv):
             return
         connection = self._new_connection(peer, False)
         connection.peer_id = metadata.get(PEER_METADATA, "").split(";", 1)[0]
+        # The interceptor has checked the token: an application's names its application.
+        connection.app_id = token_app_id(metadata.get(AUTH_METADATA))
         with self._connections_lock:
             self._connections[peer] = connection
         connection.connected = True
@@ -361,12 +387,12 @@ class GrpcRpcEnv(BaseRpcEnv):
             )
 
     def _receive_from_connection(
-        self, peer: RpcAddress, envelopes: Iterable[rpc_pb2.Envelope], peer_id: str
+        self, peer: RpcAddress, envelopes: Iterable[rpc_pb2.Envelope], peer_id: str, app_id: str
     ) -> None:
         # On the loop only. What arrives in one turn of the loop, from any number of
         # peers, reaches each endpoint's inbox in order but is handed to the pool once,
         # at the end of the turn: a thread wake-up per message cost more than the rest.
-        self._receive_envelopes(peer, envelopes, peer_id=peer_id, hold=True)
+        self._receive_envelopes(peer, envelopes, peer_id=peer_id, hold=True, app_id=app_id)
         if not self._release_scheduled:
             self._release_scheduled = True
             self._io.loop.call_soon(self._release_held)

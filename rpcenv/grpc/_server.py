@@ -28,7 +28,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from grpc_reflection.v1alpha._async import ReflectionServicer as AsyncReflectionServicer
 
 from rpcenv._errors import RpcError
-from rpcenv._security import AuthVerifier
+from rpcenv._security import AuthVerifier, current_caller_app, token_app_id
 from rpcenv.grpc._loop import IoLoop
 
 __all__ = [
@@ -183,6 +183,7 @@ class GrpcServer:
         )
         self.health = health.aio.HealthServicer()
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.verifier = verifier
         interceptors = [_AuthInterceptor(verifier)] if verifier is not None else []
 
         async def make() -> tuple[grpc.aio.Server, int]:
@@ -271,8 +272,12 @@ def _unary(
             context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, status_details(f"malformed {name}: {exc}")
             )
+        # The interceptor checked the token: a caller with an application's credential
+        # stays limited to it in whatever the handler asks of the endpoints.
+        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         try:
-            response = handler(request)
+            with current_caller_app(token_app_id(metadata.get(AUTH_METADATA))):
+                response = handler(request)
         except Exception as exc:  # mapped onto a status code; never a bare traceback
             log.debug("public call with %s failed", name, exc_info=True)
             context.abort(status_for(exc), status_details(str(exc) or type(exc).__name__))

@@ -739,12 +739,18 @@ class LaunchExecutor(_message.Message):
     CORES_FIELD_NUMBER: _builtins.int
     MEMORY_MB_FIELD_NUMBER: _builtins.int
     MASTER_EPOCH_FIELD_NUMBER: _builtins.int
+    APP_CREDENTIAL_FIELD_NUMBER: _builtins.int
     master_url: _builtins.str
     app_id: _builtins.str
     executor_id: _builtins.int
     cores: _builtins.int
     memory_mb: _builtins.int
     master_epoch: _builtins.int
+    app_credential: _builtins.str
+    """The application's credential (docs/security.md), for the executor's environment
+    (SPARKCTL_APP_CREDENTIAL): never on its command line, never logged. Empty
+    without a shared secret.
+    """
     @_builtins.property
     def app_description(self) -> Global___ApplicationDescription: ...
     def __init__(
@@ -757,10 +763,11 @@ class LaunchExecutor(_message.Message):
         cores: _builtins.int = ...,
         memory_mb: _builtins.int = ...,
         master_epoch: _builtins.int = ...,
+        app_credential: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["app_description", b"app_description"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_description", b"app_description", "app_id", b"app_id", "cores", b"cores", "executor_id", b"executor_id", "master_epoch", b"master_epoch", "master_url", b"master_url", "memory_mb", b"memory_mb"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_credential", b"app_credential", "app_description", b"app_description", "app_id", b"app_id", "cores", b"cores", "executor_id", b"executor_id", "master_epoch", b"master_epoch", "master_url", b"master_url", "memory_mb", b"memory_mb"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -877,6 +884,7 @@ class RegisterApplicationRequest(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     DRIVER_ENDPOINT_FIELD_NUMBER: _builtins.int
     APP_ID_FIELD_NUMBER: _builtins.int
+    DRIVER_ID_FIELD_NUMBER: _builtins.int
     driver_endpoint: _builtins.str
     """The driver's endpoint name for pushes (ExecutorAdded, ...); the Master
     replies over the connection the driver opened.
@@ -884,6 +892,10 @@ class RegisterApplicationRequest(_message.Message):
     app_id: _builtins.str
     """Set when a driver re-registers after a Master restart (recovery): the
     application id the previous Master gave it. Empty for a new application.
+    """
+    driver_id: _builtins.str
+    """A cluster-mode driver's id (SPARKCTL_DRIVER_ID of its launch): a caller holding
+    only this application's credential may then read and kill that driver.
     """
     @_builtins.property
     def description(self) -> Global___ApplicationDescription: ...
@@ -893,10 +905,11 @@ class RegisterApplicationRequest(_message.Message):
         description: Global___ApplicationDescription | None = ...,
         driver_endpoint: _builtins.str = ...,
         app_id: _builtins.str = ...,
+        driver_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["description", b"description"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "description", b"description", "driver_endpoint", b"driver_endpoint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "description", b"description", "driver_endpoint", b"driver_endpoint", "driver_id", b"driver_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -909,19 +922,26 @@ class RegisterApplicationResponse(_message.Message):
     APP_ID_FIELD_NUMBER: _builtins.int
     MASTER_URL_FIELD_NUMBER: _builtins.int
     MASTER_EPOCH_FIELD_NUMBER: _builtins.int
+    APP_CREDENTIAL_FIELD_NUMBER: _builtins.int
     app_id: _builtins.str
     master_url: _builtins.str
     master_epoch: _builtins.int
+    app_credential: _builtins.str
+    """The application's credential (docs/security.md): a key derived from the cluster
+    secret that lets a holder act on this application only. Never logged. Empty
+    without a shared secret.
+    """
     def __init__(
         self,
         *,
         app_id: _builtins.str = ...,
         master_url: _builtins.str = ...,
         master_epoch: _builtins.int = ...,
+        app_credential: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "master_epoch", b"master_epoch", "master_url", b"master_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_credential", b"app_credential", "app_id", b"app_id", "master_epoch", b"master_epoch", "master_url", b"master_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
