@@ -6,6 +6,11 @@ the RpcEnv's authentication and TLS for free. With several masters
 (`spark://h1:7077,h2:7077`) the ALIVE one is used (else the recovering leader,
 else a standby, whose refusals say it is one). This module never starts a
 cluster process and never prints: it returns messages or raises.
+
+Without the cluster secret, an application's id and credential in the
+environment (`SPARKCTL_APP_ID`, `SPARKCTL_APP_CREDENTIAL`; see docs/security.md)
+let the client in, limited to that application: the state shows it alone, and
+killing anything else fails with `RpcPermissionDeniedError`.
 """
 
 from __future__ import annotations

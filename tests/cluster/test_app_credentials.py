@@ -18,14 +18,17 @@ from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
+from click.testing import CliRunner
 from cluster_harness import LocalCluster
 from google.protobuf.message import Message
 
 from cli._master_client import MasterClient, MasterUnreachableError
-from cluster.worker_runners import executor_launch_spec
+from cli._status import kill, status
+from cluster.worker_runners import driver_launch_spec, executor_launch_spec
 from rpcenv import (
     APP_CREDENTIAL_ENV_VAR,
     APP_ID_ENV_VAR,
+    DRIVER_ID_ENV_VAR,
     SECRET_ENV_VAR,
     Conf,
     RpcAuthenticationError,
@@ -164,6 +167,24 @@ def test_an_app_credential_sees_and_controls_only_its_application(
     assert [a.id for a in admin.completed_apps] == [app_a]
     assert driver_b in [d.id for d in admin.active_drivers]
     assert [w.id for w in admin.workers] == ["w-1"]
+
+
+def test_sparkctl_status_and_kill_with_an_app_credential(
+    cluster: LocalCluster, apps: dict[str, tuple[str, str, str]]
+) -> None:
+    app_a, cred_a, _ = apps["a"]
+    app_b, _, _ = apps["b"]
+    env = {APP_ID_ENV_VAR: app_a, APP_CREDENTIAL_ENV_VAR: cred_a, SECRET_ENV_VAR: None}
+    runner = CliRunner()
+    shown = runner.invoke(status, ["--master", cluster.master.url], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert app_a in shown.output and app_b not in shown.output
+    refused = runner.invoke(kill, [app_b, "--master", cluster.master.url], env=env)
+    assert refused.exit_code != 0
+    assert f"the credential of application {app_a} does not allow it" in refused.output
+    killed = runner.invoke(kill, [app_a, "--master", cluster.master.url], env=env)
+    assert killed.exit_code == 0, killed.output
+    assert [a.id for a in cluster.state().active_apps] == [app_b]
 
 
 def test_the_secret_holder_still_sees_and_controls_everything(
@@ -334,3 +355,14 @@ def test_executors_get_the_credential_in_their_environment_not_argv(
     msg.app_credential = ""
     spec = executor_launch_spec(msg, tmp_path, "127.0.0.1", "spark://127.0.0.1:1")
     assert APP_CREDENTIAL_ENV_VAR not in spec.env
+
+
+def test_a_cluster_mode_driver_is_told_its_id_to_name_at_registration(
+    tmp_path: pathlib.Path,
+) -> None:
+    launch = pb.LaunchDriver(
+        driver_id="driver-1-0001",
+        description=pb.DriverDescription(command=pb.Command(argv=["run"])),
+    )
+    spec = driver_launch_spec(launch, tmp_path, "spark://127.0.0.1:1")
+    assert spec.env[DRIVER_ID_ENV_VAR] == "driver-1-0001"
