@@ -36,7 +36,7 @@ from scheduler._workerlimits import (
     FAULTHANDLER_ENV,
     MEMORY_LIMIT_ENV,
     PYSPARK_MEMORY_ENV,
-    read_crash_dump,
+    crash_reason,
     worker_memory_limit_mb,
 )
 
@@ -452,10 +452,7 @@ class ExecutorRuntime:
             self._start_reader(slot)
             self._dispatch()
         if lost is not None and lost not in self._cancelled:
-            reason = f"Python worker exited unexpectedly (exit code {code})"
-            dump = read_crash_dump(self._fault_dir, proc.pid) if self._fault_dir else ""
-            if dump:  # as PySpark: the faulthandler's dump of a crashed worker
-                reason = f"Python worker exited unexpectedly (crashed, exit code {code}): {dump}"
+            reason = crash_reason(code, self._fault_dir, proc.pid)
             self._report(("done", lost, "FAILED", b"", b"", reason, "WorkerCrashed", None, 0.0))
 
     def _serve_fetch(self, conn: Connection, request: tuple[Any, ...]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import os
+import signal
 import sys
 from typing import IO, TYPE_CHECKING
 
@@ -31,6 +32,7 @@ __all__ = [
     "MEMORY_LIMIT_ENV",
     "PYSPARK_MEMORY_ENV",
     "apply_memory_limit",
+    "crash_reason",
     "enable_faulthandler",
     "executor_env",
     "faulthandler_path",
@@ -47,6 +49,13 @@ MEMORY_LIMIT_ENV = "SPARKCTL_PYTHON_WORKER_LIMIT_MB"
 FAULTHANDLER_ENV = "SPARKCTL_PYTHON_FAULTHANDLER"
 #: The directory where each worker writes its faulthandler file (set by the executor).
 FAULTHANDLER_DIR_ENV = "SPARKCTL_PYTHON_FAULTHANDLER_DIR"
+
+#: Signals on which faulthandler dumps the stack (it cannot catch SIGKILL).
+_DUMPED_SIGNALS = frozenset(
+    int(getattr(signal, name))
+    for name in ("SIGSEGV", "SIGFPE", "SIGABRT", "SIGBUS", "SIGILL")
+    if hasattr(signal, name)
+)
 
 #: The open dump file: faulthandler writes to its descriptor, which must stay open.
 _dump_file: list[IO[str]] = []
@@ -135,3 +144,21 @@ def read_crash_dump(directory: str, pid: int) -> str:
     with contextlib.suppress(OSError):
         os.remove(path)
     return text.strip()
+
+
+def crash_reason(exit_code: int, fault_dir: str, pid: int) -> str:
+    """Why the task of a Python worker that died with `exit_code` failed.
+
+    With the faulthandler on, its dump (as PySpark reports it); with it off and a
+    signal the faulthandler would have caught, PySpark's hint to turn it on.
+    """
+    reason = f"Python worker exited unexpectedly (exit code {exit_code})"
+    dump = read_crash_dump(fault_dir, pid) if fault_dir else ""
+    if dump:
+        return f"Python worker exited unexpectedly (crashed, exit code {exit_code}): {dump}"
+    if not fault_dir and -exit_code in _DUMPED_SIGNALS:
+        reason += (
+            ". Consider setting 'spark.python.worker.faulthandler.enabled' to 'true' "
+            "for the Python traceback."
+        )
+    return reason

@@ -28,6 +28,7 @@ from scheduler._workerlimits import (
     MEMORY_LIMIT_ENV,
     PYSPARK_MEMORY_ENV,
     apply_memory_limit,
+    crash_reason,
     executor_env,
     read_crash_dump,
     version_mismatch,
@@ -161,3 +162,20 @@ def test_a_worker_caps_its_address_space_and_dumps_its_stack(tmp_path: Path) -> 
         assert read_crash_dump(str(fault_dir), pid) == ""
     finally:
         worker.stop()
+
+
+def test_a_crash_without_a_dump_says_how_to_get_one(tmp_path: Path) -> None:
+    hint = "Consider setting 'spark.python.worker.faulthandler.enabled' to 'true'"
+    assert hint in crash_reason(-signal.SIGSEGV, "", 123)
+    assert crash_reason(-signal.SIGKILL, "", 123) == (
+        "Python worker exited unexpectedly (exit code -9)"  # no dump could help
+    )
+    assert crash_reason(13, "", 123) == "Python worker exited unexpectedly (exit code 13)"
+    (tmp_path / "123").write_text("Fatal Python error: Segmentation fault\n\n  File x\n")
+    assert crash_reason(-signal.SIGSEGV, str(tmp_path), 123) == (
+        "Python worker exited unexpectedly (crashed, exit code -11): "
+        "Fatal Python error: Segmentation fault\n\n  File x"
+    )
+    assert crash_reason(-signal.SIGSEGV, str(tmp_path), 123) == (
+        "Python worker exited unexpectedly (exit code -11)"  # on, but nothing was written
+    )
