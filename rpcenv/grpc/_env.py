@@ -328,10 +328,16 @@ class GrpcRpcEnv(BaseRpcEnv):
         if self._stopped.is_set():
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"RpcEnv {self._name!r} is stopping")
             return
+        # The interceptor has checked the token: an application's names its application.
+        app_id = token_app_id(metadata.get(AUTH_METADATA))
+        if app_id and not peer.is_client:
+            # It may not claim a listening address: what we send a Worker or a driver
+            # there must not go over its stream instead (Workers' commands carry other
+            # applications' credentials). It is a client, known by its env id.
+            peer = RpcAddress(peer.host, 0, metadata[PEER_METADATA].split(";", 1)[0])
         connection = self._new_connection(peer, False)
         connection.peer_id = metadata.get(PEER_METADATA, "").split(";", 1)[0]
-        # The interceptor has checked the token: an application's names its application.
-        connection.app_id = token_app_id(metadata.get(AUTH_METADATA))
+        connection.app_id = app_id
         with self._connections_lock:
             self._connections[peer] = connection
         connection.connected = True

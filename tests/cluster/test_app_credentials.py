@@ -14,6 +14,8 @@ still sees and controls everything.
 from __future__ import annotations
 
 import pathlib
+import threading
+import uuid
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -38,7 +40,7 @@ from rpcenv import (
     derive_app_credential,
 )
 from rpcenv._security import AuthVerifier, make_app_auth_token, make_auth_token, token_app_id
-from rpcenv.grpc._server import AUTH_METADATA
+from rpcenv.grpc._server import AUTH_METADATA, CONNECT_METHOD, PEER_METADATA
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
 
@@ -366,3 +368,35 @@ def test_a_cluster_mode_driver_is_told_its_id_to_name_at_registration(
     )
     spec = driver_launch_spec(launch, tmp_path, "spark://127.0.0.1:1")
     assert spec.env[DRIVER_ID_ENV_VAR] == "driver-1-0001"
+
+
+def test_an_app_credential_cannot_claim_a_listening_address(
+    cluster: LocalCluster, apps: dict[str, tuple[str, str, str]]
+) -> None:
+    """Its stream is a client's: the Master's messages to a Worker never go over it."""
+    worker = cluster.real_worker(cores=1)
+    claimed = worker.rpc_env.address
+    app_a, cred_a, _ = apps["a"]
+    env_id = uuid.uuid4().hex
+    metadata = [
+        (PEER_METADATA, f"{env_id};impostor;{claimed.host};{claimed.port}"),
+        (AUTH_METADATA, make_app_auth_token(cred_a.encode(), app_a, env_id)),
+    ]
+    done = threading.Event()
+
+    def nothing() -> Iterator[bytes]:
+        done.wait(10.0)
+        yield from ()
+
+    master_env = cluster.master.rpc_env
+    with grpc.insecure_channel(cluster.master.ref.address.host_port) as channel:
+        call = channel.stream_stream(CONNECT_METHOD)(nothing(), metadata=metadata, timeout=10.0)
+        try:
+            next(call)  # the Master's hello: the stream is open and authenticated
+            connections = master_env._connections  # type: ignore[attr-defined]
+            ours = [c for c in connections.values() if c.peer_id == env_id]
+            assert len(ours) == 1 and ours[0].peer.is_client and ours[0].app_id == app_a
+            assert connections.get(claimed) is not ours[0]
+        finally:
+            done.set()
+            call.cancel()
