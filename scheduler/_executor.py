@@ -68,6 +68,8 @@ _STORAGE_FRACTION = 0.5
 #: here, within these bounds: process locality is worth a task's wait, not more).
 _LOCALITY_WAIT_MIN = 0.005
 _LOCALITY_WAIT_MAX = 0.1
+#: Queued tasks one dispatch may pass over while they wait for their worker.
+_LOCALITY_SCAN = 64
 
 
 class _Slot:
@@ -300,12 +302,17 @@ class ExecutorRuntime:
             del self._holders[split]
 
     def _dispatch_local(self) -> None:
-        """`_dispatch` with process locality (lock held)."""
+        """`_dispatch` with process locality (lock held).
+
+        Tasks waiting for their busy worker stay at the head of the queue, in order; the
+        scan stops at the first task no worker can take, or after _LOCALITY_SCAN waiting
+        ones, so a long queue costs no more per dispatch than a short one.
+        """
         now = time.monotonic()
         wait = self._locality_wait()
         retry_at = 0.0
-        kept: collections.deque[tuple[int, str, int, int]] = collections.deque()
-        while self._queue:
+        kept: list[tuple[int, str, int, int]] = []
+        while self._queue and len(kept) < _LOCALITY_SCAN:
             task = self._queue.popleft()
             holder = self._holder_of(task[2])
             if holder is not None and holder.conn is not None:
@@ -320,11 +327,9 @@ class ExecutorRuntime:
             slot = self._free_slot()
             if slot is None:
                 kept.append(task)
-                kept.extend(self._queue)
-                self._queue.clear()
                 break
             self._send(slot, task)
-        self._queue = kept
+        self._queue.extendleft(reversed(kept))
         if retry_at and (not self._retry_at or retry_at < self._retry_at):
             self._retry_at = retry_at
             timer = threading.Timer(retry_at - now, self._retry_dispatch)

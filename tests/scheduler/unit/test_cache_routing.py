@@ -135,3 +135,18 @@ def test_size_estimate_counts_objects_not_pickle_bytes() -> None:
     pairs = [(i, str(i)) for i in range(1000)]
     assert _pyworker.estimate_size(pairs, 10) > 1000 * (64 + 28)
     assert _pyworker.estimate_size([], 10_000) == 10_000  # never below the pickle's size
+
+
+def test_waiting_tasks_keep_their_place_and_long_queues_stay_cheap(runtime: Any) -> None:
+    _cached(runtime, 1, [(7, 0)])
+    runtime.launch([(1, "s", 0, 0)])  # its holder is now busy
+    many = [(100 + i, "s", 0 if i == 0 else 1000 + i, 0) for i in range(20_000)]
+    start = time.monotonic()
+    runtime.launch(many)
+    for _ in range(200):  # as many dispatches as replies would trigger
+        with runtime._lock:
+            runtime._dispatch()
+    assert time.monotonic() - start < 2.0
+    assert _sent(runtime, 1) == [1]
+    assert _sent(runtime, 0) == [101]  # the waiting task 100 did not block the others
+    assert [t[0] for t in list(runtime._queue)[:2]] == [100, 102]  # in arrival order
