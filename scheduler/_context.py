@@ -52,7 +52,7 @@ from scheduler._sparkconf import SYSTEM_PROPERTIES, SparkConf
 from scheduler._sparkfiles import AddedFiles
 from scheduler._status import JobRecord, JobWaiter, StatusTracker
 from scheduler._taskscheduler import SchedulerSettings, TaskScheduler
-from scheduler._workerlimits import executor_env
+from scheduler._workerlimits import worker_limits_env
 from scheduler.ui import stage_rdds
 from sparkctl.v1 import scheduler_pb2 as pb
 
@@ -314,7 +314,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             env["SPARKCTL_LOCAL_DIR"] = local_dir
         env["SPARKCTL_PYTHON_WORKER_MEMORY_MB"] = str(self._python_worker_memory_mb())
         env["SPARKCTL_TASK_CPUS"] = str(self._scheduler.settings.task_cpus)
-        env.update(executor_env(self._conf.to_conf()))  # the Python workers' limits
+        env.update(worker_limits_env(self._conf.to_conf()))  # the Python workers' limits
         rpc = {
             k: v
             for k, v in self._conf.getAll()

@@ -34,10 +34,10 @@ __all__ = [
     "apply_memory_limit",
     "crash_reason",
     "enable_faulthandler",
-    "executor_env",
     "faulthandler_path",
     "read_crash_dump",
     "version_mismatch",
+    "worker_limits_env",
     "worker_memory_limit_mb",
 ]
 
@@ -61,7 +61,7 @@ _DUMPED_SIGNALS = frozenset(
 _dump_file: list[IO[str]] = []
 
 
-def executor_env(conf: Conf) -> dict[str, str]:
+def worker_limits_env(conf: Conf) -> dict[str, str]:
     """What an executor needs of the app's conf to limit its workers (the driver's side).
 
     Raises:

@@ -29,9 +29,9 @@ from scheduler._workerlimits import (
     PYSPARK_MEMORY_ENV,
     apply_memory_limit,
     crash_reason,
-    executor_env,
     read_crash_dump,
     version_mismatch,
+    worker_limits_env,
     worker_memory_limit_mb,
 )
 
@@ -63,22 +63,22 @@ def test_the_stage_header_carries_the_drivers_version(monkeypatch: pytest.Monkey
     assert stage_header(payload) == {}  # not a property the tasks see
 
 
-def test_executor_env_from_the_apps_conf() -> None:
-    assert executor_env(Conf({})) == {}
+def test_worker_limits_env_from_the_apps_conf() -> None:
+    assert worker_limits_env(Conf({})) == {}
     conf = Conf(
         {
             "spark.executor.pyspark.memory": "2g",
             "spark.python.worker.faulthandler.enabled": "true",
         }
     )
-    assert executor_env(conf) == {PYSPARK_MEMORY_ENV: "2048", FAULTHANDLER_ENV: "1"}
-    assert executor_env(Conf({"spark.executor.pyspark.memory": "300"})) == {
+    assert worker_limits_env(conf) == {PYSPARK_MEMORY_ENV: "2048", FAULTHANDLER_ENV: "1"}
+    assert worker_limits_env(Conf({"spark.executor.pyspark.memory": "300"})) == {
         PYSPARK_MEMORY_ENV: "300"  # a bare number is MiB, as in Spark
     }
     with pytest.raises(ValueError, match=r"spark\.executor\.pyspark\.memory"):
-        executor_env(Conf({"spark.executor.pyspark.memory": "lots"}))
+        worker_limits_env(Conf({"spark.executor.pyspark.memory": "lots"}))
     with pytest.raises(ValueError, match=r"spark\.executor\.pyspark\.memory"):
-        executor_env(Conf({"spark.executor.pyspark.memory": "10k"}))
+        worker_limits_env(Conf({"spark.executor.pyspark.memory": "10k"}))
 
 
 def test_the_executor_splits_the_memory_between_its_workers(tmp_path: Path) -> None:
