@@ -13,6 +13,7 @@ still sees and controls everything.
 
 from __future__ import annotations
 
+import json
 import pathlib
 import threading
 import uuid
@@ -21,8 +22,9 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 from click.testing import CliRunner
-from cluster_harness import LocalCluster
+from cluster_harness import LocalCluster, wait_for
 from google.protobuf.message import Message
+from proc_cluster import ProcCluster
 
 from cli._master_client import MasterClient, MasterUnreachableError
 from cli._status import kill, status
@@ -400,3 +402,73 @@ def test_an_app_credential_cannot_claim_a_listening_address(
         finally:
             done.set()
             call.cancel()
+
+
+DRIVER_PROGRAM = """
+import json, os, sys
+from scheduler import SparkConf, SparkContext
+
+conf = SparkConf().set("spark.ui.enabled", "false").set("spark.executor.memory", "256m")
+sc = SparkContext(conf=conf)
+seen = sc.parallelize([0], 1).map(
+    lambda _: [os.environ.get(k, "") for k in ("SPARKCTL_APP_ID", "SPARKCTL_APP_CREDENTIAL")]
+).collect()[0]
+report = {"app": sc.applicationId, "credential": sc._backend.app_credential, "executor": seen}
+with open(sys.argv[1] + ".tmp", "w") as handle:
+    json.dump(report, handle)
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+import time
+time.sleep(120)
+"""
+
+
+def test_a_cluster_mode_driver_and_its_executors_get_the_credential(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end, as processes: the driver's application owns it; its executors get the key."""
+    monkeypatch.setenv(SECRET_ENV_VAR, SECRET)  # every process of the cluster inherits it
+    conf_args = ProcCluster._conf_args  # and logs everything, to show the key never is
+    monkeypatch.setattr(
+        ProcCluster, "_conf_args", lambda self: [*conf_args(self), "--log-level", "DEBUG"]
+    )
+    c = ProcCluster(tmp_path / "cluster")
+    try:
+        c.add_worker(cores=2)
+        program = tmp_path / "driver.py"
+        program.write_text(DRIVER_PROGRAM)
+        report_path = tmp_path / "report.json"
+        submitted = c.master_ref(c.client_env()).ask_sync(
+            api.SubmitDriverRequest(
+                description=pb.DriverDescription(
+                    app_resource=str(program), app_args=[str(report_path)], memory_mb=128
+                )
+            ),
+            10.0,
+        )
+        assert isinstance(submitted, api.SubmitDriverResponse)
+        wait_for(report_path.exists, 60, "the driver's report")
+        report = json.loads(report_path.read_text())
+        app_id = report["app"]
+        assert report["credential"] == derive_app_credential(SECRET.encode(), app_id)
+        assert report["executor"] == [app_id, report["credential"]]
+        # Never logged: not in the daemons' logs nor the driver's and executor's output.
+        logs = [p for p in tmp_path.rglob("*") if p.name.endswith((".log", "stdout", "stderr"))]
+        text = "".join(p.read_text(errors="replace") for p in logs)
+        assert app_id in text and len(logs) >= 4, [str(p) for p in logs]
+        assert report["credential"] not in text
+
+        monkeypatch.delenv(SECRET_ENV_VAR)
+        monkeypatch.setenv(APP_ID_ENV_VAR, app_id)
+        monkeypatch.setenv(APP_CREDENTIAL_ENV_VAR, report["credential"])
+        with MasterClient(c.url, CLIENT_CONF) as client:
+            state = client.cluster_state()
+            assert [a.id for a in state.active_apps] == [app_id]
+            assert [d.id for d in state.active_drivers] == [submitted.driver_id]
+            assert client.kill_driver(submitted.driver_id).killed
+            wait_for(
+                lambda: client.driver_status(submitted.driver_id).state == pb.DRIVER_STATE_KILLED,
+                30,
+                "the driver killed",
+            )
+    finally:
+        c.close()
