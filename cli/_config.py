@@ -135,6 +135,7 @@ _SIZES_MIB = {  # key -> the smallest value allowed, in bytes (a bare number is 
     "spark.driver.memory": 1 << 20,
     "spark.worker.memory": 1 << 20,
     "spark.python.worker.memory": 1 << 20,
+    "spark.executor.pyspark.memory": 1 << 20,
     "spark.rpc.message.maxSize": 1 << 20,
 }
 _DURATIONS = {  # key -> True when zero is not allowed
@@ -150,6 +151,8 @@ _DURATIONS = {  # key -> True when zero is not allowed
     "spark.worker.cleanup.appDataTtl": False,
     "spark.sparkctl.worker.executorStartupGrace": False,
     "spark.sparkctl.worker.memoryCheckInterval": True,
+    "spark.sparkctl.worker.disconnectGrace": True,
+    "spark.rpc.io.connectionTimeout": True,
 }
 #: The largest count the wire carries (int32 fields of the protobuf messages).
 _INT32_MAX = 2**31 - 1
