@@ -36,6 +36,7 @@ from rpcenv import (
     SECRET_ENV_VAR,
     Conf,
     RpcAuthenticationError,
+    RpcConfigError,
     RpcConnectionError,
     RpcEnv,
     RpcPermissionDeniedError,
@@ -472,3 +473,15 @@ def test_a_cluster_mode_driver_and_its_executors_get_the_credential(
             )
     finally:
         c.close()
+
+
+def test_half_an_app_credential_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SECRET_ENV_VAR, raising=False)
+    monkeypatch.setenv(APP_ID_ENV_VAR, "app-1")
+    monkeypatch.delenv(APP_CREDENTIAL_ENV_VAR, raising=False)
+    with pytest.raises(RpcConfigError, match=APP_CREDENTIAL_ENV_VAR):
+        RpcEnv.create("half", "127.0.0.1", 0, CLIENT_CONF, client_mode=True)
+    monkeypatch.setenv(APP_ID_ENV_VAR, "app:1")
+    monkeypatch.setenv(APP_CREDENTIAL_ENV_VAR, "c" * 64)
+    with pytest.raises(RpcConfigError, match="is not an application id"):
+        RpcEnv.create("colon", "127.0.0.1", 0, CLIENT_CONF, client_mode=True)
