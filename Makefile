@@ -9,7 +9,7 @@ NODE_DIR := tests/node
 # apt-get needs root; elsewhere go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install proto check check-proto lint typecheck test test-fast demo bench bench-rpc bench-driver bench-compare test-oracle clean node-deps \
+.PHONY: install proto check check-proto lint typecheck layers test test-fast demo bench bench-rpc bench-driver bench-compare test-oracle clean node-deps \
 	chromium zookeeper buf-lint bench-cli bench-scale bench-scale-driver
 
 $(VENV)/.installed: pyproject.toml
@@ -75,7 +75,12 @@ zookeeper:
 			$(SUDO) apt-get install -y -q --no-install-recommends zookeeper; }; }
 	@[ -f $(ZK_JAR) ] || { echo "ZooKeeper is not installed ($(ZK_JAR) missing)"; exit 1; }
 
-check: check-proto lint typecheck buf-lint
+# Which package may import which (gRPC only in rpcenv/grpc/, no cluster <-> scheduler):
+# an ast pass over the sources, no imports run, about 2 s.
+layers: install
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_layers.py
+
+check: check-proto lint typecheck layers buf-lint
 
 test: check chromium zookeeper node-deps
 	$(BIN)/pytest -q
