@@ -153,6 +153,7 @@ _DURATIONS = {  # key -> True when zero is not allowed
     "spark.sparkctl.worker.memoryCheckInterval": True,
     "spark.sparkctl.worker.disconnectGrace": True,
     "spark.rpc.io.connectionTimeout": True,
+    "spark.sparkctl.master.unregisteredPeerTimeout": True,
 }
 #: The largest count the wire carries (int32 fields of the protobuf messages).
 _INT32_MAX = 2**31 - 1

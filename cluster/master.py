@@ -24,6 +24,7 @@ from cluster import master_views
 from cluster._timers import Ticker
 from cluster.master_base import StandbyMasterError
 from cluster.master_leadership import MasterLeadership
+from cluster.master_peers import IdlePeers
 from cluster.master_state import (
     FINISHED_EXECUTOR_STATES,
     AppInfo,
@@ -97,6 +98,8 @@ class Master(MasterLeadership):
         }
         self._state_cache: api.GetClusterStateResponse | None = None
         self._state_cache_at = 0.0
+        #: Connected peers with no role, closed once silent too long (`master_peers`).
+        self.idle_peers = IdlePeers.from_conf(conf)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -112,7 +115,9 @@ class Master(MasterLeadership):
             liveness.issue()  # judged as of now, however long the inbox makes it wait
             ref.send(pb.CheckWorkerTimeouts())
 
-        self._ticker = Ticker("master-timeouts", liveness.check_interval, check)
+        # The same check reaps idle unregistered peers: often enough for their timeout too.
+        interval = min(liveness.check_interval, max(0.05, self.idle_peers.timeout / 2))
+        self._ticker = Ticker("master-timeouts", interval, check)
         self._ticker.start()
         if self.recovery_mode == "ZOOKEEPER":
             self.status = MS.MASTER_STATUS_STANDBY
@@ -128,6 +133,7 @@ class Master(MasterLeadership):
             self.election.stop()  # leaves the election: a standby takes over at once
 
     def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
+        self._heard_from_peer()
         if type(message) is not pb.WorkerHeartbeat:
             self._state_cache = None  # anything but a heartbeat may change what it shows
         handler = self._notices.get(type(message))
@@ -140,6 +146,7 @@ class Master(MasterLeadership):
         handler(message, sender)
 
     def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
+        self._heard_from_peer()
         if type(message) is not api.GetClusterStateRequest:
             self._state_cache = None
         if self.status == MS.MASTER_STATUS_STANDBY and not isinstance(message, _STANDBY_ASKS):
@@ -164,7 +171,32 @@ class Master(MasterLeadership):
         except (ValueError, LookupError) as exc:  # the caller's mistake: tell it why
             context.send_failure(exc)
 
+    def on_connected(self, address: RpcAddress) -> None:
+        self.idle_peers.heard(address, self.liveness.clock())
+
+    def _heard_from_peer(self) -> None:
+        """A message passed the sender policy: its peer is not idle (see `master_peers`)."""
+        origin = current_origin()
+        if origin is not None and not origin.local:
+            self.idle_peers.heard(origin.address, self.liveness.clock())
+
+    def _reap_idle_peers(self, now: float) -> None:
+        """Close connections that authenticated but never took a role, and went quiet."""
+
+        def has_role(address: RpcAddress) -> bool:
+            return address in self.worker_by_address or address in self.app_by_address
+
+        for address in self.idle_peers.take_idle(now, has_role):
+            timeout = self.idle_peers.timeout
+            reason = (
+                f"no worker or application registered over it and nothing sent for {timeout:g}s "
+                "(spark.sparkctl.master.unregisteredPeerTimeout)"
+            )
+            if self.rpc_env.disconnect(address, reason):
+                log.info("closed the idle connection of %s: %s", address, reason)
+
     def on_disconnected(self, address: RpcAddress) -> None:
+        self.idle_peers.forget(address)
         self._state_cache = None
         worker_id = self.worker_by_address.get(address)
         if worker_id is not None:
@@ -372,6 +404,7 @@ class Master(MasterLeadership):
                 self._remove_worker(verdict.worker, verdict.reason)
         for worker in liveness.forgettable(list(self.workers.values()), now):
             del self.workers[worker.worker_id]  # the UI shows the dead for a while, not forever
+        self._reap_idle_peers(now)
 
     def _remove_worker(self, worker: WorkerInfo, reason: str) -> None:
         """Declare `worker` DEAD: its executors are LOST, its drivers relaunched or failed."""

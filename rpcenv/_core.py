@@ -261,6 +261,19 @@ class RpcEnv(abc.ABC):
         read `MessageOrigin.app_id`). A backend without authentication ignores it.
         """
 
+    def disconnect(self, address: RpcAddress, reason: str = "") -> bool:
+        """Close the connection with the peer env at `address`, if there is one.
+
+        Both sides see `on_disconnected`; a later message to or from that peer
+        connects again. How an endpoint rids itself of a peer that holds a
+        connection open and says nothing (the Master's unregistered peers).
+        `reason` reaches the peer's unanswered asks, when the backend can carry it.
+        Returns False when there was no such connection, or the backend cannot
+        drop one (this default).
+        """
+        del address, reason
+        return False
+
     @abc.abstractmethod
     def stop(self, ref: RpcEndpointRef) -> None:
         """Stop a local endpoint: pending messages are handled, then `on_stop`."""

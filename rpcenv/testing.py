@@ -41,6 +41,7 @@ __all__ = [
     "check_auth",
     "check_client_mode",
     "check_connection_events",
+    "check_disconnect",
     "check_default_maximum",
     "check_large_messages",
     "check_lifecycle",
@@ -324,6 +325,44 @@ def check_connection_events(make_env: EnvFactory) -> None:
         assert "disconnected" in on_client.kinds() or "stop" in on_client.kinds()
 
 
+def check_disconnect(make_env: EnvFactory) -> None:
+    """`disconnect` closes a peer's connection: both sides hear of it, it can come back.
+
+    Only that peer's: another client's connection and asks are untouched; an
+    address with no connection gives False.
+    """
+    with _envs(make_env) as make:
+        server = make("server")
+        idle = make("idle")
+        other = make("other", client_mode=True)
+        on_server, on_idle = _Recorder(), _Recorder()
+        server.setup_endpoint("events", on_server)
+        idle.setup_endpoint("events", on_idle)
+        idle_ref = idle.endpoint_ref(server.address, "events")
+        other_ref = other.endpoint_ref(server.address, "events")
+        assert _echo(idle_ref, "a") == "echo:a"
+        assert _echo(other_ref, "b") == "echo:b"
+        _wait_for(lambda: idle.address in on_server.values("connected"), "on_connected")
+        assert server.disconnect(idle.address, "test reaps it") is True
+        _wait_for(
+            lambda: idle.address in on_server.values("disconnected"),
+            "on_disconnected (closing side)",
+        )
+        _wait_for(
+            lambda: server.address in on_idle.values("disconnected"),
+            "on_disconnected (closed side)",
+        )
+        assert other.address not in on_server.values("disconnected")
+        assert _echo(other_ref, "c") == "echo:c"
+        assert _echo(idle_ref, "again") == "echo:again"  # a new connection
+        assert server.disconnect(RpcAddress("127.0.0.1", 1)) is False
+        assert server.disconnect(other.address) is True  # a client-mode peer too
+        _wait_for(
+            lambda: other.address in on_server.values("disconnected"), "client-mode disconnect"
+        )
+        assert _echo(other_ref, "d") == "echo:d"
+
+
 def check_client_mode(make_env: EnvFactory) -> None:
     """A client-mode env asks, and receives sends pushed over its own connection."""
     with _envs(make_env) as make:
@@ -545,6 +584,7 @@ CHECKS: list[Callable[[EnvFactory], None]] = [
     check_remote_failure,
     check_lookup_missing,
     check_connection_events,
+    check_disconnect,
     check_client_mode,
     check_large_messages,
     check_default_maximum,

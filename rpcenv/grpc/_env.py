@@ -203,6 +203,20 @@ class GrpcRpcEnv(BaseRpcEnv):
         if self._server is not None and self._server.verifier is not None:
             self._server.verifier.accept_app_tokens = True
 
+    def disconnect(self, address: RpcAddress, reason: str = "") -> bool:
+        """Close the stream with `address` (either direction); queued envelopes fail."""
+        with self._connections_lock:
+            connection = self._connections.get(address)
+        if connection is None:
+            return False
+        error = (
+            RpcConnectionError(f"{self._address} closed the connection: {reason}")
+            if reason
+            else None
+        )
+        connection.close(error)
+        return True
+
     # -- outbound ----------------------------------------------------------------
 
     def _transmit(self, address: RpcAddress, envelope: rpc_pb2.Envelope) -> None:

@@ -78,6 +78,27 @@ class LocalRpcEnv(BaseRpcEnv):
             self._connect(peer)
         peer._receive_envelopes(self.address, (envelope,), peer_id=self.env_id)
 
+    def disconnect(self, address: RpcAddress, reason: str = "") -> bool:
+        """Forget the peer on both sides; the next message between them connects again."""
+        with self._peers_lock:
+            if address not in self._peers:
+                return False
+            self._peers.discard(address)
+        error = (
+            RpcConnectionError(f"{self.address} closed the connection: {reason}")
+            if reason
+            else None
+        )
+        peer = _envs.get(address)
+        if peer is not None:
+            with peer._peers_lock:
+                known = self.address in peer._peers
+                peer._peers.discard(self.address)
+            if known:
+                peer._peer_disconnected(self.address, error)
+        self._peer_disconnected(address, error)
+        return True
+
     def _close_transport(self) -> None:
         with _envs_lock:
             if _envs.get(self.address) is self:

@@ -198,6 +198,15 @@ def test_non_loopback_host_needs_a_secret(tmp_path: Path) -> None:
             "spark.rpc.askTimeout must be longer than 0",
         ),
         (
+            [
+                "start-master",
+                "--conf",
+                "spark.sparkctl.master.unregisteredPeerTimeout=0",
+            ],
+            "'--conf'",
+            "spark.sparkctl.master.unregisteredPeerTimeout must be longer than 0",
+        ),
+        (
             ["kill", "app-1", "--conf", "spark.network.timeout=soon"],
             "'--conf'",
             "spark.network.timeout: bad duration 'soon'",
