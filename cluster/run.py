@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--work-dir", type=pathlib.Path, default=pathlib.Path("work"))
         p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE")
         p.add_argument("--log-level", default="WARNING")
+        p.add_argument(
+            "--stop-on-stdin-eof",
+            action="store_true",
+            help="also stop when stdin closes (a harness whose process dies leaves no orphan)",
+        )
     return parser
 
 
@@ -70,6 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if args.stop_on_stdin_eof:
+
+        def watch_stdin() -> None:
+            # os.read, not sys.stdin: a daemon thread blocked in a buffered read holds
+            # its lock, and the interpreter aborts when it exits while the lock is held.
+            while os.read(sys.stdin.fileno(), 4096):  # b"" at EOF: the parent closed it, or died
+                pass
+            stop.set()
+
+        threading.Thread(target=watch_stdin, name="stdin-eof", daemon=True).start()
     handle: MasterHandle | WorkerHandle
     ready: dict[str, object]
     try:

@@ -1,4 +1,8 @@
-"""Harness of the cluster tests: fake drivers and workers, local clusters, bounded waits."""
+"""Harness of the cluster tests: fake drivers and workers, in-process local clusters.
+
+Process clusters, `wait_until` (here also `wait_for`) and `free_port` are in
+`cluster/testing.py`; these fakes stay with the tests that use them.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +10,19 @@ import collections.abc
 import concurrent.futures
 import pathlib
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.message import Message
 
 from cluster._timers import Ticker
 from cluster.launch import MasterHandle, WorkerHandle, start_master, start_worker
+from cluster.testing import wait_until
 from rpcenv import Conf, RpcEndpoint, RpcEndpointRef, RpcEnv
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+#: The bounded poll of every cluster test (shipped in `cluster.testing`).
+wait_for = wait_until
 
 
 class Recorder(RpcEndpoint):
