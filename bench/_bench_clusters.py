@@ -16,11 +16,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import psutil
 
@@ -87,68 +85,39 @@ class Cluster:
 
 
 class SparkctlCluster(Cluster):
-    """sparkctl's master and worker, each its own process, through cluster.launch."""
+    """sparkctl's master and workers, each a `python -m cluster.run` process.
 
-    def __init__(self, cores: int = 2, memory_mb: int = 2048) -> None:
+    The processes are `cluster.testing.ProcCluster`'s (imported here: the PySpark
+    benchmark runs in a venv without our packages); this class only gives it the
+    benchmark's `Cluster` face (`url`, `pids()`, `stop()`).
+    """
+
+    def __init__(self, cores: int = 2, memory_mb: int = 2048, workers: int = 1) -> None:
         super().__init__()
-        self._logs: list[Any] = []
+        from cluster.testing import ProcCluster
+
         try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            master = self._spawn(["master", str(free_port()), str(self.work_dir / "master")])
-            self.url = self._await_ready(master, deadline)
-            worker = self._spawn(
-                ["worker", self.url, str(cores), str(memory_mb), str(self.work_dir / "worker")]
+            self._cluster = ProcCluster(
+                self.work_dir,
+                master_port=free_port(),
+                workers=workers,
+                cores=cores,
+                memory=f"{memory_mb}m",
+                ready_timeout=READY_TIMEOUT_S,
             )
-            self._await_ready(worker, deadline)
         except BaseException:
-            self.stop()
+            super().stop()
             raise
+        self.url = self._cluster.url
 
-    def _spawn(self, args: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self.work_dir / f"{args[0]}.log", "wb")  # noqa: SIM115 - closed in stop
-        self._logs.append(log)
-        proc = subprocess.Popen(
-            [sys.executable, str(BENCH_DIR / "_bench_cluster.py"), *args],
-            cwd=str(REPO),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
-        self.procs.append(proc)
-        return proc
-
-    def _await_ready(self, proc: subprocess.Popen[bytes], deadline: float) -> str:
-        lines: list[str] = []
-        stdout = proc.stdout
-        assert stdout is not None
-
-        def read() -> None:
-            for raw in stdout:
-                lines.append(raw.decode(errors="replace").strip())
-
-        threading.Thread(target=read, daemon=True).start()
-        while time.monotonic() < deadline and proc.poll() is None:
-            for line in list(lines):
-                if line.startswith("READY "):
-                    return line.split(" ", 1)[1]
-            time.sleep(0.05)
-        logs = " | ".join(
-            p.read_text(errors="replace")[-1000:] for p in sorted(self.work_dir.glob("*.log"))
-        )
-        raise RuntimeError(f"sparkctl {proc.args!r} not ready in {READY_TIMEOUT_S}s: {logs}")
+    def pids(self) -> list[int]:
+        """The master, the workers and all their descendants (executors included)."""
+        return self._cluster.pids()
 
     def stop(self) -> None:
-        # Worker first (it stops its executors), then the master: stdin EOF is their stop.
-        for proc in reversed(self.procs):
-            if proc.stdin is not None and proc.poll() is None:
-                with contextlib.suppress(OSError):
-                    proc.stdin.close()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=STOP_TIMEOUT_S)
+        # Workers first (they stop their executors), then the master, then leftovers by PID.
+        self._cluster.close(STOP_TIMEOUT_S)
         super().stop()
-        for log in self._logs:
-            log.close()
 
 
 class PySparkCluster(Cluster):

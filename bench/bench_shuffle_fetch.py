@@ -24,28 +24,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _bench_clusters import READY_TIMEOUT_S, SparkctlCluster, free_port
+from _bench_clusters import SparkctlCluster
 
 
-class TwoWorkerCluster(SparkctlCluster):
+def two_worker_cluster(cores: int, memory_mb: int = 2048) -> SparkctlCluster:
     """A master and two workers, each its own process (so two executors per app)."""
-
-    def __init__(self, cores: int, memory_mb: int = 2048) -> None:
-        super(SparkctlCluster, self).__init__()
-        self._logs: list[Any] = []
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            master = self._spawn(["master", str(free_port()), str(self.work_dir / "master")])
-            self.url = self._await_ready(master, deadline)
-            workers = []
-            for i in range(2):
-                work = str(self.work_dir / f"worker-{i}")
-                workers.append(self._spawn(["worker", self.url, str(cores), str(memory_mb), work]))
-            for worker in workers:
-                self._await_ready(worker, deadline)
-        except BaseException:
-            self.stop()
-            raise
+    return SparkctlCluster(cores, memory_mb, workers=2)
 
 
 def _jobs(pairs: int) -> dict[str, Any]:
@@ -101,7 +85,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--cores", type=int, default=1, help="cores per worker")
     args = parser.parse_args(argv)
     runs: dict[bool, list[tuple[dict[str, float], float, int]]] = {False: [], True: []}
-    with TwoWorkerCluster(args.cores) as cluster:
+    with two_worker_cluster(args.cores) as cluster:
         for _ in range(args.rounds):  # interleaved, so that a busy machine hurts both alike
             for direct in (False, True):
                 runs[direct].append(_run_mode(cluster.url, direct, args.pairs))

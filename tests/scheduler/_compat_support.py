@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import types
 from pathlib import Path
@@ -97,110 +94,35 @@ def pickle_by_value(module: types.ModuleType) -> None:
         pyspark_cloudpickle.register_pickle_by_value(module)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 #: Each worker offers one core, so the cluster has local[2]'s parallelism.
 WORKER_CORES = 1
-WORKER_MEMORY_MB = 1024
+WORKER_MEMORY = "1024m"
 WORKERS = 2
 
 
-class _Child:
-    """One child of _compat_cluster.py whose first ``READY x`` line gives ``x``."""
-
-    def __init__(self, args: list[str], log: Path) -> None:
-        self.log = log
-        self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "_compat_cluster.py"), *args],
-            cwd=str(REPO),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log_file,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
-        self.lines: list[str] = []
-        stdout = self.proc.stdout
-        assert stdout is not None
-
-        def read() -> None:
-            for raw in stdout:
-                self.lines.append(raw.decode(errors="replace").strip())
-
-        threading.Thread(target=read, daemon=True).start()
-
-    def await_ready(self, deadline: float) -> str:
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if line.startswith("READY "):
-                    return line.split(" ", 1)[1]
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        err = self.log.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"{self.proc.args!r} not ready; stdout {self.lines!r}; stderr:\n{err}")
-
-    def stop(self) -> list[int]:
-        """Close stdin (the polite stop), then SIGKILL; returns the PIDs it had started."""
-        leftovers = _descendant_pids(self.proc.pid)
-        if self.proc.poll() is None:
-            with contextlib.suppress(OSError):
-                assert self.proc.stdin is not None
-                self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=CLUSTER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=CLUSTER_STOP_TIMEOUT_S)
-        self._log_file.close()
-        return leftovers
-
-
-def _descendant_pids(pid: int) -> list[int]:
-    try:
-        import psutil
-
-        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
-    except Exception:
-        return []
-
-
 class ClusterProcess:
-    """A master and two one-core workers, each its own process (see _compat_cluster.py)."""
+    """A master and two one-core workers, each its own `python -m cluster.run` process.
+
+    A thin use of `cluster.testing.ProcCluster` (imported here, not at the top: in
+    oracle mode this module runs where our packages are not installed).
+    """
 
     def __init__(self, work_dir: Path) -> None:
-        self.work_dir = work_dir
-        self.children: list[_Child] = []
-        try:
-            deadline = time.monotonic() + CLUSTER_READY_TIMEOUT_S
-            master = _Child(
-                ["master", str(free_port()), str(work_dir / "master")], work_dir / "master.log"
-            )
-            self.children.append(master)
-            self.url = master.await_ready(deadline)
-            for i in range(WORKERS):
-                args = ["worker", self.url, str(WORKER_CORES), str(WORKER_MEMORY_MB)]
-                args.append(str(work_dir / f"worker-{i}"))
-                self.children.append(_Child(args, work_dir / f"worker-{i}.log"))
-            for worker in self.children[1:]:
-                worker.await_ready(deadline)
-        except BaseException:
-            self.stop()
-            raise
+        from cluster.testing import ProcCluster
+
+        self._cluster = ProcCluster(
+            work_dir,
+            {"spark.worker.timeout": "10"},
+            workers=WORKERS,
+            cores=WORKER_CORES,
+            memory=WORKER_MEMORY,
+            ready_timeout=CLUSTER_READY_TIMEOUT_S,
+        )
+        self.url = self._cluster.url
 
     def stop(self) -> None:
         """Workers first (they stop their executors), then the master; then any leftover."""
-        leftovers: list[int] = []
-        for child in reversed(self.children):
-            leftovers += child.stop()
-        for pid in leftovers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        self._cluster.close(CLUSTER_STOP_TIMEOUT_S)
 
 
 def cluster_unavailable_reason() -> str | None:
