@@ -142,6 +142,11 @@ class ClusterProcess:
         """The child's PID (what every stop and leak check goes by)."""
         return self.popen.pid
 
+    @property
+    def url(self) -> str:
+        """The `spark://` URL it reported ready with (a master's, or a worker's own)."""
+        return str(self.info["url"])
+
     def alive(self) -> bool:
         """Whether the child still runs."""
         return self.popen.poll() is None

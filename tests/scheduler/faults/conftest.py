@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _faults_support import Node, NodeCluster, _free_port, _start_node
+from cluster.testing import ProcCluster
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -26,18 +26,8 @@ def _ship_by_value(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def node_cluster(tmp_path: Path) -> Iterator[NodeCluster]:
-    """A Master and two one-core Workers, each its own process."""
-    nodes: list[Node] = []
-    try:
-        master = _start_node(["master", str(_free_port())], tmp_path / "master")
-        nodes.append(master)
-        workers = []
-        for i in range(2):
-            worker = _start_node(["worker", master.url], tmp_path / f"worker-{i}")
-            nodes.append(worker)
-            workers.append(worker)
-        yield NodeCluster(master, workers)
-    finally:
-        for node in reversed(nodes):
-            node.kill()
+def node_cluster(tmp_path: Path) -> Iterator[ProcCluster]:
+    """A Master and two one-core Workers, each its own process (`cluster.testing`)."""
+    conf = {"spark.worker.timeout": "5"}
+    with ProcCluster(tmp_path, conf, workers=2, cores=1, memory="1024m", ready_timeout=60) as c:
+        yield c

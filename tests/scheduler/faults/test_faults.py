@@ -13,7 +13,9 @@ from typing import Any
 
 import psutil
 import pytest
-from _faults_support import NodeCluster, new_context, wait_until
+from _faults_support import new_context, wait_until
+
+from cluster.testing import ProcCluster
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -197,7 +199,7 @@ def test_cancel_job_group_stops_its_jobs_and_keeps_the_context(tmp_path: Path) -
 
 
 def test_worker_sigkill_after_a_shuffle_map_stage_gives_the_exact_result(
-    node_cluster: NodeCluster, tmp_path: Path
+    node_cluster: ProcCluster, tmp_path: Path
 ) -> None:
     sc = new_context(node_cluster.master.url, "worker-sigkill")
     try:
@@ -208,9 +210,9 @@ def test_worker_sigkill_after_a_shuffle_map_stage_gives_the_exact_result(
         # Both executors hold map outputs of `summed`'s shuffle; kill one worker (and with it
         # its executor) and use the shuffle again.
         victim = node_cluster.workers[0]
-        victim_children = victim.descendants()
-        victim.proc.kill()
-        victim.proc.wait(10)
+        victim_children = victim.children()
+        victim.popen.kill()
+        victim.popen.wait(10)
         wait_until(lambda: len(sc._scheduler.executors) == 1, 60, "the lost executor to go")
         assert sorted(summed.collect()) == expected
         assert sorted(summed.map(lambda kv: (kv[0], kv[1] + 1)).collect()) == [
@@ -366,7 +368,7 @@ def test_local_n_runs_n_tasks_at_once_in_separate_processes(tmp_path: Path) -> N
         sc.stop()
 
 
-def test_speculation_reruns_a_straggler_on_another_executor(node_cluster: NodeCluster) -> None:
+def test_speculation_reruns_a_straggler_on_another_executor(node_cluster: ProcCluster) -> None:
     conf = {
         "spark.speculation": "true",
         "spark.speculation.quantile": "0.5",
@@ -391,7 +393,7 @@ def test_speculation_reruns_a_straggler_on_another_executor(node_cluster: NodeCl
         sc.stop()
 
 
-def test_cached_partitions_are_read_where_they_live(node_cluster: NodeCluster) -> None:
+def test_cached_partitions_are_read_where_they_live(node_cluster: ProcCluster) -> None:
     sc = new_context(node_cluster.master.url, "cache-locality", {"spark.locality.wait": "10s"})
     try:
         wait_until(lambda: len(sc._scheduler.executors) == 2, 30, "two executors")
