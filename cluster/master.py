@@ -183,8 +183,15 @@ class Master(MasterLeadership):
     def _reap_idle_peers(self, now: float) -> None:
         """Close connections that authenticated but never took a role, and went quiet."""
 
+        # A worker is keyed by the address it claims; its connection's is its ref's.
+        workers = {w.ref.address for w in self.workers.values() if w.alive and w.ref is not None}
+
         def has_role(address: RpcAddress) -> bool:
-            return address in self.worker_by_address or address in self.app_by_address
+            return (
+                address in self.worker_by_address
+                or address in self.app_by_address
+                or address in workers
+            )
 
         for address in self.idle_peers.take_idle(now, has_role):
             timeout = self.idle_peers.timeout
