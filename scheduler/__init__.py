@@ -20,6 +20,7 @@ if os.environ.get(NAMEDTUPLE_PATCH_ENV) == "1":
 if TYPE_CHECKING:
     from scheduler._accumulators import Accumulator, AccumulatorParam
     from scheduler._aggregation import ResultIterable
+    from scheduler._barrier import RDDBarrier
     from scheduler._broadcast import Broadcast
     from scheduler._context import SparkContext
     from scheduler._errors import JobCancelledError, JobFailedError, SparkJobError
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from scheduler._statcounter import StatCounter
     from scheduler._status import SparkJobInfo, SparkStageInfo, StatusTracker
     from scheduler._storagelevel import StorageLevel
-    from scheduler._taskcontext import TaskContext
+    from scheduler._taskcontext import BarrierTaskContext, BarrierTaskInfo, TaskContext
     from scheduler._textscan import Row
     from scheduler._threads import InheritableThread, inheritable_thread_target
 
@@ -41,6 +42,8 @@ __all__ = [
     "RDD",
     "Accumulator",
     "AccumulatorParam",
+    "BarrierTaskContext",
+    "BarrierTaskInfo",
     "BasicProfiler",
     "Broadcast",
     "CPickleSerializer",
@@ -50,6 +53,7 @@ __all__ = [
     "MarshalSerializer",
     "Partitioner",
     "Profiler",
+    "RDDBarrier",
     "ResultIterable",
     "Row",
     "SparkConf",
@@ -92,6 +96,9 @@ _WHERE = {
     "StatusTracker": "_status",
     "StorageLevel": "_storagelevel",
     "TaskContext": "_taskcontext",
+    "BarrierTaskContext": "_taskcontext",
+    "BarrierTaskInfo": "_taskcontext",
+    "RDDBarrier": "_barrier",
     "InheritableThread": "_threads",
     "inheritable_thread_target": "_threads",
     "portable_hash": "_partitioner",

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, ClassVar
 
-from rpcenv import SECRET_ENV_VAR, RpcAddress, RpcEnv
+from rpcenv import SECRET_ENV_VAR, Conf, RpcAddress, RpcEnv
 from scheduler._accumulators import (
     Accumulator,
 )
@@ -41,7 +41,7 @@ from scheduler._driver_endpoint import (
     executor_python,
     local_executor_env,
 )
-from scheduler._errors import JobCancelledError
+from scheduler._errors import BarrierJobSlotsNumberCheckFailed, JobCancelledError
 from scheduler._eventlog import EventLogSettings, EventLogWriter
 from scheduler._master_url import parse_master
 from scheduler._profiler import BasicProfiler, ProfilerCollector
@@ -172,7 +172,20 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             speculation_multiplier=settings.get_float("spark.speculation.multiplier") or 1.5,
             speculation_quantile=settings.get_float("spark.speculation.quantile") or 0.75,
             max_result_size=settings.get_size("spark.driver.maxResultSize", 1 << 30) or 0,
+            barrier_sync_timeout=_positive_duration(
+                settings, "spark.barrier.sync.timeout", 365 * 86400.0
+            ),
         )
+        self._barrier_check_interval = _positive_duration(
+            settings, "spark.scheduler.barrier.maxConcurrentTasksCheck.interval", 15.0
+        )
+        failures = settings.get_int("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures")
+        self._barrier_check_failures: int = 40 if failures is None else failures
+        if self._barrier_check_failures < 1:
+            raise ValueError(
+                "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures must be a "
+                "positive number"
+            )
         if (
             kind == "local"
             and max_failures is None
@@ -183,6 +196,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         self._scheduler = TaskScheduler(
             sched_settings, self._broadcast_bytes, self._apply_accumulators, self._executor_lost
         )
+        self._scheduler.dag.dynamic_allocation = self._allocation is not None
         addresses = driver_addresses(settings, kind, urls, os.environ)
         check_driver_bind(addresses, settings, os.environ)
         port = int(self._conf.get("spark.driver.port") or "0")
@@ -705,7 +719,18 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         def submit(props: dict[str, str]) -> int:
             return self._scheduler.dag.submit_job(rdd, func, partitions, waiter, props)
 
-        return self._await_job(submit, waiter, rdd)
+        checks = 0
+        while True:
+            try:
+                return self._await_job(submit, waiter, rdd)
+            except BarrierJobSlotsNumberCheckFailed:
+                # As Spark: executors may still be coming; check again a few times.
+                checks += 1
+                if checks > self._barrier_check_failures:
+                    raise
+                time.sleep(self._barrier_check_interval)
+                if self._stopped:
+                    raise RuntimeError(self._stopped_message()) from None
 
     def _run_map_stage(self, dep: ShuffleDependency) -> dict[int, Any]:
         """Compute only the map stage of `dep`, as a job; returns its tasks' samples.
@@ -872,6 +897,20 @@ def _register_exit_hook(hook: Callable[[], None]) -> None:
 
 def _collect_partition(context: Any, iterator: Iterator[Any]) -> list[Any]:
     return list(iterator)
+
+
+def _positive_duration(conf: Conf, key: str, default: float) -> float:
+    """A duration setting that must be positive (seconds).
+
+    Raises:
+        ValueError: naming `key` when its value is not a positive time.
+    """
+    value = conf.get_duration(key)
+    if value is None:
+        return default
+    if value <= 0:
+        raise ValueError(f"{key} must be a positive time value, not {conf.get_str(key)!r}")
+    return value
 
 
 def _task_cpus(settings: Any, kind: str, local_cores: int) -> int:

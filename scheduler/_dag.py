@@ -18,8 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from scheduler._barrier import (
+    BARRIER_CHAIN_MESSAGE,
+    BARRIER_DYN_ALLOCATION_MESSAGE,
+    BARRIER_SLOTS_MESSAGE,
+    chain_ok,
+    is_barrier,
+)
 from scheduler._deps import NarrowDependency, ShuffleDependency
-from scheduler._errors import JobCancelledError, JobFailedError
+from scheduler._errors import BarrierJobSlotsNumberCheckFailed, JobCancelledError, JobFailedError
 from scheduler._rdd import RDD
 
 if TYPE_CHECKING:
@@ -67,6 +74,8 @@ class TaskSetSpec:
     #: Map outputs of every shuffle this stage reads, by shuffle id.
     map_outputs: dict[int, list[MapOutput | None]]
     properties: dict[str, str]
+    #: RDD.barrier() stage: tasks get a BarrierTaskContext.
+    barrier: bool = False
 
 
 @dataclass
@@ -83,6 +92,8 @@ class TaskSet:
     preferred: list[list[str]]
     spec: TaskSetSpec
     properties: dict[str, str]
+    #: RDD.barrier() stage: all tasks launch together; one failure fails the attempt.
+    barrier: bool = False
 
     @property
     def key(self) -> str:
@@ -108,6 +119,8 @@ class Stage:
     job: Job | None = None
     #: Map stages of sortByKey: each task's count and key sample, by map partition.
     samples: dict[int, Sample] = field(default_factory=dict)
+    #: Computes an RDD made by RDD.barrier() (without a shuffle in between).
+    barrier: bool = False
 
     @property
     def is_map(self) -> bool:
@@ -163,6 +176,10 @@ class DAGScheduler:
         preferred: Callable[[RDD, int], list[str]] | None = None,
     ) -> None:
         self._sink = sink
+        #: How many tasks the executors can run at once (barrier stages must fit), and
+        #: whether dynamic allocation is on (barrier stages refuse it); set by the owner.
+        self.max_slots: Callable[[], int] = lambda: 1 << 30
+        self.dynamic_allocation = False
         self._max_stage_attempts = max_stage_attempts
         self._preferred_cache = preferred or (lambda rdd, split: [])
         self._stage_ids = itertools.count()
@@ -192,7 +209,13 @@ class DAGScheduler:
         listener: JobListener,
         properties: dict[str, str] | None = None,
     ) -> int:
-        """Start a job computing `func` over `partitions` of `rdd`; returns the job id."""
+        """Start a job computing `func` over `partitions` of `rdd`; returns the job id.
+
+        Raises:
+            BarrierJobSlotsNumberCheckFailed: a barrier stage needs more slots than there are.
+            JobFailedError: a barrier stage breaks one of Spark's other barrier rules.
+        """
+        self._check_barrier(rdd, len(set(partitions)))
         job_id = next(self._job_ids)
         final = self._new_stage(rdd, len(partitions), None, job_id)
         job = Job(
@@ -230,6 +253,63 @@ class DAGScheduler:
         if stage.available() and job.id in self.jobs:
             self._finish_map_jobs(stage)
         return job_id
+
+    def _check_barrier(self, rdd: RDD, num_tasks: int) -> None:
+        """Spark's checks of the barrier stages a job would run, before it runs any."""
+        todo: list[tuple[RDD, int]] = [(rdd, num_tasks)]
+        seen: set[int] = set()
+        while todo:
+            stage_rdd, tasks = todo.pop()
+            if is_barrier(stage_rdd):
+                if self.dynamic_allocation:
+                    raise JobFailedError(BARRIER_DYN_ALLOCATION_MESSAGE)
+                if tasks > self.max_slots():
+                    raise BarrierJobSlotsNumberCheckFailed(BARRIER_SLOTS_MESSAGE)
+                if not chain_ok(stage_rdd, tasks):
+                    raise JobFailedError(BARRIER_CHAIN_MESSAGE)
+            for dep in _shuffle_deps(stage_rdd):
+                if dep.shuffle_id not in seen and not self._shuffle_available(dep.shuffle_id):
+                    seen.add(dep.shuffle_id)
+                    todo.append((dep.rdd, dep.rdd.getNumPartitions()))
+
+    def _shuffle_available(self, shuffle_id: int) -> bool:
+        outputs = self.map_outputs.get(shuffle_id)
+        return outputs is not None and all(out is not None for out in outputs)
+
+    def barrier_task_failed(self, stage_id: int, attempt: int, reason: str) -> None:
+        """A task of a barrier stage attempt failed: retry the whole stage, or abort it.
+
+        As in Spark, every map output of a barrier map stage is dropped so that all its
+        tasks run again; a barrier result stage is aborted instead (Spark cannot tell
+        whether some of its tasks already committed output).
+        """
+        stage = self.stages.get(stage_id)
+        if stage is None or attempt != stage.attempt or stage not in self.running:
+            return
+        stage.failed_attempts.add(attempt)
+        self.running.discard(stage)
+        self._sink.cancel_stage(stage.id, "a barrier task failed")
+        message = f"Stage failed because barrier task in stage {stage_id}.{attempt} " + (
+            f"finished unsuccessfully.\n{reason}"
+        )
+        if len(stage.failed_attempts) >= self._max_stage_attempts:
+            self._abort_stage(
+                stage,
+                f"Stage {stage.id} has failed the maximum allowable number of times: "
+                f"{self._max_stage_attempts}. Most recent failure reason: {message}",
+            )
+            return
+        if stage.is_map:
+            for i in range(len(stage.outputs)):
+                stage.outputs[i] = None
+        else:
+            self._abort_stage(
+                stage,
+                "Could not recover from a failed barrier ResultStage. Most recent failure "
+                f"reason: {message}",
+            )
+            return
+        self._submit_stage(stage)
 
     def job_stage_ids(self, job_id: int) -> list[int]:
         """The ids of the stages a job needs."""
@@ -329,6 +409,7 @@ class DAGScheduler:
     ) -> Stage:
         parents = [self._shuffle_stage(dep, job_id) for dep in _shuffle_deps(rdd)]
         stage = Stage(next(self._stage_ids), rdd, num_tasks, parents, shuffle_dep, job_id)
+        stage.barrier = is_barrier(rdd)
         if shuffle_dep is not None:
             stage.outputs = self.map_outputs.setdefault(shuffle_dep.shuffle_id, [None] * num_tasks)
             self.shuffle_deps[shuffle_dep.shuffle_id] = shuffle_dep
@@ -399,6 +480,7 @@ class DAGScheduler:
             shuffle_dep=stage.shuffle_dep,
             map_outputs=map_outputs,
             properties=job.properties,
+            barrier=stage.barrier,
         )
         if _has_cached_rdd(stage.rdd):
             preferred = [self._preferred_locations(stage.rdd, p) for p in parts_to_run]
@@ -414,6 +496,7 @@ class DAGScheduler:
                 preferred=preferred,
                 spec=spec,
                 properties=job.properties,
+                barrier=stage.barrier,
             )
         )
 

@@ -150,6 +150,7 @@ class SchedulerEndpoint(RpcEndpoint):
                 if message.block_manager_port:
                     address = f"{message.hostname}:{message.block_manager_port}"
                     self.block_addresses[message.executor_id] = address
+                    handle.block_address = address
                     log.info("executor %s serves blocks at %s", message.executor_id, address)
                 else:
                     log.info(
@@ -167,7 +168,34 @@ class SchedulerEndpoint(RpcEndpoint):
         if isinstance(message, pb.FetchBlockRequest):
             self._relay_fetch(message, context)
             return
+        if isinstance(message, pb.BarrierRequest):
+            self._barrier_sync(message, context)
+            return
         super().receive_and_reply(message, context)
+
+    def _barrier_sync(self, message: pb.BarrierRequest, context: RpcCallContext) -> None:
+        """A barrier task's barrier()/allGather()/getTaskInfos(): replied when all synced."""
+        if message.method not in ("barrier", "allGather", "getTaskInfos"):
+            context.send_failure(ValueError(f"unknown barrier method {message.method!r}"))
+            return
+
+        def reply(messages: list[str]) -> None:
+            context.reply(pb.BarrierResponse(messages=messages))
+
+        def fail(reason: str) -> None:
+            context.send_failure(RuntimeError(reason))
+
+        with self._scheduler.lock:
+            self._scheduler.barrier.request(
+                message.stage_id,
+                message.stage_attempt,
+                message.partition,
+                message.epoch,
+                message.method,
+                message.message,
+                reply,
+                fail,
+            )
 
     def _relay_fetch(self, message: pb.FetchBlockRequest, context: RpcCallContext) -> None:
         """The owner serves no port: ask it on the asker's behalf, reply when it answers."""

@@ -3,6 +3,7 @@
     SparkJobError                 a job failed; the message carries task/stage ids
     ├── JobFailedError            a stage was aborted (a task failed maxFailures times,
     │                             or fetch failures repeated); has the remote traceback
+    │   └── BarrierJobSlotsNumberCheckFailed  a barrier stage needs more slots than exist
     └── JobCancelledError         cancelled by job group, job id, or SparkContext.stop
 
 No I/O; raised on the driver only.
@@ -10,7 +11,12 @@ No I/O; raised on the driver only.
 
 from __future__ import annotations
 
-__all__ = ["JobCancelledError", "JobFailedError", "SparkJobError"]
+__all__ = [
+    "BarrierJobSlotsNumberCheckFailed",
+    "JobCancelledError",
+    "JobFailedError",
+    "SparkJobError",
+]
 
 
 class SparkJobError(Exception):
@@ -19,6 +25,10 @@ class SparkJobError(Exception):
 
 class JobFailedError(SparkJobError):
     """A job was aborted because one of its stages failed for good."""
+
+
+class BarrierJobSlotsNumberCheckFailed(JobFailedError):
+    """A barrier stage needs more task slots than the executors have (Spark's name)."""
 
 
 class JobCancelledError(SparkJobError):

@@ -152,6 +152,8 @@ class ExecutorRuntime:
         #: (owner executor, path, offset, length, owner address) -> bytes: from the owner
         #: at its address, or through the driver when the address is "".
         self.fetch_remote: Any = None
+        #: BarrierRequest -> BarrierResponse: a barrier task's sync, asked of the driver.
+        self.barrier_remote: Any = None
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
         args = [local_dir, executor_id, host, str(memory_mb)]
@@ -423,6 +425,11 @@ class ExecutorRuntime:
                     target=self._serve_fetch, args=(conn, reply), name="fetch", daemon=True
                 ).start()
                 continue
+            if reply[0] == "barrier":
+                threading.Thread(
+                    target=self._serve_barrier, args=(conn, reply), name="barrier", daemon=True
+                ).start()
+                continue
             if reply[0] == "cached":
                 with self._lock:
                     if slot.conn is conn:
@@ -468,6 +475,21 @@ class ExecutorRuntime:
             data, error = b"", f"{type(exc).__name__}: {exc}"
         with self._lock, contextlib.suppress(OSError):
             conn.send_bytes(pickle.dumps(("fetched", request_id, data, error), 5))
+
+    def _serve_barrier(self, conn: Connection, request: tuple[Any, ...]) -> None:
+        """A barrier task's barrier()/allGather()/getTaskInfos(): ask the driver, answer."""
+        _, request_id, stage_id, stage_attempt, task_id, partition, epoch, method, text = request
+        try:
+            messages, error = (
+                self.barrier_remote(
+                    stage_id, stage_attempt, task_id, partition, epoch, method, text
+                ),
+                "",
+            )
+        except Exception as exc:
+            messages, error = [], str(exc) or type(exc).__name__
+        with self._lock, contextlib.suppress(OSError):
+            conn.send_bytes(pickle.dumps(("synced", request_id, messages, error), 5))
 
     def _flush_loop(self) -> None:
         while not self._stopping:

@@ -63,6 +63,10 @@ DRIVER_CONNECT_SECONDS = 5.0
 #: and failing would fail the SparkContext.
 LOCAL_DRIVER_CONNECT_SECONDS = 60.0
 
+#: How long an executor waits for the driver's answer to a barrier sync: longer than any
+#: spark.barrier.sync.timeout, which the driver applies (it fails the sync then).
+BARRIER_ASK_SECONDS = 400 * 86400.0
+
 _STATES = {
     "FINISHED": pb.TASK_STATE_FINISHED,
     "FAILED": pb.TASK_STATE_FAILED,
@@ -413,6 +417,26 @@ def run_endpoint(
     runtime.on_statuses = send
 
     runtime.fetch_remote = _BlockFetcher(env, driver)
+
+    def barrier_sync(
+        stage_id: int,
+        attempt: int,
+        task_id: int,
+        partition: int,
+        epoch: int,
+        method: str,
+        message: str,
+    ) -> list[str]:
+        request = pb.BarrierRequest(
+            executor_id=args.executor_id, stage_id=stage_id, stage_attempt=attempt,
+            task_id=task_id, partition=partition, epoch=epoch, method=method, message=message,
+        )  # fmt: skip
+        # The driver bounds the wait (spark.barrier.sync.timeout) and fails it then.
+        reply = driver.ask_sync(request, BARRIER_ASK_SECONDS)
+        assert isinstance(reply, pb.BarrierResponse)
+        return list(reply.messages)
+
+    runtime.barrier_remote = barrier_sync
     endpoint = ExecutorEndpoint(args, runtime, driver, worker_ref, done, block_port, fail)
     # Before registering: the workers know where their map outputs will be served
     # before the driver can launch a task.

@@ -38,7 +38,7 @@ from scheduler._shuffle import (
     write_shuffle_output,
 )
 from scheduler._stagecode import StageCode, stage_header, stage_python_version
-from scheduler._taskcontext import TaskContext
+from scheduler._taskcontext import BarrierTaskContext, TaskContext
 from scheduler._workerlimits import (
     FAULTHANDLER_DIR_ENV,
     MEMORY_LIMIT_ENV,
@@ -142,6 +142,36 @@ class WorkerRuntime:
                     raise OSError(f"fetching {path} from {owner}: {error}")
                 return data  # type: ignore[no-any-return]
             self.inbox.append(message)  # a task queued behind us: the main loop runs it later
+
+    def barrier_sync(
+        self,
+        stage_id: int,
+        stage_attempt: int,
+        task_id: int,
+        partition: int,
+        epoch: int,
+        method: str,
+        message: str,
+    ) -> list[str]:
+        """A barrier task's sync, asked of the driver by our executor; blocks until done.
+
+        Raises:
+            RuntimeError: the driver failed the sync (a timeout, another task failed).
+        """
+        if self.conn is None:
+            raise RuntimeError(f"{method}() needs an executor: this worker runs without one")
+        self._requests += 1
+        request_id = self._requests
+        request = ("barrier", request_id, stage_id, stage_attempt, task_id, partition, epoch)
+        self.conn.send_bytes(pickle.dumps((*request, method, message)))
+        while True:
+            reply = pickle.loads(self.conn.recv_bytes())
+            if reply[0] == "synced" and reply[1] == request_id:
+                _, _, messages, error = reply
+                if error:
+                    raise RuntimeError(error)
+                return messages  # type: ignore[no-any-return]
+            self.inbox.append(reply)  # a task queued behind us: the main loop runs it later
 
     def block_path(self, rdd_id: int, split: int) -> str:
         return os.path.join(self.local_dir, f"rdd_{rdd_id}_{split}")
@@ -251,9 +281,16 @@ def run_task(
         properties = _prepare_files(runtime, spec.properties)
     except Exception as exc:
         return _files_failed(task_id, exc)
-    context = TaskContext(
-        spec.stage_id, partition, attempt, task_id, properties, _TASK_CPUS, runtime
-    )
+    context: TaskContext
+    if spec.barrier:
+        context = BarrierTaskContext(
+            spec.stage_id, partition, attempt, task_id, properties, _TASK_CPUS, runtime,
+            stage_attempt=spec.stage_attempt,
+        )  # fmt: skip
+    else:
+        context = TaskContext(
+            spec.stage_id, partition, attempt, task_id, properties, _TASK_CPUS, runtime
+        )
     TaskContext._set(context)
     _accumulators.reset_registry()
     runtime.stored_blocks = []

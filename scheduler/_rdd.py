@@ -29,6 +29,7 @@ from scheduler._sampling import BernoulliRangeSampler, PartitionSampler
 from scheduler._storagelevel import StorageLevel
 
 if TYPE_CHECKING:
+    from scheduler._barrier import RDDBarrier
     from scheduler._context import SparkContext
     from scheduler._taskcontext import TaskContext
 
@@ -321,6 +322,12 @@ class RDD(ActionFunctions, PairFunctions):
         return self.getNumPartitions()
 
     # -- narrow transformations -------------------------------------------------------
+
+    def barrier(self) -> RDDBarrier:
+        """Run the next mapPartitions of this RDD as a barrier stage (all tasks together)."""
+        from scheduler._barrier import RDDBarrier
+
+        return RDDBarrier(self)
 
     def mapPartitionsWithIndex(
         self, f: Callable[[int, Iterator[Any]], Iterable[Any]], preservesPartitioning: bool = False

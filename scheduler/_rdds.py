@@ -100,8 +100,12 @@ class MapPartitionsRDD(RDD):
         prev: RDD,
         f: Callable[[int, Iterator[Any]], Iterable[Any]],
         preserves_partitioning: bool = False,
+        is_from_barrier: bool = False,
     ) -> None:
+        #: Made by RDD.barrier(): the stage computing it is a barrier stage.
+        self._is_from_barrier = is_from_barrier
         if isinstance(prev, MapPartitionsRDD) and prev._pipelinable():
+            self._is_from_barrier = is_from_barrier or prev._is_from_barrier
             self.func: Callable[[int, Iterator[Any]], Iterable[Any]] = functools.partial(
                 _pipeline, f, prev.func
             )

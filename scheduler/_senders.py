@@ -22,7 +22,7 @@ __all__ = ["EXECUTOR_SENDERS", "SCHEDULER_SENDERS"]
 
 
 def _that_executor(endpoint: SchedulerEndpoint, msg: Any, origin: MessageOrigin) -> bool:
-    """StatusUpdates, ExecutorHeartbeat: from the executor they name, as registered."""
+    """StatusUpdates, ExecutorHeartbeat, BarrierRequest: from the executor they name."""
     return origin.local or endpoint.is_executor(msg.executor_id, origin)
 
 
@@ -43,6 +43,7 @@ SCHEDULER_SENDERS = SenderPolicy(
         pb.FetchBlockRequest: ANYONE,
         pb.StatusUpdates: _that_executor,
         pb.ExecutorHeartbeat: _that_executor,
+        pb.BarrierRequest: _that_executor,
     },
     "driver scheduler endpoint",
 )

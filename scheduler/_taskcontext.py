@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, ClassVar
 
-__all__ = ["TaskContext"]
+__all__ = ["BarrierTaskContext", "BarrierTaskInfo", "TaskContext"]
 
 
 class TaskContext:
@@ -86,3 +86,76 @@ class TaskContext:
     def resources(self) -> dict[str, Any]:
         """Custom resources of this task (none in sparkctl)."""
         return {}
+
+
+class BarrierTaskInfo:
+    """Where one task of a barrier stage runs (PySpark's BarrierTaskInfo)."""
+
+    def __init__(self, address: str) -> None:
+        #: "host:port" of the task's executor (its host alone if it serves no port).
+        self.address = address
+
+    def __repr__(self) -> str:
+        return f"BarrierTaskInfo(address={self.address!r})"
+
+
+class BarrierTaskContext(TaskContext):
+    """The context of a task in a barrier stage: a TaskContext that can sync with the others.
+
+    barrier() and allGather() block until every task of the stage attempt made the same
+    call (the driver's coordinator answers all at once) or fail after
+    spark.barrier.sync.timeout; call them the same number of times in every task.
+    """
+
+    def __init__(self, *args: Any, stage_attempt: int = 0, **kwargs: Any) -> None:
+        if getattr(self, "_initialized", False):
+            return
+        super().__init__(*args, **kwargs)
+        self._stage_attempt = stage_attempt
+        #: How many syncs this task finished: the epoch of its next one.
+        self._epoch = 0
+
+    @classmethod
+    def get(cls) -> BarrierTaskContext:
+        """The running barrier task's context.
+
+        Raises:
+            RuntimeError: not called inside a task of a barrier stage.
+        """
+        current = TaskContext._current
+        if not isinstance(current, BarrierTaskContext):
+            raise RuntimeError(
+                "It is not in a barrier stage: BarrierTaskContext.get() works only in a "
+                "function passed to rdd.barrier().mapPartitions()"
+            )
+        return current
+
+    def _sync(self, method: str, message: str) -> list[str]:
+        if self._runtime is None:
+            raise RuntimeError(f"{method}() can only be called inside a barrier task")
+        messages: list[str] = self._runtime.barrier_sync(
+            self._stage_id,
+            self._stage_attempt,
+            self._task_attempt_id,
+            self._partition_id,
+            self._epoch,
+            method,
+            message,
+        )
+        if method != "getTaskInfos":
+            self._epoch += 1
+        return messages
+
+    def barrier(self) -> None:
+        """Wait until every task of this stage attempt called barrier() (a global sync)."""
+        self._sync("barrier", "")
+
+    def allGather(self, message: str = "") -> list[str]:
+        """Sync like barrier(); returns every task's `message`, in partition order."""
+        if not isinstance(message, str):
+            raise TypeError(f"allGather expects a string message, not {type(message).__name__}")
+        return self._sync("allGather", message)
+
+    def getTaskInfos(self) -> list[BarrierTaskInfo]:
+        """Where every task of this stage attempt runs, in partition order."""
+        return [BarrierTaskInfo(a) for a in self._sync("getTaskInfos", "")]

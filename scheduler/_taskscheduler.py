@@ -24,6 +24,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from scheduler._barrier import BarrierCoordinator
 from scheduler._broadcast import collect_broadcast_ids
 from scheduler._callsite import task_set_name
 from scheduler._dag import DAGScheduler, TaskSet
@@ -78,6 +79,8 @@ class ExecutorHandle:
     address: Any = None
     #: The executor endpoint's ref, for asks (shuffle bytes relayed to other executors).
     ref: Any = None
+    #: "host:port" of its block manager ("" if it serves none): a barrier task's address.
+    block_address: str = ""
     local_dir: str = ""
     pid: int = 0
     #: "stdout"/"stderr" -> the URL of that log on its worker's web UI.
@@ -115,6 +118,8 @@ class SchedulerSettings:
     speculation_quantile: float = 0.75
     #: spark.driver.maxResultSize in bytes (0: no limit) for the results of a result stage.
     max_result_size: int = 1 << 30
+    #: spark.barrier.sync.timeout: seconds a barrier()/allGather() waits for all tasks.
+    barrier_sync_timeout: float = 365 * 86400.0
 
 
 @dataclass
@@ -147,6 +152,9 @@ class TaskScheduler:
         self.cache_locations: dict[tuple[int, int], set[str]] = {}
         self.metrics: dict[str, float] = {"diskBytesSpilled": 0, "spills": 0, "tasks": 0}
         self.dag = DAGScheduler(self, settings.max_stage_attempts, self._cached_on)
+        self.dag.max_slots = self.max_slots
+        #: Syncs the tasks of barrier stages (their barrier() and allGather() asks).
+        self.barrier = BarrierCoordinator(settings.barrier_sync_timeout, self.lock)
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         #: Local dirs of every executor that registered (removed at the end in local mode).
         self.local_dirs: set[str] = set()
@@ -195,6 +203,8 @@ class TaskScheduler:
                 continue
             victims = tsm.abort(reason)
             self._kill(victims, reason)
+            if tsm.barrier:
+                self.barrier.finished(stage_id, tsm.task_set.attempt, f"stage cancelled: {reason}")
             if tsm.is_finished():
                 self._retire(key)
 
@@ -242,6 +252,7 @@ class TaskScheduler:
                 was_zombie = tsm.zombie
                 for task_id in tsm.executor_lost(executor_id, reason):
                     self._task_owner.pop(task_id, None)
+                self._check_barrier_failure(tsm)
                 if tsm.zombie and not was_zombie and tsm.abort_reason is not None:
                     task_set = tsm.task_set
                     self._kill(sorted(tsm.running), "stage aborted")
@@ -272,6 +283,46 @@ class TaskScheduler:
 
     # -- offers -----------------------------------------------------------------------------
 
+    def max_slots(self) -> int:
+        """How many tasks the registered executors can run at once."""
+        task_cpus = self.settings.task_cpus
+        return sum(max(1, h.cores // task_cpus) for h in self.executors.values())
+
+    def _offer_barrier(
+        self, tsm: TaskSetManager, launches: dict[str, pb.LaunchTasks], now: float
+    ) -> list[Any]:
+        """Launch all tasks of a barrier set on free slots, or none (lock held)."""
+        task_cpus = self.settings.task_cpus
+        slots: list[str] = []
+        for h in self.executors.values():
+            slots += [h.executor_id] * max(0, max(1, h.cores // task_cpus) - len(h.running))
+        first = next(self._task_ids)
+        attempts = tsm.barrier_offer(slots, now, first)
+        if not attempts:
+            return []
+        # Keep the ids barrier_offer used (consecutive from `first`) out of later launches.
+        for _ in range(len(attempts) - 1):
+            next(self._task_ids)
+        ts = tsm.task_set
+        addresses: dict[int, str] = {}
+        for attempt in attempts:
+            handle = self.executors[attempt.executor_id]
+            self._add_launch(launches, handle, tsm, attempt.index, attempt.attempt, attempt.task_id)
+            addresses[ts.partitions[attempt.index]] = handle.block_address or handle.host
+        self.barrier.launched(ts.stage_id, ts.attempt, addresses)
+        return attempts
+
+    def _check_barrier_failure(self, tsm: TaskSetManager) -> None:
+        """A barrier set's task failed: fail its waiting syncs, retry the stage (lock held)."""
+        if tsm.barrier_failure is None or getattr(tsm, "barrier_reported", False):
+            return
+        tsm.barrier_reported = True  # type: ignore[attr-defined]
+        ts = tsm.task_set
+        reason = f"a barrier task of stage {ts.key} failed: {tsm.barrier_failure}"
+        self.barrier.finished(ts.stage_id, ts.attempt, reason)
+        self._kill(sorted(tsm.running), "a barrier task of this stage failed")
+        self.dag.barrier_task_failed(ts.stage_id, ts.attempt, tsm.barrier_failure)
+
     def revive(self) -> None:
         """Offer free executor slots to task sets, FIFO by job then stage; send launches."""
         with self.lock:
@@ -284,11 +335,22 @@ class TaskScheduler:
             launches: dict[str, pb.LaunchTasks] = {}
             # For the UI's task table and task stream: one event per offer round, not per task.
             launched: list[tuple[Any, ...]] | None = [] if self.listeners else None
-            progress = True
+            for tsm in active:
+                if not tsm.barrier:
+                    continue
+                for attempt in self._offer_barrier(tsm, launches, now):
+                    if launched is not None:
+                        ts, index = tsm.task_set, attempt.index
+                        launched.append(
+                            (attempt.task_id, ts.stage_id, ts.attempt, index, attempt.attempt,
+                             attempt.executor_id, ts.partitions[index], True, False)
+                        )  # fmt: skip
+            active = [t for t in active if not t.barrier]
+            progress = bool(active)
             # A busy executor is refilled only once a quarter of its queue has drained,
             # so that launches travel several to a message; an idle one gets work at once.
             depths = {t.task_set.key: queue_depth(t.run_seconds) for t in active}
-            deepest = max(depths.values())
+            deepest = max(depths.values(), default=1)
             task_cpus = self.settings.task_cpus
             eligible = []
             for h in self.executors.values():
@@ -438,6 +500,7 @@ class TaskScheduler:
             return
         if status.state == pb.TASK_STATE_KILLED:
             tsm.handle_failure(status.task_id, status.error or "killed", counts=False)
+            self._check_barrier_failure(tsm)
             return
         if handle is not None:
             handle.failed_tasks += 1
@@ -450,6 +513,7 @@ class TaskScheduler:
             )
             return
         tsm.handle_failure(status.task_id, status.error, counts=True)
+        self._check_barrier_failure(tsm)
         if self.listeners:
             self._emit(
                 "task_end",
@@ -509,6 +573,9 @@ class TaskScheduler:
         self.blobs.pop(f"stage-{key}", None)
         if tsm is None:
             return
+        if tsm.barrier:
+            ts = tsm.task_set
+            self.barrier.finished(ts.stage_id, ts.attempt, f"stage {key} finished")
         # A summary only: the TaskSet holds the stage's code and data.
         ts = tsm.task_set
         self.finished_stages[ts.stage_id] = StageSummary(

@@ -7,6 +7,9 @@ tasks lost with their executor are re-queued without counting as failures.
 Locality: a task that prefers some executors waits up to `locality_wait`
 seconds for one of them before taking any. Speculation (off by default)
 re-launches a slow task on another executor once most tasks are done.
+A barrier task set (RDD.barrier()) launches all its tasks in one offer round or
+none (`barrier_offer`), never speculates, and its first failed task fails the
+whole attempt (`barrier_failure`): the DAGScheduler retries the stage.
 """
 
 from __future__ import annotations
@@ -107,6 +110,11 @@ class TaskSetManager:
         self.results = 0
         self._last_launch = now
         self._has_preferences = any(task_set.preferred)
+        self.barrier = task_set.barrier
+        if self.barrier:
+            self.speculation = False  # Spark never speculates barrier tasks
+        #: Barrier sets: why the attempt failed (its first failed task), once it has.
+        self.barrier_failure: str | None = None
 
     @property
     def num_tasks(self) -> int:
@@ -141,6 +149,35 @@ class TaskSetManager:
         self.running[task_id] = attempt
         self._last_launch = now
         return attempt
+
+    def barrier_offer(self, slots: list[str], now: float, first_task_id: int) -> list[Attempt]:
+        """Launch every task of a barrier set on `slots` (an executor id per free slot).
+
+        All or nothing: with fewer free slots than tasks nothing launches, so no task
+        holds a slot while it waits for the others. A task goes to an executor it
+        prefers when one of the slots is there. Task ids are consecutive from
+        `first_task_id`.
+        """
+        if self.zombie or not self.pending or len(slots) < len(self.pending):
+            return []
+        free = list(slots)
+        chosen: list[tuple[int, str]] = []
+        for index in sorted(self.pending):
+            wanted = self.task_set.preferred[index]
+            pos = next((i for i, e in enumerate(free) if e in wanted), 0)
+            chosen.append((index, free.pop(pos)))
+        self.pending = []
+        launched: list[Attempt] = []
+        for offset, (index, executor_id) in enumerate(chosen):
+            state = self.tasks[index]
+            task_id = first_task_id + offset
+            attempt = Attempt(task_id, index, state.attempts, executor_id, now)
+            state.attempts += 1
+            state.running.add(task_id)
+            self.running[task_id] = attempt
+            launched.append(attempt)
+        self._last_launch = now
+        return launched
 
     def _pick(self, executor_id: str, now: float, alive_executors: int) -> int | None:
         if not self.pending:
@@ -213,6 +250,15 @@ class TaskSetManager:
         state = self.tasks[attempt.index]
         state.running.discard(task_id)
         if state.done or self.zombie:
+            return attempt.index
+        if self.barrier:
+            # One failed task fails the attempt; the stage is retried as a whole.
+            state.failures += int(counts)
+            self.zombie = True
+            self.barrier_failure = (
+                f"lost task {attempt.index}.{attempt.attempt} in stage "
+                f"{self.task_set.key} (TID {task_id}) on executor {attempt.executor_id}: {reason}"
+            )
             return attempt.index
         if counts:
             state.failures += 1

@@ -544,3 +544,77 @@ class ReregisterApplication(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReregisterApplication: _TypeAlias = ReregisterApplication  # noqa: Y015
+
+@_typing.final
+class BarrierRequest(_message.Message):
+    """---- Executor -> driver: barrier execution (RDD.barrier()) ----
+
+    A task of a barrier stage attempt calls barrier(), allGather(message) or
+    getTaskInfos() (`method`: "barrier", "allGather", "getTaskInfos"); its
+    executor asks the driver, which replies once every task of the attempt sent
+    its request for the same `epoch` (the task's count of earlier syncs), or
+    fails all of them after spark.barrier.sync.timeout. Only from the executor
+    it names, over the connection that executor registered.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTOR_ID_FIELD_NUMBER: _builtins.int
+    STAGE_ID_FIELD_NUMBER: _builtins.int
+    STAGE_ATTEMPT_FIELD_NUMBER: _builtins.int
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    executor_id: _builtins.str
+    stage_id: _builtins.int
+    stage_attempt: _builtins.int
+    task_id: _builtins.int
+    partition: _builtins.int
+    epoch: _builtins.int
+    method: _builtins.str
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        executor_id: _builtins.str = ...,
+        stage_id: _builtins.int = ...,
+        stage_attempt: _builtins.int = ...,
+        task_id: _builtins.int = ...,
+        partition: _builtins.int = ...,
+        epoch: _builtins.int = ...,
+        method: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "executor_id", b"executor_id", "message", b"message", "method", b"method", "partition", b"partition", "stage_attempt", b"stage_attempt", "stage_id", b"stage_id", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BarrierRequest: _TypeAlias = BarrierRequest  # noqa: Y015
+
+@_typing.final
+class BarrierResponse(_message.Message):
+    """Every task's message in partition order (allGather), none (barrier), or
+    every task's address in partition order (getTaskInfos).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        messages: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BarrierResponse: _TypeAlias = BarrierResponse  # noqa: Y015

@@ -220,6 +220,11 @@ def test_driver_scheduler_endpoint_takes_reports_only_from_that_executor(
     assert not SCHEDULER_SENDERS.allows(
         endpoint, scheduler_pb2.StatusUpdates(executor_id="8"), real
     )
+    # A barrier task's sync: only from the executor it names, as StatusUpdates.
+    sync = scheduler_pb2.BarrierRequest(executor_id="7", method="barrier")
+    assert SCHEDULER_SENDERS.allows(endpoint, sync, real)
+    sync = scheduler_pb2.BarrierRequest(executor_id="8", method="barrier")
+    assert not SCHEDULER_SENDERS.allows(endpoint, sync, real)
 
 
 def test_executor_takes_commands_only_from_its_driver(
