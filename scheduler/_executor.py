@@ -143,6 +143,8 @@ class ExecutorRuntime:
         #: When a dispatch retry is due for tasks waiting for their worker (0: none).
         self._retry_at = 0.0
         self._payloads: dict[str, bytes] = {}
+        #: Task sets of barrier stages: each task needs an idle worker of its own.
+        self._barrier_sets: set[str] = set()
         self._statuses: list[Any] = []
         self._status_lock = threading.Lock()
         self._sending = False
@@ -185,9 +187,11 @@ class ExecutorRuntime:
             for slot in self._slots:
                 slot.tell_block_address(address)
 
-    def add_stage(self, key: str, data: bytes) -> None:
+    def add_stage(self, key: str, data: bytes, barrier: bool = False) -> None:
         with self._lock:
             self._payloads[key] = data
+            if barrier:
+                self._barrier_sets.add(key)
 
     def launch(self, tasks: list[tuple[int, str, int, int]]) -> None:
         with self._lock:
@@ -239,6 +243,7 @@ class ExecutorRuntime:
         with self._lock:
             for key in tasksets:
                 self._payloads.pop(key, None)
+                self._barrier_sets.discard(key)
             forgotten = set(rdd_ids)
             for slot in self._slots:
                 slot.stages.difference_update(tasksets)
@@ -276,17 +281,20 @@ class ExecutorRuntime:
             self._dispatch_local()
             return
         while self._queue:
-            slot = self._free_slot()
+            slot = self._free_slot(self._queue[0][1] in self._barrier_sets)
             if slot is None:
                 return
             self._send(slot, self._queue.popleft())
 
-    def _free_slot(self) -> _Slot | None:
-        """The least busy worker that may take one more task now, if any (lock held)."""
+    def _free_slot(self, idle: bool = False) -> _Slot | None:
+        """The least busy worker that may take one more task now, if any (lock held).
+
+        `idle`: only a worker with nothing queued (a barrier task must start at once).
+        """
         slot = min(self._slots, key=lambda sl: len(sl.outstanding))
         if slot.outstanding and len(self._slots) < self._max_slots:
             slot = self._add_slot()  # every worker is busy: one more
-        if len(slot.outstanding) >= self._prefetch or slot.conn is None:
+        if len(slot.outstanding) >= (1 if idle else self._prefetch) or slot.conn is None:
             return None
         return slot
 
@@ -316,7 +324,8 @@ class ExecutorRuntime:
         kept: list[tuple[int, str, int, int]] = []
         while self._queue and len(kept) < _LOCALITY_SCAN:
             task = self._queue.popleft()
-            holder = self._holder_of(task[2])
+            barrier = task[1] in self._barrier_sets
+            holder = None if barrier else self._holder_of(task[2])
             if holder is not None and holder.conn is not None:
                 if len(holder.outstanding) < self._prefetch:
                     self._send(holder, task)
@@ -326,7 +335,7 @@ class ExecutorRuntime:
                     kept.append(task)  # its worker may free up soon: wait for it
                     retry_at = min(retry_at, due) if retry_at else due
                     continue
-            slot = self._free_slot()
+            slot = self._free_slot(barrier)
             if slot is None:
                 kept.append(task)
                 break

@@ -177,7 +177,7 @@ class ExecutorEndpoint(RpcEndpoint):
                 data = stage.data
                 if stage.blob:
                     data = b"".join(self._fetch_blob(stage.blob, stage.size))
-                self._runtime.add_stage(stage.taskset, data)
+                self._runtime.add_stage(stage.taskset, data, stage.barrier)
             self._runtime.launch(
                 [(t.task_id, t.taskset, t.partition, t.attempt) for t in message.tasks]
             )

@@ -413,9 +413,11 @@ class TaskScheduler:
                 handle.broadcasts.add(bid)
             if len(payload.data) > INLINE_LIMIT:
                 blob = self._blob(f"stage-{key}", payload.data)
-                message.stages.add(taskset=key, blob=blob, size=len(payload.data))
+                message.stages.add(
+                    taskset=key, blob=blob, size=len(payload.data), barrier=tsm.barrier
+                )
             else:
-                message.stages.add(taskset=key, data=payload.data)
+                message.stages.add(taskset=key, data=payload.data, barrier=tsm.barrier)
             handle.stages.add(key)
         message.tasks.add(
             task_id=task_id, taskset=key, partition=tsm.task_set.partitions[index], attempt=attempt

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsparkctl/v1/scheduler.proto\x12\x0bsparkctl.v1\"\x90\x02\n\x17RegisterExecutorRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\r\n\x05\x63ores\x18\x03 \x01(\x05\x12\x0e\n\x06\x61pp_id\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\x05\x12\x11\n\tlocal_dir\x18\x06 \x01(\t\x12\x1a\n\x12\x62lock_manager_port\x18\x07 \x01(\x05\x12\x43\n\x08log_urls\x18\x08 \x03(\x0b\x32\x31.sparkctl.v1.RegisterExecutorRequest.LogUrlsEntry\x1a.\n\x0cLogUrlsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"S\n\x18RegisterExecutorResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\rdriver_env_id\x18\x03 \x01(\t\"(\n\x11\x45xecutorHeartbeat\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\"[\n\x0c\x46\x65tchFailure\x12\x12\n\nshuffle_id\x18\x01 \x01(\x05\x12\x11\n\tmap_index\x18\x02 \x01(\x05\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xd4\x01\n\nTaskStatus\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.sparkctl.v1.TaskState\x12\x0e\n\x06result\x18\x03 \x01(\x0c\x12\x14\n\x0c\x61\x63\x63umulators\x18\x04 \x01(\x0c\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x12\n\nerror_type\x18\x06 \x01(\t\x12\x30\n\rfetch_failure\x18\x07 \x01(\x0b\x32\x19.sparkctl.v1.FetchFailure\x12\x13\n\x0brun_seconds\x18\x08 \x01(\x01\"O\n\rStatusUpdates\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12)\n\x08statuses\x18\x02 \x03(\x0b\x32\x17.sparkctl.v1.TaskStatus\"I\n\x0cStagePayload\x12\x0f\n\x07taskset\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04\x62lob\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"P\n\x0e\x42roadcastBlock\x12\x14\n\x0c\x62roadcast_id\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04\x62lob\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"R\n\nTaskLaunch\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12\x0f\n\x07taskset\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\"\x91\x01\n\x0bLaunchTasks\x12)\n\x06stages\x18\x01 \x03(\x0b\x32\x19.sparkctl.v1.StagePayload\x12/\n\nbroadcasts\x18\x02 \x03(\x0b\x32\x1b.sparkctl.v1.BroadcastBlock\x12&\n\x05tasks\x18\x03 \x03(\x0b\x32\x17.sparkctl.v1.TaskLaunch\"-\n\tKillTasks\x12\x10\n\x08task_ids\x18\x01 \x03(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"]\n\x0cRemoveBlocks\x12\x0f\n\x07rdd_ids\x18\x01 \x03(\x05\x12\x13\n\x0bshuffle_ids\x18\x02 \x03(\x05\x12\x15\n\rbroadcast_ids\x18\x03 \x03(\x03\x12\x10\n\x08tasksets\x18\x04 \x03(\t\"\x1e\n\x0cStopExecutor\x12\x0e\n\x06reason\x18\x01 \x01(\t\"V\n\x11\x46\x65tchBlockRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"\"\n\x12\x46\x65tchBlockResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x17\n\x15ReregisterApplication\"\xa2\x01\n\x0e\x42\x61rrierRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x10\n\x08stage_id\x18\x02 \x01(\x05\x12\x15\n\rstage_attempt\x18\x03 \x01(\x05\x12\x0f\n\x07task_id\x18\x04 \x01(\x03\x12\x11\n\tpartition\x18\x05 \x01(\x05\x12\r\n\x05\x65poch\x18\x06 \x01(\x05\x12\x0e\n\x06method\x18\x07 \x01(\t\x12\x0f\n\x07message\x18\x08 \x01(\t\"#\n\x0f\x42\x61rrierResponse\x12\x10\n\x08messages\x18\x01 \x03(\t*\x9b\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_RUNNING\x10\x01\x12\x17\n\x13TASK_STATE_FINISHED\x10\x02\x12\x15\n\x11TASK_STATE_FAILED\x10\x03\x12\x15\n\x11TASK_STATE_KILLED\x10\x04\x12\x13\n\x0fTASK_STATE_LOST\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsparkctl/v1/scheduler.proto\x12\x0bsparkctl.v1\"\x90\x02\n\x17RegisterExecutorRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\r\n\x05\x63ores\x18\x03 \x01(\x05\x12\x0e\n\x06\x61pp_id\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\x05\x12\x11\n\tlocal_dir\x18\x06 \x01(\t\x12\x1a\n\x12\x62lock_manager_port\x18\x07 \x01(\x05\x12\x43\n\x08log_urls\x18\x08 \x03(\x0b\x32\x31.sparkctl.v1.RegisterExecutorRequest.LogUrlsEntry\x1a.\n\x0cLogUrlsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"S\n\x18RegisterExecutorResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\rdriver_env_id\x18\x03 \x01(\t\"(\n\x11\x45xecutorHeartbeat\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\"[\n\x0c\x46\x65tchFailure\x12\x12\n\nshuffle_id\x18\x01 \x01(\x05\x12\x11\n\tmap_index\x18\x02 \x01(\x05\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xd4\x01\n\nTaskStatus\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.sparkctl.v1.TaskState\x12\x0e\n\x06result\x18\x03 \x01(\x0c\x12\x14\n\x0c\x61\x63\x63umulators\x18\x04 \x01(\x0c\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x12\n\nerror_type\x18\x06 \x01(\t\x12\x30\n\rfetch_failure\x18\x07 \x01(\x0b\x32\x19.sparkctl.v1.FetchFailure\x12\x13\n\x0brun_seconds\x18\x08 \x01(\x01\"O\n\rStatusUpdates\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12)\n\x08statuses\x18\x02 \x03(\x0b\x32\x17.sparkctl.v1.TaskStatus\"Z\n\x0cStagePayload\x12\x0f\n\x07taskset\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04\x62lob\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x0f\n\x07\x62\x61rrier\x18\x05 \x01(\x08\"P\n\x0e\x42roadcastBlock\x12\x14\n\x0c\x62roadcast_id\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04\x62lob\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"R\n\nTaskLaunch\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12\x0f\n\x07taskset\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\"\x91\x01\n\x0bLaunchTasks\x12)\n\x06stages\x18\x01 \x03(\x0b\x32\x19.sparkctl.v1.StagePayload\x12/\n\nbroadcasts\x18\x02 \x03(\x0b\x32\x1b.sparkctl.v1.BroadcastBlock\x12&\n\x05tasks\x18\x03 \x03(\x0b\x32\x17.sparkctl.v1.TaskLaunch\"-\n\tKillTasks\x12\x10\n\x08task_ids\x18\x01 \x03(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"]\n\x0cRemoveBlocks\x12\x0f\n\x07rdd_ids\x18\x01 \x03(\x05\x12\x13\n\x0bshuffle_ids\x18\x02 \x03(\x05\x12\x15\n\rbroadcast_ids\x18\x03 \x03(\x03\x12\x10\n\x08tasksets\x18\x04 \x03(\t\"\x1e\n\x0cStopExecutor\x12\x0e\n\x06reason\x18\x01 \x01(\t\"V\n\x11\x46\x65tchBlockRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"\"\n\x12\x46\x65tchBlockResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x17\n\x15ReregisterApplication\"\xa2\x01\n\x0e\x42\x61rrierRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x10\n\x08stage_id\x18\x02 \x01(\x05\x12\x15\n\rstage_attempt\x18\x03 \x01(\x05\x12\x0f\n\x07task_id\x18\x04 \x01(\x03\x12\x11\n\tpartition\x18\x05 \x01(\x05\x12\r\n\x05\x65poch\x18\x06 \x01(\x05\x12\x0e\n\x06method\x18\x07 \x01(\t\x12\x0f\n\x07message\x18\x08 \x01(\t\"#\n\x0f\x42\x61rrierResponse\x12\x10\n\x08messages\x18\x01 \x03(\t*\x9b\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_RUNNING\x10\x01\x12\x17\n\x13TASK_STATE_FINISHED\x10\x02\x12\x15\n\x11TASK_STATE_FAILED\x10\x03\x12\x15\n\x11TASK_STATE_KILLED\x10\x04\x12\x13\n\x0fTASK_STATE_LOST\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REGISTEREXECUTORREQUEST_LOGURLSENTRY']._loaded_options = None
   _globals['_REGISTEREXECUTORREQUEST_LOGURLSENTRY']._serialized_options = b'8\001'
-  _globals['_TASKSTATE']._serialized_start=1750
-  _globals['_TASKSTATE']._serialized_end=1905
+  _globals['_TASKSTATE']._serialized_start=1767
+  _globals['_TASKSTATE']._serialized_end=1922
   _globals['_REGISTEREXECUTORREQUEST']._serialized_start=45
   _globals['_REGISTEREXECUTORREQUEST']._serialized_end=317
   _globals['_REGISTEREXECUTORREQUEST_LOGURLSENTRY']._serialized_start=271
@@ -50,27 +50,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSUPDATES']._serialized_start=754
   _globals['_STATUSUPDATES']._serialized_end=833
   _globals['_STAGEPAYLOAD']._serialized_start=835
-  _globals['_STAGEPAYLOAD']._serialized_end=908
-  _globals['_BROADCASTBLOCK']._serialized_start=910
-  _globals['_BROADCASTBLOCK']._serialized_end=990
-  _globals['_TASKLAUNCH']._serialized_start=992
-  _globals['_TASKLAUNCH']._serialized_end=1074
-  _globals['_LAUNCHTASKS']._serialized_start=1077
-  _globals['_LAUNCHTASKS']._serialized_end=1222
-  _globals['_KILLTASKS']._serialized_start=1224
-  _globals['_KILLTASKS']._serialized_end=1269
-  _globals['_REMOVEBLOCKS']._serialized_start=1271
-  _globals['_REMOVEBLOCKS']._serialized_end=1364
-  _globals['_STOPEXECUTOR']._serialized_start=1366
-  _globals['_STOPEXECUTOR']._serialized_end=1396
-  _globals['_FETCHBLOCKREQUEST']._serialized_start=1398
-  _globals['_FETCHBLOCKREQUEST']._serialized_end=1484
-  _globals['_FETCHBLOCKRESPONSE']._serialized_start=1486
-  _globals['_FETCHBLOCKRESPONSE']._serialized_end=1520
-  _globals['_REREGISTERAPPLICATION']._serialized_start=1522
-  _globals['_REREGISTERAPPLICATION']._serialized_end=1545
-  _globals['_BARRIERREQUEST']._serialized_start=1548
-  _globals['_BARRIERREQUEST']._serialized_end=1710
-  _globals['_BARRIERRESPONSE']._serialized_start=1712
-  _globals['_BARRIERRESPONSE']._serialized_end=1747
+  _globals['_STAGEPAYLOAD']._serialized_end=925
+  _globals['_BROADCASTBLOCK']._serialized_start=927
+  _globals['_BROADCASTBLOCK']._serialized_end=1007
+  _globals['_TASKLAUNCH']._serialized_start=1009
+  _globals['_TASKLAUNCH']._serialized_end=1091
+  _globals['_LAUNCHTASKS']._serialized_start=1094
+  _globals['_LAUNCHTASKS']._serialized_end=1239
+  _globals['_KILLTASKS']._serialized_start=1241
+  _globals['_KILLTASKS']._serialized_end=1286
+  _globals['_REMOVEBLOCKS']._serialized_start=1288
+  _globals['_REMOVEBLOCKS']._serialized_end=1381
+  _globals['_STOPEXECUTOR']._serialized_start=1383
+  _globals['_STOPEXECUTOR']._serialized_end=1413
+  _globals['_FETCHBLOCKREQUEST']._serialized_start=1415
+  _globals['_FETCHBLOCKREQUEST']._serialized_end=1501
+  _globals['_FETCHBLOCKRESPONSE']._serialized_start=1503
+  _globals['_FETCHBLOCKRESPONSE']._serialized_end=1537
+  _globals['_REREGISTERAPPLICATION']._serialized_start=1539
+  _globals['_REREGISTERAPPLICATION']._serialized_end=1562
+  _globals['_BARRIERREQUEST']._serialized_start=1565
+  _globals['_BARRIERREQUEST']._serialized_end=1727
+  _globals['_BARRIERRESPONSE']._serialized_start=1729
+  _globals['_BARRIERRESPONSE']._serialized_end=1764
 # @@protoc_insertion_point(module_scope)

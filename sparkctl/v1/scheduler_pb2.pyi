@@ -281,6 +281,7 @@ class StagePayload(_message.Message):
     DATA_FIELD_NUMBER: _builtins.int
     BLOB_FIELD_NUMBER: _builtins.int
     SIZE_FIELD_NUMBER: _builtins.int
+    BARRIER_FIELD_NUMBER: _builtins.int
     taskset: _builtins.str
     data: _builtins.bytes
     blob: _builtins.str
@@ -288,6 +289,10 @@ class StagePayload(_message.Message):
     reads `size` bytes of driver blob `blob` with FetchBlockRequest (executor_id "driver").
     """
     size: _builtins.int
+    barrier: _builtins.bool
+    """A barrier stage (RDD.barrier()): each of its tasks starts on an idle Python
+    worker, never queued behind another task (its barrier() would wait forever).
+    """
     def __init__(
         self,
         *,
@@ -295,10 +300,11 @@ class StagePayload(_message.Message):
         data: _builtins.bytes = ...,
         blob: _builtins.str = ...,
         size: _builtins.int = ...,
+        barrier: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob", b"blob", "data", b"data", "size", b"size", "taskset", b"taskset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["barrier", b"barrier", "blob", b"blob", "data", b"data", "size", b"size", "taskset", b"taskset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

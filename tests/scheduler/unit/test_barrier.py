@@ -299,3 +299,58 @@ def test_a_barrier_map_stage_failing_every_attempt_aborts_the_job(ctx: Any) -> N
     assert isinstance(listener.error, JobFailedError)
     assert "has failed the maximum allowable number of times: 2" in str(listener.error)
     assert "boom again" in str(listener.error)
+
+
+# -- the executor -----------------------------------------------------------------------
+
+
+class _Pipe:
+    """Stands in for a worker's connection: records the tasks sent to it."""
+
+    def __init__(self) -> None:
+        self.tasks: list[int] = []
+
+    def send_bytes(self, data: bytes) -> None:
+        message = pickle.loads(data)
+        if message[0] == "task":
+            self.tasks.append(message[1])
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def executor(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from scheduler import _executor
+    from scheduler._executor import ExecutorRuntime, _Slot
+
+    def start(slot: _Slot) -> None:
+        slot.conn = _Pipe()  # type: ignore[assignment]
+        slot.stages = set()
+        slot.cached.clear()
+        slot.splits.clear()
+
+    monkeypatch.setattr(_Slot, "start", start)
+    monkeypatch.setattr(_Slot, "kill", lambda slot: None)
+    monkeypatch.setattr(ExecutorRuntime, "_start_reader", lambda self, slot: None)
+    monkeypatch.setattr(_executor.os, "cpu_count", lambda: 2)
+    rt = ExecutorRuntime("0", "127.0.0.1", 2, "/nonexistent", 512.0)
+    rt.on_statuses = lambda batch: None
+    rt._run_seconds, rt._prefetch = 0.001, 2  # tiny tasks: workers would queue two each
+    yield rt
+    rt.stop()
+
+
+def test_barrier_tasks_never_queue_behind_another_on_the_worker_caching_them(
+    executor: Any,
+) -> None:
+    """Worker 1 caches both partitions; locality would queue both tasks on it."""
+    executor.add_stage("b", b"code", True)
+    with executor._lock:
+        executor._note_cached(executor._slots[1], [(7, 0), (7, 1)], [], 1000)
+    executor.launch([(10, "b", 0, 0), (11, "b", 1, 0)])
+    sent = [executor._slots[i].conn.tasks for i in range(2)]
+    assert sorted(sent) == [[10], [11]]  # one each, both started at once
+    executor.add_stage("s", b"code")
+    executor.launch([(12, "s", 0, 0)])
+    assert executor._slots[1].conn.tasks[-1] == 12  # other stages keep their locality
