@@ -372,6 +372,14 @@ class DAGScheduler:
         stage.failed_attempts.add(attempt)
         self.running.discard(stage)
         self._sink.cancel_stage(stage.id, "fetch failure")
+        if stage.barrier and not stage.is_map:
+            self._abort_stage(
+                stage,
+                "Could not recover from a failed barrier ResultStage. Most recent failure "
+                f"reason: shuffle {shuffle_id} map output {map_index} on executor "
+                f"{executor_id} was lost",
+            )
+            return
         if len(stage.failed_attempts) >= self._max_stage_attempts:
             self._abort_stage(
                 stage,
@@ -455,6 +463,11 @@ class DAGScheduler:
         job = self.jobs[job_ids[0]]
         if stage.is_map:
             partitions = stage.missing_outputs()
+            if stage.barrier and 0 < len(partitions) < len(stage.outputs):
+                # Lost map outputs of a barrier stage: all its tasks run again, together.
+                for i in range(len(stage.outputs)):
+                    stage.outputs[i] = None
+                partitions = stage.missing_outputs()
             parts_to_run = partitions
         else:
             assert stage.job is not None

@@ -354,3 +354,36 @@ def test_barrier_tasks_never_queue_behind_another_on_the_worker_caching_them(
     executor.add_stage("s", b"code")
     executor.launch([(12, "s", 0, 0)])
     assert executor._slots[1].conn.tasks[-1] == 12  # other stages keep their locality
+
+
+def test_a_lost_output_of_a_barrier_map_stage_reruns_all_its_tasks(ctx: Any) -> None:
+    sink, listener = _Sink(), _Listener()
+    dag = DAGScheduler(sink)
+    pairs = ctx.parallelize(list(range(6)), 3).barrier().mapPartitions(lambda it: it)
+    dag.submit_job(pairs.map(lambda x: (x, x)).groupByKey(2), _collect, [0, 1], listener)
+    map_ts = sink.task_sets[0]
+    for index, executor in ((0, "e1"), (1, "e2"), (2, "e2")):
+        out = MapOutput(executor, "h", f"/tmp/m{index}")
+        dag.task_succeeded(map_ts.stage_id, 0, index, out)
+    result_ts = sink.task_sets[1]
+    shuffle_id = map_ts.spec.shuffle_dep.shuffle_id  # type: ignore[union-attr]
+    dag.fetch_failed(result_ts.stage_id, 0, shuffle_id, 0, "e1")  # only output 0 is lost
+    again = sink.task_sets[2]
+    assert again.stage_id == map_ts.stage_id and again.indices == [0, 1, 2]
+
+
+def test_a_fetch_failure_in_a_barrier_result_stage_aborts_the_job(ctx: Any) -> None:
+    sink, listener = _Sink(), _Listener()
+    dag = DAGScheduler(sink)
+    grouped = ctx.parallelize(list(range(6)), 2).map(lambda x: (x, x)).groupByKey(2)
+    rdd = grouped.barrier().mapPartitions(lambda it: it)
+    dag.submit_job(rdd, _collect, [0, 1], listener)
+    map_ts = sink.task_sets[0]
+    for index in (0, 1):
+        dag.task_succeeded(map_ts.stage_id, 0, index, MapOutput("e1", "h", f"/tmp/m{index}"))
+    result_ts = sink.task_sets[1]
+    assert result_ts.barrier and not map_ts.barrier
+    shuffle_id = map_ts.spec.shuffle_dep.shuffle_id  # type: ignore[union-attr]
+    dag.fetch_failed(result_ts.stage_id, 0, shuffle_id, 0, "e1")
+    assert isinstance(listener.error, JobFailedError)
+    assert "Could not recover from a failed barrier ResultStage" in str(listener.error)
