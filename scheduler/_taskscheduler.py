@@ -296,6 +296,8 @@ class TaskScheduler:
         slots: list[str] = []
         for h in self.executors.values():
             slots += [h.executor_id] * max(0, max(1, h.cores // task_cpus) - len(h.running))
+        if len(slots) < len(tsm.pending):
+            return []  # not all at once: none (and no task id spent)
         first = next(self._task_ids)
         attempts = tsm.barrier_offer(slots, now, first)
         if not attempts:
