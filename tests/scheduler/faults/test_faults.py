@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import threading
 import time
@@ -142,7 +143,10 @@ def test_a_task_that_kills_its_executor_fails_its_job_after_four_lost_executors(
             sc.parallelize(range(8), 4).map(kill_executor).collect()
         assert time.monotonic() - start < 60
         text = str(failed.value)
-        assert "Task 1 in stage" in text and "was running on 4 executors that were lost" in text
+        # Task 1 kills; task 0 may die with it each time (running beside it, or finished with
+        # its status still queued in the executor), count the same four losses and be named.
+        assert re.search(r"Task [01] in stage", text), text
+        assert "was running on 4 executors that were lost" in text
         # A new executor replaces the last one: the context stays usable.
         assert sc.parallelize([1, 2, 3]).count() == 3
     finally:
