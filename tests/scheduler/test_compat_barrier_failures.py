@@ -37,6 +37,13 @@ def test_a_failing_task_reruns_the_whole_barrier_map_stage(master: str, tmp_path
             ctx = BarrierTaskContext.get()
             Path(runs, f"run-{index}-{time.monotonic_ns()}").touch()
             if index == 1 and not Path(runs, "failed").exists():
+                # Fail only once task 0 has started (it then waits in barrier()), so that
+                # its first attempt surely ran and must be killed and rerun with this one.
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and not any(
+                    n.startswith("run-0-") for n in os.listdir(runs)
+                ):
+                    time.sleep(0.01)
                 Path(runs, "failed").touch()
                 raise ValueError("first attempt fails")
             ctx.barrier()
