@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from _fakes import Listener, Sink, collect, fake_executor
 from google.protobuf.message import Message
 
 from scheduler._barrier import BARRIER_CHAIN_MESSAGE, BarrierCoordinator
@@ -207,32 +208,7 @@ def test_an_ended_attempt_fails_its_waiting_syncs_and_refuses_new_ones() -> None
 # -- DAGScheduler -----------------------------------------------------------------------
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.task_sets: list[TaskSet] = []
-        self.cancelled: list[int] = []
-
-    def submit_task_set(self, task_set: TaskSet) -> None:
-        self.task_sets.append(task_set)
-
-    def cancel_stage(self, stage_id: int, reason: str) -> None:
-        self.cancelled.append(stage_id)
-
-
-class _Listener:
-    def __init__(self) -> None:
-        self.results: dict[int, Any] = {}
-        self.error: BaseException | None = None
-
-    def task_succeeded(self, index: int, result: Any) -> None:
-        self.results[index] = result
-
-    def job_failed(self, error: BaseException) -> None:
-        self.error = error
-
-
-def _collect(_: Any, it: Any) -> list[Any]:
-    return list(it)
+_Sink, _Listener, _collect = Sink, Listener, collect
 
 
 def test_a_barrier_job_needing_more_slots_than_exist_is_refused(ctx: Any) -> None:
@@ -304,41 +280,11 @@ def test_a_barrier_map_stage_failing_every_attempt_aborts_the_job(ctx: Any) -> N
 # -- the executor -----------------------------------------------------------------------
 
 
-class _Pipe:
-    """Stands in for a worker's connection: records the tasks sent to it."""
-
-    def __init__(self) -> None:
-        self.tasks: list[int] = []
-
-    def send_bytes(self, data: bytes) -> None:
-        message = pickle.loads(data)
-        if message[0] == "task":
-            self.tasks.append(message[1])
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 def executor(monkeypatch: pytest.MonkeyPatch) -> Any:
-    from scheduler import _executor
-    from scheduler._executor import ExecutorRuntime, _Slot
-
-    def start(slot: _Slot) -> None:
-        slot.conn = _Pipe()  # type: ignore[assignment]
-        slot.stages = set()
-        slot.cached.clear()
-        slot.splits.clear()
-
-    monkeypatch.setattr(_Slot, "start", start)
-    monkeypatch.setattr(_Slot, "kill", lambda slot: None)
-    monkeypatch.setattr(ExecutorRuntime, "_start_reader", lambda self, slot: None)
-    monkeypatch.setattr(_executor.os, "cpu_count", lambda: 2)
-    rt = ExecutorRuntime("0", "127.0.0.1", 2, "/nonexistent", 512.0)
-    rt.on_statuses = lambda batch: None
-    rt._run_seconds, rt._prefetch = 0.001, 2  # tiny tasks: workers would queue two each
-    yield rt
-    rt.stop()
+    for rt in fake_executor(monkeypatch):
+        rt._run_seconds, rt._prefetch = 0.001, 2  # tiny tasks: workers would queue two each
+        yield rt
 
 
 def test_barrier_tasks_never_queue_behind_another_on_the_worker_caching_them(

@@ -8,50 +8,23 @@ the serialized copy; workers account the objects' size and evict LRU.
 from __future__ import annotations
 
 import pickle
-import threading
 import time
 from typing import Any
 
 import pytest
+from _fakes import FakePipe, fake_executor
 
-from scheduler import _executor, _pyworker
-from scheduler._executor import ExecutorRuntime, _Slot, worker_cache_mb
+from scheduler import _pyworker
+from scheduler._executor import worker_cache_mb
 
-
-class _Pipe:
-    """Stands in for a worker's connection: records the tasks sent to it."""
-
-    def __init__(self) -> None:
-        self.tasks: list[int] = []
-        self.sent = threading.Event()
-
-    def send_bytes(self, data: bytes) -> None:
-        message = pickle.loads(data)
-        if message[0] == "task":
-            self.tasks.append(message[1])
-            self.sent.set()
-
-    def close(self) -> None:
-        pass
+_Pipe = FakePipe
 
 
 @pytest.fixture
 def runtime(monkeypatch: pytest.MonkeyPatch) -> Any:
-    def start(slot: _Slot) -> None:
-        slot.conn = _Pipe()  # type: ignore[assignment]
-        slot.stages = set()
-        slot.cached.clear()
-        slot.splits.clear()
-
-    monkeypatch.setattr(_Slot, "start", start)
-    monkeypatch.setattr(_Slot, "kill", lambda slot: None)
-    monkeypatch.setattr(ExecutorRuntime, "_start_reader", lambda self, slot: None)
-    monkeypatch.setattr(_executor.os, "cpu_count", lambda: 2)
-    rt = ExecutorRuntime("0", "127.0.0.1", 2, "/nonexistent", 512.0)
-    rt.on_statuses = lambda batch: None
-    rt.add_stage("s", b"code")
-    yield rt
-    rt.stop()
+    for rt in fake_executor(monkeypatch):
+        rt.add_stage("s", b"code")
+        yield rt
 
 
 def _sent(rt: Any, slot: int) -> list[int]:

@@ -6,37 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from _fakes import Listener, Sink, collect
 
 from scheduler._dag import DAGScheduler, MapOutput, TaskSet
 from scheduler._errors import JobCancelledError, JobFailedError
 
-
-class Sink:
-    def __init__(self) -> None:
-        self.task_sets: list[TaskSet] = []
-        self.cancelled: list[int] = []
-
-    def submit_task_set(self, task_set: TaskSet) -> None:
-        self.task_sets.append(task_set)
-
-    def cancel_stage(self, stage_id: int, reason: str) -> None:
-        self.cancelled.append(stage_id)
-
-
-class Listener:
-    def __init__(self) -> None:
-        self.results: dict[int, Any] = {}
-        self.error: BaseException | None = None
-
-    def task_succeeded(self, index: int, result: Any) -> None:
-        self.results[index] = result
-
-    def job_failed(self, error: BaseException) -> None:
-        self.error = error
-
-
-def _collect(_: Any, it: Any) -> list[Any]:
-    return list(it)
+_collect = collect
 
 
 def _finish(
