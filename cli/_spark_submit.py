@@ -215,14 +215,9 @@ def _run(command: str, args: list[str]) -> None:
         from cli._status import kill as target
     else:
         from cli._status import status as target
-    try:
-        target.main(args=args, prog_name="spark-submit", standalone_mode=True)
-    except Exception as exc:  # as cli.main does: one line, a traceback only when debugging
-        if os.environ.get("SPARKCTL_DEBUG"):
-            raise
-        message = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-        click.echo(f"Error: {message} (set SPARKCTL_DEBUG=1 for a traceback)", err=True)
-        sys.exit(1)
+    from cli.main import run_command
+
+    run_command(target, args, "spark-submit")
 
 
 if __name__ == "__main__":

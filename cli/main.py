@@ -55,8 +55,13 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `sparkctl` console script."""
+    run_command(cli, argv, "sparkctl")
+
+
+def run_command(command: click.Command, argv: list[str] | None, prog_name: str) -> None:
+    """Run a click command; what click did not turn into a message becomes one line."""
     try:
-        cli.main(args=argv, prog_name="sparkctl", standalone_mode=True)
+        command.main(args=argv, prog_name=prog_name, standalone_mode=True)
     except Exception as exc:  # anything click did not turn into a message
         if os.environ.get("SPARKCTL_DEBUG"):
             raise

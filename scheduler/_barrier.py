@@ -81,8 +81,8 @@ def _on_iterator(
     return f(iterator)
 
 
-def is_barrier(rdd: RDD) -> bool:
-    """Whether `rdd` or an RDD it depends on without a shuffle came from RDD.barrier()."""
+def _stage_rdds(rdd: RDD) -> Iterator[RDD]:
+    """`rdd` and every RDD it depends on without a shuffle (the RDDs of its stage), once each."""
     from scheduler._deps import ShuffleDependency
 
     seen: set[int] = set()
@@ -92,10 +92,13 @@ def is_barrier(rdd: RDD) -> bool:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if getattr(current, "_is_from_barrier", False):
-            return True
+        yield current
         todo.extend(d.rdd for d in current.dependencies if not isinstance(d, ShuffleDependency))
-    return False
+
+
+def is_barrier(rdd: RDD) -> bool:
+    """Whether `rdd` or an RDD it depends on without a shuffle came from RDD.barrier()."""
+    return any(getattr(r, "_is_from_barrier", False) for r in _stage_rdds(rdd))
 
 
 def chain_ok(rdd: RDD, num_tasks: int) -> bool:
@@ -103,19 +106,12 @@ def chain_ok(rdd: RDD, num_tasks: int) -> bool:
     partitions and none depends on more than one barrier RDD."""
     from scheduler._deps import ShuffleDependency
 
-    seen: set[int] = set()
-    todo = [rdd]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        narrow = [d.rdd for d in current.dependencies if not isinstance(d, ShuffleDependency)]
+    for current in _stage_rdds(rdd):
         if current.getNumPartitions() != num_tasks:
             return False
+        narrow = [d.rdd for d in current.dependencies if not isinstance(d, ShuffleDependency)]
         if sum(1 for r in narrow if is_barrier(r)) > 1:
             return False
-        todo.extend(narrow)
     return True
 
 
