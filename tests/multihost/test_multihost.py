@@ -178,6 +178,12 @@ class Cluster:
             f"start-worker on {worker.role}",
         )
 
+    def submit(self, *args: str, timeout: float = 120) -> Any:
+        """`sparkctl submit` from the driver's host to this cluster, executors of 512m."""
+        return self.driver.sparkctl(
+            "submit", "--master", self.url, "--executor-memory", "512m", *args, timeout=timeout
+        )
+
     def worker_states(self) -> dict[str, str]:
         doc = _state(self.driver, self.master)
         states: dict[str, str] = {}
@@ -215,12 +221,7 @@ def test_workers_on_their_own_hosts_register(cluster: Cluster) -> None:
 def test_client_mode_driver_on_its_own_host(cluster: Cluster) -> None:
     """No address setting: the driver advertises the address its route to the master uses."""
     files = cluster.place_app_files()
-    result = cluster.driver.sparkctl(
-        "submit",
-        "--master",
-        cluster.url,
-        "--executor-memory",
-        "512m",
+    result = cluster.submit(
         "--py-files",
         files["helper"],
         "--files",
@@ -235,14 +236,9 @@ def test_client_mode_driver_on_its_own_host(cluster: Cluster) -> None:
 
 def test_cluster_mode_driver_on_a_worker(cluster: Cluster) -> None:
     files = cluster.place_app_files()
-    submitted = cluster.driver.sparkctl(
-        "submit",
-        "--master",
-        cluster.url,
+    submitted = cluster.submit(
         "--deploy-mode",
         "cluster",
-        "--executor-memory",
-        "512m",
         "--py-files",
         files["helper"],
         "--files",
@@ -278,12 +274,7 @@ def test_executors_that_cannot_reach_their_driver_fail_the_app_fast(cluster: Clu
     app = cluster.driver.write("/tmp/apps/unreachable.py", TLS_APP)
     unreachable = f"{cluster.driver.ip.rsplit('.', 1)[0]}.99"
     started = time.monotonic()
-    result = cluster.driver.sparkctl(
-        "submit",
-        "--master",
-        cluster.url,
-        "--executor-memory",
-        "512m",
+    result = cluster.submit(
         "--conf",
         f"spark.driver.host={unreachable}",
         "--conf",
@@ -384,9 +375,7 @@ def test_tls_everywhere() -> None:
             )
         cluster = Cluster(net)
         app = cluster.driver.write("/tmp/apps/tls.py", TLS_APP)
-        result = cluster.driver.sparkctl(
-            "submit", "--master", cluster.url, "--executor-memory", "512m", app, timeout=120
-        )
+        result = cluster.submit(app)
         output = _check(result, "submit over TLS")
         assert "RESULT " + str(sorted((k, len(range(k, 1000, 7))) for k in range(7))) in output
         # A plaintext client is refused by the TLS master.
