@@ -11,13 +11,13 @@ from __future__ import annotations
 import pathlib
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 
 from cluster.launch import start_master, start_worker
 from cluster.master import Master
 from cluster.master_peers import IdlePeers
+from cluster.testing import wait_until
 from rpcenv import Conf, RpcAddress, RpcEndpoint, RpcEnv
 from sparkctl.v1 import master_service_pb2 as api
 
@@ -38,14 +38,6 @@ class Events(RpcEndpoint):
     def gone(self, address: RpcAddress) -> bool:
         with self.lock:
             return address in self.disconnected
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_idle_peers_model() -> None:

@@ -19,7 +19,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _netns import Host, Network, wait_until
+from _netns import Host, Network
+
+from cluster.testing import wait_until
 
 SECRET = "multihost-secret-7c1e"
 WORDS = "the quick brown fox jumps over the lazy dog the end"
@@ -214,6 +216,7 @@ def test_workers_on_their_own_hosts_register(cluster: Cluster) -> None:
         lambda: (s := cluster.worker_states()) and len(s) == 2 and s,
         30,
         "both workers ALIVE",
+        interval=0.2,
     )
     assert states == {w.ip: "ALIVE" for w in cluster.workers}
 
