@@ -62,7 +62,7 @@ def _resolve(
     conf_pairs: tuple[str, ...],
     properties_file: str | None,
 ) -> HistorySettings:
-    from scheduler._eventlog import DEFAULT_LOG_DIR, log_dir_path
+    from scheduler.status.eventlog import DEFAULT_LOG_DIR, log_dir_path
 
     environ = dict(os.environ)
     try:
@@ -103,8 +103,8 @@ def _resolve(
 def run_history_server(settings: HistorySettings, ready: ReadySignal, pid_file: Path | None) -> int:
     """Serve the history UI until SIGTERM/SIGINT; returns the exit status."""
     from cli._services import _configure_logging, _stop_event
-    from scheduler._history import HistoryProvider
-    from scheduler._historyui import HistoryServer
+    from scheduler.history.provider import HistoryProvider
+    from scheduler.history.server import HistoryServer
 
     _configure_logging()
     stop = _stop_event()

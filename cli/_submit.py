@@ -56,7 +56,7 @@ def validate_master(master: str) -> str:
     """
     text = master.strip()
     if text.startswith("local-cluster"):
-        from scheduler._master_url import parse_local_cluster
+        from scheduler.backend.master_url import parse_local_cluster
 
         if parse_local_cluster(text) is None:
             raise ValueError(f"bad master {master!r}: expected local-cluster[N,C,M]")
@@ -194,7 +194,7 @@ def _check_driver_address(master: str, conf: Conf) -> None:
     needs the shared secret; the SparkContext would refuse too, but from inside
     the user's program.
     """
-    from scheduler._addresses import check_driver_bind, driver_addresses
+    from scheduler.backend.addresses import check_driver_bind, driver_addresses
 
     urls = [f"spark://{host}" for host in master.removeprefix("spark://").split(",")]
     try:
@@ -396,7 +396,7 @@ def submit(
         # A client-mode app is the driver, which listens; cluster mode only dials here.
         check_security(base, os.environ, serving=mode == "client")
         if master.startswith("spark://"):
-            from scheduler._allocation import allocation_settings
+            from scheduler.core.allocation import allocation_settings
 
             # Checked as the app's SparkContext will check them, but before it runs.
             allocation_settings(base, local=False)

@@ -45,7 +45,7 @@ MAX_FILES_KEY = "spark.sparkctl.submit.maxFilesSize"
 #: Its default: well below the default spark.rpc.message.maxSize (128 MiB).
 DEFAULT_MAX_FILES_BYTES = 64 << 20
 #: Conf key of a cluster-mode driver: JSON {path on the submitting host: local copy}
-#: (the scheduler's SparkContext reads it; the same name as scheduler._sparkfiles').
+#: (the scheduler's SparkContext reads it; the same name as scheduler.task.sparkfiles').
 SUBMITTED_FILES_KEY = "spark.sparkctl.submittedFiles"
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")

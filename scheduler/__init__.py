@@ -2,7 +2,7 @@
 
 `from scheduler import SparkContext, SparkConf` is all an application needs.
 Names are imported lazily so that executor worker processes, which import
-`scheduler._pyworker`, do not pay for the driver's RpcEnv and gRPC imports.
+`scheduler.executor.pyworker`, do not pay for the driver's RpcEnv and gRPC imports.
 """
 
 from __future__ import annotations
@@ -11,32 +11,32 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-from scheduler._serializers import NAMEDTUPLE_PATCH_ENV, pickle_namedtuples_by_value
+from scheduler.api.serializers import NAMEDTUPLE_PATCH_ENV, pickle_namedtuples_by_value
 
 # As PySpark does on import when asked: namedtuple classes travel by value.
 if os.environ.get(NAMEDTUPLE_PATCH_ENV) == "1":
     pickle_namedtuples_by_value()
 
 if TYPE_CHECKING:
-    from scheduler._accumulators import Accumulator, AccumulatorParam
-    from scheduler._aggregation import ResultIterable
-    from scheduler._barrier import RDDBarrier
-    from scheduler._broadcast import Broadcast
-    from scheduler._context import SparkContext
-    from scheduler._errors import JobCancelledError, JobFailedError, SparkJobError
-    from scheduler._partitioner import Partitioner, portable_hash
-    from scheduler._profiler import BasicProfiler, Profiler
-    from scheduler._rdd import RDD
-    from scheduler._serializers import CPickleSerializer, MarshalSerializer
-    from scheduler._session import SparkSession
-    from scheduler._sparkconf import SparkConf
-    from scheduler._sparkfiles import SparkFiles
-    from scheduler._statcounter import StatCounter
-    from scheduler._status import SparkJobInfo, SparkStageInfo, StatusTracker
-    from scheduler._storagelevel import StorageLevel
-    from scheduler._taskcontext import BarrierTaskContext, BarrierTaskInfo, TaskContext
-    from scheduler._textscan import Row
-    from scheduler._threads import InheritableThread, inheritable_thread_target
+    from scheduler.api.conf import SparkConf
+    from scheduler.api.context import SparkContext
+    from scheduler.api.serializers import CPickleSerializer, MarshalSerializer
+    from scheduler.api.session import SparkSession
+    from scheduler.api.threads import InheritableThread, inheritable_thread_target
+    from scheduler.api.tracker import SparkJobInfo, SparkStageInfo, StatusTracker
+    from scheduler.core.errors import JobCancelledError, JobFailedError, SparkJobError
+    from scheduler.rdd.barrier import RDDBarrier
+    from scheduler.rdd.rdd import RDD
+    from scheduler.rdd.statcounter import StatCounter
+    from scheduler.rdd.storagelevel import StorageLevel
+    from scheduler.rdd.textscan import Row
+    from scheduler.shuffle.aggregation import ResultIterable
+    from scheduler.shuffle.partitioner import Partitioner, portable_hash
+    from scheduler.task.accumulators import Accumulator, AccumulatorParam
+    from scheduler.task.broadcast import Broadcast
+    from scheduler.task.profiler import BasicProfiler, Profiler
+    from scheduler.task.sparkfiles import SparkFiles
+    from scheduler.task.taskcontext import BarrierTaskContext, BarrierTaskInfo, TaskContext
 
 __all__ = [
     "RDD",
@@ -72,36 +72,36 @@ __all__ = [
 ]
 
 _WHERE = {
-    "RDD": "_rdd",
-    "Accumulator": "_accumulators",
-    "AccumulatorParam": "_accumulators",
-    "Broadcast": "_broadcast",
-    "CPickleSerializer": "_serializers",
-    "MarshalSerializer": "_serializers",
-    "JobCancelledError": "_errors",
-    "JobFailedError": "_errors",
-    "Partitioner": "_partitioner",
-    "BasicProfiler": "_profiler",
-    "Profiler": "_profiler",
-    "ResultIterable": "_aggregation",
-    "Row": "_textscan",
-    "SparkSession": "_session",
-    "SparkConf": "_sparkconf",
-    "SparkContext": "_context",
-    "SparkFiles": "_sparkfiles",
-    "SparkJobError": "_errors",
-    "SparkJobInfo": "_status",
-    "SparkStageInfo": "_status",
-    "StatCounter": "_statcounter",
-    "StatusTracker": "_status",
-    "StorageLevel": "_storagelevel",
-    "TaskContext": "_taskcontext",
-    "BarrierTaskContext": "_taskcontext",
-    "BarrierTaskInfo": "_taskcontext",
-    "RDDBarrier": "_barrier",
-    "InheritableThread": "_threads",
-    "inheritable_thread_target": "_threads",
-    "portable_hash": "_partitioner",
+    "RDD": "rdd.rdd",
+    "Accumulator": "task.accumulators",
+    "AccumulatorParam": "task.accumulators",
+    "Broadcast": "task.broadcast",
+    "CPickleSerializer": "api.serializers",
+    "MarshalSerializer": "api.serializers",
+    "JobCancelledError": "core.errors",
+    "JobFailedError": "core.errors",
+    "Partitioner": "shuffle.partitioner",
+    "BasicProfiler": "task.profiler",
+    "Profiler": "task.profiler",
+    "ResultIterable": "shuffle.aggregation",
+    "Row": "rdd.textscan",
+    "SparkSession": "api.session",
+    "SparkConf": "api.conf",
+    "SparkContext": "api.context",
+    "SparkFiles": "task.sparkfiles",
+    "SparkJobError": "core.errors",
+    "SparkJobInfo": "api.tracker",
+    "SparkStageInfo": "api.tracker",
+    "StatCounter": "rdd.statcounter",
+    "StatusTracker": "api.tracker",
+    "StorageLevel": "rdd.storagelevel",
+    "TaskContext": "task.taskcontext",
+    "BarrierTaskContext": "task.taskcontext",
+    "BarrierTaskInfo": "task.taskcontext",
+    "RDDBarrier": "rdd.barrier",
+    "InheritableThread": "api.threads",
+    "inheritable_thread_target": "api.threads",
+    "portable_hash": "shuffle.partitioner",
 }
 
 

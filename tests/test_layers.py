@@ -194,9 +194,9 @@ def _write(root: Path, files: dict[str, str]) -> None:
         ),
         (
             "cluster/worker.py",
-            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import scheduler._dag\n",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import scheduler.core.dag\n",
             "cluster does not know the driver",
-            "scheduler._dag",
+            "scheduler.core.dag",
         ),
         (
             "cluster/sub/x.py",

@@ -1,7 +1,7 @@
 """sparkctl's one web layer, shared by every UI (see `webui.server` and README.md).
 
 The master and worker UIs (`cluster.ui`), the driver's application UI and the
-history server (`scheduler.ui`) serve through `webui.server`: HTTP server,
+history server (`scheduler.status.ui`) serve through `webui.server`: HTTP server,
 security headers, jinja2 templates with autoescaping, formatters, static
 files, Prometheus text. This package sits at the bottom beside `rpcenv`: it
 never imports `cluster`, `scheduler`, `cli` or `rpcenv`, and never touches

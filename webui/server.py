@@ -1,7 +1,7 @@
 """The one web layer of every sparkctl UI: HTTP server, security headers, templates, Prometheus.
 
 The master and worker UIs (`cluster.ui`), the driver's application UI on 4040
-and the history server (`scheduler.ui`) all serve through this module:
+and the history server (`scheduler.status.ui`) all serve through this module:
 
 - `WebServer`: a threaded standard-library HTTP server for one route function,
   binding IPv4 or IPv6 hosts, moving to the next port when one is taken (Spark's

@@ -39,9 +39,9 @@ from rpcenv import (
     RpcPermissionDeniedError,
     SenderPolicy,
 )
-from scheduler._driver_endpoint import SchedulerEndpoint
-from scheduler._executor_endpoint import ExecutorEndpoint
-from scheduler._senders import EXECUTOR_SENDERS, SCHEDULER_SENDERS
+from scheduler.backend.endpoint import SchedulerEndpoint
+from scheduler.backend.senders import EXECUTOR_SENDERS, SCHEDULER_SENDERS
+from scheduler.executor.endpoint import ExecutorEndpoint
 from sparkctl.v1 import deploy_pb2, master_service_pb2, rpc_pb2, scheduler_pb2
 
 MODULES = (deploy_pb2, master_service_pb2, scheduler_pb2, rpc_pb2)

@@ -175,7 +175,7 @@ def test_builder_enables_hive_support_as_a_setting(master: str) -> None:
 
 @pytest.mark.skipif(support.IMPL == "pyspark", reason="PySpark has Spark SQL")
 def test_spark_sql_raises_one_clear_error(master: str) -> None:
-    from scheduler._session import SparkSQLNotSupportedError
+    from scheduler.api.session import SparkSQLNotSupportedError
 
     spark = _builder(master, "compat-session-sql").getOrCreate()
     try:

@@ -85,7 +85,7 @@ def test_a_python_version_mismatch_fails_the_task(
         if support.IMPL == "pyspark":
             sc.pythonVer = "2.7"
         else:
-            from scheduler import _stagecode
+            from scheduler.task import stagecode as _stagecode
 
             monkeypatch.setattr(_stagecode, "DRIVER_PYTHON", "2.7")
         expected = (

@@ -254,7 +254,7 @@ LOCAL_DRIVER = "spark://CoarseGrainedScheduler@127.0.0.1:7077"
 
 
 def test_a_non_loopback_executor_without_a_secret_does_not_listen(no_secret: None) -> None:
-    from scheduler._executor_endpoint import _create_env
+    from scheduler.executor.endpoint import _create_env
 
     # The loopback rule refuses before binding anything: client mode, no port.
     env, port = _create_env("0.0.0.0", "spark://CoarseGrainedScheduler@10.0.0.1:7077", {})
@@ -265,7 +265,7 @@ def test_a_non_loopback_executor_without_a_secret_does_not_listen(no_secret: Non
 
 
 def test_a_loopback_executor_of_a_remote_driver_does_not_listen(no_secret: None) -> None:
-    from scheduler._executor_endpoint import _create_env
+    from scheduler.executor.endpoint import _create_env
 
     # Executors on other hosts could not reach 127.0.0.1: relay instead.
     env, port = _create_env("127.0.0.1", "spark://CoarseGrainedScheduler@10.0.0.1:7077", {})
@@ -277,7 +277,7 @@ def test_a_loopback_executor_of_a_remote_driver_does_not_listen(no_secret: None)
 
 def test_the_block_server_requires_the_clusters_secret(no_secret: None) -> None:
     from rpcenv import RpcAuthenticationError, RpcEndpoint, RpcEnv
-    from scheduler._executor_endpoint import _create_env
+    from scheduler.executor.endpoint import _create_env
 
     secret = {"spark.authenticate.secret": "s3cret-of-the-app"}
     env, port = _create_env("127.0.0.1", LOCAL_DRIVER, secret)
@@ -308,7 +308,7 @@ def _pki(root: Path) -> dict[str, str]:
 
 def test_the_block_server_uses_the_clusters_tls(no_secret: None, tmp_path: Path) -> None:
     from rpcenv import RpcConnectionError, RpcEndpoint, RpcEnv
-    from scheduler._executor_endpoint import _create_env
+    from scheduler.executor.endpoint import _create_env
 
     pki = _pki(tmp_path)
     tls = {"spark.ssl.rpc.enabled": "true", "spark.ssl.rpc.trustStore": pki["ca"]}

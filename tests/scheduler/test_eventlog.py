@@ -19,7 +19,7 @@ import pytest
 
 from rpcenv import Conf
 from scheduler import SparkConf, SparkContext
-from scheduler._eventlog import (
+from scheduler.status.eventlog import (
     EventLogSettings,
     EventLogWriter,
     log_dir_path,
@@ -179,14 +179,14 @@ def test_a_compressed_log_is_gzip_and_reads_back(log_dir: Path) -> None:
 def test_a_removed_directory_does_not_fail_the_job(
     log_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="scheduler._eventlog")
+    caplog.set_level(logging.WARNING, logger="scheduler.status.eventlog")
     sc = SparkContext(conf=_conf(log_dir))
     try:
         shutil.rmtree(log_dir)
         assert sc.parallelize(range(100), 4).map(lambda x: x * 2).sum() == 9900
     finally:
         sc.stop()  # the rename fails: one warning, no exception
-    warnings = [r for r in caplog.records if r.name == "scheduler._eventlog"]
+    warnings = [r for r in caplog.records if r.name == "scheduler.status.eventlog"]
     assert len(warnings) == 1 and "event log disabled" in warnings[0].getMessage()
 
 
@@ -215,7 +215,7 @@ def test_a_full_disk_turns_the_log_off_and_the_jobs_go_on(
 ) -> None:
     disk = _FullDisk(room=3000)  # room for the header and a few events
     monkeypatch.setattr(EventLogWriter, "_open", lambda self, path: disk)
-    caplog.set_level(logging.WARNING, logger="scheduler._eventlog")
+    caplog.set_level(logging.WARNING, logger="scheduler.status.eventlog")
     sc = SparkContext(conf=_conf(log_dir))
     try:
         for _ in range(5):
@@ -224,7 +224,7 @@ def test_a_full_disk_turns_the_log_off_and_the_jobs_go_on(
         sc.stop()
     assert sc._event_log is not None and not sc._event_log.enabled
     assert disk.closed
-    warnings = [r.getMessage() for r in caplog.records if r.name == "scheduler._eventlog"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "scheduler.status.eventlog"]
     assert len(warnings) == 1 and "No space left on device" in warnings[0]
 
 
@@ -265,7 +265,7 @@ def test_log_dirs_names_and_hostile_lines(tmp_path: Path) -> None:
 def test_an_event_that_cannot_be_encoded_is_skipped(
     log_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="scheduler._eventlog")
+    caplog.set_level(logging.WARNING, logger="scheduler.status.eventlog")
     writer = EventLogWriter(EventLogSettings(log_dir, None, False))
     writer("executor_added", {"executor_id": "1", "host": "h", "cores": 1})  # before start
     writer.start("app-7", "n", 1000, "u", [("spark.app.name", "n")])
@@ -278,5 +278,5 @@ def test_an_event_that_cannot_be_encoded_is_skipped(
     assert kinds == ["LogStart", "EnvironmentUpdate", "ApplicationStart", "ExecutorAdded",
                      "ExecutorRemoved", "ApplicationEnd"]  # fmt: skip
     assert writer.enabled
-    warnings = [r.getMessage() for r in caplog.records if r.name == "scheduler._eventlog"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "scheduler.status.eventlog"]
     assert len(warnings) == 2 and all("cannot encode" in w for w in warnings)

@@ -23,7 +23,7 @@ def _workers(sc: SparkContext) -> list[psutil.Process]:
     found = []
     for pid in executors:
         for child in psutil.Process(pid).children():
-            if "scheduler._pyworker" in " ".join(child.cmdline()):
+            if "scheduler.executor.pyworker" in " ".join(child.cmdline()):
                 found.append(child)
     return found
 

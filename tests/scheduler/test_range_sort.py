@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from scheduler import SparkConf, SparkContext
-from scheduler._partitioner import Partitioner
-from scheduler._rangesort import RangeSort, SortedRun, write_sorted_run
-from scheduler._rdds import ShuffledRDD
+from scheduler.rdd.kinds import ShuffledRDD
+from scheduler.shuffle.partitioner import Partitioner
+from scheduler.shuffle.rangesort import RangeSort, SortedRun, write_sorted_run
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -191,7 +191,7 @@ def test_an_ordered_run_is_cut_exactly_where_the_partitioner_cuts(ascending: boo
 def test_big_shuffles_take_the_plain_range_shuffle_with_the_same_layout(
     sc: SparkContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import scheduler._rangesort as rangesort
+    import scheduler.shuffle.rangesort as rangesort
 
     data = CASES[0][1]
     expected = reference_layout(sc, data, 5, 7, False)

@@ -26,8 +26,8 @@ from _ui_fakes import worker_state
 
 from cluster.ui import WorkerWebUI
 from scheduler import SparkConf, SparkContext
-from scheduler._history import HistoryProvider
-from scheduler._historyui import HistoryServer
+from scheduler.history.provider import HistoryProvider
+from scheduler.history.server import HistoryServer
 
 EVIL = "<script>alert('x')</script>"
 DOCS = Path(__file__).resolve().parents[2] / "docs"

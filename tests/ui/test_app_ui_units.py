@@ -7,9 +7,9 @@ import json
 import time
 from typing import Any
 
-from scheduler._jsonprotocol import EventEncoder, replay_events
-from scheduler.ui import AppPages, AppStatusStore, Limits, _pictures, _views
-from scheduler.ui._store import REDACTED
+from scheduler.status.jsonprotocol import EventEncoder, replay_events
+from scheduler.status.ui import AppPages, AppStatusStore, Limits, _pictures, _views
+from scheduler.status.ui._store import REDACTED
 
 EVIL = "<script>alert('x')</script>"
 
@@ -331,7 +331,7 @@ def test_driver_ui_server_headers_ipv6_and_static_script() -> None:
     import urllib.error
     import urllib.request
 
-    from scheduler._ui import DriverUI
+    from scheduler.status.driverui import DriverUI
 
     store = _store()
     ui = DriverUI(store, "127.0.0.1", 0)

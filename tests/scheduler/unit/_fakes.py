@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from scheduler import _executor
-from scheduler._dag import TaskSet
-from scheduler._executor import ExecutorRuntime, _Slot
+from scheduler.core.dag import TaskSet
+from scheduler.executor import runtime as _executor
+from scheduler.executor.runtime import ExecutorRuntime, _Slot
 
 
 class Sink:

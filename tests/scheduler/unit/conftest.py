@@ -38,7 +38,7 @@ class FakeContext:
         return 512
 
     def parallelize(self, data: list[Any], n: int) -> Any:
-        from scheduler._rdds import ParallelCollectionRDD, parallelize_slices
+        from scheduler.rdd.kinds import ParallelCollectionRDD, parallelize_slices
 
         return ParallelCollectionRDD(self, parallelize_slices(data, n))  # type: ignore[arg-type]
 

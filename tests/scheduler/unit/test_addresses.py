@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from rpcenv import Conf, RpcConfigError, is_loopback_host, route_address
-from scheduler._addresses import check_driver_bind, driver_addresses
-from scheduler._driver_endpoint import WORKER_PYTHON, executor_argv, executor_python
-from scheduler._executor import local_root_dirs, make_local_dir
+from scheduler.backend.addresses import check_driver_bind, driver_addresses
+from scheduler.backend.endpoint import WORKER_PYTHON, executor_argv, executor_python
+from scheduler.executor.runtime import local_root_dirs, make_local_dir
 
 MASTER = ["spark://127.0.0.1:7077"]
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rpcenv import Conf
-from scheduler._allocation import (
+from scheduler.core.allocation import (
     STORAGE_RECHECK,
     UNBOUNDED,
     AllocationPolicy,
@@ -357,11 +357,11 @@ def test_a_job_shorter_than_a_tick_still_ends_the_initial_period() -> None:
 
 
 def test_read_snapshot_and_storage_from_a_task_scheduler(ctx: Any) -> None:
-    from scheduler._allocation import read_snapshot
-    from scheduler._dag import MapOutput, Stage
-    from scheduler._deps import ShuffleDependency
-    from scheduler._partitioner import Partitioner
-    from scheduler._taskscheduler import ExecutorHandle, SchedulerSettings, TaskScheduler
+    from scheduler.core.allocation import read_snapshot
+    from scheduler.core.dag import MapOutput, Stage
+    from scheduler.core.taskscheduler import ExecutorHandle, SchedulerSettings, TaskScheduler
+    from scheduler.rdd.deps import ShuffleDependency
+    from scheduler.shuffle.partitioner import Partitioner
 
     sched = TaskScheduler(SchedulerSettings(), lambda bid: b"", lambda updates: None)
     for executor_id, cores in (("0", 2), ("1", 1), ("2", 1)):

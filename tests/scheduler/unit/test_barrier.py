@@ -12,11 +12,11 @@ import pytest
 from _fakes import Listener, Sink, collect, fake_executor
 from google.protobuf.message import Message
 
-from scheduler._barrier import BARRIER_CHAIN_MESSAGE, BarrierCoordinator
-from scheduler._dag import DAGScheduler, MapOutput, TaskSet, TaskSetSpec
-from scheduler._errors import BarrierJobSlotsNumberCheckFailed, JobFailedError
-from scheduler._taskscheduler import ExecutorHandle, SchedulerSettings, TaskScheduler
-from scheduler._tsm import TaskSetManager
+from scheduler.core.dag import DAGScheduler, MapOutput, TaskSet, TaskSetSpec
+from scheduler.core.errors import BarrierJobSlotsNumberCheckFailed, JobFailedError
+from scheduler.core.taskscheduler import ExecutorHandle, SchedulerSettings, TaskScheduler
+from scheduler.core.tasksetmanager import TaskSetManager
+from scheduler.rdd.barrier import BARRIER_CHAIN_MESSAGE, BarrierCoordinator
 from sparkctl.v1 import scheduler_pb2 as pb
 
 

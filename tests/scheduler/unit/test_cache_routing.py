@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from _fakes import FakePipe, fake_executor
 
-from scheduler import _pyworker
-from scheduler._executor import worker_cache_mb
+from scheduler.executor import pyworker as _pyworker
+from scheduler.executor.runtime import worker_cache_mb
 
 _Pipe = FakePipe
 

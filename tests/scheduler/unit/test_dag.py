@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from _fakes import Listener, Sink, collect
 
-from scheduler._dag import DAGScheduler, MapOutput, TaskSet
-from scheduler._errors import JobCancelledError, JobFailedError
+from scheduler.core.dag import DAGScheduler, MapOutput, TaskSet
+from scheduler.core.errors import JobCancelledError, JobFailedError
 
 _collect = collect
 

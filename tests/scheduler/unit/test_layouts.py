@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 import scheduler
-from scheduler._master_url import parse_master
-from scheduler._partitioner import Partitioner, portable_hash
-from scheduler._progress import render_stage
-from scheduler._rdds import parallelize_slices
-from scheduler._statcounter import StatCounter
+from scheduler.backend.master_url import parse_master
+from scheduler.rdd.kinds import parallelize_slices
+from scheduler.rdd.statcounter import StatCounter
+from scheduler.shuffle.partitioner import Partitioner, portable_hash
+from scheduler.status.progress import render_stage
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ def test_progress_bar_rendering() -> None:
 
 
 def test_text_splits_assign_each_line_to_exactly_one_split(tmp_path: Path) -> None:
-    from scheduler._files import _read_lines
+    from scheduler.rdd.fileio import _read_lines
 
     path = tmp_path / "f.txt"
     lines = [f"line {i} " + "x" * (i % 17) for i in range(500)]

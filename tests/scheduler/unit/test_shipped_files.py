@@ -18,22 +18,22 @@ from pathlib import Path
 
 import pytest
 
-from scheduler._archives import UnsafeArchiveError, unpack_archive
-from scheduler._filefetch import (
+from scheduler.executor.filefetch import (
     FETCH_CHUNK,
     FilesManifest,
     fetch_into,
     forget_prepared,
     prepare_task_files,
 )
-from scheduler._sparkfiles import (
+from scheduler.task.archives import UnsafeArchiveError, unpack_archive
+from scheduler.task.sparkfiles import (
     FILES_MANIFEST_PROPERTY,
     FILES_ROOT_PROPERTY,
     archive_blob_name,
     blob_name,
     split_alias,
 )
-from scheduler._stagecode import StageCode, dumps_stage, stage_header
+from scheduler.task.stagecode import StageCode, dumps_stage, stage_header
 
 # -- archives ---------------------------------------------------------------------------
 

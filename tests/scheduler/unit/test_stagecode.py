@@ -1,4 +1,4 @@
-"""Which stage specs a Python worker may share between tasks (scheduler/_stagecode.py)."""
+"""Which stage specs a Python worker may share between tasks (scheduler/task/stagecode.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from scheduler._stagecode import StageCode, dumps_stage, has_private_state
+from scheduler.task.stagecode import StageCode, dumps_stage, has_private_state
 
 COUNTS: list[int] = []
 LIMIT = 10

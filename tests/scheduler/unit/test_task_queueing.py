@@ -8,8 +8,13 @@ import pickle
 import pytest
 from google.protobuf.message import Message
 
-from scheduler._dag import TaskSet, TaskSetSpec
-from scheduler._taskscheduler import ExecutorHandle, SchedulerSettings, TaskScheduler, queue_depth
+from scheduler.core.dag import TaskSet, TaskSetSpec
+from scheduler.core.taskscheduler import (
+    ExecutorHandle,
+    SchedulerSettings,
+    TaskScheduler,
+    queue_depth,
+)
 from sparkctl.v1 import scheduler_pb2 as pb
 
 _EXTRA = pickle.dumps(({}, [], {}))
@@ -97,7 +102,7 @@ def test_tasks_waiting_with_no_executor_are_warned_about_every_timeout(
 ) -> None:
     sched = TaskScheduler(SchedulerSettings(), lambda bid: b"", lambda updates: None)
     _submit(sched, _task_set(0, 3))
-    with caplog.at_level(logging.WARNING, logger="scheduler._taskscheduler"):
+    with caplog.at_level(logging.WARNING, logger="scheduler.core.taskscheduler"):
         assert not sched.check_starvation(100.0, timeout=15.0)  # starts the clock
         assert not sched.check_starvation(114.0, timeout=15.0)
         assert sched.check_starvation(115.0, timeout=15.0)

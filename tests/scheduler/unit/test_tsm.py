@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from scheduler._dag import TaskSet, TaskSetSpec
-from scheduler._tsm import TaskSetManager
+from scheduler.core.dag import TaskSet, TaskSetSpec
+from scheduler.core.tasksetmanager import TaskSetManager
 
 
 def _task_set(n: int, preferred: list[list[str]] | None = None) -> TaskSet:
@@ -108,7 +108,7 @@ def test_a_slow_task_is_speculated_on_another_executor() -> None:
 
 
 def test_result_sizes_past_the_limit_give_sparks_abort_reason() -> None:
-    from scheduler._tsm import bytes_to_string
+    from scheduler.core.tasksetmanager import bytes_to_string
 
     assert [bytes_to_string(n) for n in (0, 2047, 2048, 1 << 20, 3 << 29, 1 << 30, 5 << 40)] == [
         "0.0 B", "2047.0 B", "2.0 KiB", "1024.0 KiB", "1536.0 MiB", "1024.0 MiB", "5.0 TiB",

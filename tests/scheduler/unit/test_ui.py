@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from scheduler._ui import AppStatusStore, DriverUI
-from scheduler.ui import _views
+from scheduler.status.driverui import AppStatusStore, DriverUI
+from scheduler.status.ui import _views
 
 
 def _fill(store: AppStatusStore) -> None:

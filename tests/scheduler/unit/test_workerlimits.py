@@ -19,10 +19,8 @@ from pathlib import Path
 import pytest
 
 from rpcenv import Conf
-from scheduler import _stagecode
-from scheduler._executor import _limit_workers
-from scheduler._stagecode import dumps_stage, stage_header, stage_python_version
-from scheduler._workerlimits import (
+from scheduler.executor.runtime import _limit_workers
+from scheduler.executor.workerlimits import (
     FAULTHANDLER_DIR_ENV,
     FAULTHANDLER_ENV,
     MEMORY_LIMIT_ENV,
@@ -34,6 +32,8 @@ from scheduler._workerlimits import (
     worker_limits_env,
     worker_memory_limit_mb,
 )
+from scheduler.task import stagecode as _stagecode
+from scheduler.task.stagecode import dumps_stage, stage_header, stage_python_version
 
 REPO = Path(__file__).resolve().parents[3]
 THIS_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -104,7 +104,7 @@ class _Worker:
         parent, child = socket.socketpair()
         args = [str(child.fileno()), str(tmp_path), "0", "127.0.0.1", "64"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scheduler._pyworker", *args],
+            [sys.executable, "-m", "scheduler.executor.pyworker", *args],
             pass_fds=[child.fileno()],
             env={**os.environ, "PYTHONPATH": str(REPO), **env},
             stdin=subprocess.DEVNULL,

@@ -1,0 +1,937 @@
+"""SparkContext: the driver's entry point (PySpark's API).
+
+It parses the master URL, starts the driver's RpcEnv with the
+"CoarseGrainedScheduler" endpoint, the TaskScheduler and a backend (local[N]
+executor process, or the standalone AppClient), creates RDDs from data and
+files, runs jobs and waits for them, and owns broadcasts, accumulators, job
+groups and local properties. It never computes partitions itself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any, ClassVar
+
+from rpcenv import SECRET_ENV_VAR, Conf, RpcAddress, RpcEnv
+from scheduler.api.conf import SYSTEM_PROPERTIES, SparkConf
+from scheduler.api.sharedvars import SharedVariables
+from scheduler.api.sources import RDDSources
+from scheduler.api.tracker import JobRecord, JobWaiter, StatusTracker
+from scheduler.backend.addresses import check_driver_bind, driver_addresses
+from scheduler.backend.endpoint import (
+    ENDPOINT_NAME,
+    LocalBackend,
+    SchedulerEndpoint,
+    executor_python,
+    local_executor_env,
+)
+from scheduler.backend.master_url import parse_master
+from scheduler.core.allocation import allocation_settings
+from scheduler.core.errors import BarrierJobSlotsNumberCheckFailed, JobCancelledError
+from scheduler.core.taskscheduler import SchedulerSettings, TaskScheduler
+from scheduler.executor.workerlimits import worker_limits_env
+from scheduler.rdd.callsite import first_api_call, stage_name
+from scheduler.rdd.deps import ShuffleDependency
+from scheduler.rdd.rdd import RDD
+from scheduler.status.eventlog import EventLogSettings, EventLogWriter
+from scheduler.status.ui import stage_rdds
+from scheduler.task.accumulators import (
+    Accumulator,
+)
+from scheduler.task.broadcast import Broadcast
+from scheduler.task.profiler import BasicProfiler, ProfilerCollector
+from scheduler.task.sparkfiles import AddedFiles
+from sparkctl.v1 import scheduler_pb2 as pb
+
+__all__ = ["SparkContext", "parse_master"]
+
+log = logging.getLogger(__name__)
+
+#: The master and application name of a context whose conf sets neither (PySpark's).
+DEFAULT_MASTER = "local[*]"
+DEFAULT_APP_NAME = "pyspark-shell"
+
+#: Driver settings executors receive in SPARKCTL_RPC_CONF (never a secret).
+_EXECUTOR_RPC_PREFIXES = (
+    "spark.rpc.",
+    "spark.ssl.rpc.",
+    "spark.blockManager.",
+    "spark.port.maxRetries",
+    "spark.sparkctl.shuffle.",
+)
+
+
+class SparkContext(RDDSources, SharedVariables, AddedFiles):
+    """The connection to a cluster (or local executors): creates RDDs and runs jobs."""
+
+    _active_spark_context: ClassVar[SparkContext | None] = None
+    _lock: ClassVar[threading.RLock] = threading.RLock()
+
+    def __init__(
+        self,
+        master: str | None = None,
+        appName: str | None = None,
+        sparkHome: str | None = None,
+        pyFiles: list[str] | None = None,
+        environment: dict[str, str] | None = None,
+        batchSize: int = 0,
+        serializer: Any = None,
+        conf: SparkConf | None = None,
+        gateway: Any = None,
+        jsc: Any = None,
+        profiler_cls: Any = None,
+    ) -> None:
+        with SparkContext._lock:
+            active = SparkContext._active_spark_context
+            if active is not None:
+                raise ValueError(
+                    "Cannot run multiple SparkContexts at once; existing "
+                    f"SparkContext(app={active.appName}, master={active.master})"
+                )
+            self._conf = conf.copy() if conf is not None else SparkConf()
+            if master:
+                self._conf.setMaster(master)
+            if appName:
+                self._conf.setAppName(appName)
+            for key, value in (environment or {}).items():
+                self._conf.setExecutorEnv(key, value)
+            # What PySpark's launcher (spark-submit pyspark-shell) gives a program run with
+            # plain `python app.py`: every core of this host, and the launcher's own name.
+            self._conf.setIfMissing("spark.master", DEFAULT_MASTER)
+            self._conf.setIfMissing("spark.app.name", DEFAULT_APP_NAME)
+            self._conf.to_conf().warn_unknown()
+            SparkContext._active_spark_context = self
+        try:
+            self._profiler_cls = profiler_cls
+            self._start(pyFiles or [])
+        except BaseException:
+            with SparkContext._lock:
+                SparkContext._active_spark_context = None
+            self._teardown()
+            raise
+        # Like Spark's shutdown hook: a program that forgets stop() still ends its app
+        # cleanly. threading's exit hooks run before non-daemon (RpcEnv pool) threads are
+        # joined, last registered first: ours must come after concurrent.futures' own.
+        _register_exit_hook(self.stop)
+
+    # -- startup and shutdown -----------------------------------------------------------
+
+    def _start(self, py_files: list[str]) -> None:
+        self.master: str = self._conf.get("spark.master") or ""
+        self.appName: str = self._conf.get("spark.app.name") or ""
+        self.sparkHome = self._conf.get("spark.home")
+        self.startTime = int(time.time() * 1000)
+        self._stopped = False
+        #: Why the context stopped on its own (the Master removed the application).
+        self.stop_reason: str | None = None
+        self._rdd_ids = itertools.count()
+        self._shuffle_ids = itertools.count()
+        self._broadcast_ids = itertools.count()
+        self._accumulator_ids = itertools.count()
+        self._ids_lock = threading.Lock()
+        self._persisted: dict[int, RDD] = {}
+        self._broadcasts: dict[int, Broadcast[Any]] = {}
+        self._accumulators: dict[int, Accumulator[Any]] = {}
+        self._jobs: dict[int, JobRecord] = {}
+        self._thread_local = threading.local()
+        self._checkpoint_dir: str | None = None
+        self._env: RpcEnv | None = None
+        self._backend: Any = None
+        self._progress: Any = None
+        self._py_files = list(py_files)
+        kind, cores, max_failures, urls = parse_master(self.master)
+        settings = self._conf.to_conf()
+        if kind == "local-cluster":
+            from scheduler.backend.localcluster import start_local_cluster
+
+            memory = settings.get_size("spark.executor.memory", unit="m") or 1 << 30
+            self._local_cluster = start_local_cluster(self.master, memory >> 20)
+            kind, urls = "standalone", [self._local_cluster.url]
+        # Checked before anything starts, so that a bad value fails fast and names its key.
+        self._allocation = allocation_settings(settings, local=kind == "local")
+        task_cpus = _task_cpus(settings, kind, cores)
+        sched_settings = SchedulerSettings(
+            task_cpus=task_cpus,
+            max_failures=max_failures or settings.get_int("spark.task.maxFailures") or 4,
+            max_stage_attempts=settings.get_int("spark.stage.maxConsecutiveAttempts") or 4,
+            locality_wait=settings.get_duration("spark.locality.wait") or 0.0,
+            speculation=settings.get_bool("spark.speculation"),
+            speculation_multiplier=settings.get_float("spark.speculation.multiplier") or 1.5,
+            speculation_quantile=settings.get_float("spark.speculation.quantile") or 0.75,
+            max_result_size=settings.get_size("spark.driver.maxResultSize", 1 << 30) or 0,
+            barrier_sync_timeout=_positive_duration(
+                settings, "spark.barrier.sync.timeout", 365 * 86400.0
+            ),
+        )
+        self._barrier_check_interval = _positive_duration(
+            settings, "spark.scheduler.barrier.maxConcurrentTasksCheck.interval", 15.0
+        )
+        failures = settings.get_int("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures")
+        self._barrier_check_failures: int = 40 if failures is None else failures
+        if self._barrier_check_failures < 1:
+            raise ValueError(
+                "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures must be a "
+                "positive number"
+            )
+        if (
+            kind == "local"
+            and max_failures is None
+            and not self._conf.contains("spark.task.maxFailures")
+        ):
+            # Spark's local[N] does not retry failed tasks; local[N,F] retries F-1 times.
+            sched_settings.max_failures = 1
+        self._scheduler = TaskScheduler(
+            sched_settings, self._broadcast_bytes, self._apply_accumulators, self._executor_lost
+        )
+        self._scheduler.dag.dynamic_allocation = self._allocation is not None
+        addresses = driver_addresses(settings, kind, urls, os.environ)
+        check_driver_bind(addresses, settings, os.environ)
+        port = int(self._conf.get("spark.driver.port") or "0")
+        env_conf = dict(self._conf.getAll())
+        self._env = RpcEnv.create(
+            "sparkDriver", addresses.bind, port, env_conf, advertise_host=addresses.advertise
+        )
+        self._local_cores = cores
+        self._kind = kind
+        if kind == "local":
+            self._app_id = f"local-{self.startTime}"
+        else:
+            self._app_id = f"pending-{uuid.uuid4().hex[:8]}"
+        self._endpoint = SchedulerEndpoint(self._scheduler, self._app_id)
+        self._env.setup_endpoint(ENDPOINT_NAME, self._endpoint)
+        # Executors dial the advertised address, which differs from the bound one only
+        # when spark.driver.bindAddress says so (a NAT, a container).
+        advertised = RpcAddress(addresses.advertise, self._env.address.port)
+        self._driver_url = f"spark://{ENDPOINT_NAME}@{advertised.host_port}"
+        # As Spark's driver does: the conf says where it ended up.
+        self._conf.set("spark.driver.host", addresses.advertise)
+        self._conf.set("spark.driver.port", str(advertised.port))
+        executor_env = self._executor_environment()
+        #: The executors' extra environment variables, as PySpark's `sc.environment` lists them.
+        self.environment: dict[str, str] = {
+            key[len("spark.executorEnv.") :]: value
+            for key, value in self._conf.getAll()
+            if key.startswith("spark.executorEnv.")
+        }
+        self.environment["PYTHONHASHSEED"] = executor_env["PYTHONHASHSEED"]
+        #: The Python that runs tasks: spark.pyspark.python, else PYSPARK_PYTHON, else (for
+        #: executors on workers) each worker's own interpreter, which here is ours.
+        self.pythonExec = executor_python(settings, os.environ) or sys.executable
+        self.pythonVer = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        #: One profiler per RDD that runs Python code, with spark.python.profile=true.
+        self.profiler_collector: ProfilerCollector | None = None
+        if settings.get_bool("spark.python.profile"):
+            self.profiler_collector = ProfilerCollector(
+                self._profiler_cls or BasicProfiler, self._conf.get("spark.python.profile.dump")
+            )
+        self._ui: Any = None
+        self._status_store: Any = None
+        self._event_log: EventLogWriter | None = None
+        log_settings = EventLogSettings.from_conf(settings)
+        if log_settings is not None:
+            self._event_log = EventLogWriter(log_settings)
+            self._scheduler.listeners.append(self._event_log)
+        if settings.get_bool("spark.ui.enabled", True):
+            from scheduler.status.driverui import AppStatusStore, DriverUI
+
+            self._status_store = AppStatusStore(self._app_id, self.appName, self._conf.getAll())
+            self._scheduler.listeners.append(self._status_store)
+            try:
+                self._ui = DriverUI(
+                    self._status_store,
+                    addresses.bind,
+                    settings.get_int("spark.ui.port", 4040) or 0,  # 0: any free port
+                    advertise=addresses.advertise,
+                )
+            except OSError as exc:
+                log.warning("application UI not started: %s", exc)
+        # As Spark does: --py-files/--files/--archives (and pyFiles) are added files,
+        # served to executors by content (checked here, before any executor starts).
+        self._add_configured_files(self._py_files)
+        if kind == "local":
+            backend = LocalBackend(
+                self._scheduler,
+                self._driver_url,
+                self._app_id,
+                cores,
+                local_executor_env({**executor_env, **self._local_secret_env()}),
+                python=self.pythonExec,
+            )
+            self._backend = backend
+            # As when the Master removes an application: the context goes with its last
+            # executor, so a later job fails at once instead of waiting for one forever.
+            backend.on_dead = self.stop
+            backend.start()
+        else:
+            from scheduler.backend.standalone import StandaloneBackend
+
+            standalone = StandaloneBackend(self, urls, executor_env)
+            self._backend = standalone
+            self._app_id = standalone.start()
+            self._endpoint._app_id = self._app_id
+        if self._status_store is not None:
+            self._status_store.set_app(self._app_id)
+            self._status_store.user = self.sparkUser()
+        if self._event_log is not None:
+            self._event_log.start(
+                self._app_id, self.appName, self.startTime, self.sparkUser(), self._conf.getAll()
+            )
+        self._ticker = threading.Thread(target=self._tick, name="scheduler-ticker", daemon=True)
+        self._ticker.start()
+        if (
+            self._conf.to_conf().get_bool("spark.ui.showConsoleProgress", True)
+            and sys.stderr.isatty()
+        ):
+            from scheduler.status.progress import ConsoleProgressBar
+
+            self._progress = ConsoleProgressBar(self._scheduler)
+            self._progress.start()
+        level = self._conf.get("spark.log.level")
+        if level:
+            self.setLogLevel(level)
+
+    def _local_secret_env(self) -> dict[str, str]:
+        """The app's own secret for local[N]'s executor, its child: through the environment.
+
+        A cluster's executors take the secret of their worker's host; local[N]'s has no
+        other source, and a secret set only in the app's conf left it refused by its
+        own driver ('no authentication token'). Never on a command line.
+        """
+        secret = self._conf.get("spark.authenticate.secret")
+        if secret:
+            return {SECRET_ENV_VAR: secret}
+        secret_file = self._conf.get("spark.authenticate.secret.file")
+        return {f"{SECRET_ENV_VAR}_FILE": secret_file} if secret_file else {}
+
+    def _executor_environment(self) -> dict[str, str]:
+        env = {
+            key[len("spark.executorEnv.") :]: value
+            for key, value in self._conf.getAll()
+            if key.startswith("spark.executorEnv.")
+        }
+        env.setdefault("PYTHONHASHSEED", os.environ.get("PYTHONHASHSEED", "0"))
+        local_dir = self._conf.get("spark.local.dir")
+        if local_dir:
+            env["SPARKCTL_LOCAL_DIR"] = local_dir
+        env["SPARKCTL_PYTHON_WORKER_MEMORY_MB"] = str(self._python_worker_memory_mb())
+        env["SPARKCTL_TASK_CPUS"] = str(self._scheduler.settings.task_cpus)
+        env.update(worker_limits_env(self._conf.to_conf()))  # the Python workers' limits
+        rpc = {
+            k: v
+            for k, v in self._conf.getAll()
+            if k.startswith(_EXECUTOR_RPC_PREFIXES) and "secret" not in k.lower()
+        }
+        # Executors must agree with the driver on message limits, the backend and TLS,
+        # and listen for block fetches as the app says (secrets come from their env).
+        env["SPARKCTL_RPC_CONF"] = json.dumps(rpc)
+        interval = self._conf.to_conf().get_duration("spark.executor.heartbeatInterval") or 10.0
+        env["SPARKCTL_EXECUTOR_HEARTBEAT_INTERVAL"] = str(interval)
+        return env
+
+    def _tick(self) -> None:
+        conf = self._conf.to_conf()
+        timeout = conf.get_duration("spark.network.timeout") or 120.0
+        last_expiry = time.monotonic()
+        while not self._stopped:
+            time.sleep(0.1)
+            try:
+                if self._scheduler.tsms:
+                    self._scheduler.check_speculation()
+                    self._scheduler.check_starvation(time.monotonic())
+                if time.monotonic() - last_expiry > 1.0:
+                    last_expiry = time.monotonic()
+                    self._scheduler.expire_silent_executors(timeout)
+            except Exception:
+                log.exception("scheduler tick failed")
+
+    def _executor_lost(self, executor_id: str, reason: str) -> None:
+        backend = self._backend
+        if backend is not None and hasattr(backend, "executor_lost") and not self._stopped:
+            backend.executor_lost(executor_id, reason)
+
+    def stop(self) -> None:
+        """Cancel running jobs, stop the executors and release everything."""
+        with SparkContext._lock:
+            if getattr(self, "_stopped", True):
+                return
+            self._stopped = True
+            try:
+                self._cancel_all_jobs("because SparkContext was shut down")
+            except Exception:
+                log.exception("cancelling jobs on stop failed")
+            self._teardown()
+            if SparkContext._active_spark_context is self:
+                SparkContext._active_spark_context = None
+            with contextlib.suppress(Exception):
+                atexit.unregister(self.stop)
+
+    def _teardown(self) -> None:
+        self._stopped = True
+        ui = getattr(self, "_ui", None)
+        if ui is not None:
+            ui.stop()
+        progress = getattr(self, "_progress", None)
+        if progress is not None:
+            progress.stop()
+        if getattr(self, "_scheduler", None) is not None:
+            self._scheduler.stopping = True
+        backend = getattr(self, "_backend", None)
+        if backend is not None:
+            try:
+                backend.stop()
+            except Exception:
+                log.exception("stopping the backend failed")
+        env = getattr(self, "_env", None)
+        if env is not None:
+            env.shutdown()
+        local_cluster = getattr(self, "_local_cluster", None)
+        if local_cluster is not None:
+            local_cluster.stop()
+        event_log = getattr(self, "_event_log", None)
+        if event_log is not None:
+            event_log.stop()
+        scheduler = getattr(self, "_scheduler", None)
+        if scheduler is not None and getattr(self, "_kind", "") == "local":
+            # Executors remove their own dirs; these are the ones of executors that died.
+            for path in scheduler.local_dirs:
+                shutil.rmtree(path, ignore_errors=True)
+        self._remove_added_files()
+        tmp = getattr(self, "_tmp_checkpoint_root", None)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def __enter__(self) -> SparkContext:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __reduce__(self) -> Any:
+        raise RuntimeError(
+            "It appears that you are attempting to reference SparkContext from a broadcast "
+            "variable, action, or transformation. SparkContext can only be used on the driver, "
+            "not in code that it run on workers."
+        )
+
+    @classmethod
+    def getOrCreate(cls, conf: SparkConf | None = None) -> SparkContext:
+        """The active SparkContext, or a new one from `conf`."""
+        with cls._lock:
+            if cls._active_spark_context is None:
+                cls(conf=conf or SparkConf())
+            assert cls._active_spark_context is not None
+            return cls._active_spark_context
+
+    def __repr__(self) -> str:
+        return f"<SparkContext master={self.master} appName={self.appName}>"
+
+    #: Files of these kinds added with addPyFile go on the executors' sys.path.
+    PACKAGE_EXTENSIONS: tuple[str, ...] = (".zip", ".egg", ".jar")
+
+    @classmethod
+    def setSystemProperty(cls, key: str, value: str) -> None:
+        """Set a driver-wide property; `spark.*` ones become defaults of later SparkConfs."""
+        SYSTEM_PROPERTIES[key] = value
+
+    @classmethod
+    def getSystemProperty(cls, key: str) -> str | None:
+        """A property set with setSystemProperty (None when unset)."""
+        return SYSTEM_PROPERTIES.get(key)
+
+    # -- properties ----------------------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        return "3.5.0"
+
+    @property
+    def applicationId(self) -> str:
+        """The application id (local-<ms> or the Master's app id)."""
+        return self._app_id
+
+    @property
+    def uiWebUrl(self) -> str | None:
+        """The application UI's URL, when it runs."""
+        return self._ui.url if self._ui is not None else None
+
+    @property
+    def defaultParallelism(self) -> int:
+        """Default number of partitions: spark.default.parallelism, else the cores."""
+        configured = self._conf.get("spark.default.parallelism")
+        if configured:
+            return int(configured)
+        if self._kind == "local":
+            return self._local_cores
+        with self._scheduler.lock:
+            total = sum(h.cores for h in self._scheduler.executors.values())
+        return max(total, 2)
+
+    @property
+    def defaultMinPartitions(self) -> int:
+        return min(self.defaultParallelism, 2)
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        return {}
+
+    def getConf(self) -> SparkConf:
+        """A copy of this context's configuration."""
+        conf = self._conf.copy()
+        return conf
+
+    def sparkUser(self) -> str:
+        import getpass
+
+        return os.environ.get("SPARK_USER") or getpass.getuser()
+
+    def setLogLevel(self, logLevel: str) -> None:
+        """Set the driver's log level (ALL, DEBUG, INFO, WARN, ERROR, FATAL, OFF)."""
+        levels = {
+            "ALL": logging.NOTSET, "TRACE": logging.DEBUG, "DEBUG": logging.DEBUG,
+            "INFO": logging.INFO, "WARN": logging.WARNING, "WARNING": logging.WARNING,
+            "ERROR": logging.ERROR, "FATAL": logging.CRITICAL, "OFF": logging.CRITICAL + 10,
+        }  # fmt: skip
+        level = levels.get(logLevel.upper())
+        if level is None:
+            raise ValueError(f"bad log level {logLevel!r}: use one of {', '.join(levels)}")
+        for name in ("scheduler", "rpcenv", "py4j"):
+            logging.getLogger(name).setLevel(level)
+
+    def statusTracker(self) -> StatusTracker:
+        """Job and stage progress."""
+        return StatusTracker(self._jobs, self._scheduler)
+
+    # -- executors (Spark's developer API; standalone mode only) ---------------------------
+
+    def requestExecutors(self, numAdditionalExecutors: int) -> bool:
+        """Ask the cluster manager for this many executors more than requested so far."""
+        backend = self._standalone("Requesting executors")
+        return backend is not None and backend.request_executors(numAdditionalExecutors)
+
+    def requestTotalExecutors(
+        self,
+        numExecutors: int,
+        localityAwareTasks: int = 0,
+        hostToLocalTaskCount: dict[str, int] | None = None,
+    ) -> bool:
+        """Set the number of executors the cluster manager keeps for this application."""
+        backend = self._standalone("Requesting executors")
+        return backend is not None and backend.request_total(numExecutors)
+
+    def killExecutors(self, executorIds: list[str]) -> bool:
+        """Kill executors (their running tasks run again elsewhere) and lower the target.
+
+        Raises:
+            ValueError: dynamic allocation is on (it decides which executors go).
+        """
+        backend = self._standalone("Killing executors")
+        return backend is not None and backend.kill_executors(list(executorIds))
+
+    def killExecutor(self, executorId: str) -> bool:
+        """Kill one executor; see killExecutors."""
+        return self.killExecutors([executorId])
+
+    def _standalone(self, what: str) -> Any:
+        """The standalone backend, or None (with Spark's warning) in local mode."""
+        from scheduler.backend.standalone import StandaloneBackend
+
+        if isinstance(self._backend, StandaloneBackend):
+            return self._backend
+        log.warning("%s is not supported by the local scheduler", what)
+        return None
+
+    # -- ids -----------------------------------------------------------------------------
+
+    def _new_rdd_id(self) -> int:
+        with self._ids_lock:
+            return next(self._rdd_ids)
+
+    def _new_shuffle_id(self) -> int:
+        with self._ids_lock:
+            return next(self._shuffle_ids)
+
+    def _python_worker_memory_mb(self) -> int:
+        size = self._conf.to_conf().get_size("spark.python.worker.memory", unit="m")
+        return max(1, (size or 512 << 20) >> 20)
+
+    # -- local properties and job groups ---------------------------------------------------
+
+    def _local_props(self) -> dict[str, str]:
+        props: dict[str, str] | None = getattr(self._thread_local, "props", None)
+        if props is None:
+            props = self._thread_local.props = {}
+        return props
+
+    def setLocalProperty(self, key: str, value: str | None) -> None:
+        """A property of jobs started from this thread (None removes it)."""
+        if value is None:
+            self._local_props().pop(key, None)
+        else:
+            self._local_props()[key] = str(value)
+
+    def getLocalProperty(self, key: str) -> str | None:
+        return self._local_props().get(key)
+
+    def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
+        """Put the jobs started from this thread in a group, for cancelJobGroup."""
+        self.setLocalProperty("spark.jobGroup.id", groupId)
+        self.setLocalProperty("spark.job.description", description)
+        self.setLocalProperty("spark.job.interruptOnCancel", str(interruptOnCancel).lower())
+
+    def setJobDescription(self, value: str) -> None:
+        self.setLocalProperty("spark.job.description", value)
+
+    def cancelJobGroup(self, groupId: str) -> None:
+        """Cancel the running jobs of a group."""
+        with self._scheduler.lock:
+            for job in list(self._scheduler.dag.jobs.values()):
+                if job.properties.get("spark.jobGroup.id") == groupId:
+                    self._scheduler.dag.cancel_job(job.id, f"part of cancelled job group {groupId}")
+
+    def cancelAllJobs(self) -> None:
+        """Cancel every running job."""
+        self._cancel_all_jobs("as part of cancellation of all jobs")
+
+    def _cancel_all_jobs(self, reason: str) -> None:
+        with self._scheduler.lock:
+            for job_id in list(self._scheduler.dag.jobs):
+                self._scheduler.dag.cancel_job(job_id, reason)
+
+    def setInterruptOnCancel(self, interruptOnCancel: bool) -> None:
+        """Whether cancelling this thread's jobs interrupts their running tasks."""
+        self.setLocalProperty("spark.job.interruptOnCancel", str(interruptOnCancel).lower())
+
+    # Job tags (Spark 3.5): a comma-separated set in the local property spark.job.tags.
+
+    @staticmethod
+    def _check_tag(tag: str) -> None:
+        if tag is None:
+            raise ValueError("Spark job tag cannot be null.")
+        if "," in tag:
+            raise ValueError("Spark job tag cannot contain `,`.")
+        if not tag:
+            raise ValueError("Spark job tag cannot be an empty string.")
+
+    def getJobTags(self) -> set[str]:
+        """The tags the jobs started from this thread get."""
+        tags = self.getLocalProperty("spark.job.tags") or ""
+        return {t for t in tags.split(",") if t}
+
+    def _set_job_tags(self, tags: set[str]) -> None:
+        self.setLocalProperty("spark.job.tags", ",".join(sorted(tags)) if tags else None)
+
+    def addJobTag(self, tag: str) -> None:
+        """Tag the jobs started from this thread (for cancelJobsWithTag)."""
+        self._check_tag(tag)
+        self._set_job_tags(self.getJobTags() | {tag})
+
+    def removeJobTag(self, tag: str) -> None:
+        """Stop tagging this thread's jobs with `tag`."""
+        self._check_tag(tag)
+        self._set_job_tags(self.getJobTags() - {tag})
+
+    def clearJobTags(self) -> None:
+        """Stop tagging this thread's jobs."""
+        self._set_job_tags(set())
+
+    def cancelJobsWithTag(self, tag: str) -> None:
+        """Cancel the running jobs that carry `tag`."""
+        self._check_tag(tag)
+        with self._scheduler.lock:
+            for job in list(self._scheduler.dag.jobs.values()):
+                if tag in job.properties.get("spark.job.tags", "").split(","):
+                    self._scheduler.dag.cancel_job(job.id, f"part of cancelled job tags {tag}")
+
+    # -- files and checkpoints ------------------------------------------------------------
+
+    def setCheckpointDir(self, dirName: str) -> None:
+        """Where checkpoint() writes RDDs."""
+        local = dirName[len("file:") :] if dirName.startswith("file:") else dirName
+        if local.startswith("//"):
+            local = local[2:]  # file:///x
+        path = os.path.join(os.path.abspath(local), str(uuid.uuid4()))
+        os.makedirs(path, exist_ok=True)
+        self._checkpoint_dir = path
+
+    def getCheckpointDir(self) -> str | None:
+        """The checkpoint directory as a URI (``file:/...``), as PySpark returns it."""
+        return None if self._checkpoint_dir is None else "file:" + self._checkpoint_dir
+
+    def _unpersist_rdd(self, rdd_id: int, blocking: bool) -> None:
+        self._persisted.pop(rdd_id, None)
+        self._scheduler.forget_rdd(rdd_id)
+        self._scheduler.broadcast_to_executors(pb.RemoveBlocks(rdd_ids=[rdd_id]))
+
+    def getPersistentRDDs(self) -> dict[int, RDD]:
+        return dict(self._persisted)
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def runJob(
+        self,
+        rdd: RDD,
+        partitionFunc: Callable[[Iterator[Any]], Iterable[Any]],
+        partitions: Iterable[int] | None = None,
+        allowLocal: bool = False,
+    ) -> list[Any]:
+        """Run `partitionFunc` on the given partitions; returns all its items as one list."""
+        parts = list(range(rdd.getNumPartitions())) if partitions is None else list(partitions)
+        n = rdd.getNumPartitions()
+        for p in parts:
+            if not 0 <= p < n:
+                raise ValueError(f"partition {p} is out of range: the RDD has {n} partitions")
+        mapped = rdd.mapPartitions(partitionFunc)
+        results = self._run_job(mapped, _collect_partition, parts)
+        return [item for chunk in results for item in chunk]
+
+    def _stopped_message(self) -> str:
+        reason = getattr(self, "stop_reason", None)
+        text = "Cannot call methods on a stopped SparkContext"
+        return f"{text}: it stopped because {reason}" if reason else text
+
+    def _run_job(
+        self, rdd: RDD, func: Callable[[Any, Any], Any], partitions: list[int]
+    ) -> list[Any]:
+        if self._stopped:
+            raise RuntimeError(self._stopped_message())
+        if not partitions:
+            return []
+        waiter = JobWaiter(len(partitions))
+
+        def submit(props: dict[str, str]) -> int:
+            return self._scheduler.dag.submit_job(rdd, func, partitions, waiter, props)
+
+        checks = 0
+        while True:
+            try:
+                return self._await_job(submit, waiter, rdd)
+            except BarrierJobSlotsNumberCheckFailed:
+                # As Spark: executors may still be coming; check again a few times.
+                checks += 1
+                if checks > self._barrier_check_failures:
+                    raise
+                time.sleep(self._barrier_check_interval)
+                if self._stopped:
+                    raise RuntimeError(self._stopped_message()) from None
+
+    def _run_map_stage(self, dep: ShuffleDependency) -> dict[int, Any]:
+        """Compute only the map stage of `dep`, as a job; returns its tasks' samples.
+
+        sortByKey runs its shuffle's map stage first: the range bounds come from it.
+        """
+        if self._stopped:
+            raise RuntimeError(self._stopped_message())
+        waiter = JobWaiter(1)
+
+        def submit(props: dict[str, str]) -> int:
+            return self._scheduler.dag.submit_map_stage(dep, waiter, props)
+
+        results = self._await_job(submit, waiter, dep.rdd)
+        return results[0]  # type: ignore[no-any-return]
+
+    def _await_job(
+        self, submit: Callable[[dict[str, str]], int], waiter: JobWaiter, rdd: RDD
+    ) -> list[Any]:
+        """Submit a job (under the scheduler lock) with this thread's properties; wait."""
+        props = dict(self._local_props())
+        props.update(self._files_properties())
+        if "callSite.short" not in props:
+            site = first_api_call()  # what PySpark names the job and its result stage
+            if site is not None:
+                props["callSite.short"] = site
+        with self._scheduler.lock:
+            job_id = submit(props)
+            record = JobRecord(job_id, props.get("spark.jobGroup.id"))
+            record.stage_ids = self._scheduler.dag.job_stage_ids(job_id)
+            self._jobs[job_id] = record
+            if self._scheduler.listeners:
+                self._scheduler._emit(
+                    "job_start",
+                    {
+                        "job_id": job_id,
+                        "group": record.group,
+                        "description": props.get("spark.job.description"),
+                        "stage_ids": record.stage_ids,
+                        "stages": self._stage_infos(record.stage_ids, props),
+                    },
+                )
+        try:
+            while not waiter.wait(0.5):
+                if self._stopped:
+                    break
+        except KeyboardInterrupt:
+            with self._scheduler.lock:
+                self._scheduler.dag.cancel_job(job_id, "by KeyboardInterrupt")
+            raise
+        if not waiter.wait(0):
+            why = self.stop_reason or "SparkContext was shut down"
+            error = JobCancelledError(f"Job {job_id} cancelled because {why}")
+            self._end_job(record, "FAILED", error)
+            raise error
+        if waiter.error is not None:
+            self._end_job(record, "FAILED", waiter.error)
+            raise waiter.error
+        self._end_job(record, "SUCCEEDED")
+        self._after_job(rdd)
+        return waiter.results
+
+    def _end_job(self, record: JobRecord, status: str, error: BaseException | None = None) -> None:
+        record.status = status
+        data: dict[str, Any] = {"job_id": record.job_id, "status": status}
+        if error is not None:
+            data["error"] = str(error)
+        self._scheduler._emit("job_end", data)
+
+    def _stage_infos(self, stage_ids: list[int], props: dict[str, str]) -> list[dict[str, Any]]:
+        """What the event log says of a job's stages (called under the scheduler lock)."""
+        infos = []
+        for stage_id in stage_ids:
+            stage = self._scheduler.dag.stages.get(stage_id)
+            if stage is not None:
+                infos.append(
+                    {
+                        "stage_id": stage_id,
+                        "name": stage_name(stage.rdd, props, stage.is_map),
+                        "num_tasks": stage.num_tasks,
+                        "parent_ids": [p.id for p in stage.parents],
+                        "is_map": stage.is_map,
+                        "rdds": stage_rdds(stage.rdd),
+                    }
+                )
+        return infos
+
+    def _after_job(self, rdd: RDD) -> None:
+        """Write the checkpoints that the finished job's lineage asked for."""
+        todo = [rdd]
+        seen: set[int] = set()
+        wanted: list[RDD] = []
+        while todo:
+            current = todo.pop()
+            if current.id() in seen:
+                continue
+            seen.add(current.id())
+            if current._checkpoint_requested and current._checkpoint_rdd is None:
+                wanted.append(current)
+            todo.extend(dep.rdd for dep in current.dependencies)
+        for target in wanted:
+            self._write_checkpoint(target)
+
+    def _write_checkpoint(self, rdd: RDD) -> None:
+        from scheduler.rdd.fileio import PickleFileRDD, write_pickle_partitions
+
+        if self._checkpoint_dir is None:
+            return
+        rdd._checkpoint_requested = False
+        path = os.path.join(self._checkpoint_dir, f"rdd-{rdd.id()}")
+        os.makedirs(path, exist_ok=True)
+        write_pickle_partitions(rdd, path, 1024)
+        rdd._checkpoint_rdd = PickleFileRDD(self, path, partition_order=True)
+
+    def show_profiles(self) -> None:
+        """Print the profile of every profiled RDD not shown yet (spark.python.profile).
+
+        Raises:
+            RuntimeError: profiling is off.
+        """
+        self._profilers().show_profiles()
+
+    def dump_profiles(self, path: str) -> None:
+        """Write each profiled RDD's profile to `path/rdd_<id>.pstats` (spark.python.profile).
+
+        Raises:
+            RuntimeError: profiling is off.
+        """
+        self._profilers().dump_profiles(path)
+
+    def _profilers(self) -> ProfilerCollector:
+        if self.profiler_collector is None:
+            raise RuntimeError(
+                "[INCORRECT_CONF_FOR_PROFILE] 'spark.python.profile' configuration must be "
+                "set to 'true' to enable Python profile."
+            )
+        return self.profiler_collector
+
+    def _make_temp_dir(self) -> str:
+        root = getattr(self, "_tmp_checkpoint_root", None)
+        if root is None:
+            root = self._tmp_checkpoint_root = tempfile.mkdtemp(prefix="sparkctl-driver-")
+        return root
+
+    @property
+    def _executor_pids(self) -> list[int]:
+        """Process ids of executors this driver launched itself (local mode)."""
+        backend = self._backend
+        return list(getattr(backend, "pids", []))
+
+
+def _register_exit_hook(hook: Callable[[], None]) -> None:
+    import concurrent.futures.thread  # noqa: F401 - registers its exit hook first
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(hook)
+            return
+        except RuntimeError:  # the interpreter is already shutting down
+            return
+    atexit.register(hook)
+
+
+def _collect_partition(context: Any, iterator: Iterator[Any]) -> list[Any]:
+    return list(iterator)
+
+
+def _positive_duration(conf: Conf, key: str, default: float) -> float:
+    """A duration setting that must be positive (seconds).
+
+    Raises:
+        ValueError: naming `key` when its value is not a positive time.
+    """
+    value = conf.get_duration(key)
+    if value is None:
+        return default
+    if value <= 0:
+        raise ValueError(f"{key} must be a positive time value, not {conf.get_str(key)!r}")
+    return value
+
+
+def _task_cpus(settings: Any, kind: str, local_cores: int) -> int:
+    """spark.task.cpus, checked against the cores an executor will have.
+
+    Raises:
+        ValueError: not a positive number, or more than an executor's cores (local[N]
+            gives N; spark.executor.cores when set), naming the keys.
+    """
+    raw = settings.get("spark.task.cpus") or "1"
+    try:
+        cpus = int(raw)
+    except ValueError:
+        raise ValueError(f"spark.task.cpus must be a whole number, not {raw!r}") from None
+    if cpus < 1:
+        raise ValueError(f"spark.task.cpus must be at least 1, not {cpus}")
+    executor_cores = local_cores if kind == "local" else settings.get_int("spark.executor.cores")
+    if executor_cores and executor_cores < cpus:
+        where = f"local[{local_cores}]" if kind == "local" else "spark.executor.cores"
+        raise ValueError(
+            f"the number of cores per executor ({where} = {executor_cores}) must be at least "
+            f"spark.task.cpus ({cpus})"
+        )
+    return cpus

@@ -1,0 +1,377 @@
+"""The driver's "CoarseGrainedScheduler" endpoint and the local[N] backend.
+
+The endpoint turns executor messages (registration, batched status updates,
+heartbeats, disconnects) into TaskScheduler calls; it keeps each executor's
+ref from its registration ask, which reaches the executor over the connection
+it opened. It relays shuffle bytes only for executors that serve no
+block-manager port (the others serve each other directly). The
+local backend starts one executor process with N cores through the same
+`python -m scheduler.executor` path a Worker uses, and replaces it if it
+dies. Nothing here schedules tasks itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from google.protobuf.message import Message
+
+from rpcenv import (
+    Conf,
+    MessageOrigin,
+    RpcAddress,
+    RpcCallContext,
+    RpcEndpoint,
+    RpcEndpointRef,
+    current_origin,
+)
+from scheduler.backend.senders import SCHEDULER_SENDERS
+from scheduler.core.taskscheduler import ExecutorHandle, TaskScheduler
+from sparkctl.v1 import scheduler_pb2 as pb
+
+__all__ = [
+    "WORKER_PYTHON",
+    "LocalBackend",
+    "SchedulerEndpoint",
+    "executor_argv",
+    "executor_python",
+]
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_NAME = "CoarseGrainedScheduler"
+
+
+#: The placeholder a Worker replaces with its own Python (`cluster.worker_runners`).
+WORKER_PYTHON = "{{PYTHON}}"
+
+
+def executor_python(conf: Conf, environ: Mapping[str, str]) -> str | None:
+    """The Python the app asks its executors to run, as Spark resolves it; None: not set.
+
+    `spark.pyspark.python`, else the driver's `PYSPARK_PYTHON`. Unset, executors on
+    a Worker run the Worker's own interpreter (its path may differ from ours).
+    """
+    return conf.get_str("spark.pyspark.python") or environ.get("PYSPARK_PYTHON") or None
+
+
+def executor_argv(
+    driver_url: str,
+    executor_id: str,
+    hostname: str,
+    cores: str,
+    app_id: str,
+    worker_url: str | None,
+    python: str = sys.executable,
+) -> list[str]:
+    """The command line of an executor process, run by `python`."""
+    argv = [
+        python,
+        "-m",
+        "scheduler.executor",
+        "--driver-url",
+        driver_url,
+        "--executor-id",
+        executor_id,
+        "--hostname",
+        hostname,
+        "--cores",
+        cores,
+        "--app-id",
+        app_id,
+    ]
+    if worker_url is not None:
+        argv += ["--worker-url", worker_url]
+    return argv
+
+
+class SchedulerEndpoint(RpcEndpoint):
+    """Where executors register and report."""
+
+    #: Checked before every handler: reports only from the executor they name.
+    sender_policy = SCHEDULER_SENDERS
+
+    def __init__(self, scheduler: TaskScheduler, app_id: str) -> None:
+        self._scheduler = scheduler
+        self._app_id = app_id
+        self._by_address: dict[RpcAddress, str] = {}
+        #: Executor id -> env id of the connection it registered over.
+        self._peer_ids: dict[str, str] = {}
+        #: Executor id -> "host:port" of its block manager, for those that listen.
+        self.block_addresses: dict[str, str] = {}
+        #: FetchBlockRequests relayed to an executor on another's behalf (driver blobs
+        #: not counted): with direct fetches this stays 0 unless an executor cannot listen.
+        self.relayed_fetches = 0
+
+    def is_executor(self, executor_id: str, origin: MessageOrigin) -> bool:
+        """Whether `origin` is the connection executor `executor_id` registered over."""
+        if self._by_address.get(origin.address) != executor_id:
+            return False
+        return self._peer_ids.get(executor_id, "") in ("", origin.peer_id)
+
+    def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
+        if isinstance(message, pb.RegisterExecutorRequest):
+            ref = context.sender
+            if ref is None:
+                context.reply(
+                    pb.RegisterExecutorResponse(accepted=False, reason="ask from an endpoint")
+                )
+                return
+            if message.app_id and message.app_id != self._app_id:
+                reason = (
+                    f"executor belongs to app {message.app_id}, this driver runs {self._app_id}"
+                )
+                context.reply(pb.RegisterExecutorResponse(accepted=False, reason=reason))
+                return
+            handle = ExecutorHandle(
+                executor_id=message.executor_id,
+                host=message.hostname,
+                cores=max(1, message.cores),
+                send=_sender(ref),
+                address=context.sender_address,
+                ref=ref,
+                local_dir=message.local_dir,
+                pid=message.pid,
+                log_urls=dict(message.log_urls),
+            )
+            accepted = self._scheduler.register_executor(handle)
+            if accepted:
+                self._by_address[context.sender_address] = message.executor_id
+                origin = current_origin()
+                self._peer_ids[message.executor_id] = origin.peer_id if origin else ""
+                if message.block_manager_port:
+                    address = f"{message.hostname}:{message.block_manager_port}"
+                    self.block_addresses[message.executor_id] = address
+                    handle.block_address = address
+                    log.info("executor %s serves blocks at %s", message.executor_id, address)
+                else:
+                    log.info(
+                        "executor %s serves no blocks: the driver relays them", message.executor_id
+                    )
+                env = self._rpc_env  # None only for an endpoint driven without an env
+                driver_env_id = env.env_id if env is not None else ""
+                context.reply(
+                    pb.RegisterExecutorResponse(accepted=True, driver_env_id=driver_env_id)
+                )
+            else:
+                reason = f"duplicate executor id {message.executor_id}"
+                context.reply(pb.RegisterExecutorResponse(accepted=False, reason=reason))
+            return
+        if isinstance(message, pb.FetchBlockRequest):
+            self._relay_fetch(message, context)
+            return
+        if isinstance(message, pb.BarrierRequest):
+            self._barrier_sync(message, context)
+            return
+        super().receive_and_reply(message, context)
+
+    def _barrier_sync(self, message: pb.BarrierRequest, context: RpcCallContext) -> None:
+        """A barrier task's barrier()/allGather()/getTaskInfos(): replied when all synced."""
+        if message.method not in ("barrier", "allGather", "getTaskInfos"):
+            context.send_failure(ValueError(f"unknown barrier method {message.method!r}"))
+            return
+
+        def reply(messages: list[str]) -> None:
+            context.reply(pb.BarrierResponse(messages=messages))
+
+        def fail(reason: str) -> None:
+            context.send_failure(RuntimeError(reason))
+
+        with self._scheduler.lock:
+            self._scheduler.barrier.request(
+                message.stage_id,
+                message.stage_attempt,
+                message.partition,
+                message.epoch,
+                message.method,
+                message.message,
+                reply,
+                fail,
+            )
+
+    def _relay_fetch(self, message: pb.FetchBlockRequest, context: RpcCallContext) -> None:
+        """The owner serves no port: ask it on the asker's behalf, reply when it answers."""
+        if message.executor_id == "driver":
+            data = self._scheduler.read_blob(message.path, message.offset, message.length)
+            context.reply(pb.FetchBlockResponse(data=data))
+            return
+        handle = self._scheduler.executors.get(message.executor_id)
+        if handle is None or handle.ref is None:
+            context.send_failure(LookupError(f"executor {message.executor_id} is gone"))
+            return
+        self.relayed_fetches += 1
+        future = handle.ref.ask(message, 60.0)
+
+        def relay(done: Any) -> None:
+            try:
+                context.reply(done.result())
+            except Exception as exc:
+                context.send_failure(exc)
+
+        future.add_done_callback(relay)
+
+    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
+        if isinstance(message, pb.StatusUpdates):
+            self._scheduler.status_update(message.executor_id, list(message.statuses))
+        elif isinstance(message, pb.ExecutorHeartbeat):
+            self._scheduler.heartbeat(message.executor_id)
+
+    def on_disconnected(self, address: RpcAddress) -> None:
+        executor_id = self._by_address.pop(address, None)
+        if executor_id is not None:
+            self.block_addresses.pop(executor_id, None)
+            self._peer_ids.pop(executor_id, None)
+            self._scheduler.executor_lost(executor_id, "executor disconnected")
+
+
+def _sender(ref: RpcEndpointRef) -> Any:
+    def send(message: Message) -> None:
+        try:
+            ref.send(message)
+        except Exception as exc:  # the executor is going away; its disconnect follows
+            log.debug("could not send to %s: %s", ref, exc)
+
+    return send
+
+
+class LocalBackend:
+    """local[N]: one executor process with N cores on this machine, restarted if it dies."""
+
+    def __init__(
+        self,
+        scheduler: TaskScheduler,
+        driver_url: str,
+        app_id: str,
+        cores: int,
+        env: dict[str, str],
+        max_restarts: int = 16,
+        python: str = sys.executable,
+    ) -> None:
+        self._scheduler = scheduler
+        #: The interpreter of the executor (spark.pyspark.python / PYSPARK_PYTHON, else ours).
+        self.python = python
+        self._driver_url = driver_url
+        self._app_id = app_id
+        self._cores = cores
+        self._env = env
+        self._max_restarts = max_restarts
+        self._restarts = 0
+        self._next_id = 0
+        self._lock = threading.Lock()
+        self._stopped = False
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        #: Called (on a thread of its own) once no executor will be started again.
+        self.on_dead: Callable[[], None] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Launch the executor and wait until it has registered."""
+        executor_id = self._launch()
+        deadline = time.monotonic() + timeout
+        with self._scheduler.lock:
+            while executor_id not in self._scheduler.executors:
+                proc = self.processes.get(executor_id)
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(
+                        f"the local executor exited with code {proc.returncode} before registering"
+                    )
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError(f"the local executor did not register within {timeout:.0f}s")
+                self._scheduler.executors_changed.wait(min(left, 0.2))
+
+    def _launch(self) -> str:
+        with self._lock:
+            executor_id = str(self._next_id)
+            self._next_id += 1
+            argv = executor_argv(
+                self._driver_url,
+                executor_id,
+                "127.0.0.1",
+                str(self._cores),
+                self._app_id,
+                None,
+                self.python,
+            )
+            try:
+                self.processes[executor_id] = subprocess.Popen(
+                    argv, env=self._env, stdin=subprocess.DEVNULL
+                )
+            except OSError as exc:
+                raise RuntimeError(
+                    f"cannot start the local executor with Python {self.python!r} "
+                    f"(spark.pyspark.python / PYSPARK_PYTHON): {exc.strerror or exc}"
+                ) from None
+            return executor_id
+
+    def executor_lost(self, executor_id: str, reason: str) -> None:
+        """Replace a dead local executor (bounded)."""
+        proc = self.processes.pop(executor_id, None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        if self._stopped:
+            return
+        if self._restarts >= self._max_restarts:
+            self._give_up(reason)
+            return
+        self._restarts += 1
+        self._launch()
+
+    def _give_up(self, reason: str) -> None:
+        """No executor will come back: fail the jobs now instead of waiting for one forever."""
+        log.error(
+            "the local executor was lost %d times (last: %s); not starting another",
+            self._restarts + 1,
+            reason,
+        )
+        self._stopped = True
+        message = (
+            f"because the local executor was lost {self._restarts + 1} times "
+            f"(last: {reason}) and no other is started"
+        )
+        with self._scheduler.lock:
+            for job_id in list(self._scheduler.dag.jobs):
+                self._scheduler.dag.cancel_job(job_id, message)
+        if self.on_dead is not None:
+            threading.Thread(target=self.on_dead, name="stop-dead-app", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._scheduler.broadcast_to_executors(pb.StopExecutor(reason="application finished"))
+        deadline = time.monotonic() + 5.0
+        for proc in list(self.processes.values()):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self.processes.clear()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes.values()]
+
+
+def local_executor_env(extra: dict[str, str], py_files: list[str] | None = None) -> dict[str, str]:
+    """The environment of locally launched executors: the driver's, plus its sys.path."""
+    env = dict(os.environ)
+    env.update(extra)
+    paths = [os.path.abspath(p) for p in py_files or []]
+    paths += [p for p in sys.path if p and os.path.isdir(p)]
+    cwd = os.getcwd()
+    if cwd not in paths:
+        paths.insert(0, cwd)
+    existing = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join(paths + ([existing] if existing else []))
+    env.setdefault("PYTHONHASHSEED", os.environ.get("PYTHONHASHSEED", "0"))
+    return env

@@ -1,0 +1,664 @@
+"""TaskScheduler: matches task sets to executor cores and applies task outcomes.
+
+It owns the driver's scheduling lock: user threads submitting or cancelling
+jobs and the "CoarseGrainedScheduler" endpoint delivering status updates all
+enter here, so the DAGScheduler and TaskSetManagers (plain classes) are only
+touched under it. A stage attempt's code is pickled once; an executor gets it
+(and the broadcasts it references) with the first task it runs of that
+attempt, and launches to one executor are batched into one LaunchTasks.
+Sending goes through the `ExecutorHandle.send` callables; nothing here
+blocks on the network.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import pickle
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.message import Message
+
+from scheduler.core.dag import DAGScheduler, TaskSet
+from scheduler.core.tasksetmanager import TaskSetManager
+from scheduler.rdd.barrier import BarrierCoordinator
+from scheduler.rdd.callsite import task_set_name
+from scheduler.rdd.rdd import RDD
+from scheduler.task.broadcast import collect_broadcast_ids
+from scheduler.task.stagecode import dumps_stage
+from sparkctl.v1 import scheduler_pb2 as pb
+
+__all__ = ["ExecutorHandle", "SchedulerSettings", "TaskScheduler"]
+
+log = logging.getLogger(__name__)
+
+#: Stage code or broadcasts larger than this are fetched by executors in chunks.
+INLINE_LIMIT = 32 << 20
+
+#: Finished stages the status tracker remembers (spark.ui.retainedStages).
+_RETAINED_STAGES = 1000
+
+#: Seconds tasks may wait with no executor before the driver warns, and between warnings
+#: (spark.starvation.timeout).
+STARVATION_TIMEOUT = 15.0
+
+#: Weight of the newest task in an executor's running average of task durations.
+_DURATION_WEIGHT = 0.2
+
+
+def queue_depth(task_seconds: float | None) -> int:
+    """Tasks of a task set to keep per executor core, given how long its tasks run.
+
+    Tiny tasks queue deep, so that launches and status updates travel dozens to a
+    message and the next task is always there when one ends; long tasks (and those
+    of a set none of whose tasks finished yet) queue one behind each running task,
+    so no executor sits on work that another one, or a new one, could take.
+    """
+    if task_seconds is None:
+        return 2
+    if task_seconds < 0.005:
+        return 32
+    if task_seconds < 0.05:
+        return 8
+    return 2
+
+
+@dataclass
+class ExecutorHandle:
+    """What the driver knows about one registered executor."""
+
+    executor_id: str
+    host: str
+    cores: int
+    send: Callable[[Message], None]
+    address: Any = None
+    #: The executor endpoint's ref, for asks (shuffle bytes relayed to other executors).
+    ref: Any = None
+    #: "host:port" of its block manager ("" if it serves none): a barrier task's address.
+    block_address: str = ""
+    local_dir: str = ""
+    pid: int = 0
+    #: "stdout"/"stderr" -> the URL of that log on its worker's web UI.
+    log_urls: dict[str, str] = field(default_factory=dict)
+    running: set[int] = field(default_factory=set)
+    stages: set[str] = field(default_factory=set)
+    broadcasts: set[int] = field(default_factory=set)
+    registered_at: float = field(default_factory=time.time)
+    last_heartbeat: float = field(default_factory=time.monotonic)
+    completed_tasks: int = 0
+    failed_tasks: int = 0
+
+
+@dataclass(frozen=True)
+class StageSummary:
+    """What the status tracker shows of a finished stage attempt."""
+
+    attempt: int
+    name: str
+    num_tasks: int
+    num_active: int
+    num_completed: int
+    num_failed: int
+
+
+@dataclass
+class SchedulerSettings:
+    max_failures: int = 4
+    #: Cores each task takes (spark.task.cpus): an executor runs cores // task_cpus at once.
+    task_cpus: int = 1
+    max_stage_attempts: int = 4
+    locality_wait: float = 3.0
+    speculation: bool = False
+    speculation_multiplier: float = 1.5
+    speculation_quantile: float = 0.75
+    #: spark.driver.maxResultSize in bytes (0: no limit) for the results of a result stage.
+    max_result_size: int = 1 << 30
+    #: spark.barrier.sync.timeout: seconds a barrier()/allGather() waits for all tasks.
+    barrier_sync_timeout: float = 365 * 86400.0
+
+
+@dataclass
+class _Payload:
+    data: bytes
+    broadcasts: set[int]
+
+
+class TaskScheduler:
+    """The driver's scheduler: DAGScheduler + TaskSetManagers + executors."""
+
+    def __init__(
+        self,
+        settings: SchedulerSettings,
+        broadcast_data: Callable[[int], bytes],
+        apply_accumulators: Callable[[dict[int, Any]], None],
+        on_executor_lost: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.settings = settings
+        self._broadcast_data = broadcast_data
+        self._apply_accumulators = apply_accumulators
+        self._on_executor_lost = on_executor_lost
+        self.executors: dict[str, ExecutorHandle] = {}
+        self.executors_changed = threading.Condition(self.lock)
+        self.tsms: dict[str, TaskSetManager] = {}
+        self._task_owner: dict[int, tuple[TaskSetManager, str]] = {}
+        self._payloads: dict[str, _Payload] = {}
+        self._task_ids = itertools.count()
+        self.cache_locations: dict[tuple[int, int], set[str]] = {}
+        self.metrics: dict[str, float] = {"diskBytesSpilled": 0, "spills": 0, "tasks": 0}
+        self.dag = DAGScheduler(self, settings.max_stage_attempts, self._cached_on)
+        self.dag.max_slots = self.max_slots
+        #: Syncs the tasks of barrier stages (their barrier() and allGather() asks).
+        self.barrier = BarrierCoordinator(settings.barrier_sync_timeout, self.lock)
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        #: Local dirs of every executor that registered (removed at the end in local mode).
+        self.local_dirs: set[str] = set()
+        #: Stage code and broadcasts too large to inline, fetched by executors in chunks.
+        self.blobs: dict[str, bytes] = {}
+        #: Files added with sc.addFile, served by name from the driver's copy.
+        self.file_blobs: dict[str, str] = {}
+        #: The last TaskSetManager of recently finished stages, for the status tracker.
+        self.finished_stages: collections.OrderedDict[int, StageSummary] = collections.OrderedDict()
+        #: Set when the application ends: executors going away is expected then.
+        self.stopping = False
+        #: Since when tasks have been waiting with no executor at all (None: they are not).
+        self._starving_since: float | None = None
+
+    # -- DAGScheduler sink -------------------------------------------------------------
+
+    def submit_task_set(self, task_set: TaskSet) -> None:
+        with collect_broadcast_ids() as tracked:
+            data = dumps_stage(task_set.spec)
+        self._payloads[task_set.key] = _Payload(data, tracked.ids)
+        now = time.monotonic()
+        tsm = TaskSetManager(
+            task_set,
+            self.settings.max_failures,
+            self.settings.locality_wait,
+            self.settings.speculation,
+            self.settings.speculation_multiplier,
+            self.settings.speculation_quantile,
+            now,
+        )
+        self.tsms[task_set.key] = tsm
+        self._emit(
+            "stage_submitted",
+            {
+                "stage_id": task_set.stage_id,
+                "attempt": task_set.attempt,
+                "num_tasks": len(task_set.partitions),
+                "job_id": task_set.job_id,
+            },
+        )
+        self.revive()
+
+    def cancel_stage(self, stage_id: int, reason: str) -> None:
+        for key, tsm in list(self.tsms.items()):
+            if tsm.task_set.stage_id != stage_id:
+                continue
+            victims = tsm.abort(reason)
+            self._kill(victims, reason)
+            if tsm.barrier:
+                self.barrier.finished(stage_id, tsm.task_set.attempt, f"stage cancelled: {reason}")
+            if tsm.is_finished():
+                self._retire(key)
+
+    # -- executors ------------------------------------------------------------------------
+
+    def register_executor(self, handle: ExecutorHandle) -> bool:
+        with self.lock:
+            if handle.executor_id in self.executors:
+                return False
+            if handle.cores < self.settings.task_cpus:
+                log.warning(
+                    "executor %s has %d core(s), fewer than spark.task.cpus=%d: it runs one "
+                    "task at a time",
+                    handle.executor_id,
+                    handle.cores,
+                    self.settings.task_cpus,
+                )
+            self.executors[handle.executor_id] = handle
+            if handle.local_dir:
+                self.local_dirs.add(handle.local_dir)
+            self.executors_changed.notify_all()
+            self._emit(
+                "executor_added",
+                {
+                    "executor_id": handle.executor_id,
+                    "host": handle.host,
+                    "cores": handle.cores,
+                    "log_urls": dict(handle.log_urls),
+                },
+            )
+            self.revive()
+            return True
+
+    def executor_lost(self, executor_id: str, reason: str, expected: bool = False) -> None:
+        """Forget an executor and resubmit its tasks; `expected`: we removed it on purpose."""
+        with self.lock:
+            handle = self.executors.pop(executor_id, None)
+            if handle is None:
+                return
+            if self.stopping or expected:
+                log.info("executor %s stopped: %s", executor_id, reason)
+            else:
+                log.warning("lost executor %s: %s", executor_id, reason)
+            for tsm in list(self.tsms.values()):
+                was_zombie = tsm.zombie
+                for task_id in tsm.executor_lost(executor_id, reason):
+                    self._task_owner.pop(task_id, None)
+                self._check_barrier_failure(tsm)
+                if tsm.zombie and not was_zombie and tsm.abort_reason is not None:
+                    task_set = tsm.task_set
+                    self._kill(sorted(tsm.running), "stage aborted")
+                    self.dag.task_set_failed(task_set.stage_id, task_set.attempt, tsm.abort_reason)
+            for locations in self.cache_locations.values():
+                locations.discard(executor_id)
+            self.dag.executor_lost(executor_id)
+            self.executors_changed.notify_all()
+            self._emit("executor_removed", {"executor_id": executor_id, "reason": reason})
+            self._retire_finished()
+            self.revive()
+        if self._on_executor_lost is not None:
+            self._on_executor_lost(executor_id, reason)
+
+    def expire_silent_executors(self, timeout: float) -> None:
+        """Executors that sent no heartbeat for `timeout` seconds are lost (e.g. frozen)."""
+        now = time.monotonic()
+        with self.lock:
+            silent = [h for h in self.executors.values() if now - h.last_heartbeat > timeout]
+        for handle in silent:
+            handle.send(pb.StopExecutor(reason=f"no heartbeat for {timeout:.0f}s"))
+            self.executor_lost(handle.executor_id, f"no heartbeat for {timeout:.0f}s")
+
+    def heartbeat(self, executor_id: str) -> None:
+        handle = self.executors.get(executor_id)
+        if handle is not None:
+            handle.last_heartbeat = time.monotonic()
+
+    # -- offers -----------------------------------------------------------------------------
+
+    def max_slots(self) -> int:
+        """How many tasks the registered executors can run at once."""
+        task_cpus = self.settings.task_cpus
+        return sum(max(1, h.cores // task_cpus) for h in self.executors.values())
+
+    def _offer_barrier(
+        self, tsm: TaskSetManager, launches: dict[str, pb.LaunchTasks], now: float
+    ) -> list[Any]:
+        """Launch all tasks of a barrier set on free slots, or none (lock held)."""
+        task_cpus = self.settings.task_cpus
+        slots: list[str] = []
+        for h in self.executors.values():
+            slots += [h.executor_id] * max(0, max(1, h.cores // task_cpus) - len(h.running))
+        if len(slots) < len(tsm.pending):
+            return []  # not all at once: none (and no task id spent)
+        first = next(self._task_ids)
+        attempts = tsm.barrier_offer(slots, now, first)
+        if not attempts:
+            return []
+        # Keep the ids barrier_offer used (consecutive from `first`) out of later launches.
+        for _ in range(len(attempts) - 1):
+            next(self._task_ids)
+        ts = tsm.task_set
+        addresses: dict[int, str] = {}
+        for attempt in attempts:
+            handle = self.executors[attempt.executor_id]
+            self._add_launch(launches, handle, tsm, attempt.index, attempt.attempt, attempt.task_id)
+            addresses[ts.partitions[attempt.index]] = handle.block_address or handle.host
+        self.barrier.launched(ts.stage_id, ts.attempt, addresses)
+        return attempts
+
+    def _check_barrier_failure(self, tsm: TaskSetManager) -> None:
+        """A barrier set's task failed: fail its waiting syncs, retry the stage (lock held)."""
+        if tsm.barrier_failure is None or getattr(tsm, "barrier_reported", False):
+            return
+        tsm.barrier_reported = True  # type: ignore[attr-defined]
+        ts = tsm.task_set
+        reason = f"a barrier task of stage {ts.key} failed: {tsm.barrier_failure}"
+        self.barrier.finished(ts.stage_id, ts.attempt, reason)
+        self._kill(sorted(tsm.running), "a barrier task of this stage failed")
+        self.dag.barrier_task_failed(ts.stage_id, ts.attempt, tsm.barrier_failure)
+
+    def revive(self) -> None:
+        """Offer free executor slots to task sets, FIFO by job then stage; send launches."""
+        with self.lock:
+            active = [t for t in self.tsms.values() if t.has_pending()]
+            if not active or not self.executors:
+                return
+            active.sort(key=lambda t: (t.task_set.job_id, t.task_set.stage_id))
+            now = time.monotonic()
+            alive = len(self.executors)
+            launches: dict[str, pb.LaunchTasks] = {}
+            # For the UI's task table and task stream: one event per offer round, not per task.
+            launched: list[tuple[Any, ...]] | None = [] if self.listeners else None
+            for tsm in active:
+                if not tsm.barrier:
+                    continue
+                for attempt in self._offer_barrier(tsm, launches, now):
+                    if launched is not None:
+                        ts, index = tsm.task_set, attempt.index
+                        launched.append(
+                            (attempt.task_id, ts.stage_id, ts.attempt, index, attempt.attempt,
+                             attempt.executor_id, ts.partitions[index], True, False)
+                        )  # fmt: skip
+            active = [t for t in active if not t.barrier]
+            progress = bool(active)
+            # A busy executor is refilled only once a quarter of its queue has drained,
+            # so that launches travel several to a message; an idle one gets work at once.
+            depths = {t.task_set.key: queue_depth(t.run_seconds) for t in active}
+            deepest = max(depths.values(), default=1)
+            task_cpus = self.settings.task_cpus
+            eligible = []
+            for h in self.executors.values():
+                room = max(1, h.cores // task_cpus) * deepest
+                if not h.running or room - len(h.running) >= max(1, room // 4):
+                    eligible.append(h)
+            while progress:
+                progress = False
+                for handle in eligible:
+                    held = len(handle.running)
+                    slots = max(1, handle.cores // task_cpus)
+                    for tsm in active:
+                        if not tsm.has_pending() or held >= slots * depths[tsm.task_set.key]:
+                            continue
+                        task_id = next(self._task_ids)
+                        attempt = tsm.resource_offer(handle.executor_id, now, alive, task_id)
+                        if attempt is None:
+                            continue
+                        self._add_launch(
+                            launches, handle, tsm, attempt.index, attempt.attempt, task_id
+                        )
+                        if launched is not None:
+                            ts, index = tsm.task_set, attempt.index
+                            preferred = ts.preferred[index]
+                            launched.append(
+                                (task_id, ts.stage_id, ts.attempt, index, attempt.attempt,
+                                 handle.executor_id, ts.partitions[index],
+                                 not preferred or handle.executor_id in preferred,
+                                 attempt.speculative)
+                            )  # fmt: skip
+                        progress = True
+                        break
+            if launched:
+                self._emit("tasks_launched", {"tasks": launched})
+            for executor_id, message in launches.items():
+                self.executors[executor_id].send(message)
+
+    def _add_launch(
+        self,
+        launches: dict[str, pb.LaunchTasks],
+        handle: ExecutorHandle,
+        tsm: TaskSetManager,
+        index: int,
+        attempt: int,
+        task_id: int,
+    ) -> None:
+        message = launches.get(handle.executor_id)
+        if message is None:
+            message = launches[handle.executor_id] = pb.LaunchTasks()
+        key = tsm.task_set.key
+        if key not in handle.stages:
+            payload = self._payloads[key]
+            for bid in sorted(payload.broadcasts - handle.broadcasts):
+                data = self._broadcast_data(bid)
+                if len(data) > INLINE_LIMIT:
+                    blob = self._blob(f"broadcast-{bid}", data)
+                    message.broadcasts.add(broadcast_id=bid, blob=blob, size=len(data))
+                else:
+                    message.broadcasts.add(broadcast_id=bid, data=data)
+                handle.broadcasts.add(bid)
+            if len(payload.data) > INLINE_LIMIT:
+                blob = self._blob(f"stage-{key}", payload.data)
+                message.stages.add(
+                    taskset=key, blob=blob, size=len(payload.data), barrier=tsm.barrier
+                )
+            else:
+                message.stages.add(taskset=key, data=payload.data, barrier=tsm.barrier)
+            handle.stages.add(key)
+        message.tasks.add(
+            task_id=task_id, taskset=key, partition=tsm.task_set.partitions[index], attempt=attempt
+        )
+        handle.running.add(task_id)
+        self._task_owner[task_id] = (tsm, handle.executor_id)
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def status_update(self, executor_id: str, statuses: list[pb.TaskStatus]) -> None:
+        with self.lock:
+            now = time.monotonic()
+            handle = self.executors.get(executor_id)
+            for status in statuses:
+                owner = self._task_owner.pop(status.task_id, None)
+                if handle is not None:
+                    handle.running.discard(status.task_id)
+                if owner is None:
+                    continue
+                tsm, _ = owner
+                if status.state == pb.TASK_STATE_FINISHED:
+                    seconds = tsm.run_seconds
+                    tsm.run_seconds = (
+                        status.run_seconds
+                        if seconds is None
+                        else seconds + _DURATION_WEIGHT * (status.run_seconds - seconds)
+                    )
+                self._apply(tsm, executor_id, status, now, handle)
+                if tsm.is_finished():
+                    self._retire(tsm.task_set.key)
+            self.revive()
+
+    def _apply(
+        self,
+        tsm: TaskSetManager,
+        executor_id: str,
+        status: pb.TaskStatus,
+        now: float,
+        handle: ExecutorHandle | None,
+    ) -> None:
+        task_set = tsm.task_set
+        task = tsm.running.get(status.task_id) if self.listeners else None
+        if status.state == pb.TASK_STATE_FINISHED:
+            index, duplicates = tsm.handle_success(status.task_id, now)
+            if handle is not None:
+                handle.completed_tasks += 1
+            self._kill(duplicates, "another attempt succeeded")
+            if index is None:
+                return
+            if task_set.spec.shuffle_dep is None:
+                too_big = tsm.count_result(len(status.result), self.settings.max_result_size)
+                if too_big is not None:
+                    self._kill(tsm.abort(too_big), "stage aborted")
+                    self.dag.task_set_failed(task_set.stage_id, task_set.attempt, too_big)
+                    return
+            try:
+                value = pickle.loads(status.result)
+                updates, blocks, metrics = pickle.loads(status.accumulators)
+            except Exception as exc:  # e.g. a result class the driver cannot import
+                tsm.abort(f"could not deserialize the result of task {status.task_id}: {exc!r}")
+                self.dag.task_set_failed(
+                    task_set.stage_id, task_set.attempt, tsm.abort_reason or ""
+                )
+                return
+            self._apply_accumulators(updates)
+            for block in blocks:
+                self.cache_locations.setdefault(tuple(block), set()).add(executor_id)
+            self.metrics["diskBytesSpilled"] += metrics.get("diskBytesSpilled", 0)
+            self.metrics["spills"] += metrics.get("spills", 0)
+            self.metrics["tasks"] += 1
+            if self.listeners:
+                self._emit(
+                    "task_end",
+                    {"stage_id": task_set.stage_id, "attempt": task_set.attempt, "ok": True,
+                     "task": task, "now": now, "run_seconds": status.run_seconds,
+                     "metrics": metrics, "partition": task_set.partitions[index],
+                     "blocks": blocks},
+                )  # fmt: skip
+            self.dag.task_succeeded(
+                task_set.stage_id, task_set.attempt, task_set.indices[index], value
+            )
+            return
+        if status.state == pb.TASK_STATE_KILLED:
+            tsm.handle_failure(status.task_id, status.error or "killed", counts=False)
+            self._check_barrier_failure(tsm)
+            return
+        if handle is not None:
+            handle.failed_tasks += 1
+        if status.HasField("fetch_failure"):
+            ff = status.fetch_failure
+            tsm.handle_failure(status.task_id, status.error, counts=False)
+            self._kill(tsm.abort(f"fetch failure: {ff.message}"), "fetch failure in this stage")
+            self.dag.fetch_failed(
+                task_set.stage_id, task_set.attempt, ff.shuffle_id, ff.map_index, ff.executor_id
+            )
+            return
+        tsm.handle_failure(status.task_id, status.error, counts=True)
+        self._check_barrier_failure(tsm)
+        if self.listeners:
+            self._emit(
+                "task_end",
+                {"stage_id": task_set.stage_id, "attempt": task_set.attempt, "ok": False,
+                 "task": task, "now": now, "run_seconds": status.run_seconds,
+                 "error": status.error, "error_type": status.error_type},
+            )  # fmt: skip
+        if tsm.zombie and tsm.abort_reason is not None:
+            self._kill(sorted(tsm.running), "stage aborted")
+            self.dag.task_set_failed(task_set.stage_id, task_set.attempt, tsm.abort_reason)
+
+    def _kill(self, task_ids: list[int], reason: str) -> None:
+        by_executor: dict[str, list[int]] = {}
+        for task_id in task_ids:
+            owner = self._task_owner.get(task_id)
+            if owner is not None:
+                by_executor.setdefault(owner[1], []).append(task_id)
+        for executor_id, ids in by_executor.items():
+            handle = self.executors.get(executor_id)
+            if handle is not None:
+                handle.send(pb.KillTasks(task_ids=ids, reason=reason))
+
+    def _blob(self, name: str, data: bytes) -> str:
+        """Keep `data` for executors to fetch in chunks; returns its name."""
+        self.blobs[name] = data
+        return name
+
+    def serve_file(self, name: str, path: str) -> None:
+        """Serve the file at `path` as blob `name` (files added with sc.addFile)."""
+        with self.lock:
+            self.file_blobs[name] = path
+
+    def read_blob(self, name: str, offset: int, length: int) -> bytes:
+        """A chunk of a blob (for FetchBlockRequest with executor_id "driver").
+
+        Raises:
+            LookupError: no such blob (its stage finished or its broadcast was removed).
+        """
+        with self.lock:
+            data = self.blobs.get(name)
+            path = self.file_blobs.get(name) if data is None else None
+        if path is not None:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                return f.read(length)
+        if data is None:
+            raise LookupError(f"the driver has no blob {name!r}")
+        return data[offset : offset + length]
+
+    def forget_broadcast_blob(self, bid: int) -> None:
+        with self.lock:
+            self.blobs.pop(f"broadcast-{bid}", None)
+
+    def _retire(self, key: str) -> None:
+        tsm = self.tsms.pop(key, None)
+        self._payloads.pop(key, None)
+        self.blobs.pop(f"stage-{key}", None)
+        if tsm is None:
+            return
+        if tsm.barrier:
+            ts = tsm.task_set
+            self.barrier.finished(ts.stage_id, ts.attempt, f"stage {key} finished")
+        # A summary only: the TaskSet holds the stage's code and data.
+        ts = tsm.task_set
+        self.finished_stages[ts.stage_id] = StageSummary(
+            ts.attempt, task_set_name(ts.spec), tsm.num_tasks, len(tsm.running), tsm.num_done,
+            sum(t.failures for t in tsm.tasks),
+        )  # fmt: skip
+        while len(self.finished_stages) > _RETAINED_STAGES:
+            self.finished_stages.popitem(last=False)
+        self._emit(
+            "stage_completed",
+            {"stage_id": ts.stage_id, "attempt": ts.attempt, "failure": tsm.abort_reason},
+        )
+        for handle in self.executors.values():
+            if key in handle.stages:
+                handle.stages.discard(key)
+                if not self.stopping:  # stopped executors drop it (with a warning)
+                    handle.send(pb.RemoveBlocks(tasksets=[key]))
+
+    def _retire_finished(self) -> None:
+        for key, tsm in list(self.tsms.items()):
+            if tsm.is_finished():
+                self._retire(key)
+
+    def check_starvation(self, now: float, timeout: float = STARVATION_TIMEOUT) -> bool:
+        """Warn every `timeout` seconds while tasks wait and no executor is registered.
+
+        Without it a job on a cluster that cannot give the application any executor
+        (too little memory or cores free, no worker) would wait in silence. Returns
+        whether it warned.
+        """
+        with self.lock:
+            waiting = sum(len(t.pending) for t in self.tsms.values() if not t.zombie)
+            if not waiting or self.executors:
+                self._starving_since = None
+                return False
+            if self._starving_since is None:
+                self._starving_since = now
+                return False
+            if now - self._starving_since < timeout:
+                return False
+            self._starving_since = now
+        log.warning(
+            "Initial job has not accepted any resources; check your cluster UI to ensure "
+            "that workers are registered and have sufficient resources (%d task(s) waiting "
+            "for an executor)",
+            waiting,
+        )
+        return True
+
+    def check_speculation(self) -> None:
+        """Mark slow tasks for speculative copies (called periodically)."""
+        with self.lock:
+            now = time.monotonic()
+            if any(tsm.check_speculation(now) for tsm in self.tsms.values()):
+                self.revive()
+            elif any(t.has_pending() for t in self.tsms.values()):
+                self.revive()  # locality waits expire with time
+
+    # -- cache --------------------------------------------------------------------------------
+
+    def _cached_on(self, rdd: RDD, split: int) -> list[str]:
+        return sorted(self.cache_locations.get((rdd.id(), split), ()))
+
+    def forget_rdd(self, rdd_id: int) -> None:
+        with self.lock:
+            for key in [k for k in self.cache_locations if k[0] == rdd_id]:
+                del self.cache_locations[key]
+            self._emit("unpersist_rdd", {"rdd_id": rdd_id})
+
+    def broadcast_to_executors(self, message: Message) -> None:
+        with self.lock:
+            for handle in self.executors.values():
+                handle.send(message)
+
+    def _emit(self, event: str, data: dict[str, Any]) -> None:
+        if not self.listeners:
+            return
+        for listener in self.listeners:
+            try:
+                listener(event, data)
+            except Exception:
+                log.exception("listener failed on %s", event)

@@ -1,0 +1,3 @@
+"""The executor process (`python -m scheduler.executor`), its endpoint, and the
+Python workers that run tasks.
+"""

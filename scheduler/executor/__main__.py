@@ -1,0 +1,16 @@
+"""Entry point of an executor process: `python -m scheduler.executor --driver-url ...`.
+
+Launched by a Worker (standalone) or directly by the driver (local[N]); see
+`_executor.py` for what it does. This module only starts it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from scheduler.executor.runtime import main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,493 @@
+"""The Python worker: a process of its own that runs one task at a time.
+
+An executor starts one worker per core (spawned once, reused for every task,
+like PySpark's python workers) so CPU-bound tasks run truly in parallel. It
+talks to its executor over one inherited socket with framed pickles: the
+executor sends ("task", ...) with the stage's code the first time a worker
+sees that stage; the worker answers ("done", ...). The worker never opens a
+network connection; shuffle outputs and cached blocks are files in the
+executor's local dir, and map outputs on other hosts are fetched by the executor
+(from their owner's block-manager port, or through the driver).
+
+Run as: python -m scheduler.executor.pyworker FD LOCAL_DIR EXECUTOR_ID HOST MEMORY_MB
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import gc
+import os
+import pickle
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+from scheduler.core.dag import MapOutput, TaskSetSpec
+from scheduler.executor.filefetch import prepare_task_files
+from scheduler.executor.workerlimits import (
+    FAULTHANDLER_DIR_ENV,
+    MEMORY_LIMIT_ENV,
+    apply_memory_limit,
+    enable_faulthandler,
+    version_mismatch,
+)
+from scheduler.shuffle import aggregation as _aggregation
+from scheduler.shuffle.files import (
+    READ_STATS,
+    FetchFailedError,
+    read_shuffle_block,
+    shuffle_file,
+    write_shuffle_output,
+)
+from scheduler.shuffle.rangesort import RangeSort, write_sorted_run
+from scheduler.task import accumulators as _accumulators
+from scheduler.task import broadcast as _broadcast
+from scheduler.task.stagecode import StageCode, stage_header, stage_python_version
+from scheduler.task.taskcontext import BarrierTaskContext, TaskContext
+
+__all__ = ["WorkerRuntime", "estimate_size", "main"]
+
+#: Bytes of cached partitions a worker keeps deserialized in memory (an estimate of the
+#: objects' size): its share of the executor's storage memory, which the executor passes.
+_CACHE_BUDGET = int(float(os.environ.get("SPARKCTL_WORKER_CACHE_MB") or 256) * (1 << 20))
+
+#: The cyclic collector's thresholds while a task runs. With the defaults (700, 10, 10)
+#: a task that builds a large structure (a groupByKey's lists, a sort's records) has
+#: every surviving container traversed again and again by young and middle collections:
+#: a quarter to a third of such a task's CPU. Here young collections still run (every
+#: 50,000 new containers, so cyclic garbage stays bounded) but survivors are not
+#: re-traversed until the task ends and the defaults come back.
+_TASK_GC_THRESHOLDS = (50_000, 1000, 1000)
+
+#: Cores each task may use (spark.task.cpus; TaskContext.cpus()).
+_TASK_CPUS = max(1, int(os.environ.get("SPARKCTL_TASK_CPUS") or "1"))
+
+
+_dumps = _aggregation.dumps_records
+
+
+class WorkerRuntime:
+    """What tasks in this worker reach through `TaskContext._runtime`."""
+
+    def __init__(self, local_dir: str, executor_id: str, host: str, memory_mb: float) -> None:
+        self.local_dir = local_dir
+        self.executor_id = executor_id
+        self.host = host
+        self.memory_mb = memory_mb
+        self.map_outputs: dict[int, list[MapOutput | None]] = {}
+        self.stored_blocks: list[tuple[int, int]] = []
+        #: Bytes of each of `stored_blocks` on disk (the UI's Storage sizes).
+        self.stored_bytes: list[int] = []
+        self._cache: collections.OrderedDict[tuple[int, int], tuple[list[Any], int]] = (
+            collections.OrderedDict()
+        )
+        self._cache_bytes = 0
+        #: Memory-cached blocks added and evicted since the executor last heard: it routes
+        #: later tasks of a partition to the worker holding it (process locality).
+        self.cache_added: list[tuple[int, int]] = []
+        self.cache_evicted: list[tuple[int, int]] = []
+        #: The pipe to our executor (None outside an executor, e.g. in tests).
+        self.conn: Connection | None = None
+        #: Messages that arrived while a task waited for fetched bytes.
+        self.inbox: collections.deque[Any] = collections.deque()
+        self._requests = 0
+        #: Fetch every map output through the executor, even local ones (for tests).
+        self.force_remote = os.environ.get("SPARKCTL_FORCE_REMOTE_FETCH") == "1"
+        #: "host:port" where our executor serves blocks ("" if it serves none): our map
+        #: outputs carry it so that reducers elsewhere ask our executor directly.
+        self.block_address = ""
+
+    def read_shuffle(
+        self, shuffle_id: int, reduce_id: int, ranges: RangeSort | None = None
+    ) -> Iterator[Any]:
+        outputs = self.map_outputs.get(shuffle_id)
+        if outputs is None:
+            raise FetchFailedError(shuffle_id, 0, "", "no map output locations were shipped")
+        return read_shuffle_block(
+            shuffle_id, reduce_id, outputs, self._is_local, self._fetch, ranges
+        )
+
+    def _is_local(self, out: MapOutput) -> bool:
+        """Same host and the file is there: read it directly from disk."""
+        if self.force_remote or self.conn is None:
+            return self.conn is None
+        return out.host == self.host and os.path.exists(out.path)
+
+    def _fetch(self, out: MapOutput, path: str, offset: int, length: int) -> bytes:
+        """Ask our executor to fetch a byte range of another executor's file.
+
+        The executor asks the owner at `out.address`, or the driver when it has none.
+        """
+        return self.fetch_bytes(out.executor_id, path, offset, length, out.address)
+
+    def read_driver_blob(self, name: str, offset: int, length: int) -> bytes:
+        """A byte range of a file the driver serves (e.g. one added with sc.addFile)."""
+        return self.fetch_bytes("driver", name, offset, length, "")
+
+    def fetch_bytes(self, owner: str, path: str, offset: int, length: int, address: str) -> bytes:
+        """A byte range of `owner`'s file `path`, fetched by our executor."""
+        assert self.conn is not None
+        self._requests += 1
+        request_id = self._requests
+        self.conn.send_bytes(
+            pickle.dumps(("fetch", request_id, owner, path, offset, length, address))
+        )
+        while True:
+            message = pickle.loads(self.conn.recv_bytes())
+            if message[0] == "fetched" and message[1] == request_id:
+                _, _, data, error = message
+                if error:
+                    raise OSError(f"fetching {path} from {owner}: {error}")
+                return data  # type: ignore[no-any-return]
+            self.inbox.append(message)  # a task queued behind us: the main loop runs it later
+
+    def barrier_sync(
+        self,
+        stage_id: int,
+        stage_attempt: int,
+        task_id: int,
+        partition: int,
+        epoch: int,
+        method: str,
+        message: str,
+    ) -> list[str]:
+        """A barrier task's sync, asked of the driver by our executor; blocks until done.
+
+        Raises:
+            RuntimeError: the driver failed the sync (a timeout, another task failed).
+        """
+        if self.conn is None:
+            raise RuntimeError(f"{method}() needs an executor: this worker runs without one")
+        self._requests += 1
+        request_id = self._requests
+        request = ("barrier", request_id, stage_id, stage_attempt, task_id, partition, epoch)
+        self.conn.send_bytes(pickle.dumps((*request, method, message)))
+        while True:
+            reply = pickle.loads(self.conn.recv_bytes())
+            if reply[0] == "synced" and reply[1] == request_id:
+                _, _, messages, error = reply
+                if error:
+                    raise RuntimeError(error)
+                return messages  # type: ignore[no-any-return]
+            self.inbox.append(reply)  # a task queued behind us: the main loop runs it later
+
+    def block_path(self, rdd_id: int, split: int) -> str:
+        return os.path.join(self.local_dir, f"rdd_{rdd_id}_{split}")
+
+    def get_or_compute(self, rdd: Any, split: int, context: TaskContext) -> list[Any]:
+        """A cached partition: from memory, from the executor's disk, or computed and stored."""
+        key = (rdd.id(), split)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit[0]
+        path = self.block_path(*key)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            values: list[Any] = pickle.loads(data)
+        except FileNotFoundError:
+            values = list(rdd.compute(split, context))
+            data = _dumps(values)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+            self.stored_blocks.append(key)
+            self.stored_bytes.append(len(data))
+        level = rdd._storage_level
+        if level is None or level.useMemory:
+            self._remember(key, values, estimate_size(values, len(data)))
+        return values
+
+    def _remember(self, key: tuple[int, int], values: list[Any], size: int) -> None:
+        """Keep `values` in memory, evicting the least recently used beyond the budget."""
+        if size > _CACHE_BUDGET:
+            return  # would evict everything else and still not fit: read from disk
+        self._cache[key] = (values, size)
+        self._cache_bytes += size
+        self.cache_added.append(key)
+        while self._cache_bytes > _CACHE_BUDGET and len(self._cache) > 1:
+            old_key, (_, old) = self._cache.popitem(last=False)
+            self._cache_bytes -= old
+            self.cache_evicted.append(old_key)
+
+    def cache_report(self) -> tuple[Any, ...] | None:
+        """("cached", added, evicted, bytes held) since the last report, or None: no change."""
+        if not self.cache_added and not self.cache_evicted:
+            return None
+        report = ("cached", self.cache_added, self.cache_evicted, self._cache_bytes)
+        self.cache_added, self.cache_evicted = [], []
+        return report
+
+    def drop_rdds(self, rdd_ids: set[int]) -> None:
+        for key in [k for k in self._cache if k[0] in rdd_ids]:
+            _, size = self._cache.pop(key)
+            self._cache_bytes -= size
+
+
+def estimate_size(values: list[Any], pickled: int) -> int:
+    """About how many bytes `values` take as Python objects (a sample, one level deep).
+
+    At least the pickle's size: an estimate for the cache's budget, not an audit.
+    """
+    n = len(values)
+    total = sys.getsizeof(values)
+    if n:
+        step = max(1, n // 64)
+        sample = values[::step]
+        each = 0
+        for item in sample:
+            each += sys.getsizeof(item)
+            if type(item) in (tuple, list):
+                each += sum(sys.getsizeof(x) for x in item)
+        total += each * n // len(sample)
+    return max(total, pickled)
+
+
+#: Seconds the current task spent in Python's garbage collector (the UI's "GC Time").
+_GC_STATS = {"seconds": 0.0, "since": 0.0}
+
+
+def _gc_timer(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _GC_STATS["since"] = time.perf_counter()
+    else:
+        _GC_STATS["seconds"] += time.perf_counter() - _GC_STATS["since"]
+
+
+def _collect_metrics(
+    start: float, shuffle_written: int | None = None, stored_bytes: list[int] | None = None
+) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"runSeconds": time.monotonic() - start, **_aggregation.SPILL_STATS}
+    metrics["gcSeconds"] = _GC_STATS["seconds"]
+    if READ_STATS["shuffleBytesRead"]:
+        metrics["shuffleBytesRead"] = READ_STATS["shuffleBytesRead"]
+    if shuffle_written is not None:
+        metrics["shuffleBytesWritten"] = shuffle_written
+    if stored_bytes:
+        metrics["storedBlockBytes"] = list(stored_bytes)
+    return metrics
+
+
+def run_task(
+    runtime: WorkerRuntime, spec: TaskSetSpec, task_id: int, partition: int, attempt: int
+) -> tuple[Any, ...]:
+    """Run one task; returns the ("done", ...) reply."""
+    start = time.monotonic()
+    try:
+        properties = _prepare_files(runtime, spec.properties)
+    except Exception as exc:
+        return _files_failed(task_id, exc)
+    context: TaskContext
+    if spec.barrier:
+        context = BarrierTaskContext(
+            spec.stage_id, partition, attempt, task_id, properties, _TASK_CPUS, runtime,
+            stage_attempt=spec.stage_attempt,
+        )  # fmt: skip
+    else:
+        context = TaskContext(
+            spec.stage_id, partition, attempt, task_id, properties, _TASK_CPUS, runtime
+        )
+    TaskContext._set(context)
+    _accumulators.reset_registry()
+    runtime.stored_blocks = []
+    runtime.stored_bytes = []
+    runtime.map_outputs = spec.map_outputs
+    _aggregation.SPILL_STATS["diskBytesSpilled"] = 0
+    _aggregation.SPILL_STATS["spills"] = 0
+    _GC_STATS["seconds"] = 0.0
+    READ_STATS["shuffleBytesRead"] = 0
+    if _gc_timer not in gc.callbacks:
+        gc.callbacks.append(_gc_timer)
+    shuffle_written: int | None = None
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*_TASK_GC_THRESHOLDS)
+    try:
+        iterator = spec.rdd.iterator(partition, context)
+        if spec.shuffle_dep is not None:
+            dep = spec.shuffle_dep
+            path = shuffle_file(runtime.local_dir, dep.shuffle_id, partition, task_id)
+            if dep.range_sort is not None:
+                run, sample = write_sorted_run(
+                    iterator, dep.range_sort, partition, path, runtime.memory_mb
+                )
+                out = MapOutput(
+                    runtime.executor_id, runtime.host, path, runtime.block_address, run, sample
+                )
+            else:
+                write_shuffle_output(
+                    iterator,
+                    dep.partitioner,
+                    dep.partitioner.numPartitions,
+                    path,
+                    runtime.memory_mb,
+                )
+                out = MapOutput(runtime.executor_id, runtime.host, path, runtime.block_address)
+            with contextlib.suppress(OSError):  # for the UI: the map output's size on disk
+                shuffle_written = os.path.getsize(path)
+            result = _dumps(out)
+        else:
+            assert spec.func is not None
+            result = _dumps(spec.func(context, iterator))
+        extra = _dumps(
+            (
+                _accumulators.collect_updates(),
+                runtime.stored_blocks,
+                _collect_metrics(start, shuffle_written, runtime.stored_bytes),
+            )
+        )
+        return ("done", task_id, "FINISHED", result, extra, "", "", None, time.monotonic() - start)
+    except FetchFailedError as exc:
+        fetch = (exc.shuffle_id, exc.map_index, exc.executor_id, exc.message)
+        return ("done", task_id, "FAILED", b"", b"", str(exc), "FetchFailedError", fetch, 0.0)
+    except BaseException as exc:  # the user's code failed: report it, keep the worker
+        text = "".join(traceback.format_exception(exc))
+        kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        return ("done", task_id, "FAILED", b"", b"", text, kind, None, time.monotonic() - start)
+    finally:
+        gc.set_threshold(*thresholds)
+        TaskContext._set(None)
+
+
+def _prepare_files(runtime: WorkerRuntime, properties: dict[str, str]) -> dict[str, str]:
+    """Fetch and install the stage's added files; its properties as tasks here see them."""
+    reader = runtime.read_driver_blob if runtime.conn is not None else None
+    return prepare_task_files(properties, runtime.local_dir, reader)
+
+
+def _files_failed(task_id: int, exc: Exception) -> tuple[Any, ...]:
+    reason = f"could not make the files added with sc.addFile/addPyFile/addArchive available: {exc}"
+    return ("done", task_id, "FAILED", b"", b"", reason, type(exc).__name__, None, 0.0)
+
+
+def _version_failed(task_id: int, message: str) -> tuple[Any, ...]:
+    reason = f"PySparkRuntimeError: {message}"
+    return ("done", task_id, "FAILED", b"", b"", reason, "PySparkRuntimeError", None, 0.0)
+
+
+def _apply_limits() -> None:
+    """spark.executor.pyspark.memory and the faulthandler, before any task runs."""
+    with contextlib.suppress(ValueError):
+        apply_memory_limit(int(os.environ.get(MEMORY_LIMIT_ENV) or 0))
+    fault_dir = os.environ.get(FAULTHANDLER_DIR_ENV)
+    if fault_dir:
+        try:
+            enable_faulthandler(fault_dir)
+        except OSError as exc:
+            print(f"could not enable the faulthandler in {fault_dir}: {exc}", file=sys.stderr)
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the executor dies, so no worker outlives it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _flush_stdout() -> None:
+    """Let what a task printed show now, not when the worker's buffer fills."""
+    with contextlib.suppress(Exception):  # a task may have closed or replaced sys.stdout
+        sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve tasks from the executor until it says exit or goes away."""
+    _die_with_parent()
+    if os.getppid() == 1:
+        return  # the executor died before we were set up
+    # As in PySpark, whose JVM copies its workers' stdout to its stderr: what a task
+    # prints goes to the executor's stderr, never into a program's standard output.
+    os.dup2(2, 1)
+    args = sys.argv[1:] if argv is None else argv
+    fd, local_dir, executor_id, host, memory_mb = args[:5]
+    conn = Connection(int(fd))
+    _apply_limits()
+    runtime = WorkerRuntime(local_dir, executor_id, host, float(memory_mb))
+    runtime.conn = conn
+    _broadcast.BROADCAST_DIR[:] = [local_dir]
+    _aggregation.SPILL_ROOT[:] = [local_dir]
+    stages: dict[str, StageCode] = {}
+    #: Payloads not unpickled yet: kept until their files are in place and they load.
+    payloads: dict[str, bytes] = {}
+    while True:
+        try:
+            message = runtime.inbox.popleft() if runtime.inbox else pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return
+        kind = message[0]
+        if kind == "task":
+            _, task_id, key, partition, attempt, payload = message
+            if payload is not None:
+                payloads[key] = payload
+                stages.pop(key, None)
+            code = stages.get(key)
+            if code is None and key in payloads:
+                mismatch = version_mismatch(stage_python_version(payloads[key]))
+                if mismatch is not None:  # every task of the stage fails the same way
+                    conn.send_bytes(pickle.dumps(_version_failed(task_id, mismatch)))
+                    continue
+                # Added modules must be importable before anything of the stage is unpickled.
+                try:
+                    _prepare_files(runtime, stage_header(payloads[key]))
+                except Exception as exc:  # the task fails with the reason; the worker lives
+                    conn.send_bytes(pickle.dumps(_files_failed(task_id, exc)))
+                    continue
+            try:
+                if code is None:
+                    if key not in payloads:
+                        raise LookupError(
+                            f"the code of task set {key} was never sent to this Python worker"
+                        )
+                    code = stages[key] = StageCode(payloads[key])
+                    del payloads[key]
+                # Each task gets its own copy of the stage's functions (see _stagecode).
+                spec = code.spec()
+            except BaseException as exc:
+                text = "".join(traceback.format_exception(exc))
+                if isinstance(exc, ModuleNotFoundError) and exc.name:
+                    text += (
+                        f"(the executors cannot import module {exc.name!r}: ship it with "
+                        "--py-files or sc.addPyFile; a namedtuple class from it travels by value "
+                        "with PYSPARK_ENABLE_NAMEDTUPLE_PATCH=1)\n"
+                    )
+                kind_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+                reply: tuple[Any, ...] = (
+                    "done", task_id, "FAILED", b"", b"",
+                    "could not deserialize the stage's code:\n" + text, kind_name, None, 0.0,
+                )  # fmt: skip
+                conn.send_bytes(pickle.dumps(reply))
+                continue
+            reply = run_task(runtime, spec, task_id, partition, attempt)
+            del spec
+            _flush_stdout()
+            cached = runtime.cache_report()
+            if cached is not None:  # before the reply: the executor routes on it
+                conn.send_bytes(pickle.dumps(cached, pickle.HIGHEST_PROTOCOL))
+            conn.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+        elif kind == "forget":
+            _, tasksets, rdd_ids, broadcast_ids = message
+            for key in tasksets:
+                stages.pop(key, None)
+                payloads.pop(key, None)
+            runtime.drop_rdds(set(rdd_ids))
+            _broadcast.forget_loaded(list(broadcast_ids))
+        elif kind == "block_address":
+            runtime.block_address = message[1]
+        elif kind == "exit":
+            return
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,709 @@
+"""The executor process: registers with its driver and runs tasks in Python workers.
+
+It owns an RpcEnv with the "Executor" endpoint, listening on its block-manager
+port so that other executors read its shuffle files directly (in client mode,
+its files relayed by the driver, when it cannot listen), one Python worker
+process per core (`_pyworker`, reused; as many as the machine has CPUs start at
+once, the others when tasks would wait), a local dir for shuffle files, cached
+blocks and broadcasts (removed at exit), and a sender thread that batches
+status updates. It exits when its driver goes away, when
+the worker given by --worker-url goes away, or when told to stop. It never
+unpickles user code itself: workers do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import logging
+import os
+import pickle
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from typing import Any
+
+from scheduler.executor.workerlimits import (
+    FAULTHANDLER_DIR_ENV,
+    FAULTHANDLER_ENV,
+    MEMORY_LIMIT_ENV,
+    PYSPARK_MEMORY_ENV,
+    crash_reason,
+    worker_memory_limit_mb,
+)
+
+__all__ = ["LOCAL_DIR_SOURCES", "local_root_dirs", "main", "make_local_dir"]
+
+log = logging.getLogger("scheduler.executor")
+
+_HEARTBEAT_SECONDS = 10.0
+#: Statuses that may wait to share a message while the executor has queued work (the
+#: driver keeps dozens of tiny tasks queued here, so none of them waits for a launch).
+_STATUS_BATCH = 16
+#: The longest such a status waits.
+_STATUS_DELAY_SECONDS = 0.003
+#: Tasks handed to one Python worker at once when tasks are tiny: the next one waits
+#: in its pipe. Longer ones (and those of an executor that has run none yet) go to a
+#: worker only when it is free, so that a worker stuck with a long task does not hold
+#: a second one that another worker could run.
+_PREFETCH = 2
+#: Tasks running longer than this on average are handed over one at a time.
+_PREFETCH_BELOW_SECONDS = 0.05
+#: Share of the executor's memory its Python workers may fill with cached partitions
+#: kept as objects (Spark's spark.memory.fraction 0.6 times spark.memory.storageFraction
+#: 0.5); split evenly between the workers. SPARKCTL_MEMORY_FRACTION and
+#: SPARKCTL_MEMORY_STORAGE_FRACTION (e.g. through spark.executorEnv.*) override them.
+_MEMORY_FRACTION = 0.6
+_STORAGE_FRACTION = 0.5
+#: The longest a task waits for the busy worker that holds its cached partition in
+#: memory before another worker reads the serialized copy (twice the average task time
+#: here, within these bounds: process locality is worth a task's wait, not more).
+_LOCALITY_WAIT_MIN = 0.005
+_LOCALITY_WAIT_MAX = 0.1
+#: Queued tasks one dispatch may pass over while they wait for their worker.
+_LOCALITY_SCAN = 64
+
+
+class _Slot:
+    """One Python worker process and the task it runs."""
+
+    def __init__(self, index: int, args: list[str], env: dict[str, str]) -> None:
+        self.index = index
+        self._args = args
+        self._env = env
+        self.outstanding: collections.deque[tuple[int, str, int, int]] = collections.deque()
+        self.stages: set[str] = set()
+        #: The (rdd id, split) blocks this worker process holds as objects in memory, and
+        #: how many of them each split has: tasks of those partitions prefer this worker.
+        self.cached: set[tuple[int, int]] = set()
+        self.splits: collections.Counter[int] = collections.Counter()
+        #: Estimated bytes of those objects (as the worker last reported).
+        self.cache_bytes = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.conn: Connection | None = None
+        #: Where our executor serves blocks: told to every worker process it starts.
+        self.block_address = ""
+
+    def start(self) -> None:
+        parent, child = socket.socketpair()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler.executor.pyworker", str(child.fileno()), *self._args],
+            pass_fds=[child.fileno()],
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+        )
+        child.close()
+        self.conn = Connection(parent.detach())
+        self.stages = set()
+        self.cached.clear()  # a new process holds nothing: its tasks read the disk copy
+        self.splits.clear()
+        self.cache_bytes = 0
+        if self.block_address:
+            self.tell_block_address(self.block_address)
+
+    def tell_block_address(self, address: str) -> None:
+        self.block_address = address
+        if self.conn is not None:
+            with contextlib.suppress(OSError):  # a dead worker: its reader restarts it
+                self.conn.send_bytes(pickle.dumps(("block_address", address)))
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=5)
+        if self.conn is not None:
+            self.conn.close()
+
+
+class ExecutorRuntime:
+    """Task queue, worker slots and status batching of one executor."""
+
+    def __init__(
+        self, executor_id: str, host: str, cores: int, local_dir: str, memory_mb: float
+    ) -> None:
+        self.executor_id = executor_id
+        self.host = host
+        self.local_dir = local_dir
+        self._lock = threading.Lock()
+        self._queue: collections.deque[tuple[int, str, int, int]] = collections.deque()
+        #: When each queued task arrived (for the process-locality wait).
+        self._queued_at: dict[int, float] = {}
+        #: Split -> the worker that last cached a block of it in memory.
+        self._holders: dict[int, _Slot] = {}
+        #: When a dispatch retry is due for tasks waiting for their worker (0: none).
+        self._retry_at = 0.0
+        self._payloads: dict[str, bytes] = {}
+        #: Task sets of barrier stages: each task needs an idle worker of its own.
+        self._barrier_sets: set[str] = set()
+        self._statuses: list[Any] = []
+        self._status_lock = threading.Lock()
+        self._sending = False
+        self._status_pending = threading.Event()
+        self._stopping = False
+        self.on_statuses: Any = None
+        #: (owner executor, path, offset, length, owner address) -> bytes: from the owner
+        #: at its address, or through the driver when the address is "".
+        self.fetch_remote: Any = None
+        #: BarrierRequest -> BarrierResponse: a barrier task's sync, asked of the driver.
+        self.barrier_remote: Any = None
+        env = dict(os.environ)
+        env.setdefault("PYTHONHASHSEED", "0")
+        args = [local_dir, executor_id, host, str(memory_mb)]
+        # One Python worker per task that may run at once: a task takes spark.task.cpus cores.
+        task_cpus = max(1, int(os.environ.get("SPARKCTL_TASK_CPUS") or "1"))
+        self._max_slots = max(1, cores // task_cpus)
+        if not env.get("SPARKCTL_WORKER_CACHE_MB"):
+            env["SPARKCTL_WORKER_CACHE_MB"] = f"{worker_cache_mb(env, self._max_slots):.1f}"
+        self._fault_dir = _limit_workers(env, local_dir, self._max_slots)
+        self._worker_args = (args, env)
+        #: The slots, each with a worker process. As many as the machine has CPUs start
+        #: at once (warm for the first tasks); the others when tasks would otherwise
+        #: wait, so that local[1000] or --cores 64 on a small machine does not spawn
+        #: hundreds of processes no task needs (PySpark starts its workers on demand too).
+        self._slots: list[_Slot] = []
+        self._cancelled: set[int] = set()
+        #: Running average of task run times here (None until one finished).
+        self._run_seconds: float | None = None
+        self._prefetch = 1
+        for _ in range(min(self._max_slots, os.cpu_count() or 1)):
+            self._add_slot()
+        threading.Thread(target=self._flush_loop, name="status-flusher", daemon=True).start()
+
+    # -- from the endpoint ----------------------------------------------------------------
+
+    def set_block_address(self, address: str) -> None:
+        """Our workers' map outputs name `address` ("host:port") as where to fetch them."""
+        with self._lock:
+            for slot in self._slots:
+                slot.tell_block_address(address)
+
+    def add_stage(self, key: str, data: bytes, barrier: bool = False) -> None:
+        with self._lock:
+            self._payloads[key] = data
+            if barrier:
+                self._barrier_sets.add(key)
+
+    def launch(self, tasks: list[tuple[int, str, int, int]]) -> None:
+        with self._lock:
+            self._queue.extend(tasks)
+            if self._holders:
+                now = time.monotonic()
+                for task in tasks:
+                    self._queued_at[task[0]] = now
+            self._dispatch()
+
+    def cached_in_memory(self) -> dict[int, tuple[int, int]]:
+        """Worker index -> (blocks, estimated bytes) it holds as objects."""
+        with self._lock:
+            return {s.index: (len(s.cached), s.cache_bytes) for s in self._slots if s.cached}
+
+    def kill(self, task_ids: set[int], reason: str) -> None:
+        dropped: list[int] = []
+        with self._lock:
+            dropped = [t[0] for t in self._queue if t[0] in task_ids]
+            self._queue = collections.deque(t for t in self._queue if t[0] not in task_ids)
+            for task_id in dropped:
+                self._queued_at.pop(task_id, None)
+            for slot in self._slots:
+                if not slot.outstanding:
+                    continue
+                head = slot.outstanding[0]
+                for task in list(slot.outstanding)[1:]:
+                    if task[0] in task_ids:
+                        # Already in the worker's pipe: let it run, forget its reply.
+                        self._cancelled.add(task[0])
+                        dropped.append(task[0])
+                if head[0] in task_ids:
+                    dropped.append(head[0])
+                    slot.outstanding.popleft()
+                    for task in reversed(slot.outstanding):
+                        if task[0] not in self._cancelled:
+                            self._queue.appendleft(task)
+                    slot.outstanding.clear()
+                    slot.kill()  # its old reader sees EOF and leaves: the new one takes over
+                    slot.start()
+                    self._drop_holder(slot)
+                    self._start_reader(slot)
+            self._dispatch()
+        for task_id in dropped:
+            self._report(("done", task_id, "KILLED", b"", b"", reason, "", None, 0.0))
+
+    def forget(self, tasksets: list[str], rdd_ids: list[int], broadcast_ids: list[int]) -> None:
+        message = pickle.dumps(("forget", tasksets, rdd_ids, broadcast_ids))
+        with self._lock:
+            for key in tasksets:
+                self._payloads.pop(key, None)
+                self._barrier_sets.discard(key)
+            forgotten = set(rdd_ids)
+            for slot in self._slots:
+                slot.stages.difference_update(tasksets)
+                if forgotten and slot.cached:
+                    self._note_cached(slot, [], [k for k in slot.cached if k[0] in forgotten])
+                if slot.conn is not None:
+                    with contextlib.suppress(OSError):
+                        slot.conn.send_bytes(message)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._status_pending.set()
+        for slot in self._slots:
+            slot.kill()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _add_slot(self) -> _Slot:
+        slot = _Slot(len(self._slots), *self._worker_args)
+        if self._slots:
+            slot.block_address = self._slots[0].block_address
+        slot.start()
+        self._slots.append(slot)
+        self._start_reader(slot)
+        return slot
+
+    def _dispatch(self) -> None:
+        """Hand queued tasks to workers, idle ones first, then queued behind one (lock held).
+
+        A task whose partition a worker process holds in memory (cached as objects) goes
+        to that worker; while that worker is busy the task waits for it up to the
+        locality wait, then any worker runs it from the serialized copy.
+        """
+        if self._holders:
+            self._dispatch_local()
+            return
+        while self._queue:
+            slot = self._free_slot(self._queue[0][1] in self._barrier_sets)
+            if slot is None:
+                return
+            self._send(slot, self._queue.popleft())
+
+    def _free_slot(self, idle: bool = False) -> _Slot | None:
+        """The least busy worker that may take one more task now, if any (lock held).
+
+        `idle`: only a worker with nothing queued (a barrier task must start at once).
+        """
+        slot = min(self._slots, key=lambda sl: len(sl.outstanding))
+        if slot.outstanding and len(self._slots) < self._max_slots:
+            slot = self._add_slot()  # every worker is busy: one more
+        if len(slot.outstanding) >= (1 if idle else self._prefetch) or slot.conn is None:
+            return None
+        return slot
+
+    def _holder_of(self, split: int) -> _Slot | None:
+        """The worker holding a memory-cached block of `split`, if one still does."""
+        slot = self._holders.get(split)
+        if slot is not None and not slot.splits.get(split):
+            del self._holders[split]
+            return None
+        return slot
+
+    def _drop_holder(self, slot: _Slot) -> None:
+        """A restarted worker holds nothing in memory: its partitions go anywhere (lock held)."""
+        for split in [p for p, s in self._holders.items() if s is slot]:
+            del self._holders[split]
+
+    def _dispatch_local(self) -> None:
+        """`_dispatch` with process locality (lock held).
+
+        Tasks waiting for their busy worker stay at the head of the queue, in order; the
+        scan stops at the first task no worker can take, or after _LOCALITY_SCAN waiting
+        ones, so a long queue costs no more per dispatch than a short one.
+        """
+        now = time.monotonic()
+        wait = self._locality_wait()
+        retry_at = 0.0
+        kept: list[tuple[int, str, int, int]] = []
+        while self._queue and len(kept) < _LOCALITY_SCAN:
+            task = self._queue.popleft()
+            barrier = task[1] in self._barrier_sets
+            holder = None if barrier else self._holder_of(task[2])
+            if holder is not None and holder.conn is not None:
+                if len(holder.outstanding) < self._prefetch:
+                    self._send(holder, task)
+                    continue
+                due = self._queued_at.setdefault(task[0], now) + wait
+                if now < due:
+                    kept.append(task)  # its worker may free up soon: wait for it
+                    retry_at = min(retry_at, due) if retry_at else due
+                    continue
+            slot = self._free_slot(barrier)
+            if slot is None:
+                kept.append(task)
+                break
+            self._send(slot, task)
+        self._queue.extendleft(reversed(kept))
+        if retry_at and (not self._retry_at or retry_at < self._retry_at):
+            self._retry_at = retry_at
+            timer = threading.Timer(retry_at - now, self._retry_dispatch)
+            timer.daemon = True
+            timer.start()
+
+    def _retry_dispatch(self) -> None:
+        """The locality wait of a waiting task ran out: let any worker take it."""
+        with self._lock:
+            self._retry_at = 0.0
+            if not self._stopping:
+                self._dispatch()
+
+    def _locality_wait(self) -> float:
+        average = self._run_seconds
+        if average is None:
+            return _LOCALITY_WAIT_MAX
+        return min(_LOCALITY_WAIT_MAX, max(_LOCALITY_WAIT_MIN, 2 * average))
+
+    def _send(self, slot: _Slot, task: tuple[int, str, int, int]) -> None:
+        """Hand one task to a worker, with its stage's code the first time (lock held)."""
+        task_id, key, partition, attempt = task
+        self._queued_at.pop(task_id, None)
+        payload = None
+        if key not in slot.stages:
+            payload = self._payloads.get(key)
+            if payload is None:
+                reason = f"no code for task set {key}"
+                self._report(("done", task_id, "FAILED", b"", b"", reason, "", None, 0.0))
+                return
+            slot.stages.add(key)
+        slot.outstanding.append(task)
+        assert slot.conn is not None
+        # On OSError the reader notices the dead worker and requeues or reports the task.
+        with contextlib.suppress(OSError):
+            slot.conn.send_bytes(
+                pickle.dumps(("task", task_id, key, partition, attempt, payload), 5)
+            )
+
+    def _note_cached(
+        self,
+        slot: _Slot,
+        added: list[tuple[int, int]],
+        evicted: list[tuple[int, int]],
+        held_bytes: int | None = None,
+    ) -> None:
+        """A worker cached or dropped blocks in memory: where their partitions go (lock held)."""
+        for key in added:
+            key = (key[0], key[1])
+            if key not in slot.cached:
+                slot.cached.add(key)
+                slot.splits[key[1]] += 1
+            self._holders[key[1]] = slot
+        for key in evicted:
+            key = (key[0], key[1])
+            if key in slot.cached:
+                slot.cached.discard(key)
+                slot.splits[key[1]] -= 1
+                if slot.splits[key[1]] <= 0:
+                    del slot.splits[key[1]]
+                    if self._holders.get(key[1]) is slot:
+                        del self._holders[key[1]]
+        if held_bytes is not None:
+            slot.cache_bytes = held_bytes
+        elif not slot.cached:
+            slot.cache_bytes = 0
+
+    def _note_run_time(self, seconds: float) -> None:
+        """Track how long tasks run here, to pick how many each worker holds (lock held)."""
+        average = self._run_seconds
+        average = seconds if average is None else average + 0.2 * (seconds - average)
+        self._run_seconds = average
+        self._prefetch = _PREFETCH if average < _PREFETCH_BELOW_SECONDS else 1
+
+    def _start_reader(self, slot: _Slot) -> None:
+        threading.Thread(
+            target=self._read_loop, args=(slot,), name=f"worker-{slot.index}", daemon=True
+        ).start()
+
+    def _read_loop(self, slot: _Slot) -> None:
+        conn = slot.conn
+        proc = slot.proc
+        assert conn is not None and proc is not None
+        while True:
+            try:
+                reply = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError):
+                break
+            if reply[0] == "fetch":
+                threading.Thread(
+                    target=self._serve_fetch, args=(conn, reply), name="fetch", daemon=True
+                ).start()
+                continue
+            if reply[0] == "barrier":
+                threading.Thread(
+                    target=self._serve_barrier, args=(conn, reply), name="barrier", daemon=True
+                ).start()
+                continue
+            if reply[0] == "cached":
+                with self._lock:
+                    if slot.conn is conn:
+                        self._note_cached(slot, reply[1], reply[2], reply[3])
+                continue
+            task_id = reply[1]
+            with self._lock:
+                if slot.conn is not conn:
+                    break  # killed and restarted meanwhile
+                self._note_run_time(reply[8])
+                if slot.outstanding and slot.outstanding[0][0] == task_id:
+                    slot.outstanding.popleft()
+                self._dispatch()
+                if task_id in self._cancelled:
+                    self._cancelled.discard(task_id)
+                    continue
+            self._report(reply)
+        if self._stopping:
+            return
+        code = proc.wait()
+        with self._lock:
+            if slot.conn is not conn:
+                return  # kill() restarted it already
+            lost = slot.outstanding.popleft()[0] if slot.outstanding else None
+            for task in reversed(slot.outstanding):
+                if task[0] not in self._cancelled:
+                    self._queue.appendleft(task)
+            slot.outstanding.clear()
+            slot.kill()
+            slot.start()
+            self._drop_holder(slot)
+            self._start_reader(slot)
+            self._dispatch()
+        if lost is not None and lost not in self._cancelled:
+            reason = crash_reason(code, self._fault_dir, proc.pid)
+            self._report(("done", lost, "FAILED", b"", b"", reason, "WorkerCrashed", None, 0.0))
+
+    def _serve_fetch(self, conn: Connection, request: tuple[Any, ...]) -> None:
+        _, request_id, owner, path, offset, length, address = request
+        try:
+            data, error = self.fetch_remote(owner, path, offset, length, address), ""
+        except Exception as exc:
+            data, error = b"", f"{type(exc).__name__}: {exc}"
+        with self._lock, contextlib.suppress(OSError):
+            conn.send_bytes(pickle.dumps(("fetched", request_id, data, error), 5))
+
+    def _serve_barrier(self, conn: Connection, request: tuple[Any, ...]) -> None:
+        """A barrier task's barrier()/allGather()/getTaskInfos(): ask the driver, answer."""
+        _, request_id, stage_id, stage_attempt, task_id, partition, epoch, method, text = request
+        try:
+            messages, error = (
+                self.barrier_remote(
+                    stage_id, stage_attempt, task_id, partition, epoch, method, text
+                ),
+                "",
+            )
+        except Exception as exc:
+            messages, error = [], str(exc) or type(exc).__name__
+        with self._lock, contextlib.suppress(OSError):
+            conn.send_bytes(pickle.dumps(("synced", request_id, messages, error), 5))
+
+    def _flush_loop(self) -> None:
+        while not self._stopping:
+            self._status_pending.wait()
+            time.sleep(_STATUS_DELAY_SECONDS)
+            self._status_pending.clear()
+            with self._status_lock:
+                if self._sending or not self._statuses:
+                    continue
+                self._sending = True
+            self._flush_statuses()
+
+    def _report(self, reply: tuple[Any, ...]) -> None:
+        """Queue a status; the first thread to find nobody sending sends the whole batch.
+
+        Sending from the reporting thread itself (instead of waking a sender thread)
+        saves a thread hand-off per batch; replies that arrive meanwhile ride along.
+        """
+        with self._status_lock:
+            self._statuses.append(reply)
+            if self._sending:
+                return
+            if self._can_wait():
+                # Plenty of queued work: this status frees no urgent slot, so let a few
+                # share one message (the flusher sends them within a millisecond).
+                self._status_pending.set()
+                return
+            self._sending = True
+        self._flush_statuses()
+
+    def _flush_statuses(self) -> None:
+        """Send queued statuses until none are left (the caller set `_sending`)."""
+        while True:
+            with self._status_lock:
+                batch, self._statuses = self._statuses, []
+                if not batch or self._stopping:
+                    self._sending = False
+                    return
+            try:
+                self.on_statuses(batch)
+            except Exception:
+                log.exception("could not send %d status updates", len(batch))
+            with self._status_lock:
+                if self._statuses and self._can_wait():
+                    self._sending = False
+                    self._status_pending.set()
+                    return
+
+    def _can_wait(self) -> bool:
+        """Whether queued statuses may wait for company (status lock held)."""
+        return len(self._statuses) < _STATUS_BATCH and len(self._queue) >= len(self._slots)
+
+
+def _limit_workers(env: dict[str, str], local_dir: str, workers: int) -> str:
+    """Put the driver's worker limits into the workers' `env`; the faulthandler dir or "".
+
+    `spark.executor.pyspark.memory` is split evenly between the `workers` Python
+    workers (each runs one task at a time); the faulthandler files go to a
+    directory in the executor's local dir.
+    """
+    with contextlib.suppress(ValueError):
+        total = int(env.pop(PYSPARK_MEMORY_ENV, "") or 0)
+        if total > 0:
+            env[MEMORY_LIMIT_ENV] = str(worker_memory_limit_mb(total, workers))
+    if env.pop(FAULTHANDLER_ENV, "") != "1":
+        env.pop(FAULTHANDLER_DIR_ENV, None)
+        return ""
+    fault_dir = os.path.join(local_dir, "faulthandler")
+    os.makedirs(fault_dir, exist_ok=True)
+    env[FAULTHANDLER_DIR_ENV] = fault_dir
+    return fault_dir
+
+
+def worker_cache_mb(environ: Mapping[str, str], workers: int) -> float:
+    """Each Python worker's share of the executor's storage memory, in MiB.
+
+    The executor's memory is SPARK_EXECUTOR_MEMORY (set by the Worker that started it;
+    1g when absent, as spark.executor.memory's default), times the memory and storage
+    fractions.
+    """
+    memory_mb = 1024.0
+    text = (environ.get("SPARK_EXECUTOR_MEMORY") or "").strip().lower()
+    units = {"k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0 * 1024}
+    with contextlib.suppress(ValueError):
+        if text and text[-1] in units:
+            memory_mb = float(text[:-1]) * units[text[-1]]
+        elif text:
+            memory_mb = float(text) / (1 << 20)  # plain bytes
+    fractions = []
+    for name, default in (
+        ("SPARKCTL_MEMORY_FRACTION", _MEMORY_FRACTION),
+        ("SPARKCTL_MEMORY_STORAGE_FRACTION", _STORAGE_FRACTION),
+    ):
+        try:
+            value = float(environ.get(name) or default)
+        except ValueError:
+            value = default
+        fractions.append(min(1.0, max(0.0, value)))
+    return memory_mb * fractions[0] * fractions[1] / max(1, workers)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m scheduler.executor")
+    parser.add_argument("--driver-url", required=True)
+    parser.add_argument("--executor-id", required=True)
+    parser.add_argument("--hostname", required=True)
+    parser.add_argument("--cores", type=int, required=True)
+    parser.add_argument("--app-id", required=True)
+    parser.add_argument("--worker-url", default=None)
+    parser.add_argument("--memory-mb", type=float, default=0)
+    args = parser.parse_args(argv)
+    if args.cores < 1:
+        parser.error(f"--cores must be >= 1, got {args.cores}")
+    return args
+
+
+#: Where an executor's local dirs come from, strongest first (Spark's order: the
+#: Worker's dirs win over the application's spark.local.dir).
+LOCAL_DIR_SOURCES = (
+    ("SPARK_EXECUTOR_DIRS", "the worker's SPARK_LOCAL_DIRS or spark.local.dir"),
+    ("SPARK_LOCAL_DIRS", "SPARK_LOCAL_DIRS"),
+    ("SPARKCTL_LOCAL_DIR", "the application's spark.local.dir"),
+)
+
+
+def local_root_dirs(environ: Mapping[str, str]) -> tuple[list[str], str]:
+    """The candidate roots of the executor's local dir and the setting they came from.
+
+    Empty when nothing is set: the executor then uses its Worker's work dir (its cwd)
+    or, under local[N], the system's temp dir.
+    """
+    for name, source in LOCAL_DIR_SOURCES:
+        dirs = [d.strip() for d in (environ.get(name) or "").split(",") if d.strip()]
+        if dirs:
+            return dirs, source
+    return [], ""
+
+
+def make_local_dir(roots: list[str], source: str, prefix: str, start: int = 0) -> str:
+    """A fresh local dir under the first usable root, trying them from `start` (round robin).
+
+    Raises:
+        OSError: no root can hold it; the message names every root and the setting.
+    """
+    if not roots:
+        return tempfile.mkdtemp(prefix=prefix)
+    errors = []
+    for i in range(len(roots)):
+        root = roots[(start + i) % len(roots)]
+        try:
+            os.makedirs(root, exist_ok=True)
+            return tempfile.mkdtemp(prefix=prefix, dir=root)
+        except OSError as exc:
+            errors.append(f"{root}: {exc.strerror or exc}")
+    raise OSError(f"no usable local dir among {source} ({'; '.join(errors)})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run an executor until its driver or worker goes away; 1 when it failed to start."""
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    roots, source = local_root_dirs(os.environ)
+    if not roots and args.worker_url:
+        # A Worker started us in this app's work dir, which it removes when the app ends:
+        # shuffle files of a crashed executor go with it.
+        roots, source = [os.getcwd()], "the worker's work dir"
+    start = int(args.executor_id) if args.executor_id.isdigit() else 0
+    prefix = f"executor-{args.app_id}-{args.executor_id}-"
+    try:
+        local_dir = make_local_dir(roots, source, prefix, start)
+    except OSError as exc:
+        print(f"executor {args.executor_id} failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    worker_memory = float(os.environ.get("SPARKCTL_PYTHON_WORKER_MEMORY_MB", "512"))
+    # Workers start first (in parallel with our gRPC import) so startup stays short.
+    runtime = ExecutorRuntime(args.executor_id, args.hostname, args.cores, local_dir, worker_memory)
+    done = threading.Event()
+    errors: list[str] = []
+
+    def fail(reason: str) -> None:
+        if not errors:
+            errors.append(reason)
+        done.set()
+
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        from scheduler.executor.endpoint import run_endpoint
+
+        run_endpoint(args, runtime, done, fail)
+        done.wait()
+    finally:
+        runtime.stop()
+        shutil.rmtree(local_dir, ignore_errors=True)
+    if errors:
+        # The last line of stderr: the Worker reports it as the reason of the failure.
+        print(f"executor {args.executor_id} failed: {errors[0]}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def heartbeat_interval() -> float:
+    """Seconds between heartbeats (spark.executor.heartbeatInterval, passed by the driver)."""
+    try:
+        return float(os.environ.get("SPARKCTL_EXECUTOR_HEARTBEAT_INTERVAL", _HEARTBEAT_SECONDS))
+    except ValueError:
+        return _HEARTBEAT_SECONDS

@@ -1,0 +1,1 @@
+"""The history server: replays event logs into the driver UI's pages."""

@@ -1,0 +1,599 @@
+"""Spark's JsonProtocol for the events sparkctl has: scheduler events to JSON and back.
+
+`EventEncoder` turns the task scheduler's listener events into the JSON
+objects Spark's event log holds (same "Event" names and field names), and
+keeps the little state that takes: executor hosts, stage names and kinds,
+and holding back a job's stage submissions until its JobStart (the driver
+announces a job after the DAGScheduler has submitted its first stages).
+`replay_events` goes the other way, turning logged JSON (ours or Spark's)
+into the events `AppStatusStore` understands. Only measured values are
+written: a metric sparkctl does not measure is left out, never zeroed.
+No I/O here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import platform
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+__all__ = ["SPARK_VERSION", "AppInfo", "EventEncoder", "replay_events"]
+
+log = logging.getLogger(__name__)
+
+#: What SparkListenerLogStart records (the API level sparkctl follows).
+SPARK_VERSION = "3.5.0"
+
+#: Spark's default spark.redaction.regex: values of matching keys are not logged.
+_REDACT = re.compile(r"(?i)secret|password|token|access[.]key")
+
+Json = dict[str, Any]
+
+_RDD_BLOCK = re.compile(r"^rdd_(\d+)_(\d+)$")
+#: Launched tasks whose locality the encoder remembers until their TaskEnd.
+_MAX_LAUNCHED = 100_000
+
+
+def _stage_info(
+    stage_id: int,
+    attempt: int,
+    num_tasks: int,
+    known: Mapping[str, Any] | None,
+    submitted: int | None = None,
+    completed: int | None = None,
+    failure: str | None = None,
+) -> Json:
+    known = known or {}
+    info: Json = {
+        "Stage ID": stage_id,
+        "Stage Attempt ID": attempt,
+        "Stage Name": known.get("name", f"stage {stage_id}"),
+        "Number of Tasks": num_tasks,
+        "RDD Info": [_rdd_info(r) for r in known.get("rdds", [])],
+        "Parent IDs": list(known.get("parent_ids", [])),
+        "Details": "",
+    }
+    if submitted is not None:
+        info["Submission Time"] = submitted
+    if completed is not None:
+        info["Completion Time"] = completed
+    if failure:
+        info["Failure Reason"] = failure
+    info["Accumulables"] = []
+    return info
+
+
+def _rdd_info(rdd: Mapping[str, Any]) -> Json:
+    """Spark's RDDInfo of a stage's RDD (see `scheduler.status.ui.stage_rdds`)."""
+    level = rdd.get("storage") or ""
+    return {
+        "RDD ID": rdd["id"],
+        "Name": rdd.get("name", ""),
+        "Callsite": rdd.get("callsite", ""),
+        "Parent IDs": list(rdd.get("parents", [])),
+        "Shuffle Parent IDs": list(rdd.get("shuffle_parents", [])),
+        "Storage Level": {"Description": level, "Use Memory": bool(level), "Replication": 1},
+        "Number of Partitions": rdd.get("partitions", 0),
+        "Number of Cached Partitions": 0,
+        "Memory Size": 0,
+        "Disk Size": 0,
+    }
+
+
+def _rdd_from_info(info: Mapping[str, Any]) -> Json:
+    """`_rdd_info` backwards (Spark's logs have no shuffle parents: those stay unknown)."""
+    level = info.get("Storage Level") or {}
+    description = level.get("Description", "") if isinstance(level, dict) else ""
+    return {
+        "id": int(info["RDD ID"]),
+        "name": str(info.get("Name", "")),
+        "callsite": str(info.get("Callsite", "")),
+        "parents": [int(p) for p in info.get("Parent IDs", [])],
+        "shuffle_parents": [int(p) for p in info.get("Shuffle Parent IDs", [])],
+        "partitions": int(info.get("Number of Partitions", 0)),
+        "storage": description if level.get("Use Memory") or level.get("Use Disk") else "",
+    }
+
+
+@dataclasses.dataclass
+class _OpenStage:
+    """A stage attempt submitted and not yet logged as completed."""
+
+    submitted_ms: int
+    num_tasks: int
+    job_id: int
+    done: int = 0
+    failed: bool = False
+
+
+class EventEncoder:
+    """Scheduler events -> Spark JsonProtocol objects, in Spark's order.
+
+    The task scheduler retires a stage attempt after the DAGScheduler has
+    reacted to its last task (submitting the next stage, or failing the job),
+    so StageCompleted is written as soon as the attempt is over: before the
+    next StageSubmitted once all its tasks succeeded, before a failed JobEnd
+    for an attempt that had failed tasks. The scheduler's own report of it
+    is then dropped.
+    """
+
+    def __init__(self) -> None:
+        self._hosts: dict[str, str] = {}
+        #: What job_start told about each stage: name, parent ids, whether it is a map stage.
+        self._stages: dict[int, dict[str, Any]] = {}
+        self._open: dict[tuple[int, int], _OpenStage] = {}
+        self._closed_early: set[tuple[int, int]] = set()
+        self._started_jobs: set[int] = set()
+        #: Stage submissions of jobs whose JobStart has not been seen yet.
+        self._held: dict[int, list[tuple[Json, int]]] = {}
+        #: Locality of launched tasks until their TaskEnd (killed ones never end: bounded).
+        self._locality: dict[int, str] = {}
+
+    def header(
+        self, app_id: str, app_name: str, start_ms: int, user: str, conf: Iterable[tuple[str, str]]
+    ) -> list[Json]:
+        """LogStart, EnvironmentUpdate and ApplicationStart: the first lines of a log."""
+        props = {k: ("*********(redacted)" if _REDACT.search(k) else v) for k, v in conf}
+        return [
+            {"Event": "SparkListenerLogStart", "Spark Version": SPARK_VERSION},
+            {
+                "Event": "SparkListenerEnvironmentUpdate",
+                "JVM Information": {"Python Version": platform.python_version()},
+                "Spark Properties": dict(sorted(props.items())),
+                "System Properties": {},
+                "Classpath Entries": {},
+            },
+            {
+                "Event": "SparkListenerApplicationStart",
+                "App Name": app_name,
+                "App ID": app_id,
+                "Timestamp": start_ms,
+                "User": user,
+            },
+        ]
+
+    def application_end(self, end_ms: int) -> list[Json]:
+        """Whatever is still held back, then ApplicationEnd."""
+        out = [event for held in self._held.values() for event, _ in held]
+        self._held.clear()
+        return [*out, {"Event": "SparkListenerApplicationEnd", "Timestamp": end_ms}]
+
+    def encode(self, event: str, data: Mapping[str, Any], t: float) -> list[Json]:
+        """The JSON events for one scheduler event at wall time `t` (seconds)."""
+        ms = int(t * 1000)
+        if event == "task_end":
+            return [self._task_end(data, ms, t)]
+        if event == "tasks_launched":
+            if len(self._locality) > _MAX_LAUNCHED:
+                self._locality.clear()
+            for launched in data["tasks"]:
+                self._locality[launched[0]] = "PROCESS_LOCAL" if launched[7] else "ANY"
+            return []
+        if event == "stage_submitted":
+            job_id = data.get("job_id", -1)
+            stage_id, attempt = data["stage_id"], data["attempt"]
+            out = self._close(ms, lambda s: s.done >= s.num_tasks)
+            self._open[(stage_id, attempt)] = _OpenStage(ms, data["num_tasks"], job_id)
+            if job_id not in self._started_jobs:
+                held = self._held.setdefault(job_id, [])
+                held.append((self._stage_submitted(data, ms), stage_id))
+                return out
+            return [*out, self._stage_submitted(data, ms)]
+        if event == "stage_completed":
+            key = (data["stage_id"], data["attempt"])
+            if key in self._closed_early:
+                self._closed_early.discard(key)
+                return []
+            stage = self._open.pop(key, None)
+            return [self._stage_completed(key, stage, ms, data.get("failure"))]
+        if event == "job_start":
+            return self._job_start(data, ms)
+        if event == "job_end":
+            job_id = data["job_id"]
+            self._started_jobs.discard(job_id)
+            out = self._close(ms, lambda s: s.done >= s.num_tasks)
+            result: Json = {"Result": "JobSucceeded"}
+            if data.get("status") != "SUCCEEDED":
+                message = data.get("error") or f"Job {job_id} {data.get('status')}"
+                result = {"Result": "JobFailed", "Exception": {"Message": message}}
+                out += self._close(ms, lambda s: s.job_id == job_id and s.failed, message)
+            end = {
+                "Event": "SparkListenerJobEnd",
+                "Job ID": job_id,
+                "Completion Time": ms,
+                "Job Result": result,
+            }
+            return [*out, end]
+        if event == "executor_added":
+            self._hosts[data["executor_id"]] = data.get("host", "")
+            return [
+                {
+                    "Event": "SparkListenerExecutorAdded",
+                    "Timestamp": ms,
+                    "Executor ID": data["executor_id"],
+                    "Executor Info": {
+                        "Host": data.get("host", ""),
+                        "Total Cores": data.get("cores", 0),
+                        "Log Urls": dict(data.get("log_urls") or {}),
+                    },
+                }
+            ]
+        if event == "executor_removed":
+            return [
+                {
+                    "Event": "SparkListenerExecutorRemoved",
+                    "Timestamp": ms,
+                    "Executor ID": data["executor_id"],
+                    "Removed Reason": data.get("reason", ""),
+                }
+            ]
+        return []  # an event Spark's log has no counterpart for
+
+    def _stage_completed(
+        self, key: tuple[int, int], stage: _OpenStage | None, ms: int, failure: str | None
+    ) -> Json:
+        info = _stage_info(
+            key[0],
+            key[1],
+            stage.num_tasks if stage is not None else 0,
+            self._stages.get(key[0]),
+            stage.submitted_ms if stage is not None else None,
+            ms,
+            failure,
+        )
+        return {"Event": "SparkListenerStageCompleted", "Stage Info": info}
+
+    def _close(
+        self, ms: int, over: Callable[[_OpenStage], bool], failure: str | None = None
+    ) -> list[Json]:
+        """StageCompleted for the open stage attempts that are `over`, now."""
+        out = []
+        for key, stage in list(self._open.items()):
+            if over(stage):
+                del self._open[key]
+                self._closed_early.add(key)
+                out.append(self._stage_completed(key, stage, ms, failure))
+        return out
+
+    def _stage_submitted(self, data: Mapping[str, Any], ms: int) -> Json:
+        stage_id = data["stage_id"]
+        info = _stage_info(
+            stage_id, data["attempt"], data["num_tasks"], self._stages.get(stage_id), ms
+        )
+        return {"Event": "SparkListenerStageSubmitted", "Stage Info": info, "Properties": {}}
+
+    def _job_start(self, data: Mapping[str, Any], ms: int) -> list[Json]:
+        job_id = data["job_id"]
+        self._started_jobs.add(job_id)
+        for stage in data.get("stages", []):
+            self._stages[stage["stage_id"]] = stage
+        infos = []
+        for stage_id in data.get("stage_ids", []):
+            known = self._stages.get(stage_id) or {}
+            infos.append(_stage_info(stage_id, 0, known.get("num_tasks", 0), known))
+        props = {
+            key: value
+            for key, value in (
+                ("spark.jobGroup.id", data.get("group")),
+                ("spark.job.description", data.get("description")),
+            )
+            if value is not None
+        }
+        start: Json = {
+            "Event": "SparkListenerJobStart",
+            "Job ID": job_id,
+            "Submission Time": ms,
+            "Stage Infos": infos,
+            "Stage IDs": list(data.get("stage_ids", [])),
+            "Properties": props,
+        }
+        held = []
+        for event, stage_id in self._held.pop(job_id, []):
+            # Names were learnt only now, from this JobStart.
+            learnt = self._stages.get(stage_id)
+            if learnt is not None:
+                event["Stage Info"]["Stage Name"] = learnt.get("name", "")
+                event["Stage Info"]["Parent IDs"] = list(learnt.get("parent_ids", []))
+            held.append(event)
+        return [start, *held]
+
+    def _task_end(self, data: Mapping[str, Any], ms: int, t: float) -> Json:
+        stage_id = data["stage_id"]
+        stage = self._open.get((stage_id, data.get("attempt", 0)))
+        if stage is not None:
+            if data["ok"]:
+                stage.done += 1
+            else:
+                stage.failed = True
+        task = data.get("task")
+        executor_id = task.executor_id if task is not None else data.get("executor_id", "")
+        run_seconds = data.get("run_seconds")
+        info: Json = {"Task ID": -1, "Index": -1, "Attempt": 0, "Partition ID": -1}
+        if task is not None:
+            launch = ms
+            if data.get("now") is not None:
+                launch = int((t - (data["now"] - task.start)) * 1000)
+            info = {
+                "Task ID": task.task_id,
+                "Index": task.index,
+                "Attempt": task.attempt,
+                "Partition ID": data.get("partition", task.index),
+                "Launch Time": launch,
+            }
+        info.update(
+            {
+                "Executor ID": executor_id,
+                "Host": self._hosts.get(executor_id, ""),
+                "Locality": self._locality.pop(task.task_id, "ANY") if task is not None else "ANY",
+                "Speculative": bool(getattr(task, "speculative", False)),
+                "Getting Result Time": 0,
+                "Finish Time": ms,
+                "Failed": not data["ok"],
+                "Killed": False,
+                "Accumulables": [],
+            }
+        )
+        if data["ok"]:
+            reason: Json = {"Reason": "Success"}
+        else:
+            error = str(data.get("error") or "")
+            reason = {
+                "Reason": "ExceptionFailure",
+                "Class Name": data.get("error_type") or "",
+                "Description": error.strip().splitlines()[-1] if error.strip() else "",
+                "Stack Trace": [],
+                "Full Stack Trace": error,
+                "Accumulables": [],
+            }
+        metrics: Json = {}
+        if run_seconds is not None:
+            metrics["Executor Run Time"] = int(run_seconds * 1000)
+        measured = data.get("metrics") or {}
+        if "diskBytesSpilled" in measured:
+            metrics["Disk Bytes Spilled"] = int(measured["diskBytesSpilled"])
+        if "gcSeconds" in measured:
+            metrics["JVM GC Time"] = int(measured["gcSeconds"] * 1000)
+        if "shuffleBytesWritten" in measured:
+            metrics["Shuffle Write Metrics"] = {
+                "Shuffle Bytes Written": int(measured["shuffleBytesWritten"])
+            }
+        blocks = data.get("blocks") or ()
+        if blocks:  # cached partitions, as Spark 2's logs listed them
+            sizes = list(measured.get("storedBlockBytes") or ())
+            sizes += [0] * (len(blocks) - len(sizes))
+            metrics["Updated Blocks"] = [
+                {"Block ID": f"rdd_{rdd_id}_{split}", "Status": {"Disk Size": size}}
+                for (rdd_id, split), size in zip(blocks, sizes, strict=False)
+            ]
+        if "shuffleBytesRead" in measured:
+            metrics["Shuffle Read Metrics"] = {
+                "Remote Bytes Read": int(measured["shuffleBytesRead"])
+            }
+        is_map = self._stages.get(stage_id, {}).get("is_map", False)
+        return {
+            "Event": "SparkListenerTaskEnd",
+            "Stage ID": stage_id,
+            "Stage Attempt ID": data.get("attempt", 0),
+            "Task Type": "ShuffleMapTask" if is_map else "ResultTask",
+            "Task End Reason": reason,
+            "Task Info": info,
+            "Task Metrics": metrics,
+        }
+
+
+class AppInfo:
+    """What the history listing shows of one application, read from its log."""
+
+    def __init__(self) -> None:
+        self.app_id: str | None = None
+        self.name = ""
+        self.user = ""
+        self.start_ms: int | None = None
+        self.end_ms: int | None = None
+        self.spark_version = ""
+
+    def update(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("Event")
+        if kind == "SparkListenerApplicationStart":
+            self.app_id = _opt_str(event.get("App ID")) or self.app_id
+            self.name = str(event.get("App Name", ""))
+            self.user = str(event.get("User", ""))
+            self.start_ms = int(event["Timestamp"])
+        elif kind == "SparkListenerApplicationEnd":
+            self.end_ms = int(event["Timestamp"])
+        elif kind == "SparkListenerLogStart":
+            self.spark_version = str(event.get("Spark Version", ""))
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def replay_events(events: Iterable[Json]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """AppStatusStore events (with `time` in seconds) for logged JSON events.
+
+    Events of kinds the store does not show are passed over; an event whose
+    fields are malformed is skipped with a warning.
+    """
+    job_of_stage: dict[int, int] = {}
+    for event in events:
+        try:
+            yield from _replay_one(event, job_of_stage)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("skipping a malformed %s event: %r", event.get("Event"), exc)
+
+
+def _replay_one(event: Json, job_of_stage: dict[int, int]) -> Iterator[tuple[str, dict[str, Any]]]:
+    kind = event.get("Event")
+    if kind == "SparkListenerTaskEnd":
+        yield "task_end", _replay_task_end(event)
+    elif kind == "SparkListenerJobStart":
+        job_id = int(event["Job ID"])
+        stage_ids = [int(s) for s in event.get("Stage IDs", [])]
+        for stage_id in stage_ids:
+            job_of_stage[stage_id] = job_id
+        props = event.get("Properties") or {}
+        infos = [i for i in event.get("Stage Infos", []) if isinstance(i, dict)]
+        parents = {int(p) for i in infos for p in i.get("Parent IDs", [])}
+        stages = [
+            {
+                "stage_id": int(i["Stage ID"]),
+                "name": str(i.get("Stage Name", "")),
+                "num_tasks": int(i.get("Number of Tasks", 0)),
+                "parent_ids": [int(p) for p in i.get("Parent IDs", [])],
+                "rdds": [_rdd_from_info(r) for r in i.get("RDD Info", [])],
+                # Spark's log does not say: a stage another one of the job reads is a map stage.
+                "is_map": int(i["Stage ID"]) in parents,
+            }
+            for i in infos
+        ]
+        yield (
+            "job_start",
+            {
+                "job_id": job_id,
+                "group": props.get("spark.jobGroup.id"),
+                "description": props.get("spark.job.description"),
+                "stage_ids": stage_ids,
+                "stages": stages,
+                "time": _seconds(event.get("Submission Time")),
+            },
+        )
+    elif kind == "SparkListenerJobEnd":
+        result = event.get("Job Result") or {}
+        ok = result.get("Result") == "JobSucceeded"
+        error = (result.get("Exception") or {}).get("Message") if not ok else None
+        yield (
+            "job_end",
+            {
+                "job_id": int(event["Job ID"]),
+                "status": "SUCCEEDED" if ok else "FAILED",
+                "error": error,
+                "time": _seconds(event.get("Completion Time")),
+            },
+        )
+    elif kind == "SparkListenerStageSubmitted":
+        info = event["Stage Info"]
+        stage_id = int(info["Stage ID"])
+        yield (
+            "stage_submitted",
+            {
+                "stage_id": stage_id,
+                "attempt": int(info.get("Stage Attempt ID", 0)),
+                "num_tasks": int(info["Number of Tasks"]),
+                "job_id": job_of_stage.get(stage_id, -1),
+                "name": str(info.get("Stage Name", "")),
+                "time": _seconds(info.get("Submission Time")),
+            },
+        )
+    elif kind == "SparkListenerStageCompleted":
+        info = event["Stage Info"]
+        yield (
+            "stage_completed",
+            {
+                "stage_id": int(info["Stage ID"]),
+                "attempt": int(info.get("Stage Attempt ID", 0)),
+                "failure": info.get("Failure Reason"),
+                "time": _seconds(info.get("Completion Time")),
+            },
+        )
+    elif kind == "SparkListenerExecutorAdded":
+        executor = event.get("Executor Info") or {}
+        urls = executor.get("Log Urls") or {}
+        yield (
+            "executor_added",
+            {
+                "executor_id": str(event["Executor ID"]),
+                "host": str(executor.get("Host", "")),
+                "cores": int(executor.get("Total Cores", 0)),
+                "log_urls": {str(k): str(v) for k, v in urls.items()},
+                "time": _seconds(event.get("Timestamp")),
+            },
+        )
+    elif kind == "SparkListenerExecutorRemoved":
+        yield (
+            "executor_removed",
+            {
+                "executor_id": str(event["Executor ID"]),
+                "reason": str(event.get("Removed Reason", "")),
+                "time": _seconds(event.get("Timestamp")),
+            },
+        )
+    elif kind == "SparkListenerUnpersistRDD":
+        yield "unpersist_rdd", {"rdd_id": int(event["RDD ID"])}
+    elif kind == "SparkListenerEnvironmentUpdate":
+        sections: dict[str, Any] = {}
+        for name, shown in (
+            ("JVM Information", "Runtime Information"),
+            ("Spark Properties", "Spark Properties"),
+            ("System Properties", "System Properties"),
+            ("Classpath Entries", "Classpath Entries"),
+        ):
+            value = event.get(name) or {}
+            pairs = value.items() if isinstance(value, dict) else value
+            sections[shown] = sorted((str(k), str(v)) for k, v in pairs)
+        yield "environment", sections
+
+
+def _replay_task_end(event: Json) -> dict[str, Any]:
+    info = event.get("Task Info") or {}
+    reason = event.get("Task End Reason") or {}
+    logged = event.get("Task Metrics") or {}
+    ok = reason.get("Reason") == "Success"
+    task_id = int(info.get("Task ID", -1))
+    data: dict[str, Any] = {
+        "stage_id": int(event["Stage ID"]),
+        "attempt": int(event.get("Stage Attempt ID", 0)),
+        "ok": ok,
+        "task_id": task_id if task_id >= 0 else None,
+        "index": int(info.get("Index", -1)),
+        "task_attempt": int(info.get("Attempt", 0)),
+        "partition": int(info.get("Partition ID", info.get("Index", -1))),
+        "executor_id": str(info.get("Executor ID", "")),
+        "host": str(info.get("Host", "")),
+        "launch_time": _seconds(info.get("Launch Time")),
+        "locality": str(info.get("Locality", "PROCESS_LOCAL")),
+        "speculative": bool(info.get("Speculative", False)),
+        "time": _seconds(info.get("Finish Time")),
+    }
+    if "Executor Run Time" in logged:
+        data["run_seconds"] = int(logged["Executor Run Time"]) / 1000.0
+    metrics: dict[str, Any] = {}
+    if "JVM GC Time" in logged:
+        metrics["gcSeconds"] = int(logged["JVM GC Time"]) / 1000.0
+    if "Disk Bytes Spilled" in logged:
+        metrics["diskBytesSpilled"] = int(logged["Disk Bytes Spilled"])
+    written = logged.get("Shuffle Write Metrics") or {}
+    if "Shuffle Bytes Written" in written:
+        metrics["shuffleBytesWritten"] = int(written["Shuffle Bytes Written"])
+    read = logged.get("Shuffle Read Metrics") or {}
+    if "Remote Bytes Read" in read or "Local Bytes Read" in read:
+        metrics["shuffleBytesRead"] = int(read.get("Remote Bytes Read", 0)) + int(
+            read.get("Local Bytes Read", 0)
+        )
+    data["metrics"] = metrics
+    updated = [b for b in logged.get("Updated Blocks") or [] if isinstance(b, dict)]
+    blocks, sizes = [], []
+    for block in updated:
+        match = _RDD_BLOCK.match(str(block.get("Block ID", "")))
+        if match is not None:
+            blocks.append((int(match.group(1)), int(match.group(2))))
+            sizes.append(int((block.get("Status") or {}).get("Disk Size", 0)))
+    data["blocks"] = blocks
+    if blocks:
+        metrics["storedBlockBytes"] = sizes
+    if not ok:
+        data["error"] = str(
+            reason.get("Full Stack Trace")
+            or reason.get("Description")
+            or reason.get("Reason")
+            or ""
+        )
+        data["error_type"] = str(reason.get("Class Name") or reason.get("Reason") or "")
+    return data
+
+
+def _seconds(ms: Any) -> float | None:
+    return None if ms is None or int(ms) < 0 else int(ms) / 1000.0

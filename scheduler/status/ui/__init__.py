@@ -1,0 +1,49 @@
+"""The application UI: status store, pages, REST API and pictures (driver and history server).
+
+| module        | job                                                              |
+|---------------|------------------------------------------------------------------|
+| `_store`      | `AppStatusStore`: scheduler listener, bounded records            |
+| `_lineage`    | a stage's RDDs as plain dicts (for the DAG), taken at job start  |
+| `_views`      | records -> Spark's REST API objects (`/api/v1/...`)              |
+| `_pictures`   | geometry of the DAG, event timeline and task stream (SVG)        |
+| `_pages`      | `AppPages`: Spark's paths -> templates / JSON / Prometheus       |
+| `_web`        | templates and static files on `webui.server` (the one web layer) |
+
+The layers point down the table's reverse order: `_pages` uses `_views`,
+`_pictures` and `_web`; `_views` reads `_store`; nothing here imports the
+scheduler's internals or `cluster`. The HTTP server, security headers and
+Prometheus text are `webui`'s, shared with the master and worker UIs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scheduler.status.ui._lineage import stage_rdds
+    from scheduler.status.ui._pages import AppPages
+    from scheduler.status.ui._store import AppStatusStore, Limits
+    from webui.server import Response, WebServer
+
+__all__ = ["AppPages", "AppStatusStore", "Limits", "Response", "WebServer", "stage_rdds"]
+
+#: Where each name lives: imported on first use, so that a driver that only needs
+#: `stage_rdds` (the UI off, the event log on) does not load the web server.
+_HOMES = {
+    "AppPages": "scheduler.status.ui._pages",
+    "AppStatusStore": "scheduler.status.ui._store",
+    "Limits": "scheduler.status.ui._store",
+    "Response": "webui.server",
+    "WebServer": "webui.server",
+    "stage_rdds": "scheduler.status.ui._lineage",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'scheduler.status.ui' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,251 @@
+"""A stage's code and its parallelized data, pickled apart.
+
+Python workers unpickle a stage's code afresh for every task, so that state a
+user's function captures (a module-level set, a callable object's counter, a
+mutable default) starts anew in each task, as in PySpark, whose workers
+deserialize the task's function per task. The data of `parallelize`, which can
+be large and which tasks only read, is pickled beside the code, unpickled once
+per worker and shared by the stage's tasks there.
+
+A header in front of both, plain JSON, carries what a worker must set up
+before it unpickles anything: the manifest of the files added with
+addFile/addPyFile/addArchive (a task's function, or an object in its data, may
+come from an added module), and the driver's Python major.minor version (a
+worker on another minor version fails the task with PySpark's message rather
+than unpickling code compiled for another interpreter).
+
+Payload layout: 8 bytes (little endian) giving the header's length, the header
+(JSON: the stage's files properties and `PYTHON_VERSION_KEY`), 8 bytes giving
+the code pickle's length, the code pickle, then the data pickle (empty when
+the stage has no parallelized data).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import operator
+import pickle
+import sys
+import threading
+import types
+from typing import Any
+
+import cloudpickle
+
+from scheduler.task.sparkfiles import FILES_MANIFEST_PROPERTY, FILES_ROOT_PROPERTY
+
+__all__ = [
+    "DRIVER_PYTHON",
+    "PYTHON_VERSION_KEY",
+    "StageCode",
+    "dumps_stage",
+    "externalize",
+    "has_private_state",
+    "resolve",
+    "stage_header",
+    "stage_python_version",
+]
+
+#: Local properties a worker needs before it unpickles a stage (see the module doc).
+_HEADER_KEYS = (FILES_ROOT_PROPERTY, FILES_MANIFEST_PROPERTY)
+
+#: The header's entry naming the driver's Python version (not a property: never a task's).
+PYTHON_VERSION_KEY = "sparkctl.python.version"
+#: Major.minor of the Python that pickles stages: the driver's.
+DRIVER_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+_tracking = threading.local()
+
+
+class _DataRef:
+    """Stands in the code pickle for one piece of data pickled beside it."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_DataRef, (self.index,))
+
+
+def dumps_stage(spec: Any) -> bytes:
+    """The payload of a stage: its code, then the data `externalize` set aside."""
+    side: list[Any] = []
+    _tracking.side = side
+    try:
+        code: bytes = cloudpickle.dumps(spec, pickle.HIGHEST_PROTOCOL)
+    finally:
+        _tracking.side = None
+    data: bytes = cloudpickle.dumps(side, pickle.HIGHEST_PROTOCOL) if side else b""
+    properties = getattr(spec, "properties", None) or {}
+    fields = {k: properties[k] for k in _HEADER_KEYS if k in properties}
+    fields[PYTHON_VERSION_KEY] = DRIVER_PYTHON
+    header = json.dumps(fields).encode()
+    return b"".join(
+        (len(header).to_bytes(8, "little"), header, len(code).to_bytes(8, "little"), code, data)
+    )
+
+
+def _read_header(payload: bytes) -> dict[str, str]:
+    length = int.from_bytes(payload[:8], "little")
+    header: dict[str, str] = json.loads(bytes(payload[8 : 8 + length]))
+    return header
+
+
+def stage_header(payload: bytes) -> dict[str, str]:
+    """The properties in a stage payload's header, read without unpickling anything."""
+    header = _read_header(payload)
+    header.pop(PYTHON_VERSION_KEY, None)
+    return header
+
+
+def stage_python_version(payload: bytes) -> str | None:
+    """The driver's Python major.minor from a payload's header (None if it has none)."""
+    return _read_header(payload).get(PYTHON_VERSION_KEY)
+
+
+def externalize(value: Any) -> Any:
+    """While a stage is pickled, move `value` beside the code; otherwise `value` itself."""
+    side: list[Any] | None = getattr(_tracking, "side", None)
+    if side is None:
+        return value
+    side.append(value)
+    return _DataRef(len(side) - 1)
+
+
+def resolve(value: Any) -> Any:
+    """On unpickling: the data a stand-in refers to, or `value` itself."""
+    if isinstance(value, _DataRef):
+        data: list[Any] = _tracking.data
+        return data[value.index]
+    return value
+
+
+class StageCode:
+    """A worker's view of a stage payload: the data once, a fresh spec per task.
+
+    Unpickling a stage's functions costs about as much as running a tiny task, so
+    a spec whose functions hold no state of their own (`has_private_state`) is
+    unpickled once and shared by the stage's tasks in this worker.
+    """
+
+    def __init__(self, payload: bytes) -> None:
+        view = memoryview(payload)
+        start = 8 + int.from_bytes(view[:8], "little")  # past the header
+        length = int.from_bytes(view[start : start + 8], "little")
+        self._code = view[start + 8 : start + 8 + length]
+        rest = view[start + 8 + length :]
+        self._data: list[Any] = cloudpickle.loads(rest) if len(rest) else []
+        self._shared: Any = None
+
+    def spec(self) -> Any:
+        """The stage's code and functions, new for this task unless they hold no state."""
+        if self._shared is not None:
+            return self._shared
+        _tracking.data = self._data
+        try:
+            spec = cloudpickle.loads(self._code)
+        finally:
+            _tracking.data = None
+        if not has_private_state(spec):
+            self._shared = spec
+        return spec
+
+
+#: Values that can never carry state from one task to the next.
+_ATOMS = (
+    int, float, complex, str, bytes, bool, type(None), range, type(Ellipsis),
+    operator.itemgetter, operator.attrgetter, operator.methodcaller,
+)  # fmt: skip
+#: Containers of a library object larger than this hold data, not functions: not walked.
+_WALK_LIMIT = 1000
+#: Attributes that hold a stage's data (shared on purpose, read only).
+_DATA_ATTRIBUTES = frozenset({"_slices"})
+
+
+def _is_library(obj: Any) -> bool:
+    module = getattr(type(obj), "__module__", "") or ""
+    return module == "scheduler" or module.startswith("scheduler.")
+
+
+def _own_globals(function: types.FunctionType) -> bool:
+    """Whether `function` came by value (its globals are not a real module's)."""
+    module = sys.modules.get(function.__module__ or "")
+    return module is None or function.__globals__ is not module.__dict__
+
+
+def has_private_state(root: Any) -> bool:
+    """Whether a user's function in `root` captures something a task could change.
+
+    Walks the stage's objects: our own (RDDs, dependencies, aggregators, their
+    closures) attribute by attribute; a user's function pickled by value through
+    the globals it names, its closure cells and its defaults. Any list, dict, set,
+    instance of a user's class or method bound to one found there counts as state
+    (a read-only lookup table too: it then costs a fresh copy per task, never a
+    wrong result). Modules, classes, numbers, strings and functions do not.
+    """
+    seen: set[int] = set()
+    stack: list[Any] = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or type(obj) in _ATOMS:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, (types.ModuleType, type)):
+            continue
+        if isinstance(obj, types.FunctionType):
+            user = not _is_library_function(obj)
+            if user and _own_globals(obj):
+                names = obj.__code__.co_names
+                stack.extend(obj.__globals__[n] for n in names if n in obj.__globals__)
+            for cell in obj.__closure__ or ():
+                with contextlib.suppress(ValueError):  # an empty cell has no contents
+                    stack.append(cell.cell_contents)
+            stack.extend(obj.__defaults__ or ())
+            stack.extend((obj.__kwdefaults__ or {}).values())
+            continue
+        if isinstance(obj, functools.partial):
+            stack.extend((obj.func, *obj.args, *obj.keywords.values()))
+            continue
+        if isinstance(obj, (types.MethodType, types.BuiltinMethodType)):
+            owner = getattr(obj, "__self__", None)
+            if owner is not None and not isinstance(owner, types.ModuleType):
+                stack.append(owner)
+            stack.append(getattr(obj, "__func__", None))
+            continue
+        if isinstance(obj, (tuple, frozenset)):
+            stack.extend(obj)
+            continue
+        if _is_library(obj):
+            stack.extend(_library_parts(obj))
+            continue
+        return True  # a list, dict, set or object a user's function holds on to
+    return False
+
+
+def _is_library_function(function: types.FunctionType) -> bool:
+    module = function.__module__ or ""
+    return module == "scheduler" or module.startswith("scheduler.")
+
+
+def _library_parts(obj: Any) -> list[Any]:
+    """The attributes of one of our objects worth walking (never its data)."""
+    parts: list[Any] = []
+    state = getattr(obj, "__dict__", None)
+    values: list[tuple[str, Any]] = list(state.items()) if isinstance(state, dict) else []
+    for name in getattr(type(obj), "__slots__", ()):
+        if hasattr(obj, name):
+            values.append((name, getattr(obj, name)))
+    for name, value in values:
+        if name in _DATA_ATTRIBUTES:
+            continue
+        if isinstance(value, (list, set)) and len(value) <= _WALK_LIMIT:
+            parts.extend(value)
+        elif isinstance(value, dict) and len(value) <= _WALK_LIMIT:
+            parts.extend(value.values())
+        elif not isinstance(value, (list, set, dict)):
+            parts.append(value)
+    return parts
