@@ -9,7 +9,10 @@ plus `importlib.import_module("literal")`. The rules, lowest layer first:
 - only `rpcenv/grpc/` imports gRPC (`grpc`, `grpc_*`, the generated `*_pb2_grpc`);
 - `rpcenv` imports none of `cluster`, `scheduler`, `cli`, `webui`;
 - `cluster` and `scheduler` never import each other, nor `cli`;
-- `webui` imports none of our packages.
+- `webui` imports none of our packages;
+- inside `scheduler`, the subpackages form layers (`SCHEDULER_LAYERS`, top
+  first, as in scheduler/README.md): a subpackage imports only those of lower
+  ranks, never a sibling of its own rank nor one above.
 
 A violation that cannot be fixed at once goes into `ALLOWED` with its reason;
 an entry that no longer matches anything fails the gate, so the list only shrinks.
@@ -40,6 +43,29 @@ class Rule:
     grpc: bool = False  # also forbid grpc, grpc_* and generated *_pb2_grpc modules
 
 
+# scheduler's subpackages, top rank first; a rank may import only later ranks.
+SCHEDULER_LAYERS: tuple[tuple[str, ...], ...] = (
+    ("api", "history"),
+    ("backend", "status"),
+    ("core", "executor"),
+    ("rdd",),
+    ("task",),
+    ("shuffle",),
+)
+
+
+def _scheduler_rules() -> Iterator[Rule]:
+    for rank, names in enumerate(SCHEDULER_LAYERS):
+        above = [n for higher in SCHEDULER_LAYERS[:rank] for n in higher]
+        for name in names:
+            others = [*above, *(n for n in names if n != name)]
+            yield Rule(
+                f"scheduler.{name} imports only lower layers",
+                f"scheduler.{name}",
+                tuple(f"scheduler.{n}" for n in others),
+            )
+
+
 RULES = (
     *(
         Rule("grpc only in rpcenv/grpc", pkg, (), exempt="rpcenv.grpc", grpc=True)
@@ -53,6 +79,7 @@ RULES = (
     Rule("cluster does not know the driver", "cluster", ("scheduler", "cli")),
     Rule("the driver does not know the cluster", "scheduler", ("cluster", "cli")),
     Rule("webui is a leaf library", "webui", tuple(p for p in OURS if p != "webui")),
+    *_scheduler_rules(),
 )
 
 # (importing module, imported module) -> why it is tolerated for now. Empty: the
