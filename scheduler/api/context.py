@@ -26,21 +26,18 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from rpcenv import SECRET_ENV_VAR, Conf, RpcAddress, RpcEnv
+from scheduler.api.addedfiles import AddedFiles
 from scheduler.api.conf import SYSTEM_PROPERTIES, SparkConf
 from scheduler.api.sharedvars import SharedVariables
 from scheduler.api.sources import RDDSources
-from scheduler.api.tracker import JobRecord, JobWaiter, StatusTracker
+from scheduler.api.tracker import JobRecord, StatusTracker
 from scheduler.backend.addresses import check_driver_bind, driver_addresses
-from scheduler.backend.endpoint import (
-    ENDPOINT_NAME,
-    LocalBackend,
-    SchedulerEndpoint,
-    executor_python,
-    local_executor_env,
-)
+from scheduler.backend.endpoint import ENDPOINT_NAME, SchedulerEndpoint, executor_python
+from scheduler.backend.local import LocalBackend, local_executor_env
 from scheduler.backend.master_url import parse_master
 from scheduler.core.allocation import allocation_settings
 from scheduler.core.errors import BarrierJobSlotsNumberCheckFailed, JobCancelledError
+from scheduler.core.jobs import JobWaiter
 from scheduler.core.taskscheduler import SchedulerSettings, TaskScheduler
 from scheduler.executor.workerlimits import worker_limits_env
 from scheduler.rdd.callsite import first_api_call, stage_name
@@ -53,7 +50,6 @@ from scheduler.task.accumulators import (
 )
 from scheduler.task.broadcast import Broadcast
 from scheduler.task.profiler import BasicProfiler, ProfilerCollector
-from scheduler.task.sparkfiles import AddedFiles
 from sparkctl.v1 import scheduler_pb2 as pb
 
 __all__ = ["SparkContext", "parse_master"]

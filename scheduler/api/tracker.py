@@ -1,15 +1,13 @@
-"""Job bookkeeping for users: JobWaiter, StatusTracker and its info records.
+"""StatusTracker and its info records: PySpark's `sc.statusTracker()` API.
 
-A JobWaiter collects one job's per-partition results and wakes the thread
-that runs the job; the StatusTracker reads the driver's job registry and the
-live TaskSetManagers (PySpark's `sc.statusTracker()` API). No I/O.
+The tracker reads the driver's job registry and the live TaskSetManagers.
+No I/O.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from scheduler.rdd.callsite import task_set_name
 
@@ -18,37 +16,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JobRecord",
-    "JobWaiter",
     "SparkExecutorInfo",
     "SparkJobInfo",
     "SparkStageInfo",
     "StatusTracker",
 ]
-
-
-class JobWaiter:
-    """Collects a job's results; `wait` returns them or raises the job's error."""
-
-    def __init__(self, num_tasks: int) -> None:
-        self.results: list[Any] = [None] * num_tasks
-        self._remaining = num_tasks
-        self._done = threading.Event()
-        self.error: BaseException | None = None
-        if num_tasks == 0:
-            self._done.set()
-
-    def task_succeeded(self, index: int, result: Any) -> None:
-        self.results[index] = result
-        self._remaining -= 1
-        if self._remaining == 0:
-            self._done.set()
-
-    def job_failed(self, error: BaseException) -> None:
-        self.error = error
-        self._done.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._done.wait(timeout)
 
 
 class SparkJobInfo(NamedTuple):

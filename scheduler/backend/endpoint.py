@@ -1,25 +1,19 @@
-"""The driver's "CoarseGrainedScheduler" endpoint and the local[N] backend.
+"""The driver's "CoarseGrainedScheduler" endpoint and how executors are started.
 
 The endpoint turns executor messages (registration, batched status updates,
 heartbeats, disconnects) into TaskScheduler calls; it keeps each executor's
 ref from its registration ask, which reaches the executor over the connection
 it opened. It relays shuffle bytes only for executors that serve no
-block-manager port (the others serve each other directly). The
-local backend starts one executor process with N cores through the same
-`python -m scheduler.executor` path a Worker uses, and replaces it if it
-dies. Nothing here schedules tasks itself.
+block-manager port (the others serve each other directly). `executor_argv`
+is the one `python -m scheduler.executor` command line, for a Worker and for
+the local backend alike. Nothing here schedules tasks itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf.message import Message
@@ -39,7 +33,6 @@ from sparkctl.v1 import scheduler_pb2 as pb
 
 __all__ = [
     "WORKER_PYTHON",
-    "LocalBackend",
     "SchedulerEndpoint",
     "executor_argv",
     "executor_python",
@@ -240,138 +233,3 @@ def _sender(ref: RpcEndpointRef) -> Any:
             log.debug("could not send to %s: %s", ref, exc)
 
     return send
-
-
-class LocalBackend:
-    """local[N]: one executor process with N cores on this machine, restarted if it dies."""
-
-    def __init__(
-        self,
-        scheduler: TaskScheduler,
-        driver_url: str,
-        app_id: str,
-        cores: int,
-        env: dict[str, str],
-        max_restarts: int = 16,
-        python: str = sys.executable,
-    ) -> None:
-        self._scheduler = scheduler
-        #: The interpreter of the executor (spark.pyspark.python / PYSPARK_PYTHON, else ours).
-        self.python = python
-        self._driver_url = driver_url
-        self._app_id = app_id
-        self._cores = cores
-        self._env = env
-        self._max_restarts = max_restarts
-        self._restarts = 0
-        self._next_id = 0
-        self._lock = threading.Lock()
-        self._stopped = False
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        #: Called (on a thread of its own) once no executor will be started again.
-        self.on_dead: Callable[[], None] | None = None
-
-    def start(self, timeout: float = 60.0) -> None:
-        """Launch the executor and wait until it has registered."""
-        executor_id = self._launch()
-        deadline = time.monotonic() + timeout
-        with self._scheduler.lock:
-            while executor_id not in self._scheduler.executors:
-                proc = self.processes.get(executor_id)
-                if proc is not None and proc.poll() is not None:
-                    raise RuntimeError(
-                        f"the local executor exited with code {proc.returncode} before registering"
-                    )
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RuntimeError(f"the local executor did not register within {timeout:.0f}s")
-                self._scheduler.executors_changed.wait(min(left, 0.2))
-
-    def _launch(self) -> str:
-        with self._lock:
-            executor_id = str(self._next_id)
-            self._next_id += 1
-            argv = executor_argv(
-                self._driver_url,
-                executor_id,
-                "127.0.0.1",
-                str(self._cores),
-                self._app_id,
-                None,
-                self.python,
-            )
-            try:
-                self.processes[executor_id] = subprocess.Popen(
-                    argv, env=self._env, stdin=subprocess.DEVNULL
-                )
-            except OSError as exc:
-                raise RuntimeError(
-                    f"cannot start the local executor with Python {self.python!r} "
-                    f"(spark.pyspark.python / PYSPARK_PYTHON): {exc.strerror or exc}"
-                ) from None
-            return executor_id
-
-    def executor_lost(self, executor_id: str, reason: str) -> None:
-        """Replace a dead local executor (bounded)."""
-        proc = self.processes.pop(executor_id, None)
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-        if proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-        if self._stopped:
-            return
-        if self._restarts >= self._max_restarts:
-            self._give_up(reason)
-            return
-        self._restarts += 1
-        self._launch()
-
-    def _give_up(self, reason: str) -> None:
-        """No executor will come back: fail the jobs now instead of waiting for one forever."""
-        log.error(
-            "the local executor was lost %d times (last: %s); not starting another",
-            self._restarts + 1,
-            reason,
-        )
-        self._stopped = True
-        message = (
-            f"because the local executor was lost {self._restarts + 1} times "
-            f"(last: {reason}) and no other is started"
-        )
-        with self._scheduler.lock:
-            for job_id in list(self._scheduler.dag.jobs):
-                self._scheduler.dag.cancel_job(job_id, message)
-        if self.on_dead is not None:
-            threading.Thread(target=self.on_dead, name="stop-dead-app", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stopped = True
-        self._scheduler.broadcast_to_executors(pb.StopExecutor(reason="application finished"))
-        deadline = time.monotonic() + 5.0
-        for proc in list(self.processes.values()):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        self.processes.clear()
-
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.processes.values()]
-
-
-def local_executor_env(extra: dict[str, str], py_files: list[str] | None = None) -> dict[str, str]:
-    """The environment of locally launched executors: the driver's, plus its sys.path."""
-    env = dict(os.environ)
-    env.update(extra)
-    paths = [os.path.abspath(p) for p in py_files or []]
-    paths += [p for p in sys.path if p and os.path.isdir(p)]
-    cwd = os.getcwd()
-    if cwd not in paths:
-        paths.insert(0, cwd)
-    existing = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = os.pathsep.join(paths + ([existing] if existing else []))
-    env.setdefault("PYTHONHASHSEED", os.environ.get("PYTHONHASHSEED", "0"))
-    return env

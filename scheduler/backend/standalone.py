@@ -7,7 +7,7 @@ unregisters on stop. Executors themselves register with the driver's
 "CoarseGrainedScheduler" endpoint; this module never schedules tasks.
 
 With spark.dynamicAllocation.enabled, an `ExecutorAllocator` thread runs the
-policy of `_allocation` every 100 ms and carries out its decisions here:
+policy of `scheduler.core.allocation` every 100 ms and carries out its decisions here:
 RequestExecutors with the new total, KillExecutors with idle executors'
 ids (taken out of task offers first, so that no task lands on them).
 """

@@ -32,54 +32,19 @@ from scheduler.rdd.barrier import (
 )
 from scheduler.rdd.deps import NarrowDependency, ShuffleDependency
 from scheduler.rdd.rdd import RDD
+from scheduler.rdd.stagespec import TaskSetSpec
+from scheduler.shuffle.mapoutput import MapOutput
 
 if TYPE_CHECKING:
-    from scheduler.shuffle.rangesort import Sample, SortedRun
+    from scheduler.shuffle.rangesort import Sample
 
 __all__ = [
     "DAGScheduler",
     "JobListener",
-    "MapOutput",
     "Stage",
     "TaskSet",
     "TaskSetSink",
-    "TaskSetSpec",
 ]
-
-
-@dataclass(frozen=True)
-class MapOutput:
-    """Where one map task's shuffle output lives."""
-
-    executor_id: str
-    host: str
-    path: str
-    #: "host:port" where the owner serves its blocks to other executors; "" when it serves
-    #: none (it could not listen), and its blocks are fetched through the driver.
-    address: str = ""
-    #: sortByKey's shuffles: the chunk index of the task's sorted run.
-    run: SortedRun | None = None
-    #: sortByKey's shuffles: the task's count and key sample, for the driver only (the
-    #: DAGScheduler keeps it apart, so reduce tasks are not shipped every sample).
-    sample: Sample | None = None
-
-
-@dataclass
-class TaskSetSpec:
-    """What every task of a stage attempt runs: pickled once, shipped once per executor."""
-
-    stage_id: int
-    stage_attempt: int
-    rdd: RDD
-    #: Result stages: func(task_context, iterator) -> value.
-    func: Callable[[Any, Any], Any] | None
-    #: Shuffle map stages: where to write (shuffle id and partitioner).
-    shuffle_dep: ShuffleDependency | None
-    #: Map outputs of every shuffle this stage reads, by shuffle id.
-    map_outputs: dict[int, list[MapOutput | None]]
-    properties: dict[str, str]
-    #: RDD.barrier() stage: tasks get a BarrierTaskContext.
-    barrier: bool = False
 
 
 @dataclass

@@ -24,9 +24,9 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from scheduler.core.barrier import BarrierCoordinator
 from scheduler.core.dag import DAGScheduler, TaskSet
 from scheduler.core.tasksetmanager import TaskSetManager
-from scheduler.rdd.barrier import BarrierCoordinator
 from scheduler.rdd.callsite import task_set_name
 from scheduler.rdd.rdd import RDD
 from scheduler.task.broadcast import collect_broadcast_ids

@@ -1,7 +1,7 @@
 """Entry point of an executor process: `python -m scheduler.executor --driver-url ...`.
 
 Launched by a Worker (standalone) or directly by the driver (local[N]); see
-`_executor.py` for what it does. This module only starts it.
+`scheduler/executor/runtime.py` for what it does. This module only starts it.
 """
 
 from __future__ import annotations

@@ -37,8 +37,8 @@ from rpcenv import (
     is_loopback_host,
     parse_endpoint_uri,
 )
-from scheduler.backend.senders import EXECUTOR_SENDERS
 from scheduler.executor.runtime import ExecutorRuntime, heartbeat_interval
+from scheduler.executor.senders import EXECUTOR_SENDERS
 from scheduler.task.broadcast import broadcast_path
 from sparkctl.v1 import deploy_pb2 as dpb
 from sparkctl.v1 import scheduler_pb2 as pb

@@ -5,7 +5,7 @@ it unpickles the stage's code (a task's function may come from an added
 module). Each file is fetched from the driver in chunks through the worker's
 executor, checked against the size and SHA-256 the manifest gives, and renamed
 into `<executor local dir>/files` only once it matches; archives are unpacked
-there under their alias (`_archives`, which refuses hostile members). One lock
+there under their alias (`scheduler.task.archives`, which refuses hostile members). One lock
 file per executor makes its workers fetch each file once between them: the
 first fetches, the others wait and find it there. Nothing is taken from a path
 the driver named: the driver's host may be another one.

@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
-from scheduler.core.dag import MapOutput, TaskSetSpec
 from scheduler.executor.filefetch import prepare_task_files
 from scheduler.executor.workerlimits import (
     FAULTHANDLER_DIR_ENV,
@@ -35,6 +34,7 @@ from scheduler.executor.workerlimits import (
     enable_faulthandler,
     version_mismatch,
 )
+from scheduler.rdd.stagespec import TaskSetSpec
 from scheduler.shuffle import aggregation as _aggregation
 from scheduler.shuffle.files import (
     READ_STATS,
@@ -43,6 +43,7 @@ from scheduler.shuffle.files import (
     shuffle_file,
     write_shuffle_output,
 )
+from scheduler.shuffle.mapoutput import MapOutput
 from scheduler.shuffle.rangesort import RangeSort, write_sorted_run
 from scheduler.task import accumulators as _accumulators
 from scheduler.task import broadcast as _broadcast

@@ -1,7 +1,7 @@
 """Key-value operations of RDDs (PySpark's pair-RDD methods), as a mixin of RDD.
 
 Aggregations combine map-side before the shuffle where the operation allows
-and merge with a memory budget after it (`_aggregation.py`); joins are a
+and merge with a memory budget after it (`scheduler/shuffle/aggregation.py`); joins are a
 tagged union + groupByKey, as in PySpark, so co-partitioned inputs need no
 new shuffle. This module only builds lineage; it never runs anything itself
 except through actions.

@@ -3,8 +3,8 @@
 An RDD knows its partitions, its dependencies and how to compute one
 partition from its parents on an executor. Transformations build new RDDs
 (narrow ones are pipelined into one function chain); actions hand a job to
-the SparkContext. Key-value methods live in `_pairs.py`, the concrete RDD
-kinds in `_rdds.py`. This module never talks to executors itself.
+the SparkContext. Key-value methods live in `scheduler/rdd/pairs.py`, the concrete RDD
+kinds in `scheduler/rdd/kinds.py`. This module never talks to executors itself.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from scheduler.core.dag import MapOutput
 from scheduler.shuffle.aggregation import SPILL_STATS, dump_chunk, load_chunks, used_memory_mb
+from scheduler.shuffle.mapoutput import MapOutput
 from scheduler.shuffle.partitioner import portable_hash
 from scheduler.shuffle.rangesort import RangeSort
 

@@ -4,7 +4,7 @@
 start, naming the key, for a missing directory or an unknown codec.
 `EventLogWriter` is a task scheduler listener: on the job path it only
 timestamps an event and queues it; a background thread encodes (Spark's
-JsonProtocol, see `_jsonprotocol`), writes, and flushes whenever the queue
+JsonProtocol, see `scheduler.status.jsonprotocol`), writes, and flushes whenever the queue
 runs dry. The file is `<dir>/<app id>[.gzip].inprogress` while the
 application runs and loses `.inprogress` at stop. An I/O error (full disk,
 removed directory) logs one warning and turns the log off: it never fails a

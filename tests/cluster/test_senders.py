@@ -40,8 +40,9 @@ from rpcenv import (
     SenderPolicy,
 )
 from scheduler.backend.endpoint import SchedulerEndpoint
-from scheduler.backend.senders import EXECUTOR_SENDERS, SCHEDULER_SENDERS
+from scheduler.backend.senders import SCHEDULER_SENDERS
 from scheduler.executor.endpoint import ExecutorEndpoint
+from scheduler.executor.senders import EXECUTOR_SENDERS
 from sparkctl.v1 import deploy_pb2, master_service_pb2, rpc_pb2, scheduler_pb2
 
 MODULES = (deploy_pb2, master_service_pb2, scheduler_pb2, rpc_pb2)

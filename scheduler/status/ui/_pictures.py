@@ -44,7 +44,7 @@ def _levels(rdds: Sequence[Json]) -> dict[int, int]:
 
 
 def dag(stages: Sequence[Json], base: str = "") -> Json:
-    """Boxes for the stages (`stageId`, `attemptId`, `name`, `status`, `_rdds`,
+    """Boxes for the stages (`stageId`, `attemptId`, `name`, `status`, `scheduler.rdd.kinds`,
     `_parent_ids`) with their RDDs, narrow edges inside and shuffle edges between.
 
     Returns `width`, `height`, `stages` (each with `rdds`), `edges`.

@@ -358,9 +358,10 @@ def test_a_job_shorter_than_a_tick_still_ends_the_initial_period() -> None:
 
 def test_read_snapshot_and_storage_from_a_task_scheduler(ctx: Any) -> None:
     from scheduler.core.allocation import read_snapshot
-    from scheduler.core.dag import MapOutput, Stage
+    from scheduler.core.dag import Stage
     from scheduler.core.taskscheduler import ExecutorHandle, SchedulerSettings, TaskScheduler
     from scheduler.rdd.deps import ShuffleDependency
+    from scheduler.shuffle.mapoutput import MapOutput
     from scheduler.shuffle.partitioner import Partitioner
 
     sched = TaskScheduler(SchedulerSettings(), lambda bid: b"", lambda updates: None)

@@ -12,11 +12,14 @@ import pytest
 from _fakes import Listener, Sink, collect, fake_executor
 from google.protobuf.message import Message
 
-from scheduler.core.dag import DAGScheduler, MapOutput, TaskSet, TaskSetSpec
+from scheduler.core.barrier import BarrierCoordinator
+from scheduler.core.dag import DAGScheduler, TaskSet
 from scheduler.core.errors import BarrierJobSlotsNumberCheckFailed, JobFailedError
 from scheduler.core.taskscheduler import ExecutorHandle, SchedulerSettings, TaskScheduler
 from scheduler.core.tasksetmanager import TaskSetManager
-from scheduler.rdd.barrier import BARRIER_CHAIN_MESSAGE, BarrierCoordinator
+from scheduler.rdd.barrier import BARRIER_CHAIN_MESSAGE
+from scheduler.rdd.stagespec import TaskSetSpec
+from scheduler.shuffle.mapoutput import MapOutput
 from sparkctl.v1 import scheduler_pb2 as pb
 
 

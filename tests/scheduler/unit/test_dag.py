@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from _fakes import Listener, Sink, collect
 
-from scheduler.core.dag import DAGScheduler, MapOutput, TaskSet
+from scheduler.core.dag import DAGScheduler, TaskSet
 from scheduler.core.errors import JobCancelledError, JobFailedError
+from scheduler.shuffle.mapoutput import MapOutput
 
 _collect = collect
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from scheduler.backend.endpoint import LocalBackend
+from scheduler.backend.local import LocalBackend
 
 
 class _Dag:

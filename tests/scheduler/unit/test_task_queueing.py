@@ -8,13 +8,14 @@ import pickle
 import pytest
 from google.protobuf.message import Message
 
-from scheduler.core.dag import TaskSet, TaskSetSpec
+from scheduler.core.dag import TaskSet
 from scheduler.core.taskscheduler import (
     ExecutorHandle,
     SchedulerSettings,
     TaskScheduler,
     queue_depth,
 )
+from scheduler.rdd.stagespec import TaskSetSpec
 from sparkctl.v1 import scheduler_pb2 as pb
 
 _EXTRA = pickle.dumps(({}, [], {}))

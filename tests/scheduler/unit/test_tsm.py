@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from scheduler.core.dag import TaskSet, TaskSetSpec
+from scheduler.core.dag import TaskSet
 from scheduler.core.tasksetmanager import TaskSetManager
+from scheduler.rdd.stagespec import TaskSetSpec
 
 
 def _task_set(n: int, preferred: list[list[str]] | None = None) -> TaskSet:
