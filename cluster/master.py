@@ -32,6 +32,7 @@ from cluster.master_state import (
     ExecutorInfo,
     WorkerInfo,
 )
+from cluster.request_limits import check_app_description, worker_resources_problem
 from cluster.senders import MASTER_SENDERS
 from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpointRef, RpcError, current_origin
 from sparkctl.v1 import deploy_pb2 as pb
@@ -520,11 +521,7 @@ class Master(MasterLeadership):
     ) -> None:
         desc = pb.ApplicationDescription()
         desc.CopyFrom(msg.description)
-        for field in ("max_cores", "memory_per_executor_mb", "cores_per_executor"):
-            if getattr(desc, field) < 0:
-                raise ValueError(
-                    f"ApplicationDescription.{field} must be >= 0, not {getattr(desc, field)}"
-                )
+        check_app_description(desc, self.default_cores or 0)  # ValueError: INVALID_ARGUMENT
         if desc.max_cores == 0 and self.default_cores:
             desc.max_cores = self.default_cores  # spark.deploy.defaultCores
         ref = context.sender
@@ -679,6 +676,4 @@ def _check_worker_request(msg: pb.RegisterWorkerRequest) -> str:
         return f"bad worker_id {msg.worker_id[:80]!r}: letters, digits and . _ : % - only"
     if not msg.host or not 0 < msg.port < 65536:
         return f"bad worker address {msg.host!r}:{msg.port}"
-    if msg.cores < 0 or msg.memory_mb < 0:
-        return f"cores and memory must be >= 0 (got {msg.cores}, {msg.memory_mb})"
-    return ""
+    return worker_resources_problem(msg.cores, msg.memory_mb)

@@ -18,6 +18,7 @@ from cluster._timers import later
 from cluster.master_base import MasterBase
 from cluster.master_state import DriverInfo, DriverStateValue
 from cluster.persistence import FileSystemPersistence, PersistenceError
+from cluster.request_limits import check_driver_description, conf_resources, unplaceable_reason
 from cluster.submitted_files import DEFAULT_MAX_FILES_BYTES, MAX_FILES_KEY, SubmittedFileStore
 from rpcenv import RpcCallContext, RpcEndpointRef
 from sparkctl.v1 import deploy_pb2 as pb
@@ -47,14 +48,13 @@ class MasterDrivers(MasterBase):
         # The RpcEnv hands each endpoint a message decoded for it alone: changed in place
         # (a copy of up to spark.sparkctl.submit.maxFilesSize of file bytes is not free).
         desc = msg.description
-        if not (desc.app_resource or desc.command.argv or desc.app_content):
-            raise ValueError("DriverDescription needs app_resource, command.argv or app_content")
-        if desc.cores < 0 or desc.memory_mb < 0:
-            raise ValueError(
-                f"driver cores and memory must be >= 0 (got {desc.cores}, {desc.memory_mb})"
-            )
-        desc.cores = desc.cores or DEFAULT_DRIVER_CORES
-        desc.memory_mb = desc.memory_mb or DEFAULT_DRIVER_MEMORY_MB
+        check_driver_description(desc)  # ValueError: INVALID_ARGUMENT naming the field
+        # An unset field takes the driver's conf, as Spark's REST submission does.
+        resources = conf_resources(desc.conf)
+        desc.cores = desc.cores or resources.get("spark.driver.cores", DEFAULT_DRIVER_CORES)
+        desc.memory_mb = desc.memory_mb or resources.get(
+            "spark.driver.memory", DEFAULT_DRIVER_MEMORY_MB
+        )
         if desc.files:
             token = desc.conf.pop(_STORED_TOKEN_KEY, "")
             if token not in self._stored_tokens():  # not yet stored (by us, below)
@@ -77,11 +77,13 @@ class MasterDrivers(MasterBase):
         log.info(
             "submitted driver %s (%s)", driver.driver_id, desc.app_resource or desc.command.argv
         )
-        context.reply(
-            api.SubmitDriverResponse(
-                driver_id=driver.driver_id, message=f"submitted {driver.driver_id}"
-            )
-        )
+        text = f"submitted {driver.driver_id}"
+        sizes = master_views.alive_worker_sizes(self)
+        too_big = unplaceable_reason(desc.cores, desc.memory_mb, sizes, "driver")
+        if too_big:  # within bounds, so a larger worker may still join: said, not refused
+            log.warning("driver %s is %s", driver.driver_id, too_big)
+            text = f"{text}; {too_big}"
+        context.reply(api.SubmitDriverResponse(driver_id=driver.driver_id, message=text))
         self._schedule()
 
     def _stored_tokens(self) -> set[str]:

@@ -7,16 +7,28 @@ the Master's state.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from typing import TYPE_CHECKING
 
 from cluster.master_state import AppInfo, DriverInfo, WorkerInfo
+from cluster.request_limits import unplaceable_reason
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
 
 if TYPE_CHECKING:
     from cluster.master_base import MasterBase
 
-__all__ = ["app_summary", "cluster_state", "driver_summary", "scoped_state", "worker_summary"]
+AS = pb.ApplicationState
+DS = pb.DriverState
+
+__all__ = [
+    "alive_worker_sizes",
+    "app_summary",
+    "cluster_state",
+    "driver_summary",
+    "scoped_state",
+    "worker_summary",
+]
 
 
 def worker_summary(worker: WorkerInfo) -> api.WorkerSummary:
@@ -41,8 +53,20 @@ def _fill_worker(summary: api.WorkerSummary, worker: WorkerInfo) -> None:
     summary.last_heartbeat_ms = worker.last_heartbeat_ms
 
 
-def app_summary(app: AppInfo) -> api.ApplicationSummary:
-    """One application, with its executors while it runs (a finished one has none left)."""
+def app_summary(app: AppInfo, sizes: Set[tuple[int, int]] = frozenset()) -> api.ApplicationSummary:
+    """One application, with its executors while it runs (a finished one has none left).
+
+    Args:
+        app: the application.
+        sizes: `alive_worker_sizes`: a waiting application whose executors no
+            worker can hold says so in `message`.
+    """
+    message = app.message
+    if app.state == AS.APPLICATION_STATE_WAITING and not app.executors and not message:
+        desc = app.description
+        message = unplaceable_reason(
+            desc.cores_per_executor, desc.memory_per_executor_mb, sizes, "each executor"
+        )
     return api.ApplicationSummary(
         id=app.app_id,
         name=app.description.name,
@@ -64,13 +88,34 @@ def app_summary(app: AppInfo) -> api.ApplicationSummary:
             for e in app.executors.values()
         ],
         app_ui_url=app.description.app_ui_url,
-        message=app.message,
+        message=message,
     )
 
 
-def driver_summary(master: MasterBase, driver: DriverInfo) -> api.DriverSummary:
-    """One cluster-mode driver."""
+def alive_worker_sizes(master: MasterBase) -> set[tuple[int, int]]:
+    """The distinct (cores, memory_mb) of the ALIVE workers: what one worker can hold."""
+    return {(w.cores, w.memory_mb) for w in master.workers.values() if w.alive}
+
+
+def driver_summary(
+    master: MasterBase, driver: DriverInfo, sizes: Set[tuple[int, int]] | None = None
+) -> api.DriverSummary:
+    """One cluster-mode driver; a waiting one no worker can hold says so in `exception`.
+
+    Args:
+        master: the Master.
+        driver: the driver.
+        sizes: `alive_worker_sizes(master)`, when the caller has it already.
+    """
     worker = master.workers.get(driver.worker_id) if driver.worker_id else None
+    exception = driver.exception
+    if driver.state == DS.DRIVER_STATE_SUBMITTED and not exception:
+        exception = unplaceable_reason(
+            driver.description.cores,
+            driver.description.memory_mb,
+            alive_worker_sizes(master) if sizes is None else sizes,
+            "driver",
+        )
     return api.DriverSummary(
         id=driver.driver_id,
         state=driver.state,
@@ -80,7 +125,7 @@ def driver_summary(master: MasterBase, driver: DriverInfo) -> api.DriverSummary:
         memory_mb=driver.description.memory_mb,
         submit_time_ms=driver.submit_time_ms,
         app_resource=driver.description.app_resource,
-        exception=driver.exception,
+        exception=exception,
     )
 
 
@@ -88,6 +133,7 @@ def cluster_state(master: MasterBase) -> api.GetClusterStateResponse:
     """The whole cluster as the Master sees it now."""
     workers = list(master.workers.values())
     alive = [w for w in workers if w.state == pb.WORKER_STATE_ALIVE]
+    sizes = alive_worker_sizes(master)
     state = api.GetClusterStateResponse(
         url=master.url,
         status=master.status,
@@ -96,10 +142,12 @@ def cluster_state(master: MasterBase) -> api.GetClusterStateResponse:
         cores_used=sum(w.cores_used for w in alive),
         memory_mb=sum(w.memory_mb for w in alive),
         memory_used_mb=sum(w.memory_used_mb for w in alive),
-        active_apps=[app_summary(a) for a in master.apps.values()],
+        active_apps=[app_summary(a, sizes) for a in master.apps.values()],
         completed_apps=[app_summary(a) for a in reversed(master.completed_apps)],
-        active_drivers=[driver_summary(master, d) for d in master.drivers.values()],
-        completed_drivers=[driver_summary(master, d) for d in reversed(master.completed_drivers)],
+        active_drivers=[driver_summary(master, d, sizes) for d in master.drivers.values()],
+        completed_drivers=[
+            driver_summary(master, d, sizes) for d in reversed(master.completed_drivers)
+        ],
         webui_url=master.webui_url,
     )
     add = state.workers.add

@@ -14,6 +14,7 @@ import random
 import tempfile
 from typing import Any
 
+import pytest
 from google.protobuf.message import Message
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -152,7 +153,12 @@ class MasterModel(RuleBasedStateMachine):
             initial_executor_limit=limit,
         )
         ctx = FakeContext(FakeRef("AppClient", port), RpcAddress("127.0.0.1", port))
-        self.master._on_register_application(pb.RegisterApplicationRequest(description=desc), ctx)
+        request = pb.RegisterApplicationRequest(description=desc)
+        if 0 < max_cores < per_executor:  # it could never get an executor: refused
+            with pytest.raises(ValueError, match="could never get an executor"):
+                self.master._on_register_application(request, ctx)
+            return
+        self.master._on_register_application(request, ctx)
         assert isinstance(ctx.answer, pb.RegisterApplicationResponse)
 
     @precondition(lambda self: any(a.executors for a in self.master.apps.values()))
