@@ -32,6 +32,7 @@ from scheduler.api.sharedvars import SharedVariables
 from scheduler.api.sources import RDDSources
 from scheduler.api.tracker import JobRecord, StatusTracker
 from scheduler.backend.addresses import check_driver_bind, driver_addresses
+from scheduler.backend.base import ExecutorAllocationClient, SchedulerBackend
 from scheduler.backend.endpoint import ENDPOINT_NAME, SchedulerEndpoint, executor_python
 from scheduler.backend.local import LocalBackend, local_executor_env
 from scheduler.backend.master_url import parse_master
@@ -145,7 +146,9 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         self._thread_local = threading.local()
         self._checkpoint_dir: str | None = None
         self._env: RpcEnv | None = None
-        self._backend: Any = None
+        self._backend: SchedulerBackend | None = None
+        #: The backend again when it can ask a cluster manager for executors (standalone).
+        self._allocation_client: ExecutorAllocationClient | None = None
         self._progress: Any = None
         self._py_files = list(py_files)
         kind, cores, max_failures, urls = parse_master(self.master)
@@ -275,7 +278,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             from scheduler.backend.standalone import StandaloneBackend
 
             standalone = StandaloneBackend(self, urls, executor_env)
-            self._backend = standalone
+            self._backend = self._allocation_client = standalone
             self._app_id = standalone.start()
             self._endpoint._app_id = self._app_id
         if self._status_store is not None:
@@ -355,7 +358,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
 
     def _executor_lost(self, executor_id: str, reason: str) -> None:
         backend = self._backend
-        if backend is not None and hasattr(backend, "executor_lost") and not self._stopped:
+        if backend is not None and not self._stopped:
             backend.executor_lost(executor_id, reason)
 
     def stop(self) -> None:
@@ -545,12 +548,10 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         """Kill one executor; see killExecutors."""
         return self.killExecutors([executorId])
 
-    def _standalone(self, what: str) -> Any:
-        """The standalone backend, or None (with Spark's warning) in local mode."""
-        from scheduler.backend.standalone import StandaloneBackend
-
-        if isinstance(self._backend, StandaloneBackend):
-            return self._backend
+    def _standalone(self, what: str) -> ExecutorAllocationClient | None:
+        """The backend's allocation client, or None (with Spark's warning) in local mode."""
+        if self._allocation_client is not None:
+            return self._allocation_client
         log.warning("%s is not supported by the local scheduler", what)
         return None
 
@@ -874,8 +875,8 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
     @property
     def _executor_pids(self) -> list[int]:
         """Process ids of executors this driver launched itself (local mode)."""
-        backend = self._backend
-        return list(getattr(backend, "pids", []))
+        backend = getattr(self, "_backend", None)
+        return [] if backend is None else list(backend.pids)
 
 
 def _register_exit_hook(hook: Callable[[], None]) -> None:

@@ -55,8 +55,12 @@ class LocalBackend:
         #: Called (on a thread of its own) once no executor will be started again.
         self.on_dead: Callable[[], None] | None = None
 
-    def start(self, timeout: float = 60.0) -> None:
-        """Launch the executor and wait until it has registered."""
+    def start(self, timeout: float = 60.0) -> str:
+        """Launch the executor and wait until it has registered; returns the app id.
+
+        Raises:
+            RuntimeError: the executor exited or did not register within `timeout`.
+        """
         executor_id = self._launch()
         deadline = time.monotonic() + timeout
         with self._scheduler.lock:
@@ -70,6 +74,7 @@ class LocalBackend:
                 if left <= 0:
                     raise RuntimeError(f"the local executor did not register within {timeout:.0f}s")
                 self._scheduler.executors_changed.wait(min(left, 0.2))
+        return self._app_id
 
     def _launch(self) -> str:
         with self._lock:

@@ -410,6 +410,14 @@ class StandaloneBackend:
         else:
             log.info("application %s registered again with %s", reply.app_id, reply.master_url)
 
+    def executor_lost(self, executor_id: str, reason: str) -> None:
+        """Nothing to do: the Master replaces a standalone app's lost executors itself."""
+
+    @property
+    def pids(self) -> list[int]:
+        """None: a Worker starts the executors of a standalone application."""
+        return []
+
     def registration_failed(self, reason: str) -> None:
         self._error = reason
         self._registered.set()
