@@ -41,11 +41,10 @@ from scheduler.core.errors import BarrierJobSlotsNumberCheckFailed, JobCancelled
 from scheduler.core.jobs import JobWaiter
 from scheduler.core.taskscheduler import SchedulerSettings, TaskScheduler
 from scheduler.executor.workerlimits import worker_limits_env
-from scheduler.rdd.callsite import first_api_call, stage_name
+from scheduler.rdd.callsite import first_api_call
 from scheduler.rdd.deps import ShuffleDependency
 from scheduler.rdd.rdd import RDD
 from scheduler.status.eventlog import EventLogSettings, EventLogWriter
-from scheduler.status.ui import stage_rdds
 from scheduler.task.accumulators import (
     Accumulator,
 )
@@ -368,7 +367,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                 return
             self._stopped = True
             try:
-                self._cancel_all_jobs("because SparkContext was shut down")
+                self._scheduler.cancel_jobs(None, "because SparkContext was shut down")
             except Exception:
                 log.exception("cancelling jobs on stop failed")
             self._teardown()
@@ -598,19 +597,14 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
 
     def cancelJobGroup(self, groupId: str) -> None:
         """Cancel the running jobs of a group."""
-        with self._scheduler.lock:
-            for job in list(self._scheduler.dag.jobs.values()):
-                if job.properties.get("spark.jobGroup.id") == groupId:
-                    self._scheduler.dag.cancel_job(job.id, f"part of cancelled job group {groupId}")
+        self._scheduler.cancel_jobs(
+            lambda props: props.get("spark.jobGroup.id") == groupId,
+            f"part of cancelled job group {groupId}",
+        )
 
     def cancelAllJobs(self) -> None:
         """Cancel every running job."""
-        self._cancel_all_jobs("as part of cancellation of all jobs")
-
-    def _cancel_all_jobs(self, reason: str) -> None:
-        with self._scheduler.lock:
-            for job_id in list(self._scheduler.dag.jobs):
-                self._scheduler.dag.cancel_job(job_id, reason)
+        self._scheduler.cancel_jobs(None, "as part of cancellation of all jobs")
 
     def setInterruptOnCancel(self, interruptOnCancel: bool) -> None:
         """Whether cancelling this thread's jobs interrupts their running tasks."""
@@ -652,10 +646,10 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
     def cancelJobsWithTag(self, tag: str) -> None:
         """Cancel the running jobs that carry `tag`."""
         self._check_tag(tag)
-        with self._scheduler.lock:
-            for job in list(self._scheduler.dag.jobs.values()):
-                if tag in job.properties.get("spark.job.tags", "").split(","):
-                    self._scheduler.dag.cancel_job(job.id, f"part of cancelled job tags {tag}")
+        self._scheduler.cancel_jobs(
+            lambda props: tag in props.get("spark.job.tags", "").split(","),
+            f"part of cancelled job tags {tag}",
+        )
 
     # -- files and checkpoints ------------------------------------------------------------
 
@@ -759,24 +753,12 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             record = JobRecord(job_id, props.get("spark.jobGroup.id"))
             record.stage_ids = self._scheduler.dag.job_stage_ids(job_id)
             self._jobs[job_id] = record
-            if self._scheduler.listeners:
-                self._scheduler._emit(
-                    "job_start",
-                    {
-                        "job_id": job_id,
-                        "group": record.group,
-                        "description": props.get("spark.job.description"),
-                        "stage_ids": record.stage_ids,
-                        "stages": self._stage_infos(record.stage_ids, props),
-                    },
-                )
         try:
             while not waiter.wait(0.5):
                 if self._stopped:
                     break
         except KeyboardInterrupt:
-            with self._scheduler.lock:
-                self._scheduler.dag.cancel_job(job_id, "by KeyboardInterrupt")
+            self._scheduler.cancel_job(job_id, "by KeyboardInterrupt")
             raise
         if not waiter.wait(0):
             why = self.stop_reason or "SparkContext was shut down"
@@ -792,28 +774,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
 
     def _end_job(self, record: JobRecord, status: str, error: BaseException | None = None) -> None:
         record.status = status
-        data: dict[str, Any] = {"job_id": record.job_id, "status": status}
-        if error is not None:
-            data["error"] = str(error)
-        self._scheduler._emit("job_end", data)
-
-    def _stage_infos(self, stage_ids: list[int], props: dict[str, str]) -> list[dict[str, Any]]:
-        """What the event log says of a job's stages (called under the scheduler lock)."""
-        infos = []
-        for stage_id in stage_ids:
-            stage = self._scheduler.dag.stages.get(stage_id)
-            if stage is not None:
-                infos.append(
-                    {
-                        "stage_id": stage_id,
-                        "name": stage_name(stage.rdd, props, stage.is_map),
-                        "num_tasks": stage.num_tasks,
-                        "parent_ids": [p.id for p in stage.parents],
-                        "is_map": stage.is_map,
-                        "rdds": stage_rdds(stage.rdd),
-                    }
-                )
-        return infos
+        self._scheduler.job_ended(record.job_id, status, error)
 
     def _after_job(self, rdd: RDD) -> None:
         """Write the checkpoints that the finished job's lineage asked for."""

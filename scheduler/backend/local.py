@@ -128,9 +128,7 @@ class LocalBackend:
             f"because the local executor was lost {self._restarts + 1} times "
             f"(last: {reason}) and no other is started"
         )
-        with self._scheduler.lock:
-            for job_id in list(self._scheduler.dag.jobs):
-                self._scheduler.dag.cancel_job(job_id, message)
+        self._scheduler.cancel_jobs(None, message)
         if self.on_dead is not None:
             threading.Thread(target=self.on_dead, name="stop-dead-app", daemon=True).start()
 

@@ -439,10 +439,7 @@ class StandaloneBackend:
         self._stopped = True
         if self.allocator is not None:
             self.allocator.stop(wait=False)  # from the AppClient's inbox: never block it
-        sched = self._sc._scheduler
-        with sched.lock:
-            for job_id in list(sched.dag.jobs):
-                sched.dag.cancel_job(job_id, f"because Master removed our application: {message}")
+        self._sc._scheduler.cancel_jobs(None, f"because Master removed our application: {message}")
         # As Spark's StandaloneSchedulerBackend.dead: the context goes with its application
         # (off this inbox, whose env it shuts down). A job started later waited forever for
         # executors the Master would never grant; it now fails on the stopped context.

@@ -2,7 +2,8 @@
 
 A plain state machine without I/O: the task scheduler calls it when tasks
 finish or fail and when executors go away; it answers by calling back
-`TaskSetSink.submit_task_set` / `cancel_stage` and a job's `JobListener`.
+`TaskSetSink.job_started` / `submit_task_set` / `cancel_stage` and a job's
+`JobListener`.
 Shuffle map stages are keyed by shuffle id so a later job reuses a shuffle
 computed earlier. A fetch failure removes the lost map output and resubmits
 the parent stage, then the failed stage; executor loss drops the outputs
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DAGScheduler",
+    "Job",
     "JobListener",
     "Stage",
     "TaskSet",
@@ -124,6 +126,10 @@ class Job:
 class TaskSetSink(Protocol):
     """Where the DAGScheduler sends task sets (the task scheduler)."""
 
+    def job_started(self, job: Job) -> None:
+        """A job's stages exist and none was submitted yet: announce it (JobStart first)."""
+        ...
+
     def submit_task_set(self, task_set: TaskSet) -> None: ...
 
     def cancel_stage(self, stage_id: int, reason: str) -> None: ...
@@ -199,6 +205,7 @@ class DAGScheduler:
         final.result_func = func  # type: ignore[attr-defined]
         self.jobs[job_id] = job
         self._mark_job(final, job_id)
+        self._sink.job_started(job)
         self._submit_stage(final)
         return job_id
 
@@ -218,6 +225,7 @@ class DAGScheduler:
         job = Job(job_id, stage, [0], listener, dict(properties or {}), [False])
         self.jobs[job_id] = job
         self._mark_job(stage, job_id)
+        self._sink.job_started(job)
         self._submit_stage(stage)
         if stage.available() and job.id in self.jobs:
             self._finish_map_jobs(stage)

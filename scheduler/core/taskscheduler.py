@@ -18,16 +18,17 @@ import logging
 import pickle
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.message import Message
 
 from scheduler.core.barrier import BarrierCoordinator
-from scheduler.core.dag import DAGScheduler, TaskSet
+from scheduler.core.dag import DAGScheduler, Job, TaskSet
 from scheduler.core.tasksetmanager import TaskSetManager
-from scheduler.rdd.callsite import task_set_name
+from scheduler.rdd.callsite import stage_name, task_set_name
+from scheduler.rdd.lineage import stage_rdds
 from scheduler.rdd.rdd import RDD
 from scheduler.task.broadcast import collect_broadcast_ids
 from scheduler.task.stagecode import dumps_stage
@@ -169,7 +170,58 @@ class TaskScheduler:
         #: Since when tasks have been waiting with no executor at all (None: they are not).
         self._starving_since: float | None = None
 
+    # -- jobs -----------------------------------------------------------------------------
+
+    def cancel_jobs(self, where: Callable[[Mapping[str, str]], bool] | None, reason: str) -> None:
+        """Cancel the running jobs whose properties `where` accepts (every job when None)."""
+        with self.lock:
+            for job in list(self.dag.jobs.values()):
+                if where is None or where(job.properties):
+                    self.dag.cancel_job(job.id, reason)
+
+    def cancel_job(self, job_id: int, reason: str) -> None:
+        """Cancel one job (nothing if it already ended)."""
+        with self.lock:
+            self.dag.cancel_job(job_id, reason)
+
+    def job_ended(self, job_id: int, status: str, error: BaseException | None = None) -> None:
+        """Announce how a job ended, as the thread that waited for it saw it."""
+        data: dict[str, Any] = {"job_id": job_id, "status": status}
+        if error is not None:
+            data["error"] = str(error)
+        self._emit("job_end", data)
+
     # -- DAGScheduler sink -------------------------------------------------------------
+
+    def job_started(self, job: Job) -> None:
+        """Announce a job before any of its stages is submitted (under the lock)."""
+        if not self.listeners:
+            return  # describing the stages walks the lineage: only for a listener
+        props = job.properties
+        stage_ids = self.dag.job_stage_ids(job.id)
+        stages = []
+        for stage_id in stage_ids:
+            stage = self.dag.stages[stage_id]
+            stages.append(
+                {
+                    "stage_id": stage_id,
+                    "name": stage_name(stage.rdd, props, stage.is_map),
+                    "num_tasks": stage.num_tasks,
+                    "parent_ids": [p.id for p in stage.parents],
+                    "is_map": stage.is_map,
+                    "rdds": stage_rdds(stage.rdd),
+                }
+            )
+        self._emit(
+            "job_start",
+            {
+                "job_id": job.id,
+                "group": props.get("spark.jobGroup.id"),
+                "description": props.get("spark.job.description"),
+                "stage_ids": stage_ids,
+                "stages": stages,
+            },
+        )
 
     def submit_task_set(self, task_set: TaskSet) -> None:
         with collect_broadcast_ids() as tracked:

@@ -67,7 +67,7 @@ def _stage_info(
 
 
 def _rdd_info(rdd: Mapping[str, Any]) -> Json:
-    """Spark's RDDInfo of a stage's RDD (see `scheduler.status.ui.stage_rdds`)."""
+    """Spark's RDDInfo of a stage's RDD (see `scheduler.rdd.lineage.stage_rdds`)."""
     level = rdd.get("storage") or ""
     return {
         "RDD ID": rdd["id"],

@@ -3,7 +3,6 @@
 | module        | job                                                              |
 |---------------|------------------------------------------------------------------|
 | `_store`      | `AppStatusStore`: scheduler listener, bounded records            |
-| `_lineage`    | a stage's RDDs as plain dicts (for the DAG), taken at job start  |
 | `_views`      | records -> Spark's REST API objects (`/api/v1/...`)              |
 | `_pictures`   | geometry of the DAG, event timeline and task stream (SVG)        |
 | `_pages`      | `AppPages`: Spark's paths -> templates / JSON / Prometheus       |
@@ -21,22 +20,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from scheduler.status.ui._lineage import stage_rdds
     from scheduler.status.ui._pages import AppPages
     from scheduler.status.ui._store import AppStatusStore, Limits
     from webui.server import Response, WebServer
 
-__all__ = ["AppPages", "AppStatusStore", "Limits", "Response", "WebServer", "stage_rdds"]
+__all__ = ["AppPages", "AppStatusStore", "Limits", "Response", "WebServer"]
 
-#: Where each name lives: imported on first use, so that a driver that only needs
-#: `stage_rdds` (the UI off, the event log on) does not load the web server.
+#: Where each name lives: imported on first use, so that importing the store (the
+#: history provider's) does not load the web server.
 _HOMES = {
     "AppPages": "scheduler.status.ui._pages",
     "AppStatusStore": "scheduler.status.ui._store",
     "Limits": "scheduler.status.ui._store",
     "Response": "webui.server",
     "WebServer": "webui.server",
-    "stage_rdds": "scheduler.status.ui._lineage",
 }
 
 

@@ -9,17 +9,21 @@ from typing import Any
 
 import pytest
 
-from scheduler.core.dag import TaskSet
+from scheduler.core.dag import Job, TaskSet
 from scheduler.executor import runtime as _executor
 from scheduler.executor.runtime import ExecutorRuntime, _Slot
 
 
 class Sink:
-    """Where a DAGScheduler submits task sets and cancels stages: it records both."""
+    """Where a DAGScheduler announces jobs, submits task sets, cancels stages: it records all."""
 
     def __init__(self) -> None:
+        self.started: list[int] = []
         self.task_sets: list[TaskSet] = []
         self.cancelled: list[int] = []
+
+    def job_started(self, job: Job) -> None:
+        self.started.append(job.id)
 
     def submit_task_set(self, task_set: TaskSet) -> None:
         self.task_sets.append(task_set)

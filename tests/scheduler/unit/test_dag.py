@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from _fakes import Listener, Sink, collect
 
-from scheduler.core.dag import DAGScheduler, TaskSet
+from scheduler.core.dag import DAGScheduler, Job, TaskSet
 from scheduler.core.errors import JobCancelledError, JobFailedError
 from scheduler.shuffle.mapoutput import MapOutput
 
@@ -212,3 +212,20 @@ def test_a_cancelled_map_stage_job_cancels_its_stage(ctx: Any) -> None:
     assert isinstance(listener.error, JobCancelledError)
     assert sink.cancelled == [sink.task_sets[0].stage_id]
     assert not dag.jobs
+
+
+def test_a_job_is_announced_before_any_of_its_stages_is_submitted(ctx: Any) -> None:
+    """Listeners see JobStart before StageSubmitted (Spark's order), with every stage known."""
+    announced: list[tuple[int, int, list[int]]] = []
+
+    class Recording(Sink):
+        def job_started(self, job: Job) -> None:
+            super().job_started(job)
+            announced.append((job.id, len(self.task_sets), dag.job_stage_ids(job.id)))
+
+    sink = Recording()
+    dag = DAGScheduler(sink)
+    rdd = ctx.parallelize(list(range(10)), 2).map(lambda x: (x % 3, x)).groupByKey()
+    job_id = dag.submit_job(rdd, _collect, [0, 1], Listener())
+    assert announced == [(job_id, 0, [0, 1])]
+    assert len(sink.task_sets) == 1  # the map stage, submitted after the announcement

@@ -4,25 +4,23 @@ fails the running jobs and lets the context go, instead of leaving them waiting.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from scheduler.backend.local import LocalBackend
 
 
-class _Dag:
+class _Scheduler:
+    """The task scheduler's job control, over two running jobs."""
+
     def __init__(self) -> None:
-        self.jobs: dict[int, Any] = {7: object(), 9: object()}
+        self.jobs: dict[int, dict[str, str]] = {7: {}, 9: {}}
         self.cancelled: list[tuple[int, str]] = []
 
-    def cancel_job(self, job_id: int, reason: str) -> None:
-        self.cancelled.append((job_id, reason))
-        self.jobs.pop(job_id, None)
-
-
-class _Scheduler:
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.dag = _Dag()
+    def cancel_jobs(self, where: Callable[[Mapping[str, str]], bool] | None, reason: str) -> None:
+        for job_id, props in list(self.jobs.items()):
+            if where is None or where(props):
+                self.cancelled.append((job_id, reason))
+                del self.jobs[job_id]
 
 
 def test_past_its_restarts_the_backend_fails_the_jobs_and_gives_up() -> None:
@@ -31,8 +29,8 @@ def test_past_its_restarts_the_backend_fails_the_jobs_and_gives_up() -> None:
     dead = threading.Event()
     backend.on_dead = dead.set
     backend.executor_lost("0", "executor disconnected")
-    assert [job for job, _ in scheduler.dag.cancelled] == [7, 9]
-    reason = scheduler.dag.cancelled[0][1]
+    assert [job for job, _ in scheduler.cancelled] == [7, 9]
+    reason = scheduler.cancelled[0][1]
     assert "local executor was lost 1 times" in reason and "executor disconnected" in reason
     assert dead.wait(5)
     assert not backend.processes  # nothing relaunched

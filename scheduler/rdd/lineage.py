@@ -1,9 +1,9 @@
-"""What the UI needs to know of a stage's RDDs, taken from the lineage once per job.
+"""A stage's RDDs as plain data, taken from the lineage once per job (for JobStart).
 
 `stage_rdds` walks a stage's final RDD through its narrow dependencies (a
 shuffle dependency is where the stage ends) and returns plain dicts, so the
 status store, the event log and the DAG pictures never hold RDD objects.
-It runs on the driver when a job starts, only if a listener is registered.
+The task scheduler calls it when a job starts, only if a listener is registered.
 """
 
 from __future__ import annotations
