@@ -31,6 +31,7 @@ from cluster.master_state import (
     DriverInfo,
     ExecutorInfo,
     WorkerInfo,
+    resources_from,
 )
 from cluster.request_limits import check_app_description, worker_resources_problem
 from cluster.senders import MASTER_SENDERS
@@ -257,6 +258,7 @@ class Master(MasterLeadership):
             ref=ref,
             last_heartbeat=self.liveness.clock(),
             peer_id=_peer_id(),
+            resources=resources_from(msg.resources),
         )
         previous = existing.executors if existing is not None else {}
         previous_drivers = existing.drivers if existing is not None else {}
@@ -275,6 +277,7 @@ class Master(MasterLeadership):
                 memory_mb=worker.memory_mb,
                 webui_address=worker.webui_address,
                 incarnation=worker.incarnation,
+                resources=msg.resources,
             ),
         )
         context.reply(
@@ -316,7 +319,12 @@ class Master(MasterLeadership):
             if app is not None and executor is None and self.status == MS.MASTER_STATUS_RECOVERING:
                 # A recovered application's executors are known only from workers.
                 executor = ExecutorInfo(
-                    desc.app_id, desc.executor_id, worker.worker_id, desc.cores, desc.memory_mb
+                    desc.app_id,
+                    desc.executor_id,
+                    worker.worker_id,
+                    desc.cores,
+                    desc.memory_mb,
+                    resources=resources_from(desc.resources),
                 )
                 app.executors[desc.executor_id] = executor
                 app.next_executor_id = max(app.next_executor_id, desc.executor_id + 1)
@@ -676,4 +684,7 @@ def _check_worker_request(msg: pb.RegisterWorkerRequest) -> str:
         return f"bad worker_id {msg.worker_id[:80]!r}: letters, digits and . _ : % - only"
     if not msg.host or not 0 < msg.port < 65536:
         return f"bad worker address {msg.host!r}:{msg.port}"
+    for resource in msg.resources:
+        if not resource.name or len(set(resource.addresses)) != len(resource.addresses):
+            return f"bad custom resource {resource.name[:80]!r}: a name and distinct addresses"
     return worker_resources_problem(msg.cores, msg.memory_mb)

@@ -14,6 +14,7 @@ import collections
 import logging
 import pathlib
 import time
+from collections.abc import Mapping
 
 from google.protobuf.message import Message
 
@@ -26,6 +27,7 @@ from cluster.master_state import (
     ExecutorInfo,
     IdGenerator,
     WorkerInfo,
+    resource_addresses,
 )
 from cluster.persistence import PersistenceError, persistence_from_conf
 from cluster.placement import AppDemand, DriverDemand, Placement, WorkerResources
@@ -208,7 +210,8 @@ class MasterBase(RpcEndpoint):
         if not usable:
             return
         resources = [
-            WorkerResources(w.worker_id, w.cores_free, w.memory_free_mb) for w in usable.values()
+            WorkerResources(w.worker_id, w.cores_free, w.memory_free_mb, w.resources_free)
+            for w in usable.values()
         ]
         demands = [
             DriverDemand(d.driver_id, d.description.cores, d.description.memory_mb) for d in waiting
@@ -224,6 +227,7 @@ class MasterBase(RpcEndpoint):
                 cores_per_executor=a.description.cores_per_executor,
                 executors_running=len(a.executors),
                 executor_limit=a.executor_limit,
+                executor_resources=dict(a.description.executor_resources),
             )
             for a in apps
         ]
@@ -234,6 +238,7 @@ class MasterBase(RpcEndpoint):
                 usable[assignment.worker_id],
                 assignment.cores,
                 assignment.memory_mb,
+                assignment.resources,
             )
             launched[assignment.app_id] += 1
         for app_id, count in launched.items():  # one line per app, not per executor
@@ -263,11 +268,22 @@ class MasterBase(RpcEndpoint):
         return driver.description
 
     def _launch_executor(
-        self, app: AppInfo, worker: WorkerInfo, cores: int, memory_mb: int
+        self,
+        app: AppInfo,
+        worker: WorkerInfo,
+        cores: int,
+        memory_mb: int,
+        resources: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         executor = ExecutorInfo(
-            app.app_id, app.new_executor_id(), worker.worker_id, cores, memory_mb
+            app.app_id,
+            app.new_executor_id(),
+            worker.worker_id,
+            cores,
+            memory_mb,
+            resources=dict(resources or {}),
         )
+        granted = resource_addresses(executor.resources)
         app.executors[executor.executor_id] = executor
         worker.executors[executor.key] = executor
         app.ran_on(worker.worker_id)
@@ -291,6 +307,7 @@ class MasterBase(RpcEndpoint):
                 memory_mb=memory_mb,
                 master_epoch=self.epoch,
                 app_credential=self.app_credential(app.app_id),
+                resources=granted,
             ),
         )
         self._send(
@@ -301,6 +318,7 @@ class MasterBase(RpcEndpoint):
                 host_port=worker.address.host_port,
                 cores=cores,
                 memory_mb=memory_mb,
+                resources=granted,
             ),
         )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 
 from rpcenv import RpcAddress, RpcEndpointRef
@@ -30,6 +30,8 @@ __all__ = [
     "IdGenerator",
     "WorkerInfo",
     "WorkerStateValue",
+    "resource_addresses",
+    "resources_from",
 ]
 
 ES = deploy_pb2.ExecutorState
@@ -162,6 +164,23 @@ def _driver_size(driver: DriverInfo) -> tuple[int, int]:
     return driver.description.cores, driver.description.memory_mb
 
 
+def resource_addresses(
+    resources: Mapping[str, Sequence[str]],
+) -> list[deploy_pb2.ResourceAddresses]:
+    """Custom resources as the wire carries them (sorted by name)."""
+    return [
+        deploy_pb2.ResourceAddresses(name=name, addresses=list(addresses))
+        for name, addresses in sorted(resources.items())
+    ]
+
+
+def resources_from(
+    messages: Iterable[deploy_pb2.ResourceAddresses],
+) -> dict[str, tuple[str, ...]]:
+    """The wire's custom resources as name -> addresses."""
+    return {m.name: tuple(m.addresses) for m in messages}
+
+
 def executor_holdings() -> Holdings[Any, ExecutorInfo]:
     """An empty executor map that sums cores and memory."""
     return Holdings(_executor_size)
@@ -182,6 +201,8 @@ class ExecutorInfo:
     cores: int
     memory_mb: int
     state: ExecutorStateValue = ES.EXECUTOR_STATE_LAUNCHING
+    #: Custom resource addresses it holds on its worker (name -> addresses).
+    resources: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -215,6 +236,22 @@ class WorkerInfo:
     # The env id of the connection it registered over ("" until it does): with its
     # address, what its reports must come from (cluster.senders).
     peer_id: str = ""
+    #: Its custom resources (spark.worker.resource.*): name -> every address it has.
+    resources: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def resources_free(self) -> dict[str, tuple[str, ...]]:
+        """Addresses no executor of it holds now: they are freed when an executor ends."""
+        if not self.resources:
+            return {}
+        held: set[tuple[str, str]] = set()
+        for executor in self.executors.values():
+            for name, addresses in executor.resources.items():
+                held.update((name, a) for a in addresses)
+        return {
+            name: tuple(a for a in addresses if (name, a) not in held)
+            for name, addresses in self.resources.items()
+        }
 
     @property
     def address(self) -> RpcAddress:

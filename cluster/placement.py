@@ -11,13 +11,18 @@ served; within one application cores are spread across workers by default
 `cores_per_executor == 0` means one executor per worker that takes all the
 cores assigned there. It must never assign more cores or memory than a worker
 has free, nor more cores than an application still wants.
+
+Custom resources (`spark.worker.resource.*`: GPUs and the like) are addresses,
+not counts: an executor needing `n` of one goes only where `n` of its addresses
+are free, and its assignment names which, so that no address is given to two
+executors at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 __all__ = [
     "AppDemand",
@@ -35,6 +40,17 @@ class WorkerResources:
     worker_id: str
     cores_free: int
     memory_free_mb: int
+    #: Free addresses of each custom resource, in the order they are to be given out.
+    resources_free: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+    def executors_fitting(self, wanted: Mapping[str, int]) -> int | None:
+        """How many executors needing `wanted` addresses its free ones allow (None: no limit)."""
+        fits: int | None = None
+        for name, amount in wanted.items():
+            if amount > 0:
+                count = len(self.resources_free.get(name, ())) // amount
+                fits = count if fits is None else min(fits, count)
+        return fits
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,6 +65,7 @@ class AppDemand:
             taking every core assigned to the app on that worker.
         executors_running: executors it has now (counted against the limit).
         executor_limit: the most executors it may have (dynamic allocation); None = no limit.
+        executor_resources: addresses of each custom resource every executor needs.
     """
 
     app_id: str
@@ -57,6 +74,7 @@ class AppDemand:
     cores_per_executor: int = 0
     executors_running: int = 0
     executor_limit: int | None = None
+    executor_resources: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,6 +94,8 @@ class ExecutorAssignment:
     worker_id: str
     cores: int
     memory_mb: int
+    #: The addresses of each custom resource given to this executor alone.
+    resources: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
 class Placement:
@@ -122,7 +142,12 @@ class Placement:
                     placed.append((driver.driver_id, worker_id))
                     position = (position + step + 1) % len(order)
                     break
-        remaining = [WorkerResources(w.worker_id, *free[w.worker_id]) for w in workers]
+        remaining = [
+            WorkerResources(
+                w.worker_id, free[w.worker_id][0], free[w.worker_id][1], w.resources_free
+            )
+            for w in workers
+        ]
         return placed, remaining
 
     def place_executors(
@@ -138,15 +163,29 @@ class Placement:
             One assignment per executor to launch, in launch order.
         """
         free = {w.worker_id: [w.cores_free, w.memory_free_mb] for w in workers}
+        addresses = {
+            w.worker_id: {k: list(v) for k, v in w.resources_free.items()} for w in workers
+        }
         assignments: list[ExecutorAssignment] = []
         for app in apps:
-            snapshot = [WorkerResources(wid, c, m) for wid, (c, m) in free.items()]
+            snapshot = [
+                WorkerResources(wid, c, m, {k: tuple(v) for k, v in addresses[wid].items()})
+                for wid, (c, m) in free.items()
+            ]
             for worker_id, cores_list in self._assign_app(app, snapshot):
                 for cores in cores_list:
                     free[worker_id][0] -= cores
                     free[worker_id][1] -= app.memory_per_executor_mb
+                    given: dict[str, tuple[str, ...]] = {}
+                    for name, amount in app.executor_resources.items():
+                        if amount > 0:
+                            pool = addresses[worker_id][name]
+                            given[name] = tuple(pool[:amount])
+                            del pool[:amount]
                     assignments.append(
-                        ExecutorAssignment(app.app_id, worker_id, cores, app.memory_per_executor_mb)
+                        ExecutorAssignment(
+                            app.app_id, worker_id, cores, app.memory_per_executor_mb, given
+                        )
                     )
         return assignments
 
@@ -156,20 +195,27 @@ class Placement:
         """Cores of each new executor of `app`, per worker (no I/O, no mutation)."""
         if app.cores_per_executor < 0 or app.memory_per_executor_mb < 0:
             raise ValueError(f"application {app.app_id} asks for negative resources")
+        if any(amount < 0 for amount in app.executor_resources.values()):
+            raise ValueError(f"application {app.app_id} asks for negative custom resources")
         one_per_worker = app.cores_per_executor == 0
         min_cores = 1 if one_per_worker else app.cores_per_executor
         limit = app.executor_limit
         if app.cores_left < min_cores or (limit is not None and app.executors_running >= limit):
             return []
         # Usable = can host at least one more executor of this app right now.
+        wanted = app.executor_resources
         usable = [
             w
             for w in sorted(workers, key=lambda w: w.cores_free, reverse=True)
-            if w.cores_free >= min_cores and w.memory_free_mb >= app.memory_per_executor_mb
+            if w.cores_free >= min_cores
+            and w.memory_free_mb >= app.memory_per_executor_mb
+            and w.executors_fitting(wanted) != 0
         ]
         if not usable:
             return []
         count = len(usable)
+        # Executors each worker's free custom resource addresses allow (None: no limit).
+        fitting = [w.executors_fitting(wanted) for w in usable]
         assigned_cores = [0] * count
         assigned_execs = [0] * count
         # Counters kept as we go (summing the lists in can_launch made one
@@ -187,6 +233,9 @@ class Placement:
             if one_per_worker and assigned_execs[pos]:
                 return True  # adding a core to this worker's single executor
             if limit is not None and total_execs >= limit:
+                return False
+            fits = fitting[pos]
+            if fits is not None and assigned_execs[pos] >= fits:
                 return False
             return worker.memory_free_mb - assigned_execs[pos] * memory >= memory
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from google.protobuf.message import Message
 
-from cluster.master_state import AppInfo, DriverInfo, WorkerInfo
+from cluster.master_state import AppInfo, DriverInfo, WorkerInfo, resources_from
 from rpcenv import RpcAddress
 from sparkctl.v1 import deploy_pb2 as pb
 
@@ -113,6 +113,7 @@ def recover(master: MasterBase) -> bool:
             incarnation=w.incarnation,
             ref=None,
             state=pb.WORKER_STATE_UNKNOWN,
+            resources=resources_from(w.resources),
         )
         master.workers[worker.worker_id] = worker
         master.worker_by_address[worker.address] = worker.worker_id

@@ -456,9 +456,12 @@ class FakeWorker(Recorder):
         memory_mb: int,
         incarnation: int = 1,
         heartbeat: bool = True,
+        resources: collections.abc.Mapping[str, collections.abc.Sequence[str]] | None = None,
     ) -> None:
         super().__init__()
         self.master = master
+        #: Custom resources it reports (name -> addresses).
+        self.resources = dict(resources or {})
         self.worker_id = worker_id
         self.cores = cores
         self.memory_mb = memory_mb
@@ -500,6 +503,9 @@ class FakeWorker(Recorder):
                 incarnation=self.incarnation,
                 executors=executors,
                 drivers=drivers,
+                resources=[
+                    pb.ResourceAddresses(name=n, addresses=a) for n, a in self.resources.items()
+                ],
             ),
             timeout=10.0,
         )
@@ -561,6 +567,8 @@ class LocalCluster:
         for key, value in description.items():
             if isinstance(value, Message):
                 getattr(desc, key).CopyFrom(value)
+            elif isinstance(value, dict):  # a map field
+                getattr(desc, key).update(value)
             else:
                 setattr(desc, key, value)
         driver = FakeDriver(self.master.ref, desc)

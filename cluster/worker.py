@@ -34,6 +34,7 @@ from cluster.worker_runners import (
     executor_launch_spec,
 )
 from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpointRef
+from rpcenv.resources import discover_resources
 from sparkctl.v1 import deploy_pb2 as pb
 
 __all__ = ["ENDPOINT_NAME", "Worker"]
@@ -61,6 +62,11 @@ class Worker(WorkerDrivers):
         webui_address: str = "",
     ) -> None:
         super().__init__(conf, worker_id, master_urls, cores, memory_mb, work_dir, webui_address)
+        #: Custom resources (spark.worker.resource.*): name -> every address it offers.
+        #: Found here, so a bad script or file stops the worker before it registers.
+        self.resources = discover_resources(
+            conf, resources_file=conf.get("spark.worker.resourcesFile")
+        )
         self._asks: dict[type[Message], Callable[[Any, RpcCallContext], None]] = {
             pb.GetWorkerStateRequest: self._on_get_state,
         }
@@ -195,6 +201,9 @@ class Worker(WorkerDrivers):
                     cores=r.cores,
                     memory_mb=r.memory_mb,
                     state=r.state,
+                    resources=[
+                        pb.ResourceAddresses(name=n, addresses=a) for n, a in r.resources.items()
+                    ],
                 )
                 for r in self.executors.values()
                 if not r.stop_reason
@@ -208,6 +217,9 @@ class Worker(WorkerDrivers):
                 )
                 for d in self.drivers.values()
                 if not d.killed
+            ],
+            resources=[
+                pb.ResourceAddresses(name=n, addresses=a) for n, a in sorted(self.resources.items())
             ],
         )
         url = msg.master_url
@@ -363,6 +375,10 @@ class Worker(WorkerDrivers):
                 f"{msg.memory_mb} MiB"
             )
             return
+        problem = self._resources_problem(msg)
+        if problem:
+            failed(problem)
+            return
         try:
             spec = executor_launch_spec(
                 msg,
@@ -390,6 +406,7 @@ class Worker(WorkerDrivers):
             ),
         )
         runner = ExecutorRunner(msg.app_id, msg.executor_id, msg.cores, msg.memory_mb, process)
+        runner.resources = {r.name: tuple(r.addresses) for r in msg.resources}
         runner.awaits_registration = msg.app_description.executors_report_registration
         try:
             process.start()
@@ -407,6 +424,23 @@ class Worker(WorkerDrivers):
             later(self.startup_grace, lambda: self._post(check), "executor-startup")
         else:
             self._on_startup_check(check, None)
+
+    def _resources_problem(self, msg: pb.LaunchExecutor) -> str:
+        """Why the custom resources a launch names are not ours to give ("" if they are)."""
+        held = {
+            (name, address)
+            for runner in self.executors.values()
+            for name, addresses in runner.resources.items()
+            for address in addresses
+        }
+        for resource in msg.resources:
+            ours = self.resources.get(resource.name, ())
+            for address in resource.addresses:
+                if address not in ours:
+                    return f"worker {self.worker_id} has no {resource.name} address {address!r}"
+                if (resource.name, address) in held:
+                    return f"{resource.name} address {address!r} is held by another executor"
+        return ""
 
     def _on_startup_check(self, msg: pb.ExecutorStartupCheck, _s: RpcEndpointRef | None) -> None:
         runner = self.executors.get((msg.app_id, msg.executor_id))

@@ -22,6 +22,7 @@ from rpcenv import APP_CREDENTIAL_ENV_VAR, APP_ID_ENV_VAR, DRIVER_ID_ENV_VAR
 from sparkctl.v1 import deploy_pb2 as pb
 
 __all__ = [
+    "EXECUTOR_RESOURCES_ENV",
     "SUBMIT_CONF_ENV",
     "DriverRunner",
     "ExecutorRunner",
@@ -36,6 +37,9 @@ __all__ = [
 
 #: The environment variable through which a cluster-mode driver gets its conf (JSON).
 SUBMIT_CONF_ENV = "SPARKCTL_SUBMIT_CONF"
+#: The environment variable through which an executor learns its custom resource
+#: addresses (JSON: name -> addresses), as Spark's executors get a resources file.
+EXECUTOR_RESOURCES_ENV = "SPARKCTL_EXECUTOR_RESOURCES"
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -129,6 +133,9 @@ def executor_launch_spec(
         SPARK_EXECUTOR_MEMORY=f"{msg.memory_mb}m",
         SPARK_APP_ID=app_id,
     )
+    env.pop(EXECUTOR_RESOURCES_ENV, None)
+    if msg.resources:
+        env[EXECUTOR_RESOURCES_ENV] = json.dumps({r.name: list(r.addresses) for r in msg.resources})
     # Never from the Worker's own environment, and never on the command line.
     env.pop(APP_CREDENTIAL_ENV_VAR, None)
     env.pop(APP_ID_ENV_VAR, None)
@@ -227,6 +234,8 @@ class ExecutorRunner:
     # Stopped for using too much memory: a failure, not a kill.
     over_memory: bool = False
     exit_status: int | None = None
+    #: Custom resource addresses the Master gave it (name -> addresses), held until it ends.
+    resources: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, int]:

@@ -220,10 +220,57 @@ class Command(_message.Message):
 Global___Command: _TypeAlias = Command  # noqa: Y015
 
 @_typing.final
+class ResourceAddresses(_message.Message):
+    """Addresses of one custom resource (a GPU's indices, an FPGA's ids), as a
+    discovery script reports them: a worker's whole set, or those given to one executor.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ADDRESSES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    @_builtins.property
+    def addresses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        addresses: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceAddresses: _TypeAlias = ResourceAddresses  # noqa: Y015
+
+@_typing.final
 class ApplicationDescription(_message.Message):
     """What a driver asks of the cluster for its application."""
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ExecutorResourcesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     NAME_FIELD_NUMBER: _builtins.int
     MAX_CORES_FIELD_NUMBER: _builtins.int
@@ -234,6 +281,7 @@ class ApplicationDescription(_message.Message):
     USER_FIELD_NUMBER: _builtins.int
     INITIAL_EXECUTOR_LIMIT_FIELD_NUMBER: _builtins.int
     EXECUTORS_REPORT_REGISTRATION_FIELD_NUMBER: _builtins.int
+    EXECUTOR_RESOURCES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     max_cores: _builtins.int
     """spark.cores.max; 0 = no limit."""
@@ -255,6 +303,12 @@ class ApplicationDescription(_message.Message):
     """
     @_builtins.property
     def command(self) -> Global___Command: ...
+    @_builtins.property
+    def executor_resources(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """spark.executor.resource.{name}.amount: addresses of each custom resource that every
+        executor needs; the Master places an executor only where they are free.
+        """
+
     def __init__(
         self,
         *,
@@ -267,10 +321,11 @@ class ApplicationDescription(_message.Message):
         user: _builtins.str = ...,
         initial_executor_limit: _builtins.int | None = ...,
         executors_report_registration: _builtins.bool = ...,
+        executor_resources: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_initial_executor_limit", b"_initial_executor_limit", "command", b"command", "initial_executor_limit", b"initial_executor_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_initial_executor_limit", b"_initial_executor_limit", "app_ui_url", b"app_ui_url", "command", b"command", "cores_per_executor", b"cores_per_executor", "executors_report_registration", b"executors_report_registration", "initial_executor_limit", b"initial_executor_limit", "max_cores", b"max_cores", "memory_per_executor_mb", b"memory_per_executor_mb", "name", b"name", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_initial_executor_limit", b"_initial_executor_limit", "app_ui_url", b"app_ui_url", "command", b"command", "cores_per_executor", b"cores_per_executor", "executor_resources", b"executor_resources", "executors_report_registration", b"executors_report_registration", "initial_executor_limit", b"initial_executor_limit", "max_cores", b"max_cores", "memory_per_executor_mb", b"memory_per_executor_mb", "name", b"name", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__initial_executor_limit: _TypeAlias = _typing.Literal["initial_executor_limit"]  # noqa: Y015
     _WhichOneofArgType__initial_executor_limit: _TypeAlias = _typing.Literal["_initial_executor_limit", b"_initial_executor_limit"]  # noqa: Y015
@@ -433,11 +488,16 @@ class ExecutorDescription(_message.Message):
     CORES_FIELD_NUMBER: _builtins.int
     MEMORY_MB_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
     app_id: _builtins.str
     executor_id: _builtins.int
     cores: _builtins.int
     memory_mb: _builtins.int
     state: Global___ExecutorState.ValueType
+    @_builtins.property
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResourceAddresses]:
+        """The custom resource addresses it holds (LaunchExecutor.resources)."""
+
     def __init__(
         self,
         *,
@@ -446,10 +506,11 @@ class ExecutorDescription(_message.Message):
         cores: _builtins.int = ...,
         memory_mb: _builtins.int = ...,
         state: Global___ExecutorState.ValueType = ...,
+        resources: _abc.Iterable[Global___ResourceAddresses] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "cores", b"cores", "executor_id", b"executor_id", "memory_mb", b"memory_mb", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "cores", b"cores", "executor_id", b"executor_id", "memory_mb", b"memory_mb", "resources", b"resources", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -500,6 +561,7 @@ class RegisterWorkerRequest(_message.Message):
     INCARNATION_FIELD_NUMBER: _builtins.int
     EXECUTORS_FIELD_NUMBER: _builtins.int
     DRIVERS_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     host: _builtins.str
     port: _builtins.int
@@ -514,6 +576,10 @@ class RegisterWorkerRequest(_message.Message):
 
     @_builtins.property
     def drivers(self) -> _containers.RepeatedCompositeFieldContainer[Global___DriverRuntime]: ...
+    @_builtins.property
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResourceAddresses]:
+        """Its custom resources (spark.worker.resource.*): every address it can give executors."""
+
     def __init__(
         self,
         *,
@@ -526,10 +592,11 @@ class RegisterWorkerRequest(_message.Message):
         incarnation: _builtins.int = ...,
         executors: _abc.Iterable[Global___ExecutorDescription] | None = ...,
         drivers: _abc.Iterable[Global___DriverRuntime] | None = ...,
+        resources: _abc.Iterable[Global___ResourceAddresses] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "drivers", b"drivers", "executors", b"executors", "host", b"host", "incarnation", b"incarnation", "memory_mb", b"memory_mb", "port", b"port", "webui_address", b"webui_address", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "drivers", b"drivers", "executors", b"executors", "host", b"host", "incarnation", b"incarnation", "memory_mb", b"memory_mb", "port", b"port", "resources", b"resources", "webui_address", b"webui_address", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -740,6 +807,7 @@ class LaunchExecutor(_message.Message):
     MEMORY_MB_FIELD_NUMBER: _builtins.int
     MASTER_EPOCH_FIELD_NUMBER: _builtins.int
     APP_CREDENTIAL_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
     master_url: _builtins.str
     app_id: _builtins.str
     executor_id: _builtins.int
@@ -753,6 +821,10 @@ class LaunchExecutor(_message.Message):
     """
     @_builtins.property
     def app_description(self) -> Global___ApplicationDescription: ...
+    @_builtins.property
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResourceAddresses]:
+        """The custom resource addresses given to this executor alone, until it ends."""
+
     def __init__(
         self,
         *,
@@ -764,10 +836,11 @@ class LaunchExecutor(_message.Message):
         memory_mb: _builtins.int = ...,
         master_epoch: _builtins.int = ...,
         app_credential: _builtins.str = ...,
+        resources: _abc.Iterable[Global___ResourceAddresses] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["app_description", b"app_description"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_credential", b"app_credential", "app_description", b"app_description", "app_id", b"app_id", "cores", b"cores", "executor_id", b"executor_id", "master_epoch", b"master_epoch", "master_url", b"master_url", "memory_mb", b"memory_mb"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_credential", b"app_credential", "app_description", b"app_description", "app_id", b"app_id", "cores", b"cores", "executor_id", b"executor_id", "master_epoch", b"master_epoch", "master_url", b"master_url", "memory_mb", b"memory_mb", "resources", b"resources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -956,11 +1029,14 @@ class ExecutorAdded(_message.Message):
     HOST_PORT_FIELD_NUMBER: _builtins.int
     CORES_FIELD_NUMBER: _builtins.int
     MEMORY_MB_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
     executor_id: _builtins.int
     worker_id: _builtins.str
     host_port: _builtins.str
     cores: _builtins.int
     memory_mb: _builtins.int
+    @_builtins.property
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResourceAddresses]: ...
     def __init__(
         self,
         *,
@@ -969,10 +1045,11 @@ class ExecutorAdded(_message.Message):
         host_port: _builtins.str = ...,
         cores: _builtins.int = ...,
         memory_mb: _builtins.int = ...,
+        resources: _abc.Iterable[Global___ResourceAddresses] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "executor_id", b"executor_id", "host_port", b"host_port", "memory_mb", b"memory_mb", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "executor_id", b"executor_id", "host_port", b"host_port", "memory_mb", b"memory_mb", "resources", b"resources", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1673,6 +1750,7 @@ class PersistedWorker(_message.Message):
     MEMORY_MB_FIELD_NUMBER: _builtins.int
     WEBUI_ADDRESS_FIELD_NUMBER: _builtins.int
     INCARNATION_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     host: _builtins.str
     port: _builtins.int
@@ -1680,6 +1758,8 @@ class PersistedWorker(_message.Message):
     memory_mb: _builtins.int
     webui_address: _builtins.str
     incarnation: _builtins.int
+    @_builtins.property
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResourceAddresses]: ...
     def __init__(
         self,
         *,
@@ -1690,10 +1770,11 @@ class PersistedWorker(_message.Message):
         memory_mb: _builtins.int = ...,
         webui_address: _builtins.str = ...,
         incarnation: _builtins.int = ...,
+        resources: _abc.Iterable[Global___ResourceAddresses] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "host", b"host", "incarnation", b"incarnation", "memory_mb", b"memory_mb", "port", b"port", "webui_address", b"webui_address", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "host", b"host", "incarnation", b"incarnation", "memory_mb", b"memory_mb", "port", b"port", "resources", b"resources", "webui_address", b"webui_address", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -83,6 +83,7 @@ class RegisterExecutorRequest(_message.Message):
     LOCAL_DIR_FIELD_NUMBER: _builtins.int
     BLOCK_MANAGER_PORT_FIELD_NUMBER: _builtins.int
     LOG_URLS_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
     executor_id: _builtins.str
     hostname: _builtins.str
     cores: _builtins.int
@@ -101,6 +102,12 @@ class RegisterExecutorRequest(_message.Message):
         web UI), from the SPARK_LOG_URL_* variables its worker set, as in Spark.
         """
 
+    @_builtins.property
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskResource]:
+        """Custom resource addresses this executor holds (its worker's grant, or what the
+        executor discovered), each usable by one task at a time or shared by fractions.
+        """
+
     def __init__(
         self,
         *,
@@ -112,14 +119,40 @@ class RegisterExecutorRequest(_message.Message):
         local_dir: _builtins.str = ...,
         block_manager_port: _builtins.int = ...,
         log_urls: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        resources: _abc.Iterable[Global___TaskResource] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "block_manager_port", b"block_manager_port", "cores", b"cores", "executor_id", b"executor_id", "hostname", b"hostname", "local_dir", b"local_dir", "log_urls", b"log_urls", "pid", b"pid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "block_manager_port", b"block_manager_port", "cores", b"cores", "executor_id", b"executor_id", "hostname", b"hostname", "local_dir", b"local_dir", "log_urls", b"log_urls", "pid", b"pid", "resources", b"resources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RegisterExecutorRequest: _TypeAlias = RegisterExecutorRequest  # noqa: Y015
+
+@_typing.final
+class TaskResource(_message.Message):
+    """Addresses of one custom resource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ADDRESSES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    @_builtins.property
+    def addresses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        addresses: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskResource: _TypeAlias = TaskResource  # noqa: Y015
 
 @_typing.final
 class RegisterExecutorResponse(_message.Message):
@@ -347,10 +380,18 @@ class TaskLaunch(_message.Message):
     TASKSET_FIELD_NUMBER: _builtins.int
     PARTITION_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    CPUS_FIELD_NUMBER: _builtins.int
     task_id: _builtins.int
     taskset: _builtins.str
     partition: _builtins.int
     attempt: _builtins.int
+    cpus: _builtins.int
+    """The task's spark.task.cpus (its resource profile's); 0 = the application's default."""
+    @_builtins.property
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskResource]:
+        """The custom resource addresses assigned to this task (TaskContext.resources())."""
+
     def __init__(
         self,
         *,
@@ -358,10 +399,12 @@ class TaskLaunch(_message.Message):
         taskset: _builtins.str = ...,
         partition: _builtins.int = ...,
         attempt: _builtins.int = ...,
+        resources: _abc.Iterable[Global___TaskResource] | None = ...,
+        cpus: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "partition", b"partition", "task_id", b"task_id", "taskset", b"taskset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "cpus", b"cpus", "partition", b"partition", "resources", b"resources", "task_id", b"task_id", "taskset", b"taskset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

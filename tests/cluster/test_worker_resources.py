@@ -1,0 +1,121 @@
+"""Workers' custom resources: discovery, reporting, and the Master's address bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Callable
+
+import pytest
+from cluster_harness import LocalCluster, wait_for
+
+from rpcenv.resources import ResourceDiscoveryError, discover_resources
+from sparkctl.v1 import deploy_pb2 as pb
+
+MakeCluster = Callable[..., LocalCluster]
+
+
+def script(tmp_path: pathlib.Path, name: str, output: str, code: int = 0) -> str:
+    """A discovery script that prints `output` and exits with `code`."""
+    path = tmp_path / f"discover-{name}.sh"
+    path.write_text(f"#!/bin/sh\ncat <<'JSON'\n{output}\nJSON\nexit {code}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def gpus(*addresses: str) -> str:
+    return json.dumps({"name": "gpu", "addresses": list(addresses)})
+
+
+def test_a_discovery_script_gives_every_address(tmp_path: pathlib.Path) -> None:
+    conf = {
+        "spark.worker.resource.gpu.amount": "2",
+        "spark.worker.resource.gpu.discoveryScript": script(tmp_path, "gpu", gpus("0", "1", "2")),
+    }
+    assert discover_resources(conf) == {"gpu": ("0", "1", "2")}
+
+
+def test_a_resources_file_wins_over_the_script(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "resources.json"
+    entries = [
+        {"id": {"componentName": component, "resourceName": "gpu"}, "addresses": [address]}
+        for component, address in (("spark.worker", "7"), ("spark.driver", "9"))
+    ]
+    path.write_text(json.dumps(entries))
+    conf = {"spark.worker.resource.gpu.amount": "1"}
+    assert discover_resources(conf, resources_file=str(path)) == {"gpu": ("7",)}
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"amount": "1"}, "didn't specify a discovery script"),
+        ({"amount": "1", "discoveryScript": "/nonexistent/x.sh"}, "doesn't exist"),
+        ({"amount": "1.5", "discoveryScript": "S"}, "Only tasks support fractional resources"),
+        ({"amount": "many", "discoveryScript": "S"}, "must be a whole number"),
+        ({"discoveryScript": "S"}, "You must specify an amount for gpu"),
+        ({"amount": "3", "discoveryScript": "S"}, "is less than what the user requested: 3"),
+        ({"amount": "1", "discoveryScript": "WRONG"}, "we were expecting gpu"),
+        ({"amount": "1", "discoveryScript": "NOTJSON"}, "not JSON"),
+        ({"amount": "1", "discoveryScript": "FAILS"}, "exited with code 3"),
+    ],
+)
+def test_bad_settings_fail_naming_what_is_wrong(
+    tmp_path: pathlib.Path, settings: dict[str, str], message: str
+) -> None:
+    scripts = {
+        "S": script(tmp_path, "s", gpus("0", "1")),
+        "WRONG": script(tmp_path, "wrong", json.dumps({"name": "fpga", "addresses": ["0"]})),
+        "NOTJSON": script(tmp_path, "notjson", "gpu 0 1"),
+        "FAILS": script(tmp_path, "fails", gpus("0"), code=3),
+    }
+    conf = {f"spark.worker.resource.gpu.{k}": scripts.get(v, v) for k, v in settings.items()}
+    with pytest.raises(ResourceDiscoveryError, match=message):
+        discover_resources(conf)
+
+
+def test_executors_go_where_their_gpus_are_and_never_share_one(
+    local_cluster: MakeCluster,
+) -> None:
+    c = local_cluster()
+    c.worker("plain", cores=4)
+    gpu_worker = c.worker("gpus", cores=4, resources={"gpu": ["0", "1"]})
+    driver = c.driver(max_cores=4, cores_per_executor=1, executor_resources={"gpu": 1})
+    added = driver.wait_of(pb.ExecutorAdded, 2)
+    assert {a.worker_id for a in added} == {"gpus"}
+    given = sorted(a.resources[0].addresses[0] for a in added)
+    assert given == ["0", "1"]
+    launches = gpu_worker.wait_of(pb.LaunchExecutor, 2)
+    assert sorted(tuple(x.resources[0].addresses) for x in launches) == [("0",), ("1",)]
+    # Two cores stay free on that worker, but no GPU: no third executor.
+    assert len(gpu_worker.of(pb.LaunchExecutor)) == 2
+    # An executor that ends gives its address back: its replacement gets it.
+    first = launches[0]
+    gpu_worker.self_ref.send(
+        pb.ExecutorStateChanged(
+            app_id=first.app_id,
+            executor_id=first.executor_id,
+            state=pb.EXECUTOR_STATE_EXITED,
+            message="done",
+            exit_status=0,
+        )
+    )
+    third = gpu_worker.wait_of(pb.LaunchExecutor, 3)[2]
+    assert list(third.resources[0].addresses) == list(first.resources[0].addresses)
+
+
+def test_a_real_worker_reports_what_its_script_found(
+    local_cluster: MakeCluster, tmp_path: pathlib.Path
+) -> None:
+    c = local_cluster(
+        {
+            "spark.worker.resource.gpu.amount": "1",
+            "spark.worker.resource.gpu.discoveryScript": script(tmp_path, "gpu", gpus("3", "5")),
+        }
+    )
+    c.real_worker(cores=2)
+    driver = c.driver(max_cores=2, cores_per_executor=1, executor_resources={"gpu": 1})
+    # (`true` exits at once: later executors reuse the addresses the first ones freed.)
+    first_two = driver.wait_of(pb.ExecutorAdded, 2)[:2]
+    assert sorted(a.resources[0].addresses[0] for a in first_two) == ["3", "5"]
+    wait_for(lambda: len(c.state().workers) == 1)
