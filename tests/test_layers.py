@@ -88,12 +88,6 @@ _HOST = "type-only: an RDDHost protocol replaces SparkContext here (issue 11, st
 # only with a reason and an issue to remove it; stale entries fail the gate.
 ALLOWED: dict[tuple[str, str], str] = {
     ("scheduler.backend.standalone", "scheduler.api.context"): _HOST,
-    ("scheduler.rdd.fileio", "scheduler.api.context"): _HOST,
-    ("scheduler.rdd.kinds", "scheduler.api.context"): _HOST,
-    ("scheduler.rdd.rdd", "scheduler.api.context"): _HOST,
-    ("scheduler.rdd.textscan", "scheduler.api.context"): _HOST,
-    ("scheduler.task.broadcast", "scheduler.api.context"): _HOST,
-    ("scheduler.task.profiler", "scheduler.api.context"): _HOST,
     ("scheduler.task.profiler", "scheduler.rdd.rdd"): "type-only: the RDD a profile belongs to",
     ("scheduler.rdd.rdd", "scheduler.api.threads"): (
         "toLocalIterator's prefetch thread carries local properties (issue 11, step 2)"

@@ -324,7 +324,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         local_dir = self._conf.get("spark.local.dir")
         if local_dir:
             env["SPARKCTL_LOCAL_DIR"] = local_dir
-        env["SPARKCTL_PYTHON_WORKER_MEMORY_MB"] = str(self._python_worker_memory_mb())
+        env["SPARKCTL_PYTHON_WORKER_MEMORY_MB"] = str(self.python_worker_memory_mb())
         env["SPARKCTL_TASK_CPUS"] = str(self._scheduler.settings.task_cpus)
         env.update(worker_limits_env(self._conf.to_conf()))  # the Python workers' limits
         rpc = {
@@ -556,15 +556,15 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
 
     # -- ids -----------------------------------------------------------------------------
 
-    def _new_rdd_id(self) -> int:
+    def new_rdd_id(self) -> int:
         with self._ids_lock:
             return next(self._rdd_ids)
 
-    def _new_shuffle_id(self) -> int:
+    def new_shuffle_id(self) -> int:
         with self._ids_lock:
             return next(self._shuffle_ids)
 
-    def _python_worker_memory_mb(self) -> int:
+    def python_worker_memory_mb(self) -> int:
         size = self._conf.to_conf().get_size("spark.python.worker.memory", unit="m")
         return max(1, (size or 512 << 20) >> 20)
 
@@ -666,7 +666,22 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         """The checkpoint directory as a URI (``file:/...``), as PySpark returns it."""
         return None if self._checkpoint_dir is None else "file:" + self._checkpoint_dir
 
-    def _unpersist_rdd(self, rdd_id: int, blocking: bool) -> None:
+    def mark_persisted(self, rdd: RDD) -> None:
+        """An RDD was persisted or locally checkpointed: getPersistentRDDs lists it."""
+        self._persisted[rdd.id()] = rdd
+
+    @property
+    def checkpoint_dir(self) -> str | None:
+        """Where checkpoint() writes RDDs (a local path), or None before setCheckpointDir."""
+        return self._checkpoint_dir
+
+    @property
+    def settings(self) -> Conf:
+        """The application's settings (an immutable copy of its SparkConf)."""
+        return self._conf.to_conf()
+
+    def unpersist_rdd(self, rdd_id: int, blocking: bool) -> None:
+        """Forget an RDD's cached partitions, on the driver and the executors."""
         self._persisted.pop(rdd_id, None)
         self._scheduler.forget_rdd(rdd_id)
         self._scheduler.broadcast_to_executors(pb.RemoveBlocks(rdd_ids=[rdd_id]))
@@ -723,7 +738,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                 if self._stopped:
                     raise RuntimeError(self._stopped_message()) from None
 
-    def _run_map_stage(self, dep: ShuffleDependency) -> dict[int, Any]:
+    def run_map_stage(self, dep: ShuffleDependency) -> dict[int, Any]:
         """Compute only the map stage of `dep`, as a job; returns its tasks' samples.
 
         sortByKey runs its shuffle's map stage first: the range bounds come from it.

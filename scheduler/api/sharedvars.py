@@ -54,7 +54,9 @@ class SharedVariables:
             raise RuntimeError(f"Attempted to use broadcast {bid} after it was destroyed")
         return b.data()
 
-    def _remove_broadcast(self: SparkContext, bid: int, destroy: bool) -> None:
+    def remove_broadcast(self: SparkContext, broadcast_id: int, destroy: bool) -> None:
+        """Drop the executors' copies of a broadcast; `destroy`: the driver's too."""
+        bid = broadcast_id
         with self._scheduler.lock:
             for handle in self._scheduler.executors.values():
                 if bid in handle.broadcasts:

@@ -25,7 +25,7 @@ from scheduler.rdd.rdd import RDD
 from scheduler.shuffle.aggregation import dump_chunk, load_chunks
 
 if TYPE_CHECKING:
-    from scheduler.api.context import SparkContext
+    from scheduler.rdd.host import RDDHost
     from scheduler.task.taskcontext import TaskContext
 
 __all__ = [
@@ -159,9 +159,7 @@ def _output_codec(codec: str | None) -> tuple[str, Callable[[str], Any]]:
 class TextFileRDD(RDD):
     """Lines of text files, split as Hadoop's TextInputFormat does."""
 
-    def __init__(
-        self, ctx: SparkContext, path: str, min_partitions: int, use_unicode: bool
-    ) -> None:
+    def __init__(self, ctx: RDDHost, path: str, min_partitions: int, use_unicode: bool) -> None:
         super().__init__(ctx, [])
         files = list_input_files(path, nested_dirs_fail=True)
         sizes = {f: os.path.getsize(f) for f in files}
@@ -303,9 +301,7 @@ def combine_files(files: list[str], max_split: int) -> list[list[str]]:
 class WholeTextFilesRDD(RDD):
     """(path, content) per file, packed into splits of total size / minPartitions bytes."""
 
-    def __init__(
-        self, ctx: SparkContext, path: str, min_partitions: int, use_unicode: bool
-    ) -> None:
+    def __init__(self, ctx: RDDHost, path: str, min_partitions: int, use_unicode: bool) -> None:
         super().__init__(ctx, [])
         files = list_input_files(path)
         total = sum(os.path.getsize(f) for f in files)
@@ -332,9 +328,9 @@ class BinaryFilesRDD(RDD):
     the files' bytes plus an open cost each, over max(defaultParallelism, minPartitions))).
     """
 
-    def __init__(self, ctx: SparkContext, path: str, min_partitions: int) -> None:
+    def __init__(self, ctx: RDDHost, path: str, min_partitions: int) -> None:
         super().__init__(ctx, [])
-        conf = ctx._conf.to_conf()
+        conf = ctx.settings
         max_bytes = conf.get_size("spark.files.maxPartitionBytes", 128 << 20) or 0
         open_cost = conf.get_size("spark.files.openCostInBytes", 4 << 20) or 0
         files = list_input_files(path)
@@ -355,7 +351,7 @@ class BinaryFilesRDD(RDD):
 class BinaryRecordsRDD(RDD):
     """Fixed-length records of flat binary files, one split per 32 MiB block of records."""
 
-    def __init__(self, ctx: SparkContext, path: str, record_length: int) -> None:
+    def __init__(self, ctx: RDDHost, path: str, record_length: int) -> None:
         super().__init__(ctx, [])
         if record_length <= 0:
             raise ValueError(f"recordLength must be positive, got {record_length}")
@@ -400,7 +396,7 @@ class PickleFileRDD(RDD):
     """
 
     def __init__(
-        self, ctx: SparkContext, path: str, min_partitions: int = 0, partition_order: bool = False
+        self, ctx: RDDHost, path: str, min_partitions: int = 0, partition_order: bool = False
     ) -> None:
         super().__init__(ctx, [])
         self.path = path

@@ -25,7 +25,7 @@ from scheduler.shuffle.partitioner import Partitioner
 from scheduler.task.stagecode import externalize, resolve
 
 if TYPE_CHECKING:
-    from scheduler.api.context import SparkContext
+    from scheduler.rdd.host import RDDHost
     from scheduler.shuffle.rangesort import RangeSort
     from scheduler.task.profiler import Profiler
     from scheduler.task.taskcontext import TaskContext
@@ -68,7 +68,7 @@ def parallelize_slices(data: Sequence[Any], num_slices: int) -> list[list[Any]]:
 class ParallelCollectionRDD(RDD):
     """Data from the driver, already sliced into partitions."""
 
-    def __init__(self, ctx: SparkContext, slices: list[list[Any]]) -> None:
+    def __init__(self, ctx: RDDHost, slices: list[list[Any]]) -> None:
         super().__init__(ctx, [])
         self._slices = slices
 
@@ -156,7 +156,7 @@ def _pipeline(
 class UnionRDD(RDD):
     """The partitions of several RDDs, one after another."""
 
-    def __init__(self, ctx: SparkContext, rdds: list[RDD]) -> None:
+    def __init__(self, ctx: RDDHost, rdds: list[RDD]) -> None:
         deps: list[Dependency] = []
         self._index: list[tuple[int, int]] = []
         for i, rdd in enumerate(rdds):
@@ -177,7 +177,7 @@ class UnionRDD(RDD):
 class PartitionerAwareUnionRDD(RDD):
     """The union of co-partitioned RDDs: partition i is every parent's partition i."""
 
-    def __init__(self, ctx: SparkContext, rdds: list[RDD]) -> None:
+    def __init__(self, ctx: RDDHost, rdds: list[RDD]) -> None:
         super().__init__(ctx, [OneToOneDependency(rdd) for rdd in rdds])
         self._rdds = rdds
         self.partitioner = rdds[0].partitioner
@@ -189,7 +189,7 @@ class PartitionerAwareUnionRDD(RDD):
         return itertools.chain.from_iterable(rdd.iterator(split, context) for rdd in self._rdds)
 
 
-def union_of(ctx: SparkContext, rdds: list[RDD]) -> RDD:
+def union_of(ctx: RDDHost, rdds: list[RDD]) -> RDD:
     """A union, partitioner-aware when every RDD has the same partitioner."""
     partitioners = [rdd.partitioner for rdd in rdds]
     first = partitioners[0]
@@ -205,7 +205,7 @@ class ShuffledRDD(RDD):
         self, prev: RDD, partitioner: Partitioner, range_sort: RangeSort | None = None
     ) -> None:
         ctx = prev.ctx
-        self.shuffle_id = ctx._new_shuffle_id()
+        self.shuffle_id = ctx.new_shuffle_id()
         super().__init__(ctx, [ShuffleDependency(prev, self.shuffle_id, partitioner, range_sort)])
         self.partitioner = partitioner
         self._range_sort = range_sort

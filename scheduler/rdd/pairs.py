@@ -274,7 +274,7 @@ class PairFunctions:
         from scheduler.rdd.kinds import ShuffledRDD
 
         shuffled = ShuffledRDD(self, Partitioner(numPartitions, spec), spec)
-        samples = self.ctx._run_map_stage(shuffled.shuffle_dependency)
+        samples = self.ctx.run_map_stage(shuffled.shuffle_dependency)
         if not spec.bounds_from_samples(samples[p] for p in sorted(samples)):
             return self
         if not spec.readable_by_range:

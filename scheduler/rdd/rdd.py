@@ -29,8 +29,8 @@ from scheduler.shuffle.partitioner import Partitioner
 from scheduler.shuffle.sampling import BernoulliRangeSampler, PartitionSampler
 
 if TYPE_CHECKING:
-    from scheduler.api.context import SparkContext
     from scheduler.rdd.barrier import RDDBarrier
+    from scheduler.rdd.host import RDDHost
     from scheduler.task.taskcontext import TaskContext
 
 __all__ = ["RDD", "fail_on_stopiteration"]
@@ -135,10 +135,10 @@ class RDD(ActionFunctions, PairFunctions):
         """``RDD[Tuple[int, int]]`` in a program's annotations, as PySpark's RDD is generic."""
         return types.GenericAlias(cls, item)
 
-    def __init__(self, ctx: SparkContext, deps: list[Dependency]) -> None:
-        self._ctx: SparkContext | None = ctx
+    def __init__(self, ctx: RDDHost, deps: list[Dependency]) -> None:
+        self._ctx: RDDHost | None = ctx
         # Pipelined RDDs take their id lazily, as PySpark's PipelinedRDD does.
-        self._id: int | None = None if self._lazy_id else ctx._new_rdd_id()
+        self._id: int | None = None if self._lazy_id else ctx.new_rdd_id()
         self._deps = deps
         self.partitioner: Partitioner | None = None
         self._storage_level: StorageLevel | None = None
@@ -194,20 +194,20 @@ class RDD(ActionFunctions, PairFunctions):
     # -- identity ---------------------------------------------------------------------
 
     @property
-    def ctx(self) -> SparkContext:
+    def ctx(self) -> RDDHost:
         if self._ctx is None:
             raise RuntimeError(_REFERENCE_ERROR)
         return self._ctx
 
     @property
-    def context(self) -> SparkContext:
+    def context(self) -> RDDHost:
         """The SparkContext this RDD was created on."""
         return self.ctx
 
     def id(self) -> int:
         """A unique id for this RDD within its SparkContext."""
         if self._id is None:
-            self._id = self.ctx._new_rdd_id()
+            self._id = self.ctx.new_rdd_id()
         return self._id
 
     def name(self) -> str | None:
@@ -251,13 +251,13 @@ class RDD(ActionFunctions, PairFunctions):
                 "Cannot change storage level of an RDD after it was already assigned a level"
             )
         self._storage_level = storageLevel
-        self.ctx._persisted[self.id()] = self
+        self.ctx.mark_persisted(self)
         return self
 
     def unpersist(self, blocking: bool = False) -> RDD:
         """Forget the cached partitions."""
         self._storage_level = None
-        self.ctx._unpersist_rdd(self.id(), blocking)
+        self.ctx.unpersist_rdd(self.id(), blocking)
         return self
 
     @property
@@ -270,7 +270,7 @@ class RDD(ActionFunctions, PairFunctions):
 
     def checkpoint(self) -> None:
         """Save this RDD to the checkpoint directory after the next job computes it."""
-        if self.ctx._checkpoint_dir is None:
+        if self.ctx.checkpoint_dir is None:
             raise RuntimeError("Checkpoint directory has not been set in the SparkContext")
         self._checkpoint_requested = True
 
@@ -285,7 +285,7 @@ class RDD(ActionFunctions, PairFunctions):
         self._storage_level = (
             StorageLevel.MEMORY_AND_DISK_DESER if level is None else _with_disk(level)
         )
-        self.ctx._persisted[self.id()] = self
+        self.ctx.mark_persisted(self)
 
     def isCheckpointed(self) -> bool:
         """Whether a checkpoint (reliable, or local once a job computed it) stands for this RDD."""
@@ -314,10 +314,10 @@ class RDD(ActionFunctions, PairFunctions):
         return f"file:{path}" if path is not None else None
 
     def _memory_limit(self) -> int:
-        return self.ctx._python_worker_memory_mb()
+        return self.ctx.python_worker_memory_mb()
 
     def _default_reduce_partitions(self) -> int:
-        if self.ctx._conf.contains("spark.default.parallelism"):
+        if "spark.default.parallelism" in self.ctx.settings:
             return self.ctx.defaultParallelism
         return self.getNumPartitions()
 

@@ -26,7 +26,7 @@ from scheduler.rdd.fileio import (
 from scheduler.rdd.rdd import RDD
 
 if TYPE_CHECKING:
-    from scheduler.api.context import SparkContext
+    from scheduler.rdd.host import RDDHost
     from scheduler.task.taskcontext import TaskContext
 
 __all__ = ["Row", "TextScanRDD", "plan_file_partitions"]
@@ -108,7 +108,7 @@ def plan_file_partitions(files: list[str], parallelism: int) -> list[list[Piece]
 class TextScanRDD(RDD):
     """``Row(value=line)`` for every line of the files, in Spark SQL's partitions."""
 
-    def __init__(self, ctx: SparkContext, paths: list[str]) -> None:
+    def __init__(self, ctx: RDDHost, paths: list[str]) -> None:
         super().__init__(ctx, [])
         files = [f for path in paths for f in list_input_files(path)]
         self._partitions = plan_file_partitions(files, ctx.defaultParallelism)

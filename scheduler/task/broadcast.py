@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import cloudpickle
 
 if TYPE_CHECKING:
-    from scheduler.api.context import SparkContext
+    from scheduler.task.host import SharedVariableHost
 
 __all__ = ["Broadcast", "broadcast_path", "collect_broadcast_ids"]
 
@@ -59,8 +59,8 @@ def _restore(broadcast_id: int) -> Broadcast[Any]:
 class Broadcast(Generic[T]):
     """A read-only value available on every executor (`sc.broadcast(value)`)."""
 
-    def __init__(self, sc: SparkContext, value: T, broadcast_id: int) -> None:
-        self._sc: SparkContext | None = sc
+    def __init__(self, sc: SharedVariableHost, value: T, broadcast_id: int) -> None:
+        self._sc: SharedVariableHost | None = sc
         self._id = broadcast_id
         self._value = value
         self._destroyed = False
@@ -87,12 +87,12 @@ class Broadcast(Generic[T]):
     def unpersist(self, blocking: bool = False) -> None:
         """Drop the executors' copies; they are shipped again if used later."""
         if self._sc is not None:
-            self._sc._remove_broadcast(self._id, destroy=False)
+            self._sc.remove_broadcast(self._id, destroy=False)
 
     def destroy(self, blocking: bool = False) -> None:
         """Drop every copy; the broadcast cannot be used afterwards."""
         if self._sc is not None:
-            self._sc._remove_broadcast(self._id, destroy=True)
+            self._sc.remove_broadcast(self._id, destroy=True)
         self._destroyed = True
         self._value = None  # type: ignore[assignment]
 

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from scheduler.task.accumulators import AccumulatorParam
 
 if TYPE_CHECKING:
-    from scheduler.api.context import SparkContext
     from scheduler.rdd.rdd import RDD
+    from scheduler.task.host import SharedVariableHost
 
 __all__ = ["BasicProfiler", "PStatsParam", "Profiler", "ProfilerCollector", "profiled"]
 
@@ -34,7 +34,7 @@ _active = threading.local()
 class Profiler:
     """PySpark's profiler interface: subclass it and pass `profiler_cls=` to the context."""
 
-    def __init__(self, ctx: SparkContext) -> None:
+    def __init__(self, ctx: SharedVariableHost) -> None:
         pass
 
     def profile(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -80,7 +80,7 @@ class PStatsParam(AccumulatorParam[Any]):
 class BasicProfiler(Profiler):
     """cProfile per task, summed on the driver through an accumulator."""
 
-    def __init__(self, ctx: SparkContext) -> None:
+    def __init__(self, ctx: SharedVariableHost) -> None:
         super().__init__(ctx)
         self._accumulator = ctx.accumulator(None, PStatsParam)  # type: ignore[arg-type]
 
@@ -107,7 +107,7 @@ class ProfilerCollector:
         self.profilers: list[list[Any]] = []
         self._lock = threading.Lock()
 
-    def new_profiler(self, ctx: SparkContext) -> Profiler:
+    def new_profiler(self, ctx: SharedVariableHost) -> Profiler:
         """A profiler for one more RDD."""
         return self.profiler_cls(ctx)
 

@@ -70,7 +70,7 @@ def test_the_map_stage_sample_is_pysparks_count_then_sample(
     rdd = sc.parallelize(range(size), slices).map(lambda i: ((i * 7919) % 1009, i))
     spec = RangeSort(4, _identity, operator.itemgetter(0), True, budget)
     shuffled = ShuffledRDD(rdd, Partitioner(4, spec), spec)
-    samples = sc._run_map_stage(shuffled.shuffle_dependency)
+    samples = sc.run_map_stage(shuffled.shuffle_dependency)
     count, keys = spec.sampled_keys(samples[p] for p in sorted(samples))
     assert count == rdd.count() == size
     fraction = min(budget / max(size, 1), 1.0)
@@ -83,7 +83,7 @@ def test_a_large_sample_matches_too(sc: SparkContext) -> None:
     size = 200_000
     rdd = sc.parallelize(range(size), 8).map(lambda i: ((i * 7919) % 1009, i))
     spec = RangeSort(8, _identity, operator.itemgetter(0), True, 160.0)
-    samples = sc._run_map_stage(ShuffledRDD(rdd, Partitioner(8, spec), spec).shuffle_dependency)
+    samples = sc.run_map_stage(ShuffledRDD(rdd, Partitioner(8, spec), spec).shuffle_dependency)
     count, keys = spec.sampled_keys(samples[p] for p in sorted(samples))
     assert count == size
     assert keys == rdd.sample(False, 160.0 / size, 1).map(lambda kv: kv[0]).collect()
