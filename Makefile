@@ -103,7 +103,7 @@ demo: install
 	"$$sparkctl" submit --master "spark://127.0.0.1:$$port" $(DEMO_APP)
 
 test-fast: install
-	$(BIN)/pytest -q -x
+	$(BIN)/pytest -q -x -m "not slow"
 
 bench-rpc: install
 	$(PY) bench/bench_rpc.py
