@@ -9,7 +9,7 @@ NODE_DIR := tests/node
 # apt-get needs root; elsewhere go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install proto check check-proto lint typecheck layers test test-fast demo bench bench-rpc bench-driver bench-compare test-oracle clean node-deps \
+.PHONY: install proto check check-proto config-doc check-config-doc lint typecheck layers test test-fast demo bench bench-rpc bench-driver bench-compare test-oracle clean node-deps \
 	chromium zookeeper buf-lint bench-cli bench-scale bench-scale-driver
 
 $(VENV)/.installed: pyproject.toml
@@ -38,6 +38,14 @@ check-proto: install
 	for f in $$(cd $$tmp && find . -type f | sort); do \
 		cmp -s $$tmp/$$f $$f || { echo "generated code is stale: $$f (run 'make proto')"; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "generated code is up to date"
+
+# The configuration reference, generated from the settings each layer declares
+# (rpcenv/settings.py, cluster/settings.py, scheduler/settings.py).
+config-doc: install
+	$(PY) -m cli._config_doc --write docs/configuration.md
+
+check-config-doc: install
+	@$(PY) -m cli._config_doc --check docs/configuration.md
 
 lint: install
 	$(BIN)/ruff check .
@@ -80,7 +88,7 @@ zookeeper:
 layers: install
 	$(BIN)/pytest -q -p no:cacheprovider tests/test_layers.py
 
-check: check-proto lint typecheck layers buf-lint
+check: check-proto check-config-doc lint typecheck layers buf-lint
 
 test: check chromium zookeeper node-deps
 	$(BIN)/pytest -q

@@ -17,7 +17,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from rpcenv import SECRET_ENV_VAR, Conf, parse_size
+import cluster.settings
+import scheduler.settings
+from rpcenv import SECRET_ENV_VAR, Conf, ConfigValueError, lookup_entry, parse_size
+from rpcenv import settings as rpc_settings
+
+# The layers' keys, declared where each layer lives; imported (as the entry points
+# would) so that every key is checked even where the package metadata is stale.
+_LAYERS = (cluster.settings.SECTION, scheduler.settings.SECTION)
 
 __all__ = [
     "ConfigError",
@@ -39,7 +46,9 @@ __all__ = [
 T = TypeVar("T")
 
 #: Keys that must never be given on a command line (they would show in `ps`).
-_SECRET_KEYS = ("spark.authenticate.secret",)
+_SECRET_KEYS = (rpc_settings.AUTH_SECRET.key,)
+#: The largest count the wire carries (int32 fields of the protobuf messages).
+_INT32_MAX = 2**31 - 1
 _JAVA_OPT = re.compile(r"^-D(spark\.[^=\s]+)=(.*)$")
 
 
@@ -127,136 +136,32 @@ def parse_conf_pairs(pairs: Iterable[str]) -> dict[str, str]:
     return values
 
 
-#: Well-known keys whose values are checked before anything starts, read as the code
-#: that uses them reads them: a bad one is a usage error naming its key and source,
-#: not a failure of the daemon or a traceback of the app minutes later.
-_SIZES_MIB = {  # key -> the smallest value allowed, in bytes (a bare number is MiB)
-    "spark.executor.memory": 1 << 20,
-    "spark.driver.memory": 1 << 20,
-    "spark.worker.memory": 1 << 20,
-    "spark.python.worker.memory": 1 << 20,
-    "spark.executor.pyspark.memory": 1 << 20,
-    "spark.rpc.message.maxSize": 1 << 20,
-}
-_DURATIONS = {  # key -> True when zero is not allowed
-    "spark.worker.timeout": True,
-    "spark.network.timeout": True,
-    "spark.rpc.askTimeout": True,
-    "spark.rpc.lookupTimeout": True,
-    "spark.rpc.keepalive.interval": True,
-    "spark.executor.heartbeatInterval": True,
-    "spark.locality.wait": False,
-    "spark.speculation.interval": True,
-    "spark.worker.cleanup.interval": True,
-    "spark.worker.cleanup.appDataTtl": False,
-    "spark.sparkctl.worker.executorStartupGrace": False,
-    "spark.sparkctl.worker.memoryCheckInterval": True,
-    "spark.sparkctl.worker.disconnectGrace": True,
-    "spark.rpc.io.connectionTimeout": True,
-    "spark.sparkctl.master.unregisteredPeerTimeout": True,
-}
-#: The largest count the wire carries (int32 fields of the protobuf messages).
-_INT32_MAX = 2**31 - 1
-_INTS = {  # key -> the smallest value allowed
-    "spark.executor.cores": 1,
-    "spark.driver.cores": 1,
-    "spark.cores.max": 1,
-    "spark.task.cpus": 1,
-    "spark.task.maxFailures": 1,
-    "spark.stage.maxConsecutiveAttempts": 1,
-    "spark.default.parallelism": 1,
-    "spark.executor.instances": 0,
-    "spark.deploy.maxExecutorRetries": -1,
-    "spark.deploy.defaultCores": 0,
-    "spark.deploy.retainedApplications": 0,
-    "spark.deploy.retainedDrivers": 0,
-    "spark.history.retainedApplications": 0,
-    "spark.port.maxRetries": 0,
-    "spark.rpc.io.serverThreads": 0,
-    "spark.rpc.dispatcher.numThreads": 0,
-    "spark.rpc.connect.threads": 0,
-}
-_PORTS = (
-    "spark.driver.port",
-    "spark.blockManager.port",
-    "spark.ui.port",
-    "spark.master.ui.port",
-    "spark.worker.ui.port",
-    "spark.history.ui.port",
-)
-_BOOLS = (
-    "spark.driver.supervise",
-    "spark.speculation",
-    "spark.deploy.spreadOut",
-    "spark.worker.cleanup.enabled",
-    "spark.rpc.allowInsecure",
-    "spark.authenticate",
-    "spark.ssl.rpc.enabled",
-    "spark.ssl.rpc.needClientAuth",
-    "spark.ui.enabled",
-    "spark.ui.showConsoleProgress",
-    "spark.python.worker.reuse",
-    "spark.eventLog.enabled",
-    "spark.eventLog.compress",
-    "spark.eventLog.overwrite",
-    "spark.shuffle.compress",
-    "spark.dynamicAllocation.enabled",
-    "spark.sparkctl.shuffle.directFetch",
-)
-_CHOICES = {
-    "spark.deploy.recoveryMode": ("NONE", "FILESYSTEM", "ZOOKEEPER"),
-    "spark.submit.deployMode": ("client", "cluster"),
-}
-
-
-def _check_value(conf: Conf, key: str) -> None:
-    """Raises ValueError, naming `key`, when its value does not read as its kind."""
-    if key in _SIZES_MIB:
-        size = conf.get_size(key, unit="m") or 0
-        if size < _SIZES_MIB[key]:
-            raise ValueError(f"{key} must be at least 1m, not {conf[key]!r}")
-        if size >> 20 > _INT32_MAX:  # MiB travel as int32
-            raise ValueError(f"{key} is too large: {conf[key]!r}")
-        if key == "spark.rpc.message.maxSize" and size > 2047 << 20:  # as Spark's limit
-            raise ValueError(f"{key} must be at most 2047 (MiB), not {conf[key]!r}")
-    elif key in _DURATIONS:
-        seconds = conf.get_duration(key) or 0.0
-        if _DURATIONS[key] and seconds <= 0:
-            raise ValueError(f"{key} must be longer than 0, not {conf[key]!r}")
-    elif key in _INTS:
-        number = conf.get_int(key) or 0
-        if not _INTS[key] <= number <= _INT32_MAX:
-            raise ValueError(f"{key} must be {_INTS[key]}..{_INT32_MAX}, not {number}")
-    elif key in _PORTS:
-        port = conf.get_int(key) or 0
-        if not 0 <= port <= 65535:
-            raise ValueError(f"{key}: port {port} is out of range 0..65535")
-    elif key in _BOOLS:
-        conf.get_bool(key)
-    elif key in ("spark.speculation.multiplier", "spark.speculation.quantile"):
-        conf.get_float(key)
-    elif key in _CHOICES:
-        allowed = _CHOICES[key]
-        if conf[key].strip().upper() not in (a.upper() for a in allowed):
-            raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {conf[key]!r}")
-
-
 def check_values(values: Mapping[str, str], source: str) -> None:
-    """Check the values of the well-known keys among `values`, which came from `source`.
+    """Check the values of the declared keys among `values`, which came from `source`.
+
+    Every layer's entries are checked (`rpcenv.settings`, `cluster.settings`,
+    `scheduler.settings`, and any module of the `sparkctl.settings` entry points), read
+    as the code that uses them reads them: a bad one is a usage error naming its key
+    and source, not a failure of the daemon or a traceback of the app minutes later.
 
     Raises:
-        ConfigError: naming `source` and the key whose value is wrong.
+        ConfigError: naming `source`, the key, its value and what was expected.
     """
-    conf = Conf(values)
     for key in values:
+        entry = lookup_entry(key, complete=True)
+        if entry is None:
+            continue
         try:
-            _check_value(conf, key)
-        except ValueError as exc:
-            text = str(exc)
-            raise ConfigError(source, text if key in text else f"{key}: {text}") from None
+            entry.parse(values[key])
+        except ConfigValueError as exc:
+            raise ConfigError(source, str(exc)) from None
 
 
-_TLS_FILES = ("spark.ssl.rpc.privateKey", "spark.ssl.rpc.certChain", "spark.ssl.rpc.trustStore")
+_TLS_FILES = (
+    rpc_settings.SSL_PRIVATE_KEY,
+    rpc_settings.SSL_CERT_CHAIN,
+    rpc_settings.SSL_TRUST_STORE,
+)
 
 
 def check_security(conf: Conf, environ: Mapping[str, str], serving: bool) -> None:
@@ -275,12 +180,12 @@ def check_security(conf: Conf, environ: Mapping[str, str], serving: bool) -> Non
         ConfigError: naming the setting that is wrong.
     """
     _check_secret_file(conf, environ)
-    if not conf.get_bool("spark.ssl.rpc.enabled"):
+    if not conf.get(rpc_settings.SSL_ENABLED):
         return
-    for key in _TLS_FILES:
-        path = conf.get_str(key)
+    for entry in _TLS_FILES:
+        key, path = entry.key, conf.get(entry)
         if not path:
-            if serving and key != "spark.ssl.rpc.trustStore":
+            if serving and entry is not rpc_settings.SSL_TRUST_STORE:
                 raise ConfigError(key, f"spark.ssl.rpc.enabled is true but {key} is not set")
             continue
         try:
@@ -294,9 +199,9 @@ def check_security(conf: Conf, environ: Mapping[str, str], serving: bool) -> Non
 
 def _check_secret_file(conf: Conf, environ: Mapping[str, str]) -> None:
     """A secret given directly wins over a file, as in the RpcEnv."""
-    if conf.get_str("spark.authenticate.secret") or environ.get(SECRET_ENV_VAR):
+    if conf.get(rpc_settings.AUTH_SECRET) or environ.get(SECRET_ENV_VAR):
         return
-    source, path = "spark.authenticate.secret.file", conf.get_str("spark.authenticate.secret.file")
+    source, path = rpc_settings.AUTH_SECRET_FILE.key, conf.get(rpc_settings.AUTH_SECRET_FILE)
     if not path:
         source, path = f"{SECRET_ENV_VAR}_FILE", environ.get(f"{SECRET_ENV_VAR}_FILE")
     if not path:

@@ -42,7 +42,9 @@ from cli._daemon import (
 )
 from cli._options import COUNT, MEMORY, conf_options, usage_error
 from cli._settings import MasterSettings, WorkerSettings, parse_master_list
+from cluster import settings as cluster_settings
 from rpcenv import SECRET_ENV_VAR, Conf, RpcAddress, is_loopback_host, route_address
+from rpcenv import settings as rpc_settings
 
 __all__ = ["start_master", "start_worker", "stop_master", "stop_worker"]
 
@@ -55,12 +57,16 @@ READY_TIMEOUT = 60.0
 _HOST_ENV = ("SPARK_LOCAL_IP",)
 MASTER_HOST = Setting("--host", None, ("SPARK_MASTER_HOST", *_HOST_ENV))
 MASTER_PORT = Setting("--port", None, ("SPARK_MASTER_PORT",))
-MASTER_WEBUI_PORT = Setting("--webui-port", "spark.master.ui.port", ("SPARK_MASTER_WEBUI_PORT",))
-WORKER_CORES = Setting("--cores", "spark.worker.cores", ("SPARK_WORKER_CORES",))
-WORKER_MEMORY = Setting("--memory", "spark.worker.memory", ("SPARK_WORKER_MEMORY",))
+MASTER_WEBUI_PORT = Setting(
+    "--webui-port", cluster_settings.MASTER_UI_PORT.key, ("SPARK_MASTER_WEBUI_PORT",)
+)
+WORKER_CORES = Setting("--cores", cluster_settings.WORKER_CORES.key, ("SPARK_WORKER_CORES",))
+WORKER_MEMORY = Setting("--memory", cluster_settings.WORKER_MEMORY.key, ("SPARK_WORKER_MEMORY",))
 WORKER_HOST = Setting("--host", None, _HOST_ENV)
 WORKER_PORT = Setting("--port", None, ("SPARK_WORKER_PORT",))
-WORKER_WEBUI_PORT = Setting("--webui-port", "spark.worker.ui.port", ("SPARK_WORKER_WEBUI_PORT",))
+WORKER_WEBUI_PORT = Setting(
+    "--webui-port", cluster_settings.WORKER_UI_PORT.key, ("SPARK_WORKER_WEBUI_PORT",)
+)
 WORK_DIR = Setting("--work-dir", None, ("SPARK_WORKER_DIR",))
 
 
@@ -70,7 +76,7 @@ def _check_bind(host: str, conf: Conf, environ: dict[str, str]) -> None:
     The RpcEnv enforces the same rule; checking here too keeps the web UI from
     opening on that address first, and makes it a usage error naming the flag.
     """
-    if is_loopback_host(host) or conf.get_bool("spark.rpc.allowInsecure"):
+    if is_loopback_host(host) or conf.get(rpc_settings.ALLOW_INSECURE):
         return
     if not _has_secret(conf, environ):
         raise usage_error(
@@ -81,14 +87,13 @@ def _check_bind(host: str, conf: Conf, environ: dict[str, str]) -> None:
 
 
 def _has_secret(conf: Conf, environ: dict[str, str]) -> bool:
-    return any(
-        (
-            conf.get_str("spark.authenticate.secret"),
-            conf.get_str("spark.authenticate.secret.file"),
-            environ.get(SECRET_ENV_VAR),
-            environ.get(f"{SECRET_ENV_VAR}_FILE"),
-        )
+    given: tuple[str | None, ...] = (
+        conf.get(rpc_settings.AUTH_SECRET),
+        conf.get(rpc_settings.AUTH_SECRET_FILE),
+        environ.get(SECRET_ENV_VAR),
+        environ.get(f"{SECRET_ENV_VAR}_FILE"),
     )
+    return any(given)
 
 
 def _default_worker_host(masters: list[RpcAddress], conf: Conf, environ: dict[str, str]) -> str:
@@ -102,7 +107,7 @@ def _default_worker_host(masters: list[RpcAddress], conf: Conf, environ: dict[st
     routed = next((r for m in masters if (r := route_address(m.host, m.port)) is not None), None)
     if routed is None or is_loopback_host(routed):
         return DEFAULT_HOST
-    if _has_secret(conf, environ) or conf.get_bool("spark.rpc.allowInsecure"):
+    if _has_secret(conf, environ) or conf.get(rpc_settings.ALLOW_INSECURE):
         return routed
     raise usage_error(
         "--host",
@@ -211,7 +216,7 @@ def _load(
     )
     check_security(conf, environ, serving=True)
     if allow_insecure:
-        conf = conf.merged({"spark.rpc.allowInsecure": "true"})
+        conf = conf.merged({rpc_settings.ALLOW_INSECURE.key: "true"})
     return conf
 
 

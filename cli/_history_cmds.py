@@ -32,6 +32,12 @@ from cli._daemon import (
 from cli._daemon_cmds import _spawn, _stop, _work_dir
 from cli._options import conf_options, usage_error
 from rpcenv import Conf, is_loopback_host
+from rpcenv.settings import PORT_MAX_RETRIES
+from scheduler.settings import (
+    HISTORY_LOG_DIRECTORY,
+    HISTORY_RETAINED_APPLICATIONS,
+    HISTORY_UI_PORT,
+)
 
 __all__ = ["start_history_server", "stop_history_server"]
 
@@ -39,8 +45,8 @@ log = logging.getLogger(__name__)
 
 ROLE = "history-server"
 DEFAULT_HOST = "127.0.0.1"
-HISTORY_PORT = Setting("--port", "spark.history.ui.port", ())
-HISTORY_DIR = Setting("--dir", "spark.history.fs.logDirectory", ())
+HISTORY_PORT = Setting("--port", HISTORY_UI_PORT.key, ())
+HISTORY_DIR = Setting("--dir", HISTORY_LOG_DIRECTORY.key, ())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,8 +114,8 @@ def run_history_server(settings: HistorySettings, ready: ReadySignal, pid_file: 
 
     _configure_logging()
     stop = _stop_event()
-    retained = settings.conf.get_int("spark.history.retainedApplications", 50) or 50
-    max_retries = settings.conf.get_int("spark.port.maxRetries", 16) or 0
+    retained = settings.conf.get(HISTORY_RETAINED_APPLICATIONS)
+    max_retries = settings.conf.get(PORT_MAX_RETRIES)
     provider = HistoryProvider(settings.log_dir, retained)
     try:
         server = HistoryServer(provider, settings.host, settings.port, max_retries)

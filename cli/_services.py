@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from cli._daemon import ReadySignal, remove_own_pid_file, write_pid_file
 from cli._settings import MasterSettings, WorkerSettings
 from rpcenv import Conf, RpcAddress, RpcEnv, RpcError
+from rpcenv.settings import PORT_MAX_RETRIES
 from sparkctl.v1 import deploy_pb2, master_service_pb2
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | No
         assert isinstance(reply, master_service_pb2.GetClusterStateResponse)
         return reply
 
-    max_retries = settings.conf.get_int("spark.port.maxRetries", 16) or 0
+    max_retries = settings.conf.get(PORT_MAX_RETRIES)
     try:
         # Bound before the master starts: the master tells workers the UI's URL.
         ui = MasterWebUI(state, host, settings.webui_port, max_retries)
@@ -190,7 +191,7 @@ def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | No
         log.error("cannot reach the master: %s", reason)
         ready.fail(f"cannot reach the master: {reason}", flag="MASTER")
         return 2
-    max_retries = settings.conf.get_int("spark.port.maxRetries", 16) or 0
+    max_retries = settings.conf.get(PORT_MAX_RETRIES)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     try:
         # Bound before the worker starts: it registers with the UI's URL.

@@ -32,8 +32,10 @@ import click
 from cli._config import ConfigError, check_security, load_conf
 from cli._options import COUNT, MEMORY, conf_options, usage_error
 from cli._settings import parse_master_list
-from cluster.submitted_files import DEFAULT_MAX_FILES_BYTES, MAX_FILES_KEY, check_file_name
+from cluster.settings import MAX_FILES_SIZE
+from cluster.submitted_files import MAX_FILES_KEY, check_file_name
 from rpcenv import Conf, RpcAddress
+from scheduler import settings as sched_settings
 
 __all__ = ["SUBMIT_CONF_ENV", "submit", "validate_master"]
 
@@ -234,7 +236,7 @@ def _submitted_files(app: Path, shipped: list[_Shipped], conf: Conf) -> list[Any
     from sparkctl.v1 import deploy_pb2
 
     try:
-        limit = conf.get_size(MAX_FILES_KEY, DEFAULT_MAX_FILES_BYTES) or DEFAULT_MAX_FILES_BYTES
+        limit = conf.get(MAX_FILES_SIZE)
     except ValueError as exc:
         raise usage_error("--conf", str(exc)) from None
     total = sum(item.path.stat().st_size for item in shipped)
@@ -384,12 +386,12 @@ def submit(
         base = load_conf(conf_pairs, Path(properties_file) if properties_file else None, os.environ)
     except ConfigError as exc:
         raise usage_error(exc.source, str(exc)) from None
-    master = master or base.get_str("spark.master") or os.environ.get("MASTER") or "local[*]"
+    master = master or base.get(sched_settings.MASTER) or os.environ.get("MASTER") or "local[*]"
     try:
         master = validate_master(master)
     except ValueError as exc:
         raise usage_error("--master", str(exc)) from None
-    mode = deploy_mode or base.get_str("spark.submit.deployMode") or "client"
+    mode = deploy_mode or base.get(sched_settings.DEPLOY_MODE)
     if mode not in ("client", "cluster"):
         raise usage_error("--deploy-mode", f"{mode!r} is neither client nor cluster")
     try:
@@ -437,8 +439,8 @@ def submit(
     conf = base.merged(updates)
     if mode == "cluster":
         try:
-            cores = conf.get_int("spark.driver.cores") or 1
-            memory_mb = (conf.get_size("spark.driver.memory", unit="m") or 1 << 30) >> 20
+            cores = conf.get(sched_settings.DRIVER_CORES)
+            memory_mb = conf.get(sched_settings.DRIVER_MEMORY) >> 20
         except ValueError as exc:
             raise usage_error("--conf", str(exc)) from None
         _submit_cluster(master, app_path, app_args, conf, shipped, cores, memory_mb, supervise)

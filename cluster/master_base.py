@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from google.protobuf.message import Message
 
+from cluster import settings
 from cluster._timers import Ticker
 from cluster.master_liveness import WorkerLiveness
 from cluster.master_state import (
@@ -72,18 +73,14 @@ class MasterBase(RpcEndpoint):
         self.conf = conf
         # Only to derive applications' credentials (docs/security.md); never logged.
         self._secret = resolve_secret(conf)
-        self.webui_url = webui_url or (conf.get_str("spark.sparkctl.master.webUiUrl") or "")
-        self.worker_timeout = conf.get_duration("spark.worker.timeout", 60.0) or 60.0
-        if self.worker_timeout <= 0:
-            raise ValueError(f"spark.worker.timeout must be positive, not {self.worker_timeout}")
+        self.webui_url = webui_url or (conf.get(settings.MASTER_WEBUI_URL) or "")
+        self.worker_timeout = conf.get(settings.WORKER_TIMEOUT)
         self.liveness = WorkerLiveness.from_conf(conf, self.worker_timeout)
-        self.max_executor_retries = conf.get_int("spark.deploy.maxExecutorRetries", 10)
+        self.max_executor_retries = conf.get(settings.MAX_EXECUTOR_RETRIES)
         # Cores of an application that does not set spark.cores.max (0 = all).
-        self.default_cores = conf.get_int("spark.deploy.defaultCores", 0) or 0
-        if self.default_cores < 0:
-            raise ValueError(f"spark.deploy.defaultCores must be >= 0, not {self.default_cores}")
-        self.placement = Placement(spread_out=conf.get_bool("spark.deploy.spreadOut", True))
-        self.recovery_mode = (conf.get_str("spark.deploy.recoveryMode") or "NONE").upper()
+        self.default_cores = conf.get(settings.DEFAULT_CORES)
+        self.placement = Placement(spread_out=conf.get(settings.SPREAD_OUT))
+        self.recovery_mode = conf.get(settings.RECOVERY_MODE)
         self.persistence = persistence_from_conf(conf, work_dir)
         #: Where the Master keeps its own files (those submitted with drivers, ...).
         self.work_dir = work_dir
@@ -91,8 +88,8 @@ class MasterBase(RpcEndpoint):
         self.recovered_drivers: list[tuple[RpcAddress, str]] = []
         #: Why leadership was revoked ('' while not): the Master then stops for good.
         self.revoked = ""
-        retained_apps = conf.get_int("spark.deploy.retainedApplications", 200) or 200
-        retained_drivers = conf.get_int("spark.deploy.retainedDrivers", 200) or 200
+        retained_apps = conf.get(settings.RETAINED_APPLICATIONS)
+        retained_drivers = conf.get(settings.RETAINED_DRIVERS)
         self.ids = IdGenerator()
         self.epoch = time.time_ns() // 1_000_000
         self.status: pb.MasterStatus.ValueType = MS.MASTER_STATUS_ALIVE

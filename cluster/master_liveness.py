@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from cluster.master_state import WorkerInfo
+from cluster.settings import WORKER_DISCONNECT_GRACE
 from rpcenv import Conf
 from sparkctl.v1 import deploy_pb2 as pb
 
@@ -77,8 +78,7 @@ class WorkerLiveness:
     @classmethod
     def from_conf(cls, conf: Conf, timeout: float) -> WorkerLiveness:
         """The rules `conf` asks for (`spark.sparkctl.worker.disconnectGrace`)."""
-        grace = conf.get_duration("spark.sparkctl.worker.disconnectGrace")
-        return cls(timeout, DEFAULT_DISCONNECT_GRACE_S if grace is None else grace)
+        return cls(timeout, conf.get(WORKER_DISCONNECT_GRACE))
 
     @property
     def heartbeat_interval(self) -> float:

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from cluster.settings import UNREGISTERED_PEER_TIMEOUT
 from rpcenv import Conf, RpcAddress
 
-__all__ = ["DEFAULT_UNREGISTERED_PEER_TIMEOUT_S", "IdlePeers"]
-
-#: Default of spark.sparkctl.master.unregisteredPeerTimeout, in seconds.
-DEFAULT_UNREGISTERED_PEER_TIMEOUT_S = 60.0
-_KEY = "spark.sparkctl.master.unregisteredPeerTimeout"
+__all__ = ["IdlePeers"]
 
 
 class IdlePeers:
@@ -27,15 +24,14 @@ class IdlePeers:
 
     def __init__(self, timeout: float) -> None:
         if not timeout > 0:
-            raise ValueError(f"{_KEY} must be positive, not {timeout}")
+            raise ValueError(f"{UNREGISTERED_PEER_TIMEOUT.key} must be positive, not {timeout}")
         self.timeout = timeout
         self._last: dict[RpcAddress, float] = {}
 
     @classmethod
     def from_conf(cls, conf: Conf) -> IdlePeers:
         """The timeout `conf` asks for (`spark.sparkctl.master.unregisteredPeerTimeout`)."""
-        timeout = conf.get_duration(_KEY, DEFAULT_UNREGISTERED_PEER_TIMEOUT_S)
-        return cls(DEFAULT_UNREGISTERED_PEER_TIMEOUT_S if timeout is None else timeout)
+        return cls(conf.get(UNREGISTERED_PEER_TIMEOUT))
 
     def heard(self, address: RpcAddress, now: float) -> None:
         """`address` connected, or sent a message the Master accepted."""

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
+from cluster import settings
 from rpcenv import Conf, RpcError
 from sparkctl.v1 import deploy_pb2
 
@@ -136,22 +137,17 @@ def persistence_from_conf(conf: Conf, work_dir: pathlib.Path) -> Persistence:
         ValueError: an unknown recovery mode, a bad setting, or (ZOOKEEPER)
             no ZooKeeper server reachable.
     """
-    mode = (conf.get_str("spark.deploy.recoveryMode") or "NONE").upper()
+    mode = conf.get(settings.RECOVERY_MODE)
     if mode == "NONE":
         return NoPersistence()
     if mode == "FILESYSTEM":
-        directory = conf.get_str("spark.deploy.recoveryDirectory")
+        directory = conf.get(settings.RECOVERY_DIRECTORY)
         path = pathlib.Path(directory) if directory else work_dir / "recovery"
         return FileSystemPersistence(path)
-    if mode == "ZOOKEEPER":
-        # Imported here: kazoo is loaded only by Masters that use it.
-        from cluster.zookeeper_persistence import ZooKeeperPersistence
+    # ZOOKEEPER, the entry's last choice. Imported here: only Masters that use it load kazoo.
+    from cluster.zookeeper_persistence import ZooKeeperPersistence
 
-        return ZooKeeperPersistence.from_conf(conf)
-    raise ValueError(
-        f"unknown recovery mode {mode!r} (spark.deploy.recoveryMode): "
-        "use NONE, FILESYSTEM or ZOOKEEPER"
-    )
+    return ZooKeeperPersistence.from_conf(conf)
 
 
 # Record kinds and their message types, for readers of this module.

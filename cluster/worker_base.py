@@ -19,11 +19,13 @@ from collections.abc import Sequence
 
 from google.protobuf.message import Message
 
+from cluster import settings
 from cluster._timers import Ticker
 from cluster.master_finder import MasterFinder
 from cluster.memory_monitor import MemoryMonitor
 from cluster.worker_runners import DriverRunner, ExecutorRunner, worker_local_dirs
 from rpcenv import Conf, RpcAddress, RpcEndpoint, RpcEndpointRef, RpcError, route_address
+from rpcenv.settings import LOCAL_DIR
 
 __all__ = ["ENDPOINT_NAME", "STOP_GRACE_S", "WorkerBase"]
 
@@ -70,19 +72,14 @@ class WorkerBase(RpcEndpoint):
         self.work_dir = work_dir
         self.webui_address = webui_address
         self.incarnation = time.time_ns()
-        timeout = conf.get_duration("spark.worker.timeout", 60.0) or 60.0
-        self.heartbeat_interval = max(0.05, timeout / 4)
-        self.cleanup_enabled = conf.get_bool("spark.worker.cleanup.enabled", True)
-        self.cleanup_interval = conf.get_duration("spark.worker.cleanup.interval", 1800.0) or 1800.0
-        self.app_data_ttl = (
-            conf.get_duration("spark.worker.cleanup.appDataTtl", 604800.0) or 604800.0
-        )
-        memory_interval = conf.get_duration("spark.sparkctl.worker.memoryCheckInterval", 1.0)
-        self.memory_check_interval = memory_interval or 1.0
-        grace = conf.get_duration("spark.sparkctl.worker.executorStartupGrace", 0.5)
-        self.startup_grace = 0.5 if grace is None else grace
+        self.heartbeat_interval = max(0.05, conf.get(settings.WORKER_TIMEOUT) / 4)
+        self.cleanup_enabled = conf.get(settings.WORKER_CLEANUP_ENABLED)
+        self.cleanup_interval = conf.get(settings.WORKER_CLEANUP_INTERVAL)
+        self.app_data_ttl = conf.get(settings.WORKER_CLEANUP_APP_DATA_TTL)
+        self.memory_check_interval = conf.get(settings.WORKER_MEMORY_CHECK_INTERVAL)
+        self.startup_grace = conf.get(settings.EXECUTOR_STARTUP_GRACE)
         #: The executors' local dirs (SPARK_EXECUTOR_DIRS), stronger than the app's own.
-        self.local_dirs = worker_local_dirs(os.environ, conf.get_str("spark.local.dir"))
+        self.local_dirs = worker_local_dirs(os.environ, conf.get(LOCAL_DIR))
         self.master_ref: RpcEndpointRef | None = None
         self.master_url = ""
         self.master_webui_url = ""

@@ -22,11 +22,11 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
+from cluster import settings
 from cluster.persistence import Persistence
 from rpcenv import Conf
 
 __all__ = [
-    "DEFAULT_DIR",
     "ZooKeeperPersistence",
     "connect_zookeeper",
     "zookeeper_dir",
@@ -36,11 +36,6 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
 
-DEFAULT_DIR = "/spark"
-#: Spark's Curator client uses a 60 s session and a 15 s connection timeout.
-DEFAULT_SESSION_TIMEOUT_S = 60.0
-DEFAULT_CONNECTION_TIMEOUT_S = 15.0
-
 
 def zookeeper_dir(conf: Conf) -> str:
     """`spark.deploy.zookeeper.dir` without a trailing slash (default /spark).
@@ -48,7 +43,7 @@ def zookeeper_dir(conf: Conf) -> str:
     Raises:
         ValueError: not an absolute znode path.
     """
-    directory = (conf.get_str("spark.deploy.zookeeper.dir") or DEFAULT_DIR).rstrip("/")
+    directory = conf.get(settings.ZOOKEEPER_DIR).rstrip("/")
     if not directory.startswith("/"):
         raise ValueError(
             f"spark.deploy.zookeeper.dir must be an absolute znode path, not {directory!r}"
@@ -67,21 +62,13 @@ def connect_zookeeper(conf: Conf) -> KazooClient:
         ValueError: no URL, a bad timeout, or no server answered in
             `spark.sparkctl.zookeeper.connectionTimeout` (15 s).
     """
-    url = (conf.get_str("spark.deploy.zookeeper.url") or "").strip()
+    url = (conf.get(settings.ZOOKEEPER_URL) or "").strip()
     if not url:
         raise ValueError(
             "spark.deploy.recoveryMode=ZOOKEEPER needs spark.deploy.zookeeper.url (host:port,...)"
         )
-    session = conf.get_duration(
-        "spark.sparkctl.zookeeper.sessionTimeout", DEFAULT_SESSION_TIMEOUT_S
-    )
-    connect = conf.get_duration(
-        "spark.sparkctl.zookeeper.connectionTimeout", DEFAULT_CONNECTION_TIMEOUT_S
-    )
-    session = DEFAULT_SESSION_TIMEOUT_S if session is None else session
-    connect = DEFAULT_CONNECTION_TIMEOUT_S if connect is None else connect
-    if session <= 0 or connect <= 0:
-        raise ValueError("spark.sparkctl.zookeeper.sessionTimeout/connectionTimeout must be > 0")
+    session = conf.get(settings.ZOOKEEPER_SESSION_TIMEOUT)
+    connect = conf.get(settings.ZOOKEEPER_CONNECTION_TIMEOUT)
     client = KazooClient(hosts=url, timeout=session, connection_retry={"max_tries": -1})
     try:
         client.start(timeout=connect)

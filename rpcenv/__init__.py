@@ -9,10 +9,34 @@ imports only from here, never from a backend or from grpc.
 from __future__ import annotations
 
 from rpcenv._address import RpcAddress, is_loopback_host, parse_endpoint_uri
-from rpcenv._conf import KNOWN_KEYS, Conf, parse_duration, parse_size
+from rpcenv._conf import (
+    BOOL,
+    DURATION,
+    FLOAT,
+    INT,
+    PORT,
+    SETTINGS_ENTRY_POINT_GROUP,
+    SIZE,
+    STRING,
+    BaseConfigEntry,
+    Conf,
+    ConfigEntry,
+    ConfigFamily,
+    ConfigSection,
+    Kind,
+    OptionalConfigEntry,
+    choice,
+    is_known_key,
+    lookup_entry,
+    parse_duration,
+    parse_size,
+    registered_entries,
+    registered_sections,
+)
 from rpcenv._core import RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcEnv
 from rpcenv._dispatcher import current_origin
 from rpcenv._errors import (
+    ConfigValueError,
     RpcAuthenticationError,
     RpcConfigError,
     RpcConnectionError,
@@ -36,19 +60,34 @@ from rpcenv._security import (
     resolve_secret,
 )
 from rpcenv._senders import ANYONE, LOCAL_ONLY, MessageOrigin, SenderPolicy, SenderRule
+from rpcenv.settings import SECTION as _RPCENV_SECTION  # noqa: F401  (declares our keys)
 
 __all__ = [
     "ANYONE",
     "APP_CREDENTIAL_ENV_VAR",
     "APP_ID_ENV_VAR",
+    "BOOL",
     "DRIVER_ID_ENV_VAR",
+    "DURATION",
     "ENTRY_POINT_GROUP",
-    "KNOWN_KEYS",
+    "FLOAT",
+    "INT",
     "LOCAL_ONLY",
+    "PORT",
     "SECRET_ENV_VAR",
+    "SETTINGS_ENTRY_POINT_GROUP",
+    "SIZE",
+    "STRING",
+    "BaseConfigEntry",
     "Conf",
+    "ConfigEntry",
+    "ConfigFamily",
+    "ConfigSection",
+    "ConfigValueError",
+    "Kind",
     "LocalAddresses",
     "MessageOrigin",
+    "OptionalConfigEntry",
     "RpcAddress",
     "RpcAuthenticationError",
     "RpcCallContext",
@@ -68,15 +107,20 @@ __all__ = [
     "SenderPolicy",
     "SenderRule",
     "available_backends",
+    "choice",
     "current_origin",
     "derive_app_credential",
     "get_backend",
+    "is_known_key",
     "is_loopback_host",
     "local_addresses",
+    "lookup_entry",
     "parse_duration",
     "parse_endpoint_uri",
     "parse_size",
     "register_backend",
+    "registered_entries",
+    "registered_sections",
     "resolve_secret",
     "route_address",
 ]

@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterable
 
 from google.protobuf.message import Message
 
+from rpcenv import settings
 from rpcenv._address import RpcAddress, parse_endpoint_uri
-from rpcenv._codec import DEFAULT_MAX_MESSAGE_BYTES, decode_error, encode_error, pack, unpack
+from rpcenv._codec import decode_error, encode_error, pack, unpack
 from rpcenv._conf import Conf
 from rpcenv._core import RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcEnv
 from rpcenv._dispatcher import Dispatcher, RateLimitedWarning, current_endpoint_ref
 from rpcenv._errors import (
-    RpcConfigError,
     RpcConnectionError,
     RpcEndpointNotFoundError,
     RpcEndpointStoppedError,
@@ -39,11 +39,10 @@ from rpcenv._senders import MessageOrigin
 from rpcenv._timeouts import DeadlineWheel
 from sparkctl.v1 import rpc_pb2
 
-__all__ = ["MAX_MESSAGE_LIMIT_BYTES", "VERIFIER_NAME", "BaseEndpointRef", "BaseRpcEnv"]
+__all__ = ["VERIFIER_NAME", "BaseEndpointRef", "BaseRpcEnv"]
 
 #: The largest spark.rpc.message.maxSize, as Spark's (2047 MiB): with the framing
 #: overhead it still fits gRPC's int32 message sizes.
-MAX_MESSAGE_LIMIT_BYTES = 2047 << 20
 
 log = logging.getLogger(__name__)
 
@@ -160,19 +159,11 @@ class BaseRpcEnv(RpcEnv):
         self._address = address
         self._conf = conf
         self.env_id = address.client_id or uuid.uuid4().hex
-        self._max_message_bytes = (
-            conf.get_size("spark.rpc.message.maxSize", unit="m") or DEFAULT_MAX_MESSAGE_BYTES
-        )
-        if self._max_message_bytes > MAX_MESSAGE_LIMIT_BYTES:
-            # As Spark's limit: gRPC's sizes are int32, and a larger one failed every dial.
-            raise RpcConfigError(
-                f"spark.rpc.message.maxSize must be at most {MAX_MESSAGE_LIMIT_BYTES >> 20} "
-                f"(MiB), not {self._max_message_bytes >> 20}"
-            )
-        self._ask_timeout = _ask_timeout(conf)
-        threads = conf.get_int("spark.rpc.dispatcher.numThreads") or max(
-            8, (os.cpu_count() or 2) * 2
-        )
+        # At most 2047 MiB (the entry's bound), as Spark's limit: gRPC's sizes are int32,
+        # and a larger one failed every dial.
+        self._max_message_bytes = conf.get(settings.MAX_MESSAGE_SIZE)
+        self._ask_timeout = conf.get(settings.ASK_TIMEOUT)
+        threads = conf.get(settings.DISPATCHER_THREADS) or max(8, (os.cpu_count() or 2) * 2)
         self._dispatcher = Dispatcher(name, threads)
         self._request_ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
@@ -497,11 +488,3 @@ class BaseRpcEnv(RpcEnv):
 
 #: Sends after shutdown: an endpoint draining its backlog may make thousands.
 _stopped_drops = RateLimitedWarning(log)
-
-
-def _ask_timeout(conf: Conf) -> float:
-    for key in ("spark.rpc.askTimeout", "spark.network.timeout"):
-        value = conf.get_duration(key)
-        if value is not None:
-            return value
-    return 120.0

@@ -199,9 +199,10 @@ class RpcEnv(abc.ABC):
         """
         from rpcenv._conf import Conf
         from rpcenv._registry import create_with_backend
+        from rpcenv.settings import RPC_BACKEND
 
         settings = conf if isinstance(conf, Conf) else Conf(conf or {})
-        backend = settings.get_str("spark.rpc.backend") or "grpc"
+        backend = settings.get(RPC_BACKEND)
         return create_with_backend(backend, name, host, port, settings, client_mode, advertise_host)
 
     @property

@@ -11,6 +11,7 @@
     ├── RpcProtocolError             a peer sent something that is not our protocol
     ├── RpcPermissionDeniedError     the sender may not send that message (sender policy)
     └── RpcConfigError               a bad configuration value or an unsafe setting
+        └── ConfigValueError         a value that does not read as its key's kind and bounds
 
 Each error maps onto one gRPC status code (`GRPC_STATUS`), so that a public
 service can answer with a proper code and a client can map it back.
@@ -19,6 +20,7 @@ service can answer with a proper code and a client can map it back.
 from __future__ import annotations
 
 __all__ = [
+    "ConfigValueError",
     "RpcAuthenticationError",
     "RpcConfigError",
     "RpcConnectionError",
@@ -113,6 +115,28 @@ class RpcConfigError(RpcError, ValueError):
     """A configuration value is malformed, or the setting is unsafe."""
 
     GRPC_STATUS = "INVALID_ARGUMENT"
+
+
+class ConfigValueError(RpcConfigError):
+    """The value of a configuration key does not read as the key's declared entry.
+
+    The one error of every typed read (`Conf.get(ENTRY)`), whichever layer owns the
+    key; the CLI adds where the value came from (a flag, a file, a variable).
+
+    Attributes:
+        key: the configuration key, e.g. "spark.worker.timeout".
+        value: the text that was given.
+        expected: what the entry accepts, e.g. "a duration longer than 0s".
+    """
+
+    def __init__(self, key: str, value: str, expected: str) -> None:
+        self.key = key
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{key}: expected {expected}, not {value!r}")
+
+    def __reduce__(self) -> tuple[type[ConfigValueError], tuple[str, str, str]]:
+        return (type(self), (self.key, self.value, self.expected))
 
 
 _BY_NAME: dict[str, type[RpcError]] = {

@@ -23,6 +23,7 @@ import secrets
 import threading
 import time
 
+from rpcenv import settings
 from rpcenv._address import is_loopback_host
 from rpcenv._conf import Conf
 from rpcenv._errors import RpcConfigError
@@ -67,10 +68,10 @@ def resolve_secret(conf: Conf) -> bytes | None:
     Raises:
         RpcConfigError: the secret file cannot be read or is empty.
     """
-    value = conf.get_str("spark.authenticate.secret") or os.environ.get(SECRET_ENV_VAR)
+    value = conf.get(settings.AUTH_SECRET) or os.environ.get(SECRET_ENV_VAR)
     if value:
         return value.encode()
-    path = conf.get_str("spark.authenticate.secret.file") or os.environ.get(SECRET_FILE_ENV_VAR)
+    path = conf.get(settings.AUTH_SECRET_FILE) or os.environ.get(SECRET_FILE_ENV_VAR)
     if path:
         try:
             with open(path, "rb") as handle:
@@ -122,7 +123,7 @@ def check_bind_allowed(host: str, secret: bytes | None, conf: Conf) -> None:
     """
     if secret is not None or is_loopback_host(host):
         return
-    if conf.get_bool("spark.rpc.allowInsecure"):
+    if conf.get(settings.ALLOW_INSECURE):
         log.warning(
             "SECURITY WARNING: listening on %s without authentication: anyone who can reach "
             "this port can run code on this cluster. Set %s to require a shared secret.",

@@ -24,6 +24,7 @@ import grpc
 import grpc.aio
 from google.protobuf import descriptor as pb_descriptor
 
+from rpcenv import settings
 from rpcenv._address import RpcAddress
 from rpcenv._base import BaseRpcEnv
 from rpcenv._conf import Conf
@@ -112,16 +113,9 @@ class GrpcRpcEnv(BaseRpcEnv):
         super().__init__(name, address, conf)
         self.env_id = env_id
         limit = min(self._max_message_bytes + _OVERHEAD, 2**31 - 1)  # gRPC sizes are int32
-        keepalive = conf.get_duration("spark.rpc.keepalive.interval", 20.0)
-        keepalive_ms = int((20.0 if keepalive is None else keepalive) * 1000)
-        if keepalive_ms <= 0:
-            raise RpcConfigError("spark.rpc.keepalive.interval must be positive")
-        connection_timeout = conf.get_duration(
-            "spark.rpc.io.connectionTimeout", DEFAULT_CONNECTION_TIMEOUT
-        )
-        if connection_timeout is None or connection_timeout <= 0:
-            raise RpcConfigError("spark.rpc.io.connectionTimeout must be positive")
-        handler_threads = conf.get_int("spark.rpc.io.serverThreads") or DEFAULT_HANDLER_THREADS
+        keepalive_ms = max(1, int(conf.get(settings.KEEPALIVE_INTERVAL) * 1000))
+        connection_timeout = conf.get(settings.CONNECTION_TIMEOUT)
+        handler_threads = conf.get(settings.SERVER_THREADS) or DEFAULT_HANDLER_THREADS
         self._channel_options: list[tuple[str, Any]] = [
             ("grpc.max_send_message_length", limit),
             ("grpc.max_receive_message_length", limit),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from rpcenv._conf import Conf
+from rpcenv import settings
+from rpcenv._conf import Conf, OptionalConfigEntry
 from rpcenv._errors import RpcConfigError
 
 __all__ = ["channel_credentials", "server_credentials", "tls_enabled"]
@@ -12,11 +13,12 @@ __all__ = ["channel_credentials", "server_credentials", "tls_enabled"]
 
 def tls_enabled(conf: Conf) -> bool:
     """True when `spark.ssl.rpc.enabled` is set."""
-    return conf.get_bool("spark.ssl.rpc.enabled")
+    return conf.get(settings.SSL_ENABLED)
 
 
-def _read(conf: Conf, key: str, required: bool) -> bytes | None:
-    path = conf.get_str(key)
+def _read(conf: Conf, entry: OptionalConfigEntry[str], required: bool) -> bytes | None:
+    key = entry.key
+    path = conf.get(entry)
     if not path:
         if required:
             raise RpcConfigError(f"TLS is enabled (spark.ssl.rpc.enabled) but {key} is not set")
@@ -38,10 +40,10 @@ def server_credentials(conf: Conf) -> grpc.ServerCredentials:
     Raises:
         RpcConfigError: a file is missing, unreadable or not PEM.
     """
-    key = _read(conf, "spark.ssl.rpc.privateKey", True)
-    chain = _read(conf, "spark.ssl.rpc.certChain", True)
-    need_client = conf.get_bool("spark.ssl.rpc.needClientAuth")
-    roots = _read(conf, "spark.ssl.rpc.trustStore", need_client)
+    key = _read(conf, settings.SSL_PRIVATE_KEY, True)
+    chain = _read(conf, settings.SSL_CERT_CHAIN, True)
+    need_client = conf.get(settings.SSL_NEED_CLIENT_AUTH)
+    roots = _read(conf, settings.SSL_TRUST_STORE, need_client)
     return grpc.ssl_server_credentials(
         [(key, chain)], root_certificates=roots, require_client_auth=need_client
     )
@@ -53,9 +55,9 @@ def channel_credentials(conf: Conf) -> grpc.ChannelCredentials:
     Raises:
         RpcConfigError: a file is unreadable or not PEM.
     """
-    roots = _read(conf, "spark.ssl.rpc.trustStore", False)
-    key = _read(conf, "spark.ssl.rpc.privateKey", False)
-    chain = _read(conf, "spark.ssl.rpc.certChain", False)
+    roots = _read(conf, settings.SSL_TRUST_STORE, False)
+    key = _read(conf, settings.SSL_PRIVATE_KEY, False)
+    chain = _read(conf, settings.SSL_CERT_CHAIN, False)
     return grpc.ssl_channel_credentials(
         root_certificates=roots, private_key=key, certificate_chain=chain
     )

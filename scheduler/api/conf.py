@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable
 
 from rpcenv import Conf
+from scheduler import settings as _settings  # noqa: F401  (declares the driver's keys)
 
 __all__ = ["SUBMIT_CONF_ENV", "SYSTEM_PROPERTIES", "SparkConf"]
 

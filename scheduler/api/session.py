@@ -112,7 +112,7 @@ class RuntimeConfig:
 
 
 def _is_core_key(key: str) -> bool:
-    from rpcenv._conf import is_known_key
+    from rpcenv import is_known_key
 
     return key.startswith("spark.") and is_known_key(key) and not key.startswith(_SQL_PREFIX)
 

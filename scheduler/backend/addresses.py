@@ -22,6 +22,8 @@ from rpcenv import (
     is_loopback_host,
     local_addresses,
 )
+from rpcenv import settings as rpc_settings
+from scheduler import settings
 
 __all__ = ["check_driver_bind", "driver_addresses"]
 
@@ -34,8 +36,8 @@ def driver_addresses(
     Raises:
         ValueError: a master URL without a host and port.
     """
-    host = conf.get_str("spark.driver.host")
-    bind = conf.get_str("spark.driver.bindAddress")
+    host = conf.get(settings.DRIVER_HOST)
+    bind = conf.get(settings.DRIVER_BIND_ADDRESS)
     if kind == "local":
         # Its executors are its own children: environment overrides meant for a cluster
         # (SPARK_LOCAL_IP in a worker's profile) must not take local[N] off loopback.
@@ -52,16 +54,15 @@ def check_driver_bind(addresses: LocalAddresses, conf: Conf, environ: Mapping[st
     Raises:
         RpcConfigError: naming SPARKCTL_SECRET, the address and where it came from.
     """
-    if is_loopback_host(addresses.bind) or conf.get_bool("spark.rpc.allowInsecure"):
+    if is_loopback_host(addresses.bind) or conf.get(rpc_settings.ALLOW_INSECURE):
         return
-    has_secret = any(
-        (
-            conf.get_str("spark.authenticate.secret"),
-            conf.get_str("spark.authenticate.secret.file"),
-            environ.get(SECRET_ENV_VAR),
-            environ.get(f"{SECRET_ENV_VAR}_FILE"),
-        )
+    given: tuple[str | None, ...] = (
+        conf.get(rpc_settings.AUTH_SECRET),
+        conf.get(rpc_settings.AUTH_SECRET_FILE),
+        environ.get(SECRET_ENV_VAR),
+        environ.get(f"{SECRET_ENV_VAR}_FILE"),
     )
+    has_secret = any(given)
     if has_secret:
         return
     if addresses.from_route and addresses.bind == addresses.advertise:

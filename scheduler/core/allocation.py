@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rpcenv import Conf
+from scheduler import settings
 
 if TYPE_CHECKING:
     from scheduler.core.taskscheduler import TaskScheduler
@@ -80,31 +81,34 @@ class AllocationSettings:
 def allocation_settings(conf: Conf, local: bool) -> AllocationSettings | None:
     """The checked settings, or None when dynamic allocation is off (or in local mode).
 
+    Each key reads as its entry in `scheduler.settings` (a bad value raises
+    `ConfigValueError` naming it); what is checked here is what only holds with
+    dynamic allocation on, and across keys.
+
     Raises:
         ValueError: naming the key whose value is invalid.
     """
-    if not conf.get_bool(_PREFIX + "enabled"):
+    if not conf.get(settings.DYN_ENABLED):
         return None
     if local:
         log.warning("spark.dynamicAllocation.enabled is ignored in local mode")
         return None
-    minimum = _count(conf, "minExecutors", 0)
-    maximum = _count(conf, "maxExecutors", UNBOUNDED)
+    minimum = conf.get(settings.DYN_MIN_EXECUTORS)
+    maximum = conf.get(settings.DYN_MAX_EXECUTORS)
     if maximum == 0:
         raise ValueError(f"{_PREFIX}maxExecutors must be > 0")
     if minimum > maximum:
         raise ValueError(
             f"{_PREFIX}minExecutors ({minimum}) must be <= {_PREFIX}maxExecutors ({maximum})"
         )
-    initial = _count(conf, "initialExecutors", minimum)
+    initial = conf.get(settings.DYN_INITIAL_EXECUTORS)
+    initial = minimum if initial is None else initial
     if not minimum <= initial <= maximum:
         raise ValueError(
             f"{_PREFIX}initialExecutors ({initial}) must be between {_PREFIX}minExecutors "
             f"({minimum}) and {_PREFIX}maxExecutors ({maximum})"
         )
-    instances = conf.get_int("spark.executor.instances") or 0
-    if instances < 0:
-        raise ValueError(f"spark.executor.instances must be >= 0, not {instances}")
+    instances = conf.get(settings.EXECUTOR_INSTANCES) or 0
     if instances > initial:  # as Spark: the larger of the two is the initial number
         if instances > maximum:
             log.warning(
@@ -115,18 +119,18 @@ def allocation_settings(conf: Conf, local: bool) -> AllocationSettings | None:
                 maximum,
             )
         initial = min(instances, maximum)
-    backlog = _duration(conf, "schedulerBacklogTimeout", 1.0)
-    sustained = _duration(conf, "sustainedSchedulerBacklogTimeout", backlog)
+    backlog = conf.get(settings.DYN_SCHEDULER_BACKLOG_TIMEOUT)
+    sustained = conf.get(settings.DYN_SUSTAINED_BACKLOG_TIMEOUT)
     if backlog <= 0:
         raise ValueError(f"{_PREFIX}schedulerBacklogTimeout must be > 0, not {backlog:g}s")
     if sustained <= 0:
         raise ValueError(
             f"{_PREFIX}sustainedSchedulerBacklogTimeout must be > 0, not {sustained:g}s"
         )
-    ratio = conf.get_float(_PREFIX + "executorAllocationRatio", 1.0) or 0.0
+    ratio = conf.get(settings.DYN_RATIO)
     if not 0.0 < ratio <= 1.0:
         raise ValueError(f"{_PREFIX}executorAllocationRatio must be > 0 and <= 1, not {ratio:g}")
-    if not conf.get_bool(_PREFIX + "shuffleTracking.enabled", True):
+    if not conf.get(settings.DYN_SHUFFLE_TRACKING):
         raise ValueError(
             f"{_PREFIX}shuffleTracking.enabled=false is not supported: sparkctl has no "
             "external shuffle service, so dynamic allocation must track which executors hold "
@@ -138,45 +142,19 @@ def allocation_settings(conf: Conf, local: bool) -> AllocationSettings | None:
         initial_executors=initial,
         backlog_timeout=backlog,
         sustained_backlog_timeout=sustained,
-        idle_timeout=_duration(conf, "executorIdleTimeout", 60.0),
-        cached_idle_timeout=_duration(conf, "cachedExecutorIdleTimeout", math.inf),
+        idle_timeout=conf.get(settings.DYN_IDLE_TIMEOUT),
+        cached_idle_timeout=conf.get(settings.DYN_CACHED_IDLE_TIMEOUT),
         allocation_ratio=ratio,
-        shuffle_timeout=_duration(conf, "shuffleTracking.timeout", math.inf, unit="ms"),
+        shuffle_timeout=conf.get(settings.DYN_SHUFFLE_TRACKING_TIMEOUT),
         tasks_per_executor=_tasks_per_executor(conf),
     )
 
 
-def _count(conf: Conf, name: str, default: int) -> int:
-    raw = conf.get_str(_PREFIX + name)
-    if raw is None:
-        return default
-    if raw.strip().lower() in ("inf", "infinity"):
-        return UNBOUNDED
-    value = conf.get_int(_PREFIX + name)
-    assert value is not None
-    if value < 0:
-        raise ValueError(f"{_PREFIX}{name} must be >= 0, not {value}")
-    return min(value, UNBOUNDED)
-
-
-def _duration(conf: Conf, name: str, default: float, unit: str = "s") -> float:
-    raw = conf.get_str(_PREFIX + name)
-    if raw is None:
-        return default
-    if raw.strip().lower() in ("inf", "infinity"):
-        return math.inf
-    value = conf.get_duration(_PREFIX + name, unit=unit)
-    assert value is not None
-    if value < 0:
-        raise ValueError(f"{_PREFIX}{name} must be >= 0, not {raw}")
-    return value
-
-
 def _tasks_per_executor(conf: Conf) -> int | None:
-    cores = conf.get_int("spark.executor.cores")
+    cores = conf.get(settings.EXECUTOR_CORES)
     if cores is None:
         return None
-    cpus = conf.get_int("spark.task.cpus") or 1
+    cpus = conf.get(settings.TASK_CPUS)
     if cores < cpus:
         raise ValueError(
             f"spark.executor.cores ({cores}) must not be less than spark.task.cpus ({cpus})"

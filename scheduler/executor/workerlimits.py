@@ -68,12 +68,12 @@ def worker_limits_env(conf: Conf) -> dict[str, str]:
         ValueError: spark.executor.pyspark.memory is not a size (the message names it).
     """
     env: dict[str, str] = {}
-    size = conf.get_size("spark.executor.pyspark.memory", unit="m")
+    from scheduler import settings  # the driver's side: a Python worker never reads conf
+
+    size = conf.get(settings.EXECUTOR_PYSPARK_MEMORY)  # at least 1m: the entry's bound
     if size is not None:
-        if size < 1 << 20:
-            raise ValueError(f"spark.executor.pyspark.memory must be at least 1m, got {size} bytes")
         env[PYSPARK_MEMORY_ENV] = str(size >> 20)
-    if conf.get_bool("spark.python.worker.faulthandler.enabled", False):
+    if conf.get(settings.PYTHON_FAULTHANDLER):
         env[FAULTHANDLER_ENV] = "1"
     return env
 

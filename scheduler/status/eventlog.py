@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from rpcenv import Conf
+from scheduler import settings
 from scheduler.status.jsonprotocol import EventEncoder
 
 __all__ = [
@@ -123,25 +124,25 @@ class EventLogSettings:
             FileNotFoundError: spark.eventLog.dir does not exist (or is not a directory).
             ValueError: a bad value, naming its key.
         """
-        if not conf.get_bool("spark.eventLog.enabled"):
+        if not conf.get(settings.EVENT_LOG_ENABLED):
             return None
-        text = conf.get_str("spark.eventLog.dir") or DEFAULT_LOG_DIR
-        directory = log_dir_path(text, "spark.eventLog.dir")
+        text = conf.get(settings.EVENT_LOG_DIR) or DEFAULT_LOG_DIR
+        directory = log_dir_path(text, settings.EVENT_LOG_DIR.key)
         if not directory.is_dir():
             what = "is not a directory" if directory.exists() else "does not exist"
             raise FileNotFoundError(
                 f"spark.eventLog.dir: log directory {text} {what}; create it or set "
                 "spark.eventLog.dir (or spark.eventLog.enabled=false)"
             )
-        codec_key = "spark.eventLog.compression.codec"
-        codec = (conf.get_str(codec_key) or CODECS[0]).strip().lower()
+        codec_key = settings.EVENT_LOG_CODEC.key
+        codec = (conf.get(settings.EVENT_LOG_CODEC) or CODECS[0]).strip().lower()
         if codec not in CODECS:
             hint = " (Spark's codecs are not in Python's stdlib)" if codec in SPARK_CODECS else ""
             raise ValueError(
                 f"{codec_key}: unknown codec {codec!r}{hint}; use one of {', '.join(CODECS)}"
             )
-        compress = conf.get_bool("spark.eventLog.compress")
-        overwrite = conf.get_bool("spark.eventLog.overwrite")
+        compress = conf.get(settings.EVENT_LOG_COMPRESS)
+        overwrite = conf.get(settings.EVENT_LOG_OVERWRITE)
         return cls(directory, codec if compress else None, overwrite)
 
 

@@ -180,22 +180,22 @@ def test_non_loopback_host_needs_a_secret(tmp_path: Path) -> None:
         (
             ["start-master", "--conf", "spark.worker.timeout=abc"],
             "'--conf'",
-            "spark.worker.timeout: bad duration 'abc'",
+            "spark.worker.timeout: expected a duration such as 30s, 100ms or 2min (> 0s; a bare number is in seconds), not 'abc'",
         ),
         (
             ["start-master", "--conf", "spark.deploy.recoveryMode=BOGUS"],
             "'--conf'",
-            "spark.deploy.recoveryMode must be one of NONE, FILESYSTEM, ZOOKEEPER",
+            "spark.deploy.recoveryMode: expected one of NONE, FILESYSTEM, ZOOKEEPER, not 'BOGUS'",
         ),
         (
             ["start-worker", "spark://127.0.0.1:7077", "--conf", "spark.deploy.spreadOut=maybe"],
             "'--conf'",
-            "bad boolean 'maybe' for spark.deploy.spreadOut",
+            "spark.deploy.spreadOut: expected true or false, not 'maybe'",
         ),
         (
             ["status", "--master", "spark://127.0.0.1:7077", "--conf", "spark.rpc.askTimeout=0s"],
             "'--conf'",
-            "spark.rpc.askTimeout must be longer than 0",
+            "spark.rpc.askTimeout: expected a duration such as 30s, 100ms or 2min (> 0s; a bare number is in seconds), not '0s'",
         ),
         (
             [
@@ -204,27 +204,28 @@ def test_non_loopback_host_needs_a_secret(tmp_path: Path) -> None:
                 "spark.sparkctl.master.unregisteredPeerTimeout=0",
             ],
             "'--conf'",
-            "spark.sparkctl.master.unregisteredPeerTimeout must be longer than 0",
+            "spark.sparkctl.master.unregisteredPeerTimeout: expected a duration such as 30s, 100ms or 2min (> 0s; a bare number is in seconds), not '0'",
         ),
         (
             ["kill", "app-1", "--conf", "spark.network.timeout=soon"],
             "'--conf'",
-            "spark.network.timeout: bad duration 'soon'",
+            "spark.network.timeout: expected a duration such as 30s, 100ms or 2min (> 0s; a bare number is in seconds), not 'soon'",
         ),
         (
             ["submit", "--master", "local[2]", "--conf", "spark.task.maxFailures=0", "APP"],
             "'--conf'",
-            "spark.task.maxFailures must be 1..2147483647, not 0",
+            "spark.task.maxFailures: expected an integer (1..2147483647), not '0'",
         ),
         (
             ["submit", "--master", "spark://h:7077", "--conf", "spark.executor.memory=lots", "APP"],
             "'--conf'",
-            "spark.executor.memory: bad size 'lots'",
+            "spark.executor.memory: expected a size such as 512m or 4g (1m..2147483647m; a bare "
+            "number is in MiB), not 'lots'",
         ),
         (
             ["submit", "--master", "spark://h:7077", "--conf", "spark.executor.cores=two", "APP"],
             "'--conf'",
-            "bad integer 'two' for spark.executor.cores",
+            "spark.executor.cores: expected an integer (1..2147483647), not 'two'",
         ),
         (
             [

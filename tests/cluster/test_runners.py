@@ -198,7 +198,9 @@ def test_persistence(tmp_path: pathlib.Path) -> None:
     assert not persistence_from_conf(Conf({}), tmp_path).enabled
     with pytest.raises(ValueError, match=r"needs spark\.deploy\.zookeeper\.url"):
         persistence_from_conf(Conf({"spark.deploy.recoveryMode": "ZOOKEEPER"}), tmp_path)
-    with pytest.raises(ValueError, match="unknown recovery"):
+    with pytest.raises(
+        ValueError, match=r"^spark\.deploy\.recoveryMode: expected one of NONE, FILESYSTEM, "
+    ):
         persistence_from_conf(Conf({"spark.deploy.recoveryMode": "S3"}), tmp_path)
 
 

@@ -329,9 +329,9 @@ def test_waiting_inside_an_ask_callback_fails_clearly_and_shutdown_there_works(
 @pytest.mark.parametrize(
     ("key", "value", "match"),
     [
-        ("spark.rpc.io.connectionTimeout", "0s", "connectionTimeout must be positive"),
+        ("spark.rpc.io.connectionTimeout", "0s", r"connectionTimeout: expected .*> 0s.*'0s'"),
         ("spark.rpc.io.connectionTimeout", "soon", "spark.rpc.io.connectionTimeout"),
-        ("spark.rpc.keepalive.interval", "0ms", "keepalive.interval must be positive"),
+        ("spark.rpc.keepalive.interval", "0ms", r"keepalive\.interval: expected .*> 0s.*'0ms'"),
     ],
 )
 def test_bad_transport_settings_fail_create_naming_the_key(
