@@ -103,13 +103,18 @@ class WorkerRuntime:
         self.block_address = ""
 
     def read_shuffle(
-        self, shuffle_id: int, reduce_id: int, ranges: RangeSort | None = None
+        self,
+        shuffle_id: int,
+        reduce_id: int,
+        ranges: RangeSort | None = None,
+        maps: tuple[int, int] | None = None,
     ) -> Iterator[Any]:
+        """Reduce partition `reduce_id` of a shuffle; with `maps`, of map tasks first..end-1."""
         outputs = self.map_outputs.get(shuffle_id)
         if outputs is None:
             raise FetchFailedError(shuffle_id, 0, "", "no map output locations were shipped")
         return read_shuffle_block(
-            shuffle_id, reduce_id, outputs, self._is_local, self._fetch, ranges
+            shuffle_id, reduce_id, outputs, self._is_local, self._fetch, ranges, maps
         )
 
     def _is_local(self, out: MapOutput) -> bool:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CartesianRDD",
     "CoalescedRDD",
+    "HashJoinedRDD",
     "MapPartitionsRDD",
     "ParallelCollectionRDD",
     "PartitionerAwareUnionRDD",
@@ -222,11 +223,57 @@ class ShuffledRDD(RDD):
         return self.partitioner.numPartitions
 
     def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        return self.read(split, context)
+
+    def read(
+        self, split: int, context: TaskContext, maps: tuple[int, int] | None = None
+    ) -> Iterator[Any]:
+        """Partition `split`; with `maps` (first, end), of map tasks first..end-1 only."""
         if context._runtime is None:
             raise RuntimeError("a shuffled RDD can only be computed inside a task")
         return context._runtime.read_shuffle(  # type: ignore[no-any-return]
-            self.shuffle_id, split, self._range_sort
+            self.shuffle_id, split, self._range_sort, maps
         )
+
+
+class HashJoinedRDD(RDD):
+    """A key join whose reduce side reads its two inputs apart: no tagged values, no cogroup.
+
+    `source` is `left.union(right)` partitioned by key, as PySpark's join shuffles
+    it (same stages, tasks and partitioner): either a ShuffledRDD of a UnionRDD,
+    whose first `left_maps` map outputs are the left side's, or the union of two
+    RDDs already partitioned alike, read side by side with no shuffle.
+    `join(left_pairs, right_pairs)` joins one partition.
+    """
+
+    def __init__(
+        self,
+        source: RDD,
+        left: RDD,
+        right: RDD,
+        join: Callable[[Iterator[Any], Iterator[Any]], Iterable[Any]],
+    ) -> None:
+        super().__init__(source.ctx, [OneToOneDependency(source)])
+        self._source = source
+        self._left = left
+        self._right = right
+        self._left_maps = left.getNumPartitions()
+        self._maps = self._left_maps + right.getNumPartitions()
+        self._join = join
+        self.partitioner = source.partitioner
+
+    def _num_partitions(self) -> int:
+        return self._source.getNumPartitions()
+
+    def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
+        source = self._source
+        if isinstance(source, ShuffledRDD):
+            left = source.read(split, context, (0, self._left_maps))
+            right = source.read(split, context, (self._left_maps, self._maps))
+        else:
+            left = self._left.iterator(split, context)
+            right = self._right.iterator(split, context)
+        return iter(self._join(left, right))
 
 
 class CoalescedRDD(RDD):

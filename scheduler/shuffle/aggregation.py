@@ -33,6 +33,7 @@ __all__ = [
     "dump_chunk",
     "dumps_records",
     "load_chunks",
+    "new_spill_dir",
     "used_memory_mb",
 ]
 
@@ -130,7 +131,8 @@ def load_chunks(f: Any) -> Iterator[Any]:
             return
 
 
-def _spill_dir() -> str:
+def new_spill_dir() -> str:
+    """A fresh directory for one spilling structure, under the executor's local dir."""
     root = SPILL_ROOT[0] if SPILL_ROOT else None
     return tempfile.mkdtemp(prefix="spill-", dir=root)
 
@@ -247,7 +249,7 @@ class ExternalMerger:
 
     def _spill(self) -> None:
         if self._dir is None:
-            self._dir = _spill_dir()
+            self._dir = new_spill_dir()
         buckets: list[list[Any]] = [[] for _ in range(self.BUCKETS)]
         for item in self.data.items():
             buckets[hash(item[0]) % self.BUCKETS].append(item)
@@ -332,7 +334,7 @@ class ExternalSorter:
             chunk.extend(piece)
             if used_memory_mb() > self.memory_limit:
                 if spill_dir is None:
-                    spill_dir = _spill_dir()
+                    spill_dir = new_spill_dir()
                 runs.append(self._spill_run(chunk, key, reverse, spill_dir, len(runs)))
                 chunk = []
                 gc.collect()

@@ -138,10 +138,13 @@ def read_shuffle_block(
     is_local: Callable[[MapOutput], bool] | None = None,
     remote: RemoteReader | None = None,
     ranges: RangeSort | None = None,
+    maps: tuple[int, int] | None = None,
 ) -> Iterator[Any]:
     """The pairs of reduce partition `reduce_id`, from every map output in map order.
 
-    Outputs for which `is_local` is true are read from disk; the others through
+    With `maps` (first, end), only the outputs of map tasks first..end-1: a join
+    reads its two sides, the two inputs of one union, apart. Outputs for which
+    `is_local` is true are read from disk; the others through
     `remote`, in chunks of FETCH_CHUNK bytes. With `ranges`, the outputs are
     sortByKey's sorted runs and only the chunks in this partition's range are read.
 
@@ -150,7 +153,7 @@ def read_shuffle_block(
     """
     # Chunks are flattened at C speed: no generator frame per pair.
     return itertools.chain.from_iterable(
-        _block_chunks(shuffle_id, reduce_id, outputs, is_local, remote, ranges)
+        _block_chunks(shuffle_id, reduce_id, outputs, is_local, remote, ranges, maps)
     )
 
 
@@ -161,8 +164,11 @@ def _block_chunks(
     is_local: Callable[[MapOutput], bool] | None,
     remote: RemoteReader | None,
     ranges: RangeSort | None,
+    maps: tuple[int, int] | None,
 ) -> Iterator[list[Any]]:
-    for map_index, out in enumerate(outputs):
+    start_map, end_map = maps if maps is not None else (0, len(outputs))
+    for map_index in range(start_map, end_map):
+        out = outputs[map_index]
         if out is None:
             raise FetchFailedError(shuffle_id, map_index, "", "map output is missing")
         local = remote is None or is_local is None or is_local(out)

@@ -65,3 +65,13 @@ def test_join_of_co_partitioned_inputs_keeps_the_partitioner(sc: Any) -> None:
     joined = left.join(right)
     assert joined.getNumPartitions() == 3
     assert sorted(joined.collect()) == [(k, (k, -k)) for k in range(0, 100, 3)]
+
+
+def test_join_of_alike_partitioned_inputs_into_another_count(sc: Any) -> None:
+    # Each map task of this union holds both sides: the join tags values, as PySpark does.
+    left = sc.parallelize(LEFT, 3).partitionBy(2)
+    right = sc.parallelize(RIGHT, 2).partitionBy(2)
+    for name, pads in {"join": (False, False), "fullOuterJoin": (True, True)}.items():
+        joined = getattr(left, name)(right, 3)
+        assert joined.getNumPartitions() == 3
+        assert sorted(joined.collect(), key=repr) == _reference(LEFT, RIGHT, *pads), name
