@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import time
 
 from cluster import master_views
 from cluster._timers import later
@@ -19,7 +18,8 @@ from cluster.master_base import MasterBase
 from cluster.master_state import DriverInfo, DriverStateValue
 from cluster.persistence import FileSystemPersistence, PersistenceError
 from cluster.request_limits import check_driver_description, conf_resources, unplaceable_reason
-from cluster.submitted_files import DEFAULT_MAX_FILES_BYTES, MAX_FILES_KEY, SubmittedFileStore
+from cluster.settings import MAX_FILES_SIZE
+from cluster.submitted_files import SubmittedFileStore
 from rpcenv import RpcCallContext, RpcEndpointRef
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -191,7 +191,7 @@ class MasterDrivers(MasterBase):
             self._finish_driver(driver, DS.DRIVER_STATE_ERROR, reason)
 
     def _relaunch_later(self, driver: DriverInfo, reason: str) -> None:
-        if driver.launched_at and time.monotonic() - driver.launched_at > MAX_RELAUNCH_BACKOFF_S:
+        if driver.launched_at and self.clock() - driver.launched_at > MAX_RELAUNCH_BACKOFF_S:
             driver.relaunches = 0  # it ran for a good while: start the back-off over
         delay = min(MAX_RELAUNCH_BACKOFF_S, 2.0**driver.relaunches)
         driver.relaunches += 1
@@ -237,8 +237,8 @@ class MasterDrivers(MasterBase):
         if store is None:
             engine = self.persistence
             base = engine.directory if isinstance(engine, FileSystemPersistence) else self.work_dir
-            limit = self.conf.get_size(MAX_FILES_KEY, DEFAULT_MAX_FILES_BYTES)
-            store = SubmittedFileStore(base / "submitted-files", limit or DEFAULT_MAX_FILES_BYTES)
+            limit = self.conf.get(MAX_FILES_SIZE)
+            store = SubmittedFileStore(base / "submitted-files", limit)
             # Drivers were recovered (or not) by now: what none of them needs is left over.
             removed = store.sweep(d.description for d in self.drivers.values())
             if removed:

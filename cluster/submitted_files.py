@@ -26,6 +26,8 @@ import re
 import tempfile
 from collections.abc import Iterable
 
+from cluster.settings import MAX_FILES_SIZE
+from rpcenv import Conf
 from sparkctl.v1 import deploy_pb2 as pb
 
 __all__ = [
@@ -41,9 +43,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Conf key: the most bytes the files of one submission may hold in all.
-MAX_FILES_KEY = "spark.sparkctl.submit.maxFilesSize"
-#: Its default: well below the default spark.rpc.message.maxSize (128 MiB).
-DEFAULT_MAX_FILES_BYTES = 64 << 20
+MAX_FILES_KEY = MAX_FILES_SIZE.key
+#: Its default (64m): well below the default spark.rpc.message.maxSize (128 MiB).
+DEFAULT_MAX_FILES_BYTES = Conf().get(MAX_FILES_SIZE)
 #: Conf key of a cluster-mode driver: JSON {path on the submitting host: local copy}
 #: (the scheduler's SparkContext reads it; the same name as scheduler.task.sparkfiles').
 SUBMITTED_FILES_KEY = "spark.sparkctl.submittedFiles"

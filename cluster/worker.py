@@ -26,6 +26,7 @@ from cluster.master_finder import MasterFinder, master_endpoint_uri
 from cluster.memory_monitor import MemoryMonitor, tree_rss_bytes
 from cluster.process_runner import ManagedProcess, describe_exit, tail
 from cluster.senders import WORKER_SENDERS
+from cluster.settings import WORKER_RESOURCES_FILE
 from cluster.work_dirs import expired_dirs, remove_later
 from cluster.worker_base import ENDPOINT_NAME, STOP_GRACE_S
 from cluster.worker_drivers import WorkerDrivers
@@ -64,9 +65,7 @@ class Worker(WorkerDrivers):
         super().__init__(conf, worker_id, master_urls, cores, memory_mb, work_dir, webui_address)
         #: Custom resources (spark.worker.resource.*): name -> every address it offers.
         #: Found here, so a bad script or file stops the worker before it registers.
-        self.resources = discover_resources(
-            conf, resources_file=conf.get("spark.worker.resourcesFile")
-        )
+        self.resources = discover_resources(conf, resources_file=conf.get(WORKER_RESOURCES_FILE))
         self._asks: dict[type[Message], Callable[[Any, RpcCallContext], None]] = {
             pb.GetWorkerStateRequest: self._on_get_state,
         }
