@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from webui.auth import ADMIN_USER, UIAuth, viewing_as
+
 if TYPE_CHECKING:
     import jinja2
     from prometheus_client import CollectorRegistry
@@ -148,9 +150,17 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
         try:
             response: Response | None = None
             if self.server.static is not None and parsed.path.startswith("/static/"):
+                # Stylesheets and scripts hold no data: the sign-in answer may use them.
                 response = _static(self.server.static, parsed.path[len("/static/") :])
-            else:
+            elif self.server.auth is None:
                 response = self.server.route(parsed.path, query)
+            else:
+                viewer = self.server.auth.viewer(self.headers.get("Authorization"))
+                if viewer is None:
+                    response = _sign_in_required(self.server.auth, self.server.what)
+                else:
+                    with viewing_as(viewer):
+                        response = self.server.route(parsed.path, query)
             if response is None:
                 response = self.server.not_found(parsed.path)
         except Exception as exc:  # a page bug must not kill the server thread
@@ -168,6 +178,22 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
+
+
+def _sign_in_required(auth: UIAuth, what: str) -> Response:
+    """The 401 of a request without a valid UI credential: what to send, and how to get it."""
+    message = (
+        f"This {what} requires a sign-in (the cluster has a shared secret).\n"
+        f"User {ADMIN_USER!r} sees everything; an application id sees only that application.\n"
+        "Get the password with `sparkctl ui-token` (or `sparkctl ui-token --app APP_ID`)\n"
+        "on a host that holds the cluster secret, then sign in with it in the browser,\n"
+        "or send `Authorization: Bearer <user>:<password>` (e.g. curl -H, Prometheus).\n"
+    )
+    realm = auth.realm.replace('"', "")
+    challenge = f'Basic realm="{realm}", charset="UTF-8"'
+    return Response(
+        message.encode(), "text/plain; charset=utf-8", 401, (("WWW-Authenticate", challenge),)
+    )
 
 
 def _static(folder: Path, name: str) -> Response | None:
@@ -195,6 +221,8 @@ class _Server(http.server.ThreadingHTTPServer):
     route: Route
     not_found: Callable[[str], Response]
     static: Path | None
+    auth: UIAuth | None
+    what: str
 
     def handle_error(self, request: object, client_address: object) -> None:
         # socketserver would print a traceback to stderr (the daemon's log) for every
@@ -230,6 +258,8 @@ class WebServer:
         what: names the server in errors, logs and its thread.
         not_found: builds the 404 answer for a path (default: one line of text).
         static: a folder served at `/static/<bare name>` (None: no static files).
+        auth: with it, every page but the static files needs a UI credential (401
+            otherwise), and routes read the viewer with `webui.auth.current_viewer()`.
 
     Raises:
         OSError: every port was taken (errno EADDRINUSE), or the host cannot be
@@ -246,11 +276,14 @@ class WebServer:
         what: str = "web UI",
         not_found: Callable[[str], Response] | None = None,
         static: Path | None = None,
+        auth: UIAuth | None = None,
     ) -> None:
         self._server = self._bind(host, port, max_retries, what)
         self._server.route = route
         self._server.not_found = not_found or _plain_not_found
         self._server.static = static
+        self._server.auth = auth
+        self._server.what = what
         self.host = host
         self.what = what
         self._thread: threading.Thread | None = None

@@ -12,9 +12,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from webui.auth import current_viewer
 from webui.server import Response, Templates, WebServer, base_url, format_time_ms
 
-__all__ = ["ServedUI", "error_page", "render_page"]
+__all__ = ["ServedUI", "admin_only", "error_page", "forbidden", "render_page"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,22 @@ def render_page(template: str, **context: Any) -> bytes:
 def error_page(status: int, title: str, message: str, home: str = "/") -> Response:
     """An HTML error page (404, 503) that says what was wrong."""
     return _TEMPLATES.page("error.html", status, title=title, message=message, home=home)
+
+
+def forbidden(what: str, home: str = "/") -> Response:
+    """The 403 of a viewer signed in as one application asking for something else."""
+    app_id = current_viewer().app_id
+    return error_page(
+        403,
+        "Not your application",
+        f"Signed in as application {app_id}, which may not see {what}: sign in as admin.",
+        home,
+    )
+
+
+def admin_only(what: str) -> Response | None:
+    """None when the viewer is the admin (or sign-in is off), else the 403 for `what`."""
+    return None if current_viewer().admin else forbidden(what)
 
 
 class ServedUI:

@@ -12,9 +12,10 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cluster.ui._base import ServedUI, error_page, render_page
+from cluster.ui._base import ServedUI, admin_only, error_page, forbidden, render_page
 from cluster.ui._json import app_state_name, executor_state_name, master_state_json
 from sparkctl.v1 import master_service_pb2
+from webui.auth import UIAuth, current_viewer
 from webui.server import Query, Response, WebServer, prometheus_text, route_table
 
 if TYPE_CHECKING:
@@ -35,9 +36,18 @@ class MasterWebUI(ServedUI):
         host: address to bind.
         port: port to bind (8080 by default in the CLI; 0 = any free port).
         max_retries: following ports to try when `port` is taken.
+        auth: sign-in (None: open). A viewer signed in as an application sees
+            only that application: no workers, drivers, totals or metrics.
     """
 
-    def __init__(self, state: StateSource, host: str, port: int, max_retries: int = 16) -> None:
+    def __init__(
+        self,
+        state: StateSource,
+        host: str,
+        port: int,
+        max_retries: int = 16,
+        auth: UIAuth | None = None,
+    ) -> None:
         self._state = state
         self._registry: CollectorRegistry | None = None  # built on the first scrape
         # The last /json body and the state it shows: the Master answers an unchanged
@@ -57,14 +67,23 @@ class MasterWebUI(ServedUI):
             max_retries=max_retries,
             what="master web UI",
             not_found=lambda path: error_page(404, "Not Found", f"No page at {path}"),
+            auth=auth,
         )
 
-    def _read(self) -> master_service_pb2.GetClusterStateResponse | Response:
+    def _read(self, scoped: bool = True) -> master_service_pb2.GetClusterStateResponse | Response:
+        """The cluster as the viewer may see it (all of it, or one application's part).
+
+        Args:
+            scoped: False for a page that shows one application the viewer may see,
+                and needs the workers' UI addresses for its executors' log links.
+        """
         try:
-            return self._state()
+            state = self._state()
         except Exception as exc:  # the page says so instead of a 500
             log.warning("web UI: cannot read the master's state: %s", exc)
             return error_page(503, "Master unavailable", f"The master did not answer: {exc}")
+        viewer = current_viewer()
+        return state if viewer.admin or not scoped else scoped_state(state, viewer.app_id)
 
     def _index(self, _query: Query) -> Response:
         state = self._read()
@@ -76,7 +95,9 @@ class MasterWebUI(ServedUI):
 
     def _app(self, query: Query) -> Response:
         app_id = query.get("appId", "")
-        state = self._read()
+        if not current_viewer().may_see(app_id):
+            return forbidden(f"application {app_id!r}", "../")
+        state = self._read(scoped=False)
         if isinstance(state, Response):
             return state
         for app in [*state.active_apps, *state.completed_apps]:
@@ -128,6 +149,10 @@ class MasterWebUI(ServedUI):
     def _metrics(self, _query: Query) -> Response:
         from cluster.ui._metrics import master_registry
 
+        refused = admin_only("the cluster's metrics")
+        if refused is not None:
+            return refused
+
         if self._registry is None:
             self._registry = master_registry(self._state)
         return prometheus_text(self._registry)
@@ -149,3 +174,19 @@ def pretty_json(doc: dict[str, Any]) -> bytes:
         else:
             lines.append(f"  {name}: {json.dumps(value)}")
     return ("{\n" + ",\n".join(lines) + "\n}\n").encode()
+
+
+def scoped_state(
+    state: master_service_pb2.GetClusterStateResponse, app_id: str
+) -> master_service_pb2.GetClusterStateResponse:
+    """What a viewer signed in as `app_id` sees: its application, the Master's URL and status.
+
+    No workers, drivers or totals: they would show what other applications hold
+    (the public API's scoping, `cluster.master_views.scoped_state`, does the same).
+    """
+    scoped = master_service_pb2.GetClusterStateResponse(
+        url=state.url, status=state.status, webui_url=state.webui_url
+    )
+    scoped.active_apps.extend(a for a in state.active_apps if a.id == app_id)
+    scoped.completed_apps.extend(a for a in state.completed_apps if a.id == app_id)
+    return scoped

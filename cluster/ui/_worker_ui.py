@@ -15,10 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cluster.ui._base import ServedUI, error_page, render_page
+from cluster.ui._base import ServedUI, admin_only, error_page, render_page
 from cluster.ui._json import driver_state_name, executor_state_name, worker_state_json
 from cluster.ui._logs import DEFAULT_CHUNK, LogRequestError, log_path, read_log
 from sparkctl.v1 import deploy_pb2
+from webui.auth import UIAuth, current_viewer
 from webui.server import Query, Response, WebServer, prometheus_text, route_table
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ class WorkerWebUI(ServedUI):
         port: port to bind (8081 by default in the CLI; 0 = any free port).
         state: returns the worker's state (raises when the worker does not answer).
         max_retries: following ports to try when `port` is taken.
+        auth: sign-in (None: open). A viewer signed in as an application sees only
+            that application's executors and their logs: no drivers, no metrics.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class WorkerWebUI(ServedUI):
         port: int,
         state: StateSource | None = None,
         max_retries: int = 16,
+        auth: UIAuth | None = None,
     ) -> None:
         self._work_dir = work_dir
         self._state_source = state
@@ -80,6 +84,7 @@ class WorkerWebUI(ServedUI):
             max_retries=max_retries,
             what="worker web UI",
             not_found=lambda path: error_page(404, "Not Found", f"No page at {path}"),
+            auth=auth,
         )
 
     def attach(self, state: StateSource) -> None:
@@ -92,11 +97,14 @@ class WorkerWebUI(ServedUI):
         return self._state_source()
 
     def _read(self) -> deploy_pb2.GetWorkerStateResponse | Response:
+        """The worker as the viewer may see it (all, or one application's executors)."""
         try:
-            return self._state()
+            state = self._state()
         except Exception as exc:  # the page says so instead of a 500
             log.warning("web UI: cannot read the worker's state: %s", exc)
             return error_page(503, "Worker unavailable", f"The worker did not answer: {exc}")
+        viewer = current_viewer()
+        return state if viewer.admin else scoped_worker_state(state, viewer.app_id)
 
     def _index(self, _query: Query) -> Response:
         state = self._read()
@@ -151,6 +159,15 @@ class WorkerWebUI(ServedUI):
             query.get("executorId"),
             query.get("driverId"),
         )
+        viewer = current_viewer()
+        if not viewer.admin and (driver_id is not None or app_id != viewer.app_id):
+            # A driver's log is the admin's: the worker cannot tell whose app it ran.
+            shown = f"driver {driver_id}" if driver_id is not None else f"application {app_id}"
+            raise LogRequestError(
+                f"signed in as application {viewer.app_id}, which may not read the logs of "
+                f"{shown}: sign in as admin",
+                403,
+            )
         path = log_path(
             self._work_dir, log_type, app_id, executor_id, driver_id, self._known_dirs()
         )
@@ -209,6 +226,32 @@ class WorkerWebUI(ServedUI):
     def _metrics(self, _query: Query) -> Response:
         from cluster.ui._metrics import worker_registry
 
+        refused = admin_only("the worker's metrics")
+        if refused is not None:
+            return refused
+
         if self._registry is None:
             self._registry = worker_registry(self._state)
         return prometheus_text(self._registry)
+
+
+def scoped_worker_state(
+    state: deploy_pb2.GetWorkerStateResponse, app_id: str
+) -> deploy_pb2.GetWorkerStateResponse:
+    """What a viewer signed in as `app_id` sees of a worker: its executors, no drivers.
+
+    The worker's own address and size stay (the viewer's executors run there);
+    what other applications use does not.
+    """
+    scoped = deploy_pb2.GetWorkerStateResponse(
+        worker_id=state.worker_id,
+        host=state.host,
+        port=state.port,
+        cores=state.cores,
+        memory_mb=state.memory_mb,
+        master_url=state.master_url,
+        master_webui_url=state.master_webui_url,
+    )
+    scoped.executors.extend(e for e in state.executors if e.app_id == app_id)
+    scoped.finished_executors.extend(e for e in state.finished_executors if e.app_id == app_id)
+    return scoped
