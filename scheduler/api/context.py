@@ -274,12 +274,28 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             backend.on_dead = self.stop
             backend.start()
         else:
-            from scheduler.backend.standalone import StandaloneBackend
+            from scheduler.backend.standalone import StandaloneBackend, app_description
 
-            standalone = StandaloneBackend(self, urls, executor_env)
+            standalone = StandaloneBackend(
+                self._scheduler,
+                self._env,
+                self._endpoint,
+                urls,
+                app_description(
+                    self.appName,
+                    self._driver_url,
+                    settings,
+                    executor_env,
+                    self.uiWebUrl,
+                    self.sparkUser(),
+                    self._allocation,
+                ),
+                self._allocation,
+                self._removed_by_master,
+            )
             self._backend = self._allocation_client = standalone
             self._app_id = standalone.start()
-            self._endpoint._app_id = self._app_id
+            self._endpoint.set_app_id(self._app_id)
         if self._status_store is not None:
             self._status_store.set_app(self._app_id)
             self._status_store.user = self.sparkUser()
@@ -354,6 +370,11 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
                     self._scheduler.expire_silent_executors(timeout)
             except Exception:
                 log.exception("scheduler tick failed")
+
+    def _removed_by_master(self, reason: str) -> None:
+        """The Master removed the application: the context goes with it (Spark's `dead`)."""
+        self.stop_reason = reason
+        self.stop()
 
     def _executor_lost(self, executor_id: str, reason: str) -> None:
         backend = self._backend

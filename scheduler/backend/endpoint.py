@@ -104,6 +104,10 @@ class SchedulerEndpoint(RpcEndpoint):
         #: not counted): with direct fetches this stays 0 unless an executor cannot listen.
         self.relayed_fetches = 0
 
+    def set_app_id(self, app_id: str) -> None:
+        """The application id a Master assigned: executors must register under it."""
+        self._app_id = app_id
+
     def is_executor(self, executor_id: str, origin: MessageOrigin) -> bool:
         """Whether `origin` is the connection executor `executor_id` registered over."""
         if self._by_address.get(origin.address) != executor_id:

@@ -18,29 +18,34 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from google.protobuf.message import Message
 
 from rpcenv import (
     DRIVER_ID_ENV_VAR,
+    Conf,
     RpcAddress,
     RpcAuthenticationError,
     RpcEndpoint,
     RpcEndpointRef,
+    RpcEnv,
     RpcRemoteError,
     parse_size,
 )
-from scheduler.backend.endpoint import WORKER_PYTHON, executor_argv, executor_python
+from scheduler.backend.endpoint import (
+    WORKER_PYTHON,
+    SchedulerEndpoint,
+    executor_argv,
+    executor_python,
+)
 from scheduler.core.allocation import AllocationPolicy, AllocationSettings, read_snapshot
+from scheduler.core.taskscheduler import TaskScheduler
 from sparkctl.v1 import deploy_pb2 as dpb
 from sparkctl.v1 import scheduler_pb2 as pb
 
-if TYPE_CHECKING:
-    from scheduler.api.context import SparkContext
-
-__all__ = ["APP_CLIENT_ENDPOINT", "ExecutorAllocator", "StandaloneBackend"]
+__all__ = ["APP_CLIENT_ENDPOINT", "ExecutorAllocator", "StandaloneBackend", "app_description"]
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +115,7 @@ class AppClient(RpcEndpoint):
 
     def _on_master_changed(self, message: dpb.MasterChanged) -> None:
         """A newly elected leader recovered our application: register with it again."""
-        if self._backend._stopped or self._backend.app_id is None:
+        if self._backend.stopped or self._backend.app_id is None:
             return
         log.info("the Master changed to %s; registering the application again", message.master_url)
         self.master = None
@@ -122,7 +127,7 @@ class AppClient(RpcEndpoint):
         A round still waiting for answers is not doubled, unless `force`d (a new leader).
         """
         backend = self._backend
-        if backend._stopped or (self._pending and not force):
+        if backend.stopped or (self._pending and not force):
             return
         if backend.app_id is not None:
             self._reconnect_attempts += 1
@@ -212,7 +217,7 @@ class AppClient(RpcEndpoint):
 
     def _schedule_reregister(self, delay: float) -> None:
         """Retry later from a timer, so the endpoint never sleeps."""
-        if self._backend._stopped or self._backend._registered_failed:
+        if self._backend.stopped or self._backend.gave_up:
             return
         ref = self.self_ref
 
@@ -232,8 +237,11 @@ class ExecutorAllocator:
 
     INTERVAL = 0.1
 
-    def __init__(self, backend: StandaloneBackend, policy: AllocationPolicy) -> None:
+    def __init__(
+        self, backend: StandaloneBackend, scheduler: TaskScheduler, policy: AllocationPolicy
+    ) -> None:
         self._backend = backend
+        self._scheduler = scheduler
         self.policy = policy
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dynamic-allocation", daemon=True)
@@ -255,7 +263,7 @@ class ExecutorAllocator:
 
     def tick(self) -> None:
         """One round: the policy's decision, carried out through the AppClient's Master."""
-        decision = self.policy.tick(read_snapshot(self._backend._sc._scheduler))
+        decision = self.policy.tick(read_snapshot(self._scheduler))
         if decision.total is not None and not self._backend.request_total(decision.total):
             self.policy.not_acknowledged(decision)
         if decision.kill:
@@ -265,13 +273,79 @@ class ExecutorAllocator:
             self.policy.not_killed(set(decision.kill) - set(killed))
 
 
+def app_description(
+    name: str,
+    driver_url: str,
+    conf: Conf,
+    executor_env: dict[str, str],
+    ui_url: str | None,
+    user: str,
+    allocation: AllocationSettings | None,
+    executor_resources: Mapping[str, int] | None = None,
+) -> dpb.ApplicationDescription:
+    """What the Master is told of the application: its executors' command and sizes."""
+    memory = parse_size(conf.get_str("spark.executor.memory") or "1g", "m") >> 20
+    cores_max = conf.get_int("spark.cores.max") or 0
+    executor_cores = conf.get_int("spark.executor.cores") or 0
+    argv = executor_argv(
+        driver_url,
+        "{{EXECUTOR_ID}}",
+        "{{HOSTNAME}}",
+        "{{CORES}}",
+        "{{APP_ID}}",
+        "{{WORKER_URL}}",
+        # Our sys.executable means nothing on another host: unless the app names one,
+        # each Worker runs its executors with its own Python.
+        executor_python(conf, os.environ) or WORKER_PYTHON,
+    )
+    # No path of the driver's host: --py-files and addPyFile travel by content (the
+    # driver's file server), the app's functions by value, and each worker's Python
+    # imports its own sparkctl (the worker adds its own PYTHONPATH, as Spark does).
+    env = dict(executor_env)
+    description = dpb.ApplicationDescription(
+        name=name,
+        max_cores=cores_max,
+        memory_per_executor_mb=int(memory),
+        cores_per_executor=executor_cores,
+        command=dpb.Command(argv=argv, environment=env),
+        app_ui_url=ui_url or "",
+        user=user,
+        executors_report_registration=True,
+        executor_resources=dict(executor_resources or {}),
+    )
+    if allocation is not None:
+        description.initial_executor_limit = allocation.initial_executors
+    return description
+
+
 class StandaloneBackend:
-    """Asks a standalone Master for executors for this application."""
+    """Asks a standalone Master for executors for this application.
+
+    Args:
+        scheduler: the driver's task scheduler, whose executors it adds and removes.
+        env: the driver's RpcEnv, where it sets up the "AppClient" endpoint.
+        endpoint: the driver's scheduler endpoint, told the app id the Master gives.
+        master_urls: the Masters to register with (an HA group's, or one).
+        description: the application as the Master sees it (`app_description`).
+        allocation: dynamic allocation's settings (None: off).
+        on_removed: called with the reason, off the endpoint's inbox, once the Master
+            removed the application (the context then stops).
+    """
 
     def __init__(
-        self, sc: SparkContext, master_urls: list[str], executor_env: dict[str, str]
+        self,
+        scheduler: TaskScheduler,
+        env: RpcEnv,
+        endpoint: SchedulerEndpoint,
+        master_urls: list[str],
+        description: dpb.ApplicationDescription,
+        allocation: AllocationSettings | None,
+        on_removed: Callable[[str], None],
     ) -> None:
-        self._sc = sc
+        self._scheduler = scheduler
+        self._env = env
+        self._endpoint = endpoint
+        self._on_removed = on_removed
         self.master_urls = master_urls
         self.app_id: str | None = None
         #: The application's credential from the Master (docs/security.md): enough to
@@ -284,46 +358,18 @@ class StandaloneBackend:
         self._announced: set[str] = set()
         #: Why the Master removed the application (None while it has not).
         self.removed_reason: str | None = None
-        self.allocation: AllocationSettings | None = getattr(sc, "_allocation", None)
+        self.allocation = allocation
         self.allocator: ExecutorAllocator | None = None
         #: The executor total last acknowledged by the Master (None: no limit asked).
-        self.requested_total: int | None = None
-        self.description = self._describe(executor_env)
+        self.requested_total: int | None = (
+            None if allocation is None else allocation.initial_executors
+        )
+        self.description = description
 
-    def _describe(self, executor_env: dict[str, str]) -> dpb.ApplicationDescription:
-        conf = self._sc._conf.to_conf()
-        memory = parse_size(conf.get_str("spark.executor.memory") or "1g", "m") >> 20
-        cores_max = conf.get_int("spark.cores.max") or 0
-        executor_cores = conf.get_int("spark.executor.cores") or 0
-        argv = executor_argv(
-            self._sc._driver_url,
-            "{{EXECUTOR_ID}}",
-            "{{HOSTNAME}}",
-            "{{CORES}}",
-            "{{APP_ID}}",
-            "{{WORKER_URL}}",
-            # Our sys.executable means nothing on another host: unless the app names one,
-            # each Worker runs its executors with its own Python.
-            executor_python(conf, os.environ) or WORKER_PYTHON,
-        )
-        # No path of the driver's host: --py-files and addPyFile travel by content (the
-        # driver's file server), the app's functions by value, and each worker's Python
-        # imports its own sparkctl (the worker adds its own PYTHONPATH, as Spark does).
-        env = dict(executor_env)
-        description = dpb.ApplicationDescription(
-            name=self._sc.appName,
-            max_cores=cores_max,
-            memory_per_executor_mb=int(memory),
-            cores_per_executor=executor_cores,
-            command=dpb.Command(argv=argv, environment=env),
-            app_ui_url=self._sc.uiWebUrl or "",
-            user=self._sc.sparkUser(),
-            executors_report_registration=True,
-        )
-        if self.allocation is not None:
-            description.initial_executor_limit = self.allocation.initial_executors
-            self.requested_total = self.allocation.initial_executors
-        return description
+    @property
+    def stopped(self) -> bool:
+        """Stopped, or the Master removed the application: the AppClient stops too."""
+        return self._stopped
 
     def start(self, timeout: float = 30.0) -> str:
         """Register with a Master; returns the application id.
@@ -331,10 +377,8 @@ class StandaloneBackend:
         Raises:
             RuntimeError: no Master answered or it refused the application.
         """
-        env = self._sc._env
-        assert env is not None
         self._client = AppClient(self)
-        env.setup_endpoint(APP_CLIENT_ENDPOINT, self._client)
+        self._env.setup_endpoint(APP_CLIENT_ENDPOINT, self._client)
         if not self._registered.wait(timeout):
             self._error = f"no ALIVE Master within {timeout:.0f}s"
             last = "; ".join(list(self._client._errors))
@@ -349,7 +393,8 @@ class StandaloneBackend:
         if self.removed_reason is not None:
             raise RuntimeError(f"Master removed our application: {self.removed_reason}")
         if self.allocation is not None:
-            self.allocator = ExecutorAllocator(self, AllocationPolicy(self.allocation))
+            policy = AllocationPolicy(self.allocation)
+            self.allocator = ExecutorAllocator(self, self._scheduler, policy)
             self.allocator.start()
             log.info(
                 "dynamic allocation on: %d executor(s) to start, between %d and %s",
@@ -360,18 +405,18 @@ class StandaloneBackend:
         return self.app_id
 
     def executor_announced(self, executor_id: str) -> None:
-        with self._sc._scheduler.lock:
+        with self._scheduler.lock:
             self._announced.add(executor_id)
-            self._sc._scheduler.executors_changed.notify_all()
+            self._scheduler.executors_changed.notify_all()
 
     def executor_unannounced(self, executor_id: str) -> None:
-        with self._sc._scheduler.lock:
+        with self._scheduler.lock:
             self._announced.discard(executor_id)
-            self._sc._scheduler.executors_changed.notify_all()
+            self._scheduler.executors_changed.notify_all()
 
     def _wait_for_executors(self, timeout: float) -> None:
         """Wait for a first executor, then for the rest the Master announced (bounded)."""
-        scheduler_ = self._sc._scheduler
+        scheduler_ = self._scheduler
         deadline = time.monotonic() + timeout
         with scheduler_.lock:
             while not scheduler_.executors and not self._stopped:
@@ -390,7 +435,7 @@ class StandaloneBackend:
         """The first Master to accept gave the application its id."""
         self.app_id = reply.app_id
         self.app_credential = reply.app_credential
-        self._sc._endpoint._app_id = reply.app_id
+        self._endpoint.set_app_id(reply.app_id)
         log.info("registered as application %s with %s", reply.app_id, reply.master_url)
         self._registered.set()
 
@@ -406,7 +451,7 @@ class StandaloneBackend:
                 reply.app_id,
             )
             self.app_id = reply.app_id
-            self._sc._endpoint._app_id = reply.app_id
+            self._endpoint.set_app_id(reply.app_id)
         else:
             log.info("application %s registered again with %s", reply.app_id, reply.master_url)
 
@@ -423,34 +468,36 @@ class StandaloneBackend:
         self._registered.set()
 
     @property
-    def _registered_failed(self) -> bool:
+    def gave_up(self) -> bool:
         """Registration failed or timed out: the AppClient stops retrying."""
         return self._error is not None
 
     def executor_ended(self, executor_id: str, reason: str) -> None:
-        self._sc._scheduler.executor_lost(executor_id, reason)
+        self._scheduler.executor_lost(executor_id, reason)
 
     def application_removed(self, message: str, state: int) -> None:
         if self._stopped:
             return
         self.removed_reason = message
-        self._sc.stop_reason = f"Master removed our application: {message}"
         log.error("the Master removed application %s: %s", self.app_id, message)
         self._stopped = True
         if self.allocator is not None:
             self.allocator.stop(wait=False)  # from the AppClient's inbox: never block it
-        self._sc._scheduler.cancel_jobs(None, f"because Master removed our application: {message}")
+        self._scheduler.cancel_jobs(None, f"because Master removed our application: {message}")
         # As Spark's StandaloneSchedulerBackend.dead: the context goes with its application
         # (off this inbox, whose env it shuts down). A job started later waited forever for
         # executors the Master would never grant; it now fails on the stopped context.
-        threading.Thread(target=self._sc.stop, name="stop-removed-app", daemon=True).start()
+        reason = f"Master removed our application: {message}"
+        threading.Thread(
+            target=self._on_removed, args=(reason,), name="stop-removed-app", daemon=True
+        ).start()
 
     def stop(self) -> None:
         """Unregister from the Master and stop the executors."""
         self._stopped = True
         if self.allocator is not None:
             self.allocator.stop()
-        self._sc._scheduler.broadcast_to_executors(pb.StopExecutor(reason="application finished"))
+        self._scheduler.broadcast_to_executors(pb.StopExecutor(reason="application finished"))
         client = self._client
         if self.removed_reason is not None:
             return  # the Master already removed it
@@ -496,8 +543,8 @@ class StandaloneBackend:
         """The developer API's kill: lower the total first, so the Master does not replace them."""
         if self.allocator is not None:
             raise ValueError("killExecutors() is not supported with dynamic allocation turned on")
-        with self._sc._scheduler.lock:
-            known = [e for e in executor_ids if e in self._sc._scheduler.executors]
+        with self._scheduler.lock:
+            known = [e for e in executor_ids if e in self._scheduler.executors]
         if not known:
             return False
         self.request_total(max(0, self._current_total() - len(known)))
@@ -506,8 +553,8 @@ class StandaloneBackend:
     def _current_total(self) -> int:
         if self.requested_total is not None:
             return self.requested_total
-        with self._sc._scheduler.lock:
-            return len(self._sc._scheduler.executors)
+        with self._scheduler.lock:
+            return len(self._scheduler.executors)
 
     def kill(self, executor_ids: list[str], reason: str, only_idle: bool) -> list[str]:
         """Kill executors through the Master; returns the ids it was asked to kill.
@@ -516,7 +563,7 @@ class StandaloneBackend:
         on it meanwhile; with `only_idle`, one that got a task since the policy looked is
         spared). If the Master cannot be reached, the executor is told to stop itself.
         """
-        sched = self._sc._scheduler
+        sched = self._scheduler
         removed: dict[str, Any] = {}
         with sched.lock:
             for executor_id in executor_ids:
