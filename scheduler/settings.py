@@ -43,6 +43,7 @@ __all__ = [
     "DRIVER_MAX_RESULT_SIZE",
     "DRIVER_MEMORY",
     "DRIVER_PORT",
+    "DRIVER_RESOURCES_FILE",
     "DRIVER_SUPERVISE",
     "DURATION_OR_INFINITY",
     "DYN_CACHED_IDLE_TIMEOUT",
@@ -558,6 +559,12 @@ DYN_SHUFFLE_TRACKING_TIMEOUT = SECTION.entry(
     "An idle executor holding shuffle output is removed after this long (a bare number is ms).",
     unit="ms",
 )
+DRIVER_RESOURCES_FILE = SECTION.optional(
+    "spark.driver.resourcesFile",
+    STRING,
+    "A JSON allocation list (Spark's format) naming the addresses of the driver's custom "
+    "resources.",
+)
 LOG_LEVEL = SECTION.optional(
     "spark.log.level",
     STRING,
@@ -568,6 +575,17 @@ SECTION.family(
     "spark.executorEnv.", "spark.executorEnv.NAME: environment of the executors and workers."
 )
 SECTION.family("spark.hadoop.", "Accepted for Spark compatibility; sparkctl has no Hadoop.")
+SECTION.family(
+    "spark.executor.resource.",
+    "spark.executor.resource.NAME.amount: custom resources (GPUs) each executor needs.",
+)
+SECTION.family(
+    "spark.task.resource.", "spark.task.resource.NAME.amount: custom resources each task needs."
+)
+SECTION.family(
+    "spark.driver.resource.",
+    "spark.driver.resource.NAME.amount / .discoveryScript: the driver's own custom resources.",
+)
 SECTION.family(
     "spark.dynamicAllocation.", "Other keys of dynamic allocation are accepted, not read."
 )

@@ -32,8 +32,8 @@ from rpcenv import (
     RpcEndpointRef,
     RpcEnv,
     RpcRemoteError,
-    parse_size,
 )
+from scheduler import settings
 from scheduler.backend.endpoint import (
     WORKER_PYTHON,
     SchedulerEndpoint,
@@ -284,9 +284,9 @@ def app_description(
     executor_resources: Mapping[str, int] | None = None,
 ) -> dpb.ApplicationDescription:
     """What the Master is told of the application: its executors' command and sizes."""
-    memory = parse_size(conf.get_str("spark.executor.memory") or "1g", "m") >> 20
-    cores_max = conf.get_int("spark.cores.max") or 0
-    executor_cores = conf.get_int("spark.executor.cores") or 0
+    memory = conf.get(settings.EXECUTOR_MEMORY) >> 20
+    cores_max = conf.get(settings.CORES_MAX) or 0  # 0 on the wire: unset
+    executor_cores = conf.get(settings.EXECUTOR_CORES) or 0
     argv = executor_argv(
         driver_url,
         "{{EXECUTOR_ID}}",

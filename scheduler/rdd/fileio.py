@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from scheduler import settings
 from scheduler.rdd.rdd import RDD
 from scheduler.shuffle.aggregation import dump_chunk, load_chunks
 
@@ -331,8 +332,8 @@ class BinaryFilesRDD(RDD):
     def __init__(self, ctx: RDDHost, path: str, min_partitions: int) -> None:
         super().__init__(ctx, [])
         conf = ctx.settings
-        max_bytes = conf.get_size("spark.files.maxPartitionBytes", 128 << 20) or 0
-        open_cost = conf.get_size("spark.files.openCostInBytes", 4 << 20) or 0
+        max_bytes = conf.get(settings.FILES_MAX_PARTITION_BYTES)
+        open_cost = conf.get(settings.FILES_OPEN_COST)
         files = list_input_files(path)
         total = sum(os.path.getsize(f) + open_cost for f in files)
         per_core = total // max(ctx.defaultParallelism, min_partitions)
