@@ -111,6 +111,7 @@ def run_history_server(settings: HistorySettings, ready: ReadySignal, pid_file: 
     from cli._services import _configure_logging, _stop_event
     from scheduler.history.provider import HistoryProvider
     from scheduler.history.server import HistoryServer
+    from scheduler.status.ui import ui_auth
 
     _configure_logging()
     stop = _stop_event()
@@ -118,7 +119,14 @@ def run_history_server(settings: HistorySettings, ready: ReadySignal, pid_file: 
     max_retries = settings.conf.get(PORT_MAX_RETRIES)
     provider = HistoryProvider(settings.log_dir, retained)
     try:
-        server = HistoryServer(provider, settings.host, settings.port, max_retries)
+        auth = ui_auth(settings.conf, "history server")
+    except ValueError as exc:
+        reason = f"cannot start the history server (--conf): {exc}"
+        log.error("%s", reason)
+        ready.fail(reason)
+        return 1
+    try:
+        server = HistoryServer(provider, settings.host, settings.port, max_retries, auth)
     except OSError as exc:
         reason = f"cannot start the history server (--port): {exc.strerror or exc}"
         log.error("%s", reason)

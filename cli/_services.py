@@ -93,7 +93,7 @@ def _log_ready(what: str, started: float, webui_url: str) -> None:
 def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | None) -> int:
     """Run a master and its web UI until SIGTERM/SIGINT; returns the exit status."""
     from cluster.launch import start_master
-    from cluster.ui import MasterWebUI
+    from cluster.ui import MasterWebUI, ui_auth
 
     _configure_logging()
     stop = _stop_event()
@@ -117,8 +117,12 @@ def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | No
 
     max_retries = settings.conf.get(PORT_MAX_RETRIES)
     try:
+        auth = ui_auth(settings.conf, "master web UI")
+    except ValueError as exc:
+        return _fail(ready, f"cannot start the master web UI: {exc}", flag="--conf")
+    try:
         # Bound before the master starts: the master tells workers the UI's URL.
-        ui = MasterWebUI(state, host, settings.webui_port, max_retries)
+        ui = MasterWebUI(state, host, settings.webui_port, max_retries, auth=auth)
     except OSError as exc:
         return _fail(
             ready, f"cannot start the master web UI: {exc.strerror or exc}", flag="--webui-port"
@@ -173,7 +177,7 @@ def check_masters_reachable(masters: list[RpcAddress], conf: Conf, timeout: floa
 def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | None) -> int:
     """Run a worker and its web UI until SIGTERM/SIGINT; returns the exit status."""
     from cluster.launch import start_worker
-    from cluster.ui import WorkerWebUI
+    from cluster.ui import WorkerWebUI, ui_auth
 
     _configure_logging()
     stop = _stop_event()
@@ -194,8 +198,14 @@ def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | No
     max_retries = settings.conf.get(PORT_MAX_RETRIES)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     try:
+        auth = ui_auth(settings.conf, "worker web UI")
+    except ValueError as exc:
+        return _fail(ready, f"cannot start the worker web UI: {exc}", flag="--conf")
+    try:
         # Bound before the worker starts: it registers with the UI's URL.
-        ui = WorkerWebUI(settings.work_dir, host, settings.webui_port, max_retries=max_retries)
+        ui = WorkerWebUI(
+            settings.work_dir, host, settings.webui_port, max_retries=max_retries, auth=auth
+        )
     except OSError as exc:
         return _fail(
             ready, f"cannot start the worker web UI: {exc.strerror or exc}", flag="--webui-port"

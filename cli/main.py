@@ -28,6 +28,7 @@ _COMMANDS = {
     "kill": ("cli._status", "kill"),
     "start-history-server": ("cli._history_cmds", "start_history_server"),
     "stop-history-server": ("cli._history_cmds", "stop_history_server"),
+    "ui-token": ("cli._ui_token", "ui_token"),
 }
 
 

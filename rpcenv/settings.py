@@ -33,6 +33,7 @@ __all__ = [
     "SSL_NEED_CLIENT_AUTH",
     "SSL_PRIVATE_KEY",
     "SSL_TRUST_STORE",
+    "UI_AUTHENTICATE",
 ]
 
 SECTION = ConfigSection("rpcenv", "Messaging, network and security (rpcenv)")
@@ -144,6 +145,14 @@ AUTH_SECRET_FILE = SECTION.optional(
     STRING,
     "A file holding the shared secret (used when no secret is given directly).",
     default_doc="SPARKCTL_SECRET_FILE",
+)
+UI_AUTHENTICATE = SECTION.optional(
+    "spark.sparkctl.ui.authenticate",
+    BOOL,
+    "Whether the web UIs (master, worker, application, history) ask for a UI credential: "
+    "user admin, or an application id, with the password `sparkctl ui-token` prints. False "
+    "leaves them open (e.g. behind a proxy that signs users in); true needs a secret.",
+    default_doc="true when a secret is configured",
 )
 SSL_ENABLED = SECTION.entry(
     "spark.ssl.rpc.enabled",

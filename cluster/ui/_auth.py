@@ -8,13 +8,13 @@ application's. This module only builds the checker; the UIs decide what a viewer
 
 from __future__ import annotations
 
-from rpcenv import Conf, derive_app_credential, resolve_secret
+from rpcenv import Conf, derive_app_credential, resolve_secret, settings
 from webui.auth import UIAuth, sign_in
 
 __all__ = ["UI_AUTHENTICATE_KEY", "ui_auth"]
 
 #: On (default with a secret) the UIs require a UI credential; off, they are open.
-UI_AUTHENTICATE_KEY = "spark.sparkctl.ui.authenticate"
+UI_AUTHENTICATE_KEY = settings.UI_AUTHENTICATE.key
 
 
 def ui_auth(conf: Conf, what: str) -> UIAuth | None:
@@ -23,6 +23,5 @@ def ui_auth(conf: Conf, what: str) -> UIAuth | None:
     Raises:
         ValueError: the setting is not a boolean, or is true without a secret.
     """
-    text = conf.get_str(UI_AUTHENTICATE_KEY)
-    enabled = None if text is None else conf.get_bool(UI_AUTHENTICATE_KEY)
+    enabled = conf.get(settings.UI_AUTHENTICATE)
     return sign_in(resolve_secret(conf), enabled, derive_app_credential, f"sparkctl {what}")

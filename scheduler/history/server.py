@@ -8,7 +8,9 @@ with the driver UI's own pages (`AppPages`), from its log replayed into the
 driver UI's store, so a finished application looks as it did running. An
 unknown application or page is a 404 that says so; a failure is a 500 with
 one line, never a traceback. Everything from a log is escaped. The server is
-read-only and, like Spark's, unauthenticated.
+read-only. Unlike Spark's, it asks for a UI credential when it has the cluster
+secret (`webui.auth`): the admin sees every application, an application's own
+credential only that application (in the lists too); anything else is a 403.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from scheduler.history.provider import AppEntry, HistoryProvider
 from scheduler.status.ui import AppPages
 from scheduler.status.ui._web import render, serve
+from webui.auth import UIAuth, current_viewer
 from webui.server import Query, Response
 
 __all__ = ["HistoryServer"]
@@ -59,6 +62,14 @@ def _spark_api(apps: list[AppEntry]) -> list[dict[str, Any]]:
     return out
 
 
+def _refusal(app_id: str) -> str:
+    viewer = current_viewer().app_id
+    return (
+        f"signed in as application {viewer}, which may not see application {app_id}: "
+        "sign in as admin"
+    )
+
+
 def _json(doc: Any, status: int = 200) -> Response:
     return Response(json.dumps(doc).encode(), "application/json", status)
 
@@ -70,16 +81,22 @@ class HistoryServer:
         provider: the applications of the log directory.
         host: address to bind (127.0.0.1 unless told otherwise).
         port: the port (0 = any free one); a taken one moves to the next, `max_retries` times.
+        auth: sign-in (None: open, as Spark's).
 
     Raises:
         OSError: no free port, or the host cannot be bound.
     """
 
     def __init__(
-        self, provider: HistoryProvider, host: str, port: int, max_retries: int = 16
+        self,
+        provider: HistoryProvider,
+        host: str,
+        port: int,
+        max_retries: int = 16,
+        auth: UIAuth | None = None,
     ) -> None:
         self.provider = provider
-        self._server = serve(self.route, host, port, max_retries, "history server")
+        self._server = serve(self.route, host, port, max_retries, "history server", auth)
         self.url = self._server.url
         self.port = self._server.port
 
@@ -87,11 +104,16 @@ class HistoryServer:
         """Stop serving."""
         self._server.stop()
 
+    def _applications(self) -> list[AppEntry]:
+        """The applications the viewer may see (all of them for the admin)."""
+        viewer = current_viewer()
+        return [a for a in self.provider.applications() if viewer.may_see(a.app_id)]
+
     def route(self, path: str, query: Query) -> Response | None:
         """The answer for `path`, or None (404)."""
         trimmed = path.rstrip("/") or "/"
         if trimmed == "/":
-            apps = self.provider.applications()
+            apps = self._applications()
             return render(
                 "history.html",
                 completed=[a for a in apps if a.completed],
@@ -99,12 +121,15 @@ class HistoryServer:
                 log_dir=str(self.provider.log_dir),
             )
         if trimmed == "/json":
-            return _json([a.to_json() for a in self.provider.applications()])
+            return _json([a.to_json() for a in self._applications()])
         if trimmed == "/api/v1/applications":
-            return _json(_spark_api(self.provider.applications()))
+            return _json(_spark_api(self._applications()))
         match = _APP_API.match(trimmed)
         if match is not None:
-            app = self.provider.find(urllib.parse.unquote(match.group(1)))
+            app_id = urllib.parse.unquote(match.group(1))
+            if not current_viewer().may_see(app_id):
+                return _json({"message": _refusal(app_id)}, 403)
+            app = self.provider.find(app_id)
             if app is None:
                 return _json({"message": f"unknown app: {match.group(1)}"}, 404)
             pages = self._pages(app)
@@ -129,6 +154,8 @@ class HistoryServer:
     def _app_page(self, rest: str, query: Query) -> Response | None:
         raw_id, slash, sub = rest.partition("/")
         app_id = urllib.parse.unquote(raw_id)
+        if app_id and not current_viewer().may_see(app_id):
+            return Response.text(403, _refusal(app_id))
         app = self.provider.find(app_id) if app_id else None
         if app is None:
             return Response.text(

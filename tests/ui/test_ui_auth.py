@@ -1,6 +1,6 @@
-"""UI sign-in (webui.auth, cluster.ui.ui_auth): 401 without a UI credential; the admin
+"""UI sign-in (webui.auth) of all four UIs: 401 without a UI credential; the admin
 sees everything; an application's credential sees only that application's pages
-and its executors' logs."""
+and its executors' logs (master, worker, application UI, history server)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from _ui_fakes import cluster_state, worker_state
 
 from cluster.ui import MasterWebUI, WorkerWebUI, ui_auth
 from rpcenv import Conf, derive_app_credential
+from scheduler.history.provider import AppEntry, HistoryProvider
+from scheduler.history.server import HistoryServer
+from scheduler.status.driverui import AppStatusStore, DriverUI
 from webui.auth import (
     UIAuth,
     Viewer,
@@ -193,3 +196,40 @@ def test_an_application_sees_only_its_own_pages_and_logs(
             status, _, body = get(f"{worker}{page}?{query}", AS_APP)
             assert status == 403 and "sign in as admin" in body, (page, query, body)
             assert "driver output" not in body
+
+
+class _TwoApps(HistoryProvider):
+    """A history listing of two applications (their pages are never opened here)."""
+
+    def applications(self) -> list[AppEntry]:
+        return [
+            AppEntry(app, app, "u", 1, 2, True, 2, "3.5", self.log_dir / app)
+            for app in (APP, OTHER)
+        ]
+
+
+def test_the_application_ui_and_the_history_server_sign_in_too(tmp_path: Path) -> None:
+    store = AppStatusStore(APP, "signed")
+    driver_ui = DriverUI(store, "127.0.0.1", 0, auth=auth())
+    history = HistoryServer(_TwoApps(tmp_path), "127.0.0.1", 0, auth=auth())
+    as_other = basic(OTHER, app_ui_password(derive_app_credential(SECRET, OTHER)))
+    try:
+        api = driver_ui.url + "/api/v1/applications"
+        assert get(api)[0] == 401
+        for header in (ADMIN, AS_APP):
+            status, _, body = get(api, header)
+            assert status == 200 and APP in body, (header, body)
+        status, _, body = get(api, as_other)
+        assert status == 403 and f"may not see application {APP}" in body
+        listing = history.url + "/api/v1/applications"
+        assert get(listing)[0] == 401
+        assert {a["id"] for a in json.loads(get(listing, ADMIN)[2])} == {APP, OTHER}
+        assert [a["id"] for a in json.loads(get(listing, AS_APP)[2])] == [APP]
+        status, _, body = get(history.url + "/", AS_APP)
+        assert status == 200 and APP in body and OTHER not in body
+        for page in (f"/api/v1/applications/{OTHER}", f"/history/{OTHER}/"):
+            status, _, body = get(history.url + page, AS_APP)
+            assert status == 403 and "sign in as admin" in body, (page, body)
+    finally:
+        driver_ui.stop()
+        history.stop()

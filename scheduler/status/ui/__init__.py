@@ -6,7 +6,7 @@
 | `_views`      | records -> Spark's REST API objects (`/api/v1/...`)              |
 | `_pictures`   | geometry of the DAG, event timeline and task stream (SVG)        |
 | `_pages`      | `AppPages`: Spark's paths -> templates / JSON / Prometheus       |
-| `_web`        | templates and static files on `webui.server` (the one web layer) |
+| `_web`        | templates and static files on `webui.server` (the one web layer); sign-in |
 
 The layers point down the table's reverse order: `_pages` uses `_views`,
 `_pictures` and `_web`; `_views` reads `_store`; nothing here imports the
@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from scheduler.status.ui._pages import AppPages
     from scheduler.status.ui._store import AppStatusStore, Limits
+    from scheduler.status.ui._web import ui_auth
     from webui.server import Response, WebServer
 
-__all__ = ["AppPages", "AppStatusStore", "Limits", "Response", "WebServer"]
+__all__ = ["AppPages", "AppStatusStore", "Limits", "Response", "WebServer", "ui_auth"]
 
 #: Where each name lives: imported on first use, so that importing the store (the
 #: history provider's) does not load the web server.
@@ -34,6 +35,7 @@ _HOMES = {
     "Limits": "scheduler.status.ui._store",
     "Response": "webui.server",
     "WebServer": "webui.server",
+    "ui_auth": "scheduler.status.ui._web",
 }
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rpcenv import Conf, derive_app_credential, resolve_secret, settings
+from webui.auth import UIAuth, sign_in
 from webui.server import Response, Route, Templates, WebServer
 
-__all__ = ["STATIC", "render", "serve"]
+__all__ = ["STATIC", "render", "serve", "ui_auth"]
 
 _HERE = Path(__file__).parent
 #: `live.js`, served at /static/live.js (scripts only from the page's own origin).
@@ -27,13 +29,36 @@ def render(template: str, **context: Any) -> Response:
     return _TEMPLATES.page(template, **context)
 
 
-def serve(route: Route, host: str, port: int, max_retries: int, what: str) -> WebServer:
+def ui_auth(conf: Conf, what: str) -> UIAuth | None:
+    """The sign-in of the UI `what`: on when this process has the cluster secret, unless
+    spark.sparkctl.ui.authenticate is false (as the master's and workers' UIs).
+
+    Raises:
+        ValueError: the setting is not a boolean, or is true without a secret.
+    """
+    enabled = conf.get(settings.UI_AUTHENTICATE)
+    return sign_in(resolve_secret(conf), enabled, derive_app_credential, f"sparkctl {what}")
+
+
+def serve(
+    route: Route, host: str, port: int, max_retries: int, what: str, auth: UIAuth | None = None
+) -> WebServer:
     """A started server for `route` with the application UI's static files.
+
+    Args:
+        route: the pages.
+        host: address to bind.
+        port: port to bind (0 = any).
+        max_retries: following ports to try when `port` is taken.
+        what: names the server.
+        auth: sign-in (None: open); routes read the viewer with `current_viewer()`.
 
     Raises:
         OSError: no free port from `port` (`max_retries` more tried), or the host
             cannot be bound; the message says which.
     """
-    server = WebServer(route, host, port, max_retries=max_retries, what=what, static=STATIC)
+    server = WebServer(
+        route, host, port, max_retries=max_retries, what=what, static=STATIC, auth=auth
+    )
     server.start()
     return server
