@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import logging
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,7 @@ OWNED = {
         "spark.ssl.",
         "spark.port.",
         "spark.local.dir",
+        "spark.sparkctl.ui.",  # the sign-in of every web UI (webui declares nothing)
     ),
     "cluster": (
         "spark.deploy.",
@@ -224,3 +227,21 @@ def test_untyped_getters_fall_back_to_declared_defaults() -> None:
     assert conf.get_str("spark.nothing.declared") is None
     with pytest.raises(ConfigValueError, match=r"spark\.x\.flag: expected true or false"):
         Conf({"spark.x.flag": "maybe"}).get_bool("spark.x.flag")
+
+
+def test_a_process_that_imports_only_rpcenv_still_knows_every_layers_keys() -> None:
+    # rpcenv names no upper layer: the sparkctl.settings entry points bring their sections
+    # in when every key must be known (a driver never imports cluster, yet a
+    # spark-defaults.conf with spark.worker.timeout must not warn there).
+    code = (
+        "import sys\n"
+        "from rpcenv import Conf\n"
+        "assert 'cluster' not in sys.modules and 'scheduler' not in sys.modules\n"
+        "conf = Conf({'spark.worker.timeout': '5', 'spark.task.cpus': '2', 'spark.bogus.x': '1'})\n"
+        "print(conf.warn_unknown())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['spark.bogus.x']", done.stdout + done.stderr
