@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import pathlib
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -67,13 +68,20 @@ class Master(MasterLeadership):
         conf: settings (`spark.worker.timeout`, `spark.deploy.*`).
         work_dir: where FILESYSTEM recovery keeps its records by default.
         webui_url: the Master web UI's URL, told to workers (may be empty).
+        clock: monotonic seconds for its timeouts and back-offs (tests pass a fake one).
     """
 
     #: Checked before every handler: who may send which message (`cluster.senders`).
     sender_policy = MASTER_SENDERS
 
-    def __init__(self, conf: Conf, work_dir: pathlib.Path, webui_url: str = "") -> None:
-        super().__init__(conf, work_dir, webui_url)
+    def __init__(
+        self,
+        conf: Conf,
+        work_dir: pathlib.Path,
+        webui_url: str = "",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(conf, work_dir, webui_url, clock)
         self._handlers: dict[type[Message], Callable[[Any, RpcCallContext], None]] = {
             pb.RegisterWorkerRequest: self._on_register_worker,
             pb.RegisterApplicationRequest: self._on_register_application,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import time
 
 from cluster import master_views
 from cluster._timers import later
@@ -192,7 +191,7 @@ class MasterDrivers(MasterBase):
             self._finish_driver(driver, DS.DRIVER_STATE_ERROR, reason)
 
     def _relaunch_later(self, driver: DriverInfo, reason: str) -> None:
-        if driver.launched_at and time.monotonic() - driver.launched_at > MAX_RELAUNCH_BACKOFF_S:
+        if driver.launched_at and self.clock() - driver.launched_at > MAX_RELAUNCH_BACKOFF_S:
             driver.relaunches = 0  # it ran for a good while: start the back-off over
         delay = min(MAX_RELAUNCH_BACKOFF_S, 2.0**driver.relaunches)
         driver.relaunches += 1

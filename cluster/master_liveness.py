@@ -76,9 +76,11 @@ class WorkerLiveness:
         self._issued: collections.deque[float] = collections.deque(maxlen=1024)
 
     @classmethod
-    def from_conf(cls, conf: Conf, timeout: float) -> WorkerLiveness:
+    def from_conf(
+        cls, conf: Conf, timeout: float, clock: Callable[[], float] = time.monotonic
+    ) -> WorkerLiveness:
         """The rules `conf` asks for (`spark.sparkctl.worker.disconnectGrace`)."""
-        return cls(timeout, conf.get(WORKER_DISCONNECT_GRACE))
+        return cls(timeout, conf.get(WORKER_DISCONNECT_GRACE), clock)
 
     @property
     def heartbeat_interval(self) -> float:

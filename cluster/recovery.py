@@ -114,6 +114,7 @@ def recover(master: MasterBase) -> bool:
             ref=None,
             state=pb.WORKER_STATE_UNKNOWN,
             resources=resources_from(w.resources),
+            last_heartbeat=master.clock(),
         )
         master.workers[worker.worker_id] = worker
         master.worker_by_address[worker.address] = worker.worker_id
