@@ -174,13 +174,19 @@ def test_non_loopback_host_needs_a_secret(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
+#: What a duration that must be positive expects (rpcenv.ConfigValueError).
+_POSITIVE_DURATION = (
+    "expected a duration such as 30s, 100ms or 2min (> 0s; a bare number is in seconds)"
+)
+
+
 @pytest.mark.parametrize(
     ("args", "names", "says"),
     [
         (
             ["start-master", "--conf", "spark.worker.timeout=abc"],
             "'--conf'",
-            "spark.worker.timeout: expected a duration such as 30s, 100ms or 2min (> 0s; a bare number is in seconds), not 'abc'",
+            f"spark.worker.timeout: {_POSITIVE_DURATION}, not 'abc'",
         ),
         (
             ["start-master", "--conf", "spark.deploy.recoveryMode=BOGUS"],
@@ -195,7 +201,7 @@ def test_non_loopback_host_needs_a_secret(tmp_path: Path) -> None:
         (
             ["status", "--master", "spark://127.0.0.1:7077", "--conf", "spark.rpc.askTimeout=0s"],
             "'--conf'",
-            "spark.rpc.askTimeout: expected a duration such as 30s, 100ms or 2min (> 0s; a bare number is in seconds), not '0s'",
+            f"spark.rpc.askTimeout: {_POSITIVE_DURATION}, not '0s'",
         ),
         (
             [
@@ -204,12 +210,12 @@ def test_non_loopback_host_needs_a_secret(tmp_path: Path) -> None:
                 "spark.sparkctl.master.unregisteredPeerTimeout=0",
             ],
             "'--conf'",
-            "spark.sparkctl.master.unregisteredPeerTimeout: expected a duration such as 30s, 100ms or 2min (> 0s; a bare number is in seconds), not '0'",
+            f"spark.sparkctl.master.unregisteredPeerTimeout: {_POSITIVE_DURATION}, not '0'",
         ),
         (
             ["kill", "app-1", "--conf", "spark.network.timeout=soon"],
             "'--conf'",
-            "spark.network.timeout: expected a duration such as 30s, 100ms or 2min (> 0s; a bare number is in seconds), not 'soon'",
+            f"spark.network.timeout: {_POSITIVE_DURATION}, not 'soon'",
         ),
         (
             ["submit", "--master", "local[2]", "--conf", "spark.task.maxFailures=0", "APP"],
