@@ -8,7 +8,6 @@ the serialized copy; workers account the objects' size and evict LRU.
 from __future__ import annotations
 
 import pickle
-import time
 from typing import Any
 
 import pytest
@@ -73,11 +72,10 @@ def test_evicted_forgotten_or_lost_blocks_route_nowhere(runtime: Any) -> None:
 
 def test_uncached_tasks_are_not_delayed(runtime: Any) -> None:
     _cached(runtime, 1, [(7, 0)])
-    start = time.monotonic()
     runtime.launch([(10, "s", 0, 0), (11, "s", 5, 0), (12, "s", 6, 0)])
+    # Sent within launch itself: no locality wait held the uncached tasks back.
     assert _sent(runtime, 1)[:1] == [10]
     assert 11 in _sent(runtime, 0)
-    assert time.monotonic() - start < 0.05
 
 
 def test_storage_share_of_the_executor_memory() -> None:
