@@ -4,8 +4,9 @@ Like start-master: settings are resolved (flags > --conf > properties file >
 SPARK_HISTORY_OPTS > defaults) and checked in the calling process, so a
 missing log directory is a usage error naming the flag before anything is
 spawned; then the server runs in the foreground or as a daemon with a pid
-file and a log file in the work directory. The history UI is
-unauthenticated, so a non-loopback --host needs --allow-insecure.
+file and a log file in the work directory. With the cluster secret the
+history UI asks for a sign-in (docs/security.md, "Web UIs"); without one it
+is open, so a non-loopback --host then needs --allow-insecure.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from cli._daemon import (
 )
 from cli._daemon_cmds import _spawn, _stop, _work_dir
 from cli._options import conf_options, usage_error
-from rpcenv import Conf, is_loopback_host
+from rpcenv import Conf, RpcConfigError, is_loopback_host
 from rpcenv.settings import PORT_MAX_RETRIES
 from scheduler.settings import (
     HISTORY_LOG_DIRECTORY,
@@ -183,7 +184,7 @@ def _foreground(settings: HistorySettings, ready_fd: int | None) -> NoReturn:
 @click.option(
     "--allow-insecure",
     is_flag=True,
-    help="Allow a non-loopback --host (the history UI is unauthenticated).",
+    help="Allow a non-loopback --host without a secret (the history UI is then open).",
 )
 @conf_options
 @click.option("--ready-fd", type=int, hidden=True)
@@ -200,12 +201,19 @@ def start_history_server(
 ) -> None:
     """Start the history server: the UI of applications that wrote an event log."""
     settings = _resolve(host, port, log_dir, work_dir, conf_pairs, properties_file)
-    if not is_loopback_host(settings.host):
+    from scheduler.status.ui import ui_auth
+
+    try:
+        signed_in = ui_auth(settings.conf, "history server") is not None
+    except (ValueError, RpcConfigError) as exc:
+        raise usage_error("--conf", str(exc)) from None
+    if not is_loopback_host(settings.host) and not signed_in:
         if not allow_insecure:
             raise usage_error(
                 "--host",
                 f"refusing to serve event logs on non-loopback address {settings.host!r}: "
-                "the history UI is unauthenticated; pass --allow-insecure to do it anyway",
+                "without the cluster secret (SPARKCTL_SECRET) the history UI asks for no "
+                "sign-in; set it, or pass --allow-insecure to do it anyway",
             )
         log.warning("the history UI on %s is readable by anyone who can reach it", settings.host)
     if foreground:

@@ -36,7 +36,9 @@ import sys
 import time
 import urllib.request
 
+from rpcenv import derive_app_credential
 from scheduler import SparkConf, SparkContext, SparkFiles
+from webui.auth import app_ui_password
 
 import helper  # shipped with --py-files; only the submitting host has it
 
@@ -76,11 +78,16 @@ counts = (
 tags = sorted(set(sc.parallelize(helper.TEXT.split(), 4).map(extra_mod.tag).collect()))
 hosts = sorted(set(sc.parallelize(range(8), 8).map(where).collect()))
 # The UI's executors link to their logs on their workers' web UIs, on other hosts.
+# With the secret, every UI asks for a sign-in: the application's own UI password
+# opens its driver UI and its executors' logs (docs/security.md, "Web UIs").
+credential = derive_app_credential(os.environ["SPARKCTL_SECRET"].encode(), sc.applicationId)
+sign_in = {"Authorization": f"Bearer {sc.applicationId}:{app_ui_password(credential)}"}
 api = f"{sc.uiWebUrl.rstrip('/')}/api/v1/applications/{sc.applicationId}/executors"
-with urllib.request.urlopen(api, timeout=10) as answer:
+with urllib.request.urlopen(urllib.request.Request(api, headers=sign_in), timeout=10) as answer:
     executors = [e for e in json.load(answer) if e["id"] != "driver"]
 links = [e["executorLogs"].get("stderr", "") for e in executors]
-with urllib.request.urlopen(links[0], timeout=10) as answer:
+log_request = urllib.request.Request(links[0], headers=sign_in)
+with urllib.request.urlopen(log_request, timeout=10) as answer:
     log_page = answer.status
 result = {"counts": dict(counts), "tags": tags, "hosts": hosts, "links": links}
 print("RESULT " + json.dumps({**result, "log_page": log_page}))
