@@ -138,10 +138,12 @@ def cluster_state(master: MasterBase) -> api.GetClusterStateResponse:
         url=master.url,
         status=master.status,
         alive_workers=len(alive),
-        cores=sum(w.cores for w in alive),
-        cores_used=sum(w.cores_used for w in alive),
-        memory_mb=sum(w.memory_mb for w in alive),
-        memory_used_mb=sum(w.memory_used_mb for w in alive),
+        # Totals are int32 on the wire: 16 workers of the largest size allowed
+        # (cluster.request_limits) would overflow the memory total. Shown capped.
+        cores=_int32(sum(w.cores for w in alive)),
+        cores_used=_int32(sum(w.cores_used for w in alive)),
+        memory_mb=_int32(sum(w.memory_mb for w in alive)),
+        memory_used_mb=_int32(sum(w.memory_used_mb for w in alive)),
         active_apps=[app_summary(a, sizes) for a in master.apps.values()],
         completed_apps=[app_summary(a) for a in reversed(master.completed_apps)],
         active_drivers=[driver_summary(master, d, sizes) for d in master.drivers.values()],
@@ -154,6 +156,10 @@ def cluster_state(master: MasterBase) -> api.GetClusterStateResponse:
     for worker in workers:
         _fill_worker(add(), worker)
     return state
+
+
+def _int32(total: int) -> int:
+    return min(total, 2**31 - 1)
 
 
 def scoped_state(

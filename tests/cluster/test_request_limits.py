@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
-from cluster_harness import LocalCluster, wait_for
 
 from cluster.launch import MasterHandle, start_master
 from cluster.request_limits import (
@@ -29,6 +28,7 @@ from cluster.request_limits import (
     check_driver_description,
     unplaceable_reason,
 )
+from cluster.testing import LocalCluster, wait_until
 from rpcenv import Conf, RpcEnv, RpcRemoteError
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -254,7 +254,7 @@ def test_an_application_whose_executors_fit_no_worker_says_so(
     assert summary.state == pb.APPLICATION_STATE_WAITING
     assert "each executor needs 4 cores and 512 MiB" in summary.message, summary.message
     fits = cluster.driver(cores_per_executor=1, memory_per_executor_mb=512)
-    wait_for(lambda: fits.of(pb.ExecutorAdded), 5, "an executor of the app that fits")
+    wait_until(lambda: fits.of(pb.ExecutorAdded), 5, "an executor of the app that fits")
     [other] = [a for a in cluster.state().active_apps if a.id == fits.app_id]
     assert other.message == ""
 
@@ -272,3 +272,12 @@ def test_unset_driver_resources_come_from_its_conf(local_cluster: MakeCluster) -
     desc = driver(cores=2, memory_mb=300, conf={"spark.driver.cores": "3"})
     summary = status(cluster, submit(cluster, desc).driver_id)
     assert (summary.cores, summary.memory_mb) == (2, 300)
+
+
+def test_totals_of_the_largest_workers_allowed_stay_in_int32(local_cluster: MakeCluster) -> None:
+    cluster = local_cluster()
+    for index in range(17):  # 17 x 128 TiB: more MiB than an int32 holds
+        cluster.worker(f"huge{index}", cores=MAX_CORES, memory_mb=MAX_MEMORY_MB)
+    state = cluster.state()
+    assert len(state.workers) == 17 and state.memory_mb == INT32_MAX
+    assert state.cores == 17 * MAX_CORES
