@@ -50,7 +50,7 @@ SCHEDULER_LAYERS: tuple[tuple[str, ...], ...] = (
     ("core", "executor"),
     ("rdd",),
     ("task",),
-    ("shuffle",),
+    ("shuffle", "resource"),
 )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
-import json
 import logging
 import os
 import shutil
@@ -25,26 +24,31 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, ClassVar
 
-from rpcenv import SECRET_ENV_VAR, Conf, RpcAddress, RpcEnv
+from rpcenv import Conf
 from scheduler.api.addedfiles import AddedFiles
 from scheduler.api.conf import SYSTEM_PROPERTIES, SparkConf
+from scheduler.api.driver import (
+    DriverRuntime,
+    DriverSpec,
+    barrier_check,
+    build_driver,
+    check_task_cpus,
+    python_worker_memory_mb,
+    scheduler_settings,
+)
 from scheduler.api.sharedvars import SharedVariables
 from scheduler.api.sources import RDDSources
 from scheduler.api.tracker import JobRecord, StatusTracker
-from scheduler.backend.addresses import check_driver_bind, driver_addresses
 from scheduler.backend.base import ExecutorAllocationClient, SchedulerBackend
-from scheduler.backend.endpoint import ENDPOINT_NAME, SchedulerEndpoint, executor_python
-from scheduler.backend.local import LocalBackend, local_executor_env
+from scheduler.backend.endpoint import executor_python
 from scheduler.backend.master_url import parse_master
 from scheduler.core.allocation import allocation_settings
 from scheduler.core.errors import BarrierJobSlotsNumberCheckFailed, JobCancelledError
 from scheduler.core.jobs import JobWaiter
-from scheduler.core.taskscheduler import SchedulerSettings, TaskScheduler
-from scheduler.executor.workerlimits import worker_limits_env
+from scheduler.core.taskscheduler import TaskScheduler
 from scheduler.rdd.callsite import first_api_call
 from scheduler.rdd.deps import ShuffleDependency
 from scheduler.rdd.rdd import RDD
-from scheduler.status.eventlog import EventLogSettings, EventLogWriter
 from scheduler.task.accumulators import (
     Accumulator,
 )
@@ -59,15 +63,6 @@ log = logging.getLogger(__name__)
 #: The master and application name of a context whose conf sets neither (PySpark's).
 DEFAULT_MASTER = "local[*]"
 DEFAULT_APP_NAME = "pyspark-shell"
-
-#: Driver settings executors receive in SPARKCTL_RPC_CONF (never a secret).
-_EXECUTOR_RPC_PREFIXES = (
-    "spark.rpc.",
-    "spark.ssl.rpc.",
-    "spark.blockManager.",
-    "spark.port.maxRetries",
-    "spark.sparkctl.shuffle.",
-)
 
 
 class SparkContext(RDDSources, SharedVariables, AddedFiles):
@@ -144,11 +139,10 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         self._jobs: dict[int, JobRecord] = {}
         self._thread_local = threading.local()
         self._checkpoint_dir: str | None = None
-        self._env: RpcEnv | None = None
+        self._runtime: DriverRuntime | None = None
         self._backend: SchedulerBackend | None = None
         #: The backend again when it can ask a cluster manager for executors (standalone).
         self._allocation_client: ExecutorAllocationClient | None = None
-        self._progress: Any = None
         self._py_files = list(py_files)
         kind, cores, max_failures, urls = parse_master(self.master)
         settings = self._conf.to_conf()
@@ -160,71 +154,15 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             kind, urls = "standalone", [self._local_cluster.url]
         # Checked before anything starts, so that a bad value fails fast and names its key.
         self._allocation = allocation_settings(settings, local=kind == "local")
-        task_cpus = _task_cpus(settings, kind, cores)
-        sched_settings = SchedulerSettings(
-            task_cpus=task_cpus,
-            max_failures=max_failures or settings.get_int("spark.task.maxFailures") or 4,
-            max_stage_attempts=settings.get_int("spark.stage.maxConsecutiveAttempts") or 4,
-            locality_wait=settings.get_duration("spark.locality.wait") or 0.0,
-            speculation=settings.get_bool("spark.speculation"),
-            speculation_multiplier=settings.get_float("spark.speculation.multiplier") or 1.5,
-            speculation_quantile=settings.get_float("spark.speculation.quantile") or 0.75,
-            max_result_size=settings.get_size("spark.driver.maxResultSize", 1 << 30) or 0,
-            barrier_sync_timeout=_positive_duration(
-                settings, "spark.barrier.sync.timeout", 365 * 86400.0
-            ),
-        )
-        self._barrier_check_interval = _positive_duration(
-            settings, "spark.scheduler.barrier.maxConcurrentTasksCheck.interval", 15.0
-        )
-        failures = settings.get_int("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures")
-        self._barrier_check_failures: int = 40 if failures is None else failures
-        if self._barrier_check_failures < 1:
-            raise ValueError(
-                "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures must be a "
-                "positive number"
-            )
-        if (
-            kind == "local"
-            and max_failures is None
-            and not self._conf.contains("spark.task.maxFailures")
-        ):
-            # Spark's local[N] does not retry failed tasks; local[N,F] retries F-1 times.
-            sched_settings.max_failures = 1
+        task_cpus = check_task_cpus(settings, kind, cores)
+        sched_settings = scheduler_settings(settings, kind, task_cpus, max_failures)
+        self._barrier_check_interval, self._barrier_check_failures = barrier_check(settings)
         self._scheduler = TaskScheduler(
             sched_settings, self._broadcast_bytes, self._apply_accumulators, self._executor_lost
         )
         self._scheduler.dag.dynamic_allocation = self._allocation is not None
-        addresses = driver_addresses(settings, kind, urls, os.environ)
-        check_driver_bind(addresses, settings, os.environ)
-        port = int(self._conf.get("spark.driver.port") or "0")
-        env_conf = dict(self._conf.getAll())
-        self._env = RpcEnv.create(
-            "sparkDriver", addresses.bind, port, env_conf, advertise_host=addresses.advertise
-        )
         self._local_cores = cores
         self._kind = kind
-        if kind == "local":
-            self._app_id = f"local-{self.startTime}"
-        else:
-            self._app_id = f"pending-{uuid.uuid4().hex[:8]}"
-        self._endpoint = SchedulerEndpoint(self._scheduler, self._app_id)
-        self._env.setup_endpoint(ENDPOINT_NAME, self._endpoint)
-        # Executors dial the advertised address, which differs from the bound one only
-        # when spark.driver.bindAddress says so (a NAT, a container).
-        advertised = RpcAddress(addresses.advertise, self._env.address.port)
-        self._driver_url = f"spark://{ENDPOINT_NAME}@{advertised.host_port}"
-        # As Spark's driver does: the conf says where it ended up.
-        self._conf.set("spark.driver.host", addresses.advertise)
-        self._conf.set("spark.driver.port", str(advertised.port))
-        executor_env = self._executor_environment()
-        #: The executors' extra environment variables, as PySpark's `sc.environment` lists them.
-        self.environment: dict[str, str] = {
-            key[len("spark.executorEnv.") :]: value
-            for key, value in self._conf.getAll()
-            if key.startswith("spark.executorEnv.")
-        }
-        self.environment["PYTHONHASHSEED"] = executor_env["PYTHONHASHSEED"]
         #: The Python that runs tasks: spark.pyspark.python, else PYSPARK_PYTHON, else (for
         #: executors on workers) each worker's own interpreter, which here is ours.
         self.pythonExec = executor_python(settings, os.environ) or sys.executable
@@ -235,151 +173,52 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             self.profiler_collector = ProfilerCollector(
                 self._profiler_cls or BasicProfiler, self._conf.get("spark.python.profile.dump")
             )
-        self._ui: Any = None
-        self._status_store: Any = None
-        self._event_log: EventLogWriter | None = None
-        log_settings = EventLogSettings.from_conf(settings)
-        if log_settings is not None:
-            self._event_log = EventLogWriter(log_settings)
-            self._scheduler.listeners.append(self._event_log)
-        if settings.get_bool("spark.ui.enabled", True):
-            from scheduler.status.driverui import AppStatusStore, DriverUI
-
-            self._status_store = AppStatusStore(self._app_id, self.appName, self._conf.getAll())
-            self._scheduler.listeners.append(self._status_store)
-            try:
-                self._ui = DriverUI(
-                    self._status_store,
-                    addresses.bind,
-                    settings.get_int("spark.ui.port", 4040) or 0,  # 0: any free port
-                    advertise=addresses.advertise,
-                )
-            except OSError as exc:
-                log.warning("application UI not started: %s", exc)
-        # As Spark does: --py-files/--files/--archives (and pyFiles) are added files,
-        # served to executors by content (checked here, before any executor starts).
-        self._add_configured_files(self._py_files)
-        if kind == "local":
-            backend = LocalBackend(
-                self._scheduler,
-                self._driver_url,
-                self._app_id,
-                cores,
-                local_executor_env({**executor_env, **self._local_secret_env()}),
-                python=self.pythonExec,
-            )
-            self._backend = backend
-            # As when the Master removes an application: the context goes with its last
-            # executor, so a later job fails at once instead of waiting for one forever.
-            backend.on_dead = self.stop
-            backend.start()
-        else:
-            from scheduler.backend.standalone import StandaloneBackend, app_description
-
-            standalone = StandaloneBackend(
-                self._scheduler,
-                self._env,
-                self._endpoint,
-                urls,
-                app_description(
-                    self.appName,
-                    self._driver_url,
-                    settings,
-                    executor_env,
-                    self.uiWebUrl,
-                    self.sparkUser(),
-                    self._allocation,
-                ),
-                self._allocation,
-                self._removed_by_master,
-            )
-            self._backend = self._allocation_client = standalone
-            self._app_id = standalone.start()
-            self._endpoint.set_app_id(self._app_id)
-        if self._status_store is not None:
-            self._status_store.set_app(self._app_id)
-            self._status_store.user = self.sparkUser()
-        if self._event_log is not None:
-            self._event_log.start(
-                self._app_id, self.appName, self.startTime, self.sparkUser(), self._conf.getAll()
-            )
-        self._ticker = threading.Thread(target=self._tick, name="scheduler-ticker", daemon=True)
-        self._ticker.start()
-        if (
-            self._conf.to_conf().get_bool("spark.ui.showConsoleProgress", True)
-            and sys.stderr.isatty()
-        ):
-            from scheduler.status.progress import ConsoleProgressBar
-
-            self._progress = ConsoleProgressBar(self._scheduler)
-            self._progress.start()
-        level = self._conf.get("spark.log.level")
-        if level:
-            self.setLogLevel(level)
-
-    def _local_secret_env(self) -> dict[str, str]:
-        """The app's own secret for local[N]'s executor, its child: through the environment.
-
-        A cluster's executors take the secret of their worker's host; local[N]'s has no
-        other source, and a secret set only in the app's conf left it refused by its
-        own driver ('no authentication token'). Never on a command line.
-        """
-        secret = self._conf.get("spark.authenticate.secret")
-        if secret:
-            return {SECRET_ENV_VAR: secret}
-        secret_file = self._conf.get("spark.authenticate.secret.file")
-        return {f"{SECRET_ENV_VAR}_FILE": secret_file} if secret_file else {}
-
-    def _executor_environment(self) -> dict[str, str]:
-        env = {
+        spec = DriverSpec(
+            self._conf,
+            kind,
+            cores,
+            urls,
+            self.appName,
+            self.startTime,
+            self.sparkUser(),
+            self.pythonExec,
+            self._allocation,
+            # As Spark does: --py-files/--files/--archives (and pyFiles) are added files,
+            # served to executors by content (checked before any executor starts).
+            lambda: self._add_configured_files(self._py_files),
+            self.stop,
+            self._removed_by_master,
+            local_cluster=getattr(self, "_local_cluster", None),
+            attach=self._attach,
+        )
+        rt = build_driver(spec, self._scheduler)
+        self._env, self._endpoint, self._app_id = rt.env, rt.endpoint, rt.app_id
+        self._backend, self._allocation_client = rt.backend, rt.allocation_client
+        self._ui, self._event_log = rt.ui, rt.event_log
+        #: The executors' extra environment variables, as PySpark's `sc.environment` lists them.
+        self.environment: dict[str, str] = {
             key[len("spark.executorEnv.") :]: value
             for key, value in self._conf.getAll()
             if key.startswith("spark.executorEnv.")
         }
-        env.setdefault("PYTHONHASHSEED", os.environ.get("PYTHONHASHSEED", "0"))
-        local_dir = self._conf.get("spark.local.dir")
-        if local_dir:
-            env["SPARKCTL_LOCAL_DIR"] = local_dir
-        env["SPARKCTL_PYTHON_WORKER_MEMORY_MB"] = str(self.python_worker_memory_mb())
-        env["SPARKCTL_TASK_CPUS"] = str(self._scheduler.settings.task_cpus)
-        env.update(worker_limits_env(self._conf.to_conf()))  # the Python workers' limits
-        rpc = {
-            k: v
-            for k, v in self._conf.getAll()
-            if k.startswith(_EXECUTOR_RPC_PREFIXES) and "secret" not in k.lower()
-        }
-        # Executors must agree with the driver on message limits, the backend and TLS,
-        # and listen for block fetches as the app says (secrets come from their env).
-        env["SPARKCTL_RPC_CONF"] = json.dumps(rpc)
-        interval = self._conf.to_conf().get_duration("spark.executor.heartbeatInterval") or 10.0
-        env["SPARKCTL_EXECUTOR_HEARTBEAT_INTERVAL"] = str(interval)
-        return env
-
-    def _tick(self) -> None:
-        conf = self._conf.to_conf()
-        timeout = conf.get_duration("spark.network.timeout") or 120.0
-        last_expiry = time.monotonic()
-        while not self._stopped:
-            time.sleep(0.1)
-            try:
-                if self._scheduler.tsms:
-                    self._scheduler.check_speculation()
-                    self._scheduler.check_starvation(time.monotonic())
-                if time.monotonic() - last_expiry > 1.0:
-                    last_expiry = time.monotonic()
-                    self._scheduler.expire_silent_executors(timeout)
-            except Exception:
-                log.exception("scheduler tick failed")
+        self.environment["PYTHONHASHSEED"] = rt.executor_env["PYTHONHASHSEED"]
+        level = self._conf.get("spark.log.level")
+        if level:
+            self.setLogLevel(level)
 
     def _removed_by_master(self, reason: str) -> None:
         """The Master removed the application: the context goes with it (Spark's `dead`)."""
         self.stop_reason = reason
         self.stop()
 
+    def _attach(self, runtime: DriverRuntime) -> None:
+        self._runtime = runtime
+
     def _executor_lost(self, executor_id: str, reason: str) -> None:
-        backend = self._backend
-        if backend is not None and not self._stopped:
-            backend.executor_lost(executor_id, reason)
+        """The task scheduler forgot an executor: its backend may replace it."""
+        runtime = self._runtime
+        if runtime is not None and runtime.backend is not None and not self._stopped:
+            runtime.backend.executor_lost(executor_id, reason)
 
     def stop(self) -> None:
         """Cancel running jobs, stop the executors and release everything."""
@@ -399,34 +238,11 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
 
     def _teardown(self) -> None:
         self._stopped = True
-        ui = getattr(self, "_ui", None)
-        if ui is not None:
-            ui.stop()
-        progress = getattr(self, "_progress", None)
-        if progress is not None:
-            progress.stop()
-        if getattr(self, "_scheduler", None) is not None:
-            self._scheduler.stopping = True
-        backend = getattr(self, "_backend", None)
-        if backend is not None:
-            try:
-                backend.stop()
-            except Exception:
-                log.exception("stopping the backend failed")
-        env = getattr(self, "_env", None)
-        if env is not None:
-            env.shutdown()
-        local_cluster = getattr(self, "_local_cluster", None)
-        if local_cluster is not None:
-            local_cluster.stop()
-        event_log = getattr(self, "_event_log", None)
-        if event_log is not None:
-            event_log.stop()
-        scheduler = getattr(self, "_scheduler", None)
-        if scheduler is not None and getattr(self, "_kind", "") == "local":
-            # Executors remove their own dirs; these are the ones of executors that died.
-            for path in scheduler.local_dirs:
-                shutil.rmtree(path, ignore_errors=True)
+        runtime = getattr(self, "_runtime", None)
+        if runtime is not None:
+            runtime.stop()
+        elif getattr(self, "_local_cluster", None) is not None:
+            self._local_cluster.stop()  # the driver failed to start: only the cluster ran
         self._remove_added_files()
         tmp = getattr(self, "_tmp_checkpoint_root", None)
         if tmp is not None:
@@ -586,8 +402,8 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             return next(self._shuffle_ids)
 
     def python_worker_memory_mb(self) -> int:
-        size = self._conf.to_conf().get_size("spark.python.worker.memory", unit="m")
-        return max(1, (size or 512 << 20) >> 20)
+        """spark.python.worker.memory in MiB: where aggregation spills to disk."""
+        return python_worker_memory_mb(self._conf.to_conf())
 
     # -- local properties and job groups ---------------------------------------------------
 
@@ -891,41 +707,3 @@ def _register_exit_hook(hook: Callable[[], None]) -> None:
 
 def _collect_partition(context: Any, iterator: Iterator[Any]) -> list[Any]:
     return list(iterator)
-
-
-def _positive_duration(conf: Conf, key: str, default: float) -> float:
-    """A duration setting that must be positive (seconds).
-
-    Raises:
-        ValueError: naming `key` when its value is not a positive time.
-    """
-    value = conf.get_duration(key)
-    if value is None:
-        return default
-    if value <= 0:
-        raise ValueError(f"{key} must be a positive time value, not {conf.get_str(key)!r}")
-    return value
-
-
-def _task_cpus(settings: Any, kind: str, local_cores: int) -> int:
-    """spark.task.cpus, checked against the cores an executor will have.
-
-    Raises:
-        ValueError: not a positive number, or more than an executor's cores (local[N]
-            gives N; spark.executor.cores when set), naming the keys.
-    """
-    raw = settings.get("spark.task.cpus") or "1"
-    try:
-        cpus = int(raw)
-    except ValueError:
-        raise ValueError(f"spark.task.cpus must be a whole number, not {raw!r}") from None
-    if cpus < 1:
-        raise ValueError(f"spark.task.cpus must be at least 1, not {cpus}")
-    executor_cores = local_cores if kind == "local" else settings.get_int("spark.executor.cores")
-    if executor_cores and executor_cores < cpus:
-        where = f"local[{local_cores}]" if kind == "local" else "spark.executor.cores"
-        raise ValueError(
-            f"the number of cores per executor ({where} = {executor_cores}) must be at least "
-            f"spark.task.cpus ({cpus})"
-        )
-    return cpus

@@ -138,6 +138,7 @@ class SchedulerEndpoint(RpcEndpoint):
                 local_dir=message.local_dir,
                 pid=message.pid,
                 log_urls=dict(message.log_urls),
+                resources={r.name: list(r.addresses) for r in message.resources},
             )
             accepted = self._scheduler.register_executor(handle)
             if accepted:

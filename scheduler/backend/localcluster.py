@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -104,10 +105,14 @@ class _Child:
 class LocalCluster:
     """A Master and its Workers as child processes, for one SparkContext."""
 
-    def __init__(self, workers: int, cores: int, memory_mb: int) -> None:
+    def __init__(
+        self, workers: int, cores: int, memory_mb: int, worker_conf: dict[str, str] | None = None
+    ) -> None:
         self.workers = workers
         self.cores = cores
         self.memory_mb = memory_mb
+        #: The application's spark.worker.resource* keys: its workers get them, as in Spark.
+        self.worker_conf = dict(worker_conf or {})
         self.url = ""
         self._children: list[_Child] = []
         self._dir = Path(tempfile.mkdtemp(prefix="sparkctl-local-cluster-"))
@@ -134,6 +139,8 @@ class LocalCluster:
                 args = ["worker", self.url, "--cores", str(self.cores)]
                 args += ["--memory", f"{self.memory_mb}m"]
                 args += ["--work-dir", str(self._dir / f"worker-{i}")]
+                for key, value in sorted(self.worker_conf.items()):
+                    args += ["--conf", f"{key}={value}"]
                 self._children.append(_Child(args, self._dir / f"worker-{i}.log", env))
             deadline = time.monotonic() + START_TIMEOUT_S
             for i, child in enumerate(self._children[1:]):
@@ -158,7 +165,9 @@ class LocalCluster:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def start_local_cluster(master: str, executor_memory_mb: int) -> LocalCluster:
+def start_local_cluster(
+    master: str, executor_memory_mb: int, conf: Mapping[str, str] | None = None
+) -> LocalCluster:
     """Start the cluster a local-cluster[N,C,M] URL asks for.
 
     Raises:
@@ -173,6 +182,11 @@ def start_local_cluster(master: str, executor_memory_mb: int) -> LocalCluster:
             f"Asked to launch cluster with {memory_mb} MiB/worker but requested "
             f"{executor_memory_mb} MiB/executor (spark.executor.memory)"
         )
-    cluster = LocalCluster(workers, cores, memory_mb)
+    worker_conf = {
+        k: v
+        for k, v in (conf or {}).items()
+        if k.startswith("spark.worker.resource") or k == "spark.worker.resourcesFile"
+    }
+    cluster = LocalCluster(workers, cores, memory_mb, worker_conf)
     cluster.start()
     return cluster

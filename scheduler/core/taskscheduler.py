@@ -29,7 +29,10 @@ from scheduler.core.dag import DAGScheduler, Job, TaskSet
 from scheduler.core.tasksetmanager import TaskSetManager
 from scheduler.rdd.callsite import stage_name, task_set_name
 from scheduler.rdd.lineage import stage_rdds
+from scheduler.rdd.profiles import stage_profile
 from scheduler.rdd.rdd import RDD
+from scheduler.resource.profile import ResourceProfile, TaskRequirement, default_profile
+from scheduler.resource.slots import ResourceSlots
 from scheduler.task.broadcast import collect_broadcast_ids
 from scheduler.task.stagecode import dumps_stage
 from sparkctl.v1 import scheduler_pb2 as pb
@@ -93,6 +96,15 @@ class ExecutorHandle:
     last_heartbeat: float = field(default_factory=time.monotonic)
     completed_tasks: int = 0
     failed_tasks: int = 0
+    #: Custom resource addresses it holds (name -> addresses), from its worker.
+    resources: dict[str, list[str]] = field(default_factory=dict)
+    #: The resource profile it was started for (0: the application's default).
+    profile_id: int = 0
+    #: Which of those addresses its running tasks hold.
+    slots: ResourceSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.slots = ResourceSlots(self.resources)
 
 
 @dataclass(frozen=True)
@@ -169,6 +181,14 @@ class TaskScheduler:
         self.stopping = False
         #: Since when tasks have been waiting with no executor at all (None: they are not).
         self._starving_since: float | None = None
+        #: Profile 0, from the application's conf (the context sets it at start).
+        self.default_profile = default_profile({}, settings.task_cpus)
+        #: Each task set's resource profile (only those not the default).
+        self._set_profiles: dict[str, ResourceProfile] = {}
+        #: Task id -> (executor, addresses, requirement) of tasks holding custom resources.
+        self._task_resources: dict[
+            int, tuple[ExecutorHandle, dict[str, list[str]], dict[str, TaskRequirement]]
+        ] = {}
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -238,6 +258,9 @@ class TaskScheduler:
             now,
         )
         self.tsms[task_set.key] = tsm
+        profile = stage_profile(task_set.spec.rdd)
+        if profile is not None and profile.id != self.default_profile.id:
+            self._set_profiles[task_set.key] = profile
         self._emit(
             "stage_submitted",
             {
@@ -309,6 +332,8 @@ class TaskScheduler:
                     task_set = tsm.task_set
                     self._kill(sorted(tsm.running), "stage aborted")
                     self.dag.task_set_failed(task_set.stage_id, task_set.attempt, tsm.abort_reason)
+            for task_id in [t for t, v in self._task_resources.items() if v[0] is handle]:
+                del self._task_resources[task_id]
             for locations in self.cache_locations.values():
                 locations.discard(executor_id)
             self.dag.executor_lost(executor_id)
@@ -411,13 +436,19 @@ class TaskScheduler:
                 room = max(1, h.cores // task_cpus) * deepest
                 if not h.running or room - len(h.running) >= max(1, room // 4):
                     eligible.append(h)
+            needs = {t.task_set.key: self._needs(t) for t in active}
             while progress:
                 progress = False
                 for handle in eligible:
                     held = len(handle.running)
-                    slots = max(1, handle.cores // task_cpus)
                     for tsm in active:
+                        profile_id, cpus, wanted = needs[tsm.task_set.key]
+                        if profile_id != handle.profile_id:
+                            continue
+                        slots = max(1, handle.cores // cpus)
                         if not tsm.has_pending() or held >= slots * depths[tsm.task_set.key]:
+                            continue
+                        if wanted and not handle.slots.fits(wanted):
                             continue
                         task_id = next(self._task_ids)
                         attempt = tsm.resource_offer(handle.executor_id, now, alive, task_id)
@@ -473,11 +504,43 @@ class TaskScheduler:
             else:
                 message.stages.add(taskset=key, data=payload.data, barrier=tsm.barrier)
             handle.stages.add(key)
-        message.tasks.add(
+        task = message.tasks.add(
             task_id=task_id, taskset=key, partition=tsm.task_set.partitions[index], attempt=attempt
         )
+        profile = self._set_profiles.get(key)
+        if profile is not None:
+            task.cpus = profile.task_cpus(self.settings.task_cpus)
+        wanted = (profile or self.default_profile).task_requirements()
+        if wanted:
+            given = handle.slots.acquire(wanted)
+            if given is not None:
+                self._task_resources[task_id] = (handle, given, wanted)
+                for name, addresses in sorted(given.items()):
+                    task.resources.add(name=name, addresses=addresses)
         handle.running.add(task_id)
         self._task_owner[task_id] = (tsm, handle.executor_id)
+
+    def _needs(self, tsm: TaskSetManager) -> tuple[int, int, dict[str, TaskRequirement]]:
+        """(executor profile id, cpus, custom resources) each task of `tsm` needs (lock held).
+
+        A task-only profile runs on the default profile's executors, as in Spark.
+        """
+        profile = self._set_profiles.get(tsm.task_set.key)
+        if profile is None:
+            profile = self.default_profile
+        executor_profile = self.default_profile.id if profile.task_only else profile.id
+        return (
+            executor_profile,
+            profile.task_cpus(self.settings.task_cpus),
+            profile.task_requirements(),
+        )
+
+    def _release_resources(self, task_id: int) -> None:
+        """Free the custom resource addresses a finished task held (lock held)."""
+        held = self._task_resources.pop(task_id, None)
+        if held is not None:
+            handle, given, wanted = held
+            handle.slots.release(given, wanted)
 
     # -- outcomes ---------------------------------------------------------------------------
 
@@ -486,6 +549,7 @@ class TaskScheduler:
             now = time.monotonic()
             handle = self.executors.get(executor_id)
             for status in statuses:
+                self._release_resources(status.task_id)
                 owner = self._task_owner.pop(status.task_id, None)
                 if handle is not None:
                     handle.running.discard(status.task_id)

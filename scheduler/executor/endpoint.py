@@ -127,6 +127,10 @@ class ExecutorEndpoint(RpcEndpoint):
             local_dir=self._runtime.local_dir,
             block_manager_port=self._block_port,
             log_urls=_log_urls(os.environ),
+            resources=[
+                pb.TaskResource(name=name, addresses=addresses)
+                for name, addresses in sorted(executor_resources(os.environ).items())
+            ],
         )
         future = self._driver.ask(request, 30.0)
         driver_url = self._args.driver_url
@@ -178,6 +182,10 @@ class ExecutorEndpoint(RpcEndpoint):
                 if stage.blob:
                     data = b"".join(self._fetch_blob(stage.blob, stage.size))
                 self._runtime.add_stage(stage.taskset, data, stage.barrier)
+            for t in message.tasks:
+                if t.resources or t.cpus:
+                    resources = {r.name: list(r.addresses) for r in t.resources}
+                    self._runtime.set_task_resources(t.task_id, resources, t.cpus)
             self._runtime.launch(
                 [(t.task_id, t.taskset, t.partition, t.attempt) for t in message.tasks]
             )
@@ -456,6 +464,26 @@ def run_endpoint(
         env.shutdown()
 
     threading.Thread(target=shutdown_when_done, name="env-shutdown", daemon=True).start()
+
+
+#: Set by the Worker that launched this executor: the custom resource addresses the
+#: Master gave it (JSON: name -> addresses), as Spark's executors get a resources file.
+EXECUTOR_RESOURCES_ENV = "SPARKCTL_EXECUTOR_RESOURCES"
+
+
+def executor_resources(environ: Mapping[str, str]) -> dict[str, list[str]]:
+    """This executor's custom resource addresses; {} when its worker gave none.
+
+    Raises:
+        ValueError: the variable is set but is not JSON of name -> list of addresses.
+    """
+    raw = environ.get(EXECUTOR_RESOURCES_ENV)
+    if not raw:
+        return {}
+    value = json.loads(raw)
+    if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
+        raise ValueError(f"{EXECUTOR_RESOURCES_ENV} must map names to address lists: {raw!r}")
+    return {str(k): [str(a) for a in v] for k, v in value.items()}
 
 
 def _log_urls(environ: Mapping[str, str]) -> dict[str, str]:

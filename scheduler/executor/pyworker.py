@@ -281,9 +281,19 @@ def _collect_metrics(
 
 
 def run_task(
-    runtime: WorkerRuntime, spec: TaskSetSpec, task_id: int, partition: int, attempt: int
+    runtime: WorkerRuntime,
+    spec: TaskSetSpec,
+    task_id: int,
+    partition: int,
+    attempt: int,
+    extras: tuple[dict[str, list[str]], int] | None = None,
 ) -> tuple[Any, ...]:
-    """Run one task; returns the ("done", ...) reply."""
+    """Run one task; returns the ("done", ...) reply.
+
+    `extras`: the custom resource addresses and cpus the driver assigned it, if any.
+    """
+    resources, cpus = extras if extras is not None else ({}, 0)
+    cpus = cpus or _TASK_CPUS
     start = time.monotonic()
     try:
         properties = _prepare_files(runtime, spec.properties)
@@ -292,12 +302,12 @@ def run_task(
     context: TaskContext
     if spec.barrier:
         context = BarrierTaskContext(
-            spec.stage_id, partition, attempt, task_id, properties, _TASK_CPUS, runtime,
-            stage_attempt=spec.stage_attempt,
+            spec.stage_id, partition, attempt, task_id, properties, cpus, runtime,
+            stage_attempt=spec.stage_attempt, resources=resources,
         )  # fmt: skip
     else:
         context = TaskContext(
-            spec.stage_id, partition, attempt, task_id, properties, _TASK_CPUS, runtime
+            spec.stage_id, partition, attempt, task_id, properties, cpus, runtime, resources
         )
     TaskContext._set(context)
     _accumulators.reset_registry()
@@ -434,7 +444,8 @@ def main(argv: list[str] | None = None) -> None:
             return
         kind = message[0]
         if kind == "task":
-            _, task_id, key, partition, attempt, payload = message
+            _, task_id, key, partition, attempt, payload, *rest = message
+            extras = rest[0] if rest else None
             if payload is not None:
                 payloads[key] = payload
                 stages.pop(key, None)
@@ -475,7 +486,7 @@ def main(argv: list[str] | None = None) -> None:
                 )  # fmt: skip
                 conn.send_bytes(pickle.dumps(reply))
                 continue
-            reply = run_task(runtime, spec, task_id, partition, attempt)
+            reply = run_task(runtime, spec, task_id, partition, attempt, extras)
             del spec
             _flush_stdout()
             cached = runtime.cache_report()

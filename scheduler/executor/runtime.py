@@ -156,6 +156,8 @@ class ExecutorRuntime:
         self.fetch_remote: Any = None
         #: BarrierRequest -> BarrierResponse: a barrier task's sync, asked of the driver.
         self.barrier_remote: Any = None
+        #: Task id -> (custom resource addresses, cpus) the driver gave it, until it is done.
+        self._task_resources: dict[int, tuple[dict[str, list[str]], int]] = {}
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
         args = [local_dir, executor_id, host, str(memory_mb)]
@@ -192,6 +194,11 @@ class ExecutorRuntime:
             self._payloads[key] = data
             if barrier:
                 self._barrier_sets.add(key)
+
+    def set_task_resources(self, task_id: int, resources: dict[str, list[str]], cpus: int) -> None:
+        """What a task about to be launched holds (its TaskContext.resources() and cpus())."""
+        with self._lock:
+            self._task_resources[task_id] = (resources, cpus)
 
     def launch(self, tasks: list[tuple[int, str, int, int]]) -> None:
         with self._lock:
@@ -376,8 +383,9 @@ class ExecutorRuntime:
         assert slot.conn is not None
         # On OSError the reader notices the dead worker and requeues or reports the task.
         with contextlib.suppress(OSError):
+            extras = self._task_resources.get(task_id)
             slot.conn.send_bytes(
-                pickle.dumps(("task", task_id, key, partition, attempt, payload), 5)
+                pickle.dumps(("task", task_id, key, partition, attempt, payload, extras), 5)
             )
 
     def _note_cached(
@@ -517,6 +525,8 @@ class ExecutorRuntime:
         Sending from the reporting thread itself (instead of waking a sender thread)
         saves a thread hand-off per batch; replies that arrive meanwhile ride along.
         """
+        if reply[0] == "done" and self._task_resources:
+            self._task_resources.pop(reply[1], None)
         with self._status_lock:
             self._statuses.append(reply)
             if self._sending:

@@ -124,10 +124,12 @@ class MapPartitionsRDD(RDD):
             collector.add_profiler(self, self._profiler)
 
     def _pipelinable(self) -> bool:
+        # An RDD with a resource profile stays its own RDD, so its stage finds the profile.
         return not (
             self._storage_level is not None
             or self._checkpoint_requested
             or self._checkpoint_rdd is not None
+            or self.has_resource_profile
         )
 
     def _num_partitions(self) -> int:

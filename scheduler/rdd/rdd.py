@@ -25,6 +25,7 @@ from scheduler.rdd.callsite import first_api_call
 from scheduler.rdd.deps import Dependency
 from scheduler.rdd.pairs import PairFunctions
 from scheduler.rdd.storagelevel import StorageLevel
+from scheduler.resource.profile import ResourceProfile
 from scheduler.shuffle.partitioner import Partitioner
 from scheduler.shuffle.sampling import BernoulliRangeSampler, PartitionSampler
 
@@ -298,12 +299,28 @@ class RDD(ActionFunctions, PairFunctions):
         """PySpark's attribute: checkpoint() was called (written or not yet)."""
         return bool(self._checkpoint_requested) or self.isCheckpointed()
 
-    #: PySpark's attribute; resource profiles (withResources) are not supported.
+    #: PySpark's attribute: withResources() was called on this RDD.
     has_resource_profile = False
+    #: The profile withResources() set (None: the application's default).
+    _resource_profile: ResourceProfile | None = None
 
-    def getResourceProfile(self) -> None:
-        """The RDD's resource profile: always None, as withResources is not supported."""
-        return None
+    def withResources(self, profile: ResourceProfile) -> RDD:
+        """Run this RDD's stage with `profile`'s executor and task resources (stage-level
+        scheduling). A profile asking executor resources needs dynamic allocation."""
+        if not isinstance(profile, ResourceProfile):
+            raise TypeError(f"withResources takes a ResourceProfile, not {type(profile).__name__}")
+        self.has_resource_profile = True
+        self._resource_profile = profile
+        # Spark's ResourceProfileManager check (what this cluster manager supports),
+        # when the context offers it.
+        check = getattr(self.ctx, "check_resource_profile", None)
+        if check is not None:
+            check(profile)
+        return self
+
+    def getResourceProfile(self) -> ResourceProfile | None:
+        """The profile withResources() set, or None."""
+        return self._resource_profile
 
     def isLocallyCheckpointed(self) -> bool:
         return self._local_checkpoint

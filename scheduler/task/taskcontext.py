@@ -10,6 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from scheduler.resource.information import ResourceInformation
+
 __all__ = ["BarrierTaskContext", "BarrierTaskInfo", "TaskContext"]
 
 
@@ -33,6 +35,7 @@ class TaskContext:
         properties: dict[str, str] | None = None,
         cpus: int = 1,
         runtime: Any = None,
+        resources: dict[str, list[str]] | None = None,
     ) -> None:
         if getattr(self, "_initialized", False):
             return
@@ -45,6 +48,8 @@ class TaskContext:
         self._cpus = cpus
         #: The executor-side worker runtime (shuffle reader, block store); None on the driver.
         self._runtime = runtime
+        #: Custom resource addresses the driver assigned this task (name -> addresses).
+        self._resources = {name: list(addresses) for name, addresses in (resources or {}).items()}
 
     @classmethod
     def get(cls) -> TaskContext | None:
@@ -83,9 +88,13 @@ class TaskContext:
         """The exact CPUs reserved for this task (PySpark 4.3); whole numbers in sparkctl."""
         return Decimal(self._cpus)
 
-    def resources(self) -> dict[str, Any]:
-        """Custom resources of this task (none in sparkctl)."""
-        return {}
+    def resources(self) -> dict[str, ResourceInformation]:
+        """The custom resources assigned to this task: name -> ResourceInformation.
+
+        Its addresses are its own (or shared only with tasks asking a fraction of
+        one) while it runs, as the driver's scheduler assigned them.
+        """
+        return {name: ResourceInformation(name, a) for name, a in self._resources.items()}
 
 
 class BarrierTaskInfo:

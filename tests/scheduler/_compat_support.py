@@ -52,7 +52,12 @@ def alias_pyspark_as_scheduler() -> None:
 
     alias.SparkSession = SparkSession  # type: ignore[attr-defined]
     alias.Row = Row  # type: ignore[attr-defined]
+    import pyspark.resource
+
+    # `from scheduler.resource import ...` is `from pyspark.resource import ...`.
+    alias.resource = pyspark.resource  # type: ignore[attr-defined]
     sys.modules["scheduler"] = alias
+    sys.modules["scheduler.resource"] = pyspark.resource
 
 
 if IMPL == "pyspark":

@@ -1,0 +1,419 @@
+"""The driver's wiring: what a SparkContext is made of, built in one place.
+
+`build_driver` takes the checked settings (`DriverSpec`) and the task
+scheduler, and starts the rest in order: the RpcEnv with the
+"CoarseGrainedScheduler" endpoint, the event log and the UI (listeners
+before any executor can report), the added files, the backend (local
+executor process or standalone AppClient, which gives the app id), the
+scheduler's ticker and the console progress bar. `DriverRuntime.stop`
+undoes it in reverse; a start that fails part-way stops what it had started.
+SparkContext keeps only PySpark's methods over the result. The settings it
+checks before anything starts (`scheduler_settings`, `check_task_cpus`) live here
+too, so a bad value fails fast and names its key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rpcenv import SECRET_ENV_VAR, Conf, RpcAddress, RpcEnv
+from scheduler.backend.addresses import check_driver_bind, driver_addresses
+from scheduler.backend.base import ExecutorAllocationClient, SchedulerBackend
+from scheduler.backend.endpoint import ENDPOINT_NAME, SchedulerEndpoint
+from scheduler.backend.local import LocalBackend, local_executor_env
+from scheduler.core.allocation import AllocationSettings
+from scheduler.core.taskscheduler import SchedulerSettings, TaskScheduler
+from scheduler.executor.workerlimits import worker_limits_env
+from scheduler.status.eventlog import EventLogSettings, EventLogWriter
+
+if TYPE_CHECKING:
+    from scheduler.api.conf import SparkConf
+    from scheduler.status.driverui import AppStatusStore, DriverUI
+    from scheduler.status.progress import ConsoleProgressBar
+
+__all__ = [
+    "DriverRuntime",
+    "DriverSpec",
+    "barrier_check",
+    "build_driver",
+    "check_task_cpus",
+    "executor_environment",
+    "positive_duration",
+    "python_worker_memory_mb",
+    "scheduler_settings",
+]
+
+log = logging.getLogger(__name__)
+
+#: Driver settings executors receive in SPARKCTL_RPC_CONF (never a secret).
+_EXECUTOR_RPC_PREFIXES = (
+    "spark.rpc.",
+    "spark.ssl.rpc.",
+    "spark.blockManager.",
+    "spark.port.maxRetries",
+    "spark.sparkctl.shuffle.",
+)
+
+
+@dataclass
+class DriverSpec:
+    """What the context decided before wiring: the master, the application, its callbacks."""
+
+    conf: SparkConf
+    #: "local" or "standalone" (a local-cluster is standalone by then), with local[N]'s N.
+    kind: str
+    cores: int
+    master_urls: list[str]
+    app_name: str
+    start_ms: int
+    user: str
+    #: The Python of a local executor (spark.pyspark.python, PYSPARK_PYTHON, else ours).
+    python: str
+    allocation: AllocationSettings | None
+    #: Runs once the endpoint serves files and before any executor starts (added files).
+    add_files: Callable[[], None]
+    #: The local backend gave up on its executor: the context stops.
+    on_dead: Callable[[], None]
+    #: The Master removed the application (with why): the context stops.
+    on_removed: Callable[[str], None]
+    #: Custom resources each executor needs (spark.executor.resource.*), for the Master.
+    executor_resources: Mapping[str, int] = field(default_factory=dict)
+    #: A local-cluster's Master and Workers, stopped with the driver.
+    local_cluster: Any = None
+    #: Given the runtime as soon as it exists, before its backend starts: executors
+    #: lost while the backend starts must already reach it (to be replaced).
+    attach: Callable[[DriverRuntime], None] = lambda runtime: None
+
+
+@dataclass
+class DriverRuntime:
+    """The running parts of a driver, as `build_driver` wired them."""
+
+    scheduler: TaskScheduler
+    env: RpcEnv
+    endpoint: SchedulerEndpoint
+    app_id: str
+    #: What executors dial: spark://CoarseGrainedScheduler@host:port (the advertised host).
+    driver_url: str
+    #: The executors' environment (their settings travel in SPARKCTL_* variables).
+    executor_env: dict[str, str]
+    local: bool
+    local_cluster: Any = None
+    event_log: EventLogWriter | None = None
+    status_store: AppStatusStore | None = None
+    ui: DriverUI | None = None
+    backend: SchedulerBackend | None = None
+    #: The backend again when it can ask a cluster manager for executors (standalone).
+    allocation_client: ExecutorAllocationClient | None = None
+    progress: ConsoleProgressBar | None = None
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def stop(self) -> None:
+        """Stop everything started, the UI first and the event log last (idempotent)."""
+        self._stopped.set()
+        if self.ui is not None:
+            self.ui.stop()
+        if self.progress is not None:
+            self.progress.stop()
+        self.scheduler.stopping = True
+        if self.backend is not None:
+            try:
+                self.backend.stop()
+            except Exception:
+                log.exception("stopping the backend failed")
+        self.env.shutdown()
+        if self.local_cluster is not None:
+            self.local_cluster.stop()
+        if self.event_log is not None:
+            self.event_log.stop()
+        if self.local:
+            # Executors remove their own dirs; these are the ones of executors that died.
+            for path in self.scheduler.local_dirs:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _tick(self, conf: Conf) -> None:
+        """Speculation, starvation warnings and silent executors, checked every 100 ms."""
+        timeout = conf.get_duration("spark.network.timeout") or 120.0
+        last_expiry = time.monotonic()
+        scheduler = self.scheduler
+        while not self._stopped.wait(0.1):
+            try:
+                if scheduler.tsms:
+                    scheduler.check_speculation()
+                    scheduler.check_starvation(time.monotonic())
+                if time.monotonic() - last_expiry > 1.0:
+                    last_expiry = time.monotonic()
+                    scheduler.expire_silent_executors(timeout)
+            except Exception:
+                log.exception("scheduler tick failed")
+
+
+def build_driver(spec: DriverSpec, scheduler: TaskScheduler) -> DriverRuntime:
+    """Start a driver's RpcEnv, endpoint, listeners, UI and backend around `scheduler`.
+
+    Sets spark.driver.host and spark.driver.port in `spec.conf` to where it listens.
+
+    Raises:
+        RuntimeError: the backend could not start (no Master, no local executor).
+        OSError, ValueError: the driver cannot bind as configured, or a bad setting.
+    """
+    conf = spec.conf
+    settings = conf.to_conf()
+    addresses = driver_addresses(settings, spec.kind, spec.master_urls, os.environ)
+    check_driver_bind(addresses, settings, os.environ)
+    port = int(conf.get("spark.driver.port") or "0")
+    env = RpcEnv.create(
+        "sparkDriver",
+        addresses.bind,
+        port,
+        dict(conf.getAll()),
+        advertise_host=addresses.advertise,
+    )
+    local = spec.kind == "local"
+    app_id = f"local-{spec.start_ms}" if local else f"pending-{uuid.uuid4().hex[:8]}"
+    endpoint = SchedulerEndpoint(scheduler, app_id)
+    # Executors dial the advertised address, which differs from the bound one only
+    # when spark.driver.bindAddress says so (a NAT, a container).
+    advertised = RpcAddress(addresses.advertise, env.address.port)
+    rt = DriverRuntime(
+        scheduler,
+        env,
+        endpoint,
+        app_id,
+        f"spark://{ENDPOINT_NAME}@{advertised.host_port}",
+        {},
+        local,
+        spec.local_cluster,
+    )
+    spec.attach(rt)
+    try:
+        env.setup_endpoint(ENDPOINT_NAME, endpoint)
+        # As Spark's driver does: the conf says where it ended up.
+        conf.set("spark.driver.host", addresses.advertise)
+        conf.set("spark.driver.port", str(advertised.port))
+        rt.executor_env = executor_environment(conf.to_conf(), scheduler.settings.task_cpus)
+        _start_listeners(rt, spec, settings, addresses.bind, addresses.advertise)
+        spec.add_files()
+        _start_backend(rt, spec, settings)
+        if rt.status_store is not None:
+            rt.status_store.set_app(rt.app_id)
+            rt.status_store.user = spec.user
+        if rt.event_log is not None:
+            rt.event_log.start(rt.app_id, spec.app_name, spec.start_ms, spec.user, conf.getAll())
+        threading.Thread(
+            target=rt._tick, args=(settings,), name="scheduler-ticker", daemon=True
+        ).start()
+        if settings.get_bool("spark.ui.showConsoleProgress", True) and sys.stderr.isatty():
+            from scheduler.status.progress import ConsoleProgressBar
+
+            rt.progress = ConsoleProgressBar(scheduler)
+            rt.progress.start()
+    except BaseException:
+        rt.local_cluster = None  # the context stops the local cluster it started
+        rt.stop()
+        raise
+    return rt
+
+
+def _start_listeners(
+    rt: DriverRuntime, spec: DriverSpec, settings: Conf, bind: str, advertise: str
+) -> None:
+    """The event log and the UI's store listen before any executor can report."""
+    log_settings = EventLogSettings.from_conf(settings)
+    if log_settings is not None:
+        rt.event_log = EventLogWriter(log_settings)
+        rt.scheduler.listeners.append(rt.event_log)
+    if not settings.get_bool("spark.ui.enabled", True):
+        return
+    from scheduler.status.driverui import AppStatusStore, DriverUI
+
+    rt.status_store = AppStatusStore(rt.app_id, spec.app_name, spec.conf.getAll())
+    rt.scheduler.listeners.append(rt.status_store)
+    try:
+        port = settings.get_int("spark.ui.port", 4040) or 0  # 0: any free port
+        rt.ui = DriverUI(rt.status_store, bind, port, advertise=advertise)
+    except OSError as exc:
+        log.warning("application UI not started: %s", exc)
+
+
+def _start_backend(rt: DriverRuntime, spec: DriverSpec, settings: Conf) -> None:
+    """Start the backend; it gets the first executors and (standalone) the app id."""
+    if rt.local:
+        backend = LocalBackend(
+            rt.scheduler,
+            rt.driver_url,
+            rt.app_id,
+            spec.cores,
+            local_executor_env({**rt.executor_env, **_local_secret_env(settings)}),
+            python=spec.python,
+        )
+        rt.backend = backend
+        # As when the Master removes an application: the context goes with its last
+        # executor, so a later job fails at once instead of waiting for one forever.
+        backend.on_dead = spec.on_dead
+        backend.start()
+        return
+    from scheduler.backend.standalone import StandaloneBackend, app_description
+
+    description = app_description(
+        spec.app_name,
+        rt.driver_url,
+        settings,
+        rt.executor_env,
+        rt.ui.url if rt.ui is not None else None,
+        spec.user,
+        spec.allocation,
+        executor_resources=spec.executor_resources,
+    )
+    standalone = StandaloneBackend(
+        rt.scheduler,
+        rt.env,
+        rt.endpoint,
+        spec.master_urls,
+        description,
+        spec.allocation,
+        spec.on_removed,
+    )
+    rt.backend = rt.allocation_client = standalone
+    rt.app_id = standalone.start()
+    rt.endpoint.set_app_id(rt.app_id)
+
+
+def _local_secret_env(settings: Conf) -> dict[str, str]:
+    """The app's own secret for local[N]'s executor, its child: through the environment.
+
+    A cluster's executors take the secret of their worker's host; local[N]'s has no
+    other source, and a secret set only in the app's conf left it refused by its
+    own driver ('no authentication token'). Never on a command line.
+    """
+    secret = settings.get_str("spark.authenticate.secret")
+    if secret:
+        return {SECRET_ENV_VAR: secret}
+    secret_file = settings.get_str("spark.authenticate.secret.file")
+    return {f"{SECRET_ENV_VAR}_FILE": secret_file} if secret_file else {}
+
+
+def executor_environment(settings: Conf, cpus: int) -> dict[str, str]:
+    """The environment executors get: spark.executorEnv.* and the SPARKCTL_* settings."""
+    env = {
+        key[len("spark.executorEnv.") :]: value
+        for key, value in settings.items()
+        if key.startswith("spark.executorEnv.")
+    }
+    env.setdefault("PYTHONHASHSEED", os.environ.get("PYTHONHASHSEED", "0"))
+    local_dir = settings.get_str("spark.local.dir")
+    if local_dir:
+        env["SPARKCTL_LOCAL_DIR"] = local_dir
+    env["SPARKCTL_PYTHON_WORKER_MEMORY_MB"] = str(python_worker_memory_mb(settings))
+    env["SPARKCTL_TASK_CPUS"] = str(cpus)
+    env.update(worker_limits_env(settings))  # the Python workers' limits
+    rpc = {
+        k: v
+        for k, v in settings.items()
+        if k.startswith(_EXECUTOR_RPC_PREFIXES) and "secret" not in k.lower()
+    }
+    # Executors must agree with the driver on message limits, the backend and TLS,
+    # and listen for block fetches as the app says (secrets come from their env).
+    env["SPARKCTL_RPC_CONF"] = json.dumps(rpc)
+    interval = settings.get_duration("spark.executor.heartbeatInterval") or 10.0
+    env["SPARKCTL_EXECUTOR_HEARTBEAT_INTERVAL"] = str(interval)
+    return env
+
+
+def python_worker_memory_mb(settings: Conf) -> int:
+    """spark.python.worker.memory in MiB (512 when unset): where aggregation spills."""
+    size = settings.get_size("spark.python.worker.memory", unit="m")
+    return max(1, (size or 512 << 20) >> 20)
+
+
+def scheduler_settings(
+    settings: Conf, kind: str, cpus: int, max_failures: int | None
+) -> SchedulerSettings:
+    """The task scheduler's settings; `max_failures` is local[N,F]'s F (None: not given).
+
+    Raises:
+        ValueError: a bad value, naming its key.
+    """
+    scheduler = SchedulerSettings(
+        task_cpus=cpus,
+        max_failures=max_failures or settings.get_int("spark.task.maxFailures") or 4,
+        max_stage_attempts=settings.get_int("spark.stage.maxConsecutiveAttempts") or 4,
+        locality_wait=settings.get_duration("spark.locality.wait") or 0.0,
+        speculation=settings.get_bool("spark.speculation"),
+        speculation_multiplier=settings.get_float("spark.speculation.multiplier") or 1.5,
+        speculation_quantile=settings.get_float("spark.speculation.quantile") or 0.75,
+        max_result_size=settings.get_size("spark.driver.maxResultSize", 1 << 30) or 0,
+        barrier_sync_timeout=positive_duration(
+            settings, "spark.barrier.sync.timeout", 365 * 86400.0
+        ),
+    )
+    if kind == "local" and max_failures is None and "spark.task.maxFailures" not in settings:
+        # Spark's local[N] does not retry failed tasks; local[N,F] retries F-1 times.
+        scheduler.max_failures = 1
+    return scheduler
+
+
+def barrier_check(settings: Conf) -> tuple[float, int]:
+    """How often, and how many times, a barrier job waits for enough slots.
+
+    Raises:
+        ValueError: a bad value, naming its key.
+    """
+    interval = positive_duration(
+        settings, "spark.scheduler.barrier.maxConcurrentTasksCheck.interval", 15.0
+    )
+    failures = settings.get_int("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures")
+    failures = 40 if failures is None else failures
+    if failures < 1:
+        raise ValueError(
+            "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures must be a positive number"
+        )
+    return interval, failures
+
+
+def positive_duration(conf: Conf, key: str, default: float) -> float:
+    """A duration setting that must be positive (seconds).
+
+    Raises:
+        ValueError: naming `key` when its value is not a positive time.
+    """
+    value = conf.get_duration(key)
+    if value is None:
+        return default
+    if value <= 0:
+        raise ValueError(f"{key} must be a positive time value, not {conf.get_str(key)!r}")
+    return value
+
+
+def check_task_cpus(settings: Conf, kind: str, local_cores: int) -> int:
+    """spark.task.cpus, checked against the cores an executor will have.
+
+    Raises:
+        ValueError: not a positive number, or more than an executor's cores (local[N]
+            gives N; spark.executor.cores when set), naming the keys.
+    """
+    raw = settings.get("spark.task.cpus") or "1"
+    try:
+        cpus = int(raw)
+    except ValueError:
+        raise ValueError(f"spark.task.cpus must be a whole number, not {raw!r}") from None
+    if cpus < 1:
+        raise ValueError(f"spark.task.cpus must be at least 1, not {cpus}")
+    executor_cores = local_cores if kind == "local" else settings.get_int("spark.executor.cores")
+    if executor_cores and executor_cores < cpus:
+        where = f"local[{local_cores}]" if kind == "local" else "spark.executor.cores"
+        raise ValueError(
+            f"the number of cores per executor ({where} = {executor_cores}) must be at least "
+            f"spark.task.cpus ({cpus})"
+        )
+    return cpus

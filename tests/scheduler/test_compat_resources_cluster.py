@@ -1,0 +1,198 @@
+"""PySpark compatibility: custom resources on a cluster, each test with its own context.
+
+The companion of test_compat_resources.py (which shares one context per master):
+the driver's discovery script, Spark's refusals of stage-level profiles on local
+mode, and on ``local-cluster[N,C,M]`` (its workers take the application's
+``spark.worker.resource.*``, as in PySpark's own resource tests) what each task
+gets and how many run at once. Observed on PySpark 4.3 first (about 30 s per
+local-cluster context there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import _compat_support as support
+import pytest
+
+from scheduler import TaskContext
+from scheduler.resource import (
+    ExecutorResourceRequests,
+    ResourceProfileBuilder,
+    TaskResourceRequests,
+)
+
+
+def gpu_script(tmp_path: Path, *addresses: str, name: str = "gpu") -> str:
+    """A discovery script printing these addresses, written into tmp_path."""
+    path = tmp_path / f"discover-{name}-{'-'.join(addresses)}.sh"
+    payload = json.dumps({"name": name, "addresses": list(addresses)})
+    path.write_text(f"#!/bin/sh\necho '{payload}'\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def _task_view(iterator: Any) -> Any:
+    ctx = TaskContext.get()
+    assert ctx is not None
+    resources = {name: (info.name, info.addresses) for name, info in ctx.resources().items()}
+    return [(ctx.partitionId(), resources, ctx.cpus())]
+
+
+def _timed(path: str) -> Any:
+    def run(index: int, iterator: Any) -> Any:
+        start = time.time()
+        time.sleep(0.6)
+        ctx = TaskContext.get()
+        assert ctx is not None
+        gpus = ctx.resources()["gpu"].addresses if "gpu" in ctx.resources() else []
+        with open(os.path.join(path, f"task-{index}"), "w") as f:
+            json.dump([start, time.time(), gpus], f)
+        return [index]
+
+    return run
+
+
+def _record(path: str | Path) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def _most_at_once(path: str) -> int:
+    """How many of the tasks recorded in `path` ran at the same moment, at most."""
+    spans = [_record(os.path.join(path, n))[:2] for n in os.listdir(path)]
+    return max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+
+
+def test_local_mode_refuses_stage_level_profiles() -> None:
+    sc = support.new_context("local[2]", "compat-resources-local")
+    try:
+        rdd = sc.parallelize(range(4), 2)
+        task_only = ResourceProfileBuilder().require(TaskResourceRequests().cpus(1)).build
+        with pytest.raises(
+            Exception, match="TaskResourceProfiles are only supported for Standalone"
+        ):
+            rdd.withResources(task_only)
+        executor = ExecutorResourceRequests().cores(1)
+        full = ResourceProfileBuilder().require(executor).build
+        with pytest.raises(Exception, match="only supported on YARN and Kubernetes and Standalone"):
+            sc.parallelize(range(4), 2).withResources(full)
+    finally:
+        sc.stop()
+
+
+def test_the_driver_runs_its_discovery_script(tmp_path: Path) -> None:
+    sc = support.new_context(
+        "local[2]",
+        "compat-resources-driver",
+        **{
+            "spark.driver.resource.gpu.amount": "1",
+            "spark.driver.resource.gpu.discoveryScript": gpu_script(tmp_path, "0", "1"),
+        },
+    )
+    try:
+        assert list(sc.resources) == ["gpu"]
+        assert sc.resources["gpu"].name == "gpu"
+        assert sc.resources["gpu"].addresses == ["0", "1"]
+    finally:
+        sc.stop()
+
+
+# -- on a cluster: local-cluster[N,C,M] -----------------------------------------------------
+
+
+def _cluster_context(master: str, app: str, tmp_path: Path, **conf: str) -> Any:
+    settings = {
+        "spark.worker.resource.gpu.amount": "1",
+        "spark.worker.resource.gpu.discoveryScript": gpu_script(tmp_path, "0"),
+        "spark.executor.resource.gpu.amount": "1",
+        "spark.executor.memory": "512m",
+    }
+    settings.update(conf)
+    return support.new_context(master, app, **settings)
+
+
+def test_each_task_sees_the_gpu_its_executor_got(tmp_path: Path) -> None:
+    sc = _cluster_context(
+        "local-cluster[2,1,1024]",
+        "compat-resources-tasks",
+        tmp_path,
+        **{
+            "spark.task.resource.gpu.amount": "1",
+            "spark.driver.resource.gpu.amount": "1",
+            "spark.driver.resource.gpu.discoveryScript": gpu_script(tmp_path, "7"),
+        },
+    )
+    try:
+        assert sc.resources["gpu"].addresses == ["7"]
+        got = sc.parallelize(range(4), 4).mapPartitions(_task_view).collect()
+        assert got == [(i, {"gpu": ("gpu", ["0"])}, 1) for i in range(4)]
+    finally:
+        sc.stop()
+
+
+def test_a_whole_gpu_per_task_runs_one_task_at_a_time(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    sc = _cluster_context(
+        "local-cluster[1,2,1024]",
+        "compat-resources-whole",
+        tmp_path,
+        **{"spark.task.resource.gpu.amount": "1"},
+    )
+    try:
+        got = sc.parallelize(range(4), 4).mapPartitionsWithIndex(_timed(str(marks))).collect()
+        assert got == [0, 1, 2, 3]
+        assert _most_at_once(str(marks)) == 1  # two cores, but one GPU
+    finally:
+        sc.stop()
+
+
+def test_half_a_gpu_per_task_shares_the_address(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    sc = _cluster_context(
+        "local-cluster[1,2,1024]",
+        "compat-resources-half",
+        tmp_path,
+        **{"spark.task.resource.gpu.amount": "0.5"},
+    )
+    try:
+        got = sc.parallelize(range(4), 4).mapPartitionsWithIndex(_timed(str(marks))).collect()
+        assert got == [0, 1, 2, 3]
+        assert _most_at_once(str(marks)) == 2
+        gpus = [_record(marks / n)[2] for n in sorted(os.listdir(marks))]
+        assert gpus == [["0"]] * 4
+        # A task-only profile asking a whole GPU runs its stage one task at a time.
+        for name in os.listdir(marks):
+            os.remove(marks / name)
+        whole = ResourceProfileBuilder().require(TaskResourceRequests().resource("gpu", 1)).build
+        rdd = sc.parallelize(range(4), 4).withResources(whole)
+        assert rdd.getResourceProfile() is not None
+        assert rdd.getResourceProfile().id == whole.id
+        assert rdd.mapPartitionsWithIndex(_timed(str(marks))).collect() == [0, 1, 2, 3]
+        assert _most_at_once(str(marks)) == 1
+    finally:
+        sc.stop()
+
+
+def test_task_cpus_are_respected_on_a_cluster(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    sc = support.new_context(
+        "local-cluster[1,2,1024]",
+        "compat-resources-cpus",
+        **{"spark.task.cpus": "2", "spark.executor.memory": "512m"},
+    )
+    try:
+        views = sc.parallelize(range(2), 2).mapPartitions(_task_view).collect()
+        assert views == [(0, {}, 2), (1, {}, 2)]
+        got = sc.parallelize(range(3), 3).mapPartitionsWithIndex(_timed(str(marks))).collect()
+        assert got == [0, 1, 2]
+        assert _most_at_once(str(marks)) == 1
+    finally:
+        sc.stop()
