@@ -36,6 +36,7 @@ from scheduler.api.driver import (
     python_worker_memory_mb,
     scheduler_settings,
 )
+from scheduler.api.resources import app_resources, check_profile_supported
 from scheduler.api.sharedvars import SharedVariables
 from scheduler.api.sources import RDDSources
 from scheduler.api.tracker import JobRecord, StatusTracker
@@ -49,6 +50,8 @@ from scheduler.core.taskscheduler import TaskScheduler
 from scheduler.rdd.callsite import first_api_call
 from scheduler.rdd.deps import ShuffleDependency
 from scheduler.rdd.rdd import RDD
+from scheduler.resource.information import ResourceInformation
+from scheduler.resource.profile import ResourceProfile
 from scheduler.task.accumulators import (
     Accumulator,
 )
@@ -150,17 +153,21 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             from scheduler.backend.localcluster import start_local_cluster
 
             memory = settings.get_size("spark.executor.memory", unit="m") or 1 << 30
-            self._local_cluster = start_local_cluster(self.master, memory >> 20)
+            self._local_cluster = start_local_cluster(self.master, memory >> 20, settings)
             kind, urls = "standalone", [self._local_cluster.url]
         # Checked before anything starts, so that a bad value fails fast and names its key.
         self._allocation = allocation_settings(settings, local=kind == "local")
         task_cpus = check_task_cpus(settings, kind, cores)
+        #: Profile 0 (spark.executor/task.resource.*) and the driver's own resources.
+        self.default_profile, self._resources = app_resources(settings, kind, task_cpus)
+        self._master_kind = kind
         sched_settings = scheduler_settings(settings, kind, task_cpus, max_failures)
         self._barrier_check_interval, self._barrier_check_failures = barrier_check(settings)
         self._scheduler = TaskScheduler(
             sched_settings, self._broadcast_bytes, self._apply_accumulators, self._executor_lost
         )
         self._scheduler.dag.dynamic_allocation = self._allocation is not None
+        self._scheduler.default_profile = self.default_profile
         self._local_cores = cores
         self._kind = kind
         #: The Python that runs tasks: spark.pyspark.python, else PYSPARK_PYTHON, else (for
@@ -188,6 +195,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
             lambda: self._add_configured_files(self._py_files),
             self.stop,
             self._removed_by_master,
+            self.default_profile.custom_executor_resources(),
             local_cluster=getattr(self, "_local_cluster", None),
             attach=self._attach,
         )
@@ -324,8 +332,13 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         return min(self.defaultParallelism, 2)
 
     @property
-    def resources(self) -> dict[str, Any]:
-        return {}
+    def resources(self) -> dict[str, ResourceInformation]:
+        """The driver's custom resources (spark.driver.resource.*): name -> addresses."""
+        return dict(self._resources)
+
+    def check_resource_profile(self, profile: ResourceProfile) -> None:
+        """Refuse a profile this master cannot run (`rdd.withResources` asks), as Spark does."""
+        check_profile_supported(profile, self._master_kind, self._allocation is not None)
 
     def getConf(self) -> SparkConf:
         """A copy of this context's configuration."""
