@@ -236,12 +236,16 @@ def _start_listeners(
     if not settings.get_bool("spark.ui.enabled", True):
         return
     from scheduler.status.driverui import AppStatusStore, DriverUI
+    from scheduler.status.ui import ui_auth
 
+    # With the cluster secret the UI asks for a sign-in (the admin, or this application);
+    # a bad spark.sparkctl.ui.authenticate fails the context, naming the key.
+    auth = ui_auth(settings, "application UI")
     rt.status_store = AppStatusStore(rt.app_id, spec.app_name, spec.conf.getAll())
     rt.scheduler.listeners.append(rt.status_store)
     try:
         port = settings.get_int("spark.ui.port", 4040) or 0  # 0: any free port
-        rt.ui = DriverUI(rt.status_store, bind, port, advertise=advertise)
+        rt.ui = DriverUI(rt.status_store, bind, port, advertise=advertise, auth=auth)
     except OSError as exc:
         log.warning("application UI not started: %s", exc)
 

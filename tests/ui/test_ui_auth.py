@@ -233,3 +233,27 @@ def test_the_application_ui_and_the_history_server_sign_in_too(tmp_path: Path) -
     finally:
         driver_ui.stop()
         history.stop()
+
+
+def test_a_drivers_own_ui_asks_for_a_sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scheduler import SparkConf, SparkContext
+
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    monkeypatch.delenv("SPARKCTL_SECRET_FILE", raising=False)
+    conf = (
+        SparkConf()
+        .setMaster("local[1]")
+        .setAppName("signed-driver")
+        .set("spark.authenticate.secret", SECRET.decode())
+        .set("spark.ui.port", "0")
+    )
+    with SparkContext(conf=conf) as sc:
+        assert sc.parallelize(range(10), 2).sum() == 45
+        app_id = sc.applicationId
+        jobs = f"{sc.uiWebUrl.rstrip('/')}/api/v1/applications/{app_id}/jobs"
+        assert get(jobs)[0] == 401
+        own = basic(app_id, app_ui_password(derive_app_credential(SECRET, app_id)))
+        for header in (ADMIN, own):
+            status, _, body = get(jobs, header)
+            assert status == 200 and len(json.loads(body)) == 1, body
+        assert get(jobs, AS_APP)[0] == 403  # another application's token
