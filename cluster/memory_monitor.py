@@ -44,10 +44,17 @@ class MemoryMonitor:
         interval: seconds between samples.
         on_exceeded: called with (key, limit_mb, rss_mb) when a tree is over its
             limit; it is then unregistered, so it is reported once.
+        rss_bytes: how a tree is measured (`tree_rss_bytes`; tests pass their own).
     """
 
-    def __init__(self, interval: float, on_exceeded: Callable[[Hashable, int, int], None]) -> None:
+    def __init__(
+        self,
+        interval: float,
+        on_exceeded: Callable[[Hashable, int, int], None],
+        rss_bytes: Callable[[int], int] = tree_rss_bytes,
+    ) -> None:
         self._interval = interval
+        self._rss_bytes = rss_bytes
         self._on_exceeded = on_exceeded
         self._watched: dict[Hashable, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -79,7 +86,7 @@ class MemoryMonitor:
         with self._lock:
             items = list(self._watched.items())
         for key, (pid, limit_mb) in items:
-            rss_mb = tree_rss_bytes(pid) // MIB
+            rss_mb = self._rss_bytes(pid) // MIB
             if rss_mb > limit_mb:
                 with self._lock:
                     if self._watched.get(key) != (pid, limit_mb):

@@ -22,9 +22,10 @@ from typing import Any
 from google.protobuf.message import Message
 
 from cluster._timers import Ticker, later
+from cluster.launcher import Launcher
 from cluster.master_finder import MasterFinder, master_endpoint_uri
-from cluster.memory_monitor import MemoryMonitor, tree_rss_bytes
-from cluster.process_runner import ManagedProcess, describe_exit, tail
+from cluster.memory_monitor import MemoryMonitor
+from cluster.process_runner import describe_exit, tail
 from cluster.senders import WORKER_SENDERS
 from cluster.settings import WORKER_RESOURCES_FILE
 from cluster.work_dirs import expired_dirs, remove_later
@@ -61,11 +62,18 @@ class Worker(WorkerDrivers):
         memory_mb: int,
         work_dir: pathlib.Path,
         webui_address: str = "",
+        launcher: Launcher | None = None,
     ) -> None:
-        super().__init__(conf, worker_id, master_urls, cores, memory_mb, work_dir, webui_address)
+        super().__init__(
+            conf, worker_id, master_urls, cores, memory_mb, work_dir, webui_address, launcher
+        )
         #: Custom resources (spark.worker.resource.*): name -> every address it offers.
         #: Found here, so a bad script or file stops the worker before it registers.
         self.resources = discover_resources(conf, resources_file=conf.get(WORKER_RESOURCES_FILE))
+        # Made here, started by on_start: a test without an env drives `check_once`.
+        self._monitor = MemoryMonitor(
+            self.memory_check_interval, self._memory_exceeded, self.launcher.rss_bytes
+        )
         self._asks: dict[type[Message], Callable[[Any, RpcCallContext], None]] = {
             pb.GetWorkerStateRequest: self._on_get_state,
         }
@@ -106,8 +114,8 @@ class Worker(WorkerDrivers):
             )
         for ticker in self._tickers:
             ticker.start()
-        self._monitor = MemoryMonitor(self.memory_check_interval, self._memory_exceeded)
-        self._monitor.start()
+        if self._monitor is not None:
+            self._monitor.start()
 
     def on_stop(self) -> None:
         try:
@@ -390,7 +398,7 @@ class Worker(WorkerDrivers):
         except ValueError as exc:
             failed(str(exc))
             return
-        process = ManagedProcess(
+        process = self.launcher.process(
             f"executor-{msg.app_id}-{msg.executor_id}",
             spec.argv,
             spec.cwd,
@@ -445,7 +453,7 @@ class Worker(WorkerDrivers):
         runner = self.executors.get((msg.app_id, msg.executor_id))
         if runner is None or runner.stop_reason or runner.state != ES.EXECUTOR_STATE_LAUNCHING:
             return  # it already ended (and was reported) or is being stopped
-        rss_mb = tree_rss_bytes(runner.process.pid) >> 20 if self._monitor is not None else 0
+        rss_mb = self.launcher.rss_bytes(runner.process.pid) >> 20
         if runner.memory_mb > 0 and rss_mb > runner.memory_mb:
             # Over its memory already: it fails before RUNNING, so that it counts towards
             # spark.deploy.maxExecutorRetries. Killed by the monitor a moment after RUNNING,

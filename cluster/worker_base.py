@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 from cluster import settings
 from cluster._timers import Ticker
+from cluster.launcher import Launcher, OsLauncher
 from cluster.master_finder import MasterFinder
 from cluster.memory_monitor import MemoryMonitor
 from cluster.worker_runners import DriverRunner, ExecutorRunner, worker_local_dirs
@@ -48,6 +49,8 @@ class WorkerBase(RpcEndpoint):
         memory_mb: memory it offers, in MiB.
         work_dir: root of the executors' and drivers' work directories.
         webui_address: its web UI's URL (shown by the Master), may be empty.
+        launcher: starts and measures its child processes (`cluster.launcher.OsLauncher`
+            by default; tests pass a fake one to check its accounting without processes).
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class WorkerBase(RpcEndpoint):
         memory_mb: int,
         work_dir: pathlib.Path,
         webui_address: str = "",
+        launcher: Launcher | None = None,
     ) -> None:
         if cores <= 0:
             raise ValueError(f"worker cores must be positive, not {cores}")
@@ -71,6 +75,8 @@ class WorkerBase(RpcEndpoint):
         self.memory_mb = memory_mb
         self.work_dir = work_dir
         self.webui_address = webui_address
+        #: Starts and measures its executors and drivers (`OsLauncher`: real processes).
+        self.launcher: Launcher = launcher if launcher is not None else OsLauncher()
         self.incarnation = time.time_ns()
         self.heartbeat_interval = max(0.05, conf.get(settings.WORKER_TIMEOUT) / 4)
         self.cleanup_enabled = conf.get(settings.WORKER_CLEANUP_ENABLED)

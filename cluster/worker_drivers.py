@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from cluster.process_runner import ManagedProcess, describe_exit, tail
+from cluster.process_runner import describe_exit, tail
 from cluster.worker_base import STOP_GRACE_S, WorkerBase
 from cluster.worker_runners import DriverRunner, driver_launch_spec
 from rpcenv import RpcEndpointRef
@@ -67,7 +67,7 @@ class WorkerDrivers(WorkerBase):
         finally:
             for entry in runner.description.files:  # on disk now: not kept in memory
                 entry.ClearField("content")
-        process = ManagedProcess(
+        process = self.launcher.process(
             f"driver-{msg.driver_id}",
             spec.argv,
             spec.cwd,

@@ -1,6 +1,6 @@
 """What a Worker runs: executor and driver records and how their commands are built.
 
-`ExecutorRunner` and `DriverRunner` pair a `ManagedProcess` with the Worker's
+`ExecutorRunner` and `DriverRunner` pair a `ChildProcess` with the Worker's
 bookkeeping (resources, state, why it was stopped); the `*_command` functions
 turn a LaunchExecutor / LaunchDriver into argv, environment and work dir. This
 module starts no process by itself and never talks to the Master.
@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Mapping
 
-from cluster.process_runner import ManagedProcess
+from cluster.launcher import ChildProcess
 from cluster.submitted_files import place_submitted_files
 from rpcenv import APP_CREDENTIAL_ENV_VAR, APP_ID_ENV_VAR, DRIVER_ID_ENV_VAR
 from sparkctl.v1 import deploy_pb2 as pb
@@ -221,7 +221,7 @@ class ExecutorRunner:
     executor_id: int
     cores: int
     memory_mb: int
-    process: ManagedProcess
+    process: ChildProcess
     state: pb.ExecutorState.ValueType = pb.EXECUTOR_STATE_LAUNCHING
     # Why the Worker stopped it ("" = it was not stopped by us).
     stop_reason: str = ""
@@ -261,7 +261,7 @@ class DriverRunner:
 
     driver_id: str
     description: pb.DriverDescription
-    process: ManagedProcess | None
+    process: ChildProcess | None
     work_dir: pathlib.Path
     state: pb.DriverState.ValueType = pb.DRIVER_STATE_SUBMITTED
     killed: bool = False
