@@ -312,6 +312,11 @@ class WebServer:
         ) from last
 
     @property
+    def signs_in(self) -> bool:
+        """Whether pages need a UI credential (`auth` was given)."""
+        return self._server.auth is not None
+
+    @property
     def port(self) -> int:
         """The port actually bound."""
         return int(self._server.server_address[1])

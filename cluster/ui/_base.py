@@ -69,7 +69,14 @@ class ServedUI:
     def start(self) -> None:
         """Start serving in the background."""
         self._server.start()
-        log.info("%s at %s", self._server.what, self.url)
+        if self._server.signs_in:
+            log.info(
+                "%s at %s (sign-in: user admin, password from `sparkctl ui-token`)",
+                self._server.what,
+                self.url,
+            )
+        else:
+            log.info("%s at %s", self._server.what, self.url)
 
     def stop(self) -> None:
         """Stop serving."""
