@@ -27,6 +27,7 @@ from rpcenv import (
     RpcEndpointRef,
     current_origin,
 )
+from scheduler import settings
 from scheduler.backend.senders import SCHEDULER_SENDERS
 from scheduler.core.taskscheduler import ExecutorHandle, TaskScheduler
 from sparkctl.v1 import scheduler_pb2 as pb
@@ -53,7 +54,7 @@ def executor_python(conf: Conf, environ: Mapping[str, str]) -> str | None:
     `spark.pyspark.python`, else the driver's `PYSPARK_PYTHON`. Unset, executors on
     a Worker run the Worker's own interpreter (its path may differ from ours).
     """
-    return conf.get_str("spark.pyspark.python") or environ.get("PYSPARK_PYTHON") or None
+    return conf.get(settings.PYSPARK_PYTHON) or environ.get("PYSPARK_PYTHON") or None
 
 
 def executor_argv(

@@ -37,6 +37,8 @@ from rpcenv import (
     is_loopback_host,
     parse_endpoint_uri,
 )
+from rpcenv import settings as rpc_settings
+from scheduler import settings as sched_settings
 from scheduler.executor.runtime import ExecutorRuntime, heartbeat_interval
 from scheduler.executor.senders import EXECUTOR_SENDERS
 from scheduler.task.broadcast import broadcast_path
@@ -315,13 +317,13 @@ def _create_env(hostname: str, driver_url: str, conf: dict[str, str]) -> tuple[R
     """
     settings = Conf(conf)
     reason = ""
-    if not settings.get_bool("spark.sparkctl.shuffle.directFetch", True):
-        reason = "spark.sparkctl.shuffle.directFetch is false"
+    if not settings.get(sched_settings.SHUFFLE_DIRECT_FETCH):
+        reason = f"{sched_settings.SHUFFLE_DIRECT_FETCH.key} is false"
     elif is_loopback_host(hostname) and not _driver_on_loopback(driver_url):
         reason = f"{hostname} is a loopback address, which executors on other hosts cannot reach"
     if not reason:
-        port = settings.get_int("spark.blockManager.port", 0) or 0
-        retries = 0 if port == 0 else max(0, settings.get_int("spark.port.maxRetries", 16) or 0)
+        port = settings.get(sched_settings.BLOCK_MANAGER_PORT)
+        retries = 0 if port == 0 else settings.get(rpc_settings.PORT_MAX_RETRIES)
         for candidate in range(port, port + retries + 1):
             try:
                 env = RpcEnv.create("sparkExecutor", hostname, candidate, conf)
@@ -335,7 +337,7 @@ def _create_env(hostname: str, driver_url: str, conf: dict[str, str]) -> tuple[R
         reason,
     )
     # A client-mode env never listens, so the loopback rule does not concern it.
-    client_conf = {**conf, "spark.rpc.allowInsecure": "true"}
+    client_conf = {**conf, rpc_settings.ALLOW_INSECURE.key: "true"}
     return RpcEnv.create("sparkExecutor", hostname, 0, client_conf, client_mode=True), 0
 
 
