@@ -26,6 +26,10 @@ from scheduler.resource import (
     TaskResourceRequests,
 )
 
+#: PySpark's local-cluster takes 30 s to start and, on a loaded host, as long again to
+#: launch its executor: more than the suite's 120 s default for one test.
+pytestmark = pytest.mark.timeout(300)
+
 
 def gpu_script(tmp_path: Path, *addresses: str, name: str = "gpu") -> str:
     """A discovery script printing these addresses, written into tmp_path."""
@@ -194,5 +198,10 @@ def test_task_cpus_are_respected_on_a_cluster(tmp_path: Path) -> None:
         got = sc.parallelize(range(3), 3).mapPartitionsWithIndex(_timed(str(marks))).collect()
         assert got == [0, 1, 2]
         assert _most_at_once(str(marks)) == 1
+        # Without dynamic allocation a standalone cluster refuses executor profiles.
+        full = ResourceProfileBuilder().require(ExecutorResourceRequests().cores(1)).build
+        refused = "only supported on YARN and Kubernetes and Standalone with dynamic allocation"
+        with pytest.raises(Exception, match=refused):
+            sc.parallelize(range(2), 2).withResources(full)
     finally:
         sc.stop()

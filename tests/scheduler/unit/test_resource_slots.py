@@ -86,3 +86,17 @@ def test_built_profiles_get_increasing_ids_and_keep_their_requests() -> None:
     assert first.task_cpus(1) == 2 and second.task_cpus(1) == 1
     assert second.custom_executor_resources() == {"gpu": 1}
     assert second.task_requirements() == {"gpu": (1, Fraction(1, 4))}
+
+
+def test_stage_level_support_follows_spark_and_refuses_executor_profiles() -> None:
+    from scheduler.api.resources import check_profile_supported
+
+    task_only = ResourceProfileBuilder().require(TaskResourceRequests().cpus(1)).build
+    full = ResourceProfileBuilder().require(ExecutorResourceRequests().cores(1)).build
+    check_profile_supported(task_only, "standalone", dynamic_allocation=False)
+    with pytest.raises(ValueError, match="TaskResourceProfiles are only supported"):
+        check_profile_supported(task_only, "local", dynamic_allocation=False)
+    with pytest.raises(ValueError, match="Standalone with dynamic allocation enabled"):
+        check_profile_supported(full, "standalone", dynamic_allocation=False)
+    with pytest.raises(NotImplementedError, match="TaskResourceRequests"):
+        check_profile_supported(full, "standalone", dynamic_allocation=True)
