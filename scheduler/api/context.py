@@ -1,10 +1,10 @@
-"""SparkContext: the driver's entry point (PySpark's API).
+"""SparkContext: the driver's entry point (PySpark's API), a façade over its parts.
 
-It parses the master URL, starts the driver's RpcEnv with the
-"CoarseGrainedScheduler" endpoint, the TaskScheduler and a backend (local[N]
-executor process, or the standalone AppClient), creates RDDs from data and
-files, runs jobs and waits for them, and owns broadcasts, accumulators, job
-groups and local properties. It never computes partitions itself.
+It checks the settings (master URL, scheduler settings) and creates the
+TaskScheduler; `scheduler.api.driver.build_driver` wires the rest (RpcEnv,
+endpoint, UI, event log, backend). Its PySpark methods come from mixins:
+RDD sources, shared variables, added files, job groups and running jobs. It
+implements `RDDHost` for the RDDs it makes, and never computes partitions.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, ClassVar
 
@@ -34,8 +33,11 @@ from scheduler.api.driver import (
     build_driver,
     check_task_cpus,
     python_worker_memory_mb,
+    register_exit_hook,
     scheduler_settings,
 )
+from scheduler.api.jobgroups import JobGroups
+from scheduler.api.jobs import JobRunner
 from scheduler.api.resources import app_resources, check_profile_supported
 from scheduler.api.sharedvars import SharedVariables
 from scheduler.api.sources import RDDSources
@@ -44,17 +46,11 @@ from scheduler.backend.base import ExecutorAllocationClient, SchedulerBackend
 from scheduler.backend.endpoint import executor_python
 from scheduler.backend.master_url import parse_master
 from scheduler.core.allocation import allocation_settings
-from scheduler.core.errors import BarrierJobSlotsNumberCheckFailed, JobCancelledError
-from scheduler.core.jobs import JobWaiter
 from scheduler.core.taskscheduler import TaskScheduler
-from scheduler.rdd.callsite import first_api_call
-from scheduler.rdd.deps import ShuffleDependency
 from scheduler.rdd.rdd import RDD
 from scheduler.resource.information import ResourceInformation
 from scheduler.resource.profile import ResourceProfile
-from scheduler.task.accumulators import (
-    Accumulator,
-)
+from scheduler.task.accumulators import Accumulator
 from scheduler.task.broadcast import Broadcast
 from scheduler.task.profiler import BasicProfiler, ProfilerCollector
 from sparkctl.v1 import scheduler_pb2 as pb
@@ -68,7 +64,7 @@ DEFAULT_MASTER = "local[*]"
 DEFAULT_APP_NAME = "pyspark-shell"
 
 
-class SparkContext(RDDSources, SharedVariables, AddedFiles):
+class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner):
     """The connection to a cluster (or local executors): creates RDDs and runs jobs."""
 
     _active_spark_context: ClassVar[SparkContext | None] = None
@@ -119,7 +115,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         # Like Spark's shutdown hook: a program that forgets stop() still ends its app
         # cleanly. threading's exit hooks run before non-daemon (RpcEnv pool) threads are
         # joined, last registered first: ours must come after concurrent.futures' own.
-        _register_exit_hook(self.stop)
+        register_exit_hook(self.stop)
 
     # -- startup and shutdown -----------------------------------------------------------
 
@@ -418,89 +414,6 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         """spark.python.worker.memory in MiB: where aggregation spills to disk."""
         return python_worker_memory_mb(self._conf.to_conf())
 
-    # -- local properties and job groups ---------------------------------------------------
-
-    def _local_props(self) -> dict[str, str]:
-        props: dict[str, str] | None = getattr(self._thread_local, "props", None)
-        if props is None:
-            props = self._thread_local.props = {}
-        return props
-
-    def setLocalProperty(self, key: str, value: str | None) -> None:
-        """A property of jobs started from this thread (None removes it)."""
-        if value is None:
-            self._local_props().pop(key, None)
-        else:
-            self._local_props()[key] = str(value)
-
-    def getLocalProperty(self, key: str) -> str | None:
-        return self._local_props().get(key)
-
-    def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
-        """Put the jobs started from this thread in a group, for cancelJobGroup."""
-        self.setLocalProperty("spark.jobGroup.id", groupId)
-        self.setLocalProperty("spark.job.description", description)
-        self.setLocalProperty("spark.job.interruptOnCancel", str(interruptOnCancel).lower())
-
-    def setJobDescription(self, value: str) -> None:
-        self.setLocalProperty("spark.job.description", value)
-
-    def cancelJobGroup(self, groupId: str) -> None:
-        """Cancel the running jobs of a group."""
-        self._scheduler.cancel_jobs(
-            lambda props: props.get("spark.jobGroup.id") == groupId,
-            f"part of cancelled job group {groupId}",
-        )
-
-    def cancelAllJobs(self) -> None:
-        """Cancel every running job."""
-        self._scheduler.cancel_jobs(None, "as part of cancellation of all jobs")
-
-    def setInterruptOnCancel(self, interruptOnCancel: bool) -> None:
-        """Whether cancelling this thread's jobs interrupts their running tasks."""
-        self.setLocalProperty("spark.job.interruptOnCancel", str(interruptOnCancel).lower())
-
-    # Job tags (Spark 3.5): a comma-separated set in the local property spark.job.tags.
-
-    @staticmethod
-    def _check_tag(tag: str) -> None:
-        if tag is None:
-            raise ValueError("Spark job tag cannot be null.")
-        if "," in tag:
-            raise ValueError("Spark job tag cannot contain `,`.")
-        if not tag:
-            raise ValueError("Spark job tag cannot be an empty string.")
-
-    def getJobTags(self) -> set[str]:
-        """The tags the jobs started from this thread get."""
-        tags = self.getLocalProperty("spark.job.tags") or ""
-        return {t for t in tags.split(",") if t}
-
-    def _set_job_tags(self, tags: set[str]) -> None:
-        self.setLocalProperty("spark.job.tags", ",".join(sorted(tags)) if tags else None)
-
-    def addJobTag(self, tag: str) -> None:
-        """Tag the jobs started from this thread (for cancelJobsWithTag)."""
-        self._check_tag(tag)
-        self._set_job_tags(self.getJobTags() | {tag})
-
-    def removeJobTag(self, tag: str) -> None:
-        """Stop tagging this thread's jobs with `tag`."""
-        self._check_tag(tag)
-        self._set_job_tags(self.getJobTags() - {tag})
-
-    def clearJobTags(self) -> None:
-        """Stop tagging this thread's jobs."""
-        self._set_job_tags(set())
-
-    def cancelJobsWithTag(self, tag: str) -> None:
-        """Cancel the running jobs that carry `tag`."""
-        self._check_tag(tag)
-        self._scheduler.cancel_jobs(
-            lambda props: tag in props.get("spark.job.tags", "").split(","),
-            f"part of cancelled job tags {tag}",
-        )
-
     # -- files and checkpoints ------------------------------------------------------------
 
     def setCheckpointDir(self, dirName: str) -> None:
@@ -539,135 +452,6 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
     def getPersistentRDDs(self) -> dict[int, RDD]:
         return dict(self._persisted)
 
-    # -- jobs ---------------------------------------------------------------------------------
-
-    def runJob(
-        self,
-        rdd: RDD,
-        partitionFunc: Callable[[Iterator[Any]], Iterable[Any]],
-        partitions: Iterable[int] | None = None,
-        allowLocal: bool = False,
-    ) -> list[Any]:
-        """Run `partitionFunc` on the given partitions; returns all its items as one list."""
-        parts = list(range(rdd.getNumPartitions())) if partitions is None else list(partitions)
-        n = rdd.getNumPartitions()
-        for p in parts:
-            if not 0 <= p < n:
-                raise ValueError(f"partition {p} is out of range: the RDD has {n} partitions")
-        mapped = rdd.mapPartitions(partitionFunc)
-        results = self._run_job(mapped, _collect_partition, parts)
-        return [item for chunk in results for item in chunk]
-
-    def _stopped_message(self) -> str:
-        reason = getattr(self, "stop_reason", None)
-        text = "Cannot call methods on a stopped SparkContext"
-        return f"{text}: it stopped because {reason}" if reason else text
-
-    def _run_job(
-        self, rdd: RDD, func: Callable[[Any, Any], Any], partitions: list[int]
-    ) -> list[Any]:
-        if self._stopped:
-            raise RuntimeError(self._stopped_message())
-        if not partitions:
-            return []
-        waiter = JobWaiter(len(partitions))
-
-        def submit(props: dict[str, str]) -> int:
-            return self._scheduler.dag.submit_job(rdd, func, partitions, waiter, props)
-
-        checks = 0
-        while True:
-            try:
-                return self._await_job(submit, waiter, rdd)
-            except BarrierJobSlotsNumberCheckFailed:
-                # As Spark: executors may still be coming; check again a few times.
-                checks += 1
-                if checks > self._barrier_check_failures:
-                    raise
-                time.sleep(self._barrier_check_interval)
-                if self._stopped:
-                    raise RuntimeError(self._stopped_message()) from None
-
-    def run_map_stage(self, dep: ShuffleDependency) -> dict[int, Any]:
-        """Compute only the map stage of `dep`, as a job; returns its tasks' samples.
-
-        sortByKey runs its shuffle's map stage first: the range bounds come from it.
-        """
-        if self._stopped:
-            raise RuntimeError(self._stopped_message())
-        waiter = JobWaiter(1)
-
-        def submit(props: dict[str, str]) -> int:
-            return self._scheduler.dag.submit_map_stage(dep, waiter, props)
-
-        results = self._await_job(submit, waiter, dep.rdd)
-        return results[0]  # type: ignore[no-any-return]
-
-    def _await_job(
-        self, submit: Callable[[dict[str, str]], int], waiter: JobWaiter, rdd: RDD
-    ) -> list[Any]:
-        """Submit a job (under the scheduler lock) with this thread's properties; wait."""
-        props = dict(self._local_props())
-        props.update(self._files_properties())
-        if "callSite.short" not in props:
-            site = first_api_call()  # what PySpark names the job and its result stage
-            if site is not None:
-                props["callSite.short"] = site
-        with self._scheduler.lock:
-            job_id = submit(props)
-            record = JobRecord(job_id, props.get("spark.jobGroup.id"))
-            record.stage_ids = self._scheduler.dag.job_stage_ids(job_id)
-            self._jobs[job_id] = record
-        try:
-            while not waiter.wait(0.5):
-                if self._stopped:
-                    break
-        except KeyboardInterrupt:
-            self._scheduler.cancel_job(job_id, "by KeyboardInterrupt")
-            raise
-        if not waiter.wait(0):
-            why = self.stop_reason or "SparkContext was shut down"
-            error = JobCancelledError(f"Job {job_id} cancelled because {why}")
-            self._end_job(record, "FAILED", error)
-            raise error
-        if waiter.error is not None:
-            self._end_job(record, "FAILED", waiter.error)
-            raise waiter.error
-        self._end_job(record, "SUCCEEDED")
-        self._after_job(rdd)
-        return waiter.results
-
-    def _end_job(self, record: JobRecord, status: str, error: BaseException | None = None) -> None:
-        record.status = status
-        self._scheduler.job_ended(record.job_id, status, error)
-
-    def _after_job(self, rdd: RDD) -> None:
-        """Write the checkpoints that the finished job's lineage asked for."""
-        todo = [rdd]
-        seen: set[int] = set()
-        wanted: list[RDD] = []
-        while todo:
-            current = todo.pop()
-            if current.id() in seen:
-                continue
-            seen.add(current.id())
-            if current._checkpoint_requested and current._checkpoint_rdd is None:
-                wanted.append(current)
-            todo.extend(dep.rdd for dep in current.dependencies)
-        for target in wanted:
-            self._write_checkpoint(target)
-
-    def _write_checkpoint(self, rdd: RDD) -> None:
-        from scheduler.rdd.fileio import PickleFileRDD, write_pickle_partitions
-
-        if self._checkpoint_dir is None:
-            return
-        rdd._checkpoint_requested = False
-        path = os.path.join(self._checkpoint_dir, f"rdd-{rdd.id()}")
-        os.makedirs(path, exist_ok=True)
-        write_pickle_partitions(rdd, path, 1024)
-        rdd._checkpoint_rdd = PickleFileRDD(self, path, partition_order=True)
-
     def show_profiles(self) -> None:
         """Print the profile of every profiled RDD not shown yet (spark.python.profile).
 
@@ -703,20 +487,3 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles):
         """Process ids of executors this driver launched itself (local mode)."""
         backend = getattr(self, "_backend", None)
         return [] if backend is None else list(backend.pids)
-
-
-def _register_exit_hook(hook: Callable[[], None]) -> None:
-    import concurrent.futures.thread  # noqa: F401 - registers its exit hook first
-
-    register = getattr(threading, "_register_atexit", None)
-    if register is not None:
-        try:
-            register(hook)
-            return
-        except RuntimeError:  # the interpreter is already shutting down
-            return
-    atexit.register(hook)
-
-
-def _collect_partition(context: Any, iterator: Iterator[Any]) -> list[Any]:
-    return list(iterator)

@@ -14,6 +14,7 @@ too, so a bad value fails fast and names its key.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -50,6 +51,7 @@ __all__ = [
     "executor_environment",
     "positive_duration",
     "python_worker_memory_mb",
+    "register_exit_hook",
     "scheduler_settings",
 ]
 
@@ -421,3 +423,17 @@ def check_task_cpus(settings: Conf, kind: str, local_cores: int) -> int:
             f"spark.task.cpus ({cpus})"
         )
     return cpus
+
+
+def register_exit_hook(hook: Callable[[], None]) -> None:
+    """Run `hook` at interpreter exit, before non-daemon (RpcEnv pool) threads are joined."""
+    import concurrent.futures.thread  # noqa: F401 - registers its exit hook first
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(hook)
+            return
+        except RuntimeError:  # the interpreter is already shutting down
+            return
+    atexit.register(hook)
