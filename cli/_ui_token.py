@@ -20,8 +20,8 @@ from cli._options import conf_options, usage_error
 
 __all__ = ["ui_token"]
 
-#: What `ui-token --app` accepts: the Master's application ids.
-_APP_ID = re.compile(r"^app-[0-9A-Za-z._-]{1,120}$")
+#: What `ui-token --app` accepts: the Master's application ids, and local[N] ones.
+_APP_ID = re.compile(r"^(app|local)-[0-9A-Za-z._-]{1,120}$")
 
 
 @click.command("ui-token")
@@ -57,7 +57,9 @@ def ui_token(
         )
     if app_id is not None:
         if not _APP_ID.match(app_id):
-            raise usage_error("--app", f"{app_id[:80]!r} is not an application id (app-...)")
+            raise usage_error(
+                "--app", f"{app_id[:80]!r} is not an application id (app-... or local-...)"
+            )
         user, password = app_id, app_ui_password(derive_app_credential(secret, app_id))
     else:
         user, password = ADMIN_USER, admin_ui_password(secret)
