@@ -80,6 +80,11 @@ RULES = (
     Rule("the driver does not know the cluster", "scheduler", ("cluster", "cli")),
     Rule("webui is a leaf library", "webui", tuple(p for p in OURS if p != "webui")),
     *_scheduler_rules(),
+    Rule(
+        "scheduler.settings is a leaf every subpackage may read",
+        "scheduler.settings",
+        tuple(f"scheduler.{n}" for names in SCHEDULER_LAYERS for n in names),
+    ),
 )
 
 # (importing module, imported module) -> why it is tolerated for now. Add an entry
