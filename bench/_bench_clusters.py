@@ -8,11 +8,8 @@ here binds a non-loopback address or outlives the benchmark.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,42 +17,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-import psutil
-
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 15.0
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
+if str(REPO) not in sys.path:  # the PySpark venv has psutil but not our packages installed
+    sys.path.append(str(REPO))
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
-    leftovers = [pid for proc in procs for pid in _descendant_pids(proc.pid)]
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT_S)
-    for pid in leftovers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _descendant_pids(pid: int) -> list[int]:
-    try:
-        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return []
+# Its process helpers need only psutil (the in-process harness, gRPC, loads lazily).
+from cluster.testing import descendant_pids, free_port, stop_processes  # noqa: E402
 
 
 class Cluster:
@@ -71,10 +41,10 @@ class Cluster:
     def pids(self) -> list[int]:
         """The cluster's processes and all their descendants (executors included)."""
         own = [p.pid for p in self.procs if p.poll() is None]
-        return own + [pid for p in own for pid in _descendant_pids(p)]
+        return own + [pid for p in own for pid in descendant_pids(p)]
 
     def stop(self) -> None:
-        _stop_processes(self.procs)
+        stop_processes(self.procs, STOP_TIMEOUT_S)
         self._tmp.cleanup()
 
     def __enter__(self) -> Cluster:

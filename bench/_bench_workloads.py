@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from _bench_clusters import descendant_pids  # cluster.testing's; puts the repo on sys.path
 
 DATA_DIR = Path(os.environ.get("BENCH_DATA_DIR", "/tmp/sparkctl-bench-data"))
 
@@ -233,14 +234,6 @@ def rss_mib(pids: list[int]) -> list[float]:
     return sizes
 
 
-def descendants(pid: int) -> list[int]:
-    """PIDs of every live descendant of `pid`."""
-    try:
-        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
 def w6_idle_memory(executor_pids: list[int], cluster_pids: list[int]) -> dict[str, float]:
     """W6: RSS of this driver process and of the executor-side processes, idle.
 
@@ -249,7 +242,7 @@ def w6_idle_memory(executor_pids: list[int], cluster_pids: list[int]) -> dict[st
     """
     time.sleep(1.0)  # let the warm-up job's garbage settle
     outside = set(cluster_pids)
-    driver_children = rss_mib([p for p in descendants(os.getpid()) if p not in outside])
+    driver_children = rss_mib([p for p in descendant_pids(os.getpid()) if p not in outside])
     executors = rss_mib(executor_pids)
     return {
         "w6_driver_mib": rss_mib([os.getpid()])[0],

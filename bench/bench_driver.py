@@ -180,7 +180,7 @@ def run_master(
             if cluster is not None:
                 executors = [p for p in cluster.pids() if p not in before]
             else:  # local[2]: the executor side runs in the driver's child processes
-                executors = workloads.descendants(os.getpid())
+                executors = clusters.descendant_pids(os.getpid())
             in_cluster = cluster.pids() if cluster is not None else []
             steps: dict[str, Callable[[], Result]] = {
                 "w6": lambda: workloads.w6_idle_memory(executors, in_cluster),

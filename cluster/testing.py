@@ -10,13 +10,14 @@ whatever they left, and `assert_no_leaks` proves every PID it ever saw is gone.
 
 `LocalCluster` is the in-process kind: a real Master on the local backend, with
 `FakeWorker`s and `FakeDriver`s (endpoints that register and record what the
-Master tells them) for tests of the Master's decisions at unit speed.
+Master tells them) for tests of the Master's decisions at unit speed. It lives in
+`cluster/_testing_local.py` and loads on first use: the rest of this module needs
+only psutil, so the PySpark oracle suite and benchmark (venvs without gRPC) share
+`wait_until`, `free_port`, `kill_tree` and `stop_processes` with everything else.
 """
 
 from __future__ import annotations
 
-import collections.abc
-import concurrent.futures
 import contextlib
 import functools
 import json
@@ -29,30 +30,60 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import IO, Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import psutil
-from google.protobuf.message import Message
 
-from cluster._timers import Ticker
-from cluster.launch import MasterHandle, WorkerHandle, start_master, start_worker
-from rpcenv import Conf, RpcEndpoint, RpcEndpointRef, RpcEnv
-from sparkctl.v1 import deploy_pb2 as pb
-from sparkctl.v1 import master_service_pb2 as api
+if TYPE_CHECKING:
+    from cluster._testing_local import (
+        LOCAL_CONF,
+        FakeContext,
+        FakeDriver,
+        FakeRef,
+        FakeWorker,
+        LocalCluster,
+        Recorder,
+    )
+    from cluster.launcher import Launcher
+    from rpcenv import RpcEndpointRef, RpcEnv
+    from sparkctl.v1 import master_service_pb2 as api
 
 __all__ = [
     "LOCAL_CONF",
     "ClusterProcess",
+    "FakeClock",
+    "FakeContext",
     "FakeDriver",
+    "FakeLauncher",
+    "FakeProcess",
+    "FakeRef",
     "FakeWorker",
     "LocalCluster",
     "ProcCluster",
     "Recorder",
+    "alive",
     "descendant_pids",
     "free_port",
+    "kill_tree",
+    "stop_processes",
     "wait_until",
 ]
+
+#: The in-process harness, imported on first use (it needs gRPC and protobuf; the
+#: process helpers here need only psutil, so PySpark's oracle venv can use them).
+_LOCAL = frozenset(
+    {"LOCAL_CONF", "FakeContext", "FakeDriver", "FakeRef", "FakeWorker", "LocalCluster", "Recorder"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LOCAL:
+        import cluster._testing_local
+
+        return getattr(cluster._testing_local, name)
+    raise AttributeError(f"module 'cluster.testing' has no attribute {name!r}")
+
 
 T = TypeVar("T")
 
@@ -89,6 +120,137 @@ def wait_until(
         time.sleep(interval)
 
 
+class FakeClock:
+    """Monotonic seconds that move only when a test says so: pass it as a `clock`.
+
+    The Master and the Worker take one, so their timeouts, back-offs and samples
+    are tested by `advance`, never by sleeping.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward by `seconds`; return the new now."""
+        if seconds < 0:
+            raise ValueError(f"a monotonic clock cannot go back ({seconds}s)")
+        self.now += seconds
+        return self.now
+
+
+class FakeProcess:
+    """A Worker's child that never runs: the test ends it with `exit(code)`.
+
+    It records every `stop(grace)` asked of it and exits only when told (a real
+    process may ignore SIGTERM for a while, or die on its own at any time).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        cwd: pathlib.Path,
+        env: Mapping[str, str],
+        on_exit: Callable[[int], None],
+        pid: int,
+        start_error: OSError | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.cwd = cwd
+        self.env = dict(env)
+        self._on_exit = on_exit
+        self._pid = pid
+        self._start_error = start_error
+        self.started = False
+        self.exit_code: int | None = None
+        #: The grace of every `stop` asked, in order.
+        self.stops: list[float] = []
+
+    @property
+    def pid(self) -> int:
+        """A made-up pid once started (never a real process's: nothing signals it)."""
+        return self._pid if self.started else 0
+
+    @property
+    def stderr_path(self) -> pathlib.Path:
+        return self.cwd / "stderr"
+
+    @property
+    def running(self) -> bool:
+        return self.started and self.exit_code is None
+
+    def start(self) -> None:
+        if self._start_error is not None:
+            raise self._start_error
+        self.cwd.mkdir(parents=True, exist_ok=True)
+        self.started = True
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.running:
+            self.stops.append(grace)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return not self.running
+
+    def exit(self, code: int, stderr: str = "") -> None:
+        """End it with return `code` (negative: the signal), having written `stderr`."""
+        if not self.running:
+            raise AssertionError(f"{self.name} is not running")
+        if stderr:
+            self.stderr_path.write_text(stderr)
+        self.exit_code = code
+        self._on_exit(code)
+
+
+class FakeLauncher:
+    """A `cluster.launcher.Launcher` of `FakeProcess`es with memory figures set by the test.
+
+    Args:
+        start_error: what every `start` raises (a missing program, say); None to start.
+    """
+
+    def __init__(self, start_error: OSError | None = None) -> None:
+        self.start_error = start_error
+        self.processes: list[FakeProcess] = []
+        #: Resident bytes of each pid's tree, as `rss_bytes` reports them (0 if unset).
+        self.rss: dict[int, int] = {}
+
+    def process(
+        self,
+        name: str,
+        argv: Sequence[str],
+        cwd: pathlib.Path,
+        env: Mapping[str, str],
+        on_exit: Callable[[int], None],
+    ) -> FakeProcess:
+        if not argv:
+            raise ValueError(f"{name}: empty command")
+        pid = (1 << 22) + 1 + len(self.processes)  # above Linux's largest pid_max: nobody's
+        child = FakeProcess(name, argv, cwd, env, on_exit, pid, self.start_error)
+        self.processes.append(child)
+        return child
+
+    def rss_bytes(self, pid: int) -> int:
+        return self.rss.get(pid, 0)
+
+    def named(self, name: str) -> FakeProcess:
+        """The latest process made under `name` (e.g. "executor-app-1-0")."""
+        for child in reversed(self.processes):
+            if child.name == name:
+                return child
+        raise AssertionError(f"no process {name!r}; made: {[p.name for p in self.processes]}")
+
+
+if TYPE_CHECKING:
+
+    def _is_a_launcher(fake: FakeLauncher) -> Launcher:  # mypy checks the protocol here
+        return fake
+
+
 def descendant_pids(pid: int) -> list[int]:
     """Every living descendant of `pid` (executors, Python workers), or [] if it is gone."""
     try:
@@ -97,11 +259,50 @@ def descendant_pids(pid: int) -> list[int]:
         return []
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie, or a PID that is gone, counts as exited)."""
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def kill_tree(pid: int, timeout: float = 5.0) -> None:
+    """SIGKILL `pid`, its process group if it leads one, and every descendant; wait `timeout`.
+
+    For processes that left the test's tree on purpose (daemons start their own
+    session), so only their PID names them.
+    """
+    try:
+        process = psutil.Process(pid)
+        victims = [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+    for victim in victims:
+        with contextlib.suppress(psutil.Error):
+            victim.kill()
+    psutil.wait_procs(victims, timeout=timeout)
+
+
+def stop_processes(procs: Sequence[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    """SIGTERM `procs`, SIGKILL any still running after `timeout`, then SIGKILL by PID
+    every descendant they had when this was called (what a stop left behind)."""
+    leftovers = [pid for proc in procs for pid in descendant_pids(proc.pid)]
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+    for pid in leftovers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _childless(proc: ClusterProcess) -> bool:
@@ -312,6 +513,8 @@ class ProcCluster:
 
     def client_env(self) -> RpcEnv:
         """A client-mode env (shut down by `close`) to talk to the master as a driver does."""
+        from rpcenv import RpcEnv
+
         env = RpcEnv.create(
             "test-driver", "127.0.0.1", 0, {"spark.rpc.askTimeout": "10s"}, client_mode=True
         )
@@ -324,6 +527,8 @@ class ProcCluster:
 
     def state(self) -> api.GetClusterStateResponse:
         """The master's view of the cluster (workers, cores used, applications)."""
+        from sparkctl.v1 import master_service_pb2 as api
+
         env = self.envs[0] if self.envs else self.client_env()
         reply = self.master_ref(env).ask_sync(api.GetClusterStateRequest(), 10)
         assert isinstance(reply, api.GetClusterStateResponse)
@@ -341,6 +546,8 @@ class ProcCluster:
 
         Shuts the client envs down first (a driver that is gone frees its cores).
         """
+        from sparkctl.v1 import deploy_pb2 as pb
+
         for env in self.envs:
             env.shutdown()
         self.envs = []
@@ -349,9 +556,9 @@ class ProcCluster:
         deadline = time.monotonic() + timeout
         while True:
             state = self.state()
-            alive = [w for w in state.workers if w.state == pb.WORKER_STATE_ALIVE]
+            live = [w for w in state.workers if w.state == pb.WORKER_STATE_ALIVE]
             if not state.active_apps and all(
-                w.cores_used == 0 and w.memory_used_mb == 0 for w in alive
+                w.cores_used == 0 and w.memory_used_mb == 0 for w in live
             ):
                 break
             if time.monotonic() > deadline:
@@ -377,7 +584,7 @@ class ProcCluster:
         self._seen.update(leftovers)
         for proc in reversed(self.procs):
             proc.stop(timeout)
-        killed = [pid for pid in leftovers if _alive(pid)]
+        killed = [pid for pid in leftovers if alive(pid)]
         for pid in killed:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -386,224 +593,7 @@ class ProcCluster:
     def assert_no_leaks(self, timeout: float = 10.0) -> None:
         """After `close`: every PID this cluster started or saw under it is gone."""
         wait_until(
-            lambda: not [pid for pid in self._seen if _alive(pid)],
+            lambda: not [pid for pid in self._seen if alive(pid)],
             timeout,
-            f"processes of the cluster to exit: {sorted(p for p in self._seen if _alive(p))}",
+            f"processes of the cluster to exit: {sorted(p for p in self._seen if alive(p))}",
         )
-
-
-# In-process clusters: a real Master on the local backend, fake workers and drivers.
-
-
-class Recorder(RpcEndpoint):
-    """An endpoint that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self._lock = threading.Lock()
-
-    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
-        with self._lock:
-            self.messages.append(message)
-
-    def of(self, kind: type[Message]) -> list[Any]:
-        with self._lock:
-            return [m for m in self.messages if isinstance(m, kind)]
-
-    def wait_of(self, kind: type[Message], count: int = 1, timeout: float = 10.0) -> list[Any]:
-        """The messages of `kind` once there are at least `count` (bounded by `timeout`)."""
-
-        def enough() -> list[Any]:
-            found = self.of(kind)
-            return found if len(found) >= count else []
-
-        return wait_until(enough, timeout, f"{count} {kind.__name__}")
-
-
-class FakeDriver(Recorder):
-    """A driver's app client: registers an application from inside its endpoint."""
-
-    def __init__(self, master: RpcEndpointRef, description: pb.ApplicationDescription) -> None:
-        super().__init__()
-        self.master = master
-        self.description = description
-        self.registered: concurrent.futures.Future[Message] | None = None
-
-    def on_start(self) -> None:
-        # A ref made by our own env, so that the Master sees us as the sender.
-        self.master = self.rpc_env.endpoint_ref(self.master.address, self.master.name)
-        request = pb.RegisterApplicationRequest(
-            description=self.description, driver_endpoint="AppClient"
-        )
-        self.registered = self.master.ask(request, timeout=10.0)
-
-    @property
-    def app_id(self) -> str:
-        assert self.registered is not None
-        reply = self.registered.result(timeout=10.0)
-        assert isinstance(reply, pb.RegisterApplicationResponse)
-        return reply.app_id
-
-
-class FakeWorker(Recorder):
-    """A worker that registers and records what the Master tells it, running nothing."""
-
-    def __init__(
-        self,
-        master: RpcEndpointRef,
-        worker_id: str,
-        cores: int,
-        memory_mb: int,
-        incarnation: int = 1,
-        heartbeat: bool = True,
-        resources: collections.abc.Mapping[str, collections.abc.Sequence[str]] | None = None,
-    ) -> None:
-        super().__init__()
-        self.master = master
-        #: Custom resources it reports (name -> addresses).
-        self.resources = dict(resources or {})
-        self.worker_id = worker_id
-        self.cores = cores
-        self.memory_mb = memory_mb
-        self.incarnation = incarnation
-        self.reply: concurrent.futures.Future[Message] | None = None
-        self.heartbeat = heartbeat
-        self._ticker: Ticker | None = None
-
-    def on_start(self) -> None:
-        # A ref made by our own env, so that the Master sees us as the sender.
-        self.master = self.rpc_env.endpoint_ref(self.master.address, self.master.name)
-        self.register()
-        if self.heartbeat:
-            me = self.self_ref
-            self._ticker = Ticker("fake-heartbeat", 0.2, lambda: me.send(pb.WorkerHeartbeat()))
-            self._ticker.start()
-
-    def silence(self) -> None:
-        """Stop heartbeating (the worker hangs, as far as the Master can tell)."""
-        if self._ticker is not None:
-            self._ticker.stop()
-
-    def on_stop(self) -> None:
-        self.silence()
-
-    def register(
-        self,
-        executors: collections.abc.Sequence[pb.ExecutorDescription] = (),
-        drivers: collections.abc.Sequence[pb.DriverRuntime] = (),
-    ) -> None:
-        address = self.rpc_env.address
-        self.reply = self.master.ask(
-            pb.RegisterWorkerRequest(
-                worker_id=self.worker_id,
-                host=address.host,
-                port=address.port,
-                cores=self.cores,
-                memory_mb=self.memory_mb,
-                incarnation=self.incarnation,
-                executors=executors,
-                drivers=drivers,
-                resources=[
-                    pb.ResourceAddresses(name=n, addresses=a) for n, a in self.resources.items()
-                ],
-            ),
-            timeout=10.0,
-        )
-
-    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
-        if isinstance(message, pb.RegisterWorkerRequest):  # a test asks us to register again
-            self.register(message.executors, message.drivers)
-            return
-        if isinstance(message, pb.WorkerHeartbeat):  # a test asks us to heartbeat
-            self.master.send(
-                pb.WorkerHeartbeat(worker_id=self.worker_id, incarnation=self.incarnation)
-            )
-            return
-        if isinstance(message, pb.ExecutorStateChanged):  # a test plays an executor's fate
-            self.master.send(message)
-            return
-        if isinstance(message, pb.DriverStateChanged):
-            self.master.send(message)
-            return
-        super().receive(message, sender)
-
-
-LOCAL_CONF = {
-    "spark.rpc.backend": "local",
-    "spark.worker.timeout": "2",
-    "spark.rpc.askTimeout": "10s",
-}
-
-
-class LocalCluster:
-    """A Master on the local backend plus fake workers and drivers, all cleaned up."""
-
-    def __init__(self, tmp_path: pathlib.Path, conf: dict[str, str] | None = None) -> None:
-        self.tmp_path = tmp_path
-        self.conf = Conf({**LOCAL_CONF, **(conf or {})})
-        self.envs: list[RpcEnv] = []
-        self.workers: list[WorkerHandle] = []
-        self.master: MasterHandle = start_master(self.conf, "127.0.0.1", 0, tmp_path / "master")
-
-    def env(self, client: bool = False) -> RpcEnv:
-        env = RpcEnv.create("test", "127.0.0.1", 0, self.conf, client_mode=client)
-        self.envs.append(env)
-        return env
-
-    def worker(
-        self, worker_id: str, cores: int = 4, memory_mb: int = 4096, **kw: Any
-    ) -> FakeWorker:
-        env = self.env()
-        worker = FakeWorker(self.master.ref, worker_id, cores, memory_mb, **kw)
-        env.setup_endpoint("Worker", worker)
-        wait_until(lambda: worker.reply is not None and worker.reply.done(), 5, "registration")
-        return worker
-
-    def driver(self, **description: Any) -> FakeDriver:
-        env = self.env(client=True)
-        desc = pb.ApplicationDescription(
-            name="test-app", command=pb.Command(argv=["true"]), memory_per_executor_mb=512
-        )
-        for key, value in description.items():
-            if isinstance(value, Message):
-                getattr(desc, key).CopyFrom(value)
-            elif isinstance(value, dict):  # a map field
-                getattr(desc, key).update(value)
-            else:
-                setattr(desc, key, value)
-        driver = FakeDriver(self.master.ref, desc)
-        env.setup_endpoint("AppClient", driver)
-        wait_until(lambda: driver.registered is not None and driver.registered.done(), 5, "app")
-        return driver
-
-    def state(self) -> api.GetClusterStateResponse:
-        reply = self.master.ref.ask_sync(api.GetClusterStateRequest(), 5.0)
-        assert isinstance(reply, api.GetClusterStateResponse)
-        return reply
-
-    def real_worker(self, cores: int = 2, memory_mb: int = 2048, name: str = "w") -> WorkerHandle:
-        handle = start_worker(
-            self.conf,
-            [self.master.url],
-            cores,
-            memory_mb,
-            "127.0.0.1",
-            0,
-            self.tmp_path / f"{name}{len(self.workers)}",
-        )
-        self.workers.append(handle)
-        assert handle.wait_registered(5), "worker did not register"
-        return handle
-
-    def restart_master(self) -> MasterHandle:
-        port = self.master.rpc_env.address.port
-        self.master.stop()
-        self.master = start_master(self.conf, "127.0.0.1", port, self.tmp_path / "master")
-        return self.master
-
-    def close(self) -> None:
-        for handle in self.workers:
-            handle.stop()
-        for env in self.envs:
-            env.shutdown()
-        self.master.stop()

@@ -2,7 +2,9 @@
 
 Daemons leave the test's process tree (they start their own session), so the
 suite-wide leak check cannot see them: every fixture here kills what its pid
-files and its daemons' children name, whatever happened in the test.
+files and its daemons' children name, whatever happened in the test. The
+generic pieces (`free_port`, `wait_until`, `kill_tree`, `alive`) are
+`cluster.testing`'s; this module only drives the `sparkctl` daemons.
 """
 
 from __future__ import annotations
@@ -11,15 +13,14 @@ import contextlib
 import dataclasses
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+
+from cluster.testing import alive, free_port, kill_tree, wait_until
 
 CLI = [sys.executable, "-m", "cli"]
 _STARTED = re.compile(r"started (\w+) (\S+) \(pid (\d+)\), web UI (\S+), log (\S+)")
@@ -46,22 +47,6 @@ def run_cli(
     )
 
 
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `predicate` every 50 ms until true; fail naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
-
-
 @dataclasses.dataclass
 class Daemon:
     """A daemon `start-*` reported."""
@@ -79,30 +64,6 @@ def parse_started(output: str) -> Daemon:
     assert match, f"unexpected start output: {output!r}"
     role, url, pid, webui, log = match.groups()
     return Daemon(role, url, int(pid), webui, Path(log))
-
-
-def kill_tree(pid: int) -> None:
-    """SIGKILL `pid`, its session and every descendant (best effort, bounded)."""
-    try:
-        process = psutil.Process(pid)
-        victims = [process, *process.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, signal.SIGKILL)
-    for victim in victims:
-        with contextlib.suppress(psutil.Error):
-            victim.kill()
-    psutil.wait_procs(victims, timeout=5)
-
-
-def gone(pid: int) -> bool:
-    """True when `pid` has exited (zombies count as exited)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 @contextlib.contextmanager
@@ -175,4 +136,6 @@ def daemon_cluster(
                 children += psutil.Process(pid).children(recursive=True)
         assert run_cli("stop-worker", "--work-dir", str(work), env=env).returncode == 0
         assert run_cli("stop-master", "--work-dir", str(work), env=env).returncode == 0
-        wait_for(lambda: all(gone(c.pid) for c in children), 15, "executors and drivers to exit")
+        wait_until(
+            lambda: not any(alive(c.pid) for c in children), 15, "executors and drivers to exit"
+        )

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from _cli_harness import gone, kill_tree, wait_for
 
 from cli._daemon import DaemonError, daemon_files, live_daemon_pid, spawn_daemon, stop_daemon
+from cluster.testing import alive, kill_tree, wait_until
 
 STUBBORN = (
     "import signal, sys, time\n"
@@ -68,11 +68,11 @@ def test_pid_of_another_role_or_program_is_left_alone(tmp_path: Path) -> None:
         files.pid_file.write_text(f"{process.pid}\n")
         assert stop_daemon(files, grace=0.5) is None  # a worker is not a master
         assert not files.pid_file.exists()  # the stale file is cleaned up
-        assert not gone(process.pid)
+        assert alive(process.pid)
     finally:
         kill_tree(process.pid)
         process.wait(10)
-    wait_for(lambda: gone(process.pid), 10, "the fake daemon to exit")
+    wait_until(lambda: not alive(process.pid), 10, "the fake daemon to exit")
 
 
 def test_garbage_pid_file(tmp_path: Path) -> None:

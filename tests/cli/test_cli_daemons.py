@@ -10,17 +10,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from _cli_harness import (
-    CLI,
-    CliCluster,
-    clean_env,
-    free_port,
-    gone,
-    parse_started,
-    reaped,
-    run_cli,
-    wait_for,
-)
+from _cli_harness import CLI, CliCluster, clean_env, parse_started, reaped, run_cli
+
+from cluster.testing import alive, free_port, wait_until
 
 TINY_APP = """
 import json, os, sys
@@ -100,7 +92,7 @@ def test_two_masters_started_at_once_in_one_work_dir_make_one_daemon(tmp_path: P
         # Refused by the lock while the first starts, or by its pid file once it is ready.
         assert "already starting or running" in refused[0] or "already running" in refused[0]
         assert run_cli("stop-master", "--work-dir", str(tmp_path)).returncode == 0
-        wait_for(lambda: gone(started[0].pid), 15, "the one master to stop")
+        wait_until(lambda: not alive(started[0].pid), 15, "the one master to stop")
 
 
 def test_second_master_in_same_work_dir_says_so(cli_cluster: CliCluster) -> None:
@@ -159,15 +151,15 @@ def test_a_sigkilled_submit_takes_its_client_mode_app_with_it(tmp_path: Path) ->
     )
     app_pid = 0
     try:
-        wait_for(lambda: pid_file.exists() and pid_file.read_text() != "", 30, "the app")
+        wait_until(lambda: pid_file.exists() and pid_file.read_text() != "", 30, "the app")
         app_pid = int(pid_file.read_text())
         submit.kill()
         submit.wait(10)
-        wait_for(lambda: gone(app_pid), 10, "the app to die with sparkctl submit")
+        wait_until(lambda: not alive(app_pid), 10, "the app to die with sparkctl submit")
     finally:
         submit.kill()
         submit.wait(10)
-        if app_pid and not gone(app_pid):
+        if app_pid and alive(app_pid):
             os.kill(app_pid, signal.SIGKILL)
 
 
@@ -220,7 +212,7 @@ def test_cluster_mode_submit_and_status(cli_cluster: CliCluster, tmp_path: Path)
     assert result.returncode == 0, result.stderr
     driver_id = result.stdout.strip()
     assert driver_id.startswith("driver-")
-    wait_for(
+    wait_until(
         lambda: _driver_state(cli_cluster, driver_id) == "FINISHED", 30, "the driver to finish"
     )
     stdout = cli_cluster.work_dir / driver_id / "stdout"
@@ -246,10 +238,10 @@ def test_kill_driver(cli_cluster: CliCluster, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     driver_id = result.stdout.strip()
-    wait_for(lambda: _driver_state(cli_cluster, driver_id) == "RUNNING", 30, "the driver to run")
+    wait_until(lambda: _driver_state(cli_cluster, driver_id) == "RUNNING", 30, "the driver to run")
     killed = run_cli("kill", driver_id, "--master", cli_cluster.master.url)
     assert killed.returncode == 0, killed.stderr
-    wait_for(lambda: _driver_state(cli_cluster, driver_id) == "KILLED", 30, "the driver to die")
+    wait_until(lambda: _driver_state(cli_cluster, driver_id) == "KILLED", 30, "the driver to die")
     again = run_cli("kill", driver_id, "--master", cli_cluster.master.url)
     assert again.returncode == 1 and "already ended" in again.stdout
 
@@ -272,7 +264,7 @@ def test_daemon_lifecycle_and_stop(tmp_path: Path) -> None:
         assert _json(master.webui_url + "/json")["status"] == "ALIVE"
         stopped = run_cli("stop-master", "--work-dir", str(tmp_path))
         assert stopped.returncode == 0 and f"pid {master.pid}" in stopped.stdout
-        assert gone(master.pid)
+        assert not alive(master.pid)
         assert not (tmp_path / "sparkctl-master.pid").exists()
         again = run_cli("stop-master", "--work-dir", str(tmp_path))
         assert again.returncode == 0 and "no master is running" in again.stdout
@@ -309,7 +301,7 @@ def test_foreground_master_stops_on_sigterm(tmp_path: Path) -> None:
         def up() -> bool:
             return run_cli("status", "--master", f"spark://127.0.0.1:{port}").returncode == 0
 
-        wait_for(up, 30, "the foreground master to answer")
+        wait_until(up, 30, "the foreground master to answer")
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
         assert process.returncode == 0, output
@@ -356,7 +348,9 @@ def test_submit_example_cluster_mode(cli_cluster: CliCluster) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     driver_id = result.stdout.strip()
-    wait_for(lambda: _driver_state(cli_cluster, driver_id) == "FINISHED", 90, "wordcount to finish")
+    wait_until(
+        lambda: _driver_state(cli_cluster, driver_id) == "FINISHED", 90, "wordcount to finish"
+    )
     stdout = (cli_cluster.work_dir / driver_id / "stdout").read_text()
     assert "distinct words: 34, all words: 85" in stdout
 
@@ -456,7 +450,7 @@ def test_cluster_mode_py_files(cli_cluster: CliCluster, tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     driver_id = result.stdout.strip()
-    wait_for(
+    wait_until(
         lambda: _driver_state(cli_cluster, driver_id) == "FINISHED", 30, "the driver to finish"
     )
     stdout = (cli_cluster.work_dir / driver_id / "stdout").read_text()
@@ -482,7 +476,7 @@ def test_foreground_worker_stops_on_sigint(tmp_path: Path) -> None:
                 result = run_cli("status", "--master", master.url, "--json")
                 return json.loads(result.stdout)["aliveworkers"] == 1
 
-            wait_for(registered, 30, "the foreground worker to register")
+            wait_until(registered, 30, "the foreground worker to register")
             process.send_signal(signal.SIGINT)
             output, _ = process.communicate(timeout=30)
             assert process.returncode == 0, output

@@ -15,7 +15,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from _cli_harness import CliCluster, run_cli, wait_for
+from _cli_harness import CliCluster, run_cli
+
+from cluster.testing import wait_until
 
 APP = """
 import json, os, sys
@@ -133,7 +135,7 @@ def test_cluster_mode_ships_files_from_the_submitting_host(
         status = run_cli("status", driver_id, "--master", cli_cluster.master.url, "--json")
         return str(json.loads(status.stdout)["state"])
 
-    wait_for(lambda: state() in ("FINISHED", "FAILED", "ERROR"), 150, "the driver to end")
+    wait_until(lambda: state() in ("FINISHED", "FAILED", "ERROR"), 150, "the driver to end")
     driver_dir = cli_cluster.work_dir / driver_id
     stderr = (driver_dir / "stderr").read_text() if (driver_dir / "stderr").exists() else ""
     assert state() == "FINISHED", stderr[-3000:]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +12,7 @@ from click.testing import CliRunner
 from cli._settings import parse_master_list
 from cli._submit import validate_master
 from cli.main import cli
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from cluster.testing import free_port
 
 
 @pytest.fixture
@@ -94,7 +88,7 @@ def test_env_var_errors_name_the_variable() -> None:
 
 
 def test_unreachable_master_exit_2(app: Path, tmp_path: Path) -> None:
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     for args in (
         ["start-worker", f"spark://127.0.0.1:{port}", "--work-dir", str(tmp_path / "work")],
         ["status", "--master", f"spark://127.0.0.1:{port}"],

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _cli_harness import CLI, clean_env, gone, kill_tree, reaped, run_cli, wait_for
+from _cli_harness import CLI, clean_env, reaped, run_cli
+
+from cluster.testing import alive, kill_tree, wait_until
 
 APP = """
 import pathlib, sys, time
@@ -78,7 +80,7 @@ class _App:
             stderr=subprocess.STDOUT,
         )
         ready = tmp / "app.gate.ready"
-        wait_for(lambda: ready.exists() or self.process.poll() is not None, 90, f"{name} to run")
+        wait_until(lambda: ready.exists() or self.process.poll() is not None, 90, f"{name} to run")
         assert ready.exists(), self.process.communicate(timeout=10)[0]
         self.app_id = ready.read_text()
 
@@ -102,7 +104,7 @@ def _history_server(log_dir: Path, work: Path) -> Iterator[str]:
         yield url
         stopped = run_cli("stop-history-server", "--work-dir", str(work))
         assert stopped.returncode == 0 and f"pid {pid}" in stopped.stdout, stopped.stderr
-        wait_for(lambda: gone(pid), 15, "the history server to exit")
+        wait_until(lambda: not alive(pid), 15, "the history server to exit")
         assert not (work / "sparkctl-history-server.pid").exists()
 
 
@@ -119,7 +121,7 @@ def test_lists_and_renders_running_then_finished_apps(tmp_path: Path) -> None:
             assert status == 200 and "In progress (1)" in page and app.app_id in page
             assert "<script>evil" not in page and "&lt;script&gt;evil" in page
             # The writer flushes whenever its queue runs dry: soon, not at once.
-            wait_for(
+            wait_until(
                 lambda: len(_json(f"{url}/history/{app.app_id}/json")["jobs"]) == 2,
                 15,
                 "the running app's jobs in its log",
@@ -256,7 +258,7 @@ def test_foreground_serves_until_sigterm(tmp_path: Path) -> None:
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(process.stderr or []), daemon=True)
         reader.start()
-        wait_for(lambda: any("history server at" in line for line in lines), 60, "the server")
+        wait_until(lambda: any("history server at" in line for line in lines), 60, "the server")
         (line,) = [x for x in lines if "history server at" in x]
         url = line.split("history server at ", 1)[1].split(",")[0]
         assert url.startswith("http://127.0.0.1:")

@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterator
 
 import psutil
 import pytest
-from cluster_harness import LocalCluster
 from zk_server import ZooKeeperServer
+
+from cluster.testing import LocalCluster, alive, descendant_pids, kill_tree
 
 #: Processes that outlive a module on purpose (the session's ZooKeeper server).
 SESSION_PIDS: set[int] = set()
@@ -44,17 +45,9 @@ def local_cluster(tmp_path: pathlib.Path) -> Iterator[Callable[..., LocalCluster
             cluster.close()
 
 
-def descendants() -> list[psutil.Process]:
-    """Living child processes of this test process."""
-    try:
-        children = psutil.Process(os.getpid()).children(recursive=True)
-    except psutil.Error:
-        return []
-    return [
-        c
-        for c in children
-        if c.pid not in SESSION_PIDS and c.is_running() and c.status() != psutil.STATUS_ZOMBIE
-    ]
+def stray_children() -> list[int]:
+    """Living child processes of this test process (but the session's ZooKeeper)."""
+    return [p for p in descendant_pids(os.getpid()) if p not in SESSION_PIDS and alive(p)]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -62,9 +55,16 @@ def no_stray_processes() -> Iterator[None]:
     """The leak check: no child process may outlive a cluster test module."""
     yield
     deadline = time.monotonic() + 10
-    while descendants() and time.monotonic() < deadline:
+    while stray_children() and time.monotonic() < deadline:
         time.sleep(0.1)
-    leftover = descendants()
-    for process in leftover:
-        process.kill()
+    leftover = {pid: _command(pid) for pid in stray_children()}
+    for pid in leftover:
+        kill_tree(pid)
     assert not leftover, f"stray processes after the cluster tests: {leftover}"
+
+
+def _command(pid: int) -> str:
+    try:
+        return " ".join(psutil.Process(pid).cmdline())[:200]
+    except psutil.Error:
+        return "?"

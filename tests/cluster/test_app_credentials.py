@@ -22,12 +22,11 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 from click.testing import CliRunner
-from cluster_harness import LocalCluster, wait_for
 from google.protobuf.message import Message
-from proc_cluster import ProcCluster
 
 from cli._master_client import MasterClient, MasterUnreachableError
 from cli._status import kill, status
+from cluster.testing import LocalCluster, ProcCluster, wait_until
 from cluster.worker_runners import driver_launch_spec, executor_launch_spec
 from rpcenv import (
     APP_CREDENTIAL_ENV_VAR,
@@ -432,7 +431,7 @@ def test_a_cluster_mode_driver_and_its_executors_get_the_credential(
     monkeypatch.setattr(
         ProcCluster, "_conf_args", lambda self: [*conf_args(self), "--log-level", "DEBUG"]
     )
-    c = ProcCluster(tmp_path / "cluster")
+    c = ProcCluster(tmp_path / "cluster", {"spark.worker.timeout": "3"})
     try:
         c.add_worker(cores=2)
         program = tmp_path / "driver.py"
@@ -447,7 +446,7 @@ def test_a_cluster_mode_driver_and_its_executors_get_the_credential(
             10.0,
         )
         assert isinstance(submitted, api.SubmitDriverResponse)
-        wait_for(report_path.exists, 60, "the driver's report")
+        wait_until(report_path.exists, 60, "the driver's report")
         report = json.loads(report_path.read_text())
         app_id = report["app"]
         assert report["credential"] == derive_app_credential(SECRET.encode(), app_id)
@@ -466,7 +465,7 @@ def test_a_cluster_mode_driver_and_its_executors_get_the_credential(
             assert [a.id for a in state.active_apps] == [app_id]
             assert [d.id for d in state.active_drivers] == [submitted.driver_id]
             assert client.kill_driver(submitted.driver_id).killed
-            wait_for(
+            wait_until(
                 lambda: client.driver_status(submitted.driver_id).state == pb.DRIVER_STATE_KILLED,
                 30,
                 "the driver killed",

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pathlib
 
-from cluster_harness import wait_for
-from proc_cluster import ProcCluster
-
+from cluster.testing import ProcCluster, wait_until
 from scheduler import SparkConf, SparkContext
 from sparkctl.v1 import deploy_pb2 as pb
 
@@ -17,6 +15,7 @@ def test_driver_reclaims_its_application_after_a_recovering_master_restart(
     c = ProcCluster(
         tmp_path / "cluster",
         {
+            "spark.worker.timeout": "3",
             "spark.deploy.recoveryMode": "FILESYSTEM",
             "spark.deploy.recoveryDirectory": str(tmp_path / "recovery"),
         },
@@ -37,7 +36,7 @@ def test_driver_reclaims_its_application_after_a_recovering_master_restart(
                 )
 
             try:
-                wait_for(reclaimed, 30, "the driver re-claimed its application")
+                wait_until(reclaimed, 30, "the driver re-claimed its application")
             except AssertionError:
                 raise AssertionError(f"not re-claimed: {c.state()}") from None
             assert sc.applicationId == app_id

@@ -11,9 +11,8 @@ from collections.abc import Callable, Iterator
 import grpc
 import psutil
 import pytest
-from cluster_harness import FakeDriver, wait_for
-from proc_cluster import ProcCluster
 
+from cluster.testing import FakeDriver, ProcCluster, wait_until
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
 from sparkctl.v1 import master_service_pb2_grpc as api_grpc
@@ -33,7 +32,9 @@ def cluster_factory(tmp_path: pathlib.Path) -> Iterator[Callable[..., ProcCluste
     made: list[ProcCluster] = []
 
     def make(conf: dict[str, str] | None = None, workers: int = 2, cores: int = 2) -> ProcCluster:
-        c = ProcCluster(tmp_path / f"cluster{len(made)}", conf)
+        c = ProcCluster(
+            tmp_path / f"cluster{len(made)}", {"spark.worker.timeout": "3", **(conf or {})}
+        )
         made.append(c)
         for _ in range(workers):
             c.add_worker(cores=cores)
@@ -57,7 +58,7 @@ def driver_for(c: ProcCluster, argv: list[str], **desc: int) -> FakeDriver:
         setattr(description, key, value)
     driver = FakeDriver(c.master_ref(env), description)
     env.setup_endpoint("AppClient", driver)
-    wait_for(
+    wait_until(
         lambda: driver.registered is not None and driver.registered.done(), 10, "app registered"
     )
     return driver
@@ -66,7 +67,7 @@ def driver_for(c: ProcCluster, argv: list[str], **desc: int) -> FakeDriver:
 def executor_updates(
     driver: FakeDriver, state: int, count: int = 1, timeout: float = 15
 ) -> list[pb.ExecutorUpdated]:
-    return wait_for(
+    return wait_until(
         lambda: (
             (u := [m for m in driver.of(pb.ExecutorUpdated) if m.state == state])
             and len(u) >= count
@@ -108,7 +109,7 @@ def test_crash_replacement_and_max_retries(cluster_factory: Callable[..., ProcCl
     assert (
         removed.state == pb.APPLICATION_STATE_FAILED and "maxExecutorRetries=4" in removed.message
     )
-    wait_for(lambda: c.state().completed_apps, 10)
+    wait_until(lambda: c.state().completed_apps, 10)
     assert c.state().completed_apps[0].state == pb.APPLICATION_STATE_FAILED
 
 
@@ -125,7 +126,7 @@ def test_sigkill_worker_is_dead_and_executors_lost(
     victim.kill()
     lost = executor_updates(driver, pb.EXECUTOR_STATE_LOST, 2, timeout=10)
     assert all(u.worker_lost for u in lost)
-    dead = wait_for(
+    dead = wait_until(
         lambda: [
             w
             for w in c.state().workers
@@ -137,7 +138,7 @@ def test_sigkill_worker_is_dead_and_executors_lost(
     # spark.worker.timeout=3 s plus a 0.75 s check period; the slack is for a loaded CI machine.
     assert time.monotonic() - killed_at < 10.0
     # The executors of the killed worker do not survive it (parent-death signal).
-    wait_for(
+    wait_until(
         lambda: (
             not [
                 p
@@ -158,7 +159,9 @@ def test_master_restart_workers_reregister(
     c = cluster_factory()
     ids = {str(p.info["worker_id"]) for p in c.workers}
     c.restart_master(kill=kill)
-    state = wait_for(lambda: (s := c.state()).alive_workers == 2 and s, 15, "workers re-registered")
+    state = wait_until(
+        lambda: (s := c.state()).alive_workers == 2 and s, 15, "workers re-registered"
+    )
     assert {w.id for w in state.workers} == ids
 
 
@@ -192,10 +195,10 @@ def test_public_api_drivers_and_apps(
                 api.GetDriverStatusRequest(driver_id=driver_id), timeout=10
             ).driver.state
 
-        wait_for(lambda: status(finished) == pb.DRIVER_STATE_FINISHED, 20)
-        wait_for(lambda: status(running) == pb.DRIVER_STATE_RUNNING, 20)
+        wait_until(lambda: status(finished) == pb.DRIVER_STATE_FINISHED, 20)
+        wait_until(lambda: status(running) == pb.DRIVER_STATE_RUNNING, 20)
         assert stub.KillDriver(api.KillDriverRequest(driver_id=running), timeout=10).killed
-        wait_for(lambda: status(running) == pb.DRIVER_STATE_KILLED, 20)
+        wait_until(lambda: status(running) == pb.DRIVER_STATE_KILLED, 20)
 
         driver = driver_for(c, SLEEPER, cores_per_executor=1, max_cores=1)
         executor_updates(driver, pb.EXECUTOR_STATE_RUNNING)
@@ -260,12 +263,12 @@ def test_filesystem_recovery_keeps_a_cluster_mode_driver(
         10,
     )
     assert isinstance(submit, api.SubmitDriverResponse)
-    running = wait_for(
+    running = wait_until(
         lambda: [d for d in c.state().active_drivers if d.state == pb.DRIVER_STATE_RUNNING], 15
     )
     worker_id = running[0].worker_id
     c.restart_master()
-    state = wait_for(
+    state = wait_until(
         lambda: (s := c.state()).status == pb.MASTER_STATUS_ALIVE and s.alive_workers == 2 and s,
         15,
         "recovered",
@@ -275,7 +278,7 @@ def test_filesystem_recovery_keeps_a_cluster_mode_driver(
     ]
     killed = c.master_ref(env).ask_sync(api.KillDriverRequest(driver_id=submit.driver_id), 10)
     assert isinstance(killed, api.KillDriverResponse) and killed.killed
-    wait_for(
+    wait_until(
         lambda: [d for d in c.state().completed_drivers if d.state == pb.DRIVER_STATE_KILLED], 15
     )
 
@@ -296,13 +299,13 @@ def test_frozen_worker_is_dead_then_comes_back(cluster_factory: Callable[..., Pr
         lost = executor_updates(driver, pb.EXECUTOR_STATE_LOST, 1, timeout=10)
         assert added[lost[0].executor_id] == frozen_id and lost[0].worker_lost
         # Its cores are replaced on the other worker, which had one free.
-        replacement = wait_for(
+        replacement = wait_until(
             lambda: [a for a in driver.of(pb.ExecutorAdded) if a.executor_id not in added], 10
         )
         assert replacement[0].worker_id != frozen_id
     finally:
         os.kill(frozen.pid, signal.SIGCONT)
-    state = wait_for(
+    state = wait_until(
         lambda: (
             (s := c.state())
             and [w for w in s.workers if w.id == frozen_id and w.state == pb.WORKER_STATE_ALIVE]
@@ -313,7 +316,7 @@ def test_frozen_worker_is_dead_then_comes_back(cluster_factory: Callable[..., Pr
     )
     assert state.alive_workers == 2
     # Its stale executor was killed when it came back: no duplicate cores.
-    wait_for(
+    wait_until(
         lambda: (
             not [
                 p
@@ -336,7 +339,7 @@ def test_stopped_worker_is_dead_at_once(cluster_factory: Callable[..., ProcClust
     leaving.stop()  # SIGTERM: a clean stop
     lost = executor_updates(driver, pb.EXECUTOR_STATE_LOST, 1, timeout=15)
     assert lost[0].worker_lost
-    wait_for(
+    wait_until(
         lambda: [
             w
             for w in c.state().workers

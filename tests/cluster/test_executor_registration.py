@@ -16,8 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from cluster_harness import LocalCluster, wait_for
-
+from cluster.testing import LocalCluster, wait_until
 from cluster.worker_runners import (
     SUBMIT_CONF_ENV,
     driver_launch_spec,
@@ -63,7 +62,7 @@ def test_running_waits_for_the_executors_registration(local_cluster: MakeCluster
     # What the executor sends once its driver accepted it.
     peer = c.env().endpoint_ref(w.rpc_env.address, "Worker")
     peer.send(pb.ExecutorRegistered(app_id=driver.app_id, executor_id=added.executor_id))
-    wait_for(lambda: _states(driver, pb.EXECUTOR_STATE_RUNNING), 10, "RUNNING")
+    wait_until(lambda: _states(driver, pb.EXECUTOR_STATE_RUNNING), 10, "RUNNING")
 
 
 def test_executors_alive_but_never_registered_exhaust_the_retries(

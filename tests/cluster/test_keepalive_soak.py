@@ -46,9 +46,8 @@ import subprocess
 import sys
 
 import pytest
-from proc_cluster import ProcCluster, wait_until
 
-from cluster.testing import ROOT
+from cluster.testing import ROOT, ProcCluster, wait_until
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
 

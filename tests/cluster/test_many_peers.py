@@ -24,13 +24,13 @@ import grpc
 import psutil
 import pytest
 
+from cluster.testing import ProcCluster
 from rpcenv import RpcCallContext, RpcEndpoint, RpcEnv
 from rpcenv._security import make_auth_token
 from rpcenv.grpc._server import AUTH_METADATA
 from rpcenv.grpc.testing import IdlePeerStreams
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
-from tests.cluster.proc_cluster import ProcCluster
 
 PEERS = 1_000
 SECRET = "many-peers-secret"

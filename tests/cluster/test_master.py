@@ -9,8 +9,8 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from cluster_harness import LocalCluster, wait_for
 
+from cluster.testing import LocalCluster, wait_until
 from rpcenv import RpcRemoteError
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -25,7 +25,7 @@ def test_worker_registration_is_idempotent(local_cluster: MakeCluster) -> None:
     assert w.reply.result().master_url == c.master.url
     # Register again with the same id and incarnation: still one worker.
     w.self_ref.send(pb.RegisterWorkerRequest())
-    wait_for(lambda: w.reply is not None and w.reply.done())
+    wait_until(lambda: w.reply is not None and w.reply.done())
     state = c.state()
     assert [s.id for s in state.workers if s.id == "worker-a"] == ["worker-a"]
     assert state.alive_workers == 1
@@ -93,7 +93,7 @@ def test_memory_is_never_overcommitted(local_cluster: MakeCluster) -> None:
     w = c.worker("w0", cores=8, memory_mb=1000)
     driver = c.driver(cores_per_executor=1, memory_per_executor_mb=400)
     driver.wait_of(pb.ExecutorAdded, 2)
-    wait_for(lambda: c.state().workers[0].memory_used_mb == 800)
+    wait_until(lambda: c.state().workers[0].memory_used_mb == 800)
     assert len(w.wait_of(pb.LaunchExecutor, 2)) == 2
 
 
@@ -190,7 +190,7 @@ def test_driver_disconnect_finishes_the_app(local_cluster: MakeCluster) -> None:
     app_id = driver.app_id
     driver.wait_of(pb.ExecutorAdded, 2)
     driver.rpc_env.shutdown()
-    wait_for(lambda: not c.state().active_apps)
+    wait_until(lambda: not c.state().active_apps)
     done = c.state().completed_apps[0]
     assert done.id == app_id and done.state == pb.APPLICATION_STATE_FINISHED
     assert w.wait_of(pb.ApplicationFinished)[0].app_id == app_id
@@ -208,7 +208,7 @@ def test_unregister_and_kill_application(local_cluster: MakeCluster) -> None:
     assert removed.state == pb.APPLICATION_STATE_KILLED
     states = {
         a.id: a.state
-        for a in wait_for(lambda: len(c.state().completed_apps) == 2 and c.state().completed_apps)
+        for a in wait_until(lambda: len(c.state().completed_apps) == 2 and c.state().completed_apps)
     }
     assert states == {
         first.app_id: pb.APPLICATION_STATE_FINISHED,
@@ -295,7 +295,7 @@ def test_driver_lifecycle_and_supervise(local_cluster: MakeCluster) -> None:
     w.self_ref.send(
         pb.DriverStateChanged(driver_id=launch.driver_id, state=pb.DRIVER_STATE_FINISHED)
     )
-    status = wait_for(
+    status = wait_until(
         lambda: (
             (
                 r := c.master.ref.ask_sync(
@@ -321,7 +321,7 @@ def test_driver_lifecycle_and_supervise(local_cluster: MakeCluster) -> None:
             driver_id=supervised.driver_id, state=pb.DRIVER_STATE_FAILED, exception="exit 1"
         )
     )
-    wait_for(
+    wait_until(
         lambda: (
             c.master.ref.ask_sync(
                 api.GetDriverStatusRequest(driver_id=supervised.driver_id), 5
@@ -337,7 +337,7 @@ def test_driver_lifecycle_and_supervise(local_cluster: MakeCluster) -> None:
     w.self_ref.send(
         pb.DriverStateChanged(driver_id=supervised.driver_id, state=pb.DRIVER_STATE_KILLED)
     )
-    wait_for(
+    wait_until(
         lambda: (
             c.master.ref.ask_sync(
                 api.GetDriverStatusRequest(driver_id=supervised.driver_id), 5
@@ -398,7 +398,7 @@ def test_default_cores_caps_apps_without_cores_max(local_cluster: MakeCluster) -
     c.worker("w0", cores=8)
     driver = c.driver(cores_per_executor=1)
     driver.wait_of(pb.ExecutorAdded, 3)
-    app = wait_for(
+    app = wait_until(
         lambda: (s := c.state()).active_apps and s.active_apps[0].cores == 3 and s.active_apps[0]
     )
     assert app.max_cores == 3
@@ -500,4 +500,4 @@ def test_a_kill_asked_while_the_worker_cannot_hear_it_is_said_again_when_it_retu
     kill = w.wait_of(pb.KillDriver)[0]
     assert kill.driver_id == submit.driver_id
     w.self_ref.send(pb.DriverStateChanged(driver_id=submit.driver_id, state=pb.DRIVER_STATE_KILLED))
-    wait_for(lambda: [d.state for d in c.state().completed_drivers] == [pb.DRIVER_STATE_KILLED])
+    wait_until(lambda: [d.state for d in c.state().completed_drivers] == [pb.DRIVER_STATE_KILLED])

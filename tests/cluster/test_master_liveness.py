@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from cluster_harness import LocalCluster, wait_for
-from proc_cluster import ProcCluster
 from test_master_model import FakeContext, FakeRef
 
 from cluster import master_views
@@ -26,6 +24,7 @@ from cluster.launch import start_worker
 from cluster.master import Master
 from cluster.master_liveness import WorkerLiveness
 from cluster.master_state import ExecutorInfo, Holdings, executor_holdings
+from cluster.testing import LocalCluster, ProcCluster, wait_until
 from rpcenv import Conf, RpcAddress
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -168,7 +167,7 @@ def test_a_worker_heartbeats_at_the_masters_interval_not_its_own(
         assert handle.wait_registered(5)
         heartbeat_ticker = handle.endpoint._heartbeat
         assert heartbeat_ticker is not None
-        wait_for(lambda: heartbeat_ticker.interval == 0.25, 5, "the master's interval")
+        wait_until(lambda: heartbeat_ticker.interval == 0.25, 5, "the master's interval")
         time.sleep(2.5)  # 2.5 timeouts
         (worker,) = c.state().workers
         assert worker.state == ALIVE
@@ -255,7 +254,7 @@ def test_a_sigkilled_worker_is_dead_after_the_grace_not_the_timeout(
 ) -> None:
     worker = proc_cluster.add_worker()
     survivor = proc_cluster.add_worker()
-    wait_for(lambda: proc_cluster.state().alive_workers == 2, 10, "two workers")
+    wait_until(lambda: proc_cluster.state().alive_workers == 2, 10, "two workers")
     killed_at = time.monotonic()
     worker.popen.send_signal(signal.SIGKILL)
     worker.popen.wait(10)
@@ -264,7 +263,7 @@ def test_a_sigkilled_worker_is_dead_after_the_grace_not_the_timeout(
         states = {w.id: w.state for w in proc_cluster.state().workers}
         return states.get(str(worker.info["worker_id"])) == DEAD
 
-    wait_for(dead, 1 + 8, "DEAD within the grace")  # timeout is 60 s
+    wait_until(dead, 1 + 8, "DEAD within the grace")  # timeout is 60 s
     elapsed = time.monotonic() - killed_at
     print(f"SIGKILLed worker DEAD after {elapsed:.1f}s (grace 1s, timeout 60s)")
     states = {w.id: w.state for w in proc_cluster.state().workers}

@@ -8,68 +8,21 @@ executor belongs to an active application, drivers likewise).
 
 from __future__ import annotations
 
-import concurrent.futures
 import pathlib
 import random
 import tempfile
-from typing import Any
 
 import pytest
-from google.protobuf.message import Message
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from cluster.master import Master
 from cluster.placement import Placement
-from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpointRef
+from cluster.testing import FakeContext, FakeRef
+from rpcenv import Conf, RpcAddress
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
-
-
-class FakeRef(RpcEndpointRef):
-    def __init__(self, name: str, port: int) -> None:
-        self._name = name
-        self._address = RpcAddress("127.0.0.1", port)
-        self.sent: list[Message] = []
-
-    @property
-    def address(self) -> RpcAddress:
-        return self._address
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def send(self, message: Message) -> None:
-        self.sent.append(message)
-
-    def ask(
-        self, message: Message, timeout: float | None = None
-    ) -> concurrent.futures.Future[Message]:
-        raise NotImplementedError
-
-
-class FakeContext(RpcCallContext):
-    def __init__(self, sender: FakeRef | None, address: RpcAddress) -> None:
-        self._sender = sender
-        self._address = address
-        self.answer: Any = None
-
-    @property
-    def sender_address(self) -> RpcAddress:
-        return self._address
-
-    @property
-    def sender(self) -> RpcEndpointRef | None:
-        return self._sender
-
-    def reply(self, message: Message) -> None:
-        self.answer = message
-
-    def send_failure(self, error: BaseException) -> None:
-        self.answer = error
-
 
 ALIVE = pb.WORKER_STATE_ALIVE
 

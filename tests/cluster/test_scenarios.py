@@ -21,10 +21,10 @@ from typing import Any
 
 import grpc
 import pytest
-from cluster_harness import LocalCluster, wait_for
 from google.protobuf.message import Message
 
 from cluster.launch import MasterHandle, start_master
+from cluster.testing import LocalCluster, wait_until
 from rpcenv import Conf, RpcEnv, RpcRemoteError, RpcTimeoutError
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -368,7 +368,7 @@ def test_t6_a_master_with_an_empty_recovery_store_leads_at_once(tmp_path: pathli
             assert isinstance(state, api.GetClusterStateResponse)
             return state if state.status == pb.MASTER_STATUS_ALIVE else None
 
-        state = wait_for(alive, 10, "an ALIVE master")
+        state = wait_until(alive, 10, "an ALIVE master")
         took = time.monotonic() - started
         assert not state.workers and not state.active_apps and not state.completed_apps
         assert not state.active_drivers and not state.completed_drivers

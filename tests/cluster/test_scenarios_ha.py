@@ -12,10 +12,10 @@ import pathlib
 import threading
 import time
 
-from cluster_harness import wait_for
 from test_zookeeper_ha import HACluster, ha_conf
 from zk_server import ZooKeeperServer
 
+from cluster.testing import wait_until
 from scheduler import SparkConf, SparkContext
 from sparkctl.v1 import deploy_pb2 as pb
 
@@ -62,12 +62,12 @@ def test_t7_three_rolling_failovers_under_a_job_loop(
                         and any(a.id == app_id for a in state.active_apps)
                     )
 
-                wait_for(recovered, 30, f"failover {round_ + 1}")
+                wait_until(recovered, 30, f"failover {round_ + 1}")
                 failovers.append(time.monotonic() - killed_at)
                 c.masters.remove(leader)
                 # Back on its port, as the new standby: the URL everyone holds stays right.
                 c.masters.append(c._start("master", "--port", port, name=f"master-r{round_}"))
-                wait_for(lambda before=before: len(results) > before + 2 or errors, 30, "jobs")
+                wait_until(lambda before=before: len(results) > before + 2 or errors, 30, "jobs")
                 assert not errors, errors
             stop.set()
             runner.join(30)

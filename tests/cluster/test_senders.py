@@ -19,14 +19,13 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
-from cluster_harness import FakeWorker, LocalCluster, Recorder, wait_for
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf.message import Message
-from proc_cluster import ProcCluster
 
 from cluster.launch import start_master, start_worker
 from cluster.master import Master
 from cluster.senders import MASTER_SENDERS, WORKER_SENDERS
+from cluster.testing import FakeWorker, LocalCluster, ProcCluster, Recorder, wait_until
 from cluster.worker import Worker
 from rpcenv import (
     ANYONE,
@@ -173,7 +172,7 @@ def test_master_refuses_every_message_from_an_unregistered_peer(
             )
         ref.send(message)
     names = {k.DESCRIPTOR.full_name for k in refused_types(MASTER_SENDERS)}
-    wait_for(
+    wait_until(
         lambda: all(any(n in r.getMessage() for r in caplog.records) for n in names),
         10,
         "a refusal line per message type",
@@ -275,7 +274,7 @@ def test_a_peer_claiming_a_workers_address_is_not_that_worker(tmp_path: pathlib.
         envs.append(worker_env)
         worker = FakeWorker(master.ref, "w-grpc", 2, 1024)
         worker_env.setup_endpoint("Worker", worker)
-        wait_for(lambda: worker.reply is not None and worker.reply.done(), 10, "registration")
+        wait_until(lambda: worker.reply is not None and worker.reply.done(), 10, "registration")
         assert worker.reply is not None and worker.reply.result().accepted
 
         impostor = RpcEnv.create("impostor", "127.0.0.1", 0, conf, client_mode=True)
@@ -303,7 +302,7 @@ def test_forged_leadership_notices_leave_a_master_process_serving(tmp_path: path
     One one-way RevokedLeadership from any client used to make the Master exit
     with status 1; an ElectedLeader could make a second Master ALIVE.
     """
-    c = ProcCluster(tmp_path)
+    c = ProcCluster(tmp_path, {"spark.worker.timeout": "3"})
     try:
         worker = c.add_worker()
         worker_id = str(worker.info["worker_id"])
@@ -314,7 +313,7 @@ def test_forged_leadership_notices_leave_a_master_process_serving(tmp_path: path
         master.send(deploy_pb2.CheckWorkerTimeouts())
         master.send(deploy_pb2.WorkerStopping(worker_id=worker_id, reason="forged"))
         log_path = c.master.log_path
-        wait_for(
+        wait_until(
             lambda: log_path.read_text().count("refused sparkctl.v1.") >= 4,
             10,
             "four refusals in the master's log",

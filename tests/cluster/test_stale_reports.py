@@ -17,9 +17,8 @@ import time
 from collections.abc import Callable
 
 import pytest
-from cluster_harness import LocalCluster, wait_for
-from proc_cluster import ProcCluster
 
+from cluster.testing import LocalCluster, ProcCluster, wait_until
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
 
@@ -49,9 +48,9 @@ def test_a_hung_workers_killed_report_does_not_end_the_relaunched_driver(
     second = c.worker("w-live", cores=2)
 
     first.silence()  # SIGSTOP, as far as the Master can tell: DEAD after the timeout
-    relaunch = wait_for(lambda: second.of(pb.LaunchDriver), 15, "the relaunch elsewhere")[0]
+    relaunch = wait_until(lambda: second.of(pb.LaunchDriver), 15, "the relaunch elsewhere")[0]
     assert relaunch.attempt == 2
-    wait_for(lambda: driver_status(c, driver_id).worker_id == "w-live", 5, "the relaunch")
+    wait_until(lambda: driver_status(c, driver_id).worker_id == "w-live", 5, "the relaunch")
 
     # SIGCONT: the hung worker re-registers with its copy, which the Master has it kill;
     # the copy's KILLED report (as its worker sends it) must not touch the live record.
@@ -61,7 +60,7 @@ def test_a_hung_workers_killed_report_does_not_end_the_relaunched_driver(
             drivers=[pb.DriverRuntime(driver_id=driver_id, state=pb.DRIVER_STATE_RUNNING)]
         )
     )
-    wait_for(lambda: first.of(pb.KillDriver), 5, "the stale copy's kill")
+    wait_until(lambda: first.of(pb.KillDriver), 5, "the stale copy's kill")
     for worker_id, attempt in (("w-hung", 1), ("", 0), ("w-live", 2)):
         first.self_ref.send(
             pb.DriverStateChanged(
@@ -72,7 +71,7 @@ def test_a_hung_workers_killed_report_does_not_end_the_relaunched_driver(
                 attempt=attempt,
             )
         )
-    wait_for(
+    wait_until(
         lambda: any("DriverStateChanged" in r.getMessage() for r in caplog.records),
         5,
         "the refusal of the stale report",
@@ -84,7 +83,7 @@ def test_a_hung_workers_killed_report_does_not_end_the_relaunched_driver(
 
     # The live copy's own report still counts.
     second.self_ref.send(pb.DriverStateChanged(driver_id=driver_id, state=pb.DRIVER_STATE_FINISHED))
-    wait_for(lambda: driver_status(c, driver_id).state == pb.DRIVER_STATE_FINISHED, 5, "FINISHED")
+    wait_until(lambda: driver_status(c, driver_id).state == pb.DRIVER_STATE_FINISHED, 5, "FINISHED")
 
 
 def test_a_report_on_an_earlier_attempt_on_the_same_worker_is_ignored(
@@ -109,13 +108,13 @@ def test_a_report_on_an_earlier_attempt_on_the_same_worker_is_ignored(
     )
     relaunch = w.wait_of(pb.LaunchDriver, 2, timeout=15)[1]
     assert relaunch.driver_id == driver_id and relaunch.attempt == 2
-    wait_for(lambda: driver_status(c, driver_id).state == pb.DRIVER_STATE_RUNNING, 5, "RUNNING")
+    wait_until(lambda: driver_status(c, driver_id).state == pb.DRIVER_STATE_RUNNING, 5, "RUNNING")
 
     caplog.set_level(logging.WARNING, logger="rpcenv._senders")
     w.self_ref.send(
         pb.DriverStateChanged(driver_id=driver_id, state=pb.DRIVER_STATE_KILLED, attempt=1)
     )
-    wait_for(
+    wait_until(
         lambda: any("DriverStateChanged" in r.getMessage() for r in caplog.records),
         5,
         "the refusal of the first attempt's report",
@@ -124,7 +123,7 @@ def test_a_report_on_an_earlier_attempt_on_the_same_worker_is_ignored(
     w.self_ref.send(
         pb.DriverStateChanged(driver_id=driver_id, state=pb.DRIVER_STATE_FINISHED, attempt=2)
     )
-    wait_for(lambda: driver_status(c, driver_id).state == pb.DRIVER_STATE_FINISHED, 5, "FINISHED")
+    wait_until(lambda: driver_status(c, driver_id).state == pb.DRIVER_STATE_FINISHED, 5, "FINISHED")
 
 
 def test_a_worker_ignores_commands_of_an_older_master_epoch(
@@ -152,7 +151,7 @@ def test_a_worker_ignores_commands_of_an_older_master_epoch(
     def rejections() -> int:
         return sum("from an older master" in r.getMessage() for r in caplog.records)
 
-    wait_for(lambda: rejections() == len(commands), 10, "every stale command rejected")
+    wait_until(lambda: rejections() == len(commands), 10, "every stale command rejected")
     logging.getLogger(__name__).warning("epoch fencing: %d of %d rejected", rejections(), 6)
     state = handle.endpoint
     assert not state.executors and not state.drivers and state.registered.is_set()
@@ -163,7 +162,7 @@ def test_finding_3_with_processes_sigstop_sigcont_keeps_the_relaunched_driver(
     tmp_path: pathlib.Path,
 ) -> None:
     """The issue's scenario end to end: real workers, a real supervised driver process."""
-    c = ProcCluster(tmp_path)  # spark.worker.timeout=3
+    c = ProcCluster(tmp_path, {"spark.worker.timeout": "3"})
     try:
         hung = c.add_worker(cores=1)
         hung_id = str(hung.info["worker_id"])
@@ -187,19 +186,19 @@ def test_finding_3_with_processes_sigstop_sigcont_keeps_the_relaunched_driver(
         def driver() -> api.DriverSummary | None:
             return next((d for d in c.state().active_drivers if d.id == driver_id), None)
 
-        wait_for(lambda: (d := driver()) and d.worker_id == hung_id, 15, "running on the first")
-        wait_for(lambda: hung.children(), 15, "the first copy's process")
+        wait_until(lambda: (d := driver()) and d.worker_id == hung_id, 15, "running on the first")
+        wait_until(lambda: hung.children(), 15, "the first copy's process")
         live = c.add_worker(cores=1)
         live_id = str(live.info["worker_id"])
         os.kill(hung.pid, signal.SIGSTOP)
         try:
-            wait_for(lambda: (d := driver()) and d.worker_id == live_id, 30, "the relaunch")
-            wait_for(lambda: live.children(), 15, "the relaunched copy's process")
+            wait_until(lambda: (d := driver()) and d.worker_id == live_id, 30, "the relaunch")
+            wait_until(lambda: live.children(), 15, "the relaunched copy's process")
         finally:
             os.kill(hung.pid, signal.SIGCONT)
         # Back: the stale copy is killed, and its KILLED report must change nothing.
-        wait_for(lambda: not hung.children(), 20, "the stale copy killed")
-        wait_for(
+        wait_until(lambda: not hung.children(), 20, "the stale copy killed")
+        wait_until(
             lambda: any(
                 w.id == hung_id and w.state == pb.WORKER_STATE_ALIVE for w in c.state().workers
             ),
@@ -217,8 +216,8 @@ def test_finding_3_with_processes_sigstop_sigcont_keeps_the_relaunched_driver(
         # Still supervised and controllable: a kill ends the live copy.
         killed = master.ask_sync(api.KillDriverRequest(driver_id=driver_id), 10)
         assert isinstance(killed, api.KillDriverResponse) and killed.killed
-        wait_for(lambda: not live.children(), 20, "the live copy killed")
-        wait_for(
+        wait_until(lambda: not live.children(), 20, "the live copy killed")
+        wait_until(
             lambda: any(
                 d.id == driver_id and d.state == pb.DRIVER_STATE_KILLED
                 for d in c.state().completed_drivers

@@ -13,9 +13,9 @@ import pathlib
 from collections.abc import Callable
 
 import pytest
-from cluster_harness import LocalCluster, wait_for
 
 from cluster.submitted_files import SUBMITTED_FILES_KEY, place_submitted_files
+from cluster.testing import LocalCluster, wait_until
 from cluster.worker_runners import SUBMIT_CONF_ENV, driver_launch_spec
 from rpcenv import RpcRemoteError
 from sparkctl.v1 import deploy_pb2 as pb
@@ -66,7 +66,7 @@ def test_contents_go_to_the_store_not_the_recovery_record(
     assert launch.description.files[1].alias == "env"
     # Once the driver ends and no other driver needs them, the copies go.
     w.self_ref.send(pb.DriverStateChanged(driver_id=driver_id, state=pb.DRIVER_STATE_FINISHED))
-    wait_for(lambda: not (recovery / "submitted-files" / stored.sha256).exists(), 5, "cleanup")
+    wait_until(lambda: not (recovery / "submitted-files" / stored.sha256).exists(), 5, "cleanup")
 
 
 def test_a_restarted_master_keeps_what_recovered_drivers_need(

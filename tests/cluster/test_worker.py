@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import psutil
 import pytest
-from cluster_harness import LocalCluster, wait_for
 
+from cluster.testing import LocalCluster, wait_until
 from cluster.worker_runners import SUBMIT_CONF_ENV
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -57,7 +57,7 @@ def command(action: str = "sleep") -> pb.Command:
 
 
 def updates(driver, state: int, count: int = 1, timeout: float = 10.0) -> list[pb.ExecutorUpdated]:  # type: ignore[no-untyped-def]
-    return wait_for(
+    return wait_until(
         lambda: (
             (u := [m for m in driver.of(pb.ExecutorUpdated) if m.state == state])
             and len(u) >= count
@@ -87,7 +87,7 @@ def test_executor_launch_substitutes_and_runs(local_cluster: MakeCluster) -> Non
     updates(driver, pb.EXECUTOR_STATE_RUNNING)
     exec_dir = w.endpoint.work_dir / driver.app_id / str(added.executor_id)
     args_file = exec_dir / "args.json"
-    record = wait_for(
+    record = wait_until(
         lambda: (
             args_file.exists() and args_file.stat().st_size and json.loads(args_file.read_text())
         )
@@ -101,7 +101,7 @@ def test_executor_launch_substitutes_and_runs(local_cluster: MakeCluster) -> Non
     ]
     assert record["env"] == "marked"
     assert pathlib.Path(record["cwd"]) == exec_dir
-    wait_for(lambda: "up" in (exec_dir / "stdout").read_text())
+    wait_until(lambda: "up" in (exec_dir / "stdout").read_text())
     assert (exec_dir / "stderr").exists()
     reply = w.ref.ask_sync(pb.GetWorkerStateRequest(), 5)
     assert isinstance(reply, pb.GetWorkerStateResponse)
@@ -149,12 +149,12 @@ def test_app_end_kills_executors_and_cleans_work_dir(local_cluster: MakeCluster)
     app_dir = w.endpoint.work_dir / driver.app_id
     assert app_dir.is_dir()
     driver.master.send(pb.UnregisterApplication(app_id=driver.app_id))
-    wait_for(
+    wait_until(
         lambda: (
             not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
         )
     )
-    wait_for(lambda: not app_dir.exists(), what="app work dir removed")
+    wait_until(lambda: not app_dir.exists(), what="app work dir removed")
     reply = w.ref.ask_sync(pb.GetWorkerStateRequest(), 5)
     assert isinstance(reply, pb.GetWorkerStateResponse)
     assert reply.cores_used == 0
@@ -174,7 +174,7 @@ def test_kill_executors_from_the_driver(local_cluster: MakeCluster) -> None:
         assert isinstance(reply, pb.GetWorkerStateResponse)
         return list(reply.finished_executors)
 
-    done = wait_for(finished)
+    done = wait_until(finished)
     assert [(e.executor_id, e.state) for e in done] == [(victim, pb.EXECUTOR_STATE_KILLED)]
 
 
@@ -227,7 +227,7 @@ def test_cluster_mode_driver_runs_to_finished(
         assert isinstance(reply, api.GetDriverStatusResponse)
         return reply.driver
 
-    wait_for(lambda: status().state == pb.DRIVER_STATE_FINISHED, 15)
+    wait_until(lambda: status().state == pb.DRIVER_STATE_FINISHED, 15)
     work = c.workers[0].endpoint.work_dir / submit.driver_id
     conf = json.loads((work / "conf.json").read_text())
     # The driver advertises its worker's host (issue 9: it advertised 127.0.0.1 anywhere).
@@ -264,14 +264,14 @@ def test_failing_driver_and_kill(local_cluster: MakeCluster, tmp_path: pathlib.P
         return reply.driver
 
     failing = submit(bad)
-    wait_for(lambda: driver(failing).state == pb.DRIVER_STATE_FAILED, 15)
+    wait_until(lambda: driver(failing).state == pb.DRIVER_STATE_FAILED, 15)
     assert "bad things" in driver(failing).exception
     running = submit(slow)
-    wait_for(lambda: driver(running).state == pb.DRIVER_STATE_RUNNING, 15)
+    wait_until(lambda: driver(running).state == pb.DRIVER_STATE_RUNNING, 15)
     c.master.ref.ask_sync(api.KillDriverRequest(driver_id=running), 5)
-    wait_for(lambda: driver(running).state == pb.DRIVER_STATE_KILLED, 15)
+    wait_until(lambda: driver(running).state == pb.DRIVER_STATE_KILLED, 15)
     missing = submit(tmp_path / "missing.py")
-    wait_for(lambda: driver(missing).state == pb.DRIVER_STATE_ERROR, 15)
+    wait_until(lambda: driver(missing).state == pb.DRIVER_STATE_ERROR, 15)
     assert "not a file" in driver(missing).exception
 
 
@@ -292,7 +292,7 @@ def test_master_restart_workers_reregister(local_cluster: MakeCluster) -> None:
     c = local_cluster()
     w = c.real_worker(cores=2)
     c.restart_master()
-    wait_for(lambda: [x.id for x in c.state().workers] == [w.worker_id], 10, "re-registration")
+    wait_until(lambda: [x.id for x in c.state().workers] == [w.worker_id], 10, "re-registration")
 
 
 def test_filesystem_recovery_keeps_executors(
@@ -311,14 +311,18 @@ def test_filesystem_recovery_keeps_executors(
     c.restart_master()
     state = c.state()
     assert state.status in (pb.MASTER_STATUS_RECOVERING, pb.MASTER_STATUS_ALIVE)
-    wait_for(lambda: c.state().workers and c.state().workers[0].state == pb.WORKER_STATE_ALIVE, 10)
-    state = wait_for(lambda: (s := c.state()).active_apps and s.active_apps[0].executors and s, 10)
+    wait_until(
+        lambda: c.state().workers and c.state().workers[0].state == pb.WORKER_STATE_ALIVE, 10
+    )
+    state = wait_until(
+        lambda: (s := c.state()).active_apps and s.active_apps[0].executors and s, 10
+    )
     assert state.active_apps[0].id == app_id
     assert {e.worker_id for e in state.active_apps[0].executors} == {w.worker_id}
     # The driver never re-registers (its connection died with the old Master):
     # recovery completes after spark.worker.timeout and the app is finished.
-    wait_for(lambda: c.state().status == pb.MASTER_STATUS_ALIVE and not c.state().active_apps, 10)
-    wait_for(lambda: not w.endpoint.executors, 10, "executors of the unrecovered app stopped")
+    wait_until(lambda: c.state().status == pb.MASTER_STATUS_ALIVE and not c.state().active_apps, 10)
+    wait_until(lambda: not w.endpoint.executors, 10, "executors of the unrecovered app stopped")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
@@ -391,15 +395,15 @@ def test_driver_ending_while_master_is_down_is_recovered(
         5,
     )
     assert isinstance(submit, api.SubmitDriverResponse)
-    wait_for(lambda: w.endpoint.drivers, 10, "driver running")
+    wait_until(lambda: w.endpoint.drivers, 10, "driver running")
     port = c.master.rpc_env.address.port
     c.master.stop()
     gate.write_text("go")  # the driver finishes while no Master runs
-    wait_for(lambda: not w.endpoint.drivers, 10, "driver exited")
+    wait_until(lambda: not w.endpoint.drivers, 10, "driver exited")
     from cluster.launch import start_master
 
     c.master = start_master(c.conf, "127.0.0.1", port, c.tmp_path / "master")
-    done = wait_for(lambda: c.state().completed_drivers, 10, "driver completed after recovery")
+    done = wait_until(lambda: c.state().completed_drivers, 10, "driver completed after recovery")
     assert [(d.id, d.state) for d in done] == [(submit.driver_id, pb.DRIVER_STATE_FINISHED)]
 
 
@@ -420,10 +424,10 @@ def test_ttl_cleanup_removes_old_driver_dirs(
     )
     assert isinstance(submit, api.SubmitDriverResponse)
     driver_dir = w.endpoint.work_dir / submit.driver_id
-    wait_for(lambda: c.state().completed_drivers, 10, "driver finished")
+    wait_until(lambda: c.state().completed_drivers, 10, "driver finished")
     assert driver_dir.is_dir()
     (w.endpoint.work_dir / "worker.log").write_text("kept")
-    wait_for(lambda: not driver_dir.exists(), 10, "driver dir removed after its TTL")
+    wait_until(lambda: not driver_dir.exists(), 10, "driver dir removed after its TTL")
     assert (w.endpoint.work_dir / "worker.log").exists()
 
 
@@ -444,7 +448,7 @@ def test_finished_drivers_do_not_keep_their_app_files_in_memory(local_cluster: M
         )
         assert isinstance(reply, api.SubmitDriverResponse)
         ids.append(reply.driver_id)
-    wait_for(lambda: len(c.state().completed_drivers) == 2, 20, "both drivers to end")
+    wait_until(lambda: len(c.state().completed_drivers) == 2, 20, "both drivers to end")
     master_done = {d.driver_id: d for d in c.master.endpoint.completed_drivers}
     worker_done = {d.driver_id: d for d in c.workers[0].endpoint.finished_drivers}
     for driver_id in ids:

@@ -7,8 +7,8 @@ import pathlib
 from collections.abc import Callable
 
 import pytest
-from cluster_harness import LocalCluster, wait_for
 
+from cluster.testing import LocalCluster, wait_until
 from rpcenv.resources import ResourceDiscoveryError, discover_resources
 from sparkctl.v1 import deploy_pb2 as pb
 
@@ -118,4 +118,4 @@ def test_a_real_worker_reports_what_its_script_found(
     # (`true` exits at once: later executors reuse the addresses the first ones freed.)
     first_two = driver.wait_of(pb.ExecutorAdded, 2)[:2]
     assert sorted(a.resources[0].addresses[0] for a in first_two) == ["3", "5"]
-    wait_for(lambda: len(c.state().workers) == 1)
+    wait_until(lambda: len(c.state().workers) == 1)

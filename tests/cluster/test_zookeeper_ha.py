@@ -21,10 +21,9 @@ import time
 
 import grpc
 import pytest
-from cluster_harness import wait_for
-from proc_cluster import ROOT, Proc
 from zk_server import ZooKeeperServer
 
+from cluster.testing import ROOT, ClusterProcess, wait_until
 from rpcenv import Conf, RpcEndpointRef, RpcEnv, RpcError, RpcRemoteError
 from scheduler import SparkConf, SparkContext
 from sparkctl.v1 import deploy_pb2 as pb
@@ -51,31 +50,33 @@ class HACluster:
     def __init__(self, tmp: pathlib.Path, conf: dict[str, str]) -> None:
         self.tmp = tmp
         self.conf = conf
-        self.procs: list[Proc] = []
+        self.procs: list[ClusterProcess] = []
         self.masters = [self._start("master", "--port", "0", name=f"master{i}") for i in range(2)]
         self.env = RpcEnv.create("ha-test", "127.0.0.1", 0, {}, client_mode=True)
         self.url = "spark://" + ",".join(self.host_port(m) for m in self.masters)
 
-    def _start(self, *args: str, name: str) -> Proc:
+    def _start(self, *args: str, name: str) -> ClusterProcess:
         conf_args = [a for k, v in self.conf.items() for a in ("--conf", f"{k}={v}")]
         work = ["--work-dir", str(self.tmp / name)]
-        proc = Proc([*args, *work, *conf_args, "--log-level", "INFO"], self.tmp / f"{name}.log")
+        proc = ClusterProcess(
+            [*args, *work, *conf_args, "--log-level", "INFO"], self.tmp / f"{name}.log"
+        )
         self.procs.append(proc)
         return proc
 
     @staticmethod
-    def host_port(master: Proc) -> str:
+    def host_port(master: ClusterProcess) -> str:
         return str(master.info["url"]).removeprefix("spark://")
 
-    def add_worker(self) -> Proc:
+    def add_worker(self) -> ClusterProcess:
         worker = self._start("worker", self.url, "--cores", "2", "--memory", "1g", name="worker")
         assert worker.info["registered"], worker.info
         return worker
 
-    def ref(self, master: Proc) -> RpcEndpointRef:
+    def ref(self, master: ClusterProcess) -> RpcEndpointRef:
         return self.env.endpoint_ref(f"spark://Master@{self.host_port(master)}", timeout=5.0)
 
-    def state(self, master: Proc) -> api.GetClusterStateResponse | None:
+    def state(self, master: ClusterProcess) -> api.GetClusterStateResponse | None:
         """The Master's view, or None when it does not answer (killed, stopped)."""
         if master.popen.poll() is not None:
             return None
@@ -86,13 +87,13 @@ class HACluster:
         assert isinstance(reply, api.GetClusterStateResponse)
         return reply
 
-    def status(self, master: Proc) -> str:
+    def status(self, master: ClusterProcess) -> str:
         state = self.state(master)
         return "DOWN" if state is None else pb.MasterStatus.Name(state.status)
 
-    def roles(self, timeout: float = 20.0) -> tuple[Proc, Proc]:
+    def roles(self, timeout: float = 20.0) -> tuple[ClusterProcess, ClusterProcess]:
         """(leader, standby) once one Master is ALIVE and the other STANDBY."""
-        found: list[Proc] = []
+        found: list[ClusterProcess] = []
 
         def settled() -> bool:
             statuses = [self.status(m) for m in self.masters]
@@ -101,7 +102,7 @@ class HACluster:
             found[:] = sorted(self.masters, key=lambda m: statuses[self.masters.index(m)])
             return True
 
-        wait_for(settled, timeout, "one ALIVE master and one STANDBY")
+        wait_until(settled, timeout, "one ALIVE master and one STANDBY")
         return found[0], found[1]
 
     def close(self) -> None:
@@ -189,7 +190,7 @@ def test_standby_takes_over_a_killed_leader_with_its_worker_and_running_applicat
                 )
 
             try:
-                wait_for(recovered, 30, "the standby recovered the worker and the application")
+                wait_until(recovered, 30, "the standby recovered the worker and the application")
             except AssertionError:
                 raise AssertionError(f"not recovered: {c.state(standby)}") from None
             failover_s = time.monotonic() - killed_at
@@ -224,7 +225,9 @@ def test_a_leader_that_loses_its_zookeeper_session_stops_leading(
         # expires the session and the standby is elected meanwhile.
         os.kill(leader.pid, signal.SIGSTOP)
         try:
-            wait_for(lambda: c.status(standby) == "MASTER_STATUS_ALIVE", 20, "the standby elected")
+            wait_until(
+                lambda: c.status(standby) == "MASTER_STATUS_ALIVE", 20, "the standby elected"
+            )
         finally:
             os.kill(leader.pid, signal.SIGCONT)
         # Back, the old leader learns it lost its session: it revokes and exits.
@@ -254,7 +257,7 @@ def test_a_stopped_leader_hands_over_at_once_and_standbys_refuse_drivers(
         assert refused.value.remote_type.endswith("StandbyMasterError")
         stopped_at = time.monotonic()
         leader.stop()  # SIGTERM by PID: it leaves the election on its way out
-        wait_for(lambda: c.status(standby) == "MASTER_STATUS_ALIVE", 10, "the standby elected")
+        wait_until(lambda: c.status(standby) == "MASTER_STATUS_ALIVE", 10, "the standby elected")
         # Well before the 5 s session timeout a SIGKILLed leader would hold on for.
         assert time.monotonic() - stopped_at < 4.0
         assert leader.popen.returncode == 0
@@ -355,7 +358,7 @@ def test_sparkctl_daemons_with_two_masters(
             shown = _cli("status", driver_id, "--master", ha_url, "--json")
             return shown.returncode == 0 and json.loads(shown.stdout)["state"] == "FINISHED"
 
-        wait_for(finished, 30, "the cluster-mode driver to finish")
+        wait_until(finished, 30, "the cluster-mode driver to finish")
         assert "sum 45" in (work["w"] / driver_id / "stdout").read_text()
     finally:
         for name, role in (("w", "worker"), ("m0", "master"), ("m1", "master")):

@@ -19,6 +19,7 @@ from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from cluster.testing import wait_until
 from rpcenv import (
     RpcAddress,
     RpcCallContext,
@@ -47,15 +48,6 @@ class Events(RpcEndpoint):
         context.reply(wrappers_pb2.StringValue(value="pong"))
 
 
-def wait_for(condition: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RpcEnv]:
     monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
@@ -80,12 +72,10 @@ def test_sigkilled_peer_is_seen_within_two_seconds(server: RpcEnv) -> None:
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
-        assert wait_for(lambda: events.connected, 5.0)
+        wait_until(lambda: events.connected, 5.0, "on_connected")
         child.kill()
         started = time.monotonic()
-        assert wait_for(lambda: events.disconnected, 2.0), (
-            "no on_disconnected within 2 s of SIGKILL"
-        )
+        wait_until(lambda: events.disconnected, 2.0, "on_disconnected within 2 s of SIGKILL")
         assert time.monotonic() - started <= 2.0
         assert events.disconnected[0] == events.connected[0]
     finally:

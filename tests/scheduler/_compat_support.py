@@ -20,12 +20,18 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+# The bounded poll of every compat test; `cluster.testing` loads its gRPC parts lazily,
+# so this import works in the oracle's venv too (only psutil is needed).
+from cluster.testing import wait_until as wait_until
+
+if TYPE_CHECKING:
+    from cluster.testing import ProcCluster
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -105,29 +111,22 @@ WORKER_MEMORY = "1024m"
 WORKERS = 2
 
 
-class ClusterProcess:
+def start_cluster(work_dir: Path) -> ProcCluster:
     """A master and two one-core workers, each its own `python -m cluster.run` process.
 
-    A thin use of `cluster.testing.ProcCluster` (imported here, not at the top: in
-    oracle mode this module runs where our packages are not installed).
+    Stop it with ``close(CLUSTER_STOP_TIMEOUT_S)``: workers first (they stop their
+    executors), then the master, then any leftover by PID.
     """
+    from cluster.testing import ProcCluster  # gRPC and protobuf: not in the oracle's venv
 
-    def __init__(self, work_dir: Path) -> None:
-        from cluster.testing import ProcCluster
-
-        self._cluster = ProcCluster(
-            work_dir,
-            {"spark.worker.timeout": "10"},
-            workers=WORKERS,
-            cores=WORKER_CORES,
-            memory=WORKER_MEMORY,
-            ready_timeout=CLUSTER_READY_TIMEOUT_S,
-        )
-        self.url = self._cluster.url
-
-    def stop(self) -> None:
-        """Workers first (they stop their executors), then the master; then any leftover."""
-        self._cluster.close(CLUSTER_STOP_TIMEOUT_S)
+    return ProcCluster(
+        work_dir,
+        {"spark.worker.timeout": "10"},
+        workers=WORKERS,
+        cores=WORKER_CORES,
+        memory=WORKER_MEMORY,
+        ready_timeout=CLUSTER_READY_TIMEOUT_S,
+    )
 
 
 def cluster_unavailable_reason() -> str | None:
@@ -185,13 +184,3 @@ def retrying_master(master: str) -> str:
     if master.startswith("local[") and "," not in master:
         return master[:-1] + ",2]"
     return master
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    """Poll ``predicate`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

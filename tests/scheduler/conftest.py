@@ -48,11 +48,11 @@ def spark_cluster() -> Iterator[str]:
     if reason:
         pytest.skip(reason)
     with tempfile.TemporaryDirectory(prefix="sparkctl-compat-") as tmp:
-        cluster = support.ClusterProcess(Path(tmp))
+        cluster = support.start_cluster(Path(tmp))
         try:
             yield cluster.url
         finally:
-            cluster.stop()
+            cluster.close(support.CLUSTER_STOP_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module", params=["local[2]", "cluster"])

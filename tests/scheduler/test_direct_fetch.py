@@ -21,7 +21,8 @@ from typing import Any
 
 import _compat_support as support
 import pytest
-from _compat_support import wait_until
+
+from cluster.testing import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -34,11 +35,11 @@ def cluster(tmp_path: Path) -> Iterator[str]:
     if support.cluster_unavailable_reason():
         pytest.skip(support.cluster_unavailable_reason() or "")
     (tmp_path / "cluster").mkdir()
-    procs = support.ClusterProcess(tmp_path / "cluster")
+    procs = support.start_cluster(tmp_path / "cluster")
     try:
         yield procs.url
     finally:
-        procs.stop()
+        procs.close(support.CLUSTER_STOP_TIMEOUT_S)
 
 
 def _context(master: str, name: str, **conf: str) -> Any:

@@ -14,7 +14,6 @@ import gc
 import logging
 import operator
 import pathlib
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,11 +21,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "cluster"))
-
-from proc_cluster import ProcCluster
-
-from cluster.testing import wait_until
+from cluster.testing import ProcCluster, wait_until
 from scheduler import SparkConf, SparkContext
 
 pytestmark = pytest.mark.timeout(60)
@@ -35,7 +30,7 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture
 def cluster(tmp_path: pathlib.Path) -> Iterator[ProcCluster]:
     """A Master and two 2-core Workers, stopped (by PID) whatever happens."""
-    c = ProcCluster(tmp_path)
+    c = ProcCluster(tmp_path, {"spark.worker.timeout": "3"})
     try:
         c.add_worker(cores=2, memory="1g")
         c.add_worker(cores=2, memory="1g")

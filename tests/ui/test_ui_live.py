@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 from _chromium import dump_dom, links_of, require_chromium
-from _cli_harness import CliCluster, daemon_cluster, wait_for
+from _cli_harness import CliCluster, daemon_cluster
 
+from cluster.testing import wait_until
 from rpcenv import RpcAddress, RpcEndpointRef, RpcEnv
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -68,7 +69,7 @@ def test_real_executor_log_opens_from_the_master_ui(live: CliCluster) -> None:
                 for a in state.active_apps
             )
 
-        wait_for(executor_running, 30, "the executor to run")
+        wait_until(executor_running, 30, "the executor to run")
         log_url = f"{live.worker.webui_url}/log/?appId={app_id}&executorId=0&logType=stdout"
 
         def log_written() -> bool:
@@ -78,7 +79,7 @@ def test_real_executor_log_opens_from_the_master_ui(live: CliCluster) -> None:
             except OSError:
                 return False
 
-        wait_for(log_written, 30, "the executor's first output")
+        wait_until(log_written, 30, "the executor's first output")
 
         master_dom = dump_dom(live.master.webui_url + "/")
         assert "ui &lt;live&gt; test" in master_dom
@@ -98,4 +99,4 @@ def test_real_executor_log_opens_from_the_master_ui(live: CliCluster) -> None:
         with urllib.request.urlopen(live.worker.webui_url + "/json", timeout=5) as response:
             return json.loads(response.read())["executors"] == []
 
-    wait_for(executor_gone, 30, "the executor to be stopped")
+    wait_until(executor_gone, 30, "the executor to be stopped")
