@@ -10,7 +10,7 @@ NODE_DIR := tests/node
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install proto check check-proto config-doc check-config-doc lint typecheck layers test test-fast demo bench bench-rpc bench-driver bench-compare test-oracle clean node-deps \
-	chromium zookeeper buf-lint bench-cli bench-scale bench-scale-driver
+	chromium zookeeper buf-lint bench-cli bench-scale bench-scale-driver pyspark-tests pyspark-tests-oracle
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -156,6 +156,26 @@ test-oracle: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/pip install -q 'pytest>=8,<10' 'pytest-timeout>=2.2,<3'
 	SPARKCTL_TEST_IMPL=pyspark PYTHONHASHSEED=0 $(BENCH_VENV)/bin/pytest -q -p no:cacheprovider \
 		tests/scheduler/test_compat_*.py
+
+# PySpark's own RDD/core test files (19 of python/pyspark/tests, fetched once at the commit
+# pinned in bench/pyspark_suite/fetch_spark_tests.sh; SPARK_SRC=<a Spark source tree> skips
+# that) run unchanged with `pyspark` imports answered by `scheduler`: pass/fail per file and
+# each failure's cause. Minutes; not part of `make test`. The -oracle target runs the same
+# files on PySpark (needs a JVM).
+PYSPARK_SUITE := .bench-results/pyspark-suite
+SPARK_SRC ?= $(PYSPARK_SUITE)/spark
+pyspark-tests: install
+	bench/pyspark_suite/fetch_spark_tests.sh $(SPARK_SRC)
+	$(PY) bench/pyspark_suite/run.py --spark-src $(SPARK_SRC) \
+		--work $(PYSPARK_SUITE)/work-sparkctl --json $(PYSPARK_SUITE)/sparkctl.json
+
+pyspark-tests-oracle: install $(BENCH_VENV)/.installed
+	@command -v java >/dev/null || { echo "PySpark needs a JVM (openjdk-17-jre-headless)"; exit 1; }
+	$(BENCH_VENV)/bin/pip install -q 'pytest>=8,<10' 'pytest-timeout>=2.2,<3'
+	bench/pyspark_suite/fetch_spark_tests.sh $(SPARK_SRC)
+	$(PY) bench/pyspark_suite/run.py --impl pyspark --python $(BENCH_VENV)/bin/python \
+		--spark-src $(SPARK_SRC) --work $(PYSPARK_SUITE)/work-pyspark \
+		--json $(PYSPARK_SUITE)/pyspark.json
 
 bench-compare: install $(BENCH_VENV)/.installed
 	$(PY) bench/bench_driver.py run --json .bench-results/sparkctl.json
