@@ -19,6 +19,7 @@ import contextlib
 import gc
 import os
 import pickle
+import select
 import sys
 import time
 import traceback
@@ -70,6 +71,11 @@ _TASK_CPUS = max(1, int(os.environ.get("SPARKCTL_TASK_CPUS") or "1"))
 
 _dumps = _aggregation.dumps_records
 
+#: A task that ran shorter than this may have its reply held back (see WorkerRuntime.reply).
+_TINY_TASK_SECONDS = 0.005
+#: The longest a held reply waits for company.
+_HOLD_SECONDS = 0.005
+
 
 class WorkerRuntime:
     """What tasks in this worker reach through `TaskContext._runtime`."""
@@ -93,8 +99,13 @@ class WorkerRuntime:
         self.cache_evicted: list[tuple[int, int]] = []
         #: The pipe to our executor (None outside an executor, e.g. in tests).
         self.conn: Connection | None = None
-        #: Messages that arrived while a task waited for fetched bytes.
+        #: Messages not handled yet: tasks the executor sent several to a message, and
+        #: messages that arrived while a task waited for fetched bytes.
         self.inbox: collections.deque[Any] = collections.deque()
+        #: Replies held back to travel together (see `reply`), and when the first was.
+        self.held: list[tuple[Any, ...]] = []
+        self._held_since = 0.0
+        self._poller: select.poll | None = None
         self._requests = 0
         #: Fetch every map output through the executor, even local ones (for tests).
         self.force_remote = os.environ.get("SPARKCTL_FORCE_REMOTE_FETCH") == "1"
@@ -130,6 +141,52 @@ class WorkerRuntime:
         """
         return self.fetch_bytes(out.executor_id, path, offset, length, out.address)
 
+    def send(self, *messages: tuple[Any, ...]) -> None:
+        """Send `messages` to our executor, after any replies held back, in one write."""
+        assert self.conn is not None
+        batch = [*self.held, *messages] if self.held else list(messages)
+        self.held = []
+        if not batch:
+            return
+        message = batch[0] if len(batch) == 1 else ("batch", batch)
+        self.conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+
+    def reply(self, hold: int, *messages: tuple[Any, ...]) -> None:
+        """Send a finished task's messages, or hold them back to travel with the next ones.
+
+        Each message to the executor wakes a thread there, which on a busy machine
+        costs more CPU than a tiny task's own work. While the executor allows it
+        (`hold`, for tasks it knows to be tiny), this one was tiny and more tasks are
+        already here, up to `hold` replies wait for the next task's, for at most
+        _HOLD_SECONDS; they go at once when nothing else is queued.
+        """
+        assert self.conn is not None
+        reply = messages[-1]
+        now = time.monotonic()
+        if (
+            hold
+            and reply[2] == "FINISHED"
+            and reply[8] < _TINY_TASK_SECONDS
+            and len(self.held) + len(messages) <= hold
+            and (not self.held or now - self._held_since < _HOLD_SECONDS)
+            and self._tasks_queued()
+        ):
+            if not self.held:
+                self._held_since = now
+            self.held.extend(messages)
+            return
+        self.send(*messages)
+
+    def _tasks_queued(self) -> bool:
+        """Whether another task is here already (reads what the pipe holds into the inbox)."""
+        assert self.conn is not None
+        if self._poller is None:  # Connection.poll builds a selector per call: 10x dearer
+            self._poller = select.poll()
+            self._poller.register(self.conn.fileno(), select.POLLIN)
+        while self._poller.poll(0):
+            self.inbox.append(pickle.loads(self.conn.recv_bytes()))
+        return any(m[0] in ("task", "tasks") for m in self.inbox)
+
     def read_driver_blob(self, name: str, offset: int, length: int) -> bytes:
         """A byte range of a file the driver serves (e.g. one added with sc.addFile)."""
         return self.fetch_bytes("driver", name, offset, length, "")
@@ -139,9 +196,7 @@ class WorkerRuntime:
         assert self.conn is not None
         self._requests += 1
         request_id = self._requests
-        self.conn.send_bytes(
-            pickle.dumps(("fetch", request_id, owner, path, offset, length, address))
-        )
+        self.send(("fetch", request_id, owner, path, offset, length, address))
         while True:
             message = pickle.loads(self.conn.recv_bytes())
             if message[0] == "fetched" and message[1] == request_id:
@@ -171,7 +226,7 @@ class WorkerRuntime:
         self._requests += 1
         request_id = self._requests
         request = ("barrier", request_id, stage_id, stage_attempt, task_id, partition, epoch)
-        self.conn.send_bytes(pickle.dumps((*request, method, message)))
+        self.send((*request, method, message))
         while True:
             reply = pickle.loads(self.conn.recv_bytes())
             if reply[0] == "synced" and reply[1] == request_id:
@@ -439,13 +494,19 @@ def main(argv: list[str] | None = None) -> None:
     payloads: dict[str, bytes] = {}
     while True:
         try:
+            if not runtime.inbox:
+                runtime.send()  # nothing queued: held replies go now
             message = runtime.inbox.popleft() if runtime.inbox else pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
         kind = message[0]
+        if kind == "tasks":  # several tasks in one message: run them in order
+            runtime.inbox.extendleft(reversed(message[1]))
+            continue
         if kind == "task":
             _, task_id, key, partition, attempt, payload, *rest = message
             extras = rest[0] if rest else None
+            hold = rest[1] if len(rest) > 1 else 0
             if payload is not None:
                 payloads[key] = payload
                 stages.pop(key, None)
@@ -453,13 +514,13 @@ def main(argv: list[str] | None = None) -> None:
             if code is None and key in payloads:
                 mismatch = version_mismatch(stage_python_version(payloads[key]))
                 if mismatch is not None:  # every task of the stage fails the same way
-                    conn.send_bytes(pickle.dumps(_version_failed(task_id, mismatch)))
+                    runtime.send(_version_failed(task_id, mismatch))
                     continue
                 # Added modules must be importable before anything of the stage is unpickled.
                 try:
                     _prepare_files(runtime, stage_header(payloads[key]))
                 except Exception as exc:  # the task fails with the reason; the worker lives
-                    conn.send_bytes(pickle.dumps(_files_failed(task_id, exc)))
+                    runtime.send(_files_failed(task_id, exc))
                     continue
             try:
                 if code is None:
@@ -484,15 +545,16 @@ def main(argv: list[str] | None = None) -> None:
                     "done", task_id, "FAILED", b"", b"",
                     "could not deserialize the stage's code:\n" + text, kind_name, None, 0.0,
                 )  # fmt: skip
-                conn.send_bytes(pickle.dumps(reply))
+                runtime.send(reply)
                 continue
             reply = run_task(runtime, spec, task_id, partition, attempt, extras)
             del spec
             _flush_stdout()
             cached = runtime.cache_report()
             if cached is not None:  # before the reply: the executor routes on it
-                conn.send_bytes(pickle.dumps(cached, pickle.HIGHEST_PROTOCOL))
-            conn.send_bytes(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+                runtime.reply(hold, cached, reply)
+            else:
+                runtime.reply(hold, reply)
         elif kind == "forget":
             _, tasksets, rdd_ids, broadcast_ids = message
             for key in tasksets:

@@ -57,6 +57,16 @@ _STATUS_DELAY_SECONDS = 0.003
 _PREFETCH = 2
 #: Tasks running longer than this on average are handed over one at a time.
 _PREFETCH_BELOW_SECONDS = 0.05
+#: Tiny tasks (shorter than _TINY_SECONDS on average) go _PREFETCH_TINY to a worker, several
+#: to a message, and the worker may hold up to _HOLD_REPLIES replies back to send them
+#: together: each message wakes a thread or a process on the other side, which on a busy
+#: machine costs more CPU than a tiny task's own work.
+_PREFETCH_TINY = 8
+_TINY_SECONDS = 0.005
+_HOLD_REPLIES = 4
+#: After a worker that may have held replies back died, this many tasks run with none
+#: held, so that if one of them kills its worker again, the executor knows which.
+_CAREFUL_TASKS = 2 * _PREFETCH_TINY
 #: Share of the executor's memory its Python workers may fill with cached partitions
 #: kept as objects (Spark's spark.memory.fraction 0.6 times spark.memory.storageFraction
 #: 0.5); split evenly between the workers. SPARKCTL_MEMORY_FRACTION and
@@ -80,6 +90,11 @@ class _Slot:
         self._args = args
         self._env = env
         self.outstanding: collections.deque[tuple[int, str, int, int]] = collections.deque()
+        #: Some outstanding task was sent with replies allowed to be held back: the one
+        #: running may be any of the first _HOLD_REPLIES + 1, not only the head.
+        self.may_hold = False
+        #: Task messages of the current dispatch, sent together when it ends.
+        self.sendbuf: list[tuple[Any, ...]] = []
         self.stages: set[str] = set()
         #: The (rdd id, split) blocks this worker process holds as objects in memory, and
         #: how many of them each split has: tasks of those partitions prefer this worker.
@@ -177,6 +192,8 @@ class ExecutorRuntime:
         #: Running average of task run times here (None until one finished).
         self._run_seconds: float | None = None
         self._prefetch = 1
+        #: Tasks still to run with no replies held back (after a worker died holding some).
+        self._careful = 0
         for _ in range(min(self._max_slots, os.cpu_count() or 1)):
             self._add_slot()
         threading.Thread(target=self._flush_loop, name="status-flusher", daemon=True).start()
@@ -224,23 +241,29 @@ class ExecutorRuntime:
             for slot in self._slots:
                 if not slot.outstanding:
                     continue
-                head = slot.outstanding[0]
-                for task in list(slot.outstanding)[1:]:
-                    if task[0] in task_ids:
-                        # Already in the worker's pipe: let it run, forget its reply.
-                        self._cancelled.add(task[0])
-                        dropped.append(task[0])
-                if head[0] in task_ids:
-                    dropped.append(head[0])
-                    slot.outstanding.popleft()
-                    for task in reversed(slot.outstanding):
-                        if task[0] not in self._cancelled:
-                            self._queue.appendleft(task)
-                    slot.outstanding.clear()
-                    slot.kill()  # its old reader sees EOF and leaves: the new one takes over
-                    slot.start()
-                    self._drop_holder(slot)
-                    self._start_reader(slot)
+                tasks = list(slot.outstanding)
+                # The task running is the head, or any of the first few when the worker may
+                # be holding the replies of finished tiny tasks back.
+                reach = _HOLD_REPLIES + 1 if slot.may_hold else 1
+                if not any(task[0] in task_ids for task in tasks[:reach]):
+                    for task in tasks[1:]:
+                        if task[0] in task_ids:
+                            # Already in the worker's pipe: let it run, forget its reply.
+                            self._cancelled.add(task[0])
+                            dropped.append(task[0])
+                    continue
+                dropped += [task[0] for task in tasks if task[0] in task_ids]
+                self._queue.extendleft(
+                    reversed(
+                        [t for t in tasks if t[0] not in task_ids and t[0] not in self._cancelled]
+                    )
+                )
+                slot.outstanding.clear()
+                slot.may_hold = False
+                slot.kill()  # its old reader sees EOF and leaves: the new one takes over
+                slot.start()
+                self._drop_holder(slot)
+                self._start_reader(slot)
             self._dispatch()
         for task_id in dropped:
             self._report(("done", task_id, "KILLED", b"", b"", reason, "", None, 0.0))
@@ -282,16 +305,25 @@ class ExecutorRuntime:
 
         A task whose partition a worker process holds in memory (cached as objects) goes
         to that worker; while that worker is busy the task waits for it up to the
-        locality wait, then any worker runs it from the serialized copy.
+        locality wait, then any worker runs it from the serialized copy. The tasks one
+        worker gets in one dispatch travel in one message.
         """
         if self._holders:
             self._dispatch_local()
-            return
-        while self._queue:
-            slot = self._free_slot(self._queue[0][1] in self._barrier_sets)
-            if slot is None:
-                return
-            self._send(slot, self._queue.popleft())
+        else:
+            while self._queue:
+                slot = self._free_slot(self._queue[0][1] in self._barrier_sets)
+                if slot is None:
+                    break
+                self._send(slot, self._queue.popleft())
+        for slot in self._slots:
+            if slot.sendbuf:
+                messages, slot.sendbuf = slot.sendbuf, []
+                assert slot.conn is not None
+                message = messages[0] if len(messages) == 1 else ("tasks", messages)
+                # On OSError the reader notices the dead worker and requeues or reports them.
+                with contextlib.suppress(OSError):
+                    slot.conn.send_bytes(pickle.dumps(message, 5))
 
     def _free_slot(self, idle: bool = False) -> _Slot | None:
         """The least busy worker that may take one more task now, if any (lock held).
@@ -368,7 +400,10 @@ class ExecutorRuntime:
         return min(_LOCALITY_WAIT_MAX, max(_LOCALITY_WAIT_MIN, 2 * average))
 
     def _send(self, slot: _Slot, task: tuple[int, str, int, int]) -> None:
-        """Hand one task to a worker, with its stage's code the first time (lock held)."""
+        """Queue one task for a worker, with its stage's code the first time (lock held).
+
+        `_dispatch` sends what it queued for each worker when it ends.
+        """
         task_id, key, partition, attempt = task
         self._queued_at.pop(task_id, None)
         payload = None
@@ -380,13 +415,12 @@ class ExecutorRuntime:
                 return
             slot.stages.add(key)
         slot.outstanding.append(task)
-        assert slot.conn is not None
-        # On OSError the reader notices the dead worker and requeues or reports the task.
-        with contextlib.suppress(OSError):
-            extras = self._task_resources.get(task_id)
-            slot.conn.send_bytes(
-                pickle.dumps(("task", task_id, key, partition, attempt, payload, extras), 5)
-            )
+        hold = 0
+        if self._prefetch > _PREFETCH and not self._careful and key not in self._barrier_sets:
+            hold = _HOLD_REPLIES
+            slot.may_hold = True
+        extras = self._task_resources.get(task_id)
+        slot.sendbuf.append(("task", task_id, key, partition, attempt, payload, extras, hold))
 
     def _note_cached(
         self,
@@ -421,7 +455,12 @@ class ExecutorRuntime:
         average = self._run_seconds
         average = seconds if average is None else average + 0.2 * (seconds - average)
         self._run_seconds = average
-        self._prefetch = _PREFETCH if average < _PREFETCH_BELOW_SECONDS else 1
+        if average < _TINY_SECONDS:
+            self._prefetch = _PREFETCH_TINY
+        else:
+            self._prefetch = _PREFETCH if average < _PREFETCH_BELOW_SECONDS else 1
+        if self._careful:
+            self._careful -= 1
 
     def _start_reader(self, slot: _Slot) -> None:
         threading.Thread(
@@ -447,30 +486,43 @@ class ExecutorRuntime:
                     target=self._serve_barrier, args=(conn, reply), name="barrier", daemon=True
                 ).start()
                 continue
-            if reply[0] == "cached":
-                with self._lock:
-                    if slot.conn is conn:
-                        self._note_cached(slot, reply[1], reply[2], reply[3])
-                continue
-            task_id = reply[1]
+            # A worker sends the replies of tiny tasks several to a message ("batch").
+            replies = reply[1] if reply[0] == "batch" else (reply,)
+            done: list[tuple[Any, ...]] = []
             with self._lock:
                 if slot.conn is not conn:
                     break  # killed and restarted meanwhile
-                self._note_run_time(reply[8])
-                if slot.outstanding and slot.outstanding[0][0] == task_id:
-                    slot.outstanding.popleft()
+                for reply in replies:
+                    if reply[0] == "cached":
+                        self._note_cached(slot, reply[1], reply[2], reply[3])
+                        continue
+                    task_id = reply[1]
+                    self._note_run_time(reply[8])
+                    if slot.outstanding and slot.outstanding[0][0] == task_id:
+                        slot.outstanding.popleft()
+                        if not slot.outstanding:
+                            slot.may_hold = False
+                    if task_id in self._cancelled:
+                        self._cancelled.discard(task_id)
+                        continue
+                    done.append(reply)
                 self._dispatch()
-                if task_id in self._cancelled:
-                    self._cancelled.discard(task_id)
-                    continue
-            self._report(reply)
+            self._report(*done)
         if self._stopping:
             return
         code = proc.wait()
         with self._lock:
             if slot.conn is not conn:
                 return  # kill() restarted it already
-            lost = slot.outstanding.popleft()[0] if slot.outstanding else None
+            lost = None
+            if slot.may_hold and slot.outstanding:
+                # It may have finished the head and held its reply back: which task it died
+                # running is unknown. All run again, replying one by one, so that if one
+                # kills its worker again, that one is named.
+                self._careful = _CAREFUL_TASKS
+            elif slot.outstanding:
+                lost = slot.outstanding.popleft()[0]
+            slot.may_hold = False
             for task in reversed(slot.outstanding):
                 if task[0] not in self._cancelled:
                     self._queue.appendleft(task)
@@ -519,16 +571,20 @@ class ExecutorRuntime:
                 self._sending = True
             self._flush_statuses()
 
-    def _report(self, reply: tuple[Any, ...]) -> None:
-        """Queue a status; the first thread to find nobody sending sends the whole batch.
+    def _report(self, *replies: tuple[Any, ...]) -> None:
+        """Queue statuses; the first thread to find nobody sending sends the whole batch.
 
         Sending from the reporting thread itself (instead of waking a sender thread)
         saves a thread hand-off per batch; replies that arrive meanwhile ride along.
         """
-        if reply[0] == "done" and self._task_resources:
-            self._task_resources.pop(reply[1], None)
+        if not replies:
+            return
+        if self._task_resources:
+            for reply in replies:
+                if reply[0] == "done":
+                    self._task_resources.pop(reply[1], None)
         with self._status_lock:
-            self._statuses.append(reply)
+            self._statuses.extend(replies)
             if self._sending:
                 return
             if self._can_wait():
