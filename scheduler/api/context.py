@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from rpcenv import Conf
+from scheduler import settings as keys
 from scheduler.api.addedfiles import AddedFiles
 from scheduler.api.conf import SYSTEM_PROPERTIES, SparkConf
 from scheduler.api.driver import (
@@ -148,7 +149,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
         if kind == "local-cluster":
             from scheduler.backend.localcluster import start_local_cluster
 
-            memory = settings.get_size("spark.executor.memory", unit="m") or 1 << 30
+            memory = settings.get(keys.EXECUTOR_MEMORY)
             self._local_cluster = start_local_cluster(self.master, memory >> 20, settings)
             kind, urls = "standalone", [self._local_cluster.url]
         # Checked before anything starts, so that a bad value fails fast and names its key.
@@ -172,9 +173,9 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
         self.pythonVer = f"{sys.version_info[0]}.{sys.version_info[1]}"
         #: One profiler per RDD that runs Python code, with spark.python.profile=true.
         self.profiler_collector: ProfilerCollector | None = None
-        if settings.get_bool("spark.python.profile"):
+        if settings.get(keys.PYTHON_PROFILE):
             self.profiler_collector = ProfilerCollector(
-                self._profiler_cls or BasicProfiler, self._conf.get("spark.python.profile.dump")
+                self._profiler_cls or BasicProfiler, settings.get(keys.PYTHON_PROFILE_DUMP)
             )
         spec = DriverSpec(
             self._conf,
@@ -206,7 +207,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
             if key.startswith("spark.executorEnv.")
         }
         self.environment["PYTHONHASHSEED"] = rt.executor_env["PYTHONHASHSEED"]
-        level = self._conf.get("spark.log.level")
+        level = settings.get(keys.LOG_LEVEL)
         if level:
             self.setLogLevel(level)
 
@@ -314,9 +315,9 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
     @property
     def defaultParallelism(self) -> int:
         """Default number of partitions: spark.default.parallelism, else the cores."""
-        configured = self._conf.get("spark.default.parallelism")
-        if configured:
-            return int(configured)
+        configured = self._conf.to_conf().get(keys.DEFAULT_PARALLELISM)
+        if configured is not None:
+            return configured
         if self._kind == "local":
             return self._local_cores
         with self._scheduler.lock:

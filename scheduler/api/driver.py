@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rpcenv import SECRET_ENV_VAR, Conf, RpcAddress, RpcEnv
+from rpcenv import settings as rpc_keys
+from scheduler import settings as keys
 from scheduler.backend.addresses import check_driver_bind, driver_addresses
 from scheduler.backend.base import ExecutorAllocationClient, SchedulerBackend
 from scheduler.backend.endpoint import ENDPOINT_NAME, SchedulerEndpoint
@@ -49,7 +51,6 @@ __all__ = [
     "build_driver",
     "check_task_cpus",
     "executor_environment",
-    "positive_duration",
     "python_worker_memory_mb",
     "register_exit_hook",
     "scheduler_settings",
@@ -145,7 +146,7 @@ class DriverRuntime:
 
     def _tick(self, conf: Conf) -> None:
         """Speculation, starvation warnings and silent executors, checked every 100 ms."""
-        timeout = conf.get_duration("spark.network.timeout") or 120.0
+        timeout = conf.get(rpc_keys.NETWORK_TIMEOUT)
         last_expiry = time.monotonic()
         scheduler = self.scheduler
         while not self._stopped.wait(0.1):
@@ -173,7 +174,7 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler) -> DriverRuntime:
     settings = conf.to_conf()
     addresses = driver_addresses(settings, spec.kind, spec.master_urls, os.environ)
     check_driver_bind(addresses, settings, os.environ)
-    port = int(conf.get("spark.driver.port") or "0")
+    port = settings.get(keys.DRIVER_PORT)
     env = RpcEnv.create(
         "sparkDriver",
         addresses.bind,
@@ -215,7 +216,7 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler) -> DriverRuntime:
         threading.Thread(
             target=rt._tick, args=(settings,), name="scheduler-ticker", daemon=True
         ).start()
-        if settings.get_bool("spark.ui.showConsoleProgress", True) and sys.stderr.isatty():
+        if settings.get(keys.UI_SHOW_PROGRESS) and sys.stderr.isatty():
             from scheduler.status.progress import ConsoleProgressBar
 
             rt.progress = ConsoleProgressBar(scheduler)
@@ -235,7 +236,7 @@ def _start_listeners(
     if log_settings is not None:
         rt.event_log = EventLogWriter(log_settings)
         rt.scheduler.listeners.append(rt.event_log)
-    if not settings.get_bool("spark.ui.enabled", True):
+    if not settings.get(keys.UI_ENABLED):
         return
     from scheduler.status.driverui import AppStatusStore, DriverUI
     from scheduler.status.ui import ui_auth
@@ -246,7 +247,7 @@ def _start_listeners(
     rt.status_store = AppStatusStore(rt.app_id, spec.app_name, spec.conf.getAll())
     rt.scheduler.listeners.append(rt.status_store)
     try:
-        port = settings.get_int("spark.ui.port", 4040) or 0  # 0: any free port
+        port = settings.get(keys.UI_PORT)  # 0: any free port
         rt.ui = DriverUI(rt.status_store, bind, port, advertise=advertise, auth=auth)
     except OSError as exc:
         log.warning("application UI not started: %s", exc)
@@ -302,10 +303,10 @@ def _local_secret_env(settings: Conf) -> dict[str, str]:
     other source, and a secret set only in the app's conf left it refused by its
     own driver ('no authentication token'). Never on a command line.
     """
-    secret = settings.get_str("spark.authenticate.secret")
+    secret = settings.get(rpc_keys.AUTH_SECRET)
     if secret:
         return {SECRET_ENV_VAR: secret}
-    secret_file = settings.get_str("spark.authenticate.secret.file")
+    secret_file = settings.get(rpc_keys.AUTH_SECRET_FILE)
     return {f"{SECRET_ENV_VAR}_FILE": secret_file} if secret_file else {}
 
 
@@ -317,7 +318,7 @@ def executor_environment(settings: Conf, cpus: int) -> dict[str, str]:
         if key.startswith("spark.executorEnv.")
     }
     env.setdefault("PYTHONHASHSEED", os.environ.get("PYTHONHASHSEED", "0"))
-    local_dir = settings.get_str("spark.local.dir")
+    local_dir = settings.get(rpc_keys.LOCAL_DIR)
     if local_dir:
         env["SPARKCTL_LOCAL_DIR"] = local_dir
     env["SPARKCTL_PYTHON_WORKER_MEMORY_MB"] = str(python_worker_memory_mb(settings))
@@ -331,15 +332,14 @@ def executor_environment(settings: Conf, cpus: int) -> dict[str, str]:
     # Executors must agree with the driver on message limits, the backend and TLS,
     # and listen for block fetches as the app says (secrets come from their env).
     env["SPARKCTL_RPC_CONF"] = json.dumps(rpc)
-    interval = settings.get_duration("spark.executor.heartbeatInterval") or 10.0
+    interval = settings.get(keys.EXECUTOR_HEARTBEAT_INTERVAL)
     env["SPARKCTL_EXECUTOR_HEARTBEAT_INTERVAL"] = str(interval)
     return env
 
 
 def python_worker_memory_mb(settings: Conf) -> int:
-    """spark.python.worker.memory in MiB (512 when unset): where aggregation spills."""
-    size = settings.get_size("spark.python.worker.memory", unit="m")
-    return max(1, (size or 512 << 20) >> 20)
+    """spark.python.worker.memory in MiB (at least 1): where aggregation spills."""
+    return settings.get(keys.PYTHON_WORKER_MEMORY) >> 20
 
 
 def scheduler_settings(
@@ -352,18 +352,16 @@ def scheduler_settings(
     """
     scheduler = SchedulerSettings(
         task_cpus=cpus,
-        max_failures=max_failures or settings.get_int("spark.task.maxFailures") or 4,
-        max_stage_attempts=settings.get_int("spark.stage.maxConsecutiveAttempts") or 4,
-        locality_wait=settings.get_duration("spark.locality.wait") or 0.0,
-        speculation=settings.get_bool("spark.speculation"),
-        speculation_multiplier=settings.get_float("spark.speculation.multiplier") or 1.5,
-        speculation_quantile=settings.get_float("spark.speculation.quantile") or 0.75,
-        max_result_size=settings.get_size("spark.driver.maxResultSize", 1 << 30) or 0,
-        barrier_sync_timeout=positive_duration(
-            settings, "spark.barrier.sync.timeout", 365 * 86400.0
-        ),
+        max_failures=max_failures or settings.get(keys.TASK_MAX_FAILURES),
+        max_stage_attempts=settings.get(keys.STAGE_MAX_ATTEMPTS),
+        locality_wait=settings.get(keys.LOCALITY_WAIT),
+        speculation=settings.get(keys.SPECULATION),
+        speculation_multiplier=settings.get(keys.SPECULATION_MULTIPLIER),
+        speculation_quantile=settings.get(keys.SPECULATION_QUANTILE),
+        max_result_size=settings.get(keys.DRIVER_MAX_RESULT_SIZE),
+        barrier_sync_timeout=settings.get(keys.BARRIER_SYNC_TIMEOUT),
     )
-    if kind == "local" and max_failures is None and "spark.task.maxFailures" not in settings:
+    if kind == "local" and max_failures is None and keys.TASK_MAX_FAILURES.key not in settings:
         # Spark's local[N] does not retry failed tasks; local[N,F] retries F-1 times.
         scheduler.max_failures = 1
     return scheduler
@@ -375,30 +373,7 @@ def barrier_check(settings: Conf) -> tuple[float, int]:
     Raises:
         ValueError: a bad value, naming its key.
     """
-    interval = positive_duration(
-        settings, "spark.scheduler.barrier.maxConcurrentTasksCheck.interval", 15.0
-    )
-    failures = settings.get_int("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures")
-    failures = 40 if failures is None else failures
-    if failures < 1:
-        raise ValueError(
-            "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures must be a positive number"
-        )
-    return interval, failures
-
-
-def positive_duration(conf: Conf, key: str, default: float) -> float:
-    """A duration setting that must be positive (seconds).
-
-    Raises:
-        ValueError: naming `key` when its value is not a positive time.
-    """
-    value = conf.get_duration(key)
-    if value is None:
-        return default
-    if value <= 0:
-        raise ValueError(f"{key} must be a positive time value, not {conf.get_str(key)!r}")
-    return value
+    return settings.get(keys.BARRIER_CHECK_INTERVAL), settings.get(keys.BARRIER_CHECK_MAX_FAILURES)
 
 
 def check_task_cpus(settings: Conf, kind: str, local_cores: int) -> int:
@@ -408,14 +383,8 @@ def check_task_cpus(settings: Conf, kind: str, local_cores: int) -> int:
         ValueError: not a positive number, or more than an executor's cores (local[N]
             gives N; spark.executor.cores when set), naming the keys.
     """
-    raw = settings.get("spark.task.cpus") or "1"
-    try:
-        cpus = int(raw)
-    except ValueError:
-        raise ValueError(f"spark.task.cpus must be a whole number, not {raw!r}") from None
-    if cpus < 1:
-        raise ValueError(f"spark.task.cpus must be at least 1, not {cpus}")
-    executor_cores = local_cores if kind == "local" else settings.get_int("spark.executor.cores")
+    cpus = settings.get(keys.TASK_CPUS)
+    executor_cores = local_cores if kind == "local" else settings.get(keys.EXECUTOR_CORES)
     if executor_cores and executor_cores < cpus:
         where = f"local[{local_cores}]" if kind == "local" else "spark.executor.cores"
         raise ValueError(

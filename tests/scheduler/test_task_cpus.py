@@ -51,8 +51,8 @@ def test_an_executor_runs_cores_divided_by_task_cpus_tasks_at_once() -> None:
     ("master", "task_cpus", "message"),
     [
         ("local[1]", "2", r"local\[1\] = 1\) must be at least spark.task.cpus \(2\)"),
-        ("local[2]", "0", r"spark.task.cpus must be at least 1"),
-        ("local[2]", "two", r"spark.task.cpus must be a whole number"),
+        ("local[2]", "0", r"^spark\.task\.cpus: expected an integer \(1\.\.2147483647\), not '0'$"),
+        ("local[2]", "two", r"^spark\.task\.cpus: expected an integer .*, not 'two'$"),
     ],
 )
 def test_impossible_task_cpus_fail_at_start_naming_the_key(
