@@ -177,12 +177,13 @@ def translate(argv: Sequence[str]) -> tuple[str, list[str], list[str]]:
 def _default_name(properties_file: str | None, file_name: str) -> list[str]:
     """`--name FILE_NAME`, unless the properties (file or defaults) name the application."""
     from cli._config import ConfigError, load_conf
+    from scheduler.settings import APP_NAME
 
     try:
         base = load_conf((), Path(properties_file) if properties_file else None, os.environ)
     except ConfigError:
         return []  # sparkctl submit reports the bad file, naming it
-    return [] if base.get_str("spark.app.name") else ["--name", file_name]
+    return [] if base.get(APP_NAME) else ["--name", file_name]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,6 +26,7 @@ from cli._master_client import (
 )
 from cli._options import conf_options, usage_error
 from rpcenv import Conf, RpcError
+from scheduler.settings import MASTER
 
 __all__ = ["default_master", "kill", "printable", "render_table", "status"]
 
@@ -35,7 +36,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 def default_master(conf: Conf, environ: Mapping[str, str]) -> str:
     """spark.master when it is a spark:// URL, else SPARK_MASTER_HOST/PORT, else 127.0.0.1:7077."""
-    configured = conf.get_str("spark.master") or ""
+    configured = conf.get(MASTER) or ""
     if configured.startswith("spark://"):
         return configured
     host = environ.get("SPARK_MASTER_HOST") or "127.0.0.1"

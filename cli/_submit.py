@@ -116,9 +116,9 @@ class _Shipped:
 
 #: Flag -> (conf key, SubmittedFile kind name).
 _SHIPPING = {
-    "--py-files": ("spark.submit.pyFiles", "SUBMITTED_FILE_KIND_PY_FILE"),
-    "--files": ("spark.files", "SUBMITTED_FILE_KIND_FILE"),
-    "--archives": ("spark.archives", "SUBMITTED_FILE_KIND_ARCHIVE"),
+    "--py-files": (sched_settings.PY_FILES.key, "SUBMITTED_FILE_KIND_PY_FILE"),
+    "--files": (sched_settings.FILES.key, "SUBMITTED_FILE_KIND_FILE"),
+    "--archives": (sched_settings.ARCHIVES.key, "SUBMITTED_FILE_KIND_ARCHIVE"),
 }
 
 
@@ -413,12 +413,12 @@ def submit(
     given = {"--py-files": py_files, "--files": files, "--archives": archives}
     shipped: list[_Shipped] = []
     for flag, (key, _) in _SHIPPING.items():
-        shipped += _shipped_files(flag, given[flag] or base.get_str(key))
+        shipped += _shipped_files(flag, given[flag] or base.get(key))
     app_path = Path(app)
     updates: dict[str, str] = {
         "spark.master": master,
         "spark.submit.deployMode": mode,
-        "spark.app.name": name or base.get_str("spark.app.name") or app_path.stem,
+        "spark.app.name": name or base.get(sched_settings.APP_NAME) or app_path.stem,
     }
     for flag, (key, _) in _SHIPPING.items():
         values = [item.conf_value for item in shipped if item.flag == flag]
