@@ -11,9 +11,10 @@ the RpcEnv's dispatcher before the handler runs (`rpcenv.SenderPolicy`):
 - registrations and the public API (state, submit, kill): anyone connected,
   which with a shared secret means anyone who holds it (the admin);
 - a caller that authenticated with an application's credential instead of the
-  secret (`MessageOrigin.app_id`): that application's kill, its driver's status
-  and kill, its driver's requests, and the state (the handler shows it only its
-  application); nothing else, not even what the process itself may post.
+  secret (`MessageOrigin.app_id`): at the Master, that application's kill, its
+  driver's status and kill, its driver's requests, and the state (the handler
+  shows it only its application); at a Worker, an executor's ExecutorRegistered
+  of that application; nothing else, not even what the process itself may post.
 
 A rule sees only the transport's `MessageOrigin` and the endpoint's records,
 never a sender's claim about itself. This module never changes a record.
@@ -182,6 +183,11 @@ def _own_executor(worker: WorkerBase, msg: Any, _origin: MessageOrigin) -> bool:
     return (msg.app_id, msg.executor_id) in worker.executors
 
 
+def _same_app(_worker: WorkerBase, msg: Any, origin: MessageOrigin) -> bool:
+    """An executor, holding its application's credential: about that application only."""
+    return bool(msg.app_id) and msg.app_id == origin.app_id
+
+
 #: A Worker's senders.
 WORKER_SENDERS = SenderPolicy(
     {
@@ -204,4 +210,7 @@ WORKER_SENDERS = SenderPolicy(
         pb.ExecutorRegistered: _own_executor,
     },
     "Worker",
+    # Executors connect with their application's credential, not the secret
+    # (docs/security.md): they tell their Worker they registered, and nothing else.
+    app_rules={pb.ExecutorRegistered: _same_app},
 )

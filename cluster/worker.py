@@ -99,6 +99,10 @@ class Worker(WorkerDrivers):
     # -- lifecycle -----------------------------------------------------------------
     def on_start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        # Our executors connect with their application's credential, not the secret:
+        # they may say ExecutorRegistered for that application and nothing else
+        # (cluster.senders).
+        self.rpc_env.accept_app_credentials()
         ref = self.self_ref
         self._finder = MasterFinder(self.rpc_env, self.master_urls, self._master_found)
         self._finder.start()

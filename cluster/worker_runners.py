@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from cluster.launcher import ChildProcess
 from cluster.submitted_files import place_submitted_files
-from rpcenv import APP_CREDENTIAL_ENV_VAR, APP_ID_ENV_VAR, DRIVER_ID_ENV_VAR
+from rpcenv import APP_CREDENTIAL_ENV_VAR, APP_ID_ENV_VAR, DRIVER_ID_ENV_VAR, SECRET_ENV_VAR
 from sparkctl.v1 import deploy_pb2 as pb
 
 __all__ = [
@@ -37,6 +37,10 @@ __all__ = [
 
 #: The environment variable through which a cluster-mode driver gets its conf (JSON).
 SUBMIT_CONF_ENV = "SPARKCTL_SUBMIT_CONF"
+#: Where an executor reads its application's spark.rpc.* settings (JSON, set by its driver).
+RPC_CONF_ENV = "SPARKCTL_RPC_CONF"
+#: The secret's file, which an executor must not be pointed at either.
+SECRET_FILE_ENV_VAR = f"{SECRET_ENV_VAR}_FILE"
 #: The environment variable through which an executor learns its custom resource
 #: addresses (JSON: name -> addresses), as Spark's executors get a resources file.
 EXECUTOR_RESOURCES_ENV = "SPARKCTL_EXECUTOR_RESOURCES"
@@ -139,11 +143,29 @@ def executor_launch_spec(
     # Never from the Worker's own environment, and never on the command line.
     env.pop(APP_CREDENTIAL_ENV_VAR, None)
     env.pop(APP_ID_ENV_VAR, None)
+    # Executors never hold the cluster secret, whoever put it in reach (this
+    # Worker's environment, spark.executorEnv.*): they prove their application's
+    # credential instead, to their driver, their Worker and each other.
+    for name in (SECRET_ENV_VAR, SECRET_FILE_ENV_VAR):
+        env.pop(name, None)
+    if RPC_CONF_ENV in env:
+        env[RPC_CONF_ENV] = _without_secrets(env[RPC_CONF_ENV])
     if msg.app_credential:  # the application's credential (docs/security.md)
         env[APP_CREDENTIAL_ENV_VAR] = msg.app_credential
         env[APP_ID_ENV_VAR] = app_id
     cwd = work_dir / app_id / str(msg.executor_id)
     return LaunchSpec(substitute(list(command.argv), values), env, cwd)
+
+
+def _without_secrets(rpc_conf: str) -> str:
+    """An executor's RPC settings (JSON) minus any secret key: "{}" if unreadable."""
+    try:
+        values = json.loads(rpc_conf)
+    except ValueError:
+        return "{}"
+    if not isinstance(values, dict):
+        return "{}"
+    return json.dumps({k: v for k, v in values.items() if "secret" not in str(k).lower()})
 
 
 def driver_python(conf: Mapping[str, str], environ: Mapping[str, str]) -> str:

@@ -255,11 +255,12 @@ class RpcEnv(abc.ABC):
 
         raise RpcConfigError(f"the {type(self).__name__} backend cannot serve {service.full_name}")
 
-    def accept_app_credentials(self) -> None:  # noqa: B027 - optional for a backend
+    def accept_app_credentials(self, app_id: str = "") -> None:  # noqa: B027 - optional
         """Let peers connect with an application's credential instead of the secret.
 
         Only for an env whose endpoints limit such peers to their application (they
-        read `MessageOrigin.app_id`). A backend without authentication ignores it.
+        read `MessageOrigin.app_id`); with `app_id`, that application's credential
+        only (a driver's env). A backend without authentication ignores it.
         """
 
     def disconnect(self, address: RpcAddress, reason: str = "") -> bool:

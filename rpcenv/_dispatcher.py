@@ -30,7 +30,7 @@ from rpcenv._errors import (
     RpcEndpointStoppedError,
     RpcPermissionDeniedError,
 )
-from rpcenv._senders import MessageOrigin
+from rpcenv._senders import MessageOrigin, SenderPolicy
 
 if TYPE_CHECKING:
     pass
@@ -128,6 +128,7 @@ class Inbox:
         self._held = False
         self._stopping = False
         self.stopped = threading.Event()
+        self._no_senders: SenderPolicy | None = None
 
     def start(self) -> None:
         """Schedule `on_start`."""
@@ -253,12 +254,25 @@ class Inbox:
             except Exception:
                 log.exception("on_error of endpoint %s raised", self.name)
 
+    @property
+    def _closed_to_apps(self) -> SenderPolicy:
+        """The policy of an endpoint that declares none, for application callers: none."""
+        if self._no_senders is None:
+            self._no_senders = SenderPolicy({}, f"endpoint {self.name!r} (no declared senders)")
+        return self._no_senders
+
     def _permitted(
         self, message: Message, origin: MessageOrigin, context: RpcCallContext | None
     ) -> bool:
         """Apply the endpoint's sender policy: refuse (drop, or fail the ask) and log."""
         policy = self.endpoint.sender_policy
-        if policy is None or policy.allows(self.endpoint, message, origin):
+        if policy is None:
+            if not origin.app_id:
+                return True
+            # A caller limited to one application reaches only endpoints that say
+            # what it may send: one that declares nothing declares nothing for it.
+            policy = self._closed_to_apps
+        if policy.allows(self.endpoint, message, origin):
             return True
         policy.log_refusal(message, origin)
         if context is not None:

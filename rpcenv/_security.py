@@ -8,8 +8,10 @@ unless the user opts in to insecurity explicitly.
 An application credential is a key derived from the secret and an application
 id (`derive_app_credential`). A process holding only that key proves it with an
 `app1` token, which names the application; a verifier that may derive
-application keys (the Master's) accepts it and reports which application the
-caller is, so that the caller can be limited to that application.
+application keys (a Master's, a Worker's, a driver's for its own application)
+accepts it and reports which application the caller is, so that the caller can
+be limited to that application. An executor holds only its application's key:
+its verifier checks that application's tokens and nothing else.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "derive_app_credential",
     "make_app_auth_token",
     "make_auth_token",
+    "make_verifier",
     "resolve_app_credential",
     "resolve_secret",
     "token_app_id",
@@ -116,7 +119,10 @@ def derive_app_credential(secret: bytes, app_id: str) -> str:
 
 
 def check_bind_allowed(host: str, secret: bytes | None, conf: Conf) -> None:
-    """Refuse to listen beyond loopback without a secret, unless explicitly allowed.
+    """Refuse to listen beyond loopback without a key to check callers, unless allowed.
+
+    `secret` is the key this server checks tokens with: the shared secret, or an
+    executor's application credential.
 
     Raises:
         RpcConfigError: naming SPARKCTL_SECRET and the opt-in.
@@ -176,6 +182,15 @@ def token_app_id(token: str | None) -> str:
     return token.split(":", 2)[1]
 
 
+def make_verifier(
+    secret: bytes | None, app_credential: tuple[str, bytes] | None
+) -> AuthVerifier | None:
+    """A server's verifier: by the secret, else by an application's credential; None: open."""
+    if secret is None and app_credential is None:
+        return None
+    return AuthVerifier(secret, app=app_credential if secret is None else None)
+
+
 _caller = threading.local()
 
 
@@ -208,15 +223,36 @@ class AuthVerifier:
     """Checks tokens; remembers recent nonces so a captured token cannot be replayed.
 
     Args:
-        secret: the cluster's shared secret.
+        secret: the cluster's shared secret; None in a process that holds only an
+            application's credential (an executor), which then checks `app1` tokens
+            of that application and nothing else: it cannot check a proof of a
+            secret it does not hold.
         accept_app_tokens: also accept `app1` tokens, proving a credential derived from
             the secret; only where the callers they let in are limited to their
-            application (the Master), since they prove less than the secret.
+            application (the Master, a Worker, a driver), since they prove less than
+            the secret.
+        app: (application id, credential) of the one application this process serves
+            (an executor's, from its environment): its tokens are checked with that
+            key, and another application's are refused.
+
+    Raises:
+        ValueError: neither a secret nor an application's credential.
     """
 
-    def __init__(self, secret: bytes, accept_app_tokens: bool = False) -> None:
+    def __init__(
+        self,
+        secret: bytes | None,
+        accept_app_tokens: bool = False,
+        app: tuple[str, bytes] | None = None,
+    ) -> None:
+        if secret is None and app is None:
+            raise ValueError("an AuthVerifier needs the secret or an application's credential")
         self._secret = secret
-        self.accept_app_tokens = accept_app_tokens
+        self._app = app
+        self.accept_app_tokens = accept_app_tokens or app is not None
+        #: When set, the one application whose `app1` tokens are accepted (a driver's
+        #: own, an executor's): another application's credential is refused.
+        self.only_app = app[0] if app is not None else ""
         self._seen: collections.OrderedDict[str, float] = collections.OrderedDict()
         self._lock = threading.Lock()
 
@@ -234,11 +270,25 @@ class AuthVerifier:
             if len(parts) != 5 or not _valid_app_id(parts[1]):
                 return "malformed authentication token"
             app_id, timestamp, nonce, mac = parts[1:]
-            key = derive_app_credential(self._secret, app_id).encode()
+            if self.only_app and app_id != self.only_app:
+                return f"only the credential of application {self.only_app} is accepted here"
+            if self._app is not None and app_id == self._app[0]:
+                key = self._app[1]
+            elif self._secret is not None:
+                key = derive_app_credential(self._secret, app_id).encode()
+            else:  # unreachable: only_app is our app's id
+                return "application credentials are not accepted here"
             expected = _app_mac(key, app_id, env_id, timestamp, nonce)
             return self._check(timestamp, nonce, mac, expected, "wrong application credential")
         if len(parts) != 4 or parts[0] != _TOKEN_VERSION:
             return "malformed authentication token"
+        if self._secret is None:
+            # Checking a proof of the secret takes the secret, which this process must
+            # not hold (an executor): the admin reaches it with the app's credential.
+            return (
+                "this process holds only the credential of application "
+                f"{self.only_app}: prove that credential, not the cluster secret"
+            )
         _, timestamp, nonce, mac = parts
         return self._check(
             timestamp,

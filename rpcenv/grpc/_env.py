@@ -38,10 +38,10 @@ from rpcenv._errors import (
     RpcProtocolError,
 )
 from rpcenv._security import (
-    AuthVerifier,
     check_bind_allowed,
     make_app_auth_token,
     make_auth_token,
+    make_verifier,
     resolve_app_credential,
     resolve_secret,
     token_app_id,
@@ -108,7 +108,9 @@ class GrpcRpcEnv(BaseRpcEnv):
         if client_mode:
             address = RpcAddress(advertise, 0, env_id)
         else:
-            check_bind_allowed(host, self._secret, conf)
+            # An executor holding only its application's credential checks callers too.
+            key = self._app_credential[1] if self._app_credential is not None else None
+            check_bind_allowed(host, self._secret or key, conf)
             address = RpcAddress(advertise, port)
         super().__init__(name, address, conf)
         self.env_id = env_id
@@ -163,7 +165,7 @@ class GrpcRpcEnv(BaseRpcEnv):
                     port,
                     server_options,
                     server_credentials(conf) if self._tls else None,
-                    AuthVerifier(self._secret) if self._secret is not None else None,
+                    make_verifier(self._secret, self._app_credential),
                     handler_threads=handler_threads,
                 )
             except BaseException:
@@ -188,14 +190,15 @@ class GrpcRpcEnv(BaseRpcEnv):
             raise RpcConfigError(f"RpcEnv {self._name!r} runs in client mode and serves nothing")
         self._server.add_service(service, implementation)
 
-    def accept_app_credentials(self) -> None:
+    def accept_app_credentials(self, app_id: str = "") -> None:
         """Let callers in with an application's credential instead of the secret.
 
         Only for an env whose endpoints limit such callers to their application
-        (the Master's): `MessageOrigin.app_id` names it.
+        (`MessageOrigin.app_id` names it); `app_id`: that application's only (a driver).
         """
         if self._server is not None and self._server.verifier is not None:
             self._server.verifier.accept_app_tokens = True
+            self._server.verifier.only_app = app_id
 
     def disconnect(self, address: RpcAddress, reason: str = "") -> bool:
         """Close the stream with `address` (either direction); queued envelopes fail."""

@@ -105,9 +105,21 @@ class SchedulerEndpoint(RpcEndpoint):
         #: not counted): with direct fetches this stays 0 unless an executor cannot listen.
         self.relayed_fetches = 0
 
+    @property
+    def app_id(self) -> str:
+        """This driver's application, which its executors register under."""
+        return self._app_id
+
     def set_app_id(self, app_id: str) -> None:
-        """The application id a Master assigned: executors must register under it."""
+        """The application id a Master assigned: executors must register under it.
+
+        From now on the driver's env also lets in that application's credential (and
+        no other's): a Worker starts the executors with it instead of the secret.
+        """
         self._app_id = app_id
+        env = self._rpc_env
+        if env is not None:
+            env.accept_app_credentials(app_id)
 
     def is_executor(self, executor_id: str, origin: MessageOrigin) -> bool:
         """Whether `origin` is the connection executor `executor_id` registered over."""

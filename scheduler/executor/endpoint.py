@@ -110,6 +110,11 @@ class ExecutorEndpoint(RpcEndpoint):
         )
 
     @property
+    def app_id(self) -> str:
+        """Our application: other executors fetching blocks must hold its credential."""
+        return str(self._args.app_id)
+
+    @property
     def driver_address(self) -> RpcAddress:
         """Where our driver's commands come from."""
         return self._driver.address

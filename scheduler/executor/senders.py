@@ -2,8 +2,9 @@
 
 Checked by the RpcEnv's dispatcher before the handler runs (`rpcenv.SenderPolicy`):
 tasks, kills and stop only from the executor's own driver; block fetches stay
-open to anyone connected (the shared secret gates them). This module never
-changes the endpoint's state.
+open to anyone connected, which for an executor started by a Worker means a
+holder of its application's credential (its env checks nothing else). This
+module never changes the endpoint's state.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ def _the_driver(endpoint: ExecutorEndpoint, _msg: Any, origin: MessageOrigin) ->
     )
 
 
+def _same_app(endpoint: ExecutorEndpoint, _msg: Any, origin: MessageOrigin) -> bool:
+    """Block fetches with a credential: another executor of our application.
+
+    Our env checks no other application's credential anyway; the driver's commands
+    come over the stream we opened to it, which carries no application.
+    """
+    return origin.app_id == endpoint.app_id
+
+
 #: An executor's endpoint.
 EXECUTOR_SENDERS = SenderPolicy(
     {
@@ -39,4 +49,5 @@ EXECUTOR_SENDERS = SenderPolicy(
         pb.StopExecutor: _the_driver,
     },
     "executor endpoint",
+    app_rules={pb.FetchBlockRequest: _same_app},
 )

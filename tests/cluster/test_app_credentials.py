@@ -296,21 +296,28 @@ def test_public_master_service_follows_the_same_rule(
     assert [a.id for a in admin.active_apps] == [app_b]
 
 
-def test_only_the_master_accepts_app_credentials(
+def test_a_worker_lets_an_app_credential_say_only_that_its_executor_registered(
     cluster: LocalCluster, apps: dict[str, tuple[str, str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A Worker's port (or a driver's) takes the secret only: it does not scope callers."""
+    """A Worker takes app credentials (its executors hold one), for ExecutorRegistered only."""
     worker = cluster.real_worker(cores=1)
     app_a, cred_a, _ = apps["a"]
+    app_b = apps["b"][0]
     monkeypatch.setenv(APP_ID_ENV_VAR, app_a)
     monkeypatch.setenv(APP_CREDENTIAL_ENV_VAR, cred_a)
     env = RpcEnv.create("app-client", "127.0.0.1", 0, CLIENT_CONF, client_mode=True)
     try:
-        with pytest.raises((RpcAuthenticationError, RpcConnectionError)) as caught:
-            env.endpoint_ref(worker.rpc_env.address, "Worker", timeout=10.0).ask_sync(
-                pb.GetWorkerStateRequest(), 10.0
-            )
-        assert "not accepted here" in str(caught.value)
+        ref = env.endpoint_ref(worker.rpc_env.address, "Worker", timeout=10.0)
+        with pytest.raises(RpcPermissionDeniedError, match=app_a):
+            ref.ask_sync(pb.GetWorkerStateRequest(), 10.0)
+        # Not even its own executors' commands, and nothing of another application.
+        for message in (
+            pb.KillExecutor(app_id=app_a, executor_id=0),
+            pb.ApplicationFinished(app_id=app_b),
+            pb.ExecutorRegistered(app_id=app_b, executor_id=0),
+        ):
+            with pytest.raises(RpcPermissionDeniedError):
+                ref.ask_sync(message, 10.0)
     finally:
         env.shutdown()
 
@@ -338,6 +345,28 @@ def test_verifier_accepts_app_tokens_only_when_asked_and_only_for_their_app() ->
     assert token_app_id(make_auth_token(secret, "env-9")) == ""
     # The credential is neither the secret nor a secret token's MAC key.
     assert credential != secret and derive_app_credential(secret, "app-2").encode() != credential
+
+
+def test_a_driver_and_an_executor_verify_their_own_application_only() -> None:
+    """A driver derives its app's key; an executor holds only that key, and no secret."""
+    secret = b"s3cret"
+    cred_1 = derive_app_credential(secret, "app-1").encode()
+    cred_2 = derive_app_credential(secret, "app-2").encode()
+    driver = AuthVerifier(secret, accept_app_tokens=True)
+    driver.only_app = "app-1"
+    executor = AuthVerifier(None, app=("app-1", cred_1))
+    for verifier in (driver, executor):
+        assert verifier.verify(make_app_auth_token(cred_1, "app-1", "e"), "e") is None
+        other = verifier.verify(make_app_auth_token(cred_2, "app-2", "e"), "e")
+        assert other == "only the credential of application app-1 is accepted here"
+        forged = verifier.verify(make_app_auth_token(cred_2, "app-1", "e"), "e")
+        assert forged == "wrong application credential"
+    # The driver still checks the secret (the admin, the Master); the executor cannot.
+    assert driver.verify(make_auth_token(secret, "e"), "e") is None
+    refused = executor.verify(make_auth_token(secret, "e"), "e")
+    assert refused is not None and "only the credential of application app-1" in refused
+    with pytest.raises(ValueError, match="needs the secret"):
+        AuthVerifier(None)
 
 
 def test_executors_get_the_credential_in_their_environment_not_argv(
