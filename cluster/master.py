@@ -333,6 +333,7 @@ class Master(MasterLeadership):
                     desc.cores,
                     desc.memory_mb,
                     resources=resources_from(desc.resources),
+                    profile_id=desc.resource_profile_id,
                 )
                 app.executors[desc.executor_id] = executor
                 app.next_executor_id = max(app.next_executor_id, desc.executor_id + 1)
@@ -502,8 +503,25 @@ class Master(MasterLeadership):
         app = self._active_app(msg.app_id)
         if msg.requested_total < 0:
             raise ValueError(f"requested_total must be >= 0, not {msg.requested_total}")
+        if any(total < 0 for total in msg.profile_totals.values()):
+            raise ValueError("profile_totals must be >= 0")
         app.executor_limit = msg.requested_total
-        log.info("application %s asks for %d executors in total", app.app_id, msg.requested_total)
+        for profile in msg.profiles:
+            if profile.id <= 0 or profile.cores < 0 or profile.memory_mb < 0:
+                raise ValueError(f"bad ExecutorProfile {profile.id}: id > 0, sizes >= 0")
+            if any(amount < 0 for amount in profile.resources.values()):
+                raise ValueError(f"ExecutorProfile {profile.id} asks negative resources")
+            app.profiles[profile.id] = profile
+        unknown = [p for p in msg.profile_totals if p not in app.profiles]
+        if unknown:
+            raise ValueError(f"profile_totals names unknown profile(s) {unknown}")
+        app.profile_limits.update(msg.profile_totals)
+        log.info(
+            "application %s asks for %d executors in total%s",
+            app.app_id,
+            msg.requested_total,
+            "".join(f", {n} of profile {p}" for p, n in sorted(msg.profile_totals.items())),
+        )
         context.reply(pb.RequestExecutorsResponse(acknowledged=True))
         self._schedule()
 

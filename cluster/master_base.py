@@ -225,18 +225,7 @@ class MasterBase(RpcEndpoint):
         placed, resources = self.placement.place_drivers(demands, resources)
         for driver_id, worker_id in placed:
             self._launch_driver(self.drivers[driver_id], usable[worker_id])
-        app_demands = [
-            AppDemand(
-                app_id=a.app_id,
-                cores_left=a.cores_left,
-                memory_per_executor_mb=a.description.memory_per_executor_mb,
-                cores_per_executor=a.description.cores_per_executor,
-                executors_running=len(a.executors),
-                executor_limit=a.executor_limit,
-                executor_resources=dict(a.description.executor_resources),
-            )
-            for a in apps
-        ]
+        app_demands = [demand for a in apps for demand in _demands(a)]
         launched: collections.Counter[str] = collections.Counter()
         for assignment in self.placement.place_executors(app_demands, resources):
             self._launch_executor(
@@ -245,6 +234,7 @@ class MasterBase(RpcEndpoint):
                 assignment.cores,
                 assignment.memory_mb,
                 assignment.resources,
+                assignment.profile_id,
             )
             launched[assignment.app_id] += 1
         for app_id, count in launched.items():  # one line per app, not per executor
@@ -280,6 +270,7 @@ class MasterBase(RpcEndpoint):
         cores: int,
         memory_mb: int,
         resources: Mapping[str, tuple[str, ...]] | None = None,
+        profile_id: int = 0,
     ) -> None:
         executor = ExecutorInfo(
             app.app_id,
@@ -288,6 +279,7 @@ class MasterBase(RpcEndpoint):
             cores,
             memory_mb,
             resources=dict(resources or {}),
+            profile_id=profile_id,
         )
         granted = resource_addresses(executor.resources)
         app.executors[executor.executor_id] = executor
@@ -314,6 +306,7 @@ class MasterBase(RpcEndpoint):
                 master_epoch=self.epoch,
                 app_credential=self.app_credential(app.app_id),
                 resources=granted,
+                resource_profile_id=profile_id,
             ),
         )
         self._send(
@@ -325,6 +318,7 @@ class MasterBase(RpcEndpoint):
                 cores=cores,
                 memory_mb=memory_mb,
                 resources=granted,
+                resource_profile_id=profile_id,
             ),
         )
 
@@ -374,4 +368,40 @@ def _wants_more(app: AppInfo) -> bool:
     min_cores = app.description.cores_per_executor or 1
     if app.cores_left < min_cores:
         return False
-    return app.executor_limit is None or len(app.executors) < app.executor_limit
+    if any(app.executors_of(p) < limit for p, limit in app.profile_limits.items()):
+        return True
+    return app.executor_limit is None or app.executors_of(0) < app.executor_limit
+
+
+def _demands(app: AppInfo) -> list[AppDemand]:
+    """What `app` waits for: executors of its default profile, then of each other one."""
+    desc = app.description
+    demands = [
+        AppDemand(
+            app_id=app.app_id,
+            cores_left=app.cores_left,
+            memory_per_executor_mb=desc.memory_per_executor_mb,
+            cores_per_executor=desc.cores_per_executor,
+            executors_running=app.executors_of(0),
+            executor_limit=app.executor_limit,
+            executor_resources=dict(desc.executor_resources),
+        )
+    ]
+    for profile_id, limit in sorted(app.profile_limits.items()):
+        profile = app.profiles.get(profile_id)
+        if profile is None or app.executors_of(profile_id) >= limit:
+            continue
+        demands.append(
+            AppDemand(
+                app_id=app.app_id,
+                cores_left=app.cores_left,
+                memory_per_executor_mb=profile.memory_mb or desc.memory_per_executor_mb,
+                # A profile's executors always have a size: one per worker cannot be told apart.
+                cores_per_executor=profile.cores or desc.cores_per_executor or 1,
+                executors_running=app.executors_of(profile_id),
+                executor_limit=limit,
+                executor_resources=dict(profile.resources),
+                profile_id=profile_id,
+            )
+        )
+    return demands

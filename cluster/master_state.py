@@ -203,6 +203,8 @@ class ExecutorInfo:
     state: ExecutorStateValue = ES.EXECUTOR_STATE_LAUNCHING
     #: Custom resource addresses it holds on its worker (name -> addresses).
     resources: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    #: The resource profile it was started for (0: the application's default).
+    profile_id: int = 0
 
     @property
     def key(self) -> tuple[str, int]:
@@ -314,6 +316,17 @@ class AppInfo:
     retry_count: int = 0
     # Dynamic allocation's target; None = as many as cores allow.
     executor_limit: int | None = None
+    #: Stage-level resource profiles other than the default, by id, and how many
+    #: executors of each dynamic allocation wants (RequestExecutorsRequest).
+    profiles: dict[int, deploy_pb2.ExecutorProfile] = dataclasses.field(default_factory=dict)
+    profile_limits: dict[int, int] = dataclasses.field(default_factory=dict)
+
+    def executors_of(self, profile_id: int) -> int:
+        """How many executors of that profile it holds now."""
+        if not self.profiles:
+            return len(self.executors) if profile_id == 0 else 0
+        return sum(1 for e in self.executors.values() if e.profile_id == profile_id)
+
     # Cores it held when it finished (its executor records are dropped then).
     final_cores: int = 0
     # Workers that ever ran one of its executors: only they have its work dir to

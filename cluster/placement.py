@@ -66,6 +66,7 @@ class AppDemand:
         executors_running: executors it has now (counted against the limit).
         executor_limit: the most executors it may have (dynamic allocation); None = no limit.
         executor_resources: addresses of each custom resource every executor needs.
+        profile_id: the resource profile these executors are for (0: the default).
     """
 
     app_id: str
@@ -75,6 +76,7 @@ class AppDemand:
     executors_running: int = 0
     executor_limit: int | None = None
     executor_resources: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    profile_id: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -96,6 +98,8 @@ class ExecutorAssignment:
     memory_mb: int
     #: The addresses of each custom resource given to this executor alone.
     resources: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    #: The resource profile it is for (0: the application's default).
+    profile_id: int = 0
 
 
 class Placement:
@@ -184,7 +188,12 @@ class Placement:
                             del pool[:amount]
                     assignments.append(
                         ExecutorAssignment(
-                            app.app_id, worker_id, cores, app.memory_per_executor_mb, given
+                            app.app_id,
+                            worker_id,
+                            cores,
+                            app.memory_per_executor_mb,
+                            given,
+                            app.profile_id,
                         )
                     )
         return assignments

@@ -215,6 +215,7 @@ class Worker(WorkerDrivers):
                     resources=[
                         pb.ResourceAddresses(name=n, addresses=a) for n, a in r.resources.items()
                     ],
+                    resource_profile_id=r.profile_id,
                 )
                 for r in self.executors.values()
                 if not r.stop_reason
@@ -418,6 +419,7 @@ class Worker(WorkerDrivers):
         )
         runner = ExecutorRunner(msg.app_id, msg.executor_id, msg.cores, msg.memory_mb, process)
         runner.resources = {r.name: tuple(r.addresses) for r in msg.resources}
+        runner.profile_id = msg.resource_profile_id
         runner.awaits_registration = msg.app_description.executors_report_registration
         try:
             process.start()

@@ -23,6 +23,7 @@ from sparkctl.v1 import deploy_pb2 as pb
 
 __all__ = [
     "EXECUTOR_RESOURCES_ENV",
+    "RESOURCE_PROFILE_ENV",
     "SUBMIT_CONF_ENV",
     "DriverRunner",
     "ExecutorRunner",
@@ -44,6 +45,8 @@ SECRET_FILE_ENV_VAR = f"{SECRET_ENV_VAR}_FILE"
 #: The environment variable through which an executor learns its custom resource
 #: addresses (JSON: name -> addresses), as Spark's executors get a resources file.
 EXECUTOR_RESOURCES_ENV = "SPARKCTL_EXECUTOR_RESOURCES"
+#: ... and the stage-level resource profile it was started for (unset: the default, 0).
+RESOURCE_PROFILE_ENV = "SPARKCTL_RESOURCE_PROFILE_ID"
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -138,6 +141,9 @@ def executor_launch_spec(
         SPARK_APP_ID=app_id,
     )
     env.pop(EXECUTOR_RESOURCES_ENV, None)
+    env.pop(RESOURCE_PROFILE_ENV, None)
+    if msg.resource_profile_id:
+        env[RESOURCE_PROFILE_ENV] = str(msg.resource_profile_id)
     if msg.resources:
         env[EXECUTOR_RESOURCES_ENV] = json.dumps({r.name: list(r.addresses) for r in msg.resources})
     # Never from the Worker's own environment, and never on the command line.
@@ -258,6 +264,8 @@ class ExecutorRunner:
     exit_status: int | None = None
     #: Custom resource addresses the Master gave it (name -> addresses), held until it ends.
     resources: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    #: The resource profile it was started for (0: the application's default).
+    profile_id: int = 0
 
     @property
     def key(self) -> tuple[str, int]:

@@ -68,10 +68,3 @@ def check_profile_supported(profile: ResourceProfile, kind: str, dynamic_allocat
             "ResourceProfiles are only supported on YARN and Kubernetes and Standalone with "
             "dynamic allocation enabled."
         )
-    # Executors of a profile of their own are not requested from the Master yet: refuse
-    # the profile rather than let its stage wait forever for an executor.
-    raise NotImplementedError(
-        f"resource profile {profile.id} asks executor resources "
-        f"({', '.join(sorted(profile.executorResources))}): sparkctl runs stage-level "
-        "profiles with task requests only (TaskResourceRequests) on the default executors"
-    )

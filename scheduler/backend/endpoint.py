@@ -152,6 +152,7 @@ class SchedulerEndpoint(RpcEndpoint):
                 pid=message.pid,
                 log_urls=dict(message.log_urls),
                 resources={r.name: list(r.addresses) for r in message.resources},
+                profile_id=message.resource_profile_id,
             )
             accepted = self._scheduler.register_executor(handle)
             if accepted:

@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from google.protobuf.message import Message
@@ -40,8 +40,14 @@ from scheduler.backend.endpoint import (
     executor_argv,
     executor_python,
 )
-from scheduler.core.allocation import AllocationPolicy, AllocationSettings, read_snapshot
+from scheduler.core.allocation import (
+    AllocationPolicy,
+    AllocationSettings,
+    profile_settings,
+    read_snapshot,
+)
 from scheduler.core.taskscheduler import TaskScheduler
+from scheduler.resource.profile import ResourceProfile
 from sparkctl.v1 import deploy_pb2 as dpb
 from sparkctl.v1 import scheduler_pb2 as pb
 
@@ -243,6 +249,8 @@ class ExecutorAllocator:
         self._backend = backend
         self._scheduler = scheduler
         self.policy = policy
+        #: One policy per stage-level profile that needs executors of its own.
+        self.profile_policies: dict[int, AllocationPolicy] = {}
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dynamic-allocation", daemon=True)
 
@@ -262,15 +270,33 @@ class ExecutorAllocator:
                 log.exception("dynamic allocation tick failed")
 
     def tick(self) -> None:
-        """One round: the policy's decision, carried out through the AppClient's Master."""
-        decision = self.policy.tick(read_snapshot(self._scheduler))
-        if decision.total is not None and not self._backend.request_total(decision.total):
-            self.policy.not_acknowledged(decision)
-        if decision.kill:
-            killed = self._backend.kill(
-                decision.kill, "idle, removed by dynamic allocation", only_idle=True
-            )
-            self.policy.not_killed(set(decision.kill) - set(killed))
+        """One round: the policies' decisions, carried out through the AppClient's Master."""
+        decisions = [(self.policy, self.policy.tick(read_snapshot(self._scheduler)))]
+        changed = decisions[0][1].total is not None
+        with self._scheduler.lock:
+            profiles = list(self._scheduler.executor_profiles.values())
+        for profile in profiles:
+            policy = self.profile_policies.get(profile.id)
+            if policy is None:
+                task_cpus = profile.task_cpus(self._scheduler.settings.task_cpus)
+                shape = profile_settings(self.policy.settings, profile.executor_cores(), task_cpus)
+                policy = self.profile_policies[profile.id] = AllocationPolicy(shape)
+            decision = policy.tick(read_snapshot(self._scheduler, profile.id))
+            decisions.append((policy, decision))
+            changed = changed or decision.total is not None
+        if changed and not self._backend.request_total(
+            self.policy.target,
+            {p.id: self.profile_policies[p.id].target for p in profiles},
+            profiles,
+        ):
+            for policy, decision in decisions:
+                policy.not_acknowledged(decision)
+        for policy, decision in decisions:
+            if decision.kill:
+                killed = self._backend.kill(
+                    decision.kill, "idle, removed by dynamic allocation", only_idle=True
+                )
+                policy.not_killed(set(decision.kill) - set(killed))
 
 
 def app_description(
@@ -520,13 +546,28 @@ class StandaloneBackend:
             log.warning("the Master did not answer %s: %s", type(message).__name__, exc)
             return None
 
-    def request_total(self, total: int) -> bool:
-        """Ask the Master to keep `total` executors for this app; True once acknowledged."""
+    def request_total(
+        self,
+        total: int,
+        profile_totals: Mapping[int, int] | None = None,
+        profiles: Sequence[ResourceProfile] = (),
+    ) -> bool:
+        """Ask the Master to keep `total` executors for this app; True once acknowledged.
+
+        `profile_totals`: executors wanted of each stage-level profile in `profiles`.
+        """
         if total < 0:
             raise ValueError(f"the number of executors must be >= 0, not {total}")
-        reply = self._ask_master(
-            dpb.RequestExecutorsRequest(app_id=self.app_id or "", requested_total=total)
-        )
+        request = dpb.RequestExecutorsRequest(app_id=self.app_id or "", requested_total=total)
+        request.profile_totals.update(profile_totals or {})
+        for profile in profiles:
+            request.profiles.add(
+                id=profile.id,
+                cores=profile.executor_cores() or 0,
+                memory_mb=profile.executor_memory_mb() or 0,
+                resources=profile.custom_executor_resources(),
+            )
+        reply = self._ask_master(request)
         acknowledged = isinstance(reply, dpb.RequestExecutorsResponse) and reply.acknowledged
         if acknowledged:
             self.requested_total = total

@@ -26,7 +26,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from rpcenv import Conf
@@ -44,6 +44,7 @@ __all__ = [
     "Snapshot",
     "Storage",
     "allocation_settings",
+    "profile_settings",
     "read_snapshot",
 ]
 
@@ -393,19 +394,34 @@ class AllocationPolicy:
         return kill
 
 
-def read_snapshot(scheduler: TaskScheduler) -> Snapshot:
-    """The task scheduler's state, read under its lock in one pass (no per-task hooks)."""
+def profile_settings(
+    settings: AllocationSettings, cores: int | None, task_cpus: int
+) -> AllocationSettings:
+    """A stage-level profile's own allocation: from no executors, sized by its cores."""
+    per_executor = max(1, (cores or 1) // max(1, task_cpus))
+    return replace(settings, min_executors=0, initial_executors=0, tasks_per_executor=per_executor)
+
+
+def read_snapshot(scheduler: TaskScheduler, profile_id: int = 0) -> Snapshot:
+    """The task scheduler's state, read under its lock in one pass (no per-task hooks).
+
+    Only the tasks and executors of resource profile `profile_id` (0: the default).
+    """
     with scheduler.lock:
-        pending = sum(
-            len(t.pending) + len(t.speculatable) for t in scheduler.tsms.values() if not t.zombie
-        )
+        tsms = [
+            t
+            for t in scheduler.tsms.values()
+            if not scheduler.executor_profiles or scheduler.executor_profile_of(t) == profile_id
+        ]
+        pending = sum(len(t.pending) + len(t.speculatable) for t in tsms if not t.zombie)
         executors = [
             ExecutorState(
                 h.executor_id, h.cores, len(h.running), h.completed_tasks + h.failed_tasks
             )
             for h in scheduler.executors.values()
+            if h.profile_id == profile_id
         ]
-        active = bool(scheduler.tsms)
+        active = bool(scheduler.tsms) if profile_id == 0 else bool(tsms)
     return Snapshot(pending, active, executors, lambda ids: read_storage(scheduler, ids))
 
 

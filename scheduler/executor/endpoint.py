@@ -138,6 +138,7 @@ class ExecutorEndpoint(RpcEndpoint):
                 pb.TaskResource(name=name, addresses=addresses)
                 for name, addresses in sorted(executor_resources(os.environ).items())
             ],
+            resource_profile_id=int(os.environ.get(RESOURCE_PROFILE_ENV) or "0"),
         )
         future = self._driver.ask(request, 30.0)
         driver_url = self._args.driver_url
@@ -476,6 +477,8 @@ def run_endpoint(
 #: Set by the Worker that launched this executor: the custom resource addresses the
 #: Master gave it (JSON: name -> addresses), as Spark's executors get a resources file.
 EXECUTOR_RESOURCES_ENV = "SPARKCTL_EXECUTOR_RESOURCES"
+#: ... and the resource profile it was started for (unset: the default, 0).
+RESOURCE_PROFILE_ENV = "SPARKCTL_RESOURCE_PROFILE_ID"
 
 
 def executor_resources(environ: Mapping[str, str]) -> dict[str, list[str]]:

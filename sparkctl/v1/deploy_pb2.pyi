@@ -247,6 +247,61 @@ class ResourceAddresses(_message.Message):
 Global___ResourceAddresses: _TypeAlias = ResourceAddresses  # noqa: Y015
 
 @_typing.final
+class ExecutorProfile(_message.Message):
+    """The executors of one stage-level resource profile other than the application's
+    default (id 0): their own cores, memory and custom resources.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ResourcesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    CORES_FIELD_NUMBER: _builtins.int
+    MEMORY_MB_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    cores: _builtins.int
+    """0: the application's cores_per_executor."""
+    memory_mb: _builtins.int
+    """0: the application's memory_per_executor_mb."""
+    @_builtins.property
+    def resources(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        cores: _builtins.int = ...,
+        memory_mb: _builtins.int = ...,
+        resources: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "id", b"id", "memory_mb", b"memory_mb", "resources", b"resources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutorProfile: _TypeAlias = ExecutorProfile  # noqa: Y015
+
+@_typing.final
 class ApplicationDescription(_message.Message):
     """What a driver asks of the cluster for its application."""
 
@@ -489,11 +544,13 @@ class ExecutorDescription(_message.Message):
     MEMORY_MB_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
+    RESOURCE_PROFILE_ID_FIELD_NUMBER: _builtins.int
     app_id: _builtins.str
     executor_id: _builtins.int
     cores: _builtins.int
     memory_mb: _builtins.int
     state: Global___ExecutorState.ValueType
+    resource_profile_id: _builtins.int
     @_builtins.property
     def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResourceAddresses]:
         """The custom resource addresses it holds (LaunchExecutor.resources)."""
@@ -507,10 +564,11 @@ class ExecutorDescription(_message.Message):
         memory_mb: _builtins.int = ...,
         state: Global___ExecutorState.ValueType = ...,
         resources: _abc.Iterable[Global___ResourceAddresses] | None = ...,
+        resource_profile_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "cores", b"cores", "executor_id", b"executor_id", "memory_mb", b"memory_mb", "resources", b"resources", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "cores", b"cores", "executor_id", b"executor_id", "memory_mb", b"memory_mb", "resource_profile_id", b"resource_profile_id", "resources", b"resources", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -808,6 +866,7 @@ class LaunchExecutor(_message.Message):
     MASTER_EPOCH_FIELD_NUMBER: _builtins.int
     APP_CREDENTIAL_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
+    RESOURCE_PROFILE_ID_FIELD_NUMBER: _builtins.int
     master_url: _builtins.str
     app_id: _builtins.str
     executor_id: _builtins.int
@@ -819,6 +878,8 @@ class LaunchExecutor(_message.Message):
     (SPARKCTL_APP_CREDENTIAL): never on its command line, never logged. Empty
     without a shared secret.
     """
+    resource_profile_id: _builtins.int
+    """The resource profile it is started for (0: the application's default)."""
     @_builtins.property
     def app_description(self) -> Global___ApplicationDescription: ...
     @_builtins.property
@@ -837,10 +898,11 @@ class LaunchExecutor(_message.Message):
         master_epoch: _builtins.int = ...,
         app_credential: _builtins.str = ...,
         resources: _abc.Iterable[Global___ResourceAddresses] | None = ...,
+        resource_profile_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["app_description", b"app_description"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_credential", b"app_credential", "app_description", b"app_description", "app_id", b"app_id", "cores", b"cores", "executor_id", b"executor_id", "master_epoch", b"master_epoch", "master_url", b"master_url", "memory_mb", b"memory_mb", "resources", b"resources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_credential", b"app_credential", "app_description", b"app_description", "app_id", b"app_id", "cores", b"cores", "executor_id", b"executor_id", "master_epoch", b"master_epoch", "master_url", b"master_url", "memory_mb", b"memory_mb", "resource_profile_id", b"resource_profile_id", "resources", b"resources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1030,11 +1092,13 @@ class ExecutorAdded(_message.Message):
     CORES_FIELD_NUMBER: _builtins.int
     MEMORY_MB_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
+    RESOURCE_PROFILE_ID_FIELD_NUMBER: _builtins.int
     executor_id: _builtins.int
     worker_id: _builtins.str
     host_port: _builtins.str
     cores: _builtins.int
     memory_mb: _builtins.int
+    resource_profile_id: _builtins.int
     @_builtins.property
     def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResourceAddresses]: ...
     def __init__(
@@ -1046,10 +1110,11 @@ class ExecutorAdded(_message.Message):
         cores: _builtins.int = ...,
         memory_mb: _builtins.int = ...,
         resources: _abc.Iterable[Global___ResourceAddresses] | None = ...,
+        resource_profile_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "executor_id", b"executor_id", "host_port", b"host_port", "memory_mb", b"memory_mb", "resources", b"resources", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "executor_id", b"executor_id", "host_port", b"host_port", "memory_mb", b"memory_mb", "resource_profile_id", b"resource_profile_id", "resources", b"resources", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1137,19 +1202,52 @@ Global___UnregisterApplication: _TypeAlias = UnregisterApplication  # noqa: Y015
 class RequestExecutorsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ProfileTotalsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.int
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.int = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     APP_ID_FIELD_NUMBER: _builtins.int
     REQUESTED_TOTAL_FIELD_NUMBER: _builtins.int
+    PROFILE_TOTALS_FIELD_NUMBER: _builtins.int
+    PROFILES_FIELD_NUMBER: _builtins.int
     app_id: _builtins.str
     requested_total: _builtins.int
+    """Executors wanted of the default profile (0)."""
+    @_builtins.property
+    def profile_totals(self) -> _containers.ScalarMap[_builtins.int, _builtins.int]:
+        """Executors wanted of each other resource profile, by id (stage-level scheduling,
+        with dynamic allocation), and those profiles' shapes.
+        """
+
+    @_builtins.property
+    def profiles(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutorProfile]: ...
     def __init__(
         self,
         *,
         app_id: _builtins.str = ...,
         requested_total: _builtins.int = ...,
+        profile_totals: _abc.Mapping[_builtins.int, _builtins.int] | None = ...,
+        profiles: _abc.Iterable[Global___ExecutorProfile] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "requested_total", b"requested_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "profile_totals", b"profile_totals", "profiles", b"profiles", "requested_total", b"requested_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

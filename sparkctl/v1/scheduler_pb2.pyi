@@ -84,6 +84,7 @@ class RegisterExecutorRequest(_message.Message):
     BLOCK_MANAGER_PORT_FIELD_NUMBER: _builtins.int
     LOG_URLS_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
+    RESOURCE_PROFILE_ID_FIELD_NUMBER: _builtins.int
     executor_id: _builtins.str
     hostname: _builtins.str
     cores: _builtins.int
@@ -96,6 +97,8 @@ class RegisterExecutorRequest(_message.Message):
     executors (spark.blockManager.port); 0 when it cannot listen, in which case
     its blocks are fetched through the driver.
     """
+    resource_profile_id: _builtins.int
+    """The resource profile its worker started it for (0: the application's default)."""
     @_builtins.property
     def log_urls(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Where people read this executor's logs ("stdout", "stderr" -> URL of its worker's
@@ -120,10 +123,11 @@ class RegisterExecutorRequest(_message.Message):
         block_manager_port: _builtins.int = ...,
         log_urls: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         resources: _abc.Iterable[Global___TaskResource] | None = ...,
+        resource_profile_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "block_manager_port", b"block_manager_port", "cores", b"cores", "executor_id", b"executor_id", "hostname", b"hostname", "local_dir", b"local_dir", "log_urls", b"log_urls", "pid", b"pid", "resources", b"resources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_id", b"app_id", "block_manager_port", b"block_manager_port", "cores", b"cores", "executor_id", b"executor_id", "hostname", b"hostname", "local_dir", b"local_dir", "log_urls", b"log_urls", "pid", b"pid", "resource_profile_id", b"resource_profile_id", "resources", b"resources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -119,3 +119,25 @@ def test_a_real_worker_reports_what_its_script_found(
     first_two = driver.wait_of(pb.ExecutorAdded, 2)[:2]
     assert sorted(a.resources[0].addresses[0] for a in first_two) == ["3", "5"]
     wait_until(lambda: len(c.state().workers) == 1)
+
+
+def test_a_profile_gets_executors_of_its_own_shape(local_cluster: MakeCluster) -> None:
+    """Stage-level scheduling: executors of profile 1 have its cores and its GPUs."""
+    c = local_cluster()
+    c.worker("plain", cores=4)
+    gpu_worker = c.worker("gpus", cores=4, resources={"gpu": ["0", "1"]})
+    driver = c.driver(cores_per_executor=1, initial_executor_limit=0)
+    profile = pb.ExecutorProfile(id=1, cores=2, memory_mb=256, resources={"gpu": 1})
+    request = pb.RequestExecutorsRequest(
+        app_id=driver.app_id, requested_total=0, profile_totals={1: 2}, profiles=[profile]
+    )
+    reply = c.master.ref.ask_sync(request, 5)
+    assert isinstance(reply, pb.RequestExecutorsResponse) and reply.acknowledged
+    added = driver.wait_of(pb.ExecutorAdded, 2)
+    assert [(a.worker_id, a.cores, a.resource_profile_id) for a in added] == [("gpus", 2, 1)] * 2
+    launches = gpu_worker.wait_of(pb.LaunchExecutor, 2)
+    assert sorted(x.resources[0].addresses[0] for x in launches) == ["0", "1"]
+    assert all(x.resource_profile_id == 1 and x.memory_mb == 256 for x in launches)
+    bad = pb.RequestExecutorsRequest(app_id=driver.app_id, profile_totals={7: 1})
+    with pytest.raises(Exception, match="unknown profile"):
+        c.master.ref.ask_sync(bad, 5)

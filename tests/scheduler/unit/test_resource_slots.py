@@ -88,7 +88,7 @@ def test_built_profiles_get_increasing_ids_and_keep_their_requests() -> None:
     assert second.task_requirements() == {"gpu": (1, Fraction(1, 4))}
 
 
-def test_stage_level_support_follows_spark_and_refuses_executor_profiles() -> None:
+def test_stage_level_support_follows_spark() -> None:
     from scheduler.api.resources import check_profile_supported
 
     task_only = ResourceProfileBuilder().require(TaskResourceRequests().cpus(1)).build
@@ -98,5 +98,4 @@ def test_stage_level_support_follows_spark_and_refuses_executor_profiles() -> No
         check_profile_supported(task_only, "local", dynamic_allocation=False)
     with pytest.raises(ValueError, match="Standalone with dynamic allocation enabled"):
         check_profile_supported(full, "standalone", dynamic_allocation=False)
-    with pytest.raises(NotImplementedError, match="TaskResourceRequests"):
-        check_profile_supported(full, "standalone", dynamic_allocation=True)
+    check_profile_supported(full, "standalone", dynamic_allocation=True)
