@@ -199,6 +199,10 @@ def _pyspark_home(python: str, spark_src: Path, work: Path) -> Path:
             (home / entry.name).symlink_to(entry)
     (home / "python").mkdir()
     (home / "python" / "test_support").symlink_to(spark_src / "python" / "test_support")
+    # test_daemon.py starts the daemon at its own folder's ../daemon.py, as in the package.
+    daemon = work / "daemon.py"
+    daemon.unlink(missing_ok=True)
+    daemon.symlink_to(Path(pkg) / "daemon.py")
     return home
 
 

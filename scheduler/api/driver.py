@@ -235,7 +235,7 @@ def _start_listeners(
     log_settings = EventLogSettings.from_conf(settings)
     if log_settings is not None:
         rt.event_log = EventLogWriter(log_settings)
-        rt.scheduler.listeners.append(rt.event_log)
+        rt.scheduler.bus.add(rt.event_log)
     if not settings.get(keys.UI_ENABLED):
         return
     from scheduler.status.driverui import AppStatusStore, DriverUI
@@ -245,7 +245,7 @@ def _start_listeners(
     # a bad spark.sparkctl.ui.authenticate fails the context, naming the key.
     auth = ui_auth(settings, "application UI")
     rt.status_store = AppStatusStore(rt.app_id, spec.app_name, spec.conf.getAll())
-    rt.scheduler.listeners.append(rt.status_store)
+    rt.scheduler.bus.add(rt.status_store)
     try:
         port = settings.get(keys.UI_PORT)  # 0: any free port
         rt.ui = DriverUI(rt.status_store, bind, port, advertise=advertise, auth=auth)

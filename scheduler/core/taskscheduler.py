@@ -26,7 +26,20 @@ from google.protobuf.message import Message
 
 from scheduler.core.barrier import BarrierCoordinator
 from scheduler.core.dag import DAGScheduler, Job, TaskSet
-from scheduler.core.tasksetmanager import TaskSetManager
+from scheduler.core.events import (
+    ExecutorAdded,
+    ExecutorRemoved,
+    JobEnd,
+    JobStart,
+    LaunchedTask,
+    ListenerBus,
+    StageCompleted,
+    StageSubmitted,
+    TaskEnd,
+    TasksLaunched,
+    UnpersistRDD,
+)
+from scheduler.core.tasksetmanager import Attempt, TaskSetManager
 from scheduler.rdd.callsite import stage_name, task_set_name
 from scheduler.rdd.lineage import stage_rdds
 from scheduler.rdd.profiles import stage_profile
@@ -168,7 +181,8 @@ class TaskScheduler:
         self.dag.max_slots = self.max_slots
         #: Syncs the tasks of barrier stages (their barrier() and allGather() asks).
         self.barrier = BarrierCoordinator(settings.barrier_sync_timeout, self.lock)
-        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        #: Where the UI's store and the event log hear of jobs, stages, tasks, executors.
+        self.bus = ListenerBus()
         #: Local dirs of every executor that registered (removed at the end in local mode).
         self.local_dirs: set[str] = set()
         #: Stage code and broadcasts too large to inline, fetched by executors in chunks.
@@ -208,16 +222,14 @@ class TaskScheduler:
 
     def job_ended(self, job_id: int, status: str, error: BaseException | None = None) -> None:
         """Announce how a job ended, as the thread that waited for it saw it."""
-        data: dict[str, Any] = {"job_id": job_id, "status": status}
-        if error is not None:
-            data["error"] = str(error)
-        self._emit("job_end", data)
+        if self.bus:
+            self.bus.post(JobEnd(job_id, status, None if error is None else str(error)))
 
     # -- DAGScheduler sink -------------------------------------------------------------
 
     def job_started(self, job: Job) -> None:
         """Announce a job before any of its stages is submitted (under the lock)."""
-        if not self.listeners:
+        if not self.bus:
             return  # describing the stages walks the lineage: only for a listener
         props = job.properties
         stage_ids = self.dag.job_stage_ids(job.id)
@@ -234,15 +246,14 @@ class TaskScheduler:
                     "rdds": stage_rdds(stage.rdd),
                 }
             )
-        self._emit(
-            "job_start",
-            {
-                "job_id": job.id,
-                "group": props.get("spark.jobGroup.id"),
-                "description": props.get("spark.job.description"),
-                "stage_ids": stage_ids,
-                "stages": stages,
-            },
+        self.bus.post(
+            JobStart(
+                job.id,
+                tuple(stage_ids),
+                tuple(stages),
+                props.get("spark.jobGroup.id"),
+                props.get("spark.job.description"),
+            )
         )
 
     def submit_task_set(self, task_set: TaskSet) -> None:
@@ -265,14 +276,10 @@ class TaskScheduler:
             self._set_profiles[task_set.key] = profile
             if not profile.task_only:
                 self.executor_profiles.setdefault(profile.id, profile)
-        self._emit(
-            "stage_submitted",
-            {
-                "stage_id": task_set.stage_id,
-                "attempt": task_set.attempt,
-                "num_tasks": len(task_set.partitions),
-                "job_id": task_set.job_id,
-            },
+        self.bus.post(
+            StageSubmitted(
+                task_set.stage_id, task_set.attempt, len(task_set.partitions), task_set.job_id
+            )
         )
         self.revive()
 
@@ -305,14 +312,8 @@ class TaskScheduler:
             if handle.local_dir:
                 self.local_dirs.add(handle.local_dir)
             self.executors_changed.notify_all()
-            self._emit(
-                "executor_added",
-                {
-                    "executor_id": handle.executor_id,
-                    "host": handle.host,
-                    "cores": handle.cores,
-                    "log_urls": dict(handle.log_urls),
-                },
+            self.bus.post(
+                ExecutorAdded(handle.executor_id, handle.host, handle.cores, dict(handle.log_urls))
             )
             self.revive()
             return True
@@ -342,7 +343,7 @@ class TaskScheduler:
                 locations.discard(executor_id)
             self.dag.executor_lost(executor_id)
             self.executors_changed.notify_all()
-            self._emit("executor_removed", {"executor_id": executor_id, "reason": reason})
+            self.bus.post(ExecutorRemoved(executor_id, reason))
             self._retire_finished()
             self.revive()
         if self._on_executor_lost is not None:
@@ -417,7 +418,7 @@ class TaskScheduler:
             alive = len(self.executors)
             launches: dict[str, pb.LaunchTasks] = {}
             # For the UI's task table and task stream: one event per offer round, not per task.
-            launched: list[tuple[Any, ...]] | None = [] if self.listeners else None
+            launched: list[LaunchedTask] | None = [] if self.bus else None
             for tsm in active:
                 if not tsm.barrier:
                     continue
@@ -425,8 +426,9 @@ class TaskScheduler:
                     if launched is not None:
                         ts, index = tsm.task_set, attempt.index
                         launched.append(
-                            (attempt.task_id, ts.stage_id, ts.attempt, index, attempt.attempt,
-                             attempt.executor_id, ts.partitions[index], True, False)
+                            LaunchedTask(attempt.task_id, ts.stage_id, ts.attempt, index,
+                                         attempt.attempt, attempt.executor_id,
+                                         ts.partitions[index], True, False)
                         )  # fmt: skip
             active = [t for t in active if not t.barrier]
             progress = bool(active)
@@ -465,15 +467,16 @@ class TaskScheduler:
                             ts, index = tsm.task_set, attempt.index
                             preferred = ts.preferred[index]
                             launched.append(
-                                (task_id, ts.stage_id, ts.attempt, index, attempt.attempt,
-                                 handle.executor_id, ts.partitions[index],
-                                 not preferred or handle.executor_id in preferred,
-                                 attempt.speculative)
+                                LaunchedTask(task_id, ts.stage_id, ts.attempt, index,
+                                             attempt.attempt, handle.executor_id,
+                                             ts.partitions[index],
+                                             not preferred or handle.executor_id in preferred,
+                                             attempt.speculative)
                             )  # fmt: skip
                         progress = True
                         break
             if launched:
-                self._emit("tasks_launched", {"tasks": launched})
+                self.bus.post(TasksLaunched(tuple(launched)))
             for executor_id, message in launches.items():
                 self.executors[executor_id].send(message)
 
@@ -585,7 +588,7 @@ class TaskScheduler:
         handle: ExecutorHandle | None,
     ) -> None:
         task_set = tsm.task_set
-        task = tsm.running.get(status.task_id) if self.listeners else None
+        task = tsm.running.get(status.task_id) if self.bus else None
         if status.state == pb.TASK_STATE_FINISHED:
             index, duplicates = tsm.handle_success(status.task_id, now)
             if handle is not None:
@@ -614,14 +617,8 @@ class TaskScheduler:
             self.metrics["diskBytesSpilled"] += metrics.get("diskBytesSpilled", 0)
             self.metrics["spills"] += metrics.get("spills", 0)
             self.metrics["tasks"] += 1
-            if self.listeners:
-                self._emit(
-                    "task_end",
-                    {"stage_id": task_set.stage_id, "attempt": task_set.attempt, "ok": True,
-                     "task": task, "now": now, "run_seconds": status.run_seconds,
-                     "metrics": metrics, "partition": task_set.partitions[index],
-                     "blocks": blocks},
-                )  # fmt: skip
+            if self.bus:
+                self.bus.post(_task_end(task_set, task, now, status, metrics, blocks))
             self.dag.task_succeeded(
                 task_set.stage_id, task_set.attempt, task_set.indices[index], value
             )
@@ -642,13 +639,8 @@ class TaskScheduler:
             return
         tsm.handle_failure(status.task_id, status.error, counts=True)
         self._check_barrier_failure(tsm)
-        if self.listeners:
-            self._emit(
-                "task_end",
-                {"stage_id": task_set.stage_id, "attempt": task_set.attempt, "ok": False,
-                 "task": task, "now": now, "run_seconds": status.run_seconds,
-                 "error": status.error, "error_type": status.error_type},
-            )  # fmt: skip
+        if self.bus:
+            self.bus.post(_task_end(task_set, task, now, status))
         if tsm.zombie and tsm.abort_reason is not None:
             self._kill(sorted(tsm.running), "stage aborted")
             self.dag.task_set_failed(task_set.stage_id, task_set.attempt, tsm.abort_reason)
@@ -712,10 +704,7 @@ class TaskScheduler:
         )  # fmt: skip
         while len(self.finished_stages) > _RETAINED_STAGES:
             self.finished_stages.popitem(last=False)
-        self._emit(
-            "stage_completed",
-            {"stage_id": ts.stage_id, "attempt": ts.attempt, "failure": tsm.abort_reason},
-        )
+        self.bus.post(StageCompleted(ts.stage_id, ts.attempt, tsm.abort_reason))
         for handle in self.executors.values():
             if key in handle.stages:
                 handle.stages.discard(key)
@@ -771,18 +760,34 @@ class TaskScheduler:
         with self.lock:
             for key in [k for k in self.cache_locations if k[0] == rdd_id]:
                 del self.cache_locations[key]
-            self._emit("unpersist_rdd", {"rdd_id": rdd_id})
+            self.bus.post(UnpersistRDD(rdd_id))
 
     def broadcast_to_executors(self, message: Message) -> None:
         with self.lock:
             for handle in self.executors.values():
                 handle.send(message)
 
-    def _emit(self, event: str, data: dict[str, Any]) -> None:
-        if not self.listeners:
-            return
-        for listener in self.listeners:
-            try:
-                listener(event, data)
-            except Exception:
-                log.exception("listener failed on %s", event)
+
+def _task_end(
+    task_set: TaskSet,
+    task: Attempt | None,
+    now: float,
+    status: pb.TaskStatus,
+    metrics: dict[str, Any] | None = None,
+    blocks: list[Any] | None = None,
+) -> TaskEnd:
+    """The TaskEnd of one status update (metrics and cached blocks: a success's only)."""
+    ok = metrics is not None
+    if task is None:  # no longer running (its set was aborted): what the status says
+        return TaskEnd(
+            task_set.stage_id, task_set.attempt, ok, run_seconds=status.run_seconds,
+            metrics=metrics or {}, error=None if ok else status.error,
+            error_type=None if ok else status.error_type,
+        )  # fmt: skip
+    return TaskEnd(
+        task_set.stage_id, task_set.attempt, ok, task.task_id, task.index, task.attempt,
+        task_set.partitions[task.index], task.executor_id, launched_ago=now - task.start,
+        speculative=task.speculative, run_seconds=status.run_seconds, metrics=metrics or {},
+        blocks=tuple((int(b[0]), int(b[1])) for b in blocks) if blocks else (),
+        error=None if ok else status.error, error_type=None if ok else status.error_type,
+    )  # fmt: skip

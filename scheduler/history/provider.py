@@ -136,8 +136,8 @@ class HistoryProvider:
         store.user = app.user
         if app.start_ms is not None:
             store.start_time = app.start_ms / 1000.0
-        for event, data in replay_events(read_log(app.path, not app.completed)):
-            store(event, data)
+        for event in replay_events(read_log(app.path, not app.completed)):
+            store(event)
         if app.completed:
             store.app_ended(app.end_ms / 1000.0 if app.end_ms else None)
         with self._lock:

@@ -30,6 +30,7 @@ from typing import IO, Any, cast
 
 from rpcenv import Conf
 from scheduler import settings
+from scheduler.core.events import SchedulerEvent
 from scheduler.status.jsonprotocol import EventEncoder
 
 __all__ = [
@@ -57,7 +58,9 @@ _MAX_BATCH = 1024
 #: Spark's compact JSON; made once (json.dumps with options builds an encoder per call).
 _JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
-_Stop = tuple[None, int]
+#: What the writer thread takes off its queue: an event and when it was heard, or
+#: (None, end ms) to finish the log.
+_Item = tuple[SchedulerEvent, float] | tuple[None, int]
 
 
 def log_dir_path(text: str, key: str) -> Path:
@@ -151,7 +154,7 @@ class EventLogWriter:
 
     def __init__(self, settings: EventLogSettings) -> None:
         self.settings = settings
-        self._queue: queue.SimpleQueue[tuple[Any, Any, Any]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._enabled = True
         #: False once stopped or disabled: later events are not even queued.
         self._accepting = True
@@ -160,10 +163,10 @@ class EventLogWriter:
         self.path: Path | None = None
         self.in_progress_path: Path | None = None
 
-    def __call__(self, event: str, data: dict[str, Any]) -> None:
+    def __call__(self, event: SchedulerEvent) -> None:
         # The job path: a timestamp and a queue put, nothing else.
         if self._accepting:
-            self._queue.put((event, data, time.time()))
+            self._queue.put((event, event.time or time.time()))
 
     @property
     def enabled(self) -> bool:
@@ -219,7 +222,7 @@ class EventLogWriter:
         self._thread = None
         self._accepting = False
         if self._enabled:
-            self._queue.put((None, end_ms or int(time.time() * 1000), None))
+            self._queue.put((None, end_ms or int(time.time() * 1000)))
         thread.join(STOP_TIMEOUT)
         if thread.is_alive():
             log.warning(
@@ -240,17 +243,18 @@ class EventLogWriter:
                 with contextlib.suppress(queue.Empty):
                     while len(batch) < _MAX_BATCH:
                         batch.append(self._queue.get_nowait())
-                for event, data, t in batch:
+                for event, t in batch:
                     if event is None:
-                        self._write(_lines(encoder.application_end(data)))
+                        self._write(_lines(encoder.application_end(int(t))))
                         self._finish()
                         return
                     try:
-                        text = _lines(encoder.encode(event, data, t))
+                        text = _lines(encoder.encode(event, t))
                     except Exception as exc:  # a payload we cannot encode: skip it, keep logging
-                        if event not in warned:
-                            warned.add(event)
-                            log.warning("event log: cannot encode a %s event: %r", event, exc)
+                        kind = type(event).__name__
+                        if kind not in warned:
+                            warned.add(kind)
+                            log.warning("event log: cannot encode a %s event: %r", kind, exc)
                         continue
                     if text:
                         self._write(text)

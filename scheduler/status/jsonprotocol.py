@@ -1,12 +1,11 @@
 """Spark's JsonProtocol for the events sparkctl has: scheduler events to JSON and back.
 
-`EventEncoder` turns the task scheduler's listener events into the JSON
-objects Spark's event log holds (same "Event" names and field names), and
-keeps the little state that takes: executor hosts, stage names and kinds,
-and holding back a job's stage submissions until its JobStart (the driver
-announces a job after the DAGScheduler has submitted its first stages).
+`EventEncoder` turns the task scheduler's events (`scheduler.core.events`)
+into the JSON objects Spark's event log holds (same "Event" names and field
+names), and keeps the little state that takes: executor hosts, stage names
+and kinds (a job's JobStart comes before its stages' StageSubmitted).
 `replay_events` goes the other way, turning logged JSON (ours or Spark's)
-into the events `AppStatusStore` understands. Only measured values are
+into the same typed events, which `AppStatusStore` takes. Only measured values are
 written: a metric sparkctl does not measure is left out, never zeroed.
 No I/O here.
 """
@@ -19,6 +18,20 @@ import platform
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
+
+from scheduler.core.events import (
+    EnvironmentUpdate,
+    ExecutorAdded,
+    ExecutorRemoved,
+    JobEnd,
+    JobStart,
+    SchedulerEvent,
+    StageCompleted,
+    StageSubmitted,
+    TaskEnd,
+    TasksLaunched,
+    UnpersistRDD,
+)
 
 __all__ = ["SPARK_VERSION", "AppInfo", "EventEncoder", "replay_events"]
 
@@ -123,12 +136,9 @@ class EventEncoder:
     def __init__(self) -> None:
         self._hosts: dict[str, str] = {}
         #: What job_start told about each stage: name, parent ids, whether it is a map stage.
-        self._stages: dict[int, dict[str, Any]] = {}
+        self._stages: dict[int, Mapping[str, Any]] = {}
         self._open: dict[tuple[int, int], _OpenStage] = {}
         self._closed_early: set[tuple[int, int]] = set()
-        self._started_jobs: set[int] = set()
-        #: Stage submissions of jobs whose JobStart has not been seen yet.
-        self._held: dict[int, list[tuple[Json, int]]] = {}
         #: Locality of launched tasks until their TaskEnd (killed ones never end: bounded).
         self._locality: dict[int, str] = {}
 
@@ -156,80 +166,70 @@ class EventEncoder:
         ]
 
     def application_end(self, end_ms: int) -> list[Json]:
-        """Whatever is still held back, then ApplicationEnd."""
-        out = [event for held in self._held.values() for event, _ in held]
-        self._held.clear()
-        return [*out, {"Event": "SparkListenerApplicationEnd", "Timestamp": end_ms}]
+        """ApplicationEnd: the last line of a log."""
+        return [{"Event": "SparkListenerApplicationEnd", "Timestamp": end_ms}]
 
-    def encode(self, event: str, data: Mapping[str, Any], t: float) -> list[Json]:
+    def encode(self, event: SchedulerEvent, t: float) -> list[Json]:
         """The JSON events for one scheduler event at wall time `t` (seconds)."""
         ms = int(t * 1000)
-        if event == "task_end":
-            return [self._task_end(data, ms, t)]
-        if event == "tasks_launched":
-            if len(self._locality) > _MAX_LAUNCHED:
-                self._locality.clear()
-            for launched in data["tasks"]:
-                self._locality[launched[0]] = "PROCESS_LOCAL" if launched[7] else "ANY"
-            return []
-        if event == "stage_submitted":
-            job_id = data.get("job_id", -1)
-            stage_id, attempt = data["stage_id"], data["attempt"]
-            out = self._close(ms, lambda s: s.done >= s.num_tasks)
-            self._open[(stage_id, attempt)] = _OpenStage(ms, data["num_tasks"], job_id)
-            if job_id not in self._started_jobs:
-                held = self._held.setdefault(job_id, [])
-                held.append((self._stage_submitted(data, ms), stage_id))
-                return out
-            return [*out, self._stage_submitted(data, ms)]
-        if event == "stage_completed":
-            key = (data["stage_id"], data["attempt"])
-            if key in self._closed_early:
-                self._closed_early.discard(key)
+        match event:
+            case TaskEnd():
+                return [self._task_end(event, ms, t)]
+            case TasksLaunched(tasks=tasks):
+                if len(self._locality) > _MAX_LAUNCHED:
+                    self._locality.clear()
+                for launched in tasks:
+                    self._locality[launched.task_id] = "PROCESS_LOCAL" if launched.local else "ANY"
                 return []
-            stage = self._open.pop(key, None)
-            return [self._stage_completed(key, stage, ms, data.get("failure"))]
-        if event == "job_start":
-            return self._job_start(data, ms)
-        if event == "job_end":
-            job_id = data["job_id"]
-            self._started_jobs.discard(job_id)
-            out = self._close(ms, lambda s: s.done >= s.num_tasks)
-            result: Json = {"Result": "JobSucceeded"}
-            if data.get("status") != "SUCCEEDED":
-                message = data.get("error") or f"Job {job_id} {data.get('status')}"
-                result = {"Result": "JobFailed", "Exception": {"Message": message}}
-                out += self._close(ms, lambda s: s.job_id == job_id and s.failed, message)
-            end = {
-                "Event": "SparkListenerJobEnd",
-                "Job ID": job_id,
-                "Completion Time": ms,
-                "Job Result": result,
-            }
-            return [*out, end]
-        if event == "executor_added":
-            self._hosts[data["executor_id"]] = data.get("host", "")
-            return [
-                {
-                    "Event": "SparkListenerExecutorAdded",
-                    "Timestamp": ms,
-                    "Executor ID": data["executor_id"],
-                    "Executor Info": {
-                        "Host": data.get("host", ""),
-                        "Total Cores": data.get("cores", 0),
-                        "Log Urls": dict(data.get("log_urls") or {}),
-                    },
+            case StageSubmitted(stage_id=stage_id, attempt=attempt, num_tasks=num_tasks):
+                out = self._close(ms, lambda s: s.done >= s.num_tasks)
+                self._open[(stage_id, attempt)] = _OpenStage(ms, num_tasks, event.job_id)
+                info = _stage_info(stage_id, attempt, num_tasks, self._stages.get(stage_id), ms)
+                submitted = {"Event": "SparkListenerStageSubmitted", "Stage Info": info}
+                return [*out, {**submitted, "Properties": {}}]
+            case StageCompleted(stage_id=stage_id, attempt=attempt, failure=failure):
+                key = (stage_id, attempt)
+                if key in self._closed_early:
+                    self._closed_early.discard(key)
+                    return []
+                stage = self._open.pop(key, None)
+                return [self._stage_completed(key, stage, ms, failure)]
+            case JobStart():
+                return [self._job_start(event, ms)]
+            case JobEnd(job_id=job_id, status=status, error=error):
+                out = self._close(ms, lambda s: s.done >= s.num_tasks)
+                result: Json = {"Result": "JobSucceeded"}
+                if status != "SUCCEEDED":
+                    message = error or f"Job {job_id} {status}"
+                    result = {"Result": "JobFailed", "Exception": {"Message": message}}
+                    out += self._close(ms, lambda s: s.job_id == job_id and s.failed, message)
+                end = {
+                    "Event": "SparkListenerJobEnd",
+                    "Job ID": job_id,
+                    "Completion Time": ms,
+                    "Job Result": result,
                 }
-            ]
-        if event == "executor_removed":
-            return [
-                {
-                    "Event": "SparkListenerExecutorRemoved",
-                    "Timestamp": ms,
-                    "Executor ID": data["executor_id"],
-                    "Removed Reason": data.get("reason", ""),
-                }
-            ]
+                return [*out, end]
+            case ExecutorAdded(executor_id=executor_id, host=host):
+                self._hosts[executor_id] = host
+                info = {"Host": host, "Total Cores": event.cores, "Log Urls": dict(event.log_urls)}
+                return [
+                    {
+                        "Event": "SparkListenerExecutorAdded",
+                        "Timestamp": ms,
+                        "Executor ID": executor_id,
+                        "Executor Info": info,
+                    }
+                ]
+            case ExecutorRemoved(executor_id=executor_id, reason=reason):
+                return [
+                    {
+                        "Event": "SparkListenerExecutorRemoved",
+                        "Timestamp": ms,
+                        "Executor ID": executor_id,
+                        "Removed Reason": reason,
+                    }
+                ]
         return []  # an event Spark's log has no counterpart for
 
     def _stage_completed(
@@ -258,91 +258,75 @@ class EventEncoder:
                 out.append(self._stage_completed(key, stage, ms, failure))
         return out
 
-    def _stage_submitted(self, data: Mapping[str, Any], ms: int) -> Json:
-        stage_id = data["stage_id"]
-        info = _stage_info(
-            stage_id, data["attempt"], data["num_tasks"], self._stages.get(stage_id), ms
-        )
-        return {"Event": "SparkListenerStageSubmitted", "Stage Info": info, "Properties": {}}
-
-    def _job_start(self, data: Mapping[str, Any], ms: int) -> list[Json]:
-        job_id = data["job_id"]
-        self._started_jobs.add(job_id)
-        for stage in data.get("stages", []):
+    def _job_start(self, event: JobStart, ms: int) -> Json:
+        for stage in event.stages:
             self._stages[stage["stage_id"]] = stage
         infos = []
-        for stage_id in data.get("stage_ids", []):
+        for stage_id in event.stage_ids:
             known = self._stages.get(stage_id) or {}
             infos.append(_stage_info(stage_id, 0, known.get("num_tasks", 0), known))
         props = {
             key: value
             for key, value in (
-                ("spark.jobGroup.id", data.get("group")),
-                ("spark.job.description", data.get("description")),
+                ("spark.jobGroup.id", event.group),
+                ("spark.job.description", event.description),
             )
             if value is not None
         }
-        start: Json = {
+        return {
             "Event": "SparkListenerJobStart",
-            "Job ID": job_id,
+            "Job ID": event.job_id,
             "Submission Time": ms,
             "Stage Infos": infos,
-            "Stage IDs": list(data.get("stage_ids", [])),
+            "Stage IDs": list(event.stage_ids),
             "Properties": props,
         }
-        held = []
-        for event, stage_id in self._held.pop(job_id, []):
-            # Names were learnt only now, from this JobStart.
-            learnt = self._stages.get(stage_id)
-            if learnt is not None:
-                event["Stage Info"]["Stage Name"] = learnt.get("name", "")
-                event["Stage Info"]["Parent IDs"] = list(learnt.get("parent_ids", []))
-            held.append(event)
-        return [start, *held]
 
-    def _task_end(self, data: Mapping[str, Any], ms: int, t: float) -> Json:
-        stage_id = data["stage_id"]
-        stage = self._open.get((stage_id, data.get("attempt", 0)))
+    def _task_end(self, event: TaskEnd, ms: int, t: float) -> Json:
+        stage_id = event.stage_id
+        stage = self._open.get((stage_id, event.attempt))
         if stage is not None:
-            if data["ok"]:
+            if event.ok:
                 stage.done += 1
             else:
                 stage.failed = True
-        task = data.get("task")
-        executor_id = task.executor_id if task is not None else data.get("executor_id", "")
-        run_seconds = data.get("run_seconds")
+        executor_id = event.executor_id
+        run_seconds = event.run_seconds
+        task_id = event.task_id
         info: Json = {"Task ID": -1, "Index": -1, "Attempt": 0, "Partition ID": -1}
-        if task is not None:
+        if task_id is not None:
             launch = ms
-            if data.get("now") is not None:
-                launch = int((t - (data["now"] - task.start)) * 1000)
+            if event.launched_ago is not None:
+                launch = int((t - event.launched_ago) * 1000)
+            elif event.launch_time is not None:
+                launch = int(event.launch_time * 1000)
             info = {
-                "Task ID": task.task_id,
-                "Index": task.index,
-                "Attempt": task.attempt,
-                "Partition ID": data.get("partition", task.index),
+                "Task ID": task_id,
+                "Index": event.index,
+                "Attempt": event.task_attempt,
+                "Partition ID": event.partition,
                 "Launch Time": launch,
             }
         info.update(
             {
                 "Executor ID": executor_id,
                 "Host": self._hosts.get(executor_id, ""),
-                "Locality": self._locality.pop(task.task_id, "ANY") if task is not None else "ANY",
-                "Speculative": bool(getattr(task, "speculative", False)),
+                "Locality": self._locality.pop(task_id, "ANY") if task_id is not None else "ANY",
+                "Speculative": event.speculative,
                 "Getting Result Time": 0,
                 "Finish Time": ms,
-                "Failed": not data["ok"],
+                "Failed": not event.ok,
                 "Killed": False,
                 "Accumulables": [],
             }
         )
-        if data["ok"]:
+        if event.ok:
             reason: Json = {"Reason": "Success"}
         else:
-            error = str(data.get("error") or "")
+            error = event.error or ""
             reason = {
                 "Reason": "ExceptionFailure",
-                "Class Name": data.get("error_type") or "",
+                "Class Name": event.error_type or "",
                 "Description": error.strip().splitlines()[-1] if error.strip() else "",
                 "Stack Trace": [],
                 "Full Stack Trace": error,
@@ -351,7 +335,7 @@ class EventEncoder:
         metrics: Json = {}
         if run_seconds is not None:
             metrics["Executor Run Time"] = int(run_seconds * 1000)
-        measured = data.get("metrics") or {}
+        measured = event.metrics
         if "diskBytesSpilled" in measured:
             metrics["Disk Bytes Spilled"] = int(measured["diskBytesSpilled"])
         if "gcSeconds" in measured:
@@ -360,7 +344,7 @@ class EventEncoder:
             metrics["Shuffle Write Metrics"] = {
                 "Shuffle Bytes Written": int(measured["shuffleBytesWritten"])
             }
-        blocks = data.get("blocks") or ()
+        blocks = event.blocks
         if blocks:  # cached partitions, as Spark 2's logs listed them
             sizes = list(measured.get("storedBlockBytes") or ())
             sizes += [0] * (len(blocks) - len(sizes))
@@ -376,7 +360,7 @@ class EventEncoder:
         return {
             "Event": "SparkListenerTaskEnd",
             "Stage ID": stage_id,
-            "Stage Attempt ID": data.get("attempt", 0),
+            "Stage Attempt ID": event.attempt,
             "Task Type": "ShuffleMapTask" if is_map else "ResultTask",
             "Task End Reason": reason,
             "Task Info": info,
@@ -412,8 +396,8 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def replay_events(events: Iterable[Json]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """AppStatusStore events (with `time` in seconds) for logged JSON events.
+def replay_events(events: Iterable[Json]) -> Iterator[SchedulerEvent]:
+    """The scheduler events (with their logged `time`) of logged JSON events.
 
     Events of kinds the store does not show are passed over; an event whose
     fields are malformed is skipped with a warning.
@@ -421,24 +405,27 @@ def replay_events(events: Iterable[Json]) -> Iterator[tuple[str, dict[str, Any]]
     job_of_stage: dict[int, int] = {}
     for event in events:
         try:
-            yield from _replay_one(event, job_of_stage)
+            replayed = _replay_one(event, job_of_stage)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("skipping a malformed %s event: %r", event.get("Event"), exc)
+            continue
+        if replayed is not None:
+            yield replayed
 
 
-def _replay_one(event: Json, job_of_stage: dict[int, int]) -> Iterator[tuple[str, dict[str, Any]]]:
+def _replay_one(event: Json, job_of_stage: dict[int, int]) -> SchedulerEvent | None:
     kind = event.get("Event")
     if kind == "SparkListenerTaskEnd":
-        yield "task_end", _replay_task_end(event)
-    elif kind == "SparkListenerJobStart":
+        return _replay_task_end(event)
+    if kind == "SparkListenerJobStart":
         job_id = int(event["Job ID"])
-        stage_ids = [int(s) for s in event.get("Stage IDs", [])]
+        stage_ids = tuple(int(s) for s in event.get("Stage IDs", []))
         for stage_id in stage_ids:
             job_of_stage[stage_id] = job_id
         props = event.get("Properties") or {}
         infos = [i for i in event.get("Stage Infos", []) if isinstance(i, dict)]
         parents = {int(p) for i in infos for p in i.get("Parent IDs", [])}
-        stages = [
+        stages = tuple(
             {
                 "stage_id": int(i["Stage ID"]),
                 "name": str(i.get("Stage Name", "")),
@@ -449,82 +436,64 @@ def _replay_one(event: Json, job_of_stage: dict[int, int]) -> Iterator[tuple[str
                 "is_map": int(i["Stage ID"]) in parents,
             }
             for i in infos
-        ]
-        yield (
-            "job_start",
-            {
-                "job_id": job_id,
-                "group": props.get("spark.jobGroup.id"),
-                "description": props.get("spark.job.description"),
-                "stage_ids": stage_ids,
-                "stages": stages,
-                "time": _seconds(event.get("Submission Time")),
-            },
         )
-    elif kind == "SparkListenerJobEnd":
+        return JobStart(
+            job_id,
+            stage_ids,
+            stages,
+            props.get("spark.jobGroup.id"),
+            props.get("spark.job.description"),
+            _seconds(event.get("Submission Time")),
+        )
+    if kind == "SparkListenerJobEnd":
         result = event.get("Job Result") or {}
         ok = result.get("Result") == "JobSucceeded"
         error = (result.get("Exception") or {}).get("Message") if not ok else None
-        yield (
-            "job_end",
-            {
-                "job_id": int(event["Job ID"]),
-                "status": "SUCCEEDED" if ok else "FAILED",
-                "error": error,
-                "time": _seconds(event.get("Completion Time")),
-            },
+        return JobEnd(
+            int(event["Job ID"]),
+            "SUCCEEDED" if ok else "FAILED",
+            error,
+            _seconds(event.get("Completion Time")),
         )
-    elif kind == "SparkListenerStageSubmitted":
+    if kind == "SparkListenerStageSubmitted":
         info = event["Stage Info"]
         stage_id = int(info["Stage ID"])
-        yield (
-            "stage_submitted",
-            {
-                "stage_id": stage_id,
-                "attempt": int(info.get("Stage Attempt ID", 0)),
-                "num_tasks": int(info["Number of Tasks"]),
-                "job_id": job_of_stage.get(stage_id, -1),
-                "name": str(info.get("Stage Name", "")),
-                "time": _seconds(info.get("Submission Time")),
-            },
+        return StageSubmitted(
+            stage_id,
+            int(info.get("Stage Attempt ID", 0)),
+            int(info["Number of Tasks"]),
+            job_of_stage.get(stage_id, -1),
+            str(info.get("Stage Name", "")),
+            _seconds(info.get("Submission Time")),
         )
-    elif kind == "SparkListenerStageCompleted":
+    if kind == "SparkListenerStageCompleted":
         info = event["Stage Info"]
-        yield (
-            "stage_completed",
-            {
-                "stage_id": int(info["Stage ID"]),
-                "attempt": int(info.get("Stage Attempt ID", 0)),
-                "failure": info.get("Failure Reason"),
-                "time": _seconds(info.get("Completion Time")),
-            },
+        return StageCompleted(
+            int(info["Stage ID"]),
+            int(info.get("Stage Attempt ID", 0)),
+            info.get("Failure Reason"),
+            _seconds(info.get("Completion Time")),
         )
-    elif kind == "SparkListenerExecutorAdded":
+    if kind == "SparkListenerExecutorAdded":
         executor = event.get("Executor Info") or {}
         urls = executor.get("Log Urls") or {}
-        yield (
-            "executor_added",
-            {
-                "executor_id": str(event["Executor ID"]),
-                "host": str(executor.get("Host", "")),
-                "cores": int(executor.get("Total Cores", 0)),
-                "log_urls": {str(k): str(v) for k, v in urls.items()},
-                "time": _seconds(event.get("Timestamp")),
-            },
+        return ExecutorAdded(
+            str(event["Executor ID"]),
+            str(executor.get("Host", "")),
+            int(executor.get("Total Cores", 0)),
+            {str(k): str(v) for k, v in urls.items()},
+            _seconds(event.get("Timestamp")),
         )
-    elif kind == "SparkListenerExecutorRemoved":
-        yield (
-            "executor_removed",
-            {
-                "executor_id": str(event["Executor ID"]),
-                "reason": str(event.get("Removed Reason", "")),
-                "time": _seconds(event.get("Timestamp")),
-            },
+    if kind == "SparkListenerExecutorRemoved":
+        return ExecutorRemoved(
+            str(event["Executor ID"]),
+            str(event.get("Removed Reason", "")),
+            _seconds(event.get("Timestamp")),
         )
-    elif kind == "SparkListenerUnpersistRDD":
-        yield "unpersist_rdd", {"rdd_id": int(event["RDD ID"])}
-    elif kind == "SparkListenerEnvironmentUpdate":
-        sections: dict[str, Any] = {}
+    if kind == "SparkListenerUnpersistRDD":
+        return UnpersistRDD(int(event["RDD ID"]))
+    if kind == "SparkListenerEnvironmentUpdate":
+        sections: dict[str, list[tuple[str, str]]] = {}
         for name, shown in (
             ("JVM Information", "Runtime Information"),
             ("Spark Properties", "Spark Properties"),
@@ -534,32 +503,19 @@ def _replay_one(event: Json, job_of_stage: dict[int, int]) -> Iterator[tuple[str
             value = event.get(name) or {}
             pairs = value.items() if isinstance(value, dict) else value
             sections[shown] = sorted((str(k), str(v)) for k, v in pairs)
-        yield "environment", sections
+        return EnvironmentUpdate(sections)
+    return None
 
 
-def _replay_task_end(event: Json) -> dict[str, Any]:
+def _replay_task_end(event: Json) -> TaskEnd:
     info = event.get("Task Info") or {}
     reason = event.get("Task End Reason") or {}
     logged = event.get("Task Metrics") or {}
     ok = reason.get("Reason") == "Success"
     task_id = int(info.get("Task ID", -1))
-    data: dict[str, Any] = {
-        "stage_id": int(event["Stage ID"]),
-        "attempt": int(event.get("Stage Attempt ID", 0)),
-        "ok": ok,
-        "task_id": task_id if task_id >= 0 else None,
-        "index": int(info.get("Index", -1)),
-        "task_attempt": int(info.get("Attempt", 0)),
-        "partition": int(info.get("Partition ID", info.get("Index", -1))),
-        "executor_id": str(info.get("Executor ID", "")),
-        "host": str(info.get("Host", "")),
-        "launch_time": _seconds(info.get("Launch Time")),
-        "locality": str(info.get("Locality", "PROCESS_LOCAL")),
-        "speculative": bool(info.get("Speculative", False)),
-        "time": _seconds(info.get("Finish Time")),
-    }
+    run_seconds = None
     if "Executor Run Time" in logged:
-        data["run_seconds"] = int(logged["Executor Run Time"]) / 1000.0
+        run_seconds = int(logged["Executor Run Time"]) / 1000.0
     metrics: dict[str, Any] = {}
     if "JVM GC Time" in logged:
         metrics["gcSeconds"] = int(logged["JVM GC Time"]) / 1000.0
@@ -573,7 +529,6 @@ def _replay_task_end(event: Json) -> dict[str, Any]:
         metrics["shuffleBytesRead"] = int(read.get("Remote Bytes Read", 0)) + int(
             read.get("Local Bytes Read", 0)
         )
-    data["metrics"] = metrics
     updated = [b for b in logged.get("Updated Blocks") or [] if isinstance(b, dict)]
     blocks, sizes = [], []
     for block in updated:
@@ -581,18 +536,37 @@ def _replay_task_end(event: Json) -> dict[str, Any]:
         if match is not None:
             blocks.append((int(match.group(1)), int(match.group(2))))
             sizes.append(int((block.get("Status") or {}).get("Disk Size", 0)))
-    data["blocks"] = blocks
     if blocks:
         metrics["storedBlockBytes"] = sizes
+    error = error_type = None
     if not ok:
-        data["error"] = str(
+        error = str(
             reason.get("Full Stack Trace")
             or reason.get("Description")
             or reason.get("Reason")
             or ""
         )
-        data["error_type"] = str(reason.get("Class Name") or reason.get("Reason") or "")
-    return data
+        error_type = str(reason.get("Class Name") or reason.get("Reason") or "")
+    return TaskEnd(
+        stage_id=int(event["Stage ID"]),
+        attempt=int(event.get("Stage Attempt ID", 0)),
+        ok=ok,
+        task_id=task_id if task_id >= 0 else None,
+        index=int(info.get("Index", -1)),
+        task_attempt=int(info.get("Attempt", 0)),
+        partition=int(info.get("Partition ID", info.get("Index", -1))),
+        executor_id=str(info.get("Executor ID", "")),
+        host=str(info.get("Host", "")),
+        launch_time=_seconds(info.get("Launch Time")),
+        locality=str(info.get("Locality", "PROCESS_LOCAL")),
+        speculative=bool(info.get("Speculative", False)),
+        run_seconds=run_seconds,
+        metrics=metrics,
+        blocks=tuple(blocks),
+        error=error,
+        error_type=error_type,
+        time=_seconds(info.get("Finish Time")),
+    )
 
 
 def _seconds(ms: Any) -> float | None:

@@ -4,8 +4,9 @@ Real Worker processes on the in-process backend, with stand-in executor commands
 ApplicationDescription.executors_report_registration makes the Worker wait for
 ExecutorRegistered before it reports RUNNING, so that executors which live a few
 seconds without ever reaching their driver count towards maxExecutorRetries.
-Also the launch environment a Worker gives executors and drivers (Python,
-local dirs, host), without processes.
+The rule itself (grace over and registered) is unit-tested on a fake launcher in
+test_worker_accounting.py. Also the launch environment a Worker gives executors
+and drivers (Python, local dirs, host), without processes.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from __future__ import annotations
 import os
 import pathlib
 import sys
-import time
 from collections.abc import Callable
 
-from cluster.testing import LocalCluster, wait_until
+from cluster.testing import LocalCluster
 from cluster.worker_runners import (
     SUBMIT_CONF_ENV,
     driver_launch_spec,
@@ -45,24 +45,6 @@ def lingerer(seconds: float) -> pb.Command:
 
 def _states(driver, state: int) -> list[pb.ExecutorUpdated]:  # type: ignore[no-untyped-def]
     return [m for m in driver.of(pb.ExecutorUpdated) if m.state == state]
-
-
-def test_running_waits_for_the_executors_registration(local_cluster: MakeCluster) -> None:
-    c = local_cluster({"spark.sparkctl.worker.executorStartupGrace": "0.1s"})
-    w = c.real_worker(cores=1)
-    driver = c.driver(
-        cores_per_executor=1,
-        command=lingerer(60),
-        memory_per_executor_mb=128,
-        executors_report_registration=True,
-    )
-    added = driver.wait_of(pb.ExecutorAdded)[0]
-    time.sleep(1.0)  # ten startup graces: alive, but it never said it registered
-    assert not _states(driver, pb.EXECUTOR_STATE_RUNNING)
-    # What the executor sends once its driver accepted it.
-    peer = c.env().endpoint_ref(w.rpc_env.address, "Worker")
-    peer.send(pb.ExecutorRegistered(app_id=driver.app_id, executor_id=added.executor_id))
-    wait_until(lambda: _states(driver, pb.EXECUTOR_STATE_RUNNING), 10, "RUNNING")
 
 
 def test_executors_alive_but_never_registered_exhaust_the_retries(

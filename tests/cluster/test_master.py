@@ -158,31 +158,6 @@ def test_running_executor_resets_retries(local_cluster: MakeCluster) -> None:
     assert not driver.of(pb.ApplicationRemoved)
 
 
-def test_dead_worker_loses_its_executors(local_cluster: MakeCluster) -> None:
-    c = local_cluster()
-    w = c.worker("w0", cores=2)
-    driver = c.driver(cores_per_executor=1)
-    driver.wait_of(pb.ExecutorAdded, 2)
-    w.silence()  # no more heartbeats: DEAD after spark.worker.timeout (2 s)
-    lost = driver.wait_of(pb.ExecutorUpdated, 2, timeout=10)
-    assert all(u.state == pb.EXECUTOR_STATE_LOST and u.worker_lost for u in lost)
-    assert c.state().workers[0].state == pb.WORKER_STATE_DEAD
-    assert c.state().active_apps[0].cores == 0
-    # Coming back with a heartbeat: told to register again.
-    w.self_ref.send(pb.WorkerHeartbeat())
-    w.wait_of(pb.ReconnectWorker)
-
-
-def test_heartbeats_keep_a_worker_alive(local_cluster: MakeCluster) -> None:
-    c = local_cluster()
-    w = c.worker("w0", heartbeat=False)
-    deadline = time.monotonic() + 3.0  # longer than spark.worker.timeout
-    while time.monotonic() < deadline:
-        w.self_ref.send(pb.WorkerHeartbeat())
-        time.sleep(0.2)  # paces the heartbeats; not a synchronisation
-    assert c.state().workers[0].state == pb.WORKER_STATE_ALIVE
-
-
 def test_driver_disconnect_finishes_the_app(local_cluster: MakeCluster) -> None:
     c = local_cluster()
     w = c.worker("w0", cores=2)
@@ -361,36 +336,6 @@ def test_waiting_driver_can_be_killed(local_cluster: MakeCluster) -> None:
     assert isinstance(killed, api.KillDriverResponse) and killed.killed
     state = c.state()
     assert state.completed_drivers[0].state == pb.DRIVER_STATE_KILLED
-
-
-def test_supervised_driver_relaunched_once_when_its_worker_returns(
-    local_cluster: MakeCluster,
-) -> None:
-    c = local_cluster()
-    w0 = c.worker("w0", cores=2, memory_mb=2048)
-    submit = c.master.ref.ask_sync(
-        api.SubmitDriverRequest(
-            description=pb.DriverDescription(app_resource="/a.py", memory_mb=512, supervise=True)
-        ),
-        5,
-    )
-    assert isinstance(submit, api.SubmitDriverResponse)
-    w0.wait_of(pb.LaunchDriver)
-    w1 = c.worker("w1", cores=2, memory_mb=2048)
-    w0.silence()
-    # w0 goes silent: DEAD, and its supervised driver is relaunched on w1 after a back-off.
-    relaunched = w1.wait_of(pb.LaunchDriver, timeout=10)[0]
-    assert relaunched.driver_id == submit.driver_id
-    # w0 comes back still running its copy: that copy is killed, one driver stays.
-    w0.self_ref.send(
-        pb.RegisterWorkerRequest(
-            drivers=[pb.DriverRuntime(driver_id=submit.driver_id, state=pb.DRIVER_STATE_RUNNING)]
-        )
-    )
-    assert w0.wait_of(pb.KillDriver)[0].driver_id == submit.driver_id
-    status = c.master.ref.ask_sync(api.GetDriverStatusRequest(driver_id=submit.driver_id), 5)
-    assert isinstance(status, api.GetDriverStatusResponse)
-    assert status.driver.worker_id == "w1" and status.driver.state == pb.DRIVER_STATE_RUNNING
 
 
 def test_default_cores_caps_apps_without_cores_max(local_cluster: MakeCluster) -> None:

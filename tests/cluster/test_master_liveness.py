@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from test_master_model import FakeContext, FakeRef
 
 from cluster import master_views
 from cluster._timers import Ticker
@@ -24,7 +23,7 @@ from cluster.launch import start_worker
 from cluster.master import Master
 from cluster.master_liveness import WorkerLiveness
 from cluster.master_state import ExecutorInfo, Holdings, executor_holdings
-from cluster.testing import LocalCluster, ProcCluster, wait_until
+from cluster.testing import FakeClock, FakeContext, FakeRef, LocalCluster, ProcCluster, wait_until
 from rpcenv import Conf, RpcAddress
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -34,21 +33,10 @@ ALIVE = pb.WORKER_STATE_ALIVE
 DEAD = pb.WORKER_STATE_DEAD
 
 
-class Clock:
-    """Monotonic seconds that move only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_master(tmp_path: pathlib.Path, clock: Clock, **conf: str) -> Master:
-    master = Master(Conf({"spark.worker.timeout": "60", **conf}), tmp_path)
+def make_master(tmp_path: pathlib.Path, clock: FakeClock, **conf: str) -> Master:
+    master = Master(Conf({"spark.worker.timeout": "60", **conf}), tmp_path, clock=clock)
     master._self_ref = FakeRef("Master", 7077)
     master.url = "spark://127.0.0.1:7077"
-    master.liveness.clock = clock
     return master
 
 
@@ -74,7 +62,7 @@ def check(master: Master) -> None:
 def test_a_busy_master_judges_timeouts_as_of_when_the_check_was_issued(
     tmp_path: pathlib.Path,
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     master = make_master(tmp_path, clock)
     register(master, "w1", 20001)
     register(master, "w2", 20002)
@@ -95,7 +83,7 @@ def test_a_busy_master_judges_timeouts_as_of_when_the_check_was_issued(
 
 
 def test_a_silent_worker_waits_the_whole_timeout(tmp_path: pathlib.Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     master = make_master(tmp_path, clock, **{"spark.worker.timeout": "8"})
     register(master, "w1", 20001)
     clock.now += 7.9
@@ -107,7 +95,7 @@ def test_a_silent_worker_waits_the_whole_timeout(tmp_path: pathlib.Path) -> None
 
 
 def test_a_disconnected_worker_is_dead_after_the_grace(tmp_path: pathlib.Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     master = make_master(tmp_path, clock, **{"spark.sparkctl.worker.disconnectGrace": "3s"})
     register(master, "w1", 20001)
     register(master, "w2", 20002)
@@ -126,7 +114,7 @@ def test_a_disconnected_worker_is_dead_after_the_grace(tmp_path: pathlib.Path) -
 
 
 def test_a_worker_that_registers_again_after_a_drop_is_not_dead(tmp_path: pathlib.Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     master = make_master(tmp_path, clock, **{"spark.sparkctl.worker.disconnectGrace": "1"})
     register(master, "w1", 20001)
     master.on_disconnected(RpcAddress("127.0.0.1", 20001))
@@ -151,7 +139,7 @@ def test_check_interval_is_at_most_a_quarter_timeout_and_half_the_grace() -> Non
 def test_registration_tells_the_worker_the_masters_heartbeat_interval(
     tmp_path: pathlib.Path,
 ) -> None:
-    master = make_master(tmp_path, Clock(), **{"spark.worker.timeout": "3"})
+    master = make_master(tmp_path, FakeClock(), **{"spark.worker.timeout": "3"})
     assert register(master, "w1", 20001).heartbeat_interval_ms == 750
 
 
@@ -178,7 +166,7 @@ def test_a_worker_heartbeats_at_the_masters_interval_not_its_own(
 def test_finished_apps_and_drivers_are_capped_and_summarised(tmp_path: pathlib.Path) -> None:
     master = make_master(
         tmp_path,
-        Clock(),
+        FakeClock(),
         **{"spark.deploy.retainedApplications": "3", "spark.deploy.retainedDrivers": "2"},
     )
     register(master, "w1", 20001)
@@ -273,7 +261,7 @@ def test_a_sigkilled_worker_is_dead_after_the_grace_not_the_timeout(
 def test_cluster_state_is_rebuilt_after_changes_not_after_heartbeats(
     tmp_path: pathlib.Path,
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     master = make_master(tmp_path, clock)
 
     def state() -> api.GetClusterStateResponse:
@@ -302,7 +290,7 @@ def test_cluster_state_is_rebuilt_after_changes_not_after_heartbeats(
 
 
 def test_only_the_workers_an_app_ran_on_are_told_it_finished(tmp_path: pathlib.Path) -> None:
-    master = make_master(tmp_path, Clock())
+    master = make_master(tmp_path, FakeClock())
     refs = {}
     for n in range(3):
         refs[n] = FakeRef("Worker", 20000 + n)

@@ -1,4 +1,8 @@
-"""The Worker endpoint with a real Master over the in-process backend, real processes."""
+"""The Worker endpoint with a real Master over the in-process backend, real processes.
+
+Its accounting and executor states without processes (refusals, exit codes and
+signals, kills, memory limits) are in test_worker_accounting.py, on a fake launcher.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ MakeCluster = Callable[..., LocalCluster]
 
 # A stand-in executor: records its arguments and environment, then runs `action`.
 EXECUTOR = """
-import json, os, sys, time, signal
+import json, os, sys, time
 json.dump({"argv": sys.argv[1:], "env": os.environ.get("FAKE_MARK", ""), "cwd": os.getcwd()},
           open("args.json", "w"))
 print("executor", sys.argv[1], "up", flush=True)
@@ -28,12 +32,6 @@ action = os.environ.get("FAKE_ACTION", "sleep")
 if action == "crash":
     print("something broke", file=sys.stderr, flush=True)
     sys.exit(3)
-if action == "signal":
-    os.kill(os.getpid(), signal.SIGKILL)
-if action == "hog":
-    hog = bytearray(200 * 1024 * 1024)
-    for i in range(0, len(hog), 4096):
-        hog[i] = 1
 if action == "exit0":
     sys.exit(0)
 time.sleep(120)
@@ -108,26 +106,6 @@ def test_executor_launch_substitutes_and_runs(local_cluster: MakeCluster) -> Non
     assert reply.cores_used == 2 and reply.executors[0].pid > 0
 
 
-def test_crash_reports_exit_code_and_is_replaced(local_cluster: MakeCluster) -> None:
-    c = local_cluster({"spark.deploy.maxExecutorRetries": "100"})
-    c.real_worker(cores=1)
-    driver = c.driver(cores_per_executor=1, command=command("crash"), memory_per_executor_mb=128)
-    failed = updates(driver, pb.EXECUTOR_STATE_FAILED, 2)
-    assert failed[0].exit_status == 3
-    assert "exited with code 3" in failed[0].message and "something broke" in failed[0].message
-    assert len({u.executor_id for u in failed}) == 2  # a replacement was launched
-
-
-def test_death_by_signal_is_negative(local_cluster: MakeCluster) -> None:
-    c = local_cluster({"spark.deploy.maxExecutorRetries": "1"})
-    c.real_worker(cores=1)
-    driver = c.driver(cores_per_executor=1, command=command("signal"), memory_per_executor_mb=128)
-    failed = updates(driver, pb.EXECUTOR_STATE_FAILED)
-    assert failed[0].exit_status == -9 and "SIGKILL" in failed[0].message
-    removed = driver.wait_of(pb.ApplicationRemoved)[0]
-    assert removed.state == pb.APPLICATION_STATE_FAILED
-
-
 def test_max_retries_with_real_processes(local_cluster: MakeCluster) -> None:
     c = local_cluster(
         {"spark.deploy.maxExecutorRetries": "3", "spark.sparkctl.worker.executorStartupGrace": "5s"}
@@ -159,43 +137,6 @@ def test_app_end_kills_executors_and_cleans_work_dir(local_cluster: MakeCluster)
     assert isinstance(reply, pb.GetWorkerStateResponse)
     assert reply.cores_used == 0
     assert {e.state for e in reply.finished_executors} == {pb.EXECUTOR_STATE_KILLED}
-
-
-def test_kill_executors_from_the_driver(local_cluster: MakeCluster) -> None:
-    c = local_cluster()
-    w = c.real_worker(cores=2)
-    driver = c.driver(cores_per_executor=1, command=command(), memory_per_executor_mb=128)
-    running = updates(driver, pb.EXECUTOR_STATE_RUNNING, 2)
-    victim = running[0].executor_id
-    driver.master.ask_sync(pb.KillExecutorsRequest(app_id=driver.app_id, executor_ids=[victim]), 5)
-
-    def finished() -> list[pb.ExecutorRunnerSummary]:
-        reply = w.ref.ask_sync(pb.GetWorkerStateRequest(), 5)
-        assert isinstance(reply, pb.GetWorkerStateResponse)
-        return list(reply.finished_executors)
-
-    done = wait_until(finished)
-    assert [(e.executor_id, e.state) for e in done] == [(victim, pb.EXECUTOR_STATE_KILLED)]
-
-
-def test_memory_limit_stops_executor(local_cluster: MakeCluster) -> None:
-    c = local_cluster(
-        {"spark.sparkctl.worker.memoryCheckInterval": "0.1", "spark.deploy.maxExecutorRetries": "1"}
-    )
-    c.real_worker(cores=1)
-    driver = c.driver(cores_per_executor=1, command=command("hog"), memory_per_executor_mb=64)
-    failed = updates(driver, pb.EXECUTOR_STATE_FAILED, timeout=20)
-    assert "exceeded 64 MiB" in failed[0].message
-
-
-def test_worker_refuses_more_than_its_memory(local_cluster: MakeCluster) -> None:
-    c = local_cluster()
-    w = c.real_worker(cores=4, memory_mb=300)
-    driver = c.driver(cores_per_executor=1, command=command(), memory_per_executor_mb=128)
-    updates(driver, pb.EXECUTOR_STATE_RUNNING, 2)
-    reply = w.ref.ask_sync(pb.GetWorkerStateRequest(), 5)
-    assert isinstance(reply, pb.GetWorkerStateResponse)
-    assert len(reply.executors) == 2 and reply.memory_used_mb == 256
 
 
 def test_cluster_mode_driver_runs_to_finished(

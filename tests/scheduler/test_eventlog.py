@@ -19,6 +19,7 @@ import pytest
 
 from rpcenv import Conf
 from scheduler import SparkConf, SparkContext
+from scheduler.core.events import ExecutorAdded, ExecutorRemoved, JobEnd
 from scheduler.status.eventlog import (
     EventLogSettings,
     EventLogWriter,
@@ -267,13 +268,13 @@ def test_an_event_that_cannot_be_encoded_is_skipped(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="scheduler.status.eventlog")
     writer = EventLogWriter(EventLogSettings(log_dir, None, False))
-    writer("executor_added", {"executor_id": "1", "host": "h", "cores": 1})  # before start
+    writer(ExecutorAdded("1", "h", 1))  # before start
     writer.start("app-7", "n", 1000, "u", [("spark.app.name", "n")])
-    writer("executor_added", {"executor_id": object()})  # not JSON
-    writer("job_end", {})  # missing fields
-    writer("executor_removed", {"executor_id": "1", "reason": "gone"})
+    writer(ExecutorAdded(object(), "h", 1))  # type: ignore[arg-type]  # not JSON
+    writer(JobEnd(object(), "FAILED"))  # type: ignore[arg-type]  # not JSON either
+    writer(ExecutorRemoved("1", "gone"))
     writer.stop()
-    writer("executor_added", {"executor_id": "2"})  # after stop: ignored
+    writer(ExecutorAdded("2", "h", 1))  # after stop: ignored
     kinds = _kinds(_events(log_dir / "app-7"))
     assert kinds == ["LogStart", "EnvironmentUpdate", "ApplicationStart", "ExecutorAdded",
                      "ExecutorRemoved", "ApplicationEnd"]  # fmt: skip

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
+from scheduler.core.events import (
+    ExecutorAdded,
+    ExecutorRemoved,
+    JobEnd,
+    JobStart,
+    LaunchedTask,
+    SchedulerEvent,
+    StageCompleted,
+    StageSubmitted,
+    TaskEnd,
+    TasksLaunched,
+    UnpersistRDD,
+)
 from scheduler.status.jsonprotocol import EventEncoder, replay_events
 from scheduler.status.ui import AppPages, AppStatusStore, Limits, _pictures, _views
 from scheduler.status.ui._store import REDACTED
@@ -14,16 +27,11 @@ from scheduler.status.ui._store import REDACTED
 EVIL = "<script>alert('x')</script>"
 
 
-@dataclasses.dataclass
-class _Attempt:
-    """What the task scheduler passes as `task` in task_end (a TaskSetManager Attempt)."""
-
-    task_id: int
-    index: int
-    attempt: int
-    executor_id: str
-    start: float
-    speculative: bool = False
+def _launched(stage: int, ids: range, local: bool = True, first: int = 0) -> TasksLaunched:
+    """Tasks `first + i` of `stage` (index and partition i) launched on executor 1."""
+    return TasksLaunched(
+        tuple(LaunchedTask(first + i, stage, 0, i, 0, "1", i, local, False) for i in ids)
+    )
 
 
 RDDS_0 = [
@@ -40,7 +48,9 @@ RDDS_1 = [
 ]  # fmt: skip
 
 
-def _two_stage_job(store: AppStatusStore, job_id: int = 0, base_stage: int = 0) -> None:
+def _two_stage_job(
+    store: Callable[[SchedulerEvent], None], job_id: int = 0, base_stage: int = 0
+) -> None:
     """A reduceByKey job: map stage `base_stage`, result stage `base_stage + 1`, 2 tasks each."""
     s0, s1 = base_stage, base_stage + 1
     stages = [
@@ -49,43 +59,31 @@ def _two_stage_job(store: AppStatusStore, job_id: int = 0, base_stage: int = 0) 
         {"stage_id": s1, "name": "collect at app.py:8", "num_tasks": 2, "parent_ids": [s0],
          "is_map": False, "rdds": RDDS_1},
     ]  # fmt: skip
-    store("stage_submitted", {"stage_id": s0, "attempt": 0, "num_tasks": 2, "job_id": job_id})
-    store("job_start", {"job_id": job_id, "group": None, "description": EVIL,
-                        "stage_ids": [s0, s1], "stages": stages})  # fmt: skip
+    store(JobStart(job_id, (s0, s1), tuple(stages), None, EVIL))
     tid = 100 * job_id
     for stage, ok_last in ((s0, True), (s1, False)):
-        if stage == s1:
-            store(
-                "stage_submitted", {"stage_id": s1, "attempt": 0, "num_tasks": 2, "job_id": job_id}
-            )
-        launched = [
-            (tid + i, stage, 0, i, 0, "1", i, True, False) for i in range(2)
-        ]  # task id, stage, attempt, index, attempt, executor, partition, local, speculative
-        store("tasks_launched", {"tasks": launched})
+        store(StageSubmitted(stage, 0, 2, job_id))
+        store(_launched(stage, range(2), first=tid))
         for i in range(2):
             ok = ok_last or i == 0
-            data: dict[str, Any] = {
-                "stage_id": stage, "attempt": 0, "ok": ok,
-                "task": _Attempt(tid + i, i, 0, "1", time.monotonic()),
-                "run_seconds": 0.5 + i, "metrics": {"gcSeconds": 0.01,
-                "shuffleBytesWritten": 1000 * (i + 1), "storedBlockBytes": [300]}
-                if stage == s0 else {},
-                "blocks": [(1, i)] if stage == s0 else [],
-            }  # fmt: skip
-            if not ok:
-                data["error"] = f"Traceback (most recent call last):\nValueError: {EVIL}"
-                data["error_type"] = "builtins.ValueError"
-            store("task_end", data)
+            error = None if ok else f"Traceback (most recent call last):\nValueError: {EVIL}"
+            store(
+                TaskEnd(
+                    stage, 0, ok, tid + i, i, 0, i, "1", launched_ago=0.0, run_seconds=0.5 + i,
+                    metrics={"gcSeconds": 0.01, "shuffleBytesWritten": 1000 * (i + 1),
+                             "storedBlockBytes": [300]} if stage == s0 else {},
+                    blocks=((1, i),) if stage == s0 else (), error=error,
+                    error_type=None if ok else "builtins.ValueError",
+                )
+            )  # fmt: skip
         tid += 2
-        store("stage_completed", {"stage_id": stage, "attempt": 0,
-                                  "failure": None if ok_last else "Task 1 failed"})  # fmt: skip
-    store("job_end", {"job_id": job_id, "status": "FAILED", "error": EVIL})
+        store(StageCompleted(stage, 0, None if ok_last else "Task 1 failed"))
+    store(JobEnd(job_id, "FAILED", EVIL))
 
 
 def _store() -> AppStatusStore:
     store = AppStatusStore("app-1", EVIL, [("spark.app.name", EVIL)])
-    store("executor_added", {"executor_id": "1", "host": "10.0.0.1", "cores": 2,
-                             "log_urls": {"stdout": "http://w:8081/logPage/?x=1"}})  # fmt: skip
+    store(ExecutorAdded("1", "10.0.0.1", 2, {"stdout": "http://w:8081/logPage/?x=1"}))
     _two_stage_job(store)
     return store
 
@@ -126,7 +124,7 @@ def test_tasks_stages_and_jobs_add_up() -> None:
     assert (rdd["id"], rdd["numCachedPartitions"], rdd["numPartitions"]) == (1, 2, 2)
     assert (rdd["memoryUsed"], rdd["diskUsed"]) == (600, 600)
     assert (executor["memoryUsed"], executor["diskUsed"]) == (600, 600)
-    store("unpersist_rdd", {"rdd_id": 1})
+    store(UnpersistRDD(1))
     assert _views.storage(store) == []
 
 
@@ -223,20 +221,16 @@ def test_the_store_is_bounded_like_sparks_ui() -> None:
         _two_stage_job(store, job, 2 * job)
     assert [j["jobId"] for j in _views.jobs(store)] == [5, 4, 3]
     assert len(_views.stages(store)) == 4
-    store("stage_submitted", {"stage_id": 99, "attempt": 0, "num_tasks": 20, "job_id": 9})
-    store(
-        "tasks_launched",
-        {"tasks": [(1000 + i, 99, 0, i, 0, "1", i, True, False) for i in range(20)]},
-    )
+    store(StageSubmitted(99, 0, 20, 9))
+    store(_launched(99, range(20), first=1000))
     for i in range(20):
-        store("task_end", {"stage_id": 99, "attempt": 0, "ok": True,
-                           "task": _Attempt(1000 + i, i, 0, "1", 0.0)})  # fmt: skip
+        store(TaskEnd(99, 0, True, 1000 + i, i, 0, i, "1"))
     stage = _views.stage(store, 99)
     assert stage is not None and stage["numCompleteTasks"] == 20  # counts stay exact
     assert len(stage["tasks"]) == 5 and stage["_dropped_tasks"] == 15
     for n in range(5):
-        store("executor_added", {"executor_id": f"e{n}", "host": "h", "cores": 1})
-        store("executor_removed", {"executor_id": f"e{n}", "reason": "gone"})
+        store(ExecutorAdded(f"e{n}", "h", 1))
+        store(ExecutorRemoved(f"e{n}", "gone"))
     assert sum(1 for e in _views.executors(store) if not e["isActive"]) <= 3
     assert Limits.from_conf(
         {"spark.ui.retainedJobs": "7", "spark.ui.retainedTasks": "x"}
@@ -245,11 +239,11 @@ def test_the_store_is_bounded_like_sparks_ui() -> None:
 
 def test_lost_executor_fails_its_running_tasks() -> None:
     store = AppStatusStore("app-1", "a")
-    store("executor_added", {"executor_id": "1", "host": "h", "cores": 2})
-    store("stage_submitted", {"stage_id": 0, "attempt": 0, "num_tasks": 2, "job_id": 0})
-    store("tasks_launched", {"tasks": [(i, 0, 0, i, 0, "1", i, False, False) for i in range(2)]})
+    store(ExecutorAdded("1", "h", 2))
+    store(StageSubmitted(0, 0, 2, 0))
+    store(_launched(0, range(2), local=False))
     assert _views.executors(store)[0]["activeTasks"] == 2
-    store("executor_removed", {"executor_id": "1", "reason": "killed"})
+    store(ExecutorRemoved("1", "killed"))
     stage = _views.stage(store, 0)
     assert stage is not None and stage["numActiveTasks"] == 0 and stage["numFailedTasks"] == 2
     assert stage["tasks"]["0"]["taskLocality"] == "ANY"
@@ -288,17 +282,16 @@ def test_replayed_log_shows_what_the_live_store_showed() -> None:
     encoder = EventEncoder()
     lines: list[dict[str, Any]] = []
 
-    def both(event: str, data: dict[str, Any]) -> None:
-        live(event, data)
-        lines.extend(json.loads(json.dumps(e)) for e in encoder.encode(event, data, time.time()))
+    def both(event: SchedulerEvent) -> None:
+        live(event)
+        lines.extend(json.loads(json.dumps(e)) for e in encoder.encode(event, time.time()))
 
-    both("executor_added", {"executor_id": "1", "host": "10.0.0.1", "cores": 2,
-                            "log_urls": {"stdout": "http://w/stdout"}})  # fmt: skip
-    _two_stage_job(both)  # type: ignore[arg-type]
+    both(ExecutorAdded("1", "10.0.0.1", 2, {"stdout": "http://w/stdout"}))
+    _two_stage_job(both)
     lines += encoder.application_end(int(time.time() * 1000))
     replayed = AppStatusStore("app-1", "a")
-    for event, data in replay_events(lines):
-        replayed(event, data)
+    for event in replay_events(lines):
+        replayed(event)
     for view in (_views.jobs, _views.stages, _views.executors):
         left, right = view(live), view(replayed)  # type: ignore[operator]
         drop = ("submissionTime", "completionTime", "firstTaskLaunchedTime", "_submitted",
@@ -313,8 +306,8 @@ def test_replayed_log_shows_what_the_live_store_showed() -> None:
 
 def test_stage_page_pages_its_task_table() -> None:
     store = AppStatusStore("app-1", "a")
-    store("stage_submitted", {"stage_id": 0, "attempt": 0, "num_tasks": 250, "job_id": 0})
-    store("tasks_launched", {"tasks": [(i, 0, 0, i, 0, "1", i, True, False) for i in range(250)]})
+    store(StageSubmitted(0, 0, 250, 0))
+    store(_launched(0, range(250)))
     pages = AppPages(store)
     first = pages.route("/stages/stage/", {"id": "0"})
     assert first is not None and first.body.count(b'<tr class="task"') == 100

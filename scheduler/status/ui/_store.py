@@ -21,6 +21,20 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from scheduler.core.events import (
+    EnvironmentUpdate,
+    ExecutorAdded,
+    ExecutorRemoved,
+    JobEnd,
+    JobStart,
+    SchedulerEvent,
+    StageCompleted,
+    StageSubmitted,
+    TaskEnd,
+    TasksLaunched,
+    UnpersistRDD,
+)
+
 __all__ = ["AppStatusStore", "ExecutorRecord", "JobRecord", "Limits", "StageRecord", "TaskRecord"]
 
 #: Spark's default spark.redaction.regex (keys or values that match are hidden).
@@ -192,7 +206,7 @@ class AppStatusStore:
         self._attempts: dict[int, set[int]] = {}
         self.executors: dict[str, ExecutorRecord] = {}
         #: What job_start told of each stage (name, parents, RDDs), for later attempts.
-        self._stage_info: dict[int, dict[str, Any]] = {}
+        self._stage_info: dict[int, Mapping[str, Any]] = {}
         #: Task records of running tasks by task id (until their task_end).
         self._running: dict[int, TaskRecord] = {}
         #: Recent tasks for the task stream, oldest first.
@@ -207,31 +221,37 @@ class AppStatusStore:
         self.tasks_failed = 0
         #: Bumped on every change: the pages' live refresh polls it.
         self.version = 0
-        self._handlers: dict[str, Callable[[dict[str, Any], float], None]] = {
-            "tasks_launched": self._tasks_launched,
-            "task_end": self._task_end,
-            "job_start": self._job_start,
-            "job_end": self._job_end,
-            "stage_submitted": self._stage_submitted,
-            "stage_completed": self._stage_completed,
-            "executor_added": self._executor_added,
-            "executor_removed": self._executor_removed,
-            "unpersist_rdd": self._unpersist,
-            "environment": self._environment,
-        }
 
-    def __call__(self, event: str, data: dict[str, Any]) -> None:
-        handler = self._handlers.get(event)
-        if handler is None:
-            return
-        now = data.get("time") or time.time()  # a replayed event brings its own time
+    def __call__(self, event: SchedulerEvent) -> None:
+        now = event.time or time.time()  # a replayed event brings its own time
         with self.lock:
-            handler(data, now)
+            match event:
+                case TasksLaunched():
+                    self._tasks_launched(event, now)
+                case TaskEnd():
+                    self._task_end(event, now)
+                case JobStart():
+                    self._job_start(event, now)
+                case JobEnd():
+                    self._job_end(event, now)
+                case StageSubmitted():
+                    self._stage_submitted(event, now)
+                case StageCompleted():
+                    self._stage_completed(event, now)
+                case ExecutorAdded():
+                    self._executor_added(event, now)
+                case ExecutorRemoved():
+                    self._executor_removed(event, now)
+                case UnpersistRDD():
+                    self._unpersist(event.rdd_id)
+                case EnvironmentUpdate():
+                    for section, pairs in event.sections.items():
+                        self.environment[section] = [(str(k), str(v)) for k, v in pairs]
             self.version += 1
 
     # -- tasks ---------------------------------------------------------------------------
 
-    def _tasks_launched(self, data: dict[str, Any], now: float) -> None:
+    def _tasks_launched(self, event: TasksLaunched, now: float) -> None:
         # Once per offer round, under the scheduler's lock: a round's tasks mostly share
         # their stage and executor, so those lookups are cached across the loop.
         running, stream, stages, executors = self._running, self.stream, self.stages, self.executors
@@ -241,7 +261,7 @@ class AppStatusStore:
         executor_id_seen: str | None = None
         executor: ExecutorRecord | None = None
         host = ""
-        for launched in data["tasks"]:
+        for launched in event.tasks:
             task_id, stage_id, stage_attempt, index, attempt, executor_id = launched[:6]
             partition, local, spec = launched[6:]
             if (stage_id, stage_attempt) != stage_key:
@@ -270,23 +290,20 @@ class AppStatusStore:
             if len(stage.tasks) > self.limits.tasks:
                 self._trim_tasks(stage)
 
-    def _task_end(self, data: dict[str, Any], now: float) -> None:
-        stage_id, stage_attempt = data["stage_id"], data.get("attempt", 0)
-        ok = data["ok"]
+    def _task_end(self, event: TaskEnd, now: float) -> None:
+        stage_id, stage_attempt = event.stage_id, event.attempt
+        ok = event.ok
         stage = self.stages.get((stage_id, stage_attempt))
-        task = data.get("task")
-        task_id = task.task_id if task is not None else data.get("task_id")
+        task_id = event.task_id
         record = self._running.pop(task_id, None) if task_id is not None else None
         if record is None and task_id is not None:  # a replay, or launched before we listened
-            launch = data.get("launch_time")
+            launch = event.launch_time
+            if launch is None and event.launched_ago is not None:
+                launch = now - event.launched_ago
             record = TaskRecord(
-                task_id, stage_id, stage_attempt,
-                task.index if task is not None else data.get("index", -1),
-                task.attempt if task is not None else data.get("task_attempt", 0),
-                data.get("partition", -1),
-                task.executor_id if task is not None else str(data.get("executor_id", "")),
-                data.get("host", ""), launch if launch is not None else now,
-                data.get("locality", "PROCESS_LOCAL"), bool(data.get("speculative", False)),
+                task_id, stage_id, stage_attempt, event.index, event.task_attempt,
+                event.partition, event.executor_id, event.host,
+                launch if launch is not None else now, event.locality, event.speculative,
             )  # fmt: skip
             if not record.host and record.executor_id in self.executors:
                 record.host = self.executors[record.executor_id].host
@@ -310,7 +327,7 @@ class AppStatusStore:
             return
         # The hot path (once per task, under the scheduler's lock): straight-line code.
         record.finish = now
-        run = data.get("run_seconds")
+        run = event.run_seconds
         if ok:
             self.tasks_completed += 1
             record.status = "SUCCESS"
@@ -321,13 +338,13 @@ class AppStatusStore:
             record.status = "FAILED"
             if run:
                 record.run_ms = int(run * 1000)
-            record.error = str(data.get("error") or "")
-            record.error_type = data.get("error_type") or None
+            record.error = event.error or ""
+            record.error_type = event.error_type or None
         duration = record.run_ms
         if duration is None:
             duration = max(0, int((now - record.launch) * 1000))
         gc_ms = read = written = spilled = None
-        metrics = data.get("metrics")
+        metrics = event.metrics
         if metrics:
             gc = metrics.get("gcSeconds")
             if gc is not None:
@@ -356,7 +373,7 @@ class AppStatusStore:
                 executor.shuffle_read += read
             if written:
                 executor.shuffle_write += written
-        blocks = data.get("blocks")
+        blocks = event.blocks
         if blocks:
             self._cached(record.executor_id, blocks, (metrics or {}).get("storedBlockBytes") or ())
         if stage is None:
@@ -406,13 +423,13 @@ class AppStatusStore:
 
     # -- jobs and stages -------------------------------------------------------------------
 
-    def _job_start(self, data: dict[str, Any], now: float) -> None:
-        job_id = data["job_id"]
-        stage_ids = list(data.get("stage_ids", []))
+    def _job_start(self, event: JobStart, now: float) -> None:
+        job_id = event.job_id
+        stage_ids = list(event.stage_ids)
         self.jobs[job_id] = JobRecord(
-            job_id, stage_ids, data.get("description"), data.get("group"), "RUNNING", now
+            job_id, stage_ids, event.description, event.group, "RUNNING", now
         )
-        for info in data.get("stages", []):
+        for info in event.stages:
             stage_id = info["stage_id"]
             self._stage_info[stage_id] = info
             for rdd in info.get("rdds", ()):
@@ -438,42 +455,42 @@ class AppStatusStore:
         stage.rdds = list(info.get("rdds", stage.rdds))
         stage.is_map = bool(info.get("is_map", stage.is_map))
 
-    def _job_end(self, data: dict[str, Any], now: float) -> None:
-        job = self.jobs.get(data["job_id"])
+    def _job_end(self, event: JobEnd, now: float) -> None:
+        job = self.jobs.get(event.job_id)
         if job is None:
             return
-        job.status = data["status"]
+        job.status = event.status
         job.completed = now
-        job.error = data.get("error")
+        job.error = event.error
         for stage_id in job.stage_ids:
             stage = self.stages.get((stage_id, 0))
             if stage is not None and stage.status == "PENDING":
                 stage.status = "SKIPPED"
 
-    def _stage_submitted(self, data: dict[str, Any], now: float) -> None:
-        key = (data["stage_id"], data["attempt"])
+    def _stage_submitted(self, event: StageSubmitted, now: float) -> None:
+        key = (event.stage_id, event.attempt)
         stage = self.stages.get(key)
         if stage is None:
-            stage = StageRecord(key[0], key[1], data.get("job_id", -1))
+            stage = StageRecord(key[0], key[1], event.job_id)
             self._add_stage(stage)
             self._describe(stage, self._stage_info.get(key[0], {}))
         stage.status = "ACTIVE"
         stage.submitted = now
-        stage.num_tasks = data["num_tasks"]
-        if data.get("job_id", -1) >= 0:
-            stage.job_id = data["job_id"]
-        if data.get("name"):
-            stage.name = data["name"]
+        stage.num_tasks = event.num_tasks
+        if event.job_id >= 0:
+            stage.job_id = event.job_id
+        if event.name:
+            stage.name = event.name
         self._trim()
 
-    def _stage_completed(self, data: dict[str, Any], now: float) -> None:
-        stage = self.stages.get((data["stage_id"], data["attempt"]))
+    def _stage_completed(self, event: StageCompleted, now: float) -> None:
+        stage = self.stages.get((event.stage_id, event.attempt))
         if stage is None:
             return
-        done = stage.complete >= stage.num_tasks and not data.get("failure")
+        done = stage.complete >= stage.num_tasks and not event.failure
         stage.status = "COMPLETE" if done else "FAILED"
         stage.completed = now
-        stage.failure = data.get("failure") or (None if done else "not all tasks succeeded")
+        stage.failure = event.failure or (None if done else "not all tasks succeeded")
         for task in stage.tasks.values():  # a killed stage's tasks never report
             if task.finish is None:
                 task.status, task.finish = "KILLED", now
@@ -509,25 +526,21 @@ class AppStatusStore:
 
     # -- executors, storage, environment ---------------------------------------------------
 
-    def _executor_added(self, data: dict[str, Any], now: float) -> None:
-        executor_id = str(data["executor_id"])
+    def _executor_added(self, event: ExecutorAdded, now: float) -> None:
+        executor_id = event.executor_id
         self.executors[executor_id] = ExecutorRecord(
-            executor_id,
-            data.get("host", ""),
-            int(data.get("cores", 0)),
-            now,
-            log_urls=dict(data.get("log_urls") or {}),
+            executor_id, event.host, event.cores, now, log_urls=dict(event.log_urls)
         )
         dead = [e for e in self.executors.values() if e.removed is not None]
         for record in dead[: max(0, len(dead) - self.limits.dead_executors)]:
             del self.executors[record.executor_id]
 
-    def _executor_removed(self, data: dict[str, Any], now: float) -> None:
-        record = self.executors.get(str(data["executor_id"]))
+    def _executor_removed(self, event: ExecutorRemoved, now: float) -> None:
+        record = self.executors.get(event.executor_id)
         if record is None:
             return
         record.removed = now
-        record.remove_reason = data.get("reason")
+        record.remove_reason = event.reason
         record.active = 0
         lost = [t for t in self._running.values() if t.executor_id == record.executor_id]
         for task in lost:  # the scheduler runs them again elsewhere, as new attempts
@@ -546,16 +559,10 @@ class AppStatusStore:
             for holders in partitions.values():
                 holders.discard(record.executor_id)
 
-    def _unpersist(self, data: dict[str, Any], now: float) -> None:
-        rdd_id = int(data["rdd_id"])
+    def _unpersist(self, rdd_id: int) -> None:
         for split in self.blocks.pop(rdd_id, {}):
             self.block_bytes.pop((rdd_id, split), None)
         self.persisted.pop(rdd_id, None)
-
-    def _environment(self, data: dict[str, Any], now: float) -> None:
-        for section, pairs in data.items():
-            if section != "time" and isinstance(pairs, list):
-                self.environment[section] = [(str(k), str(v)) for k, v in pairs]
 
     def set_app(self, app_id: str, name: str | None = None) -> None:
         """The application id a Master assigned (and, from a log, the name)."""

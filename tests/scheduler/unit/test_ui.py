@@ -5,19 +5,27 @@ from __future__ import annotations
 import json
 import urllib.request
 
+from scheduler.core.events import (
+    ExecutorAdded,
+    JobEnd,
+    JobStart,
+    StageCompleted,
+    StageSubmitted,
+    TaskEnd,
+)
 from scheduler.status.driverui import AppStatusStore, DriverUI
 from scheduler.status.ui import _views
 
 
 def _fill(store: AppStatusStore) -> None:
-    store("executor_added", {"executor_id": "0", "host": "127.0.0.1", "cores": 2})
-    store("job_start", {"job_id": 0, "group": "<g>", "description": "<b>x</b>", "stage_ids": [0]})
-    store("stage_submitted", {"stage_id": 0, "attempt": 0, "num_tasks": 2, "job_id": 0})
-    store("task_end", {"stage_id": 0, "attempt": 0, "ok": True})
-    store("task_end", {"stage_id": 0, "attempt": 0, "ok": False})
-    store("task_end", {"stage_id": 0, "attempt": 0, "ok": True})
-    store("stage_completed", {"stage_id": 0, "attempt": 0})
-    store("job_end", {"job_id": 0, "status": "SUCCEEDED"})
+    store(ExecutorAdded("0", "127.0.0.1", 2))
+    store(JobStart(0, (0,), group="<g>", description="<b>x</b>"))
+    store(StageSubmitted(0, 0, 2, 0))
+    store(TaskEnd(0, 0, True))
+    store(TaskEnd(0, 0, False))
+    store(TaskEnd(0, 0, True))
+    store(StageCompleted(0, 0))
+    store(JobEnd(0, "SUCCEEDED"))
 
 
 def test_the_store_follows_jobs_stages_and_executors() -> None:

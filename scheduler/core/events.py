@@ -1,0 +1,217 @@
+"""Scheduler events: what listeners (UI store, event log) hear of jobs, stages, tasks, executors.
+
+Each event is a frozen dataclass; a listener takes them apart with `match`, so
+mypy checks every field it reads. The task scheduler posts them on its
+`ListenerBus` in causal order, under its lock: a job's JobStart before the
+StageSubmitted of its first stage, a task's TaskEnd before the StageCompleted
+of its attempt. `time` is the wall-clock second an event happened when it is
+known (events replayed from a log carry theirs); live events leave it None
+and each listener reads its own clock. The lineage payloads of JobStart (a
+stage's name, parents and RDDs) stay plain data, as `rdd/lineage.py` makes
+them. No I/O here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+__all__ = [
+    "EnvironmentUpdate",
+    "ExecutorAdded",
+    "ExecutorRemoved",
+    "JobEnd",
+    "JobStart",
+    "LaunchedTask",
+    "Listener",
+    "ListenerBus",
+    "SchedulerEvent",
+    "StageCompleted",
+    "StageSubmitted",
+    "TaskEnd",
+    "TasksLaunched",
+    "UnpersistRDD",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class JobStart:
+    """A job was submitted; `stages` describe its stages (name, parents, RDDs), by id."""
+
+    job_id: int
+    stage_ids: tuple[int, ...]
+    stages: tuple[Mapping[str, Any], ...] = ()
+    group: str | None = None
+    description: str | None = None
+    time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobEnd:
+    """A job ended: `status` is SUCCEEDED or FAILED (with `error`)."""
+
+    job_id: int
+    status: str
+    error: str | None = None
+    time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageSubmitted:
+    """A stage attempt's tasks were handed to the task scheduler."""
+
+    stage_id: int
+    attempt: int
+    num_tasks: int
+    job_id: int = -1
+    #: Only a replayed event knows it here; live ones were named by their JobStart.
+    name: str | None = None
+    time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageCompleted:
+    """A stage attempt is over: all its tasks succeeded, or `failure` says why not."""
+
+    stage_id: int
+    attempt: int
+    failure: str | None = None
+    time: float | None = None
+
+
+class LaunchedTask(NamedTuple):
+    """One task of a launch round (a tuple: the UI reads thousands a second)."""
+
+    task_id: int
+    stage_id: int
+    stage_attempt: int
+    #: The task's index in its set (`index` is a tuple's method).
+    task_index: int
+    attempt: int
+    executor_id: str
+    partition: int
+    #: It runs where its preferred location (a cached partition) is, or had none.
+    local: bool
+    speculative: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TasksLaunched:
+    """Tasks sent to executors in one offer round (one event per round, not per task)."""
+
+    tasks: tuple[LaunchedTask, ...]
+    time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEnd:
+    """A task attempt ended (`ok`), with what its executor measured.
+
+    `task_id` is None only in old logs that do not say. `launch_time` and `host`
+    are known here when the listener cannot know them itself (a replayed log);
+    `launched_ago` (seconds) when the scheduler saw the launch.
+    """
+
+    stage_id: int
+    attempt: int
+    ok: bool
+    task_id: int | None = None
+    index: int = -1
+    task_attempt: int = 0
+    partition: int = -1
+    executor_id: str = ""
+    host: str = ""
+    launch_time: float | None = None
+    launched_ago: float | None = None
+    locality: str = "PROCESS_LOCAL"
+    speculative: bool = False
+    run_seconds: float | None = None
+    #: diskBytesSpilled, gcSeconds, shuffleBytesRead/Written, storedBlockBytes, spills.
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    #: (rdd id, partition) of the partitions it cached.
+    blocks: tuple[tuple[int, int], ...] = ()
+    error: str | None = None
+    error_type: str | None = None
+    time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorAdded:
+    """An executor registered with the driver."""
+
+    executor_id: str
+    host: str
+    cores: int
+    log_urls: Mapping[str, str] = field(default_factory=dict)
+    time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorRemoved:
+    """The driver forgot an executor (lost, killed, or the application ended)."""
+
+    executor_id: str
+    reason: str
+    time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnpersistRDD:
+    """An RDD's cached partitions were dropped."""
+
+    rdd_id: int
+    time: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentUpdate:
+    """The Environment page's sections (only logs carry it: a live UI reads its conf)."""
+
+    sections: Mapping[str, list[tuple[str, str]]]
+    time: float | None = None
+
+
+SchedulerEvent = (
+    JobStart
+    | JobEnd
+    | StageSubmitted
+    | StageCompleted
+    | TasksLaunched
+    | TaskEnd
+    | ExecutorAdded
+    | ExecutorRemoved
+    | UnpersistRDD
+    | EnvironmentUpdate
+)
+
+Listener = Callable[[SchedulerEvent], None]
+
+
+class ListenerBus:
+    """Delivers each event to every listener, in order; a failing listener is logged, not fatal.
+
+    Posting is synchronous (on the poster's thread, under the scheduler's lock):
+    a listener must be quick, and hands slow work (the event log's writes) to a
+    thread of its own.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    def add(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def __bool__(self) -> bool:
+        """Whether anyone listens: posters skip building events nobody reads."""
+        return bool(self._listeners)
+
+    def post(self, event: SchedulerEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("listener %r failed on %s", listener, type(event).__name__)
