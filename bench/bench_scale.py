@@ -33,7 +33,6 @@ import os
 import pathlib
 import queue
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 from google.protobuf.message import Message  # noqa: E402
 
+from cluster.testing import free_ports  # noqa: E402
 from rpcenv import RpcAddress, RpcEndpoint, RpcEndpointRef, RpcEnv, _dispatcher  # noqa: E402
 from sparkctl.v1 import deploy_pb2 as pb  # noqa: E402
 from sparkctl.v1 import master_service_pb2 as api  # noqa: E402
@@ -374,18 +374,6 @@ def stop_envs(envs: list[RpcEnv]) -> None:
 
 
 # -- the orchestrator ---------------------------------------------------------------------
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free ports (all held open while picked, so never the same)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

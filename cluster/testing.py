@@ -65,6 +65,7 @@ __all__ = [
     "alive",
     "descendant_pids",
     "free_port",
+    "free_ports",
     "kill_tree",
     "stop_processes",
     "wait_until",
@@ -96,6 +97,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports on 127.0.0.1, free a moment ago (all held while picked)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def wait_until(

@@ -12,11 +12,12 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
+
+from cluster.testing import free_port
 
 # Where Debian's `zookeeper`/`libzookeeper-java` packages put the server's jar (its
 # manifest names the dependencies' jars), and where upstream tarballs keep theirs.
@@ -42,20 +43,13 @@ def _classpath() -> str:
     return os.pathsep.join(jars)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class ZooKeeperServer:
     """One standalone ZooKeeper process with its own data dir and port; stopped by PID."""
 
     def __init__(self, base: pathlib.Path, timeout: float = 30.0) -> None:
         classpath = _classpath()
         base.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         config = base / "zoo.cfg"
         config.write_text(
             f"tickTime={TICK_MS}\n"

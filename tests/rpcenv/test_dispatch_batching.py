@@ -12,6 +12,7 @@ import pytest
 from google.protobuf import wrappers_pb2
 from google.protobuf.message import Message
 
+from cluster.testing import wait_until
 from rpcenv import RpcEndpoint, RpcEndpointRef, RpcEnv
 from rpcenv._core import RpcEndpointRef as CoreRef
 from rpcenv._dispatcher import Dispatcher, RateLimitedWarning
@@ -64,15 +65,6 @@ def dispatcher() -> Iterator[Dispatcher]:
     made.close(timeout=5)
 
 
-def _wait_for(predicate: object, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.005)
-    return False
-
-
 def test_held_messages_wait_for_release_and_keep_their_order(dispatcher: Dispatcher) -> None:
     recorder = Recorder()
     dispatcher.register("recorder", recorder, _Ref())
@@ -82,7 +74,7 @@ def test_held_messages_wait_for_release_and_keep_their_order(dispatcher: Dispatc
     time.sleep(0.05)
     assert recorder.values == []  # nothing handed to the pool before the release
     dispatcher.release()
-    assert _wait_for(lambda: len(recorder.values) == 200)
+    wait_until(lambda: len(recorder.values) == 200, 5.0, "200 messages", interval=0.005)
     assert recorder.values == list(range(200))
     assert recorder.overlaps == 0
 
@@ -94,7 +86,7 @@ def test_a_plain_post_after_held_ones_keeps_order(dispatcher: Dispatcher) -> Non
     for value in range(50):
         dispatcher.post_send("recorder", wrappers_pb2.Int64Value(value=value), None, hold=True)
     dispatcher.post_send("recorder", wrappers_pb2.Int64Value(value=50), None)  # not held
-    assert _wait_for(lambda: len(recorder.values) == 51)
+    wait_until(lambda: len(recorder.values) == 51, 5.0, "51 messages", interval=0.005)
     dispatcher.release()  # a no-op now: nothing left, nothing runs twice
     time.sleep(0.05)
     assert recorder.values == list(range(51))
