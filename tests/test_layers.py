@@ -89,12 +89,7 @@ RULES = (
 
 # (importing module, imported module) -> why it is tolerated for now. Add an entry
 # only with a reason and an issue to remove it; stale entries fail the gate.
-ALLOWED: dict[tuple[str, str], str] = {
-    ("scheduler.task.profiler", "scheduler.rdd.rdd"): "type-only: the RDD a profile belongs to",
-    ("scheduler.rdd.rdd", "scheduler.api.threads"): (
-        "toLocalIterator's prefetch thread carries local properties (issue 11, step 2)"
-    ),
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,17 @@ properties match. No job runs here.
 # mypy: disable-error-code="misc"
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from scheduler.api.threads import inheritable_thread_target
 
 if TYPE_CHECKING:
     from scheduler.api.context import SparkContext
 
 __all__ = ["JobGroups"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class JobGroups:
@@ -26,6 +31,10 @@ class JobGroups:
         if props is None:
             props = self._thread_local.props = {}
         return props
+
+    def with_local_properties(self: SparkContext, f: _F) -> _F:
+        """`f`, to run on another thread with the calling thread's local properties."""
+        return inheritable_thread_target(f)
 
     def setLocalProperty(self: SparkContext, key: str, value: str | None) -> None:
         """A property of jobs started from this thread (None removes it)."""

@@ -10,7 +10,7 @@ anyway, plain names for what only RDDs ask for.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from scheduler.task.host import SharedVariableHost
 
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from scheduler.task.profiler import ProfilerCollector
 
 __all__ = ["RDDHost"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class RDDHost(SharedVariableHost, Protocol):
@@ -80,4 +82,8 @@ class RDDHost(SharedVariableHost, Protocol):
 
     def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
         """Put the jobs this thread starts in a group."""
+        ...
+
+    def with_local_properties(self, f: _F) -> _F:
+        """`f`, to run on another thread with the calling thread's local properties."""
         ...

@@ -600,9 +600,7 @@ class RDD(ActionFunctions, PairFunctions):
             for split in range(n):
                 yield from self.ctx.runJob(self, _identity_partition, [split])
             return
-        from scheduler.api.threads import inheritable_thread_target
-
-        run = inheritable_thread_target(self.ctx.runJob)
+        run = self.ctx.with_local_properties(self.ctx.runJob)
         with concurrent.futures.ThreadPoolExecutor(2, "toLocalIterator-prefetch") as pool:
             pending = pool.submit(run, self, _identity_partition, [0]) if n else None
             for split in range(n):

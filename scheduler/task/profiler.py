@@ -17,15 +17,21 @@ import os
 import pstats
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scheduler.task.accumulators import AccumulatorParam
 
 if TYPE_CHECKING:
-    from scheduler.rdd.rdd import RDD
     from scheduler.task.host import SharedVariableHost
 
 __all__ = ["BasicProfiler", "PStatsParam", "Profiler", "ProfilerCollector", "profiled"]
+
+
+class Profiled(Protocol):
+    """The RDD a profile belongs to: only its id is read, when the profile is shown."""
+
+    def id(self) -> int: ...
+
 
 #: cProfile cannot nest: the outermost profiled RDD of a task measures the whole chain.
 _active = threading.local()
@@ -111,7 +117,7 @@ class ProfilerCollector:
         """A profiler for one more RDD."""
         return self.profiler_cls(ctx)
 
-    def add_profiler(self, rdd: RDD, profiler: Profiler) -> None:
+    def add_profiler(self, rdd: Profiled, profiler: Profiler) -> None:
         """Remember `rdd`'s profiler; the first one registers the exit-time show or dump."""
         with self._lock:
             if not self.profilers:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from scheduler.rdd.rdd import RDD
     from scheduler.task.accumulators import Accumulator, AccumulatorParam
     from scheduler.task.profiler import ProfilerCollector
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class FakeContext:
@@ -73,6 +75,9 @@ class FakeContext:
 
     def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
         raise NotImplementedError("FakeContext runs no jobs")
+
+    def with_local_properties(self, f: _F) -> _F:
+        return f  # no local properties here
 
     def parallelize(self, data: list[Any], n: int) -> RDD:
         return ParallelCollectionRDD(self, parallelize_slices(data, n))
