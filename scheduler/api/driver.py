@@ -219,7 +219,8 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler) -> DriverRuntime:
         if settings.get(keys.UI_SHOW_PROGRESS) and sys.stderr.isatty():
             from scheduler.status.progress import ConsoleProgressBar
 
-            rt.progress = ConsoleProgressBar(scheduler)
+            rt.progress = ConsoleProgressBar()
+            scheduler.bus.add(rt.progress)
             rt.progress.start()
     except BaseException:
         rt.local_cluster = None  # the context stops the local cluster it started

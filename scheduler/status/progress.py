@@ -3,8 +3,9 @@
 `[Stage 3:=====>          (12 + 2) / 40]`: finished tasks, running tasks and
 the total of each active stage, redrawn in place every 200 ms and erased when
 no stage runs. Only started when stderr is a TTY and
-spark.ui.showConsoleProgress is true. It reads the task scheduler's state
-under its lock and never changes it.
+spark.ui.showConsoleProgress is true. It is a scheduler listener: events
+update its own counts (under its own lock, on the scheduler's thread) and a
+daemon thread draws them; it never reads or changes the scheduler.
 """
 
 from __future__ import annotations
@@ -12,10 +13,16 @@ from __future__ import annotations
 import shutil
 import sys
 import threading
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
-if TYPE_CHECKING:
-    from scheduler.core.taskscheduler import TaskScheduler
+from scheduler.core.events import (
+    ExecutorRemoved,
+    SchedulerEvent,
+    StageCompleted,
+    StageSubmitted,
+    TaskEnd,
+    TasksLaunched,
+)
 
 __all__ = ["ConsoleProgressBar", "render_stage"]
 
@@ -38,15 +45,57 @@ def render_stage(stage_id: int, done: int, running: int, total: int, width: int)
     return header + bar + tailer
 
 
+@dataclass
+class _Stage:
+    """An active stage attempt: its task count, finished tasks, running ones by executor."""
+
+    total: int
+    done: int = 0
+    running: dict[int, str] = field(default_factory=dict)
+
+
 class ConsoleProgressBar:
     """Redraws the active stages' bars on stderr from a daemon thread."""
 
-    def __init__(self, scheduler: TaskScheduler) -> None:
-        self._scheduler = scheduler
+    def __init__(self) -> None:
+        self._stages: dict[tuple[int, int], _Stage] = {}
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="console-progress", daemon=True)
         self._shown = False
         self._active_for = 0.0
+
+    def __call__(self, event: SchedulerEvent) -> None:
+        """Count what a stage attempt has done and runs (a listener: quick, no I/O)."""
+        with self._lock:
+            match event:
+                case StageSubmitted(stage_id=stage_id, attempt=attempt, num_tasks=total):
+                    self._stages[(stage_id, attempt)] = _Stage(total)
+                case TasksLaunched(tasks=tasks):
+                    for task in tasks:
+                        stage = self._stages.get((task.stage_id, task.stage_attempt))
+                        if stage is not None:
+                            stage.running[task.task_id] = task.executor_id
+                case TaskEnd(stage_id=stage_id, attempt=attempt, task_id=task_id, ok=ok):
+                    stage = self._stages.get((stage_id, attempt))
+                    if stage is not None:
+                        if task_id is not None:
+                            stage.running.pop(task_id, None)
+                        stage.done += ok
+                case ExecutorRemoved(executor_id=executor_id):
+                    for stage in self._stages.values():  # its tasks run again, as new attempts
+                        for task_id in [t for t, e in stage.running.items() if e == executor_id]:
+                            del stage.running[task_id]
+                case StageCompleted(stage_id=stage_id, attempt=attempt):
+                    self._stages.pop((stage_id, attempt), None)
+
+    def active(self) -> list[tuple[int, int, int, int]]:
+        """(stage id, finished tasks, running tasks, tasks) of each active stage attempt."""
+        with self._lock:
+            return sorted(
+                (stage_id, s.done, len(s.running), s.total)
+                for (stage_id, _), s in self._stages.items()
+            )
 
     def start(self) -> None:
         self._thread.start()
@@ -58,11 +107,7 @@ class ConsoleProgressBar:
 
     def _run(self) -> None:
         while not self._stop.wait(_REFRESH_SECONDS):
-            with self._scheduler.lock:
-                stages = [
-                    (t.task_set.stage_id, t.num_done, len(t.running), t.num_tasks)
-                    for t in self._scheduler.tsms.values()
-                ]
+            stages = self.active()
             if not stages:
                 self._active_for = 0.0
                 self._clear()
