@@ -32,6 +32,7 @@ _CHUNK = 1024
 _CHECK_EVERY = 8
 
 _MISSING = object()
+_key = operator.itemgetter(0)
 
 
 class _Side:
@@ -47,10 +48,16 @@ class _Side:
     def add(self, chunk: list[Any]) -> None:
         """Add a chunk of (key, value) pairs."""
         first = self.first
-        fresh = dict(chunk)
-        if len(fresh) == len(chunk) and first.keys().isdisjoint(fresh):
-            first.update(fresh)  # the common case of a key join: no key repeats
-            return
+        if first.keys().isdisjoint(map(_key, chunk)):
+            # The common case of a key join: no key repeats. Two C-speed passes; a key
+            # repeated within the chunk shows as a short count, and is undone (its new
+            # keys were none of the old ones) and redone one pair at a time.
+            size = len(first)
+            first.update(chunk)
+            if len(first) - size == len(chunk):
+                return
+            for k, _ in chunk:
+                first.pop(k, None)
         more = self.more
         for k, v in chunk:
             values = more.get(k)
