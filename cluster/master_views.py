@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Set
 from typing import TYPE_CHECKING
 
-from cluster.master_state import AppInfo, DriverInfo, WorkerInfo
+from cluster.master_state import AppInfo, DriverInfo, WorkerInfo, resource_addresses
 from cluster.request_limits import unplaceable_reason
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -50,6 +50,9 @@ def _fill_worker(summary: api.WorkerSummary, worker: WorkerInfo) -> None:
     summary.memory_mb = worker.memory_mb
     summary.memory_used_mb = worker.memory_used_mb
     summary.state = worker.state
+    if worker.resources:
+        summary.resources.extend(resource_addresses(worker.resources))
+        summary.resources_free.extend(resource_addresses(worker.resources_free))
     summary.last_heartbeat_ms = worker.last_heartbeat_ms
 
 

@@ -9,6 +9,7 @@ protobuf state: no I/O.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from typing import Any
 
 from sparkctl.v1 import deploy_pb2, master_service_pb2
@@ -81,7 +82,25 @@ def _worker(worker: master_service_pb2.WorkerSummary) -> dict[str, Any]:
         "memoryfree": worker.memory_mb - worker.memory_used_mb,
         "state": worker_state_name(worker.state),
         "lastheartbeat": worker.last_heartbeat_ms,
+        # Spark's name -> {name, addresses} maps of the custom resources.
+        "resources": _resources(worker.resources),
+        "resourcesused": _resources(_used(worker)),
+        "resourcesfree": _resources(worker.resources_free),
     }
+
+
+def _resources(resources: Iterable[deploy_pb2.ResourceAddresses]) -> dict[str, Any]:
+    return {r.name: {"name": r.name, "addresses": list(r.addresses)} for r in resources}
+
+
+def _used(worker: master_service_pb2.WorkerSummary) -> list[deploy_pb2.ResourceAddresses]:
+    free = {r.name: set(r.addresses) for r in worker.resources_free}
+    return [
+        deploy_pb2.ResourceAddresses(
+            name=r.name, addresses=[a for a in r.addresses if a not in free.get(r.name, set())]
+        )
+        for r in worker.resources
+    ]
 
 
 def app_json(app: master_service_pb2.ApplicationSummary) -> dict[str, Any]:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from sparkctl.v1 import deploy_pb2 as sparkctl_dot_v1_dot_deploy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n sparkctl/v1/master_service.proto\x12\x0bsparkctl.v1\x1a\x18sparkctl/v1/deploy.proto\"\xe0\x01\n\rWorkerSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\x05\x12\x15\n\rwebui_address\x18\x04 \x01(\t\x12\r\n\x05\x63ores\x18\x05 \x01(\x05\x12\x12\n\ncores_used\x18\x06 \x01(\x05\x12\x11\n\tmemory_mb\x18\x07 \x01(\x05\x12\x16\n\x0ememory_used_mb\x18\x08 \x01(\x05\x12\'\n\x05state\x18\t \x01(\x0e\x32\x18.sparkctl.v1.WorkerState\x12\x19\n\x11last_heartbeat_ms\x18\n \x01(\x03\"}\n\x0f\x45xecutorSummary\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\r\n\x05\x63ores\x18\x03 \x01(\x05\x12\x11\n\tmemory_mb\x18\x04 \x01(\x05\x12)\n\x05state\x18\x05 \x01(\x0e\x32\x1a.sparkctl.v1.ExecutorState\"\xae\x02\n\x12\x41pplicationSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x63ores\x18\x03 \x01(\x05\x12\x11\n\tmax_cores\x18\x04 \x01(\x05\x12\x1e\n\x16memory_per_executor_mb\x18\x05 \x01(\x05\x12,\n\x05state\x18\x06 \x01(\x0e\x32\x1d.sparkctl.v1.ApplicationState\x12\x15\n\rstart_time_ms\x18\x07 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x08 \x01(\x03\x12\x0c\n\x04user\x18\t \x01(\t\x12/\n\texecutors\x18\n \x03(\x0b\x32\x1c.sparkctl.v1.ExecutorSummary\x12\x12\n\napp_ui_url\x18\x0b \x01(\t\x12\x0f\n\x07message\x18\x0c \x01(\t\"\xd4\x01\n\rDriverSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.sparkctl.v1.DriverState\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x18\n\x10worker_host_port\x18\x04 \x01(\t\x12\r\n\x05\x63ores\x18\x05 \x01(\x05\x12\x11\n\tmemory_mb\x18\x06 \x01(\x05\x12\x16\n\x0esubmit_time_ms\x18\x07 \x01(\x03\x12\x14\n\x0c\x61pp_resource\x18\x08 \x01(\t\x12\x11\n\texception\x18\t \x01(\t\"\x18\n\x16GetClusterStateRequest\"\xd0\x03\n\x17GetClusterStateResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.sparkctl.v1.MasterStatus\x12+\n\x07workers\x18\x03 \x03(\x0b\x32\x1a.sparkctl.v1.WorkerSummary\x12\x15\n\ralive_workers\x18\x04 \x01(\x05\x12\r\n\x05\x63ores\x18\x05 \x01(\x05\x12\x12\n\ncores_used\x18\x06 \x01(\x05\x12\x11\n\tmemory_mb\x18\x07 \x01(\x05\x12\x16\n\x0ememory_used_mb\x18\x08 \x01(\x05\x12\x34\n\x0b\x61\x63tive_apps\x18\t \x03(\x0b\x32\x1f.sparkctl.v1.ApplicationSummary\x12\x37\n\x0e\x63ompleted_apps\x18\n \x03(\x0b\x32\x1f.sparkctl.v1.ApplicationSummary\x12\x32\n\x0e\x61\x63tive_drivers\x18\x0b \x03(\x0b\x32\x1a.sparkctl.v1.DriverSummary\x12\x35\n\x11\x63ompleted_drivers\x18\x0c \x03(\x0b\x32\x1a.sparkctl.v1.DriverSummary\x12\x11\n\twebui_url\x18\r \x01(\t\"J\n\x13SubmitDriverRequest\x12\x33\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x1e.sparkctl.v1.DriverDescription\":\n\x14SubmitDriverResponse\x12\x11\n\tdriver_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"+\n\x16GetDriverStatusRequest\x12\x11\n\tdriver_id\x18\x01 \x01(\t\"E\n\x17GetDriverStatusResponse\x12*\n\x06\x64river\x18\x01 \x01(\x0b\x32\x1a.sparkctl.v1.DriverSummary\"&\n\x11KillDriverRequest\x12\x11\n\tdriver_id\x18\x01 \x01(\t\"5\n\x12KillDriverResponse\x12\x0e\n\x06killed\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\"(\n\x16KillApplicationRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\":\n\x17KillApplicationResponse\x12\x0e\n\x06killed\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t2\xcd\x03\n\rMasterService\x12\\\n\x0fGetClusterState\x12#.sparkctl.v1.GetClusterStateRequest\x1a$.sparkctl.v1.GetClusterStateResponse\x12S\n\x0cSubmitDriver\x12 .sparkctl.v1.SubmitDriverRequest\x1a!.sparkctl.v1.SubmitDriverResponse\x12\\\n\x0fGetDriverStatus\x12#.sparkctl.v1.GetDriverStatusRequest\x1a$.sparkctl.v1.GetDriverStatusResponse\x12M\n\nKillDriver\x12\x1e.sparkctl.v1.KillDriverRequest\x1a\x1f.sparkctl.v1.KillDriverResponse\x12\\\n\x0fKillApplication\x12#.sparkctl.v1.KillApplicationRequest\x1a$.sparkctl.v1.KillApplicationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n sparkctl/v1/master_service.proto\x12\x0bsparkctl.v1\x1a\x18sparkctl/v1/deploy.proto\"\xcb\x02\n\rWorkerSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\x05\x12\x15\n\rwebui_address\x18\x04 \x01(\t\x12\r\n\x05\x63ores\x18\x05 \x01(\x05\x12\x12\n\ncores_used\x18\x06 \x01(\x05\x12\x11\n\tmemory_mb\x18\x07 \x01(\x05\x12\x16\n\x0ememory_used_mb\x18\x08 \x01(\x05\x12\'\n\x05state\x18\t \x01(\x0e\x32\x18.sparkctl.v1.WorkerState\x12\x19\n\x11last_heartbeat_ms\x18\n \x01(\x03\x12\x31\n\tresources\x18\x0b \x03(\x0b\x32\x1e.sparkctl.v1.ResourceAddresses\x12\x36\n\x0eresources_free\x18\x0c \x03(\x0b\x32\x1e.sparkctl.v1.ResourceAddresses\"}\n\x0f\x45xecutorSummary\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\r\n\x05\x63ores\x18\x03 \x01(\x05\x12\x11\n\tmemory_mb\x18\x04 \x01(\x05\x12)\n\x05state\x18\x05 \x01(\x0e\x32\x1a.sparkctl.v1.ExecutorState\"\xae\x02\n\x12\x41pplicationSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x63ores\x18\x03 \x01(\x05\x12\x11\n\tmax_cores\x18\x04 \x01(\x05\x12\x1e\n\x16memory_per_executor_mb\x18\x05 \x01(\x05\x12,\n\x05state\x18\x06 \x01(\x0e\x32\x1d.sparkctl.v1.ApplicationState\x12\x15\n\rstart_time_ms\x18\x07 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x08 \x01(\x03\x12\x0c\n\x04user\x18\t \x01(\t\x12/\n\texecutors\x18\n \x03(\x0b\x32\x1c.sparkctl.v1.ExecutorSummary\x12\x12\n\napp_ui_url\x18\x0b \x01(\t\x12\x0f\n\x07message\x18\x0c \x01(\t\"\xd4\x01\n\rDriverSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.sparkctl.v1.DriverState\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x18\n\x10worker_host_port\x18\x04 \x01(\t\x12\r\n\x05\x63ores\x18\x05 \x01(\x05\x12\x11\n\tmemory_mb\x18\x06 \x01(\x05\x12\x16\n\x0esubmit_time_ms\x18\x07 \x01(\x03\x12\x14\n\x0c\x61pp_resource\x18\x08 \x01(\t\x12\x11\n\texception\x18\t \x01(\t\"\x18\n\x16GetClusterStateRequest\"\xd0\x03\n\x17GetClusterStateResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.sparkctl.v1.MasterStatus\x12+\n\x07workers\x18\x03 \x03(\x0b\x32\x1a.sparkctl.v1.WorkerSummary\x12\x15\n\ralive_workers\x18\x04 \x01(\x05\x12\r\n\x05\x63ores\x18\x05 \x01(\x05\x12\x12\n\ncores_used\x18\x06 \x01(\x05\x12\x11\n\tmemory_mb\x18\x07 \x01(\x05\x12\x16\n\x0ememory_used_mb\x18\x08 \x01(\x05\x12\x34\n\x0b\x61\x63tive_apps\x18\t \x03(\x0b\x32\x1f.sparkctl.v1.ApplicationSummary\x12\x37\n\x0e\x63ompleted_apps\x18\n \x03(\x0b\x32\x1f.sparkctl.v1.ApplicationSummary\x12\x32\n\x0e\x61\x63tive_drivers\x18\x0b \x03(\x0b\x32\x1a.sparkctl.v1.DriverSummary\x12\x35\n\x11\x63ompleted_drivers\x18\x0c \x03(\x0b\x32\x1a.sparkctl.v1.DriverSummary\x12\x11\n\twebui_url\x18\r \x01(\t\"J\n\x13SubmitDriverRequest\x12\x33\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x1e.sparkctl.v1.DriverDescription\":\n\x14SubmitDriverResponse\x12\x11\n\tdriver_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"+\n\x16GetDriverStatusRequest\x12\x11\n\tdriver_id\x18\x01 \x01(\t\"E\n\x17GetDriverStatusResponse\x12*\n\x06\x64river\x18\x01 \x01(\x0b\x32\x1a.sparkctl.v1.DriverSummary\"&\n\x11KillDriverRequest\x12\x11\n\tdriver_id\x18\x01 \x01(\t\"5\n\x12KillDriverResponse\x12\x0e\n\x06killed\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\"(\n\x16KillApplicationRequest\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\":\n\x17KillApplicationResponse\x12\x0e\n\x06killed\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t2\xcd\x03\n\rMasterService\x12\\\n\x0fGetClusterState\x12#.sparkctl.v1.GetClusterStateRequest\x1a$.sparkctl.v1.GetClusterStateResponse\x12S\n\x0cSubmitDriver\x12 .sparkctl.v1.SubmitDriverRequest\x1a!.sparkctl.v1.SubmitDriverResponse\x12\\\n\x0fGetDriverStatus\x12#.sparkctl.v1.GetDriverStatusRequest\x1a$.sparkctl.v1.GetDriverStatusResponse\x12M\n\nKillDriver\x12\x1e.sparkctl.v1.KillDriverRequest\x1a\x1f.sparkctl.v1.KillDriverResponse\x12\\\n\x0fKillApplication\x12#.sparkctl.v1.KillApplicationRequest\x1a$.sparkctl.v1.KillApplicationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,33 +33,33 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sparkctl.v1.master_service_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WORKERSUMMARY']._serialized_start=76
-  _globals['_WORKERSUMMARY']._serialized_end=300
-  _globals['_EXECUTORSUMMARY']._serialized_start=302
-  _globals['_EXECUTORSUMMARY']._serialized_end=427
-  _globals['_APPLICATIONSUMMARY']._serialized_start=430
-  _globals['_APPLICATIONSUMMARY']._serialized_end=732
-  _globals['_DRIVERSUMMARY']._serialized_start=735
-  _globals['_DRIVERSUMMARY']._serialized_end=947
-  _globals['_GETCLUSTERSTATEREQUEST']._serialized_start=949
-  _globals['_GETCLUSTERSTATEREQUEST']._serialized_end=973
-  _globals['_GETCLUSTERSTATERESPONSE']._serialized_start=976
-  _globals['_GETCLUSTERSTATERESPONSE']._serialized_end=1440
-  _globals['_SUBMITDRIVERREQUEST']._serialized_start=1442
-  _globals['_SUBMITDRIVERREQUEST']._serialized_end=1516
-  _globals['_SUBMITDRIVERRESPONSE']._serialized_start=1518
-  _globals['_SUBMITDRIVERRESPONSE']._serialized_end=1576
-  _globals['_GETDRIVERSTATUSREQUEST']._serialized_start=1578
-  _globals['_GETDRIVERSTATUSREQUEST']._serialized_end=1621
-  _globals['_GETDRIVERSTATUSRESPONSE']._serialized_start=1623
-  _globals['_GETDRIVERSTATUSRESPONSE']._serialized_end=1692
-  _globals['_KILLDRIVERREQUEST']._serialized_start=1694
-  _globals['_KILLDRIVERREQUEST']._serialized_end=1732
-  _globals['_KILLDRIVERRESPONSE']._serialized_start=1734
-  _globals['_KILLDRIVERRESPONSE']._serialized_end=1787
-  _globals['_KILLAPPLICATIONREQUEST']._serialized_start=1789
-  _globals['_KILLAPPLICATIONREQUEST']._serialized_end=1829
-  _globals['_KILLAPPLICATIONRESPONSE']._serialized_start=1831
-  _globals['_KILLAPPLICATIONRESPONSE']._serialized_end=1889
-  _globals['_MASTERSERVICE']._serialized_start=1892
-  _globals['_MASTERSERVICE']._serialized_end=2353
+  _globals['_WORKERSUMMARY']._serialized_end=407
+  _globals['_EXECUTORSUMMARY']._serialized_start=409
+  _globals['_EXECUTORSUMMARY']._serialized_end=534
+  _globals['_APPLICATIONSUMMARY']._serialized_start=537
+  _globals['_APPLICATIONSUMMARY']._serialized_end=839
+  _globals['_DRIVERSUMMARY']._serialized_start=842
+  _globals['_DRIVERSUMMARY']._serialized_end=1054
+  _globals['_GETCLUSTERSTATEREQUEST']._serialized_start=1056
+  _globals['_GETCLUSTERSTATEREQUEST']._serialized_end=1080
+  _globals['_GETCLUSTERSTATERESPONSE']._serialized_start=1083
+  _globals['_GETCLUSTERSTATERESPONSE']._serialized_end=1547
+  _globals['_SUBMITDRIVERREQUEST']._serialized_start=1549
+  _globals['_SUBMITDRIVERREQUEST']._serialized_end=1623
+  _globals['_SUBMITDRIVERRESPONSE']._serialized_start=1625
+  _globals['_SUBMITDRIVERRESPONSE']._serialized_end=1683
+  _globals['_GETDRIVERSTATUSREQUEST']._serialized_start=1685
+  _globals['_GETDRIVERSTATUSREQUEST']._serialized_end=1728
+  _globals['_GETDRIVERSTATUSRESPONSE']._serialized_start=1730
+  _globals['_GETDRIVERSTATUSRESPONSE']._serialized_end=1799
+  _globals['_KILLDRIVERREQUEST']._serialized_start=1801
+  _globals['_KILLDRIVERREQUEST']._serialized_end=1839
+  _globals['_KILLDRIVERRESPONSE']._serialized_start=1841
+  _globals['_KILLDRIVERRESPONSE']._serialized_end=1894
+  _globals['_KILLAPPLICATIONREQUEST']._serialized_start=1896
+  _globals['_KILLAPPLICATIONREQUEST']._serialized_end=1936
+  _globals['_KILLAPPLICATIONRESPONSE']._serialized_start=1938
+  _globals['_KILLAPPLICATIONRESPONSE']._serialized_end=1996
+  _globals['_MASTERSERVICE']._serialized_start=1999
+  _globals['_MASTERSERVICE']._serialized_end=2460
 # @@protoc_insertion_point(module_scope)

@@ -36,6 +36,8 @@ class WorkerSummary(_message.Message):
     MEMORY_USED_MB_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     LAST_HEARTBEAT_MS_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    RESOURCES_FREE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     host: _builtins.str
     port: _builtins.int
@@ -46,6 +48,12 @@ class WorkerSummary(_message.Message):
     memory_used_mb: _builtins.int
     state: _deploy_pb2.WorkerState.ValueType
     last_heartbeat_ms: _builtins.int
+    @_builtins.property
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[_deploy_pb2.ResourceAddresses]:
+        """Its custom resources (spark.worker.resource.*): every address, and those free."""
+
+    @_builtins.property
+    def resources_free(self) -> _containers.RepeatedCompositeFieldContainer[_deploy_pb2.ResourceAddresses]: ...
     def __init__(
         self,
         *,
@@ -59,10 +67,12 @@ class WorkerSummary(_message.Message):
         memory_used_mb: _builtins.int = ...,
         state: _deploy_pb2.WorkerState.ValueType = ...,
         last_heartbeat_ms: _builtins.int = ...,
+        resources: _abc.Iterable[_deploy_pb2.ResourceAddresses] | None = ...,
+        resources_free: _abc.Iterable[_deploy_pb2.ResourceAddresses] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "cores_used", b"cores_used", "host", b"host", "id", b"id", "last_heartbeat_ms", b"last_heartbeat_ms", "memory_mb", b"memory_mb", "memory_used_mb", b"memory_used_mb", "port", b"port", "state", b"state", "webui_address", b"webui_address"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "cores_used", b"cores_used", "host", b"host", "id", b"id", "last_heartbeat_ms", b"last_heartbeat_ms", "memory_mb", b"memory_mb", "memory_used_mb", b"memory_used_mb", "port", b"port", "resources", b"resources", "resources_free", b"resources_free", "state", b"state", "webui_address", b"webui_address"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
