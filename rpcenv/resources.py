@@ -13,6 +13,7 @@ and sends nothing.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pathlib
@@ -62,9 +63,14 @@ def run_discovery_script(script: str, name: str, timeout: float = DISCOVERY_TIME
     if not os.path.isfile(script):
         raise ResourceDiscoveryError(f"Resource script: {script} to discover {name} doesn't exist!")
     try:
-        done = subprocess.run(
-            [script], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-        )
+        try:
+            done = _run([script], timeout)
+        except OSError as exc:
+            if exc.errno != errno.ENOEXEC:
+                raise
+            # No "#!" line: a shell runs it, as execvp and the JVM do (PySpark's own
+            # tests write such scripts).
+            done = _run(["/bin/sh", script], timeout)
     except subprocess.TimeoutExpired:
         raise ResourceDiscoveryError(
             f"discovery script {script} for {name} did not finish within {timeout:.0f} s"
@@ -87,6 +93,12 @@ def run_discovery_script(script: str, name: str, timeout: float = DISCOVERY_TIME
             '{"name": "gpu", "addresses": ["0", "1"]}'
         ) from None
     return _checked_addresses(result, name, f"the resource discovery script {script}")
+
+
+def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 def _checked_addresses(result: object, name: str, source: str) -> list[str]:

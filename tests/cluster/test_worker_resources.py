@@ -35,6 +35,17 @@ def test_a_discovery_script_gives_every_address(tmp_path: pathlib.Path) -> None:
     assert discover_resources(conf) == {"gpu": ("0", "1", "2")}
 
 
+def test_a_script_without_a_shebang_runs_in_a_shell(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "discover"
+    path.write_text('echo {\\"name\\": \\"gpu\\", \\"addresses\\": [\\"0\\"]}')
+    path.chmod(0o755)
+    conf = {
+        "spark.worker.resource.gpu.amount": "1",
+        "spark.worker.resource.gpu.discoveryScript": str(path),
+    }
+    assert discover_resources(conf) == {"gpu": ("0",)}
+
+
 def test_a_resources_file_wins_over_the_script(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "resources.json"
     entries = [
