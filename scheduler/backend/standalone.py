@@ -40,6 +40,7 @@ from scheduler.backend.endpoint import (
     executor_argv,
     executor_python,
 )
+from scheduler.backend.senders import APP_CLIENT_SENDERS
 from scheduler.core.allocation import (
     AllocationPolicy,
     AllocationSettings,
@@ -73,9 +74,15 @@ class AppClient(RpcEndpoint):
     registers again with it under the same application id.
     """
 
+    #: Checked before every handler: news only from our Master (backend.senders).
+    sender_policy = APP_CLIENT_SENDERS
+
     def __init__(self, backend: StandaloneBackend) -> None:
         self._backend = backend
         self.master: RpcEndpointRef | None = None
+        #: The newest Master epoch we registered under: an older leader's MasterChanged
+        #: (a deposed Master's late message) is ignored.
+        self.master_epoch = 0
         self._reconnect_attempts = 0
         # The current registration round: asks outstanding, and why the others failed.
         self._pending = 0
@@ -119,10 +126,29 @@ class AppClient(RpcEndpoint):
             self.master = None
             self._schedule_reregister(0.5)
 
+    def master_addresses(self) -> set[RpcAddress]:
+        """Where a Master may speak from: the URLs we were given, the one we follow."""
+        found = {self.master.address} if self.master is not None else set()
+        for url in self._backend.master_urls:
+            for part in url.removeprefix("spark://").split(","):
+                try:
+                    found.add(RpcAddress.from_uri(f"spark://{part}"))
+                except ValueError:
+                    continue
+        return found
+
     def _on_master_changed(self, message: dpb.MasterChanged) -> None:
         """A newly elected leader recovered our application: register with it again."""
         if self._backend.stopped or self._backend.app_id is None:
             return
+        if message.master_epoch and message.master_epoch < self.master_epoch:
+            log.warning(
+                "ignoring MasterChanged from an older master (epoch %d < %d)",
+                message.master_epoch,
+                self.master_epoch,
+            )
+            return
+        self.master_epoch = max(self.master_epoch, message.master_epoch)
         log.info("the Master changed to %s; registering the application again", message.master_url)
         self.master = None
         self._register([message.master_url], force=True)
@@ -191,6 +217,7 @@ class AppClient(RpcEndpoint):
                 master.send(dpb.UnregisterApplication(app_id=reply.app_id))
             return
         self.master = master
+        self.master_epoch = max(self.master_epoch, reply.master_epoch)
         self._reconnect_attempts = 0
         backend = self._backend
         if backend.app_id is None:

@@ -36,7 +36,6 @@ from rpcenv import (
     Conf,
     RpcAuthenticationError,
     RpcConfigError,
-    RpcConnectionError,
     RpcEnv,
     RpcPermissionDeniedError,
     derive_app_credential,

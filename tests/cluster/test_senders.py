@@ -39,7 +39,8 @@ from rpcenv import (
     SenderPolicy,
 )
 from scheduler.backend.endpoint import SchedulerEndpoint
-from scheduler.backend.senders import SCHEDULER_SENDERS
+from scheduler.backend.senders import APP_CLIENT_SENDERS, SCHEDULER_SENDERS
+from scheduler.backend.standalone import AppClient
 from scheduler.executor.endpoint import ExecutorEndpoint
 from scheduler.executor.senders import EXECUTOR_SENDERS
 from sparkctl.v1 import deploy_pb2, master_service_pb2, rpc_pb2, scheduler_pb2
@@ -64,6 +65,7 @@ OPEN = {
         "sparkctl.v1.FetchBlockRequest",
     },
     "executor endpoint": {"sparkctl.v1.FetchBlockRequest"},
+    "driver AppClient": set(),
 }
 
 
@@ -126,7 +128,8 @@ def test_policies_declare_exactly_what_the_endpoints_handle(tmp_path: pathlib.Pa
     assert set(master._handlers) | set(master._notices) == set(MASTER_SENDERS.message_types)
     worker = Worker(Conf({}), "w", ["spark://127.0.0.1:7077"], 1, 64, tmp_path / "worker")
     assert set(worker._asks) | set(worker._notices) == set(WORKER_SENDERS.message_types)
-    for policy in (MASTER_SENDERS, WORKER_SENDERS, SCHEDULER_SENDERS, EXECUTOR_SENDERS):
+    policies = (MASTER_SENDERS, WORKER_SENDERS, SCHEDULER_SENDERS, EXECUTOR_SENDERS)
+    for policy in (*policies, APP_CLIENT_SENDERS):
         opened = {t.DESCRIPTOR.full_name for t in policy.message_types if policy.rule(t) is ANYONE}
         assert opened == OPEN[policy.name], policy.name
     for notice in ("CheckWorkerTimeouts", "ElectedLeader", "RevokedLeadership"):
@@ -257,6 +260,73 @@ def test_executor_takes_commands_only_from_its_driver(
     assert not EXECUTOR_SENDERS.allows(
         executor, scheduler_pb2.KillTasks(), MessageOrigin(env.address, local=False)
     )
+
+
+class _IdleAppClient(AppClient):
+    def on_start(self) -> None:  # registers with no Master: only its senders are tested
+        pass
+
+
+def test_the_drivers_app_client_hears_only_its_master(
+    impostor: tuple[LocalCluster, RpcEnv],
+) -> None:
+    """ApplicationRemoved or ExecutorUpdated would stop executors: only from our Master."""
+    c, env = impostor
+    backend = types.SimpleNamespace(master_urls=["spark://10.0.0.1:7077,10.0.0.2:7077"])
+    client = _IdleAppClient(cast(Any, backend))
+    target = c.env().setup_endpoint("AppClient", client)
+    ref = env.endpoint_ref(target.address, target.name)
+    refused = assert_refused_everything(ref, APP_CLIENT_SENDERS, {"app_id": "app-1"})
+    assert refused == len(all_message_types())
+    removed = deploy_pb2.ApplicationRemoved(app_id="app-1")
+    standby = MessageOrigin(RpcAddress("10.0.0.2", 7077), local=False)
+    # Between Masters, a Master we know may speak; once we follow one, only that one.
+    assert APP_CLIENT_SENDERS.allows(client, removed, standby)
+    client.master = cast(Any, types.SimpleNamespace(address=RpcAddress("10.0.0.1", 7077)))
+    assert not APP_CLIENT_SENDERS.allows(client, removed, standby)
+    leader = MessageOrigin(RpcAddress("10.0.0.1", 7077), local=False)
+    assert APP_CLIENT_SENDERS.allows(client, removed, leader)
+    changed = deploy_pb2.MasterChanged(master_url="spark://10.0.0.2:7077")
+    assert APP_CLIENT_SENDERS.allows(client, changed, standby)
+    stranger = MessageOrigin(RpcAddress("10.0.0.3", 7077), local=False)
+    assert not APP_CLIENT_SENDERS.allows(client, changed, stranger)
+    # An application's credential (an executor's) reaches none of it.
+    as_app = MessageOrigin(leader.address, local=False, app_id="app-1")
+    assert not APP_CLIENT_SENDERS.allows(client, removed, as_app)
+
+
+def test_app_credentials_reach_only_their_own_application(tmp_path: pathlib.Path) -> None:
+    """A driver's and an executor's app rules: their application's callers, for its business."""
+    scheduler = SchedulerEndpoint(cast(Any, None), "app-1")
+    from_a = MessageOrigin(RpcAddress("10.0.0.9", 0, "e"), local=False, peer_id="e", app_id="app-1")
+    from_b = MessageOrigin(from_a.address, local=False, peer_id="e", app_id="app-2")
+    register = scheduler_pb2.RegisterExecutorRequest(executor_id="1", app_id="app-1")
+    assert SCHEDULER_SENDERS.allows(scheduler, register, from_a)
+    assert not SCHEDULER_SENDERS.allows(scheduler, register, from_b)
+    wrong = scheduler_pb2.RegisterExecutorRequest(executor_id="1", app_id="app-2")
+    assert not SCHEDULER_SENDERS.allows(scheduler, wrong, from_a)
+    fetch = scheduler_pb2.FetchBlockRequest(executor_id="driver", path="p")
+    assert SCHEDULER_SENDERS.allows(scheduler, fetch, from_a)
+    assert not SCHEDULER_SENDERS.allows(scheduler, fetch, from_b)
+    executor = ExecutorEndpoint(
+        argparse.Namespace(executor_id="1", app_id="app-1", driver_url="x"),
+        cast(Any, None),
+        cast(Any, types.SimpleNamespace(address=RpcAddress("10.0.0.1", 7078))),
+        None,
+        threading.Event(),
+    )
+    assert EXECUTOR_SENDERS.allows(executor, fetch, from_a)
+    assert not EXECUTOR_SENDERS.allows(executor, fetch, from_b)
+    # The driver's commands never come with a credential: not from an executor of ours.
+    driver_claim = MessageOrigin(RpcAddress("10.0.0.1", 7078), local=False, app_id="app-1")
+    assert not EXECUTOR_SENDERS.allows(executor, scheduler_pb2.KillTasks(), driver_claim)
+    worker = Worker(Conf({}), "w", ["spark://127.0.0.1:7077"], 1, 64, tmp_path / "worker")
+    worker.executors[("app-1", 0)] = cast(Any, object())
+    registered = deploy_pb2.ExecutorRegistered(app_id="app-1", executor_id=0)
+    assert WORKER_SENDERS.allows(worker, registered, from_a)
+    assert not WORKER_SENDERS.allows(worker, registered, from_b)
+    kill = deploy_pb2.KillExecutor(app_id="app-1", executor_id=0)
+    assert not WORKER_SENDERS.allows(worker, kill, from_a)
 
 
 def test_a_peer_claiming_a_workers_address_is_not_that_worker(tmp_path: pathlib.Path) -> None:
