@@ -42,7 +42,7 @@ from scheduler.api.jobs import JobRunner
 from scheduler.api.resources import app_resources, check_profile_supported
 from scheduler.api.sharedvars import SharedVariables
 from scheduler.api.sources import RDDSources
-from scheduler.api.tracker import JobRecord, StatusTracker
+from scheduler.api.tracker import JobRegistry, StatusTracker
 from scheduler.backend.base import ExecutorAllocationClient, SchedulerBackend
 from scheduler.backend.endpoint import executor_python
 from scheduler.backend.master_url import parse_master
@@ -136,7 +136,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
         self._persisted: dict[int, RDD] = {}
         self._broadcasts: dict[int, Broadcast[Any]] = {}
         self._accumulators: dict[int, Accumulator[Any]] = {}
-        self._jobs: dict[int, JobRecord] = {}
+        self._jobs = JobRegistry()
         self._thread_local = threading.local()
         self._checkpoint_dir: str | None = None
         self._runtime: DriverRuntime | None = None
@@ -164,6 +164,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
             sched_settings, self._broadcast_bytes, self._apply_accumulators, self._executor_lost
         )
         self._scheduler.dag.dynamic_allocation = self._allocation is not None
+        self._jobs.listen(self._scheduler.bus)
         self._scheduler.default_profile = self.default_profile
         self._local_cores = cores
         self._kind = kind

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from scheduler.api.tracker import JobRecord
 from scheduler.core.errors import BarrierJobSlotsNumberCheckFailed, JobCancelledError
 from scheduler.core.jobs import JobWaiter
 from scheduler.rdd.callsite import first_api_call
@@ -105,10 +104,7 @@ class JobRunner:
             if site is not None:
                 props["callSite.short"] = site
         with self._scheduler.lock:
-            job_id = submit(props)
-            record = JobRecord(job_id, props.get("spark.jobGroup.id"))
-            record.stage_ids = self._scheduler.dag.job_stage_ids(job_id)
-            self._jobs[job_id] = record
+            job_id = submit(props)  # the status tracker hears of it (JobStart) meanwhile
         try:
             while not waiter.wait(0.5):
                 if self._stopped:
@@ -119,20 +115,14 @@ class JobRunner:
         if not waiter.wait(0):
             why = self.stop_reason or "SparkContext was shut down"
             error = JobCancelledError(f"Job {job_id} cancelled because {why}")
-            self._end_job(record, "FAILED", error)
+            self._scheduler.job_ended(job_id, "FAILED", error)
             raise error
         if waiter.error is not None:
-            self._end_job(record, "FAILED", waiter.error)
+            self._scheduler.job_ended(job_id, "FAILED", waiter.error)
             raise waiter.error
-        self._end_job(record, "SUCCEEDED")
+        self._scheduler.job_ended(job_id, "SUCCEEDED")
         self._after_job(rdd)
         return waiter.results
-
-    def _end_job(
-        self: SparkContext, record: JobRecord, status: str, error: BaseException | None = None
-    ) -> None:
-        record.status = status
-        self._scheduler.job_ended(record.job_id, status, error)
 
     def _after_job(self: SparkContext, rdd: RDD) -> None:
         """Write the checkpoints that the finished job's lineage asked for."""

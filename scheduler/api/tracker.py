@@ -1,7 +1,8 @@
 """StatusTracker and its info records: PySpark's `sc.statusTracker()` API.
 
-The tracker reads the driver's job registry and the live TaskSetManagers.
-No I/O.
+The tracker reads the context's `JobRegistry`, a scheduler listener that
+follows JobStart and JobEnd, and (for stages and executors) the task
+scheduler's live state under its lock. No I/O.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
+from scheduler.core.events import JobEnd, JobStart, ListenerBus, SchedulerEvent
 from scheduler.rdd.callsite import task_set_name
 
 if TYPE_CHECKING:
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JobRecord",
+    "JobRegistry",
     "SparkExecutorInfo",
     "SparkJobInfo",
     "SparkStageInfo",
@@ -61,11 +64,31 @@ class JobRecord:
     status: str = "RUNNING"
 
 
+class JobRegistry:
+    """The context's jobs as the status tracker reports them, kept from JobStart and JobEnd."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[int, JobRecord] = {}
+
+    def listen(self, bus: ListenerBus) -> None:
+        """Follow `bus`'s jobs (their stage descriptions are not needed here)."""
+        bus.add(self, kinds=(JobStart, JobEnd), lineage=False)
+
+    def __call__(self, event: SchedulerEvent) -> None:
+        match event:
+            case JobStart(job_id=job_id, stage_ids=stage_ids, group=group):
+                self.jobs[job_id] = JobRecord(job_id, group, list(stage_ids))
+            case JobEnd(job_id=job_id, status=status):
+                record = self.jobs.get(job_id)
+                if record is not None:
+                    record.status = status
+
+
 class StatusTracker:
     """Low-level status of jobs and stages (`sc.statusTracker()`)."""
 
-    def __init__(self, jobs: dict[int, JobRecord], scheduler: TaskScheduler) -> None:
-        self._jobs = jobs
+    def __init__(self, jobs: JobRegistry, scheduler: TaskScheduler) -> None:
+        self._jobs = jobs.jobs
         self._scheduler = scheduler
 
     def getJobIdsForGroup(self, jobGroup: str | None = None) -> list[int]:

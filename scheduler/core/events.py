@@ -192,25 +192,50 @@ Listener = Callable[[SchedulerEvent], None]
 
 
 class ListenerBus:
-    """Delivers each event to every listener, in order; a failing listener is logged, not fatal.
+    """Delivers each event to its listeners, in order; a failing listener is logged, not fatal.
 
-    Posting is synchronous (on the poster's thread, under the scheduler's lock):
-    a listener must be quick, and hands slow work (the event log's writes) to a
-    thread of its own.
+    A listener hears every event, or only the kinds it names: posters ask
+    `wants(kind)` before building an event nobody hears (a TaskEnd per task on
+    the hot path), and `wants_lineage` before describing a job's stages.
+    Posting is synchronous (on the poster's thread, under the scheduler's
+    lock): a listener must be quick, and hands slow work (the event log's
+    writes) to a thread of its own.
     """
 
     def __init__(self) -> None:
-        self._listeners: list[Listener] = []
+        self._listeners: list[tuple[Listener, tuple[type, ...] | None]] = []
+        self._kinds: set[type] = set()
+        self._every = False
+        #: Whether some listener wants JobStart's stage descriptions (a lineage walk).
+        self.wants_lineage = False
 
-    def add(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+    def add(
+        self,
+        listener: Listener,
+        kinds: tuple[type[SchedulerEvent], ...] | None = None,
+        lineage: bool = True,
+    ) -> None:
+        """Add `listener` for `kinds` of events (None: all); `lineage`: it reads JobStart.stages."""
+        self._listeners.append((listener, kinds))
+        if kinds is None:
+            self._every = True
+        else:
+            self._kinds.update(kinds)
+        if lineage and (kinds is None or JobStart in kinds):
+            self.wants_lineage = True
+
+    def wants(self, kind: type[SchedulerEvent]) -> bool:
+        """Whether a listener hears events of `kind`."""
+        return self._every or kind in self._kinds
 
     def __bool__(self) -> bool:
-        """Whether anyone listens: posters skip building events nobody reads."""
+        """Whether anyone listens at all."""
         return bool(self._listeners)
 
     def post(self, event: SchedulerEvent) -> None:
-        for listener in self._listeners:
+        for listener, kinds in self._listeners:
+            if kinds is not None and type(event) not in kinds:
+                continue
             try:
                 listener(event)
             except Exception:

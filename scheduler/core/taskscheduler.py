@@ -222,19 +222,19 @@ class TaskScheduler:
 
     def job_ended(self, job_id: int, status: str, error: BaseException | None = None) -> None:
         """Announce how a job ended, as the thread that waited for it saw it."""
-        if self.bus:
+        if self.bus.wants(JobEnd):
             self.bus.post(JobEnd(job_id, status, None if error is None else str(error)))
 
     # -- DAGScheduler sink -------------------------------------------------------------
 
     def job_started(self, job: Job) -> None:
         """Announce a job before any of its stages is submitted (under the lock)."""
-        if not self.bus:
-            return  # describing the stages walks the lineage: only for a listener
+        if not self.bus.wants(JobStart):
+            return
         props = job.properties
         stage_ids = self.dag.job_stage_ids(job.id)
         stages = []
-        for stage_id in stage_ids:
+        for stage_id in stage_ids if self.bus.wants_lineage else ():  # a walk: when wanted
             stage = self.dag.stages[stage_id]
             stages.append(
                 {
@@ -418,7 +418,7 @@ class TaskScheduler:
             alive = len(self.executors)
             launches: dict[str, pb.LaunchTasks] = {}
             # For the UI's task table and task stream: one event per offer round, not per task.
-            launched: list[LaunchedTask] | None = [] if self.bus else None
+            launched: list[LaunchedTask] | None = [] if self.bus.wants(TasksLaunched) else None
             for tsm in active:
                 if not tsm.barrier:
                     continue
@@ -588,7 +588,7 @@ class TaskScheduler:
         handle: ExecutorHandle | None,
     ) -> None:
         task_set = tsm.task_set
-        task = tsm.running.get(status.task_id) if self.bus else None
+        task = tsm.running.get(status.task_id) if self.bus.wants(TaskEnd) else None
         if status.state == pb.TASK_STATE_FINISHED:
             index, duplicates = tsm.handle_success(status.task_id, now)
             if handle is not None:
@@ -617,7 +617,7 @@ class TaskScheduler:
             self.metrics["diskBytesSpilled"] += metrics.get("diskBytesSpilled", 0)
             self.metrics["spills"] += metrics.get("spills", 0)
             self.metrics["tasks"] += 1
-            if self.bus:
+            if self.bus.wants(TaskEnd):
                 self.bus.post(_task_end(task_set, task, now, status, metrics, blocks))
             self.dag.task_succeeded(
                 task_set.stage_id, task_set.attempt, task_set.indices[index], value
@@ -639,7 +639,7 @@ class TaskScheduler:
             return
         tsm.handle_failure(status.task_id, status.error, counts=True)
         self._check_barrier_failure(tsm)
-        if self.bus:
+        if self.bus.wants(TaskEnd):
             self.bus.post(_task_end(task_set, task, now, status))
         if tsm.zombie and tsm.abort_reason is not None:
             self._kill(sorted(tsm.running), "stage aborted")

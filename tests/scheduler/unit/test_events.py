@@ -78,3 +78,15 @@ def test_the_progress_bar_counts_from_events() -> None:
     assert bar.active() == [(3, 1, 0, 4)]
     bar(StageCompleted(3, 0))
     assert bar.active() == []
+
+
+def test_a_listener_of_some_kinds_gets_only_those_and_no_lineage(ctx: Any) -> None:
+    """The status tracker's registry hears jobs only: no TaskEnd is built, no lineage walked."""
+    scheduler = TaskScheduler(SchedulerSettings(), lambda bid: b"", lambda updates: None)
+    heard: list[SchedulerEvent] = []
+    scheduler.bus.add(heard.append, kinds=(JobStart,), lineage=False)
+    assert not scheduler.bus.wants(TaskEnd) and not scheduler.bus.wants_lineage
+    with scheduler.lock:
+        scheduler.dag.submit_job(ctx.parallelize([1, 2], 2), collect, [0, 1], Listener())
+    (start,) = heard
+    assert isinstance(start, JobStart) and start.stage_ids == (0,) and start.stages == ()
