@@ -227,10 +227,8 @@ class AppClient(RpcEndpoint):
         allocator = backend.allocator
         if allocator is not None:
             # A Master that had forgotten the app starts it at initialExecutors again.
-            request = dpb.RequestExecutorsRequest(
-                app_id=reply.app_id, requested_total=allocator.policy.target
-            )
-            master.ask(request, 10.0)
+            # (With the executor totals of each stage-level profile, and their shapes.)
+            master.ask(allocator.request(reply.app_id), 10.0)
 
     def _on_registration_failed(self, failure: dpb.RegistrationFailed) -> None:
         self._pending = max(0, self._pending - 1)
@@ -296,6 +294,21 @@ class ExecutorAllocator:
             except Exception:
                 log.exception("dynamic allocation tick failed")
 
+    def request(self, app_id: str) -> dpb.RequestExecutorsRequest:
+        """Every total the policies want now, for a Master that registered us again."""
+        with self._scheduler.lock:
+            profiles = [
+                p
+                for p in self._scheduler.executor_profiles.values()
+                if p.id in self.profile_policies
+            ]
+        return profile_request(
+            app_id,
+            self.policy.target,
+            {p.id: self.profile_policies[p.id].target for p in profiles},
+            profiles,
+        )
+
     def tick(self) -> None:
         """One round: the policies' decisions, carried out through the AppClient's Master."""
         decisions = [(self.policy, self.policy.tick(read_snapshot(self._scheduler)))]
@@ -324,6 +337,22 @@ class ExecutorAllocator:
                     decision.kill, "idle, removed by dynamic allocation", only_idle=True
                 )
                 policy.not_killed(set(decision.kill) - set(killed))
+
+
+def profile_request(
+    app_id: str, total: int, profile_totals: Mapping[int, int], profiles: Sequence[ResourceProfile]
+) -> dpb.RequestExecutorsRequest:
+    """A RequestExecutorsRequest: the default profile's total, each other profile's and shape."""
+    request = dpb.RequestExecutorsRequest(app_id=app_id, requested_total=total)
+    request.profile_totals.update(profile_totals)
+    for profile in profiles:
+        request.profiles.add(
+            id=profile.id,
+            cores=profile.executor_cores() or 0,
+            memory_mb=profile.executor_memory_mb() or 0,
+            resources=profile.custom_executor_resources(),
+        )
+    return request
 
 
 def app_description(
@@ -585,15 +614,7 @@ class StandaloneBackend:
         """
         if total < 0:
             raise ValueError(f"the number of executors must be >= 0, not {total}")
-        request = dpb.RequestExecutorsRequest(app_id=self.app_id or "", requested_total=total)
-        request.profile_totals.update(profile_totals or {})
-        for profile in profiles:
-            request.profiles.add(
-                id=profile.id,
-                cores=profile.executor_cores() or 0,
-                memory_mb=profile.executor_memory_mb() or 0,
-                resources=profile.custom_executor_resources(),
-            )
+        request = profile_request(self.app_id or "", total, profile_totals or {}, profiles)
         reply = self._ask_master(request)
         acknowledged = isinstance(reply, dpb.RequestExecutorsResponse) and reply.acknowledged
         if acknowledged:
