@@ -31,7 +31,7 @@ def test_a_job_after_the_master_removed_the_application_fails_instead_of_waiting
         reply = master.ref.ask_sync(api.KillApplicationRequest(app_id=app_id), 10)
         assert isinstance(reply, api.KillApplicationResponse) and reply.killed
         backend = sc._backend
-        wait_until(lambda: backend._stopped, 10, "the driver to hear of the removal")
+        wait_until(lambda: backend.stopped, 10, "the driver to hear of the removal")
         job = pool.submit(lambda: sc.parallelize(range(4), 2).count())  # type: ignore[union-attr]
         with pytest.raises(Exception) as info:  # which one depends on timing
             job.result(timeout=30)
