@@ -206,7 +206,7 @@ class DAGScheduler:
         self.jobs[job_id] = job
         self._mark_job(final, job_id)
         self._sink.job_started(job)
-        self._submit_stage(final)
+        self._submit_first_stages(job, final)
         return job_id
 
     def submit_map_stage(
@@ -226,10 +226,21 @@ class DAGScheduler:
         self.jobs[job_id] = job
         self._mark_job(stage, job_id)
         self._sink.job_started(job)
-        self._submit_stage(stage)
+        self._submit_first_stages(job, stage)
         if stage.available() and job.id in self.jobs:
             self._finish_map_jobs(stage)
         return job_id
+
+    def _submit_first_stages(self, job: Job, stage: Stage) -> None:
+        """Submit a new job's stages; one that cannot be (its code does not pickle) fails it.
+
+        The job was announced already: it ends like any failed job, its listener told
+        the error, rather than staying active with nothing to run.
+        """
+        try:
+            self._submit_stage(stage)
+        except Exception as exc:
+            self._fail_job(job, exc)
 
     def _check_barrier(self, rdd: RDD, num_tasks: int) -> None:
         """Spark's checks of the barrier stages a job would run, before it runs any."""

@@ -229,3 +229,18 @@ def test_a_job_is_announced_before_any_of_its_stages_is_submitted(ctx: Any) -> N
     job_id = dag.submit_job(rdd, _collect, [0, 1], Listener())
     assert announced == [(job_id, 0, [0, 1])]
     assert len(sink.task_sets) == 1  # the map stage, submitted after the announcement
+
+
+def test_a_job_whose_stage_cannot_be_submitted_fails_instead_of_staying_active(ctx: Any) -> None:
+    """Its JobStart was posted: it must end (as failed), not linger in dag.jobs."""
+
+    class Refusing(Sink):
+        def submit_task_set(self, task_set: TaskSet) -> None:
+            raise TypeError("cannot pickle the stage's code")
+
+    sink, listener = Refusing(), Listener()
+    dag = DAGScheduler(sink)
+    job_id = dag.submit_job(ctx.parallelize([1, 2], 2), _collect, [0, 1], listener)
+    assert sink.started == [job_id]
+    assert isinstance(listener.error, TypeError) and "cannot pickle" in str(listener.error)
+    assert not dag.jobs and not dag.running
