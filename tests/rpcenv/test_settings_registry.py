@@ -245,3 +245,28 @@ def test_a_process_that_imports_only_rpcenv_still_knows_every_layers_keys() -> N
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['spark.bogus.x']", done.stdout + done.stderr
+
+
+_UNTYPED = {"get_str", "get_bool", "get_int", "get_float", "get_duration", "get_size"}
+
+
+def test_no_declared_key_is_read_by_an_untyped_getter() -> None:
+    # A declared key has one type, one default and one set of bounds: reading it with
+    # conf.get_int("spark.x", 4) would state a second default at the reader.
+    declared = {e.key for e in registered_entries()}
+    found = []
+    for package in ("rpcenv", "cluster", "scheduler", "cli"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in _UNTYPED
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                    and node.args[0].value in declared
+                ):
+                    where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                    found.append(f"{where} {node.func.attr}({node.args[0].value!r})")
+    assert not found, "read these through their entries (conf.get(ENTRY)):\n" + "\n".join(found)
