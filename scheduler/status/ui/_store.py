@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from rpcenv import Conf, ConfigEntry, ConfigValueError
+from scheduler import settings
 from scheduler.core.events import (
     EnvironmentUpdate,
     ExecutorAdded,
@@ -38,7 +40,7 @@ from scheduler.core.events import (
 __all__ = ["AppStatusStore", "ExecutorRecord", "JobRecord", "Limits", "StageRecord", "TaskRecord"]
 
 #: Spark's default spark.redaction.regex (keys or values that match are hidden).
-DEFAULT_REDACTION = r"(?i)secret|password|token|access[.]?key"
+DEFAULT_REDACTION = Conf().get(settings.REDACTION_REGEX)
 REDACTED = "*********(redacted)"
 #: Recent tasks kept for the task stream picture, across stages.
 STREAM_TASKS = 2000
@@ -48,27 +50,32 @@ STREAM_TASKS = 2000
 class Limits:
     """How much history the store keeps (Spark's spark.ui.retained* settings)."""
 
-    jobs: int = 1000
-    stages: int = 1000
-    tasks: int = 100_000
-    dead_executors: int = 100
+    jobs: int = Conf().get(settings.UI_RETAINED_JOBS)
+    stages: int = Conf().get(settings.UI_RETAINED_STAGES)
+    tasks: int = Conf().get(settings.UI_RETAINED_TASKS)
+    dead_executors: int = Conf().get(settings.UI_RETAINED_DEAD_EXECUTORS)
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, str]) -> Limits:
-        """The limits of `conf`; a value that is not a positive integer keeps the default."""
+        """The limits of `conf`; a value that is not a positive integer keeps the default.
 
-        def pick(key: str, default: int) -> int:
+        Lenient on purpose: the UI's history must never fail the application (the CLI
+        refuses a malformed value before the app starts).
+        """
+        values = Conf(conf)
+
+        def pick(entry: ConfigEntry[int]) -> int:
             try:
-                value = int(str(conf.get(key, default)).strip())
-            except ValueError:
-                return default
-            return value if value > 0 else default
+                value = values.get(entry)
+            except ConfigValueError:
+                value = 0
+            return value if value > 0 else Conf().get(entry)
 
         return cls(
-            pick("spark.ui.retainedJobs", cls.jobs),
-            pick("spark.ui.retainedStages", cls.stages),
-            pick("spark.ui.retainedTasks", cls.tasks),
-            pick("spark.ui.retainedDeadExecutors", cls.dead_executors),
+            pick(settings.UI_RETAINED_JOBS),
+            pick(settings.UI_RETAINED_STAGES),
+            pick(settings.UI_RETAINED_TASKS),
+            pick(settings.UI_RETAINED_DEAD_EXECUTORS),
         )
 
 
@@ -582,7 +589,7 @@ class AppStatusStore:
 def redactor(conf: Mapping[str, str]) -> Callable[[str, str], str]:
     """Spark's redaction: a value whose key or value matches spark.redaction.regex is hidden."""
     try:
-        pattern = re.compile(conf.get("spark.redaction.regex") or DEFAULT_REDACTION)
+        pattern = re.compile(Conf(conf).get(settings.REDACTION_REGEX) or DEFAULT_REDACTION)
     except re.error:
         pattern = re.compile(DEFAULT_REDACTION)
 
