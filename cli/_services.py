@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from cli._daemon import ReadySignal, remove_own_pid_file, write_pid_file
 from cli._settings import MasterSettings, WorkerSettings
-from rpcenv import Conf, RpcAddress, RpcEnv, RpcError
+from rpcenv import Conf, RpcAddress, RpcEnv, RpcError, hide_process_environment
 from rpcenv.settings import PORT_MAX_RETRIES
 from sparkctl.v1 import deploy_pb2, master_service_pb2
 
@@ -180,6 +180,7 @@ def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | No
     from cluster.ui import WorkerWebUI, ui_auth
 
     _configure_logging()
+    hide_process_environment()  # executors must not read our secret
     stop = _stop_event()
     started = time.monotonic()
     host, port = settings.host, settings.port

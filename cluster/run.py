@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 
 from cluster.launch import MasterHandle, WorkerHandle, start_master, start_worker
-from rpcenv import Conf, parse_size
+from rpcenv import Conf, hide_process_environment, parse_size
 
 __all__ = ["main"]
 
@@ -92,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             handle = start_master(conf, args.host, args.port, args.work_dir)
             ready = {"ready": True, "url": handle.url, "pid": os.getpid()}
         else:
+            hide_process_environment()  # executors must not read our secret
             memory_mb = parse_size(args.memory, "m") // (1 << 20)
             worker = start_worker(
                 conf,

@@ -57,6 +57,7 @@ from rpcenv._security import (
     DRIVER_ID_ENV_VAR,
     SECRET_ENV_VAR,
     derive_app_credential,
+    hide_process_environment,
     resolve_secret,
 )
 from rpcenv._senders import ANYONE, LOCAL_ONLY, MessageOrigin, SenderPolicy, SenderRule
@@ -111,6 +112,7 @@ __all__ = [
     "current_origin",
     "derive_app_credential",
     "get_backend",
+    "hide_process_environment",
     "is_known_key",
     "is_loopback_host",
     "local_addresses",

@@ -17,11 +17,13 @@ its verifier checks that application's tokens and nothing else.
 from __future__ import annotations
 
 import collections
+import ctypes
 import hashlib
 import hmac
 import logging
 import os
 import secrets
+import sys
 import threading
 import time
 
@@ -39,6 +41,7 @@ __all__ = [
     "check_bind_allowed",
     "current_caller_app",
     "derive_app_credential",
+    "hide_process_environment",
     "make_app_auth_token",
     "make_auth_token",
     "make_verifier",
@@ -116,6 +119,28 @@ def derive_app_credential(secret: bytes, app_id: str) -> str:
     the secret cannot be computed from it.
     """
     return hmac.new(secret, _APP_KEY_LABEL + app_id.encode(), hashlib.sha256).hexdigest()
+
+
+#: prctl(2)'s option number.
+_PR_SET_DUMPABLE = 4
+
+
+def hide_process_environment() -> bool:
+    """Make this process's environment and memory unreadable to other processes of its user.
+
+    A Worker's executors (and a cluster-mode driver's neighbours) run as the same
+    user: without this, a task could read /proc/<pid>/environ of the Worker (its
+    SPARKCTL_SECRET) or attach to it. Non-dumpable (prctl PR_SET_DUMPABLE 0), only
+    root may; the children it starts are dumpable again after exec. Linux only; True
+    when it took effect. For a daemon's entry point: it also turns off core dumps.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def check_bind_allowed(host: str, secret: bytes | None, conf: Conf) -> None:

@@ -27,7 +27,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rpcenv import SECRET_ENV_VAR, Conf, RpcAddress, RpcEnv
+from rpcenv import (
+    DRIVER_ID_ENV_VAR,
+    SECRET_ENV_VAR,
+    Conf,
+    RpcAddress,
+    RpcEnv,
+    hide_process_environment,
+)
 from rpcenv import settings as rpc_keys
 from scheduler import settings as keys
 from scheduler.backend.addresses import check_driver_bind, driver_addresses
@@ -181,6 +188,10 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler) -> DriverRuntime:
     settings = conf.to_conf()
     addresses = driver_addresses(settings, spec.kind, spec.master_urls, os.environ)
     check_driver_bind(addresses, settings, os.environ)
+    if os.environ.get(DRIVER_ID_ENV_VAR):
+        # A cluster-mode driver holds the secret on a Worker, beside other applications'
+        # executors that run as the same user: they must not read it from our /proc.
+        hide_process_environment()
     port = settings.get(keys.DRIVER_PORT)
     env = RpcEnv.create(
         "sparkDriver",

@@ -27,6 +27,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from rpcenv import (
+    APP_CREDENTIAL_ENV_VAR,
     Conf,
     RpcAddress,
     RpcCallContext,
@@ -34,6 +35,7 @@ from rpcenv import (
     RpcEndpointRef,
     RpcEnv,
     RpcMessageTooLargeError,
+    hide_process_environment,
     is_loopback_host,
     parse_endpoint_uri,
 )
@@ -394,6 +396,10 @@ def run_endpoint(
     cannot be reached or the driver refuses us.
     """
     fail = fail or (lambda reason: done.set())
+    if os.environ.get(APP_CREDENTIAL_ENV_VAR):
+        # Other applications' tasks on this host run as our user: our /proc must not
+        # show them our application's credential.
+        hide_process_environment()
     env, block_port = _create_env(args.hostname, args.driver_url, _rpc_conf())
     timeout = DRIVER_CONNECT_SECONDS if args.worker_url else LOCAL_DRIVER_CONNECT_SECONDS
     try:

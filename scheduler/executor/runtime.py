@@ -45,6 +45,9 @@ __all__ = ["LOCAL_DIR_SOURCES", "local_root_dirs", "main", "make_local_dir"]
 log = logging.getLogger("scheduler.executor")
 
 _HEARTBEAT_SECONDS = 10.0
+#: rpcenv.APP_CREDENTIAL_ENV_VAR, named here so that Python workers start before
+#: anything imports gRPC.
+_APP_CREDENTIAL_ENV = "SPARKCTL_APP_CREDENTIAL"
 #: Statuses that may wait to share a message while the executor has queued work (the
 #: driver keeps dozens of tiny tasks queued here, so none of them waits for a launch).
 _STATUS_BATCH = 16
@@ -175,6 +178,9 @@ class ExecutorRuntime:
         self._task_resources: dict[int, tuple[dict[str, list[str]], int]] = {}
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
+        # Tasks read remote blocks through us, never over the RpcEnv: the application's
+        # credential stays in this process (which hides its environment), out of theirs.
+        env.pop(_APP_CREDENTIAL_ENV, None)
         args = [local_dir, executor_id, host, str(memory_mb)]
         # One Python worker per task that may run at once: a task takes spark.task.cpus cores.
         task_cpus = max(1, int(os.environ.get("SPARKCTL_TASK_CPUS") or "1"))

@@ -175,6 +175,7 @@ def test_executors_hold_their_apps_credential_only_and_cannot_reach_another_app(
         # and their Python workers, of both applications.
         started = [p for w in c.workers for p in descendant_pids(w.pid)]
         executors: dict[str, list[int]] = {app_a: [], app_b: []}
+        workers: list[int] = []
         for pid in started:
             try:
                 environ = environ_of(pid)
@@ -184,13 +185,20 @@ def test_executors_hold_their_apps_credential_only_and_cannot_reach_another_app(
             assert not any(SECRET in value for value in environ.values()), pid
             assert SECRET not in pathlib.Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
             app_id = environ.get(APP_ID_ENV_VAR, "")
-            expected = derive_app_credential(SECRET.encode(), app_id)
-            assert environ.get(APP_CREDENTIAL_ENV_VAR) == expected, pid
-            executors[app_id].append(pid)
-        assert len(executors[app_a]) >= 2 and len(executors[app_b]) >= 2, executors
+            cmdline = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"scheduler.executor" in cmdline:  # the executor: its application's key
+                expected = derive_app_credential(SECRET.encode(), app_id)
+                assert environ.get(APP_CREDENTIAL_ENV_VAR) == expected, pid
+                executors[app_id].append(pid)
+            else:  # a Python worker running its tasks: not even that
+                assert APP_CREDENTIAL_ENV_VAR not in environ, pid
+                workers.append(pid)
+        assert len(executors[app_a]) == 2 and len(executors[app_b]) == 2, executors
+        assert workers
         log.warning(
-            "environments read: %d processes started by the Workers, 0 with the secret",
+            "environments read: %d executors and %d Python workers, 0 with the secret",
             sum(map(len, executors.values())),
+            len(workers),
         )
 
         # The attacker holds what one of A's executors holds: its environment.
@@ -311,3 +319,33 @@ def test_an_executor_env_with_only_a_credential_refuses_the_secret_and_other_app
     finally:
         for env in envs:
             env.shutdown()
+
+
+HIDE_PROBE = """
+import ctypes, subprocess, sys
+from rpcenv import hide_process_environment
+
+libc = ctypes.CDLL(None)
+before = libc.prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
+hidden = hide_process_environment()
+after = libc.prctl(3, 0, 0, 0, 0)
+child = subprocess.run(
+    [sys.executable, "-c", "import ctypes; print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))"],
+    capture_output=True, text=True, check=True,
+).stdout.strip()
+print(before, hidden, after, child)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_a_process_holding_the_secret_hides_its_environment_not_its_childrens() -> None:
+    """Workers and cluster-mode drivers turn non-dumpable: same-user tasks cannot read them.
+
+    (Reading is refused to other processes of the same user, not to root, so the
+    refusal itself is checked where hosts have users of their own: tests/multihost.)
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", HIDE_PROBE], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "True", "0", "1"]

@@ -61,6 +61,27 @@ def weighted(pair):
     return pair[0], pair[1] * weight
 
 
+def secret_in_reach(_index):
+    """Where a task on a worker finds the cluster secret: nowhere, it must say.
+
+    Its own environment, and that of every ancestor it can read (its executor, the
+    Worker, which runs as the same user but hides its environment).
+    """
+    names = ("SPARKCTL_SECRET", "SPARKCTL_SECRET_FILE")
+    found = [f"env {name}" for name in names if name in os.environ]
+    pid = os.getpid()
+    while pid > 1:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                if b"SPARKCTL_SECRET" in handle.read():
+                    found.append(f"/proc/{pid}/environ")
+        except OSError:
+            pass  # not ours to read: the Worker (non-dumpable), root's processes
+        with open(f"/proc/{pid}/status") as handle:
+            pid = next(int(line.split()[1]) for line in handle if line.startswith("PPid:"))
+    return found
+
+
 sc = SparkContext(conf=SparkConf().setAppName("multihost-wordcount"))
 extra = EXTRA if os.path.exists(EXTRA) else SparkFiles.get(os.path.basename(EXTRA))
 sc.addPyFile(extra)
@@ -77,6 +98,7 @@ counts = (
 )
 tags = sorted(set(sc.parallelize(helper.TEXT.split(), 4).map(extra_mod.tag).collect()))
 hosts = sorted(set(sc.parallelize(range(8), 8).map(where).collect()))
+leaks = sorted(set(sc.parallelize(range(8), 8).flatMap(secret_in_reach).collect()))
 # The UI's executors link to their logs on their workers' web UIs, on other hosts.
 # With the secret, every UI asks for a sign-in: the application's own UI password
 # opens its driver UI and its executors' logs (docs/security.md, "Web UIs").
@@ -89,7 +111,7 @@ links = [e["executorLogs"].get("stderr", "") for e in executors]
 log_request = urllib.request.Request(links[0], headers=sign_in)
 with urllib.request.urlopen(log_request, timeout=10) as answer:
     log_page = answer.status
-result = {"counts": dict(counts), "tags": tags, "hosts": hosts, "links": links}
+result = {"counts": dict(counts), "tags": tags, "hosts": hosts, "links": links, "leaks": leaks}
 print("RESULT " + json.dumps({**result, "log_page": log_page}))
 sc.stop()
 '''
@@ -147,6 +169,9 @@ def _expect_result(result: dict[str, Any], workers: list[Host]) -> None:
         for link in result["links"]
     ), result["links"]
     assert result["log_page"] == 200
+    # No task finds the cluster secret: not in its executor's environment (which holds
+    # the application's credential instead), nor in its Worker's.
+    assert result["leaks"] == [], result["leaks"]
 
 
 class Cluster:
