@@ -32,6 +32,7 @@ from scheduler.rdd.barrier import (
     is_barrier,
 )
 from scheduler.rdd.deps import NarrowDependency, ShuffleDependency
+from scheduler.rdd.profiles import PROFILE_CONFLICT_MESSAGE, stage_profiles
 from scheduler.rdd.rdd import RDD
 from scheduler.rdd.stagespec import TaskSetSpec
 from scheduler.shuffle.mapoutput import MapOutput
@@ -243,11 +244,14 @@ class DAGScheduler:
             self._fail_job(job, exc)
 
     def _check_barrier(self, rdd: RDD, num_tasks: int) -> None:
-        """Spark's checks of the barrier stages a job would run, before it runs any."""
+        """Spark's checks of the barrier stages a job would run, before it runs any; and
+        that no stage's RDDs carry two resource profiles (Spark's default refusal)."""
         todo: list[tuple[RDD, int]] = [(rdd, num_tasks)]
         seen: set[int] = set()
         while todo:
             stage_rdd, tasks = todo.pop()
+            if len(stage_profiles(stage_rdd)) > 1:
+                raise JobFailedError(PROFILE_CONFLICT_MESSAGE)
             if is_barrier(stage_rdd):
                 if self.dynamic_allocation:
                     raise JobFailedError(BARRIER_DYN_ALLOCATION_MESSAGE)

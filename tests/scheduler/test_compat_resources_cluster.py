@@ -180,6 +180,11 @@ def test_half_a_gpu_per_task_shares_the_address(tmp_path: Path) -> None:
         assert rdd.getResourceProfile().id == whole.id
         assert rdd.mapPartitionsWithIndex(_timed(str(marks))).collect() == [0, 1, 2, 3]
         assert _most_at_once(str(marks)) == 1
+        # Two profiles in one stage: Spark refuses the job (no merge unless asked).
+        other = ResourceProfileBuilder().require(TaskResourceRequests().cpus(2)).build
+        mixed = sc.parallelize(range(2), 2).withResources(whole).map(str).withResources(other)
+        with pytest.raises(Exception, match="Multiple ResourceProfiles specified in the RDDs"):
+            mixed.collect()
     finally:
         sc.stop()
 
