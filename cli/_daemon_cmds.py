@@ -315,7 +315,14 @@ def start_master(
         settings = MasterSettings(
             host=resolve(MASTER_HOST, host, conf, environ, DEFAULT_HOST, str.strip),
             port=resolve(MASTER_PORT, port, conf, environ, 7077, parse_port),
-            webui_port=resolve(MASTER_WEBUI_PORT, webui_port, conf, environ, 8080, parse_port),
+            webui_port=resolve(
+                MASTER_WEBUI_PORT,
+                webui_port,
+                conf,
+                environ,
+                Conf().get(cluster_settings.MASTER_UI_PORT),
+                parse_port,
+            ),
             work_dir=_work_dir(work_dir, environ, check=True),
             conf=conf,
         )
@@ -378,7 +385,14 @@ def start_worker(
             ),
             host=_worker_host(host, masters, conf, environ),
             port=resolve(WORKER_PORT, port, conf, environ, 0, parse_port),
-            webui_port=resolve(WORKER_WEBUI_PORT, webui_port, conf, environ, 8081, parse_port),
+            webui_port=resolve(
+                WORKER_WEBUI_PORT,
+                webui_port,
+                conf,
+                environ,
+                Conf().get(cluster_settings.WORKER_UI_PORT),
+                parse_port,
+            ),
             work_dir=_work_dir(work_dir, environ, check=True),
             conf=conf,
             register_timeout=READY_TIMEOUT - 5.0,

@@ -69,7 +69,7 @@ def _resolve(
     conf_pairs: tuple[str, ...],
     properties_file: str | None,
 ) -> HistorySettings:
-    from scheduler.status.eventlog import DEFAULT_LOG_DIR, log_dir_path
+    from scheduler.status.eventlog import log_dir_path
 
     environ = dict(os.environ)
     try:
@@ -79,8 +79,10 @@ def _resolve(
             environ,
             "SPARK_HISTORY_OPTS",
         )
-        chosen_port = resolve(HISTORY_PORT, port, conf, environ, 18080, parse_port)
-        text = resolve(HISTORY_DIR, log_dir, conf, environ, DEFAULT_LOG_DIR, str)
+        default_port = Conf().get(HISTORY_UI_PORT)
+        chosen_port = resolve(HISTORY_PORT, port, conf, environ, default_port, parse_port)
+        default_dir = Conf().get(HISTORY_LOG_DIRECTORY)
+        text = resolve(HISTORY_DIR, log_dir, conf, environ, default_dir, str)
         directory = log_dir_path(text, "--dir")
     except ConfigError as exc:
         raise usage_error(exc.source, str(exc)) from None
