@@ -96,6 +96,7 @@ class SchedulerEndpoint(RpcEndpoint):
     def __init__(self, scheduler: TaskScheduler, app_id: str) -> None:
         self._scheduler = scheduler
         self._app_id = app_id
+        self._former_ids: set[str] = set()
         self._by_address: dict[RpcAddress, str] = {}
         #: Executor id -> env id of the connection it registered over.
         self._peer_ids: dict[str, str] = {}
@@ -110,12 +111,22 @@ class SchedulerEndpoint(RpcEndpoint):
         """This driver's application, which its executors register under."""
         return self._app_id
 
+    def was_app(self, app_id: str) -> bool:
+        """Whether this driver's application has had id `app_id`.
+
+        A Master that forgot the application registers it under a new id; executors
+        that connected with the old id's credential keep their streams until they end.
+        """
+        return bool(app_id) and (app_id == self._app_id or app_id in self._former_ids)
+
     def set_app_id(self, app_id: str) -> None:
         """The application id a Master assigned: executors must register under it.
 
         From now on the driver's env also lets in that application's credential (and
         no other's): a Worker starts the executors with it instead of the secret.
         """
+        if self._app_id != app_id:
+            self._former_ids.add(self._app_id)
         self._app_id = app_id
         env = self._rpc_env
         if env is not None:

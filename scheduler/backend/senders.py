@@ -35,7 +35,7 @@ def _this_app(endpoint: SchedulerEndpoint, _msg: Any, origin: MessageOrigin) -> 
     The driver's env lets in no other application's credential; this says so again
     where it matters, so that a mistake in that setting opens nothing here.
     """
-    return bool(endpoint.app_id) and origin.app_id == endpoint.app_id
+    return endpoint.was_app(origin.app_id)
 
 
 def _registers_here(endpoint: SchedulerEndpoint, msg: Any, origin: MessageOrigin) -> bool:

@@ -308,6 +308,12 @@ def test_app_credentials_reach_only_their_own_application(tmp_path: pathlib.Path
     fetch = scheduler_pb2.FetchBlockRequest(executor_id="driver", path="p")
     assert SCHEDULER_SENDERS.allows(scheduler, fetch, from_a)
     assert not SCHEDULER_SENDERS.allows(scheduler, fetch, from_b)
+    # Registered again under a new id (a Master that forgot it): executors already
+    # connected with the old id's credential still report; new ones register as the new.
+    scheduler.set_app_id("app-3")
+    assert SCHEDULER_SENDERS.allows(scheduler, fetch, from_a)
+    assert not SCHEDULER_SENDERS.allows(scheduler, register, from_a)
+    assert not SCHEDULER_SENDERS.allows(scheduler, fetch, from_b)
     executor = ExecutorEndpoint(
         argparse.Namespace(executor_id="1", app_id="app-1", driver_url="x"),
         cast(Any, None),
