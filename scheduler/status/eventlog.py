@@ -46,7 +46,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Spark's default spark.eventLog.dir and spark.history.fs.logDirectory.
-DEFAULT_LOG_DIR = "file:/tmp/spark-events"
+DEFAULT_LOG_DIR = Conf().get(settings.EVENT_LOG_DIR)
 IN_PROGRESS = ".inprogress"
 #: Codecs sparkctl writes and reads (Python's stdlib has none of Spark's own).
 CODECS = ("gzip",)
