@@ -14,10 +14,13 @@ each holding many RpcEnvs. Drivers are client-mode RpcEnvs of this process
 that register applications as a driver's AppClient does.
 
 Measured per N: time to register all workers; the Master's CPU per heartbeat
-and in % of a core (psutil over a window / heartbeats sent in it); its RSS;
-`GetClusterState` and `/json` latency p50/p99; time to place one app with an
-executor on every worker; 20 apps at once (registered, placed); workers the
-Master declared DEAD (it must be none); SIGTERM to exit under heartbeat load.
+and in % of a core (psutil over a window / heartbeats sent in it), and the part
+of it spent in grpc's C-core threads ("of it C"); its RSS; `GetClusterState`
+and `/json` latency p50/p99; time to place one app with an executor on every
+worker, and the Master's CPU meanwhile; 20 apps at once (registered, placed);
+workers the Master declared DEAD (it must be none); SIGTERM to exit under
+heartbeat load; the machine's load average (on a shared machine, CPU figures
+inflate with it: compare builds in one run).
 Targets at 2,000 workers (issue 9): register < 10 s, 20/20 drivers, CPU < 20%
 of a core, GetClusterState p99 < 50 ms, idle RSS < 250 MiB, flat cost per
 heartbeat.
@@ -418,6 +421,18 @@ class Master:
         times = self.ps.cpu_times()
         return float(times.user + times.system)
 
+    def grpc_core_cpu(self) -> float:
+        """CPU seconds of grpc's C-core threads (named event_engine), apart from Python's."""
+        total = 0.0
+        for thread in self.ps.threads():
+            try:
+                comm = pathlib.Path(f"/proc/{self.proc.pid}/task/{thread.id}/comm").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            if comm.startswith("event_engine"):
+                total += thread.user_time + thread.system_time
+        return total
+
     def rss_mb(self) -> float:
         return float(self.ps.memory_info().rss / (1 << 20))
 
@@ -495,12 +510,17 @@ def measure(n: int, window: float, work: pathlib.Path) -> dict[str, Any]:
         # Idle with heartbeats every second: CPU per heartbeat, RSS.
         time.sleep(2.0)
         before_hb, before_cpu = helper_totals(helpers).get("heartbeats", 0), master.cpu()
+        before_core = master.grpc_core_cpu()
         time.sleep(window)
         after_hb, after_cpu = helper_totals(helpers).get("heartbeats", 0), master.cpu()
+        after_core = master.grpc_core_cpu()
         beats = max(1, after_hb - before_hb)
         row["hb_per_s"] = beats / window
         row["cpu_pct"] = 100 * (after_cpu - before_cpu) / window
         row["us_per_hb"] = 1e6 * (after_cpu - before_cpu) / beats
+        # Of which grpc's C core (its event_engine threads); the rest is Python's threads.
+        row["core_us_per_hb"] = 1e6 * (after_core - before_core) / beats
+        row["load"] = os.getloadavg()[0]  # the machine's: CPU figures inflate when it is busy
         row["idle_rss_mb"] = master.rss_mb()
         row["master_threads"] = master.ps.num_threads()
         # Status latency, with heartbeats flowing.
@@ -523,9 +543,11 @@ def measure(n: int, window: float, work: pathlib.Path) -> dict[str, Any]:
         got = max(1, int(row["registered"]))  # placement is timed over those registered
         denvs, (driver,) = start_drivers(master.address, 1, got * WORKER_CORES, WORKER_CORES, got)
         envs.extend(denvs)
+        place_cpu_before = master.cpu()
         driver.self_ref.send(pb.MasterReachable())
         placed = driver.placed.wait(120)
         row["place_all_s"] = driver.done_at - driver.asked_at if placed else math.inf
+        row["place_cpu_s"] = master.cpu() - place_cpu_before
         launched = wait_totals(helpers, "launches", got, timeout=60)
         row["launched"] = launched.get("launches", 0)
         stop_envs(denvs)  # the driver goes: its app FINISHED, every worker told
@@ -575,6 +597,7 @@ COLUMNS = [
     ("hb_per_s", "hb/s", "{:.0f}"),
     ("cpu_pct", "cpu %", "{:.1f}"),
     ("us_per_hb", "us/hb", "{:.0f}"),
+    ("core_us_per_hb", "of it C", "{:.0f}"),
     ("idle_rss_mb", "rss MiB", "{:.0f}"),
     ("master_threads", "thr", "{:.0f}"),
     ("state_p50_ms", "state p50", "{:.1f}"),
@@ -582,11 +605,13 @@ COLUMNS = [
     ("json_p50_ms", "json p50", "{:.1f}"),
     ("json_p99_ms", "json p99", "{:.1f}"),
     ("place_all_s", "place N s", "{:.2f}"),
+    ("place_cpu_s", "its CPU s", "{:.2f}"),
     ("drivers_ok", "drivers", "{:.0f}"),
     ("apps20_s", "20 apps s", "{:.2f}"),
     ("dead", "dead", "{:.0f}"),
     ("state_kb", "state KiB", "{:.0f}"),
     ("sigterm_s", "stop s", "{:.2f}"),
+    ("load", "load", "{:.1f}"),
 ]
 
 
