@@ -244,6 +244,19 @@ def _write(root: Path, files: dict[str, str]) -> None:
             "webui.server",
         ),
         ("webui/server.py", "from rpcenv import RpcEnv\n", "webui is a leaf library", "rpcenv"),
+        (
+            "scheduler/rdd/x.py",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+            "    from scheduler.api.context import SparkContext\n",
+            "scheduler.rdd imports only lower layers",
+            "scheduler.api.context",
+        ),
+        (
+            "scheduler/executor/x.py",
+            "def f() -> None:\n    from scheduler.core.dag import DAGScheduler\n",
+            "scheduler.executor imports only lower layers",
+            "scheduler.core.dag",
+        ),
     ],
 )
 def test_the_gate_fails_on_a_violation(
