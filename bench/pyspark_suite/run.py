@@ -253,6 +253,8 @@ def run_file(
         "-m",
         "pytest",
         "-q",
+        # Tests pickle sys.stderr (test_pickling_file_handles): it must be the real one.
+        "--capture=no",
         "-p",
         "no:cacheprovider",
         "-o",
@@ -311,6 +313,9 @@ def make_env(args: argparse.Namespace, tests_dir: Path, work: Path) -> dict[str,
         env["PYTHONPATH"] = os.pathsep.join([str(SHIM), str(tests_dir)])
     # spark-submit's driver and every Python worker: the run's interpreter, as run-tests does.
     env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = args.python
+    # As PySpark's run-tests sets it: Spark relaxes checks made for production (for one,
+    # ResourceProfiles on a local master).
+    env["SPARK_TESTING"] = "1"
     env["PYTHONHASHSEED"] = "0"
     return env
 

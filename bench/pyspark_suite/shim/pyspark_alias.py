@@ -139,14 +139,48 @@ def missing(qualname: str) -> type:
     return _MissingMeta(short, (Exception,), {"_qualname": qualname, "__module__": "pyspark"})
 
 
+def equivalent(name: str) -> types.ModuleType | None:
+    """sparkctl's own module for ``pyspark.<sub>[.<mod>]``, if it has one.
+
+    That is ``scheduler.<sub>[.<mod>]`` when the package ``scheduler.<sub>`` says in its
+    docstring that it is PySpark's ``pyspark.<sub>`` (as ``scheduler.resource`` does);
+    sparkctl's other subpackages are its own layers, whatever their names.
+    """
+    rel = name.removeprefix("pyspark.")
+    if rel == name:
+        return None
+    top = rel.split(".", 1)[0]
+    try:
+        package = importlib.import_module(f"scheduler.{top}")
+    except ImportError:
+        return None
+    if f"`pyspark.{top}`" not in (package.__doc__ or ""):
+        return None
+    try:
+        return importlib.import_module(f"scheduler.{rel}")
+    except ImportError:
+        return None
+
+
 class _View(types.ModuleType):
-    """``pyspark`` or ``pyspark.<sub>``: scheduler's public names, placeholders for others."""
+    """``pyspark`` or ``pyspark.<sub>``: scheduler's public names, placeholders for others.
+
+    A name is looked up in sparkctl's equivalent module first (see `equivalent`), then
+    among ``scheduler``'s exports.
+    """
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__") and attr.endswith("__"):
             raise AttributeError(attr)
         import scheduler
 
+        own = equivalent(self.__name__)
+        if own is not None and attr in getattr(own, "__all__", ()):
+            return getattr(own, attr)
+        if own is not None and not hasattr(own, "__all__") and not attr.startswith("_"):
+            value = getattr(own, attr, None)
+            if value is not None:
+                return value
         if attr in scheduler.__all__:
             return getattr(scheduler, attr)
         sub = f"{self.__name__}.{attr}"
