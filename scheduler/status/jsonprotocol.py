@@ -302,7 +302,7 @@ class EventEncoder:
                 launch = int(event.launch_time * 1000)
             info = {
                 "Task ID": task_id,
-                "Index": event.index,
+                "Index": event.task_index,
                 "Attempt": event.task_attempt,
                 "Partition ID": event.partition,
                 "Launch Time": launch,
@@ -552,7 +552,7 @@ def _replay_task_end(event: Json) -> TaskEnd:
         attempt=int(event.get("Stage Attempt ID", 0)),
         ok=ok,
         task_id=task_id if task_id >= 0 else None,
-        index=int(info.get("Index", -1)),
+        task_index=int(info.get("Index", -1)),
         task_attempt=int(info.get("Attempt", 0)),
         partition=int(info.get("Partition ID", info.get("Index", -1))),
         executor_id=str(info.get("Executor ID", "")),

@@ -308,7 +308,7 @@ class AppStatusStore:
             if launch is None and event.launched_ago is not None:
                 launch = now - event.launched_ago
             record = TaskRecord(
-                task_id, stage_id, stage_attempt, event.index, event.task_attempt,
+                task_id, stage_id, stage_attempt, event.task_index, event.task_attempt,
                 event.partition, event.executor_id, event.host,
                 launch if launch is not None else now, event.locality, event.speculative,
             )  # fmt: skip
