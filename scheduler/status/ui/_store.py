@@ -6,7 +6,7 @@ keeps plain records under one lock and is bounded like Spark's UI:
 `spark.ui.retainedJobs`, `spark.ui.retainedStages`, `spark.ui.retainedTasks`
 (per stage attempt) and `spark.ui.retainedDeadExecutors`. Aggregates (task
 counts, run time, shuffle bytes) are kept as totals, so dropping old task
-records never changes a count. The listener path (`task_end` above all)
+records never changes a count. The listener path (TaskEnd above all)
 only updates records; everything a page shows is computed when a page asks
 (`_views`). It never calls back into the scheduler.
 """
@@ -209,12 +209,12 @@ class AppStatusStore:
         self.environment: dict[str, list[tuple[str, str]]] = environment_of(pairs)
         self.jobs: dict[int, JobRecord] = {}
         self.stages: dict[tuple[int, int], StageRecord] = {}
-        #: Stage id -> its attempts in `stages` (job_start looks them up per stage).
+        #: Stage id -> its attempts in `stages` (JobStart looks them up per stage).
         self._attempts: dict[int, set[int]] = {}
         self.executors: dict[str, ExecutorRecord] = {}
-        #: What job_start told of each stage (name, parents, RDDs), for later attempts.
+        #: What JobStart told of each stage (name, parents, RDDs), for later attempts.
         self._stage_info: dict[int, Mapping[str, Any]] = {}
-        #: Task records of running tasks by task id (until their task_end).
+        #: Task records of running tasks by task id (until their TaskEnd).
         self._running: dict[int, TaskRecord] = {}
         #: Recent tasks for the task stream, oldest first.
         self.stream: collections.deque[TaskRecord] = collections.deque(maxlen=STREAM_TASKS)
