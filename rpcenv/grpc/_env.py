@@ -460,6 +460,13 @@ class GrpcRpcEnv(BaseRpcEnv):
             # cancelled, so the whole shutdown takes about _STOP_GRACE, not a bound
             # per stream.
             started = time.monotonic()
+            self._io.closing += 1
+            try:
+                await close_all(started)
+            finally:
+                self._io.closing -= 1
+
+        async def close_all(started: float) -> None:
             waits: set[asyncio.Future[None]] = set(self._tasks)
             if self._server is not None:
                 waits.add(asyncio.ensure_future(self._server.stop(grace=_STOP_GRACE)))

@@ -79,6 +79,9 @@ class IoLoop:
     def __init__(self, name: str) -> None:
         #: Streams open on this loop (all envs of the process); written on the loop only.
         self.streams = 0
+        #: Envs of the process closing their streams now: a shutdown is a chain of many
+        #: turns, each of which would wait out the window (loop thread only).
+        self.closing = 0
         self._selector = _CoalescingSelector(self)
         self.loop = _Loop(self._selector)
         self._pending: collections.deque[tuple[Callable[..., object], tuple[object, ...]]] = (
@@ -110,7 +113,7 @@ class IoLoop:
     @property
     def coalescing(self) -> bool:
         """True while turns are coalesced (a hub, with grpc's wake-ups drained in bulk)."""
-        return self.streams >= COALESCE_FROM and self.loop.grpc_drained
+        return self.streams >= COALESCE_FROM and not self.closing and self.loop.grpc_drained
 
     def in_loop(self) -> bool:
         """True on the loop's own thread."""
