@@ -565,6 +565,18 @@ DRIVER_RESOURCES_FILE = SECTION.optional(
     "A JSON allocation list (Spark's format) naming the addresses of the driver's custom "
     "resources.",
 )
+TESTING = SECTION.optional(
+    "spark.testing",
+    STRING,
+    "Set (to anything) when Spark's own tests run, like the SPARK_TESTING environment "
+    "variable: stage-level profiles are then accepted on any master.",
+)
+RESOURCE_PROFILE_MANAGER_TESTING = SECTION.entry(
+    "spark.testing.resourceProfileManager",
+    BOOL,
+    "false",
+    "Refuse unsupported stage-level profiles even in testing mode (Spark's tests of the refusal).",
+)
 LOG_LEVEL = SECTION.optional(
     "spark.log.level",
     STRING,

@@ -39,7 +39,11 @@ from scheduler.api.driver import (
 )
 from scheduler.api.jobgroups import JobGroups
 from scheduler.api.jobs import JobRunner
-from scheduler.api.resources import app_resources, check_profile_supported
+from scheduler.api.resources import (
+    app_resources,
+    check_profile_supported,
+    enforce_profile_support,
+)
 from scheduler.api.sharedvars import SharedVariables
 from scheduler.api.sources import RDDSources
 from scheduler.api.tracker import JobRegistry, StatusTracker
@@ -48,12 +52,14 @@ from scheduler.backend.endpoint import executor_python
 from scheduler.backend.master_url import parse_master
 from scheduler.core.allocation import allocation_settings
 from scheduler.core.taskscheduler import TaskScheduler
+from scheduler.errors import PySparkRuntimeError
 from scheduler.rdd.rdd import RDD
 from scheduler.resource.information import ResourceInformation
 from scheduler.resource.profile import ResourceProfile
 from scheduler.task.accumulators import Accumulator
 from scheduler.task.broadcast import Broadcast
 from scheduler.task.profiler import BasicProfiler, ProfilerCollector
+from scheduler.task.taskcontext import in_python_worker
 from sparkctl.v1 import scheduler_pb2 as pb
 
 __all__ = ["SparkContext", "parse_master"]
@@ -63,6 +69,13 @@ log = logging.getLogger(__name__)
 #: The master and application name of a context whose conf sets neither (PySpark's).
 DEFAULT_MASTER = "local[*]"
 DEFAULT_APP_NAME = "pyspark-shell"
+
+
+def _allowed_in_executors(conf: SparkConf | None) -> bool:
+    """spark.executor.allowSparkContext: a task may start a SparkContext (PySpark's opt-in)."""
+    return (
+        conf is not None and conf.get("spark.executor.allowSparkContext", "false").lower() == "true"
+    )
 
 
 class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner):
@@ -85,6 +98,9 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
         jsc: Any = None,
         profiler_cls: Any = None,
     ) -> None:
+        if in_python_worker() and not _allowed_in_executors(conf):
+            # As PySpark (SPARK-32160): a task must not start a whole driver in its worker.
+            raise PySparkRuntimeError(errorClass="CONTEXT_ONLY_VALID_ON_DRIVER")
         with SparkContext._lock:
             active = SparkContext._active_spark_context
             if active is not None:
@@ -158,6 +174,11 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
         #: Profile 0 (spark.executor/task.resource.*) and the driver's own resources.
         self.default_profile, self._resources = app_resources(settings, kind, task_cpus)
         self._master_kind = kind
+        self._enforce_profiles = enforce_profile_support(
+            os.environ.get("SPARK_TESTING"),
+            settings.get(keys.TESTING),
+            settings.get(keys.RESOURCE_PROFILE_MANAGER_TESTING),
+        )
         sched_settings = scheduler_settings(settings, kind, task_cpus, max_failures)
         self._barrier_check_interval, self._barrier_check_failures = barrier_check(settings)
         self._scheduler = TaskScheduler(
@@ -266,11 +287,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
         self.stop()
 
     def __reduce__(self) -> Any:
-        raise RuntimeError(
-            "It appears that you are attempting to reference SparkContext from a broadcast "
-            "variable, action, or transformation. SparkContext can only be used on the driver, "
-            "not in code that it run on workers."
-        )
+        raise PySparkRuntimeError(errorClass="CONTEXT_ONLY_VALID_ON_DRIVER")
 
     @classmethod
     def getOrCreate(cls, conf: SparkConf | None = None) -> SparkContext:
@@ -336,7 +353,9 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
 
     def check_resource_profile(self, profile: ResourceProfile) -> None:
         """Refuse a profile this master cannot run (`rdd.withResources` asks), as Spark does."""
-        check_profile_supported(profile, self._master_kind, self._allocation is not None)
+        check_profile_supported(
+            profile, self._master_kind, self._allocation is not None, self._enforce_profiles
+        )
 
     def getConf(self) -> SparkConf:
         """A copy of this context's configuration."""
@@ -458,7 +477,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
         """Print the profile of every profiled RDD not shown yet (spark.python.profile).
 
         Raises:
-            RuntimeError: profiling is off.
+            PySparkRuntimeError: profiling is off (INCORRECT_CONF_FOR_PROFILE).
         """
         self._profilers().show_profiles()
 
@@ -466,16 +485,13 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
         """Write each profiled RDD's profile to `path/rdd_<id>.pstats` (spark.python.profile).
 
         Raises:
-            RuntimeError: profiling is off.
+            PySparkRuntimeError: profiling is off (INCORRECT_CONF_FOR_PROFILE).
         """
         self._profilers().dump_profiles(path)
 
     def _profilers(self) -> ProfilerCollector:
         if self.profiler_collector is None:
-            raise RuntimeError(
-                "[INCORRECT_CONF_FOR_PROFILE] 'spark.python.profile' configuration must be "
-                "set to 'true' to enable Python profile."
-            )
+            raise PySparkRuntimeError(errorClass="INCORRECT_CONF_FOR_PROFILE")
         return self.profiler_collector
 
     def _make_temp_dir(self) -> str:

@@ -15,7 +15,7 @@ from rpcenv.resources import discover_resources
 from scheduler.resource.information import ResourceInformation
 from scheduler.resource.profile import DEFAULT_PROFILE_ID, ResourceProfile, default_profile
 
-__all__ = ["app_resources", "check_profile_supported"]
+__all__ = ["app_resources", "check_profile_supported", "enforce_profile_support"]
 
 
 def app_resources(
@@ -46,14 +46,19 @@ def app_resources(
     return profile, {name: ResourceInformation(name, list(a)) for name, a in found.items()}
 
 
-def check_profile_supported(profile: ResourceProfile, kind: str, dynamic_allocation: bool) -> None:
+def check_profile_supported(
+    profile: ResourceProfile, kind: str, dynamic_allocation: bool, enforce: bool = True
+) -> None:
     """Spark's rules for stage-level scheduling on this master (ResourceProfileManager).
+
+    `enforce` False (Spark's testing mode, see `enforce_profile_support`) accepts any
+    profile, as Spark does so that its tests can run profiles on local masters.
 
     Raises:
         ValueError: an executor profile without dynamic allocation, or any other
             profile on local mode, with Spark's message.
     """
-    if profile.id == DEFAULT_PROFILE_ID:
+    if profile.id == DEFAULT_PROFILE_ID or not enforce:
         return
     cluster = kind in ("standalone", "local-cluster")
     if profile.task_only:
@@ -68,3 +73,15 @@ def check_profile_supported(profile: ResourceProfile, kind: str, dynamic_allocat
             "ResourceProfiles are only supported on YARN and Kubernetes and Standalone with "
             "dynamic allocation enabled."
         )
+
+
+def enforce_profile_support(
+    testing_env: str | None, testing_conf: str | None, refuse_when_testing: bool
+) -> bool:
+    """Whether `check_profile_supported` refuses what this master cannot run.
+
+    As in Spark: always outside testing mode; in it (the SPARK_TESTING environment
+    variable or the spark.testing key set) only with spark.testing.resourceProfileManager.
+    """
+    testing = testing_env is not None or testing_conf is not None
+    return not testing or refuse_when_testing

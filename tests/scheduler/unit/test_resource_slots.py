@@ -99,3 +99,14 @@ def test_stage_level_support_follows_spark() -> None:
     with pytest.raises(ValueError, match="Standalone with dynamic allocation enabled"):
         check_profile_supported(full, "standalone", dynamic_allocation=False)
     check_profile_supported(full, "standalone", dynamic_allocation=True)
+    # Spark's testing mode accepts any profile anywhere.
+    check_profile_supported(full, "local", dynamic_allocation=False, enforce=False)
+
+
+def test_testing_mode_is_the_env_variable_or_the_key_unless_refusal_is_asked() -> None:
+    from scheduler.api.resources import enforce_profile_support
+
+    assert enforce_profile_support(None, None, refuse_when_testing=False)
+    assert not enforce_profile_support("1", None, refuse_when_testing=False)
+    assert not enforce_profile_support(None, "true", refuse_when_testing=False)
+    assert enforce_profile_support("1", None, refuse_when_testing=True)
