@@ -97,6 +97,8 @@ class JobRunner:
         self: SparkContext, submit: Callable[[dict[str, str]], int], waiter: JobWaiter, rdd: RDD
     ) -> list[Any]:
         """Submit a job (under the scheduler lock) with this thread's properties; wait."""
+        if self.profiler_collector is not None:
+            _ensure_profilers(rdd)
         props = dict(self._local_props())
         props.update(self._files_properties())
         if "callSite.short" not in props:
@@ -154,3 +156,22 @@ class JobRunner:
 
 def _collect_partition(context: Any, iterator: Iterator[Any]) -> list[Any]:
     return list(iterator)
+
+
+def _ensure_profilers(rdd: RDD) -> None:
+    """Give each Python RDD of `rdd`'s lineage its profiler, parents first (PySpark's order)."""
+    from scheduler.rdd.kinds import MapPartitionsRDD
+
+    seen: set[int] = set()
+    todo: list[tuple[RDD, bool]] = [(rdd, False)]
+    while todo:
+        current, parents_done = todo.pop()
+        if parents_done:
+            if isinstance(current, MapPartitionsRDD):
+                current.ensure_profiler()
+            continue
+        if current.id() in seen:
+            continue
+        seen.add(current.id())
+        todo.append((current, True))
+        todo.extend((dep.rdd, False) for dep in reversed(current.dependencies))

@@ -117,11 +117,22 @@ class MapPartitionsRDD(RDD):
         super().__init__(prev.ctx, [OneToOneDependency(self.prev)])
         self.preservesPartitioning = preserves_partitioning
         self.partitioner = prev.partitioner if preserves_partitioning else None
+        #: Made when a job first runs this RDD (`ensure_profiler`), not when it is built:
+        #: PySpark profiles each Python RDD that runs, after pipelining, not each step.
         self._profiler: Profiler | None = None
-        collector = prev.ctx.profiler_collector
-        if collector is not None:  # spark.python.profile: PySpark profiles each Python RDD
-            self._profiler = collector.new_profiler(prev.ctx)
-            collector.add_profiler(self, self._profiler)
+
+    def ensure_profiler(self) -> None:
+        """With spark.python.profile, give this RDD its profiler before a job first runs it.
+
+        Called on the driver for each RDD of a job's lineage before the job is
+        submitted (so before the RDD is pickled for its tasks); the collector's entry
+        holds the RDD's id, as PySpark's does.
+        """
+        collector = self.ctx.profiler_collector
+        if collector is None or self._profiler is not None:
+            return
+        self._profiler = collector.new_profiler(self.ctx)
+        collector.add_profiler(self.id(), self._profiler)
 
     def _pipelinable(self) -> bool:
         # An RDD with a resource profile stays its own RDD, so its stage finds the profile.

@@ -2,7 +2,8 @@
 
 With `spark.python.profile=true` every RDD that runs Python functions
 (a `MapPartitionsRDD`: map, filter, mapPartitions... fused) gets a profiler
-of the context's `profiler_cls` (default `BasicProfiler`). Its `profile` runs
+of the context's `profiler_cls` (default `BasicProfiler`) when a job first runs
+it, as PySpark's PythonRDD does: one per fused RDD, not one per step. Its `profile` runs
 a partition's work under cProfile on the executors and adds the `pstats.Stats`
 to an accumulator, so the driver holds the sum over all tasks. The driver shows
 them (`show_profiles`, and at exit unless `spark.python.profile.dump` names a
@@ -17,7 +18,7 @@ import os
 import pstats
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from scheduler.task.accumulators import AccumulatorParam
 
@@ -25,12 +26,6 @@ if TYPE_CHECKING:
     from scheduler.task.host import SharedVariableHost
 
 __all__ = ["BasicProfiler", "PStatsParam", "Profiler", "ProfilerCollector", "profiled"]
-
-
-class Profiled(Protocol):
-    """The RDD a profile belongs to: only its id is read, when the profile is shown."""
-
-    def id(self) -> int: ...
 
 
 #: cProfile cannot nest: the outermost profiled RDD of a task measures the whole chain.
@@ -109,7 +104,7 @@ class ProfilerCollector:
     def __init__(self, profiler_cls: type[Profiler], dump_path: str | None) -> None:
         self.profiler_cls = profiler_cls
         self.profile_dump_path = dump_path
-        #: [rdd, profiler, shown] per profiled RDD, the id read when shown.
+        #: [rdd id, profiler, shown] per profiled RDD, in the order jobs first ran them.
         self.profilers: list[list[Any]] = []
         self._lock = threading.Lock()
 
@@ -117,28 +112,28 @@ class ProfilerCollector:
         """A profiler for one more RDD."""
         return self.profiler_cls(ctx)
 
-    def add_profiler(self, rdd: Profiled, profiler: Profiler) -> None:
-        """Remember `rdd`'s profiler; the first one registers the exit-time show or dump."""
+    def add_profiler(self, rdd_id: int, profiler: Profiler) -> None:
+        """Remember RDD `rdd_id`'s profiler; the first one registers the exit-time show or dump."""
         with self._lock:
             if not self.profilers:
                 if self.profile_dump_path:
                     atexit.register(self.dump_profiles, self.profile_dump_path)
                 else:
                     atexit.register(self.show_profiles)
-            self.profilers.append([rdd, profiler, False])
+            self.profilers.append([rdd_id, profiler, False])
 
     def show_profiles(self) -> None:
         """Print every profile not shown yet."""
         for entry in self.profilers:
-            rdd, profiler, shown = entry
+            rdd_id, profiler, shown = entry
             if not shown and profiler is not None:
-                profiler.show(rdd.id())
+                profiler.show(rdd_id)
                 entry[2] = True
 
     def dump_profiles(self, path: str) -> None:
         """Write every profile under `path` and forget them."""
-        for rdd, profiler, _ in self.profilers:
-            profiler.dump(rdd.id(), path)
+        for rdd_id, profiler, _ in self.profilers:
+            profiler.dump(rdd_id, path)
         self.profilers = []
 
 

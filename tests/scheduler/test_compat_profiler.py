@@ -87,3 +87,35 @@ def test_a_custom_profiler_class(master: str, capsys: Any) -> None:
         assert "(heavy)" in out
     finally:
         sc.stop()
+
+
+def _touch(x: int) -> None:
+    heavy(x)
+
+
+def test_one_profiler_per_python_rdd_that_runs(master: str, tmp_path: Path, capsys: Any) -> None:
+    """PySpark profiles each fused Python RDD a job runs, keyed by its id, not each step."""
+    sc = support.new_context(master, "compat-profile-count", **{"spark.python.profile": "true"})
+    try:
+        collector = sc.profiler_collector
+        built = sc.parallelize(range(100), 2).map(heavy).filter(bool)
+        assert collector.profilers == []  # nothing ran yet
+        # foreach is mapPartitions, count, sum and fold over it: one fused Python RDD.
+        sc.parallelize(range(100), 2).foreach(_touch)
+        assert len(collector.profilers) == 1
+        rdd_id, profiler, _ = collector.profilers[0]
+        assert isinstance(rdd_id, int)
+        assert profiler.stats() is not None
+        capsys.readouterr()
+        sc.show_profiles()
+        out = capsys.readouterr().out
+        assert re.findall(r"^Profile of RDD<id=(\d+)>$", out, re.MULTILINE) == [str(rdd_id)]
+        sc.dump_profiles(str(tmp_path))
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f"rdd_{rdd_id}.pstats"]
+        # dump_profiles forgot the first. A cached Python RDD stays its own RDD: it and
+        # the one after it are two.
+        cached = built.cache()
+        assert cached.map(str).count() > 0
+        assert len(collector.profilers) == 2
+    finally:
+        sc.stop()
