@@ -49,7 +49,7 @@ from scheduler.shuffle.rangesort import RangeSort, write_sorted_run
 from scheduler.task import accumulators as _accumulators
 from scheduler.task import broadcast as _broadcast
 from scheduler.task.stagecode import StageCode, stage_header, stage_python_version
-from scheduler.task.taskcontext import BarrierTaskContext, TaskContext
+from scheduler.task.taskcontext import BarrierTaskContext, TaskContext, mark_python_worker
 
 __all__ = ["WorkerRuntime", "estimate_size", "main"]
 
@@ -487,6 +487,7 @@ def main(argv: list[str] | None = None) -> None:
     _apply_limits()
     runtime = WorkerRuntime(local_dir, executor_id, host, float(memory_mb))
     runtime.conn = conn
+    mark_python_worker()  # a task's SparkContext() is refused here, as PySpark does
     _broadcast.BROADCAST_DIR[:] = [local_dir]
     _aggregation.SPILL_ROOT[:] = [local_dir]
     stages: dict[str, StageCode] = {}

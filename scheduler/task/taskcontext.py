@@ -12,7 +12,26 @@ from typing import Any, ClassVar
 
 from scheduler.resource.information import ResourceInformation
 
-__all__ = ["BarrierTaskContext", "BarrierTaskInfo", "TaskContext"]
+__all__ = [
+    "BarrierTaskContext",
+    "BarrierTaskInfo",
+    "TaskContext",
+    "in_python_worker",
+    "mark_python_worker",
+]
+
+#: True in an executor's Python worker (set once at its start): code there runs tasks.
+_IN_PYTHON_WORKER: list[bool] = [False]
+
+
+def mark_python_worker() -> None:
+    """Called by an executor's Python worker at start: this process is not a driver."""
+    _IN_PYTHON_WORKER[0] = True
+
+
+def in_python_worker() -> bool:
+    """Whether this process is an executor's Python worker (where no SparkContext may start)."""
+    return _IN_PYTHON_WORKER[0]
 
 
 class TaskContext:

@@ -62,8 +62,13 @@ def alias_pyspark_as_scheduler() -> None:
 
     # `from scheduler.resource import ...` is `from pyspark.resource import ...`.
     alias.resource = pyspark.resource  # type: ignore[attr-defined]
+    import pyspark.errors
+
+    # `from scheduler.errors import ...` is `from pyspark.errors import ...`.
+    alias.errors = pyspark.errors  # type: ignore[attr-defined]
     sys.modules["scheduler"] = alias
     sys.modules["scheduler.resource"] = pyspark.resource
+    sys.modules["scheduler.errors"] = pyspark.errors
 
 
 if IMPL == "pyspark":

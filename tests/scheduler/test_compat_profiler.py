@@ -28,10 +28,13 @@ def test_profiles_need_the_setting(master: str) -> None:
     sc = support.new_context(master, "compat-profile-off")
     try:
         assert sc.parallelize(range(10), 2).map(heavy).count() == 10
-        with pytest.raises(Exception, match=r"spark\.python\.profile"):
-            sc.show_profiles()
-        with pytest.raises(Exception, match=r"spark\.python\.profile"):
-            sc.dump_profiles("/nonexistent")
+        from scheduler.errors import PySparkRuntimeError
+
+        for refused in (sc.show_profiles, lambda: sc.dump_profiles("/nonexistent")):
+            with pytest.raises(PySparkRuntimeError, match=r"spark\.python\.profile") as info:
+                refused()
+            assert info.value.getErrorClass() == "INCORRECT_CONF_FOR_PROFILE"
+            assert info.value.getMessageParameters() == {}
     finally:
         sc.stop()
 

@@ -18,6 +18,10 @@ Three module names get real content instead:
 - ``py4j.protocol.Py4JJavaError``: PySpark raises it when a job fails; here it is
   ``scheduler.SparkJobError``, the error sparkctl raises for the same event.
 
+Packages whose docstring names them PySpark's (``scheduler.resource`` is
+``pyspark.resource``, ``scheduler.errors`` is ``pyspark.errors``) answer for that
+PySpark module first (see `equivalent`).
+
 Installed in every Python process of a run (driver, executors, Python workers) by
 this folder's ``sitecustomize.py``, so closures of the test modules unpickle on the
 executors as they do on PySpark's.
@@ -142,8 +146,9 @@ def missing(qualname: str) -> type:
 def equivalent(name: str) -> types.ModuleType | None:
     """sparkctl's own module for ``pyspark.<sub>[.<mod>]``, if it has one.
 
-    That is ``scheduler.<sub>[.<mod>]`` when the package ``scheduler.<sub>`` says in its
-    docstring that it is PySpark's ``pyspark.<sub>`` (as ``scheduler.resource`` does);
+    That is ``scheduler.<sub>[.<mod>]`` when the module ``scheduler.<sub>`` says in its
+    docstring that it is PySpark's ``pyspark.<sub>`` (as ``scheduler.resource`` and
+    ``scheduler.errors`` do);
     sparkctl's other subpackages are its own layers, whatever their names.
     """
     rel = name.removeprefix("pyspark.")
