@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import cloudpickle
 
+from scheduler.errors import PySparkRuntimeError
+
 if TYPE_CHECKING:
     from scheduler.task.host import SharedVariableHost
 
@@ -64,7 +66,15 @@ class Broadcast(Generic[T]):
         self._id = broadcast_id
         self._value = value
         self._destroyed = False
-        self._bytes: bytes = cloudpickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        try:
+            self._bytes: bytes = cloudpickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        except pickle.PickleError:
+            raise
+        except Exception as e:
+            # As PySpark: whatever refuses pickling (a SparkContext, a lock) is a PicklingError.
+            raise pickle.PicklingError(
+                f"Could not serialize broadcast: {type(e).__name__}: {e}"
+            ) from e
 
     @property
     def id(self) -> int:
@@ -85,16 +95,34 @@ class Broadcast(Generic[T]):
         return _loaded[self._id]  # type: ignore[no-any-return]
 
     def unpersist(self, blocking: bool = False) -> None:
-        """Drop the executors' copies; they are shipped again if used later."""
-        if self._sc is not None:
-            self._sc.remove_broadcast(self._id, destroy=False)
+        """Drop the executors' copies; they are shipped again if used later.
+
+        Raises:
+            PySparkRuntimeError: called in a task (INVALID_BROADCAST_OPERATION).
+        """
+        self._on_driver("unpersisted")
+        assert self._sc is not None
+        self._sc.remove_broadcast(self._id, destroy=False)
 
     def destroy(self, blocking: bool = False) -> None:
-        """Drop every copy; the broadcast cannot be used afterwards."""
-        if self._sc is not None:
-            self._sc.remove_broadcast(self._id, destroy=True)
+        """Drop every copy; the broadcast cannot be used afterwards.
+
+        Raises:
+            PySparkRuntimeError: called in a task (INVALID_BROADCAST_OPERATION).
+        """
+        self._on_driver("destroyed")
+        assert self._sc is not None
+        self._sc.remove_broadcast(self._id, destroy=True)
         self._destroyed = True
         self._value = None  # type: ignore[assignment]
+
+    def _on_driver(self, operation: str) -> None:
+        """Refuse `operation` on a task's copy: only the driver's Broadcast reaches its context."""
+        if self._sc is None:
+            raise PySparkRuntimeError(
+                errorClass="INVALID_BROADCAST_OPERATION",
+                messageParameters={"operation": operation},
+            )
 
     def data(self) -> bytes:
         """The pickled value (driver side)."""
