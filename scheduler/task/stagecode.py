@@ -82,7 +82,10 @@ def dumps_stage(spec: Any) -> bytes:
     data: bytes = cloudpickle.dumps(side, pickle.HIGHEST_PROTOCOL) if side else b""
     properties = getattr(spec, "properties", None) or {}
     fields = {k: properties[k] for k in _HEADER_KEYS if k in properties}
-    fields[PYTHON_VERSION_KEY] = DRIVER_PYTHON
+    # The context's pythonVer (PySpark's tests set it to provoke the mismatch), reached
+    # through the spec's RDD duck-typed: this layer knows neither RDDs nor contexts.
+    host = getattr(getattr(spec, "rdd", None), "ctx", None)
+    fields[PYTHON_VERSION_KEY] = str(getattr(host, "pythonVer", None) or DRIVER_PYTHON)
     header = json.dumps(fields).encode()
     return b"".join(
         (len(header).to_bytes(8, "little"), header, len(code).to_bytes(8, "little"), code, data)

@@ -77,24 +77,22 @@ def test_pyspark_memory_is_split_between_the_workers_of_an_executor() -> None:
         sc.stop()
 
 
-def test_a_python_version_mismatch_fails_the_task(
-    master: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_python_version_mismatch_fails_the_task(master: str) -> None:
     sc = support.new_context(master, "compat-python-version")
     try:
-        if support.IMPL == "pyspark":
-            sc.pythonVer = "2.7"
-        else:
-            from scheduler.task import stagecode as _stagecode
-
-            monkeypatch.setattr(_stagecode, "DRIVER_PYTHON", "2.7")
+        rdd = sc.parallelize(range(4), 2).map(lambda x: x + 1)
+        assert rdd.count() == 4
+        version = sc.pythonVer  # as PySpark's test_worker does: the driver's claimed version
+        sc.pythonVer = "2.7"
         expected = (
             r"Python in worker has different version: .* than that in driver: 2\.7, "
             "PySpark cannot run with different minor versions"
         )
         with pytest.raises(Exception, match=expected) as info:
-            sc.parallelize(range(4), 2).map(lambda x: x + 1).collect()
+            rdd.collect()
         assert "PYSPARK_PYTHON and PYSPARK_DRIVER_PYTHON" in str(info.value)
+        sc.pythonVer = version
+        assert rdd.count() == 4
     finally:
         sc.stop()
 
