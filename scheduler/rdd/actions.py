@@ -199,7 +199,7 @@ class ActionFunctions:
 
     def meanApprox(self: RDD, timeout: int, confidence: float = 0.95) -> float:
         """The mean (exact in sparkctl)."""
-        return self.mean()
+        return float(self.mean())
 
     def countApproxDistinct(self: RDD, relativeSD: float = 0.05) -> int:
         """The number of distinct items, estimated with Spark's HyperLogLog++ registers."""
@@ -221,19 +221,20 @@ class ActionFunctions:
 
         return self.mapPartitions(lambda i: [StatCounter(i)]).reduce(red)  # type: ignore[no-any-return]
 
-    def mean(self: RDD) -> float:
+    # Any: floats over numbers, numpy arrays over arrays (element-wise, as PySpark).
+    def mean(self: RDD) -> Any:
         return self.stats().mean()
 
-    def variance(self: RDD) -> float:
+    def variance(self: RDD) -> Any:
         return self.stats().variance()
 
-    def stdev(self: RDD) -> float:
+    def stdev(self: RDD) -> Any:
         return self.stats().stdev()
 
-    def sampleStdev(self: RDD) -> float:
+    def sampleStdev(self: RDD) -> Any:
         return self.stats().sampleStdev()
 
-    def sampleVariance(self: RDD) -> float:
+    def sampleVariance(self: RDD) -> Any:
         return self.stats().sampleVariance()
 
     def histogram(self: RDD, buckets: int | list[Any] | tuple[Any, ...]) -> tuple[Any, list[int]]:

@@ -1,4 +1,4 @@
-"""StatCounter: count, mean, variance, min and max of numbers, mergeable.
+"""StatCounter: count, mean, variance, min and max of numbers (or numpy arrays), mergeable.
 
 Uses a running (Welford-style) update so that partial counters computed per
 partition merge exactly on the driver. No I/O.
@@ -87,11 +87,13 @@ class StatCounter:
     def count(self) -> int:
         return int(self.n)
 
-    def mean(self) -> float:
-        return float(self.mu)
+    # Not cast to float: over numpy arrays the statistics are arrays, element-wise, as
+    # in PySpark (over plain numbers they are floats already: mu and m2 start at 0.0).
+    def mean(self) -> Any:
+        return self.mu
 
-    def sum(self) -> float:
-        return float(self.n * self.mu)
+    def sum(self) -> Any:
+        return self.n * self.mu
 
     def min(self) -> Any:
         return self.minValue
@@ -99,19 +101,19 @@ class StatCounter:
     def max(self) -> Any:
         return self.maxValue
 
-    def variance(self) -> float:
+    def variance(self) -> Any:
         """Population variance (divides by n); NaN when empty."""
-        return float("nan") if self.n == 0 else float(self.m2 / self.n)
+        return float("nan") if self.n == 0 else self.m2 / self.n
 
-    def sampleVariance(self) -> float:
+    def sampleVariance(self) -> Any:
         """Sample variance (divides by n - 1); NaN with fewer than two values."""
-        return float("nan") if self.n <= 1 else float(self.m2 / (self.n - 1))
+        return float("nan") if self.n <= 1 else self.m2 / (self.n - 1)
 
-    def stdev(self) -> float:
-        return _ops()[2](self.variance())  # type: ignore[no-any-return]
+    def stdev(self) -> Any:
+        return _ops()[2](self.variance())
 
-    def sampleStdev(self) -> float:
-        return _ops()[2](self.sampleVariance())  # type: ignore[no-any-return]
+    def sampleStdev(self) -> Any:
+        return _ops()[2](self.sampleVariance())
 
     def asDict(self, sample: bool = False) -> dict[str, Any]:
         """The statistics as a dict; like PySpark, sample statistics unless `sample` is true."""

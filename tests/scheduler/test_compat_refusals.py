@@ -1,8 +1,9 @@
-"""PySpark compatibility: what PySpark refuses, and the error classes it names.
+"""PySpark compatibility: what PySpark refuses (and its error classes), stats() of arrays.
 
 Ported (re-expressed) from the behaviours of apache/spark
-python/pyspark/tests/test_context.py (SPARK-32160) and test_broadcast.py
-(SPARK-39029); expected outcomes as PySpark 4.x gives them (local[2]).
+python/pyspark/tests/test_context.py (SPARK-32160), test_broadcast.py
+(SPARK-39029) and test_serializers.py's NumPyTests (skipped without numpy);
+expected outcomes as PySpark 4.x gives them (local[2]).
 """
 
 from __future__ import annotations
@@ -62,3 +63,25 @@ def test_destroy_and_unpersist_of_a_broadcast_only_on_the_driver(sc: Any) -> Non
     assert sc.parallelize([0], 1).map(lambda x: bs.value[0]).collect() == [1]
     bs.unpersist()
     bs.destroy()
+
+
+def test_stats_of_numpy_arrays_are_element_wise(sc: Any) -> None:
+    np = pytest.importorskip("numpy")
+    rows = [np.array([1.0, 1.0]), np.array([2.0, 2.0]), np.array([3.0, 3.0])]
+    s = sc.parallelize(rows, 2).stats()
+    assert s.count() == 3
+    assert s.mean().tolist() == [2.0, 2.0]
+    assert s.min().tolist() == [1.0, 1.0]
+    assert s.max().tolist() == [3.0, 3.0]
+    assert s.sum().tolist() == [6.0, 6.0]
+    assert s.sampleStdev().tolist() == [1.0, 1.0]
+    assert s.sampleVariance().tolist() == [1.0, 1.0]
+    population = s.asDict(sample=True)
+    assert population["variance"].tolist() == pytest.approx([2.0 / 3, 2.0 / 3])
+    assert population["stdev"].tolist() == pytest.approx([(2.0 / 3) ** 0.5] * 2)
+
+
+def test_stats_of_numbers_stay_floats(sc: Any) -> None:
+    s = sc.parallelize([1, 2, 3, 4], 2).stats()
+    assert (s.count(), s.mean(), s.sum(), s.variance()) == (4, 2.5, 10.0, 1.25)
+    assert all(isinstance(v, float) for v in (s.mean(), s.sum(), s.variance(), s.stdev()))
