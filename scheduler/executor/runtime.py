@@ -83,6 +83,10 @@ _LOCALITY_WAIT_MIN = 0.005
 _LOCALITY_WAIT_MAX = 0.1
 #: Queued tasks one dispatch may pass over while they wait for their worker.
 _LOCALITY_SCAN = 64
+#: A finished task set's code up to this size is forgotten with a worker's next tasks.
+_LAZY_FORGET_BYTES = 64 << 10
+#: ... unless that many forget messages wait for one: then they go on their own.
+_LAZY_FORGET_MAX = 64
 
 
 class _Slot:
@@ -275,17 +279,28 @@ class ExecutorRuntime:
             self._report(("done", task_id, "KILLED", b"", b"", reason, "", None, 0.0))
 
     def forget(self, tasksets: list[str], rdd_ids: list[int], broadcast_ids: list[int]) -> None:
-        message = pickle.dumps(("forget", tasksets, rdd_ids, broadcast_ids))
+        """Tell every worker to drop finished task sets' code, RDD blocks, broadcasts.
+
+        Finished task sets whose code is small ride along with each worker's next
+        tasks instead: a message of their own woke every worker once per job, for
+        nothing it had to do now (large code is dropped at once, to free the memory).
+        """
         with self._lock:
+            small = not rdd_ids and not broadcast_ids
             for key in tasksets:
-                self._payloads.pop(key, None)
+                payload = self._payloads.pop(key, None)
+                small = small and (payload is None or len(payload) <= _LAZY_FORGET_BYTES)
                 self._barrier_sets.discard(key)
+            entry = ("forget", tasksets, rdd_ids, broadcast_ids)
+            message = None if small else pickle.dumps(entry)
             forgotten = set(rdd_ids)
             for slot in self._slots:
                 slot.stages.difference_update(tasksets)
                 if forgotten and slot.cached:
                     self._note_cached(slot, [], [k for k in slot.cached if k[0] in forgotten])
-                if slot.conn is not None:
+                if message is None:
+                    slot.sendbuf.append(entry)  # sent by the next _dispatch with tasks
+                elif slot.conn is not None:
                     with contextlib.suppress(OSError):
                         slot.conn.send_bytes(message)
 
@@ -323,8 +338,10 @@ class ExecutorRuntime:
                     break
                 self._send(slot, self._queue.popleft())
         for slot in self._slots:
-            if slot.sendbuf:
-                messages, slot.sendbuf = slot.sendbuf, []
+            # Forgotten task sets alone wait for a task to ride with (see `forget`).
+            buf = slot.sendbuf
+            if buf and (buf[-1][0] != "forget" or len(buf) >= _LAZY_FORGET_MAX):
+                messages, slot.sendbuf = buf, []
                 assert slot.conn is not None
                 message = messages[0] if len(messages) == 1 else ("tasks", messages)
                 # On OSError the reader notices the dead worker and requeues or reports them.
@@ -620,8 +637,22 @@ class ExecutorRuntime:
                     return
 
     def _can_wait(self) -> bool:
-        """Whether queued statuses may wait for company (status lock held)."""
-        return len(self._statuses) < _STATUS_BATCH and len(self._queue) >= len(self._slots)
+        """Whether queued statuses may wait for company (status lock held).
+
+        They may while plenty of work is queued here, and while the last few tiny tasks
+        (one a worker at most) are still running: a small job's tasks end together and
+        its job waits for the last of them, so their statuses share one message (each
+        message costs a gRPC write here and a read and a hand-off on the driver).
+        """
+        if len(self._statuses) >= _STATUS_BATCH:
+            return False
+        queued = len(self._queue)
+        if queued >= len(self._slots):
+            return True
+        if queued or self._run_seconds is None or self._run_seconds >= _TINY_SECONDS:
+            return False
+        running = sum(len(slot.outstanding) for slot in self._slots)  # a racy read: a hint
+        return 0 < running <= len(self._slots)
 
 
 def _limit_workers(env: dict[str, str], local_dir: str, workers: int) -> str:
