@@ -136,6 +136,18 @@ class RpcEndpoint:
         """Handle a one-way message; `sender` is the sending endpoint, if any."""
         raise NotImplementedError(f"{type(self).__name__} does not handle {type(message).__name__}")
 
+    def receives_inline(self, message: Message) -> bool:
+        """Whether `receive(message)` may run on the transport's I/O thread itself.
+
+        A one-way message from a peer is normally handed to the dispatcher's pool: a
+        thread wake-up (~20-50 µs on a loaded machine), more than a small handler's
+        own work. An endpoint returns True for messages it handles at once and never
+        blocks on (no asks, no waits, no slow disk or user code); those reach it on the
+        I/O thread while its inbox is idle, with the same ordering and sender checks.
+        The default is False: every message goes through the pool.
+        """
+        return False
+
     def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
         """Handle an ask; answer through `context`."""
         raise NotImplementedError(

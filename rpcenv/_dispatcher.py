@@ -5,7 +5,8 @@ locks; `on_start` is its first item and `on_stop` its last. One hand-off to the
 pool drains everything queued by then. A transport may `hold` what it posts and
 `release` once per turn of its I/O loop, so a burst of messages from many peers
 costs one hand-off, not one per message (the cross-thread wake-up dominates the
-cost of a small message). An endpoint's
+cost of a small message). A one-way message an endpoint `receives_inline`
+skips the pool: the I/O thread runs it, when nothing is queued before it. An endpoint's
 `sender_policy` is checked before each message reaches its handler (see
 `rpcenv._senders`). This module knows nothing of transports: backends hand it
 decoded messages and say where each came from.
@@ -139,20 +140,55 @@ class Inbox:
         """Queue `item`; False when the endpoint is stopping or stopped.
 
         With `hold`, an idle inbox is not handed to the pool now but at the
-        dispatcher's next `release` (the item's place in the order is kept).
+        dispatcher's next `release` (the item's place in the order is kept); and a
+        one-way message the endpoint `receives_inline` is handled on this thread
+        (the transport's I/O thread) when nothing is queued before it.
         """
+        inline = hold and item.kind == "send" and self._receives_inline(item)
         with self._lock:
             if self._stopping:
                 return False
-            self._items.append(item)
-            if not hold:
-                self._schedule()
-                return True
-            if self._scheduled or self._held:
-                return True
-            self._held = True
-        self._on_held(self)
+            if inline and not (self._scheduled or self._held or self._items):
+                self._scheduled = True  # ours until it ran: later items queue behind it
+            else:
+                inline = False
+                self._items.append(item)
+                if not hold:
+                    self._schedule()
+                    return True
+                if self._scheduled or self._held:
+                    return True
+                self._held = True
+        if inline:
+            self._run_inline(item)
+        else:
+            self._on_held(self)
         return True
+
+    def _receives_inline(self, item: _Item) -> bool:
+        message = item.args[0]
+        assert isinstance(message, Message)
+        try:
+            return self.endpoint.receives_inline(message)
+        except Exception:  # a faulty predicate must not lose the message: use the pool
+            log.exception("receives_inline of endpoint %s raised", self.name)
+            return False
+
+    def _run_inline(self, item: _Item) -> None:
+        """Handle `item` on this thread (the inbox was idle and is marked scheduled)."""
+        previous = getattr(_local, "ref", None)
+        _local.ref = self.ref
+        try:
+            if self.stopped.is_set():
+                _reject(item, self.name)
+            else:
+                self._run(item)
+        finally:
+            _local.ref = previous
+            with self._lock:
+                self._scheduled = False
+                if self._items:  # queued behind it meanwhile: the pool takes them, in order
+                    self._schedule()
 
     def release(self) -> None:
         """Hand a held inbox to the pool (a no-op when it is already there)."""

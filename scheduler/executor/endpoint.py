@@ -60,6 +60,8 @@ log = logging.getLogger("scheduler.executor")
 _MAX_FETCH = 16 << 20
 #: Threads reading blocks for other executors at once.
 _BLOCK_READERS = 4
+#: The most task code a launch handled on the I/O thread carries (see `receives_inline`).
+_INLINE_LAUNCH_BYTES = 32 << 10
 #: How long an executor started by a Worker tries to reach its driver (and its worker):
 #: one that cannot must fail while the Worker still counts it as starting.
 DRIVER_CONNECT_SECONDS = 5.0
@@ -174,6 +176,24 @@ class ExecutorEndpoint(RpcEndpoint):
             self._worker_ref.send(message)
         except Exception as exc:  # the worker is gone: its disconnect ends us anyway
             log.warning("could not tell the worker this executor registered: %s", exc)
+
+    def receives_inline(self, message: Message) -> bool:
+        """Small launches and task set removals run on the I/O thread: a wake-up less each.
+
+        Launching is queueing and a pipe write to an idle or lightly loaded worker (a
+        task's code under the pipe's 64 KiB buffer never waits for a busy worker).
+        Launches that fetch a blob or write a broadcast go through the pool.
+        """
+        if isinstance(message, pb.RemoveBlocks):  # a finished task set: no files to delete
+            return not (message.rdd_ids or message.shuffle_ids or message.broadcast_ids)
+        if not isinstance(message, pb.LaunchTasks) or message.broadcasts:
+            return False
+        size = 0
+        for stage in message.stages:
+            if stage.blob:
+                return False
+            size += len(stage.data)
+        return size <= _INLINE_LAUNCH_BYTES
 
     def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
         if isinstance(message, pb.LaunchTasks):

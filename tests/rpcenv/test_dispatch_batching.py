@@ -15,8 +15,10 @@ from google.protobuf.message import Message
 
 from cluster.testing import wait_until
 from rpcenv import RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcEnv
+from rpcenv._address import RpcAddress
 from rpcenv._core import RpcEndpointRef as CoreRef
-from rpcenv._dispatcher import Dispatcher, RateLimitedWarning
+from rpcenv._dispatcher import Dispatcher, RateLimitedWarning, current_endpoint_ref
+from rpcenv._senders import MessageOrigin, SenderPolicy
 from rpcenv.grpc._loop import COALESCE_FROM, COALESCE_WINDOW, IoLoop
 from rpcenv.grpc.testing import IdlePeerStreams
 
@@ -241,3 +243,102 @@ def test_a_coalescing_hub_keeps_up_with_a_steady_stream_of_grpc_completions() ->
         for client in clients:
             client.shutdown()
         server.shutdown()
+
+
+class InlineRecorder(Recorder):
+    """Takes even values inline (on the posting thread); notes which thread ran each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: dict[int, int] = {}
+        self.refs: dict[int, RpcEndpointRef | None] = {}
+
+    def receives_inline(self, message: Message) -> bool:
+        assert isinstance(message, wrappers_pb2.Int64Value)
+        return message.value % 2 == 0
+
+    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
+        assert isinstance(message, wrappers_pb2.Int64Value)
+        self.threads[message.value] = threading.get_ident()
+        self.refs[message.value] = current_endpoint_ref()
+        super().receive(message, sender)
+
+
+def test_an_inline_message_runs_on_the_posting_thread_when_the_inbox_is_idle(
+    dispatcher: Dispatcher,
+) -> None:
+    recorder = InlineRecorder()
+    dispatcher.register("recorder", recorder, _Ref())
+    assert recorder.started.wait(5)
+    wait_until(lambda: not dispatcher._inboxes["recorder"]._scheduled, 5.0, "idle inbox")
+    here = threading.get_ident()
+    dispatcher.post_send("recorder", wrappers_pb2.Int64Value(value=0), None, hold=True)
+    assert recorder.values == [0] and recorder.threads[0] == here  # ran before post returned
+    assert recorder.refs[0] is dispatcher._inboxes["recorder"].ref  # the implicit sender
+    assert current_endpoint_ref() is None  # restored on this thread
+    # Not held (a local post) or not inline-safe: the pool, as before.
+    dispatcher.post_send("recorder", wrappers_pb2.Int64Value(value=2), None)
+    dispatcher.post_send("recorder", wrappers_pb2.Int64Value(value=1), None, hold=True)
+    dispatcher.release()
+    wait_until(lambda: len(recorder.values) == 3, 5.0, "3 messages", interval=0.005)
+    assert recorder.threads[2] != here and recorder.threads[1] != here
+
+
+def test_inline_messages_never_overtake_queued_ones_nor_overlap(dispatcher: Dispatcher) -> None:
+    recorder = InlineRecorder()
+    dispatcher.register("recorder", recorder, _Ref())
+    assert recorder.started.wait(5)
+    released = threading.Event()
+
+    def releaser() -> None:
+        while not released.is_set():
+            dispatcher.release()
+            time.sleep(0.0002)
+
+    thread = threading.Thread(target=releaser, daemon=True)
+    thread.start()
+    try:
+        for value in range(400):  # odd ones queue for the pool; even ones may run inline
+            dispatcher.post_send("recorder", wrappers_pb2.Int64Value(value=value), None, hold=True)
+        dispatcher.release()
+        wait_until(lambda: len(recorder.values) == 400, 5.0, "400 messages", interval=0.005)
+    finally:
+        released.set()
+        thread.join(5)
+    assert recorder.values == list(range(400))
+    assert recorder.overlaps == 0
+    here = threading.get_ident()
+    assert any(recorder.threads[v] == here for v in range(0, 400, 2))  # some ran inline
+    assert all(recorder.threads[v] != here for v in range(1, 400, 2))
+
+
+def test_an_inline_message_is_checked_against_the_sender_policy(dispatcher: Dispatcher) -> None:
+    recorder = InlineRecorder()
+    recorder.sender_policy = SenderPolicy({}, "recorder (nobody may send)")
+    dispatcher.register("recorder", recorder, _Ref())
+    assert recorder.started.wait(5)
+    wait_until(lambda: not dispatcher._inboxes["recorder"]._scheduled, 5.0, "idle inbox")
+    origin = MessageOrigin(RpcAddress("127.0.0.1", 1), local=False, sender_name="x")
+    dispatcher.post_send("recorder", wrappers_pb2.Int64Value(value=0), None, origin, hold=True)
+    dispatcher.release()  # were it queued instead of refused, the pool would run it now
+    time.sleep(0.05)
+    assert recorder.values == []
+    assert not dispatcher._inboxes["recorder"]._scheduled  # the inbox is free again
+
+
+class _RaisingPredicate(Recorder):
+    def receives_inline(self, message: Message) -> bool:
+        raise ValueError("broken predicate")
+
+
+def test_a_raising_inline_predicate_sends_the_message_through_the_pool(
+    dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = _RaisingPredicate()
+    dispatcher.register("recorder", recorder, _Ref())
+    assert recorder.started.wait(5)
+    with caplog.at_level(logging.ERROR, logger="rpcenv._dispatcher"):
+        dispatcher.post_send("recorder", wrappers_pb2.Int64Value(value=7), None, hold=True)
+        dispatcher.release()
+        wait_until(lambda: recorder.values == [7], 5.0, "the message", interval=0.005)
+    assert any("receives_inline" in r.getMessage() for r in caplog.records)
