@@ -185,7 +185,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
             sched_settings, self._broadcast_bytes, self._apply_accumulators, self._executor_lost
         )
         self._scheduler.dag.dynamic_allocation = self._allocation is not None
-        self._jobs.listen(self._scheduler.bus)
+        self._jobs.listen(self._scheduler.bus, settings.get(keys.UI_RETAINED_STAGES))
         self._scheduler.default_profile = self.default_profile
         self._local_cores = cores
         self._kind = kind
@@ -382,7 +382,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
 
     def statusTracker(self) -> StatusTracker:
         """Job and stage progress."""
-        return StatusTracker(self._jobs, self._scheduler)
+        return StatusTracker(self._jobs)
 
     # -- executors (Spark's developer API; standalone mode only) ---------------------------
 

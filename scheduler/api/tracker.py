@@ -1,20 +1,33 @@
 """StatusTracker and its info records: PySpark's `sc.statusTracker()` API.
 
 The tracker reads the context's `JobRegistry`, a scheduler listener that
-follows JobStart and JobEnd, and (for stages and executors) the task
-scheduler's live state under its lock. No I/O.
+keeps what the tracker reports (jobs, stage attempts and their task counts,
+executors and their running tasks) from the task scheduler's events, as
+Spark's tracker reads its status store: it never touches the scheduler's
+state. Finished stages are kept up to spark.ui.retainedStages. No I/O.
 """
 
 from __future__ import annotations
 
+import collections
+import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-from scheduler.core.events import JobEnd, JobStart, ListenerBus, SchedulerEvent
-from scheduler.rdd.callsite import task_set_name
-
-if TYPE_CHECKING:
-    from scheduler.core.taskscheduler import TaskScheduler
+from rpcenv import Conf
+from scheduler import settings
+from scheduler.core.events import (
+    ExecutorAdded,
+    ExecutorRemoved,
+    JobEnd,
+    JobStart,
+    ListenerBus,
+    SchedulerEvent,
+    StageCompleted,
+    StageSubmitted,
+    TaskEnd,
+    TasksLaunched,
+)
 
 __all__ = [
     "JobRecord",
@@ -24,6 +37,12 @@ __all__ = [
     "SparkStageInfo",
     "StatusTracker",
 ]
+
+#: The events the registry follows (JobStart's stage descriptions are not needed).
+_KINDS = (
+    JobStart, JobEnd, StageSubmitted, StageCompleted, TasksLaunched, TaskEnd, ExecutorAdded,
+    ExecutorRemoved,
+)  # fmt: skip
 
 
 class SparkJobInfo(NamedTuple):
@@ -64,32 +83,161 @@ class JobRecord:
     status: str = "RUNNING"
 
 
+@dataclass
+class _StageRecord:
+    """The latest attempt of a stage, as its events told it."""
+
+    attempt: int
+    name: str
+    num_tasks: int
+    #: Task id -> executor id of its tasks launched and not ended.
+    running: dict[int, str] = field(default_factory=dict)
+    completed: int = 0
+    failed: int = 0
+    active: bool = True
+
+
+@dataclass
+class _ExecutorRecord:
+    executor_id: str
+    host: str
+    cores: int
+    #: Ids of the tasks launched to it and not ended.
+    running: set[int] = field(default_factory=set)
+
+
 class JobRegistry:
-    """The context's jobs as the status tracker reports them, kept from JobStart and JobEnd."""
+    """What the status tracker reports, kept from scheduler events.
 
-    def __init__(self) -> None:
+    Jobs come from JobStart and JobEnd; a stage's latest attempt and its task
+    counts from StageSubmitted, TasksLaunched, TaskEnd and StageCompleted (a
+    new attempt is only submitted after the previous one completed, so one
+    record per stage id is enough); executors from ExecutorAdded and
+    ExecutorRemoved. Tasks still running when their attempt completes (an
+    aborted or cancelled stage's, a speculative copy's) were killed: they
+    report no TaskEnd, so they stop counting then, and tasks of a lost
+    executor stop counting when it is removed. Events come on the
+    scheduler's thread, questions on the program's: a lock of its own.
+    """
+
+    def __init__(self, retained_stages: int = Conf().get(settings.UI_RETAINED_STAGES)) -> None:
+        if retained_stages < 1:
+            raise ValueError(f"retained_stages must be positive, got {retained_stages}")
         self.jobs: dict[int, JobRecord] = {}
+        self._retained = retained_stages
+        self._lock = threading.Lock()
+        #: By stage id, least recently submitted first.
+        self._stages: collections.OrderedDict[int, _StageRecord] = collections.OrderedDict()
+        self._executors: dict[str, _ExecutorRecord] = {}
 
-    def listen(self, bus: ListenerBus) -> None:
-        """Follow `bus`'s jobs (their stage descriptions are not needed here)."""
-        bus.add(self, kinds=(JobStart, JobEnd), lineage=False)
+    def listen(self, bus: ListenerBus, retained_stages: int | None = None) -> None:
+        """Follow `bus`'s jobs, stages and executors, keeping `retained_stages` finished ones.
+
+        A limit that is not positive keeps the default, as the UI's store does.
+        """
+        if retained_stages is not None and retained_stages > 0:
+            self._retained = retained_stages
+        bus.add(self, kinds=_KINDS, lineage=False)
 
     def __call__(self, event: SchedulerEvent) -> None:
-        match event:
-            case JobStart(job_id=job_id, stage_ids=stage_ids, group=group):
-                self.jobs[job_id] = JobRecord(job_id, group, list(stage_ids))
-            case JobEnd(job_id=job_id, status=status):
-                record = self.jobs.get(job_id)
-                if record is not None:
-                    record.status = status
+        with self._lock:
+            match event:
+                case TaskEnd(stage_id=stage_id, attempt=attempt, ok=ok, task_id=task_id):
+                    self._task_end(stage_id, attempt, ok, task_id)
+                case TasksLaunched(tasks=tasks):
+                    for task in tasks:
+                        stage = self._stages.get(task.stage_id)
+                        if stage is not None and stage.attempt == task.stage_attempt:
+                            stage.running[task.task_id] = task.executor_id
+                        executor = self._executors.get(task.executor_id)
+                        if executor is not None:
+                            executor.running.add(task.task_id)
+                case StageSubmitted(stage_id=stage_id, attempt=attempt, num_tasks=num_tasks):
+                    name = event.name or f"stage {stage_id}"
+                    self._stages[stage_id] = _StageRecord(attempt, name, num_tasks)
+                    self._stages.move_to_end(stage_id)
+                    self._trim()
+                case StageCompleted(stage_id=stage_id, attempt=attempt):
+                    stage = self._stages.get(stage_id)
+                    if stage is not None and stage.attempt == attempt:
+                        self._forget_running(stage.running)
+                        stage.active = False
+                        self._trim()
+                case JobStart(job_id=job_id, stage_ids=stage_ids, group=group):
+                    self.jobs[job_id] = JobRecord(job_id, group, list(stage_ids))
+                case JobEnd(job_id=job_id, status=status):
+                    record = self.jobs.get(job_id)
+                    if record is not None:
+                        record.status = status
+                case ExecutorAdded(executor_id=executor_id, host=host, cores=cores):
+                    self._executors[executor_id] = _ExecutorRecord(executor_id, host, cores)
+                case ExecutorRemoved(executor_id=executor_id):
+                    self._executors.pop(executor_id, None)
+                    for stage in self._stages.values():  # its tasks run again, as new ones
+                        for task_id in [t for t, e in stage.running.items() if e == executor_id]:
+                            del stage.running[task_id]
+
+    def _task_end(self, stage_id: int, attempt: int, ok: bool, task_id: int | None) -> None:
+        stage = self._stages.get(stage_id)
+        if stage is None or stage.attempt != attempt:
+            return
+        if task_id is not None:
+            executor_id = stage.running.pop(task_id, None)
+            executor = self._executors.get(executor_id) if executor_id is not None else None
+            if executor is not None:
+                executor.running.discard(task_id)
+        if ok:
+            stage.completed += 1
+        else:
+            stage.failed += 1
+
+    def _forget_running(self, running: dict[int, str]) -> None:
+        for task_id, executor_id in running.items():
+            executor = self._executors.get(executor_id)
+            if executor is not None:
+                executor.running.discard(task_id)
+        running.clear()
+
+    def _trim(self) -> None:
+        """Forget the least recently submitted finished stages beyond the limit."""
+        excess = len(self._stages) - self._retained
+        if excess <= 0:
+            return
+        for stage_id in [s for s, r in self._stages.items() if not r.active][:excess]:
+            del self._stages[stage_id]
+
+    def active_stage_ids(self) -> list[int]:
+        with self._lock:
+            return sorted(s for s, r in self._stages.items() if r.active)
+
+    def stage_info(self, stage_id: int) -> SparkStageInfo | None:
+        with self._lock:
+            r = self._stages.get(stage_id)
+            if r is None:
+                return None
+            return SparkStageInfo(
+                stage_id, r.attempt, r.name, r.num_tasks, len(r.running), r.completed, r.failed
+            )
+
+    def executor_infos(self) -> list[SparkExecutorInfo]:
+        with self._lock:
+            return [
+                SparkExecutorInfo(e.executor_id, e.host, e.cores, len(e.running))
+                for e in self._executors.values()
+            ]
 
 
 class StatusTracker:
-    """Low-level status of jobs and stages (`sc.statusTracker()`)."""
+    """Low-level status of jobs, stages and executors (`sc.statusTracker()`).
 
-    def __init__(self, jobs: JobRegistry, scheduler: TaskScheduler) -> None:
-        self._jobs = jobs.jobs
-        self._scheduler = scheduler
+    Like Spark's, it reports what the scheduler's events said (a finished
+    stage until spark.ui.retainedStages newer ones push it out), not the
+    scheduler's own state.
+    """
+
+    def __init__(self, registry: JobRegistry) -> None:
+        self._registry = registry
+        self._jobs = registry.jobs
 
     def getJobIdsForGroup(self, jobGroup: str | None = None) -> list[int]:
         """Ids of the jobs in a group (or without a group when None)."""
@@ -97,8 +245,7 @@ class StatusTracker:
 
     def getActiveStageIds(self) -> list[int]:
         """Ids of the stages running now."""
-        with self._scheduler.lock:
-            return sorted({t.task_set.stage_id for t in self._scheduler.tsms.values()})
+        return self._registry.active_stage_ids()
 
     def getActiveJobsIds(self) -> list[int]:
         """Ids of the jobs running now."""
@@ -112,28 +259,9 @@ class StatusTracker:
         return SparkJobInfo(job.job_id, list(job.stage_ids), job.status)
 
     def getStageInfo(self, stageId: int) -> SparkStageInfo | None:
-        """A running or recently finished stage's task counts, or None."""
-        with self._scheduler.lock:
-            for tsm in self._scheduler.tsms.values():
-                if tsm.task_set.stage_id == stageId:
-                    ts = tsm.task_set
-                    failed = sum(t.failures for t in tsm.tasks)
-                    return SparkStageInfo(
-                        stageId, ts.attempt, task_set_name(ts.spec), tsm.num_tasks,
-                        len(tsm.running), tsm.num_done, failed,
-                    )  # fmt: skip
-            done = self._scheduler.finished_stages.get(stageId)
-        if done is None:
-            return None
-        return SparkStageInfo(
-            stageId, done.attempt, done.name, done.num_tasks, done.num_active,
-            done.num_completed, done.num_failed,
-        )  # fmt: skip
+        """The latest attempt of a running or recently finished stage, or None."""
+        return self._registry.stage_info(stageId)
 
     def getExecutorInfos(self) -> list[SparkExecutorInfo]:
         """The executors registered now (Scala's API; dynamic allocation changes them)."""
-        with self._scheduler.lock:
-            handles = list(self._scheduler.executors.values())
-            return [
-                SparkExecutorInfo(h.executor_id, h.host, h.cores, len(h.running)) for h in handles
-            ]
+        return self._registry.executor_infos()

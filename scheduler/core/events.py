@@ -5,7 +5,11 @@ per task, are NamedTuples: cheaper to build); a listener takes them apart with
 `match`, so mypy checks every field it reads. The task scheduler posts them on its
 `ListenerBus` in causal order, under its lock: a job's JobStart before the
 StageSubmitted of its first stage, a task's TaskEnd before the StageCompleted
-of its attempt. `time` is the wall-clock second an event happened when it is
+of its attempt, and a StageCompleted before whatever the DAGScheduler does
+about it (the StageSubmitted of a stage it unblocks or of a resubmission,
+the JobEnd of its job). A stage attempt completes when all its tasks
+succeeded or it was aborted; tasks of an aborted attempt still running then
+are taken as killed, and get no TaskEnd of their own. `time` is the wall-clock second an event happened when it is
 known (events replayed from a log carry theirs); live events leave it None
 and each listener reads its own clock. The lineage payloads of JobStart (a
 stage's name, parents and RDDs) stay plain data, as `rdd/lineage.py` makes
@@ -72,7 +76,7 @@ class StageSubmitted:
     attempt: int
     num_tasks: int
     job_id: int = -1
-    #: Only a replayed event knows it here; live ones were named by their JobStart.
+    #: The stage's name (as JobStart's description gives it when a listener asks for those).
     name: str | None = None
     time: float | None = None
 

@@ -12,7 +12,6 @@ blocks on the network.
 
 from __future__ import annotations
 
-import collections
 import itertools
 import logging
 import pickle
@@ -56,9 +55,6 @@ log = logging.getLogger(__name__)
 
 #: Stage code or broadcasts larger than this are fetched by executors in chunks.
 INLINE_LIMIT = 32 << 20
-
-#: Finished stages the status tracker remembers (spark.ui.retainedStages).
-_RETAINED_STAGES = 1000
 
 #: Seconds tasks may wait with no executor before the driver warns, and between warnings
 #: (spark.starvation.timeout).
@@ -120,18 +116,6 @@ class ExecutorHandle:
         self.slots = ResourceSlots(self.resources)
 
 
-@dataclass(frozen=True)
-class StageSummary:
-    """What the status tracker shows of a finished stage attempt."""
-
-    attempt: int
-    name: str
-    num_tasks: int
-    num_active: int
-    num_completed: int
-    num_failed: int
-
-
 @dataclass
 class SchedulerSettings:
     max_failures: int = 4
@@ -189,8 +173,8 @@ class TaskScheduler:
         self.blobs: dict[str, bytes] = {}
         #: Files added with sc.addFile, served by name from the driver's copy.
         self.file_blobs: dict[str, str] = {}
-        #: The last TaskSetManager of recently finished stages, for the status tracker.
-        self.finished_stages: collections.OrderedDict[int, StageSummary] = collections.OrderedDict()
+        #: Keys of live task sets whose StageCompleted was posted (see `_stage_over`).
+        self._completed: set[str] = set()
         #: Set when the application ends: executors going away is expected then.
         self.stopping = False
         #: Since when tasks have been waiting with no executor at all (None: they are not).
@@ -221,9 +205,14 @@ class TaskScheduler:
             self.dag.cancel_job(job_id, reason)
 
     def job_ended(self, job_id: int, status: str, error: BaseException | None = None) -> None:
-        """Announce how a job ended, as the thread that waited for it saw it."""
+        """Announce how a job ended, as the thread that waited for it saw it.
+
+        Posted under the lock like every other event: the waiter woke only after
+        the scheduler announced the job's last StageCompleted, so JobEnd follows it.
+        """
         if self.bus.wants(JobEnd):
-            self.bus.post(JobEnd(job_id, status, None if error is None else str(error)))
+            with self.lock:
+                self.bus.post(JobEnd(job_id, status, None if error is None else str(error)))
 
     # -- DAGScheduler sink -------------------------------------------------------------
 
@@ -276,11 +265,13 @@ class TaskScheduler:
             self._set_profiles[task_set.key] = profile
             if not profile.task_only:
                 self.executor_profiles.setdefault(profile.id, profile)
-        self.bus.post(
-            StageSubmitted(
-                task_set.stage_id, task_set.attempt, len(task_set.partitions), task_set.job_id
-            )
-        )
+        if self.bus.wants(StageSubmitted):
+            self.bus.post(
+                StageSubmitted(
+                    task_set.stage_id, task_set.attempt, len(task_set.partitions),
+                    task_set.job_id, task_set_name(task_set.spec),
+                )
+            )  # fmt: skip
         self.revive()
 
     def cancel_stage(self, stage_id: int, reason: str) -> None:
@@ -289,6 +280,7 @@ class TaskScheduler:
                 continue
             victims = tsm.abort(reason)
             self._kill(victims, reason)
+            self._stage_over(tsm)  # before the DAGScheduler fails the job (JobEnd)
             if tsm.barrier:
                 self.barrier.finished(stage_id, tsm.task_set.attempt, f"stage cancelled: {reason}")
             if tsm.is_finished():
@@ -336,6 +328,7 @@ class TaskScheduler:
                 if tsm.zombie and not was_zombie and tsm.abort_reason is not None:
                     task_set = tsm.task_set
                     self._kill(sorted(tsm.running), "stage aborted")
+                    self._stage_over(tsm)
                     self.dag.task_set_failed(task_set.stage_id, task_set.attempt, tsm.abort_reason)
             for task_id in [t for t, v in self._task_resources.items() if v[0] is handle]:
                 del self._task_resources[task_id]
@@ -405,6 +398,7 @@ class TaskScheduler:
         reason = f"a barrier task of stage {ts.key} failed: {tsm.barrier_failure}"
         self.barrier.finished(ts.stage_id, ts.attempt, reason)
         self._kill(sorted(tsm.running), "a barrier task of this stage failed")
+        self._stage_over(tsm)  # before the DAGScheduler resubmits the stage
         self.dag.barrier_task_failed(ts.stage_id, ts.attempt, tsm.barrier_failure)
 
     def revive(self) -> None:
@@ -588,7 +582,10 @@ class TaskScheduler:
         handle: ExecutorHandle | None,
     ) -> None:
         task_set = tsm.task_set
-        task = tsm.running.get(status.task_id) if self.bus.wants(TaskEnd) else None
+        # A task that ends after its attempt was announced over (an aborted set's) is not
+        # announced: listeners took it as killed at StageCompleted.
+        announce = self.bus.wants(TaskEnd) and task_set.key not in self._completed
+        task = tsm.running.get(status.task_id) if announce else None
         if status.state == pb.TASK_STATE_FINISHED:
             index, duplicates = tsm.handle_success(status.task_id, now)
             if handle is not None:
@@ -600,6 +597,7 @@ class TaskScheduler:
                 too_big = tsm.count_result(len(status.result), self.settings.max_result_size)
                 if too_big is not None:
                     self._kill(tsm.abort(too_big), "stage aborted")
+                    self._stage_over(tsm)
                     self.dag.task_set_failed(task_set.stage_id, task_set.attempt, too_big)
                     return
             try:
@@ -607,6 +605,7 @@ class TaskScheduler:
                 updates, blocks, metrics = pickle.loads(status.accumulators)
             except Exception as exc:  # e.g. a result class the driver cannot import
                 tsm.abort(f"could not deserialize the result of task {status.task_id}: {exc!r}")
+                self._stage_over(tsm)
                 self.dag.task_set_failed(
                     task_set.stage_id, task_set.attempt, tsm.abort_reason or ""
                 )
@@ -617,8 +616,9 @@ class TaskScheduler:
             self.metrics["diskBytesSpilled"] += metrics.get("diskBytesSpilled", 0)
             self.metrics["spills"] += metrics.get("spills", 0)
             self.metrics["tasks"] += 1
-            if self.bus.wants(TaskEnd):
+            if announce:
                 self.bus.post(_task_end(task_set, task, now, status, metrics, blocks))
+            self._stage_over(tsm)  # its last task: before the DAGScheduler moves on
             self.dag.task_succeeded(
                 task_set.stage_id, task_set.attempt, task_set.indices[index], value
             )
@@ -633,16 +633,18 @@ class TaskScheduler:
             ff = status.fetch_failure
             tsm.handle_failure(status.task_id, status.error, counts=False)
             self._kill(tsm.abort(f"fetch failure: {ff.message}"), "fetch failure in this stage")
+            self._stage_over(tsm)  # before the DAGScheduler resubmits the parent stage
             self.dag.fetch_failed(
                 task_set.stage_id, task_set.attempt, ff.shuffle_id, ff.map_index, ff.executor_id
             )
             return
         tsm.handle_failure(status.task_id, status.error, counts=True)
-        self._check_barrier_failure(tsm)
-        if self.bus.wants(TaskEnd):
+        if announce:
             self.bus.post(_task_end(task_set, task, now, status))
+        self._check_barrier_failure(tsm)
         if tsm.zombie and tsm.abort_reason is not None:
             self._kill(sorted(tsm.running), "stage aborted")
+            self._stage_over(tsm)
             self.dag.task_set_failed(task_set.stage_id, task_set.attempt, tsm.abort_reason)
 
     def _kill(self, task_ids: list[int], reason: str) -> None:
@@ -696,20 +698,31 @@ class TaskScheduler:
         if tsm.barrier:
             ts = tsm.task_set
             self.barrier.finished(ts.stage_id, ts.attempt, f"stage {key} finished")
-        # A summary only: the TaskSet holds the stage's code and data.
-        ts = tsm.task_set
-        self.finished_stages[ts.stage_id] = StageSummary(
-            ts.attempt, task_set_name(ts.spec), tsm.num_tasks, len(tsm.running), tsm.num_done,
-            sum(t.failures for t in tsm.tasks),
-        )  # fmt: skip
-        while len(self.finished_stages) > _RETAINED_STAGES:
-            self.finished_stages.popitem(last=False)
-        self.bus.post(StageCompleted(ts.stage_id, ts.attempt, tsm.abort_reason))
+        self._stage_over(tsm, retired=True)
+        self._completed.discard(key)
         for handle in self.executors.values():
             if key in handle.stages:
                 handle.stages.discard(key)
                 if not self.stopping:  # stopped executors drop it (with a warning)
                     handle.send(pb.RemoveBlocks(tasksets=[key]))
+
+    def _stage_over(self, tsm: TaskSetManager, retired: bool = False) -> None:
+        """Post StageCompleted once for an attempt that is over (lock held).
+
+        Over means all its tasks succeeded or it was aborted (even with tasks still
+        running: they are being killed). Each site calls this before the
+        DAGScheduler reacts, so listeners hear a stage complete before the stage
+        it unblocks is submitted, and before its job ends. `retired`: the set
+        is gone anyway (a last resort, should a site not have announced it).
+        """
+        ts = tsm.task_set
+        if ts.key in self._completed:
+            return
+        if not (retired or tsm.zombie or tsm.num_done >= tsm.num_tasks):
+            return
+        self._completed.add(ts.key)
+        failure = (tsm.abort_reason or tsm.barrier_failure) if tsm.zombie else None
+        self.bus.post(StageCompleted(ts.stage_id, ts.attempt, failure))
 
     def _retire_finished(self) -> None:
         for key, tsm in list(self.tsms.items()):

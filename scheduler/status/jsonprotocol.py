@@ -12,12 +12,11 @@ No I/O here.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import platform
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 from scheduler.core.events import (
     EnvironmentUpdate,
@@ -111,26 +110,19 @@ def _rdd_from_info(info: Mapping[str, Any]) -> Json:
     }
 
 
-@dataclasses.dataclass
-class _OpenStage:
+class _OpenStage(NamedTuple):
     """A stage attempt submitted and not yet logged as completed."""
 
     submitted_ms: int
     num_tasks: int
-    job_id: int
-    done: int = 0
-    failed: bool = False
 
 
 class EventEncoder:
-    """Scheduler events -> Spark JsonProtocol objects, in Spark's order.
+    """Scheduler events -> Spark JsonProtocol objects, one for one and in the same order.
 
-    The task scheduler retires a stage attempt after the DAGScheduler has
-    reacted to its last task (submitting the next stage, or failing the job),
-    so StageCompleted is written as soon as the attempt is over: before the
-    next StageSubmitted once all its tasks succeeded, before a failed JobEnd
-    for an attempt that had failed tasks. The scheduler's own report of it
-    is then dropped.
+    The task scheduler posts events in Spark's causal order (a stage's
+    StageCompleted before the StageSubmitted it unblocks and before its
+    JobEnd), so each is written as it comes.
     """
 
     def __init__(self) -> None:
@@ -138,7 +130,6 @@ class EventEncoder:
         #: What job_start told about each stage: name, parent ids, whether it is a map stage.
         self._stages: dict[int, Mapping[str, Any]] = {}
         self._open: dict[tuple[int, int], _OpenStage] = {}
-        self._closed_early: set[tuple[int, int]] = set()
         #: Locality of launched tasks until their TaskEnd (killed ones never end: bounded).
         self._locality: dict[int, str] = {}
 
@@ -182,34 +173,28 @@ class EventEncoder:
                     self._locality[launched.task_id] = "PROCESS_LOCAL" if launched.local else "ANY"
                 return []
             case StageSubmitted(stage_id=stage_id, attempt=attempt, num_tasks=num_tasks):
-                out = self._close(ms, lambda s: s.done >= s.num_tasks)
-                self._open[(stage_id, attempt)] = _OpenStage(ms, num_tasks, event.job_id)
+                self._open[(stage_id, attempt)] = _OpenStage(ms, num_tasks)
                 info = _stage_info(stage_id, attempt, num_tasks, self._stages.get(stage_id), ms)
                 submitted = {"Event": "SparkListenerStageSubmitted", "Stage Info": info}
-                return [*out, {**submitted, "Properties": {}}]
+                return [{**submitted, "Properties": {}}]
             case StageCompleted(stage_id=stage_id, attempt=attempt, failure=failure):
                 key = (stage_id, attempt)
-                if key in self._closed_early:
-                    self._closed_early.discard(key)
-                    return []
                 stage = self._open.pop(key, None)
                 return [self._stage_completed(key, stage, ms, failure)]
             case JobStart():
                 return [self._job_start(event, ms)]
             case JobEnd(job_id=job_id, status=status, error=error):
-                out = self._close(ms, lambda s: s.done >= s.num_tasks)
                 result: Json = {"Result": "JobSucceeded"}
                 if status != "SUCCEEDED":
                     message = error or f"Job {job_id} {status}"
                     result = {"Result": "JobFailed", "Exception": {"Message": message}}
-                    out += self._close(ms, lambda s: s.job_id == job_id and s.failed, message)
                 end = {
                     "Event": "SparkListenerJobEnd",
                     "Job ID": job_id,
                     "Completion Time": ms,
                     "Job Result": result,
                 }
-                return [*out, end]
+                return [end]
             case ExecutorAdded(executor_id=executor_id, host=host):
                 self._hosts[executor_id] = host
                 info = {"Host": host, "Total Cores": event.cores, "Log Urls": dict(event.log_urls)}
@@ -246,18 +231,6 @@ class EventEncoder:
         )
         return {"Event": "SparkListenerStageCompleted", "Stage Info": info}
 
-    def _close(
-        self, ms: int, over: Callable[[_OpenStage], bool], failure: str | None = None
-    ) -> list[Json]:
-        """StageCompleted for the open stage attempts that are `over`, now."""
-        out = []
-        for key, stage in list(self._open.items()):
-            if over(stage):
-                del self._open[key]
-                self._closed_early.add(key)
-                out.append(self._stage_completed(key, stage, ms, failure))
-        return out
-
     def _job_start(self, event: JobStart, ms: int) -> Json:
         for stage in event.stages:
             self._stages[stage["stage_id"]] = stage
@@ -284,12 +257,6 @@ class EventEncoder:
 
     def _task_end(self, event: TaskEnd, ms: int, t: float) -> Json:
         stage_id = event.stage_id
-        stage = self._open.get((stage_id, event.attempt))
-        if stage is not None:
-            if event.ok:
-                stage.done += 1
-            else:
-                stage.failed = True
         executor_id = event.executor_id
         run_seconds = event.run_seconds
         task_id = event.task_id

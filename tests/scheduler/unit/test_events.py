@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import pickle
 from typing import Any
 
 import pytest
 from _fakes import Listener, collect
+from google.protobuf.message import Message
 
 from scheduler.core.events import (
     ExecutorRemoved,
+    JobEnd,
     JobStart,
     LaunchedTask,
     ListenerBus,
@@ -19,8 +22,10 @@ from scheduler.core.events import (
     TaskEnd,
     TasksLaunched,
 )
-from scheduler.core.taskscheduler import SchedulerSettings, TaskScheduler
+from scheduler.core.taskscheduler import ExecutorHandle, SchedulerSettings, TaskScheduler
+from scheduler.shuffle.mapoutput import MapOutput
 from scheduler.status.progress import ConsoleProgressBar
+from sparkctl.v1 import scheduler_pb2 as pb
 
 
 def test_a_job_start_comes_before_its_stages_and_describes_them(ctx: Any) -> None:
@@ -90,3 +95,214 @@ def test_a_listener_of_some_kinds_gets_only_those_and_no_lineage(ctx: Any) -> No
         scheduler.dag.submit_job(ctx.parallelize([1, 2], 2), collect, [0, 1], Listener())
     (start,) = heard
     assert isinstance(start, JobStart) and start.stage_ids == (0,) and start.stages == ()
+
+
+# -- causal order: StageCompleted before what the DAGScheduler does about it -----------
+
+
+class _Announcer:
+    """A job's listener that notes, among the bus's events, when its waiter would wake."""
+
+    def __init__(self, heard: list[object], partitions: int) -> None:
+        self._heard = heard
+        self._left = partitions
+
+    def task_succeeded(self, index: int, result: Any) -> None:
+        self._left -= 1
+        if self._left == 0:
+            self._heard.append("job done")
+
+    def job_failed(self, error: BaseException) -> None:
+        self._heard.append("job failed")
+
+
+class _Driver:
+    """A task scheduler with one 4-core executor whose tasks the test ends by hand."""
+
+    def __init__(self) -> None:
+        self.sched = TaskScheduler(SchedulerSettings(), lambda bid: b"", lambda updates: None)
+        self.heard: list[object] = []
+        self.sched.bus.add(self.heard.append)
+        self.sent: list[Message] = []
+        self.sched.register_executor(ExecutorHandle("e1", "h1", 4, self.sent.append))
+        self._seen = 0
+
+    def launched(self) -> dict[str, list[tuple[int, int]]]:
+        """(task id, partition) of the tasks launched since the last call, by task set key."""
+        out: dict[str, list[tuple[int, int]]] = {}
+        for message in self.sent[self._seen :]:
+            if isinstance(message, pb.LaunchTasks):
+                for task in message.tasks:
+                    out.setdefault(task.taskset, []).append((task.task_id, task.partition))
+        self._seen = len(self.sent)
+        return out
+
+    def finish_map(self, task_id: int, partition: int) -> None:
+        out = MapOutput("e1", "h1", f"/tmp/map-{partition}")
+        self._status(task_id, pb.TASK_STATE_FINISHED, result=pickle.dumps(out))
+
+    def finish_result(self, task_id: int, value: Any) -> None:
+        self._status(task_id, pb.TASK_STATE_FINISHED, result=pickle.dumps(value))
+
+    def fetch_failed(self, task_id: int, shuffle_id: int, map_index: int) -> None:
+        failure = pb.FetchFailure(shuffle_id=shuffle_id, map_index=map_index, message="gone")
+        self._status(task_id, pb.TASK_STATE_FAILED, error="fetch failed", fetch_failure=failure)
+
+    def killed(self, task_id: int) -> None:
+        self._status(task_id, pb.TASK_STATE_KILLED, error="killed")
+
+    def _status(self, task_id: int, state: Any, **fields: Any) -> None:
+        accumulators = pickle.dumps(({}, [], {}))
+        status = pb.TaskStatus(
+            task_id=task_id, state=state, accumulators=accumulators, run_seconds=0.1, **fields
+        )
+        self.sched.status_update("e1", [status])
+
+    def story(self) -> list[tuple[Any, ...]]:
+        """The events heard, as (kind, stage or job, attempt) (launches and executors left out)."""
+        out: list[tuple[Any, ...]] = []
+        for event in self.heard:
+            match event:
+                case JobStart(job_id=job_id) | JobEnd(job_id=job_id):
+                    out.append((type(event).__name__, job_id))
+                case StageSubmitted(stage_id=s, attempt=a) | StageCompleted(stage_id=s, attempt=a):
+                    out.append((type(event).__name__, s, a))
+                case TaskEnd(stage_id=s, attempt=a, ok=ok):
+                    out.append(("TaskEnd", s, a, ok))
+                case str():
+                    out.append((event,))
+        return out
+
+
+def _two_stage_rdd(ctx: Any) -> Any:
+    return ctx.parallelize(list(range(8)), 2).map(lambda x: (x % 2, x)).groupByKey(2)
+
+
+def _assert_causal(story: list[tuple[Any, ...]], over: bool = True) -> None:
+    """Every attempt completes at most once (`over`: once), after its submission and TaskEnds."""
+    submitted: set[tuple[Any, ...]] = set()
+    completed: set[tuple[Any, ...]] = set()
+    for kind, *rest in story:
+        key = tuple(rest[:2])
+        if kind == "StageSubmitted":
+            assert key not in submitted
+            submitted.add(key)
+        elif kind == "StageCompleted":
+            assert key in submitted and key not in completed
+            completed.add(key)
+        elif kind == "TaskEnd":
+            assert key in submitted and key not in completed, f"TaskEnd of {key} out of order"
+    assert completed == submitted or not over
+
+
+def test_a_stage_completes_before_the_stage_it_unblocks_and_before_its_job_ends(
+    ctx: Any,
+) -> None:
+    driver = _Driver()
+    with driver.sched.lock:
+        job_id = driver.sched.dag.submit_job(
+            _two_stage_rdd(ctx), collect, [0, 1], _Announcer(driver.heard, 2)
+        )
+    for task_id, partition in driver.launched()["0.0"]:
+        driver.finish_map(task_id, partition)
+    for task_id, partition in driver.launched()["1.0"]:
+        driver.finish_result(task_id, [partition])
+    driver.sched.job_ended(job_id, "SUCCEEDED")  # what the waiting thread does when it wakes
+    assert driver.story() == [
+        ("JobStart", job_id),
+        ("StageSubmitted", 0, 0),
+        ("TaskEnd", 0, 0, True),
+        ("TaskEnd", 0, 0, True),
+        ("StageCompleted", 0, 0),
+        ("StageSubmitted", 1, 0),
+        ("TaskEnd", 1, 0, True),
+        ("TaskEnd", 1, 0, True),
+        ("StageCompleted", 1, 0),
+        ("job done",),
+        ("JobEnd", job_id),
+    ]
+    assert all(e.failure is None for e in driver.heard if isinstance(e, StageCompleted))
+    assert not driver.sched.tsms
+
+
+def test_a_fetch_failed_stage_completes_before_its_parent_is_resubmitted(ctx: Any) -> None:
+    driver = _Driver()
+    with driver.sched.lock:
+        job_id = driver.sched.dag.submit_job(
+            _two_stage_rdd(ctx), collect, [0, 1], _Announcer(driver.heard, 2)
+        )
+    for task_id, partition in driver.launched()["0.0"]:
+        driver.finish_map(task_id, partition)
+    (first, _), (second, _) = driver.launched()["1.0"]
+    driver.fetch_failed(first, shuffle_id=0, map_index=1)  # map output 1 is lost
+    driver.killed(second)  # the executor kills the failed attempt's other task
+    rerun = driver.launched()
+    assert list(rerun) == ["0.1"]  # only the lost map output runs again
+    ((task_id, partition),) = rerun["0.1"]
+    driver.finish_map(task_id, partition)
+    for task_id, partition in driver.launched()["1.1"]:
+        driver.finish_result(task_id, [partition])
+    driver.sched.job_ended(job_id, "SUCCEEDED")
+    story = driver.story()
+    assert story == [
+        ("JobStart", job_id),
+        ("StageSubmitted", 0, 0),
+        ("TaskEnd", 0, 0, True),
+        ("TaskEnd", 0, 0, True),
+        ("StageCompleted", 0, 0),
+        ("StageSubmitted", 1, 0),
+        ("StageCompleted", 1, 0),
+        ("StageSubmitted", 0, 1),
+        ("TaskEnd", 0, 1, True),
+        ("StageCompleted", 0, 1),
+        ("StageSubmitted", 1, 1),
+        ("TaskEnd", 1, 1, True),
+        ("TaskEnd", 1, 1, True),
+        ("StageCompleted", 1, 1),
+        ("job done",),
+        ("JobEnd", job_id),
+    ]
+    _assert_causal(story)
+    failed = [e for e in driver.heard if isinstance(e, StageCompleted) and e.failure]
+    assert [(e.stage_id, e.attempt) for e in failed] == [(1, 0)]
+    assert failed[0].failure is not None and "fetch failure: gone" in failed[0].failure
+
+
+def test_a_late_task_of_an_aborted_attempt_gets_no_task_end(ctx: Any) -> None:
+    driver = _Driver()
+    with driver.sched.lock:
+        driver.sched.dag.submit_job(
+            _two_stage_rdd(ctx), collect, [0, 1], _Announcer(driver.heard, 2)
+        )
+    for task_id, partition in driver.launched()["0.0"]:
+        driver.finish_map(task_id, partition)
+    (first, _), (second, partition) = driver.launched()["1.0"]
+    driver.fetch_failed(first, shuffle_id=0, map_index=1)
+    driver.finish_result(second, [partition])  # it finished before the kill reached it
+    story = driver.story()
+    _assert_causal(story, over=False)  # the lost map output is still being recomputed
+    assert ("TaskEnd", 1, 0, True) not in story
+    assert story[-2:] == [("StageCompleted", 1, 0), ("StageSubmitted", 0, 1)]
+
+
+def test_a_cancelled_jobs_running_stage_completes_before_the_job_ends(ctx: Any) -> None:
+    driver = _Driver()
+    with driver.sched.lock:
+        job_id = driver.sched.dag.submit_job(
+            _two_stage_rdd(ctx), collect, [0, 1], _Announcer(driver.heard, 2)
+        )
+    running = driver.launched()["0.0"]
+    driver.sched.cancel_job(job_id, "by the test")
+    for task_id, _ in running:  # the executor reports its tasks killed
+        driver.killed(task_id)
+    driver.sched.job_ended(job_id, "FAILED", RuntimeError(f"Job {job_id} cancelled by the test"))
+    assert driver.story() == [
+        ("JobStart", job_id),
+        ("StageSubmitted", 0, 0),
+        ("StageCompleted", 0, 0),
+        ("job failed",),
+        ("JobEnd", job_id),
+    ]
+    (completed,) = [e for e in driver.heard if isinstance(e, StageCompleted)]
+    assert completed.failure is not None and "cancelled by the test" in completed.failure
+    assert not driver.sched.tsms  # the killed tasks retired the set, with no second report
