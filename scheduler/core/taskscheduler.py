@@ -111,6 +111,8 @@ class ExecutorHandle:
     profile_id: int = 0
     #: Which of those addresses its running tasks hold.
     slots: ResourceSlots = field(init=False)
+    #: Cores its running tasks of stage profiles hold beyond spark.task.cpus each.
+    extra_cpus: int = 0
 
     def __post_init__(self) -> None:
         self.slots = ResourceSlots(self.resources)
@@ -189,6 +191,8 @@ class TaskScheduler:
         self._task_resources: dict[
             int, tuple[ExecutorHandle, dict[str, list[str]], dict[str, TaskRequirement]]
         ] = {}
+        #: Task id -> (executor, its cpus less spark.task.cpus) of stage-profile tasks.
+        self._task_cpus: dict[int, tuple[ExecutorHandle, int]] = {}
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -445,8 +449,15 @@ class TaskScheduler:
                         profile_id, cpus, wanted = needs[tsm.task_set.key]
                         if profile_id != handle.profile_id:
                             continue
-                        slots = max(1, handle.cores // cpus)
-                        if not tsm.has_pending() or held >= slots * depths[tsm.task_set.key]:
+                        if not tsm.has_pending():
+                            continue
+                        if cpus != task_cpus:
+                            # A stage profile's cpus: only on cores free now, none queued
+                            # behind (its executor runs a task per worker, whatever cpus).
+                            used = held * task_cpus + handle.extra_cpus
+                            if held and used + cpus > handle.cores:
+                                continue
+                        elif held >= max(1, handle.cores // cpus) * depths[tsm.task_set.key]:
                             continue
                         if wanted and not handle.slots.fits(wanted):
                             continue
@@ -511,6 +522,10 @@ class TaskScheduler:
         profile = self._set_profiles.get(key)
         if profile is not None:
             task.cpus = profile.task_cpus(self.settings.task_cpus)
+            if task.cpus != self.settings.task_cpus:
+                extra = task.cpus - self.settings.task_cpus
+                handle.extra_cpus += extra
+                self._task_cpus[task_id] = (handle, extra)
         wanted = (profile or self.default_profile).task_requirements()
         if wanted:
             given = handle.slots.acquire(wanted)
@@ -541,7 +556,10 @@ class TaskScheduler:
         )
 
     def _release_resources(self, task_id: int) -> None:
-        """Free the custom resource addresses a finished task held (lock held)."""
+        """Free the custom resource addresses and profile cpus a finished task held (lock held)."""
+        cpus = self._task_cpus.pop(task_id, None)
+        if cpus is not None:
+            cpus[0].extra_cpus -= cpus[1]
         held = self._task_resources.pop(task_id, None)
         if held is not None:
             handle, given, wanted = held

@@ -1,0 +1,67 @@
+"""PySpark compatibility: a stage profile's task cpus count against executor cores.
+
+``TaskResourceRequests().cpus(n)`` on a stage (``rdd.withResources``) makes each of
+its tasks take n of its executor's cores, as ``spark.task.cpus`` does for every
+stage: on a 4-core executor 3-cpu tasks run one at a time and 2-cpu tasks two
+(PySpark's test_stage_sched checks the same). Task-only profiles need no dynamic
+allocation on a standalone cluster. Each task records when it ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import _compat_support as support
+import pytest
+
+from scheduler import TaskContext
+from scheduler.resource import ResourceProfileBuilder, TaskResourceRequests
+
+#: PySpark's local-cluster takes 30 s to start and, on a loaded host, as long again.
+pytestmark = pytest.mark.timeout(300)
+
+
+def _timed(path: str) -> Any:
+    def run(index: int, iterator: Any) -> Any:
+        start = time.time()
+        time.sleep(0.8)
+        ctx = TaskContext.get()
+        assert ctx is not None
+        with open(os.path.join(path, f"task-{index}"), "w") as f:
+            json.dump([start, time.time()], f)
+        return [(index, ctx.cpus())]
+
+    return run
+
+
+def _most_at_once(path: Path) -> int:
+    """How many of the tasks recorded under `path` ran at the same moment, at most."""
+    spans = [json.loads(p.read_text()) for p in path.iterdir()]
+    return max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+
+
+def test_a_stage_profiles_cpus_limit_its_tasks_at_once(tmp_path: Path) -> None:
+    sc = support.new_context(
+        "local-cluster[1,4,1024]", "compat-stage-cpus", **{"spark.executor.memory": "512m"}
+    )
+    try:
+        for cpus, tasks, at_once in ((3, 2, 1), (2, 4, 2)):
+            marks = tmp_path / f"cpus-{cpus}"
+            marks.mkdir()
+            profile = ResourceProfileBuilder().require(TaskResourceRequests().cpus(cpus)).build
+            rdd = sc.parallelize(range(tasks), tasks).withResources(profile)
+            got = rdd.mapPartitionsWithIndex(_timed(str(marks))).collect()
+            assert got == [(i, cpus) for i in range(tasks)]
+            assert _most_at_once(marks) == at_once, cpus
+        # The default profile's tasks still take one core each: four at once.
+        marks = tmp_path / "default"
+        marks.mkdir()
+        got = sc.parallelize(range(4), 4).mapPartitionsWithIndex(_timed(str(marks))).collect()
+        assert got == [(i, 1) for i in range(4)]
+        assert _most_at_once(marks) == 4
+    finally:
+        sc.stop()
