@@ -74,7 +74,7 @@ DEFAULT_APP_NAME = "pyspark-shell"
 def _allowed_in_executors(conf: SparkConf | None) -> bool:
     """spark.executor.allowSparkContext: a task may start a SparkContext (PySpark's opt-in)."""
     return (
-        conf is not None and conf.get("spark.executor.allowSparkContext", "false").lower() == "true"
+        conf is not None and (conf.get("spark.executor.allowSparkContext") or "").lower() == "true"
     )
 
 
