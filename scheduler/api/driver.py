@@ -159,12 +159,13 @@ class DriverRuntime:
                 shutil.rmtree(path, ignore_errors=True)
 
     def _tick(self, conf: Conf) -> None:
-        """Speculation, starvation warnings and silent executors, checked every 100 ms."""
+        """Speculation, starvation warnings, silent executors, held removals: every 100 ms."""
         timeout = conf.get(rpc_keys.NETWORK_TIMEOUT)
         last_expiry = time.monotonic()
         scheduler = self.scheduler
         while not self._stopped.wait(0.1):
             try:
+                self.endpoint.flush_removals()
                 if scheduler.tsms:
                     scheduler.check_speculation()
                     scheduler.check_starvation(time.monotonic())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -105,6 +106,13 @@ class SchedulerEndpoint(RpcEndpoint):
         #: FetchBlockRequests relayed to an executor on another's behalf (driver blobs
         #: not counted): with direct fetches this stays 0 unless an executor cannot listen.
         self.relayed_fetches = 0
+        #: Executor id -> what sends to it (holding back finished task sets' removals).
+        self._senders: dict[str, _ExecutorSender] = {}
+
+    def flush_removals(self) -> None:
+        """Send the finished task sets' removals each executor's sender holds (any thread)."""
+        for sender in list(self._senders.values()):  # list(): one step under the GIL
+            sender.flush()
 
     @property
     def app_id(self) -> str:
@@ -152,11 +160,12 @@ class SchedulerEndpoint(RpcEndpoint):
                 )
                 context.reply(pb.RegisterExecutorResponse(accepted=False, reason=reason))
                 return
+            sender = _ExecutorSender(ref)
             handle = ExecutorHandle(
                 executor_id=message.executor_id,
                 host=message.hostname,
                 cores=max(1, message.cores),
-                send=_sender(ref),
+                send=sender,
                 address=context.sender_address,
                 ref=ref,
                 local_dir=message.local_dir,
@@ -167,6 +176,7 @@ class SchedulerEndpoint(RpcEndpoint):
             )
             accepted = self._scheduler.register_executor(handle)
             if accepted:
+                self._senders[message.executor_id] = sender
                 self._by_address[context.sender_address] = message.executor_id
                 origin = current_origin()
                 self._peer_ids[message.executor_id] = origin.peer_id if origin else ""
@@ -252,14 +262,44 @@ class SchedulerEndpoint(RpcEndpoint):
         if executor_id is not None:
             self.block_addresses.pop(executor_id, None)
             self._peer_ids.pop(executor_id, None)
+            self._senders.pop(executor_id, None)
             self._scheduler.executor_lost(executor_id, "executor disconnected")
 
 
-def _sender(ref: RpcEndpointRef) -> Any:
-    def send(message: Message) -> None:
-        try:
-            ref.send(message)
-        except Exception as exc:  # the executor is going away; its disconnect follows
-            log.debug("could not send to %s: %s", ref, exc)
+class _ExecutorSender:
+    """Sends to one executor; finished task sets' removals ride with the next message.
 
-    return send
+    A RemoveBlocks of its own after every job cost a loop wake-up and a gRPC write
+    here and a read there; sent just before the next launch, it shares that launch's
+    frame. `flush` (the driver's ticker, every 100 ms) bounds how long one waits.
+    """
+
+    def __init__(self, ref: RpcEndpointRef) -> None:
+        self._ref = ref
+        self._lock = threading.Lock()
+        self._retired: list[str] = []
+
+    def __call__(self, message: Message) -> None:
+        if isinstance(message, pb.RemoveBlocks) and not (
+            message.rdd_ids or message.shuffle_ids or message.broadcast_ids
+        ):
+            with self._lock:
+                self._retired.extend(message.tasksets)
+            return
+        self.flush()
+        self._send(message)
+
+    def flush(self) -> None:
+        """Send the task set removals held back, if any."""
+        if not self._retired:  # a racy read: a removal added meanwhile waits for the next
+            return
+        with self._lock:
+            retired, self._retired = self._retired, []
+        if retired:
+            self._send(pb.RemoveBlocks(tasksets=retired))
+
+    def _send(self, message: Message) -> None:
+        try:
+            self._ref.send(message)
+        except Exception as exc:  # the executor is going away; its disconnect follows
+            log.debug("could not send to %s: %s", self._ref, exc)
