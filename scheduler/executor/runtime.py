@@ -189,6 +189,11 @@ class ExecutorRuntime:
         # One Python worker per task that may run at once: a task takes spark.task.cpus cores.
         task_cpus = max(1, int(os.environ.get("SPARKCTL_TASK_CPUS") or "1"))
         self._max_slots = max(1, cores // task_cpus)
+        self._cores = cores
+        self._default_cpus = task_cpus
+        #: Set once a stage profile's task asks other cpus than spark.task.cpus: from
+        #: then on a task starts only on an idle worker and cores free (`_free_slot`).
+        self._cpu_budget = False
         if not env.get("SPARKCTL_WORKER_CACHE_MB"):
             env["SPARKCTL_WORKER_CACHE_MB"] = f"{worker_cache_mb(env, self._max_slots):.1f}"
         self._fault_dir = _limit_workers(env, local_dir, self._max_slots)
@@ -226,6 +231,10 @@ class ExecutorRuntime:
         """What a task about to be launched holds (its TaskContext.resources() and cpus())."""
         with self._lock:
             self._task_resources[task_id] = (resources, cpus)
+            if cpus and cpus != self._default_cpus:
+                self._cpu_budget = True
+                # Fewer cpus a task: more tasks at once, each in a worker of its own.
+                self._max_slots = max(self._max_slots, self._cores // cpus)
 
     def launch(self, tasks: list[tuple[int, str, int, int]]) -> None:
         with self._lock:
@@ -333,7 +342,8 @@ class ExecutorRuntime:
             self._dispatch_local()
         else:
             while self._queue:
-                slot = self._free_slot(self._queue[0][1] in self._barrier_sets)
+                head = self._queue[0]
+                slot = self._free_slot(head[1] in self._barrier_sets, head[0])
                 if slot is None:
                     break
                 self._send(slot, self._queue.popleft())
@@ -348,17 +358,30 @@ class ExecutorRuntime:
                 with contextlib.suppress(OSError):
                     slot.conn.send_bytes(pickle.dumps(message, 5))
 
-    def _free_slot(self, idle: bool = False) -> _Slot | None:
+    def _free_slot(self, idle: bool = False, task_id: int = -1) -> _Slot | None:
         """The least busy worker that may take one more task now, if any (lock held).
 
         `idle`: only a worker with nothing queued (a barrier task must start at once).
+        Once tasks ask different cpus (`_cpu_budget`), task `task_id` starts only on an
+        idle worker and only while the running tasks' cpus leave it enough cores.
         """
         slot = min(self._slots, key=lambda sl: len(sl.outstanding))
         if slot.outstanding and len(self._slots) < self._max_slots:
             slot = self._add_slot()  # every worker is busy: one more
         if len(slot.outstanding) >= (1 if idle else self._prefetch) or slot.conn is None:
             return None
+        if self._cpu_budget:
+            if slot.outstanding:
+                return None
+            busy = sum(self._cpus_of(s.outstanding[0][0]) for s in self._slots if s.outstanding)
+            if busy and busy + self._cpus_of(task_id) > self._cores:
+                return None
         return slot
+
+    def _cpus_of(self, task_id: int) -> int:
+        """The cores a task takes: its stage profile's cpus, else spark.task.cpus."""
+        extras = self._task_resources.get(task_id)
+        return (extras[1] if extras is not None else 0) or self._default_cpus
 
     def _holder_of(self, split: int) -> _Slot | None:
         """The worker holding a memory-cached block of `split`, if one still does."""
@@ -397,7 +420,7 @@ class ExecutorRuntime:
                     kept.append(task)  # its worker may free up soon: wait for it
                     retry_at = min(retry_at, due) if retry_at else due
                     continue
-            slot = self._free_slot(barrier)
+            slot = self._free_slot(barrier, task[0])
             if slot is None:
                 kept.append(task)
                 break

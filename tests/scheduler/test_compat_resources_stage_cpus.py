@@ -65,3 +65,29 @@ def test_a_stage_profiles_cpus_limit_its_tasks_at_once(tmp_path: Path) -> None:
         assert _most_at_once(marks) == 4
     finally:
         sc.stop()
+
+
+def test_a_profile_asking_fewer_cpus_than_spark_task_cpus_runs_more_at_once(
+    tmp_path: Path,
+) -> None:
+    sc = support.new_context(
+        "local-cluster[1,4,1024]",
+        "compat-stage-fewer-cpus",
+        **{"spark.executor.memory": "512m", "spark.task.cpus": "2"},
+    )
+    try:
+        profile = ResourceProfileBuilder().require(TaskResourceRequests().cpus(1)).build
+        marks = tmp_path / "cpus-1"
+        marks.mkdir()
+        rdd = sc.parallelize(range(4), 4).withResources(profile)
+        got = rdd.mapPartitionsWithIndex(_timed(str(marks))).collect()
+        assert got == [(i, 1) for i in range(4)]
+        assert _most_at_once(marks) == 4
+        # The default profile's 2-cpu tasks after it: two at once, never more.
+        marks = tmp_path / "default"
+        marks.mkdir()
+        got = sc.parallelize(range(6), 6).mapPartitionsWithIndex(_timed(str(marks))).collect()
+        assert got == [(i, 2) for i in range(6)]
+        assert _most_at_once(marks) == 2
+    finally:
+        sc.stop()
