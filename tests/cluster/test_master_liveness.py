@@ -313,3 +313,13 @@ def test_only_the_workers_an_app_ran_on_are_told_it_finished(tmp_path: pathlib.P
         if any(isinstance(m, pb.ApplicationFinished) for m in ref.sent)
     }
     assert told == used
+
+
+def test_only_a_registered_workers_heartbeat_skips_the_pool(tmp_path: pathlib.Path) -> None:
+    master = make_master(tmp_path, FakeClock())
+    beat = pb.WorkerHeartbeat(worker_id="w1", incarnation=1)
+    assert not master.receives_inline(beat)  # unknown: told to register, via the pool
+    register(master, "w1", 7101)
+    assert master.receives_inline(beat)
+    assert not master.receives_inline(pb.WorkerStopping(worker_id="w1", incarnation=1))
+    assert not master.receives_inline(pb.CheckWorkerTimeouts())
