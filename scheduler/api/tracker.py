@@ -97,13 +97,10 @@ class _StageRecord:
     active: bool = True
 
 
-@dataclass
-class _ExecutorRecord:
+class _ExecutorRecord(NamedTuple):
     executor_id: str
     host: str
     cores: int
-    #: Ids of the tasks launched to it and not ended.
-    running: set[int] = field(default_factory=set)
 
 
 class JobRegistry:
@@ -140,18 +137,25 @@ class JobRegistry:
         bus.add(self, kinds=_KINDS, lineage=False)
 
     def __call__(self, event: SchedulerEvent) -> None:
+        if type(event) is TaskEnd:  # once per task, under the scheduler's lock: straight-line
+            with self._lock:
+                stage = self._stages.get(event.stage_id)
+                if stage is None or stage.attempt != event.attempt:
+                    return
+                if event.task_id is not None:
+                    stage.running.pop(event.task_id, None)
+                if event.ok:
+                    stage.completed += 1
+                else:
+                    stage.failed += 1
+            return
         with self._lock:
             match event:
-                case TaskEnd(stage_id=stage_id, attempt=attempt, ok=ok, task_id=task_id):
-                    self._task_end(stage_id, attempt, ok, task_id)
                 case TasksLaunched(tasks=tasks):
                     for task in tasks:
                         stage = self._stages.get(task.stage_id)
                         if stage is not None and stage.attempt == task.stage_attempt:
                             stage.running[task.task_id] = task.executor_id
-                        executor = self._executors.get(task.executor_id)
-                        if executor is not None:
-                            executor.running.add(task.task_id)
                 case StageSubmitted(stage_id=stage_id, attempt=attempt, num_tasks=num_tasks):
                     name = event.name or f"stage {stage_id}"
                     self._stages[stage_id] = _StageRecord(attempt, name, num_tasks)
@@ -160,7 +164,7 @@ class JobRegistry:
                 case StageCompleted(stage_id=stage_id, attempt=attempt):
                     stage = self._stages.get(stage_id)
                     if stage is not None and stage.attempt == attempt:
-                        self._forget_running(stage.running)
+                        stage.running.clear()  # killed: they report no TaskEnd
                         stage.active = False
                         self._trim()
                 case JobStart(job_id=job_id, stage_ids=stage_ids, group=group):
@@ -176,27 +180,6 @@ class JobRegistry:
                     for stage in self._stages.values():  # its tasks run again, as new ones
                         for task_id in [t for t, e in stage.running.items() if e == executor_id]:
                             del stage.running[task_id]
-
-    def _task_end(self, stage_id: int, attempt: int, ok: bool, task_id: int | None) -> None:
-        stage = self._stages.get(stage_id)
-        if stage is None or stage.attempt != attempt:
-            return
-        if task_id is not None:
-            executor_id = stage.running.pop(task_id, None)
-            executor = self._executors.get(executor_id) if executor_id is not None else None
-            if executor is not None:
-                executor.running.discard(task_id)
-        if ok:
-            stage.completed += 1
-        else:
-            stage.failed += 1
-
-    def _forget_running(self, running: dict[int, str]) -> None:
-        for task_id, executor_id in running.items():
-            executor = self._executors.get(executor_id)
-            if executor is not None:
-                executor.running.discard(task_id)
-        running.clear()
 
     def _trim(self) -> None:
         """Forget the least recently submitted finished stages beyond the limit."""
@@ -220,9 +203,13 @@ class JobRegistry:
             )
 
     def executor_infos(self) -> list[SparkExecutorInfo]:
+        """Counted from the running stages' tasks: a question is rarer than a task."""
         with self._lock:
+            running = collections.Counter(
+                e for r in self._stages.values() if r.active for e in r.running.values()
+            )
             return [
-                SparkExecutorInfo(e.executor_id, e.host, e.cores, len(e.running))
+                SparkExecutorInfo(e.executor_id, e.host, e.cores, running[e.executor_id])
                 for e in self._executors.values()
             ]
 
