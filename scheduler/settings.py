@@ -27,6 +27,7 @@ from rpcenv import (
 )
 
 __all__ = [
+    "ALLOW_SPARK_CONTEXT_IN_EXECUTORS",
     "APP_NAME",
     "ARCHIVES",
     "BARRIER_CHECK_INTERVAL",
@@ -576,6 +577,13 @@ RESOURCE_PROFILE_MANAGER_TESTING = SECTION.entry(
     BOOL,
     "false",
     "Refuse unsupported stage-level profiles even in testing mode (Spark's tests of the refusal).",
+)
+ALLOW_SPARK_CONTEXT_IN_EXECUTORS = SECTION.entry(
+    "spark.executor.allowSparkContext",
+    BOOL,
+    "false",
+    "Let a task create a SparkContext; otherwise a Python worker refuses it "
+    "(CONTEXT_ONLY_VALID_ON_DRIVER).",
 )
 LOG_LEVEL = SECTION.optional(
     "spark.log.level",

@@ -9,9 +9,10 @@ of its attempt, and a StageCompleted before whatever the DAGScheduler does
 about it (the StageSubmitted of a stage it unblocks or of a resubmission,
 the JobEnd of its job). A stage attempt completes when all its tasks
 succeeded or it was aborted; tasks of an aborted attempt still running then
-are taken as killed, and get no TaskEnd of their own. `time` is the wall-clock second an event happened when it is
-known (events replayed from a log carry theirs); live events leave it None
-and each listener reads its own clock. The lineage payloads of JobStart (a
+are taken as killed, and get no TaskEnd of their own. `time` is the
+wall-clock second an event happened when it is known (events replayed from a
+log carry theirs); live events leave it None and each listener reads its own
+clock. The lineage payloads of JobStart (a
 stage's name, parents and RDDs) stay plain data, as `rdd/lineage.py` makes
 them. No I/O here.
 """
