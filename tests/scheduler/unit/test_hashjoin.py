@@ -69,7 +69,9 @@ def test_in_memory_join_gives_pyspark_s_pairs_in_its_order(
     repeats: bool, pad_left: bool, pad_right: bool
 ) -> None:
     left, right = _sides(1, repeats)
-    got = list(hash_join(512, pad_left, pad_right, iter(left), iter(right)))
+    # No budget: the pytest process itself may hold more than any finite one late in
+    # the suite, and a spill would change the order this test checks.
+    got = list(hash_join(float("inf"), pad_left, pad_right, iter(left), iter(right)))
     assert got == _cogroup_join(left, right, pad_left, pad_right)
 
 
