@@ -43,7 +43,9 @@ try:
     sc.parallelize(range(2), 2).map(lambda x: x // 0).collect()
 except Exception:
     pass
-(gate.parent / (gate.name + ".ready")).write_text(sc.applicationId)
+# Written whole, then renamed: the test polls for the file and reads it at once.
+(gate.parent / (gate.name + ".tmp")).write_text(sc.applicationId)
+(gate.parent / (gate.name + ".tmp")).rename(gate.parent / (gate.name + ".ready"))
 deadline = time.monotonic() + 60
 while not gate.exists() and time.monotonic() < deadline:
     time.sleep(0.05)
