@@ -522,18 +522,12 @@ class ExecutorRuntime:
                 reply = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError):
                 break
-            if reply[0] == "fetch":
-                threading.Thread(
-                    target=self._serve_fetch, args=(conn, reply), name="fetch", daemon=True
-                ).start()
-                continue
-            if reply[0] == "barrier":
-                threading.Thread(
-                    target=self._serve_barrier, args=(conn, reply), name="barrier", daemon=True
-                ).start()
-                continue
-            # A worker sends the replies of tiny tasks several to a message ("batch").
+            # A worker sends the replies of tiny tasks several to a message ("batch"),
+            # and held replies travel in front of a fetch or barrier request it makes.
             replies = reply[1] if reply[0] == "batch" else (reply,)
+            requests = [r for r in replies if r[0] in ("fetch", "barrier")]
+            if requests:
+                replies = [r for r in replies if r[0] not in ("fetch", "barrier")]
             done: list[tuple[Any, ...]] = []
             with self._lock:
                 if slot.conn is not conn:
@@ -554,6 +548,11 @@ class ExecutorRuntime:
                     done.append(reply)
                 self._dispatch()
             self._report(*done)
+            for request in requests:
+                serve = self._serve_fetch if request[0] == "fetch" else self._serve_barrier
+                threading.Thread(
+                    target=serve, args=(conn, request), name=request[0], daemon=True
+                ).start()
         if self._stopping:
             return
         code = proc.wait()

@@ -8,11 +8,13 @@ the serialized copy; workers account the objects' size and evict LRU.
 from __future__ import annotations
 
 import pickle
+import threading
 from typing import Any
 
 import pytest
 from _fakes import FakePipe, fake_executor
 
+from cluster.testing import wait_until
 from scheduler.executor import pyworker as _pyworker
 from scheduler.executor import runtime as runtime_module
 from scheduler.executor.runtime import worker_cache_mb
@@ -132,3 +134,43 @@ def test_waiting_tasks_keep_their_place_and_long_queues_stay_cheap(runtime: Any)
     assert _sent(runtime, 1) == [1]
     assert _sent(runtime, 0) == [101]  # the waiting task 100 did not block the others
     assert [t[0] for t in list(runtime._queue)[:2]] == [100, 102]  # in arrival order
+
+
+def test_a_fetch_request_behind_held_replies_is_served(runtime: Any) -> None:
+    """A worker sends held task replies in one batch with its next fetch request.
+
+    The executor's reader once took every batch entry for a task reply and died on
+    the fetch (IndexError), so the reduce task waited for its bytes forever.
+    """
+    runtime.launch([(1, "s", 0, 0)])
+    slot = next(s for s in runtime._slots if 1 in s.conn.tasks)
+    fetched = threading.Event()
+    reported: list[Any] = []
+    runtime.fetch_remote = lambda *request: fetched.set() or b"bytes"
+    runtime.on_statuses = reported.extend
+    done = ("done", 1, "FINISHED", b"", b"", "", "", None, 0.001)
+    fetch = ("fetch", 7, "1", "/shuffle/0.data", 0, 5, "127.0.0.1:1")
+
+    class Worker(FakePipe):
+        def __init__(self) -> None:
+            super().__init__()
+            self.incoming = [pickle.dumps(("batch", [done, fetch]))]
+            self.replies: list[Any] = []
+
+        def recv_bytes(self) -> bytes:
+            if self.incoming:
+                return self.incoming.pop(0)
+            fetched.wait(5)
+            runtime._stopping = True  # the reader returns instead of waiting on a process
+            raise EOFError
+
+        def send_bytes(self, data: bytes) -> None:
+            self.replies.append(pickle.loads(data))
+
+    worker = Worker()
+    slot.conn, slot.proc = worker, object()
+    runtime._read_loop(slot)  # returns once the worker's pipe ends
+    assert fetched.is_set()
+    assert reported, "the held task reply was not reported"
+    wait_until(lambda: worker.replies, 5, "the fetched bytes to reach the worker")
+    assert worker.replies[0][:2] == ("fetched", 7)
