@@ -146,7 +146,12 @@ def test_a_fetch_request_behind_held_replies_is_served(runtime: Any) -> None:
     slot = next(s for s in runtime._slots if 1 in s.conn.tasks)
     fetched = threading.Event()
     reported: list[Any] = []
-    runtime.fetch_remote = lambda *request: fetched.set() or b"bytes"
+
+    def fetch_remote(*request: Any) -> bytes:
+        fetched.set()
+        return b"bytes"
+
+    runtime.fetch_remote = fetch_remote
     runtime.on_statuses = reported.extend
     done = ("done", 1, "FINISHED", b"", b"", "", "", None, 0.001)
     fetch = ("fetch", 7, "1", "/shuffle/0.data", 0, 5, "127.0.0.1:1")
