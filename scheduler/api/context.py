@@ -3,7 +3,8 @@
 It checks the settings (master URL, scheduler settings) and creates the
 TaskScheduler; `scheduler.api.driver.build_driver` wires the rest (RpcEnv,
 endpoint, UI, event log, backend). Its PySpark methods come from mixins:
-RDD sources, shared variables, added files, job groups and running jobs. It
+RDD sources, shared variables, added files, job groups, running jobs and
+executor requests. It
 implements `RDDHost` for the RDDs it makes, and never computes partitions.
 """
 
@@ -26,6 +27,7 @@ from typing import Any, ClassVar
 from rpcenv import Conf
 from scheduler import settings as keys
 from scheduler.api.addedfiles import AddedFiles
+from scheduler.api.allocation import ExecutorRequests
 from scheduler.api.conf import SYSTEM_PROPERTIES, SparkConf
 from scheduler.api.driver import (
     DriverRuntime,
@@ -78,7 +80,7 @@ def _allowed_in_executors(conf: SparkConf | None) -> bool:
     )
 
 
-class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner):
+class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner, ExecutorRequests):
     """The connection to a cluster (or local executors): creates RDDs and runs jobs."""
 
     _active_spark_context: ClassVar[SparkContext | None] = None
@@ -383,43 +385,6 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
     def statusTracker(self) -> StatusTracker:
         """Job and stage progress."""
         return StatusTracker(self._jobs)
-
-    # -- executors (Spark's developer API; standalone mode only) ---------------------------
-
-    def requestExecutors(self, numAdditionalExecutors: int) -> bool:
-        """Ask the cluster manager for this many executors more than requested so far."""
-        backend = self._standalone("Requesting executors")
-        return backend is not None and backend.request_executors(numAdditionalExecutors)
-
-    def requestTotalExecutors(
-        self,
-        numExecutors: int,
-        localityAwareTasks: int = 0,
-        hostToLocalTaskCount: dict[str, int] | None = None,
-    ) -> bool:
-        """Set the number of executors the cluster manager keeps for this application."""
-        backend = self._standalone("Requesting executors")
-        return backend is not None and backend.request_total(numExecutors)
-
-    def killExecutors(self, executorIds: list[str]) -> bool:
-        """Kill executors (their running tasks run again elsewhere) and lower the target.
-
-        Raises:
-            ValueError: dynamic allocation is on (it decides which executors go).
-        """
-        backend = self._standalone("Killing executors")
-        return backend is not None and backend.kill_executors(list(executorIds))
-
-    def killExecutor(self, executorId: str) -> bool:
-        """Kill one executor; see killExecutors."""
-        return self.killExecutors([executorId])
-
-    def _standalone(self, what: str) -> ExecutorAllocationClient | None:
-        """The backend's allocation client, or None (with Spark's warning) in local mode."""
-        if self._allocation_client is not None:
-            return self._allocation_client
-        log.warning("%s is not supported by the local scheduler", what)
-        return None
 
     # -- ids -----------------------------------------------------------------------------
 
