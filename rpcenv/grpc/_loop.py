@@ -16,10 +16,11 @@ A hub coalesces its wake-ups. Every message a peer sends costs the loop a
 turn (an epoll wake, grpc's completion hand-off, a hand-off to the dispatcher),
 and at 2,000 heartbeats a second, one arriving every 500 µs, those turns cost
 four times what the messages do. So once the process holds `COALESCE_FROM`
-streams, a turn that follows the previous one by less than `COALESCE_WINDOW`
-first waits out the window, and then takes everything that arrived meanwhile
-in one go. A quiet loop (nothing in the last window) still answers at once;
-a busy hub adds at most the window to a message's latency. Processes with few
+streams and its recent turns came faster than one per `COALESCE_WINDOW`, a
+turn first waits out the window, and then takes everything that arrived
+meanwhile in one go. A hub that is large but quiet (idle streams, an
+occasional ask) still answers at once; a busy hub adds at most the window to
+a message's latency. Processes with few
 peers (a driver and its executors trading asks) never wait: their latency is
 worth more than their CPU.
 """
@@ -52,6 +53,8 @@ T = TypeVar("T")
 COALESCE_WINDOW = 0.002
 #: Open streams from which the process counts as a hub and coalesces its turns.
 COALESCE_FROM = 128
+#: Turns a hub looks back over to tell a stream of wake-ups from an occasional one.
+_BUSY_TURNS = 16
 
 
 _shared: IoLoop | None = None
@@ -231,11 +234,23 @@ class _CoalescingSelector(selectors.DefaultSelector):
     def __init__(self, io: IoLoop) -> None:
         super().__init__()
         self._io = io
-        self._last = 0.0  # monotonic time of the last poll that returned events
+        #: Monotonic times of the last `_BUSY_TURNS` polls that returned events.
+        self._turns: collections.deque[float] = collections.deque(maxlen=_BUSY_TURNS)
+
+    def _busy(self) -> bool:
+        """Turns came faster than one per window (with slack, so coalesced turns stay busy).
+
+        A hub that is merely large (idle streams, an occasional ask) is not busy: it
+        answers at once, and only a stream of wake-ups is made to wait for company.
+        """
+        turns = self._turns
+        if len(turns) < _BUSY_TURNS:
+            return False
+        return turns[-1] - turns[0] < _BUSY_TURNS * COALESCE_WINDOW * 1.5
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if (timeout is None or timeout > 0) and self._io.coalescing:
-            wait = self._last + COALESCE_WINDOW - time.monotonic()
+        if (timeout is None or timeout > 0) and self._io.coalescing and self._busy():
+            wait = self._turns[-1] + COALESCE_WINDOW - time.monotonic()
             if wait > 0:
                 if timeout is not None:
                     wait = min(wait, timeout)
@@ -243,7 +258,7 @@ class _CoalescingSelector(selectors.DefaultSelector):
                 time.sleep(wait)
         events: list[tuple[selectors.SelectorKey, int]] = super().select(timeout)
         if events:
-            self._last = time.monotonic()
+            self._turns.append(time.monotonic())
         return events
 
 

@@ -19,6 +19,7 @@ from rpcenv._address import RpcAddress
 from rpcenv._core import RpcEndpointRef as CoreRef
 from rpcenv._dispatcher import Dispatcher, RateLimitedWarning, current_endpoint_ref
 from rpcenv._senders import MessageOrigin, SenderPolicy
+from rpcenv.grpc import _loop
 from rpcenv.grpc._loop import COALESCE_FROM, COALESCE_WINDOW, IoLoop
 from rpcenv.grpc.testing import IdlePeerStreams
 
@@ -185,12 +186,41 @@ def test_a_busy_hub_loop_coalesces_its_turns_and_still_runs_everything_soon() ->
         elapsed = time.monotonic() - started
     finally:
         io.loop.call_soon_threadsafe(io.loop.stop)
-    # At most one turn per window (plus the first), however many wake-ups came in.
+    # At most one turn per window once the loop has seen it is busy (its look-back of
+    # turns, taken at once), however many wake-ups came in.
     print(f"300 wake-ups in {elapsed * 1000:.0f} ms: {turns} turns, max wait "
           f"{max(lateness) * 1000:.1f} ms")  # fmt: skip
-    assert turns <= elapsed / COALESCE_WINDOW + 2
+    assert turns <= elapsed / COALESCE_WINDOW + 2 + _loop._BUSY_TURNS
     assert turns < 300
     assert max(lateness) < COALESCE_WINDOW + 0.5
+
+
+def test_a_large_but_quiet_hub_does_not_make_wake_ups_wait() -> None:
+    """Idle streams alone make no stream of wake-ups: an occasional ask is not delayed."""
+    io = IoLoop("quiet-hub-test")
+    io.loop.grpc_drained = True
+    io.streams = COALESCE_FROM * 8  # a hub of idle peers
+    busy_turns = 0
+    busy = io._selector._busy
+
+    def counting_busy() -> bool:
+        nonlocal busy_turns
+        answer = busy()
+        busy_turns += answer
+        return answer
+
+    io._selector._busy = counting_busy  # type: ignore[method-assign]
+    ran = threading.Event()
+    try:
+        assert io.coalescing
+        for _ in range(40):  # an ask's wake-ups, now and then
+            ran.clear()
+            io.loop.call_soon_threadsafe(ran.set)
+            assert ran.wait(5)
+            time.sleep(0.01)
+    finally:
+        io.loop.call_soon_threadsafe(io.loop.stop)
+    assert busy_turns == 0, f"the quiet hub waited out the window {busy_turns} times"
 
 
 class Counter(RpcEndpoint):
