@@ -186,13 +186,7 @@ class PairFunctions:
         partitionFunc: Callable[[Any], int] = portable_hash,
     ) -> RDD:
         """Fold the values of each key from a (copied) `zeroValue`."""
-
-        def create_zero() -> Any:
-            return copy.deepcopy(zeroValue)
-
-        return self.combineByKey(
-            lambda v: func(create_zero(), v), func, func, numPartitions, partitionFunc
-        )
+        return self.aggregateByKey(zeroValue, func, func, numPartitions, partitionFunc)
 
     def groupByKey(
         self: RDD,
