@@ -3,6 +3,11 @@
 Endpoints never sleep or block: a periodic `Ticker` or a one-shot `later()`
 sends a message to the endpoint's self ref, and the endpoint handles it on its
 own thread. This module must never touch endpoint state directly.
+
+A `Clock` is what an endpoint knows of time: monotonic seconds and one-shot
+timers. The Master and the Worker take one (`SYSTEM_CLOCK` by default), so
+tests pass `cluster.testing.FakeClock`, whose timers fire only when the test
+advances it: back-offs and startup graces are tested without threads or sleeps.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["Ticker", "later"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock", "Ticker", "later"]
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +92,28 @@ def later(delay: float, action: Callable[[], None], name: str = "timer") -> thre
     timer.daemon = True
     timer.start()
     return timer
+
+
+class Clock(Protocol):
+    """Monotonic seconds (`clock()`) and one-shot timers on the same time line."""
+
+    def __call__(self) -> float:
+        """Monotonic seconds now."""
+        ...
+
+    def later(self, delay: float, action: Callable[[], None], name: str) -> None:
+        """Run `action` once, `delay` seconds from now (it must only post a message)."""
+        ...
+
+
+class SystemClock:
+    """`time.monotonic` and daemon `threading.Timer`s: the clock of a real endpoint."""
+
+    def __call__(self) -> float:
+        return time.monotonic()
+
+    def later(self, delay: float, action: Callable[[], None], name: str) -> None:
+        later(delay, action, name)
+
+
+SYSTEM_CLOCK: Clock = SystemClock()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import pathlib
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +21,7 @@ from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 
 from cluster import master_views
-from cluster._timers import Ticker
+from cluster._timers import SYSTEM_CLOCK, Clock, Ticker
 from cluster.master_base import StandbyMasterError
 from cluster.master_leadership import MasterLeadership
 from cluster.master_peers import IdlePeers
@@ -68,7 +67,8 @@ class Master(MasterLeadership):
         conf: settings (`spark.worker.timeout`, `spark.deploy.*`).
         work_dir: where FILESYSTEM recovery keeps its records by default.
         webui_url: the Master web UI's URL, told to workers (may be empty).
-        clock: monotonic seconds for its timeouts and back-offs (tests pass a fake one).
+        clock: monotonic seconds and one-shot timers for its timeouts, back-offs and
+            recovery wait (tests pass a `FakeClock`).
     """
 
     #: Checked before every handler: who may send which message (`cluster.senders`).
@@ -79,7 +79,7 @@ class Master(MasterLeadership):
         conf: Conf,
         work_dir: pathlib.Path,
         webui_url: str = "",
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__(conf, work_dir, webui_url, clock)
         self._handlers: dict[type[Message], Callable[[Any, RpcCallContext], None]] = {

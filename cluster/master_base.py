@@ -14,12 +14,12 @@ import collections
 import logging
 import pathlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from google.protobuf.message import Message
 
 from cluster import settings
-from cluster._timers import Ticker
+from cluster._timers import SYSTEM_CLOCK, Clock, Ticker
 from cluster.master_liveness import WorkerLiveness
 from cluster.master_state import (
     AppInfo,
@@ -67,8 +67,9 @@ class MasterBase(RpcEndpoint):
         conf: settings (`spark.worker.timeout`, `spark.deploy.*`).
         work_dir: where FILESYSTEM recovery keeps its records by default.
         webui_url: the Master web UI's URL, told to workers (may be empty).
-        clock: monotonic seconds, for every timeout and back-off the Master judges
-            (tests pass a fake one and drive `CheckWorkerTimeouts` without sleeping).
+        clock: monotonic seconds and one-shot timers, for every timeout and back-off
+            the Master judges or sets (tests pass a `FakeClock` and drive
+            `CheckWorkerTimeouts` and the timers without sleeping).
     """
 
     def __init__(
@@ -76,7 +77,7 @@ class MasterBase(RpcEndpoint):
         conf: Conf,
         work_dir: pathlib.Path,
         webui_url: str = "",
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.conf = conf
         self.clock = clock

@@ -13,7 +13,6 @@ import secrets
 import threading
 
 from cluster import master_views
-from cluster._timers import later
 from cluster.master_base import MasterBase
 from cluster.master_state import DriverInfo, DriverStateValue
 from cluster.persistence import FileSystemPersistence, PersistenceError
@@ -202,7 +201,7 @@ class MasterDrivers(MasterBase):
         self._persist_driver(driver)
         log.info("relaunching supervised driver %s in %.0fs (%s)", driver.driver_id, delay, reason)
         ref = self.self_ref
-        later(
+        self.clock.later(
             delay, lambda: ref.send(pb.RelaunchDriver(driver_id=driver.driver_id)), "driver-backoff"
         )
 

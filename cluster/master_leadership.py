@@ -17,7 +17,6 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from cluster._timers import later
 from cluster.master_drivers import MasterDrivers
 from cluster.recovery import recover
 from rpcenv import RpcAddress, RpcEndpointRef
@@ -45,7 +44,9 @@ class MasterLeadership(MasterDrivers):
         ref = self.self_ref
         if recover(self):
             log.info("master %s is RECOVERING; waiting up to %gs", self.url, self.worker_timeout)
-            later(self.worker_timeout, lambda: ref.send(pb.CompleteRecovery()), "master-recovery")
+            self.clock.later(
+                self.worker_timeout, lambda: ref.send(pb.CompleteRecovery()), "master-recovery"
+            )
             if self.recovery_mode == "ZOOKEEPER":
                 self._announce_master_changed()
         else:

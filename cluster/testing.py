@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import psutil
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
         LocalCluster,
         Recorder,
     )
+    from cluster._timers import Clock
     from cluster.launcher import Launcher
     from rpcenv import RpcEndpointRef, RpcEnv
     from sparkctl.v1 import master_service_pb2 as api
@@ -58,6 +60,7 @@ __all__ = [
     "FakeLauncher",
     "FakeProcess",
     "FakeRef",
+    "FakeTimer",
     "FakeWorker",
     "LocalCluster",
     "ProcCluster",
@@ -133,25 +136,62 @@ def wait_until(
         time.sleep(interval)
 
 
-class FakeClock:
-    """Monotonic seconds that move only when a test says so: pass it as a `clock`.
+@dataclass
+class FakeTimer:
+    """A one-shot timer set on a `FakeClock`: what it is, when it fires, whether it did."""
 
-    The Master and the Worker take one, so their timeouts, back-offs and samples
-    are tested by `advance`, never by sleeping.
+    name: str
+    delay: float
+    due: float
+    action: Callable[[], None]
+    fired: bool = False
+
+
+class FakeClock:
+    """Monotonic seconds and timers that move only when a test says so: a `Clock`.
+
+    The Master and the Worker take one (`clock=`), so their timeouts, back-offs,
+    recovery wait and startup graces are tested by `advance`, never by sleeping:
+    a timer set with `later` runs (on the test's thread) once `advance` reaches
+    its due time, in due order; `timers` lists every timer ever set.
     """
 
     def __init__(self, start: float = 1000.0) -> None:
         self.now = start
+        self.timers: list[FakeTimer] = []
 
     def __call__(self) -> float:
         return self.now
 
+    def later(self, delay: float, action: Callable[[], None], name: str) -> None:
+        """Set a timer: `action` runs when `advance` passes `delay` seconds from now."""
+        self.timers.append(FakeTimer(name, delay, self.now + max(0.0, delay), action))
+
+    def pending(self, name: str | None = None) -> list[FakeTimer]:
+        """Timers not fired yet (those called `name`), soonest first."""
+        waiting = [t for t in self.timers if not t.fired and name in (None, t.name)]
+        return sorted(waiting, key=lambda t: t.due)
+
     def advance(self, seconds: float) -> float:
-        """Move time forward by `seconds`; return the new now."""
+        """Move time forward by `seconds`, firing the timers due by then; return the new now."""
         if seconds < 0:
             raise ValueError(f"a monotonic clock cannot go back ({seconds}s)")
-        self.now += seconds
+        end = self.now + seconds
+        while True:
+            due = [t for t in self.pending() if t.due <= end]
+            if not due:
+                break
+            timer = due[0]  # an action may set new timers: look again after each
+            self.now = max(self.now, timer.due)
+            timer.fired = True
+            timer.action()
+        self.now = end
         return self.now
+
+    if TYPE_CHECKING:
+
+        def _is_a_clock(fake: FakeClock) -> Clock:  # mypy checks the protocol here
+            return fake
 
 
 class FakeProcess:

@@ -21,7 +21,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from cluster._timers import Ticker, later
+from cluster._timers import SYSTEM_CLOCK, Clock, Ticker
 from cluster.launcher import Launcher
 from cluster.master_finder import MasterFinder, master_endpoint_uri
 from cluster.memory_monitor import MemoryMonitor
@@ -63,9 +63,10 @@ class Worker(WorkerDrivers):
         work_dir: pathlib.Path,
         webui_address: str = "",
         launcher: Launcher | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__(
-            conf, worker_id, master_urls, cores, memory_mb, work_dir, webui_address, launcher
+            conf, worker_id, master_urls, cores, memory_mb, work_dir, webui_address, launcher, clock
         )
         #: Custom resources (spark.worker.resource.*): name -> every address it offers.
         #: Found here, so a bad script or file stops the worker before it registers.
@@ -359,7 +360,7 @@ class Worker(WorkerDrivers):
     def _on_launch_executor(self, msg: pb.LaunchExecutor, _s: RpcEndpointRef | None) -> None:
         if self._stale(msg, msg.master_epoch):
             return
-        received = time.monotonic()
+        received = self.clock()
         key = (msg.app_id, msg.executor_id)
 
         def failed(reason: str) -> None:
@@ -426,7 +427,7 @@ class Worker(WorkerDrivers):
         except OSError as exc:
             failed(f"could not start {spec.argv[0]!r}: {exc}")
             return
-        self._launch_times.append(time.monotonic() - received)
+        self._launch_times.append(self.clock() - received)
         self.finished_apps.pop(msg.app_id, None)
         self.executors[key] = runner
         if self._monitor is not None:
@@ -434,7 +435,7 @@ class Worker(WorkerDrivers):
         log.info("started executor %s/%d (pid %d)", msg.app_id, msg.executor_id, process.pid)
         check = pb.ExecutorStartupCheck(app_id=msg.app_id, executor_id=msg.executor_id)
         if self.startup_grace > 0:
-            later(self.startup_grace, lambda: self._post(check), "executor-startup")
+            self.clock.later(self.startup_grace, lambda: self._post(check), "executor-startup")
         else:
             self._on_startup_check(check, None)
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from google.protobuf.message import Message
 
 from cluster import settings
-from cluster._timers import Ticker
+from cluster._timers import SYSTEM_CLOCK, Clock, Ticker
 from cluster.launcher import Launcher, OsLauncher
 from cluster.master_finder import MasterFinder
 from cluster.memory_monitor import MemoryMonitor
@@ -51,6 +51,8 @@ class WorkerBase(RpcEndpoint):
         webui_address: its web UI's URL (shown by the Master), may be empty.
         launcher: starts and measures its child processes (`cluster.launcher.OsLauncher`
             by default; tests pass a fake one to check its accounting without processes).
+        clock: monotonic seconds and one-shot timers (the executors' startup grace);
+            tests pass a `FakeClock`, whose timers fire when the test advances it.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class WorkerBase(RpcEndpoint):
         work_dir: pathlib.Path,
         webui_address: str = "",
         launcher: Launcher | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if cores <= 0:
             raise ValueError(f"worker cores must be positive, not {cores}")
@@ -77,6 +80,7 @@ class WorkerBase(RpcEndpoint):
         self.webui_address = webui_address
         #: Starts and measures its executors and drivers (`OsLauncher`: real processes).
         self.launcher: Launcher = launcher if launcher is not None else OsLauncher()
+        self.clock = clock
         self.incarnation = time.time_ns()
         self.heartbeat_interval = max(0.05, conf.get(settings.WORKER_TIMEOUT) / 4)
         self.cleanup_enabled = conf.get(settings.WORKER_CLEANUP_ENABLED)

@@ -255,6 +255,13 @@ def test_bad_application_is_refused(local_cluster: MakeCluster) -> None:
 
 
 def test_driver_lifecycle_and_supervise(local_cluster: MakeCluster) -> None:
+    """Submit, finish, supervise, relaunch, kill, through a real Master endpoint.
+
+    Its one relaunch waits out the real first back-off (1 s) on purpose: the
+    back-off sequence is tested on a fake clock (test_master_clock.py), but only
+    here does the real `SystemClock`'s timer thread post RelaunchDriver through
+    the RpcEnv to the Master's own inbox, as a running Master's does.
+    """
     c = local_cluster()
     w = c.worker("w0", cores=4, memory_mb=4096)
     submit = c.master.ref.ask_sync(

@@ -1,26 +1,27 @@
-"""The Master's timeouts and back-offs on a fake clock: no env, no timer, no sleep.
+"""The Master's timeouts and back-offs on a fake clock: no env, no timer thread, no sleep.
 
-The Master takes its monotonic clock as an argument (issue 11, step 7). Here its
-handlers are called directly, with `FakeRef`s recording what it pushes, and
-time moves only by `FakeClock.advance`: a worker silent for `spark.worker.timeout`
-is DEAD at the first check after it, not one tick earlier, with what that does to
-its executors and drivers, and a supervised driver's relaunch waits 1, 2, 4 ... s,
-reset once it ran longer than the cap. (The liveness rules themselves, lag and
-the disconnect grace, are in test_master_liveness.py, on the same clock.)
+The Master takes its clock (monotonic seconds and one-shot timers) as an
+argument (issue 11, step 7). Here its handlers are called directly, with
+`FakeRef`s recording what it pushes, and time moves only by
+`FakeClock.advance`, which also fires the timers the Master set (they post to
+its own `FakeRef`, handed back by `deliver`): a worker silent for
+`spark.worker.timeout` is DEAD at the first check after it, not one tick
+earlier, with what that does to its executors and drivers, and a supervised
+driver's relaunch waits 1, 2, 4 ... s, reset once it ran longer than the cap.
+(The liveness rules themselves, lag and the disconnect grace, are in
+test_master_liveness.py, on the same clock.)
 """
 
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Callable, Iterator
 
 import pytest
 
-from cluster import master_drivers
 from cluster.master import Master
 from cluster.master_drivers import MAX_RELAUNCH_BACKOFF_S
 from cluster.master_liveness import FORGET_AFTER_TIMEOUTS
-from cluster.testing import FakeClock, FakeContext, FakeRef
+from cluster.testing import FakeClock, FakeContext, FakeRef, FakeTimer
 from rpcenv import Conf
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -45,18 +46,6 @@ def master(tmp_path: pathlib.Path, clock: FakeClock) -> Master:
     m._self_ref = FakeRef("Master", 7077)  # what its own timers would post to
     m.url = "spark://127.0.0.1:7077"
     return m
-
-
-@pytest.fixture
-def timers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[float, Callable[[], None]]]]:
-    """The relaunch timers the Master sets, as (delay, action), instead of threads."""
-    set_: list[tuple[float, Callable[[], None]]] = []
-
-    def later(delay: float, action: Callable[[], None], name: str) -> None:
-        set_.append((delay, action))
-
-    monkeypatch.setattr(master_drivers, "later", later)
-    yield set_
 
 
 def register_worker(master: Master, worker_id: str, port: int, cores: int = 2) -> FakeRef:
@@ -140,11 +129,21 @@ def test_a_dead_worker_is_forgotten_after_many_timeouts(master: Master, clock: F
     assert "w0" not in master.workers
 
 
-def posted(master: Master) -> list[pb.RelaunchDriver]:
-    """What the Master's timers posted to the Master itself."""
-    ref = master.self_ref
-    assert isinstance(ref, FakeRef)
-    return ref.of(pb.RelaunchDriver)
+def deliver(master: Master) -> int:
+    """Hand the Master what its timers posted to itself, in order; return how many."""
+    inbox = master.self_ref
+    assert isinstance(inbox, FakeRef)
+    count = 0
+    while inbox.sent:
+        master.receive(inbox.sent.pop(0), None)
+        count += 1
+    return count
+
+
+def backoff(clock: FakeClock) -> FakeTimer:
+    """The one relaunch timer set and not fired yet."""
+    (timer,) = clock.pending("driver-backoff")
+    return timer
 
 
 def submit_supervised(master: Master) -> str:
@@ -163,7 +162,7 @@ def fail(master: Master, driver_id: str) -> None:
 
 
 def test_a_supervised_driver_backs_off_exponentially_up_to_the_cap(
-    master: Master, clock: FakeClock, timers: list[tuple[float, Callable[[], None]]]
+    master: Master, clock: FakeClock
 ) -> None:
     worker = register_worker(master, "w0", 7101)
     driver_id = submit_supervised(master)
@@ -173,48 +172,49 @@ def test_a_supervised_driver_backs_off_exponentially_up_to_the_cap(
         clock.advance(1.0)  # each run dies after a second
         fail(master, driver_id)
         assert master.drivers[driver_id].state == pb.DRIVER_STATE_RELAUNCHING
-        delay, action = timers[-1]
-        delays.append(delay)
-        clock.advance(delay)
-        action()  # the timer fires: it posts RelaunchDriver to the Master itself
-        master._on_relaunch_driver(posted(master)[-1], None)
+        timer = backoff(clock)
+        delays.append(timer.delay)
+        clock.advance(timer.delay - 0.01)  # not yet: nothing posted, nothing launched
+        assert deliver(master) == 0
+        assert len(worker.of(pb.LaunchDriver)) == attempt + 1
+        clock.advance(0.01)  # the timer fires: it posts RelaunchDriver to the Master itself
+        assert deliver(master) == 1
         assert len(worker.of(pb.LaunchDriver)) == attempt + 2
     assert delays == [1, 2, 4, 8, 16, 32, MAX_RELAUNCH_BACKOFF_S, MAX_RELAUNCH_BACKOFF_S]
 
 
 def test_a_driver_that_ran_longer_than_the_cap_starts_its_back_off_over(
-    master: Master, clock: FakeClock, timers: list[tuple[float, Callable[[], None]]]
+    master: Master, clock: FakeClock
 ) -> None:
     register_worker(master, "w0", 7101)
     driver_id = submit_supervised(master)
     for _ in range(3):
         clock.advance(1.0)
         fail(master, driver_id)
-        timers[-1][1]()
-        master._on_relaunch_driver(posted(master)[-1], None)
-    assert [d for d, _ in timers] == [1, 2, 4]
+        clock.advance(backoff(clock).delay)
+        deliver(master)
+    assert [t.delay for t in clock.timers] == [1, 2, 4]
     clock.advance(MAX_RELAUNCH_BACKOFF_S + 1)  # this run lasted longer than the cap
     fail(master, driver_id)
-    assert timers[-1][0] == 1
+    assert backoff(clock).delay == 1
 
 
-def test_a_relaunch_waits_for_its_timer(
-    master: Master, clock: FakeClock, timers: list[tuple[float, Callable[[], None]]]
-) -> None:
+def test_a_relaunch_waits_for_its_timer(master: Master, clock: FakeClock) -> None:
     """Until the back-off's RelaunchDriver arrives, the driver is not placed again."""
     worker = register_worker(master, "w0", 7101)
     driver_id = submit_supervised(master)
     fail(master, driver_id)
     register_worker(master, "w1", 7102)  # a reason to schedule: capacity appeared
-    clock.advance(100.0)
     assert len(worker.of(pb.LaunchDriver)) == 1
     assert master.drivers[driver_id].state == pb.DRIVER_STATE_RELAUNCHING
-    master._on_relaunch_driver(pb.RelaunchDriver(driver_id=driver_id), None)
+    clock.advance(backoff(clock).delay)
+    assert master.drivers[driver_id].state == pb.DRIVER_STATE_RELAUNCHING  # posted, not handled
+    deliver(master)
     assert master.drivers[driver_id].state == pb.DRIVER_STATE_RUNNING
 
 
 def test_a_supervised_driver_is_relaunched_once_when_its_dead_worker_returns(
-    master: Master, clock: FakeClock, timers: list[tuple[float, Callable[[], None]]]
+    master: Master, clock: FakeClock
 ) -> None:
     first = register_worker(master, "w0", 7101)
     driver_id = submit_supervised(master)
@@ -226,10 +226,9 @@ def test_a_supervised_driver_is_relaunched_once_when_its_dead_worker_returns(
     check(master)
     assert state_of(master, "w0") == pb.WORKER_STATE_DEAD
     assert master.drivers[driver_id].state == pb.DRIVER_STATE_RELAUNCHING
-    assert [d for d, _ in timers] == [1]
+    assert [t.delay for t in clock.timers] == [1]
     clock.advance(1)
-    timers[-1][1]()
-    master._on_relaunch_driver(posted(master)[-1], None)
+    deliver(master)
     assert [m.driver_id for m in second.of(pb.LaunchDriver)] == [driver_id]
     # w0 comes back still running its copy: that copy is killed, one driver stays.
     request = pb.RegisterWorkerRequest(
@@ -245,4 +244,4 @@ def test_a_supervised_driver_is_relaunched_once_when_its_dead_worker_returns(
     assert [m.driver_id for m in first.of(pb.KillDriver)] == [driver_id]
     driver = master.drivers[driver_id]
     assert (driver.worker_id, driver.state) == ("w1", pb.DRIVER_STATE_RUNNING)
-    assert len(second.of(pb.LaunchDriver)) == 1 and len(timers) == 1
+    assert len(second.of(pb.LaunchDriver)) == 1 and len(clock.timers) == 1

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import pathlib
 import signal
-from collections.abc import Callable
 
 import pytest
 
-from cluster import worker as worker_module
-from cluster.testing import FakeLauncher, FakeProcess, FakeRef
+from cluster.testing import FakeClock, FakeLauncher, FakeProcess, FakeRef
 from cluster.worker import Worker
 from cluster.worker_base import STOP_GRACE_S
 from rpcenv import Conf, RpcAddress
@@ -45,6 +43,7 @@ def make_worker(
     cores: int = 2,
     memory_mb: int = 300,
     conf: dict[str, str] | None = None,
+    clock: FakeClock | None = None,
 ) -> Worker:
     settings = {"spark.sparkctl.worker.executorStartupGrace": "0", **(conf or {})}
     worker = Worker(
@@ -55,6 +54,7 @@ def make_worker(
         memory_mb,
         tmp_path / "work",
         launcher=launcher,
+        clock=clock if clock is not None else FakeClock(),
     )
     worker._rpc_env = _Env()  # type: ignore[assignment]
     worker._self_ref = FakeRef("Worker", 7201)
@@ -302,25 +302,43 @@ def test_a_driver_holds_its_share_and_a_kill_ends_it_killed(
 
 
 def test_running_needs_both_the_startup_grace_over_and_the_registration(
-    tmp_path: pathlib.Path, launcher: FakeLauncher, monkeypatch: pytest.MonkeyPatch
+    tmp_path: pathlib.Path, launcher: FakeLauncher
 ) -> None:
-    timers: list[tuple[float, Callable[[], None]]] = []
-    monkeypatch.setattr(
-        worker_module, "later", lambda delay, action, name: timers.append((delay, action))
-    )
+    clock = FakeClock()
     worker = make_worker(
-        tmp_path, launcher, conf={"spark.sparkctl.worker.executorStartupGrace": "5s"}
+        tmp_path, launcher, conf={"spark.sparkctl.worker.executorStartupGrace": "5s"}, clock=clock
     )
     launch(worker, 0, awaits_registration=True)
+    clock.advance(1.0)
     launch(worker, 1, awaits_registration=True)
-    assert [delay for delay, _ in timers] == [5.0, 5.0]
+    assert [(t.name, t.delay) for t in clock.pending()] == [("executor-startup", 5.0)] * 2
     # Executor 0 registers within its grace: RUNNING only once the grace is over.
     worker.receive(pb.ExecutorRegistered(app_id="app-1", executor_id=0), None)
+    clock.advance(3.99)
+    deliver(worker)
     assert reports(worker) == []
-    for _, action in timers:
-        action()  # both graces end: each posts its ExecutorStartupCheck
+    clock.advance(0.01)  # executor 0's grace ends: its ExecutorStartupCheck is posted
     deliver(worker)
     assert [(r.executor_id, r.state) for r in reports(worker)] == [(0, ES.EXECUTOR_STATE_RUNNING)]
-    # Executor 1, alive past its grace but never registered, is not RUNNING until it does.
+    clock.advance(1.0)  # executor 1's grace ends too, but it never registered
+    deliver(worker)
+    assert len(reports(worker)) == 1
+    # Executor 1, alive past its grace, is RUNNING once it registers.
     worker.receive(pb.ExecutorRegistered(app_id="app-1", executor_id=1), None)
     assert [(r.executor_id, r.state) for r in reports(worker)][-1] == (1, ES.EXECUTOR_STATE_RUNNING)
+
+
+def test_an_executor_that_dies_within_its_grace_is_never_running(
+    tmp_path: pathlib.Path, launcher: FakeLauncher
+) -> None:
+    clock = FakeClock()
+    worker = make_worker(
+        tmp_path, launcher, conf={"spark.sparkctl.worker.executorStartupGrace": "2s"}, clock=clock
+    )
+    launch(worker, 0)
+    launcher.named("executor-app-1-0").exit(1, "boom")
+    deliver(worker)
+    clock.advance(2.0)  # the grace's check finds it gone
+    deliver(worker)
+    states = [r.state for r in reports(worker)]
+    assert ES.EXECUTOR_STATE_RUNNING not in states and states[-1] == ES.EXECUTOR_STATE_FAILED
