@@ -43,6 +43,7 @@ class Connection:
         self.peer = peer
         self.outbound = outbound
         self.outbox = Outbox(io)
+        self._io = io
         self.connected = False
         #: The env id the peer gave (its metadata when it dialled us, else its hello).
         self.peer_id = ""
@@ -64,13 +65,18 @@ class Connection:
         self, write: Callable[[bytes], Awaitable[None]], hello: bytes = b""
     ) -> None:
         """Write the hello (if any), then batches from the outbox until it closes."""
+        # Each write is noted: the loop's next wake-ups are likely its completion or
+        # the peer's answer, which a coalescing hub must not delay.
+        wrote = self._io.wrote
         if hello:
+            wrote()
             await write(encode_frame((), hello))
         take = self.outbox.take
         while True:
             items = await take()
             if items is None:
                 return
+            wrote()
             await write(encode_frame([item[0] for item in items]))
 
     def receive(self, data: bytes) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import logging
+import socket
 import statistics
 import threading
 import time
@@ -161,38 +163,68 @@ def test_shutdown_with_hundreds_of_open_streams_is_bounded() -> None:
 
 
 def test_a_busy_hub_loop_coalesces_its_turns_and_still_runs_everything_soon() -> None:
+    """A flood of completions (a stand-in for grpc's poller socket) takes one turn a window."""
     io = IoLoop("coalesce-test")
-    io.loop.grpc_drained = True  # no grpc on this loop: nothing to drain
+    io.loop.grpc_drained = True  # no grpc on this loop: the stand-in is drained by hand
     io.streams = COALESCE_FROM  # a hub
-    turns = 0
-    select = io._selector.select
-
-    def counting(timeout: float | None = None) -> object:
-        nonlocal turns
-        events = select(timeout)
-        turns += bool(events)
-        return events
-
-    io._selector.select = counting  # type: ignore[method-assign,assignment]
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    posted: collections.deque[float] = collections.deque()
     lateness: list[float] = []
+
+    def on_completions() -> None:
+        taken = len(reader.recv(4096))
+        now = time.monotonic()
+        for _ in range(taken):
+            lateness.append(now - posted.popleft())
+
+    def watch() -> None:
+        io._selector.grpc_fds.add(reader.fileno())
+        io.loop.add_reader(reader, on_completions)
+
+    io.call_soon(watch)
     try:
         assert io.coalescing
+        turns, waits = io._selector.turns, io._selector.waits
         started = time.monotonic()
         for _ in range(300):
-            posted = time.monotonic()
-            io.loop.call_soon_threadsafe(lambda p=posted: lateness.append(time.monotonic() - p))
+            posted.append(time.monotonic())
+            writer.send(b"x")
             time.sleep(0.0003)
-        wait_until(lambda: len(lateness) == 300, 5.0, "300 callbacks", interval=0.005)
+        wait_until(lambda: len(lateness) == 300, 5.0, "300 completions", interval=0.005)
         elapsed = time.monotonic() - started
+        turns, waits = io._selector.turns - turns, io._selector.waits - waits
     finally:
         io.loop.call_soon_threadsafe(io.loop.stop)
+        writer.close()
+        reader.close()
     # At most one turn per window once the loop has seen it is busy (its look-back of
     # turns, taken at once), however many wake-ups came in.
-    print(f"300 wake-ups in {elapsed * 1000:.0f} ms: {turns} turns, max wait "
-          f"{max(lateness) * 1000:.1f} ms")  # fmt: skip
+    print(f"300 wake-ups in {elapsed * 1000:.0f} ms: {turns} turns, {waits} waits, "
+          f"max lateness {max(lateness) * 1000:.1f} ms")  # fmt: skip
+    assert waits > 0
     assert turns <= elapsed / COALESCE_WINDOW + 2 + _loop._BUSY_TURNS
     assert turns < 300
     assert max(lateness) < COALESCE_WINDOW + 0.5
+
+
+def test_wake_ups_from_other_threads_are_never_coalesced() -> None:
+    """A callback another thread schedules (a reply from the pool) continues work: no wait."""
+    io = IoLoop("self-pipe-test")
+    io.loop.grpc_drained = True
+    io.streams = COALESCE_FROM  # a hub, woken back to back through its self-pipe
+    ran = threading.Event()
+    try:
+        assert io.coalescing
+        waits = io._selector.waits
+        for _ in range(300):
+            ran.clear()
+            io.loop.call_soon_threadsafe(ran.set)
+            assert ran.wait(5)
+        waits = io._selector.waits - waits
+    finally:
+        io.loop.call_soon_threadsafe(io.loop.stop)
+    assert waits == 0, f"self-pipe wake-ups waited out the window {waits} times"
 
 
 def test_a_large_but_quiet_hub_does_not_make_wake_ups_wait() -> None:
@@ -200,27 +232,33 @@ def test_a_large_but_quiet_hub_does_not_make_wake_ups_wait() -> None:
     io = IoLoop("quiet-hub-test")
     io.loop.grpc_drained = True
     io.streams = COALESCE_FROM * 8  # a hub of idle peers
-    busy_turns = 0
-    busy = io._selector._busy
-
-    def counting_busy() -> bool:
-        nonlocal busy_turns
-        answer = busy()
-        busy_turns += answer
-        return answer
-
-    io._selector._busy = counting_busy  # type: ignore[method-assign]
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
     ran = threading.Event()
+
+    def on_completion() -> None:
+        reader.recv(4096)
+        ran.set()
+
+    def watch() -> None:
+        io._selector.grpc_fds.add(reader.fileno())
+        io.loop.add_reader(reader, on_completion)
+
+    io.call_soon(watch)
     try:
         assert io.coalescing
-        for _ in range(40):  # an ask's wake-ups, now and then
+        waits = io._selector.waits
+        for _ in range(40):  # an ask's completions, now and then
             ran.clear()
-            io.loop.call_soon_threadsafe(ran.set)
+            writer.send(b"x")
             assert ran.wait(5)
             time.sleep(0.01)
+        waits = io._selector.waits - waits
     finally:
         io.loop.call_soon_threadsafe(io.loop.stop)
-    assert busy_turns == 0, f"the quiet hub waited out the window {busy_turns} times"
+        writer.close()
+        reader.close()
+    assert waits == 0, f"the quiet hub waited out the window {waits} times"
 
 
 class Counter(RpcEndpoint):
