@@ -58,6 +58,7 @@ from scheduler.errors import PySparkRuntimeError
 from scheduler.rdd.rdd import RDD
 from scheduler.resource.information import ResourceInformation
 from scheduler.resource.profile import ResourceProfile
+from scheduler.status.storage import RDDInfo, StorageStatus, rdd_infos
 from scheduler.task.accumulators import Accumulator
 from scheduler.task.broadcast import Broadcast
 from scheduler.task.profiler import BasicProfiler, ProfilerCollector
@@ -188,6 +189,8 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
         )
         self._scheduler.dag.dynamic_allocation = self._allocation is not None
         self._jobs.listen(self._scheduler.bus, settings.get(keys.UI_RETAINED_STAGES))
+        self._storage = StorageStatus()
+        self._storage.listen(self._scheduler.bus)
         self._scheduler.default_profile = self.default_profile
         self._local_cores = cores
         self._kind = kind
@@ -437,6 +440,15 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
 
     def getPersistentRDDs(self) -> dict[int, RDD]:
         return dict(self._persisted)
+
+    def getRDDStorageInfo(self) -> list[RDDInfo]:
+        """The cached RDDs (Spark's SparkContext.getRDDStorageInfo), by id.
+
+        memSize: estimated bytes of the partitions' objects that Python workers hold
+        now (evictions and lost workers subtracted); diskSize: bytes of their
+        serialized copies in the executors' local dirs.
+        """
+        return rdd_infos(self._storage.rdds(), dict(self._persisted))
 
     def show_profiles(self) -> None:
         """Print the profile of every profiled RDD not shown yet (spark.python.profile).

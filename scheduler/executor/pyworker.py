@@ -57,6 +57,9 @@ __all__ = ["WorkerRuntime", "estimate_size", "main"]
 #: objects' size): its share of the executor's storage memory, which the executor passes.
 _CACHE_BUDGET = int(float(os.environ.get("SPARKCTL_WORKER_CACHE_MB") or 256) * (1 << 20))
 
+#: This process's index among its executor's Python workers (a restart keeps the index).
+_WORKER_INDEX = int(os.environ.get("SPARKCTL_WORKER_INDEX") or 0)
+
 #: The cyclic collector's thresholds while a task runs. With the defaults (700, 10, 10)
 #: a task that builds a large structure (a groupByKey's lists, a sort's records) has
 #: every surviving container traversed again and again by young and middle collections:
@@ -97,6 +100,10 @@ class WorkerRuntime:
         #: later tasks of a partition to the worker holding it (process locality).
         self.cache_added: list[tuple[int, int]] = []
         self.cache_evicted: list[tuple[int, int]] = []
+        #: Blocks added to or evicted from memory since the driver last heard (its storage
+        #: page counts their size), and whether it has heard which process this is.
+        self._memory_changed: dict[tuple[int, int], None] = {}
+        self._identified = False
         #: The pipe to our executor (None outside an executor, e.g. in tests).
         self.conn: Connection | None = None
         #: Messages not handled yet: tasks the executor sent several to a message, and
@@ -272,10 +279,12 @@ class WorkerRuntime:
         self._cache[key] = (values, size)
         self._cache_bytes += size
         self.cache_added.append(key)
+        self._memory_changed[key] = None
         while self._cache_bytes > _CACHE_BUDGET and len(self._cache) > 1:
             old_key, (_, old) = self._cache.popitem(last=False)
             self._cache_bytes -= old
             self.cache_evicted.append(old_key)
+            self._memory_changed[old_key] = None
 
     def cache_report(self) -> tuple[Any, ...] | None:
         """("cached", added, evicted, bytes held) since the last report, or None: no change."""
@@ -289,6 +298,27 @@ class WorkerRuntime:
         for key in [k for k in self._cache if k[0] in rdd_ids]:
             _, size = self._cache.pop(key)
             self._cache_bytes -= size
+        for key in [k for k in self._memory_changed if k[0] in rdd_ids]:
+            del self._memory_changed[key]  # unpersisted: the driver forgot them already
+
+    def report_memory(self, metrics: dict[str, Any]) -> None:
+        """Tell the driver, in a task's metrics, what this process holds as objects.
+
+        `memoryBlocks`: the blocks added or evicted since the last report, each with its
+        estimated size now (0: evicted). `pythonWorker`: (worker index, pid), on the
+        first report of a process and with every change, so that the driver drops what
+        a previous process of the same index held.
+        """
+        if self._memory_changed:
+            cache = self._cache
+            metrics["memoryBlocks"] = [
+                (k[0], k[1], cache[k][1] if k in cache else 0) for k in self._memory_changed
+            ]
+            self._memory_changed = {}
+        elif self._identified:
+            return
+        metrics["pythonWorker"] = (_WORKER_INDEX, os.getpid())
+        self._identified = True
 
 
 def estimate_size(values: list[Any], pickled: int) -> int:
@@ -405,13 +435,9 @@ def run_task(
         else:
             assert spec.func is not None
             result = _dumps(spec.func(context, iterator))
-        extra = _dumps(
-            (
-                _accumulators.collect_updates(),
-                runtime.stored_blocks,
-                _collect_metrics(start, shuffle_written, runtime.stored_bytes),
-            )
-        )
+        metrics = _collect_metrics(start, shuffle_written, runtime.stored_bytes)
+        runtime.report_memory(metrics)
+        extra = _dumps((_accumulators.collect_updates(), runtime.stored_blocks, metrics))
         return ("done", task_id, "FINISHED", result, extra, "", "", None, time.monotonic() - start)
     except FetchFailedError as exc:
         fetch = (exc.shuffle_id, exc.map_index, exc.executor_id, exc.message)

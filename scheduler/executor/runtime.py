@@ -119,7 +119,7 @@ class _Slot:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "scheduler.executor.pyworker", str(child.fileno()), *self._args],
             pass_fds=[child.fileno()],
-            env=self._env,
+            env={**self._env, "SPARKCTL_WORKER_INDEX": str(self.index)},
             stdin=subprocess.DEVNULL,
         )
         child.close()

@@ -312,13 +312,27 @@ class EventEncoder:
                 "Shuffle Bytes Written": int(measured["shuffleBytesWritten"])
             }
         blocks = event.blocks
+        updated: list[Json] = []
         if blocks:  # cached partitions, as Spark 2's logs listed them
             sizes = list(measured.get("storedBlockBytes") or ())
             sizes += [0] * (len(blocks) - len(sizes))
-            metrics["Updated Blocks"] = [
+            updated = [
                 {"Block ID": f"rdd_{rdd_id}_{split}", "Status": {"Disk Size": size}}
                 for (rdd_id, split), size in zip(blocks, sizes, strict=False)
             ]
+        worker = measured.get("pythonWorker")
+        if worker is not None:  # which Python worker process holds the objects below
+            info["Python Worker"] = [int(worker[0]), int(worker[1])]
+            updated += [
+                {
+                    "Block ID": f"rdd_{rdd_id}_{split}",
+                    "Status": {"Memory Size": int(size), "Disk Size": 0},
+                    "Python Worker": True,
+                }
+                for rdd_id, split, size in measured.get("memoryBlocks") or ()
+            ]
+        if updated:
+            metrics["Updated Blocks"] = updated
         if "shuffleBytesRead" in measured:
             metrics["Shuffle Read Metrics"] = {
                 "Remote Bytes Read": int(measured["shuffleBytesRead"])
@@ -497,14 +511,24 @@ def _replay_task_end(event: Json) -> TaskEnd:
             read.get("Local Bytes Read", 0)
         )
     updated = [b for b in logged.get("Updated Blocks") or [] if isinstance(b, dict)]
-    blocks, sizes = [], []
+    blocks, sizes, in_memory = [], [], []
     for block in updated:
         match = _RDD_BLOCK.match(str(block.get("Block ID", "")))
         if match is not None:
-            blocks.append((int(match.group(1)), int(match.group(2))))
-            sizes.append(int((block.get("Status") or {}).get("Disk Size", 0)))
+            rdd_id, split = int(match.group(1)), int(match.group(2))
+            status = block.get("Status") or {}
+            if block.get("Python Worker"):
+                in_memory.append((rdd_id, split, int(status.get("Memory Size", 0))))
+                continue
+            blocks.append((rdd_id, split))
+            sizes.append(int(status.get("Disk Size", 0)))
     if blocks:
         metrics["storedBlockBytes"] = sizes
+    worker = info.get("Python Worker")
+    if isinstance(worker, list) and len(worker) == 2:
+        metrics["pythonWorker"] = (int(worker[0]), int(worker[1]))
+        if in_memory:
+            metrics["memoryBlocks"] = in_memory
     error = error_type = None
     if not ok:
         error = str(

@@ -71,7 +71,8 @@ def _two_stage_job(
                 TaskEnd(
                     stage, 0, ok, tid + i, i, 0, i, "1", launched_ago=0.0, run_seconds=0.5 + i,
                     metrics={"gcSeconds": 0.01, "shuffleBytesWritten": 1000 * (i + 1),
-                             "storedBlockBytes": [300]} if stage == s0 else {},
+                             "storedBlockBytes": [300], "pythonWorker": (i, 100 + i),
+                             "memoryBlocks": [(1, i, 700)]} if stage == s0 else {},
                     blocks=((1, i),) if stage == s0 else (), error=error,
                     error_type=None if ok else "builtins.ValueError",
                 )
@@ -122,8 +123,9 @@ def test_tasks_stages_and_jobs_add_up() -> None:
     assert executor["rddBlocks"] == 2 and executor["totalShuffleWrite"] == 3000
     (rdd,) = _views.storage(store)
     assert (rdd["id"], rdd["numCachedPartitions"], rdd["numPartitions"]) == (1, 2, 2)
-    assert (rdd["memoryUsed"], rdd["diskUsed"]) == (600, 600)
-    assert (executor["memoryUsed"], executor["diskUsed"]) == (600, 600)
+    # Objects held by two Python workers (estimated), serialized copies on disk.
+    assert (rdd["memoryUsed"], rdd["diskUsed"], rdd["_workers"]) == (1400, 600, 2)
+    assert (executor["memoryUsed"], executor["diskUsed"]) == (1400, 600)
     store(UnpersistRDD(1))
     assert _views.storage(store) == []
 

@@ -36,6 +36,7 @@ from scheduler.core.events import (
     TasksLaunched,
     UnpersistRDD,
 )
+from scheduler.status.storage import StorageStatus
 
 __all__ = ["AppStatusStore", "ExecutorRecord", "JobRecord", "Limits", "StageRecord", "TaskRecord"]
 
@@ -218,12 +219,8 @@ class AppStatusStore:
         self._running: dict[int, TaskRecord] = {}
         #: Recent tasks for the task stream, oldest first.
         self.stream: collections.deque[TaskRecord] = collections.deque(maxlen=STREAM_TASKS)
-        #: Cached partitions: rdd id -> partition -> executors holding it.
-        self.blocks: dict[int, dict[int, set[str]]] = {}
-        #: Their sizes as the executors stored them (pickled bytes), where reported.
-        self.block_bytes: dict[tuple[int, int], int] = {}
-        #: RDDs ever marked persisted: rdd id -> its lineage dict.
-        self.persisted: dict[int, dict[str, Any]] = {}
+        #: Cached partitions: where, and their sizes on disk and in Python workers' memory.
+        self.storage = StorageStatus()
         self.tasks_completed = 0
         self.tasks_failed = 0
         #: Bumped on every change: the pages' live refresh polls it.
@@ -237,8 +234,10 @@ class AppStatusStore:
                     self._tasks_launched(event, now)
                 case TaskEnd():
                     self._task_end(event, now)
+                    self.storage(event)
                 case JobStart():
                     self._job_start(event, now)
+                    self.storage(event)
                 case JobEnd():
                     self._job_end(event, now)
                 case StageSubmitted():
@@ -249,8 +248,9 @@ class AppStatusStore:
                     self._executor_added(event, now)
                 case ExecutorRemoved():
                     self._executor_removed(event, now)
+                    self.storage(event)
                 case UnpersistRDD():
-                    self._unpersist(event.rdd_id)
+                    self.storage(event)
                 case EnvironmentUpdate():
                     for section, pairs in event.sections.items():
                         self.environment[section] = [(str(k), str(v)) for k, v in pairs]
@@ -380,9 +380,6 @@ class AppStatusStore:
                 executor.shuffle_read += read
             if written:
                 executor.shuffle_write += written
-        blocks = event.blocks
-        if blocks:
-            self._cached(record.executor_id, blocks, (metrics or {}).get("storedBlockBytes") or ())
         if stage is None:
             return
         if stage.active > 0:
@@ -405,14 +402,6 @@ class AppStatusStore:
         if spilled is not None:
             stage.spilled += spilled
             stage.measured.add("spilled")
-
-    def _cached(self, executor_id: str, blocks: Any, sizes: Any) -> None:
-        """Partitions a task cached on `executor_id`, with their sizes where reported."""
-        for i, block in enumerate(blocks):
-            rdd_id, split = int(block[0]), int(block[1])
-            self.blocks.setdefault(rdd_id, {}).setdefault(split, set()).add(executor_id)
-            if i < len(sizes):
-                self.block_bytes[(rdd_id, split)] = int(sizes[i])
 
     def _keep_task(self, stage: StageRecord, record: TaskRecord) -> None:
         stage.tasks[record.task_id] = record
@@ -439,9 +428,6 @@ class AppStatusStore:
         for info in event.stages:
             stage_id = info["stage_id"]
             self._stage_info[stage_id] = info
-            for rdd in info.get("rdds", ()):
-                if rdd.get("storage"):
-                    self.persisted[rdd["id"]] = rdd
             for attempt in self._attempts.get(stage_id, ()):
                 self._describe(self.stages[(stage_id, attempt)], info)
         for stage_id in stage_ids:
@@ -562,14 +548,6 @@ class AppStatusStore:
             if stage is not None:
                 stage.active = max(0, stage.active - 1)
                 stage.failed += 1
-        for partitions in self.blocks.values():
-            for holders in partitions.values():
-                holders.discard(record.executor_id)
-
-    def _unpersist(self, rdd_id: int) -> None:
-        for split in self.blocks.pop(rdd_id, {}):
-            self.block_bytes.pop((rdd_id, split), None)
-        self.persisted.pop(rdd_id, None)
 
     def set_app(self, app_id: str, name: str | None = None) -> None:
         """The application id a Master assigned (and, from a log, the name)."""

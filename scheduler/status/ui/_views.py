@@ -339,22 +339,13 @@ def quantiles(tasks: list[TaskRecord]) -> dict[str, list[int] | None]:
 def executors(store: AppStatusStore, now: float | None = None) -> list[Json]:
     """ExecutorSummary of every retained executor, active ones first."""
     end = _now(store, now)
+    blocks = store.storage.by_executor()  # executor -> (blocks, memory bytes, disk bytes)
     with store.lock:
-        blocks: dict[str, list[int]] = {}  # executor -> [blocks, memory bytes, disk bytes]
-        for rdd_id, partitions in store.blocks.items():
-            in_memory = "Memory" in store.persisted.get(rdd_id, {}).get("storage", "")
-            for split, holders in partitions.items():
-                size = store.block_bytes.get((rdd_id, split), 0)
-                for executor_id in holders:
-                    entry = blocks.setdefault(executor_id, [0, 0, 0])
-                    entry[0] += 1
-                    entry[1] += size if in_memory else 0
-                    entry[2] += size
         records = sorted(store.executors.values(), key=lambda e: (e.removed is not None, e.added))
-        return [_executor(e, blocks.get(e.executor_id, [0, 0, 0]), end) for e in records]
+        return [_executor(e, blocks.get(e.executor_id, (0, 0, 0)), end) for e in records]
 
 
-def _executor(record: ExecutorRecord, blocks: list[int], end: float) -> Json:
+def _executor(record: ExecutorRecord, blocks: tuple[int, int, int], end: float) -> Json:
     return {
         "id": record.executor_id,
         "hostPort": record.host,
@@ -386,32 +377,27 @@ def _executor(record: ExecutorRecord, blocks: list[int], end: float) -> Json:
 
 
 def storage(store: AppStatusStore) -> list[Json]:
-    """RDDStorageInfo of the persisted RDDs that have cached partitions."""
-    with store.lock:
-        out = []
-        for rdd_id, partitions in sorted(store.blocks.items()):
-            cached = {split: holders for split, holders in partitions.items() if holders}
-            if not cached:
-                continue
-            info = store.persisted.get(rdd_id, {})
-            level = info.get("storage", "")
-            sizes = [store.block_bytes.get((rdd_id, s)) for s in cached]
-            size = sum(s for s in sizes if s is not None)
-            out.append(
-                {
-                    "id": rdd_id,
-                    "name": info.get("name", f"RDD[{rdd_id}]"),
-                    "numPartitions": int(info.get("partitions", len(cached))),
-                    "numCachedPartitions": len(cached),
-                    "storageLevel": level,
-                    "memoryUsed": size if "Memory" in level else 0,
-                    "diskUsed": size,
-                    "_sized": any(s is not None for s in sizes),
-                    "_executors": sorted({e for holders in cached.values() for e in holders}),
-                    "_callsite": info.get("callsite", ""),
-                }
-            )
-        return out
+    """RDDStorageInfo of the persisted RDDs that have cached partitions.
+
+    memoryUsed: estimated bytes of the objects live Python workers hold; diskUsed:
+    the serialized copies in the executors' local dirs (see scheduler.status.storage).
+    """
+    return [
+        {
+            "id": row.id,
+            "name": row.name,
+            "numPartitions": row.num_partitions,
+            "numCachedPartitions": row.cached_partitions,
+            "storageLevel": row.storage_level,
+            "memoryUsed": row.memory_bytes,
+            "diskUsed": row.disk_bytes,
+            "_sized": row.sized,
+            "_executors": list(row.executors),
+            "_workers": row.workers,
+            "_callsite": row.callsite,
+        }
+        for row in store.storage.rdds()
+    ]
 
 
 def environment(store: AppStatusStore) -> Json:
