@@ -44,6 +44,7 @@ ENTRY_POINT_GROUP = "sparkctl.rpc_backends"
 _BUILTIN: dict[str, str] = {
     "grpc": "rpcenv.grpc:create_env",
     "local": "rpcenv.local:create_env",
+    "tcp": "rpcenv.tcp:create_env",
 }
 _registered: dict[str, BackendFactory] = {}
 _lock = threading.Lock()

@@ -42,8 +42,9 @@ RPC_BACKEND = SECTION.entry(
     "spark.rpc.backend",
     STRING,
     "grpc",
-    "The RpcEnv backend by name: grpc, local (in-process, no sockets) or one a package "
-    "registers in the sparkctl.rpc_backends entry-point group.",
+    "The RpcEnv backend by name: grpc, tcp (plain sockets, no TLS: what a local[N] driver "
+    "and its executor use unless this is set), local (in-process, no sockets) or one a "
+    "package registers in the sparkctl.rpc_backends entry-point group.",
 )
 NETWORK_TIMEOUT = SECTION.entry(
     "spark.network.timeout",

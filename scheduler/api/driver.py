@@ -40,7 +40,7 @@ from scheduler import settings as keys
 from scheduler.backend.addresses import check_driver_bind, driver_addresses
 from scheduler.backend.base import ExecutorAllocationClient, SchedulerBackend
 from scheduler.backend.endpoint import ENDPOINT_NAME, SchedulerEndpoint
-from scheduler.backend.local import LocalBackend, local_executor_env
+from scheduler.backend.local import LocalBackend, local_executor_env, local_rpc_backend
 from scheduler.core.allocation import AllocationSettings
 from scheduler.core.events import (
     ExecutorRemoved,
@@ -194,11 +194,15 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler) -> DriverRuntime:
         # executors that run as the same user: they must not read it from our /proc.
         hide_process_environment()
     port = settings.get(keys.DRIVER_PORT)
+    rpc_conf = dict(conf.getAll())
+    backend = local_rpc_backend(settings, rpc_conf) if spec.kind == "local" else None
+    if backend is not None:
+        rpc_conf[rpc_keys.RPC_BACKEND.key] = backend
     env = RpcEnv.create(
         "sparkDriver",
         addresses.bind,
         port,
-        dict(conf.getAll()),
+        rpc_conf,
         advertise_host=addresses.advertise,
     )
     local = spec.kind == "local"
@@ -224,6 +228,10 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler) -> DriverRuntime:
         conf.set("spark.driver.host", addresses.advertise)
         conf.set("spark.driver.port", str(advertised.port))
         rt.executor_env = executor_environment(conf.to_conf(), scheduler.settings.task_cpus)
+        if backend is not None:  # local[N]'s executor speaks the driver's backend
+            executor_rpc = json.loads(rt.executor_env["SPARKCTL_RPC_CONF"])
+            executor_rpc[rpc_keys.RPC_BACKEND.key] = backend
+            rt.executor_env["SPARKCTL_RPC_CONF"] = json.dumps(executor_rpc)
         _start_listeners(rt, spec, settings, addresses.bind, addresses.advertise)
         spec.add_files()
         _start_backend(rt, spec, settings)

@@ -15,15 +15,34 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from rpcenv import Conf
+from rpcenv import settings as rpc_keys
 from scheduler.backend.endpoint import executor_argv
 from scheduler.core.taskscheduler import TaskScheduler
 from sparkctl.v1 import scheduler_pb2 as pb
 
-__all__ = ["LocalBackend", "local_executor_env"]
+__all__ = ["LOCAL_RPC_BACKEND", "LocalBackend", "local_executor_env", "local_rpc_backend"]
 
 log = logging.getLogger(__name__)
+
+#: The RpcEnv backend a local[N] driver and its executor speak unless the app names one.
+LOCAL_RPC_BACKEND = "tcp"
+
+
+def local_rpc_backend(settings: Conf, explicit: Mapping[str, str]) -> str | None:
+    """The backend local[N] uses instead of the configured one, or None to keep it.
+
+    The driver and its one executor are processes of one machine: plain sockets
+    (`rpcenv.tcp`) cost each message one write and one reader-thread wake-up, where
+    gRPC's Python runtime costs several thread hand-offs on each side, most of a
+    tiny job's time. An app that names spark.rpc.backend, or asks for TLS (which the
+    tcp backend lacks), keeps what it asked for.
+    """
+    if rpc_keys.RPC_BACKEND.key in explicit or settings.get(rpc_keys.SSL_ENABLED):
+        return None
+    return LOCAL_RPC_BACKEND
 
 
 class LocalBackend:

@@ -1,0 +1,469 @@
+"""The tcp RpcEnv backend: plain sockets and threads, for a driver and its local executor.
+
+gRPC's Python runtime costs every message several thread wake-ups (the sending
+thread wakes the I/O loop, grpc's poller thread wakes it again on the other
+side, and the loop hands off to the dispatcher), which on a 2-core machine is
+most of a tiny job's latency. Here a send is one `sendall` on the sending
+thread, and each connection has one reader thread that parses whole envelopes
+and hands them to the dispatcher (or to an endpoint that `receives_inline`).
+
+Semantics are the RpcEnv's (the conformance suite runs unchanged): one
+connection per pair of envs, reused in both directions and keyed by the peer's
+advertised address; per-sender order; asks and their deadlines (`BaseRpcEnv`);
+connect and disconnect events; the shared-secret (or application credential)
+token of the gRPC backend, checked in a handshake; the loopback rule without a
+secret. It has no TLS and serves no typed gRPC services: a setting asking for
+TLS fails `RpcEnv.create`, and the Master and Workers stay on gRPC.
+
+Wire format: every record is a 4-byte big-endian length and its bytes. The
+first record each way is the handshake (JSON: env id, name, advertised host
+and port, token; the answer: env id, or the refusal's reason); every later
+record is one serialized `Envelope`.
+
+A sender blocks only while the kernel's socket buffer is full, i.e. when the
+peer's reader is behind; readers never wait for endpoint code except for an
+endpoint's inline handlers, which must not send much.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import struct
+import threading
+import uuid
+from collections.abc import Iterable
+
+from rpcenv import settings
+from rpcenv._address import RpcAddress
+from rpcenv._base import BaseRpcEnv
+from rpcenv._conf import Conf
+from rpcenv._errors import (
+    RpcAuthenticationError,
+    RpcConfigError,
+    RpcConnectionError,
+    RpcEndpointStoppedError,
+    RpcError,
+    RpcProtocolError,
+)
+from rpcenv._security import (
+    check_bind_allowed,
+    make_app_auth_token,
+    make_auth_token,
+    make_verifier,
+    resolve_app_credential,
+    resolve_secret,
+    token_app_id,
+)
+from sparkctl.v1 import rpc_pb2
+
+__all__ = ["TcpRpcEnv", "create_env"]
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct(">I")
+#: Room for the envelope's own fields above spark.rpc.message.maxSize.
+_OVERHEAD = 1 << 20
+#: The largest handshake record a peer may send.
+_MAX_HELLO = 64 << 10
+#: Bytes one recv asks for: a burst of small envelopes arrives in one call.
+_READ_CHUNK = 256 << 10
+#: Seconds a dial and its handshake may take.
+_CONNECT_SECONDS = 30.0
+
+_parse_envelope = rpc_pb2.Envelope.FromString
+#: Set on this backend's reader threads: they must never wait for an answer.
+_io_thread = threading.local()
+
+
+class _Connection:
+    """One socket with a peer: writes under a lock, one reader thread."""
+
+    def __init__(
+        self, sock: socket.socket, peer: RpcAddress, peer_id: str, app_id: str, outbound: bool
+    ) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.peer_id = peer_id
+        self.app_id = app_id
+        self.outbound = outbound
+        self.lock = threading.Lock()
+        self.closed = False
+        #: Why it was closed, when our side closed it with a reason.
+        self.error: RpcError | None = None
+
+    def write(self, data: bytes) -> None:
+        """Send one record (any thread).
+
+        Raises:
+            OSError: the connection broke.
+        """
+        with self.lock:
+            if self.closed:
+                raise OSError("connection closed")
+            self.sock.sendall(_HEADER.pack(len(data)) + data)
+
+    def close(self, error: RpcError | None = None) -> None:
+        """Shut the socket down: the reader thread sees the end and reports it."""
+        if self.closed:
+            return
+        self.closed = True
+        if error is not None:
+            self.error = error
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _send_record(sock: socket.socket, data: bytes) -> None:
+    sock.sendall(_HEADER.pack(len(data)) + data)
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    """`size` bytes from a blocking socket.
+
+    Raises:
+        EOFError: the peer closed it first.
+    """
+    buf = bytearray(size)
+    view = memoryview(buf)
+    while view:
+        got = sock.recv_into(view)
+        if not got:
+            raise EOFError("connection closed")
+        view = view[got:]
+    return bytes(buf)
+
+
+def _recv_record(sock: socket.socket, limit: int) -> bytes:
+    (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
+    if size > limit:
+        raise RpcProtocolError(f"a record of {size} bytes exceeds the limit of {limit}")
+    return _recv_exact(sock, size)
+
+
+class TcpRpcEnv(BaseRpcEnv):
+    """An RpcEnv on plain TCP sockets, a reader thread per connection."""
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        conf: Conf,
+        client_mode: bool,
+        advertise_host: str | None = None,
+    ) -> None:
+        """Bind `host` (unless `client_mode`); peers are told `advertise_host`, else `host`.
+
+        Raises:
+            RpcConfigError: TLS is asked for, or an unsafe bind.
+            OSError: the port cannot be bound.
+        """
+        if conf.get(settings.SSL_ENABLED):
+            raise RpcConfigError(
+                "the tcp RpcEnv backend has no TLS (spark.ssl.rpc.enabled): use "
+                "spark.rpc.backend=grpc"
+            )
+        advertise = advertise_host or host
+        self._secret = resolve_secret(conf)
+        self._app_credential = resolve_app_credential() if self._secret is None else None
+        env_id = uuid.uuid4().hex
+        self._listener: socket.socket | None = None
+        if client_mode:
+            address = RpcAddress(advertise, 0, env_id)
+        else:
+            key = self._app_credential[1] if self._app_credential is not None else None
+            check_bind_allowed(host, self._secret or key, conf)
+            listener = socket.create_server((host, port), backlog=128)
+            self._listener = listener
+            address = RpcAddress(advertise, listener.getsockname()[1])
+        super().__init__(name, address, conf)
+        self.env_id = env_id
+        self._verifier = make_verifier(self._secret, self._app_credential)
+        self._limit = self._max_message_bytes + _OVERHEAD
+        self._connections: dict[RpcAddress, _Connection] = {}
+        self._connections_lock = threading.Lock()
+        self._dial_lock = threading.Lock()
+        if self._listener is not None:
+            threading.Thread(
+                target=self._accept_loop, name=f"{name}-tcp-accept", daemon=True
+            ).start()
+
+    # -- public ------------------------------------------------------------------
+
+    def accept_app_credentials(self, app_id: str = "") -> None:
+        """Let callers in with an application's credential (see the gRPC backend's)."""
+        if self._listener is not None and self._verifier is not None:
+            self._verifier.accept_app_tokens = True
+            self._verifier.only_app = app_id
+
+    def disconnect(self, address: RpcAddress, reason: str = "") -> bool:
+        """Close the connection with `address`; both sides hear of it."""
+        with self._connections_lock:
+            connection = self._connections.get(address)
+        if connection is None:
+            return False
+        error = (
+            RpcConnectionError(f"{self._address} closed the connection: {reason}")
+            if reason
+            else None
+        )
+        connection.close(error)
+        return True
+
+    # -- outbound ----------------------------------------------------------------
+
+    def _transmit(self, address: RpcAddress, envelope: rpc_pb2.Envelope) -> None:
+        data = envelope.SerializeToString()
+        for _ in range(2):
+            connection = self._connections.get(address)
+            if connection is None:
+                if address.is_client:
+                    raise RpcConnectionError(
+                        f"client {address} is not connected to {self._address}"
+                    )
+                connection = self._dial(address)
+            try:
+                connection.write(data)
+                return
+            except OSError:
+                connection.close()
+                with self._connections_lock:  # broken: forget it and dial again
+                    if self._connections.get(address) is connection:
+                        del self._connections[address]
+                if address.is_client:
+                    break
+        raise RpcConnectionError(f"cannot deliver to {address}: the connection keeps closing")
+
+    def _dial(self, address: RpcAddress) -> _Connection:
+        with self._dial_lock:
+            existing = self._connections.get(address)
+            if existing is not None and not existing.closed:
+                return existing
+            if self._stopped.is_set():
+                raise RpcEndpointStoppedError(f"RpcEnv {self._name!r} is stopped")
+            timeout = min(_CONNECT_SECONDS, self._ask_timeout)
+            try:
+                sock = socket.create_connection((address.host, address.port), timeout=timeout)
+            except OSError as exc:
+                raise RpcConnectionError(f"cannot connect to {address}: {exc}") from None
+            try:
+                peer_id = self._client_handshake(sock, address)
+            except BaseException:
+                sock.close()
+                raise
+            sock.settimeout(None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connection = _Connection(sock, address, peer_id, "", True)
+            with self._connections_lock:
+                self._connections[address] = connection
+        self._start_reader(connection)
+        return connection
+
+    def _client_handshake(self, sock: socket.socket, address: RpcAddress) -> str:
+        """Present ourselves (and our token); the peer's env id.
+
+        Raises:
+            RpcAuthenticationError: the peer refused our credentials.
+            RpcConnectionError: the peer closed or spoke no handshake.
+        """
+        token = ""
+        if self._secret is not None:
+            token = make_auth_token(self._secret, self.env_id)
+        elif self._app_credential is not None:
+            app_id, credential = self._app_credential
+            token = make_app_auth_token(credential, app_id, self.env_id)
+        hello = {
+            "env_id": self.env_id,
+            "name": self._name,
+            "host": self._address.host,
+            "port": self._address.port,
+            "token": token,
+        }
+        try:
+            _send_record(sock, json.dumps(hello).encode())
+            answer = json.loads(_recv_record(sock, _MAX_HELLO))
+        except (OSError, EOFError, ValueError, RpcProtocolError) as exc:
+            raise RpcConnectionError(f"connection to {address} failed: {exc}") from None
+        if not isinstance(answer, dict):
+            raise RpcConnectionError(f"connection to {address} failed: a malformed handshake")
+        refusal = answer.get("error")
+        if refusal:
+            raise RpcAuthenticationError(f"{address} refused the connection: {refusal}")
+        return str(answer.get("env_id", ""))
+
+    # -- inbound -----------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        while not self._stopped.is_set():
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return  # closed by shutdown
+            threading.Thread(
+                target=self._serve, args=(sock,), name=f"{self._name}-tcp-in", daemon=True
+            ).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        """Check an inbound connection's handshake, then read it on this thread."""
+        try:
+            sock.settimeout(min(_CONNECT_SECONDS, self._ask_timeout))
+            hello = json.loads(_recv_record(sock, _MAX_HELLO))
+            if not isinstance(hello, dict):
+                raise ValueError("not an object")
+            env_id = str(hello.get("env_id", ""))
+            host = str(hello.get("host", ""))
+            port = int(hello.get("port", 0))
+            if not env_id or not host or not 0 <= port < 65536:
+                raise ValueError("missing fields")
+        except (OSError, EOFError, ValueError, TypeError, RpcProtocolError) as exc:
+            log.debug("dropped an inbound connection with a bad handshake: %s", exc)
+            sock.close()
+            return
+        token = str(hello.get("token", "")) or None
+        refusal = self._verifier.verify(token, env_id) if self._verifier is not None else None
+        if refusal is None and self._stopped.is_set():
+            refusal = f"RpcEnv {self._name!r} is stopping"
+        try:
+            _send_record(sock, json.dumps({"env_id": self.env_id, "error": refusal or ""}).encode())
+        except OSError:
+            refusal = refusal or "closed"
+        if refusal is not None:
+            log.debug("refused a connection from %s: %s", host, refusal)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+            return
+        app_id = token_app_id(token)
+        peer = RpcAddress(host, port, env_id if port == 0 else "")
+        if app_id and not peer.is_client:
+            # As on gRPC: a caller with an application's credential may not claim a
+            # listening address (what we send there must not go over its stream).
+            peer = RpcAddress(host, 0, env_id)
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = _Connection(sock, peer, env_id, app_id, False)
+        with self._connections_lock:
+            self._connections[peer] = connection
+        self._read(connection)
+
+    def _start_reader(self, connection: _Connection) -> None:
+        threading.Thread(
+            target=self._read, args=(connection,), name=f"{self._name}-tcp-read", daemon=True
+        ).start()
+
+    def _read(self, connection: _Connection) -> None:
+        """Deliver what the peer sends, in order, until the connection ends."""
+        _io_thread.active = True
+        self._peer_connected(connection.peer)
+        error: RpcError | None = None
+        sock = connection.sock
+        limit = self._limit
+        pending = bytearray()
+        try:
+            while True:
+                chunk = sock.recv(_READ_CHUNK)
+                if not chunk:
+                    break
+                if pending:
+                    pending += chunk
+                    data: bytes | bytearray = pending
+                else:
+                    data = chunk
+                envelopes, used, wanted = _parse(data, limit)
+                if wanted:  # one large envelope: read the rest of it in one go
+                    rest = _recv_exact(sock, wanted)
+                    envelopes.append(_parse_envelope(bytes(data[used + _HEADER.size :]) + rest))
+                    used = len(data)
+                pending = bytearray(data[used:]) if used < len(data) else bytearray()
+                if envelopes:
+                    self._deliver(connection, envelopes)
+        except RpcProtocolError as exc:
+            log.warning("closing the connection with %s: %s", connection.peer, exc)
+            error = exc
+        except (OSError, EOFError):
+            pass  # the peer or our side closed it
+        except Exception:  # a bug on our side: say so, and end only this connection
+            log.exception("handling data from %s failed", connection.peer)
+        finally:
+            connection.closed = True
+            with contextlib.suppress(OSError):
+                sock.close()
+            with self._connections_lock:
+                if self._connections.get(connection.peer) is connection:
+                    del self._connections[connection.peer]
+            self._peer_disconnected(connection.peer, connection.error or error)
+
+    def _deliver(self, connection: _Connection, envelopes: Iterable[rpc_pb2.Envelope]) -> None:
+        # Posts are held and released once per read: a burst costs one hand-off.
+        self._receive_envelopes(
+            connection.peer,
+            envelopes,
+            peer_id=connection.peer_id,
+            hold=True,
+            app_id=connection.app_id,
+        )
+        self._dispatcher.release()
+
+    def _check_may_block(self, what: str) -> None:
+        if getattr(_io_thread, "active", False):
+            raise RuntimeError(
+                f"{what} called on a tcp RpcEnv reader thread (from an ask future's callback "
+                "or an inline handler?): it would deadlock; use ask() and add_done_callback"
+            )
+
+    def _close_transport(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                self._listener.close()
+        with self._connections_lock:
+            connections = list(self._connections.values())
+        for connection in connections:
+            connection.close()
+
+
+def _parse(data: bytes | bytearray, limit: int) -> tuple[list[rpc_pb2.Envelope], int, int]:
+    """The whole envelopes at the start of `data`, the bytes they used, and how many
+    more bytes the next one needs when it is larger than what one read brings (else 0).
+
+    Raises:
+        RpcProtocolError: a record over `limit` or one that does not parse.
+    """
+    envelopes: list[rpc_pb2.Envelope] = []
+    view = memoryview(data)
+    end = len(data)
+    pos = 0
+    header = _HEADER.size
+    try:
+        while end - pos >= header:
+            (size,) = _HEADER.unpack_from(view, pos)
+            if size > limit:
+                raise RpcProtocolError(f"a message of {size} bytes exceeds the limit of {limit}")
+            if end - pos - header < size:
+                missing = size - (end - pos - header)
+                return envelopes, pos, missing if size > _READ_CHUNK else 0
+            envelopes.append(_parse_envelope(bytes(view[pos + header : pos + header + size])))
+            pos += header + size
+    except RpcProtocolError:
+        raise
+    except Exception as exc:  # DecodeError
+        raise RpcProtocolError(f"a malformed message: {exc}") from None
+    return envelopes, pos, 0
+
+
+def create_env(
+    name: str,
+    host: str,
+    port: int,
+    conf: Conf,
+    client_mode: bool,
+    advertise_host: str | None = None,
+) -> TcpRpcEnv:
+    """Backend factory for `spark.rpc.backend=tcp`."""
+    return TcpRpcEnv(name, host, port, conf, client_mode, advertise_host=advertise_host)
