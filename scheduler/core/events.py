@@ -9,7 +9,10 @@ of its attempt, and a StageCompleted before whatever the DAGScheduler does
 about it (the StageSubmitted of a stage it unblocks or of a resubmission,
 the JobEnd of its job). A stage attempt completes when all its tasks
 succeeded or it was aborted; tasks of an aborted attempt still running then
-are taken as killed, and get no TaskEnd of their own. `time` is the
+are taken as killed, and get no TaskEnd of their own. A task that could not
+read a map output ends as Spark's do: its TaskEnd (failed, with a
+`FetchFailure`) comes first, then its attempt's StageCompleted, then the
+resubmissions. `time` is the
 wall-clock second an event happened when it is known (events replayed from a
 log carry theirs); live events leave it None and each listener reads its own
 clock. The lineage payloads of JobStart (a
@@ -29,6 +32,7 @@ __all__ = [
     "EnvironmentUpdate",
     "ExecutorAdded",
     "ExecutorRemoved",
+    "FetchFailure",
     "JobEnd",
     "JobStart",
     "LaunchedTask",
@@ -116,6 +120,21 @@ class TasksLaunched:
     time: float | None = None
 
 
+class FetchFailure(NamedTuple):
+    """Why a task could not read a map output: Spark's FetchFailed end reason.
+
+    The task's stage attempt is over because of it (its StageCompleted follows,
+    with the failure), and the map output is recomputed.
+    """
+
+    shuffle_id: int
+    #: The map task (partition of the map stage) whose output was lost.
+    map_index: int
+    #: The executor that held it ("" when not known).
+    executor_id: str
+    message: str
+
+
 class TaskEnd(NamedTuple):
     """A task attempt ended (`ok`), with what its executor measured.
 
@@ -147,6 +166,8 @@ class TaskEnd(NamedTuple):
     blocks: tuple[tuple[int, int], ...] = ()
     error: str | None = None
     error_type: str | None = None
+    #: Set when it failed reading a map output (`error_type` is then "FetchFailed").
+    fetch_failure: FetchFailure | None = None
     time: float | None = None
 
 

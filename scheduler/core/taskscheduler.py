@@ -28,6 +28,7 @@ from scheduler.core.dag import DAGScheduler, Job, TaskSet
 from scheduler.core.events import (
     ExecutorAdded,
     ExecutorRemoved,
+    FetchFailure,
     JobEnd,
     JobStart,
     LaunchedTask,
@@ -650,6 +651,8 @@ class TaskScheduler:
         if status.HasField("fetch_failure"):
             ff = status.fetch_failure
             tsm.handle_failure(status.task_id, status.error, counts=False)
+            if announce:  # as Spark's: the task's end first, then its attempt's
+                self.bus.post(_task_end(task_set, task, now, status))
             self._kill(tsm.abort(f"fetch failure: {ff.message}"), "fetch failure in this stage")
             self._stage_over(tsm)  # before the DAGScheduler resubmits the parent stage
             self.dag.fetch_failed(
@@ -809,16 +812,22 @@ def _task_end(
 ) -> TaskEnd:
     """The TaskEnd of one status update (metrics and cached blocks: a success's only)."""
     ok = metrics is not None
+    fetch = None
+    error_type = None if ok else status.error_type
+    if not ok and status.HasField("fetch_failure"):
+        ff = status.fetch_failure
+        fetch = FetchFailure(ff.shuffle_id, ff.map_index, ff.executor_id, ff.message)
+        error_type = "FetchFailed"
     if task is None:  # no longer running (its set was aborted): what the status says
         return TaskEnd(
             task_set.stage_id, task_set.attempt, ok, run_seconds=status.run_seconds,
             metrics=metrics or {}, error=None if ok else status.error,
-            error_type=None if ok else status.error_type,
+            error_type=error_type, fetch_failure=fetch,
         )  # fmt: skip
     return TaskEnd(
         task_set.stage_id, task_set.attempt, ok, task.task_id, task.index, task.attempt,
         task_set.partitions[task.index], task.executor_id, launched_ago=now - task.start,
         speculative=task.speculative, run_seconds=status.run_seconds, metrics=metrics or {},
         blocks=tuple((int(b[0]), int(b[1])) for b in blocks) if blocks else (),
-        error=None if ok else status.error, error_type=None if ok else status.error_type,
+        error=None if ok else status.error, error_type=error_type, fetch_failure=fetch,
     )  # fmt: skip

@@ -22,6 +22,7 @@ from scheduler.core.events import (
     EnvironmentUpdate,
     ExecutorAdded,
     ExecutorRemoved,
+    FetchFailure,
     JobEnd,
     JobStart,
     SchedulerEvent,
@@ -287,8 +288,19 @@ class EventEncoder:
                 "Accumulables": [],
             }
         )
+        fetch = event.fetch_failure
         if event.ok:
             reason: Json = {"Reason": "Success"}
+        elif fetch is not None:  # Spark's FetchFailed end reason (no stack trace)
+            reason = {
+                "Reason": "FetchFailed",
+                "Block Manager Address": {"Executor ID": fetch.executor_id},
+                "Shuffle ID": fetch.shuffle_id,
+                "Map ID": -1,
+                "Map Index": fetch.map_index,
+                "Reduce ID": event.partition,
+                "Message": fetch.message,
+            }
         else:
             error = event.error or ""
             reason = {
@@ -530,10 +542,20 @@ def _replay_task_end(event: Json) -> TaskEnd:
         if in_memory:
             metrics["memoryBlocks"] = in_memory
     error = error_type = None
+    fetch = None
+    if reason.get("Reason") == "FetchFailed":
+        holder = reason.get("Block Manager Address") or {}
+        fetch = FetchFailure(
+            int(reason.get("Shuffle ID", -1)),
+            int(reason.get("Map Index", reason.get("Map ID", -1))),
+            str(holder.get("Executor ID", "")) if isinstance(holder, dict) else "",
+            str(reason.get("Message") or ""),
+        )
     if not ok:
         error = str(
             reason.get("Full Stack Trace")
             or reason.get("Description")
+            or reason.get("Message")
             or reason.get("Reason")
             or ""
         )
@@ -556,6 +578,7 @@ def _replay_task_end(event: Json) -> TaskEnd:
         blocks=tuple(blocks),
         error=error,
         error_type=error_type,
+        fetch_failure=fetch,
         time=_seconds(info.get("Finish Time")),
     )
 

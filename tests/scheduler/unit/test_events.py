@@ -12,6 +12,7 @@ from google.protobuf.message import Message
 
 from scheduler.core.events import (
     ExecutorRemoved,
+    FetchFailure,
     JobEnd,
     JobStart,
     LaunchedTask,
@@ -251,6 +252,7 @@ def test_a_fetch_failed_stage_completes_before_its_parent_is_resubmitted(ctx: An
         ("TaskEnd", 0, 0, True),
         ("StageCompleted", 0, 0),
         ("StageSubmitted", 1, 0),
+        ("TaskEnd", 1, 0, False),  # the fetch failure, before its attempt completes
         ("StageCompleted", 1, 0),
         ("StageSubmitted", 0, 1),
         ("TaskEnd", 0, 1, True),
@@ -266,6 +268,9 @@ def test_a_fetch_failed_stage_completes_before_its_parent_is_resubmitted(ctx: An
     failed = [e for e in driver.heard if isinstance(e, StageCompleted) and e.failure]
     assert [(e.stage_id, e.attempt) for e in failed] == [(1, 0)]
     assert failed[0].failure is not None and "fetch failure: gone" in failed[0].failure
+    (fetch_end,) = [e for e in driver.heard if isinstance(e, TaskEnd) and not e.ok]
+    assert fetch_end.task_id == first and fetch_end.error_type == "FetchFailed"
+    assert fetch_end.fetch_failure == FetchFailure(0, 1, "", "gone")
 
 
 def test_a_late_task_of_an_aborted_attempt_gets_no_task_end(ctx: Any) -> None:
