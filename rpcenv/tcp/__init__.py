@@ -20,13 +20,13 @@ first record each way is the handshake (JSON: env id, name, advertised host
 and port, token; the answer: env id, or the refusal's reason); every later
 record is one serialized `Envelope`.
 
-A sender blocks only while the kernel's socket buffer is full, i.e. when the
-peer's reader is behind; readers never wait for endpoint code except for an
-endpoint's inline handlers, which must not send much.
+A sender never blocks: what does not fit the kernel's socket buffer waits in
+the connection's backlog for its writer thread (see `_Connection`).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -79,7 +79,14 @@ _io_thread = threading.local()
 
 
 class _Connection:
-    """One socket with a peer: writes under a lock, one reader thread."""
+    """One socket with a peer: writes that never block their caller, one reader thread.
+
+    A write goes straight into the kernel's buffer when it fits; what does not (the
+    peer's reader is behind) waits in a backlog that a writer thread of the
+    connection drains, and later writes queue behind it, in order. So no thread
+    ever blocks on a peer: two readers handling inline messages that send to each
+    other cannot deadlock on full buffers.
+    """
 
     def __init__(
         self, sock: socket.socket, peer: RpcAddress, peer_id: str, app_id: str, outbound: bool
@@ -90,28 +97,68 @@ class _Connection:
         self.app_id = app_id
         self.outbound = outbound
         self.lock = threading.Lock()
+        self._wake = threading.Condition(self.lock)
+        self._backlog: collections.deque[bytes | memoryview] = collections.deque()
+        self._writer: threading.Thread | None = None
         self.closed = False
         #: Why it was closed, when our side closed it with a reason.
         self.error: RpcError | None = None
 
     def write(self, data: bytes) -> None:
-        """Send one record (any thread).
+        """Send one record, or queue it behind those waiting (any thread).
 
         Raises:
-            OSError: the connection broke.
+            OSError: the connection broke or was closed.
         """
+        record = _HEADER.pack(len(data)) + data
         with self.lock:
             if self.closed:
                 raise OSError("connection closed")
-            self.sock.sendall(_HEADER.pack(len(data)) + data)
+            if self._backlog:
+                self._backlog.append(record)
+                return
+            try:
+                sent = self.sock.send(record, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(record):
+                return
+            self._backlog.append(memoryview(record)[sent:])
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._drain, name=f"tcp-write-{self.peer}", daemon=True
+                )
+                self._writer.start()
+            else:
+                self._wake.notify()
+
+    def _drain(self) -> None:
+        """Write the backlog with blocking sends, off every caller's thread."""
+        while True:
+            with self.lock:
+                while not self._backlog and not self.closed:
+                    self._wake.wait()
+                if self.closed:
+                    return
+                chunk = self._backlog[0]
+            try:
+                self.sock.sendall(chunk)
+            except OSError:
+                self.close()
+                return
+            with self.lock:
+                self._backlog.popleft()
 
     def close(self, error: RpcError | None = None) -> None:
         """Shut the socket down: the reader thread sees the end and reports it."""
-        if self.closed:
-            return
-        self.closed = True
-        if error is not None:
-            self.error = error
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            if error is not None:
+                self.error = error
+            self._backlog.clear()
+            self._wake.notify_all()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
 
@@ -390,7 +437,7 @@ class TcpRpcEnv(BaseRpcEnv):
         except Exception:  # a bug on our side: say so, and end only this connection
             log.exception("handling data from %s failed", connection.peer)
         finally:
-            connection.closed = True
+            connection.close()
             with contextlib.suppress(OSError):
                 sock.close()
             with self._connections_lock:

@@ -144,3 +144,44 @@ def test_waiting_for_an_answer_on_a_reader_thread_is_refused(envs: list[RpcEnv])
     ref.ask(wrappers_pb2.StringValue(value="first"), WAIT).add_done_callback(on_answer)
     assert called.wait(WAIT)
     assert errors and "reader thread" in str(errors[0])
+
+
+class _Stalled(RpcEndpoint):
+    """Handles sends on the reader thread and holds it until `go` is set."""
+
+    def __init__(self, expected: int) -> None:
+        self.go = threading.Event()
+        self.sizes: list[int] = []
+        self.expected = expected
+        self.done = threading.Event()
+
+    def receives_inline(self, message: Message) -> bool:
+        return True
+
+    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
+        self.go.wait(60.0)
+        assert isinstance(message, wrappers_pb2.BytesValue)
+        self.sizes.append(len(message.value))
+        if len(self.sizes) >= self.expected:
+            self.done.set()
+
+
+def test_a_sender_never_blocks_on_a_peer_whose_reader_is_stuck(envs: list[RpcEnv]) -> None:
+    server, client = make_env("server"), make_env("client")
+    envs += [server, client]
+    count = 64
+    stalled = _Stalled(count)
+    server.setup_endpoint("stalled", stalled)
+    ref = client.endpoint_ref(server.address, "stalled", timeout=WAIT)
+    sent = threading.Event()
+
+    def flood() -> None:  # 64 MiB: far more than the kernel's buffers hold
+        for n in range(count):
+            ref.send(wrappers_pb2.BytesValue(value=bytes([n % 256]) * (1 << 20)))
+        sent.set()
+
+    threading.Thread(target=flood, daemon=True).start()
+    assert sent.wait(5.0), "a send blocked while the peer's reader was stuck"
+    stalled.go.set()
+    assert stalled.done.wait(30.0), f"only {len(stalled.sizes)} of {count} arrived"
+    assert stalled.sizes == [1 << 20] * count
