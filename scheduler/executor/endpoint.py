@@ -197,6 +197,8 @@ class ExecutorEndpoint(RpcEndpoint):
 
     def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
         if isinstance(message, pb.LaunchTasks):
+            if message.finished_tasksets:  # as a RemoveBlocks sent just before would
+                self._runtime.forget(list(message.finished_tasksets), [], [])
             for block in message.broadcasts:
                 path = broadcast_path(self._runtime.local_dir, block.broadcast_id)
                 tmp = path + ".tmp"

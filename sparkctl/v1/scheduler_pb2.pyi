@@ -425,22 +425,30 @@ class LaunchTasks(_message.Message):
     STAGES_FIELD_NUMBER: _builtins.int
     BROADCASTS_FIELD_NUMBER: _builtins.int
     TASKS_FIELD_NUMBER: _builtins.int
+    FINISHED_TASKSETS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def stages(self) -> _containers.RepeatedCompositeFieldContainer[Global___StagePayload]: ...
     @_builtins.property
     def broadcasts(self) -> _containers.RepeatedCompositeFieldContainer[Global___BroadcastBlock]: ...
     @_builtins.property
     def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskLaunch]: ...
+    @_builtins.property
+    def finished_tasksets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Task sets that finished since the driver last wrote to this executor: forgotten
+        (as RemoveBlocks.tasksets) before these tasks launch, in the same message.
+        """
+
     def __init__(
         self,
         *,
         stages: _abc.Iterable[Global___StagePayload] | None = ...,
         broadcasts: _abc.Iterable[Global___BroadcastBlock] | None = ...,
         tasks: _abc.Iterable[Global___TaskLaunch] | None = ...,
+        finished_tasksets: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broadcasts", b"broadcasts", "stages", b"stages", "tasks", b"tasks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broadcasts", b"broadcasts", "finished_tasksets", b"finished_tasksets", "stages", b"stages", "tasks", b"tasks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

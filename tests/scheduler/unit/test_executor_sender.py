@@ -30,15 +30,26 @@ class _Ref(RpcEndpointRef):
         raise NotImplementedError
 
 
-def test_task_set_removals_wait_and_go_just_before_the_next_message() -> None:
+def test_task_set_removals_wait_and_ride_inside_the_next_launch() -> None:
     ref = _Ref()
     send = _ExecutorSender(ref)
     send(pb.RemoveBlocks(tasksets=["1.0"]))
     send(pb.RemoveBlocks(tasksets=["2.0"]))
     assert ref.sent == []
-    launch = pb.LaunchTasks(tasks=[pb.TaskLaunch(task_id=7)])
-    send(launch)
-    assert ref.sent == [pb.RemoveBlocks(tasksets=["1.0", "2.0"]), launch]
+    send(pb.LaunchTasks(tasks=[pb.TaskLaunch(task_id=7)]))
+    expected = pb.LaunchTasks(tasks=[pb.TaskLaunch(task_id=7)], finished_tasksets=["1.0", "2.0"])
+    assert ref.sent == [expected]  # one message, not two
+    send(pb.LaunchTasks(tasks=[pb.TaskLaunch(task_id=8)]))
+    assert ref.sent[1] == pb.LaunchTasks(tasks=[pb.TaskLaunch(task_id=8)])
+
+
+def test_before_another_message_the_removals_go_on_their_own() -> None:
+    ref = _Ref()
+    send = _ExecutorSender(ref)
+    send(pb.RemoveBlocks(tasksets=["1.0"]))
+    kill = pb.KillTasks(task_ids=[3], reason="x")
+    send(kill)
+    assert ref.sent == [pb.RemoveBlocks(tasksets=["1.0"]), kill]
 
 
 def test_other_removals_go_at_once_and_flush_sends_what_waits() -> None:
