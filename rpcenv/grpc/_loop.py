@@ -336,9 +336,10 @@ class _CoalescingSelector(selectors.DefaultSelector):
                 wait = min(wait, timeout)
             if wait > 0:
                 self.waits += 1
-                # Ends early when anything but grpc is ready; then takes all that is ready.
-                self._others.select(wait)
-                events = super().select(0)
+                # Ends early when anything but grpc is ready, and then takes that too; else
+                # grpc's socket, still readable, stands for all it queued meanwhile.
+                if self._others.select(wait):
+                    events = super().select(0)
                 now = time.monotonic()
         self.turns += 1
         self._turns.append(now)
