@@ -369,10 +369,10 @@ UI_SHOW_PROGRESS = SECTION.entry(
     "A console progress bar of running stages (only on a terminal).",
 )
 UI_RETAINED_JOBS = SECTION.entry(
-    "spark.ui.retainedJobs", INT, "1000", "Finished jobs the UI keeps."
+    "spark.ui.retainedJobs", INT, "1000", "Finished jobs the UI and the status tracker keep."
 )
 UI_RETAINED_STAGES = SECTION.entry(
-    "spark.ui.retainedStages", INT, "1000", "Finished stages the UI keeps."
+    "spark.ui.retainedStages", INT, "1000", "Finished stages the UI and the status tracker keep."
 )
 UI_RETAINED_TASKS = SECTION.entry("spark.ui.retainedTasks", INT, "100000", "Tasks the UI keeps.")
 UI_RETAINED_DEAD_EXECUTORS = SECTION.entry(

@@ -188,7 +188,11 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
             sched_settings, self._broadcast_bytes, self._apply_accumulators, self._executor_lost
         )
         self._scheduler.dag.dynamic_allocation = self._allocation is not None
-        self._jobs.listen(self._scheduler.bus, settings.get(keys.UI_RETAINED_STAGES))
+        self._jobs.listen(
+            self._scheduler.bus,
+            settings.get(keys.UI_RETAINED_STAGES),
+            settings.get(keys.UI_RETAINED_JOBS),
+        )
         self._storage = StorageStatus()
         self._storage.listen(self._scheduler.bus)
         self._scheduler.default_profile = self.default_profile

@@ -26,21 +26,24 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 __all__ = [
+    "End",
     "EnvironmentUpdate",
     "ExecutorAdded",
     "ExecutorRemoved",
     "FetchFailure",
     "JobEnd",
     "JobStart",
+    "Launch",
     "LaunchedTask",
     "Listener",
     "ListenerBus",
     "SchedulerEvent",
     "StageCompleted",
     "StageSubmitted",
+    "TaskCounter",
     "TaskEnd",
     "TasksLaunched",
     "UnpersistRDD",
@@ -223,12 +226,40 @@ SchedulerEvent = (
 Listener = Callable[[SchedulerEvent], None]
 
 
+#: A task's launch as a `TaskCounter` hears it: (stage id, stage attempt, task id, executor id).
+Launch = tuple[int, int, int, str]
+#: A task's end as a `TaskCounter` hears it: (stage id, stage attempt, task id, succeeded).
+End = tuple[int, int, int, bool]
+
+
+class TaskCounter(Protocol):
+    """A listener that counts tasks and needs no description of them (the status tracker).
+
+    Told of tasks' launches and ends as plain tuples, gathered by the bus and
+    handed over in batches before the next event is posted and at the end of
+    each scheduler round (`ListenerBus.flush`): so in the same causal order as
+    TasksLaunched and TaskEnd, under the same rules (a task of an attempt
+    already completed is not told), without building an event per task. With
+    the UI and the event log off, counting is then all a task costs the bus.
+    Each batch holds launches and ends in order, launches first.
+    """
+
+    def tasks_launched(self, launches: list[Launch]) -> None:
+        """These tasks went to these executors."""
+        ...
+
+    def tasks_ended(self, ends: list[End]) -> None:
+        """These tasks ended: succeeded, or failed (a fetch failure too)."""
+        ...
+
+
 class ListenerBus:
     """Delivers each event to its listeners, in order; a failing listener is logged, not fatal.
 
     A listener hears every event, or only the kinds it names: posters ask
     `wants(kind)` before building an event nobody hears (a TaskEnd per task on
-    the hot path), and `wants_lineage` before describing a job's stages.
+    the hot path), and `wants_lineage` before describing a job's stages. A
+    `TaskCounter` is told of each task's launch and end without an event.
     Posting is synchronous (on the poster's thread, under the scheduler's
     lock): a listener must be quick, and hands slow work (the event log's
     writes) to a thread of its own.
@@ -240,6 +271,11 @@ class ListenerBus:
         self._every = False
         #: Whether some listener wants JobStart's stage descriptions (a lineage walk).
         self.wants_lineage = False
+        #: The task counters (`add_counter`): posters call `task_launched` and
+        #: `task_ended` only when there are some.
+        self.counters: tuple[TaskCounter, ...] = ()
+        self._launches: list[Launch] = []
+        self._ends: list[End] = []
 
     def add(
         self,
@@ -256,15 +292,44 @@ class ListenerBus:
         if lineage and (kinds is None or JobStart in kinds):
             self.wants_lineage = True
 
+    def add_counter(self, counter: TaskCounter) -> None:
+        """Tell `counter` of every task's launch and end (no per-task event is built for it)."""
+        self.counters = (*self.counters, counter)
+
+    def task_launched(self, stage_id: int, attempt: int, task_id: int, executor_id: str) -> None:
+        """Note a launch for the counters (posters check `counters` first, then `flush`)."""
+        self._launches.append((stage_id, attempt, task_id, executor_id))
+
+    def task_ended(self, stage_id: int, attempt: int, task_id: int, ok: bool) -> None:
+        """Note a task's end for the counters (posters check `counters` first, then `flush`)."""
+        self._ends.append((stage_id, attempt, task_id, ok))
+
+    def flush(self) -> None:
+        """Hand the counters the launches and ends noted since the last flush."""
+        launches, ends = self._launches, self._ends
+        if not (launches or ends):
+            return
+        self._launches, self._ends = [], []
+        for counter in self.counters:
+            try:
+                if launches:
+                    counter.tasks_launched(launches)
+                if ends:
+                    counter.tasks_ended(ends)
+            except Exception:
+                log.exception("task counter %r failed", counter)
+
     def wants(self, kind: type[SchedulerEvent]) -> bool:
         """Whether a listener hears events of `kind`."""
         return self._every or kind in self._kinds
 
     def __bool__(self) -> bool:
         """Whether anyone listens at all."""
-        return bool(self._listeners)
+        return bool(self._listeners or self.counters)
 
     def post(self, event: SchedulerEvent) -> None:
+        if self._launches or self._ends:  # counters hear of tasks before what follows them
+            self.flush()
         for listener, kinds in self._listeners:
             if kinds is not None and type(event) not in kinds:
                 continue

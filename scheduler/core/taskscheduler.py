@@ -418,10 +418,16 @@ class TaskScheduler:
             launches: dict[str, pb.LaunchTasks] = {}
             # For the UI's task table and task stream: one event per offer round, not per task.
             launched: list[LaunchedTask] | None = [] if self.bus.wants(TasksLaunched) else None
+            counted = bool(self.bus.counters)  # the status tracker: counts, no event per task
             for tsm in active:
                 if not tsm.barrier:
                     continue
                 for attempt in self._offer_barrier(tsm, launches, now):
+                    if counted:
+                        ts = tsm.task_set
+                        self.bus.task_launched(
+                            ts.stage_id, ts.attempt, attempt.task_id, attempt.executor_id
+                        )
                     if launched is not None:
                         ts, index = tsm.task_set, attempt.index
                         launched.append(
@@ -469,6 +475,11 @@ class TaskScheduler:
                         self._add_launch(
                             launches, handle, tsm, attempt.index, attempt.attempt, task_id
                         )
+                        if counted:
+                            ts = tsm.task_set
+                            self.bus.task_launched(
+                                ts.stage_id, ts.attempt, task_id, handle.executor_id
+                            )
                         if launched is not None:
                             ts, index = tsm.task_set, attempt.index
                             preferred = ts.preferred[index]
@@ -483,6 +494,8 @@ class TaskScheduler:
                         break
             if launched:
                 self.bus.post(TasksLaunched(tuple(launched)))
+            if counted:
+                self.bus.flush()
             for executor_id, message in launches.items():
                 self.executors[executor_id].send(message)
 
@@ -590,6 +603,7 @@ class TaskScheduler:
                 self._apply(tsm, executor_id, status, now, handle)
                 if tsm.is_finished():
                     self._retire(tsm.task_set.key)
+            self.bus.flush()
             self.revive()
 
     def _apply(
@@ -603,7 +617,10 @@ class TaskScheduler:
         task_set = tsm.task_set
         # A task that ends after its attempt was announced over (an aborted set's) is not
         # announced: listeners took it as killed at StageCompleted.
-        announce = self.bus.wants(TaskEnd) and task_set.key not in self._completed
+        bus = self.bus
+        over = task_set.key in self._completed
+        announce = not over and bus.wants(TaskEnd)
+        count = not over and bool(bus.counters)  # the status tracker, told without an event
         task = tsm.running.get(status.task_id) if announce else None
         if status.state == pb.TASK_STATE_FINISHED:
             index, duplicates = tsm.handle_success(status.task_id, now)
@@ -635,8 +652,10 @@ class TaskScheduler:
             self.metrics["diskBytesSpilled"] += metrics.get("diskBytesSpilled", 0)
             self.metrics["spills"] += metrics.get("spills", 0)
             self.metrics["tasks"] += 1
+            if count:
+                bus.task_ended(task_set.stage_id, task_set.attempt, status.task_id, True)
             if announce:
-                self.bus.post(_task_end(task_set, task, now, status, metrics, blocks))
+                bus.post(_task_end(task_set, task, now, status, metrics, blocks))
             self._stage_over(tsm)  # its last task: before the DAGScheduler moves on
             self.dag.task_succeeded(
                 task_set.stage_id, task_set.attempt, task_set.indices[index], value
@@ -651,8 +670,10 @@ class TaskScheduler:
         if status.HasField("fetch_failure"):
             ff = status.fetch_failure
             tsm.handle_failure(status.task_id, status.error, counts=False)
-            if announce:  # as Spark's: the task's end first, then its attempt's
-                self.bus.post(_task_end(task_set, task, now, status))
+            if count:  # as Spark's: the task's end first, then its attempt's
+                bus.task_ended(task_set.stage_id, task_set.attempt, status.task_id, False)
+            if announce:
+                bus.post(_task_end(task_set, task, now, status))
             self._kill(tsm.abort(f"fetch failure: {ff.message}"), "fetch failure in this stage")
             self._stage_over(tsm)  # before the DAGScheduler resubmits the parent stage
             self.dag.fetch_failed(
@@ -660,8 +681,10 @@ class TaskScheduler:
             )
             return
         tsm.handle_failure(status.task_id, status.error, counts=True)
+        if count:
+            bus.task_ended(task_set.stage_id, task_set.attempt, status.task_id, False)
         if announce:
-            self.bus.post(_task_end(task_set, task, now, status))
+            bus.post(_task_end(task_set, task, now, status))
         self._check_barrier_failure(tsm)
         if tsm.zombie and tsm.abort_reason is not None:
             self._kill(sorted(tsm.running), "stage aborted")

@@ -10,6 +10,7 @@ import pytest
 from _fakes import Listener, collect
 from google.protobuf.message import Message
 
+from scheduler.api.tracker import JobRegistry, StatusTracker
 from scheduler.core.events import (
     ExecutorRemoved,
     FetchFailure,
@@ -228,6 +229,9 @@ def test_a_stage_completes_before_the_stage_it_unblocks_and_before_its_job_ends(
 
 def test_a_fetch_failed_stage_completes_before_its_parent_is_resubmitted(ctx: Any) -> None:
     driver = _Driver()
+    registry = JobRegistry()  # the status tracker's, counting tasks without events
+    registry.listen(driver.sched.bus)
+    tracker = StatusTracker(registry)
     with driver.sched.lock:
         job_id = driver.sched.dag.submit_job(
             _two_stage_rdd(ctx), collect, [0, 1], _Announcer(driver.heard, 2)
@@ -237,6 +241,8 @@ def test_a_fetch_failed_stage_completes_before_its_parent_is_resubmitted(ctx: An
     (first, _), (second, _) = driver.launched()["1.0"]
     driver.fetch_failed(first, shuffle_id=0, map_index=1)  # map output 1 is lost
     driver.killed(second)  # the executor kills the failed attempt's other task
+    info = tracker.getStageInfo(1)  # the fetch-failed task counts as failed, as in Spark
+    assert info is not None and info[:2] == (1, 0) and info[3:] == (2, 0, 0, 1)
     rerun = driver.launched()
     assert list(rerun) == ["0.1"]  # only the lost map output runs again
     ((task_id, partition),) = rerun["0.1"]
