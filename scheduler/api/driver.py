@@ -207,7 +207,8 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler) -> DriverRuntime:
     )
     local = spec.kind == "local"
     app_id = f"local-{spec.start_ms}" if local else f"pending-{uuid.uuid4().hex[:8]}"
-    endpoint = SchedulerEndpoint(scheduler, app_id)
+    # The tcp backend reads each executor on a thread of its own: statuses run there.
+    endpoint = SchedulerEndpoint(scheduler, app_id, inline_statuses=backend is not None)
     # Executors dial the advertised address, which differs from the bound one only
     # when spark.driver.bindAddress says so (a NAT, a container).
     advertised = RpcAddress(addresses.advertise, env.address.port)

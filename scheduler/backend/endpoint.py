@@ -94,9 +94,13 @@ class SchedulerEndpoint(RpcEndpoint):
     #: Checked before every handler: reports only from the executor they name.
     sender_policy = SCHEDULER_SENDERS
 
-    def __init__(self, scheduler: TaskScheduler, app_id: str) -> None:
+    def __init__(
+        self, scheduler: TaskScheduler, app_id: str, inline_statuses: bool = False
+    ) -> None:
         self._scheduler = scheduler
         self._app_id = app_id
+        #: Handle StatusUpdates on the transport's reader thread (see `receives_inline`).
+        self._inline_statuses = inline_statuses
         self._former_ids: set[str] = set()
         self._by_address: dict[RpcAddress, str] = {}
         #: Executor id -> env id of the connection it registered over.
@@ -250,6 +254,17 @@ class SchedulerEndpoint(RpcEndpoint):
                 context.send_failure(exc)
 
         future.add_done_callback(relay)
+
+    def receives_inline(self, message: Message) -> bool:
+        """StatusUpdates skip the pool when the backend reads each peer on its own thread.
+
+        On the tcp backend (local[N]) a connection's reader thread serves that one
+        executor, whose statuses are handled one at a time in order anyway: handling
+        them there saves a thread hand-off per message, on the job's critical path.
+        Never on gRPC, whose one I/O loop serves every peer and must not wait for the
+        scheduler's lock, listeners or results.
+        """
+        return self._inline_statuses and isinstance(message, pb.StatusUpdates)
 
     def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
         if isinstance(message, pb.StatusUpdates):

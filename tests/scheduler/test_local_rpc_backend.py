@@ -9,6 +9,7 @@ import pytest
 from rpcenv import Conf
 from scheduler import SparkConf, SparkContext
 from scheduler.backend.local import LOCAL_RPC_BACKEND, local_rpc_backend
+from sparkctl.v1 import scheduler_pb2 as pb
 
 
 def test_the_fast_backend_unless_the_app_names_one_or_asks_for_tls() -> None:
@@ -34,5 +35,8 @@ def test_driver_and_executor_agree_on_the_backend(named: str | None) -> None:
         assert type(runtime.env).__name__ == expected
         executor_rpc = json.loads(runtime.executor_env["SPARKCTL_RPC_CONF"])
         assert executor_rpc["spark.rpc.backend"] == (named or "tcp")
+        # Statuses skip the dispatcher's pool only on tcp, whose reader serves one peer.
+        assert runtime.endpoint.receives_inline(pb.StatusUpdates()) == (named is None)
+        assert not runtime.endpoint.receives_inline(pb.ExecutorHeartbeat())
         # The user's conf is left as the user set it.
         assert sc.getConf().get("spark.rpc.backend") == named
