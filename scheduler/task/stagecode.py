@@ -132,7 +132,9 @@ class StageCode:
 
     Unpickling a stage's functions costs about as much as running a tiny task, so
     a spec whose functions hold no state of their own (`has_private_state`) is
-    unpickled once and shared by the stage's tasks in this worker.
+    shared by the stage's later tasks in this worker. The walk that tells costs as
+    much as the unpickling, so it waits for a second task: a worker that runs one
+    task of a stage (each task of a tiny job) never pays for it.
     """
 
     def __init__(self, payload: bytes) -> None:
@@ -143,6 +145,7 @@ class StageCode:
         rest = view[start + 8 + length :]
         self._data: list[Any] = cloudpickle.loads(rest) if len(rest) else []
         self._shared: Any = None
+        self._unpickled = 0
 
     def spec(self) -> Any:
         """The stage's code and functions, new for this task unless they hold no state."""
@@ -153,7 +156,8 @@ class StageCode:
             spec = cloudpickle.loads(self._code)
         finally:
             _tracking.data = None
-        if not has_private_state(spec):
+        self._unpickled += 1
+        if self._unpickled == 2 and not has_private_state(spec):
             self._shared = spec
         return spec
 

@@ -82,5 +82,9 @@ def test_a_worker_shares_a_stateless_spec_and_copies_a_stateful_one() -> None:
         stateful = StageCode(dumps_stage(_pipeline(_counting)))
     finally:
         cloudpickle.unregister_pickle_by_value(module)
-    assert stateless.spec() is stateless.spec()
-    assert stateful.spec() is not stateful.spec()
+    first = stateless.spec()  # not walked yet: a worker may run only this one task
+    second = stateless.spec()
+    assert first is not second
+    assert stateless.spec() is second and stateless.spec() is second
+    specs = [stateful.spec() for _ in range(4)]
+    assert len({id(spec) for spec in specs}) == 4
