@@ -14,12 +14,12 @@ ids (taken out of task offers first, so that no task lands on them).
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from google.protobuf.message import Message
 
@@ -47,7 +47,7 @@ from scheduler.core.allocation import (
     profile_settings,
     read_snapshot,
 )
-from scheduler.core.taskscheduler import TaskScheduler
+from scheduler.core.taskscheduler import ExecutorHandle, TaskScheduler
 from scheduler.resource.profile import ResourceProfile
 from sparkctl.v1 import deploy_pb2 as dpb
 from sparkctl.v1 import scheduler_pb2 as pb
@@ -187,10 +187,12 @@ class AppClient(RpcEndpoint):
         if not self._pending:
             self._round_failed()
 
-    def _answered(self, url: str, master: RpcEndpointRef) -> Callable[[Any], None]:
+    def _answered(
+        self, url: str, master: RpcEndpointRef
+    ) -> Callable[[concurrent.futures.Future[Message]], None]:
         ref = self.self_ref
 
-        def answered(future: Any) -> None:
+        def answered(future: concurrent.futures.Future[Message]) -> None:
             try:
                 reply = future.result()
             except Exception as exc:
@@ -653,7 +655,7 @@ class StandaloneBackend:
         spared). If the Master cannot be reached, the executor is told to stop itself.
         """
         sched = self._scheduler
-        removed: dict[str, Any] = {}
+        removed: dict[str, ExecutorHandle] = {}
         with sched.lock:
             for executor_id in executor_ids:
                 handle = sched.executors.get(executor_id)

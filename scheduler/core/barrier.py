@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 __all__ = ["BarrierCoordinator"]
 
@@ -39,7 +38,7 @@ class BarrierCoordinator:
         lock: the task scheduler's lock, taken by the timeout timer.
     """
 
-    def __init__(self, timeout: float, lock: Any) -> None:
+    def __init__(self, timeout: float, lock: threading.RLock) -> None:
         self.timeout = timeout
         self._lock = lock
         #: (stage id, attempt) -> how many tasks, their addresses by partition.

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 
@@ -49,6 +49,9 @@ from scheduler.resource.slots import ResourceSlots
 from scheduler.task.broadcast import collect_broadcast_ids
 from scheduler.task.stagecode import dumps_stage
 from sparkctl.v1 import scheduler_pb2 as pb
+
+if TYPE_CHECKING:  # only the backend, which makes handles, holds these
+    from rpcenv import RpcAddress, RpcEndpointRef
 
 __all__ = ["ExecutorHandle", "SchedulerSettings", "TaskScheduler"]
 
@@ -90,9 +93,10 @@ class ExecutorHandle:
     host: str
     cores: int
     send: Callable[[Message], None]
-    address: Any = None
+    #: Where its connection to the driver comes from (None for a handle made in a test).
+    address: RpcAddress | None = None
     #: The executor endpoint's ref, for asks (shuffle bytes relayed to other executors).
-    ref: Any = None
+    ref: RpcEndpointRef | None = None
     #: "host:port" of its block manager ("" if it serves none): a barrier task's address.
     block_address: str = ""
     local_dir: str = ""

@@ -27,9 +27,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
 from scheduler.executor.workerlimits import (
     FAULTHANDLER_DIR_ENV,
@@ -147,6 +147,20 @@ class _Slot:
             self.conn.close()
 
 
+#: A task's outcome as a Python worker reports it: ("done", task id, state, result,
+#: accumulators, error, error type, fetch failure (shuffle, map index, holder, message)
+#: or None, run seconds).
+TaskReply = tuple[str, int, str, bytes, bytes, str, str, tuple[int, int, str, str] | None, float]
+SendStatuses = Callable[[list[TaskReply]], None]
+FetchRemote = Callable[[str, str, int, int, str], bytes]
+BarrierRemote = Callable[[int, int, int, int, int, str, str], list[str]]
+
+
+def _unconnected(*_args: object) -> NoReturn:
+    """What the runtime's driver-facing seams do until the endpoint connects them."""
+    raise RuntimeError("the executor is not connected to its driver")
+
+
 class ExecutorRuntime:
     """Task queue, worker slots and status batching of one executor."""
 
@@ -172,12 +186,15 @@ class ExecutorRuntime:
         self._sending = False
         self._status_pending = threading.Event()
         self._stopping = False
-        self.on_statuses: Any = None
+        #: Sends a batch of task replies to the driver (set by the endpoint, which owns
+        #: the connection; a runtime without one fails the send, and logs it).
+        self.on_statuses: SendStatuses = _unconnected
         #: (owner executor, path, offset, length, owner address) -> bytes: from the owner
         #: at its address, or through the driver when the address is "".
-        self.fetch_remote: Any = None
-        #: BarrierRequest -> BarrierResponse: a barrier task's sync, asked of the driver.
-        self.barrier_remote: Any = None
+        self.fetch_remote: FetchRemote = _unconnected
+        #: A barrier task's sync, asked of the driver: (stage, attempt, task, partition,
+        #: epoch, method, message) -> the messages of the round.
+        self.barrier_remote: BarrierRemote = _unconnected
         #: Task id -> (custom resource addresses, cpus) the driver gave it, until it is done.
         self._task_resources: dict[int, tuple[dict[str, list[str]], int]] = {}
         env = dict(os.environ)
