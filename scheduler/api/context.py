@@ -218,16 +218,10 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
             self.sparkUser(),
             self.pythonExec,
             self._allocation,
-            # As Spark does: --py-files/--files/--archives (and pyFiles) are added files,
-            # served to executors by content (checked before any executor starts).
-            lambda: self._add_configured_files(self._py_files),
-            self.stop,
-            self._removed_by_master,
             self.default_profile.custom_executor_resources(),
             local_cluster=getattr(self, "_local_cluster", None),
-            attach=self._attach,
         )
-        rt = build_driver(spec, self._scheduler)
+        rt = build_driver(spec, self._scheduler, self)
         self._env, self._endpoint, self._app_id = rt.env, rt.endpoint, rt.app_id
         self._backend, self._allocation_client = rt.backend, rt.allocation_client
         self._ui, self._event_log = rt.ui, rt.event_log
@@ -242,13 +236,23 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
         if level:
             self.setLogLevel(level)
 
-    def _removed_by_master(self, reason: str) -> None:
+    # -- DriverOwner: what the driver's parts tell the context (api/driver.py) ----------
+
+    def driver_wired(self, runtime: DriverRuntime) -> None:
+        self._runtime = runtime
+
+    def add_configured_files(self) -> None:
+        # As Spark does: --py-files/--files/--archives (and pyFiles) are added files,
+        # served to executors by content (checked before any executor starts).
+        self._add_configured_files(self._py_files)
+
+    def executors_gone(self) -> None:
+        self.stop()
+
+    def removed_by_master(self, reason: str) -> None:
         """The Master removed the application: the context goes with it (Spark's `dead`)."""
         self.stop_reason = reason
         self.stop()
-
-    def _attach(self, runtime: DriverRuntime) -> None:
-        self._runtime = runtime
 
     def _executor_lost(self, executor_id: str, reason: str) -> None:
         """The task scheduler forgot an executor: its backend may replace it."""

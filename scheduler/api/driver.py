@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from rpcenv import (
     DRIVER_ID_ENV_VAR,
@@ -55,10 +55,12 @@ from scheduler.status.eventlog import EventLogSettings, EventLogWriter
 
 if TYPE_CHECKING:
     from scheduler.api.conf import SparkConf
+    from scheduler.backend.localcluster import LocalCluster
     from scheduler.status.driverui import AppStatusStore, DriverUI
     from scheduler.status.progress import ConsoleProgressBar
 
 __all__ = [
+    "DriverOwner",
     "DriverRuntime",
     "DriverSpec",
     "barrier_check",
@@ -82,9 +84,37 @@ _EXECUTOR_RPC_PREFIXES = (
 )
 
 
+class DriverOwner(Protocol):
+    """What `build_driver` tells the object that owns the driver (SparkContext implements it).
+
+    The driver's parts report to their owner at four moments it must act on;
+    a declared protocol rather than loose callbacks, so that mypy checks the
+    context against it and a reader finds the seam in one place.
+    """
+
+    def driver_wired(self, runtime: DriverRuntime) -> None:
+        """The runtime exists and its backend has not started: executors lost while it
+        starts must already reach it (to be replaced)."""
+        ...
+
+    def add_configured_files(self) -> None:
+        """The endpoint serves files and no executor has started: add the configured
+        --py-files, --files and --archives (checked before any executor runs)."""
+        ...
+
+    def executors_gone(self) -> None:
+        """The local backend gave up on its executor: the owner stops (off the backend's
+        thread), so a later job fails at once instead of waiting forever."""
+        ...
+
+    def removed_by_master(self, reason: str) -> None:
+        """The Master removed the application (Spark's `dead`): the owner stops."""
+        ...
+
+
 @dataclass
 class DriverSpec:
-    """What the context decided before wiring: the master, the application, its callbacks."""
+    """What the context decided before wiring: the master, the application, its resources."""
 
     conf: SparkConf
     #: "local" or "standalone" (a local-cluster is standalone by then), with local[N]'s N.
@@ -97,19 +127,10 @@ class DriverSpec:
     #: The Python of a local executor (spark.pyspark.python, PYSPARK_PYTHON, else ours).
     python: str
     allocation: AllocationSettings | None
-    #: Runs once the endpoint serves files and before any executor starts (added files).
-    add_files: Callable[[], None]
-    #: The local backend gave up on its executor: the context stops.
-    on_dead: Callable[[], None]
-    #: The Master removed the application (with why): the context stops.
-    on_removed: Callable[[str], None]
     #: Custom resources each executor needs (spark.executor.resource.*), for the Master.
     executor_resources: Mapping[str, int] = field(default_factory=dict)
     #: A local-cluster's Master and Workers, stopped with the driver.
-    local_cluster: Any = None
-    #: Given the runtime as soon as it exists, before its backend starts: executors
-    #: lost while the backend starts must already reach it (to be replaced).
-    attach: Callable[[DriverRuntime], None] = lambda runtime: None
+    local_cluster: LocalCluster | None = None
 
 
 @dataclass
@@ -125,7 +146,7 @@ class DriverRuntime:
     #: The executors' environment (their settings travel in SPARKCTL_* variables).
     executor_env: dict[str, str]
     local: bool
-    local_cluster: Any = None
+    local_cluster: LocalCluster | None = None
     event_log: EventLogWriter | None = None
     status_store: AppStatusStore | None = None
     ui: DriverUI | None = None
@@ -176,10 +197,11 @@ class DriverRuntime:
                 log.exception("scheduler tick failed")
 
 
-def build_driver(spec: DriverSpec, scheduler: TaskScheduler) -> DriverRuntime:
+def build_driver(spec: DriverSpec, scheduler: TaskScheduler, owner: DriverOwner) -> DriverRuntime:
     """Start a driver's RpcEnv, endpoint, listeners, UI and backend around `scheduler`.
 
-    Sets spark.driver.host and spark.driver.port in `spec.conf` to where it listens.
+    Sets spark.driver.host and spark.driver.port in `spec.conf` to where it listens;
+    tells `owner` of the runtime, when to add its files, and when the driver is gone.
 
     Raises:
         RuntimeError: the backend could not start (no Master, no local executor).
@@ -222,7 +244,7 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler) -> DriverRuntime:
         local,
         spec.local_cluster,
     )
-    spec.attach(rt)
+    owner.driver_wired(rt)
     try:
         env.setup_endpoint(ENDPOINT_NAME, endpoint)
         # As Spark's driver does: the conf says where it ended up.
@@ -234,8 +256,8 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler) -> DriverRuntime:
             executor_rpc[rpc_keys.RPC_BACKEND.key] = backend
             rt.executor_env["SPARKCTL_RPC_CONF"] = json.dumps(executor_rpc)
         _start_listeners(rt, spec, settings, addresses.bind, addresses.advertise)
-        spec.add_files()
-        _start_backend(rt, spec, settings)
+        owner.add_configured_files()
+        _start_backend(rt, spec, settings, owner)
         if rt.status_store is not None:
             rt.status_store.set_app(rt.app_id)
             rt.status_store.user = spec.user
@@ -283,7 +305,7 @@ def _start_listeners(
         log.warning("application UI not started: %s", exc)
 
 
-def _start_backend(rt: DriverRuntime, spec: DriverSpec, settings: Conf) -> None:
+def _start_backend(rt: DriverRuntime, spec: DriverSpec, settings: Conf, owner: DriverOwner) -> None:
     """Start the backend; it gets the first executors and (standalone) the app id."""
     if rt.local:
         backend = LocalBackend(
@@ -297,7 +319,7 @@ def _start_backend(rt: DriverRuntime, spec: DriverSpec, settings: Conf) -> None:
         rt.backend = backend
         # As when the Master removes an application: the context goes with its last
         # executor, so a later job fails at once instead of waiting for one forever.
-        backend.on_dead = spec.on_dead
+        backend.on_dead = owner.executors_gone
         backend.start()
         return
     from scheduler.backend.standalone import StandaloneBackend, app_description
@@ -319,7 +341,7 @@ def _start_backend(rt: DriverRuntime, spec: DriverSpec, settings: Conf) -> None:
         spec.master_urls,
         description,
         spec.allocation,
-        spec.on_removed,
+        owner.removed_by_master,
     )
     rt.backend = rt.allocation_client = standalone
     rt.app_id = standalone.start()
