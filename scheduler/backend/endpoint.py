@@ -11,11 +11,11 @@ the local backend alike. Nothing here schedules tasks itself.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
 
 from google.protobuf.message import Message
 
@@ -247,7 +247,7 @@ class SchedulerEndpoint(RpcEndpoint):
         self.relayed_fetches += 1
         future = handle.ref.ask(message, 60.0)
 
-        def relay(done: Any) -> None:
+        def relay(done: concurrent.futures.Future[Message]) -> None:
             try:
                 context.reply(done.result())
             except Exception as exc:

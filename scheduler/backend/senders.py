@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from google.protobuf.message import Message
+
 from rpcenv import ANYONE, LOCAL_ONLY, MessageOrigin, SenderPolicy
 from sparkctl.v1 import deploy_pb2 as dpb
 from sparkctl.v1 import scheduler_pb2 as pb
@@ -24,12 +26,16 @@ if TYPE_CHECKING:
 __all__ = ["APP_CLIENT_SENDERS", "SCHEDULER_SENDERS"]
 
 
+# The two rules that read a field take `msg: Any`: a `SenderRule` is given a Message, and
+# which kind it is follows from the policy's key, which mypy cannot narrow.
+
+
 def _that_executor(endpoint: SchedulerEndpoint, msg: Any, origin: MessageOrigin) -> bool:
     """StatusUpdates, ExecutorHeartbeat, BarrierRequest: from the executor they name."""
     return origin.local or endpoint.is_executor(msg.executor_id, origin)
 
 
-def _this_app(endpoint: SchedulerEndpoint, _msg: Any, origin: MessageOrigin) -> bool:
+def _this_app(endpoint: SchedulerEndpoint, _msg: Message, origin: MessageOrigin) -> bool:
     """A caller holding an application's credential: this driver's application only.
 
     The driver's env lets in no other application's credential; this says so again
@@ -64,7 +70,7 @@ SCHEDULER_SENDERS = SenderPolicy(
 )
 
 
-def _our_master(client: AppClient, _msg: Any, origin: MessageOrigin) -> bool:
+def _our_master(client: AppClient, _msg: Message, origin: MessageOrigin) -> bool:
     """A Master's news of our application: from the Master we are registered with.
 
     A deposed leader's late ExecutorUpdated or ApplicationRemoved would reach the
@@ -80,7 +86,7 @@ def _our_master(client: AppClient, _msg: Any, origin: MessageOrigin) -> bool:
     return origin.address == master.address
 
 
-def _a_master(client: AppClient, _msg: Any, origin: MessageOrigin) -> bool:
+def _a_master(client: AppClient, _msg: Message, origin: MessageOrigin) -> bool:
     """MasterChanged: from a Master we know (its epoch is checked by the handler)."""
     return origin.local or origin.address in client.master_addresses()
 
