@@ -245,3 +245,26 @@ def test_a_supervised_driver_is_relaunched_once_when_its_dead_worker_returns(
     driver = master.drivers[driver_id]
     assert (driver.worker_id, driver.state) == ("w1", pb.DRIVER_STATE_RUNNING)
     assert len(second.of(pb.LaunchDriver)) == 1 and len(clock.timers) == 1
+
+
+def test_a_recovering_master_waits_one_worker_timeout_then_drops_the_silent(
+    tmp_path: pathlib.Path, clock: FakeClock
+) -> None:
+    """FILESYSTEM recovery: what did not re-register within spark.worker.timeout goes."""
+    conf = Conf({"spark.worker.timeout": str(TIMEOUT_S), "spark.deploy.recoveryMode": "FILESYSTEM"})
+    first = Master(conf, tmp_path, clock=FakeClock())
+    first._self_ref = FakeRef("Master", 7077)
+    register_worker(first, "w0", 7101)
+    register_worker(first, "w1", 7102)  # both persisted; the first Master then dies
+    master = Master(conf, tmp_path, clock=clock)
+    master._self_ref = FakeRef("Master", 7077)
+    master._lead()
+    assert master.status == pb.MASTER_STATUS_RECOVERING
+    assert [(t.name, t.delay) for t in clock.pending()] == [("master-recovery", TIMEOUT_S)]
+    register_worker(master, "w0", 7101)  # w0 comes back in time, w1 never does
+    clock.advance(TIMEOUT_S - 0.01)
+    assert deliver(master) == 0 and master.status == pb.MASTER_STATUS_RECOVERING
+    clock.advance(0.01)
+    assert deliver(master) == 1
+    assert master.status == pb.MASTER_STATUS_ALIVE
+    assert state_of(master, "w0") == pb.WORKER_STATE_ALIVE and "w1" not in master.workers
