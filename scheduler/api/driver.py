@@ -42,13 +42,6 @@ from scheduler.backend.base import ExecutorAllocationClient, SchedulerBackend
 from scheduler.backend.endpoint import ENDPOINT_NAME, SchedulerEndpoint
 from scheduler.backend.local import LocalBackend, local_executor_env, local_rpc_backend
 from scheduler.core.allocation import AllocationSettings
-from scheduler.core.events import (
-    ExecutorRemoved,
-    StageCompleted,
-    StageSubmitted,
-    TaskEnd,
-    TasksLaunched,
-)
 from scheduler.core.taskscheduler import SchedulerSettings, TaskScheduler
 from scheduler.executor.workerlimits import worker_limits_env
 from scheduler.status.eventlog import EventLogSettings, EventLogWriter
@@ -270,8 +263,7 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler, owner: DriverOwner)
             from scheduler.status.progress import ConsoleProgressBar
 
             rt.progress = ConsoleProgressBar()
-            kinds = (StageSubmitted, TasksLaunched, TaskEnd, ExecutorRemoved, StageCompleted)
-            scheduler.bus.add(rt.progress, kinds, lineage=False)
+            rt.progress.listen(scheduler.bus)
             rt.progress.start()
     except BaseException:
         rt.local_cluster = None  # the context stops the local cluster it started

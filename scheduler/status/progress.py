@@ -3,9 +3,10 @@
 `[Stage 3:=====>          (12 + 2) / 40]`: finished tasks, running tasks and
 the total of each active stage, redrawn in place every 200 ms and erased when
 no stage runs. Only started when stderr is a TTY and
-spark.ui.showConsoleProgress is true. It is a scheduler listener: events
-update its own counts (under its own lock, on the scheduler's thread) and a
-daemon thread draws them; it never reads or changes the scheduler.
+spark.ui.showConsoleProgress is true. It is a scheduler listener and a
+`TaskCounter`: stage events and task counts (no event per task) update its
+own counts (under its own lock, on the scheduler's thread) and a daemon
+thread draws them; it never reads or changes the scheduler.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import threading
 from dataclasses import dataclass, field
 
 from scheduler.core.events import (
+    End,
     ExecutorRemoved,
+    Launch,
+    ListenerBus,
     SchedulerEvent,
     StageCompleted,
     StageSubmitted,
-    TaskEnd,
-    TasksLaunched,
 )
 
 __all__ = ["ConsoleProgressBar", "render_stage"]
@@ -65,23 +67,34 @@ class ConsoleProgressBar:
         self._shown = False
         self._active_for = 0.0
 
+    def listen(self, bus: ListenerBus) -> None:
+        """Follow `bus`'s stages and executors, and count its tasks (no event per task)."""
+        bus.add(self, (StageSubmitted, ExecutorRemoved, StageCompleted), lineage=False)
+        bus.add_counter(self)
+
+    def tasks_launched(self, launches: list[Launch]) -> None:
+        """`TaskCounter`: these tasks run now."""
+        with self._lock:
+            for stage_id, attempt, task_id, executor_id in launches:
+                stage = self._stages.get((stage_id, attempt))
+                if stage is not None:
+                    stage.running[task_id] = executor_id
+
+    def tasks_ended(self, ends: list[End]) -> None:
+        """`TaskCounter`: these tasks ended (a failed one runs again, as a new attempt)."""
+        with self._lock:
+            for stage_id, attempt, task_id, ok in ends:
+                stage = self._stages.get((stage_id, attempt))
+                if stage is not None:
+                    stage.running.pop(task_id, None)
+                    stage.done += ok
+
     def __call__(self, event: SchedulerEvent) -> None:
-        """Count what a stage attempt has done and runs (a listener: quick, no I/O)."""
+        """Follow a stage attempt's life and lost executors (a listener: quick, no I/O)."""
         with self._lock:
             match event:
                 case StageSubmitted(stage_id=stage_id, attempt=attempt, num_tasks=total):
                     self._stages[(stage_id, attempt)] = _Stage(total)
-                case TasksLaunched(tasks=tasks):
-                    for task in tasks:
-                        stage = self._stages.get((task.stage_id, task.stage_attempt))
-                        if stage is not None:
-                            stage.running[task.task_id] = task.executor_id
-                case TaskEnd(stage_id=stage_id, attempt=attempt, task_id=task_id, ok=ok):
-                    stage = self._stages.get((stage_id, attempt))
-                    if stage is not None:
-                        if task_id is not None:
-                            stage.running.pop(task_id, None)
-                        stage.done += ok
                 case ExecutorRemoved(executor_id=executor_id):
                     for stage in self._stages.values():  # its tasks run again, as new attempts
                         for task_id in [t for t, e in stage.running.items() if e == executor_id]:

@@ -16,7 +16,6 @@ from scheduler.core.events import (
     FetchFailure,
     JobEnd,
     JobStart,
-    LaunchedTask,
     ListenerBus,
     SchedulerEvent,
     StageCompleted,
@@ -69,21 +68,21 @@ def test_a_failing_listener_does_not_stop_the_others(caplog: pytest.LogCaptureFi
     assert "StageCompleted" in caplog.text
 
 
-def test_the_progress_bar_counts_from_events() -> None:
+def test_the_progress_bar_counts_from_events_and_task_counts() -> None:
+    bus = ListenerBus()
     bar = ConsoleProgressBar()
-    bar(StageSubmitted(3, 0, 4, 0))
-    bar(
-        TasksLaunched(
-            tuple(LaunchedTask(i, 3, 0, i, 0, str(i % 2), i, True, False) for i in range(3))
-        )
-    )
+    bar.listen(bus)
+    assert not bus.wants(TaskEnd) and not bus.wants(TasksLaunched)  # no event per task
+    bus.post(StageSubmitted(3, 0, 4, 0))
+    for i in range(3):
+        bus.task_launched(3, 0, i, str(i % 2))
+    bus.flush()
     assert bar.active() == [(3, 0, 3, 4)]
-    bar(TaskEnd(3, 0, True, 0))
-    bar(TaskEnd(3, 0, False, 1))
-    assert bar.active() == [(3, 1, 1, 4)]
-    bar(ExecutorRemoved("0", "lost"))  # task 2 ran there: it will run again as a new attempt
+    bus.task_ended(3, 0, 0, True)
+    bus.task_ended(3, 0, 1, False)
+    bus.post(ExecutorRemoved("0", "lost"))  # task 2 ran there: it will run again as a new attempt
     assert bar.active() == [(3, 1, 0, 4)]
-    bar(StageCompleted(3, 0))
+    bus.post(StageCompleted(3, 0))
     assert bar.active() == []
 
 
