@@ -364,6 +364,11 @@ class ExecutorRuntime:
                 if slot is None:
                     break
                 self._send(slot, self._queue.popleft())
+        # Every worker's message is pickled before the first is written: a write wakes
+        # its worker, which on a busy machine may take this thread's core, and the next
+        # worker's tasks then waited for that core (a tiny job's second task started
+        # a task's length after its first).
+        ready: list[tuple[Connection, bytes]] = []
         for slot in self._slots:
             # Forgotten task sets alone wait for a task to ride with (see `forget`).
             buf = slot.sendbuf
@@ -371,9 +376,11 @@ class ExecutorRuntime:
                 messages, slot.sendbuf = buf, []
                 assert slot.conn is not None
                 message = messages[0] if len(messages) == 1 else ("tasks", messages)
-                # On OSError the reader notices the dead worker and requeues or reports them.
-                with contextlib.suppress(OSError):
-                    slot.conn.send_bytes(pickle.dumps(message, 5))
+                ready.append((slot.conn, pickle.dumps(message, 5)))
+        for conn, data in ready:
+            # On OSError the reader notices the dead worker and requeues or reports them.
+            with contextlib.suppress(OSError):
+                conn.send_bytes(data)
 
     def _free_slot(self, idle: bool = False, task_id: int = -1) -> _Slot | None:
         """The least busy worker that may take one more task now, if any (lock held).
