@@ -2,10 +2,15 @@
 
 A map task buckets its (key, value) pairs by the partitioner, spilling the
 buckets when the process passes its memory budget, then writes the buckets
-contiguously (pickled chunks) with an index of offsets. A reduce task reads
-its segment of every map output, in map order. Runs in executor workers; a
-missing or unreadable output raises FetchFailedError so the driver can
-recompute it. No network I/O here.
+contiguously with an index of offsets. A bucket is a flat list, k0, v0, k1,
+v1, ..., written as pickled chunks of it: a pair's tuple is freed as soon as
+it is bucketed (one `extend` per pair), pickling and unpickling handle no
+tuple per pair, and a reader that takes columns (the hash join) slices keys
+and values out of a chunk and builds its dicts from them at C speed. A reduce
+task reads its segment of every map output, in map order (`ShufflePairs`:
+pairs, or the chunks' columns). Runs in executor
+workers; a missing or unreadable output raises FetchFailedError so the driver
+can recompute it. No network I/O here.
 """
 
 from __future__ import annotations
@@ -22,9 +27,16 @@ from scheduler.shuffle.mapoutput import MapOutput
 from scheduler.shuffle.partitioner import portable_hash
 from scheduler.shuffle.rangesort import RangeSort
 
-__all__ = ["READ_STATS", "FetchFailedError", "read_shuffle_block", "write_shuffle_output"]
+__all__ = [
+    "READ_STATS",
+    "FetchFailedError",
+    "ShufflePairs",
+    "read_shuffle_block",
+    "write_shuffle_output",
+]
 
-_CHUNK = 1024
+#: Pairs per written chunk (a flat list of twice as many items at most).
+_CHUNK = 4096
 
 
 class FetchFailedError(Exception):
@@ -54,6 +66,7 @@ def write_shuffle_output(
 ) -> None:
     """Bucket `items` (pairs) by `partition_of(key)` and write the data and index files."""
     buckets: list[list[Any]] = [[] for _ in range(num_partitions)]
+    add = [bucket.extend for bucket in buckets]
     spilled: list[list[tuple[int, int]]] = [[] for _ in range(num_partitions)]
     spill_path = path + ".spill"
     spill_file = None
@@ -67,19 +80,19 @@ def write_shuffle_output(
     try:
         while True:
             # Whole batches through islice (no per-pair counter); memory checked per batch.
-            # Each record is unpacked as `k, v` and written as a tuple, as PySpark does: a
-            # list [k, v] or a 2-character string becomes (k, v); a triple fails the task.
+            # Each record is unpacked as `k, v`, as PySpark does (a list [k, v] or a
+            # 2-character string is a pair; a triple fails the task), then its two items
+            # are added to the bucket's flat list.
             item = missing
             if fast:
                 for item in itertools.islice(source, 10000):
-                    key, value = item
+                    key, _ = item
                     h = portable_hash(key) if key is None or type(key) is tuple else hash(key)
-                    buckets[h % n].append(item if type(item) is tuple else (key, value))
+                    add[h % n](item)
             else:
                 for item in itertools.islice(source, 10000):
-                    key, value = item
-                    bucket = buckets[func(key) % n]
-                    bucket.append(item if type(item) is tuple else (key, value))
+                    key, _ = item
+                    add[func(key) % n](item)
             if item is missing:
                 break
             if used_memory_mb() <= memory_limit_mb:
@@ -89,10 +102,10 @@ def write_shuffle_output(
             for r, bucket in enumerate(buckets):
                 if bucket:
                     start = spill_file.tell()
-                    written = dump_chunk(bucket, spill_file)
+                    written = _dump_flat(bucket, spill_file)
                     spilled[r].append((start, written))
                     SPILL_STATS["diskBytesSpilled"] += written
-                    buckets[r] = []
+                    bucket.clear()  # in place: `add` stays bound to it
             SPILL_STATS["spills"] += 1
             memory_limit_mb = max(memory_limit_mb, used_memory_mb() * 1.05)
         offsets = array.array("q", [0] * (num_partitions + 1))
@@ -104,9 +117,8 @@ def write_shuffle_output(
                     for start, length in spilled[r]:
                         spill_file.seek(start)
                         out.write(spill_file.read(length))
-                bucket = buckets[r]
-                for i in range(0, len(bucket), _CHUNK):
-                    dump_chunk(bucket[i : i + _CHUNK], out)
+                _dump_flat(buckets[r], out)
+                buckets[r] = []  # freed bucket by bucket
             offsets[num_partitions] = out.tell()
         with open(path + ".index.tmp", "wb") as index:
             index.write(offsets.tobytes())
@@ -116,6 +128,59 @@ def write_shuffle_output(
         if spill_file is not None:
             spill_file.close()
             os.unlink(spill_path)
+
+
+def _dump_flat(bucket: list[Any], f: Any) -> int:
+    """Append a bucket (k0, v0, k1, v1, ...) in chunks of _CHUNK pairs; the bytes written."""
+    step = 2 * _CHUNK
+    if len(bucket) <= step:
+        return dump_chunk(bucket, f) if bucket else 0
+    written = 0
+    for i in range(0, len(bucket), step):
+        written += dump_chunk(bucket[i : i + step], f)
+    return written
+
+
+def _pairs_of(flat: list[Any]) -> Iterator[tuple[Any, Any]]:
+    """(k0, v0), (k1, v1), ... of a flat chunk, built at C speed."""
+    items = iter(flat)
+    return zip(items, items, strict=False)  # a flat chunk has an even length
+
+
+class ShufflePairs:
+    """The pairs of one reduce partition's flat chunks, as an iterator of (key, value).
+
+    Iterating yields tuples built at C speed. A consumer that takes columns calls
+    `columns()` before iterating and gets each chunk's keys and values as two
+    lists: no tuple per pair at all.
+    """
+
+    __slots__ = ("_chunks", "_pairs")
+
+    def __init__(self, chunks: Iterator[list[Any]]) -> None:
+        self._chunks = chunks
+        self._pairs: Iterator[Any] | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        # The C-level iterator itself, not self: a `for` over us runs no Python frame per pair.
+        pairs = self._pairs
+        if pairs is None:
+            pairs = self._pairs = itertools.chain.from_iterable(map(_pairs_of, self._chunks))
+        return pairs
+
+    def __next__(self) -> Any:
+        return next(iter(self))
+
+    def columns(self) -> Iterator[tuple[list[Any], list[Any]]]:
+        """(keys, values) of the chunks not read yet (once pairs were read, of the rest)."""
+        if self._pairs is None:
+            return ((flat[0::2], flat[1::2]) for flat in self._chunks)
+        return _columns_of(self._pairs)
+
+
+def _columns_of(pairs: Iterator[Any]) -> Iterator[tuple[list[Any], list[Any]]]:
+    while chunk := list(itertools.islice(pairs, _CHUNK)):
+        yield [k for k, _ in chunk], [v for _, v in chunk]
 
 
 #: Local segments up to this size are read into memory whole.
@@ -148,13 +213,16 @@ def read_shuffle_block(
     `remote`, in chunks of FETCH_CHUNK bytes. With `ranges`, the outputs are
     sortByKey's sorted runs and only the chunks in this partition's range are read.
 
+    A hash shuffle's partition comes as `ShufflePairs` (its `columns()` are the
+    chunks as written).
+
     Raises:
         FetchFailedError: an output is missing or its files cannot be read.
     """
-    # Chunks are flattened at C speed: no generator frame per pair.
-    return itertools.chain.from_iterable(
-        _block_chunks(shuffle_id, reduce_id, outputs, is_local, remote, ranges, maps)
-    )
+    chunks = _block_chunks(shuffle_id, reduce_id, outputs, is_local, remote, ranges, maps)
+    if ranges is not None:  # sorted runs: chunks of pairs, flattened at C speed
+        return itertools.chain.from_iterable(chunks)
+    return ShufflePairs(chunks)
 
 
 def _block_chunks(

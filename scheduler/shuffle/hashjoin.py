@@ -2,7 +2,8 @@
 
 A join's reduce task reads the left and the right pairs of its partition as
 two streams (no tagged values, no cogroup lists). Each side goes into a dict,
-a whole chunk of pairs at a time at C speed while its keys do not repeat;
+a whole chunk at a time at C speed while its keys do not repeat (a shuffle's
+chunks come as columns, keys and values: no tuple is built per pair);
 the pairs come out in PySpark's order: keys in the order first seen (left
 side first, then keys only on the right), each key's (v, w) with v in left
 order and w in right order. When the process passes its memory budget
@@ -23,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from scheduler.shuffle.aggregation import SPILL_STATS, dumps_records, new_spill_dir, used_memory_mb
+from scheduler.shuffle.files import ShufflePairs
 
 __all__ = ["HashJoin", "hash_join"]
 
@@ -58,6 +60,23 @@ class _Side:
                 return
             for k, _ in chunk:
                 first.pop(k, None)
+        self._add_each(chunk)
+
+    def add_columns(self, keys: list[Any], values: list[Any]) -> None:
+        """Add a chunk given as its keys and its values (as `add`, without the pairs)."""
+        first = self.first
+        if first.keys().isdisjoint(keys):
+            size = len(first)
+            first.update(zip(keys, values, strict=True))
+            if len(first) - size == len(keys):
+                return
+            for k in keys:
+                first.pop(k, None)
+        self._add_each(zip(keys, values, strict=True))
+
+    def _add_each(self, chunk: Iterable[Any]) -> None:
+        """Add pairs one at a time: some key repeats."""
+        first = self.first
         more = self.more
         for k, v in chunk:
             values = more.get(k)
@@ -95,12 +114,13 @@ def _joined(left: _Side, right: _Side, pad_left: bool, pad_right: bool) -> Itera
     # more than the rest of a pair's work).
     lfirst, rfirst = left.first, right.first
     ws = list(map(rfirst.get, lfirst, itertools.repeat(_MISSING)))
-    found = list(map(operator.is_not, ws, itertools.repeat(_MISSING)))
-    matches = found.count(True)
+    # Counted by identity (a value's own __eq__ is never called), without a list of flags.
+    matches = sum(map(operator.is_not, ws, itertools.repeat(_MISSING)))
     if matches < len(ws) and pad_right:
         ws = list(map(rfirst.get, lfirst))  # None for a missing right side
     joined: Iterator[Any] = zip(lfirst, zip(lfirst.values(), ws, strict=True), strict=True)
     if matches < len(ws) and not pad_right:
+        found = map(operator.is_not, ws, itertools.repeat(_MISSING))
         joined = itertools.compress(joined, found)
     if not pad_left or matches == len(rfirst):
         return joined
@@ -154,6 +174,9 @@ class HashJoin:
 
     def add(self, side: int, pairs: Iterable[Any]) -> None:
         """Add the (key, value) pairs of side 0 (left) or 1 (right); all of 0 before 1."""
+        if isinstance(pairs, ShufflePairs):
+            self._add_columns(side, pairs.columns())
+            return
         source = iter(pairs)
         table = self.sides[side]
         chunks = 0
@@ -168,6 +191,16 @@ class HashJoin:
             if chunks % _CHECK_EVERY == 0 and used_memory_mb() >= self.memory_limit:
                 self._spill()
             chunks += 1
+
+    def _add_columns(self, side: int, columns: Iterable[tuple[list[Any], list[Any]]]) -> None:
+        table = self.sides[side]
+        for chunks, (keys, values) in enumerate(columns):
+            if self._dir is not None:
+                self._bucket(side, list(zip(keys, values, strict=True)))
+                continue
+            table.add_columns(keys, values)
+            if chunks % _CHECK_EVERY == 0 and used_memory_mb() >= self.memory_limit:
+                self._spill()
 
     def pairs(self, pad_left: bool, pad_right: bool) -> Iterator[Any]:
         """(k, (v, w)) for each matching pair; None for a missing side where padded."""
