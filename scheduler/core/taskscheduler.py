@@ -374,7 +374,7 @@ class TaskScheduler:
 
     def _offer_barrier(
         self, tsm: TaskSetManager, launches: dict[str, pb.LaunchTasks], now: float
-    ) -> list[Any]:
+    ) -> list[Attempt]:
         """Launch all tasks of a barrier set on free slots, or none (lock held)."""
         task_cpus = self.settings.task_cpus
         slots: list[str] = []
@@ -473,9 +473,10 @@ class TaskScheduler:
                         if wanted and not handle.slots.fits(wanted):
                             continue
                         task_id = next(self._task_ids)
-                        attempt = tsm.resource_offer(handle.executor_id, now, alive, task_id)
-                        if attempt is None:
+                        offered = tsm.resource_offer(handle.executor_id, now, alive, task_id)
+                        if offered is None:
                             continue
+                        attempt = offered
                         self._add_launch(
                             launches, handle, tsm, attempt.index, attempt.attempt, task_id
                         )
