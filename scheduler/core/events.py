@@ -259,7 +259,10 @@ class ListenerBus:
     A listener hears every event, or only the kinds it names: posters ask
     `wants(kind)` before building an event nobody hears (a TaskEnd per task on
     the hot path), and `wants_lineage` before describing a job's stages. A
-    `TaskCounter` is told of each task's launch and end without an event.
+    `TaskCounter` is told of each task's launch and end without an event:
+    `task_launched` / `task_ended` only note them, and `flush` (called by
+    `post` and by the scheduler at the end of each round) hands them over,
+    so noting, posting and flushing must happen under the same lock.
     Posting is synchronous (on the poster's thread, under the scheduler's
     lock): a listener must be quick, and hands slow work (the event log's
     writes) to a thread of its own.
