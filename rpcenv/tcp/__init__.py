@@ -232,7 +232,8 @@ class TcpRpcEnv(BaseRpcEnv):
         self._limit = self._max_message_bytes + _OVERHEAD
         self._connections: dict[RpcAddress, _Connection] = {}
         self._connections_lock = threading.Lock()
-        self._dial_lock = threading.Lock()
+        #: One lock per address being dialled: a slow peer holds up no other dial.
+        self._dial_locks: dict[RpcAddress, threading.Lock] = {}
         if self._listener is not None:
             threading.Thread(
                 target=self._accept_loop, name=f"{name}-tcp-accept", daemon=True
@@ -285,7 +286,9 @@ class TcpRpcEnv(BaseRpcEnv):
         raise RpcConnectionError(f"cannot deliver to {address}: the connection keeps closing")
 
     def _dial(self, address: RpcAddress) -> _Connection:
-        with self._dial_lock:
+        with self._connections_lock:
+            lock = self._dial_locks.setdefault(address, threading.Lock())
+        with lock:
             existing = self._connections.get(address)
             if existing is not None and not existing.closed:
                 return existing
@@ -306,6 +309,7 @@ class TcpRpcEnv(BaseRpcEnv):
             connection = _Connection(sock, address, peer_id, "", True)
             with self._connections_lock:
                 self._connections[address] = connection
+                self._dial_locks.pop(address, None)  # later dials find the connection
         self._start_reader(connection)
         return connection
 

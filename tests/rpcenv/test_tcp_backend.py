@@ -8,7 +8,9 @@ bind-and-advertise split, and no waiting for answers on a reader thread.
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 
 import pytest
@@ -17,8 +19,10 @@ from google.protobuf.message import Message
 
 import rpcenv.tcp
 from rpcenv import (
+    RpcAddress,
     RpcCallContext,
     RpcConfigError,
+    RpcConnectionError,
     RpcEndpoint,
     RpcEndpointRef,
     RpcEnv,
@@ -185,3 +189,35 @@ def test_a_sender_never_blocks_on_a_peer_whose_reader_is_stuck(envs: list[RpcEnv
     stalled.go.set()
     assert stalled.done.wait(30.0), f"only {len(stalled.sizes)} of {count} arrived"
     assert stalled.sizes == [1 << 20] * count
+
+
+def test_a_peer_that_never_answers_the_handshake_holds_up_no_other_dial(
+    envs: list[RpcEnv],
+) -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    try:
+        conf = {"spark.rpc.askTimeout": "3s"}
+        client, server = make_env("client", conf=conf), make_env("server")
+        envs += [client, server]
+        server.setup_endpoint("echo", _Collector(1))
+        stuck = RpcAddress("127.0.0.1", silent.getsockname()[1])
+        outcome: list[BaseException] = []
+
+        def dial_the_silent_one() -> None:
+            try:
+                client.endpoint_ref(stuck, "nobody")
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=dial_the_silent_one, daemon=True)
+        thread.start()
+        time.sleep(0.2)  # it is in the handshake now
+        started = time.monotonic()
+        ref = client.endpoint_ref(server.address, "echo", timeout=WAIT)
+        answer = ref.ask_sync(wrappers_pb2.StringValue(value="quick"), WAIT)
+        assert isinstance(answer, wrappers_pb2.StringValue) and answer.value == "quick"
+        assert time.monotonic() - started < 2.0
+        thread.join(WAIT)
+        assert outcome and isinstance(outcome[0], RpcConnectionError), outcome
+    finally:
+        silent.close()
