@@ -48,7 +48,7 @@ from scheduler.shuffle.mapoutput import MapOutput
 from scheduler.shuffle.rangesort import RangeSort, write_sorted_run
 from scheduler.task import accumulators as _accumulators
 from scheduler.task import broadcast as _broadcast
-from scheduler.task.stagecode import StageCode, stage_header, stage_python_version
+from scheduler.task.stagecode import StageCode, read_stage_header
 from scheduler.task.taskcontext import BarrierTaskContext, TaskContext, mark_python_worker
 
 __all__ = ["WorkerRuntime", "estimate_size", "main"]
@@ -539,13 +539,14 @@ def main(argv: list[str] | None = None) -> None:
                 stages.pop(key, None)
             code = stages.get(key)
             if code is None and key in payloads:
-                mismatch = version_mismatch(stage_python_version(payloads[key]))
+                header, driver_python = read_stage_header(payloads[key])
+                mismatch = version_mismatch(driver_python)
                 if mismatch is not None:  # every task of the stage fails the same way
                     runtime.send(_version_failed(task_id, mismatch))
                     continue
                 # Added modules must be importable before anything of the stage is unpickled.
                 try:
-                    _prepare_files(runtime, stage_header(payloads[key]))
+                    _prepare_files(runtime, header)
                 except Exception as exc:  # the task fails with the reason; the worker lives
                     runtime.send(_files_failed(task_id, exc))
                     continue

@@ -43,6 +43,7 @@ __all__ = [
     "dumps_stage",
     "externalize",
     "has_private_state",
+    "read_stage_header",
     "resolve",
     "stage_header",
     "stage_python_version",
@@ -108,6 +109,12 @@ def stage_header(payload: bytes) -> dict[str, str]:
 def stage_python_version(payload: bytes) -> str | None:
     """The driver's Python major.minor from a payload's header (None if it has none)."""
     return _read_header(payload).get(PYTHON_VERSION_KEY)
+
+
+def read_stage_header(payload: bytes) -> tuple[dict[str, str], str | None]:
+    """`stage_header` and `stage_python_version` of a payload, parsing its header once."""
+    header = _read_header(payload)
+    return header, header.pop(PYTHON_VERSION_KEY, None)
 
 
 def externalize(value: Any) -> Any:

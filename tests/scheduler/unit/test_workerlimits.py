@@ -33,7 +33,12 @@ from scheduler.executor.workerlimits import (
     worker_memory_limit_mb,
 )
 from scheduler.task import stagecode as _stagecode
-from scheduler.task.stagecode import dumps_stage, stage_header, stage_python_version
+from scheduler.task.stagecode import (
+    dumps_stage,
+    read_stage_header,
+    stage_header,
+    stage_python_version,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 THIS_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -61,6 +66,7 @@ def test_the_stage_header_carries_the_drivers_version(monkeypatch: pytest.Monkey
     payload = dumps_stage([1])
     assert stage_python_version(payload) == "3.99"
     assert stage_header(payload) == {}  # not a property the tasks see
+    assert read_stage_header(payload) == ({}, "3.99")  # both, parsed once
 
 
 def test_worker_limits_env_from_the_apps_conf() -> None:
