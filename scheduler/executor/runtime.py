@@ -34,10 +34,7 @@ from typing import Any, NoReturn
 from scheduler.executor.workerlimits import (
     FAULTHANDLER_DIR_ENV,
     FAULTHANDLER_ENV,
-    MEMORY_LIMIT_ENV,
-    PYSPARK_MEMORY_ENV,
     crash_reason,
-    worker_memory_limit_mb,
 )
 
 __all__ = ["LOCAL_DIR_SOURCES", "local_root_dirs", "main", "make_local_dir"]
@@ -213,7 +210,7 @@ class ExecutorRuntime:
         self._cpu_budget = False
         if not env.get("SPARKCTL_WORKER_CACHE_MB"):
             env["SPARKCTL_WORKER_CACHE_MB"] = f"{worker_cache_mb(env, self._max_slots):.1f}"
-        self._fault_dir = _limit_workers(env, local_dir, self._max_slots)
+        self._fault_dir = _limit_workers(env, local_dir)
         self._worker_args = (args, env)
         #: The slots, each with a worker process. As many as the machine has CPUs start
         #: at once (warm for the first tasks); the others when tasks would otherwise
@@ -701,17 +698,14 @@ class ExecutorRuntime:
         return 0 < running <= len(self._slots)
 
 
-def _limit_workers(env: dict[str, str], local_dir: str, workers: int) -> str:
+def _limit_workers(env: dict[str, str], local_dir: str) -> str:
     """Put the driver's worker limits into the workers' `env`; the faulthandler dir or "".
 
-    `spark.executor.pyspark.memory` is split evenly between the `workers` Python
-    workers (each runs one task at a time); the faulthandler files go to a
-    directory in the executor's local dir.
+    Each worker's memory limit comes from the driver as is (PySpark divides
+    `spark.executor.pyspark.memory` by `spark.executor.cores`, not by the workers
+    an executor runs); the faulthandler files go to a directory in the
+    executor's local dir.
     """
-    with contextlib.suppress(ValueError):
-        total = int(env.pop(PYSPARK_MEMORY_ENV, "") or 0)
-        if total > 0:
-            env[MEMORY_LIMIT_ENV] = str(worker_memory_limit_mb(total, workers))
     if env.pop(FAULTHANDLER_ENV, "") != "1":
         env.pop(FAULTHANDLER_DIR_ENV, None)
         return ""

@@ -1,9 +1,11 @@
 """Limits and checks of a Python worker process, as PySpark's worker applies them.
 
-- `spark.executor.pyspark.memory`: the executor splits it between its Python
-  workers; each caps its address space (RLIMIT_AS) at its share before it runs
-  a task, so a task that allocates past it gets a MemoryError (the task fails,
-  the worker and its executor live on).
+- `spark.executor.pyspark.memory`: each Python worker caps its address space
+  (RLIMIT_AS) at the setting divided by `spark.executor.cores` (1 when unset,
+  as Spark's default, so `local[N]` and executors without that setting give
+  each worker the whole amount, as PySpark does) before it runs a task; a task
+  that allocates past it gets a MemoryError (the task fails, the worker and its
+  executor live on).
 - The driver's Python major.minor travels in every stage's header; a worker
   on another minor version fails the task with PySpark's message.
 - `spark.python.worker.faulthandler.enabled`: a worker writes `faulthandler`'s
@@ -30,7 +32,6 @@ __all__ = [
     "FAULTHANDLER_DIR_ENV",
     "FAULTHANDLER_ENV",
     "MEMORY_LIMIT_ENV",
-    "PYSPARK_MEMORY_ENV",
     "apply_memory_limit",
     "crash_reason",
     "enable_faulthandler",
@@ -41,9 +42,7 @@ __all__ = [
     "worker_memory_limit_mb",
 ]
 
-#: The executor's total `spark.executor.pyspark.memory` in MiB (set by the driver).
-PYSPARK_MEMORY_ENV = "SPARKCTL_PYSPARK_MEMORY_MB"
-#: One Python worker's share of it in MiB (set by the executor for its workers).
+#: One Python worker's share of `spark.executor.pyspark.memory` in MiB (set by the driver).
 MEMORY_LIMIT_ENV = "SPARKCTL_PYTHON_WORKER_LIMIT_MB"
 #: Set by the driver when `spark.python.worker.faulthandler.enabled` is true.
 FAULTHANDLER_ENV = "SPARKCTL_PYTHON_FAULTHANDLER"
@@ -72,14 +71,15 @@ def worker_limits_env(conf: Conf) -> dict[str, str]:
 
     size = conf.get(settings.EXECUTOR_PYSPARK_MEMORY)  # at least 1m: the entry's bound
     if size is not None:
-        env[PYSPARK_MEMORY_ENV] = str(size >> 20)
+        cores = conf.get(settings.EXECUTOR_CORES) or 1  # PySpark's divisor, not the workers
+        env[MEMORY_LIMIT_ENV] = str(worker_memory_limit_mb(size >> 20, cores))
     if conf.get(settings.PYTHON_FAULTHANDLER):
         env[FAULTHANDLER_ENV] = "1"
     return env
 
 
 def worker_memory_limit_mb(total_mb: int, workers: int) -> int:
-    """Each of `workers` Python workers' equal share of `total_mb` (at least 1 MiB)."""
+    """`total_mb` split `workers` ways (at least 1 MiB each)."""
     return max(1, total_mb // max(1, workers))
 
 

@@ -219,11 +219,6 @@ def _gpus_of_task(index: int, iterator: Any) -> Any:
     return [(index, {k: v.addresses for k, v in ctx.resources().items()}, ctx.cpus())]
 
 
-@pytest.mark.skipif(
-    support.IMPL == "pyspark",
-    reason="PySpark 4.3's local-cluster never ran the profile's stage here (observed: over "
-    "300 s with no executor of the profile); Spark documents this as working",
-)
 def test_a_stage_with_an_executor_profile_gets_executors_of_it(tmp_path: Path) -> None:
     sc = support.new_context(
         "local-cluster[2,1,1024]",

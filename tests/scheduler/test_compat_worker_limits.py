@@ -1,8 +1,8 @@
 """PySpark compatibility: the Python workers' limits and checks.
 
 - ``spark.executor.pyspark.memory`` caps each Python worker's address space
-  (RLIMIT_AS): a task allocating past it fails with MemoryError, and the next
-  task runs.
+  (RLIMIT_AS) at the setting over ``spark.executor.cores`` (1 when unset): a
+  task allocating past it fails with MemoryError, and the next task runs.
 - A worker whose Python minor version is not the driver's fails the task with
   PySpark's PYTHON_VERSION_MISMATCH message (the driver's version is faked).
 - ``spark.python.worker.faulthandler.enabled`` turns a segfault's bare
@@ -21,10 +21,6 @@ from typing import Any
 
 import _compat_support as support
 import pytest
-
-sparkctl_only = pytest.mark.skipif(
-    support.IMPL == "pyspark", reason="checks sparkctl's own split of the memory"
-)
 
 
 def address_space_limit(_: Any) -> int:
@@ -65,10 +61,29 @@ def test_pyspark_memory_caps_the_python_workers(master: str) -> None:
         sc.stop()
 
 
-@sparkctl_only
-def test_pyspark_memory_is_split_between_the_workers_of_an_executor() -> None:
+def test_each_worker_gets_the_memory_over_spark_executor_cores(master: str) -> None:
+    """PySpark divides by spark.executor.cores (1 when unset), not by its Python workers."""
     sc = support.new_context(
-        "local[2]", "compat-pyspark-memory-split", **{"spark.executor.pyspark.memory": "512m"}
+        master, "compat-pyspark-memory-whole", **{"spark.executor.pyspark.memory": "512m"}
+    )
+    try:
+        limits = set(sc.parallelize(range(8), 4).map(address_space_limit).collect())
+        assert limits == {512 << 20}
+    finally:
+        sc.stop()
+
+
+@pytest.mark.timeout(300)  # PySpark's local-cluster takes 30 s to start
+@pytest.mark.parametrize("where", ["local[2]", "local-cluster[1,2,1024]"])
+def test_pyspark_memory_is_split_by_spark_executor_cores(where: str) -> None:
+    sc = support.new_context(
+        where,
+        "compat-pyspark-memory-split",
+        **{
+            "spark.executor.pyspark.memory": "512m",
+            "spark.executor.cores": "2",
+            "spark.executor.memory": "512m",
+        },
     )
     try:
         limits = set(sc.parallelize(range(8), 4).map(address_space_limit).collect())

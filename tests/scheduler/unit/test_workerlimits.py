@@ -24,7 +24,6 @@ from scheduler.executor.workerlimits import (
     FAULTHANDLER_DIR_ENV,
     FAULTHANDLER_ENV,
     MEMORY_LIMIT_ENV,
-    PYSPARK_MEMORY_ENV,
     apply_memory_limit,
     crash_reason,
     read_crash_dump,
@@ -77,25 +76,28 @@ def test_worker_limits_env_from_the_apps_conf() -> None:
             "spark.python.worker.faulthandler.enabled": "true",
         }
     )
-    assert worker_limits_env(conf) == {PYSPARK_MEMORY_ENV: "2048", FAULTHANDLER_ENV: "1"}
+    assert worker_limits_env(conf) == {MEMORY_LIMIT_ENV: "2048", FAULTHANDLER_ENV: "1"}
     assert worker_limits_env(Conf({"spark.executor.pyspark.memory": "300"})) == {
-        PYSPARK_MEMORY_ENV: "300"  # a bare number is MiB, as in Spark
+        MEMORY_LIMIT_ENV: "300"  # a bare number is MiB, as in Spark
     }
+    # Divided by spark.executor.cores, as PySpark does (not by the executor's workers).
+    split = Conf({"spark.executor.pyspark.memory": "1g", "spark.executor.cores": "3"})
+    assert worker_limits_env(split) == {MEMORY_LIMIT_ENV: "341"}
     with pytest.raises(ValueError, match=r"spark\.executor\.pyspark\.memory"):
         worker_limits_env(Conf({"spark.executor.pyspark.memory": "lots"}))
     with pytest.raises(ValueError, match=r"spark\.executor\.pyspark\.memory"):
         worker_limits_env(Conf({"spark.executor.pyspark.memory": "10k"}))
 
 
-def test_the_executor_splits_the_memory_between_its_workers(tmp_path: Path) -> None:
+def test_the_executor_passes_the_limit_to_its_workers(tmp_path: Path) -> None:
     assert worker_memory_limit_mb(1024, 3) == 341
     assert worker_memory_limit_mb(1, 8) == 1
-    env = {PYSPARK_MEMORY_ENV: "1024", FAULTHANDLER_ENV: "1"}
-    fault_dir = _limit_workers(env, str(tmp_path), 4)
+    env = {MEMORY_LIMIT_ENV: "1024", FAULTHANDLER_ENV: "1"}
+    fault_dir = _limit_workers(env, str(tmp_path))
     assert fault_dir == str(tmp_path / "faulthandler") and os.path.isdir(fault_dir)
-    assert env == {MEMORY_LIMIT_ENV: "256", FAULTHANDLER_DIR_ENV: fault_dir}
+    assert env == {MEMORY_LIMIT_ENV: "1024", FAULTHANDLER_DIR_ENV: fault_dir}
     env = {FAULTHANDLER_DIR_ENV: "/stale"}
-    assert _limit_workers(env, str(tmp_path), 4) == ""
+    assert _limit_workers(env, str(tmp_path)) == ""
     assert env == {}
 
 
