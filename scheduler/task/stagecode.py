@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import operator
 import pickle
@@ -72,12 +73,74 @@ class _DataRef:
         return (_DataRef, (self.index,))
 
 
+#: id -> (function or class, its module's name) of those cloudpickle pickled by
+#: reference (importable as module.name): most of a stage's objects, asked about again
+#: for every stage (see `_StagePickler`).
+_BY_REFERENCE: dict[int, tuple[Any, str]] = {}
+#: cloudpickle's modules pickled by value, when `_BY_REFERENCE` was last valid.
+_BY_VALUE_SEEN: frozenset[str] = frozenset()
+_BY_REFERENCE_LIMIT = 4096
+
+
+class _StagePickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle's pickler, remembering which functions and classes go by reference.
+
+    cloudpickle checks every function and class it meets for importability
+    (module lookups, attribute walks, its by-value registry): about half the time
+    of pickling a tiny job's stage, whose objects are nearly all the same library
+    functions and classes each time. A remembered answer is used while the
+    object is still its module's attribute of that name and the by-value
+    registry is unchanged; anything else takes cloudpickle's own path.
+    """
+
+    def __init__(self, file: Any, protocol: int) -> None:
+        # cloudpickle's table is a ChainMap over copyreg's, which the C pickler asks
+        # through Python-level lookups (and a KeyError) for nearly every object; the
+        # same entries as a dict, taken now, are looked up in C.
+        self.dispatch_table = dict(cloudpickle.Pickler.dispatch_table)
+        super().__init__(file, protocol=protocol)
+        global _BY_VALUE_SEEN
+        registry = _by_value_modules()
+        if registry != _BY_VALUE_SEEN:  # a module was (un)registered: ask cloudpickle again
+            _BY_REFERENCE.clear()
+            _BY_VALUE_SEEN = registry
+
+    def reducer_override(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind is not types.FunctionType and kind is not type:
+            return super().reducer_override(obj)
+        hit = _BY_REFERENCE.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            module = sys.modules.get(hit[1])
+            if module is not None and getattr(module, "__dict__", {}).get(obj.__qualname__) is obj:
+                return NotImplemented
+        result = super().reducer_override(obj)
+        name = getattr(obj, "__module__", None)
+        if result is NotImplemented and isinstance(name, str) and "." not in obj.__qualname__:
+            if len(_BY_REFERENCE) >= _BY_REFERENCE_LIMIT:
+                _BY_REFERENCE.clear()
+            _BY_REFERENCE[id(obj)] = (obj, name)
+        return result
+
+
+def _by_value_modules() -> frozenset[str]:
+    """The module names registered with cloudpickle.register_pickle_by_value."""
+    modules = getattr(cloudpickle.cloudpickle, "_PICKLE_BY_VALUE_MODULES", None)
+    return frozenset(modules) if modules else frozenset()
+
+
+def _dumps(obj: Any) -> bytes:
+    with io.BytesIO() as buffer:
+        _StagePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+        return buffer.getvalue()
+
+
 def dumps_stage(spec: Any) -> bytes:
     """The payload of a stage: its code, then the data `externalize` set aside."""
     side: list[Any] = []
     _tracking.side = side
     try:
-        code: bytes = cloudpickle.dumps(spec, pickle.HIGHEST_PROTOCOL)
+        code = _dumps(spec)
     finally:
         _tracking.side = None
     data: bytes = cloudpickle.dumps(side, pickle.HIGHEST_PROTOCOL) if side else b""

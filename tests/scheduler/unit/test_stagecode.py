@@ -88,3 +88,20 @@ def test_a_worker_shares_a_stateless_spec_and_copies_a_stateful_one() -> None:
     assert stateless.spec() is second and stateless.spec() is second
     specs = [stateful.spec() for _ in range(4)]
     assert len({id(spec) for spec in specs}) == 4
+
+
+def test_what_goes_by_reference_is_remembered_until_the_by_value_registry_changes() -> None:
+    """dumps_stage remembers importable functions; registering their module undoes it."""
+    spec = (_pure, operator.add, _Stateful)
+    by_reference = dumps_stage(spec)
+    assert dumps_stage(spec) == by_reference  # the remembered answers give the same bytes
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        by_value = dumps_stage(spec)
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    assert b"min" in by_value and b"min" not in by_reference  # _pure's code travels now
+    assert dumps_stage(spec) == by_reference
+    loaded = StageCode(by_value).spec()
+    assert loaded[0](30) == 20 and loaded[1](2, 3) == 5
