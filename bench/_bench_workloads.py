@@ -12,6 +12,7 @@ that a table can say how far an engine is from what Python itself does.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import math
@@ -429,6 +430,19 @@ def floor_s3(sizes: Sizes) -> tuple[float, float]:
             total = functools.reduce(add, map(lambda x: x * 2.0, data))
             if total != expected:
                 raise AssertionError(f"S3 floor summed {total}")
+
+    return _timed_cpu(job)
+
+
+def floor_w3(megabytes: int) -> tuple[float, float]:
+    """Word count's floor: Counter over the whole text's split(), one process (issue 13)."""
+    path = text_file(megabytes)
+
+    def job() -> None:
+        with open(path) as f:
+            counts = collections.Counter(f.read().split())
+        if len(counts) != VOCABULARY_SIZE:
+            raise AssertionError(f"W3 floor found {len(counts)} distinct words")
 
     return _timed_cpu(job)
 
