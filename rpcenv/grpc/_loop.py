@@ -274,8 +274,10 @@ class _CoalescingSelector(selectors.DefaultSelector):
         self._others = selectors.DefaultSelector()
         #: Monotonic times of the last `_BUSY_TURNS` polls that returned events.
         self._turns: collections.deque[float] = collections.deque(maxlen=_BUSY_TURNS)
-        #: Turns that waited for company, and all turns: what tests and benchmarks count.
+        #: Turns that waited for company, those whose wait another fd ended early, and
+        #: all turns: what tests and benchmarks count.
         self.waits = 0
+        self.cut_short = 0
         self.turns = 0
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
@@ -339,6 +341,7 @@ class _CoalescingSelector(selectors.DefaultSelector):
                 # Ends early when anything but grpc is ready, and then takes that too; else
                 # grpc's socket, still readable, stands for all it queued meanwhile.
                 if self._others.select(wait):
+                    self.cut_short += 1
                     events = super().select(0)
                 now = time.monotonic()
         self.turns += 1

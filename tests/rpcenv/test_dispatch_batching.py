@@ -208,6 +208,47 @@ def test_a_busy_hub_loop_coalesces_its_turns_and_still_runs_everything_soon() ->
     assert max(lateness) < COALESCE_WINDOW + 0.5
 
 
+def test_a_wake_up_from_another_thread_ends_a_coalescing_wait() -> None:
+    """During a flood of completions, a reply from the pool is not held for the window."""
+    io = IoLoop("cut-short-test")
+    io.loop.grpc_drained = True
+    io.streams = COALESCE_FROM
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+
+    def watch() -> None:
+        io._selector.grpc_fds.add(reader.fileno())
+        io.loop.add_reader(reader, lambda: reader.recv(4096))
+
+    io.call_soon(watch)
+    stop = threading.Event()
+
+    def flood() -> None:
+        while not stop.is_set():
+            writer.send(b"x")
+            time.sleep(0.0003)
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    ran = threading.Event()
+    try:
+        flooder.start()
+        wait_until(lambda: io._selector.waits > 20, 5.0, "the flood coalesced", interval=0.005)
+        cut_short = io._selector.cut_short
+        for _ in range(20):  # most land while the loop waits for company
+            ran.clear()
+            io.loop.call_soon_threadsafe(ran.set)
+            assert ran.wait(5)
+            time.sleep(0.01)
+        cut_short = io._selector.cut_short - cut_short
+    finally:
+        stop.set()
+        flooder.join(5)
+        io.loop.call_soon_threadsafe(io.loop.stop)
+        writer.close()
+        reader.close()
+    assert cut_short > 0, "no wake-up from another thread ended a coalescing wait"
+
+
 def test_wake_ups_from_other_threads_are_never_coalesced() -> None:
     """A callback another thread schedules (a reply from the pool) continues work: no wait."""
     io = IoLoop("self-pipe-test")

