@@ -149,13 +149,16 @@ def read_crash_dump(directory: str, pid: int) -> str:
 def crash_reason(exit_code: int, fault_dir: str, pid: int) -> str:
     """Why the task of a Python worker that died with `exit_code` failed.
 
-    With the faulthandler on, its dump (as PySpark reports it); with it off and a
-    signal the faulthandler would have caught, PySpark's hint to turn it on.
+    Every reason starts as PySpark's ("Python worker exited unexpectedly
+    (crashed)"). With the faulthandler on, its dump follows, as PySpark reports it;
+    with it off and a signal the faulthandler would have caught, PySpark's hint
+    to turn it on. The exit code, which PySpark's JVM never sees, comes last.
     """
-    reason = f"Python worker exited unexpectedly (exit code {exit_code})"
+    crashed = "Python worker exited unexpectedly (crashed)"
     dump = read_crash_dump(fault_dir, pid) if fault_dir else ""
     if dump:
-        return f"Python worker exited unexpectedly (crashed, exit code {exit_code}): {dump}"
+        return f"{crashed}: {dump}\nThe worker's exit code: {exit_code}"
+    reason = f"{crashed} with exit code {exit_code}"
     if not fault_dir and -exit_code in _DUMPED_SIGNALS:
         reason += (
             ". Consider setting 'spark.python.worker.faulthandler.enabled' to 'true' "

@@ -9,8 +9,8 @@
   "worker exited" into the faulthandler's "Fatal Python error: Segmentation
   fault" dump with the Python stack.
 
-The messages differ in their framing between PySpark and sparkctl, so only
-their common substrings are asserted.
+The messages start as PySpark's ("Python worker exited unexpectedly (crashed)");
+sparkctl adds the worker's exit code, so only their common substrings are asserted.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from typing import Any
 
 import _compat_support as support
 import pytest
+
+#: How both begin a crashed worker's task failure.
+CRASHED = r"Python worker exited unexpectedly \(crashed\)"
 
 
 def address_space_limit(_: Any) -> int:
@@ -115,7 +118,9 @@ def test_a_python_version_mismatch_fails_the_task(master: str) -> None:
 def test_a_segfault_without_the_faulthandler_says_the_worker_crashed(master: str) -> None:
     sc = support.new_context(master, "compat-segfault")
     try:
-        with pytest.raises(Exception, match="Python worker exited unexpectedly") as info:
+        with pytest.raises(
+            Exception, match=r"Python worker exited unexpectedly \(crashed\)"
+        ) as info:
             sc.parallelize([0], 1).map(crash).collect()
         text = str(info.value)
         assert "Fatal Python error" not in text
@@ -130,7 +135,9 @@ def test_a_segfault_with_the_faulthandler_reports_its_dump(master: str) -> None:
         master, "compat-segfault-dump", **{"spark.python.worker.faulthandler.enabled": "true"}
     )
     try:
-        with pytest.raises(Exception, match="Python worker exited unexpectedly") as info:
+        with pytest.raises(
+            Exception, match=r"Python worker exited unexpectedly \(crashed\)"
+        ) as info:
             sc.parallelize([0], 1).map(crash).collect()
         text = str(info.value)
         assert "Fatal Python error: Segmentation fault" in text, text

@@ -51,7 +51,7 @@ def test_a_tiny_task_that_kills_its_worker_is_the_one_that_fails() -> None:
             sc.parallelize(range(600), 300).map(lethal).collect()
         assert time.monotonic() - started < DEADLINE_S
         message = str(failure.value)
-        assert "Python worker exited unexpectedly (exit code 13)" in message
+        assert "Python worker exited unexpectedly (crashed) with exit code 13" in message
         # Partition 150 holds 300 and 301: only that task used up its attempts.
         assert "Task 150 " in message or "task 150 " in message.lower(), message
         _warm(sc)  # the context still works

@@ -55,7 +55,7 @@ def test_a_task_that_always_kills_its_worker_fails_the_job_with_the_reason() -> 
                 os._exit(13)
             return x
 
-        expected = r"Python worker exited unexpectedly \(exit code 13\)"
+        expected = r"Python worker exited unexpectedly \(crashed\) with exit code 13"
         with pytest.raises(JobFailedError, match=expected):
             sc.parallelize(range(6), 3).map(lethal).collect()
         assert sc.parallelize(range(6), 3).sum() == 15  # the context still works

@@ -176,14 +176,16 @@ def test_a_crash_without_a_dump_says_how_to_get_one(tmp_path: Path) -> None:
     hint = "Consider setting 'spark.python.worker.faulthandler.enabled' to 'true'"
     assert hint in crash_reason(-signal.SIGSEGV, "", 123)
     assert crash_reason(-signal.SIGKILL, "", 123) == (
-        "Python worker exited unexpectedly (exit code -9)"  # no dump could help
+        "Python worker exited unexpectedly (crashed) with exit code -9"  # no dump could help
     )
-    assert crash_reason(13, "", 123) == "Python worker exited unexpectedly (exit code 13)"
+    assert crash_reason(13, "", 123) == (
+        "Python worker exited unexpectedly (crashed) with exit code 13"
+    )
     (tmp_path / "123").write_text("Fatal Python error: Segmentation fault\n\n  File x\n")
     assert crash_reason(-signal.SIGSEGV, str(tmp_path), 123) == (
-        "Python worker exited unexpectedly (crashed, exit code -11): "
-        "Fatal Python error: Segmentation fault\n\n  File x"
+        "Python worker exited unexpectedly (crashed): "
+        "Fatal Python error: Segmentation fault\n\n  File x\nThe worker's exit code: -11"
     )
     assert crash_reason(-signal.SIGSEGV, str(tmp_path), 123) == (
-        "Python worker exited unexpectedly (exit code -11)"  # on, but nothing was written
+        "Python worker exited unexpectedly (crashed) with exit code -11"  # on, nothing written
     )
