@@ -20,10 +20,11 @@ if os.environ.get(NAMEDTUPLE_PATCH_ENV) == "1":
 if TYPE_CHECKING:
     from scheduler.api.conf import SparkConf
     from scheduler.api.context import SparkContext
-    from scheduler.api.serializers import CPickleSerializer, MarshalSerializer
+    from scheduler.api.serializers import CPickleSerializer, MarshalSerializer, PickleSerializer
     from scheduler.api.session import SparkSession
     from scheduler.api.threads import InheritableThread, inheritable_thread_target
     from scheduler.api.tracker import SparkJobInfo, SparkStageInfo, StatusTracker
+    from scheduler.api.util import keyword_only
     from scheduler.core.errors import JobCancelledError, JobFailedError, SparkJobError
     from scheduler.rdd.barrier import RDDBarrier
     from scheduler.rdd.rdd import RDD
@@ -32,13 +33,22 @@ if TYPE_CHECKING:
     from scheduler.rdd.textscan import Row
     from scheduler.shuffle.aggregation import ResultIterable
     from scheduler.shuffle.partitioner import Partitioner, portable_hash
-    from scheduler.task.accumulators import Accumulator, AccumulatorParam
+    from scheduler.task.accumulators import (
+        COMPLEX_ACCUMULATOR_PARAM,
+        FLOAT_ACCUMULATOR_PARAM,
+        INT_ACCUMULATOR_PARAM,
+        Accumulator,
+        AccumulatorParam,
+    )
     from scheduler.task.broadcast import Broadcast
     from scheduler.task.profiler import BasicProfiler, Profiler
     from scheduler.task.sparkfiles import SparkFiles
     from scheduler.task.taskcontext import BarrierTaskContext, BarrierTaskInfo, TaskContext
 
 __all__ = [
+    "COMPLEX_ACCUMULATOR_PARAM",
+    "FLOAT_ACCUMULATOR_PARAM",
+    "INT_ACCUMULATOR_PARAM",
     "RDD",
     "Accumulator",
     "AccumulatorParam",
@@ -52,6 +62,7 @@ __all__ = [
     "JobFailedError",
     "MarshalSerializer",
     "Partitioner",
+    "PickleSerializer",
     "Profiler",
     "RDDBarrier",
     "ResultIterable",
@@ -68,6 +79,7 @@ __all__ = [
     "StorageLevel",
     "TaskContext",
     "inheritable_thread_target",
+    "keyword_only",
     "portable_hash",
 ]
 
@@ -102,6 +114,11 @@ _WHERE = {
     "InheritableThread": "api.threads",
     "inheritable_thread_target": "api.threads",
     "portable_hash": "shuffle.partitioner",
+    "COMPLEX_ACCUMULATOR_PARAM": "task.accumulators",
+    "FLOAT_ACCUMULATOR_PARAM": "task.accumulators",
+    "INT_ACCUMULATOR_PARAM": "task.accumulators",
+    "PickleSerializer": "api.serializers",
+    "keyword_only": "api.util",
 }
 
 

@@ -1,4 +1,4 @@
-"""PySpark's two public serializers, and namedtuple classes that travel by value.
+"""PySpark's public serializers, and namedtuple classes that travel by value.
 
 `SparkContext(serializer=MarshalSerializer())` is accepted as in PySpark;
 sparkctl ships its own data with (cloud)pickle whatever is named, so the
@@ -28,6 +28,7 @@ __all__ = [
     "NAMEDTUPLE_PATCH_ENV",
     "CPickleSerializer",
     "MarshalSerializer",
+    "PickleSerializer",
     "pickle_namedtuples_by_value",
 ]
 
@@ -62,6 +63,10 @@ class MarshalSerializer(CPickleSerializer):
 
     def loads(self, obj: bytes) -> Any:
         return marshal.loads(obj)
+
+
+class PickleSerializer(CPickleSerializer):
+    """The pickle serializer under the name `pyspark.serializers` also gives it."""
 
 
 #: Classes rebuilt from pickles in this process, by (name, fields).

@@ -66,6 +66,15 @@ def alias_pyspark_as_scheduler() -> None:
 
     # `from scheduler.errors import ...` is `from pyspark.errors import ...`.
     alias.errors = pyspark.errors  # type: ignore[attr-defined]
+    # Public names PySpark keeps outside its __all__ (pyspark, its accumulators and
+    # serializers modules); sparkctl exports them from `scheduler`.
+    import pyspark.accumulators
+    import pyspark.serializers
+
+    alias.keyword_only = pyspark.keyword_only  # type: ignore[attr-defined]
+    for name in ("INT_ACCUMULATOR_PARAM", "FLOAT_ACCUMULATOR_PARAM", "COMPLEX_ACCUMULATOR_PARAM"):
+        setattr(alias, name, getattr(pyspark.accumulators, name))
+    alias.PickleSerializer = pyspark.serializers.PickleSerializer  # type: ignore[attr-defined]
     sys.modules["scheduler"] = alias
     sys.modules["scheduler.resource"] = pyspark.resource
     sys.modules["scheduler.errors"] = pyspark.errors
