@@ -77,6 +77,7 @@ __all__ = [
     "LOCALITY_WAIT",
     "LOG_LEVEL",
     "MASTER",
+    "PROFILE_MERGE_CONFLICTS",
     "PYSPARK_DRIVER_PYTHON",
     "PYSPARK_PYTHON",
     "PYTHON_FAULTHANDLER",
@@ -577,6 +578,13 @@ RESOURCE_PROFILE_MANAGER_TESTING = SECTION.entry(
     BOOL,
     "false",
     "Refuse unsupported stage-level profiles even in testing mode (Spark's tests of the refusal).",
+)
+PROFILE_MERGE_CONFLICTS = SECTION.entry(
+    "spark.scheduler.resource.profileMergeConflicts",
+    BOOL,
+    "false",
+    "Run a stage whose RDDs carry different resource profiles with their merge (the "
+    "larger of each request); otherwise its job is refused.",
 )
 ALLOW_SPARK_CONTEXT_IN_EXECUTORS = SECTION.entry(
     "spark.executor.allowSparkContext",

@@ -188,6 +188,7 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
             sched_settings, self._broadcast_bytes, self._apply_accumulators, self._executor_lost
         )
         self._scheduler.dag.dynamic_allocation = self._allocation is not None
+        self._scheduler.dag.merge_profiles = settings.get(keys.PROFILE_MERGE_CONFLICTS)
         self._jobs.listen(
             self._scheduler.bus,
             settings.get(keys.UI_RETAINED_STAGES),

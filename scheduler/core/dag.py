@@ -156,6 +156,8 @@ class DAGScheduler:
         #: whether dynamic allocation is on (barrier stages refuse it); set by the owner.
         self.max_slots: Callable[[], int] = lambda: 1 << 30
         self.dynamic_allocation = False
+        #: spark.scheduler.resource.profileMergeConflicts: merge a stage's profiles.
+        self.merge_profiles = False
         self._max_stage_attempts = max_stage_attempts
         self._preferred_cache = preferred or (lambda rdd, split: [])
         self._stage_ids = itertools.count()
@@ -245,12 +247,13 @@ class DAGScheduler:
 
     def _check_barrier(self, rdd: RDD, num_tasks: int) -> None:
         """Spark's checks of the barrier stages a job would run, before it runs any; and
-        that no stage's RDDs carry two resource profiles (Spark's default refusal)."""
+        that no stage's RDDs carry two resource profiles unless they are to be merged
+        (Spark's default refusal)."""
         todo: list[tuple[RDD, int]] = [(rdd, num_tasks)]
         seen: set[int] = set()
         while todo:
             stage_rdd, tasks = todo.pop()
-            if len(stage_profiles(stage_rdd)) > 1:
+            if not self.merge_profiles and len(stage_profiles(stage_rdd)) > 1:
                 raise JobFailedError(PROFILE_CONFLICT_MESSAGE)
             if is_barrier(stage_rdd):
                 if self.dynamic_allocation:

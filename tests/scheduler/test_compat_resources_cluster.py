@@ -247,3 +247,31 @@ def test_a_stage_with_an_executor_profile_gets_executors_of_it(tmp_path: Path) -
         assert got == [(i, {"gpu": ["0"]}, 1) for i in range(4)]
     finally:
         sc.stop()
+
+
+def test_merged_profiles_take_the_larger_of_each_request(tmp_path: Path) -> None:
+    """spark.scheduler.resource.profileMergeConflicts: a stage with two profiles runs
+    with their merge (a whole GPU from one, 2 cpus from the other) instead of failing."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    sc = _cluster_context(
+        "local-cluster[1,2,1024]",
+        "compat-resources-merge",
+        tmp_path,
+        **{
+            "spark.task.resource.gpu.amount": "0.5",
+            "spark.scheduler.resource.profileMergeConflicts": "true",
+        },
+    )
+    try:
+        whole = ResourceProfileBuilder().require(TaskResourceRequests().resource("gpu", 1)).build
+        cpus = ResourceProfileBuilder().require(TaskResourceRequests().cpus(2)).build
+        rdd = sc.parallelize(range(3), 3).withResources(whole).map(lambda x: x).withResources(cpus)
+        assert rdd.getResourceProfile().id == cpus.id  # the RDD's own, not the stage's
+        views = rdd.mapPartitions(_task_view).collect()
+        assert views == [(i, {"gpu": ("gpu", ["0"])}, 2) for i in range(3)]
+        got = rdd.mapPartitionsWithIndex(_timed(str(marks))).collect()
+        assert got == [0, 1, 2]
+        assert _most_at_once(str(marks)) == 1
+    finally:
+        sc.stop()
