@@ -46,8 +46,10 @@ _HEARTBEAT_SECONDS = 10.0
 #: anything imports gRPC.
 _APP_CREDENTIAL_ENV = "SPARKCTL_APP_CREDENTIAL"
 #: Statuses that may wait to share a message while the executor has queued work (the
-#: driver keeps dozens of tiny tasks queued here, so none of them waits for a launch).
-_STATUS_BATCH = 16
+#: driver keeps 32 tiny tasks a core queued here, so none of them waits for a launch).
+#: Each message costs a wake-up on the driver and, for the refill, one here: 32 cut
+#: W2's messages by a third and raised its rate ~10% over 16.
+_STATUS_BATCH = 32
 #: The longest such a status waits.
 _STATUS_DELAY_SECONDS = 0.003
 #: Tasks handed to one Python worker at once when tasks are tiny: the next one waits
