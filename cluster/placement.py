@@ -171,13 +171,22 @@ class Placement:
             w.worker_id: {k: list(v) for k, v in w.resources_free.items()} for w in workers
         }
         assignments: list[ExecutorAssignment] = []
-        for app in apps:
+        # Cores given in this pass per application: its demands (one per resource
+        # profile) share its spark.cores.max, as in Spark.
+        granted: dict[str, int] = {}
+        for demand in apps:
+            app = demand
+            if granted.get(demand.app_id):
+                app = dataclasses.replace(
+                    demand, cores_left=max(0, demand.cores_left - granted[demand.app_id])
+                )
             snapshot = [
                 WorkerResources(wid, c, m, {k: tuple(v) for k, v in addresses[wid].items()})
                 for wid, (c, m) in free.items()
             ]
             for worker_id, cores_list in self._assign_app(app, snapshot):
                 for cores in cores_list:
+                    granted[app.app_id] = granted.get(app.app_id, 0) + cores
                     free[worker_id][0] -= cores
                     free[worker_id][1] -= app.memory_per_executor_mb
                     given: dict[str, tuple[str, ...]] = {}

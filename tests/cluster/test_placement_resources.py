@@ -50,6 +50,19 @@ def test_a_later_app_gets_only_what_the_first_left() -> None:
     assert [(a.app_id, a.resources["gpu"]) for a in got] == [("app-1", ("0",)), ("app-2", ("1",))]
 
 
+def test_an_apps_profiles_share_its_cores_max_in_one_pass() -> None:
+    """spark.cores.max bounds all of an application's executors, whatever their profile."""
+    default = AppDemand("app-1", 3, 512, cores_per_executor=1)
+    profile = AppDemand("app-1", 3, 512, cores_per_executor=1, profile_id=1)
+    other = AppDemand("app-2", 8, 512, cores_per_executor=1)
+    got = Placement().place_executors([default, profile, other], [gpu_worker("w0", 0, cores=8)])
+    by_app = [(a.app_id, a.profile_id, a.cores) for a in got]
+    assert by_app == [("app-1", 0, 1)] * 3 + [("app-2", 0, 1)] * 5
+    shared = AppDemand("app-1", 3, 512, cores_per_executor=2, profile_id=1)
+    got = Placement().place_executors([default, shared], [gpu_worker("w0", 0, cores=8)])
+    assert [(a.profile_id, a.cores) for a in got] == [(0, 1)] * 3  # none left for 2 cores
+
+
 def test_apps_without_resources_ignore_them() -> None:
     app = AppDemand("app-1", 4, 512, cores_per_executor=1)
     got = Placement().place_executors([app], [gpu_worker("w0", 1)])
