@@ -111,3 +111,21 @@ def test_hash_join_of_shuffled_columns_keeps_pysparks_order(tmp_path: Path) -> N
         assert len(joined) == sum(max(1, sum(k == j for j, _ in rpairs)) for k, _ in lpairs) + len(
             {k for k, _ in rpairs} - {k for k, _ in lpairs}
         )
+
+
+@pytest.mark.parametrize("pad", [(False, False), (True, True)])
+def test_a_key_join_where_every_left_key_matches(tmp_path: Path, pad: tuple[bool, bool]) -> None:
+    left = [(k, -k) for k in range(0, 3000, 3)]
+    right = [(k, 2 * k) for k in reversed(range(3000))]  # every left key, and more
+    outs = [_write(tmp_path, "l", left, 1), _write(tmp_path, "r", right, 1)]
+    joined = list(
+        hash_join(
+            4096.0,
+            *pad,
+            read_shuffle_block(0, 0, list(outs), maps=(0, 1)),
+            read_shuffle_block(0, 0, list(outs), maps=(1, 2)),
+        )
+    )
+    inner = [(k, (-k, 2 * k)) for k in range(0, 3000, 3)]
+    only_right = [(k, (None, 2 * k)) for k in reversed(range(3000)) if k % 3]
+    assert joined == (inner + only_right if pad[0] else inner)
