@@ -32,12 +32,13 @@ from scheduler.rdd.barrier import (
     is_barrier,
 )
 from scheduler.rdd.deps import NarrowDependency, ShuffleDependency
-from scheduler.rdd.profiles import PROFILE_CONFLICT_MESSAGE, stage_profiles
+from scheduler.rdd.profiles import PROFILE_CONFLICT_MESSAGE, stage_profile, stage_profiles
 from scheduler.rdd.rdd import RDD
 from scheduler.rdd.stagespec import TaskSetSpec
 from scheduler.shuffle.mapoutput import MapOutput
 
 if TYPE_CHECKING:
+    from scheduler.resource.profile import ResourceProfile
     from scheduler.shuffle.rangesort import Sample
 
 __all__ = [
@@ -154,7 +155,7 @@ class DAGScheduler:
         self._sink = sink
         #: How many tasks the executors can run at once (barrier stages must fit), and
         #: whether dynamic allocation is on (barrier stages refuse it); set by the owner.
-        self.max_slots: Callable[[], int] = lambda: 1 << 30
+        self.max_slots: Callable[[ResourceProfile | None], int] = lambda profile: 1 << 30
         self.dynamic_allocation = False
         #: spark.scheduler.resource.profileMergeConflicts: merge a stage's profiles.
         self.merge_profiles = False
@@ -258,7 +259,7 @@ class DAGScheduler:
             if is_barrier(stage_rdd):
                 if self.dynamic_allocation:
                     raise JobFailedError(BARRIER_DYN_ALLOCATION_MESSAGE)
-                if tasks > self.max_slots():
+                if tasks > self.max_slots(stage_profile(stage_rdd)):
                     raise BarrierJobSlotsNumberCheckFailed(BARRIER_SLOTS_MESSAGE)
                 if not chain_ok(stage_rdd, tasks):
                     raise JobFailedError(BARRIER_CHAIN_MESSAGE)

@@ -367,19 +367,39 @@ class TaskScheduler:
 
     # -- offers -----------------------------------------------------------------------------
 
-    def max_slots(self) -> int:
-        """How many tasks the registered executors can run at once."""
-        task_cpus = self.settings.task_cpus
-        return sum(max(1, h.cores // task_cpus) for h in self.executors.values())
+    def max_slots(self, profile: ResourceProfile | None = None) -> int:
+        """How many tasks of `profile` (None: the default) the executors can run at once.
+
+        As Spark's maxNumConcurrentTasks: on each executor of the profile's executors,
+        its cores over the task's cpus, and no more than its custom resources allow.
+        """
+        profile = profile or self.default_profile
+        executor_profile = self.default_profile.id if profile.task_only else profile.id
+        task_cpus = profile.task_cpus(self.settings.task_cpus)
+        wanted = profile.task_requirements()
+        total = 0
+        for h in self.executors.values():
+            if h.profile_id != executor_profile:
+                continue
+            slots = max(1, h.cores // task_cpus)
+            by_resources = h.slots.capacity(wanted)
+            total += slots if by_resources is None else min(slots, by_resources)
+        return total
 
     def _offer_barrier(
         self, tsm: TaskSetManager, launches: dict[str, pb.LaunchTasks], now: float
     ) -> list[Attempt]:
         """Launch all tasks of a barrier set on free slots, or none (lock held)."""
-        task_cpus = self.settings.task_cpus
+        executor_profile, task_cpus, wanted = self._needs(tsm)
         slots: list[str] = []
         for h in self.executors.values():
-            slots += [h.executor_id] * max(0, max(1, h.cores // task_cpus) - len(h.running))
+            if h.profile_id != executor_profile:
+                continue
+            free = max(0, max(1, h.cores // task_cpus) - len(h.running))
+            by_resources = h.slots.free_capacity(wanted)
+            if by_resources is not None:
+                free = min(free, by_resources)
+            slots += [h.executor_id] * free
         if len(slots) < len(tsm.pending):
             return []  # not all at once: none (and no task id spent)
         first = next(self._task_ids)

@@ -72,6 +72,15 @@ class ResourceSlots:
                 if free is not None and address in free:
                     free[address] = min(Fraction(1), free[address] + share)
 
+    def free_capacity(self, wanted: Mapping[str, TaskRequirement]) -> int | None:
+        """How many more such tasks fit now (None: it asks no custom resource)."""
+        fits: int | None = None
+        for name, (count, share) in wanted.items():
+            free = self._free.get(name, {})
+            total = sum(int(left // share) for left in free.values()) // max(1, count)
+            fits = total if fits is None else min(fits, total)
+        return fits
+
     def capacity(self, wanted: Mapping[str, TaskRequirement]) -> int | None:
         """How many such tasks fit when nothing runs (None: it asks no custom resource)."""
         fits: int | None = None

@@ -19,7 +19,7 @@ from typing import Any
 import _compat_support as support
 import pytest
 
-from scheduler import TaskContext
+from scheduler import BarrierTaskContext, TaskContext
 from scheduler.resource import (
     ExecutorResourceRequests,
     ResourceProfileBuilder,
@@ -273,5 +273,34 @@ def test_merged_profiles_take_the_larger_of_each_request(tmp_path: Path) -> None
         got = rdd.mapPartitionsWithIndex(_timed(str(marks))).collect()
         assert got == [0, 1, 2]
         assert _most_at_once(str(marks)) == 1
+    finally:
+        sc.stop()
+
+
+def _barrier_gpus(iterator: Any) -> Any:
+    ctx = BarrierTaskContext.get()
+    ctx.barrier()
+    return [(ctx.partitionId(), ctx.resources()["gpu"].addresses)]
+
+
+def test_a_barrier_stage_counts_gpus_in_its_slots(tmp_path: Path) -> None:
+    """Two cores but one GPU, a whole GPU per task: one barrier slot, as Spark counts."""
+    sc = _cluster_context(
+        "local-cluster[1,2,1024]",
+        "compat-resources-barrier",
+        tmp_path,
+        **{
+            "spark.task.resource.gpu.amount": "1",
+            "spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures": "1",
+            "spark.scheduler.barrier.maxConcurrentTasksCheck.interval": "100ms",
+        },
+    )
+    try:
+        assert sc.parallelize(range(2), 2).count() == 2  # the executor is up: slots to count
+        assert sc.parallelize(range(1), 1).barrier().mapPartitions(_barrier_gpus).collect() == [
+            (0, ["0"])
+        ]
+        with pytest.raises(Exception, match="requires more slots than the total number of slots"):
+            sc.parallelize(range(2), 2).barrier().mapPartitions(_barrier_gpus).collect()
     finally:
         sc.stop()

@@ -25,10 +25,15 @@ from scheduler.resource import ResourceProfileBuilder, TaskResourceRequests
 pytestmark = pytest.mark.timeout(300)
 
 
+#: How long each task runs: long enough that on a loaded host the last of four
+#: Python workers starts before the first task ends (0.8 s saw 3 of 4 at once).
+TASK_SECONDS = 1.5
+
+
 def _timed(path: str) -> Any:
     def run(index: int, iterator: Any) -> Any:
         start = time.time()
-        time.sleep(0.8)
+        time.sleep(TASK_SECONDS)
         ctx = TaskContext.get()
         assert ctx is not None
         with open(os.path.join(path, f"task-{index}"), "w") as f:

@@ -216,7 +216,7 @@ _Sink, _Listener, _collect = Sink, Listener, collect
 
 def test_a_barrier_job_needing_more_slots_than_exist_is_refused(ctx: Any) -> None:
     dag = DAGScheduler(_Sink())
-    dag.max_slots = lambda: 2
+    dag.max_slots = lambda profile: 2
     rdd = ctx.parallelize(list(range(6)), 3).barrier().mapPartitions(lambda it: it)
     with pytest.raises(BarrierJobSlotsNumberCheckFailed, match=r"\[SPARK-24819\]"):
         dag.submit_job(rdd, _collect, [0, 1, 2], _Listener())

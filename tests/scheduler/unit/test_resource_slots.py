@@ -34,6 +34,18 @@ def test_shares_fill_an_address_before_opening_the_next() -> None:
     assert slots.capacity(half) == 4
 
 
+def test_free_capacity_counts_what_still_fits_now() -> None:
+    slots = ResourceSlots({"gpu": ["0", "1", "2"]})
+    half, pair = {"gpu": (1, Fraction(1, 2))}, {"gpu": (2, Fraction(1))}
+    assert slots.free_capacity({}) is None
+    assert (slots.free_capacity(half), slots.free_capacity(pair)) == (6, 1)
+    held = slots.acquire(half)
+    assert held == {"gpu": ["0"]}
+    assert (slots.free_capacity(half), slots.free_capacity(pair)) == (5, 1)
+    assert slots.acquire(pair) is not None
+    assert (slots.free_capacity(half), slots.free_capacity(pair)) == (1, 0)
+
+
 def test_a_failed_acquire_takes_nothing() -> None:
     slots = ResourceSlots({"gpu": ["0"], "fpga": []})
     assert slots.acquire({"gpu": (1, Fraction(1)), "fpga": (1, Fraction(1))}) is None
