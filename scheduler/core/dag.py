@@ -272,7 +272,9 @@ class DAGScheduler:
         outputs = self.map_outputs.get(shuffle_id)
         return outputs is not None and all(out is not None for out in outputs)
 
-    def barrier_task_failed(self, stage_id: int, attempt: int, reason: str) -> None:
+    def barrier_task_failed(
+        self, stage_id: int, attempt: int, reason: str, partition: int | None = None
+    ) -> None:
         """A task of a barrier stage attempt failed: retry the whole stage, or abort it.
 
         As in Spark, every map output of a barrier map stage is dropped so that all its
@@ -285,9 +287,10 @@ class DAGScheduler:
         stage.failed_attempts.add(attempt)
         self.running.discard(stage)
         self._sink.cancel_stage(stage.id, "a barrier task failed")
-        message = f"Stage failed because barrier task in stage {stage_id}.{attempt} " + (
-            f"finished unsuccessfully.\n{reason}"
-        )
+        # Spark names the task as its Task.toString does: ResultTask(stage, partition).
+        kind = "ShuffleMapTask" if stage.is_map else "ResultTask"
+        task = f"{kind}({stage_id}, {partition})" if partition is not None else "of the stage"
+        message = f"Stage failed because barrier task {task} finished unsuccessfully.\n{reason}"
         if len(stage.failed_attempts) >= self._max_stage_attempts:
             self._abort_stage(
                 stage,

@@ -428,7 +428,9 @@ class TaskScheduler:
         self.barrier.finished(ts.stage_id, ts.attempt, reason)
         self._kill(sorted(tsm.running), "a barrier task of this stage failed")
         self._stage_over(tsm)  # before the DAGScheduler resubmits the stage
-        self.dag.barrier_task_failed(ts.stage_id, ts.attempt, tsm.barrier_failure)
+        self.dag.barrier_task_failed(
+            ts.stage_id, ts.attempt, tsm.barrier_failure, tsm.barrier_failed_partition
+        )
 
     def revive(self) -> None:
         """Offer free executor slots to task sets, FIFO by job then stage; send launches."""

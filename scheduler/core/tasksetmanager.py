@@ -115,6 +115,8 @@ class TaskSetManager:
             self.speculation = False  # Spark never speculates barrier tasks
         #: Barrier sets: why the attempt failed (its first failed task), once it has.
         self.barrier_failure: str | None = None
+        #: ...and the partition of that failed task.
+        self.barrier_failed_partition: int | None = None
 
     @property
     def num_tasks(self) -> int:
@@ -255,6 +257,7 @@ class TaskSetManager:
             # One failed task fails the attempt; the stage is retried as a whole.
             state.failures += int(counts)
             self.zombie = True
+            self.barrier_failed_partition = self.task_set.partitions[attempt.index]
             self.barrier_failure = (
                 f"lost task {attempt.index}.{attempt.attempt} in stage "
                 f"{self.task_set.key} (TID {task_id}) on executor {attempt.executor_id}: {reason}"

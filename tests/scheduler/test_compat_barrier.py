@@ -13,6 +13,7 @@ so two slots as well.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,10 @@ def test_a_failing_task_of_a_barrier_result_stage_fails_the_job(sc: Any) -> None
         rdd.collect()
     assert "Could not recover from a failed barrier ResultStage" in str(failure.value)
     assert "this task fails" in str(failure.value)
+    assert re.search(
+        r"Stage failed because barrier task ResultTask\(\d+, 1\) finished unsuccessfully",
+        str(failure.value),
+    ), str(failure.value)
 
 
 def test_take_on_a_barrier_rdd_is_refused(sc: Any) -> None:
