@@ -18,7 +18,10 @@ TLS fails `RpcEnv.create`, and the Master and Workers stay on gRPC.
 Wire format: every record is a 4-byte big-endian length and its bytes. The
 first record each way is the handshake (JSON: env id, name, advertised host
 and port, token; the answer: env id, or the refusal's reason); every later
-record is one serialized `Envelope`.
+record is one serialized `Envelope`. An inbound connection has 10 seconds in all to
+send a valid handshake, at most 256 are in their handshake at once (more are
+closed at once), and every refusal is a warning naming the peer and what was wrong
+(at most one a second: a flood must not flood the log).
 
 A sender never blocks: what does not fit the kernel's socket buffer waits in
 the connection's backlog for its writer thread (see `_Connection`).
@@ -28,11 +31,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import json
 import logging
 import socket
 import struct
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 
@@ -72,6 +77,18 @@ _MAX_HELLO = 64 << 10
 _READ_CHUNK = 256 << 10
 #: Seconds a dial and its handshake may take.
 _CONNECT_SECONDS = 30.0
+#: Seconds an inbound connection has, in all, to send its handshake: a peer that
+#: connects and says nothing (or trickles bytes) is closed after this.
+_HELLO_SECONDS = 10.0
+#: Inbound connections in their handshake at once (a thread each); more are closed
+#: at once, so a flood of silent connections cannot use up threads or descriptors.
+_MAX_HANDSHAKES = 256
+#: Seconds between two warnings about refused connections (a flood must not flood the log).
+_REFUSAL_LOG_INTERVAL = 1.0
+#: accept() errors that mean "try again soon", not "the listener is gone".
+_ACCEPT_RETRY = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED, errno.EPROTO}
+)
 
 _parse_envelope = rpc_pb2.Envelope.FromString
 #: Set on this backend's reader threads: they must never wait for an answer.
@@ -167,15 +184,21 @@ def _send_record(sock: socket.socket, data: bytes) -> None:
     sock.sendall(_HEADER.pack(len(data)) + data)
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    """`size` bytes from a blocking socket.
+def _recv_exact(sock: socket.socket, size: int, deadline: float | None = None) -> bytes:
+    """`size` bytes from a blocking socket, all of them by `deadline` (monotonic) if given.
 
     Raises:
         EOFError: the peer closed it first.
+        TimeoutError: the deadline passed.
     """
     buf = bytearray(size)
     view = memoryview(buf)
     while view:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")
+            sock.settimeout(left)
         got = sock.recv_into(view)
         if not got:
             raise EOFError("connection closed")
@@ -183,11 +206,37 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return bytes(buf)
 
 
-def _recv_record(sock: socket.socket, limit: int) -> bytes:
-    (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
+def _recv_record(sock: socket.socket, limit: int, deadline: float | None = None) -> bytes:
+    (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size, deadline))
     if size > limit:
         raise RpcProtocolError(f"a record of {size} bytes exceeds the limit of {limit}")
-    return _recv_exact(sock, size)
+    return _recv_exact(sock, size, deadline)
+
+
+def _parse_hello(data: bytes) -> tuple[str, str, int, str | None]:
+    """(env id, host, port, token) of an inbound handshake.
+
+    Raises:
+        ValueError: naming what is wrong with it.
+    """
+    try:
+        hello = json.loads(data)
+    except RecursionError:  # "[[[[...": json recurses per level
+        raise ValueError("a handshake nested too deeply") from None
+    except ValueError:
+        raise ValueError("a handshake that is not JSON (not a sparkctl tcp peer?)") from None
+    if not isinstance(hello, dict):
+        raise ValueError("a handshake that is not a JSON object")
+    env_id, host, port, token = (hello.get(k) for k in ("env_id", "host", "port", "token"))
+    if not isinstance(env_id, str) or not env_id or len(env_id) > 256:
+        raise ValueError("a handshake without a valid env_id")
+    if not isinstance(host, str) or not host or len(host) > 1024:
+        raise ValueError("a handshake without a valid host")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
+        raise ValueError("a handshake without a valid port")
+    if token is not None and not isinstance(token, str):
+        raise ValueError("a handshake whose token is not a string")
+    return env_id, host, port, token or None
 
 
 class TcpRpcEnv(BaseRpcEnv):
@@ -234,6 +283,10 @@ class TcpRpcEnv(BaseRpcEnv):
         self._connections_lock = threading.Lock()
         #: One lock per address being dialled: a slow peer holds up no other dial.
         self._dial_locks: dict[RpcAddress, threading.Lock] = {}
+        self._handshakes = threading.BoundedSemaphore(_MAX_HANDSHAKES)
+        self._refusal_lock = threading.Lock()
+        self._next_refusal_log = 0.0
+        self._unlogged_refusals = 0
         if self._listener is not None:
             threading.Thread(
                 target=self._accept_loop, name=f"{name}-tcp-accept", daemon=True
@@ -352,43 +405,85 @@ class TcpRpcEnv(BaseRpcEnv):
         assert listener is not None
         while not self._stopped.is_set():
             try:
-                sock, _ = listener.accept()
-            except OSError:
-                return  # closed by shutdown
-            threading.Thread(
-                target=self._serve, args=(sock,), name=f"{self._name}-tcp-in", daemon=True
-            ).start()
+                sock, where = listener.accept()
+            except OSError as exc:
+                if self._stopped.is_set() or exc.errno not in _ACCEPT_RETRY:
+                    return  # closed by shutdown
+                # Out of descriptors (a flood of connections?): keep serving once they go.
+                self._log_refusal("the listener", f"cannot accept a connection: {exc}")
+                time.sleep(0.1)
+                continue
+            peer = _describe_peer(where)
+            if not self._handshakes.acquire(blocking=False):
+                self._log_refusal(
+                    peer, f"closed: {_MAX_HANDSHAKES} connections are already in their handshake"
+                )
+                _close_quietly(sock)
+                continue
+            try:
+                threading.Thread(
+                    target=self._serve,
+                    args=(sock, peer),
+                    name=f"{self._name}-tcp-in",
+                    daemon=True,
+                ).start()
+            except RuntimeError as exc:  # can't start new thread
+                self._handshakes.release()
+                self._log_refusal(peer, f"closed: {exc}")
+                _close_quietly(sock)
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _log_refusal(self, peer: str, reason: str) -> None:
+        """Warn about a refused or dropped connection, at most once a second."""
+        now = time.monotonic()
+        with self._refusal_lock:
+            if now < self._next_refusal_log:
+                self._unlogged_refusals += 1
+                return
+            unlogged, self._unlogged_refusals = self._unlogged_refusals, 0
+            self._next_refusal_log = now + _REFUSAL_LOG_INTERVAL
+        more = f" ({unlogged} more refused since the last report)" if unlogged else ""
+        log.warning("RpcEnv %r refused a connection from %s: %s%s", self._name, peer, reason, more)
+
+    def _serve(self, sock: socket.socket, where: str) -> None:
         """Check an inbound connection's handshake, then read it on this thread."""
         try:
-            sock.settimeout(min(_CONNECT_SECONDS, self._ask_timeout))
-            hello = json.loads(_recv_record(sock, _MAX_HELLO))
-            if not isinstance(hello, dict):
-                raise ValueError("not an object")
-            env_id = str(hello.get("env_id", ""))
-            host = str(hello.get("host", ""))
-            port = int(hello.get("port", 0))
-            if not env_id or not host or not 0 <= port < 65536:
-                raise ValueError("missing fields")
-        except (OSError, EOFError, ValueError, TypeError, RpcProtocolError) as exc:
-            log.debug("dropped an inbound connection with a bad handshake: %s", exc)
-            sock.close()
+            connection = self._handshake(sock, where)
+        except Exception:  # a bug on our side: say so, and end only this connection
+            log.exception("handshake with %s failed", where)
+            connection = None
+        finally:
+            self._handshakes.release()
+        if connection is None:
+            _close_quietly(sock)
             return
-        token = str(hello.get("token", "")) or None
+        self._read(connection)
+
+    def _handshake(self, sock: socket.socket, where: str) -> _Connection | None:
+        """The connection, once its peer proved itself; None when refused (and logged)."""
+        deadline = time.monotonic() + min(_HELLO_SECONDS, self._ask_timeout)
+        try:
+            env_id, host, port, token = _parse_hello(_recv_record(sock, _MAX_HELLO, deadline))
+        except TimeoutError:
+            self._log_refusal(where, "no handshake in time (not a sparkctl tcp peer?)")
+            return None
+        except (OSError, EOFError):
+            return None  # it went away: nothing to report
+        except (ValueError, RpcProtocolError) as exc:
+            self._log_refusal(where, f"a bad handshake (not a sparkctl tcp peer?): {exc}")
+            return None
         refusal = self._verifier.verify(token, env_id) if self._verifier is not None else None
         if refusal is None and self._stopped.is_set():
             refusal = f"RpcEnv {self._name!r} is stopping"
         try:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
             _send_record(sock, json.dumps({"env_id": self.env_id, "error": refusal or ""}).encode())
         except OSError:
             refusal = refusal or "closed"
         if refusal is not None:
-            log.debug("refused a connection from %s: %s", host, refusal)
+            self._log_refusal(where, refusal)
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-            return
+            return None
         app_id = token_app_id(token)
         peer = RpcAddress(host, port, env_id if port == 0 else "")
         if app_id and not peer.is_client:
@@ -400,7 +495,7 @@ class TcpRpcEnv(BaseRpcEnv):
         connection = _Connection(sock, peer, env_id, app_id, False)
         with self._connections_lock:
             self._connections[peer] = connection
-        self._read(connection)
+        return connection
 
     def _start_reader(self, connection: _Connection) -> None:
         threading.Thread(
@@ -428,7 +523,10 @@ class TcpRpcEnv(BaseRpcEnv):
                 envelopes, used, wanted = _parse(data, limit)
                 if wanted:  # one large envelope: read the rest of it in one go
                     rest = _recv_exact(sock, wanted)
-                    envelopes.append(_parse_envelope(bytes(data[used + _HEADER.size :]) + rest))
+                    try:
+                        envelopes.append(_parse_envelope(bytes(data[used + _HEADER.size :]) + rest))
+                    except Exception as exc:  # DecodeError
+                        raise RpcProtocolError(f"a malformed message: {exc}") from None
                     used = len(data)
                 pending = bytearray(data[used:]) if used < len(data) else bytearray()
                 if envelopes:
@@ -477,6 +575,19 @@ class TcpRpcEnv(BaseRpcEnv):
             connections = list(self._connections.values())
         for connection in connections:
             connection.close()
+
+
+def _describe_peer(where: object) -> str:
+    """`host:port` of an accepted socket's peer, for log lines."""
+    if isinstance(where, tuple) and len(where) >= 2:
+        host = f"[{where[0]}]" if ":" in str(where[0]) else str(where[0])
+        return f"{host}:{where[1]}"
+    return str(where)
+
+
+def _close_quietly(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.close()
 
 
 def _parse(data: bytes | bytearray, limit: int) -> tuple[list[rpc_pb2.Envelope], int, int]:

@@ -1,0 +1,287 @@
+"""The tcp backend under hostile input: what a stranger on its port can and cannot do.
+
+Anything that is not a sparkctl peer with the right token is closed within a
+bounded time with one warning that names what was wrong; no input kills a
+thread with a traceback, holds a thread for long, or stops the env accepting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from google.protobuf import wrappers_pb2
+from google.protobuf.message import Message
+
+import rpcenv.tcp
+from rpcenv import RpcAddress, RpcCallContext, RpcEndpoint, RpcEnv
+from rpcenv._security import make_auth_token
+
+WAIT = 10.0
+SECRET = "tcp-hostile-secret"
+
+
+def _record(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def _hello(**fields: Any) -> bytes:
+    return _record(json.dumps(fields).encode())
+
+
+class _Echo(RpcEndpoint):
+    def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
+        context.reply(message)
+
+
+@pytest.fixture
+def thread_errors(monkeypatch: pytest.MonkeyPatch) -> list[BaseException | None]:
+    """Exceptions that ended a thread (they would print a bare traceback)."""
+    errors: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    return errors
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RpcEnv]:
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    conf = {"spark.rpc.backend": "tcp", "spark.authenticate.secret": SECRET}
+    env = RpcEnv.create("hostile", "127.0.0.1", 0, conf)
+    env.setup_endpoint("echo", _Echo())
+    yield env
+    env.shutdown()
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bytes:
+    """What the server sent before closing `sock`; fails if it stays open `seconds`."""
+    sock.settimeout(seconds)
+    got = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return got
+        except TimeoutError:
+            break
+        if not chunk:
+            return got
+        got += chunk
+    pytest.fail(f"the server kept the connection open for {seconds}s (got {got[:80]!r})")
+
+
+def _still_serves(server: RpcEnv) -> None:
+    conf = {"spark.rpc.backend": "tcp", "spark.authenticate.secret": SECRET}
+    client = RpcEnv.create("client", "127.0.0.1", 0, conf, client_mode=True)
+    try:
+        ref = client.endpoint_ref(server.address, "echo", timeout=WAIT)
+        answer = ref.ask_sync(wrappers_pb2.StringValue(value="ok"), WAIT)
+        assert isinstance(answer, wrappers_pb2.StringValue) and answer.value == "ok"
+    finally:
+        client.shutdown()
+
+
+def _valid_hello(env_id: str = "intruder") -> bytes:
+    token = make_auth_token(SECRET.encode(), env_id)
+    return _hello(env_id=env_id, host="127.0.0.1", port=0, token=token)
+
+
+BAD_HANDSHAKES = {
+    "http": (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "exceeds the limit"),
+    "4GiB-header": (b"\xff\xff\xff\xff", "4294967295 bytes exceeds the limit"),
+    "huge-hello": (_record(b"x" * (1 << 20)), "exceeds the limit"),
+    "not-json": (_record(b"\x00\x01garbage"), "not JSON"),
+    "deeply-nested": (_record(b"[" * 50_000), "nested too deeply"),
+    "not-an-object": (_record(b"[1, 2]"), "not a JSON object"),
+    "infinite-port": (
+        _record(b'{"env_id": "a", "host": "127.0.0.1", "port": Infinity}'),
+        "valid port",
+    ),
+    "list-host": (_hello(env_id="a", host=["127.0.0.1"], port=0), "valid host"),
+    "no-env-id": (_hello(host="127.0.0.1", port=0), "valid env_id"),
+    "numeric-token": (_hello(env_id="a", host="h", port=0, token=5), "token is not a string"),
+    "no-token": (_hello(env_id="a", host="127.0.0.1", port=0), "no authentication token"),
+    "wrong-token": (
+        _hello(env_id="a", host="h", port=0, token="v1:1:00:ab"),
+        "expired authentication token",
+    ),
+    "forged-token": (
+        _hello(
+            env_id="a",
+            host="h",
+            port=0,
+            token=make_auth_token(b"not-the-secret", "a"),
+        ),
+        "wrong shared secret",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_HANDSHAKES))
+def test_a_bad_handshake_is_closed_with_a_warning_naming_it(
+    name: str,
+    server: RpcEnv,
+    caplog: pytest.LogCaptureFixture,
+    thread_errors: list[BaseException | None],
+) -> None:
+    data, reason = BAD_HANDSHAKES[name]
+    caplog.set_level(logging.WARNING, logger="rpcenv.tcp")
+    with socket.create_connection((server.address.host, server.address.port), WAIT) as sock:
+        with contextlib.suppress(OSError):  # the server may close before it read it all
+            sock.sendall(data)
+        _closed_within(sock, 5.0)
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline and reason not in caplog.text:
+        time.sleep(0.02)
+    assert reason in caplog.text
+    assert "refused a connection from 127.0.0.1:" in caplog.text
+    assert not thread_errors
+    _still_serves(server)
+
+
+def test_a_valid_handshake_then_garbage_ends_that_connection_only(
+    server: RpcEnv, caplog: pytest.LogCaptureFixture, thread_errors: list[BaseException | None]
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rpcenv.tcp")
+    # A small malformed envelope, and one larger than a read (parsed on another path).
+    for body in (b"\xff" * 16, b"\xff" * (600 << 10)):
+        with socket.create_connection((server.address.host, server.address.port), WAIT) as sock:
+            sock.sendall(_valid_hello(f"garbage-{len(body)}"))
+            sock.sendall(_record(body))
+            _closed_within(sock, 5.0)
+    assert caplog.text.count("a malformed message") == 2, caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert not thread_errors
+    _still_serves(server)
+
+
+def test_a_silent_or_trickling_connection_is_closed_in_bounded_time(
+    server: RpcEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(rpcenv.tcp, "_HELLO_SECONDS", 1.0)
+    caplog.set_level(logging.WARNING, logger="rpcenv.tcp")
+    address = (server.address.host, server.address.port)
+    with socket.create_connection(address, WAIT) as silent:
+        started = time.monotonic()
+        _closed_within(silent, 5.0)
+        assert time.monotonic() - started < 4.0
+    # One byte every 0.2 s never lets a per-read timeout expire: the whole handshake
+    # has a deadline.
+    with socket.create_connection(address, WAIT) as trickle:
+        started = time.monotonic()
+        hello = _valid_hello("trickle")
+        closed = False
+        for byte in hello:
+            try:
+                trickle.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            if time.monotonic() - started > 5.0:
+                break
+            time.sleep(0.2)
+        if not closed:
+            _closed_within(trickle, 2.0)
+        assert time.monotonic() - started < 5.0
+    assert "no handshake in time" in caplog.text
+
+
+def test_a_flood_of_silent_connections_uses_bounded_threads_and_is_logged_once(
+    server: RpcEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(rpcenv.tcp, "_MAX_HANDSHAKES", 8)
+    # The semaphore is made per env: a new env picks the patched bound.
+    conf = {"spark.rpc.backend": "tcp", "spark.authenticate.secret": SECRET}
+    env = RpcEnv.create("flooded", "127.0.0.1", 0, conf)
+    env.setup_endpoint("echo", _Echo())
+    caplog.set_level(logging.WARNING, logger="rpcenv.tcp")
+    before = threading.active_count()
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(200):
+            socks.append(socket.create_connection((env.address.host, env.address.port), WAIT))
+        time.sleep(0.5)
+        assert threading.active_count() - before <= 8 + 2
+        assert "connections are already in their handshake" in caplog.text
+        # Rate-limited: one report for the burst, not 192 lines.
+        assert caplog.text.count("refused a connection") < 10
+    finally:
+        for sock in socks:
+            sock.close()
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline and threading.active_count() - before > 2:
+        time.sleep(0.05)
+    _still_serves(env)
+    env.shutdown()
+
+
+_FD_LIMITED_SERVER = """
+import resource, sys, time, os
+from rpcenv import RpcEnv, RpcEndpoint
+class Echo(RpcEndpoint):
+    def receive_and_reply(self, message, context):
+        context.reply(message)
+env = RpcEnv.create("fdlimited", "127.0.0.1", 0, {"spark.rpc.backend": "tcp"})
+env.setup_endpoint("echo", Echo())
+used = len(os.listdir("/proc/self/fd"))
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (used + 8, hard))
+print(env.address.port, flush=True)
+sys.stdin.read()
+env.shutdown()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and RLIMIT_NOFILE")
+def test_running_out_of_descriptors_does_not_stop_accepting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _FD_LIMITED_SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert child.stdout is not None
+        port = int(child.stdout.readline())
+        # More connections than the server has descriptors left: accept() fails (EMFILE).
+        socks = [socket.create_connection(("127.0.0.1", port), WAIT) for _ in range(30)]
+        time.sleep(0.5)
+        for sock in socks:
+            sock.close()
+        conf = {"spark.rpc.backend": "tcp"}
+        client = RpcEnv.create("client", "127.0.0.1", 0, conf, client_mode=True)
+        try:
+            deadline = time.monotonic() + WAIT
+            while True:
+                try:
+                    ref = client.endpoint_ref(RpcAddress("127.0.0.1", port), "echo", timeout=2.0)
+                    answer = ref.ask_sync(wrappers_pb2.StringValue(value="back"), 2.0)
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            assert isinstance(answer, wrappers_pb2.StringValue) and answer.value == "back"
+        finally:
+            client.shutdown()
+    finally:
+        child.kill()
+        _, stderr = child.communicate(timeout=WAIT)
+    assert "Traceback" not in stderr, stderr
+    assert "cannot accept a connection" in stderr, stderr
