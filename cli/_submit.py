@@ -205,6 +205,16 @@ def _check_driver_address(master: str, conf: Conf) -> None:
         raise usage_error("--master", str(exc)) from None
 
 
+def _check_rpc_backend(conf: Conf) -> None:
+    """Say before the app starts that a cluster's driver cannot use the tcp backend."""
+    from scheduler.backend.local import check_driver_rpc_backend
+
+    try:
+        check_driver_rpc_backend(conf, local=False)
+    except ValueError as exc:  # RpcConfigError
+        raise usage_error("--conf", str(exc)) from None
+
+
 def _run_client(app: Path, app_args: tuple[str, ...], conf: Conf, py_files: list[Path]) -> int:
     env = dict(os.environ)
     env[SUBMIT_CONF_ENV] = json.dumps(dict(conf), sort_keys=True)
@@ -437,6 +447,8 @@ def submit(
     if supervise:
         updates["spark.driver.supervise"] = "true"
     conf = base.merged(updates)
+    if not master.startswith("local"):
+        _check_rpc_backend(conf)
     if mode == "cluster":
         try:
             cores = conf.get(sched_settings.DRIVER_CORES)

@@ -14,7 +14,8 @@ import time
 from typing import TYPE_CHECKING
 
 from cluster.master_finder import split_master_urls
-from rpcenv import Conf, RpcEndpointRef, RpcEnv
+from rpcenv import Conf, RpcConfigError, RpcEndpointRef, RpcEnv
+from rpcenv import settings as rpc_settings
 
 if TYPE_CHECKING:
     from cluster.master import Master
@@ -103,6 +104,25 @@ def _conf(conf: Conf | dict[str, str]) -> Conf:
     return conf if isinstance(conf, Conf) else Conf(conf)
 
 
+def _check_daemon_backend(settings: Conf, role: str) -> None:
+    """Refuse the tcp backend for a Master or Worker: they must stay on gRPC.
+
+    Their peers (drivers, executors, other languages' clients of MasterService)
+    dial them over gRPC; a Master on tcp started, served no MasterService and
+    answered nobody.
+
+    Raises:
+        RpcConfigError: naming the key.
+    """
+    backend = settings.get(rpc_settings.RPC_BACKEND)
+    if backend == "tcp":
+        raise RpcConfigError(
+            f"spark.rpc.backend={backend} cannot serve a {role}: Masters and Workers speak "
+            "gRPC (their services are the language-neutral contract in proto/, and their "
+            "peers dial them with it); remove the setting"
+        )
+
+
 def start_master(conf: Conf, host: str, port: int, work_dir: pathlib.Path) -> MasterHandle:
     """Start a Master listening on `host:port` (0 = any free port).
 
@@ -116,6 +136,7 @@ def start_master(conf: Conf, host: str, port: int, work_dir: pathlib.Path) -> Ma
     from cluster.master_service import serve_master_service
 
     settings = _conf(conf)
+    _check_daemon_backend(settings, "Master")
     if not 0 <= port < 65536:
         raise ValueError(f"bad master port {port}: expected 0-65535")
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -157,6 +178,7 @@ def start_worker(
     from cluster.worker import Worker
 
     settings = _conf(conf)
+    _check_daemon_backend(settings, "Worker")
     urls = split_master_urls(master_urls)
     # Both travel as int32: a larger value failed to serialize and never registered.
     if not 0 < cores < 2**31:

@@ -40,7 +40,12 @@ from scheduler import settings as keys
 from scheduler.backend.addresses import check_driver_bind, driver_addresses
 from scheduler.backend.base import ExecutorAllocationClient, SchedulerBackend
 from scheduler.backend.endpoint import ENDPOINT_NAME, SchedulerEndpoint
-from scheduler.backend.local import LocalBackend, local_executor_env, local_rpc_backend
+from scheduler.backend.local import (
+    LocalBackend,
+    check_driver_rpc_backend,
+    local_executor_env,
+    local_rpc_backend,
+)
 from scheduler.core.allocation import AllocationSettings
 from scheduler.core.taskscheduler import SchedulerSettings, TaskScheduler
 from scheduler.executor.workerlimits import worker_limits_env
@@ -202,6 +207,7 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler, owner: DriverOwner)
     """
     conf = spec.conf
     settings = conf.to_conf()
+    check_driver_rpc_backend(settings, spec.kind == "local")
     addresses = driver_addresses(settings, spec.kind, spec.master_urls, os.environ)
     check_driver_bind(addresses, settings, os.environ)
     if os.environ.get(DRIVER_ID_ENV_VAR):

@@ -17,13 +17,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from rpcenv import Conf
+from rpcenv import Conf, RpcConfigError
 from rpcenv import settings as rpc_keys
 from scheduler.backend.endpoint import executor_argv
 from scheduler.core.taskscheduler import TaskScheduler
 from sparkctl.v1 import scheduler_pb2 as pb
 
-__all__ = ["LOCAL_RPC_BACKEND", "LocalBackend", "local_executor_env", "local_rpc_backend"]
+__all__ = [
+    "LOCAL_RPC_BACKEND",
+    "LocalBackend",
+    "check_driver_rpc_backend",
+    "local_executor_env",
+    "local_rpc_backend",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,24 @@ def local_rpc_backend(settings: Conf, explicit: Mapping[str, str]) -> str | None
     if rpc_keys.RPC_BACKEND.key in explicit or settings.get(rpc_keys.SSL_ENABLED):
         return None
     return LOCAL_RPC_BACKEND
+
+
+def check_driver_rpc_backend(settings: Conf, local: bool) -> None:
+    """Refuse the tcp backend for a driver of a cluster, before anything starts.
+
+    Such a driver registers with a Master, which speaks gRPC only (its services are
+    the language-neutral contract); on tcp it failed only after the registration
+    timeout, with "connection closed".
+
+    Raises:
+        RpcConfigError: naming the key and what to do.
+    """
+    if not local and settings.get(rpc_keys.RPC_BACKEND) == LOCAL_RPC_BACKEND:
+        raise RpcConfigError(
+            f"spark.rpc.backend={LOCAL_RPC_BACKEND} is for a local[N] driver and its executor "
+            "only: a driver of a standalone cluster talks to the Master and Workers, which "
+            "speak gRPC. Remove the setting (local[N] uses tcp by itself)"
+        )
 
 
 class LocalBackend:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
 
 import pytest
 
-from rpcenv import Conf
+from cluster.launch import start_master, start_worker
+from rpcenv import Conf, RpcConfigError
 from scheduler import SparkConf, SparkContext
-from scheduler.backend.local import LOCAL_RPC_BACKEND, local_rpc_backend
+from scheduler.backend.local import LOCAL_RPC_BACKEND, check_driver_rpc_backend, local_rpc_backend
 from sparkctl.v1 import scheduler_pb2 as pb
 
 
@@ -40,3 +46,75 @@ def test_driver_and_executor_agree_on_the_backend(named: str | None) -> None:
         assert not runtime.endpoint.receives_inline(pb.ExecutorHeartbeat())
         # The user's conf is left as the user set it.
         assert sc.getConf().get("spark.rpc.backend") == named
+
+
+def test_a_cluster_driver_on_tcp_is_refused_at_once_naming_the_key() -> None:
+    conf = (
+        SparkConf()
+        .setMaster("spark://127.0.0.1:9")  # never dialled: refused before anything starts
+        .setAppName("tcp-cluster")
+        .set("spark.rpc.backend", "tcp")
+        .set("spark.ui.enabled", "false")
+    )
+    started = time.monotonic()
+    with pytest.raises(RpcConfigError, match=r"spark\.rpc\.backend=tcp is for a local\[N\]"):
+        SparkContext(conf=conf)
+    assert time.monotonic() - started < 10.0
+    check_driver_rpc_backend(Conf({"spark.rpc.backend": "tcp"}), local=True)  # fine locally
+    check_driver_rpc_backend(Conf({"spark.rpc.backend": "grpc"}), local=False)
+
+
+@pytest.mark.parametrize("role", ["Master", "Worker"])
+def test_a_master_or_worker_on_tcp_is_refused(role: str, tmp_path: pathlib.Path) -> None:
+    conf = Conf({"spark.rpc.backend": "tcp"})
+    with pytest.raises(RpcConfigError, match=f"cannot serve a {role}: .*speak gRPC"):
+        if role == "Master":
+            start_master(conf, "127.0.0.1", 0, tmp_path)
+        else:
+            start_worker(conf, ["spark://127.0.0.1:9"], 1, 512, "127.0.0.1", 0, tmp_path)
+
+
+def _sparkctl(*args: str, cwd: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARK")}
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def test_the_command_line_refuses_tcp_for_daemons_and_cluster_drivers(
+    tmp_path: pathlib.Path,
+) -> None:
+    master = _sparkctl(
+        "start-master",
+        "--port",
+        "0",
+        "--webui-port",
+        "0",
+        "--work-dir",
+        str(tmp_path / "m"),
+        "--conf",
+        "spark.rpc.backend=tcp",
+        cwd=tmp_path,
+    )
+    assert master.returncode != 0, master.stdout
+    assert "cannot serve a Master" in master.stderr + master.stdout
+    assert "Traceback" not in master.stderr
+    app = tmp_path / "app.py"
+    app.write_text("raise SystemExit('the app must not start')\n")
+    submit = _sparkctl(
+        "submit",
+        "--master",
+        "spark://127.0.0.1:9",
+        "--conf",
+        "spark.rpc.backend=tcp",
+        str(app),
+        cwd=tmp_path,
+    )
+    assert submit.returncode == 2, submit.stderr
+    assert "spark.rpc.backend=tcp is for a local[N]" in submit.stderr
+    assert "must not start" not in submit.stderr and "Traceback" not in submit.stderr
