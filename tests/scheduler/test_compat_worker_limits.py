@@ -77,20 +77,25 @@ def test_each_worker_gets_the_memory_over_spark_executor_cores(master: str) -> N
 
 
 @pytest.mark.timeout(300)  # PySpark's local-cluster takes 30 s to start
-@pytest.mark.parametrize("where", ["local[2]", "local-cluster[1,2,1024]"])
-def test_pyspark_memory_is_split_by_spark_executor_cores(where: str) -> None:
-    sc = support.new_context(
-        where,
-        "compat-pyspark-memory-split",
-        **{
-            "spark.executor.pyspark.memory": "512m",
-            "spark.executor.cores": "2",
-            "spark.executor.memory": "512m",
-        },
-    )
+@pytest.mark.parametrize(
+    ("where", "cores", "limit_mb"),
+    [
+        ("local[2]", "2", 256),
+        ("local-cluster[1,2,1024]", "2", 256),
+        # A two-core executor without spark.executor.cores: still the whole amount.
+        ("local-cluster[1,2,1024]", None, 512),
+    ],
+)
+def test_pyspark_memory_is_split_by_spark_executor_cores(
+    where: str, cores: str | None, limit_mb: int
+) -> None:
+    conf = {"spark.executor.pyspark.memory": "512m", "spark.executor.memory": "512m"}
+    if cores is not None:
+        conf["spark.executor.cores"] = cores
+    sc = support.new_context(where, "compat-pyspark-memory-split", **conf)
     try:
         limits = set(sc.parallelize(range(8), 4).map(address_space_limit).collect())
-        assert limits == {256 << 20}
+        assert limits == {limit_mb << 20}
     finally:
         sc.stop()
 
