@@ -177,12 +177,15 @@ pyspark-tests-oracle: install $(BENCH_VENV)/.installed
 		--spark-src $(SPARK_SRC) --work $(PYSPARK_SUITE)/work-pyspark \
 		--json $(PYSPARK_SUITE)/pyspark.json
 
+# W1-W6 on local[2] and a master + worker, then the scale rows S1-S4: sparkctl, PySpark
+# and the plain-Python floors side by side (issues 4 and 13).
 bench-compare: install $(BENCH_VENV)/.installed
 	$(PY) bench/bench_driver.py run --json .bench-results/sparkctl.json
 	$(BENCH_VENV)/bin/python bench/bench_driver.py run --impl pyspark --json .bench-results/pyspark.json
 	$(PY) bench/bench_driver.py compare .bench-results/sparkctl.json .bench-results/pyspark.json
+	$(MAKE) --no-print-directory bench-scale-driver
 
-# Issue 13's scale rows S1-S4 (minutes), both engines and the plain-Python floors side by side.
+# Issue 13's scale rows S1-S4 alone (minutes), both engines and the floors side by side.
 bench-scale-driver: install $(BENCH_VENV)/.installed
 	$(PY) bench/bench_driver.py run --scale --json .bench-results/sparkctl-scale.json
 	$(BENCH_VENV)/bin/python bench/bench_driver.py run --scale --impl pyspark \

@@ -272,10 +272,23 @@ def print_comparison(ours: Result, theirs: Result) -> None:
         for metric, name, unit, higher, target in METRICS:
             row = f"{name:<28}{unit:<9}{_cell(a, metric):>12}{_cell(b, metric):>12}"
             print(row + f"{_ratio(a, b, metric, higher):>10}{target:>14}")
+        print_w3_floor(a, ours.get("floors", {}))
         for who, result in (("sparkctl", a), ("pyspark", b)):
             for key, value in result.items():
                 if key.endswith("error"):
                     print(f"  {who} {key}: {value}")
+
+
+def print_w3_floor(result: Result, floors: Result) -> None:
+    """W3 beside its plain-Python floor (issue 13: within 1.3x of the 2-core floor)."""
+    if "w3_s" not in result or "w3_s" not in floors:
+        return
+    floor = floors["w3_s"]
+    print(
+        f"  W3 floor (Counter over split(), one process): {floor:.2f} s, 2-core bound"
+        f" {floor / 2:.2f} s; sparkctl is {result['w3_s'] / (floor / 2):.2f}x the 2-core"
+        f" bound (target <= 1.3x)"
+    )
 
 
 def _scale_rows(sizes: workloads.Sizes) -> list[tuple[str, str, str]]:
@@ -413,9 +426,13 @@ def main(argv: list[str]) -> int:
         "masters": {m: run_master(args.impl, m, sizes, args.timeout, only) for m in masters},
     }
     scale = tuple(w for w in only if w in SCALE_WORKLOADS)
-    if scale and args.impl == "sparkctl":
+    if args.impl == "sparkctl" and (scale or "w3" in only):
         print("plain-Python floors ...", file=sys.stderr)
         results["floors"] = workloads.scale_floors(sizes, scale)
+        if "w3" in only:
+            results["floors"]["w3_s"], results["floors"]["w3_cpu_s"] = workloads.floor_w3(
+                sizes.w3_megabytes
+            )
     label = f"{args.impl} {version}".strip() + (" (BENCH_QUICK sizes)" if quick else "")
     columns = {
         ("local[2]" if m == "local" else "master+1 worker"): r
@@ -423,6 +440,8 @@ def main(argv: list[str]) -> int:
     }
     if any(w in WORKLOADS for w in only):
         print_table(columns, f"driver benchmark: {label}")
+        for column in columns.values():
+            print_w3_floor(column, results.get("floors", {}))
     if scale:
         print_scale(columns, results.get("floors", {}), sizes, f"scale rows: {label}")
     print(_describe_sizes(sizes))
