@@ -75,6 +75,8 @@ _OVERHEAD = 1 << 20
 _MAX_HELLO = 64 << 10
 #: Bytes one recv asks for: a burst of small envelopes arrives in one call.
 _READ_CHUNK = 256 << 10
+#: Bytes a receive reserves at a time (see `_recv_exact`).
+_RECV_PIECE = 4 << 20
 #: Seconds a dial and its handshake may take.
 _CONNECT_SECONDS = 30.0
 #: Seconds an inbound connection has, in all, to send its handshake: a peer that
@@ -187,23 +189,28 @@ def _send_record(sock: socket.socket, data: bytes) -> None:
 def _recv_exact(sock: socket.socket, size: int, deadline: float | None = None) -> bytes:
     """`size` bytes from a blocking socket, all of them by `deadline` (monotonic) if given.
 
+    Memory is taken as the bytes arrive, a piece at a time: a peer that announces a
+    large record and sends little of it costs little (a few such connections with a
+    preallocated buffer each could exhaust the process's memory).
+
     Raises:
         EOFError: the peer closed it first.
         TimeoutError: the deadline passed.
     """
-    buf = bytearray(size)
-    view = memoryview(buf)
-    while view:
+    pieces: list[bytes] = []
+    missing = size
+    while missing:
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("timed out")
             sock.settimeout(left)
-        got = sock.recv_into(view)
-        if not got:
+        piece = sock.recv(min(missing, _RECV_PIECE))
+        if not piece:
             raise EOFError("connection closed")
-        view = view[got:]
-    return bytes(buf)
+        pieces.append(piece)
+        missing -= len(piece)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 def _recv_record(sock: socket.socket, limit: int, deadline: float | None = None) -> bytes:
@@ -389,7 +396,7 @@ class TcpRpcEnv(BaseRpcEnv):
         try:
             _send_record(sock, json.dumps(hello).encode())
             answer = json.loads(_recv_record(sock, _MAX_HELLO))
-        except (OSError, EOFError, ValueError, RpcProtocolError) as exc:
+        except (OSError, EOFError, ValueError, RecursionError, RpcProtocolError) as exc:
             raise RpcConnectionError(f"connection to {address} failed: {exc}") from None
         if not isinstance(answer, dict):
             raise RpcConnectionError(f"connection to {address} failed: a malformed handshake")

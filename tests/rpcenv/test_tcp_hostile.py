@@ -285,3 +285,28 @@ def test_running_out_of_descriptors_does_not_stop_accepting(
         _, stderr = child.communicate(timeout=WAIT)
     assert "Traceback" not in stderr, stderr
     assert "cannot accept a connection" in stderr, stderr
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_announcing_large_messages_and_stalling_costs_little_memory(server: RpcEnv) -> None:
+    announced = 100 << 20  # under the 128 MiB limit: a legal size
+    socks: list[socket.socket] = []
+    before = _rss()
+    try:
+        for n in range(4):
+            sock = socket.create_connection((server.address.host, server.address.port), WAIT)
+            sock.sendall(_valid_hello(f"stall-{n}"))
+            sock.sendall(struct.pack(">I", announced) + b"\x00" * (300 << 10))
+            socks.append(sock)
+        time.sleep(1.0)
+        grown = _rss() - before
+        assert grown < 100 << 20, f"4 stalled announcements of 100 MiB took {grown >> 20} MiB"
+    finally:
+        for sock in socks:
+            sock.close()
+    _still_serves(server)
