@@ -420,9 +420,9 @@ class TaskScheduler:
 
     def _check_barrier_failure(self, tsm: TaskSetManager) -> None:
         """A barrier set's task failed: fail its waiting syncs, retry the stage (lock held)."""
-        if tsm.barrier_failure is None or getattr(tsm, "barrier_reported", False):
+        if tsm.barrier_failure is None or tsm.barrier_reported:
             return
-        tsm.barrier_reported = True  # type: ignore[attr-defined]
+        tsm.barrier_reported = True
         ts = tsm.task_set
         reason = f"a barrier task of stage {ts.key} failed: {tsm.barrier_failure}"
         self.barrier.finished(ts.stage_id, ts.attempt, reason)

@@ -115,6 +115,8 @@ class TaskSetManager:
             self.speculation = False  # Spark never speculates barrier tasks
         #: Barrier sets: why the attempt failed (its first failed task), once it has.
         self.barrier_failure: str | None = None
+        #: The task scheduler has acted on `barrier_failure` (failed syncs, killed the rest).
+        self.barrier_reported = False
         #: ...and the partition of that failed task.
         self.barrier_failed_partition: int | None = None
 
