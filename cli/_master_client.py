@@ -28,6 +28,7 @@ from rpcenv import (
     RpcError,
     RpcRemoteError,
 )
+from rpcenv.settings import RPC_BACKEND
 from sparkctl.v1 import deploy_pb2, master_service_pb2
 
 __all__ = [
@@ -51,6 +52,18 @@ class MasterUnreachableError(ConnectionError):
 
 class MasterNotFoundError(LookupError):
     """The master does not know the driver or application asked about."""
+
+
+def master_client_conf(conf: Conf) -> Conf:
+    """`conf` for an env that talks to Masters: gRPC where it names the tcp backend.
+
+    Masters speak gRPC only (they refuse spark.rpc.backend=tcp, which is local[N]'s);
+    a spark-defaults.conf naming tcp left `status`, `kill` and `submit` failing with
+    "connection closed".
+    """
+    if conf.get(RPC_BACKEND) == "tcp":
+        return conf.merged({RPC_BACKEND.key: "grpc"})
+    return conf
 
 
 class MasterClient:
@@ -95,7 +108,8 @@ class MasterClient:
         if self._ref is not None:
             return self._ref
         if self._env is None:
-            self._env = RpcEnv.create("sparkctl-cli", "localhost", 0, self._conf, client_mode=True)
+            conf = master_client_conf(self._conf)
+            self._env = RpcEnv.create("sparkctl-cli", "localhost", 0, conf, client_mode=True)
         reasons: list[str] = []
         fallback: RpcEndpointRef | None = None
         recovering: RpcEndpointRef | None = None

@@ -160,7 +160,10 @@ def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | No
 def check_masters_reachable(masters: list[RpcAddress], conf: Conf, timeout: float) -> str | None:
     """None if at least one master answers, else why none does."""
     reasons: list[str] = []
-    env = RpcEnv.create("sparkctl-probe", "localhost", 0, conf, client_mode=True)
+    from cli._master_client import master_client_conf
+
+    probe_conf = master_client_conf(conf)
+    env = RpcEnv.create("sparkctl-probe", "localhost", 0, probe_conf, client_mode=True)
     try:
         for address in masters:
             try:

@@ -447,7 +447,7 @@ def submit(
     if supervise:
         updates["spark.driver.supervise"] = "true"
     conf = base.merged(updates)
-    if not master.startswith("local"):
+    if not master.startswith("local") or master.startswith("local-cluster"):
         _check_rpc_backend(conf)
     if mode == "cluster":
         try:

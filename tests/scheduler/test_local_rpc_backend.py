@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from cli._master_client import MasterClient
+from cli._services import check_masters_reachable
 from cluster.launch import start_master, start_worker
 from rpcenv import Conf, RpcConfigError
 from scheduler import SparkConf, SparkContext
@@ -118,3 +120,29 @@ def test_the_command_line_refuses_tcp_for_daemons_and_cluster_drivers(
     assert submit.returncode == 2, submit.stderr
     assert "spark.rpc.backend=tcp is for a local[N]" in submit.stderr
     assert "must not start" not in submit.stderr and "Traceback" not in submit.stderr
+    local_cluster = _sparkctl(
+        "submit",
+        "--master",
+        "local-cluster[1,1,1024]",
+        "--conf",
+        "spark.rpc.backend=tcp",
+        str(app),
+        cwd=tmp_path,
+    )
+    assert local_cluster.returncode == 2, local_cluster.stderr
+    assert "spark.rpc.backend=tcp is for a local[N]" in local_cluster.stderr
+
+
+def test_clients_of_a_master_speak_grpc_even_when_the_conf_names_tcp(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A spark-defaults.conf naming tcp (for local[N]) must not break status, kill, submit.
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    master = start_master(Conf({}), "127.0.0.1", 0, tmp_path)
+    try:
+        tcp = Conf({"spark.rpc.backend": "tcp", "spark.rpc.askTimeout": "10s"})
+        assert check_masters_reachable([master.rpc_env.address], tcp, 10.0) is None
+        with MasterClient(master.url, tcp) as client:
+            client.connect()
+    finally:
+        master.stop()
