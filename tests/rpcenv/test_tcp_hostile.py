@@ -25,7 +25,7 @@ from google.protobuf import wrappers_pb2
 from google.protobuf.message import Message
 
 import rpcenv.tcp
-from rpcenv import RpcAddress, RpcCallContext, RpcEndpoint, RpcEnv
+from rpcenv import RpcAddress, RpcCallContext, RpcConfigError, RpcEndpoint, RpcEnv
 from rpcenv._security import make_auth_token
 
 WAIT = 10.0
@@ -310,3 +310,17 @@ def test_announcing_large_messages_and_stalling_costs_little_memory(server: RpcE
         for sock in socks:
             sock.close()
     _still_serves(server)
+
+
+def test_without_a_secret_it_listens_on_loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    monkeypatch.delenv("SPARKCTL_SECRET_FILE", raising=False)
+    with pytest.raises(RpcConfigError, match="refusing to listen on non-loopback address"):
+        RpcEnv.create("open", "0.0.0.0", 0, {"spark.rpc.backend": "tcp"})
+    env = RpcEnv.create("closed", "127.0.0.1", 0, {"spark.rpc.backend": "tcp"})
+    try:
+        assert isinstance(env, rpcenv.tcp.TcpRpcEnv)
+        listener = env._listener
+        assert listener is not None and listener.getsockname()[0] == "127.0.0.1"
+    finally:
+        env.shutdown()
