@@ -13,15 +13,17 @@ advertised address; per-sender order; asks and their deadlines (`BaseRpcEnv`);
 connect and disconnect events; the shared-secret (or application credential)
 token of the gRPC backend, checked in a handshake; the loopback rule without a
 secret. It has no TLS and serves no typed gRPC services: a setting asking for
-TLS fails `RpcEnv.create`, and the Master and Workers stay on gRPC.
+TLS fails `RpcEnv.create`, and the Master, Workers and a cluster's drivers stay
+on gRPC (they refuse tcp: `cluster.launch`, `scheduler.backend.local`).
 
 Wire format: every record is a 4-byte big-endian length and its bytes. The
 first record each way is the handshake (JSON: env id, name, advertised host
 and port, token; the answer: env id, or the refusal's reason); every later
-record is one serialized `Envelope`. An inbound connection has 10 seconds in all to
-send a valid handshake, at most 256 are in their handshake at once (more are
-closed at once), and every refusal is a warning naming the peer and what was wrong
-(at most one a second: a flood must not flood the log).
+record is one serialized `Envelope`. An inbound connection has
+spark.rpc.io.connectionTimeout (30 s) in all to send a valid handshake, at most
+256 are in their handshake at once (more are closed at once), and every refusal
+is a warning naming the peer and what was wrong (at most one a second: a flood
+must not flood the log).
 
 A sender never blocks: what does not fit the kernel's socket buffer waits in
 the connection's backlog for its writer thread (see `_Connection`).
@@ -77,11 +79,6 @@ _MAX_HELLO = 64 << 10
 _READ_CHUNK = 256 << 10
 #: Bytes a receive reserves at a time (see `_recv_exact`).
 _RECV_PIECE = 4 << 20
-#: Seconds a dial and its handshake may take.
-_CONNECT_SECONDS = 30.0
-#: Seconds an inbound connection has, in all, to send its handshake: a peer that
-#: connects and says nothing (or trickles bytes) is closed after this.
-_HELLO_SECONDS = 10.0
 #: Inbound connections in their handshake at once (a thread each); more are closed
 #: at once, so a flood of silent connections cannot use up threads or descriptors.
 _MAX_HANDSHAKES = 256
@@ -286,6 +283,10 @@ class TcpRpcEnv(BaseRpcEnv):
         self.env_id = env_id
         self._verifier = make_verifier(self._secret, self._app_credential)
         self._limit = self._max_message_bytes + _OVERHEAD
+        #: Seconds a dial and its handshake may take; and an inbound connection's time,
+        #: in all, to send its handshake (one that says nothing, or trickles bytes, is
+        #: closed then), as gRPC's server_handshake_timeout_ms is.
+        self._handshake_seconds = min(conf.get(settings.CONNECTION_TIMEOUT), self._ask_timeout)
         self._connections: dict[RpcAddress, _Connection] = {}
         self._connections_lock = threading.Lock()
         #: One lock per address being dialled: a slow peer holds up no other dial.
@@ -354,7 +355,7 @@ class TcpRpcEnv(BaseRpcEnv):
                 return existing
             if self._stopped.is_set():
                 raise RpcEndpointStoppedError(f"RpcEnv {self._name!r} is stopped")
-            timeout = min(_CONNECT_SECONDS, self._ask_timeout)
+            timeout = self._handshake_seconds
             try:
                 sock = socket.create_connection((address.host, address.port), timeout=timeout)
             except OSError as exc:
@@ -467,7 +468,7 @@ class TcpRpcEnv(BaseRpcEnv):
 
     def _handshake(self, sock: socket.socket, where: str) -> _Connection | None:
         """The connection, once its peer proved itself; None when refused (and logged)."""
-        deadline = time.monotonic() + min(_HELLO_SECONDS, self._ask_timeout)
+        deadline = time.monotonic() + self._handshake_seconds
         try:
             env_id, host, port, token = _parse_hello(_recv_record(sock, _MAX_HELLO, deadline))
         except TimeoutError:

@@ -167,9 +167,15 @@ def test_a_valid_handshake_then_garbage_ends_that_connection_only(
 
 
 def test_a_silent_or_trickling_connection_is_closed_in_bounded_time(
-    server: RpcEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(rpcenv.tcp, "_HELLO_SECONDS", 1.0)
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    conf = {
+        "spark.rpc.backend": "tcp",
+        "spark.authenticate.secret": SECRET,
+        "spark.rpc.io.connectionTimeout": "1s",  # as gRPC's server handshake timeout
+    }
+    server = RpcEnv.create("impatient", "127.0.0.1", 0, conf)
     caplog.set_level(logging.WARNING, logger="rpcenv.tcp")
     address = (server.address.host, server.address.port)
     with socket.create_connection(address, WAIT) as silent:
@@ -195,6 +201,7 @@ def test_a_silent_or_trickling_connection_is_closed_in_bounded_time(
             _closed_within(trickle, 2.0)
         assert time.monotonic() - started < 5.0
     assert "no handshake in time" in caplog.text
+    server.shutdown()
 
 
 def test_a_flood_of_silent_connections_uses_bounded_threads_and_is_logged_once(
