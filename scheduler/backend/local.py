@@ -52,16 +52,23 @@ def local_rpc_backend(settings: Conf, explicit: Mapping[str, str]) -> str | None
 
 
 def check_driver_rpc_backend(settings: Conf, local: bool) -> None:
-    """Refuse the tcp backend for a driver of a cluster, before anything starts.
+    """Refuse, before anything starts, a backend the driver's peers cannot speak.
 
-    Such a driver registers with a Master, which speaks gRPC only (its services are
-    the language-neutral contract); on tcp it failed only after the registration
-    timeout, with "connection closed".
+    A driver of a cluster registers with a Master, which speaks gRPC only (its
+    services are the language-neutral contract); on tcp it failed only after the
+    registration timeout, with "connection closed". The in-process `local` backend
+    reaches no executor, which is always another process.
 
     Raises:
         RpcConfigError: naming the key and what to do.
     """
-    if not local and settings.get(rpc_keys.RPC_BACKEND) == LOCAL_RPC_BACKEND:
+    backend = settings.get(rpc_keys.RPC_BACKEND)
+    if backend == "local":
+        raise RpcConfigError(
+            "spark.rpc.backend=local connects envs of one process only (for tests); a "
+            "driver's executors are other processes. Remove the setting"
+        )
+    if not local and backend == LOCAL_RPC_BACKEND:
         raise RpcConfigError(
             f"spark.rpc.backend={LOCAL_RPC_BACKEND} is for a local[N] driver and its executor "
             "only: a driver of a standalone cluster talks to the Master and Workers, which "

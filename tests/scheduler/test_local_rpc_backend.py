@@ -64,6 +64,9 @@ def test_a_cluster_driver_on_tcp_is_refused_at_once_naming_the_key() -> None:
     assert time.monotonic() - started < 10.0
     check_driver_rpc_backend(Conf({"spark.rpc.backend": "tcp"}), local=True)  # fine locally
     check_driver_rpc_backend(Conf({"spark.rpc.backend": "grpc"}), local=False)
+    for local in (True, False):  # in-process only: no executor could reach the driver
+        with pytest.raises(RpcConfigError, match=r"spark\.rpc\.backend=local connects envs"):
+            check_driver_rpc_backend(Conf({"spark.rpc.backend": "local"}), local=local)
 
 
 @pytest.mark.parametrize("role", ["Master", "Worker"])
