@@ -418,7 +418,7 @@ class TcpRpcEnv(BaseRpcEnv):
                 if self._stopped.is_set() or exc.errno not in _ACCEPT_RETRY:
                     return  # closed by shutdown
                 # Out of descriptors (a flood of connections?): keep serving once they go.
-                self._log_refusal("the listener", f"cannot accept a connection: {exc}")
+                self._log_refusal(None, f"cannot accept connections for now: {exc}")
                 time.sleep(0.1)
                 continue
             peer = _describe_peer(where)
@@ -440,8 +440,8 @@ class TcpRpcEnv(BaseRpcEnv):
                 self._log_refusal(peer, f"closed: {exc}")
                 _close_quietly(sock)
 
-    def _log_refusal(self, peer: str, reason: str) -> None:
-        """Warn about a refused or dropped connection, at most once a second."""
+    def _log_refusal(self, peer: str | None, reason: str) -> None:
+        """Warn about a refused connection (`peer`), or a failed accept, at most once a second."""
         now = time.monotonic()
         with self._refusal_lock:
             if now < self._next_refusal_log:
@@ -450,7 +450,12 @@ class TcpRpcEnv(BaseRpcEnv):
             unlogged, self._unlogged_refusals = self._unlogged_refusals, 0
             self._next_refusal_log = now + _REFUSAL_LOG_INTERVAL
         more = f" ({unlogged} more refused since the last report)" if unlogged else ""
-        log.warning("RpcEnv %r refused a connection from %s: %s%s", self._name, peer, reason, more)
+        if peer is None:
+            log.warning("RpcEnv %r %s%s", self._name, reason, more)
+        else:
+            log.warning(
+                "RpcEnv %r refused a connection from %s: %s%s", self._name, peer, reason, more
+            )
 
     def _serve(self, sock: socket.socket, where: str) -> None:
         """Check an inbound connection's handshake, then read it on this thread."""
