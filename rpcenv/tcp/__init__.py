@@ -232,9 +232,10 @@ def _parse_hello(data: bytes) -> tuple[str, str, int, str | None]:
     if not isinstance(hello, dict):
         raise ValueError("a handshake that is not a JSON object")
     env_id, host, port, token = (hello.get(k) for k in ("env_id", "host", "port", "token"))
-    if not isinstance(env_id, str) or not env_id or len(env_id) > 256:
+    # Both reach log lines: printable, without spaces (no forged lines).
+    if not isinstance(env_id, str) or not _plain(env_id, 256):
         raise ValueError("a handshake without a valid env_id")
-    if not isinstance(host, str) or not host or len(host) > 1024:
+    if not isinstance(host, str) or not _plain(host, 1024):
         raise ValueError("a handshake without a valid host")
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
         raise ValueError("a handshake without a valid port")
@@ -588,6 +589,11 @@ class TcpRpcEnv(BaseRpcEnv):
             connections = list(self._connections.values())
         for connection in connections:
             connection.close()
+
+
+def _plain(text: str, limit: int) -> bool:
+    """Non-empty, at most `limit` characters, printable and without whitespace."""
+    return 0 < len(text) <= limit and text.isprintable() and not any(c.isspace() for c in text)
 
 
 def _describe_peer(where: object) -> str:

@@ -196,7 +196,9 @@ def test_a_peer_that_never_answers_the_handshake_holds_up_no_other_dial(
 ) -> None:
     silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
     try:
-        conf = {"spark.rpc.askTimeout": "3s"}
+        # The dial gives up (2 s) before the ask's deadline (3 s): a connection error,
+        # not a race between the two.
+        conf = {"spark.rpc.askTimeout": "3s", "spark.rpc.io.connectionTimeout": "2s"}
         client, server = make_env("client", conf=conf), make_env("server")
         envs += [client, server]
         server.setup_endpoint("echo", _Collector(1))

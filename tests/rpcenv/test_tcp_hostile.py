@@ -109,6 +109,10 @@ BAD_HANDSHAKES = {
         "valid port",
     ),
     "list-host": (_hello(env_id="a", host=["127.0.0.1"], port=0), "valid host"),
+    "forged-log-line": (
+        _hello(env_id="a", host="h\nWARNING root forged", port=0, token=""),
+        "valid host",
+    ),
     "no-env-id": (_hello(host="127.0.0.1", port=0), "valid env_id"),
     "numeric-token": (_hello(env_id="a", host="h", port=0, token=5), "token is not a string"),
     "no-token": (_hello(env_id="a", host="127.0.0.1", port=0), "no authentication token"),
