@@ -80,10 +80,11 @@ def test_each_worker_gets_the_memory_over_spark_executor_cores(master: str) -> N
 @pytest.mark.parametrize(
     ("where", "cores", "limit_mb"),
     [
+        # A two-core executor without spark.executor.cores: still the whole amount.
+        # (First: in PySpark a context's spark.executor.cores outlives it in its JVM.)
+        ("local-cluster[1,2,1024]", None, 512),
         ("local[2]", "2", 256),
         ("local-cluster[1,2,1024]", "2", 256),
-        # A two-core executor without spark.executor.cores: still the whole amount.
-        ("local-cluster[1,2,1024]", None, 512),
     ],
 )
 def test_pyspark_memory_is_split_by_spark_executor_cores(
