@@ -372,6 +372,9 @@ class TcpRpcEnv(BaseRpcEnv):
             with self._connections_lock:
                 self._connections[address] = connection
                 self._dial_locks.pop(address, None)  # later dials find the connection
+                stopped = self._stopped.is_set()
+        if stopped:  # shut down while we dialled: `_close_transport` did not see it
+            connection.close()
         self._start_reader(connection)
         return connection
 
@@ -509,6 +512,9 @@ class TcpRpcEnv(BaseRpcEnv):
         connection = _Connection(sock, peer, env_id, app_id, False)
         with self._connections_lock:
             self._connections[peer] = connection
+            stopped = self._stopped.is_set()
+        if stopped:  # shut down meanwhile: `_close_transport` did not see it
+            connection.close()
         return connection
 
     def _start_reader(self, connection: _Connection) -> None:
