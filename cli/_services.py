@@ -92,12 +92,16 @@ def _log_ready(what: str, started: float, webui_url: str) -> None:
 
 def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | None) -> int:
     """Run a master and its web UI until SIGTERM/SIGINT; returns the exit status."""
-    from cluster.launch import start_master
+    from cluster.launch import check_daemon_rpc_backend, start_master
     from cluster.ui import MasterWebUI, ui_auth
 
     _configure_logging()
     stop = _stop_event()
     started = time.monotonic()
+    try:
+        check_daemon_rpc_backend(settings.conf, "Master")
+    except ValueError as exc:  # RpcConfigError: a bad setting, before any port is taken
+        return _fail(ready, f"cannot start the master: {exc}", flag="--conf")
     host, port = settings.host, settings.port
     if port_in_use(host, port):
         return _fail(
@@ -179,13 +183,17 @@ def check_masters_reachable(masters: list[RpcAddress], conf: Conf, timeout: floa
 
 def run_worker(settings: WorkerSettings, ready: ReadySignal, pid_file: Path | None) -> int:
     """Run a worker and its web UI until SIGTERM/SIGINT; returns the exit status."""
-    from cluster.launch import start_worker
+    from cluster.launch import check_daemon_rpc_backend, start_worker
     from cluster.ui import WorkerWebUI, ui_auth
 
     _configure_logging()
     hide_process_environment()  # executors must not read our secret
     stop = _stop_event()
     started = time.monotonic()
+    try:
+        check_daemon_rpc_backend(settings.conf, "Worker")
+    except ValueError as exc:  # RpcConfigError: a bad setting, before any port is taken
+        return _fail(ready, f"cannot start the worker: {exc}", flag="--conf")
     host, port = settings.host, settings.port
     if port_in_use(host, port):
         return _fail(

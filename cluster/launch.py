@@ -25,7 +25,13 @@ if TYPE_CHECKING:
 # so that a worker process does not load the Master's and vice versa.
 WORKER_ENDPOINT = "Worker"
 
-__all__ = ["MasterHandle", "WorkerHandle", "start_master", "start_worker"]
+__all__ = [
+    "MasterHandle",
+    "WorkerHandle",
+    "check_daemon_rpc_backend",
+    "start_master",
+    "start_worker",
+]
 
 #: How long WorkerHandle.stop waits for the Worker to stop its processes.
 STOP_WAIT_S = 15.0
@@ -104,7 +110,7 @@ def _conf(conf: Conf | dict[str, str]) -> Conf:
     return conf if isinstance(conf, Conf) else Conf(conf)
 
 
-def _check_daemon_backend(settings: Conf, role: str) -> None:
+def check_daemon_rpc_backend(settings: Conf, role: str) -> None:
     """Refuse the tcp backend for a Master or Worker: they must stay on gRPC.
 
     Their peers (drivers, executors, other languages' clients of MasterService)
@@ -136,7 +142,7 @@ def start_master(conf: Conf, host: str, port: int, work_dir: pathlib.Path) -> Ma
     from cluster.master_service import serve_master_service
 
     settings = _conf(conf)
-    _check_daemon_backend(settings, "Master")
+    check_daemon_rpc_backend(settings, "Master")
     if not 0 <= port < 65536:
         raise ValueError(f"bad master port {port}: expected 0-65535")
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -178,7 +184,7 @@ def start_worker(
     from cluster.worker import Worker
 
     settings = _conf(conf)
-    _check_daemon_backend(settings, "Worker")
+    check_daemon_rpc_backend(settings, "Worker")
     urls = split_master_urls(master_urls)
     # Both travel as int32: a larger value failed to serialize and never registered.
     if not 0 < cores < 2**31:
