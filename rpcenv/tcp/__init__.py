@@ -495,7 +495,8 @@ class TcpRpcEnv(BaseRpcEnv):
             sock.settimeout(max(0.1, deadline - time.monotonic()))
             _send_record(sock, json.dumps({"env_id": self.env_id, "error": refusal or ""}).encode())
         except OSError:
-            refusal = refusal or "closed"
+            if refusal is None:
+                return None  # it went away: nothing to report
         if refusal is not None:
             self._log_refusal(where, refusal)
             with contextlib.suppress(OSError):
