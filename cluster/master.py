@@ -516,7 +516,8 @@ class Master(MasterLeadership):
             raise ValueError("profile_totals must be >= 0")
         app.executor_limit = msg.requested_total
         for profile in msg.profiles:
-            if profile.id <= 0 or profile.cores < 0 or profile.memory_mb < 0:
+            sizes = (profile.cores, profile.memory_mb, profile.python_worker_limit_mb)
+            if profile.id <= 0 or min(sizes) < 0:
                 raise ValueError(f"bad ExecutorProfile {profile.id}: id > 0, sizes >= 0")
             if any(amount < 0 for amount in profile.resources.values()):
                 raise ValueError(f"ExecutorProfile {profile.id} asks negative resources")

@@ -283,6 +283,7 @@ class MasterBase(RpcEndpoint):
             profile_id=profile_id,
         )
         granted = resource_addresses(executor.resources)
+        profile = app.profiles.get(profile_id) if profile_id else None
         app.executors[executor.executor_id] = executor
         worker.executors[executor.key] = executor
         app.ran_on(worker.worker_id)
@@ -308,6 +309,7 @@ class MasterBase(RpcEndpoint):
                 app_credential=self.app_credential(app.app_id),
                 resources=granted,
                 resource_profile_id=profile_id,
+                python_worker_limit_mb=profile.python_worker_limit_mb if profile else 0,
             ),
         )
         self._send(

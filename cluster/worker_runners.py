@@ -23,6 +23,7 @@ from sparkctl.v1 import deploy_pb2 as pb
 
 __all__ = [
     "EXECUTOR_RESOURCES_ENV",
+    "PYTHON_WORKER_LIMIT_ENV",
     "RESOURCE_PROFILE_ENV",
     "SUBMIT_CONF_ENV",
     "DriverRunner",
@@ -47,6 +48,9 @@ SECRET_FILE_ENV_VAR = f"{SECRET_ENV_VAR}_FILE"
 EXECUTOR_RESOURCES_ENV = "SPARKCTL_EXECUTOR_RESOURCES"
 #: ... and the stage-level resource profile it was started for (unset: the default, 0).
 RESOURCE_PROFILE_ENV = "SPARKCTL_RESOURCE_PROFILE_ID"
+#: Each Python worker's memory limit in MiB (scheduler.executor.workerlimits.MEMORY_LIMIT_ENV;
+#: the application sets it for its default executors, a profile's executors get theirs).
+PYTHON_WORKER_LIMIT_ENV = "SPARKCTL_PYTHON_WORKER_LIMIT_MB"
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -144,6 +148,11 @@ def executor_launch_spec(
     env.pop(RESOURCE_PROFILE_ENV, None)
     if msg.resource_profile_id:
         env[RESOURCE_PROFILE_ENV] = str(msg.resource_profile_id)
+        # The profile's pysparkMemory over its cores, not the application's setting:
+        # PySpark runs a stage's Python workers with its profile's memory.
+        env.pop(PYTHON_WORKER_LIMIT_ENV, None)
+        if msg.python_worker_limit_mb > 0:
+            env[PYTHON_WORKER_LIMIT_ENV] = str(msg.python_worker_limit_mb)
     if msg.resources:
         env[EXECUTOR_RESOURCES_ENV] = json.dumps({r.name: list(r.addresses) for r in msg.resources})
     # Never from the Worker's own environment, and never on the command line.

@@ -48,6 +48,7 @@ from scheduler.core.allocation import (
     read_snapshot,
 )
 from scheduler.core.taskscheduler import ExecutorHandle, TaskScheduler
+from scheduler.executor.workerlimits import profile_worker_limit_mb
 from scheduler.resource.profile import ResourceProfile
 from sparkctl.v1 import deploy_pb2 as dpb
 from sparkctl.v1 import scheduler_pb2 as pb
@@ -309,6 +310,7 @@ class ExecutorAllocator:
             self.policy.target,
             {p.id: self.profile_policies[p.id].target for p in profiles},
             profiles,
+            self._backend.description.cores_per_executor,
         )
 
     def tick(self) -> None:
@@ -342,17 +344,29 @@ class ExecutorAllocator:
 
 
 def profile_request(
-    app_id: str, total: int, profile_totals: Mapping[int, int], profiles: Sequence[ResourceProfile]
+    app_id: str,
+    total: int,
+    profile_totals: Mapping[int, int],
+    profiles: Sequence[ResourceProfile],
+    app_cores: int,
 ) -> dpb.RequestExecutorsRequest:
-    """A RequestExecutorsRequest: the default profile's total, each other profile's and shape."""
+    """A RequestExecutorsRequest: the default profile's total, each other profile's and shape.
+
+    `app_cores`: the app's spark.executor.cores (0: unset), which divides a profile's
+    pysparkMemory among its executors' Python workers when the profile sets no cores.
+    """
     request = dpb.RequestExecutorsRequest(app_id=app_id, requested_total=total)
     request.profile_totals.update(profile_totals)
     for profile in profiles:
+        cores = profile.executor_cores()
         request.profiles.add(
             id=profile.id,
-            cores=profile.executor_cores() or 0,
+            cores=cores or 0,
             memory_mb=profile.executor_memory_mb() or 0,
             resources=profile.custom_executor_resources(),
+            python_worker_limit_mb=profile_worker_limit_mb(
+                profile.pyspark_memory_mb(), cores, app_cores
+            ),
         )
     return request
 
@@ -616,7 +630,13 @@ class StandaloneBackend:
         """
         if total < 0:
             raise ValueError(f"the number of executors must be >= 0, not {total}")
-        request = profile_request(self.app_id or "", total, profile_totals or {}, profiles)
+        request = profile_request(
+            self.app_id or "",
+            total,
+            profile_totals or {},
+            profiles,
+            self.description.cores_per_executor,
+        )
         reply = self._ask_master(request)
         acknowledged = isinstance(reply, dpb.RequestExecutorsResponse) and reply.acknowledged
         if acknowledged:

@@ -5,7 +5,11 @@
   as Spark's default, so `local[N]` and executors without that setting give
   each worker the whole amount, as PySpark does) before it runs a task; a task
   that allocates past it gets a MemoryError (the task fails, the worker and its
-  executor live on).
+  executor live on). An executor of a stage-level resource profile uses the
+  profile's own `pysparkMemory` over the profile's executor cores (the app's
+  `spark.executor.cores`, then 1, when the profile sets none), and no limit
+  when the profile sets no `pysparkMemory`, as PySpark's DAGScheduler passes a
+  stage's profile to its Python runner.
 - The driver's Python major.minor travels in every stage's header; a worker
   on another minor version fails the task with PySpark's message.
 - `spark.python.worker.faulthandler.enabled`: a worker writes `faulthandler`'s
@@ -36,6 +40,7 @@ __all__ = [
     "crash_reason",
     "enable_faulthandler",
     "faulthandler_path",
+    "profile_worker_limit_mb",
     "read_crash_dump",
     "version_mismatch",
     "worker_limits_env",
@@ -76,6 +81,22 @@ def worker_limits_env(conf: Conf) -> dict[str, str]:
     if conf.get(settings.PYTHON_FAULTHANDLER):
         env[FAULTHANDLER_ENV] = "1"
     return env
+
+
+def profile_worker_limit_mb(
+    pyspark_memory_mb: int | None, profile_cores: int | None, app_cores: int
+) -> int:
+    """Each Python worker's limit in MiB on a profile's executors (0: none; the driver's side).
+
+    Args:
+        pyspark_memory_mb: the profile's `pysparkMemory` (None: it sets none, so no
+            limit, even when the app sets `spark.executor.pyspark.memory`, as PySpark).
+        profile_cores: the profile's executor cores (None: it sets none).
+        app_cores: the app's `spark.executor.cores` (0: unset, then 1, as Spark's default).
+    """
+    if not pyspark_memory_mb:
+        return 0
+    return worker_memory_limit_mb(pyspark_memory_mb, profile_cores or app_cores or 1)
 
 
 def worker_memory_limit_mb(total_mb: int, workers: int) -> int:

@@ -105,6 +105,11 @@ class ResourceProfile:
         req = self._executor_resources.get(ExecutorResourceRequests._MEMORY)
         return req.amount if req is not None else None
 
+    def pyspark_memory_mb(self) -> int | None:
+        """Memory of each executor's Python workers in MiB, if the profile sets it."""
+        req = self._executor_resources.get(ExecutorResourceRequests._PYSPARK_MEM)
+        return req.amount if req is not None else None
+
     def custom_executor_resources(self) -> dict[str, int]:
         """Custom resources each executor needs (name -> addresses)."""
         builtin = {

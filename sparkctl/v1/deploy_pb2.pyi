@@ -278,11 +278,17 @@ class ExecutorProfile(_message.Message):
     CORES_FIELD_NUMBER: _builtins.int
     MEMORY_MB_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
+    PYTHON_WORKER_LIMIT_MB_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     cores: _builtins.int
     """0: the application's cores_per_executor."""
     memory_mb: _builtins.int
     """0: the application's memory_per_executor_mb."""
+    python_worker_limit_mb: _builtins.int
+    """Each Python worker's address-space limit in MiB on these executors: the
+    profile's pysparkMemory over its cores (spark.executor.cores, 1, when it has
+    none), as PySpark computes it. 0: no limit (the profile sets no pysparkMemory).
+    """
     @_builtins.property
     def resources(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
     def __init__(
@@ -292,10 +298,11 @@ class ExecutorProfile(_message.Message):
         cores: _builtins.int = ...,
         memory_mb: _builtins.int = ...,
         resources: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        python_worker_limit_mb: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "id", b"id", "memory_mb", b"memory_mb", "resources", b"resources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "id", b"id", "memory_mb", b"memory_mb", "python_worker_limit_mb", b"python_worker_limit_mb", "resources", b"resources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -867,6 +874,7 @@ class LaunchExecutor(_message.Message):
     APP_CREDENTIAL_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
     RESOURCE_PROFILE_ID_FIELD_NUMBER: _builtins.int
+    PYTHON_WORKER_LIMIT_MB_FIELD_NUMBER: _builtins.int
     master_url: _builtins.str
     app_id: _builtins.str
     executor_id: _builtins.int
@@ -880,6 +888,11 @@ class LaunchExecutor(_message.Message):
     """
     resource_profile_id: _builtins.int
     """The resource profile it is started for (0: the application's default)."""
+    python_worker_limit_mb: _builtins.int
+    """A profile's executor only (resource_profile_id > 0): its Python workers'
+    memory limit in MiB (ExecutorProfile.python_worker_limit_mb), in place of the
+    application's; 0: none.
+    """
     @_builtins.property
     def app_description(self) -> Global___ApplicationDescription: ...
     @_builtins.property
@@ -899,10 +912,11 @@ class LaunchExecutor(_message.Message):
         app_credential: _builtins.str = ...,
         resources: _abc.Iterable[Global___ResourceAddresses] | None = ...,
         resource_profile_id: _builtins.int = ...,
+        python_worker_limit_mb: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["app_description", b"app_description"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_credential", b"app_credential", "app_description", b"app_description", "app_id", b"app_id", "cores", b"cores", "executor_id", b"executor_id", "master_epoch", b"master_epoch", "master_url", b"master_url", "memory_mb", b"memory_mb", "resource_profile_id", b"resource_profile_id", "resources", b"resources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_credential", b"app_credential", "app_description", b"app_description", "app_id", b"app_id", "cores", b"cores", "executor_id", b"executor_id", "master_epoch", b"master_epoch", "master_url", b"master_url", "memory_mb", b"memory_mb", "python_worker_limit_mb", b"python_worker_limit_mb", "resource_profile_id", b"resource_profile_id", "resources", b"resources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

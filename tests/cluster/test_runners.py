@@ -16,6 +16,7 @@ from cluster.master_finder import master_endpoint_uri, split_master_urls
 from cluster.persistence import FileSystemPersistence, persistence_from_conf
 from cluster.process_runner import ManagedProcess, describe_exit, tail
 from cluster.worker_runners import (
+    PYTHON_WORKER_LIMIT_ENV,
     SUBMIT_CONF_ENV,
     driver_launch_spec,
     executor_launch_spec,
@@ -82,6 +83,27 @@ def test_executor_pythonpath_merges_the_apps_then_the_workers(
     assert spec.env["PYTHONPATH"] == f"/app/libs{os.pathsep}/worker/site"
     monkeypatch.delenv("PYTHONPATH")
     assert executor_launch_spec(msg, tmp_path, "h", "u").env["PYTHONPATH"] == "/app/libs"
+
+
+def test_a_profiles_executor_gets_its_profiles_python_worker_limit(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's limit is its default executors'; a profile's executor has its own, or none."""
+    monkeypatch.delenv(PYTHON_WORKER_LIMIT_ENV, raising=False)
+    app_env = {PYTHON_WORKER_LIMIT_ENV: "512"}
+    msg = pb.LaunchExecutor(
+        app_id="app-1",
+        executor_id=1,
+        app_description=pb.ApplicationDescription(
+            command=pb.Command(argv=["run"], environment=app_env)
+        ),
+    )
+    assert executor_launch_spec(msg, tmp_path, "h", "u").env[PYTHON_WORKER_LIMIT_ENV] == "512"
+    msg.resource_profile_id = 2
+    msg.python_worker_limit_mb = 300
+    assert executor_launch_spec(msg, tmp_path, "h", "u").env[PYTHON_WORKER_LIMIT_ENV] == "300"
+    msg.python_worker_limit_mb = 0  # the profile sets no pysparkMemory: no limit, as PySpark
+    assert PYTHON_WORKER_LIMIT_ENV not in executor_launch_spec(msg, tmp_path, "h", "u").env
 
 
 def test_executor_log_urls_point_at_the_workers_log_page(tmp_path: pathlib.Path) -> None:

@@ -138,7 +138,9 @@ def test_a_profile_gets_executors_of_its_own_shape(local_cluster: MakeCluster) -
     c.worker("plain", cores=4)
     gpu_worker = c.worker("gpus", cores=4, resources={"gpu": ["0", "1"]})
     driver = c.driver(cores_per_executor=1, initial_executor_limit=0)
-    profile = pb.ExecutorProfile(id=1, cores=2, memory_mb=256, resources={"gpu": 1})
+    profile = pb.ExecutorProfile(
+        id=1, cores=2, memory_mb=256, resources={"gpu": 1}, python_worker_limit_mb=300
+    )
     request = pb.RequestExecutorsRequest(
         app_id=driver.app_id, requested_total=0, profile_totals={1: 2}, profiles=[profile]
     )
@@ -149,6 +151,12 @@ def test_a_profile_gets_executors_of_its_own_shape(local_cluster: MakeCluster) -
     launches = gpu_worker.wait_of(pb.LaunchExecutor, 2)
     assert sorted(x.resources[0].addresses[0] for x in launches) == ["0", "1"]
     assert all(x.resource_profile_id == 1 and x.memory_mb == 256 for x in launches)
+    # The profile's Python workers' limit reaches the Worker that starts its executors.
+    assert [x.python_worker_limit_mb for x in launches] == [300, 300]
     bad = pb.RequestExecutorsRequest(app_id=driver.app_id, profile_totals={7: 1})
     with pytest.raises(Exception, match="unknown profile"):
+        c.master.ref.ask_sync(bad, 5)
+    negative = pb.ExecutorProfile(id=2, python_worker_limit_mb=-1)
+    bad = pb.RequestExecutorsRequest(app_id=driver.app_id, profiles=[negative])
+    with pytest.raises(Exception, match="bad ExecutorProfile 2"):
         c.master.ref.ask_sync(bad, 5)

@@ -26,6 +26,7 @@ from scheduler.executor.workerlimits import (
     MEMORY_LIMIT_ENV,
     apply_memory_limit,
     crash_reason,
+    profile_worker_limit_mb,
     read_crash_dump,
     version_mismatch,
     worker_limits_env,
@@ -87,6 +88,38 @@ def test_worker_limits_env_from_the_apps_conf() -> None:
         worker_limits_env(Conf({"spark.executor.pyspark.memory": "lots"}))
     with pytest.raises(ValueError, match=r"spark\.executor\.pyspark\.memory"):
         worker_limits_env(Conf({"spark.executor.pyspark.memory": "10k"}))
+
+
+def test_a_profiles_limit_is_its_pyspark_memory_over_its_cores() -> None:
+    """As PySpark: the profile's cores, else spark.executor.cores, else 1; none without memory."""
+    assert profile_worker_limit_mb(600, 2, 0) == 300
+    assert profile_worker_limit_mb(600, 2, 3) == 300  # the profile's cores first
+    assert profile_worker_limit_mb(600, None, 3) == 200
+    assert profile_worker_limit_mb(600, None, 0) == 600
+    assert profile_worker_limit_mb(None, 2, 2) == 0  # no pysparkMemory: no limit
+    assert profile_worker_limit_mb(1, 4, 0) == 1
+
+
+def test_the_cluster_sets_the_variable_the_workers_read() -> None:
+    """cluster/ may not import scheduler/: the Worker spells the name itself."""
+    from cluster.worker_runners import PYTHON_WORKER_LIMIT_ENV
+
+    assert PYTHON_WORKER_LIMIT_ENV == MEMORY_LIMIT_ENV
+
+
+def test_the_profile_request_carries_each_profiles_limit() -> None:
+    from scheduler.backend.standalone import profile_request
+    from scheduler.resource import ExecutorResourceRequests, ResourceProfileBuilder
+
+    sized = ExecutorResourceRequests().cores(2).pysparkMemory("600m")
+    with_memory = ResourceProfileBuilder().require(sized).build
+    without = ResourceProfileBuilder().require(ExecutorResourceRequests().cores(1)).build
+    only_memory = (
+        ResourceProfileBuilder().require(ExecutorResourceRequests().pysparkMemory("1g")).build
+    )
+    request = profile_request("app-1", 0, {}, [with_memory, without, only_memory], 4)
+    limits = {p.id: p.python_worker_limit_mb for p in request.profiles}
+    assert limits == {with_memory.id: 300, without.id: 0, only_memory.id: 256}
 
 
 def test_the_executor_passes_the_limit_to_its_workers(tmp_path: Path) -> None:
