@@ -42,9 +42,14 @@ RPC_BACKEND = SECTION.entry(
     "spark.rpc.backend",
     STRING,
     "grpc",
-    "The RpcEnv backend by name: grpc, tcp (plain sockets, no TLS: what a local[N] driver "
-    "and its executor use unless this is set), local (in-process, no sockets) or one a "
-    "package registers in the sparkctl.rpc_backends entry-point group.",
+    "The RpcEnv backend by name. grpc. tcp: plain sockets, no TLS; what a local[N] driver "
+    "and its executor use unless this key or spark.ssl.rpc.enabled is set; a Master and a "
+    "Worker refuse to start on it, and so does a driver of a cluster (spark://, "
+    "local-cluster; submit exits with status 2), since their peers speak gRPC; sparkctl's "
+    "own clients of a Master (status, kill, submit) use grpc whatever this says. local: "
+    "in-process, no sockets, for tests; every driver refuses it, since executors are "
+    "other processes. Or one a package registers in the sparkctl.rpc_backends "
+    "entry-point group.",
 )
 NETWORK_TIMEOUT = SECTION.entry(
     "spark.network.timeout",
