@@ -136,6 +136,11 @@ class PairFunctions:
             numPartitions = self._default_reduce_partitions()
         memory = self._memory_limit()
         agg = Aggregator(createCombiner, mergeValue, mergeCombiners)
+        agg.adds = (
+            createCombiner is _identity
+            and mergeValue is operator.add
+            and mergeCombiners is operator.add
+        )
 
         def combine_locally(iterator: Iterator[Any]) -> Iterator[Any]:
             merger = ExternalMerger(agg, memory * 0.9)

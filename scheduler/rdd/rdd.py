@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from scheduler.rdd.host import RDDHost
     from scheduler.task.taskcontext import TaskContext
 
-__all__ = ["RDD", "fail_on_stopiteration"]
+__all__ = ["RDD", "fail_on_stopiteration", "fuse_narrow", "narrow_steps"]
 
 _REFERENCE_ERROR = (
     "It appears that you are attempting to broadcast an RDD or reference an RDD from an "
@@ -84,33 +84,54 @@ def _same_iterator(iterator: Iterator[Any]) -> Iterator[Any]:
     return iterator
 
 
-def _map(f: Callable[[Any], Any], _split: int, iterator: Iterator[Any]) -> Iterator[Any]:
-    return _to_the_end(functools.partial(map, f), iterator)
+#: The kinds of a narrow step (`_narrow`): map, filter, flatMap.
+_MAP, _FILTER, _FLAT_MAP = 0, 1, 2
 
 
-def _filter(f: Callable[[Any], Any], _split: int, iterator: Iterator[Any]) -> Iterator[Any]:
-    return _to_the_end(functools.partial(filter, f), iterator)
-
-
-def _flat_map(
-    f: Callable[[Any], Iterable[Any]], _split: int, iterator: Iterator[Any]
+def _narrow(
+    steps: tuple[tuple[int, Callable[[Any], Any]], ...], _split: int, iterator: Iterator[Any]
 ) -> Iterator[Any]:
-    return _to_the_end(lambda source: itertools.chain.from_iterable(map(f, source)), iterator)
+    """Consecutive map, filter and flatMap steps over one partition, at C speed (builtin
+    map, filter and chain: no generator frame per item), failing the task if a user's
+    function raised StopIteration.
 
-
-def _to_the_end(
-    through: Callable[[Iterator[Any]], Iterator[Any]], iterator: Iterator[Any]
-) -> Iterator[Any]:
-    """`through(iterator)` at C speed (builtin map/filter: no generator frame per item),
-    failing the task if a user's function raised StopIteration.
-
-    Such a StopIteration would end `map` or `filter` silently, so the input is followed
-    by a marker that notes its real end; if the output ends before it, the user's
-    function raised, and the task fails as PySpark's does.
+    A StopIteration from a user's function would end `map` or `filter` silently, so the
+    input is followed by a marker that notes its real end; if the output ends before
+    it, the user's function raised, and the task fails as PySpark's does. Fused steps
+    share one pair of markers: a step that stops early stops pulling from below, so
+    the real end is never reached, and each item passes two C iterator layers fewer
+    per fused step.
     """
     ended: list[bool] = []
-    source = itertools.chain(iterator, _note_end(ended))
-    return itertools.chain(through(source), _check_end(ended))
+    source: Iterator[Any] = itertools.chain(iterator, _note_end(ended))
+    for kind, f in steps:
+        if kind == _MAP:
+            source = map(f, source)
+        elif kind == _FILTER:
+            source = filter(f, source)
+        else:
+            source = itertools.chain.from_iterable(map(f, source))
+    return itertools.chain(source, _check_end(ended))
+
+
+def narrow_steps(
+    func: Callable[[int, Iterator[Any]], Iterable[Any]],
+) -> tuple[tuple[int, Callable[[Any], Any]], ...] | None:
+    """The steps of a map/filter/flatMap partition function, or None for any other."""
+    if isinstance(func, functools.partial) and func.func is _narrow:
+        return func.args[0]  # type: ignore[no-any-return]
+    return None
+
+
+def fuse_narrow(
+    f: Callable[[int, Iterator[Any]], Iterable[Any]],
+    prev_func: Callable[[int, Iterator[Any]], Iterable[Any]],
+) -> Callable[[int, Iterator[Any]], Iterable[Any]] | None:
+    """`prev_func` then `f` as one narrow function, when both are narrow steps."""
+    first, then = narrow_steps(prev_func), narrow_steps(f)
+    if first is None or then is None:
+        return None
+    return functools.partial(_narrow, first + then)
 
 
 def _note_end(ended: list[bool]) -> Iterator[Any]:
@@ -371,17 +392,21 @@ class RDD(ActionFunctions, PairFunctions):
 
     def map(self, f: Callable[[Any], Any], preservesPartitioning: bool = False) -> RDD:
         """Apply `f` to each item."""
-        return self.mapPartitionsWithIndex(functools.partial(_map, f), preservesPartitioning)
+        return self.mapPartitionsWithIndex(
+            functools.partial(_narrow, ((_MAP, f),)), preservesPartitioning
+        )
 
     def flatMap(
         self, f: Callable[[Any], Iterable[Any]], preservesPartitioning: bool = False
     ) -> RDD:
         """Apply `f` to each item and flatten the results."""
-        return self.mapPartitionsWithIndex(functools.partial(_flat_map, f), preservesPartitioning)
+        return self.mapPartitionsWithIndex(
+            functools.partial(_narrow, ((_FLAT_MAP, f),)), preservesPartitioning
+        )
 
     def filter(self, f: Callable[[Any], bool]) -> RDD:
         """Keep the items for which `f` is true."""
-        return self.mapPartitionsWithIndex(functools.partial(_filter, f), True)
+        return self.mapPartitionsWithIndex(functools.partial(_narrow, ((_FILTER, f),)), True)
 
     def glom(self) -> RDD:
         """Each partition as one list."""

@@ -47,6 +47,15 @@ def test_reduce_by_key(sc: Any) -> None:
     assert summed.getNumPartitions() == 3
     assert sorted(summed.collect()) == [(k, sum(range(k, 1000, 10))) for k in range(10)]
     assert sorted(rdd.reduceByKeyLocally(add).items()) == [("a", 2), ("b", 1)]
+    # reduceByKey(add) merges with `+` inline: a lone value keeps its own type.
+    mixed = sc.parallelize([("t", True), ("f", 1.0), ("t", True), ("s", "x"), ("o", True)], 2)
+    merged = mixed.reduceByKey(add).collect()
+    assert sorted((k, v, type(v).__name__) for k, v in merged) == [
+        ("f", 1.0, "float"),
+        ("o", True, "bool"),
+        ("s", "x", "str"),
+        ("t", 2, "int"),
+    ]
 
 
 def test_group_by_key_and_group_by(sc: Any) -> None:
