@@ -120,3 +120,26 @@ def test_reduce_by_key_add_inline_fails_as_operator_add() -> None:
         _merged(pairs * 2, adds=True)
     with pytest.raises(ValueError, match="too many values to unpack"):
         _merged([(1, 2, 3)] * 2, adds=True)
+
+
+class _AddRaisesKeyError(int):
+    """An int whose + raises KeyError: the merge must not take it for a new key."""
+
+    def __add__(self, other: Any) -> Any:
+        raise KeyError("from __add__")
+
+
+@pytest.mark.parametrize("adds", [True, False])
+def test_keys_mostly_known_merge_exactly_and_errors_pass_through(adds: bool) -> None:
+    # Thousands of pairs over few keys (the try lookup), then new keys late in the input.
+    pairs = [(i % 5, i) for i in range(10_000)] + [(f"late{i}", float(i)) for i in range(50)]
+    pairs += [(i % 5, 0.5) for i in range(3_000)]
+    expected: dict[Any, Any] = {}
+    for k, v in pairs:
+        expected[k] = expected[k] + v if k in expected else v
+    merged = _merged(pairs, adds=adds)
+    assert merged == sorted(((k, v, type(v)) for k, v in expected.items()), key=repr)
+    # A new key's value whose + raises KeyError, merged while keys are mostly known.
+    bad = [(i % 5, i) for i in range(5_000)] + [("k", _AddRaisesKeyError(3)), ("k", 1)]
+    with pytest.raises(KeyError, match="from __add__"):
+        _merged(bad * 2, adds=adds)
