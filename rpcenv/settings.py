@@ -33,6 +33,7 @@ __all__ = [
     "SSL_NEED_CLIENT_AUTH",
     "SSL_PRIVATE_KEY",
     "SSL_TRUST_STORE",
+    "TCP_MAX_CONNECTIONS",
     "UI_AUTHENTICATE",
 ]
 
@@ -128,9 +129,22 @@ CONNECTION_TIMEOUT = SECTION.entry(
     "spark.rpc.io.connectionTimeout",
     DURATION,
     "30s",
-    "How long dialing a peer may take before the connection counts as failed.",
+    "How long dialing a peer may take before the connection counts as failed. The tcp "
+    "backend also closes an inbound connection that has not sent its handshake within "
+    "this long, and any connection whose started message has waited this long, in all, "
+    "for the rest of its bytes (a stalled peer must not hold a thread forever).",
     above=0,
     unit="s",
+)
+TCP_MAX_CONNECTIONS = SECTION.entry(
+    "spark.sparkctl.rpc.tcp.maxConnections",
+    INT,
+    "256",
+    "Inbound connections a tcp-backend env keeps open at once (a reader thread each); "
+    "a peer past it is refused with a clear error. Connections still in their handshake "
+    "are bounded apart (256): when they are all taken, the oldest that has sent nothing "
+    "is closed to let the newcomer in.",
+    min=1,
 )
 AUTHENTICATE = SECTION.entry(
     "spark.authenticate",

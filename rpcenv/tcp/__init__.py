@@ -19,9 +19,17 @@ on gRPC (they refuse tcp: `cluster.launch`, `scheduler.backend.local`).
 Wire format: every record is a 4-byte big-endian length and its bytes. The
 first record each way is the handshake (JSON: env id, name, advertised host
 and port, token; the answer: env id, or the refusal's reason); every later
-record is one serialized `Envelope`. An inbound connection has
-spark.rpc.io.connectionTimeout (30 s) in all to send a valid handshake, at most
-256 are in their handshake at once (more are closed at once), and every refusal
+record is one serialized `Envelope`.
+
+Bounds, so that no peer holds a thread for long and a flood cannot lock out a
+peer with the secret: an inbound connection has spark.rpc.io.connectionTimeout
+(30 s) in all to send a valid handshake; at most 256 wait for theirs at once,
+and a newcomer past that closes the oldest of them that has sent nothing (a
+real peer sends its handshake as it connects, so it is not the one closed);
+at most spark.sparkctl.rpc.tcp.maxConnections (256) authenticated inbound
+connections are open (more are refused, saying so); and a record that has
+started must arrive within spark.rpc.io.connectionTimeout of waiting for its
+bytes (a watchdog thread closes a connection stalled mid-record). Every refusal
 is a warning naming the peer and what was wrong (at most one a second: a flood
 must not flood the log).
 
@@ -34,8 +42,10 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import itertools
 import json
 import logging
+import select
 import socket
 import struct
 import threading
@@ -79,9 +89,12 @@ _MAX_HELLO = 64 << 10
 _READ_CHUNK = 256 << 10
 #: Bytes a receive reserves at a time (see `_recv_exact`).
 _RECV_PIECE = 4 << 20
-#: Inbound connections in their handshake at once (a thread each); more are closed
-#: at once, so a flood of silent connections cannot use up threads or descriptors.
+#: Inbound connections waiting for their handshake at once (a thread each); a newcomer
+#: past it closes the oldest silent one, so a flood of silent connections can use up
+#: neither threads nor descriptors, nor keep a real peer out.
 _MAX_HANDSHAKES = 256
+#: Waiting handshakes examined for one that has sent nothing, oldest first.
+_EVICTION_SCAN = 32
 #: Seconds between two warnings about refused connections (a flood must not flood the log).
 _REFUSAL_LOG_INTERVAL = 1.0
 #: accept() errors that mean "try again soon", not "the listener is gone".
@@ -119,6 +132,9 @@ class _Connection:
         self.closed = False
         #: Why it was closed, when our side closed it with a reason.
         self.error: RpcError | None = None
+        #: While the reader waits for the rest of a started record: (seconds that record
+        #: waited before, monotonic time this wait began); read by the stall watchdog.
+        self.stall: tuple[float, float] | None = None
 
     def write(self, data: bytes) -> None:
         """Send one record, or queue it behind those waiting (any thread).
@@ -292,7 +308,17 @@ class TcpRpcEnv(BaseRpcEnv):
         self._connections_lock = threading.Lock()
         #: One lock per address being dialled: a slow peer holds up no other dial.
         self._dial_locks: dict[RpcAddress, threading.Lock] = {}
-        self._handshakes = threading.BoundedSemaphore(_MAX_HANDSHAKES)
+        #: Seconds a started record may wait, in all, for the rest of its bytes.
+        self._record_seconds = conf.get(settings.CONNECTION_TIMEOUT)
+        self._max_inbound = conf.get(settings.TCP_MAX_CONNECTIONS)
+        #: Authenticated inbound connections open (under `_connections_lock`).
+        self._inbound = 0
+        #: Every connection with a reader, replaced ones too (under `_connections_lock`).
+        self._live: set[_Connection] = set()
+        self._watchdog: threading.Thread | None = None
+        #: Inbound sockets waiting for their handshake, oldest first, with their peer.
+        self._waiting: dict[socket.socket, str] = {}
+        self._waiting_lock = threading.Lock()
         self._refusal_lock = threading.Lock()
         self._next_refusal_log = 0.0
         self._unlogged_refusals = 0
@@ -371,10 +397,12 @@ class TcpRpcEnv(BaseRpcEnv):
             connection = _Connection(sock, address, peer_id, "", True)
             with self._connections_lock:
                 self._connections[address] = connection
+                self._live.add(connection)
                 self._dial_locks.pop(address, None)  # later dials find the connection
                 stopped = self._stopped.is_set()
         if stopped:  # shut down while we dialled: `_close_transport` did not see it
             connection.close()
+        self._start_watchdog()
         self._start_reader(connection)
         return connection
 
@@ -406,6 +434,8 @@ class TcpRpcEnv(BaseRpcEnv):
         if not isinstance(answer, dict):
             raise RpcConnectionError(f"connection to {address} failed: a malformed handshake")
         refusal = answer.get("error")
+        if refusal and answer.get("busy"):
+            raise RpcConnectionError(f"{address} refused the connection: {refusal}")
         if refusal:
             raise RpcAuthenticationError(f"{address} refused the connection: {refusal}")
         return str(answer.get("env_id", ""))
@@ -426,12 +456,7 @@ class TcpRpcEnv(BaseRpcEnv):
                 time.sleep(0.1)
                 continue
             peer = _describe_peer(where)
-            if not self._handshakes.acquire(blocking=False):
-                self._log_refusal(
-                    peer, f"closed: {_MAX_HANDSHAKES} connections are already in their handshake"
-                )
-                _close_quietly(sock)
-                continue
+            self._admit(sock, peer)
             try:
                 threading.Thread(
                     target=self._serve,
@@ -440,9 +465,36 @@ class TcpRpcEnv(BaseRpcEnv):
                     daemon=True,
                 ).start()
             except RuntimeError as exc:  # can't start new thread
-                self._handshakes.release()
+                self._stop_waiting(sock)
                 self._log_refusal(peer, f"closed: {exc}")
                 _close_quietly(sock)
+
+    def _admit(self, sock: socket.socket, peer: str) -> None:
+        """Count `sock` among those waiting for a handshake, making room if they are full.
+
+        The one closed to make room is the oldest that has sent nothing: a real peer
+        sends its handshake as it connects, so a flood of silent connections cannot
+        keep it out (closing the newcomer instead did, for up to the handshake timeout).
+        """
+        victim: socket.socket | None = None
+        with self._waiting_lock:
+            if len(self._waiting) >= _MAX_HANDSHAKES:
+                victim = _oldest_silent(list(itertools.islice(self._waiting, _EVICTION_SCAN)))
+                victim_peer = self._waiting.pop(victim)
+            self._waiting[sock] = peer
+        if victim is not None:
+            # Its thread sees the end of the stream and leaves; the descriptor is closed there.
+            with contextlib.suppress(OSError):
+                victim.shutdown(socket.SHUT_RDWR)
+            self._log_refusal(
+                victim_peer,
+                f"closed without a handshake: {_MAX_HANDSHAKES} connections were waiting for "
+                "theirs and a new one came",
+            )
+
+    def _stop_waiting(self, sock: socket.socket) -> None:
+        with self._waiting_lock:
+            self._waiting.pop(sock, None)
 
     def _log_refusal(self, peer: str | None, reason: str) -> None:
         """Warn about a refused connection (`peer`), or a failed accept, at most once a second."""
@@ -469,7 +521,7 @@ class TcpRpcEnv(BaseRpcEnv):
             log.exception("handshake with %s failed", where)
             connection = None
         finally:
-            self._handshakes.release()
+            self._stop_waiting(sock)
         if connection is None:
             _close_quietly(sock)
             return
@@ -479,7 +531,11 @@ class TcpRpcEnv(BaseRpcEnv):
         """The connection, once its peer proved itself; None when refused (and logged)."""
         deadline = time.monotonic() + self._handshake_seconds
         try:
-            env_id, host, port, token = _parse_hello(_recv_record(sock, _MAX_HELLO, deadline))
+            try:
+                hello = _recv_record(sock, _MAX_HELLO, deadline)
+            finally:
+                self._stop_waiting(sock)  # it has spoken: no longer one to make room with
+            env_id, host, port, token = _parse_hello(hello)
         except TimeoutError:
             self._log_refusal(where, "no handshake in time (not a sparkctl tcp peer?)")
             return None
@@ -491,11 +547,25 @@ class TcpRpcEnv(BaseRpcEnv):
         refusal = self._verifier.verify(token, env_id) if self._verifier is not None else None
         if refusal is None and self._stopped.is_set():
             refusal = f"RpcEnv {self._name!r} is stopping"
+        busy = False
+        if refusal is None:
+            with self._connections_lock:
+                if self._inbound >= self._max_inbound:
+                    busy = True
+                    refusal = (
+                        f"{self._inbound} connections are open, the most "
+                        f"spark.sparkctl.rpc.tcp.maxConnections allows"
+                    )
+                else:
+                    self._inbound += 1  # given back when its reader ends
+        answer = {"env_id": self.env_id, "error": refusal or "", "busy": busy}
         try:
             sock.settimeout(max(0.1, deadline - time.monotonic()))
-            _send_record(sock, json.dumps({"env_id": self.env_id, "error": refusal or ""}).encode())
+            _send_record(sock, json.dumps(answer).encode())
         except OSError:
             if refusal is None:
+                with self._connections_lock:
+                    self._inbound -= 1
                 return None  # it went away: nothing to report
         if refusal is not None:
             self._log_refusal(where, refusal)
@@ -513,10 +583,43 @@ class TcpRpcEnv(BaseRpcEnv):
         connection = _Connection(sock, peer, env_id, app_id, False)
         with self._connections_lock:
             self._connections[peer] = connection
+            self._live.add(connection)
             stopped = self._stopped.is_set()
+        self._start_watchdog()
         if stopped:  # shut down meanwhile: `_close_transport` did not see it
             connection.close()
         return connection
+
+    def _start_watchdog(self) -> None:
+        with self._connections_lock:
+            if self._watchdog is not None:
+                return
+            self._watchdog = threading.Thread(
+                target=self._watch_stalls, name=f"{self._name}-tcp-stalls", daemon=True
+            )
+        self._watchdog.start()
+
+    def _watch_stalls(self) -> None:
+        """Close connections whose started record has waited too long for its bytes.
+
+        Only time spent waiting on the socket counts (not our own handling of what
+        came before), so a busy reader never condemns its peer.
+        """
+        limit = self._record_seconds
+        while not self._stopped.wait(min(1.0, limit / 4)):
+            now = time.monotonic()
+            with self._connections_lock:
+                live = list(self._live)
+            for connection in live:
+                stall = connection.stall
+                if stall is None or stall[0] + now - stall[1] <= limit:
+                    continue
+                reason = (
+                    f"a message it started has waited {stall[0] + now - stall[1]:.1f}s for the "
+                    f"rest of its bytes (spark.rpc.io.connectionTimeout={limit:g}s)"
+                )
+                log.warning("closing the connection with %s: %s", connection.peer, reason)
+                connection.close(RpcProtocolError(f"{connection.peer} stalled: {reason}"))
 
     def _start_reader(self, connection: _Connection) -> None:
         threading.Thread(
@@ -531,9 +634,17 @@ class TcpRpcEnv(BaseRpcEnv):
         sock = connection.sock
         limit = self._limit
         pending = bytearray()
+        waited = 0.0  # seconds the record begun in `pending` has waited for its bytes
         try:
             while True:
-                chunk = sock.recv(_READ_CHUNK)
+                if pending:
+                    since = time.monotonic()
+                    connection.stall = (waited, since)
+                    chunk = sock.recv(_READ_CHUNK)
+                    connection.stall = None
+                    waited += time.monotonic() - since
+                else:
+                    chunk = sock.recv(_READ_CHUNK)
                 if not chunk:
                     break
                 if pending:
@@ -543,13 +654,17 @@ class TcpRpcEnv(BaseRpcEnv):
                     data = chunk
                 envelopes, used, wanted = _parse(data, limit)
                 if wanted:  # one large envelope: read the rest of it in one go
+                    connection.stall = (0.0 if used else waited, time.monotonic())
                     rest = _recv_exact(sock, wanted)
+                    connection.stall = None
                     try:
                         envelopes.append(_parse_envelope(bytes(data[used + _HEADER.size :]) + rest))
                     except Exception as exc:  # DecodeError
                         raise RpcProtocolError(f"a malformed message: {exc}") from None
                     used = len(data)
                 pending = bytearray(data[used:]) if used < len(data) else bytearray()
+                if used or not pending:
+                    waited = 0.0  # what is left, if anything, is a record begun now
                 if envelopes:
                     self._deliver(connection, envelopes)
         except RpcProtocolError as exc:
@@ -566,6 +681,9 @@ class TcpRpcEnv(BaseRpcEnv):
             with self._connections_lock:
                 if self._connections.get(connection.peer) is connection:
                     del self._connections[connection.peer]
+                self._live.discard(connection)
+                if not connection.outbound:
+                    self._inbound -= 1
             self._peer_disconnected(connection.peer, connection.error or error)
 
     def _deliver(self, connection: _Connection, envelopes: Iterable[rpc_pb2.Envelope]) -> None:
@@ -609,6 +727,20 @@ def _describe_peer(where: object) -> str:
         host = f"[{where[0]}]" if ":" in str(where[0]) else str(where[0])
         return f"{host}:{where[1]}"
     return str(where)
+
+
+def _oldest_silent(candidates: list[socket.socket]) -> socket.socket:
+    """The first of `candidates` with nothing to read (nor an end), else the first."""
+    poller = select.poll()
+    for sock in candidates:
+        with contextlib.suppress(OSError, ValueError):  # closed meanwhile
+            poller.register(sock, select.POLLIN)
+    ready = {fd for fd, _ in poller.poll(0)}
+    for sock in candidates:
+        with contextlib.suppress(OSError, ValueError):
+            if sock.fileno() not in ready:
+                return sock
+    return candidates[0]
 
 
 def _close_quietly(sock: socket.socket) -> None:

@@ -44,6 +44,7 @@ OWNED = {
         "spark.port.",
         "spark.local.dir",
         "spark.sparkctl.ui.",  # the sign-in of every web UI (webui declares nothing)
+        "spark.sparkctl.rpc.",  # bounds of the RpcEnv backends
     ),
     "cluster": (
         "spark.deploy.",

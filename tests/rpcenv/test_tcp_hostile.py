@@ -25,7 +25,14 @@ from google.protobuf import wrappers_pb2
 from google.protobuf.message import Message
 
 import rpcenv.tcp
-from rpcenv import RpcAddress, RpcCallContext, RpcConfigError, RpcEndpoint, RpcEnv
+from rpcenv import (
+    RpcAddress,
+    RpcCallContext,
+    RpcConfigError,
+    RpcConnectionError,
+    RpcEndpoint,
+    RpcEnv,
+)
 from rpcenv._security import make_auth_token
 
 WAIT = 10.0
@@ -209,7 +216,7 @@ def test_a_flood_of_silent_connections_uses_bounded_threads_and_is_logged_once(
     server: RpcEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(rpcenv.tcp, "_MAX_HANDSHAKES", 8)
-    # The semaphore is made per env: a new env picks the patched bound.
+    # Read at each accept: the new env below uses the patched bound.
     conf = {"spark.rpc.backend": "tcp", "spark.authenticate.secret": SECRET}
     env = RpcEnv.create("flooded", "127.0.0.1", 0, conf)
     env.setup_endpoint("echo", _Echo())
@@ -221,7 +228,7 @@ def test_a_flood_of_silent_connections_uses_bounded_threads_and_is_logged_once(
             socks.append(socket.create_connection((env.address.host, env.address.port), WAIT))
         time.sleep(0.5)
         assert threading.active_count() - before <= 8 + 2
-        assert "connections are already in their handshake" in caplog.text
+        assert "closed without a handshake: 8 connections were waiting" in caplog.text
         # Rate-limited: one report for the burst, not 192 lines.
         assert caplog.text.count("refused a connection") < 10
     finally:
@@ -232,6 +239,208 @@ def test_a_flood_of_silent_connections_uses_bounded_threads_and_is_logged_once(
         time.sleep(0.05)
     _still_serves(env)
     env.shutdown()
+
+
+def _wait_for(predicate: Any, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {WAIT}s: {what}")
+        time.sleep(0.02)
+
+
+def test_a_flood_of_silent_connections_does_not_keep_a_real_peer_out(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: with every handshake slot taken, a real peer was closed at once, for up
+    to spark.rpc.io.connectionTimeout (30 s), however fast it spoke."""
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    monkeypatch.setattr(rpcenv.tcp, "_MAX_HANDSHAKES", 16)
+    conf = {"spark.rpc.backend": "tcp", "spark.authenticate.secret": SECRET}
+    env = RpcEnv.create("flooded", "127.0.0.1", 0, conf)
+    env.setup_endpoint("echo", _Echo())
+    assert isinstance(env, rpcenv.tcp.TcpRpcEnv)
+    caplog.set_level(logging.WARNING, logger="rpcenv.tcp")
+    address = (env.address.host, env.address.port)
+    socks: list[socket.socket] = []
+    stop = threading.Event()
+
+    def flood() -> None:  # keeps opening silent connections while the peer comes in
+        while not stop.is_set() and len(socks) < 400:
+            with contextlib.suppress(OSError):
+                socks.append(socket.create_connection(address, WAIT))
+            time.sleep(0.002)
+
+    before = threading.active_count()
+    try:
+        for _ in range(16):
+            socks.append(socket.create_connection(address, WAIT))
+        _wait_for(lambda: threading.active_count() >= before + 16, "16 handshake threads")
+        flooder = threading.Thread(target=flood, daemon=True)
+        flooder.start()
+        for _ in range(3):
+            started = time.monotonic()
+            _still_serves(env)
+            assert time.monotonic() - started < 3.0
+        stop.set()
+        flooder.join(WAIT)
+        time.sleep(0.3)  # the closed ones' threads leave
+        assert threading.active_count() - before <= 16 + 4
+        assert "closed without a handshake" in caplog.text
+    finally:
+        stop.set()
+        for sock in socks:
+            sock.close()
+        env.shutdown()
+
+
+def test_authenticated_connections_past_the_limit_are_refused_saying_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    conf = {
+        "spark.rpc.backend": "tcp",
+        "spark.authenticate.secret": SECRET,
+        "spark.sparkctl.rpc.tcp.maxConnections": "2",
+    }
+    env = RpcEnv.create("capped", "127.0.0.1", 0, conf)
+    env.setup_endpoint("echo", _Echo())
+    caplog.set_level(logging.WARNING, logger="rpcenv.tcp")
+    address = (env.address.host, env.address.port)
+    held: list[socket.socket] = []
+    try:
+        for n in range(2):
+            sock = socket.create_connection(address, WAIT)
+            sock.sendall(_valid_hello(f"holder-{n}"))
+            sock.settimeout(WAIT)
+            assert b'"error": ""' in sock.recv(65536)  # admitted
+            held.append(sock)
+        client_conf = {"spark.rpc.backend": "tcp", "spark.authenticate.secret": SECRET}
+        client = RpcEnv.create("late", "127.0.0.1", 0, client_conf, client_mode=True)
+        try:
+            with pytest.raises(
+                RpcConnectionError, match=r"spark\.sparkctl\.rpc\.tcp\.maxConnections"
+            ):
+                client.endpoint_ref(env.address, "echo", timeout=WAIT)
+        finally:
+            client.shutdown()
+        assert "2 connections are open" in caplog.text
+        held.pop().close()  # a slot frees when its reader sees the end
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                _still_serves(env)
+                break
+            except RpcConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    finally:
+        for sock in held:
+            sock.close()
+        env.shutdown()
+
+
+STALLS = {
+    # A large record announced, part sent, then nothing (read on the large path).
+    "large-record": struct.pack(">I", 8 << 20) + b"\x00" * (300 << 10),
+    # A small record's header cut short (read on the small path).
+    "half-header": b"\x00\x00",
+    "small-record": struct.pack(">I", 1000) + b"\x00" * 10,
+}
+
+
+@pytest.mark.parametrize("name", sorted(STALLS))
+def test_a_peer_stalled_partway_through_a_message_is_closed(
+    name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    thread_errors: list[BaseException | None],
+) -> None:
+    """Before: the reader thread waited for the rest of the record forever."""
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    conf = {
+        "spark.rpc.backend": "tcp",
+        "spark.authenticate.secret": SECRET,
+        "spark.rpc.io.connectionTimeout": "1s",
+    }
+    env = RpcEnv.create("stalled", "127.0.0.1", 0, conf)
+    env.setup_endpoint("echo", _Echo())
+    caplog.set_level(logging.WARNING, logger="rpcenv.tcp")
+    try:
+        with socket.create_connection((env.address.host, env.address.port), WAIT) as sock:
+            sock.sendall(_valid_hello(f"staller-{name}"))
+            sock.settimeout(WAIT)
+            assert b'"error": ""' in sock.recv(65536)
+            started = time.monotonic()
+            sock.sendall(STALLS[name])
+            _closed_within(sock, 5.0)
+            assert time.monotonic() - started < 4.0
+        _wait_for(lambda: "for the rest of its bytes" in caplog.text, "the stall logged")
+        assert "spark.rpc.io.connectionTimeout=1s" in caplog.text
+        assert not thread_errors
+        _still_serves(env)
+    finally:
+        env.shutdown()
+
+
+def test_a_large_message_trickled_in_is_closed_when_its_wait_adds_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Bytes every 0.1 s never let a per-read timeout expire: the record's wait adds up."""
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    conf = {
+        "spark.rpc.backend": "tcp",
+        "spark.authenticate.secret": SECRET,
+        "spark.rpc.io.connectionTimeout": "1s",
+    }
+    env = RpcEnv.create("trickled", "127.0.0.1", 0, conf)
+    try:
+        with socket.create_connection((env.address.host, env.address.port), WAIT) as sock:
+            sock.sendall(_valid_hello("trickler"))
+            sock.settimeout(WAIT)
+            sock.recv(65536)
+            started = time.monotonic()
+            sock.sendall(struct.pack(">I", 4 << 20))
+            closed = False
+            while time.monotonic() - started < 6.0:
+                try:
+                    sock.sendall(b"\x00" * 1024)
+                except OSError:
+                    closed = True
+                    break
+                time.sleep(0.1)
+            if not closed:
+                _closed_within(sock, 1.0)
+            assert time.monotonic() - started < 4.0
+    finally:
+        env.shutdown()
+
+
+def test_a_busy_but_steady_peer_is_not_closed_as_stalled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many messages, each in several pieces, over longer than the stall bound."""
+    monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
+    conf = {
+        "spark.rpc.backend": "tcp",
+        "spark.authenticate.secret": SECRET,
+        "spark.rpc.io.connectionTimeout": "1s",
+    }
+    server = RpcEnv.create("steady", "127.0.0.1", 0, conf)
+    server.setup_endpoint("echo", _Echo())
+    client = RpcEnv.create("steady-client", "127.0.0.1", 0, conf, client_mode=True)
+    try:
+        ref = client.endpoint_ref(server.address, "echo", timeout=WAIT)
+        started = time.monotonic()
+        payload = "x" * (2 << 20)
+        while time.monotonic() - started < 2.5:
+            answer = ref.ask_sync(wrappers_pb2.StringValue(value=payload), WAIT)
+            assert isinstance(answer, wrappers_pb2.StringValue) and len(answer.value) == len(
+                payload
+            )
+            time.sleep(0.3)  # idle between messages does not count
+    finally:
+        client.shutdown()
+        server.shutdown()
 
 
 _FD_LIMITED_SERVER = """
