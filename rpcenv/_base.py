@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from google.protobuf.message import Message
 
@@ -269,6 +269,7 @@ class BaseRpcEnv(RpcEnv):
         peer_id: str = "",
         hold: bool = False,
         app_id: str = "",
+        messages: Sequence[Message | RpcProtocolError | None] | None = None,
     ) -> None:
         """Handle envelopes that arrived from `peer`, in order.
 
@@ -278,14 +279,16 @@ class BaseRpcEnv(RpcEnv):
         With `hold`, the backend calls `self._dispatcher.release()` soon after (once
         per turn of its I/O loop), so many messages share one hand-off to the pool.
         `app_id` is the application the connection authenticated as ("" for the
-        secret's holders).
+        secret's holders). `messages`, when given, holds each envelope's payload
+        already unpacked (off the I/O thread), or the error that raised, or None.
         """
         dispatcher = self._dispatcher
-        for envelope in envelopes:
+        for index, envelope in enumerate(envelopes):
             kind = envelope.kind
+            given = None if messages is None else messages[index]
             try:
                 if kind == SEND:
-                    message = unpack(envelope.payload)
+                    message = unpack(envelope.payload) if given is None else _given(given)
                     origin = MessageOrigin(peer, local, envelope.sender, peer_id, app_id)
                     dispatcher.post_send(
                         envelope.receiver,
@@ -297,7 +300,7 @@ class BaseRpcEnv(RpcEnv):
                 elif kind == ASK:
                     context = _CallContext(self, peer, envelope.request_id, envelope.sender)
                     try:
-                        message = unpack(envelope.payload)
+                        message = unpack(envelope.payload) if given is None else _given(given)
                     except RpcProtocolError as exc:
                         context.send_failure(exc)
                         continue
@@ -307,7 +310,7 @@ class BaseRpcEnv(RpcEnv):
                         origin = MessageOrigin(peer, local, envelope.sender, peer_id, app_id)
                         dispatcher.post_ask(envelope.receiver, message, context, origin, hold)
                 elif kind in (REPLY, FAILURE):
-                    self._complete(envelope)
+                    self._complete(envelope, given)
                 else:
                     log.warning("ignoring envelope of unknown kind %d from %s", kind, peer)
             except RpcProtocolError as exc:
@@ -433,7 +436,9 @@ class BaseRpcEnv(RpcEnv):
         else:
             self._transmit(address, envelope)
 
-    def _complete(self, envelope: rpc_pb2.Envelope) -> None:
+    def _complete(
+        self, envelope: rpc_pb2.Envelope, given: Message | RpcProtocolError | None = None
+    ) -> None:
         with self._pending_lock:
             pending = self._pending.pop(envelope.request_id, None)
         if pending is None:
@@ -441,7 +446,9 @@ class BaseRpcEnv(RpcEnv):
         self._deadlines.cancel(envelope.request_id)
         if envelope.kind == REPLY:
             try:
-                pending.future.set_result(unpack(envelope.payload))
+                pending.future.set_result(
+                    unpack(envelope.payload) if given is None else _given(given)
+                )
             except RpcProtocolError as exc:
                 pending.future.set_exception(exc)
         else:
@@ -488,3 +495,10 @@ class BaseRpcEnv(RpcEnv):
 
 #: Sends after shutdown: an endpoint draining its backlog may make thousands.
 _stopped_drops = RateLimitedWarning(log)
+
+
+def _given(message: Message | RpcProtocolError) -> Message:
+    """A message a transport unpacked ahead; the error it met, raised here."""
+    if isinstance(message, RpcProtocolError):
+        raise message
+    return message

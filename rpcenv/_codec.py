@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "decode_error",
     "encode_error",
+    "message_class",
     "pack",
     "unpack",
 ]
@@ -80,7 +81,12 @@ _WELL_KNOWN = (
 )
 
 
-def _class_for(type_url: str) -> type[Message]:
+def message_class(type_url: str) -> type[Message]:
+    """The registered message class of an `Any`'s type URL.
+
+    Raises:
+        RpcProtocolError: no such type in this process.
+    """
     cls = _classes.get(type_url)
     if cls is None:
         full_name = type_url[len(_TYPE_PREFIX) :] if type_url.startswith(_TYPE_PREFIX) else type_url
@@ -109,7 +115,7 @@ def unpack(payload: any_pb2.Any) -> Message:
     """
     if not payload.type_url:
         return empty_pb2.Empty()
-    cls = _class_for(payload.type_url)
+    cls = message_class(payload.type_url)
     message = cls()
     try:
         message.ParseFromString(payload.value)

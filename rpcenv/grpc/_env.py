@@ -17,12 +17,13 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import grpc
 import grpc.aio
 from google.protobuf import descriptor as pb_descriptor
+from google.protobuf.message import Message
 
 from rpcenv import settings
 from rpcenv._address import RpcAddress
@@ -418,12 +419,19 @@ class GrpcRpcEnv(BaseRpcEnv):
             )
 
     def _receive_from_connection(
-        self, peer: RpcAddress, envelopes: Iterable[rpc_pb2.Envelope], peer_id: str, app_id: str
+        self,
+        peer: RpcAddress,
+        envelopes: Iterable[rpc_pb2.Envelope],
+        peer_id: str,
+        app_id: str,
+        messages: Sequence[Message | RpcProtocolError | None] | None = None,
     ) -> None:
         # On the loop only. What arrives in one turn of the loop, from any number of
         # peers, reaches each endpoint's inbox in order but is handed to the pool once,
         # at the end of the turn: a thread wake-up per message cost more than the rest.
-        self._receive_envelopes(peer, envelopes, peer_id=peer_id, hold=True, app_id=app_id)
+        self._receive_envelopes(
+            peer, envelopes, peer_id=peer_id, hold=True, app_id=app_id, messages=messages
+        )
         if not self._release_scheduled:
             self._release_scheduled = True
             self._io.loop.call_soon(self._release_held)

@@ -112,6 +112,8 @@ class IoLoop:
         )
         self._pending_lock = threading.Lock()
         self._wake_scheduled = False
+        #: Made at the first large frame (`offload`).
+        self._decoder: concurrent.futures.ThreadPoolExecutor | None = None
         self.loop.set_exception_handler(_log_loop_error)
         started = threading.Event()
         self._thread = threading.Thread(
@@ -180,6 +182,22 @@ class IoLoop:
                 self.loop.call_exception_handler(
                     {"message": f"exception in callback {callback!r}", "exception": exc}
                 )
+
+    def offload(
+        self,
+        work: Callable[[bytes], T],
+        data: bytes,
+        then: Callable[[concurrent.futures.Future[T]], object],
+    ) -> None:
+        """Run `work(data)` on the decoder thread, then `then(future)` on the loop.
+
+        One thread, so works finish, and their `then`s run, in the order given. A
+        large frame is parsed there: its copies would otherwise stall every stream.
+        """
+        if self._decoder is None:
+            self._decoder = concurrent.futures.ThreadPoolExecutor(1, "rpc-decode")
+        future = self._decoder.submit(work, data)
+        future.add_done_callback(lambda done: self.call_soon(then, done))
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run `coro` on the loop; its result as a thread-safe future."""
