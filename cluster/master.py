@@ -557,6 +557,11 @@ class Master(MasterLeadership):
         if unknown:
             log.info("application %s asked to kill unknown executors %s", app.app_id, unknown)
         context.reply(pb.KillExecutorsResponse(acknowledged=not unknown))
+        # Their cores and memory are free now (as in Spark, which schedules here): an
+        # executor of another profile may be waiting for them, and the killed ones'
+        # exit reports find no executor left to schedule after.
+        if len(unknown) < len(msg.executor_ids):
+            self._schedule()
 
     # -- applications --------------------------------------------------------------
 

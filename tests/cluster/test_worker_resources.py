@@ -160,3 +160,25 @@ def test_a_profile_gets_executors_of_its_own_shape(local_cluster: MakeCluster) -
     bad = pb.RequestExecutorsRequest(app_id=driver.app_id, profiles=[negative])
     with pytest.raises(Exception, match="bad ExecutorProfile 2"):
         c.master.ref.ask_sync(bad, 5)
+
+
+def test_killed_executors_free_their_worker_for_a_waiting_profile(
+    local_cluster: MakeCluster,
+) -> None:
+    """As Spark's Master: killing executors schedules at once. A profile's executor that
+    waited for the killed ones' cores launched only at the driver's next request."""
+    c = local_cluster()
+    worker = c.worker("only", cores=2, memory_mb=1024)
+    driver = c.driver(initial_executor_limit=1)  # one executor taking both cores
+    (first,) = driver.wait_of(pb.ExecutorAdded, 1)
+    assert first.cores == 2
+    profile = pb.ExecutorProfile(id=1, cores=2, python_worker_limit_mb=300)
+    request = pb.RequestExecutorsRequest(
+        app_id=driver.app_id, requested_total=0, profile_totals={1: 1}, profiles=[profile]
+    )
+    assert c.master.ref.ask_sync(request, 5).acknowledged
+    kill = pb.KillExecutorsRequest(app_id=driver.app_id, executor_ids=[first.executor_id])
+    assert c.master.ref.ask_sync(kill, 5).acknowledged
+    launches = worker.wait_of(pb.LaunchExecutor, 2)
+    assert [(x.resource_profile_id, x.cores) for x in launches] == [(0, 2), (1, 2)]
+    assert launches[1].python_worker_limit_mb == 300
