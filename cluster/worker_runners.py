@@ -148,8 +148,8 @@ def executor_launch_spec(
     env.pop(RESOURCE_PROFILE_ENV, None)
     if msg.resource_profile_id:
         env[RESOURCE_PROFILE_ENV] = str(msg.resource_profile_id)
-        # The profile's pysparkMemory over its cores, not the application's setting:
-        # PySpark runs a stage's Python workers with its profile's memory.
+        # The profile's limit (its pysparkMemory over the tasks it runs at once), not
+        # the app's: PySpark runs a stage's Python workers with its profile's memory.
         env.pop(PYTHON_WORKER_LIMIT_ENV, None)
         if msg.python_worker_limit_mb > 0:
             env[PYTHON_WORKER_LIMIT_ENV] = str(msg.python_worker_limit_mb)

@@ -341,6 +341,8 @@ def _start_backend(rt: DriverRuntime, spec: DriverSpec, settings: Conf, owner: D
         spec.allocation,
         owner.removed_by_master,
     )
+    # A profile without pysparkMemory gives its Python workers the app's (PySpark 4.3).
+    standalone.pyspark_memory_mb = (settings.get(keys.EXECUTOR_PYSPARK_MEMORY) or 0) >> 20
     rt.backend = rt.allocation_client = standalone
     rt.app_id = standalone.start()
     rt.endpoint.set_app_id(rt.app_id)

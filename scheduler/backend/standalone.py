@@ -48,7 +48,7 @@ from scheduler.core.allocation import (
     read_snapshot,
 )
 from scheduler.core.taskscheduler import ExecutorHandle, TaskScheduler
-from scheduler.executor.workerlimits import profile_worker_limit_mb
+from scheduler.executor.workerlimits import profile_tasks_per_executor, profile_worker_limit_mb
 from scheduler.resource.profile import ResourceProfile
 from sparkctl.v1 import deploy_pb2 as dpb
 from sparkctl.v1 import scheduler_pb2 as pb
@@ -310,7 +310,7 @@ class ExecutorAllocator:
             self.policy.target,
             {p.id: self.profile_policies[p.id].target for p in profiles},
             profiles,
-            self._backend.description.cores_per_executor,
+            self._backend.worker_limit_settings(),
         )
 
     def tick(self) -> None:
@@ -348,13 +348,14 @@ def profile_request(
     total: int,
     profile_totals: Mapping[int, int],
     profiles: Sequence[ResourceProfile],
-    app_cores: int,
+    app: tuple[int, int, int],
 ) -> dpb.RequestExecutorsRequest:
     """A RequestExecutorsRequest: the default profile's total, each other profile's and shape.
 
-    `app_cores`: the app's spark.executor.cores (0: unset), which divides a profile's
-    pysparkMemory among its executors' Python workers when the profile sets no cores.
+    `app`: the app's spark.executor.pyspark.memory in MiB, spark.executor.cores and
+    spark.task.cpus (0: unset), from which each profile's Python worker limit follows.
     """
+    app_memory, app_cores, app_task_cpus = app
     request = dpb.RequestExecutorsRequest(app_id=app_id, requested_total=total)
     request.profile_totals.update(profile_totals)
     for profile in profiles:
@@ -365,7 +366,8 @@ def profile_request(
             memory_mb=profile.executor_memory_mb() or 0,
             resources=profile.custom_executor_resources(),
             python_worker_limit_mb=profile_worker_limit_mb(
-                profile.pyspark_memory_mb(), cores, app_cores
+                profile.pyspark_memory_mb() or app_memory,
+                profile_tasks_per_executor(profile, app_cores, app_task_cpus or 1),
             ),
         )
     return request
@@ -463,6 +465,17 @@ class StandaloneBackend:
             None if allocation is None else allocation.initial_executors
         )
         self.description = description
+        #: The app's spark.executor.pyspark.memory in MiB (0: unset), the Python workers'
+        #: memory of a profile that sets no pysparkMemory of its own.
+        self.pyspark_memory_mb = 0
+
+    def worker_limit_settings(self) -> tuple[int, int, int]:
+        """The app's pyspark memory (MiB), executor cores and task cpus (0: unset)."""
+        return (
+            self.pyspark_memory_mb,
+            self.description.cores_per_executor,
+            self._scheduler.settings.task_cpus,
+        )
 
     @property
     def stopped(self) -> bool:
@@ -635,7 +648,7 @@ class StandaloneBackend:
             total,
             profile_totals or {},
             profiles,
-            self.description.cores_per_executor,
+            self.worker_limit_settings(),
         )
         reply = self._ask_master(request)
         acknowledged = isinstance(reply, dpb.RequestExecutorsResponse) and reply.acknowledged

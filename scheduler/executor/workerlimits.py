@@ -6,10 +6,11 @@
   each worker the whole amount, as PySpark does) before it runs a task; a task
   that allocates past it gets a MemoryError (the task fails, the worker and its
   executor live on). An executor of a stage-level resource profile uses the
-  profile's own `pysparkMemory` over the profile's executor cores (the app's
-  `spark.executor.cores`, then 1, when the profile sets none), and no limit
-  when the profile sets no `pysparkMemory`, as PySpark's DAGScheduler passes a
-  stage's profile to its Python runner.
+  profile's `pysparkMemory` (the app's setting when it sets none) over the
+  tasks it runs at once (its cores over its task cpus, bounded by its custom
+  resources; the app's `spark.executor.cores`, then 1, when no cores are
+  known), as PySpark 4.3's DAGScheduler passes a stage's profile to its
+  Python runner.
 - The driver's Python major.minor travels in every stage's header; a worker
   on another minor version fails the task with PySpark's message.
 - `spark.python.worker.faulthandler.enabled`: a worker writes `faulthandler`'s
@@ -31,6 +32,7 @@ from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:  # the worker never imports the RPC layer
     from rpcenv import Conf
+    from scheduler.resource.profile import ResourceProfile
 
 __all__ = [
     "FAULTHANDLER_DIR_ENV",
@@ -40,6 +42,7 @@ __all__ = [
     "crash_reason",
     "enable_faulthandler",
     "faulthandler_path",
+    "profile_tasks_per_executor",
     "profile_worker_limit_mb",
     "read_crash_dump",
     "version_mismatch",
@@ -83,20 +86,37 @@ def worker_limits_env(conf: Conf) -> dict[str, str]:
     return env
 
 
-def profile_worker_limit_mb(
-    pyspark_memory_mb: int | None, profile_cores: int | None, app_cores: int
-) -> int:
+def profile_worker_limit_mb(pyspark_memory_mb: int | None, tasks_per_executor: int) -> int:
     """Each Python worker's limit in MiB on a profile's executors (0: none; the driver's side).
 
     Args:
-        pyspark_memory_mb: the profile's `pysparkMemory` (None: it sets none, so no
-            limit, even when the app sets `spark.executor.pyspark.memory`, as PySpark).
-        profile_cores: the profile's executor cores (None: it sets none).
-        app_cores: the app's `spark.executor.cores` (0: unset, then 1, as Spark's default).
+        pyspark_memory_mb: the profile's `pysparkMemory`, else the app's
+            `spark.executor.pyspark.memory` (None or 0: neither is set, no limit).
+        tasks_per_executor: how many of the profile's tasks an executor runs at once
+            (`profile_tasks_per_executor`).
     """
     if not pyspark_memory_mb:
         return 0
-    return worker_memory_limit_mb(pyspark_memory_mb, profile_cores or app_cores or 1)
+    return worker_memory_limit_mb(pyspark_memory_mb, tasks_per_executor)
+
+
+def profile_tasks_per_executor(profile: ResourceProfile, app_cores: int, app_task_cpus: int) -> int:
+    """Tasks a profile's executor runs at once, PySpark 4.3's divisor of its pyspark memory.
+
+    Its cores (the app's `spark.executor.cores` when it sets none) over its task
+    cpus, and no more than each custom resource allows; with no cores known, the
+    app's `spark.executor.cores`, then 1, as PySpark.
+    """
+    cores = profile.executor_cores() or app_cores
+    if not cores:
+        return 1
+    tasks = max(1, cores // max(1, profile.task_cpus(app_task_cpus)))
+    executor = profile.custom_executor_resources()
+    for name, (count, share) in profile.task_requirements().items():
+        amount = executor.get(name, 0)
+        if amount:
+            tasks = min(tasks, int(amount // count / share) if count else tasks)
+    return max(1, tasks)
 
 
 def worker_memory_limit_mb(total_mb: int, workers: int) -> int:

@@ -286,8 +286,8 @@ class ExecutorProfile(_message.Message):
     """0: the application's memory_per_executor_mb."""
     python_worker_limit_mb: _builtins.int
     """Each Python worker's address-space limit in MiB on these executors: the
-    profile's pysparkMemory over its cores (spark.executor.cores, 1, when it has
-    none), as PySpark computes it. 0: no limit (the profile sets no pysparkMemory).
+    profile's pysparkMemory (else the app's spark.executor.pyspark.memory) over
+    the tasks each runs at once, as PySpark computes it. 0: no limit.
     """
     @_builtins.property
     def resources(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...

@@ -102,7 +102,7 @@ def test_a_profiles_executor_gets_its_profiles_python_worker_limit(
     msg.resource_profile_id = 2
     msg.python_worker_limit_mb = 300
     assert executor_launch_spec(msg, tmp_path, "h", "u").env[PYTHON_WORKER_LIMIT_ENV] == "300"
-    msg.python_worker_limit_mb = 0  # the profile sets no pysparkMemory: no limit, as PySpark
+    msg.python_worker_limit_mb = 0  # no pysparkMemory in the profile nor the app: no limit
     assert PYTHON_WORKER_LIMIT_ENV not in executor_launch_spec(msg, tmp_path, "h", "u").env
 
 

@@ -249,6 +249,51 @@ def test_a_stage_with_an_executor_profile_gets_executors_of_it(tmp_path: Path) -
         sc.stop()
 
 
+def _address_space_limit(_: Any) -> int:
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_AS)[0]
+
+
+@pytest.mark.parametrize(("where", "cores"), [("local-cluster[1,2,1024]", 2), ("cluster", 1)])
+def test_a_profiles_executors_give_their_workers_its_pyspark_memory(
+    request: pytest.FixtureRequest, where: str, cores: int
+) -> None:
+    """A stage's profile sets its Python workers' limit (as PySpark 4.3's DAGScheduler
+    passes it to the Python runner): its pysparkMemory, else the app's setting, over the
+    tasks its executor runs at once (spark.executor.cores, then 1, when it sets no cores)."""
+    sc = support.new_context(
+        support.master_for(request, where),
+        "compat-resources-pyspark-memory",
+        **{
+            "spark.executor.pyspark.memory": "512m",
+            "spark.executor.memory": "512m",
+            "spark.dynamicAllocation.enabled": "true",
+            "spark.dynamicAllocation.shuffleTracking.enabled": "true",
+            "spark.dynamicAllocation.executorIdleTimeout": "2s",
+        },
+    )
+
+    def limits(profile: Any = None) -> set[int]:
+        rdd = sc.parallelize(range(4), 4)
+        if profile is not None:
+            rdd = rdd.withResources(profile)
+        return set(rdd.map(_address_space_limit).collect())
+
+    def executor_profile(requests: ExecutorResourceRequests) -> Any:
+        return ResourceProfileBuilder().require(requests).build
+
+    try:
+        assert limits() == {512 << 20}  # the default profile: the app's setting
+        sized = ExecutorResourceRequests().cores(cores).pysparkMemory("600m")
+        assert limits(executor_profile(sized)) == {(600 // cores) << 20}
+        no_cores = ExecutorResourceRequests().pysparkMemory("300m")
+        assert limits(executor_profile(no_cores)) == {300 << 20}
+        assert limits(executor_profile(ExecutorResourceRequests().cores(1))) == {512 << 20}
+    finally:
+        sc.stop()
+
+
 def test_merged_profiles_take_the_larger_of_each_request(tmp_path: Path) -> None:
     """spark.scheduler.resource.profileMergeConflicts: a stage with two profiles runs
     with their merge (a whole GPU from one, 2 cpus from the other) instead of failing."""

@@ -26,6 +26,7 @@ from scheduler.executor.workerlimits import (
     MEMORY_LIMIT_ENV,
     apply_memory_limit,
     crash_reason,
+    profile_tasks_per_executor,
     profile_worker_limit_mb,
     read_crash_dump,
     version_mismatch,
@@ -90,14 +91,32 @@ def test_worker_limits_env_from_the_apps_conf() -> None:
         worker_limits_env(Conf({"spark.executor.pyspark.memory": "10k"}))
 
 
-def test_a_profiles_limit_is_its_pyspark_memory_over_its_cores() -> None:
-    """As PySpark: the profile's cores, else spark.executor.cores, else 1; none without memory."""
-    assert profile_worker_limit_mb(600, 2, 0) == 300
-    assert profile_worker_limit_mb(600, 2, 3) == 300  # the profile's cores first
-    assert profile_worker_limit_mb(600, None, 3) == 200
-    assert profile_worker_limit_mb(600, None, 0) == 600
-    assert profile_worker_limit_mb(None, 2, 2) == 0  # no pysparkMemory: no limit
-    assert profile_worker_limit_mb(1, 4, 0) == 1
+def test_a_profiles_limit_is_its_memory_over_the_tasks_its_executor_runs() -> None:
+    """As PySpark 4.3: cores over task cpus, bounded by custom resources; else app cores, 1."""
+    from scheduler.resource import (
+        ExecutorResourceRequests,
+        ResourceProfileBuilder,
+        TaskResourceRequests,
+    )
+
+    def tasks(executor: ExecutorResourceRequests, task: TaskResourceRequests | None = None) -> int:
+        builder = ResourceProfileBuilder().require(executor)
+        if task is not None:
+            builder.require(task)
+        return profile_tasks_per_executor(builder.build, 0, 1)
+
+    assert tasks(ExecutorResourceRequests().cores(4)) == 4
+    assert tasks(ExecutorResourceRequests().cores(4), TaskResourceRequests().cpus(2)) == 2
+    assert tasks(ExecutorResourceRequests().cores(3), TaskResourceRequests().cpus(2)) == 1
+    gpus = ExecutorResourceRequests().cores(4).resource("gpu", 1)
+    assert tasks(gpus, TaskResourceRequests().resource("gpu", 1)) == 1
+    assert tasks(gpus, TaskResourceRequests().resource("gpu", 0.5)) == 2
+    no_cores = ResourceProfileBuilder().require(ExecutorResourceRequests().memory("1g")).build
+    assert profile_tasks_per_executor(no_cores, 0, 1) == 1
+    assert profile_tasks_per_executor(no_cores, 3, 1) == 3  # the app's spark.executor.cores
+    assert profile_worker_limit_mb(600, 2) == 300
+    assert profile_worker_limit_mb(None, 2) == 0  # neither the profile nor the app: no limit
+    assert profile_worker_limit_mb(1, 4) == 1
 
 
 def test_the_cluster_sets_the_variable_the_workers_read() -> None:
@@ -117,9 +136,14 @@ def test_the_profile_request_carries_each_profiles_limit() -> None:
     only_memory = (
         ResourceProfileBuilder().require(ExecutorResourceRequests().pysparkMemory("1g")).build
     )
-    request = profile_request("app-1", 0, {}, [with_memory, without, only_memory], 4)
+    profiles = [with_memory, without, only_memory]
+    request = profile_request("app-1", 0, {}, profiles, (512, 4, 1))
     limits = {p.id: p.python_worker_limit_mb for p in request.profiles}
-    assert limits == {with_memory.id: 300, without.id: 0, only_memory.id: 256}
+    # Without pysparkMemory, the app's spark.executor.pyspark.memory (PySpark 4.3).
+    assert limits == {with_memory.id: 300, without.id: 512, only_memory.id: 256}
+    request = profile_request("app-1", 0, {}, profiles, (0, 0, 1))
+    limits = {p.id: p.python_worker_limit_mb for p in request.profiles}
+    assert limits == {with_memory.id: 300, without.id: 0, only_memory.id: 1024}
 
 
 def test_the_executor_passes_the_limit_to_its_workers(tmp_path: Path) -> None:
