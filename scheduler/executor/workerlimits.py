@@ -1,9 +1,10 @@
 """Limits and checks of a Python worker process, as PySpark's worker applies them.
 
 - `spark.executor.pyspark.memory`: each Python worker caps its address space
-  (RLIMIT_AS) at the setting divided by `spark.executor.cores` (1 when unset,
-  as Spark's default, so `local[N]` and executors without that setting give
-  each worker the whole amount, as PySpark does) before it runs a task; a task
+  (RLIMIT_AS) at the setting divided by `spark.executor.cores` over
+  `spark.task.cpus`, rounded up (cores 1 when unset, as Spark's default, so
+  `local[N]` and executors without that setting give each worker the whole
+  amount, as PySpark 4.3 does) before it runs a task; a task
   that allocates past it gets a MemoryError (the task fails, the worker and its
   executor live on). An executor of a stage-level resource profile uses the
   profile's `pysparkMemory` (the app's setting when it sets none) over the
@@ -79,8 +80,11 @@ def worker_limits_env(conf: Conf) -> dict[str, str]:
 
     size = conf.get(settings.EXECUTOR_PYSPARK_MEMORY)  # at least 1m: the entry's bound
     if size is not None:
-        cores = conf.get(settings.EXECUTOR_CORES) or 1  # PySpark's divisor, not the workers
-        env[MEMORY_LIMIT_ENV] = str(worker_memory_limit_mb(size >> 20, cores))
+        # PySpark 4.3's divisor: the tasks an executor's cores hold, rounded up
+        # (spark.executor.cores 3, spark.task.cpus 2: 2), not the workers it runs.
+        cores = conf.get(settings.EXECUTOR_CORES) or 1
+        cpus = max(1, conf.get(settings.TASK_CPUS))
+        env[MEMORY_LIMIT_ENV] = str(worker_memory_limit_mb(size >> 20, -(-cores // cpus)))
     if conf.get(settings.PYTHON_FAULTHANDLER):
         env[FAULTHANDLER_ENV] = "1"
     return env

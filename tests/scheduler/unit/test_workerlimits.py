@@ -85,6 +85,16 @@ def test_worker_limits_env_from_the_apps_conf() -> None:
     # Divided by spark.executor.cores, as PySpark does (not by the executor's workers).
     split = Conf({"spark.executor.pyspark.memory": "1g", "spark.executor.cores": "3"})
     assert worker_limits_env(split) == {MEMORY_LIMIT_ENV: "341"}
+    # ... over spark.task.cpus, rounded up, as PySpark 4.3 (observed on local[4]).
+    for cores, cpus, limit in (("2", "2", "1024"), ("3", "2", "512")):
+        conf = Conf(
+            {
+                "spark.executor.pyspark.memory": "1g",
+                "spark.executor.cores": cores,
+                "spark.task.cpus": cpus,
+            }
+        )
+        assert worker_limits_env(conf) == {MEMORY_LIMIT_ENV: limit}
     with pytest.raises(ValueError, match=r"spark\.executor\.pyspark\.memory"):
         worker_limits_env(Conf({"spark.executor.pyspark.memory": "lots"}))
     with pytest.raises(ValueError, match=r"spark\.executor\.pyspark\.memory"):
