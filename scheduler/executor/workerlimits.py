@@ -80,14 +80,34 @@ def worker_limits_env(conf: Conf) -> dict[str, str]:
 
     size = conf.get(settings.EXECUTOR_PYSPARK_MEMORY)  # at least 1m: the entry's bound
     if size is not None:
-        # PySpark 4.3's divisor: the tasks an executor's cores hold, rounded up
-        # (spark.executor.cores 3, spark.task.cpus 2: 2), not the workers it runs.
-        cores = conf.get(settings.EXECUTOR_CORES) or 1
+        # PySpark 4.3's divisor: the tasks an executor's cores hold, not the workers
+        # it runs. Rounded up (spark.executor.cores 3, spark.task.cpus 2: 2), except
+        # under dynamic allocation with spark.executor.cores set, where the default
+        # profile is sized as any profile: rounded down, capped by custom resources
+        # (observed: local-cluster, 3 cores, 2 task cpus, 600m: 300 MiB, and 600 MiB
+        # with dynamic allocation on; local[N] ignores dynamic allocation).
+        cores = conf.get(settings.EXECUTOR_CORES)
         cpus = max(1, conf.get(settings.TASK_CPUS))
-        env[MEMORY_LIMIT_ENV] = str(worker_memory_limit_mb(size >> 20, -(-cores // cpus)))
+        if cores and _dynamic_allocation_on(conf):
+            from scheduler.resource.profile import default_profile
+
+            profile = default_profile(dict(conf.items()), cpus)
+            tasks = profile_tasks_per_executor(profile, cores, cpus)
+        else:
+            tasks = -(-(cores or 1) // cpus)
+        env[MEMORY_LIMIT_ENV] = str(worker_memory_limit_mb(size >> 20, tasks))
     if conf.get(settings.PYTHON_FAULTHANDLER):
         env[FAULTHANDLER_ENV] = "1"
     return env
+
+
+def _dynamic_allocation_on(conf: Conf) -> bool:
+    """Spark's test: asked for, and the master is not local mode (local-cluster is not)."""
+    from scheduler import settings
+
+    master = conf.get(settings.MASTER) or ""
+    local = master == "local" or master.startswith("local[")
+    return bool(conf.get(settings.DYN_ENABLED)) and not local
 
 
 def profile_worker_limit_mb(pyspark_memory_mb: int | None, tasks_per_executor: int) -> int:

@@ -151,3 +151,37 @@ def test_a_segfault_with_the_faulthandler_reports_its_dump(master: str) -> None:
         assert sc.parallelize(range(3), 1).sum() == 3
     finally:
         sc.stop()
+
+
+@pytest.mark.timeout(300)  # PySpark's local-cluster takes 30 s to start
+@pytest.mark.parametrize(
+    ("where", "dynamic", "limit_mb"),
+    [
+        # Without dynamic allocation: the tasks 3 cores hold at 2 cpus each, rounded up.
+        ("local-cluster[1,3,1024]", "false", 300),
+        # local mode ignores dynamic allocation, as Spark does.
+        ("local[4]", "true", 300),
+        # With it, the default profile is sized as any profile: rounded down.
+        # (Last: in PySpark a context's settings outlive it in its JVM.)
+        ("local-cluster[1,3,1024]", "true", 600),
+    ],
+)
+def test_pyspark_memory_over_task_cpus_and_under_dynamic_allocation(
+    where: str, dynamic: str, limit_mb: int
+) -> None:
+    """PySpark 4.3 divides by the tasks an executor holds; how it rounds depends on
+    dynamic allocation (observed: 3 cores, spark.task.cpus 2, 600m)."""
+    conf = {
+        "spark.executor.pyspark.memory": "600m",
+        "spark.executor.memory": "512m",
+        "spark.executor.cores": "3",
+        "spark.task.cpus": "2",
+        "spark.dynamicAllocation.enabled": dynamic,
+        "spark.dynamicAllocation.shuffleTracking.enabled": "true",
+    }
+    sc = support.new_context(where, "compat-pyspark-memory-task-cpus", **conf)
+    try:
+        limits = set(sc.parallelize(range(4), 2).map(address_space_limit).collect())
+        assert limits == {limit_mb << 20}
+    finally:
+        sc.stop()
