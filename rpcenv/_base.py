@@ -15,7 +15,8 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol
 
 from google.protobuf.message import Message
 
@@ -39,7 +40,7 @@ from rpcenv._senders import MessageOrigin
 from rpcenv._timeouts import DeadlineWheel
 from sparkctl.v1 import rpc_pb2
 
-__all__ = ["VERIFIER_NAME", "BaseEndpointRef", "BaseRpcEnv"]
+__all__ = ["VERIFIER_NAME", "BaseEndpointRef", "BaseRpcEnv", "close_peer_connection"]
 
 #: The largest spark.rpc.message.maxSize, as Spark's (2047 MiB): with the framing
 #: overhead it still fits gRPC's int32 message sizes.
@@ -502,3 +503,28 @@ def _given(message: Message | RpcProtocolError) -> Message:
     if isinstance(message, RpcProtocolError):
         raise message
     return message
+
+
+class _ClosableConnection(Protocol):
+    def close(self, error: RpcError | None) -> None: ...
+
+
+def close_peer_connection(
+    own_address: RpcAddress,
+    connections: Mapping[RpcAddress, _ClosableConnection],
+    lock: threading.Lock,
+    address: RpcAddress,
+    reason: str,
+) -> bool:
+    """`RpcEnv.disconnect` for a backend that keeps one connection per peer address.
+
+    Closes it with an error naming `reason` (none: a plain close); False when there
+    is no connection with `address`.
+    """
+    with lock:
+        connection = connections.get(address)
+    if connection is None:
+        return False
+    error = RpcConnectionError(f"{own_address} closed the connection: {reason}") if reason else None
+    connection.close(error)
+    return True

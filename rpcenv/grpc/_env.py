@@ -27,7 +27,7 @@ from google.protobuf.message import Message
 
 from rpcenv import settings
 from rpcenv._address import RpcAddress
-from rpcenv._base import BaseRpcEnv
+from rpcenv._base import BaseRpcEnv, close_peer_connection
 from rpcenv._conf import Conf
 from rpcenv._errors import (
     RpcAuthenticationError,
@@ -213,17 +213,9 @@ class GrpcRpcEnv(BaseRpcEnv):
 
     def disconnect(self, address: RpcAddress, reason: str = "") -> bool:
         """Close the stream with `address` (either direction); queued envelopes fail."""
-        with self._connections_lock:
-            connection = self._connections.get(address)
-        if connection is None:
-            return False
-        error = (
-            RpcConnectionError(f"{self._address} closed the connection: {reason}")
-            if reason
-            else None
+        return close_peer_connection(
+            self._address, self._connections, self._connections_lock, address, reason
         )
-        connection.close(error)
-        return True
 
     # -- outbound ----------------------------------------------------------------
 

@@ -55,7 +55,7 @@ from collections.abc import Iterable
 
 from rpcenv import settings
 from rpcenv._address import RpcAddress
-from rpcenv._base import BaseRpcEnv
+from rpcenv._base import BaseRpcEnv, close_peer_connection
 from rpcenv._conf import Conf
 from rpcenv._errors import (
     RpcAuthenticationError,
@@ -337,17 +337,9 @@ class TcpRpcEnv(BaseRpcEnv):
 
     def disconnect(self, address: RpcAddress, reason: str = "") -> bool:
         """Close the connection with `address`; both sides hear of it."""
-        with self._connections_lock:
-            connection = self._connections.get(address)
-        if connection is None:
-            return False
-        error = (
-            RpcConnectionError(f"{self._address} closed the connection: {reason}")
-            if reason
-            else None
+        return close_peer_connection(
+            self._address, self._connections, self._connections_lock, address, reason
         )
-        connection.close(error)
-        return True
 
     # -- outbound ----------------------------------------------------------------
 
