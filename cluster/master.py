@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 
 from cluster import master_views
 from cluster._timers import SYSTEM_CLOCK, Clock, Ticker
+from cluster.heartbeat_datagrams import DatagramListener, HeartbeatDatagrams
 from cluster.master_base import StandbyMasterError
 from cluster.master_leadership import MasterLeadership
 from cluster.master_peers import IdlePeers
@@ -35,6 +36,7 @@ from cluster.master_state import (
 )
 from cluster.request_limits import check_app_description, worker_resources_problem
 from cluster.senders import MASTER_SENDERS
+from cluster.settings import WORKER_UDP_HEARTBEATS
 from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpointRef, RpcError, current_origin
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -57,6 +59,8 @@ MS = pb.MasterStatus
 _STANDBY = int(pb.MASTER_STATUS_STANDBY)  # a plain int: read on every message
 #: How stale a cached cluster state's heartbeat times may get while nothing else changes.
 _STATE_CACHE_S = 1.0
+#: How often dropped heartbeat datagrams are reported in the log, at most.
+_DROP_LOG_INTERVAL_S = 60.0
 _WORKER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:%-]{0,199}$")
 
 
@@ -110,6 +114,12 @@ class Master(MasterLeadership):
         self._state_cache_at = 0.0
         #: Connected peers with no role, closed once silent too long (`master_peers`).
         self.idle_peers = IdlePeers.from_conf(conf)
+        #: Heartbeat datagrams (`cluster.heartbeat_datagrams`); None: stream heartbeats only.
+        self.datagrams: HeartbeatDatagrams | None = None
+        if conf.get(WORKER_UDP_HEARTBEATS):
+            self.datagrams = HeartbeatDatagrams(self.liveness.clock)
+        self._listener: DatagramListener | None = None
+        self._drops_logged_at = self.liveness.clock()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -129,6 +139,7 @@ class Master(MasterLeadership):
         interval = min(liveness.check_interval, max(0.05, self.idle_peers.timeout / 2))
         self._ticker = Ticker("master-timeouts", interval, check)
         self._ticker.start()
+        self._listen_for_datagrams()
         if self.recovery_mode == "ZOOKEEPER":
             self.status = MS.MASTER_STATUS_STANDBY
             self._start_election()
@@ -139,6 +150,8 @@ class Master(MasterLeadership):
     def on_stop(self) -> None:
         if self._ticker is not None:
             self._ticker.stop()
+        if self._listener is not None:
+            self._listener.stop()
         if self.election is not None:
             self.election.stop()  # leaves the election: a standby takes over at once
 
@@ -189,6 +202,58 @@ class Master(MasterLeadership):
             handler(message, context)
         except (ValueError, LookupError) as exc:  # the caller's mistake: tell it why
             context.send_failure(exc)
+
+    def _listen_for_datagrams(self) -> None:
+        """Bind the heartbeat socket beside the RPC port (same address, same number if free)."""
+        if self.datagrams is None:
+            return
+        address = self.rpc_env.address
+        try:
+            self._listener = DatagramListener(self.datagrams, address.host, address.port)
+        except OSError as exc:
+            log.warning(
+                "no UDP heartbeats (workers heartbeat on their streams): cannot bind a UDP "
+                "socket on %s: %s",
+                address.host,
+                exc,
+            )
+            self.datagrams = None
+            return
+        self._listener.start()
+        log.info(
+            "heartbeat datagrams on udp %s:%d (spark.sparkctl.worker.udpHeartbeats)",
+            self._listener.host,
+            self._listener.port,
+        )
+
+    def _check_heartbeat_datagrams(self, now: float) -> None:
+        """Move unheard UDP workers to their streams; tell DEAD ones to register again."""
+        table = self.datagrams
+        if table is None:
+            return
+        liveness = self.liveness
+        for entry, reason in table.unheard(now, liveness.heartbeat_interval, liveness.timeout):
+            worker = entry.worker
+            log.warning(
+                "worker %s heartbeats on its stream from now on: %s", worker.worker_id, reason
+            )
+            self._send(
+                worker.ref,
+                pb.UseStreamHeartbeats(master_url=self.url, master_epoch=self.epoch, reason=reason),
+            )
+        for entry in table.heard_from_dead():
+            log.info(
+                "DEAD worker %s still heartbeats; asking it to reconnect", entry.worker.worker_id
+            )
+            self._send(
+                entry.worker.ref, pb.ReconnectWorker(master_url=self.url, master_epoch=self.epoch)
+            )
+        if now - self._drops_logged_at >= _DROP_LOG_INTERVAL_S:
+            self._drops_logged_at = now
+            drops = table.take_drops()
+            if drops:
+                counts = ", ".join(f"{n} {why}" for why, n in sorted(drops.items()))
+                log.warning("dropped bad heartbeat datagrams in the last minute: %s", counts)
 
     def on_connected(self, address: RpcAddress) -> None:
         self.idle_peers.heard(address, self.liveness.clock())
@@ -277,6 +342,11 @@ class Master(MasterLeadership):
             peer_id=_peer_id(),
             resources=resources_from(msg.resources),
         )
+        enrollment, udp_port = None, 0
+        if msg.udp_heartbeats and self.datagrams is not None and self._listener is not None:
+            enrollment, udp_port = self.datagrams.enroll(worker), self._listener.port
+        elif self.datagrams is not None:
+            self.datagrams.withdraw(worker.worker_id)
         previous = existing.executors if existing is not None else {}
         previous_drivers = existing.drivers if existing is not None else {}
         if existing is not None:
@@ -306,6 +376,9 @@ class Master(MasterLeadership):
                 heartbeat_interval_ms=round(self.liveness.heartbeat_interval * 1000),
                 # (A Master driven without an env, in unit tests, has none.)
                 master_env_id=self._rpc_env.env_id if self._rpc_env is not None else "",
+                heartbeat_udp_port=udp_port if enrollment is not None else 0,
+                heartbeat_slot=enrollment.slot if enrollment is not None else 0,
+                heartbeat_key=enrollment.key if enrollment is not None else b"",
             )
         )
         log.info(
@@ -408,6 +481,8 @@ class Master(MasterLeadership):
         worker = self.workers.get(msg.worker_id)
         if worker is not None and worker.alive and worker.incarnation == msg.incarnation:
             worker.heard_from(self.liveness.clock())
+            if self.datagrams is not None and self.datagrams.get(msg.worker_id) is not None:
+                self.datagrams.withdraw(msg.worker_id)  # it chose its stream (UDP failed it)
             return
         if worker is not None and worker.incarnation > msg.incarnation:
             log.debug("ignoring a heartbeat of a stale incarnation of %s", msg.worker_id)
@@ -438,6 +513,9 @@ class Master(MasterLeadership):
                 self._remove_worker(verdict.worker, verdict.reason)
         for worker in liveness.forgettable(list(self.workers.values()), now):
             del self.workers[worker.worker_id]  # the UI shows the dead for a while, not forever
+            if self.datagrams is not None:
+                self.datagrams.withdraw(worker.worker_id)
+        self._check_heartbeat_datagrams(now)
         self._reap_idle_peers(now)
 
     def _remove_worker(self, worker: WorkerInfo, reason: str) -> None:

@@ -292,6 +292,15 @@ class WorkerInfo:
         self.suspected = False
         self.disconnected_at = None
 
+    def heard_by_datagram(self, now: float) -> None:
+        """A heartbeat datagram came: alive, but its connection is no better than it was.
+
+        Unlike `heard_from` it does not clear a lost connection: UDP getting through
+        says nothing of the stream that carries the Master's commands.
+        """
+        self.last_heartbeat = now
+        self.last_heartbeat_ms = now_ms()
+
     def lost_connection(self, now: float | None = None) -> None:
         """Its connection closed: suspected (no new work) until heard from again."""
         self.suspected = True

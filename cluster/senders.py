@@ -201,6 +201,7 @@ WORKER_SENDERS = SenderPolicy(
         pb.ExecutorStartupCheck: LOCAL_ONLY,
         pb.CleanupWorkDirs: LOCAL_ONLY,
         pb.ReconnectWorker: _from_master,
+        pb.UseStreamHeartbeats: _from_our_master,
         pb.MasterChanged: _from_master,
         pb.LaunchExecutor: _from_our_master,
         pb.KillExecutor: _from_our_master,

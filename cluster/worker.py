@@ -22,6 +22,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from cluster._timers import SYSTEM_CLOCK, Clock, Ticker
+from cluster.heartbeat_datagrams import DatagramSender
 from cluster.launcher import Launcher
 from cluster.master_finder import MasterFinder, master_endpoint_uri
 from cluster.memory_monitor import MemoryMonitor
@@ -83,6 +84,7 @@ class Worker(WorkerDrivers):
             pb.RegisterWorkerResponse: self._on_registered,
             pb.RegistrationFailed: self._on_registration_failed,
             pb.ReconnectWorker: self._on_reconnect,
+            pb.UseStreamHeartbeats: self._on_use_stream_heartbeats,
             pb.MasterChanged: self._on_master_changed,
             pb.SendHeartbeat: self._on_send_heartbeat,
             pb.LaunchExecutor: self._on_launch_executor,
@@ -234,6 +236,7 @@ class Worker(WorkerDrivers):
             resources=[
                 pb.ResourceAddresses(name=n, addresses=a) for n, a in sorted(self.resources.items())
             ],
+            udp_heartbeats=self.udp_heartbeats,
         )
         url = msg.master_url
 
@@ -300,7 +303,32 @@ class Worker(WorkerDrivers):
         self.registered.set()
         while self._unsent:  # changes that happened while the registration was on its way
             self._send(ref, self._unsent.popleft())
-        log.info("worker %s registered with master %s", self.worker_id, msg.master_url)
+        self._start_datagrams(msg, ref)
+        log.info(
+            "worker %s registered with master %s (heartbeats by %s)",
+            self.worker_id,
+            msg.master_url,
+            "UDP datagram" if self._datagrams is not None else "stream",
+        )
+
+    def _start_datagrams(self, msg: pb.RegisterWorkerResponse, ref: RpcEndpointRef) -> None:
+        """Heartbeat by datagram if the Master offered it; the first one goes now."""
+        self._stop_datagrams()
+        if not self.udp_heartbeats or msg.heartbeat_udp_port <= 0:
+            return
+        try:
+            self._datagrams = DatagramSender(
+                ref.address.host, msg.heartbeat_udp_port, msg.heartbeat_slot, msg.heartbeat_key
+            )
+        except OSError as exc:
+            log.warning("heartbeats on the stream: no UDP socket to the master: %s", exc)
+            return
+        self._on_send_heartbeat(pb.SendHeartbeat(), None)  # so the Master knows UDP works
+
+    def _stop_datagrams(self) -> None:
+        if self._datagrams is not None:
+            self._datagrams.close()
+            self._datagrams = None
 
     def _on_registration_failed(
         self, msg: pb.RegistrationFailed, _s: RpcEndpointRef | None
@@ -317,6 +345,7 @@ class Worker(WorkerDrivers):
     def _reregister(self) -> None:
         if self._refused:
             return
+        self._stop_datagrams()
         self.registered.clear()
         self.master_ref = None
         if self._finder is not None:
@@ -333,6 +362,7 @@ class Worker(WorkerDrivers):
         if self.registered.is_set() and msg.master_epoch == self.master_epoch:
             return  # already registered with it
         log.info("master changed to %s; registering with it", msg.master_url)
+        self._stop_datagrams()
         self.registered.clear()
         self.master_ref = None
         url, env = msg.master_url, self.rpc_env
@@ -348,12 +378,31 @@ class Worker(WorkerDrivers):
 
         threading.Thread(target=connect, name="master-changed", daemon=True).start()
 
+    def _on_use_stream_heartbeats(
+        self, msg: pb.UseStreamHeartbeats, _s: RpcEndpointRef | None
+    ) -> None:
+        if self._stale(msg, msg.master_epoch) or self._datagrams is None:
+            return
+        log.warning(
+            "master %s: heartbeats on the stream from now on: %s", msg.master_url, msg.reason
+        )
+        self._stop_datagrams()
+        self._on_send_heartbeat(pb.SendHeartbeat(), None)  # at once: it has heard none lately
+
     def _on_send_heartbeat(self, _msg: pb.SendHeartbeat, _s: RpcEndpointRef | None) -> None:
-        if self.registered.is_set() and self.master_ref is not None:
-            self._send(
-                self.master_ref,
-                pb.WorkerHeartbeat(worker_id=self.worker_id, incarnation=self.incarnation),
-            )
+        if not self.registered.is_set() or self.master_ref is None:
+            return
+        if self._datagrams is not None:
+            try:
+                self._datagrams.send()
+                return
+            except OSError as exc:  # e.g. the port was found closed: the stream always works
+                log.warning("heartbeats on the stream from now on: UDP send failed: %s", exc)
+                self._stop_datagrams()
+        self._send(
+            self.master_ref,
+            pb.WorkerHeartbeat(worker_id=self.worker_id, incarnation=self.incarnation),
+        )
 
     # -- executors -------------------------------------------------------------------
 

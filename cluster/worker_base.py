@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 from cluster import settings
 from cluster._timers import SYSTEM_CLOCK, Clock, Ticker
+from cluster.heartbeat_datagrams import DatagramSender
 from cluster.launcher import Launcher, OsLauncher
 from cluster.master_finder import MasterFinder
 from cluster.memory_monitor import MemoryMonitor
@@ -113,6 +114,10 @@ class WorkerBase(RpcEndpoint):
         self._tickers: list[Ticker] = []
         # Its period is the Master's to set (RegisterWorkerResponse.heartbeat_interval_ms).
         self._heartbeat: Ticker | None = None
+        #: Ask the Master for UDP heartbeats (spark.sparkctl.worker.udpHeartbeats).
+        self.udp_heartbeats = conf.get(settings.WORKER_UDP_HEARTBEATS)
+        # Our heartbeats' socket while the Master takes them by datagram (None: the stream).
+        self._datagrams: DatagramSender | None = None
         self._monitor: MemoryMonitor | None = None
         self._launch_times: collections.deque[float] = collections.deque(maxlen=100)
         self._stopping = threading.Event()

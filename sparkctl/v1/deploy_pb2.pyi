@@ -627,6 +627,7 @@ class RegisterWorkerRequest(_message.Message):
     EXECUTORS_FIELD_NUMBER: _builtins.int
     DRIVERS_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
+    UDP_HEARTBEATS_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     host: _builtins.str
     port: _builtins.int
@@ -635,6 +636,10 @@ class RegisterWorkerRequest(_message.Message):
     webui_address: _builtins.str
     incarnation: _builtins.int
     """Start time of this worker process (ns since epoch): a larger one replaces a smaller."""
+    udp_heartbeats: _builtins.bool
+    """The worker can send its heartbeats as UDP datagrams (see HeartbeatDatagram).
+    A client that leaves it false heartbeats with WorkerHeartbeat on its stream.
+    """
     @_builtins.property
     def executors(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutorDescription]:
         """What the worker is running now, so that a restarted Master rebuilds its view."""
@@ -658,10 +663,11 @@ class RegisterWorkerRequest(_message.Message):
         executors: _abc.Iterable[Global___ExecutorDescription] | None = ...,
         drivers: _abc.Iterable[Global___DriverRuntime] | None = ...,
         resources: _abc.Iterable[Global___ResourceAddresses] | None = ...,
+        udp_heartbeats: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "drivers", b"drivers", "executors", b"executors", "host", b"host", "incarnation", b"incarnation", "memory_mb", b"memory_mb", "port", b"port", "resources", b"resources", "webui_address", b"webui_address", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "drivers", b"drivers", "executors", b"executors", "host", b"host", "incarnation", b"incarnation", "memory_mb", b"memory_mb", "port", b"port", "resources", b"resources", "udp_heartbeats", b"udp_heartbeats", "webui_address", b"webui_address", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -679,6 +685,9 @@ class RegisterWorkerResponse(_message.Message):
     MASTER_IN_STANDBY_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _builtins.int
     MASTER_ENV_ID_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_UDP_PORT_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_SLOT_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_KEY_FIELD_NUMBER: _builtins.int
     accepted: _builtins.bool
     master_url: _builtins.str
     master_webui_url: _builtins.str
@@ -694,6 +703,15 @@ class RegisterWorkerResponse(_message.Message):
     """The env id of the Master's RpcEnv: the worker takes commands only from a
     connection that presents it ("" from an older Master: its address suffices).
     """
+    heartbeat_udp_port: _builtins.int
+    """Heartbeats over UDP, offered only to a worker that asked (udp_heartbeats) and
+    only while the Master's UDP path is on (spark.sparkctl.worker.udpHeartbeats):
+    the Master's UDP port on the host the worker dialed (0: none offered; keep
+    heartbeating on the stream), the worker's slot and its 32-byte key, fresh
+    for each registration. See HeartbeatDatagram for the datagram's layout.
+    """
+    heartbeat_slot: _builtins.int
+    heartbeat_key: _builtins.bytes
     def __init__(
         self,
         *,
@@ -705,10 +723,13 @@ class RegisterWorkerResponse(_message.Message):
         master_in_standby: _builtins.bool = ...,
         heartbeat_interval_ms: _builtins.int = ...,
         master_env_id: _builtins.str = ...,
+        heartbeat_udp_port: _builtins.int = ...,
+        heartbeat_slot: _builtins.int = ...,
+        heartbeat_key: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "heartbeat_interval_ms", b"heartbeat_interval_ms", "master_env_id", b"master_env_id", "master_epoch", b"master_epoch", "master_in_standby", b"master_in_standby", "master_url", b"master_url", "master_webui_url", b"master_webui_url", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "heartbeat_interval_ms", b"heartbeat_interval_ms", "heartbeat_key", b"heartbeat_key", "heartbeat_slot", b"heartbeat_slot", "heartbeat_udp_port", b"heartbeat_udp_port", "master_env_id", b"master_env_id", "master_epoch", b"master_epoch", "master_in_standby", b"master_in_standby", "master_url", b"master_url", "master_webui_url", b"master_webui_url", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -716,6 +737,26 @@ Global___RegisterWorkerResponse: _TypeAlias = RegisterWorkerResponse  # noqa: Y0
 
 @_typing.final
 class WorkerHeartbeat(_message.Message):
+    """HeartbeatDatagram: what a worker given a heartbeat_udp_port sends to it, every
+    heartbeat_interval_ms, instead of WorkerHeartbeat (not a protobuf message: 45
+    bytes, big-endian, so that a heartbeat costs the Master a few microseconds):
+
+      byte  0       version, 1
+      bytes 1-4     heartbeat_slot (uint32)
+      bytes 5-12    sequence (uint64): 1 for the first datagram under a key, then
+                    strictly increasing (a datagram not above the last one taken is
+                    a replay and is dropped)
+      bytes 13-44   HMAC-SHA256(heartbeat_key, bytes 0-12)
+
+    The Master drops, and counts, any datagram of another size or version, of an
+    unknown slot, with a wrong HMAC, or replayed; it never answers one. UDP may be
+    blocked on the way: if the Master hears no datagram from a worker within two
+    heartbeat intervals of its registration, or none for half of spark.worker.timeout,
+    it sends UseStreamHeartbeats, and the worker heartbeats on its stream from then on
+    (until it registers again). A worker that cannot send a datagram (an error from
+    its socket) switches to the stream by itself.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WORKER_ID_FIELD_NUMBER: _builtins.int
@@ -859,6 +900,35 @@ class ReconnectWorker(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReconnectWorker: _TypeAlias = ReconnectWorker  # noqa: Y015
+
+@_typing.final
+class UseStreamHeartbeats(_message.Message):
+    """Send heartbeats as WorkerHeartbeat on the stream from now on: the Master hears
+    none of this worker's datagrams (see HeartbeatDatagram), and says why.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MASTER_URL_FIELD_NUMBER: _builtins.int
+    MASTER_EPOCH_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    master_url: _builtins.str
+    master_epoch: _builtins.int
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        master_url: _builtins.str = ...,
+        master_epoch: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["master_epoch", b"master_epoch", "master_url", b"master_url", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UseStreamHeartbeats: _TypeAlias = UseStreamHeartbeats  # noqa: Y015
 
 @_typing.final
 class LaunchExecutor(_message.Message):
