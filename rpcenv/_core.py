@@ -182,6 +182,11 @@ class RpcEnv(abc.ABC):
     #: A random id of this env, new at every start: what its connections present as
     #: their `MessageOrigin.peer_id` ("" for a backend without one).
     env_id: str = ""
+    #: Whether each peer's messages are delivered on a thread that serves that peer
+    #: alone (tcp): an inline handler (`RpcEndpoint.receives_inline`) that takes a lock
+    #: or does some work holds up only its own peer. False where one I/O loop serves
+    #: every peer (gRPC): there an inline handler must never wait on anything.
+    delivers_on_peer_threads: bool = False
 
     @staticmethod
     def create(

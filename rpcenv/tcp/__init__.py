@@ -263,6 +263,9 @@ def _parse_hello(data: bytes) -> tuple[str, str, int, str | None]:
 class TcpRpcEnv(BaseRpcEnv):
     """An RpcEnv on plain TCP sockets, a reader thread per connection."""
 
+    #: Each connection's reader thread delivers its peer's messages (`_read`).
+    delivers_on_peer_threads = True
+
     def __init__(
         self,
         name: str,

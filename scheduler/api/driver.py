@@ -65,6 +65,7 @@ __all__ = [
     "build_driver",
     "check_task_cpus",
     "executor_environment",
+    "executors_rpc_backend",
     "python_worker_memory_mb",
     "register_exit_hook",
     "scheduler_settings",
@@ -145,6 +146,9 @@ class DriverRuntime:
     executor_env: dict[str, str]
     local: bool
     local_cluster: LocalCluster | None = None
+    #: A second env, where executors reach the driver when they speak another backend
+    #: than the Master (tcp; `executors_rpc_backend`); None: `env` serves them too.
+    executors_env: RpcEnv | None = None
     event_log: EventLogWriter | None = None
     status_store: AppStatusStore | None = None
     ui: DriverUI | None = None
@@ -153,6 +157,11 @@ class DriverRuntime:
     allocation_client: ExecutorAllocationClient | None = None
     progress: ConsoleProgressBar | None = None
     _stopped: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def scheduler_env(self) -> RpcEnv:
+        """The env of the "CoarseGrainedScheduler" endpoint: where executors reach us."""
+        return self.executors_env or self.env
 
     def stop(self) -> None:
         """Stop everything started, the UI first and the event log last (idempotent)."""
@@ -167,6 +176,8 @@ class DriverRuntime:
                 self.backend.stop()
             except Exception:
                 log.exception("stopping the backend failed")
+        if self.executors_env is not None:
+            self.executors_env.shutdown()
         self.env.shutdown()
         if self.local_cluster is not None:
             self.local_cluster.stop()
@@ -216,23 +227,37 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler, owner: DriverOwner)
         hide_process_environment()
     port = settings.get(keys.DRIVER_PORT)
     rpc_conf = dict(conf.getAll())
-    backend = local_rpc_backend(settings, rpc_conf) if spec.kind == "local" else None
-    if backend is not None:
-        rpc_conf[rpc_keys.RPC_BACKEND.key] = backend
+    local = spec.kind == "local"
+    backend = executors_rpc_backend(settings, rpc_conf, local)
+    # local[N] has no Master: its one env speaks the executors' backend. A cluster's
+    # driver keeps its env on gRPC for the Master (the language-neutral contract) and
+    # opens a second one, of the executors' backend, for them.
     env = RpcEnv.create(
         "sparkDriver",
         addresses.bind,
         port,
-        rpc_conf,
+        {**rpc_conf, rpc_keys.RPC_BACKEND.key: backend} if backend and local else rpc_conf,
         advertise_host=addresses.advertise,
     )
-    local = spec.kind == "local"
+    executors_env: RpcEnv | None = None
+    if backend is not None and not local:
+        try:
+            executors_env = RpcEnv.create(
+                "sparkDriver",
+                addresses.bind,
+                0,  # a pinned spark.driver.port keeps every peer on gRPC (no backend here)
+                {**rpc_conf, rpc_keys.RPC_BACKEND.key: backend},
+                advertise_host=addresses.advertise,
+            )
+        except BaseException:
+            env.shutdown()
+            raise
+    scheduler_env = executors_env or env
     app_id = f"local-{spec.start_ms}" if local else f"pending-{uuid.uuid4().hex[:8]}"
-    # The tcp backend reads each executor on a thread of its own: statuses run there.
-    endpoint = SchedulerEndpoint(scheduler, app_id, inline_statuses=backend is not None)
+    endpoint = SchedulerEndpoint(scheduler, app_id)
     # Executors dial the advertised address, which differs from the bound one only
     # when spark.driver.bindAddress says so (a NAT, a container).
-    advertised = RpcAddress(addresses.advertise, env.address.port)
+    advertised = RpcAddress(addresses.advertise, scheduler_env.address.port)
     rt = DriverRuntime(
         scheduler,
         env,
@@ -242,15 +267,16 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler, owner: DriverOwner)
         {},
         local,
         spec.local_cluster,
+        executors_env=executors_env,
     )
     owner.driver_wired(rt)
     try:
-        env.setup_endpoint(ENDPOINT_NAME, endpoint)
-        # As Spark's driver does: the conf says where it ended up.
+        scheduler_env.setup_endpoint(ENDPOINT_NAME, endpoint)
+        # As Spark's driver does: the conf says where it ended up (where executors dial).
         conf.set("spark.driver.host", addresses.advertise)
         conf.set("spark.driver.port", str(advertised.port))
         rt.executor_env = executor_environment(conf.to_conf(), scheduler.settings.task_cpus)
-        if backend is not None:  # local[N]'s executor speaks the driver's backend
+        if backend is not None:  # the executors speak the backend the driver opened for them
             executor_rpc = json.loads(rt.executor_env["SPARKCTL_RPC_CONF"])
             executor_rpc[rpc_keys.RPC_BACKEND.key] = backend
             rt.executor_env["SPARKCTL_RPC_CONF"] = json.dumps(executor_rpc)
@@ -334,7 +360,7 @@ def _start_backend(rt: DriverRuntime, spec: DriverSpec, settings: Conf, owner: D
     )
     standalone = StandaloneBackend(
         rt.scheduler,
-        rt.env,
+        rt.env,  # the AppClient talks to the Master: gRPC
         rt.endpoint,
         spec.master_urls,
         description,
@@ -346,6 +372,23 @@ def _start_backend(rt: DriverRuntime, spec: DriverSpec, settings: Conf, owner: D
     rt.backend = rt.allocation_client = standalone
     rt.app_id = standalone.start()
     rt.endpoint.set_app_id(rt.app_id)
+
+
+def executors_rpc_backend(settings: Conf, explicit: Mapping[str, str], local: bool) -> str | None:
+    """The backend the driver and its executors speak instead of the configured one.
+
+    None keeps the configured backend (gRPC unless named) for every peer. Otherwise
+    tcp: plain sockets cost a message one write and one reader-thread wake-up where
+    gRPC's Python runtime costs several thread hand-offs on each side, most of a tiny
+    job's time. It is None when the app names spark.rpc.backend (`grpc` then means
+    gRPC everywhere), asks for TLS (which tcp lacks), or, on a cluster, pins
+    spark.driver.port: a firewall opened for that one port must let executors in,
+    and one port serves one backend. A cluster's Master and Workers stay on gRPC.
+    """
+    backend = local_rpc_backend(settings, explicit)
+    if backend is None or local:
+        return backend
+    return None if settings.get(keys.DRIVER_PORT) else backend
 
 
 def _local_secret_env(settings: Conf) -> dict[str, str]:

@@ -94,13 +94,9 @@ class SchedulerEndpoint(RpcEndpoint):
     #: Checked before every handler: reports only from the executor they name.
     sender_policy = SCHEDULER_SENDERS
 
-    def __init__(
-        self, scheduler: TaskScheduler, app_id: str, inline_statuses: bool = False
-    ) -> None:
+    def __init__(self, scheduler: TaskScheduler, app_id: str) -> None:
         self._scheduler = scheduler
         self._app_id = app_id
-        #: Handle StatusUpdates on the transport's reader thread (see `receives_inline`).
-        self._inline_statuses = inline_statuses
         self._former_ids: set[str] = set()
         self._by_address: dict[RpcAddress, str] = {}
         #: Executor id -> env id of the connection it registered over.
@@ -256,15 +252,18 @@ class SchedulerEndpoint(RpcEndpoint):
         future.add_done_callback(relay)
 
     def receives_inline(self, message: Message) -> bool:
-        """StatusUpdates skip the pool when the backend reads each peer on its own thread.
+        """StatusUpdates skip the pool when the env delivers each peer on its own thread.
 
-        On the tcp backend (local[N]) a connection's reader thread serves that one
-        executor, whose statuses are handled one at a time in order anyway: handling
-        them there saves a thread hand-off per message, on the job's critical path.
-        Never on gRPC, whose one I/O loop serves every peer and must not wait for the
+        There (`RpcEnv.delivers_on_peer_threads`: tcp) a connection's reader serves that
+        one executor, whose statuses are handled one at a time in order anyway: handling
+        them on it saves a thread hand-off per message, on the job's critical path.
+        Never where one I/O loop serves every peer (gRPC): it must not wait for the
         scheduler's lock, listeners or results.
         """
-        return self._inline_statuses and isinstance(message, pb.StatusUpdates)
+        if not isinstance(message, pb.StatusUpdates):
+            return False
+        env = self._rpc_env
+        return env is not None and env.delivers_on_peer_threads
 
     def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
         if isinstance(message, pb.StatusUpdates):

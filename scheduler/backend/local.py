@@ -70,9 +70,9 @@ def check_driver_rpc_backend(settings: Conf, local: bool) -> None:
         )
     if not local and backend == LOCAL_RPC_BACKEND:
         raise RpcConfigError(
-            f"spark.rpc.backend={LOCAL_RPC_BACKEND} is for a local[N] driver and its executor "
-            "only: a driver of a standalone cluster talks to the Master and Workers, which "
-            "speak gRPC. Remove the setting (local[N] uses tcp by itself)"
+            f"spark.rpc.backend={LOCAL_RPC_BACKEND} cannot be a standalone driver's backend: "
+            "it registers with the Master, which speaks gRPC only. Remove the setting (the "
+            "driver talks to its executors over tcp by itself unless TLS is on)"
         )
 
 

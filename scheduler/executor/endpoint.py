@@ -371,6 +371,39 @@ def _create_env(hostname: str, driver_url: str, conf: dict[str, str]) -> tuple[R
     return RpcEnv.create("sparkExecutor", hostname, 0, client_conf, client_mode=True), 0
 
 
+#: The backend Workers speak (and every other cluster daemon): gRPC, the default.
+_WORKER_RPC_BACKEND = "grpc"
+
+
+def _worker_env(env: RpcEnv, hostname: str) -> RpcEnv:
+    """The env that reaches our Worker: ours, unless ours speaks a backend Workers do not.
+
+    A driver may have its executors speak tcp with it and with each other
+    (`scheduler.api.driver.executors_rpc_backend`); the Worker stays on gRPC, reached
+    then from a client-mode gRPC env of its own (which never listens, so the
+    loopback rule does not concern it), with the same credential and settings.
+    """
+    conf = env.conf
+    if conf.get(rpc_settings.RPC_BACKEND) == _WORKER_RPC_BACKEND:
+        return env
+    worker_conf = {k: v for k, v in conf.items() if k != rpc_settings.RPC_BACKEND.key}
+    worker_conf[rpc_settings.ALLOW_INSECURE.key] = "true"
+    return RpcEnv.create("sparkExecutor", hostname, 0, worker_conf, client_mode=True)
+
+
+class _WorkerWatcher(RpcEndpoint):
+    """Ends the executor when its Worker's connection closes (the Worker died or left)."""
+
+    def __init__(self, worker: RpcEndpointRef, done: threading.Event) -> None:
+        self._worker = worker.address
+        self._done = done
+
+    def on_disconnected(self, address: RpcAddress) -> None:
+        if address == self._worker:
+            log.warning("worker %s disconnected: exiting", address)
+            self._done.set()
+
+
 def _driver_on_loopback(driver_url: str) -> bool:
     try:
         return is_loopback_host(parse_endpoint_uri(driver_url)[1].host)
@@ -433,10 +466,16 @@ def run_endpoint(
         fail(f"cannot reach the driver at {args.driver_url}: {exc}")
         return
     worker_ref: RpcEndpointRef | None = None
+    worker_env: RpcEnv | None = None
     if args.worker_url:
         try:
-            worker_ref = env.endpoint_ref(args.worker_url, timeout=DRIVER_CONNECT_SECONDS)
+            worker_env = _worker_env(env, args.hostname)
+            worker_ref = worker_env.endpoint_ref(args.worker_url, timeout=DRIVER_CONNECT_SECONDS)
+            if worker_env is not env:  # its disconnect must end us as on one env
+                worker_env.setup_endpoint("WorkerWatcher", _WorkerWatcher(worker_ref, done))
         except Exception as exc:
+            if worker_env is not None and worker_env is not env:
+                worker_env.shutdown()
             env.shutdown()
             fail(f"cannot reach the worker at {args.worker_url}: {exc}")
             return
@@ -498,6 +537,8 @@ def run_endpoint(
     def shutdown_when_done() -> None:
         done.wait()
         env.shutdown()
+        if worker_env is not None and worker_env is not env:
+            worker_env.shutdown()
 
     threading.Thread(target=shutdown_when_done, name="env-shutdown", daemon=True).start()
 

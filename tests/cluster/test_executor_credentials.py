@@ -74,7 +74,8 @@ with sc._scheduler.lock:
     outputs = [o for outs in sc._scheduler.dag.map_outputs.values() for o in outs if o]
 report = {
     "app": sc.applicationId,
-    "driver": sc._env.address.host_port,
+    "driver": sc._runtime.scheduler_env.address.host_port,
+    "backend": type(sc._runtime.scheduler_env).__name__,
     "blocks": [[o.executor_id, o.address, o.path] for o in outputs if o.address],
 }
 with open(sys.argv[2] + ".tmp", "w") as handle:
@@ -132,14 +133,20 @@ def app_b_driver(c: ProcCluster, tmp_path: pathlib.Path) -> tuple[subprocess.Pop
     return proc, json.loads(report.read_text())
 
 
-def attacker_env(monkeypatch: pytest.MonkeyPatch, app_id: str, credential: str) -> RpcEnv:
+def attacker_env(
+    monkeypatch: pytest.MonkeyPatch, app_id: str, credential: str, backend: str = "grpc"
+) -> RpcEnv:
     """A client holding one application's id and credential, and no secret."""
     with monkeypatch.context() as patch:  # read when the env is made
         patch.delenv(SECRET_ENV_VAR)
         patch.setenv(APP_ID_ENV_VAR, app_id)
         patch.setenv(APP_CREDENTIAL_ENV_VAR, credential)
         return RpcEnv.create(
-            "attacker", "127.0.0.1", 0, {"spark.rpc.askTimeout": "10s"}, client_mode=True
+            "attacker",
+            "127.0.0.1",
+            0,
+            {"spark.rpc.askTimeout": "10s", "spark.rpc.backend": backend},
+            client_mode=True,
         )
 
 
@@ -155,6 +162,7 @@ def test_executors_hold_their_apps_credential_only_and_cannot_reach_another_app(
         conf.set(key, value)
     sc = SparkContext(conf=conf)
     attacker: RpcEnv | None = None
+    peer_attacker: RpcEnv | None = None
     try:
         app_a, app_b = sc.applicationId, report_b["app"]
         wait_until(lambda: len(sc._scheduler.executors) == 2, 60, "A's two executors")
@@ -204,13 +212,19 @@ def test_executors_hold_their_apps_credential_only_and_cannot_reach_another_app(
         # The attacker holds what one of A's executors holds: its environment.
         stolen = environ_of(executors[app_a][0])
         attacker = attacker_env(monkeypatch, stolen[APP_ID_ENV_VAR], stolen[APP_CREDENTIAL_ENV_VAR])
+        # Drivers and their executors speak tcp with each other (no TLS here); the
+        # Master and the Workers gRPC: the attacker tries each in its own language.
+        assert report_b["backend"] == "TcpRpcEnv"
+        peer_attacker = attacker_env(
+            monkeypatch, stolen[APP_ID_ENV_VAR], stolen[APP_CREDENTIAL_ENV_VAR], "tcp"
+        )
         refusals = []
 
         # It cannot join B's driver as an executor of B: B's driver refuses A's credential.
         with pytest.raises(
             RpcAuthenticationError, match=f"only the credential of application {app_b}"
         ):
-            ref = attacker.endpoint_ref(
+            ref = peer_attacker.endpoint_ref(
                 f"spark://CoarseGrainedScheduler@{report_b['driver']}", timeout=10.0
             )
             ref.ask_sync(
@@ -229,7 +243,7 @@ def test_executors_hold_their_apps_credential_only_and_cannot_reach_another_app(
                 continue
             fetched_from.add(address)
             with pytest.raises(RpcAuthenticationError, match="only the credential of application"):
-                owner = attacker.endpoint_ref(f"spark://Executor@{address}", timeout=10.0)
+                owner = peer_attacker.endpoint_ref(f"spark://Executor@{address}", timeout=10.0)
                 owner.ask_sync(
                     pb.FetchBlockRequest(executor_id=executor_id, path=path + ".index", length=16),
                     10.0,
@@ -270,8 +284,9 @@ def test_executors_hold_their_apps_credential_only_and_cannot_reach_another_app(
         assert {a.id for a in c.state().active_apps} == {app_a, app_b}
         assert sc.parallelize(range(100), 4).map(lambda x: (x % 3, x)).groupByKey().count() == 3
     finally:
-        if attacker is not None:
-            attacker.shutdown()
+        for env in (attacker, peer_attacker):
+            if env is not None:
+                env.shutdown()
         sc.stop()
         stop_processes([driver_b])
 

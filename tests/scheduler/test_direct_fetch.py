@@ -10,6 +10,7 @@ or nothing at all.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -167,7 +168,10 @@ def test_a_fetch_outside_the_local_dir_is_refused(cluster: str, tmp_path: Path) 
     from sparkctl.v1 import scheduler_pb2 as pb
 
     sc = _context(cluster, "direct-fetch-refusals")
-    client = RpcEnv.create("probe", "127.0.0.1", 0, {}, client_mode=True)
+    # The probe speaks the executors' backend (tcp unless the app names one or TLS).
+    executor_rpc = json.loads(sc._runtime.executor_env["SPARKCTL_RPC_CONF"])
+    backend = {"spark.rpc.backend": executor_rpc.get("spark.rpc.backend", "grpc")}
+    client = RpcEnv.create("probe", "127.0.0.1", 0, backend, client_mode=True)
     try:
         assert (
             sc.parallelize(range(100), 2)

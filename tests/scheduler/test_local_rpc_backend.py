@@ -59,7 +59,9 @@ def test_a_cluster_driver_on_tcp_is_refused_at_once_naming_the_key() -> None:
         .set("spark.ui.enabled", "false")
     )
     started = time.monotonic()
-    with pytest.raises(RpcConfigError, match=r"spark\.rpc\.backend=tcp is for a local\[N\]"):
+    with pytest.raises(
+        RpcConfigError, match=r"spark\.rpc\.backend=tcp cannot be a standalone driver"
+    ):
         SparkContext(conf=conf)
     assert time.monotonic() - started < 10.0
     check_driver_rpc_backend(Conf({"spark.rpc.backend": "tcp"}), local=True)  # fine locally
@@ -121,7 +123,7 @@ def test_the_command_line_refuses_tcp_for_daemons_and_cluster_drivers(
         cwd=tmp_path,
     )
     assert submit.returncode == 2, submit.stderr
-    assert "spark.rpc.backend=tcp is for a local[N]" in submit.stderr
+    assert "spark.rpc.backend=tcp cannot be a standalone driver" in submit.stderr
     assert "must not start" not in submit.stderr and "Traceback" not in submit.stderr
     local_cluster = _sparkctl(
         "submit",
@@ -133,7 +135,7 @@ def test_the_command_line_refuses_tcp_for_daemons_and_cluster_drivers(
         cwd=tmp_path,
     )
     assert local_cluster.returncode == 2, local_cluster.stderr
-    assert "spark.rpc.backend=tcp is for a local[N]" in local_cluster.stderr
+    assert "spark.rpc.backend=tcp cannot be a standalone driver" in local_cluster.stderr
 
 
 def test_clients_of_a_master_speak_grpc_even_when_the_conf_names_tcp(
