@@ -43,10 +43,13 @@ RPC_BACKEND = SECTION.entry(
     "spark.rpc.backend",
     STRING,
     "grpc",
-    "The RpcEnv backend by name. grpc. tcp: plain sockets, no TLS; what a local[N] driver "
-    "and its executor use unless this key or spark.ssl.rpc.enabled is set; a Master and a "
-    "Worker refuse to start on it, and so does a driver of a cluster (spark://, "
-    "local-cluster; submit exits with status 2), since their peers speak gRPC; sparkctl's "
+    "The RpcEnv backend by name. grpc. tcp: plain sockets, no TLS; what a driver and its "
+    "executors speak with each other (executors with each other too) unless this key or "
+    "spark.ssl.rpc.enabled is set, or a cluster's driver pins spark.driver.port; the "
+    "Master and the Workers, and every process's talk with them, stay on grpc. Named "
+    "here, grpc means grpc everywhere. A Master and a Worker refuse to start on tcp, and "
+    "so does a driver of a cluster (spark://, local-cluster; submit exits with status 2), "
+    "since the Master speaks gRPC only; sparkctl's "
     "own clients of a Master (status, kill, submit) use grpc whatever this says. local: "
     "in-process, no sockets, for tests; every driver refuses it, since executors are "
     "other processes. Or one a package registers in the sparkctl.rpc_backends "

@@ -177,7 +177,12 @@ DRIVER_HOST = SECTION.optional(
     default_doc="the local end of the route to the master",
 )
 DRIVER_PORT = SECTION.entry(
-    "spark.driver.port", PORT, "0", "The driver's RPC port; set in the conf once started."
+    "spark.driver.port",
+    PORT,
+    "0",
+    "The driver's RPC port, where its executors reach it; set in the conf once started. "
+    "Pinned (not 0) on a cluster, it serves the Master and the executors alike, on gRPC "
+    "(otherwise the executors get a tcp port of their own).",
 )
 DRIVER_BIND_ADDRESS = SECTION.optional(
     "spark.driver.bindAddress",
