@@ -9,12 +9,18 @@ its own client-mode RpcEnv (its own connection to the Master) with a "Worker"
 endpoint that registers (`RegisterWorkerRequest`, asked from inside the
 endpoint as the real Worker does), heartbeats every second, and answers
 `LaunchExecutor` with `ExecutorStateChanged(RUNNING)` without starting
-anything. Workers run in a few helper processes (this file with ``--sim``),
-each holding many RpcEnvs. Drivers are client-mode RpcEnvs of this process
+anything. Heartbeats take the real Worker's path: signed UDP datagrams
+(`cluster.heartbeat_datagrams.DatagramSender`) when the Master offers them,
+with the same fallback to the stream on `UseStreamHeartbeats`; `--stream-heartbeats`
+makes them all `WorkerHeartbeat` messages on the stream, as before. Workers
+run in a few helper processes (this file with ``--sim``), each holding many
+RpcEnvs. Drivers are client-mode RpcEnvs of this process
 that register applications as a driver's AppClient does.
 
 Measured per N: time to register all workers; the Master's CPU per heartbeat
-and in % of a core (psutil over a window / heartbeats sent in it), and the part
+and in % of a core (psutil over a window / heartbeats sent in it, less those the
+kernel dropped at the Master's full UDP socket: "UDP lost"; "by UDP" is the share
+sent as datagrams), and the part
 of it spent in grpc's C-core threads ("of it C"); its RSS; `GetClusterState`
 and `/json` latency p50/p99; time to place one app with an executor on every
 worker, and the Master's CPU meanwhile; 20 apps at once (registered, placed);
@@ -51,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 from google.protobuf.message import Message  # noqa: E402
 
+from cluster.heartbeat_datagrams import DatagramSender  # noqa: E402
 from cluster.testing import free_ports  # noqa: E402
 from rpcenv import RpcAddress, RpcEndpoint, RpcEndpointRef, RpcEnv, _dispatcher  # noqa: E402
 from sparkctl.v1 import deploy_pb2 as pb  # noqa: E402
@@ -70,13 +77,18 @@ SIM_CONF = {**CLIENT_CONF, "spark.rpc.dispatcher.numThreads": "1"}
 class SimWorker(RpcEndpoint):
     """A worker that registers, heartbeats and 'runs' executors without processes."""
 
-    def __init__(self, master: RpcAddress, worker_id: str, fake_port: int, stats: Stats) -> None:
+    def __init__(
+        self, master: RpcAddress, worker_id: str, fake_port: int, stats: Stats, udp: bool
+    ) -> None:
         self.master_address = master
         self.worker_id = worker_id
         self.fake_port = fake_port
         self.stats = stats
+        self.udp = udp
         self.master: RpcEndpointRef | None = None
         self.registered = False
+        # The real Worker's sender, while the Master takes our heartbeats by datagram.
+        self.datagrams: DatagramSender | None = None
 
     def connect(self, attempts: int = 5) -> None:
         """Reach the Master through our own env, retrying as a real worker's finder does."""
@@ -106,6 +118,10 @@ class SimWorker(RpcEndpoint):
                     state=pb.EXECUTOR_STATE_RUNNING,
                 )
             )
+        elif isinstance(message, pb.UseStreamHeartbeats):
+            self.stats.add("udp_fallbacks")
+            self.stats.note_error(f"told to use the stream: {message.reason}")
+            self.datagrams = None
         elif isinstance(message, pb.KillExecutor):
             self.stats.add("kills")
         elif isinstance(message, pb.ApplicationFinished):
@@ -121,6 +137,16 @@ class SimWorker(RpcEndpoint):
         master = self.master
         if master is None or not self.registered:
             return
+        datagrams = self.datagrams
+        if datagrams is not None:
+            try:
+                datagrams.send()
+                self.stats.add("heartbeats")
+                self.stats.add("udp_heartbeats")
+                return
+            except OSError as exc:  # as the real Worker: the stream from now on
+                self.stats.note_error(f"UDP send: {exc}")
+                self.datagrams = None
         _dispatcher._local.ref = self.self_ref  # bench only: what an endpoint thread has
         try:
             master.send(pb.WorkerHeartbeat(worker_id=self.worker_id, incarnation=1))
@@ -136,6 +162,7 @@ class SimWorker(RpcEndpoint):
             cores=WORKER_CORES,
             memory_mb=WORKER_MEMORY_MB,
             incarnation=1,
+            udp_heartbeats=self.udp,
         )
 
         def done(future: Any) -> None:
@@ -146,6 +173,13 @@ class SimWorker(RpcEndpoint):
                 self.stats.note_error(str(exc))
                 return
             if isinstance(reply, pb.RegisterWorkerResponse) and reply.accepted:
+                if self.udp and reply.heartbeat_udp_port > 0:
+                    self.datagrams = DatagramSender(
+                        self.master_address.host,
+                        reply.heartbeat_udp_port,
+                        reply.heartbeat_slot,
+                        reply.heartbeat_key,
+                    )
                 first = not self.registered
                 self.registered = True
                 if first:
@@ -184,7 +218,7 @@ class Stats:
                     "error": self.error}  # fmt: skip
 
 
-def run_helper(master_url: str, first: int, count: int) -> int:
+def run_helper(master_url: str, first: int, count: int, udp: bool) -> int:
     """One helper process: `count` simulated workers; commands on stdin, answers on stdout."""
     host, _, port = master_url.removeprefix("spark://").rpartition(":")
     master = RpcAddress(host, int(port))
@@ -193,7 +227,7 @@ def run_helper(master_url: str, first: int, count: int) -> int:
     envs: list[RpcEnv] = []
     for i in range(first, first + count):
         env = RpcEnv.create(f"sim{i}", "127.0.0.1", 0, SIM_CONF, client_mode=True)
-        sim = SimWorker(master, f"worker-sim-{i:05d}", 20_000 + i, stats)
+        sim = SimWorker(master, f"worker-sim-{i:05d}", 20_000 + i, stats, udp)
         env.setup_endpoint("Worker", sim)
         envs.append(env)
         sims.append(sim)
@@ -254,10 +288,12 @@ def run_helper(master_url: str, first: int, count: int) -> int:
 class Helper:
     """The orchestrator's side of one helper process."""
 
-    def __init__(self, master_url: str, first: int, count: int, log: pathlib.Path) -> None:
+    def __init__(
+        self, master_url: str, first: int, count: int, log: pathlib.Path, udp: bool
+    ) -> None:
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--sim", master_url, str(first), str(count)],
+            [sys.executable, __file__, "--sim", master_url, str(first), str(count), str(int(udp))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -485,7 +521,23 @@ def wait_totals(helpers: list[Helper], key: str, want: int, timeout: float) -> d
         time.sleep(0.25)
 
 
-def measure(n: int, window: float, work: pathlib.Path) -> dict[str, Any]:
+def udp_drops(pid: int, port: int) -> int:
+    """Datagrams the kernel dropped at `pid`'s UDP socket on `port` (full buffer), or -1."""
+    for name in ("udp", "udp6"):
+        try:
+            lines = pathlib.Path(f"/proc/{pid}/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rpartition(":")[2], 16) == port:
+                return int(fields[-1])
+    return -1
+
+
+def measure(
+    n: int, window: float, work: pathlib.Path, udp: bool = True, heartbeats_only: bool = False
+) -> dict[str, Any]:
     row: dict[str, Any] = {"workers": n}
     master = start_master(work)
     helpers: list[Helper] = []
@@ -495,7 +547,7 @@ def measure(n: int, window: float, work: pathlib.Path) -> dict[str, Any]:
         for h in range(count):
             first = h * PER_HELPER
             size = min(PER_HELPER, n - first)
-            helpers.append(Helper(master.url, first, size, work / f"helper{h}.log"))
+            helpers.append(Helper(master.url, first, size, work / f"helper{h}.log", udp))
         for helper in helpers:
             helper.read(timeout=300)  # envs made and connected
         # Registration: all at once, timed on this machine's wall clock.
@@ -509,12 +561,21 @@ def measure(n: int, window: float, work: pathlib.Path) -> dict[str, Any]:
         row["connect_retries"] = totals.get("connect_retries", 0)
         # Idle with heartbeats every second: CPU per heartbeat, RSS.
         time.sleep(2.0)
-        before_hb, before_cpu = helper_totals(helpers).get("heartbeats", 0), master.cpu()
+        before = helper_totals(helpers)
+        before_cpu, before_drops = master.cpu(), udp_drops(master.proc.pid, master.port)
         before_core = master.grpc_core_cpu()
         time.sleep(window)
-        after_hb, after_cpu = helper_totals(helpers).get("heartbeats", 0), master.cpu()
+        after = helper_totals(helpers)
+        after_cpu, after_drops = master.cpu(), udp_drops(master.proc.pid, master.port)
         after_core = master.grpc_core_cpu()
-        beats = max(1, after_hb - before_hb)
+        sent = after.get("heartbeats", 0) - before.get("heartbeats", 0)
+        # Datagrams the kernel dropped never cost the Master anything: not counted.
+        row["udp_dropped"] = max(0, after_drops - before_drops)
+        row["udp_share"] = (after.get("udp_heartbeats", 0) - before.get("udp_heartbeats", 0)) / max(
+            1, sent
+        )
+        row["udp_fallbacks"] = after.get("udp_fallbacks", 0)
+        beats = max(1, sent - row["udp_dropped"])
         row["hb_per_s"] = beats / window
         row["cpu_pct"] = 100 * (after_cpu - before_cpu) / window
         row["us_per_hb"] = 1e6 * (after_cpu - before_cpu) / beats
@@ -523,6 +584,9 @@ def measure(n: int, window: float, work: pathlib.Path) -> dict[str, Any]:
         row["load"] = os.getloadavg()[0]  # the machine's: CPU figures inflate when it is busy
         row["idle_rss_mb"] = master.rss_mb()
         row["master_threads"] = master.ps.num_threads()
+        if heartbeats_only:
+            row["sigterm_s"] = master.sigterm()
+            return row
         # Status latency, with heartbeats flowing.
         client = RpcEnv.create("bench-status", "127.0.0.1", 0, CLIENT_CONF, client_mode=True)
         envs.append(client)
@@ -598,6 +662,8 @@ COLUMNS = [
     ("cpu_pct", "cpu %", "{:.1f}"),
     ("us_per_hb", "us/hb", "{:.0f}"),
     ("core_us_per_hb", "of it C", "{:.0f}"),
+    ("udp_share", "by UDP", "{:.2f}"),
+    ("udp_dropped", "UDP lost", "{:.0f}"),
     ("idle_rss_mb", "rss MiB", "{:.0f}"),
     ("master_threads", "thr", "{:.0f}"),
     ("state_p50_ms", "state p50", "{:.1f}"),
@@ -635,12 +701,22 @@ def main(argv: list[str]) -> int:
     # Drivers leave before their executors' last updates arrive: those drops are expected.
     logging.basicConfig(level=logging.ERROR)
     if argv[:1] == ["--sim"]:
-        return run_helper(argv[1], int(argv[2]), int(argv[3]))
+        return run_helper(argv[1], int(argv[2]), int(argv[3]), argv[4:5] != ["0"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 10, 100 only (a sanity run)")
     parser.add_argument("--sizes", default="", help="comma-separated N (default 10,100,1000,2000)")
     parser.add_argument("--window", type=float, default=10.0, help="CPU window in seconds")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
+    parser.add_argument(
+        "--stream-heartbeats",
+        action="store_true",
+        help="workers heartbeat on their streams (no UDP), as before issue 9's datagrams",
+    )
+    parser.add_argument(
+        "--heartbeats-only",
+        action="store_true",
+        help="measure registration, heartbeat CPU and RSS only (a short A/B run)",
+    )
     parser.add_argument(
         "--work-dir", type=pathlib.Path, help="keep logs here (default: a temp dir)"
     )
@@ -655,7 +731,7 @@ def main(argv: list[str]) -> int:
             work = (args.work_dir or pathlib.Path(tmp)) / f"n{n}"
             work.mkdir(parents=True, exist_ok=True)
             try:
-                row = measure(n, window, work)
+                row = measure(n, window, work, not args.stream_heartbeats, args.heartbeats_only)
             except Exception as exc:  # report the sizes that ran, and why this one did not
                 row = {"workers": n, "register_error": f"{type(exc).__name__}: {exc}"}
                 log_tail = (work / "master.log").read_text(errors="replace")[-1500:]
