@@ -17,7 +17,7 @@ from cluster.master_base import MasterBase
 from cluster.master_state import DriverInfo, DriverStateValue
 from cluster.persistence import FileSystemPersistence, PersistenceError
 from cluster.request_limits import check_driver_description, conf_resources, unplaceable_reason
-from cluster.settings import MAX_FILES_SIZE
+from cluster.settings import MAX_FILES_SIZE, ZOOKEEPER_MAX_FILES_SIZE
 from cluster.submitted_files import SubmittedFileStore
 from rpcenv import RpcCallContext, RpcEndpointRef
 from sparkctl.v1 import deploy_pb2 as pb
@@ -237,7 +237,14 @@ class MasterDrivers(MasterBase):
             engine = self.persistence
             base = engine.directory if isinstance(engine, FileSystemPersistence) else self.work_dir
             limit = self.conf.get(MAX_FILES_SIZE)
-            store = SubmittedFileStore(base / "submitted-files", limit)
+            replica = engine.file_replica()
+            store = SubmittedFileStore(
+                base / "submitted-files",
+                limit,
+                replica,
+                self.conf.get(ZOOKEEPER_MAX_FILES_SIZE) if replica is not None else None,
+                ZOOKEEPER_MAX_FILES_SIZE.key,
+            )
             # Drivers were recovered (or not) by now: what none of them needs is left over.
             removed = store.sweep(d.description for d in self.drivers.values())
             if removed:

@@ -14,13 +14,16 @@ import logging
 import os
 import pathlib
 import tempfile
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
 from cluster import settings
 from rpcenv import Conf, RpcError
 from sparkctl.v1 import deploy_pb2
+
+if TYPE_CHECKING:
+    from cluster.submitted_files import FileReplica
 
 __all__ = [
     "FileSystemPersistence",
@@ -56,6 +59,10 @@ class Persistence:
     def read(self, kind: str, message_type: type[M]) -> list[M]:
         """Every stored record of `kind`."""
         return []
+
+    def file_replica(self) -> FileReplica | None:
+        """Where submitted files must be copied for a Master on another host (ZOOKEEPER)."""
+        return None
 
     @property
     def enabled(self) -> bool:

@@ -33,9 +33,11 @@ __all__ = [
     "WORKER_MEMORY_CHECK_INTERVAL",
     "WORKER_RESOURCES_FILE",
     "WORKER_TIMEOUT",
+    "WORKER_UDP_HEARTBEATS",
     "WORKER_UI_PORT",
     "ZOOKEEPER_CONNECTION_TIMEOUT",
     "ZOOKEEPER_DIR",
+    "ZOOKEEPER_MAX_FILES_SIZE",
     "ZOOKEEPER_SESSION_TIMEOUT",
     "ZOOKEEPER_URL",
 ]
@@ -225,6 +227,15 @@ MAX_FILES_SIZE = SECTION.entry(
     "64m",
     "The most bytes the --py-files/--files/--archives of one cluster-mode submission "
     "may hold in all.",
+    min=1,
+)
+ZOOKEEPER_MAX_FILES_SIZE = SECTION.entry(
+    "spark.sparkctl.zookeeper.maxFilesSize",
+    SIZE,
+    "16m",
+    "With recoveryMode=ZOOKEEPER, the most bytes the --py-files/--files/--archives of one "
+    "cluster-mode submission may hold: they are copied into ZooKeeper (in chunks under its "
+    "1 MB node limit) so that a Master elected on another host can relaunch the driver.",
     min=1,
 )
 MASTER_WEBUI_URL = SECTION.optional(

@@ -8,9 +8,12 @@ the driver's description: recovery records, ZooKeeper nodes included, never
 hold file contents. A LaunchDriver gets the bytes back from the store. A file
 is deleted when no driver the Master still keeps needs it.
 
-A newly elected Master on another host (ZOOKEEPER) has no copy of the files its
-predecessor stored; a driver it relaunches then fails with a reason that says
-so. This module reads and writes files only; it never sends a message.
+With `spark.deploy.recoveryMode=ZOOKEEPER` each file is also written to a
+`FileReplica` (`zookeeper_files.ZooKeeperFiles`), so that a Master elected on
+another host reads back what its predecessor stored; the files of one
+submission are then also bounded by `spark.sparkctl.zookeeper.maxFilesSize`.
+A driver whose files no copy holds fails with a reason that says so. This
+module reads and writes files only; it never sends a message.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pathlib
 import re
 import tempfile
 from collections.abc import Iterable
+from typing import Protocol
 
 from cluster.settings import MAX_FILES_SIZE
 from rpcenv import Conf
@@ -34,6 +38,7 @@ __all__ = [
     "DEFAULT_MAX_FILES_BYTES",
     "MAX_FILES_KEY",
     "SUBMITTED_FILES_KEY",
+    "FileReplica",
     "PlacedFiles",
     "SubmittedFileStore",
     "check_file_name",
@@ -65,12 +70,46 @@ def check_file_name(name: str, what: str) -> None:
         )
 
 
-class SubmittedFileStore:
-    """Content-addressed copies of submitted files, in `directory`."""
+class FileReplica(Protocol):
+    """A second home for stored files that a Master on another host can read."""
 
-    def __init__(self, directory: pathlib.Path, max_bytes: int = DEFAULT_MAX_FILES_BYTES) -> None:
+    def put(self, digest: str, content: bytes) -> None:
+        """Store `content` under its SHA-256 `digest`; OSError if it could not."""
+
+    def get(self, digest: str) -> bytes | None:
+        """The bytes of `digest`, checked against it; None if it holds no intact copy."""
+
+    def remove(self, digest: str) -> None:
+        """Delete `digest` (never raises)."""
+
+    def digests(self) -> list[str]:
+        """Every digest it holds."""
+
+
+class SubmittedFileStore:
+    """Content-addressed copies of submitted files, in `directory` (and `replica`).
+
+    Args:
+        directory: where the Master keeps them on its disk.
+        max_bytes: `spark.sparkctl.submit.maxFilesSize`.
+        replica: where a Master elected elsewhere finds them (ZOOKEEPER), if any.
+        replica_max_bytes: the replica's own bound on one submission's files.
+        replica_key: the conf key of that bound, for the error that names it.
+    """
+
+    def __init__(
+        self,
+        directory: pathlib.Path,
+        max_bytes: int = DEFAULT_MAX_FILES_BYTES,
+        replica: FileReplica | None = None,
+        replica_max_bytes: int | None = None,
+        replica_key: str = "",
+    ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        self.replica = replica
+        self.replica_max_bytes = replica_max_bytes
+        self.replica_key = replica_key
 
     def accept(self, desc: pb.DriverDescription) -> None:
         """Check `desc.files`, store their bytes and keep only name, hash and size in it.
@@ -107,16 +146,22 @@ class SubmittedFileStore:
         """
         contents = [entry.content for entry in desc.files]
         total = sum(len(c) for c in contents)
-        if total > self.max_bytes:
-            sizes = ", ".join(
-                f"{f.name} {len(c) / 2**20:.1f} MiB"
-                for f, c in zip(desc.files, contents, strict=True)
+        limits = [(self.max_bytes, MAX_FILES_KEY, "this Master accepts")]
+        if self.replica is not None and self.replica_max_bytes is not None:
+            limits.append(
+                (self.replica_max_bytes, self.replica_key, "its standby Masters can recover")
             )
-            raise ValueError(
-                f"the submitted files hold {total / 2**20:.1f} MiB ({sizes}), more than the "
-                f"{self.max_bytes / 2**20:.1f} MiB this Master accepts ({MAX_FILES_KEY}); put "
-                "large inputs where the cluster can read them"
-            )
+        for limit, key, what in limits:
+            if total > limit:
+                sizes = ", ".join(
+                    f"{f.name} {len(c) / 2**20:.1f} MiB"
+                    for f, c in zip(desc.files, contents, strict=True)
+                )
+                raise ValueError(
+                    f"the submitted files hold {total / 2**20:.1f} MiB ({sizes}), more than "
+                    f"the {limit / 2**20:.1f} MiB {what} ({key}); put large inputs where "
+                    "the cluster can read them"
+                )
         for entry, content in zip(desc.files, contents, strict=True):
             digest = hashlib.sha256(content).hexdigest()
             if content or not entry.sha256 or entry.sha256 == _EMPTY_SHA256:
@@ -126,16 +171,30 @@ class SubmittedFileStore:
                         f"not the sha256 {entry.sha256} given"
                     )
                 self._write(digest, content)
+                if self.replica is not None:
+                    self.replica.put(digest, content)  # OSError: the submission is refused
                 entry.sha256, entry.size = digest, len(content)
             else:  # a client naming bytes it submitted before, by their hash
                 path = self._path(entry.sha256)
-                if not path.is_file():
+                if not path.is_file() and self._fetch(entry.sha256) is None:
                     raise ValueError(
                         f"submitted file {entry.name!r} has no content and this Master "
                         f"holds no file with sha256 {entry.sha256}"
                     )
                 entry.size = path.stat().st_size
             entry.ClearField("content")
+
+    def _fetch(self, digest: str) -> bytes | None:
+        """The replica's copy of `digest`, kept on our disk from now on (None: it has none)."""
+        if self.replica is None:
+            return None
+        content = self.replica.get(digest)
+        if content is not None:
+            try:
+                self._write(digest, content)
+            except OSError as exc:  # served from memory this time
+                log.warning("cannot keep submitted file %s on disk: %s", digest, exc)
+        return content
 
     @staticmethod
     def _check(entry: pb.SubmittedFile, app_name: str, seen: set[str]) -> None:
@@ -174,6 +233,10 @@ class SubmittedFileStore:
             try:
                 entry.content = self._path(entry.sha256).read_bytes()
             except (OSError, ValueError) as exc:
+                content = self._fetch(entry.sha256) if _SHA256.match(entry.sha256) else None
+                if content is not None:  # stored by a Master elected before us
+                    entry.content = content
+                    continue
                 log.error(
                     "no stored copy of submitted file %s (%s): %s", entry.name, entry.sha256, exc
                 )
@@ -186,6 +249,8 @@ class SubmittedFileStore:
             if entry.sha256 and entry.sha256 not in needed:
                 with contextlib.suppress(OSError, ValueError):
                     self._path(entry.sha256).unlink(missing_ok=True)
+                if self.replica is not None and _SHA256.match(entry.sha256):
+                    self.replica.remove(entry.sha256)
 
     def sweep(self, kept: Iterable[pb.DriverDescription]) -> int:
         """Delete stored files no description in `kept` needs (left by an earlier Master
@@ -200,6 +265,11 @@ class SubmittedFileStore:
                     with contextlib.suppress(OSError):
                         path.unlink()
                         removed += 1
+        if self.replica is not None:
+            for digest in self.replica.digests():
+                if digest not in needed:
+                    self.replica.remove(digest)
+                    removed += 1
         return removed
 
     def _path(self, digest: str) -> pathlib.Path:

@@ -24,6 +24,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 
 from cluster import settings
 from cluster.persistence import Persistence
+from cluster.zookeeper_files import ZooKeeperFiles
 from rpcenv import Conf
 
 __all__ = [
@@ -166,6 +167,10 @@ class ZooKeeperPersistence(Persistence):
                 log.warning("deleting unreadable recovery record %s: %s", node, exc)
                 self.client.delete(node)
         return records
+
+    def file_replica(self) -> ZooKeeperFiles:
+        """Submitted files' bytes beside the records: a Master elected elsewhere reads them."""
+        return ZooKeeperFiles(self.client, self.directory)
 
     def _failed(self, reason: str) -> None:
         log.error("ZooKeeper persistence failed: %s", reason)

@@ -455,8 +455,9 @@ class DriverDescription(_message.Message):
     def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmittedFile]:
         """Files that travel with the submission (--py-files, --files, --archives), by
         content: the submitting host's files need not exist anywhere in the cluster.
-        The Master keeps their bytes in its own store (never in a recovery record)
-        and sends them along with LaunchDriver; the driver adds them as Spark adds
+        The Master keeps their bytes in its own store (never in a recovery record;
+        with ZOOKEEPER recovery also in ZooKeeper, for a Master elected on another
+        host) and sends them along with LaunchDriver; the driver adds them as Spark adds
         spark.submit.pyFiles, spark.files and spark.archives.
         """
 
@@ -487,7 +488,8 @@ class SubmittedFile(_message.Message):
     """One file of a cluster-mode submission. A client sets name, kind, content (and
     alias, source_path); the Master answers INVALID_ARGUMENT for a bad name, a
     duplicate, a sha256 that does not match, or more bytes in all than its
-    spark.sparkctl.submit.maxFilesSize (default 64 MiB).
+    spark.sparkctl.submit.maxFilesSize (default 64 MiB) or, with ZOOKEEPER
+    recovery, spark.sparkctl.zookeeper.maxFilesSize (default 16 MiB).
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -1,0 +1,180 @@
+"""Submitted files survive a ZooKeeper failover to a Master with another disk.
+
+With `spark.deploy.recoveryMode=ZOOKEEPER` the leader copies each submitted
+file into ZooKeeper (`cluster.zookeeper_files`), in chunks under the znode
+limit; a Master elected later, with a work dir of its own, reads them back to
+relaunch a supervised driver. Against the real ZooKeeper of `conftest.zookeeper`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pathlib
+import time
+from collections.abc import Iterator
+
+import pytest
+from test_zookeeper_ha import HACluster, ha_conf
+from zk_server import ZooKeeperServer
+
+from cluster.persistence import persistence_from_conf
+from cluster.submitted_files import SubmittedFileStore
+from cluster.testing import ClusterProcess, wait_until
+from cluster.zookeeper_files import CHUNK_BYTES, ZooKeeperFiles
+from cluster.zookeeper_persistence import ZooKeeperPersistence
+from rpcenv import Conf
+from sparkctl.v1 import deploy_pb2 as pb
+from sparkctl.v1 import master_service_pb2 as api
+
+K = pb.SubmittedFileKind
+
+
+@pytest.fixture
+def engine(zookeeper: ZooKeeperServer) -> Iterator[ZooKeeperPersistence]:
+    conf = Conf(
+        {
+            "spark.deploy.recoveryMode": "ZOOKEEPER",
+            "spark.deploy.zookeeper.url": zookeeper.url,
+            "spark.deploy.zookeeper.dir": f"/sparkctl-files-{time.monotonic_ns()}",
+        }
+    )
+    persistence = persistence_from_conf(conf, pathlib.Path("unused"))
+    assert isinstance(persistence, ZooKeeperPersistence)
+    yield persistence
+    persistence.close()
+
+
+def test_files_round_trip_in_chunks_and_a_torn_one_reads_as_absent(
+    engine: ZooKeeperPersistence,
+) -> None:
+    files = engine.file_replica()
+    assert isinstance(files, ZooKeeperFiles)
+    content = bytes(range(256)) * (5 * CHUNK_BYTES // 256 // 2)  # 2.5 chunks
+    digest = hashlib.sha256(content).hexdigest()
+    files.put(digest, content)
+    files.put(digest, content)  # already there: nothing to do
+    node = f"{files.path}/{digest}"
+    assert sorted(engine.client.get_children(node)) == ["00000", "00001", "00002"]
+    assert all(len(engine.client.get(f"{node}/0000{c}")[0]) <= CHUNK_BYTES for c in "012")
+    assert files.get(digest) == content
+    assert files.digests() == [digest]
+    # A chunk changed behind our back: not served.
+    engine.client.set(f"{node}/00001", b"x" * 10)
+    assert files.get(digest) is None
+    # A leader killed before it marked the file complete: absent, not torn.
+    engine.client.set(node, b"")
+    assert files.get(digest) is None
+    files.put(digest, content)  # written again, whole
+    assert files.get(digest) == content
+    files.remove(digest)
+    files.remove(digest)  # idempotent
+    assert files.get(digest) is None and files.digests() == []
+    assert files.get(hashlib.sha256(b"never stored").hexdigest()) is None
+
+
+def _desc(content: bytes) -> pb.DriverDescription:
+    return pb.DriverDescription(
+        app_resource="/submitter/app.py",
+        files=[
+            pb.SubmittedFile(name="helper.py", kind=K.SUBMITTED_FILE_KIND_PY_FILE, content=content)
+        ],
+    )
+
+
+def test_a_store_on_another_disk_reads_what_the_first_stored(
+    engine: ZooKeeperPersistence, tmp_path: pathlib.Path
+) -> None:
+    replica = engine.file_replica()
+    first = SubmittedFileStore(tmp_path / "a", 1 << 20, replica, 1 << 20, "zk.key")
+    helper = b"VALUE = 'from the submitting host'\n"
+    desc = _desc(helper)
+    first.accept(desc)
+    assert not desc.files[0].content  # only name, hash and size are kept
+    second = SubmittedFileStore(tmp_path / "b", 1 << 20, replica, 1 << 20, "zk.key")
+    assert second.with_contents(desc).files[0].content == helper
+    assert (tmp_path / "b" / desc.files[0].sha256).read_bytes() == helper  # kept on its disk
+    # Released by the Master that ends the last driver needing it: gone from ZooKeeper too.
+    second.release(desc, [])
+    assert replica.get(desc.files[0].sha256) is None
+    # A sweep by a newly elected Master drops what none of its drivers needs.
+    first.accept(_desc(b"leftover = 1\n"))
+    assert SubmittedFileStore(tmp_path / "c", 1 << 20, replica, 1 << 20, "zk.key").sweep([]) == 1
+    assert replica.digests() == []
+
+
+def test_files_over_the_zookeeper_cap_are_refused_naming_the_key(
+    engine: ZooKeeperPersistence, tmp_path: pathlib.Path
+) -> None:
+    store = SubmittedFileStore(
+        tmp_path / "a",
+        1 << 20,
+        engine.file_replica(),
+        1000,
+        "spark.sparkctl.zookeeper.maxFilesSize",
+    )
+    with pytest.raises(ValueError, match=r"spark\.sparkctl\.zookeeper\.maxFilesSize"):
+        store.accept(_desc(b"x" * 1001))
+
+
+APP = """
+import pathlib, sys
+import helper  # only in the submission: a relaunch needs the stored copy
+
+out = pathlib.Path(sys.argv[1])
+while not (out / "go").exists():  # the test kills the leader first
+    import time; time.sleep(0.05)
+failed = out / "failed-once"
+if not failed.exists():
+    failed.write_text("1")
+    sys.exit(3)  # supervised: the new leader relaunches it
+(out / "done").write_text(helper.VALUE)
+"""
+
+
+def test_a_supervised_driver_relaunched_after_failover_gets_its_files(
+    tmp_path: pathlib.Path, zookeeper: ZooKeeperServer
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    c = HACluster(tmp_path, ha_conf(zookeeper, "/sparkctl-files-failover"))
+    try:
+        leader, standby = c.roles()
+        c.add_worker()
+        helper = b"VALUE = 'helper from the submitting host'\n"
+        desc = pb.DriverDescription(
+            app_resource="/submitter/app.py",
+            app_content=APP.encode(),
+            app_args=[str(out)],
+            cores=1,
+            memory_mb=256,
+            supervise=True,
+            files=[
+                pb.SubmittedFile(
+                    name="helper.py", kind=K.SUBMITTED_FILE_KIND_PY_FILE, content=helper
+                )
+            ],
+        )
+        reply = c.ref(leader).ask_sync(api.SubmitDriverRequest(description=desc), 30.0)
+        assert isinstance(reply, api.SubmitDriverResponse)
+        driver_id = reply.driver_id
+
+        def running_on(master: ClusterProcess) -> bool:
+            state = c.state(master)
+            return state is not None and any(
+                d.id == driver_id and d.state == pb.DRIVER_STATE_RUNNING
+                for d in state.active_drivers
+            )
+
+        wait_until(lambda: running_on(leader), 30, "the driver RUNNING")
+        leader.kill()  # SIGKILL: its disk (its work dir) is no longer anyone's
+        wait_until(lambda: c.status(standby) == "MASTER_STATUS_ALIVE", 30, "the standby leading")
+        wait_until(lambda: running_on(standby), 30, "the new leader knows the driver")
+        (out / "go").write_text("1")  # the driver fails once: the new leader relaunches it
+        wait_until(lambda: (out / "done").exists(), 60, "the relaunched driver finished")
+        assert (out / "done").read_text() == "helper from the submitting host"
+        # It came from ZooKeeper: the new leader keeps it in its own work dir now.
+        digest = hashlib.sha256(helper).hexdigest()
+        fetched = tmp_path / f"master{c.masters.index(standby)}" / "submitted-files" / digest
+        assert fetched.read_bytes() == helper
+    finally:
+        c.close()
