@@ -26,6 +26,7 @@ from scheduler.rdd.deps import Dependency
 from scheduler.rdd.pairs import PairFunctions
 from scheduler.rdd.storagelevel import StorageLevel
 from scheduler.resource.profile import ResourceProfile
+from scheduler.shuffle.drain import CheckedChain
 from scheduler.shuffle.partitioner import Partitioner
 from scheduler.shuffle.sampling import BernoulliRangeSampler, PartitionSampler
 
@@ -100,7 +101,8 @@ def _narrow(
     it, the user's function raised, and the task fails as PySpark's does. Fused steps
     share one pair of markers: a step that stops early stops pulling from below, so
     the real end is never reached, and each item passes two C iterator layers fewer
-    per fused step.
+    per fused step. A consumer that drains the output anyway skips the last layer too
+    (`shuffle/drain.py`).
     """
     ended: list[bool] = []
     source: Iterator[Any] = itertools.chain(iterator, _note_end(ended))
@@ -111,7 +113,7 @@ def _narrow(
             source = filter(f, source)
         else:
             source = itertools.chain.from_iterable(map(f, source))
-    return itertools.chain(source, _check_end(ended))
+    return CheckedChain(source, _check_end(ended))
 
 
 def narrow_steps(
