@@ -253,6 +253,26 @@ def test_workers_on_their_own_hosts_register(cluster: Cluster) -> None:
     assert states == {w.ip: "ALIVE" for w in cluster.workers}
 
 
+def test_workers_heartbeat_by_udp_across_hosts(cluster: Cluster) -> None:
+    """Heartbeat datagrams cross the bridge: no worker is moved back to its stream."""
+
+    def log(worker: Host) -> str:
+        return worker.path("/tmp/work/sparkctl-worker.log").read_text(errors="replace")
+
+    wait_until(
+        lambda: all("(heartbeats by UDP datagram)" in log(w) for w in cluster.workers),
+        30,
+        "both workers registered with UDP heartbeats",
+        interval=0.2,
+    )
+    # Heartbeats every 1.5 s (spark.worker.timeout=6): a worker whose datagrams do not
+    # arrive is told to use its stream after 3 s.
+    time.sleep(4.5)
+    for worker in cluster.workers:
+        assert "heartbeats on the stream from now on" not in log(worker), log(worker)[-3000:]
+    assert cluster.worker_states() == {w.ip: "ALIVE" for w in cluster.workers}
+
+
 def test_client_mode_driver_on_its_own_host(cluster: Cluster) -> None:
     """No address setting: the driver advertises the address its route to the master uses."""
     files = cluster.place_app_files()
