@@ -296,7 +296,7 @@ class TcpRpcEnv(BaseRpcEnv):
         else:
             key = self._app_credential[1] if self._app_credential is not None else None
             check_bind_allowed(host, self._secret or key, conf)
-            listener = socket.create_server((host, port), backlog=128)
+            listener = socket.create_server((host, port), family=_family(host), backlog=128)
             self._listener = listener
             address = RpcAddress(advertise, listener.getsockname()[1])
         super().__init__(name, address, conf)
@@ -714,6 +714,20 @@ class TcpRpcEnv(BaseRpcEnv):
 def _plain(text: str, limit: int) -> bool:
     """Non-empty, at most `limit` characters, printable and without whitespace."""
     return 0 < len(text) <= limit and text.isprintable() and not any(c.isspace() for c in text)
+
+
+def _family(host: str) -> socket.AddressFamily:
+    """The address family to listen with on `host`: IPv6 for an IPv6 address or name.
+
+    `socket.create_server` takes IPv4 unless told, and failed on an IPv6 address (a
+    driver reaching its Master over IPv6 binds one), where the gRPC backend listens.
+    """
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return socket.AF_INET  # create_server says what is wrong with the name
+    families = {info[0] for info in found}
+    return socket.AF_INET if socket.AF_INET in families else socket.AF_INET6
 
 
 def _describe_peer(where: object) -> str:

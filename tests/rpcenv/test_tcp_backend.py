@@ -57,6 +57,23 @@ def test_is_a_builtin_backend_and_lists_its_names() -> None:
     assert set(rpcenv.tcp.__all__) == {"TcpRpcEnv", "create_env"}
 
 
+def test_listens_and_connects_on_ipv6(envs: list[RpcEnv]) -> None:
+    # A driver reaching its Master over IPv6 binds an IPv6 address; so do its executors.
+    try:
+        with socket.create_server(("::1", 0), family=socket.AF_INET6):
+            pass
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    settings = {"spark.rpc.backend": "tcp"}
+    server = RpcEnv.create("server", "::1", 0, settings)
+    envs.append(server)
+    client = RpcEnv.create("client", "::1", 0, settings, client_mode=True)
+    envs.append(client)
+    server.setup_endpoint("echo", RpcEndpoint())
+    assert server.address.host_port.startswith("[::1]:")
+    assert client.endpoint_ref(server.address, "echo", timeout=WAIT).name == "echo"
+
+
 def test_tls_is_refused_naming_the_setting() -> None:
     with pytest.raises(RpcConfigError, match=r"spark\.ssl\.rpc\.enabled"):
         make_env("tls", conf={"spark.ssl.rpc.enabled": "true"})
