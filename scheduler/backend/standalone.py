@@ -48,7 +48,11 @@ from scheduler.core.allocation import (
     read_snapshot,
 )
 from scheduler.core.taskscheduler import ExecutorHandle, TaskScheduler
-from scheduler.executor.workerlimits import profile_tasks_per_executor, profile_worker_limit_mb
+from scheduler.executor.workerlimits import (
+    profile_tasks_per_executor,
+    profile_worker_limit_mb,
+    task_profile_worker_limit_mb,
+)
 from scheduler.resource.profile import ResourceProfile
 from sparkctl.v1 import deploy_pb2 as dpb
 from sparkctl.v1 import scheduler_pb2 as pb
@@ -468,6 +472,7 @@ class StandaloneBackend:
         #: The app's spark.executor.pyspark.memory in MiB (0: unset), the Python workers'
         #: memory of a profile that sets no pysparkMemory of its own.
         self.pyspark_memory_mb = 0
+        scheduler.task_profile_worker_limit = self.task_profile_worker_limit_mb
 
     def worker_limit_settings(self) -> tuple[int, int, int]:
         """The app's pyspark memory (MiB), executor cores and task cpus (0: unset)."""
@@ -476,6 +481,12 @@ class StandaloneBackend:
             self.description.cores_per_executor,
             self._scheduler.settings.task_cpus,
         )
+
+    def task_profile_worker_limit_mb(self, profile: ResourceProfile) -> int:
+        """The Python workers' limit (MiB, 0: none) of a task-only profile's stage."""
+        memory, cores, task_cpus = self.worker_limit_settings()
+        dynamic = self.allocation is not None
+        return task_profile_worker_limit_mb(profile, memory, cores, task_cpus, dynamic)
 
     @property
     def stopped(self) -> bool:

@@ -85,6 +85,11 @@ def queue_depth(task_seconds: float | None) -> int:
     return 2
 
 
+def _no_worker_limit(profile: ResourceProfile) -> int:
+    """No backend said otherwise: a stage's Python workers keep their executor's limit."""
+    return 0
+
+
 @dataclass
 class ExecutorHandle:
     """What the driver knows about one registered executor."""
@@ -198,6 +203,9 @@ class TaskScheduler:
         ] = {}
         #: Task id -> (executor, its cpus less spark.task.cpus) of stage-profile tasks.
         self._task_cpus: dict[int, tuple[ExecutorHandle, int]] = {}
+        #: A task-only profile's Python worker memory limit in MiB (0: the executors' own),
+        #: which the backend that knows the app's pyspark memory and cores sets.
+        self.task_profile_worker_limit: Callable[[ResourceProfile], int] = _no_worker_limit
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -551,11 +559,15 @@ class TaskScheduler:
                 handle.broadcasts.add(bid)
             if len(payload.data) > INLINE_LIMIT:
                 blob = self._blob(f"stage-{key}", payload.data)
-                message.stages.add(
+                stage = message.stages.add(
                     taskset=key, blob=blob, size=len(payload.data), barrier=tsm.barrier
                 )
             else:
-                message.stages.add(taskset=key, data=payload.data, barrier=tsm.barrier)
+                stage = message.stages.add(taskset=key, data=payload.data, barrier=tsm.barrier)
+            staged = self._set_profiles.get(key)
+            if staged is not None and staged.task_only:
+                # On the default executors, yet its Python workers sized by its own cpus.
+                stage.python_worker_limit_mb = self.task_profile_worker_limit(staged)
             handle.stages.add(key)
         task = message.tasks.add(
             task_id=task_id, taskset=key, partition=tsm.task_set.partitions[index], attempt=attempt

@@ -213,7 +213,8 @@ class ExecutorEndpoint(RpcEndpoint):
                 data = stage.data
                 if stage.blob:
                     data = b"".join(self._fetch_blob(stage.blob, stage.size))
-                self._runtime.add_stage(stage.taskset, data, stage.barrier)
+                limit = stage.python_worker_limit_mb  # a task-only profile's, else 0
+                self._runtime.add_stage(stage.taskset, data, stage.barrier, limit)
             for t in message.tasks:
                 if t.resources or t.cpus:
                     resources = {r.name: list(r.addresses) for r in t.resources}

@@ -34,6 +34,7 @@ from typing import Any, NoReturn
 from scheduler.executor.workerlimits import (
     FAULTHANDLER_DIR_ENV,
     FAULTHANDLER_ENV,
+    MEMORY_LIMIT_ENV,
     crash_reason,
 )
 
@@ -86,15 +87,25 @@ _LOCALITY_SCAN = 64
 _LAZY_FORGET_BYTES = 64 << 10
 #: ... unless that many forget messages wait for one: then they go on their own.
 _LAZY_FORGET_MAX = 64
+#: Python workers an executor keeps, of all memory limits together, per task it may run
+#: at once: idle workers of one stage's limit wait for its next stage (a lowered limit
+#: cannot be raised, so another limit needs other processes); past this, the least
+#: recently used idle worker of another limit makes room.
+_WORKERS_PER_SLOT = 2
 
 
 class _Slot:
     """One Python worker process and the task it runs."""
 
-    def __init__(self, index: int, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, index: int, args: list[str], env: dict[str, str], limit_mb: int) -> None:
         self.index = index
         self._args = args
         self._env = env
+        #: The worker's address-space limit in MiB (0: none): only tasks of task sets
+        #: with that limit run here.
+        self.limit_mb = limit_mb
+        #: When a task was last given to it (for evicting idle workers of other limits).
+        self.used = 0.0
         self.outstanding: collections.deque[tuple[int, str, int, int]] = collections.deque()
         #: Some outstanding task was sent with replies allowed to be held back: the one
         #: running may be any of the first _HOLD_REPLIES + 1, not only the head.
@@ -115,10 +126,15 @@ class _Slot:
 
     def start(self) -> None:
         parent, child = socket.socketpair()
+        env = {**self._env, "SPARKCTL_WORKER_INDEX": str(self.index)}
+        if self.limit_mb:
+            env[MEMORY_LIMIT_ENV] = str(self.limit_mb)
+        else:
+            env.pop(MEMORY_LIMIT_ENV, None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "scheduler.executor.pyworker", str(child.fileno()), *self._args],
             pass_fds=[child.fileno()],
-            env={**self._env, "SPARKCTL_WORKER_INDEX": str(self.index)},
+            env=env,
             stdin=subprocess.DEVNULL,
         )
         child.close()
@@ -214,6 +230,14 @@ class ExecutorRuntime:
             env["SPARKCTL_WORKER_CACHE_MB"] = f"{worker_cache_mb(env, self._max_slots):.1f}"
         self._fault_dir = _limit_workers(env, local_dir)
         self._worker_args = (args, env)
+        #: This executor's Python workers' memory limit in MiB (0: none), from its driver.
+        self._default_limit = _limit_of(env)
+        #: Task set -> its workers' limit, for the task sets of a task-only profile whose
+        #: limit is not the executor's (PySpark sizes those by the stage's task cpus).
+        self._stage_limits: dict[str, int] = {}
+        #: Set once a task set needs another limit: from then on each task goes to a
+        #: worker of its task set's limit (`_pooled_slot`).
+        self._pooled = False
         #: The slots, each with a worker process. As many as the machine has CPUs start
         #: at once (warm for the first tasks); the others when tasks would otherwise
         #: wait, so that local[1000] or --cores 64 on a small machine does not spawn
@@ -237,11 +261,18 @@ class ExecutorRuntime:
             for slot in self._slots:
                 slot.tell_block_address(address)
 
-    def add_stage(self, key: str, data: bytes, barrier: bool = False) -> None:
+    def add_stage(self, key: str, data: bytes, barrier: bool = False, limit_mb: int = 0) -> None:
+        """A task set's code; `limit_mb`: its Python workers' memory limit (0: ours)."""
         with self._lock:
             self._payloads[key] = data
             if barrier:
                 self._barrier_sets.add(key)
+            if limit_mb and limit_mb != self._default_limit:
+                self._stage_limits[key] = limit_mb
+                self._pooled = True
+                # Workers of several limits: a task starts only on an idle one, while
+                # the running tasks' cpus leave it cores (as for stage profile cpus).
+                self._cpu_budget = True
 
     def set_task_resources(self, task_id: int, resources: dict[str, list[str]], cpus: int) -> None:
         """What a task about to be launched holds (its TaskContext.resources() and cpus())."""
@@ -316,6 +347,7 @@ class ExecutorRuntime:
                 payload = self._payloads.pop(key, None)
                 small = small and (payload is None or len(payload) <= _LAZY_FORGET_BYTES)
                 self._barrier_sets.discard(key)
+                self._stage_limits.pop(key, None)
             entry = ("forget", tasksets, rdd_ids, broadcast_ids)
             message = None if small else pickle.dumps(entry)
             forgotten = set(rdd_ids)
@@ -337,8 +369,10 @@ class ExecutorRuntime:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _add_slot(self) -> _Slot:
-        slot = _Slot(len(self._slots), *self._worker_args)
+    def _add_slot(self, limit_mb: int | None = None) -> _Slot:
+        """One more worker, of `limit_mb` (None: the executor's limit) (lock held)."""
+        limit = self._default_limit if limit_mb is None else limit_mb
+        slot = _Slot(len(self._slots), *self._worker_args, limit)
         if self._slots:
             slot.block_address = self._slots[0].block_address
         slot.start()
@@ -359,7 +393,7 @@ class ExecutorRuntime:
         else:
             while self._queue:
                 head = self._queue[0]
-                slot = self._free_slot(head[1] in self._barrier_sets, head[0])
+                slot = self._free_slot(head[1] in self._barrier_sets, head[0], head[1])
                 if slot is None:
                     break
                 self._send(slot, self._queue.popleft())
@@ -381,16 +415,24 @@ class ExecutorRuntime:
             with contextlib.suppress(OSError):
                 conn.send_bytes(data)
 
-    def _free_slot(self, idle: bool = False, task_id: int = -1) -> _Slot | None:
+    def _free_slot(self, idle: bool = False, task_id: int = -1, key: str = "") -> _Slot | None:
         """The least busy worker that may take one more task now, if any (lock held).
 
         `idle`: only a worker with nothing queued (a barrier task must start at once).
         Once tasks ask different cpus (`_cpu_budget`), task `task_id` starts only on an
         idle worker and only while the running tasks' cpus leave it enough cores.
+        Once task sets need other memory limits (`_pooled`), a task of task set `key`
+        runs only on a worker of its limit.
         """
-        slot = min(self._slots, key=lambda sl: len(sl.outstanding))
-        if slot.outstanding and len(self._slots) < self._max_slots:
-            slot = self._add_slot()  # every worker is busy: one more
+        if self._pooled:
+            found = self._pooled_slot(key)
+            if found is None:
+                return None
+            slot = found
+        else:
+            slot = min(self._slots, key=lambda sl: len(sl.outstanding))
+            if slot.outstanding and len(self._slots) < self._max_slots:
+                slot = self._add_slot()  # every worker is busy: one more
         if len(slot.outstanding) >= (1 if idle else self._prefetch) or slot.conn is None:
             return None
         if self._cpu_budget:
@@ -400,6 +442,45 @@ class ExecutorRuntime:
             if busy and busy + self._cpus_of(task_id) > self._cores:
                 return None
         return slot
+
+    def _pooled_slot(self, key: str) -> _Slot | None:
+        """The least busy worker of task set `key`'s memory limit, made if needed (lock held).
+
+        A new one starts while the executor has fewer than _WORKERS_PER_SLOT workers
+        a task it may run at once; past that, an idle worker of another limit is
+        replaced by one of this limit: of a limit no live task set has first, then
+        one holding no cached partition, then the least recently used. None when the
+        limit has no worker and none can be made now.
+        """
+        limit = self._stage_limits.get(key, self._default_limit)
+        pool = [s for s in self._slots if s.limit_mb == limit]
+        slot = min(pool, key=lambda sl: len(sl.outstanding)) if pool else None
+        if (slot is None or slot.outstanding) and len(pool) < self._max_slots:
+            if len(self._slots) < _WORKERS_PER_SLOT * self._max_slots:
+                slot = self._add_slot(limit)
+            else:
+                spare = [s for s in self._slots if s.limit_mb != limit and not s.outstanding]
+                if spare:
+                    live = {self._stage_limits.get(k, self._default_limit) for k in self._payloads}
+                    slot = min(
+                        spare, key=lambda sl: (sl.limit_mb in live, bool(sl.cached), sl.used)
+                    )
+                    self._replace_worker(slot, limit)
+        if slot is not None:
+            slot.used = time.monotonic()
+        return slot
+
+    def _replace_worker(self, slot: _Slot, limit_mb: int) -> None:
+        """Restart idle worker `slot` as one of `limit_mb` (lock held).
+
+        Its cached partitions go with its process: their tasks read the disk copy.
+        """
+        slot.kill()  # its reader sees EOF and leaves: the new one takes over
+        slot.limit_mb = limit_mb
+        slot.sendbuf = []  # forgotten task sets: the new process never knew them
+        slot.start()
+        self._drop_holder(slot)
+        self._start_reader(slot)
 
     def _cpus_of(self, task_id: int) -> int:
         """The cores a task takes: its stage profile's cpus, else spark.task.cpus."""
@@ -434,6 +515,12 @@ class ExecutorRuntime:
             task = self._queue.popleft()
             barrier = task[1] in self._barrier_sets
             holder = None if barrier else self._holder_of(task[2])
+            if (
+                holder is not None
+                and self._pooled
+                and holder.limit_mb != self._stage_limits.get(task[1], self._default_limit)
+            ):
+                holder = None  # its process has another memory limit than the task's
             if holder is not None and holder.conn is not None:
                 if len(holder.outstanding) < self._prefetch:
                     self._send(holder, task)
@@ -443,7 +530,7 @@ class ExecutorRuntime:
                     kept.append(task)  # its worker may free up soon: wait for it
                     retry_at = min(retry_at, due) if retry_at else due
                     continue
-            slot = self._free_slot(barrier, task[0])
+            slot = self._free_slot(barrier, task[0], task[1])
             if slot is None:
                 kept.append(task)
                 break
@@ -715,6 +802,14 @@ def _limit_workers(env: dict[str, str], local_dir: str) -> str:
     os.makedirs(fault_dir, exist_ok=True)
     env[FAULTHANDLER_DIR_ENV] = fault_dir
     return fault_dir
+
+
+def _limit_of(env: Mapping[str, str]) -> int:
+    """The memory limit in MiB the driver gave this executor's Python workers (0: none)."""
+    try:
+        return max(0, int(env.get(MEMORY_LIMIT_ENV) or 0))
+    except ValueError:
+        return 0  # the worker ignores it too (`pyworker._apply_limits`)
 
 
 def worker_cache_mb(environ: Mapping[str, str], workers: int) -> float:

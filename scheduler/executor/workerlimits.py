@@ -11,7 +11,11 @@
   tasks it runs at once (its cores over its task cpus, bounded by its custom
   resources; the app's `spark.executor.cores`, then 1, when no cores are
   known), as PySpark 4.3's DAGScheduler passes a stage's profile to its
-  Python runner.
+  Python runner. A stage whose profile asks only task resources runs on the
+  default executors with its own limit: the app's setting over the tasks of
+  that stage an executor's `spark.executor.cores` hold, rounded up (down under
+  dynamic allocation; the whole setting when those cores are unset); its tasks
+  run in Python workers of that limit (the executor keeps workers per limit).
 - The driver's Python major.minor travels in every stage's header; a worker
   on another minor version fails the task with PySpark's message.
 - `spark.python.worker.faulthandler.enabled`: a worker writes `faulthandler`'s
@@ -46,6 +50,7 @@ __all__ = [
     "profile_tasks_per_executor",
     "profile_worker_limit_mb",
     "read_crash_dump",
+    "task_profile_worker_limit_mb",
     "version_mismatch",
     "worker_limits_env",
     "worker_memory_limit_mb",
@@ -141,6 +146,34 @@ def profile_tasks_per_executor(profile: ResourceProfile, app_cores: int, app_tas
         if amount:
             tasks = min(tasks, int(amount // count / share) if count else tasks)
     return max(1, tasks)
+
+
+def task_profile_worker_limit_mb(
+    profile: ResourceProfile,
+    pyspark_memory_mb: int,
+    app_cores: int,
+    app_task_cpus: int,
+    dynamic: bool,
+) -> int:
+    """Each Python worker's limit in MiB for a stage of a task-only profile (0: none).
+
+    Such a stage runs on the default executors, yet PySpark 4.3 sizes its Python
+    workers by its own task cpus: the app's `spark.executor.pyspark.memory` over
+    `spark.executor.cores` / the stage's task cpus, rounded up (observed on
+    local-cluster: 4 cores, 800m: cpus(2) 400 MiB, cpus(3) 400, cpus(4) 800; 3 cores,
+    600m, cpus(2): 300); under dynamic allocation (`dynamic`), as any profile's:
+    rounded down (3 cores, 600m, cpus(2): 600). With `spark.executor.cores` unset
+    (`app_cores` 0), the whole setting, as its Python runner then divides by its own
+    default of 1 core over the task's cpus, at least 1 (observed: 800m, cpus(2): 800).
+    """
+    if not pyspark_memory_mb:
+        return 0
+    if dynamic:
+        tasks = profile_tasks_per_executor(profile, app_cores, app_task_cpus)
+    else:
+        cpus = max(1, profile.task_cpus(app_task_cpus))
+        tasks = -(-app_cores // cpus) if app_cores else 1
+    return worker_memory_limit_mb(pyspark_memory_mb, tasks)
 
 
 def worker_memory_limit_mb(total_mb: int, workers: int) -> int:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsparkctl/v1/scheduler.proto\x12\x0bsparkctl.v1\"\xdb\x02\n\x17RegisterExecutorRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\r\n\x05\x63ores\x18\x03 \x01(\x05\x12\x0e\n\x06\x61pp_id\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\x05\x12\x11\n\tlocal_dir\x18\x06 \x01(\t\x12\x1a\n\x12\x62lock_manager_port\x18\x07 \x01(\x05\x12\x43\n\x08log_urls\x18\x08 \x03(\x0b\x32\x31.sparkctl.v1.RegisterExecutorRequest.LogUrlsEntry\x12,\n\tresources\x18\t \x03(\x0b\x32\x19.sparkctl.v1.TaskResource\x12\x1b\n\x13resource_profile_id\x18\n \x01(\x05\x1a.\n\x0cLogUrlsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x0cTaskResource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\taddresses\x18\x02 \x03(\t\"S\n\x18RegisterExecutorResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\rdriver_env_id\x18\x03 \x01(\t\"(\n\x11\x45xecutorHeartbeat\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\"[\n\x0c\x46\x65tchFailure\x12\x12\n\nshuffle_id\x18\x01 \x01(\x05\x12\x11\n\tmap_index\x18\x02 \x01(\x05\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xd4\x01\n\nTaskStatus\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.sparkctl.v1.TaskState\x12\x0e\n\x06result\x18\x03 \x01(\x0c\x12\x14\n\x0c\x61\x63\x63umulators\x18\x04 \x01(\x0c\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x12\n\nerror_type\x18\x06 \x01(\t\x12\x30\n\rfetch_failure\x18\x07 \x01(\x0b\x32\x19.sparkctl.v1.FetchFailure\x12\x13\n\x0brun_seconds\x18\x08 \x01(\x01\"O\n\rStatusUpdates\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12)\n\x08statuses\x18\x02 \x03(\x0b\x32\x17.sparkctl.v1.TaskStatus\"Z\n\x0cStagePayload\x12\x0f\n\x07taskset\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04\x62lob\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x0f\n\x07\x62\x61rrier\x18\x05 \x01(\x08\"P\n\x0e\x42roadcastBlock\x12\x14\n\x0c\x62roadcast_id\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04\x62lob\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"\x8e\x01\n\nTaskLaunch\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12\x0f\n\x07taskset\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12,\n\tresources\x18\x05 \x03(\x0b\x32\x19.sparkctl.v1.TaskResource\x12\x0c\n\x04\x63pus\x18\x06 \x01(\x05\"\xac\x01\n\x0bLaunchTasks\x12)\n\x06stages\x18\x01 \x03(\x0b\x32\x19.sparkctl.v1.StagePayload\x12/\n\nbroadcasts\x18\x02 \x03(\x0b\x32\x1b.sparkctl.v1.BroadcastBlock\x12&\n\x05tasks\x18\x03 \x03(\x0b\x32\x17.sparkctl.v1.TaskLaunch\x12\x19\n\x11\x66inished_tasksets\x18\x04 \x03(\t\"-\n\tKillTasks\x12\x10\n\x08task_ids\x18\x01 \x03(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"]\n\x0cRemoveBlocks\x12\x0f\n\x07rdd_ids\x18\x01 \x03(\x05\x12\x13\n\x0bshuffle_ids\x18\x02 \x03(\x05\x12\x15\n\rbroadcast_ids\x18\x03 \x03(\x03\x12\x10\n\x08tasksets\x18\x04 \x03(\t\"\x1e\n\x0cStopExecutor\x12\x0e\n\x06reason\x18\x01 \x01(\t\"V\n\x11\x46\x65tchBlockRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"\"\n\x12\x46\x65tchBlockResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x17\n\x15ReregisterApplication\"\xa2\x01\n\x0e\x42\x61rrierRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x10\n\x08stage_id\x18\x02 \x01(\x05\x12\x15\n\rstage_attempt\x18\x03 \x01(\x05\x12\x0f\n\x07task_id\x18\x04 \x01(\x03\x12\x11\n\tpartition\x18\x05 \x01(\x05\x12\r\n\x05\x65poch\x18\x06 \x01(\x05\x12\x0e\n\x06method\x18\x07 \x01(\t\x12\x0f\n\x07message\x18\x08 \x01(\t\"#\n\x0f\x42\x61rrierResponse\x12\x10\n\x08messages\x18\x01 \x03(\t*\x9b\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_RUNNING\x10\x01\x12\x17\n\x13TASK_STATE_FINISHED\x10\x02\x12\x15\n\x11TASK_STATE_FAILED\x10\x03\x12\x15\n\x11TASK_STATE_KILLED\x10\x04\x12\x13\n\x0fTASK_STATE_LOST\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsparkctl/v1/scheduler.proto\x12\x0bsparkctl.v1\"\xdb\x02\n\x17RegisterExecutorRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\r\n\x05\x63ores\x18\x03 \x01(\x05\x12\x0e\n\x06\x61pp_id\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\x05\x12\x11\n\tlocal_dir\x18\x06 \x01(\t\x12\x1a\n\x12\x62lock_manager_port\x18\x07 \x01(\x05\x12\x43\n\x08log_urls\x18\x08 \x03(\x0b\x32\x31.sparkctl.v1.RegisterExecutorRequest.LogUrlsEntry\x12,\n\tresources\x18\t \x03(\x0b\x32\x19.sparkctl.v1.TaskResource\x12\x1b\n\x13resource_profile_id\x18\n \x01(\x05\x1a.\n\x0cLogUrlsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x0cTaskResource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\taddresses\x18\x02 \x03(\t\"S\n\x18RegisterExecutorResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\rdriver_env_id\x18\x03 \x01(\t\"(\n\x11\x45xecutorHeartbeat\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\"[\n\x0c\x46\x65tchFailure\x12\x12\n\nshuffle_id\x18\x01 \x01(\x05\x12\x11\n\tmap_index\x18\x02 \x01(\x05\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xd4\x01\n\nTaskStatus\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.sparkctl.v1.TaskState\x12\x0e\n\x06result\x18\x03 \x01(\x0c\x12\x14\n\x0c\x61\x63\x63umulators\x18\x04 \x01(\x0c\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x12\n\nerror_type\x18\x06 \x01(\t\x12\x30\n\rfetch_failure\x18\x07 \x01(\x0b\x32\x19.sparkctl.v1.FetchFailure\x12\x13\n\x0brun_seconds\x18\x08 \x01(\x01\"O\n\rStatusUpdates\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12)\n\x08statuses\x18\x02 \x03(\x0b\x32\x17.sparkctl.v1.TaskStatus\"z\n\x0cStagePayload\x12\x0f\n\x07taskset\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04\x62lob\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\x12\x0f\n\x07\x62\x61rrier\x18\x05 \x01(\x08\x12\x1e\n\x16python_worker_limit_mb\x18\x06 \x01(\x05\"P\n\x0e\x42roadcastBlock\x12\x14\n\x0c\x62roadcast_id\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04\x62lob\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x03\"\x8e\x01\n\nTaskLaunch\x12\x0f\n\x07task_id\x18\x01 \x01(\x03\x12\x0f\n\x07taskset\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12,\n\tresources\x18\x05 \x03(\x0b\x32\x19.sparkctl.v1.TaskResource\x12\x0c\n\x04\x63pus\x18\x06 \x01(\x05\"\xac\x01\n\x0bLaunchTasks\x12)\n\x06stages\x18\x01 \x03(\x0b\x32\x19.sparkctl.v1.StagePayload\x12/\n\nbroadcasts\x18\x02 \x03(\x0b\x32\x1b.sparkctl.v1.BroadcastBlock\x12&\n\x05tasks\x18\x03 \x03(\x0b\x32\x17.sparkctl.v1.TaskLaunch\x12\x19\n\x11\x66inished_tasksets\x18\x04 \x03(\t\"-\n\tKillTasks\x12\x10\n\x08task_ids\x18\x01 \x03(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"]\n\x0cRemoveBlocks\x12\x0f\n\x07rdd_ids\x18\x01 \x03(\x05\x12\x13\n\x0bshuffle_ids\x18\x02 \x03(\x05\x12\x15\n\rbroadcast_ids\x18\x03 \x03(\x03\x12\x10\n\x08tasksets\x18\x04 \x03(\t\"\x1e\n\x0cStopExecutor\x12\x0e\n\x06reason\x18\x01 \x01(\t\"V\n\x11\x46\x65tchBlockRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\"\"\n\x12\x46\x65tchBlockResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x17\n\x15ReregisterApplication\"\xa2\x01\n\x0e\x42\x61rrierRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x10\n\x08stage_id\x18\x02 \x01(\x05\x12\x15\n\rstage_attempt\x18\x03 \x01(\x05\x12\x0f\n\x07task_id\x18\x04 \x01(\x03\x12\x11\n\tpartition\x18\x05 \x01(\x05\x12\r\n\x05\x65poch\x18\x06 \x01(\x05\x12\x0e\n\x06method\x18\x07 \x01(\t\x12\x0f\n\x07message\x18\x08 \x01(\t\"#\n\x0f\x42\x61rrierResponse\x12\x10\n\x08messages\x18\x01 \x03(\t*\x9b\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_RUNNING\x10\x01\x12\x17\n\x13TASK_STATE_FINISHED\x10\x02\x12\x15\n\x11TASK_STATE_FAILED\x10\x03\x12\x15\n\x11TASK_STATE_KILLED\x10\x04\x12\x13\n\x0fTASK_STATE_LOST\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REGISTEREXECUTORREQUEST_LOGURLSENTRY']._loaded_options = None
   _globals['_REGISTEREXECUTORREQUEST_LOGURLSENTRY']._serialized_options = b'8\001'
-  _globals['_TASKSTATE']._serialized_start=1979
-  _globals['_TASKSTATE']._serialized_end=2134
+  _globals['_TASKSTATE']._serialized_start=2011
+  _globals['_TASKSTATE']._serialized_end=2166
   _globals['_REGISTEREXECUTORREQUEST']._serialized_start=45
   _globals['_REGISTEREXECUTORREQUEST']._serialized_end=392
   _globals['_REGISTEREXECUTORREQUEST_LOGURLSENTRY']._serialized_start=346
@@ -52,27 +52,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSUPDATES']._serialized_start=878
   _globals['_STATUSUPDATES']._serialized_end=957
   _globals['_STAGEPAYLOAD']._serialized_start=959
-  _globals['_STAGEPAYLOAD']._serialized_end=1049
-  _globals['_BROADCASTBLOCK']._serialized_start=1051
-  _globals['_BROADCASTBLOCK']._serialized_end=1131
-  _globals['_TASKLAUNCH']._serialized_start=1134
-  _globals['_TASKLAUNCH']._serialized_end=1276
-  _globals['_LAUNCHTASKS']._serialized_start=1279
-  _globals['_LAUNCHTASKS']._serialized_end=1451
-  _globals['_KILLTASKS']._serialized_start=1453
-  _globals['_KILLTASKS']._serialized_end=1498
-  _globals['_REMOVEBLOCKS']._serialized_start=1500
-  _globals['_REMOVEBLOCKS']._serialized_end=1593
-  _globals['_STOPEXECUTOR']._serialized_start=1595
-  _globals['_STOPEXECUTOR']._serialized_end=1625
-  _globals['_FETCHBLOCKREQUEST']._serialized_start=1627
-  _globals['_FETCHBLOCKREQUEST']._serialized_end=1713
-  _globals['_FETCHBLOCKRESPONSE']._serialized_start=1715
-  _globals['_FETCHBLOCKRESPONSE']._serialized_end=1749
-  _globals['_REREGISTERAPPLICATION']._serialized_start=1751
-  _globals['_REREGISTERAPPLICATION']._serialized_end=1774
-  _globals['_BARRIERREQUEST']._serialized_start=1777
-  _globals['_BARRIERREQUEST']._serialized_end=1939
-  _globals['_BARRIERRESPONSE']._serialized_start=1941
-  _globals['_BARRIERRESPONSE']._serialized_end=1976
+  _globals['_STAGEPAYLOAD']._serialized_end=1081
+  _globals['_BROADCASTBLOCK']._serialized_start=1083
+  _globals['_BROADCASTBLOCK']._serialized_end=1163
+  _globals['_TASKLAUNCH']._serialized_start=1166
+  _globals['_TASKLAUNCH']._serialized_end=1308
+  _globals['_LAUNCHTASKS']._serialized_start=1311
+  _globals['_LAUNCHTASKS']._serialized_end=1483
+  _globals['_KILLTASKS']._serialized_start=1485
+  _globals['_KILLTASKS']._serialized_end=1530
+  _globals['_REMOVEBLOCKS']._serialized_start=1532
+  _globals['_REMOVEBLOCKS']._serialized_end=1625
+  _globals['_STOPEXECUTOR']._serialized_start=1627
+  _globals['_STOPEXECUTOR']._serialized_end=1657
+  _globals['_FETCHBLOCKREQUEST']._serialized_start=1659
+  _globals['_FETCHBLOCKREQUEST']._serialized_end=1745
+  _globals['_FETCHBLOCKRESPONSE']._serialized_start=1747
+  _globals['_FETCHBLOCKRESPONSE']._serialized_end=1781
+  _globals['_REREGISTERAPPLICATION']._serialized_start=1783
+  _globals['_REREGISTERAPPLICATION']._serialized_end=1806
+  _globals['_BARRIERREQUEST']._serialized_start=1809
+  _globals['_BARRIERREQUEST']._serialized_end=1971
+  _globals['_BARRIERRESPONSE']._serialized_start=1973
+  _globals['_BARRIERRESPONSE']._serialized_end=2008
 # @@protoc_insertion_point(module_scope)

@@ -319,6 +319,7 @@ class StagePayload(_message.Message):
     BLOB_FIELD_NUMBER: _builtins.int
     SIZE_FIELD_NUMBER: _builtins.int
     BARRIER_FIELD_NUMBER: _builtins.int
+    PYTHON_WORKER_LIMIT_MB_FIELD_NUMBER: _builtins.int
     taskset: _builtins.str
     data: _builtins.bytes
     blob: _builtins.str
@@ -330,6 +331,12 @@ class StagePayload(_message.Message):
     """A barrier stage (RDD.barrier()): each of its tasks starts on an idle Python
     worker, never queued behind another task (its barrier() would wait forever).
     """
+    python_worker_limit_mb: _builtins.int
+    """Each Python worker's address-space limit in MiB for this task set's tasks, when
+    its stage's profile asks only task resources and so sizes them otherwise than
+    the executor's own workers (PySpark divides spark.executor.pyspark.memory by
+    the stage's tasks per executor). 0: the executor's own limit.
+    """
     def __init__(
         self,
         *,
@@ -338,10 +345,11 @@ class StagePayload(_message.Message):
         blob: _builtins.str = ...,
         size: _builtins.int = ...,
         barrier: _builtins.bool = ...,
+        python_worker_limit_mb: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["barrier", b"barrier", "blob", b"blob", "data", b"data", "size", b"size", "taskset", b"taskset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["barrier", b"barrier", "blob", b"blob", "data", b"data", "python_worker_limit_mb", b"python_worker_limit_mb", "size", b"size", "taskset", b"taskset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -294,6 +294,69 @@ def test_a_profiles_executors_give_their_workers_its_pyspark_memory(
         sc.stop()
 
 
+def _limit_and_cpus(_: Any) -> tuple[int, int]:
+    import resource
+
+    ctx = TaskContext.get()
+    assert ctx is not None
+    return resource.getrlimit(resource.RLIMIT_AS)[0] >> 20, ctx.cpus()
+
+
+@pytest.mark.parametrize("where", ["local-cluster[1,4,1024]", "cluster"])
+def test_a_task_only_profiles_stage_sizes_its_workers_by_its_cpus(
+    tmp_path: Path, where: str
+) -> None:
+    """A stage of a task-only profile runs on the default executors, with Python workers
+    of its own limit (PySpark 4.3): spark.executor.pyspark.memory over the tasks of that
+    stage spark.executor.cores hold, rounded up; the default stage keeps its own."""
+    cluster = None
+    master = where
+    if where == "cluster":  # a worker of 4 cores: the shared cluster's have one each
+        reason = support.cluster_unavailable_reason()
+        if reason:
+            pytest.skip(reason)
+        from cluster.testing import ProcCluster  # gRPC and protobuf: not in the oracle's venv
+
+        cluster = ProcCluster(
+            tmp_path / "cluster",
+            {"spark.worker.timeout": "10"},
+            workers=1,
+            cores=4,
+            memory="1024m",
+            ready_timeout=support.CLUSTER_READY_TIMEOUT_S,
+        )
+        master = cluster.url
+    try:
+        sc = support.new_context(
+            master,
+            "compat-resources-task-profile-memory",
+            **{
+                "spark.executor.cores": "4",
+                "spark.executor.memory": "512m",
+                "spark.executor.pyspark.memory": "800m",
+            },
+        )
+        try:
+
+            def limits(cpus: int | None = None) -> set[tuple[int, int]]:
+                rdd = sc.parallelize(range(8), 8)
+                if cpus is not None:
+                    requests = TaskResourceRequests().cpus(cpus)
+                    rdd = rdd.withResources(ResourceProfileBuilder().require(requests).build)
+                return set(rdd.map(_limit_and_cpus).collect())
+
+            assert limits() == {(200, 1)}  # 800 MiB over 4 tasks
+            assert limits(2) == {(400, 2)}
+            assert limits(4) == {(800, 4)}
+            assert limits(3) == {(400, 3)}  # 4 cores hold 4 / 3 tasks, rounded up: 2
+            assert limits() == {(200, 1)}  # the default stage's workers are still its own
+        finally:
+            sc.stop()
+    finally:
+        if cluster is not None:
+            cluster.close(support.CLUSTER_STOP_TIMEOUT_S)
+
+
 def test_merged_profiles_take_the_larger_of_each_request(tmp_path: Path) -> None:
     """spark.scheduler.resource.profileMergeConflicts: a stage with two profiles runs
     with their merge (a whole GPU from one, 2 cpus from the other) instead of failing."""

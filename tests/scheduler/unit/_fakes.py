@@ -59,9 +59,11 @@ class FakePipe:
 
     def send_bytes(self, data: bytes) -> None:
         message = pickle.loads(data)
-        if message[0] == "task":
-            self.tasks.append(message[1])
-            self.sent.set()
+        # Several messages for one worker travel as one ("tasks", [...]).
+        for one in message[1] if message[0] == "tasks" else [message]:
+            if one[0] == "task":
+                self.tasks.append(one[1])
+                self.sent.set()
 
     def close(self) -> None:
         pass

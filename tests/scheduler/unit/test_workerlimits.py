@@ -29,6 +29,7 @@ from scheduler.executor.workerlimits import (
     profile_tasks_per_executor,
     profile_worker_limit_mb,
     read_crash_dump,
+    task_profile_worker_limit_mb,
     version_mismatch,
     worker_limits_env,
     worker_memory_limit_mb,
@@ -127,6 +128,43 @@ def test_a_profiles_limit_is_its_memory_over_the_tasks_its_executor_runs() -> No
     assert profile_worker_limit_mb(600, 2) == 300
     assert profile_worker_limit_mb(None, 2) == 0  # neither the profile nor the app: no limit
     assert profile_worker_limit_mb(1, 4) == 1
+
+
+def test_a_task_only_profiles_limit_is_the_apps_memory_over_its_tasks() -> None:
+    """As observed on PySpark 4.3's local-cluster (spark.executor.cores 4, 800m; 3, 600m)."""
+    from scheduler.resource import ResourceProfileBuilder, TaskResourceRequests
+
+    def limit(memory: int, cores: int, cpus: int, dynamic: bool = False) -> int:
+        profile = ResourceProfileBuilder().require(TaskResourceRequests().cpus(cpus)).build
+        return task_profile_worker_limit_mb(profile, memory, cores, 1, dynamic)
+
+    assert limit(800, 4, 2) == 400
+    assert limit(800, 4, 3) == 400  # 4 / 3 rounded up: 2 tasks
+    assert limit(800, 4, 4) == 800
+    assert limit(600, 3, 2) == 300
+    assert limit(600, 3, 2, dynamic=True) == 600  # as any profile's: rounded down
+    assert limit(800, 0, 2) == 800  # cores unset: the whole setting
+    assert limit(800, 0, 2, dynamic=True) == 800
+    assert limit(0, 4, 2) == 0  # no spark.executor.pyspark.memory
+    gpu_only = ResourceProfileBuilder().require(TaskResourceRequests().resource("gpu", 1)).build
+    assert task_profile_worker_limit_mb(gpu_only, 600, 3, 2, False) == 300  # spark.task.cpus
+
+
+def test_the_stage_of_a_task_only_profile_carries_its_limit() -> None:
+    """The driver tells the default executors the limit of such a stage's workers."""
+    from scheduler.backend.standalone import StandaloneBackend
+    from scheduler.core.taskscheduler import SchedulerSettings, TaskScheduler
+    from scheduler.resource import ResourceProfileBuilder, TaskResourceRequests
+    from sparkctl.v1 import deploy_pb2 as dpb
+
+    scheduler = TaskScheduler(SchedulerSettings(), lambda _: b"", lambda _: None)
+    assert scheduler.task_profile_worker_limit(ResourceProfileBuilder().build) == 0
+    backend = StandaloneBackend(
+        scheduler, None, None, [], dpb.ApplicationDescription(cores_per_executor=4), None, print
+    )  # type: ignore[arg-type]
+    backend.pyspark_memory_mb = 800
+    cpus = ResourceProfileBuilder().require(TaskResourceRequests().cpus(2)).build
+    assert scheduler.task_profile_worker_limit(cpus) == 400
 
 
 def test_the_cluster_sets_the_variable_the_workers_read() -> None:
