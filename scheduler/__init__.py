@@ -20,11 +20,16 @@ if os.environ.get(NAMEDTUPLE_PATCH_ENV) == "1":
 if TYPE_CHECKING:
     from scheduler.api.conf import SparkConf
     from scheduler.api.context import SparkContext
-    from scheduler.api.serializers import CPickleSerializer, MarshalSerializer, PickleSerializer
+    from scheduler.api.serializers import (
+        CloudPickleSerializer,
+        CPickleSerializer,
+        MarshalSerializer,
+        PickleSerializer,
+    )
     from scheduler.api.session import SparkSession
     from scheduler.api.threads import InheritableThread, inheritable_thread_target
     from scheduler.api.tracker import SparkJobInfo, SparkStageInfo, StatusTracker
-    from scheduler.api.util import keyword_only
+    from scheduler.api.util import VersionUtils, keyword_only
     from scheduler.core.errors import JobCancelledError, JobFailedError, SparkJobError
     from scheduler.rdd.barrier import RDDBarrier
     from scheduler.rdd.rdd import RDD
@@ -57,6 +62,7 @@ __all__ = [
     "BasicProfiler",
     "Broadcast",
     "CPickleSerializer",
+    "CloudPickleSerializer",
     "InheritableThread",
     "JobCancelledError",
     "JobFailedError",
@@ -78,6 +84,7 @@ __all__ = [
     "StatusTracker",
     "StorageLevel",
     "TaskContext",
+    "VersionUtils",
     "inheritable_thread_target",
     "keyword_only",
     "portable_hash",
@@ -89,6 +96,7 @@ _WHERE = {
     "AccumulatorParam": "task.accumulators",
     "Broadcast": "task.broadcast",
     "CPickleSerializer": "api.serializers",
+    "CloudPickleSerializer": "api.serializers",
     "MarshalSerializer": "api.serializers",
     "JobCancelledError": "core.errors",
     "JobFailedError": "core.errors",
@@ -119,6 +127,7 @@ _WHERE = {
     "INT_ACCUMULATOR_PARAM": "task.accumulators",
     "PickleSerializer": "api.serializers",
     "keyword_only": "api.util",
+    "VersionUtils": "api.util",
 }
 
 

@@ -3,6 +3,8 @@
 `SparkContext(serializer=MarshalSerializer())` is accepted as in PySpark;
 sparkctl ships its own data with (cloud)pickle whatever is named, so the
 choice changes nothing but what these objects do themselves.
+`CloudPickleSerializer` is what ships closures: programs use it to check, on
+the driver, that a function or object will travel.
 
 A namedtuple class defined in a module the executors cannot import (one only
 the driver has) makes every task that touches it fail to unpickle ("No module
@@ -24,9 +26,12 @@ import pickle
 import sys
 from typing import Any
 
+import cloudpickle
+
 __all__ = [
     "NAMEDTUPLE_PATCH_ENV",
     "CPickleSerializer",
+    "CloudPickleSerializer",
     "MarshalSerializer",
     "PickleSerializer",
     "pickle_namedtuples_by_value",
@@ -67,6 +72,25 @@ class MarshalSerializer(CPickleSerializer):
 
 class PickleSerializer(CPickleSerializer):
     """The pickle serializer under the name `pyspark.serializers` also gives it."""
+
+
+class CloudPickleSerializer(CPickleSerializer):
+    """Objects to and from bytes with cloudpickle: lambdas, local functions and classes too.
+
+    A failure to serialize is a `pickle.PicklingError` naming the cause, as in PySpark,
+    so one ``except pickle.PicklingError`` catches every object that cannot travel.
+    """
+
+    def dumps(self, obj: Any) -> bytes:
+        try:
+            data: bytes = cloudpickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+        except pickle.PicklingError:
+            raise
+        except Exception as e:
+            raise pickle.PicklingError(
+                f"Could not serialize object: {type(e).__name__}: {e}"
+            ) from e
+        return data
 
 
 #: Classes rebuilt from pickles in this process, by (name, fields).

@@ -75,6 +75,10 @@ def alias_pyspark_as_scheduler() -> None:
     for name in ("INT_ACCUMULATOR_PARAM", "FLOAT_ACCUMULATOR_PARAM", "COMPLEX_ACCUMULATOR_PARAM"):
         setattr(alias, name, getattr(pyspark.accumulators, name))
     alias.PickleSerializer = pyspark.serializers.PickleSerializer  # type: ignore[attr-defined]
+    alias.CloudPickleSerializer = pyspark.serializers.CloudPickleSerializer  # type: ignore[attr-defined]
+    import pyspark.util
+
+    alias.VersionUtils = pyspark.util.VersionUtils  # type: ignore[attr-defined]
     sys.modules["scheduler"] = alias
     sys.modules["scheduler.resource"] = pyspark.resource
     sys.modules["scheduler.errors"] = pyspark.errors

@@ -2,12 +2,17 @@
 
 ``pyspark.keyword_only`` (methods that take keywords only, recording them in
 ``self._input_kwargs``), ``pyspark.accumulators``' ``INT/FLOAT/COMPLEX_ACCUMULATOR_PARAM``
-(passed to ``sc.accumulator``) and ``pyspark.serializers.PickleSerializer`` (passed
-to ``SparkContext(serializer=...)``). sparkctl exports each from ``scheduler``.
+(passed to ``sc.accumulator``), ``pyspark.serializers.PickleSerializer`` (passed
+to ``SparkContext(serializer=...)``) and ``CloudPickleSerializer`` (what ships closures;
+programs check with it that an object will travel), and ``pyspark.util.VersionUtils``.
+sparkctl exports each from ``scheduler``.
 """
 
 from __future__ import annotations
 
+import operator
+import pickle
+import threading
 from typing import Any
 
 import _compat_support as support
@@ -17,7 +22,9 @@ from scheduler import (
     COMPLEX_ACCUMULATOR_PARAM,
     FLOAT_ACCUMULATOR_PARAM,
     INT_ACCUMULATOR_PARAM,
+    CloudPickleSerializer,
     PickleSerializer,
+    VersionUtils,
     keyword_only,
 )
 
@@ -71,3 +78,79 @@ def test_a_context_takes_the_pickle_serializer(master: str) -> None:
     finally:
         sc.stop()
     assert SparkConf is not None
+
+
+class _Refuses:
+    """An object whose pickling fails with `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __reduce__(self) -> Any:
+        raise self.error
+
+
+def test_the_cloudpickle_serializer_ships_what_plain_pickle_cannot() -> None:
+    ser = CloudPickleSerializer()
+    assert ser == CloudPickleSerializer() and repr(ser) == "CloudPickleSerializer()"
+    offset = 10
+
+    def local(x: int) -> int:
+        return x + offset
+
+    assert ser.loads(ser.dumps(local))(1) == 11
+    assert ser.loads(ser.dumps(local)).__module__ == local.__module__
+    assert ser.loads(ser.dumps(lambda x: x * 3))(2) == 6
+    assert ser.loads(ser.dumps(operator.itemgetter(0, 3)))("abcd") == ("a", "d")
+    assert ser.loads(ser.dumps(operator.attrgetter("real", "imag")))(2 + 5j) == (2.0, 5.0)
+
+    class Local:
+        def __init__(self, v: int) -> None:
+            self.v = v
+
+    assert ser.loads(ser.dumps(Local(4))).v == 4
+    with pytest.raises((pickle.PicklingError, AttributeError), match="local"):
+        PickleSerializer().dumps(local)  # plain pickle: "Can't pickle local object"
+
+
+def test_the_cloudpickle_serializer_names_what_could_not_be_serialized() -> None:
+    ser = CloudPickleSerializer()
+    # Any failure is a PicklingError naming the cause; a PicklingError passes as raised.
+    with pytest.raises(pickle.PicklingError) as refused:
+        ser.dumps(_Refuses(RuntimeError("not picklable")))
+    assert str(refused.value) == "Could not serialize object: RuntimeError: not picklable"
+    with pytest.raises(pickle.PicklingError) as lock:
+        ser.dumps({"lock": threading.Lock()})
+    assert str(lock.value).startswith("Could not serialize object: TypeError: ")
+    assert "_thread.lock" in str(lock.value)
+    with pytest.raises(pickle.PicklingError) as own:
+        ser.dumps(_Refuses(pickle.PicklingError("as raised")))
+    assert str(own.value) == "as raised"
+    with pytest.raises(pickle.UnpicklingError):
+        ser.loads(b"not a pickle")
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("2.4.0", (2, 4)),
+        ("2.3.0-SNAPSHOT", (2, 3)),
+        ("10.12.3", (10, 12)),
+        ("3.5", (3, 5)),
+        ("3.5.", (3, 5)),
+        ("03.07.1", (3, 7)),
+        ("4.0.0 ", (4, 0)),
+    ],
+)
+def test_version_utils_reads_major_and_minor(version: str, expected: tuple[int, int]) -> None:
+    assert VersionUtils.majorMinorVersion(version) == expected
+
+
+@pytest.mark.parametrize("version", ["abc", "2", "", "2.x", "3.5-SNAPSHOT", " 3.5.0", "3..5"])
+def test_version_utils_refuses_what_is_no_version(version: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        VersionUtils.majorMinorVersion(version)
+    assert str(refused.value) == (
+        f"Spark tried to parse {version!r} as a Spark version string, but it could not "
+        "find the major and minor version numbers."
+    )
