@@ -4,7 +4,8 @@ It owns an RpcEnv with the "Executor" endpoint, listening on its block-manager
 port so that other executors read its shuffle files directly (in client mode,
 its files relayed by the driver, when it cannot listen), one Python worker
 process per core (`scheduler.executor.pyworker`, reused; as many as the machine has CPUs start at
-once, the others when tasks would wait), a local dir for shuffle files, cached
+once, the others when tasks would wait; kept by memory limit once a stage of a
+task-only profile needs workers of another limit), a local dir for shuffle files, cached
 blocks and broadcasts (removed at exit), and a sender thread that batches
 status updates. It exits when its driver goes away, when
 the worker given by --worker-url goes away, or when told to stop. It never
