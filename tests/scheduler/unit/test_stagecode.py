@@ -105,3 +105,28 @@ def test_what_goes_by_reference_is_remembered_until_the_by_value_registry_change
     assert dumps_stage(spec) == by_reference
     loaded = StageCode(by_value).spec()
     assert loaded[0](30) == 20 and loaded[1](2, 3) == 5
+
+
+class _Celsius:
+    def __init__(self, degrees: float) -> None:
+        self.degrees = degrees
+
+
+def _celsius_from_kelvin(kelvin: float) -> _Celsius:
+    return _Celsius(kelvin - 273.15)
+
+
+def test_a_copyreg_reducer_registered_after_a_stage_was_pickled_is_used() -> None:
+    """The pickler's flattened dispatch table is rebuilt when copyreg's table changes."""
+    import copyreg
+
+    before = dumps_stage((_Celsius(20.0),))
+    assert b"_celsius_from_kelvin" not in before
+    copyreg.pickle(_Celsius, lambda c: (_celsius_from_kelvin, (c.degrees + 273.15,)))
+    try:
+        after = dumps_stage((_Celsius(20.0),))
+    finally:
+        del copyreg.dispatch_table[_Celsius]
+    assert b"_celsius_from_kelvin" in after
+    assert StageCode(after).spec()[0].degrees == pytest.approx(20.0)
+    assert dumps_stage((_Celsius(20.0),)) == before
