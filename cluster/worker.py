@@ -136,6 +136,7 @@ class Worker(WorkerDrivers):
             self._finder.stop()
         for ticker in self._tickers:
             ticker.stop()
+        self._stop_datagrams()
         if self._monitor is not None:
             self._monitor.stop()
         processes = [r.process for r in self.executors.values()]
