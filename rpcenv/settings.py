@@ -144,7 +144,9 @@ TCP_MAX_CONNECTIONS = SECTION.entry(
     INT,
     "256",
     "Inbound connections a tcp-backend env keeps open at once (a reader thread each); "
-    "a peer past it is refused with a clear error. Connections still in their handshake "
+    "a peer past it is refused with a clear error. Unless set, a cluster application's "
+    "driver and executors take 4096 (each executor dials its driver and the others whose "
+    "blocks it fetches). Connections still in their handshake "
     "are bounded apart (256): when they are all taken, the oldest that has sent nothing "
     "is closed to let the newcomer in.",
     min=1,

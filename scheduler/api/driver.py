@@ -41,6 +41,7 @@ from scheduler.backend.addresses import check_driver_bind, driver_addresses
 from scheduler.backend.base import ExecutorAllocationClient, SchedulerBackend
 from scheduler.backend.endpoint import ENDPOINT_NAME, SchedulerEndpoint
 from scheduler.backend.local import (
+    LOCAL_RPC_BACKEND,
     LocalBackend,
     check_driver_rpc_backend,
     local_executor_env,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from scheduler.status.progress import ConsoleProgressBar
 
 __all__ = [
+    "CLUSTER_TCP_MAX_CONNECTIONS",
     "DriverOwner",
     "DriverRuntime",
     "DriverSpec",
@@ -240,13 +242,15 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler, owner: DriverOwner)
         advertise_host=addresses.advertise,
     )
     executors_env: RpcEnv | None = None
+    # The settings the executors' envs share with ours (they get them in SPARKCTL_RPC_CONF).
+    executor_rpc_overrides = _executor_rpc_overrides(backend, local, rpc_conf)
     if backend is not None and not local:
         try:
             executors_env = RpcEnv.create(
                 "sparkDriver",
                 addresses.bind,
                 0,  # a pinned spark.driver.port keeps every peer on gRPC (no backend here)
-                {**rpc_conf, rpc_keys.RPC_BACKEND.key: backend},
+                {**rpc_conf, **executor_rpc_overrides},
                 advertise_host=addresses.advertise,
             )
         except BaseException:
@@ -276,9 +280,9 @@ def build_driver(spec: DriverSpec, scheduler: TaskScheduler, owner: DriverOwner)
         conf.set("spark.driver.host", addresses.advertise)
         conf.set("spark.driver.port", str(advertised.port))
         rt.executor_env = executor_environment(conf.to_conf(), scheduler.settings.task_cpus)
-        if backend is not None:  # the executors speak the backend the driver opened for them
+        if executor_rpc_overrides:  # the executors speak the backend opened for them
             executor_rpc = json.loads(rt.executor_env["SPARKCTL_RPC_CONF"])
-            executor_rpc[rpc_keys.RPC_BACKEND.key] = backend
+            executor_rpc.update(executor_rpc_overrides)
             rt.executor_env["SPARKCTL_RPC_CONF"] = json.dumps(executor_rpc)
         _start_listeners(rt, spec, settings, addresses.bind, addresses.advertise)
         owner.add_configured_files()
@@ -389,6 +393,25 @@ def executors_rpc_backend(settings: Conf, explicit: Mapping[str, str], local: bo
     if backend is None or local:
         return backend
     return None if settings.get(keys.DRIVER_PORT) else backend
+
+
+#: Inbound tcp connections a cluster application's envs accept unless the app says:
+#: the driver's come from every executor, an executor's from every other one fetching
+#: its blocks, so 256 (the key's default, enough for local[N]) would cap the cluster.
+CLUSTER_TCP_MAX_CONNECTIONS = 4096
+
+
+def _executor_rpc_overrides(
+    backend: str | None, local: bool, explicit: Mapping[str, str]
+) -> dict[str, str]:
+    """What the driver's executor-facing env and the executors' envs set over the conf."""
+    if backend is None:
+        return {}
+    overrides = {rpc_keys.RPC_BACKEND.key: backend}
+    limit = rpc_keys.TCP_MAX_CONNECTIONS.key
+    if backend == LOCAL_RPC_BACKEND and not local and limit not in explicit:
+        overrides[limit] = str(CLUSTER_TCP_MAX_CONNECTIONS)
+    return overrides
 
 
 def _local_secret_env(settings: Conf) -> dict[str, str]:

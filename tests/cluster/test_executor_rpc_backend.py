@@ -25,7 +25,7 @@ import pytest
 
 from cluster.testing import ProcCluster, descendant_pids, wait_until
 from rpcenv import APP_CREDENTIAL_ENV_VAR, APP_ID_ENV_VAR, SECRET_ENV_VAR, Conf
-from scheduler.api.driver import executors_rpc_backend
+from scheduler.api.driver import CLUSTER_TCP_MAX_CONNECTIONS, executors_rpc_backend
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -98,7 +98,13 @@ def test_driver_and_executors_speak_tcp_and_the_master_grpc(cluster: ProcCluster
         assert type(runtime.scheduler_env).__name__ == "TcpRpcEnv"  # the executors'
         assert runtime.driver_url.endswith(f":{runtime.scheduler_env.address.port}")
         assert sc.getConf().get("spark.driver.port") == str(runtime.scheduler_env.address.port)
-        assert json.loads(runtime.executor_env["SPARKCTL_RPC_CONF"])["spark.rpc.backend"] == "tcp"
+        executor_rpc = json.loads(runtime.executor_env["SPARKCTL_RPC_CONF"])
+        assert executor_rpc["spark.rpc.backend"] == "tcp"
+        # Every executor dials the driver, and every other one fetching its blocks: the
+        # tcp envs of a cluster application take more connections than local[N]'s.
+        limit = "spark.sparkctl.rpc.tcp.maxConnections"
+        assert executor_rpc[limit] == str(CLUSTER_TCP_MAX_CONNECTIONS)
+        assert runtime.scheduler_env.conf.get(limit) == str(CLUSTER_TCP_MAX_CONNECTIONS)
         # Shuffle blocks go from executor to executor (tcp), none relayed by the driver.
         pairs = sc.parallelize(range(2000), 4).map(lambda x: (x % 11, 1))
         assert dict(pairs.reduceByKey(lambda a, b: a + b, 3).collect()) == {
