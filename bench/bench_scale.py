@@ -643,6 +643,8 @@ def measure(
         row["loaded_rss_mb"] = master.rss_mb()
         stop_envs(envs)
         envs = []
+        # Datagrams the kernel dropped over the whole run (placement and status load too).
+        row["udp_dropped_run"] = udp_drops(master.proc.pid, master.port)
         row["sigterm_s"] = master.sigterm()  # heartbeats still flowing
     finally:
         stop_envs(envs)
@@ -664,6 +666,7 @@ COLUMNS = [
     ("core_us_per_hb", "of it C", "{:.0f}"),
     ("udp_share", "by UDP", "{:.2f}"),
     ("udp_dropped", "UDP lost", "{:.0f}"),
+    ("udp_dropped_run", "in run", "{:.0f}"),
     ("idle_rss_mb", "rss MiB", "{:.0f}"),
     ("master_threads", "thr", "{:.0f}"),
     ("state_p50_ms", "state p50", "{:.1f}"),
