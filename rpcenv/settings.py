@@ -108,7 +108,9 @@ KEEPALIVE_INTERVAL = SECTION.entry(
     "spark.rpc.keepalive.interval",
     DURATION,
     "20s",
-    "How often an idle gRPC stream is pinged, so that a vanished peer is noticed.",
+    "How often an idle gRPC stream is pinged, so that a vanished peer is noticed; on "
+    "the tcp backend, how long a connection is idle before the kernel probes its peer "
+    "(one that answers no probe for 10 more seconds is gone).",
     above=0,
     unit="s",
 )

@@ -314,6 +314,8 @@ class TcpRpcEnv(BaseRpcEnv):
         #: Seconds a started record may wait, in all, for the rest of its bytes.
         self._record_seconds = conf.get(settings.CONNECTION_TIMEOUT)
         self._max_inbound = conf.get(settings.TCP_MAX_CONNECTIONS)
+        #: Idle seconds before a connection's peer is probed (see `_keep_alive`).
+        self._keepalive_seconds = conf.get(settings.KEEPALIVE_INTERVAL)
         #: Authenticated inbound connections open (under `_connections_lock`).
         self._inbound = 0
         #: Every connection with a reader, replaced ones too (under `_connections_lock`).
@@ -389,6 +391,7 @@ class TcpRpcEnv(BaseRpcEnv):
                 raise
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _keep_alive(sock, self._keepalive_seconds)
             connection = _Connection(sock, address, peer_id, "", True)
             with self._connections_lock:
                 self._connections[address] = connection
@@ -575,6 +578,7 @@ class TcpRpcEnv(BaseRpcEnv):
             peer = RpcAddress(host, 0, env_id)
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _keep_alive(sock, self._keepalive_seconds)
         connection = _Connection(sock, peer, env_id, app_id, False)
         with self._connections_lock:
             self._connections[peer] = connection
@@ -714,6 +718,35 @@ class TcpRpcEnv(BaseRpcEnv):
 def _plain(text: str, limit: int) -> bool:
     """Non-empty, at most `limit` characters, printable and without whitespace."""
     return 0 < len(text) <= limit and text.isprintable() and not any(c.isspace() for c in text)
+
+
+#: Unanswered keepalive probes, this many seconds apart, after which a peer is gone.
+_PROBES, _PROBE_SECONDS = 2, 5
+
+
+def _keep_alive(sock: socket.socket, idle: float) -> None:
+    """Have the kernel probe an idle peer, as gRPC pings an idle stream.
+
+    A peer whose host vanished or whose link was cut sends no FIN: without probes its
+    connection stayed open for hours, and neither side heard of the loss (a driver
+    kept a dead executor's tasks until its heartbeat timeout). With them an idle
+    connection ends about `idle` + 10 seconds after its peer went silent. No bound on
+    unacknowledged data (TCP_USER_TIMEOUT): Linux applies it to a full receive window
+    too, and a reader busy with a large message is not a dead peer. Options a
+    platform lacks are skipped.
+    """
+    seconds = max(1, int(idle))
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", seconds),
+        ("TCP_KEEPINTVL", _PROBE_SECONDS),
+        ("TCP_KEEPCNT", _PROBES),
+    ):
+        option = getattr(socket, name, None)
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 def _family(host: str) -> socket.AddressFamily:

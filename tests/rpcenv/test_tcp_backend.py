@@ -74,6 +74,23 @@ def test_listens_and_connects_on_ipv6(envs: list[RpcEnv]) -> None:
     assert client.endpoint_ref(server.address, "echo", timeout=WAIT).name == "echo"
 
 
+def test_connections_probe_an_idle_peer_as_the_keepalive_interval_says(
+    envs: list[RpcEnv],
+) -> None:
+    # A vanished host sends no FIN: the kernel's probes end the connection instead.
+    conf = {"spark.rpc.keepalive.interval": "7s"}
+    server, client = make_env("server", conf=conf), make_env("client", conf=conf)
+    envs += [server, client]
+    server.setup_endpoint("echo", RpcEndpoint())
+    client.endpoint_ref(server.address, "echo", timeout=WAIT)
+    sockets = [c.sock for env in (server, client) for c in env._connections.values()]  # type: ignore[attr-defined]
+    assert len(sockets) == 2  # the client's dial and the server's side of it
+    for sock in sockets:
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 7
+
+
 def test_tls_is_refused_naming_the_setting() -> None:
     with pytest.raises(RpcConfigError, match=r"spark\.ssl\.rpc\.enabled"):
         make_env("tls", conf={"spark.ssl.rpc.enabled": "true"})
