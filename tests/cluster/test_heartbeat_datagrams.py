@@ -324,3 +324,41 @@ def test_when_the_master_drops_every_datagram_the_worker_moves_and_stays_alive(
     finally:
         worker.stop()
         master.stop()
+
+
+def test_drops_are_reported_once_a_minute_with_their_counts(
+    master: Master, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    table = master.datagrams
+    assert table is not None
+    for _ in range(500):
+        table.accept(b"garbage")
+    table.accept(heartbeat_datagram(1, 1, bytes(32)))
+    check(master)  # within the minute: counted, not logged
+    assert "dropped bad heartbeat datagrams" not in caplog.text
+    clock.advance(61.0)
+    check(master)
+    lines = [r.getMessage() for r in caplog.records if "dropped bad" in r.getMessage()]
+    assert lines == ["dropped bad heartbeat datagrams in the last minute: 500 size, 1 unknown"]
+    clock.advance(61.0)
+    check(master)  # nothing new: nothing said
+    assert len([r for r in caplog.records if "dropped bad" in r.getMessage()]) == 1
+
+
+def test_a_flood_on_the_socket_is_dropped_and_the_listener_keeps_going() -> None:
+    clock = FakeClock()
+    table = HeartbeatDatagrams(clock)
+    listener = DatagramListener(table, "127.0.0.1", 0)
+    listener.start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            target = ("127.0.0.1", listener.port)
+            for n in range(3000):
+                sender.sendto(b"\xff" * (n % 200), target)
+            sender.sendto(b"x" * 1400, target)
+            # Everything the kernel queued is read and dropped, none taken.
+            wait_until(lambda: sum(table.dropped.values()) >= 1000, timeout=10.0)
+            assert table.accepted == 0 and set(table.dropped) <= {"size", "version"}
+    finally:
+        listener.stop()
+    assert not listener._thread.is_alive()
