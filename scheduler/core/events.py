@@ -23,7 +23,7 @@ them. No I/O here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
@@ -47,6 +47,7 @@ __all__ = [
     "TaskEnd",
     "TasksLaunched",
     "UnpersistRDD",
+    "touches_storage",
 ]
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,12 @@ class TaskCounter(Protocol):
         ...
 
 
+def touches_storage(blocks: Sequence[Any], metrics: Mapping[str, Any]) -> bool:
+    """Whether a task's end changes the storage status: it cached blocks, or its metrics
+    name its Python worker (with the blocks that worker added to or evicted from memory)."""
+    return bool(blocks) or "pythonWorker" in metrics
+
+
 class ListenerBus:
     """Delivers each event to its listeners, in order; a failing listener is logged, not fatal.
 
@@ -272,6 +279,7 @@ class ListenerBus:
         self._listeners: list[tuple[Listener, tuple[type, ...] | None]] = []
         self._kinds: set[type] = set()
         self._every = False
+        self._every_task_end = False
         #: Whether some listener wants JobStart's stage descriptions (a lineage walk).
         self.wants_lineage = False
         #: The task counters (`add_counter`): posters call `task_launched` and
@@ -285,15 +293,27 @@ class ListenerBus:
         listener: Listener,
         kinds: tuple[type[SchedulerEvent], ...] | None = None,
         lineage: bool = True,
+        stored_task_ends: bool = False,
     ) -> None:
-        """Add `listener` for `kinds` of events (None: all); `lineage`: it reads JobStart.stages."""
+        """Add `listener` for `kinds` of events (None: all); `lineage`: it reads JobStart.stages.
+
+        `stored_task_ends`: of the successful tasks' TaskEnds the listener needs only
+        those of tasks that cached blocks or name their Python worker
+        (`touches_storage`), so the others need not be built for it.
+        """
         self._listeners.append((listener, kinds))
         if kinds is None:
             self._every = True
         else:
             self._kinds.update(kinds)
+            if TaskEnd in kinds and not stored_task_ends:
+                self._every_task_end = True
         if lineage and (kinds is None or JobStart in kinds):
             self.wants_lineage = True
+
+    def wants_every_task_end(self) -> bool:
+        """Whether a listener hears every successful task's TaskEnd, not only storing ones."""
+        return self._every or self._every_task_end
 
     def add_counter(self, counter: TaskCounter) -> None:
         """Tell `counter` of every task's launch and end (no per-task event is built for it)."""

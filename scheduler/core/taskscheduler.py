@@ -38,6 +38,7 @@ from scheduler.core.events import (
     TaskEnd,
     TasksLaunched,
     UnpersistRDD,
+    touches_storage,
 )
 from scheduler.core.tasksetmanager import Attempt, TaskSetManager
 from scheduler.rdd.callsite import stage_name, task_set_name
@@ -693,7 +694,7 @@ class TaskScheduler:
             self.metrics["tasks"] += 1
             if count:
                 bus.task_ended(task_set.stage_id, task_set.attempt, status.task_id, True)
-            if announce:
+            if announce and (bus.wants_every_task_end() or touches_storage(blocks, metrics)):
                 bus.post(_task_end(task_set, task, now, status, metrics, blocks))
             self._stage_over(tsm)  # its last task: before the DAGScheduler moves on
             self.dag.task_succeeded(
@@ -857,6 +858,13 @@ class TaskScheduler:
             for key in [k for k in self.cache_locations if k[0] == rdd_id]:
                 del self.cache_locations[key]
             self.bus.post(UnpersistRDD(rdd_id))
+
+    def forget_shuffles(self, shuffle_ids: list[int]) -> None:
+        """Drop shuffles' map outputs: later jobs recompute them; executors delete the files."""
+        with self.lock:
+            for shuffle_id in shuffle_ids:
+                self.dag.forget_shuffle(shuffle_id)
+            self.broadcast_to_executors(pb.RemoveBlocks(shuffle_ids=shuffle_ids))
 
     def broadcast_to_executors(self, message: Message) -> None:
         with self.lock:

@@ -35,6 +35,7 @@ from scheduler.core.events import (
     SchedulerEvent,
     TaskEnd,
     UnpersistRDD,
+    touches_storage,
 )
 from scheduler.rdd.storagelevel import StorageLevel
 
@@ -104,11 +105,16 @@ class StorageStatus:
 
     def listen(self, bus: ListenerBus) -> None:
         """Follow `bus` without JobStart's lineage (the caller knows its persisted RDDs)."""
-        bus.add(self, kinds=(TaskEnd, ExecutorRemoved, UnpersistRDD), lineage=False)
+        bus.add(
+            self,
+            kinds=(TaskEnd, ExecutorRemoved, UnpersistRDD),
+            lineage=False,
+            stored_task_ends=True,
+        )
 
     def __call__(self, event: SchedulerEvent) -> None:
         if type(event) is TaskEnd:  # once per task, under the scheduler's lock: straight-line
-            if event.blocks or "pythonWorker" in event.metrics:
+            if touches_storage(event.blocks, event.metrics):
                 with self.lock:
                     self._task_end(event)
             return

@@ -316,3 +316,38 @@ def test_a_cancelled_jobs_running_stage_completes_before_the_job_ends(ctx: Any) 
     (completed,) = [e for e in driver.heard if isinstance(e, StageCompleted)]
     assert completed.failure is not None and "cancelled by the test" in completed.failure
     assert not driver.sched.tsms  # the killed tasks retired the set, with no second report
+
+
+def test_a_storage_listener_gets_the_task_ends_of_storing_tasks_only(ctx: Any) -> None:
+    """No TaskEnd is built per task for the storage status: only for tasks that stored."""
+    sched = TaskScheduler(SchedulerSettings(), lambda bid: b"", lambda updates: None)
+    heard: list[SchedulerEvent] = []
+    sched.bus.add(heard.append, kinds=(TaskEnd,), lineage=False, stored_task_ends=True)
+    assert sched.bus.wants(TaskEnd) and not sched.bus.wants_every_task_end()
+    sent: list[Message] = []
+    sched.register_executor(ExecutorHandle("e1", "h1", 4, sent.append))
+    with sched.lock:
+        sched.dag.submit_job(ctx.parallelize([1, 2, 3], 3), collect, [0, 1, 2], Listener())
+    tasks = [t.task_id for m in sent if isinstance(m, pb.LaunchTasks) for t in m.tasks]
+    assert len(tasks) == 3
+    extras = [
+        ({}, [], {}),  # stored nothing: no event for this listener
+        ({}, [(7, 1)], {}),  # cached a block on disk
+        ({}, [], {"pythonWorker": (0, 4242), "memoryBlocks": [(7, 2, 64)]}),
+    ]
+    for task_id, extra in zip(tasks, extras, strict=True):
+        status = pb.TaskStatus(
+            task_id=task_id,
+            state=pb.TASK_STATE_FINISHED,
+            result=pickle.dumps([]),
+            accumulators=pickle.dumps(extra),
+            run_seconds=0.01,
+        )
+        sched.status_update("e1", [status])
+    ends = [e for e in heard if isinstance(e, TaskEnd)]
+    assert [e.task_id for e in ends] == tasks[1:]
+    assert ends[0].blocks == ((7, 1),) and ends[1].metrics["pythonWorker"] == (0, 4242)
+    every = ListenerBus()
+    every.add(heard.append, kinds=(TaskEnd,), lineage=False, stored_task_ends=True)
+    every.add(heard.append, kinds=(TaskEnd,))
+    assert every.wants_every_task_end()
