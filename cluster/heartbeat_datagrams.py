@@ -21,6 +21,7 @@ datagram or raises on bad input: a flood of garbage is counted and dropped.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hmac
 import logging
@@ -316,13 +317,15 @@ class DatagramSender:
         self.sequence = 0
 
     def send(self) -> None:
-        """Send the next heartbeat.
+        """Send the next heartbeat (one the kernel has no room for is lost, as on the wire).
 
         Raises:
             OSError: it could not be sent (e.g. an earlier one found the port closed).
         """
         self.sequence += 1
-        self._sock.send(heartbeat_datagram(self.slot, self.sequence, self._key))
+        # The next one may fit; a Master that hears none moves us to the stream.
+        with contextlib.suppress(BlockingIOError):
+            self._sock.send(heartbeat_datagram(self.slot, self.sequence, self._key))
 
     def close(self) -> None:
         """Close the socket."""
