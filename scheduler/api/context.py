@@ -447,6 +447,14 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
         self._scheduler.forget_rdd(rdd_id)
         self._scheduler.broadcast_to_executors(pb.RemoveBlocks(rdd_ids=[rdd_id]))
 
+    def clean_shuffles(self, shuffle_ids: list[int], blocking: bool) -> None:
+        """Forget shuffles' map outputs, here and on the executors (cleanShuffleDependencies).
+
+        `blocking` needs no wait: an executor handles its messages in order, so it has
+        deleted the files before it runs any task sent after this call.
+        """
+        self._scheduler.forget_shuffles(shuffle_ids)
+
     def getPersistentRDDs(self) -> dict[int, RDD]:
         return dict(self._persisted)
 

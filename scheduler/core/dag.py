@@ -403,6 +403,19 @@ class DAGScheduler:
             if stage.is_map and not stage.pending and not stage.available():
                 self._map_stage_done(stage)
 
+    def forget_shuffle(self, shuffle_id: int) -> None:
+        """Drop a shuffle's map outputs (RDD.cleanShuffleDependencies): a later job reruns them.
+
+        In place, as when their executor is lost, so that a stage holding the list sees it.
+        """
+        outputs = self.map_outputs.get(shuffle_id)
+        if outputs is None:
+            return
+        outputs[:] = [None] * len(outputs)
+        for stage in list(self.running):
+            if stage.is_map and not stage.pending and not stage.available():
+                self._map_stage_done(stage)
+
     # -- internals ----------------------------------------------------------------------
 
     def _forget_executor_outputs(self, executor_id: str) -> None:

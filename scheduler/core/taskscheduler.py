@@ -859,6 +859,13 @@ class TaskScheduler:
                 del self.cache_locations[key]
             self.bus.post(UnpersistRDD(rdd_id))
 
+    def forget_shuffles(self, shuffle_ids: list[int]) -> None:
+        """Drop shuffles' map outputs: later jobs recompute them; executors delete the files."""
+        with self.lock:
+            for shuffle_id in shuffle_ids:
+                self.dag.forget_shuffle(shuffle_id)
+            self.broadcast_to_executors(pb.RemoveBlocks(shuffle_ids=shuffle_ids))
+
     def broadcast_to_executors(self, message: Message) -> None:
         with self.lock:
             for handle in self.executors.values():

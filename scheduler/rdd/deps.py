@@ -20,6 +20,7 @@ __all__ = [
     "RangeDependency",
     "SelectDependency",
     "ShuffleDependency",
+    "shuffles_to_clean",
 ]
 
 
@@ -85,3 +86,24 @@ class ShuffleDependency(Dependency):
         self.partitioner = partitioner
         #: sortByKey's shuffles: map tasks write sorted runs, not hash buckets.
         self.range_sort = range_sort
+
+
+def shuffles_to_clean(rdd: RDD) -> list[int]:
+    """The shuffle ids `RDD.cleanShuffleDependencies` drops, as Spark's walk finds them.
+
+    Every shuffle `rdd` reads, and those of its ancestors reached through RDDs that
+    are not persisted: a persisted (or locally checkpointed) RDD ends the walk, since
+    a later job reads it from the cache, not through its shuffles.
+    """
+    found: list[int] = []
+    seen: set[int] = set()
+    todo = [rdd]
+    while todo:
+        for dep in todo.pop().dependencies:
+            if isinstance(dep, ShuffleDependency) and dep.shuffle_id not in found:
+                found.append(dep.shuffle_id)
+            parent = dep.rdd
+            if not parent.is_cached and parent.id() not in seen:
+                seen.add(parent.id())
+                todo.append(parent)
+    return found

@@ -66,6 +66,10 @@ class RDDHost(SharedVariableHost, Protocol):
         """Forget an RDD's cached partitions, on the driver and the executors."""
         ...
 
+    def clean_shuffles(self, shuffle_ids: list[int], blocking: bool) -> None:
+        """Forget shuffles' map outputs on the driver and delete their files on the executors."""
+        ...
+
     def runJob(
         self,
         rdd: RDD,

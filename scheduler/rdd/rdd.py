@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler.rdd.actions import ActionFunctions
 from scheduler.rdd.callsite import first_api_call
-from scheduler.rdd.deps import Dependency
+from scheduler.rdd.deps import Dependency, shuffles_to_clean
 from scheduler.rdd.pairs import PairFunctions
 from scheduler.rdd.storagelevel import StorageLevel
 from scheduler.resource.profile import ResourceProfile
@@ -283,6 +283,17 @@ class RDD(ActionFunctions, PairFunctions):
         self._storage_level = None
         self.ctx.unpersist_rdd(self.id(), blocking)
         return self
+
+    def cleanShuffleDependencies(self, blocking: bool = False) -> None:
+        """Drop the shuffles this RDD reads and those of its non-persisted ancestors.
+
+        Their map outputs are forgotten and their files deleted on the executors,
+        which frees those executors for dynamic allocation; a later job that needs
+        them computes them again. The walk stops at a persisted RDD, as Spark's.
+        """
+        shuffle_ids = shuffles_to_clean(self)
+        if shuffle_ids:
+            self.ctx.clean_shuffles(shuffle_ids, blocking)
 
     @property
     def is_cached(self) -> bool:

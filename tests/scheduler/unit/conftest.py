@@ -53,6 +53,9 @@ class FakeContext:
     def unpersist_rdd(self, rdd_id: int, blocking: bool) -> None:
         self.persisted.pop(rdd_id, None)
 
+    def clean_shuffles(self, shuffle_ids: list[int], blocking: bool) -> None:
+        raise NotImplementedError("FakeContext holds no shuffles")
+
     def accumulator(
         self, value: Any, accum_param: AccumulatorParam[Any] | None = None
     ) -> Accumulator[Any]:

@@ -244,3 +244,33 @@ def test_a_job_whose_stage_cannot_be_submitted_fails_instead_of_staying_active(c
     assert sink.started == [job_id]
     assert isinstance(listener.error, TypeError) and "cannot pickle" in str(listener.error)
     assert not dag.jobs and not dag.running
+
+
+def test_a_forgotten_shuffle_runs_its_map_stage_again(ctx: Any) -> None:
+    sink = Sink()
+    dag = DAGScheduler(sink)
+    summed = ctx.parallelize(list(range(10)), 2).map(lambda x: (x % 3, x)).reduceByKey(max)
+    dag.submit_job(summed, _collect, [0, 1], Listener())
+    _finish(dag, sink.task_sets[0])
+    _finish(dag, sink.task_sets[1])
+    shuffle_id = sink.task_sets[0].spec.shuffle_dep.shuffle_id  # type: ignore[union-attr]
+    dag.forget_shuffle(shuffle_id)
+    dag.forget_shuffle(shuffle_id + 100)  # an unknown id is no error
+    assert dag.map_outputs[shuffle_id] == [None, None]
+    dag.submit_job(summed, _collect, [0, 1], Listener())
+    assert len(sink.task_sets) == 3 and sink.task_sets[2].spec.shuffle_dep is not None
+
+
+def test_shuffles_to_clean_stop_at_a_persisted_rdd(ctx: Any) -> None:
+    from scheduler.rdd.deps import shuffles_to_clean
+
+    first = ctx.parallelize(list(range(10)), 2).map(lambda x: (x % 3, x)).reduceByKey(max)
+    second = first.map(lambda kv: (kv[1], kv[0])).groupByKey()
+    top = second.union(first).mapValues(len)
+    (own,) = shuffles_to_clean(first)
+    every = shuffles_to_clean(top)
+    assert len(every) == 2 and own in every
+    second.persist()
+    assert shuffles_to_clean(top) == [own]  # `second` ends the walk; `first` is reached
+    assert sorted(shuffles_to_clean(second)) == sorted(every)  # its own walk goes past it
+    assert shuffles_to_clean(ctx.parallelize([1], 1)) == []
