@@ -302,13 +302,17 @@ def _limit_and_cpus(_: Any) -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_AS)[0] >> 20, ctx.cpus()
 
 
-@pytest.mark.parametrize("where", ["local-cluster[1,4,1024]", "cluster"])
+@pytest.mark.parametrize(
+    ("where", "dynamic"),
+    [("local-cluster[1,4,1024]", False), ("cluster", False), ("local-cluster[1,4,1024]", True)],
+)
 def test_a_task_only_profiles_stage_sizes_its_workers_by_its_cpus(
-    tmp_path: Path, where: str
+    tmp_path: Path, where: str, dynamic: bool
 ) -> None:
-    """A stage of a task-only profile runs on the default executors, with Python workers
-    of its own limit (PySpark 4.3): spark.executor.pyspark.memory over the tasks of that
-    stage spark.executor.cores hold, rounded up; the default stage keeps its own."""
+    """A stage of a task-only profile has Python workers of its own limit (PySpark 4.3):
+    spark.executor.pyspark.memory over the tasks of that stage spark.executor.cores
+    hold, rounded up (down under dynamic allocation, where PySpark gives the stage
+    executors of its own: about a minute there); the default stage keeps its own."""
     cluster = None
     master = where
     if where == "cluster":  # a worker of 4 cores: the shared cluster's have one each
@@ -326,16 +330,17 @@ def test_a_task_only_profiles_stage_sizes_its_workers_by_its_cpus(
             ready_timeout=support.CLUSTER_READY_TIMEOUT_S,
         )
         master = cluster.url
+    conf = {
+        "spark.executor.cores": "4",
+        "spark.executor.memory": "512m",
+        "spark.executor.pyspark.memory": "800m",
+    }
+    if dynamic:
+        conf["spark.dynamicAllocation.enabled"] = "true"
+        conf["spark.dynamicAllocation.shuffleTracking.enabled"] = "true"
+        conf["spark.dynamicAllocation.executorIdleTimeout"] = "2s"
     try:
-        sc = support.new_context(
-            master,
-            "compat-resources-task-profile-memory",
-            **{
-                "spark.executor.cores": "4",
-                "spark.executor.memory": "512m",
-                "spark.executor.pyspark.memory": "800m",
-            },
-        )
+        sc = support.new_context(master, "compat-resources-task-profile-memory", **conf)
         try:
 
             def limits(cpus: int | None = None) -> set[tuple[int, int]]:
@@ -348,7 +353,8 @@ def test_a_task_only_profiles_stage_sizes_its_workers_by_its_cpus(
             assert limits() == {(200, 1)}  # 800 MiB over 4 tasks
             assert limits(2) == {(400, 2)}
             assert limits(4) == {(800, 4)}
-            assert limits(3) == {(400, 3)}  # 4 cores hold 4 / 3 tasks, rounded up: 2
+            # 4 cores hold 4 / 3 tasks: rounded up, 2; rounded down, 1.
+            assert limits(3) == {(800 if dynamic else 400, 3)}
             assert limits() == {(200, 1)}  # the default stage's workers are still its own
         finally:
             sc.stop()
