@@ -11,6 +11,7 @@ spark.ui.retainedStages. No I/O.
 from __future__ import annotations
 
 import collections
+import itertools
 import threading
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -213,7 +214,10 @@ class JobRegistry:
         excess = len(self._stages) - self._retained
         if excess <= 0:
             return
-        for stage_id in [s for s, r in self._stages.items() if not r.active][:excess]:
+        # Oldest first: the first finished ones are nearly always at the front, so this
+        # stops after `excess` of them instead of listing all the retained stages.
+        finished = (s for s, r in self._stages.items() if not r.active)
+        for stage_id in list(itertools.islice(finished, excess)):
             del self._stages[stage_id]
 
     def _trim_jobs(self) -> None:
@@ -221,7 +225,8 @@ class JobRegistry:
         excess = len(self._jobs) - self._retained_jobs
         if excess <= 0:
             return
-        for job_id in [j for j, r in self._jobs.items() if r.status != "RUNNING"][:excess]:
+        finished = (j for j, r in self._jobs.items() if r.status != "RUNNING")
+        for job_id in list(itertools.islice(finished, excess)):
             del self._jobs[job_id]
 
     def job_ids(self, group: str | None, running_only: bool = False) -> list[int]:
