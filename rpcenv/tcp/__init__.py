@@ -1,4 +1,4 @@
-"""The tcp RpcEnv backend: plain sockets and threads, for a driver and its local executor.
+"""The tcp RpcEnv backend: plain sockets and threads, for a driver and its executors.
 
 gRPC's Python runtime costs every message several thread wake-ups (the sending
 thread wakes the I/O loop, grpc's poller thread wakes it again on the other
@@ -13,8 +13,10 @@ advertised address; per-sender order; asks and their deadlines (`BaseRpcEnv`);
 connect and disconnect events; the shared-secret (or application credential)
 token of the gRPC backend, checked in a handshake; the loopback rule without a
 secret. It has no TLS and serves no typed gRPC services: a setting asking for
-TLS fails `RpcEnv.create`, and the Master, Workers and a cluster's drivers stay
-on gRPC (they refuse tcp: `cluster.launch`, `scheduler.backend.local`).
+TLS fails `RpcEnv.create`, and the Master and Workers stay on gRPC (they refuse
+tcp: `cluster.launch`); a cluster's driver talks to its Master from a gRPC env
+and to its executors from a tcp one (`scheduler.api.driver`). Idle connections
+have kernel keepalives, so a vanished peer is noticed as on gRPC.
 
 Wire format: every record is a 4-byte big-endian length and its bytes. The
 first record each way is the handshake (JSON: env id, name, advertised host

@@ -2,7 +2,8 @@
 
 `build_driver` takes the checked settings (`DriverSpec`) and the task
 scheduler, and starts the rest in order: the RpcEnv with the
-"CoarseGrainedScheduler" endpoint, the event log and the UI (listeners
+"CoarseGrainedScheduler" endpoint (on a cluster, a gRPC env for the Master and
+a tcp env for the executors, see `executors_rpc_backend`), the event log and the UI (listeners
 before any executor can report), the added files, the backend (local
 executor process or standalone AppClient, which gives the app id), the
 scheduler's ticker and the console progress bar. `DriverRuntime.stop`

@@ -10,6 +10,8 @@ It never runs tasks on its own thread.
 The env listens on `spark.blockManager.port` with the cluster's security (its
 secret, TLS and loopback rule), so reducers elsewhere fetch from it directly;
 when it cannot listen it runs in client mode and the driver relays its blocks.
+It speaks the driver's backend for its executors (tcp unless TLS or the app
+says); the Worker, on gRPC always, is reached from a client-mode env of its own.
 """
 
 from __future__ import annotations
