@@ -13,6 +13,7 @@ that lived on it. Callers serialise calls (one lock in the task scheduler).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import weakref
 from collections.abc import Callable
@@ -68,8 +69,9 @@ class TaskSet:
     #: RDD.barrier() stage: all tasks launch together; one failure fails the attempt.
     barrier: bool = False
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """`stage.attempt`, looked up several times per task on the scheduler's hot path."""
         return f"{self.stage_id}.{self.attempt}"
 
 

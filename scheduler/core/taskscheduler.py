@@ -732,6 +732,8 @@ class TaskScheduler:
             self.dag.task_set_failed(task_set.stage_id, task_set.attempt, tsm.abort_reason)
 
     def _kill(self, task_ids: list[int], reason: str) -> None:
+        if not task_ids:  # the common case: every success asks to kill its duplicates
+            return
         by_executor: dict[str, list[int]] = {}
         for task_id in task_ids:
             owner = self._task_owner.get(task_id)
