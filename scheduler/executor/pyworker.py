@@ -516,6 +516,7 @@ def main(argv: list[str] | None = None) -> None:
     mark_python_worker()  # a task's SparkContext() is refused here, as PySpark does
     _broadcast.BROADCAST_DIR[:] = [local_dir]
     _aggregation.SPILL_ROOT[:] = [local_dir]
+    _aggregation.keep_freed_memory()  # the next task reuses this one's pages
     stages: dict[str, StageCode] = {}
     #: Payloads not unpickled yet: kept until their files are in place and they load.
     payloads: dict[str, bytes] = {}
