@@ -157,15 +157,34 @@ def _dumps(obj: Any) -> bytes:
         return buffer.getvalue()
 
 
+def _pickled(obj: Any) -> bytes:
+    """`obj` pickled, or the PicklingError PySpark raises for a task it cannot ship.
+
+    A PicklingError naming the cause, so that one ``except pickle.PicklingError``
+    catches every such job (an unpicklable object a closure captures, the
+    SparkContext in a closure); a PicklingError raised by an object is its own.
+    """
+    try:
+        return _dumps(obj)
+    except pickle.PicklingError:
+        raise
+    except Exception as e:
+        raise pickle.PicklingError(f"Could not serialize object: {type(e).__name__}: {e}") from e
+
+
 def dumps_stage(spec: Any) -> bytes:
-    """The payload of a stage: its code, then the data `externalize` set aside."""
+    """The payload of a stage: its code, then the data `externalize` set aside.
+
+    Raises:
+        pickle.PicklingError: the code or the data cannot be pickled (see `_pickled`).
+    """
     side: list[Any] = []
     _tracking.side = side
     try:
-        code = _dumps(spec)
+        code = _pickled(spec)
     finally:
         _tracking.side = None
-    data = _dumps(side) if side else b""  # cloudpickle's own pickler, a cheaper setup
+    data = _pickled(side) if side else b""  # cloudpickle's own pickler, a cheaper setup
     properties = getattr(spec, "properties", None) or {}
     fields = {k: properties[k] for k in _HEADER_KEYS if k in properties}
     # The context's pythonVer (PySpark's tests set it to provoke the mismatch), reached

@@ -9,6 +9,7 @@ oracle mode). Expected behaviour was checked on PySpark 4.x (local[2]) first.
 
 from __future__ import annotations
 
+import pickle
 import threading
 from operator import add
 from pathlib import Path
@@ -49,10 +50,35 @@ def test_missing_input_path_names_it(sc: Any, tmp_path: Path) -> None:
         sc.textFile(str(missing)).collect()
 
 
+class _RefusesPickling:
+    """An object whose own pickling raises a PicklingError of its own."""
+
+    def __reduce__(self) -> Any:
+        raise pickle.PicklingError("refused by the object")
+
+
 def test_an_unpicklable_closure_is_refused(sc: Any) -> None:
     lock = threading.Lock()
-    with pytest.raises(Exception, match="pickle"):
+    # One exception type, PicklingError, naming the cause, whatever the action.
+    cannot = r"^Could not serialize object: TypeError: cannot pickle '_thread.lock' object$"
+    with pytest.raises(pickle.PicklingError, match=cannot):
         sc.parallelize([1]).map(lambda x: lock).collect()
+    with pytest.raises(pickle.PicklingError, match=cannot):
+        sc.parallelize([(1, 1), (1, 2)]).reduceByKey(lambda a, b: lock).collect()
+    with pytest.raises(pickle.PicklingError, match=cannot):
+        sc.parallelize([1]).foreach(lambda x: lock)
+    own = _RefusesPickling()
+    with pytest.raises(pickle.PicklingError, match=r"^refused by the object$"):
+        sc.parallelize([1]).map(lambda x: own).collect()
+    assert sc.parallelize([1, 2]).count() == 2
+
+
+def test_the_context_in_a_closure_is_a_pickling_error(sc: Any) -> None:
+    with pytest.raises(
+        pickle.PicklingError,
+        match=r"^Could not serialize object: PySparkRuntimeError: \[CONTEXT_ONLY_VALID_ON_DRIVER\]",
+    ):
+        sc.parallelize([1]).map(lambda x: sc.version).count()
     assert sc.parallelize([1, 2]).count() == 2
 
 
