@@ -29,6 +29,7 @@ MESSAGES: dict[str, str] = {
         "set to `true` to enable Python profile."
     ),
     "INVALID_BROADCAST_OPERATION": "Broadcast can only be <operation> in driver.",
+    "KEY_VALUE_PAIR_REQUIRED": "Pass either a key and its value or a list of (key, value) pairs.",
 }
 
 

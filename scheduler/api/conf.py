@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from rpcenv import Conf
 from scheduler import settings as _settings  # noqa: F401  (declares the driver's keys)
+from scheduler.errors import PySparkRuntimeError
 
 __all__ = ["SUBMIT_CONF_ENV", "SYSTEM_PROPERTIES", "SparkConf"]
 
@@ -85,9 +86,13 @@ class SparkConf:
         value: str | None = None,
         pairs: Iterable[tuple[str, str]] | None = None,
     ) -> SparkConf:
-        """Environment variables of the executors."""
+        """Environment variables of the executors: one `key` and `value`, or `pairs`.
+
+        Raises:
+            PySparkRuntimeError: both or neither were given (KEY_VALUE_PAIR_REQUIRED).
+        """
         if (key is not None and pairs is not None) or (key is None and pairs is None):
-            raise ValueError("Either pass one key-value pair or a list of pairs")
+            raise PySparkRuntimeError(errorClass="KEY_VALUE_PAIR_REQUIRED", messageParameters={})
         if key is not None:
             self.set("spark.executorEnv." + key, value)
         else:

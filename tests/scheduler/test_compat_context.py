@@ -150,6 +150,25 @@ def test_spark_conf_api() -> None:
     assert conf.get("spark.int") == "5"
 
 
+def test_spark_conf_executor_env_takes_a_pair_or_pairs() -> None:
+    from scheduler import SparkConf
+    from scheduler.errors import PySparkRuntimeError
+
+    conf = SparkConf(loadDefaults=False).setExecutorEnv("A", "1")
+    conf.setExecutorEnv(pairs=[("B", "2"), ("C", "3")])
+    assert sorted(conf.getAll()) == [
+        ("spark.executorEnv.A", "1"),
+        ("spark.executorEnv.B", "2"),
+        ("spark.executorEnv.C", "3"),
+    ]
+    for args, kwargs in [((), {}), (("K", "V", [("A", "B")]), {}), ((), {"value": "V"})]:
+        with pytest.raises(PySparkRuntimeError) as refused:
+            conf.setExecutorEnv(*args, **kwargs)
+        assert refused.value.getCondition() == "KEY_VALUE_PAIR_REQUIRED"
+        assert refused.value.getMessageParameters() == {}
+        assert isinstance(refused.value, RuntimeError)
+
+
 def test_attempt_numbers_with_retries(master: str) -> None:
     from scheduler import TaskContext
 
