@@ -18,6 +18,7 @@ anything about the cluster.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -63,10 +64,14 @@ class ZooKeeperFiles:
         try:
             try:
                 done, _stat = self.client.get(node)
-                if done == marker:
+                # A marker proves nothing of chunks changed since: a copy that does
+                # not read back whole is written again, not trusted.
+                if done == marker and self.get(digest) == content:
                     return
             except NoNodeError:
-                self.client.create(node, b"", makepath=True)
+                # Another writer (a deposed leader finishing) may create it first.
+                with contextlib.suppress(NodeExistsError):
+                    self.client.create(node, b"", makepath=True)
             for index, chunk in enumerate(chunks):
                 child = f"{node}/{index:05d}"
                 try:

@@ -1,0 +1,99 @@
+"""Submitted files in ZooKeeper against a hostile or confused ZooKeeper client.
+
+Whoever can write the Master's znodes can corrupt a copy; what must hold is that
+a corrupt copy is never served, and that submitting the same file again
+repairs it instead of trusting a "complete" marker. Against the real ZooKeeper
+of `conftest.zookeeper`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pathlib
+import time
+from collections.abc import Iterator
+
+import pytest
+from zk_server import ZooKeeperServer
+
+from cluster.persistence import persistence_from_conf
+from cluster.zookeeper_files import CHUNK_BYTES, ZooKeeperFiles
+from cluster.zookeeper_persistence import ZooKeeperPersistence
+from rpcenv import Conf
+
+
+@pytest.fixture
+def engine(zookeeper: ZooKeeperServer) -> Iterator[ZooKeeperPersistence]:
+    conf = Conf(
+        {
+            "spark.deploy.recoveryMode": "ZOOKEEPER",
+            "spark.deploy.zookeeper.url": zookeeper.url,
+            "spark.deploy.zookeeper.dir": f"/sparkctl-hostile-{time.monotonic_ns()}",
+        }
+    )
+    persistence = persistence_from_conf(conf, pathlib.Path("unused"))
+    assert isinstance(persistence, ZooKeeperPersistence)
+    yield persistence
+    persistence.close()
+
+
+def _stored(engine: ZooKeeperPersistence) -> tuple[ZooKeeperFiles, bytes, str, str]:
+    files = engine.file_replica()
+    content = bytes(range(256)) * (3 * CHUNK_BYTES // 256 // 2)  # 1.5 chunks
+    digest = hashlib.sha256(content).hexdigest()
+    files.put(digest, content)
+    return files, content, digest, f"{files.path}/{digest}"
+
+
+def test_resubmitting_repairs_a_chunk_corrupted_under_a_complete_marker(
+    engine: ZooKeeperPersistence,
+) -> None:
+    files, content, digest, node = _stored(engine)
+    engine.client.set(f"{node}/00001", b"x" * 10)  # the marker still says complete
+    assert files.get(digest) is None  # never served corrupt
+    files.put(digest, content)  # the same file submitted again
+    assert files.get(digest) == content
+
+
+def test_resubmitting_repairs_a_deleted_chunk(engine: ZooKeeperPersistence) -> None:
+    files, content, digest, node = _stored(engine)
+    engine.client.delete(f"{node}/00000")
+    assert files.get(digest) is None
+    files.put(digest, content)
+    assert files.get(digest) == content
+
+
+def test_a_parent_created_by_another_writer_between_look_and_create_is_no_failure(
+    engine: ZooKeeperPersistence, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = engine.file_replica()
+    content = b"helper = 1\n"
+    digest = hashlib.sha256(content).hexdigest()
+    node = f"{files.path}/{digest}"
+    real_get = engine.client.get
+
+    def get_then_race(path: str, *args: object, **kwargs: object) -> object:
+        try:
+            return real_get(path, *args, **kwargs)  # NoNodeError: not there yet...
+        finally:
+            if path == node and not engine.client.exists(node):
+                engine.client.create(node, b"", makepath=True)  # ...another writer's
+
+    monkeypatch.setattr(engine.client, "get", get_then_race)
+    files.put(digest, content)  # neither OSError nor a refused submission
+    monkeypatch.undo()
+    assert files.get(digest) == content
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [b"1 1000000000", b"99999999999999999999 1", b"-1 1", b"1 2 3", b"\xff\xfe", b"nan 1"],
+)
+def test_a_hostile_marker_reads_as_absent_quickly(
+    engine: ZooKeeperPersistence, marker: bytes
+) -> None:
+    files, _content, digest, node = _stored(engine)
+    engine.client.set(node, marker)
+    started = time.monotonic()
+    assert files.get(digest) is None
+    assert time.monotonic() - started < 5.0
