@@ -1,0 +1,235 @@
+"""A standalone application on tcp, attacked: foreign executors, crashes, kills.
+
+The driver talks to its executors (and they to each other) over the tcp
+RpcEnv while the cluster stays on gRPC (`test_executor_rpc_backend`). Here the
+peers misbehave, as real processes on 127.0.0.1 with the shared secret: an
+executor holding another application's valid credential dials the driver; an
+executor is SIGKILLed while reducers read its shuffle blocks (the job must
+recover through FetchFailed and give exact results); the driver is SIGKILLed
+(its executors must exit, none orphaned); the Worker is SIGKILLed (its
+executors must follow it).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+import pytest
+
+from cluster.testing import ProcCluster, alive, descendant_pids, wait_until
+from rpcenv import (
+    APP_CREDENTIAL_ENV_VAR,
+    APP_ID_ENV_VAR,
+    SECRET_ENV_VAR,
+    derive_app_credential,
+)
+
+pytestmark = pytest.mark.timeout(180)
+
+SECRET = "executor-tcp-hostile-test-secret"
+APP_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.executor.memory": "256m",
+}
+#: How long executors may outlive the process that made them useless.
+EXIT_BOUND_S = 15.0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcCluster]:
+    """A Master and a Worker of two cores, holding the secret (so are the drivers)."""
+    saved = {k: os.environ.get(k) for k in (SECRET_ENV_VAR, APP_ID_ENV_VAR, APP_CREDENTIAL_ENV_VAR)}
+    os.environ[SECRET_ENV_VAR] = SECRET
+    os.environ.pop(APP_ID_ENV_VAR, None)
+    os.environ.pop(APP_CREDENTIAL_ENV_VAR, None)
+    try:
+        with ProcCluster(tmp_path_factory.mktemp("cluster"), workers=1, cores=2) as c:
+            yield c
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _context(master: str, **conf: str) -> Any:
+    from scheduler import SparkConf, SparkContext
+
+    spark_conf = SparkConf().setMaster(master).setAppName("tcp-hostile")
+    for key, value in {**APP_CONF, **conf}.items():
+        spark_conf.set(key, value)
+    return SparkContext(conf=spark_conf)
+
+
+def _executor_pids(worker_pid: int) -> list[int]:
+    found = []
+    for pid in descendant_pids(worker_pid):
+        try:
+            cmdline = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"scheduler.executor" in cmdline:
+            found.append(pid)
+    return found
+
+
+def test_an_executor_of_another_application_is_refused_by_the_driver(
+    cluster: ProcCluster,
+) -> None:
+    sc = _context(cluster.url, **{"spark.cores.max": "1"})
+    try:
+        runtime = sc._runtime
+        assert type(runtime.scheduler_env).__name__ == "TcpRpcEnv"
+        other = "app-20000101000000-9999"
+        env = {
+            **{k: v for k, v in os.environ.items() if k != SECRET_ENV_VAR},
+            APP_ID_ENV_VAR: other,  # a valid credential, of another application
+            APP_CREDENTIAL_ENV_VAR: derive_app_credential(SECRET.encode(), other),
+            "SPARKCTL_RPC_CONF": runtime.executor_env["SPARKCTL_RPC_CONF"],
+        }
+        argv = [
+            sys.executable, "-m", "scheduler.executor", "--driver-url", runtime.driver_url,
+            "--executor-id", "78", "--hostname", "127.0.0.1", "--cores", "1",
+            "--app-id", other,
+        ]  # fmt: skip
+        done = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        )
+        assert done.returncode == 1, done.stderr
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("executor 78 failed: cannot reach the driver at"), done.stderr
+        assert sc.applicationId in last and "Traceback" not in done.stderr
+        assert "78" not in sc._scheduler.executors
+        assert sc.parallelize(range(10), 2).sum() == 45
+    finally:
+        sc.stop()
+
+
+def test_an_executor_killed_while_its_blocks_are_read_is_recovered_exactly(
+    cluster: ProcCluster, tmp_path: pathlib.Path
+) -> None:
+    sc = _context(
+        cluster.url,
+        **{"spark.cores.max": "2", "spark.executor.cores": "1", "spark.network.timeout": "300s"},
+    )
+    try:
+        wait_until(lambda: len(sc._scheduler.executors) == 2, 60, "two executors")
+        assert sc.parallelize(range(4), 4).count() == 4
+        victims = _executor_pids(cluster.workers[0].pid)
+        assert len(victims) == 2
+        marker = str(tmp_path / "killed")
+
+        def kill_the_other_executor(records: Iterator[Any]) -> list[Any]:
+            # The first reducer to run kills the executor that is not its own ancestor
+            # before it reads its input: its own fetches from it, and other reducers',
+            # find the executor gone.
+            import os as os_
+            import signal as signal_
+
+            import psutil as psutil_
+
+            try:
+                os_.close(os_.open(marker, os_.O_CREAT | os_.O_EXCL | os_.O_WRONLY))
+            except FileExistsError:
+                return list(records)
+            mine = {p.pid for p in psutil_.Process().parents()}
+            for pid in victims:
+                if pid not in mine:
+                    os_.kill(pid, signal_.SIGKILL)
+                    psutil_.Process(pid).wait(10)
+            return list(records)
+
+        n = 20_000
+        pairs = sc.parallelize(range(n), 8).map(lambda x: (x % 97, x))
+        sums = pairs.reduceByKey(lambda a, b: a + b, 8).mapPartitions(kill_the_other_executor)
+        got = dict(sums.collect())
+        assert got == {k: sum(range(k, n, 97)) for k in range(97)}
+        assert os.path.exists(marker)
+        assert sum(1 for pid in victims if alive(pid)) == 1  # one was killed, for real
+    finally:
+        sc.stop()
+
+
+_DRIVER = textwrap.dedent(
+    """
+    import sys, time
+    from scheduler import SparkConf, SparkContext
+    conf = SparkConf().setMaster(sys.argv[1]).setAppName("tcp-hostile-driver")
+    for kv in sys.argv[2:]:
+        conf.set(*kv.split("=", 1))
+    sc = SparkContext(conf=conf)
+    assert sc.parallelize(range(100), 4).map(lambda x: (x % 3, x)).groupByKey().count() == 3
+    print("READY", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_a_killed_driver_leaves_no_executor_behind(
+    cluster: ProcCluster, tmp_path: pathlib.Path
+) -> None:
+    script = tmp_path / "driver.py"
+    script.write_text(_DRIVER)
+    conf = [f"{k}={v}" for k, v in {**APP_CONF, "spark.cores.max": "2"}.items()]
+    conf.append("spark.executor.cores=1")
+    driver = subprocess.Popen(
+        [sys.executable, str(script), cluster.url, *conf],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=str(pathlib.Path(__file__).resolve().parents[2]),
+    )
+    try:
+        assert driver.stdout is not None
+        started = time.monotonic()
+        line = ""
+        while "READY" not in line and time.monotonic() - started < 90:
+            line = driver.stdout.readline()
+            if not line and driver.poll() is not None:
+                break
+        assert "READY" in line, f"driver exited {driver.poll()}"
+        executors = _executor_pids(cluster.workers[0].pid)
+        assert executors
+        family = [p for e in executors for p in (e, *descendant_pids(e))]
+        driver.kill()
+        driver.wait(10)
+        killed = time.monotonic()
+        wait_until(lambda: not any(alive(p) for p in family), EXIT_BOUND_S, "the executors' exit")
+        assert time.monotonic() - killed < EXIT_BOUND_S
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(10)
+
+
+def test_a_killed_worker_takes_its_executors_with_it(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV_VAR, SECRET)
+    with ProcCluster(tmp_path / "cluster", workers=1, cores=1) as c:
+        sc = _context(c.url, **{"spark.cores.max": "1"})
+        try:
+            wait_until(lambda: len(sc._scheduler.executors) == 1, 60, "the executor")
+            assert sc.parallelize(range(10), 2).sum() == 45
+            worker = c.workers[0].pid
+            executors = _executor_pids(worker)
+            assert len(executors) == 1
+            family = [executors[0], *descendant_pids(executors[0])]
+            psutil.Process(worker).send_signal(signal.SIGKILL)
+            wait_until(
+                lambda: not any(alive(p) for p in family), EXIT_BOUND_S, "the executor's exit"
+            )
+        finally:
+            sc.stop()
