@@ -158,3 +158,21 @@ def test_reduce_add_keeps_its_errors_and_non_numbers() -> None:
 def test_sum_is_the_left_fold_on_this_python() -> None:
     values = [0.1] * 10 + [1e16, -1e16]
     assert sum(values[1:], values[0]) == functools.reduce(operator.add, values)
+
+
+def test_text_decoded_a_piece_at_a_time_gives_the_lines_of_the_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pieces end after a \\n: no character, invalid byte or \\r\\n straddles two (W3's read)."""
+    import random
+
+    from scheduler.rdd import fileio
+
+    monkeypatch.setattr(fileio, "_PIECE", 7)  # tiny pieces: every boundary case
+    rng = random.Random(13)
+    parts = [b"a", b"b", b" ", b"\n", b"\r", b"\r\n", "é".encode(), "€".encode()]
+    parts += [b"\xe2\x82", b"\xff", b"\x80"]  # a cut-short sequence, invalid bytes
+    for _ in range(3000):
+        data = b"".join(rng.choice(parts) for _ in range(rng.randint(0, 40)))
+        whole = list(fileio._split_lines(data.decode("utf-8", "replace")))
+        assert list(fileio._decoded_lines(data)) == whole, data
