@@ -1,0 +1,183 @@
+"""Heartbeat datagrams under attack: floods, replays, restarts.
+
+The Master's datagram path (`cluster.heartbeat_datagrams`) must keep every
+live worker ALIVE whatever reaches its UDP port: a flood of garbage and of
+well-formed datagrams with forged tags (the slots a sniffer saw) while the
+Master's process is busy; datagrams of a previous registration replayed after
+the worker registered again (a restart with the same id); a Master SIGKILLed
+and restarted on its port while its workers still send to it. Real sockets on
+127.0.0.1; every process is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from cluster.heartbeat_datagrams import DatagramListener, heartbeat_datagram
+from cluster.launch import start_master, start_worker
+from cluster.master import Master
+from cluster.testing import FakeClock, FakeContext, FakeRef, ProcCluster, wait_until
+from rpcenv import Conf
+from sparkctl.v1 import deploy_pb2 as pb
+from sparkctl.v1 import master_service_pb2 as api
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _register(master: Master, incarnation: int) -> pb.RegisterWorkerResponse:
+    request = pb.RegisterWorkerRequest(
+        worker_id="w1",
+        host="127.0.0.1",
+        port=7101,
+        cores=1,
+        memory_mb=256,
+        incarnation=incarnation,
+        udp_heartbeats=True,
+    )
+    context = FakeContext(FakeRef("Worker", 7101))
+    master._on_register_worker(request, context)
+    answer = context.answer
+    assert isinstance(answer, pb.RegisterWorkerResponse) and answer.accepted
+    return answer
+
+
+def test_a_previous_registrations_datagrams_replayed_are_no_heartbeat(
+    tmp_path: pathlib.Path,
+) -> None:
+    clock = FakeClock()
+    master = Master(Conf({"spark.worker.timeout": "8s"}), tmp_path, clock=clock)
+    master._self_ref = FakeRef("Master", 7077)
+    master.url = "spark://127.0.0.1:7077"
+    table = master.datagrams
+    assert table is not None
+    master._listener = DatagramListener(table, "127.0.0.1", 0)
+    try:
+        first = _register(master, 1)
+        captured = [
+            heartbeat_datagram(first.heartbeat_slot, n, first.heartbeat_key) for n in (1, 2, 3)
+        ]
+        assert all(table.accept(d) for d in captured)
+        # The worker is restarted with the same id: a new registration, a new key.
+        second = _register(master, 2)
+        assert second.heartbeat_key != first.heartbeat_key
+        clock.advance(5.0)
+        heard = master.workers["w1"].last_heartbeat
+        # An eavesdropper replays what it captured, with sequences past any seen.
+        for data in [*captured, heartbeat_datagram(first.heartbeat_slot, 99, bytes(32))]:
+            assert not table.accept(data)
+        assert master.workers["w1"].last_heartbeat == heard
+        assert table.dropped["unknown"] >= 3
+        # A datagram of this registration replayed: taken once, then refused.
+        fresh = heartbeat_datagram(second.heartbeat_slot, 1, second.heartbeat_key)
+        assert table.accept(fresh) and not table.accept(fresh)
+        assert table.dropped["replayed"] == 1
+    finally:
+        master._listener.stop()
+
+
+_FLOOD = """
+import os, socket, struct, sys, time
+port, secs = int(sys.argv[1]), float(sys.argv[2])
+slots = [int(s) for s in sys.argv[3:]]
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.connect(("127.0.0.1", port))
+tag = os.urandom(32)
+forged = [struct.pack("!BIQ", 1, s, 2**40 + i) + tag for i, s in enumerate(slots * 20)]
+junk = [os.urandom(n) for n in range(0, 120, 3)]
+end = time.monotonic() + secs
+while time.monotonic() < end:
+    for data in forged + junk:
+        try:
+            sock.send(data)
+        except OSError:
+            pass
+"""
+
+
+def test_a_flood_while_the_master_is_busy_kills_no_live_worker(tmp_path: pathlib.Path) -> None:
+    timeout_s, flood_s = 2.0, 5.0
+    conf = Conf({"spark.worker.timeout": f"{timeout_s}s"})
+    master = start_master(conf, "127.0.0.1", 0, tmp_path / "master")
+    workers = []
+    floods: list[subprocess.Popen[bytes]] = []
+    busy = threading.Event()
+    try:
+        for n in range(3):
+            workers.append(
+                start_worker(conf, [master.url], 1, 256, "127.0.0.1", 0, tmp_path / f"w{n}")
+            )
+        assert all(w.wait_registered(10.0) for w in workers)
+        table = master.endpoint.datagrams
+        listener = master.endpoint._listener
+        assert table is not None and listener is not None
+        wait_until(lambda: len(table.enrollments()) == 3, 10.0, "three UDP workers")
+        slots = [str(e.slot) for e in table.enrollments()]
+
+        def burn() -> None:  # the Master's process busy in Python: the GIL is contended
+            while not busy.is_set():
+                sum(range(10_000))
+
+        threading.Thread(target=burn, name="busy", daemon=True).start()
+        for _ in range(2):
+            floods.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", _FLOOD, str(listener.port), str(flood_s), *slots],
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+        started = time.monotonic()
+        slowest = 0.0
+        while time.monotonic() - started < flood_s + timeout_s:
+            asked = time.monotonic()
+            master.ref.ask_sync(api.GetClusterStateRequest(), 10.0)
+            slowest = max(slowest, time.monotonic() - asked)
+            dead = [w.worker_id for w in master.endpoint.workers.values() if not w.alive]
+            assert not dead, f"live workers declared DEAD under a flood: {dead}"
+            time.sleep(0.1)
+        assert sum(table.dropped.values()) > 10_000  # the flood did arrive
+        assert slowest < timeout_s
+    finally:
+        busy.set()
+        for flood in floods:
+            flood.kill()
+            flood.wait(10)
+        for w in workers:
+            w.stop()
+        master.stop()
+
+
+def test_a_master_killed_and_restarted_on_its_port_gets_its_workers_back_on_udp(
+    tmp_path: pathlib.Path,
+) -> None:
+    conf = {
+        "spark.worker.timeout": "2s",
+        "spark.deploy.recoveryMode": "FILESYSTEM",
+        "spark.deploy.recoveryDirectory": str(tmp_path / "recovery"),
+    }
+    with ProcCluster(tmp_path / "cluster", conf, workers=2, cores=1) as c:
+        c.restart_master(kill=True)  # workers keep sending to the old port meanwhile
+
+        def alive_workers() -> int:
+            return sum(1 for w in c.state().workers if w.state == pb.WORKER_STATE_ALIVE)
+
+        wait_until(lambda: alive_workers() == 2, 30.0, "both workers back")
+        time.sleep(3 * 2.0)  # past spark.worker.timeout: they heartbeat, by datagram
+        assert alive_workers() == 2
+        # ALIVE past the timeout with neither side saying it moved to the stream (a
+        # warning either would log): the workers' datagrams reach the new Master.
+        logs = {p.name: p.read_text() for p in c.tmp.glob("*.log")}
+        assert len([n for n in logs if n.startswith("worker")]) == 2
+        for name, text in logs.items():
+            assert "heartbeats on" not in text and "stream from now on" not in text, name
+            assert "DEAD" not in text, name
+        # Each worker's heartbeat socket is the one it was given by the new Master.
+        for worker in c.workers:
+            udp = psutil.Process(worker.pid).net_connections(kind="udp")
+            assert [u.raddr.port for u in udp if u.raddr] == [c.master_port], udp
