@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from scheduler.rdd.fileio import (
+    _decoded_lines,
     _read_lines,
     _read_split,
-    _split_lines,
     _splittable,
     list_input_files,
 )
@@ -119,8 +119,7 @@ class TextScanRDD(RDD):
     def compute(self, split: int, context: TaskContext) -> Iterator[Any]:
         for path, start, length in self._partitions[split]:
             if _splittable(path):
-                text = _read_split(path, start, length).decode("utf-8", "replace")
-                lines: Iterator[Any] = _split_lines(text)
+                lines: Iterator[Any] = _decoded_lines(_read_split(path, start, length))
             else:
                 lines = (line.decode("utf-8", "replace") for line in _read_lines(path, 0, length))
             for line in lines:
