@@ -36,7 +36,10 @@ is a warning naming the peer and what was wrong (at most one a second: a flood
 must not flood the log).
 
 A sender never blocks: what does not fit the kernel's socket buffer waits in
-the connection's backlog for its writer thread (see `_Connection`).
+the connection's backlog for its writer thread (see `_Connection`). A peer that
+takes none of it for spark.network.timeout (120 s: its process stopped, its
+host hung while its kernel still ACKs) is closed and the backlog dropped, so
+that a stopped reader cannot make us hold its replies and blocks forever.
 """
 
 from __future__ import annotations
@@ -137,6 +140,9 @@ class _Connection:
         #: While the reader waits for the rest of a started record: (seconds that record
         #: waited before, monotonic time this wait began); read by the stall watchdog.
         self.stall: tuple[float, float] | None = None
+        #: While the writer waits for the peer to take any of the backlog: since when
+        #: (monotonic); read by the stall watchdog (a peer that stopped reading).
+        self.write_stall: float | None = None
 
     def write(self, data: bytes) -> None:
         """Send one record, or queue it behind those waiting (any thread).
@@ -175,13 +181,23 @@ class _Connection:
                 if self.closed:
                     return
                 chunk = self._backlog[0]
+            # One send, not sendall: it returns once the peer has taken some bytes, so
+            # the watchdog sees progress (or its absence) on the way through a chunk.
+            self.write_stall = time.monotonic()
             try:
-                self.sock.sendall(chunk)
+                sent = self.sock.send(chunk)
             except OSError:
                 self.close()
                 return
+            finally:
+                self.write_stall = None
             with self.lock:
-                self._backlog.popleft()
+                if self.closed or not self._backlog:
+                    return  # closed meanwhile (the backlog was dropped)
+                if sent >= len(chunk):
+                    self._backlog.popleft()
+                else:
+                    self._backlog[0] = memoryview(chunk)[sent:]
 
     def close(self, error: RpcError | None = None) -> None:
         """Shut the socket down: the reader thread sees the end and reports it."""
@@ -315,6 +331,8 @@ class TcpRpcEnv(BaseRpcEnv):
         self._dial_locks: dict[RpcAddress, threading.Lock] = {}
         #: Seconds a started record may wait, in all, for the rest of its bytes.
         self._record_seconds = conf.get(settings.CONNECTION_TIMEOUT)
+        #: Seconds a peer may take none of what we send before its connection is closed.
+        self._write_seconds = conf.get(settings.NETWORK_TIMEOUT)
         self._max_inbound = conf.get(settings.TCP_MAX_CONNECTIONS)
         #: Idle seconds before a connection's peer is probed (see `_keep_alive`).
         self._keepalive_seconds = conf.get(settings.KEEPALIVE_INTERVAL)
@@ -601,17 +619,29 @@ class TcpRpcEnv(BaseRpcEnv):
         self._watchdog.start()
 
     def _watch_stalls(self) -> None:
-        """Close connections whose started record has waited too long for its bytes.
+        """Close connections whose started record has waited too long for its bytes,
+        and those whose peer has taken none of our backlog for spark.network.timeout.
 
         Only time spent waiting on the socket counts (not our own handling of what
-        came before), so a busy reader never condemns its peer.
+        came before), so a busy reader never condemns its peer; a slow reader taking
+        any bytes at all resets its wait.
         """
         limit = self._record_seconds
-        while not self._stopped.wait(min(1.0, limit / 4)):
+        write_limit = self._write_seconds
+        while not self._stopped.wait(min(1.0, limit / 4, write_limit / 4)):
             now = time.monotonic()
             with self._connections_lock:
                 live = list(self._live)
             for connection in live:
+                waiting = connection.write_stall
+                if waiting is not None and now - waiting > write_limit:
+                    reason = (
+                        f"it has taken none of what we send for {now - waiting:.1f}s "
+                        f"(spark.network.timeout={write_limit:g}s): stopped reading"
+                    )
+                    log.warning("closing the connection with %s: %s", connection.peer, reason)
+                    connection.close(RpcConnectionError(f"{connection.peer}: {reason}"))
+                    continue
                 stall = connection.stall
                 if stall is None or stall[0] + now - stall[1] <= limit:
                     continue
