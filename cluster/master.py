@@ -120,6 +120,9 @@ class Master(MasterLeadership):
             self.datagrams = HeartbeatDatagrams(self.liveness.clock)
         self._listener: DatagramListener | None = None
         self._drops_logged_at = self.liveness.clock()
+        #: The timeout timer's period, and when it last issued a check (`_issue_timeout_check`).
+        self._check_period = self.liveness.check_interval
+        self._last_check_issued: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -132,11 +135,12 @@ class Master(MasterLeadership):
         liveness = self.liveness
 
         def check() -> None:
-            liveness.issue()  # judged as of now, however long the inbox makes it wait
+            self._issue_timeout_check()
             ref.send(pb.CheckWorkerTimeouts())
 
         # The same check reaps idle unregistered peers: often enough for their timeout too.
         interval = min(liveness.check_interval, max(0.05, self.idle_peers.timeout / 2))
+        self._check_period = interval
         self._ticker = Ticker("master-timeouts", interval, check)
         self._ticker.start()
         self._listen_for_datagrams()
@@ -146,6 +150,29 @@ class Master(MasterLeadership):
             log.info("master %s is STANDBY until elected leader", self.url)
         else:
             self._lead()
+
+    def _issue_timeout_check(self) -> None:
+        """Note a timeout check about to be queued (the timer's thread): judged as of now,
+        however long the inbox makes it wait.
+
+        A timer that fires later than twice its period was frozen with the whole
+        process (SIGSTOP, swapped out, a long pause): the heartbeats of that time
+        still wait in the kernel's buffers, read only after this check would run, so
+        the check is judged as of when it was due. The next, on time, judges the rest.
+        """
+        liveness = self.liveness
+        now = liveness.clock()
+        last, self._last_check_issued = self._last_check_issued, now
+        period = self._check_period
+        if last is not None and now - last > 2 * period:
+            log.warning(
+                "the master's timer fired %.1fs late (the process was stopped or starved); "
+                "its worker timeout check is judged as of when it was due",
+                now - last - period,
+            )
+            liveness.issue(last + period)
+        else:
+            liveness.issue()
 
     def on_stop(self) -> None:
         if self._ticker is not None:
@@ -226,13 +253,15 @@ class Master(MasterLeadership):
             self._listener.port,
         )
 
-    def _check_heartbeat_datagrams(self, now: float) -> None:
-        """Move unheard UDP workers to their streams; tell DEAD ones to register again."""
+    def _check_heartbeat_datagrams(self, now: float, as_of: float | None = None) -> None:
+        """Move UDP workers unheard `as_of` (a check's issue time, else `now`) to their
+        streams; tell DEAD ones to register again."""
         table = self.datagrams
         if table is None:
             return
         liveness = self.liveness
-        for entry, reason in table.unheard(now, liveness.heartbeat_interval, liveness.timeout):
+        judged = now if as_of is None else as_of
+        for entry, reason in table.unheard(judged, liveness.heartbeat_interval, liveness.timeout):
             worker = entry.worker
             log.warning(
                 "worker %s heartbeats on its stream from now on: %s", worker.worker_id, reason
@@ -515,7 +544,8 @@ class Master(MasterLeadership):
             del self.workers[worker.worker_id]  # the UI shows the dead for a while, not forever
             if self.datagrams is not None:
                 self.datagrams.withdraw(worker.worker_id)
-        self._check_heartbeat_datagrams(now)
+        # As of the issue time too: after a freeze the datagrams still wait in the kernel.
+        self._check_heartbeat_datagrams(now, issued)
         self._reap_idle_peers(now)
 
     def _remove_worker(self, worker: WorkerInfo, reason: str) -> None:

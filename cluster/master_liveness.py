@@ -95,9 +95,13 @@ class WorkerLiveness:
             interval = min(interval, self.disconnect_grace / 2)
         return max(_MIN_INTERVAL_S, interval)
 
-    def issue(self) -> None:
-        """Note that a check is being queued now (called by the timer, before it posts)."""
-        self._issued.append(self.clock())
+    def issue(self, as_of: float | None = None) -> None:
+        """Note that a check is being queued now (called by the timer, before it posts).
+
+        Args:
+            as_of: judge it as of this earlier time instead (a timer that fired late).
+        """
+        self._issued.append(self.clock() if as_of is None else as_of)
 
     def take_issue_time(self) -> float:
         """When the check being handled was issued (now, for one nobody issued)."""

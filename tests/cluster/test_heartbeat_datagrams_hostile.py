@@ -181,3 +181,54 @@ def test_a_master_killed_and_restarted_on_its_port_gets_its_workers_back_on_udp(
         for worker in c.workers:
             udp = psutil.Process(worker.pid).net_connections(kind="udp")
             assert [u.raddr.port for u in udp if u.raddr] == [c.master_port], udp
+
+
+def test_a_master_frozen_past_the_timeout_kills_no_worker_on_resume(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A Master whose process was frozen (SIGSTOP, swapped out, a long pause) found
+    every worker silent on resume: its timer's late check ran before the heartbeats
+    the kernel held for it (datagrams and stream alike) were read. Measured with
+    processes: 59 'DEAD: no heartbeat' in three 4 s stops of a Master with a 2 s
+    timeout and 20 workers, on either heartbeat path. A check whose timer fired
+    late is now judged as of when it was due."""
+    clock = FakeClock()
+    master = Master(Conf({"spark.worker.timeout": "2s"}), tmp_path, clock=clock)
+    master._self_ref = FakeRef("Master", 7077)
+    master.url = "spark://127.0.0.1:7077"
+    master._listener = DatagramListener(master.datagrams, "127.0.0.1", 0)  # type: ignore[arg-type]
+    try:
+        answer = _register(master, 1)
+        interval = master.liveness.check_interval
+        table = master.datagrams
+        assert table is not None
+        sequence = 0
+
+        def beat() -> None:
+            nonlocal sequence
+            sequence += 1
+            data = heartbeat_datagram(answer.heartbeat_slot, sequence, answer.heartbeat_key)
+            assert table.accept(data)
+
+        def tick() -> None:  # what the "master-timeouts" timer does, then the inbox
+            master._issue_timeout_check()
+            master._on_check_worker_timeouts(pb.CheckWorkerTimeouts(), None)
+
+        for _ in range(4):  # running normally
+            clock.advance(interval)
+            beat()
+            tick()
+        clock.advance(5 * 2.0)  # frozen: no timer, no reads, for 2.5 timeouts
+        tick()  # the timer's late tick runs first...
+        assert master.workers["w1"].alive, "a live worker declared DEAD by the Master's freeze"
+        beat()  # ...then the datagrams the kernel kept
+        clock.advance(interval)
+        tick()
+        assert master.workers["w1"].alive
+        # Real silence still kills, a timeout after the last heartbeat.
+        for _ in range(int(2.0 / interval) + 2):
+            clock.advance(interval)
+            tick()
+        assert not master.workers["w1"].alive
+    finally:
+        master._listener.stop()
