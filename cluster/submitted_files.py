@@ -231,9 +231,17 @@ class SubmittedFileStore:
         full.CopyFrom(desc)
         for entry in full.files:
             try:
-                entry.content = self._path(entry.sha256).read_bytes()
+                content = self._path(entry.sha256).read_bytes()
+                if hashlib.sha256(content).hexdigest() != entry.sha256:
+                    # Torn by a crash after the rename, or changed: never sent as intact.
+                    raise ValueError("the copy on disk does not hash to it (damaged)")
+                entry.content = content
             except (OSError, ValueError) as exc:
-                content = self._fetch(entry.sha256) if _SHA256.match(entry.sha256) else None
+                content = None
+                if _SHA256.match(entry.sha256):
+                    with contextlib.suppress(OSError):
+                        self._path(entry.sha256).unlink(missing_ok=True)  # rewritten if fetched
+                    content = self._fetch(entry.sha256)
                 if content is not None:  # stored by a Master elected before us
                     entry.content = content
                     continue

@@ -117,7 +117,7 @@ def test_files_over_the_zookeeper_cap_are_refused_naming_the_key(
 
 
 APP = """
-import pathlib, sys
+import pathlib, sys, time
 import helper  # only in the submission: a relaunch needs the stored copy
 
 out = pathlib.Path(sys.argv[1])
@@ -128,6 +128,10 @@ if not failed.exists():
     failed.write_text("1")
     sys.exit(3)  # supervised: the new leader relaunches it
 (out / "done").write_text(helper.VALUE)
+for _ in range(600):  # running until the test has looked: its end releases the files
+    if (out / "exit").exists():
+        break
+    time.sleep(0.05)
 """
 
 
@@ -176,5 +180,6 @@ def test_a_supervised_driver_relaunched_after_failover_gets_its_files(
         digest = hashlib.sha256(helper).hexdigest()
         fetched = tmp_path / f"master{c.masters.index(standby)}" / "submitted-files" / digest
         assert fetched.read_bytes() == helper
+        (out / "exit").write_text("1")
     finally:
         c.close()

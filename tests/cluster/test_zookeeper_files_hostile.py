@@ -17,9 +17,13 @@ import pytest
 from zk_server import ZooKeeperServer
 
 from cluster.persistence import persistence_from_conf
+from cluster.submitted_files import SubmittedFileStore
 from cluster.zookeeper_files import CHUNK_BYTES, ZooKeeperFiles
 from cluster.zookeeper_persistence import ZooKeeperPersistence
 from rpcenv import Conf
+from sparkctl.v1 import deploy_pb2 as pb
+
+K = pb.SubmittedFileKind
 
 
 @pytest.fixture
@@ -97,3 +101,44 @@ def test_a_hostile_marker_reads_as_absent_quickly(
     started = time.monotonic()
     assert files.get(digest) is None
     assert time.monotonic() - started < 5.0
+
+
+def _desc(content: bytes) -> pb.DriverDescription:
+    return pb.DriverDescription(
+        app_resource="/submitter/app.py",
+        files=[
+            pb.SubmittedFile(name="helper.py", kind=K.SUBMITTED_FILE_KIND_PY_FILE, content=content)
+        ],
+    )
+
+
+@pytest.mark.parametrize("damage", ["same-size", "truncated", "deleted"])
+def test_a_damaged_copy_on_the_masters_disk_is_served_from_zookeeper_and_repaired(
+    engine: ZooKeeperPersistence, tmp_path: pathlib.Path, damage: str
+) -> None:
+    """Before: the local bytes were sent unchecked (the Worker then failed the relaunch
+    with 'the Master has no intact copy' though ZooKeeper held one), and a same-size
+    corrupt file was never rewritten."""
+    store = SubmittedFileStore(tmp_path / "a", 1 << 20, engine.file_replica(), 1 << 20, "zk")
+    helper = b"VALUE = 'from the submitting host'\n" * 10
+    desc = _desc(helper)
+    store.accept(desc)
+    local = tmp_path / "a" / desc.files[0].sha256
+    if damage == "same-size":
+        local.write_bytes(b"\0" * len(helper))  # a crash after the rename, before the data
+    elif damage == "truncated":
+        local.write_bytes(helper[:7])
+    else:
+        local.unlink()  # deleted while a relaunch reads it
+    full = store.with_contents(desc)
+    assert full.files[0].content == helper
+    assert local.read_bytes() == helper  # kept whole on the disk again
+
+
+def test_a_damaged_copy_with_no_replica_is_not_sent_as_if_intact(tmp_path: pathlib.Path) -> None:
+    store = SubmittedFileStore(tmp_path / "a", 1 << 20)
+    desc = _desc(b"x = 1\n")
+    store.accept(desc)
+    (tmp_path / "a" / desc.files[0].sha256).write_bytes(b"y = 2\n")
+    # Left empty: the Worker fails the driver saying the Master has no intact copy.
+    assert store.with_contents(desc).files[0].content == b""
