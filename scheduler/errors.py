@@ -29,6 +29,11 @@ MESSAGES: dict[str, str] = {
         "set to `true` to enable Python profile."
     ),
     "INVALID_BROADCAST_OPERATION": "Broadcast can only be <operation> in driver.",
+    "RDD_TRANSFORM_ONLY_VALID_ON_DRIVER": (
+        "It appears that you are attempting to broadcast an RDD or reference an RDD from "
+        "an action or transformation. RDD transformations and actions can only be invoked "
+        "by the driver, not inside of other transformations."
+    ),
     "KEY_VALUE_PAIR_REQUIRED": "Pass either a key and its value or a list of (key, value) pairs.",
 }
 

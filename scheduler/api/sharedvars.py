@@ -38,10 +38,14 @@ class SharedVariables:
         Raises:
             pickle.PicklingError: `value` is an RDD (as PySpark refuses to broadcast one).
         """
-        from scheduler.rdd.rdd import _REFERENCE_ERROR, RDD
+        from scheduler.errors import PySparkRuntimeError
+        from scheduler.rdd.rdd import RDD
 
         if isinstance(value, RDD):
-            raise pickle.PicklingError(f"Could not serialize broadcast: {_REFERENCE_ERROR}")
+            refused = PySparkRuntimeError(errorClass="RDD_TRANSFORM_ONLY_VALID_ON_DRIVER")
+            raise pickle.PicklingError(
+                f"Could not serialize broadcast: PySparkRuntimeError: {refused}"
+            ) from refused
         with self._ids_lock:
             bid = next(self._broadcast_ids)
         b = Broadcast(self, value, bid)

@@ -45,6 +45,7 @@ from scheduler.rdd.callsite import stage_name, task_set_name
 from scheduler.rdd.lineage import stage_rdds
 from scheduler.rdd.profiles import stage_profile
 from scheduler.rdd.rdd import RDD
+from scheduler.rdd.shipping import shipping
 from scheduler.resource.profile import ResourceProfile, TaskRequirement, default_profile
 from scheduler.resource.slots import ResourceSlots
 from scheduler.task.broadcast import collect_broadcast_ids
@@ -264,7 +265,7 @@ class TaskScheduler:
         )
 
     def submit_task_set(self, task_set: TaskSet) -> None:
-        with collect_broadcast_ids() as tracked:
+        with collect_broadcast_ids() as tracked, shipping(task_set.spec.rdd):
             data = dumps_stage(task_set.spec)
         self._payloads[task_set.key] = _Payload(data, tracked.ids)
         now = time.monotonic()

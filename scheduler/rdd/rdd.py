@@ -24,6 +24,7 @@ from scheduler.rdd.actions import ActionFunctions
 from scheduler.rdd.callsite import first_api_call
 from scheduler.rdd.deps import Dependency, shuffles_to_clean
 from scheduler.rdd.pairs import PairFunctions
+from scheduler.rdd.shipping import check_shipped
 from scheduler.rdd.storagelevel import StorageLevel
 from scheduler.resource.profile import ResourceProfile
 from scheduler.shuffle.drain import CheckedChain
@@ -209,6 +210,7 @@ class RDD(ActionFunctions, PairFunctions):
         return self.compute(split, context)
 
     def __getstate__(self) -> dict[str, Any]:
+        check_shipped(self)  # a stage carries its own lineage, not an RDD a closure took
         state = dict(self.__dict__)
         state["_ctx"] = None
         state["_deps"] = []

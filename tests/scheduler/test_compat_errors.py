@@ -73,6 +73,34 @@ def test_an_unpicklable_closure_is_refused(sc: Any) -> None:
     assert sc.parallelize([1, 2]).count() == 2
 
 
+def test_an_rdd_in_a_closure_is_a_pickling_error(sc: Any) -> None:
+    other = sc.parallelize([1, 2])
+    refused = (
+        r"^Could not serialize (object|broadcast): "
+        r"PySparkRuntimeError: \[RDD_TRANSFORM_ONLY_VALID_ON_DRIVER\]"
+    )
+    with pytest.raises(pickle.PicklingError, match=refused):
+        sc.parallelize([1]).map(lambda x: other.count()).collect()
+    with pytest.raises(pickle.PicklingError, match=refused):  # refused even if never called
+        sc.parallelize([0]).map(lambda x: x or other).collect()
+    with pytest.raises(pickle.PicklingError, match=refused):
+        sc.broadcast(other)
+    # The job's own lineage still travels: unions, zips, cartesians, caches, checkpoints.
+    base = sc.parallelize(range(4), 2)
+    assert sorted(base.union(base.map(lambda x: x * 10)).collect()) == [0, 0, 1, 2, 3, 10, 20, 30]
+    assert base.zip(base.map(str)).collect() == [(0, "0"), (1, "1"), (2, "2"), (3, "3")]
+    assert base.cartesian(other).count() == 8
+    cached = base.map(lambda x: (x % 2, x)).cache()
+    assert sorted(cached.join(cached.mapValues(str)).collect())[:2] == [
+        (0, (0, "0")),
+        (0, (0, "2")),
+    ]
+    local = base.map(lambda x: x + 1)
+    local.localCheckpoint()
+    assert local.collect() == [1, 2, 3, 4] and local.map(lambda x: -x).sum() == -10
+    assert other.count() == 2
+
+
 def test_the_context_in_a_closure_is_a_pickling_error(sc: Any) -> None:
     with pytest.raises(
         pickle.PicklingError,

@@ -1,0 +1,71 @@
+"""Which RDDs a stage's code may carry: its own lineage, never an RDD a closure captured.
+
+A stage ships its RDD and the parents it computes through. An RDD that a
+user's function captures (``rdd1.map(lambda x: rdd2.count())``) would arrive
+on the executors without its context and fail there, or ride along unused;
+PySpark refuses such a job on the driver, before any task runs, with a
+PicklingError of class RDD_TRANSFORM_ONLY_VALID_ON_DRIVER. While the driver
+pickles a stage inside `shipping(rdd)`, `check_shipped` (called by
+``RDD.__getstate__``) raises that error for any RDD outside the lineage.
+State is per thread; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from scheduler.errors import PySparkRuntimeError
+
+if TYPE_CHECKING:
+    from scheduler.rdd.rdd import RDD
+
+__all__ = ["check_shipped", "shipping"]
+
+_state = threading.local()
+
+
+def _lineage(rdd: RDD) -> set[int]:
+    """Object ids of `rdd` and every RDD it depends on, through shuffles and checkpoints."""
+    found: set[int] = set()
+    todo = [rdd]
+    while todo:
+        current = todo.pop()
+        if id(current) in found:
+            continue
+        found.add(id(current))
+        todo.extend(dep.rdd for dep in current._deps)
+        todo.extend(dep.rdd for dep in current.dependencies)
+        if current._checkpoint_rdd is not None:
+            todo.append(current._checkpoint_rdd)
+    return found
+
+
+@contextlib.contextmanager
+def shipping(rdd: RDD | None) -> Iterator[None]:
+    """While a stage whose final RDD is `rdd` is pickled: other RDDs are refused.
+
+    A stage without an RDD (the scheduler's unit tests make some) checks nothing.
+    """
+    previous = getattr(_state, "allowed", None)
+    _state.allowed = _lineage(rdd) if rdd is not None else None
+    try:
+        yield
+    finally:
+        _state.allowed = previous
+
+
+def check_shipped(rdd: RDD) -> None:
+    """Refuse to pickle `rdd` into a stage whose lineage it is not part of.
+
+    Raises:
+        PySparkRuntimeError: RDD_TRANSFORM_ONLY_VALID_ON_DRIVER (the stage's pickling
+            turns it into PySpark's PicklingError).
+    """
+    allowed: set[int] | None = getattr(_state, "allowed", None)
+    if allowed is not None and id(rdd) not in allowed:
+        raise PySparkRuntimeError(
+            errorClass="RDD_TRANSFORM_ONLY_VALID_ON_DRIVER", messageParameters={}
+        )
