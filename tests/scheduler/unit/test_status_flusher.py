@@ -24,7 +24,12 @@ def _done(task_id: int) -> tuple[Any, ...]:
     return ("done", task_id, "FINISHED", b"", b"", "", "", None, 0.001)
 
 
-def test_held_statuses_wake_the_flusher_once_and_go_out_within_the_delay(runtime: Any) -> None:
+def test_held_statuses_wake_the_flusher_once_and_go_out_within_the_delay(
+    runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A linger far longer than any stall of this test thread on a loaded machine: the
+    # count below is of the mechanism, not of timing.
+    monkeypatch.setattr(runtime_module, "_FLUSHER_LINGER_SECONDS", 30.0)
     sent: list[list[int]] = []
     runtime.on_statuses = lambda batch: sent.append([r[1] for r in batch])
     wakes = 0
@@ -46,8 +51,8 @@ def test_held_statuses_wake_the_flusher_once_and_go_out_within_the_delay(runtime
         delays.append(time.monotonic() - held_at)
     assert wakes == 1  # the flusher kept looking between rounds: no wake-up each
     assert sorted(t for batch in sent for t in batch) == list(range(20))
-    # Within the delay (and some scheduling slack on a loaded machine).
-    assert sorted(delays)[len(delays) // 2] < runtime_module._STATUS_DELAY_SECONDS + 0.05
+    # Within the delay (with generous slack for a loaded machine: the median round).
+    assert sorted(delays)[len(delays) // 2] < runtime_module._STATUS_DELAY_SECONDS + 0.25
 
 
 def test_the_flusher_sleeps_after_the_linger_and_is_woken_again(
