@@ -38,12 +38,8 @@ def histogram(rdd: RDD, buckets: Any) -> tuple[Any, list[int]]:
         def minmax(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
             return min(a[0], b[0]), max(a[1], b[1])
 
-        try:
-            minv, maxv = filtered.map(lambda x: (x, x)).reduce(minmax)
-        except ValueError as exc:
-            if "empty" in str(exc):
-                raise ValueError("can not generate buckets from empty RDD") from None
-            raise
+        # An empty RDD: reduce's own ValueError ("Can not reduce() empty RDD"), as PySpark 4.
+        minv, maxv = filtered.map(lambda x: (x, x)).reduce(minmax)
         if minv == maxv or buckets == 1:
             return [minv, maxv], [filtered.count()]
         try:

@@ -419,8 +419,13 @@ def test_seeded_sampling_by_key_splits_and_histograms(sc: Any) -> None:
     assert sc.parallelize([1, None, 3], 2).histogram([0, 2, 4]) == ([0, 2, 4], [1, 1])
     with pytest.raises(ValueError):
         sc.parallelize([1, 2, 3], 2).histogram([3, 1])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^Can not generate buckets with infinite value$"):
         sc.parallelize([1.0, float("inf")], 2).histogram(2)
+    with pytest.raises(ValueError, match=r"^Can not reduce\(\) empty RDD$"):
+        sc.parallelize([], 3).histogram(2)
+    with pytest.raises(TypeError, match=r"^Can not generate buckets with non-number in RDD$"):
+        sc.parallelize(["a", "b"], 2).histogram(2)
+    assert sc.parallelize([], 2).histogram([0, 1]) == ([0, 1], [0])
 
 
 # -- keys of unusual types: placement and grouping --------------------------------------
