@@ -77,6 +77,18 @@ class PySparkException(Exception):
         """``[ERROR_CLASS] message``, as str() gives it."""
         return str(self)
 
+    def getSqlState(self) -> str | None:
+        """The SQLSTATE: None, as for every error PySpark raises in Python for RDD code."""
+        return None
+
+    def getQueryContext(self) -> list[Any]:
+        """Where in a SQL query the error arose: none here (sparkctl runs no SQL)."""
+        return []
+
+    def getBreakingChangeInfo(self) -> Any:
+        """Spark 4.1's note on a breaking change behind the error: none here."""
+        return None
+
     def __str__(self) -> str:
         if self._errorClass is None:
             return self._message

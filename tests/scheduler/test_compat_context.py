@@ -167,6 +167,7 @@ def test_spark_conf_executor_env_takes_a_pair_or_pairs() -> None:
         assert refused.value.getCondition() == "KEY_VALUE_PAIR_REQUIRED"
         assert refused.value.getMessageParameters() == {}
         assert isinstance(refused.value, RuntimeError)
+        assert refused.value.getSqlState() is None and refused.value.getQueryContext() == []
 
 
 def test_attempt_numbers_with_retries(master: str) -> None:
