@@ -36,7 +36,7 @@ from cluster.master_state import (
 )
 from cluster.request_limits import check_app_description, worker_resources_problem
 from cluster.senders import MASTER_SENDERS
-from cluster.settings import WORKER_UDP_HEARTBEATS
+from cluster.settings import MAX_FILES_SIZE, WORKER_UDP_HEARTBEATS, ZOOKEEPER_MAX_FILES_SIZE
 from rpcenv import Conf, RpcAddress, RpcCallContext, RpcEndpointRef, RpcError, current_origin
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -120,6 +120,10 @@ class Master(MasterLeadership):
             self.datagrams = HeartbeatDatagrams(self.liveness.clock)
         self._listener: DatagramListener | None = None
         self._drops_logged_at = self.liveness.clock()
+        # Used only once a driver is submitted or launched, where a bad value left the
+        # driver RUNNING with no LaunchDriver sent: read now, so the start fails naming it.
+        conf.get(MAX_FILES_SIZE)
+        conf.get(ZOOKEEPER_MAX_FILES_SIZE)
         #: The timeout timer's period, and when it last issued a check (`_issue_timeout_check`).
         self._check_period = self.liveness.check_interval
         self._last_check_issued: float | None = None

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+import re
 import time
 from collections.abc import Iterator
 
 import pytest
 from zk_server import ZooKeeperServer
 
+from cluster.master import Master
 from cluster.persistence import persistence_from_conf
 from cluster.submitted_files import SubmittedFileStore
 from cluster.zookeeper_files import CHUNK_BYTES, ZooKeeperFiles
 from cluster.zookeeper_persistence import ZooKeeperPersistence
-from rpcenv import Conf
+from rpcenv import Conf, ConfigValueError
 from sparkctl.v1 import deploy_pb2 as pb
 
 K = pb.SubmittedFileKind
@@ -142,3 +144,16 @@ def test_a_damaged_copy_with_no_replica_is_not_sent_as_if_intact(tmp_path: pathl
     (tmp_path / "a" / desc.files[0].sha256).write_bytes(b"y = 2\n")
     # Left empty: the Worker fails the driver saying the Master has no intact copy.
     assert store.with_contents(desc).files[0].content == b""
+
+
+@pytest.mark.parametrize(
+    "key", ["spark.sparkctl.submit.maxFilesSize", "spark.sparkctl.zookeeper.maxFilesSize"]
+)
+def test_a_bad_files_size_fails_the_masters_start_naming_the_key(
+    tmp_path: pathlib.Path, key: str
+) -> None:
+    """Before: read only when a driver was submitted or launched; a driver was then
+    accepted and left RUNNING with no LaunchDriver ever sent (the exception escaped
+    the scheduling round)."""
+    with pytest.raises(ConfigValueError, match=re.escape(key)):
+        Master(Conf({key: "abc"}), tmp_path)
