@@ -102,7 +102,7 @@ while time.monotonic() < end:
 
 
 def test_a_flood_while_the_master_is_busy_kills_no_live_worker(tmp_path: pathlib.Path) -> None:
-    timeout_s, flood_s = 2.0, 5.0
+    timeout_s, flood_s = 4.0, 6.0
     conf = Conf({"spark.worker.timeout": f"{timeout_s}s"})
     master = start_master(conf, "127.0.0.1", 0, tmp_path / "master")
     workers = []
