@@ -12,6 +12,7 @@ executors must follow it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import signal
@@ -233,3 +234,62 @@ def test_a_killed_worker_takes_its_executors_with_it(
             )
         finally:
             sc.stop()
+
+
+def test_an_executor_frozen_while_its_blocks_are_read_does_not_hang_the_job(
+    cluster: ProcCluster, tmp_path: pathlib.Path
+) -> None:
+    """SIGSTOP, not SIGKILL: its connections stay open and its kernel still ACKs, so
+    only timeouts can tell (fetches waiting on it, the driver's heartbeat check)."""
+    sc = _context(
+        cluster.url,
+        **{
+            "spark.cores.max": "2",
+            "spark.executor.cores": "1",
+            "spark.network.timeout": "6s",
+            "spark.executor.heartbeatInterval": "1s",
+        },
+    )
+    frozen: list[int] = []
+    try:
+        wait_until(lambda: len(sc._scheduler.executors) == 2, 60, "two executors")
+        assert sc.parallelize(range(4), 4).count() == 4
+        victims = _executor_pids(cluster.workers[0].pid)
+        assert len(victims) == 2
+        marker = str(tmp_path / "frozen")
+
+        def freeze_the_other_executor(records: Iterator[Any]) -> list[Any]:
+            import os as os_
+            import signal as signal_
+
+            import psutil as psutil_
+
+            try:
+                os_.close(os_.open(marker, os_.O_CREAT | os_.O_EXCL | os_.O_WRONLY))
+            except FileExistsError:
+                return list(records)
+            mine = {p.pid for p in psutil_.Process().parents()}
+            for pid in victims:
+                if pid not in mine:
+                    os_.kill(pid, signal_.SIGSTOP)
+            return list(records)
+
+        n = 20_000
+        pairs = sc.parallelize(range(n), 8).map(lambda x: (x % 97, x))
+        sums = pairs.reduceByKey(lambda a, b: a + b, 8).mapPartitions(freeze_the_other_executor)
+        started = time.monotonic()
+        got = dict(sums.collect())
+        took = time.monotonic() - started
+        frozen = [p for p in victims if alive(p) and psutil.Process(p).status() == "stopped"]
+        assert got == {k: sum(range(k, n, 97)) for k in range(97)}
+        assert os.path.exists(marker)
+        assert took < 60, f"the job took {took:.0f}s"
+        assert frozen, "the frozen executor was killed already?"
+        sc.stop()
+        # Its Worker ends it, frozen as it is (a SIGTERM alone waits for a SIGCONT).
+        wait_until(lambda: not any(alive(p) for p in frozen), 30, "the frozen executor's end")
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
+        sc.stop()
