@@ -100,7 +100,14 @@ class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner
         gateway: Any = None,
         jsc: Any = None,
         profiler_cls: Any = None,
+        udf_profiler_cls: Any = None,
+        memory_profiler_cls: Any = None,
     ) -> None:
+        """Start the driver (PySpark's signature).
+
+        `udf_profiler_cls` and `memory_profiler_cls` are accepted and unused: in
+        PySpark they profile Spark SQL's Python UDFs, which sparkctl does not run.
+        """
         if in_python_worker() and not _allowed_in_executors(conf):
             # As PySpark (SPARK-32160): a task must not start a whole driver in its worker.
             raise PySparkRuntimeError(errorClass="CONTEXT_ONLY_VALID_ON_DRIVER")

@@ -3,7 +3,8 @@
 With the setting on, each RDD that runs Python code is profiled on the
 executors and the statistics summed on the driver: ``sc.show_profiles()``
 prints them once, ``sc.dump_profiles(dir)`` writes ``rdd_<id>.pstats`` files,
-and ``SparkContext(profiler_cls=...)`` replaces the profiler. Checked on
+and ``SparkContext(profiler_cls=...)`` replaces the profiler (``udf_profiler_cls``
+and ``memory_profiler_cls``, for SQL UDFs, are accepted). Checked on
 PySpark 4.3 first; the statistics themselves differ (ours profile our worker's
 code), so only their shape and the user's function are compared.
 """
@@ -80,7 +81,13 @@ def test_a_custom_profiler_class(master: str, capsys: Any) -> None:
 
     conf = support.compat_conf("compat-profile-cls").setMaster(master)
     conf.set("spark.python.profile", "true")
-    sc = SparkContext(conf=conf, profiler_cls=_profiler_cls())
+    # The UDF and memory profiler classes profile Spark SQL UDFs: RDD jobs never use them.
+    sc = SparkContext(
+        conf=conf,
+        profiler_cls=_profiler_cls(),
+        udf_profiler_cls=_profiler_cls(),
+        memory_profiler_cls=_profiler_cls(),
+    )
     try:
         assert sc.parallelize(range(100), 2).map(heavy).count() == 100
         capsys.readouterr()
