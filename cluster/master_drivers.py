@@ -61,6 +61,9 @@ class MasterDrivers(MasterBase):
                 self._store_files_then_submit(desc, context)
                 return
             self._stored_tokens().discard(token)
+            # Kept by this driver from here on, or released below (this thread alone
+            # releases, so nothing runs in between).
+            self._submitted_files().stored(desc)
         driver = DriverInfo(driver_id=self.ids.driver_id(), description=desc)
         try:  # recorded first: a driver the Master could not recover is refused, not kept
             self._persist_driver(driver, strict=True)

@@ -18,6 +18,7 @@ module reads and writes files only; it never sends a message.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -27,6 +28,7 @@ import os
 import pathlib
 import re
 import tempfile
+import threading
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -110,6 +112,10 @@ class SubmittedFileStore:
         self.replica = replica
         self.replica_max_bytes = replica_max_bytes
         self.replica_key = replica_key
+        # Files stored for submissions not recorded yet (`store` runs off the Master's
+        # thread, before the driver exists): release and sweep keep them (`stored`).
+        self._pending: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
 
     def accept(self, desc: pb.DriverDescription) -> None:
         """Check `desc.files`, store their bytes and keep only name, hash and size in it.
@@ -121,6 +127,7 @@ class SubmittedFileStore:
         """
         self.check(desc)
         self.store(desc)
+        self.stored(desc)  # the caller keeps `desc` at once
 
     def check(self, desc: pb.DriverDescription) -> None:
         """The checks of `accept` that never read the bytes: names, kinds, aliases.
@@ -162,27 +169,53 @@ class SubmittedFileStore:
                     f"the {limit / 2**20:.1f} MiB {what} ({key}); put large inputs where "
                     "the cluster can read them"
                 )
-        for entry, content in zip(desc.files, contents, strict=True):
-            digest = hashlib.sha256(content).hexdigest()
-            if content or not entry.sha256 or entry.sha256 == _EMPTY_SHA256:
-                if entry.sha256 and entry.sha256 != digest:
-                    raise ValueError(
-                        f"submitted file {entry.name!r}: its bytes hash to {digest}, "
-                        f"not the sha256 {entry.sha256} given"
-                    )
-                self._write(digest, content)
-                if self.replica is not None:
-                    self.replica.put(digest, content)  # OSError: the submission is refused
-                entry.sha256, entry.size = digest, len(content)
-            else:  # a client naming bytes it submitted before, by their hash
-                path = self._path(entry.sha256)
-                if not path.is_file() and self._fetch(entry.sha256) is None:
-                    raise ValueError(
-                        f"submitted file {entry.name!r} has no content and this Master "
-                        f"holds no file with sha256 {entry.sha256}"
-                    )
-                entry.size = path.stat().st_size
-            entry.ClearField("content")
+        marked: list[str] = []
+        try:
+            for entry, content in zip(desc.files, contents, strict=True):
+                self._store_one(entry, content, marked)
+        except BaseException:
+            self._unmark(marked)  # refused: nothing of it is pending
+            raise
+
+    def stored(self, desc: pb.DriverDescription) -> None:
+        """The driver of `desc` (passed through `store`) is recorded or refused now: its
+        files are kept, or released, by the Master's drivers from here on."""
+        self._unmark([entry.sha256 for entry in desc.files])
+
+    def _unmark(self, digests: list[str]) -> None:
+        with self._lock:
+            for digest in digests:
+                if self._pending[digest] > 1:
+                    self._pending[digest] -= 1
+                else:
+                    self._pending.pop(digest, None)
+
+    def _store_one(self, entry: pb.SubmittedFile, content: bytes, marked: list[str]) -> None:
+        digest = hashlib.sha256(content).hexdigest()
+        by_hash = not content and entry.sha256 and entry.sha256 != _EMPTY_SHA256
+        key = entry.sha256 if by_hash else digest
+        with self._lock:  # before the bytes: a release from now on keeps them
+            self._pending[key] += 1
+        marked.append(key)
+        if not by_hash:
+            if entry.sha256 and entry.sha256 != digest:
+                raise ValueError(
+                    f"submitted file {entry.name!r}: its bytes hash to {digest}, "
+                    f"not the sha256 {entry.sha256} given"
+                )
+            self._write(digest, content)
+            if self.replica is not None:
+                self.replica.put(digest, content)  # OSError: the submission is refused
+            entry.sha256, entry.size = digest, len(content)
+        else:  # a client naming bytes it submitted before, by their hash
+            path = self._path(entry.sha256)
+            if not path.is_file() and self._fetch(entry.sha256) is None:
+                raise ValueError(
+                    f"submitted file {entry.name!r} has no content and this Master "
+                    f"holds no file with sha256 {entry.sha256}"
+                )
+            entry.size = path.stat().st_size
+        entry.ClearField("content")
 
     def _fetch(self, digest: str) -> bytes | None:
         """The replica's copy of `digest`, kept on our disk from now on (None: it has none)."""
@@ -251,19 +284,24 @@ class SubmittedFileStore:
         return full
 
     def release(self, done: pb.DriverDescription, kept: Iterable[pb.DriverDescription]) -> None:
-        """Delete the files of `done` that no description in `kept` needs."""
+        """Delete the files of `done` that no description in `kept` needs (nor a
+        submission still being stored: under the lock, so none starts meanwhile)."""
         needed = {f.sha256 for d in kept for f in d.files}
-        for entry in done.files:
-            if entry.sha256 and entry.sha256 not in needed:
-                with contextlib.suppress(OSError, ValueError):
-                    self._path(entry.sha256).unlink(missing_ok=True)
-                if self.replica is not None and _SHA256.match(entry.sha256):
-                    self.replica.remove(entry.sha256)
+        with self._lock:
+            for entry in done.files:
+                if entry.sha256 and entry.sha256 not in needed | self._pending.keys():
+                    with contextlib.suppress(OSError, ValueError):
+                        self._path(entry.sha256).unlink(missing_ok=True)
+                    if self.replica is not None and _SHA256.match(entry.sha256):
+                        self.replica.remove(entry.sha256)
 
     def sweep(self, kept: Iterable[pb.DriverDescription]) -> int:
         """Delete stored files no description in `kept` needs (left by an earlier Master
         run: a restart without recovery, a crash between storing and recording); a count."""
-        needed = {f.sha256 for d in kept for f in d.files}
+        with self._lock:
+            return self._sweep({f.sha256 for d in kept for f in d.files} | self._pending.keys())
+
+    def _sweep(self, needed: set[str]) -> int:
         removed = 0
         with contextlib.suppress(OSError):
             for path in self.directory.iterdir():

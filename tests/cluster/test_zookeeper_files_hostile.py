@@ -157,3 +157,24 @@ def test_a_bad_files_size_fails_the_masters_start_naming_the_key(
     the scheduling round)."""
     with pytest.raises(ConfigValueError, match=re.escape(key)):
         Master(Conf({key: "abc"}), tmp_path)
+
+
+def test_a_driver_ending_while_another_submits_the_same_file_keeps_it(
+    engine: ZooKeeperPersistence, tmp_path: pathlib.Path
+) -> None:
+    """Files are stored off the Master's thread, before the driver is recorded: a
+    driver with the same file ending in between released it (disk and ZooKeeper), and
+    the new driver was launched without it."""
+    store = SubmittedFileStore(tmp_path / "a", 1 << 20, engine.file_replica(), 1 << 20, "zk")
+    helper = b"shared = 'deps every job submits'\n"
+    first = _desc(helper)
+    store.accept(first)  # a driver running with it
+    second = _desc(helper)
+    store.store(second)  # the same file, stored by the next submission's thread...
+    store.release(first, [])  # ...when the first driver ends, before the second is kept
+    assert store.with_contents(second).files[0].content == helper
+    assert store.replica is not None and store.replica.get(second.files[0].sha256) == helper
+    store.stored(second)  # the Master keeps the second driver now: it needs the file
+    store.release(second, [])
+    assert not (tmp_path / "a" / second.files[0].sha256).exists()
+    assert store.replica.get(second.files[0].sha256) is None
