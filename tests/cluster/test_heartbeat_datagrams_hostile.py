@@ -232,3 +232,31 @@ def test_a_master_frozen_past_the_timeout_kills_no_worker_on_resume(
         assert not master.workers["w1"].alive
     finally:
         master._listener.stop()
+
+
+@pytest.mark.parametrize("udp_off_on", ["master", "worker"])
+def test_a_udp_heartbeats_mismatch_keeps_the_worker_alive_on_its_stream(
+    tmp_path: pathlib.Path, udp_off_on: str
+) -> None:
+    off = {"spark.sparkctl.worker.udpHeartbeats": "false"}
+    base = {"spark.worker.timeout": "1s"}
+    master_conf = Conf({**base, **(off if udp_off_on == "master" else {})})
+    worker_conf = Conf({**base, **(off if udp_off_on == "worker" else {})})
+    master = start_master(master_conf, "127.0.0.1", 0, tmp_path / "master")
+    try:
+        worker = start_worker(
+            worker_conf, [master.url], 1, 256, "127.0.0.1", 0, tmp_path / "worker"
+        )
+        try:
+            assert worker.wait_registered(10.0)
+            time.sleep(2.5)  # past spark.worker.timeout, heartbeating on its stream
+            (info,) = master.endpoint.workers.values()
+            assert info.alive
+            assert worker.endpoint._datagrams is None
+            table = master.endpoint.datagrams
+            assert (table is None) == (udp_off_on == "master")
+            assert table is None or (table.accepted == 0 and len(table) == 0)
+        finally:
+            worker.stop()
+    finally:
+        master.stop()
