@@ -4,7 +4,10 @@ PySpark tags the errors it raises itself with an error class (a stable name
 such as ``CONTEXT_ONLY_VALID_ON_DRIVER``) and message parameters, so that
 programs and tests match the class rather than the wording. These exceptions
 carry the same three accessors; their messages are sparkctl's own, filled from
-`MESSAGES`. A leaf module: every subpackage may import it, it imports none.
+`MESSAGES`. `SparkSQLNotSupportedError` is sparkctl's own: what every Spark SQL
+entry point raises (not one of PySpark's names, so not in ``__all__``; the
+session module exports it). A leaf module: every subpackage may import it, it
+imports none.
 """
 
 from __future__ import annotations
@@ -115,3 +118,13 @@ class PySparkValueError(PySparkException, ValueError):
 
 class PySparkTypeError(PySparkException, TypeError):
     """A PySpark error that is also a TypeError."""
+
+
+class SparkSQLNotSupportedError(NotImplementedError):
+    """Raised by every Spark SQL feature: sparkctl runs PySpark's RDD API only."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what}: Spark SQL is not part of sparkctl, which runs PySpark's RDD API only; "
+            "use spark.sparkContext and RDDs (spark.read.text(path).rdd reads text files)"
+        )

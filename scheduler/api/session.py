@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from scheduler.api.conf import SparkConf
 from scheduler.api.context import SparkContext
+from scheduler.errors import SparkSQLNotSupportedError
 
 if TYPE_CHECKING:
     from scheduler.rdd.rdd import RDD
@@ -43,16 +44,6 @@ _SQL_ATTRIBUTES = frozenset(
         "clearTags", "client", "registerProgressHandler",
     }
 )  # fmt: skip
-
-
-class SparkSQLNotSupportedError(NotImplementedError):
-    """Raised by every Spark SQL feature: sparkctl runs PySpark's RDD API only."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(
-            f"{what}: Spark SQL is not part of sparkctl, which runs PySpark's RDD API only; "
-            "use spark.sparkContext and RDDs (spark.read.text(path).rdd reads text files)"
-        )
 
 
 class SparkNoSuchElementException(LookupError):

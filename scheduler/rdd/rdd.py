@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from scheduler.errors import SparkSQLNotSupportedError
 from scheduler.rdd.actions import ActionFunctions
 from scheduler.rdd.callsite import first_api_call
 from scheduler.rdd.deps import Dependency, shuffles_to_clean
@@ -285,6 +286,14 @@ class RDD(ActionFunctions, PairFunctions):
         self._storage_level = None
         self.ctx.unpersist_rdd(self.id(), blocking)
         return self
+
+    def toDF(self, *args: Any, **kwargs: Any) -> Any:
+        """PySpark's DataFrame conversion: Spark SQL, which sparkctl does not have.
+
+        Raises:
+            SparkSQLNotSupportedError: always.
+        """
+        raise SparkSQLNotSupportedError("RDD.toDF")
 
     def cleanShuffleDependencies(self, blocking: bool = False) -> None:
         """Drop the shuffles this RDD reads and those of its non-persisted ancestors.

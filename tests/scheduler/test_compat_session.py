@@ -191,6 +191,7 @@ def test_spark_sql_raises_one_clear_error(master: str) -> None:
             lambda: spark.read.format("json"),
             lambda: spark.read.text("x.txt").toPandas(),
             lambda: spark.read.text("x.txt", wholetext=True),
+            lambda: spark.sparkContext.parallelize([(1, "a")]).toDF(["n", "s"]),
         ]
         for call in calls:
             with pytest.raises(
