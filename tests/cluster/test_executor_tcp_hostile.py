@@ -122,7 +122,13 @@ def test_an_executor_killed_while_its_blocks_are_read_is_recovered_exactly(
 ) -> None:
     sc = _context(
         cluster.url,
-        **{"spark.cores.max": "2", "spark.executor.cores": "1", "spark.network.timeout": "300s"},
+        **{
+            "spark.cores.max": "2",
+            "spark.executor.cores": "1",
+            "spark.network.timeout": "300s",
+            # Reducers fetch every block over tcp, even from the same host's disk.
+            "spark.executorEnv.SPARKCTL_FORCE_REMOTE_FETCH": "1",
+        },
     )
     try:
         wait_until(lambda: len(sc._scheduler.executors) == 2, 60, "two executors")
@@ -151,13 +157,32 @@ def test_an_executor_killed_while_its_blocks_are_read_is_recovered_exactly(
                     psutil_.Process(pid).wait(10)
             return list(records)
 
+        dag = sc._scheduler.dag
+        fetch_failures: list[tuple[Any, ...]] = []
+        real_fetch_failed = dag.fetch_failed
+
+        def counting(*args: Any) -> Any:
+            fetch_failures.append(args)
+            return real_fetch_failed(*args)
+
+        dag.fetch_failed = counting
         n = 20_000
-        pairs = sc.parallelize(range(n), 8).map(lambda x: (x % 97, x))
+
+        def slowly(records: Iterator[Any]) -> Iterator[Any]:
+            import time as time_
+
+            time_.sleep(0.05)
+            return records
+
+        # Map tasks of 50 ms: both executors hold map outputs when the reducers start.
+        pairs = sc.parallelize(range(n), 8).mapPartitions(slowly).map(lambda x: (x % 97, x))
         sums = pairs.reduceByKey(lambda a, b: a + b, 8).mapPartitions(kill_the_other_executor)
         got = dict(sums.collect())
         assert got == {k: sum(range(k, n, 97)) for k in range(97)}
         assert os.path.exists(marker)
         assert sum(1 for pid in victims if alive(pid)) == 1  # one was killed, for real
+        # Its blocks were fetched over tcp and found gone: FetchFailed, the map stage again.
+        assert fetch_failures, "no fetch failure: the executor's blocks were never asked for"
     finally:
         sc.stop()
 
