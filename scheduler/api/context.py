@@ -55,6 +55,7 @@ from scheduler.backend.master_url import parse_master
 from scheduler.core.allocation import allocation_settings
 from scheduler.core.taskscheduler import TaskScheduler
 from scheduler.errors import PySparkRuntimeError
+from scheduler.rdd.hadoopformats import HadoopSources
 from scheduler.rdd.rdd import RDD
 from scheduler.resource.information import ResourceInformation
 from scheduler.resource.profile import ResourceProfile
@@ -81,7 +82,9 @@ def _allowed_in_executors(conf: SparkConf | None) -> bool:
     )
 
 
-class SparkContext(RDDSources, SharedVariables, AddedFiles, JobGroups, JobRunner, ExecutorRequests):
+class SparkContext(
+    RDDSources, HadoopSources, SharedVariables, AddedFiles, JobGroups, JobRunner, ExecutorRequests
+):
     """The connection to a cluster (or local executors): creates RDDs and runs jobs."""
 
     _active_spark_context: ClassVar[SparkContext | None] = None

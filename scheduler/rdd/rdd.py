@@ -24,6 +24,7 @@ from scheduler.errors import SparkSQLNotSupportedError
 from scheduler.rdd.actions import ActionFunctions
 from scheduler.rdd.callsite import first_api_call
 from scheduler.rdd.deps import Dependency, shuffles_to_clean
+from scheduler.rdd.hadoopformats import HadoopOutputs
 from scheduler.rdd.pairs import PairFunctions
 from scheduler.rdd.shipping import check_shipped
 from scheduler.rdd.storagelevel import StorageLevel
@@ -149,7 +150,7 @@ def _check_end(ended: list[bool]) -> Iterator[Any]:
     yield from ()
 
 
-class RDD(ActionFunctions, PairFunctions):
+class RDD(ActionFunctions, PairFunctions, HadoopOutputs):
     """A partitioned collection computed lazily from its lineage."""
 
     _lazy_id = False

@@ -286,3 +286,28 @@ def test_checkpoint(sc: Any, tmp_path: Path) -> None:
     assert flat.isCheckpointed()
     assert flat.collect() == [1, 1, 2]
     shutil.rmtree(tmp_path / "checkpoints", ignore_errors=True)
+
+
+@pytest.mark.skipif(
+    os.environ.get("SPARKCTL_TEST_IMPL", "sparkctl") == "pyspark",
+    reason="PySpark runs Hadoop formats in its JVM",
+)
+def test_hadoop_formats_raise_one_clear_error(sc: Any, tmp_path: Path) -> None:
+    path = str(tmp_path / "seq")
+    pairs = sc.parallelize([(1, "a")])
+    calls = [
+        lambda: sc.sequenceFile(path),
+        lambda: sc.hadoopFile(path, "org.apache.hadoop.mapred.TextInputFormat", "k", "v"),
+        lambda: sc.hadoopRDD("org.apache.hadoop.mapred.TextInputFormat", "k", "v"),
+        lambda: sc.newAPIHadoopFile(path, "InputFormat", "k", "v"),
+        lambda: sc.newAPIHadoopRDD("InputFormat", "k", "v", conf={}),
+        lambda: pairs.saveAsSequenceFile(path),
+        lambda: pairs.saveAsHadoopFile(path, "org.apache.hadoop.mapred.TextOutputFormat"),
+        lambda: pairs.saveAsHadoopDataset({"mapreduce.output.fileoutputformat.outputdir": path}),
+        lambda: pairs.saveAsNewAPIHadoopFile(path, "OutputFormat"),
+        lambda: pairs.saveAsNewAPIHadoopDataset({}),
+    ]
+    for call in calls:
+        with pytest.raises(NotImplementedError, match="Hadoop input and output formats"):
+            call()
+    assert not os.path.exists(path)
