@@ -89,6 +89,11 @@ class Enrollment:
     heard_at: float | None = None
     #: A good datagram came after its worker was declared DEAD: it must register again.
     heard_while_dead: bool = False
+    #: The worker heartbeats on its stream (told to, or by its own choice); its key
+    #: stays, so that a probe datagram can bring it back (`heard_again`).
+    parked: bool = False
+    #: A good datagram came while parked: UDP gets through again.
+    heard_while_parked: bool = False
 
 
 class HeartbeatDatagrams:
@@ -167,13 +172,15 @@ class HeartbeatDatagrams:
         worker = entry.worker
         if worker.alive:
             worker.heard_by_datagram(now)
+            if entry.parked:
+                entry.heard_while_parked = True  # the Master moves it back to datagrams
         else:
             entry.heard_while_dead = True  # the Master tells it to register again
         self.accepted += 1
         return True
 
     def unheard(self, now: float, interval: float, timeout: float) -> list[tuple[Enrollment, str]]:
-        """ALIVE workers to move to stream heartbeats, and why (withdrawn here).
+        """ALIVE workers to move to stream heartbeats, and why (parked here).
 
         No datagram within two heartbeat `interval`s of registering (UDP blocked on
         the way), or none for half of `timeout` since the last one: the worker is
@@ -181,7 +188,7 @@ class HeartbeatDatagrams:
         """
         moved: list[tuple[Enrollment, str]] = []
         for entry in self.enrollments():
-            if not entry.worker.alive:
+            if not entry.worker.alive or entry.parked:
                 continue
             if entry.heard_at is None:
                 if now - entry.enrolled_at <= 2 * interval:
@@ -191,9 +198,25 @@ class HeartbeatDatagrams:
                 reason = f"no heartbeat datagram for {now - entry.heard_at:.1f}s"
             else:
                 continue
-            self.withdraw(entry.worker.worker_id)
+            self.park(entry)
             moved.append((entry, reason))
         return moved
+
+    @staticmethod
+    def park(entry: Enrollment) -> None:
+        """Its worker heartbeats on its stream now; a probe datagram may bring it back."""
+        entry.parked = True
+
+    def heard_again(self) -> list[Enrollment]:
+        """Parked ALIVE workers whose probe datagram came: back to datagrams (unparked)."""
+        found = [
+            e
+            for e in self.enrollments()
+            if e.parked and e.heard_while_parked and e.worker.alive and e.heard_at is not None
+        ]
+        for entry in found:
+            entry.parked = entry.heard_while_parked = False
+        return found
 
     def heard_from_dead(self) -> list[Enrollment]:
         """Workers declared DEAD whose good datagrams keep coming: told to register again."""

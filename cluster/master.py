@@ -274,6 +274,15 @@ class Master(MasterLeadership):
                 worker.ref,
                 pb.UseStreamHeartbeats(master_url=self.url, master_epoch=self.epoch, reason=reason),
             )
+        for entry in table.heard_again():
+            log.info(
+                "worker %s heartbeats by datagram again: its probe got through",
+                entry.worker.worker_id,
+            )
+            self._send(
+                entry.worker.ref,
+                pb.UseDatagramHeartbeats(master_url=self.url, master_epoch=self.epoch),
+            )
         for entry in table.heard_from_dead():
             log.info(
                 "DEAD worker %s still heartbeats; asking it to reconnect", entry.worker.worker_id
@@ -513,9 +522,10 @@ class Master(MasterLeadership):
     def _on_heartbeat(self, msg: pb.WorkerHeartbeat, sender: RpcEndpointRef | None) -> None:
         worker = self.workers.get(msg.worker_id)
         if worker is not None and worker.alive and worker.incarnation == msg.incarnation:
+            # A worker on datagrams may still send this (sent before it was told): its
+            # datagram record stays; if it went to its stream for good, the unheard
+            # rule parks it (`_check_heartbeat_datagrams`).
             worker.heard_from(self.liveness.clock())
-            if self.datagrams is not None and self.datagrams.get(msg.worker_id) is not None:
-                self.datagrams.withdraw(msg.worker_id)  # it chose its stream (UDP failed it)
             return
         if worker is not None and worker.incarnation > msg.incarnation:
             log.debug("ignoring a heartbeat of a stale incarnation of %s", msg.worker_id)

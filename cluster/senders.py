@@ -202,6 +202,7 @@ WORKER_SENDERS = SenderPolicy(
         pb.CleanupWorkDirs: LOCAL_ONLY,
         pb.ReconnectWorker: _from_master,
         pb.UseStreamHeartbeats: _from_our_master,
+        pb.UseDatagramHeartbeats: _from_our_master,
         pb.MasterChanged: _from_master,
         pb.LaunchExecutor: _from_our_master,
         pb.KillExecutor: _from_our_master,

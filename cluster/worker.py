@@ -44,6 +44,12 @@ __all__ = ["ENDPOINT_NAME", "Worker"]
 
 log = logging.getLogger(__name__)
 
+#: Heartbeats between probe datagrams after a first move to the stream: one timeout.
+_FIRST_PROBE_EVERY = 4
+#: At most this many (64 timeouts, about an hour at the default): a flood that goes on
+#: makes a worker flap between the paths ever less often.
+_MAX_PROBE_EVERY = 256
+
 ES = pb.ExecutorState
 DS = pb.DriverState
 
@@ -85,6 +91,7 @@ class Worker(WorkerDrivers):
             pb.RegistrationFailed: self._on_registration_failed,
             pb.ReconnectWorker: self._on_reconnect,
             pb.UseStreamHeartbeats: self._on_use_stream_heartbeats,
+            pb.UseDatagramHeartbeats: self._on_use_datagram_heartbeats,
             pb.MasterChanged: self._on_master_changed,
             pb.SendHeartbeat: self._on_send_heartbeat,
             pb.LaunchExecutor: self._on_launch_executor,
@@ -324,9 +331,11 @@ class Worker(WorkerDrivers):
         except OSError as exc:
             log.warning("heartbeats on the stream: no UDP socket to the master: %s", exc)
             return
+        self._probe_every = 0
         self._on_send_heartbeat(pb.SendHeartbeat(), None)  # so the Master knows UDP works
 
     def _stop_datagrams(self) -> None:
+        self._on_stream = False
         if self._datagrams is not None:
             self._datagrams.close()
             self._datagrams = None
@@ -382,21 +391,47 @@ class Worker(WorkerDrivers):
     def _on_use_stream_heartbeats(
         self, msg: pb.UseStreamHeartbeats, _s: RpcEndpointRef | None
     ) -> None:
-        if self._stale(msg, msg.master_epoch) or self._datagrams is None:
+        if self._stale(msg, msg.master_epoch) or self._datagrams is None or self._on_stream:
             return
+        # A probe datagram now and then (once a timeout, then half as often after each
+        # move) lets the Master bring us back when UDP gets through again.
+        self._probe_every = min(_MAX_PROBE_EVERY, 2 * self._probe_every or _FIRST_PROBE_EVERY)
         log.warning(
-            "master %s: heartbeats on the stream from now on: %s", msg.master_url, msg.reason
+            "master %s: heartbeats on the stream (a datagram every %d heartbeats to see if "
+            "UDP gets through again): %s",
+            msg.master_url,
+            self._probe_every,
+            msg.reason,
         )
-        self._stop_datagrams()
+        self._on_stream = True
+        self._beats_since_probe = 0
         self._on_send_heartbeat(pb.SendHeartbeat(), None)  # at once: it has heard none lately
+
+    def _on_use_datagram_heartbeats(
+        self, msg: pb.UseDatagramHeartbeats, _s: RpcEndpointRef | None
+    ) -> None:
+        if self._stale(msg, msg.master_epoch) or self._datagrams is None or not self._on_stream:
+            return
+        log.info("master %s heard our datagram: heartbeats by datagram again", msg.master_url)
+        self._on_stream = False
+        self._on_send_heartbeat(pb.SendHeartbeat(), None)
 
     def _on_send_heartbeat(self, _msg: pb.SendHeartbeat, _s: RpcEndpointRef | None) -> None:
         if not self.registered.is_set() or self.master_ref is None:
             return
-        if self._datagrams is not None:
+        sender = self._datagrams
+        if sender is not None:
+            probe = not self._on_stream
+            if self._on_stream:
+                self._beats_since_probe += 1
+                probe = self._beats_since_probe >= self._probe_every
+                if probe:
+                    self._beats_since_probe = 0
             try:
-                self._datagrams.send()
-                return
+                if probe:
+                    sender.send()
+                if not self._on_stream:
+                    return
             except OSError as exc:  # e.g. the port was found closed: the stream always works
                 log.warning("heartbeats on the stream from now on: UDP send failed: %s", exc)
                 self._stop_datagrams()

@@ -118,6 +118,11 @@ class WorkerBase(RpcEndpoint):
         self.udp_heartbeats = conf.get(settings.WORKER_UDP_HEARTBEATS)
         # Our heartbeats' socket while the Master takes them by datagram (None: the stream).
         self._datagrams: DatagramSender | None = None
+        #: Told to heartbeat on the stream while keeping `_datagrams` to probe with.
+        self._on_stream = False
+        #: Heartbeats between probe datagrams while `_on_stream` (0: never moved yet).
+        self._probe_every = 0
+        self._beats_since_probe = 0
         self._monitor: MemoryMonitor | None = None
         self._launch_times: collections.deque[float] = collections.deque(maxlen=100)
         self._stopping = threading.Event()

@@ -754,9 +754,13 @@ class WorkerHeartbeat(_message.Message):
     unknown slot, with a wrong HMAC, or replayed; it never answers one. UDP may be
     blocked on the way: if the Master hears no datagram from a worker within two
     heartbeat intervals of its registration, or none for half of spark.worker.timeout,
-    it sends UseStreamHeartbeats, and the worker heartbeats on its stream from then on
-    (until it registers again). A worker that cannot send a datagram (an error from
-    its socket) switches to the stream by itself.
+    it sends UseStreamHeartbeats, and the worker heartbeats on its stream from then on,
+    keeping its key: it also sends a datagram (the next sequence) once a
+    spark.worker.timeout, then half as often after each move, and the Master that
+    hears one sends UseDatagramHeartbeats (so that a UDP outage, or a flood that
+    crowded its datagrams out, is not for good). A stream heartbeat never ends the
+    Master's record of the key. A worker that cannot send a datagram (an error from its
+    socket) switches to the stream by itself, for good (until it registers again).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -931,6 +935,32 @@ class UseStreamHeartbeats(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UseStreamHeartbeats: _TypeAlias = UseStreamHeartbeats  # noqa: Y015
+
+@_typing.final
+class UseDatagramHeartbeats(_message.Message):
+    """Heartbeat by datagram again, with the key and slot of the registration: the Master
+    heard this worker's probe datagram after it had sent UseStreamHeartbeats.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MASTER_URL_FIELD_NUMBER: _builtins.int
+    MASTER_EPOCH_FIELD_NUMBER: _builtins.int
+    master_url: _builtins.str
+    master_epoch: _builtins.int
+    def __init__(
+        self,
+        *,
+        master_url: _builtins.str = ...,
+        master_epoch: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["master_epoch", b"master_epoch", "master_url", b"master_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UseDatagramHeartbeats: _TypeAlias = UseDatagramHeartbeats  # noqa: Y015
 
 @_typing.final
 class LaunchExecutor(_message.Message):

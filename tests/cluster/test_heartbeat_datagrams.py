@@ -137,7 +137,8 @@ def test_a_worker_whose_datagrams_never_come_is_moved_to_its_stream(
     check(master)
     (told,) = ref.of(pb.UseStreamHeartbeats)
     assert "no heartbeat datagram arrived" in told.reason
-    assert master.datagrams is not None and master.datagrams.get("w1") is None
+    entry = master.datagrams.get("w1") if master.datagrams is not None else None
+    assert entry is not None and entry.parked  # its key kept, for a probe to come back
     # On its stream from now on: stream heartbeats keep it ALIVE well past the timeout.
     for _ in range(6):
         clock.advance(interval)
@@ -179,11 +180,17 @@ def test_a_dead_worker_still_sending_datagrams_is_told_to_reconnect(
     assert len(ref.of(pb.ReconnectWorker)) == 1
 
 
-def test_a_stream_heartbeat_withdraws_the_datagram_path(master: Master, clock: FakeClock) -> None:
+def test_a_stream_heartbeat_leaves_the_datagram_path_to_the_unheard_rule(
+    master: Master, clock: FakeClock
+) -> None:
+    # A stream heartbeat may be one sent before the worker was told to use datagrams:
+    # withdrawing its key then left it sending datagrams nobody took, and DEAD.
     ref, answer = register(master)
     master._on_heartbeat(pb.WorkerHeartbeat(worker_id="w1", incarnation=1), ref)
-    assert master.datagrams is not None and master.datagrams.get("w1") is None
-    assert not master.datagrams.accept(
+    assert master.datagrams is not None
+    entry = master.datagrams.get("w1")
+    assert entry is not None and not entry.parked
+    assert master.datagrams.accept(
         heartbeat_datagram(answer.heartbeat_slot, 1, answer.heartbeat_key)
     )
 
@@ -246,7 +253,7 @@ def test_the_worker_sends_signed_datagrams_and_honours_use_stream(tmp_path: path
     assert len(received[0]) == DATAGRAM_SIZE
     assert not master_ref.of(pb.WorkerHeartbeat)
     worker._on_use_stream_heartbeats(pb.UseStreamHeartbeats(reason="test"), None)
-    assert worker._datagrams is None
+    assert worker._on_stream and worker._datagrams is not None  # kept, to probe with
     assert len(master_ref.of(pb.WorkerHeartbeat)) == 1  # at once, then on every tick
     worker._on_send_heartbeat(pb.SendHeartbeat(), None)
     assert len(master_ref.of(pb.WorkerHeartbeat)) == 2

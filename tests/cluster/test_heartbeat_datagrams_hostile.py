@@ -11,7 +11,9 @@ and restarted on its port while its workers still send to it. Real sockets on
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
+import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +22,7 @@ import time
 import psutil
 import pytest
 
-from cluster.heartbeat_datagrams import DatagramListener, heartbeat_datagram
+from cluster.heartbeat_datagrams import DatagramListener, HeartbeatDatagrams, heartbeat_datagram
 from cluster.launch import start_master, start_worker
 from cluster.master import Master
 from cluster.testing import FakeClock, FakeContext, FakeRef, ProcCluster, wait_until
@@ -260,3 +262,118 @@ def test_a_udp_heartbeats_mismatch_keeps_the_worker_alive_on_its_stream(
             worker.stop()
     finally:
         master.stop()
+
+
+def test_a_worker_moved_to_its_stream_comes_back_when_udp_gets_through(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood (or an outage) for half a timeout moved workers to their streams for
+    good: anyone able to send UDP to the Master could take its CPU saving away at
+    will. Now the worker probes with a datagram now and then, and the Master that
+    hears one moves it back."""
+    real_accept = HeartbeatDatagrams.accept
+    blocked = threading.Event()
+    blocked.set()
+
+    def lossy(self: HeartbeatDatagrams, data: bytes) -> bool:
+        return False if blocked.is_set() else real_accept(self, data)
+
+    monkeypatch.setattr(HeartbeatDatagrams, "accept", lossy)
+    conf = Conf({"spark.worker.timeout": "1s"})  # heartbeats every 0.25 s
+    master = start_master(conf, "127.0.0.1", 0, tmp_path / "master")
+    try:
+        worker = start_worker(conf, [master.url], 1, 256, "127.0.0.1", 0, tmp_path / "worker")
+        try:
+            assert worker.wait_registered(10.0)
+            endpoint = worker.endpoint
+            wait_until(lambda: endpoint._on_stream, 10.0, "the move to the stream")
+            blocked.clear()  # the flood is over
+            table = master.endpoint.datagrams
+            assert table is not None
+            wait_until(lambda: not endpoint._on_stream, 10.0, "the move back to datagrams")
+            entry = table.get(endpoint.worker_id)
+            assert entry is not None and not entry.parked
+            taken = table.accepted
+            time.sleep(1.5)  # past the timeout, by datagram alone
+            assert table.accepted > taken + 3
+            assert master.endpoint.workers[endpoint.worker_id].alive
+        finally:
+            worker.stop()
+    finally:
+        master.stop()
+
+
+def test_probes_go_ever_less_often_and_a_probe_heard_brings_the_worker_back(
+    tmp_path: pathlib.Path,
+) -> None:
+    clock = FakeClock()
+    master = Master(Conf({"spark.worker.timeout": "8s"}), tmp_path, clock=clock)
+    master._self_ref = FakeRef("Master", 7077)
+    master.url = "spark://127.0.0.1:7077"
+    table = master.datagrams
+    assert table is not None
+    master._listener = DatagramListener(table, "127.0.0.1", 0)
+    try:
+        answer = _register(master, 1)
+        ref = master.workers["w1"].ref
+        assert isinstance(ref, FakeRef)
+
+        def check() -> None:
+            master.liveness.issue()
+            master._on_check_worker_timeouts(pb.CheckWorkerTimeouts(), None)
+
+        clock.advance(4.1)  # two intervals and no datagram: moved, key kept
+        check()
+        assert len(ref.of(pb.UseStreamHeartbeats)) == 1
+        entry = table.get("w1")
+        assert entry is not None and entry.parked
+        check()
+        assert len(ref.of(pb.UseStreamHeartbeats)) == 1  # parked: told once
+        # Its probe: the next sequence under the same key.
+        assert table.accept(heartbeat_datagram(answer.heartbeat_slot, 5, answer.heartbeat_key))
+        check()
+        assert len(ref.of(pb.UseDatagramHeartbeats)) == 1 and not entry.parked
+        clock.advance(4.1)  # silent again for half the timeout: moved again
+        check()
+        assert len(ref.of(pb.UseStreamHeartbeats)) == 2 and entry.parked
+        assert master.workers["w1"].alive
+    finally:
+        master._listener.stop()
+
+    # The worker's side, over a real socket: a probe every 4, then every 8 heartbeats.
+    from cluster.worker import Worker
+
+    worker = Worker(Conf({}), "w1", ["spark://127.0.0.1:7077"], 1, 64, tmp_path / "w")
+    worker._self_ref = FakeRef("Worker", 7201)
+    master_ref = FakeRef("Master", 7077)
+    worker.master_ref = master_ref
+    worker.registered.set()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.2)
+        offer = pb.RegisterWorkerResponse(
+            accepted=True,
+            heartbeat_udp_port=sock.getsockname()[1],
+            heartbeat_slot=7,
+            heartbeat_key=b"k" * 32,
+        )
+        worker._start_datagrams(offer, master_ref)
+        assert sock.recv(64)  # the first one, at registration
+
+        def datagrams_in(beats: int) -> int:
+            for _ in range(beats):
+                worker._on_send_heartbeat(pb.SendHeartbeat(), None)
+            got = 0
+            with contextlib.suppress(TimeoutError):
+                while sock.recv(64):
+                    got += 1
+            return got
+
+        worker._on_use_stream_heartbeats(pb.UseStreamHeartbeats(reason="t"), None)
+        assert datagrams_in(8) == 2 and worker._on_stream
+        worker._on_use_datagram_heartbeats(pb.UseDatagramHeartbeats(), None)
+        assert not worker._on_stream
+        assert datagrams_in(3) == 4  # one at once, then one per heartbeat
+        worker._on_use_stream_heartbeats(pb.UseStreamHeartbeats(reason="t"), None)
+        assert datagrams_in(16) == 2  # half as often after a second move
+        worker._stop_datagrams()
