@@ -70,21 +70,27 @@ STARVATION_TIMEOUT = 15.0
 _DURATION_WEIGHT = 0.2
 
 
-def queue_depth(task_seconds: float | None) -> int:
+#: Tasks of a task set that must have finished before more of them than free cores
+#: are queued on an executor: a set is judged by its own tasks, not by earlier jobs'.
+PROVEN_TASKS = 4
+
+
+def queue_depth(task_seconds: float | None, finished: int = PROVEN_TASKS) -> int:
     """Tasks of a task set to keep per executor core, given how long its tasks run.
 
     Tiny tasks queue deep, so that launches and status updates travel dozens to a
-    message and the next task is always there when one ends; long tasks (and those
-    of a set none of whose tasks finished yet) queue one behind each running task,
-    so no executor sits on work that another one, or a new one, could take.
+    message and the next task is always there when one ends. Long tasks, and those
+    of a set fewer than PROVEN_TASKS of whose tasks (`finished`) have ended, get one
+    a free core and none queued behind: a long task queued on one executor while
+    another one's core idled cost a stage up to a task's time at its end.
     """
-    if task_seconds is None:
-        return 2
+    if task_seconds is None or finished < PROVEN_TASKS:
+        return 1
     if task_seconds < 0.005:
         return 64  # with 64-status batches: W2 CPU a task -25% against 32 (6 pairs, load 4)
     if task_seconds < 0.05:
         return 8
-    return 2
+    return 1
 
 
 def _no_worker_limit(profile: ResourceProfile) -> int:
@@ -475,9 +481,20 @@ class TaskScheduler:
             progress = bool(active)
             # A busy executor is refilled only once a quarter of its queue has drained,
             # so that launches travel several to a message; an idle one gets work at once.
-            depths = {t.task_set.key: queue_depth(t.run_seconds) for t in active}
-            deepest = max(depths.values(), default=1)
             task_cpus = self.settings.task_cpus
+            # Once a set's tasks not yet launched fit the free cores, none is queued
+            # behind a running task: each may start at once somewhere.
+            free = sum(
+                max(0, max(1, h.cores // task_cpus) - len(h.running))
+                for h in self.executors.values()
+            )
+            depths = {
+                t.task_set.key: 1
+                if len(t.pending) <= free
+                else queue_depth(t.run_seconds, t.num_done)
+                for t in active
+            }
+            deepest = max(depths.values(), default=1)
             eligible = []
             for h in self.executors.values():
                 room = max(1, h.cores // task_cpus) * deepest

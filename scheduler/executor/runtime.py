@@ -61,10 +61,15 @@ _STATUS_DELAY_SECONDS = 0.003
 #: on the cores the job's own processes were using.
 _FLUSHER_LINGER_SECONDS = 0.05
 #: Tasks handed to one Python worker at once when tasks are tiny: the next one waits
-#: in its pipe. Longer ones (and those of an executor that has run none yet) go to a
-#: worker only when it is free, so that a worker stuck with a long task does not hold
-#: a second one that another worker could run.
+#: in its pipe. Longer ones (and those of a task set that has not finished
+#: _PROVEN_TASKS here yet) go to a worker only when it is free, so that a worker stuck
+#: with a long task does not hold a second one that another worker could run.
 _PREFETCH = 2
+#: Tasks of a task set that must have finished here before its next ones may queue in a
+#: busy worker's pipe. Each task set is judged by its own tasks: an average over earlier
+#: jobs queued a long stage after tiny jobs (W3's maps after W1/W2) two to a worker, and
+#: the other worker idled while a task waited in this one's pipe.
+_PROVEN_TASKS = 4
 #: Tasks running longer than this on average are handed over one at a time.
 _PREFETCH_BELOW_SECONDS = 0.05
 #: Tiny tasks (shorter than _TINY_SECONDS on average) go _PREFETCH_TINY to a worker, several
@@ -256,9 +261,13 @@ class ExecutorRuntime:
         #: hundreds of processes no task needs (PySpark starts its workers on demand too).
         self._slots: list[_Slot] = []
         self._cancelled: set[int] = set()
-        #: Running average of task run times here (None until one finished).
+        #: Running average of task run times here (None until one finished): for the
+        #: process-locality wait and for status batching, never for queueing in pipes.
         self._run_seconds: float | None = None
-        self._prefetch = 1
+        #: Task set -> (its tasks finished here, their running average of run seconds).
+        self._set_runs: dict[str, tuple[int, float]] = {}
+        #: Task set -> tasks one worker may hold of it (absent: 1, none queued in a pipe).
+        self._set_prefetch: dict[str, int] = {}
         #: Tasks still to run with no replies held back (after a worker died holding some).
         self._careful = 0
         for _ in range(min(self._max_slots, os.cpu_count() or 1)):
@@ -360,6 +369,8 @@ class ExecutorRuntime:
                 small = small and (payload is None or len(payload) <= _LAZY_FORGET_BYTES)
                 self._barrier_sets.discard(key)
                 self._stage_limits.pop(key, None)
+                self._set_runs.pop(key, None)
+                self._set_prefetch.pop(key, None)
             entry = ("forget", tasksets, rdd_ids, broadcast_ids)
             message = None if small else pickle.dumps(entry)
             forgotten = set(rdd_ids)
@@ -445,7 +456,8 @@ class ExecutorRuntime:
             slot = min(self._slots, key=lambda sl: len(sl.outstanding))
             if slot.outstanding and len(self._slots) < self._max_slots:
                 slot = self._add_slot()  # every worker is busy: one more
-        if len(slot.outstanding) >= (1 if idle else self._prefetch) or slot.conn is None:
+        limit = 1 if idle else self._set_prefetch.get(key, 1)
+        if len(slot.outstanding) >= limit or slot.conn is None:
             return None
         if self._cpu_budget:
             if slot.outstanding:
@@ -534,7 +546,7 @@ class ExecutorRuntime:
             ):
                 holder = None  # its process has another memory limit than the task's
             if holder is not None and holder.conn is not None:
-                if len(holder.outstanding) < self._prefetch:
+                if len(holder.outstanding) < self._set_prefetch.get(task[1], 1):
                     self._send(holder, task)
                     continue
                 due = self._queued_at.setdefault(task[0], now) + wait
@@ -584,7 +596,8 @@ class ExecutorRuntime:
             slot.stages.add(key)
         slot.outstanding.append(task)
         hold = 0
-        if self._prefetch > _PREFETCH and not self._careful and key not in self._barrier_sets:
+        tiny = self._set_prefetch.get(key, 1) > _PREFETCH
+        if tiny and not self._careful and key not in self._barrier_sets:
             hold = _HOLD_REPLIES
             slot.may_hold = True
         extras = self._task_resources.get(task_id)
@@ -618,15 +631,25 @@ class ExecutorRuntime:
         elif not slot.cached:
             slot.cache_bytes = 0
 
-    def _note_run_time(self, seconds: float) -> None:
-        """Track how long tasks run here, to pick how many each worker holds (lock held)."""
+    def _note_run_time(self, seconds: float, key: str | None) -> None:
+        """Track how long task set `key`'s tasks run here, to pick how many a worker holds.
+
+        Only a task set's own tasks count, and only once _PROVEN_TASKS of them finished
+        may its next ones queue in a busy worker's pipe (lock held).
+        """
         average = self._run_seconds
-        average = seconds if average is None else average + 0.2 * (seconds - average)
-        self._run_seconds = average
-        if average < _TINY_SECONDS:
-            self._prefetch = _PREFETCH_TINY
-        else:
-            self._prefetch = _PREFETCH if average < _PREFETCH_BELOW_SECONDS else 1
+        self._run_seconds = seconds if average is None else average + 0.2 * (seconds - average)
+        if key is not None:
+            runs = self._set_runs.get(key)
+            if runs is None:
+                count, average = 1, seconds
+            else:
+                count, average = runs[0] + 1, runs[1] + 0.2 * (seconds - runs[1])
+            self._set_runs[key] = (count, average)
+            if count < _PROVEN_TASKS or average >= _PREFETCH_BELOW_SECONDS:
+                self._set_prefetch.pop(key, None)
+            else:
+                self._set_prefetch[key] = _PREFETCH_TINY if average < _TINY_SECONDS else _PREFETCH
         if self._careful:
             self._careful -= 1
 
@@ -659,11 +682,12 @@ class ExecutorRuntime:
                         self._note_cached(slot, reply[1], reply[2], reply[3])
                         continue
                     task_id = reply[1]
-                    self._note_run_time(reply[8])
                     if slot.outstanding and slot.outstanding[0][0] == task_id:
-                        slot.outstanding.popleft()
+                        self._note_run_time(reply[8], slot.outstanding.popleft()[1])
                         if not slot.outstanding:
                             slot.may_hold = False
+                    else:
+                        self._note_run_time(reply[8], None)
                     if task_id in self._cancelled:
                         self._cancelled.discard(task_id)
                         continue

@@ -286,7 +286,8 @@ def test_a_barrier_map_stage_failing_every_attempt_aborts_the_job(ctx: Any) -> N
 @pytest.fixture
 def executor(monkeypatch: pytest.MonkeyPatch) -> Any:
     for rt in fake_executor(monkeypatch):
-        rt._run_seconds, rt._prefetch = 0.001, 2  # tiny tasks: workers would queue two each
+        rt._run_seconds = 0.001
+        rt._set_prefetch.update(b=2, s=2)  # proven tiny tasks: workers would queue two each
         yield rt
 
 

@@ -10,6 +10,7 @@ from google.protobuf.message import Message
 
 from scheduler.core.dag import TaskSet
 from scheduler.core.taskscheduler import (
+    PROVEN_TASKS,
     ExecutorHandle,
     SchedulerSettings,
     TaskScheduler,
@@ -49,7 +50,7 @@ def _launched(sent: list[Message], taskset: str) -> list[int]:
     ]
 
 
-def _finish(sched: TaskScheduler, task_id: int, run_seconds: float) -> None:
+def _finish(sched: TaskScheduler, task_id: int, run_seconds: float, executor: str = "0") -> None:
     status = pb.TaskStatus(
         task_id=task_id,
         state=pb.TASK_STATE_FINISHED,
@@ -57,7 +58,7 @@ def _finish(sched: TaskScheduler, task_id: int, run_seconds: float) -> None:
         accumulators=_EXTRA,
         run_seconds=run_seconds,
     )
-    sched.status_update("0", [status])
+    sched.status_update(executor, [status])
 
 
 def test_queue_depth_follows_task_duration() -> None:
@@ -88,11 +89,10 @@ def test_long_tasks_keep_the_queue_shallow() -> None:
 def test_a_long_stage_after_a_tiny_one_does_not_inherit_its_deep_queue() -> None:
     sched, sent = _scheduler(cores=2)
     _submit(sched, _task_set(0, 40))
-    for task_id in _launched(sent, "0.0")[:40]:
-        _finish(sched, task_id, run_seconds=0.0005)
-    for task_id in _launched(sent, "0.0")[len(_launched(sent, "0.0")) - 40 :]:
-        if task_id in sched.executors["0"].running:
+    for _ in range(40):  # each round finishes what runs; the queue deepens on the way
+        for task_id in sorted(sched.executors["0"].running):
             _finish(sched, task_id, run_seconds=0.0005)
+    assert len(_launched(sent, "0.0")) == 40
     assert not sched.executors["0"].running
     _submit(sched, _task_set(1, 100))
     assert len(_launched(sent, "1.0")) == 2 * queue_depth(None)
@@ -113,3 +113,31 @@ def test_tasks_waiting_with_no_executor_are_warned_about_every_timeout(
     sent: list[Message] = []
     sched.register_executor(ExecutorHandle("0", "h", 2, sent.append))
     assert not sched.check_starvation(200.0, timeout=15.0)  # an executor came: no warning
+
+
+def test_a_set_queues_beyond_free_cores_only_after_enough_of_its_own_tasks_ended() -> None:
+    sched, sent = _scheduler(cores=2)
+    _submit(sched, _task_set(0, 1000))
+    for done in range(PROVEN_TASKS - 1):  # tiny, but too few to judge the set by
+        _finish(sched, _launched(sent, "0.0")[done], run_seconds=0.0005)
+        assert len(sched.executors["0"].running) == 2
+    _finish(sched, _launched(sent, "0.0")[PROVEN_TASKS - 1], run_seconds=0.0005)
+    assert len(sched.executors["0"].running) > 2
+
+
+def test_the_last_tasks_of_a_set_go_to_free_cores_only() -> None:
+    """A proven-tiny set's last task goes to a free core, not behind another's queue."""
+    sent_a: list[Message] = []
+    sent_b: list[Message] = []
+    sched = TaskScheduler(SchedulerSettings(), lambda bid: b"", lambda updates: None)
+    _submit(sched, _task_set(0, PROVEN_TASKS + 1))
+    tsm = sched.tsms["0.0"]
+    # Its first tasks ended tiny (elsewhere); one is left to launch.
+    tsm.pending, tsm.num_done, tsm.run_seconds = [PROVEN_TASKS], PROVEN_TASKS, 0.0005
+    busy = ExecutorHandle("a", "h", 1, sent_a.append)
+    busy.running.update(range(10_000, 10_020))  # 20 tiny tasks queued: room for more
+    with sched.lock:
+        sched.executors["a"] = busy  # (no offers yet)
+    sched.register_executor(ExecutorHandle("b", "h", 1, sent_b.append))
+    assert len(_launched(sent_b, "0.0")) == 1
+    assert not _launched(sent_a, "0.0")  # not queued behind a's 20 while b's core is free
