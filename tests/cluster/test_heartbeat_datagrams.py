@@ -324,7 +324,7 @@ def test_when_the_master_drops_every_datagram_the_worker_moves_and_stays_alive(
     try:
         assert worker.wait_registered(10.0)
         endpoint = worker.endpoint
-        wait_until(lambda: endpoint._datagrams is None, timeout=10.0)  # told after ~0.5 s
+        wait_until(lambda: endpoint._on_stream, timeout=10.0)  # told after ~0.5 s
         time.sleep(1.5)  # past spark.worker.timeout, on stream heartbeats
         w = master.endpoint.workers[endpoint.worker_id]
         assert w.alive
