@@ -47,12 +47,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import fcntl
 import itertools
 import json
 import logging
 import select
 import socket
 import struct
+import termios
 import threading
 import time
 import uuid
@@ -143,6 +145,10 @@ class _Connection:
         #: While the writer waits for the peer to take any of the backlog: since when
         #: (monotonic); read by the stall watchdog (a peer that stopped reading).
         self.write_stall: float | None = None
+        #: The watchdog's last look at the kernel's unacknowledged bytes, and when they
+        #: last went down (a slow reader takes bytes long before our send returns).
+        self.unacked: int | None = None
+        self.acked_at = 0.0
 
     def write(self, data: bytes) -> None:
         """Send one record, or queue it behind those waiting (any thread).
@@ -211,6 +217,25 @@ class _Connection:
             self._wake.notify_all()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _acked_since(connection: _Connection, now: float) -> float:
+    """When the peer last took bytes of ours, as the kernel's send queue says (Linux's
+    TIOCOUTQ: bytes not yet acknowledged); 0.0 where it cannot be read.
+
+    A blocked send returns only once about a third of the send buffer is free, which
+    takes a slow but reading peer far longer than its first byte taken.
+    """
+    try:
+        queued = struct.unpack(
+            "i", fcntl.ioctl(connection.sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        )[0]
+    except (OSError, AttributeError, ValueError):
+        return 0.0
+    if connection.unacked is not None and queued < connection.unacked:
+        connection.acked_at = now
+    connection.unacked = queued
+    return connection.acked_at
 
 
 def _send_record(sock: socket.socket, data: bytes) -> None:
@@ -634,6 +659,8 @@ class TcpRpcEnv(BaseRpcEnv):
                 live = list(self._live)
             for connection in live:
                 waiting = connection.write_stall
+                if waiting is not None:
+                    waiting = max(waiting, _acked_since(connection, now))
                 if waiting is not None and now - waiting > write_limit:
                     reason = (
                         f"it has taken none of what we send for {now - waiting:.1f}s "

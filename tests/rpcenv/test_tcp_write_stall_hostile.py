@@ -54,6 +54,13 @@ _PEER = textwrap.dedent(
     env = RpcEnv.create("stops-reading", "127.0.0.1", 0, conf, client_mode=True)
     ref = env.endpoint_ref(RpcAddress("127.0.0.1", int(sys.argv[1])), "big", timeout=10)
     stop_reading = sys.argv[3] == "stop"
+    if sys.argv[3] == "slow":  # a reader that keeps up only ~200 KB/s
+        import socket
+        real_recv = socket.socket.recv
+        def slow_recv(self, size, *flags):
+            time.sleep(0.01)
+            return real_recv(self, min(size, 2048), *flags)
+        socket.socket.recv = slow_recv
     for n in range(64):  # 64 MiB of answers: far past what the kernel buffers hold
         ref.ask(wrappers_pb2.StringValue(value=str(n)), timeout=600)
     print("ASKED", flush=True)
@@ -130,5 +137,20 @@ def test_a_slow_reader_that_keeps_reading_is_not_closed(server: tuple[RpcEnv, _B
             time.sleep(0.3)
         assert not endpoint.gone.is_set()
         assert time.monotonic() - stopped_at > 6.0
+    finally:
+        _end(proc)
+
+
+def test_a_reader_slower_than_the_send_buffer_wakes_its_writer_is_not_closed(
+    server: tuple[RpcEnv, _Big],
+) -> None:
+    """A blocked send returns only when about a third of the send buffer (4 MiB here)
+    is free: ~6 s at ~200 KB/s, past the 2 s limit, though the peer reads all along.
+    The watchdog also counts the kernel's acknowledged bytes as progress."""
+    env, endpoint = server
+    proc = _peer(env.address.port, "slow")
+    try:
+        time.sleep(7.0)
+        assert not endpoint.gone.is_set(), "a slow but reading peer was closed as stalled"
     finally:
         _end(proc)
