@@ -482,18 +482,26 @@ class TaskScheduler:
             # A busy executor is refilled only once a quarter of its queue has drained,
             # so that launches travel several to a message; an idle one gets work at once.
             task_cpus = self.settings.task_cpus
-            # Once a set's tasks not yet launched fit the free cores, none is queued
-            # behind a running task: each may start at once somewhere.
-            free = sum(
-                max(0, max(1, h.cores // task_cpus) - len(h.running))
-                for h in self.executors.values()
-            )
-            depths = {
-                t.task_set.key: 1
-                if len(t.pending) <= free
-                else queue_depth(t.run_seconds, t.num_done)
-                for t in active
-            }
+            slots = free = 0
+            for h in self.executors.values():
+                cores = max(1, h.cores // task_cpus)
+                slots += cores
+                free += max(0, cores - len(h.running))
+            several = len(self.executors) > 1
+            depths = {}
+            for t in active:
+                pending = len(t.pending)
+                if pending <= free:
+                    # What is left fits the free cores: none queues behind a running task.
+                    depths[t.task_set.key] = 1
+                    continue
+                depth = queue_depth(t.run_seconds, t.num_done)
+                if several and depth > 1:
+                    # A task queued on one executor cannot move to another whose core
+                    # frees first: each core queues at most its share of what is left,
+                    # so a set's last tasks wait here for whichever core is free.
+                    depth = min(depth, -(-pending // slots))
+                depths[t.task_set.key] = depth
             deepest = max(depths.values(), default=1)
             eligible = []
             for h in self.executors.values():

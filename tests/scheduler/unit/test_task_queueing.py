@@ -141,3 +141,32 @@ def test_the_last_tasks_of_a_set_go_to_free_cores_only() -> None:
     sched.register_executor(ExecutorHandle("b", "h", 1, sent_b.append))
     assert len(_launched(sent_b, "0.0")) == 1
     assert not _launched(sent_a, "0.0")  # not queued behind a's 20 while b's core is free
+
+
+def _tail_imbalance(seconds: float) -> float:
+    """Seconds of queued work on the slower of two 1-core executors when the set's last
+    task leaves the driver, as a share of that executor's queue: b runs tasks twice as
+    fast as a, so a deep queue on a at the end keeps a busy while b idles."""
+    sent: list[Message] = []
+    sched = TaskScheduler(SchedulerSettings(), lambda bid: b"", lambda updates: None)
+    sched.register_executor(ExecutorHandle("a", "h", 1, sent.append))
+    sched.register_executor(ExecutorHandle("b", "h", 1, sent.append))
+    _submit(sched, _task_set(0, 200))
+    tsm = sched.tsms["0.0"]
+    a, b = sched.executors["a"], sched.executors["b"]
+    clock = {"a": 0.0, "b": 0.0}  # when each executor's running task ends
+    while tsm.pending:
+        name = min(clock, key=lambda n: clock[n])  # whichever executor's task ends first
+        handle = a if name == "a" else b
+        clock[name] += seconds * (2 if name == "a" else 1)
+        _finish(sched, min(handle.running), run_seconds=seconds, executor=name)
+    # Work queued on each when nothing is left to hand out.
+    left_a = len(a.running) * 2 * seconds + clock["a"]
+    left_b = len(b.running) * seconds + clock["b"]
+    return abs(left_a - left_b)
+
+
+@pytest.mark.parametrize("seconds", [0.0005, 0.02])
+def test_across_executors_a_set_ends_with_short_queues(seconds: float) -> None:
+    """Executors running at different speeds end a set within a few tasks' time."""
+    assert _tail_imbalance(seconds) <= 4 * seconds
