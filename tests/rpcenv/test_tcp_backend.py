@@ -163,10 +163,24 @@ def test_binds_one_address_and_advertises_another(envs: list[RpcEnv]) -> None:
     assert isinstance(answer, wrappers_pb2.StringValue) and answer.value == "hi"
 
 
+class _HeldEcho(RpcEndpoint):
+    """Answers asks with their own value once `release` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def receive_and_reply(self, message: Message, context: RpcCallContext) -> None:
+        self.release.wait(WAIT)
+        context.reply(message)
+
+
 def test_waiting_for_an_answer_on_a_reader_thread_is_refused(envs: list[RpcEnv]) -> None:
     server, client = make_env("server"), make_env("client")
     envs += [server, client]
-    server.setup_endpoint("echo", _Collector(1))
+    # The answer waits until the callback is attached: one attached to a future done
+    # already runs on the test's thread, where waiting is allowed (a 1-in-12 flake).
+    echo = _HeldEcho()
+    server.setup_endpoint("echo", echo)
     ref = client.endpoint_ref(server.address, "echo", timeout=WAIT)
     errors: list[BaseException] = []
     called = threading.Event()
@@ -180,6 +194,7 @@ def test_waiting_for_an_answer_on_a_reader_thread_is_refused(envs: list[RpcEnv])
             called.set()
 
     ref.ask(wrappers_pb2.StringValue(value="first"), WAIT).add_done_callback(on_answer)
+    echo.release.set()
     assert called.wait(WAIT)
     assert errors and "reader thread" in str(errors[0])
 
