@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rpcenv._errors import RpcConfigError
+from rpcenv._fdlimit import raise_open_file_limit
 
 if TYPE_CHECKING:
     import importlib.metadata
@@ -133,6 +134,7 @@ def create_with_backend(
         RpcConfigError: an unknown backend, or one that cannot advertise another host.
     """
     factory = get_backend(backend)
+    raise_open_file_limit()  # every peer holds a descriptor; see rpcenv/_fdlimit.py
     if advertise_host is None or advertise_host == host:
         return factory(name, host, port, conf, client_mode)
     if not accepts_advertise_host(factory):
