@@ -27,6 +27,28 @@ __all__ = ["check_shipped", "shipping"]
 _state = threading.local()
 
 
+def _stage_part(rdd: RDD) -> set[int]:
+    """Object ids of the RDDs a stage of `rdd` pickles: what is checked first.
+
+    Its narrow ancestors and the RDDs they hold as attributes (a hash join's two
+    inputs, across its shuffle): as many RDDs as the stage's code carries, so the
+    check costs what the pickling costs, however long the lineage behind it.
+    """
+    from scheduler.rdd.deps import ShuffleDependency
+    from scheduler.rdd.rdd import RDD
+
+    found: set[int] = set()
+    todo = [rdd]
+    while todo:
+        current = todo.pop()
+        if id(current) in found:
+            continue
+        found.add(id(current))
+        todo.extend(d.rdd for d in current.dependencies if not isinstance(d, ShuffleDependency))
+        todo.extend(v for v in vars(current).values() if isinstance(v, RDD))
+    return found
+
+
 def _lineage(rdd: RDD) -> set[int]:
     """Object ids of `rdd` and every RDD it depends on, through shuffles and checkpoints."""
     found: set[int] = set()
@@ -43,6 +65,22 @@ def _lineage(rdd: RDD) -> set[int]:
     return found
 
 
+class _Allowed:
+    """The RDDs a stage may carry: its own part first, its whole lineage only if needed."""
+
+    def __init__(self, rdd: RDD) -> None:
+        self._rdd = rdd
+        self._near = _stage_part(rdd)
+        self._all: set[int] | None = None
+
+    def __contains__(self, rdd_object_id: int) -> bool:
+        if rdd_object_id in self._near:
+            return True
+        if self._all is None:
+            self._all = _lineage(self._rdd)
+        return rdd_object_id in self._all
+
+
 @contextlib.contextmanager
 def shipping(rdd: RDD | None) -> Iterator[None]:
     """While a stage whose final RDD is `rdd` is pickled: other RDDs are refused.
@@ -50,7 +88,7 @@ def shipping(rdd: RDD | None) -> Iterator[None]:
     A stage without an RDD (the scheduler's unit tests make some) checks nothing.
     """
     previous = getattr(_state, "allowed", None)
-    _state.allowed = _lineage(rdd) if rdd is not None else None
+    _state.allowed = _Allowed(rdd) if rdd is not None else None
     try:
         yield
     finally:
@@ -64,7 +102,7 @@ def check_shipped(rdd: RDD) -> None:
         PySparkRuntimeError: RDD_TRANSFORM_ONLY_VALID_ON_DRIVER (the stage's pickling
             turns it into PySpark's PicklingError).
     """
-    allowed: set[int] | None = getattr(_state, "allowed", None)
+    allowed: _Allowed | None = getattr(_state, "allowed", None)
     if allowed is not None and id(rdd) not in allowed:
         raise PySparkRuntimeError(
             errorClass="RDD_TRANSFORM_ONLY_VALID_ON_DRIVER", messageParameters={}
