@@ -72,7 +72,9 @@ _DURATION_WEIGHT = 0.2
 
 #: Tasks of a task set that must have finished before more of them than free cores
 #: are queued on an executor: a set is judged by its own tasks, not by earlier jobs'.
-PROVEN_TASKS = 4
+#: Two (one round on local[2]): each more costs a tiny set a status round trip
+#: before its queue deepens. Executors wait for 4 of their own (no round trip).
+PROVEN_TASKS = 2
 
 
 def queue_depth(task_seconds: float | None, finished: int = PROVEN_TASKS) -> int:
