@@ -11,7 +11,10 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from scheduler._version import SPARK_VERSION
 from scheduler.api.serializers import NAMEDTUPLE_PATCH_ENV, pickle_namedtuples_by_value
+
+__version__ = SPARK_VERSION  # as pyspark.__version__: the Spark version sc.version reports
 
 # As PySpark does on import when asked: namedtuple classes travel by value.
 if os.environ.get(NAMEDTUPLE_PATCH_ENV) == "1":

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from rpcenv import Conf
 from scheduler import settings as keys
+from scheduler._version import SPARK_VERSION
 from scheduler.api.addedfiles import AddedFiles
 from scheduler.api.allocation import ExecutorRequests
 from scheduler.api.conf import SYSTEM_PROPERTIES, SparkConf
@@ -342,7 +343,7 @@ class SparkContext(
 
     @property
     def version(self) -> str:
-        return "3.5.0"
+        return SPARK_VERSION
 
     @property
     def applicationId(self) -> str:

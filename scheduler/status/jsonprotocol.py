@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
+from scheduler._version import SPARK_VERSION
 from scheduler.core.events import (
     EnvironmentUpdate,
     ExecutorAdded,
@@ -38,7 +39,6 @@ __all__ = ["SPARK_VERSION", "AppInfo", "EventEncoder", "replay_events"]
 log = logging.getLogger(__name__)
 
 #: What SparkListenerLogStart records (the API level sparkctl follows).
-SPARK_VERSION = "3.5.0"
 
 #: Spark's default spark.redaction.regex: values of matching keys are not logged.
 _REDACT = re.compile(r"(?i)secret|password|token|access[.]key")

@@ -79,6 +79,7 @@ def alias_pyspark_as_scheduler() -> None:
     import pyspark.util
 
     alias.VersionUtils = pyspark.util.VersionUtils  # type: ignore[attr-defined]
+    alias.__version__ = pyspark.__version__  # type: ignore[attr-defined]
     sys.modules["scheduler"] = alias
     sys.modules["scheduler.resource"] = pyspark.resource
     sys.modules["scheduler.errors"] = pyspark.errors

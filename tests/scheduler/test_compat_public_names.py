@@ -154,3 +154,10 @@ def test_version_utils_refuses_what_is_no_version(version: str) -> None:
         f"Spark tried to parse {version!r} as a Spark version string, but it could not "
         "find the major and minor version numbers."
     )
+
+
+def test_the_package_version_is_the_contexts(sc: Any) -> None:
+    import scheduler
+
+    assert scheduler.__version__ == sc.version
+    assert VersionUtils.majorMinorVersion(scheduler.__version__)[0] >= 3

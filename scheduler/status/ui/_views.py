@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from scheduler._version import SPARK_VERSION
 from scheduler.status.ui._store import AppStatusStore, ExecutorRecord, StageRecord, TaskRecord
 
 __all__ = [
@@ -72,7 +73,7 @@ def application_info(store: AppStatusStore, now: float | None = None) -> Json:
             "duration": int((end - store.start_time) * 1000),
             "sparkUser": store.user,
             "completed": completed,
-            "appSparkVersion": "3.5.0",
+            "appSparkVersion": SPARK_VERSION,
             "startTimeEpoch": int(store.start_time * 1000),
             "endTimeEpoch": int(store.end_time * 1000) if store.end_time is not None else -1,
             "lastUpdatedEpoch": int(end * 1000),
