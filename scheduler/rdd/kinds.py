@@ -20,7 +20,7 @@ from scheduler.rdd.deps import (
     SelectDependency,
     ShuffleDependency,
 )
-from scheduler.rdd.rdd import RDD, fuse_narrow
+from scheduler.rdd.rdd import RDD, fuse_narrow, same_split
 from scheduler.shuffle.partitioner import Partitioner
 from scheduler.task.stagecode import externalize, resolve
 
@@ -107,9 +107,11 @@ class MapPartitionsRDD(RDD):
         self._is_from_barrier = is_from_barrier
         if isinstance(prev, MapPartitionsRDD) and prev._pipelinable():
             self._is_from_barrier = is_from_barrier or prev._is_from_barrier
-            self.func: Callable[[int, Iterator[Any]], Iterable[Any]] = fuse_narrow(
-                f, prev.func
-            ) or functools.partial(_pipeline, f, prev.func)
+            self.func: Callable[[int, Iterator[Any]], Iterable[Any]]
+            if f is same_split:  # the identity after prev's function is prev's function
+                self.func = prev.func
+            else:
+                self.func = fuse_narrow(f, prev.func) or functools.partial(_pipeline, f, prev.func)
             self.prev: RDD = prev.prev
         else:
             self.func = f

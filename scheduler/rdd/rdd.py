@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from scheduler.rdd.host import RDDHost
     from scheduler.task.taskcontext import TaskContext
 
-__all__ = ["RDD", "fail_on_stopiteration", "fuse_narrow", "narrow_steps"]
+__all__ = ["RDD", "fail_on_stopiteration", "fuse_narrow", "narrow_steps", "same_split"]
 
 _REFERENCE_ERROR = (
     "It appears that you are attempting to broadcast an RDD or reference an RDD from an "
@@ -85,6 +85,11 @@ def _on_iterator(
 
 
 def _same_iterator(iterator: Iterator[Any]) -> Iterator[Any]:
+    return iterator
+
+
+def same_split(_split: int, iterator: Iterator[Any]) -> Iterator[Any]:
+    """The identity partition function: `MapPartitionsRDD` fuses it away (collect's job)."""
     return iterator
 
 
@@ -404,7 +409,9 @@ class RDD(ActionFunctions, PairFunctions, HadoopOutputs):
         self, f: Callable[[Iterator[Any]], Iterable[Any]], preservesPartitioning: bool = False
     ) -> RDD:
         """Apply `f(iterator)` to each partition."""
-
+        if f is _same_iterator or f is _identity_partition:
+            # collect()'s and toLocalIterator's jobs: an identity step, fused away when pipelined.
+            return self.mapPartitionsWithIndex(same_split, preservesPartitioning)
         return self.mapPartitionsWithIndex(
             functools.partial(_on_iterator, f), preservesPartitioning
         )
