@@ -21,6 +21,7 @@ import os
 import pickle
 import select
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -112,6 +113,14 @@ class WorkerRuntime:
         #: Replies held back to travel together (see `reply`), and when the first was.
         self.held: list[tuple[Any, ...]] = []
         self._held_since = 0.0
+        #: Guards `held` and every write to `conn`: the flusher thread writes too.
+        self._write_lock = threading.Lock()
+        #: Wakes the flusher when replies are held while it sleeps without a deadline.
+        self._held_cond = threading.Condition(self._write_lock)
+        #: The flusher (started with the first held reply) and whether it sleeps with no
+        #: deadline, i.e. needs a wake-up to learn that replies are held.
+        self._flusher: threading.Thread | None = None
+        self._flusher_idle = False
         self._poller: select.poll | None = None
         self._requests = 0
         #: Fetch every map output through the executor, even local ones (for tests).
@@ -151,6 +160,12 @@ class WorkerRuntime:
     def send(self, *messages: tuple[Any, ...]) -> None:
         """Send `messages` to our executor, after any replies held back, in one write."""
         assert self.conn is not None
+        with self._write_lock:
+            self._send_locked(messages)
+
+    def _send_locked(self, messages: tuple[tuple[Any, ...], ...]) -> None:
+        """`send` with `_write_lock` held: one write, so no other thread's interleaves."""
+        assert self.conn is not None
         batch = [*self.held, *messages] if self.held else list(messages)
         self.held = []
         if not batch:
@@ -165,24 +180,82 @@ class WorkerRuntime:
         costs more CPU than a tiny task's own work. While the executor allows it
         (`hold`, for tasks it knows to be tiny), this one was tiny and more tasks are
         already here, up to `hold` replies wait for the next task's, for at most
-        _HOLD_SECONDS; they go at once when nothing else is queued.
+        _HOLD_SECONDS; they go at once when nothing else is queued. If the next task
+        runs longer, the flusher thread sends them when their _HOLD_SECONDS are up.
         """
         assert self.conn is not None
         reply = messages[-1]
         now = time.monotonic()
-        if (
-            hold
-            and reply[2] == "FINISHED"
-            and reply[8] < _TINY_TASK_SECONDS
-            and len(self.held) + len(messages) <= hold
-            and (not self.held or now - self._held_since < _HOLD_SECONDS)
-            and self._tasks_queued()
-        ):
-            if not self.held:
-                self._held_since = now
-            self.held.extend(messages)
-            return
-        self.send(*messages)
+        with self._write_lock:
+            if (
+                hold
+                and reply[2] == "FINISHED"
+                and reply[8] < _TINY_TASK_SECONDS
+                and len(self.held) + len(messages) <= hold
+                and (not self.held or now - self._held_since < _HOLD_SECONDS)
+                and self._tasks_queued()
+                and self._flusher_running()
+            ):
+                if not self.held:
+                    self._held_since = now
+                    if self._flusher_idle:  # one wake-up per held batch, at most
+                        self._flusher_idle = False
+                        self._held_cond.notify()
+                self.held.extend(messages)
+                return
+            self._send_locked(messages)
+
+    def _flusher_running(self) -> bool:
+        """Start the flusher if it is not running (lock held); False if it cannot start.
+
+        Without it nothing would bound how long a held reply waits, so then none is held.
+        """
+        if self._flusher is not None:
+            return True
+        # Its own small stack: a worker's memory limit (RLIMIT_AS) also counts thread stacks.
+        previous = threading.stack_size()
+        try:
+            with contextlib.suppress(ValueError):
+                threading.stack_size(256 * 1024)
+            flusher = threading.Thread(
+                target=self._flush_held, name="held-reply-flusher", daemon=True
+            )
+            flusher.start()
+        except (RuntimeError, MemoryError):
+            return False
+        finally:
+            with contextlib.suppress(ValueError):
+                threading.stack_size(previous)
+        self._flusher = flusher
+        return True
+
+    def _flush_held(self) -> None:
+        """The flusher: send held replies once their _HOLD_SECONDS are up, whatever runs.
+
+        The main thread sends them sooner, with the next tiny task's reply; this covers
+        a next task that runs long or hangs. It sleeps with no deadline while nothing is
+        held (`reply` wakes it), else until the held batch's deadline; a batch that went
+        meanwhile and a newer one held since are found when it wakes, without a wake-up.
+        """
+        with self._write_lock:
+            try:
+                while True:
+                    if not self.held:
+                        self._flusher_idle = True
+                        self._held_cond.wait()
+                        continue
+                    self._flusher_idle = False
+                    left = self._held_since + _HOLD_SECONDS - time.monotonic()
+                    if left > 0:
+                        self._held_cond.wait(left)
+                        continue
+                    self._send_locked(())
+            except (OSError, ValueError):
+                pass  # the executor went away: the main loop sees it too and exits
+            finally:
+                # Replies still held go with the next send; a new flusher starts if needed.
+                self._flusher = None
+                self._flusher_idle = False
 
     def _tasks_queued(self) -> bool:
         """Whether another task is here already (reads what the pipe holds into the inbox)."""
