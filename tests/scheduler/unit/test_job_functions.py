@@ -81,7 +81,7 @@ def test_count_maps_each_partition_to_its_count_with_one_module_function(
     assert len(ran) == 3
 
 
-def test_count_fails_on_a_stop_iteration_as_before(
+def test_count_and_collect_fail_on_a_stop_iteration_as_before(
     ctx: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _jobs_run_here(ctx, monkeypatch)
@@ -91,3 +91,11 @@ def test_count_fails_on_a_stop_iteration_as_before(
 
     with pytest.raises(RuntimeError, match="StopIteration"):
         ctx.parallelize([1, 2], 1).map(stop).count()
+    # collect() runs the fused function itself now: it fails the same way.
+    for failing in (
+        ctx.parallelize([1, 2], 1).map(stop),
+        ctx.parallelize([1, 2], 1).filter(stop),
+        ctx.parallelize([1, 2], 1).flatMap(stop),
+    ):
+        with pytest.raises(RuntimeError, match="StopIteration"):
+            failing.collect()
