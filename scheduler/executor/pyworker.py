@@ -160,6 +160,8 @@ class WorkerRuntime:
     def send(self, *messages: tuple[Any, ...]) -> None:
         """Send `messages` to our executor, after any replies held back, in one write."""
         assert self.conn is not None
+        if not messages and not self.held:  # only the flusher touches `held` meanwhile: to empty it
+            return
         with self._write_lock:
             self._send_locked(messages)
 
@@ -194,7 +196,7 @@ class WorkerRuntime:
                 and len(self.held) + len(messages) <= hold
                 and (not self.held or now - self._held_since < _HOLD_SECONDS)
                 and self._tasks_queued()
-                and self._flusher_running()
+                and (self._flusher is not None or self._start_flusher())
             ):
                 if not self.held:
                     self._held_since = now
@@ -205,13 +207,11 @@ class WorkerRuntime:
                 return
             self._send_locked(messages)
 
-    def _flusher_running(self) -> bool:
-        """Start the flusher if it is not running (lock held); False if it cannot start.
+    def _start_flusher(self) -> bool:
+        """Start the flusher thread (lock held); False if it cannot start.
 
         Without it nothing would bound how long a held reply waits, so then none is held.
         """
-        if self._flusher is not None:
-            return True
         # Its own small stack: a worker's memory limit (RLIMIT_AS) also counts thread stacks.
         previous = threading.stack_size()
         try:
