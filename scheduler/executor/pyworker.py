@@ -216,7 +216,7 @@ class WorkerRuntime:
         previous = threading.stack_size()
         try:
             with contextlib.suppress(ValueError):
-                threading.stack_size(256 * 1024)
+                threading.stack_size(512 * 1024)
             flusher = threading.Thread(
                 target=self._flush_held, name="held-reply-flusher", daemon=True
             )

@@ -102,3 +102,18 @@ def test_nothing_is_held_when_no_task_is_queued(
     assert runtime.held == []
     assert executor.poll(0) and pickle.loads(executor.recv_bytes()) == _done(1)
     assert runtime._flusher is None  # nothing was ever held: no thread
+
+
+def test_nothing_is_held_when_the_flusher_cannot_start(
+    worker: tuple[WorkerRuntime, Connection], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime, executor = worker
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    runtime.reply(8, _done(1))
+    assert runtime.held == []  # nothing would bound its wait: it goes at once
+    assert executor.poll(0) and pickle.loads(executor.recv_bytes()) == _done(1)
+    assert runtime._flusher is None
