@@ -77,7 +77,8 @@ _dumps = _aggregation.dumps_records
 
 #: A task that ran shorter than this may have its reply held back (see WorkerRuntime.reply).
 _TINY_TASK_SECONDS = 0.005
-#: The longest a held reply waits for company.
+#: The longest a held reply waits for company (the flusher thread sends it then, even
+#: while the next task still runs).
 _HOLD_SECONDS = 0.005
 
 
