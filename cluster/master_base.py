@@ -242,6 +242,14 @@ class MasterBase(RpcEndpoint):
             log.info("launching %d executor(s) of application %s", count, app_id)
 
     def _launch_driver(self, driver: DriverInfo, worker: WorkerInfo) -> None:
+        # The description (with its files' bytes) is built before any state changes: a
+        # failure there must end the driver with its reason, not leave it RUNNING unlaunched.
+        try:
+            description = self._launch_description(driver)
+        except Exception as exc:  # any cause ends this driver, never the Master
+            log.exception("cannot build the launch of driver %s", driver.driver_id)
+            self._driver_unlaunchable(driver, f"the Master could not prepare its launch: {exc!r}")
+            return
         self.waiting_drivers.remove(driver.driver_id)
         driver.worker_id = worker.worker_id
         driver.state = DS.DRIVER_STATE_RUNNING
@@ -254,7 +262,7 @@ class MasterBase(RpcEndpoint):
             worker.ref,
             pb.LaunchDriver(
                 driver_id=driver.driver_id,
-                description=self._launch_description(driver),
+                description=description,
                 master_epoch=self.epoch,
                 attempt=driver.attempt,
             ),
@@ -263,6 +271,16 @@ class MasterBase(RpcEndpoint):
     def _launch_description(self, driver: DriverInfo) -> pb.DriverDescription:
         """What a LaunchDriver carries: the description, with its files' bytes (MasterDrivers)."""
         return driver.description
+
+    def _driver_unlaunchable(self, driver: DriverInfo, reason: str) -> None:
+        """End a driver whose launch cannot be prepared: ERROR, with the reason.
+
+        MasterDrivers also moves it to the completed drivers and releases its files.
+        """
+        driver.state = DS.DRIVER_STATE_ERROR
+        driver.exception = reason
+        if driver.driver_id in self.waiting_drivers:
+            self.waiting_drivers.remove(driver.driver_id)
 
     def _launch_executor(
         self,

@@ -258,6 +258,9 @@ class MasterDrivers(MasterBase):
     def _launch_description(self, driver: DriverInfo) -> pb.DriverDescription:
         return self._submitted_files().with_contents(driver.description)
 
+    def _driver_unlaunchable(self, driver: DriverInfo, reason: str) -> None:
+        self._finish_driver(driver, DS.DRIVER_STATE_ERROR, reason)
+
     def _find_driver(self, driver_id: str) -> DriverInfo:
         driver = self.drivers.get(driver_id)
         if driver is not None:

@@ -268,3 +268,24 @@ def test_a_recovering_master_waits_one_worker_timeout_then_drops_the_silent(
     assert deliver(master) == 1
     assert master.status == pb.MASTER_STATUS_ALIVE
     assert state_of(master, "w0") == pb.WORKER_STATE_ALIVE and "w1" not in master.workers
+
+
+def test_a_driver_whose_launch_cannot_be_prepared_ends_in_error_not_running(
+    master: Master, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(driver: object) -> pb.DriverDescription:
+        raise RuntimeError("store unreadable")
+
+    monkeypatch.setattr(master, "_launch_description", broken)
+    context = FakeContext(FakeRef("client", 9500))
+    desc = pb.DriverDescription(app_resource="/a.py", cores=1, memory_mb=512)
+    master._on_submit_driver(api.SubmitDriverRequest(description=desc), context)
+    assert isinstance(context.answer, api.SubmitDriverResponse)
+    driver_id = context.answer.driver_id
+    worker = register_worker(master, "w0", 7101)  # placement runs: the launch fails
+    assert worker.of(pb.LaunchDriver) == []
+    assert driver_id not in master.drivers and driver_id not in master.waiting_drivers
+    (done,) = [d for d in master.completed_drivers if d.driver_id == driver_id]
+    assert done.state == pb.DRIVER_STATE_ERROR
+    assert "could not prepare its launch" in done.exception and "store unreadable" in done.exception
+    assert master.workers["w0"].drivers == {}
