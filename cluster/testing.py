@@ -71,6 +71,7 @@ __all__ = [
     "free_ports",
     "kill_tree",
     "stop_processes",
+    "tls_files",
     "wait_until",
 ]
 
@@ -112,6 +113,23 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def tls_files(root: pathlib.Path) -> dict[str, str]:
+    """A fresh CA and a certificate for 127.0.0.1 and localhost, as PEM files in `root`.
+
+    Returns the paths under "ca", "key" and "chain" (what `spark.ssl.rpc.*` names).
+    Needs `trustme`, a dev dependency, imported here so the rest needs only psutil.
+    """
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    files = {"ca": root / "ca.pem", "key": root / "node.key", "chain": root / "node.pem"}
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    cert.private_key_pem.write_to_path(str(files["key"]))
+    cert.cert_chain_pems[0].write_to_path(str(files["chain"]))
+    return {k: str(v) for k, v in files.items()}
 
 
 def wait_until(

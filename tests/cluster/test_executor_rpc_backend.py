@@ -15,65 +15,31 @@ import json
 import os
 import pathlib
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _executor_cluster import app_context, executor_pids, run_foreign_executor, secret_cluster
 
-from cluster.testing import ProcCluster, descendant_pids, wait_until
-from rpcenv import APP_CREDENTIAL_ENV_VAR, APP_ID_ENV_VAR, SECRET_ENV_VAR, Conf
+from cluster.testing import ProcCluster, tls_files, wait_until
+from rpcenv import SECRET_ENV_VAR, Conf
 from scheduler.api.driver import CLUSTER_TCP_MAX_CONNECTIONS, executors_rpc_backend
 
 pytestmark = pytest.mark.timeout(180)
 
 SECRET = "executor-rpc-backend-test-secret"
-APP_CONF = {
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.executor.memory": "256m",
-}
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcCluster]:
     """A Master and a Worker of two cores, holding the secret (so are the drivers)."""
-    saved = {k: os.environ.get(k) for k in (SECRET_ENV_VAR, APP_ID_ENV_VAR, APP_CREDENTIAL_ENV_VAR)}
-    os.environ[SECRET_ENV_VAR] = SECRET
-    os.environ.pop(APP_ID_ENV_VAR, None)
-    os.environ.pop(APP_CREDENTIAL_ENV_VAR, None)
-    try:
-        with ProcCluster(tmp_path_factory.mktemp("cluster"), workers=1, cores=2) as c:
-            yield c
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with secret_cluster(tmp_path_factory.mktemp("cluster"), SECRET) as c:
+        yield c
 
 
 def _context(master: str, **conf: str) -> Any:
-    from scheduler import SparkConf, SparkContext
-
-    spark_conf = SparkConf().setMaster(master).setAppName("rpc-backend")
-    for key, value in {**APP_CONF, **conf}.items():
-        spark_conf.set(key, value)
-    return SparkContext(conf=spark_conf)
-
-
-def _executor_pids(c: ProcCluster) -> list[int]:
-    found = []
-    for pid in descendant_pids(c.workers[0].pid):
-        try:
-            cmdline = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"scheduler.executor" in cmdline:
-            found.append(pid)
-    return found
+    return app_context(master, "rpc-backend", **conf)
 
 
 def test_the_backend_follows_the_conf() -> None:
@@ -143,7 +109,7 @@ def test_a_dead_executor_is_noticed_by_its_closed_connection(cluster: ProcCluste
         wait_until(lambda: len(sc._scheduler.executors) == 1, 60, "the executor")
         assert sc.parallelize(range(10), 2).sum() == 45
         (old,) = list(sc._scheduler.executors)
-        pids = _executor_pids(cluster)
+        pids = executor_pids(cluster.workers[0].pid)
         assert len(pids) == 1
         killed = time.monotonic()
         os.kill(pids[0], signal.SIGKILL)
@@ -161,21 +127,7 @@ def test_an_executor_with_the_wrong_credential_is_refused_saying_why(
 ) -> None:
     sc = _context(cluster.url, **{"spark.cores.max": "1"})
     try:
-        runtime = sc._runtime
-        env = {
-            **{k: v for k, v in os.environ.items() if k != SECRET_ENV_VAR},
-            APP_ID_ENV_VAR: sc.applicationId,
-            APP_CREDENTIAL_ENV_VAR: "0" * 64,
-            "SPARKCTL_RPC_CONF": runtime.executor_env["SPARKCTL_RPC_CONF"],
-        }
-        argv = [
-            sys.executable, "-m", "scheduler.executor", "--driver-url", runtime.driver_url,
-            "--executor-id", "77", "--hostname", "127.0.0.1", "--cores", "1",
-            "--app-id", sc.applicationId,
-        ]  # fmt: skip
-        done = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
-        )
+        done = run_foreign_executor(sc._runtime, "77", sc.applicationId, "0" * 64)
         assert done.returncode == 1, done.stderr
         last = done.stderr.strip().splitlines()[-1]
         assert last.startswith("executor 77 failed: cannot reach the driver at"), done.stderr
@@ -186,21 +138,11 @@ def test_an_executor_with_the_wrong_credential_is_refused_saying_why(
         sc.stop()
 
 
-def _pki(root: pathlib.Path) -> dict[str, str]:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    files = {"ca": root / "ca.pem", "key": root / "node.key", "chain": root / "node.pem"}
-    ca.cert_pem.write_to_path(str(files["ca"]))
-    cert.private_key_pem.write_to_path(str(files["key"]))
-    cert.cert_chain_pems[0].write_to_path(str(files["chain"]))
-    return {k: str(v) for k, v in files.items()}
-
-
 def test_a_tls_cluster_keeps_the_application_on_grpc(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pki = _pki(tmp_path)
+    pytest.importorskip("trustme")
+    pki = tls_files(tmp_path)
     tls = {
         "spark.ssl.rpc.enabled": "true",
         "spark.ssl.rpc.trustStore": pki["ca"],

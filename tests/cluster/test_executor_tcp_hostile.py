@@ -25,23 +25,21 @@ from typing import Any
 
 import psutil
 import pytest
+from _executor_cluster import (
+    APP_CONF,
+    app_context,
+    executor_pids,
+    run_foreign_executor,
+    secret_cluster,
+    signal_the_other_executor,
+)
 
 from cluster.testing import ProcCluster, alive, descendant_pids, wait_until
-from rpcenv import (
-    APP_CREDENTIAL_ENV_VAR,
-    APP_ID_ENV_VAR,
-    SECRET_ENV_VAR,
-    derive_app_credential,
-)
+from rpcenv import SECRET_ENV_VAR, derive_app_credential
 
 pytestmark = pytest.mark.timeout(180)
 
 SECRET = "executor-tcp-hostile-test-secret"
-APP_CONF = {
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.executor.memory": "256m",
-}
 #: How long executors may outlive the process that made them useless.
 EXIT_BOUND_S = 15.0
 
@@ -49,40 +47,12 @@ EXIT_BOUND_S = 15.0
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcCluster]:
     """A Master and a Worker of two cores, holding the secret (so are the drivers)."""
-    saved = {k: os.environ.get(k) for k in (SECRET_ENV_VAR, APP_ID_ENV_VAR, APP_CREDENTIAL_ENV_VAR)}
-    os.environ[SECRET_ENV_VAR] = SECRET
-    os.environ.pop(APP_ID_ENV_VAR, None)
-    os.environ.pop(APP_CREDENTIAL_ENV_VAR, None)
-    try:
-        with ProcCluster(tmp_path_factory.mktemp("cluster"), workers=1, cores=2) as c:
-            yield c
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with secret_cluster(tmp_path_factory.mktemp("cluster"), SECRET) as c:
+        yield c
 
 
 def _context(master: str, **conf: str) -> Any:
-    from scheduler import SparkConf, SparkContext
-
-    spark_conf = SparkConf().setMaster(master).setAppName("tcp-hostile")
-    for key, value in {**APP_CONF, **conf}.items():
-        spark_conf.set(key, value)
-    return SparkContext(conf=spark_conf)
-
-
-def _executor_pids(worker_pid: int) -> list[int]:
-    found = []
-    for pid in descendant_pids(worker_pid):
-        try:
-            cmdline = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"scheduler.executor" in cmdline:
-            found.append(pid)
-    return found
+    return app_context(master, "tcp-hostile", **conf)
 
 
 def test_an_executor_of_another_application_is_refused_by_the_driver(
@@ -92,21 +62,9 @@ def test_an_executor_of_another_application_is_refused_by_the_driver(
     try:
         runtime = sc._runtime
         assert type(runtime.scheduler_env).__name__ == "TcpRpcEnv"
-        other = "app-20000101000000-9999"
-        env = {
-            **{k: v for k, v in os.environ.items() if k != SECRET_ENV_VAR},
-            APP_ID_ENV_VAR: other,  # a valid credential, of another application
-            APP_CREDENTIAL_ENV_VAR: derive_app_credential(SECRET.encode(), other),
-            "SPARKCTL_RPC_CONF": runtime.executor_env["SPARKCTL_RPC_CONF"],
-        }
-        argv = [
-            sys.executable, "-m", "scheduler.executor", "--driver-url", runtime.driver_url,
-            "--executor-id", "78", "--hostname", "127.0.0.1", "--cores", "1",
-            "--app-id", other,
-        ]  # fmt: skip
-        done = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
-        )
+        other = "app-20000101000000-9999"  # a valid credential, of another application
+        credential = derive_app_credential(SECRET.encode(), other)
+        done = run_foreign_executor(runtime, "78", other, credential)
         assert done.returncode == 1, done.stderr
         last = done.stderr.strip().splitlines()[-1]
         assert last.startswith("executor 78 failed: cannot reach the driver at"), done.stderr
@@ -133,29 +91,16 @@ def test_an_executor_killed_while_its_blocks_are_read_is_recovered_exactly(
     try:
         wait_until(lambda: len(sc._scheduler.executors) == 2, 60, "two executors")
         assert sc.parallelize(range(4), 4).count() == 4
-        victims = _executor_pids(cluster.workers[0].pid)
+        victims = executor_pids(cluster.workers[0].pid)
         assert len(victims) == 2
         marker = str(tmp_path / "killed")
 
-        def kill_the_other_executor(records: Iterator[Any]) -> list[Any]:
-            # The first reducer to run kills the executor that is not its own ancestor
-            # before it reads its input: its own fetches from it, and other reducers',
-            # find the executor gone.
-            import os as os_
-            import signal as signal_
-
-            import psutil as psutil_
-
-            try:
-                os_.close(os_.open(marker, os_.O_CREAT | os_.O_EXCL | os_.O_WRONLY))
-            except FileExistsError:
-                return list(records)
-            mine = {p.pid for p in psutil_.Process().parents()}
-            for pid in victims:
-                if pid not in mine:
-                    os_.kill(pid, signal_.SIGKILL)
-                    psutil_.Process(pid).wait(10)
-            return list(records)
+        # The first reducer to run kills the executor that is not its own ancestor
+        # before it reads its input: its own fetches from it, and other reducers',
+        # find the executor gone.
+        kill_the_other_executor = signal_the_other_executor(
+            marker, victims, signal.SIGKILL, wait=True
+        )
 
         dag = sc._scheduler.dag
         fetch_failures: list[tuple[Any, ...]] = []
@@ -226,7 +171,7 @@ def test_a_killed_driver_leaves_no_executor_behind(
             if not line and driver.poll() is not None:
                 break
         assert "READY" in line, f"driver exited {driver.poll()}"
-        executors = _executor_pids(cluster.workers[0].pid)
+        executors = executor_pids(cluster.workers[0].pid)
         assert executors
         family = [p for e in executors for p in (e, *descendant_pids(e))]
         driver.kill()
@@ -250,7 +195,7 @@ def test_a_killed_worker_takes_its_executors_with_it(
             wait_until(lambda: len(sc._scheduler.executors) == 1, 60, "the executor")
             assert sc.parallelize(range(10), 2).sum() == 45
             worker = c.workers[0].pid
-            executors = _executor_pids(worker)
+            executors = executor_pids(worker)
             assert len(executors) == 1
             family = [executors[0], *descendant_pids(executors[0])]
             psutil.Process(worker).send_signal(signal.SIGKILL)
@@ -279,25 +224,13 @@ def test_an_executor_frozen_while_its_blocks_are_read_does_not_hang_the_job(
     try:
         wait_until(lambda: len(sc._scheduler.executors) == 2, 60, "two executors")
         assert sc.parallelize(range(4), 4).count() == 4
-        victims = _executor_pids(cluster.workers[0].pid)
+        victims = executor_pids(cluster.workers[0].pid)
         assert len(victims) == 2
         marker = str(tmp_path / "frozen")
 
-        def freeze_the_other_executor(records: Iterator[Any]) -> list[Any]:
-            import os as os_
-            import signal as signal_
-
-            import psutil as psutil_
-
-            try:
-                os_.close(os_.open(marker, os_.O_CREAT | os_.O_EXCL | os_.O_WRONLY))
-            except FileExistsError:
-                return list(records)
-            mine = {p.pid for p in psutil_.Process().parents()}
-            for pid in victims:
-                if pid not in mine:
-                    os_.kill(pid, signal_.SIGSTOP)
-            return list(records)
+        freeze_the_other_executor = signal_the_other_executor(
+            marker, victims, signal.SIGSTOP, wait=False
+        )
 
         n = 20_000
         pairs = sc.parallelize(range(n), 8).map(lambda x: (x % 97, x))

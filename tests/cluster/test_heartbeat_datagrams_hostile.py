@@ -33,6 +33,21 @@ from sparkctl.v1 import master_service_pb2 as api
 pytestmark = pytest.mark.timeout(120)
 
 
+def _listening_master(
+    tmp_path: pathlib.Path, timeout: str
+) -> tuple[Master, FakeClock, HeartbeatDatagrams]:
+    """A Master on a fake clock, its datagram table listening on 127.0.0.1 (the caller
+    stops `master._listener`)."""
+    clock = FakeClock()
+    master = Master(Conf({"spark.worker.timeout": timeout}), tmp_path, clock=clock)
+    master._self_ref = FakeRef("Master", 7077)
+    master.url = "spark://127.0.0.1:7077"
+    table = master.datagrams
+    assert table is not None
+    master._listener = DatagramListener(table, "127.0.0.1", 0)
+    return master, clock, table
+
+
 def _register(master: Master, incarnation: int) -> pb.RegisterWorkerResponse:
     request = pb.RegisterWorkerRequest(
         worker_id="w1",
@@ -53,13 +68,7 @@ def _register(master: Master, incarnation: int) -> pb.RegisterWorkerResponse:
 def test_a_previous_registrations_datagrams_replayed_are_no_heartbeat(
     tmp_path: pathlib.Path,
 ) -> None:
-    clock = FakeClock()
-    master = Master(Conf({"spark.worker.timeout": "8s"}), tmp_path, clock=clock)
-    master._self_ref = FakeRef("Master", 7077)
-    master.url = "spark://127.0.0.1:7077"
-    table = master.datagrams
-    assert table is not None
-    master._listener = DatagramListener(table, "127.0.0.1", 0)
+    master, clock, table = _listening_master(tmp_path, "8s")
     try:
         first = _register(master, 1)
         captured = [
@@ -194,11 +203,7 @@ def test_a_master_frozen_past_the_timeout_kills_no_worker_on_resume(
     processes: 59 'DEAD: no heartbeat' in three 4 s stops of a Master with a 2 s
     timeout and 20 workers, on either heartbeat path. A check whose timer fired
     late is now judged as of when it was due."""
-    clock = FakeClock()
-    master = Master(Conf({"spark.worker.timeout": "2s"}), tmp_path, clock=clock)
-    master._self_ref = FakeRef("Master", 7077)
-    master.url = "spark://127.0.0.1:7077"
-    master._listener = DatagramListener(master.datagrams, "127.0.0.1", 0)  # type: ignore[arg-type]
+    master, clock, _ = _listening_master(tmp_path, "2s")
     try:
         answer = _register(master, 1)
         interval = master.liveness.check_interval
@@ -306,13 +311,7 @@ def test_a_worker_moved_to_its_stream_comes_back_when_udp_gets_through(
 def test_probes_go_ever_less_often_and_a_probe_heard_brings_the_worker_back(
     tmp_path: pathlib.Path,
 ) -> None:
-    clock = FakeClock()
-    master = Master(Conf({"spark.worker.timeout": "8s"}), tmp_path, clock=clock)
-    master._self_ref = FakeRef("Master", 7077)
-    master.url = "spark://127.0.0.1:7077"
-    table = master.datagrams
-    assert table is not None
-    master._listener = DatagramListener(table, "127.0.0.1", 0)
+    master, clock, table = _listening_master(tmp_path, "8s")
     try:
         answer = _register(master, 1)
         ref = master.workers["w1"].ref

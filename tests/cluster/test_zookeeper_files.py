@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
-import time
 from collections.abc import Iterator
 
 import pytest
 from test_zookeeper_ha import HACluster, ha_conf
-from zk_server import ZooKeeperServer
+from zk_server import ZooKeeperServer, zookeeper_persistence
 
-from cluster.persistence import persistence_from_conf
 from cluster.submitted_files import SubmittedFileStore
 from cluster.testing import ClusterProcess, wait_until
 from cluster.zookeeper_files import CHUNK_BYTES, ZooKeeperFiles
 from cluster.zookeeper_persistence import ZooKeeperPersistence
-from rpcenv import Conf
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
 
@@ -31,17 +28,8 @@ K = pb.SubmittedFileKind
 
 @pytest.fixture
 def engine(zookeeper: ZooKeeperServer) -> Iterator[ZooKeeperPersistence]:
-    conf = Conf(
-        {
-            "spark.deploy.recoveryMode": "ZOOKEEPER",
-            "spark.deploy.zookeeper.url": zookeeper.url,
-            "spark.deploy.zookeeper.dir": f"/sparkctl-files-{time.monotonic_ns()}",
-        }
-    )
-    persistence = persistence_from_conf(conf, pathlib.Path("unused"))
-    assert isinstance(persistence, ZooKeeperPersistence)
-    yield persistence
-    persistence.close()
+    with zookeeper_persistence(zookeeper, "files") as persistence:
+        yield persistence
 
 
 def test_files_round_trip_in_chunks_and_a_torn_one_reads_as_absent(

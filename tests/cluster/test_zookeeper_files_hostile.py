@@ -15,10 +15,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from zk_server import ZooKeeperServer
+from zk_server import ZooKeeperServer, zookeeper_persistence
 
 from cluster.master import Master
-from cluster.persistence import persistence_from_conf
 from cluster.submitted_files import SubmittedFileStore
 from cluster.zookeeper_files import CHUNK_BYTES, ZooKeeperFiles
 from cluster.zookeeper_persistence import ZooKeeperPersistence
@@ -30,17 +29,8 @@ K = pb.SubmittedFileKind
 
 @pytest.fixture
 def engine(zookeeper: ZooKeeperServer) -> Iterator[ZooKeeperPersistence]:
-    conf = Conf(
-        {
-            "spark.deploy.recoveryMode": "ZOOKEEPER",
-            "spark.deploy.zookeeper.url": zookeeper.url,
-            "spark.deploy.zookeeper.dir": f"/sparkctl-hostile-{time.monotonic_ns()}",
-        }
-    )
-    persistence = persistence_from_conf(conf, pathlib.Path("unused"))
-    assert isinstance(persistence, ZooKeeperPersistence)
-    yield persistence
-    persistence.close()
+    with zookeeper_persistence(zookeeper, "hostile") as persistence:
+        yield persistence
 
 
 def _stored(engine: ZooKeeperPersistence) -> tuple[ZooKeeperFiles, bytes, str, str]:

@@ -14,10 +14,15 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
+from cluster.persistence import persistence_from_conf
 from cluster.testing import free_port
+from cluster.zookeeper_persistence import ZooKeeperPersistence
+from rpcenv import Conf
 
 # Where Debian's `zookeeper`/`libzookeeper-java` packages put the server's jar (its
 # manifest names the dependencies' jars), and where upstream tarballs keep theirs.
@@ -109,3 +114,21 @@ class ZooKeeperServer:
             except subprocess.TimeoutExpired:
                 os.kill(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(10)
+
+
+@contextmanager
+def zookeeper_persistence(server: ZooKeeperServer, name: str) -> Iterator[ZooKeeperPersistence]:
+    """The Master's ZOOKEEPER persistence on `server`, under a znode of its own (closed after)."""
+    conf = Conf(
+        {
+            "spark.deploy.recoveryMode": "ZOOKEEPER",
+            "spark.deploy.zookeeper.url": server.url,
+            "spark.deploy.zookeeper.dir": f"/sparkctl-{name}-{time.monotonic_ns()}",
+        }
+    )
+    persistence = persistence_from_conf(conf, pathlib.Path("unused"))
+    assert isinstance(persistence, ZooKeeperPersistence)
+    try:
+        yield persistence
+    finally:
+        persistence.close()

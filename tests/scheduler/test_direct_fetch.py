@@ -23,7 +23,7 @@ from typing import Any
 import _compat_support as support
 import pytest
 
-from cluster.testing import wait_until
+from cluster.testing import tls_files, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -300,22 +300,12 @@ def test_the_block_server_requires_the_clusters_secret(no_secret: None) -> None:
         env.shutdown()
 
 
-def _pki(root: Path) -> dict[str, str]:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    files = {"ca": root / "ca.pem", "key": root / "node.key", "chain": root / "node.pem"}
-    ca.cert_pem.write_to_path(str(files["ca"]))
-    cert.private_key_pem.write_to_path(str(files["key"]))
-    cert.cert_chain_pems[0].write_to_path(str(files["chain"]))
-    return {k: str(v) for k, v in files.items()}
-
-
 def test_the_block_server_uses_the_clusters_tls(no_secret: None, tmp_path: Path) -> None:
     from rpcenv import RpcConnectionError, RpcEndpoint, RpcEnv
     from scheduler.executor.endpoint import _create_env
 
-    pki = _pki(tmp_path)
+    pytest.importorskip("trustme")
+    pki = tls_files(tmp_path)
     tls = {"spark.ssl.rpc.enabled": "true", "spark.ssl.rpc.trustStore": pki["ca"]}
     node = {**tls, "spark.ssl.rpc.privateKey": pki["key"], "spark.ssl.rpc.certChain": pki["chain"]}
     env, port = _create_env("127.0.0.1", LOCAL_DRIVER, node)
