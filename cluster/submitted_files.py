@@ -12,6 +12,8 @@ With `spark.deploy.recoveryMode=ZOOKEEPER` each file is also written to a
 `FileReplica` (`zookeeper_files.ZooKeeperFiles`), so that a Master elected on
 another host reads back what its predecessor stored; the files of one
 submission are then also bounded by `spark.sparkctl.zookeeper.maxFilesSize`.
+A file named by its hash alone (the Master holds it already) is copied there
+too if the replica lacks it, and counts toward that bound.
 A driver whose files no copy holds fails with a reason that says so. This
 module reads and writes files only; it never sends a message.
 """
@@ -152,20 +154,25 @@ class SubmittedFileStore:
             OSError: the store cannot be written.
         """
         contents = [entry.content for entry in desc.files]
-        total = sum(len(c) for c in contents)
-        limits = [(self.max_bytes, MAX_FILES_KEY, "this Master accepts")]
+        sent = [len(c) for c in contents]
+        limits = [(self.max_bytes, sent, MAX_FILES_KEY, "this Master accepts")]
         if self.replica is not None and self.replica_max_bytes is not None:
+            # The replica must hold every file, those named by hash included.
+            held = [
+                self._held_size(f.sha256) if self._by_hash(f, c) else len(c)
+                for f, c in zip(desc.files, contents, strict=True)
+            ]
             limits.append(
-                (self.replica_max_bytes, self.replica_key, "its standby Masters can recover")
+                (self.replica_max_bytes, held, self.replica_key, "its standby Masters can recover")
             )
-        for limit, key, what in limits:
+        for limit, sizes, key, what in limits:
+            total = sum(sizes)
             if total > limit:
-                sizes = ", ".join(
-                    f"{f.name} {len(c) / 2**20:.1f} MiB"
-                    for f, c in zip(desc.files, contents, strict=True)
+                listed = ", ".join(
+                    f"{f.name} {n / 2**20:.1f} MiB" for f, n in zip(desc.files, sizes, strict=True)
                 )
                 raise ValueError(
-                    f"the submitted files hold {total / 2**20:.1f} MiB ({sizes}), more than "
+                    f"the submitted files hold {total / 2**20:.1f} MiB ({listed}), more than "
                     f"the {limit / 2**20:.1f} MiB {what} ({key}); put large inputs where "
                     "the cluster can read them"
                 )
@@ -190,9 +197,14 @@ class SubmittedFileStore:
                 else:
                     self._pending.pop(digest, None)
 
+    @staticmethod
+    def _by_hash(entry: pb.SubmittedFile, content: bytes) -> bool:
+        """Whether the client named bytes it submitted before, by their hash alone."""
+        return not content and bool(entry.sha256) and entry.sha256 != _EMPTY_SHA256
+
     def _store_one(self, entry: pb.SubmittedFile, content: bytes, marked: list[str]) -> None:
         digest = hashlib.sha256(content).hexdigest()
-        by_hash = not content and entry.sha256 and entry.sha256 != _EMPTY_SHA256
+        by_hash = self._by_hash(entry, content)
         key = entry.sha256 if by_hash else digest
         with self._lock:  # before the bytes: a release from now on keeps them
             self._pending[key] += 1
@@ -208,14 +220,51 @@ class SubmittedFileStore:
                 self.replica.put(digest, content)  # OSError: the submission is refused
             entry.sha256, entry.size = digest, len(content)
         else:  # a client naming bytes it submitted before, by their hash
-            path = self._path(entry.sha256)
-            if not path.is_file() and self._fetch(entry.sha256) is None:
+            size = self._size_by_hash(entry.sha256)
+            if size is None:
                 raise ValueError(
                     f"submitted file {entry.name!r} has no content and this Master "
                     f"holds no file with sha256 {entry.sha256}"
                 )
-            entry.size = path.stat().st_size
+            entry.size = size
         entry.ClearField("content")
+
+    def _size_by_hash(self, digest: str) -> int | None:
+        """The size of our copy of `digest` (None: we hold none). With a replica the
+        copy is checked and put there too: held here since before ZOOKEEPER recovery
+        was on, or lost by ZooKeeper, it would be lost with this Master's host.
+
+        Raises:
+            OSError: the replica refused it (the submission is refused, as if sent whole).
+        """
+        if self.replica is None:
+            path = self._path(digest)
+            return path.stat().st_size if path.is_file() else None
+        held = self._held(digest)
+        if held is None:
+            return None
+        self.replica.put(digest, held)
+        return len(held)
+
+    def _held(self, digest: str) -> bytes | None:
+        """Our intact copy of `digest`, from disk or else from the replica (None: none)."""
+        path = self._path(digest)
+        try:
+            content = path.read_bytes()
+            if hashlib.sha256(content).hexdigest() == digest:
+                return content
+            path.unlink(missing_ok=True)  # damaged: rewritten if the replica has it
+        except OSError:
+            pass
+        return self._fetch(digest)
+
+    def _held_size(self, digest: str) -> int:
+        """The size of our copy of `digest`, fetched from the replica if need be (0: none)."""
+        try:
+            return self._path(digest).stat().st_size
+        except OSError:
+            content = self._fetch(digest)
+            return 0 if content is None else len(content)
 
     def _fetch(self, digest: str) -> bytes | None:
         """The replica's copy of `digest`, kept on our disk from now on (None: it has none)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -60,13 +61,12 @@ def test_files_round_trip_in_chunks_and_a_torn_one_reads_as_absent(
     assert files.get(hashlib.sha256(b"never stored").hexdigest()) is None
 
 
-def _desc(content: bytes) -> pb.DriverDescription:
-    return pb.DriverDescription(
-        app_resource="/submitter/app.py",
-        files=[
-            pb.SubmittedFile(name="helper.py", kind=K.SUBMITTED_FILE_KIND_PY_FILE, content=content)
-        ],
+def _desc(content: bytes = b"", sha256: str = "") -> pb.DriverDescription:
+    """A submission of one helper.py: its bytes, or only their hash (held already)."""
+    helper = pb.SubmittedFile(
+        name="helper.py", kind=K.SUBMITTED_FILE_KIND_PY_FILE, content=content, sha256=sha256
     )
+    return pb.DriverDescription(app_resource="/submitter/app.py", files=[helper])
 
 
 def test_a_store_on_another_disk_reads_what_the_first_stored(
@@ -102,6 +102,43 @@ def test_files_over_the_zookeeper_cap_are_refused_naming_the_key(
     )
     with pytest.raises(ValueError, match=r"spark\.sparkctl\.zookeeper\.maxFilesSize"):
         store.accept(_desc(b"x" * 1001))
+
+
+def test_a_file_named_by_hash_is_copied_to_zookeeper_and_counts_toward_its_cap(
+    engine: ZooKeeperPersistence, tmp_path: pathlib.Path
+) -> None:
+    """Before: a file the Master held since before ZOOKEEPER recovery was on (or that
+    ZooKeeper lost) was accepted by hash alone, never copied to ZooKeeper nor counted
+    toward its cap: a failover to a Master on another host lost it."""
+    helper = b"VALUE = 'stored before ZooKeeper recovery was on'\n"
+    digest = hashlib.sha256(helper).hexdigest()
+    SubmittedFileStore(tmp_path / "a", 1 << 20).accept(_desc(helper))  # no replica yet
+    replica = engine.file_replica()
+    assert replica.get(digest) is None
+    store = SubmittedFileStore(tmp_path / "a", 1 << 20, replica, 1 << 20, "zk.key")
+    by_hash = _desc(sha256=digest)
+    store.accept(by_hash)
+    assert by_hash.files[0].size == len(helper) and not by_hash.files[0].content
+    assert replica.get(digest) == helper
+    # A Master elected on another host relaunches the driver with it.
+    elsewhere = SubmittedFileStore(tmp_path / "b", 1 << 20, replica, 1 << 20, "zk.key")
+    assert elsewhere.with_contents(by_hash).files[0].content == helper
+    # ZooKeeper lost it: the next submission by hash copies it again.
+    replica.remove(digest)
+    store.accept(_desc(sha256=digest))
+    assert replica.get(digest) == helper
+    # No byte sent, yet over ZooKeeper's cap: refused naming the key, whether the copy
+    # is on this Master's disk or only in ZooKeeper.
+    key = "spark.sparkctl.zookeeper.maxFilesSize"
+    for disk in ("a", "c"):
+        capped = SubmittedFileStore(tmp_path / disk, 1 << 20, replica, len(helper) - 1, key)
+        with pytest.raises(ValueError, match=re.escape(key)):
+            capped.accept(_desc(sha256=digest))
+    # A damaged copy on the disk is not what goes to ZooKeeper: its intact copy stays.
+    (tmp_path / "a" / digest).write_bytes(b"\0" * len(helper))
+    store.accept(_desc(sha256=digest))
+    assert replica.get(digest) == helper
+    assert (tmp_path / "a" / digest).read_bytes() == helper
 
 
 APP = """
