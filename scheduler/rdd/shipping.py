@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from scheduler.errors import PySparkRuntimeError
@@ -27,6 +27,18 @@ __all__ = ["check_shipped", "shipping"]
 _state = threading.local()
 
 
+def _reachable(rdd: RDD, neighbours: Callable[[RDD], Iterable[RDD]]) -> set[int]:
+    """Object ids of `rdd` and every RDD reachable from it through `neighbours`."""
+    found: set[int] = set()
+    todo = [rdd]
+    while todo:
+        current = todo.pop()
+        if id(current) not in found:
+            found.add(id(current))
+            todo.extend(neighbours(current))
+    return found
+
+
 def _stage_part(rdd: RDD) -> set[int]:
     """Object ids of the RDDs a stage of `rdd` pickles: what is checked first.
 
@@ -37,32 +49,23 @@ def _stage_part(rdd: RDD) -> set[int]:
     from scheduler.rdd.deps import ShuffleDependency
     from scheduler.rdd.rdd import RDD
 
-    found: set[int] = set()
-    todo = [rdd]
-    while todo:
-        current = todo.pop()
-        if id(current) in found:
-            continue
-        found.add(id(current))
-        todo.extend(d.rdd for d in current.dependencies if not isinstance(d, ShuffleDependency))
-        todo.extend(v for v in vars(current).values() if isinstance(v, RDD))
-    return found
+    def carried(current: RDD) -> Iterator[RDD]:
+        yield from (d.rdd for d in current.dependencies if not isinstance(d, ShuffleDependency))
+        yield from (v for v in vars(current).values() if isinstance(v, RDD))
+
+    return _reachable(rdd, carried)
 
 
 def _lineage(rdd: RDD) -> set[int]:
     """Object ids of `rdd` and every RDD it depends on, through shuffles and checkpoints."""
-    found: set[int] = set()
-    todo = [rdd]
-    while todo:
-        current = todo.pop()
-        if id(current) in found:
-            continue
-        found.add(id(current))
-        todo.extend(dep.rdd for dep in current._deps)
-        todo.extend(dep.rdd for dep in current.dependencies)
+
+    def parents(current: RDD) -> Iterator[RDD]:
+        yield from (dep.rdd for dep in current._deps)
+        yield from (dep.rdd for dep in current.dependencies)
         if current._checkpoint_rdd is not None:
-            todo.append(current._checkpoint_rdd)
-    return found
+            yield current._checkpoint_rdd
+
+    return _reachable(rdd, parents)
 
 
 class _Allowed:
