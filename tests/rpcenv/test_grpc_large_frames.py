@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 from rpcenv import RpcCallContext, RpcEndpoint, RpcEnv, RpcProtocolError
 from rpcenv._codec import pack, unpack
 from rpcenv.grpc import _connection
-from rpcenv.grpc._framing import decode_frame, encode_frame
+from rpcenv.grpc._framing import decode_frame, encode_frame, varint
 from sparkctl.v1 import rpc_pb2
 
 WAIT = 20.0
@@ -80,23 +80,14 @@ def test_a_layout_it_does_not_follow_goes_to_the_generated_parser() -> None:
     doubled = rpc_pb2.Envelope()
     doubled.payload.type_url = envelope.payload.type_url
     body += doubled.SerializeToString()
-    frame_body = b"\x12" + _varint(len(body)) + body + b"\x18\x01"
-    data = b"\x0a" + _varint(len(frame_body)) + frame_body
+    frame_body = b"\x12" + varint(len(body)) + body + b"\x18\x01"
+    data = b"\x0a" + varint(len(frame_body)) + frame_body
     expected = rpc_pb2.ConnectRequest.FromString(data).frame
 
     decoded = decode_frame(data)
 
     assert list(decoded.envelopes) == list(expected.envelopes)
     assert decoded.messages == [None]
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 @pytest.mark.parametrize(
