@@ -11,7 +11,7 @@ proto/sparkctl/v1/deploy.proto:
 The key is the worker's own, fresh at each registration, and travels over the
 authenticated (maybe TLS) stream; the slot names the worker. Liveness never
 depends on UDP: the Master tells a worker whose datagrams it does not hear to
-heartbeat on its stream (`Master._check_heartbeat_datagrams`).
+heartbeat on its stream (`MasterHeartbeats._check_heartbeat_datagrams`).
 
 `HeartbeatDatagrams` is the Master's table (no I/O); `DatagramListener` is the
 thread that reads the socket and hands each datagram to it. Neither logs per

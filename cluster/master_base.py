@@ -4,8 +4,8 @@
 handlers need: placing waiting drivers and executors (`_schedule`, through
 `Placement`), launching them, ending an application, losing an executor, and
 one-way pushes that never raise. The handlers themselves live in
-`cluster.master` and `cluster.master_drivers`. Nothing here blocks or
-starts processes.
+`cluster.master` and its mixins (`master_drivers`, `master_workers`, ...).
+Nothing here blocks or starts processes.
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ from rpcenv import (
     RpcEndpoint,
     RpcEndpointRef,
     RpcError,
+    current_origin,
     derive_app_credential,
     resolve_secret,
 )
 from sparkctl.v1 import deploy_pb2 as pb
 
-__all__ = ["MasterBase", "StandbyMasterError"]
+__all__ = ["MasterBase", "StandbyMasterError", "origin_peer_id"]
 
 log = logging.getLogger("cluster.master")
 
@@ -52,6 +53,12 @@ AS = pb.ApplicationState
 DS = pb.DriverState
 WS = pb.WorkerState
 MS = pb.MasterStatus
+
+
+def origin_peer_id() -> str:
+    """The env id of the connection the message being handled came over ("" if local)."""
+    origin = current_origin()
+    return origin.peer_id if origin is not None else ""
 
 
 class StandbyMasterError(RpcError):

@@ -4,7 +4,7 @@ With `spark.deploy.recoveryMode=FILESYSTEM` a new Master (with ZOOKEEPER, a
 newly elected leader) reads back the applications, workers and drivers its
 predecessor stored, marks them UNKNOWN and comes up RECOVERING; workers and
 drivers that re-register claim their records back (see
-`Master._on_register_worker`), and `CompleteRecovery` forgets the rest. This
+`MasterWorkers._on_register_worker`), and `CompleteRecovery` forgets the rest. This
 module only loads records into the Master's dictionaries; it never sends
 messages.
 """
