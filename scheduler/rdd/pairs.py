@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
+from scheduler.rdd.idioms import count_keys_rule, is_plain_add
 from scheduler.shuffle.aggregation import (
     Aggregator,
     ExternalGroupBy,
@@ -40,6 +41,13 @@ __all__ = ["PairFunctions"]
 
 def _identity(x: Any) -> Any:
     return x
+
+
+def _combine_locally(agg: Aggregator, memory_mb: float, iterator: Iterator[Any]) -> Iterator[Any]:
+    """combineByKey's map-side combine (a module function: pickled by reference)."""
+    merger = ExternalMerger(agg, memory_mb)
+    merger.mergeValues(iterator)
+    return merger.items()
 
 
 def _pair_key(keyfunc: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -138,16 +146,20 @@ class PairFunctions:
         agg = Aggregator(createCombiner, mergeValue, mergeCombiners)
         agg.adds = (
             createCombiner is _identity
-            and mergeValue is operator.add
-            and mergeCombiners is operator.add
+            and (mergeValue is operator.add or is_plain_add(mergeValue))
+            and (mergeCombiners is operator.add or is_plain_add(mergeCombiners))
         )
-
-        def combine_locally(iterator: Iterator[Any]) -> Iterator[Any]:
-            merger = ExternalMerger(agg, memory * 0.9)
-            merger.mergeValues(iterator)
-            return merger.items()
-
+        combine_locally = functools.partial(_combine_locally, agg, memory * 0.9)
         locally_combined = self.mapPartitions(combine_locally, preservesPartitioning=True)
+        if agg.adds and self.ctx.profiler_collector is None:
+            # A word count's `map(lambda w: (w, 1))` + add: count the keys instead
+            # (`scheduler/rdd/idioms.py`; kept off when profiling, which counts calls).
+            from scheduler.rdd.kinds import MapPartitionsRDD
+
+            if isinstance(locally_combined, MapPartitionsRDD):
+                counted = count_keys_rule(locally_combined.func, combine_locally, agg, memory * 0.9)
+                if counted is not None:
+                    locally_combined.func = counted
         shuffled = locally_combined.partitionBy(numPartitions, partitionFunc)
 
         def merge_combiners(iterator: Iterator[Any]) -> Iterator[Any]:

@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import threading
+from collections import _count_elements  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -241,6 +242,40 @@ class ExternalMerger:
     def mergeCombiners(self, iterator: Iterable[Any]) -> None:
         """Add (key, combiner) pairs produced by mergeValues elsewhere."""
         self._merge(iterator, None, self.agg.mergeCombiners)
+
+    def countKeys(self, keys: Iterable[Any], value: int) -> None:
+        """Add a (key, value) pair for each of `keys`, for an aggregator that adds.
+
+        Exactly what mergeValues gives for those pairs when value is an exact int
+        and the merge is `+` (`scheduler/rdd/idioms.py`): each key counted by
+        `collections.Counter`'s C loop (the same dict lookups, first-seen key and
+        order), the counts multiplied by `value` before they leave the dict. No
+        tuple per key and no Python loop per key: a word count's map side.
+        """
+        source = iter(keys)
+        batch = self.BATCH
+        missing = _MISSING
+        data = self.data
+        while True:
+            _count_elements(data, itertools.islice(source, batch))
+            # Peek one key: tells a short batch (the end) from a full one, in input order.
+            k = next(source, missing)
+            if k is missing:
+                break
+            data[k] = data.get(k, 0) + 1
+            if used_memory_mb() >= self.memory_limit:
+                self._scale(value)
+                self._spill()
+                data = self.data
+                batch = max(self.BATCH, batch // 2)
+            else:
+                batch = min(self.MAX_BATCH, batch + batch // 2)
+        self._scale(value)
+
+    def _scale(self, value: int) -> None:
+        """Counts -> combiners: n occurrences of `value` added up are n * value."""
+        if value != 1:
+            self.data = {k: n * value for k, n in self.data.items()}
 
     def _merge(
         self,

@@ -333,6 +333,38 @@ def test_word_count_pipeline(sc: Any, slices: int) -> None:
     assert sum(c for _, c in counts) == 11
 
 
+def test_word_count_rule_gives_what_the_general_path_gives(sc: Any, tmp_path: Any) -> None:
+    # `scheduler/rdd/idioms.py`: map(lambda w: (w, C)) + reduceByKey(add or a + b lambda)
+    # counts the keys map-side. Same pairs, order and types as the general path, which
+    # a map the rule does not recognise (a closure, a bool constant) still takes.
+    from scheduler.rdd.idioms import count_keys_locally
+
+    path = tmp_path / "words.txt"
+    path.write_text("to be or not to be\nthat is\n\nthe question to be\n" * 40)
+    words = sc.textFile(str(path), 3).flatMap(lambda line: line.split())
+    counted = words.map(lambda w: (w, 1)).reduceByKey(add, 2)
+    local_side = counted.prev.shuffle_dependency.rdd
+    assert local_side.func.func is count_keys_locally
+    one = 1  # a closure: not recognised
+    general = words.map(lambda w: (w, one)).reduceByKey(add, 2)
+    assert general.prev.shuffle_dependency.rdd.func.func is not count_keys_locally
+    result = counted.collect()
+    assert result == general.collect()
+    assert dict(result)["be"] == 120 and {type(v) for _, v in result} == {int}
+    by_lambda = words.map(lambda w: (w, 3)).reduceByKey(lambda a, b: a + b, 2).collect()
+    assert by_lambda == [(w, 3 * n) for w, n in result]
+    flags = sc.parallelize([1, 2, 1], 1).map(lambda w: (w, True)).reduceByKey(add)
+    # A bool constant is not counted: a lone True stays a bool.
+    assert sorted((k, v, type(v)) for k, v in flags.collect()) == [(1, 2, int), (2, True, bool)]
+    keys_equal = sc.parallelize([1, True, 1.0, 2, 1], 1).map(lambda w: (w, 1)).reduceByKey(add)
+    assert sorted((k, v, type(k), type(v)) for k, v in keys_equal.collect()) == [
+        (1, 4, int, int),
+        (2, 1, int, int),
+    ]
+    with pytest.raises(Exception, match="unhashable type: 'list'"):
+        sc.parallelize([[1], [2]], 1).map(lambda w: (w, 1)).reduceByKey(add).collect()
+
+
 def test_sort_by_key_with_no_or_negative_partitions(sc: Any) -> None:
     pairs = sc.parallelize([(3, "c"), (1, "a")], 2)
     assert pairs.sortByKey(numPartitions=0).collect() == []
