@@ -27,6 +27,7 @@ from rpcenv.settings import PORT_MAX_RETRIES
 from sparkctl.v1 import deploy_pb2, master_service_pb2
 
 if TYPE_CHECKING:
+    from cluster.heartbeat_datagrams import DatagramCounts
     from cluster.launch import MasterHandle, WorkerHandle
 
 __all__ = [
@@ -119,6 +120,9 @@ def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | No
         assert isinstance(reply, master_service_pb2.GetClusterStateResponse)
         return reply
 
+    def datagrams() -> DatagramCounts | None:
+        return handles[0].endpoint.datagram_counts() if handles else None
+
     max_retries = settings.conf.get(PORT_MAX_RETRIES)
     try:
         auth = ui_auth(settings.conf, "master web UI")
@@ -126,7 +130,9 @@ def run_master(settings: MasterSettings, ready: ReadySignal, pid_file: Path | No
         return _fail(ready, f"cannot start the master web UI: {exc}", flag="--conf")
     try:
         # Bound before the master starts: the master tells workers the UI's URL.
-        ui = MasterWebUI(state, host, settings.webui_port, max_retries, auth=auth)
+        ui = MasterWebUI(
+            state, host, settings.webui_port, max_retries, auth=auth, datagrams=datagrams
+        )
     except OSError as exc:
         return _fail(
             ready, f"cannot start the master web UI: {exc.strerror or exc}", flag="--webui-port"

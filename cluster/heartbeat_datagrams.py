@@ -39,6 +39,7 @@ __all__ = [
     "DATAGRAM_SIZE",
     "DROP_REASONS",
     "VERSION",
+    "DatagramCounts",
     "DatagramListener",
     "DatagramSender",
     "Enrollment",
@@ -76,6 +77,19 @@ def heartbeat_datagram(slot: int, sequence: int, key: bytes) -> bytes:
     return head + hmac.digest(key, head, "sha256")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class DatagramCounts:
+    """Datagrams a Master took and dropped since it started (for `/metrics`).
+
+    Attributes:
+        accepted: good heartbeats.
+        dropped: drops by reason, every one of `DROP_REASONS` (0 if none).
+    """
+
+    accepted: int
+    dropped: dict[str, int]
+
+
 @dataclasses.dataclass(slots=True)
 class Enrollment:
     """One registration's datagram heartbeats: its key, the last sequence taken."""
@@ -111,8 +125,11 @@ class HeartbeatDatagrams:
         self.clock = clock
         self._slots: dict[int, Enrollment] = {}
         self._by_worker: dict[str, Enrollment] = {}
+        #: Good datagrams and drops by reason since the start (never reset: the
+        #: `/metrics` counters); `take_drops` reports the drops since its last call.
         self.accepted = 0
         self.dropped: collections.Counter[str] = collections.Counter()
+        self._drops_reported: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -227,9 +244,19 @@ class HeartbeatDatagrams:
 
     def take_drops(self) -> dict[str, int]:
         """Drops counted since the last call, by reason (for a rate-limited log line)."""
-        counts = {reason: n for reason, n in self.dropped.items() if n}
-        self.dropped.clear()
-        return counts
+        now = dict(self.dropped)  # one C-level copy: safe while the listener counts
+        before, self._drops_reported = self._drops_reported, now
+        return {
+            reason: n - before.get(reason, 0)
+            for reason, n in now.items()
+            if n > before.get(reason, 0)
+        }
+
+    def counts(self) -> DatagramCounts:
+        """Datagrams taken and dropped since the start (safe from any thread)."""
+        dropped = dict.fromkeys(DROP_REASONS, 0)
+        dropped.update(self.dropped)  # one C-level copy: safe while the listener counts
+        return DatagramCounts(self.accepted, dropped)
 
 
 class DatagramListener:

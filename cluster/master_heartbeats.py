@@ -4,12 +4,12 @@ A worker heartbeats on its stream (`WorkerHeartbeat`) or, when both sides
 enabled `spark.sparkctl.worker.udpHeartbeats`, by datagram into the table of
 `cluster.heartbeat_datagrams`, read by a listener thread. This mixin owns that
 table and its socket, moves workers between datagrams and their streams
-(UDP blocked, a probe that got through, a DEAD worker still sending), reports
-dropped datagrams (a rate-limited log line)
-and notes when each worker-timeout check is issued. Judging who is DEAD is
-`master_liveness`'s; acting on it is the Master's. A mixin of the Master
-endpoint (single-threaded like it); only the listener's thread touches the
-table besides it.
+(UDP blocked, a probe that got through, a DEAD worker still sending),
+reports dropped datagrams (a rate-limited log line; cumulative counts for
+`/metrics`) and notes when each worker-timeout check is issued. Judging who
+is DEAD is `master_liveness`'s; acting on it is the Master's. A mixin of the
+Master endpoint (single-threaded like it); only the listener's thread
+touches the table besides it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import logging
 import pathlib
 
 from cluster._timers import SYSTEM_CLOCK, Clock
-from cluster.heartbeat_datagrams import DatagramListener, HeartbeatDatagrams
+from cluster.heartbeat_datagrams import DatagramCounts, DatagramListener, HeartbeatDatagrams
 from cluster.master_leadership import MasterLeadership
 from cluster.settings import WORKER_UDP_HEARTBEATS
 from rpcenv import Conf, RpcEndpointRef
@@ -52,6 +52,14 @@ class MasterHeartbeats(MasterLeadership):
         #: The timeout timer's period, and when it last issued a check (`_issue_timeout_check`).
         self._check_period = self.liveness.check_interval
         self._last_check_issued: float | None = None
+
+    def datagram_counts(self) -> DatagramCounts | None:
+        """Datagrams taken and dropped (by reason) since the start; None without datagrams.
+
+        Safe from any thread (the web UI's `/metrics` reads it): a snapshot of counters.
+        """
+        table = self.datagrams
+        return table.counts() if table is not None else None
 
     def _issue_timeout_check(self) -> None:
         """Note a timeout check about to be queued (the timer's thread): judged as of now,

@@ -21,6 +21,8 @@ from webui.server import Query, Response, WebServer, prometheus_text, route_tabl
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from cluster.heartbeat_datagrams import DatagramCounts
+
 __all__ = ["MasterWebUI"]
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ class MasterWebUI(ServedUI):
         max_retries: following ports to try when `port` is taken.
         auth: sign-in (None: open). A viewer signed in as an application sees
             only that application: no workers, drivers, totals or metrics.
+        datagrams: the Master's heartbeat datagram counts, exported in `/metrics`
+            (`Master.datagram_counts`; None: not exported).
     """
 
     def __init__(
@@ -47,8 +51,10 @@ class MasterWebUI(ServedUI):
         port: int,
         max_retries: int = 16,
         auth: UIAuth | None = None,
+        datagrams: Callable[[], DatagramCounts | None] | None = None,
     ) -> None:
         self._state = state
+        self._datagrams = datagrams
         self._registry: CollectorRegistry | None = None  # built on the first scrape
         # The last /json body and the state it shows: the Master answers an unchanged
         # cluster with the same state, and a poller then costs no rendering (a tuple,
@@ -154,7 +160,7 @@ class MasterWebUI(ServedUI):
             return refused
 
         if self._registry is None:
-            self._registry = master_registry(self._state)
+            self._registry = master_registry(self._state, self._datagrams)
         return prometheus_text(self._registry)
 
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from cluster.ui._json import app_state_name, executor_state_name, worker_state_name
 from sparkctl.v1 import deploy_pb2, master_service_pb2
+
+if TYPE_CHECKING:
+    from cluster.heartbeat_datagrams import DatagramCounts
 
 __all__ = ["master_registry", "worker_registry"]
 
@@ -79,6 +83,40 @@ class _MasterCollector(Collector):
         yield drivers
 
 
+class _DatagramCollector(Collector):
+    """The Master's heartbeat datagram counters, read from its table at scrape time.
+
+    Nothing is exported while the Master takes no datagrams (disabled, or its
+    UDP socket could not be bound).
+    """
+
+    def __init__(self, counts: Callable[[], DatagramCounts | None]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            counts = self._counts()
+        except Exception as exc:  # a scrape must answer even when the master does not
+            log.warning("metrics: cannot read the heartbeat datagram counts: %s", exc)
+            return
+        if counts is None:
+            return
+        yield CounterMetricFamily(
+            "sparkctl_master_heartbeat_datagrams_accepted",
+            "Good heartbeat datagrams the master took",
+            value=counts.accepted,
+        )
+        dropped = CounterMetricFamily(
+            "sparkctl_master_heartbeat_datagrams_dropped",
+            "Heartbeat datagrams the master dropped, by reason (size, version, unknown slot, "
+            "forged, replayed, socket error)",
+            labels=["reason"],
+        )
+        for reason, count in sorted(counts.dropped.items()):
+            dropped.add_metric([reason], count)
+        yield dropped
+
+
 class _WorkerCollector(Collector):
     def __init__(self, state: Callable[[], deploy_pb2.GetWorkerStateResponse]) -> None:
         self._state = state
@@ -116,9 +154,10 @@ class _WorkerCollector(Collector):
         )
 
 
-def _registry(collector: Collector) -> CollectorRegistry:
+def _registry(*collectors: Collector) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
+    for collector in collectors:
+        registry.register(collector)
     # process_resident_memory_bytes and friends, for the "idle RSS" goal.
     ProcessCollector(registry=registry)
     return registry
@@ -126,9 +165,19 @@ def _registry(collector: Collector) -> CollectorRegistry:
 
 def master_registry(
     state: Callable[[], master_service_pb2.GetClusterStateResponse],
+    datagrams: Callable[[], DatagramCounts | None] | None = None,
 ) -> CollectorRegistry:
-    """A registry exporting the master's gauges and its process metrics."""
-    return _registry(_MasterCollector(state))
+    """A registry exporting the master's gauges and its process metrics.
+
+    Args:
+        state: the cluster state (an ask to the Master in the daemon).
+        datagrams: the Master's heartbeat datagram counts (`Master.datagram_counts`),
+            read in-process: they are not part of the cluster state.
+    """
+    collectors: list[Collector] = [_MasterCollector(state)]
+    if datagrams is not None:
+        collectors.append(_DatagramCollector(datagrams))
+    return _registry(*collectors)
 
 
 def worker_registry(state: Callable[[], deploy_pb2.GetWorkerStateResponse]) -> CollectorRegistry:

@@ -46,6 +46,20 @@ def test_status_json_and_table(cli_cluster: CliCluster) -> None:
     assert "Workers (1)" in table.stdout and worker["id"] in table.stdout
 
 
+def test_master_metrics_count_heartbeat_datagrams(cli_cluster: CliCluster) -> None:
+    """The daemon wires its Master's datagram counters into /metrics (on by default)."""
+
+    def accepted() -> float:
+        with urllib.request.urlopen(cli_cluster.master.webui_url + "/metrics", timeout=10) as r:
+            body = r.read().decode()
+        for line in body.splitlines():
+            if line.startswith("sparkctl_master_heartbeat_datagrams_accepted_total "):
+                return float(line.split()[1])
+        raise AssertionError(f"no datagram counter in /metrics:\n{body}")
+
+    wait_until(lambda: accepted() >= 1, timeout=30.0)  # the worker heartbeats by datagram
+
+
 def test_pid_and_log_files(cli_cluster: CliCluster) -> None:
     for role in ("master", "worker"):
         pid_file = cli_cluster.work_dir / f"sparkctl-{role}.pid"

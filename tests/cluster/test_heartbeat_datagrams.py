@@ -11,9 +11,11 @@ from __future__ import annotations
 import pathlib
 import socket
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from cluster.heartbeat_datagrams import (
     DATAGRAM_SIZE,
@@ -24,9 +26,12 @@ from cluster.heartbeat_datagrams import (
 from cluster.launch import MasterHandle, WorkerHandle, start_master, start_worker
 from cluster.master import Master
 from cluster.testing import FakeClock, FakeContext, FakeRef, wait_until
+from cluster.ui import MasterWebUI
+from cluster.ui._metrics import master_registry
 from cluster.worker import Worker
 from rpcenv import Conf
 from sparkctl.v1 import deploy_pb2 as pb
+from sparkctl.v1 import master_service_pb2 as api
 
 TIMEOUT_S = 8.0  # heartbeat interval 2 s; a UDP worker is moved after 4 s unheard
 
@@ -123,6 +128,19 @@ def test_bad_datagrams_are_dropped_counted_and_cheap(master: Master, clock: Fake
     per_datagram_us = (time.process_time() - started) / rounds * 1e6
     assert per_datagram_us < 40, per_datagram_us  # ~2-3 µs on an idle core
     assert table.accept(heartbeat_datagram(slot, 6, key))  # the worker is still taken
+    # The log line reports what is new since the last; the /metrics counters never reset.
+    assert table.take_drops() == {"forged": rounds}
+    assert table.take_drops() == {}
+    totals = table.counts()
+    assert totals.accepted == 2
+    assert totals.dropped == {
+        "size": 4,
+        "version": 1,
+        "unknown": 1,
+        "forged": 3 + rounds,
+        "replayed": 2,
+        "error": 0,
+    }
 
 
 def test_a_worker_whose_datagrams_never_come_is_moved_to_its_stream(
@@ -313,6 +331,79 @@ def test_a_real_worker_heartbeats_by_datagram(tmp_path: pathlib.Path) -> None:
         assert table.get(w.worker_id) is not None
     finally:
         worker.stop()
+        master.stop()
+
+
+def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        body = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
+
+
+def test_the_master_metrics_count_taken_and_dropped_datagrams(tmp_path: pathlib.Path) -> None:
+    master, worker = _run_pair(tmp_path, 2.0)
+    endpoint = master.endpoint
+
+    def state() -> api.GetClusterStateResponse:
+        reply = master.ref.ask_sync(api.GetClusterStateRequest(), 10.0)
+        assert isinstance(reply, api.GetClusterStateResponse)
+        return reply
+
+    ui = MasterWebUI(state, "127.0.0.1", 0, datagrams=endpoint.datagram_counts)
+    ui.start()
+    try:
+        assert worker.wait_registered(10.0)
+        table = endpoint.datagrams
+        assert table is not None
+        wait_until(lambda: table.accepted >= 1, timeout=10.0)  # the worker's own, good
+        enrollment = table.get(worker.endpoint.worker_id)
+        assert enrollment is not None
+        listener = endpoint._listener
+        assert listener is not None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            # Its slot, a sequence far ahead, signed with a key that is not its own.
+            forged = heartbeat_datagram(enrollment.slot, 2**40, bytes(32))
+            sock.sendto(forged, ("127.0.0.1", listener.port))
+            sock.sendto(b"short", ("127.0.0.1", listener.port))
+        wait_until(lambda: table.counts().dropped["size"] == 1, timeout=10.0)
+        samples = _scrape(ui.url)
+        dropped = "sparkctl_master_heartbeat_datagrams_dropped_total"
+        assert samples[(dropped, (("reason", "forged"),))] == 1
+        assert samples[(dropped, (("reason", "size"),))] == 1
+        for reason in ("version", "unknown", "replayed"):
+            assert samples[(dropped, (("reason", reason),))] == 0, reason
+        accepted = samples[("sparkctl_master_heartbeat_datagrams_accepted_total", ())]
+        assert accepted >= 1 and enrollment.last_sequence < 2**40  # the forged one not taken
+        # Counters: the next scrape never shows fewer (the worker keeps heartbeating).
+        wait_until(lambda: table.accepted > accepted, timeout=10.0)
+        again = _scrape(ui.url)
+        assert again[("sparkctl_master_heartbeat_datagrams_accepted_total", ())] > accepted
+        assert again[(dropped, (("reason", "forged"),))] == 1
+        assert worker.endpoint._datagrams is not None  # still heartbeating by datagram
+    finally:
+        ui.stop()
+        worker.stop()
+        master.stop()
+
+
+def test_without_datagrams_the_master_metrics_have_no_datagram_counters(
+    tmp_path: pathlib.Path,
+) -> None:
+    settings = Conf({"spark.sparkctl.worker.udpHeartbeats": "false"})
+    master = start_master(settings, "127.0.0.1", 0, tmp_path / "master")
+    try:
+        assert master.endpoint.datagram_counts() is None
+        registry = master_registry(
+            lambda: api.GetClusterStateResponse(), master.endpoint.datagram_counts
+        )
+        names = {family.name for family in registry.collect()}
+        assert "sparkctl_master_up" in names
+        assert not any("datagram" in name for name in names), names
+    finally:
         master.stop()
 
 
