@@ -1,4 +1,4 @@
-"""The shipped process-cluster harness (`cluster/testing.py`) keeps its promises.
+"""The shipped process-cluster harness (`cluster/testing/`) keeps its promises.
 
 Every suite that starts a cluster as processes relies on these: the cluster is
 ready when the constructor returns, `close` leaves no process behind, a child
