@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.status.eventlog import LogFile, parse_log_name, read_log
-from scheduler.status.jsonprotocol import AppInfo, replay_events
+from scheduler.status.jsonprotocol import MALFORMED, AppInfo, replay_events
 from scheduler.status.ui import AppStatusStore
 
 __all__ = ["AppEntry", "HistoryProvider"]
@@ -158,7 +158,7 @@ class HistoryProvider:
             for event in read_log(path, parsed.in_progress):
                 try:
                     info.update(event)
-                except (KeyError, TypeError, ValueError) as exc:
+                except MALFORMED as exc:
                     log.warning("%s: malformed %s event: %r", path, event.get("Event"), exc)
         except OSError as exc:
             log.warning("cannot read the event log %s: %s", path, exc)

@@ -311,7 +311,7 @@ def read_log(path: Path, in_progress: bool = False) -> Iterator[dict[str, Any]]:
             for raw in lines:
                 try:
                     event = json.loads(raw)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: nested too deep
                     if in_progress and not raw.endswith(b"\n"):
                         break  # still being written
                     bad += 1

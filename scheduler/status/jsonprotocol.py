@@ -34,7 +34,7 @@ from scheduler.core.events import (
     UnpersistRDD,
 )
 
-__all__ = ["SPARK_VERSION", "AppInfo", "EventEncoder", "replay_events"]
+__all__ = ["MALFORMED", "MAX_EPOCH_MS", "SPARK_VERSION", "AppInfo", "EventEncoder", "replay_events"]
 
 log = logging.getLogger(__name__)
 
@@ -378,15 +378,22 @@ class AppInfo:
             self.app_id = _opt_str(event.get("App ID")) or self.app_id
             self.name = str(event.get("App Name", ""))
             self.user = str(event.get("User", ""))
-            self.start_ms = int(event["Timestamp"])
+            self.start_ms = _epoch_ms(event["Timestamp"])
         elif kind == "SparkListenerApplicationEnd":
-            self.end_ms = int(event["Timestamp"])
+            self.end_ms = _epoch_ms(event["Timestamp"])
         elif kind == "SparkListenerLogStart":
             self.spark_version = str(event.get("Spark Version", ""))
 
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+#: The last ms of 9999-12-31: the latest time a log may hold.
+MAX_EPOCH_MS = 253_402_300_799_999
+
+#: What reading a malformed logged event raises (infinity as an int: OverflowError).
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError)
 
 
 def replay_events(events: Iterable[Json]) -> Iterator[SchedulerEvent]:
@@ -399,7 +406,7 @@ def replay_events(events: Iterable[Json]) -> Iterator[SchedulerEvent]:
     for event in events:
         try:
             replayed = _replay_one(event, job_of_stage)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except MALFORMED as exc:
             log.warning("skipping a malformed %s event: %r", event.get("Event"), exc)
             continue
         if replayed is not None:
@@ -464,7 +471,7 @@ def _replay_one(event: Json, job_of_stage: dict[int, int]) -> SchedulerEvent | N
         return StageCompleted(
             int(info["Stage ID"]),
             int(info.get("Stage Attempt ID", 0)),
-            info.get("Failure Reason"),
+            _opt_str(info.get("Failure Reason")),
             _seconds(info.get("Completion Time")),
         )
     if kind == "SparkListenerExecutorAdded":
@@ -508,10 +515,11 @@ def _replay_task_end(event: Json) -> TaskEnd:
     task_id = int(info.get("Task ID", -1))
     run_seconds = None
     if "Executor Run Time" in logged:
-        run_seconds = int(logged["Executor Run Time"]) / 1000.0
+        # A duration, in the same bounds as a time (a negative one moved the start on).
+        run_seconds = _epoch_ms(logged["Executor Run Time"]) / 1000.0
     metrics: dict[str, Any] = {}
     if "JVM GC Time" in logged:
-        metrics["gcSeconds"] = int(logged["JVM GC Time"]) / 1000.0
+        metrics["gcSeconds"] = _epoch_ms(logged["JVM GC Time"]) / 1000.0
     if "Disk Bytes Spilled" in logged:
         metrics["diskBytesSpilled"] = int(logged["Disk Bytes Spilled"])
     written = logged.get("Shuffle Write Metrics") or {}
@@ -584,4 +592,20 @@ def _replay_task_end(event: Json) -> TaskEnd:
 
 
 def _seconds(ms: Any) -> float | None:
-    return None if ms is None or int(ms) < 0 else int(ms) / 1000.0
+    if ms is None or int(ms) < 0:
+        return None
+    return _epoch_ms(ms) / 1000.0
+
+
+def _epoch_ms(value: Any) -> int:
+    """A logged time in ms since the epoch, checked: a log is input, and a date past
+    9999 (or infinity) could not be shown, nor turned into a date at all.
+
+    Raises:
+        ValueError: not a whole number of ms from 1970 to 9999.
+        OverflowError: infinity.
+    """
+    ms = int(value)
+    if not 0 <= ms <= MAX_EPOCH_MS:
+        raise ValueError(f"time {ms} ms is not within 1970..9999")
+    return ms

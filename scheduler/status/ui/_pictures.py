@@ -12,7 +12,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["dag", "job_bars", "stage_bars", "stage_color", "task_stream", "timeline"]
+__all__ = [
+    "MAX_STREAM_SLOTS",
+    "dag",
+    "job_bars",
+    "stage_bars",
+    "stage_color",
+    "task_stream",
+    "timeline",
+]
 
 Json = dict[str, Any]
 
@@ -239,6 +247,10 @@ def timeline(start: float, end: float, executors: Sequence[Json], spans: Sequenc
             "bars": bars, "ticks": ticks, "axis_y": height - 22}  # fmt: skip
 
 
+#: Rows the task stream draws for one executor at most (more tasks share the rows).
+MAX_STREAM_SLOTS = 256
+
+
 def task_stream(stream: Json) -> Json:
     """Tasks per executor slot over time, coloured by stage (Dask's task stream)."""
     left, width, row_h = 110, 800, 14
@@ -254,6 +266,9 @@ def task_stream(stream: Json) -> Json:
     end = now if len(finished) < len(spans) or not finished else max(finished)
     end = max(end, start + 1e-3)
     executors = sorted({s[0] for s in spans} | set(cores), key=_natural)
+    # One row per core, up to MAX_STREAM_SLOTS: the cores come from the executor (or
+    # an event log), and 10**9 of them would be a row each, built in memory.
+    cores = {e: min(MAX_STREAM_SLOTS, max(1, n)) for e, n in cores.items()}
     slot_base: dict[str, int] = {}
     rows = []
     total = 0
