@@ -105,8 +105,10 @@ class JobRunner:
             site = first_api_call()  # what PySpark names the job and its result stage
             if site is not None:
                 props["callSite.short"] = site
-        with self._scheduler.lock:
-            job_id = submit(props)  # the status tracker hears of it (JobStart) meanwhile
+        scheduler = self._scheduler
+        with scheduler.lock, scheduler.bus.held():
+            # The status tracker hears of the job (JobStart) when its first tasks are sent.
+            job_id = submit(props)
         try:
             while not waiter.wait(0.5):
                 if self._stopped:
@@ -128,6 +130,8 @@ class JobRunner:
 
     def _after_job(self: SparkContext, rdd: RDD) -> None:
         """Write the checkpoints that the finished job's lineage asked for."""
+        if self._checkpoint_dir is None:  # none can be written (nor asked for: checkpoint())
+            return
         todo = [rdd]
         seen: set[int] = set()
         wanted: list[RDD] = []

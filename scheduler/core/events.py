@@ -287,6 +287,10 @@ class ListenerBus:
         self.counters: tuple[TaskCounter, ...] = ()
         self._launches: list[Launch] = []
         self._ends: list[End] = []
+        #: While `held`: what `post` and `flush` would have delivered, in order (the
+        #: counters' notes to hand over first, then the event, if any).
+        self._held: list[tuple[list[Launch], list[End], SchedulerEvent | None]] | None = None
+        self._holds = 0
 
     def add(
         self,
@@ -333,6 +337,12 @@ class ListenerBus:
         if not (launches or ends):
             return
         self._launches, self._ends = [], []
+        if self._held is not None:
+            self._held.append((launches, ends, None))
+            return
+        self._hand_over(launches, ends)
+
+    def _hand_over(self, launches: list[Launch], ends: list[End]) -> None:
         for counter in self.counters:
             try:
                 if launches:
@@ -350,9 +360,47 @@ class ListenerBus:
         """Whether anyone listens at all."""
         return bool(self._listeners or self.counters)
 
+    def held(self) -> _Held:
+        """A context in which posts and flushes wait, in order, for the context's end.
+
+        A job's submission holds them until its first LaunchTasks are sent: its
+        JobStart and StageSubmitted (the status tracker's bookkeeping) then run while
+        the executor reads the launch rather than before it is sent. The poster holds
+        the scheduler's lock throughout, so no other thread's event comes between
+        them and every listener hears the same events in the same order. Nests.
+        """
+        return _Held(self)
+
+    def _hold(self) -> None:
+        self._holds += 1
+        if self._held is None:
+            self._held = []
+
+    def _release(self) -> None:
+        self._holds -= 1
+        if self._holds:
+            return
+        held, self._held = self._held, None
+        for launches, ends, event in held or ():
+            if launches or ends:
+                self._hand_over(launches, ends)
+            if event is not None:
+                self._deliver(event)
+
     def post(self, event: SchedulerEvent) -> None:
+        if self._held is not None:
+            launches, ends = self._launches, self._ends
+            if launches or ends:  # counters hear of tasks before what follows them
+                self._launches, self._ends = [], []
+                self._held.append((launches, ends, event))
+            else:
+                self._held.append(([], [], event))
+            return
         if self._launches or self._ends:  # counters hear of tasks before what follows them
             self.flush()
+        self._deliver(event)
+
+    def _deliver(self, event: SchedulerEvent) -> None:
         for listener, kinds in self._listeners:
             if kinds is not None and type(event) not in kinds:
                 continue
@@ -360,3 +408,18 @@ class ListenerBus:
                 listener(event)
             except Exception:
                 log.exception("listener %r failed on %s", listener, type(event).__name__)
+
+
+class _Held:
+    """`ListenerBus.held`'s context (a class: a generator's costs more per job)."""
+
+    __slots__ = ("_bus",)
+
+    def __init__(self, bus: ListenerBus) -> None:
+        self._bus = bus
+
+    def __enter__(self) -> None:
+        self._bus._hold()
+
+    def __exit__(self, *exc: object) -> None:
+        self._bus._release()

@@ -68,6 +68,59 @@ def test_a_failing_listener_does_not_stop_the_others(caplog: pytest.LogCaptureFi
     assert "StageCompleted" in caplog.text
 
 
+class _Counter:
+    """A task counter that notes what it is told, in one list with the events."""
+
+    def __init__(self, heard: list[object]) -> None:
+        self._heard = heard
+
+    def tasks_launched(self, launches: list[tuple[int, int, int, str]]) -> None:
+        self._heard.append(("launched", [t[2] for t in launches]))
+
+    def tasks_ended(self, ends: list[tuple[int, int, int, bool]]) -> None:
+        self._heard.append(("ended", [t[2] for t in ends]))
+
+
+def test_held_posts_and_flushes_arrive_at_the_end_in_their_order() -> None:
+    bus = ListenerBus()
+    heard: list[object] = []
+    bus.add(heard.append)
+    bus.add_counter(_Counter(heard))
+    with bus.held():
+        bus.post(StageSubmitted(1, 0, 2, 0))
+        bus.task_launched(1, 0, 7, "e1")
+        bus.post(TasksLaunched(()))  # the counters hear of task 7 before this event
+        with bus.held():  # nested: delivered when the outer hold ends
+            bus.task_launched(1, 0, 8, "e1")
+            bus.flush()
+            bus.task_ended(1, 0, 7, True)
+        bus.post(StageCompleted(1, 0))
+        assert heard == []
+    assert heard == [
+        StageSubmitted(1, 0, 2, 0),
+        ("launched", [7]),
+        TasksLaunched(()),
+        ("launched", [8]),
+        ("ended", [7]),
+        StageCompleted(1, 0),
+    ]
+    bus.post(StageCompleted(2, 0))  # no longer held
+    assert heard[-1] == StageCompleted(2, 0)
+
+
+def test_a_held_submission_sends_its_launch_before_listeners_hear_of_the_job(ctx: Any) -> None:
+    """A job's JobStart and StageSubmitted wait for its LaunchTasks, in the same order."""
+    scheduler = TaskScheduler(SchedulerSettings(), lambda bid: b"", lambda updates: None)
+    heard: list[object] = []
+    scheduler.bus.add(heard.append)
+    scheduler.register_executor(ExecutorHandle("e1", "h1", 2, heard.append))
+    heard.clear()  # its ExecutorAdded
+    with scheduler.lock, scheduler.bus.held():
+        scheduler.dag.submit_job(ctx.parallelize([1, 2], 2), collect, [0, 1], Listener())
+        assert [type(e) for e in heard] == [pb.LaunchTasks]
+    assert [type(e) for e in heard] == [pb.LaunchTasks, JobStart, StageSubmitted, TasksLaunched]
+
+
 def test_the_progress_bar_counts_from_events_and_task_counts() -> None:
     bus = ListenerBus()
     bar = ConsoleProgressBar()
