@@ -10,7 +10,48 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["JobWaiter"]
+__all__ = ["JobWaiter", "wakeups_after"]
+
+_deferred = threading.local()
+
+
+def wakeups_after() -> _WakeupsAfter:
+    """A context within which a finished job's waiter is woken only when it ends.
+
+    The scheduler handles a batch of task statuses under its lock, on the RPC
+    reader thread, holding the GIL: a user thread woken in the middle of it can
+    neither run Python nor take the lock until the batch is done, and then has
+    to be woken again for the GIL. Woken at the end, after the lock is released,
+    it finds both free. Nests; on this thread only.
+    """
+    return _WakeupsAfter()
+
+
+class _WakeupsAfter:
+    """`wakeups_after`'s context: the events to set, kept per thread."""
+
+    __slots__ = ("_outer",)
+
+    def __enter__(self) -> None:
+        self._outer: list[threading.Event] | None = getattr(_deferred, "events", None)
+        if self._outer is None:
+            _deferred.events = []
+
+    def __exit__(self, *exc: object) -> None:
+        if self._outer is not None:
+            return
+        events: list[threading.Event] = _deferred.events
+        _deferred.events = None
+        for event in events:
+            event.set()
+
+
+def _wake(event: threading.Event) -> None:
+    events: list[threading.Event] | None = getattr(_deferred, "events", None)
+    if events is None:
+        event.set()
+    else:
+        events.append(event)
 
 
 class JobWaiter:
@@ -28,11 +69,11 @@ class JobWaiter:
         self.results[index] = result
         self._remaining -= 1
         if self._remaining == 0:
-            self._done.set()
+            _wake(self._done)
 
     def job_failed(self, error: BaseException) -> None:
         self.error = error
-        self._done.set()
+        _wake(self._done)
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)

@@ -40,6 +40,7 @@ from scheduler.core.events import (
     UnpersistRDD,
     touches_storage,
 )
+from scheduler.core.jobs import wakeups_after
 from scheduler.core.tasksetmanager import Attempt, TaskSetManager
 from scheduler.rdd.callsite import stage_name, task_set_name
 from scheduler.rdd.lineage import stage_rdds
@@ -650,7 +651,7 @@ class TaskScheduler:
     # -- outcomes ---------------------------------------------------------------------------
 
     def status_update(self, executor_id: str, statuses: list[pb.TaskStatus]) -> None:
-        with self.lock:
+        with wakeups_after(), self.lock:  # a finished job's thread wakes after the batch
             now = time.monotonic()
             handle = self.executors.get(executor_id)
             for status in statuses:
