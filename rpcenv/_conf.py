@@ -17,6 +17,7 @@ files or the environment.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 import threading
@@ -623,8 +624,14 @@ class Conf(Mapping[str, str]):
         for key in unknown:
             if key not in Conf._warned:
                 Conf._warned.add(key)
-                log.warning("ignoring unknown configuration key %s", key)
+                log.warning("ignoring unknown configuration key %s%s", key, _did_you_mean(key))
         return unknown
+
+
+def _did_you_mean(key: str) -> str:
+    """` (did you mean spark.x?)` for a likely typo of a declared key, else ""."""
+    close = difflib.get_close_matches(key, list(_entries), n=1, cutoff=0.85)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _is_secret(key: str) -> bool:

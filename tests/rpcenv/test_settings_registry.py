@@ -220,6 +220,18 @@ def test_known_keys_and_families(caplog: pytest.LogCaptureFixture) -> None:
     assert "spark.not.a.real.key.for.registry" in caplog.text
 
 
+def test_a_mistyped_key_is_warned_about_with_the_key_it_resembles(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="rpcenv._conf"):
+        Conf({"spark.executor.memroy": "2g", "spark.zzz.unlike.anything": "1"}).warn_unknown()
+    assert sorted(r.getMessage() for r in caplog.records) == [
+        "ignoring unknown configuration key spark.executor.memroy "
+        "(did you mean spark.executor.memory?)",
+        "ignoring unknown configuration key spark.zzz.unlike.anything",  # like no key
+    ]
+
+
 def test_untyped_getters_fall_back_to_declared_defaults() -> None:
     # Readers not yet converted (and keys read by prefix) keep Spark's defaults.
     conf = Conf()
