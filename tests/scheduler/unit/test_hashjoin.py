@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.shuffle import aggregation
+from scheduler.shuffle import aggregation, hashjoin
 from scheduler.shuffle.hashjoin import HashJoin, hash_join
 
 PADS = [(False, False), (False, True), (True, False), (True, True)]
@@ -73,6 +73,38 @@ def test_in_memory_join_gives_pyspark_s_pairs_in_its_order(
     # the suite, and a spill would change the order this test checks.
     got = list(hash_join(float("inf"), pad_left, pad_right, iter(left), iter(right)))
     assert got == _cogroup_join(left, right, pad_left, pad_right)
+
+
+@pytest.mark.parametrize("step", [1, 2, 5])
+@pytest.mark.parametrize("order", ["missing-first", "missing-later"])
+@pytest.mark.parametrize(("pad_left", "pad_right"), PADS)
+def test_a_join_probed_a_few_left_keys_at_a_time_keeps_pyspark_s_pairs_and_order(
+    monkeypatch: pytest.MonkeyPatch, step: int, order: str, pad_left: bool, pad_right: bool
+) -> None:
+    # Steps of left keys all on the right and steps with some missing, either first;
+    # keys equal across sides but of other types (1.0 and 1, None), right-only keys.
+    monkeypatch.setattr(hashjoin, "_PROBE", step)
+    rng = random.Random(f"{step}-{order}")
+    left_keys: list[Any] = [None, 1.0, *range(2, 40), "a", (1, 2)]
+    missing = {7, 8, 9, 23, "a"} if order == "missing-later" else {None, 1.0, 2, 30}
+    right_keys: list[Any] = [1 if k == 1.0 else k for k in left_keys if k not in missing]
+    right_keys += [100, "b", (3,)]
+    rng.shuffle(right_keys)
+    left = [(k, f"l{i}") for i, k in enumerate(left_keys)]
+    right = [(k, None if i % 5 == 0 else i) for i, k in enumerate(right_keys)]
+    got = list(hash_join(float("inf"), pad_left, pad_right, iter(left), iter(right)))
+    expected = _cogroup_join(left, right, pad_left, pad_right)
+    # repr: the key objects themselves (the left's 1.0, not the right's 1), as PySpark's.
+    assert [(repr(k), vw) for k, vw in got] == [(repr(k), vw) for k, vw in expected]
+
+
+def test_a_join_of_sides_larger_than_a_probe_step_keeps_its_order() -> None:
+    n = 3 * hashjoin._PROBE + 17
+    left = [(k, -k) for k in range(n)]
+    right = [(k, 2 * k) for k in random.Random(4).sample(range(n + 5), n + 5)]
+    for pads in PADS:
+        got = list(hash_join(float("inf"), *pads, iter(left), iter(right)))
+        assert got == _cogroup_join(left, right, *pads)
 
 
 @pytest.mark.parametrize("repeats", [False, True], ids=["unique-keys", "repeated-keys"])
