@@ -81,7 +81,7 @@ class MasterDrivers(MasterBase):
         )
         text = f"submitted {driver.driver_id}"
         sizes = master_views.alive_worker_sizes(self)
-        too_big = unplaceable_reason(desc.cores, desc.memory_mb, sizes, "driver")
+        too_big = unplaceable_reason(desc.cores, desc.memory_mb, sizes, "the driver")
         if too_big:  # within bounds, so a larger worker may still join: said, not refused
             log.warning("driver %s is %s", driver.driver_id, too_big)
             text = f"{text}; {too_big}"

@@ -117,7 +117,7 @@ def driver_summary(
             driver.description.cores,
             driver.description.memory_mb,
             alive_worker_sizes(master) if sizes is None else sizes,
-            "driver",
+            "the driver",
         )
     return api.DriverSummary(
         id=driver.driver_id,

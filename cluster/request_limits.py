@@ -206,7 +206,7 @@ def unplaceable_reason(
         cores: cores it needs on one worker (0 = any number).
         memory_mb: memory it needs on one worker.
         workers: (cores, memory_mb) of each ALIVE worker, idle or not.
-        what: how to call the request ("driver", "each executor").
+        what: how to call the request ("the driver", "each executor").
 
     Returns:
         "" when some worker could hold it once idle, or when no worker is ALIVE (one
@@ -217,8 +217,10 @@ def unplaceable_reason(
         return ""
     most_cores = max(c for c, _ in sizes)
     most_memory = max(m for _, m in sizes)
+    needed = cores or 1
     return (
-        f"waiting: the {what} needs {cores or 1} cores and {memory_mb} MiB on one worker, "
+        f"waiting: {what} needs {needed} core{'' if needed == 1 else 's'} and {memory_mb} MiB "
+        "on one worker, "
         f"which no ALIVE worker has even when idle (most cores {most_cores}, most memory "
         f"{most_memory} MiB); it waits until such a worker registers"
     )

@@ -55,6 +55,7 @@ from scheduler.executor.workerlimits import (
 )
 from scheduler.resource.profile import ResourceProfile
 from sparkctl.v1 import deploy_pb2 as dpb
+from sparkctl.v1 import master_service_pb2 as api
 from sparkctl.v1 import scheduler_pb2 as pb
 
 __all__ = ["APP_CLIENT_ENDPOINT", "ExecutorAllocator", "StandaloneBackend", "app_description"]
@@ -510,8 +511,9 @@ class StandaloneBackend:
             )
         if self._error is not None or self.app_id is None:
             raise RuntimeError(f"could not register the application: {self._error}")
-        if self.allocation is None or self.allocation.initial_executors > 0:
-            self._wait_for_executors(10.0)
+        wants_executors = self.allocation is None or self.allocation.initial_executors > 0
+        if wants_executors and not self._wait_for_executors(10.0):
+            log.warning("no executor registered yet; jobs wait for one%s", self._why_waiting())
         if self.removed_reason is not None:
             raise RuntimeError(f"Master removed our application: {self.removed_reason}")
         if self.allocation is not None:
@@ -536,22 +538,40 @@ class StandaloneBackend:
             self._announced.discard(executor_id)
             self._scheduler.executors_changed.notify_all()
 
-    def _wait_for_executors(self, timeout: float) -> None:
-        """Wait for a first executor, then for the rest the Master announced (bounded)."""
+    def _wait_for_executors(self, timeout: float) -> bool:
+        """Wait for a first executor, then for the rest the Master announced (bounded).
+
+        Returns False when no executor came within `timeout`.
+        """
         scheduler_ = self._scheduler
         deadline = time.monotonic() + timeout
         with scheduler_.lock:
             while not scheduler_.executors and not self._stopped:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    log.warning("no executor registered yet; jobs wait for one")
-                    return
+                    return False
                 scheduler_.executors_changed.wait(min(left, 0.2))
             # Executors of one launch round register close together: wait for the ones
             # the Master announced, so that defaultParallelism sees all their cores.
             settle = time.monotonic() + 3.0
             while time.monotonic() < settle and not self._announced <= set(scheduler_.executors):
                 scheduler_.executors_changed.wait(0.05)
+        return True
+
+    def _why_waiting(self) -> str:
+        """`: <the Master's reason>` when it says why the application has no executor.
+
+        An application asking more memory or cores per executor than any worker has
+        waits (a larger worker may join); the Master's state says so, and the user
+        running the driver should read it there rather than in the Master's UI.
+        """
+        state = self._ask_master(api.GetClusterStateRequest())
+        if not isinstance(state, api.GetClusterStateResponse):
+            return ""
+        for app in state.active_apps:
+            if app.id == self.app_id and app.message:
+                return f": {app.message}"
+        return ""
 
     def registered(self, reply: dpb.RegisterApplicationResponse) -> None:
         """The first Master to accept gave the application its id."""

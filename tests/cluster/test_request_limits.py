@@ -150,6 +150,13 @@ def test_unplaceable_reason_only_when_workers_are_up_and_none_fits() -> None:
     # Cores on one worker and memory on another is not a fit.
     text = unplaceable_reason(4, 4096, [(8, 1024), (2, 8192)], "driver")
     assert "needs 4 cores and 4096 MiB" in text and "most cores 8, most memory 8192" in text
+    # It reads as a sentence for either subject.
+    assert unplaceable_reason(4, 4096, [(2, 1024)], "the driver").startswith(
+        "waiting: the driver needs 4 cores and 4096 MiB on one worker"
+    )
+    assert unplaceable_reason(0, 4096, [(2, 1024)], "each executor").startswith(
+        "waiting: each executor needs 1 core and 4096 MiB on one worker"
+    )
 
 
 @pytest.fixture
