@@ -365,7 +365,8 @@ def _describe_sizes(sizes: workloads.Sizes) -> str:
         f" 8 partitions; W4 groupByKey"
         f" {sizes.w4_group_pairs:,} pairs / {sizes.w4_group_keys:,} keys, sortByKey"
         f" {sizes.w4_sort_pairs:,} pairs; W3 and W4 median of {sizes.heavy_runs} runs;"
-        f" S rows one run each, S2-S4 over {workloads.SCALE_PARTITIONS} partitions"
+        f" S2 and S4 median of {sizes.scale_runs} runs per size (sizes interleaved), S1"
+        f" and S3 one run; S2-S4 over {workloads.SCALE_PARTITIONS} partitions"
     )
 
 
