@@ -182,10 +182,11 @@ class RpcEnv(abc.ABC):
     #: A random id of this env, new at every start: what its connections present as
     #: their `MessageOrigin.peer_id` ("" for a backend without one).
     env_id: str = ""
-    #: Whether each peer's messages are delivered on a thread that serves that peer
-    #: alone (tcp): an inline handler (`RpcEndpoint.receives_inline`) that takes a lock
-    #: or does some work holds up only its own peer. False where one I/O loop serves
-    #: every peer (gRPC): there an inline handler must never wait on anything.
+    #: Whether an inline handler (`RpcEndpoint.receives_inline`) may take a lock or do
+    #: some work (tcp): its peer's later messages wait for it, and other peers wait at
+    #: most a fraction of a second (the I/O loop is handed to another thread when one
+    #: handler holds it longer: `rpcenv.tcp._loop`). False where one I/O loop serves
+    #: every peer with no such hand-over (gRPC): there an inline handler must never wait.
     delivers_on_peer_threads: bool = False
 
     @staticmethod

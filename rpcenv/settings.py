@@ -137,7 +137,7 @@ CONNECTION_TIMEOUT = SECTION.entry(
     "How long dialing a peer may take before the connection counts as failed. The tcp "
     "backend also closes an inbound connection that has not sent its handshake within "
     "this long, and any connection whose started message has waited this long, in all, "
-    "for the rest of its bytes (a stalled peer must not hold a thread forever).",
+    "for the rest of its bytes (a stalled peer must not hold its buffer forever).",
     above=0,
     unit="s",
 )
@@ -145,7 +145,7 @@ TCP_MAX_CONNECTIONS = SECTION.entry(
     "spark.sparkctl.rpc.tcp.maxConnections",
     INT,
     "256",
-    "Inbound connections a tcp-backend env keeps open at once (a reader thread each); "
+    "Inbound connections a tcp-backend env keeps open at once (a descriptor each); "
     "a peer past it is refused with a clear error. Unless set, a cluster application's "
     "driver and executors take 4096 (each executor dials its driver and the others whose "
     "blocks it fetches). Connections still in their handshake "

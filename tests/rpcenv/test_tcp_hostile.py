@@ -25,6 +25,7 @@ from google.protobuf import wrappers_pb2
 from google.protobuf.message import Message
 
 import rpcenv.tcp
+import rpcenv.tcp._inbound
 from rpcenv import (
     RpcAddress,
     RpcCallContext,
@@ -215,7 +216,7 @@ def test_a_silent_or_trickling_connection_is_closed_in_bounded_time(
 def test_a_flood_of_silent_connections_uses_bounded_threads_and_is_logged_once(
     server: RpcEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(rpcenv.tcp, "_MAX_HANDSHAKES", 8)
+    monkeypatch.setattr(rpcenv.tcp._inbound, "_MAX_HANDSHAKES", 8)
     # Read at each accept: the new env below uses the patched bound.
     conf = {"spark.rpc.backend": "tcp", "spark.authenticate.secret": SECRET}
     env = RpcEnv.create("flooded", "127.0.0.1", 0, conf)
@@ -255,7 +256,7 @@ def test_a_flood_of_silent_connections_does_not_keep_a_real_peer_out(
     """Before: with every handshake slot taken, a real peer was closed at once, for up
     to spark.rpc.io.connectionTimeout (30 s), however fast it spoke."""
     monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
-    monkeypatch.setattr(rpcenv.tcp, "_MAX_HANDSHAKES", 16)
+    monkeypatch.setattr(rpcenv.tcp._inbound, "_MAX_HANDSHAKES", 16)
     conf = {"spark.rpc.backend": "tcp", "spark.authenticate.secret": SECRET}
     env = RpcEnv.create("flooded", "127.0.0.1", 0, conf)
     env.setup_endpoint("echo", _Echo())
@@ -271,11 +272,13 @@ def test_a_flood_of_silent_connections_does_not_keep_a_real_peer_out(
                 socks.append(socket.create_connection(address, WAIT))
             time.sleep(0.002)
 
+    gate = env._gate
+    assert gate is not None
     before = threading.active_count()
     try:
         for _ in range(16):
             socks.append(socket.create_connection(address, WAIT))
-        _wait_for(lambda: threading.active_count() >= before + 16, "16 handshake threads")
+        _wait_for(lambda: gate.waiting() >= 16, "16 waiting handshakes")
         flooder = threading.Thread(target=flood, daemon=True)
         flooder.start()
         for _ in range(3):
@@ -284,8 +287,9 @@ def test_a_flood_of_silent_connections_does_not_keep_a_real_peer_out(
             assert time.monotonic() - started < 3.0
         stop.set()
         flooder.join(WAIT)
-        time.sleep(0.3)  # the closed ones' threads leave
-        assert threading.active_count() - before <= 16 + 4
+        # Waiting handshakes cost descriptors, not threads.
+        assert threading.active_count() - before <= 4
+        assert gate.waiting() <= 16
         assert "closed without a handshake" in caplog.text
     finally:
         stop.set()
