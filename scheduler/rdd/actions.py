@@ -19,7 +19,7 @@ import math
 import operator
 import random
 import sys
-from collections import defaultdict
+from collections import _count_elements, defaultdict  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterator
 from functools import reduce
 from typing import TYPE_CHECKING, Any
@@ -119,6 +119,14 @@ def _tree_level(partial: RDD, num_partitions: int, comb: Callable[[Any, Any], An
             yield index % num_partitions, obj
 
     return partial.mapPartitionsWithIndex(keyed).reduceByKey(comb, num_partitions).values()
+
+
+def _count_values(iterator: Iterator[Any]) -> Iterator[dict[Any, int]]:
+    """countByValue's count of one partition: `Counter`'s C loop over a plain dict (the
+    same lookups, first-seen keys and order as `counts[obj] += 1`), as a defaultdict."""
+    counts: dict[Any, int] = {}
+    _count_elements(counts, iterator)
+    yield defaultdict(int, counts)
 
 
 class ActionFunctions:
@@ -274,18 +282,12 @@ class ActionFunctions:
     def countByValue(self: RDD) -> dict[Any, int]:
         """How often each distinct item occurs."""
 
-        def count_partition(iterator: Iterator[Any]) -> Iterator[dict[Any, int]]:
-            counts: dict[Any, int] = defaultdict(int)
-            for obj in iterator:
-                counts[obj] += 1
-            yield counts
-
         def merge(m1: dict[Any, int], m2: dict[Any, int]) -> dict[Any, int]:
             for k, v in m2.items():
                 m1[k] += v
             return m1
 
-        return self.mapPartitions(count_partition).reduce(merge)  # type: ignore[no-any-return]
+        return self.mapPartitions(_count_values).reduce(merge)  # type: ignore[no-any-return]
 
     def top(self: RDD, num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
         """The `num` largest items, largest first."""

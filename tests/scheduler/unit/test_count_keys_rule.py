@@ -238,3 +238,26 @@ def test_a_stop_iteration_before_the_counted_map_still_fails_the_task() -> None:
 def test_no_steps_before_the_map_counts_the_input() -> None:
     words: Iterator[Any] = iter(["x", "y", "x"])
     assert list(count_keys_locally((), 2, _adds(), 1 << 20, 0, words)) == [("x", 4), ("y", 2)]
+
+
+@pytest.mark.parametrize("keys", KEYS)
+def test_count_by_value_partition_counts_as_the_python_loop(keys: list[Any]) -> None:
+    from collections import defaultdict
+
+    from scheduler.rdd.actions import _count_values
+
+    expected: dict[Any, int] = defaultdict(int)
+    for obj in keys:
+        expected[obj] += 1
+    (counted,) = list(_count_values(iter(keys)))
+    assert type(counted) is defaultdict and counted.default_factory is int
+    as_rows = [(k, v, type(k)) for k, v in counted.items()]
+    assert as_rows == [(k, v, type(k)) for k, v in expected.items()]
+
+
+def test_count_by_value_after_a_stop_iteration_still_fails() -> None:
+    from scheduler.rdd.actions import _count_values
+
+    chain = _narrow(((_FLAT_MAP, _stop_at_that),), 0, iter(LINES))
+    with pytest.raises(RuntimeError, match="Caught StopIteration thrown from user's code"):
+        list(_count_values(chain))
