@@ -459,7 +459,7 @@ class DAGScheduler:
     def _submit_stage(self, stage: Stage) -> None:
         if stage in self.waiting or stage in self.running:
             return
-        if not self._active_job_ids(stage):
+        if not self._has_active_job(stage):
             return
         missing = self._missing_parents(stage)
         if not missing:
@@ -471,6 +471,11 @@ class DAGScheduler:
 
     def _active_job_ids(self, stage: Stage) -> list[int]:
         return sorted(j for j in stage.job_ids if j in self.jobs)
+
+    def _has_active_job(self, stage: Stage) -> bool:
+        """`_active_job_ids(stage)` is not empty (asked of every stage after every job)."""
+        jobs = self.jobs
+        return any(j in jobs for j in stage.job_ids)
 
     def _submit_missing_tasks(self, stage: Stage) -> None:
         job_ids = self._active_job_ids(stage)
@@ -547,7 +552,7 @@ class DAGScheduler:
     def _map_stage_done(self, stage: Stage) -> None:
         self.running.discard(stage)
         if not stage.available():
-            if self._active_job_ids(stage):
+            if self._has_active_job(stage):
                 self._submit_stage(stage)  # some outputs were lost meanwhile
             return
         stage.failed_attempts.clear()
@@ -573,7 +578,7 @@ class DAGScheduler:
     def _fail_job(self, job: Job, error: BaseException) -> None:
         self.jobs.pop(job.id, None)
         for stage in list(self.running | self.waiting):
-            if job.id in stage.job_ids and not self._active_job_ids(stage):
+            if job.id in stage.job_ids and not self._has_active_job(stage):
                 self.running.discard(stage)
                 self.waiting.discard(stage)
                 self._sink.cancel_stage(stage.id, str(error))
@@ -595,7 +600,7 @@ class DAGScheduler:
         As in Spark, a later job that reuses a shuffle gets a new (skipped) map stage.
         """
         for stage_id, stage in list(self.stages.items()):
-            if not self._active_job_ids(stage):
+            if not self._has_active_job(stage):
                 del self.stages[stage_id]
                 self.waiting.discard(stage)
                 self.running.discard(stage)

@@ -12,7 +12,6 @@ State is per thread; nothing here does I/O.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -84,18 +83,30 @@ class _Allowed:
         return rdd_object_id in self._all
 
 
-@contextlib.contextmanager
-def shipping(rdd: RDD | None) -> Iterator[None]:
+def shipping(rdd: RDD | None) -> _Shipping:
     """While a stage whose final RDD is `rdd` is pickled: other RDDs are refused.
 
     A stage without an RDD (the scheduler's unit tests make some) checks nothing.
+    A context manager (a class: a generator's costs more, once per stage).
     """
-    previous = getattr(_state, "allowed", None)
-    _state.allowed = _Allowed(rdd) if rdd is not None else None
-    try:
-        yield
-    finally:
-        _state.allowed = previous
+    return _Shipping(rdd)
+
+
+class _Shipping:
+    """`shipping`'s context: the allowed set for `rdd`, the previous one restored after."""
+
+    __slots__ = ("_previous", "_rdd")
+
+    def __init__(self, rdd: RDD | None) -> None:
+        self._rdd = rdd
+        self._previous: _Allowed | None = None
+
+    def __enter__(self) -> None:
+        self._previous = getattr(_state, "allowed", None)
+        _state.allowed = _Allowed(self._rdd) if self._rdd is not None else None
+
+    def __exit__(self, *exc: object) -> None:
+        _state.allowed = self._previous
 
 
 def check_shipped(rdd: RDD) -> None:
