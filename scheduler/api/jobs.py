@@ -11,6 +11,7 @@ finished job's lineage asked for are written right after it.
 # mypy: disable-error-code="misc"
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from scheduler.api.context import SparkContext
 
 __all__ = ["JobRunner"]
+
+log = logging.getLogger(__name__)
 
 
 class JobRunner:
@@ -69,11 +72,20 @@ class JobRunner:
         while True:
             try:
                 return self._await_job(submit, waiter, rdd)
-            except BarrierJobSlotsNumberCheckFailed:
-                # As Spark: executors may still be coming; check again a few times.
+            except BarrierJobSlotsNumberCheckFailed as exc:
+                # As Spark: executors may still be coming; check again a few times, and
+                # say so each time (40 silent checks 15 s apart looked like a hang).
                 checks += 1
                 if checks > self._barrier_check_failures:
                     raise
+                log.warning(
+                    "Barrier stage of this job requires %d slots, but only %d are available; "
+                    "checking again in %gs, up to %d more time(s)",
+                    exc.required,
+                    exc.available,
+                    self._barrier_check_interval,
+                    self._barrier_check_failures - checks + 1,
+                )
                 time.sleep(self._barrier_check_interval)
                 if self._stopped:
                     raise RuntimeError(self._stopped_message()) from None

@@ -261,8 +261,9 @@ class DAGScheduler:
             if is_barrier(stage_rdd):
                 if self.dynamic_allocation:
                     raise JobFailedError(BARRIER_DYN_ALLOCATION_MESSAGE)
-                if tasks > self.max_slots(stage_profile(stage_rdd)):
-                    raise BarrierJobSlotsNumberCheckFailed(BARRIER_SLOTS_MESSAGE)
+                slots = self.max_slots(stage_profile(stage_rdd))
+                if tasks > slots:
+                    raise BarrierJobSlotsNumberCheckFailed(BARRIER_SLOTS_MESSAGE, tasks, slots)
                 if not chain_ok(stage_rdd, tasks):
                     raise JobFailedError(BARRIER_CHAIN_MESSAGE)
             for dep in _shuffle_deps(stage_rdd):

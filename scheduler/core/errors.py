@@ -28,7 +28,17 @@ class JobFailedError(SparkJobError):
 
 
 class BarrierJobSlotsNumberCheckFailed(JobFailedError):
-    """A barrier stage needs more task slots than the executors have (Spark's name)."""
+    """A barrier stage needs more task slots than the executors have (Spark's name).
+
+    Attributes:
+        required: the stage's tasks (-1: not said).
+        available: the slots the executors have now (-1: not said).
+    """
+
+    def __init__(self, message: str, required: int = -1, available: int = -1) -> None:
+        super().__init__(message)
+        self.required = required
+        self.available = available
 
 
 class JobCancelledError(SparkJobError):
