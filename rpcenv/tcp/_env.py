@@ -322,13 +322,13 @@ class TcpRpcEnv(BaseRpcEnv):
         next_stall_check = time.monotonic() + stall_every
         while not self._stopped.wait(_HELD_CHECK):
             now = time.monotonic()
-            self._loop.check_held(now, repr)
-            if now >= next_stall_check:
-                next_stall_check = now + stall_every
-                try:
+            try:
+                self._loop.check_held(now, repr)
+                if now >= next_stall_check:
+                    next_stall_check = now + stall_every
                     self._check_stalls(now)
-                except Exception:  # a bug on our side: say so, keep watching
-                    log.exception("the tcp watchdog of %r failed", self._name)
+            except Exception:  # a bug on our side: say so, keep watching
+                log.exception("the tcp watchdog of %r failed", self._name)
 
     def _check_stalls(self, now: float) -> None:
         """Close handshakes past their time, connections whose started record has waited

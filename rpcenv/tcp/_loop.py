@@ -203,11 +203,12 @@ class IoLoop:
             if channel is None or self._exit or now - self._serving_since < HANDOFF_SECONDS:
                 return
             if self._held >= MAX_HELD:
-                warn = now - self._held_warned > 10.0
-                if warn:
-                    self._held_warned = now
+                if now - self._held_warned < 10.0:
+                    return
+                self._held_warned = now
+                capped = True
             else:
-                warn = False
+                capped = False
                 self._held += 1
                 token = object()
                 self._leader = token
@@ -215,7 +216,7 @@ class IoLoop:
                 self._serving = None
                 self._requests.appendleft(lambda: self._pause(channel))
                 held_for = now - self._serving_since
-        if warn:
+        if capped:
             log.warning(
                 "the tcp I/O loop of %r waits: %d threads are held by slow handlers "
                 "(the most it hands over); %s is being served",

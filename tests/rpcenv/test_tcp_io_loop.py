@@ -12,17 +12,19 @@ only grows its own backlog.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from google.protobuf import wrappers_pb2
 from google.protobuf.message import Message
 
+import rpcenv.tcp._loop
 from rpcenv import RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcEnv
 from rpcenv._codec import pack, unpack
 from rpcenv._security import make_auth_token
@@ -241,3 +243,48 @@ def test_shutdown_closes_every_socket_and_ends_its_threads(monkeypatch: pytest.M
     finally:
         for sock in peers:
             sock.close()
+
+
+def test_held_threads_are_capped_and_the_loop_says_it_waits(
+    server: RpcEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(rpcenv.tcp._loop, "MAX_HELD", 1)
+    caplog.set_level(logging.INFO, logger="rpcenv.tcp")
+    first, second = _Holding(), _Holding()
+    server.setup_endpoint("first", first)
+    server.setup_endpoint("second", second)
+    peers = [RpcEnv.create(f"p{n}", "127.0.0.1", 0, CONF, client_mode=True) for n in range(3)]
+    try:
+        refs = [
+            peer.endpoint_ref(server.address, name, timeout=WAIT)
+            for peer, name in zip(peers, ("first", "second", "echo"), strict=True)
+        ]
+        threads = _threads()
+        refs[0].send(wrappers_pb2.StringValue(value="a"))
+        assert first.held.wait(WAIT)
+        _wait_for(lambda: "another thread serves the other peers" in caplog.text, "a hand-over")
+        refs[1].send(wrappers_pb2.StringValue(value="b"))
+        assert second.held.wait(WAIT)  # the thread that took over is held too: no third
+        _wait_for(lambda: "threads are held by slow handlers" in caplog.text, "the cap's warning")
+        assert _threads() - threads <= 2
+        late = refs[2].ask(wrappers_pb2.StringValue(value="late"), WAIT)
+        time.sleep(0.5)
+        assert not late.done()  # the loop waits, as one thread would
+        first.go.set()
+        second.go.set()
+        assert late.result(WAIT) == wrappers_pb2.StringValue(value="late")
+        assert first.values == ["a"] and second.values == ["b"]
+        assert server._watchdog.is_alive()  # type: ignore[attr-defined]
+    finally:
+        first.go.set()
+        second.go.set()
+        for peer in peers:
+            peer.shutdown()
+
+
+def _wait_for(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {WAIT}s: {what}")
+        time.sleep(0.02)
