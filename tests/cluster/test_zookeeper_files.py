@@ -152,7 +152,9 @@ failed = out / "failed-once"
 if not failed.exists():
     failed.write_text("1")
     sys.exit(3)  # supervised: the new leader relaunches it
-(out / "done").write_text(helper.VALUE)
+# Renamed into place: the test reads it as soon as it exists, never half written.
+(out / "done.tmp").write_text(helper.VALUE)
+(out / "done.tmp").rename(out / "done")
 for _ in range(600):  # running until the test has looked: its end releases the files
     if (out / "exit").exists():
         break
