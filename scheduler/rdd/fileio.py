@@ -36,9 +36,11 @@ __all__ = [
     "TextFileRDD",
     "WholeTextFilesRDD",
     "combine_files",
+    "expand_braces",
     "list_input_files",
     "save_as_pickle_file",
     "save_as_text_file",
+    "split_path_list",
 ]
 
 _BLOCK_SIZE = 32 * 1024 * 1024
@@ -53,8 +55,46 @@ def _local_path(path: str) -> str:
     return path
 
 
+def split_path_list(path: str) -> list[str]:
+    """Hadoop's comma-separated path list, where a comma inside `{...}` is the glob's."""
+    parts: list[str] = []
+    depth = start = 0
+    for index, char in enumerate(path):
+        if char == "{":
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+        elif char == "," and not depth:
+            parts.append(path[start:index])
+            start = index + 1
+    parts.append(path[start:])
+    return parts
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """Hadoop's glob alternation, which Python's glob lacks: `a{b,c{d,e}}` is ab, acd, ace.
+
+    An unbalanced `{` is taken literally.
+    """
+    start = pattern.find("{")
+    if start == -1:
+        return [pattern]
+    depth = 0
+    for end in range(start, len(pattern)):
+        if pattern[end] == "{":
+            depth += 1
+        elif pattern[end] == "}":
+            depth -= 1
+            if not depth:
+                head, tail = pattern[:start], pattern[end + 1 :]
+                options = split_path_list(pattern[start + 1 : end])
+                return [x for option in options for x in expand_braces(head + option + tail)]
+    return [pattern]
+
+
 def list_input_files(path: str, nested_dirs_fail: bool = False) -> list[str]:
-    """The files named by `path`: comma-separated paths, directories or globs.
+    """The files named by `path`: comma-separated paths, directories or globs
+    (Hadoop's: `*`, `?`, `[...]` and `{a,b}`).
 
     Subdirectories of a named directory are skipped, or, with
     `nested_dirs_fail` (Hadoop's record readers: textFile, pickleFile), an error.
@@ -64,13 +104,13 @@ def list_input_files(path: str, nested_dirs_fail: bool = False) -> list[str]:
         IsADirectoryError: a named directory holds a directory and `nested_dirs_fail`.
     """
     files: list[str] = []
-    for part in path.split(","):
+    for part in split_path_list(path):
         local = _local_path(part.strip())
-        if glob.has_magic(local):
+        patterns = expand_braces(local)
+        if len(patterns) > 1 or glob.has_magic(local):
             # Hadoop's hidden-file filter: a glob never matches _SUCCESS-style or dot files.
-            matches = sorted(
-                m for m in glob.glob(local) if not os.path.basename(m).startswith(("_", "."))
-            )
+            found = {m for p in patterns for m in glob.glob(p)}
+            matches = sorted(m for m in found if not os.path.basename(m).startswith(("_", ".")))
         else:
             matches = [local]
         if not matches or not all(os.path.exists(m) for m in matches):

@@ -150,6 +150,21 @@ def test_text_file_glob_skips_hidden_files(sc: Any, tmp_path: Path) -> None:
     assert sc.textFile(str(tmp_path / "*.txt")).collect() == ["s"]
 
 
+def test_text_file_glob_alternation_in_braces_as_hadoop(sc: Any, tmp_path: Path) -> None:
+    # Hadoop's {a,b}: the comma inside braces is the glob's, not a path separator.
+    for name in ("2019-01", "2019-02", "2020-01", "2021-01"):
+        (tmp_path / f"{name}.log").write_text(f"{name}\n")
+    assert sorted(sc.textFile(str(tmp_path / "{2019,2020}-01.log")).collect()) == [
+        "2019-01",
+        "2020-01",
+    ]
+    nested = f"{tmp_path}/20{{19-0{{1,2}},21-01}}.log,{tmp_path}/2020-01.log"
+    assert sorted(sc.textFile(nested).collect()) == ["2019-01", "2019-02", "2020-01", "2021-01"]
+    assert sorted(sc.wholeTextFiles(str(tmp_path / "*-{02,03}.log")).values().collect()) == [
+        "2019-02\n"
+    ]
+
+
 def test_save_as_text_file_with_gzip_codec(sc: Any, tmp_path: Path) -> None:
     out = tmp_path / "gz"
     sc.parallelize(["a", "b"], 2).saveAsTextFile(
