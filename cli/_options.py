@@ -29,7 +29,9 @@ class _MemoryType(click.ParamType[int]):
         try:
             return parse_memory_mb(str(value))
         except ValueError as exc:
-            self.fail(f"{exc} (expected e.g. 512m or 4g)", param, ctx)
+            text = str(exc)
+            hint = "" if "512m or 4g" in text else " (expected e.g. 512m or 4g)"
+            self.fail(f"{text}{hint}", param, ctx)
 
 
 MEMORY = _MemoryType()

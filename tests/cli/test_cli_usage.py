@@ -57,6 +57,12 @@ def test_bad_flags(args: list[str], names: str) -> None:
     assert "Traceback" not in output
 
 
+def test_a_bad_memory_flag_says_the_expected_form_once() -> None:
+    for value in ("lots", "-4g", "4x"):
+        code, output = _run(["start-worker", "spark://127.0.0.1:7077", "--memory", value])
+        assert code == 2 and output.count("512m or 4g") == 1, output
+
+
 def test_submit_bad_flags(app: Path, tmp_path: Path) -> None:
     cases = [
         (["submit", "--master", "yarn", str(app)], "'--master'"),
