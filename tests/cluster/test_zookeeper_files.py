@@ -167,7 +167,13 @@ def test_a_supervised_driver_relaunched_after_failover_gets_its_files(
 ) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    c = HACluster(tmp_path, ha_conf(zookeeper, "/sparkctl-files-failover"))
+    conf = ha_conf(zookeeper, "/sparkctl-files-failover")
+    # Not the 2 s session of the failover-time tests: kazoo drops a connection whose
+    # ping is unanswered for a third of it, and a leader that loses its connection
+    # gives up leadership, so at load ~15 a 2 s session cost the leader its role before
+    # the test had submitted. Nothing here is timed: the SIGKILLed leader may hold on 8 s.
+    conf["spark.sparkctl.zookeeper.sessionTimeout"] = "8s"
+    c = HACluster(tmp_path, conf)
     try:
         leader, standby = c.roles()
         c.add_worker()
