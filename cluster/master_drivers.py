@@ -141,7 +141,8 @@ class MasterDrivers(MasterBase):
     def _on_kill_driver(self, msg: api.KillDriverRequest, context: RpcCallContext) -> None:
         driver = self._find_driver(msg.driver_id)
         if driver.finished:
-            text = f"{driver.driver_id} already ended ({DS.Name(driver.state)})"
+            state = DS.Name(driver.state).removeprefix("DRIVER_STATE_")  # as `status` shows it
+            text = f"{driver.driver_id} already ended ({state})"
             context.reply(api.KillDriverResponse(killed=False, message=text))
             return
         worker = self.workers.get(driver.worker_id) if driver.worker_id else None

@@ -343,6 +343,9 @@ def test_waiting_driver_can_be_killed(local_cluster: MakeCluster) -> None:
     assert isinstance(killed, api.KillDriverResponse) and killed.killed
     state = c.state()
     assert state.completed_drivers[0].state == pb.DRIVER_STATE_KILLED
+    again = c.master.ref.ask_sync(api.KillDriverRequest(driver_id=submit.driver_id), 5)
+    assert isinstance(again, api.KillDriverResponse) and not again.killed
+    assert again.message == f"{submit.driver_id} already ended (KILLED)"
 
 
 def test_default_cores_caps_apps_without_cores_max(local_cluster: MakeCluster) -> None:
