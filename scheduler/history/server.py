@@ -22,6 +22,7 @@ import time
 import urllib.parse
 from typing import Any
 
+from scheduler._version import SPARK_VERSION
 from scheduler.history.provider import AppEntry, HistoryProvider
 from scheduler.status.ui import AppPages
 from scheduler.status.ui._web import render, serve
@@ -122,6 +123,8 @@ class HistoryServer:
             )
         if trimmed == "/json":
             return _json([a.to_json() for a in self._applications()])
+        if trimmed == "/api/v1/version":
+            return _json({"spark": SPARK_VERSION})
         if trimmed == "/api/v1/applications":
             return _json(_spark_api(self._applications()))
         match = _APP_API.match(trimmed)
@@ -135,7 +138,7 @@ class HistoryServer:
             pages = self._pages(app)
             if not (match.group(2) or "").strip("/"):
                 return _json(_spark_api([app])[0])
-            return pages.api(trimmed)
+            return pages.api(trimmed, query)
         if path.startswith("/history/"):
             return self._app_page(path[len("/history/") :], query)
         return None

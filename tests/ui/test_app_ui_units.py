@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from scheduler._version import SPARK_VERSION
 from scheduler.core.events import (
     ExecutorAdded,
     ExecutorRemoved,
@@ -162,6 +163,29 @@ def test_api_objects_use_sparks_field_names() -> None:
     assert pages.route("/api/v1/applications/app-2/jobs", {}).status == 404  # type: ignore[union-attr]
     missing = pages.route(api + "/stages/7", {})
     assert missing is not None and missing.status == 404 and b"unknown stage" in missing.body
+
+
+def test_task_list_and_version_answer_as_sparks_rest_api() -> None:
+    pages = AppPages(_store())
+    api = "/api/v1/applications/app-1/stages/1/0/taskList"
+
+    def ask(query: dict[str, str], path: str = api) -> tuple[int, Any]:
+        answer = pages.route(path, query)
+        assert answer is not None, (path, query)
+        return answer.status, json.loads(answer.body)
+
+    status, tasks = ask({})
+    assert status == 200 and [t["taskId"] for t in tasks] == [2, 3]
+    assert {"taskId", "index", "status", "taskMetrics"} <= set(tasks[0])
+    assert [t["taskId"] for t in ask({"sortBy": "-runtime"})[1]] == [3, 2]
+    assert [t["taskId"] for t in ask({"offset": "1", "length": "5"})[1]] == [3]
+    assert [t["status"] for t in ask({"status": "failed"})[1]] == ["FAILED"]
+    assert ask({"length": "0"})[1] == []
+    for bad in ({"offset": "-1"}, {"sortBy": "<b>"}):
+        status, body = ask(bad)
+        assert status == 400 and "message" in body, (bad, body)
+    assert ask({}, "/api/v1/applications/app-1/stages/9/0/taskList")[0] == 404
+    assert ask({}, "/api/v1/version") == (200, {"spark": SPARK_VERSION})
 
 
 def test_pages_escape_user_text_and_reject_bad_ids() -> None:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
+from scheduler._version import SPARK_VERSION
 from scheduler.status.ui import _pictures, _views
 from scheduler.status.ui._store import AppStatusStore
 from scheduler.status.ui._web import render
@@ -72,7 +74,7 @@ class AppPages:
         if trimmed == "/":
             return Response.redirect(f"{self.base}/jobs/")
         if trimmed.startswith("/api/v1/"):
-            return self.api(trimmed)
+            return self.api(trimmed, query)
         page = {
             "/jobs": self._jobs,
             "/jobs/job": self._job,
@@ -269,8 +271,10 @@ class AppPages:
             ]
         )  # fmt: skip
 
-    def api(self, path: str) -> Response | None:
+    def api(self, path: str, query: Query | None = None) -> Response | None:
         """Spark's REST API for this application (`path` from /api/v1/)."""
+        if path == "/api/v1/version":
+            return api_json({"spark": SPARK_VERSION})
         match = _API.match(path)
         if match is None:
             return None
@@ -310,6 +314,14 @@ class AppPages:
             if not attempts:
                 return api_json({"message": f"unknown stage: {stage_id}"}, 404)
             return api_json(attempts)
+        if (
+            head == "stages"
+            and len(args) == 3
+            and args[0].isdigit()
+            and args[1].isdigit()
+            and args[2] == "taskList"
+        ):
+            return self._task_list(int(args[0]), int(args[1]), query or {}, now)
         if head in ("executors", "allexecutors") and not args:
             executors = _views.executors(self.store, now)
             if head == "executors":
@@ -320,6 +332,46 @@ class AppPages:
         if head == "storage" and args == ["rdd"]:
             return api_json(_views.storage(self.store))
         return api_json({"message": f"unknown API path: /api/v1/applications/{app_id}{rest}"}, 404)
+
+    def _task_list(self, stage_id: int, attempt: int, query: Query, now: float | None) -> Response:
+        """Spark's taskList: `length` (20) tasks from `offset` (0) in `sortBy` order,
+        optionally of one `status` (RUNNING, SUCCESS, FAILED, KILLED)."""
+        offset, length = _int(query, "offset"), _int(query, "length")
+        offset = 0 if offset is None else offset
+        length = 20 if length is None else length
+        if offset < 0 or length < 0:
+            return api_json({"message": "offset and length must not be negative"}, 400)
+        sort_by = query.get("sortBy", "ID")
+        sorting = _TASK_SORTS.get(sort_by)
+        if sorting is None:
+            message = f"unknown sortBy {sort_by[:40]!r}: expected ID, runtime or -runtime"
+            return api_json({"message": message}, 400)
+        one = _views.stage(self.store, stage_id, attempt, now)
+        if one is None:
+            return api_json({"message": f"unknown stage: {stage_id}.{attempt}"}, 404)
+        tasks = list(one["tasks"].values())
+        status = query.get("status")
+        if status:
+            tasks = [t for t in tasks if t["status"] == status.upper()]
+        key, descending = sorting
+        tasks.sort(key=key, reverse=descending)
+        return api_json(tasks[offset : offset + length])
+
+
+def _by_id(task: dict[str, Any]) -> Any:
+    return task["taskId"]
+
+
+def _by_runtime(task: dict[str, Any]) -> Any:
+    return (task["taskMetrics"]["executorRunTime"], task["taskId"])  # Spark's EXEC_RUN_TIME
+
+
+#: Spark's taskList `sortBy` values: (key, descending).
+_TASK_SORTS: dict[str, tuple[Callable[[dict[str, Any]], Any], bool]] = {
+    "ID": (_by_id, False),
+    "runtime": (_by_runtime, False),
+    "-runtime": (_by_runtime, True),
+}
 
 
 def _stage_groups(stages: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
