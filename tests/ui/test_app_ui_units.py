@@ -186,6 +186,16 @@ def test_task_list_and_version_answer_as_sparks_rest_api() -> None:
         assert status == 400 and "message" in body, (bad, body)
     assert ask({}, "/api/v1/applications/app-1/stages/9/0/taskList")[0] == 404
     assert ask({}, "/api/v1/version") == (200, {"spark": SPARK_VERSION})
+    # /jobs and /stages filter by Spark's status names, in any case.
+    stages = "/api/v1/applications/app-1/stages"
+    assert [s["stageId"] for s in ask({"status": "complete"}, stages)[1]] == [0]
+    assert [s["stageId"] for s in ask({"status": "FAILED"}, stages)[1]] == [1]
+    assert ask({"status": "active"}, stages)[1] == []
+    assert [
+        j["jobId"] for j in ask({"status": "failed"}, "/api/v1/applications/app-1/jobs")[1]
+    ] == [0]
+    assert ask({"status": "succeeded"}, "/api/v1/applications/app-1/jobs")[1] == []
+    assert ask({"status": "bogus"}, stages)[0] == 400
 
 
 def test_pages_escape_user_text_and_reject_bad_ids() -> None:

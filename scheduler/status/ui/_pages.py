@@ -289,7 +289,7 @@ class AppPages:
             return api_json(_views.application_info(self.store, now))
         head, args = parts[0], parts[1:]
         if head == "jobs" and not args:
-            return api_json(_views.jobs(self.store, now))
+            return _by_status(_views.jobs(self.store, now), query, _JOB_STATUSES)
         if head == "jobs" and len(args) == 1 and args[0].isdigit():
             job = _views.job(self.store, int(args[0]), now)
             return (
@@ -298,7 +298,7 @@ class AppPages:
                 else api_json({"message": f"unknown job: {args[0]}"}, 404)
             )
         if head == "stages" and not args:
-            return api_json(_views.stages(self.store, now))
+            return _by_status(_views.stages(self.store, now), query, _STAGE_STATUSES)
         if head == "stages" and 1 <= len(args) <= 2 and all(a.isdigit() for a in args):
             stage_id = int(args[0])
             if len(args) == 2:
@@ -356,6 +356,24 @@ class AppPages:
         key, descending = sorting
         tasks.sort(key=key, reverse=descending)
         return api_json(tasks[offset : offset + length])
+
+
+#: Spark's JobExecutionStatus and StageStatus: the `?status=` filters of /jobs and /stages.
+_JOB_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "UNKNOWN")
+_STAGE_STATUSES = ("ACTIVE", "COMPLETE", "PENDING", "SKIPPED", "FAILED")
+
+
+def _by_status(
+    items: list[dict[str, Any]], query: Query | None, known: tuple[str, ...]
+) -> Response:
+    """`items` of the `status` the query names (any case), or all; an unknown one is a 400."""
+    wanted = (query or {}).get("status")
+    if not wanted:
+        return api_json(items)
+    if wanted.upper() not in known:
+        message = f"unknown status {wanted[:40]!r}: expected one of {', '.join(known)}"
+        return api_json({"message": message}, 400)
+    return api_json([i for i in items if i["status"] == wanted.upper()])
 
 
 def _by_id(task: dict[str, Any]) -> Any:
