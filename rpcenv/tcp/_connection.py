@@ -141,7 +141,9 @@ class Connection:
         queued = unacked_bytes(self.sock)
         if queued is None:
             return 0.0
-        if self._unacked is not None and queued < self._unacked:
+        # Nothing unacknowledged: the peer took all the kernel had; what waits is ours
+        # to write (the loop was held), not the peer's to read.
+        if queued == 0 or (self._unacked is not None and queued < self._unacked):
             self._acked_at = now
         self._unacked = queued
         return self._acked_at

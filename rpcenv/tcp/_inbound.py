@@ -240,6 +240,8 @@ class Gate:
         with self._lock:
             overdue = [g for g in self._waiting if now - g.accepted_at > limit and not g.expired]
         for greeting in overdue:
+            if readable_bytes(greeting.sock):
+                continue  # its bytes wait for the loop (held?): the delay is ours
             greeting.expired = True
             self.log_refusal(greeting.where, "no handshake in time (not a sparkctl tcp peer?)")
             # The loop sees the end of the stream and lets it go.
