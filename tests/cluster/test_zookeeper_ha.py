@@ -218,7 +218,12 @@ def test_standby_takes_over_a_killed_leader_with_its_worker_and_running_applicat
 def test_a_leader_that_loses_its_zookeeper_session_stops_leading(
     tmp_path: pathlib.Path, zookeeper: ZooKeeperServer
 ) -> None:
-    c = HACluster(tmp_path, ha_conf(zookeeper, "/sparkctl-session-loss"))
+    conf = ha_conf(zookeeper, "/sparkctl-session-loss")
+    # Not 2 s: a connection whose ping goes unanswered for a third of the session is
+    # dropped, which ends leadership, and at load ~12 the elected standby lost its own
+    # that way within a second (then nobody led). Nothing here is timed.
+    conf["spark.sparkctl.zookeeper.sessionTimeout"] = "8s"
+    c = HACluster(tmp_path, conf)
     try:
         leader, standby = c.roles()
         # Frozen past its session timeout (a long GC pause, a stalled VM): ZooKeeper
