@@ -357,29 +357,40 @@ class IoLoop:
         try:
             self._run_requests()
             while not self._exit:
-                timeout = self._run_timers() if self._timers else None
-                events = poll(-1 if timeout is None else timeout)
-                for fd, mask in events:
-                    if fd == wake:
-                        self._run_requests()
-                        if self._exit:
-                            return
-                        continue
-                    channel = channels.get(fd)
-                    if channel is None or channel in self._paused:
-                        continue
-                    self._serving_since = monotonic()
-                    self._serving = channel
-                    channel.on_event(mask)
-                    with lock:
-                        if self._leader is token:
-                            self._serving = None
+                channel: Channel | None = None
+                try:
+                    timeout = self._run_timers() if self._timers else None
+                    events = poll(-1 if timeout is None else timeout)
+                    for fd, mask in events:
+                        if fd == wake:
+                            self._run_requests()
+                            if self._exit:
+                                return
                             continue
-                    self._handed_over(channel)
-                    return
-                self._on_turn()
-        except Exception:  # a bug on our side: say so; the env cannot serve without it
-            log.exception("the tcp I/O loop of %r failed", self._name)
+                        channel = channels.get(fd)
+                        if channel is None or channel in self._paused:
+                            continue
+                        self._serving_since = monotonic()
+                        self._serving = channel
+                        channel.on_event(mask)
+                        with lock:
+                            if self._leader is token:
+                                self._serving = None
+                                continue
+                        self._handed_over(channel)
+                        return
+                    self._on_turn()
+                except Exception:  # a bug on our side: say so, and keep serving the others
+                    log.exception("the tcp I/O loop of %r failed a turn", self._name)
+                    with lock:
+                        deposed = self._leader is not token
+                        if not deposed:
+                            self._serving = None
+                    if deposed:  # handed over meanwhile: give the channel back, and end
+                        if channel is not None:
+                            self._handed_over(channel)
+                        return
+                    time.sleep(0.01)  # no hot spin if it fails every turn
         finally:
             if self._exit and self._leader is token:
                 self._close()
