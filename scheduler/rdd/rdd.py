@@ -10,6 +10,7 @@ kinds in `scheduler/rdd/kinds.py`. This module never talks to executors itself.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import itertools
 import random
@@ -544,23 +545,37 @@ class RDD(ActionFunctions, PairFunctions, HadoopOutputs):
             )
             assert proc.stdin is not None and proc.stdout is not None
             stdin = proc.stdin
+            failure: list[BaseException] = []
 
             def feed() -> None:
                 try:
                     for obj in iterator:
                         text = obj if isinstance(obj, str) else str(obj)
                         stdin.write(text.rstrip("\n").encode("utf-8") + b"\n")
+                except BrokenPipeError:
+                    pass  # the command stopped reading: its exit code says if it failed
+                except BaseException as exc:  # the parent's failure fails the task, not this thread
+                    failure.append(exc)
                 finally:
-                    stdin.close()
+                    with contextlib.suppress(BrokenPipeError):
+                        stdin.close()
 
             import threading
 
             feeder = threading.Thread(target=feed, daemon=True)
             feeder.start()
-            for line in proc.stdout:
-                yield line.decode("utf-8").rstrip("\n")
-            feeder.join()
-            code = proc.wait()
+            try:
+                for line in proc.stdout:
+                    yield line.decode("utf-8").rstrip("\n")
+                feeder.join()
+                code = proc.wait()
+            finally:
+                if proc.poll() is None:  # the task stopped early (take()): no command left behind
+                    proc.kill()
+                    proc.wait()
+                proc.stdout.close()
+            if failure:
+                raise failure[0]
             if checkCode and code:
                 raise RuntimeError(f"Pipe function `{command}' exited with error code {code}")
 
