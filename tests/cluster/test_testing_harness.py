@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import pathlib
 import socket
+import subprocess
+import sys
 
 import psutil
 import pytest
 
-from cluster.testing import ClusterProcess, ProcCluster, free_port, wait_until
+from cluster.testing import ROOT, ClusterProcess, ProcCluster, free_port, wait_until
 from sparkctl.v1 import deploy_pb2 as pb
 
 
@@ -70,3 +72,25 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def test_the_harness_surface_resolves_and_its_process_part_needs_no_grpc() -> None:
+    """`cluster.testing` is one import path over private modules: every name in its
+    `__all__` resolves, and importing it (the process helpers the PySpark oracle and
+    benchmark venvs use) loads neither gRPC nor protobuf until a local name is asked."""
+    import cluster.testing
+
+    for name in cluster.testing.__all__:
+        assert getattr(cluster.testing, name) is not None, name
+    probe = (
+        "import sys\n"
+        "from cluster.testing import ProcCluster, kill_tree, tls_files, wait_until\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('grpc', 'google'))\n"
+        "assert not loaded, loaded\n"
+        "from cluster.testing import LocalCluster\n"
+        "assert 'cluster.testing._local' in sys.modules and 'google.protobuf' in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
