@@ -63,12 +63,12 @@ class ConfigError(ValueError):
 def parse_properties(text: str, origin: str) -> dict[str, str]:
     """Parse `spark-defaults.conf` text: `key value`, `key=value` or `key: value` lines.
 
-    Blank lines and lines starting with `#` or `!` are skipped, and a line ending
-    in a backslash goes on on the next one, as in Java properties files (which is
-    how Spark reads this file).
+    Blank lines and lines starting with `#` or `!` are skipped, a line ending in a
+    backslash goes on on the next one, and a key alone has the empty value, as in
+    Java properties files (which is how Spark reads this file).
 
     Raises:
-        ConfigError: a line has a key but no value separator.
+        ConfigError: a line that starts with a separator (it names no key).
     """
     values: dict[str, str] = {}
     lines = text.splitlines()
@@ -82,11 +82,13 @@ def parse_properties(text: str, origin: str) -> dict[str, str]:
         while _continues(line):
             line = line[:-1] + (lines[index].strip() if index < len(lines) else "")
             index += 1
-        match = re.match(r"^([^\s=:]+)\s*[=:\s]\s*(.*)$", line)
+        match = re.match(r"^([^\s=:]+)(?:\s*[=:\s]\s*(.*))?$", line)
         if match is None:
-            raise ConfigError(origin, f"{origin}:{number}: expected 'key value', got {line!r}")
+            raise ConfigError(
+                origin, f"{origin}:{number}: expected 'key value' (a key first), got {line!r}"
+            )
         key, value = match.groups()
-        values[key] = value.strip()
+        values[key] = (value or "").strip()
     return values
 
 

@@ -38,9 +38,18 @@ spark.cores.max: 4
     }
 
 
-def test_properties_line_without_value_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="f:2"):
-        parse_properties("a b\nlonely\n", "f")
+def test_properties_key_alone_has_the_empty_value() -> None:
+    # java.util.Properties (Spark's Utils.getPropertiesFromFile): a key alone means "".
+    assert parse_properties("a b\nlonely\nspaced   \n", "f") == {
+        "a": "b",
+        "lonely": "",
+        "spaced": "",
+    }
+
+
+def test_properties_line_without_key_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"f:2.*a key first"):
+        parse_properties("a b\n= orphan\n", "f")
 
 
 def test_conf_pairs() -> None:
