@@ -36,6 +36,7 @@ from cluster.settings import MAX_FILES_SIZE
 from cluster.submitted_files import MAX_FILES_KEY, check_file_name
 from rpcenv import Conf, RpcAddress
 from scheduler import settings as sched_settings
+from scheduler.task.sparkfiles import local_path
 
 __all__ = ["SUBMIT_CONF_ENV", "submit", "validate_master"]
 
@@ -126,11 +127,14 @@ def _shipped_files(flag: str, value: str | None) -> list[_Shipped]:
     """Parse a comma-separated --py-files/--files/--archives value (`#alias` for archives).
 
     Raises:
-        click.BadParameter: an entry that is not a file, or a bad archive or alias.
+        click.BadParameter: an entry that is not a local file, or a bad archive or alias.
     """
     found: list[_Shipped] = []
     for item in (value or "").split(","):
-        text = item.strip().removeprefix("file://").removeprefix("file:")
+        try:
+            text = local_path(item.strip(), flag)
+        except ValueError as exc:
+            raise usage_error(flag, str(exc).removeprefix(f"{flag}: ")) from None
         if not text:
             continue
         alias: str | None = None

@@ -35,6 +35,7 @@ from scheduler.task.sparkfiles import (
     archive_blob_name,
     blob_name,
     file_digest,
+    local_path,
     split_alias,
 )
 
@@ -78,8 +79,8 @@ class AddedFiles:
 
         Raises:
             FileNotFoundError: `path` does not exist.
-            ValueError: a directory without `recursive=True`, or a second,
-                different file of the same name.
+            ValueError: a directory without `recursive=True`, a second, different
+                file of the same name, or a URI of a scheme other than file:.
         """
         self._add(path, recursive, "addFile")
 
@@ -88,6 +89,7 @@ class AddedFiles:
 
         Raises:
             FileNotFoundError: `path` does not exist.
+            ValueError: a URI of a scheme other than file:.
         """
         name = self._add(path, False, "addPyFile")
         added = self._added
@@ -108,9 +110,10 @@ class AddedFiles:
         Raises:
             FileNotFoundError: the archive does not exist.
             ValueError: an extension that cannot be unpacked, a bad alias, a name
-                already taken, or an unsafe archive (a member that would escape).
+                already taken, a URI of a scheme other than file:, or an unsafe
+                archive (a member that would escape).
         """
-        location, alias = split_alias(_strip_scheme(path))
+        location, alias = split_alias(local_path(path, "addArchive"))
         source = self._resolve(location, "addArchive")
         if not os.path.isfile(source):
             raise ValueError(f"addArchive: {location} is not a file")
@@ -141,7 +144,7 @@ class AddedFiles:
 
     def _add(self, path: str, recursive: bool, caller: str) -> str:
         """Copy and serve `path`; its base name (also when it was added before)."""
-        source = self._resolve(_strip_scheme(path), caller)
+        source = self._resolve(local_path(path, caller), caller)
         if os.path.isdir(source) and not recursive:
             raise ValueError(f"{caller}: {path} is a directory; pass recursive=True to add it")
         name = os.path.basename(source.rstrip(os.sep))
@@ -305,15 +308,6 @@ def _same_file(added: _Added, name: str, source: str) -> bool:
         and os.path.getsize(source) == known[0][1]
         and file_digest(source) == known[0][2]
     )
-
-
-def _strip_scheme(path: str) -> str:
-    """`file:/x` and `file:///x` -> `/x` (PySpark accepts local files as URIs too)."""
-    if path.startswith("file://"):
-        return path[len("file://") :]
-    if path.startswith("file:"):
-        return path[len("file:") :]
-    return path
 
 
 def _relative_files(root: str, name: str) -> list[str]:

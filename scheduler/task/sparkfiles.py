@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "blob_name",
     "check_name",
     "file_digest",
+    "local_path",
     "split_alias",
 ]
 
@@ -57,6 +59,30 @@ def file_digest(path: str) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+#: `scheme://` at the start of a URI (a Windows drive letter has no `//`).
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def local_path(uri: str, what: str) -> str:
+    """`uri` as a local path: `file:/x` and `file:///x` -> `/x`, a plain path as it is.
+
+    Raises:
+        ValueError: another scheme (hdfs://, s3a://, http://...), named with what is
+            supported: sparkctl ships only files of the submitting host's filesystem.
+    """
+    if uri.startswith("file://"):
+        return uri[len("file://") :]
+    if uri.startswith("file:"):
+        return uri[len("file:") :]
+    match = _SCHEME.match(uri)
+    if match is not None:
+        raise ValueError(
+            f"{what}: {uri!r} has the scheme {match.group(1)!r}, which sparkctl cannot fetch; "
+            "only local files are supported (a path or a file: URI): copy it to this host first"
+        )
+    return uri
 
 
 def split_alias(path: str) -> tuple[str, str | None]:

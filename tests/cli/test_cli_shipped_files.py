@@ -158,3 +158,13 @@ def test_too_many_bytes_for_cluster_mode_is_a_usage_error(
     assert "spark.sparkctl.submit.maxFilesSize" in result.stderr
     bad = run_cli("submit", "--archives", f"{big}#x", str(app))
     assert bad.returncode == 2 and "archives must end with" in bad.stderr
+
+
+def test_a_remote_scheme_is_named_not_called_missing(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text("print(1)\n")
+    for flag in ("--files", "--py-files", "--archives"):
+        result = run_cli("submit", flag, "hdfs://nn:8020/data/x.zip", str(app))
+        assert result.returncode == 2, result.stderr
+        assert flag in result.stderr and "'hdfs'" in result.stderr, result.stderr
+        assert "only local files" in result.stderr and "not a file" not in result.stderr

@@ -81,3 +81,13 @@ def test_add_py_file_reaches_executors_that_are_already_running(sc: Any, tmp_pat
     if support.IMPL != "pyspark":  # PySpark raises Py4JJavaError here
         with pytest.raises(FileNotFoundError, match=r"missing\.py"):
             sc.addPyFile(str(tmp_path / "missing.py"))
+
+
+@pytest.mark.skipif(support.IMPL == "pyspark", reason="PySpark fetches through Hadoop")
+def test_a_remote_scheme_is_named_not_called_missing(sc: Any) -> None:
+    for add in (sc.addFile, sc.addPyFile, sc.addArchive):
+        with pytest.raises(ValueError, match=r"'s3a'.*only local files") as caught:
+            add("s3a://bucket/deps.zip")
+        assert "does not exist" not in str(caught.value)
+    sc.addFile("file:" + __file__)  # a file: URI stays a local path
+    assert os.path.basename(__file__) in [os.path.basename(f) for f in sc.listFiles]
