@@ -70,9 +70,9 @@ class AddedFiles:
     _added: _Added | None = None
 
     @property
-    def _files_root(self) -> str | None:
-        """The driver's SparkFiles root (None until something was added)."""
-        return self._added.root if self._added is not None else None
+    def _files_root(self) -> str:
+        """The driver's SparkFiles root, made on first use (PySpark has one from the start)."""
+        return self._ensure_dir().root
 
     def addFile(self, path: str, recursive: bool = False) -> None:
         """Copy `path` for tasks to open with `SparkFiles.get(basename)`.

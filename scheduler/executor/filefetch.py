@@ -49,7 +49,8 @@ _PACKAGE_EXTENSIONS = (".zip", ".egg", ".jar")
 #: Fetches a byte range of a driver blob: (blob name, offset, length) -> bytes.
 BlobReader = Callable[[str, int, int], bytes]
 
-#: Manifests this process has prepared, and the root its files are under here.
+#: Manifests this process has prepared, and the root its files are under here
+#: ("" -> the root of tasks whose driver added nothing yet).
 _PREPARED: dict[str, str] = {}
 
 
@@ -113,7 +114,15 @@ def prepare_task_files(
     """
     manifest_text = properties.get(FILES_MANIFEST_PROPERTY)
     if manifest_text is None:
-        return properties
+        if read_blob is None:
+            return properties
+        # Nothing added yet: SparkFiles.getRootDirectory() is still this executor's dir.
+        root = _PREPARED.get("")
+        if root is None:
+            root = os.path.join(local_dir, "files")
+            os.makedirs(root, exist_ok=True)
+            _PREPARED[""] = root
+        return {**properties, FILES_ROOT_PROPERTY: root}
     root = _PREPARED.get(manifest_text)
     if root is None:
         manifest = FilesManifest(manifest_text)

@@ -117,8 +117,11 @@ class SparkFiles:
     def getRootDirectory(cls) -> str:
         """The directory that holds the added files (and unpacked archives).
 
+        On the driver it is the active SparkContext's, in a task its executor's,
+        whether or not a file was added yet (as in PySpark).
+
         Raises:
-            RuntimeError: no file was added (or no SparkContext is active).
+            RuntimeError: neither in a task nor on a driver with an active SparkContext.
         """
         from scheduler.task.taskcontext import TaskContext
 
@@ -127,7 +130,7 @@ class SparkFiles:
         if root is None:
             root = driver_files_root()
         if root is None:
-            raise RuntimeError("SparkFiles: no file was added with SparkContext.addFile")
+            raise RuntimeError("SparkFiles: no active SparkContext and not in a task")
         return str(root)
 
     @classmethod

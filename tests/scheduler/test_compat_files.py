@@ -91,3 +91,20 @@ def test_a_remote_scheme_is_named_not_called_missing(sc: Any) -> None:
         assert "does not exist" not in str(caught.value)
     sc.addFile("file:" + __file__)  # a file: URI stays a local path
     assert os.path.basename(__file__) in [os.path.basename(f) for f in sc.listFiles]
+
+
+def test_the_root_directory_exists_before_any_file_is_added(sc: Any) -> None:
+    # PySpark: the driver's SparkFiles root is made with the context; a task's is
+    # its executor's directory. Neither waits for an addFile.
+    from scheduler import SparkFiles
+
+    driver_root = SparkFiles.getRootDirectory()
+    assert os.path.isdir(driver_root)
+
+    def root(_: int) -> tuple[str, bool]:
+        where = SparkFiles.getRootDirectory()
+        return where, os.path.isdir(where)
+
+    roots = sc.parallelize([0, 1], 2).map(root).collect()
+    assert all(exists for _, exists in roots), roots
+    assert all(where != driver_root for where, _ in roots), (driver_root, roots)
