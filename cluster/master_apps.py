@@ -18,7 +18,7 @@ from google.protobuf import empty_pb2
 from cluster.master_base import origin_peer_id
 from cluster.master_state import FINISHED_EXECUTOR_STATES, AppInfo
 from cluster.master_workers import MasterWorkers
-from cluster.request_limits import check_app_description
+from cluster.request_limits import check_app_description, shown_id
 from rpcenv import RpcCallContext, RpcEndpointRef, RpcError
 from sparkctl.v1 import deploy_pb2 as pb
 from sparkctl.v1 import master_service_pb2 as api
@@ -234,6 +234,6 @@ class MasterApps(MasterWorkers):
                     api.KillApplicationResponse(killed=False, message=f"{msg.app_id} already ended")
                 )
                 return
-            raise LookupError(f"no application {msg.app_id!r}")
+            raise LookupError(f"no application {shown_id(msg.app_id)}")
         self._finish_app(app, AS.APPLICATION_STATE_KILLED, "killed by request", True)
         context.reply(api.KillApplicationResponse(killed=True, message=f"killed {msg.app_id}"))

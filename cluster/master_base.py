@@ -32,6 +32,7 @@ from cluster.master_state import (
 )
 from cluster.persistence import PersistenceError, persistence_from_conf
 from cluster.placement import AppDemand, DriverDemand, Placement, WorkerResources
+from cluster.request_limits import shown_id
 from rpcenv import (
     Conf,
     RpcAddress,
@@ -198,7 +199,7 @@ class MasterBase(RpcEndpoint):
     def _active_app(self, app_id: str) -> AppInfo:
         app = self.apps.get(app_id)
         if app is None:
-            raise LookupError(f"no active application {app_id!r}")
+            raise LookupError(f"no active application {shown_id(app_id)}")
         return app
 
     # -- placement -----------------------------------------------------------------

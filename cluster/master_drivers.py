@@ -16,7 +16,12 @@ from cluster import master_views
 from cluster.master_base import MasterBase
 from cluster.master_state import DriverInfo, DriverStateValue
 from cluster.persistence import FileSystemPersistence, PersistenceError
-from cluster.request_limits import check_driver_description, conf_resources, unplaceable_reason
+from cluster.request_limits import (
+    check_driver_description,
+    conf_resources,
+    shown_id,
+    unplaceable_reason,
+)
 from cluster.settings import MAX_FILES_SIZE, ZOOKEEPER_MAX_FILES_SIZE
 from cluster.submitted_files import SubmittedFileStore
 from rpcenv import RpcCallContext, RpcEndpointRef
@@ -269,4 +274,4 @@ class MasterDrivers(MasterBase):
         for done in self.completed_drivers:
             if done.driver_id == driver_id:
                 return done
-        raise LookupError(f"no driver {driver_id!r}")
+        raise LookupError(f"no driver {shown_id(driver_id)}")

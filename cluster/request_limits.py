@@ -41,9 +41,11 @@ __all__ = [
     "MAX_MEMORY_MB",
     "MAX_NAME_CHARS",
     "MAX_PATH_CHARS",
+    "MAX_SHOWN_ID_CHARS",
     "check_app_description",
     "check_driver_description",
     "conf_resources",
+    "shown_id",
     "unplaceable_reason",
     "worker_resources_problem",
 ]
@@ -74,6 +76,18 @@ _RESOURCE_KEYS: dict[str, tuple[str, int]] = {
     "spark.driver.memory": ("memory", 1),
     "spark.executor.memory": ("memory", 1),
 }
+
+
+#: Characters of a caller's id that an error message repeats (ids the Master makes
+#: are far shorter; an unknown one may be any length).
+MAX_SHOWN_ID_CHARS = 100
+
+
+def shown_id(value: str) -> str:
+    """`value` quoted for an error message, its first MAX_SHOWN_ID_CHARS and "..." if longer."""
+    if len(value) <= MAX_SHOWN_ID_CHARS:
+        return repr(value)
+    return f"{value[:MAX_SHOWN_ID_CHARS]!r}... ({len(value)} characters)"
 
 
 def check_driver_description(desc: pb.DriverDescription) -> None:

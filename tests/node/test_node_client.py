@@ -77,7 +77,7 @@ def test_node_client_gets_a_status_for_oversized_empty_and_garbage_requests(
     assert result.returncode == 0, result.stderr + result.stdout
     outcomes = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcomes["hugeDriverStatus"].startswith("NOT_FOUND no driver 'ddd")
-    assert outcomes["hugeDriverStatus"].endswith("more characters cut)")
+    assert outcomes["hugeDriverStatus"].endswith("'... (200000 characters)")
     assert outcomes["hugeKillApplication"].startswith("NOT_FOUND no application 'ddd")
     assert outcomes["emptyKillDriver"] == "INVALID_ARGUMENT driver_id is required"
     assert outcomes["emptySubmit"].startswith("INVALID_ARGUMENT DriverDescription needs")
