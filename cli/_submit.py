@@ -41,6 +41,8 @@ from scheduler.task.sparkfiles import local_path
 __all__ = ["SUBMIT_CONF_ENV", "submit", "validate_master"]
 
 SUBMIT_CONF_ENV = "SPARKCTL_SUBMIT_CONF"
+#: scheduler.api.conf.WARNED_KEYS_ENV: the unknown keys this command already warned about.
+WARNED_KEYS_ENV = "SPARKCTL_CONF_WARNED"
 _LOCAL = re.compile(r"^local(?:\[(\*|\d+)(?:,(\d+))?\])?$")
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _PR_SET_PDEATHSIG = 1
@@ -222,6 +224,7 @@ def _check_rpc_backend(conf: Conf) -> None:
 def _run_client(app: Path, app_args: tuple[str, ...], conf: Conf, py_files: list[Path]) -> int:
     env = dict(os.environ)
     env[SUBMIT_CONF_ENV] = json.dumps(dict(conf), sort_keys=True)
+    env[WARNED_KEYS_ENV] = json.dumps(sorted(conf.warn_unknown()))  # logged once, here
     env["PYTHONPATH"] = _python_path(py_files)
     child = subprocess.Popen(
         [sys.executable, str(app), *app_args], env=env, preexec_fn=_die_with(os.getpid())

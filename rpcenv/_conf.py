@@ -618,11 +618,16 @@ class Conf(Mapping[str, str]):
         value = self._typed(key, SIZE, unit)
         return default if value is None else value
 
-    def warn_unknown(self) -> list[str]:
-        """Log one warning per unknown `spark.*` key; return the unknown keys."""
+    def warn_unknown(self, warned_elsewhere: Iterable[str] = ()) -> list[str]:
+        """Log one warning per unknown `spark.*` key; return the unknown keys.
+
+        Keys in `warned_elsewhere` (e.g. by the `sparkctl submit` that launched this
+        process) are returned but not logged again.
+        """
         unknown = [k for k in self._values if not is_known_key(k)]
+        quiet = set(warned_elsewhere)
         for key in unknown:
-            if key not in Conf._warned:
+            if key not in Conf._warned and key not in quiet:
                 Conf._warned.add(key)
                 log.warning("ignoring unknown configuration key %s%s", key, _did_you_mean(key))
         return unknown

@@ -16,10 +16,19 @@ from rpcenv import Conf
 from scheduler import settings as _settings  # noqa: F401  (declares the driver's keys)
 from scheduler.errors import PySparkRuntimeError
 
-__all__ = ["SUBMIT_CONF_ENV", "SYSTEM_PROPERTIES", "SparkConf"]
+__all__ = [
+    "SUBMIT_CONF_ENV",
+    "SYSTEM_PROPERTIES",
+    "WARNED_KEYS_ENV",
+    "SparkConf",
+    "launcher_warned_keys",
+]
 
 #: The environment variable carrying submit-time settings as a JSON object.
 SUBMIT_CONF_ENV = "SPARKCTL_SUBMIT_CONF"
+#: The unknown keys (a JSON list) that `sparkctl submit` already warned about in the
+#: same terminal: the app's SparkContext does not warn about them a second time.
+WARNED_KEYS_ENV = "SPARKCTL_CONF_WARNED"
 
 #: The driver process's "system properties" (SparkContext.setSystemProperty): the
 #: `spark.*` ones are defaults of every SparkConf made afterwards, as the JVM's are.
@@ -43,6 +52,15 @@ def _submit_conf() -> dict[str, str]:
     if not isinstance(values, dict):
         raise ValueError(f"{SUBMIT_CONF_ENV} must be a JSON object of key -> value")
     return {str(k): str(v) for k, v in values.items()}
+
+
+def launcher_warned_keys() -> set[str]:
+    """The keys WARNED_KEYS_ENV lists (none when it is unset or not a JSON list)."""
+    try:
+        keys = json.loads(os.environ.get(WARNED_KEYS_ENV) or "[]")
+    except json.JSONDecodeError:
+        return set()
+    return {k for k in keys if isinstance(k, str)} if isinstance(keys, list) else set()
 
 
 class SparkConf:

@@ -29,7 +29,7 @@ from scheduler import settings as keys
 from scheduler._version import SPARK_VERSION
 from scheduler.api.addedfiles import AddedFiles
 from scheduler.api.allocation import ExecutorRequests
-from scheduler.api.conf import SYSTEM_PROPERTIES, SparkConf
+from scheduler.api.conf import SYSTEM_PROPERTIES, SparkConf, launcher_warned_keys
 from scheduler.api.driver import (
     DriverRuntime,
     DriverSpec,
@@ -133,7 +133,7 @@ class SparkContext(
             # plain `python app.py`: every core of this host, and the launcher's own name.
             self._conf.setIfMissing("spark.master", DEFAULT_MASTER)
             self._conf.setIfMissing("spark.app.name", DEFAULT_APP_NAME)
-            self._conf.to_conf().warn_unknown()
+            self._conf.to_conf().warn_unknown(launcher_warned_keys())
             SparkContext._active_spark_context = self
         try:
             self._profiler_cls = profiler_cls

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _cli_harness import run_cli
 from click.testing import CliRunner
 
 from cli._settings import parse_master_list
@@ -474,3 +475,23 @@ def test_a_host_this_machine_cannot_listen_on_is_a_usage_error(
         )
         assert code == 2, output
         assert "'--host'" in output and says in output, output
+
+
+def test_an_unknown_key_is_warned_about_once_under_submit(tmp_path: Path) -> None:
+    # The CLI warned, then the app's SparkContext warned again about the same key;
+    # a key only the app sets in its SparkConf is still warned about (by the context).
+    app = tmp_path / "app.py"
+    app.write_text(
+        "from scheduler import SparkConf, SparkContext\n"
+        "sc = SparkContext(conf=SparkConf().set('spark.zzz.fromApp', '1'))\n"
+        "print(sc.parallelize([1, 2]).count())\n"
+        "sc.stop()\n"
+    )
+    result = run_cli(
+        "submit", "--master", "local[1]", "--conf", "spark.zzz.fromFlag=1", str(app)
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "2"
+    warning = "ignoring unknown configuration key"
+    assert result.stderr.count(f"{warning} spark.zzz.fromFlag") == 1, result.stderr[-3000:]
+    assert result.stderr.count(f"{warning} spark.zzz.fromApp") == 1, result.stderr[-3000:]
