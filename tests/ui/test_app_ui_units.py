@@ -9,6 +9,7 @@ from typing import Any
 
 from scheduler._version import SPARK_VERSION
 from scheduler.core.events import (
+    EnvironmentUpdate,
     ExecutorAdded,
     ExecutorRemoved,
     JobEnd,
@@ -393,3 +394,30 @@ def test_driver_ui_server_headers_ipv6_and_static_script() -> None:
             assert json.loads(reply.read())[0]["id"] == "app-1"
     finally:
         ui6.stop()
+
+
+def test_the_rest_api_lists_the_driver_among_the_executors() -> None:
+    # Spark's AppStatusListener makes the driver's block manager an "executor" with the
+    # id "driver": no cores, added at the start, active until the end (and in history).
+    props = [("spark.driver.host", "10.0.0.9"), ("spark.driver.port", "7078")]
+    live = AppStatusStore("app-1", "a", props)
+    logged = AppStatusStore("app-1", "a")  # as the history server rebuilds it
+    logged(EnvironmentUpdate({"Spark Properties": props}))
+    for store in (live, logged):
+        store(ExecutorAdded("1", "10.0.0.1", 2, {}))
+        store(ExecutorAdded("2", "10.0.0.2", 2, {}))
+        store(ExecutorRemoved("2", "lost"))
+        store.end_time = store.start_time + 5
+        pages = AppPages(store)
+        api = "/api/v1/applications/app-1"
+        active = json.loads(pages.route(api + "/executors", {}).body)  # type: ignore[union-attr]
+        every = json.loads(pages.route(api + "/allexecutors", {}).body)  # type: ignore[union-attr]
+        assert [e["id"] for e in active] == ["driver", "1"]
+        assert [e["id"] for e in every] == ["driver", "1", "2"]
+        driver = active[0]
+        assert driver["hostPort"] == "10.0.0.9:7078" and driver["isActive"] is True
+        assert (driver["totalCores"], driver["maxTasks"], driver["totalTasks"]) == (0, 0, 0)
+        assert (driver["memoryUsed"], driver["diskUsed"], driver["maxMemory"]) == (0, 0, 0)
+        assert driver["addTime"] == _views.api_time(store.start_time)
+        assert driver["removeTime"] is None and driver["executorLogs"] == {}
+        assert set(driver) == set(active[1])  # the same ExecutorSummary shape

@@ -323,7 +323,7 @@ class AppPages:
         ):
             return self._task_list(int(args[0]), int(args[1]), query or {}, now)
         if head in ("executors", "allexecutors") and not args:
-            executors = _views.executors(self.store, now)
+            executors = [_views.driver(self.store), *_views.executors(self.store, now)]
             if head == "executors":
                 executors = [e for e in executors if e["isActive"]]
             return api_json(executors)

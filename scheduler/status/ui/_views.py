@@ -20,6 +20,7 @@ from scheduler.status.ui._store import AppStatusStore, ExecutorRecord, StageReco
 __all__ = [
     "api_time",
     "application_info",
+    "driver",
     "environment",
     "executors",
     "job",
@@ -344,6 +345,21 @@ def executors(store: AppStatusStore, now: float | None = None) -> list[Json]:
     with store.lock:
         records = sorted(store.executors.values(), key=lambda e: (e.removed is not None, e.added))
         return [_executor(e, blocks.get(e.executor_id, (0, 0, 0)), end) for e in records]
+
+
+def driver(store: AppStatusStore) -> Json:
+    """The driver as Spark's REST API lists it among the executors: id "driver".
+
+    Spark shows the driver's block manager there; it runs no tasks (totalCores 0),
+    was added when the application started, and stays active (nothing removes it).
+    """
+    blocks = store.storage.by_executor().get("driver", (0, 0, 0))
+    with store.lock:
+        properties = dict(store.environment.get("Spark Properties", []))
+        started = store.start_time
+    host, port = properties.get("spark.driver.host", ""), properties.get("spark.driver.port", "")
+    record = ExecutorRecord("driver", f"{host}:{port}" if host and port else host, 0, started)
+    return _executor(record, blocks, started)
 
 
 def _executor(record: ExecutorRecord, blocks: tuple[int, int, int], end: float) -> Json:
