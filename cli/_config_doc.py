@@ -48,8 +48,11 @@ Values use Spark's syntax: durations `30s`, `100ms`, `2min`, `1h`, `7d` (a bare
 number is in the unit the type column names); sizes `512m`, `4g`, `1024k`;
 booleans `true`/`false`. Settings come from, highest precedence first: flags,
 `--conf key=value`, `--properties-file` (else `$SPARK_CONF_DIR/spark-defaults.conf`),
-`SPARK_*_OPTS` variables, and the defaults below. A `spark.*` key that no layer
-declares, and no family below accepts, is warned about once and otherwise ignored.
+`SPARK_*_OPTS` variables, and the defaults below. A properties file is read as
+Java properties (as Spark reads it): `key value`, `key=value` or `key: value`, and a
+key alone sets the empty value. A `spark.*` key that no layer declares, and no family
+below accepts, is warned about once and otherwise ignored (under `sparkctl submit`, by
+the command; the app's SparkContext warns only about keys it set itself).
 """
 
 
