@@ -151,7 +151,8 @@ def test_links_lead_from_job_to_stage_to_task_to_executor(app: App, tmp_path: Pa
     executor_links = [h for h, cls, _ in links_of(stage) if cls == "executor-link"]
     assert len(task_links) == 8 and executor_links
     executor = dump_dom(urllib.parse.urljoin(stage_url, executor_links[0]))
-    assert 'id="executor-0"' in executor and "Active(1)" in executor
+    assert 'id="executor-0"' in executor and 'id="executor-driver"' in executor
+    assert "Active(2)" in executor  # the driver and the executor, as on Spark's page
     screenshot(stage_url, str(tmp_path / "stage.png"))
     if os.environ.get("SPARKCTL_UI_DOCS"):
         DOCS.mkdir(exist_ok=True)

@@ -421,3 +421,8 @@ def test_the_rest_api_lists_the_driver_among_the_executors() -> None:
         assert driver["addTime"] == _views.api_time(store.start_time)
         assert driver["removeTime"] is None and driver["executorLogs"] == {}
         assert set(driver) == set(active[1])  # the same ExecutorSummary shape
+        page = pages.route("/executors/", {})
+        assert page is not None and page.status == 200
+        html = page.body.decode()
+        assert html.index('id="executor-driver"') < html.index('id="executor-1"')
+        assert "10.0.0.9:7078" in html and "Active(2)" in html and "Dead(1)" in html

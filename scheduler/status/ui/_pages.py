@@ -212,7 +212,8 @@ class AppPages:
         )
 
     def _executors(self, query: Query) -> Response:
-        executors = _views.executors(self.store, self._now())
+        # The driver first, as on Spark's page (and in its REST API).
+        executors = [_views.driver(self.store), *_views.executors(self.store, self._now())]
         return self._page("executors.html", "executors", "Executors", executors=executors)
 
     # -- for scripts -----------------------------------------------------------------------
