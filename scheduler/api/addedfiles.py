@@ -277,8 +277,8 @@ class AddedFiles:
 
     def _files_properties(self) -> dict[str, str]:
         added = self._added
-        if added is None:
-            return {}
+        if added is None or not (added.files or added.py or added.archives):
+            return {}  # nothing to fetch (the root may exist: SparkFiles made it)
         if added.manifest is None:
             added.manifest = json.dumps(
                 {"files": added.files, "py": added.py, "archives": added.archives}

@@ -131,6 +131,7 @@ def prepare_task_files(
         else:
             root = os.path.join(local_dir, "files")
             with _executor_lock(local_dir):
+                os.makedirs(root, exist_ok=True)  # also when the manifest lists nothing
                 fetch_into(root, manifest, read_blob, os.path.join(local_dir, "incoming"))
         _put_on_path(root)
         for name in manifest.py:
