@@ -252,13 +252,14 @@ class SchedulerEndpoint(RpcEndpoint):
         future.add_done_callback(relay)
 
     def receives_inline(self, message: Message) -> bool:
-        """StatusUpdates skip the pool when the env delivers each peer on its own thread.
+        """StatusUpdates skip the pool where the env lets an inline handler wait.
 
-        There (`RpcEnv.delivers_on_peer_threads`: tcp) a connection's reader serves that
-        one executor, whose statuses are handled one at a time in order anyway: handling
-        them on it saves a thread hand-off per message, on the job's critical path.
-        Never where one I/O loop serves every peer (gRPC): it must not wait for the
-        scheduler's lock, listeners or results.
+        There (`RpcEnv.delivers_on_peer_threads`: tcp) an executor's statuses are
+        handled one at a time in order anyway, and the I/O loop is handed to another
+        thread if one handler holds it long, so other executors are not stalled:
+        handling them inline saves a thread hand-off per message, on the job's
+        critical path. Never where the I/O loop has no such hand-over (gRPC): it must
+        not wait for the scheduler's lock, listeners or results.
         """
         if not isinstance(message, pb.StatusUpdates):
             return False
