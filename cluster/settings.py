@@ -35,6 +35,8 @@ __all__ = [
     "WORKER_TIMEOUT",
     "WORKER_UDP_HEARTBEATS",
     "WORKER_UI_PORT",
+    "WORKER_UI_RETAINED_DRIVERS",
+    "WORKER_UI_RETAINED_EXECUTORS",
     "ZOOKEEPER_CONNECTION_TIMEOUT",
     "ZOOKEEPER_DIR",
     "ZOOKEEPER_MAX_FILES_SIZE",
@@ -93,11 +95,26 @@ WORKER_UI_PORT = SECTION.entry(
     "8081",
     "The worker web UI's port (--webui-port; the next free one if taken).",
 )
+WORKER_UI_RETAINED_EXECUTORS = SECTION.entry(
+    "spark.worker.ui.retainedExecutors",
+    INT,
+    "1000",
+    "Finished executors a worker remembers and lists with their log links.",
+    min=0,
+)
+WORKER_UI_RETAINED_DRIVERS = SECTION.entry(
+    "spark.worker.ui.retainedDrivers",
+    INT,
+    "1000",
+    "Finished cluster-mode drivers a worker remembers and lists with their log links.",
+    min=0,
+)
 WORKER_CLEANUP_ENABLED = SECTION.entry(
     "spark.worker.cleanup.enabled",
     BOOL,
     "true",
-    "Delete the work dirs of finished applications older than appDataTtl.",
+    "Delete the work dirs (logs included) of finished applications and drivers older "
+    "than appDataTtl.",
 )
 WORKER_CLEANUP_INTERVAL = SECTION.entry(
     "spark.worker.cleanup.interval",

@@ -29,7 +29,7 @@ from cluster.memory_monitor import MemoryMonitor
 from cluster.process_runner import describe_exit, tail
 from cluster.senders import WORKER_SENDERS
 from cluster.settings import WORKER_RESOURCES_FILE
-from cluster.work_dirs import expired_dirs, remove_later
+from cluster.work_dirs import remove_expired_later, remove_scratch_later
 from cluster.worker_base import ENDPOINT_NAME, STOP_GRACE_S
 from cluster.worker_drivers import WorkerDrivers
 from cluster.worker_runners import (
@@ -617,7 +617,7 @@ class Worker(WorkerDrivers):
         for runner in runners:
             self._stop_executor(runner, f"application {msg.app_id} finished")
         if not runners:
-            self._clean_app_dir(msg.app_id)
+            self._clean_app_scratch(msg.app_id)
 
     def _on_memory_exceeded(self, msg: pb.MemoryExceeded, _s: RpcEndpointRef | None) -> None:
         runner = self.executors.get((msg.app_id, msg.executor_id))
@@ -661,7 +661,9 @@ class Worker(WorkerDrivers):
             if stderr:
                 text += f"; stderr ends with:\n{stderr}"
         runner.state = state
-        self.finished_executors.append(runner)
+        # Its summary only (ids, state, work dir): the process record holds a copy of
+        # the environment, and spark.worker.ui.retainedExecutors of them are kept.
+        self.finished_executors.append(runner.summary())
         log.info("executor %s/%d %s: %s", msg.app_id, msg.executor_id, ES.Name(state), text)
         self._to_master(
             pb.ExecutorStateChanged(
@@ -676,19 +678,22 @@ class Worker(WorkerDrivers):
         if msg.app_id in self.finished_apps and not any(
             r.app_id == msg.app_id for r in self.executors.values()
         ):
-            self._clean_app_dir(msg.app_id)
+            self._clean_app_scratch(msg.app_id)
 
     # -- cleanup ---------------------------------------------------------------------
 
-    def _clean_app_dir(self, app_id: str) -> None:
-        remove_later(self.work_dir, app_id)
+    def _clean_app_scratch(self, app_id: str) -> None:
+        """Delete the ended application's local dirs; its executors' logs stay.
+
+        As Spark's Worker does: stdout and stderr remain readable in the worker UI
+        until the TTL cleanup (`_on_cleanup`) removes the whole app dir.
+        """
+        remove_scratch_later(app_id, self.work_dir, self.local_dirs)
 
     def _on_cleanup(self, _msg: pb.CleanupWorkDirs, _s: RpcEndpointRef | None) -> None:
         """Remove work dirs of applications and drivers that ended more than appDataTtl ago."""
         active = {r.app_id for r in self.executors.values()} | set(self.drivers)
-        for path in expired_dirs(self.work_dir, active, self.app_data_ttl):
-            log.info("removing %s (older than spark.worker.cleanup.appDataTtl)", path)
-            remove_later(self.work_dir, path.name)
+        remove_expired_later(self.work_dir, active, self.app_data_ttl)
 
     # -- queries ---------------------------------------------------------------------
 
@@ -705,7 +710,7 @@ class Worker(WorkerDrivers):
                 master_url=self.master_url,
                 master_webui_url=self.master_webui_url,
                 executors=[r.summary() for r in self.executors.values()],
-                finished_executors=[r.summary() for r in self.finished_executors],
+                finished_executors=list(self.finished_executors),
                 drivers=[d.summary() for d in self.drivers.values()],
                 finished_drivers=[d.summary() for d in self.finished_drivers],
                 work_dir=str(self.work_dir),

@@ -28,6 +28,7 @@ from cluster.memory_monitor import MemoryMonitor
 from cluster.worker_runners import DriverRunner, ExecutorRunner, worker_local_dirs
 from rpcenv import Conf, RpcAddress, RpcEndpoint, RpcEndpointRef, RpcError, route_address
 from rpcenv.settings import LOCAL_DIR
+from sparkctl.v1 import deploy_pb2 as pb
 
 __all__ = ["ENDPOINT_NAME", "STOP_GRACE_S", "WorkerBase"]
 
@@ -99,10 +100,15 @@ class WorkerBase(RpcEndpoint):
         self.master_env_id = ""
         self.registered = threading.Event()
         self.executors: dict[tuple[str, int], ExecutorRunner] = {}
-        self.finished_executors: collections.deque[ExecutorRunner] = collections.deque(maxlen=200)
+        #: Summaries of ended executors, for the UI's lists and log links (bounded).
+        self.finished_executors: collections.deque[pb.ExecutorRunnerSummary] = collections.deque(
+            maxlen=conf.get(settings.WORKER_UI_RETAINED_EXECUTORS)
+        )
         self.drivers: dict[str, DriverRunner] = {}
-        self.finished_drivers: collections.deque[DriverRunner] = collections.deque(maxlen=200)
-        # Ended applications whose work dirs go once their executors exit (bounded).
+        self.finished_drivers: collections.deque[DriverRunner] = collections.deque(
+            maxlen=conf.get(settings.WORKER_UI_RETAINED_DRIVERS)
+        )
+        # Ended applications whose local dirs go once their executors exit (bounded).
         self.finished_apps: collections.OrderedDict[str, None] = collections.OrderedDict()
         # Masters that answered a registration: (their ref, how many unsent messages
         # went before the request), by the URL in their answer.

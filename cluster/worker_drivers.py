@@ -120,6 +120,7 @@ class WorkerDrivers(WorkerBase):
         runner.exception = text
         # The 200 finished drivers kept held every app file in memory.
         runner.description.ClearField("app_content")
+        runner.process = None  # its environment copy: spark.worker.ui.retainedDrivers are kept
         self.finished_drivers.append(runner)
         log.info("driver %s %s %s", msg.driver_id, DS.Name(state), text)
         self._to_master(

@@ -88,7 +88,18 @@ def log_path(
     if real_root not in path.parents:
         raise LogRequestError("that log is not inside this worker's work directory", 404)
     if not path.is_file():
-        raise LogRequestError(f"no {log_type} log there (yet)", 404)
+        owner = (
+            f"driver {driver_id}"
+            if driver_id is not None
+            else (f"executor {executor_id} of {app_id}")
+        )
+        if not directory.is_dir():
+            raise LogRequestError(
+                f"the work dir of {owner} is not on this worker: it never ran here, or its "
+                "logs were deleted (spark.worker.cleanup.appDataTtl)",
+                404,
+            )
+        raise LogRequestError(f"{owner} has no {log_type} log (yet)", 404)
     return path
 
 

@@ -118,7 +118,8 @@ def test_max_retries_with_real_processes(local_cluster: MakeCluster) -> None:
     assert c.state().completed_apps[0].state == pb.APPLICATION_STATE_FAILED
 
 
-def test_app_end_kills_executors_and_cleans_work_dir(local_cluster: MakeCluster) -> None:
+def test_app_end_kills_executors_and_keeps_their_logs(local_cluster: MakeCluster) -> None:
+    """Only the executors' scratch goes (test_worker_logs_kept.py); stdout/stderr stay."""
     c = local_cluster()
     w = c.real_worker(cores=2)
     driver = c.driver(cores_per_executor=1, command=command(), memory_per_executor_mb=128)
@@ -132,11 +133,13 @@ def test_app_end_kills_executors_and_cleans_work_dir(local_cluster: MakeCluster)
             not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
         )
     )
-    wait_until(lambda: not app_dir.exists(), what="app work dir removed")
+    wait_until(lambda: len(w.endpoint.finished_executors) == 2, what="both executors ended")
     reply = w.ref.ask_sync(pb.GetWorkerStateRequest(), 5)
     assert isinstance(reply, pb.GetWorkerStateResponse)
     assert reply.cores_used == 0
     assert {e.state for e in reply.finished_executors} == {pb.EXECUTOR_STATE_KILLED}
+    for e in reply.finished_executors:
+        assert (pathlib.Path(e.work_dir) / "stdout").read_text().startswith("executor")
 
 
 def test_cluster_mode_driver_runs_to_finished(
