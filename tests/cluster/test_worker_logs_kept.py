@@ -128,7 +128,7 @@ def test_ttl_cleanup_removes_the_logs_and_the_link_says_so(
     local_cluster: MakeCluster, ui_for: Callable[[WorkerHandle], WorkerWebUI]
 ) -> None:
     c = local_cluster(
-        {"spark.worker.cleanup.interval": "0.2s", "spark.worker.cleanup.appDataTtl": "1s"}
+        {"spark.worker.cleanup.interval": "0.2s", "spark.worker.cleanup.appDataTtl": "3s"}
     )
     w = c.real_worker(cores=1)
     ui = ui_for(w)
@@ -179,3 +179,54 @@ def test_scratch_dirs_are_the_apps_own(tmp_path: pathlib.Path) -> None:
     (local / "executor-app-1-2-file0000").write_text("a file, not a dir")
     found = sorted(scratch_dirs("app-1", work, f" {local} ,, "))
     assert found == sorted(mine)
+
+
+def test_a_finished_drivers_log_stays_readable_until_its_ttl(
+    local_cluster: MakeCluster,
+    ui_for: Callable[[WorkerHandle], WorkerWebUI],
+    tmp_path: pathlib.Path,
+) -> None:
+    from sparkctl.v1 import master_service_pb2 as api
+
+    c = local_cluster(
+        {"spark.worker.cleanup.interval": "0.2s", "spark.worker.cleanup.appDataTtl": "3s"}
+    )
+    w = c.real_worker(cores=1)
+    ui = ui_for(w)
+    app = tmp_path / "fails.py"
+    app.write_text("import sys\nprint('driver gives up', file=sys.stderr)\nsys.exit(3)\n")
+    submit = c.master.ref.ask_sync(
+        api.SubmitDriverRequest(
+            description=pb.DriverDescription(app_resource=str(app), memory_mb=64)
+        ),
+        5,
+    )
+    assert isinstance(submit, api.SubmitDriverResponse)
+    done = wait_until(lambda: c.state().completed_drivers, 10, "driver failed")
+    assert done[0].state == pb.DRIVER_STATE_FAILED
+    query = f"driverId={submit.driver_id}&logType=stderr"
+    status, page = get(f"{ui.url}/logPage/?{query}")
+    assert status == 200 and "driver gives up" in page
+    assert get(f"{ui.url}/log/?{query}") == (200, "driver gives up\n")
+    driver_dir = w.endpoint.work_dir / submit.driver_id
+    wait_until(lambda: not driver_dir.exists(), 10, "driver dir removed after its TTL")
+    status, body = get(f"{ui.url}/log/?{query}")
+    assert status == 404 and f"driver {submit.driver_id}" in body
+    assert "spark.worker.cleanup.appDataTtl" in body
+
+
+def test_finished_executors_are_bounded_by_retained_executors(
+    local_cluster: MakeCluster,
+) -> None:
+    c = local_cluster({"spark.worker.ui.retainedExecutors": "2"})
+    w = c.real_worker(cores=1)
+    ended = [run_app_to_its_end(c, w)[:2] for _ in range(3)]
+    wait_until(
+        lambda: (
+            len(w.endpoint.finished_executors) == 2
+            and w.endpoint.finished_executors[-1].app_id == ended[-1][0]
+        ),
+        10,
+        "last two kept",
+    )
+    assert [(e.app_id, e.executor_id) for e in w.endpoint.finished_executors] == ended[1:]
