@@ -114,7 +114,7 @@ def test_app_end_removes_scratch_and_keeps_logs_readable(
     assert "the reason this app failed" in (exec_dir / "stderr").read_text()
 
     index = get(ui.url + "/")[1]
-    assert "Finished Executors" in index and app_id in index
+    assert "Finished Executors (1)" in index and app_id in index
     query = f"appId={app_id}&executorId={executor_id}&logType=stderr"
     status, page = get(f"{ui.url}/logPage/?{query}")
     assert status == 200 and "boom: the reason this app failed" in page
