@@ -38,23 +38,17 @@ log = logging.getLogger(__name__)
 
 _OURS = ("app-", "driver-")
 
-#: The most entries the TTL scan looks at inside one dir before calling it in use:
-#: a huge tree is kept one more interval rather than holding the scan up.
-_MAX_SCANNED = 10_000
-
 
 def _newer_inside(path: pathlib.Path, cutoff: float) -> bool:
     """Whether `path` or anything under it changed after `cutoff` (as Spark's cleanup asks).
 
     A dir's own mtime changes only when entries are added or removed: an
-    executor that wrote its stderr for days in an old dir must keep it.
+    executor that wrote its stderr for days in an old dir must keep it. It stops at
+    the first recent entry; a whole walk happens only for a dir about to go, on the
+    cleanup's own thread.
     """
-    scanned = 0
     for root, dirs, files in os.walk(path, onerror=lambda _e: None):
         for name in [*dirs, *files, ""]:
-            scanned += 1
-            if scanned > _MAX_SCANNED:
-                return True
             try:
                 if os.lstat(os.path.join(root, name)).st_mtime > cutoff:
                     return True
