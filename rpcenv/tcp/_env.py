@@ -10,6 +10,7 @@ long, a few more (`IoLoop.check_held`); none per peer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -88,46 +89,72 @@ class TcpRpcEnv(BaseRpcEnv):
         self._app_credential = resolve_app_credential() if self._secret is None else None
         env_id = uuid.uuid4().hex
         self._listener: socket.socket | None = None
-        if client_mode:
-            address = RpcAddress(advertise, 0, env_id)
-        else:
-            key = self._app_credential[1] if self._app_credential is not None else None
-            check_bind_allowed(host, self._secret or key, conf)
-            listener = socket.create_server((host, port), family=family_for(host), backlog=128)
-            self._listener = listener
-            address = RpcAddress(advertise, listener.getsockname()[1])
-        super().__init__(name, address, conf)
-        self.env_id = env_id
-        self._verifier = make_verifier(self._secret, self._app_credential)
-        self._limit = self._max_message_bytes + OVERHEAD
-        #: Seconds a dial and its handshake may take; and an inbound connection's time,
-        #: in all, to send its handshake.
-        self._handshake_seconds = min(conf.get(settings.CONNECTION_TIMEOUT), self._ask_timeout)
-        self._connections: dict[RpcAddress, Connection] = {}
-        self._connections_lock = threading.Lock()
-        #: One lock per address being dialled: a slow peer holds up no other dial.
-        self._dial_locks: dict[RpcAddress, threading.Lock] = {}
-        #: Seconds a started record may wait, in all, for the rest of its bytes.
-        self._record_seconds = conf.get(settings.CONNECTION_TIMEOUT)
-        #: Seconds a peer may take none of what we send before its connection is closed.
-        self._write_seconds = conf.get(settings.NETWORK_TIMEOUT)
-        self._max_inbound = conf.get(settings.TCP_MAX_CONNECTIONS)
-        #: Idle seconds before a connection's peer is probed (see `keep_alive`).
-        self._keepalive_seconds = conf.get(settings.KEEPALIVE_INTERVAL)
-        #: Authenticated inbound connections open (under `_connections_lock`).
-        self._inbound = 0
-        #: Every connection the loop serves, replaced ones too (under `_connections_lock`).
-        self._live: set[Connection] = set()
-        self._loop = IoLoop(name, self._dispatcher.release)
-        self._gate: Gate | None = None
-        if self._listener is not None:
-            self._gate = Gate(
-                name, self._listener, self._loop, self._judge, self._handshake_seconds
+        # All or nothing: a failure past this point closes what was made (the listener,
+        # the loop's descriptors and thread, the base's threads), then is raised.
+        try:
+            if client_mode:
+                address = RpcAddress(advertise, 0, env_id)
+            else:
+                key = self._app_credential[1] if self._app_credential is not None else None
+                check_bind_allowed(host, self._secret or key, conf)
+                listener = socket.create_server((host, port), family=family_for(host), backlog=128)
+                self._listener = listener
+                address = RpcAddress(advertise, listener.getsockname()[1])
+            super().__init__(name, address, conf)
+            self.env_id = env_id
+            self._verifier = make_verifier(self._secret, self._app_credential)
+            self._limit = self._max_message_bytes + OVERHEAD
+            #: Seconds a dial and its handshake may take; and an inbound connection's time,
+            #: in all, to send its handshake.
+            self._handshake_seconds = min(conf.get(settings.CONNECTION_TIMEOUT), self._ask_timeout)
+            self._connections: dict[RpcAddress, Connection] = {}
+            self._connections_lock = threading.Lock()
+            #: One lock per address being dialled: a slow peer holds up no other dial.
+            self._dial_locks: dict[RpcAddress, threading.Lock] = {}
+            #: Seconds a started record may wait, in all, for the rest of its bytes.
+            self._record_seconds = conf.get(settings.CONNECTION_TIMEOUT)
+            #: Seconds a peer may take none of what we send before its connection is closed.
+            self._write_seconds = conf.get(settings.NETWORK_TIMEOUT)
+            self._max_inbound = conf.get(settings.TCP_MAX_CONNECTIONS)
+            #: Idle seconds before a connection's peer is probed (see `keep_alive`).
+            self._keepalive_seconds = conf.get(settings.KEEPALIVE_INTERVAL)
+            #: Authenticated inbound connections open (under `_connections_lock`).
+            self._inbound = 0
+            #: Every connection the loop serves, replaced ones too (under `_connections_lock`).
+            self._live: set[Connection] = set()
+            self._loop = IoLoop(name, self._dispatcher.release)
+            self._gate: Gate | None = None
+            if self._listener is not None:
+                self._gate = Gate(
+                    name, self._listener, self._loop, self._judge, self._handshake_seconds
+                )
+                self._loop.add(self._gate)
+            self._loop.start()
+            self._watchdog = threading.Thread(
+                target=self._watch, name=f"{name}-tcp-watch", daemon=True
             )
-            self._loop.add(self._gate)
-        self._loop.start()
-        self._watchdog = threading.Thread(target=self._watch, name=f"{name}-tcp-watch", daemon=True)
-        self._watchdog.start()
+            self._watchdog.start()
+        except BaseException:
+            self._undo_init()
+            raise
+
+    def _undo_init(self) -> None:
+        """Close what a failed `__init__` made, so that nothing of it leaks."""
+        stopped: threading.Event | None = getattr(self, "_stopped", None)
+        if stopped is not None:
+            stopped.set()  # the watchdog, if it started, ends
+        loop: IoLoop | None = getattr(self, "_loop", None)
+        if loop is not None:
+            loop.abandon(_STOP_WAIT)
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.close()
+        dispatcher = getattr(self, "_dispatcher", None)
+        if dispatcher is not None:
+            dispatcher.close(timeout=1.0)
+        deadlines = getattr(self, "_deadlines", None)
+        if deadlines is not None:
+            deadlines.stop()
 
     # -- public ------------------------------------------------------------------
 
@@ -189,15 +216,20 @@ class TcpRpcEnv(BaseRpcEnv):
                 raise
             connection = Connection(sock, address, peer_id, "", True, self._loop, self, self._limit)
             with self._connections_lock:
-                self._connections[address] = connection
-                self._live.add(connection)
-                self._dial_locks.pop(address, None)  # later dials find the connection
+                # Checked under the lock `_finish_loop` reads `_live` with: either shutdown
+                # sees this connection and closes it, or this dial sees it stopped.
                 stopped = self._stopped.is_set()
+                if not stopped:
+                    self._connections[address] = connection
+                    self._live.add(connection)
+                self._dial_locks.pop(address, None)  # later dials find the connection
+        if stopped:  # shut down while we dialled: the loop may be gone, so close it here
+            with contextlib.suppress(OSError):
+                sock.close()
+            raise RpcEndpointStoppedError(f"RpcEnv {self._name!r} is stopped")
         # Connected before anything of it is delivered (the loop reads it once added).
         self._peer_connected(address)
         self._loop.add(connection)
-        if stopped:  # shut down while we dialled: `_close_transport` did not see it
-            connection.close()
         return connection
 
     def _client_handshake(self, sock: socket.socket, address: RpcAddress) -> str:

@@ -109,10 +109,18 @@ class IoLoop:
         self._name = name
         self._on_turn = on_turn
         self._poller = _make_poller()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._poller.register(self._wake_r, READ)
+        try:
+            self._wake_r, self._wake_w = os.pipe()
+        except BaseException:
+            self._poller.close()
+            raise
+        try:
+            os.set_blocking(self._wake_r, False)
+            os.set_blocking(self._wake_w, False)
+            self._poller.register(self._wake_r, READ)
+        except BaseException:
+            self._close()
+            raise
         self._channels: dict[int, Channel] = {}
         #: What each registered descriptor is registered for (loop thread only).
         self._registered: dict[int, int] = {}
@@ -132,6 +140,7 @@ class IoLoop:
         self._exit = False
         self._ended = threading.Event()
         self._wake_lock = threading.Lock()
+        self._started = False
         self._thread = threading.Thread(
             target=self._run, args=(self._leader,), name=f"{name}-tcp-io", daemon=True
         )
@@ -139,6 +148,17 @@ class IoLoop:
     def start(self) -> None:
         """Start the loop's thread."""
         self._thread.start()
+        self._started = True
+
+    def abandon(self, timeout: float) -> None:
+        """Undo a loop its env failed to finish making: end its thread, close its descriptors.
+
+        Its channels' descriptors are the caller's to close.
+        """
+        if self._started:
+            self.stop(lambda: None, timeout)
+        elif not self._ended.is_set():
+            self._close()
 
     # -- any thread ----------------------------------------------------------------
 
@@ -179,7 +199,9 @@ class IoLoop:
     def stop(self, finish: Callable[[], None], timeout: float) -> None:
         """Run `finish` on the loop thread (it closes what is left), then end the loop.
 
-        Waits up to `timeout` for the loop to end, unless called on a loop thread.
+        Waits up to `timeout` for the loop to end, unless called on a loop thread. (Not
+        on the first thread being alive: after a hand-over another thread runs the loop,
+        and shutdown returned before it had closed anything.)
         """
 
         def last() -> None:
@@ -189,7 +211,7 @@ class IoLoop:
                 self._exit = True
 
         self.call_soon(last)
-        if not on_io_thread() and self._thread.is_alive():
+        if not on_io_thread() and self._started:
             self._ended.wait(timeout)
 
     def check_held(self, now: float, describe: Callable[[Channel], str]) -> None:
