@@ -114,7 +114,7 @@ class _Collector(RpcEndpoint):
         context.reply(message)
 
 
-def test_order_per_sender_under_a_burst_from_threads(envs: list[RpcEnv]) -> None:
+def test_order_per_sender_under_a_burst_from_threads(tcp_poller: str, envs: list[RpcEnv]) -> None:
     server = make_env("server")
     envs.append(server)
     clients = [make_env(f"client{i}") for i in range(3)]
@@ -139,7 +139,9 @@ def test_order_per_sender_under_a_burst_from_threads(envs: list[RpcEnv]) -> None
         assert mine == list(range(per_client))
 
 
-def test_a_message_larger_than_one_read_and_small_ones_around_it(envs: list[RpcEnv]) -> None:
+def test_a_message_larger_than_one_read_and_small_ones_around_it(
+    tcp_poller: str, envs: list[RpcEnv]
+) -> None:
     server, client = make_env("server"), make_env("client")
     envs += [server, client]
     server.setup_endpoint("echo", _Collector(1))
@@ -219,7 +221,9 @@ class _Stalled(RpcEndpoint):
             self.done.set()
 
 
-def test_a_sender_never_blocks_on_a_peer_whose_reader_is_stuck(envs: list[RpcEnv]) -> None:
+def test_a_sender_never_blocks_on_a_peer_whose_reader_is_stuck(
+    tcp_poller: str, envs: list[RpcEnv]
+) -> None:
     server, client = make_env("server"), make_env("client")
     envs += [server, client]
     count = 64

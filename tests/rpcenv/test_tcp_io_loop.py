@@ -110,7 +110,9 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RpcEnv]:
 
 
 @pytest.mark.skipif(not hasattr(socket, "SO_REUSEADDR"), reason="needs a POSIX socket API")
-def test_three_hundred_peers_cost_no_thread_each(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_three_hundred_peers_cost_no_thread_each(
+    tcp_poller: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Before: a reader thread per peer, 300+ threads here."""
     monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
     before = _threads()
@@ -156,7 +158,7 @@ class _Holding(RpcEndpoint):
         self.values.append(message.value)
 
 
-def test_a_handler_holding_the_loop_holds_up_no_other_peer(server: RpcEnv) -> None:
+def test_a_handler_holding_the_loop_holds_up_no_other_peer(tcp_poller: str, server: RpcEnv) -> None:
     holding = _Holding()
     server.setup_endpoint("holding", holding)
     slow = RpcEnv.create("slow-peer", "127.0.0.1", 0, CONF, client_mode=True)
@@ -222,7 +224,9 @@ def test_a_peer_that_stops_reading_holds_up_no_other_peer(server: RpcEnv) -> Non
         stalled.close()
 
 
-def test_shutdown_closes_every_socket_and_ends_its_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shutdown_closes_every_socket_and_ends_its_threads(
+    tcp_poller: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SPARKCTL_SECRET", raising=False)
     env = RpcEnv.create("closing", "127.0.0.1", 0, CONF)
     env.setup_endpoint("echo", _Echo())
