@@ -140,6 +140,11 @@ class IoLoop:
         self._exit = False
         self._ended = threading.Event()
         self._wake_lock = threading.Lock()
+        #: Held while the poller and `_registered` change: a thread being deposed may be
+        #: changing a registration (it passed `on_leader` just before) as the thread
+        #: taking over pauses the same channel; unserialized, `_registered` could say
+        #: registered where the poller had nothing, and the channel was never polled again.
+        self._registry_lock = threading.Lock()
         self._started = False
         self._thread = threading.Thread(
             target=self._run, args=(self._leader,), name=f"{name}-tcp-io", daemon=True
@@ -289,10 +294,11 @@ class IoLoop:
     def _remove(self, channel: Channel, close: Callable[[], None]) -> None:
         try:
             fd = channel.fileno()
-            if self._channels.get(fd) is channel:
-                del self._channels[fd]
-                if self._registered.pop(fd, None) is not None:
-                    self._poller.unregister(fd)
+            with self._registry_lock:
+                if self._channels.get(fd) is channel:
+                    del self._channels[fd]
+                    if self._registered.pop(fd, None) is not None:
+                        self._poller.unregister(fd)
         except (OSError, ValueError):
             pass  # closed already
         finally:
@@ -313,24 +319,25 @@ class IoLoop:
             fd = channel.fileno()
         except (OSError, ValueError):
             return
-        if fd < 0 or self._channels.get(fd) is not channel:
-            return
-        wanted = 0 if channel in self._paused else channel.interest
-        current = self._registered.get(fd)
-        if wanted == (current or 0):
-            return
-        try:
-            if not wanted:
-                del self._registered[fd]
-                self._poller.unregister(fd)
-            elif current is None:
-                self._poller.register(fd, wanted)
-                self._registered[fd] = wanted
-            else:
-                self._poller.modify(fd, wanted)
-                self._registered[fd] = wanted
-        except (OSError, ValueError) as exc:  # closed meanwhile: its end is on the way
-            log.debug("poller change for %r failed: %s", channel, exc)
+        with self._registry_lock:
+            if fd < 0 or self._channels.get(fd) is not channel:
+                return
+            wanted = 0 if channel in self._paused else channel.interest
+            current = self._registered.get(fd)
+            if wanted == (current or 0):
+                return
+            try:
+                if not wanted:
+                    del self._registered[fd]
+                    self._poller.unregister(fd)
+                elif current is None:
+                    self._poller.register(fd, wanted)
+                    self._registered[fd] = wanted
+                else:
+                    self._poller.modify(fd, wanted)
+                    self._registered[fd] = wanted
+            except (OSError, ValueError) as exc:  # closed meanwhile: its end is on the way
+                log.debug("poller change for %r failed: %s", channel, exc)
 
     def _run_requests(self) -> None:
         self._woken = False

@@ -298,3 +298,71 @@ def test_shutdown_after_a_hand_over_returns_once_every_socket_is_closed(
     finally:
         client.shutdown()
         env.shutdown()
+
+
+class _Pipe:
+    """A registered socketpair end, as the loop sees a connection."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.interest = tcp_loop.READ
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def on_event(self, mask: int) -> None:
+        """Not served here: the test polls the poller itself."""
+
+
+def test_a_poller_change_racing_a_hand_over_leaves_the_channel_registered(
+    tcp_poller: str,
+) -> None:
+    """The held thread may be changing a registration (a reply's partial write) just as
+    the thread taking over pauses that channel: both then edited the poller and its
+    record of it at once; the record could say "registered" where the poller had
+    nothing, and the channel, once resumed, was never polled again."""
+    loop = tcp_loop.IoLoop("race", lambda: None)
+    ours, theirs = socket.socketpair()
+    channel = _Pipe(ours)
+    modified, paused = threading.Event(), threading.Event()
+    real_modify = loop._poller.modify
+
+    def modify_then_yield(fd: int, mask: int) -> None:
+        real_modify(fd, mask)
+        if threading.current_thread().name == "held":
+            modified.set()
+            paused.wait(0.5)  # the thread taking over pauses the channel meanwhile
+
+    try:
+        loop._add(channel)
+        loop._poller = _ModifyHook(loop._poller, modify_then_yield)
+        channel.interest = tcp_loop.READ | tcp_loop.WRITE
+        held = threading.Thread(target=loop._apply, args=(channel,), name="held")
+        held.start()
+        assert modified.wait(WAIT)
+        taking_over = threading.Thread(target=loop._pause, args=(channel,), name="taking-over")
+        taking_over.start()
+        taking_over.join(0.2)
+        paused.set()
+        held.join(WAIT)
+        taking_over.join(WAIT)
+        channel.interest = tcp_loop.READ
+        loop._resume(channel)  # the held thread's handler returned: the channel is back
+        theirs.sendall(b"x")
+        ready = dict(loop._poller.poll(1.0))
+        assert ready.get(ours.fileno(), 0) & tcp_loop.READ, (ready, loop._registered)
+    finally:
+        loop._close()
+        ours.close()
+        theirs.close()
+
+
+class _ModifyHook:
+    """A poller whose `modify` runs `hook` (which calls the real one)."""
+
+    def __init__(self, poller: Any, hook: Callable[[int, int], None]) -> None:
+        self._poller = poller
+        self.modify = hook
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._poller, name)
