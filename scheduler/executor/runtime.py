@@ -958,8 +958,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     roots, source = local_root_dirs(os.environ)
     if not roots and args.worker_url:
-        # A Worker started us in this app's work dir, which it removes when the app ends:
-        # shuffle files of a crashed executor go with it.
+        # A Worker started us in this app's work dir: when the app ends it removes our
+        # local dir (found by `prefix`), so a crashed executor's shuffle files go, and
+        # keeps our stdout and stderr until spark.worker.cleanup.appDataTtl.
         roots, source = [os.getcwd()], "the worker's work dir"
     start = int(args.executor_id) if args.executor_id.isdigit() else 0
     prefix = f"executor-{args.app_id}-{args.executor_id}-"
