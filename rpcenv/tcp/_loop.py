@@ -137,6 +137,8 @@ class IoLoop:
         self._serving_since = 0.0
         self._held = 0
         self._held_warned = 0.0
+        #: A hand-over's token whose thread could not start (out of threads): retried.
+        self._unstarted: object | None = None
         self._exit = False
         self._ended = threading.Event()
         self._wake_lock = threading.Lock()
@@ -225,6 +227,10 @@ class IoLoop:
         Called by the env's watchdog. The held thread keeps its channel (paused, so
         that nothing of it is read meanwhile) until its handler returns.
         """
+        unstarted = self._unstarted
+        if unstarted is not None:  # nobody runs the loop: try again to start its thread
+            self._start_leader(unstarted)
+            return
         with self._lock:
             channel = self._serving
             if channel is None or self._exit or now - self._serving_since < HANDOFF_SECONDS:
@@ -259,9 +265,30 @@ class IoLoop:
             held_for,
             describe(channel),
         )
-        threading.Thread(
-            target=self._run, args=(token,), name=f"{self._name}-tcp-io", daemon=True
-        ).start()
+        self._start_leader(token)
+
+    def _start_leader(self, token: object) -> None:
+        """Start the thread that takes the loop over with `token`.
+
+        If none can start (the process is out of threads), the loop has no thread until
+        one can: each later `check_held` tries again. Before, the error escaped to the
+        watchdog, and once the held handler returned nobody served any peer again.
+        """
+        try:
+            threading.Thread(
+                target=self._run, args=(token,), name=f"{self._name}-tcp-io", daemon=True
+            ).start()
+        except RuntimeError as exc:
+            if self._unstarted is None:
+                log.error(
+                    "the tcp I/O loop of %r cannot start a thread to hand over to (%s): "
+                    "no peer is served until one starts",
+                    self._name,
+                    exc,
+                )
+            self._unstarted = token
+            return
+        self._unstarted = None
 
     def held_threads(self) -> int:
         """Threads a slow handler holds now (each ends once its handler returns)."""

@@ -366,3 +366,70 @@ class _ModifyHook:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._poller, name)
+
+
+class _Gated(RpcEndpoint):
+    """Handles its sends on the I/O thread, holding it until `go` is set."""
+
+    def __init__(self) -> None:
+        self.held = threading.Event()
+        self.go = threading.Event()
+
+    def receives_inline(self, message: Message) -> bool:
+        return True
+
+    def receive(self, message: Message, sender: RpcEndpointRef | None) -> None:
+        self.held.set()
+        self.go.wait(WAIT)
+
+
+class _ThreadingThatFailsTwice:
+    """`threading` as `rpcenv.tcp._loop` sees it: its next two loop threads cannot start."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        shim = self
+
+        class Thread(threading.Thread):
+            def start(self) -> None:
+                if self.name.endswith("-tcp-io") and shim.failures < 2:
+                    shim.failures += 1
+                    raise RuntimeError("can't start new thread (injected)")
+                super().start()
+
+        self.Thread = Thread
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(threading, name)
+
+
+def test_a_hand_over_whose_thread_cannot_start_is_retried(
+    server: RpcEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Out of threads at a hand-over: the error escaped to the watchdog, the loop was
+    left to a thread that never ran, and once the held handler returned no peer was
+    served again. Now the watchdog retries the start, and says so once."""
+    caplog.set_level(logging.INFO, logger="rpcenv.tcp")
+    holding = _Gated()
+    server.setup_endpoint("holding", holding)
+    client = RpcEnv.create("client", "127.0.0.1", 0, CONF, client_mode=True)
+    other = RpcEnv.create("other", "127.0.0.1", 0, CONF, client_mode=True)
+    shim = _ThreadingThatFailsTwice()
+    try:
+        ref = client.endpoint_ref(server.address, "holding", timeout=WAIT)
+        echo = other.endpoint_ref(server.address, "echo", timeout=WAIT)
+        monkeypatch.setattr(tcp_loop, "threading", shim)
+        ref.send(wrappers_pb2.StringValue(value="hold"))
+        assert holding.held.wait(WAIT)
+        answer = echo.ask_sync(wrappers_pb2.StringValue(value="around"), 5.0)
+        assert answer == wrappers_pb2.StringValue(value="around")  # while still held
+        assert shim.failures == 2
+        holding.go.set()
+        answer = echo.ask_sync(wrappers_pb2.StringValue(value="after"), 3.0)
+        assert answer == wrappers_pb2.StringValue(value="after")
+        errors = [r for r in caplog.records if "cannot start a thread" in r.getMessage()]
+        assert len(errors) == 1
+    finally:
+        holding.go.set()
+        other.shutdown()
+        client.shutdown()
