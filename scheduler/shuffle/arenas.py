@@ -15,6 +15,13 @@ allocator uses the arenas it has first). Only small objects of built-in immutabl
 types are kept (ints, floats, short strings and bytes): nothing with a finalizer or
 a resource, nothing large. The cost: up to MAX_ARENAS MiB that stay resident between
 tasks, as glibc's freed heap does (`aggregation.keep_freed_memory`).
+
+Not used by groupByKey or the map-side combine (`ExternalMerger.items`): pinning
+their keys and sampled values cut a local[2] S2 job's worker page faults by
+30-72% and its system time by a third or more, but the tasks' user time rose by
+about as much (most likely: pages reused from an earlier task are cold in the
+CPU cache, where freshly zeroed ones are not), and whole-job CPU was 1.01-1.16x
+of unpinned in alternating runs; pinning the keys alone, 1.01-1.09x.
 """
 
 from __future__ import annotations
