@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from google.protobuf import wrappers_pb2
 from google.protobuf.message import Message
+from tcp_records import record as _record
 
 import rpcenv.tcp
 import rpcenv.tcp._inbound
@@ -38,10 +39,6 @@ from rpcenv._security import make_auth_token
 
 WAIT = 10.0
 SECRET = "tcp-hostile-secret"
-
-
-def _record(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
 
 
 def _hello(**fields: Any) -> bytes:

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from google.protobuf import wrappers_pb2
 from google.protobuf.message import Message
+from tcp_records import record as _record
+from tcp_records import recv_record as _recv_record
 
 import rpcenv.tcp._loop
 from rpcenv import RpcCallContext, RpcEndpoint, RpcEndpointRef, RpcEnv
@@ -46,25 +47,6 @@ def _threads() -> int:
         return len(os.listdir("/proc/self/task"))
     except OSError:
         return threading.active_count()
-
-
-def _record(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
-
-
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise EOFError("closed")
-        data += chunk
-    return data
-
-
-def _recv_record(sock: socket.socket) -> bytes:
-    (size,) = struct.unpack(">I", _recv_exact(sock, 4))
-    return _recv_exact(sock, size)
 
 
 def _raw_peer(env: RpcEnv, name: str) -> socket.socket:

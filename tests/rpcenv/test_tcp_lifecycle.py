@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +19,8 @@ from typing import Any
 import pytest
 from google.protobuf import wrappers_pb2
 from google.protobuf.message import Message
+from tcp_records import record as _record
+from tcp_records import recv_record as _recv_record
 
 import rpcenv.tcp._env as tcp_env
 import rpcenv.tcp._loop as tcp_loop
@@ -55,25 +56,6 @@ def _settles(count: Callable[[], int], target: int) -> int:
         time.sleep(0.02)
         value = count()
     return value
-
-
-def _record(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
-
-
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise EOFError("closed")
-        data += chunk
-    return data
-
-
-def _recv_record(sock: socket.socket) -> bytes:
-    (size,) = struct.unpack(">I", _recv_exact(sock, 4))
-    return _recv_exact(sock, size)
 
 
 @pytest.fixture(autouse=True)
