@@ -36,8 +36,12 @@ HEADER = struct.Struct(">I")
 OVERHEAD = 1 << 20
 #: The largest handshake record a peer may send.
 MAX_HELLO = 64 << 10
-#: Bytes one recv asks for: a burst of small envelopes arrives in one call.
-READ_CHUNK = 256 << 10
+#: Bytes one recv asks for: a burst of small envelopes arrives in one call. Kept
+#: under glibc's mmap threshold (128 KiB): `recv(n)` allocates n bytes and shrinks
+#: them to what came, and at 256 KiB that was an mmap, an mremap and an munmap per
+#: read, ~18 µs for a small envelope (~3 µs at 64 KiB); larger records are gathered
+#: a piece at a time anyway.
+READ_CHUNK = 64 << 10
 #: Bytes a large record's receive takes at a time (see `FrameReader`).
 RECV_PIECE = 4 << 20
 
