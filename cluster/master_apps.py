@@ -43,15 +43,7 @@ class MasterApps(MasterWorkers):
         executor = app.executors.get(msg.executor_id) if app is not None else None
         if app is None or executor is None:
             if msg.state in (ES.EXECUTOR_STATE_LAUNCHING, ES.EXECUTOR_STATE_RUNNING):
-                self._send(
-                    sender,
-                    pb.KillExecutor(
-                        master_url=self.url,
-                        app_id=msg.app_id,
-                        executor_id=msg.executor_id,
-                        master_epoch=self.epoch,
-                    ),
-                )
+                self._kill_executor(sender, msg.app_id, msg.executor_id)
             return
         executor.state = msg.state
         update = pb.ExecutorUpdated(
@@ -123,15 +115,7 @@ class MasterApps(MasterWorkers):
             worker = self.workers.get(executor.worker_id)
             if worker is not None:
                 worker.executors.pop(executor.key, None)
-                self._send(
-                    worker.ref,
-                    pb.KillExecutor(
-                        master_url=self.url,
-                        app_id=app.app_id,
-                        executor_id=executor_id,
-                        master_epoch=self.epoch,
-                    ),
-                )
+                self._kill_executor(worker.ref, app.app_id, executor_id)
         if unknown:
             log.info("application %s asked to kill unknown executors %s", app.app_id, unknown)
         context.reply(pb.KillExecutorsResponse(acknowledged=not unknown))

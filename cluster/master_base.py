@@ -381,6 +381,18 @@ class MasterBase(RpcEndpoint):
         except PersistenceError as exc:
             log.error("a restarted Master may recover the ended %s %s: %s", kind, key, exc)
 
+    def _kill_executor(self, ref: RpcEndpointRef | None, app_id: str, executor_id: int) -> None:
+        """Tell a worker to kill an executor, stamped with this Master's url and epoch."""
+        self._send(
+            ref,
+            pb.KillExecutor(
+                master_url=self.url,
+                app_id=app_id,
+                executor_id=executor_id,
+                master_epoch=self.epoch,
+            ),
+        )
+
     @staticmethod
     def _send(ref: RpcEndpointRef | None, message: Message) -> None:
         """One-way push that never raises: a vanished peer is handled by its timeout."""

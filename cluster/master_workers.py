@@ -153,15 +153,7 @@ class MasterWorkers(MasterHeartbeats):
                 app.next_executor_id = max(app.next_executor_id, desc.executor_id + 1)
             if app is None or app.finished or executor is None:
                 # We no longer count on it (its app ended or it was reported LOST).
-                self._send(
-                    worker.ref,
-                    pb.KillExecutor(
-                        master_url=self.url,
-                        app_id=desc.app_id,
-                        executor_id=desc.executor_id,
-                        master_epoch=self.epoch,
-                    ),
-                )
+                self._kill_executor(worker.ref, desc.app_id, desc.executor_id)
                 continue
             old_worker = self.workers.get(executor.worker_id)
             if old_worker is not None and old_worker is not worker:
